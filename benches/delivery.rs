@@ -1,0 +1,107 @@
+//! Local work on the two hot paths (ARCHITECTURE.md §9 budgets: under 1 ms p99 each):
+//! a chat line up to the serialised `aliasexecution` body, and an announcement's SSE bytes
+//! up to the message handed to a chat connection.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::json;
+use stormbridge::{
+    alias::{
+        index::{AliasIndex, Selection},
+        model::parse_alias_list,
+    },
+    domain::{
+        announcement::{self, SourceContext},
+        command::{self, Command, Prefixes},
+        message::RoomKind,
+    },
+    st2::{models::AliasExecutionRequest, sse::SseParser},
+};
+
+fn aliases(n: usize) -> AliasIndex {
+    let verbs = [
+        "run", "deploy", "restart", "status", "scale", "rollback", "check", "purge",
+    ];
+    let items: Vec<_> = (0..n)
+        .map(|i| {
+            let verb = verbs[i % verbs.len()];
+            json!({"name": format!("a{i}"), "pack": format!("pack{}", i % 50), "ref": format!("pack{}.a{i}", i % 50),
+                   "action_ref": "core.local", "enabled": true,
+                   "formats": [format!("{verb} service{i} {{{{target}}}} on {{{{hosts=localhost}}}}")]})
+        })
+        .collect();
+    let (list, _) = parse_alias_list(&json!(items));
+    AliasIndex::build(list).0
+}
+
+fn command_to_request(c: &mut Criterion) {
+    let index = aliases(10_000);
+    let prefixes = Prefixes {
+        bot: "!".into(),
+        plugin: "st2".into(),
+    };
+    c.bench_function("chat line -> aliasexecution body (10k aliases)", |b| {
+        b.iter(|| {
+            let Some(Command::Run(text)) = command::parse(
+                black_box("!st2 deploy service4321 web on host1"),
+                RoomKind::Group,
+                false,
+                &prefixes,
+            ) else {
+                panic!("not a command")
+            };
+            let text = command::normalise_text(&text);
+            let Selection::Matched(m) = index.select(&text) else {
+                panic!("no match")
+            };
+            let req = AliasExecutionRequest {
+                name: m.alias.name.clone(),
+                format: m.representation.clone(),
+                command: text.clone(),
+                user: "U123".into(),
+                source_channel: "C42".into(),
+                notification_route: "stormbridge".into(),
+                source_context: SourceContext {
+                    bridge: "stormbridge".into(),
+                    connection: "slack".into(),
+                    room: "C42".into(),
+                    room_kind: RoomKind::Group,
+                    thread: None,
+                    message_id: Some("1.2".into()),
+                    user_id: "U123".into(),
+                    request_id: "r".into(),
+                },
+            };
+            black_box(serde_json::to_vec(&req).map(|v| v.len()))
+        })
+    });
+}
+
+fn announcement_to_delivery(c: &mut Criterion) {
+    let payload = json!({"payload": {
+        "message": "Action core.local completed.\nstatus : succeeded\nexecution: 5f0e\nresult :\n  stdout: Mon Nov 23 20:00:00 UTC 2026",
+        "channel": "C42", "user": "U123", "whisper": false, "extra": {"color": "#00ff00"},
+        "context": {"bridge": "stormbridge", "connection": "slack", "room": "C42", "room_kind": "group",
+                    "thread": "1.2", "message_id": "1.2", "user_id": "U123", "request_id": "r"}},
+        "trace_context": null});
+    let bytes = format!("event: st2.announcement__stormbridge\ndata: {payload}\n\n").into_bytes();
+    let connections = vec!["console".to_owned(), "slack".to_owned()];
+    c.bench_function("announcement bytes -> delivery", |b| {
+        b.iter(|| {
+            let mut parser = SseParser::new(1 << 20);
+            let events = parser.feed(black_box(&bytes));
+            let Some(Ok(event)) = events.into_iter().next() else {
+                panic!("no event")
+            };
+            let route = event.event.trim_start_matches("st2.announcement__");
+            let a = announcement::decode(route, &event.data).map_err(|e| e.to_string());
+            let d =
+                a.and_then(|a| announcement::route(&a, &connections).map_err(|e| e.to_string()));
+            black_box(d.map(|d| d.text.len()))
+        })
+    });
+}
+
+criterion_group!(benches, command_to_request, announcement_to_delivery);
+criterion_main!(benches);

@@ -1,0 +1,129 @@
+//! The access-control gate: every command passes here before anything reaches StackStorm.
+//!
+//! The policy itself (rules, groups, globs, explain) is plain code in `crate::acl`; this
+//! actor only owns the current compiled policy, swaps it atomically on reload (SIGHUP), and
+//! counts and logs each decision with the rule that made it.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::supervisor::{ActorState, StatusReporter};
+use crate::{
+    acl::{AclPolicy, CommandRef, Decision, DecisionReason, Explanation, Subject},
+    metrics::Metrics,
+};
+
+/// Asks whether `subject` may run `command`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Decision")]
+pub struct Authorize {
+    /// Who and where.
+    pub subject: Subject,
+    /// What.
+    pub command: CommandRef,
+}
+
+/// Asks for the full reasoning behind a decision (`!st2acl explain`).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Explanation")]
+pub struct Explain {
+    /// Who and where.
+    pub subject: Subject,
+    /// What.
+    pub command: CommandRef,
+}
+
+/// Asks whether `subject` is an administrator.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "bool")]
+pub struct IsAdmin(pub Subject);
+
+/// Replaces the policy (after a reload validated it).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ReplacePolicy(pub Arc<AclPolicy>);
+
+/// The gate actor.
+pub struct AclGate {
+    policy: Arc<AclPolicy>,
+    metrics: Metrics,
+    status: StatusReporter,
+}
+
+impl AclGate {
+    /// A gate enforcing `policy`.
+    pub fn new(policy: Arc<AclPolicy>, metrics: Metrics, status: StatusReporter) -> Self {
+        Self {
+            policy,
+            metrics,
+            status,
+        }
+    }
+}
+
+impl Actor for AclGate {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        self.status.state(ActorState::Up, None);
+    }
+}
+
+fn command_name(command: &CommandRef) -> String {
+    match command {
+        CommandRef::Alias { alias_ref, .. } => alias_ref.clone(),
+        CommandRef::Builtin { verb, .. } => format!("builtin:{verb}"),
+    }
+}
+
+impl Handler<Authorize> for AclGate {
+    type Result = MessageResult<Authorize>;
+
+    fn handle(&mut self, msg: Authorize, _ctx: &mut Self::Context) -> Self::Result {
+        let decision = self.policy.evaluate(&msg.subject, &msg.command);
+        let reason = match decision.reason {
+            DecisionReason::Rule(_) => "rule",
+            DecisionReason::Default => "default",
+            DecisionReason::AdminFloor => "admin_floor",
+        };
+        self.metrics.acl_decision(decision.allowed, reason);
+        tracing::debug!(
+            user = %format!("{}:{}", msg.subject.connection, msg.subject.user_id),
+            room = %format!("{}:{}", msg.subject.connection, msg.subject.room_id),
+            command = %command_name(&msg.command),
+            allowed = decision.allowed,
+            rule = ?decision.rule,
+            reason,
+            "access decision"
+        );
+        self.status.activity();
+        MessageResult(decision)
+    }
+}
+
+impl Handler<Explain> for AclGate {
+    type Result = MessageResult<Explain>;
+
+    fn handle(&mut self, msg: Explain, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.policy.explain(&msg.subject, &msg.command))
+    }
+}
+
+impl Handler<IsAdmin> for AclGate {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsAdmin, _ctx: &mut Self::Context) -> bool {
+        self.policy.is_admin(&msg.0)
+    }
+}
+
+impl Handler<ReplacePolicy> for AclGate {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplacePolicy, _ctx: &mut Self::Context) {
+        tracing::info!(rules = msg.0.rule_count(), "access rules replaced");
+        self.policy = msg.0;
+    }
+}

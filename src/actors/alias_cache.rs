@@ -1,0 +1,255 @@
+//! The alias cache: the single writer of the alias snapshot every command is matched against.
+//!
+//! Aliases are loaded at start, every `alias_refresh_interval`, and (debounced) whenever the
+//! stream announces an alias change. Compiling thousands of regexes happens on a blocking
+//! thread, then the new [`AliasIndex`] is swapped in whole: readers load an `Arc` and never
+//! wait, and a failed refresh keeps serving the last good list.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+
+use super::{
+    supervisor::{ActorState, StatusReporter},
+    token_renewer::{CredentialRejected, CredentialWorked, GetCredential, TokenRenewer},
+};
+use crate::{
+    alias::{index::AliasIndex, model::parse_alias_list},
+    domain::backoff::Backoff,
+    metrics::Metrics,
+    st2::{client::St2Endpoints, St2Client, St2Error},
+};
+
+/// Shared read side of the cache. Cloning is cheap; `load` never blocks.
+#[derive(Clone)]
+pub struct AliasSnapshot {
+    index: Arc<ArcSwap<AliasIndex>>,
+    /// False until the first successful load: an empty index before it means "not known
+    /// yet", not "StackStorm has no aliases".
+    loaded: Arc<AtomicBool>,
+}
+
+impl Default for AliasSnapshot {
+    fn default() -> Self {
+        Self {
+            index: Arc::new(ArcSwap::from_pointee(AliasIndex::build(Vec::new()).0)),
+            loaded: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl AliasSnapshot {
+    /// The current index.
+    pub fn load(&self) -> Arc<AliasIndex> {
+        self.index.load_full()
+    }
+
+    /// Whether aliases have been loaded from StackStorm at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    fn store(&self, index: AliasIndex) {
+        self.index.store(Arc::new(index));
+        self.loaded.store(true, Ordering::Release);
+    }
+}
+
+/// Asks for a reload.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct RefreshAliases {
+    /// Why, for the log.
+    pub reason: &'static str,
+}
+
+/// Stream events arrive in bursts when a pack is registered; wait this long for the burst to end.
+const STREAM_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// The cache actor.
+pub struct AliasCache {
+    endpoints: St2Endpoints,
+    tls: Arc<rustls::ClientConfig>,
+    metrics: Metrics,
+    renewer: Addr<TokenRenewer>,
+    snapshot: AliasSnapshot,
+    refresh_interval: Option<Duration>,
+    backoff: Backoff,
+    status: StatusReporter,
+    client: Option<St2Client>,
+    loading: bool,
+    reload_after_load: bool,
+    debounce: Option<SpawnHandle>,
+    retry: Option<SpawnHandle>,
+    loaded_once: bool,
+}
+
+impl AliasCache {
+    /// A cache writing into `snapshot`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        endpoints: St2Endpoints,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Metrics,
+        renewer: Addr<TokenRenewer>,
+        snapshot: AliasSnapshot,
+        refresh_interval: Option<Duration>,
+        backoff: Backoff,
+        status: StatusReporter,
+    ) -> Self {
+        Self {
+            endpoints,
+            tls,
+            metrics,
+            renewer,
+            snapshot,
+            refresh_interval,
+            backoff,
+            status,
+            client: None,
+            loading: false,
+            reload_after_load: false,
+            debounce: None,
+            retry: None,
+            loaded_once: false,
+        }
+    }
+
+    fn reload(&mut self, reason: &'static str, ctx: &mut Context<Self>) {
+        if self.loading {
+            self.reload_after_load = true;
+            return;
+        }
+        if let Some(h) = self.retry.take() {
+            ctx.cancel_future(h);
+        }
+        self.loading = true;
+        tracing::debug!(reason, "loading aliases");
+        let client = self
+            .client
+            .get_or_insert_with(|| {
+                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
+            })
+            .clone();
+        let renewer = self.renewer.clone();
+        let fut = async move {
+            let credential = renewer
+                .send(GetCredential)
+                .await
+                .map_err(|_| LoadError::Auth("credential service stopped".into()))?
+                .map_err(|e| LoadError::Auth(e.to_string()))?;
+            let (generation, raw) = match client.list_aliases(&credential).await {
+                Err(St2Error::Unauthorized(_)) => {
+                    let fresh = renewer
+                        .send(CredentialRejected {
+                            generation: credential.generation(),
+                        })
+                        .await
+                        .map_err(|_| LoadError::Auth("credential service stopped".into()))?
+                        .map_err(|e| LoadError::Auth(e.to_string()))?;
+                    (fresh.generation(), client.list_aliases(&fresh).await?)
+                }
+                other => (credential.generation(), other?),
+            };
+            renewer.do_send(CredentialWorked { generation });
+            // Decoding and compiling thousands of formats is CPU work: keep it off the arbiter.
+            let built = actix_web::rt::task::spawn_blocking(move || {
+                let (aliases, mut problems) = parse_alias_list(&raw);
+                let (index, warnings) = AliasIndex::build(aliases);
+                problems.extend(warnings);
+                (index, problems)
+            })
+            .await
+            .map_err(|e| LoadError::Build(e.to_string()))?;
+            Ok::<_, LoadError>(built)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.loading = false;
+            match result {
+                Ok((index, problems)) => {
+                    for p in problems.iter().take(20) {
+                        tracing::warn!(problem = %p, "skipped part of the alias list");
+                    }
+                    if problems.len() > 20 {
+                        tracing::warn!(more = problems.len() - 20, "more alias problems not shown");
+                    }
+                    let count = index.len();
+                    act.snapshot.store(index);
+                    act.metrics.set_aliases(count);
+                    act.backoff.reset();
+                    act.loaded_once = true;
+                    let state_error = (!problems.is_empty())
+                        .then(|| format!("{} alias entries or formats skipped (see log)", problems.len()));
+                    act.status.state(ActorState::Up, state_error);
+                    tracing::info!(count, reason, "aliases loaded");
+                }
+                Err(e) => {
+                    let delay = act.backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "loading aliases failed");
+                    let state = if act.loaded_once { ActorState::Degraded } else { ActorState::Down };
+                    act.status.state(state, Some(e.to_string()));
+                    act.retry = Some(ctx.run_later(delay, |act, ctx| {
+                        act.retry = None;
+                        act.reload("retry", ctx);
+                    }));
+                }
+            }
+            if std::mem::take(&mut act.reload_after_load) {
+                act.reload("changed while loading", ctx);
+            }
+        }));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("{0}")]
+    Auth(String),
+    #[error(transparent)]
+    St2(#[from] St2Error),
+    #[error("building the alias index failed: {0}")]
+    Build(String),
+}
+
+impl Actor for AliasCache {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.reload("start", ctx);
+        if let Some(every) = self.refresh_interval {
+            ctx.run_interval(every, |act, ctx| act.reload("periodic", ctx));
+        }
+    }
+}
+
+impl Supervised for AliasCache {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.loading = false;
+        self.status.restarted(None);
+    }
+}
+
+impl Handler<RefreshAliases> for AliasCache {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshAliases, ctx: &mut Self::Context) {
+        if msg.reason == "stream" {
+            if let Some(h) = self.debounce.take() {
+                ctx.cancel_future(h);
+            }
+            self.debounce = Some(ctx.run_later(STREAM_DEBOUNCE, |act, ctx| {
+                act.debounce = None;
+                act.reload("alias changed on the stream", ctx);
+            }));
+        } else {
+            self.reload(msg.reason, ctx);
+        }
+    }
+}

@@ -1,0 +1,756 @@
+//! The command pipeline and the delivery of results.
+//!
+//! Inbound: prefix → built-in or alias → match against the alias snapshot (locally, in
+//! microseconds; text that matches nothing never costs a StackStorm round trip) →
+//! `POST /api/v1/aliasexecution` with the bridge's credential (re-login and one retry on a
+//! 401) → acknowledgement in the same room and thread.
+//!
+//! Outbound: announcements from the stream are routed to their connection, room and
+//! thread. A command's acknowledgement is always delivered before its result: while the
+//! execution request is in flight, announcements carrying its request id are held back and
+//! released right after the acknowledgement (err-stackstorm posts up to 30% of results
+//! before their acks).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use super::{
+    acl_gate::{AclGate, Authorize, Explain},
+    alias_cache::AliasSnapshot,
+    stream_consumer::AnnouncementReceived,
+    supervisor::{ActorState, StatusReporter},
+    token_renewer::{CredentialRejected, DescribeIdentity, GetCredential, TokenRenewer},
+};
+use crate::{
+    acl::{CommandRef, Subject, KNOWN_BUILTINS},
+    alias::{
+        help::help,
+        index::{AliasMatch, Selection},
+    },
+    backends::{Deliver, Inbound},
+    domain::{
+        announcement::{self, Delivery, SourceContext, BRIDGE_MARKER},
+        command::{self, parse_help_args, Command, Prefixes},
+        message::{InboundMessage, Target},
+    },
+    metrics::{CommandOutcome, Metrics},
+    render::Templates,
+    st2::{
+        client::St2Endpoints,
+        models::{AliasExecutionRequest, AliasExecutionResult},
+        Credential, St2Client, St2Error,
+    },
+};
+
+/// Registers a chat connection's delivery address.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterConnection {
+    /// Connection name.
+    pub name: String,
+    /// Where its messages go.
+    pub recipient: Recipient<Deliver>,
+}
+
+/// What the dispatcher needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// Prefixes the bot answers to.
+    pub prefixes: Prefixes,
+    /// Route key sent as `notification_route`.
+    pub route_key: String,
+    /// st2web base for execution links.
+    pub web_url: Option<String>,
+    /// Default help page size.
+    pub help_page_size: usize,
+    /// Largest help page.
+    pub help_max_page_size: usize,
+    /// Connection names in config order (the fallback for announcements without context).
+    pub connection_order: Vec<String>,
+}
+
+/// The dispatcher actor.
+pub struct Dispatcher {
+    settings: DispatcherSettings,
+    endpoints: St2Endpoints,
+    tls: Arc<rustls::ClientConfig>,
+    metrics: Metrics,
+    templates: Arc<Templates>,
+    aliases: AliasSnapshot,
+    renewer: Addr<TokenRenewer>,
+    gate: Addr<AclGate>,
+    connections: BTreeMap<String, Recipient<Deliver>>,
+    /// Announcements held back per in-flight request id, until its ack is out.
+    in_flight: HashMap<String, Vec<Delivery>>,
+    client: Option<St2Client>,
+    status: StatusReporter,
+}
+
+impl Dispatcher {
+    /// A dispatcher reading aliases from `aliases`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: DispatcherSettings,
+        endpoints: St2Endpoints,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Metrics,
+        templates: Arc<Templates>,
+        aliases: AliasSnapshot,
+        renewer: Addr<TokenRenewer>,
+        gate: Addr<AclGate>,
+        status: StatusReporter,
+    ) -> Self {
+        Self {
+            settings,
+            endpoints,
+            tls,
+            metrics,
+            templates,
+            aliases,
+            renewer,
+            gate,
+            connections: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            client: None,
+            status,
+        }
+    }
+
+    fn command_prefix(&self) -> String {
+        let p = &self.settings.prefixes;
+        format!("{}{}", p.bot, p.plugin)
+    }
+
+    fn send(&self, connection: &str, target: Target, text: String, extra: Option<Value>) {
+        if text.trim().is_empty() {
+            return;
+        }
+        match self.connections.get(connection) {
+            Some(recipient) => recipient.do_send(Deliver {
+                target,
+                text,
+                extra,
+            }),
+            None => tracing::warn!(connection, "no such chat connection; message dropped"),
+        }
+    }
+
+    fn reply(&self, msg: &InboundMessage, text: String) {
+        self.send(
+            &msg.room.connection,
+            Target::reply_to(&msg.room),
+            text,
+            None,
+        );
+    }
+
+    fn handle_help(&self, msg: &InboundMessage, args: &str) {
+        let prefix = self.command_prefix();
+        let help_command = format!("{prefix}help");
+        let parsed = match parse_help_args(args) {
+            Ok(a) => a,
+            Err(reason) => {
+                self.metrics.command(CommandOutcome::Invalid);
+                let text = self.templates.render(
+                    "unknown_command",
+                    &json!({"command": format!("{help_command} {args}"), "reason": reason, "help_command": help_command}),
+                );
+                return self.reply(msg, text);
+            }
+        };
+        if self.aliases_not_loaded(msg) {
+            return;
+        }
+        let limit = parsed
+            .limit
+            .unwrap_or(self.settings.help_page_size)
+            .clamp(1, self.settings.help_max_page_size);
+        let index = self.aliases.load();
+        let page = match help(
+            index.aliases(),
+            parsed.filter.as_deref(),
+            parsed.pack.as_deref(),
+            limit,
+            parsed.offset,
+        ) {
+            Ok(page) => page,
+            Err(e) => {
+                self.metrics.command(CommandOutcome::Invalid);
+                let text = self.templates.render(
+                    "unknown_command",
+                    &json!({"command": format!("{help_command} {args}"), "reason": e.to_string(), "help_command": help_command}),
+                );
+                return self.reply(msg, text);
+            }
+        };
+        let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+        for entry in &page.entries {
+            let item = json!({"display": entry.display, "description": entry.description});
+            match groups.last_mut() {
+                Some((pack, items)) if *pack == entry.pack => items.push(item),
+                _ => groups.push((entry.pack.clone(), vec![item])),
+            }
+        }
+        let first = parsed.offset + 1;
+        let last = parsed.offset + page.entries.len();
+        let mut filter_args = Vec::new();
+        if let Some(f) = &parsed.filter {
+            filter_args.push(f.clone());
+        }
+        if let Some(p) = &parsed.pack {
+            filter_args.push(format!("--pack {p}"));
+        }
+        if parsed.limit.is_some() {
+            filter_args.push(format!("--limit {limit}"));
+        }
+        let text = self.templates.render(
+            "help",
+            &json!({
+                "groups": groups.into_iter().map(|(pack, entries)| json!({"pack": pack, "entries": entries})).collect::<Vec<_>>(),
+                "command_prefix": prefix,
+                "help_command": help_command,
+                "filter_args": filter_args.join(" "),
+                "first": first,
+                "last": last,
+                "available": page.available,
+                "next_offset": (last < page.available).then_some(last),
+            }),
+        );
+        self.metrics.command(CommandOutcome::Builtin);
+        self.reply(msg, text);
+    }
+
+    /// Before the first alias load, "no match" would be a lie: say the list is loading.
+    fn aliases_not_loaded(&self, msg: &InboundMessage) -> bool {
+        if self.aliases.is_loaded() {
+            return false;
+        }
+        self.metrics.command(CommandOutcome::Invalid);
+        let text = self.templates.render("not_ready", &json!({}));
+        self.reply(msg, text);
+        true
+    }
+
+    fn handle_run(&mut self, msg: InboundMessage, text: &str, ctx: &mut Context<Self>) {
+        if self.aliases_not_loaded(&msg) {
+            return;
+        }
+        let text = command::normalise_text(text);
+        let index = self.aliases.load();
+        match index.select(&text) {
+            Selection::Matched(found) => {
+                let command = CommandRef::Alias {
+                    alias_ref: found.alias.reference.clone(),
+                    pack: found.alias.pack.clone(),
+                    text: text.clone(),
+                };
+                self.authorize(msg, command, Next::Execute { text, found }, ctx);
+            }
+            Selection::Ambiguous(candidates) => {
+                self.metrics.command(CommandOutcome::Ambiguous);
+                let reply = self.templates.render(
+                    "ambiguous",
+                    &json!({
+                        "command": text,
+                        "command_prefix": self.command_prefix(),
+                        "candidates": candidates.iter().map(|c| json!({"display": c.display.as_deref().unwrap_or(&c.representation), "alias_ref": c.alias_ref})).collect::<Vec<_>>(),
+                    }),
+                );
+                self.reply(&msg, reply);
+            }
+            Selection::NoMatch { suggestions } => {
+                self.metrics.command(CommandOutcome::NoMatch);
+                let reply = self.templates.render(
+                    "no_match",
+                    &json!({
+                        "command": text,
+                        "command_prefix": self.command_prefix(),
+                        "help_command": format!("{}help", self.command_prefix()),
+                        "suggestions": suggestions.iter().map(|s| json!({"display": s.display})).collect::<Vec<_>>(),
+                    }),
+                );
+                self.reply(&msg, reply);
+            }
+        }
+    }
+
+    fn execute(
+        &mut self,
+        msg: InboundMessage,
+        text: String,
+        found: AliasMatch,
+        ctx: &mut Context<Self>,
+    ) {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let request = AliasExecutionRequest {
+            name: found.alias.name.clone(),
+            format: found.representation.clone(),
+            command: text.clone(),
+            user: msg.user.id.clone(),
+            source_channel: msg.room.id.clone(),
+            notification_route: self.settings.route_key.clone(),
+            source_context: SourceContext {
+                bridge: BRIDGE_MARKER.to_owned(),
+                connection: msg.room.connection.clone(),
+                room: msg.room.id.clone(),
+                room_kind: msg.room.kind,
+                thread: msg.room.thread.clone(),
+                message_id: msg.message_id.clone(),
+                user_id: msg.user.id.clone(),
+                request_id: request_id.clone(),
+            },
+        };
+        tracing::info!(
+            alias = %found.alias.reference,
+            user = %msg.user.id,
+            connection = %msg.room.connection,
+            request_id = %request_id,
+            "running alias"
+        );
+        self.in_flight.insert(request_id.clone(), Vec::new());
+        let client = self
+            .client
+            .get_or_insert_with(|| {
+                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
+            })
+            .clone();
+        let renewer = self.renewer.clone();
+        let fut = async move { execute_with_reauth(&client, &renewer, &request).await };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _ctx| {
+            match result {
+                Ok(results) => {
+                    act.metrics.command(CommandOutcome::Executed);
+                    if let Some(ack) = act.ack_text(&text, &found, &results) {
+                        act.reply(&msg, ack);
+                    }
+                }
+                Err(e) => {
+                    act.metrics.command(CommandOutcome::St2Error);
+                    tracing::warn!(error = %e, request_id = %request_id, "alias execution failed");
+                    let reason = match &e {
+                        ExecuteError::St2(err) => err.user_message(),
+                        ExecuteError::Auth(_) => {
+                            St2Error::Unauthorized(String::new()).user_message()
+                        }
+                    };
+                    let text = act
+                        .templates
+                        .render("error", &json!({"command": text, "reason": reason}));
+                    act.reply(&msg, text);
+                }
+            }
+            // The ack (or error) is out: release results that arrived before it, in order.
+            for held in act.in_flight.remove(&request_id).unwrap_or_default() {
+                act.deliver(held);
+            }
+        }));
+    }
+
+    /// The acknowledgement, or `None` when the alias turned acks off (`ack.enabled: false`).
+    fn ack_text(
+        &self,
+        command: &str,
+        found: &AliasMatch,
+        results: &[AliasExecutionResult],
+    ) -> Option<String> {
+        let first = results.first()?;
+        // st2 returns the alias as it saw it; prefer its ack settings over the cached copy.
+        let server_ack = first
+            .actionalias
+            .as_ref()
+            .and_then(|a| a.get("ack"))
+            .filter(|a| a.is_object());
+        let flag = |key: &str| -> Option<bool> {
+            match server_ack {
+                Some(ack) => ack.get(key).and_then(Value::as_bool),
+                None => found.alias.ack.as_ref().and_then(|ack| match key {
+                    "enabled" => ack.enabled,
+                    _ => ack.append_url,
+                }),
+            }
+        };
+        if flag("enabled") == Some(false) {
+            return None;
+        }
+        let url = (flag("append_url") != Some(false))
+            .then(|| {
+                first.execution.web_url.clone().or_else(|| {
+                    self.settings
+                        .web_url
+                        .as_ref()
+                        .map(|w| format!("{w}/#/history/{}/general", first.execution.id))
+                })
+            })
+            .flatten();
+        let ids: Vec<&str> = results.iter().map(|r| r.execution.id.as_str()).collect();
+        Some(self.templates.render(
+            "ack",
+            &json!({
+                "message": first.message,
+                "command": command,
+                "execution_id": first.execution.id,
+                "execution_ids": ids,
+                "multiple": ids.len() > 1,
+                "count": ids.len(),
+                "url": url,
+            }),
+        ))
+    }
+
+    fn deliver(&self, d: Delivery) {
+        self.metrics.announcement_delivered();
+        self.send(&d.connection, d.target, d.text, d.extra);
+    }
+}
+
+/// What to do once access control has allowed a command.
+enum Next {
+    Execute { text: String, found: AliasMatch },
+    Help(String),
+    Whoami,
+    Acl(String),
+}
+
+/// How the access rules see the sender of `msg`.
+fn subject_of(msg: &InboundMessage) -> Subject {
+    Subject {
+        connection: msg.user.connection.clone(),
+        user_id: msg.user.id.clone(),
+        user_names: vec![msg.user.name.clone()],
+        room_id: msg.room.id.clone(),
+        room_name: msg.room_name.clone(),
+        room_kind: msg.room.kind,
+        org: msg.org.clone(),
+    }
+}
+
+impl Dispatcher {
+    /// Asks the gate, then continues with `next` or tells the user it was refused. If the
+    /// gate cannot answer, the command is refused: access control fails closed.
+    fn authorize(
+        &mut self,
+        msg: InboundMessage,
+        command: CommandRef,
+        next: Next,
+        ctx: &mut Context<Self>,
+    ) {
+        let request = self.gate.send(Authorize {
+            subject: subject_of(&msg),
+            command: command.clone(),
+        });
+        ctx.spawn(request.into_actor(self).map(move |decision, act, ctx| {
+            if decision.is_ok_and(|d| d.allowed) {
+                return act.proceed(msg, next, ctx);
+            }
+            act.metrics.command(CommandOutcome::Denied);
+            let (shown, alias_ref) = match &command {
+                CommandRef::Alias {
+                    alias_ref, text, ..
+                } => (text.clone(), Some(alias_ref.clone())),
+                CommandRef::Builtin { text, .. } => {
+                    (format!("{}{text}", act.command_prefix()), None)
+                }
+            };
+            let text = act
+                .templates
+                .render("denied", &json!({"command": shown, "alias_ref": alias_ref}));
+            act.reply(&msg, text);
+        }));
+    }
+
+    fn proceed(&mut self, msg: InboundMessage, next: Next, ctx: &mut Context<Self>) {
+        match next {
+            Next::Execute { text, found } => self.execute(msg, text, found, ctx),
+            Next::Help(args) => self.handle_help(&msg, &args),
+            Next::Whoami => self.handle_whoami(msg, ctx),
+            Next::Acl(args) => self.handle_acl(msg, &args, ctx),
+        }
+    }
+
+    fn handle_whoami(&mut self, msg: InboundMessage, ctx: &mut Context<Self>) {
+        let renewer = self.renewer.clone();
+        let gate = self.gate.clone();
+        let subject = subject_of(&msg);
+        let fut = async move {
+            let identity = renewer
+                .send(DescribeIdentity)
+                .await
+                .unwrap_or_else(|_| "the bridge's credential".into());
+            let admin = gate
+                .send(super::acl_gate::IsAdmin(subject))
+                .await
+                .unwrap_or(false);
+            (identity, admin)
+        };
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |(identity, admin), act, _ctx| {
+                    act.metrics.command(CommandOutcome::Builtin);
+                    let connection = &msg.user.connection;
+                    let text = act.templates.render(
+                        "whoami",
+                        &json!({
+                            "user": format!("{connection}:{}", msg.user.id),
+                            "user_id": msg.user.id,
+                            "user_name": msg.user.name,
+                            "connection": connection,
+                            "room": format!("{}:{}", msg.room.connection, msg.room.id),
+                            "room_name": msg.room_name,
+                            "room_kind": msg.room.kind.as_str(),
+                            "org": msg.org,
+                            "admin": admin,
+                            "st2_identity": identity,
+                        }),
+                    );
+                    act.reply(&msg, text);
+                }),
+        );
+    }
+
+    /// `!st2acl explain <user> <room> <command text>`: `<user>` is `<connection>:<id>`,
+    /// `<room>` is `<connection>:<id>` for a group room or `dm` for a direct message.
+    fn handle_acl(&mut self, msg: InboundMessage, args: &str, ctx: &mut Context<Self>) {
+        let usage = format!(
+            "usage: {}acl explain <connection>:<user id> <connection>:<room id>|dm <command text>",
+            self.command_prefix()
+        );
+        let parsed = parse_explain_args(args, &self.aliases.load(), &self.settings.prefixes.plugin);
+        let (subject, command) = match parsed {
+            Ok(v) => v,
+            Err(reason) => {
+                self.metrics.command(CommandOutcome::Invalid);
+                return self.reply(&msg, format!("{reason}\n{usage}"));
+            }
+        };
+        let request = self.gate.send(Explain { subject, command });
+        ctx.spawn(request.into_actor(self).map(move |explanation, act, _ctx| {
+            act.metrics.command(CommandOutcome::Builtin);
+            let text = match explanation {
+                Ok(e) => e.to_string(),
+                Err(_) => "access control is not answering; try again".into(),
+            };
+            act.reply(&msg, text);
+        }));
+    }
+}
+
+/// Parses the arguments of `acl explain` (shared with `stormbridge acl-explain`).
+pub fn parse_explain_args(
+    args: &str,
+    aliases: &crate::alias::index::AliasIndex,
+    plugin_prefix: &str,
+) -> Result<(Subject, CommandRef), String> {
+    let mut words = args.split_whitespace();
+    if words.next() != Some("explain") {
+        return Err("the only acl command is `explain`".into());
+    }
+    let (Some(user), Some(room)) = (words.next(), words.next()) else {
+        return Err("explain needs a user, a room and a command".into());
+    };
+    let text = words.collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return Err("explain needs the command text to check".into());
+    }
+    let subject = explain_subject(user, room)?;
+    let command = resolve_command(&text, aliases, plugin_prefix)?;
+    Ok((subject, command))
+}
+
+/// Builds the subject for `user` (`<connection>:<id>`) in `room` (`<connection>:<id>` or `dm`).
+pub fn explain_subject(user: &str, room: &str) -> Result<Subject, String> {
+    let (connection, user_id) = user
+        .split_once(':')
+        .filter(|(c, u)| !c.is_empty() && !u.is_empty())
+        .ok_or_else(|| format!("`{user}` must be written <connection>:<user id>"))?;
+    let (room_id, room_kind) = if room == "dm" || room == "direct" {
+        (user_id.to_owned(), crate::domain::message::RoomKind::Direct)
+    } else {
+        let (room_connection, room_id) = room
+            .split_once(':')
+            .filter(|(c, r)| !c.is_empty() && !r.is_empty())
+            .ok_or_else(|| format!("`{room}` must be written <connection>:<room id>, or `dm`"))?;
+        if room_connection != connection {
+            return Err(format!(
+                "`{user}` and `{room}` are on different connections"
+            ));
+        }
+        (room_id.to_owned(), crate::domain::message::RoomKind::Group)
+    };
+    Ok(Subject {
+        connection: connection.to_owned(),
+        user_id: user_id.to_owned(),
+        user_names: Vec::new(),
+        room_id,
+        room_name: None,
+        room_kind,
+        org: None,
+    })
+}
+
+/// What `text` would run: the alias it selects, or a built-in verb (`help`, `st2help`, …).
+pub fn resolve_command(
+    text: &str,
+    aliases: &crate::alias::index::AliasIndex,
+    plugin_prefix: &str,
+) -> Result<CommandRef, String> {
+    let normalised = command::normalise_text(text);
+    if let Selection::Matched(found) = aliases.select(&normalised) {
+        return Ok(CommandRef::Alias {
+            alias_ref: found.alias.reference.clone(),
+            pack: found.alias.pack.clone(),
+            text: normalised,
+        });
+    }
+    let first = normalised.split_whitespace().next().unwrap_or_default();
+    let verb = first.strip_prefix(plugin_prefix).unwrap_or(first);
+    if KNOWN_BUILTINS.contains(&verb) {
+        return Ok(CommandRef::Builtin {
+            verb: verb.to_owned(),
+            text: normalised
+                .strip_prefix(plugin_prefix)
+                .unwrap_or(&normalised)
+                .to_owned(),
+        });
+    }
+    Err(format!(
+        "`{text}` selects no single alias and is not a built-in command, so nothing would run"
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ExecuteError {
+    #[error("no StackStorm credential: {0}")]
+    Auth(String),
+    #[error(transparent)]
+    St2(#[from] St2Error),
+}
+
+/// Runs the alias execution; on a 401, has the renewer log in again and retries once.
+async fn execute_with_reauth(
+    client: &St2Client,
+    renewer: &Addr<TokenRenewer>,
+    request: &AliasExecutionRequest,
+) -> Result<Vec<AliasExecutionResult>, ExecuteError> {
+    let credential: Credential = renewer
+        .send(GetCredential)
+        .await
+        .map_err(|_| ExecuteError::Auth("credential service stopped".into()))?
+        .map_err(|e| ExecuteError::Auth(e.to_string()))?;
+    match client.execute_alias(&credential, request).await {
+        Err(St2Error::Unauthorized(_)) => {
+            let fresh = renewer
+                .send(CredentialRejected {
+                    generation: credential.generation(),
+                })
+                .await
+                .map_err(|_| ExecuteError::Auth("credential service stopped".into()))?
+                .map_err(|e| ExecuteError::Auth(e.to_string()))?;
+            Ok(client.execute_alias(&fresh, request).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        self.status.state(ActorState::Up, None);
+    }
+}
+
+impl Supervised for Dispatcher {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.status.restarted(None);
+    }
+}
+
+impl Handler<RegisterConnection> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterConnection, _ctx: &mut Self::Context) {
+        self.connections.insert(msg.name, msg.recipient);
+    }
+}
+
+impl Handler<Inbound> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(msg): Inbound, ctx: &mut Self::Context) {
+        self.status.activity();
+        let Some(parsed) = command::parse(
+            &msg.text,
+            msg.room.kind,
+            msg.mentioned,
+            &self.settings.prefixes,
+        ) else {
+            return;
+        };
+        let builtin = |verb: &str, args: String, next: Next| {
+            let text = if args.is_empty() {
+                verb.to_owned()
+            } else {
+                format!("{verb} {args}")
+            };
+            (
+                CommandRef::Builtin {
+                    verb: verb.to_owned(),
+                    text,
+                },
+                next,
+            )
+        };
+        let (command, next) = match parsed {
+            Command::Run(text) if text.is_empty() => {
+                builtin("help", String::new(), Next::Help(String::new()))
+            }
+            Command::Run(text) => return self.handle_run(msg, &text, ctx),
+            Command::Builtin { verb, args } => match verb.as_str() {
+                "help" => builtin("help", args.clone(), Next::Help(args)),
+                "whoami" => builtin("whoami", args, Next::Whoami),
+                "acl" => builtin("acl", args.clone(), Next::Acl(args)),
+                _ => {
+                    self.metrics.command(CommandOutcome::Invalid);
+                    let prefix = self.command_prefix();
+                    let text = self.templates.render(
+                        "unknown_command",
+                        &json!({"command": format!("{prefix}{verb}"), "reason": null, "help_command": format!("{prefix}help")}),
+                    );
+                    return self.reply(&msg, text);
+                }
+            },
+        };
+        self.authorize(msg, command, next, ctx);
+    }
+}
+
+impl Handler<AnnouncementReceived> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, AnnouncementReceived(a): AnnouncementReceived, _ctx: &mut Self::Context) {
+        self.status.activity();
+        match announcement::route(&a, &self.settings.connection_order) {
+            Ok(delivery) => {
+                if let Some(held) = delivery
+                    .request_id
+                    .as_ref()
+                    .and_then(|id| self.in_flight.get_mut(id))
+                {
+                    held.push(delivery);
+                } else {
+                    self.deliver(delivery);
+                }
+            }
+            Err(e) => {
+                self.metrics.announcement_dropped();
+                tracing::warn!(route = %a.route, error = %e, "announcement could not be delivered");
+            }
+        }
+    }
+}

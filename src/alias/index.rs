@@ -1,0 +1,1295 @@
+//! Immutable alias index and command → alias selection.
+//!
+//! [`AliasIndex`] is built once per alias-list generation (the refresher swaps it in
+//! through an `ArcSwap`); readers only call [`AliasIndex::select`] (stormbridge's
+//! rule) or [`AliasIndex::st2_match`] (st2's own server rule, for the emulator).
+//!
+//! Both rules first gather every matching (alias, representation) pair exactly as
+//! st2 does (two passes: aliases with a non-`match_multiple` format first, then
+//! aliases with a `match_multiple` format). To stay in the microsecond range with
+//! thousands of aliases, only a handful of regexes run per command. Candidates come
+//! from hash lookups on the literal text a match must start with
+//! ([`CompiledFormat::index_key`]: the command's first word and each of its
+//! prefixes ending in whitespace are looked up), from a per-first-character list for
+//! prefixes that pin no whole word, and — for formats that start with a placeholder
+//! or a regex construct — from a whole word the format requires somewhere
+//! ([`CompiledFormat::required_token`]); case-insensitive formats have their own,
+//! case-folded tables. Every candidate is then checked with
+//! [`CompiledFormat::may_match`] (prefix and required literal) before its regex
+//! runs. All of these are necessary conditions, so the prefilter never changes the
+//! result; a test checks that against a brute-force scan.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::format::{is_py_space, prepare, CompiledFormat, ParseError, PreparedCommand};
+use super::help::HelpEntry;
+use super::model::{ActionAlias, AliasFormat};
+
+/// Maximum number of "did you mean" suggestions.
+const MAX_SUGGESTIONS: usize = 3;
+
+/// The alias chosen for a command, with the parameters extracted from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasMatch {
+    /// The matching alias.
+    pub alias: Arc<ActionAlias>,
+    /// The representation that matched; this is the `format` to send to
+    /// `POST /api/v1/aliasexecution`.
+    pub representation: String,
+    /// The help text of that format entry (None for representation-only objects).
+    pub display: Option<String>,
+    /// Extracted parameters: one map normally; with `match_multiple`, one per match
+    /// (st2 creates one execution per map). Values are strings; see
+    /// [`crate::alias::format`] for how unmatched groups are represented.
+    pub params: Vec<BTreeMap<String, String>>,
+}
+
+/// One of several equally specific matches, shown to the user to choose from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// `pack.name` of the alias.
+    pub alias_ref: String,
+    /// Help text of the matching format entry, if it has one.
+    pub display: Option<String>,
+    /// The matching representation (useful when there is no display).
+    pub representation: String,
+}
+
+/// Outcome of stormbridge's selection rule (ARCHITECTURE.md §3).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection {
+    /// Exactly one match, or one strictly most specific match.
+    Matched(AliasMatch),
+    /// Several equally specific matches; ask the user, never guess.
+    Ambiguous(Vec<Candidate>),
+    /// Nothing matched; up to three close help entries ("did you mean").
+    NoMatch {
+        /// Closest help entries, best first.
+        suggestions: Vec<HelpEntry>,
+    },
+}
+
+/// st2's `POST /api/v1/actionalias/match` failures, with st2's exact faultstrings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum St2MatchError {
+    /// HTTP 400 `Command '<cmd>' matched no patterns`.
+    #[error("Command '{0}' matched no patterns")]
+    NoPatterns(String),
+    /// HTTP 400 `Command '<cmd>' matched more than 1 pattern` (first pass).
+    #[error("Command '{0}' matched more than 1 pattern")]
+    MoreThanOne(String),
+    /// HTTP 400 `Command '<cmd>' matched more than 1 (multi) pattern` (second pass).
+    #[error("Command '{0}' matched more than 1 (multi) pattern")]
+    MoreThanOneMulti(String),
+    /// An enabled alias in the pass being evaluated has a format Python cannot
+    /// compile: st2 raises `re.error` and answers **HTTP 500** (faultstring
+    /// `Internal Server Error`) for every command that reaches that pass.
+    #[error("Internal Server Error")]
+    InvalidFormat {
+        /// `pack.name` of the offending alias.
+        alias_ref: String,
+        /// The representation that does not compile.
+        representation: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One (alias, representation) pair of an enabled alias.
+#[derive(Debug)]
+struct Pattern {
+    alias: usize,
+    format: Arc<CompiledFormat>,
+    /// Index into the alias's `formats` (for the display text).
+    format_idx: u32,
+    match_multiple: bool,
+    /// The alias takes part in st2's first / second pass.
+    pass1: bool,
+    pass2: bool,
+}
+
+#[derive(Debug)]
+struct Broken {
+    alias: usize,
+    representation: String,
+    message: String,
+    pass1: bool,
+    pass2: bool,
+}
+
+/// Precomputed "did you mean" data for one help entry.
+#[derive(Debug)]
+struct HelpWords {
+    alias: u32,
+    /// Index into the alias's `formats`.
+    format: u32,
+    /// First few lower-cased words of the display; placeholders become `None`.
+    words: Box<[Option<Box<str>>]>,
+}
+
+/// Hash lookups from a command's leading text to the formats it may match.
+#[derive(Debug, Default)]
+struct Keyed {
+    /// Formats by [`CompiledFormat::index_key`].
+    by_key: HashMap<String, Vec<u32>>,
+    /// Most whitespace characters in any key (bounds the lookups per command).
+    max_key_spaces: usize,
+    /// Formats with a literal prefix that pins no key, by its first character.
+    by_char: HashMap<char, Vec<u32>>,
+}
+
+impl Keyed {
+    /// Returns false when the format has no usable prefix at all.
+    fn insert(&mut self, id: u32, f: &CompiledFormat) -> bool {
+        if let Some(k) = f.index_key() {
+            let spaces = k.chars().filter(|c| is_py_space(*c)).count();
+            self.max_key_spaces = self.max_key_spaces.max(spaces);
+            self.by_key.entry(k.to_string()).or_default().push(id);
+            true
+        } else if let Some(c) = f.literal_prefix().chars().next() {
+            self.by_char.entry(c).or_default().push(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        keys: impl Iterator<Item = &'a str>,
+        first: Option<char>,
+        mut add: impl FnMut(&[u32]),
+    ) {
+        for key in keys {
+            if let Some(v) = self.by_key.get(key) {
+                add(v);
+            }
+        }
+        if let Some(v) = first.and_then(|c| self.by_char.get(&c)) {
+            add(v);
+        }
+    }
+}
+
+/// An immutable, shareable snapshot of the alias list with compiled formats.
+pub struct AliasIndex {
+    aliases: Vec<Arc<ActionAlias>>,
+    patterns: Vec<Pattern>,
+    broken: Vec<Broken>,
+    /// Prefilter for case-sensitive formats.
+    exact: Keyed,
+    /// Prefilter for case-insensitive formats (keys are case-folded).
+    folded: Keyed,
+    /// Formats without a usable literal prefix but with a required whole word,
+    /// by that word (folded for case-insensitive formats, which go in `by_token_ci`).
+    by_token: HashMap<String, Vec<u32>>,
+    by_token_ci: HashMap<String, Vec<u32>>,
+    /// Formats with nothing to index on: always tried.
+    unkeyed: Vec<u32>,
+    help: Vec<HelpWords>,
+    /// Help entries by the first literal word of their display (lower case).
+    help_by_first: HashMap<String, Vec<u32>>,
+    /// The same, as characters, for the edit-distance scan.
+    help_first_words: Vec<(Vec<char>, Vec<u32>)>,
+}
+
+impl std::fmt::Debug for AliasIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AliasIndex")
+            .field("aliases", &self.aliases.len())
+            .field("patterns", &self.patterns.len())
+            .field("broken", &self.broken.len())
+            .field("unkeyed", &self.unkeyed.len())
+            .finish()
+    }
+}
+
+impl Default for AliasIndex {
+    fn default() -> Self {
+        AliasIndex::build(Vec::new()).0
+    }
+}
+
+/// A matching pattern found while gathering.
+struct Hit {
+    id: u32,
+    params: BTreeMap<String, String>,
+}
+
+impl AliasIndex {
+    /// Build an index. Every alias is kept (for listing, help and lookups by
+    /// name); only enabled aliases with formats take part in matching. Formats that
+    /// fail to compile are skipped, each with one warning naming the alias and the
+    /// representation (st2 itself would fail every `/match` call with HTTP 500).
+    pub fn build(aliases: Vec<ActionAlias>) -> (AliasIndex, Vec<String>) {
+        let aliases: Vec<Arc<ActionAlias>> = aliases.into_iter().map(Arc::new).collect();
+        let mut warnings = Vec::new();
+        let mut patterns = Vec::new();
+        let mut broken = Vec::new();
+        let cache = compile_all(&aliases);
+        let mut help = Vec::new();
+        for (ai, alias) in aliases.iter().enumerate() {
+            if !alias.enabled {
+                continue;
+            }
+            for (fi, f) in alias.formats.iter().enumerate() {
+                if let Some(d) = f.display() {
+                    help.push(HelpWords {
+                        alias: ai as u32,
+                        format: fi as u32,
+                        words: display_words(d),
+                    });
+                }
+            }
+            let pass1 = alias.in_single_pass();
+            let pass2 = alias.in_multi_pass();
+            let per_format = alias
+                .formats
+                .iter()
+                .enumerate()
+                .flat_map(|(fi, f)| f.patterns().into_iter().map(move |p| (fi, p)));
+            for (fi, p) in per_format {
+                let compiled = match cache.get(p.representation) {
+                    Some(c) => c.clone(),
+                    None => compile_one(p.representation),
+                };
+                match compiled {
+                    Ok(format) => patterns.push(Pattern {
+                        alias: ai,
+                        format,
+                        format_idx: fi as u32,
+                        match_multiple: p.match_multiple,
+                        pass1,
+                        pass2,
+                    }),
+                    Err(message) => {
+                        warnings.push(format!(
+                            "alias {} format {:?} skipped: {message}",
+                            alias.reference, p.representation
+                        ));
+                        broken.push(Broken {
+                            alias: ai,
+                            representation: p.representation.to_string(),
+                            message,
+                            pass1,
+                            pass2,
+                        });
+                    }
+                }
+            }
+        }
+        let mut exact = Keyed::default();
+        let mut folded = Keyed::default();
+        let mut unkeyed = Vec::new();
+        let mut by_token: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut by_token_ci: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let id = i as u32;
+            let keyed = if p.format.is_case_insensitive() {
+                folded.insert(id, &p.format)
+            } else {
+                exact.insert(id, &p.format)
+            };
+            if !keyed {
+                match p.format.required_token() {
+                    Some(t) if p.format.is_case_insensitive() => {
+                        by_token_ci.entry(t.to_string()).or_default().push(id)
+                    }
+                    Some(t) => by_token.entry(t.to_string()).or_default().push(id),
+                    None => unkeyed.push(id),
+                }
+            }
+        }
+        let mut help_by_first: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, h) in help.iter().enumerate() {
+            if let Some(Some(w)) = h.words.first() {
+                help_by_first
+                    .entry(w.to_string())
+                    .or_default()
+                    .push(i as u32);
+            }
+        }
+        (
+            AliasIndex {
+                aliases,
+                patterns,
+                broken,
+                exact,
+                folded,
+                by_token,
+                by_token_ci,
+                unkeyed,
+                help,
+                help_first_words: help_by_first
+                    .iter()
+                    .map(|(w, ids)| (w.chars().collect(), ids.clone()))
+                    .collect(),
+                help_by_first,
+            },
+            warnings,
+        )
+    }
+
+    /// Number of aliases in the snapshot (enabled or not).
+    pub fn len(&self) -> usize {
+        self.aliases.len()
+    }
+
+    /// Whether the snapshot holds no alias at all.
+    pub fn is_empty(&self) -> bool {
+        self.aliases.is_empty()
+    }
+
+    /// Every alias, in the order given to [`AliasIndex::build`].
+    pub fn aliases(&self) -> &[Arc<ActionAlias>] {
+        &self.aliases
+    }
+
+    /// Number of compiled (alias, representation) patterns taking part in matching.
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Ids of the patterns that can possibly match, ascending.
+    fn candidates(&self, cmd: &PreparedCommand) -> Vec<u32> {
+        let mut ids: Vec<u32> = Vec::new();
+        let mut add = |v: &[u32]| {
+            ids.extend(
+                v.iter()
+                    .copied()
+                    .filter(|&id| self.patterns[id as usize].format.may_match(cmd)),
+            )
+        };
+        add(&self.unkeyed);
+        if !self.by_token.is_empty() {
+            for t in cmd.tokens(false) {
+                if let Some(v) = self.by_token.get(t) {
+                    add(v);
+                }
+            }
+        }
+        if !self.by_token_ci.is_empty() {
+            for t in cmd.tokens(true) {
+                if let Some(v) = self.by_token_ci.get(t) {
+                    add(v);
+                }
+            }
+        }
+        self.exact.lookup(
+            cmd.index_keys(self.exact.max_key_spaces),
+            cmd.trimmed().chars().next(),
+            &mut add,
+        );
+        self.folded.lookup(
+            cmd.folded_index_keys(self.folded.max_key_spaces),
+            cmd.folded_trimmed().chars().next(),
+            &mut add,
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Every matching pattern (in alias/format order), plus warnings for patterns
+    /// whose matching was abandoned. `all` disables the prefilter (tests).
+    fn gather(&self, cmd: &PreparedCommand, all: bool) -> (Vec<Hit>, Vec<String>) {
+        let ids: Vec<u32> = if all {
+            (0..self.patterns.len() as u32).collect()
+        } else {
+            self.candidates(cmd)
+        };
+        let mut hits = Vec::new();
+        let mut warnings = Vec::new();
+        for id in ids {
+            let p = &self.patterns[id as usize];
+            match p.format.extract(cmd) {
+                Ok(params) => hits.push(Hit { id, params }),
+                Err(ParseError::NoMatch { .. }) | Err(ParseError::NoValue) => {}
+                Err(e) => warnings.push(format!(
+                    "alias {}: {e}; treated as no match",
+                    self.aliases[p.alias].reference
+                )),
+            }
+        }
+        (hits, warnings)
+    }
+
+    fn to_match(&self, cmd: &PreparedCommand, hit: Hit) -> AliasMatch {
+        let p = &self.patterns[hit.id as usize];
+        let params = if p.match_multiple {
+            match p.format.extract_all(cmd) {
+                Ok(v) => v,
+                Err(_) => vec![hit.params],
+            }
+        } else {
+            vec![hit.params]
+        };
+        AliasMatch {
+            alias: self.aliases[p.alias].clone(),
+            representation: p.format.source().to_string(),
+            display: self.display_of(p).map(str::to_string),
+            params,
+        }
+    }
+
+    /// stormbridge's selection rule (ARCHITECTURE.md §3); see
+    /// [`AliasIndex::select_with_warnings`].
+    pub fn select(&self, command: &str) -> Selection {
+        self.select_with_warnings(command).0
+    }
+
+    /// [`AliasIndex::select`], also returning warnings about formats whose matching
+    /// was abandoned (backtracking budget exceeded; treated as no match).
+    ///
+    /// Gathers all matching (alias, representation) pairs with st2's two passes.
+    /// One → [`Selection::Matched`]. Several → the one with the most literal
+    /// characters; when several share that maximum they are [`Selection::Ambiguous`]
+    /// — unless they are formats of the *same* alias extracting identical parameters,
+    /// where every choice would run the same execution, so the first is taken.
+    /// None → [`Selection::NoMatch`] with up to three suggestions.
+    pub fn select_with_warnings(&self, command: &str) -> (Selection, Vec<String>) {
+        let cmd = prepare(command);
+        let (hits, warnings) = self.gather(&cmd, false);
+        (self.rank(&cmd, hits), warnings)
+    }
+
+    fn rank(&self, cmd: &PreparedCommand, hits: Vec<Hit>) -> Selection {
+        let (pass1, rest): (Vec<Hit>, Vec<Hit>) = hits
+            .into_iter()
+            .partition(|h| self.patterns[h.id as usize].pass1);
+        let mut pool = if pass1.is_empty() {
+            rest.into_iter()
+                .filter(|h| self.patterns[h.id as usize].pass2)
+                .collect()
+        } else {
+            pass1
+        };
+        if pool.is_empty() {
+            return Selection::NoMatch {
+                suggestions: self.suggest(cmd),
+            };
+        }
+        if pool.len() > 1 {
+            let best = pool
+                .iter()
+                .map(|h| self.patterns[h.id as usize].format.literal_len())
+                .max()
+                .unwrap_or(0);
+            pool.retain(|h| self.patterns[h.id as usize].format.literal_len() == best);
+        }
+        if pool.len() > 1 {
+            let first = &pool[0];
+            let first_alias = self.patterns[first.id as usize].alias;
+            let same = pool.iter().all(|h| {
+                let p = &self.patterns[h.id as usize];
+                p.alias == first_alias && !p.match_multiple && h.params == first.params
+            }) && !self.patterns[first.id as usize].match_multiple;
+            if !same {
+                return Selection::Ambiguous(
+                    pool.iter()
+                        .map(|h| {
+                            let p = &self.patterns[h.id as usize];
+                            Candidate {
+                                alias_ref: self.aliases[p.alias].reference.clone(),
+                                display: self.display_of(p).map(str::to_string),
+                                representation: p.format.source().to_string(),
+                            }
+                        })
+                        .collect(),
+                );
+            }
+            pool.truncate(1);
+        }
+        match pool.pop() {
+            Some(hit) => Selection::Matched(self.to_match(cmd, hit)),
+            None => Selection::NoMatch {
+                suggestions: Vec::new(),
+            },
+        }
+    }
+
+    /// st2's own `/match` semantics: no ranking. First pass (aliases with a
+    /// non-`match_multiple` format): exactly one matching pair wins, more is an
+    /// error. If none: second pass over aliases with a `match_multiple` format, same
+    /// rule with the `(multi)` error; none → `matched no patterns`. An uncompilable
+    /// format in an alias of a pass that runs yields
+    /// [`St2MatchError::InvalidFormat`] (st2: HTTP 500).
+    pub fn st2_match(&self, command: &str) -> Result<AliasMatch, St2MatchError> {
+        let cmd = prepare(command);
+        if let Some(b) = self.broken.iter().find(|b| b.pass1) {
+            return Err(self.broken_error(b));
+        }
+        let (hits, _) = self.gather(&cmd, false);
+        let (mut pass1, rest): (Vec<Hit>, Vec<Hit>) = hits
+            .into_iter()
+            .partition(|h| self.patterns[h.id as usize].pass1);
+        match pass1.len() {
+            0 => {}
+            1 => {
+                if let Some(h) = pass1.pop() {
+                    return Ok(self.to_match(&cmd, h));
+                }
+            }
+            _ => return Err(St2MatchError::MoreThanOne(command.to_string())),
+        }
+        if let Some(b) = self.broken.iter().find(|b| b.pass2) {
+            return Err(self.broken_error(b));
+        }
+        let mut pass2: Vec<Hit> = rest
+            .into_iter()
+            .filter(|h| self.patterns[h.id as usize].pass2)
+            .collect();
+        match pass2.len() {
+            0 => Err(St2MatchError::NoPatterns(command.to_string())),
+            1 => match pass2.pop() {
+                Some(h) => Ok(self.to_match(&cmd, h)),
+                None => Err(St2MatchError::NoPatterns(command.to_string())),
+            },
+            _ => Err(St2MatchError::MoreThanOneMulti(command.to_string())),
+        }
+    }
+
+    /// The display of a pattern's format entry (as st2 reports it: `None` only for
+    /// objects without a display).
+    fn display_of(&self, p: &Pattern) -> Option<&str> {
+        match self.aliases[p.alias].formats.get(p.format_idx as usize)? {
+            AliasFormat::Plain(s) => Some(s),
+            AliasFormat::Object(o) => o.display.as_deref(),
+        }
+    }
+
+    fn broken_error(&self, b: &Broken) -> St2MatchError {
+        St2MatchError::InvalidFormat {
+            alias_ref: self.aliases[b.alias].reference.clone(),
+            representation: b.representation.clone(),
+            message: b.message.clone(),
+        }
+    }
+
+    /// Closest help entries for a command that matched nothing: entries whose
+    /// display starts with the command's first word (case-insensitive), ranked by
+    /// how many leading words agree (placeholders match any word), then entries
+    /// whose first word is within a small edit distance of it. Deterministic: ties
+    /// are broken by display, then pack.
+    fn suggest(&self, cmd: &PreparedCommand) -> Vec<HelpEntry> {
+        let words: Vec<String> = cmd
+            .trimmed()
+            .split(is_py_space)
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let Some(first) = words.first() else {
+            return Vec::new();
+        };
+        // (exact-first-word score, edit distance, help index)
+        let mut scored: Vec<(usize, usize, u32)> = Vec::new();
+        if let Some(ids) = self.help_by_first.get(first) {
+            for &i in ids {
+                let dw = &self.help[i as usize].words;
+                let mut score = 0;
+                for (cw, d) in words.iter().zip(dw.iter()) {
+                    match d {
+                        Some(d) if **d == **cw => score += 2,
+                        None => score += 1,
+                        Some(_) => break,
+                    }
+                }
+                scored.push((score, 0, i));
+            }
+        }
+        let first_chars: Vec<char> = first.chars().collect();
+        let max_dist = (first_chars.len() / 3).clamp(1, 3);
+        let (mut prev, mut cur) = (Vec::new(), Vec::new());
+        for (w, ids) in &self.help_first_words {
+            if w.len().abs_diff(first_chars.len()) > max_dist || **w == *first_chars {
+                continue;
+            }
+            if let Some(d) = levenshtein_within(&first_chars, w, max_dist, &mut prev, &mut cur) {
+                scored.extend(ids.iter().map(|&i| (0, d, i)));
+            }
+        }
+        let key = |i: u32| {
+            let h = &self.help[i as usize];
+            let a = &self.aliases[h.alias as usize];
+            let d = a.formats.get(h.format as usize).and_then(|f| f.display());
+            (d.unwrap_or(""), a.pack.as_str(), a.description.as_deref())
+        };
+        let better = |a: &(usize, usize, u32), b: &(usize, usize, u32)| {
+            let (da, pa, _) = key(a.2);
+            let (db, pb, _) = key(b.2);
+            b.0.cmp(&a.0)
+                .then(a.1.cmp(&b.1))
+                .then_with(|| da.cmp(db))
+                .then_with(|| pa.cmp(pb))
+        };
+        // Keep the best few distinct entries without sorting everything.
+        let mut top: Vec<(usize, usize, u32)> = Vec::with_capacity(MAX_SUGGESTIONS + 1);
+        for s in scored {
+            if top.len() == MAX_SUGGESTIONS
+                && top
+                    .last()
+                    .is_some_and(|w| better(&s, w) != std::cmp::Ordering::Less)
+            {
+                continue;
+            }
+            let e = key(s.2);
+            if let Some(pos) = top.iter().position(|t| key(t.2) == e) {
+                if better(&s, &top[pos]) == std::cmp::Ordering::Less {
+                    top.remove(pos);
+                } else {
+                    continue;
+                }
+            }
+            let at = top
+                .iter()
+                .position(|t| better(&s, t) == std::cmp::Ordering::Less)
+                .unwrap_or(top.len());
+            top.insert(at, s);
+            top.truncate(MAX_SUGGESTIONS);
+        }
+        top.into_iter()
+            .map(|(_, _, i)| {
+                let (display, pack, description) = key(i);
+                HelpEntry {
+                    pack: pack.to_string(),
+                    display: display.to_string(),
+                    description: description.map(str::to_string),
+                }
+            })
+            .collect()
+    }
+}
+
+type Compiled = Result<Arc<CompiledFormat>, String>;
+
+fn compile_one(representation: &str) -> Compiled {
+    CompiledFormat::compile(representation)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            ParseError::InvalidFormat { message, .. } => message,
+            other => other.to_string(),
+        })
+}
+
+/// Compile every distinct representation of the enabled aliases, spread over the
+/// available cores (each compile is tens of microseconds; 10,000 aliases is a
+/// noticeable pause on one core).
+fn compile_all(aliases: &[Arc<ActionAlias>]) -> HashMap<&str, Compiled> {
+    let mut unique: Vec<&str> = aliases
+        .iter()
+        .filter(|a| a.enabled)
+        .flat_map(|a| a.patterns().into_iter().map(|p| p.representation))
+        .collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || unique.len() < 256 {
+        return unique.into_iter().map(|r| (r, compile_one(r))).collect();
+    }
+    let chunk = unique.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = unique
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|r| (*r, compile_one(r)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = HashMap::with_capacity(unique.len());
+        for (h, part) in handles.into_iter().zip(unique.chunks(chunk)) {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                // A panicking compile is a bug; fall back to compiling here so the
+                // error (if any) surfaces as a warning rather than a lost format.
+                Err(_) => out.extend(part.iter().map(|r| (*r, compile_one(r)))),
+            }
+        }
+        out
+    })
+}
+
+/// How many leading display words are kept for "did you mean" scoring.
+const SUGGESTION_WORDS: usize = 4;
+
+/// First lower-cased words of a display string; `{{…}}` placeholders and `<…>`
+/// argument markers become `None` (they match any word).
+fn display_words(display: &str) -> Box<[Option<Box<str>>]> {
+    let mut text = String::with_capacity(display.len());
+    let mut rest = display;
+    while let Some(start) = rest.find("{{") {
+        text.push_str(&rest[..start]);
+        match rest[start..].find("}}") {
+            Some(end) => {
+                text.push_str(" \u{0} ");
+                rest = &rest[start + end + 2..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    text.push_str(rest);
+    text.split(is_py_space)
+        .filter(|w| !w.is_empty())
+        .take(SUGGESTION_WORDS)
+        .map(|w| {
+            if w == "\u{0}" || (w.starts_with('<') && w.ends_with('>')) {
+                None
+            } else {
+                Some(w.to_lowercase().into_boxed_str())
+            }
+        })
+        .collect()
+}
+
+/// Levenshtein distance if it is at most `max`, else None.
+#[cfg(test)]
+fn bounded_levenshtein(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    levenshtein_within(&a, &b, max, &mut Vec::new(), &mut Vec::new())
+}
+
+/// Levenshtein distance of `a` and `b` if it is at most `max`, else None; the two
+/// row buffers are reused across calls.
+fn levenshtein_within(
+    a: &[char],
+    b: &[char],
+    max: usize,
+    prev: &mut Vec<usize>,
+    cur: &mut Vec<usize>,
+) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    prev.clear();
+    prev.extend(0..=b.len());
+    cur.clear();
+    cur.resize(b.len() + 1, 0);
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(prev, cur);
+    }
+    let d = prev[b.len()];
+    (d <= max).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alias::model::{AliasFormat, FormatObject, Representation};
+
+    fn alias(pack: &str, name: &str, formats: Vec<AliasFormat>) -> ActionAlias {
+        ActionAlias {
+            name: name.into(),
+            pack: pack.into(),
+            reference: format!("{pack}.{name}"),
+            action_ref: format!("{pack}.action"),
+            description: Some(format!("{name} description")),
+            formats,
+            ..ActionAlias::default()
+        }
+    }
+
+    fn plain(s: &str) -> AliasFormat {
+        AliasFormat::Plain(s.into())
+    }
+
+    fn obj(display: Option<&str>, reps: &[&str], multi: bool) -> AliasFormat {
+        AliasFormat::Object(FormatObject {
+            display: display.map(str::to_string),
+            representation: Some(Representation::Many(
+                reps.iter().map(|s| s.to_string()).collect(),
+            )),
+            match_multiple: multi,
+        })
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn matched(sel: Selection) -> AliasMatch {
+        match sel {
+            Selection::Matched(m) => m,
+            other => panic!("expected a match, got {other:?}"),
+        }
+    }
+
+    /// The alias fixtures st2's own API tests use (st2tests/fixtures/aliases).
+    fn st2_fixtures() -> AliasIndex {
+        let (idx, warnings) = AliasIndex::build(vec![
+            alias(
+                "aliases",
+                "alias1",
+                vec![plain("Lorem ipsum {{param1}} dolor sit {{param2}} amet.")],
+            ),
+            alias(
+                "aliases",
+                "alias2",
+                vec![obj(
+                    Some("Help entry doesn't matter."),
+                    &["Lorem ipsum {{param1}} dolor sit {{param3}} amet."],
+                    false,
+                )],
+            ),
+            alias(
+                "aliases",
+                "alias4",
+                vec![obj(
+                    Some("Help entry doesn't matter."),
+                    &["Lorem ipsum {{param1}} dolor sit {{param4}} amet."],
+                    false,
+                )],
+            ),
+            alias("aliases", "alias5", vec![plain("lorem ipsum")]),
+            alias(
+                "aliases",
+                "alias_with_undefined_jinja_in_ack_format",
+                vec![plain("run {{cmd}} on {{hosts}}")],
+            ),
+            alias(
+                "aliases",
+                "alias_match_multiple_fixes1",
+                vec![obj(
+                    Some("fixes <issue_key>"),
+                    &[r"(?:\b|^)fixes (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)(?:\b|$)"],
+                    true,
+                )],
+            ),
+            alias(
+                "aliases",
+                "alias_match_multiple_fixes2",
+                vec![obj(
+                    Some("fixes <issue_key>"),
+                    &[r"(?:\b|^)fixes (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)(?:\b|$)"],
+                    true,
+                )],
+            ),
+            alias(
+                "aliases",
+                "alias_match_multiple",
+                vec![obj(
+                    Some("duplicate of <issue_key>"),
+                    &[r"(?:\b|^)duplicate of (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)(?:\b|$)"],
+                    true,
+                )],
+            ),
+        ]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        idx
+    }
+
+    #[test]
+    fn st2_match_semantics_on_st2_fixtures() {
+        let idx = st2_fixtures();
+        let e = idx.st2_match("hello donny").unwrap_err();
+        assert_eq!(e.to_string(), "Command 'hello donny' matched no patterns");
+        let cmd = "Lorem ipsum banana dolor sit pineapple amet.";
+        let e = idx.st2_match(cmd).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Command '{cmd}' matched more than 1 pattern")
+        );
+        let m = idx.st2_match("run date on localhost").unwrap();
+        assert_eq!(
+            m.alias.reference,
+            "aliases.alias_with_undefined_jinja_in_ack_format"
+        );
+        assert_eq!(m.representation, "run {{cmd}} on {{hosts}}");
+        assert_eq!(m.display.as_deref(), Some("run {{cmd}} on {{hosts}}"));
+        assert_eq!(
+            m.params,
+            vec![params(&[("cmd", "date"), ("hosts", "localhost")])]
+        );
+        let m = idx
+            .st2_match(
+                "JKROWLING-4 is a duplicate of JRRTOLKIEN-24 which is a duplicate of DRSEUSS-12",
+            )
+            .unwrap();
+        assert_eq!(m.alias.name, "alias_match_multiple");
+        assert_eq!(
+            m.params,
+            vec![
+                params(&[("issue_key", "JRRTOLKIEN-24")]),
+                params(&[("issue_key", "DRSEUSS-12")])
+            ]
+        );
+        let cmd = "JKROWLING-4 fixes JRRTOLKIEN-24 which fixes DRSEUSS-12";
+        assert_eq!(
+            idx.st2_match(cmd).unwrap_err().to_string(),
+            format!("Command '{cmd}' matched more than 1 (multi) pattern")
+        );
+        let m = idx.st2_match("lorem ipsum").unwrap();
+        assert_eq!(m.alias.name, "alias5");
+    }
+
+    #[test]
+    fn select_unique_match() {
+        let idx = st2_fixtures();
+        let m = matched(idx.select("run date on localhost"));
+        assert_eq!(m.alias.name, "alias_with_undefined_jinja_in_ack_format");
+        assert_eq!(
+            m.params,
+            vec![params(&[("cmd", "date"), ("hosts", "localhost")])]
+        );
+        // Trailing pairs are part of the parameters.
+        let m = matched(idx.select("run date on localhost timeout=5"));
+        assert_eq!(m.params[0]["timeout"], "5");
+    }
+
+    #[test]
+    fn select_exact_tie_is_ambiguous() {
+        let idx = st2_fixtures();
+        match idx.select("Lorem ipsum banana dolor sit pineapple amet.") {
+            Selection::Ambiguous(c) => {
+                let refs: Vec<&str> = c.iter().map(|c| c.alias_ref.as_str()).collect();
+                assert_eq!(refs, ["aliases.alias1", "aliases.alias2", "aliases.alias4"]);
+                assert_eq!(c[1].display.as_deref(), Some("Help entry doesn't matter."));
+                assert_eq!(
+                    c[1].representation,
+                    "Lorem ipsum {{param1}} dolor sit {{param3}} amet."
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Multi pass: two equally specific multi aliases.
+        match idx.select("JKROWLING-4 fixes JRRTOLKIEN-24 which fixes DRSEUSS-12") {
+            Selection::Ambiguous(c) => assert_eq!(c.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn select_pass_two_match_multiple() {
+        let idx = st2_fixtures();
+        let m = matched(idx.select("X-1 is a duplicate of AB-2 and a duplicate of CD-3"));
+        assert_eq!(m.alias.name, "alias_match_multiple");
+        assert_eq!(m.display.as_deref(), Some("duplicate of <issue_key>"));
+        assert_eq!(
+            m.params,
+            vec![
+                params(&[("issue_key", "AB-2")]),
+                params(&[("issue_key", "CD-3")])
+            ]
+        );
+    }
+
+    #[test]
+    fn first_pass_wins_over_multi_pass() {
+        let (idx, _) = AliasIndex::build(vec![
+            alias(
+                "p",
+                "multi",
+                vec![obj(None, &[r"(?:\b|^)deploy (?P<app>\w+)(?:\b|$)"], true)],
+            ),
+            alias("p", "single", vec![plain("please deploy {{app}}")]),
+        ]);
+        let m = matched(idx.select("please deploy web"));
+        assert_eq!(m.alias.name, "single");
+        assert_eq!(
+            idx.st2_match("please deploy web").unwrap().alias.name,
+            "single"
+        );
+        let m = matched(idx.select("now deploy web"));
+        assert_eq!(m.alias.name, "multi");
+        assert_eq!(m.params, vec![params(&[("app", "web")])]);
+    }
+
+    #[test]
+    fn most_specific_wins() {
+        let (idx, _) = AliasIndex::build(vec![
+            alias("p", "short", vec![plain("alias4 fmt1 {{param1}}")]),
+            alias(
+                "p",
+                "long",
+                vec![plain("alias4 fmt1 {{param1}} word {{param2}}")],
+            ),
+        ]);
+        let cmd = "alias4 fmt1 a word b";
+        let m = matched(idx.select(cmd));
+        assert_eq!(m.alias.name, "long");
+        assert_eq!(m.params, vec![params(&[("param1", "a"), ("param2", "b")])]);
+        // st2 itself refuses.
+        assert!(matches!(
+            idx.st2_match(cmd),
+            Err(St2MatchError::MoreThanOne(_))
+        ));
+        assert_eq!(matched(idx.select("alias4 fmt1 a b")).alias.name, "short");
+    }
+
+    #[test]
+    fn two_formats_of_one_alias() {
+        // Both formats match with different parameters and equal specificity.
+        let (idx, _) = AliasIndex::build(vec![alias(
+            "p",
+            "a",
+            vec![plain("show {{what}} now"), plain("show {{what}} {{when}}")],
+        )]);
+        // Both match; "show {{what}} now" has 9 literal characters against 6.
+        let m = matched(idx.select("show logs now"));
+        assert_eq!(m.representation, "show {{what}} now");
+        assert_eq!(m.params, vec![params(&[("what", "logs")])]);
+        assert!(matches!(
+            idx.st2_match("show logs now"),
+            Err(St2MatchError::MoreThanOne(_))
+        ));
+        // Same alias, same parameters, equally specific: no real ambiguity.
+        let (idx, _) = AliasIndex::build(vec![alias(
+            "p",
+            "b",
+            vec![
+                plain("list {{what}}"),
+                obj(Some("ls <what>"), &["ls|list {{what}}"], false),
+            ],
+        )]);
+        let m = matched(idx.select("list pods"));
+        assert_eq!(m.representation, "list {{what}}");
+        assert_eq!(m.params, vec![params(&[("what", "pods")])]);
+        // Same alias, different parameters, equally specific: ambiguous.
+        let (idx, _) = AliasIndex::build(vec![alias(
+            "p",
+            "c",
+            vec![plain("get {{a}} {{b=x}}"), plain("get {{c}}")],
+        )]);
+        match idx.select("get one two") {
+            Selection::Ambiguous(c) => assert_eq!(c.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_match_suggests_help_entries() {
+        let (idx, _) = AliasIndex::build(vec![
+            alias("ops", "deploy", vec![plain("deploy {{app}} to {{env}}")]),
+            alias("ops", "deploy_status", vec![plain("deploy status")]),
+            alias("ops", "restart", vec![plain("restart {{svc}}")]),
+            alias("k8s", "get", vec![plain("get pods {{ns}}")]),
+            {
+                let mut a = alias("ops", "disabled", vec![plain("deploy everything")]);
+                a.enabled = false;
+                a
+            },
+        ]);
+        match idx.select("deploy") {
+            Selection::NoMatch { suggestions } => {
+                let d: Vec<&str> = suggestions.iter().map(|s| s.display.as_str()).collect();
+                assert_eq!(d, ["deploy status", "deploy {{app}} to {{env}}"]);
+                assert_eq!(suggestions[1].pack, "ops");
+                assert_eq!(
+                    suggestions[1].description.as_deref(),
+                    Some("deploy description")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match idx.select("deploi web to prod") {
+            Selection::NoMatch { suggestions } => {
+                assert!(!suggestions.is_empty());
+                assert!(suggestions.iter().all(|s| s.display.starts_with("deploy")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match idx.select("restrat nginx") {
+            Selection::NoMatch { suggestions } => {
+                assert_eq!(suggestions[0].display, "restart {{svc}}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match idx.select("completely unrelated") {
+            Selection::NoMatch { suggestions } => assert!(suggestions.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        match idx.select("") {
+            Selection::NoMatch { suggestions } => assert!(suggestions.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn disabled_aliases_are_skipped_but_listed() {
+        let mut off = alias("p", "off", vec![plain("hello {{who}}")]);
+        off.enabled = false;
+        let (idx, _) = AliasIndex::build(vec![off, alias("p", "noformats", vec![])]);
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.aliases()[0].name, "off");
+        assert_eq!(idx.pattern_count(), 0);
+        assert!(matches!(
+            idx.select("hello world"),
+            Selection::NoMatch { .. }
+        ));
+        assert!(matches!(
+            idx.st2_match("hello world"),
+            Err(St2MatchError::NoPatterns(_))
+        ));
+    }
+
+    #[test]
+    fn broken_formats_are_skipped_with_a_warning() {
+        let (idx, warnings) = AliasIndex::build(vec![
+            alias("p", "bad", vec![plain("bad {{a.b}}"), plain("good {{x}}")]),
+            alias("p", "other", vec![plain("other {{y}}")]),
+        ]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("p.bad") && warnings[0].contains("bad {{a.b}}"));
+        assert!(
+            warnings[0].contains("bad character in group name"),
+            "{}",
+            warnings[0]
+        );
+        assert_eq!(matched(idx.select("good 1")).params[0]["x"], "1");
+        assert_eq!(matched(idx.select("other 2")).alias.name, "other");
+        // st2 answers 500 for every command while such an alias is enabled.
+        match idx.st2_match("other 2") {
+            Err(St2MatchError::InvalidFormat {
+                alias_ref,
+                representation,
+                ..
+            }) => {
+                assert_eq!(alias_ref, "p.bad");
+                assert_eq!(representation, "bad {{a.b}}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Small deterministic generator (xorshift) for the prefilter equivalence test.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as usize
+        }
+        fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+            v[self.next() % v.len()]
+        }
+    }
+
+    #[test]
+    fn prefilter_never_changes_the_result() {
+        let words = [
+            "deploy",
+            "get",
+            "run",
+            "status",
+            "pods",
+            "app",
+            "on",
+            "to",
+            "the",
+            "Deploy",
+            "ſtatus",
+            "web",
+            "prod",
+            "x",
+            "{{a}}",
+            "{{b=1}}",
+            "{{ c = 'q' }}",
+        ];
+        let shapes: [fn(&str, &str, &str) -> String; 12] = [
+            |a, b, c| format!("{a} {b} {c}"),
+            |a, b, c| format!("{a} {b}{c}"),
+            |a, b, _| format!("{a}{b}"),
+            |a, b, c| format!("{{{{x}}}} {a} {b} {c}"),
+            |a, b, _| format!("(?i){a} {b} {{{{y}}}}"),
+            |a, b, _| format!(r"^\s*{a}\s+{b} (?P<z>\w+)"),
+            |a, b, c| format!("{a}s? {b} {c}"),
+            |a, b, _| format!("(?:{a}|{b}) {{{{w}}}}"),
+            |a, _, _| format!(r"(?:\b|^){a} (?P<k>\S+)(?:\b|$)"),
+            |a, b, c| format!("  {a}  {b} {c}."),
+            |a, b, _| format!("{a} {{{{v}}}} {b}"),
+            |a, _, _| a.to_string(),
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut aliases = Vec::new();
+        for i in 0..300usize {
+            let (a, b, c) = (rng.pick(&words), rng.pick(&words), rng.pick(&words));
+            let shape = shapes[rng.next() % shapes.len()];
+            let mut al = alias("p", &format!("a{i}"), vec![plain(&shape(a, b, c))]);
+            if i.is_multiple_of(7) {
+                al.formats = vec![obj(None, &[&shape(a, b, c)], true)];
+            }
+            aliases.push(al);
+        }
+        let (idx, _) = AliasIndex::build(aliases);
+        let fill = [
+            "web", "prod", "1", "'q r'", "x=1", "", " ", "\n", "DEPLOY", "ſ",
+        ];
+        let mut checked = 0;
+        for _ in 0..800 {
+            let n = rng.next() % 6;
+            let mut cmd = String::new();
+            for j in 0..n {
+                if j > 0 {
+                    cmd.push(' ');
+                }
+                let w = if rng.next().is_multiple_of(3) {
+                    rng.pick(&fill)
+                } else {
+                    rng.pick(&words)
+                };
+                cmd.push_str(&w.replace("{{", "").replace("}}", ""));
+            }
+            let p = prepare(&cmd);
+            let (fast, _) = idx.gather(&p, false);
+            let (slow, _) = idx.gather(&p, true);
+            let f: Vec<u32> = fast.iter().map(|h| h.id).collect();
+            let s: Vec<u32> = slow.iter().map(|h| h.id).collect();
+            assert_eq!(f, s, "prefilter changed the result for {cmd:?}");
+            checked += s.len();
+        }
+        assert!(
+            checked > 300,
+            "generated commands matched too rarely ({checked})"
+        );
+    }
+
+    #[test]
+    fn snapshot_types_are_shareable_across_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<AliasIndex>();
+        check::<Selection>();
+        check::<crate::alias::format::CompiledFormat>();
+        check::<PreparedCommand>();
+        let idx = Arc::new(st2_fixtures());
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let idx = idx.clone();
+                std::thread::spawn(move || idx.st2_match("run date on localhost").is_ok())
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap());
+        }
+    }
+
+    #[test]
+    fn levenshtein_bound() {
+        assert_eq!(bounded_levenshtein("deploy", "deploi", 2), Some(1));
+        assert_eq!(bounded_levenshtein("restrat", "restart", 2), Some(2));
+        assert_eq!(bounded_levenshtein("abc", "xyz", 2), None);
+        assert_eq!(bounded_levenshtein("", "ab", 2), Some(2));
+    }
+}

@@ -1,0 +1,262 @@
+//! The composition root: starts the actors in dependency order, wires them together and
+//! starts the HTTP server. Used by `stormbridge run`, `stormbridge demo` and the tests.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use actix::prelude::*;
+
+use crate::{
+    actors::{
+        acl_gate::{AclGate, ReplacePolicy},
+        alias_cache::{AliasCache, AliasSnapshot},
+        dispatcher::{Dispatcher, DispatcherSettings, RegisterConnection},
+        stream_consumer::{StreamConsumer, StreamSettings},
+        supervisor::{Health, HealthReport, StatusReporter, Supervisor},
+        token_renewer::{RenewerSettings, TokenRenewer},
+    },
+    backends::console::{ConsoleConnection, ConsoleIo},
+    config::{BackendSettings, Settings},
+    domain::{backoff::Backoff, command::Prefixes},
+    http::{self, HttpState},
+    metrics::Metrics,
+    render::{TemplateError, Templates},
+    st2::{client::St2Endpoints, tls::TlsError},
+};
+
+/// Why the bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS settings for StackStorm were unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Message templates did not load.
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    /// The HTTP server could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Things the caller provides instead of the defaults.
+#[derive(Default)]
+pub struct AppOptions {
+    /// The console's input and output; standard input/output when `None`.
+    pub console_io: Option<ConsoleIo>,
+}
+
+/// A running bridge.
+pub struct RunningApp {
+    /// Where the HTTP server listens.
+    pub http_addr: SocketAddr,
+    /// The metrics registry (also served on `/metrics`).
+    pub metrics: Metrics,
+    supervisor: Addr<Supervisor>,
+    http: actix_web::dev::ServerHandle,
+    /// `actix::Supervisor` restarts an actor only while someone holds its address; nothing
+    /// else sends to the stream consumer, so the running app keeps it.
+    _stream_consumer: Addr<StreamConsumer>,
+    acl_gate: Addr<AclGate>,
+}
+
+impl RunningApp {
+    /// The current health snapshot.
+    pub async fn health(&self) -> Option<HealthReport> {
+        self.supervisor.send(Health).await.ok()
+    }
+
+    /// Re-reads the configuration file and swaps in its access rules (what SIGHUP does).
+    /// An invalid file changes nothing: the old rules stay and the problems are returned.
+    /// Only `[access]` is applied; other changes need a restart.
+    pub async fn reload_access(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<usize, crate::config::ConfigError> {
+        let settings = crate::config::load(path)?;
+        let rules = settings.access.rule_count();
+        self.acl_gate
+            .send(ReplacePolicy(settings.access.clone()))
+            .await
+            .map_err(|_| {
+                crate::config::ConfigError::single("access", "the access gate is not running")
+            })?;
+        Ok(rules)
+    }
+
+    /// Stops the HTTP server. Actors stop with the actix system.
+    pub async fn stop(&self) {
+        self.http.stop(true).await;
+    }
+}
+
+/// Starts the bridge on the current actix system.
+pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp, StartError> {
+    let settings = Arc::new(settings);
+    let metrics = Metrics::new();
+    let templates = Arc::new(Templates::load(settings.bot.templates_dir.as_deref())?);
+    let tls =
+        crate::st2::tls::client_config(settings.st2.verify_cert, settings.st2.ca_file.as_deref())?;
+    let endpoints = St2Endpoints::from(&settings.st2);
+    let backoff = Backoff::new(
+        settings.supervisor.restart_backoff_initial,
+        settings.supervisor.restart_backoff_max,
+    );
+
+    let supervisor = Supervisor::new(metrics.clone()).start();
+    let registry = supervisor.clone().recipient();
+    let reporter =
+        |name: &str, required: bool| StatusReporter::new(name, registry.clone(), required);
+
+    let renewer = {
+        let s = RenewerSettings {
+            credential: settings.st2.credentials.clone(),
+            token_ttl: settings.st2.token_ttl,
+            renew_before: settings.st2.token_renew_before,
+            backoff: backoff.clone(),
+        };
+        let (endpoints, tls, metrics, status) = (
+            endpoints.clone(),
+            tls.clone(),
+            metrics.clone(),
+            reporter("token_renewer", true),
+        );
+        actix::Supervisor::start(move |_| TokenRenewer::new(s, endpoints, tls, metrics, status))
+    };
+
+    let gate = AclGate::new(
+        settings.access.clone(),
+        metrics.clone(),
+        reporter("acl_gate", false),
+    )
+    .start();
+
+    let snapshot = AliasSnapshot::default();
+    let alias_cache = {
+        let (endpoints, tls, metrics, renewer, snapshot, backoff) = (
+            endpoints.clone(),
+            tls.clone(),
+            metrics.clone(),
+            renewer.clone(),
+            snapshot.clone(),
+            backoff.clone(),
+        );
+        let interval = settings.st2.alias_refresh_interval;
+        let status = reporter("alias_cache", true);
+        actix::Supervisor::start(move |_| {
+            AliasCache::new(
+                endpoints, tls, metrics, renewer, snapshot, interval, backoff, status,
+            )
+        })
+    };
+
+    let dispatcher = {
+        let s = DispatcherSettings {
+            prefixes: Prefixes {
+                bot: settings.bot.prefix.clone(),
+                plugin: settings.bot.plugin_prefix.clone(),
+            },
+            route_key: settings.st2.route_key.clone(),
+            web_url: settings.st2.web_url.clone(),
+            help_page_size: settings.bot.help_page_size,
+            help_max_page_size: settings.bot.help_max_page_size,
+            connection_order: settings.chat.iter().map(|c| c.name.clone()).collect(),
+        };
+        let (endpoints, tls, metrics, templates, snapshot, renewer, gate) = (
+            endpoints.clone(),
+            tls.clone(),
+            metrics.clone(),
+            templates.clone(),
+            snapshot.clone(),
+            renewer.clone(),
+            gate.clone(),
+        );
+        let status = reporter("dispatcher", false);
+        actix::Supervisor::start(move |_| {
+            Dispatcher::new(
+                s, endpoints, tls, metrics, templates, snapshot, renewer, gate, status,
+            )
+        })
+    };
+
+    let stream_consumer = {
+        let mut routes = vec![settings.st2.route_key.clone()];
+        routes.extend(settings.st2.extra_routes.iter().cloned());
+        routes.dedup();
+        let s = StreamSettings {
+            routes,
+            read_timeout: settings.st2.stream_read_timeout,
+        };
+        let (endpoints, tls, metrics, renewer) = (
+            endpoints.clone(),
+            tls.clone(),
+            metrics.clone(),
+            renewer.clone(),
+        );
+        let announcements = dispatcher.clone().recipient();
+        let alias_changes = alias_cache.clone().recipient();
+        let status = reporter("stream_consumer", true);
+        let backoff = backoff.clone();
+        actix::Supervisor::start(move |_| {
+            StreamConsumer::new(
+                s,
+                endpoints,
+                tls,
+                metrics,
+                renewer,
+                announcements,
+                alias_changes,
+                backoff,
+                status,
+            )
+        })
+    };
+
+    let mut console_io = options.console_io;
+    for chat in &settings.chat {
+        let status = reporter(&format!("chat:{}", chat.name), true);
+        let recipient = match &chat.backend {
+            BackendSettings::Console(console) => {
+                let io = console_io.take().unwrap_or_else(ConsoleIo::stdio);
+                ConsoleConnection::new(
+                    chat.name.clone(),
+                    console.clone(),
+                    settings.bot.name.clone(),
+                    dispatcher.clone().recipient(),
+                    io,
+                    status,
+                )
+                .start()
+                .recipient()
+            }
+        };
+        dispatcher.do_send(RegisterConnection {
+            name: chat.name.clone(),
+            recipient,
+        });
+    }
+
+    let server = http::server::start(
+        settings.http.listen,
+        HttpState {
+            supervisor: supervisor.clone(),
+            metrics: metrics.clone(),
+        },
+    )
+    .map_err(|source| StartError::Listen {
+        addr: settings.http.listen,
+        source,
+    })?;
+    tracing::info!(http = %server.addr, "stormbridge started");
+    Ok(RunningApp {
+        http_addr: server.addr,
+        metrics,
+        supervisor,
+        http: server.handle,
+        _stream_consumer: stream_consumer,
+        acl_gate: gate,
+    })
+}

@@ -1,0 +1,26 @@
+//! Chat platforms, one module each, all shaped the same way: a connection actor that turns
+//! platform events into [`Inbound`] messages for the dispatcher and handles [`Deliver`].
+
+pub mod console;
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use crate::domain::message::{InboundMessage, Target};
+
+/// A normalised chat message for the dispatcher.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Inbound(pub InboundMessage);
+
+/// A message for a connection to send. The connection splits it to its platform's limit.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// Room or user.
+    pub target: Target,
+    /// Plain text.
+    pub text: String,
+    /// Platform formatting hints from StackStorm (`extra`), for platforms that use them.
+    pub extra: Option<Value>,
+}

@@ -1,0 +1,403 @@
+//! Configuration: one TOML file, overridable from the environment, validated as a whole.
+//!
+//! Layers, lowest first: `config/default.toml` (embedded; it is also the documentation of
+//! every key), the file given with `--config`, then `STORMBRIDGE__SECTION__KEY` variables.
+//! Secrets may come from `*_file` keys instead. [`load`] returns either settings that
+//! passed every check or the full list of problems, each naming its key.
+
+mod load;
+mod validate;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use load::{load, load_from_str, resolve_config_path, ConfigSource};
+pub use validate::{ConfigError, Problem};
+
+/// The embedded defaults, also shipped as `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[st2]`: where StackStorm is and how to talk to it.
+    pub st2: St2Settings,
+    /// `[bot]`: how the bot is addressed and how it answers.
+    pub bot: BotSettings,
+    /// `[auth]`: whose StackStorm identity commands run as.
+    pub auth: AuthSettings,
+    /// `[http]`: the health/metrics server.
+    pub http: HttpSettings,
+    /// `[store]`: where state that must survive a restart lives.
+    pub store: StoreSettings,
+    /// `[log]`: logging.
+    pub log: LogSettings,
+    /// `[supervisor]`: restart policy.
+    pub supervisor: SupervisorSettings,
+    /// `[[chat]]`: the chat connections, in file order.
+    pub chat: Vec<ChatSettings>,
+    /// `[access]`: who may run what, where (compiled).
+    pub access: std::sync::Arc<crate::acl::AclPolicy>,
+}
+
+/// `[st2]`.
+#[derive(Debug, Clone)]
+pub struct St2Settings {
+    /// API base, e.g. `https://st2.example.com/api/v1`.
+    pub api_url: String,
+    /// Auth base, e.g. `https://st2.example.com/auth/v1`.
+    pub auth_url: String,
+    /// Stream base, e.g. `https://st2.example.com/stream/v1`.
+    pub stream_url: String,
+    /// st2web base for execution links, when set.
+    pub web_url: Option<String>,
+    /// Verify StackStorm's TLS certificate.
+    pub verify_cert: bool,
+    /// Extra CA bundle (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Route key sent as `notification_route`; results arrive as `st2.announcement__<route_key>`.
+    pub route_key: String,
+    /// More routes whose announcements are delivered (e.g. `chatops` for `chatops.post_message`).
+    pub extra_routes: Vec<String>,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for one API request, body included.
+    pub request_timeout: Duration,
+    /// Period of the alias refresh; `None` when disabled.
+    pub alias_refresh_interval: Option<Duration>,
+    /// The server's stream heartbeat period (st2's `stream.heartbeat`).
+    pub stream_heartbeat: Duration,
+    /// Silence on the stream longer than this means the connection is dead.
+    pub stream_read_timeout: Duration,
+    /// TTL asked for the bridge's own token (username/password only).
+    pub token_ttl: Option<u64>,
+    /// Renew the bridge's token this long before it expires.
+    pub token_renew_before: Duration,
+    /// The bridge's own credential.
+    pub credentials: BridgeCredential,
+}
+
+/// The bridge's own StackStorm credential: exactly one kind may be configured.
+#[derive(Clone)]
+pub enum BridgeCredential {
+    /// Log in with username and password and keep the token renewed.
+    Password {
+        /// st2 username.
+        username: String,
+        /// st2 password.
+        password: SecretString,
+    },
+    /// A static token (sent as `X-Auth-Token`); cannot be renewed.
+    Token(SecretString),
+    /// An API key (sent as `St2-Api-Key`); never expires.
+    ApiKey(SecretString),
+}
+
+impl std::fmt::Debug for BridgeCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Password { username, .. } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .field("password", &"[redacted]")
+                .finish(),
+            Self::Token(_) => f.write_str("Token([redacted])"),
+            Self::ApiKey(_) => f.write_str("ApiKey([redacted])"),
+        }
+    }
+}
+
+/// `[bot]`.
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    /// Bot prefix (`!`).
+    pub prefix: String,
+    /// Plugin prefix (`st2`).
+    pub plugin_prefix: String,
+    /// The bot's name, used for mentions on text backends.
+    pub name: String,
+    /// Help entries per page.
+    pub help_page_size: usize,
+    /// Upper bound for `--limit` in help.
+    pub help_max_page_size: usize,
+    /// Directory of `.hbs` files overriding the embedded message templates.
+    pub templates_dir: Option<PathBuf>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Only `standalone` is available in this version.
+    pub mode: AuthMode,
+    /// Public base URL of this bridge (for login links).
+    pub public_url: Option<String>,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// TTL asked for users' st2 tokens.
+    pub user_token_ttl: u64,
+}
+
+/// Whose st2 identity runs commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every command runs with the bridge's own credential; st2 records the chat user as `api_user`.
+    Standalone,
+    /// Each chat user runs commands with their own st2 credential.
+    Clientside,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Address of the health/metrics server.
+    pub listen: SocketAddr,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `memory` is the only backend in this version.
+    pub backend: String,
+    /// Database file for persistent backends.
+    pub path: PathBuf,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// A tracing `EnvFilter` directive, e.g. `info` or `stormbridge=debug`.
+    pub level: String,
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[supervisor]`.
+#[derive(Debug, Clone)]
+pub struct SupervisorSettings {
+    /// First restart delay.
+    pub restart_backoff_initial: Duration,
+    /// Longest restart delay.
+    pub restart_backoff_max: Duration,
+}
+
+/// One `[[chat]]` connection.
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// Unique connection name; appears in ids as `<name>:<id>`.
+    pub name: String,
+    /// The platform and its settings.
+    pub backend: BackendSettings,
+}
+
+/// Platform-specific settings of a connection.
+#[derive(Debug, Clone)]
+pub enum BackendSettings {
+    /// Lines on standard input/output.
+    Console(ConsoleSettings),
+}
+
+impl BackendSettings {
+    /// The `backend = "…"` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendSettings::Console(_) => "console",
+        }
+    }
+}
+
+/// `backend = "console"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Id of the one user typing at the console.
+    #[serde(default = "console_default_user_id")]
+    pub user_id: String,
+    /// Display name of that user.
+    #[serde(default = "console_default_user_name")]
+    pub user_name: String,
+    /// Room the console user speaks in (lines starting `/dm ` are direct messages).
+    #[serde(default = "console_default_room")]
+    pub room: String,
+    /// Split longer messages into parts; 0 means unlimited.
+    #[serde(default)]
+    pub max_message_length: usize,
+    /// Stop the bridge when standard input ends (the demo does this).
+    #[serde(default)]
+    pub exit_on_eof: bool,
+}
+
+fn console_default_user_id() -> String {
+    "console-user".into()
+}
+fn console_default_user_name() -> String {
+    "Console User".into()
+}
+fn console_default_room() -> String {
+    "console".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::{load::load_with_env, *};
+
+    const MINIMAL: &str = r#"
+        [st2]
+        api_url = "https://st2.example.com/api/v1"
+        [st2.credentials]
+        api_key = "k"
+        [[chat]]
+        name = "console"
+        backend = "console"
+    "#;
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        load_with_env(&ConfigSource::Text(text.into()), env)
+    }
+
+    fn keys(e: &ConfigError) -> Vec<&str> {
+        e.problems.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn minimal_file_gets_documented_defaults_and_derived_urls() {
+        let s = load_text(MINIMAL, &[]).unwrap();
+        assert_eq!(s.st2.auth_url, "https://st2.example.com/auth/v1");
+        assert_eq!(s.st2.stream_url, "https://st2.example.com/stream/v1");
+        assert_eq!(s.st2.route_key, "stormbridge");
+        assert_eq!(s.bot.prefix, "!");
+        assert_eq!(s.bot.plugin_prefix, "st2");
+        assert_eq!(s.http.listen.to_string(), "127.0.0.1:3141");
+        assert_eq!(s.st2.stream_read_timeout, Duration::from_secs(60));
+        assert!(matches!(s.st2.credentials, BridgeCredential::ApiKey(_)));
+        assert!(matches!(s.chat[0].backend, BackendSettings::Console(_)));
+    }
+
+    #[test]
+    fn direct_ports_are_derived_too() {
+        let text = MINIMAL.replace("https://st2.example.com/api/v1", "http://st2:9101/v1");
+        let s = load_text(&text, &[]).unwrap();
+        assert_eq!(s.st2.auth_url, "http://st2:9100/v1");
+        assert_eq!(s.st2.stream_url, "http://st2:9102/v1");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let s = load_text(
+            MINIMAL,
+            &[
+                ("STORMBRIDGE__ST2__ROUTE_KEY", "errbot"),
+                ("STORMBRIDGE__BOT__HELP_PAGE_SIZE", "7"),
+                ("STORMBRIDGE__HTTP__LISTEN", "0.0.0.0:8080"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.st2.route_key, "errbot");
+        assert_eq!(s.bot.help_page_size, 7);
+        assert_eq!(s.http.listen.port(), 8080);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let text = r#"
+            [st2]
+            api_url = "not a url"
+            stream_read_timeout = 10
+            [st2.credentials]
+            api_key = "k"
+            token = "t"
+            [http]
+            listen = "localhost"
+            [access]
+            admins = ["nocolon"]
+            [[chat]]
+            name = "x"
+            backend = "telegraph"
+        "#;
+        let e = load_text(text, &[]).unwrap_err();
+        let k = keys(&e);
+        for expected in [
+            "st2.api_url",
+            "st2.stream_read_timeout",
+            "st2.credentials",
+            "http.listen",
+            "access.admins[0]",
+            "chat[0].backend",
+        ] {
+            assert!(k.contains(&expected), "missing {expected} in {k:?}");
+        }
+        let text = e.to_string();
+        assert!(text.contains("exactly one credential"), "{text}");
+        assert!(text.contains("telegraph"));
+    }
+
+    #[test]
+    fn unknown_keys_and_sections_are_errors() {
+        let text = format!("{MINIMAL}\n[st2x]\na = 1\n");
+        let e = load_text(&text, &[]).unwrap_err();
+        assert!(keys(&e).contains(&"st2x"));
+        let text = MINIMAL.replace("[st2.credentials]", "api_urll = \"x\"\n[st2.credentials]");
+        let e = load_text(&text, &[]).unwrap_err();
+        assert!(e.to_string().contains("api_urll"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "hunter2-from-file\n").unwrap();
+        let text = format!(
+            r#"
+            [st2]
+            api_url = "https://st2.example.com/api/v1"
+            [st2.credentials]
+            username = "bot"
+            password_file = "{}"
+            [[chat]]
+            name = "c"
+            backend = "console"
+        "#,
+            file.display()
+        );
+        let s = load_text(&text, &[]).unwrap();
+        match &s.st2.credentials {
+            BridgeCredential::Password { username, password } => {
+                assert_eq!(username, "bot");
+                assert_eq!(password.expose_secret(), "hunter2-from-file");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let missing = text.replace(&file.display().to_string(), "/nonexistent/pw");
+        let e = load_text(&missing, &[]).unwrap_err();
+        assert!(keys(&e).contains(&"st2.credentials.password_file"));
+    }
+
+    #[test]
+    fn no_credential_and_no_chat_are_explained() {
+        let e = load_text("[st2]\napi_url = \"http://h/api/v1\"\n", &[]).unwrap_err();
+        let k = keys(&e);
+        assert!(k.contains(&"st2.credentials"));
+        assert!(k.contains(&"chat"));
+    }
+}

@@ -1,0 +1,591 @@
+//! Cross-field checks. Every problem is collected, so one run of `check-config` shows them all.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use crate::acl::AclPolicy;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    load::{RawConfig, RawCredentials, RawSt2},
+    AuthMode, AuthSettings, BackendSettings, BotSettings, BridgeCredential, ChatSettings,
+    ConsoleSettings, HttpSettings, LogFormat, LogSettings, Settings, St2Settings, StoreSettings,
+    SupervisorSettings,
+};
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key, e.g. `st2.api_url` or `chat[1].backend`.
+    pub key: String,
+    /// Why it is wrong, in words an operator can act on.
+    pub reason: String,
+}
+
+impl Problem {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The problems, in file order where there is one.
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// An error with one problem.
+    pub fn single(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            problems: vec![Problem::new(key, reason)],
+        }
+    }
+}
+
+impl ConfigError {
+    /// All problems on one line, for logs.
+    pub fn one_line(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {}: {}", p.key, p.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Backends that exist in this version; any other `backend =` value is reported.
+pub const AVAILABLE_BACKENDS: &[&str] = &["console"];
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn push(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.problems.push(Problem::new(key, reason));
+    }
+
+    fn take<T>(&mut self, r: Result<T, Problem>) -> Option<T> {
+        r.map_err(|p| self.problems.push(p)).ok()
+    }
+
+    fn url(&mut self, key: &str, value: &str) -> Option<String> {
+        match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                Some(value.trim_end_matches('/').to_owned())
+            }
+            Ok(_) => {
+                self.push(
+                    key,
+                    format!("`{value}` must be an http:// or https:// URL with a host"),
+                );
+                None
+            }
+            Err(e) => {
+                self.push(key, format!("`{value}` is not a URL ({e})"));
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, key: &str, secs: u64) -> Duration {
+        if secs == 0 {
+            self.push(key, "must be at least 1 (seconds)");
+        }
+        Duration::from_secs(secs.max(1))
+    }
+}
+
+pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+    for section in &raw.unknown_sections {
+        c.push(
+            section.clone(),
+            "unknown section (known: st2, bot, auth, http, store, log, supervisor, access, chat)",
+        );
+    }
+    let st2 = c.take(raw.st2).and_then(|s| st2(&mut c, s));
+    let bot = c.take(raw.bot).map(|b| {
+        if b.prefix.is_empty() && b.plugin_prefix.is_empty() {
+            c.push(
+                "bot.prefix",
+                "bot.prefix and bot.plugin_prefix cannot both be empty: the bot would answer every message",
+            );
+        }
+        if b.plugin_prefix.chars().any(char::is_whitespace) {
+            c.push("bot.plugin_prefix", "must not contain spaces");
+        }
+        if b.help_page_size == 0 || b.help_page_size > b.help_max_page_size {
+            c.push(
+                "bot.help_page_size",
+                format!("must be between 1 and bot.help_max_page_size ({})", b.help_max_page_size),
+            );
+        }
+        if b.help_max_page_size == 0 || b.help_max_page_size > 200 {
+            c.push("bot.help_max_page_size", "must be between 1 and 200");
+        }
+        let templates_dir = non_empty(&b.templates_dir).map(PathBuf::from);
+        if let Some(dir) = &templates_dir {
+            if let Err(e) = crate::render::Templates::load(Some(dir)) {
+                c.push("bot.templates_dir", e.to_string());
+            }
+        }
+        BotSettings {
+            prefix: b.prefix,
+            plugin_prefix: b.plugin_prefix,
+            name: b.name,
+            help_page_size: b.help_page_size,
+            help_max_page_size: b.help_max_page_size,
+            templates_dir,
+        }
+    });
+    let auth = c.take(raw.auth).and_then(|a| {
+        let mode = match a.mode.as_str() {
+            "standalone" => AuthMode::Standalone,
+            "clientside" => {
+                c.push(
+                    "auth.mode",
+                    "`clientside` (per-user StackStorm credentials) is not available in this version yet; use `standalone`",
+                );
+                AuthMode::Clientside
+            }
+            other => {
+                c.push(
+                    "auth.mode",
+                    format!("`{other}` is not a mode: use `standalone` or `clientside`"),
+                );
+                return None;
+            }
+        };
+        let public_url = non_empty(&a.public_url).and_then(|u| c.url("auth.public_url", u));
+        Some(AuthSettings {
+            mode,
+            public_url,
+            session_ttl: c.positive("auth.session_ttl", a.session_ttl),
+            user_token_ttl: a.user_token_ttl,
+        })
+    });
+    let http = c
+        .take(raw.http)
+        .and_then(|h| match h.listen.parse::<SocketAddr>() {
+            Ok(listen) => Some(HttpSettings { listen }),
+            Err(_) => {
+                c.push(
+                    "http.listen",
+                    format!("`{}` is not an address like 127.0.0.1:3141", h.listen),
+                );
+                None
+            }
+        });
+    let store = c.take(raw.store).map(|s| {
+        if s.backend != "memory" {
+            c.push(
+                "store.backend",
+                format!(
+                    "`{}` is not available in this version: use `memory`",
+                    s.backend
+                ),
+            );
+        }
+        StoreSettings {
+            backend: s.backend,
+            path: PathBuf::from(s.path),
+        }
+    });
+    let log = c.take(raw.log).and_then(|l| {
+        if tracing_subscriber::EnvFilter::try_new(&l.level).is_err() {
+            c.push(
+                "log.level",
+                format!(
+                    "`{}` is not a log filter such as `info` or `stormbridge=debug`",
+                    l.level
+                ),
+            );
+        }
+        let format = match l.format.as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                c.push(
+                    "log.format",
+                    format!("`{other}` must be `pretty` or `json`"),
+                );
+                return None;
+            }
+        };
+        Some(LogSettings {
+            level: l.level,
+            format,
+        })
+    });
+    let supervisor = c.take(raw.supervisor).map(|s| {
+        if s.restart_backoff_initial_ms == 0 {
+            c.push(
+                "supervisor.restart_backoff_initial_ms",
+                "must be at least 1",
+            );
+        }
+        if s.restart_backoff_max_ms < s.restart_backoff_initial_ms {
+            c.push(
+                "supervisor.restart_backoff_max_ms",
+                "must not be smaller than supervisor.restart_backoff_initial_ms",
+            );
+        }
+        SupervisorSettings {
+            restart_backoff_initial: Duration::from_millis(s.restart_backoff_initial_ms.max(1)),
+            restart_backoff_max: Duration::from_millis(s.restart_backoff_max_ms.max(1)),
+        }
+    });
+    let chat = c.take(raw.chat).map(|items| chats(&mut c, items));
+    let access = c
+        .take(raw.access)
+        .and_then(|cfg| match AclPolicy::compile(&cfg) {
+            Ok(policy) => Some(Arc::new(policy)),
+            Err(problems) => {
+                for p in problems {
+                    c.push(p.key, p.reason);
+                }
+                None
+            }
+        });
+    match (st2, bot, auth, http, store, log, supervisor, chat, access) {
+        (
+            Some(st2),
+            Some(bot),
+            Some(auth),
+            Some(http),
+            Some(store),
+            Some(log),
+            Some(supervisor),
+            Some(chat),
+            Some(access),
+        ) if c.problems.is_empty() => Ok(Settings {
+            st2,
+            bot,
+            auth,
+            http,
+            store,
+            log,
+            supervisor,
+            chat,
+            access,
+        }),
+        _ => Err(ConfigError {
+            problems: c.problems,
+        }),
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    let s = s.trim();
+    (!s.is_empty()).then_some(s)
+}
+
+fn st2(c: &mut Checker, s: RawSt2) -> Option<St2Settings> {
+    let api_url = c.url("st2.api_url", &s.api_url);
+    let derived = |service: &str, port: &str| {
+        api_url
+            .as_deref()
+            .and_then(|a| derive_url(a, service, port))
+    };
+    let mut service_url = |key: &str, value: &str, service: &str, port: &str| match non_empty(value)
+    {
+        Some(v) => c.url(key, v),
+        None => {
+            let d = derived(service, port);
+            if d.is_none() && api_url.is_some() {
+                c.push(
+                    key,
+                    "is not set and cannot be derived from st2.api_url (derivation works for …/api/v1 and :9101/v1)",
+                );
+            }
+            d
+        }
+    };
+    let auth_url = service_url("st2.auth_url", &s.auth_url, "auth", "9100");
+    let stream_url = service_url("st2.stream_url", &s.stream_url, "stream", "9102");
+    let web_url = non_empty(&s.web_url).and_then(|u| c.url("st2.web_url", u));
+    let ca_file = non_empty(&s.ca_file).map(PathBuf::from);
+    if let Some(path) = &ca_file {
+        if let Err(e) = crate::st2::tls::load_ca_file(path) {
+            c.push("st2.ca_file", e.to_string());
+        }
+    }
+    for (key, route) in std::iter::once(("st2.route_key".to_owned(), &s.route_key)).chain(
+        s.extra_routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("st2.extra_routes[{i}]"), r)),
+    ) {
+        if route.is_empty()
+            || !route
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+        {
+            c.push(
+                key,
+                format!("`{route}` must be letters, digits, `_`, `-` or `.`"),
+            );
+        }
+    }
+    let stream_heartbeat = c.positive("st2.stream_heartbeat", s.stream_heartbeat);
+    let stream_read_timeout = c.positive("st2.stream_read_timeout", s.stream_read_timeout);
+    if stream_read_timeout <= stream_heartbeat {
+        c.push(
+            "st2.stream_read_timeout",
+            format!(
+                "must be longer than st2.stream_heartbeat ({} s), or every quiet stream would be dropped",
+                stream_heartbeat.as_secs()
+            ),
+        );
+    }
+    let credentials = credentials(c, s.credentials);
+    let token_renew_before = Duration::from_secs(s.token_renew_before);
+    Some(St2Settings {
+        api_url: api_url?,
+        auth_url: auth_url?,
+        stream_url: stream_url?,
+        web_url,
+        verify_cert: s.verify_cert,
+        ca_file,
+        route_key: s.route_key,
+        extra_routes: s.extra_routes,
+        connect_timeout: c.positive("st2.connect_timeout", s.connect_timeout),
+        request_timeout: c.positive("st2.request_timeout", s.request_timeout),
+        alias_refresh_interval: (s.alias_refresh_interval > 0)
+            .then(|| Duration::from_secs(s.alias_refresh_interval)),
+        stream_heartbeat,
+        stream_read_timeout,
+        token_ttl: (s.token_ttl > 0).then_some(s.token_ttl),
+        token_renew_before,
+        credentials: credentials?,
+    })
+}
+
+/// `…/api/v1` → `…/auth/v1`; `host:9101/v1` → `host:9100/v1`.
+fn derive_url(api_url: &str, service: &str, port: &str) -> Option<String> {
+    if let Some(base) = api_url.strip_suffix("/api/v1") {
+        return Some(format!("{base}/{service}/v1"));
+    }
+    if let Some(base) = api_url.strip_suffix("/api") {
+        return Some(format!("{base}/{service}/v1"));
+    }
+    let mut url = url::Url::parse(api_url).ok()?;
+    if url.port() == Some(9101) {
+        url.set_port(port.parse().ok()).ok()?;
+        return Some(url.as_str().trim_end_matches('/').to_owned());
+    }
+    None
+}
+
+/// Reads a secret given inline or as a `*_file` key (never both).
+fn secret(
+    c: &mut Checker,
+    key: &str,
+    inline: Option<SecretString>,
+    file: &str,
+) -> Option<SecretString> {
+    let inline = inline.filter(|s| !s.expose_secret().is_empty());
+    match (inline, non_empty(file)) {
+        (Some(_), Some(_)) => {
+            c.push(key, format!("set either {key} or {key}_file, not both"));
+            None
+        }
+        (Some(s), None) => Some(s),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let value = text.trim_end_matches(['\r', '\n']).to_owned();
+                if value.is_empty() {
+                    c.push(format!("{key}_file"), format!("{path} is empty"));
+                    None
+                } else {
+                    Some(SecretString::from(value))
+                }
+            }
+            Err(e) => {
+                c.push(format!("{key}_file"), format!("cannot read {path}: {e}"));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+/// Precedence is not guessed: configuring two kinds of credential is an error, because
+/// err-stackstorm's documented and actual precedence disagree and operators got bitten.
+fn credentials(c: &mut Checker, raw: RawCredentials) -> Option<BridgeCredential> {
+    let password = secret(
+        c,
+        "st2.credentials.password",
+        raw.password,
+        &raw.password_file,
+    );
+    let token = secret(c, "st2.credentials.token", raw.token, &raw.token_file);
+    let api_key = secret(c, "st2.credentials.api_key", raw.api_key, &raw.api_key_file);
+    let username = non_empty(&raw.username).map(str::to_owned);
+    let mut kinds = Vec::new();
+    if username.is_some() || password.is_some() {
+        kinds.push("username+password");
+    }
+    if token.is_some() {
+        kinds.push("token");
+    }
+    if api_key.is_some() {
+        kinds.push("api_key");
+    }
+    match kinds.as_slice() {
+        [] => {
+            c.push(
+                "st2.credentials",
+                "no credential: set one of username+password (or password_file), token (or token_file), api_key (or api_key_file)",
+            );
+            None
+        }
+        [_] => {
+            if let Some(key) = api_key {
+                Some(BridgeCredential::ApiKey(key))
+            } else if let Some(token) = token {
+                Some(BridgeCredential::Token(token))
+            } else {
+                match (username, password) {
+                    (Some(username), Some(password)) => {
+                        Some(BridgeCredential::Password { username, password })
+                    }
+                    (None, _) => {
+                        c.push(
+                            "st2.credentials.username",
+                            "a password is set but no username",
+                        );
+                        None
+                    }
+                    (_, None) => {
+                        c.push(
+                            "st2.credentials.password",
+                            "a username is set but no password (or password_file)",
+                        );
+                        None
+                    }
+                }
+            }
+        }
+        several => {
+            c.push(
+                "st2.credentials",
+                format!(
+                    "configure exactly one credential, found {}",
+                    several.join(" and ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
+    if items.is_empty() {
+        c.push(
+            "chat",
+            "no chat connection: add at least one [[chat]] table",
+        );
+    }
+    let mut out: Vec<ChatSettings> = Vec::new();
+    let mut consoles = 0;
+    for (i, item) in items.into_iter().enumerate() {
+        let key = format!("chat[{i}]");
+        let serde_json::Value::Object(mut map) = item else {
+            c.push(key, "must be a table");
+            continue;
+        };
+        let name = match map.remove("name") {
+            Some(serde_json::Value::String(n)) => n,
+            _ => {
+                c.push(
+                    format!("{key}.name"),
+                    "is required (a short unique name such as `slack-main`)",
+                );
+                continue;
+            }
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
+        {
+            c.push(
+                format!("{key}.name"),
+                format!("`{name}` must be letters, digits, `_` or `-`"),
+            );
+        }
+        if out.iter().any(|o| o.name == name) {
+            c.push(
+                format!("{key}.name"),
+                format!("`{name}` is used by another connection"),
+            );
+        }
+        let backend = match map.remove("backend") {
+            Some(serde_json::Value::String(b)) => b,
+            _ => {
+                c.push(format!("{key}.backend"), "is required");
+                continue;
+            }
+        };
+        let settings = match backend.as_str() {
+            "console" => {
+                consoles += 1;
+                match serde_json::from_value::<ConsoleSettings>(serde_json::Value::Object(map)) {
+                    Ok(s) => BackendSettings::Console(s),
+                    Err(e) => {
+                        c.push(key, e.to_string());
+                        continue;
+                    }
+                }
+            }
+            other => {
+                c.push(
+                    format!("{key}.backend"),
+                    format!(
+                        "`{other}` is not available in this version (available: {})",
+                        AVAILABLE_BACKENDS.join(", ")
+                    ),
+                );
+                continue;
+            }
+        };
+        out.push(ChatSettings {
+            name,
+            backend: settings,
+        });
+    }
+    if consoles > 1 {
+        c.push(
+            "chat",
+            "at most one console connection: there is only one standard input",
+        );
+    }
+    out
+}

@@ -1,0 +1,271 @@
+//! StackStorm announcements (`st2.announcement__<route>` stream events) and where they go.
+//!
+//! The bridge sends a [`SourceContext`] with every alias execution; the chatops pack hands it
+//! back as the announcement's `context`, which is how a result finds its connection, room
+//! and thread again. Announcements without it (a workflow calling `chatops.post_message`)
+//! are routed by `channel`, optionally written `<connection>:<room>`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::message::{RoomKind, Target};
+
+/// The marker the bridge puts in `source_context.bridge`, so its own context is recognised.
+pub const BRIDGE_MARKER: &str = "stormbridge";
+
+/// The chat envelope sent to st2 as `source_context` and returned in announcements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceContext {
+    /// Always [`BRIDGE_MARKER`].
+    pub bridge: String,
+    /// Configured connection name.
+    pub connection: String,
+    /// Room id the command came from.
+    pub room: String,
+    /// Direct or group.
+    pub room_kind: RoomKind,
+    /// Thread the command was said in, if any.
+    #[serde(default)]
+    pub thread: Option<String>,
+    /// Platform message id of the command, if any.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The requesting user's platform id.
+    pub user_id: String,
+    /// The bridge's own id for this command; ties the result to its acknowledgement.
+    pub request_id: String,
+}
+
+/// A decoded announcement payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announcement {
+    /// Route key the event was published on.
+    pub route: String,
+    /// Message text (StackStorm's `{~}` pretext convention still applied).
+    pub message: String,
+    /// Target channel as st2 knows it.
+    pub channel: Option<String>,
+    /// User to address (the `user` sent with the command).
+    pub user: Option<String>,
+    /// Deliver privately to `user`.
+    pub whisper: bool,
+    /// The bridge's own context, when the announcement answers one of its commands.
+    pub context: Option<SourceContext>,
+    /// Platform-specific formatting hints (`extra.slack`, `extra.color`, …).
+    pub extra: Option<Value>,
+}
+
+/// Why an announcement could not be decoded. The event is logged and skipped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AnnouncementError {
+    /// The event data was not JSON.
+    #[error("announcement data is not JSON: {0}")]
+    NotJson(String),
+    /// The JSON had no `payload` object.
+    #[error("announcement has no `payload` object")]
+    NoPayload,
+    /// The payload had no `message`.
+    #[error("announcement payload has no `message`")]
+    NoMessage,
+    /// No chat connection is configured to deliver to.
+    #[error("no chat connection to deliver to")]
+    NoConnection,
+    /// Neither a channel nor a user to deliver to.
+    #[error("announcement names neither a channel nor a user")]
+    NoDestination,
+}
+
+/// Decodes the `data` line of an `st2.announcement__<route>` event.
+pub fn decode(route: &str, data: &str) -> Result<Announcement, AnnouncementError> {
+    let value: Value =
+        serde_json::from_str(data).map_err(|e| AnnouncementError::NotJson(e.to_string()))?;
+    let payload = value
+        .get("payload")
+        .and_then(Value::as_object)
+        .ok_or(AnnouncementError::NoPayload)?;
+    let message = match payload.get("message") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => return Err(AnnouncementError::NoMessage),
+        // `core.announcement` allows an object message; show it rather than drop it.
+        Some(other) => other.to_string(),
+    };
+    let text_field = |key: &str| {
+        payload
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let context = payload
+        .get("context")
+        .cloned()
+        .and_then(|c| serde_json::from_value::<SourceContext>(c).ok())
+        .filter(|c| c.bridge == BRIDGE_MARKER);
+    Ok(Announcement {
+        route: route.to_owned(),
+        message,
+        channel: text_field("channel"),
+        user: text_field("user"),
+        whisper: payload
+            .get("whisper")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        context,
+        extra: payload.get("extra").filter(|v| !v.is_null()).cloned(),
+    })
+}
+
+/// A message ready to hand to one chat connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The configured connection name.
+    pub connection: String,
+    /// Room or user on that connection.
+    pub target: Target,
+    /// Plain text to send.
+    pub text: String,
+    /// Formatting hints for platforms that can use them.
+    pub extra: Option<Value>,
+    /// The command this answers, when it answers one.
+    pub request_id: Option<String>,
+}
+
+/// Decides where an announcement goes among the configured connections (in config order).
+pub fn route(a: &Announcement, connections: &[String]) -> Result<Delivery, AnnouncementError> {
+    let known = |name: &str| connections.iter().any(|c| c == name);
+    let ctx = a.context.as_ref().filter(|c| known(&c.connection));
+    let (connection, channel) = match (ctx, a.channel.as_deref()) {
+        (Some(c), channel) => (c.connection.clone(), channel.map(str::to_owned)),
+        (None, Some(ch)) => match ch.split_once(':') {
+            Some((conn, room)) if known(conn) => (conn.to_owned(), Some(room.to_owned())),
+            _ => (first(connections)?, Some(ch.to_owned())),
+        },
+        (None, None) => (first(connections)?, None),
+    };
+    let target = if let (true, Some(user)) = (a.whisper, a.user.as_ref()) {
+        Target::User { id: user.clone() }
+    } else if let Some(c) = ctx.filter(|c| channel.as_deref().is_none_or(|ch| ch == c.room)) {
+        Target::Room {
+            id: c.room.clone(),
+            kind: c.room_kind,
+            thread: c.thread.clone(),
+        }
+    } else if let Some(ch) = channel {
+        Target::Room {
+            id: ch,
+            kind: RoomKind::Group,
+            thread: None,
+        }
+    } else if let Some(user) = a.user.as_ref() {
+        Target::User { id: user.clone() }
+    } else {
+        return Err(AnnouncementError::NoDestination);
+    };
+    Ok(Delivery {
+        connection,
+        target,
+        text: plain_text(&a.message),
+        extra: a.extra.clone(),
+        request_id: a.context.as_ref().map(|c| c.request_id.clone()),
+    })
+}
+
+fn first(connections: &[String]) -> Result<String, AnnouncementError> {
+    connections
+        .first()
+        .cloned()
+        .ok_or(AnnouncementError::NoConnection)
+}
+
+/// Applies StackStorm's `{~}` convention for platforms without attachments: pretext and
+/// attachment text joined by a newline; a trailing `{~}` means all plain text.
+pub fn plain_text(message: &str) -> String {
+    match message.split_once("{~}") {
+        Some((pretext, text)) if text.trim().is_empty() => pretext.trim_end().to_owned(),
+        Some((pretext, text)) if pretext.trim().is_empty() => text.trim_start().to_owned(),
+        Some((pretext, text)) => format!("{}\n{}", pretext.trim_end(), text.trim_start()),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> Value {
+        json!({"bridge": "stormbridge", "connection": "slack", "room": "C1", "room_kind": "group",
+               "thread": "171.5", "message_id": "171.5", "user_id": "U1", "request_id": "r1"})
+    }
+
+    fn conns() -> Vec<String> {
+        vec!["console".into(), "slack".into()]
+    }
+
+    #[test]
+    fn result_goes_back_to_the_room_and_thread_of_the_command() {
+        let data = json!({"payload": {"message": "done", "channel": "C1", "user": "U1",
+                          "whisper": false, "context": ctx(), "extra": null}, "trace_context": null});
+        let a = decode("stormbridge", &data.to_string()).unwrap();
+        let d = route(&a, &conns()).unwrap();
+        assert_eq!(d.connection, "slack");
+        assert_eq!(
+            d.target,
+            Target::Room {
+                id: "C1".into(),
+                kind: RoomKind::Group,
+                thread: Some("171.5".into())
+            }
+        );
+        assert_eq!(d.request_id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn whisper_goes_to_the_user() {
+        let data = json!({"payload": {"message": "psst", "channel": "C1", "user": "U1", "whisper": true, "context": ctx()}});
+        let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
+        assert_eq!(d.target, Target::User { id: "U1".into() });
+        assert_eq!(d.connection, "slack");
+    }
+
+    #[test]
+    fn foreign_announcement_is_routed_by_channel() {
+        let data = json!({"payload": {"message": "hi", "channel": "slack:C9"}});
+        let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
+        assert_eq!(d.connection, "slack");
+        assert_eq!(
+            d.target,
+            Target::Room {
+                id: "C9".into(),
+                kind: RoomKind::Group,
+                thread: None
+            }
+        );
+        let data = json!({"payload": {"message": "hi", "channel": "ops"}});
+        let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
+        assert_eq!(d.connection, "console");
+    }
+
+    #[test]
+    fn malformed_data_is_an_error_not_a_panic() {
+        assert!(matches!(
+            decode("r", "{not json"),
+            Err(AnnouncementError::NotJson(_))
+        ));
+        assert_eq!(decode("r", "[]"), Err(AnnouncementError::NoPayload));
+        assert_eq!(
+            decode("r", r#"{"payload": {"channel": "x"}}"#),
+            Err(AnnouncementError::NoMessage)
+        );
+        let a = decode("r", r#"{"payload": {"message": "m"}}"#).unwrap();
+        assert_eq!(route(&a, &[]), Err(AnnouncementError::NoConnection));
+    }
+
+    #[test]
+    fn pretext_convention() {
+        assert_eq!(plain_text("pre{~}body"), "pre\nbody");
+        assert_eq!(plain_text("all plain{~}"), "all plain");
+        assert_eq!(plain_text("{~}body"), "body");
+        assert_eq!(plain_text("none"), "none");
+    }
+}

@@ -1,0 +1,8 @@
+//! Pure logic with no actix and no I/O: identity, command parsing, announcement routing,
+//! message splitting and backoff. Everything here is unit-tested without a runtime.
+
+pub mod announcement;
+pub mod backoff;
+pub mod chunk;
+pub mod command;
+pub mod message;

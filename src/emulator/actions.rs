@@ -1,0 +1,154 @@
+//! Emulated action runs. Nothing is executed: each action produces a result shaped
+//! like the one st2's runner would return, with clearly emulated content.
+//!
+//! * `core.local` / `core.local_sudo` (`cmd`) and `core.remote` / `core.remote_sudo`
+//!   (`cmd`, `hosts`): a few commands are imitated (`date`, `echo …`, `hostname`,
+//!   `whoami`, `uname`, `true`); `false` and `exit N` (N ≠ 0) fail with that return
+//!   code; anything else succeeds with stdout `(emulated) <cmd>`.
+//! * `core.echo` (`message`), `core.noop`, `core.http` (`url`).
+//! * any other action: a Python-action result echoing the parameters.
+
+use serde_json::{json, Map, Value};
+
+use super::util::py_str;
+
+fn param(params: &Map<String, Value>, key: &str) -> String {
+    params.get(key).map(py_str).unwrap_or_default()
+}
+
+/// Strip one pair of matching surrounding quotes.
+fn unquote(s: &str) -> &str {
+    let s = s.trim();
+    for q in ['"', '\''] {
+        if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
+            return &s[1..s.len() - 1];
+        }
+    }
+    s
+}
+
+/// Imitate a shell command: `(return_code, stdout)`.
+fn shell(cmd: &str, host: &str) -> (i64, String) {
+    let cmd = cmd.trim();
+    let (word, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
+    match word {
+        "" | "true" => (0, String::new()),
+        "false" => (1, String::new()),
+        "exit" => (rest.trim().parse().unwrap_or(0), String::new()),
+        "date" => (
+            0,
+            chrono::Utc::now()
+                .format("%a %b %e %H:%M:%S UTC %Y")
+                .to_string(),
+        ),
+        "echo" => (0, unquote(rest).to_string()),
+        "hostname" => (0, host.to_string()),
+        "whoami" => (0, "stanley".to_string()),
+        "uname" => (0, "Linux".to_string()),
+        _ => (0, format!("(emulated) {cmd}")),
+    }
+}
+
+fn shell_result(rc: i64, stdout: &str) -> Value {
+    json!({
+        "failed": rc != 0,
+        "succeeded": rc == 0,
+        "return_code": rc,
+        "stdout": stdout,
+        "stderr": "",
+    })
+}
+
+/// "Run" an action: `(succeeded, result)`.
+pub(crate) fn run(action_ref: &str, params: &Map<String, Value>) -> (bool, Value) {
+    match action_ref {
+        "core.local" | "core.local_sudo" => {
+            let (rc, out) = shell(&param(params, "cmd"), "st2-emulator");
+            (rc == 0, shell_result(rc, &out))
+        }
+        "core.echo" => (true, shell_result(0, &param(params, "message"))),
+        "core.remote" | "core.remote_sudo" => {
+            let cmd = param(params, "cmd");
+            let hosts_param = param(params, "hosts");
+            let mut hosts: Vec<&str> = hosts_param
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .collect();
+            if hosts.is_empty() {
+                hosts.push("localhost");
+            }
+            let mut all_ok = true;
+            let mut result = Map::new();
+            for host in hosts {
+                let (rc, out) = shell(&cmd, host);
+                all_ok &= rc == 0;
+                result.insert(host.to_string(), shell_result(rc, &out));
+            }
+            (all_ok, Value::Object(result))
+        }
+        "core.noop" => (true, shell_result(0, "")),
+        "core.http" => (
+            true,
+            json!({
+                "status_code": 200,
+                "body": format!("(emulated) GET {}", param(params, "url")),
+                "parsed": false,
+                "headers": {"Content-Type": "text/plain"},
+            }),
+        ),
+        other => (
+            true,
+            json!({
+                "exit_code": 0,
+                "result": {"emulated": true, "action": other, "parameters": params},
+                "stdout": "",
+                "stderr": "",
+            }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn local_commands() {
+        let (ok, r) = run("core.local", &p(&json!({"cmd": "date"})));
+        assert!(ok);
+        assert!(r["stdout"].as_str().unwrap_or("").contains(" UTC "));
+        let (ok, r) = run("core.local", &p(&json!({"cmd": "false"})));
+        assert!(!ok);
+        assert_eq!(r["return_code"], 1);
+        assert_eq!(r["failed"], true);
+        let (ok, r) = run("core.local", &p(&json!({"cmd": "exit 3"})));
+        assert!(!ok);
+        assert_eq!(r["return_code"], 3);
+        let (_, r) = run("core.local", &p(&json!({"cmd": "echo 'hi there'"})));
+        assert_eq!(r["stdout"], "hi there");
+        let (_, r) = run("core.local", &p(&json!({"cmd": "ls -la /tmp"})));
+        assert_eq!(r["stdout"], "(emulated) ls -la /tmp");
+    }
+
+    #[test]
+    fn remote_and_other() {
+        let (ok, r) = run(
+            "core.remote",
+            &p(&json!({"cmd": "hostname", "hosts": "web1, web2"})),
+        );
+        assert!(ok);
+        assert_eq!(r["web1"]["stdout"], "web1");
+        assert_eq!(r["web2"]["stdout"], "web2");
+        let (ok, r) = run("core.remote", &p(&json!({"cmd": "false", "hosts": "a"})));
+        assert!(!ok);
+        assert_eq!(r["a"]["return_code"], 1);
+        let (ok, r) = run("ops.deploy", &p(&json!({"app": "web"})));
+        assert!(ok);
+        assert_eq!(r["result"]["parameters"]["app"], "web");
+    }
+}

@@ -1,0 +1,116 @@
+//! A small, realistic alias set for `stormbridge demo` and for tests that do not
+//! bring their own. Shaped exactly like items of st2's `GET /api/v1/actionalias`.
+
+use serde_json::{json, Value};
+
+/// Demo aliases in three packs (`examples`, `linux`, `ops`):
+///
+/// | ref | formats | action | notes |
+/// |---|---|---|---|
+/// | `examples.run_local` | `run {{cmd}}` | `core.local` | |
+/// | `examples.run_remote` | display `run <cmd> on <hosts>`, `run {{cmd}} on {{hosts}}` | `core.remote` | `ack.format` |
+/// | `linux.date` | `date`, `what time is it` | `core.local` | `immutable_parameters.cmd = date`, `ack.append_url: false` |
+/// | `ops.deploy` | `deploy {{app}} to {{env}}` | `ops.deploy` | `ack.format`, `result.format`, `result.extra` |
+/// | `ops.restart_service` | `restart {{service}} on {{hosts}}` | `ops.restart_service` | `result.enabled: false` |
+/// | `ops.maintenance` | `maintenance on` | `core.noop` | disabled |
+///
+/// Note that, exactly as on a real st2 with these aliases, `run date on web1`
+/// matches both `run {{cmd}}` and `run {{cmd}} on {{hosts}}`, so st2's
+/// `/actionalias/match` calls it ambiguous.
+#[must_use]
+pub fn demo_aliases() -> Vec<Value> {
+    vec![
+        json!({
+            "id": "5f3c1a0e9d1b2c0001a1b001",
+            "name": "run_local",
+            "pack": "examples",
+            "ref": "examples.run_local",
+            "uid": "action_alias:examples:run_local",
+            "description": "Run a shell command on the StackStorm host",
+            "enabled": true,
+            "action_ref": "core.local",
+            "formats": ["run {{cmd}}"],
+            "metadata_file": "aliases/run_local.yaml"
+        }),
+        json!({
+            "id": "5f3c1a0e9d1b2c0001a1b002",
+            "name": "run_remote",
+            "pack": "examples",
+            "ref": "examples.run_remote",
+            "uid": "action_alias:examples:run_remote",
+            "description": "Run a shell command on one or more remote hosts",
+            "enabled": true,
+            "action_ref": "core.remote",
+            "formats": [{
+                "display": "run <cmd> on <hosts>",
+                "representation": ["run {{cmd}} on {{hosts}}"]
+            }],
+            "ack": {
+                "format": "Running `{{ execution.parameters.cmd }}` on {{ execution.parameters.hosts }} (execution {{ execution.id }})."
+            },
+            "metadata_file": "aliases/run_remote.yaml"
+        }),
+        json!({
+            "id": "5f3c1a0e9d1b2c0001a1b003",
+            "name": "date",
+            "pack": "linux",
+            "ref": "linux.date",
+            "uid": "action_alias:linux:date",
+            "description": "Show the current date and time on the StackStorm host",
+            "enabled": true,
+            "action_ref": "core.local",
+            "formats": ["date", "what time is it"],
+            "immutable_parameters": {"cmd": "date"},
+            "ack": {"enabled": true, "append_url": false},
+            "metadata_file": "aliases/date.yaml"
+        }),
+        json!({
+            "id": "5f3c1a0e9d1b2c0001a1b004",
+            "name": "deploy",
+            "pack": "ops",
+            "ref": "ops.deploy",
+            "uid": "action_alias:ops:deploy",
+            "description": "Deploy an application to an environment",
+            "enabled": true,
+            "action_ref": "ops.deploy",
+            "formats": ["deploy {{app}} to {{env}}"],
+            "ack": {
+                "format": "Deploying {{ execution.parameters.app }} to {{ execution.parameters.env }}...",
+                "append_url": true
+            },
+            "result": {
+                "format": "Deployment of {{ execution.parameters.app }} to {{ execution.parameters.env }}: {{ execution.status }}",
+                "extra": {"slack": {"color": "good", "thread_response": true}}
+            },
+            "metadata_file": "aliases/deploy.yaml"
+        }),
+        json!({
+            "id": "5f3c1a0e9d1b2c0001a1b005",
+            "name": "restart_service",
+            "pack": "ops",
+            "ref": "ops.restart_service",
+            "uid": "action_alias:ops:restart_service",
+            "description": "Restart a service on some hosts (the result is not posted to chat)",
+            "enabled": true,
+            "action_ref": "ops.restart_service",
+            "formats": ["restart {{service}} on {{hosts}}"],
+            "ack": {
+                "format": "Restarting {{ execution.parameters.service }} on {{ execution.parameters.hosts }}; no result will be posted."
+            },
+            "result": {"enabled": false},
+            "metadata_file": "aliases/restart_service.yaml"
+        }),
+        json!({
+            "id": "5f3c1a0e9d1b2c0001a1b006",
+            "name": "maintenance",
+            "pack": "ops",
+            "ref": "ops.maintenance",
+            "uid": "action_alias:ops:maintenance",
+            "description": "Switch maintenance mode on (disabled alias)",
+            "enabled": false,
+            "action_ref": "core.noop",
+            "formats": ["maintenance on"],
+            "metadata_file": "aliases/maintenance.yaml"
+        }),
+    ]
+}

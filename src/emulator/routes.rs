@@ -1,0 +1,862 @@
+//! The HTTP routes of the emulator, behind nginx-style prefixes: `/auth/v1/...`,
+//! `/api/v1/...`, `/stream/v1/...`. Status codes, validation order and faultstrings
+//! follow st2 (see `shared/design/st2-protocol.md` §1, §2, §4).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::{http::header, http::StatusCode, web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use serde_json::{json, Map, Value};
+
+use crate::alias::format::{extract_parameters, ParseError};
+use crate::alias::help::help;
+use crate::alias::index::St2MatchError;
+use crate::alias::model::{ActionAlias, AliasFormat, Representation};
+
+use super::state::{
+    ack_context, alias_id, render_values, AliasSet, NewExecution, Principal, Shared,
+};
+use super::template::{render, Context, Var};
+use super::util::{object_id, py_repr, py_str_repr};
+
+/// Request bodies above this size get 413 (nginx's default `client_max_body_size`).
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
+
+type Data = web::Data<Arc<Shared>>;
+
+/// Register every route.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/v1/tokens", web::post().to(create_token))
+        .route("/auth/v1/tokens/validate", web::post().to(validate_token))
+        .route("/api/v1/actionalias", web::get().to(list_aliases))
+        .route("/api/v1/actionalias/help", web::get().to(alias_help))
+        .route("/api/v1/actionalias/match", web::post().to(match_alias))
+        .route("/api/v1/actionalias/{ref_or_id}", web::get().to(get_alias))
+        .route("/api/v1/aliasexecution", web::post().to(alias_execution))
+        .route(
+            "/api/v1/aliasexecution/match_and_execute",
+            web::post().to(match_and_execute),
+        )
+        .route("/api/v1/executions/{id}", web::get().to(get_execution))
+        .route(
+            "/api/v1/executions/{id}",
+            web::delete().to(cancel_execution),
+        )
+        .route("/stream/v1/stream", web::get().to(super::stream::stream));
+}
+
+/// An st2 error reply: `{"faultstring": ...}` with a status. Handlers return
+/// `Result<HttpResponse, Fault>` so every check can use `?`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fault {
+    status: u16,
+    message: String,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl actix_web::ResponseError for Fault {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(json!({ "faultstring": self.message }))
+    }
+}
+
+/// A fault with st2's `faultstring`.
+pub(crate) fn fault(status: u16, msg: impl Into<String>) -> Fault {
+    Fault {
+        status,
+        message: msg.into(),
+    }
+}
+
+fn internal_error() -> Fault {
+    fault(500, "Internal Server Error")
+}
+
+/// Unknown paths.
+pub(crate) async fn not_found() -> Result<HttpResponse, Fault> {
+    Err(fault(404, "The resource could not be found."))
+}
+
+type Reply = Result<HttpResponse, Fault>;
+
+fn json_response(status: u16, body: &Value, principal: Option<&Principal>) -> HttpResponse {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut b = HttpResponse::build(code);
+    if let Some((token, expiry)) = principal.and_then(|p| p.token.as_ref()) {
+        let max_age = (*expiry - chrono::Utc::now()).num_seconds().max(0);
+        b.insert_header((
+            header::SET_COOKIE,
+            format!("auth-token={token}; Max-Age={max_age}; Path=/; HttpOnly"),
+        ));
+    }
+    b.json(body)
+}
+
+/// The query string as ordered pairs; `None` when it cannot be decoded.
+pub(crate) fn query_pairs(req: &HttpRequest) -> Option<Vec<(String, String)>> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .ok()
+        .map(web::Query::into_inner)
+}
+
+fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<Result<&'a str, ()>> {
+    req.headers()
+        .get(name)
+        .map(|v| v.to_str().map_err(|_| ()))
+        .filter(|r| !matches!(r, Ok("")))
+}
+
+fn cookie_token(req: &HttpRequest) -> Option<String> {
+    let raw = req.headers().get(header::COOKIE)?.to_str().ok()?;
+    raw.split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == "auth-token")
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Authenticate as st2's router does: the first credential present wins, in the
+/// order header `X-Auth-Token`, header `St2-Api-Key`, query `x-auth-token`, query
+/// `st2-api-key`, cookie `auth-token`; a bad one is a 401 (no fallback to the next).
+pub(crate) fn authenticate(shared: &Shared, req: &HttpRequest) -> Result<Principal, Fault> {
+    let unauthorized = |msg: String| {
+        tracing::debug!(path = %req.path(), reason = %msg, "st2 emulator: 401");
+        fault(401, msg)
+    };
+    if let Some(v) = header_str(req, "X-Auth-Token") {
+        return match v {
+            Ok(t) => shared.validate_token(t).map_err(unauthorized),
+            Err(()) => Err(unauthorized("Unauthorized".into())),
+        };
+    }
+    if let Some(v) = header_str(req, "St2-Api-Key") {
+        return match v {
+            Ok(k) => shared.validate_api_key(k).map_err(unauthorized),
+            Err(()) => Err(unauthorized("Unauthorized".into())),
+        };
+    }
+    let query = query_pairs(req).unwrap_or_default();
+    if let Some(t) = last(&query, "x-auth-token").filter(|t| !t.is_empty()) {
+        return shared.validate_token(t).map_err(unauthorized);
+    }
+    if let Some(k) = last(&query, "st2-api-key").filter(|k| !k.is_empty()) {
+        return shared.validate_api_key(k).map_err(unauthorized);
+    }
+    if let Some(t) = cookie_token(req) {
+        return shared.validate_token(&t).map_err(unauthorized);
+    }
+    Err(unauthorized(
+        "Unauthorized - One of Token or API key required.".into(),
+    ))
+}
+
+/// Read the body, at most [`MAX_BODY`] bytes.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, Fault> {
+    let too_large = || fault(413, "Request Entity Too Large");
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > MAX_BODY as u64 {
+            return Err(too_large());
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| fault(400, format!("Failed to read request body: {e}")))?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Read and parse a JSON body; an empty body counts as `{}` (as st2's router does).
+async fn read_json(req: &HttpRequest, payload: web::Payload) -> Result<Value, Fault> {
+    let bytes = read_body(req, payload).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| fault(400, format!("Failed to parse request body: {e}")))
+}
+
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    Obj,
+}
+
+struct Prop {
+    name: &'static str,
+    ty: Ty,
+    required: bool,
+}
+
+const fn prop(name: &'static str, ty: Ty, required: bool) -> Prop {
+    Prop { name, ty, required }
+}
+
+const ALIAS_EXECUTION: &[Prop] = &[
+    prop("name", Ty::Str, true),
+    prop("format", Ty::Str, true),
+    prop("command", Ty::Str, true),
+    prop("user", Ty::Str, false),
+    prop("source_channel", Ty::Str, true),
+    prop("source_context", Ty::Obj, false),
+    prop("notification_channel", Ty::Str, false),
+    prop("notification_route", Ty::Str, false),
+];
+
+const MATCH_AND_EXECUTE: &[Prop] = &[
+    prop("command", Ty::Str, true),
+    prop("user", Ty::Str, false),
+    prop("source_channel", Ty::Str, true),
+    prop("notification_channel", Ty::Str, false),
+    prop("notification_route", Ty::Str, false),
+];
+
+const MATCH: &[Prop] = &[prop("command", Ty::Str, true)];
+
+/// jsonschema's first error for an object schema with `additionalProperties: false`,
+/// in the order jsonschema finds them (property types and required ones, then
+/// unexpected properties).
+fn validate_object(v: &Value, props: &[Prop]) -> Result<(), Fault> {
+    let Value::Object(m) = v else {
+        return Err(fault(
+            400,
+            format!("{} is not of type 'object'", py_repr(v)),
+        ));
+    };
+    for p in props {
+        match (m.get(p.name), p.ty) {
+            (Some(Value::String(_)), Ty::Str) | (Some(Value::Object(_)), Ty::Obj) => {}
+            (Some(other), ty) => {
+                let t = match ty {
+                    Ty::Str => "string",
+                    Ty::Obj => "object",
+                };
+                return Err(fault(
+                    400,
+                    format!("{} is not of type '{t}'", py_repr(other)),
+                ));
+            }
+            (None, _) if p.required => {
+                return Err(fault(400, format!("'{}' is a required property", p.name)));
+            }
+            (None, _) => {}
+        }
+    }
+    let extras: Vec<String> = m
+        .keys()
+        .filter(|k| !props.iter().any(|p| p.name == k.as_str()))
+        .map(|k| py_str_repr(k))
+        .collect();
+    if !extras.is_empty() {
+        let verb = if extras.len() == 1 { "was" } else { "were" };
+        return Err(fault(
+            400,
+            format!(
+                "Additional properties are not allowed ({} {verb} unexpected)",
+                extras.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn str_field(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn int_param(query: &[(String, String)], name: &str) -> Result<Option<i64>, Fault> {
+    let Some(raw) = last(query, name) else {
+        return Ok(None);
+    };
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(fault(
+            400,
+            format!("Parameter \"{name}\" is not of type integer"),
+        ));
+    }
+    raw.parse::<i64>()
+        .map(Some)
+        .map_err(|_| fault(400, format!("Parameter \"{name}\" is not of type integer")))
+}
+
+// ----- auth ----------------------------------------------------------------------
+
+fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+fn not_an_object(v: &Value) -> Fault {
+    fault(400, format!("{} is not of type 'object'", py_repr(v)))
+}
+
+/// `POST /auth/v1/tokens`. Body validation comes first (400), then the Basic
+/// credentials (401), then the TTL cap (400), as in st2.
+async fn create_token(req: HttpRequest, payload: web::Payload, shared: Data) -> Reply {
+    let body = read_json(&req, payload).await?;
+    let Value::Object(m) = &body else {
+        return Err(not_an_object(&body));
+    };
+    let ttl: Option<u64> = match m.get("ttl") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => match n.as_u64() {
+            Some(t) if t >= 1 => Some(t),
+            _ => return Err(fault(400, format!("{n} is less than the minimum of 1"))),
+        },
+        Some(other) => {
+            return Err(fault(
+                400,
+                format!("{} is not of type 'integer', 'null'", py_repr(other)),
+            ))
+        }
+    };
+    let Some((user, password)) = basic_credentials(&req) else {
+        tracing::debug!("st2 emulator: token request without usable Basic credentials");
+        return Err(fault(401, "Invalid or missing credentials"));
+    };
+    if !shared.check_password(&user, &password) {
+        tracing::debug!(user = %user, "st2 emulator: token request with a wrong password");
+        return Err(fault(401, "Invalid or missing credentials"));
+    }
+    let max = shared.settings.token_ttl_max;
+    let ttl = match ttl {
+        Some(t) if t > max => {
+            return Err(fault(
+                400,
+                format!("TTL specified {t} is greater than max allowed {max}."),
+            ))
+        }
+        Some(t) => t,
+        None => max,
+    };
+    let (token, expiry) = shared.issue_token(&user, ttl);
+    tracing::debug!(user = %user, ttl, "st2 emulator: token issued");
+    Ok(HttpResponse::Created()
+        .insert_header(("X-API-URL", shared.api_base.as_str()))
+        .json(json!({
+            "user": user,
+            "token": token,
+            "expiry": super::util::isotime(expiry),
+            "id": object_id(),
+            "metadata": {},
+        })))
+}
+
+/// `POST /auth/v1/tokens/validate` (itself authenticated).
+async fn validate_token(req: HttpRequest, payload: web::Payload, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let body = read_json(&req, payload).await?;
+    if !body.is_object() {
+        return Err(not_an_object(&body));
+    }
+    match body.get("token") {
+        None | Some(Value::Null) => Err(fault(400, "Token is not provided.")),
+        Some(Value::String(t)) if t.is_empty() => Err(fault(400, "Token is not provided.")),
+        Some(Value::String(t)) => Ok(json_response(
+            200,
+            &json!({"valid": shared.token_is_valid(t)}),
+            Some(&principal),
+        )),
+        Some(other) => Err(fault(
+            400,
+            format!("{} is not of type 'string'", py_repr(other)),
+        )),
+    }
+}
+
+// ----- aliases ---------------------------------------------------------------------
+
+fn sort_key(v: &Value) -> (String, String) {
+    let get = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    (get("pack"), get("name"))
+}
+
+fn query_or_400(req: &HttpRequest) -> Result<Vec<(String, String)>, Fault> {
+    query_pairs(req).ok_or_else(|| fault(400, "Failed to parse the query string"))
+}
+
+/// `GET /api/v1/actionalias`: the raw items, verbatim, sorted by pack then name.
+async fn list_aliases(req: HttpRequest, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let query = query_or_400(&req)?;
+    let limit = int_param(&query, "limit")?.unwrap_or(100);
+    if limit == 0 || limit < -1 {
+        return Err(fault(
+            400,
+            format!("Limit, \"{limit}\" specified, must be a positive number."),
+        ));
+    }
+    let offset = usize::try_from(int_param(&query, "offset")?.unwrap_or(0).max(0)).unwrap_or(0);
+    let name = last(&query, "name");
+    let pack = last(&query, "pack");
+    let set = shared.aliases();
+    let mut items: Vec<&Value> = set
+        .raw
+        .iter()
+        .filter(|v| name.is_none_or(|n| v.get("name").and_then(Value::as_str) == Some(n)))
+        .filter(|v| pack.is_none_or(|p| v.get("pack").and_then(Value::as_str) == Some(p)))
+        .collect();
+    items.sort_by_cached_key(|v| sort_key(v));
+    let total = items.len();
+    let take = usize::try_from(limit).unwrap_or(usize::MAX);
+    let page: Vec<Value> = items.into_iter().skip(offset).take(take).cloned().collect();
+    let mut resp = json_response(200, &Value::Array(page), Some(&principal));
+    let headers = resp.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(&total.to_string()) {
+        headers.insert(header::HeaderName::from_static("x-total-count"), v);
+    }
+    if limit > 0 {
+        if let Ok(v) = header::HeaderValue::from_str(&limit.to_string()) {
+            headers.insert(header::HeaderName::from_static("x-limit"), v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `GET /api/v1/actionalias/{ref_or_id}`.
+async fn get_alias(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let key = path.into_inner();
+    let set = shared.aliases();
+    let found = set.raw.iter().find(|v| {
+        v.get("id").and_then(Value::as_str) == Some(key.as_str())
+            || v.get("ref").and_then(Value::as_str) == Some(key.as_str())
+            || matches!(
+                (v.get("pack").and_then(Value::as_str), v.get("name").and_then(Value::as_str)),
+                (Some(p), Some(n)) if format!("{p}.{n}") == key
+            )
+    });
+    match found {
+        Some(v) => Ok(json_response(200, v, Some(&principal))),
+        None => Err(fault(
+            404,
+            format!("Resource with a ref or id \"{key}\" not found"),
+        )),
+    }
+}
+
+/// `GET /api/v1/actionalias/help`.
+async fn alias_help(req: HttpRequest, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let query = query_or_400(&req)?;
+    let limit = int_param(&query, "limit")?.unwrap_or(0);
+    let offset = int_param(&query, "offset")?.unwrap_or(0);
+    let filter = last(&query, "filter").filter(|f| !f.is_empty());
+    let pack = last(&query, "pack").filter(|p| !p.is_empty());
+    // st2 pages with signed values; a negative one means "everything".
+    let (limit, offset) = if limit < 0 || offset < 0 {
+        (0, 0)
+    } else {
+        (
+            usize::try_from(limit).unwrap_or(usize::MAX),
+            usize::try_from(offset).unwrap_or(usize::MAX),
+        )
+    };
+    let set = shared.aliases();
+    // st2 lists aliases sorted by pack, then name.
+    let mut aliases = set.index.aliases().to_vec();
+    aliases.sort_by(|a, b| (&a.pack, &a.name).cmp(&(&b.pack, &b.name)));
+    let page = help(&aliases, filter, pack, limit, offset).map_err(|e| {
+        tracing::debug!(error = %e, "st2 emulator: help failed");
+        internal_error()
+    })?;
+    let helpstrings: Vec<Value> = page
+        .entries
+        .iter()
+        .map(|e| json!({"pack": e.pack, "display": e.display, "description": e.description}))
+        .collect();
+    Ok(json_response(
+        200,
+        &json!({"available": page.available, "helpstrings": helpstrings}),
+        Some(&principal),
+    ))
+}
+
+fn st2_match_fault(e: St2MatchError) -> Fault {
+    match e {
+        St2MatchError::InvalidFormat { .. } => {
+            tracing::debug!(error = ?e, "st2 emulator: an alias format does not compile");
+            internal_error()
+        }
+        other => fault(400, other.to_string()),
+    }
+}
+
+/// `POST /api/v1/actionalias/match`.
+async fn match_alias(req: HttpRequest, payload: web::Payload, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let body = read_json(&req, payload).await?;
+    validate_object(&body, MATCH)?;
+    let command = str_field(&body, "command").unwrap_or_default();
+    let set = shared.aliases();
+    let m = set.index.st2_match(&command).map_err(st2_match_fault)?;
+    Ok(json_response(
+        200,
+        &json!({
+            "actionalias": set.raw_for(&m.alias),
+            "display": m.display,
+            "representation": m.representation,
+        }),
+        Some(&principal),
+    ))
+}
+
+// ----- alias executions ------------------------------------------------------------
+
+/// st2's `ActionAliasDB.get_format_strings()`: plain strings and representations.
+fn format_strings(alias: &ActionAlias) -> Vec<&str> {
+    let mut out = Vec::new();
+    for f in &alias.formats {
+        match f {
+            AliasFormat::Plain(s) => out.push(s.as_str()),
+            AliasFormat::Object(o) => match &o.representation {
+                Some(Representation::One(s)) if !s.is_empty() => out.push(s.as_str()),
+                Some(Representation::Many(v)) => out.extend(v.iter().map(String::as_str)),
+                _ => {}
+            },
+        }
+    }
+    out
+}
+
+/// One `_post` call of st2's alias execution controller.
+struct PostArgs<'a> {
+    name: &'a str,
+    format: &'a str,
+    command: &'a str,
+    user: Option<String>,
+    source_channel: String,
+    source_context: Option<Value>,
+    route: Option<String>,
+    match_multiple: bool,
+}
+
+async fn post_alias_execution(
+    shared: &Arc<Shared>,
+    set: &AliasSet,
+    principal: &Principal,
+    request: &Value,
+    a: PostArgs<'_>,
+) -> Result<Vec<Value>, Fault> {
+    // The lookup ignores the pack and takes the first alias with that name.
+    let Some(alias) = set
+        .index
+        .aliases()
+        .iter()
+        .find(|x| x.name == a.name)
+        .cloned()
+    else {
+        return Err(fault(
+            404,
+            format!(
+                "Unable to find the ActionAliasDB instance. {{'name': {}}}",
+                py_str_repr(a.name)
+            ),
+        ));
+    };
+    if !alias.enabled {
+        return Err(fault(
+            400,
+            format!("Action alias with name \"{}\" is disabled.", a.name),
+        ));
+    }
+    if !format_strings(&alias).contains(&a.format) {
+        return Err(fault(
+            400,
+            format!(
+                "Format string \"{}\" is not available on the alias \"{}\"",
+                a.format, alias.name
+            ),
+        ));
+    }
+    let params_list = match extract_parameters(a.format, a.command, a.match_multiple) {
+        Ok(p) => p,
+        Err(e @ ParseError::InvalidFormat { .. }) => {
+            tracing::debug!(error = %e, "st2 emulator: alias format does not compile");
+            return Err(internal_error());
+        }
+        Err(ParseError::Runtime { .. }) => {
+            return Err(fault(
+                400,
+                ParseError::NoMatch {
+                    command: a.command.to_string(),
+                    format: a.format.to_string(),
+                }
+                .to_string(),
+            ))
+        }
+        Err(e) => return Err(fault(400, e.to_string())),
+    };
+    let immutable = immutable_parameters(&alias, principal, &a, &params_list)?;
+    let alias_raw = set.raw_for(&alias);
+    let mut results = Vec::new();
+    let mut ids = Vec::new();
+    for params in params_list {
+        let mut parameters: Map<String, Value> = params
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        for (k, v) in &immutable {
+            parameters.insert(k.clone(), v.clone());
+        }
+        let (id, execution) = shared.create_execution(NewExecution {
+            alias: alias.clone(),
+            alias_raw: alias_raw.clone(),
+            parameters,
+            principal: principal.clone(),
+            request: request.clone(),
+            user: a.user.clone(),
+            source_channel: a.source_channel.clone(),
+            source_context: a.source_context.clone(),
+            route: a.route.clone(),
+        });
+        let mut result = Map::new();
+        result.insert("execution".into(), execution.clone());
+        result.insert("actionalias".into(), alias_raw.clone());
+        if let Some(ack) = &alias.ack {
+            let whole = json!({"execution": execution, "actionalias": alias_raw});
+            let ctx = ack_context(&execution, &alias_raw, &whole);
+            if let Some(fmt) = &ack.format {
+                let message = render(fmt, &ctx, true).unwrap_or_else(|e| {
+                    format!("Cannot render \"format\" in field \"ack\" for alias. {e}")
+                });
+                result.insert("message".into(), Value::String(message));
+            }
+            if let Some(extra) = &ack.extra {
+                let rendered = render_values(extra, &ctx, true).unwrap_or_else(|e| {
+                    Value::String(format!(
+                        "Cannot render \"extra\" in field \"ack\" for alias. {e}"
+                    ))
+                });
+                result.insert("extra".into(), rendered);
+            }
+        }
+        results.push(Value::Object(result));
+        ids.push(id);
+    }
+    if shared.announce_before_response() {
+        tokio::time::sleep(shared.settings.execution_delay).await;
+        for id in &ids {
+            shared.complete_execution(id);
+        }
+    } else {
+        for id in &ids {
+            shared.schedule_completion(id);
+        }
+    }
+    Ok(results)
+}
+
+/// st2's `inject_immutable_parameters`: render the alias's immutable parameters
+/// with the action context (plus `st2kv`), refusing commands that set one of them.
+fn immutable_parameters(
+    alias: &ActionAlias,
+    principal: &Principal,
+    a: &PostArgs<'_>,
+    params_list: &[BTreeMap<String, String>],
+) -> Result<Map<String, Value>, Fault> {
+    let Some(Value::Object(imm)) = &alias.immutable_parameters else {
+        return Ok(Map::new());
+    };
+    let action_context = json!({
+        "action_alias_ref": {"id": alias_id(alias), "name": alias.name},
+        "api_user": a.user,
+        "user": principal.user,
+        "source_channel": a.source_channel,
+    });
+    let null = Value::Null;
+    let var = |name: &'static str| Var {
+        name,
+        value: action_context.get(name).unwrap_or(&null),
+        type_name: None,
+    };
+    let mut vars = vec![
+        var("action_alias_ref"),
+        var("api_user"),
+        var("user"),
+        var("source_channel"),
+    ];
+    vars.push(Var {
+        name: "__context",
+        value: &action_context,
+        type_name: None,
+    });
+    let ctx = Context { vars, st2kv: true };
+    let rendered = match render_values(&Value::Object(imm.clone()), &ctx, true) {
+        Ok(Value::Object(r)) => r,
+        Ok(_) => Map::new(),
+        Err(e) => {
+            tracing::debug!(error = %e, "st2 emulator: immutable parameters do not render");
+            return Err(internal_error());
+        }
+    };
+    for params in params_list {
+        let overridden: Vec<&str> = imm
+            .keys()
+            .filter(|k| params.contains_key(k.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !overridden.is_empty() {
+            return Err(fault(
+                400,
+                format!(
+                    "Immutable arguments cannot be overriden: {}",
+                    overridden.join(",")
+                ),
+            ));
+        }
+    }
+    Ok(rendered)
+}
+
+fn route_of(body: &Value) -> Option<String> {
+    str_field(body, "notification_route")
+        .filter(|r| !r.is_empty())
+        .or_else(|| str_field(body, "notification_channel").filter(|r| !r.is_empty()))
+}
+
+fn injected_failure(shared: &Shared) -> Result<(), Fault> {
+    match shared.take_fail_next() {
+        Some((status, msg)) => {
+            tracing::debug!(status, "st2 emulator: injected aliasexecution failure");
+            Err(fault(status, msg))
+        }
+        None => Ok(()),
+    }
+}
+
+/// `POST /api/v1/aliasexecution`.
+async fn alias_execution(req: HttpRequest, payload: web::Payload, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let body = read_json(&req, payload).await?;
+    validate_object(&body, ALIAS_EXECUTION)?;
+    injected_failure(&shared)?;
+    let name = str_field(&body, "name").unwrap_or_default();
+    if name.is_empty() {
+        return Err(fault(400, "Alias execution \"name\" is required"));
+    }
+    let format = str_field(&body, "format").unwrap_or_default();
+    let command = str_field(&body, "command").unwrap_or_default();
+    let set = shared.aliases();
+    let args = PostArgs {
+        name: &name,
+        format: &format,
+        command: &command,
+        user: str_field(&body, "user"),
+        source_channel: str_field(&body, "source_channel").unwrap_or_default(),
+        source_context: body.get("source_context").cloned(),
+        route: route_of(&body),
+        match_multiple: false,
+    };
+    let mut results = post_alias_execution(shared.get_ref(), &set, &principal, &body, args).await?;
+    if results.is_empty() {
+        return Err(internal_error());
+    }
+    Ok(json_response(
+        201,
+        &results.swap_remove(0),
+        Some(&principal),
+    ))
+}
+
+/// `POST /api/v1/aliasexecution/match_and_execute`.
+async fn match_and_execute(req: HttpRequest, payload: web::Payload, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let body = read_json(&req, payload).await?;
+    validate_object(&body, MATCH_AND_EXECUTE)?;
+    injected_failure(&shared)?;
+    let command = str_field(&body, "command").unwrap_or_default();
+    let set = shared.aliases();
+    let matched = set.index.st2_match(&command).map_err(st2_match_fault)?;
+    let match_multiple = matched.alias.formats.iter().any(|f| {
+        f.patterns()
+            .iter()
+            .any(|p| p.representation == matched.representation && p.match_multiple)
+    });
+    let args = PostArgs {
+        name: &matched.alias.name,
+        format: &matched.representation,
+        command: &command,
+        user: str_field(&body, "user"),
+        source_channel: str_field(&body, "source_channel").unwrap_or_default(),
+        source_context: None,
+        route: route_of(&body),
+        match_multiple,
+    };
+    let results = post_alias_execution(shared.get_ref(), &set, &principal, &body, args).await?;
+    Ok(json_response(
+        201,
+        &json!({ "results": results }),
+        Some(&principal),
+    ))
+}
+
+// ----- executions ------------------------------------------------------------------
+
+fn no_such_execution(id: &str) -> Fault {
+    fault(
+        404,
+        format!("Unable to identify resource with id \"{id}\"."),
+    )
+}
+
+/// `GET /api/v1/executions/{id}`.
+async fn get_execution(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let id = path.into_inner();
+    let e = shared
+        .execution_json(&id)
+        .ok_or_else(|| no_such_execution(&id))?;
+    Ok(json_response(200, &e, Some(&principal)))
+}
+
+/// `DELETE /api/v1/executions/{id}`: cancel. A finished execution gives st2's
+/// faultstring with status 200.
+async fn cancel_execution(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let id = path.into_inner();
+    let body = match shared.cancel_execution(&id) {
+        None => return Err(no_such_execution(&id)),
+        Some(Ok(e)) => e,
+        Some(Err(msg)) => json!({ "faultstring": msg }),
+    };
+    Ok(json_response(200, &body, Some(&principal)))
+}

@@ -1,0 +1,352 @@
+//! `GET /stream/v1/stream`: st2's server-sent event stream.
+//!
+//! Like st2 (`st2common/stream/listener.py`, `st2stream/controllers/v1/stream.py`):
+//! a bare `\n` is written on connect and after every `heartbeat` without a message
+//! (a message that is filtered out still restarts the wait, as st2's queue read
+//! does); each event is `event: <name>\ndata: <compact json>\n\n`; `events=` is a
+//! comma-separated list of `fnmatch` globs with st2's default list when absent;
+//! `action_refs=` and `execution_ids=` drop events without a matching ref or id
+//! (announcements included); `end_execution_id=` + `end_event=` close the stream
+//! after that event for a completed execution. There are no `id:`/`retry:` lines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+
+use super::routes::{authenticate, fault, query_pairs, Fault};
+use super::state::{Event, Shared, StreamMsg};
+
+/// st2's `DEFAULT_EVENTS_WHITELIST`.
+const DEFAULT_EVENTS: &[&str] = &[
+    "st2.announcement__*",
+    "st2.execution__create",
+    "st2.execution__update",
+    "st2.execution__delete",
+    "st2.liveaction__create",
+    "st2.liveaction__update",
+    "st2.liveaction__delete",
+];
+
+const COMPLETED: &[&str] = &["succeeded", "failed", "timeout", "canceled", "abandoned"];
+
+enum Tok {
+    Any,
+    One,
+    Lit(char),
+    Class(Vec<(char, char)>, bool),
+}
+
+fn compile_glob(pattern: &str) -> Vec<Tok> {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' => toks.push(Tok::Any),
+            '?' => toks.push(Tok::One),
+            '[' => {
+                let mut j = i + 1;
+                let negate = j < p.len() && p[j] == '!';
+                if negate {
+                    j += 1;
+                }
+                let start = j;
+                if j < p.len() && p[j] == ']' {
+                    j += 1;
+                }
+                while j < p.len() && p[j] != ']' {
+                    j += 1;
+                }
+                if j >= p.len() {
+                    toks.push(Tok::Lit('['));
+                } else {
+                    let set = &p[start..j];
+                    let mut ranges = Vec::new();
+                    let mut k = 0;
+                    while k < set.len() {
+                        if k + 2 < set.len() && set[k + 1] == '-' {
+                            ranges.push((set[k], set[k + 2]));
+                            k += 3;
+                        } else {
+                            ranges.push((set[k], set[k]));
+                            k += 1;
+                        }
+                    }
+                    toks.push(Tok::Class(ranges, negate));
+                    i = j;
+                }
+            }
+            c => toks.push(Tok::Lit(c)),
+        }
+        i += 1;
+    }
+    toks
+}
+
+/// Python's `fnmatch.fnmatch` on POSIX (case-sensitive): `*`, `?`, `[seq]`, `[!seq]`.
+/// Runs in O(len(name) × len(pattern)) whatever the pattern.
+pub(crate) fn fnmatch(name: &str, pattern: &str) -> bool {
+    let toks = compile_glob(pattern);
+    let n: Vec<char> = name.chars().collect();
+    // dp[j]: the first i characters of name match the first j tokens.
+    let mut dp = vec![false; toks.len() + 1];
+    dp[0] = true;
+    for (j, t) in toks.iter().enumerate() {
+        dp[j + 1] = dp[j] && matches!(t, Tok::Any);
+    }
+    for c in n {
+        let mut next = vec![false; toks.len() + 1];
+        for (j, t) in toks.iter().enumerate() {
+            next[j + 1] = match t {
+                Tok::Any => dp[j + 1] || next[j],
+                Tok::One => dp[j],
+                Tok::Lit(l) => dp[j] && *l == c,
+                Tok::Class(ranges, negate) => {
+                    dp[j] && (ranges.iter().any(|(a, b)| *a <= c && c <= *b) != *negate)
+                }
+            };
+        }
+        dp = next;
+    }
+    dp[toks.len()]
+}
+
+/// The per-connection filters.
+struct Filter {
+    events: Vec<String>,
+    action_refs: Option<Vec<String>>,
+    execution_ids: Option<Vec<String>>,
+    end_execution_id: Option<String>,
+    end_event: Option<String>,
+}
+
+impl Filter {
+    fn accepts(&self, ev: &Event) -> bool {
+        if !self.events.iter().any(|g| fnmatch(&ev.name, g)) {
+            return false;
+        }
+        if let Some(refs) = &self.action_refs {
+            match &ev.action_ref {
+                Some(r) if refs.contains(r) => {}
+                _ => return false,
+            }
+        }
+        if let Some(ids) = &self.execution_ids {
+            match &ev.execution_id {
+                Some(i) if ids.contains(i) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn ends_with(&self, ev: &Event) -> bool {
+        let (Some(end_id), Some(end_event)) = (&self.end_execution_id, &self.end_event) else {
+            return false;
+        };
+        ev.name == *end_event
+            && ev.execution_id.as_deref() == Some(end_id.as_str())
+            && ev.status.as_deref().is_some_and(|s| COMPLETED.contains(&s))
+    }
+}
+
+/// Keeps the connection count right and unregisters the queue however the
+/// connection ends.
+struct Registration {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared.unsubscribe(self.id);
+        tracing::debug!(subscriber = self.id, "st2 emulator: stream closed");
+    }
+}
+
+/// A duplicate of a connection's socket, taken when the connection is accepted.
+///
+/// actix-web notices that a client went away only when it next writes to the
+/// socket (actix/actix-web#1313), and a stream may write nothing for a long time
+/// (heartbeat interval, stalled streams). Peeking at this duplicate lets the stream
+/// end as soon as the client closes, so [`super::Emulator::stream_connections`] is
+/// accurate.
+pub(crate) struct PeerSocket(pub std::net::TcpStream);
+
+/// `HttpServer::on_connect` hook: keep a duplicate of the connection's socket.
+pub(crate) fn capture_peer(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd as _;
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
+                ext.insert(PeerSocket(std::net::TcpStream::from(fd)));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (conn, ext);
+}
+
+/// How often a stream checks whether its client has gone.
+const PEER_PROBE: Duration = Duration::from_millis(100);
+
+struct Conn {
+    rx: UnboundedReceiver<StreamMsg>,
+    filter: Filter,
+    shared: Arc<Shared>,
+    first: bool,
+    done: bool,
+    peer: Option<std::net::TcpStream>,
+    probe: tokio::time::Interval,
+    _reg: Registration,
+}
+
+impl Conn {
+    /// Whether the client closed (or reset) its end.
+    fn peer_gone(&self) -> bool {
+        let Some(sock) = &self.peer else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        match sock.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ),
+        }
+    }
+}
+
+fn frame(ev: &Event) -> Bytes {
+    Bytes::from(format!("event: {}\ndata: {}\n\n", ev.name, ev.data))
+}
+
+async fn next_chunk(mut c: Conn) -> Option<(Result<Bytes, std::convert::Infallible>, Conn)> {
+    if c.done {
+        return None;
+    }
+    if c.first {
+        c.first = false;
+        if !c.shared.stalled() {
+            return Some((Ok(Bytes::from_static(b"\n")), c));
+        }
+    }
+    let heartbeat = c.shared.settings.heartbeat;
+    // Like st2's `queue.get(timeout=heartbeat)`: any message restarts the wait.
+    let mut deadline = tokio::time::Instant::now() + heartbeat;
+    loop {
+        tokio::select! {
+            msg = c.rx.recv() => {
+                deadline = tokio::time::Instant::now() + heartbeat;
+                match msg {
+                    None | Some(StreamMsg::Close) => return None,
+                    Some(StreamMsg::Event(ev)) => {
+                        if c.shared.stalled() || !c.filter.accepts(&ev) {
+                            continue;
+                        }
+                        if c.filter.ends_with(&ev) {
+                            c.done = true;
+                        }
+                        return Some((Ok(frame(&ev)), c));
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                deadline = tokio::time::Instant::now() + heartbeat;
+                if c.shared.stalled() {
+                    continue;
+                }
+                return Some((Ok(Bytes::from_static(b"\n")), c));
+            }
+            _ = c.probe.tick(), if c.peer.is_some() => {
+                if c.peer_gone() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+fn split_list(v: Option<&String>) -> Option<Vec<String>> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| s.split(',').map(str::to_string).collect())
+}
+
+/// `GET /stream/v1/stream`.
+pub(crate) async fn stream(
+    req: HttpRequest,
+    shared: web::Data<Arc<Shared>>,
+) -> Result<HttpResponse, Fault> {
+    let shared = shared.get_ref().clone();
+    let principal = authenticate(&shared, &req)?;
+    let query = query_pairs(&req).ok_or_else(|| fault(400, "Failed to parse the query string"))?;
+    // st2's router keeps the last value of a repeated parameter.
+    let get = |k: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(qk, _)| qk == k)
+            .map(|(_, v)| v.clone())
+    };
+    let events_raw = get("events");
+    let events = split_list(events_raw.as_ref())
+        .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(ToString::to_string).collect());
+    let filter = Filter {
+        events,
+        action_refs: split_list(get("action_refs").as_ref()),
+        execution_ids: split_list(get("execution_ids").as_ref()),
+        end_execution_id: get("end_execution_id").filter(|s| !s.is_empty()),
+        end_event: get("end_event").filter(|s| !s.is_empty()),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let id = shared.subscribe(tx, events_raw);
+    tracing::debug!(subscriber = id, user = %principal.user, "st2 emulator: stream opened");
+    let conn = Conn {
+        rx,
+        filter,
+        shared: shared.clone(),
+        first: true,
+        done: false,
+        peer: req
+            .conn_data::<PeerSocket>()
+            .and_then(|p| p.0.try_clone().ok()),
+        probe: tokio::time::interval(PEER_PROBE),
+        _reg: Registration {
+            shared: shared.clone(),
+            id,
+        },
+    };
+    let body = stream::unfold(conn, next_chunk);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream; charset=UTF-8"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .force_close()
+        .streaming(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnmatch;
+
+    #[test]
+    fn fnmatch_like_python() {
+        assert!(fnmatch("st2.announcement__chatops", "st2.announcement__*"));
+        assert!(fnmatch("st2.execution__create", "st2.execution__create"));
+        assert!(!fnmatch("st2.execution.output__create", "st2.execution__*"));
+        assert!(fnmatch("st2.actionalias__update", "st2.actionalias__*"));
+        assert!(fnmatch("abc", "a?c"));
+        assert!(fnmatch("abc", "a[a-c]c"));
+        assert!(!fnmatch("abc", "a[!b]c"));
+        assert!(fnmatch("a[c", "a[c"));
+        assert!(!fnmatch("ST2.x", "st2.*"));
+        assert!(fnmatch("", "*"));
+    }
+}

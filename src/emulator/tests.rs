@@ -1,0 +1,1672 @@
+//! Tests of the emulator over real loopback HTTP (awc), one emulator per test.
+
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use awc::Client;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use serde_json::{json, Value};
+
+use super::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+async fn start(cfg: EmulatorConfig) -> Emulator {
+    match Emulator::start(cfg).await {
+        Ok(e) => e,
+        Err(e) => panic!("emulator did not start: {e}"),
+    }
+}
+
+fn client() -> Client {
+    Client::builder().timeout(Duration::from_secs(10)).finish()
+}
+
+/// Wait (bounded) until `cond` holds.
+async fn wait_until<F: FnMut() -> bool>(what: &str, mut cond: F) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: actix_web::http::header::HeaderMap,
+    body: Value,
+}
+
+async fn finish<S>(r: Result<awc::ClientResponse<S>, awc::error::SendRequestError>) -> Resp
+where
+    S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let mut r = match r {
+        Ok(r) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let bytes = match r.body().limit(8 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => panic!("body failed: {e}"),
+    };
+    Resp {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+async fn login(em: &Emulator) -> String {
+    let r = finish(
+        client()
+            .post(format!("{}/tokens", em.auth_url()))
+            .insert_header(("Authorization", basic("st2admin", "Ch@ngeMe")))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["token"].as_str().unwrap_or_default().to_string()
+}
+
+async fn get(url: String, token: &str) -> Resp {
+    finish(
+        client()
+            .get(url)
+            .insert_header(("X-Auth-Token", token))
+            .send()
+            .await,
+    )
+    .await
+}
+
+async fn del(url: String, token: &str) -> Resp {
+    finish(
+        client()
+            .delete(url)
+            .insert_header(("X-Auth-Token", token))
+            .send()
+            .await,
+    )
+    .await
+}
+
+async fn post(url: String, token: &str, body: &Value) -> Resp {
+    finish(
+        client()
+            .post(url)
+            .insert_header(("X-Auth-Token", token))
+            .send_json(body)
+            .await,
+    )
+    .await
+}
+
+fn exec_body(name: &str, format: &str, command: &str) -> Value {
+    json!({"name": name, "format": format, "command": command, "user": "alice",
+           "source_channel": "C123", "notification_route": "stormbridge",
+           "source_context": {"id": "1700000000.000100", "room": "C123"}})
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, awc::error::PayloadError>>>>;
+
+enum Read {
+    Data(Bytes),
+    Eof,
+    Timeout,
+}
+
+/// A reader of st2's event stream.
+struct Sse {
+    body: ByteStream,
+    buf: String,
+}
+
+impl Sse {
+    async fn connect(em: &Emulator, query: &str, token: &str) -> Sse {
+        let url = format!("{}/stream{query}", em.stream_url());
+        let resp = client()
+            .get(url)
+            .insert_header(("X-Auth-Token", token))
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => panic!("stream request failed: {e}"),
+        };
+        assert_eq!(resp.status().as_u16(), 200);
+        let h = resp.headers();
+        assert_eq!(
+            h.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("text/event-stream; charset=UTF-8")
+        );
+        assert_eq!(
+            h.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-cache")
+        );
+        assert_eq!(
+            h.get("x-accel-buffering").and_then(|v| v.to_str().ok()),
+            Some("no")
+        );
+        Sse {
+            body: Box::pin(resp),
+            buf: String::new(),
+        }
+    }
+
+    async fn read(&mut self, t: Duration) -> Read {
+        match tokio::time::timeout(t, self.body.next()).await {
+            Err(_) => Read::Timeout,
+            Ok(None | Some(Err(_))) => Read::Eof,
+            Ok(Some(Ok(b))) => Read::Data(b),
+        }
+    }
+
+    /// The next event (heartbeats skipped), or `None` on timeout or end.
+    async fn next_event(&mut self, t: Duration) -> Option<(String, String)> {
+        let deadline = Instant::now() + t;
+        loop {
+            let trimmed = self.buf.trim_start_matches('\n').len();
+            self.buf.drain(..self.buf.len() - trimmed);
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = v.to_string();
+                    }
+                }
+                return Some((name, data));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match self.read(left).await {
+                Read::Data(b) => self.buf.push_str(&String::from_utf8_lossy(&b)),
+                Read::Eof | Read::Timeout => return None,
+            }
+        }
+    }
+
+    /// The next event whose name is `name` (others skipped).
+    async fn expect_event(&mut self, name: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_event(left).await {
+                Some((n, data)) if n == name => {
+                    return serde_json::from_str(&data).unwrap_or(Value::Null)
+                }
+                Some(_) => {}
+                None => panic!("no {name} event"),
+            }
+        }
+    }
+
+    /// Wait for the stream to end.
+    async fn expect_eof(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.read(left).await {
+                Read::Eof => return,
+                Read::Data(_) => {}
+                Read::Timeout => panic!("stream did not end"),
+            }
+        }
+    }
+}
+
+// ----- auth --------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn token_success_shape_and_login_count() {
+    let em = start(EmulatorConfig::default()).await;
+    let r = finish(
+        client()
+            .post(format!("{}/tokens", em.auth_url()))
+            .insert_header(("Authorization", basic("st2admin", "Ch@ngeMe")))
+            .send_json(&json!({"ttl": 60}))
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let token = r.body["token"].as_str().unwrap_or_default();
+    assert_eq!(token.len(), 32);
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(r.body["user"], "st2admin");
+    assert_eq!(r.body["metadata"], json!({}));
+    assert_eq!(r.body["id"].as_str().map(str::len), Some(24));
+    let expiry = r.body["expiry"].as_str().unwrap_or_default();
+    let parsed = chrono::DateTime::parse_from_rfc3339(expiry);
+    assert!(
+        parsed.is_ok() && expiry.ends_with('Z') && expiry.len() == 27,
+        "{expiry}"
+    );
+    if let Ok(p) = parsed {
+        let left = p.with_timezone(&chrono::Utc) - chrono::Utc::now();
+        assert!(left.num_seconds() > 50 && left.num_seconds() <= 60);
+    }
+    assert_eq!(
+        r.headers.get("x-api-url").and_then(|v| v.to_str().ok()),
+        Some(format!("{}/api", em.base_url()).as_str())
+    );
+    assert!(r.headers.contains_key("x-request-id"));
+    assert_eq!(em.login_count(), 1);
+    login(&em).await;
+    assert_eq!(em.login_count(), 2);
+}
+
+#[actix_web::test]
+async fn token_failures() {
+    let em = start(EmulatorConfig::default()).await;
+    let url = format!("{}/tokens", em.auth_url());
+    let cases: Vec<(Option<String>, Option<Value>, u16, &str)> = vec![
+        (None, None, 401, "Invalid or missing credentials"),
+        (
+            Some(basic("st2admin", "wrong")),
+            None,
+            401,
+            "Invalid or missing credentials",
+        ),
+        (
+            Some(basic("nobody", "Ch@ngeMe")),
+            None,
+            401,
+            "Invalid or missing credentials",
+        ),
+        (
+            Some("Basic !!!notbase64".into()),
+            None,
+            401,
+            "Invalid or missing credentials",
+        ),
+        (
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("nocolon")
+            )),
+            None,
+            401,
+            "Invalid or missing credentials",
+        ),
+        (
+            Some("Bearer abc".into()),
+            None,
+            401,
+            "Invalid or missing credentials",
+        ),
+        (
+            Some(basic("st2admin", "Ch@ngeMe")),
+            Some(json!({"ttl": 0})),
+            400,
+            "0 is less than the minimum of 1",
+        ),
+        (
+            Some(basic("st2admin", "Ch@ngeMe")),
+            Some(json!({"ttl": -1})),
+            400,
+            "-1 is less than the minimum of 1",
+        ),
+        (
+            Some(basic("st2admin", "Ch@ngeMe")),
+            Some(json!({"ttl": 86401})),
+            400,
+            "TTL specified 86401 is greater than max allowed 86400.",
+        ),
+        (
+            Some(basic("st2admin", "Ch@ngeMe")),
+            Some(json!({"ttl": "x"})),
+            400,
+            "'x' is not of type 'integer', 'null'",
+        ),
+        // Body validation comes before the credential check, the TTL cap after it.
+        (
+            None,
+            Some(json!({"ttl": 0})),
+            400,
+            "0 is less than the minimum of 1",
+        ),
+        (
+            None,
+            Some(json!({"ttl": 86401})),
+            401,
+            "Invalid or missing credentials",
+        ),
+    ];
+    for (auth, body, status, msg) in cases {
+        let mut req = client().post(&url);
+        if let Some(a) = &auth {
+            req = req.insert_header(("Authorization", a.as_str()));
+        }
+        let r = match &body {
+            Some(b) => finish(req.send_json(b).await).await,
+            None => finish(req.send().await).await,
+        };
+        assert_eq!(r.status, status, "{auth:?} {body:?}");
+        assert_eq!(r.body["faultstring"], msg, "{auth:?} {body:?}");
+    }
+    let r = finish(
+        client()
+            .post(&url)
+            .insert_header(("Authorization", basic("st2admin", "Ch@ngeMe")))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body("{not json")
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body["faultstring"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("Failed to parse request body: "));
+    assert_eq!(em.login_count(), 0);
+}
+
+#[actix_web::test]
+async fn validate_token_endpoint() {
+    let em = start(EmulatorConfig {
+        api_keys: vec![("k3y".into(), "bot".into())],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let url = format!("{}/tokens/validate", em.auth_url());
+    let token = login(&em).await;
+    let r = finish(
+        client()
+            .post(&url)
+            .send_json(&json!({"token": token}))
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.body["faultstring"],
+        "Unauthorized - One of Token or API key required."
+    );
+    let r = post(url.clone(), &token, &json!({"token": token})).await;
+    assert_eq!((r.status, &r.body), (200, &json!({"valid": true})));
+    let r = post(
+        url.clone(),
+        &token,
+        &json!({"token": "0123456789abcdef0123456789abcdef"}),
+    )
+    .await;
+    assert_eq!(r.body, json!({"valid": false}));
+    let r = post(url.clone(), &token, &json!({})).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (400, Some("Token is not provided."))
+    );
+    em.revoke_all_tokens();
+    let r = post(url.clone(), &token, &json!({"token": token})).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (401, Some("Unauthorized - Token has expired."))
+    );
+    let r = finish(
+        client()
+            .post(&url)
+            .insert_header(("St2-Api-Key", "k3y"))
+            .send_json(&json!({"token": token}))
+            .await,
+    )
+    .await;
+    assert_eq!((r.status, &r.body), (200, &json!({"valid": false})));
+}
+
+#[actix_web::test]
+async fn credential_locations_and_401_texts() {
+    let em = start(EmulatorConfig {
+        api_keys: vec![("k3y".into(), "botuser".into())],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let list = format!("{}/actionalias", em.api_url());
+    let ok = |r: &Resp| r.status == 200 && r.body.is_array();
+    let r = finish(
+        client()
+            .get(&list)
+            .insert_header(("X-Auth-Token", token.as_str()))
+            .send()
+            .await,
+    )
+    .await;
+    assert!(ok(&r));
+    assert!(r
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("auth-token=") && c.contains("HttpOnly")));
+    let r = finish(
+        client()
+            .get(&list)
+            .insert_header(("St2-Api-Key", "k3y"))
+            .send()
+            .await,
+    )
+    .await;
+    assert!(ok(&r));
+    let r = finish(
+        client()
+            .get(format!("{list}?x-auth-token={token}"))
+            .send()
+            .await,
+    )
+    .await;
+    assert!(ok(&r));
+    let r = finish(client().get(format!("{list}?st2-api-key=k3y")).send().await).await;
+    assert!(ok(&r));
+    let r = finish(
+        client()
+            .get(&list)
+            .insert_header(("Cookie", format!("auth-token={token}")))
+            .send()
+            .await,
+    )
+    .await;
+    assert!(ok(&r));
+
+    let r = finish(client().get(&list).send().await).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (
+            401,
+            Some("Unauthorized - One of Token or API key required.")
+        )
+    );
+    let r = finish(
+        client()
+            .get(&list)
+            .insert_header(("X-Auth-Token", "nope"))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (401, Some("Unauthorized"))
+    );
+    let r = finish(
+        client()
+            .get(&list)
+            .insert_header(("St2-Api-Key", "nope"))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let msg = r.body["faultstring"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.starts_with("Unauthorized - ApiKey with key_hash=") && msg.ends_with(" not found."),
+        "{msg}"
+    );
+    let hash = &msg["Unauthorized - ApiKey with key_hash=".len()..msg.len() - " not found.".len()];
+    assert_eq!(hash.len(), 128);
+    // The first credential present decides, even when a later one is good.
+    let r = finish(
+        client()
+            .get(&list)
+            .insert_header(("X-Auth-Token", "nope"))
+            .insert_header(("St2-Api-Key", "k3y"))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = finish(
+        client()
+            .get(format!("{list}?x-auth-token=nope&st2-api-key=k3y"))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    // A header beats the query string.
+    let r = finish(
+        client()
+            .get(format!("{list}?x-auth-token=nope"))
+            .insert_header(("St2-Api-Key", "k3y"))
+            .send()
+            .await,
+    )
+    .await;
+    assert!(ok(&r));
+    em.revoke_all_tokens();
+    let r = get(list.clone(), &token).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (401, Some("Unauthorized - Token has expired."))
+    );
+}
+
+// ----- aliases -----------------------------------------------------------------------
+
+#[actix_web::test]
+async fn alias_list_paging_and_filters() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let base = format!("{}/actionalias", em.api_url());
+    let r = get(base.clone(), &token).await;
+    let refs: Vec<&str> = r
+        .body
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v["ref"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        refs,
+        [
+            "examples.run_local",
+            "examples.run_remote",
+            "linux.date",
+            "ops.deploy",
+            "ops.maintenance",
+            "ops.restart_service"
+        ]
+    );
+    assert_eq!(
+        r.headers.get("x-total-count").and_then(|v| v.to_str().ok()),
+        Some("6")
+    );
+    // Served verbatim.
+    let demo = demo_aliases();
+    assert!(r
+        .body
+        .as_array()
+        .is_some_and(|a| a.iter().all(|v| demo.contains(v))));
+    let r = get(format!("{base}?limit=2&offset=1"), &token).await;
+    let refs: Vec<&str> = r
+        .body
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v["ref"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(refs, ["examples.run_remote", "linux.date"]);
+    assert_eq!(
+        r.headers.get("x-limit").and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    let r = get(format!("{base}?limit=-1&offset=0"), &token).await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(6));
+    let r = get(format!("{base}?pack=ops"), &token).await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(3));
+    let r = get(format!("{base}?name=date"), &token).await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(1));
+    for (q, msg) in [
+        (
+            "limit=0",
+            "Limit, \"0\" specified, must be a positive number.",
+        ),
+        (
+            "limit=-22",
+            "Limit, \"-22\" specified, must be a positive number.",
+        ),
+        ("limit=abc", "Parameter \"limit\" is not of type integer"),
+        ("offset=x", "Parameter \"offset\" is not of type integer"),
+    ] {
+        let r = get(format!("{base}?{q}"), &token).await;
+        assert_eq!(
+            (r.status, r.body["faultstring"].as_str()),
+            (400, Some(msg)),
+            "{q}"
+        );
+    }
+    let r = get(format!("{base}/linux.date"), &token).await;
+    assert_eq!(r.body["name"], "date");
+    let r = get(format!("{base}/5f3c1a0e9d1b2c0001a1b004"), &token).await;
+    assert_eq!(r.body["name"], "deploy");
+    let r = get(format!("{base}/nope.nope"), &token).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (
+            404,
+            Some("Resource with a ref or id \"nope.nope\" not found")
+        )
+    );
+}
+
+#[actix_web::test]
+async fn alias_help_endpoint() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let base = format!("{}/actionalias/help", em.api_url());
+    let r = get(base.clone(), &token).await;
+    assert_eq!(r.status, 200);
+    // 6 displays: the disabled alias is left out.
+    assert_eq!(r.body["available"], 6);
+    assert_eq!(r.body["helpstrings"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        r.body["helpstrings"][0],
+        json!({"pack": "examples", "display": "run {{cmd}}", "description": "Run a shell command on the StackStorm host"})
+    );
+    let r = get(format!("{base}?filter=RUN&limit=1&offset=0"), &token).await;
+    assert_eq!(r.body["available"], 2);
+    assert_eq!(r.body["helpstrings"].as_array().map(Vec::len), Some(1));
+    let r = get(format!("{base}?pack=linux"), &token).await;
+    assert_eq!(r.body["available"], 2);
+    let r = get(format!("{base}?limit=x"), &token).await;
+    assert_eq!(r.status, 400);
+}
+
+#[actix_web::test]
+async fn alias_match_endpoint() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let url = format!("{}/actionalias/match", em.api_url());
+    let r = post(url.clone(), &token, &json!({"command": "what time is it"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["actionalias"]["ref"], "linux.date");
+    assert_eq!(r.body["representation"], "what time is it");
+    assert_eq!(r.body["display"], "what time is it");
+    let r = post(
+        url.clone(),
+        &token,
+        &json!({"command": "deploy web to prod"}),
+    )
+    .await;
+    assert_eq!(r.body["actionalias"], demo_aliases()[3]);
+    let r = post(url.clone(), &token, &json!({"command": "make coffee"})).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (400, Some("Command 'make coffee' matched no patterns"))
+    );
+    let r = post(url.clone(), &token, &json!({"command": "run date on web1"})).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (
+            400,
+            Some("Command 'run date on web1' matched more than 1 pattern")
+        )
+    );
+    let r = post(url.clone(), &token, &json!({})).await;
+    assert_eq!(r.body["faultstring"], "'command' is a required property");
+    let r = post(url.clone(), &token, &json!({"command": "date", "x": 1})).await;
+    assert_eq!(
+        r.body["faultstring"],
+        "Additional properties are not allowed ('x' was unexpected)"
+    );
+}
+
+// ----- alias executions ----------------------------------------------------------------
+
+#[actix_web::test]
+async fn alias_execution_success_and_completion() {
+    let em = start(EmulatorConfig {
+        web_url: Some("https://st2.example.com/".into()),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let body = exec_body("date", "date", "date");
+    let r = post(format!("{}/aliasexecution", em.api_url()), &token, &body).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let ex = &r.body["execution"];
+    let id = ex["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(id.len(), 24);
+    assert_eq!(ex["status"], "requested");
+    assert_eq!(ex["action"]["ref"], "core.local");
+    assert_eq!(ex["parameters"], json!({"cmd": "date"}));
+    assert_eq!(ex["context"]["api_user"], "alice");
+    assert_eq!(ex["context"]["user"], "st2admin");
+    assert_eq!(ex["context"]["source_channel"], "C123");
+    assert_eq!(
+        ex["context"]["action_alias_ref"],
+        json!({"id": "5f3c1a0e9d1b2c0001a1b003", "name": "date"})
+    );
+    assert_eq!(
+        ex["notify"]["on_complete"]["routes"],
+        json!(["stormbridge"])
+    );
+    assert_eq!(
+        ex["web_url"],
+        format!("https://st2.example.com/#/history/{id}/general")
+    );
+    assert_eq!(r.body["actionalias"], demo_aliases()[2]);
+    // The date alias has ack settings but no ack.format: no message.
+    assert!(r.body.get("message").is_none());
+    let recs = em.executions();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].id, id);
+    assert_eq!(recs[0].request, body);
+    assert_eq!(recs[0].st2_user, "st2admin");
+    assert_eq!(recs[0].credential_kind, CredentialKind::Token);
+    assert_eq!(recs[0].alias_ref, "linux.date");
+    assert_eq!(
+        recs[0].parameters.get("cmd").map(String::as_str),
+        Some("date")
+    );
+
+    let url = format!("{}/executions/{id}", em.api_url());
+    let deadline = Instant::now() + WAIT;
+    let done = loop {
+        let r = get(url.clone(), &token).await;
+        if r.body["status"] == "succeeded" {
+            break r.body;
+        }
+        assert!(Instant::now() < deadline, "execution never finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(done["result"]["stdout"]
+        .as_str()
+        .is_some_and(|s| s.contains(" UTC ")));
+    assert_eq!(done["result"]["return_code"], 0);
+    assert!(done["elapsed_seconds"].as_f64().is_some());
+    assert_eq!(
+        get(
+            format!("{}/executions/ffffffffffffffffffffffff", em.api_url()),
+            &token
+        )
+        .await
+        .status,
+        404
+    );
+
+    // Without a route, notify routes is [null]; API keys are recorded as such.
+    let em2 = start(EmulatorConfig {
+        api_keys: vec![("k".into(), "bot".into())],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let r = finish(
+        client()
+            .post(format!("{}/aliasexecution", em2.api_url()))
+            .insert_header(("St2-Api-Key", "k"))
+            .send_json(&json!({"name": "run_local", "format": "run {{cmd}}", "command": "run uptime", "source_channel": "C1"}))
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        r.body["execution"]["notify"]["on_complete"]["routes"],
+        json!([null])
+    );
+    assert_eq!(r.body["execution"]["context"]["user"], "bot");
+    assert_eq!(r.body["execution"]["context"]["api_user"], Value::Null);
+    assert_eq!(em2.executions()[0].credential_kind, CredentialKind::ApiKey);
+    assert_eq!(em2.executions()[0].st2_user, "bot");
+}
+
+#[actix_web::test]
+async fn alias_execution_errors_in_st2_order() {
+    let mut aliases = demo_aliases();
+    aliases.push(
+        json!({"name": "imm", "pack": "t", "action_ref": "core.local",
+        "formats": ["imm {{cmd}}", "imm2 {{x}}"], "immutable_parameters": {"cmd": "date"}}),
+    );
+    aliases.push(
+        json!({"name": "date", "pack": "zz", "action_ref": "core.noop", "formats": ["other date"]}),
+    );
+    let em = start(EmulatorConfig {
+        aliases,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let url = format!("{}/aliasexecution", em.api_url());
+    let mut unknown_key = exec_body("date", "date", "date");
+    unknown_key["bogus"] = json!(1);
+    let mut two_unknown = exec_body("date", "date", "date");
+    two_unknown["b"] = json!(1);
+    two_unknown["a"] = json!(1);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            unknown_key,
+            400,
+            "Additional properties are not allowed ('bogus' was unexpected)",
+        ),
+        (
+            two_unknown,
+            400,
+            "Additional properties are not allowed ('a', 'b' were unexpected)",
+        ),
+        (
+            json!({"format": "date", "command": "date", "source_channel": "c"}),
+            400,
+            "'name' is a required property",
+        ),
+        (
+            json!({"name": "date", "command": "date", "source_channel": "c"}),
+            400,
+            "'format' is a required property",
+        ),
+        (
+            json!({"name": "date", "format": "date", "command": "date"}),
+            400,
+            "'source_channel' is a required property",
+        ),
+        (
+            json!({"name": 5, "format": "date", "command": "date", "source_channel": "c"}),
+            400,
+            "5 is not of type 'string'",
+        ),
+        (
+            json!({"name": "date", "format": "date", "command": "date", "source_channel": "c", "source_context": "x"}),
+            400,
+            "'x' is not of type 'object'",
+        ),
+        (json!([1]), 400, "[1] is not of type 'object'"),
+        (
+            exec_body("", "date", "date"),
+            400,
+            "Alias execution \"name\" is required",
+        ),
+        (
+            exec_body("nope", "date", "date"),
+            404,
+            "Unable to find the ActionAliasDB instance. {'name': 'nope'}",
+        ),
+        (
+            exec_body("maintenance", "maintenance on", "maintenance on"),
+            400,
+            "Action alias with name \"maintenance\" is disabled.",
+        ),
+        (
+            exec_body("date", "dat", "date"),
+            400,
+            "Format string \"dat\" is not available on the alias \"date\"",
+        ),
+        // A display is not a format string.
+        (
+            exec_body("run_remote", "run <cmd> on <hosts>", "run ls on x"),
+            400,
+            "Format string \"run <cmd> on <hosts>\" is not available on the alias \"run_remote\"",
+        ),
+        (
+            exec_body("run_remote", "run {{cmd}} on {{hosts}}", "run ls"),
+            400,
+            "Command \"run ls\" doesn't match format string \"run {{cmd}} on {{hosts}}\"",
+        ),
+        (
+            exec_body("imm", "imm {{cmd}}", "imm ls"),
+            400,
+            "Immutable arguments cannot be overriden: cmd",
+        ),
+    ];
+    for (body, status, msg) in cases {
+        let r = post(url.clone(), &token, &body).await;
+        assert_eq!(
+            (r.status, r.body["faultstring"].as_str()),
+            (status, Some(msg)),
+            "{body}"
+        );
+    }
+    // Name lookup ignores the pack: the first "date" wins (linux.date, not zz.date).
+    let r = post(
+        url.clone(),
+        &token,
+        &exec_body("date", "other date", "other date"),
+    )
+    .await;
+    assert_eq!(
+        r.body["faultstring"],
+        "Format string \"other date\" is not available on the alias \"date\""
+    );
+    // Immutable parameters are merged when not overridden.
+    let r = post(
+        url.clone(),
+        &token,
+        &exec_body("imm", "imm2 {{x}}", "imm2 hello"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        r.body["execution"]["parameters"],
+        json!({"cmd": "date", "x": "hello"})
+    );
+    // Bad JSON.
+    let r = finish(
+        client()
+            .post(&url)
+            .insert_header(("X-Auth-Token", token.as_str()))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body("{\"name\": ")
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // Injected failure, once, after auth and validation.
+    em.fail_next_execution(503, "Service Unavailable (injected)");
+    let r = post(url.clone(), &token, &exec_body("nope", "x", "x")).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (503, Some("Service Unavailable (injected)"))
+    );
+    let r = post(url.clone(), &token, &exec_body("date", "date", "date")).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(em.executions().len(), 2);
+    // Huge bodies are refused without being buffered.
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = finish(
+        client()
+            .post(&url)
+            .insert_header(("X-Auth-Token", token.as_str()))
+            .send_json(&json!({"name": big}))
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    // Unknown paths are JSON 404s.
+    let r = get(format!("{}/nothing", em.api_url()), &token).await;
+    assert_eq!(r.status, 404);
+    assert!(r.body["faultstring"].is_string());
+}
+
+#[actix_web::test]
+async fn ack_message_rendering() {
+    let mut aliases = demo_aliases();
+    aliases.push(
+        json!({"name": "undef", "pack": "t", "action_ref": "core.local",
+        "formats": ["undef {{cmd}}"], "ack": {"format": "x {{ foo }}"}}),
+    );
+    aliases.push(json!({"name": "noattr", "pack": "t", "action_ref": "core.local",
+        "formats": ["noattr {{cmd}}"],
+        "ack": {"format": "{{execution.nope}}", "extra": {"who": "{{ execution.context.api_user }}", "n": 3, "nested": {"id": "{{ execution.id }}"}}}}));
+    let em = start(EmulatorConfig {
+        aliases,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let url = format!("{}/aliasexecution", em.api_url());
+    let r = post(
+        url.clone(),
+        &token,
+        &exec_body(
+            "run_remote",
+            "run {{cmd}} on {{hosts}}",
+            "run uptime on web1,web2",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let id = r.body["execution"]["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        r.body["message"],
+        format!("Running `uptime` on web1,web2 (execution {id}).")
+    );
+    let r = post(
+        url.clone(),
+        &token,
+        &exec_body("undef", "undef {{cmd}}", "undef ls"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        r.body["message"],
+        "Cannot render \"format\" in field \"ack\" for alias. 'foo' is undefined"
+    );
+    let r = post(
+        url.clone(),
+        &token,
+        &exec_body("noattr", "noattr {{cmd}}", "noattr ls"),
+    )
+    .await;
+    assert_eq!(
+        r.body["message"],
+        "Cannot render \"format\" in field \"ack\" for alias. 'st2common.models.api.execution.ActionExecutionAPI object' has no attribute 'nope'"
+    );
+    let id = r.body["execution"]["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        r.body["extra"],
+        json!({"who": "alice", "n": 3, "nested": {"id": id}})
+    );
+}
+
+#[actix_web::test]
+async fn match_and_execute_endpoint() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let url = format!("{}/aliasexecution/match_and_execute", em.api_url());
+    let r = post(url.clone(), &token, &json!({"command": "deploy web to prod", "source_channel": "C1", "user": "bob", "notification_route": "errbot"})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        r.body["results"][0]["execution"]["parameters"],
+        json!({"app": "web", "env": "prod"})
+    );
+    assert_eq!(r.body["results"][0]["message"], "Deploying web to prod...");
+    let r = post(
+        url.clone(),
+        &token,
+        &json!({"command": "deploy web to prod", "source_channel": "C1", "source_context": {}}),
+    )
+    .await;
+    assert_eq!(
+        r.body["faultstring"],
+        "Additional properties are not allowed ('source_context' was unexpected)"
+    );
+    let r = post(
+        url.clone(),
+        &token,
+        &json!({"command": "zzz", "source_channel": "C1"}),
+    )
+    .await;
+    assert_eq!(r.body["faultstring"], "Command 'zzz' matched no patterns");
+}
+
+#[actix_web::test]
+async fn cancel_semantics() {
+    let em = start(EmulatorConfig {
+        execution_delay: Duration::from_secs(30),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("date", "date", "date"),
+    )
+    .await;
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("{}/executions/{id}", em.api_url());
+    let r = del(url.clone(), &token).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("canceled"))
+    );
+    let r = del(url.clone(), &token).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("canceled"))
+    );
+    let r = del(
+        format!("{}/executions/000000000000000000000000", em.api_url()),
+        &token,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("date", "date", "date"),
+    )
+    .await;
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("{}/executions/{id}", em.api_url());
+    let deadline = Instant::now() + WAIT;
+    while get(url.clone(), &token).await.body["status"] != "succeeded" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = del(url, &token).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        json!({"faultstring": "Action cannot be canceled. State = succeeded."})
+    );
+}
+
+#[actix_web::test]
+async fn malformed_aliases_served_verbatim_good_ones_still_work() {
+    let good = json!({"name": "ping", "pack": "net", "action_ref": "core.local", "formats": ["ping {{host}}"]});
+    let aliases = vec![
+        json!({"name": "nopack", "action_ref": "x.y", "formats": ["nopack"]}),
+        good.clone(),
+        json!(42),
+        json!({"name": "badformats", "pack": "p", "action_ref": "p.a", "formats": [1]}),
+    ];
+    let em = start(EmulatorConfig {
+        aliases: aliases.clone(),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let r = get(format!("{}/actionalias?limit=-1", em.api_url()), &token).await;
+    let served = r.body.as_array().cloned().unwrap_or_default();
+    assert_eq!(served.len(), 4);
+    for a in &aliases {
+        assert!(served.contains(a), "{a} not served");
+    }
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("ping", "ping {{host}}", "ping db1"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["execution"]["parameters"], json!({"host": "db1"}));
+    assert_eq!(r.body["actionalias"], good);
+    let r = post(
+        format!("{}/actionalias/match", em.api_url()),
+        &token,
+        &json!({"command": "ping db1"}),
+    )
+    .await;
+    assert_eq!(r.body["actionalias"], good, "{} {:?}", r.status, r.body);
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("nopack", "nopack", "nopack"),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    // An alias whose format Python cannot compile is served, breaks st2's /match
+    // for every command (HTTP 500), and leaves other aliases executable.
+    let mut with_broken = aliases.clone();
+    let broken =
+        json!({"name": "broken", "pack": "p", "action_ref": "p.a", "formats": ["broken {{a.b}}"]});
+    with_broken.push(broken.clone());
+    em.set_aliases(with_broken);
+    let r = get(format!("{}/actionalias?limit=-1", em.api_url()), &token).await;
+    assert!(r.body.as_array().is_some_and(|a| a.contains(&broken)));
+    let r = post(
+        format!("{}/actionalias/match", em.api_url()),
+        &token,
+        &json!({"command": "ping db1"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (500, Some("Internal Server Error"))
+    );
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("ping", "ping {{host}}", "ping db2"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("broken", "broken {{a.b}}", "broken x"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (500, Some("Internal Server Error"))
+    );
+}
+
+// ----- stream ------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn announcement_reaches_stream_with_payload_and_filter() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let mut ann = Sse::connect(&em, "?events=st2.announcement__*", &token).await;
+    assert!(matches!(ann.read(WAIT).await, Read::Data(b) if b.as_ref() == b"\n"));
+    let mut all = Sse::connect(&em, "", &token).await;
+    assert_eq!(em.stream_event_filter(), None);
+    let mut aliases_only = Sse::connect(
+        &em,
+        "?events=st2.actionalias__*,st2.announcement__nothing",
+        &token,
+    )
+    .await;
+    assert_eq!(
+        em.stream_event_filter().as_deref(),
+        Some("st2.actionalias__*,st2.announcement__nothing")
+    );
+    wait_until("3 streams", || em.stream_connections() == 3).await;
+
+    let body = exec_body("deploy", "deploy {{app}} to {{env}}", "deploy web to prod");
+    let r = post(format!("{}/aliasexecution", em.api_url()), &token, &body).await;
+    assert_eq!(r.status, 201);
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // Only the announcement passes `events=st2.announcement__*`.
+    let (name, data) = ann.next_event(WAIT).await.unwrap_or_default();
+    assert_eq!(name, "st2.announcement__stormbridge");
+    assert!(
+        !data.contains('\n') && !data.contains("\": ") && !data.contains(", \""),
+        "compact json: {data}"
+    );
+    let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+    assert_eq!(
+        v,
+        json!({"payload": {
+            "message": "Deployment of web to prod: succeeded",
+            "channel": "C123",
+            "user": "alice",
+            "whisper": false,
+            "context": {"id": "1700000000.000100", "room": "C123"},
+            "extra": {"slack": {"color": "good", "thread_response": true}},
+        }, "trace_context": null})
+    );
+
+    // The default filter has executions, liveactions and announcements, in order.
+    let mut names = Vec::new();
+    while names.last().map(String::as_str) != Some("st2.announcement__stormbridge") {
+        match all.next_event(WAIT).await {
+            Some((n, d)) => {
+                if n == "st2.execution__create" {
+                    let v: Value = serde_json::from_str(&d).unwrap_or(Value::Null);
+                    assert_eq!(v["id"], id.as_str());
+                }
+                names.push(n);
+            }
+            None => panic!("stream ended early: {names:?}"),
+        }
+    }
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("st2.liveaction__create")
+    );
+    assert!(names.contains(&"st2.execution__create".to_string()));
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n == "st2.execution__update")
+            .count(),
+        3
+    );
+
+    // Nothing reached the alias-only stream but the alias event we send now.
+    em.set_aliases(demo_aliases().into_iter().take(5).collect());
+    let (name, data) = aliases_only.next_event(WAIT).await.unwrap_or_default();
+    assert_eq!(name, "st2.actionalias__delete");
+    assert!(data.contains("\"ops.maintenance\""), "{data}");
+}
+
+#[actix_web::test]
+async fn hubot_route_gets_chatops_default_message_and_disabled_results_stay_silent() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let mut s = Sse::connect(&em, "?events=st2.announcement__*", &token).await;
+    let mut body = exec_body("date", "date", "date");
+    body["notification_route"] = json!("hubot");
+    let r = post(format!("{}/aliasexecution", em.api_url()), &token, &body).await;
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let v = s.expect_event("st2.announcement__chatops").await;
+    let msg = v["payload"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with(&format!(
+            "\nAction core.local completed.\nstatus : succeeded\nexecution: {id}\n\n\nTook "
+        )),
+        "{msg:?}"
+    );
+    assert!(
+        msg.contains("\u{3bc}s to complete.\n\nresult :\n--------\nstdout : "),
+        "{msg:?}"
+    );
+
+    // result.enabled false: no announcement; the marker sent afterwards comes first.
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body(
+            "restart_service",
+            "restart {{service}} on {{hosts}}",
+            "restart nginx on web1",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("{}/executions/{id}", em.api_url());
+    let deadline = Instant::now() + WAIT;
+    while get(url.clone(), &token).await.body["status"] != "succeeded" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    em.announce("marker", json!({"message": "m"}));
+    let (name, _) = s.next_event(WAIT).await.unwrap_or_default();
+    assert_eq!(name, "st2.announcement__marker");
+
+    // Failed commands are announced with their status.
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("run_local", "run {{cmd}}", "run false"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let v = s.expect_event("st2.announcement__stormbridge").await;
+    assert!(v["payload"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("status : failed\n") && m.contains("return_code : 1")));
+}
+
+#[actix_web::test]
+async fn heartbeat_on_connect_and_when_idle() {
+    let em = start(EmulatorConfig {
+        heartbeat: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let mut s = Sse::connect(&em, "", &token).await;
+    let mut beats = 0;
+    let deadline = Instant::now() + WAIT;
+    while beats < 3 {
+        assert!(Instant::now() < deadline, "heartbeats missing");
+        match s.read(WAIT).await {
+            Read::Data(b) => {
+                assert!(b.iter().all(|c| *c == b'\n'), "{b:?}");
+                beats += b.len();
+            }
+            _ => panic!("stream ended"),
+        }
+    }
+    // A stream is refused before streaming when the credential is bad.
+    let r = finish(
+        client()
+            .get(format!("{}/stream", em.stream_url()))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (
+            401,
+            Some("Unauthorized - One of Token or API key required.")
+        )
+    );
+    let r = finish(
+        client()
+            .get(format!("{}/stream?x-auth-token=nope", em.stream_url()))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+}
+
+#[actix_web::test]
+async fn raw_events_and_drop_streams() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let mut s = Sse::connect(&em, "?events=st2.announcement__*", &token).await;
+    let mut s2 = Sse::connect(&em, "", &token).await;
+    wait_until("2 streams", || em.stream_connections() == 2).await;
+    em.send_raw_event("st2.announcement__stormbridge", "this is {not json");
+    let (name, data) = s.next_event(WAIT).await.unwrap_or_default();
+    assert_eq!(
+        (name.as_str(), data.as_str()),
+        ("st2.announcement__stormbridge", "this is {not json")
+    );
+    em.drop_streams();
+    s.expect_eof().await;
+    s2.expect_eof().await;
+    wait_until("no streams", || em.stream_connections() == 0).await;
+    assert_eq!(em.stream_connects_total(), 2);
+    let _s3 = Sse::connect(&em, "", &token).await;
+    wait_until("1 stream", || em.stream_connections() == 1).await;
+    assert_eq!(em.stream_connects_total(), 3);
+}
+
+#[actix_web::test]
+async fn stalled_streams_send_nothing_then_resume() {
+    let em = start(EmulatorConfig {
+        heartbeat: Duration::from_millis(30),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let mut s = Sse::connect(&em, "?events=st2.announcement__*", &token).await;
+    assert!(matches!(s.read(WAIT).await, Read::Data(_)));
+    em.stall_streams(true);
+    // Drain whatever was in flight before the stall took effect.
+    while let Read::Data(_) = s.read(Duration::from_millis(100)).await {}
+    em.announce("lost", json!({"message": "x"}));
+    assert!(matches!(
+        s.read(Duration::from_millis(300)).await,
+        Read::Timeout
+    ));
+    assert_eq!(em.stream_connections(), 1);
+    // New connections during a stall get headers and nothing else.
+    let mut s2 = Sse::connect(&em, "", &token).await;
+    assert!(matches!(
+        s2.read(Duration::from_millis(200)).await,
+        Read::Timeout
+    ));
+    em.stall_streams(false);
+    em.announce("back", json!({"message": "y"}));
+    let (name, _) = s.next_event(WAIT).await.unwrap_or_default();
+    assert_eq!(name, "st2.announcement__back");
+    assert!(matches!(s2.read(WAIT).await, Read::Data(_)));
+}
+
+#[actix_web::test]
+async fn stop_and_restart_keep_state_and_port() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let addr = em.addr();
+    let mut s = Sse::connect(&em, "", &token).await;
+    for round in 0..2 {
+        em.stop().await;
+        s.expect_eof().await;
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "port still accepts (round {round})"
+        );
+        let r = client()
+            .get(format!("{}/actionalias", em.api_url()))
+            .send()
+            .await;
+        assert!(r.is_err());
+        wait_until("streams closed", || em.stream_connections() == 0).await;
+        em.stop().await; // idempotent
+        match em.restart().await {
+            Ok(()) => {}
+            Err(e) => panic!("restart failed: {e}"),
+        }
+        assert_eq!(em.addr(), addr);
+        // Same state: the token still works.
+        let r = get(format!("{}/actionalias", em.api_url()), &token).await;
+        assert_eq!(r.status, 200);
+        s = Sse::connect(&em, "", &token).await;
+    }
+    assert!(em.restart().await.is_ok()); // already running
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("date", "date", "date"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let _ = s.expect_event("st2.execution__create").await;
+}
+
+#[actix_web::test]
+async fn announce_before_response_orders_result_first() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let mut s = Sse::connect(&em, "?events=st2.announcement__*", &token).await;
+    wait_until("stream", || em.stream_connections() == 1).await;
+    em.set_announce_before_response(true);
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("date", "date", "date"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    // The 201 still carries the execution as created...
+    assert_eq!(r.body["execution"]["status"], "requested");
+    // ...but it has finished and its announcement was published already.
+    let id = r.body["execution"]["id"].as_str().unwrap_or_default();
+    let now = get(format!("{}/executions/{id}", em.api_url()), &token).await;
+    assert_eq!(now.body["status"], "succeeded");
+    let v = s.expect_event("st2.announcement__stormbridge").await;
+    assert_eq!(v["payload"]["channel"], "C123");
+}
+
+#[actix_web::test]
+async fn alias_change_events() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let mut s = Sse::connect(&em, "?events=st2.actionalias__*", &token).await;
+    wait_until("stream", || em.stream_connections() == 1).await;
+    let mut next = demo_aliases();
+    next.remove(0); // delete examples.run_local
+    next[0]["description"] = json!("changed"); // update examples.run_remote
+    next.push(json!({"name": "new", "pack": "p", "action_ref": "core.noop", "formats": ["new"]}));
+    em.set_aliases(next);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (name, data) = s.next_event(WAIT).await.unwrap_or_default();
+        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        let key = v["ref"].as_str().map_or_else(
+            || {
+                format!(
+                    "{}.{}",
+                    v["pack"].as_str().unwrap_or(""),
+                    v["name"].as_str().unwrap_or("")
+                )
+            },
+            str::to_string,
+        );
+        got.push((name, key));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (
+                "st2.actionalias__delete".to_string(),
+                "examples.run_local".to_string()
+            ),
+            (
+                "st2.actionalias__update".to_string(),
+                "examples.run_remote".to_string()
+            ),
+            ("st2.actionalias__create".to_string(), "p.new".to_string()),
+        ]
+    );
+    let r = post(
+        format!("{}/actionalias/match", em.api_url()),
+        &token,
+        &json!({"command": "new"}),
+    )
+    .await;
+    assert_eq!(r.body["actionalias"]["name"], "new");
+}
+
+#[actix_web::test]
+async fn stream_execution_filter_and_end_event() {
+    let em = start(EmulatorConfig {
+        execution_delay: Duration::from_millis(300),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("date", "date", "date"),
+    )
+    .await;
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let q = format!("?execution_ids={id}&end_execution_id={id}&end_event=st2.execution__update");
+    let started = Instant::now();
+    let mut s = Sse::connect(&em, &q, &token).await;
+    let mut statuses = Vec::new();
+    // Liveaction events and the announcement are dropped by `execution_ids`; the
+    // stream ends after the update that completes the execution.
+    while let Some((name, data)) = s.next_event(WAIT).await {
+        assert_eq!(name, "st2.execution__update");
+        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        statuses.push(v["status"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(started.elapsed() < WAIT, "stream did not end");
+    assert_eq!(statuses, ["scheduled", "running", "succeeded"]);
+}
+
+#[actix_web::test]
+async fn client_disconnect_is_noticed_even_when_idle_or_stalled() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let s = Sse::connect(&em, "", &token).await;
+    wait_until("stream open", || em.stream_connections() == 1).await;
+    drop(s);
+    wait_until("idle stream closed", || em.stream_connections() == 0).await;
+    em.stall_streams(true);
+    let s = Sse::connect(&em, "", &token).await;
+    wait_until("stalled stream open", || em.stream_connections() == 1).await;
+    drop(s);
+    wait_until("stalled stream closed", || em.stream_connections() == 0).await;
+}
+
+#[actix_web::test]
+async fn dropping_emulators_ends_their_threads() {
+    // Threads the emulator names itself ("st2-emulator-http", "st2-emulator-runner";
+    // the kernel keeps 15 characters). Other tests may run emulators concurrently,
+    // so wait for the count to come back down rather than compare at one instant.
+    let ours = || {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("comm"))
+                            .is_ok_and(|c| c.starts_with("st2-emulator"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let before = ours();
+    for _ in 0..5 {
+        let em = start(EmulatorConfig::default()).await;
+        let _ = login(&em).await;
+        let _s = Sse::connect(&em, "", &login(&em).await).await;
+        drop(em);
+    }
+    wait_until("emulator threads to end", || ours() <= before).await;
+}
+
+/// The emulator does not need an actix runtime around it.
+#[tokio::test]
+async fn works_from_a_plain_tokio_runtime() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let em = start(EmulatorConfig::default()).await;
+    let raw = |em: &Emulator| {
+        let addr = em.addr();
+        async move {
+            let mut sock = match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => s,
+                Err(e) => panic!("connect: {e}"),
+            };
+            let req = "GET /api/v1/actionalias HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            assert!(sock.write_all(req.as_bytes()).await.is_ok());
+            let mut out = String::new();
+            let _ = tokio::time::timeout(WAIT, sock.read_to_string(&mut out)).await;
+            out
+        }
+    };
+    let out = raw(&em).await;
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(out.contains("Unauthorized - One of Token or API key required."));
+    em.stop().await;
+    assert!(tokio::net::TcpStream::connect(em.addr()).await.is_err());
+    assert!(em.restart().await.is_ok());
+    assert!(raw(&em).await.starts_with("HTTP/1.1 401"));
+}

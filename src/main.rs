@@ -1,0 +1,237 @@
+//! The `stormbridge` binary: command-line parsing and process lifetime. Everything else is
+//! in the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use stormbridge::{
+    app::{self, AppOptions},
+    cli::{self, Cli, Command},
+    config::{self, Settings},
+    emulator::{Emulator, EmulatorConfig},
+    telemetry,
+};
+
+/// Embedded configuration of `stormbridge demo`.
+const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => config::resolve_config_path(cli.config)
+            .map_err(anyhow::Error::from)
+            .and_then(|path| {
+                let settings = config::load(&path)?;
+                run(settings, path)
+            }),
+        Command::AclExplain {
+            user,
+            room,
+            aliases,
+            command,
+        } => return acl_explain(cli.config, &user, &room, aliases, &command),
+        Command::CheckConfig => return check_config(cli.config),
+        Command::Demo { http_listen } => demo(http_listen),
+        Command::Parse {
+            format,
+            command,
+            match_multiple,
+        } => return print_or_fail(cli::parse_command(&format, &command, match_multiple)),
+        Command::Match { aliases, command } => {
+            return match std::fs::read_to_string(&aliases) {
+                Ok(text) => print_or_fail(cli::match_command(&text, &command)),
+                Err(e) => print_or_fail(Err(format!("cannot read {}: {e}", aliases.display()))),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stormbridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_or_fail(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn acl_explain(
+    config_path: Option<std::path::PathBuf>,
+    user: &str,
+    room: &str,
+    aliases: Option<std::path::PathBuf>,
+    command: &str,
+) -> ExitCode {
+    let settings = match config::resolve_config_path(config_path).and_then(|p| config::load(&p)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let aliases_json = match aliases.map(|p| {
+        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    }) {
+        Some(Ok(text)) => Some(text),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    match cli::acl_explain(&settings, user, room, aliases_json.as_deref(), command) {
+        Ok((allowed, text)) => {
+            println!("{text}");
+            if allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check_config(path: Option<std::path::PathBuf>) -> ExitCode {
+    match config::resolve_config_path(path).and_then(|p| config::load(&p).map(|s| (p, s))) {
+        Ok((path, settings)) => {
+            println!(
+                "{}: valid ({} chat connection{}, StackStorm at {})",
+                path.display(),
+                settings.chat.len(),
+                if settings.chat.len() == 1 { "" } else { "s" },
+                settings.st2.api_url
+            );
+            if settings.access.rule_count() == 0
+                && settings.access.default_action() == stormbridge::acl::Action::Deny
+            {
+                println!(
+                    "note: [access] default is \"deny\" and there are no rules, so every command will be refused; \
+                     add [[access.rules]] (see config/default.toml)"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Stops the actix system on SIGINT or SIGTERM.
+fn stop_on_signals() {
+    actix_rt::spawn(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                        let _ = tokio::signal::ctrl_c().await;
+                        actix_rt::System::current().stop();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("signal received; stopping");
+        actix_rt::System::current().stop();
+    });
+}
+
+/// On SIGHUP, re-reads the configuration file and swaps in its access rules; an invalid
+/// file keeps the old rules and logs why.
+#[cfg(unix)]
+fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    app: std::rc::Rc<app::RunningApp>,
+    path: std::path::PathBuf,
+) {
+    actix_rt::spawn(async move {
+        while hup.recv().await.is_some() {
+            match app.reload_access(&path).await {
+                Ok(rules) => {
+                    tracing::info!(rules, path = %path.display(), "SIGHUP: access rules reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), problems = %e.one_line(), "SIGHUP: configuration invalid; keeping the old access rules")
+                }
+            }
+        }
+    });
+}
+
+fn run(settings: Settings, path: std::path::PathBuf) -> anyhow::Result<()> {
+    telemetry::init(&settings.log);
+    let system = actix_rt::System::new();
+    let app = system.block_on(async {
+        stop_on_signals();
+        // Listen before starting, so a SIGHUP sent right after start-up is not fatal.
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("listening for SIGHUP")?;
+        let app = std::rc::Rc::new(app::start(settings, AppOptions::default()).await?);
+        #[cfg(unix)]
+        reload_on_sighup(hup, app.clone(), path);
+        #[cfg(not(unix))]
+        let _ = path;
+        Ok::<_, anyhow::Error>(app)
+    })?;
+    system.run().context("actor system failed")?;
+    drop(app);
+    Ok(())
+}
+
+fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let system = actix_rt::System::new();
+    let (emulator, app) = system.block_on(async {
+        stop_on_signals();
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .context("starting the StackStorm emulator")?;
+        let toml = format!(
+            "{DEMO_TOML}\n[http]\nlisten = \"{http_listen}\"\n"
+        );
+        let mut settings = config::load_from_str(&toml).map_err(anyhow::Error::from)?;
+        settings.st2.api_url = emulator.api_url();
+        settings.st2.auth_url = emulator.auth_url();
+        settings.st2.stream_url = emulator.stream_url();
+        telemetry::init(&settings.log);
+        let app = app::start(settings, AppOptions::default()).await?;
+        eprintln!(
+            "stormbridge demo\n\
+             \x20 StackStorm: the built-in EMULATOR at {} (a test double, not StackStorm)\n\
+             \x20 operator endpoints: http://{}/health /ready /actors /metrics\n\
+             \x20 You are `demo-user` in room #demo. Try:  !st2help   !st2 run date   !st2 run uptime on web1\n\
+             \x20 A line starting with /dm is a direct message. Ctrl-D quits.",
+            emulator.base_url(),
+            app.http_addr,
+        );
+        Ok::<_, anyhow::Error>((emulator, app))
+    })?;
+    system.run().context("actor system failed")?;
+    drop((emulator, app));
+    Ok(())
+}

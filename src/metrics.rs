@@ -1,0 +1,247 @@
+//! Prometheus metrics, one registry per running bridge (so tests can run several bridges
+//! in one process and read each one's numbers).
+
+use std::{sync::Arc, time::Duration};
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// How a chat command ended, the `outcome` label of `stormbridge_commands_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// An execution was created.
+    Executed,
+    /// StackStorm refused or failed the request.
+    St2Error,
+    /// No alias matched.
+    NoMatch,
+    /// Several aliases matched equally; the user was asked.
+    Ambiguous,
+    /// A built-in command was answered.
+    Builtin,
+    /// The command was malformed or unknown.
+    Invalid,
+    /// Access control refused it.
+    Denied,
+}
+
+impl CommandOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Executed => "executed",
+            Self::St2Error => "st2_error",
+            Self::NoMatch => "no_match",
+            Self::Ambiguous => "ambiguous",
+            Self::Builtin => "builtin",
+            Self::Invalid => "invalid",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AclLabels {
+    decision: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    connection: String,
+}
+
+struct Inner {
+    registry: Registry,
+    commands: Family<OutcomeLabels, Counter>,
+    announcements_delivered: Counter,
+    announcements_dropped: Counter,
+    stream_reconnects: Counter,
+    st2_request_seconds: Family<EndpointLabels, Histogram>,
+    aliases: Gauge,
+    connection_up: Family<ConnectionLabels, Gauge>,
+    acl_decisions: Family<AclLabels, Counter>,
+}
+
+/// The bridge's metrics; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 15,
+    ))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric described.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("stormbridge");
+        let commands = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "commands",
+            "Chat commands handled, by outcome",
+            commands.clone(),
+        );
+        let announcements_delivered = Counter::default();
+        registry.register(
+            "announcements_delivered",
+            "StackStorm announcements handed to a chat connection",
+            announcements_delivered.clone(),
+        );
+        let announcements_dropped = Counter::default();
+        registry.register(
+            "announcements_dropped",
+            "Stream events that could not be decoded or routed (logged, skipped)",
+            announcements_dropped.clone(),
+        );
+        let stream_reconnects = Counter::default();
+        registry.register(
+            "stream_reconnects",
+            "Times the StackStorm stream connection was reopened after a failure",
+            stream_reconnects.clone(),
+        );
+        let st2_request_seconds = Family::<EndpointLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "st2_request_seconds",
+            "Latency of StackStorm API requests, by endpoint",
+            st2_request_seconds.clone(),
+        );
+        let aliases = Gauge::default();
+        registry.register("aliases", "Action aliases in the cache", aliases.clone());
+        let connection_up = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "connection_up",
+            "1 when a connection (chat or the StackStorm stream) is up, 0 when not",
+            connection_up.clone(),
+        );
+        let acl_decisions = Family::<AclLabels, Counter>::default();
+        registry.register(
+            "acl_decisions",
+            "Access-control decisions, by decision and by what decided (rule, default, admin_floor)",
+            acl_decisions.clone(),
+        );
+        Self(Arc::new(Inner {
+            registry,
+            commands,
+            announcements_delivered,
+            announcements_dropped,
+            stream_reconnects,
+            st2_request_seconds,
+            aliases,
+            connection_up,
+            acl_decisions,
+        }))
+    }
+
+    /// Counts a command by outcome.
+    pub fn command(&self, outcome: CommandOutcome) {
+        self.0
+            .commands
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.label(),
+            })
+            .inc();
+    }
+
+    /// Counts a delivered announcement.
+    pub fn announcement_delivered(&self) {
+        self.0.announcements_delivered.inc();
+    }
+
+    /// Counts a stream event that was skipped.
+    pub fn announcement_dropped(&self) {
+        self.0.announcements_dropped.inc();
+    }
+
+    /// Counts a stream reconnect.
+    pub fn stream_reconnect(&self) {
+        self.0.stream_reconnects.inc();
+    }
+
+    /// Records the latency of one StackStorm request.
+    pub fn st2_request(&self, endpoint: &'static str, elapsed: Duration) {
+        self.0
+            .st2_request_seconds
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets the alias count.
+    pub fn set_aliases(&self, count: usize) {
+        self.0.aliases.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Marks a connection up or down.
+    pub fn set_connection_up(&self, connection: &str, up: bool) {
+        self.0
+            .connection_up
+            .get_or_create(&ConnectionLabels {
+                connection: connection.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Counts an access-control decision.
+    pub fn acl_decision(&self, allowed: bool, reason: &'static str) {
+        self.0
+            .acl_decisions
+            .get_or_create(&AclLabels {
+                decision: if allowed { "allow" } else { "deny" },
+                reason,
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.0.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family() {
+        let m = Metrics::new();
+        m.command(CommandOutcome::Executed);
+        m.st2_request("aliasexecution", Duration::from_millis(3));
+        m.set_connection_up("console", true);
+        m.set_aliases(7);
+        let text = m.render();
+        assert!(
+            text.contains(r#"stormbridge_commands_total{outcome="executed"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("stormbridge_aliases 7"));
+        assert!(text.contains(r#"stormbridge_connection_up{connection="console"} 1"#));
+        assert!(text.contains("stormbridge_st2_request_seconds_bucket"));
+        assert!(text.contains("stormbridge_stream_reconnects_total 0"));
+    }
+}

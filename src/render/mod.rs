@@ -1,0 +1,193 @@
+//! The bridge's own messages (help, acknowledgements, errors, "did you mean"), as handlebars
+//! templates. Defaults are embedded from `static/templates/`; an operator can override any
+//! of them with a file of the same name in `bot.templates_dir`.
+
+use std::path::Path;
+
+use handlebars::Handlebars;
+use serde_json::Value;
+
+/// Every template the bridge renders, with its embedded default.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("ack", include_str!("../../static/templates/ack.hbs")),
+    ("error", include_str!("../../static/templates/error.hbs")),
+    ("help", include_str!("../../static/templates/help.hbs")),
+    (
+        "no_match",
+        include_str!("../../static/templates/no_match.hbs"),
+    ),
+    (
+        "ambiguous",
+        include_str!("../../static/templates/ambiguous.hbs"),
+    ),
+    (
+        "unknown_command",
+        include_str!("../../static/templates/unknown_command.hbs"),
+    ),
+    ("denied", include_str!("../../static/templates/denied.hbs")),
+    ("whoami", include_str!("../../static/templates/whoami.hbs")),
+    (
+        "not_ready",
+        include_str!("../../static/templates/not_ready.hbs"),
+    ),
+];
+
+/// Why templates could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The override directory could not be read.
+    #[error("cannot read template directory {dir}: {reason}")]
+    Dir {
+        /// The directory.
+        dir: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file in it is not a template the bridge knows (probably a typo).
+    #[error("{file}: not a known template (known: {known})")]
+    Unknown {
+        /// The file.
+        file: String,
+        /// The known names.
+        known: String,
+    },
+    /// A template did not compile.
+    #[error("template {name}: {reason}")]
+    Syntax {
+        /// Template name.
+        name: String,
+        /// Compiler message.
+        reason: String,
+    },
+}
+
+/// The compiled templates. Rendering never fails: a broken override falls back to the default.
+pub struct Templates {
+    active: Handlebars<'static>,
+    defaults: Handlebars<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+fn registry() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    // Chat text, not HTML: `<`, `&` and quotes must arrive as typed.
+    hb.register_escape_fn(handlebars::no_escape);
+    hb
+}
+
+impl Templates {
+    /// Compiles the defaults, then the overrides found in `dir`.
+    pub fn load(dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut defaults = registry();
+        for (name, text) in TEMPLATES {
+            defaults
+                .register_template_string(name, *text)
+                .map_err(|e| TemplateError::Syntax {
+                    name: (*name).to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let mut active = defaults.clone();
+        if let Some(dir) = dir {
+            let entries = std::fs::read_dir(dir).map_err(|e| TemplateError::Dir {
+                dir: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().and_then(|e| e.to_str()) != Some("hbs") {
+                    continue;
+                }
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                if !TEMPLATES.iter().any(|(n, _)| *n == name) {
+                    return Err(TemplateError::Unknown {
+                        file: path.display().to_string(),
+                        known: TEMPLATES
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+                let text = std::fs::read_to_string(&path).map_err(|e| TemplateError::Dir {
+                    dir: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                active.register_template_string(&name, text).map_err(|e| {
+                    TemplateError::Syntax {
+                        name: path.display().to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            }
+        }
+        Ok(Self { active, defaults })
+    }
+
+    /// Renders `name` with `data`, trimmed.
+    pub fn render(&self, name: &str, data: &Value) -> String {
+        let text = self.active.render(name, data).or_else(|e| {
+            tracing::warn!(template = name, error = %e, "template override failed, using the built-in one");
+            self.defaults.render(name, data)
+        });
+        match text {
+            Ok(t) => t.trim().to_owned(),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "built-in template failed");
+                "Sorry, something went wrong formatting my answer.".to_owned()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_render_without_escaping() {
+        let t = Templates::load(None).unwrap();
+        let out = t.render(
+            "error",
+            &json!({"command": "run <x> & y", "reason": "it's \"bad\""}),
+        );
+        assert!(out.contains("run <x> & y"), "{out}");
+        assert!(out.contains("it's \"bad\""));
+    }
+
+    #[test]
+    fn override_directory_replaces_one_template_and_rejects_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("error.hbs"), "ERR {{command}}").unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        assert_eq!(
+            t.render("error", &json!({"command": "x", "reason": "r"})),
+            "ERR x"
+        );
+        std::fs::write(dir.path().join("eror.hbs"), "x").unwrap();
+        assert!(matches!(
+            Templates::load(Some(dir.path())),
+            Err(TemplateError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn broken_override_falls_back_to_the_default_at_render_time() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("error.hbs"), "{{missing.variable}}").unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let out = t.render("error", &json!({"command": "x", "reason": "r"}));
+        assert!(out.contains('x') && out.contains('r'), "{out}");
+    }
+}

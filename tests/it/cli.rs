@@ -1,0 +1,153 @@
+//! The binary's operator commands: check-config, parse, match, and start-up errors.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stormbridge"))
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd
+        .env_remove("STORMBRIDGE_CONFIG")
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn parse_prints_parameters_as_json() {
+    let (code, out, err) = run(bin().args([
+        "parse",
+        "--format",
+        "run {{cmd}} on {{hosts}}",
+        "run uname -a on web1",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v, serde_json::json!({"cmd": "uname -a", "hosts": "web1"}));
+
+    let (code, out, err) = run(bin().args([
+        "parse",
+        "--format",
+        "run {{cmd}} on {{hosts}}",
+        "walk the dog",
+    ]));
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(
+        err.trim(),
+        "Command \"walk the dog\" doesn't match format string \"run {{cmd}} on {{hosts}}\""
+    );
+}
+
+#[test]
+fn match_selects_an_alias_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("aliases.json");
+    std::fs::write(
+        &file,
+        serde_json::Value::Array(crate::support::test_aliases()).to_string(),
+    )
+    .expect("write");
+    let (code, out, err) = run(bin()
+        .args(["match", "--aliases"])
+        .arg(&file)
+        .arg("run date on web1"));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["ref"], "core.run_remote");
+    assert_eq!(v["name"], "run_remote");
+    assert_eq!(v["format"], "run {{cmd}} on {{hosts}}");
+    assert_eq!(
+        v["params"],
+        serde_json::json!({"cmd": "date", "hosts": "web1"})
+    );
+
+    let (code, _, err) = run(bin()
+        .args(["match", "--aliases"])
+        .arg(&file)
+        .arg("restart nginx"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("a.restart_a") && err.contains("b.restart_b"),
+        "{err}"
+    );
+    let (code, _, err) = run(bin()
+        .args(["match", "--aliases"])
+        .arg(&file)
+        .arg("fly to the moon"));
+    assert_eq!(code, 1);
+    assert!(err.contains("matched no patterns"), "{err}");
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[st2]\napi_url = \"ftp://x\"\n[st2.credentials]\ntoken = \"a\"\napi_key = \"b\"\n[[chat]]\nname = \"c\"\nbackend = \"nope\"\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(bin().args(["check-config", "--config"]).arg(&bad));
+    assert_eq!(code, 1);
+    for key in ["st2.api_url", "st2.credentials", "chat[0].backend"] {
+        assert!(err.contains(key), "{key} not in {err}");
+    }
+    assert!(
+        !err.contains("\"a\"") && !err.contains("\"b\""),
+        "secrets echoed: {err}"
+    );
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[st2]\napi_url = \"https://st2.example.com/api/v1\"\n[st2.credentials]\napi_key_file = \"/dev/null\"\n[[chat]]\nname = \"c\"\nbackend = \"console\"\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(bin().args(["check-config", "--config"]).arg(&good));
+    assert_eq!(code, 1, "an empty key file is a problem too");
+    assert!(err.contains("api_key_file"), "{err}");
+    std::fs::write(dir.path().join("key"), "k\n").expect("write");
+    let text = std::fs::read_to_string(&good)
+        .expect("read")
+        .replace("/dev/null", &dir.path().join("key").display().to_string());
+    std::fs::write(&good, text).expect("write");
+    let (code, out, err) = run(bin().args(["check-config", "--config"]).arg(&good));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"), "{out}");
+}
+
+#[test]
+fn run_with_a_bad_or_missing_config_exits_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, _, err) = run(bin().current_dir(dir.path()).arg("run"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--config") && err.contains("STORMBRIDGE_CONFIG"),
+        "{err}"
+    );
+    let (code, _, err) = run(bin().args(["run", "--config", "/nonexistent.toml"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent.toml"), "{err}");
+}
+
+#[test]
+fn the_shipped_example_config_is_valid_once_its_secret_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("st2-api-key");
+    std::fs::write(&key, "0123456789abcdef\n").expect("write");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+    let (code, out, err) = run(bin()
+        .args(["check-config", "--config", example])
+        .env("STORMBRIDGE__ST2__CREDENTIALS__API_KEY_FILE", &key));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"), "{out}");
+    let (code, _, err) = run(bin().args(["check-config", "--config", example]));
+    assert_eq!(code, 1, "without the secret file it must say so");
+    assert!(err.contains("api_key_file"), "{err}");
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary (one link step on a 2-core machine). Each module is a
+//! group of tests; every test starts its own StackStorm emulator and bridge on random
+//! loopback ports, in-process, and drives the bridge through the console backend.
+
+#[macro_use]
+mod support;
+
+mod access;
+mod cli;
+mod core_flow;
+mod readiness;
+mod stream;

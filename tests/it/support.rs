@@ -1,0 +1,335 @@
+//! `TestBridge`: a StackStorm emulator plus a bridge whose console is driven by the test.
+
+/// Evaluates `$cond` (which may `.await`) every 20 ms until it is true or `$limit` passes;
+/// yields whether it became true. The only way these tests wait: on a condition, bounded.
+macro_rules! eventually {
+    ($limit:expr, $cond:expr) => {{
+        let deadline = std::time::Instant::now() + $limit;
+        loop {
+            if $cond {
+                break true;
+            }
+            if std::time::Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stormbridge::{
+    app::{self, AppOptions, RunningApp},
+    backends::console::{unescape_line, ConsoleIo},
+    config::{self, Settings},
+    emulator::{Emulator, EmulatorConfig},
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
+
+/// Every wait in these tests is bounded by this unless a test says otherwise.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Options for [`TestBridge::start`].
+pub struct Options {
+    pub emulator: EmulatorConfig,
+    /// Extra TOML appended to the generated configuration.
+    pub extra_toml: String,
+    /// Extra keys for the console's [[chat]] table.
+    pub console_toml: String,
+    /// Start the bridge with StackStorm already gone (the emulator stopped).
+    pub st2_down_at_start: bool,
+    /// The `[access]` section (and its tables).
+    pub access_toml: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            emulator: EmulatorConfig {
+                heartbeat: Duration::from_secs(1),
+                web_url: Some("https://st2.test".into()),
+                ..EmulatorConfig::default()
+            },
+            extra_toml: String::new(),
+            console_toml: String::new(),
+            st2_down_at_start: false,
+            access_toml: "[access]\ndefault = \"allow\"\nadmins = [\"console:alice\"]\n".into(),
+        }
+    }
+}
+
+/// A bridge and its StackStorm emulator.
+pub struct TestBridge {
+    pub emulator: Emulator,
+    pub app: RunningApp,
+    pub http: awc::Client,
+    console_in: DuplexStream,
+    console_out: Lines<BufReader<DuplexStream>>,
+    /// Every console line seen so far, unescaped.
+    pub seen: Vec<String>,
+}
+
+/// The bridge configuration used by the tests.
+pub fn settings_for(emulator: &Emulator, opts: &Options) -> Settings {
+    let toml = config_toml(emulator, opts);
+    config::load_from_str(&toml).unwrap_or_else(|e| panic!("test config invalid: {e}"))
+}
+
+/// The TOML text of the tests' configuration.
+pub fn config_toml(emulator: &Emulator, opts: &Options) -> String {
+    format!(
+        r#"
+[st2]
+api_url = "{api}"
+auth_url = "{auth}"
+stream_url = "{stream}"
+stream_heartbeat = 1
+stream_read_timeout = 3
+request_timeout = 5
+[st2.credentials]
+username = "st2admin"
+password = "Ch@ngeMe"
+[http]
+listen = "127.0.0.1:0"
+{access}
+[supervisor]
+restart_backoff_initial_ms = 50
+restart_backoff_max_ms = 400
+[[chat]]
+name = "console"
+backend = "console"
+user_id = "alice"
+user_name = "Alice"
+room = "ops"
+{console}
+{extra}
+"#,
+        api = emulator.api_url(),
+        auth = emulator.auth_url(),
+        stream = emulator.stream_url(),
+        console = opts.console_toml,
+        access = opts.access_toml,
+        extra = opts.extra_toml,
+    )
+}
+
+impl TestBridge {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Self {
+        init_test_log();
+        let emulator = Emulator::start(opts.emulator.clone())
+            .await
+            .expect("emulator starts");
+        if opts.st2_down_at_start {
+            emulator.stop().await;
+        }
+        let settings = settings_for(&emulator, &opts);
+        let (bot_in, console_in) = tokio::io::duplex(1 << 20);
+        let (bot_out, test_out) = tokio::io::duplex(1 << 20);
+        let app = app::start(
+            settings,
+            AppOptions {
+                console_io: Some(ConsoleIo {
+                    input: Box::new(bot_in),
+                    output: Box::new(bot_out),
+                }),
+            },
+        )
+        .await
+        .expect("bridge starts");
+        Self {
+            emulator,
+            app,
+            http: awc::Client::default(),
+            console_in,
+            console_out: BufReader::new(test_out).lines(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Types a line at the console.
+    pub async fn say(&mut self, line: &str) {
+        self.console_in
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("console input");
+    }
+
+    /// The next console line, unescaped; panics after `WAIT`.
+    pub async fn next_line(&mut self) -> String {
+        self.next_line_within(WAIT)
+            .await
+            .expect("a console line in time")
+    }
+
+    /// The next console line, or `None` if none comes within `limit`.
+    pub async fn next_line_within(&mut self, limit: Duration) -> Option<String> {
+        match tokio::time::timeout(limit, self.console_out.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                let line = unescape_line(&line);
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Ok(Ok(None)) => panic!("console output closed"),
+            Ok(Err(e)) => panic!("console output failed: {e}"),
+            Err(_) => None,
+        }
+    }
+
+    /// Reads lines until one contains `needle`; panics after `WAIT` with what was seen.
+    pub async fn line_containing(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next_line_within(left).await {
+                Some(line) if line.contains(needle) => return line,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        panic!(
+            "no console line containing {needle:?}; seen: {:#?}",
+            self.seen
+        )
+    }
+
+    /// GET on the bridge's HTTP server: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.app.http_addr);
+        let mut resp = self.http.get(url).send().await.expect("http request");
+        let body = resp.body().await.expect("http body");
+        (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    /// Waits until `GET /ready` answers `status`.
+    pub async fn wait_ready(&self, status: u16) {
+        let mut last;
+        let found = eventually!(WAIT, {
+            last = self.get("/ready").await;
+            last.0 == status
+        });
+        assert!(found, "/ready never answered {status}; last: {last:?}");
+    }
+
+    /// The bridge's entry for `name` in `/actors`.
+    pub async fn actor(&self, name: &str) -> Value {
+        let (_, body) = self.get("/actors").await;
+        let actors: Value = serde_json::from_str(&body).expect("actors json");
+        actors
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no actor {name} in {body}"))
+    }
+
+    /// The value of one metric line (exact name with labels), or 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+/// Aliases the tests run against (a JSON array, as `GET /api/v1/actionalias` returns).
+pub fn test_aliases() -> Vec<Value> {
+    let alias = |pack: &str, name: &str, action: &str, formats: Value, extra: Value| {
+        let mut a = serde_json::json!({
+            "id": format!("{pack}{name}"), "name": name, "pack": pack, "ref": format!("{pack}.{name}"),
+            "uid": format!("action_alias:{pack}:{name}"), "enabled": true, "action_ref": action,
+            "description": format!("{name} description"), "formats": formats,
+        });
+        if let (Some(obj), Some(more)) = (a.as_object_mut(), extra.as_object()) {
+            obj.extend(more.clone());
+        }
+        a
+    };
+    use serde_json::json;
+    vec![
+        alias(
+            "core",
+            "run_local",
+            "core.local",
+            json!(["run {{cmd}}"]),
+            json!({}),
+        ),
+        alias(
+            "core",
+            "run_remote",
+            "core.remote",
+            json!(["run {{cmd}} on {{hosts}}"]),
+            json!({}),
+        ),
+        alias(
+            "ops",
+            "deploy",
+            "core.local",
+            json!([{"display": "deploy <app> [to <env>]", "representation": ["deploy {{cmd}} to {{env=staging}}"]}]),
+            json!({"ack": {"format": "Deployment {{ execution.id }} queued", "append_url": false}}),
+        ),
+        alias(
+            "ops",
+            "quiet",
+            "core.local",
+            json!(["quiet {{cmd}}"]),
+            json!({"ack": {"enabled": false}}),
+        ),
+        alias(
+            "ops",
+            "nolink",
+            "core.local",
+            json!(["nolink {{cmd}}"]),
+            json!({"ack": {"append_url": false}}),
+        ),
+        alias(
+            "ops",
+            "fire",
+            "core.local",
+            json!(["fire {{cmd}}"]),
+            json!({"result": {"enabled": false}}),
+        ),
+        alias(
+            "a",
+            "restart_a",
+            "core.local",
+            json!(["restart {{service}}"]),
+            json!({}),
+        ),
+        alias(
+            "b",
+            "restart_b",
+            "core.local",
+            json!(["restart {{thing}}"]),
+            json!({}),
+        ),
+    ]
+}
+
+/// Options with [`test_aliases`] loaded in the emulator.
+pub fn with_test_aliases() -> Options {
+    let mut o = Options::default();
+    o.emulator.aliases = test_aliases();
+    o
+}
+
+/// With `TEST_LOG=1` (or a filter such as `TEST_LOG=stormbridge=debug`), the bridge's logs
+/// are printed; otherwise tests stay quiet.
+fn init_test_log() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let filter = if filter == "1" {
+            "debug".to_owned()
+        } else {
+            filter
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
