@@ -9,18 +9,20 @@ use crate::{
     actors::{
         acl_gate::{AclGate, ReplacePolicy},
         alias_cache::{AliasCache, AliasSnapshot},
-        dispatcher::{Dispatcher, DispatcherSettings, RegisterConnection},
+        dispatcher::{Dispatcher, DispatcherSettings, RegisterConnection, UseSessions},
+        session_manager::{SessionManager, SessionSettings},
         stream_consumer::{StreamConsumer, StreamSettings},
         supervisor::{Health, HealthReport, StatusReporter, Supervisor},
         token_renewer::{RenewerSettings, TokenRenewer},
     },
     backends::console::{ConsoleConnection, ConsoleIo},
-    config::{BackendSettings, Settings},
+    config::{AuthMode, BackendSettings, Settings, StoreSettings},
     domain::{backoff::Backoff, command::Prefixes},
     http::{self, HttpState},
     metrics::Metrics,
     render::{TemplateError, Templates},
     st2::{client::St2Endpoints, tls::TlsError},
+    store::SessionStore,
 };
 
 /// Why the bridge could not start.
@@ -32,6 +34,15 @@ pub enum StartError {
     /// Message templates did not load.
     #[error(transparent)]
     Templates(#[from] TemplateError),
+    /// The session store could not be opened (wrong key, unreadable file, newer schema).
+    #[error("session store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The HTTP server's TLS files were unusable.
+    #[error("HTTPS: {0}")]
+    HttpTls(#[from] crate::http::tls::ServerTlsError),
+    /// The login page template did not compile.
+    #[error("login page: {0}")]
+    LoginPage(String),
     /// The HTTP server could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -104,6 +115,28 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     let backoff = Backoff::new(
         settings.supervisor.restart_backoff_initial,
         settings.supervisor.restart_backoff_max,
+    );
+
+    let store = Arc::new(match &settings.store {
+        StoreSettings::Memory => SessionStore::memory(),
+        StoreSettings::Sqlite {
+            path,
+            key,
+            key_source,
+        } => {
+            let store = SessionStore::open_sqlite(path, key)?;
+            tracing::info!(path = %path.display(), key = %key_source, "session store opened");
+            store
+        }
+    });
+    let http_tls = settings
+        .http
+        .tls
+        .as_ref()
+        .map(crate::http::tls::server_config)
+        .transpose()?;
+    let login_pages = Arc::new(
+        crate::http::login::LoginPages::new().map_err(|e| StartError::LoginPage(e.to_string()))?,
     );
 
     let supervisor = Supervisor::new(metrics.clone()).start();
@@ -215,6 +248,34 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         })
     };
 
+    let sessions = match settings.auth.mode {
+        AuthMode::Standalone => None,
+        AuthMode::Clientside => {
+            let s = SessionSettings {
+                public_url: settings.auth.public_url.clone().unwrap_or_default(),
+                link_ttl: settings.auth.link_ttl,
+                session_ttl: settings.auth.session_ttl,
+                user_token_ttl: settings.auth.user_token_ttl,
+                warn_before: settings.auth.renew_warning,
+                attempts_per_address: settings.auth.login_attempts_per_address,
+                attempt_window: settings.auth.login_attempt_window,
+            };
+            let manager = SessionManager::new(
+                s,
+                store.clone(),
+                endpoints.clone(),
+                tls.clone(),
+                metrics.clone(),
+                renewer.clone(),
+                dispatcher.clone().recipient(),
+                reporter("session_manager", false),
+            )
+            .start();
+            dispatcher.do_send(UseSessions(manager.clone()));
+            Some(manager)
+        }
+    };
+
     let mut console_io = options.console_io;
     for chat in &settings.chat {
         let status = reporter(&format!("chat:{}", chat.name), true);
@@ -241,9 +302,12 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
 
     let server = http::server::start(
         settings.http.listen,
+        http_tls,
         HttpState {
             supervisor: supervisor.clone(),
             metrics: metrics.clone(),
+            sessions,
+            login_pages,
         },
     )
     .map_err(|source| StartError::Listen {

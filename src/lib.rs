@@ -24,4 +24,5 @@ pub mod http;
 pub mod metrics;
 pub mod render;
 pub mod st2;
+pub mod store;
 pub mod telemetry;

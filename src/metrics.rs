@@ -26,6 +26,8 @@ pub enum CommandOutcome {
     Invalid,
     /// Access control refused it.
     Denied,
+    /// Client-side mode, and the user has no usable session.
+    NoSession,
 }
 
 impl CommandOutcome {
@@ -38,6 +40,7 @@ impl CommandOutcome {
             Self::Builtin => "builtin",
             Self::Invalid => "invalid",
             Self::Denied => "denied",
+            Self::NoSession => "no_session",
         }
     }
 }

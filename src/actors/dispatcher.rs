@@ -22,6 +22,10 @@ use serde_json::{json, Value};
 use super::{
     acl_gate::{AclGate, Authorize, Explain},
     alias_cache::AliasSnapshot,
+    session_manager::{
+        CancelSession, EndSession, ListSessions, NoSession, NotifyUser, SessionManager,
+        StartSession, UserCredential, UserCredentialRejected,
+    },
     stream_consumer::AnnouncementReceived,
     supervisor::{ActorState, StatusReporter},
     token_renewer::{CredentialRejected, DescribeIdentity, GetCredential, TokenRenewer},
@@ -45,6 +49,7 @@ use crate::{
         models::{AliasExecutionRequest, AliasExecutionResult},
         Credential, St2Client, St2Error,
     },
+    store::model::UserKey,
 };
 
 /// Registers a chat connection's delivery address.
@@ -84,6 +89,7 @@ pub struct Dispatcher {
     aliases: AliasSnapshot,
     renewer: Addr<TokenRenewer>,
     gate: Addr<AclGate>,
+    sessions: Option<Addr<SessionManager>>,
     connections: BTreeMap<String, Recipient<Deliver>>,
     /// Announcements held back per in-flight request id, until its ack is out.
     in_flight: HashMap<String, Vec<Delivery>>,
@@ -114,6 +120,7 @@ impl Dispatcher {
             aliases,
             renewer,
             gate,
+            sessions: None,
             connections: BTreeMap::new(),
             in_flight: HashMap::new(),
             client: None,
@@ -320,7 +327,9 @@ impl Dispatcher {
             })
             .clone();
         let renewer = self.renewer.clone();
-        let fut = async move { execute_with_reauth(&client, &renewer, &request).await };
+        let sessions = self.sessions.clone();
+        let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
+        let fut = async move { execute_as(&client, &renewer, sessions, user, &request).await };
         ctx.spawn(fut.into_actor(self).map(move |result, act, _ctx| {
             match result {
                 Ok(results) => {
@@ -330,14 +339,28 @@ impl Dispatcher {
                     }
                 }
                 Err(e) => {
-                    act.metrics.command(CommandOutcome::St2Error);
-                    tracing::warn!(error = %e, request_id = %request_id, "alias execution failed");
+                    let session_start = format!("{}session_start <word>", act.command_prefix());
                     let reason = match &e {
                         ExecuteError::St2(err) => err.user_message(),
                         ExecuteError::Auth(_) => {
                             St2Error::Unauthorized(String::new()).user_message()
                         }
+                        ExecuteError::NoSession(NoSession::Missing) => format!(
+                            "you have no StackStorm session, so I cannot run it as you. Send me `{session_start}` in a direct message and open the link (help works without one)."
+                        ),
+                        ExecuteError::NoSession(NoSession::Expired) => format!(
+                            "your StackStorm session has expired. Send me `{session_start}` in a direct message to start a new one."
+                        ),
+                        ExecuteError::UserRejected => format!(
+                            "StackStorm no longer accepts your session (it expired or was revoked), so it has ended. Send me `{session_start}` in a direct message to start a new one."
+                        ),
                     };
+                    if matches!(e, ExecuteError::NoSession(_) | ExecuteError::UserRejected) {
+                        act.metrics.command(CommandOutcome::NoSession);
+                    } else {
+                        act.metrics.command(CommandOutcome::St2Error);
+                    }
+                    tracing::warn!(error = %e, request_id = %request_id, "alias execution failed");
                     let text = act
                         .templates
                         .render("error", &json!({"command": text, "reason": reason}));
@@ -414,6 +437,7 @@ enum Next {
     Help(String),
     Whoami,
     Acl(String),
+    Session { verb: String, args: String },
 }
 
 /// How the access rules see the sender of `msg`.
@@ -469,6 +493,117 @@ impl Dispatcher {
             Next::Help(args) => self.handle_help(&msg, &args),
             Next::Whoami => self.handle_whoami(msg, ctx),
             Next::Acl(args) => self.handle_acl(msg, &args, ctx),
+            Next::Session { verb, args } => self.handle_session(msg, &verb, args, ctx),
+        }
+    }
+
+    /// `session_start`, `session_end`, `session_list`, `session_cancel`.
+    fn handle_session(
+        &mut self,
+        msg: InboundMessage,
+        verb: &str,
+        args: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let prefix = self.command_prefix();
+        let Some(sessions) = self.sessions.clone() else {
+            self.metrics.command(CommandOutcome::Invalid);
+            return self.reply(
+                &msg,
+                "Personal StackStorm sessions are off here: this bridge runs every command with its own StackStorm identity (auth.mode = \"standalone\").".into(),
+            );
+        };
+        let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
+        self.metrics.command(CommandOutcome::Builtin);
+        match verb {
+            "session_start" => {
+                if msg.room.kind != crate::domain::message::RoomKind::Direct {
+                    return self.reply(
+                        &msg,
+                        format!("For your security, start a session in a direct message to me: the shared word would be visible to everyone here. Send me `{prefix}session_start <word>` privately."),
+                    );
+                }
+                if args.trim().is_empty() {
+                    return self.reply(
+                        &msg,
+                        format!("Add a shared word: `{prefix}session_start <word>`. You will type the same word on the login page, which proves the link reached you."),
+                    );
+                }
+                let request = sessions.send(StartSession {
+                    user: msg.user.clone(),
+                    word: secrecy::SecretString::from(args.trim().to_owned()),
+                });
+                ctx.spawn(request.into_actor(self).map(move |result, act, _ctx| {
+                    let text = match result {
+                        Ok(Ok(link)) => format!(
+                            "Open this link to link your StackStorm account: {}\nIt works once, for a few minutes. On the page, enter the word you just typed, then your StackStorm credentials.",
+                            secrecy::ExposeSecret::expose_secret(&link)
+                        ),
+                        Ok(Err(reason)) => reason,
+                        Err(_) => "The session service is not answering; please try again.".into(),
+                    };
+                    act.reply(&msg, text);
+                }));
+            }
+            "session_end" => {
+                let request = sessions.send(EndSession(user));
+                ctx.spawn(request.into_actor(self).map(move |ended, act, _ctx| {
+                    let text = match ended {
+                        Ok(true) => format!("Your StackStorm session has ended. Commands you run now need a new session (`{prefix}session_start <word>` in a direct message)."),
+                        Ok(false) => "You had no StackStorm session.".to_owned(),
+                        Err(_) => "The session service is not answering; please try again.".to_owned(),
+                    };
+                    act.reply(&msg, text);
+                }));
+            }
+            "session_list" => {
+                let request = sessions.send(ListSessions);
+                ctx.spawn(request.into_actor(self).map(move |list, act, _ctx| {
+                    let text = match list {
+                        Ok(list) if list.is_empty() => "No sessions.".to_owned(),
+                        Ok(list) => {
+                            let mut lines = vec![format!("{} session(s):", list.len())];
+                            for s in list {
+                                lines.push(format!(
+                                    "    {} — {:?} — created {} — expires {} — id {}",
+                                    s.user.0,
+                                    s.state,
+                                    s.created_at.format("%Y-%m-%d %H:%M UTC"),
+                                    s.expires_at.format("%Y-%m-%d %H:%M UTC"),
+                                    s.id
+                                ));
+                            }
+                            lines.join("\n")
+                        }
+                        Err(_) => {
+                            "The session service is not answering; please try again.".to_owned()
+                        }
+                    };
+                    act.reply(&msg, text);
+                }));
+            }
+            _ => {
+                let id = args.trim().to_owned();
+                if id.is_empty() {
+                    return self.reply(
+                        &msg,
+                        format!(
+                            "usage: {prefix}session_cancel <session id> (see {prefix}session_list)"
+                        ),
+                    );
+                }
+                let request = sessions.send(CancelSession(id.clone()));
+                ctx.spawn(request.into_actor(self).map(move |cancelled, act, _ctx| {
+                    let text = match cancelled {
+                        Ok(true) => format!("Session {id} cancelled."),
+                        Ok(false) => format!("There is no session {id}."),
+                        Err(_) => {
+                            "The session service is not answering; please try again.".to_owned()
+                        }
+                    };
+                    act.reply(&msg, text);
+                }));
+            }
         }
     }
 
@@ -628,6 +763,36 @@ enum ExecuteError {
     Auth(String),
     #[error(transparent)]
     St2(#[from] St2Error),
+    #[error("the user has {0}")]
+    NoSession(NoSession),
+    #[error("StackStorm rejected the user's session")]
+    UserRejected,
+}
+
+/// Runs the alias execution with the right identity: the user's own session in client-side
+/// mode (a 401 ends it: nothing here can renew a user's token), else the bridge's.
+async fn execute_as(
+    client: &St2Client,
+    renewer: &Addr<TokenRenewer>,
+    sessions: Option<Addr<SessionManager>>,
+    user: UserKey,
+    request: &AliasExecutionRequest,
+) -> Result<Vec<AliasExecutionResult>, ExecuteError> {
+    let Some(sessions) = sessions else {
+        return execute_with_reauth(client, renewer, request).await;
+    };
+    let credential = sessions
+        .send(UserCredential(user.clone()))
+        .await
+        .map_err(|_| ExecuteError::Auth("session service stopped".into()))?
+        .map_err(ExecuteError::NoSession)?;
+    match client.execute_alias(&credential, request).await {
+        Err(St2Error::Unauthorized(_)) => {
+            sessions.do_send(UserCredentialRejected(user));
+            Err(ExecuteError::UserRejected)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Runs the alias execution; on a 401, has the renewer log in again and retries once.
@@ -668,6 +833,33 @@ impl Actor for Dispatcher {
 impl Supervised for Dispatcher {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.status.restarted(None);
+    }
+}
+
+/// Gives the dispatcher the session manager (client-side mode). Sent once at start-up: the
+/// two need each other's addresses.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseSessions(pub Addr<SessionManager>);
+
+impl Handler<UseSessions> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseSessions, _ctx: &mut Self::Context) {
+        self.sessions = Some(msg.0);
+    }
+}
+
+impl Handler<NotifyUser> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotifyUser, _ctx: &mut Self::Context) {
+        self.send(
+            &msg.connection,
+            Target::User { id: msg.user_id },
+            msg.text,
+            None,
+        );
     }
 }
 
@@ -715,6 +907,19 @@ impl Handler<Inbound> for Dispatcher {
                 "help" => builtin("help", args.clone(), Next::Help(args)),
                 "whoami" => builtin("whoami", args, Next::Whoami),
                 "acl" => builtin("acl", args.clone(), Next::Acl(args)),
+                "session_start" | "session_end" | "session_list" | "session_cancel" => {
+                    let next = Next::Session {
+                        verb: verb.clone(),
+                        args: args.clone(),
+                    };
+                    // The shared word is not command text anyone should see again (logs, explain).
+                    let shown = if verb == "session_start" {
+                        String::new()
+                    } else {
+                        args
+                    };
+                    builtin(&verb, shown, next)
+                }
                 _ => {
                     self.metrics.command(CommandOutcome::Invalid);
                     let prefix = self.command_prefix();

@@ -19,6 +19,7 @@
 pub mod acl_gate;
 pub mod alias_cache;
 pub mod dispatcher;
+pub mod session_manager;
 pub mod stream_consumer;
 pub mod supervisor;
 pub mod token_renewer;

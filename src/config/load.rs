@@ -235,12 +235,19 @@ pub(super) struct RawAuth {
     pub public_url: String,
     pub session_ttl: u64,
     pub user_token_ttl: u64,
+    pub link_ttl: u64,
+    pub renew_warning: u64,
+    pub login_attempts_per_address: u32,
+    pub login_attempt_window: u64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHttp {
     pub listen: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub client_ca: String,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +255,8 @@ pub(super) struct RawHttp {
 pub(super) struct RawStore {
     pub backend: String,
     pub path: String,
+    pub key_file: String,
+    pub key_env: String,
 }
 
 #[derive(Deserialize)]

@@ -129,14 +129,22 @@ pub struct BotSettings {
 /// `[auth]`.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    /// Only `standalone` is available in this version.
+    /// Whose StackStorm identity commands run as.
     pub mode: AuthMode,
-    /// Public base URL of this bridge (for login links).
+    /// Public base URL of this bridge (for login links); required in client-side mode.
     pub public_url: Option<String>,
     /// Session lifetime.
     pub session_ttl: Duration,
     /// TTL asked for users' st2 tokens.
     pub user_token_ttl: u64,
+    /// How long a login link works.
+    pub link_ttl: Duration,
+    /// Warn users this long before their StackStorm token expires.
+    pub renew_warning: Duration,
+    /// Login attempts allowed from one client address per window.
+    pub login_attempts_per_address: u32,
+    /// The window for `login_attempts_per_address`.
+    pub login_attempt_window: Duration,
 }
 
 /// Whose st2 identity runs commands.
@@ -152,17 +160,37 @@ pub enum AuthMode {
 /// `[http]`.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Address of the health/metrics server.
+    /// Address of the HTTP server.
     pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain and key (PEM), when set.
+    pub tls: Option<HttpTls>,
+}
+
+/// TLS for the bridge's own HTTP server.
+#[derive(Debug, Clone)]
+pub struct HttpTls {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (PEM).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[store]`.
 #[derive(Debug, Clone)]
-pub struct StoreSettings {
-    /// `memory` is the only backend in this version.
-    pub backend: String,
-    /// Database file for persistent backends.
-    pub path: PathBuf,
+pub enum StoreSettings {
+    /// Sessions in memory: lost on restart.
+    Memory,
+    /// Sessions in an SQLite file, secrets sealed with the key.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Where the encryption key was found (for messages).
+        key_source: String,
+        /// The key.
+        key: std::sync::Arc<crate::store::crypto::StoreKey>,
+    },
 }
 
 /// `[log]`.

@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     load::{RawConfig, RawCredentials, RawSt2},
     AuthMode, AuthSettings, BackendSettings, BotSettings, BridgeCredential, ChatSettings,
-    ConsoleSettings, HttpSettings, LogFormat, LogSettings, Settings, St2Settings, StoreSettings,
-    SupervisorSettings,
+    ConsoleSettings, HttpSettings, HttpTls, LogFormat, LogSettings, Settings, St2Settings,
+    StoreSettings, SupervisorSettings,
 };
 
 /// One thing wrong with the configuration.
@@ -167,13 +167,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     let auth = c.take(raw.auth).and_then(|a| {
         let mode = match a.mode.as_str() {
             "standalone" => AuthMode::Standalone,
-            "clientside" => {
-                c.push(
-                    "auth.mode",
-                    "`clientside` (per-user StackStorm credentials) is not available in this version yet; use `standalone`",
-                );
-                AuthMode::Clientside
-            }
+            "clientside" => AuthMode::Clientside,
             other => {
                 c.push(
                     "auth.mode",
@@ -183,17 +177,65 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             }
         };
         let public_url = non_empty(&a.public_url).and_then(|u| c.url("auth.public_url", u));
+        if mode == AuthMode::Clientside && non_empty(&a.public_url).is_none() {
+            c.push(
+                "auth.public_url",
+                "is required with mode = \"clientside\": login links start with it (e.g. https://bridge.example.com)",
+            );
+        }
+        if a.user_token_ttl == 0 {
+            c.push("auth.user_token_ttl", "must be at least 1 (seconds)");
+        }
+        if a.login_attempts_per_address == 0 {
+            c.push("auth.login_attempts_per_address", "must be at least 1");
+        }
         Some(AuthSettings {
             mode,
             public_url,
             session_ttl: c.positive("auth.session_ttl", a.session_ttl),
             user_token_ttl: a.user_token_ttl,
+            link_ttl: c.positive("auth.link_ttl", a.link_ttl),
+            renew_warning: Duration::from_secs(a.renew_warning),
+            login_attempts_per_address: a.login_attempts_per_address,
+            login_attempt_window: c.positive("auth.login_attempt_window", a.login_attempt_window),
         })
     });
-    let http = c
-        .take(raw.http)
-        .and_then(|h| match h.listen.parse::<SocketAddr>() {
-            Ok(listen) => Some(HttpSettings { listen }),
+    let http = c.take(raw.http).and_then(|h| {
+        let tls = match (non_empty(&h.tls_cert), non_empty(&h.tls_key)) {
+            (Some(cert), Some(key)) => {
+                let tls = HttpTls {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                    client_ca: non_empty(&h.client_ca).map(PathBuf::from),
+                };
+                if let Err(e) = crate::http::tls::server_config(&tls) {
+                    c.push("http.tls_cert", e.to_string());
+                }
+                Some(tls)
+            }
+            (None, None) => {
+                if non_empty(&h.client_ca).is_some() {
+                    c.push("http.client_ca", "needs http.tls_cert and http.tls_key");
+                }
+                None
+            }
+            (Some(_), None) => {
+                c.push(
+                    "http.tls_key",
+                    "http.tls_cert is set but http.tls_key is not",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                c.push(
+                    "http.tls_cert",
+                    "http.tls_key is set but http.tls_cert is not",
+                );
+                None
+            }
+        };
+        match h.listen.parse::<SocketAddr>() {
+            Ok(listen) => Some(HttpSettings { listen, tls }),
             Err(_) => {
                 c.push(
                     "http.listen",
@@ -201,20 +243,44 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 );
                 None
             }
-        });
-    let store = c.take(raw.store).map(|s| {
-        if s.backend != "memory" {
+        }
+    });
+    let store = c.take(raw.store).and_then(|s| match s.backend.as_str() {
+        "memory" => Some(StoreSettings::Memory),
+        "sqlite" => {
+            let loaded = match (non_empty(&s.key_file), non_empty(&s.key_env)) {
+                (Some(file), _) => {
+                    crate::store::crypto::StoreKey::from_file(std::path::Path::new(file))
+                        .map(|k| (k, format!("file {file}")))
+                        .map_err(|e| ("store.key_file", e.to_string()))
+                }
+                (None, Some(var)) => crate::store::crypto::StoreKey::from_env(var)
+                    .map(|k| (k, format!("environment variable {var}")))
+                    .map_err(|e| ("store.key_env", e.to_string())),
+                (None, None) => Err((
+                    "store.key_file",
+                    "the sqlite store needs an encryption key: set store.key_file or store.key_env"
+                        .to_owned(),
+                )),
+            };
+            match loaded {
+                Ok((key, key_source)) => Some(StoreSettings::Sqlite {
+                    path: PathBuf::from(&s.path),
+                    key_source,
+                    key: Arc::new(key),
+                }),
+                Err((key, reason)) => {
+                    c.push(key, reason);
+                    None
+                }
+            }
+        }
+        other => {
             c.push(
                 "store.backend",
-                format!(
-                    "`{}` is not available in this version: use `memory`",
-                    s.backend
-                ),
+                format!("`{other}` is not a store: use `memory` or `sqlite`"),
             );
-        }
-        StoreSettings {
-            backend: s.backend,
-            path: PathBuf::from(s.path),
+            None
         }
     });
     let log = c.take(raw.log).and_then(|l| {

@@ -15,19 +15,26 @@ pub struct RunningServer {
     pub handle: ServerHandle,
 }
 
-/// Binds `listen` and starts serving on the current actix system.
-pub fn start(listen: SocketAddr, state: HttpState) -> std::io::Result<RunningServer> {
+/// Binds `listen` and starts serving on the current actix system, over TLS when `tls` is set.
+pub fn start(
+    listen: SocketAddr,
+    tls: Option<rustls::ServerConfig>,
+    state: HttpState,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<super::redact::RedactingRootSpan>::new())
             .app_data(web::Data::new(state.clone()))
             .configure(configure)
     })
     .workers(1)
-    .disable_signals()
-    .listen(listener)?
+    .disable_signals();
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    }
     .run();
     let handle = server.handle();
     actix_rt::spawn(server);

@@ -116,6 +116,33 @@ impl St2Client {
             .map_err(|e| St2Error::Decode(format!("alias list is not JSON: {e}")))
     }
 
+    /// `POST /auth/v1/tokens/validate`, authenticated with `bridge` (st2 requires a credential
+    /// for this call): whether `token` is a valid, unexpired token.
+    pub async fn validate_token(
+        &self,
+        bridge: &Credential,
+        token: &SecretString,
+    ) -> Result<bool, St2Error> {
+        let url = format!("{}/tokens/validate", self.endpoints.auth_url);
+        let req = self.http.post(url).insert_header(bridge.header());
+        let body = serde_json::json!({ "token": token.expose_secret() });
+        let bytes = self
+            .send_json("auth_tokens_validate", req, &body, StatusCode::OK)
+            .await?;
+        let answer: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| St2Error::Decode(format!("token validation response: {e}")))?;
+        Ok(answer.get("valid").and_then(serde_json::Value::as_bool) == Some(true))
+    }
+
+    /// A cheap authenticated call (`GET /api/v1/actionalias?limit=1`) proving that `cred` works.
+    pub async fn list_aliases_probe(&self, cred: &Credential) -> Result<(), St2Error> {
+        let url = format!("{}/actionalias?limit=1", self.endpoints.api_url);
+        let req = self.http.get(url).insert_header(cred.header());
+        self.send_empty("actionalias_probe", req, StatusCode::OK)
+            .await
+            .map(|_| ())
+    }
+
     /// `POST /api/v1/aliasexecution`.
     pub async fn execute_alias(
         &self,

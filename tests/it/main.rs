@@ -6,7 +6,10 @@
 mod support;
 
 mod access;
+mod browser;
 mod cli;
 mod core_flow;
+mod https;
 mod readiness;
+mod sessions;
 mod stream;

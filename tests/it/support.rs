@@ -42,6 +42,8 @@ pub struct Options {
     pub st2_down_at_start: bool,
     /// The `[access]` section (and its tables).
     pub access_toml: String,
+    /// The `[http]` section.
+    pub http_toml: String,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             extra_toml: String::new(),
             console_toml: String::new(),
             st2_down_at_start: false,
+            http_toml: "[http]\nlisten = \"127.0.0.1:0\"\n".into(),
             access_toml: "[access]\ndefault = \"allow\"\nadmins = [\"console:alice\"]\n".into(),
         }
     }
@@ -91,8 +94,7 @@ request_timeout = 5
 [st2.credentials]
 username = "st2admin"
 password = "Ch@ngeMe"
-[http]
-listen = "127.0.0.1:0"
+{http}
 {access}
 [supervisor]
 restart_backoff_initial_ms = 50
@@ -111,6 +113,7 @@ room = "ops"
         stream = emulator.stream_url(),
         console = opts.console_toml,
         access = opts.access_toml,
+        http = opts.http_toml,
         extra = opts.extra_toml,
     )
 }
@@ -125,6 +128,12 @@ impl TestBridge {
         let emulator = Emulator::start(opts.emulator.clone())
             .await
             .expect("emulator starts");
+        Self::start_with_emulator(emulator, opts).await
+    }
+
+    /// A bridge talking to an emulator that already runs (a restart of the bridge).
+    pub async fn start_with_emulator(emulator: Emulator, opts: Options) -> Self {
+        init_test_log();
         if opts.st2_down_at_start {
             emulator.stop().await;
         }
@@ -318,9 +327,34 @@ pub fn with_test_aliases() -> Options {
     o
 }
 
+/// Every test's logs, captured at debug level (unless `TEST_LOG` prints them instead), so
+/// tests can check that no secret was ever logged.
+static CAPTURED: std::sync::OnceLock<std::sync::Arc<parking_lot::Mutex<Vec<u8>>>> =
+    std::sync::OnceLock::new();
+
+struct CaptureWriter(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything logged so far by every test in this process.
+pub fn captured_logs() -> String {
+    CAPTURED
+        .get()
+        .map(|buf| String::from_utf8_lossy(&buf.lock()).into_owned())
+        .unwrap_or_default()
+}
+
 /// With `TEST_LOG=1` (or a filter such as `TEST_LOG=stormbridge=debug`), the bridge's logs
-/// are printed; otherwise tests stay quiet.
-fn init_test_log() {
+/// are printed; otherwise they are captured for [`captured_logs`].
+pub fn init_test_log() {
     if let Ok(filter) = std::env::var("TEST_LOG") {
         let filter = if filter == "1" {
             "debug".to_owned()
@@ -331,5 +365,14 @@ fn init_test_log() {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_test_writer()
             .try_init();
+        return;
     }
+    let buf = CAPTURED.get_or_init(Default::default).clone();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "debug,actix_server=info,actix_http=info,h2=info",
+        ))
+        .with_ansi(false)
+        .with_writer(move || CaptureWriter(buf.clone()))
+        .try_init();
 }

@@ -1,0 +1,529 @@
+//! Per-user StackStorm identity (`auth.mode = "clientside"`).
+//!
+//! A chat user DMs `!st2session_start <word>`; this actor creates a single-use, short-lived
+//! login link and keeps only a salted hash of the word. The login page (`crate::http::login`)
+//! hands the submitted credentials here; they are checked with StackStorm (a login for
+//! username/password, `tokens/validate` for a token, an authenticated call for an API key),
+//! the resulting token or key is stored (sealed at rest with `sqlite`), and the password is
+//! dropped. Later commands from that user run with it. A failed or replayed attempt never
+//! touches an existing session (err-stackstorm logs the victim out on any failed POST).
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    supervisor::{ActorState, StatusReporter},
+    token_renewer::{GetCredential, TokenRenewer},
+};
+use crate::{
+    domain::message::ChatUser,
+    metrics::Metrics,
+    st2::{client::St2Endpoints, Credential, CredentialKind, St2Client, St2Error},
+    store::{
+        model::{CredentialKind as StoredKind, SessionSummary, StoredCredential, UserKey},
+        LinkError, SessionStore,
+    },
+};
+
+/// Settings of the session manager.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Base URL the login links start with.
+    pub public_url: String,
+    /// How long a login link works.
+    pub link_ttl: Duration,
+    /// How long a session lasts.
+    pub session_ttl: Duration,
+    /// TTL asked for users' StackStorm tokens.
+    pub user_token_ttl: u64,
+    /// Warn a user this long before their StackStorm token expires.
+    pub warn_before: Duration,
+    /// Login attempts allowed per client address per window.
+    pub attempts_per_address: u32,
+    /// The window for `attempts_per_address`.
+    pub attempt_window: Duration,
+}
+
+/// A direct message the session manager wants delivered (link confirmations, expiry warnings).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NotifyUser {
+    /// Connection name.
+    pub connection: String,
+    /// Platform user id.
+    pub user_id: String,
+    /// Text.
+    pub text: String,
+}
+
+/// `!st2session_start <word>`: creates a login link.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<SecretString, String>")]
+pub struct StartSession {
+    /// Who asked.
+    pub user: ChatUser,
+    /// The shared word; only its salted hash is kept.
+    pub word: SecretString,
+}
+
+/// `!st2session_end`: ends the user's session.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "bool")]
+pub struct EndSession(pub UserKey);
+
+/// `!st2session_list`: every session, without secrets.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<SessionSummary>")]
+pub struct ListSessions;
+
+/// `!st2session_cancel <id>`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "bool")]
+pub struct CancelSession(pub String);
+
+/// Why a user has no credential to run a command with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoSession {
+    /// Never started, or ended.
+    #[error("no session")]
+    Missing,
+    /// The stored StackStorm token has expired.
+    #[error("session expired")]
+    Expired,
+}
+
+/// Asks for the credential a user's commands run with.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Credential, NoSession>")]
+pub struct UserCredential(pub UserKey);
+
+/// Reports that StackStorm rejected a user's stored credential (401): the session ends.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct UserCredentialRejected(pub UserKey);
+
+/// Asks whether a login link can still be used, without using it: who it is for and how
+/// long it stays valid, or the outcome a submission would get (expired, used, unknown).
+#[derive(Clone, Message)]
+#[rtype(result = "Result<(String, Duration), LoginOutcome>")]
+pub struct LinkStatus(pub SecretString);
+
+/// What the login form sent.
+#[derive(Clone)]
+pub enum LoginCredentials {
+    /// StackStorm username and password.
+    Password {
+        /// Username.
+        username: String,
+        /// Password; used once and dropped.
+        password: SecretString,
+    },
+    /// A StackStorm token.
+    Token(SecretString),
+    /// A StackStorm API key.
+    ApiKey(SecretString),
+}
+
+/// A login form submission.
+#[derive(Clone, Message)]
+#[rtype(result = "LoginOutcome")]
+pub struct SubmitLogin {
+    /// The link id from the URL.
+    pub link_id: SecretString,
+    /// The shared word.
+    pub word: SecretString,
+    /// The credentials.
+    pub credentials: LoginCredentials,
+    /// The client's address, for rate limiting.
+    pub client: Option<IpAddr>,
+}
+
+/// How a login attempt ended; each becomes its own page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Linked; the page names the StackStorm user.
+    Linked {
+        /// The st2 user the session runs as.
+        st2_user: String,
+    },
+    /// The shared word was wrong.
+    WrongWord {
+        /// Attempts left on this link.
+        attempts_left: u32,
+    },
+    /// StackStorm refused the credentials.
+    WrongCredentials {
+        /// What StackStorm said, in plain words.
+        detail: String,
+    },
+    /// The link expired.
+    Expired,
+    /// The link was already used.
+    Used,
+    /// The link does not exist.
+    Unknown,
+    /// Too many attempts on this link or from this address.
+    TooManyAttempts,
+    /// StackStorm could not be reached or failed.
+    Unavailable(String),
+}
+
+/// The session actor.
+pub struct SessionManager {
+    settings: SessionSettings,
+    store: Arc<SessionStore>,
+    endpoints: St2Endpoints,
+    tls: Arc<rustls::ClientConfig>,
+    metrics: Metrics,
+    renewer: Addr<TokenRenewer>,
+    notify: Recipient<NotifyUser>,
+    status: StatusReporter,
+    client: Option<St2Client>,
+    attempts_by_address: moka::sync::Cache<IpAddr, u32>,
+    warned: std::collections::HashSet<String>,
+}
+
+impl SessionManager {
+    /// A session manager over `store`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: SessionSettings,
+        store: Arc<SessionStore>,
+        endpoints: St2Endpoints,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Metrics,
+        renewer: Addr<TokenRenewer>,
+        notify: Recipient<NotifyUser>,
+        status: StatusReporter,
+    ) -> Self {
+        let attempts_by_address = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(settings.attempt_window)
+            .build();
+        Self {
+            settings,
+            store,
+            endpoints,
+            tls,
+            metrics,
+            renewer,
+            notify,
+            status,
+            client: None,
+            attempts_by_address,
+            warned: std::collections::HashSet::new(),
+        }
+    }
+
+    fn client(&mut self) -> St2Client {
+        self.client
+            .get_or_insert_with(|| {
+                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
+            })
+            .clone()
+    }
+
+    /// Warns users whose StackStorm token is about to expire, once per session.
+    fn warn_expiring(&mut self) {
+        let now = chrono::Utc::now();
+        // Keep recently expired sessions a day, so "your session expired" can still be said.
+        self.store.purge_expired(now - chrono::Duration::days(1));
+        for summary in self.store.list(now) {
+            let Some(credential) = self.store.credential_for(&summary.user, now) else {
+                continue;
+            };
+            let Some(expires) = credential.expires_at else {
+                continue;
+            };
+            let left = (expires - now).num_seconds();
+            let warn = i64::try_from(self.settings.warn_before.as_secs()).unwrap_or(i64::MAX);
+            if left > 0 && left <= warn && self.warned.insert(summary.id.clone()) {
+                if let Some((connection, user_id)) = summary.user.0.split_once(':') {
+                    self.notify.do_send(NotifyUser {
+                        connection: connection.to_owned(),
+                        user_id: user_id.to_owned(),
+                        text: format!(
+                            "Your StackStorm session ends in {}. To keep running commands as yourself, send me `session_start <word>` here (with your usual prefix) and open the new link.",
+                            if left < 120 { format!("{left} seconds") } else { format!("about {} minutes", (left + 59) / 60) }
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Actor for SessionManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.status.state(ActorState::Up, None);
+        let every = (self.settings.warn_before / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(60));
+        ctx.run_interval(every, |act, _ctx| act.warn_expiring());
+    }
+}
+
+impl Handler<StartSession> for SessionManager {
+    type Result = Result<SecretString, String>;
+
+    fn handle(&mut self, msg: StartSession, _ctx: &mut Self::Context) -> Self::Result {
+        let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
+        let (_, link_id) = self
+            .store
+            .start_session(
+                &user,
+                msg.word.expose_secret(),
+                self.settings.link_ttl,
+                self.settings.session_ttl,
+                chrono::Utc::now(),
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not create a login link");
+                "I could not create a login link right now; please try again.".to_owned()
+            })?;
+        tracing::info!(user = %user.0, "login link created");
+        Ok(SecretString::from(format!(
+            "{}/login/{}",
+            self.settings.public_url.trim_end_matches('/'),
+            link_id.expose_secret()
+        )))
+    }
+}
+
+impl Handler<EndSession> for SessionManager {
+    type Result = bool;
+
+    fn handle(&mut self, msg: EndSession, _ctx: &mut Self::Context) -> bool {
+        let ended = self.store.end_session(&msg.0);
+        if ended {
+            tracing::info!(user = %msg.0 .0, "session ended by the user");
+        }
+        ended
+    }
+}
+
+impl Handler<ListSessions> for SessionManager {
+    type Result = MessageResult<ListSessions>;
+
+    fn handle(&mut self, _msg: ListSessions, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.store.list(chrono::Utc::now()))
+    }
+}
+
+impl Handler<CancelSession> for SessionManager {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CancelSession, _ctx: &mut Self::Context) -> bool {
+        let cancelled = self.store.cancel(&msg.0);
+        if cancelled {
+            tracing::info!(session = %msg.0, "session cancelled by an admin");
+        }
+        cancelled
+    }
+}
+
+impl Handler<UserCredential> for SessionManager {
+    type Result = Result<Credential, NoSession>;
+
+    fn handle(&mut self, msg: UserCredential, _ctx: &mut Self::Context) -> Self::Result {
+        let now = chrono::Utc::now();
+        match self.store.credential_for(&msg.0, now) {
+            Some(c) if c.expires_at.is_some_and(|e| e <= now) => Err(NoSession::Expired),
+            Some(c) => {
+                let kind = match c.kind {
+                    StoredKind::Token => CredentialKind::Token,
+                    StoredKind::ApiKey => CredentialKind::ApiKey,
+                };
+                Ok(Credential::new(kind, c.secret.clone(), 0))
+            }
+            None if self.store.had_session(&msg.0) => Err(NoSession::Expired),
+            None => Err(NoSession::Missing),
+        }
+    }
+}
+
+impl Handler<UserCredentialRejected> for SessionManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: UserCredentialRejected, _ctx: &mut Self::Context) {
+        tracing::info!(user = %msg.0 .0, "StackStorm rejected a user's stored credential; ending the session");
+        self.store.end_session(&msg.0);
+    }
+}
+
+impl Handler<LinkStatus> for SessionManager {
+    type Result = Result<(String, Duration), LoginOutcome>;
+
+    fn handle(&mut self, msg: LinkStatus, _ctx: &mut Self::Context) -> Self::Result {
+        let now = chrono::Utc::now();
+        match self.store.peek_link(msg.0.expose_secret(), now) {
+            Ok((user, expires_at)) => {
+                let left = (expires_at - now).to_std().unwrap_or_default();
+                Ok((user.0, left))
+            }
+            Err(LinkError::Unknown) => Err(LoginOutcome::Unknown),
+            Err(LinkError::Expired) => Err(LoginOutcome::Expired),
+            Err(LinkError::Used) => Err(LoginOutcome::Used),
+            Err(LinkError::TooManyAttempts) => Err(LoginOutcome::TooManyAttempts),
+            Err(other) => Err(LoginOutcome::Unavailable(other.to_string())),
+        }
+    }
+}
+
+impl Handler<SubmitLogin> for SessionManager {
+    type Result = ResponseActFuture<Self, LoginOutcome>;
+
+    fn handle(&mut self, msg: SubmitLogin, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(ip) = msg.client {
+            let attempts = self.attempts_by_address.get(&ip).unwrap_or(0) + 1;
+            self.attempts_by_address.insert(ip, attempts);
+            if attempts > self.settings.attempts_per_address {
+                tracing::warn!(client = %ip, "login attempts from one address over the limit");
+                return Box::pin(fut::ready(LoginOutcome::TooManyAttempts));
+            }
+        }
+        let now = chrono::Utc::now();
+        let claim = match self.store.consume_link(
+            msg.link_id.expose_secret(),
+            msg.word.expose_secret(),
+            now,
+        ) {
+            Ok(claim) => claim,
+            Err(e) => {
+                let outcome = match e {
+                    LinkError::Unknown => LoginOutcome::Unknown,
+                    LinkError::Expired => LoginOutcome::Expired,
+                    LinkError::Used => LoginOutcome::Used,
+                    LinkError::WrongWord { attempts_left } => {
+                        LoginOutcome::WrongWord { attempts_left }
+                    }
+                    LinkError::TooManyAttempts => LoginOutcome::TooManyAttempts,
+                    other => LoginOutcome::Unavailable(other.to_string()),
+                };
+                return Box::pin(fut::ready(outcome));
+            }
+        };
+        let client = self.client();
+        let renewer = self.renewer.clone();
+        let ttl = self.settings.user_token_ttl;
+        let credentials = msg.credentials;
+        let fut = async move { validate(&client, &renewer, credentials, ttl).await };
+        Box::pin(fut.into_actor(self).map(move |result, act, _ctx| match result {
+            Ok(credential) => {
+                let st2_user = credential.st2_user.clone();
+                match act.store.complete_link(claim, credential, chrono::Utc::now()) {
+                    Ok(session) => {
+                        tracing::info!(user = %session.user.0, st2_user = %st2_user, "chat user linked to StackStorm");
+                        if let Some((connection, user_id)) = session.user.0.split_once(':') {
+                            act.notify.do_send(NotifyUser {
+                                connection: connection.to_owned(),
+                                user_id: user_id.to_owned(),
+                                text: format!("Your chat account is now linked to StackStorm user `{st2_user}`. Your commands run as that user."),
+                            });
+                        }
+                        LoginOutcome::Linked { st2_user }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "storing the session failed");
+                        LoginOutcome::Unavailable("the bridge could not store the session".into())
+                    }
+                }
+            }
+            Err(outcome) => {
+                act.store.release_claim(claim);
+                outcome
+            }
+        }))
+    }
+}
+
+/// Checks the submitted credentials with StackStorm and turns them into what is stored.
+async fn validate(
+    client: &St2Client,
+    renewer: &Addr<TokenRenewer>,
+    credentials: LoginCredentials,
+    ttl: u64,
+) -> Result<StoredCredential, LoginOutcome> {
+    let unavailable = |e: St2Error| LoginOutcome::Unavailable(e.user_message());
+    match credentials {
+        LoginCredentials::Password { username, password } => {
+            let grant = client.login(&username, &password, Some(ttl)).await;
+            drop(password);
+            match grant {
+                Ok(grant) => Ok(StoredCredential {
+                    kind: StoredKind::Token,
+                    expires_at: chrono::DateTime::parse_from_rfc3339(&grant.expiry)
+                        .ok()
+                        .map(|e| e.with_timezone(&chrono::Utc)),
+                    secret: grant.token,
+                    st2_user: grant.user,
+                }),
+                Err(St2Error::Unauthorized(_)) => Err(LoginOutcome::WrongCredentials {
+                    detail: "StackStorm did not accept that username and password.".into(),
+                }),
+                Err(St2Error::Api { status: 400, faultstring }) if faultstring.contains("TTL") => {
+                    Err(LoginOutcome::Unavailable(format!(
+                        "StackStorm refused the session length the bridge asks for ({faultstring}); an administrator must lower auth.user_token_ttl."
+                    )))
+                }
+                Err(e) => Err(unavailable(e)),
+            }
+        }
+        LoginCredentials::Token(token) => {
+            let bridge = renewer
+                .send(GetCredential)
+                .await
+                .map_err(|_| {
+                    LoginOutcome::Unavailable("the bridge has no StackStorm credential".into())
+                })?
+                .map_err(|e| LoginOutcome::Unavailable(e.to_string()))?;
+            match client.validate_token(&bridge, &token).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(LoginOutcome::WrongCredentials {
+                        detail: "StackStorm says that token is not valid (unknown or expired)."
+                            .into(),
+                    })
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+            let probe = Credential::new(CredentialKind::Token, token.clone(), 0);
+            client
+                .list_aliases_probe(&probe)
+                .await
+                .map_err(|e| match e {
+                    St2Error::Unauthorized(_) => LoginOutcome::WrongCredentials {
+                        detail: "StackStorm refused that token.".into(),
+                    },
+                    other => unavailable(other),
+                })?;
+            Ok(StoredCredential {
+                kind: StoredKind::Token,
+                secret: token,
+                st2_user: "(owner of the token)".into(),
+                expires_at: None,
+            })
+        }
+        LoginCredentials::ApiKey(key) => {
+            let probe = Credential::new(CredentialKind::ApiKey, key.clone(), 0);
+            client
+                .list_aliases_probe(&probe)
+                .await
+                .map_err(|e| match e {
+                    St2Error::Unauthorized(_) => LoginOutcome::WrongCredentials {
+                        detail: "StackStorm did not accept that API key.".into(),
+                    },
+                    other => unavailable(other),
+                })?;
+            Ok(StoredCredential {
+                kind: StoredKind::ApiKey,
+                secret: key,
+                st2_user: "(owner of the API key)".into(),
+                expires_at: None,
+            })
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The login page: `GET /login/{link}` shows the form, `POST /login/{link}` (a plain form
+//! post, or JSON from the page's script) hands the credentials to the `SessionManager`.
+//!
+//! Everything the page needs is served from here (`/login-assets/…`): no CDN, no external
+//! or inline script, so the CSP can forbid both. Responses are never cached, never framed
+//! and never send a referrer, because the URL itself is the secret.
+
+use std::time::Duration;
+
+use actix_web::{
+    http::{header, StatusCode},
+    web, HttpRequest, HttpResponse,
+};
+use handlebars::Handlebars;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::HttpState;
+use crate::actors::session_manager::{LinkStatus, LoginCredentials, LoginOutcome, SubmitLogin};
+
+/// Largest login request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+const PAGE: &str = include_str!("../../static/login/page.hbs");
+const CSS: &str = include_str!("../../static/login/login.css");
+const JS: &str = include_str!("../../static/login/login.js");
+
+/// `Content-Security-Policy` of every login response.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The compiled page template (HTML-escaped, unlike the chat templates).
+pub struct LoginPages(Handlebars<'static>);
+
+impl LoginPages {
+    /// Compiles the embedded page.
+    pub fn new() -> Result<Self, handlebars::TemplateError> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(false);
+        hb.register_template_string("page", PAGE)?;
+        Ok(Self(hb))
+    }
+
+    fn render(&self, data: &serde_json::Value) -> String {
+        self.0.render("page", data).unwrap_or_else(|_| {
+            "<!doctype html><title>stormbridge</title><p>Something went wrong.</p>".into()
+        })
+    }
+}
+
+fn secure(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+    builder
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+}
+
+fn page(state: &HttpState, status: StatusCode, data: serde_json::Value) -> HttpResponse {
+    secure(&mut HttpResponse::build(status))
+        .content_type("text/html; charset=utf-8")
+        .body(state.login_pages.render(&data))
+}
+
+/// `GET /login-assets/login.css` and `login.js`.
+pub async fn asset(path: web::Path<String>) -> HttpResponse {
+    let (body, kind) = match path.as_str() {
+        "login.css" => (CSS, "text/css; charset=utf-8"),
+        "login.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return HttpResponse::NotFound().finish(),
+    };
+    HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(body)
+}
+
+/// The words of each outcome: status, title, message, and whether the link is finished.
+fn describe(outcome: &LoginOutcome) -> (StatusCode, &'static str, String, bool) {
+    match outcome {
+        LoginOutcome::Linked { st2_user } => (
+            StatusCode::OK,
+            "Your account is linked",
+            format!("Your chat account now runs commands as StackStorm user {st2_user}. You can close this page and go back to chat."),
+            true,
+        ),
+        LoginOutcome::WrongWord { attempts_left } => (
+            StatusCode::FORBIDDEN,
+            "Wrong shared word",
+            if *attempts_left == 0 {
+                "That is not the word you typed after session_start, and this link has no attempts left. Start a new session in chat.".into()
+            } else {
+                format!("That is not the word you typed after session_start. {attempts_left} attempt(s) left on this link.")
+            },
+            *attempts_left == 0,
+        ),
+        LoginOutcome::WrongCredentials { detail } => (
+            StatusCode::UNAUTHORIZED,
+            "StackStorm did not accept your credentials",
+            format!("{detail} Check them and try again."),
+            false,
+        ),
+        LoginOutcome::Expired => (
+            StatusCode::GONE,
+            "This link has expired",
+            "Login links work for a short time only. Send session_start to the bot in a direct message to get a new one.".into(),
+            true,
+        ),
+        LoginOutcome::Used => (
+            StatusCode::GONE,
+            "This link was already used",
+            "Each login link works once. If that was not you, end the session in chat with session_end and start a new one.".into(),
+            true,
+        ),
+        LoginOutcome::Unknown => (
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "This login link does not exist. Send session_start to the bot in a direct message to get a new one.".into(),
+            true,
+        ),
+        LoginOutcome::TooManyAttempts => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "There were too many login attempts. Wait a while, or start a new session in chat.".into(),
+            true,
+        ),
+        LoginOutcome::Unavailable(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "StackStorm is not available",
+            format!("{reason} Please try again in a moment."),
+            false,
+        ),
+    }
+}
+
+const ASK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `GET /login/{link}`.
+pub async fn show(state: web::Data<HttpState>, link: web::Path<String>) -> HttpResponse {
+    let Some(sessions) = state.sessions.as_ref() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let link_id = SecretString::from(link.into_inner());
+    match sessions
+        .send(LinkStatus(link_id))
+        .timeout(ASK_TIMEOUT)
+        .await
+    {
+        Ok(Ok((user, expires_in))) => page(
+            &state,
+            StatusCode::OK,
+            json!({
+                "title": "Link your StackStorm account",
+                "form": true,
+                "user": user,
+                "action": "",
+                "expires": format!("in {} minute(s)", expires_in.as_secs().div_ceil(60)),
+            }),
+        ),
+        Ok(Err(outcome)) => {
+            let (status, title, message, _) = describe(&outcome);
+            page(
+                &state,
+                status,
+                json!({"title": title, "message": message, "error": true, "kind": "error"}),
+            )
+        }
+        Err(_) => page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"title": "Try again", "message": "The bridge is busy; reload this page in a moment.", "error": true, "kind": "error"}),
+        ),
+    }
+}
+
+/// The form fields (form-encoded or JSON).
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    shared_word: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    user_token: String,
+    #[serde(default)]
+    api_key: String,
+}
+
+fn credentials(form: LoginForm) -> Result<(SecretString, LoginCredentials), &'static str> {
+    if form.shared_word.is_empty() {
+        return Err("Please enter the shared word.");
+    }
+    let word = SecretString::from(form.shared_word);
+    let creds = match form.method.as_str() {
+        "password" | "" if !form.username.is_empty() => {
+            if form.password.is_empty() {
+                return Err("Please enter your StackStorm password.");
+            }
+            LoginCredentials::Password {
+                username: form.username,
+                password: SecretString::from(form.password),
+            }
+        }
+        "password" | "" => return Err("Please enter your StackStorm username and password."),
+        "token" if !form.user_token.trim().is_empty() => {
+            LoginCredentials::Token(SecretString::from(form.user_token.trim().to_owned()))
+        }
+        "token" => return Err("Please enter your StackStorm token."),
+        "api_key" if !form.api_key.trim().is_empty() => {
+            LoginCredentials::ApiKey(SecretString::from(form.api_key.trim().to_owned()))
+        }
+        "api_key" => return Err("Please enter your StackStorm API key."),
+        _ => return Err("Please choose how to sign in."),
+    };
+    Ok((word, creds))
+}
+
+/// `POST /login/{link}`.
+pub async fn submit(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    link: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Some(sessions) = state.sessions.as_ref() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let wants_json = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let reply = |status: StatusCode, title: &str, message: String, ok: bool, finished: bool| {
+        if wants_json {
+            secure(&mut HttpResponse::build(status))
+                .json(json!({"ok": ok, "final": finished, "title": title, "message": message}))
+        } else {
+            page(
+                &state,
+                status,
+                json!({"title": title, "message": message, "error": !ok, "kind": if ok { "success" } else { "error" }}),
+            )
+        }
+    };
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let form: Result<LoginForm, String> = if is_json {
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
+    } else {
+        serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
+    };
+    let Ok(form) = form else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "Incomplete form",
+            "The form could not be read; please reload the page and try again.".into(),
+            false,
+            false,
+        );
+    };
+    let (word, credentials) = match credentials(form) {
+        Ok(v) => v,
+        Err(message) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "Incomplete form",
+                message.into(),
+                false,
+                false,
+            )
+        }
+    };
+    let submission = SubmitLogin {
+        link_id: SecretString::from(link.into_inner()),
+        word,
+        credentials,
+        client: req.peer_addr().map(|a| a.ip()),
+    };
+    match sessions.send(submission).timeout(ASK_TIMEOUT).await {
+        Ok(outcome) => {
+            let (status, title, message, finished) = describe(&outcome);
+            reply(
+                status,
+                title,
+                message,
+                matches!(outcome, LoginOutcome::Linked { .. }),
+                finished,
+            )
+        }
+        Err(_) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "The bridge did not answer in time; please try again.".into(),
+            false,
+            false,
+        ),
+    }
+}
+
+/// The body limit for login requests: a bigger body is refused with 413 before it is read.
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(MAX_BODY_BYTES)
+}

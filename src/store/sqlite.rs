@@ -1,0 +1,649 @@
+//! SQLite backend: sessions survive restarts; secrets are sealed at rest.
+//!
+//! One connection behind a `parking_lot::Mutex` (SQLite serialises writers
+//! anyway, and the bridge's session traffic is tiny). WAL journal mode,
+//! `PRAGMA user_version` migrations, parameterised statements only.
+//!
+//! # Schema v1
+//!
+//! ```sql
+//! CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+//!   -- 'key_check': sealed constant proving the key; 'key_id'; 'created_at'
+//! CREATE TABLE sessions (
+//!   id TEXT PRIMARY KEY, user_key TEXT NOT NULL,
+//!   state TEXT NOT NULL CHECK (state IN ('pending','active')),
+//!   created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,   -- ms since epoch
+//!   link_hash TEXT UNIQUE, link_expires_at INTEGER, word_hash TEXT,  -- pending only
+//!   attempts INTEGER NOT NULL DEFAULT 0,
+//!   cred_kind TEXT, cred_secret TEXT, cred_st2_user TEXT, cred_expires_at INTEGER, -- active only
+//!   ...CHECKs tie the link columns to 'pending' and the credential columns to 'active'
+//! ) STRICT;
+//! CREATE UNIQUE INDEX sessions_user_state ON sessions (user_key, state);
+//! CREATE TABLE used_links (link_hash TEXT PRIMARY KEY, used_at INTEGER NOT NULL,
+//!                          expires_at INTEGER NOT NULL) STRICT;
+//! ```
+//!
+//! The file is marked with `PRAGMA application_id = 0x53425331` ("SBS1")
+//! and `PRAGMA user_version = 1`; `secure_delete` is on so deleted rows do
+//! not linger in free pages, and the file is created with mode 0600.
+//!
+//! `cred_secret` holds `v1:<key id>:<nonce>:<ciphertext>` sealed with
+//! associated data (session id, `"credential"`, user key). `word_hash` and
+//! `link_hash` are one-way hashes and stored as such.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::crypto::{aad, OpenError, StoreKey};
+use super::error::StoreError;
+use super::model::{
+    effective_expiry, CredentialKind, PendingLink, Session, SessionState, SessionSummary,
+    StoredCredential, UserKey, WordHash,
+};
+use super::{activated, LinkLookup};
+
+/// Highest schema version this build reads and writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// `PRAGMA application_id` marking the file as ours ("SBS1"), so a foreign
+/// database is refused instead of being written into.
+const APPLICATION_ID: i32 = 0x5342_5331;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE sessions (
+        id              TEXT PRIMARY KEY,
+        user_key        TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'active')),
+        created_at      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        link_hash       TEXT UNIQUE,
+        link_expires_at INTEGER,
+        word_hash       TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        cred_kind       TEXT CHECK (cred_kind IN ('token', 'api_key')),
+        cred_secret     TEXT,
+        cred_st2_user   TEXT,
+        cred_expires_at INTEGER,
+        CHECK ((state = 'pending') = (link_hash IS NOT NULL
+                                      AND link_expires_at IS NOT NULL
+                                      AND word_hash IS NOT NULL)),
+        CHECK ((state = 'active') = (cred_kind IS NOT NULL
+                                     AND cred_secret IS NOT NULL
+                                     AND cred_st2_user IS NOT NULL))
+    ) STRICT;
+    CREATE UNIQUE INDEX sessions_user_state ON sessions (user_key, state);
+    CREATE TABLE used_links (
+        link_hash  TEXT PRIMARY KEY,
+        used_at    INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;",
+];
+
+/// Plaintext of the key check value sealed into `meta` at creation.
+const KEY_CHECK_PLAINTEXT: &[u8] = b"stormbridge session store key check v1";
+const KEY_CHECK_FIELD: &str = "key_check";
+const CREDENTIAL_FIELD: &str = "credential";
+
+const SESSION_COLUMNS: &str = "id, user_key, state, created_at, expires_at, link_hash, \
+     link_expires_at, word_hash, attempts, cred_kind, cred_secret, cred_st2_user, cred_expires_at";
+
+pub(crate) struct SqliteBackend {
+    conn: Mutex<Connection>,
+    key: StoreKey,
+    path: PathBuf,
+}
+
+impl SqliteBackend {
+    pub(crate) fn open(path: &Path, key: &StoreKey) -> Result<Self, StoreError> {
+        create_private_file(path)?;
+        let not_a_db = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => StoreError::NotAStore {
+                path: path.to_path_buf(),
+                reason: "it is not an SQLite database",
+            },
+            _ => StoreError::Sqlite(e),
+        };
+        let mut conn = Connection::open(path).map_err(not_a_db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The first statement that reads the header is where a non-SQLite
+        // file shows itself.
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(not_a_db)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        // WAL: readers never block the writer, and a crash cannot tear a
+        // transaction. Some file systems (network mounts) refuse it; SQLite
+        // then stays in its rollback journal, which is slower but correct.
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        // NORMAL is durable enough in WAL mode (a power cut can lose the last
+        // commit, never corrupt), and avoids an fsync per command.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Overwrite deleted rows so old word hashes and sealed values do not
+        // linger in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+
+        if version > 0 {
+            let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            if app_id != APPLICATION_ID {
+                return Err(StoreError::NotAStore {
+                    path: path.to_path_buf(),
+                    reason: "it belongs to another application",
+                });
+            }
+        }
+        migrate(&mut conn, path, key)?;
+        verify_key(&conn, path, key)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            key: key.clone(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn insert_pending(&self, session: &Session) -> Result<(), StoreError> {
+        let link = session.link.as_ref().ok_or(StoreError::InvalidInput {
+            what: "a pending session needs a link",
+        })?;
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM sessions WHERE user_key = ?1 AND state = 'pending'",
+            params![session.user.as_str()],
+        )?;
+        tx.execute(
+            "INSERT INTO sessions (id, user_key, state, created_at, expires_at, link_hash, \
+             link_expires_at, word_hash, attempts) \
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                session.id,
+                session.user.as_str(),
+                ms(session.created_at),
+                ms(session.expires_at),
+                link.link_hash,
+                ms(link.expires_at),
+                link.word_hash.encode(),
+                session.attempts,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn find_link(&self, link_hash: &str) -> Result<LinkLookup, StoreError> {
+        let conn = self.conn.lock();
+        let row = conn
+            .query_row(
+                "SELECT id, user_key, link_expires_at, word_hash, attempts FROM sessions \
+                 WHERE link_hash = ?1 AND state = 'pending'",
+                params![link_hash],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, u32>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        if let Some((session_id, user, link_expires_at, word_hash, attempts)) = row {
+            return Ok(LinkLookup::Pending {
+                link: PendingLink {
+                    link_hash: link_hash.to_owned(),
+                    expires_at: from_ms(link_expires_at, "link_expires_at")?,
+                    word_hash: decode_word_hash(&word_hash, &session_id)?,
+                },
+                session_id,
+                user: UserKey(user),
+                attempts,
+            });
+        }
+        let used = conn
+            .query_row(
+                "SELECT 1 FROM used_links WHERE link_hash = ?1",
+                params![link_hash],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(if used.is_some() {
+            LinkLookup::Used
+        } else {
+            LinkLookup::Unknown
+        })
+    }
+
+    /// Adds one attempt if the link is still pending with `seen` attempts
+    /// (one atomic statement, so it holds across processes too).
+    pub(crate) fn charge_attempt(
+        &self,
+        session_id: &str,
+        link_hash: &str,
+        seen: u32,
+    ) -> Result<bool, StoreError> {
+        let changed = self.conn.lock().execute(
+            "UPDATE sessions SET attempts = attempts + 1 \
+             WHERE id = ?1 AND link_hash = ?2 AND state = 'pending' AND attempts = ?3",
+            params![session_id, link_hash, seen],
+        )?;
+        Ok(changed > 0)
+    }
+
+    pub(crate) fn activate(
+        &self,
+        session_id: &str,
+        link_hash: &str,
+        credential: StoredCredential,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let pending = tx
+            .query_row(
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions \
+                     WHERE id = ?1 AND link_hash = ?2 AND state = 'pending'"
+                ),
+                params![session_id, link_hash],
+                RawSession::from_row,
+            )
+            .optional()?;
+        let Some(pending) = pending else {
+            return Ok(None);
+        };
+        let pending = pending.into_session(&self.key, &self.path)?;
+        let sealed = self.key.seal(
+            &credential_aad(&pending.id, &pending.user),
+            credential.secret.expose_secret().as_bytes(),
+        )?;
+        let (kind, st2_user, cred_expires_at) = (
+            credential.kind,
+            credential.st2_user.clone(),
+            credential.expires_at,
+        );
+        let link_expiry = pending.link.as_ref().map_or(now, |l| l.expires_at);
+        let session = activated(&pending, credential, now);
+        // The previous active session is replaced only now, in the same
+        // transaction that installs the new one.
+        tx.execute(
+            "DELETE FROM sessions WHERE user_key = ?1 AND state = 'active'",
+            params![session.user.as_str()],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET state = 'active', expires_at = ?2, link_hash = NULL, \
+             link_expires_at = NULL, word_hash = NULL, attempts = 0, cred_kind = ?3, \
+             cred_secret = ?4, cred_st2_user = ?5, cred_expires_at = ?6 WHERE id = ?1",
+            params![
+                session.id,
+                ms(session.expires_at),
+                kind.as_str(),
+                sealed,
+                st2_user,
+                cred_expires_at.map(ms),
+            ],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO used_links (link_hash, used_at, expires_at) \
+             VALUES (?1, ?2, ?3)",
+            params![link_hash, ms(now), ms(link_expiry)],
+        )?;
+        tx.commit()?;
+        Ok(Some(session))
+    }
+
+    pub(crate) fn active_session(&self, user: &UserKey) -> Result<Option<Session>, StoreError> {
+        let raw = self
+            .conn
+            .lock()
+            .query_row(
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions \
+                     WHERE user_key = ?1 AND state = 'active'"
+                ),
+                params![user.as_str()],
+                RawSession::from_row,
+            )
+            .optional()?;
+        // Decrypt after releasing the lock.
+        raw.map(|r| r.into_session(&self.key, &self.path))
+            .transpose()
+    }
+
+    pub(crate) fn has_active(&self, user: &UserKey) -> Result<bool, StoreError> {
+        let found = self
+            .conn
+            .lock()
+            .query_row(
+                "SELECT 1 FROM sessions WHERE user_key = ?1 AND state = 'active'",
+                params![user.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    pub(crate) fn remove_user(&self, user: &UserKey) -> Result<bool, StoreError> {
+        let n = self.conn.lock().execute(
+            "DELETE FROM sessions WHERE user_key = ?1",
+            params![user.as_str()],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub(crate) fn remove(&self, session_id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .lock()
+            .execute("DELETE FROM sessions WHERE id = ?1", params![session_id])?;
+        Ok(n > 0)
+    }
+
+    pub(crate) fn summaries(&self) -> Result<Vec<SessionSummary>, StoreError> {
+        // Only non-secret columns: listing never decrypts anything.
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, user_key, state, created_at, expires_at, link_expires_at, \
+             cred_expires_at FROM sessions",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, user, state, created_at, expires_at, link_expires_at, cred_expires_at) = row?;
+            let state = parse_state(&state)?;
+            let expires_at = from_ms(expires_at, "expires_at")?;
+            let link_expires_at = link_expires_at
+                .map(|t| from_ms(t, "link_expires_at"))
+                .transpose()?;
+            let cred_expires_at = cred_expires_at
+                .map(|t| from_ms(t, "cred_expires_at"))
+                .transpose()?;
+            out.push(SessionSummary {
+                id,
+                user: UserKey(user),
+                state,
+                created_at: from_ms(created_at, "created_at")?,
+                expires_at: effective_expiry(state, expires_at, link_expires_at, cred_expires_at),
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn purge(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let removed = tx.execute(
+            "DELETE FROM sessions WHERE \
+             (state = 'pending' AND link_expires_at <= ?1) OR \
+             (state = 'active' AND (expires_at <= ?1 OR cred_expires_at <= ?1))",
+            params![ms(now)],
+        )?;
+        tx.execute(
+            "DELETE FROM used_links WHERE expires_at <= ?1",
+            params![ms(now)],
+        )?;
+        tx.commit()?;
+        Ok(removed)
+    }
+}
+
+/// Creates the database file readable by its owner only, before SQLite
+/// does (SQLite would use the umask, typically 0644). SQLite gives the WAL
+/// and shared-memory files the same permissions as the database.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`]; creating v1 also seals the
+/// key check value with `key`.
+fn migrate(conn: &mut Connection, path: &Path, key: &StoreKey) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Re-read under the write lock: another process may have migrated.
+    let mut version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        let objects: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if objects > 0 {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+                reason: "it already holds tables but has no stormbridge schema version",
+            });
+        }
+    }
+    while version < SCHEMA_VERSION {
+        let step = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+            .ok_or(StoreError::Corrupt {
+                what: format!("no migration from schema version {version}"),
+            })?;
+        tx.execute_batch(step)?;
+        if version == 0 {
+            let check = key.seal(&key_check_aad(), KEY_CHECK_PLAINTEXT)?;
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('key_check', ?1), ('key_id', ?2), \
+                 ('created_at', ?3)",
+                params![check, key.key_id(), Utc::now().to_rfc3339()],
+            )?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
+        version += 1;
+        tx.pragma_update(None, "user_version", version)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Proves `key` is the key the database was created with, before anything
+/// is read or written with it.
+fn verify_key(conn: &Connection, path: &Path, key: &StoreKey) -> Result<(), StoreError> {
+    let meta = |name: &str| -> Result<Option<String>, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    };
+    let check = meta("key_check")?.ok_or(StoreError::Corrupt {
+        what: "the key check value is missing".to_owned(),
+    })?;
+    let wrong_key = |expected: String| StoreError::WrongKey {
+        path: path.to_path_buf(),
+        expected,
+        given: key.key_id().to_owned(),
+    };
+    match key.open(&key_check_aad(), &check) {
+        Ok(plain) if plain[..] == *KEY_CHECK_PLAINTEXT => Ok(()),
+        Ok(_) | Err(OpenError::Authentication) => Err(wrong_key(
+            meta("key_id")?.unwrap_or_else(|| "unknown".to_owned()),
+        )),
+        Err(OpenError::KeyMismatch { found }) => Err(wrong_key(found)),
+        Err(OpenError::Malformed) => Err(StoreError::Corrupt {
+            what: "the key check value is malformed".to_owned(),
+        }),
+    }
+}
+
+fn key_check_aad() -> Vec<u8> {
+    aad(&["meta", KEY_CHECK_FIELD])
+}
+
+/// Binds a sealed credential to its session *and* user, so a row edited to
+/// point at another user fails to decrypt.
+fn credential_aad(session_id: &str, user: &UserKey) -> Vec<u8> {
+    aad(&[session_id, CREDENTIAL_FIELD, user.as_str()])
+}
+
+/// One `sessions` row as stored (`cred_secret` still sealed).
+struct RawSession {
+    id: String,
+    user_key: String,
+    state: String,
+    created_at: i64,
+    expires_at: i64,
+    link_hash: Option<String>,
+    link_expires_at: Option<i64>,
+    word_hash: Option<String>,
+    attempts: u32,
+    cred_kind: Option<String>,
+    cred_secret: Option<String>,
+    cred_st2_user: Option<String>,
+    cred_expires_at: Option<i64>,
+}
+
+impl RawSession {
+    /// Reads the columns in [`SESSION_COLUMNS`] order.
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            user_key: r.get(1)?,
+            state: r.get(2)?,
+            created_at: r.get(3)?,
+            expires_at: r.get(4)?,
+            link_hash: r.get(5)?,
+            link_expires_at: r.get(6)?,
+            word_hash: r.get(7)?,
+            attempts: r.get(8)?,
+            cred_kind: r.get(9)?,
+            cred_secret: r.get(10)?,
+            cred_st2_user: r.get(11)?,
+            cred_expires_at: r.get(12)?,
+        })
+    }
+
+    fn into_session(self, key: &StoreKey, path: &Path) -> Result<Session, StoreError> {
+        let user = UserKey(self.user_key);
+        let link = match (self.link_hash, self.link_expires_at, self.word_hash) {
+            (Some(link_hash), Some(expires_at), Some(word_hash)) => Some(PendingLink {
+                link_hash,
+                expires_at: from_ms(expires_at, "link_expires_at")?,
+                word_hash: decode_word_hash(&word_hash, &self.id)?,
+            }),
+            _ => None,
+        };
+        let credential = match (self.cred_kind, self.cred_secret, self.cred_st2_user) {
+            (Some(kind), Some(sealed), Some(st2_user)) => {
+                let kind = CredentialKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("unknown credential kind in session {}", self.id),
+                })?;
+                let secret = open_secret(key, path, &self.id, &user, &sealed)?;
+                Some(StoredCredential {
+                    kind,
+                    secret,
+                    st2_user,
+                    expires_at: self
+                        .cred_expires_at
+                        .map(|t| from_ms(t, "cred_expires_at"))
+                        .transpose()?,
+                })
+            }
+            _ => None,
+        };
+        Ok(Session {
+            state: parse_state(&self.state)?,
+            created_at: from_ms(self.created_at, "created_at")?,
+            expires_at: from_ms(self.expires_at, "expires_at")?,
+            id: self.id,
+            user,
+            link,
+            credential,
+            attempts: self.attempts,
+        })
+    }
+}
+
+/// Decrypts a credential into a `SecretString` without leaving plaintext
+/// copies behind: the decrypted buffer is wiped on drop, and the string is
+/// allocated once at its exact size.
+fn open_secret(
+    key: &StoreKey,
+    path: &Path,
+    session_id: &str,
+    user: &UserKey,
+    sealed: &str,
+) -> Result<SecretString, StoreError> {
+    let plain = key
+        .open(&credential_aad(session_id, user), sealed)
+        .map_err(|e| match e {
+            OpenError::KeyMismatch { found } => StoreError::WrongKey {
+                path: path.to_path_buf(),
+                expected: found,
+                given: key.key_id().to_owned(),
+            },
+            OpenError::Authentication => StoreError::Decrypt {
+                session_id: session_id.to_owned(),
+                field: CREDENTIAL_FIELD,
+            },
+            OpenError::Malformed => StoreError::Corrupt {
+                what: format!("the sealed credential of session {session_id} is malformed"),
+            },
+        })?;
+    let text = std::str::from_utf8(&plain).map_err(|_| StoreError::Corrupt {
+        what: format!("the credential of session {session_id} is not text"),
+    })?;
+    Ok(SecretString::from(text))
+}
+
+fn decode_word_hash(text: &str, session_id: &str) -> Result<WordHash, StoreError> {
+    WordHash::decode(text).ok_or_else(|| StoreError::Corrupt {
+        what: format!("the word hash of session {session_id} is malformed"),
+    })
+}
+
+fn parse_state(s: &str) -> Result<SessionState, StoreError> {
+    SessionState::parse(s).ok_or(StoreError::Corrupt {
+        what: "unknown session state".to_owned(),
+    })
+}
+
+/// Times are stored as milliseconds since the Unix epoch.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(value: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(value).ok_or_else(|| StoreError::Corrupt {
+        what: format!("{column} is out of range"),
+    })
+}

@@ -1,0 +1,558 @@
+//! Client-side mode: per-user StackStorm identity through the login page.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{
+    browser::Browser,
+    support::{captured_logs, with_test_aliases, Options, TestBridge, WAIT},
+};
+
+/// StackStorm users of the emulator, besides the bridge's own `st2admin`.
+const ALICE_ST2: (&str, &str) = ("alice-st2", "alice-pass-7Qz");
+const BOB_KEY: (&str, &str) = ("bobkey0123456789abcdef", "bob-st2");
+
+fn clientside(extra_auth: &str) -> Options {
+    let mut o = with_test_aliases();
+    o.emulator
+        .users
+        .push((ALICE_ST2.0.into(), ALICE_ST2.1.into()));
+    o.emulator
+        .api_keys
+        .push((BOB_KEY.0.into(), BOB_KEY.1.into()));
+    o.extra_toml = format!(
+        "[auth]\nmode = \"clientside\"\npublic_url = \"https://bridge.test\"\n{extra_auth}\n"
+    );
+    o
+}
+
+/// Asks for a link in a DM and returns its id (the host is `public_url`; tests talk to the
+/// bridge's real address instead).
+async fn start_session(b: &mut TestBridge, word: &str) -> String {
+    b.say(&format!("/dm st2session_start {word}")).await;
+    let line = b.line_containing("https://bridge.test/login/").await;
+    assert!(line.starts_with("[stormbridge] @alice (dm): "), "{line}");
+    let id = line
+        .split("https://bridge.test/login/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("link id")
+        .to_owned();
+    assert!(id.len() >= 20, "link id too short to be unguessable: {id}");
+    id
+}
+
+async fn post_form(b: &TestBridge, id: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let url = format!("http://{}/login/{id}", b.app.http_addr);
+    let mut resp = b
+        .http
+        .post(url)
+        .insert_header(("Accept", "application/json"))
+        .send_form(&form)
+        .await
+        .expect("post");
+    let status = resp.status().as_u16();
+    let body = resp.json::<serde_json::Value>().await.unwrap_or(json!({}));
+    (status, body)
+}
+
+#[actix_rt::test]
+async fn each_credential_type_links_the_user_and_commands_run_as_them() {
+    let mut b = TestBridge::start_with(clientside("")).await;
+    b.wait_ready(200).await;
+
+    // No session yet: refused with the hint, nothing reaches st2; help still works.
+    b.say("!st2 run date").await;
+    let reply = b.line_containing("no StackStorm session").await;
+    assert!(reply.contains("session_start"), "{reply}");
+    b.say("!st2help").await;
+    b.line_containing("[core]").await;
+    assert!(b.emulator.executions().is_empty());
+
+    // 1. Username and password.
+    let id = start_session(&mut b, "sesame").await;
+    let (status, body) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "sesame"),
+            ("method", "password"),
+            ("username", ALICE_ST2.0),
+            ("password", ALICE_ST2.1),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], true);
+    let confirm = b.line_containing("now linked").await;
+    assert!(
+        confirm.starts_with("[stormbridge] @alice (dm): ") && confirm.contains(ALICE_ST2.0),
+        "{confirm}"
+    );
+    b.say("!st2 run date").await;
+    b.line_containing("Started").await;
+    let e = b.emulator.executions().pop().expect("execution");
+    assert_eq!(e.st2_user, ALICE_ST2.0, "ran as the user, not the bridge");
+
+    // 2. An API key.
+    let id = start_session(&mut b, "second word").await;
+    let (status, body) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "second word"),
+            ("method", "api_key"),
+            ("api_key", BOB_KEY.0),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    b.line_containing("now linked").await;
+    b.say("!st2 run uptime").await;
+    b.line_containing("Started `run uptime`").await;
+    let e = b.emulator.executions().pop().expect("execution");
+    assert_eq!(e.st2_user, BOB_KEY.1);
+    assert_eq!(format!("{:?}", e.credential_kind), "ApiKey");
+
+    // 3. A user token (validated with st2, then used as the user's credential).
+    let token = st2_token(&b, ALICE_ST2.0, ALICE_ST2.1).await;
+    let id = start_session(&mut b, "third").await;
+    let (status, body) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "third"),
+            ("method", "token"),
+            ("user_token", &token),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    b.line_containing("now linked").await;
+    b.say("!st2 run hostname").await;
+    b.line_containing("Started `run hostname`").await;
+    let e = b.emulator.executions().pop().expect("execution");
+    assert_eq!(e.st2_user, ALICE_ST2.0);
+    assert_eq!(format!("{:?}", e.credential_kind), "Token");
+
+    // session_end drops the credential.
+    b.say("/dm st2session_end").await;
+    b.line_containing("session has ended").await;
+    b.say("!st2 run date").await;
+    b.line_containing("no StackStorm session").await;
+
+    for secret in [ALICE_ST2.1, BOB_KEY.0, token.as_str(), id.as_str()] {
+        assert!(
+            !captured_logs().contains(secret),
+            "a secret reached the logs"
+        );
+    }
+}
+
+async fn st2_token(b: &TestBridge, user: &str, password: &str) -> String {
+    let mut resp = b
+        .http
+        .post(format!("{}/tokens", b.emulator.auth_url()))
+        .basic_auth(user, password)
+        .send_json(&json!({}))
+        .await
+        .expect("token");
+    let v: serde_json::Value = resp.json().await.expect("json");
+    v["token"].as_str().expect("token field").to_owned()
+}
+
+#[actix_rt::test]
+async fn links_are_single_use_and_failures_never_log_anyone_out() {
+    let mut b = TestBridge::start_with(clientside("")).await;
+    b.wait_ready(200).await;
+    let id = start_session(&mut b, "sesame").await;
+    let good = [
+        ("shared_word", "sesame"),
+        ("method", "password"),
+        ("username", ALICE_ST2.0),
+        ("password", ALICE_ST2.1),
+    ];
+
+    // A wrong shared word counts, but keeps the link usable.
+    let (status, body) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "nope"),
+            ("method", "password"),
+            ("username", "x"),
+            ("password", "y"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("attempt"),
+        "{body}"
+    );
+    // Wrong StackStorm credentials: refused, link still usable.
+    let (status, body) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "sesame"),
+            ("method", "password"),
+            ("username", ALICE_ST2.0),
+            ("password", "wrong"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = post_form(&b, &id, &good).await;
+    assert_eq!(status, 200);
+    b.line_containing("now linked").await;
+
+    // Replay: refused, and the session that exists stays.
+    let (status, body) = post_form(&b, &id, &good).await;
+    assert_eq!(status, 410, "{body}");
+    assert!(
+        body["title"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already used"),
+        "{body}"
+    );
+    b.say("!st2 run date").await;
+    b.line_containing("Started").await;
+
+    // A new pending link does not weaken the existing session either.
+    let id2 = start_session(&mut b, "other").await;
+    let (status, _) = post_form(
+        &b,
+        &id2,
+        &[
+            ("shared_word", "bad"),
+            ("method", "password"),
+            ("username", "x"),
+            ("password", "y"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+    b.say("!st2 run date").await;
+    b.line_containing("Started").await;
+    assert_eq!(b.emulator.executions().len(), 2);
+}
+
+#[actix_rt::test]
+async fn expired_links_oversized_bodies_and_rate_limits_are_refused() {
+    let mut b =
+        TestBridge::start_with(clientside("link_ttl = 1\nlogin_attempts_per_address = 4\n")).await;
+    b.wait_ready(200).await;
+    let id = start_session(&mut b, "w").await;
+    let url = format!("http://{}/login/{id}", b.app.http_addr);
+
+    let big = "x".repeat(64 * 1024);
+    let resp = b
+        .http
+        .post(&url)
+        .send_form(&[("shared_word", big.as_str())])
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 413);
+
+    // The page itself carries the security headers.
+    let resp = b.http.get(&url).send().await.expect("get");
+    assert_eq!(resp.status().as_u16(), 200);
+    let h = resp.headers();
+    let csp = h
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(
+        h.get("x-frame-options").and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+    assert_eq!(
+        h.get("referrer-policy").and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+    assert_eq!(
+        h.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+
+    assert!(
+        eventually!(Duration::from_secs(5), {
+            let (status, _) = post_form(
+                &b,
+                &id,
+                &[
+                    ("shared_word", "w"),
+                    ("method", "api_key"),
+                    ("api_key", BOB_KEY.0),
+                ],
+            )
+            .await;
+            status == 410
+        }),
+        "an expired link is refused"
+    );
+    let (status, body) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "w"),
+            ("method", "api_key"),
+            ("api_key", BOB_KEY.0),
+        ],
+    )
+    .await;
+    assert!(status == 410 || status == 429, "{status} {body}");
+
+    // Per-address limit: the next attempts are refused outright.
+    let mut limited = false;
+    for _ in 0..6 {
+        let (status, _) = post_form(
+            &b,
+            "unknown-link-id-000000000",
+            &[
+                ("shared_word", "w"),
+                ("method", "api_key"),
+                ("api_key", "k"),
+            ],
+        )
+        .await;
+        limited |= status == 429;
+    }
+    assert!(limited, "the per-address attempt limit never triggered");
+}
+
+#[actix_rt::test]
+async fn session_commands_are_dm_only_and_admin_commands_are_for_admins() {
+    let mut b = TestBridge::start_with(clientside("")).await;
+    b.wait_ready(200).await;
+    b.say("!st2session_start sesame").await;
+    let reply = b.line_containing("direct message").await;
+    assert!(
+        reply.starts_with("[stormbridge] #ops: ") && !reply.contains("/login/"),
+        "{reply}"
+    );
+    let id = start_session(&mut b, "sesame").await;
+    b.say("!st2session_list").await;
+    let list = b.line_containing("session(s)").await;
+    assert!(
+        list.contains("console:alice") && !list.contains(&id),
+        "{list}"
+    );
+    let session_id = list
+        .split("id ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("session id")
+        .to_owned();
+    b.say(&format!("!st2session_cancel {session_id}")).await;
+    b.line_containing("cancelled").await;
+    let (status, _) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "sesame"),
+            ("method", "api_key"),
+            ("api_key", BOB_KEY.0),
+        ],
+    )
+    .await;
+    assert!(
+        status == 404 || status == 410,
+        "a cancelled session's link is dead: {status}"
+    );
+}
+
+#[actix_rt::test]
+async fn in_a_real_browser_the_form_links_the_account_and_shows_clear_errors() {
+    let mut b = TestBridge::start_with(clientside("")).await;
+    b.wait_ready(200).await;
+    for javascript in [true, false] {
+        let browser = Browser::start(javascript).await;
+        // Wrong password: the page says so and the link still works.
+        let id = start_session(&mut b, "sesame").await;
+        let url = format!("http://{}/login/{id}", b.app.http_addr);
+        browser.goto(&url).await;
+        browser.wait_for_text("Link your StackStorm account").await;
+        browser.type_into("#shared_word", "sesame").await;
+        browser.type_into("#username", ALICE_ST2.0).await;
+        browser.type_into("#password", "not-the-password").await;
+        browser.click("#submit").await;
+        browser.wait_for_text("did not accept").await;
+        if !javascript {
+            browser.goto(&url).await;
+        }
+        browser.type_into("#shared_word", "sesame").await;
+        browser.type_into("#username", ALICE_ST2.0).await;
+        browser.type_into("#password", ALICE_ST2.1).await;
+        browser.click("#submit").await;
+        let text = browser.wait_for_text("Your account is linked").await;
+        assert!(text.contains(ALICE_ST2.0), "{text}");
+        b.line_containing("now linked").await;
+        // The used link.
+        browser.goto(&url).await;
+        browser.wait_for_text("already used").await;
+        browser.close().await;
+    }
+    b.say("!st2 run date").await;
+    b.line_containing("Started").await;
+    assert_eq!(
+        b.emulator.executions().pop().expect("execution").st2_user,
+        ALICE_ST2.0
+    );
+    assert!(!captured_logs().contains(ALICE_ST2.1));
+    let _ = WAIT;
+}
+
+fn sqlite_options(dir: &std::path::Path, key_hex: &str) -> Options {
+    let key_file = dir.join(format!("key-{}", &key_hex[..4]));
+    std::fs::write(&key_file, format!("{key_hex}\n")).expect("key file");
+    let mut o = clientside("");
+    o.extra_toml.push_str(&format!(
+        "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
+        dir.join("sessions.db").display(),
+        key_file.display()
+    ));
+    o
+}
+
+#[actix_rt::test]
+async fn with_sqlite_sessions_survive_a_restart_and_a_wrong_key_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_a = "0f".repeat(32);
+    let mut b = TestBridge::start_with(sqlite_options(dir.path(), &key_a)).await;
+    b.wait_ready(200).await;
+    let id = start_session(&mut b, "sesame").await;
+    let (status, _) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "sesame"),
+            ("method", "api_key"),
+            ("api_key", BOB_KEY.0),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    b.line_containing("now linked").await;
+    let raw = std::fs::read(dir.path().join("sessions.db")).expect("db file");
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        !raw.contains(BOB_KEY.0),
+        "the API key is stored in the clear"
+    );
+
+    // The bridge restarts (same StackStorm, same file): the session is still there.
+    b.app.stop().await;
+    let TestBridge { emulator, .. } = b;
+    let mut b = TestBridge::start_with_emulator(emulator, sqlite_options(dir.path(), &key_a)).await;
+    b.wait_ready(200).await;
+    b.say("!st2 run date").await;
+    b.line_containing("Started").await;
+    assert_eq!(
+        b.emulator.executions().pop().expect("execution").st2_user,
+        BOB_KEY.1
+    );
+
+    // Another key: the bridge refuses to start and says why.
+    let other = sqlite_options(dir.path(), &"a1".repeat(32));
+    let settings = crate::support::settings_for(&b.emulator, &other);
+    let err = stormbridge::app::start(settings, stormbridge::app::AppOptions::default())
+        .await
+        .err()
+        .expect("a wrong key must stop the start");
+    assert!(err.to_string().contains("does not match"), "{err}");
+    assert!(
+        !err.to_string().contains(&"a1".repeat(32)),
+        "the key is in the error: {err}"
+    );
+}
+
+#[test]
+fn a_missing_or_broken_store_key_is_a_configuration_error() {
+    let base = "[st2]\napi_url = \"http://h/api/v1\"\n[st2.credentials]\napi_key = \"k\"\n[[chat]]\nname = \"c\"\nbackend = \"console\"\n";
+    let e = stormbridge::config::load_from_str(&format!("{base}[store]\nbackend = \"sqlite\"\n"))
+        .unwrap_err();
+    assert!(e.to_string().contains("store.key_file"), "{e}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("key");
+    std::fs::write(&bad, "not a key").expect("write");
+    let e = stormbridge::config::load_from_str(&format!(
+        "{base}[store]\nbackend = \"sqlite\"\nkey_file = \"{}\"\n",
+        bad.display()
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("store.key_file"), "{e}");
+    assert!(!e.to_string().contains("not a key"), "{e}");
+}
+
+#[actix_rt::test]
+async fn users_are_warned_before_their_token_expires_and_told_when_it_has() {
+    let mut b = TestBridge::start_with(clientside("user_token_ttl = 3\nrenew_warning = 2\n")).await;
+    b.wait_ready(200).await;
+    let id = start_session(&mut b, "sesame").await;
+    let (status, _) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "sesame"),
+            ("method", "password"),
+            ("username", ALICE_ST2.0),
+            ("password", ALICE_ST2.1),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    b.line_containing("now linked").await;
+    let warning = b.line_containing("session ends in").await;
+    assert!(
+        warning.starts_with("[stormbridge] @alice (dm): ") && warning.contains("session_start"),
+        "{warning}"
+    );
+    assert!(eventually!(Duration::from_secs(8), {
+        b.say("!st2 run date").await;
+        b.next_line_within(Duration::from_millis(500))
+            .await
+            .is_some_and(|l| l.contains("session has expired"))
+    }));
+    // Once expired, commands are answered here and never reach st2.
+    let before = b.emulator.executions().len();
+    b.say("!st2 run date").await;
+    let reply = b.line_containing("session has expired").await;
+    assert!(reply.contains("session_start"), "{reply}");
+    assert_eq!(b.emulator.executions().len(), before);
+}
+
+#[actix_rt::test]
+async fn a_token_ttl_above_stackstorms_maximum_is_explained() {
+    let mut opts = clientside("");
+    opts.emulator.token_ttl_max = 3600;
+    let mut b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let id = start_session(&mut b, "sesame").await;
+    let (status, body) = post_form(
+        &b,
+        &id,
+        &[
+            ("shared_word", "sesame"),
+            ("method", "password"),
+            ("username", ALICE_ST2.0),
+            ("password", ALICE_ST2.1),
+        ],
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("user_token_ttl"),
+        "{body}"
+    );
+}
