@@ -21,7 +21,10 @@ use crate::{
     http::{self, HttpState},
     metrics::Metrics,
     render::{TemplateError, Templates},
-    st2::{client::St2Endpoints, tls::TlsError},
+    st2::{
+        client::{St2ClientFactory, St2Endpoints},
+        tls::TlsError,
+    },
     store::SessionStore,
 };
 
@@ -112,6 +115,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     let tls =
         crate::st2::tls::client_config(settings.st2.verify_cert, settings.st2.ca_file.as_deref())?;
     let endpoints = St2Endpoints::from(&settings.st2);
+    let st2 = St2ClientFactory::new(endpoints, tls, metrics.clone());
     let backoff = Backoff::new(
         settings.supervisor.restart_backoff_initial,
         settings.supervisor.restart_backoff_max,
@@ -151,13 +155,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             renew_before: settings.st2.token_renew_before,
             backoff: backoff.clone(),
         };
-        let (endpoints, tls, metrics, status) = (
-            endpoints.clone(),
-            tls.clone(),
-            metrics.clone(),
-            reporter("token_renewer", true),
-        );
-        actix::Supervisor::start(move |_| TokenRenewer::new(s, endpoints, tls, metrics, status))
+        let (st2, status) = (st2.clone(), reporter("token_renewer", true));
+        actix::Supervisor::start(move |_| TokenRenewer::new(s, st2, status))
     };
 
     let gate = AclGate::new(
@@ -169,9 +168,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
 
     let snapshot = AliasSnapshot::default();
     let alias_cache = {
-        let (endpoints, tls, metrics, renewer, snapshot, backoff) = (
-            endpoints.clone(),
-            tls.clone(),
+        let (st2, metrics, renewer, snapshot, backoff) = (
+            st2.clone(),
             metrics.clone(),
             renewer.clone(),
             snapshot.clone(),
@@ -180,9 +178,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         let interval = settings.st2.alias_refresh_interval;
         let status = reporter("alias_cache", true);
         actix::Supervisor::start(move |_| {
-            AliasCache::new(
-                endpoints, tls, metrics, renewer, snapshot, interval, backoff, status,
-            )
+            AliasCache::new(st2, metrics, renewer, snapshot, interval, backoff, status)
         })
     };
 
@@ -198,9 +194,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             help_max_page_size: settings.bot.help_max_page_size,
             connection_order: settings.chat.iter().map(|c| c.name.clone()).collect(),
         };
-        let (endpoints, tls, metrics, templates, snapshot, renewer, gate) = (
-            endpoints.clone(),
-            tls.clone(),
+        let (st2, metrics, templates, snapshot, renewer, gate) = (
+            st2.clone(),
             metrics.clone(),
             templates.clone(),
             snapshot.clone(),
@@ -209,9 +204,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         );
         let status = reporter("dispatcher", false);
         actix::Supervisor::start(move |_| {
-            Dispatcher::new(
-                s, endpoints, tls, metrics, templates, snapshot, renewer, gate, status,
-            )
+            Dispatcher::new(s, st2, metrics, templates, snapshot, renewer, gate, status)
         })
     };
 
@@ -223,12 +216,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             routes,
             read_timeout: settings.st2.stream_read_timeout,
         };
-        let (endpoints, tls, metrics, renewer) = (
-            endpoints.clone(),
-            tls.clone(),
-            metrics.clone(),
-            renewer.clone(),
-        );
+        let (st2, metrics, renewer) = (st2.clone(), metrics.clone(), renewer.clone());
         let announcements = dispatcher.clone().recipient();
         let alias_changes = alias_cache.clone().recipient();
         let status = reporter("stream_consumer", true);
@@ -236,8 +224,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         actix::Supervisor::start(move |_| {
             StreamConsumer::new(
                 s,
-                endpoints,
-                tls,
+                st2,
                 metrics,
                 renewer,
                 announcements,
@@ -263,9 +250,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             let manager = SessionManager::new(
                 s,
                 store.clone(),
-                endpoints.clone(),
-                tls.clone(),
-                metrics.clone(),
+                st2.clone(),
                 renewer.clone(),
                 dispatcher.clone().recipient(),
                 reporter("session_manager", false),

@@ -18,13 +18,13 @@ use arc_swap::ArcSwap;
 
 use super::{
     supervisor::{ActorState, StatusReporter},
-    token_renewer::{CredentialRejected, CredentialWorked, GetCredential, TokenRenewer},
+    token_renewer::{with_bridge_credential, BridgeCallError, CredentialWorked, TokenRenewer},
 };
 use crate::{
     alias::{index::AliasIndex, model::parse_alias_list},
     domain::backoff::Backoff,
     metrics::Metrics,
-    st2::{client::St2Endpoints, St2Client, St2Error},
+    st2::client::{LocalClient, St2ClientFactory},
 };
 
 /// Shared read side of the cache. Cloning is cheap; `load` never blocks.
@@ -75,15 +75,13 @@ const STREAM_DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// The cache actor.
 pub struct AliasCache {
-    endpoints: St2Endpoints,
-    tls: Arc<rustls::ClientConfig>,
+    client: LocalClient,
     metrics: Metrics,
     renewer: Addr<TokenRenewer>,
     snapshot: AliasSnapshot,
     refresh_interval: Option<Duration>,
     backoff: Backoff,
     status: StatusReporter,
-    client: Option<St2Client>,
     loading: bool,
     reload_after_load: bool,
     debounce: Option<SpawnHandle>,
@@ -95,8 +93,7 @@ impl AliasCache {
     /// A cache writing into `snapshot`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        endpoints: St2Endpoints,
-        tls: Arc<rustls::ClientConfig>,
+        st2: St2ClientFactory,
         metrics: Metrics,
         renewer: Addr<TokenRenewer>,
         snapshot: AliasSnapshot,
@@ -105,15 +102,13 @@ impl AliasCache {
         status: StatusReporter,
     ) -> Self {
         Self {
-            endpoints,
-            tls,
+            client: LocalClient::new(st2),
             metrics,
             renewer,
             snapshot,
             refresh_interval,
             backoff,
             status,
-            client: None,
             loading: false,
             reload_after_load: false,
             debounce: None,
@@ -132,32 +127,14 @@ impl AliasCache {
         }
         self.loading = true;
         tracing::debug!(reason, "loading aliases");
-        let client = self
-            .client
-            .get_or_insert_with(|| {
-                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
-            })
-            .clone();
+        let client = self.client.get();
         let renewer = self.renewer.clone();
         let fut = async move {
-            let credential = renewer
-                .send(GetCredential)
-                .await
-                .map_err(|_| LoadError::Auth("credential service stopped".into()))?
-                .map_err(|e| LoadError::Auth(e.to_string()))?;
-            let (generation, raw) = match client.list_aliases(&credential).await {
-                Err(St2Error::Unauthorized(_)) => {
-                    let fresh = renewer
-                        .send(CredentialRejected {
-                            generation: credential.generation(),
-                        })
-                        .await
-                        .map_err(|_| LoadError::Auth("credential service stopped".into()))?
-                        .map_err(|e| LoadError::Auth(e.to_string()))?;
-                    (fresh.generation(), client.list_aliases(&fresh).await?)
-                }
-                other => (credential.generation(), other?),
-            };
+            let (raw, generation) = with_bridge_credential(&renewer, |credential| {
+                let client = client.clone();
+                async move { client.list_aliases(&credential).await }
+            })
+            .await?;
             renewer.do_send(CredentialWorked { generation });
             // Decoding and compiling thousands of formats is CPU work: keep it off the arbiter.
             let built = actix_web::rt::task::spawn_blocking(move || {
@@ -210,10 +187,8 @@ impl AliasCache {
 
 #[derive(Debug, thiserror::Error)]
 enum LoadError {
-    #[error("{0}")]
-    Auth(String),
     #[error(transparent)]
-    St2(#[from] St2Error),
+    Call(#[from] BridgeCallError),
     #[error("building the alias index failed: {0}")]
     Build(String),
 }

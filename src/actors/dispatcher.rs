@@ -28,7 +28,7 @@ use super::{
     },
     stream_consumer::AnnouncementReceived,
     supervisor::{ActorState, StatusReporter},
-    token_renewer::{CredentialRejected, DescribeIdentity, GetCredential, TokenRenewer},
+    token_renewer::{with_bridge_credential, BridgeCallError, DescribeIdentity, TokenRenewer},
 };
 use crate::{
     acl::{CommandRef, Subject, KNOWN_BUILTINS},
@@ -45,9 +45,9 @@ use crate::{
     metrics::{CommandOutcome, Metrics},
     render::Templates,
     st2::{
-        client::St2Endpoints,
+        client::{LocalClient, St2ClientFactory},
         models::{AliasExecutionRequest, AliasExecutionResult},
-        Credential, St2Client, St2Error,
+        St2Client, St2Error,
     },
     store::model::UserKey,
 };
@@ -82,8 +82,7 @@ pub struct DispatcherSettings {
 /// The dispatcher actor.
 pub struct Dispatcher {
     settings: DispatcherSettings,
-    endpoints: St2Endpoints,
-    tls: Arc<rustls::ClientConfig>,
+    client: LocalClient,
     metrics: Metrics,
     templates: Arc<Templates>,
     aliases: AliasSnapshot,
@@ -93,7 +92,6 @@ pub struct Dispatcher {
     connections: BTreeMap<String, Recipient<Deliver>>,
     /// Announcements held back per in-flight request id, until its ack is out.
     in_flight: HashMap<String, Vec<Delivery>>,
-    client: Option<St2Client>,
     status: StatusReporter,
 }
 
@@ -102,8 +100,7 @@ impl Dispatcher {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: DispatcherSettings,
-        endpoints: St2Endpoints,
-        tls: Arc<rustls::ClientConfig>,
+        st2: St2ClientFactory,
         metrics: Metrics,
         templates: Arc<Templates>,
         aliases: AliasSnapshot,
@@ -113,8 +110,7 @@ impl Dispatcher {
     ) -> Self {
         Self {
             settings,
-            endpoints,
-            tls,
+            client: LocalClient::new(st2),
             metrics,
             templates,
             aliases,
@@ -123,7 +119,6 @@ impl Dispatcher {
             sessions: None,
             connections: BTreeMap::new(),
             in_flight: HashMap::new(),
-            client: None,
             status,
         }
     }
@@ -320,12 +315,7 @@ impl Dispatcher {
             "running alias"
         );
         self.in_flight.insert(request_id.clone(), Vec::new());
-        let client = self
-            .client
-            .get_or_insert_with(|| {
-                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
-            })
-            .clone();
+        let client = self.client.get();
         let renewer = self.renewer.clone();
         let sessions = self.sessions.clone();
         let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
@@ -795,30 +785,21 @@ async fn execute_as(
     }
 }
 
-/// Runs the alias execution; on a 401, has the renewer log in again and retries once.
+/// Runs the alias execution with the bridge's credential (one re-login and retry on a 401).
 async fn execute_with_reauth(
     client: &St2Client,
     renewer: &Addr<TokenRenewer>,
     request: &AliasExecutionRequest,
 ) -> Result<Vec<AliasExecutionResult>, ExecuteError> {
-    let credential: Credential = renewer
-        .send(GetCredential)
-        .await
-        .map_err(|_| ExecuteError::Auth("credential service stopped".into()))?
-        .map_err(|e| ExecuteError::Auth(e.to_string()))?;
-    match client.execute_alias(&credential, request).await {
-        Err(St2Error::Unauthorized(_)) => {
-            let fresh = renewer
-                .send(CredentialRejected {
-                    generation: credential.generation(),
-                })
-                .await
-                .map_err(|_| ExecuteError::Auth("credential service stopped".into()))?
-                .map_err(|e| ExecuteError::Auth(e.to_string()))?;
-            Ok(client.execute_alias(&fresh, request).await?)
-        }
-        other => Ok(other?),
-    }
+    let (results, _) = with_bridge_credential(renewer, |credential| async move {
+        client.execute_alias(&credential, request).await
+    })
+    .await
+    .map_err(|e| match e {
+        BridgeCallError::Auth(e) => ExecuteError::Auth(e.to_string()),
+        BridgeCallError::St2(e) => ExecuteError::St2(e),
+    })?;
+    Ok(results)
 }
 
 impl Actor for Dispatcher {

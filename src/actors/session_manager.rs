@@ -15,12 +15,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     supervisor::{ActorState, StatusReporter},
-    token_renewer::{GetCredential, TokenRenewer},
+    token_renewer::{current_credential, TokenRenewer},
 };
 use crate::{
     domain::message::ChatUser,
-    metrics::Metrics,
-    st2::{client::St2Endpoints, Credential, CredentialKind, St2Client, St2Error},
+    st2::{
+        client::{LocalClient, St2ClientFactory},
+        Credential, CredentialKind, St2Client, St2Error,
+    },
     store::{
         model::{CredentialKind as StoredKind, SessionSummary, StoredCredential, UserKey},
         LinkError, SessionStore,
@@ -174,13 +176,10 @@ pub enum LoginOutcome {
 pub struct SessionManager {
     settings: SessionSettings,
     store: Arc<SessionStore>,
-    endpoints: St2Endpoints,
-    tls: Arc<rustls::ClientConfig>,
-    metrics: Metrics,
+    client: LocalClient,
     renewer: Addr<TokenRenewer>,
     notify: Recipient<NotifyUser>,
     status: StatusReporter,
-    client: Option<St2Client>,
     attempts_by_address: moka::sync::Cache<IpAddr, u32>,
     warned: std::collections::HashSet<String>,
 }
@@ -191,9 +190,7 @@ impl SessionManager {
     pub fn new(
         settings: SessionSettings,
         store: Arc<SessionStore>,
-        endpoints: St2Endpoints,
-        tls: Arc<rustls::ClientConfig>,
-        metrics: Metrics,
+        st2: St2ClientFactory,
         renewer: Addr<TokenRenewer>,
         notify: Recipient<NotifyUser>,
         status: StatusReporter,
@@ -205,24 +202,17 @@ impl SessionManager {
         Self {
             settings,
             store,
-            endpoints,
-            tls,
-            metrics,
+            client: LocalClient::new(st2),
             renewer,
             notify,
             status,
-            client: None,
             attempts_by_address,
             warned: std::collections::HashSet::new(),
         }
     }
 
     fn client(&mut self) -> St2Client {
-        self.client
-            .get_or_insert_with(|| {
-                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
-            })
-            .clone()
+        self.client.get()
     }
 
     /// Warns users whose StackStorm token is about to expire, once per session.
@@ -473,12 +463,8 @@ async fn validate(
             }
         }
         LoginCredentials::Token(token) => {
-            let bridge = renewer
-                .send(GetCredential)
+            let bridge = current_credential(renewer)
                 .await
-                .map_err(|_| {
-                    LoginOutcome::Unavailable("the bridge has no StackStorm credential".into())
-                })?
                 .map_err(|e| LoginOutcome::Unavailable(e.to_string()))?;
             match client.validate_token(&bridge, &token).await {
                 Ok(true) => {}
@@ -490,40 +476,52 @@ async fn validate(
                 }
                 Err(e) => return Err(unavailable(e)),
             }
-            let probe = Credential::new(CredentialKind::Token, token.clone(), 0);
-            client
-                .list_aliases_probe(&probe)
-                .await
-                .map_err(|e| match e {
-                    St2Error::Unauthorized(_) => LoginOutcome::WrongCredentials {
-                        detail: "StackStorm refused that token.".into(),
-                    },
-                    other => unavailable(other),
-                })?;
-            Ok(StoredCredential {
-                kind: StoredKind::Token,
-                secret: token,
-                st2_user: "(owner of the token)".into(),
-                expires_at: None,
-            })
+            probed(
+                client,
+                StoredKind::Token,
+                token,
+                "StackStorm refused that token.",
+            )
+            .await
         }
         LoginCredentials::ApiKey(key) => {
-            let probe = Credential::new(CredentialKind::ApiKey, key.clone(), 0);
-            client
-                .list_aliases_probe(&probe)
-                .await
-                .map_err(|e| match e {
-                    St2Error::Unauthorized(_) => LoginOutcome::WrongCredentials {
-                        detail: "StackStorm did not accept that API key.".into(),
-                    },
-                    other => unavailable(other),
-                })?;
-            Ok(StoredCredential {
-                kind: StoredKind::ApiKey,
-                secret: key,
-                st2_user: "(owner of the API key)".into(),
-                expires_at: None,
-            })
+            probed(
+                client,
+                StoredKind::ApiKey,
+                key,
+                "StackStorm did not accept that API key.",
+            )
+            .await
         }
     }
+}
+
+/// Proves a submitted token or API key works with an authenticated call, and turns it into
+/// what is stored. StackStorm does not say whose it is, so the st2 user is described.
+async fn probed(
+    client: &St2Client,
+    kind: StoredKind,
+    secret: SecretString,
+    refused: &str,
+) -> Result<StoredCredential, LoginOutcome> {
+    let (credential_kind, owner) = match kind {
+        StoredKind::Token => (CredentialKind::Token, "(owner of the token)"),
+        StoredKind::ApiKey => (CredentialKind::ApiKey, "(owner of the API key)"),
+    };
+    let probe = Credential::new(credential_kind, secret.clone(), 0);
+    client
+        .list_aliases_probe(&probe)
+        .await
+        .map_err(|e| match e {
+            St2Error::Unauthorized(_) => LoginOutcome::WrongCredentials {
+                detail: refused.to_owned(),
+            },
+            other => LoginOutcome::Unavailable(other.user_message()),
+        })?;
+    Ok(StoredCredential {
+        kind,
+        secret,
+        st2_user: owner.to_owned(),
+        expires_at: None,
+    })
 }

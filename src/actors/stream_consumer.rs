@@ -9,10 +9,7 @@
 //! asks the `TokenRenewer` for a credential, so a reconnect after a 401 uses a fresh one.
 //! A malformed event is logged and skipped: it never ends the connection.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -20,7 +17,7 @@ use bytes::Bytes;
 use super::{
     alias_cache::RefreshAliases,
     supervisor::{ActorState, StatusReporter},
-    token_renewer::{CredentialRejected, GetCredential, TokenRenewer},
+    token_renewer::{current_credential, CredentialRejected, TokenRenewer},
 };
 use crate::{
     domain::{
@@ -28,7 +25,11 @@ use crate::{
         backoff::Backoff,
     },
     metrics::Metrics,
-    st2::{client::St2Endpoints, sse::SseParser, St2Client, St2Error},
+    st2::{
+        client::{LocalClient, St2ClientFactory},
+        sse::SseParser,
+        St2Error,
+    },
 };
 
 /// An announcement decoded from the stream, for the dispatcher.
@@ -67,15 +68,13 @@ impl StreamSettings {
 /// The stream actor.
 pub struct StreamConsumer {
     settings: StreamSettings,
-    endpoints: St2Endpoints,
-    tls: Arc<rustls::ClientConfig>,
+    client: LocalClient,
     metrics: Metrics,
     renewer: Addr<TokenRenewer>,
     announcements: Recipient<AnnouncementReceived>,
     alias_changes: Recipient<RefreshAliases>,
     backoff: Backoff,
     status: StatusReporter,
-    client: Option<St2Client>,
     parser: SseParser,
     connected: bool,
     last_bytes: Instant,
@@ -88,8 +87,7 @@ impl StreamConsumer {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: StreamSettings,
-        endpoints: St2Endpoints,
-        tls: Arc<rustls::ClientConfig>,
+        st2: St2ClientFactory,
         metrics: Metrics,
         renewer: Addr<TokenRenewer>,
         announcements: Recipient<AnnouncementReceived>,
@@ -99,15 +97,13 @@ impl StreamConsumer {
     ) -> Self {
         Self {
             settings,
-            endpoints,
-            tls,
+            client: LocalClient::new(st2),
             metrics,
             renewer,
             announcements,
             alias_changes,
             backoff,
             status,
-            client: None,
             parser: SseParser::new(MAX_EVENT_BYTES),
             connected: false,
             last_bytes: Instant::now(),
@@ -123,19 +119,12 @@ impl StreamConsumer {
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        let client = self
-            .client
-            .get_or_insert_with(|| {
-                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
-            })
-            .clone();
+        let client = self.client.get();
         let renewer = self.renewer.clone();
         let events = self.settings.events_filter();
         let fut = async move {
-            let credential = renewer
-                .send(GetCredential)
+            let credential = current_credential(&renewer)
                 .await
-                .map_err(|_| "credential service stopped".to_owned())?
                 .map_err(|e| e.to_string())?;
             match client.open_stream(&credential, &events).await {
                 Ok(response) => Ok(response),

@@ -8,7 +8,7 @@
 //! Callers ask with [`GetCredential`]; after a 401 they send [`CredentialRejected`] with the
 //! generation they used, so that ten commands failing at once cause one login, not ten.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -16,9 +16,10 @@ use super::supervisor::{ActorState, StatusReporter};
 use crate::{
     config::BridgeCredential,
     domain::backoff::Backoff,
-    metrics::Metrics,
     st2::{
-        client::St2Endpoints, models::TokenGrant, Credential, CredentialKind, St2Client, St2Error,
+        client::{LocalClient, St2ClientFactory},
+        models::TokenGrant,
+        Credential, CredentialKind, St2Client, St2Error,
     },
 };
 
@@ -74,10 +75,7 @@ pub struct RenewerSettings {
 /// The credential actor.
 pub struct TokenRenewer {
     settings: RenewerSettings,
-    endpoints: St2Endpoints,
-    tls: Arc<rustls::ClientConfig>,
-    metrics: Metrics,
-    client: Option<St2Client>,
+    client: LocalClient,
     current: Option<Credential>,
     generation: u64,
     status: StatusReporter,
@@ -86,19 +84,10 @@ pub struct TokenRenewer {
 
 impl TokenRenewer {
     /// A renewer; it logs in when started.
-    pub fn new(
-        settings: RenewerSettings,
-        endpoints: St2Endpoints,
-        tls: Arc<rustls::ClientConfig>,
-        metrics: Metrics,
-        status: StatusReporter,
-    ) -> Self {
+    pub fn new(settings: RenewerSettings, st2: St2ClientFactory, status: StatusReporter) -> Self {
         Self {
             settings,
-            endpoints,
-            tls,
-            metrics,
-            client: None,
+            client: LocalClient::new(st2),
             current: None,
             generation: 0,
             status,
@@ -107,11 +96,7 @@ impl TokenRenewer {
     }
 
     fn client(&mut self) -> St2Client {
-        self.client
-            .get_or_insert_with(|| {
-                St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
-            })
-            .clone()
+        self.client.get()
     }
 
     fn static_kind(&self) -> Option<&'static str> {
@@ -310,5 +295,50 @@ impl Handler<DescribeIdentity> for TokenRenewer {
             BridgeCredential::Token(_) => "the owner of the bridge's token".into(),
             BridgeCredential::ApiKey(_) => "the owner of the bridge's API key".into(),
         }
+    }
+}
+
+/// Why a call made with the bridge's credential failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BridgeCallError {
+    /// No credential could be had.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// StackStorm answered with an error (after the one retry a 401 earns).
+    #[error(transparent)]
+    St2(#[from] St2Error),
+}
+
+/// The current bridge credential, logging in first if needed.
+pub async fn current_credential(renewer: &Addr<TokenRenewer>) -> Result<Credential, AuthError> {
+    renewer
+        .send(GetCredential)
+        .await
+        .unwrap_or(Err(AuthError::Unavailable))
+}
+
+/// Runs `call` with the bridge's credential. On a 401 the renewer logs in again (once, however
+/// many callers saw the 401) and `call` is retried once with the fresh credential. Returns the
+/// result and the generation of the credential that produced it.
+pub async fn with_bridge_credential<T, F, Fut>(
+    renewer: &Addr<TokenRenewer>,
+    call: F,
+) -> Result<(T, u64), BridgeCallError>
+where
+    F: Fn(Credential) -> Fut,
+    Fut: std::future::Future<Output = Result<T, St2Error>>,
+{
+    let credential = current_credential(renewer).await?;
+    let generation = credential.generation();
+    match call(credential).await {
+        Err(St2Error::Unauthorized(_)) => {
+            let fresh = renewer
+                .send(CredentialRejected { generation })
+                .await
+                .unwrap_or(Err(AuthError::Unavailable))?;
+            let generation = fresh.generation();
+            Ok((call(fresh).await?, generation))
+        }
+        other => Ok((other?, generation)),
     }
 }

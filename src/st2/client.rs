@@ -51,6 +51,54 @@ impl From<&St2Settings> for St2Endpoints {
     }
 }
 
+/// Everything needed to build a StackStorm client; `Send`, so it can be handed to actors.
+#[derive(Clone)]
+pub struct St2ClientFactory {
+    endpoints: St2Endpoints,
+    tls: Arc<rustls::ClientConfig>,
+    metrics: Metrics,
+}
+
+impl St2ClientFactory {
+    /// A factory for clients of these endpoints.
+    pub fn new(endpoints: St2Endpoints, tls: Arc<rustls::ClientConfig>, metrics: Metrics) -> Self {
+        Self {
+            endpoints,
+            tls,
+            metrics,
+        }
+    }
+
+    /// A client for the current thread.
+    pub fn build(&self) -> St2Client {
+        St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
+    }
+}
+
+/// An actor's StackStorm client, built on first use on the actor's own thread (awc clients
+/// are `!Send`, so they cannot be built before the actor is placed).
+pub struct LocalClient {
+    factory: St2ClientFactory,
+    client: Option<St2Client>,
+}
+
+impl LocalClient {
+    /// A client to be built from `factory` when first needed.
+    pub fn new(factory: St2ClientFactory) -> Self {
+        Self {
+            factory,
+            client: None,
+        }
+    }
+
+    /// The client (cheap to clone: it shares its connection pool).
+    pub fn get(&mut self) -> St2Client {
+        self.client
+            .get_or_insert_with(|| self.factory.build())
+            .clone()
+    }
+}
+
 /// A StackStorm API client bound to the current thread.
 #[derive(Clone)]
 pub struct St2Client {
