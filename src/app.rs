@@ -247,15 +247,19 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 attempts_per_address: settings.auth.login_attempts_per_address,
                 attempt_window: settings.auth.login_attempt_window,
             };
-            let manager = SessionManager::new(
-                s,
+            // Word hashing (PBKDF2) and SQLite calls block; give them their own thread so
+            // they never stall the dispatcher and the connections.
+            let arbiter = actix::Arbiter::new();
+            let (store, st2, renewer, notify, status) = (
                 store.clone(),
                 st2.clone(),
                 renewer.clone(),
                 dispatcher.clone().recipient(),
                 reporter("session_manager", false),
-            )
-            .start();
+            );
+            let manager = SessionManager::start_in_arbiter(&arbiter.handle(), move |_| {
+                SessionManager::new(s, store, st2, renewer, notify, status)
+            });
             dispatcher.do_send(UseSessions(manager.clone()));
             Some(manager)
         }
