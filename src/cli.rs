@@ -154,16 +154,15 @@ pub fn acl_explain(
         }
         None => AliasIndex::build(Vec::new()).0,
     };
-    let subject = crate::actors::dispatcher::explain_subject(user, room)?;
-    let command =
-        crate::actors::dispatcher::resolve_command(command, &aliases, &settings.bot.plugin_prefix)
-            .map_err(|e| {
-                if aliases_json.is_none() {
-                    format!("{e} (pass --aliases FILE to resolve alias commands)")
-                } else {
-                    e
-                }
-            })?;
+    let subject = crate::acl::explain_subject(user, room)?;
+    let command = crate::acl::resolve_command(command, &aliases, &settings.bot.plugin_prefix)
+        .map_err(|e| {
+            if aliases_json.is_none() {
+                format!("{e} (pass --aliases FILE to resolve alias commands)")
+            } else {
+                e
+            }
+        })?;
     let explanation = settings.access.explain(&subject, &command);
     Ok((explanation.decision.allowed, explanation.to_string()))
 }

@@ -95,6 +95,7 @@
 //! cyclic groups, built-in patterns that name no built-in command.
 
 mod explain;
+mod explain_args;
 mod matcher;
 mod policy;
 mod rules;
@@ -105,6 +106,7 @@ mod examples;
 mod test_support;
 
 pub use explain::{Explanation, SkippedRule};
+pub use explain_args::{explain_subject, parse_explain_args, resolve_command};
 pub use policy::AclPolicy;
 pub use rules::{AccessConfig, AccessRuleConfig, AclProblem, Action, UnknownKeys};
 

@@ -31,7 +31,7 @@ use super::{
     token_renewer::{with_bridge_credential, BridgeCallError, DescribeIdentity, TokenRenewer},
 };
 use crate::{
-    acl::{CommandRef, Subject, KNOWN_BUILTINS},
+    acl::{parse_explain_args, CommandRef, Subject},
     alias::{
         help::help,
         index::{AliasMatch, Selection},
@@ -662,89 +662,6 @@ impl Dispatcher {
             act.reply(&msg, text);
         }));
     }
-}
-
-/// Parses the arguments of `acl explain` (shared with `stormbridge acl-explain`).
-pub fn parse_explain_args(
-    args: &str,
-    aliases: &crate::alias::index::AliasIndex,
-    plugin_prefix: &str,
-) -> Result<(Subject, CommandRef), String> {
-    let mut words = args.split_whitespace();
-    if words.next() != Some("explain") {
-        return Err("the only acl command is `explain`".into());
-    }
-    let (Some(user), Some(room)) = (words.next(), words.next()) else {
-        return Err("explain needs a user, a room and a command".into());
-    };
-    let text = words.collect::<Vec<_>>().join(" ");
-    if text.is_empty() {
-        return Err("explain needs the command text to check".into());
-    }
-    let subject = explain_subject(user, room)?;
-    let command = resolve_command(&text, aliases, plugin_prefix)?;
-    Ok((subject, command))
-}
-
-/// Builds the subject for `user` (`<connection>:<id>`) in `room` (`<connection>:<id>` or `dm`).
-pub fn explain_subject(user: &str, room: &str) -> Result<Subject, String> {
-    let (connection, user_id) = user
-        .split_once(':')
-        .filter(|(c, u)| !c.is_empty() && !u.is_empty())
-        .ok_or_else(|| format!("`{user}` must be written <connection>:<user id>"))?;
-    let (room_id, room_kind) = if room == "dm" || room == "direct" {
-        (user_id.to_owned(), crate::domain::message::RoomKind::Direct)
-    } else {
-        let (room_connection, room_id) = room
-            .split_once(':')
-            .filter(|(c, r)| !c.is_empty() && !r.is_empty())
-            .ok_or_else(|| format!("`{room}` must be written <connection>:<room id>, or `dm`"))?;
-        if room_connection != connection {
-            return Err(format!(
-                "`{user}` and `{room}` are on different connections"
-            ));
-        }
-        (room_id.to_owned(), crate::domain::message::RoomKind::Group)
-    };
-    Ok(Subject {
-        connection: connection.to_owned(),
-        user_id: user_id.to_owned(),
-        user_names: Vec::new(),
-        room_id,
-        room_name: None,
-        room_kind,
-        org: None,
-    })
-}
-
-/// What `text` would run: the alias it selects, or a built-in verb (`help`, `st2help`, …).
-pub fn resolve_command(
-    text: &str,
-    aliases: &crate::alias::index::AliasIndex,
-    plugin_prefix: &str,
-) -> Result<CommandRef, String> {
-    let normalised = command::normalise_text(text);
-    if let Selection::Matched(found) = aliases.select(&normalised) {
-        return Ok(CommandRef::Alias {
-            alias_ref: found.alias.reference.clone(),
-            pack: found.alias.pack.clone(),
-            text: normalised,
-        });
-    }
-    let first = normalised.split_whitespace().next().unwrap_or_default();
-    let verb = first.strip_prefix(plugin_prefix).unwrap_or(first);
-    if KNOWN_BUILTINS.contains(&verb) {
-        return Ok(CommandRef::Builtin {
-            verb: verb.to_owned(),
-            text: normalised
-                .strip_prefix(plugin_prefix)
-                .unwrap_or(&normalised)
-                .to_owned(),
-        });
-    }
-    Err(format!(
-        "`{text}` selects no single alias and is not a built-in command, so nothing would run"
-    ))
 }
 
 #[derive(Debug, thiserror::Error)]
