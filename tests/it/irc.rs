@@ -23,6 +23,8 @@ use crate::support::{captured_logs, with_test_aliases, Options, TestBridge, WAIT
 /// An ngircd in the foreground with a throw-away configuration; killed on drop.
 struct Ngircd {
     port: u16,
+    /// The TLS port, when started with [`Ngircd::start_tls`]; its CA is `ca_file()`.
+    tls_port: Option<u16>,
     password: Option<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -48,12 +50,92 @@ impl Ngircd {
     async fn start(password: Option<&str>) -> Self {
         let mut server = Self {
             port: free_port(),
+            tls_port: None,
             password: password.map(str::to_owned),
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
         };
         server.spawn().await;
         server
+    }
+
+    /// A server that also listens with TLS, on a self-signed certificate for `localhost`
+    /// made with the `openssl` command.
+    async fn start_tls() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            tls_port: Some(free_port()),
+            password: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+        };
+        // A CA and a `localhost` certificate it signed (webpki refuses a self-signed leaf).
+        let dir = server.dir.path().to_owned();
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions file");
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("the openssl command runs");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=stormbridge test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        server.spawn().await;
+        server
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     async fn spawn(&mut self) {
@@ -67,8 +149,18 @@ impl Ngircd {
             "[Global]\nName = irc.test\nInfo = stormbridge test server\nPorts = {port}\n\
              Listen = 127.0.0.1\nMotdPhrase = test\n{password}\
              [Limits]\nMaxNickLength = 30\nMaxConnectionsIP = 0\nPingTimeout = 120\n\
-             [Options]\nPAM = no\nIdent = no\nDNS = no\n",
-            port = self.port
+             [Options]\nPAM = no\nIdent = no\nDNS = no\n{tls}",
+            port = self.port,
+            tls = self
+                .tls_port
+                .map(|p| {
+                    format!(
+                        "[SSL]\nPorts = {p}\nCertFile = {}\nKeyFile = {}\n",
+                        self.dir.path().join("cert.pem").display(),
+                        self.dir.path().join("key.pem").display()
+                    )
+                })
+                .unwrap_or_default(),
         );
         std::fs::write(&conf, text).expect("ngircd config written");
         let child = Command::new(ngircd_binary())
@@ -81,9 +173,10 @@ impl Ngircd {
             .spawn()
             .expect("ngircd runs (Debian package `ngircd`; .ci/run installs it)");
         self.child = Some(child);
-        let port = self.port;
-        let up = eventually!(WAIT, TcpStream::connect(("127.0.0.1", port)).await.is_ok());
-        assert!(up, "ngircd never listened on {port}");
+        for port in std::iter::once(self.port).chain(self.tls_port) {
+            let up = eventually!(WAIT, TcpStream::connect(("127.0.0.1", port)).await.is_ok());
+            assert!(up, "ngircd never listened on {port}");
+        }
     }
 
     fn kill(&mut self) {
@@ -470,4 +563,83 @@ async fn other_bots_ctcp_notices_and_the_bridges_own_messages_are_not_commands()
         .filter_map(|e| e.parameters.get("cmd").cloned())
         .collect();
     assert_eq!(cmds, vec!["marker".to_owned()]);
+}
+
+#[actix_rt::test]
+async fn a_kicked_bot_rejoins_its_channel() {
+    let (_server, mut alice, b) = setup("irc", None, "").await;
+    alice.sees_join("stormbridge", "#ops").await;
+    // alice created #ops, so she is its operator.
+    alice.send("KICK #ops stormbridge :out").await;
+    alice
+        .wait_for(|m| matches!(&m.command, IrcCommand::KICK(_, who, _) if who == "stormbridge"))
+        .await;
+    alice.sees_join("stormbridge", "#ops").await;
+    alice.say("#ops", "!st2 run date").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+    assert_eq!(b.emulator.executions().len(), 1);
+}
+
+#[actix_rt::test]
+async fn sasl_refused_by_the_server_is_an_error_not_an_unauthenticated_login() {
+    // ngircd does not offer SASL: it answers `CAP NAK`, and the bot must not register
+    // without the authentication it was configured to use.
+    let server = Ngircd::start(None).await;
+    let mut alice = Client::connect(server.port, "alice", None).await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = irc_chat(
+        "irc-sasl",
+        server.port,
+        "sasl_username = \"bot\"\nsasl_password = \"sasl-s3cret\"",
+    );
+    let b = TestBridge::start_with(opts).await;
+    let failed = eventually!(
+        WAIT,
+        b.actor("chat:irc-sasl").await["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("SASL"))
+    );
+    assert!(failed, "{}", b.actor("chat:irc-sasl").await);
+    assert_eq!(b.get("/ready").await.0, 503);
+    alice.send("WHOIS stormbridge").await;
+    let (line, _) = alice
+        .wait_for(|m| {
+            matches!(
+                m.command,
+                IrcCommand::Response(
+                    irc_proto::Response::ERR_NOSUCHNICK | irc_proto::Response::RPL_WHOISUSER,
+                    _
+                )
+            )
+        })
+        .await;
+    assert!(line.contains(" 401 "), "the bot registered: {line}");
+    assert!(!captured_logs().contains("sasl-s3cret"));
+}
+
+#[actix_rt::test]
+async fn tls_connection_with_a_private_ca() {
+    let server = Ngircd::start_tls().await;
+    let mut alice = Client::connect(server.port, "alice", None).await;
+    alice.join("#ops").await;
+    let mut opts = with_test_aliases();
+    let more = format!(
+        "tls = true\ntls_ca_file = \"{}\"",
+        server.ca_file().display()
+    );
+    let tls_port = server.tls_port.expect("a TLS port");
+    opts.extra_toml = irc_chat("irc-tls", tls_port, &more).replace("127.0.0.1", "localhost");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    alice.sees_join("stormbridge", "#ops").await;
+    alice.say("#ops", "!st2 run date").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+    assert_eq!(
+        b.emulator.executions()[0].request["source_context"]["connection"],
+        "irc-tls"
+    );
 }

@@ -34,6 +34,8 @@ type Reader = Box<dyn AsyncRead + Unpin>;
 const MAX_NICK_LEN: usize = 30;
 /// Delay before rejoining a channel we were kicked from.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
+/// Time allowed from connecting to the server's welcome (001).
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the outbound queue is pumped.
 const PUMP_EVERY: Duration = Duration::from_millis(50);
 
@@ -175,6 +177,11 @@ impl IrcConnection {
                     ctx,
                 ));
                 act.register();
+                ctx.run_later(REGISTRATION_TIMEOUT, |act, ctx| {
+                    if !act.registered {
+                        act.fail("the server did not complete registration".into(), ctx);
+                    }
+                });
             }
             Err(error) => act.fail(error, ctx),
         }));
@@ -303,6 +310,9 @@ impl IrcConnection {
                 }
                 tracing::info!(connection = %self.name, nick = %self.nick, "IRC nick in use; trying another");
                 self.send_now(Command::NICK(self.nick.clone()));
+            }
+            Command::Response(Response::ERR_ERRONEOUSNICKNAME, _) if !self.registered => {
+                self.fail(format!("the server refused the nick `{}`", self.nick), ctx);
             }
             Command::Response(Response::ERR_PASSWDMISMATCH, _) => {
                 self.fail("the server refused the password".into(), ctx);
@@ -502,6 +512,7 @@ impl StreamHandler<Result<Incoming, std::io::Error>> for IrcConnection {
     fn handle(&mut self, item: Result<Incoming, std::io::Error>, ctx: &mut Self::Context) {
         self.last_read = Instant::now();
         self.ping_sent = false;
+        self.status.activity();
         match item {
             Ok(Incoming::Message(msg)) => self.on_message(*msg, ctx),
             Ok(Incoming::Unparsed(why)) => {
