@@ -15,7 +15,10 @@ use crate::{
         supervisor::{Health, HealthReport, StatusReporter, Supervisor},
         token_renewer::{RenewerSettings, TokenRenewer},
     },
-    backends::console::{ConsoleConnection, ConsoleIo},
+    backends::{
+        console::{ConsoleConnection, ConsoleIo},
+        irc::IrcConnection,
+    },
     config::{AuthMode, BackendSettings, Settings, StoreSettings},
     domain::{backoff::Backoff, command::Prefixes},
     http::{self, HttpState},
@@ -280,6 +283,26 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                     status,
                 )
                 .start()
+                .recipient()
+            }
+            BackendSettings::Irc(irc) => {
+                let tls = if irc.tls {
+                    Some(crate::st2::tls::client_config(
+                        true,
+                        irc.tls_ca_file.as_deref(),
+                    )?)
+                } else {
+                    None
+                };
+                let (name, irc, recipient, backoff) = (
+                    chat.name.clone(),
+                    (**irc).clone(),
+                    dispatcher.clone().recipient(),
+                    backoff.clone(),
+                );
+                actix::Supervisor::start(move |_| {
+                    IrcConnection::new(name, irc, recipient, backoff, tls, status)
+                })
                 .recipient()
             }
         };

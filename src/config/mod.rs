@@ -235,6 +235,8 @@ pub struct ChatSettings {
 pub enum BackendSettings {
     /// Lines on standard input/output.
     Console(ConsoleSettings),
+    /// An IRC server.
+    Irc(Box<crate::backends::irc::IrcSettings>),
 }
 
 impl BackendSettings {
@@ -242,6 +244,7 @@ impl BackendSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             BackendSettings::Console(_) => "console",
+            BackendSettings::Irc(_) => "irc",
         }
     }
 }

@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod core_flow;
 mod https;
+mod irc;
 mod readiness;
 mod sessions;
 mod stream;

@@ -1,0 +1,134 @@
+//! `backend = "irc"` settings.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// `backend = "irc"`: one connection to one IRC server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrcSettings {
+    /// Server host name or address.
+    pub server: String,
+    /// Server port; 6697 with TLS, 6667 without, when not given.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Connect with TLS (certificates checked against the web PKI roots or `tls_ca_file`).
+    #[serde(default)]
+    pub tls: bool,
+    /// A PEM file of extra CA certificates for TLS.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// The bot's nick; on a collision `_` is appended and the registration retried.
+    pub nick: String,
+    /// The user name sent in `USER` (the nick when not given).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The real name sent in `USER`.
+    #[serde(default = "default_realname")]
+    pub realname: String,
+    /// Server password (`PASS`), if the server requires one.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// SASL PLAIN account; with `sasl_password`, authenticates before registration.
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    /// SASL PLAIN password.
+    #[serde(default)]
+    pub sasl_password: Option<SecretString>,
+    /// Channels to join (and rejoin after a kick or reconnect), e.g. `["#ops"]`.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Nicks whose messages are never treated as commands (other bots, services).
+    #[serde(default)]
+    pub ignore_nicks: Vec<String>,
+    /// Lines sent at once before flood control paces them.
+    #[serde(default = "default_flood_burst")]
+    pub flood_burst: u32,
+    /// Pace of lines after the burst, in milliseconds per line.
+    #[serde(default = "default_flood_interval_ms")]
+    pub flood_interval_ms: u64,
+    /// Lines kept while disconnected; the oldest are dropped (and counted) beyond it.
+    #[serde(default = "default_queue_lines")]
+    pub queue_lines: usize,
+    /// Seconds of silence from the server before a PING; twice that closes the connection.
+    #[serde(default = "default_ping_after_secs")]
+    pub ping_after_secs: u64,
+    /// Seconds allowed for the TCP (and TLS) connection to open.
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Shortest reconnect delay in milliseconds (the `[supervisor]` value when not given).
+    #[serde(default)]
+    pub reconnect_backoff_initial_ms: Option<u64>,
+    /// Longest reconnect delay in milliseconds (the `[supervisor]` value when not given).
+    #[serde(default)]
+    pub reconnect_backoff_max_ms: Option<u64>,
+}
+
+impl IrcSettings {
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls { 6697 } else { 6667 })
+    }
+
+    /// Time allowed to connect.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs.max(1))
+    }
+
+    /// Problems with the settings, as `(key, message)`.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.server.trim().is_empty() {
+            out.push(("server", "is required".to_owned()));
+        }
+        if self.nick.is_empty() || !self.nick.chars().all(valid_nick_char) {
+            out.push(("nick", format!("`{}` is not a valid IRC nick", self.nick)));
+        }
+        for ch in &self.channels {
+            if !ch.starts_with(['#', '&', '+', '!'])
+                || ch.len() < 2
+                || ch.contains([' ', ',', '\x07', '\r', '\n', '\0'])
+            {
+                out.push(("channels", format!("`{ch}` is not a channel name")));
+            }
+        }
+        if self.sasl_username.is_some() != self.sasl_password.is_some() {
+            out.push((
+                "sasl_username",
+                "SASL needs both `sasl_username` and `sasl_password`".to_owned(),
+            ));
+        }
+        if self.flood_burst == 0 {
+            out.push(("flood_burst", "must be at least 1".to_owned()));
+        }
+        if self.queue_lines == 0 {
+            out.push(("queue_lines", "must be at least 1".to_owned()));
+        }
+        out
+    }
+}
+
+fn valid_nick_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-[]\\`^{}|_".contains(c)
+}
+
+fn default_realname() -> String {
+    "stormbridge".into()
+}
+fn default_flood_burst() -> u32 {
+    4
+}
+fn default_flood_interval_ms() -> u64 {
+    500
+}
+fn default_queue_lines() -> usize {
+    1000
+}
+fn default_ping_after_secs() -> u64 {
+    120
+}
+fn default_connect_timeout_secs() -> u64 {
+    10
+}

@@ -1,0 +1,544 @@
+//! The IRC connection actor.
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::{io::WriteHandler, prelude::*};
+use base64::Engine as _;
+use irc_proto::{CapSubCommand, Command, Message, Prefix, Response};
+use secrecy::ExposeSecret;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::FramedRead;
+
+use super::{
+    codec::{Incoming, IrcLines},
+    config::IrcSettings,
+    text::{irc_eq, is_channel, is_ctcp, outbound_texts, strip_formatting, strip_mention},
+};
+use crate::{
+    actors::supervisor::{ActorState, StatusReporter},
+    backends::{Deliver, Inbound},
+    domain::{
+        backoff::Backoff,
+        message::{ChatUser, InboundMessage, Room, RoomKind, Target},
+    },
+};
+
+type Writer = actix::io::FramedWrite<String, Box<dyn AsyncWrite + Unpin>, IrcLines>;
+type Reader = Box<dyn AsyncRead + Unpin>;
+
+/// Longest nick tried after collisions before giving up on appending `_`.
+const MAX_NICK_LEN: usize = 30;
+/// Delay before rejoining a channel we were kicked from.
+const REJOIN_AFTER: Duration = Duration::from_secs(2);
+/// Time allowed from connecting to the server's welcome (001).
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the outbound queue is pumped.
+const PUMP_EVERY: Duration = Duration::from_millis(50);
+
+/// One queued outbound line.
+#[derive(Debug, Clone)]
+struct Outbound {
+    target: String,
+    text: String,
+}
+
+/// The IRC connection.
+pub struct IrcConnection {
+    name: String,
+    settings: IrcSettings,
+    dispatcher: Recipient<Inbound>,
+    status: StatusReporter,
+    backoff: Backoff,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    writer: Option<Writer>,
+    registered: bool,
+    nick: String,
+    queue: VecDeque<Outbound>,
+    dropped: u64,
+    tokens: f64,
+    refilled: Instant,
+    last_read: Instant,
+    ping_sent: bool,
+    last_error: Option<String>,
+    restarting: bool,
+    next_message_id: u64,
+}
+
+impl IrcConnection {
+    /// A connection named `name`; it connects when started.
+    pub fn new(
+        name: String,
+        settings: IrcSettings,
+        dispatcher: Recipient<Inbound>,
+        backoff: Backoff,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        status: StatusReporter,
+    ) -> Self {
+        let backoff = match (
+            settings.reconnect_backoff_initial_ms,
+            settings.reconnect_backoff_max_ms,
+        ) {
+            (None, None) => backoff,
+            (initial, max) => {
+                let initial = Duration::from_millis(initial.unwrap_or(1000));
+                let max = max.map_or(initial.max(Duration::from_secs(60)), Duration::from_millis);
+                Backoff::new(initial, max)
+            }
+        };
+        let nick = settings.nick.clone();
+        let tokens = f64::from(settings.flood_burst);
+        Self {
+            name,
+            settings,
+            dispatcher,
+            status,
+            backoff,
+            tls,
+            writer: None,
+            registered: false,
+            nick,
+            queue: VecDeque::new(),
+            dropped: 0,
+            tokens,
+            refilled: Instant::now(),
+            last_read: Instant::now(),
+            ping_sent: false,
+            last_error: None,
+            restarting: false,
+            next_message_id: 1,
+        }
+    }
+
+    fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
+        tracing::warn!(connection = %self.name, error = %error, "IRC connection lost; reconnecting");
+        self.last_error = Some(error);
+        self.registered = false;
+        if let Some(mut w) = self.writer.take() {
+            w.close();
+        }
+        ctx.stop();
+    }
+
+    /// Sends a protocol line now, outside flood control (registration, PONG, JOIN).
+    fn send_now(&mut self, command: Command) {
+        if let Some(w) = self.writer.as_mut() {
+            w.write(String::from(&command));
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let host = self.settings.server.clone();
+        let port = self.settings.port();
+        let timeout = self.settings.connect_timeout();
+        let tls = self.tls.clone();
+        let fut = async move {
+            let tcp = tokio::time::timeout(
+                timeout,
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            .map_err(|_| format!("connecting to {host}:{port} timed out"))?
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            let halves: (Reader, Box<dyn AsyncWrite + Unpin>) = match tls {
+                None => {
+                    let (r, w) = tcp.into_split();
+                    (Box::new(r), Box::new(w))
+                }
+                Some(config) => {
+                    let name = rustls_pki_types::ServerName::try_from(host.clone())
+                        .map_err(|e| format!("`{host}` is not a TLS server name: {e}"))?;
+                    let stream = tokio::time::timeout(
+                        timeout,
+                        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+                    )
+                    .await
+                    .map_err(|_| format!("TLS handshake with {host}:{port} timed out"))?
+                    .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
+                    let (r, w) = tokio::io::split(stream);
+                    (Box::new(r), Box::new(w))
+                }
+            };
+            Ok::<_, String>(halves)
+        };
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| match result {
+            Ok((reader, writer)) => {
+                tracing::info!(connection = %act.name, "IRC connected; registering");
+                act.last_read = Instant::now();
+                act.ping_sent = false;
+                ctx.add_stream(FramedRead::new(reader, IrcLines::default()));
+                act.writer = Some(actix::io::FramedWrite::new(
+                    writer,
+                    IrcLines::default(),
+                    ctx,
+                ));
+                act.register();
+                ctx.run_later(REGISTRATION_TIMEOUT, |act, ctx| {
+                    if !act.registered {
+                        act.fail("the server did not complete registration".into(), ctx);
+                    }
+                });
+            }
+            Err(error) => act.fail(error, ctx),
+        }));
+    }
+
+    fn register(&mut self) {
+        self.nick = self.settings.nick.clone();
+        if self.settings.sasl_username.is_some() {
+            self.send_now(Command::CAP(
+                None,
+                CapSubCommand::REQ,
+                None,
+                Some("sasl".into()),
+            ));
+        }
+        if let Some(password) = &self.settings.password {
+            let pass = Command::PASS(password.expose_secret().to_owned());
+            self.send_now(pass);
+        }
+        self.send_now(Command::NICK(self.nick.clone()));
+        let user = self
+            .settings
+            .username
+            .clone()
+            .unwrap_or_else(|| self.settings.nick.clone());
+        self.send_now(Command::USER(
+            user,
+            "0".into(),
+            self.settings.realname.clone(),
+        ));
+    }
+
+    fn join_channels(&mut self) {
+        for channel in self.settings.channels.clone() {
+            self.send_now(Command::JOIN(channel, None, None));
+        }
+    }
+
+    fn enqueue(&mut self, target: String, text: &str) {
+        for text in outbound_texts(&target, &self.settings.nick, text) {
+            if self.queue.len() >= self.settings.queue_lines {
+                self.queue.pop_front();
+                self.dropped += 1;
+                tracing::warn!(
+                    connection = %self.name,
+                    dropped = self.dropped,
+                    "IRC outbound queue full; dropped the oldest line"
+                );
+            }
+            self.queue.push_back(Outbound {
+                target: target.clone(),
+                text,
+            });
+        }
+        if !self.registered {
+            tracing::debug!(
+                connection = %self.name,
+                queued = self.queue.len(),
+                "IRC message queued while disconnected"
+            );
+        }
+    }
+
+    /// Sends queued lines as flood control allows: a burst, then one per interval.
+    fn pump(&mut self) {
+        let interval = Duration::from_millis(self.settings.flood_interval_ms.max(1));
+        let burst = f64::from(self.settings.flood_burst.max(1));
+        let elapsed = self.refilled.elapsed();
+        self.refilled = Instant::now();
+        self.tokens = (self.tokens + elapsed.as_secs_f64() / interval.as_secs_f64()).min(burst);
+        if !self.registered {
+            return;
+        }
+        while self.tokens >= 1.0 {
+            let Some(line) = self.queue.pop_front() else {
+                break;
+            };
+            self.tokens -= 1.0;
+            self.send_now(Command::PRIVMSG(line.target, line.text));
+            self.status.activity();
+        }
+    }
+
+    fn keepalive(&mut self, ctx: &mut Context<Self>) {
+        if self.writer.is_none() {
+            return;
+        }
+        let after = Duration::from_secs(self.settings.ping_after_secs.max(1));
+        let silent = self.last_read.elapsed();
+        if silent > after * 2 {
+            self.fail(
+                format!("no data from the server for {} s", silent.as_secs()),
+                ctx,
+            );
+        } else if silent > after && !self.ping_sent {
+            self.ping_sent = true;
+            self.send_now(Command::PING("stormbridge".into(), None));
+        }
+    }
+
+    fn on_message(&mut self, msg: Message, ctx: &mut Context<Self>) {
+        match msg.command {
+            Command::PING(server, other) => self.send_now(Command::PONG(server, other)),
+            Command::Response(Response::RPL_WELCOME, ref args) => {
+                if let Some(nick) = args.first() {
+                    self.nick = nick.clone();
+                }
+                self.registered = true;
+                self.backoff.reset();
+                tracing::info!(connection = %self.name, nick = %self.nick, "IRC registered");
+                self.status.state(ActorState::Up, None);
+                self.join_channels();
+                self.pump();
+            }
+            Command::Response(
+                Response::ERR_NICKNAMEINUSE
+                | Response::ERR_NICKCOLLISION
+                | Response::ERR_UNAVAILRESOURCE,
+                _,
+            ) if !self.registered => {
+                if self.nick.len() < MAX_NICK_LEN {
+                    self.nick.push('_');
+                } else {
+                    let keep: String = self.settings.nick.chars().take(MAX_NICK_LEN - 4).collect();
+                    self.nick = format!("{keep}{:04}", fastrand::u16(..10000));
+                }
+                tracing::info!(connection = %self.name, nick = %self.nick, "IRC nick in use; trying another");
+                self.send_now(Command::NICK(self.nick.clone()));
+            }
+            Command::Response(Response::ERR_ERRONEOUSNICKNAME, _) if !self.registered => {
+                self.fail(format!("the server refused the nick `{}`", self.nick), ctx);
+            }
+            Command::Response(Response::ERR_PASSWDMISMATCH, _) => {
+                self.fail("the server refused the password".into(), ctx);
+            }
+            Command::Response(
+                Response::ERR_SASLFAIL | Response::ERR_SASLTOOLONG | Response::ERR_SASLABORT,
+                _,
+            ) => self.fail("SASL authentication failed".into(), ctx),
+            Command::Response(Response::RPL_SASLSUCCESS, _) => {
+                self.send_now(Command::CAP(None, CapSubCommand::END, None, None));
+            }
+            Command::CAP(_, CapSubCommand::ACK, ref a, ref b) => {
+                let caps = format!(
+                    "{} {}",
+                    a.as_deref().unwrap_or(""),
+                    b.as_deref().unwrap_or("")
+                );
+                if caps.split_whitespace().any(|c| c == "sasl") {
+                    self.send_now(Command::AUTHENTICATE("PLAIN".into()));
+                }
+            }
+            Command::CAP(_, CapSubCommand::NAK, _, _) => {
+                self.send_now(Command::CAP(None, CapSubCommand::END, None, None));
+                self.fail("the server does not offer SASL".into(), ctx);
+            }
+            Command::AUTHENTICATE(ref data) if data == "+" => self.send_sasl_plain(),
+            Command::NICK(ref new)
+                if msg.source_nickname().is_some_and(|n| irc_eq(n, &self.nick)) =>
+            {
+                self.nick = new.clone();
+            }
+            Command::KICK(ref channel, ref who, _)
+                if irc_eq(who, &self.nick)
+                    && self.settings.channels.iter().any(|c| irc_eq(c, channel)) =>
+            {
+                tracing::warn!(connection = %self.name, channel = %channel, "kicked; rejoining");
+                let channel = channel.clone();
+                ctx.run_later(REJOIN_AFTER, move |act, _| {
+                    if act.registered {
+                        act.send_now(Command::JOIN(channel, None, None));
+                    }
+                });
+            }
+            Command::ERROR(ref reason) => {
+                let reason = reason.clone();
+                self.fail(format!("server closed the link: {reason}"), ctx);
+            }
+            Command::PRIVMSG(ref target, ref text) => {
+                if let Some(inbound) = self.inbound_from(&msg, target, text) {
+                    self.dispatcher.do_send(Inbound(inbound));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn send_sasl_plain(&mut self) {
+        let (Some(user), Some(password)) = (
+            self.settings.sasl_username.clone(),
+            self.settings.sasl_password.as_ref(),
+        ) else {
+            return;
+        };
+        let mut raw = Vec::new();
+        raw.extend_from_slice(user.as_bytes());
+        raw.push(0);
+        raw.extend_from_slice(user.as_bytes());
+        raw.push(0);
+        raw.extend_from_slice(password.expose_secret().as_bytes());
+        let encoded =
+            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&raw));
+        zeroize::Zeroize::zeroize(&mut raw);
+        // AUTHENTICATE carries at most 400 bytes; a final exact chunk is followed by `+`.
+        let bytes = encoded.as_bytes();
+        for chunk in bytes.chunks(400) {
+            self.send_now(Command::AUTHENTICATE(
+                String::from_utf8_lossy(chunk).into_owned(),
+            ));
+        }
+        if bytes.len() % 400 == 0 {
+            self.send_now(Command::AUTHENTICATE("+".into()));
+        }
+    }
+
+    fn inbound_from(&mut self, msg: &Message, target: &str, text: &str) -> Option<InboundMessage> {
+        let Some(Prefix::Nickname(sender, _, _)) = &msg.prefix else {
+            return None;
+        };
+        if irc_eq(sender, &self.nick) || irc_eq(sender, &self.settings.nick) {
+            return None;
+        }
+        if self.settings.ignore_nicks.iter().any(|n| irc_eq(n, sender)) {
+            tracing::debug!(connection = %self.name, "ignored a message from an ignored nick");
+            return None;
+        }
+        // IRCv3 `bot` tag: the sender marked itself as a bot.
+        let is_bot = msg
+            .tags
+            .as_ref()
+            .is_some_and(|tags| tags.iter().any(|t| t.0 == "bot" || t.0 == "draft/bot"));
+        if is_bot || is_ctcp(text) {
+            return None;
+        }
+        let text = strip_formatting(text);
+        let (room, room_name) = if is_channel(target) {
+            (
+                Room {
+                    connection: self.name.clone(),
+                    id: target.to_owned(),
+                    kind: RoomKind::Group,
+                    thread: None,
+                },
+                Some(target.to_owned()),
+            )
+        } else {
+            (
+                Room {
+                    connection: self.name.clone(),
+                    id: sender.clone(),
+                    kind: RoomKind::Direct,
+                    thread: None,
+                },
+                None,
+            )
+        };
+        let (mentioned, text) = match strip_mention(&text, &self.nick) {
+            Some(rest) => (true, rest.to_owned()),
+            None => (false, text.clone()),
+        };
+        if text.trim().is_empty() {
+            return None;
+        }
+        let message_id = msg
+            .tags
+            .as_ref()
+            .and_then(|tags| tags.iter().find(|t| t.0 == "msgid"))
+            .and_then(|t| t.1.clone())
+            .or_else(|| {
+                self.next_message_id += 1;
+                Some(format!("irc-{}", self.next_message_id))
+            });
+        Some(InboundMessage {
+            user: ChatUser {
+                connection: self.name.clone(),
+                id: sender.clone(),
+                name: sender.clone(),
+            },
+            room,
+            text,
+            message_id,
+            mentioned,
+            room_name,
+            org: None,
+        })
+    }
+}
+
+impl Actor for IrcConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.registered = false;
+        ctx.run_interval(PUMP_EVERY, |act, _| act.pump());
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.keepalive(ctx));
+        if !std::mem::take(&mut self.restarting) {
+            self.status.state(ActorState::Starting, None);
+            self.connect(ctx);
+        } else {
+            let delay = self.backoff.next_delay();
+            tracing::debug!(
+                connection = %self.name,
+                delay_ms = delay.as_millis() as u64,
+                "reconnecting to IRC after backoff"
+            );
+            ctx.run_later(delay, |act, ctx| act.connect(ctx));
+        }
+    }
+}
+
+impl Supervised for IrcConnection {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.restarting = true;
+        self.registered = false;
+        self.writer = None;
+        self.status.restarted(self.last_error.take());
+    }
+}
+
+impl WriteHandler<std::io::Error> for IrcConnection {
+    fn error(&mut self, err: std::io::Error, ctx: &mut Self::Context) -> Running {
+        self.fail(format!("write failed: {err}"), ctx);
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<Incoming, std::io::Error>> for IrcConnection {
+    fn handle(&mut self, item: Result<Incoming, std::io::Error>, ctx: &mut Self::Context) {
+        self.last_read = Instant::now();
+        self.ping_sent = false;
+        self.status.activity();
+        match item {
+            Ok(Incoming::Message(msg)) => self.on_message(*msg, ctx),
+            Ok(Incoming::Unparsed(why)) => {
+                tracing::debug!(connection = %self.name, error = %why, "skipped an IRC line");
+            }
+            Err(e) => self.fail(format!("read failed: {e}"), ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.fail("the server closed the connection".into(), ctx);
+    }
+}
+
+impl Handler<Deliver> for IrcConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _ctx: &mut Self::Context) {
+        let target = match msg.target {
+            Target::Room { id, .. } | Target::User { id } => id,
+        };
+        if target.is_empty() || target.contains([' ', ',', '\r', '\n', '\0']) {
+            tracing::warn!(connection = %self.name, "not an IRC target; message dropped");
+            return;
+        }
+        self.enqueue(target, &msg.text);
+        self.pump();
+    }
+}

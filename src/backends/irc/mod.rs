@@ -1,0 +1,35 @@
+//! The IRC backend (`backend = "irc"`).
+//!
+//! One TCP (optionally TLS) connection to one server. Registration sends `PASS` (server
+//! password) or negotiates SASL PLAIN (`CAP REQ :sasl` … `AUTHENTICATE`), then `NICK` and
+//! `USER`; a nick collision (433) appends `_` and retries. After the welcome (001) the bot
+//! joins its channels, rejoins one it is kicked from, and answers `PING` with `PONG`; a
+//! silent server is pinged and, if still silent, dropped and reconnected with the shared
+//! capped, jittered backoff.
+//!
+//! Identity: IRC has no stable account id without services, so a user's id is their
+//! **nick** (`ChatUser.id == nick`): a user who changes nick is a different user to the
+//! access rules, and someone who takes a freed nick gets its rights. Write access rules for
+//! IRC with that in mind (registered nicks enforced by the network's services help). A
+//! channel's id is its name (`#ops`); a private message is a direct room whose id is the
+//! sender's nick, so replies go back to them as a private message. There are no threads and
+//! no org.
+//!
+//! Inbound: `PRIVMSG` only (NOTICEs are never answered, per IRC convention). CTCP (ACTION,
+//! VERSION, …), the bot's own messages, messages tagged `bot` (IRCv3) and nicks in
+//! `ignore_nicks` are ignored. `nick: …`, `nick, …` and `@nick …` set `mentioned` and are
+//! stripped; mIRC formatting codes are removed.
+//!
+//! Outbound: each line of a message is a separate `PRIVMSG`, split so that the whole line,
+//! including the `:nick!user@host ` prefix the server adds when relaying it, fits 512 bytes.
+//! Lines are sent through flood control (a burst of `flood_burst`, then one every
+//! `flood_interval_ms`). While disconnected they wait in a bounded queue (`queue_lines`,
+//! oldest dropped first and counted) and are sent, oldest first, after reconnecting.
+
+mod codec;
+pub mod config;
+mod connection;
+mod text;
+
+pub use config::IrcSettings;
+pub use connection::IrcConnection;

@@ -1,0 +1,645 @@
+//! The IRC backend against a real ngircd on a random loopback port, with a test user that is
+//! a raw IRC client (NICK/USER/JOIN/PRIVMSG, answering PING).
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use irc_proto::{Command as IrcCommand, Message};
+use serde_json::json;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
+    net::{
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+        TcpStream,
+    },
+};
+
+use crate::support::{captured_logs, with_test_aliases, Options, TestBridge, WAIT};
+
+/// An ngircd in the foreground with a throw-away configuration; killed on drop.
+struct Ngircd {
+    port: u16,
+    /// The TLS port, when started with [`Ngircd::start_tls`]; its CA is `ca_file()`.
+    tls_port: Option<u16>,
+    password: Option<String>,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn ngircd_binary() -> PathBuf {
+    let sbin = PathBuf::from("/usr/sbin/ngircd");
+    if sbin.exists() {
+        sbin
+    } else {
+        PathBuf::from("ngircd")
+    }
+}
+
+impl Ngircd {
+    async fn start(password: Option<&str>) -> Self {
+        let mut server = Self {
+            port: free_port(),
+            tls_port: None,
+            password: password.map(str::to_owned),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// A server that also listens with TLS, on a self-signed certificate for `localhost`
+    /// made with the `openssl` command.
+    async fn start_tls() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            tls_port: Some(free_port()),
+            password: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+        };
+        // A CA and a `localhost` certificate it signed (webpki refuses a self-signed leaf).
+        let dir = server.dir.path().to_owned();
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions file");
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("the openssl command runs");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=stormbridge test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        server.spawn().await;
+        server
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    async fn spawn(&mut self) {
+        let conf = self.dir.path().join("ngircd.conf");
+        let password = self
+            .password
+            .as_ref()
+            .map(|p| format!("Password = {p}\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "[Global]\nName = irc.test\nInfo = stormbridge test server\nPorts = {port}\n\
+             Listen = 127.0.0.1\nMotdPhrase = test\n{password}\
+             [Limits]\nMaxNickLength = 30\nMaxConnectionsIP = 0\nPingTimeout = 120\n\
+             [Options]\nPAM = no\nIdent = no\nDNS = no\n{tls}",
+            port = self.port,
+            tls = self
+                .tls_port
+                .map(|p| {
+                    format!(
+                        "[SSL]\nPorts = {p}\nCertFile = {}\nKeyFile = {}\n",
+                        self.dir.path().join("cert.pem").display(),
+                        self.dir.path().join("key.pem").display()
+                    )
+                })
+                .unwrap_or_default(),
+        );
+        std::fs::write(&conf, text).expect("ngircd config written");
+        let child = Command::new(ngircd_binary())
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ngircd runs (Debian package `ngircd`; .ci/run installs it)");
+        self.child = Some(child);
+        for port in std::iter::once(self.port).chain(self.tls_port) {
+            let up = eventually!(WAIT, TcpStream::connect(("127.0.0.1", port)).await.is_ok());
+            assert!(up, "ngircd never listened on {port}");
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again on the same port.
+    async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for Ngircd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A test user: a raw IRC client.
+struct Client {
+    nick: String,
+    reader: Lines<BufReader<OwnedReadHalf>>,
+    writer: OwnedWriteHalf,
+    /// Every line received, for failure messages.
+    seen: Vec<String>,
+}
+
+impl Client {
+    async fn connect(port: u16, nick: &str, password: Option<&str>) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to ngircd");
+        let (r, w) = stream.into_split();
+        let mut c = Self {
+            nick: nick.to_owned(),
+            reader: BufReader::new(r).lines(),
+            writer: w,
+            seen: Vec::new(),
+        };
+        if let Some(p) = password {
+            c.send(&format!("PASS {p}")).await;
+        }
+        c.send(&format!("NICK {nick}")).await;
+        c.send(&format!("USER {nick} 0 * :Test {nick}")).await;
+        c.wait_for(|m| {
+            matches!(
+                m.command,
+                IrcCommand::Response(irc_proto::Response::RPL_WELCOME, _)
+            )
+        })
+        .await;
+        c
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write to ngircd");
+    }
+
+    async fn join(&mut self, channel: &str) {
+        self.send(&format!("JOIN {channel}")).await;
+        self.wait_for(|m| {
+            matches!(
+                m.command,
+                IrcCommand::Response(irc_proto::Response::RPL_ENDOFNAMES, _)
+            )
+        })
+        .await;
+    }
+
+    async fn say(&mut self, target: &str, text: &str) {
+        self.send(&format!("PRIVMSG {target} :{text}")).await;
+    }
+
+    /// The next message (raw line and parsed), answering PINGs; `None` after `limit`.
+    async fn next_within(&mut self, limit: Duration) -> Option<(String, Message)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = match tokio::time::timeout(left, self.reader.next_line()).await {
+                Ok(Ok(Some(line))) => line,
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    panic!("{}: connection closed; seen: {:#?}", self.nick, self.seen)
+                }
+                Err(_) => return None,
+            };
+            self.seen.push(line.clone());
+            let Ok(msg) = line.parse::<Message>() else {
+                continue;
+            };
+            if let IrcCommand::PING(ref s, _) = msg.command {
+                let pong = format!("PONG :{s}");
+                self.send(&pong).await;
+                continue;
+            }
+            return Some((line, msg));
+        }
+    }
+
+    /// Reads until a message satisfies `pred`; panics after `WAIT` with what was seen.
+    async fn wait_for(&mut self, pred: impl Fn(&Message) -> bool) -> (String, Message) {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next_within(left).await {
+                Some((line, msg)) if pred(&msg) => return (line, msg),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        panic!("{}: no expected message; seen: {:#?}", self.nick, self.seen)
+    }
+
+    /// The next PRIVMSG from `from` to `to` whose text contains `needle`: (raw line, text).
+    async fn privmsg_containing(&mut self, from: &str, to: &str, needle: &str) -> (String, String) {
+        let (line, msg) = self
+            .wait_for(|m| {
+                m.source_nickname() == Some(from)
+                    && matches!(&m.command, IrcCommand::PRIVMSG(t, text) if t == to && text.contains(needle))
+            })
+            .await;
+        let IrcCommand::PRIVMSG(_, text) = msg.command else {
+            unreachable!("matched a PRIVMSG")
+        };
+        (line, text)
+    }
+
+    /// Waits until `nick` joins `channel`.
+    async fn sees_join(&mut self, nick: &str, channel: &str) {
+        self.wait_for(|m| {
+            m.source_nickname() == Some(nick)
+                && matches!(&m.command, IrcCommand::JOIN(c, _, _) if c == channel)
+        })
+        .await;
+    }
+}
+
+fn irc_chat(name: &str, port: u16, more: &str) -> String {
+    format!(
+        "[[chat]]\nname = \"{name}\"\nbackend = \"irc\"\nserver = \"127.0.0.1\"\nport = {port}\n\
+         nick = \"stormbridge\"\nchannels = [\"#ops\"]\n{more}\n"
+    )
+}
+
+/// ngircd, alice in #ops, and a bridge whose bot has joined #ops.
+async fn setup(name: &str, password: Option<&str>, more: &str) -> (Ngircd, Client, TestBridge) {
+    let server = Ngircd::start(password).await;
+    let mut alice = Client::connect(server.port, "alice", password).await;
+    alice.join("#ops").await;
+    let mut opts: Options = with_test_aliases();
+    opts.extra_toml = irc_chat(name, server.port, more);
+    let bridge = TestBridge::start_with(opts).await;
+    bridge.wait_ready(200).await;
+    (server, alice, bridge)
+}
+
+#[actix_rt::test]
+async fn commands_from_a_channel_and_a_private_message_come_back_to_the_same_place() {
+    let (_server, mut alice, b) = setup("irc", None, "").await;
+    alice.sees_join("stormbridge", "#ops").await;
+
+    alice.say("#ops", "!st2 run date").await;
+    let (_, ack) = alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+    let exec = b.emulator.executions();
+    assert_eq!(exec.len(), 1, "{exec:?}");
+    let e = &exec[0];
+    assert!(ack.contains(&e.id), "{ack}");
+    assert_eq!(e.parameters.get("cmd").map(String::as_str), Some("date"));
+    assert_eq!(e.request["user"], "alice");
+    assert_eq!(e.request["source_channel"], "#ops");
+    let ctx = &e.request["source_context"];
+    assert_eq!(ctx["connection"], "irc");
+    assert_eq!(ctx["room"], "#ops");
+    assert_eq!(ctx["room_kind"], "group");
+    assert_eq!(ctx["user_id"], "alice");
+    let (_, result) = alice
+        .privmsg_containing("stormbridge", "#ops", &format!("execution: {}", e.id))
+        .await;
+    assert!(!result.contains('\n'));
+
+    // A private message is a direct chat: the reply is a private message back.
+    alice.say("stormbridge", "!st2 run uptime").await;
+    alice
+        .privmsg_containing("stormbridge", "alice", "Started")
+        .await;
+    let exec = b.emulator.executions();
+    assert_eq!(exec.len(), 2);
+    let e = &exec[1];
+    assert_eq!(e.parameters.get("cmd").map(String::as_str), Some("uptime"));
+    assert_eq!(e.request["user"], "alice");
+    assert_eq!(e.request["source_channel"], "alice");
+    assert_eq!(e.request["source_context"]["room_kind"], "direct");
+    alice
+        .privmsg_containing("stormbridge", "alice", &format!("execution: {}", e.id))
+        .await;
+
+    // A mention works without the `!`.
+    alice.say("#ops", "StormBridge: st2 run whoami").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+    assert_eq!(
+        b.emulator.executions()[2]
+            .parameters
+            .get("cmd")
+            .map(String::as_str),
+        Some("whoami")
+    );
+
+    alice.say("#ops", "!st2help").await;
+    let (_, help) = alice.privmsg_containing("stormbridge", "#ops", "run").await;
+    assert!(!help.is_empty());
+    assert_eq!(b.emulator.executions().len(), 3, "help runs nothing");
+}
+
+#[actix_rt::test]
+async fn a_long_reply_arrives_complete_in_lines_that_fit_512_bytes_at_a_paced_rate() {
+    let (_server, mut alice, b) = setup("irc", None, "").await;
+    alice.sees_join("stormbridge", "#ops").await;
+    let words: Vec<String> = (0..400).map(|i| format!("w{i:03}é")).collect();
+    let message = format!("first line\n{}\nlast line", words.join(" "));
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": message, "channel": "irc:#ops"}),
+    );
+    let (first, _) = alice
+        .privmsg_containing("stormbridge", "#ops", "first line")
+        .await;
+    assert!(first.len() + 2 <= 512);
+    let started = Instant::now();
+    let mut text = String::new();
+    let mut parts: u32 = 0;
+    loop {
+        let (line, part) = alice.privmsg_containing("stormbridge", "#ops", "").await;
+        assert!(line.len() + 2 <= 512, "{} bytes: {line}", line.len() + 2);
+        if part == "last line" {
+            break;
+        }
+        parts += 1;
+        text.push_str(&part);
+        text.push(' ');
+    }
+    let elapsed = started.elapsed();
+    assert!(parts >= 4, "split into {parts} parts");
+    let received: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        received,
+        words.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    // Burst of 4 (one was "first line"), then one line per 500 ms.
+    let paced = (parts + 2).saturating_sub(4);
+    assert!(
+        elapsed >= Duration::from_millis(450) * paced.saturating_sub(1),
+        "{parts} parts in {elapsed:?}: flood control did not pace them"
+    );
+}
+
+#[actix_rt::test]
+async fn server_password_and_nick_collision_fallback() {
+    let server = Ngircd::start(Some("s3cret-pass")).await;
+    let mut alice = Client::connect(server.port, "alice", Some("s3cret-pass")).await;
+    alice.join("#ops").await;
+    // Someone already has the bot's nick.
+    let _squatter = Client::connect(server.port, "stormbridge", Some("s3cret-pass")).await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = irc_chat("irc-pass", server.port, "password = \"s3cret-pass\"");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    alice.sees_join("stormbridge_", "#ops").await;
+    alice.say("#ops", "stormbridge_: st2 run date").await;
+    alice
+        .privmsg_containing("stormbridge_", "#ops", "Started")
+        .await;
+    let e = &b.emulator.executions()[0];
+    assert_eq!(e.request["user"], "alice");
+    assert_eq!(e.request["source_context"]["connection"], "irc-pass");
+    assert!(
+        !captured_logs().contains("s3cret-pass"),
+        "the server password was logged"
+    );
+}
+
+#[actix_rt::test]
+async fn a_wrong_server_password_keeps_the_connection_not_ready() {
+    let server = Ngircd::start(Some("right")).await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = irc_chat("irc-badpass", server.port, "password = \"wrong\"");
+    let b = TestBridge::start_with(opts).await;
+    let restarted = eventually!(
+        WAIT,
+        b.actor("chat:irc-badpass").await["restarts"].as_u64() >= Some(1)
+    );
+    assert!(restarted, "{}", b.actor("chat:irc-badpass").await);
+    let (status, body) = b.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+}
+
+#[actix_rt::test]
+async fn after_a_server_restart_the_bridge_reconnects_rejoins_and_delivers_what_was_queued() {
+    let more = "reconnect_backoff_initial_ms = 2000\nreconnect_backoff_max_ms = 2000";
+    let (mut server, mut alice, b) = setup("irc-restart", None, more).await;
+    alice.sees_join("stormbridge", "#ops").await;
+    drop(alice);
+
+    server.kill();
+    b.wait_ready(503).await;
+    assert_eq!(b.actor("chat:irc-restart").await["state"], "reconnecting");
+
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "queued while the server was away", "channel": "irc-restart:#ops"}),
+    );
+    let queued = eventually!(WAIT, {
+        captured_logs().lines().any(|l| {
+            l.contains("connection=irc-restart") && l.contains("queued while disconnected")
+        })
+    });
+    assert!(queued, "the reply was not queued");
+
+    // Restart right after a failed attempt, so alice is back in #ops before the bot's next
+    // attempt (at least 1 s later with this backoff).
+    let before = b.actor("chat:irc-restart").await["restarts"].as_u64();
+    let failed_again = eventually!(
+        WAIT,
+        b.actor("chat:irc-restart").await["restarts"].as_u64() > before
+    );
+    assert!(failed_again);
+    server.restart().await;
+    let mut alice = Client::connect(server.port, "alice", None).await;
+    alice.join("#ops").await;
+
+    alice.sees_join("stormbridge", "#ops").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "queued while the server was away")
+        .await;
+    b.wait_ready(200).await;
+
+    // And commands work on the new connection.
+    alice.say("#ops", "!st2 run date").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+}
+
+#[actix_rt::test]
+async fn other_bots_ctcp_notices_and_the_bridges_own_messages_are_not_commands() {
+    let (server, mut alice, b) = setup("irc", None, "ignore_nicks = [\"otherbot\"]").await;
+    alice.sees_join("stormbridge", "#ops").await;
+    let mut otherbot = Client::connect(server.port, "otherbot", None).await;
+    otherbot.join("#ops").await;
+
+    // The private message first: once alice sees the channel one, both were relayed.
+    otherbot.say("stormbridge", "!st2 run from-a-bot-dm").await;
+    otherbot.say("#ops", "!st2 run from-a-bot").await;
+    alice
+        .wait_for(|m| m.source_nickname() == Some("otherbot"))
+        .await;
+    alice.say("#ops", "\x01ACTION !st2 run ctcp\x01").await;
+    alice.send("NOTICE #ops :!st2 run notice").await;
+    // The bridge's own message, announced into the channel.
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "!st2 run from-the-bridge", "channel": "irc:#ops"}),
+    );
+    alice
+        .privmsg_containing("stormbridge", "#ops", "from-the-bridge")
+        .await;
+
+    alice.say("#ops", "!st2 run marker").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+    let cmds: Vec<String> = b
+        .emulator
+        .executions()
+        .iter()
+        .filter_map(|e| e.parameters.get("cmd").cloned())
+        .collect();
+    assert_eq!(cmds, vec!["marker".to_owned()]);
+}
+
+#[actix_rt::test]
+async fn a_kicked_bot_rejoins_its_channel() {
+    let (_server, mut alice, b) = setup("irc", None, "").await;
+    alice.sees_join("stormbridge", "#ops").await;
+    // alice created #ops, so she is its operator.
+    alice.send("KICK #ops stormbridge :out").await;
+    alice
+        .wait_for(|m| matches!(&m.command, IrcCommand::KICK(_, who, _) if who == "stormbridge"))
+        .await;
+    alice.sees_join("stormbridge", "#ops").await;
+    alice.say("#ops", "!st2 run date").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+    assert_eq!(b.emulator.executions().len(), 1);
+}
+
+#[actix_rt::test]
+async fn sasl_refused_by_the_server_is_an_error_not_an_unauthenticated_login() {
+    // ngircd does not offer SASL: it answers `CAP NAK`, and the bot must not register
+    // without the authentication it was configured to use.
+    let server = Ngircd::start(None).await;
+    let mut alice = Client::connect(server.port, "alice", None).await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = irc_chat(
+        "irc-sasl",
+        server.port,
+        "sasl_username = \"bot\"\nsasl_password = \"sasl-s3cret\"",
+    );
+    let b = TestBridge::start_with(opts).await;
+    let failed = eventually!(
+        WAIT,
+        b.actor("chat:irc-sasl").await["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("SASL"))
+    );
+    assert!(failed, "{}", b.actor("chat:irc-sasl").await);
+    assert_eq!(b.get("/ready").await.0, 503);
+    alice.send("WHOIS stormbridge").await;
+    let (line, _) = alice
+        .wait_for(|m| {
+            matches!(
+                m.command,
+                IrcCommand::Response(
+                    irc_proto::Response::ERR_NOSUCHNICK | irc_proto::Response::RPL_WHOISUSER,
+                    _
+                )
+            )
+        })
+        .await;
+    assert!(line.contains(" 401 "), "the bot registered: {line}");
+    assert!(!captured_logs().contains("sasl-s3cret"));
+}
+
+#[actix_rt::test]
+async fn tls_connection_with_a_private_ca() {
+    let server = Ngircd::start_tls().await;
+    let mut alice = Client::connect(server.port, "alice", None).await;
+    alice.join("#ops").await;
+    let mut opts = with_test_aliases();
+    let more = format!(
+        "tls = true\ntls_ca_file = \"{}\"",
+        server.ca_file().display()
+    );
+    let tls_port = server.tls_port.expect("a TLS port");
+    opts.extra_toml = irc_chat("irc-tls", tls_port, &more).replace("127.0.0.1", "localhost");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    alice.sees_join("stormbridge", "#ops").await;
+    alice.say("#ops", "!st2 run date").await;
+    alice
+        .privmsg_containing("stormbridge", "#ops", "Started")
+        .await;
+    assert_eq!(
+        b.emulator.executions()[0].request["source_context"]["connection"],
+        "irc-tls"
+    );
+}
