@@ -235,6 +235,8 @@ pub struct ChatSettings {
 pub enum BackendSettings {
     /// Lines on standard input/output.
     Console(ConsoleSettings),
+    /// Mattermost (API v4, bot token).
+    Mattermost(crate::backends::mattermost::MattermostSettings),
 }
 
 impl BackendSettings {
@@ -242,6 +244,7 @@ impl BackendSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             BackendSettings::Console(_) => "console",
+            BackendSettings::Mattermost(_) => "mattermost",
         }
     }
 }
