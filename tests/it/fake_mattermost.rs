@@ -66,6 +66,7 @@ type ApiError = (u16, &'static str, &'static str);
 
 enum WsCmd {
     Event(Value),
+    SkipSeq,
     Close,
 }
 
@@ -364,6 +365,110 @@ async fn channels_direct(
     }
 }
 
+async fn channel_by_id(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    let st = shared.state.lock();
+    match st.channels.iter().find(|c| c.id == *path) {
+        Some(c) if c.kind == "O" || c.members.contains(&me) => {
+            HttpResponse::Ok().json(Shared::channel_json(c))
+        }
+        Some(_) => mm_error(
+            403,
+            "api.context.permissions.app_error",
+            "You do not have the appropriate permissions.",
+        ),
+        None => mm_error(
+            404,
+            "app.channel.get.existing.app_error",
+            "Unable to find the existing channel.",
+        ),
+    }
+}
+
+async fn channel_by_name(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    let (team, name) = path.into_inner();
+    let st = shared.state.lock();
+    match st
+        .channels
+        .iter()
+        .find(|c| c.team_id == team && c.name == name)
+    {
+        Some(c) if c.kind == "O" || c.members.contains(&me) => {
+            HttpResponse::Ok().json(Shared::channel_json(c))
+        }
+        _ => mm_error(
+            404,
+            "app.channel.get_by_name.missing.app_error",
+            "Channel does not exist.",
+        ),
+    }
+}
+
+async fn add_member(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    let user = body
+        .get("user_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let mut st = shared.state.lock();
+    st.requests
+        .push(format!("POST /channels/{}/members", path.as_str()));
+    let Some(c) = st.channels.iter_mut().find(|c| c.id == *path) else {
+        return mm_error(
+            404,
+            "app.channel.get.existing.app_error",
+            "Unable to find the existing channel.",
+        );
+    };
+    if c.kind != "O" || user != me {
+        return mm_error(
+            403,
+            "api.context.permissions.app_error",
+            "You do not have the appropriate permissions.",
+        );
+    }
+    if !c.members.contains(&user) {
+        c.members.push(user.clone());
+    }
+    HttpResponse::Created().json(json!({
+        "channel_id": c.id, "user_id": user, "roles": "channel_user", "last_viewed_at": 0,
+        "msg_count": 0, "mention_count": 0, "notify_props": {}, "last_update_at": now_ms(),
+    }))
+}
+
 async fn create_post(
     req: HttpRequest,
     body: web::Json<Value>,
@@ -437,11 +542,7 @@ async fn websocket(
         let mut tx = Some(tx);
         let mut authed = false;
         let mut seq: u64 = 0;
-        let mut next_event = |mut v: Value| {
-            v["seq"] = json!(seq);
-            seq += 1;
-            v.to_string()
-        };
+        let mut skip: u64 = 0;
         loop {
             tokio::select! {
                 msg = stream.next() => match msg {
@@ -472,7 +573,10 @@ async fn websocket(
                             break;
                         }
                         if ok && action == "authentication_challenge" {
-                            let hello = next_event(json!({"event": "hello", "data": {"server_version": "10.5.0.fake"}, "broadcast": {"omit_users": null, "user_id": "", "channel_id": "", "team_id": ""}}));
+                            let mut hello = json!({"event": "hello", "data": {"server_version": "10.5.0.fake"}, "broadcast": {"omit_users": null, "user_id": "", "channel_id": "", "team_id": ""}});
+                            hello["seq"] = json!(seq);
+                            seq += 1;
+                            let hello = hello.to_string();
                             if session.text(hello).await.is_err() {
                                 break;
                             }
@@ -488,9 +592,16 @@ async fn websocket(
                 },
                 cmd = rx.recv(), if authed => match cmd {
                     Some(WsCmd::Event(v)) => {
-                        if session.text(next_event(v)).await.is_err() {
+                        seq += std::mem::take(&mut skip);
+                        let mut v = v;
+                        v["seq"] = json!(seq);
+                        seq += 1;
+                        if session.text(v.to_string()).await.is_err() {
                             break;
                         }
+                    }
+                    Some(WsCmd::SkipSeq) => {
+                        skip += 1;
                     }
                     Some(WsCmd::Close) | None => {
                         let _ = session.close(None).await;
@@ -539,6 +650,14 @@ impl FakeMattermost {
             kind: "O",
             members: vec![bot_id.clone(), alice_id.clone(), other_bot_id.clone()],
         });
+        st.channels.push(Channel {
+            id: new_id(),
+            team_id: team_id.clone(),
+            name: "ops-alerts".into(),
+            display_name: "Ops Alerts".into(),
+            kind: "O",
+            members: vec![alice_id.clone()],
+        });
         let shared = Arc::new(Shared {
             state: Mutex::new(st),
             team_id,
@@ -562,6 +681,12 @@ impl FakeMattermost {
                             .route("/api/v4/teams/{id}", web::get().to(team_by_id))
                             .route("/api/v4/channels/direct", web::post().to(channels_direct))
                             .route("/api/v4/posts", web::post().to(create_post))
+                            .route("/api/v4/channels/{id}", web::get().to(channel_by_id))
+                            .route(
+                                "/api/v4/teams/{team}/channels/name/{name}",
+                                web::get().to(channel_by_name),
+                            )
+                            .route("/api/v4/channels/{id}/members", web::post().to(add_member))
                             .route("/api/v4/websocket", web::get().to(websocket))
                             .default_service(web::to(|| async {
                                 mm_error(
@@ -614,6 +739,61 @@ impl FakeMattermost {
         {
             Ok(post) => post["id"].as_str().unwrap_or_default().to_owned(),
             Err(e) => panic!("fake refused the test's post: {e:?}"),
+        }
+    }
+
+    /// `ops-alerts`: a public channel with alice in it but not the bot.
+    pub fn ops_alerts(&self) -> String {
+        let st = self.shared.state.lock();
+        st.channels
+            .iter()
+            .find(|c| c.name == "ops-alerts")
+            .map(|c| c.id.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn is_member(&self, user: &str, channel: &str) -> bool {
+        let st = self.shared.state.lock();
+        st.channels
+            .iter()
+            .any(|c| c.id == channel && c.members.iter().any(|m| m == user))
+    }
+
+    /// Removes a user from a channel, with Mattermost's two `user_removed` events.
+    pub fn remove_from_channel(&self, user: &str, channel: &str) {
+        let mut st = self.shared.state.lock();
+        let Some(c) = st.channels.iter_mut().find(|c| c.id == channel) else {
+            return;
+        };
+        c.members.retain(|m| m != user);
+        let members = c.members.clone();
+        let remover = self.alice_id.clone();
+        for s in &st.sessions {
+            let event = if s.user_id == user {
+                json!({"event": "user_removed", "data": {"channel_id": channel, "remover_id": remover},
+                       "broadcast": {"omit_users": null, "user_id": user, "channel_id": "", "team_id": ""}})
+            } else if members.contains(&s.user_id) {
+                json!({"event": "user_removed", "data": {"user_id": user, "remover_id": remover},
+                       "broadcast": {"omit_users": null, "user_id": "", "channel_id": channel, "team_id": ""}})
+            } else {
+                continue;
+            };
+            let _ = s.tx.send(WsCmd::Event(event));
+        }
+    }
+
+    /// Every open websocket skips one `seq` before its next event (events were lost).
+    pub fn skip_a_seq(&self) {
+        for s in &self.shared.state.lock().sessions {
+            let _ = s.tx.send(WsCmd::SkipSeq);
+        }
+    }
+
+    /// Makes the bridge's account a plain user (no `from_bot` on its posts).
+    pub fn make_bridge_a_plain_user(&self) {
+        let mut st = self.shared.state.lock();
+        if let Some(u) = st.users.iter_mut().find(|u| u.id == self.bot_id) {
+            u.is_bot = false;
         }
     }
 

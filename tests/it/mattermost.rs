@@ -273,3 +273,102 @@ async fn extra_mattermost_becomes_attachments_and_whispers_open_a_direct_channel
     assert_eq!(post.str("channel_id"), dm);
     assert!(fake.bot_posts_containing(&town, "just for you").is_empty());
 }
+
+#[actix_rt::test]
+async fn a_plain_user_account_still_ignores_its_own_posts() {
+    let (fake, b) = mm_bridge().await;
+    fake.make_bridge_a_plain_user();
+    let town = fake.town_square.clone();
+    fake.post_as(&fake.bot_id, &town, "!st2 run whoami", "");
+    fake.post_as(&fake.alice_id, &town, "!st2 run uptime", "");
+    let e = executions(&b, 1).await.remove(0);
+    let result = bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+    assert!(
+        result.post["props"].get("from_bot").is_none(),
+        "{:?}",
+        result.post
+    );
+    let all = b.emulator.executions();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(
+        all[0].parameters.get("cmd").map(String::as_str),
+        Some("uptime")
+    );
+}
+
+#[actix_rt::test]
+async fn configured_channels_are_joined_watched_and_rejoined_after_a_removal() {
+    let fake = FakeMattermost::start().await;
+    let alerts = fake.ops_alerts();
+    assert!(!fake.is_member(&fake.bot_id, &alerts));
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml(r#"channels = ["ops-alerts"]"#);
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    assert!(
+        eventually!(WAIT, fake.is_member(&fake.bot_id, &alerts)),
+        "the bot joined ops-alerts"
+    );
+
+    // Only the configured channel is watched.
+    fake.post_as(&fake.alice_id, &fake.town_square, "!st2 run whoami", "");
+    fake.post_as(&fake.alice_id, &alerts, "!st2 run date", "");
+    let e = executions(&b, 1).await.remove(0);
+    assert_eq!(e.request["source_channel"], alerts.as_str());
+    bot_post(&fake, &alerts, &format!("execution: {}", e.id)).await;
+    assert_eq!(b.emulator.executions().len(), 1);
+
+    fake.remove_from_channel(&fake.bot_id, &alerts);
+    assert!(!fake.is_member(&fake.bot_id, &alerts));
+    assert!(
+        eventually!(WAIT, fake.is_member(&fake.bot_id, &alerts)),
+        "the bot rejoined after being removed"
+    );
+}
+
+#[actix_rt::test]
+async fn a_gap_in_event_seq_reconnects_and_re_authenticates() {
+    let (fake, b) = mm_bridge().await;
+    let town = fake.town_square.clone();
+    let auths = fake.ws_auths();
+    fake.skip_a_seq();
+    fake.post_as(&fake.alice_id, &town, "!st2 run date", "");
+    assert!(
+        eventually!(WAIT, fake.ws_auths() > auths),
+        "a seq gap makes the bridge reconnect"
+    );
+    b.wait_ready(200).await;
+    let actor = b.actor("chat:mm").await;
+    assert!(actor["restarts"].as_u64().unwrap_or(0) >= 1, "{actor}");
+    let e = executions(&b, 1).await.remove(0);
+    bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+}
+
+#[actix_rt::test]
+async fn the_outbound_queue_is_bounded_and_keeps_the_newest() {
+    let fake = FakeMattermost::start().await;
+    let town = fake.town_square.clone();
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("queue_size = 2");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    fake.refuse_websockets(true);
+    fake.drop_websockets();
+    b.wait_ready(503).await;
+    for i in 1..=4 {
+        b.emulator.announce(
+            "stormbridge",
+            json!({"message": format!("overflow {i}"), "channel": format!("mm:{town}")}),
+        );
+    }
+    assert!(
+        eventually!(WAIT, captured_logs().contains("dropped_total=2")),
+        "two overflows are logged"
+    );
+    fake.refuse_websockets(false);
+    let last = bot_post(&fake, &town, "overflow 4").await;
+    let third = bot_post(&fake, &town, "overflow 3").await;
+    assert!(third.at <= last.at, "oldest first");
+    assert!(fake.bot_posts_containing(&town, "overflow 1").is_empty());
+    assert!(fake.bot_posts_containing(&town, "overflow 2").is_empty());
+}

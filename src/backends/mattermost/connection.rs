@@ -108,6 +108,8 @@ pub struct MattermostConnection {
     dropped: u64,
     paused_until: Option<Instant>,
     dm_channels: HashMap<String, String>,
+    /// Ids of the configured channels, once resolved (to rejoin after a removal).
+    joined: std::collections::HashSet<String>,
 }
 
 /// Why a connection could not be created.
@@ -185,6 +187,7 @@ impl MattermostConnection {
             dropped: 0,
             paused_until: None,
             dm_channels: HashMap::new(),
+            joined: Default::default(),
         })
     }
 
@@ -289,6 +292,7 @@ impl MattermostConnection {
                     self.backoff.reset();
                     self.status.state(ActorState::Up, None);
                     tracing::info!(connection = %self.name, queued = self.queue.len(), "mattermost connected");
+                    self.join(self.settings.channels.clone(), ctx);
                     self.pump(ctx);
                 } else {
                     let detail = error
@@ -301,27 +305,41 @@ impl MattermostConnection {
                 }
             }
             Some(WsFrame::Reply { .. }) => {}
-            Some(WsFrame::Event { event, seq, data }) => {
+            Some(WsFrame::Event {
+                event,
+                seq,
+                data,
+                broadcast,
+            }) => {
+                let gap = match (seq, self.expected_event_seq) {
+                    (Some(seq), Some(expected)) if seq != expected => Some((expected, seq)),
+                    _ => None,
+                };
                 if let Some(seq) = seq {
-                    match self.expected_event_seq {
-                        Some(expected) if seq != expected => {
-                            self.fail(
-                                format!(
-                                    "missed websocket events (expected seq {expected}, got {seq})"
-                                ),
-                                ctx,
-                            );
-                            return;
-                        }
-                        _ => self.expected_event_seq = Some(seq + 1),
-                    }
+                    self.expected_event_seq = Some(seq + 1);
                 }
                 match event.as_str() {
                     "posted" if self.authenticated => self.handle_posted(&data),
+                    "user_removed" if self.authenticated => {
+                        let bot_id = self.bot.as_ref().map(|b| b.id.clone()).unwrap_or_default();
+                        if let Some(channel) = wire::removed_from(&data, &broadcast, &bot_id) {
+                            if self.joined.contains(&channel) {
+                                tracing::info!(connection = %self.name, channel = %channel, "removed from a configured channel; rejoining");
+                                self.join(vec![channel], ctx);
+                            }
+                        }
+                    }
                     "hello" => {
                         tracing::debug!(connection = %self.name, "mattermost hello");
                     }
                     _ => {}
+                }
+                if let Some((expected, got)) = gap {
+                    // Events in between were lost; a fresh connection is the only resync.
+                    self.fail(
+                        format!("missed websocket events (expected seq {expected}, got {got})"),
+                        ctx,
+                    );
                 }
             }
             None => {
@@ -350,6 +368,39 @@ impl MattermostConnection {
                 tracing::debug!(connection = %self.name, ?skip, "ignored a post");
             }
         }
+    }
+
+    /// Joins the given channels (ids or names; names need `team`) so their posts arrive.
+    fn join(&mut self, channels: Vec<String>, ctx: &mut Context<Self>) {
+        let (Some(client), Some(bot)) = (self.http.clone(), self.bot.clone()) else {
+            return;
+        };
+        if channels.is_empty() {
+            return;
+        }
+        let api = self.api.clone();
+        let token: Rc<str> = self.token.expose_secret().into();
+        let team_id = self.team_id.clone();
+        let name = self.name.clone();
+        let fut = async move {
+            let mut joined = Vec::new();
+            for entry in channels {
+                match join_channel(&client, &api, &token, &bot.id, team_id.as_deref(), &entry).await
+                {
+                    Ok(id) => {
+                        tracing::debug!(connection = %name, channel = %entry, "joined channel");
+                        joined.push(id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(connection = %name, channel = %entry, error = %e, "cannot join channel");
+                    }
+                }
+            }
+            joined
+        };
+        ctx.spawn(fut.into_actor(self).map(|joined, act, _ctx| {
+            act.joined.extend(joined);
+        }));
     }
 
     fn enqueue(&mut self, item: Outgoing) {
@@ -501,6 +552,48 @@ async fn resolve_team(
 
 fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// Resolves a configured channel to its id and adds the bot to it.
+async fn join_channel(
+    client: &awc::Client,
+    api: &str,
+    token: &str,
+    bot_id: &str,
+    team_id: Option<&str>,
+    entry: &str,
+) -> Result<String, String> {
+    let by_id = if wire::looks_like_id(entry) {
+        get_json(client, &format!("{api}/channels/{entry}"), token)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let channel = match (by_id, team_id) {
+        (Some(c), _) => c,
+        (None, Some(team)) => {
+            get_json(
+                client,
+                &format!("{api}/teams/{team}/channels/name/{}", encode(entry)),
+                token,
+            )
+            .await?
+        }
+        (None, None) => return Err("not a channel id, and channel names need `team`".into()),
+    };
+    let id = str_of(&channel, "id").ok_or("channel without an id")?;
+    let url = format!("{api}/channels/{id}/members");
+    let (status, _headers, body) =
+        post_json(client, &url, token, &json!({"user_id": bot_id})).await?;
+    if status.is_success() {
+        Ok(id)
+    } else {
+        Err(format!(
+            "POST /channels/{id}/members: {}",
+            api_error(status, &body)
+        ))
+    }
 }
 
 fn classify(

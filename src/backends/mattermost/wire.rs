@@ -19,6 +19,8 @@ pub enum WsFrame {
         seq: Option<u64>,
         /// Event data.
         data: Value,
+        /// Who the event was sent to (`user_id`, `channel_id`, `team_id`).
+        broadcast: Value,
     },
     /// A reply to an action we sent (`seq_reply` is our `seq`).
     Reply {
@@ -39,6 +41,7 @@ pub fn parse_frame(text: &str) -> Option<WsFrame> {
             event: event.to_owned(),
             seq: v.get("seq").and_then(Value::as_u64),
             data: v.get("data").cloned().unwrap_or(Value::Null),
+            broadcast: v.get("broadcast").cloned().unwrap_or(Value::Null),
         });
     }
     let seq_reply = v.get("seq_reply").and_then(Value::as_u64)?;
@@ -56,6 +59,30 @@ pub fn parse_frame(text: &str) -> Option<WsFrame> {
 /// The `authentication_challenge` action.
 pub fn auth_challenge(seq: u64, token: &str) -> String {
     json!({"seq": seq, "action": "authentication_challenge", "data": {"token": token}}).to_string()
+}
+
+/// `user_removed`: the channel a user was removed from, when that user is `bot_id`. The
+/// removed user's own copy names the channel in `data.channel_id` and the user in
+/// `broadcast.user_id`; the copy for the channel names them the other way round.
+pub fn removed_from(data: &Value, broadcast: &Value, bot_id: &str) -> Option<String> {
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+    };
+    let user = s(data, "user_id").or_else(|| s(broadcast, "user_id"))?;
+    if user != bot_id {
+        return None;
+    }
+    s(data, "channel_id").or_else(|| s(broadcast, "channel_id"))
+}
+
+/// Mattermost ids are 26 lowercase letters and digits.
+pub fn looks_like_id(s: &str) -> bool {
+    s.len() == 26
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A post as the API returns it (the fields the bridge uses).
@@ -418,6 +445,32 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(p, json!({"attachments": [{"text": "x"}]}));
+    }
+
+    #[test]
+    fn removals_of_the_bot_are_recognised() {
+        let own = removed_from(
+            &json!({"channel_id": "c1", "remover_id": "u9"}),
+            &json!({"user_id": "bot1"}),
+            "bot1",
+        );
+        assert_eq!(own.as_deref(), Some("c1"));
+        let room = removed_from(
+            &json!({"user_id": "bot1", "remover_id": "u9"}),
+            &json!({"channel_id": "c2"}),
+            "bot1",
+        );
+        assert_eq!(room.as_deref(), Some("c2"));
+        assert_eq!(
+            removed_from(
+                &json!({"user_id": "u2"}),
+                &json!({"channel_id": "c2"}),
+                "bot1"
+            ),
+            None
+        );
+        assert!(looks_like_id("abcdefghijklmnopqrstuvwxyz"));
+        assert!(!looks_like_id("town-square"));
     }
 
     #[test]
