@@ -49,6 +49,9 @@ pub enum StartError {
     /// The login page template did not compile.
     #[error("login page: {0}")]
     LoginPage(String),
+    /// A chat connection could not be set up.
+    #[error("chat connection `{0}`: {1}")]
+    Chat(String, String),
     /// The HTTP server could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -304,6 +307,17 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                     IrcConnection::new(name, irc, recipient, backoff, tls, status)
                 })
                 .recipient()
+            }
+            BackendSettings::Mattermost(mm) => {
+                let connection = crate::backends::mattermost::MattermostConnection::new(
+                    chat.name.clone(),
+                    mm.clone(),
+                    dispatcher.clone().recipient(),
+                    status,
+                    backoff.clone(),
+                )
+                .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
+                actix::Supervisor::start(move |_| connection).recipient()
             }
         };
         dispatcher.do_send(RegisterConnection {

@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod irc;
+pub mod mattermost;
 
 use actix::prelude::*;
 use serde_json::Value;

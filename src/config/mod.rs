@@ -237,6 +237,8 @@ pub enum BackendSettings {
     Console(ConsoleSettings),
     /// An IRC server.
     Irc(Box<crate::backends::irc::IrcSettings>),
+    /// Mattermost (API v4, bot token).
+    Mattermost(crate::backends::mattermost::MattermostSettings),
 }
 
 impl BackendSettings {
@@ -245,6 +247,7 @@ impl BackendSettings {
         match self {
             BackendSettings::Console(_) => "console",
             BackendSettings::Irc(_) => "irc",
+            BackendSettings::Mattermost(_) => "mattermost",
         }
     }
 }

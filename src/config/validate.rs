@@ -77,7 +77,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Backends that exist in this version; any other `backend =` value is reported.
-pub const AVAILABLE_BACKENDS: &[&str] = &["console", "irc"];
+pub const AVAILABLE_BACKENDS: &[&str] = &["console", "irc", "mattermost"];
 
 struct Checker {
     problems: Vec<Problem>,
@@ -649,6 +649,10 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                     continue;
                 }
             },
+            "mattermost" => match mattermost(c, &key, map) {
+                Some(s) => BackendSettings::Mattermost(s),
+                None => continue,
+            },
             other => {
                 c.push(
                     format!("{key}.backend"),
@@ -672,4 +676,33 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
         );
     }
     out
+}
+
+/// `backend = "mattermost"`: the URL must be http(s) and exactly one of token/token_file set.
+fn mattermost(
+    c: &mut Checker,
+    key: &str,
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Option<crate::backends::mattermost::MattermostSettings> {
+    let mut s = match serde_json::from_value::<crate::backends::mattermost::MattermostSettings>(
+        serde_json::Value::Object(map),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            c.push(key, e.to_string());
+            return None;
+        }
+    };
+    if crate::backends::mattermost::endpoints(&s.url).is_none() {
+        c.push(
+            format!("{key}.url"),
+            format!("`{}` must be an http:// or https:// URL", s.url),
+        );
+    }
+    let token_file = std::mem::take(&mut s.token_file);
+    s.token = secret(c, &format!("{key}.token"), s.token.take(), &token_file);
+    if s.token.is_none() && non_empty(&token_file).is_none() {
+        c.push(format!("{key}.token"), "is required (or token_file)");
+    }
+    s.token.is_some().then_some(s)
 }

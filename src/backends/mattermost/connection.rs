@@ -1,0 +1,849 @@
+//! The Mattermost connection actor: websocket for events, REST for posts.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    pin::Pin,
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::{
+    io::{SinkWrite, WriteHandler},
+    prelude::*,
+};
+use awc::{
+    error::WsProtocolError,
+    http::StatusCode,
+    ws::{Frame, Message},
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::{
+    config::{MattermostSettings, MAX_POST_CHARS},
+    wire::{self, Mapping, WsFrame},
+};
+use crate::{
+    actors::supervisor::{ActorState, StatusReporter},
+    backends::{Deliver, Inbound},
+    domain::{
+        backoff::Backoff,
+        chunk::{split_message, LengthUnit},
+        message::Target,
+    },
+};
+
+type WsSink = Pin<Box<dyn futures_util::Sink<Message, Error = WsProtocolError>>>;
+
+/// Largest websocket frame accepted (a post of 16383 characters, JSON-escaped, fits).
+const MAX_FRAME: usize = 1 << 20;
+/// Longest wait a rate limit can impose before the next attempt.
+const MAX_RATE_WAIT: Duration = Duration::from_secs(300);
+
+/// Where a queued post goes.
+#[derive(Debug, Clone, PartialEq)]
+enum Dest {
+    /// A channel id (group or direct).
+    Channel(String),
+    /// A user id: the direct channel with the bot is opened (and cached) first.
+    User(String),
+}
+
+/// One post waiting to be sent.
+#[derive(Debug, Clone)]
+struct Outgoing {
+    dest: Dest,
+    root_id: Option<String>,
+    message: String,
+    props: Option<Value>,
+}
+
+/// How a send ended.
+enum Outcome {
+    /// Posted; `pause` when the server said the rate-limit window is used up.
+    Sent { pause: Option<Duration> },
+    /// 429: try the same post again after the delay.
+    RateLimited(Duration),
+    /// Network error or 5xx: try again after a backoff.
+    Retry(String),
+    /// The server refused the post for good (400, 403, 404, …).
+    Rejected(String),
+}
+
+/// The bot account, from `GET /users/me`.
+#[derive(Debug, Clone)]
+struct BotIdentity {
+    id: String,
+    username: String,
+}
+
+/// The Mattermost connection.
+pub struct MattermostConnection {
+    name: String,
+    settings: MattermostSettings,
+    token: SecretString,
+    api: Rc<str>,
+    ws_url: String,
+    tls: Arc<rustls::ClientConfig>,
+    dispatcher: Recipient<Inbound>,
+    status: StatusReporter,
+    backoff: Backoff,
+    send_backoff: Backoff,
+    http: Option<awc::Client>,
+    bot: Option<BotIdentity>,
+    team_id: Option<String>,
+    sink: Option<SinkWrite<Message, WsSink>>,
+    authenticated: bool,
+    next_action_seq: u64,
+    auth_seq: u64,
+    expected_event_seq: Option<u64>,
+    last_frame: Instant,
+    restarting: bool,
+    last_error: Option<String>,
+    queue: VecDeque<Outgoing>,
+    in_flight: Option<Outgoing>,
+    dropped: u64,
+    paused_until: Option<Instant>,
+    dm_channels: HashMap<String, String>,
+    /// Ids of the configured channels, once resolved (to rejoin after a removal).
+    joined: std::collections::HashSet<String>,
+}
+
+/// Why a connection could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum MattermostSetupError {
+    /// `url` is not an http(s) URL.
+    #[error("mattermost url `{0}` must be an http:// or https:// URL")]
+    Url(String),
+    /// No token (validation normally catches this).
+    #[error("mattermost connection has no token")]
+    NoToken,
+    /// TLS settings failed.
+    #[error(transparent)]
+    Tls(#[from] crate::st2::tls::TlsError),
+}
+
+/// `https://host/x` → (`https://host/x/api/v4`, `wss://host/x/api/v4/websocket`).
+pub fn endpoints(base: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(base.trim()).ok()?;
+    let ws_scheme = match url.scheme() {
+        "http" => "ws",
+        "https" => "wss",
+        _ => return None,
+    };
+    url.host_str()?;
+    let base = url.as_str().trim_end_matches('/');
+    let api = format!("{base}/api/v4");
+    let rest = base.split_once("://").map(|(_, r)| r)?;
+    Some((api, format!("{ws_scheme}://{rest}/api/v4/websocket")))
+}
+
+impl MattermostConnection {
+    /// A connection named `name`; it connects when started.
+    pub fn new(
+        name: String,
+        settings: MattermostSettings,
+        dispatcher: Recipient<Inbound>,
+        status: StatusReporter,
+        backoff: Backoff,
+    ) -> Result<Self, MattermostSetupError> {
+        let (api, ws_url) = endpoints(&settings.url)
+            .ok_or_else(|| MattermostSetupError::Url(settings.url.clone()))?;
+        let token = settings
+            .token
+            .clone()
+            .ok_or(MattermostSetupError::NoToken)?;
+        let base_tls = crate::st2::tls::client_config(settings.verify_cert, None)?;
+        // Websockets need HTTP/1.1; never offer h2.
+        let mut tls = (*base_tls).clone();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            name,
+            settings,
+            token,
+            api: api.into(),
+            ws_url,
+            tls: Arc::new(tls),
+            dispatcher,
+            status,
+            backoff,
+            send_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(15)),
+            http: None,
+            bot: None,
+            team_id: None,
+            sink: None,
+            authenticated: false,
+            next_action_seq: 1,
+            auth_seq: 0,
+            expected_event_seq: None,
+            last_frame: Instant::now(),
+            restarting: false,
+            last_error: None,
+            queue: VecDeque::new(),
+            in_flight: None,
+            dropped: 0,
+            paused_until: None,
+            dm_channels: HashMap::new(),
+            joined: Default::default(),
+        })
+    }
+
+    fn client(&self) -> awc::Client {
+        let connector = awc::Connector::new()
+            .rustls_0_23(self.tls.clone())
+            .timeout(Duration::from_secs(10));
+        awc::Client::builder()
+            .connector(connector)
+            .timeout(Duration::from_secs(30))
+            .add_default_header((
+                "User-Agent",
+                concat!("stormbridge/", env!("CARGO_PKG_VERSION")),
+            ))
+            .finish()
+    }
+
+    fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
+        if self.sink.is_none() && !self.authenticated && self.last_error.is_some() {
+            // Already failing; the restart is under way.
+            return;
+        }
+        tracing::warn!(connection = %self.name, error = %error, "mattermost connection failed; reconnecting");
+        self.last_error = Some(error);
+        self.authenticated = false;
+        if let Some(mut sink) = self.sink.take() {
+            sink.close();
+        }
+        ctx.stop();
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let Some(client) = self.http.clone() else {
+            return;
+        };
+        let api = self.api.clone();
+        let ws_url = self.ws_url.clone();
+        let token: Rc<str> = self.token.expose_secret().into();
+        let team = self
+            .settings
+            .team
+            .clone()
+            .filter(|_| self.team_id.is_none());
+        let fut = async move {
+            let me = get_json(&client, &format!("{api}/users/me"), &token).await?;
+            let bot = BotIdentity {
+                id: str_of(&me, "id").ok_or("GET /users/me returned no id")?,
+                username: str_of(&me, "username").unwrap_or_default(),
+            };
+            let team_id = match team {
+                Some(team) => Some(resolve_team(&client, &api, &token, &team).await?),
+                None => None,
+            };
+            let (_resp, framed) = client
+                .ws(ws_url)
+                .max_frame_size(MAX_FRAME)
+                .connect()
+                .await
+                .map_err(|e| format!("websocket connect failed: {e}"))?;
+            Ok::<_, String>((bot, team_id, framed))
+        };
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| match result {
+            Ok((bot, team_id, framed)) => {
+                tracing::debug!(connection = %act.name, bot = %bot.username, "mattermost websocket open; authenticating");
+                act.bot = Some(bot);
+                if team_id.is_some() {
+                    act.team_id = team_id;
+                }
+                let (sink, stream) = framed.split();
+                let sink: WsSink = Box::pin(sink);
+                act.sink = Some(SinkWrite::new(sink, ctx));
+                ctx.add_stream(stream);
+                act.last_frame = Instant::now();
+                act.expected_event_seq = None;
+                act.auth_seq = act.next_action_seq;
+                act.next_action_seq += 1;
+                let challenge = wire::auth_challenge(act.auth_seq, act.token.expose_secret());
+                act.write(Message::Text(challenge.into()));
+            }
+            Err(error) => act.fail(error, ctx),
+        }));
+    }
+
+    fn write(&mut self, msg: Message) {
+        if let Some(sink) = self.sink.as_mut() {
+            if sink.write(msg).is_err() {
+                tracing::debug!(connection = %self.name, "websocket sink closed");
+            }
+        }
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match wire::parse_frame(text) {
+            Some(WsFrame::Reply {
+                status,
+                seq_reply,
+                error,
+            }) if seq_reply == self.auth_seq && !self.authenticated => {
+                if status == "OK" {
+                    self.authenticated = true;
+                    self.last_error = None;
+                    self.backoff.reset();
+                    self.status.state(ActorState::Up, None);
+                    tracing::info!(connection = %self.name, queued = self.queue.len(), "mattermost connected");
+                    self.join(self.settings.channels.clone(), ctx);
+                    self.pump(ctx);
+                } else {
+                    let detail = error
+                        .as_ref()
+                        .and_then(|e| e.get("id").or_else(|| e.get("message")))
+                        .and_then(Value::as_str)
+                        .unwrap_or("no detail")
+                        .to_owned();
+                    self.fail(format!("websocket authentication refused ({detail})"), ctx);
+                }
+            }
+            Some(WsFrame::Reply { .. }) => {}
+            Some(WsFrame::Event {
+                event,
+                seq,
+                data,
+                broadcast,
+            }) => {
+                let gap = match (seq, self.expected_event_seq) {
+                    (Some(seq), Some(expected)) if seq != expected => Some((expected, seq)),
+                    _ => None,
+                };
+                if let Some(seq) = seq {
+                    self.expected_event_seq = Some(seq + 1);
+                }
+                match event.as_str() {
+                    "posted" if self.authenticated => self.handle_posted(&data),
+                    "user_removed" if self.authenticated => {
+                        let bot_id = self.bot.as_ref().map(|b| b.id.clone()).unwrap_or_default();
+                        if let Some(channel) = wire::removed_from(&data, &broadcast, &bot_id) {
+                            if self.joined.contains(&channel) {
+                                tracing::info!(connection = %self.name, channel = %channel, "removed from a configured channel; rejoining");
+                                self.join(vec![channel], ctx);
+                            }
+                        }
+                    }
+                    "hello" => {
+                        tracing::debug!(connection = %self.name, "mattermost hello");
+                    }
+                    _ => {}
+                }
+                if let Some((expected, got)) = gap {
+                    // Events in between were lost; a fresh connection is the only resync.
+                    self.fail(
+                        format!("missed websocket events (expected seq {expected}, got {got})"),
+                        ctx,
+                    );
+                }
+            }
+            None => {
+                tracing::debug!(connection = %self.name, "ignored an unrecognised websocket frame");
+            }
+        }
+    }
+
+    fn handle_posted(&mut self, data: &Value) {
+        let Some(bot) = self.bot.as_ref() else {
+            return;
+        };
+        let mapping = Mapping {
+            connection: &self.name,
+            bot_id: &bot.id,
+            bot_username: &bot.username,
+            team_id: self.team_id.as_deref(),
+            channels: &self.settings.channels,
+        };
+        match wire::posted_to_inbound(data, &mapping) {
+            Ok(msg) => {
+                self.status.activity();
+                self.dispatcher.do_send(Inbound(msg));
+            }
+            Err(skip) => {
+                tracing::debug!(connection = %self.name, ?skip, "ignored a post");
+            }
+        }
+    }
+
+    /// Joins the given channels (ids or names; names need `team`) so their posts arrive.
+    fn join(&mut self, channels: Vec<String>, ctx: &mut Context<Self>) {
+        let (Some(client), Some(bot)) = (self.http.clone(), self.bot.clone()) else {
+            return;
+        };
+        if channels.is_empty() {
+            return;
+        }
+        let api = self.api.clone();
+        let token: Rc<str> = self.token.expose_secret().into();
+        let team_id = self.team_id.clone();
+        let name = self.name.clone();
+        let fut = async move {
+            let mut joined = Vec::new();
+            for entry in channels {
+                match join_channel(&client, &api, &token, &bot.id, team_id.as_deref(), &entry).await
+                {
+                    Ok(id) => {
+                        tracing::debug!(connection = %name, channel = %entry, "joined channel");
+                        joined.push(id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(connection = %name, channel = %entry, error = %e, "cannot join channel");
+                    }
+                }
+            }
+            joined
+        };
+        ctx.spawn(fut.into_actor(self).map(|joined, act, _ctx| {
+            act.joined.extend(joined);
+        }));
+    }
+
+    fn enqueue(&mut self, item: Outgoing) {
+        let capacity = self.settings.queue_size.max(1);
+        while self.queue.len() >= capacity {
+            self.queue.pop_front();
+            self.dropped += 1;
+            tracing::warn!(
+                connection = %self.name,
+                dropped_total = self.dropped,
+                capacity,
+                "mattermost outbound queue full; dropped the oldest message"
+            );
+        }
+        self.queue.push_back(item);
+    }
+
+    fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        ctx.run_later(delay, |act, ctx| act.pump(ctx));
+    }
+
+    /// Sends the next queued post unless one is in flight, the websocket is down or a rate
+    /// limit is in force.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() || !self.authenticated {
+            return;
+        }
+        if let Some(until) = self.paused_until {
+            let now = Instant::now();
+            if until > now {
+                self.schedule_pump(until - now, ctx);
+                return;
+            }
+            self.paused_until = None;
+        }
+        let (Some(item), Some(client), Some(bot)) =
+            (self.queue.pop_front(), self.http.clone(), self.bot.clone())
+        else {
+            return;
+        };
+        self.in_flight = Some(item.clone());
+        let cached_dm = match &item.dest {
+            Dest::User(user) => self.dm_channels.get(user).cloned(),
+            Dest::Channel(_) => None,
+        };
+        let api = self.api.clone();
+        let token: Rc<str> = self.token.expose_secret().into();
+        let fut = async move {
+            let (dm, outcome) = send_post(&client, &api, &token, &bot.id, &item, cached_dm).await;
+            (item, dm, outcome)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(item, dm, outcome), act, ctx| {
+            act.in_flight = None;
+            if let (Dest::User(user), Some(channel)) = (&item.dest, dm) {
+                act.dm_channels.insert(user.clone(), channel);
+            }
+            let gap = Duration::from_millis(act.settings.send_interval_ms);
+            match outcome {
+                Outcome::Sent { pause } => {
+                    act.send_backoff.reset();
+                    act.status.activity();
+                    if let Some(pause) = pause {
+                        tracing::debug!(connection = %act.name, pause_ms = pause.as_millis() as u64, "rate-limit window used up; pausing");
+                        act.paused_until = Some(Instant::now() + pause.min(MAX_RATE_WAIT));
+                    }
+                    act.schedule_pump(gap, ctx);
+                }
+                Outcome::RateLimited(delay) => {
+                    let delay = delay.min(MAX_RATE_WAIT);
+                    tracing::info!(connection = %act.name, delay_ms = delay.as_millis() as u64, "mattermost rate limit; retrying later");
+                    act.queue.push_front(item);
+                    act.paused_until = Some(Instant::now() + delay);
+                    act.schedule_pump(delay, ctx);
+                }
+                Outcome::Retry(error) => {
+                    let delay = act.send_backoff.next_delay();
+                    tracing::warn!(connection = %act.name, error = %error, delay_ms = delay.as_millis() as u64, "mattermost post failed; retrying");
+                    act.queue.push_front(item);
+                    act.schedule_pump(delay, ctx);
+                }
+                Outcome::Rejected(error) => {
+                    tracing::warn!(connection = %act.name, error = %error, "mattermost refused a post; dropped it");
+                    act.schedule_pump(gap, ctx);
+                }
+            }
+        }));
+    }
+}
+
+fn str_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The `id`/`message` of a Mattermost error body, for logs (never the request).
+fn api_error(status: StatusCode, body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let id = str_of(&v, "id").unwrap_or_default();
+    let message = str_of(&v, "message").unwrap_or_default();
+    format!("HTTP {} {id} {message}", status.as_u16())
+        .trim()
+        .to_owned()
+}
+
+async fn get_json(client: &awc::Client, url: &str, token: &str) -> Result<Value, String> {
+    let mut resp = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("GET {}: {e}", path_of(url)))?;
+    let body = resp
+        .body()
+        .limit(1 << 20)
+        .await
+        .map_err(|e| format!("GET {}: {e}", path_of(url)))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "GET {}: {}",
+            path_of(url),
+            api_error(resp.status(), &body)
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("GET {}: bad JSON: {e}", path_of(url)))
+}
+
+fn path_of(url: &str) -> &str {
+    url.find("/api/v4").map_or(url, |i| &url[i..])
+}
+
+/// A team's id from its name (or its id).
+async fn resolve_team(
+    client: &awc::Client,
+    api: &str,
+    token: &str,
+    team: &str,
+) -> Result<String, String> {
+    let by_name = get_json(client, &format!("{api}/teams/name/{}", encode(team)), token).await;
+    let team_json = match by_name {
+        Ok(v) => v,
+        Err(by_name_err) => get_json(client, &format!("{api}/teams/{}", encode(team)), token)
+            .await
+            .map_err(|_| format!("team `{team}` not found: {by_name_err}"))?,
+    };
+    str_of(&team_json, "id").ok_or_else(|| format!("team `{team}` has no id"))
+}
+
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// Resolves a configured channel to its id and adds the bot to it.
+async fn join_channel(
+    client: &awc::Client,
+    api: &str,
+    token: &str,
+    bot_id: &str,
+    team_id: Option<&str>,
+    entry: &str,
+) -> Result<String, String> {
+    let by_id = if wire::looks_like_id(entry) {
+        get_json(client, &format!("{api}/channels/{entry}"), token)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let channel = match (by_id, team_id) {
+        (Some(c), _) => c,
+        (None, Some(team)) => {
+            get_json(
+                client,
+                &format!("{api}/teams/{team}/channels/name/{}", encode(entry)),
+                token,
+            )
+            .await?
+        }
+        (None, None) => return Err("not a channel id, and channel names need `team`".into()),
+    };
+    let id = str_of(&channel, "id").ok_or("channel without an id")?;
+    let url = format!("{api}/channels/{id}/members");
+    let (status, _headers, body) =
+        post_json(client, &url, token, &json!({"user_id": bot_id})).await?;
+    if status.is_success() {
+        Ok(id)
+    } else {
+        Err(format!(
+            "POST /channels/{id}/members: {}",
+            api_error(status, &body)
+        ))
+    }
+}
+
+fn classify(
+    status: StatusCode,
+    headers: &awc::http::header::HeaderMap,
+    body: &[u8],
+) -> Option<Outcome> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let delay = wire::retry_delay(header("retry-after"), header("x-ratelimit-reset"), now_unix)
+            .unwrap_or(Duration::from_secs(1));
+        return Some(Outcome::RateLimited(delay));
+    }
+    if status.is_server_error()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::REQUEST_TIMEOUT
+    {
+        return Some(Outcome::Retry(api_error(status, body)));
+    }
+    if !status.is_success() {
+        return Some(Outcome::Rejected(api_error(status, body)));
+    }
+    None
+}
+
+fn rate_pause(headers: &awc::http::header::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-ratelimit-remaining")?.trim() != "0" {
+        return None;
+    }
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    wire::retry_delay(None, header("x-ratelimit-reset"), now_unix)
+}
+
+async fn post_json(
+    client: &awc::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> Result<(StatusCode, awc::http::header::HeaderMap, Bytes), String> {
+    let mut resp = client
+        .post(url)
+        .bearer_auth(token)
+        .send_json(body)
+        .await
+        .map_err(|e| format!("POST {}: {e}", path_of(url)))?;
+    let bytes = resp
+        .body()
+        .limit(1 << 20)
+        .await
+        .map_err(|e| format!("POST {}: {e}", path_of(url)))?;
+    Ok((resp.status(), resp.headers().clone(), bytes))
+}
+
+/// Posts one message; returns the direct channel opened on the way, if any.
+async fn send_post(
+    client: &awc::Client,
+    api: &str,
+    token: &str,
+    bot_id: &str,
+    item: &Outgoing,
+    cached_dm: Option<String>,
+) -> (Option<String>, Outcome) {
+    let channel_id = match (&item.dest, cached_dm) {
+        (Dest::Channel(id), _) => id.clone(),
+        (Dest::User(_), Some(channel)) => channel,
+        (Dest::User(user), None) => {
+            let url = format!("{api}/channels/direct");
+            match post_json(client, &url, token, &json!([bot_id, user])).await {
+                Err(e) => return (None, Outcome::Retry(e)),
+                Ok((status, headers, body)) => {
+                    if let Some(outcome) = classify(status, &headers, &body) {
+                        return (None, outcome);
+                    }
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    match str_of(&v, "id") {
+                        Some(id) => id,
+                        None => {
+                            return (
+                                None,
+                                Outcome::Rejected("POST /channels/direct returned no id".into()),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let mut body = json!({"channel_id": channel_id, "message": item.message});
+    if let Some(root) = item.root_id.as_ref().filter(|r| !r.is_empty()) {
+        body["root_id"] = Value::String(root.clone());
+    }
+    if let Some(props) = &item.props {
+        body["props"] = props.clone();
+    }
+    let outcome = match post_json(client, &format!("{api}/posts"), token, &body).await {
+        Err(e) => Outcome::Retry(e),
+        Ok((status, headers, bytes)) => {
+            classify(status, &headers, &bytes).unwrap_or(Outcome::Sent {
+                pause: rate_pause(&headers),
+            })
+        }
+    };
+    (
+        match &item.dest {
+            Dest::User(_) => Some(channel_id),
+            Dest::Channel(_) => None,
+        },
+        outcome,
+    )
+}
+
+impl Actor for MattermostConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.authenticated = false;
+        self.sink = None;
+        if let Some(item) = self.in_flight.take() {
+            // Its send was cut off by the restart; it goes first again.
+            self.queue.push_front(item);
+        }
+        self.http = Some(self.client());
+        let ping = Duration::from_secs(self.settings.ping_interval_secs.max(1));
+        ctx.run_interval(ping, move |act, ctx| {
+            if act.sink.is_none() {
+                return;
+            }
+            if act.last_frame.elapsed() > ping * 2 {
+                let silent = act.last_frame.elapsed().as_secs();
+                act.fail(format!("no websocket frames for {silent} s"), ctx);
+            } else {
+                act.write(Message::Ping(Bytes::new()));
+            }
+        });
+        if !std::mem::take(&mut self.restarting) {
+            self.connect(ctx);
+        } else {
+            let delay = self.backoff.next_delay();
+            tracing::debug!(connection = %self.name, delay_ms = delay.as_millis() as u64, "reconnecting to mattermost after backoff");
+            ctx.run_later(delay, |act, ctx| act.connect(ctx));
+        }
+    }
+}
+
+impl Supervised for MattermostConnection {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.restarting = true;
+        self.sink = None;
+        self.authenticated = false;
+        self.status.restarted(self.last_error.take());
+    }
+}
+
+impl WriteHandler<WsProtocolError> for MattermostConnection {
+    fn error(&mut self, err: WsProtocolError, ctx: &mut Self::Context) -> Running {
+        self.fail(format!("websocket write failed: {err}"), ctx);
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<Frame, WsProtocolError>> for MattermostConnection {
+    fn handle(&mut self, item: Result<Frame, WsProtocolError>, ctx: &mut Self::Context) {
+        self.last_frame = Instant::now();
+        match item {
+            Ok(Frame::Text(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.handle_text(text, ctx),
+                Err(_) => {
+                    tracing::debug!(connection = %self.name, "ignored a non-UTF-8 text frame")
+                }
+            },
+            Ok(Frame::Ping(payload)) => self.write(Message::Pong(payload)),
+            Ok(Frame::Close(reason)) => {
+                let reason = reason
+                    .map(|r| format!("{:?} {}", r.code, r.description.unwrap_or_default()))
+                    .unwrap_or_default();
+                self.fail(
+                    format!("server closed the websocket {reason}")
+                        .trim()
+                        .to_owned(),
+                    ctx,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => self.fail(format!("websocket read failed: {e}"), ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.fail("websocket ended".into(), ctx);
+    }
+}
+
+impl Handler<Deliver> for MattermostConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        let props = wire::props_from_extra(msg.extra.as_ref());
+        let (dest, root_id) = match msg.target {
+            Target::Room { id, thread, .. } => (Dest::Channel(id), thread),
+            Target::User { id } => (Dest::User(id), None),
+        };
+        let limit = match self.settings.max_message_length {
+            0 => MAX_POST_CHARS,
+            n => n.min(MAX_POST_CHARS),
+        };
+        let mut props = props;
+        for part in split_message(&msg.text, limit, LengthUnit::Chars) {
+            if part.trim().is_empty() && props.is_none() {
+                continue;
+            }
+            self.enqueue(Outgoing {
+                dest: dest.clone(),
+                root_id: root_id.clone(),
+                message: part,
+                props: props.take(),
+            });
+        }
+        self.pump(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_follow_the_scheme_and_path() {
+        assert_eq!(
+            endpoints("https://mm.example.com/"),
+            Some((
+                "https://mm.example.com/api/v4".into(),
+                "wss://mm.example.com/api/v4/websocket".into()
+            ))
+        );
+        assert_eq!(
+            endpoints("http://127.0.0.1:8065/chat"),
+            Some((
+                "http://127.0.0.1:8065/chat/api/v4".into(),
+                "ws://127.0.0.1:8065/chat/api/v4/websocket".into()
+            ))
+        );
+        assert_eq!(endpoints("ftp://x"), None);
+        assert_eq!(endpoints("not a url"), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! The Mattermost backend (`backend = "mattermost"`): API v4 with a bot access token.
+//!
+//! Events come from the websocket `/api/v4/websocket`: the connection authenticates with an
+//! `authentication_challenge` action carrying the token, waits for the `OK` reply to that
+//! action's `seq`, and then reads `posted` events, whose `data.post` is the post as a JSON
+//! string. The server numbers its events with `seq`; a gap means events were lost, so the
+//! connection reconnects rather than carry on silently. Every failure (refused token,
+//! closed socket, silence longer than two ping periods) stops the actor and
+//! `actix::Supervisor` restarts it after a capped, jittered backoff.
+//!
+//! Identity: the user is the post's `user_id`, the room the `channel_id` (`channel_type`
+//! `D` is a direct conversation), the thread the post's `root_id`, and the organisation the
+//! event's `team_id` (or, for direct messages, the configured team's id). A leading
+//! `@<bot username>` sets `mentioned` and is stripped. The bot's own posts and posts from
+//! other bots, webhooks and the system (`props.from_bot`, `props.from_webhook`, a `type`)
+//! are ignored.
+//!
+//! Output: `POST /api/v4/posts` with `root_id` for thread replies; a message to a user
+//! opens (and caches) the direct channel with `POST /api/v4/channels/direct`. Messages are
+//! split at 16383 characters and `extra.mattermost` becomes `props.attachments`. Posts go
+//! through a bounded queue, one at a time, held while the websocket is down, paused on 429
+//! (`Retry-After`, else `X-Ratelimit-Reset`) and when `X-Ratelimit-Remaining` reaches 0.
+
+pub mod config;
+mod connection;
+pub mod wire;
+
+pub use config::MattermostSettings;
+pub use connection::{endpoints, MattermostConnection, MattermostSetupError};

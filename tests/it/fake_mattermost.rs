@@ -1,0 +1,862 @@
+//! A fake Mattermost server: the parts of API v4 the bridge uses, with Mattermost's
+//! published JSON shapes, on a random loopback port in its own thread.
+//!
+//! REST: `GET /users/me`, `GET /teams/name/{name}`, `GET /teams/{id}`,
+//! `POST /channels/direct`, `POST /posts` (401 without the bearer token, 400 for a missing
+//! channel, a message over 16383 characters or an unknown `root_id`, 403 for a channel the
+//! author is not in, 429 with `Retry-After` and `X-Ratelimit-*` when told to).
+//! Websocket `/api/v4/websocket`: `authentication_challenge` → `{"status":"OK","seq_reply":n}`
+//! then `hello`; events carry a per-connection `seq` from 0; a `posted` event goes to every
+//! authenticated connection of a channel member, with `data.post` as a JSON string. Posts
+//! by bot accounts get `props.from_bot = "true"`, as on a real server.
+
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+    time::Instant,
+};
+
+use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// The bridge's bot token.
+pub const BOT_TOKEN: &str = "mm-bot-token-7f3c9a";
+/// Mattermost's post length limit (runes).
+pub const MAX_POST_CHARS: usize = 16383;
+
+#[derive(Clone)]
+struct User {
+    id: String,
+    username: String,
+    is_bot: bool,
+}
+
+#[derive(Clone)]
+struct Channel {
+    id: String,
+    team_id: String,
+    name: String,
+    display_name: String,
+    kind: &'static str,
+    members: Vec<String>,
+}
+
+/// A post the server accepted, and when.
+#[derive(Clone, Debug)]
+pub struct StoredPost {
+    pub post: Value,
+    pub at: Instant,
+}
+
+impl StoredPost {
+    pub fn str(&self, key: &str) -> &str {
+        self.post
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// Status, error id and message of an API error.
+type ApiError = (u16, &'static str, &'static str);
+
+enum WsCmd {
+    Event(Value),
+    SkipSeq,
+    Close,
+}
+
+struct Session {
+    user_id: String,
+    tx: mpsc::UnboundedSender<WsCmd>,
+}
+
+#[derive(Default)]
+struct State {
+    users: Vec<User>,
+    tokens: HashMap<String, String>,
+    channels: Vec<Channel>,
+    posts: Vec<StoredPost>,
+    sessions: Vec<Session>,
+    refuse_ws: bool,
+    ws_attempts: usize,
+    ws_auths: usize,
+    rate_limit_next: u32,
+    retry_after_secs: u64,
+    rate_limited_at: Vec<Instant>,
+    requests: Vec<String>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    team_id: String,
+    team_name: String,
+}
+
+/// The fake server; stops when dropped.
+pub struct FakeMattermost {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    handle: ServerHandle,
+    pub bot_id: String,
+    pub alice_id: String,
+    pub other_bot_id: String,
+    /// `town-square`, a public channel of the team with alice and the bot in it.
+    pub town_square: String,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..26].to_owned()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn mm_error(status: u16, id: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default()).json(
+        json!({"id": id, "message": message, "detailed_error": "", "request_id": new_id(), "status_code": status}),
+    )
+}
+
+impl Shared {
+    fn auth(&self, req: &HttpRequest) -> Option<String> {
+        let header = req.headers().get("authorization")?.to_str().ok()?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))?;
+        self.state.lock().tokens.get(token).cloned()
+    }
+
+    fn user_json(u: &User) -> Value {
+        json!({
+            "id": u.id, "create_at": 1, "update_at": 1, "delete_at": 0, "username": u.username,
+            "auth_data": "", "auth_service": "", "email": format!("{}@example.com", u.username),
+            "nickname": "", "first_name": "", "last_name": "", "position": "", "roles": "system_user",
+            "locale": "en", "is_bot": u.is_bot,
+        })
+    }
+
+    fn team_json(&self) -> Value {
+        json!({
+            "id": self.team_id, "create_at": 1, "update_at": 1, "delete_at": 0,
+            "display_name": "Ops Team", "name": self.team_name, "description": "", "email": "",
+            "type": "O", "company_name": "", "allowed_domains": "", "invite_id": "",
+            "allow_open_invite": false,
+        })
+    }
+
+    fn channel_json(c: &Channel) -> Value {
+        json!({
+            "id": c.id, "create_at": 1, "update_at": 1, "delete_at": 0, "team_id": c.team_id,
+            "type": c.kind, "display_name": c.display_name, "name": c.name, "header": "",
+            "purpose": "", "last_post_at": 0, "total_msg_count": 0, "extra_update_at": 0,
+            "creator_id": "",
+        })
+    }
+
+    fn direct_channel(&self, a: &str, b: &str) -> Option<Channel> {
+        let mut st = self.state.lock();
+        if !st.users.iter().any(|u| u.id == a) || !st.users.iter().any(|u| u.id == b) {
+            return None;
+        }
+        let mut ids = [a.to_owned(), b.to_owned()];
+        ids.sort();
+        let name = format!("{}__{}", ids[0], ids[1]);
+        if let Some(c) = st.channels.iter().find(|c| c.name == name) {
+            return Some(c.clone());
+        }
+        let c = Channel {
+            id: new_id(),
+            team_id: String::new(),
+            name,
+            display_name: String::new(),
+            kind: "D",
+            members: ids.to_vec(),
+        };
+        st.channels.push(c.clone());
+        Some(c)
+    }
+
+    /// Stores a post and broadcasts `posted`; `Err` is an API error response.
+    fn create_post(
+        &self,
+        user_id: &str,
+        channel_id: &str,
+        message: &str,
+        root_id: &str,
+        mut props: serde_json::Map<String, Value>,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.state.lock();
+        let Some(user) = st.users.iter().find(|u| u.id == user_id).cloned() else {
+            return Err((
+                401,
+                "api.context.session_expired.app_error",
+                "Invalid or expired session, please login again.",
+            ));
+        };
+        let Some(channel) = st.channels.iter().find(|c| c.id == channel_id).cloned() else {
+            return Err((
+                400,
+                "api.context.invalid_body_param.app_error",
+                "Invalid or missing channel_id in request body.",
+            ));
+        };
+        if !channel.members.contains(&user.id) {
+            return Err((
+                403,
+                "api.context.permissions.app_error",
+                "You do not have the appropriate permissions.",
+            ));
+        }
+        if message.chars().count() > MAX_POST_CHARS {
+            return Err((400, "model.post.is_valid.msg.app_error", "Invalid message."));
+        }
+        if !root_id.is_empty()
+            && !st
+                .posts
+                .iter()
+                .any(|p| p.str("id") == root_id && p.str("channel_id") == channel_id)
+        {
+            return Err((
+                400,
+                "api.post.create_post.root_id.app_error",
+                "Invalid RootId parameter.",
+            ));
+        }
+        if user.is_bot {
+            props.insert("from_bot".into(), json!("true"));
+        }
+        let now = now_ms();
+        let post = json!({
+            "id": new_id(), "create_at": now, "update_at": now, "edit_at": 0, "delete_at": 0,
+            "is_pinned": false, "user_id": user.id, "channel_id": channel.id, "root_id": root_id,
+            "original_id": "", "message": message, "type": "", "props": props, "hashtags": "",
+            "pending_post_id": "", "reply_count": 0, "metadata": {},
+        });
+        st.posts.push(StoredPost {
+            post: post.clone(),
+            at: Instant::now(),
+        });
+        let event = json!({
+            "event": "posted",
+            "data": {
+                "channel_display_name": channel.display_name,
+                "channel_name": channel.name,
+                "channel_type": channel.kind,
+                "post": post.to_string(),
+                "sender_name": format!("@{}", user.username),
+                "set_online": true,
+                "team_id": channel.team_id,
+            },
+            "broadcast": {"omit_users": null, "user_id": "", "channel_id": channel.id, "team_id": "",
+                          "connection_id": "", "omit_connection_id": ""},
+        });
+        st.sessions.retain(|s| {
+            if !channel.members.contains(&s.user_id) {
+                return true;
+            }
+            s.tx.send(WsCmd::Event(event.clone())).is_ok()
+        });
+        Ok(post)
+    }
+}
+
+async fn users_me(req: HttpRequest, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    let st = shared.state.lock();
+    match st.users.iter().find(|u| u.id == me) {
+        Some(u) => HttpResponse::Ok().json(Shared::user_json(u)),
+        None => mm_error(
+            404,
+            "app.user.missing_account.const",
+            "Unable to find the user.",
+        ),
+    }
+}
+
+async fn team_by_name(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    if shared.auth(&req).is_none() {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    }
+    if *path == shared.team_name {
+        HttpResponse::Ok().json(shared.team_json())
+    } else {
+        mm_error(
+            404,
+            "app.team.get_by_name.missing.app_error",
+            "Unable to find the existing team.",
+        )
+    }
+}
+
+async fn team_by_id(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    if shared.auth(&req).is_none() {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    }
+    if *path == shared.team_id {
+        HttpResponse::Ok().json(shared.team_json())
+    } else {
+        mm_error(
+            404,
+            "app.team.get.find.app_error",
+            "Unable to find the existing team.",
+        )
+    }
+}
+
+async fn channels_direct(
+    req: HttpRequest,
+    body: web::Json<Vec<String>>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    shared
+        .state
+        .lock()
+        .requests
+        .push("POST /channels/direct".into());
+    if body.len() != 2 || !body.contains(&me) {
+        return mm_error(
+            400,
+            "api.context.invalid_body_param.app_error",
+            "Invalid or missing user_ids in request body.",
+        );
+    }
+    match shared.direct_channel(&body[0], &body[1]) {
+        Some(c) => HttpResponse::Created().json(Shared::channel_json(&c)),
+        None => mm_error(
+            400,
+            "api.context.invalid_body_param.app_error",
+            "Invalid or missing user_ids in request body.",
+        ),
+    }
+}
+
+async fn channel_by_id(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    let st = shared.state.lock();
+    match st.channels.iter().find(|c| c.id == *path) {
+        Some(c) if c.kind == "O" || c.members.contains(&me) => {
+            HttpResponse::Ok().json(Shared::channel_json(c))
+        }
+        Some(_) => mm_error(
+            403,
+            "api.context.permissions.app_error",
+            "You do not have the appropriate permissions.",
+        ),
+        None => mm_error(
+            404,
+            "app.channel.get.existing.app_error",
+            "Unable to find the existing channel.",
+        ),
+    }
+}
+
+async fn channel_by_name(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    let (team, name) = path.into_inner();
+    let st = shared.state.lock();
+    match st
+        .channels
+        .iter()
+        .find(|c| c.team_id == team && c.name == name)
+    {
+        Some(c) if c.kind == "O" || c.members.contains(&me) => {
+            HttpResponse::Ok().json(Shared::channel_json(c))
+        }
+        _ => mm_error(
+            404,
+            "app.channel.get_by_name.missing.app_error",
+            "Channel does not exist.",
+        ),
+    }
+}
+
+async fn add_member(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    let user = body
+        .get("user_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let mut st = shared.state.lock();
+    st.requests
+        .push(format!("POST /channels/{}/members", path.as_str()));
+    let Some(c) = st.channels.iter_mut().find(|c| c.id == *path) else {
+        return mm_error(
+            404,
+            "app.channel.get.existing.app_error",
+            "Unable to find the existing channel.",
+        );
+    };
+    if c.kind != "O" || user != me {
+        return mm_error(
+            403,
+            "api.context.permissions.app_error",
+            "You do not have the appropriate permissions.",
+        );
+    }
+    if !c.members.contains(&user) {
+        c.members.push(user.clone());
+    }
+    HttpResponse::Created().json(json!({
+        "channel_id": c.id, "user_id": user, "roles": "channel_user", "last_viewed_at": 0,
+        "msg_count": 0, "mention_count": 0, "notify_props": {}, "last_update_at": now_ms(),
+    }))
+}
+
+async fn create_post(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return mm_error(
+            401,
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+        );
+    };
+    {
+        let mut st = shared.state.lock();
+        st.requests.push("POST /posts".into());
+        if st.rate_limit_next > 0 {
+            st.rate_limit_next -= 1;
+            st.rate_limited_at.push(Instant::now());
+            let retry = st.retry_after_secs;
+            return HttpResponse::TooManyRequests()
+                .insert_header(("X-Ratelimit-Limit", "10"))
+                .insert_header(("X-Ratelimit-Remaining", "0"))
+                .insert_header(("X-Ratelimit-Reset", retry.to_string()))
+                .insert_header(("Retry-After", retry.to_string()))
+                .content_type("text/plain; charset=utf-8")
+                .body("limit exceeded\n");
+        }
+    }
+    let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+    let props = body
+        .get("props")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    match shared.create_post(
+        &me,
+        field("channel_id"),
+        field("message"),
+        field("root_id"),
+        props,
+    ) {
+        Ok(post) => HttpResponse::Created()
+            .insert_header(("X-Ratelimit-Limit", "10"))
+            .insert_header(("X-Ratelimit-Remaining", "9"))
+            .insert_header(("X-Ratelimit-Reset", "1"))
+            .json(post),
+        Err((status, id, message)) => mm_error(status, id, message),
+    }
+}
+
+async fn websocket(
+    req: HttpRequest,
+    body: web::Payload,
+    shared: web::Data<Arc<Shared>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    {
+        let mut st = shared.state.lock();
+        st.ws_attempts += 1;
+        if st.refuse_ws {
+            return Ok(mm_error(
+                503,
+                "app.server.unavailable",
+                "Server is restarting.",
+            ));
+        }
+    }
+    let (resp, mut session, mut stream) = actix_ws::handle(&req, body)?;
+    let shared = shared.get_ref().clone();
+    actix_rt::spawn(async move {
+        let (tx, mut rx) = mpsc::unbounded_channel::<WsCmd>();
+        let mut tx = Some(tx);
+        let mut authed = false;
+        let mut seq: u64 = 0;
+        let mut skip: u64 = 0;
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(Ok(actix_ws::Message::Text(text))) => {
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        let n = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
+                        let action = v.get("action").and_then(Value::as_str).unwrap_or_default();
+                        let reply = if action == "authentication_challenge" {
+                            let token = v.pointer("/data/token").and_then(Value::as_str).unwrap_or_default();
+                            let user = shared.state.lock().tokens.get(token).cloned();
+                            match (user, tx.take()) {
+                                (Some(user_id), Some(sender)) => {
+                                    authed = true;
+                                    let mut st = shared.state.lock();
+                                    st.ws_auths += 1;
+                                    st.sessions.push(Session { user_id, tx: sender });
+                                    json!({"status": "OK", "seq_reply": n})
+                                }
+                                _ => json!({"status": "FAIL", "seq_reply": n, "error": {"id": "api.web_socket_router.not_authenticated.app_error", "message": "Not authenticated."}}),
+                            }
+                        } else if !authed {
+                            json!({"status": "FAIL", "seq_reply": n, "error": {"id": "api.web_socket_router.not_authenticated.app_error", "message": "Not authenticated."}})
+                        } else {
+                            json!({"status": "OK", "seq_reply": n})
+                        };
+                        let ok = reply["status"] == "OK";
+                        if session.text(reply.to_string()).await.is_err() {
+                            break;
+                        }
+                        if ok && action == "authentication_challenge" {
+                            let mut hello = json!({"event": "hello", "data": {"server_version": "10.5.0.fake"}, "broadcast": {"omit_users": null, "user_id": "", "channel_id": "", "team_id": ""}});
+                            hello["seq"] = json!(seq);
+                            seq += 1;
+                            let hello = hello.to_string();
+                            if session.text(hello).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+                cmd = rx.recv(), if authed => match cmd {
+                    Some(WsCmd::Event(v)) => {
+                        seq += std::mem::take(&mut skip);
+                        let mut v = v;
+                        v["seq"] = json!(seq);
+                        seq += 1;
+                        if session.text(v.to_string()).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(WsCmd::SkipSeq) => {
+                        skip += 1;
+                    }
+                    Some(WsCmd::Close) | None => {
+                        let _ = session.close(None).await;
+                        return;
+                    }
+                },
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(resp)
+}
+
+impl FakeMattermost {
+    pub async fn start() -> Self {
+        let team_id = new_id();
+        let (bot_id, alice_id, other_bot_id) = (new_id(), new_id(), new_id());
+        let town_square = new_id();
+        let mut st = State {
+            retry_after_secs: 1,
+            ..State::default()
+        };
+        st.users = vec![
+            User {
+                id: bot_id.clone(),
+                username: "stormbot".into(),
+                is_bot: true,
+            },
+            User {
+                id: alice_id.clone(),
+                username: "alice".into(),
+                is_bot: false,
+            },
+            User {
+                id: other_bot_id.clone(),
+                username: "otherbot".into(),
+                is_bot: true,
+            },
+        ];
+        st.tokens.insert(BOT_TOKEN.into(), bot_id.clone());
+        st.channels.push(Channel {
+            id: town_square.clone(),
+            team_id: team_id.clone(),
+            name: "town-square".into(),
+            display_name: "Town Square".into(),
+            kind: "O",
+            members: vec![bot_id.clone(), alice_id.clone(), other_bot_id.clone()],
+        });
+        st.channels.push(Channel {
+            id: new_id(),
+            team_id: team_id.clone(),
+            name: "ops-alerts".into(),
+            display_name: "Ops Alerts".into(),
+            kind: "O",
+            members: vec![alice_id.clone()],
+        });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(st),
+            team_id,
+            team_name: "ops-team".into(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake mattermost");
+        let addr = listener.local_addr().expect("fake mattermost addr");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let data = web::Data::new(shared.clone());
+        std::thread::Builder::new()
+            .name("fake-mattermost".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .app_data(data.clone())
+                            .app_data(web::JsonConfig::default().limit(4 << 20))
+                            .route("/api/v4/users/me", web::get().to(users_me))
+                            .route("/api/v4/teams/name/{name}", web::get().to(team_by_name))
+                            .route("/api/v4/teams/{id}", web::get().to(team_by_id))
+                            .route("/api/v4/channels/direct", web::post().to(channels_direct))
+                            .route("/api/v4/posts", web::post().to(create_post))
+                            .route("/api/v4/channels/{id}", web::get().to(channel_by_id))
+                            .route(
+                                "/api/v4/teams/{team}/channels/name/{name}",
+                                web::get().to(channel_by_name),
+                            )
+                            .route("/api/v4/channels/{id}/members", web::post().to(add_member))
+                            .route("/api/v4/websocket", web::get().to(websocket))
+                            .default_service(web::to(|| async {
+                                mm_error(
+                                    404,
+                                    "api.context.404.app_error",
+                                    "Sorry, we could not find the page.",
+                                )
+                            }))
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(0)
+                    .listen(listener)
+                    .expect("fake mattermost listens")
+                    .run();
+                    let _ = ready_tx.send(server.handle());
+                    let _ = server.await;
+                });
+            })
+            .expect("fake mattermost thread");
+        let handle = ready_rx.recv().expect("fake mattermost started");
+        FakeMattermost {
+            addr,
+            shared,
+            handle,
+            bot_id,
+            alice_id,
+            other_bot_id,
+            town_square,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The `[[chat]]` table for the bridge.
+    pub fn chat_toml(&self, extra: &str) -> String {
+        format!(
+            "[[chat]]\nname = \"mm\"\nbackend = \"mattermost\"\nurl = \"{}\"\ntoken = \"{BOT_TOKEN}\"\nteam = \"ops-team\"\nping_interval_secs = 2\nsend_interval_ms = 10\n{extra}\n",
+            self.url()
+        )
+    }
+
+    /// A user posts (as the web app would); returns the post id.
+    pub fn post_as(&self, user_id: &str, channel_id: &str, message: &str, root_id: &str) -> String {
+        match self
+            .shared
+            .create_post(user_id, channel_id, message, root_id, Default::default())
+        {
+            Ok(post) => post["id"].as_str().unwrap_or_default().to_owned(),
+            Err(e) => panic!("fake refused the test's post: {e:?}"),
+        }
+    }
+
+    /// `ops-alerts`: a public channel with alice in it but not the bot.
+    pub fn ops_alerts(&self) -> String {
+        let st = self.shared.state.lock();
+        st.channels
+            .iter()
+            .find(|c| c.name == "ops-alerts")
+            .map(|c| c.id.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn is_member(&self, user: &str, channel: &str) -> bool {
+        let st = self.shared.state.lock();
+        st.channels
+            .iter()
+            .any(|c| c.id == channel && c.members.iter().any(|m| m == user))
+    }
+
+    /// Removes a user from a channel, with Mattermost's two `user_removed` events.
+    pub fn remove_from_channel(&self, user: &str, channel: &str) {
+        let mut st = self.shared.state.lock();
+        let Some(c) = st.channels.iter_mut().find(|c| c.id == channel) else {
+            return;
+        };
+        c.members.retain(|m| m != user);
+        let members = c.members.clone();
+        let remover = self.alice_id.clone();
+        for s in &st.sessions {
+            let event = if s.user_id == user {
+                json!({"event": "user_removed", "data": {"channel_id": channel, "remover_id": remover},
+                       "broadcast": {"omit_users": null, "user_id": user, "channel_id": "", "team_id": ""}})
+            } else if members.contains(&s.user_id) {
+                json!({"event": "user_removed", "data": {"user_id": user, "remover_id": remover},
+                       "broadcast": {"omit_users": null, "user_id": "", "channel_id": channel, "team_id": ""}})
+            } else {
+                continue;
+            };
+            let _ = s.tx.send(WsCmd::Event(event));
+        }
+    }
+
+    /// Every open websocket skips one `seq` before its next event (events were lost).
+    pub fn skip_a_seq(&self) {
+        for s in &self.shared.state.lock().sessions {
+            let _ = s.tx.send(WsCmd::SkipSeq);
+        }
+    }
+
+    /// Makes the bridge's account a plain user (no `from_bot` on its posts).
+    pub fn make_bridge_a_plain_user(&self) {
+        let mut st = self.shared.state.lock();
+        if let Some(u) = st.users.iter_mut().find(|u| u.id == self.bot_id) {
+            u.is_bot = false;
+        }
+    }
+
+    /// The direct channel between two users (created like `POST /channels/direct`).
+    pub fn direct_channel(&self, a: &str, b: &str) -> String {
+        self.shared.direct_channel(a, b).expect("users exist").id
+    }
+
+    /// Every post by the bot, oldest first.
+    pub fn bot_posts(&self) -> Vec<StoredPost> {
+        let st = self.shared.state.lock();
+        st.posts
+            .iter()
+            .filter(|p| p.str("user_id") == self.bot_id)
+            .cloned()
+            .collect()
+    }
+
+    /// The bot's posts in `channel` containing `needle`.
+    pub fn bot_posts_containing(&self, channel: &str, needle: &str) -> Vec<StoredPost> {
+        self.bot_posts()
+            .into_iter()
+            .filter(|p| p.str("channel_id") == channel && p.str("message").contains(needle))
+            .collect()
+    }
+
+    /// The next `n` `POST /posts` get 429 with `Retry-After: secs`.
+    pub fn rate_limit_next_posts(&self, n: u32, secs: u64) {
+        let mut st = self.shared.state.lock();
+        st.rate_limit_next = n;
+        st.retry_after_secs = secs;
+    }
+
+    pub fn rate_limited_at(&self) -> Vec<Instant> {
+        self.shared.state.lock().rate_limited_at.clone()
+    }
+
+    /// Closes every websocket (as a server restart or a load balancer would).
+    pub fn drop_websockets(&self) {
+        let mut st = self.shared.state.lock();
+        for s in st.sessions.drain(..) {
+            let _ = s.tx.send(WsCmd::Close);
+        }
+    }
+
+    /// While true, websocket upgrades get 503.
+    pub fn refuse_websockets(&self, refuse: bool) {
+        self.shared.state.lock().refuse_ws = refuse;
+    }
+
+    pub fn ws_attempts(&self) -> usize {
+        self.shared.state.lock().ws_attempts
+    }
+
+    pub fn ws_auths(&self) -> usize {
+        self.shared.state.lock().ws_auths
+    }
+}
+
+impl Drop for FakeMattermost {
+    fn drop(&mut self) {
+        self.drop_websockets();
+        // `stop` sends the command at once; the returned future only waits for it.
+        drop(self.handle.stop(false));
+    }
+}
