@@ -372,3 +372,40 @@ async fn the_outbound_queue_is_bounded_and_keeps_the_newest() {
     assert!(fake.bot_posts_containing(&town, "overflow 1").is_empty());
     assert!(fake.bot_posts_containing(&town, "overflow 2").is_empty());
 }
+
+#[actix_rt::test]
+async fn a_command_posted_while_disconnected_is_replayed_when_the_connection_resumes() {
+    let (fake, b) = mm_bridge().await;
+    let town = fake.town_square.clone();
+    fake.refuse_websockets(true);
+    fake.drop_websockets();
+    b.wait_ready(503).await;
+    fake.post_as(&fake.alice_id, &town, "!st2 run date", "");
+    fake.refuse_websockets(false);
+    let e = executions(&b, 1).await.remove(0);
+    assert_eq!(e.request["user"], fake.alice_id.as_str());
+    assert!(
+        fake.resumes() >= 1,
+        "resumed with connection_id and sequence_number"
+    );
+    bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+}
+
+#[actix_rt::test]
+async fn after_a_server_restart_a_fresh_connection_starts_its_seq_again() {
+    let (fake, b) = mm_bridge().await;
+    let town = fake.town_square.clone();
+    let auths = fake.ws_auths();
+    fake.forget_connections();
+    assert!(eventually!(WAIT, fake.ws_auths() > auths), "reconnected");
+    b.wait_ready(200).await;
+    assert_eq!(fake.resumes(), 0, "nothing to resume after a restart");
+    fake.post_as(&fake.alice_id, &town, "!st2 run date", "");
+    let e = executions(&b, 1).await.remove(0);
+    bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+    assert_eq!(
+        fake.ws_auths(),
+        auths + 1,
+        "the new connection's hello reset the expected seq (no spurious gap)"
+    );
+}
