@@ -409,3 +409,18 @@ async fn after_a_server_restart_a_fresh_connection_starts_its_seq_again() {
         "the new connection's hello reset the expected seq (no spurious gap)"
     );
 }
+
+#[actix_rt::test]
+async fn reply_in_thread_answers_under_the_command_post() {
+    let fake = FakeMattermost::start().await;
+    let town = fake.town_square.clone();
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("reply_in_thread = true");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let command = fake.post_as(&fake.alice_id, &town, "!st2 run date", "");
+    let e = executions(&b, 1).await.remove(0);
+    assert_eq!(e.request["source_context"]["thread"], command.as_str());
+    let result = bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+    assert_eq!(result.str("root_id"), command);
+}

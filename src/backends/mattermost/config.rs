@@ -25,6 +25,10 @@ pub struct MattermostSettings {
     /// messages are always read.
     #[serde(default)]
     pub channels: Vec<String>,
+    /// Answer a command that is not in a thread in a new thread under it (`root_id` = the
+    /// command's post); by default such answers go to the channel.
+    #[serde(default)]
+    pub reply_in_thread: bool,
     /// Longer messages are split; Mattermost refuses posts over 16383 characters.
     #[serde(default = "default_max_message_length")]
     pub max_message_length: usize,

@@ -382,6 +382,7 @@ impl MattermostConnection {
             bot_username: &bot.username,
             team_id: self.team_id.as_deref(),
             channels: &self.settings.channels,
+            reply_in_thread: self.settings.reply_in_thread,
         };
         match wire::posted_to_inbound(data, &mapping) {
             Ok(msg) => {
