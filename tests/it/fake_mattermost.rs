@@ -123,6 +123,7 @@ struct State {
     posts: Vec<StoredPost>,
     conns: HashMap<String, Conn>,
     resumes: usize,
+    ignore_auth: bool,
     refuse_ws: bool,
     ws_attempts: usize,
     ws_auths: usize,
@@ -593,6 +594,9 @@ async fn websocket(
                         let n = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
                         let action = v.get("action").and_then(Value::as_str).unwrap_or_default();
                         let not_authenticated = json!({"status": "FAIL", "seq_reply": n, "error": {"id": "api.web_socket_router.not_authenticated.app_error", "message": "Not authenticated."}});
+                        if action == "authentication_challenge" && shared.state.lock().ignore_auth {
+                            continue;
+                        }
                         let reply = if action == "authentication_challenge" {
                             let token = v.pointer("/data/token").and_then(Value::as_str).unwrap_or_default();
                             let mut st = shared.state.lock();
@@ -899,6 +903,11 @@ impl FakeMattermost {
     /// Reconnects that resumed a connection id (and got the missed events).
     pub fn resumes(&self) -> usize {
         self.shared.state.lock().resumes
+    }
+
+    /// While true, authentication challenges get no answer (a stuck server).
+    pub fn ignore_auth(&self, ignore: bool) {
+        self.shared.state.lock().ignore_auth = ignore;
     }
 
     /// While true, websocket upgrades get 503.

@@ -424,3 +424,27 @@ async fn reply_in_thread_answers_under_the_command_post() {
     let result = bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
     assert_eq!(result.str("root_id"), command);
 }
+
+#[actix_rt::test]
+async fn an_unanswered_authentication_challenge_times_out_and_retries() {
+    let fake = FakeMattermost::start().await;
+    fake.ignore_auth(true);
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("");
+    let b = TestBridge::start_with(opts).await;
+    // ping_interval_secs = 2 in the tests: two attempts take a few seconds.
+    assert!(
+        eventually!(WAIT, fake.ws_attempts() >= 2),
+        "the bridge gave up on the silent socket and tried again"
+    );
+    b.wait_ready(503).await;
+    let actor = b.actor("chat:mm").await;
+    assert!(
+        actor["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("authentication challenge")),
+        "{actor}"
+    );
+    fake.ignore_auth(false);
+    b.wait_ready(200).await;
+}

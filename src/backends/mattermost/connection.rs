@@ -271,10 +271,20 @@ impl MattermostConnection {
                 act.sink = Some(SinkWrite::new(sink, ctx));
                 ctx.add_stream(stream);
                 act.last_frame = Instant::now();
-                act.auth_seq = act.next_action_seq;
-                act.next_action_seq += 1;
+                // Action sequence numbers start at 1 on every connection.
+                act.auth_seq = 1;
+                act.next_action_seq = 2;
                 let challenge = wire::auth_challenge(act.auth_seq, act.token.expose_secret());
                 act.write(Message::Text(challenge.into()));
+                let limit = Duration::from_secs(act.settings.ping_interval_secs.max(1));
+                ctx.run_later(limit, move |act, ctx| {
+                    if act.sink.is_some() && !act.authenticated {
+                        act.fail(
+                            format!("no answer to the authentication challenge in {} s", limit.as_secs()),
+                            ctx,
+                        );
+                    }
+                });
             }
             Err(error) => act.fail(error, ctx),
         }));
