@@ -124,6 +124,7 @@ struct State {
     conns: HashMap<String, Conn>,
     resumes: usize,
     ignore_auth: bool,
+    exhaust_window_next: u32,
     refuse_ws: bool,
     ws_attempts: usize,
     ws_auths: usize,
@@ -551,11 +552,21 @@ async fn create_post(
         field("root_id"),
         props,
     ) {
-        Ok(post) => HttpResponse::Created()
-            .insert_header(("X-Ratelimit-Limit", "10"))
-            .insert_header(("X-Ratelimit-Remaining", "9"))
-            .insert_header(("X-Ratelimit-Reset", "1"))
-            .json(post),
+        Ok(post) => {
+            let mut st = shared.state.lock();
+            let remaining = if st.exhaust_window_next > 0 {
+                st.exhaust_window_next -= 1;
+                "0"
+            } else {
+                "9"
+            };
+            let reset = st.retry_after_secs.to_string();
+            HttpResponse::Created()
+                .insert_header(("X-Ratelimit-Limit", "10"))
+                .insert_header(("X-Ratelimit-Remaining", remaining))
+                .insert_header(("X-Ratelimit-Reset", reset))
+                .json(post)
+        }
         Err((status, id, message)) => mm_error(status, id, message),
     }
 }
@@ -877,6 +888,14 @@ impl FakeMattermost {
     pub fn rate_limit_next_posts(&self, n: u32, secs: u64) {
         let mut st = self.shared.state.lock();
         st.rate_limit_next = n;
+        st.retry_after_secs = secs;
+    }
+
+    /// The next `n` accepted posts say the window is used up (`X-Ratelimit-Remaining: 0`,
+    /// `X-Ratelimit-Reset: secs`).
+    pub fn exhaust_window_next_posts(&self, n: u32, secs: u64) {
+        let mut st = self.shared.state.lock();
+        st.exhaust_window_next = n;
         st.retry_after_secs = secs;
     }
 

@@ -448,3 +448,24 @@ async fn an_unanswered_authentication_challenge_times_out_and_retries() {
     fake.ignore_auth(false);
     b.wait_ready(200).await;
 }
+
+#[actix_rt::test]
+async fn an_exhausted_rate_limit_window_pauses_until_it_resets() {
+    let (fake, b) = mm_bridge().await;
+    let town = fake.town_square.clone();
+    fake.exhaust_window_next_posts(1, 1);
+    for text in ["window first", "window second"] {
+        b.emulator.announce(
+            "stormbridge",
+            json!({"message": text, "channel": format!("mm:{town}")}),
+        );
+    }
+    let first = bot_post(&fake, &town, "window first").await;
+    let second = bot_post(&fake, &town, "window second").await;
+    let gap = second.at.duration_since(first.at);
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the second post waited for X-Ratelimit-Reset, not {gap:?}"
+    );
+    assert!(fake.rate_limited_at().is_empty(), "no 429 was needed");
+}
