@@ -6,7 +6,9 @@
 //! channel, a message over 16383 characters or an unknown `root_id`, 403 for a channel the
 //! author is not in, 429 with `Retry-After` and `X-Ratelimit-*` when told to).
 //! Websocket `/api/v4/websocket`: `authentication_challenge` → `{"status":"OK","seq_reply":n}`
-//! then `hello`; events carry a per-connection `seq` from 0; a `posted` event goes to every
+//! then `hello` with a `connection_id`; events carry a per-connection `seq` from 0. A client
+//! reconnecting with `?connection_id=…&sequence_number=…` resumes: it gets the events it
+//! missed (from a per-connection buffer) and no new `hello`. A `posted` event goes to every
 //! authenticated connection of a channel member, with `data.post` as a JSON string. Posts
 //! by bot accounts get `props.from_bot = "true"`, as on a real server.
 
@@ -65,14 +67,52 @@ impl StoredPost {
 type ApiError = (u16, &'static str, &'static str);
 
 enum WsCmd {
+    /// An event, `seq` already set.
     Event(Value),
-    SkipSeq,
     Close,
 }
 
-struct Session {
+/// Events kept per connection for a resume (Mattermost's "dead queue").
+const DEAD_QUEUE: usize = 128;
+
+/// A websocket connection id's state; it outlives the socket so that a client can resume
+/// with `?connection_id=…&sequence_number=…` and get the events it missed.
+struct Conn {
     user_id: String,
-    tx: mpsc::UnboundedSender<WsCmd>,
+    next_seq: u64,
+    buffer: std::collections::VecDeque<Value>,
+    tx: Option<mpsc::UnboundedSender<WsCmd>>,
+}
+
+impl Conn {
+    fn deliver(&mut self, mut event: Value) {
+        event["seq"] = json!(self.next_seq);
+        self.next_seq += 1;
+        self.buffer.push_back(event.clone());
+        if self.buffer.len() > DEAD_QUEUE {
+            self.buffer.pop_front();
+        }
+        if let Some(tx) = &self.tx {
+            if tx.send(WsCmd::Event(event)).is_err() {
+                self.tx = None;
+            }
+        }
+    }
+
+    /// Events from `seq` on, if they are all still buffered.
+    fn since(&self, seq: u64) -> Option<Vec<Value>> {
+        if seq == self.next_seq {
+            return Some(Vec::new());
+        }
+        let first = self.buffer.front()?.get("seq")?.as_u64()?;
+        (seq >= first && seq < self.next_seq).then(|| {
+            self.buffer
+                .iter()
+                .filter(|e| e["seq"].as_u64().is_some_and(|s| s >= seq))
+                .cloned()
+                .collect()
+        })
+    }
 }
 
 #[derive(Default)]
@@ -81,7 +121,10 @@ struct State {
     tokens: HashMap<String, String>,
     channels: Vec<Channel>,
     posts: Vec<StoredPost>,
-    sessions: Vec<Session>,
+    conns: HashMap<String, Conn>,
+    resumes: usize,
+    ignore_auth: bool,
+    exhaust_window_next: u32,
     refuse_ws: bool,
     ws_attempts: usize,
     ws_auths: usize,
@@ -256,12 +299,11 @@ impl Shared {
             "broadcast": {"omit_users": null, "user_id": "", "channel_id": channel.id, "team_id": "",
                           "connection_id": "", "omit_connection_id": ""},
         });
-        st.sessions.retain(|s| {
-            if !channel.members.contains(&s.user_id) {
-                return true;
+        for conn in st.conns.values_mut() {
+            if channel.members.contains(&conn.user_id) {
+                conn.deliver(event.clone());
             }
-            s.tx.send(WsCmd::Event(event.clone())).is_ok()
-        });
+        }
         Ok(post)
     }
 }
@@ -510,11 +552,21 @@ async fn create_post(
         field("root_id"),
         props,
     ) {
-        Ok(post) => HttpResponse::Created()
-            .insert_header(("X-Ratelimit-Limit", "10"))
-            .insert_header(("X-Ratelimit-Remaining", "9"))
-            .insert_header(("X-Ratelimit-Reset", "1"))
-            .json(post),
+        Ok(post) => {
+            let mut st = shared.state.lock();
+            let remaining = if st.exhaust_window_next > 0 {
+                st.exhaust_window_next -= 1;
+                "0"
+            } else {
+                "9"
+            };
+            let reset = st.retry_after_secs.to_string();
+            HttpResponse::Created()
+                .insert_header(("X-Ratelimit-Limit", "10"))
+                .insert_header(("X-Ratelimit-Remaining", remaining))
+                .insert_header(("X-Ratelimit-Reset", reset))
+                .json(post)
+        }
         Err((status, id, message)) => mm_error(status, id, message),
     }
 }
@@ -535,14 +587,16 @@ async fn websocket(
             ));
         }
     }
+    let query: HashMap<String, String> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let wanted_id = query.get("connection_id").cloned().unwrap_or_default();
+    let wanted_seq: Option<u64> = query.get("sequence_number").and_then(|s| s.parse().ok());
     let (resp, mut session, mut stream) = actix_ws::handle(&req, body)?;
     let shared = shared.get_ref().clone();
     actix_rt::spawn(async move {
         let (tx, mut rx) = mpsc::unbounded_channel::<WsCmd>();
         let mut tx = Some(tx);
-        let mut authed = false;
-        let mut seq: u64 = 0;
-        let mut skip: u64 = 0;
+        let mut conn_id: Option<String> = None;
         loop {
             tokio::select! {
                 msg = stream.next() => match msg {
@@ -550,36 +604,49 @@ async fn websocket(
                         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                         let n = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
                         let action = v.get("action").and_then(Value::as_str).unwrap_or_default();
+                        let not_authenticated = json!({"status": "FAIL", "seq_reply": n, "error": {"id": "api.web_socket_router.not_authenticated.app_error", "message": "Not authenticated."}});
+                        if action == "authentication_challenge" && shared.state.lock().ignore_auth {
+                            continue;
+                        }
                         let reply = if action == "authentication_challenge" {
                             let token = v.pointer("/data/token").and_then(Value::as_str).unwrap_or_default();
-                            let user = shared.state.lock().tokens.get(token).cloned();
+                            let mut st = shared.state.lock();
+                            let user = st.tokens.get(token).cloned();
                             match (user, tx.take()) {
                                 (Some(user_id), Some(sender)) => {
-                                    authed = true;
-                                    let mut st = shared.state.lock();
                                     st.ws_auths += 1;
-                                    st.sessions.push(Session { user_id, tx: sender });
+                                    let resumable = st.conns.get(&wanted_id).filter(|c| c.user_id == user_id)
+                                        .and_then(|c| wanted_seq.and_then(|seq| c.since(seq)));
+                                    match resumable {
+                                        Some(missed) => {
+                                            st.resumes += 1;
+                                            for e in missed {
+                                                let _ = sender.send(WsCmd::Event(e));
+                                            }
+                                            if let Some(c) = st.conns.get_mut(&wanted_id) {
+                                                c.tx = Some(sender);
+                                            }
+                                            conn_id = Some(wanted_id.clone());
+                                        }
+                                        None => {
+                                            let id = new_id();
+                                            let mut c = Conn { user_id, next_seq: 0, buffer: Default::default(), tx: Some(sender) };
+                                            c.deliver(json!({"event": "hello", "data": {"server_version": "10.5.0.fake", "connection_id": id}, "broadcast": {"omit_users": null, "user_id": c.user_id, "channel_id": "", "team_id": ""}}));
+                                            st.conns.insert(id.clone(), c);
+                                            conn_id = Some(id);
+                                        }
+                                    }
                                     json!({"status": "OK", "seq_reply": n})
                                 }
-                                _ => json!({"status": "FAIL", "seq_reply": n, "error": {"id": "api.web_socket_router.not_authenticated.app_error", "message": "Not authenticated."}}),
+                                _ => not_authenticated,
                             }
-                        } else if !authed {
-                            json!({"status": "FAIL", "seq_reply": n, "error": {"id": "api.web_socket_router.not_authenticated.app_error", "message": "Not authenticated."}})
+                        } else if conn_id.is_none() {
+                            not_authenticated
                         } else {
                             json!({"status": "OK", "seq_reply": n})
                         };
-                        let ok = reply["status"] == "OK";
                         if session.text(reply.to_string()).await.is_err() {
                             break;
-                        }
-                        if ok && action == "authentication_challenge" {
-                            let mut hello = json!({"event": "hello", "data": {"server_version": "10.5.0.fake"}, "broadcast": {"omit_users": null, "user_id": "", "channel_id": "", "team_id": ""}});
-                            hello["seq"] = json!(seq);
-                            seq += 1;
-                            let hello = hello.to_string();
-                            if session.text(hello).await.is_err() {
-                                break;
-                            }
                         }
                     }
                     Some(Ok(actix_ws::Message::Ping(bytes))) => {
@@ -590,24 +657,19 @@ async fn websocket(
                     Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => {}
                 },
-                cmd = rx.recv(), if authed => match cmd {
+                cmd = rx.recv(), if conn_id.is_some() => match cmd {
                     Some(WsCmd::Event(v)) => {
-                        seq += std::mem::take(&mut skip);
-                        let mut v = v;
-                        v["seq"] = json!(seq);
-                        seq += 1;
                         if session.text(v.to_string()).await.is_err() {
                             break;
                         }
                     }
-                    Some(WsCmd::SkipSeq) => {
-                        skip += 1;
-                    }
-                    Some(WsCmd::Close) | None => {
-                        let _ = session.close(None).await;
-                        return;
-                    }
+                    Some(WsCmd::Close) | None => break,
                 },
+            }
+        }
+        if let Some(id) = conn_id {
+            if let Some(c) = shared.state.lock().conns.get_mut(&id) {
+                c.tx = None;
             }
         }
         let _ = session.close(None).await;
@@ -768,7 +830,7 @@ impl FakeMattermost {
         c.members.retain(|m| m != user);
         let members = c.members.clone();
         let remover = self.alice_id.clone();
-        for s in &st.sessions {
+        for s in st.conns.values_mut() {
             let event = if s.user_id == user {
                 json!({"event": "user_removed", "data": {"channel_id": channel, "remover_id": remover},
                        "broadcast": {"omit_users": null, "user_id": user, "channel_id": "", "team_id": ""}})
@@ -778,14 +840,16 @@ impl FakeMattermost {
             } else {
                 continue;
             };
-            let _ = s.tx.send(WsCmd::Event(event));
+            s.deliver(event);
         }
     }
 
     /// Every open websocket skips one `seq` before its next event (events were lost).
     pub fn skip_a_seq(&self) {
-        for s in &self.shared.state.lock().sessions {
-            let _ = s.tx.send(WsCmd::SkipSeq);
+        for c in self.shared.state.lock().conns.values_mut() {
+            if c.tx.is_some() {
+                c.next_seq += 1;
+            }
         }
     }
 
@@ -827,6 +891,14 @@ impl FakeMattermost {
         st.retry_after_secs = secs;
     }
 
+    /// The next `n` accepted posts say the window is used up (`X-Ratelimit-Remaining: 0`,
+    /// `X-Ratelimit-Reset: secs`).
+    pub fn exhaust_window_next_posts(&self, n: u32, secs: u64) {
+        let mut st = self.shared.state.lock();
+        st.exhaust_window_next = n;
+        st.retry_after_secs = secs;
+    }
+
     pub fn rate_limited_at(&self) -> Vec<Instant> {
         self.shared.state.lock().rate_limited_at.clone()
     }
@@ -834,9 +906,27 @@ impl FakeMattermost {
     /// Closes every websocket (as a server restart or a load balancer would).
     pub fn drop_websockets(&self) {
         let mut st = self.shared.state.lock();
-        for s in st.sessions.drain(..) {
-            let _ = s.tx.send(WsCmd::Close);
+        for c in st.conns.values_mut() {
+            if let Some(tx) = c.tx.take() {
+                let _ = tx.send(WsCmd::Close);
+            }
         }
+    }
+
+    /// Forgets every connection id, as a server restart does: nothing can be resumed.
+    pub fn forget_connections(&self) {
+        self.drop_websockets();
+        self.shared.state.lock().conns.clear();
+    }
+
+    /// Reconnects that resumed a connection id (and got the missed events).
+    pub fn resumes(&self) -> usize {
+        self.shared.state.lock().resumes
+    }
+
+    /// While true, authentication challenges get no answer (a stuck server).
+    pub fn ignore_auth(&self, ignore: bool) {
+        self.shared.state.lock().ignore_auth = ignore;
     }
 
     /// While true, websocket upgrades get 503.

@@ -372,3 +372,100 @@ async fn the_outbound_queue_is_bounded_and_keeps_the_newest() {
     assert!(fake.bot_posts_containing(&town, "overflow 1").is_empty());
     assert!(fake.bot_posts_containing(&town, "overflow 2").is_empty());
 }
+
+#[actix_rt::test]
+async fn a_command_posted_while_disconnected_is_replayed_when_the_connection_resumes() {
+    let (fake, b) = mm_bridge().await;
+    let town = fake.town_square.clone();
+    fake.refuse_websockets(true);
+    fake.drop_websockets();
+    b.wait_ready(503).await;
+    fake.post_as(&fake.alice_id, &town, "!st2 run date", "");
+    fake.refuse_websockets(false);
+    let e = executions(&b, 1).await.remove(0);
+    assert_eq!(e.request["user"], fake.alice_id.as_str());
+    assert!(
+        fake.resumes() >= 1,
+        "resumed with connection_id and sequence_number"
+    );
+    bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+}
+
+#[actix_rt::test]
+async fn after_a_server_restart_a_fresh_connection_starts_its_seq_again() {
+    let (fake, b) = mm_bridge().await;
+    let town = fake.town_square.clone();
+    let auths = fake.ws_auths();
+    fake.forget_connections();
+    assert!(eventually!(WAIT, fake.ws_auths() > auths), "reconnected");
+    b.wait_ready(200).await;
+    assert_eq!(fake.resumes(), 0, "nothing to resume after a restart");
+    fake.post_as(&fake.alice_id, &town, "!st2 run date", "");
+    let e = executions(&b, 1).await.remove(0);
+    bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+    assert_eq!(
+        fake.ws_auths(),
+        auths + 1,
+        "the new connection's hello reset the expected seq (no spurious gap)"
+    );
+}
+
+#[actix_rt::test]
+async fn reply_in_thread_answers_under_the_command_post() {
+    let fake = FakeMattermost::start().await;
+    let town = fake.town_square.clone();
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("reply_in_thread = true");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let command = fake.post_as(&fake.alice_id, &town, "!st2 run date", "");
+    let e = executions(&b, 1).await.remove(0);
+    assert_eq!(e.request["source_context"]["thread"], command.as_str());
+    let result = bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+    assert_eq!(result.str("root_id"), command);
+}
+
+#[actix_rt::test]
+async fn an_unanswered_authentication_challenge_times_out_and_retries() {
+    let fake = FakeMattermost::start().await;
+    fake.ignore_auth(true);
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("");
+    let b = TestBridge::start_with(opts).await;
+    // ping_interval_secs = 2 in the tests: two attempts take a few seconds.
+    assert!(
+        eventually!(WAIT, fake.ws_attempts() >= 2),
+        "the bridge gave up on the silent socket and tried again"
+    );
+    b.wait_ready(503).await;
+    let actor = b.actor("chat:mm").await;
+    assert!(
+        actor["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("authentication challenge")),
+        "{actor}"
+    );
+    fake.ignore_auth(false);
+    b.wait_ready(200).await;
+}
+
+#[actix_rt::test]
+async fn an_exhausted_rate_limit_window_pauses_until_it_resets() {
+    let (fake, b) = mm_bridge().await;
+    let town = fake.town_square.clone();
+    fake.exhaust_window_next_posts(1, 1);
+    for text in ["window first", "window second"] {
+        b.emulator.announce(
+            "stormbridge",
+            json!({"message": text, "channel": format!("mm:{town}")}),
+        );
+    }
+    let first = bot_post(&fake, &town, "window first").await;
+    let second = bot_post(&fake, &town, "window second").await;
+    let gap = second.at.duration_since(first.at);
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the second post waited for X-Ratelimit-Reset, not {gap:?}"
+    );
+    assert!(fake.rate_limited_at().is_empty(), "no 429 was needed");
+}

@@ -25,6 +25,10 @@ pub struct MattermostSettings {
     /// messages are always read.
     #[serde(default)]
     pub channels: Vec<String>,
+    /// Answer a command that is not in a thread in a new thread under it (`root_id` = the
+    /// command's post); by default such answers go to the channel.
+    #[serde(default)]
+    pub reply_in_thread: bool,
     /// Longer messages are split; Mattermost refuses posts over 16383 characters.
     #[serde(default = "default_max_message_length")]
     pub max_message_length: usize,
@@ -57,4 +61,86 @@ fn default_ping_interval() -> u64 {
 }
 fn default_true() -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use crate::config::{load_from_str, BackendSettings, ConfigError, Settings};
+
+    fn load(chat: &str) -> Result<Settings, ConfigError> {
+        load_from_str(&format!(
+            "[st2]\napi_url = \"https://st2.example.com/api/v1\"\n[st2.credentials]\napi_key = \"k\"\n[[chat]]\nname = \"mm\"\nbackend = \"mattermost\"\n{chat}\n"
+        ))
+    }
+
+    fn keys(e: &ConfigError) -> Vec<String> {
+        e.problems.iter().map(|p| p.key.clone()).collect()
+    }
+
+    #[test]
+    fn a_full_table_loads_with_defaults() {
+        let s = load("url = \"https://mm.example.com\"\ntoken = \"t0k3n-secret\"\nteam = \"ops\"\nchannels = [\"town-square\"]").unwrap();
+        let BackendSettings::Mattermost(mm) = &s.chat[0].backend else {
+            panic!("not mattermost: {:?}", s.chat[0].backend);
+        };
+        assert_eq!(s.chat[0].backend.kind(), "mattermost");
+        assert_eq!(mm.url, "https://mm.example.com");
+        assert_eq!(mm.team.as_deref(), Some("ops"));
+        assert_eq!(mm.channels, vec!["town-square".to_owned()]);
+        assert_eq!(mm.max_message_length, super::MAX_POST_CHARS);
+        assert_eq!(
+            mm.token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned())
+                .as_deref(),
+            Some("t0k3n-secret")
+        );
+        assert!(
+            !format!("{mm:?}").contains("t0k3n-secret"),
+            "Debug hides the token"
+        );
+    }
+
+    #[test]
+    fn the_token_comes_from_a_file_and_exactly_one_source_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mm.token");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let s = load(&format!(
+            "url = \"http://127.0.0.1:8065\"\ntoken_file = \"{}\"",
+            path.display()
+        ))
+        .unwrap();
+        let BackendSettings::Mattermost(mm) = &s.chat[0].backend else {
+            panic!("not mattermost");
+        };
+        assert_eq!(
+            mm.token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned())
+                .as_deref(),
+            Some("from-file")
+        );
+
+        let e = load(&format!(
+            "url = \"http://x\"\ntoken = \"a\"\ntoken_file = \"{}\"",
+            path.display()
+        ))
+        .unwrap_err();
+        assert!(keys(&e).contains(&"chat[0].token".to_owned()), "{e}");
+        let e = load("url = \"http://x\"").unwrap_err();
+        assert!(keys(&e).contains(&"chat[0].token".to_owned()), "{e}");
+        let e = load("url = \"http://x\"\ntoken_file = \"/nonexistent/mm.token\"").unwrap_err();
+        assert!(keys(&e).contains(&"chat[0].token_file".to_owned()), "{e}");
+    }
+
+    #[test]
+    fn bad_urls_and_unknown_keys_are_refused() {
+        let e = load("url = \"mm.example.com\"\ntoken = \"t\"").unwrap_err();
+        assert!(keys(&e).contains(&"chat[0].url".to_owned()), "{e}");
+        let e = load("url = \"https://mm\"\ntoken = \"t\"\nchanels = []").unwrap_err();
+        assert!(keys(&e).contains(&"chat[0]".to_owned()), "{e}");
+    }
 }

@@ -99,7 +99,10 @@ pub struct MattermostConnection {
     authenticated: bool,
     next_action_seq: u64,
     auth_seq: u64,
-    expected_event_seq: Option<u64>,
+    /// The server's id for our websocket connection (from `hello`), to resume it.
+    connection_id: Option<String>,
+    /// The `seq` the next server event must have.
+    server_seq: u64,
     last_frame: Instant,
     restarting: bool,
     last_error: Option<String>,
@@ -178,7 +181,8 @@ impl MattermostConnection {
             authenticated: false,
             next_action_seq: 1,
             auth_seq: 0,
-            expected_event_seq: None,
+            connection_id: None,
+            server_seq: 0,
             last_frame: Instant::now(),
             restarting: false,
             last_error: None,
@@ -224,7 +228,13 @@ impl MattermostConnection {
             return;
         };
         let api = self.api.clone();
-        let ws_url = self.ws_url.clone();
+        // Reliable websockets: the server replays what we missed if it still can.
+        let ws_url = format!(
+            "{}?connection_id={}&sequence_number={}",
+            self.ws_url,
+            encode(self.connection_id.as_deref().unwrap_or_default()),
+            self.server_seq
+        );
         let token: Rc<str> = self.token.expose_secret().into();
         let team = self
             .settings
@@ -261,11 +271,20 @@ impl MattermostConnection {
                 act.sink = Some(SinkWrite::new(sink, ctx));
                 ctx.add_stream(stream);
                 act.last_frame = Instant::now();
-                act.expected_event_seq = None;
-                act.auth_seq = act.next_action_seq;
-                act.next_action_seq += 1;
+                // Action sequence numbers start at 1 on every connection.
+                act.auth_seq = 1;
+                act.next_action_seq = 2;
                 let challenge = wire::auth_challenge(act.auth_seq, act.token.expose_secret());
                 act.write(Message::Text(challenge.into()));
+                let limit = Duration::from_secs(act.settings.ping_interval_secs.max(1));
+                ctx.run_later(limit, move |act, ctx| {
+                    if act.sink.is_some() && !act.authenticated {
+                        act.fail(
+                            format!("no answer to the authentication challenge in {} s", limit.as_secs()),
+                            ctx,
+                        );
+                    }
+                });
             }
             Err(error) => act.fail(error, ctx),
         }));
@@ -311,12 +330,25 @@ impl MattermostConnection {
                 data,
                 broadcast,
             }) => {
-                let gap = match (seq, self.expected_event_seq) {
-                    (Some(seq), Some(expected)) if seq != expected => Some((expected, seq)),
+                if event == "hello" {
+                    let id = data
+                        .get("connection_id")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty());
+                    if id.is_none() || id != self.connection_id.as_deref() {
+                        if self.connection_id.is_some() {
+                            tracing::info!(connection = %self.name, "mattermost started a new websocket connection; events sent while disconnected were not replayed");
+                        }
+                        self.server_seq = 0;
+                        self.connection_id = id.map(str::to_owned);
+                    }
+                }
+                let gap = match seq {
+                    Some(seq) if seq != self.server_seq => Some((self.server_seq, seq)),
                     _ => None,
                 };
                 if let Some(seq) = seq {
-                    self.expected_event_seq = Some(seq + 1);
+                    self.server_seq = seq + 1;
                 }
                 match event.as_str() {
                     "posted" if self.authenticated => self.handle_posted(&data),
@@ -336,6 +368,8 @@ impl MattermostConnection {
                 }
                 if let Some((expected, got)) = gap {
                     // Events in between were lost; a fresh connection is the only resync.
+                    self.connection_id = None;
+                    self.server_seq = 0;
                     self.fail(
                         format!("missed websocket events (expected seq {expected}, got {got})"),
                         ctx,
@@ -358,6 +392,7 @@ impl MattermostConnection {
             bot_username: &bot.username,
             team_id: self.team_id.as_deref(),
             channels: &self.settings.channels,
+            reply_in_thread: self.settings.reply_in_thread,
         };
         match wire::posted_to_inbound(data, &mapping) {
             Ok(msg) => {

@@ -3,10 +3,15 @@
 //! Events come from the websocket `/api/v4/websocket`: the connection authenticates with an
 //! `authentication_challenge` action carrying the token, waits for the `OK` reply to that
 //! action's `seq`, and then reads `posted` events, whose `data.post` is the post as a JSON
-//! string. The server numbers its events with `seq`; a gap means events were lost, so the
-//! connection reconnects rather than carry on silently. Every failure (refused token,
+//! string. The server numbers its events with `seq` and names the connection in `hello`
+//! (`connection_id`); a reconnect passes `?connection_id=…&sequence_number=…` so that a
+//! server with reliable websockets replays what was missed (a new `connection_id` in `hello`
+//! means it could not, and `seq` starts again at 0). A gap in `seq` means events were lost:
+//! the connection starts afresh rather than carry on silently. Every failure (refused token,
 //! closed socket, silence longer than two ping periods) stops the actor and
-//! `actix::Supervisor` restarts it after a capped, jittered backoff.
+//! `actix::Supervisor` restarts it after a capped, jittered backoff. Configured `channels`
+//! are joined after connecting (names resolve in `team`) and rejoined after a
+//! `user_removed` of the bot.
 //!
 //! Identity: the user is the post's `user_id`, the room the `channel_id` (`channel_type`
 //! `D` is a direct conversation), the thread the post's `root_id`, and the organisation the

@@ -135,6 +135,8 @@ pub struct Mapping<'a> {
     pub team_id: Option<&'a str>,
     /// Channel ids or names to watch; empty = all.
     pub channels: &'a [String],
+    /// Start a thread under a command that is not in one.
+    pub reply_in_thread: bool,
 }
 
 /// Why a `posted` event was not turned into a message (for debug logs).
@@ -211,7 +213,11 @@ pub fn posted_to_inbound(data: &Value, m: &Mapping<'_>) -> Result<InboundMessage
             connection: m.connection.to_owned(),
             id: post.channel_id.clone(),
             kind,
-            thread: Some(post.root_id.clone()).filter(|r| !r.is_empty()),
+            thread: match (post.root_id.is_empty(), m.reply_in_thread) {
+                (false, _) => Some(post.root_id.clone()),
+                (true, true) => Some(post.id.clone()).filter(|id| !id.is_empty()),
+                (true, false) => None,
+            },
         },
         text: text.to_owned(),
         message_id: Some(post.id.clone()).filter(|id| !id.is_empty()),
@@ -298,6 +304,7 @@ mod tests {
             bot_username: "stormbot",
             team_id: Some("team1"),
             channels,
+            reply_in_thread: false,
         }
     }
 
@@ -326,6 +333,21 @@ mod tests {
         assert_eq!(m.room_name.as_deref(), Some("town-square"));
         assert_eq!(m.org.as_deref(), Some("team2"));
         assert_eq!(m.message_id.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn reply_in_thread_starts_a_thread_under_the_command() {
+        let data = event(
+            json!({"id": "p1", "user_id": "u1", "channel_id": "c1", "root_id": "", "message": "!st2 run date"}),
+            "O",
+        );
+        let mut m = mapping(&[]);
+        assert_eq!(posted_to_inbound(&data, &m).unwrap().room.thread, None);
+        m.reply_in_thread = true;
+        assert_eq!(
+            posted_to_inbound(&data, &m).unwrap().room.thread.as_deref(),
+            Some("p1")
+        );
     }
 
     #[test]
