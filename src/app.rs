@@ -15,7 +15,10 @@ use crate::{
         supervisor::{Health, HealthReport, StatusReporter, Supervisor},
         token_renewer::{RenewerSettings, TokenRenewer},
     },
-    backends::console::{ConsoleConnection, ConsoleIo},
+    backends::{
+        console::{ConsoleConnection, ConsoleIo},
+        slack::{EventsEndpoint, SlackConnection},
+    },
     config::{AuthMode, BackendSettings, Settings, StoreSettings},
     domain::{backoff::Backoff, command::Prefixes},
     http::{self, HttpState},
@@ -262,6 +265,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     };
 
     let mut console_io = options.console_io;
+    let mut slack_events = std::collections::HashMap::new();
     for chat in &settings.chat {
         let status = reporter(&format!("chat:{}", chat.name), true);
         let recipient = match &chat.backend {
@@ -278,6 +282,27 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 .start()
                 .recipient()
             }
+            BackendSettings::Slack(slack) => {
+                let addr = SlackConnection::new(
+                    chat.name.clone(),
+                    slack.clone(),
+                    dispatcher.clone().recipient(),
+                    // Slack is the public service: web PKI roots, always verified.
+                    crate::st2::tls::client_config(true, None)?,
+                    status,
+                )
+                .start();
+                if let Some(secret) = slack.signing_secret.clone() {
+                    slack_events.insert(
+                        chat.name.clone(),
+                        EventsEndpoint {
+                            signing_secret: secret,
+                            recipient: addr.clone().recipient(),
+                        },
+                    );
+                }
+                addr.recipient()
+            }
         };
         dispatcher.do_send(RegisterConnection {
             name: chat.name.clone(),
@@ -293,6 +318,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             metrics: metrics.clone(),
             sessions,
             login_pages,
+            slack_events: Arc::new(slack_events),
         },
     )
     .map_err(|source| StartError::Listen {

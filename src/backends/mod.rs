@@ -2,6 +2,7 @@
 //! platform events into [`Inbound`] messages for the dispatcher and handles [`Deliver`].
 
 pub mod console;
+pub mod slack;
 
 use actix::prelude::*;
 use serde_json::Value;

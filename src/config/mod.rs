@@ -235,6 +235,8 @@ pub struct ChatSettings {
 pub enum BackendSettings {
     /// Lines on standard input/output.
     Console(ConsoleSettings),
+    /// Slack (Socket Mode or Events API).
+    Slack(crate::backends::slack::SlackSettings),
 }
 
 impl BackendSettings {
@@ -242,6 +244,7 @@ impl BackendSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             BackendSettings::Console(_) => "console",
+            BackendSettings::Slack(_) => "slack",
         }
     }
 }

@@ -12,4 +12,5 @@ mod core_flow;
 mod https;
 mod readiness;
 mod sessions;
+mod slack;
 mod stream;
