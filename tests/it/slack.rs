@@ -76,6 +76,16 @@ async fn room_command_runs_and_the_result_lands_in_the_same_channel_and_thread()
     assert_eq!(result["thread_ts"], thread, "{result}");
     assert_eq!(result["channel"], "C0OPS");
 
+    // Removed from a configured channel: the bot joins it again.
+    slack
+        .push(
+            json!({"type": "event_callback", "team_id": TEAM, "event_id": "EvLEFT",
+                     "event": {"type": "channel_left", "channel": "C0OPS", "actor_id": ALICE}}),
+        )
+        .await;
+    let rejoined = eventually!(WAIT, slack.joins().len() == 2);
+    assert!(rejoined, "joins: {:?}", slack.joins());
+
     let logs = captured_logs();
     assert!(
         !logs.contains(BOT_TOKEN) && !logs.contains(APP_TOKEN),
@@ -257,6 +267,10 @@ async fn bots_and_the_bridge_itself_are_not_obeyed() {
     slack
         .push(slack.bot_event("C0OPS", "B0OTHER", None, "!st2 run from-other-bot"))
         .await;
+    // An app posting as its bot user: a user id, a bot_id and no subtype.
+    slack
+        .push(slack.bot_event("C0OPS", "B0OTHER", Some("U0OTHERBOT"), "!st2 run from-app"))
+        .await;
     slack
         .push(slack.bot_event("C0OPS", BOT_ID, Some(BOT_USER), "!st2 run from-myself"))
         .await;
@@ -280,10 +294,11 @@ async fn bots_and_the_bridge_itself_are_not_obeyed() {
         .filter_map(|e| e.parameters.get("cmd").cloned())
         .collect();
     assert_eq!(cmds, vec!["from-alice"]);
-    assert_eq!(
-        slack.acks().len(),
-        5,
-        "every envelope is acknowledged, obeyed or not"
+    let all_acked = eventually!(WAIT, slack.acks().len() == 6);
+    assert!(
+        all_acked,
+        "every envelope is acknowledged, obeyed or not: {:?}",
+        slack.acks()
     );
 }
 
@@ -367,4 +382,29 @@ async fn events_api_mode_verifies_signatures_and_answers_the_challenge() {
         1,
         "forged requests never reached st2"
     );
+}
+
+#[actix_rt::test]
+async fn a_refused_bot_token_keeps_the_connection_out_of_ready() {
+    let slack = FakeSlack::start().await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = slack.socket_toml().replace(BOT_TOKEN, "xoxb-revoked");
+    let b = TestBridge::start_with(opts).await;
+    let retried = eventually!(WAIT, slack.calls("auth.test").len() >= 2);
+    assert!(retried, "login retried with backoff");
+    b.wait_ready(503).await;
+    let actor = b.actor("chat:slack").await;
+    assert_eq!(actor["state"], "reconnecting", "{actor}");
+    assert!(
+        actor["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("invalid_auth"),
+        "{actor}"
+    );
+    assert!(
+        !actor.to_string().contains("xoxb-revoked"),
+        "token leaked: {actor}"
+    );
+    assert!(slack.calls("apps.connections.open").is_empty());
 }

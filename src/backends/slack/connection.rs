@@ -646,6 +646,11 @@ impl SlackConnection {
                 s.sink.close();
             }
             self.socket_closed(current, ctx);
+        } else if let Some(s) = self.sockets.get_mut(&current) {
+            // Our own ping: its pong keeps a quiet but healthy socket from looking idle.
+            let _ = s
+                .sink
+                .write(ws::Message::Ping(bytes::Bytes::from_static(b"stormbridge")));
         }
     }
 }
