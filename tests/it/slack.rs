@@ -408,3 +408,30 @@ async fn a_refused_bot_token_keeps_the_connection_out_of_ready() {
     );
     assert!(slack.calls("apps.connections.open").is_empty());
 }
+
+#[actix_rt::test]
+async fn a_full_outbound_queue_drops_the_oldest_and_delivers_the_rest_in_order() {
+    let slack = FakeSlack::start().await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = slack.socket_toml().replace(
+        "reconnect_max_ms = 400",
+        "reconnect_max_ms = 400\nqueue_capacity = 3",
+    );
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    // Slack is failing: "m0" is tried and kept at the head while the rest queue up.
+    slack.fail_next_posts(1000);
+    for i in 0..6 {
+        b.emulator.announce(
+            "stormbridge",
+            json!({"message": format!("m{i}"), "channel": "slack:C0OPS"}),
+        );
+    }
+    let tried = eventually!(WAIT, slack.calls("chat.postMessage").len() >= 2);
+    assert!(tried);
+    slack.fail_next_posts(0);
+    let delivered = eventually!(WAIT, slack.posts().iter().any(|p| p["text"] == "m5"));
+    assert!(delivered, "{:#?}", slack.posts());
+    let texts: Vec<String> = slack.posts().iter().map(text_of).collect();
+    assert_eq!(texts, vec!["m3", "m4", "m5"], "oldest dropped, order kept");
+}

@@ -71,6 +71,7 @@ enum Dest {
 
 #[derive(Debug, Clone)]
 struct Outgoing {
+    seq: u64,
     dest: Dest,
     body: Value,
 }
@@ -114,6 +115,7 @@ pub struct SlackConnection {
     paused_until: Option<Instant>,
     last_send: Option<Instant>,
     dropped: u64,
+    next_seq: u64,
     dm_channels: HashMap<String, String>,
     room_names: HashMap<String, String>,
     seen: VecDeque<String>,
@@ -150,6 +152,7 @@ impl SlackConnection {
             paused_until: None,
             last_send: None,
             dropped: 0,
+            next_seq: 0,
             dm_channels: HashMap::new(),
             room_names: HashMap::new(),
             seen: VecDeque::new(),
@@ -599,13 +602,18 @@ impl SlackConnection {
             Dest::Channel(c) => Some(c.clone()),
             Dest::User(u) => self.dm_channels.get(u).cloned(),
         };
+        let seq = item.seq;
         let fut = async move { send(api, bot, item, cached).await };
-        ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
             act.sending = false;
             act.last_send = Some(Instant::now());
+            // The head may have been dropped by an overflow while it was in flight.
+            let head_is_sent = act.queue.front().map(|f| f.seq) == Some(seq);
             match outcome {
                 SendOutcome::Sent { dm } => {
-                    act.queue.pop_front();
+                    if head_is_sent {
+                        act.queue.pop_front();
+                    }
                     act.send_backoff.reset();
                     act.paused_until = None;
                     if let Some((user, channel)) = dm {
@@ -618,7 +626,9 @@ impl SlackConnection {
                     act.paused_until = Some(Instant::now() + wait);
                 }
                 SendOutcome::Rejected(error) => {
-                    act.queue.pop_front();
+                    if head_is_sent {
+                        act.queue.pop_front();
+                    }
                     tracing::warn!(connection = %act.name, error = %error, "Slack refused a message; dropped");
                 }
                 SendOutcome::Failed(error) => {
@@ -843,7 +853,9 @@ impl Handler<Deliver> for SlackConnection {
             msg.extra.as_ref(),
             self.settings.max_message_length,
         ) {
+            self.next_seq += 1;
             self.enqueue(Outgoing {
+                seq: self.next_seq,
                 dest: dest.clone(),
                 body,
             });
