@@ -435,3 +435,39 @@ async fn a_full_outbound_queue_drops_the_oldest_and_delivers_the_rest_in_order()
     let texts: Vec<String> = slack.posts().iter().map(text_of).collect();
     assert_eq!(texts, vec!["m3", "m4", "m5"], "oldest dropped, order kept");
 }
+
+#[actix_rt::test]
+async fn ephemeral_whispers_go_to_the_users_channel_or_fall_back_to_a_dm() {
+    let slack = FakeSlack::start().await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = slack.socket_toml() + "whispers = \"ephemeral\"\n";
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    for user in [ALICE, "U0GONE"] {
+        slack
+            .push(slack.message_event("C0OPS", user, "!st2 run hi", None))
+            .await;
+    }
+    execution_count(&b, 2).await;
+    for user in [ALICE, "U0GONE", "U0CAROL"] {
+        b.emulator.announce(
+            "stormbridge",
+            json!({"message": format!("secret for {user}"), "channel": "slack:C0OPS", "user": user, "whisper": true}),
+        );
+    }
+    // Alice spoke in C0OPS: an ephemeral message there.
+    let post = slack.post_containing(&format!("secret for {ALICE}")).await;
+    assert_eq!(post["channel"], "C0OPS");
+    assert_eq!(post["user"], ALICE);
+    let eph = slack.calls("chat.postEphemeral");
+    assert!(eph
+        .iter()
+        .any(|c| c.body["user"] == ALICE && c.status == 200));
+    // Slack refuses (user left the channel): a direct message instead.
+    let post = slack.post_containing("secret for U0GONE").await;
+    assert_eq!(post["channel"], "D0GONE");
+    // Never seen in a channel: a direct message.
+    let post = slack.post_containing("secret for U0CAROL").await;
+    assert_eq!(post["channel"], "D0CAROL");
+    assert!(post.get("user").is_none(), "{post}");
+}

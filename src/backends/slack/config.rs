@@ -16,6 +16,17 @@ pub enum SlackMode {
     Events,
 }
 
+/// How a private message (StackStorm's `whisper`) to a user is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhisperMode {
+    /// A direct message (`conversations.open` + `chat.postMessage`).
+    Dm,
+    /// `chat.postEphemeral` in the channel the user last spoke to the bot in; a direct
+    /// message when there is none or Slack refuses (user not in the channel).
+    Ephemeral,
+}
+
 /// Validated settings of one Slack connection.
 #[derive(Debug, Clone)]
 pub struct SlackSettings {
@@ -31,6 +42,8 @@ pub struct SlackSettings {
     pub api_url: String,
     /// Channel ids the bot joins at start and rejoins when removed.
     pub channels: Vec<String>,
+    /// How whispers are sent.
+    pub whispers: WhisperMode,
     /// Longest message part, in characters.
     pub max_message_length: usize,
     /// Most messages waiting to be sent; the oldest is dropped past it.
@@ -63,6 +76,8 @@ struct Raw {
     api_url: String,
     #[serde(default)]
     channels: Vec<String>,
+    #[serde(default = "default_whispers")]
+    whispers: WhisperMode,
     #[serde(default = "default_max_len")]
     max_message_length: usize,
     #[serde(default = "default_queue")]
@@ -79,6 +94,9 @@ struct Raw {
 
 fn default_mode() -> SlackMode {
     SlackMode::Socket
+}
+fn default_whispers() -> WhisperMode {
+    WhisperMode::Dm
 }
 fn default_api_url() -> String {
     "https://slack.com/api".into()
@@ -182,6 +200,7 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
             signing_secret,
             api_url,
             channels: raw.channels,
+            whispers: raw.whispers,
             max_message_length: raw.max_message_length,
             queue_capacity: raw.queue_capacity,
             send_interval: Duration::from_millis(raw.send_interval_ms),

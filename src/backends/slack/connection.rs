@@ -30,7 +30,7 @@ use super::{
         ApiEnvelope, AuthTest, ConnectionsOpen, ConversationsInfo, ConversationsOpen, Event,
         EventCallback, SocketFrame,
     },
-    SignedEvent, SlackMode, SlackSettings,
+    SignedEvent, SlackMode, SlackSettings, WhisperMode,
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
@@ -67,6 +67,11 @@ enum Dest {
     Channel(String),
     /// A user id; the direct-message channel is opened (once) with `conversations.open`.
     User(String),
+    /// `chat.postEphemeral` to `user` in `channel`, a direct message if Slack refuses.
+    Ephemeral {
+        channel: String,
+        user: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +123,8 @@ pub struct SlackConnection {
     next_seq: u64,
     dm_channels: HashMap<String, String>,
     room_names: HashMap<String, String>,
+    /// The group channel each user last spoke to the bot in (for ephemeral whispers).
+    last_room: HashMap<String, String>,
     seen: VecDeque<String>,
     seen_set: HashSet<String>,
 }
@@ -155,6 +162,7 @@ impl SlackConnection {
             next_seq: 0,
             dm_channels: HashMap::new(),
             room_names: HashMap::new(),
+            last_room: HashMap::new(),
             seen: VecDeque::new(),
             seen_set: HashSet::new(),
         }
@@ -525,6 +533,12 @@ impl SlackConnection {
             self.dispatcher.do_send(Inbound(msg));
             return;
         }
+        if self.settings.whispers == WhisperMode::Ephemeral {
+            if self.last_room.len() >= 10_000 {
+                self.last_room.clear();
+            }
+            self.last_room.insert(msg.user.id.clone(), channel.clone());
+        }
         if let Some(room_name) = self.room_names.get(&channel) {
             let msg = InboundMessage {
                 room_name: Some(room_name.clone()),
@@ -599,8 +613,8 @@ impl SlackConnection {
         let api = self.api();
         let bot = self.settings.bot_token.clone();
         let cached = match &item.dest {
-            Dest::Channel(c) => Some(c.clone()),
-            Dest::User(u) => self.dm_channels.get(u).cloned(),
+            Dest::Channel(_) => None,
+            Dest::User(u) | Dest::Ephemeral { user: u, .. } => self.dm_channels.get(u).cloned(),
         };
         let seq = item.seq;
         let fut = async move { send(api, bot, item, cached).await };
@@ -669,13 +683,37 @@ async fn send(
     api: Api,
     bot: SecretString,
     mut item: Outgoing,
-    cached: Option<String>,
+    dm_cached: Option<String>,
 ) -> SendOutcome {
+    if let Dest::Ephemeral { channel, user } = item.dest.clone() {
+        let mut body = item.body.clone();
+        if let Some(b) = body.as_object_mut() {
+            b.insert("channel".into(), Value::String(channel));
+            b.insert("user".into(), Value::String(user.clone()));
+        }
+        match api
+            .call::<ApiEnvelope>("chat.postEphemeral", &bot, &body)
+            .await
+        {
+            Ok(_) => return SendOutcome::Sent { dm: None },
+            Err(ApiError::Slack(e))
+                if matches!(
+                    e.as_str(),
+                    "user_not_in_channel" | "channel_not_found" | "not_in_channel" | "is_archived"
+                ) =>
+            {
+                tracing::info!(error = %e, "ephemeral whisper refused; sending a direct message");
+                item.dest = Dest::User(user);
+            }
+            Err(e) => return e.outcome(),
+        }
+    }
     let mut dm = None;
-    let channel = match (cached, &item.dest) {
-        (Some(c), _) => c,
-        (None, Dest::User(user)) => {
-            match api
+    let channel = match &item.dest {
+        Dest::Channel(c) => c.clone(),
+        Dest::User(user) | Dest::Ephemeral { user, .. } => match dm_cached {
+            Some(c) => c,
+            None => match api
                 .call::<ConversationsOpen>("conversations.open", &bot, &json!({"users": user}))
                 .await
             {
@@ -684,9 +722,8 @@ async fn send(
                     open.channel.id
                 }
                 Err(e) => return e.outcome(),
-            }
-        }
-        (None, Dest::Channel(c)) => c.clone(),
+            },
+        },
     };
     if let Some(body) = item.body.as_object_mut() {
         body.insert("channel".into(), Value::String(channel));
@@ -840,10 +877,19 @@ impl Handler<Deliver> for SlackConnection {
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
         let (dest, thread) = match &msg.target {
             Target::Room { id, thread, .. } => (Dest::Channel(id.clone()), thread.clone()),
-            Target::User { id } => (Dest::User(id.clone()), None),
+            Target::User { id } => match (self.settings.whispers, self.last_room.get(id)) {
+                (WhisperMode::Ephemeral, Some(channel)) => (
+                    Dest::Ephemeral {
+                        channel: channel.clone(),
+                        user: id.clone(),
+                    },
+                    None,
+                ),
+                _ => (Dest::User(id.clone()), None),
+            },
         };
         let placeholder = match &dest {
-            Dest::Channel(c) => c.clone(),
+            Dest::Channel(c) | Dest::Ephemeral { channel: c, .. } => c.clone(),
             Dest::User(u) => u.clone(),
         };
         for body in render::post_bodies(

@@ -15,7 +15,7 @@ use actix::prelude::*;
 use secrecy::SecretString;
 use serde_json::Value;
 
-pub use config::{SlackMode, SlackSettings};
+pub use config::{SlackMode, SlackSettings, WhisperMode};
 pub use connection::SlackConnection;
 
 /// An Events API request body whose signature the HTTP layer already verified.

@@ -442,6 +442,13 @@ async fn api(
             if !known {
                 return err("channel_not_found");
             }
+            if method == "chat.postEphemeral" {
+                match body["user"].as_str() {
+                    None | Some("") => return err("user_not_found"),
+                    Some(u) if u.starts_with("U0GONE") => return err("user_not_in_channel"),
+                    Some(_) => {}
+                }
+            }
             let text = body["text"].as_str().unwrap_or_default();
             if text.is_empty() && body.get("attachments").is_none() && body.get("blocks").is_none()
             {
