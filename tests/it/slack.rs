@@ -471,3 +471,26 @@ async fn ephemeral_whispers_go_to_the_users_channel_or_fall_back_to_a_dm() {
     assert_eq!(post["channel"], "D0CAROL");
     assert!(post.get("user").is_none(), "{post}");
 }
+
+#[actix_rt::test]
+async fn a_silent_socket_is_replaced() {
+    let slack = FakeSlack::start().await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = slack.socket_toml() + "idle_timeout_secs = 1\n";
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    // Pongs keep a healthy idle socket open past the timeout.
+    let replaced_early = eventually!(Duration::from_millis(1600), slack.connections_opened() > 1);
+    assert!(
+        !replaced_early,
+        "a ponging socket is kept past the idle timeout"
+    );
+    slack.set_muted(true);
+    let replaced = eventually!(WAIT, slack.connections_opened() >= 2);
+    assert!(replaced, "the silent socket was never replaced");
+    slack.set_muted(false);
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run after-silence", None))
+        .await;
+    execution_count(&b, 1).await;
+}

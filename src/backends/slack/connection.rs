@@ -656,21 +656,22 @@ impl SlackConnection {
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
-        let Some(current) = self.current else {
-            return;
-        };
-        let idle = self
+        let limit = self.settings.idle_timeout;
+        // A socket that went quiet, or a new one that never said hello, is given up.
+        let silent: Vec<u64> = self
             .sockets
-            .get(&current)
-            .map(|s| s.last_seen.elapsed() > self.settings.idle_timeout)
-            .unwrap_or(false);
-        if idle {
-            tracing::warn!(connection = %self.name, "Slack socket silent too long; reconnecting");
-            if let Some(mut s) = self.sockets.remove(&current) {
+            .iter()
+            .filter(|(_, s)| s.last_seen.elapsed() > limit)
+            .map(|(g, _)| *g)
+            .collect();
+        for generation in silent {
+            tracing::warn!(connection = %self.name, generation, "Slack socket silent too long; reconnecting");
+            if let Some(mut s) = self.sockets.remove(&generation) {
                 s.sink.close();
             }
-            self.socket_closed(current, ctx);
-        } else if let Some(s) = self.sockets.get_mut(&current) {
+            self.socket_closed(generation, ctx);
+        }
+        if let Some(s) = self.current.and_then(|g| self.sockets.get_mut(&g)) {
             // Our own ping: its pong keeps a quiet but healthy socket from looking idle.
             let _ = s
                 .sink

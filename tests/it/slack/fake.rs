@@ -56,6 +56,8 @@ struct State {
     dms: HashMap<String, String>,
     channels: HashMap<String, String>,
     joins: Vec<String>,
+    /// Pings go unanswered (a half-dead link).
+    muted: bool,
 }
 
 pub struct FakeSlack {
@@ -245,6 +247,11 @@ impl FakeSlack {
     /// The next `n` `chat.postMessage` calls answer 503.
     pub fn fail_next_posts(&self, n: u32) {
         self.state.lock().failures = n;
+    }
+
+    /// Stops answering pings (and sends nothing): the link looks alive but is not.
+    pub fn set_muted(&self, muted: bool) {
+        self.state.lock().muted = muted;
     }
 
     pub fn posts(&self) -> Vec<Value> {
@@ -514,7 +521,10 @@ async fn link(
                     }
                 }
                 actix_ws::Message::Ping(p) => {
-                    let _ = session.pong(&p).await;
+                    let muted = state.lock().muted;
+                    if !muted {
+                        let _ = session.pong(&p).await;
+                    }
                 }
                 actix_ws::Message::Close(_) => break,
                 _ => {}
