@@ -494,3 +494,32 @@ async fn a_silent_socket_is_replaced() {
         .await;
     execution_count(&b, 1).await;
 }
+
+#[actix_rt::test]
+async fn access_rules_see_the_workspace_and_the_channel_name() {
+    let slack = FakeSlack::start().await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = slack.socket_toml();
+    opts.access_toml = format!(
+        "[access]\ndefault = \"deny\"\n[[access.rules]]\naliases = [\"core.*\"]\n\
+         orgs = [\"{TEAM}\"]\nrooms = [\"slack:name:ops\"]\nusers = [\"slack:{ALICE}\"]\naction = \"allow\"\n"
+    );
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    slack
+        .push(slack.message_event("C0DEV", ALICE, "!st2 run in-dev", None))
+        .await;
+    let denied = slack.post_containing("").await;
+    assert_eq!(denied["channel"], "C0DEV", "{denied}");
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run in-ops", None))
+        .await;
+    execution_count(&b, 1).await;
+    let cmds: Vec<String> = b
+        .emulator
+        .executions()
+        .iter()
+        .filter_map(|e| e.parameters.get("cmd").cloned())
+        .collect();
+    assert_eq!(cmds, vec!["in-ops"], "allowed only in #ops of the team");
+}
