@@ -55,6 +55,11 @@ async fn room_command_runs_and_the_result_lands_in_the_same_channel_and_thread()
     assert_eq!(result["channel"], "C0OPS");
     assert!(result.get("thread_ts").is_none(), "{result}");
     assert!(slack.acks().contains(&env), "envelope acknowledged");
+    let latency = slack.ack_latency(&env).expect("ack timed");
+    assert!(
+        latency < Duration::from_secs(3),
+        "ack after {latency:?}, past Slack's deadline"
+    );
 
     // A mention in a thread: the command runs and both replies stay in that thread.
     let thread = "1700000000.000042";
@@ -219,6 +224,14 @@ async fn refresh_requested_opens_the_next_socket_first_and_loses_nothing() {
         "the old socket is closed once the new one says hello"
     );
     assert_eq!(b.actor("chat:slack").await["state"], "up");
+
+    // A `warning` is handled the same way.
+    slack.request_disconnect("warning").await;
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run after-warning", None))
+        .await;
+    execution_count(&b, 2).await;
+    assert_eq!(slack.connections_opened(), 3);
 }
 
 #[actix_rt::test]

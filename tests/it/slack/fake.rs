@@ -58,6 +58,9 @@ struct State {
     joins: Vec<String>,
     /// Pings go unanswered (a half-dead link).
     muted: bool,
+    /// When each envelope was pushed, and how long its ack took.
+    pushed_at: HashMap<String, Instant>,
+    ack_latency: HashMap<String, std::time::Duration>,
 }
 
 pub struct FakeSlack {
@@ -174,7 +177,9 @@ impl FakeSlack {
         let envelope_id = {
             let mut s = self.state.lock();
             s.next_envelope += 1;
-            format!("env-{}", s.next_envelope)
+            let id = format!("env-{}", s.next_envelope);
+            s.pushed_at.insert(id.clone(), Instant::now());
+            id
         };
         let frame = json!({"envelope_id": envelope_id, "payload": payload, "type": "events_api",
             "accepts_response_payload": false, "retry_attempt": 0, "retry_reason": ""})
@@ -266,6 +271,11 @@ impl FakeSlack {
             .filter(|c| c.method == method)
             .cloned()
             .collect()
+    }
+
+    /// Time from push to ack (measured from the push, so it includes any wait for a socket).
+    pub fn ack_latency(&self, envelope_id: &str) -> Option<std::time::Duration> {
+        self.state.lock().ack_latency.get(envelope_id).copied()
     }
 
     pub fn acks(&self) -> Vec<String> {
@@ -516,7 +526,11 @@ async fn link(
                 actix_ws::Message::Text(t) => {
                     if let Ok(v) = serde_json::from_str::<Value>(&t) {
                         if let Some(e) = v["envelope_id"].as_str() {
-                            state.lock().acks.push(e.to_owned());
+                            let mut s = state.lock();
+                            s.acks.push(e.to_owned());
+                            if let Some(at) = s.pushed_at.get(e).copied() {
+                                s.ack_latency.insert(e.to_owned(), at.elapsed());
+                            }
                         }
                     }
                 }
