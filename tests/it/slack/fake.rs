@@ -61,6 +61,8 @@ struct State {
     /// When each envelope was pushed, and how long its ack took.
     pushed_at: HashMap<String, Instant>,
     ack_latency: HashMap<String, std::time::Duration>,
+    /// Socket Mode URLs are single-use tickets.
+    tickets: std::collections::HashSet<String>,
 }
 
 pub struct FakeSlack {
@@ -419,7 +421,8 @@ async fn api(
             "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": false}),
         ),
         "apps.connections.open" => {
-            let ticket = uuid::Uuid::new_v4();
+            let ticket = uuid::Uuid::new_v4().to_string();
+            s.tickets.insert(ticket.clone());
             ok(json!({"url": format!("ws://{addr}/link/?ticket={ticket}&app_id={APP_ID}")}))
         }
         "conversations.join" => {
@@ -490,7 +493,13 @@ async fn link(
     data: Data,
 ) -> actix_web::Result<HttpResponse> {
     let state = data.0.clone();
-    if !req.query_string().contains("ticket=") {
+    let ticket = req
+        .query_string()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ticket="))
+        .unwrap_or_default()
+        .to_owned();
+    if !state.lock().tickets.remove(&ticket) {
         return Ok(HttpResponse::Unauthorized().finish());
     }
     let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
