@@ -536,3 +536,32 @@ async fn access_rules_see_the_workspace_and_the_channel_name() {
         .collect();
     assert_eq!(cmds, vec!["in-ops"], "allowed only in #ops of the team");
 }
+
+#[actix_rt::test]
+async fn malformed_frames_and_events_are_skipped_without_harm() {
+    let (slack, b) = socket_bridge().await;
+    slack.push_raw("not json at all").await;
+    slack.push_raw(r#"{"type": "events_api"}"#).await;
+    slack.push_raw(r#"{"type": "something_new", "x": 1}"#).await;
+    slack
+        .push(json!({"type": "event_callback", "event": {"no": "type"}}))
+        .await;
+    slack
+        .push(json!({"type": "event_callback", "team_id": TEAM,
+        "event": {"type": "message", "channel": "C0OPS", "text": "!st2 run no-user", "ts": "1.2"}}))
+        .await;
+    slack.push(json!(["an", "array"])).await;
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run still-fine", None))
+        .await;
+    execution_count(&b, 1).await;
+    let cmds: Vec<String> = b
+        .emulator
+        .executions()
+        .iter()
+        .filter_map(|e| e.parameters.get("cmd").cloned())
+        .collect();
+    assert_eq!(cmds, vec!["still-fine"]);
+    assert_eq!(slack.connections_opened(), 1, "no reconnect needed");
+    assert_eq!(b.actor("chat:slack").await["state"], "up");
+}

@@ -205,6 +205,21 @@ impl FakeSlack {
         envelope_id
     }
 
+    /// Sends a text frame as is on the newest open connection.
+    pub async fn push_raw(&self, frame: &str) {
+        let target = {
+            let s = self.state.lock();
+            s.conns
+                .iter()
+                .rev()
+                .find(|c| c.open)
+                .map(|c| c.session.clone())
+        };
+        if let Some(mut session) = target {
+            let _ = session.text(frame.to_owned()).await;
+        }
+    }
+
     /// Sends `disconnect` with `reason` on the newest connection; later events go to a newer one.
     pub async fn request_disconnect(&self, reason: &str) {
         let target = {
