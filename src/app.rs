@@ -18,6 +18,7 @@ use crate::{
     backends::{
         console::{ConsoleConnection, ConsoleIo},
         irc::IrcConnection,
+        slack::{EventsEndpoint, SlackConnection},
     },
     config::{AuthMode, BackendSettings, Settings, StoreSettings},
     domain::{backoff::Backoff, command::Prefixes},
@@ -272,6 +273,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     };
 
     let mut console_io = options.console_io;
+    let mut slack_events = std::collections::HashMap::new();
     for chat in &settings.chat {
         let status = reporter(&format!("chat:{}", chat.name), true);
         let recipient = match &chat.backend {
@@ -319,6 +321,27 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
                 actix::Supervisor::start(move |_| connection).recipient()
             }
+            BackendSettings::Slack(slack) => {
+                let addr = SlackConnection::new(
+                    chat.name.clone(),
+                    slack.clone(),
+                    dispatcher.clone().recipient(),
+                    // Slack is the public service: web PKI roots, always verified.
+                    crate::st2::tls::client_config(true, None)?,
+                    status,
+                )
+                .start();
+                if let Some(secret) = slack.signing_secret.clone() {
+                    slack_events.insert(
+                        chat.name.clone(),
+                        EventsEndpoint {
+                            signing_secret: secret,
+                            recipient: addr.clone().recipient(),
+                        },
+                    );
+                }
+                addr.recipient()
+            }
         };
         dispatcher.do_send(RegisterConnection {
             name: chat.name.clone(),
@@ -334,6 +357,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             metrics: metrics.clone(),
             sessions,
             login_pages,
+            slack_events: Arc::new(slack_events),
         },
     )
     .map_err(|source| StartError::Listen {

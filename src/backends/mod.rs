@@ -4,6 +4,7 @@
 pub mod console;
 pub mod irc;
 pub mod mattermost;
+pub mod slack;
 
 use actix::prelude::*;
 use serde_json::Value;

@@ -239,6 +239,8 @@ pub enum BackendSettings {
     Irc(Box<crate::backends::irc::IrcSettings>),
     /// Mattermost (API v4, bot token).
     Mattermost(crate::backends::mattermost::MattermostSettings),
+    /// Slack (Socket Mode or Events API).
+    Slack(crate::backends::slack::SlackSettings),
 }
 
 impl BackendSettings {
@@ -248,6 +250,7 @@ impl BackendSettings {
             BackendSettings::Console(_) => "console",
             BackendSettings::Irc(_) => "irc",
             BackendSettings::Mattermost(_) => "mattermost",
+            BackendSettings::Slack(_) => "slack",
         }
     }
 }

@@ -77,7 +77,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Backends that exist in this version; any other `backend =` value is reported.
-pub const AVAILABLE_BACKENDS: &[&str] = &["console", "irc", "mattermost"];
+pub const AVAILABLE_BACKENDS: &[&str] = &["console", "irc", "mattermost", "slack"];
 
 struct Checker {
     problems: Vec<Problem>,
@@ -653,6 +653,17 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                 Some(s) => BackendSettings::Mattermost(s),
                 None => continue,
             },
+            "slack" => {
+                match crate::backends::slack::config::parse(serde_json::Value::Object(map)) {
+                    Ok(s) => BackendSettings::Slack(s),
+                    Err(problems) => {
+                        for p in problems {
+                            c.push(key.clone(), p);
+                        }
+                        continue;
+                    }
+                }
+            }
             other => {
                 c.push(
                     format!("{key}.backend"),

@@ -6,12 +6,13 @@ pub mod login;
 pub mod metrics;
 pub mod redact;
 pub mod server;
+pub mod slack;
 pub mod tls;
 
 use actix::Addr;
 use actix_web::web;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     actors::{session_manager::SessionManager, supervisor::Supervisor},
@@ -29,6 +30,8 @@ pub struct HttpState {
     pub sessions: Option<Addr<SessionManager>>,
     /// The login page template.
     pub login_pages: Arc<login::LoginPages>,
+    /// Slack connections in Events API mode, by connection name.
+    pub slack_events: Arc<HashMap<String, crate::backends::slack::EventsEndpoint>>,
 }
 
 /// Registers every route.
@@ -43,5 +46,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .app_data(login::payload_config())
                 .route(web::get().to(login::show))
                 .route(web::post().to(login::submit)),
+        )
+        .service(
+            web::resource("/slack/events/{connection}")
+                .app_data(slack::payload_config())
+                .route(web::post().to(slack::events)),
         );
 }

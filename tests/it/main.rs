@@ -15,4 +15,5 @@ mod irc;
 mod mattermost;
 mod readiness;
 mod sessions;
+mod slack;
 mod stream;

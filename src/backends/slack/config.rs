@@ -1,0 +1,250 @@
+//! `backend = "slack"` settings: parsed from the `[[chat]]` table, secrets read from inline
+//! values or `*_file` paths, checked before the bridge starts.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// How Slack events reach the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    /// Socket Mode: the bridge opens a websocket (`apps.connections.open`, app token).
+    Socket,
+    /// Events API: Slack POSTs to `/slack/events/<connection>` (signed with the signing secret).
+    Events,
+}
+
+/// How a private message (StackStorm's `whisper`) to a user is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhisperMode {
+    /// A direct message (`conversations.open` + `chat.postMessage`).
+    Dm,
+    /// `chat.postEphemeral` in the channel the user last spoke to the bot in; a direct
+    /// message when there is none or Slack refuses (user not in the channel).
+    Ephemeral,
+}
+
+/// Validated settings of one Slack connection.
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    /// Socket Mode or Events API.
+    pub mode: SlackMode,
+    /// App-level token (`xapp-…`), Socket Mode only.
+    pub app_token: Option<SecretString>,
+    /// Bot token (`xoxb-…`) for the Web API.
+    pub bot_token: SecretString,
+    /// Signing secret, Events API only.
+    pub signing_secret: Option<SecretString>,
+    /// Web API base URL, without a trailing slash.
+    pub api_url: String,
+    /// Channel ids the bot joins at start and rejoins when removed.
+    pub channels: Vec<String>,
+    /// How whispers are sent.
+    pub whispers: WhisperMode,
+    /// Longest message part, in characters.
+    pub max_message_length: usize,
+    /// Most messages waiting to be sent; the oldest is dropped past it.
+    pub queue_capacity: usize,
+    /// Least time between two Web API posts (Slack allows about one per second per channel).
+    pub send_interval: Duration,
+    /// Reconnect backoff start.
+    pub reconnect_initial: Duration,
+    /// Reconnect backoff cap.
+    pub reconnect_max: Duration,
+    /// A socket silent for this long (no event, no ping) is reconnected.
+    pub idle_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default = "default_mode")]
+    mode: SlackMode,
+    app_token: Option<SecretString>,
+    #[serde(default)]
+    app_token_file: String,
+    bot_token: Option<SecretString>,
+    #[serde(default)]
+    bot_token_file: String,
+    signing_secret: Option<SecretString>,
+    #[serde(default)]
+    signing_secret_file: String,
+    #[serde(default = "default_api_url")]
+    api_url: String,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default = "default_whispers")]
+    whispers: WhisperMode,
+    #[serde(default = "default_max_len")]
+    max_message_length: usize,
+    #[serde(default = "default_queue")]
+    queue_capacity: usize,
+    #[serde(default = "default_send_interval")]
+    send_interval_ms: u64,
+    #[serde(default = "default_reconnect_initial")]
+    reconnect_initial_ms: u64,
+    #[serde(default = "default_reconnect_max")]
+    reconnect_max_ms: u64,
+    #[serde(default = "default_idle")]
+    idle_timeout_secs: u64,
+}
+
+fn default_mode() -> SlackMode {
+    SlackMode::Socket
+}
+fn default_whispers() -> WhisperMode {
+    WhisperMode::Dm
+}
+fn default_api_url() -> String {
+    "https://slack.com/api".into()
+}
+fn default_max_len() -> usize {
+    4000
+}
+fn default_queue() -> usize {
+    1000
+}
+fn default_send_interval() -> u64 {
+    1000
+}
+fn default_reconnect_initial() -> u64 {
+    500
+}
+fn default_reconnect_max() -> u64 {
+    60_000
+}
+fn default_idle() -> u64 {
+    120
+}
+
+fn secret(
+    key: &str,
+    inline: Option<SecretString>,
+    file: &str,
+) -> Result<Option<SecretString>, String> {
+    let inline = inline.filter(|s| !s.expose_secret().is_empty());
+    match (inline, file.trim()) {
+        (Some(_), f) if !f.is_empty() => Err(format!("set either {key} or {key}_file, not both")),
+        (Some(s), _) => Ok(Some(s)),
+        (None, "") => Ok(None),
+        (None, path) => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let value = text.trim_end_matches(['\r', '\n']).to_owned();
+                if value.is_empty() {
+                    Err(format!("{key}_file: {path} is empty"))
+                } else {
+                    Ok(Some(SecretString::from(value)))
+                }
+            }
+            Err(e) => Err(format!("{key}_file: cannot read {path}: {e}")),
+        },
+    }
+}
+
+/// Parses and checks a `[[chat]]` table (without `name` and `backend`). Every problem is
+/// returned, so the operator fixes them in one go.
+pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
+    let raw: Raw = serde_json::from_value(table).map_err(|e| vec![e.to_string()])?;
+    let mut problems = Vec::new();
+    let mut take =
+        |r: Result<Option<SecretString>, String>| r.map_err(|e| problems.push(e)).ok().flatten();
+    let app_token = take(secret("app_token", raw.app_token, &raw.app_token_file));
+    let bot_token = take(secret("bot_token", raw.bot_token, &raw.bot_token_file));
+    let signing_secret = take(secret(
+        "signing_secret",
+        raw.signing_secret,
+        &raw.signing_secret_file,
+    ));
+    if bot_token.is_none() {
+        problems.push("bot_token (or bot_token_file) is required: the xoxb- bot token".into());
+    }
+    match raw.mode {
+        SlackMode::Socket if app_token.is_none() => problems.push(
+            "mode = \"socket\" needs app_token (or app_token_file): the xapp- app-level token"
+                .into(),
+        ),
+        SlackMode::Events if signing_secret.is_none() => {
+            problems.push("mode = \"events\" needs signing_secret (or signing_secret_file)".into())
+        }
+        _ => {}
+    }
+    let api_url = match url::Url::parse(&raw.api_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            raw.api_url.trim_end_matches('/').to_owned()
+        }
+        _ => {
+            problems.push(format!(
+                "api_url: `{}` must be an http:// or https:// URL",
+                raw.api_url
+            ));
+            String::new()
+        }
+    };
+    if raw.max_message_length < 100 {
+        problems.push("max_message_length must be at least 100".into());
+    }
+    if raw.queue_capacity == 0 {
+        problems.push("queue_capacity must be at least 1".into());
+    }
+    if raw.idle_timeout_secs == 0 {
+        problems.push("idle_timeout_secs must be at least 1".into());
+    }
+    match (problems.is_empty(), bot_token) {
+        (true, Some(bot_token)) => Ok(SlackSettings {
+            mode: raw.mode,
+            app_token,
+            bot_token,
+            signing_secret,
+            api_url,
+            channels: raw.channels,
+            whispers: raw.whispers,
+            max_message_length: raw.max_message_length,
+            queue_capacity: raw.queue_capacity,
+            send_interval: Duration::from_millis(raw.send_interval_ms),
+            reconnect_initial: Duration::from_millis(raw.reconnect_initial_ms.max(1)),
+            reconnect_max: Duration::from_millis(
+                raw.reconnect_max_ms.max(raw.reconnect_initial_ms),
+            ),
+            idle_timeout: Duration::from_secs(raw.idle_timeout_secs),
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn socket_mode_needs_both_tokens_and_events_mode_a_secret() {
+        let errs = parse(json!({"mode": "socket", "bot_token": "xoxb-1"})).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("app_token")), "{errs:?}");
+        let errs = parse(json!({"mode": "events", "bot_token": "xoxb-1"})).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("signing_secret")),
+            "{errs:?}"
+        );
+        let s = parse(json!({"app_token": "xapp-1", "bot_token": "xoxb-1",
+                             "api_url": "http://127.0.0.1:9/api/"}))
+        .unwrap();
+        assert_eq!(s.mode, SlackMode::Socket);
+        assert_eq!(s.api_url, "http://127.0.0.1:9/api");
+        assert!(parse(json!({"bot_token": "x", "app_token": "y", "bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_files_but_not_from_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot");
+        std::fs::write(&path, "xoxb-file\n").unwrap();
+        let s = parse(json!({"app_token": "xapp-1", "bot_token_file": path})).unwrap();
+        assert_eq!(s.bot_token.expose_secret(), "xoxb-file");
+        let errs = parse(json!({"app_token": "xapp-1", "bot_token": "a", "bot_token_file": path}))
+            .unwrap_err();
+        assert!(errs[0].contains("not both"), "{errs:?}");
+    }
+}

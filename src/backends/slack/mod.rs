@@ -1,0 +1,127 @@
+//! The Slack backend: events in over Socket Mode (a websocket opened with
+//! `apps.connections.open`) or the Events API (signed HTTP POSTs to
+//! `/slack/events/<connection>`), messages out over the Web API (`chat.postMessage`,
+//! `conversations.open` for direct messages), with Slack's rate limits honoured.
+//!
+//! Identity: a user is `ChatUser{connection, id: "U…"}`, a room `Room{id: "C…"/"D…"}` with
+//! the `thread_ts` of a threaded message as its thread, and the team id as `org`.
+
+pub mod config;
+mod connection;
+pub mod render;
+pub mod wire;
+
+use actix::prelude::*;
+use secrecy::SecretString;
+use serde_json::Value;
+
+pub use config::{SlackMode, SlackSettings, WhisperMode};
+pub use connection::SlackConnection;
+
+/// An Events API request body whose signature the HTTP layer already verified.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SignedEvent(pub Value);
+
+/// What the HTTP route needs to accept Events API requests for one connection.
+#[derive(Clone)]
+pub struct EventsEndpoint {
+    /// The connection's signing secret.
+    pub signing_secret: SecretString,
+    /// Where verified events go.
+    pub recipient: Recipient<SignedEvent>,
+}
+
+/// Normalises what Slack clients type before matching: curly quotes become straight ones,
+/// non-breaking and other odd spaces become plain spaces, Slack's `&amp;`/`&lt;`/`&gt;`
+/// escapes are undone and `<https://x|label>` / `<mailto:a@b|a@b>` links become their text.
+pub fn normalise_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('>') {
+            Some(end) => {
+                let inner = &after[..end];
+                if inner.starts_with('@') || inner.starts_with('#') || inner.starts_with('!') {
+                    // User, channel and special mentions stay as Slack wrote them.
+                    out.push('<');
+                    out.push_str(inner);
+                    out.push('>');
+                } else {
+                    let (target, label) = inner.split_once('|').unwrap_or((inner, inner));
+                    let shown = if label.is_empty() { target } else { label };
+                    out.push_str(shown.strip_prefix("mailto:").unwrap_or(shown));
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    let out = out
+        .replace(['\u{2018}', '\u{2019}'], "'")
+        .replace(['\u{201C}', '\u{201D}'], "\"")
+        .replace(['\u{00A0}', '\u{2007}', '\u{202F}', '\u{2009}'], " ");
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Strips a leading `<@BOTID>` (or `<@BOTID|name>`) mention. Returns whether it was there.
+pub fn strip_mention<'a>(text: &'a str, bot_user_id: &str) -> (bool, &'a str) {
+    let trimmed = text.trim_start();
+    let Some(rest) = trimmed.strip_prefix("<@") else {
+        return (false, text);
+    };
+    let Some(end) = rest.find('>') else {
+        return (false, text);
+    };
+    let id = rest[..end].split('|').next().unwrap_or_default();
+    if id != bot_user_id || bot_user_id.is_empty() {
+        return (false, text);
+    }
+    let after = &rest[end + 1..];
+    (true, after.trim_start_matches([':', ',']).trim_start())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_punctuation_and_links_are_normalised() {
+        assert_eq!(
+            normalise_text("run \u{201C}echo \u{2018}hi\u{2019}\u{201D}\u{00A0}now"),
+            "run \"echo 'hi'\" now"
+        );
+        assert_eq!(
+            normalise_text("curl <https://example.com|example.com> &amp;&amp; echo &lt;x&gt;"),
+            "curl example.com && echo <x>"
+        );
+        assert_eq!(normalise_text("mail <mailto:a@b.c|a@b.c>"), "mail a@b.c");
+        assert_eq!(
+            normalise_text("hi <@U1> <#C1|ops> <oops"),
+            "hi <@U1> <#C1|ops> <oops"
+        );
+    }
+
+    #[test]
+    fn only_the_bots_own_mention_counts() {
+        assert_eq!(
+            strip_mention("<@UBOT> run date", "UBOT"),
+            (true, "run date")
+        );
+        assert_eq!(strip_mention("  <@UBOT|bot>: run", "UBOT"), (true, "run"));
+        assert_eq!(
+            strip_mention("<@UOTHER> run", "UBOT"),
+            (false, "<@UOTHER> run")
+        );
+        assert_eq!(strip_mention("<@UBOT", "UBOT"), (false, "<@UBOT"));
+        assert_eq!(strip_mention("run <@UBOT>", "UBOT"), (false, "run <@UBOT>"));
+    }
+}

@@ -1,0 +1,577 @@
+//! A fake Slack: the Web API methods the bridge calls and Socket Mode, shaped like Slack's
+//! published documentation (method answers, `hello`/`disconnect`/`events_api` frames,
+//! envelope acks, `invalid_auth`, HTTP 429 with `Retry-After`).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::TcpListener,
+    sync::Arc,
+    time::Instant,
+};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+pub const APP_TOKEN: &str = "xapp-1-A0TEST-1-secret";
+pub const BOT_TOKEN: &str = "xoxb-test-bot-token";
+pub const TEAM: &str = "T0TEAM";
+pub const BOT_USER: &str = "U0BOT";
+pub const BOT_ID: &str = "B0BOT";
+pub const APP_ID: &str = "A0TEST";
+
+/// One Web API call as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+    /// What the fake answered: HTTP status.
+    pub status: u16,
+}
+
+struct Conn {
+    id: u64,
+    session: actix_ws::Session,
+    open: bool,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<Call>,
+    posts: Vec<Value>,
+    acks: Vec<String>,
+    conns: Vec<Conn>,
+    opened: u64,
+    /// Events wait for a connection with at least this id (after a `disconnect`).
+    min_conn: u64,
+    pending: VecDeque<String>,
+    /// When a connection said hello while an older one was still open.
+    overlapped: bool,
+    rate_limits: VecDeque<u64>,
+    failures: u32,
+    next_ts: u64,
+    next_envelope: u64,
+    dms: HashMap<String, String>,
+    channels: HashMap<String, String>,
+    joins: Vec<String>,
+    /// Pings go unanswered (a half-dead link).
+    muted: bool,
+    /// When each envelope was pushed, and how long its ack took.
+    pushed_at: HashMap<String, Instant>,
+    ack_latency: HashMap<String, std::time::Duration>,
+    /// Socket Mode URLs are single-use tickets.
+    tickets: std::collections::HashSet<String>,
+}
+
+pub struct FakeSlack {
+    pub addr: std::net::SocketAddr,
+    state: Arc<Mutex<State>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for FakeSlack {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+impl FakeSlack {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(State {
+            next_ts: 1_700_000_000_000_100,
+            ..State::default()
+        }));
+        {
+            let mut s = state.lock();
+            s.channels.insert("C0OPS".into(), "ops".into());
+            s.channels.insert("C0DEV".into(), "dev".into());
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake slack");
+        let addr = listener.local_addr().expect("fake slack address");
+        let data = web::Data::new((state.clone(), addr));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/api/{method}", web::post().to(api))
+                .route("/link/", web::get().to(link))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .listen(listener)
+        .expect("fake slack listens")
+        .run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Self {
+            addr,
+            state,
+            handle,
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// A `[[chat]]` table for a Socket Mode connection named `slack`.
+    pub fn socket_toml(&self) -> String {
+        format!(
+            "[[chat]]\nname = \"slack\"\nbackend = \"slack\"\nmode = \"socket\"\napp_token = \"{APP_TOKEN}\"\n\
+             bot_token = \"{BOT_TOKEN}\"\napi_url = \"{}\"\nchannels = [\"C0OPS\"]\nmax_message_length = 300\n\
+             send_interval_ms = 0\nreconnect_initial_ms = 50\nreconnect_max_ms = 400\n",
+            self.api_url()
+        )
+    }
+
+    fn next_ts(&self) -> String {
+        let mut s = self.state.lock();
+        s.next_ts += 100;
+        format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000)
+    }
+
+    /// The `event_callback` body for a message event, as the Events API documents it.
+    pub fn message_event(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        thread: Option<&str>,
+    ) -> Value {
+        let ts = self.next_ts();
+        let channel_type = if channel.starts_with('D') {
+            "im"
+        } else {
+            "channel"
+        };
+        let mut event = json!({
+            "type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
+            "event_ts": ts, "channel_type": channel_type, "team": TEAM,
+            "client_msg_id": uuid::Uuid::new_v4().to_string(),
+            "blocks": [{"type": "rich_text", "block_id": "b1", "elements": [
+                {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}]}],
+        });
+        if let Some(t) = thread {
+            event["thread_ts"] = json!(t);
+            event["parent_user_id"] = json!(user);
+        }
+        callback(event)
+    }
+
+    /// A message posted by another app (`bot_message` subtype, `bot_id`).
+    pub fn bot_event(&self, channel: &str, bot_id: &str, user: Option<&str>, text: &str) -> Value {
+        let ts = self.next_ts();
+        let mut event = json!({"type": "message", "subtype": "bot_message", "channel": channel,
+            "bot_id": bot_id, "text": text, "ts": ts, "event_ts": ts, "channel_type": "channel",
+            "username": "other-bot"});
+        if let Some(u) = user {
+            event["user"] = json!(u);
+            event.as_object_mut().map(|m| m.remove("subtype"));
+        }
+        callback(event)
+    }
+
+    /// Sends an event over Socket Mode (held until a usable connection exists).
+    pub async fn push(&self, payload: Value) -> String {
+        let envelope_id = {
+            let mut s = self.state.lock();
+            s.next_envelope += 1;
+            let id = format!("env-{}", s.next_envelope);
+            s.pushed_at.insert(id.clone(), Instant::now());
+            id
+        };
+        let frame = json!({"envelope_id": envelope_id, "payload": payload, "type": "events_api",
+            "accepts_response_payload": false, "retry_attempt": 0, "retry_reason": ""})
+        .to_string();
+        let target = {
+            let mut s = self.state.lock();
+            let min = s.min_conn;
+            match s.conns.iter().rev().find(|c| c.open && c.id >= min) {
+                Some(c) => Some(c.session.clone()),
+                None => {
+                    s.pending.push_back(frame.clone());
+                    None
+                }
+            }
+        };
+        if let Some(mut session) = target {
+            if session.text(frame.clone()).await.is_err() {
+                self.state.lock().pending.push_back(frame);
+            }
+        }
+        envelope_id
+    }
+
+    /// Sends a text frame as is on the newest open connection.
+    pub async fn push_raw(&self, frame: &str) {
+        let target = {
+            let s = self.state.lock();
+            s.conns
+                .iter()
+                .rev()
+                .find(|c| c.open)
+                .map(|c| c.session.clone())
+        };
+        if let Some(mut session) = target {
+            let _ = session.text(frame.to_owned()).await;
+        }
+    }
+
+    /// Sends `disconnect` with `reason` on the newest connection; later events go to a newer one.
+    pub async fn request_disconnect(&self, reason: &str) {
+        let target = {
+            let mut s = self.state.lock();
+            let newest = s
+                .conns
+                .iter()
+                .rev()
+                .find(|c| c.open)
+                .map(|c| (c.id, c.session.clone()));
+            if let Some((id, _)) = &newest {
+                s.min_conn = id + 1;
+            }
+            newest
+        };
+        if let Some((_, mut session)) = target {
+            let frame = json!({"type": "disconnect", "reason": reason,
+                "debug_info": {"host": "applink-fake-1"}});
+            let _ = session.text(frame.to_string()).await;
+        }
+    }
+
+    /// Closes every socket at once, as a server restart would.
+    pub async fn drop_connections(&self) {
+        let sessions: Vec<_> = {
+            let mut s = self.state.lock();
+            s.min_conn = s.opened + 1;
+            s.conns
+                .iter_mut()
+                .filter(|c| c.open)
+                .map(|c| {
+                    c.open = false;
+                    c.session.clone()
+                })
+                .collect()
+        };
+        for s in sessions {
+            let _ = s.close(None).await;
+        }
+    }
+
+    /// The next `chat.postMessage` calls answer 429 with these `Retry-After` seconds.
+    pub fn rate_limit_next(&self, retry_after: u64) {
+        self.state.lock().rate_limits.push_back(retry_after);
+    }
+
+    /// The next `n` `chat.postMessage` calls answer 503.
+    pub fn fail_next_posts(&self, n: u32) {
+        self.state.lock().failures = n;
+    }
+
+    /// Stops answering pings (and sends nothing): the link looks alive but is not.
+    pub fn set_muted(&self, muted: bool) {
+        self.state.lock().muted = muted;
+    }
+
+    pub fn posts(&self) -> Vec<Value> {
+        self.state.lock().posts.clone()
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        self.state
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+
+    /// Time from push to ack (measured from the push, so it includes any wait for a socket).
+    pub fn ack_latency(&self, envelope_id: &str) -> Option<std::time::Duration> {
+        self.state.lock().ack_latency.get(envelope_id).copied()
+    }
+
+    pub fn acks(&self) -> Vec<String> {
+        self.state.lock().acks.clone()
+    }
+
+    pub fn connections_opened(&self) -> u64 {
+        self.state.lock().opened
+    }
+
+    pub fn overlapped(&self) -> bool {
+        self.state.lock().overlapped
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.state.lock().conns.iter().filter(|c| c.open).count()
+    }
+
+    pub fn joins(&self) -> Vec<String> {
+        self.state.lock().joins.clone()
+    }
+
+    /// Waits for a posted message whose text (or attachment text) contains `needle`.
+    pub async fn post_containing(&self, needle: &str) -> Value {
+        let ok = eventually!(
+            crate::support::WAIT,
+            self.posts().iter().any(|p| text_of(p).contains(needle))
+        );
+        assert!(
+            ok,
+            "no Slack post containing {needle:?}; posts: {:#?}",
+            self.posts()
+        );
+        self.posts()
+            .into_iter()
+            .find(|p| text_of(p).contains(needle))
+            .unwrap_or_default()
+    }
+}
+
+/// The visible text of a posted body: `text` plus attachment texts.
+pub fn text_of(body: &Value) -> String {
+    let mut out = body["text"].as_str().unwrap_or_default().to_owned();
+    if let Some(atts) = body["attachments"].as_array() {
+        for a in atts {
+            out.push_str(a["text"].as_str().unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn callback(event: Value) -> Value {
+    json!({
+        "token": "XXYYZZ", "team_id": TEAM, "context_team_id": TEAM, "api_app_id": APP_ID,
+        "event": event, "type": "event_callback",
+        "event_id": format!("Ev{}", uuid::Uuid::new_v4().simple()),
+        "event_time": 1_700_000_000, "is_ext_shared_channel": false,
+        "authorizations": [{"enterprise_id": null, "team_id": TEAM, "user_id": BOT_USER,
+                            "is_bot": true, "is_enterprise_install": false}],
+    })
+}
+
+type Data = web::Data<(Arc<Mutex<State>>, std::net::SocketAddr)>;
+
+fn ok(mut v: Value) -> HttpResponse {
+    v["ok"] = json!(true);
+    HttpResponse::Ok().json(v)
+}
+
+fn err(code: &str) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"ok": false, "error": code}))
+}
+
+async fn api(
+    req: HttpRequest,
+    method: web::Path<String>,
+    body: web::Bytes,
+    data: Data,
+) -> HttpResponse {
+    let (state, addr) = (&data.0, data.1);
+    let method = method.into_inner();
+    tracing::debug!(method = %method, "fake slack: call");
+    let token = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let json_body = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let body: Value = if json_body {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        serde_urlencoded::from_bytes::<HashMap<String, String>>(&body)
+            .map(|m| json!(m))
+            .unwrap_or(Value::Null)
+    };
+    let mut s = state.lock();
+    let record = |status: u16, s: &mut State| {
+        s.calls.push(Call {
+            method: method.clone(),
+            body: body.clone(),
+            at: Instant::now(),
+            status,
+        })
+    };
+    let wanted = if method == "apps.connections.open" {
+        APP_TOKEN
+    } else {
+        BOT_TOKEN
+    };
+    if token.is_empty() {
+        record(200, &mut s);
+        return err("not_authed");
+    }
+    if token != wanted {
+        record(200, &mut s);
+        return err("invalid_auth");
+    }
+    if method == "chat.postMessage" {
+        if let Some(secs) = s.rate_limits.pop_front() {
+            record(429, &mut s);
+            return HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", secs.to_string()))
+                .json(json!({"ok": false, "error": "ratelimited"}));
+        }
+        if s.failures > 0 {
+            s.failures -= 1;
+            record(503, &mut s);
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    record(200, &mut s);
+    match method.as_str() {
+        "auth.test" => ok(
+            json!({"url": "https://fake.slack.com/", "team": "Fake", "user": "stormbridge",
+            "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": false}),
+        ),
+        "apps.connections.open" => {
+            let ticket = uuid::Uuid::new_v4().to_string();
+            s.tickets.insert(ticket.clone());
+            ok(json!({"url": format!("ws://{addr}/link/?ticket={ticket}&app_id={APP_ID}")}))
+        }
+        "conversations.join" => {
+            let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+            match s.channels.get(&channel).cloned() {
+                Some(name) => {
+                    s.joins.push(channel.clone());
+                    ok(json!({"channel": {"id": channel, "name": name, "is_channel": true}}))
+                }
+                None => err("channel_not_found"),
+            }
+        }
+        "conversations.info" => {
+            let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+            match s.channels.get(&channel) {
+                Some(name) => ok(
+                    json!({"channel": {"id": channel, "name": name, "is_channel": true,
+                    "is_member": true}}),
+                ),
+                None => err("channel_not_found"),
+            }
+        }
+        "conversations.open" => {
+            let users = body["users"].as_str().unwrap_or_default().to_owned();
+            if users.is_empty() || users.contains(',') {
+                return err("user_not_found");
+            }
+            let id = format!("D{}", users.trim_start_matches('U'));
+            s.dms.insert(users, id.clone());
+            ok(json!({"channel": {"id": id}}))
+        }
+        "chat.postMessage" | "chat.postEphemeral" => {
+            let channel = body["channel"].as_str().unwrap_or_default();
+            let known = s.channels.contains_key(channel)
+                || s.dms.values().any(|d| d == channel)
+                || channel.starts_with('D');
+            if !known {
+                return err("channel_not_found");
+            }
+            if method == "chat.postEphemeral" {
+                match body["user"].as_str() {
+                    None | Some("") => return err("user_not_found"),
+                    Some(u) if u.starts_with("U0GONE") => return err("user_not_in_channel"),
+                    Some(_) => {}
+                }
+            }
+            let text = body["text"].as_str().unwrap_or_default();
+            if text.is_empty() && body.get("attachments").is_none() && body.get("blocks").is_none()
+            {
+                return err("no_text");
+            }
+            if text.chars().count() > 40_000 {
+                return err("msg_too_long");
+            }
+            s.posts.push(body.clone());
+            s.next_ts += 100;
+            let ts = format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000);
+            ok(json!({"channel": channel, "ts": ts,
+                "message": {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": text, "ts": ts}}))
+        }
+        _ => err("unknown_method"),
+    }
+}
+
+async fn link(
+    req: HttpRequest,
+    payload: web::Payload,
+    data: Data,
+) -> actix_web::Result<HttpResponse> {
+    let state = data.0.clone();
+    let ticket = req
+        .query_string()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ticket="))
+        .unwrap_or_default()
+        .to_owned();
+    if !state.lock().tickets.remove(&ticket) {
+        return Ok(HttpResponse::Unauthorized().finish());
+    }
+    let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
+    let (id, pending) = {
+        let mut s = state.lock();
+        s.opened += 1;
+        let id = s.opened;
+        if s.conns.iter().any(|c| c.open) {
+            s.overlapped = true;
+        }
+        s.conns.push(Conn {
+            id,
+            session: session.clone(),
+            open: true,
+        });
+        let pending: Vec<String> = if id >= s.min_conn {
+            s.pending.drain(..).collect()
+        } else {
+            Vec::new()
+        };
+        (id, pending)
+    };
+    let hello = json!({"type": "hello", "num_connections": 1,
+        "debug_info": {"host": "applink-fake-1", "build_number": 1, "approximate_connection_time": 18060},
+        "connection_info": {"app_id": APP_ID}});
+    let _ = session.text(hello.to_string()).await;
+    for frame in pending {
+        let _ = session.text(frame).await;
+    }
+    actix_rt::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg {
+                actix_ws::Message::Text(t) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                        if let Some(e) = v["envelope_id"].as_str() {
+                            let mut s = state.lock();
+                            s.acks.push(e.to_owned());
+                            if let Some(at) = s.pushed_at.get(e).copied() {
+                                s.ack_latency.insert(e.to_owned(), at.elapsed());
+                            }
+                        }
+                    }
+                }
+                actix_ws::Message::Ping(p) => {
+                    let muted = state.lock().muted;
+                    if !muted {
+                        let _ = session.pong(&p).await;
+                    }
+                }
+                actix_ws::Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let mut s = state.lock();
+        if let Some(c) = s.conns.iter_mut().find(|c| c.id == id) {
+            c.open = false;
+        }
+    });
+    Ok(resp)
+}
