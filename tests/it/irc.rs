@@ -563,6 +563,24 @@ async fn other_bots_ctcp_notices_and_the_bridges_own_messages_are_not_commands()
         .filter_map(|e| e.parameters.get("cmd").cloned())
         .collect();
     assert_eq!(cmds, vec!["marker".to_owned()]);
+
+    // CTCP in a private message (where text needs no prefix) gets no answer at all.
+    alice.say("stormbridge", "\x01VERSION\x01").await;
+    alice
+        .say("stormbridge", "\x01ACTION st2 run ctcp-dm\x01")
+        .await;
+    alice.say("stormbridge", "!st2 run marker-dm").await;
+    let (line, _) = alice
+        .wait_for(|m| {
+            m.source_nickname() == Some("stormbridge")
+                && matches!(&m.command, IrcCommand::PRIVMSG(t, _) | IrcCommand::NOTICE(t, _) if t == "alice")
+        })
+        .await;
+    assert!(
+        line.contains("Started") && line.contains("marker-dm"),
+        "{line}"
+    );
+    assert_eq!(b.emulator.executions().len(), 2);
 }
 
 #[actix_rt::test]

@@ -1,0 +1,61 @@
+//! Outbound flood control: a token bucket of `burst` lines refilled at one per `interval`.
+
+use std::time::{Duration, Instant};
+
+/// The bucket.
+#[derive(Debug, Clone)]
+pub struct FloodGate {
+    burst: f64,
+    interval: Duration,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl FloodGate {
+    /// A full bucket of `burst` lines (at least 1), refilled one per `interval`.
+    pub fn new(burst: u32, interval: Duration, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            burst,
+            interval: interval.max(Duration::from_millis(1)),
+            tokens: burst,
+            refilled: now,
+        }
+    }
+
+    /// Takes one line's allowance at `now`, if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled);
+        self.refilled = now;
+        self.tokens =
+            (self.tokens + elapsed.as_secs_f64() / self.interval.as_secs_f64()).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_one_line_per_interval() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut gate = FloodGate::new(4, ms(500), t0);
+        let sent = (0..10).filter(|_| gate.try_take(t0)).count();
+        assert_eq!(sent, 4, "the burst");
+        assert!(!gate.try_take(t0 + ms(400)));
+        assert!(gate.try_take(t0 + ms(500)));
+        assert!(!gate.try_take(t0 + ms(600)));
+        assert!(gate.try_take(t0 + ms(1000)));
+        // Idle time refills up to the burst, no further.
+        let later = t0 + Duration::from_secs(60);
+        let sent = (0..10).filter(|_| gate.try_take(later)).count();
+        assert_eq!(sent, 4);
+    }
+}
