@@ -1,13 +1,11 @@
 //! The IRC connection actor.
 
 use std::{
-    collections::VecDeque,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use actix::{io::WriteHandler, prelude::*};
-use base64::Engine as _;
 use irc_proto::{CapSubCommand, Command, Message, Response};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,9 +14,9 @@ use tokio_util::codec::FramedRead;
 use super::{
     codec::{Incoming, IrcLines},
     config::IrcSettings,
-    flood::FloodGate,
+    flood::{FloodGate, LineQueue},
     inbound::{inbound, Who},
-    text::{irc_eq, outbound_texts},
+    text::{irc_eq, outbound_texts, sasl_plain_chunks},
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
@@ -56,8 +54,7 @@ pub struct IrcConnection {
     writer: Option<Writer>,
     registered: bool,
     nick: String,
-    queue: VecDeque<Outbound>,
-    dropped: u64,
+    queue: LineQueue<Outbound>,
     flood: FloodGate,
     last_read: Instant,
     ping_sent: bool,
@@ -88,6 +85,7 @@ impl IrcConnection {
             }
         };
         let nick = settings.nick.clone();
+        let queue = LineQueue::new(settings.queue_lines);
         let flood = FloodGate::new(
             settings.flood_burst,
             Duration::from_millis(settings.flood_interval_ms),
@@ -103,8 +101,7 @@ impl IrcConnection {
             writer: None,
             registered: false,
             nick,
-            queue: VecDeque::new(),
-            dropped: 0,
+            queue,
             flood,
             last_read: Instant::now(),
             ping_sent: false,
@@ -223,19 +220,17 @@ impl IrcConnection {
 
     fn enqueue(&mut self, target: String, text: &str) {
         for text in outbound_texts(&target, &self.settings.nick, text) {
-            if self.queue.len() >= self.settings.queue_lines {
-                self.queue.pop_front();
-                self.dropped += 1;
+            let line = Outbound {
+                target: target.clone(),
+                text,
+            };
+            if self.queue.push(line) {
                 tracing::warn!(
                     connection = %self.name,
-                    dropped = self.dropped,
+                    dropped = self.queue.dropped(),
                     "IRC outbound queue full; dropped the oldest line"
                 );
             }
-            self.queue.push_back(Outbound {
-                target: target.clone(),
-                text,
-            });
         }
         if !self.registered {
             tracing::debug!(
@@ -252,7 +247,7 @@ impl IrcConnection {
             return;
         }
         while !self.queue.is_empty() && self.flood.try_take(Instant::now()) {
-            let Some(line) = self.queue.pop_front() else {
+            let Some(line) = self.queue.pop() else {
                 break;
             };
             self.send_now(Command::PRIVMSG(line.target, line.text));
@@ -381,24 +376,8 @@ impl IrcConnection {
         ) else {
             return;
         };
-        let mut raw = Vec::new();
-        raw.extend_from_slice(user.as_bytes());
-        raw.push(0);
-        raw.extend_from_slice(user.as_bytes());
-        raw.push(0);
-        raw.extend_from_slice(password.expose_secret().as_bytes());
-        let encoded =
-            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&raw));
-        zeroize::Zeroize::zeroize(&mut raw);
-        // AUTHENTICATE carries at most 400 bytes; a final exact chunk is followed by `+`.
-        let bytes = encoded.as_bytes();
-        for chunk in bytes.chunks(400) {
-            self.send_now(Command::AUTHENTICATE(
-                String::from_utf8_lossy(chunk).into_owned(),
-            ));
-        }
-        if bytes.len() % 400 == 0 {
-            self.send_now(Command::AUTHENTICATE("+".into()));
+        for chunk in sasl_plain_chunks(&user, password.expose_secret()).iter() {
+            self.send_now(Command::AUTHENTICATE(chunk.clone()));
         }
     }
 }
