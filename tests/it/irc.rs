@@ -483,7 +483,7 @@ async fn a_wrong_server_password_keeps_the_connection_not_ready() {
 
 #[actix_rt::test]
 async fn after_a_server_restart_the_bridge_reconnects_rejoins_and_delivers_what_was_queued() {
-    let more = "reconnect_backoff_initial_ms = 2000\nreconnect_backoff_max_ms = 2000";
+    let more = "reconnect_backoff_initial_ms = 4000\nreconnect_backoff_max_ms = 4000";
     let (mut server, mut alice, b) = setup("irc-restart", None, more).await;
     alice.sees_join("stormbridge", "#ops").await;
     drop(alice);
@@ -496,15 +496,18 @@ async fn after_a_server_restart_the_bridge_reconnects_rejoins_and_delivers_what_
         "stormbridge",
         json!({"message": "queued while the server was away", "channel": "irc-restart:#ops"}),
     );
-    let queued = eventually!(WAIT, {
-        captured_logs().lines().any(|l| {
-            l.contains("connection=irc-restart") && l.contains("queued while disconnected")
-        })
-    });
-    assert!(queued, "the reply was not queued");
+    // The bridge's debug log says when it queued the reply (not captured under TEST_LOG).
+    if std::env::var_os("TEST_LOG").is_none() {
+        let queued = eventually!(WAIT, {
+            captured_logs().lines().any(|l| {
+                l.contains("connection=irc-restart") && l.contains("queued while disconnected")
+            })
+        });
+        assert!(queued, "the reply was not queued");
+    }
 
     // Restart right after a failed attempt, so alice is back in #ops before the bot's next
-    // attempt (at least 1 s later with this backoff).
+    // attempt (at least 2 s later with this backoff).
     let before = b.actor("chat:irc-restart").await["restarts"].as_u64();
     let failed_again = eventually!(
         WAIT,
