@@ -393,6 +393,15 @@ async fn commands_from_a_channel_and_a_private_message_come_back_to_the_same_pla
         Some("whoami")
     );
 
+    // A whisper (`Target::User`) is a private message.
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "just for alice", "channel": "irc:#ops", "user": "alice", "whisper": true}),
+    );
+    alice
+        .privmsg_containing("stormbridge", "alice", "just for alice")
+        .await;
+
     alice.say("#ops", "!st2help").await;
     let (_, help) = alice.privmsg_containing("stormbridge", "#ops", "run").await;
     assert!(!help.is_empty());
