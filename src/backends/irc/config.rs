@@ -132,3 +132,51 @@ fn default_ping_after_secs() -> u64 {
 fn default_connect_timeout_secs() -> u64 {
     10
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use crate::config::{load_from_str, BackendSettings};
+
+    fn config(chat: &str) -> String {
+        format!(
+            "[st2]\napi_url = \"https://st2.example.com/api/v1\"\n[st2.credentials]\napi_key = \"k\"\n\
+             [[chat]]\nname = \"irc\"\nbackend = \"irc\"\n{chat}"
+        )
+    }
+
+    #[test]
+    fn an_irc_connection_loads_with_defaults() {
+        let s = load_from_str(&config(
+            "server = \"irc.example.net\"\nnick = \"bot\"\nchannels = [\"#ops\"]\ntls = true\npassword = \"pw\"",
+        ))
+        .expect("valid");
+        let BackendSettings::Irc(irc) = &s.chat[0].backend else {
+            panic!("not irc")
+        };
+        assert_eq!(s.chat[0].backend.kind(), "irc");
+        assert_eq!(irc.port(), 6697);
+        assert_eq!(irc.flood_burst, 4);
+        assert_eq!(irc.flood_interval_ms, 500);
+        assert_eq!(irc.channels, ["#ops"]);
+        assert_eq!(irc.password.as_ref().map(|p| p.expose_secret()), Some("pw"));
+        assert!(!format!("{irc:?}").contains("\"pw\""), "password in Debug");
+    }
+
+    #[test]
+    fn bad_irc_settings_are_named() {
+        let err = load_from_str(&config(
+            "server = \"irc.example.net\"\nnick = \"bad nick\"\nchannels = [\"ops\"]\nsasl_username = \"u\"",
+        ))
+        .expect_err("invalid")
+        .to_string();
+        for key in ["chat[0].nick", "chat[0].channels", "chat[0].sasl_username"] {
+            assert!(err.contains(key), "{key} missing from {err}");
+        }
+        let err = load_from_str(&config("server = \"x\"\nnick = \"b\"\nnope = 1"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+}

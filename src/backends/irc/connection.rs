@@ -1,14 +1,12 @@
 //! The IRC connection actor.
 
 use std::{
-    collections::VecDeque,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use actix::{io::WriteHandler, prelude::*};
-use base64::Engine as _;
-use irc_proto::{CapSubCommand, Command, Message, Prefix, Response};
+use irc_proto::{CapSubCommand, Command, Message, Response};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
@@ -16,15 +14,14 @@ use tokio_util::codec::FramedRead;
 use super::{
     codec::{Incoming, IrcLines},
     config::IrcSettings,
-    text::{irc_eq, is_channel, is_ctcp, outbound_texts, strip_formatting, strip_mention},
+    flood::{FloodGate, LineQueue},
+    inbound::{inbound, Who},
+    text::{irc_eq, outbound_texts, sasl_plain_chunks},
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
     backends::{Deliver, Inbound},
-    domain::{
-        backoff::Backoff,
-        message::{ChatUser, InboundMessage, Room, RoomKind, Target},
-    },
+    domain::{backoff::Backoff, message::Target},
 };
 
 type Writer = actix::io::FramedWrite<String, Box<dyn AsyncWrite + Unpin>, IrcLines>;
@@ -57,10 +54,8 @@ pub struct IrcConnection {
     writer: Option<Writer>,
     registered: bool,
     nick: String,
-    queue: VecDeque<Outbound>,
-    dropped: u64,
-    tokens: f64,
-    refilled: Instant,
+    queue: LineQueue<Outbound>,
+    flood: FloodGate,
     last_read: Instant,
     ping_sent: bool,
     last_error: Option<String>,
@@ -90,7 +85,12 @@ impl IrcConnection {
             }
         };
         let nick = settings.nick.clone();
-        let tokens = f64::from(settings.flood_burst);
+        let queue = LineQueue::new(settings.queue_lines);
+        let flood = FloodGate::new(
+            settings.flood_burst,
+            Duration::from_millis(settings.flood_interval_ms),
+            Instant::now(),
+        );
         Self {
             name,
             settings,
@@ -101,10 +101,8 @@ impl IrcConnection {
             writer: None,
             registered: false,
             nick,
-            queue: VecDeque::new(),
-            dropped: 0,
-            tokens,
-            refilled: Instant::now(),
+            queue,
+            flood,
             last_read: Instant::now(),
             ping_sent: false,
             last_error: None,
@@ -222,19 +220,17 @@ impl IrcConnection {
 
     fn enqueue(&mut self, target: String, text: &str) {
         for text in outbound_texts(&target, &self.settings.nick, text) {
-            if self.queue.len() >= self.settings.queue_lines {
-                self.queue.pop_front();
-                self.dropped += 1;
+            let line = Outbound {
+                target: target.clone(),
+                text,
+            };
+            if self.queue.push(line) {
                 tracing::warn!(
                     connection = %self.name,
-                    dropped = self.dropped,
+                    dropped = self.queue.dropped(),
                     "IRC outbound queue full; dropped the oldest line"
                 );
             }
-            self.queue.push_back(Outbound {
-                target: target.clone(),
-                text,
-            });
         }
         if !self.registered {
             tracing::debug!(
@@ -247,19 +243,13 @@ impl IrcConnection {
 
     /// Sends queued lines as flood control allows: a burst, then one per interval.
     fn pump(&mut self) {
-        let interval = Duration::from_millis(self.settings.flood_interval_ms.max(1));
-        let burst = f64::from(self.settings.flood_burst.max(1));
-        let elapsed = self.refilled.elapsed();
-        self.refilled = Instant::now();
-        self.tokens = (self.tokens + elapsed.as_secs_f64() / interval.as_secs_f64()).min(burst);
         if !self.registered {
             return;
         }
-        while self.tokens >= 1.0 {
-            let Some(line) = self.queue.pop_front() else {
+        while !self.queue.is_empty() && self.flood.try_take(Instant::now()) {
+            let Some(line) = self.queue.pop() else {
                 break;
             };
-            self.tokens -= 1.0;
             self.send_now(Command::PRIVMSG(line.target, line.text));
             self.status.activity();
         }
@@ -360,8 +350,18 @@ impl IrcConnection {
                 let reason = reason.clone();
                 self.fail(format!("server closed the link: {reason}"), ctx);
             }
-            Command::PRIVMSG(ref target, ref text) => {
-                if let Some(inbound) = self.inbound_from(&msg, target, text) {
+            Command::PRIVMSG(..) => {
+                let who = Who {
+                    connection: &self.name,
+                    nick: &self.nick,
+                    base_nick: &self.settings.nick,
+                    ignore_nicks: &self.settings.ignore_nicks,
+                };
+                if let Some(mut inbound) = inbound(&who, &msg) {
+                    if inbound.message_id.is_none() {
+                        self.next_message_id += 1;
+                        inbound.message_id = Some(format!("irc-{}", self.next_message_id));
+                    }
                     self.dispatcher.do_send(Inbound(inbound));
                 }
             }
@@ -376,97 +376,9 @@ impl IrcConnection {
         ) else {
             return;
         };
-        let mut raw = Vec::new();
-        raw.extend_from_slice(user.as_bytes());
-        raw.push(0);
-        raw.extend_from_slice(user.as_bytes());
-        raw.push(0);
-        raw.extend_from_slice(password.expose_secret().as_bytes());
-        let encoded =
-            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&raw));
-        zeroize::Zeroize::zeroize(&mut raw);
-        // AUTHENTICATE carries at most 400 bytes; a final exact chunk is followed by `+`.
-        let bytes = encoded.as_bytes();
-        for chunk in bytes.chunks(400) {
-            self.send_now(Command::AUTHENTICATE(
-                String::from_utf8_lossy(chunk).into_owned(),
-            ));
+        for chunk in sasl_plain_chunks(&user, password.expose_secret()).iter() {
+            self.send_now(Command::AUTHENTICATE(chunk.clone()));
         }
-        if bytes.len() % 400 == 0 {
-            self.send_now(Command::AUTHENTICATE("+".into()));
-        }
-    }
-
-    fn inbound_from(&mut self, msg: &Message, target: &str, text: &str) -> Option<InboundMessage> {
-        let Some(Prefix::Nickname(sender, _, _)) = &msg.prefix else {
-            return None;
-        };
-        if irc_eq(sender, &self.nick) || irc_eq(sender, &self.settings.nick) {
-            return None;
-        }
-        if self.settings.ignore_nicks.iter().any(|n| irc_eq(n, sender)) {
-            tracing::debug!(connection = %self.name, "ignored a message from an ignored nick");
-            return None;
-        }
-        // IRCv3 `bot` tag: the sender marked itself as a bot.
-        let is_bot = msg
-            .tags
-            .as_ref()
-            .is_some_and(|tags| tags.iter().any(|t| t.0 == "bot" || t.0 == "draft/bot"));
-        if is_bot || is_ctcp(text) {
-            return None;
-        }
-        let text = strip_formatting(text);
-        let (room, room_name) = if is_channel(target) {
-            (
-                Room {
-                    connection: self.name.clone(),
-                    id: target.to_owned(),
-                    kind: RoomKind::Group,
-                    thread: None,
-                },
-                Some(target.to_owned()),
-            )
-        } else {
-            (
-                Room {
-                    connection: self.name.clone(),
-                    id: sender.clone(),
-                    kind: RoomKind::Direct,
-                    thread: None,
-                },
-                None,
-            )
-        };
-        let (mentioned, text) = match strip_mention(&text, &self.nick) {
-            Some(rest) => (true, rest.to_owned()),
-            None => (false, text.clone()),
-        };
-        if text.trim().is_empty() {
-            return None;
-        }
-        let message_id = msg
-            .tags
-            .as_ref()
-            .and_then(|tags| tags.iter().find(|t| t.0 == "msgid"))
-            .and_then(|t| t.1.clone())
-            .or_else(|| {
-                self.next_message_id += 1;
-                Some(format!("irc-{}", self.next_message_id))
-            });
-        Some(InboundMessage {
-            user: ChatUser {
-                connection: self.name.clone(),
-                id: sender.clone(),
-                name: sender.clone(),
-            },
-            room,
-            text,
-            message_id,
-            mentioned,
-            room_name,
-            org: None,
-        })
     }
 }
 

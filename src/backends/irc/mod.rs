@@ -29,6 +29,8 @@
 mod codec;
 pub mod config;
 mod connection;
+mod flood;
+mod inbound;
 mod text;
 
 pub use config::IrcSettings;

@@ -40,6 +40,28 @@ pub fn outbound_texts(target: &str, nick: &str, text: &str) -> Vec<String> {
     out
 }
 
+/// The `AUTHENTICATE` arguments for SASL PLAIN: base64 of `user\0user\0password` in chunks
+/// of 400 bytes, followed by `+` when the last chunk is exactly 400 bytes (or it is empty).
+pub fn sasl_plain_chunks(user: &str, password: &str) -> zeroize::Zeroizing<Vec<String>> {
+    use base64::Engine as _;
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(user.len() * 2 + password.len() + 2));
+    raw.extend_from_slice(user.as_bytes());
+    raw.push(0);
+    raw.extend_from_slice(user.as_bytes());
+    raw.push(0);
+    raw.extend_from_slice(password.as_bytes());
+    let encoded = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*raw));
+    let mut chunks: Vec<String> = encoded
+        .as_bytes()
+        .chunks(400)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    if encoded.len() % 400 == 0 {
+        chunks.push("+".into());
+    }
+    zeroize::Zeroizing::new(chunks)
+}
+
 /// IRC's case-insensitive comparison (rfc1459 case mapping).
 pub fn irc_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.chars().map(fold).eq(b.chars().map(fold))
@@ -155,6 +177,20 @@ mod tests {
         assert_eq!(strip_mention("hi stormbridge", "stormbridge"), None);
         assert_eq!(strip_mention("é", "stormbridge"), None);
         assert!(irc_eq("Bot[1]", "bot{1}"));
+    }
+
+    #[test]
+    fn sasl_plain_payload_is_chunked_at_400_bytes() {
+        let chunks = sasl_plain_chunks("bot", "pw");
+        assert_eq!(chunks.as_slice(), ["Ym90AGJvdABwdw==".to_owned()]);
+        // 3 + 1 + 3 + 1 + 292 = 300 bytes → exactly 400 base64 characters, then `+`.
+        let chunks = sasl_plain_chunks("bot", &"x".repeat(292));
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].len(), 400);
+        assert_eq!(chunks[1], "+");
+        let chunks = sasl_plain_chunks("bot", &"x".repeat(400));
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks[1].len() < 400 && chunks[1] != "+");
     }
 
     #[test]
