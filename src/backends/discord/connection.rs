@@ -325,7 +325,8 @@ impl DiscordConnection {
                     self.up(ctx);
                 }
                 Some("RESUMED") => self.up(ctx),
-                Some("MESSAGE_CREATE") if self.ready => self.handle_message(&p.d),
+                // Replayed dispatches arrive before RESUMED: take them once a session exists.
+                Some("MESSAGE_CREATE") if self.session_id.is_some() => self.handle_message(&p.d),
                 _ => {}
             },
             _ => {}
