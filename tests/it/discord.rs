@@ -217,6 +217,31 @@ async fn a_dropped_gateway_resumes_and_loses_nothing() {
 }
 
 #[actix_rt::test]
+async fn replies_are_held_while_the_gateway_is_down_and_delivered_after_the_resume() {
+    let (fake, b) = dc_bridge().await;
+    fake.refuse_gateway(true);
+    fake.drop_gateways();
+    let down = eventually!(WAIT, b.actor("chat:dc").await["state"] == "reconnecting");
+    assert!(down, "{}", b.actor("chat:dc").await);
+    b.wait_ready(503).await;
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "held while away", "channel": format!("dc:{GENERAL}")}),
+    );
+    let attempts = fake.gateway_attempts();
+    assert!(eventually!(WAIT, fake.gateway_attempts() >= attempts + 2));
+    assert!(
+        fake.bot_messages(GENERAL, "held while away").is_empty(),
+        "held while disconnected"
+    );
+    fake.refuse_gateway(false);
+    bot_msg(&fake, GENERAL, "held while away").await;
+    assert!(fake.resumes() >= 1);
+    b.wait_ready(200).await;
+    assert_eq!(fake.bot_messages(GENERAL, "held while away").len(), 1);
+}
+
+#[actix_rt::test]
 async fn an_invalid_session_makes_the_bridge_identify_again() {
     let (fake, b) = dc_bridge().await;
     fake.invalidate_resumes(true);

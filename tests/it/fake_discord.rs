@@ -68,6 +68,8 @@ struct State {
     resumes: usize,
     heartbeats: usize,
     invalidate_resumes: bool,
+    refuse_gateway: bool,
+    gateway_attempts: usize,
     rate_limit_next: u32,
     retry_after: f64,
     rate_limited_at: Vec<Instant>,
@@ -255,6 +257,13 @@ async fn gateway(
     st: web::Data<Shared>,
     addr: web::Data<SocketAddr>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    {
+        let mut st = st.lock();
+        st.gateway_attempts += 1;
+        if st.refuse_gateway {
+            return Ok(err(503, 0, "503: Service Unavailable"));
+        }
+    }
     let (resp, mut session, mut stream) = actix_ws::handle(&req, body)?;
     let st = st.get_ref().clone();
     let addr = *addr.get_ref();
@@ -477,6 +486,15 @@ impl FakeDiscord {
     /// Answers every later resume with op 9 `d = false`.
     pub fn invalidate_resumes(&self, on: bool) {
         self.state.lock().invalidate_resumes = on;
+    }
+
+    /// Refuses (503) gateway connections while `on`.
+    pub fn refuse_gateway(&self, on: bool) {
+        self.state.lock().refuse_gateway = on;
+    }
+
+    pub fn gateway_attempts(&self) -> usize {
+        self.state.lock().gateway_attempts
     }
 
     pub fn connected(&self) -> usize {
