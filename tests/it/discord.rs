@@ -242,6 +242,26 @@ async fn replies_are_held_while_the_gateway_is_down_and_delivered_after_the_resu
 }
 
 #[actix_rt::test]
+async fn a_reconnect_request_or_missing_heartbeat_acks_lead_to_a_resume() {
+    let (fake, b) = dc_bridge().await;
+    fake.ask_reconnect();
+    assert!(eventually!(WAIT, fake.resumes() >= 1), "op 7 → resume");
+    b.wait_ready(200).await;
+
+    fake.mute_acks(true);
+    assert!(
+        eventually!(WAIT, fake.resumes() >= 2),
+        "a zombied connection (heartbeats without ACK) is replaced and resumed"
+    );
+    fake.mute_acks(false);
+    b.wait_ready(200).await;
+    assert_eq!(fake.identifies(), 1);
+    fake.post_as(ALICE, GENERAL, "!st2 run date");
+    let e = executions(&b, 1).await.remove(0);
+    bot_msg(&fake, GENERAL, &format!("execution: {}", e.id)).await;
+}
+
+#[actix_rt::test]
 async fn an_invalid_session_makes_the_bridge_identify_again() {
     let (fake, b) = dc_bridge().await;
     fake.invalidate_resumes(true);

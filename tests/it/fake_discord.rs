@@ -69,6 +69,7 @@ struct State {
     heartbeats: usize,
     invalidate_resumes: bool,
     refuse_gateway: bool,
+    mute_acks: bool,
     gateway_attempts: usize,
     rate_limit_next: u32,
     retry_after: f64,
@@ -288,8 +289,13 @@ async fn gateway(
                         let d = v.get("d").cloned().unwrap_or(Value::Null);
                         let out: Vec<Value> = match v.get("op").and_then(Value::as_u64) {
                             Some(1) => {
-                                st.lock().heartbeats += 1;
-                                vec![json!({"op": 11})]
+                                let mut s = st.lock();
+                                s.heartbeats += 1;
+                                if s.mute_acks {
+                                    vec![]
+                                } else {
+                                    vec![json!({"op": 11, "d": null})]
+                                }
                             }
                             Some(2) if d["token"] == BOT_TOKEN => {
                                 let mut s = st.lock();
@@ -486,6 +492,20 @@ impl FakeDiscord {
     /// Answers every later resume with op 9 `d = false`.
     pub fn invalidate_resumes(&self, on: bool) {
         self.state.lock().invalidate_resumes = on;
+    }
+
+    /// Stops (or resumes) ACKing heartbeats: a zombied connection.
+    pub fn mute_acks(&self, on: bool) {
+        self.state.lock().mute_acks = on;
+    }
+
+    /// Sends op 7 (Reconnect) on every open gateway connection.
+    pub fn ask_reconnect(&self) {
+        for s in self.state.lock().sessions.values() {
+            if let Some(tx) = &s.tx {
+                let _ = tx.send(Cmd::Send(json!({"op": 7, "d": null})));
+            }
+        }
     }
 
     /// Refuses (503) gateway connections while `on`.

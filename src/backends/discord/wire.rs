@@ -241,6 +241,32 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_allow_list_applies_to_guild_channels_only() {
+        let channels = vec!["7".to_owned()];
+        let m = Mapping {
+            connection: "dc",
+            bot_id: "99",
+            channels: &channels,
+        };
+        let in_guild = |channel: &str| {
+            json!({"id": "5", "channel_id": channel, "guild_id": "1",
+                "author": {"id": "3", "username": "alice"}, "content": "!st2 run date"})
+        };
+        assert!(message_to_inbound(&in_guild("7"), &m).is_ok());
+        assert_eq!(
+            message_to_inbound(&in_guild("8"), &m).map(|_| ()),
+            Err(Skip::NotWatched)
+        );
+        let dm = json!({"id": "5", "channel_id": "8", "author": {"id": "3"}, "content": "x"});
+        assert!(message_to_inbound(&dm, &m).is_ok(), "DMs are always read");
+        assert_eq!(
+            message_to_inbound(&json!({"channel_id": "7", "guild_id": "1", "author": {"id": "3"}, "content": "  "}), &m)
+                .map(|_| ()),
+            Err(Skip::Empty)
+        );
+    }
+
+    #[test]
     fn rate_limit_delays() {
         assert_eq!(
             retry_after(br#"{"retry_after": 0.25, "global": false}"#, Some("9")),
