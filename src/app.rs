@@ -321,6 +321,17 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
                 actix::Supervisor::start(move |_| connection).recipient()
             }
+            BackendSettings::Discord(dc) => {
+                let connection = crate::backends::discord::DiscordConnection::new(
+                    chat.name.clone(),
+                    dc.clone(),
+                    dispatcher.clone().recipient(),
+                    status,
+                    backoff.clone(),
+                )
+                .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
+                actix::Supervisor::start(move |_| connection).recipient()
+            }
             BackendSettings::Slack(slack) => {
                 let addr = SlackConnection::new(
                     chat.name.clone(),

@@ -2,6 +2,7 @@
 //! platform events into [`Inbound`] messages for the dispatcher and handles [`Deliver`].
 
 pub mod console;
+pub mod discord;
 pub mod irc;
 pub mod mattermost;
 pub mod slack;

@@ -241,6 +241,8 @@ pub enum BackendSettings {
     Mattermost(crate::backends::mattermost::MattermostSettings),
     /// Slack (Socket Mode or Events API).
     Slack(crate::backends::slack::SlackSettings),
+    /// Discord (gateway + REST v10, bot token).
+    Discord(crate::backends::discord::DiscordSettings),
 }
 
 impl BackendSettings {
@@ -251,6 +253,7 @@ impl BackendSettings {
             BackendSettings::Irc(_) => "irc",
             BackendSettings::Mattermost(_) => "mattermost",
             BackendSettings::Slack(_) => "slack",
+            BackendSettings::Discord(_) => "discord",
         }
     }
 }

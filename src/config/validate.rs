@@ -77,7 +77,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Backends that exist in this version; any other `backend =` value is reported.
-pub const AVAILABLE_BACKENDS: &[&str] = &["console", "irc", "mattermost", "slack"];
+pub const AVAILABLE_BACKENDS: &[&str] = &["console", "discord", "irc", "mattermost", "slack"];
 
 struct Checker {
     problems: Vec<Problem>,
@@ -653,6 +653,10 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                 Some(s) => BackendSettings::Mattermost(s),
                 None => continue,
             },
+            "discord" => match discord(c, &key, map) {
+                Some(s) => BackendSettings::Discord(s),
+                None => continue,
+            },
             "slack" => {
                 match crate::backends::slack::config::parse(serde_json::Value::Object(map)) {
                     Ok(s) => BackendSettings::Slack(s),
@@ -709,6 +713,44 @@ fn mattermost(
             format!("{key}.url"),
             format!("`{}` must be an http:// or https:// URL", s.url),
         );
+    }
+    let token_file = std::mem::take(&mut s.token_file);
+    s.token = secret(c, &format!("{key}.token"), s.token.take(), &token_file);
+    if s.token.is_none() && non_empty(&token_file).is_none() {
+        c.push(format!("{key}.token"), "is required (or token_file)");
+    }
+    s.token.is_some().then_some(s)
+}
+
+/// `backend = "discord"`: http(s) API URL, ws(s) gateway URL, exactly one of token/token_file.
+fn discord(
+    c: &mut Checker,
+    key: &str,
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Option<crate::backends::discord::DiscordSettings> {
+    use crate::backends::discord::config::{http_url_ok, ws_url_ok};
+    let mut s = match serde_json::from_value::<crate::backends::discord::DiscordSettings>(
+        serde_json::Value::Object(map),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            c.push(key, e.to_string());
+            return None;
+        }
+    };
+    if !http_url_ok(&s.api_url) {
+        c.push(
+            format!("{key}.api_url"),
+            format!("`{}` must be an http:// or https:// URL", s.api_url),
+        );
+        return None;
+    }
+    if let Some(g) = s.gateway_url.as_deref().filter(|g| !ws_url_ok(g)) {
+        c.push(
+            format!("{key}.gateway_url"),
+            format!("`{g}` must be a ws:// or wss:// URL"),
+        );
+        return None;
     }
     let token_file = std::mem::take(&mut s.token_file);
     s.token = secret(c, &format!("{key}.token"), s.token.take(), &token_file);

@@ -9,6 +9,8 @@ mod access;
 mod browser;
 mod cli;
 mod core_flow;
+mod discord;
+mod fake_discord;
 mod fake_mattermost;
 mod https;
 mod irc;

@@ -1,0 +1,99 @@
+//! `backend = "discord"` settings.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Discord's limit on a message's `content`, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// `backend = "discord"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSettings {
+    /// The bot token (set this or `token_file`; validation resolves the file).
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// A file holding the token.
+    #[serde(default)]
+    pub token_file: String,
+    /// REST API base URL.
+    #[serde(default = "default_api_url")]
+    pub api_url: String,
+    /// Gateway URL; by default asked from `GET /gateway/bot`.
+    #[serde(default)]
+    pub gateway_url: Option<String>,
+    /// Channel ids to watch; empty means every channel the bot can read. Direct messages
+    /// are always read.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Longer messages are split; Discord refuses messages over 2000 characters.
+    #[serde(default = "default_max_message_length")]
+    pub max_message_length: usize,
+    /// Outbound messages kept while disconnected or rate-limited; the oldest are dropped
+    /// beyond this.
+    #[serde(default = "default_queue_size")]
+    pub queue_size: usize,
+    /// Minimum gap between two messages, in milliseconds.
+    #[serde(default = "default_send_interval_ms")]
+    pub send_interval_ms: u64,
+    /// Verify TLS certificates.
+    #[serde(default = "default_true")]
+    pub verify_cert: bool,
+}
+
+fn default_api_url() -> String {
+    "https://discord.com/api/v10".into()
+}
+fn default_max_message_length() -> usize {
+    MAX_MESSAGE_CHARS
+}
+fn default_queue_size() -> usize {
+    1000
+}
+fn default_send_interval_ms() -> u64 {
+    100
+}
+fn default_true() -> bool {
+    true
+}
+
+/// An http(s) URL with a host.
+pub fn http_url_ok(s: &str) -> bool {
+    url::Url::parse(s.trim())
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .unwrap_or(false)
+}
+
+/// A ws(s) URL with a host.
+pub fn ws_url_ok(s: &str) -> bool {
+    url::Url::parse(s.trim())
+        .map(|u| matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_from_str, BackendSettings, ConfigError, Settings};
+
+    fn load(chat: &str) -> Result<Settings, ConfigError> {
+        load_from_str(&format!(
+            "[st2]\napi_url = \"https://st2.example.com/api/v1\"\n[st2.credentials]\napi_key = \"k\"\n[[chat]]\nname = \"dc\"\nbackend = \"discord\"\n{chat}\n"
+        ))
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let s = load("token = \"s3cret-tok\"\nchannels = [\"42\"]").unwrap();
+        let BackendSettings::Discord(d) = &s.chat[0].backend else {
+            panic!("not discord");
+        };
+        assert_eq!(s.chat[0].backend.kind(), "discord");
+        assert_eq!(d.api_url, "https://discord.com/api/v10");
+        assert_eq!(d.max_message_length, super::MAX_MESSAGE_CHARS);
+        assert!(!format!("{d:?}").contains("s3cret-tok"));
+        assert!(load("api_url = \"http://x\"").is_err(), "token required");
+        assert!(load("token = \"t\"\napi_url = \"x\"").is_err());
+        assert!(load("token = \"t\"\ngateway_url = \"http://x\"").is_err());
+        assert!(load("token = \"t\"\nchanels = []").is_err());
+    }
+}
