@@ -128,7 +128,14 @@ impl Dispatcher {
         format!("{}{}", p.bot, p.plugin)
     }
 
-    fn send(&self, connection: &str, target: Target, text: String, extra: Option<Value>) {
+    fn send(
+        &self,
+        connection: &str,
+        target: Target,
+        text: String,
+        extra: Option<Value>,
+        reply_to: Option<String>,
+    ) {
         if text.trim().is_empty() {
             return;
         }
@@ -137,6 +144,7 @@ impl Dispatcher {
                 target,
                 text,
                 extra,
+                reply_to,
             }),
             None => tracing::warn!(connection, "no such chat connection; message dropped"),
         }
@@ -148,6 +156,7 @@ impl Dispatcher {
             Target::reply_to(&msg.room),
             text,
             None,
+            msg.message_id.clone(),
         );
     }
 
@@ -417,7 +426,7 @@ impl Dispatcher {
 
     fn deliver(&self, d: Delivery) {
         self.metrics.announcement_delivered();
-        self.send(&d.connection, d.target, d.text, d.extra);
+        self.send(&d.connection, d.target, d.text, d.extra, d.reply_to);
     }
 }
 
@@ -756,6 +765,7 @@ impl Handler<NotifyUser> for Dispatcher {
             &msg.connection,
             Target::User { id: msg.user_id },
             msg.text,
+            None,
             None,
         );
     }

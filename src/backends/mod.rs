@@ -27,4 +27,7 @@ pub struct Deliver {
     pub text: String,
     /// Platform formatting hints from StackStorm (`extra`), for platforms that use them.
     pub extra: Option<Value>,
+    /// The platform id of the message this answers (the command), when known: lets a platform
+    /// open a thread under it (Slack's `extra.slack.thread_response`).
+    pub reply_to: Option<String>,
 }

@@ -128,6 +128,8 @@ pub struct Delivery {
     pub extra: Option<Value>,
     /// The command this answers, when it answers one.
     pub request_id: Option<String>,
+    /// The platform id of the command's message, when the context carries it.
+    pub reply_to: Option<String>,
 }
 
 /// Decides where an announcement goes among the configured connections (in config order).
@@ -167,6 +169,7 @@ pub fn route(a: &Announcement, connections: &[String]) -> Result<Delivery, Annou
         text: plain_text(&a.message),
         extra: a.extra.clone(),
         request_id: a.context.as_ref().map(|c| c.request_id.clone()),
+        reply_to: a.context.as_ref().and_then(|c| c.message_id.clone()),
     })
 }
 

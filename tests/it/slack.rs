@@ -565,3 +565,38 @@ async fn malformed_frames_and_events_are_skipped_without_harm() {
     assert_eq!(slack.connections_opened(), 1, "no reconnect needed");
     assert_eq!(b.actor("chat:slack").await["state"], "up");
 }
+
+#[actix_rt::test]
+async fn thread_response_answers_in_a_thread_under_a_command_said_in_the_channel() {
+    let (slack, b) = socket_bridge().await;
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run uptime", None))
+        .await;
+    execution_count(&b, 1).await;
+    let e = b.emulator.executions()[0].clone();
+    let context = e.request["source_context"].clone();
+    let command_ts = context["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_owned();
+    assert!(
+        context["thread"].is_null(),
+        "said in the channel: {context}"
+    );
+    // What chatops.post_result sends for an alias whose result asks for a thread.
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "threaded result", "channel": "C0OPS", "user": ALICE, "whisper": false,
+               "context": context, "extra": {"slack": {"thread_response": true, "color": "#00ff00"}}}),
+    );
+    let post = slack.post_containing("threaded result").await;
+    assert_eq!(post["channel"], "C0OPS");
+    assert_eq!(post["thread_ts"], command_ts.as_str(), "{post}");
+    // Without the hint, the same kind of result stays in the channel.
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "plain result", "channel": "C0OPS", "context": e.request["source_context"]}),
+    );
+    let post = slack.post_containing("plain result").await;
+    assert!(post.get("thread_ts").is_none(), "{post}");
+}

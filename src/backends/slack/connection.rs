@@ -877,7 +877,16 @@ impl Handler<Deliver> for SlackConnection {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
         let (dest, thread) = match &msg.target {
-            Target::Room { id, thread, .. } => (Dest::Channel(id.clone()), thread.clone()),
+            // `extra.slack.thread_response`: answer in a thread under the command even when the
+            // command itself was said in the channel.
+            Target::Room { id, thread, .. } => (
+                Dest::Channel(id.clone()),
+                thread.clone().or_else(|| {
+                    render::wants_thread(msg.extra.as_ref())
+                        .then(|| msg.reply_to.clone())
+                        .flatten()
+                }),
+            ),
             Target::User { id } => match (self.settings.whispers, self.last_room.get(id)) {
                 (WhisperMode::Ephemeral, Some(channel)) => (
                     Dest::Ephemeral {
