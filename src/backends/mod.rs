@@ -5,6 +5,7 @@ pub mod console;
 pub mod discord;
 pub mod irc;
 pub mod mattermost;
+pub mod rest;
 pub mod slack;
 
 use actix::prelude::*;

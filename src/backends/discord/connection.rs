@@ -17,7 +17,6 @@ use awc::{
     http::StatusCode,
     ws::{Frame, Message},
 };
-use bytes::Bytes;
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -28,6 +27,7 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
+    backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
@@ -194,7 +194,12 @@ impl DiscordConnection {
             let url = match url {
                 Some(u) => u,
                 None => {
-                    let v = get_json(&client, &format!("{api}/gateway/bot"), &auth).await?;
+                    let v = get_json(
+                        client
+                            .get(format!("{api}/gateway/bot"))
+                            .insert_header(("Authorization", &*auth)),
+                    )
+                    .await?;
                     v.get("url")
                         .and_then(Value::as_str)
                         .ok_or("GET /gateway/bot returned no url")?
@@ -437,64 +442,6 @@ impl DiscordConnection {
     }
 }
 
-fn path_of(url: &str) -> &str {
-    url.find("/channels")
-        .or_else(|| url.find("/users"))
-        .or_else(|| url.find("/gateway"))
-        .map_or(url, |i| &url[i..])
-}
-
-fn api_error(status: StatusCode, body: &[u8]) -> String {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let code = v.get("code").map(Value::to_string).unwrap_or_default();
-    let message = v.get("message").and_then(Value::as_str).unwrap_or_default();
-    format!("HTTP {} {code} {message}", status.as_u16())
-        .trim()
-        .to_owned()
-}
-
-async fn get_json(client: &awc::Client, url: &str, auth: &str) -> Result<Value, String> {
-    let mut resp = client
-        .get(url)
-        .insert_header(("Authorization", auth))
-        .send()
-        .await
-        .map_err(|e| format!("GET {}: {e}", path_of(url)))?;
-    let body = resp
-        .body()
-        .limit(1 << 20)
-        .await
-        .map_err(|e| format!("GET {}: {e}", path_of(url)))?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "GET {}: {}",
-            path_of(url),
-            api_error(resp.status(), &body)
-        ));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("GET {}: bad JSON: {e}", path_of(url)))
-}
-
-async fn post_json(
-    client: &awc::Client,
-    url: &str,
-    auth: &str,
-    body: &Value,
-) -> Result<(StatusCode, awc::http::header::HeaderMap, Bytes), String> {
-    let mut resp = client
-        .post(url)
-        .insert_header(("Authorization", auth))
-        .send_json(body)
-        .await
-        .map_err(|e| format!("POST {}: {e}", path_of(url)))?;
-    let bytes = resp
-        .body()
-        .limit(1 << 20)
-        .await
-        .map_err(|e| format!("POST {}: {e}", path_of(url)))?;
-    Ok((resp.status(), resp.headers().clone(), bytes))
-}
-
 fn classify(
     status: StatusCode,
     headers: &awc::http::header::HeaderMap,
@@ -538,7 +485,12 @@ async fn send(
         (Dest::User(_), Some(channel)) => channel,
         (Dest::User(user), None) => {
             let url = format!("{api}/users/@me/channels");
-            match post_json(client, &url, auth, &json!({"recipient_id": user})).await {
+            match post_json(
+                client.post(&url).insert_header(("Authorization", auth)),
+                &json!({"recipient_id": user}),
+            )
+            .await
+            {
                 Err(e) => return (None, Outcome::Retry(e)),
                 Ok((status, headers, body)) => {
                     if let Some(outcome) = classify(status, &headers, &body) {
@@ -564,7 +516,12 @@ async fn send(
             json!({"message_id": reply, "channel_id": channel_id, "fail_if_not_exists": false});
     }
     let url = format!("{api}/channels/{channel_id}/messages");
-    let outcome = match post_json(client, &url, auth, &body).await {
+    let outcome = match post_json(
+        client.post(&url).insert_header(("Authorization", auth)),
+        &body,
+    )
+    .await
+    {
         Err(e) => Outcome::Retry(e),
         Ok((status, headers, bytes)) => {
             classify(status, &headers, &bytes).unwrap_or(Outcome::Sent {

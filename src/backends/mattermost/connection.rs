@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
+    backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
@@ -242,7 +243,7 @@ impl MattermostConnection {
             .clone()
             .filter(|_| self.team_id.is_none());
         let fut = async move {
-            let me = get_json(&client, &format!("{api}/users/me"), &token).await?;
+            let me = get_json(client.get(format!("{api}/users/me")).bearer_auth(&*token)).await?;
             let bot = BotIdentity {
                 id: str_of(&me, "id").ok_or("GET /users/me returned no id")?,
                 username: str_of(&me, "username").unwrap_or_default(),
@@ -532,42 +533,6 @@ fn str_of(v: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The `id`/`message` of a Mattermost error body, for logs (never the request).
-fn api_error(status: StatusCode, body: &[u8]) -> String {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let id = str_of(&v, "id").unwrap_or_default();
-    let message = str_of(&v, "message").unwrap_or_default();
-    format!("HTTP {} {id} {message}", status.as_u16())
-        .trim()
-        .to_owned()
-}
-
-async fn get_json(client: &awc::Client, url: &str, token: &str) -> Result<Value, String> {
-    let mut resp = client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| format!("GET {}: {e}", path_of(url)))?;
-    let body = resp
-        .body()
-        .limit(1 << 20)
-        .await
-        .map_err(|e| format!("GET {}: {e}", path_of(url)))?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "GET {}: {}",
-            path_of(url),
-            api_error(resp.status(), &body)
-        ));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("GET {}: bad JSON: {e}", path_of(url)))
-}
-
-fn path_of(url: &str) -> &str {
-    url.find("/api/v4").map_or(url, |i| &url[i..])
-}
-
 /// A team's id from its name (or its id).
 async fn resolve_team(
     client: &awc::Client,
@@ -575,12 +540,21 @@ async fn resolve_team(
     token: &str,
     team: &str,
 ) -> Result<String, String> {
-    let by_name = get_json(client, &format!("{api}/teams/name/{}", encode(team)), token).await;
+    let by_name = get_json(
+        client
+            .get(format!("{api}/teams/name/{}", encode(team)))
+            .bearer_auth(token),
+    )
+    .await;
     let team_json = match by_name {
         Ok(v) => v,
-        Err(by_name_err) => get_json(client, &format!("{api}/teams/{}", encode(team)), token)
-            .await
-            .map_err(|_| format!("team `{team}` not found: {by_name_err}"))?,
+        Err(by_name_err) => get_json(
+            client
+                .get(format!("{api}/teams/{}", encode(team)))
+                .bearer_auth(token),
+        )
+        .await
+        .map_err(|_| format!("team `{team}` not found: {by_name_err}"))?,
     };
     str_of(&team_json, "id").ok_or_else(|| format!("team `{team}` has no id"))
 }
@@ -599,9 +573,13 @@ async fn join_channel(
     entry: &str,
 ) -> Result<String, String> {
     let by_id = if wire::looks_like_id(entry) {
-        get_json(client, &format!("{api}/channels/{entry}"), token)
-            .await
-            .ok()
+        get_json(
+            client
+                .get(format!("{api}/channels/{entry}"))
+                .bearer_auth(token),
+        )
+        .await
+        .ok()
     } else {
         None
     };
@@ -609,9 +587,12 @@ async fn join_channel(
         (Some(c), _) => c,
         (None, Some(team)) => {
             get_json(
-                client,
-                &format!("{api}/teams/{team}/channels/name/{}", encode(entry)),
-                token,
+                client
+                    .get(format!(
+                        "{api}/teams/{team}/channels/name/{}",
+                        encode(entry)
+                    ))
+                    .bearer_auth(token),
             )
             .await?
         }
@@ -619,8 +600,11 @@ async fn join_channel(
     };
     let id = str_of(&channel, "id").ok_or("channel without an id")?;
     let url = format!("{api}/channels/{id}/members");
-    let (status, _headers, body) =
-        post_json(client, &url, token, &json!({"user_id": bot_id})).await?;
+    let (status, _headers, body) = post_json(
+        client.post(&url).bearer_auth(token),
+        &json!({"user_id": bot_id}),
+    )
+    .await?;
     if status.is_success() {
         Ok(id)
     } else {
@@ -670,26 +654,6 @@ fn rate_pause(headers: &awc::http::header::HeaderMap) -> Option<Duration> {
     wire::retry_delay(None, header("x-ratelimit-reset"), now_unix)
 }
 
-async fn post_json(
-    client: &awc::Client,
-    url: &str,
-    token: &str,
-    body: &Value,
-) -> Result<(StatusCode, awc::http::header::HeaderMap, Bytes), String> {
-    let mut resp = client
-        .post(url)
-        .bearer_auth(token)
-        .send_json(body)
-        .await
-        .map_err(|e| format!("POST {}: {e}", path_of(url)))?;
-    let bytes = resp
-        .body()
-        .limit(1 << 20)
-        .await
-        .map_err(|e| format!("POST {}: {e}", path_of(url)))?;
-    Ok((resp.status(), resp.headers().clone(), bytes))
-}
-
 /// Posts one message; returns the direct channel opened on the way, if any.
 async fn send_post(
     client: &awc::Client,
@@ -704,7 +668,7 @@ async fn send_post(
         (Dest::User(_), Some(channel)) => channel,
         (Dest::User(user), None) => {
             let url = format!("{api}/channels/direct");
-            match post_json(client, &url, token, &json!([bot_id, user])).await {
+            match post_json(client.post(&url).bearer_auth(token), &json!([bot_id, user])).await {
                 Err(e) => return (None, Outcome::Retry(e)),
                 Ok((status, headers, body)) => {
                     if let Some(outcome) = classify(status, &headers, &body) {
@@ -731,7 +695,12 @@ async fn send_post(
     if let Some(props) = &item.props {
         body["props"] = props.clone();
     }
-    let outcome = match post_json(client, &format!("{api}/posts"), token, &body).await {
+    let outcome = match post_json(
+        client.post(format!("{api}/posts")).bearer_auth(token),
+        &body,
+    )
+    .await
+    {
         Err(e) => Outcome::Retry(e),
         Ok((status, headers, bytes)) => {
             classify(status, &headers, &bytes).unwrap_or(Outcome::Sent {

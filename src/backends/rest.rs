@@ -1,0 +1,78 @@
+//! The small JSON-over-HTTPS helpers the REST-based backends share (Mattermost, Discord):
+//! bounded bodies, errors that name the path (never the host or a token), and the platform's
+//! own error code and message when it sends one.
+
+use actix_web::http::StatusCode;
+use awc::{http::header::HeaderMap, ClientRequest};
+use bytes::Bytes;
+use serde_json::Value;
+
+/// Largest API response read.
+const MAX_BODY: usize = 1 << 20;
+
+/// `HTTP <status> <code or id> <message>` from a platform's JSON error body.
+pub fn api_error(status: StatusCode, body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = match v.get("code").or_else(|| v.get("id")) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let message = v.get("message").and_then(Value::as_str).unwrap_or_default();
+    format!("HTTP {} {code} {message}", status.as_u16())
+        .trim()
+        .to_owned()
+}
+
+/// Sends `req` (already carrying its authorization) and decodes a JSON success body.
+pub async fn get_json(req: ClientRequest) -> Result<Value, String> {
+    let path = req.get_uri().path().to_owned();
+    let mut resp = req.send().await.map_err(|e| format!("GET {path}: {e}"))?;
+    let body = resp
+        .body()
+        .limit(MAX_BODY)
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("GET {path}: {}", api_error(resp.status(), &body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("GET {path}: bad JSON: {e}"))
+}
+
+/// Sends `body` with `req`; the caller classifies the status (429s, retries, rejections).
+pub async fn post_json(
+    req: ClientRequest,
+    body: &Value,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let path = req.get_uri().path().to_owned();
+    let mut resp = req
+        .send_json(body)
+        .await
+        .map_err(|e| format!("POST {path}: {e}"))?;
+    let bytes = resp
+        .body()
+        .limit(MAX_BODY)
+        .await
+        .map_err(|e| format!("POST {path}: {e}"))?;
+    Ok((resp.status(), resp.headers().clone(), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_error_codes_and_messages_are_kept() {
+        let d = api_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"code": 50035, "message": "Invalid Form Body"}"#,
+        );
+        assert_eq!(d, "HTTP 400 50035 Invalid Form Body");
+        let m = api_error(
+            StatusCode::FORBIDDEN,
+            br#"{"id": "api.context.permissions.app_error", "message": "no"}"#,
+        );
+        assert_eq!(m, "HTTP 403 api.context.permissions.app_error no");
+        assert_eq!(api_error(StatusCode::BAD_GATEWAY, b"<html>"), "HTTP 502");
+    }
+}
