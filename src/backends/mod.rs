@@ -5,6 +5,7 @@ pub mod console;
 pub mod irc;
 pub mod mattermost;
 pub mod slack;
+pub mod xmpp;
 
 use actix::prelude::*;
 use serde_json::Value;
