@@ -17,3 +17,4 @@ mod readiness;
 mod sessions;
 mod slack;
 mod stream;
+mod xmpp;
