@@ -362,3 +362,26 @@ async fn other_bots_and_the_bridges_own_messages_are_not_commands() {
         .collect();
     assert_eq!(cmds, vec!["marker".to_owned()]);
 }
+
+#[actix_rt::test]
+async fn starttls_is_required_by_default_and_a_wrong_password_is_not_a_login() {
+    // This prosody has no certificate, so it offers no STARTTLS: the default mode refuses it
+    // rather than logging in in plaintext.
+    let server = Prosody::start(&["stormbot"]).await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = format!(
+        "[[chat]]\nname = \"xmpp-tls\"\nbackend = \"xmpp\"\njid = \"stormbot@localhost\"\n\
+         password = \"stormbot-pw\"\nserver = \"127.0.0.1:{}\"\n\n\
+         [[chat]]\nname = \"xmpp-badpass\"\nbackend = \"xmpp\"\njid = \"stormbot@localhost\"\n\
+         password = \"wrong\"\nserver = \"127.0.0.1:{}\"\ntls = \"plaintext\"\n",
+        server.port, server.port
+    );
+    let b = TestBridge::start_with(opts).await;
+    for name in ["chat:xmpp-tls", "chat:xmpp-badpass"] {
+        let restarted = eventually!(WAIT, b.actor(name).await["restarts"].as_u64() >= Some(1));
+        assert!(restarted, "{}", b.actor(name).await);
+        assert_ne!(b.actor(name).await["state"], "up");
+    }
+    let (status, body) = b.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+}
