@@ -385,3 +385,32 @@ async fn starttls_is_required_by_default_and_a_wrong_password_is_not_a_login() {
     let (status, body) = b.get("/ready").await;
     assert_eq!(status, 503, "{body}");
 }
+
+#[actix_rt::test]
+async fn a_kicked_bot_rejoins_its_room() {
+    let (_server, mut alice, _b) = setup("xmpp", "").await;
+    let bot = format!("{ROOM}/stormbot");
+    // alice created the room, so she is its owner and may kick.
+    alice
+        .send(format!(
+            "<iq type='set' to='{ROOM}' id='kick1'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+             <item nick='stormbot' role='none'/></query></iq>"
+        ))
+        .await;
+    alice
+        .wait_for(|e| {
+            e.local_name() == "presence"
+                && e.attr("from") == Some(bot.as_str())
+                && e.attr("type") == Some("unavailable")
+        })
+        .await;
+    alice
+        .wait_for(|e| {
+            e.local_name() == "presence"
+                && e.attr("from") == Some(bot.as_str())
+                && e.attr("type").is_none()
+        })
+        .await;
+    alice.say(ROOM, "groupchat", "!st2 run date").await;
+    alice.message_from(&bot, "Started").await;
+}
