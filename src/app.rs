@@ -310,6 +310,26 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 })
                 .recipient()
             }
+            BackendSettings::Xmpp(x) => {
+                let tls = match x.tls {
+                    crate::backends::xmpp::config::TlsMode::Starttls => Some(
+                        crate::st2::tls::client_config(true, x.tls_ca_file.as_deref())?,
+                    ),
+                    crate::backends::xmpp::config::TlsMode::Plaintext => None,
+                };
+                let (name, x, recipient, backoff) = (
+                    chat.name.clone(),
+                    (**x).clone(),
+                    dispatcher.clone().recipient(),
+                    backoff.clone(),
+                );
+                actix::Supervisor::start(move |_| {
+                    crate::backends::xmpp::XmppConnection::new(
+                        name, x, recipient, backoff, tls, status,
+                    )
+                })
+                .recipient()
+            }
             BackendSettings::Mattermost(mm) => {
                 let connection = crate::backends::mattermost::MattermostConnection::new(
                     chat.name.clone(),

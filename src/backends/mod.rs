@@ -7,6 +7,7 @@ pub mod irc;
 pub mod mattermost;
 pub mod rest;
 pub mod slack;
+pub mod xmpp;
 
 use actix::prelude::*;
 use serde_json::Value;

@@ -237,6 +237,8 @@ pub enum BackendSettings {
     Console(ConsoleSettings),
     /// An IRC server.
     Irc(Box<crate::backends::irc::IrcSettings>),
+    /// `backend = "xmpp"`.
+    Xmpp(Box<crate::backends::xmpp::XmppSettings>),
     /// Mattermost (API v4, bot token).
     Mattermost(crate::backends::mattermost::MattermostSettings),
     /// Slack (Socket Mode or Events API).
@@ -251,6 +253,7 @@ impl BackendSettings {
         match self {
             BackendSettings::Console(_) => "console",
             BackendSettings::Irc(_) => "irc",
+            BackendSettings::Xmpp(_) => "xmpp",
             BackendSettings::Mattermost(_) => "mattermost",
             BackendSettings::Slack(_) => "slack",
             BackendSettings::Discord(_) => "discord",

@@ -77,7 +77,8 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Backends that exist in this version; any other `backend =` value is reported.
-pub const AVAILABLE_BACKENDS: &[&str] = &["console", "discord", "irc", "mattermost", "slack"];
+pub const AVAILABLE_BACKENDS: &[&str] =
+    &["console", "discord", "irc", "mattermost", "slack", "xmpp"];
 
 struct Checker {
     problems: Vec<Problem>,
@@ -631,6 +632,24 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                     }
                 }
             }
+            "xmpp" => match serde_json::from_value::<crate::backends::xmpp::XmppSettings>(
+                serde_json::Value::Object(map),
+            ) {
+                Ok(s) => {
+                    let problems = s.problems();
+                    for (field, problem) in &problems {
+                        c.push(format!("{key}.{field}"), problem.clone());
+                    }
+                    if !problems.is_empty() {
+                        continue;
+                    }
+                    BackendSettings::Xmpp(Box::new(s))
+                }
+                Err(e) => {
+                    c.push(key, e.to_string());
+                    continue;
+                }
+            },
             "irc" => match serde_json::from_value::<crate::backends::irc::IrcSettings>(
                 serde_json::Value::Object(map),
             ) {

@@ -19,3 +19,4 @@ mod readiness;
 mod sessions;
 mod slack;
 mod stream;
+mod xmpp;

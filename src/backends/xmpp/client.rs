@@ -1,0 +1,273 @@
+//! Opening an authenticated XMPP client stream: TCP, STARTTLS (unless plaintext was
+//! explicitly configured for a loopback server), SASL PLAIN, resource binding, session.
+//! Public so the integration tests' test user is the same client code.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::Framed;
+
+use super::{
+    config::{Jid, TlsMode},
+    xml::{escape, Element, Frame, XmlCodec},
+};
+
+/// A byte stream, TCP or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The framed stream.
+pub type XmppStream = Framed<Box<dyn Io>, XmlCodec>;
+
+/// What to log in with.
+pub struct Login {
+    /// `host`, `port` to connect to.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The account.
+    pub jid: Jid,
+    /// The password.
+    pub password: SecretString,
+    /// The resource to ask for.
+    pub resource: String,
+    /// TLS mode.
+    pub tls: TlsMode,
+    /// TLS client configuration for STARTTLS.
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// Time allowed for each step.
+    pub timeout: Duration,
+}
+
+/// A logged-in stream and the full JID the server bound.
+pub struct Session {
+    /// The stream, ready for stanzas.
+    pub stream: XmppStream,
+    /// The bound full JID.
+    pub jid: Jid,
+}
+
+const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+
+async fn next(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, String> {
+    match tokio::time::timeout(timeout, stream.next()).await {
+        Err(_) => Err("the server did not answer in time".into()),
+        Ok(None) => Err("the server closed the connection".into()),
+        Ok(Some(Err(e))) => Err(format!("read failed: {e}")),
+        Ok(Some(Ok(Frame::Stanza(e))))
+            if e.local_name() == "error" && e.name.starts_with("stream") =>
+        {
+            let condition = e
+                .elements()
+                .next()
+                .map(|c| c.local_name().to_owned())
+                .unwrap_or_default();
+            Err(format!("stream error from the server: {condition}"))
+        }
+        Ok(Some(Ok(f))) => Ok(f),
+    }
+}
+
+async fn send(stream: &mut XmppStream, xml: String) -> Result<(), String> {
+    stream
+        .send(xml)
+        .await
+        .map_err(|e| format!("write failed: {e}"))
+}
+
+/// Opens (or restarts) the stream and returns the features.
+async fn open(stream: &mut XmppStream, domain: &str, timeout: Duration) -> Result<Element, String> {
+    send(
+        stream,
+        format!(
+            "<?xml version='1.0'?><stream:stream to='{}' version='1.0' xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams'>",
+            escape(domain)
+        ),
+    )
+    .await?;
+    match next(stream, timeout).await? {
+        Frame::StreamOpen(_) => {}
+        other => return Err(format!("expected a stream header, got {other:?}")),
+    }
+    match next(stream, timeout).await? {
+        Frame::Stanza(f) if f.local_name() == "features" => Ok(f),
+        other => Err(format!("expected stream features, got {other:?}")),
+    }
+}
+
+/// The SASL PLAIN initial response, base64 of `\0user\0password`.
+fn plain(user: &str, password: &str) -> zeroize::Zeroizing<String> {
+    use base64::Engine as _;
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(user.len() + password.len() + 2));
+    raw.push(0);
+    raw.extend_from_slice(user.as_bytes());
+    raw.push(0);
+    raw.extend_from_slice(password.as_bytes());
+    zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*raw))
+}
+
+/// Connects and logs in.
+pub async fn connect(login: &Login) -> Result<Session, String> {
+    let (host, port, timeout) = (&login.host, login.port, login.timeout);
+    let tcp = tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| format!("connecting to {host}:{port} timed out"))?
+    .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let domain = login.jid.domain.clone();
+    let mut stream: XmppStream = Framed::new(Box::new(tcp), XmlCodec);
+    let mut features = open(&mut stream, &domain, timeout).await?;
+    if login.tls == TlsMode::Starttls {
+        if features.child_ns("starttls", NS_TLS).is_none() {
+            return Err("the server does not offer STARTTLS (required; `tls = \"plaintext\"` is only for loopback test servers)".into());
+        }
+        send(&mut stream, format!("<starttls xmlns='{NS_TLS}'/>")).await?;
+        match next(&mut stream, timeout).await? {
+            Frame::Stanza(e) if e.local_name() == "proceed" => {}
+            other => return Err(format!("STARTTLS refused: {other:?}")),
+        }
+        let config = login
+            .tls_config
+            .clone()
+            .ok_or("no TLS configuration for STARTTLS")?;
+        let name = rustls_pki_types::ServerName::try_from(domain.clone())
+            .map_err(|e| format!("`{domain}` is not a TLS server name: {e}"))?;
+        let tcp = stream.into_inner();
+        let tls = tokio::time::timeout(
+            timeout,
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| "TLS handshake timed out".to_owned())?
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        stream = Framed::new(Box::new(tls), XmlCodec);
+        features = open(&mut stream, &domain, timeout).await?;
+    }
+    let offers_plain = features
+        .child_ns("mechanisms", NS_SASL)
+        .is_some_and(|m| m.elements().any(|e| e.text().trim() == "PLAIN"));
+    if !offers_plain {
+        return Err("the server does not offer SASL PLAIN".into());
+    }
+    let auth = plain(&login.jid.local, login.password.expose_secret());
+    send(
+        &mut stream,
+        format!(
+            "<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{}</auth>",
+            auth.as_str()
+        ),
+    )
+    .await?;
+    drop(auth);
+    match next(&mut stream, timeout).await? {
+        Frame::Stanza(e) if e.local_name() == "success" => {}
+        Frame::Stanza(e) if e.local_name() == "failure" => {
+            let why = e
+                .elements()
+                .next()
+                .map(|c| c.local_name().to_owned())
+                .unwrap_or_default();
+            return Err(format!("authentication failed: {why}"));
+        }
+        other => return Err(format!("unexpected answer to authentication: {other:?}")),
+    }
+    let features = open(&mut stream, &domain, timeout).await?;
+    if features.child_ns("bind", NS_BIND).is_none() {
+        return Err("the server does not offer resource binding".into());
+    }
+    send(
+        &mut stream,
+        format!(
+            "<iq type='set' id='bind1'><bind xmlns='{NS_BIND}'><resource>{}</resource></bind></iq>",
+            escape(&login.resource)
+        ),
+    )
+    .await?;
+    let bound = loop {
+        match next(&mut stream, timeout).await? {
+            Frame::Stanza(e) if e.local_name() == "iq" && e.attr("id") == Some("bind1") => {
+                if e.attr("type") != Some("result") {
+                    return Err("the server refused resource binding".into());
+                }
+                let jid = e
+                    .child("bind")
+                    .and_then(|b| b.child("jid"))
+                    .map(Element::text)
+                    .and_then(|t| Jid::parse(t.trim()))
+                    .ok_or("the server bound no JID")?;
+                break jid;
+            }
+            Frame::Stanza(_) => {}
+            other => return Err(format!("unexpected {other:?} while binding")),
+        }
+    };
+    let session = features.child_ns("session", NS_SESSION);
+    if session.is_some_and(|s| s.child("optional").is_none()) {
+        send(
+            &mut stream,
+            format!("<iq type='set' id='sess1'><session xmlns='{NS_SESSION}'/></iq>"),
+        )
+        .await?;
+        loop {
+            match next(&mut stream, timeout).await? {
+                Frame::Stanza(e) if e.local_name() == "iq" && e.attr("id") == Some("sess1") => {
+                    if e.attr("type") != Some("result") {
+                        return Err("the server refused the session".into());
+                    }
+                    break;
+                }
+                Frame::Stanza(_) => {}
+                other => return Err(format!("unexpected {other:?} while starting the session")),
+            }
+        }
+    }
+    Ok(Session { stream, jid: bound })
+}
+
+/// A `<message>` stanza.
+pub fn message_xml(to: &str, kind: &str, body: &str, id: &str) -> String {
+    format!(
+        "<message to='{}' type='{kind}' id='{}'><body>{}</body></message>",
+        escape(to),
+        escape(id),
+        escape(body)
+    )
+}
+
+/// A MUC join presence without history.
+pub fn join_xml(room: &str, nick: &str) -> String {
+    format!(
+        "<presence to='{}/{}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>",
+        escape(room),
+        escape(nick)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_plain_is_nul_user_nul_password() {
+        assert_eq!(plain("bot", "pw").as_str(), "AGJvdABwdw==");
+    }
+
+    #[test]
+    fn stanzas_are_escaped() {
+        assert_eq!(
+            message_xml("a@b", "chat", "<x> & 'y'", "1"),
+            "<message to='a@b' type='chat' id='1'><body>&lt;x&gt; &amp; &apos;y&apos;</body></message>"
+        );
+        assert!(join_xml("ops@conference.localhost", "bot")
+            .starts_with("<presence to='ops@conference.localhost/bot'>"));
+    }
+}

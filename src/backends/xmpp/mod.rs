@@ -1,0 +1,41 @@
+//! The XMPP backend (`backend = "xmpp"`).
+//!
+//! A hand-rolled client (see `client.rs` and `xml.rs`) rather than tokio-xmpp: only a small
+//! subset is needed (stream negotiation, STARTTLS over the crate's existing rustls/ring
+//! stack, SASL PLAIN, resource binding, presence, MUC join, message and ping stanzas), and
+//! it keeps the dependency tree free of a second TLS/crypto stack.
+//!
+//! Security: STARTTLS is required by default (certificates checked against the web PKI
+//! roots or `tls_ca_file`); `tls = "plaintext"` is accepted only for a loopback server, for
+//! local test servers.
+//!
+//! Identity: in a direct chat the user id is the sender's **bare JID** (never the resource)
+//! and the room id is that bare JID, so replies go back as a direct chat. In a room (MUC)
+//! the room id is the room's bare JID, and the user id is the occupant's real bare JID when
+//! the room exposes it (non-anonymous rooms), else `room@conference.example.com/nick` —
+//! anyone can take a free nick in a semi-anonymous room, so write access rules for such
+//! rooms with that in mind. There are no threads and no org.
+//!
+//! Inbound: `<message>` with a `<body>`; room history (`<delay>`), errors, the bot's own
+//! messages (including the room's reflection of them) and senders in `ignore_jids` (bare
+//! JIDs or room nicks — XMPP has no bot flag) are ignored. `nick: `, `nick, ` and `@nick `
+//! set `mentioned` and are stripped.
+//!
+//! Liveness: every `ping_interval_secs` the server is pinged (XEP-0199) and each room is
+//! self-pinged (XEP-0410); an unanswered server ping drops and reconnects the connection, a
+//! failed or unanswered self-ping rejoins the room, as does being kicked.
+//!
+//! Outbound: bodies are split with `split_message` to `max_message_bytes`, paced (a burst of
+//! `flood_burst`, then one per `flood_interval_ms`), and queued while disconnected in a
+//! bounded queue (`queue_messages`, oldest dropped first and counted), sent oldest first
+//! after reconnecting.
+
+pub mod client;
+pub mod config;
+mod connection;
+mod flood;
+mod inbound;
+pub mod xml;
+
+pub use config::XmppSettings;
+pub use connection::XmppConnection;
