@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod discord;
+pub mod flood;
 pub mod irc;
 pub mod mattermost;
 pub mod rest;

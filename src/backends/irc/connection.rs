@@ -14,12 +14,12 @@ use tokio_util::codec::FramedRead;
 use super::{
     codec::{Incoming, IrcLines},
     config::IrcSettings,
-    flood::{FloodGate, LineQueue},
     inbound::{inbound, Who},
     text::{irc_eq, outbound_texts, sasl_plain_chunks},
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
+    backends::flood::{FloodGate, LineQueue},
     backends::{Deliver, Inbound},
     domain::{backoff::Backoff, message::Target},
 };

@@ -29,7 +29,6 @@
 mod codec;
 pub mod config;
 mod connection;
-mod flood;
 mod inbound;
 mod text;
 

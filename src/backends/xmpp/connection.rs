@@ -14,12 +14,12 @@ use tokio_util::codec::FramedRead;
 use super::{
     client::{self, join_xml, message_xml, Io, Login},
     config::{Jid, XmppSettings},
-    flood::{FloodGate, LineQueue},
     inbound::{inbound, Occupants, Who},
     xml::{escape, Element, Frame, XmlCodec},
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
+    backends::flood::{FloodGate, LineQueue},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,

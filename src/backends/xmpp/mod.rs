@@ -33,7 +33,6 @@
 pub mod client;
 pub mod config;
 mod connection;
-mod flood;
 mod inbound;
 pub mod xml;
 
