@@ -123,18 +123,24 @@ impl Browser {
         self.call("POST", "/url", Some(json!({"url": url}))).await;
     }
 
+    /// The element matching `css`, waiting (bounded) for it: right after a click the page
+    /// may still be navigating, and a lookup then fails transiently.
     async fn element(&self, css: &str) -> String {
-        let v = self
-            .call(
-                "POST",
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        v[ELEMENT_KEY]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {v}"))
-            .to_owned()
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self
+                .call(
+                    "POST",
+                    "/element",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            if let Some(id) = v[ELEMENT_KEY].as_str() {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element {css}: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Types `text` into the field matching `css`.
@@ -160,6 +166,7 @@ impl Browser {
     /// The page's visible text.
     pub async fn body_text(&self) -> String {
         let id = self.element("body").await;
+        // A stale element (the page changed under us) reads as no text; the caller retries.
         self.call("GET", &format!("/element/{id}/text"), None)
             .await
             .as_str()
