@@ -624,49 +624,22 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
         let settings = match backend.as_str() {
             "console" => {
                 consoles += 1;
-                match serde_json::from_value::<ConsoleSettings>(serde_json::Value::Object(map)) {
-                    Ok(s) => BackendSettings::Console(s),
-                    Err(e) => {
-                        c.push(key, e.to_string());
-                        continue;
-                    }
+                match table::<ConsoleSettings>(c, &key, map) {
+                    Some(s) => BackendSettings::Console(s),
+                    None => continue,
                 }
             }
-            "xmpp" => match serde_json::from_value::<crate::backends::xmpp::XmppSettings>(
-                serde_json::Value::Object(map),
-            ) {
-                Ok(s) => {
-                    let problems = s.problems();
-                    for (field, problem) in &problems {
-                        c.push(format!("{key}.{field}"), problem.clone());
-                    }
-                    if !problems.is_empty() {
-                        continue;
-                    }
-                    BackendSettings::Xmpp(Box::new(s))
-                }
-                Err(e) => {
-                    c.push(key, e.to_string());
-                    continue;
-                }
+            "xmpp" => match table::<crate::backends::xmpp::XmppSettings>(c, &key, map)
+                .and_then(|s| checked(c, &key, s.problems(), s))
+            {
+                Some(s) => BackendSettings::Xmpp(Box::new(s)),
+                None => continue,
             },
-            "irc" => match serde_json::from_value::<crate::backends::irc::IrcSettings>(
-                serde_json::Value::Object(map),
-            ) {
-                Ok(s) => {
-                    let problems = s.problems();
-                    for (field, problem) in &problems {
-                        c.push(format!("{key}.{field}"), problem.clone());
-                    }
-                    if !problems.is_empty() {
-                        continue;
-                    }
-                    BackendSettings::Irc(Box::new(s))
-                }
-                Err(e) => {
-                    c.push(key, e.to_string());
-                    continue;
-                }
+            "irc" => match table::<crate::backends::irc::IrcSettings>(c, &key, map)
+                .and_then(|s| checked(c, &key, s.problems(), s))
+            {
+                Some(s) => BackendSettings::Irc(Box::new(s)),
+                None => continue,
             },
             "mattermost" => match mattermost(c, &key, map) {
                 Some(s) => BackendSettings::Mattermost(s),
@@ -713,20 +686,37 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
 }
 
 /// `backend = "mattermost"`: the URL must be http(s) and exactly one of token/token_file set.
+/// Reads one `[[chat]]` table into a backend's settings; a shape error is one problem for it.
+fn table<T: serde::de::DeserializeOwned>(
+    c: &mut Checker,
+    key: &str,
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Option<T> {
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| c.push(key, e.to_string()))
+        .ok()
+}
+
+/// Reports a backend's own field checks under `<key>.<field>`; the settings only when clean.
+fn checked<T>(
+    c: &mut Checker,
+    key: &str,
+    problems: Vec<(&'static str, String)>,
+    s: T,
+) -> Option<T> {
+    let clean = problems.is_empty();
+    for (field, problem) in problems {
+        c.push(format!("{key}.{field}"), problem);
+    }
+    clean.then_some(s)
+}
+
 fn mattermost(
     c: &mut Checker,
     key: &str,
     map: serde_json::Map<String, serde_json::Value>,
 ) -> Option<crate::backends::mattermost::MattermostSettings> {
-    let mut s = match serde_json::from_value::<crate::backends::mattermost::MattermostSettings>(
-        serde_json::Value::Object(map),
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            c.push(key, e.to_string());
-            return None;
-        }
-    };
+    let mut s = table::<crate::backends::mattermost::MattermostSettings>(c, key, map)?;
     if crate::backends::mattermost::endpoints(&s.url).is_none() {
         c.push(
             format!("{key}.url"),
@@ -748,15 +738,7 @@ fn discord(
     map: serde_json::Map<String, serde_json::Value>,
 ) -> Option<crate::backends::discord::DiscordSettings> {
     use crate::backends::discord::config::{http_url_ok, ws_url_ok};
-    let mut s = match serde_json::from_value::<crate::backends::discord::DiscordSettings>(
-        serde_json::Value::Object(map),
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            c.push(key, e.to_string());
-            return None;
-        }
-    };
+    let mut s = table::<crate::backends::discord::DiscordSettings>(c, key, map)?;
     if !http_url_ok(&s.api_url) {
         c.push(
             format!("{key}.api_url"),
