@@ -43,6 +43,16 @@ async fn start_session(b: &mut TestBridge, word: &str) -> String {
     id
 }
 
+/// The login form filled with Alice's StackStorm username and password.
+fn alice_password(word: &str) -> [(&str, &str); 4] {
+    [
+        ("shared_word", word),
+        ("method", "password"),
+        ("username", ALICE_ST2.0),
+        ("password", ALICE_ST2.1),
+    ]
+}
+
 async fn post_form(b: &TestBridge, id: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let url = format!("http://{}/login/{id}", b.app.http_addr);
     let mut resp = b
@@ -72,17 +82,7 @@ async fn each_credential_type_links_the_user_and_commands_run_as_them() {
 
     // 1. Username and password.
     let id = start_session(&mut b, "sesame").await;
-    let (status, body) = post_form(
-        &b,
-        &id,
-        &[
-            ("shared_word", "sesame"),
-            ("method", "password"),
-            ("username", ALICE_ST2.0),
-            ("password", ALICE_ST2.1),
-        ],
-    )
-    .await;
+    let (status, body) = post_form(&b, &id, &alice_password("sesame")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ok"], true);
     let confirm = b.line_containing("now linked").await;
@@ -497,17 +497,7 @@ async fn users_are_warned_before_their_token_expires_and_told_when_it_has() {
     let mut b = TestBridge::start_with(clientside("user_token_ttl = 6\nrenew_warning = 4\n")).await;
     b.wait_ready(200).await;
     let id = start_session(&mut b, "sesame").await;
-    let (status, _) = post_form(
-        &b,
-        &id,
-        &[
-            ("shared_word", "sesame"),
-            ("method", "password"),
-            ("username", ALICE_ST2.0),
-            ("password", ALICE_ST2.1),
-        ],
-    )
-    .await;
+    let (status, _) = post_form(&b, &id, &alice_password("sesame")).await;
     assert_eq!(status, 200);
     b.line_containing("now linked").await;
     let warning = b.line_containing("session ends in").await;
@@ -543,17 +533,7 @@ async fn a_token_ttl_above_stackstorms_maximum_is_explained() {
     let mut b = TestBridge::start_with(opts).await;
     b.wait_ready(200).await;
     let id = start_session(&mut b, "sesame").await;
-    let (status, body) = post_form(
-        &b,
-        &id,
-        &[
-            ("shared_word", "sesame"),
-            ("method", "password"),
-            ("username", ALICE_ST2.0),
-            ("password", ALICE_ST2.1),
-        ],
-    )
-    .await;
+    let (status, body) = post_form(&b, &id, &alice_password("sesame")).await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body["message"]
