@@ -341,6 +341,17 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
                 actix::Supervisor::start(move |_| connection).recipient()
             }
+            BackendSettings::Matrix(mx) => {
+                let connection = crate::backends::matrix::MatrixConnection::new(
+                    chat.name.clone(),
+                    (**mx).clone(),
+                    dispatcher.clone().recipient(),
+                    status,
+                    backoff.clone(),
+                )
+                .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
+                actix::Supervisor::start(move |_| connection).recipient()
+            }
             BackendSettings::Discord(dc) => {
                 let connection = crate::backends::discord::DiscordConnection::new(
                     chat.name.clone(),

@@ -5,6 +5,7 @@ pub mod console;
 pub mod discord;
 pub mod flood;
 pub mod irc;
+pub mod matrix;
 pub mod mattermost;
 pub mod rest;
 pub mod slack;

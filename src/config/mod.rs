@@ -245,6 +245,8 @@ pub enum BackendSettings {
     Slack(crate::backends::slack::SlackSettings),
     /// Discord (gateway + REST v10, bot token).
     Discord(crate::backends::discord::DiscordSettings),
+    /// Matrix (client-server API v3).
+    Matrix(Box<crate::backends::matrix::MatrixSettings>),
 }
 
 impl BackendSettings {
@@ -257,6 +259,7 @@ impl BackendSettings {
             BackendSettings::Mattermost(_) => "mattermost",
             BackendSettings::Slack(_) => "slack",
             BackendSettings::Discord(_) => "discord",
+            BackendSettings::Matrix(_) => "matrix",
         }
     }
 }

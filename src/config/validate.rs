@@ -77,8 +77,15 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Backends that exist in this version; any other `backend =` value is reported.
-pub const AVAILABLE_BACKENDS: &[&str] =
-    &["console", "discord", "irc", "mattermost", "slack", "xmpp"];
+pub const AVAILABLE_BACKENDS: &[&str] = &[
+    "console",
+    "discord",
+    "irc",
+    "matrix",
+    "mattermost",
+    "slack",
+    "xmpp",
+];
 
 struct Checker {
     problems: Vec<Problem>,
@@ -641,6 +648,10 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                 Some(s) => BackendSettings::Irc(Box::new(s)),
                 None => continue,
             },
+            "matrix" => match matrix(c, &key, map) {
+                Some(s) => BackendSettings::Matrix(Box::new(s)),
+                None => continue,
+            },
             "mattermost" => match mattermost(c, &key, map) {
                 Some(s) => BackendSettings::Mattermost(s),
                 None => continue,
@@ -729,6 +740,32 @@ fn mattermost(
         c.push(format!("{key}.token"), "is required (or token_file)");
     }
     s.token.is_some().then_some(s)
+}
+
+/// `backend = "matrix"`: the settings' own checks, then the secret files are read.
+fn matrix(
+    c: &mut Checker,
+    key: &str,
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Option<crate::backends::matrix::MatrixSettings> {
+    let s = table::<crate::backends::matrix::MatrixSettings>(c, key, map)?;
+    let mut s = checked(c, key, s.problems(), s)?;
+    let path = |p: Option<std::path::PathBuf>| p.map(|p| p.display().to_string());
+    let password_file = path(s.password_file.take()).unwrap_or_default();
+    let token_file = path(s.access_token_file.take()).unwrap_or_default();
+    s.password = secret(
+        c,
+        &format!("{key}.password"),
+        s.password.take(),
+        &password_file,
+    );
+    s.access_token = secret(
+        c,
+        &format!("{key}.access_token"),
+        s.access_token.take(),
+        &token_file,
+    );
+    (s.password.is_some() || s.access_token.is_some()).then_some(s)
 }
 
 /// `backend = "discord"`: http(s) API URL, ws(s) gateway URL, exactly one of token/token_file.

@@ -14,6 +14,7 @@ mod fake_discord;
 mod fake_mattermost;
 mod https;
 mod irc;
+mod matrix;
 mod mattermost;
 mod readiness;
 mod sessions;
