@@ -15,6 +15,7 @@ mod fake_mattermost;
 mod https;
 mod irc;
 mod mattermost;
+mod ops;
 mod readiness;
 mod sessions;
 mod slack;
