@@ -20,6 +20,9 @@ pub enum CommandOutcome {
     NoMatch,
     /// Several aliases matched equally; the user was asked.
     Ambiguous,
+    /// The alias's name is shared by several packs and StackStorm might run the wrong one,
+    /// so nothing was sent.
+    AliasCollision,
     /// A built-in command was answered.
     Builtin,
     /// The command was malformed or unknown.
@@ -37,6 +40,7 @@ impl CommandOutcome {
             Self::St2Error => "st2_error",
             Self::NoMatch => "no_match",
             Self::Ambiguous => "ambiguous",
+            Self::AliasCollision => "alias_collision",
             Self::Builtin => "builtin",
             Self::Invalid => "invalid",
             Self::Denied => "denied",

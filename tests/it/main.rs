@@ -6,6 +6,7 @@
 mod support;
 
 mod access;
+mod alias_collisions;
 mod browser;
 mod cli;
 mod core_flow;
