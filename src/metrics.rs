@@ -20,6 +20,9 @@ pub enum CommandOutcome {
     NoMatch,
     /// Several aliases matched equally; the user was asked.
     Ambiguous,
+    /// The alias's name is shared by several packs and StackStorm might run the wrong one,
+    /// so nothing was sent.
+    AliasCollision,
     /// A built-in command was answered.
     Builtin,
     /// The command was malformed or unknown.
@@ -37,6 +40,7 @@ impl CommandOutcome {
             Self::St2Error => "st2_error",
             Self::NoMatch => "no_match",
             Self::Ambiguous => "ambiguous",
+            Self::AliasCollision => "alias_collision",
             Self::Builtin => "builtin",
             Self::Invalid => "invalid",
             Self::Denied => "denied",
@@ -75,6 +79,8 @@ struct Inner {
     st2_request_seconds: Family<EndpointLabels, Histogram>,
     aliases: Gauge,
     connection_up: Family<ConnectionLabels, Gauge>,
+    chat_outbound_dropped: Family<ConnectionLabels, Counter>,
+    chat_outbound_queued: Family<ConnectionLabels, Gauge>,
     acl_decisions: Family<AclLabels, Counter>,
 }
 
@@ -138,6 +144,18 @@ impl Metrics {
             "1 when a connection (chat or the StackStorm stream) is up, 0 when not",
             connection_up.clone(),
         );
+        let chat_outbound_dropped = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "chat_outbound_dropped",
+            "Outbound chat messages dropped, oldest first, because a connection's queue was full",
+            chat_outbound_dropped.clone(),
+        );
+        let chat_outbound_queued = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "chat_outbound_queued",
+            "Outbound chat messages waiting in a connection's queue (disconnected or rate-limited)",
+            chat_outbound_queued.clone(),
+        );
         let acl_decisions = Family::<AclLabels, Counter>::default();
         registry.register(
             "acl_decisions",
@@ -153,6 +171,8 @@ impl Metrics {
             st2_request_seconds,
             aliases,
             connection_up,
+            chat_outbound_dropped,
+            chat_outbound_queued,
             acl_decisions,
         }))
     }
@@ -205,6 +225,27 @@ impl Metrics {
             .set(i64::from(up));
     }
 
+    /// Adds `count` messages dropped from a chat connection's full outbound queue (0 still
+    /// creates the series, so it reads 0 rather than missing before the first drop).
+    pub fn chat_outbound_dropped(&self, connection: &str, count: u64) {
+        self.0
+            .chat_outbound_dropped
+            .get_or_create(&ConnectionLabels {
+                connection: connection.to_owned(),
+            })
+            .inc_by(count);
+    }
+
+    /// Sets how many messages wait in a chat connection's outbound queue.
+    pub fn set_chat_outbound_queued(&self, connection: &str, queued: usize) {
+        self.0
+            .chat_outbound_queued
+            .get_or_create(&ConnectionLabels {
+                connection: connection.to_owned(),
+            })
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+    }
+
     /// Counts an access-control decision.
     pub fn acl_decision(&self, allowed: bool, reason: &'static str) {
         self.0
@@ -246,5 +287,27 @@ mod tests {
         assert!(text.contains(r#"stormbridge_connection_up{connection="console"} 1"#));
         assert!(text.contains("stormbridge_st2_request_seconds_bucket"));
         assert!(text.contains("stormbridge_stream_reconnects_total 0"));
+    }
+
+    #[test]
+    fn outbound_queue_series_per_connection() {
+        let m = Metrics::new();
+        m.chat_outbound_dropped("mm", 0);
+        m.set_chat_outbound_queued("mm", 2);
+        let text = m.render();
+        assert!(
+            text.contains(r#"stormbridge_chat_outbound_dropped_total{connection="mm"} 0"#),
+            "a connection that never dropped reads 0: {text}"
+        );
+        assert!(text.contains("# TYPE stormbridge_chat_outbound_dropped counter"));
+        assert!(text.contains("# TYPE stormbridge_chat_outbound_queued gauge"));
+        m.chat_outbound_dropped("mm", 3);
+        m.chat_outbound_dropped("mm", 1);
+        m.chat_outbound_dropped("irc", 1);
+        m.set_chat_outbound_queued("mm", 0);
+        let text = m.render();
+        assert!(text.contains(r#"stormbridge_chat_outbound_dropped_total{connection="mm"} 4"#));
+        assert!(text.contains(r#"stormbridge_chat_outbound_dropped_total{connection="irc"} 1"#));
+        assert!(text.contains(r#"stormbridge_chat_outbound_queued{connection="mm"} 0"#));
     }
 }

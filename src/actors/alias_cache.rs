@@ -157,13 +157,29 @@ impl AliasCache {
                     if problems.len() > 20 {
                         tracing::warn!(more = problems.len() - 20, "more alias problems not shown");
                     }
+                    // Once per load, not per command: the dispatcher refuses these quietly.
+                    for c in index.name_collisions() {
+                        tracing::warn!(
+                            alias = %c.name,
+                            packs = %c.packs.join(", "),
+                            "alias name defined in several packs; StackStorm runs an alias by name alone, so commands for it are refused until all but one are renamed or disabled"
+                        );
+                    }
+                    let mut notes = Vec::new();
+                    if !problems.is_empty() {
+                        notes.push(format!("{} alias entries or formats skipped", problems.len()));
+                    }
+                    let collisions = index.name_collisions().len();
+                    if collisions > 0 {
+                        notes.push(format!("{collisions} alias names shared by several packs"));
+                    }
                     let count = index.len();
                     act.snapshot.store(index);
                     act.metrics.set_aliases(count);
                     act.backoff.reset();
                     act.loaded_once = true;
-                    let state_error = (!problems.is_empty())
-                        .then(|| format!("{} alias entries or formats skipped (see log)", problems.len()));
+                    let state_error =
+                        (!notes.is_empty()).then(|| format!("{} (see log)", notes.join("; ")));
                     act.status.state(ActorState::Up, state_error);
                     tracing::info!(count, reason, "aliases loaded");
                 }

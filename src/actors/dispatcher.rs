@@ -34,7 +34,7 @@ use crate::{
     acl::{parse_explain_args, CommandRef, Subject},
     alias::{
         help::help,
-        index::{AliasMatch, Selection},
+        index::{AliasMatch, NameCollision, Selection},
     },
     backends::{Deliver, Inbound},
     domain::{
@@ -424,6 +424,31 @@ impl Dispatcher {
         ))
     }
 
+    /// `aliasexecution` names the alias by `name` alone and st2 takes the first alias of
+    /// that name in any pack: sending the command could run another pack's alias, so the
+    /// user is told why nothing runs. (Operators get one warning per load from the cache.)
+    fn refuse_name_collision(
+        &self,
+        msg: &InboundMessage,
+        text: &str,
+        found: &AliasMatch,
+        collision: &NameCollision,
+    ) {
+        self.metrics.command(CommandOutcome::AliasCollision);
+        tracing::debug!(alias = %found.alias.reference, user = %msg.user.id, "not run: alias name shared by several packs");
+        let reply = self.templates.render(
+            "alias_collision",
+            &json!({
+                "command": text,
+                "name": collision.name,
+                "alias_ref": found.alias.reference,
+                "packs": collision.packs,
+                "pack_list": english_list(&collision.packs),
+            }),
+        );
+        self.reply(msg, reply);
+    }
+
     fn deliver(&self, d: Delivery) {
         self.metrics.announcement_delivered();
         self.send(&d.connection, d.target, d.text, d.extra, d.reply_to);
@@ -437,6 +462,15 @@ enum Next {
     Whoami,
     Acl(String),
     Session { verb: String, args: String },
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn english_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 /// How the access rules see the sender of `msg`.
@@ -488,7 +522,13 @@ impl Dispatcher {
 
     fn proceed(&mut self, msg: InboundMessage, next: Next, ctx: &mut Context<Self>) {
         match next {
-            Next::Execute { text, found } => self.execute(msg, text, found, ctx),
+            Next::Execute { text, found } => {
+                let index = self.aliases.load();
+                match index.name_collision(&found.alias.name) {
+                    Some(collision) => self.refuse_name_collision(&msg, &text, &found, collision),
+                    None => self.execute(msg, text, found, ctx),
+                }
+            }
             Next::Help(args) => self.handle_help(&msg, &args),
             Next::Whoami => self.handle_whoami(msg, ctx),
             Next::Acl(args) => self.handle_acl(msg, &args, ctx),
@@ -865,5 +905,20 @@ impl Handler<AnnouncementReceived> for Dispatcher {
                 tracing::warn!(route = %a.route, error = %e, "announcement could not be delivered");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_are_listed_as_a_sentence() {
+        let list =
+            |items: &[&str]| english_list(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(list(&[]), "");
+        assert_eq!(list(&["a"]), "a");
+        assert_eq!(list(&["a", "b"]), "a and b");
+        assert_eq!(list(&["a", "b", "c"]), "a, b and c");
     }
 }

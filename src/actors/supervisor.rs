@@ -2,14 +2,17 @@
 //!
 //! Restarting is done by `actix::Supervisor` around each connection-holding actor; this
 //! actor is where they all report what state they are in, how often they restarted, their
-//! last error and last activity. It never reaches into another actor: it only listens.
+//! last error and last activity, and (chat connections) how full their outbound queue is.
+//! It never reaches into another actor: it only listens.
 
 use std::{
     collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use actix::prelude::*;
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
@@ -45,6 +48,13 @@ pub struct ActorStatus {
     pub last_activity: Option<String>,
     /// Whether `/ready` waits for this actor to be up.
     pub required_for_ready: bool,
+    /// Messages waiting in its outbound queue; only for actors that keep one and reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<usize>,
+    /// Messages its full outbound queue dropped (oldest first) since the bridge started;
+    /// only for actors that reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
 }
 
 /// A state change reported by an actor.
@@ -63,6 +73,17 @@ pub struct ReportStatus {
     pub activity: bool,
     /// Whether `/ready` depends on it (sent with the first report).
     pub required_for_ready: bool,
+    /// New outbound-queue figures, from [`StatusReporter::outbound`].
+    pub outbound: Option<OutboundReport>,
+}
+
+/// An actor's outbound-queue figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundReport {
+    /// Messages waiting to be sent.
+    pub queued: usize,
+    /// Messages dropped because the queue was full, since the actor was created.
+    pub dropped_total: u64,
 }
 
 /// Asks for the health snapshot.
@@ -93,6 +114,42 @@ impl Supervisor {
             metrics,
         }
     }
+
+    fn entry(&mut self, name: &str, required_for_ready: bool) -> &mut ActorStatus {
+        let entry = self
+            .statuses
+            .entry(name.to_owned())
+            .or_insert_with(|| ActorStatus {
+                name: name.to_owned(),
+                state: ActorState::Starting,
+                restarts: 0,
+                last_error: None,
+                last_activity: None,
+                required_for_ready,
+                queued: None,
+                dropped: None,
+            });
+        entry.required_for_ready |= required_for_ready;
+        entry
+    }
+
+    fn record_outbound(&mut self, name: &str, report: OutboundReport) {
+        let entry = self.entry(name, false);
+        let previous = entry.dropped.unwrap_or(0);
+        entry.queued = Some(report.queued);
+        entry.dropped = Some(report.dropped_total);
+        // Connection actors keep their queue across restarts, so the total only grows; should
+        // an actor ever be rebuilt and count from zero again, all of its new total is new
+        // drops, and the exported counter must not go down.
+        let added = report
+            .dropped_total
+            .checked_sub(previous)
+            .unwrap_or(report.dropped_total);
+        let connection = name.strip_prefix("chat:").unwrap_or(name);
+        self.metrics
+            .set_chat_outbound_queued(connection, report.queued);
+        self.metrics.chat_outbound_dropped(connection, added);
+    }
 }
 
 impl Actor for Supervisor {
@@ -108,18 +165,7 @@ impl Handler<ReportStatus> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ReportStatus, _ctx: &mut Self::Context) {
-        let entry = self
-            .statuses
-            .entry(msg.name.clone())
-            .or_insert_with(|| ActorStatus {
-                name: msg.name.clone(),
-                state: ActorState::Starting,
-                restarts: 0,
-                last_error: None,
-                last_activity: None,
-                required_for_ready: msg.required_for_ready,
-            });
-        entry.required_for_ready |= msg.required_for_ready;
+        let entry = self.entry(&msg.name, msg.required_for_ready);
         if let Some(state) = msg.state {
             if state != entry.state {
                 tracing::info!(actor = %msg.name, from = ?entry.state, to = ?state, "actor state changed");
@@ -136,12 +182,14 @@ impl Handler<ReportStatus> for Supervisor {
             entry.last_activity =
                 Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         }
+        let up = entry.state == ActorState::Up;
+        if let Some(outbound) = msg.outbound {
+            self.record_outbound(&msg.name, outbound);
+        }
         if let Some(conn) = msg.name.strip_prefix("chat:") {
-            self.metrics
-                .set_connection_up(conn, entry.state == ActorState::Up);
+            self.metrics.set_connection_up(conn, up);
         } else if msg.name == "stream_consumer" {
-            self.metrics
-                .set_connection_up("st2_stream", entry.state == ActorState::Up);
+            self.metrics.set_connection_up("st2_stream", up);
         }
     }
 }
@@ -160,17 +208,81 @@ impl Handler<Health> for Supervisor {
     }
 }
 
-/// An actor's handle for reporting to the registry. Activity reports are throttled so a
-/// busy actor does not flood the registry's mailbox.
+/// An actor's handle for reporting to the registry. Activity and outbound-queue reports
+/// are throttled so a busy actor does not flood the registry's mailbox.
 #[derive(Clone)]
 pub struct StatusReporter {
     name: String,
     registry: Recipient<ReportStatus>,
     required_for_ready: bool,
     last_activity: Option<Instant>,
+    /// Shared with the delayed task that sends figures the throttle held back.
+    outbound: Arc<Mutex<OutboundThrottle>>,
 }
 
 const ACTIVITY_REPORT_EVERY: Duration = Duration::from_secs(1);
+const OUTBOUND_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// What to do with new outbound figures.
+#[derive(Debug, PartialEq, Eq)]
+enum Offer {
+    /// Send them now.
+    Send,
+    /// Hold them; when `flush_after` is set, nothing will send them yet, so schedule a flush.
+    Hold { flush_after: Option<Duration> },
+    /// The registry already has them.
+    Unchanged,
+}
+
+/// At most one report per window, except that a new drop total is sent at once; figures
+/// held back are sent when the window ends, so the registry never keeps a stale depth
+/// (e.g. a queue that filled up in a burst and then sat still while disconnected).
+#[derive(Debug, Default)]
+struct OutboundThrottle {
+    sent: Option<OutboundReport>,
+    sent_at: Option<Instant>,
+    held: Option<OutboundReport>,
+    flush_scheduled: bool,
+}
+
+impl OutboundThrottle {
+    fn offer(&mut self, figures: OutboundReport, now: Instant) -> Offer {
+        if self.sent == Some(figures) {
+            self.held = None;
+            return Offer::Unchanged;
+        }
+        let dropped_changed = self
+            .sent
+            .is_none_or(|s| s.dropped_total != figures.dropped_total);
+        let since = self.sent_at.map(|t| now.saturating_duration_since(t));
+        if dropped_changed || since.is_none_or(|d| d >= OUTBOUND_REPORT_EVERY) {
+            self.mark_sent(figures, now);
+            return Offer::Send;
+        }
+        self.held = Some(figures);
+        if self.flush_scheduled {
+            return Offer::Hold { flush_after: None };
+        }
+        self.flush_scheduled = true;
+        Offer::Hold {
+            flush_after: Some(OUTBOUND_REPORT_EVERY.saturating_sub(since.unwrap_or_default())),
+        }
+    }
+
+    /// The held figures, now due (the scheduled flush ran).
+    fn flush(&mut self, now: Instant) -> Option<OutboundReport> {
+        self.flush_scheduled = false;
+        let figures = self.held.take()?;
+        self.mark_sent(figures, now);
+        Some(figures)
+    }
+
+    fn mark_sent(&mut self, figures: OutboundReport, now: Instant) {
+        self.sent = Some(figures);
+        self.sent_at = Some(now);
+        self.held = None;
+    }
+}
 
 impl StatusReporter {
     /// A reporter for `name`, announcing it to the registry as starting.
@@ -184,6 +296,7 @@ impl StatusReporter {
             registry,
             required_for_ready,
             last_activity: None,
+            outbound: Arc::default(),
         };
         reporter.send(Some(ActorState::Starting), false, None, false);
         reporter
@@ -208,6 +321,7 @@ impl StatusReporter {
             error,
             activity,
             required_for_ready: self.required_for_ready,
+            outbound: None,
         });
     }
 
@@ -231,5 +345,202 @@ impl StatusReporter {
             self.last_activity = Some(now);
             self.send(None, false, None, true);
         }
+    }
+
+    /// Reports the outbound queue: `queued` messages waiting and `dropped_total` dropped
+    /// since the actor was created. Cheap enough to call on every enqueue, drop and send:
+    /// unchanged figures cost nothing, a new drop total is sent at once, other changes at
+    /// most once a second (the latest figures always arrive, at the end of that second).
+    pub fn outbound(&mut self, queued: usize, dropped_total: u64) {
+        let figures = OutboundReport {
+            queued,
+            dropped_total,
+        };
+        let offer = self.outbound.lock().offer(figures, Instant::now());
+        match offer {
+            Offer::Send => self.send_outbound(figures),
+            Offer::Hold {
+                flush_after: Some(delay),
+            } => self.schedule_flush(delay),
+            Offer::Hold { flush_after: None } | Offer::Unchanged => {}
+        }
+    }
+
+    fn send_outbound(&self, figures: OutboundReport) {
+        self.registry.do_send(outbound_status(
+            &self.name,
+            self.required_for_ready,
+            figures,
+        ));
+    }
+
+    fn schedule_flush(&self, delay: Duration) {
+        let throttle = Arc::clone(&self.outbound);
+        let registry = self.registry.clone();
+        let report = {
+            let name = self.name.clone();
+            let required = self.required_for_ready;
+            move |figures| outbound_status(&name, required, figures)
+        };
+        // A task of its own, not the actor's context: the figures must arrive even if the
+        // actor is stopped and restarted (a lost connection) before the window ends.
+        let flush = async move {
+            tokio::time::sleep(delay).await;
+            let due = throttle.lock().flush(Instant::now());
+            if let Some(figures) = due {
+                registry.do_send(report(figures));
+            }
+        };
+        let scheduled = actix_rt::Arbiter::try_current().is_some_and(|a| a.spawn(flush));
+        if !scheduled {
+            // No arbiter to wait on (not the case inside the bridge): better early than never.
+            let due = self.outbound.lock().flush(Instant::now());
+            if let Some(figures) = due {
+                self.send_outbound(figures);
+            }
+        }
+    }
+}
+
+fn outbound_status(name: &str, required_for_ready: bool, figures: OutboundReport) -> ReportStatus {
+    ReportStatus {
+        name: name.to_owned(),
+        state: None,
+        restarted: false,
+        error: None,
+        activity: false,
+        required_for_ready,
+        outbound: Some(figures),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(queued: usize, dropped_total: u64) -> OutboundReport {
+        OutboundReport {
+            queued,
+            dropped_total,
+        }
+    }
+
+    #[test]
+    fn the_outbound_throttle_sends_drops_at_once_and_holds_the_rest_for_the_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut t = OutboundThrottle::default();
+        assert_eq!(t.offer(figures(0, 0), t0), Offer::Send, "the first report");
+        assert_eq!(t.offer(figures(0, 0), t0 + ms(10)), Offer::Unchanged);
+        assert_eq!(
+            t.offer(figures(1, 0), t0 + ms(100)),
+            Offer::Hold {
+                flush_after: Some(ms(900))
+            },
+            "a depth change inside the window waits for its end"
+        );
+        assert_eq!(
+            t.offer(figures(2, 0), t0 + ms(200)),
+            Offer::Hold { flush_after: None },
+            "one flush is enough"
+        );
+        assert_eq!(t.flush(t0 + ms(1000)), Some(figures(2, 0)), "the latest");
+        assert_eq!(t.flush(t0 + ms(1001)), None);
+
+        assert_eq!(
+            t.offer(figures(2, 1), t0 + ms(1100)),
+            Offer::Send,
+            "a new drop total never waits"
+        );
+        assert_eq!(
+            t.offer(figures(3, 1), t0 + ms(1200)),
+            Offer::Hold {
+                flush_after: Some(ms(900))
+            }
+        );
+        assert_eq!(
+            t.offer(figures(3, 2), t0 + ms(1300)),
+            Offer::Send,
+            "a drop while figures are held sends the latest at once"
+        );
+        assert_eq!(t.flush(t0 + ms(2100)), None, "nothing left to flush");
+        assert_eq!(
+            t.offer(figures(2, 2), t0 + ms(2400)),
+            Offer::Send,
+            "after the window a change goes out at once"
+        );
+        // Back to what the registry has before the flush: nothing to send.
+        assert!(matches!(
+            t.offer(figures(1, 2), t0 + ms(2500)),
+            Offer::Hold { .. }
+        ));
+        assert_eq!(t.offer(figures(2, 2), t0 + ms(2600)), Offer::Unchanged);
+        assert_eq!(t.flush(t0 + ms(3400)), None);
+    }
+
+    async fn actor(registry: &Addr<Supervisor>, name: &str) -> ActorStatus {
+        let report = registry.send(Health).await.expect("registry answers");
+        report
+            .actors
+            .into_iter()
+            .find(|a| a.name == name)
+            .expect("actor listed")
+    }
+
+    #[actix_rt::test]
+    async fn outbound_figures_reach_actors_and_metrics() {
+        let metrics = Metrics::new();
+        let registry = Supervisor::new(metrics.clone()).start();
+        let mut reporter = StatusReporter::new("chat:mm", registry.clone().recipient(), true);
+        let _other = StatusReporter::new("alias_cache", registry.clone().recipient(), true);
+        reporter.outbound(1, 0);
+        reporter.outbound(2, 0);
+        reporter.outbound(2, 1);
+
+        let mm = actor(&registry, "chat:mm").await;
+        assert_eq!((mm.queued, mm.dropped), (Some(2), Some(1)));
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"stormbridge_chat_outbound_dropped_total{connection="mm"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"stormbridge_chat_outbound_queued{connection="mm"} 2"#));
+
+        let json = serde_json::to_value(actor(&registry, "alias_cache").await).unwrap();
+        assert!(
+            json.get("queued").is_none() && json.get("dropped").is_none(),
+            "only actors with a queue show one: {json}"
+        );
+        let json = serde_json::to_value(mm).unwrap();
+        assert_eq!(
+            (json["queued"].as_u64(), json["dropped"].as_u64()),
+            (Some(2), Some(1))
+        );
+
+        // Drained inside the throttle window: the registry still learns it, at the window's end.
+        reporter.outbound(0, 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while actor(&registry, "chat:mm").await.queued != Some(0) {
+            assert!(Instant::now() < deadline, "the held depth was never sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(metrics
+            .render()
+            .contains(r#"stormbridge_chat_outbound_queued{connection="mm"} 0"#));
+    }
+
+    #[actix_rt::test]
+    async fn the_dropped_counter_never_goes_down() {
+        let metrics = Metrics::new();
+        let registry = Supervisor::new(metrics.clone()).start();
+        let report = |dropped_total| outbound_status("chat:irc", true, figures(0, dropped_total));
+        registry.send(report(3)).await.unwrap();
+        registry.send(report(5)).await.unwrap();
+        // A rebuilt actor starting again from zero.
+        registry.send(report(1)).await.unwrap();
+        assert_eq!(actor(&registry, "chat:irc").await.dropped, Some(1));
+        assert!(metrics
+            .render()
+            .contains(r#"stormbridge_chat_outbound_dropped_total{connection="irc"} 6"#));
     }
 }

@@ -19,7 +19,7 @@
 //! runs. All of these are necessary conditions, so the prefilter never changes the
 //! result; a test checks that against a brute-force scan.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::format::{is_py_space, prepare, CompiledFormat, ParseError, PreparedCommand};
@@ -68,6 +68,19 @@ pub enum Selection {
         /// Closest help entries, best first.
         suggestions: Vec<HelpEntry>,
     },
+}
+
+/// An alias name that enabled aliases in several packs share.
+///
+/// `POST /api/v1/aliasexecution` names the alias by `name` alone and st2 runs the first
+/// alias it finds with that name, in whichever pack, so a command for one of these may run
+/// the other pack's alias. The bridge refuses to send such commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCollision {
+    /// The shared name.
+    pub name: String,
+    /// The packs with an enabled alias of that name, sorted.
+    pub packs: Vec<String>,
 }
 
 /// st2's `POST /api/v1/actionalias/match` failures, with st2's exact faultstrings.
@@ -192,6 +205,8 @@ pub struct AliasIndex {
     help_by_first: HashMap<String, Vec<u32>>,
     /// The same, as characters, for the edit-distance scan.
     help_first_words: Vec<(Vec<char>, Vec<u32>)>,
+    /// Names shared across packs, sorted by name.
+    collisions: Vec<NameCollision>,
 }
 
 impl std::fmt::Debug for AliasIndex {
@@ -201,6 +216,7 @@ impl std::fmt::Debug for AliasIndex {
             .field("patterns", &self.patterns.len())
             .field("broken", &self.broken.len())
             .field("unkeyed", &self.unkeyed.len())
+            .field("collisions", &self.collisions.len())
             .finish()
     }
 }
@@ -301,6 +317,7 @@ impl AliasIndex {
                 }
             }
         }
+        let collisions = name_collisions(&aliases);
         let mut help_by_first: HashMap<String, Vec<u32>> = HashMap::new();
         for (i, h) in help.iter().enumerate() {
             if let Some(Some(w)) = h.words.first() {
@@ -326,9 +343,23 @@ impl AliasIndex {
                     .map(|(w, ids)| (w.chars().collect(), ids.clone()))
                     .collect(),
                 help_by_first,
+                collisions,
             },
             warnings,
         )
+    }
+
+    /// Alias names that enabled aliases in more than one pack share, sorted by name.
+    pub fn name_collisions(&self) -> &[NameCollision] {
+        &self.collisions
+    }
+
+    /// The collision `name` takes part in, if enabled aliases in several packs share it.
+    pub fn name_collision(&self, name: &str) -> Option<&NameCollision> {
+        self.collisions
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.collisions[i])
     }
 
     /// Number of aliases in the snapshot (enabled or not).
@@ -659,6 +690,26 @@ impl AliasIndex {
             })
             .collect()
     }
+}
+
+/// Names shared by enabled aliases of different packs. Disabled aliases do not count: st2
+/// refuses to run one ("is disabled") rather than running something else.
+fn name_collisions(aliases: &[Arc<ActionAlias>]) -> Vec<NameCollision> {
+    let mut packs_by_name: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for a in aliases.iter().filter(|a| a.enabled) {
+        packs_by_name
+            .entry(a.name.as_str())
+            .or_default()
+            .insert(a.pack.as_str());
+    }
+    packs_by_name
+        .into_iter()
+        .filter(|(_, packs)| packs.len() > 1)
+        .map(|(name, packs)| NameCollision {
+            name: name.to_owned(),
+            packs: packs.into_iter().map(str::to_owned).collect(),
+        })
+        .collect()
 }
 
 type Compiled = Result<Arc<CompiledFormat>, String>;
@@ -1124,6 +1175,62 @@ mod tests {
             Selection::NoMatch { suggestions } => assert!(suggestions.is_empty()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn names_shared_by_enabled_aliases_of_several_packs_are_collisions() {
+        let mut disabled = alias("z", "status", vec![plain("status {{x}}")]);
+        disabled.enabled = false;
+        let (idx, warnings) = AliasIndex::build(vec![
+            alias("web", "restart", vec![plain("restart web {{svc}}")]),
+            alias("db", "restart", vec![plain("restart db {{svc}}")]),
+            alias("app", "restart", vec![]),
+            alias("web", "status", vec![plain("status web")]),
+            disabled,
+            alias("web", "deploy", vec![plain("deploy {{app}}")]),
+            // The same alias listed twice is one alias, not a collision.
+            alias("db", "backup", vec![plain("backup {{db}}")]),
+            alias("db", "backup", vec![plain("backup {{db}}")]),
+        ]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            idx.name_collisions(),
+            &[NameCollision {
+                name: "restart".into(),
+                packs: vec!["app".into(), "db".into(), "web".into()],
+            }],
+            "every enabled alias counts, matchable or not; a disabled one does not"
+        );
+        assert_eq!(
+            idx.name_collision("restart").map(|c| c.packs.len()),
+            Some(3)
+        );
+        assert_eq!(idx.name_collision("status"), None);
+        assert_eq!(idx.name_collision("deploy"), None);
+        assert_eq!(idx.name_collision("backup"), None);
+        assert_eq!(idx.name_collision("nothing"), None);
+        // Matching itself is unchanged: the caller decides what to do with a collision.
+        let m = matched(idx.select("restart db main"));
+        assert_eq!(m.alias.reference, "db.restart");
+    }
+
+    #[test]
+    fn collisions_are_sorted_by_name() {
+        let (idx, _) = AliasIndex::build(vec![
+            alias("b", "zeta", vec![]),
+            alias("a", "zeta", vec![]),
+            alias("b", "alpha", vec![]),
+            alias("a", "alpha", vec![]),
+            alias("a", "mid", vec![]),
+        ]);
+        let names: Vec<&str> = idx
+            .name_collisions()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["alpha", "zeta"]);
+        assert_eq!(idx.name_collision("zeta").unwrap().packs, ["a", "b"]);
+        assert!(AliasIndex::default().name_collisions().is_empty());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod model;
 
 pub use format::{extract_parameters, prepare, CompiledFormat, ParseError, PreparedCommand};
 pub use help::{help, HelpEntry, HelpError, HelpPage};
-pub use index::{AliasIndex, AliasMatch, Candidate, Selection, St2MatchError};
+pub use index::{AliasIndex, AliasMatch, Candidate, NameCollision, Selection, St2MatchError};
 pub use model::{
     parse_alias_list, AckSpec, ActionAlias, AliasFormat, FormatObject, FormatPattern,
     Representation, ResultSpec,

@@ -21,6 +21,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../static/templates/ambiguous.hbs"),
     ),
     (
+        "alias_collision",
+        include_str!("../../static/templates/alias_collision.hbs"),
+    ),
+    (
         "unknown_command",
         include_str!("../../static/templates/unknown_command.hbs"),
     ),
@@ -164,6 +168,26 @@ mod tests {
         );
         assert!(out.contains("run <x> & y"), "{out}");
         assert!(out.contains("it's \"bad\""));
+    }
+
+    #[test]
+    fn alias_collision_names_the_alias_and_its_packs() {
+        let t = Templates::load(None).unwrap();
+        let out = t.render(
+            "alias_collision",
+            &json!({
+                "command": "restart db main",
+                "name": "restart",
+                "alias_ref": "db.restart",
+                "packs": ["db", "web"],
+                "pack_list": "db and web",
+            }),
+        );
+        assert_eq!(
+            out,
+            "The alias `restart` exists in packs db and web; StackStorm cannot tell them apart, \
+             so I did not run `restart db main`. Ask an administrator to rename one of them."
+        );
     }
 
     #[test]

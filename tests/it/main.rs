@@ -6,6 +6,7 @@
 mod support;
 
 mod access;
+mod alias_collisions;
 mod browser;
 mod cli;
 mod core_flow;
@@ -16,6 +17,7 @@ mod https;
 mod irc;
 mod matrix;
 mod mattermost;
+mod ops;
 mod readiness;
 mod sessions;
 mod slack;

@@ -373,6 +373,13 @@ impl DiscordConnection {
             tracing::warn!(connection = %self.name, dropped_total = self.dropped, capacity, "discord outbound queue full; dropped the oldest message");
         }
         self.queue.push_back(item);
+        self.report_outbound();
+    }
+
+    /// The message being sent counts as queued until the platform has it.
+    fn report_outbound(&mut self) {
+        let queued = self.queue.len() + usize::from(self.in_flight.is_some());
+        self.status.outbound(queued, self.dropped);
     }
 
     fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
@@ -438,6 +445,7 @@ impl DiscordConnection {
                     act.schedule_pump(gap, ctx);
                 }
             }
+            act.report_outbound();
         }));
     }
 }
@@ -548,6 +556,8 @@ impl Actor for DiscordConnection {
         if let Some(item) = self.in_flight.take() {
             self.queue.push_front(item);
         }
+        // From the start, so the queue's series read 0 instead of missing.
+        self.report_outbound();
         self.http = Some(self.client());
         if !std::mem::take(&mut self.restarting) {
             self.connect(ctx);

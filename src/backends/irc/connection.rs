@@ -239,6 +239,7 @@ impl IrcConnection {
                 "IRC message queued while disconnected"
             );
         }
+        self.status.outbound(self.queue.len(), self.queue.dropped());
     }
 
     /// Sends queued lines as flood control allows: a burst, then one per interval.
@@ -252,6 +253,7 @@ impl IrcConnection {
             };
             self.send_now(Command::PRIVMSG(line.target, line.text));
             self.status.activity();
+            self.status.outbound(self.queue.len(), self.queue.dropped());
         }
     }
 
@@ -387,6 +389,8 @@ impl Actor for IrcConnection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.registered = false;
+        // From the start, so the queue's series read 0 instead of missing.
+        self.status.outbound(self.queue.len(), self.queue.dropped());
         ctx.run_interval(PUMP_EVERY, |act, _| act.pump());
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.keepalive(ctx));
         if !std::mem::take(&mut self.restarting) {

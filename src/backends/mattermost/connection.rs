@@ -452,6 +452,13 @@ impl MattermostConnection {
             );
         }
         self.queue.push_back(item);
+        self.report_outbound();
+    }
+
+    /// The message being sent counts as queued until the platform has it.
+    fn report_outbound(&mut self) {
+        let queued = self.queue.len() + usize::from(self.in_flight.is_some());
+        self.status.outbound(queued, self.dropped);
     }
 
     fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
@@ -522,6 +529,7 @@ impl MattermostConnection {
                     act.schedule_pump(gap, ctx);
                 }
             }
+            act.report_outbound();
         }));
     }
 }
@@ -727,6 +735,8 @@ impl Actor for MattermostConnection {
             // Its send was cut off by the restart; it goes first again.
             self.queue.push_front(item);
         }
+        // From the start, so the queue's series read 0 instead of missing.
+        self.report_outbound();
         self.http = Some(self.client());
         let ping = Duration::from_secs(self.settings.ping_interval_secs.max(1));
         ctx.run_interval(ping, move |act, ctx| {

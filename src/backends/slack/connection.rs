@@ -581,6 +581,8 @@ impl SlackConnection {
             );
         }
         self.queue.push_back(item);
+        // The message being sent stays at the head, so it counts until Slack has it.
+        self.status.outbound(self.queue.len(), self.dropped);
     }
 
     /// Sends the head of the queue when the rate limits allow.
@@ -651,6 +653,7 @@ impl SlackConnection {
                     act.paused_until = Some(Instant::now() + wait);
                 }
             }
+            act.status.outbound(act.queue.len(), act.dropped);
             act.pump(ctx);
         }));
     }
@@ -817,6 +820,8 @@ impl Actor for SlackConnection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.status.state(ActorState::Starting, None);
+        // From the start, so the queue's series read 0 instead of missing.
+        self.status.outbound(self.queue.len(), self.dropped);
         self.connect(ctx);
         let every = (self.settings.idle_timeout / 4).max(Duration::from_millis(250));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));

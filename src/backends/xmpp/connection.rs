@@ -244,6 +244,7 @@ impl XmppConnection {
         if !self.online {
             tracing::debug!(connection = %self.name, queued = self.queue.len(), "XMPP message queued while disconnected");
         }
+        self.status.outbound(self.queue.len(), self.queue.dropped());
     }
 
     fn pump(&mut self) {
@@ -257,6 +258,7 @@ impl XmppConnection {
             let id = self.id("m");
             self.send_now(message_xml(&m.to, m.kind, &m.body, &id));
             self.status.activity();
+            self.status.outbound(self.queue.len(), self.queue.dropped());
         }
     }
 
@@ -455,6 +457,8 @@ impl Actor for XmppConnection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.online = false;
+        // From the start, so the queue's series read 0 instead of missing.
+        self.status.outbound(self.queue.len(), self.queue.dropped());
         ctx.run_interval(PUMP_EVERY, |act, _| act.pump());
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.keepalive(ctx));
         if !std::mem::take(&mut self.restarting) {
