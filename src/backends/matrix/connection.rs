@@ -541,6 +541,13 @@ impl MatrixConnection {
             tracing::debug!(connection = %self.name, queued = self.queue.len() + 1, "reply queued while disconnected");
         }
         self.queue.push_back(item);
+        self.report_outbound();
+    }
+
+    /// The message being sent counts as queued until the server has it.
+    fn report_outbound(&mut self) {
+        let queued = self.queue.len() + usize::from(self.in_flight.is_some());
+        self.status.outbound(queued, self.dropped);
     }
 
     fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
@@ -654,6 +661,7 @@ impl MatrixConnection {
                     }
                 },
             }
+            act.report_outbound();
         }));
     }
 }
@@ -716,6 +724,8 @@ impl Actor for MatrixConnection {
             // Its send was cut off by the restart; it goes first again.
             self.queue.push_front(item);
         }
+        // From the start, so the queue's series read 0 instead of missing.
+        self.report_outbound();
         self.api = Some(Api::new(self.client(), &self.base));
         if !std::mem::take(&mut self.restarting) {
             self.connect(ctx);
