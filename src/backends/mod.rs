@@ -2,6 +2,7 @@
 //! platform events into [`Inbound`] messages for the dispatcher and handles [`Deliver`].
 
 pub mod console;
+pub mod defaults;
 pub mod discord;
 pub mod flood;
 pub mod irc;

@@ -1,44 +1,38 @@
 //! A headless Chromium driven over W3C WebDriver (Debian's `chromium` and `chromedriver`,
-//! installed by `.ci/run`). Just the handful of commands the login-page tests need, spoken
+//! installed by `.ci/test-deps`). Just the handful of commands the login-page tests need, spoken
 //! over HTTP with awc: no WebDriver crate, no browser download.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
 
-use crate::support::WAIT;
+use crate::support::{free_port, Process, WAIT};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A browser session; the driver process is killed on drop.
 pub struct Browser {
-    driver: Child,
+    driver: Process,
     base: String,
     session: String,
     http: awc::Client,
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium with JavaScript on or off.
     pub async fn start(javascript: bool) -> Self {
         let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is installed (apt-get install chromium chromium-driver; .ci/run does)");
+        let driver = Process::spawn(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "chromedriver (Debian packages chromium and chromium-driver; .ci/test-deps installs them)",
+        );
         let base = format!("http://127.0.0.1:{port}");
         let http = awc::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -193,14 +187,6 @@ impl Browser {
     /// Ends the browser session.
     pub async fn close(mut self) {
         self.call("DELETE", "", None).await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.driver.kill();
     }
 }

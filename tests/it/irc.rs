@@ -2,9 +2,8 @@
 //! a raw IRC client (NICK/USER/JOIN/PRIVMSG, answering PING).
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -18,7 +17,9 @@ use tokio::{
     },
 };
 
-use crate::support::{captured_logs, with_test_aliases, Options, TestBridge, WAIT};
+use crate::support::{
+    captured_logs, free_port, with_test_aliases, Options, Process, TestBridge, WAIT,
+};
 
 /// An ngircd in the foreground with a throw-away configuration; killed on drop.
 struct Ngircd {
@@ -27,14 +28,7 @@ struct Ngircd {
     tls_port: Option<u16>,
     password: Option<String>,
     dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    process: Process,
 }
 
 fn ngircd_binary() -> PathBuf {
@@ -53,7 +47,7 @@ impl Ngircd {
             tls_port: None,
             password: password.map(str::to_owned),
             dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
+            process: Process::default(),
         };
         server.spawn().await;
         server
@@ -67,7 +61,7 @@ impl Ngircd {
             tls_port: Some(free_port()),
             password: None,
             dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
+            process: Process::default(),
         };
         // A CA and a `localhost` certificate it signed (webpki refuses a self-signed leaf).
         let dir = server.dir.path().to_owned();
@@ -163,16 +157,16 @@ impl Ngircd {
                 .unwrap_or_default(),
         );
         std::fs::write(&conf, text).expect("ngircd config written");
-        let child = Command::new(ngircd_binary())
-            .arg("-n")
-            .arg("-f")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ngircd runs (Debian package `ngircd`; .ci/run installs it)");
-        self.child = Some(child);
+        self.process = Process::spawn(
+            Command::new(ngircd_binary())
+                .arg("-n")
+                .arg("-f")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "ngircd (Debian package `ngircd`; .ci/test-deps installs it)",
+        );
         for port in std::iter::once(self.port).chain(self.tls_port) {
             let up = eventually!(WAIT, TcpStream::connect(("127.0.0.1", port)).await.is_ok());
             assert!(up, "ngircd never listened on {port}");
@@ -180,22 +174,13 @@ impl Ngircd {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Kills the server and starts it again on the same port.
     async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
-    }
-}
-
-impl Drop for Ngircd {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

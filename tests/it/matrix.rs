@@ -3,28 +3,22 @@
 //! independent client written here against the client-server API.
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
 
-use crate::support::{captured_logs, config_toml, with_test_aliases, Options, TestBridge, WAIT};
+use crate::support::{
+    captured_logs, config_toml, free_port, with_test_aliases, Options, Process, TestBridge, WAIT,
+};
 
 /// Synapse's first start (schema creation) and rate-limited replies take longer than the
 /// usual bound on a loaded 2-core machine.
 const SLOW: Duration = Duration::from_secs(60);
 const SHARED_SECRET: &str = "test-registration-secret";
 const BOT_PASSWORD: &str = "b0t-pa55word";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// The Python that has Synapse: `STORMBRIDGE_SYNAPSE_PYTHON`, else the virtualenv that
 /// `.ci/run` makes.
@@ -40,7 +34,7 @@ fn synapse_python() -> PathBuf {
 struct Synapse {
     port: u16,
     dir: tempfile::TempDir,
-    child: Option<Child>,
+    process: Process,
     http: awc::Client,
 }
 
@@ -51,7 +45,7 @@ impl Synapse {
         let mut server = Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
+            process: Process::default(),
             http: awc::Client::builder().timeout(WAIT).finish(),
         };
         let d = server.dir.path().to_owned();
@@ -124,15 +118,15 @@ rc_invites:
             .append(true)
             .open(self.dir.path().join("synapse.out"))
             .expect("synapse log file");
-        let child = Command::new(synapse_python())
-            .args(["-m", "synapse.app.homeserver", "-c"])
-            .arg(self.dir.path().join("homeserver.yaml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("synapse runs");
-        self.child = Some(child);
+        self.process = Process::spawn(
+            Command::new(synapse_python())
+                .args(["-m", "synapse.app.homeserver", "-c"])
+                .arg(self.dir.path().join("homeserver.yaml"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log),
+            "synapse (.ci/test-deps installs matrix-synapse)",
+        );
         let versions = format!("{}/_matrix/client/versions", self.url());
         let up = eventually!(SLOW, {
             match self.http.get(&versions).send().await {
@@ -180,21 +174,12 @@ rc_invites:
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
-    }
-}
-
-impl Drop for Synapse {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -631,15 +616,16 @@ async fn a_restarted_bridge_carries_on_from_its_saved_position_on_one_device() {
     std::fs::write(&config, config_toml(&emulator, &opts)).expect("config written");
     let http = awc::Client::default();
     let start_bridge = || {
-        Command::new(env!("CARGO_BIN_EXE_stormbridge"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the bridge starts")
+        Process::spawn(
+            Command::new(env!("CARGO_BIN_EXE_stormbridge"))
+                .args(["run", "--config"])
+                .arg(&config)
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "the bridge",
+        )
     };
     let ready = |http: &awc::Client| {
         let url = format!("http://127.0.0.1:{http_port}/ready");
@@ -655,13 +641,11 @@ async fn a_restarted_bridge_carries_on_from_its_saved_position_on_one_device() {
     alice.say(&room, "!st2 run date").await;
     alice.message_from(BOT, &room, "Started").await;
     // Killed outright: no chance to save anything on the way out.
-    let _ = first.kill();
-    let _ = first.wait();
+    first.kill();
     assert!(state.exists(), "no state file written");
 
     alice.say(&room, "!st2 run uptime").await;
-    let mut second = start_bridge();
-    let _kill_on_exit = KillOnDrop(&mut second);
+    let _second = start_bridge();
     alice.message_from(BOT, &room, "Started").await;
     let exec = emulator.executions();
     let commands: Vec<_> = exec
@@ -684,15 +668,6 @@ async fn a_restarted_bridge_carries_on_from_its_saved_position_on_one_device() {
         .filter(|d| d["display_name"] == "stormbridge")
         .count();
     assert_eq!(ours, 1, "{devices}");
-}
-
-struct KillOnDrop<'a>(&'a mut Child);
-
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 impl MxUser {

@@ -376,3 +376,40 @@ pub fn init_test_log() {
         .with_writer(move || CaptureWriter(buf.clone()))
         .try_init();
 }
+
+/// A free loopback port: bound, then released for the server under test to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A process a test started (a server, a driver, the bridge binary): killed and reaped when
+/// dropped, so a failing test leaves nothing running.
+#[derive(Default)]
+pub struct Process(Option<std::process::Child>);
+
+impl Process {
+    /// Starts `cmd`; `what` says what is missing when it cannot start.
+    pub fn spawn(cmd: &mut std::process::Command, what: &str) -> Self {
+        Self(Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("{what} does not start: {e}")),
+        ))
+    }
+
+    /// Kills and reaps the process (nothing when it is not running).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

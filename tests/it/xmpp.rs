@@ -1,10 +1,7 @@
 //! The XMPP backend against a real prosody on a random loopback port (plaintext, loopback
 //! only), with test users that are the backend's own client code.
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-};
+use std::process::{Command, Stdio};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -15,22 +12,15 @@ use stormbridge::backends::xmpp::{
 };
 use tokio::net::TcpStream;
 
-use crate::support::{with_test_aliases, Options, TestBridge, WAIT};
+use crate::support::{free_port, with_test_aliases, Options, Process, TestBridge, WAIT};
 
 const ROOM: &str = "ops@conference.localhost";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// A prosody in the foreground with a throw-away configuration; killed on drop.
 struct Prosody {
     port: u16,
     dir: tempfile::TempDir,
-    child: Option<Child>,
+    process: Process,
 }
 
 impl Prosody {
@@ -38,7 +28,7 @@ impl Prosody {
         let mut server = Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
+            process: Process::default(),
         };
         let d = server.dir.path().to_owned();
         std::fs::create_dir_all(d.join("data")).expect("data dir");
@@ -77,16 +67,16 @@ impl Prosody {
 
     async fn spawn(&mut self) {
         let conf = self.dir.path().join("prosody.cfg.lua");
-        let child = Command::new("prosody")
-            .arg("--config")
-            .arg(&conf)
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prosody runs (Debian package `prosody`; .ci/run installs it)");
-        self.child = Some(child);
+        self.process = Process::spawn(
+            Command::new("prosody")
+                .arg("--config")
+                .arg(&conf)
+                .arg("-F")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "prosody (Debian package `prosody`; .ci/test-deps installs it)",
+        );
         let up = eventually!(
             WAIT,
             TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
@@ -95,21 +85,12 @@ impl Prosody {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
-    }
-}
-
-impl Drop for Prosody {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -31,13 +31,13 @@ pub struct DiscordSettings {
     pub max_message_length: usize,
     /// Outbound messages kept while disconnected or rate-limited; the oldest are dropped
     /// beyond this.
-    #[serde(default = "default_queue_size")]
+    #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_size: usize,
     /// Minimum gap between two messages, in milliseconds.
-    #[serde(default = "default_send_interval_ms")]
+    #[serde(default = "crate::backends::defaults::send_interval_ms")]
     pub send_interval_ms: u64,
     /// Verify TLS certificates.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::backends::defaults::enabled")]
     pub verify_cert: bool,
 }
 
@@ -46,15 +46,6 @@ fn default_api_url() -> String {
 }
 fn default_max_message_length() -> usize {
     MAX_MESSAGE_CHARS
-}
-fn default_queue_size() -> usize {
-    1000
-}
-fn default_send_interval_ms() -> u64 {
-    100
-}
-fn default_true() -> bool {
-    true
 }
 
 /// An http(s) URL with a host.

@@ -50,7 +50,7 @@ pub struct IrcSettings {
     #[serde(default = "default_flood_interval_ms")]
     pub flood_interval_ms: u64,
     /// Lines kept while disconnected; the oldest are dropped (and counted) beyond it.
-    #[serde(default = "default_queue_lines")]
+    #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_lines: usize,
     /// Seconds of silence from the server before a PING; twice that closes the connection.
     #[serde(default = "default_ping_after_secs")]
@@ -122,9 +122,6 @@ fn default_flood_burst() -> u32 {
 }
 fn default_flood_interval_ms() -> u64 {
     500
-}
-fn default_queue_lines() -> usize {
-    1000
 }
 fn default_ping_after_secs() -> u64 {
     120

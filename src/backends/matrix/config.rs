@@ -100,16 +100,16 @@ pub struct MatrixSettings {
     pub max_message_bytes: usize,
     /// Messages kept while disconnected or rate-limited; the oldest are dropped (and
     /// counted) beyond this.
-    #[serde(default = "default_queue_size")]
+    #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_size: usize,
     /// Minimum gap between two messages, in milliseconds.
-    #[serde(default = "default_send_interval_ms")]
+    #[serde(default = "crate::backends::defaults::send_interval_ms")]
     pub send_interval_ms: u64,
     /// How long the server may hold a `/sync` request open waiting for events, in seconds.
     #[serde(default = "default_sync_timeout")]
     pub sync_timeout_secs: u64,
     /// Verify the homeserver's TLS certificate.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::backends::defaults::enabled")]
     pub verify_cert: bool,
     /// A PEM file of extra CA certificates for the homeserver.
     #[serde(default)]
@@ -241,17 +241,8 @@ fn default_max_command_age() -> u64 {
 fn default_max_message_bytes() -> usize {
     DEFAULT_MAX_MESSAGE_BYTES
 }
-fn default_queue_size() -> usize {
-    1000
-}
-fn default_send_interval_ms() -> u64 {
-    100
-}
 fn default_sync_timeout() -> u64 {
     30
-}
-fn default_true() -> bool {
-    true
 }
 
 #[cfg(test)]

@@ -34,33 +34,24 @@ pub struct MattermostSettings {
     pub max_message_length: usize,
     /// Outbound messages kept while disconnected or rate-limited; the oldest are dropped
     /// beyond this.
-    #[serde(default = "default_queue_size")]
+    #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_size: usize,
     /// Minimum gap between two posts, in milliseconds.
-    #[serde(default = "default_send_interval_ms")]
+    #[serde(default = "crate::backends::defaults::send_interval_ms")]
     pub send_interval_ms: u64,
     /// Websocket ping period in seconds; twice this without any frame reconnects.
     #[serde(default = "default_ping_interval")]
     pub ping_interval_secs: u64,
     /// Verify the server's TLS certificate.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::backends::defaults::enabled")]
     pub verify_cert: bool,
 }
 
 fn default_max_message_length() -> usize {
     MAX_POST_CHARS
 }
-fn default_queue_size() -> usize {
-    1000
-}
-fn default_send_interval_ms() -> u64 {
-    100
-}
 fn default_ping_interval() -> u64 {
     30
-}
-fn default_true() -> bool {
-    true
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ struct Raw {
     whispers: WhisperMode,
     #[serde(default = "default_max_len")]
     max_message_length: usize,
-    #[serde(default = "default_queue")]
+    #[serde(default = "crate::backends::defaults::queue_size")]
     queue_capacity: usize,
     #[serde(default = "default_send_interval")]
     send_interval_ms: u64,
@@ -103,9 +103,6 @@ fn default_api_url() -> String {
 }
 fn default_max_len() -> usize {
     4000
-}
-fn default_queue() -> usize {
-    1000
 }
 fn default_send_interval() -> u64 {
     1000

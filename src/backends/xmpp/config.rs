@@ -59,7 +59,7 @@ pub struct XmppSettings {
     #[serde(default = "default_interval")]
     pub flood_interval_ms: u64,
     /// Messages kept while disconnected; the oldest are dropped (and counted) beyond it.
-    #[serde(default = "default_queue")]
+    #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_messages: usize,
     /// Seconds between pings of the server and self-pings of each joined room.
     #[serde(default = "default_ping_interval")]
@@ -227,9 +227,6 @@ fn default_burst() -> u32 {
 }
 fn default_interval() -> u64 {
     300
-}
-fn default_queue() -> usize {
-    1000
 }
 fn default_ping_interval() -> u64 {
     60
