@@ -18,16 +18,18 @@ use crate::domain::message::{ChatUser, InboundMessage, Room, RoomKind};
 /// (Synapse refuses whole events over 65536 bytes; this leaves room for the envelope.)
 const MAX_CONTENT_BYTES: usize = 60_000;
 
-/// A `/sync` response, only the parts the bridge reads.
+/// A `/sync` response, only the parts the bridge reads. Every part below `next_batch` is
+/// read leniently: a part that is not the documented shape counts as empty instead of
+/// failing the batch, which would stall the connection on the same position for ever.
 #[derive(Debug, Default, Deserialize)]
 pub struct SyncResponse {
     /// The position to pass as `since` next time.
     pub next_batch: String,
     /// Rooms by membership.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub rooms: SyncRooms,
     /// The account's global account data (`m.direct`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub account_data: EventList,
 }
 
@@ -35,13 +37,13 @@ pub struct SyncResponse {
 #[derive(Debug, Default, Deserialize)]
 pub struct SyncRooms {
     /// Rooms the bot is in.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_map")]
     pub join: HashMap<String, JoinedRoom>,
     /// Rooms the bot is invited to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_map")]
     pub invite: HashMap<String, InvitedRoom>,
     /// Rooms the bot left or was removed from.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_map")]
     pub leave: HashMap<String, JoinedRoom>,
 }
 
@@ -49,10 +51,10 @@ pub struct SyncRooms {
 #[derive(Debug, Default, Deserialize)]
 pub struct JoinedRoom {
     /// State before the timeline.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub state: EventList,
     /// New events.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub timeline: EventList,
 }
 
@@ -60,7 +62,7 @@ pub struct JoinedRoom {
 #[derive(Debug, Default, Deserialize)]
 pub struct InvitedRoom {
     /// Stripped state events, among them the bot's own `m.room.member` invite.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub invite_state: EventList,
 }
 
@@ -68,8 +70,34 @@ pub struct InvitedRoom {
 #[derive(Debug, Default, Deserialize)]
 pub struct EventList {
     /// The events, unparsed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub events: Vec<Value>,
+}
+
+/// `T`, or its default when the value is not a `T`.
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).unwrap_or_default())
+}
+
+/// A map whose entries that are not a `T` are left out (one bad room, not all rooms).
+fn lenient_map<'de, D, T>(d: D) -> Result<HashMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    let Value::Object(map) = v else {
+        return Ok(HashMap::new());
+    };
+    Ok(map
+        .into_iter()
+        .filter_map(|(k, v)| serde_json::from_value(v).ok().map(|t| (k, t)))
+        .collect())
 }
 
 /// The filter every `/sync` uses: room messages, memberships and names; no presence,
@@ -708,6 +736,35 @@ mod tests {
         assert_eq!(ids, ["$new", "$newer"]);
         let plain = vec![msg("$a"), msg("$b")];
         assert_eq!(after_own_join(&plain, BOT).len(), 2);
+    }
+
+    #[test]
+    fn a_malformed_part_of_a_sync_batch_does_not_fail_the_batch() {
+        let raw = json!({
+            "next_batch": "s9",
+            "account_data": "nonsense",
+            "rooms": {
+                "join": {
+                    "!bad:x": 7,
+                    "!odd:x": {"timeline": {"events": "not a list"}},
+                    "!good:x": {"timeline": {"events": [{"type": "m.room.message"}]}}
+                },
+                "invite": [],
+                "leave": {"!l:x": {"state": null}}
+            }
+        });
+        let sync: SyncResponse = serde_json::from_value(raw).unwrap();
+        assert_eq!(sync.next_batch, "s9");
+        assert!(sync.account_data.events.is_empty());
+        assert!(!sync.rooms.join.contains_key("!bad:x"));
+        assert!(sync.rooms.join["!odd:x"].timeline.events.is_empty());
+        assert_eq!(sync.rooms.join["!good:x"].timeline.events.len(), 1);
+        assert!(sync.rooms.invite.is_empty());
+        assert!(sync.rooms.leave.contains_key("!l:x"));
+        assert!(
+            serde_json::from_value::<SyncResponse>(json!({"rooms": {}})).is_err(),
+            "no position, no batch"
+        );
     }
 
     #[test]
