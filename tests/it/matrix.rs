@@ -195,6 +195,8 @@ struct MxUser {
     seen: Vec<(String, Value)>,
     /// Events before this index were returned by (or skipped on the way to) a `wait_for`.
     cursor: usize,
+    /// Rooms it was invited to, in the order seen.
+    invites: Vec<String>,
     txn: u64,
 }
 
@@ -297,6 +299,9 @@ impl MxUser {
                 }
             }
         }
+        if let Some(rooms) = v["rooms"]["invite"].as_object() {
+            self.invites.extend(rooms.keys().cloned());
+        }
         self.since = v["next_batch"].as_str().map(str::to_owned);
     }
 
@@ -322,6 +327,20 @@ impl MxUser {
             }
             self.sync(500).await;
         }
+    }
+
+    /// The first room this user is invited to; panics after `SLOW`.
+    async fn invitation(&mut self) -> String {
+        let deadline = Instant::now() + SLOW;
+        while self.invites.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{} was never invited",
+                self.user_id
+            );
+            self.sync(500).await;
+        }
+        self.invites.remove(0)
     }
 
     /// The next message from `sender` in `room` whose body contains `needle`.
@@ -588,6 +607,17 @@ async fn other_bots_edits_and_the_bridges_own_messages_are_not_commands_and_a_ki
     alice.say(&room, "!st2 run uptime").await;
     alice.message_from(BOT, &room, "Started").await;
     assert_eq!(b.emulator.executions().len(), 2);
+
+    // A whisper to someone without a direct chat opens one (and reuses it next time).
+    let whisper = |text: &str| json!({"message": text, "channel": format!("mx:{room}"), "user": "@alice:localhost", "whisper": true});
+    b.emulator.announce("stormbridge", whisper("psst"));
+    let dm = alice.invitation().await;
+    alice.join(&dm).await;
+    alice.message_from(BOT, &dm, "psst").await;
+    b.emulator.announce("stormbridge", whisper("again"));
+    alice.message_from(BOT, &dm, "again").await;
+    assert!(alice.invites.is_empty(), "a second direct chat was opened");
+
     assert!(
         !captured_logs().contains(&bot_login.token),
         "the access token was logged"
@@ -692,6 +722,7 @@ impl MxUser {
             since: None,
             seen: Vec::new(),
             cursor: 0,
+            invites: Vec::new(),
             txn: 0,
         }
     }
