@@ -103,5 +103,52 @@ fn announcement_to_delivery(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, command_to_request, announcement_to_delivery);
+/// The Matrix backend's own work on both paths: a synced timeline event to an inbound
+/// message, and a reply (a full 16,000-byte part, markdown rendered to HTML) to event content.
+fn matrix_mapping(c: &mut Criterion) {
+    use stormbridge::backends::matrix::{
+        config::MsgType,
+        wire::{message_content, message_to_inbound, Mapping},
+    };
+    let names = vec!["stormbridge".to_owned()];
+    let event = json!({"type": "m.room.message", "sender": "@alice:example.org", "event_id": "$e1",
+        "origin_server_ts": 1_000_000u64,
+        "content": {"msgtype": "m.text", "body": "!st2 deploy service4321 web on host1",
+                    "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}});
+    c.bench_function("matrix: timeline event -> inbound message", |b| {
+        b.iter(|| {
+            let mapping = Mapping {
+                connection: "matrix",
+                bot_user_id: "@stormbridge:example.org",
+                bot_names: &names,
+                ignore_users: &[],
+                direct: false,
+                room_name: None,
+                reply_in_thread: false,
+                now_ms: 1_000_500,
+                max_age_ms: 900_000,
+            };
+            black_box(message_to_inbound("!ops:example.org", black_box(&event), &mapping).is_ok())
+        })
+    });
+    let line = "status : succeeded | **web-01** `deploy` finished in 12.3 s\n";
+    let reply = line.repeat(16_000 / line.len());
+    c.bench_function(
+        "matrix: 16 kB reply -> event content (markdown to HTML)",
+        |b| {
+            b.iter(|| {
+                let content =
+                    message_content(black_box(&reply), MsgType::Notice, Some("$root"), None);
+                black_box(content.to_string().len())
+            })
+        },
+    );
+}
+
+criterion_group!(
+    benches,
+    command_to_request,
+    announcement_to_delivery,
+    matrix_mapping
+);
 criterion_main!(benches);
