@@ -8,6 +8,7 @@ pub mod flood;
 pub mod irc;
 pub mod matrix;
 pub mod mattermost;
+pub mod outbox;
 pub mod rest;
 pub mod slack;
 pub mod xmpp;

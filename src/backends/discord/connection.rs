@@ -1,7 +1,7 @@
 //! The Discord connection actor: gateway websocket for events, REST for messages.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     pin::Pin,
     rc::Rc,
     sync::Arc,
@@ -27,6 +27,7 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
+    backends::outbox::{Next, Outbox, Outcome},
     backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
     domain::{
@@ -39,7 +40,6 @@ use crate::{
 type WsSink = Pin<Box<dyn futures_util::Sink<Message, Error = WsProtocolError>>>;
 
 const MAX_FRAME: usize = 1 << 22;
-const MAX_RATE_WAIT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Dest {
@@ -54,13 +54,6 @@ struct Outgoing {
     content: String,
 }
 
-enum Outcome {
-    Sent { pause: Option<Duration> },
-    RateLimited(Duration),
-    Retry(String),
-    Rejected(String),
-}
-
 /// The Discord connection.
 pub struct DiscordConnection {
     name: String,
@@ -71,7 +64,6 @@ pub struct DiscordConnection {
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
     backoff: Backoff,
-    send_backoff: Backoff,
     http: Option<awc::Client>,
     bot_id: Option<String>,
     sink: Option<SinkWrite<Message, WsSink>>,
@@ -83,10 +75,7 @@ pub struct DiscordConnection {
     heartbeat: Option<SpawnHandle>,
     restarting: bool,
     last_error: Option<String>,
-    queue: VecDeque<Outgoing>,
-    in_flight: Option<Outgoing>,
-    dropped: u64,
-    paused_until: Option<Instant>,
+    outbox: Outbox<Outgoing>,
     dm_channels: HashMap<String, String>,
 }
 
@@ -114,6 +103,12 @@ impl DiscordConnection {
         let base_tls = crate::st2::tls::client_config(settings.verify_cert, None)?;
         let mut tls = (*base_tls).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let outbox = Outbox::new(
+            name.clone(),
+            "discord",
+            settings.queue_size,
+            Duration::from_millis(settings.send_interval_ms),
+        );
         Ok(Self {
             name,
             api: settings.api_url.trim().trim_end_matches('/').into(),
@@ -123,7 +118,6 @@ impl DiscordConnection {
             dispatcher,
             status,
             backoff,
-            send_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(15)),
             http: None,
             bot_id: None,
             sink: None,
@@ -135,10 +129,7 @@ impl DiscordConnection {
             heartbeat: None,
             restarting: false,
             last_error: None,
-            queue: VecDeque::new(),
-            in_flight: None,
-            dropped: 0,
-            paused_until: None,
+            outbox,
             dm_channels: HashMap::new(),
         })
     }
@@ -343,7 +334,7 @@ impl DiscordConnection {
         self.last_error = None;
         self.backoff.reset();
         self.status.state(ActorState::Up, None);
-        tracing::info!(connection = %self.name, queued = self.queue.len(), "discord connected");
+        tracing::info!(connection = %self.name, queued = self.outbox.waiting(), "discord connected");
         self.pump(ctx);
     }
 
@@ -365,43 +356,24 @@ impl DiscordConnection {
         }
     }
 
-    fn enqueue(&mut self, item: Outgoing) {
-        let capacity = self.settings.queue_size.max(1);
-        while self.queue.len() >= capacity {
-            self.queue.pop_front();
-            self.dropped += 1;
-            tracing::warn!(connection = %self.name, dropped_total = self.dropped, capacity, "discord outbound queue full; dropped the oldest message");
-        }
-        self.queue.push_back(item);
-        self.report_outbound();
-    }
-
-    /// The message being sent counts as queued until the platform has it.
-    fn report_outbound(&mut self) {
-        let queued = self.queue.len() + usize::from(self.in_flight.is_some());
-        self.status.outbound(queued, self.dropped);
-    }
-
     fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
         ctx.run_later(delay, |act, ctx| act.pump(ctx));
     }
 
+    /// Sends the next queued message unless one is in flight, the gateway is down or a rate
+    /// limit is in force.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_some() || !self.ready {
+        if !self.ready {
             return;
         }
-        if let Some(until) = self.paused_until {
-            let now = Instant::now();
-            if until > now {
-                self.schedule_pump(until - now, ctx);
-                return;
-            }
-            self.paused_until = None;
-        }
-        let (Some(item), Some(client)) = (self.queue.pop_front(), self.http.clone()) else {
+        let Some(client) = self.http.clone() else {
             return;
         };
-        self.in_flight = Some(item.clone());
+        let item = match self.outbox.next(Instant::now()) {
+            Next::Send(item) => item,
+            Next::Wait(delay) => return self.schedule_pump(delay, ctx),
+            Next::Idle => return,
+        };
         let cached_dm = match &item.dest {
             Dest::User(user) => self.dm_channels.get(user).cloned(),
             Dest::Channel(_) => None,
@@ -413,39 +385,15 @@ impl DiscordConnection {
             (item, dm, outcome)
         };
         ctx.spawn(fut.into_actor(self).map(|(item, dm, outcome), act, ctx| {
-            act.in_flight = None;
             if let (Dest::User(user), Some(channel)) = (&item.dest, dm) {
                 act.dm_channels.insert(user.clone(), channel);
             }
-            let gap = Duration::from_millis(act.settings.send_interval_ms);
-            match outcome {
-                Outcome::Sent { pause } => {
-                    act.send_backoff.reset();
-                    act.status.activity();
-                    if let Some(pause) = pause {
-                        act.paused_until = Some(Instant::now() + pause.min(MAX_RATE_WAIT));
-                    }
-                    act.schedule_pump(gap, ctx);
-                }
-                Outcome::RateLimited(delay) => {
-                    let delay = delay.min(MAX_RATE_WAIT);
-                    tracing::info!(connection = %act.name, delay_ms = delay.as_millis() as u64, "discord rate limit; retrying later");
-                    act.queue.push_front(item);
-                    act.paused_until = Some(Instant::now() + delay);
-                    act.schedule_pump(delay, ctx);
-                }
-                Outcome::Retry(error) => {
-                    let delay = act.send_backoff.next_delay();
-                    tracing::warn!(connection = %act.name, error = %error, delay_ms = delay.as_millis() as u64, "discord send failed; retrying");
-                    act.queue.push_front(item);
-                    act.schedule_pump(delay, ctx);
-                }
-                Outcome::Rejected(error) => {
-                    tracing::warn!(connection = %act.name, error = %error, "discord refused a message; dropped it");
-                    act.schedule_pump(gap, ctx);
-                }
+            if matches!(outcome, Outcome::Sent { .. }) {
+                act.status.activity();
             }
-            act.report_outbound();
+            let next = act.outbox.finish(item, outcome, Instant::now());
+            act.outbox.report(&mut act.status);
+            act.schedule_pump(next, ctx);
         }));
     }
 }
@@ -553,11 +501,10 @@ impl Actor for DiscordConnection {
         self.ready = false;
         self.sink = None;
         self.heartbeat = None;
-        if let Some(item) = self.in_flight.take() {
-            self.queue.push_front(item);
-        }
+        // A send cut off by the restart goes first again.
+        self.outbox.restore();
         // From the start, so the queue's series read 0 instead of missing.
-        self.report_outbound();
+        self.outbox.report(&mut self.status);
         self.http = Some(self.client());
         if !std::mem::take(&mut self.restarting) {
             self.connect(ctx);
@@ -633,11 +580,12 @@ impl Handler<Deliver> for DiscordConnection {
             if part.trim().is_empty() {
                 continue;
             }
-            self.enqueue(Outgoing {
+            self.outbox.push(Outgoing {
                 dest: dest.clone(),
                 reply_to: reply_to.clone(),
                 content: part,
             });
+            self.outbox.report(&mut self.status);
         }
         self.pump(ctx);
     }

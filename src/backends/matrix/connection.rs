@@ -1,7 +1,7 @@
 //! The Matrix connection actor: log in, join, long-poll `/sync`, send replies in order.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
+    backends::outbox::{Next, Outbox, Outcome, MAX_RATE_WAIT},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
@@ -25,9 +26,6 @@ use crate::{
         message::Target,
     },
 };
-
-/// Longest wait a rate limit can impose before the next attempt.
-const MAX_RATE_WAIT: Duration = Duration::from_secs(300);
 
 /// Where a queued message goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,21 +66,8 @@ struct Connected {
     joined: Vec<(String, String)>,
 }
 
-/// How a send ended.
-enum Outcome {
-    /// Posted.
-    Sent,
-    /// The room was a direct chat opened or found on the way (to cache).
-    SentVia(String, String),
-    /// 429: try the same message again after the delay.
-    RateLimited(Duration),
-    /// The token was refused: the connection logs in again.
-    Unauthorized(String),
-    /// Network error or 5xx: try again after a backoff.
-    Retry(String),
-    /// Refused for good (not in the room, unknown alias, …).
-    Rejected(String),
-}
+/// A room a send resolved on the way, to cache: (alias or user, room id).
+type Learned = Option<(String, String)>;
 
 /// The Matrix connection.
 pub struct MatrixConnection {
@@ -93,7 +78,6 @@ pub struct MatrixConnection {
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
     backoff: Backoff,
-    send_backoff: Backoff,
     api: Option<Api>,
     /// The access token in use: configured, or from the last login (reused after a
     /// reconnect; a refused one is dropped and the bot logs in again).
@@ -115,10 +99,7 @@ pub struct MatrixConnection {
     aliases: HashMap<String, String>,
     restarting: bool,
     last_error: Option<String>,
-    queue: VecDeque<Outgoing>,
-    in_flight: Option<Outgoing>,
-    dropped: u64,
-    paused_until: Option<Instant>,
+    outbox: Outbox<Outgoing>,
 }
 
 /// Why a connection could not be created.
@@ -160,6 +141,12 @@ impl MatrixConnection {
             Some(path) => state::load(path)?,
             None => None,
         };
+        let outbox = Outbox::new(
+            name.clone(),
+            "matrix",
+            settings.queue_size,
+            Duration::from_millis(settings.send_interval_ms),
+        );
         Ok(Self {
             name,
             base,
@@ -167,7 +154,6 @@ impl MatrixConnection {
             dispatcher,
             status,
             backoff,
-            send_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(15)),
             api: None,
             token: settings.access_token.clone(),
             account: None,
@@ -182,10 +168,7 @@ impl MatrixConnection {
             aliases: HashMap::new(),
             restarting: false,
             last_error: None,
-            queue: VecDeque::new(),
-            in_flight: None,
-            dropped: 0,
-            paused_until: None,
+            outbox,
             settings,
         })
     }
@@ -366,7 +349,7 @@ impl MatrixConnection {
                     act.last_error = None;
                     act.backoff.reset();
                     act.status.state(ActorState::Up, None);
-                    tracing::info!(connection = %act.name, queued = act.queue.len(), "matrix connected");
+                    tracing::info!(connection = %act.name, queued = act.outbox.waiting(), "matrix connected");
                     act.pump(ctx);
                 }
                 act.sync(ctx, false);
@@ -525,31 +508,6 @@ impl MatrixConnection {
         }));
     }
 
-    fn enqueue(&mut self, item: Outgoing) {
-        let capacity = self.settings.queue_size.max(1);
-        while self.queue.len() >= capacity {
-            self.queue.pop_front();
-            self.dropped += 1;
-            tracing::warn!(
-                connection = %self.name,
-                dropped_total = self.dropped,
-                capacity,
-                "matrix outbound queue full; dropped the oldest message"
-            );
-        }
-        if !self.synced {
-            tracing::debug!(connection = %self.name, queued = self.queue.len() + 1, "reply queued while disconnected");
-        }
-        self.queue.push_back(item);
-        self.report_outbound();
-    }
-
-    /// The message being sent counts as queued until the server has it.
-    fn report_outbound(&mut self) {
-        let queued = self.queue.len() + usize::from(self.in_flight.is_some());
-        self.status.outbound(queued, self.dropped);
-    }
-
     fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
         ctx.run_later(delay, |act, ctx| act.pump(ctx));
     }
@@ -570,103 +528,104 @@ impl MatrixConnection {
     /// Sends the next queued message unless one is in flight, the connection is down or a
     /// rate limit is in force.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_some() || !self.synced {
+        if !self.synced {
             return;
-        }
-        if let Some(until) = self.paused_until {
-            let now = Instant::now();
-            if until > now {
-                self.schedule_pump(until - now, ctx);
-                return;
-            }
-            self.paused_until = None;
         }
         let (Some(api), Some(token), Some(account)) =
             (self.api.clone(), self.token.clone(), self.account.clone())
         else {
             return;
         };
-        let Some(item) = self.queue.pop_front() else {
-            return;
+        let item = match self.outbox.next(Instant::now()) {
+            Next::Send(item) => item,
+            Next::Wait(delay) => return self.schedule_pump(delay, ctx),
+            Next::Idle => return,
         };
-        self.in_flight = Some(item.clone());
         let known = self.known_room(&item.dest);
         let direct = self.direct.clone();
         let msgtype = self.settings.msgtype;
         let fut = async move {
-            let outcome = send(&api, &token, &account, &item, known, direct, msgtype).await;
-            (item, outcome)
+            let result = send(&api, &token, &account, &item, known, direct, msgtype).await;
+            (item, result)
         };
-        ctx.spawn(fut.into_actor(self).map(|(item, outcome), act, ctx| {
-            act.in_flight = None;
-            let gap = Duration::from_millis(act.settings.send_interval_ms);
-            match outcome {
-                Outcome::Sent => {
-                    act.send_backoff.reset();
-                    act.status.activity();
-                    act.schedule_pump(gap, ctx);
+        ctx.spawn(fut.into_actor(self).map(|(item, result), act, ctx| {
+            let next = act.settle(item, result, ctx);
+            act.outbox.report(&mut act.status);
+            if let Some(delay) = next {
+                act.schedule_pump(delay, ctx);
+            }
+        }));
+    }
+
+    /// Hands a send's result to the outbox after the Matrix-only parts: caching the room
+    /// resolved on the way, logging in again when the token was refused, and retrying a
+    /// message its direct chat refused in a new direct chat, once (the user may have left
+    /// the old one). Returns when to pump next; none when the connection fails instead.
+    fn settle(
+        &mut self,
+        item: Outgoing,
+        result: Result<Learned, ApiError>,
+        ctx: &mut Context<Self>,
+    ) -> Option<Duration> {
+        let outcome = match result {
+            Ok(learned) => {
+                if let Some((key, room_id)) = learned {
+                    self.remember_room(&item.dest, key, room_id);
                 }
-                Outcome::SentVia(key, room_id) => {
-                    act.send_backoff.reset();
-                    act.status.activity();
-                    match &item.dest {
-                        Dest::User(user) => {
-                            let rooms = act.direct.entry(user.clone()).or_default();
-                            rooms.retain(|r| r != &room_id);
-                            rooms.push(room_id.clone());
-                            act.rooms.entry(room_id).or_default();
-                        }
-                        Dest::Room(_) => {
-                            act.aliases.insert(key, room_id);
-                        }
-                    }
-                    act.schedule_pump(gap, ctx);
+                self.status.activity();
+                Outcome::Sent { pause: None }
+            }
+            Err(ApiError::RateLimited { delay, .. }) => Outcome::RateLimited(delay),
+            Err(e @ (ApiError::Network { .. } | ApiError::Server { .. })) => {
+                Outcome::Retry(e.to_string())
+            }
+            Err(e @ ApiError::Unauthorized { .. }) => {
+                // Sent first once the connection has logged in again.
+                self.outbox.put_back(item);
+                if self.settings.password.is_some() {
+                    self.token = None;
                 }
-                Outcome::RateLimited(delay) => {
-                    let delay = delay.min(MAX_RATE_WAIT);
-                    tracing::info!(connection = %act.name, delay_ms = delay.as_millis() as u64, "matrix rate limit; retrying later");
-                    act.queue.push_front(item);
-                    act.paused_until = Some(Instant::now() + delay);
-                    act.schedule_pump(delay, ctx);
-                }
-                Outcome::Retry(error) => {
-                    let delay = act.send_backoff.next_delay();
-                    tracing::warn!(connection = %act.name, error = %error, delay_ms = delay.as_millis() as u64, "matrix send failed; retrying");
-                    act.queue.push_front(item);
-                    act.schedule_pump(delay, ctx);
-                }
-                Outcome::Unauthorized(error) => {
-                    act.queue.push_front(item);
-                    if act.settings.password.is_some() {
-                        act.token = None;
-                    }
-                    act.fail(error, ctx);
-                }
-                Outcome::Rejected(error) => match &item.dest {
+                self.fail(e.to_string(), ctx);
+                return None;
+            }
+            Err(e @ (ApiError::Refused { .. } | ApiError::BadResponse { .. })) => {
+                match &item.dest {
                     Dest::User(user) if !item.reopened_dm => {
                         // The user left that direct chat: open a new one, once.
-                        tracing::info!(connection = %act.name, user = %user, error = %error, "direct chat refused the message; opening a new one");
-                        if let Some(rooms) = act.direct.get_mut(user) {
+                        tracing::info!(connection = %self.name, user = %user, error = %e, "direct chat refused the message; opening a new one");
+                        if let Some(rooms) = self.direct.get_mut(user) {
                             rooms.clear();
                         }
-                        act.queue.push_front(Outgoing {
+                        return Some(self.outbox.put_back(Outgoing {
                             reopened_dm: true,
                             ..item
-                        });
-                        act.schedule_pump(gap, ctx);
+                        }));
                     }
-                    _ => {
-                        tracing::warn!(connection = %act.name, error = %error, "matrix refused a message; dropped it");
-                        act.schedule_pump(gap, ctx);
-                    }
-                },
+                    _ => Outcome::Rejected(e.to_string()),
+                }
             }
-            act.report_outbound();
-        }));
+        };
+        Some(self.outbox.finish(item, outcome, Instant::now()))
+    }
+
+    /// Caches the room a send resolved: a user's (new) direct chat, or an alias's room id.
+    fn remember_room(&mut self, dest: &Dest, key: String, room_id: String) {
+        match dest {
+            Dest::User(user) => {
+                let rooms = self.direct.entry(user.clone()).or_default();
+                rooms.retain(|r| r != &room_id);
+                rooms.push(room_id.clone());
+                self.rooms.entry(room_id).or_default();
+            }
+            Dest::Room(_) => {
+                self.aliases.insert(key, room_id);
+            }
+        }
     }
 }
 
-/// Resolves the destination (opening a direct chat if needed) and sends one message.
+/// Resolves the destination (opening a direct chat if needed) and sends one message;
+/// returns the room resolved on the way, if any, for the actor to cache.
 async fn send(
     api: &Api,
     token: &SecretString,
@@ -675,30 +634,22 @@ async fn send(
     known: Option<String>,
     mut direct: HashMap<String, Vec<String>>,
     msgtype: super::config::MsgType,
-) -> Outcome {
-    let classify = |e: ApiError| match e {
-        ApiError::RateLimited { delay, .. } => Outcome::RateLimited(delay),
-        ApiError::Unauthorized { .. } => Outcome::Unauthorized(e.to_string()),
-        ApiError::Network { .. } | ApiError::Server { .. } => Outcome::Retry(e.to_string()),
-        ApiError::Refused { .. } | ApiError::BadResponse { .. } => Outcome::Rejected(e.to_string()),
-    };
+) -> Result<Learned, ApiError> {
     let (room_id, learned) = match (known, &item.dest) {
         (Some(room), _) => (room, None),
-        (None, Dest::Room(alias)) => match api.resolve_alias(token, alias).await {
-            Ok(id) => (id.clone(), Some((alias.clone(), id))),
-            Err(e) => return classify(e),
-        },
-        (None, Dest::User(user)) => match api.create_direct_room(token, user).await {
-            Ok(id) => {
-                let rooms = direct.entry(user.clone()).or_default();
-                rooms.push(id.clone());
-                if let Err(e) = api.put_direct_map(token, &account.user_id, &direct).await {
-                    tracing::warn!(error = %e, "cannot record the direct chat in m.direct");
-                }
-                (id.clone(), Some((user.clone(), id)))
+        (None, Dest::Room(alias)) => {
+            let id = api.resolve_alias(token, alias).await?;
+            (id.clone(), Some((alias.clone(), id)))
+        }
+        (None, Dest::User(user)) => {
+            let id = api.create_direct_room(token, user).await?;
+            let rooms = direct.entry(user.clone()).or_default();
+            rooms.push(id.clone());
+            if let Err(e) = api.put_direct_map(token, &account.user_id, &direct).await {
+                tracing::warn!(error = %e, "cannot record the direct chat in m.direct");
             }
-            Err(e) => return classify(e),
-        },
+            (id.clone(), Some((user.clone(), id)))
+        }
     };
     let content = wire::message_content(
         &item.text,
@@ -706,13 +657,8 @@ async fn send(
         item.thread.as_deref(),
         item.reply_to.as_deref(),
     );
-    match api.send(token, &room_id, &item.txn_id, &content).await {
-        Ok(_) => match learned {
-            Some((key, id)) => Outcome::SentVia(key, id),
-            None => Outcome::Sent,
-        },
-        Err(e) => classify(e),
-    }
+    api.send(token, &room_id, &item.txn_id, &content).await?;
+    Ok(learned)
 }
 
 impl Actor for MatrixConnection {
@@ -720,12 +666,10 @@ impl Actor for MatrixConnection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.synced = false;
-        if let Some(item) = self.in_flight.take() {
-            // Its send was cut off by the restart; it goes first again.
-            self.queue.push_front(item);
-        }
+        // A send cut off by the restart goes first again.
+        self.outbox.restore();
         // From the start, so the queue's series read 0 instead of missing.
-        self.report_outbound();
+        self.outbox.report(&mut self.status);
         self.api = Some(Api::new(self.client(), &self.base));
         if !std::mem::take(&mut self.restarting) {
             self.connect(ctx);
@@ -763,7 +707,7 @@ impl Handler<Deliver> for MatrixConnection {
             if part.trim().is_empty() {
                 continue;
             }
-            self.enqueue(Outgoing {
+            self.outbox.push(Outgoing {
                 dest: dest.clone(),
                 thread: thread.clone(),
                 reply_to: reply_to.clone(),
@@ -771,6 +715,10 @@ impl Handler<Deliver> for MatrixConnection {
                 txn_id: uuid::Uuid::new_v4().simple().to_string(),
                 reopened_dm: false,
             });
+            if !self.synced {
+                tracing::debug!(connection = %self.name, queued = self.outbox.waiting(), "reply queued while disconnected");
+            }
+            self.outbox.report(&mut self.status);
         }
         self.pump(ctx);
     }

@@ -1,7 +1,7 @@
 //! The Mattermost connection actor: websocket for events, REST for posts.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     pin::Pin,
     rc::Rc,
     sync::Arc,
@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
+    backends::outbox::{Next, Outbox, Outcome},
     backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
     domain::{
@@ -41,8 +42,6 @@ type WsSink = Pin<Box<dyn futures_util::Sink<Message, Error = WsProtocolError>>>
 
 /// Largest websocket frame accepted (a post of 16383 characters, JSON-escaped, fits).
 const MAX_FRAME: usize = 1 << 20;
-/// Longest wait a rate limit can impose before the next attempt.
-const MAX_RATE_WAIT: Duration = Duration::from_secs(300);
 
 /// Where a queued post goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,18 +59,6 @@ struct Outgoing {
     root_id: Option<String>,
     message: String,
     props: Option<Value>,
-}
-
-/// How a send ended.
-enum Outcome {
-    /// Posted; `pause` when the server said the rate-limit window is used up.
-    Sent { pause: Option<Duration> },
-    /// 429: try the same post again after the delay.
-    RateLimited(Duration),
-    /// Network error or 5xx: try again after a backoff.
-    Retry(String),
-    /// The server refused the post for good (400, 403, 404, …).
-    Rejected(String),
 }
 
 /// The bot account, from `GET /users/me`.
@@ -92,7 +79,6 @@ pub struct MattermostConnection {
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
     backoff: Backoff,
-    send_backoff: Backoff,
     http: Option<awc::Client>,
     bot: Option<BotIdentity>,
     team_id: Option<String>,
@@ -107,10 +93,7 @@ pub struct MattermostConnection {
     last_frame: Instant,
     restarting: bool,
     last_error: Option<String>,
-    queue: VecDeque<Outgoing>,
-    in_flight: Option<Outgoing>,
-    dropped: u64,
-    paused_until: Option<Instant>,
+    outbox: Outbox<Outgoing>,
     dm_channels: HashMap<String, String>,
     /// Ids of the configured channels, once resolved (to rejoin after a removal).
     joined: std::collections::HashSet<String>,
@@ -164,6 +147,12 @@ impl MattermostConnection {
         // Websockets need HTTP/1.1; never offer h2.
         let mut tls = (*base_tls).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let outbox = Outbox::new(
+            name.clone(),
+            "mattermost",
+            settings.queue_size,
+            Duration::from_millis(settings.send_interval_ms),
+        );
         Ok(Self {
             name,
             settings,
@@ -174,7 +163,6 @@ impl MattermostConnection {
             dispatcher,
             status,
             backoff,
-            send_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(15)),
             http: None,
             bot: None,
             team_id: None,
@@ -187,10 +175,7 @@ impl MattermostConnection {
             last_frame: Instant::now(),
             restarting: false,
             last_error: None,
-            queue: VecDeque::new(),
-            in_flight: None,
-            dropped: 0,
-            paused_until: None,
+            outbox,
             dm_channels: HashMap::new(),
             joined: Default::default(),
         })
@@ -311,7 +296,7 @@ impl MattermostConnection {
                     self.last_error = None;
                     self.backoff.reset();
                     self.status.state(ActorState::Up, None);
-                    tracing::info!(connection = %self.name, queued = self.queue.len(), "mattermost connected");
+                    tracing::info!(connection = %self.name, queued = self.outbox.waiting(), "mattermost connected");
                     self.join(self.settings.channels.clone(), ctx);
                     self.pump(ctx);
                 } else {
@@ -439,28 +424,6 @@ impl MattermostConnection {
         }));
     }
 
-    fn enqueue(&mut self, item: Outgoing) {
-        let capacity = self.settings.queue_size.max(1);
-        while self.queue.len() >= capacity {
-            self.queue.pop_front();
-            self.dropped += 1;
-            tracing::warn!(
-                connection = %self.name,
-                dropped_total = self.dropped,
-                capacity,
-                "mattermost outbound queue full; dropped the oldest message"
-            );
-        }
-        self.queue.push_back(item);
-        self.report_outbound();
-    }
-
-    /// The message being sent counts as queued until the platform has it.
-    fn report_outbound(&mut self) {
-        let queued = self.queue.len() + usize::from(self.in_flight.is_some());
-        self.status.outbound(queued, self.dropped);
-    }
-
     fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
         ctx.run_later(delay, |act, ctx| act.pump(ctx));
     }
@@ -468,23 +431,17 @@ impl MattermostConnection {
     /// Sends the next queued post unless one is in flight, the websocket is down or a rate
     /// limit is in force.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_some() || !self.authenticated {
+        if !self.authenticated {
             return;
         }
-        if let Some(until) = self.paused_until {
-            let now = Instant::now();
-            if until > now {
-                self.schedule_pump(until - now, ctx);
-                return;
-            }
-            self.paused_until = None;
-        }
-        let (Some(item), Some(client), Some(bot)) =
-            (self.queue.pop_front(), self.http.clone(), self.bot.clone())
-        else {
+        let (Some(client), Some(bot)) = (self.http.clone(), self.bot.clone()) else {
             return;
         };
-        self.in_flight = Some(item.clone());
+        let item = match self.outbox.next(Instant::now()) {
+            Next::Send(item) => item,
+            Next::Wait(delay) => return self.schedule_pump(delay, ctx),
+            Next::Idle => return,
+        };
         let cached_dm = match &item.dest {
             Dest::User(user) => self.dm_channels.get(user).cloned(),
             Dest::Channel(_) => None,
@@ -496,40 +453,15 @@ impl MattermostConnection {
             (item, dm, outcome)
         };
         ctx.spawn(fut.into_actor(self).map(|(item, dm, outcome), act, ctx| {
-            act.in_flight = None;
             if let (Dest::User(user), Some(channel)) = (&item.dest, dm) {
                 act.dm_channels.insert(user.clone(), channel);
             }
-            let gap = Duration::from_millis(act.settings.send_interval_ms);
-            match outcome {
-                Outcome::Sent { pause } => {
-                    act.send_backoff.reset();
-                    act.status.activity();
-                    if let Some(pause) = pause {
-                        tracing::debug!(connection = %act.name, pause_ms = pause.as_millis() as u64, "rate-limit window used up; pausing");
-                        act.paused_until = Some(Instant::now() + pause.min(MAX_RATE_WAIT));
-                    }
-                    act.schedule_pump(gap, ctx);
-                }
-                Outcome::RateLimited(delay) => {
-                    let delay = delay.min(MAX_RATE_WAIT);
-                    tracing::info!(connection = %act.name, delay_ms = delay.as_millis() as u64, "mattermost rate limit; retrying later");
-                    act.queue.push_front(item);
-                    act.paused_until = Some(Instant::now() + delay);
-                    act.schedule_pump(delay, ctx);
-                }
-                Outcome::Retry(error) => {
-                    let delay = act.send_backoff.next_delay();
-                    tracing::warn!(connection = %act.name, error = %error, delay_ms = delay.as_millis() as u64, "mattermost post failed; retrying");
-                    act.queue.push_front(item);
-                    act.schedule_pump(delay, ctx);
-                }
-                Outcome::Rejected(error) => {
-                    tracing::warn!(connection = %act.name, error = %error, "mattermost refused a post; dropped it");
-                    act.schedule_pump(gap, ctx);
-                }
+            if matches!(outcome, Outcome::Sent { .. }) {
+                act.status.activity();
             }
-            act.report_outbound();
+            let next = act.outbox.finish(item, outcome, Instant::now());
+            act.outbox.report(&mut act.status);
+            act.schedule_pump(next, ctx);
         }));
     }
 }
@@ -731,12 +663,10 @@ impl Actor for MattermostConnection {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.authenticated = false;
         self.sink = None;
-        if let Some(item) = self.in_flight.take() {
-            // Its send was cut off by the restart; it goes first again.
-            self.queue.push_front(item);
-        }
+        // A send cut off by the restart goes first again.
+        self.outbox.restore();
         // From the start, so the queue's series read 0 instead of missing.
-        self.report_outbound();
+        self.outbox.report(&mut self.status);
         self.http = Some(self.client());
         let ping = Duration::from_secs(self.settings.ping_interval_secs.max(1));
         ctx.run_interval(ping, move |act, ctx| {
@@ -826,12 +756,13 @@ impl Handler<Deliver> for MattermostConnection {
             if part.trim().is_empty() && props.is_none() {
                 continue;
             }
-            self.enqueue(Outgoing {
+            self.outbox.push(Outgoing {
                 dest: dest.clone(),
                 root_id: root_id.clone(),
                 message: part,
                 props: props.take(),
             });
+            self.outbox.report(&mut self.status);
         }
         self.pump(ctx);
     }

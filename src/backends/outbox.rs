@@ -1,0 +1,396 @@
+//! The outbound queue of the REST-based chat backends (Mattermost, Discord, Matrix).
+//!
+//! Those platforms take one HTTP request per message, answer 429 with a delay, and fail
+//! now and then; replies must still arrive complete and in order. The bookkeeping for that
+//! is the same on every platform, so it lives here, free of actix and HTTP: a bounded
+//! queue (oldest dropped first, so a long outage keeps the newest replies), the one
+//! message in flight, the pause a rate limit imposes and the backoff between retries.
+//!
+//! The connection actor drives it: it asks [`Outbox::next`] what to do, sends the item it
+//! gets with its own HTTP calls, and hands the result to [`Outbox::finish`], which says
+//! when to ask again. Platform specifics (direct-channel caches, logging in again, a new
+//! direct chat for a refused message) stay in the actor, which can put an item back with
+//! [`Outbox::put_back`] when it wants to try again on its own terms.
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use crate::{actors::supervisor::StatusReporter, domain::backoff::Backoff};
+
+/// Longest wait a rate limit can impose before the next attempt: a server asking for more
+/// (or a reset header read against a skewed clock) must not silence the bridge for hours.
+pub const MAX_RATE_WAIT: Duration = Duration::from_secs(300);
+
+/// First retry delay after a failed send; short, because most failures are one-off.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// Longest retry delay: a platform that is down for long is still tried every few seconds,
+/// so queued replies go out soon after it is back.
+const RETRY_MAX: Duration = Duration::from_secs(15);
+
+/// What the actor should do now, from [`Outbox::next`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next<T> {
+    /// Send this item, then report how it went with [`Outbox::finish`].
+    Send(T),
+    /// A rate limit is in force: ask again after this long.
+    Wait(Duration),
+    /// Nothing to do: the queue is empty or a send is in flight. Whatever changes that
+    /// (a new message, a finished send) pumps again, so no timer is needed.
+    Idle,
+}
+
+/// How a send ended, in terms every platform shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The platform has the message; `pause` when its rate-limit headers say the window
+    /// is used up, so the next send would only earn a 429.
+    Sent {
+        /// How long to hold the queue before the next send.
+        pause: Option<Duration>,
+    },
+    /// 429: send the same message again after the delay.
+    RateLimited(Duration),
+    /// Network error or a server error: send the same message again after a backoff.
+    Retry(String),
+    /// The platform refused the message for good (forbidden, unknown channel, …): drop it
+    /// rather than block everything behind it.
+    Rejected(String),
+}
+
+/// A connection's outbound queue; `T` is the platform's queued message.
+#[derive(Debug)]
+pub struct Outbox<T> {
+    /// The connection's name, for logs.
+    connection: String,
+    /// The platform's word in log messages (`mattermost`, `discord`, `matrix`).
+    platform: &'static str,
+    capacity: usize,
+    /// The pause between two sends (`send_interval_ms`).
+    gap: Duration,
+    queue: VecDeque<T>,
+    /// A copy of the item being sent: the actor's send is cut off if the actor restarts,
+    /// and the message must not be lost with it.
+    in_flight: Option<T>,
+    dropped: u64,
+    paused_until: Option<Instant>,
+    backoff: Backoff,
+}
+
+impl<T> Outbox<T> {
+    /// An empty outbox for the connection `connection` on `platform`, keeping at most
+    /// `capacity` messages (at least 1) and sending them at least `gap` apart.
+    pub fn new(
+        connection: impl Into<String>,
+        platform: &'static str,
+        capacity: usize,
+        gap: Duration,
+    ) -> Self {
+        Self {
+            connection: connection.into(),
+            platform,
+            capacity: capacity.max(1),
+            gap,
+            queue: VecDeque::new(),
+            in_flight: None,
+            dropped: 0,
+            paused_until: None,
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+        }
+    }
+
+    /// Queues a message last; when the queue is full, the oldest waiting message is dropped
+    /// (and counted, and logged), since the newest replies are the ones people wait for.
+    pub fn push(&mut self, item: T) {
+        while self.queue.len() >= self.capacity {
+            self.queue.pop_front();
+            self.dropped += 1;
+            tracing::warn!(
+                connection = %self.connection,
+                dropped_total = self.dropped,
+                capacity = self.capacity,
+                "{} outbound queue full; dropped the oldest message",
+                self.platform
+            );
+        }
+        self.queue.push_back(item);
+    }
+
+    /// Takes back the result of the send [`Outbox::next`] started and returns how long to
+    /// wait before asking [`Outbox::next`] again. `item` is the message that was sent; it
+    /// goes back to the front when it must be tried again, so order is kept.
+    pub fn finish(&mut self, item: T, outcome: Outcome, now: Instant) -> Duration {
+        self.in_flight = None;
+        match outcome {
+            Outcome::Sent { pause } => {
+                self.backoff.reset();
+                if let Some(pause) = pause {
+                    tracing::debug!(connection = %self.connection, pause_ms = pause.as_millis() as u64, "rate-limit window used up; pausing");
+                    self.paused_until = Some(now + pause.min(MAX_RATE_WAIT));
+                }
+                self.gap
+            }
+            Outcome::RateLimited(delay) => {
+                let delay = delay.min(MAX_RATE_WAIT);
+                tracing::info!(connection = %self.connection, delay_ms = delay.as_millis() as u64, "{} rate limit; retrying later", self.platform);
+                self.queue.push_front(item);
+                self.paused_until = Some(now + delay);
+                delay
+            }
+            Outcome::Retry(error) => {
+                let delay = self.backoff.next_delay();
+                tracing::warn!(connection = %self.connection, error = %error, delay_ms = delay.as_millis() as u64, "{} send failed; retrying", self.platform);
+                self.queue.push_front(item);
+                delay
+            }
+            Outcome::Rejected(error) => {
+                tracing::warn!(connection = %self.connection, error = %error, "{} refused a message; dropped it", self.platform);
+                self.gap
+            }
+        }
+    }
+
+    /// Ends the send in flight by putting `item` (perhaps changed by the actor) back at the
+    /// front, without touching the backoff or the pause; returns the usual gap before the
+    /// next send. For retries the actor decides on itself, e.g. in a new direct chat.
+    pub fn put_back(&mut self, item: T) -> Duration {
+        self.in_flight = None;
+        self.queue.push_front(item);
+        self.gap
+    }
+
+    /// After an actor restart: the send that was in flight was cut off, so its message goes
+    /// first again.
+    pub fn restore(&mut self) {
+        if let Some(item) = self.in_flight.take() {
+            self.queue.push_front(item);
+        }
+    }
+
+    /// Messages waiting to be sent, not counting the one in flight.
+    pub fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Messages the platform does not have yet: the one in flight counts until it is sent.
+    pub fn queued(&self) -> usize {
+        self.queue.len() + usize::from(self.in_flight.is_some())
+    }
+
+    /// Messages dropped because the queue was full, since the connection was created.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Sends the queue's figures to the registry (`/actors`, `/metrics`).
+    pub fn report(&self, status: &mut StatusReporter) {
+        status.outbound(self.queued(), self.dropped);
+    }
+}
+
+impl<T: Clone> Outbox<T> {
+    /// What to do at `now`: send the oldest message (it is in flight until
+    /// [`Outbox::finish`]), wait out a rate limit, or nothing. The actor checks first that
+    /// its connection is up.
+    pub fn next(&mut self, now: Instant) -> Next<T> {
+        if self.in_flight.is_some() {
+            return Next::Idle;
+        }
+        if let Some(until) = self.paused_until {
+            if until > now {
+                return Next::Wait(until - now);
+            }
+            self.paused_until = None;
+        }
+        match self.queue.pop_front() {
+            Some(item) => {
+                self.in_flight = Some(item.clone());
+                Next::Send(item)
+            }
+            None => Next::Idle,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GAP: Duration = Duration::from_millis(40);
+
+    fn outbox(capacity: usize) -> Outbox<u32> {
+        Outbox::new("test", "test", capacity, GAP)
+    }
+
+    fn sent() -> Outcome {
+        Outcome::Sent { pause: None }
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_counts_it() {
+        let t0 = Instant::now();
+        let mut o = outbox(2);
+        for i in 1..=4 {
+            o.push(i);
+        }
+        assert_eq!((o.queued(), o.dropped()), (2, 2));
+        assert_eq!(o.next(t0), Next::Send(3));
+        assert_eq!(o.finish(3, sent(), t0), GAP);
+        assert_eq!(o.next(t0), Next::Send(4));
+        assert_eq!(o.finish(4, sent(), t0), GAP);
+        assert_eq!(o.next(t0), Next::Idle);
+        assert_eq!((o.queued(), o.dropped()), (0, 2));
+    }
+
+    #[test]
+    fn a_capacity_of_zero_still_keeps_one_message() {
+        let mut o = outbox(0);
+        o.push(1);
+        o.push(2);
+        assert_eq!((o.queued(), o.dropped()), (1, 1));
+        assert_eq!(o.next(Instant::now()), Next::Send(2));
+    }
+
+    #[test]
+    fn the_message_in_flight_counts_as_queued_but_not_against_capacity() {
+        let t0 = Instant::now();
+        let mut o = outbox(1);
+        o.push(1);
+        assert_eq!(o.next(t0), Next::Send(1));
+        assert_eq!((o.waiting(), o.queued()), (0, 1));
+        o.push(2);
+        assert_eq!((o.waiting(), o.queued(), o.dropped()), (1, 2, 0));
+    }
+
+    #[test]
+    fn one_send_at_a_time() {
+        let t0 = Instant::now();
+        let mut o = outbox(5);
+        o.push(1);
+        o.push(2);
+        assert_eq!(o.next(t0), Next::Send(1));
+        assert_eq!(o.next(t0), Next::Idle, "1 is still in flight");
+        o.finish(1, sent(), t0);
+        assert_eq!(o.next(t0), Next::Send(2));
+    }
+
+    #[test]
+    fn a_restart_puts_the_message_in_flight_first_again() {
+        let t0 = Instant::now();
+        let mut o = outbox(5);
+        o.push(1);
+        o.push(2);
+        assert_eq!(o.next(t0), Next::Send(1));
+        // The actor restarted: its send (and the item it held) is gone.
+        o.restore();
+        assert_eq!((o.waiting(), o.queued()), (2, 2));
+        assert_eq!(o.next(t0), Next::Send(1));
+        o.finish(1, sent(), t0);
+        o.restore();
+        assert_eq!(o.queued(), 1, "nothing in flight, nothing restored");
+    }
+
+    #[test]
+    fn a_rate_limit_pauses_and_retries_the_same_message_first() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut o = outbox(5);
+        o.push(1);
+        o.push(2);
+        assert_eq!(o.next(t0), Next::Send(1));
+        assert_eq!(o.finish(1, Outcome::RateLimited(secs(3)), t0), secs(3));
+        assert_eq!(o.queued(), 2);
+        assert_eq!(o.next(t0 + secs(1)), Next::Wait(secs(2)));
+        assert_eq!(o.next(t0 + secs(3)), Next::Send(1));
+        // The pause is over for good once it has passed.
+        o.finish(1, sent(), t0 + secs(3));
+        assert_eq!(o.next(t0), Next::Send(2));
+    }
+
+    #[test]
+    fn rate_limit_waits_are_capped() {
+        let t0 = Instant::now();
+        let mut o = outbox(5);
+        o.push(1);
+        o.next(t0);
+        let delay = o.finish(1, Outcome::RateLimited(Duration::from_secs(86_400)), t0);
+        assert_eq!(delay, MAX_RATE_WAIT);
+        assert_eq!(o.next(t0), Next::Wait(MAX_RATE_WAIT));
+    }
+
+    #[test]
+    fn a_used_up_window_pauses_after_a_send() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut o = outbox(5);
+        o.push(1);
+        o.push(2);
+        o.next(t0);
+        let pause = Some(ms(500));
+        assert_eq!(o.finish(1, Outcome::Sent { pause }, t0), GAP);
+        assert_eq!(o.next(t0 + GAP), Next::Wait(ms(500) - GAP));
+        assert_eq!(o.next(t0 + ms(500)), Next::Send(2));
+        o.finish(
+            2,
+            Outcome::Sent {
+                pause: Some(Duration::MAX),
+            },
+            t0,
+        );
+        o.push(3);
+        assert_eq!(o.next(t0), Next::Wait(MAX_RATE_WAIT));
+    }
+
+    #[test]
+    fn failures_back_off_and_a_success_resets_the_backoff() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut o = outbox(5);
+        o.push(1);
+        o.push(2);
+        let retry = |o: &mut Outbox<u32>| {
+            assert_eq!(o.next(t0), Next::Send(1), "the failed message stays first");
+            o.finish(1, Outcome::Retry("HTTP 502".into()), t0)
+        };
+        let first = retry(&mut o);
+        assert!((ms(125)..=ms(250)).contains(&first), "{first:?}");
+        let second = retry(&mut o);
+        assert!((ms(250)..=ms(500)).contains(&second), "{second:?}");
+        for _ in 0..10 {
+            assert!(retry(&mut o) <= RETRY_MAX);
+        }
+        assert_eq!(o.queued(), 2);
+        assert_eq!(o.next(t0), Next::Send(1));
+        o.finish(1, sent(), t0);
+        assert_eq!(o.next(t0), Next::Send(2));
+        let after_success = o.finish(2, Outcome::Retry("timeout".into()), t0);
+        assert!((ms(125)..=ms(250)).contains(&after_success));
+    }
+
+    #[test]
+    fn a_rejected_message_is_dropped_without_counting_as_an_overflow() {
+        let t0 = Instant::now();
+        let mut o = outbox(5);
+        o.push(1);
+        o.push(2);
+        o.next(t0);
+        assert_eq!(o.finish(1, Outcome::Rejected("HTTP 403".into()), t0), GAP);
+        assert_eq!((o.queued(), o.dropped()), (1, 0));
+        assert_eq!(o.next(t0), Next::Send(2));
+    }
+
+    #[test]
+    fn put_back_retries_first_without_backoff_or_pause() {
+        let t0 = Instant::now();
+        let mut o = outbox(5);
+        o.push(1);
+        o.push(2);
+        assert_eq!(o.next(t0), Next::Send(1));
+        assert_eq!(o.put_back(10), GAP);
+        assert_eq!(o.queued(), 2);
+        assert_eq!(o.next(t0), Next::Send(10));
+        let delay = o.finish(10, Outcome::Retry("x".into()), t0);
+        assert!(delay <= RETRY_FIRST, "put_back left the backoff alone");
+    }
+}
