@@ -1,11 +1,30 @@
-//! The small JSON-over-HTTPS helpers the REST-based backends share (Mattermost, Discord):
+//! The small JSON-over-HTTPS helpers the REST-based backends share (Mattermost, Discord; the
+//! client builder also Slack and Matrix):
 //! bounded bodies, errors that name the path (never the host or a token), and the platform's
 //! own error code and message when it sends one.
+
+use std::{sync::Arc, time::Duration};
 
 use actix_web::http::StatusCode;
 use awc::{http::header::HeaderMap, ClientRequest};
 use bytes::Bytes;
 use serde_json::Value;
+
+/// The User-Agent the bridge sends to chat platforms (Discord asks for its own form).
+pub const USER_AGENT: &str = concat!("stormbridge/", env!("CARGO_PKG_VERSION"));
+
+/// An HTTP client for a platform's API: the given TLS settings, 10 s to connect, 30 s per
+/// request unless a request says otherwise (a long poll does), and `user_agent`.
+pub fn http_client(tls: Arc<rustls::ClientConfig>, user_agent: &'static str) -> awc::Client {
+    let connector = awc::Connector::new()
+        .rustls_0_23(tls)
+        .timeout(Duration::from_secs(10));
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(Duration::from_secs(30))
+        .add_default_header(("User-Agent", user_agent))
+        .finish()
+}
 
 /// Largest API response read.
 const MAX_BODY: usize = 1 << 20;

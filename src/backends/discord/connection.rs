@@ -135,21 +135,14 @@ impl DiscordConnection {
     }
 
     fn client(&self) -> awc::Client {
-        let connector = awc::Connector::new()
-            .rustls_0_23(self.tls.clone())
-            .timeout(Duration::from_secs(10));
-        awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(30))
-            .add_default_header((
-                "User-Agent",
-                concat!(
-                    "DiscordBot (https://github.com/stormbridge, ",
-                    env!("CARGO_PKG_VERSION"),
-                    ")"
-                ),
-            ))
-            .finish()
+        crate::backends::rest::http_client(
+            self.tls.clone(),
+            concat!(
+                "DiscordBot (https://github.com/stormbridge, ",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            ),
+        )
     }
 
     fn fail(&mut self, error: String, ctx: &mut Context<Self>) {

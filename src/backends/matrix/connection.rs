@@ -88,6 +88,8 @@ pub struct MatrixConnection {
     state_file: Option<PathBuf>,
     /// The position read from `state_file` (checked against the account at login).
     stored: Option<SyncState>,
+    /// The last attempt to write `state_file` failed (and was logged).
+    state_save_failing: bool,
     /// Set once a sync succeeded on this connection.
     synced: bool,
     rooms: HashMap<String, RoomNames>,
@@ -161,6 +163,7 @@ impl MatrixConnection {
             since: None,
             state_file,
             stored,
+            state_save_failing: false,
             synced: false,
             rooms: HashMap::new(),
             direct: HashMap::new(),
@@ -174,17 +177,7 @@ impl MatrixConnection {
     }
 
     fn client(&self) -> awc::Client {
-        let connector = awc::Connector::new()
-            .rustls_0_23(self.tls.clone())
-            .timeout(Duration::from_secs(10));
-        awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(30))
-            .add_default_header((
-                "User-Agent",
-                concat!("stormbridge/", env!("CARGO_PKG_VERSION")),
-            ))
-            .finish()
+        crate::backends::rest::http_client(self.tls.clone(), crate::backends::rest::USER_AGENT)
     }
 
     fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
@@ -310,9 +303,19 @@ impl MatrixConnection {
             return;
         }
         match state::save(path, &state) {
-            Ok(()) => self.stored = Some(state),
-            Err(e) => {
+            Ok(()) => {
+                if std::mem::take(&mut self.state_save_failing) {
+                    tracing::info!(connection = %self.name, "the matrix sync position is saved again");
+                }
+                self.stored = Some(state);
+            }
+            // Once per failing stretch: this runs after every sync batch.
+            Err(e) if !self.state_save_failing => {
+                self.state_save_failing = true;
                 tracing::warn!(connection = %self.name, error = %e, "cannot save the matrix sync position; a restart may replay or skip messages")
+            }
+            Err(e) => {
+                tracing::debug!(connection = %self.name, error = %e, "still cannot save the matrix sync position")
             }
         }
     }

@@ -182,17 +182,7 @@ impl MattermostConnection {
     }
 
     fn client(&self) -> awc::Client {
-        let connector = awc::Connector::new()
-            .rustls_0_23(self.tls.clone())
-            .timeout(Duration::from_secs(10));
-        awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(30))
-            .add_default_header((
-                "User-Agent",
-                concat!("stormbridge/", env!("CARGO_PKG_VERSION")),
-            ))
-            .finish()
+        crate::backends::rest::http_client(self.tls.clone(), crate::backends::rest::USER_AGENT)
     }
 
     fn fail(&mut self, error: String, ctx: &mut Context<Self>) {

@@ -172,17 +172,8 @@ impl SlackConnection {
         if let Some(c) = &self.http {
             return c.clone();
         }
-        let connector = awc::Connector::new()
-            .rustls_0_23(self.tls.clone())
-            .timeout(Duration::from_secs(10));
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(30))
-            .add_default_header((
-                "User-Agent",
-                concat!("stormbridge/", env!("CARGO_PKG_VERSION")),
-            ))
-            .finish();
+        let client =
+            crate::backends::rest::http_client(self.tls.clone(), crate::backends::rest::USER_AGENT);
         self.http = Some(client.clone());
         client
     }
