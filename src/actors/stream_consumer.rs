@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::{
     alias_cache::RefreshAliases,
-    supervisor::{ActorState, StatusReporter},
+    supervisor::{ActorState, Reconnect, StatusReporter},
     token_renewer::{current_credential, CredentialRejected, TokenRenewer},
 };
 use crate::{
@@ -73,13 +73,13 @@ pub struct StreamConsumer {
     renewer: Addr<TokenRenewer>,
     announcements: Recipient<AnnouncementReceived>,
     alias_changes: Recipient<RefreshAliases>,
-    backoff: Backoff,
+    /// When to connect again after a failure.
+    reconnect: Reconnect,
     status: StatusReporter,
     parser: SseParser,
     connected: bool,
     last_bytes: Instant,
     last_error: Option<String>,
-    restarting: bool,
 }
 
 impl StreamConsumer {
@@ -102,13 +102,12 @@ impl StreamConsumer {
             renewer,
             announcements,
             alias_changes,
-            backoff,
+            reconnect: Reconnect::new(status.name(), backoff),
             status,
             parser: SseParser::new(MAX_EVENT_BYTES),
             connected: false,
             last_bytes: Instant::now(),
             last_error: None,
-            restarting: false,
         }
     }
 
@@ -188,22 +187,13 @@ impl Actor for StreamConsumer {
                 );
             }
         });
-        if !std::mem::take(&mut self.restarting) {
-            self.connect(ctx);
-        } else {
-            let delay = self.backoff.next_delay();
-            tracing::debug!(
-                delay_ms = delay.as_millis() as u64,
-                "reconnecting to the stream after backoff"
-            );
-            ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        }
+        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
     }
 }
 
 impl Supervised for StreamConsumer {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.restarting = true;
+        self.reconnect.restarting();
         self.metrics.stream_reconnect();
         self.status.restarted(self.last_error.take());
     }
@@ -219,8 +209,8 @@ impl StreamHandler<Result<Bytes, awc::error::PayloadError>> for StreamConsumer {
             }
         };
         self.last_bytes = Instant::now();
-        if self.backoff.failures() > 0 {
-            self.backoff.reset();
+        if self.reconnect.failures() > 0 {
+            self.reconnect.connected();
         }
         self.status.activity();
         for event in self.parser.feed(&chunk) {

@@ -414,6 +414,53 @@ fn outbound_status(name: &str, required_for_ready: bool, figures: OutboundReport
     }
 }
 
+/// When a supervised connection connects: at once on its first start, after a capped,
+/// jittered backoff on every restart. `actix::Supervisor` restarts a stopped actor at once,
+/// so without this wait a server that refuses connections would be hammered in a loop.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    actor: String,
+    backoff: crate::domain::backoff::Backoff,
+    restarting: bool,
+}
+
+impl Reconnect {
+    /// For the actor named `actor` (its `/actors` name), with its backoff policy.
+    pub fn new(actor: impl Into<String>, backoff: crate::domain::backoff::Backoff) -> Self {
+        Self {
+            actor: actor.into(),
+            backoff,
+            restarting: false,
+        }
+    }
+
+    /// Call from `Supervised::restarting`: the next start waits.
+    pub fn restarting(&mut self) {
+        self.restarting = true;
+    }
+
+    /// Call once connected: the next failure waits the shortest delay again.
+    pub fn connected(&mut self) {
+        self.backoff.reset();
+    }
+
+    /// Consecutive failed connections since the last success.
+    pub fn failures(&self) -> u32 {
+        self.backoff.failures()
+    }
+
+    /// Call from `Actor::started`: how long to wait before connecting (zero on a first
+    /// start; the next backoff step, logged, after a restart).
+    pub fn delay(&mut self) -> Duration {
+        if !std::mem::take(&mut self.restarting) {
+            return Duration::ZERO;
+        }
+        let delay = self.backoff.next_delay();
+        tracing::debug!(actor = %self.actor, delay_ms = delay.as_millis() as u64, "reconnecting after backoff");
+        delay
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,5 +589,26 @@ mod tests {
         assert!(metrics
             .render()
             .contains(r#"stormbridge_chat_outbound_dropped_total{connection="irc"} 6"#));
+    }
+
+    #[test]
+    fn reconnects_wait_only_after_a_restart_and_back_off_until_connected() {
+        use crate::domain::backoff::Backoff;
+        let mut r = Reconnect::new(
+            "chat:x",
+            Backoff::new(Duration::from_millis(100), Duration::from_millis(400)),
+        );
+        assert_eq!(r.delay(), Duration::ZERO, "first start connects at once");
+        r.restarting();
+        let first = r.delay();
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        assert_eq!(r.delay(), Duration::ZERO, "one wait per restart");
+        for _ in 0..5 {
+            r.restarting();
+            assert!(r.delay() <= Duration::from_millis(400), "capped");
+        }
+        assert_eq!(r.failures(), 6);
+        r.connected();
+        assert_eq!(r.failures(), 0);
     }
 }

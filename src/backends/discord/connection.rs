@@ -26,7 +26,7 @@ use super::{
     wire::{self, op, Mapping},
 };
 use crate::{
-    actors::supervisor::{ActorState, StatusReporter},
+    actors::supervisor::{ActorState, Reconnect, StatusReporter},
     backends::outbox::{Next, Outbox, Outcome},
     backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
@@ -63,7 +63,8 @@ pub struct DiscordConnection {
     tls: Arc<rustls::ClientConfig>,
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
-    backoff: Backoff,
+    /// When to connect again after a failure.
+    reconnect: Reconnect,
     http: Option<awc::Client>,
     bot_id: Option<String>,
     sink: Option<SinkWrite<Message, WsSink>>,
@@ -73,7 +74,6 @@ pub struct DiscordConnection {
     seq: Option<u64>,
     acked: bool,
     heartbeat: Option<SpawnHandle>,
-    restarting: bool,
     last_error: Option<String>,
     outbox: Outbox<Outgoing>,
     dm_channels: HashMap<String, String>,
@@ -116,8 +116,8 @@ impl DiscordConnection {
             token,
             tls: Arc::new(tls),
             dispatcher,
+            reconnect: Reconnect::new(status.name(), backoff),
             status,
-            backoff,
             http: None,
             bot_id: None,
             sink: None,
@@ -127,7 +127,6 @@ impl DiscordConnection {
             seq: None,
             acked: true,
             heartbeat: None,
-            restarting: false,
             last_error: None,
             outbox,
             dm_channels: HashMap::new(),
@@ -325,7 +324,7 @@ impl DiscordConnection {
     fn up(&mut self, ctx: &mut Context<Self>) {
         self.ready = true;
         self.last_error = None;
-        self.backoff.reset();
+        self.reconnect.connected();
         self.status.state(ActorState::Up, None);
         tracing::info!(connection = %self.name, queued = self.outbox.waiting(), "discord connected");
         self.pump(ctx);
@@ -499,19 +498,13 @@ impl Actor for DiscordConnection {
         // From the start, so the queue's series read 0 instead of missing.
         self.outbox.report(&mut self.status);
         self.http = Some(self.client());
-        if !std::mem::take(&mut self.restarting) {
-            self.connect(ctx);
-        } else {
-            let delay = self.backoff.next_delay();
-            tracing::debug!(connection = %self.name, delay_ms = delay.as_millis() as u64, "reconnecting to discord after backoff");
-            ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        }
+        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
     }
 }
 
 impl Supervised for DiscordConnection {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.restarting = true;
+        self.reconnect.restarting();
         self.sink = None;
         self.ready = false;
         self.status.restarted(self.last_error.take());

@@ -18,7 +18,7 @@ use super::{
     text::{irc_eq, outbound_texts, sasl_plain_chunks},
 };
 use crate::{
-    actors::supervisor::{ActorState, StatusReporter},
+    actors::supervisor::{ActorState, Reconnect, StatusReporter},
     backends::flood::{FloodGate, LineQueue},
     backends::{Deliver, Inbound},
     domain::{backoff::Backoff, message::Target},
@@ -49,7 +49,8 @@ pub struct IrcConnection {
     settings: IrcSettings,
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
-    backoff: Backoff,
+    /// When to connect again after a failure.
+    reconnect: Reconnect,
     tls: Option<Arc<rustls::ClientConfig>>,
     writer: Option<Writer>,
     registered: bool,
@@ -59,7 +60,6 @@ pub struct IrcConnection {
     last_read: Instant,
     ping_sent: bool,
     last_error: Option<String>,
-    restarting: bool,
     next_message_id: u64,
 }
 
@@ -95,8 +95,8 @@ impl IrcConnection {
             name,
             settings,
             dispatcher,
+            reconnect: Reconnect::new(status.name(), backoff),
             status,
-            backoff,
             tls,
             writer: None,
             registered: false,
@@ -106,7 +106,6 @@ impl IrcConnection {
             last_read: Instant::now(),
             ping_sent: false,
             last_error: None,
-            restarting: false,
             next_message_id: 1,
         }
     }
@@ -282,7 +281,7 @@ impl IrcConnection {
                     self.nick = nick.clone();
                 }
                 self.registered = true;
-                self.backoff.reset();
+                self.reconnect.connected();
                 tracing::info!(connection = %self.name, nick = %self.nick, "IRC registered");
                 self.status.state(ActorState::Up, None);
                 self.join_channels();
@@ -393,24 +392,13 @@ impl Actor for IrcConnection {
         self.status.outbound(self.queue.len(), self.queue.dropped());
         ctx.run_interval(PUMP_EVERY, |act, _| act.pump());
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.keepalive(ctx));
-        if !std::mem::take(&mut self.restarting) {
-            self.status.state(ActorState::Starting, None);
-            self.connect(ctx);
-        } else {
-            let delay = self.backoff.next_delay();
-            tracing::debug!(
-                connection = %self.name,
-                delay_ms = delay.as_millis() as u64,
-                "reconnecting to IRC after backoff"
-            );
-            ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        }
+        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
     }
 }
 
 impl Supervised for IrcConnection {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.restarting = true;
+        self.reconnect.restarting();
         self.registered = false;
         self.writer = None;
         self.status.restarted(self.last_error.take());

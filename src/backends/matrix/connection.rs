@@ -17,7 +17,7 @@ use super::{
     wire::{self, Mapping, RoomNames, SyncResponse},
 };
 use crate::{
-    actors::supervisor::{ActorState, StatusReporter},
+    actors::supervisor::{ActorState, Reconnect, StatusReporter},
     backends::outbox::{Next, Outbox, Outcome, MAX_RATE_WAIT},
     backends::{Deliver, Inbound},
     domain::{
@@ -77,7 +77,8 @@ pub struct MatrixConnection {
     tls: Arc<rustls::ClientConfig>,
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
-    backoff: Backoff,
+    /// When to connect again after a failure.
+    reconnect: Reconnect,
     api: Option<Api>,
     /// The access token in use: configured, or from the last login (reused after a
     /// reconnect; a refused one is dropped and the bot logs in again).
@@ -99,7 +100,6 @@ pub struct MatrixConnection {
     configured: HashSet<String>,
     /// Alias → room id, for announcements addressed to an alias.
     aliases: HashMap<String, String>,
-    restarting: bool,
     last_error: Option<String>,
     outbox: Outbox<Outgoing>,
 }
@@ -154,8 +154,8 @@ impl MatrixConnection {
             base,
             tls,
             dispatcher,
+            reconnect: Reconnect::new(status.name(), backoff),
             status,
-            backoff,
             api: None,
             token: settings.access_token.clone(),
             account: None,
@@ -169,7 +169,6 @@ impl MatrixConnection {
             direct: HashMap::new(),
             configured: HashSet::new(),
             aliases: HashMap::new(),
-            restarting: false,
             last_error: None,
             outbox,
             settings,
@@ -350,7 +349,7 @@ impl MatrixConnection {
                 if !act.synced {
                     act.synced = true;
                     act.last_error = None;
-                    act.backoff.reset();
+                    act.reconnect.connected();
                     act.status.state(ActorState::Up, None);
                     tracing::info!(connection = %act.name, queued = act.outbox.waiting(), "matrix connected");
                     act.pump(ctx);
@@ -674,19 +673,13 @@ impl Actor for MatrixConnection {
         // From the start, so the queue's series read 0 instead of missing.
         self.outbox.report(&mut self.status);
         self.api = Some(Api::new(self.client(), &self.base));
-        if !std::mem::take(&mut self.restarting) {
-            self.connect(ctx);
-        } else {
-            let delay = self.backoff.next_delay();
-            tracing::debug!(connection = %self.name, delay_ms = delay.as_millis() as u64, "reconnecting to matrix after backoff");
-            ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        }
+        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
     }
 }
 
 impl Supervised for MatrixConnection {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.restarting = true;
+        self.reconnect.restarting();
         self.synced = false;
         self.status.restarted(self.last_error.take());
     }

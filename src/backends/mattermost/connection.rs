@@ -27,7 +27,7 @@ use super::{
     wire::{self, Mapping, WsFrame},
 };
 use crate::{
-    actors::supervisor::{ActorState, StatusReporter},
+    actors::supervisor::{ActorState, Reconnect, StatusReporter},
     backends::outbox::{Next, Outbox, Outcome},
     backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
@@ -78,7 +78,8 @@ pub struct MattermostConnection {
     tls: Arc<rustls::ClientConfig>,
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
-    backoff: Backoff,
+    /// When to connect again after a failure.
+    reconnect: Reconnect,
     http: Option<awc::Client>,
     bot: Option<BotIdentity>,
     team_id: Option<String>,
@@ -91,7 +92,6 @@ pub struct MattermostConnection {
     /// The `seq` the next server event must have.
     server_seq: u64,
     last_frame: Instant,
-    restarting: bool,
     last_error: Option<String>,
     outbox: Outbox<Outgoing>,
     dm_channels: HashMap<String, String>,
@@ -161,8 +161,8 @@ impl MattermostConnection {
             ws_url,
             tls: Arc::new(tls),
             dispatcher,
+            reconnect: Reconnect::new(status.name(), backoff),
             status,
-            backoff,
             http: None,
             bot: None,
             team_id: None,
@@ -173,7 +173,6 @@ impl MattermostConnection {
             connection_id: None,
             server_seq: 0,
             last_frame: Instant::now(),
-            restarting: false,
             last_error: None,
             outbox,
             dm_channels: HashMap::new(),
@@ -284,7 +283,7 @@ impl MattermostConnection {
                 if status == "OK" {
                     self.authenticated = true;
                     self.last_error = None;
-                    self.backoff.reset();
+                    self.reconnect.connected();
                     self.status.state(ActorState::Up, None);
                     tracing::info!(connection = %self.name, queued = self.outbox.waiting(), "mattermost connected");
                     self.join(self.settings.channels.clone(), ctx);
@@ -670,19 +669,13 @@ impl Actor for MattermostConnection {
                 act.write(Message::Ping(Bytes::new()));
             }
         });
-        if !std::mem::take(&mut self.restarting) {
-            self.connect(ctx);
-        } else {
-            let delay = self.backoff.next_delay();
-            tracing::debug!(connection = %self.name, delay_ms = delay.as_millis() as u64, "reconnecting to mattermost after backoff");
-            ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        }
+        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
     }
 }
 
 impl Supervised for MattermostConnection {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.restarting = true;
+        self.reconnect.restarting();
         self.sink = None;
         self.authenticated = false;
         self.status.restarted(self.last_error.take());

@@ -18,7 +18,7 @@ use super::{
     xml::{escape, Element, Frame, XmlCodec},
 };
 use crate::{
-    actors::supervisor::{ActorState, StatusReporter},
+    actors::supervisor::{ActorState, Reconnect, StatusReporter},
     backends::flood::{FloodGate, LineQueue},
     backends::{Deliver, Inbound},
     domain::{
@@ -51,7 +51,8 @@ pub struct XmppConnection {
     settings: XmppSettings,
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
-    backoff: Backoff,
+    /// When to connect again after a failure.
+    reconnect: Reconnect,
     tls: Option<Arc<rustls::ClientConfig>>,
     writer: Option<Writer>,
     online: bool,
@@ -67,7 +68,6 @@ pub struct XmppConnection {
     pings: HashMap<String, (Instant, Option<String>)>,
     last_ping: Instant,
     last_error: Option<String>,
-    restarting: bool,
     next_id: u64,
 }
 
@@ -111,8 +111,8 @@ impl XmppConnection {
             name,
             settings,
             dispatcher,
+            reconnect: Reconnect::new(status.name(), backoff),
             status,
-            backoff,
             tls,
             writer: None,
             online: false,
@@ -127,7 +127,6 @@ impl XmppConnection {
             pings: HashMap::new(),
             last_ping: Instant::now(),
             last_error: None,
-            restarting: false,
             next_id: 0,
         }
     }
@@ -200,7 +199,7 @@ impl XmppConnection {
                 ctx.add_stream(reader);
                 act.writer = Some(actix::io::FramedWrite::new(w, XmlCodec, ctx));
                 act.online = true;
-                act.backoff.reset();
+                act.reconnect.connected();
                 act.joined.clear();
                 act.occupants.clear();
                 act.pings.clear();
@@ -461,20 +460,13 @@ impl Actor for XmppConnection {
         self.status.outbound(self.queue.len(), self.queue.dropped());
         ctx.run_interval(PUMP_EVERY, |act, _| act.pump());
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.keepalive(ctx));
-        if !std::mem::take(&mut self.restarting) {
-            self.status.state(ActorState::Starting, None);
-            self.connect(ctx);
-        } else {
-            let delay = self.backoff.next_delay();
-            tracing::debug!(connection = %self.name, delay_ms = delay.as_millis() as u64, "reconnecting to XMPP after backoff");
-            ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        }
+        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
     }
 }
 
 impl Supervised for XmppConnection {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.restarting = true;
+        self.reconnect.restarting();
         self.online = false;
         self.writer = None;
         self.status.restarted(self.last_error.take());
