@@ -111,6 +111,7 @@ fn matrix_mapping(c: &mut Criterion) {
         wire::{message_content, message_to_inbound, Mapping},
     };
     let names = vec!["stormbridge".to_owned()];
+    let members = std::collections::HashMap::new();
     let event = json!({"type": "m.room.message", "sender": "@alice:example.org", "event_id": "$e1",
         "origin_server_ts": 1_000_000u64,
         "content": {"msgtype": "m.text", "body": "!st2 deploy service4321 web on host1",
@@ -124,6 +125,7 @@ fn matrix_mapping(c: &mut Criterion) {
                 ignore_users: &[],
                 direct: false,
                 room_name: None,
+                member_names: &members,
                 reply_in_thread: false,
                 now_ms: 1_000_500,
                 max_age_ms: 900_000,

@@ -234,7 +234,7 @@ impl MxUser {
             .ok(
                 "POST",
                 "/createRoom",
-                Some(json!({"room_alias_name": alias, "preset": "public_chat"})),
+                Some(json!({"room_alias_name": alias, "name": "Operations", "preset": "public_chat"})),
             )
             .await;
         v["room_id"].as_str().expect("room id").to_owned()
@@ -475,6 +475,31 @@ async fn commands_in_a_room_a_thread_and_a_direct_chat_come_back_where_they_were
         json!({"message": "to the alias", "channel": "matrix:#ops:localhost"}),
     );
     alice.message_from(BOT, &room, "to the alias").await;
+
+    // The room's name and the user's display name come from the room's state.
+    alice
+        .ok(
+            "PUT",
+            &format!("/profile/{}/displayname", enc("@alice:localhost")),
+            Some(json!({"displayname": "Alice Admin"})),
+        )
+        .await;
+    // Synapse updates the member event in each room after answering; wait for it.
+    alice
+        .wait_for("alice's new display name in the room", |r, e| {
+            r == room
+                && e["type"] == "m.room.member"
+                && e["content"]["displayname"] == "Alice Admin"
+        })
+        .await;
+    alice.say(&room, "!st2whoami").await;
+    let whoami = alice.message_from(BOT, &room, "You are").await;
+    let whoami = whoami["content"]["body"].as_str().unwrap();
+    assert!(
+        whoami.contains("`matrix:@alice:localhost` (Alice Admin)"),
+        "{whoami}"
+    );
+    assert!(whoami.contains("(Operations)"), "{whoami}");
 
     alice.say(&room, "!st2help").await;
     let help = alice.message_from(BOT, &room, "run").await;

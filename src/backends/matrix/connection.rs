@@ -14,7 +14,7 @@ use super::{
     api::{Api, ApiError},
     config::{parse_user_id, MatrixSettings},
     state::{self, SyncState},
-    wire::{self, Mapping, RoomNames, SyncResponse},
+    wire::{self, Mapping, RoomInfo, SyncResponse},
 };
 use crate::{
     actors::supervisor::{ActorState, Reconnect, StatusReporter},
@@ -93,7 +93,7 @@ pub struct MatrixConnection {
     state_save_failing: bool,
     /// Set once a sync succeeded on this connection.
     synced: bool,
-    rooms: HashMap<String, RoomNames>,
+    rooms: HashMap<String, RoomInfo>,
     /// `m.direct`: user → their direct chats with the bot.
     direct: HashMap<String, Vec<String>>,
     /// Room ids of the configured `rooms`.
@@ -412,6 +412,7 @@ impl MatrixConnection {
                 ignore_users: &self.settings.ignore_users,
                 direct,
                 room_name: names.display(),
+                member_names: &names.member_names,
                 reply_in_thread: self.settings.reply_in_thread,
                 now_ms,
                 max_age_ms: self.settings.max_command_age_secs.saturating_mul(1000),

@@ -108,7 +108,7 @@ pub fn sync_filter() -> String {
         "account_data": {"types": ["m.direct"]},
         "room": {
             "state": {
-                "types": ["m.room.name", "m.room.canonical_alias"],
+                "types": ["m.room.name", "m.room.canonical_alias", "m.room.member"],
                 "lazy_load_members": true
             },
             "timeline": {
@@ -177,31 +177,46 @@ pub fn after_own_join<'a>(timeline: &'a [Value], bot_user_id: &str) -> &'a [Valu
     }
 }
 
-/// A room's display name and canonical alias, as state events change them.
+/// What the bridge knows of a room from its state events: its name, canonical alias and the
+/// display names of the members it has seen (members are lazy-loaded: the senders of the
+/// messages synced, not everyone in a big room).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoomNames {
+pub struct RoomInfo {
     /// `m.room.name`.
     pub name: Option<String>,
     /// `m.room.canonical_alias`.
     pub alias: Option<String>,
+    /// User id → display name, for members who set one.
+    pub member_names: HashMap<String, String>,
 }
 
-impl RoomNames {
-    /// Applies the name and alias state events among `events`.
+impl RoomInfo {
+    /// Applies the name, alias and membership state events among `events`.
     pub fn apply<'a>(&mut self, events: impl IntoIterator<Item = &'a Value>) {
         for e in events {
-            if str_at(e, "state_key") != Some("") {
+            let Some(state_key) = str_at(e, "state_key") else {
                 continue;
-            }
+            };
             let text = |key: &str| {
                 e.pointer(&format!("/content/{key}"))
                     .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
+                    .filter(|s| !s.trim().is_empty())
                     .map(str::to_owned)
             };
             match str_at(e, "type") {
-                Some("m.room.name") => self.name = text("name"),
-                Some("m.room.canonical_alias") => self.alias = text("alias"),
+                Some("m.room.name") if state_key.is_empty() => self.name = text("name"),
+                Some("m.room.canonical_alias") if state_key.is_empty() => {
+                    self.alias = text("alias")
+                }
+                Some("m.room.member") => match (text("membership").as_deref(), text("displayname"))
+                {
+                    (Some("join"), Some(name)) => {
+                        self.member_names.insert(state_key.to_owned(), name);
+                    }
+                    _ => {
+                        self.member_names.remove(state_key);
+                    }
+                },
                 _ => {}
             }
         }
@@ -261,6 +276,8 @@ pub struct Mapping<'a> {
     pub direct: bool,
     /// The room's display name.
     pub room_name: Option<String>,
+    /// Display names of the room's members (for messages; identity is the user id).
+    pub member_names: &'a HashMap<String, String>,
     /// Open a thread under a command said outside one.
     pub reply_in_thread: bool,
     /// Now, in milliseconds since the epoch.
@@ -349,7 +366,11 @@ pub fn message_to_inbound(
         user: ChatUser {
             connection: m.connection.to_owned(),
             id: sender.to_owned(),
-            name: sender.to_owned(),
+            name: m
+                .member_names
+                .get(sender)
+                .cloned()
+                .unwrap_or_else(|| sender.to_owned()),
         },
         room: Room {
             connection: m.connection.to_owned(),
@@ -488,6 +509,7 @@ mod tests {
     fn mapping(direct: bool) -> Mapping<'static> {
         static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
         static IGNORE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        static MEMBERS: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
         Mapping {
             connection: "mx",
             bot_user_id: BOT,
@@ -495,6 +517,8 @@ mod tests {
             ignore_users: IGNORE.get_or_init(|| vec!["@otherbot:example.org".into()]),
             direct,
             room_name: Some("Ops".into()),
+            member_names: MEMBERS
+                .get_or_init(|| HashMap::from([("@alice:example.org".into(), "Alice".into())])),
             reply_in_thread: false,
             now_ms: 1_000_000,
             max_age_ms: 60_000,
@@ -516,6 +540,7 @@ mod tests {
         );
         let m = message_to_inbound("!room:example.org", &e, &mapping(false)).unwrap();
         assert_eq!(m.user.id, "@alice:example.org");
+        assert_eq!(m.user.name, "Alice");
         assert_eq!(m.user.connection, "mx");
         assert_eq!(m.room.id, "!room:example.org");
         assert_eq!(m.room.kind, RoomKind::Group);
@@ -703,10 +728,23 @@ mod tests {
         assert_eq!(direct["@alice:x"], vec!["!dm:x".to_owned()]);
         assert!(direct["@bad:x"].is_empty());
         let joined = &sync.rooms.join["!r:x"];
-        let mut names = RoomNames::default();
+        let mut names = RoomInfo::default();
         names.apply(joined.state.events.iter().chain(&joined.timeline.events));
         assert_eq!(names.display().as_deref(), Some("Ops"));
         assert_eq!(names.alias.as_deref(), Some("#ops:x"));
+        let member = |membership: &str, name: Option<&str>| json!({"type": "m.room.member", "state_key": "@alice:x", "content": {"membership": membership, "displayname": name}});
+        names.apply([&member("join", Some("Alice A."))]);
+        assert_eq!(names.member_names["@alice:x"], "Alice A.");
+        names.apply([&member("join", None)]);
+        assert!(
+            names.member_names.is_empty(),
+            "a removed display name is forgotten"
+        );
+        names.apply([&member("join", Some("A")), &member("leave", Some("A"))]);
+        assert!(
+            names.member_names.is_empty(),
+            "members who left are forgotten"
+        );
         assert_eq!(
             invitation(&sync.rooms.invite["!i:x"], BOT),
             Some(("@alice:x".into(), true))
