@@ -57,7 +57,7 @@
 //!   [`ParseError::Runtime`] instead of running for minutes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use fancy_regex::{Regex, RegexBuilder};
 
@@ -1805,20 +1805,36 @@ fn sub_all(
 // Step 2-5: the format
 // ---------------------------------------------------------------------------
 
+/// How many formats keep their matcher built at once, shared by every index and reload.
+/// A fancy-regex costs ~27 KB, so keeping one per format used grew to hundreds of MiB
+/// with thousands of aliases in use; rebuilding an evicted one costs ~50 µs, far inside
+/// the 1 ms a command may take.
+pub const MATCHERS_KEPT: u64 = 256;
+
+/// A format's matcher, or why fancy-regex refused the translation.
+type Matcher = Arc<Result<Regex, String>>;
+
+/// The built matchers, by format text (equal texts share one), least used evicted first.
+fn matchers() -> &'static moka::sync::Cache<Arc<str>, Matcher> {
+    static CACHE: OnceLock<moka::sync::Cache<Arc<str>, Matcher>> = OnceLock::new();
+    CACHE.get_or_init(|| moka::sync::Cache::new(MATCHERS_KEPT))
+}
+
 /// An alias format (one representation) compiled once and matched against any
 /// number of [`PreparedCommand`]s.
 ///
 /// [`CompiledFormat::compile`] does all of st2's validation and the analyses the
 /// index needs (literal prefix, required literal, specificity) and checks that
-/// fancy-regex accepts the translation; the fancy-regex matcher itself (about
-/// 25 KB and 40 µs each) is built on the first match attempt and then kept, so an
-/// index of 10,000 aliases only pays for the formats commands actually reach.
+/// fancy-regex accepts the translation; the fancy-regex matcher itself is built on
+/// the first match attempt and kept among the [`MATCHERS_KEPT`] most used ones, so an
+/// index of 10,000 aliases only pays for the formats commands actually reach, and
+/// never for more than that many at once.
 #[derive(Debug, Clone)]
 pub struct CompiledFormat {
-    source: String,
-    /// Compiled on first use: a fancy-regex costs ~25 KB and ~40 µs to build, and
-    /// with a prefiltered index most formats are never run.
-    regex: OnceLock<Box<Result<Regex, String>>>,
+    source: Arc<str>,
+    /// The matcher built at compile time ([`CompiledFormat::compile_eager`]), kept with
+    /// the format instead of in the shared cache.
+    pinned: Option<Matcher>,
     /// (group index, name) of every named group.
     named_groups: Vec<(usize, String)>,
     /// (name, default) of every `{{name=default}}`, in format order.
@@ -1857,10 +1873,10 @@ impl CompiledFormat {
         };
         let (optional, tokens, pat) = translate(s, format).map_err(invalid)?;
         let emitted = py::emit(&pat);
-        let regex = OnceLock::new();
+        let mut pinned = None;
         if eager {
             let built = build_regex(&emitted).map_err(invalid)?;
-            let _ = regex.set(Box::new(Ok(built)));
+            pinned = Some(Arc::new(Ok(built)));
         } else {
             // Check now that fancy-regex accepts the translation (cheap); the
             // matcher itself is built on first use, and the translated text is not
@@ -1878,8 +1894,8 @@ impl CompiledFormat {
         let literal_len = py::literal_len(&tokens.seq);
         let required_literal = py::required_literal(&pat);
         Ok(CompiledFormat {
-            source: format.to_string(),
-            regex,
+            source: format.into(),
+            pinned,
             required_literal,
             case_insensitive: pat.flags & py::F_I != 0,
             named_groups,
@@ -2019,20 +2035,28 @@ impl CompiledFormat {
         self.case_insensitive
     }
 
-    fn regex(&self) -> Result<&Regex, ParseError> {
-        self.regex
-            .get_or_init(|| {
-                Box::new(
+    /// Runs `f` with this format's matcher: the pinned one, else the shared cache's,
+    /// built (and cached) when missing.
+    fn with_regex<R>(
+        &self,
+        f: impl FnOnce(&Regex) -> Result<R, ParseError>,
+    ) -> Result<R, ParseError> {
+        let matcher = match &self.pinned {
+            Some(m) => m.clone(),
+            None => matchers().get_with(self.source.clone(), || {
+                Arc::new(
                     with_snippets(|s| translate(s, &self.source))
                         .and_then(|(_, _, pat)| build_regex(&py::emit(&pat))),
                 )
-            })
-            .as_ref()
-            .as_ref()
-            .map_err(|message| ParseError::InvalidFormat {
-                format: self.source.clone(),
+            }),
+        };
+        match matcher.as_ref() {
+            Ok(regex) => f(regex),
+            Err(message) => Err(ParseError::InvalidFormat {
+                format: self.source.to_string(),
                 message: message.clone(),
-            })
+            }),
+        }
     }
 
     /// Number of literal characters every match of the format consumes; the
@@ -2047,7 +2071,7 @@ impl CompiledFormat {
         with_snippets(|s| translate(s, &self.source))
             .map(|(_, _, pat)| py::emit(&pat))
             .map_err(|message| ParseError::InvalidFormat {
-                format: self.source.clone(),
+                format: self.source.to_string(),
                 message,
             })
     }
@@ -2060,7 +2084,7 @@ impl CompiledFormat {
     fn runtime(&self, cmd: &PreparedCommand, message: String) -> ParseError {
         ParseError::Runtime {
             command: cmd.original.clone(),
-            format: self.source.clone(),
+            format: self.source.to_string(),
             message,
         }
     }
@@ -2108,14 +2132,14 @@ impl CompiledFormat {
         if let Some(e) = &cmd.runtime_error {
             return Err(self.runtime(cmd, e.clone()));
         }
-        match self.regex()?.captures(cmd.stream.as_str()) {
+        self.with_regex(|regex| match regex.captures(cmd.stream.as_str()) {
             Ok(Some(caps)) => self.assemble(cmd, &caps),
             Ok(None) => Err(ParseError::NoMatch {
                 command: cmd.original.clone(),
-                format: self.source.clone(),
+                format: self.source.to_string(),
             }),
             Err(e) => Err(self.runtime(cmd, e.to_string())),
-        }
+        })
     }
 
     /// Whether the format matches (st2's test in `match_command_to_alias`: the
@@ -2138,40 +2162,41 @@ impl CompiledFormat {
         if let Some(e) = &cmd.runtime_error {
             return Err(self.runtime(cmd, e.clone()));
         }
-        let regex = self.regex()?;
-        let text = cmd.stream.as_str();
-        let mut out = Vec::new();
-        let mut pos = 0usize;
-        let mut last_empty_at: Option<usize> = None;
-        while pos <= text.len() {
-            let caps = match regex.captures_from_pos(text, pos) {
-                Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(e) => return Err(self.runtime(cmd, e.to_string())),
-            };
-            let Some(m) = caps.get(0) else { break };
-            let (start, end) = (m.start(), m.end());
-            if start == end && last_empty_at == Some(start) {
-                // Python forbids a second empty match at the same position: retry
-                // one character further on.
-                match text[pos..].chars().next() {
-                    Some(ch) => {
-                        pos += ch.len_utf8();
-                        last_empty_at = None;
-                        continue;
+        self.with_regex(|regex| {
+            let text = cmd.stream.as_str();
+            let mut out = Vec::new();
+            let mut pos = 0usize;
+            let mut last_empty_at: Option<usize> = None;
+            while pos <= text.len() {
+                let caps = match regex.captures_from_pos(text, pos) {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => return Err(self.runtime(cmd, e.to_string())),
+                };
+                let Some(m) = caps.get(0) else { break };
+                let (start, end) = (m.start(), m.end());
+                if start == end && last_empty_at == Some(start) {
+                    // Python forbids a second empty match at the same position: retry
+                    // one character further on.
+                    match text[pos..].chars().next() {
+                        Some(ch) => {
+                            pos += ch.len_utf8();
+                            last_empty_at = None;
+                            continue;
+                        }
+                        None => break,
                     }
-                    None => break,
                 }
+                out.push(self.assemble(cmd, &caps)?);
+                if start == end {
+                    last_empty_at = Some(end);
+                } else {
+                    last_empty_at = None;
+                }
+                pos = end;
             }
-            out.push(self.assemble(cmd, &caps)?);
-            if start == end {
-                last_empty_at = Some(end);
-            } else {
-                last_empty_at = None;
-            }
-            pos = end;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

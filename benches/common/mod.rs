@@ -1,0 +1,154 @@
+//! What the benchmarks share: 10,000 generated, realistic aliases.
+
+use stormbridge::alias::model::{ActionAlias, AliasFormat, FormatObject, Representation};
+
+pub const PACKS: &[&str] = &[
+    "ops",
+    "k8s",
+    "aws",
+    "gcp",
+    "jira",
+    "nagios",
+    "pagerduty",
+    "github",
+    "jenkins",
+    "consul",
+    "vault",
+    "docker",
+    "ansible",
+    "terraform",
+    "datadog",
+    "sensu",
+    "slack",
+    "zabbix",
+    "mysql",
+    "redis",
+    "nginx",
+    "haproxy",
+    "elastic",
+    "kafka",
+    "rabbitmq",
+    "puppet",
+    "salt",
+    "chef",
+    "openstack",
+    "vsphere",
+    "netbox",
+    "servicenow",
+    "splunk",
+    "grafana",
+    "prometheus",
+    "git",
+    "npm",
+    "pypi",
+    "helm",
+    "argo",
+];
+pub const VERBS: &[&str] = &[
+    "deploy", "restart", "get", "list", "show", "create", "delete", "scale", "rollback", "ack",
+    "silence", "run", "exec", "ping", "status", "describe", "tail", "open", "close", "assign",
+    "start", "stop", "check", "sync", "backup", "restore", "promote", "drain", "cordon", "page",
+];
+pub const NOUNS: &[&str] = &[
+    "service",
+    "host",
+    "pod",
+    "pods",
+    "node",
+    "cluster",
+    "instance",
+    "bucket",
+    "ticket",
+    "issue",
+    "alert",
+    "build",
+    "job",
+    "pipeline",
+    "release",
+    "app",
+    "database",
+    "queue",
+    "topic",
+    "user",
+    "key",
+    "secret",
+    "volume",
+    "image",
+    "container",
+    "vm",
+    "stack",
+    "record",
+    "incident",
+    "check",
+];
+
+pub fn pick<'a>(list: &'a [&'a str], n: usize) -> &'a str {
+    list[n % list.len()]
+}
+
+/// 10,000 aliases: mostly `<pack> <verb> <noun> …` and `<verb> <noun> …` shapes with
+/// placeholders and defaults, some object formats with several representations,
+/// and a few percent of regex-heavy formats (leading placeholder, alternation,
+/// case-insensitive, user anchors).
+pub fn generate(n: usize) -> Vec<ActionAlias> {
+    (0..n)
+        .map(|i| {
+            let pack = pick(PACKS, i);
+            let verb = pick(VERBS, i / PACKS.len());
+            let noun = pick(NOUNS, i / (PACKS.len() * VERBS.len()) + i * 7);
+            let tag = i % 97;
+            let formats = match i % 50 {
+                0 => vec![AliasFormat::Plain(format!(
+                    "{{{{target}}}} {verb} {noun} {tag}"
+                ))],
+                1 => vec![AliasFormat::Plain(format!(
+                    "(?i){pack} {verb} {noun}{tag} {{{{name}}}}"
+                ))],
+                2 => vec![AliasFormat::Plain(format!(
+                    r"^\s*{pack}-{verb}-{tag} (?P<ticket>[A-Z]+-\d+)\s*$"
+                ))],
+                3..=9 => vec![AliasFormat::Object(FormatObject {
+                    display: Some(format!("{pack} {verb} {noun}{tag} <name> [on <env>]")),
+                    representation: Some(Representation::Many(vec![
+                        format!("{pack} {verb} {noun}{tag} {{{{name}}}}"),
+                        format!("{pack} {verb} {noun}{tag} {{{{name}}}} on {{{{env=staging}}}}"),
+                    ])),
+                    match_multiple: false,
+                })],
+                10..=29 => vec![AliasFormat::Plain(format!(
+                    "{pack} {verb} {noun}{tag} {{{{name}}}} {{{{count=1}}}}"
+                ))],
+                _ => vec![
+                    AliasFormat::Plain(format!("{verb} {noun}{tag} {{{{name}}}} in {pack}")),
+                    AliasFormat::Plain(format!(
+                        "{verb} (?:the )?{noun}{tag} {{{{name}}}} in {pack} with {{{{opts}}}}"
+                    )),
+                ],
+            };
+            ActionAlias {
+                id: Some(format!("{i:024x}")),
+                name: format!("{verb}_{noun}_{tag}_{i}"),
+                pack: pack.to_string(),
+                reference: format!("{pack}.{verb}_{noun}_{tag}_{i}"),
+                description: Some(format!("{verb} a {noun}")),
+                action_ref: format!("{pack}.{verb}_{noun}"),
+                formats,
+                ..ActionAlias::default()
+            }
+        })
+        .collect()
+}
+
+/// A command that matches alias `i` of [`generate`], for the aliases of the common
+/// `<pack> <verb> <noun><tag> {{name}} {{count=1}}` shape (`i % 50` in `10..=29`).
+pub fn command_for(i: usize) -> Option<String> {
+    (10..=29).contains(&(i % 50)).then(|| {
+        format!(
+            "{} {} {}{} web-frontend 3",
+            pick(PACKS, i),
+            pick(VERBS, i / PACKS.len()),
+            pick(NOUNS, i / (PACKS.len() * VERBS.len()) + i * 7),
+            i % 97
+        )
+    })
+}
