@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{
     fake_discord::{
@@ -32,6 +32,22 @@ async fn bot_msg(fake: &FakeDiscord, channel: &str, needle: &str) -> Stored {
         fake.bot_messages(channel, "")
     );
     found.remove(0)
+}
+
+fn announce(b: &TestBridge, text: &str) {
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": text, "channel": format!("dc:{GENERAL}")}),
+    );
+}
+
+/// `DiscordBot ($url, $versionNumber)`, the User-Agent Discord requires.
+fn discord_user_agent(ua: &str) -> bool {
+    ua.strip_prefix("DiscordBot (")
+        .and_then(|rest| rest.split_once(", "))
+        .is_some_and(|(url, version)| {
+            url.starts_with("http") && version.len() > 1 && version.ends_with(')')
+        })
 }
 
 async fn executions(b: &TestBridge, n: usize) -> Vec<stormbridge::emulator::ExecutionRecord> {
@@ -78,7 +94,22 @@ async fn a_room_command_runs_and_the_result_replies_in_the_channel() {
         cmd.as_str(),
         "a reply to the command"
     );
+    assert_eq!(result.msg["type"], 19, "{:?}", result.msg);
+    assert_eq!(result.msg["referenced_message"]["id"], cmd.as_str());
     assert_eq!(result.msg["guild_id"], GUILD);
+    let agents = fake.user_agents();
+    assert!(
+        !agents.is_empty() && agents.iter().all(|ua| discord_user_agent(ua)),
+        "{agents:?}"
+    );
+    assert_eq!(fake.unauthorized(), 0, "Authorization: Bot <token>");
+    let queries = fake.gateway_queries();
+    assert!(
+        queries
+            .iter()
+            .all(|q| q.contains("v=10") && q.contains("encoding=json")),
+        "{queries:?}"
+    );
 
     // A mention instead of the prefix (both mention forms).
     fake.post_as(ALICE, GENERAL, &format!("<@!{BOT}> !st2 run uptime"));
@@ -165,11 +196,8 @@ async fn a_long_reply_arrives_complete_in_parts_within_2000_characters() {
 #[actix_rt::test]
 async fn a_429_with_retry_after_delays_and_then_delivers() {
     let (fake, b) = dc_bridge().await;
-    fake.rate_limit_next(1, 0.8);
-    b.emulator.announce(
-        "stormbridge",
-        json!({"message": "after the limit", "channel": format!("dc:{GENERAL}")}),
-    );
+    fake.rate_limit_next(1, 0.8, false);
+    announce(&b, "after the limit");
     let msg = bot_msg(&fake, GENERAL, "after the limit").await;
     let limited = fake.rate_limited_at();
     assert_eq!(limited.len(), 1, "the first attempt was refused");
@@ -179,16 +207,50 @@ async fn a_429_with_retry_after_delays_and_then_delivers() {
         "retried after {waited:?}, before retry_after"
     );
     assert_eq!(fake.bot_messages(GENERAL, "after the limit").len(), 1);
+
+    // The global limit's 429 carries no bucket headers, only the body and Retry-After.
+    fake.rate_limit_next(1, 0.6, true);
+    announce(&b, "after the global limit");
+    let msg = bot_msg(&fake, GENERAL, "after the global limit").await;
+    let limited = fake.rate_limited_at();
+    assert_eq!(limited.len(), 2);
+    let waited = msg.at.duration_since(limited[1]);
+    assert!(
+        waited >= Duration::from_millis(550),
+        "retried after {waited:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_used_up_rate_limit_window_holds_sends_until_it_resets() {
+    let (fake, b) = dc_bridge().await;
+    fake.message_bucket(2, Duration::from_millis(1500));
+    for i in 1..=3 {
+        announce(&b, &format!("window part {i}"));
+    }
+    let third = bot_msg(&fake, GENERAL, "window part 3").await;
+    assert_eq!(fake.bot_messages(GENERAL, "window part").len(), 3);
+    let used_up = fake.used_up_windows();
+    assert!(!used_up.is_empty(), "a send got X-RateLimit-Remaining: 0");
+    assert!(
+        third.at >= used_up[0],
+        "sent {:?} before the window reset",
+        used_up[0].duration_since(third.at)
+    );
+    assert!(
+        fake.rate_limited_at().is_empty(),
+        "no 429: the bridge waited out X-RateLimit-Reset-After"
+    );
 }
 
 #[actix_rt::test]
 async fn a_dropped_gateway_resumes_and_loses_nothing() {
     let (fake, b) = dc_bridge().await;
     assert!(
-        eventually!(WAIT, fake.heartbeats() >= 1),
+        eventually!(WAIT, !fake.heartbeats().is_empty()),
         "the bridge heartbeats"
     );
-    assert_eq!((fake.identifies(), fake.resumes()), (1, 0));
+    assert_eq!((fake.identifies().len(), fake.resumes().len()), (1, 0));
     fake.drop_gateways();
     // Written while the bridge is away: the resume replays it.
     fake.post_as(ALICE, GENERAL, "!st2 run date");
@@ -200,9 +262,27 @@ async fn a_dropped_gateway_resumes_and_loses_nothing() {
     assert_eq!(e.request["user"], ALICE);
     bot_msg(&fake, GENERAL, &format!("execution: {}", e.id)).await;
     bot_msg(&fake, GENERAL, "queued while away").await;
-    assert!(fake.resumes() >= 1, "resumed the session");
-    assert_eq!(fake.identifies(), 1, "no new identify");
+    let resumes = fake.resumes();
+    assert!(!resumes.is_empty(), "resumed the session");
+    assert!(
+        resumes.iter().all(|r| r.path == "/resume"),
+        "resumes go to resume_gateway_url: {resumes:?}"
+    );
+    assert_eq!(fake.identifies().len(), 1, "no new identify");
+    assert_eq!(fake.gateway_bot_calls(), 1, "GET /gateway/bot once");
     b.wait_ready(200).await;
+    // Heartbeats carry the last sequence number the bridge received.
+    let mut last: Option<Value>;
+    let in_step = eventually!(WAIT, {
+        last = fake.heartbeats().last().cloned();
+        fake.session_seq()
+            .is_some_and(|seq| last == Some(json!(seq)))
+    });
+    assert!(
+        in_step,
+        "last heartbeat {last:?}, session at {:?}",
+        fake.session_seq()
+    );
     let actor = b.actor("chat:dc").await;
     assert!(actor["restarts"].as_u64().unwrap_or(0) >= 1, "{actor}");
     assert_eq!(
@@ -236,7 +316,7 @@ async fn replies_are_held_while_the_gateway_is_down_and_delivered_after_the_resu
     );
     fake.refuse_gateway(false);
     bot_msg(&fake, GENERAL, "held while away").await;
-    assert!(fake.resumes() >= 1);
+    assert!(!fake.resumes().is_empty());
     b.wait_ready(200).await;
     assert_eq!(fake.bot_messages(GENERAL, "held while away").len(), 1);
 }
@@ -245,17 +325,25 @@ async fn replies_are_held_while_the_gateway_is_down_and_delivered_after_the_resu
 async fn a_reconnect_request_or_missing_heartbeat_acks_lead_to_a_resume() {
     let (fake, b) = dc_bridge().await;
     fake.ask_reconnect();
-    assert!(eventually!(WAIT, fake.resumes() >= 1), "op 7 → resume");
+    assert!(
+        eventually!(WAIT, !fake.resumes().is_empty()),
+        "op 7 → resume"
+    );
     b.wait_ready(200).await;
 
     fake.mute_acks(true);
     assert!(
-        eventually!(WAIT, fake.resumes() >= 2),
+        eventually!(WAIT, fake.resumes().len() >= 2),
         "a zombied connection (heartbeats without ACK) is replaced and resumed"
     );
     fake.mute_acks(false);
     b.wait_ready(200).await;
-    assert_eq!(fake.identifies(), 1);
+    assert_eq!(fake.identifies().len(), 1);
+    let closes = fake.client_closes();
+    assert!(
+        !closes.iter().any(|c| matches!(c, Some(1000 | 1001))),
+        "1000/1001 would end the session: {closes:?}"
+    );
     fake.post_as(ALICE, GENERAL, "!st2 run date");
     let e = executions(&b, 1).await.remove(0);
     bot_msg(&fake, GENERAL, &format!("execution: {}", e.id)).await;
@@ -267,9 +355,19 @@ async fn an_invalid_session_makes_the_bridge_identify_again() {
     fake.invalidate_resumes(true);
     fake.drop_gateways();
     assert!(
-        eventually!(Duration::from_secs(20), fake.identifies() >= 2),
+        eventually!(Duration::from_secs(20), fake.identifies().len() >= 2),
         "identified again"
     );
+    let refused = fake.invalid_sessions();
+    let again = fake.identifies()[1].clone();
+    assert_eq!(refused.len(), 1, "one refused resume");
+    assert!(
+        again.at.duration_since(refused[0]) >= Duration::from_secs(1),
+        "identified {:?} after op 9; Discord asks for 1–5 s",
+        again.at.duration_since(refused[0])
+    );
+    assert_eq!(again.path, "/gateway", "a new session uses the gateway URL");
+    assert_eq!(fake.gateway_bot_calls(), 1, "the gateway URL was kept");
     assert!(eventually!(WAIT, fake.connected() == 1));
     b.wait_ready(200).await;
     fake.post_as(ALICE, GENERAL, "!st2 run date");
@@ -282,6 +380,7 @@ async fn messages_from_the_bridge_itself_or_other_bots_are_not_commands() {
     let (fake, b) = dc_bridge().await;
     fake.post_as(OTHER_BOT, GENERAL, "!st2 run date");
     fake.post_as(BOT, GENERAL, "!st2 run whoami");
+    fake.post_as_webhook(GENERAL, "!st2 run hostname");
     fake.post_as(ALICE, GENERAL, "!st2 run uptime");
     let e = executions(&b, 1).await.remove(0);
     bot_msg(&fake, GENERAL, &format!("execution: {}", e.id)).await;
@@ -292,4 +391,106 @@ async fn messages_from_the_bridge_itself_or_other_bots_are_not_commands() {
         Some("uptime")
     );
     assert_eq!(all[0].request["user"], ALICE);
+}
+
+#[actix_rt::test]
+async fn an_invalid_session_op_resumes_or_identifies_as_its_d_says() {
+    let (fake, b) = dc_bridge().await;
+    let attempts = fake.gateway_attempts();
+    fake.invalidate_session(true);
+    assert!(
+        eventually!(WAIT, fake.resumes().len() == 1),
+        "op 9 d=true → resume"
+    );
+    assert!(fake.gateway_attempts() > attempts, "on a new connection");
+    assert_eq!(fake.resumes()[0].path, "/resume");
+    assert_eq!(fake.identifies().len(), 1);
+    b.wait_ready(200).await;
+
+    fake.invalidate_session(false);
+    assert!(
+        eventually!(Duration::from_secs(20), fake.identifies().len() == 2),
+        "op 9 d=false → identify"
+    );
+    let op9 = fake.invalid_sessions()[1];
+    let again = fake.identifies()[1].clone();
+    assert!(
+        again.at.duration_since(op9) >= Duration::from_secs(1),
+        "identified {:?} after op 9",
+        again.at.duration_since(op9)
+    );
+    assert_eq!(again.path, "/gateway");
+    assert_eq!(fake.resumes().len(), 1, "the session was not resumed");
+    b.wait_ready(200).await;
+    fake.post_as(ALICE, GENERAL, "!st2 run date");
+    let e = executions(&b, 1).await.remove(0);
+    bot_msg(&fake, GENERAL, &format!("execution: {}", e.id)).await;
+}
+
+#[actix_rt::test]
+async fn a_disallowed_intent_close_stops_the_connection_without_retrying() {
+    let fake = FakeDiscord::start().await;
+    fake.refuse_message_content(true);
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("");
+    let b = TestBridge::start_with(opts).await;
+    let down = eventually!(WAIT, b.actor("chat:dc").await["state"] == "down");
+    let actor = b.actor("chat:dc").await;
+    assert!(down, "{actor}");
+    assert!(
+        actor["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("4014"),
+        "{actor}"
+    );
+    b.wait_ready(503).await;
+    // Discord: 4004 and 4010–4014 must not be retried. With the tests' 50–400 ms backoff
+    // a retrying bridge would have connected again several times within this wait.
+    let attempts = fake.gateway_attempts();
+    assert!(
+        !eventually!(Duration::from_secs(2), fake.gateway_attempts() > attempts),
+        "connected again after 4014"
+    );
+    assert!(fake.identifies().is_empty());
+    assert_eq!(b.actor("chat:dc").await["state"], "down");
+}
+
+#[actix_rt::test]
+async fn a_refused_token_stops_every_request() {
+    let (fake, b) = dc_bridge().await;
+    fake.revoke_token();
+    for i in 1..=3 {
+        announce(&b, &format!("after the reset {i}"));
+    }
+    let down = eventually!(WAIT, b.actor("chat:dc").await["state"] == "down");
+    let actor = b.actor("chat:dc").await;
+    assert!(down, "{actor}");
+    assert!(
+        actor["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("401"),
+        "{actor}"
+    );
+    assert!(
+        eventually!(WAIT, fake.connected() == 0),
+        "the gateway connection is closed too"
+    );
+    let attempts = fake.gateway_attempts();
+    assert!(
+        !eventually!(Duration::from_secs(2), {
+            fake.unauthorized() > 1 || fake.gateway_attempts() > attempts
+        }),
+        "requests after the 401: {} refused, {} gateway attempts",
+        fake.unauthorized(),
+        fake.gateway_attempts()
+    );
+    assert_eq!(fake.unauthorized(), 1, "one refused request, then none");
+    assert!(fake.bot_messages(GENERAL, "after the reset").is_empty());
+    assert!(
+        eventually!(WAIT, b.actor("chat:dc").await["queued"] == 3),
+        "the messages stay queued: {}",
+        b.actor("chat:dc").await
+    );
 }

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::{
     config::{DiscordSettings, MAX_MESSAGE_CHARS},
-    wire::{self, op, Mapping},
+    wire::{self, op, AfterClose, Mapping},
 };
 use crate::{
     actors::supervisor::{ActorState, Reconnect, StatusReporter},
@@ -68,13 +68,22 @@ pub struct DiscordConnection {
     http: Option<awc::Client>,
     bot_id: Option<String>,
     sink: Option<SinkWrite<Message, WsSink>>,
+    /// The gateway's read half, cancelled when the connection stops for good.
+    stream: Option<SpawnHandle>,
     ready: bool,
+    /// The URL from `GET /gateway/bot`, kept for reconnects until a connection to it fails.
+    gateway_url: Option<String>,
     session_id: Option<String>,
     resume_url: Option<String>,
     seq: Option<u64>,
     acked: bool,
     heartbeat: Option<SpawnHandle>,
     last_error: Option<String>,
+    /// After an op 9 that cannot be resumed, no identify before this (Discord: 1–5 s).
+    identify_at: Option<Instant>,
+    /// Why the connection stopped for good (a close code Discord says not to reconnect
+    /// after, or a refused token): it no longer connects nor sends.
+    halted: Option<String>,
     outbox: Outbox<Outgoing>,
     dm_channels: HashMap<String, String>,
 }
@@ -121,13 +130,17 @@ impl DiscordConnection {
             http: None,
             bot_id: None,
             sink: None,
+            stream: None,
             ready: false,
+            gateway_url: None,
             session_id: None,
             resume_url: None,
             seq: None,
             acked: true,
             heartbeat: None,
             last_error: None,
+            identify_at: None,
+            halted: None,
             outbox,
             dm_channels: HashMap::new(),
         })
@@ -144,17 +157,52 @@ impl DiscordConnection {
         )
     }
 
+    /// Drops the connection and reconnects after the backoff (the actor restarts).
     fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
+        if self.halted.is_some() {
+            return;
+        }
         if self.sink.is_none() && !self.ready && self.last_error.is_some() {
             return;
         }
         tracing::warn!(connection = %self.name, error = %error, "discord connection failed; reconnecting");
         self.last_error = Some(error);
         self.ready = false;
+        // The connection is dropped without a close frame: Discord ends the session only on
+        // a close with 1000 or 1001, so the next connection can resume it.
         if let Some(mut sink) = self.sink.take() {
             sink.close();
         }
         ctx.stop();
+    }
+
+    /// Stops for good: Discord says not to reconnect after this (wrong token, intents,
+    /// shard or version), and each retry would cost one of the day's identifies. Messages
+    /// stay queued; the operator fixes the configuration and restarts the bridge.
+    fn halt(&mut self, error: String, ctx: &mut Context<Self>) {
+        tracing::error!(connection = %self.name, error = %error, "discord connection stopped; not reconnecting until the bridge is restarted");
+        self.halted = Some(error.clone());
+        self.ready = false;
+        self.forget_session();
+        if let Some(h) = self.heartbeat.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(h) = self.stream.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(mut sink) = self.sink.take() {
+            sink.close();
+        }
+        self.status.state(ActorState::Down, Some(error.clone()));
+        self.last_error = Some(error);
+    }
+
+    /// The next connection identifies instead of resuming, at the URL from
+    /// `GET /gateway/bot` rather than `resume_gateway_url`.
+    fn forget_session(&mut self) {
+        self.session_id = None;
+        self.resume_url = None;
+        self.seq = None;
     }
 
     fn auth(&self) -> String {
@@ -167,15 +215,21 @@ impl DiscordConnection {
         };
         let api = self.api.clone();
         let auth: Rc<str> = self.auth().into();
-        let resuming = self.session_id.is_some();
-        let url = self
+        // A resume goes to `resume_gateway_url`; a new session to the URL from
+        // `GET /gateway/bot`, asked once and kept (or the configured one).
+        let resume_url = self
             .resume_url
             .clone()
-            .filter(|_| resuming)
-            .or_else(|| self.settings.gateway_url.clone());
+            .filter(|_| self.session_id.is_some());
+        let known = resume_url.clone().or_else(|| {
+            self.settings
+                .gateway_url
+                .clone()
+                .or_else(|| self.gateway_url.clone())
+        });
         let fut = async move {
-            let url = match url {
-                Some(u) => u,
+            let (url, fetched) = match known {
+                Some(u) => (u, false),
                 None => {
                     let v = get_json(
                         client
@@ -183,35 +237,55 @@ impl DiscordConnection {
                             .insert_header(("Authorization", &*auth)),
                     )
                     .await?;
-                    v.get("url")
+                    let url = v
+                        .get("url")
                         .and_then(Value::as_str)
                         .ok_or("GET /gateway/bot returned no url")?
-                        .to_owned()
+                        .to_owned();
+                    (url, true)
                 }
             };
-            let (_resp, framed) = client
+            let connected = client
                 .ws(wire::gateway_query(&url))
                 .max_frame_size(MAX_FRAME)
                 .connect()
                 .await
-                .map_err(|e| format!("gateway connect failed: {e}"))?;
-            Ok::<_, String>(framed)
+                .map(|(_resp, framed)| framed)
+                .map_err(|e| format!("gateway connect failed: {e}"));
+            Ok::<_, String>((url, fetched, connected))
         };
-        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| match result {
-            Ok(framed) => {
-                tracing::debug!(connection = %act.name, "discord gateway open");
-                let (sink, stream) = framed.split();
-                let sink: WsSink = Box::pin(sink);
-                act.sink = Some(SinkWrite::new(sink, ctx));
-                ctx.add_stream(stream);
-                ctx.run_later(Duration::from_secs(30), |act, ctx| {
-                    if act.sink.is_some() && !act.ready {
-                        act.fail("no READY/RESUMED from the gateway in 30 s".into(), ctx);
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok((url, fetched, Err(error))) => {
+                        // Discord: if the resume URL cannot be reached, go back to the gateway URL
+                        // (still resuming; the gateway says op 9 if it cannot); a cached gateway
+                        // URL that fails is asked again.
+                        if resume_url.as_deref() == Some(url.as_str()) {
+                            act.resume_url = None;
+                        } else if !fetched {
+                            act.gateway_url = None;
+                        }
+                        act.fail(error, ctx);
                     }
-                });
-            }
-            Err(error) => act.fail(error, ctx),
-        }));
+                    Ok((url, fetched, Ok(framed))) => {
+                        tracing::debug!(connection = %act.name, "discord gateway open");
+                        if fetched {
+                            act.gateway_url = Some(url);
+                        }
+                        let (sink, stream) = framed.split();
+                        let sink: WsSink = Box::pin(sink);
+                        act.sink = Some(SinkWrite::new(sink, ctx));
+                        act.stream = Some(ctx.add_stream(stream));
+                        ctx.run_later(Duration::from_secs(30), |act, ctx| {
+                            if act.sink.is_some() && !act.ready {
+                                act.fail("no READY/RESUMED from the gateway in 30 s".into(), ctx);
+                            }
+                        });
+                    }
+                    Err(error) => act.fail(error, ctx),
+                }),
+        );
     }
 
     fn write(&mut self, text: String) {
@@ -273,28 +347,20 @@ impl DiscordConnection {
             op::HEARTBEAT_ACK => self.acked = true,
             op::RECONNECT => self.fail("gateway asked to reconnect".into(), ctx),
             op::INVALID_SESSION => {
+                // `d` says whether the session can be resumed. Either way Discord wants a
+                // new connection: resumable → `resume_gateway_url` and Resume; otherwise
+                // the gateway URL and a fresh Identify, not before a random 1–5 s.
                 let resumable = p.d.as_bool().unwrap_or(false);
+                tracing::info!(connection = %self.name, resumable, "discord session invalid; connecting again");
                 if !resumable {
-                    self.session_id = None;
-                    self.resume_url = None;
-                    self.seq = None;
+                    self.forget_session();
+                    let wait = Duration::from_millis(1000 + fastrand::u64(0..4000));
+                    self.identify_at = Some(Instant::now() + wait);
                 }
-                // Discord asks for a wait of 1–5 s before identifying again.
-                let wait = Duration::from_millis(1000 + fastrand::u64(0..4000));
-                tracing::info!(connection = %self.name, resumable, "discord session invalid; starting again");
-                ctx.run_later(wait, |act, _ctx| {
-                    if act.sink.is_none() {
-                        return;
-                    }
-                    let token = act.token.expose_secret().to_owned();
-                    match (&act.session_id, act.seq) {
-                        (Some(session), Some(seq)) => {
-                            let frame = wire::resume(&token, session, seq);
-                            act.write(frame);
-                        }
-                        _ => act.write(wire::identify(&token)),
-                    }
-                });
+                self.fail(
+                    format!("gateway invalidated the session (op 9, resumable: {resumable})"),
+                    ctx,
+                );
             }
             op::DISPATCH => match p.t.as_deref() {
                 Some("READY") => {
@@ -373,10 +439,21 @@ impl DiscordConnection {
         let api = self.api.clone();
         let auth: Rc<str> = self.auth().into();
         let fut = async move {
-            let (dm, outcome) = send(&client, &api, &auth, &item, cached_dm).await;
-            (item, dm, outcome)
+            let result = send(&client, &api, &auth, &item, cached_dm).await;
+            (item, result)
         };
-        ctx.spawn(fut.into_actor(self).map(|(item, dm, outcome), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(|(item, result), act, ctx| {
+            let (dm, outcome) = match result {
+                Ok(sent) => sent,
+                Err(Unauthorized(error)) => {
+                    // Discord: stop making requests once the token is refused (401s count
+                    // towards the invalid-request limit). The message waits with the rest.
+                    act.outbox.put_back(item);
+                    act.outbox.report(&mut act.status);
+                    act.halt(format!("the API refused the bot token ({error})"), ctx);
+                    return;
+                }
+            };
             if let (Dest::User(user), Some(channel)) = (&item.dest, dm) {
                 act.dm_channels.insert(user.clone(), channel);
             }
@@ -409,25 +486,28 @@ fn classify(
     None
 }
 
+/// A response's "rate-limit window used up" pause (`X-RateLimit-Remaining: 0`).
 fn rate_pause(headers: &awc::http::header::HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if header("x-ratelimit-remaining")?.trim() != "0" {
-        return None;
-    }
-    let secs = header("x-ratelimit-reset-after")?
-        .trim()
-        .parse::<f64>()
-        .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+    wire::window_pause(
+        header("x-ratelimit-remaining"),
+        header("x-ratelimit-reset-after"),
+    )
 }
 
+/// A 401: the token is no longer valid.
+struct Unauthorized(String);
+
+/// Sends one message (opening the DM channel first if needed); the DM channel it used, and
+/// how it went.
 async fn send(
     client: &awc::Client,
     api: &str,
     auth: &str,
     item: &Outgoing,
     cached_dm: Option<String>,
-) -> (Option<String>, Outcome) {
+) -> Result<(Option<String>, Outcome), Unauthorized> {
+    let mut dm_pause = None;
     let channel_id = match (&item.dest, cached_dm) {
         (Dest::Channel(id), _) => id.clone(),
         (Dest::User(_), Some(channel)) => channel,
@@ -439,19 +519,23 @@ async fn send(
             )
             .await
             {
-                Err(e) => return (None, Outcome::Retry(e)),
+                Err(e) => return Ok((None, Outcome::Retry(e))),
                 Ok((status, headers, body)) => {
-                    if let Some(outcome) = classify(status, &headers, &body) {
-                        return (None, outcome);
+                    if status == StatusCode::UNAUTHORIZED {
+                        return Err(Unauthorized(api_error(status, &body)));
                     }
+                    if let Some(outcome) = classify(status, &headers, &body) {
+                        return Ok((None, outcome));
+                    }
+                    dm_pause = rate_pause(&headers);
                     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     match v.get("id").and_then(Value::as_str) {
                         Some(id) => id.to_owned(),
                         None => {
-                            return (
+                            return Ok((
                                 None,
                                 Outcome::Rejected("POST /users/@me/channels returned no id".into()),
-                            )
+                            ))
                         }
                     }
                 }
@@ -471,19 +555,22 @@ async fn send(
     .await
     {
         Err(e) => Outcome::Retry(e),
+        Ok((status, _, bytes)) if status == StatusCode::UNAUTHORIZED => {
+            return Err(Unauthorized(api_error(status, &bytes)));
+        }
         Ok((status, headers, bytes)) => {
             classify(status, &headers, &bytes).unwrap_or(Outcome::Sent {
-                pause: rate_pause(&headers),
+                pause: rate_pause(&headers).max(dm_pause),
             })
         }
     };
-    (
+    Ok((
         match &item.dest {
             Dest::User(_) => Some(channel_id),
             Dest::Channel(_) => None,
         },
         outcome,
-    )
+    ))
 }
 
 impl Actor for DiscordConnection {
@@ -492,13 +579,24 @@ impl Actor for DiscordConnection {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.ready = false;
         self.sink = None;
+        self.stream = None;
         self.heartbeat = None;
+        if let Some(reason) = &self.halted {
+            self.status.state(ActorState::Down, Some(reason.clone()));
+            return;
+        }
         // A send cut off by the restart goes first again.
         self.outbox.restore();
         // From the start, so the queue's series read 0 instead of missing.
         self.outbox.report(&mut self.status);
         self.http = Some(self.client());
-        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
+        let backoff = self.reconnect.delay();
+        let identify_wait = self
+            .identify_at
+            .take()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or_default();
+        ctx.run_later(backoff.max(identify_wait), |act, ctx| act.connect(ctx));
     }
 }
 
@@ -516,6 +614,12 @@ impl WriteHandler<WsProtocolError> for DiscordConnection {
         self.fail(format!("websocket write failed: {err}"), ctx);
         Running::Stop
     }
+
+    /// The writer ends when the connection is dropped; stopping the actor (the default)
+    /// would reconnect even after [`DiscordConnection::halt`].
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.fail("gateway websocket writer closed".into(), ctx);
+    }
 }
 
 impl StreamHandler<Result<Frame, WsProtocolError>> for DiscordConnection {
@@ -532,13 +636,16 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for DiscordConnection {
             }
             Ok(Frame::Close(reason)) => {
                 let code = reason.as_ref().map(|r| u16::from(r.code)).unwrap_or(0);
-                // 4004 authentication failed, 4010–4014 bad shard/version/intents: no resume
-                // can fix those, but a new identify after the backoff may (rotated token).
-                if matches!(code, 4004 | 4007 | 4009 | 4010..=4014) {
-                    self.session_id = None;
-                    self.seq = None;
+                let error = match wire::close_meaning(code) {
+                    "" => format!("gateway closed the websocket ({code})"),
+                    meaning => format!("gateway closed the websocket ({code}: {meaning})"),
+                };
+                match wire::after_close(code) {
+                    AfterClose::Stop => return self.halt(error, ctx),
+                    AfterClose::Identify => self.forget_session(),
+                    AfterClose::Resume => {}
                 }
-                self.fail(format!("gateway closed the websocket ({code})"), ctx);
+                self.fail(error, ctx);
             }
             Ok(_) => {}
             Err(e) => self.fail(format!("websocket read failed: {e}"), ctx),

@@ -1,27 +1,35 @@
 //! The Discord backend (`backend = "discord"`): gateway websocket for events, REST API v10
-//! for messages, a bot token (`Authorization: Bot …`).
+//! for messages, a bot token (`Authorization: Bot …`, `User-Agent: DiscordBot (url, version)`).
 //!
-//! Gateway: the server's `Hello` (op 10) gives the heartbeat interval; the first heartbeat
-//! (op 1, `d` = last sequence) goes after a random fraction of it, then one every interval;
-//! a heartbeat without an ACK (op 11) since the previous one means a zombie connection and
-//! reconnects. A fresh session sends `Identify` (op 2) with the guild-messages,
-//! direct-messages and message-content intents; after a drop the connection sends `Resume`
-//! (op 6) with the `session_id` from `READY` and the last `s`, to `resume_gateway_url`.
-//! `Reconnect` (op 7) reconnects and resumes; `Invalid Session` (op 9) with `d = false`
-//! forgets the session and identifies again. Every failure stops the actor and
+//! Gateway (`?v=10&encoding=json`): the server's `Hello` (op 10) gives the heartbeat
+//! interval; the first heartbeat (op 1, `d` = last sequence) goes after a random fraction of
+//! it, then one every interval, and one at once when the gateway asks (op 1); a heartbeat
+//! without an ACK (op 11) since the previous one means a zombie connection and reconnects.
+//! A fresh session sends `Identify` (op 2) with the guild-messages, direct-messages and
+//! message-content intents to the URL from `GET /gateway/bot` (asked once, kept until a
+//! connection to it fails); after a drop the connection sends `Resume` (op 6) with the
+//! `session_id` from `READY` and the last `s`, to `resume_gateway_url`. `Reconnect` (op 7)
+//! reconnects and resumes; `Invalid Session` (op 9) reconnects and resumes when `d` is true,
+//! else forgets the session and identifies on a new connection after a random 1–5 s.
+//! Connections are dropped without a close frame (a 1000/1001 close would end the session).
+//! Close codes follow Discord's table: 4001/4003/4005/4007/4009 start a new session, 4004
+//! and 4010–4014 stop the connection for good (state `down`, no retries: they would only
+//! burn the day's identifies), the rest resume. Every other failure stops the actor and
 //! `actix::Supervisor` restarts it after a capped, jittered backoff.
 //!
 //! Identity: the user is the author's snowflake, the room the `channel_id` (a thread is its
 //! own channel), the thread the command's message id (answers reply to it with
 //! `message_reference`), and the organisation the `guild_id` (absent for direct messages).
 //! A leading `<@BOTID>` or `<@!BOTID>` sets `mentioned` and is stripped. The bot's own
-//! messages and other bots' (`author.bot`) are ignored.
+//! messages, other bots' (`author.bot`), system messages and webhooks (`webhook_id`) are
+//! ignored.
 //!
-//! Output: `POST /channels/{id}/messages`; a message to a user opens (and caches) the DM
-//! channel with `POST /users/@me/channels`. Messages are split at 2000 characters and go
-//! through a bounded queue, one at a time, held while the gateway is down and paused on
-//! 429 (`retry_after` in the body, else `Retry-After`) and when `X-RateLimit-Remaining`
-//! reaches 0 (`X-RateLimit-Reset-After`).
+//! Output: `POST /channels/{id}/messages` (`allowed_mentions` empty, so replies ping no one);
+//! a message to a user opens (and caches) the DM channel with `POST /users/@me/channels`.
+//! Messages are split at 2000 characters and go through a bounded queue, one at a time, held
+//! while the gateway is down, paused on 429 (`retry_after` in the body, else `Retry-After`)
+//! and when `X-RateLimit-Remaining` reaches 0 (`X-RateLimit-Reset-After`). A 401 stops the
+//! connection like a 4004: Discord asks for no more requests with a refused token.
 
 pub mod config;
 mod connection;

@@ -73,6 +73,62 @@ pub fn resume(token: &str, session_id: &str, seq: u64) -> String {
         .to_string()
 }
 
+/// What a gateway close code asks of the client (Discord's "Gateway Close Event Codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterClose {
+    /// Reconnect and resume the session (also for a close without a code).
+    Resume,
+    /// Reconnect with a new session: the old one cannot be resumed.
+    Identify,
+    /// Do not reconnect: the token, shard, API version or intents are wrong, and trying
+    /// again would only burn the daily identify allowance.
+    Stop,
+}
+
+/// How to go on after the gateway closed with `code` (0 = no code).
+pub fn after_close(code: u16) -> AfterClose {
+    match code {
+        4004 | 4010..=4014 => AfterClose::Stop,
+        4001 | 4003 | 4005 | 4007 | 4009 => AfterClose::Identify,
+        _ => AfterClose::Resume,
+    }
+}
+
+/// Discord's name for a gateway close code, and for the codes that stop the connection,
+/// what the operator should fix.
+pub fn close_meaning(code: u16) -> &'static str {
+    match code {
+        4000 => "unknown error",
+        4001 => "unknown opcode",
+        4002 => "decode error",
+        4003 => "not authenticated",
+        4004 => "authentication failed: check the bot token",
+        4005 => "already authenticated",
+        4007 => "invalid seq",
+        4008 => "rate limited",
+        4009 => "session timed out",
+        4010 => "invalid shard",
+        4011 => "sharding required: the bot is in too many guilds for one connection",
+        4012 => "invalid API version",
+        4013 => "invalid intent(s)",
+        4014 => "disallowed intent(s): enable the Message Content intent for the bot in the Developer Portal",
+        _ => "",
+    }
+}
+
+/// How long to hold sends after a response whose `X-RateLimit-Remaining` is 0: its
+/// `X-RateLimit-Reset-After` (seconds, with decimals).
+pub fn window_pause(
+    remaining: Option<&str>,
+    reset_after: Option<&str>,
+) -> Option<std::time::Duration> {
+    if remaining?.trim() != "0" {
+        return None;
+    }
+    let secs = reset_after?.trim().parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs.min(3600.0)))
+}
+
 /// The gateway URL with the version and encoding query.
 pub fn gateway_query(url: &str) -> String {
     let base = url.trim_end_matches('/');
@@ -264,6 +320,41 @@ mod tests {
                 .map(|_| ()),
             Err(Skip::Empty)
         );
+    }
+
+    #[test]
+    fn close_codes_follow_discords_table() {
+        for code in [0, 1000, 1001, 1006, 4000, 4002, 4008] {
+            assert_eq!(after_close(code), AfterClose::Resume, "{code}");
+        }
+        for code in [4001, 4003, 4005, 4007, 4009] {
+            assert_eq!(after_close(code), AfterClose::Identify, "{code}");
+        }
+        for code in [4004, 4010, 4011, 4012, 4013, 4014] {
+            assert_eq!(after_close(code), AfterClose::Stop, "{code}");
+            assert!(!close_meaning(code).is_empty());
+        }
+    }
+
+    #[test]
+    fn webhooks_and_system_messages_are_not_commands() {
+        let hook = json!({"id": "5", "channel_id": "7", "guild_id": "1", "webhook_id": "44",
+            "author": {"id": "44", "username": "Captain Hook"}, "content": "!st2 run date"});
+        assert_eq!(map(hook), Err(Skip::Bot));
+        let system = json!({"id": "5", "channel_id": "7",
+            "author": {"id": "643945264868098049", "system": true}, "content": "!st2 run date"});
+        assert_eq!(map(system), Err(Skip::Bot));
+    }
+
+    #[test]
+    fn a_used_up_window_pauses_until_its_reset() {
+        assert_eq!(
+            window_pause(Some("0"), Some("1.25")),
+            Some(std::time::Duration::from_millis(1250))
+        );
+        assert_eq!(window_pause(Some("3"), Some("1.25")), None);
+        assert_eq!(window_pause(Some("0"), None), None);
+        assert_eq!(window_pause(None, Some("1")), None);
     }
 
     #[test]
