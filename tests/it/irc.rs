@@ -18,7 +18,7 @@ use tokio::{
 };
 
 use crate::support::{
-    captured_logs, free_port, with_test_aliases, Options, Process, TestBridge, WAIT,
+    captured_logs, free_port, with_test_aliases, Options, Process, TestBridge, TestCerts, WAIT,
 };
 
 /// An ngircd in the foreground with a throw-away configuration; killed on drop.
@@ -26,6 +26,8 @@ struct Ngircd {
     port: u16,
     /// The TLS port, when started with [`Ngircd::start_tls`]; its CA is `ca_file()`.
     tls_port: Option<u16>,
+    /// The TLS port's certificate and its CA.
+    certs: Option<TestCerts>,
     password: Option<String>,
     dir: tempfile::TempDir,
     process: Process,
@@ -45,6 +47,7 @@ impl Ngircd {
         let mut server = Self {
             port: free_port(),
             tls_port: None,
+            certs: None,
             password: password.map(str::to_owned),
             dir: tempfile::tempdir().expect("temp dir"),
             process: Process::default(),
@@ -53,83 +56,25 @@ impl Ngircd {
         server
     }
 
-    /// A server that also listens with TLS, on a self-signed certificate for `localhost`
-    /// made with the `openssl` command.
+    /// A server that also listens with TLS, on a certificate for `localhost` signed by a
+    /// private CA (made with the `openssl` command).
     async fn start_tls() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs = TestCerts::make(dir.path(), "localhost");
         let mut server = Self {
             port: free_port(),
             tls_port: Some(free_port()),
+            certs: Some(certs),
             password: None,
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             process: Process::default(),
         };
-        // A CA and a `localhost` certificate it signed (webpki refuses a self-signed leaf).
-        let dir = server.dir.path().to_owned();
-        std::fs::write(
-            dir.join("leaf.ext"),
-            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-        )
-        .expect("extensions file");
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("the openssl command runs");
-            assert!(status.success(), "openssl {args:?} failed");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=stormbridge test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "leaf.csr",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            "cert.pem",
-        ]);
         server.spawn().await;
         server
     }
 
     fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
+        self.certs.as_ref().expect("a TLS server").ca.clone()
     }
 
     async fn spawn(&mut self) {
@@ -147,11 +92,12 @@ impl Ngircd {
             port = self.port,
             tls = self
                 .tls_port
-                .map(|p| {
+                .zip(self.certs.as_ref())
+                .map(|(p, c)| {
                     format!(
                         "[SSL]\nPorts = {p}\nCertFile = {}\nKeyFile = {}\n",
-                        self.dir.path().join("cert.pem").display(),
-                        self.dir.path().join("key.pem").display()
+                        c.cert.display(),
+                        c.key.display()
                     )
                 })
                 .unwrap_or_default(),

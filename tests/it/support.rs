@@ -413,3 +413,77 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+/// A private CA and a server certificate it signed, made with the `openssl` command.
+pub struct TestCerts {
+    /// The CA certificate (PEM): what a client's `tls_ca_file` names.
+    pub ca: std::path::PathBuf,
+    /// The server certificate (PEM), for `name` only (no IP address).
+    pub cert: std::path::PathBuf,
+    /// The server certificate's unencrypted private key (PEM).
+    pub key: std::path::PathBuf,
+}
+
+impl TestCerts {
+    /// Makes `ca.pem`, `cert.pem` (a DNS name `name`, signed by that CA: webpki refuses a
+    /// self-signed leaf) and `key.pem` in `dir`.
+    pub fn make(dir: &std::path::Path, name: &str) -> Self {
+        std::fs::write(
+            dir.join("leaf.ext"),
+            format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"),
+        )
+        .expect("extensions file");
+        let openssl = |args: &[&str]| {
+            let status = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("the openssl command runs (Debian package `openssl`)");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        let rsa = ["-newkey", "rsa:2048", "-nodes"];
+        let subject = format!("/CN={name}");
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &rsa,
+                &["-days", "2", "-subj", "/CN=stormbridge test CA"],
+                &["-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &rsa,
+                &["-subj", &subject, "-keyout", "key.pem", "-out", "leaf.csr"],
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }
+    }
+}

@@ -1,7 +1,11 @@
 //! The XMPP backend against a real prosody on a random loopback port (plaintext, loopback
-//! only), with test users that are the backend's own client code.
+//! only, or STARTTLS with a certificate signed by a per-test private CA), with test users
+//! that are the backend's own client code.
 
-use std::process::{Command, Stdio};
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -12,7 +16,9 @@ use stormbridge::backends::xmpp::{
 };
 use tokio::net::TcpStream;
 
-use crate::support::{free_port, with_test_aliases, Options, Process, TestBridge, WAIT};
+use crate::support::{
+    captured_logs, free_port, with_test_aliases, Options, Process, TestBridge, TestCerts, WAIT,
+};
 
 const ROOM: &str = "ops@conference.localhost";
 
@@ -20,29 +26,65 @@ const ROOM: &str = "ops@conference.localhost";
 struct Prosody {
     port: u16,
     dir: tempfile::TempDir,
+    /// With [`Prosody::start_tls`]: the certificate and its CA; encryption is then required.
+    certs: Option<TestCerts>,
     process: Process,
 }
 
 impl Prosody {
+    /// A plaintext server (no certificate, so no STARTTLS offered).
     async fn start(users: &[&str]) -> Self {
+        Self::start_with(users, None).await
+    }
+
+    /// A server that requires STARTTLS, on a certificate for `cert_name` signed by a private
+    /// CA made for this server (see [`Prosody::ca_file`]).
+    async fn start_tls(users: &[&str], cert_name: &str) -> Self {
+        Self::start_with(users, Some(cert_name)).await
+    }
+
+    async fn start_with(users: &[&str], cert_name: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs = cert_name.map(|name| {
+            let certs_dir = dir.path().join("tls");
+            std::fs::create_dir_all(&certs_dir).expect("certs dir");
+            TestCerts::make(&certs_dir, name)
+        });
         let mut server = Self {
             port: free_port(),
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
+            certs,
             process: Process::default(),
         };
         let d = server.dir.path().to_owned();
         std::fs::create_dir_all(d.join("data")).expect("data dir");
+        let (tls_module, encryption, ssl) = match &server.certs {
+            None => (
+                "",
+                "allow_unencrypted_plain_auth = true\nc2s_require_encryption = false\n",
+                String::new(),
+            ),
+            Some(c) => (
+                " \"tls\";",
+                "c2s_require_encryption = true\n",
+                format!(
+                    "    ssl = {{ certificate = \"{}\"; key = \"{}\" }}\n",
+                    c.cert.display(),
+                    c.key.display()
+                ),
+            ),
+        };
         let text = format!(
             "run_as_root = true\npidfile = \"{d}/prosody.pid\"\ndata_path = \"{d}/data\"\n\
              interfaces = {{ \"127.0.0.1\" }}\nc2s_ports = {{ {port} }}\ns2s_ports = {{ {s2s} }}\n\
              http_ports = {{}}\nhttps_ports = {{}}\nc2s_direct_tls_ports = {{}}\n\
              admin_socket = \"{d}/admin.sock\"\n\
              log = {{ debug = \"{d}/prosody.log\" }}\n\
-             modules_enabled = {{ \"roster\"; \"saslauth\"; \"disco\"; \"ping\"; \"offline\"; \"posix\" }}\n\
+             modules_enabled = {{{tls_module} \"roster\"; \"saslauth\"; \"disco\"; \"ping\"; \"offline\"; \"posix\" }}\n\
              modules_disabled = {{ \"s2s\" }}\n\
-             allow_unencrypted_plain_auth = true\nc2s_require_encryption = false\n\
+             {encryption}\
              authentication = \"internal_plain\"\nstorage = \"internal\"\n\
-             VirtualHost \"localhost\"\n\
+             VirtualHost \"localhost\"\n{ssl}\
              Component \"conference.localhost\" \"muc\"\n    muc_room_locking = false\n",
             d = d.display(),
             port = server.port,
@@ -63,6 +105,11 @@ impl Prosody {
         }
         server.spawn().await;
         server
+    }
+
+    /// The private CA that signed the certificate of a [`Prosody::start_tls`] server.
+    fn ca_file(&self) -> &Path {
+        &self.certs.as_ref().expect("a TLS server").ca
     }
 
     async fn spawn(&mut self) {
@@ -102,14 +149,29 @@ struct User {
 
 impl User {
     async fn connect(port: u16, name: &str) -> Self {
+        Self::connect_with(port, name, None).await
+    }
+
+    /// Logs in with STARTTLS, trusting the private CA `ca`.
+    async fn connect_tls(port: u16, name: &str, ca: &Path) -> Self {
+        Self::connect_with(port, name, Some(ca)).await
+    }
+
+    async fn connect_with(port: u16, name: &str, ca: Option<&Path>) -> Self {
+        let tls_config = ca
+            .map(|ca| stormbridge::st2::tls::client_config(true, Some(ca)).expect("test CA loads"));
         let login = Login {
             host: "127.0.0.1".into(),
             port,
             jid: Jid::parse(&format!("{name}@localhost")).expect("jid"),
             password: format!("{name}-pw").into(),
             resource: "test".into(),
-            tls: TlsMode::Plaintext,
-            tls_config: None,
+            tls: if ca.is_some() {
+                TlsMode::Starttls
+            } else {
+                TlsMode::Plaintext
+            },
+            tls_config,
             timeout: WAIT,
         };
         let session = client::connect(&login).await.expect("test user logs in");
@@ -358,13 +420,120 @@ async fn starttls_is_required_by_default_and_a_wrong_password_is_not_a_login() {
         server.port, server.port
     );
     let b = TestBridge::start_with(opts).await;
-    for name in ["chat:xmpp-tls", "chat:xmpp-badpass"] {
-        let restarted = eventually!(WAIT, b.actor(name).await["restarts"].as_u64() >= Some(1));
-        assert!(restarted, "{}", b.actor(name).await);
+    for (name, error) in [
+        ("chat:xmpp-tls", "does not offer STARTTLS"),
+        ("chat:xmpp-badpass", "authentication failed"),
+    ] {
+        let refused = eventually!(
+            WAIT,
+            b.actor(name).await["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains(error))
+        );
+        assert!(refused, "{}", b.actor(name).await);
         assert_ne!(b.actor(name).await["state"], "up");
     }
     let (status, body) = b.get("/ready").await;
     assert_eq!(status, 503, "{body}");
+}
+
+/// A bridge chat `name` for `tlsbot@localhost` in the default mode (STARTTLS required),
+/// connecting to the address `127.0.0.1`: the certificate names only `localhost`, the JID's
+/// domain, which is what the client must verify.
+fn starttls_chat(name: &str, port: u16, more: &str) -> String {
+    format!(
+        "[[chat]]\nname = \"{name}\"\nbackend = \"xmpp\"\njid = \"tlsbot@localhost\"\n\
+         password = \"tlsbot-pw\"\nserver = \"127.0.0.1:{port}\"\n{more}\n"
+    )
+}
+
+#[actix_rt::test]
+async fn starttls_with_a_private_ca_logs_in_and_answers_a_direct_chat() {
+    let server = Prosody::start_tls(&["alice", "tlsbot"], "localhost").await;
+    let mut alice = User::connect_tls(server.port, "alice", server.ca_file()).await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = starttls_chat(
+        "xmpp-starttls",
+        server.port,
+        &format!("tls_ca_file = \"{}\"", server.ca_file().display()),
+    );
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let actor = b.actor("chat:xmpp-starttls").await;
+    assert_eq!(actor["state"], "up", "{actor}");
+
+    alice.say("tlsbot@localhost", "chat", "!st2 run date").await;
+    alice.message_from("tlsbot@localhost", "Started").await;
+    let exec = b.emulator.executions();
+    assert_eq!(exec.len(), 1, "{exec:?}");
+    let e = &exec[0];
+    assert_eq!(e.parameters.get("cmd").map(String::as_str), Some("date"));
+    assert_eq!(e.request["user"], "alice@localhost");
+    assert_eq!(e.request["source_context"]["connection"], "xmpp-starttls");
+    alice
+        .message_from("tlsbot@localhost", &format!("execution: {}", e.id))
+        .await;
+    assert!(
+        !captured_logs().contains("tlsbot-pw"),
+        "the password was logged"
+    );
+}
+
+#[actix_rt::test]
+async fn starttls_to_a_server_whose_ca_is_not_trusted_is_refused() {
+    // No `tls_ca_file`: the private CA is unknown to the web PKI roots.
+    let server = Prosody::start_tls(&["tlsbot"], "localhost").await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = starttls_chat("xmpp-untrusted", server.port, "");
+    let b = TestBridge::start_with(opts).await;
+    let name = "chat:xmpp-untrusted";
+    // Refused on more than one attempt, each time for the certificate.
+    let refused = eventually!(WAIT, {
+        let actor = b.actor(name).await;
+        actor["restarts"].as_u64() >= Some(2)
+            && actor["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("certificate is not trusted"))
+    });
+    let actor = b.actor(name).await;
+    assert!(refused, "{actor}");
+    assert_ne!(actor["state"], "up", "{actor}");
+    let (status, body) = b.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        !captured_logs().contains("tlsbot-pw"),
+        "the password was logged"
+    );
+}
+
+#[actix_rt::test]
+async fn starttls_to_a_server_whose_certificate_names_another_domain_is_refused() {
+    // The CA is trusted, but the certificate is not for `localhost`, the JID's domain.
+    let server = Prosody::start_tls(&["tlsbot"], "xmpp.example.net").await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = starttls_chat(
+        "xmpp-wrongname",
+        server.port,
+        &format!("tls_ca_file = \"{}\"", server.ca_file().display()),
+    );
+    let b = TestBridge::start_with(opts).await;
+    let name = "chat:xmpp-wrongname";
+    let refused = eventually!(
+        WAIT,
+        b.actor(name).await["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not valid for `localhost`"))
+    );
+    let actor = b.actor(name).await;
+    assert!(refused, "{actor}");
+    assert!(
+        actor["last_error"]
+            .as_str()
+            .is_some_and(|e| e.ends_with("(it names xmpp.example.net)")),
+        "{actor}"
+    );
+    assert_ne!(actor["state"], "up", "{actor}");
+    assert_eq!(b.get("/ready").await.0, 503);
 }
 
 #[actix_rt::test]

@@ -101,6 +101,50 @@ async fn open(stream: &mut XmppStream, domain: &str, timeout: Duration) -> Resul
     }
 }
 
+/// A failed STARTTLS handshake in plain words; `domain` is the name the certificate must carry.
+fn tls_failure(e: &std::io::Error, domain: &str) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<E>()) else {
+        return format!("TLS handshake failed: {e}");
+    };
+    let why = match err {
+        E::InvalidCertificate(C::UnknownIssuer) => "the server's certificate is not trusted: \
+            no known CA signed it (for a private CA, set `tls_ca_file`)"
+            .to_owned(),
+        E::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => format!(
+            "the server's certificate is not valid for `{domain}`, the JID's domain \
+             (it names {})",
+            if presented.is_empty() {
+                "no host".to_owned()
+            } else {
+                presented
+                    .iter()
+                    .map(|n| {
+                        // rustls gives the names as `DnsName("host")`.
+                        n.strip_prefix("DnsName(\"")
+                            .and_then(|n| n.strip_suffix("\")"))
+                            .unwrap_or(n)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+        E::InvalidCertificate(C::NotValidForName) => {
+            format!("the server's certificate is not valid for `{domain}`, the JID's domain")
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server's certificate has expired".to_owned()
+        }
+        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "the server's certificate is not valid yet".to_owned()
+        }
+        E::InvalidCertificate(C::Revoked) => "the server's certificate is revoked".to_owned(),
+        E::InvalidCertificate(other) => format!("the server's certificate was refused: {other}"),
+        other => other.to_string(),
+    };
+    format!("TLS handshake failed: {why}")
+}
+
 /// The SASL PLAIN initial response, base64 of `\0user\0password`.
 fn plain(user: &str, password: &str) -> zeroize::Zeroizing<String> {
     use base64::Engine as _;
@@ -139,6 +183,8 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
             .tls_config
             .clone()
             .ok_or("no TLS configuration for STARTTLS")?;
+        // RFC 6120 §13.7.2.1: the JID's domain (not the `server` host) is the reference
+        // identity, for SNI and for verifying the certificate.
         let name = rustls_pki_types::ServerName::try_from(domain.clone())
             .map_err(|e| format!("`{domain}` is not a TLS server name: {e}"))?;
         let tcp = stream.into_inner();
@@ -148,7 +194,7 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
         )
         .await
         .map_err(|_| "TLS handshake timed out".to_owned())?
-        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        .map_err(|e| tls_failure(&e, &domain))?;
         stream = Framed::new(Box::new(tls), XmlCodec);
         features = open(&mut stream, &domain, timeout).await?;
     }
@@ -259,6 +305,37 @@ mod tests {
     #[test]
     fn sasl_plain_is_nul_user_nul_password() {
         assert_eq!(plain("bot", "pw").as_str(), "AGJvdABwdw==");
+    }
+
+    #[test]
+    fn certificate_failures_are_in_plain_words() {
+        use rustls::{CertificateError as C, Error as E};
+        let io = |e: E| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let unknown = tls_failure(&io(E::InvalidCertificate(C::UnknownIssuer)), "example.com");
+        assert!(unknown.contains("not trusted"), "{unknown}");
+        assert!(unknown.contains("tls_ca_file"), "{unknown}");
+        let name = tls_failure(
+            &io(E::InvalidCertificate(C::NotValidForNameContext {
+                expected: rustls_pki_types::ServerName::try_from("example.com")
+                    .expect("name")
+                    .to_owned(),
+                presented: vec![
+                    "DnsName(\"other.example\")".into(),
+                    "IpAddress(1.2.3.4)".into(),
+                ],
+            })),
+            "example.com",
+        );
+        assert!(name.contains("not valid for `example.com`"), "{name}");
+        assert!(
+            name.ends_with("(it names other.example, IpAddress(1.2.3.4))"),
+            "{name}"
+        );
+        let other = tls_failure(
+            &std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+            "example.com",
+        );
+        assert_eq!(other, "TLS handshake failed: reset");
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! it keeps the dependency tree free of a second TLS/crypto stack.
 //!
 //! Security: STARTTLS is required by default (certificates checked against the web PKI
-//! roots or `tls_ca_file`); `tls = "plaintext"` is accepted only for a loopback server, for
-//! local test servers.
+//! roots or `tls_ca_file`); a server that does not offer it is refused. The certificate must
+//! carry the JID's domain (RFC 6120 §13.7.2.1), which is also the SNI name, whatever `server`
+//! connects to. A refused certificate is reported in plain words as the connection's last
+//! error (not trusted, not valid for the domain, expired). `tls = "plaintext"` is accepted
+//! only for a loopback server, for local test servers.
 //!
 //! Identity: in a direct chat the user id is the sender's **bare JID** (never the resource)
 //! and the room id is that bare JID, so replies go back as a direct chat. In a room (MUC)
