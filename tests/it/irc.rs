@@ -119,13 +119,9 @@ impl Ngircd {
         }
     }
 
-    fn kill(&mut self) {
-        self.process.kill();
-    }
-
     /// Kills the server and starts it again on the same port.
     async fn restart(&mut self) {
-        self.kill();
+        self.process.kill();
         self.spawn().await;
     }
 }
@@ -428,7 +424,7 @@ async fn after_a_server_restart_the_bridge_reconnects_rejoins_and_delivers_what_
     alice.sees_join("stormbridge", "#ops").await;
     drop(alice);
 
-    server.kill();
+    server.process.kill();
     b.wait_ready(503).await;
     assert_eq!(b.actor("chat:irc-restart").await["state"], "reconnecting");
 

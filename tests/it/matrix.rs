@@ -173,12 +173,8 @@ rc_invites:
         );
     }
 
-    fn kill(&mut self) {
-        self.process.kill();
-    }
-
     async fn restart(&mut self) {
-        self.kill();
+        self.process.kill();
         self.spawn().await;
     }
 }
@@ -554,7 +550,7 @@ async fn a_long_reply_arrives_complete_in_parts_through_the_servers_rate_limit()
 #[actix_rt::test]
 async fn after_a_server_restart_the_bridge_reconnects_and_delivers_what_was_queued() {
     let (mut server, mut alice, room, b) = setup(100.0, 100, "").await;
-    server.kill();
+    server.process.kill();
     b.wait_ready(503).await;
     assert_eq!(b.actor("chat:matrix").await["state"], "reconnecting");
     b.emulator.announce(

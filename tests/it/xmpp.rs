@@ -131,12 +131,8 @@ impl Prosody {
         assert!(up, "prosody never listened on {}", self.port);
     }
 
-    fn kill(&mut self) {
-        self.process.kill();
-    }
-
     async fn restart(&mut self) {
-        self.kill();
+        self.process.kill();
         self.spawn().await;
     }
 }
@@ -345,7 +341,7 @@ async fn after_a_server_restart_the_bridge_reconnects_rejoins_and_delivers_what_
     let more = "reconnect_backoff_initial_ms = 4000\nreconnect_backoff_max_ms = 4000";
     let (mut server, alice, b) = setup("xmpp-restart", more).await;
     drop(alice);
-    server.kill();
+    server.process.kill();
     b.wait_ready(503).await;
     assert_eq!(b.actor("chat:xmpp-restart").await["state"], "reconnecting");
     b.emulator.announce(
