@@ -49,6 +49,34 @@ fn ignored(who: &Who<'_>, ids: &[&str]) -> bool {
         .any(|i| ids.iter().any(|id| i.eq_ignore_ascii_case(id)))
 }
 
+/// The sender of a room (or room-private) message: the occupant's real bare JID when the
+/// room exposes it, else `room@conference/nick`; with that occupant JID. `None` for the bot
+/// itself and ignored senders.
+fn occupant_user(
+    who: &Who<'_>,
+    room: &str,
+    nick: &str,
+    occupants: &Occupants,
+) -> Option<(ChatUser, String)> {
+    if nick.is_empty() || nick == who.nick {
+        return None;
+    }
+    let occupant = format!("{room}/{nick}");
+    let id = occupants
+        .get(&(room.to_owned(), nick.to_owned()))
+        .cloned()
+        .unwrap_or_else(|| occupant.clone());
+    if id == who.bare || ignored(who, &[&id, nick, &occupant]) {
+        return None;
+    }
+    let user = ChatUser {
+        connection: who.connection.to_owned(),
+        id,
+        name: nick.to_owned(),
+    };
+    Some((user, occupant))
+}
+
 /// The message for the dispatcher, or `None` for: errors, messages without a body, room
 /// history (delayed), the bot's own messages (including a room's reflection of them),
 /// ignored senders, and empty text.
@@ -70,55 +98,23 @@ pub fn inbound(who: &Who<'_>, msg: &Element, occupants: &Occupants) -> Option<In
     let bare = from.bare();
     let connection = who.connection.to_owned();
     let is_room = who.rooms.contains(&bare);
-    let (user, room, room_name) = if kind == "groupchat" {
-        if from.resource.is_empty() || from.resource == who.nick {
-            return None;
-        }
-        let occupant = format!("{bare}/{}", from.resource);
-        let id = occupants
-            .get(&(bare.clone(), from.resource.clone()))
-            .cloned()
-            .unwrap_or_else(|| occupant.clone());
-        if id == who.bare || ignored(who, &[&id, &from.resource, &occupant]) {
-            return None;
-        }
-        let user = ChatUser {
-            connection: connection.clone(),
-            id,
-            name: from.resource.clone(),
+    let (user, room, room_name) = if kind == "groupchat" || is_room {
+        // A room message, or a private message from a room occupant (answered privately,
+        // to the occupant).
+        let (user, occupant) = occupant_user(who, &bare, &from.resource, occupants)?;
+        let (id, room_kind) = if kind == "groupchat" {
+            (bare.clone(), RoomKind::Group)
+        } else {
+            (occupant, RoomKind::Direct)
         };
+        let room_name = (room_kind == RoomKind::Group).then_some(bare);
         let room = Room {
-            connection: connection.clone(),
-            id: bare.clone(),
-            kind: RoomKind::Group,
+            connection,
+            id,
+            kind: room_kind,
             thread: None,
         };
-        (user, room, Some(bare))
-    } else if is_room {
-        // A private message from a room occupant: replies go back to the occupant.
-        if from.resource.is_empty() || from.resource == who.nick {
-            return None;
-        }
-        let occupant = format!("{bare}/{}", from.resource);
-        let id = occupants
-            .get(&(bare.clone(), from.resource.clone()))
-            .cloned()
-            .unwrap_or_else(|| occupant.clone());
-        if id == who.bare || ignored(who, &[&id, &from.resource, &occupant]) {
-            return None;
-        }
-        let user = ChatUser {
-            connection: connection.clone(),
-            id,
-            name: from.resource.clone(),
-        };
-        let room = Room {
-            connection: connection.clone(),
-            id: occupant,
-            kind: RoomKind::Direct,
-            thread: None,
-        };
-        (user, room, None)
+        (user, room, room_name)
     } else {
         if bare == who.bare || ignored(who, &[&bare]) {
             return None;
@@ -129,7 +125,7 @@ pub fn inbound(who: &Who<'_>, msg: &Element, occupants: &Occupants) -> Option<In
             name: from.local.clone(),
         };
         let room = Room {
-            connection: connection.clone(),
+            connection,
             id: bare,
             kind: RoomKind::Direct,
             thread: None,
