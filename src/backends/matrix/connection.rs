@@ -485,10 +485,10 @@ impl MatrixConnection {
         // Known as a direct chat at once: its first messages may arrive before the join
         // answers.
         if let Some(user) = &direct_with {
-            self.direct
-                .entry(user.clone())
-                .or_default()
-                .push(room.clone());
+            let rooms = self.direct.entry(user.clone()).or_default();
+            if !rooms.contains(&room) {
+                rooms.push(room.clone());
+            }
         }
         let direct = self.direct.clone();
         let name = self.name.clone();
