@@ -12,7 +12,7 @@ use actix_web::{
     web, HttpRequest, HttpResponse,
 };
 use handlebars::Handlebars;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -176,47 +176,57 @@ pub async fn show(state: web::Data<HttpState>, link: web::Path<String>) -> HttpR
     }
 }
 
-/// The form fields (form-encoded or JSON).
+/// The form fields (form-encoded or JSON). The secret ones are read straight into
+/// [`SecretString`]s, which are wiped when dropped, instead of plain `String`s.
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
-    shared_word: String,
+    shared_word: Option<SecretString>,
     #[serde(default)]
     method: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
-    password: String,
+    password: Option<SecretString>,
     #[serde(default)]
-    user_token: String,
+    user_token: Option<SecretString>,
     #[serde(default)]
-    api_key: String,
+    api_key: Option<SecretString>,
+}
+
+/// `secret` trimmed, or `None` when it is missing or blank.
+fn given(secret: Option<SecretString>, trim: bool) -> Option<SecretString> {
+    let secret = secret?;
+    let text = secret.expose_secret();
+    let kept = if trim { text.trim() } else { text };
+    match kept.len() {
+        0 => None,
+        n if n == text.len() => Some(secret),
+        _ => Some(SecretString::from(kept.to_owned())),
+    }
 }
 
 fn credentials(form: LoginForm) -> Result<(SecretString, LoginCredentials), &'static str> {
-    if form.shared_word.is_empty() {
+    let Some(word) = given(form.shared_word, false) else {
         return Err("Please enter the shared word.");
-    }
-    let word = SecretString::from(form.shared_word);
+    };
     let creds = match form.method.as_str() {
-        "password" | "" if !form.username.is_empty() => {
-            if form.password.is_empty() {
-                return Err("Please enter your StackStorm password.");
-            }
-            LoginCredentials::Password {
+        "password" | "" if !form.username.is_empty() => match given(form.password, false) {
+            Some(password) => LoginCredentials::Password {
                 username: form.username,
-                password: SecretString::from(form.password),
-            }
-        }
+                password,
+            },
+            None => return Err("Please enter your StackStorm password."),
+        },
         "password" | "" => return Err("Please enter your StackStorm username and password."),
-        "token" if !form.user_token.trim().is_empty() => {
-            LoginCredentials::Token(SecretString::from(form.user_token.trim().to_owned()))
-        }
-        "token" => return Err("Please enter your StackStorm token."),
-        "api_key" if !form.api_key.trim().is_empty() => {
-            LoginCredentials::ApiKey(SecretString::from(form.api_key.trim().to_owned()))
-        }
-        "api_key" => return Err("Please enter your StackStorm API key."),
+        "token" => match given(form.user_token, true) {
+            Some(token) => LoginCredentials::Token(token),
+            None => return Err("Please enter your StackStorm token."),
+        },
+        "api_key" => match given(form.api_key, true) {
+            Some(key) => LoginCredentials::ApiKey(key),
+            None => return Err("Please enter your StackStorm API key."),
+        },
         _ => return Err("Please choose how to sign in."),
     };
     Ok((word, creds))
@@ -259,6 +269,11 @@ pub async fn submit(
     } else {
         serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
     };
+    // The request body held the password in the clear: wipe it now that the form is read
+    // (when this handler owns the only reference to the buffer, as it normally does).
+    if let Ok(mut owned) = body.try_into_mut() {
+        zeroize::Zeroize::zeroize(owned.as_mut());
+    }
     let Ok(form) = form else {
         return reply(
             StatusCode::BAD_REQUEST,
@@ -310,4 +325,71 @@ pub async fn submit(
 /// The body limit for login requests: a bigger body is refused with 413 before it is read.
 pub fn payload_config() -> web::PayloadConfig {
     web::PayloadConfig::new(MAX_BODY_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<(SecretString, LoginCredentials), &'static str> {
+        let form: LoginForm = serde_urlencoded::from_str(body).expect("form");
+        credentials(form)
+    }
+
+    #[test]
+    fn each_method_reads_its_secret_and_trims_pasted_tokens_and_keys() {
+        let (word, creds) =
+            parse("shared_word=sesame&method=password&username=bob&password=+pw+").unwrap();
+        assert_eq!(word.expose_secret(), "sesame");
+        match creds {
+            LoginCredentials::Password { username, password } => {
+                assert_eq!(username, "bob");
+                assert_eq!(
+                    password.expose_secret(),
+                    " pw ",
+                    "a password is taken as typed"
+                );
+            }
+            _ => panic!("read as another method"),
+        }
+        match parse("shared_word=w&method=token&user_token=+abc%0A")
+            .unwrap()
+            .1
+        {
+            LoginCredentials::Token(t) => assert_eq!(t.expose_secret(), "abc"),
+            _ => panic!("read as another method"),
+        }
+        match parse("shared_word=w&method=api_key&api_key=k3y").unwrap().1 {
+            LoginCredentials::ApiKey(k) => assert_eq!(k.expose_secret(), "k3y"),
+            _ => panic!("read as another method"),
+        }
+    }
+
+    #[test]
+    fn missing_or_blank_fields_are_named() {
+        assert_eq!(
+            parse("method=password").err(),
+            Some("Please enter the shared word.")
+        );
+        assert_eq!(
+            parse("shared_word=w&method=password&username=bob").err(),
+            Some("Please enter your StackStorm password.")
+        );
+        assert_eq!(
+            parse("shared_word=w&method=password").err(),
+            Some("Please enter your StackStorm username and password.")
+        );
+        assert_eq!(
+            parse("shared_word=w&method=token&user_token=+++").err(),
+            Some("Please enter your StackStorm token.")
+        );
+        assert_eq!(
+            parse("shared_word=w&method=api_key").err(),
+            Some("Please enter your StackStorm API key.")
+        );
+        assert_eq!(
+            parse("shared_word=w&method=magic").err(),
+            Some("Please choose how to sign in.")
+        );
+    }
 }
