@@ -23,7 +23,7 @@ use crate::{
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
-        message::Target,
+        message::{InboundMessage, Target},
     },
 };
 
@@ -91,6 +91,12 @@ pub struct MatrixConnection {
     stored: Option<SyncState>,
     /// The last attempt to write `state_file` failed (and was logged).
     state_save_failing: bool,
+    /// A write of `state_file` is under way.
+    state_writing: bool,
+    /// Messages synced but not yet covered by a saved position.
+    unsaved: Vec<InboundMessage>,
+    /// Messages that run when the write under way ends.
+    in_write: Vec<InboundMessage>,
     /// Set once a sync succeeded on this connection.
     synced: bool,
     rooms: HashMap<String, RoomInfo>,
@@ -164,6 +170,9 @@ impl MatrixConnection {
             state_file,
             stored,
             state_save_failing: false,
+            state_writing: false,
+            unsaved: Vec::new(),
+            in_write: Vec::new(),
             synced: false,
             rooms: HashMap::new(),
             direct: HashMap::new(),
@@ -275,7 +284,7 @@ impl MatrixConnection {
                     act.configured.insert(id);
                 }
                 act.account = Some(c.account);
-                act.save_state();
+                act.save_state(ctx);
                 act.sync(ctx, true);
             }
             Err(ApiError::Unauthorized { endpoint, errcode }) => {
@@ -288,35 +297,59 @@ impl MatrixConnection {
         }));
     }
 
-    /// Writes the position (and device) to the state file, if one is configured.
-    fn save_state(&mut self) {
-        let (Some(path), Some(account)) = (self.state_file.as_ref(), self.account.as_ref()) else {
+    /// Saves the position (and device) to the state file on a blocking-pool thread (the
+    /// write is fsynced), then dispatches the messages the position covers. One write at a
+    /// time: messages synced meanwhile wait for the next write, so they run in order. Without
+    /// a state file they are dispatched at once. A failed write is logged and the messages
+    /// run anyway: a restart may then replay them, which beats losing them now.
+    fn save_state(&mut self, ctx: &mut Context<Self>) {
+        let (Some(path), Some(account)) = (self.state_file.clone(), self.account.as_ref()) else {
+            let messages = std::mem::take(&mut self.unsaved);
+            self.dispatch(messages);
             return;
         };
+        if self.state_writing {
+            return;
+        }
         let state = SyncState {
             user_id: account.user_id.clone(),
             device_id: self.device_id.clone(),
             since: self.since.clone(),
         };
         if self.stored.as_ref() == Some(&state) {
+            let messages = std::mem::take(&mut self.unsaved);
+            self.dispatch(messages);
             return;
         }
-        match state::save(path, &state) {
-            Ok(()) => {
-                if std::mem::take(&mut self.state_save_failing) {
-                    tracing::info!(connection = %self.name, "the matrix sync position is saved again");
+        self.state_writing = true;
+        self.in_write = std::mem::take(&mut self.unsaved);
+        let written = state.clone();
+        let write = actix_web::rt::task::spawn_blocking(move || state::save(&path, &written));
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            act.state_writing = false;
+            match result {
+                Ok(Ok(())) => {
+                    if std::mem::take(&mut act.state_save_failing) {
+                        tracing::info!(connection = %act.name, "the matrix sync position is saved again");
+                    }
+                    act.stored = Some(state);
                 }
-                self.stored = Some(state);
+                // Once per failing stretch: this runs after every sync batch.
+                Ok(Err(e)) if !act.state_save_failing => {
+                    act.state_save_failing = true;
+                    tracing::warn!(connection = %act.name, error = %e, "cannot save the matrix sync position; a restart may replay or skip messages")
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(connection = %act.name, error = %e, "still cannot save the matrix sync position")
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %act.name, error = %e, "the matrix state writer failed")
+                }
             }
-            // Once per failing stretch: this runs after every sync batch.
-            Err(e) if !self.state_save_failing => {
-                self.state_save_failing = true;
-                tracing::warn!(connection = %self.name, error = %e, "cannot save the matrix sync position; a restart may replay or skip messages")
-            }
-            Err(e) => {
-                tracing::debug!(connection = %self.name, error = %e, "still cannot save the matrix sync position")
-            }
-        }
+            let messages = std::mem::take(&mut act.in_write);
+            act.dispatch(messages);
+            act.save_state(ctx);
+        }));
     }
 
     /// One `/sync` round; the next starts when this one's events are handled.
@@ -436,13 +469,19 @@ impl MatrixConnection {
         if !inbound.is_empty() {
             self.status.activity();
         }
-        for msg in inbound {
-            self.dispatcher.do_send(Inbound(msg));
-        }
-        // Only now that this batch's messages are handed over does the position move.
         if !batch.next_batch.is_empty() {
             self.since = Some(batch.next_batch);
-            self.save_state();
+        }
+        // The messages run once the position after them is saved (at most once: a crash
+        // can lose a command, never run it twice).
+        self.unsaved.extend(inbound);
+        self.save_state(ctx);
+    }
+
+    /// Hands messages to the dispatcher.
+    fn dispatch(&mut self, messages: Vec<InboundMessage>) {
+        for msg in messages {
+            self.dispatcher.do_send(Inbound(msg));
         }
     }
 
@@ -669,6 +708,11 @@ impl Actor for MatrixConnection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.synced = false;
+        // A write in flight at the restart finishes on its own; its answer is not awaited,
+        // and the messages it covered run now rather than never.
+        self.state_writing = false;
+        let covered = std::mem::take(&mut self.in_write);
+        self.dispatch(covered);
         // A send cut off by the restart goes first again.
         self.outbox.restore();
         // From the start, so the queue's series read 0 instead of missing.

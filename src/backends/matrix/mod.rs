@@ -6,11 +6,12 @@
 //! a refused token means a new login. With `access_token` it asks `whoami` who it is.
 //!
 //! Events: a `/sync` long poll with a filter (room messages, memberships, names; no
-//! presence, typing or receipts). The `next_batch` position moves, and is written to
-//! `state_file`, only after a batch's messages were handed to the dispatcher; a restart
-//! carries on from there, so nothing is replayed and nothing said while the bridge was down
-//! is skipped (though commands older than `max_command_age_secs` are not run). Without a
-//! state file, or on an account's first start, the bot starts at "now": its first sync is
+//! presence, typing or receipts). A batch's `next_batch` position is written to
+//! `state_file` (off the actor thread, fsynced) before the batch's messages go to the
+//! dispatcher; a restart carries on from there, so nothing said while the bridge was down is
+//! skipped (though commands older than `max_command_age_secs` are not run) and nothing runs
+//! twice — a crash between the write and the dispatch loses that batch's commands instead.
+//! Without a state file, or on an account's first start, the bot starts at "now": its first sync is
 //! read for the position and room state only. Every connection starts with a
 //! `full_state` sync to learn room names.
 //!

@@ -69,14 +69,22 @@ pub fn save(path: &Path, state: &SyncState) -> Result<(), StateError> {
         path: path.to_owned(),
         source,
     };
+    // A name of its own per write: a write left running by a restarted connection must not
+    // share (and truncate) another write's temporary file.
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
     let tmp = PathBuf::from(tmp);
     let bytes = serde_json::to_vec_pretty(state).unwrap_or_default();
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        // Nothing half-written is left beside the state file.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
 }
 
 #[cfg(test)]
@@ -95,6 +103,8 @@ mod tests {
         };
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state));
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 1, "no temporary file is left behind");
         std::fs::write(&path, b"{not json").unwrap();
         assert!(matches!(load(&path), Err(StateError::Format { .. })));
         let missing_dir = dir.path().join("nope").join("matrix.json");
