@@ -129,6 +129,7 @@ impl AliasCache {
         tracing::debug!(reason, "loading aliases");
         let client = self.client.get();
         let renewer = self.renewer.clone();
+        let previous = self.snapshot.load();
         let fut = async move {
             let (raw, generation) = with_bridge_credential(&renewer, |credential| {
                 let client = client.clone();
@@ -139,7 +140,7 @@ impl AliasCache {
             // Decoding and compiling thousands of formats is CPU work: keep it off the arbiter.
             let built = actix_web::rt::task::spawn_blocking(move || {
                 let (aliases, mut problems) = parse_alias_list(&raw);
-                let (index, warnings) = AliasIndex::build(aliases);
+                let (index, warnings) = AliasIndex::rebuild(aliases, Some(&previous));
                 problems.extend(warnings);
                 (index, problems)
             })

@@ -239,11 +239,22 @@ impl AliasIndex {
     /// fail to compile are skipped, each with one warning naming the alias and the
     /// representation (st2 itself would fail every `/match` call with HTTP 500).
     pub fn build(aliases: Vec<ActionAlias>) -> (AliasIndex, Vec<String>) {
+        Self::rebuild(aliases, None)
+    }
+
+    /// [`AliasIndex::build`], reusing the compiled formats of `previous` for the
+    /// representations it already had: a periodic reload of an unchanged list of 10,000
+    /// aliases then costs a lookup per format instead of ~0.9 s of compiling (and the
+    /// allocation churn that comes with it).
+    pub fn rebuild(
+        aliases: Vec<ActionAlias>,
+        previous: Option<&AliasIndex>,
+    ) -> (AliasIndex, Vec<String>) {
         let aliases: Vec<Arc<ActionAlias>> = aliases.into_iter().map(Arc::new).collect();
         let mut warnings = Vec::new();
         let mut patterns = Vec::new();
         let mut broken = Vec::new();
-        let cache = compile_all(&aliases);
+        let cache = compile_all(&aliases, previous);
         let mut help = Vec::new();
         for (ai, alias) in aliases.iter().enumerate() {
             if !alias.enabled {
@@ -726,7 +737,10 @@ fn compile_one(representation: &str) -> Compiled {
 /// Compile every distinct representation of the enabled aliases, spread over the
 /// available cores (each compile is tens of microseconds; 10,000 aliases is a
 /// noticeable pause on one core).
-fn compile_all(aliases: &[Arc<ActionAlias>]) -> HashMap<&str, Compiled> {
+fn compile_all<'a>(
+    aliases: &'a [Arc<ActionAlias>],
+    previous: Option<&AliasIndex>,
+) -> HashMap<&'a str, Compiled> {
     let mut unique: Vec<&str> = aliases
         .iter()
         .filter(|a| a.enabled)
@@ -734,6 +748,34 @@ fn compile_all(aliases: &[Arc<ActionAlias>]) -> HashMap<&str, Compiled> {
         .collect();
     unique.sort_unstable();
     unique.dedup();
+    let mut known: HashMap<&'a str, Compiled> = HashMap::new();
+    if let Some(previous) = previous {
+        let compiled: HashMap<&str, Compiled> = previous
+            .patterns
+            .iter()
+            .map(|p| (p.format.source(), Ok(p.format.clone())))
+            .chain(
+                previous
+                    .broken
+                    .iter()
+                    .map(|b| (b.representation.as_str(), Err(b.message.clone()))),
+            )
+            .collect();
+        unique.retain(|r| match compiled.get(*r) {
+            Some(c) => {
+                known.insert(*r, c.clone());
+                false
+            }
+            None => true,
+        });
+    }
+    let mut fresh = compile_fresh(unique);
+    fresh.extend(known);
+    fresh
+}
+
+/// Compiles `unique` representations, in parallel when there are many.
+fn compile_fresh(unique: Vec<&str>) -> HashMap<&str, Compiled> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -1278,6 +1320,42 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_rebuild_reuses_unchanged_formats_and_compiles_new_ones() {
+        let list = || {
+            vec![
+                alias("p", "bad", vec![plain("bad {{a.b}}"), plain("good {{x}}")]),
+                alias("p", "other", vec![plain("other {{y}}")]),
+            ]
+        };
+        let (first, _) = AliasIndex::build(list());
+        let mut changed = list();
+        changed[1].formats = vec![plain("other {{y}} now")];
+        let (second, warnings) = AliasIndex::rebuild(changed, Some(&first));
+        assert_eq!(
+            warnings.len(),
+            1,
+            "the broken format is still reported: {warnings:?}"
+        );
+        let by_source = |idx: &AliasIndex, source: &str| {
+            idx.patterns
+                .iter()
+                .find(|p| p.format.source() == source)
+                .map(|p| p.format.clone())
+                .unwrap_or_else(|| panic!("no pattern {source}"))
+        };
+        assert!(Arc::ptr_eq(
+            &by_source(&first, "good {{x}}"),
+            &by_source(&second, "good {{x}}")
+        ));
+        assert_eq!(matched(second.select("good 1")).params[0]["x"], "1");
+        assert_eq!(matched(second.select("other 2 now")).params[0]["y"], "2");
+        assert!(matches!(
+            second.select("other 2"),
+            Selection::NoMatch { .. }
+        ));
     }
 
     /// Small deterministic generator (xorshift) for the prefilter equivalence test.
