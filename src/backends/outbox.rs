@@ -17,7 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{actors::supervisor::StatusReporter, domain::backoff::Backoff};
+use crate::{
+    actors::supervisor::StatusReporter,
+    domain::{backoff::Backoff, message::Target},
+};
 
 /// Longest wait a rate limit can impose before the next attempt: a server asking for more
 /// (or a reset header read against a skewed clock) must not silence the bridge for hours.
@@ -28,6 +31,25 @@ const RETRY_FIRST: Duration = Duration::from_millis(250);
 /// Longest retry delay: a platform that is down for long is still tried every few seconds,
 /// so queued replies go out soon after it is back.
 const RETRY_MAX: Duration = Duration::from_secs(15);
+
+/// Where a queued message goes on a REST platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// A room or channel id (Matrix also takes an alias, resolved when sent).
+    Room(String),
+    /// A user: their direct conversation with the bot, found or opened when sent.
+    User(String),
+}
+
+impl Dest {
+    /// The destination of a delivery and the thread to answer in (none for a user).
+    pub fn of(target: Target) -> (Dest, Option<String>) {
+        match target {
+            Target::Room { id, thread, .. } => (Dest::Room(id), thread),
+            Target::User { id } => (Dest::User(id), None),
+        }
+    }
+}
 
 /// What the actor should do now, from [`Outbox::next`].
 #[derive(Debug, PartialEq, Eq)]

@@ -160,6 +160,15 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Mattermost's answer to a missing or unknown token.
+fn unauthorized() -> HttpResponse {
+    mm_error(
+        401,
+        "api.context.session_expired.app_error",
+        "Invalid or expired session, please login again.",
+    )
+}
+
 fn mm_error(status: u16, id: &str, message: &str) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default()).json(
         json!({"id": id, "message": message, "detailed_error": "", "request_id": new_id(), "status_code": status}),
@@ -310,11 +319,7 @@ impl Shared {
 
 async fn users_me(req: HttpRequest, shared: web::Data<Arc<Shared>>) -> HttpResponse {
     let Some(me) = shared.auth(&req) else {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     };
     let st = shared.state.lock();
     match st.users.iter().find(|u| u.id == me) {
@@ -333,11 +338,7 @@ async fn team_by_name(
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
     if shared.auth(&req).is_none() {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     }
     if *path == shared.team_name {
         HttpResponse::Ok().json(shared.team_json())
@@ -356,11 +357,7 @@ async fn team_by_id(
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
     if shared.auth(&req).is_none() {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     }
     if *path == shared.team_id {
         HttpResponse::Ok().json(shared.team_json())
@@ -379,11 +376,7 @@ async fn channels_direct(
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
     let Some(me) = shared.auth(&req) else {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     };
     shared
         .state
@@ -413,11 +406,7 @@ async fn channel_by_id(
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
     let Some(me) = shared.auth(&req) else {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     };
     let st = shared.state.lock();
     match st.channels.iter().find(|c| c.id == *path) {
@@ -443,11 +432,7 @@ async fn channel_by_name(
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
     let Some(me) = shared.auth(&req) else {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     };
     let (team, name) = path.into_inner();
     let st = shared.state.lock();
@@ -474,11 +459,7 @@ async fn add_member(
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
     let Some(me) = shared.auth(&req) else {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     };
     let user = body
         .get("user_id")
@@ -517,11 +498,7 @@ async fn create_post(
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
     let Some(me) = shared.auth(&req) else {
-        return mm_error(
-            401,
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        );
+        return unauthorized();
     };
     {
         let mut st = shared.state.lock();

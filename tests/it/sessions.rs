@@ -53,6 +53,20 @@ fn alice_password(word: &str) -> [(&str, &str); 4] {
     ]
 }
 
+/// Posts the login form with an API key.
+async fn post_api_key(b: &TestBridge, id: &str, word: &str, key: &str) -> (u16, serde_json::Value) {
+    post_form(
+        b,
+        id,
+        &[
+            ("shared_word", word),
+            ("method", "api_key"),
+            ("api_key", key),
+        ],
+    )
+    .await
+}
+
 async fn post_form(b: &TestBridge, id: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let url = format!("http://{}/login/{id}", b.app.http_addr);
     let mut resp = b
@@ -97,16 +111,7 @@ async fn each_credential_type_links_the_user_and_commands_run_as_them() {
 
     // 2. An API key.
     let id = start_session(&mut b, "second word").await;
-    let (status, body) = post_form(
-        &b,
-        &id,
-        &[
-            ("shared_word", "second word"),
-            ("method", "api_key"),
-            ("api_key", BOB_KEY.0),
-        ],
-    )
-    .await;
+    let (status, body) = post_api_key(&b, &id, "second word", BOB_KEY.0).await;
     assert_eq!(status, 200, "{body}");
     b.line_containing("now linked").await;
     b.say("!st2 run uptime").await;
@@ -284,45 +289,18 @@ async fn expired_links_oversized_bodies_and_rate_limits_are_refused() {
 
     assert!(
         eventually!(Duration::from_secs(5), {
-            let (status, _) = post_form(
-                &b,
-                &id,
-                &[
-                    ("shared_word", "w"),
-                    ("method", "api_key"),
-                    ("api_key", BOB_KEY.0),
-                ],
-            )
-            .await;
+            let (status, _) = post_api_key(&b, &id, "w", BOB_KEY.0).await;
             status == 410
         }),
         "an expired link is refused"
     );
-    let (status, body) = post_form(
-        &b,
-        &id,
-        &[
-            ("shared_word", "w"),
-            ("method", "api_key"),
-            ("api_key", BOB_KEY.0),
-        ],
-    )
-    .await;
+    let (status, body) = post_api_key(&b, &id, "w", BOB_KEY.0).await;
     assert!(status == 410 || status == 429, "{status} {body}");
 
     // Per-address limit: the next attempts are refused outright.
     let mut limited = false;
     for _ in 0..6 {
-        let (status, _) = post_form(
-            &b,
-            "unknown-link-id-000000000",
-            &[
-                ("shared_word", "w"),
-                ("method", "api_key"),
-                ("api_key", "k"),
-            ],
-        )
-        .await;
+        let (status, _) = post_api_key(&b, "unknown-link-id-000000000", "w", "k").await;
         limited |= status == 429;
     }
     assert!(limited, "the per-address attempt limit never triggered");
@@ -353,16 +331,7 @@ async fn session_commands_are_dm_only_and_admin_commands_are_for_admins() {
         .to_owned();
     b.say(&format!("!st2session_cancel {session_id}")).await;
     b.line_containing("cancelled").await;
-    let (status, _) = post_form(
-        &b,
-        &id,
-        &[
-            ("shared_word", "sesame"),
-            ("method", "api_key"),
-            ("api_key", BOB_KEY.0),
-        ],
-    )
-    .await;
+    let (status, _) = post_api_key(&b, &id, "sesame", BOB_KEY.0).await;
     assert!(
         status == 404 || status == 410,
         "a cancelled session's link is dead: {status}"
@@ -429,16 +398,7 @@ async fn with_sqlite_sessions_survive_a_restart_and_a_wrong_key_refuses_to_start
     let mut b = TestBridge::start_with(sqlite_options(dir.path(), &key_a)).await;
     b.wait_ready(200).await;
     let id = start_session(&mut b, "sesame").await;
-    let (status, _) = post_form(
-        &b,
-        &id,
-        &[
-            ("shared_word", "sesame"),
-            ("method", "api_key"),
-            ("api_key", BOB_KEY.0),
-        ],
-    )
-    .await;
+    let (status, _) = post_api_key(&b, &id, "sesame", BOB_KEY.0).await;
     assert_eq!(status, 200);
     b.line_containing("now linked").await;
     let raw = std::fs::read(dir.path().join("sessions.db")).expect("db file");

@@ -27,25 +27,18 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, Reconnect, StatusReporter},
-    backends::outbox::{Next, Outbox, Outcome},
+    backends::outbox::{Dest, Next, Outbox, Outcome},
     backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
-        message::Target,
     },
 };
 
 type WsSink = Pin<Box<dyn futures_util::Sink<Message, Error = WsProtocolError>>>;
 
 const MAX_FRAME: usize = 1 << 22;
-
-#[derive(Debug, Clone, PartialEq)]
-enum Dest {
-    Channel(String),
-    User(String),
-}
 
 #[derive(Debug, Clone)]
 struct Outgoing {
@@ -434,7 +427,7 @@ impl DiscordConnection {
         };
         let cached_dm = match &item.dest {
             Dest::User(user) => self.dm_channels.get(user).cloned(),
-            Dest::Channel(_) => None,
+            Dest::Room(_) => None,
         };
         let api = self.api.clone();
         let auth: Rc<str> = self.auth().into();
@@ -509,7 +502,7 @@ async fn send(
 ) -> Result<(Option<String>, Outcome), Unauthorized> {
     let mut dm_pause = None;
     let channel_id = match (&item.dest, cached_dm) {
-        (Dest::Channel(id), _) => id.clone(),
+        (Dest::Room(id), _) => id.clone(),
         (Dest::User(_), Some(channel)) => channel,
         (Dest::User(user), None) => {
             let url = format!("{api}/users/@me/channels");
@@ -567,7 +560,7 @@ async fn send(
     Ok((
         match &item.dest {
             Dest::User(_) => Some(channel_id),
-            Dest::Channel(_) => None,
+            Dest::Room(_) => None,
         },
         outcome,
     ))
@@ -661,10 +654,7 @@ impl Handler<Deliver> for DiscordConnection {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        let (dest, reply_to) = match msg.target {
-            Target::Room { id, thread, .. } => (Dest::Channel(id), thread),
-            Target::User { id } => (Dest::User(id), None),
-        };
+        let (dest, reply_to) = Dest::of(msg.target);
         let limit = match self.settings.max_message_length {
             0 => MAX_MESSAGE_CHARS,
             n => n.min(MAX_MESSAGE_CHARS),

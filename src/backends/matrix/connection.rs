@@ -18,23 +18,14 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, Reconnect, StatusReporter},
-    backends::outbox::{Next, Outbox, Outcome, MAX_RATE_WAIT},
+    backends::outbox::{Dest, Next, Outbox, Outcome, MAX_RATE_WAIT},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
-        message::{InboundMessage, Target},
+        message::InboundMessage,
     },
 };
-
-/// Where a queued message goes.
-#[derive(Debug, Clone, PartialEq)]
-enum Dest {
-    /// A room id, or an alias to resolve first.
-    Room(String),
-    /// A user: their direct chat with the bot, opened if there is none.
-    User(String),
-}
 
 /// One message waiting to be sent.
 #[derive(Debug, Clone)]
@@ -734,10 +725,7 @@ impl Handler<Deliver> for MatrixConnection {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        let (dest, thread) = match msg.target {
-            Target::Room { id, thread, .. } => (Dest::Room(id), thread),
-            Target::User { id } => (Dest::User(id), None),
-        };
+        let (dest, thread) = Dest::of(msg.target);
         // In a thread, the fallback reply points at the command (or the thread's root).
         let reply_to = thread.as_ref().and(msg.reply_to);
         for part in split_message(

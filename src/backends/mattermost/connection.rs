@@ -28,13 +28,12 @@ use super::{
 };
 use crate::{
     actors::supervisor::{ActorState, Reconnect, StatusReporter},
-    backends::outbox::{Next, Outbox, Outcome},
+    backends::outbox::{Dest, Next, Outbox, Outcome},
     backends::rest::{api_error, get_json, post_json},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
-        message::Target,
     },
 };
 
@@ -42,15 +41,6 @@ type WsSink = Pin<Box<dyn futures_util::Sink<Message, Error = WsProtocolError>>>
 
 /// Largest websocket frame accepted (a post of 16383 characters, JSON-escaped, fits).
 const MAX_FRAME: usize = 1 << 20;
-
-/// Where a queued post goes.
-#[derive(Debug, Clone, PartialEq)]
-enum Dest {
-    /// A channel id (group or direct).
-    Channel(String),
-    /// A user id: the direct channel with the bot is opened (and cached) first.
-    User(String),
-}
 
 /// One post waiting to be sent.
 #[derive(Debug, Clone)]
@@ -433,7 +423,7 @@ impl MattermostConnection {
         };
         let cached_dm = match &item.dest {
             Dest::User(user) => self.dm_channels.get(user).cloned(),
-            Dest::Channel(_) => None,
+            Dest::Room(_) => None,
         };
         let api = self.api.clone();
         let token: Rc<str> = self.token.expose_secret().into();
@@ -593,7 +583,7 @@ async fn send_post(
     cached_dm: Option<String>,
 ) -> (Option<String>, Outcome) {
     let channel_id = match (&item.dest, cached_dm) {
-        (Dest::Channel(id), _) => id.clone(),
+        (Dest::Room(id), _) => id.clone(),
         (Dest::User(_), Some(channel)) => channel,
         (Dest::User(user), None) => {
             let url = format!("{api}/channels/direct");
@@ -640,7 +630,7 @@ async fn send_post(
     (
         match &item.dest {
             Dest::User(_) => Some(channel_id),
-            Dest::Channel(_) => None,
+            Dest::Room(_) => None,
         },
         outcome,
     )
@@ -726,10 +716,7 @@ impl Handler<Deliver> for MattermostConnection {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
         let props = wire::props_from_extra(msg.extra.as_ref());
-        let (dest, root_id) = match msg.target {
-            Target::Room { id, thread, .. } => (Dest::Channel(id), thread),
-            Target::User { id } => (Dest::User(id), None),
-        };
+        let (dest, root_id) = Dest::of(msg.target);
         let limit = match self.settings.max_message_length {
             0 => MAX_POST_CHARS,
             n => n.min(MAX_POST_CHARS),
