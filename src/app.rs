@@ -10,6 +10,7 @@ use crate::{
         acl_gate::{AclGate, ReplacePolicy},
         alias_cache::{AliasCache, AliasSnapshot},
         dispatcher::{Dispatcher, DispatcherSettings, RegisterConnection, UseSessions},
+        result_tracker::{ConnectionsRegistered, ResultTracker, TrackerSettings},
         session_manager::{SessionManager, SessionSettings},
         stream_consumer::{StreamConsumer, StreamSettings},
         supervisor::{Health, HealthReport, StatusReporter, Supervisor},
@@ -21,7 +22,7 @@ use crate::{
         slack::{EventsEndpoint, SlackConnection},
     },
     config::{AuthMode, BackendSettings, Settings, StoreSettings},
-    domain::{backoff::Backoff, command::Prefixes},
+    domain::{backoff::Backoff, command::Prefixes, result_ledger::LedgerSettings},
     http::{self, HttpState},
     metrics::Metrics,
     render::{TemplateError, Templates},
@@ -68,6 +69,10 @@ pub enum StartError {
 pub struct AppOptions {
     /// The console's input and output; standard input/output when `None`.
     pub console_io: Option<ConsoleIo>,
+    /// Input and output of further console connections, by connection name (tests drive
+    /// several users at once this way); a console connection with neither uses
+    /// `console_io`, then standard input/output.
+    pub consoles: std::collections::HashMap<String, ConsoleIo>,
 }
 
 /// A running bridge.
@@ -189,6 +194,41 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         })
     };
 
+    for warning in settings.st2.route_warnings() {
+        tracing::warn!("{warning}");
+    }
+    let connection_order: Vec<String> = settings.chat.iter().map(|c| c.name.clone()).collect();
+    // Store writes and result rendering get a thread of their own, so they never hold up
+    // the dispatcher or the chat connections.
+    let tracker = {
+        let s = TrackerSettings {
+            ledger: LedgerSettings {
+                max_entries: settings.results.max_pending,
+                pending_ttl: settings.results.pending_ttl,
+                retention: settings.results.retention,
+                grace: settings.results.grace,
+                first_check: settings.results.first_check,
+                max_check_interval: settings.results.max_check_interval,
+            },
+            connection_order: connection_order.clone(),
+        };
+        let (results, st2, renewer, snapshot, templates, metrics, status) = (
+            store.results(),
+            st2.clone(),
+            renewer.clone(),
+            snapshot.clone(),
+            templates.clone(),
+            metrics.clone(),
+            reporter("result_tracker", false),
+        );
+        let arbiter = actix::Arbiter::new();
+        actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+            ResultTracker::new(
+                s, results, st2, renewer, None, snapshot, templates, metrics, status,
+            )
+        })
+    };
+
     let dispatcher = {
         let s = DispatcherSettings {
             prefixes: Prefixes {
@@ -199,32 +239,33 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             web_url: settings.st2.web_url.clone(),
             help_page_size: settings.bot.help_page_size,
             help_max_page_size: settings.bot.help_max_page_size,
-            connection_order: settings.chat.iter().map(|c| c.name.clone()).collect(),
         };
-        let (st2, metrics, templates, snapshot, renewer, gate) = (
+        let (st2, metrics, templates, snapshot, renewer, gate, tracker) = (
             st2.clone(),
             metrics.clone(),
             templates.clone(),
             snapshot.clone(),
             renewer.clone(),
             gate.clone(),
+            tracker.clone(),
         );
         let status = reporter("dispatcher", false);
         actix::Supervisor::start(move |_| {
-            Dispatcher::new(s, st2, metrics, templates, snapshot, renewer, gate, status)
+            Dispatcher::new(
+                s, st2, metrics, templates, snapshot, renewer, gate, tracker, status,
+            )
         })
     };
 
     let stream_consumer = {
-        let mut routes = vec![settings.st2.route_key.clone()];
-        routes.extend(settings.st2.extra_routes.iter().cloned());
-        routes.dedup();
         let s = StreamSettings {
-            routes,
-            read_timeout: settings.st2.stream_read_timeout,
+            routes: settings.st2.routes(),
+            idle_refresh: settings.st2.stream_idle_refresh,
+            greeting_timeout: settings.st2.request_timeout,
         };
         let (st2, metrics, renewer) = (st2.clone(), metrics.clone(), renewer.clone());
-        let announcements = dispatcher.clone().recipient();
+        let announcements = tracker.clone().recipient();
+        let established = tracker.clone().recipient();
         let alias_changes = alias_cache.clone().recipient();
         let status = reporter("stream_consumer", true);
         let backoff = backoff.clone();
@@ -235,6 +276,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 metrics,
                 renewer,
                 announcements,
+                established,
                 alias_changes,
                 backoff,
                 status,
@@ -268,17 +310,22 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 SessionManager::new(s, store, st2, renewer, notify, status)
             });
             dispatcher.do_send(UseSessions(manager.clone()));
+            tracker.do_send(UseSessions(manager.clone()));
             Some(manager)
         }
     };
 
     let mut console_io = options.console_io;
+    let mut consoles = options.consoles;
     let mut slack_events = std::collections::HashMap::new();
     for chat in &settings.chat {
         let status = reporter(&format!("chat:{}", chat.name), true);
         let recipient = match &chat.backend {
             BackendSettings::Console(console) => {
-                let io = console_io.take().unwrap_or_else(ConsoleIo::stdio);
+                let io = consoles
+                    .remove(&chat.name)
+                    .or_else(|| console_io.take())
+                    .unwrap_or_else(ConsoleIo::stdio);
                 ConsoleConnection::new(
                     chat.name.clone(),
                     console.clone(),
@@ -385,11 +432,16 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 addr.recipient()
             }
         };
+        tracker.do_send(RegisterConnection {
+            name: chat.name.clone(),
+            recipient: recipient.clone(),
+        });
         dispatcher.do_send(RegisterConnection {
             name: chat.name.clone(),
             recipient,
         });
     }
+    tracker.do_send(ConnectionsRegistered);
 
     let server = http::server::start(
         settings.http.listen,

@@ -117,6 +117,9 @@ fn check_config(path: Option<std::path::PathBuf>) -> ExitCode {
                 if settings.chat.len() == 1 { "" } else { "s" },
                 settings.st2.api_url
             );
+            for warning in settings.st2.route_warnings() {
+                println!("warning: {warning}");
+            }
             if settings.access.rule_count() == 0
                 && settings.access.default_action() == stormbridge::acl::Action::Deny
             {

@@ -66,6 +66,26 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Where a delivered result came from, the `source` label of
+/// `stormbridge_results_delivered_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultSource {
+    /// StackStorm's announcement on the event stream.
+    Stream,
+    /// Fetched from the API and rendered by the bridge (the announcement was lost or late).
+    Reconciliation,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectionLabels {
     connection: String,
 }
@@ -76,6 +96,13 @@ struct Inner {
     announcements_delivered: Counter,
     announcements_dropped: Counter,
     stream_reconnects: Counter,
+    stream_gaps: Counter,
+    stream_refreshes: Counter,
+    results_delivered: Family<SourceLabels, Counter>,
+    results_duplicates: Counter,
+    results_expired: Family<ReasonLabels, Counter>,
+    results_pending: Gauge,
+    announcements_ignored: Family<ReasonLabels, Counter>,
     st2_request_seconds: Family<EndpointLabels, Histogram>,
     aliases: Gauge,
     connection_up: Family<ConnectionLabels, Gauge>,
@@ -128,6 +155,48 @@ impl Metrics {
             "Times the StackStorm stream connection was reopened after a failure",
             stream_reconnects.clone(),
         );
+        let stream_gaps = Counter::default();
+        registry.register(
+            "stream_gaps",
+            "Times the StackStorm stream was lost or replaced, so announcements may have been missed (results owed are then fetched from the API)",
+            stream_gaps.clone(),
+        );
+        let stream_refreshes = Counter::default();
+        registry.register(
+            "stream_refreshes",
+            "Times a silent stream was replaced by a new one opened before it was dropped",
+            stream_refreshes.clone(),
+        );
+        let results_delivered = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "results_delivered",
+            "Command results handed to chat, by source: stream (StackStorm's announcement) or reconciliation (fetched from the API after a gap or a late announcement)",
+            results_delivered.clone(),
+        );
+        let results_duplicates = Counter::default();
+        registry.register(
+            "results_duplicates",
+            "Second copies of a command's result that were dropped instead of posted",
+            results_duplicates.clone(),
+        );
+        let results_expired = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "results_expired",
+            "Commands whose result was given up, by reason (ttl, overflow, gone, unknown_outcome)",
+            results_expired.clone(),
+        );
+        let results_pending = Gauge::default();
+        registry.register(
+            "results_pending",
+            "Commands whose result has not been delivered yet",
+            results_pending.clone(),
+        );
+        let announcements_ignored = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "announcements_ignored",
+            "Announcements left alone on purpose, by reason (other_bot: the result of another bot's command on a shared route; overlap: a copy seen on both streams while one replaced the other)",
+            announcements_ignored.clone(),
+        );
         let st2_request_seconds = Family::<EndpointLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
@@ -168,6 +237,13 @@ impl Metrics {
             announcements_delivered,
             announcements_dropped,
             stream_reconnects,
+            stream_gaps,
+            stream_refreshes,
+            results_delivered,
+            results_duplicates,
+            results_expired,
+            results_pending,
+            announcements_ignored,
             st2_request_seconds,
             aliases,
             connection_up,
@@ -195,6 +271,56 @@ impl Metrics {
     /// Counts a stream event that was skipped.
     pub fn announcement_dropped(&self) {
         self.0.announcements_dropped.inc();
+    }
+
+    /// Counts a gap in the stream's coverage.
+    pub fn stream_gap(&self) {
+        self.0.stream_gaps.inc();
+    }
+
+    /// Counts a make-before-break replacement of a silent stream.
+    pub fn stream_refresh(&self) {
+        self.0.stream_refreshes.inc();
+    }
+
+    /// Counts a command result handed to chat.
+    pub fn result_delivered(&self, source: ResultSource) {
+        let source = match source {
+            ResultSource::Stream => "stream",
+            ResultSource::Reconciliation => "reconciliation",
+        };
+        self.0
+            .results_delivered
+            .get_or_create(&SourceLabels { source })
+            .inc();
+    }
+
+    /// Counts a dropped second copy of a result.
+    pub fn result_duplicate(&self) {
+        self.0.results_duplicates.inc();
+    }
+
+    /// Counts a result given up.
+    pub fn result_expired(&self, reason: &'static str) {
+        self.0
+            .results_expired
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Sets the number of results still owed.
+    pub fn set_results_pending(&self, pending: usize) {
+        self.0
+            .results_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    /// Counts an announcement left alone on purpose.
+    pub fn announcement_ignored(&self, reason: &'static str) {
+        self.0
+            .announcements_ignored
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Counts a stream reconnect.

@@ -5,16 +5,13 @@
 //! `POST /api/v1/aliasexecution` with the bridge's credential (re-login and one retry on a
 //! 401) → acknowledgement in the same room and thread.
 //!
-//! Outbound: announcements from the stream are routed to their connection, room and
-//! thread. A command's acknowledgement is always delivered before its result: while the
-//! execution request is in flight, announcements carrying its request id are held back and
-//! released right after the acknowledgement (err-stackstorm posts up to 30% of results
-//! before their acks).
+//! Results are the `ResultTracker`'s: every command is registered there before its request
+//! leaves ([`TrackCommand`]), and StackStorm's answer is reported after the acknowledgement
+//! has been handed to the chat connection ([`CommandAccepted`] / [`CommandRefused`]), so a
+//! result that beats the HTTP response still comes after its ack (err-stackstorm posts up
+//! to 30% of results before their acks).
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -22,11 +19,11 @@ use serde_json::{json, Value};
 use super::{
     acl_gate::{AclGate, Authorize, Explain},
     alias_cache::AliasSnapshot,
+    result_tracker::{CommandAccepted, CommandRefused, ResultTracker, TrackCommand},
     session_manager::{
         CancelSession, EndSession, ListSessions, NoSession, NotifyUser, SessionManager,
         StartSession, UserCredential, UserCredentialRejected,
     },
-    stream_consumer::AnnouncementReceived,
     supervisor::{ActorState, StatusReporter},
     token_renewer::{with_bridge_credential, BridgeCallError, DescribeIdentity, TokenRenewer},
 };
@@ -38,9 +35,10 @@ use crate::{
     },
     backends::{Deliver, Inbound},
     domain::{
-        announcement::{self, Delivery, SourceContext, BRIDGE_MARKER},
+        announcement::{SourceContext, BRIDGE_MARKER},
         command::{self, parse_help_args, Command, Prefixes},
         message::{InboundMessage, Target},
+        result_ledger::PendingResult,
     },
     metrics::{CommandOutcome, Metrics},
     render::Templates,
@@ -75,8 +73,6 @@ pub struct DispatcherSettings {
     pub help_page_size: usize,
     /// Largest help page.
     pub help_max_page_size: usize,
-    /// Connection names in config order (the fallback for announcements without context).
-    pub connection_order: Vec<String>,
 }
 
 /// The dispatcher actor.
@@ -90,8 +86,7 @@ pub struct Dispatcher {
     gate: Addr<AclGate>,
     sessions: Option<Addr<SessionManager>>,
     connections: BTreeMap<String, Recipient<Deliver>>,
-    /// Announcements held back per in-flight request id, until its ack is out.
-    in_flight: HashMap<String, Vec<Delivery>>,
+    results: Addr<ResultTracker>,
     status: StatusReporter,
 }
 
@@ -106,6 +101,7 @@ impl Dispatcher {
         aliases: AliasSnapshot,
         renewer: Addr<TokenRenewer>,
         gate: Addr<AclGate>,
+        results: Addr<ResultTracker>,
         status: StatusReporter,
     ) -> Self {
         Self {
@@ -118,7 +114,7 @@ impl Dispatcher {
             gate,
             sessions: None,
             connections: BTreeMap::new(),
-            in_flight: HashMap::new(),
+            results,
             status,
         }
     }
@@ -323,18 +319,46 @@ impl Dispatcher {
             request_id = %request_id,
             "running alias"
         );
-        self.in_flight.insert(request_id.clone(), Vec::new());
+        let pending = PendingResult {
+            request_id: request_id.clone(),
+            execution_id: None,
+            context: request.source_context.clone(),
+            alias_ref: found.alias.reference.clone(),
+            alias_id: found.alias.id.clone(),
+            created_at: chrono::Utc::now(),
+            delivered_at: None,
+        };
+        let results = self.results.clone();
         let client = self.client.get();
         let renewer = self.renewer.clone();
         let sessions = self.sessions.clone();
         let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
-        let fut = async move { execute_as(&client, &renewer, sessions, user, &request).await };
+        let fut = async move {
+            // Remembered (and persisted) before StackStorm hears of it: no restart after
+            // the request left can forget that a result is owed.
+            if results.send(TrackCommand(pending)).await.is_err() {
+                tracing::error!(
+                    "the result tracker is not running; this command's result may be lost"
+                );
+            }
+            execute_as(&client, &renewer, sessions, user, &request).await
+        };
         ctx.spawn(fut.into_actor(self).map(move |result, act, _ctx| {
             match result {
                 Ok(results) => {
                     act.metrics.command(CommandOutcome::Executed);
                     if let Some(ack) = act.ack_text(&text, &found, &results) {
                         act.reply(&msg, ack);
+                    }
+                    // The ack is queued at the connection: results may follow.
+                    match results.first() {
+                        Some(first) => act.results.do_send(CommandAccepted {
+                            request_id: request_id.clone(),
+                            execution_id: first.execution.id.clone(),
+                        }),
+                        None => act.results.do_send(CommandRefused {
+                            request_id: request_id.clone(),
+                        }),
                     }
                 }
                 Err(e) => {
@@ -364,11 +388,10 @@ impl Dispatcher {
                         .templates
                         .render("error", &json!({"command": text, "reason": reason}));
                     act.reply(&msg, text);
+                    act.results.do_send(CommandRefused {
+                        request_id: request_id.clone(),
+                    });
                 }
-            }
-            // The ack (or error) is out: release results that arrived before it, in order.
-            for held in act.in_flight.remove(&request_id).unwrap_or_default() {
-                act.deliver(held);
             }
         }));
     }
@@ -447,11 +470,6 @@ impl Dispatcher {
             }),
         );
         self.reply(msg, reply);
-    }
-
-    fn deliver(&self, d: Delivery) {
-        self.metrics.announcement_delivered();
-        self.send(&d.connection, d.target, d.text, d.extra, d.reply_to);
     }
 }
 
@@ -880,31 +898,6 @@ impl Handler<Inbound> for Dispatcher {
             },
         };
         self.authorize(msg, command, next, ctx);
-    }
-}
-
-impl Handler<AnnouncementReceived> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, AnnouncementReceived(a): AnnouncementReceived, _ctx: &mut Self::Context) {
-        self.status.activity();
-        match announcement::route(&a, &self.settings.connection_order) {
-            Ok(delivery) => {
-                if let Some(held) = delivery
-                    .request_id
-                    .as_ref()
-                    .and_then(|id| self.in_flight.get_mut(id))
-                {
-                    held.push(delivery);
-                } else {
-                    self.deliver(delivery);
-                }
-            }
-            Err(e) => {
-                self.metrics.announcement_dropped();
-                tracing::warn!(route = %a.route, error = %e, "announcement could not be delivered");
-            }
-        }
     }
 }
 

@@ -1,24 +1,30 @@
 //! The actors. Each owns one concern and talks to the others only through typed messages.
 //!
 //! Start order (see `app.rs`): `Supervisor` (the status registry) → `TokenRenewer` (the
-//! bridge's st2 credential) → `AliasCache` → `Dispatcher` → `StreamConsumer` → one chat
-//! connection actor per `[[chat]]` (under `crate::backends`) → the HTTP server.
+//! bridge's st2 credential) → `AliasCache` → `ResultTracker` (its own arbiter) →
+//! `Dispatcher` → `StreamConsumer` → one chat connection actor per `[[chat]]` (under
+//! `crate::backends`) → the HTTP server.
 //!
 //! ```text
-//!  chat connection ──Inbound──▶ Dispatcher ──aliasexecution──▶ StackStorm
-//!        ▲                         │  ▲                             │
-//!        └────────Deliver──────────┘  └──AnnouncementReceived── StreamConsumer ◀─SSE─┘
-//!                                  reads AliasSnapshot ◀── AliasCache ◀─RefreshAliases─┘
+//!  chat connection ──Inbound──▶ Dispatcher ──────aliasexecution──────▶ StackStorm
+//!     ▲     ▲                    │ TrackCommand / CommandAccepted       │  │
+//!     │     └──Deliver (ack)─────┘        ▼                              │  │
+//!     └──────Deliver (result)──────── ResultTracker ◀─GET executions/{id}┘  │
+//!                         AnnouncementReceived, StreamEstablished ▲         │
+//!                                                      StreamConsumer ◀─SSE─┘
+//!             Dispatcher reads AliasSnapshot ◀── AliasCache ◀─RefreshAliases─┘
 //!            every st2 caller ──GetCredential / CredentialRejected──▶ TokenRenewer
 //! ```
 //!
-//! Actors that hold a connection are run under `actix::Supervisor`: on failure they stop,
-//! and their `started()` reconnects after a capped, jittered backoff. Every actor reports
-//! its state to the `Supervisor` registry, which answers `/ready` and `/actors`.
+//! Actors that hold a connection reconnect by themselves with a capped, jittered backoff
+//! (the chat connections stop and are restarted by `actix::Supervisor`; the stream consumer
+//! keeps running and replaces its connection). Every actor reports its state to the
+//! `Supervisor` registry, which answers `/ready` and `/actors`.
 
 pub mod acl_gate;
 pub mod alias_cache;
 pub mod dispatcher;
+pub mod result_tracker;
 pub mod session_manager;
 pub mod stream_consumer;
 pub mod supervisor;

@@ -55,6 +55,10 @@ pub struct ActorStatus {
     /// only for actors that reported it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
+    /// Figures particular to the actor (the stream's last event time, the results still
+    /// owed, …), as it last reported them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, serde_json::Value>,
 }
 
 /// A state change reported by an actor.
@@ -75,6 +79,8 @@ pub struct ReportStatus {
     pub required_for_ready: bool,
     /// New outbound-queue figures, from [`StatusReporter::outbound`].
     pub outbound: Option<OutboundReport>,
+    /// Actor-specific figures to record, from [`StatusReporter::details`].
+    pub details: Vec<(String, serde_json::Value)>,
 }
 
 /// An actor's outbound-queue figures.
@@ -128,6 +134,7 @@ impl Supervisor {
                 required_for_ready,
                 queued: None,
                 dropped: None,
+                details: BTreeMap::new(),
             });
         entry.required_for_ready |= required_for_ready;
         entry
@@ -182,6 +189,7 @@ impl Handler<ReportStatus> for Supervisor {
             entry.last_activity =
                 Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         }
+        entry.details.extend(msg.details);
         let up = entry.state == ActorState::Up;
         if let Some(outbound) = msg.outbound {
             self.record_outbound(&msg.name, outbound);
@@ -322,6 +330,21 @@ impl StatusReporter {
             activity,
             required_for_ready: self.required_for_ready,
             outbound: None,
+            details: Vec::new(),
+        });
+    }
+
+    /// Records actor-specific figures shown in `/actors` (the caller keeps the rate sane).
+    pub fn details(&self, details: Vec<(String, serde_json::Value)>) {
+        self.registry.do_send(ReportStatus {
+            name: self.name.clone(),
+            state: None,
+            restarted: false,
+            error: None,
+            activity: false,
+            required_for_ready: self.required_for_ready,
+            outbound: None,
+            details,
         });
     }
 
@@ -411,6 +434,7 @@ fn outbound_status(name: &str, required_for_ready: bool, figures: OutboundReport
         activity: false,
         required_for_ready,
         outbound: Some(figures),
+        details: Vec::new(),
     }
 }
 

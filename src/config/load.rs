@@ -104,6 +104,7 @@ pub(super) struct RawConfig {
     pub store: Result<RawStore, Problem>,
     pub log: Result<RawLog, Problem>,
     pub supervisor: Result<RawSupervisor, Problem>,
+    pub results: Result<RawResults, Problem>,
     pub chat: Result<Vec<serde_json::Value>, Problem>,
     pub access: Result<crate::acl::AccessConfig, Problem>,
     pub unknown_sections: Vec<String>,
@@ -117,6 +118,7 @@ const SECTIONS: &[&str] = &[
     "store",
     "log",
     "supervisor",
+    "results",
     "chat",
     "access",
 ];
@@ -160,6 +162,7 @@ impl RawConfig {
             store: section(config, "store"),
             log: section(config, "log"),
             supervisor: section(config, "supervisor"),
+            results: section(config, "results"),
             chat,
             access: match config.get::<crate::acl::AccessConfig>("access") {
                 Err(config::ConfigError::NotFound(_)) => Ok(crate::acl::AccessConfig::default()),
@@ -191,7 +194,11 @@ pub(super) struct RawSt2 {
     pub request_timeout: u64,
     pub alias_refresh_interval: u64,
     pub stream_heartbeat: u64,
-    pub stream_read_timeout: u64,
+    pub stream_idle_refresh: u64,
+    /// The old name of `stream_idle_refresh` (silence meant a dead stream then).
+    #[serde(default)]
+    pub stream_read_timeout: Option<u64>,
+    pub stream_keepalive: u64,
     pub token_ttl: u64,
     pub token_renew_before: u64,
     #[serde(default)]
@@ -264,6 +271,17 @@ pub(super) struct RawStore {
 pub(super) struct RawLog {
     pub level: String,
     pub format: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResults {
+    pub max_pending: usize,
+    pub pending_ttl: u64,
+    pub grace: u64,
+    pub first_check: u64,
+    pub max_check_interval: u64,
+    pub retention: u64,
 }
 
 #[derive(Deserialize)]

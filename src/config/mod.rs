@@ -36,6 +36,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[supervisor]`: restart policy.
     pub supervisor: SupervisorSettings,
+    /// `[results]`: how results owed to chat are tracked until delivered.
+    pub results: ResultsSettings,
     /// `[[chat]]`: the chat connections, in file order.
     pub chat: Vec<ChatSettings>,
     /// `[access]`: who may run what, where (compiled).
@@ -69,14 +71,62 @@ pub struct St2Settings {
     pub alias_refresh_interval: Option<Duration>,
     /// The server's stream heartbeat period (st2's `stream.heartbeat`).
     pub stream_heartbeat: Duration,
-    /// Silence on the stream longer than this means the connection is dead.
-    pub stream_read_timeout: Duration,
+    /// After this much complete silence a second stream is opened and replaces the first
+    /// (make-before-break); `None`: never. Silence alone is normal on a busy StackStorm.
+    pub stream_idle_refresh: Option<Duration>,
+    /// TCP keepalive idle time on the stream's connection; `None`: off.
+    pub stream_keepalive: Option<Duration>,
     /// TTL asked for the bridge's own token (username/password only).
     pub token_ttl: Option<u64>,
     /// Renew the bridge's token this long before it expires.
     pub token_renew_before: Duration,
     /// The bridge's own credential.
     pub credentials: BridgeCredential,
+}
+
+impl St2Settings {
+    /// Every route whose announcements the bridge listens to: `route_key`, then
+    /// `extra_routes`, without repeats.
+    pub fn routes(&self) -> Vec<String> {
+        let mut routes = vec![self.route_key.clone()];
+        for r in &self.extra_routes {
+            if !routes.contains(r) {
+                routes.push(r.clone());
+            }
+        }
+        routes
+    }
+
+    /// Route settings under which StackStorm's stock chatops rules can never deliver a
+    /// result to the bridge, in plain words (shown by `check-config` and logged at start).
+    ///
+    /// The chatops pack (`contrib/chatops/rules`) has two rules: `notify` matches route
+    /// `hubot` and posts with `post_message`'s default route `chatops`; `notify-errbot`
+    /// matches `errbot` and posts on `errbot`. Any other route needs a rule of its own
+    /// (`deploy/st2/notify_stormbridge.yaml`). Results still arrive without one — the bridge
+    /// fetches finished executions from the API — but only after `[results] grace`.
+    pub fn route_warnings(&self) -> Vec<String> {
+        let routes = self.routes();
+        let mut warnings = Vec::new();
+        if self.route_key == "hubot" && !routes.iter().any(|r| r == "chatops") {
+            warnings.push(
+                "st2.route_key is \"hubot\": StackStorm's chatops.notify rule announces those results on the \"chatops\" route, which the bridge does not listen to; add \"chatops\" to st2.extra_routes".to_owned(),
+            );
+        }
+        if self.route_key == "chatops" {
+            warnings.push(
+                "st2.route_key is \"chatops\": no stock StackStorm rule posts results for the \"chatops\" notification route (chatops.notify matches \"hubot\", chatops.notify-errbot \"errbot\"); use one of those, or install a rule like deploy/st2/notify_stormbridge.yaml for your route".to_owned(),
+            );
+        }
+        for route in &self.extra_routes {
+            if route == "hubot" {
+                warnings.push(
+                    "st2.extra_routes has \"hubot\": StackStorm never announces on that route (chatops.notify announces hubot's results on \"chatops\")".to_owned(),
+                );
+            }
+        }
+        warnings
+    }
 }
 
 /// The bridge's own StackStorm credential: exactly one kind may be configured.
@@ -221,6 +271,24 @@ pub struct SupervisorSettings {
     pub restart_backoff_max: Duration,
 }
 
+/// `[results]`: the ledger of results owed to chat (see `domain::result_ledger`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultsSettings {
+    /// Most commands remembered at once, awaiting or recently given their result.
+    pub max_pending: usize,
+    /// A result not delivered within this long is given up, with a logged reason.
+    pub pending_ttl: Duration,
+    /// How long after an execution finished its announcement may still arrive before the
+    /// result is fetched from StackStorm's API instead.
+    pub grace: Duration,
+    /// First look at a running execution through the API, counted from the command.
+    pub first_check: Duration,
+    /// Longest time between two looks at a running execution.
+    pub max_check_interval: Duration,
+    /// How long a delivered result's id is remembered, to drop a late duplicate.
+    pub retention: Duration,
+}
+
 /// One `[[chat]]` connection.
 #[derive(Debug, Clone)]
 pub struct ChatSettings {
@@ -334,9 +402,39 @@ mod tests {
         assert_eq!(s.bot.prefix, "!");
         assert_eq!(s.bot.plugin_prefix, "st2");
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:3141");
-        assert_eq!(s.st2.stream_read_timeout, Duration::from_secs(60));
+        assert_eq!(s.st2.stream_idle_refresh, Some(Duration::from_secs(150)));
+        assert_eq!(s.st2.routes(), vec!["stormbridge", "chatops"]);
+        assert!(s.st2.route_warnings().is_empty());
+        assert_eq!(s.results.max_pending, 10_000);
         assert!(matches!(s.st2.credentials, BridgeCredential::ApiKey(_)));
         assert!(matches!(s.chat[0].backend, BackendSettings::Console(_)));
+    }
+
+    #[test]
+    fn route_settings_that_can_never_receive_a_result_are_warned_about() {
+        let hubot = MINIMAL.replace("[st2]", "[st2]\nroute_key = \"hubot\"\nextra_routes = []");
+        let s = load_text(&hubot, &[]).unwrap();
+        assert_eq!(s.st2.routes(), vec!["hubot"]);
+        assert!(s.st2.route_warnings()[0].contains("add \"chatops\""));
+        let fine = MINIMAL.replace("[st2]", "[st2]\nroute_key = \"hubot\"");
+        assert!(load_text(&fine, &[])
+            .unwrap()
+            .st2
+            .route_warnings()
+            .is_empty());
+        let chatops = MINIMAL.replace("[st2]", "[st2]\nroute_key = \"chatops\"");
+        let s = load_text(&chatops, &[]).unwrap();
+        assert_eq!(s.st2.routes(), vec!["chatops"]);
+        assert_eq!(s.st2.route_warnings().len(), 1);
+    }
+
+    #[test]
+    fn the_old_read_timeout_key_still_sets_the_idle_refresh() {
+        let text = MINIMAL.replace("[st2]", "[st2]\nstream_read_timeout = 90");
+        let s = load_text(&text, &[]).unwrap();
+        assert_eq!(s.st2.stream_idle_refresh, Some(Duration::from_secs(90)));
+        let off = MINIMAL.replace("[st2]", "[st2]\nstream_idle_refresh = 0");
+        assert_eq!(load_text(&off, &[]).unwrap().st2.stream_idle_refresh, None);
     }
 
     #[test]

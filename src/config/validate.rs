@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     load::{RawConfig, RawCredentials, RawSt2},
     AuthMode, AuthSettings, BackendSettings, BotSettings, BridgeCredential, ChatSettings,
-    ConsoleSettings, HttpSettings, HttpTls, LogFormat, LogSettings, Settings, St2Settings,
-    StoreSettings, SupervisorSettings,
+    ConsoleSettings, HttpSettings, HttpTls, LogFormat, LogSettings, ResultsSettings, Settings,
+    St2Settings, StoreSettings, SupervisorSettings,
 };
 
 /// One thing wrong with the configuration.
@@ -134,7 +134,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     for section in &raw.unknown_sections {
         c.push(
             section.clone(),
-            "unknown section (known: st2, bot, auth, http, store, log, supervisor, access, chat)",
+            "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, access, chat)",
         );
     }
     let st2 = c.take(raw.st2).and_then(|s| st2(&mut c, s));
@@ -335,6 +335,19 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             restart_backoff_max: Duration::from_millis(s.restart_backoff_max_ms.max(1)),
         }
     });
+    let results = c.take(raw.results).map(|r| {
+        if r.max_pending == 0 {
+            c.push("results.max_pending", "must be at least 1");
+        }
+        ResultsSettings {
+            max_pending: r.max_pending.max(1),
+            pending_ttl: c.positive("results.pending_ttl", r.pending_ttl),
+            grace: Duration::from_secs(r.grace),
+            first_check: c.positive("results.first_check", r.first_check),
+            max_check_interval: c.positive("results.max_check_interval", r.max_check_interval),
+            retention: c.positive("results.retention", r.retention),
+        }
+    });
     let chat = c.take(raw.chat).map(|items| chats(&mut c, items));
     let access = c
         .take(raw.access)
@@ -347,7 +360,9 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 None
             }
         });
-    match (st2, bot, auth, http, store, log, supervisor, chat, access) {
+    match (
+        st2, bot, auth, http, store, log, supervisor, results, chat, access,
+    ) {
         (
             Some(st2),
             Some(bot),
@@ -356,6 +371,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             Some(store),
             Some(log),
             Some(supervisor),
+            Some(results),
             Some(chat),
             Some(access),
         ) if c.problems.is_empty() => Ok(Settings {
@@ -366,6 +382,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             store,
             log,
             supervisor,
+            results,
             chat,
             access,
         }),
@@ -428,16 +445,22 @@ fn st2(c: &mut Checker, s: RawSt2) -> Option<St2Settings> {
         }
     }
     let stream_heartbeat = c.positive("st2.stream_heartbeat", s.stream_heartbeat);
-    let stream_read_timeout = c.positive("st2.stream_read_timeout", s.stream_read_timeout);
-    if stream_read_timeout <= stream_heartbeat {
+    let (refresh_key, refresh) = match s.stream_read_timeout {
+        Some(old) => ("st2.stream_read_timeout", old),
+        None => ("st2.stream_idle_refresh", s.stream_idle_refresh),
+    };
+    let stream_idle_refresh = (refresh > 0).then(|| Duration::from_secs(refresh));
+    if stream_idle_refresh.is_some_and(|r| r <= stream_heartbeat) {
         c.push(
-            "st2.stream_read_timeout",
+            refresh_key,
             format!(
-                "must be longer than st2.stream_heartbeat ({} s), or every quiet stream would be dropped",
+                "must be 0 (never) or longer than st2.stream_heartbeat ({} s), or every quiet stream would be replaced",
                 stream_heartbeat.as_secs()
             ),
         );
     }
+    let stream_keepalive =
+        (s.stream_keepalive > 0).then(|| Duration::from_secs(s.stream_keepalive));
     let credentials = credentials(c, s.credentials);
     let token_renew_before = Duration::from_secs(s.token_renew_before);
     Some(St2Settings {
@@ -454,7 +477,8 @@ fn st2(c: &mut Checker, s: RawSt2) -> Option<St2Settings> {
         alias_refresh_interval: (s.alias_refresh_interval > 0)
             .then(|| Duration::from_secs(s.alias_refresh_interval)),
         stream_heartbeat,
-        stream_read_timeout,
+        stream_idle_refresh,
+        stream_keepalive,
         token_ttl: (s.token_ttl > 0).then_some(s.token_ttl),
         token_renew_before,
         credentials: credentials?,

@@ -51,6 +51,9 @@ pub struct Announcement {
     pub whisper: bool,
     /// The bridge's own context, when the announcement answers one of its commands.
     pub context: Option<SourceContext>,
+    /// The announcement carries a chat context that is not the bridge's: it answers another
+    /// bot's command (st2chatops shares the `chatops` route), and that bot posts it.
+    pub foreign_context: bool,
     /// Platform-specific formatting hints (`extra.slack`, `extra.color`, …).
     pub extra: Option<Value>,
 }
@@ -96,11 +99,14 @@ pub fn decode(route: &str, data: &str) -> Result<Announcement, AnnouncementError
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let context = payload
+    let raw_context = payload
         .get("context")
+        .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()));
+    let context = raw_context
         .cloned()
         .and_then(|c| serde_json::from_value::<SourceContext>(c).ok())
         .filter(|c| c.bridge == BRIDGE_MARKER);
+    let foreign_context = raw_context.is_some() && context.is_none();
     Ok(Announcement {
         route: route.to_owned(),
         message,
@@ -111,6 +117,7 @@ pub fn decode(route: &str, data: &str) -> Result<Announcement, AnnouncementError
             .and_then(Value::as_bool)
             .unwrap_or(false),
         context,
+        foreign_context,
         extra: payload.get("extra").filter(|v| !v.is_null()).cloned(),
     })
 }
@@ -247,6 +254,25 @@ mod tests {
         let data = json!({"payload": {"message": "hi", "channel": "ops"}});
         let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
         assert_eq!(d.connection, "console");
+    }
+
+    #[test]
+    fn another_bots_context_is_recognised_and_an_empty_one_is_none() {
+        let hubot = json!({"payload": {"message": "m", "channel": "C1",
+            "context": {"user": "bob", "room": "C1", "id": "1700.1"}}});
+        let a = decode("chatops", &hubot.to_string()).unwrap();
+        assert!(a.foreign_context);
+        assert_eq!(a.context, None);
+        for context in [json!({}), json!(null)] {
+            let data = json!({"payload": {"message": "m", "channel": "C1", "context": context}});
+            assert!(
+                !decode("chatops", &data.to_string())
+                    .unwrap()
+                    .foreign_context
+            );
+        }
+        let ours = json!({"payload": {"message": "m", "context": ctx()}});
+        assert!(!decode("x", &ours.to_string()).unwrap().foreign_context);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Pure logic with no actix and no I/O: identity, command parsing, announcement routing,
+//! the ledger of results still owed,
 //! message splitting and backoff. Everything here is unit-tested without a runtime.
 
 pub mod announcement;
@@ -6,3 +7,5 @@ pub mod backoff;
 pub mod chunk;
 pub mod command;
 pub mod message;
+pub mod result_ledger;
+pub mod stream_overlap;

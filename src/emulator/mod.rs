@@ -18,18 +18,32 @@
 //! serves is labelled as emulated where st2 has free text (action descriptions,
 //! command output).
 //!
-//! It is used by the bridge's integration tests and by `stormbridge demo`. Tests
-//! drive faults through the [`Emulator`] handle: stop/restart the server, revoke
-//! tokens, drop or stall streams, inject raw events, fail the next execution,
-//! publish announcements before the HTTP response.
+//! It is a model of st2 **as users deploy it**, built from st2's own source
+//! (`conf/nginx/st2.conf`, `st2common/stream/listener.py`,
+//! `st2stream/controllers/v1/stream.py`, ...; each file is cited beside the
+//! behaviour it gives), inconvenient parts included, and never answers with the
+//! bridge's own code.
+//!
+//! It is used by the bridge's integration tests and by `stormbridge demo`.
 //!
 //! The HTTP server runs on its own thread with its own actix `System` (one worker),
 //! so the emulator works the same from `#[actix_web::test]`, `#[tokio::test]` or
-//! the demo binary; actions complete on a separate runner thread, so executions
-//! finish even while the API is stopped (their events are then lost, as with st2).
+//! the demo binary; actions complete, and the background traffic runs, on a
+//! separate runner thread, so executions finish even while the API is stopped or a
+//! service is down (their events are then lost, as with st2). Both threads end when
+//! the [`Emulator`] is dropped.
 //!
 //! Behaviour worth knowing when writing tests against it:
 //!
+//! * **Framing** ([`EmulatorConfig::framing`], `proxy.rs`). By default
+//!   ([`Framing::Nginx`]) every answer that nginx relays from st2 — the stream,
+//!   JSON answers, st2's errors — has no `Content-Length`, no `Transfer-Encoding`
+//!   and `Connection: close`: the body ends when the connection closes, as
+//!   st2.conf's nginx sends the stream (for JSON this is the worst case: nginx does
+//!   it only when it compresses; `proxy.rs` says exactly when). Clients that
+//!   cannot read such bodies (awc: actix/actix-web#2287) need [`Framing::Direct`]:
+//!   st2's services reached directly, actix-web's usual framing (chunked stream,
+//!   `Content-Length` on JSON).
 //! * An execution is created `requested` (`st2.liveaction__create`,
 //!   `st2.execution__create`) and, after [`EmulatorConfig::execution_delay`], goes
 //!   `scheduled` → `running` → `succeeded`/`failed` (one `__update` pair each).
@@ -42,15 +56,48 @@
 //!   the pack's `chatops.notify` rule does; every other route under its own name,
 //!   as `chatops.notify-errbot` does for `errbot`. Cancelling an unfinished
 //!   execution announces it the same way, with status `canceled`.
+//! * **The bus is busy by default** ([`EmulatorConfig::background_interval`],
+//!   `background.rs`): every second a timer rule runs `core.local` and its
+//!   liveaction, execution and output events go to every stream (never an
+//!   announcement). Each of them restarts the heartbeat wait of every connection,
+//!   as in st2's listener, so a connection filtered to announcements receives no
+//!   bytes at all — not even heartbeats — while the bus is busier than the
+//!   heartbeat. Connections with st2's default event list receive these
+//!   executions' events. Background executions are not in
+//!   [`Emulator::executions`], and `GET /api/v1/executions/{id}` does not know them.
 //! * Alias items are served verbatim; only items that parse are matched and
 //!   executed, and an alias whose format Python could not compile makes `/match`
 //!   answer 500 for every command, as on st2.
 //! * Every action ref exists; see `actions.rs` for what each one "outputs".
+//! * The stream (`stream.rs`) sends a bare `\n` on connect and after every
+//!   heartbeat interval in which no bus event at all reached the connection; an
+//!   `end_event` that the filters drop still ends the stream, as in st2.
 //! * A stream client that disconnects is noticed within about 100 ms, even while
 //!   nothing is being written to it.
+//!
+//! Fault switches on [`Emulator`] (each documented on its method):
+//!
+//! * [`Emulator::stop`] / [`Emulator::restart`]: the whole server goes away (port
+//!   refused) and comes back on the same port with the same state.
+//! * [`Emulator::set_stream_service`], [`Emulator::set_api_service`],
+//!   [`Emulator::set_auth_service`]: one st2 service goes down behind nginx. In
+//!   `Nginx` mode requests get st2.conf's `@streamError` (200, `retry: 1000`) or
+//!   `@apiError` / `@authError` (503) answers, framed as nginx 1.22 sends them; in
+//!   `Direct` mode their connections are closed unanswered. Going down drops open
+//!   streams.
+//! * [`Emulator::set_response_delay`]: a slow st2api/st2auth (streams unaffected).
+//! * [`Emulator::set_background_traffic`]: how busy the bus is.
+//! * [`Emulator::drop_streams`] (clean end), [`Emulator::stall_streams`] (silence,
+//!   connection open), [`Emulator::cut_streams_mid_event`] (half an event, then the
+//!   connection drops).
+//! * [`Emulator::revoke_all_tokens`], [`Emulator::fail_next_execution`],
+//!   [`Emulator::set_announce_before_response`], and [`Emulator::announce`] /
+//!   [`Emulator::send_raw_event`] to publish events by hand.
 
 mod actions;
+mod background;
 mod demo;
+mod proxy;
 mod routes;
 mod state;
 mod stream;
@@ -59,6 +106,8 @@ mod util;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -73,12 +122,28 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use demo::demo_aliases;
 
-use state::{RunJob, Settings, Shared};
+use state::{RunJob, Service, Settings, Shared};
+
+/// How st2 is reached, which decides how every answer is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// Through st2's stock nginx site (`conf/nginx/st2.conf`), the way st2 is
+    /// installed: every proxied answer (stream, API, auth, their errors) comes with
+    /// no `Content-Length`, no `Transfer-Encoding` and `Connection: close`, its body
+    /// ending only when the connection closes; a service that is down gets nginx's
+    /// error page. Worst case on purpose for the JSON answers: see `proxy.rs`.
+    #[default]
+    Nginx,
+    /// st2's services reached directly (ports 9100–9102): the stream is chunked,
+    /// JSON answers carry `Content-Length`; a service that is down gets its
+    /// connections closed without an answer.
+    Direct,
+}
 
 /// How the emulator is set up. `Default` gives one user (`st2admin` / `Ch@ngeMe`,
 /// st2's documented default), no API keys, [`demo_aliases`], a 25 s heartbeat,
-/// st2's 86400 s token TTL cap and a 20 ms execution delay. `Debug` leaves out
-/// passwords and keys.
+/// st2's 86400 s token TTL cap, a 20 ms execution delay, [`Framing::Nginx`] and
+/// background traffic every second. `Debug` leaves out passwords and keys.
 #[derive(Clone)]
 pub struct EmulatorConfig {
     /// `(username, password)` pairs accepted by `POST /auth/v1/tokens`.
@@ -96,6 +161,11 @@ pub struct EmulatorConfig {
     pub execution_delay: Duration,
     /// st2 web UI base URL; when set, executions carry `web_url`.
     pub web_url: Option<String>,
+    /// How answers are framed: behind st2's nginx (default) or direct.
+    pub framing: Framing,
+    /// How often a timer rule runs an action in the background (see
+    /// [`Emulator::set_background_traffic`]); `None` for a quiet bus.
+    pub background_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -110,6 +180,8 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("token_ttl_max", &self.token_ttl_max)
             .field("execution_delay", &self.execution_delay)
             .field("web_url", &self.web_url)
+            .field("framing", &self.framing)
+            .field("background_interval", &self.background_interval)
             .finish()
     }
 }
@@ -124,6 +196,8 @@ impl Default for EmulatorConfig {
             token_ttl_max: 86_400,
             execution_delay: Duration::from_millis(20),
             web_url: None,
+            framing: Framing::Nginx,
+            background_interval: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -199,6 +273,7 @@ impl Emulator {
             token_ttl_max: cfg.token_ttl_max,
             execution_delay: cfg.execution_delay,
             web_url: cfg.web_url,
+            framing: cfg.framing,
         };
         let (runner_tx, runner_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(
@@ -206,6 +281,7 @@ impl Emulator {
             cfg.aliases,
             format!("http://{addr}/api"),
             runner_tx,
+            cfg.background_interval,
         ));
         spawn_runner(runner_rx, Arc::downgrade(&shared))?;
         let running = spawn_server(shared.clone(), listener).await?;
@@ -304,6 +380,31 @@ impl Emulator {
         self.shared.records()
     }
 
+    /// What a successful `POST /auth/v1/tokens` for `user`/`password` would give: a token
+    /// with st2's maximum TTL (`None` for a wrong password). For tests that need a token to
+    /// hand to the bridge without speaking HTTP themselves.
+    pub fn issue_token(&self, user: &str, password: &str) -> Option<String> {
+        if !self.shared.check_password(user, password) {
+            return None;
+        }
+        let ttl = self.shared.settings.token_ttl_max;
+        Some(self.shared.issue_token(user, ttl).0)
+    }
+
+    /// Every `st2.announcement__<route>` event published so far — whether or not a stream
+    /// was connected to hear it — as `(event name, data)`, oldest first. Lets a test
+    /// compare what the bridge posted with what StackStorm announced.
+    pub fn announcements(&self) -> Vec<(String, Value)> {
+        self.shared
+            .announced()
+            .into_iter()
+            .map(|(name, data)| {
+                let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                (name, data)
+            })
+            .collect()
+    }
+
     /// Successful `POST /auth/v1/tokens` calls so far.
     pub fn login_count(&self) -> usize {
         self.shared.login_count()
@@ -336,9 +437,74 @@ impl Emulator {
         self.shared.publish(event, data.to_string());
     }
 
-    /// The server ends every open stream (response body finished, connection closed).
+    /// The server ends every open stream (response body finished, connection
+    /// closed; in [`Framing::Direct`] with the last chunk).
     pub fn drop_streams(&self) {
-        self.shared.close_streams();
+        self.shared.close_streams(&state::StreamMsg::Close);
+    }
+
+    /// st2stream goes down (`false`) or comes back (`true`) behind nginx. Going down
+    /// drops every open stream as a dying upstream does (in [`Framing::Direct`] the
+    /// chunked body never gets its last chunk). While down, `GET /stream/...` gets
+    /// st2.conf's `@streamError` answer in [`Framing::Nginx`] — 200, body exactly
+    /// `retry: 1000\n\n` with `Content-Length: 13`, a `Content-Type` of
+    /// `application/octet-stream` followed by one of `text/event-stream`, the
+    /// connection kept alive — and its connection closed without an answer in
+    /// [`Framing::Direct`]. Executions go on; their events are lost for the streams
+    /// that are not connected (st2stream has no replay).
+    pub fn set_stream_service(&self, up: bool) {
+        self.shared.set_service(Service::Stream, up);
+    }
+
+    /// Stream requests answered while st2stream was down (nginx's `@streamError`
+    /// pages; in [`Framing::Direct`], connections closed unanswered). They are not
+    /// counted in [`Emulator::stream_connects_total`].
+    pub fn stream_error_pages(&self) -> usize {
+        self.shared.stream_refused()
+    }
+
+    /// st2api goes down (`false`) or comes back (`true`). While down, every
+    /// `/api/...` request gets st2.conf's `@apiError` answer in [`Framing::Nginx`]:
+    /// 503, body exactly `{ "faultstring": "Nginx is unable to reach st2api. Make
+    /// sure service is running." }` with its `Content-Length`, `Content-Type`
+    /// `application/octet-stream` followed by `application/json`, the connection
+    /// kept alive. In [`Framing::Direct`] the connection is closed unanswered.
+    pub fn set_api_service(&self, up: bool) {
+        self.shared.set_service(Service::Api, up);
+    }
+
+    /// st2auth goes down (`false`) or comes back (`true`): like
+    /// [`Emulator::set_api_service`] for `/auth/...`, with st2.conf's `@authError`
+    /// text (`Nginx is unable to reach st2auth. Make sure service is running.`).
+    pub fn set_auth_service(&self, up: bool) {
+        self.shared.set_service(Service::Auth, up);
+    }
+
+    /// A slow st2: every `/api` and `/auth` answer is held back this long after it
+    /// was computed (its effects, such as a new execution and its events, happen at
+    /// once). Streams are not delayed. `Duration::ZERO` turns it off.
+    pub fn set_response_delay(&self, delay: Duration) {
+        self.shared.set_response_delay(delay);
+    }
+
+    /// Background traffic on the message bus: every `interval`, a timer rule runs
+    /// an action (st2's `examples.sample_rule_with_timer`: `core.local` `echo`) and
+    /// its liveaction, execution and output events are published to every stream;
+    /// nothing is announced. `None` stops it. See `background.rs`.
+    pub fn set_background_traffic(&self, interval: Option<Duration>) {
+        self.shared.set_background(interval);
+    }
+
+    /// Events the background traffic has published so far.
+    pub fn background_events_total(&self) -> usize {
+        self.shared.background_events()
+    }
+
+    /// Every open stream writes only about half of the next event it sends, then
+    /// its connection drops: a proxy or the network cutting the TCP stream at an
+    /// arbitrary byte. Heartbeats in between are sent whole.
+    pub fn cut_streams_mid_event(&self) {
+        self.shared.cut_streams();
     }
 
     /// While `true`, open and new stream connections stay open but receive nothing
@@ -414,25 +580,7 @@ async fn spawn_server(shared: Arc<Shared>, listener: TcpListener) -> io::Result<
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(data.clone())
-                        .wrap_fn(|req, srv| {
-                            use actix_web::dev::Service as _;
-                            tracing::debug!(method = %req.method(), path = %req.path(), "st2 emulator: request");
-                            let fut = srv.call(req);
-                            async move {
-                                let mut res = fut.await?;
-                                if let Ok(v) = actix_web::http::header::HeaderValue::from_str(
-                                    &uuid::Uuid::new_v4().to_string(),
-                                ) {
-                                    res.headers_mut().insert(
-                                        actix_web::http::header::HeaderName::from_static(
-                                            "x-request-id",
-                                        ),
-                                        v,
-                                    );
-                                }
-                                Ok(res)
-                            }
-                        })
+                        .wrap_fn(proxy::handle)
                         .configure(routes::configure)
                         .default_service(web::to(routes::not_found))
                 })
@@ -465,9 +613,11 @@ async fn spawn_server(shared: Arc<Shared>, listener: TcpListener) -> io::Result<
     })
 }
 
-/// Start the thread that finishes executions after their delay. It holds only a
-/// weak reference, so it ends when the emulator is gone.
+/// Start the thread that finishes executions after their delay and runs the
+/// background traffic. It holds only weak references, so it ends when the emulator
+/// is gone (the job channel closes; the background task ends with the runtime).
 fn spawn_runner(rx: mpsc::UnboundedReceiver<RunJob>, shared: Weak<Shared>) -> io::Result<()> {
+    let background = shared.upgrade().map(|s| s.background_watch());
     std::thread::Builder::new()
         .name("st2-emulator-runner".into())
         .spawn(move || {
@@ -475,7 +625,12 @@ fn spawn_runner(rx: mpsc::UnboundedReceiver<RunJob>, shared: Weak<Shared>) -> io
                 .enable_time()
                 .build();
             match rt {
-                Ok(rt) => rt.block_on(run_jobs(rx, shared)),
+                Ok(rt) => {
+                    if let Some(watch) = background {
+                        rt.spawn(background::run(watch, shared.clone()));
+                    }
+                    rt.block_on(run_jobs(rx, shared));
+                }
                 Err(e) => tracing::debug!(error = %e, "st2 emulator: runner not started"),
             }
         })?;

@@ -244,6 +244,11 @@ const MATCH: &[Prop] = &[prop("command", Ty::Str, true)];
 /// jsonschema's first error for an object schema with `additionalProperties: false`,
 /// in the order jsonschema finds them (property types and required ones, then
 /// unexpected properties).
+///
+/// Unexpected properties are listed sorted: jsonschema collects them in a Python
+/// `set` (`extras = set(find_additional_properties(...))`), whose order for strings
+/// changes from one st2 process to the next (hash randomisation), so no order is
+/// st2's; sorted is one that tests can rely on.
 fn validate_object(v: &Value, props: &[Prop]) -> Result<(), Fault> {
     let Value::Object(m) = v else {
         return Err(fault(
@@ -270,11 +275,12 @@ fn validate_object(v: &Value, props: &[Prop]) -> Result<(), Fault> {
             (None, _) => {}
         }
     }
-    let extras: Vec<String> = m
+    let mut unexpected: Vec<&String> = m
         .keys()
         .filter(|k| !props.iter().any(|p| p.name == k.as_str()))
-        .map(|k| py_str_repr(k))
         .collect();
+    unexpected.sort();
+    let extras: Vec<String> = unexpected.into_iter().map(|k| py_str_repr(k)).collect();
     if !extras.is_empty() {
         let verb = if extras.len() == 1 { "was" } else { "were" };
         return Err(fault(

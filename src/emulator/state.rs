@@ -15,13 +15,14 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 
 use crate::alias::index::AliasIndex;
 use crate::alias::model::{parse_alias_list, ActionAlias, ResultSpec};
 
 use super::template::{default_result_message, render, Context, Var, ALIAS_API, EXECUTION_API};
 use super::util::{api_key_hash, isotime, object_id, py_str, stable_object_id, token_string};
-use super::{CredentialKind, ExecutionRecord};
+use super::{CredentialKind, ExecutionRecord, Framing};
 
 /// Settings fixed at start (no `Debug`: it holds passwords and keys).
 #[derive(Clone)]
@@ -32,6 +33,7 @@ pub(crate) struct Settings {
     pub token_ttl_max: u64,
     pub execution_delay: Duration,
     pub web_url: Option<String>,
+    pub framing: Framing,
 }
 
 /// Who a request authenticated as (no `Debug`: it may hold a token).
@@ -113,21 +115,66 @@ pub(crate) fn alias_id(alias: &ActionAlias) -> String {
         .unwrap_or_else(|| stable_object_id(&alias.reference))
 }
 
-/// One event as it goes out on the stream.
+/// One event as it goes out on the stream, with what st2's listener reads from its
+/// body to filter it (`st2common/stream/listener.py`).
 #[derive(Debug)]
 pub(crate) struct Event {
     pub name: String,
     pub data: String,
+    /// What `_get_action_ref_for_body` finds (executions, liveactions, output).
     pub action_ref: Option<String>,
+    /// What `_get_execution_id_for_body` finds (executions and output; never
+    /// liveactions).
     pub execution_id: Option<String>,
+    /// `body.id`, compared with `end_execution_id` (a liveaction's own id for
+    /// liveaction events).
+    pub body_id: Option<String>,
+    /// `body.status`; `None` when the body has no `status` attribute at all
+    /// (announcements, output, aliases, raw events).
     pub status: Option<String>,
 }
 
 /// What a stream connection's queue carries.
 #[derive(Debug, Clone)]
 pub(crate) enum StreamMsg {
+    /// A bus event.
     Event(Arc<Event>),
+    /// End the response normally ([`super::Emulator::drop_streams`]).
     Close,
+    /// The connection is dropped as it is, as when st2stream dies
+    /// ([`super::Emulator::set_stream_service`]).
+    Abort,
+    /// Write only part of the next event, then drop the connection
+    /// ([`super::Emulator::cut_streams_mid_event`]).
+    CutNext,
+}
+
+/// Which st2 service a request is for, from its nginx prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// `/auth/...`: st2auth.
+    Auth,
+    /// `/api/...`: st2api.
+    Api,
+    /// `/stream/...`: st2stream.
+    Stream,
+    /// Anything else (nginx's `location /`, the web UI).
+    Other,
+}
+
+impl Service {
+    /// The service behind a request path, as st2.conf's locations route it.
+    pub(crate) fn of(path: &str) -> Service {
+        if path.starts_with("/auth/") {
+            Service::Auth
+        } else if path.starts_with("/api/") {
+            Service::Api
+        } else if path.starts_with("/stream/") {
+            Service::Stream
+        } else {
+            Service::Other
+        }
+    }
 }
 
 #[derive(Default)]
@@ -193,6 +240,9 @@ struct Exec {
     user: Option<String>,
     source_channel: String,
     source_context: Option<Value>,
+    /// Top-level fields only rule-triggered executions have (`rule`, `trigger`,
+    /// `trigger_type`, `trigger_instance`: st2common/services/executions.py).
+    extra: Map<String, Value>,
 }
 
 impl Exec {
@@ -229,12 +279,15 @@ impl Exec {
             json!({"name": self.runner, "enabled": true,
                    "description": format!("{} runner (emulated)", self.runner)}),
         );
-        m.insert(
-            "liveaction".into(),
-            json!({"id": self.liveaction_id, "action": self.action_ref,
-                   "action_is_workflow": false, "parameters": self.parameters,
-                   "notify": self.notify}),
-        );
+        let mut live = Map::new();
+        live.insert("id".into(), json!(self.liveaction_id));
+        live.insert("action".into(), json!(self.action_ref));
+        live.insert("action_is_workflow".into(), json!(false));
+        live.insert("parameters".into(), Value::Object(self.parameters.clone()));
+        if !self.notify.is_null() {
+            live.insert("notify".into(), self.notify.clone());
+        }
+        m.insert("liveaction".into(), Value::Object(live));
         m.insert("status".into(), json!(self.status));
         m.insert("start_timestamp".into(), json!(isotime(self.start)));
         if let Some(end) = self.end {
@@ -246,7 +299,12 @@ impl Exec {
             m.insert("parameters".into(), Value::Object(self.parameters.clone()));
         }
         m.insert("context".into(), self.context.clone());
-        m.insert("notify".into(), self.notify.clone());
+        if !self.notify.is_null() {
+            m.insert("notify".into(), self.notify.clone());
+        }
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), v.clone());
+        }
         if let Some(r) = &self.result {
             if super::util::py_truthy(r) {
                 m.insert("result".into(), r.clone());
@@ -287,7 +345,9 @@ impl Exec {
             m.insert("parameters".into(), Value::Object(self.parameters.clone()));
         }
         m.insert("context".into(), self.context.clone());
-        m.insert("notify".into(), notify);
+        if !notify.is_null() {
+            m.insert("notify".into(), notify);
+        }
         if let Some(r) = &self.result {
             if super::util::py_truthy(r) {
                 m.insert("result".into(), r.clone());
@@ -314,6 +374,27 @@ pub(crate) struct NewExecution {
     pub route: Option<String>,
 }
 
+/// A rule-triggered execution for the background traffic (`background.rs`).
+pub(crate) struct NewBackground {
+    pub action_ref: String,
+    pub parameters: Map<String, Value>,
+    /// The liveaction context st2's rule enforcer gives it.
+    pub context: Value,
+    /// `rule`, `trigger`, `trigger_type`, `trigger_instance`.
+    pub extra: Map<String, Value>,
+    /// Lines the action prints, each with its newline.
+    pub stdout: Vec<String>,
+    /// The action's result.
+    pub result: Value,
+}
+
+/// A background execution between its start and its end.
+pub(crate) struct BackgroundRun {
+    exec: Exec,
+    stdout: Vec<String>,
+    result: Value,
+}
+
 #[derive(Default)]
 struct State {
     tokens: HashMap<String, TokenInfo>,
@@ -337,6 +418,17 @@ pub(crate) struct Shared {
     connects_total: AtomicUsize,
     open_streams: AtomicUsize,
     runner: UnboundedSender<RunJob>,
+    auth_up: AtomicBool,
+    api_up: AtomicBool,
+    stream_up: AtomicBool,
+    stream_refused: AtomicUsize,
+    response_delay: Mutex<Duration>,
+    /// The background-traffic interval; the ticker (`background.rs`) watches it and
+    /// ends when this sender is dropped with the rest of `Shared`.
+    background: watch::Sender<Option<Duration>>,
+    background_events: AtomicUsize,
+    /// Every `st2.announcement__*` event published, connected listeners or not.
+    announced: Mutex<Vec<(String, String)>>,
 }
 
 impl Shared {
@@ -345,6 +437,7 @@ impl Shared {
         aliases: Vec<Value>,
         api_base: String,
         runner: UnboundedSender<RunJob>,
+        background: Option<Duration>,
     ) -> Shared {
         Shared {
             settings,
@@ -354,10 +447,18 @@ impl Shared {
             subs: Mutex::new(Subscribers::default()),
             stalled: AtomicBool::new(false),
             announce_before_response: AtomicBool::new(false),
+            announced: Mutex::new(Vec::new()),
             login_count: AtomicUsize::new(0),
             connects_total: AtomicUsize::new(0),
             open_streams: AtomicUsize::new(0),
             runner,
+            auth_up: AtomicBool::new(true),
+            api_up: AtomicBool::new(true),
+            stream_up: AtomicBool::new(true),
+            stream_refused: AtomicUsize::new(0),
+            response_delay: Mutex::new(Duration::ZERO),
+            background: watch::Sender::new(background),
+            background_events: AtomicUsize::new(0),
         }
     }
 
@@ -487,6 +588,7 @@ impl Shared {
             data: serde_json::to_string(data).unwrap_or_else(|_| "null".into()),
             action_ref: None,
             execution_id: None,
+            body_id: None,
             status: None,
         }
     }
@@ -495,10 +597,20 @@ impl Shared {
     /// events in order).
     fn publish_locked(&self, event: Event) {
         tracing::debug!(event = %event.name, "st2 emulator: publish");
+        if event.name.starts_with("st2.announcement__") {
+            self.announced
+                .lock()
+                .push((event.name.clone(), event.data.clone()));
+        }
         let event = Arc::new(event);
         let mut subs = self.subs.lock();
         subs.list
             .retain(|(_, tx)| tx.send(StreamMsg::Event(event.clone())).is_ok());
+    }
+
+    /// Every announcement published so far: event name and `data` text.
+    pub(crate) fn announced(&self) -> Vec<(String, String)> {
+        self.announced.lock().clone()
     }
 
     /// Publish an event from outside the execution flow.
@@ -509,21 +621,32 @@ impl Shared {
             data,
             action_ref: None,
             execution_id: None,
+            body_id: None,
             status: None,
         });
     }
 
-    /// Register a stream connection.
-    pub(crate) fn subscribe(&self, tx: UnboundedSender<StreamMsg>, events: Option<String>) -> u64 {
+    /// Register a stream connection; `None` (nothing registered, nothing counted)
+    /// when st2stream is down. The service flag is read under the subscriber lock,
+    /// so a stream is either refused here or aborted by
+    /// [`Shared::set_service`], never left open on a stopped service.
+    pub(crate) fn subscribe(
+        &self,
+        tx: UnboundedSender<StreamMsg>,
+        events: Option<String>,
+    ) -> Option<u64> {
         let mut st = self.state.lock();
-        st.last_filter = events;
         let mut subs = self.subs.lock();
+        if !self.stream_up.load(Ordering::SeqCst) {
+            return None;
+        }
+        st.last_filter = events;
         subs.next_id += 1;
         let id = subs.next_id;
         subs.list.push((id, tx));
         self.connects_total.fetch_add(1, Ordering::SeqCst);
         self.open_streams.fetch_add(1, Ordering::SeqCst);
-        id
+        Some(id)
     }
 
     /// A stream connection ended.
@@ -532,12 +655,81 @@ impl Shared {
         self.open_streams.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Close every open stream.
-    pub(crate) fn close_streams(&self) {
+    /// End every open stream with `msg` (`Close` or `Abort`).
+    pub(crate) fn close_streams(&self, msg: &StreamMsg) {
         let list = std::mem::take(&mut self.subs.lock().list);
         for (_, tx) in list {
-            let _ = tx.send(StreamMsg::Close);
+            let _ = tx.send(msg.clone());
         }
+    }
+
+    /// Tell every open stream to cut its next event short.
+    pub(crate) fn cut_streams(&self) {
+        let subs = self.subs.lock();
+        for (_, tx) in &subs.list {
+            let _ = tx.send(StreamMsg::CutNext);
+        }
+    }
+
+    // ----- services behind nginx --------------------------------------------------
+
+    /// Whether the st2 service behind a path is up (`Other` always is).
+    pub(crate) fn service_up(&self, service: Service) -> bool {
+        match service {
+            Service::Auth => self.auth_up.load(Ordering::SeqCst),
+            Service::Api => self.api_up.load(Ordering::SeqCst),
+            Service::Stream => self.stream_up.load(Ordering::SeqCst),
+            Service::Other => true,
+        }
+    }
+
+    /// Take a service down or bring it up. Taking st2stream down drops every open
+    /// stream as it is.
+    pub(crate) fn set_service(&self, service: Service, up: bool) {
+        match service {
+            Service::Auth => self.auth_up.store(up, Ordering::SeqCst),
+            Service::Api => self.api_up.store(up, Ordering::SeqCst),
+            Service::Stream => {
+                // Stored before the subscriber lock is taken (see `subscribe`).
+                self.stream_up.store(up, Ordering::SeqCst);
+                if !up {
+                    self.close_streams(&StreamMsg::Abort);
+                }
+            }
+            Service::Other => {}
+        }
+    }
+
+    /// Count a stream request answered while st2stream was down.
+    pub(crate) fn count_stream_refused(&self) {
+        self.stream_refused.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn stream_refused(&self) -> usize {
+        self.stream_refused.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_response_delay(&self, delay: Duration) {
+        *self.response_delay.lock() = delay;
+    }
+
+    pub(crate) fn response_delay(&self) -> Duration {
+        *self.response_delay.lock()
+    }
+
+    // ----- background traffic -------------------------------------------------
+
+    pub(crate) fn set_background(&self, interval: Option<Duration>) {
+        self.background.send_replace(interval);
+    }
+
+    /// A receiver of the background interval, for the ticker.
+    pub(crate) fn background_watch(&self) -> watch::Receiver<Option<Duration>> {
+        self.background.subscribe()
+    }
+
+    pub(crate) fn background_events(&self) -> usize {
+        self.background_events.load(Ordering::SeqCst)
     }
 
     pub(crate) fn set_stalled(&self, on: bool) {
@@ -625,6 +817,7 @@ impl Shared {
             user: n.user.clone(),
             source_channel: n.source_channel.clone(),
             source_context: n.source_context.clone(),
+            extra: Map::new(),
         };
         let snapshot = exec.to_json();
         let live = exec.liveaction_json();
@@ -679,6 +872,7 @@ impl Shared {
             } else {
                 None
             },
+            body_id: data.get("id").and_then(Value::as_str).map(str::to_string),
             status: Some(status.to_string()),
         }
     }
@@ -734,6 +928,147 @@ impl Shared {
             self.publish_locked(Self::plain_event(&name, &data));
         }
         tracing::debug!(execution = %id, status = final_status, "st2 emulator: execution finished");
+    }
+
+    // ----- background executions ------------------------------------------------
+
+    /// Start a rule-triggered execution (`background.rs`): publish its
+    /// `st2.liveaction__create` / `st2.execution__create` (status `requested`) and
+    /// its `scheduled` updates. It is not stored: it is not in
+    /// [`Shared::records`] and `GET /api/v1/executions/{id}` does not know it.
+    pub(crate) fn background_start(&self, n: NewBackground) -> BackgroundRun {
+        let now = Utc::now();
+        let id = object_id();
+        let web_url = self
+            .settings
+            .web_url
+            .as_ref()
+            .map(|base| format!("{}/#/history/{id}/general", base.trim_end_matches('/')));
+        let mut exec = Exec {
+            id,
+            liveaction_id: object_id(),
+            runner: runner_for(&n.action_ref),
+            action_ref: n.action_ref,
+            parameters: n.parameters,
+            context: n.context,
+            // A rule's action has no notify: nothing is announced.
+            notify: Value::Null,
+            status: "requested".into(),
+            start: now,
+            end: None,
+            result: None,
+            log: vec![("requested".into(), now)],
+            web_url,
+            route: None,
+            alias_raw: Value::Null,
+            result_spec: None,
+            user: None,
+            source_channel: String::new(),
+            source_context: None,
+            extra: n.extra,
+        };
+        let _st = self.state.lock();
+        let id = exec.id.clone();
+        let mut events = vec![
+            Self::exec_event(
+                "st2.liveaction__create",
+                &exec.liveaction_json(),
+                &id,
+                "requested",
+            ),
+            Self::exec_event("st2.execution__create", &exec.to_json(), &id, "requested"),
+        ];
+        exec.set_status("scheduled");
+        events.push(Self::exec_event(
+            "st2.liveaction__update",
+            &exec.liveaction_json(),
+            &id,
+            "scheduled",
+        ));
+        events.push(Self::exec_event(
+            "st2.execution__update",
+            &exec.to_json(),
+            &id,
+            "scheduled",
+        ));
+        self.publish_background(events);
+        BackgroundRun {
+            exec,
+            stdout: n.stdout,
+            result: n.result,
+        }
+    }
+
+    /// Finish a background execution: `running`, one `st2.execution.output__create`
+    /// per stdout line (the local runner streams output line by line), then
+    /// `succeeded`.
+    pub(crate) fn background_finish(&self, run: BackgroundRun) {
+        let BackgroundRun {
+            mut exec,
+            stdout,
+            result,
+        } = run;
+        let _st = self.state.lock();
+        let id = exec.id.clone();
+        let mut events = Vec::new();
+        exec.set_status("running");
+        events.push(Self::exec_event(
+            "st2.liveaction__update",
+            &exec.liveaction_json(),
+            &id,
+            "running",
+        ));
+        events.push(Self::exec_event(
+            "st2.execution__update",
+            &exec.to_json(),
+            &id,
+            "running",
+        ));
+        for line in &stdout {
+            let output_id = object_id();
+            let data = json!({
+                "id": output_id,
+                "execution_id": id,
+                "action_ref": exec.action_ref,
+                "runner_ref": exec.runner,
+                "timestamp": isotime(Utc::now()),
+                "output_type": "stdout",
+                "data": line,
+            });
+            events.push(Event {
+                name: "st2.execution.output__create".into(),
+                data: serde_json::to_string(&data).unwrap_or_else(|_| "null".into()),
+                action_ref: Some(exec.action_ref.clone()),
+                execution_id: Some(id.clone()),
+                body_id: Some(output_id),
+                status: None,
+            });
+        }
+        exec.result = Some(result);
+        exec.end = Some(Utc::now());
+        exec.set_status("succeeded");
+        events.push(Self::exec_event(
+            "st2.liveaction__update",
+            &exec.liveaction_json(),
+            &id,
+            "succeeded",
+        ));
+        events.push(Self::exec_event(
+            "st2.execution__update",
+            &exec.to_json(),
+            &id,
+            "succeeded",
+        ));
+        self.publish_background(events);
+    }
+
+    /// Publish background events (the caller holds `state`) and count them.
+    fn publish_background(&self, events: Vec<Event>) {
+        self.background_events
+            .fetch_add(events.len(), Ordering::SeqCst);
+        for ev in events {
+            self.publish_locked(ev);
+        }
     }
 
     /// `GET /api/v1/executions/{id}`.

@@ -8,17 +8,34 @@
 //! `action_refs=` and `execution_ids=` drop events without a matching ref or id
 //! (announcements included); `end_execution_id=` + `end_event=` close the stream
 //! after that event for a completed execution. There are no `id:`/`retry:` lines.
+//!
+//! The `end_event` check runs before the filters, as in st2's listener: an end
+//! event that the filters drop still ends the stream (without being sent), and an
+//! `end_event` naming an event whose body has no `status` (an announcement, output,
+//! an alias) makes st2's generator fail on `body.status` when such an event comes,
+//! which drops the connection.
+//!
+//! Faults: [`super::Emulator::drop_streams`] ends the body normally,
+//! [`super::Emulator::set_stream_service`] (down) drops connections as a dying
+//! st2stream would, [`super::Emulator::cut_streams_mid_event`] writes part of the
+//! next event and drops the connection. "Dropping" means the client sees the bytes
+//! sent so far and then the connection closing: in [`super::Framing::Direct`] the
+//! chunked body never gets its last chunk; in [`super::Framing::Nginx`] (a body
+//! delimited by the close) nothing on the wire tells a drop from an end.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use super::Framing;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
+use super::proxy::service_down;
 use super::routes::{authenticate, fault, query_pairs, Fault};
-use super::state::{Event, Shared, StreamMsg};
+use super::state::{Event, Service, Shared, StreamMsg};
 
 /// st2's `DEFAULT_EVENTS_WHITELIST`.
 const DEFAULT_EVENTS: &[&str] = &[
@@ -144,14 +161,35 @@ impl Filter {
         true
     }
 
-    fn ends_with(&self, ev: &Event) -> bool {
-        let (Some(end_id), Some(end_event)) = (&self.end_execution_id, &self.end_event) else {
-            return false;
+    /// st2's end check: `event_name == end_event and body.status in end_statuses
+    /// and end_execution_id is not None and body.id == end_execution_id`.
+    fn end_check(&self, ev: &Event) -> End {
+        let Some(end_event) = &self.end_event else {
+            return End::No;
         };
-        ev.name == *end_event
-            && ev.execution_id.as_deref() == Some(end_id.as_str())
-            && ev.status.as_deref().is_some_and(|s| COMPLETED.contains(&s))
+        if ev.name != *end_event {
+            return End::No;
+        }
+        let Some(status) = ev.status.as_deref() else {
+            // `body.status` raises AttributeError: the generator dies.
+            return End::Crash;
+        };
+        match &self.end_execution_id {
+            Some(end_id)
+                if COMPLETED.contains(&status) && ev.body_id.as_deref() == Some(end_id) =>
+            {
+                End::Yes
+            }
+            _ => End::No,
+        }
     }
+}
+
+/// What the end check decides for one event.
+enum End {
+    No,
+    Yes,
+    Crash,
 }
 
 /// Keeps the connection count right and unregisters the queue however the
@@ -195,18 +233,53 @@ pub(crate) fn capture_peer(conn: &dyn std::any::Any, ext: &mut actix_web::dev::E
 /// How often a stream checks whether its client has gone.
 const PEER_PROBE: Duration = Duration::from_millis(100);
 
+/// How long a cut stream waits, after the part of an event it writes, before it
+/// drops the connection (time for actix to flush the part to the socket).
+const CUT_FLUSH: Duration = Duration::from_millis(20);
+
+/// The error a stream body ends with when the connection must be dropped and there
+/// is no socket to shut down (actix then drops the connection as it is).
+fn dropped() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "st2 emulator: stream connection dropped",
+    )
+}
+
 struct Conn {
     rx: UnboundedReceiver<StreamMsg>,
     filter: Filter,
     shared: Arc<Shared>,
     first: bool,
     done: bool,
+    /// The next event is to be cut short ([`StreamMsg::CutNext`]).
+    cut_next: bool,
+    /// Part of an event was written; drop the connection next.
+    cut_written: bool,
     peer: Option<std::net::TcpStream>,
     probe: tokio::time::Interval,
     _reg: Registration,
 }
 
+type Chunk = Result<Bytes, std::io::Error>;
+
 impl Conn {
+    /// End the connection without ending the body: with a chunked body the last
+    /// chunk is never written (the socket is shut down first, so actix's write of
+    /// it fails); with a close-delimited one the close is all there is.
+    fn hang_up(self) -> Option<(Chunk, Conn)> {
+        if self.shared.settings.framing == Framing::Nginx {
+            return None;
+        }
+        match &self.peer {
+            Some(sock) => {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+                None
+            }
+            None => Some((Err(dropped()), self)),
+        }
+    }
+
     /// Whether the client closed (or reset) its end.
     fn peer_gone(&self) -> bool {
         let Some(sock) = &self.peer else {
@@ -228,9 +301,14 @@ fn frame(ev: &Event) -> Bytes {
     Bytes::from(format!("event: {}\ndata: {}\n\n", ev.name, ev.data))
 }
 
-async fn next_chunk(mut c: Conn) -> Option<(Result<Bytes, std::convert::Infallible>, Conn)> {
+async fn next_chunk(mut c: Conn) -> Option<(Chunk, Conn)> {
     if c.done {
         return None;
+    }
+    if c.cut_written {
+        tokio::time::sleep(CUT_FLUSH).await;
+        c.done = true;
+        return c.hang_up();
     }
     if c.first {
         c.first = false;
@@ -244,17 +322,43 @@ async fn next_chunk(mut c: Conn) -> Option<(Result<Bytes, std::convert::Infallib
     loop {
         tokio::select! {
             msg = c.rx.recv() => {
-                deadline = tokio::time::Instant::now() + heartbeat;
                 match msg {
                     None | Some(StreamMsg::Close) => return None,
+                    Some(StreamMsg::Abort) => {
+                        c.done = true;
+                        return c.hang_up();
+                    }
+                    Some(StreamMsg::CutNext) => c.cut_next = true,
                     Some(StreamMsg::Event(ev)) => {
-                        if c.shared.stalled() || !c.filter.accepts(&ev) {
+                        // A bus event; the emulator's own fault messages are not.
+                        deadline = tokio::time::Instant::now() + heartbeat;
+                        if c.shared.stalled() {
                             continue;
                         }
-                        if c.filter.ends_with(&ev) {
-                            c.done = true;
+                        let end = match c.filter.end_check(&ev) {
+                            End::No => false,
+                            End::Yes => true,
+                            End::Crash => {
+                                c.done = true;
+                                return c.hang_up();
+                            }
+                        };
+                        if !c.filter.accepts(&ev) {
+                            if end {
+                                return None;
+                            }
+                            continue;
                         }
-                        return Some((Ok(frame(&ev)), c));
+                        let bytes = frame(&ev);
+                        if c.cut_next {
+                            // About half, never the whole frame (a frame is at
+                            // least `event: \ndata: \n\n`, 16 bytes).
+                            let part = bytes.slice(..bytes.len() / 2);
+                            c.cut_written = true;
+                            return Some((Ok(part), c));
+                        }
+                        c.done = end;
+                        return Some((Ok(bytes), c));
                     }
                 }
             },
@@ -306,7 +410,10 @@ pub(crate) async fn stream(
         end_event: get("end_event").filter(|s| !s.is_empty()),
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let id = shared.subscribe(tx, events_raw);
+    let Some(id) = shared.subscribe(tx, events_raw) else {
+        // st2stream went down between nginx's check and now.
+        return Ok(service_down(&shared, &req, Service::Stream));
+    };
     tracing::debug!(subscriber = id, user = %principal.user, "st2 emulator: stream opened");
     let conn = Conn {
         rx,
@@ -314,6 +421,8 @@ pub(crate) async fn stream(
         shared: shared.clone(),
         first: true,
         done: false,
+        cut_next: false,
+        cut_written: false,
         peer: req
             .conn_data::<PeerSocket>()
             .and_then(|p| p.0.try_clone().ok()),

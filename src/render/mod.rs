@@ -34,6 +34,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "not_ready",
         include_str!("../../static/templates/not_ready.hbs"),
     ),
+    (
+        "result_lost",
+        include_str!("../../static/templates/result_lost.hbs"),
+    ),
 ];
 
 /// Why templates could not be loaded.

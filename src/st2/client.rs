@@ -1,16 +1,33 @@
-//! The StackStorm HTTP client (awc).
+//! The StackStorm HTTP client (hyper).
 //!
-//! awc clients are `!Send` (built on `Rc`), so every actor that talks to StackStorm builds its
-//! own `St2Client` in `started()`; the TLS configuration underneath is shared.
+//! Why hyper and not awc, the project's usual client: StackStorm's stock nginx site
+//! (`conf/nginx/st2.conf`) proxies with HTTP/1.0 and `chunked_transfer_encoding off`, so the
+//! event stream — and, with nginx's `gzip on`, every other answer — arrives with neither a
+//! `Content-Length` nor chunked framing: the body ends when the connection closes. actix-http's
+//! client decoder reads such an HTTP/1.1 body as empty (actix/actix-web#2287, closed
+//! unfixed), which made the bridge see every stream end at once and never deliver a result.
+//! hyper reads close-delimited, chunked and sized bodies alike.
+//!
+//! The client is `Send` and cheap to clone (it shares its connection pool). Actors still
+//! build their own on first use ([`LocalClient`]), so each pool's connection tasks run on the
+//! arbiter that uses them.
 
 use std::{
-    rc::Rc,
+    fmt::Write as _,
+    pin::Pin,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use actix_web::http::StatusCode;
-use awc::{ClientRequest, ClientResponse};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyDataStream, BodyExt as _, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::{TokioExecutor, TokioTimer},
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -23,6 +40,39 @@ use crate::{config::St2Settings, metrics::Metrics};
 
 /// Largest API response body read (the alias list of a big install is a few MiB).
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Largest error body read from a refused stream request.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// How long an idle pooled API connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+
+const USER_AGENT: &str = concat!("stormbridge/", env!("CARGO_PKG_VERSION"));
+
+/// TCP keepalive for the event stream: a connection whose peer vanished (host down, a NAT
+/// or firewall that forgot it) is reported dead after `idle + interval × retries`, however
+/// long StackStorm itself stays silent (a busy bus silences a filtered stream for minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dead.
+    pub retries: u32,
+}
+
+impl Keepalive {
+    /// Probes every third of `idle`, three of them: a dead peer is noticed about
+    /// `2 × idle` after the last traffic.
+    pub fn from_idle(idle: Duration) -> Self {
+        Self {
+            idle,
+            interval: (idle / 3).max(Duration::from_secs(1)),
+            retries: 3,
+        }
+    }
+}
 
 /// Base URLs and limits, shared by the clients of one bridge.
 #[derive(Debug, Clone)]
@@ -37,6 +87,8 @@ pub struct St2Endpoints {
     pub connect_timeout: Duration,
     /// Whole-request timeout.
     pub request_timeout: Duration,
+    /// TCP keepalive on the event stream's connection, when on.
+    pub stream_keepalive: Option<Keepalive>,
 }
 
 impl From<&St2Settings> for St2Endpoints {
@@ -47,6 +99,7 @@ impl From<&St2Settings> for St2Endpoints {
             stream_url: s.stream_url.clone(),
             connect_timeout: s.connect_timeout,
             request_timeout: s.request_timeout,
+            stream_keepalive: s.stream_keepalive.map(Keepalive::from_idle),
         }
     }
 }
@@ -69,14 +122,14 @@ impl St2ClientFactory {
         }
     }
 
-    /// A client for the current thread.
+    /// A client (its connections live on the runtime of the thread that uses it).
     pub fn build(&self) -> St2Client {
         St2Client::new(&self.endpoints, self.tls.clone(), self.metrics.clone())
     }
 }
 
-/// An actor's StackStorm client, built on first use on the actor's own thread (awc clients
-/// are `!Send`, so they cannot be built before the actor is placed).
+/// An actor's StackStorm client, built on first use on the actor's own thread, so its pooled
+/// connections are driven by that actor's arbiter.
 pub struct LocalClient {
     factory: St2ClientFactory,
     client: Option<St2Client>,
@@ -99,36 +152,101 @@ impl LocalClient {
     }
 }
 
-/// A StackStorm API client bound to the current thread.
+type Https = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A StackStorm API client.
 #[derive(Clone)]
 pub struct St2Client {
-    http: awc::Client,
-    endpoints: Rc<St2Endpoints>,
+    /// Pooled connections for API and auth calls.
+    http: Https,
+    /// Unpooled connections with TCP keepalive, for the event stream.
+    stream_http: Https,
+    endpoints: Arc<St2Endpoints>,
     metrics: Metrics,
 }
 
-/// The open stream response: a body of SSE bytes.
-pub type StreamResponse = ClientResponse;
+/// The body of an open event stream: chunks of SSE bytes as they arrive, however the server
+/// frames them; an `Err` ends the stream.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
+
+fn connector(
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+    keepalive: Option<Keepalive>,
+) -> HttpsConnector<HttpConnector> {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    if let Some(k) = keepalive {
+        tcp.set_keepalive(Some(k.idle));
+        tcp.set_keepalive_interval(Some(k.interval));
+        tcp.set_keepalive_retries(Some(k.retries));
+    }
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp)
+}
+
+/// An error and its sources on one line (hyper's top-level messages alone say little).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let _ = write!(text, ": {s}");
+        source = s.source();
+    }
+    text
+}
 
 impl St2Client {
-    /// Builds a client for this thread.
+    /// Builds a client.
     pub fn new(endpoints: &St2Endpoints, tls: Arc<rustls::ClientConfig>, metrics: Metrics) -> Self {
-        let connector = awc::Connector::new()
-            .rustls_0_23(tls)
-            .timeout(endpoints.connect_timeout);
-        let http = awc::Client::builder()
-            .connector(connector)
-            .timeout(endpoints.request_timeout)
-            .add_default_header((
-                "User-Agent",
-                concat!("stormbridge/", env!("CARGO_PKG_VERSION")),
-            ))
-            .finish();
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector(tls.clone(), endpoints.connect_timeout, None));
+        let stream_http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector(
+                tls,
+                endpoints.connect_timeout,
+                endpoints.stream_keepalive,
+            ));
         Self {
             http,
-            endpoints: Rc::new(endpoints.clone()),
+            stream_http,
+            endpoints: Arc::new(endpoints.clone()),
             metrics,
         }
+    }
+
+    /// A request with the bridge's usual headers; `body` is sent as JSON.
+    fn request(
+        method: Method,
+        url: &str,
+        credential: Option<(&str, &str)>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Request<Full<Bytes>>, St2Error> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::USER_AGENT, USER_AGENT)
+            .header(header::ACCEPT, "application/json");
+        if let Some((name, value)) = credential {
+            req = req.header(name, value);
+        }
+        let body = match body {
+            Some(bytes) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(bytes))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        req.body(body)
+            .map_err(|e| St2Error::Decode(format!("cannot build a request for {url}: {e}")))
     }
 
     /// `POST /auth/v1/tokens` with Basic credentials; `ttl` when given.
@@ -138,17 +256,25 @@ impl St2Client {
         password: &SecretString,
         ttl: Option<u64>,
     ) -> Result<TokenGrant, St2Error> {
+        use base64::Engine as _;
         let url = format!("{}/tokens", self.endpoints.auth_url);
         let body = match ttl {
             Some(ttl) => serde_json::json!({ "ttl": ttl }),
             None => serde_json::json!({}),
         };
-        let req = self
-            .http
-            .post(url)
-            .basic_auth(username, password.expose_secret());
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{username}:{}", password.expose_secret()))
+        );
+        let req = Self::request(
+            Method::POST,
+            &url,
+            Some((header::AUTHORIZATION.as_str(), &basic)),
+            Some(json_bytes(&body)?),
+        )?;
         let bytes = self
-            .send_json("auth_tokens", req, &body, StatusCode::CREATED)
+            .exchange("auth_tokens", req, StatusCode::CREATED)
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| St2Error::Decode(format!("token response: {e}")))
     }
@@ -156,9 +282,9 @@ impl St2Client {
     /// `GET /api/v1/actionalias?limit=-1`: every alias, as raw JSON (decoded leniently by the cache).
     pub async fn list_aliases(&self, cred: &Credential) -> Result<serde_json::Value, St2Error> {
         let url = format!("{}/actionalias?limit=-1&offset=0", self.endpoints.api_url);
-        let req = self.http.get(url).insert_header(cred.header());
+        let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
         let bytes = self
-            .send_empty("actionalias_list", req, StatusCode::OK)
+            .exchange("actionalias_list", req, StatusCode::OK)
             .await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| St2Error::Decode(format!("alias list is not JSON: {e}")))
@@ -172,10 +298,15 @@ impl St2Client {
         token: &SecretString,
     ) -> Result<bool, St2Error> {
         let url = format!("{}/tokens/validate", self.endpoints.auth_url);
-        let req = self.http.post(url).insert_header(bridge.header());
         let body = serde_json::json!({ "token": token.expose_secret() });
+        let req = Self::request(
+            Method::POST,
+            &url,
+            Some(bridge.header()),
+            Some(json_bytes(&body)?),
+        )?;
         let bytes = self
-            .send_json("auth_tokens_validate", req, &body, StatusCode::OK)
+            .exchange("auth_tokens_validate", req, StatusCode::OK)
             .await?;
         let answer: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| St2Error::Decode(format!("token validation response: {e}")))?;
@@ -185,8 +316,8 @@ impl St2Client {
     /// A cheap authenticated call (`GET /api/v1/actionalias?limit=1`) proving that `cred` works.
     pub async fn list_aliases_probe(&self, cred: &Credential) -> Result<(), St2Error> {
         let url = format!("{}/actionalias?limit=1", self.endpoints.api_url);
-        let req = self.http.get(url).insert_header(cred.header());
-        self.send_empty("actionalias_probe", req, StatusCode::OK)
+        let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
+        self.exchange("actionalias_probe", req, StatusCode::OK)
             .await
             .map(|_| ())
     }
@@ -198,16 +329,22 @@ impl St2Client {
         request: &AliasExecutionRequest,
     ) -> Result<Vec<AliasExecutionResult>, St2Error> {
         let url = format!("{}/aliasexecution", self.endpoints.api_url);
-        let req = self.http.post(url).insert_header(cred.header());
+        let req = Self::request(
+            Method::POST,
+            &url,
+            Some(cred.header()),
+            Some(json_bytes(request)?),
+        )?;
         let bytes = self
-            .send_json("aliasexecution", req, request, StatusCode::CREATED)
+            .exchange("aliasexecution", req, StatusCode::CREATED)
             .await?;
         serde_json::from_slice::<AliasExecutionResponse>(&bytes)
             .map(AliasExecutionResponse::into_results)
             .map_err(|e| St2Error::Decode(format!("alias execution response: {e}")))
     }
 
-    /// `GET /api/v1/executions/{id}`.
+    /// `GET /api/v1/executions/{id}`: the execution as StackStorm serves it (key order kept,
+    /// which the result templates depend on).
     pub async fn get_execution(
         &self,
         cred: &Credential,
@@ -220,105 +357,110 @@ impl St2Client {
             });
         }
         let url = format!("{}/executions/{id}", self.endpoints.api_url);
-        let req = self.http.get(url).insert_header(cred.header());
-        let bytes = self
-            .send_empty("executions_get", req, StatusCode::OK)
-            .await?;
+        let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
+        let bytes = self.exchange("executions_get", req, StatusCode::OK).await?;
         serde_json::from_slice(&bytes).map_err(|e| St2Error::Decode(format!("execution: {e}")))
     }
 
-    /// `GET /stream/v1/stream?events=…`; the returned response's body is the event stream.
-    /// Only the response head is under the request timeout: the body may last for days.
+    /// `GET /stream/v1/stream?events=…`: the open event stream. Only the response head is
+    /// under the request timeout: the body may last for days. A 200 that is not an event
+    /// stream (a proxy serving st2web's page for a wrong `stream_url`) is an error.
     pub async fn open_stream(
         &self,
         cred: &Credential,
         events: &str,
-    ) -> Result<StreamResponse, St2Error> {
-        let url = format!("{}/stream", self.endpoints.stream_url);
+    ) -> Result<EventStream, St2Error> {
+        let mut url = url::Url::parse(&format!("{}/stream", self.endpoints.stream_url))
+            .map_err(|e| St2Error::Decode(format!("stream URL: {e}")))?;
+        url.query_pairs_mut().append_pair("events", events);
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(url.as_str())
+            .header(header::USER_AGENT, USER_AGENT)
+            .header(header::ACCEPT, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header(cred.header().0, cred.header().1)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| St2Error::Decode(format!("cannot build the stream request: {e}")))?;
         let started = Instant::now();
-        let result = self
-            .http
-            .get(url)
-            .query(&[("events", events)])
-            .map_err(|e| St2Error::Decode(e.to_string()))?
-            .insert_header(cred.header())
-            .insert_header(("Accept", "text/event-stream"))
-            .insert_header(("Cache-Control", "no-cache"))
-            .send()
-            .await;
+        let timeout = self.endpoints.request_timeout;
+        let head = tokio::time::timeout(timeout, self.stream_http.request(req)).await;
         self.metrics.st2_request("stream_open", started.elapsed());
-        let mut resp = result.map_err(|e| self.send_error(e))?;
-        if resp.status() == StatusCode::OK {
-            return Ok(resp);
+        let resp = match head {
+            Err(_) => return Err(St2Error::Timeout(timeout)),
+            Ok(Err(e)) => return Err(St2Error::Connect(describe(&e))),
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        if status != StatusCode::OK {
+            let body = tokio::time::timeout(
+                timeout,
+                Limited::new(resp.into_body(), MAX_ERROR_BODY_BYTES).collect(),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+            return Err(St2Error::from_response(status.as_u16(), &body));
         }
-        let status = resp.status().as_u16();
-        let body = resp.body().limit(64 * 1024).await.unwrap_or_default();
-        Err(St2Error::from_response(status, &body))
+        // nginx's own error pages carry its `default_type` *and* st2.conf's added type:
+        // any of the values will do.
+        let content_types: Vec<&str> = resp
+            .headers()
+            .get_all(header::CONTENT_TYPE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !content_types
+            .iter()
+            .any(|t| t.trim_start().starts_with("text/event-stream"))
+        {
+            let content_type = content_types.join(", ");
+            return Err(St2Error::Decode(format!(
+                "the stream URL answered with content type {content_type:?} instead of an event stream; check st2.stream_url"
+            )));
+        }
+        let body =
+            BodyDataStream::new(resp.into_body()).map(|chunk| chunk.map_err(|e| describe(&e)));
+        Ok(Box::pin(body))
     }
 
-    async fn send_json<T: Serialize>(
+    /// Sends `req` and reads the whole answer, under the request timeout; an answer other
+    /// than `expected` becomes the matching [`St2Error`].
+    async fn exchange(
         &self,
         endpoint: &'static str,
-        req: ClientRequest,
-        body: &T,
+        req: Request<Full<Bytes>>,
         expected: StatusCode,
-    ) -> Result<bytes::Bytes, St2Error> {
+    ) -> Result<Bytes, St2Error> {
         let started = Instant::now();
         let timeout = self.endpoints.request_timeout;
-        let result = actix_rt::time::timeout(timeout, async {
-            let mut resp = req.send_json(body).await.map_err(|e| self.send_error(e))?;
-            read_body(&mut resp, expected).await
-        })
-        .await
-        .unwrap_or(Err(St2Error::Timeout(timeout)));
-        self.metrics.st2_request(endpoint, started.elapsed());
-        result
-    }
-
-    async fn send_empty(
-        &self,
-        endpoint: &'static str,
-        req: ClientRequest,
-        expected: StatusCode,
-    ) -> Result<bytes::Bytes, St2Error> {
-        let started = Instant::now();
-        let timeout = self.endpoints.request_timeout;
-        let result = actix_rt::time::timeout(timeout, async {
-            let mut resp = req.send().await.map_err(|e| self.send_error(e))?;
-            read_body(&mut resp, expected).await
-        })
-        .await
-        .unwrap_or(Err(St2Error::Timeout(timeout)));
-        self.metrics.st2_request(endpoint, started.elapsed());
-        result
-    }
-
-    fn send_error(&self, e: awc::error::SendRequestError) -> St2Error {
-        match e {
-            awc::error::SendRequestError::Timeout => {
-                St2Error::Timeout(self.endpoints.request_timeout)
+        let result = tokio::time::timeout(timeout, async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| St2Error::Connect(describe(&e)))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+                .map_err(|e| St2Error::Decode(format!("reading response body: {}", describe(&*e))))?
+                .to_bytes();
+            if status == expected {
+                Ok(body)
+            } else {
+                Err(St2Error::from_response(status.as_u16(), &body))
             }
-            other => St2Error::Connect(other.to_string()),
-        }
+        })
+        .await
+        .unwrap_or(Err(St2Error::Timeout(timeout)));
+        self.metrics.st2_request(endpoint, started.elapsed());
+        result
     }
 }
 
-async fn read_body<S>(
-    resp: &mut ClientResponse<S>,
-    expected: StatusCode,
-) -> Result<bytes::Bytes, St2Error>
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
-{
-    let status = resp.status();
-    let body = resp
-        .body()
-        .limit(MAX_BODY_BYTES)
-        .await
-        .map_err(|e| St2Error::Decode(format!("reading response body: {e}")))?;
-    if status == expected {
-        Ok(body)
-    } else {
-        Err(St2Error::from_response(status.as_u16(), &body))
-    }
+fn json_bytes<T: Serialize>(body: &T) -> Result<Vec<u8>, St2Error> {
+    serde_json::to_vec(body).map_err(|e| St2Error::Decode(format!("cannot encode a request: {e}")))
 }

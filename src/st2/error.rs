@@ -68,6 +68,11 @@ impl St2Error {
             St2Error::Api { status, faultstring } if *status < 500 => {
                 format!("StackStorm did not accept the command: {faultstring}")
             }
+            // What a proxy says when st2api is down or restarting (st2's nginx answers 503
+            // "Nginx is unable to reach st2api"): nothing ran.
+            St2Error::Api { status: 502..=504, .. } => {
+                "StackStorm's API is unavailable right now (it may be restarting), so nothing was run. Please try again in a moment.".into()
+            }
             St2Error::Api { .. } => {
                 "StackStorm had an internal error running this command; its API logs have the details.".into()
             }
@@ -105,6 +110,22 @@ mod tests {
             St2Error::from_response(401, b"{}"),
             St2Error::Unauthorized(_)
         ));
+    }
+
+    #[test]
+    fn an_unavailable_api_is_not_called_an_internal_error() {
+        let e = St2Error::from_response(
+            503,
+            br#"{ "faultstring": "Nginx is unable to reach st2api. Make sure service is running." }"#,
+        );
+        assert!(
+            e.user_message().contains("unavailable"),
+            "{}",
+            e.user_message()
+        );
+        assert!(!St2Error::from_response(500, b"{}")
+            .user_message()
+            .contains("unavailable"));
     }
 
     #[test]

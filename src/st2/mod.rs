@@ -4,6 +4,7 @@ pub mod client;
 pub mod credential;
 pub mod error;
 pub mod models;
+pub mod result_message;
 pub mod sse;
 pub mod tls;
 

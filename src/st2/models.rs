@@ -64,7 +64,7 @@ pub enum AliasExecutionResponse {
         results: Vec<AliasExecutionResult>,
     },
     /// `{execution, actionalias, message?, extra?}`.
-    One(AliasExecutionResult),
+    One(Box<AliasExecutionResult>),
 }
 
 impl AliasExecutionResponse {
@@ -72,7 +72,7 @@ impl AliasExecutionResponse {
     pub fn into_results(self) -> Vec<AliasExecutionResult> {
         match self {
             Self::Many { results } => results,
-            Self::One(r) => vec![r],
+            Self::One(r) => vec![*r],
         }
     }
 }

@@ -58,6 +58,7 @@ pub mod crypto;
 mod error;
 mod memory;
 pub mod model;
+mod results;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -75,6 +76,7 @@ pub use model::{
     link_hash, new_link_id, CredentialKind, LinkClaim, PendingLink, Session, SessionId,
     SessionState, SessionSummary, StoredCredential, UserKey, WordHash,
 };
+pub use results::ResultStore;
 
 use memory::MemoryBackend;
 use model::new_session_id;
@@ -100,7 +102,7 @@ pub struct SessionStore {
 
 enum Backend {
     Memory(MemoryBackend),
-    Sqlite(SqliteBackend),
+    Sqlite(std::sync::Arc<SqliteBackend>),
 }
 
 #[derive(Default)]
@@ -149,15 +151,24 @@ impl SessionStore {
     /// fails, report that and do not start — there is deliberately no way to
     /// open this store without a key.
     pub fn open_sqlite(path: &Path, key: &StoreKey) -> Result<Self, StoreError> {
-        Ok(Self::with_backend(Backend::Sqlite(SqliteBackend::open(
-            path, key,
-        )?)))
+        Ok(Self::with_backend(Backend::Sqlite(std::sync::Arc::new(
+            SqliteBackend::open(path, key)?,
+        ))))
     }
 
     fn with_backend(backend: Backend) -> Self {
         Self {
             backend,
             claims: Mutex::new(Claims::default()),
+        }
+    }
+
+    /// Where the results owed to chat are kept: the same SQLite file, or nowhere (the
+    /// memory backend: the result tracker's own memory is all there is).
+    pub fn results(&self) -> ResultStore {
+        match &self.backend {
+            Backend::Memory(_) => ResultStore::none(),
+            Backend::Sqlite(b) => ResultStore::sqlite(b.clone()),
         }
     }
 

@@ -4,7 +4,7 @@
 //! anyway, and the bridge's session traffic is tiny). WAL journal mode,
 //! `PRAGMA user_version` migrations, parameterised statements only.
 //!
-//! # Schema v1
+//! # Schema (v1, plus v2's `pending_results`)
 //!
 //! ```sql
 //! CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -21,10 +21,15 @@
 //! CREATE UNIQUE INDEX sessions_user_state ON sessions (user_key, state);
 //! CREATE TABLE used_links (link_hash TEXT PRIMARY KEY, used_at INTEGER NOT NULL,
 //!                          expires_at INTEGER NOT NULL) STRICT;
+//! -- v2
+//! CREATE TABLE pending_results (request_id TEXT PRIMARY KEY, execution_id TEXT,
+//!   context TEXT NOT NULL,   -- the command's SourceContext as JSON (no secrets)
+//!   alias_ref TEXT NOT NULL, alias_id TEXT,
+//!   created_at INTEGER NOT NULL, delivered_at INTEGER) STRICT;
 //! ```
 //!
 //! The file is marked with `PRAGMA application_id = 0x53425331` ("SBS1")
-//! and `PRAGMA user_version = 1`; `secure_delete` is on so deleted rows do
+//! and `PRAGMA user_version = 2`; `secure_delete` is on so deleted rows do
 //! not linger in free pages, and the file is created with mode 0600.
 //!
 //! `cred_secret` holds `v1:<key id>:<nonce>:<ciphertext>` sealed with
@@ -47,7 +52,7 @@ use super::model::{
 use super::{activated, LinkLookup};
 
 /// Highest schema version this build reads and writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` marking the file as ours ("SBS1"), so a foreign
 /// database is refused instead of being written into.
@@ -87,6 +92,16 @@ const MIGRATIONS: &[&str] = &[
         used_at    INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     ) STRICT;",
+    // v2: results owed to chat (see `store::results`).
+    "CREATE TABLE pending_results (
+        request_id   TEXT PRIMARY KEY,
+        execution_id TEXT,
+        context      TEXT NOT NULL,
+        alias_ref    TEXT NOT NULL,
+        alias_id     TEXT,
+        created_at   INTEGER NOT NULL,
+        delivered_at INTEGER
+    ) STRICT;",
 ];
 
 /// Plaintext of the key check value sealed into `meta` at creation.
@@ -98,7 +113,7 @@ const SESSION_COLUMNS: &str = "id, user_key, state, created_at, expires_at, link
      link_expires_at, word_hash, attempts, cred_kind, cred_secret, cred_st2_user, cred_expires_at";
 
 pub(crate) struct SqliteBackend {
-    conn: Mutex<Connection>,
+    pub(super) conn: Mutex<Connection>,
     key: StoreKey,
     path: PathBuf,
 }
@@ -638,11 +653,11 @@ fn parse_state(s: &str) -> Result<SessionState, StoreError> {
 }
 
 /// Times are stored as milliseconds since the Unix epoch.
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(value: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn from_ms(value: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(value).ok_or_else(|| StoreError::Corrupt {
         what: format!("{column} is out of range"),
     })

@@ -661,7 +661,7 @@ fn sqlite_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
@@ -809,3 +809,77 @@ backend_tests!(
     peek_and_infallible_wrappers,
     input_validation,
 );
+
+fn owed(id: &str, at_secs: i64) -> crate::domain::result_ledger::PendingResult {
+    crate::domain::result_ledger::PendingResult {
+        request_id: id.into(),
+        execution_id: None,
+        context: crate::domain::announcement::SourceContext {
+            bridge: crate::domain::announcement::BRIDGE_MARKER.into(),
+            connection: "slack".into(),
+            room: "C1".into(),
+            room_kind: crate::domain::message::RoomKind::Group,
+            thread: Some("1700.1".into()),
+            message_id: Some("1700.2".into()),
+            user_id: "U1".into(),
+            request_id: id.into(),
+        },
+        alias_ref: "demo.date".into(),
+        alias_id: Some("5f00".into()),
+        created_at: at(at_secs),
+        delivered_at: None,
+    }
+}
+
+#[test]
+fn sqlite_results_owed_survive_reopen_and_changes_are_kept() {
+    let tmp = TempStore::new();
+    {
+        let store = tmp.open();
+        let results = store.results();
+        assert!(results.is_persistent());
+        results.insert(&owed("r1", 0)).unwrap();
+        results.insert(&owed("r2", 1)).unwrap();
+        results.insert(&owed("r3", 2)).unwrap();
+        results.set_execution("r1", "e1").unwrap();
+        results.set_execution("r2", "e2").unwrap();
+        results.set_delivered("r2", Some(at(5))).unwrap();
+        results.remove(&["r3".to_owned()]).unwrap();
+    }
+    let loaded = tmp.open().results().load().unwrap();
+    let mut r1 = owed("r1", 0);
+    r1.execution_id = Some("e1".into());
+    let mut r2 = owed("r2", 1);
+    r2.execution_id = Some("e2".into());
+    r2.delivered_at = Some(at(5));
+    assert_eq!(loaded, vec![r1, r2]);
+}
+
+#[test]
+fn memory_results_are_not_persisted() {
+    let store = SessionStore::memory();
+    let results = store.results();
+    assert!(!results.is_persistent());
+    results.insert(&owed("r1", 0)).unwrap();
+    assert!(results.load().unwrap().is_empty());
+}
+
+#[test]
+fn a_version_1_store_is_migrated_and_keeps_its_sessions() {
+    let tmp = TempStore::new();
+    let alice = user("U1");
+    {
+        let store = tmp.open();
+        login(&store, &alice, token("tok-A"), at(0));
+    }
+    // Roll the file back to what an older stormbridge wrote.
+    {
+        let conn = rusqlite::Connection::open(tmp.path()).unwrap();
+        conn.execute_batch("DROP TABLE pending_results; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let store = tmp.open();
+    assert_eq!(secret_of(&store, &alice, at(1)).as_deref(), Some("tok-A"));
+    store.results().insert(&owed("r1", 0)).unwrap();
+    assert_eq!(store.results().load().unwrap().len(), 1);
+}

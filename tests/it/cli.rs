@@ -120,6 +120,20 @@ fn check_config_lists_every_problem_and_exits_1() {
     let (code, out, err) = run(bin().args(["check-config", "--config"]).arg(&good));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid"), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+
+    // A route StackStorm's stock rules never announce to the bridge: valid, with a warning.
+    let text = std::fs::read_to_string(&good).expect("read").replace(
+        "[st2]\n",
+        "[st2]\nroute_key = \"hubot\"\nextra_routes = []\n",
+    );
+    std::fs::write(&good, text).expect("write");
+    let (code, out, err) = run(bin().args(["check-config", "--config"]).arg(&good));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("warning: st2.route_key is \"hubot\"") && out.contains("extra_routes"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -46,6 +46,33 @@ async fn command_runs_and_its_result_comes_back_to_the_same_room() {
     assert!(result.contains("succeeded"), "{result}");
 }
 
+/// The flow above, over both ways StackStorm frames its answers: close-delimited (behind
+/// st2's nginx, every other test) and chunked/sized (st2's services reached directly).
+#[actix_rt::test]
+async fn commands_and_results_work_with_either_framing() {
+    use stormbridge::emulator::Framing;
+    for framing in [Framing::Nginx, Framing::Direct] {
+        let mut opts = with_test_aliases();
+        opts.emulator.framing = framing;
+        let mut b = TestBridge::start_with(opts).await;
+        b.wait_ready(200).await;
+        b.say("!st2 run date").await;
+        b.line_containing("Started").await;
+        let id = b.emulator.executions()[0].id.clone();
+        let result = b.line_containing(&format!("execution: {id}")).await;
+        assert!(result.contains("succeeded"), "{framing:?}: {result}");
+        b.say("!st2help").await;
+        b.line_containing("run {{cmd}} — run_local description")
+            .await;
+        assert_eq!(
+            b.metric("stormbridge_results_delivered_total{source=\"stream\"}")
+                .await,
+            1.0,
+            "{framing:?}"
+        );
+    }
+}
+
 #[actix_rt::test]
 async fn the_most_specific_alias_wins_and_ties_are_asked_not_guessed() {
     let mut b = ready_bridge().await;

@@ -156,15 +156,9 @@ async fn each_credential_type_links_the_user_and_commands_run_as_them() {
 }
 
 async fn st2_token(b: &TestBridge, user: &str, password: &str) -> String {
-    let mut resp = b
-        .http
-        .post(format!("{}/tokens", b.emulator.auth_url()))
-        .basic_auth(user, password)
-        .send_json(&json!({}))
-        .await
-        .expect("token");
-    let v: serde_json::Value = resp.json().await.expect("json");
-    v["token"].as_str().expect("token field").to_owned()
+    b.emulator
+        .issue_token(user, password)
+        .expect("the emulator knows this user")
 }
 
 #[actix_rt::test]

@@ -569,11 +569,19 @@ async fn malformed_frames_and_events_are_skipped_without_harm() {
 #[actix_rt::test]
 async fn thread_response_answers_in_a_thread_under_a_command_said_in_the_channel() {
     let (slack, b) = socket_bridge().await;
+    // `fire` aliases post no result of their own (result.enabled: false), so the results
+    // below are the only ones; each command's context is used once (a second result for
+    // the same command would be dropped as a duplicate).
     slack
-        .push(slack.message_event("C0OPS", ALICE, "!st2 run uptime", None))
+        .push(slack.message_event("C0OPS", ALICE, "!st2 fire uptime", None))
         .await;
     execution_count(&b, 1).await;
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 fire date", None))
+        .await;
+    execution_count(&b, 2).await;
     let e = b.emulator.executions()[0].clone();
+    let second = b.emulator.executions()[1].clone();
     let context = e.request["source_context"].clone();
     let command_ts = context["message_id"]
         .as_str()
@@ -595,7 +603,7 @@ async fn thread_response_answers_in_a_thread_under_a_command_said_in_the_channel
     // Without the hint, the same kind of result stays in the channel.
     b.emulator.announce(
         "stormbridge",
-        json!({"message": "plain result", "channel": "C0OPS", "context": e.request["source_context"]}),
+        json!({"message": "plain result", "channel": "C0OPS", "context": second.request["source_context"]}),
     );
     let post = slack.post_containing("plain result").await;
     assert!(post.get("thread_ts").is_none(), "{post}");

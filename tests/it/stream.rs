@@ -23,7 +23,12 @@ async fn subscribes_only_to_its_routes_and_alias_changes() {
     parts.sort_unstable();
     assert_eq!(
         parts,
-        vec!["st2.actionalias__*", "st2.announcement__stormbridge"]
+        vec![
+            "st2.actionalias__*",
+            "st2.announcement__chatops",
+            "st2.announcement__stormbridge"
+        ],
+        "its own route, the chatops route (chatops.post_message), alias changes"
     );
 }
 
@@ -47,49 +52,65 @@ async fn a_stream_dropped_by_the_server_reconnects_and_delivers_the_next_announc
 }
 
 #[actix_rt::test]
-async fn heartbeats_keep_a_quiet_stream_open_but_total_silence_reconnects() {
-    // Heartbeat every 1 s, read timeout 3 s (see support::settings_for).
-    let mut b = ready_bridge(with_test_aliases()).await;
+async fn heartbeats_on_an_idle_bus_keep_the_stream_without_replacing_it() {
+    // Heartbeat every 1 s, idle refresh after 3 s of silence (see support::settings_for);
+    // nothing else happens on StackStorm's bus, so st2stream sends its heartbeats.
+    let mut opts = with_test_aliases();
+    opts.emulator.background_interval = None;
+    let b = ready_bridge(opts).await;
     let connected_at = std::time::Instant::now();
-    // Quiet but alive: let more than a read timeout pass on heartbeats alone.
     assert!(eventually!(
         Duration::from_secs(8),
-        connected_at.elapsed() > Duration::from_secs(4)
+        connected_at.elapsed() > Duration::from_secs(5)
     ));
     assert_eq!(
         b.emulator.stream_connects_total(),
         1,
-        "heartbeats alone must not cause a reconnect"
+        "heartbeats alone must not cause a replacement"
     );
+    assert_eq!(b.metric("stormbridge_stream_refreshes_total").await, 0.0);
     assert_eq!(b.actor("stream_consumer").await["restarts"], 0);
+}
 
-    // A silent dead connection: open, but nothing at all arrives.
+#[actix_rt::test]
+async fn a_silent_stream_is_replaced_only_by_one_stackstorm_greets() {
+    let mut b = ready_bridge(with_test_aliases()).await;
+    // Open, but nothing at all arrives: no greeting on new connections either.
     b.emulator.stall_streams(true);
     assert!(eventually!(
         Duration::from_secs(15),
         b.emulator.stream_connects_total() >= 2
     ));
+    // The replacement was never greeted: the old connection was kept, no gap reported.
+    assert!(eventually!(
+        Duration::from_secs(15),
+        b.emulator.stream_connections() == 1
+    ));
+    assert_eq!(b.metric("stormbridge_stream_refreshes_total").await, 0.0);
     b.emulator.stall_streams(false);
-    let actor = b.actor("stream_consumer").await;
-    assert!(
-        actor["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("read timeout"),
-        "{actor}"
+    // Once StackStorm talks again, a replacement is greeted and takes over; results flow
+    // and each arrives once.
+    assert!(eventually!(
+        Duration::from_secs(20),
+        b.metric("stormbridge_stream_refreshes_total").await >= 1.0
+    ));
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "alive again", "channel": "ops"}),
     );
-    b.wait_ready(200).await;
-    assert!(eventually!(WAIT, b.emulator.stream_connections() >= 1));
-    // The fresh connection (after the stall ended) delivers again.
-    assert!(eventually!(Duration::from_secs(15), {
-        b.emulator.announce(
-            "stormbridge",
-            json!({"message": "alive again", "channel": "ops"}),
-        );
-        b.next_line_within(Duration::from_millis(300))
+    b.line_containing("alive again").await;
+    assert!(
+        b.next_line_within(Duration::from_millis(500))
             .await
-            .is_some_and(|l| l.contains("alive again"))
-    }));
+            .is_none(),
+        "posted once: {:?}",
+        b.seen
+    );
+    // `/actors` shows when the stream last carried an event.
+    assert!(eventually!(
+        WAIT,
+        b.actor("stream_consumer").await["details"]["last_event"].is_string()
+    ));
 }
 
 #[actix_rt::test]
@@ -160,4 +181,67 @@ async fn alias_changes_on_the_stream_reload_the_cache() {
     b.say("!st2 greet world").await;
     b.line_containing("Started `greet world`").await;
     assert_eq!(b.emulator.executions()[0].alias_ref, "hello.greet");
+}
+
+#[actix_rt::test]
+async fn a_result_announced_while_the_stream_was_away_is_posted_once_with_stackstorms_text() {
+    let mut b = ready_bridge(with_test_aliases()).await;
+    // st2stream goes down behind nginx; the API stays up.
+    b.emulator.set_stream_service(false);
+    assert!(eventually!(WAIT, b.emulator.stream_connections() == 0));
+    b.say("!st2 run uname -a").await;
+    b.line_containing("Started").await;
+    let id = b.emulator.executions()[0].id.clone();
+    // StackStorm announced the result to nobody.
+    assert!(eventually!(WAIT, !b.emulator.announcements().is_empty()));
+    let (event, data) = b.emulator.announcements()[0].clone();
+    assert_eq!(event, "st2.announcement__stormbridge");
+    let announced = data["payload"]["message"]
+        .as_str()
+        .expect("announced text")
+        .to_owned();
+    assert!(announced.contains(&id), "{announced}");
+    b.emulator.set_stream_service(true);
+    // Once the stream is back, the bridge asks StackStorm and posts the very same text.
+    let posted = b.line_containing(&format!("execution: {id}")).await;
+    assert_eq!(
+        posted,
+        format!("[stormbridge] #ops: {announced}"),
+        "the text the chatops pack rendered"
+    );
+    assert_eq!(
+        b.metric("stormbridge_results_delivered_total{source=\"reconciliation\"}")
+            .await,
+        1.0
+    );
+    // It never comes a second time.
+    assert!(b.next_line_within(Duration::from_secs(2)).await.is_none());
+}
+
+#[actix_rt::test]
+async fn announcements_on_the_shared_chatops_route_answer_their_own_bot_only() {
+    let mut b = ready_bridge(with_test_aliases()).await;
+    // st2chatops's command result: hubot's context, on the route both bots hear.
+    b.emulator.announce(
+        "chatops",
+        json!({"message": "hubot's result", "channel": "ops", "user": "bob",
+               "context": {"user": "bob", "room": "ops", "id": "1700000000.000300"}}),
+    );
+    // A workflow's chatops.post_message: no context at all.
+    b.emulator.announce(
+        "chatops",
+        json!({"message": "deploy finished", "channel": "ops"}),
+    );
+    let line = b.line_containing("deploy finished").await;
+    assert!(line.starts_with("[stormbridge] #ops: "), "{line}");
+    assert!(
+        b.seen.iter().all(|l| !l.contains("hubot's result")),
+        "left to st2chatops: {:?}",
+        b.seen
+    );
+    assert_eq!(
+        b.metric("stormbridge_announcements_ignored_total{reason=\"other_bot\"}")
+            .await,
+        1.0
+    );
 }

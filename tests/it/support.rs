@@ -89,7 +89,7 @@ api_url = "{api}"
 auth_url = "{auth}"
 stream_url = "{stream}"
 stream_heartbeat = 1
-stream_read_timeout = 3
+stream_idle_refresh = 3
 request_timeout = 5
 [st2.credentials]
 username = "st2admin"
@@ -147,6 +147,7 @@ impl TestBridge {
                     input: Box::new(bot_in),
                     output: Box::new(bot_out),
                 }),
+                ..AppOptions::default()
             },
         )
         .await
@@ -397,6 +398,12 @@ impl Process {
             cmd.spawn()
                 .unwrap_or_else(|e| panic!("{what} does not start: {e}")),
         ))
+    }
+
+    /// Takes charge of a child started elsewhere (killed and reaped like the others).
+    pub fn adopt(&mut self, child: std::process::Child) {
+        self.kill();
+        self.0 = Some(child);
     }
 
     /// Kills and reaps the process (nothing when it is not running).

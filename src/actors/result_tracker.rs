@@ -1,0 +1,649 @@
+//! Every command's result reaches chat, once.
+//!
+//! The dispatcher registers each command here before it asks StackStorm to run it
+//! ([`TrackCommand`]), then reports StackStorm's answer ([`CommandAccepted`] with the
+//! execution id, or [`CommandRefused`]). Results come from two places:
+//!
+//! * the event stream's announcements ([`AnnouncementReceived`]), which carry the command's
+//!   `source_context` back, and
+//! * StackStorm's API: after every gap in the stream ([`StreamEstablished`]) and whenever an
+//!   execution has finished and its announcement is later than `[results] grace`, the
+//!   execution is fetched (`GET /api/v1/executions/{id}`) and its result rendered exactly as
+//!   the chatops pack's `format_execution_result` would have (`st2::result_message`), then
+//!   posted to the room and thread the command came from. Rendering locally — rather than
+//!   asking StackStorm to announce again by running `chatops.post_result` — works while the
+//!   stream is down (which is when it is needed), creates no executions in StackStorm's
+//!   history, needs no permission to run chatops actions, and cannot be lost a second time.
+//!
+//! Both paths pass through the ledger (`domain::result_ledger`), which hands each result
+//! over once. An announcement that arrives while its command's request is still in flight is
+//! held until the dispatcher has delivered the acknowledgement, so the ack always comes
+//! first. The ledger is written through to the store, so a restarted bridge still owes
+//! (and only owes) what it owed. Announcements that answer another bot's command on a
+//! shared route are left to that bot.
+//!
+//! The actor runs on its own arbiter: store writes and result rendering never hold up the
+//! dispatcher or the chat connections. No timer runs while nothing is owed.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::{
+    alias_cache::AliasSnapshot,
+    dispatcher::{RegisterConnection, UseSessions},
+    session_manager::{SessionManager, UserCredential},
+    stream_consumer::{AnnouncementReceived, StreamEstablished},
+    supervisor::{ActorState, StatusReporter},
+    token_renewer::{with_bridge_credential, TokenRenewer},
+};
+use crate::{
+    backends::Deliver,
+    domain::{
+        announcement::{self, Announcement, Delivery, SourceContext},
+        result_ledger::{
+            CheckOutcome, CheckVerdict, Claim, Expired, ExpiryReason, Ledger, LedgerSettings,
+            PendingResult,
+        },
+    },
+    metrics::{Metrics, ResultSource},
+    render::Templates,
+    st2::{
+        client::{LocalClient, St2ClientFactory},
+        result_message::ResultFormatter,
+        St2Error,
+    },
+    store::{model::UserKey, ResultStore},
+};
+
+/// Most executions looked up at the same time.
+const MAX_CHECKS_IN_FLIGHT: usize = 8;
+
+/// StackStorm's completed execution statuses (`st2common/constants/action.py`).
+const COMPLETED: &[&str] = &["succeeded", "failed", "timeout", "canceled", "abandoned"];
+
+/// A command is about to be sent to StackStorm: remember it. Answered once it is recorded
+/// (and persisted), so a restart after the request left cannot forget it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct TrackCommand(pub PendingResult);
+
+/// StackStorm accepted the command.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CommandAccepted {
+    /// The bridge's request id.
+    pub request_id: String,
+    /// StackStorm's execution id.
+    pub execution_id: String,
+}
+
+/// StackStorm refused the command, or it could not be sent: no result will come.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CommandRefused {
+    /// The bridge's request id.
+    pub request_id: String,
+}
+
+/// Every chat connection has been registered: messages held for connections not known
+/// yet (notices about results owed before a restart) can go now.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ConnectionsRegistered;
+
+/// What the tracker needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct TrackerSettings {
+    /// The ledger's limits and timings.
+    pub ledger: LedgerSettings,
+    /// Connection names in config order (where announcements without context go).
+    pub connection_order: Vec<String>,
+}
+
+/// The tracker actor.
+pub struct ResultTracker {
+    ledger: Ledger,
+    connection_order: Vec<String>,
+    store: ResultStore,
+    client: LocalClient,
+    renewer: Addr<TokenRenewer>,
+    sessions: Option<Addr<SessionManager>>,
+    aliases: AliasSnapshot,
+    formatter: ResultFormatter,
+    templates: Arc<Templates>,
+    metrics: Metrics,
+    status: StatusReporter,
+    connections: BTreeMap<String, Recipient<Deliver>>,
+    /// Announcements held until their command's acknowledgement is out.
+    held: HashMap<String, Vec<Delivery>>,
+    /// The pending wake-up and when it fires.
+    wake: Option<(DateTime<Utc>, SpawnHandle)>,
+    /// Whether the store is failing (warned once per stretch of failures).
+    store_failing: bool,
+    /// Messages for connections not registered yet, until [`ConnectionsRegistered`].
+    early: Option<Vec<Delivery>>,
+}
+
+impl ResultTracker {
+    /// A tracker; it loads what the store remembers when started.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: TrackerSettings,
+        store: ResultStore,
+        st2: St2ClientFactory,
+        renewer: Addr<TokenRenewer>,
+        sessions: Option<Addr<SessionManager>>,
+        aliases: AliasSnapshot,
+        templates: Arc<Templates>,
+        metrics: Metrics,
+        status: StatusReporter,
+    ) -> Self {
+        Self {
+            ledger: Ledger::new(settings.ledger),
+            connection_order: settings.connection_order,
+            store,
+            client: LocalClient::new(st2),
+            renewer,
+            sessions,
+            aliases,
+            formatter: ResultFormatter::new(),
+            templates,
+            metrics,
+            status,
+            connections: BTreeMap::new(),
+            held: HashMap::new(),
+            wake: None,
+            store_failing: false,
+            early: Some(Vec::new()),
+        }
+    }
+
+    fn stored<E: std::fmt::Display>(&mut self, what: &str, result: Result<(), E>) {
+        match result {
+            Ok(()) if self.store_failing => {
+                self.store_failing = false;
+                tracing::info!("the result store works again");
+            }
+            Ok(()) => {}
+            Err(e) if !self.store_failing => {
+                self.store_failing = true;
+                tracing::error!(error = %e, what, "cannot write to the result store; results owed are kept in memory only until it works again");
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn report(&mut self) {
+        let pending = self.ledger.pending();
+        self.metrics.set_results_pending(pending);
+        self.status.details(vec![
+            ("results_pending".to_owned(), json!(pending)),
+            ("results_remembered".to_owned(), json!(self.ledger.len())),
+        ]);
+    }
+
+    /// Hands a message to its chat connection.
+    fn send(&mut self, d: Delivery) {
+        if d.text.trim().is_empty() {
+            return;
+        }
+        if let Some(early) = self.early.as_mut() {
+            if !self.connections.contains_key(&d.connection) {
+                early.push(d);
+                return;
+            }
+        }
+        match self.connections.get(&d.connection) {
+            Some(recipient) => {
+                self.metrics.announcement_delivered();
+                recipient.do_send(Deliver {
+                    target: d.target,
+                    text: d.text,
+                    extra: d.extra,
+                    reply_to: d.reply_to,
+                });
+            }
+            None => {
+                self.metrics.announcement_dropped();
+                tracing::warn!(connection = %d.connection, "no such chat connection; message dropped");
+            }
+        }
+    }
+
+    /// Delivers a command's result that the ledger has just marked delivered.
+    fn deliver_result(&mut self, d: Delivery, source: ResultSource) {
+        if let Some(id) = &d.request_id {
+            let now = Utc::now();
+            let stored = self.store.set_delivered(id, Some(now));
+            self.stored("mark a result delivered", stored);
+        }
+        self.metrics.result_delivered(source);
+        self.send(d);
+    }
+
+    /// A message to the room and thread a command came from.
+    fn to_origin(&self, context: &SourceContext, text: String) -> Option<Delivery> {
+        let a = Announcement {
+            route: String::new(),
+            message: text,
+            channel: Some(context.room.clone()),
+            user: Some(context.user_id.clone()),
+            whisper: false,
+            context: Some(context.clone()),
+            foreign_context: false,
+            extra: None,
+        };
+        announcement::route(&a, &self.connection_order).ok()
+    }
+
+    /// Tells the user a result will not come, and why; logs it.
+    fn given_up(&mut self, expired: Expired) {
+        let Expired { record, reason } = expired;
+        self.metrics.result_expired(reason.label());
+        let ttl_hours = self.ledger.settings().pending_ttl.as_secs().div_ceil(3600);
+        let why = match reason {
+            ExpiryReason::Ttl => format!("no result came within {ttl_hours} h"),
+            ExpiryReason::Overflow => {
+                "too many commands were awaiting their results at once".to_owned()
+            }
+            ExpiryReason::Gone => "StackStorm no longer has the execution".to_owned(),
+            ExpiryReason::UnknownOutcome => {
+                "I was restarted while sending it to StackStorm".to_owned()
+            }
+        };
+        tracing::warn!(
+            request_id = %record.request_id,
+            execution_id = record.execution_id.as_deref().unwrap_or("-"),
+            alias = %record.alias_ref,
+            reason = reason.label(),
+            "giving up on a command's result: {why}"
+        );
+        let removed = self.store.remove(std::slice::from_ref(&record.request_id));
+        self.stored("forget a result", removed);
+        let text = self.templates.render(
+            "result_lost",
+            &json!({
+                "alias": record.alias_ref,
+                "execution_id": record.execution_id,
+                "reason": why,
+                "unknown_outcome": reason == ExpiryReason::UnknownOutcome,
+            }),
+        );
+        if let Some(d) = self.to_origin(&record.context, text) {
+            self.send(d);
+        }
+    }
+
+    /// Sets the timer for the ledger's next due time (none when nothing is owed).
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let next = self.ledger.next_wakeup();
+        match (next, &self.wake) {
+            (None, None) => {}
+            (Some(t), Some((at, _))) if *at <= t => {}
+            _ => {
+                if let Some((_, handle)) = self.wake.take() {
+                    ctx.cancel_future(handle);
+                }
+                if let Some(t) = next {
+                    let wait = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                    let handle = ctx.run_later(wait, |act, ctx| {
+                        act.wake = None;
+                        act.tick(ctx);
+                    });
+                    self.wake = Some((t, handle));
+                }
+            }
+        }
+    }
+
+    /// Expiries, then due checks, then the next timer.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let (given_up, forgotten) = self.ledger.expire(Utc::now());
+        for expired in given_up {
+            self.given_up(expired);
+        }
+        let removed = self.store.remove(&forgotten);
+        self.stored("forget delivered results", removed);
+        self.run_checks(ctx);
+        self.report();
+        self.schedule(ctx);
+    }
+
+    /// Looks up every execution due for a check (a few at a time).
+    fn run_checks(&mut self, ctx: &mut Context<Self>) {
+        let room = MAX_CHECKS_IN_FLIGHT.saturating_sub(self.ledger.checks_in_flight());
+        if room == 0 {
+            return;
+        }
+        for (request_id, execution_id) in self.ledger.due_checks(Utc::now(), room) {
+            let client = self.client.get();
+            let renewer = self.renewer.clone();
+            let sessions = self.sessions.clone();
+            let user = self
+                .ledger
+                .get(&request_id)
+                .map(|r| UserKey::new(&r.context.connection, &r.context.user_id));
+            let fut = async move {
+                let id = execution_id.as_str();
+                let by_bridge = with_bridge_credential(&renewer, |credential| {
+                    let client = client.clone();
+                    async move { client.get_execution(&credential, id).await }
+                })
+                .await
+                .map(|(execution, _)| execution);
+                match (by_bridge, sessions, user) {
+                    // RBAC may let only its owner see a user's execution: ask as them.
+                    (
+                        Err(crate::actors::token_renewer::BridgeCallError::St2(St2Error::Api {
+                            status: 403,
+                            ..
+                        })),
+                        Some(sessions),
+                        Some(user),
+                    ) => match sessions.send(UserCredential(user)).await {
+                        Ok(Ok(credential)) => client
+                            .get_execution(&credential, id)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        _ => {
+                            Err("StackStorm refused the bridge, and the user has no session".into())
+                        }
+                    },
+                    (Ok(execution), _, _) => Ok(execution),
+                    (
+                        Err(crate::actors::token_renewer::BridgeCallError::St2(St2Error::Api {
+                            status: 404,
+                            ..
+                        })),
+                        _,
+                        _,
+                    ) => Err("404".to_owned()),
+                    (Err(e), _, _) => Err(e.to_string()),
+                }
+            };
+            ctx.spawn(fut.into_actor(self).map(move |found, act, ctx| {
+                act.checked(&request_id, found, ctx);
+            }));
+        }
+    }
+
+    fn checked(&mut self, request_id: &str, found: Result<Value, String>, ctx: &mut Context<Self>) {
+        let now = Utc::now();
+        let (outcome, execution) = match found {
+            Ok(execution) => {
+                let status = execution
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if COMPLETED.contains(&status) {
+                    let ended = execution
+                        .get("end_timestamp")
+                        .and_then(Value::as_str)
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&Utc));
+                    (CheckOutcome::Finished { ended }, Some(execution))
+                } else {
+                    (CheckOutcome::Running, None)
+                }
+            }
+            Err(e) if e == "404" => (CheckOutcome::Gone, None),
+            Err(e) => {
+                tracing::debug!(request_id, error = %e, "could not look up an execution; trying again later");
+                (CheckOutcome::Failed, None)
+            }
+        };
+        match self.ledger.checked(request_id, outcome, now) {
+            CheckVerdict::Deliver => {
+                if let (Some(record), Some(execution)) =
+                    (self.ledger.get(request_id).cloned(), execution)
+                {
+                    self.deliver_rendered(&record, &execution);
+                }
+            }
+            CheckVerdict::Expired(expired) => self.given_up(*expired),
+            CheckVerdict::Wait | CheckVerdict::Stale => {}
+        }
+        self.run_checks(ctx);
+        self.report();
+        self.schedule(ctx);
+    }
+
+    /// Renders a finished execution's result as the chatops pack would and posts it.
+    fn deliver_rendered(&mut self, record: &PendingResult, execution: &Value) {
+        let index = self.aliases.load();
+        let alias_id = execution
+            .pointer("/context/action_alias_ref/id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| record.alias_id.clone());
+        let alias = index
+            .aliases()
+            .iter()
+            .find(|a| alias_id.is_some() && a.id == alias_id)
+            .or_else(|| {
+                index
+                    .aliases()
+                    .iter()
+                    .find(|a| a.reference == record.alias_ref)
+            })
+            .and_then(|a| serde_json::to_value(&**a).ok());
+        let (message, extra) = match self.formatter.format(execution, alias.as_ref()) {
+            Ok(m) if !m.enabled => {
+                tracing::debug!(request_id = %record.request_id, "the alias's results are disabled; nothing posted");
+                let stored = self
+                    .store
+                    .set_delivered(&record.request_id, Some(Utc::now()));
+                self.stored("mark a result delivered", stored);
+                return;
+            }
+            Ok(m) => (m.message, m.extra),
+            Err(e) => {
+                tracing::warn!(alias = %record.alias_ref, error = %e, "the alias's result format cannot be rendered here; posting StackStorm's default result text instead");
+                (self.formatter.default_message(execution), None)
+            }
+        };
+        let a = Announcement {
+            route: String::new(),
+            message,
+            channel: Some(record.context.room.clone()),
+            user: Some(record.context.user_id.clone()),
+            whisper: false,
+            context: Some(record.context.clone()),
+            foreign_context: false,
+            extra: extra.filter(|x| !x.is_null() && x != &json!({})),
+        };
+        match announcement::route(&a, &self.connection_order) {
+            Ok(d) => {
+                tracing::info!(
+                    request_id = %record.request_id,
+                    execution_id = record.execution_id.as_deref().unwrap_or("-"),
+                    "result delivered from StackStorm's API (its announcement was missed or late)"
+                );
+                self.deliver_result(d, ResultSource::Reconciliation);
+            }
+            Err(e) => {
+                self.metrics.announcement_dropped();
+                tracing::warn!(error = %e, "a result could not be routed");
+            }
+        }
+    }
+
+    /// Releases announcements held for `request_id` now that its acknowledgement is out.
+    fn release(&mut self, request_id: &str) {
+        for d in self.held.remove(request_id).unwrap_or_default() {
+            if self.ledger.delivered_held(request_id, Utc::now()) {
+                self.deliver_result(d, ResultSource::Stream);
+            } else {
+                self.metrics.result_duplicate();
+            }
+        }
+    }
+}
+
+impl Actor for ResultTracker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        match self.store.load() {
+            Ok(records) => {
+                let count = records.len();
+                let (given_up, forgotten) = self.ledger.restore(records, Utc::now());
+                for expired in given_up {
+                    self.given_up(expired);
+                }
+                let removed = self.store.remove(&forgotten);
+                self.stored("forget delivered results", removed);
+                if count > 0 {
+                    tracing::info!(
+                        owed = self.ledger.pending(),
+                        "results owed before the restart will be looked up in StackStorm"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the results owed before the restart; they may never be posted");
+            }
+        }
+        self.status.state(ActorState::Up, None);
+        self.report();
+        self.schedule(ctx);
+    }
+}
+
+impl Supervised for ResultTracker {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.wake = None;
+        self.status.restarted(None);
+    }
+}
+
+impl Handler<RegisterConnection> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterConnection, _ctx: &mut Self::Context) {
+        self.connections.insert(msg.name, msg.recipient);
+    }
+}
+
+impl Handler<UseSessions> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseSessions, _ctx: &mut Self::Context) {
+        self.sessions = Some(msg.0);
+    }
+}
+
+impl Handler<ConnectionsRegistered> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ConnectionsRegistered, _ctx: &mut Self::Context) {
+        for d in self.early.take().unwrap_or_default() {
+            self.send(d);
+        }
+    }
+}
+
+impl Handler<TrackCommand> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, TrackCommand(record): TrackCommand, ctx: &mut Self::Context) {
+        let stored = self.store.insert(&record);
+        self.stored("remember a command", stored);
+        for expired in self.ledger.start(record) {
+            self.given_up(expired);
+        }
+        self.report();
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<CommandAccepted> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: CommandAccepted, ctx: &mut Self::Context) {
+        let stored = self.store.set_execution(&msg.request_id, &msg.execution_id);
+        self.stored("record an execution id", stored);
+        self.ledger
+            .accept(&msg.request_id, &msg.execution_id, Utc::now());
+        self.release(&msg.request_id);
+        self.run_checks(ctx);
+        self.report();
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<CommandRefused> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: CommandRefused, ctx: &mut Self::Context) {
+        if self.ledger.refuse(&msg.request_id).is_some() {
+            let removed = self.store.remove(std::slice::from_ref(&msg.request_id));
+            self.stored("forget a refused command", removed);
+        }
+        // Nothing should be held for a refused command; if StackStorm announced anyway,
+        // say it rather than lose it.
+        for d in self.held.remove(&msg.request_id).unwrap_or_default() {
+            self.send(d);
+        }
+        self.report();
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<AnnouncementReceived> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, AnnouncementReceived(a): AnnouncementReceived, ctx: &mut Self::Context) {
+        self.status.activity();
+        if a.foreign_context {
+            self.metrics.announcement_ignored("other_bot");
+            tracing::debug!(route = %a.route, "announcement answers another bot's command; left to it");
+            return;
+        }
+        let delivery = match announcement::route(&a, &self.connection_order) {
+            Ok(d) => d,
+            Err(e) => {
+                self.metrics.announcement_dropped();
+                tracing::warn!(route = %a.route, error = %e, "announcement could not be delivered");
+                return;
+            }
+        };
+        let Some(request_id) = a.context.as_ref().map(|c| c.request_id.clone()) else {
+            // Not a command's result (a workflow's chatops.post_message): post it as it is.
+            self.send(delivery);
+            return;
+        };
+        match self.ledger.claim(&request_id, Utc::now()) {
+            Claim::Deliver | Claim::Unknown => {
+                self.deliver_result(delivery, ResultSource::Stream);
+            }
+            Claim::Hold => self.held.entry(request_id).or_default().push(delivery),
+            Claim::Duplicate => {
+                self.metrics.result_duplicate();
+                tracing::debug!(request_id = %request_id, "a result already posted arrived again; dropped");
+            }
+        }
+        self.report();
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<StreamEstablished> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StreamEstablished, ctx: &mut Self::Context) {
+        // Announcements published while the stream was away are gone: ask StackStorm.
+        self.ledger.gap(Utc::now());
+        self.run_checks(ctx);
+        self.report();
+        self.schedule(ctx);
+    }
+}

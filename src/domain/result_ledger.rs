@@ -1,0 +1,756 @@
+//! Which commands still owe their user a result, and what to do about each.
+//!
+//! StackStorm's event stream has no replay: an announcement published while the bridge is
+//! not connected (a proxy cut the stream, st2stream restarted, the bridge restarted) is gone.
+//! So every command the bridge starts is remembered here until its result has been handed to
+//! its chat connection — from the stream, or, after a gap or when the announcement is late,
+//! fetched from StackStorm's API and rendered the way the chatops pack would have. A result
+//! is never handed over twice: both paths go through [`Ledger::claim`], keyed by the
+//! bridge's request id (which the announcement carries back in its `context`), and delivered
+//! entries are remembered for a retention period so a late duplicate is recognised.
+//!
+//! An entry's life: **starting** (the `aliasexecution` request is in flight; announcements
+//! for it are held so the acknowledgement goes first) → **running** (StackStorm answered
+//! with the execution id) → **delivered** (kept only to drop duplicates) → pruned. An entry
+//! that never gets a result expires after `pending_ttl` with a reason; when more than
+//! `max_entries` are remembered, delivered ones are forgotten first, then the oldest pending.
+//!
+//! Pure bookkeeping: no actix, no I/O, time passed in. The `ResultTracker` actor owns one.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::announcement::SourceContext;
+
+/// What the bridge remembers of one command awaiting its result (this is what is persisted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingResult {
+    /// The bridge's id for the command; announcements carry it in `context.request_id`.
+    pub request_id: String,
+    /// StackStorm's execution id, once `aliasexecution` answered.
+    pub execution_id: Option<String>,
+    /// Where the command came from (connection, room, thread, message, user).
+    pub context: SourceContext,
+    /// `pack.name` of the alias that ran.
+    pub alias_ref: String,
+    /// The alias's StackStorm id, when known (the chatops pack finds the alias by it).
+    pub alias_id: Option<String>,
+    /// When the command was started.
+    pub created_at: DateTime<Utc>,
+    /// When its result was handed to the chat connection.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Where an entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The request to StackStorm is in flight.
+    Starting,
+    /// StackStorm runs it; the result has not been delivered.
+    Running,
+    /// The result was delivered; kept to recognise duplicates.
+    Delivered,
+}
+
+impl PendingResult {
+    /// The entry's stage.
+    pub fn stage(&self) -> Stage {
+        match (&self.delivered_at, &self.execution_id) {
+            (Some(_), _) => Stage::Delivered,
+            (None, Some(_)) => Stage::Running,
+            (None, None) => Stage::Starting,
+        }
+    }
+}
+
+/// Limits and timings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// Most entries remembered (pending and delivered together).
+    pub max_entries: usize,
+    /// An undelivered entry older than this expires.
+    pub pending_ttl: Duration,
+    /// How long a delivered entry is remembered to drop duplicates.
+    pub retention: Duration,
+    /// How long after an execution finished its announcement may still come; after that
+    /// the result is fetched and delivered from the API.
+    pub grace: Duration,
+    /// First check of a running execution, counted from its start.
+    pub first_check: Duration,
+    /// Longest wait between two checks of a running execution.
+    pub max_check_interval: Duration,
+}
+
+/// What to do with an announcement that carries one of the bridge's request ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Deliver it; the entry is now delivered.
+    Deliver,
+    /// Its command's request is still in flight: hold it until [`Ledger::accept`] or
+    /// [`Ledger::refuse`], so the acknowledgement goes first.
+    Hold,
+    /// Its result was already delivered: drop it.
+    Duplicate,
+    /// Not a command this ledger knows (started before a restart without a persistent
+    /// store, or by another bridge sharing the route): deliver it as it is.
+    Unknown,
+}
+
+/// Why an entry was given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpiryReason {
+    /// No result within `pending_ttl`.
+    Ttl,
+    /// Too many entries; the oldest pending one made room.
+    Overflow,
+    /// StackStorm no longer knows the execution.
+    Gone,
+    /// The bridge stopped while the request was in flight: whether StackStorm started the
+    /// command is unknown.
+    UnknownOutcome,
+}
+
+impl ExpiryReason {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Ttl => "ttl",
+            Self::Overflow => "overflow",
+            Self::Gone => "gone",
+            Self::UnknownOutcome => "unknown_outcome",
+        }
+    }
+}
+
+/// An entry given up, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// The entry as it was.
+    pub record: PendingResult,
+    /// Why.
+    pub reason: ExpiryReason,
+}
+
+/// What a check of an execution found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The execution finished (at `ended`, when StackStorm said).
+    Finished {
+        /// `end_timestamp`.
+        ended: Option<DateTime<Utc>>,
+    },
+    /// Still running.
+    Running,
+    /// StackStorm has no such execution (404).
+    Gone,
+    /// The check failed (StackStorm unreachable, 5xx, …); try again later.
+    Failed,
+}
+
+/// What to do after a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckVerdict {
+    /// Render and deliver the result now; the entry is now delivered.
+    Deliver,
+    /// Nothing now; it is checked again later.
+    Wait,
+    /// The entry is given up.
+    Expired(Box<Expired>),
+    /// The entry was delivered (or removed) meanwhile: drop what the check found.
+    Stale,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: PendingResult,
+    /// When to check it next (running entries only).
+    next_check: Option<DateTime<Utc>>,
+    /// Checks that found it unfinished or failed, for the backoff.
+    checks: u32,
+    /// A check is in flight.
+    checking: bool,
+    /// The stream had a gap since it started: a finished execution's announcement may be
+    /// lost, so deliver it as soon as a check finds it finished (no grace).
+    after_gap: bool,
+}
+
+/// The ledger; see the module docs.
+#[derive(Debug)]
+pub struct Ledger {
+    settings: LedgerSettings,
+    entries: HashMap<String, Entry>,
+    by_execution: HashMap<String, String>,
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new(settings: LedgerSettings) -> Self {
+        Self {
+            settings,
+            entries: HashMap::new(),
+            by_execution: HashMap::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    /// Entries whose result has not been delivered.
+    pub fn pending(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.record.stage() != Stage::Delivered)
+            .count()
+    }
+
+    /// Every entry remembered, delivered ones included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry for `request_id`.
+    pub fn get(&self, request_id: &str) -> Option<&PendingResult> {
+        self.entries.get(request_id).map(|e| &e.record)
+    }
+
+    /// The request id of `execution_id`.
+    pub fn request_of(&self, execution_id: &str) -> Option<&str> {
+        self.by_execution.get(execution_id).map(String::as_str)
+    }
+
+    /// Loads entries saved before a restart. Starting ones cannot be resumed (whether
+    /// StackStorm got the request is unknown): they come back as [`Expired`] with
+    /// [`ExpiryReason::UnknownOutcome`]. Running ones are checked as after a gap. Returns
+    /// the entries given up and the ids of delivered ones past their retention, as
+    /// [`Ledger::expire`] does.
+    pub fn restore(
+        &mut self,
+        records: Vec<PendingResult>,
+        now: DateTime<Utc>,
+    ) -> (Vec<Expired>, Vec<String>) {
+        let mut expired = Vec::new();
+        for record in records {
+            match record.stage() {
+                Stage::Starting => expired.push(Expired {
+                    record,
+                    reason: ExpiryReason::UnknownOutcome,
+                }),
+                stage => {
+                    if let Some(id) = &record.execution_id {
+                        self.by_execution
+                            .insert(id.clone(), record.request_id.clone());
+                    }
+                    let running = stage == Stage::Running;
+                    self.entries.insert(
+                        record.request_id.clone(),
+                        Entry {
+                            record,
+                            next_check: running.then_some(now),
+                            checks: 0,
+                            checking: false,
+                            after_gap: running,
+                        },
+                    );
+                }
+            }
+        }
+        let (given_up, forgotten) = self.expire(now);
+        expired.extend(given_up);
+        (expired, forgotten)
+    }
+
+    /// Remembers a command whose request is about to be sent. Returns what had to be given
+    /// up to make room (at most one entry, see the module docs).
+    pub fn start(&mut self, record: PendingResult) -> Vec<Expired> {
+        let mut given_up = Vec::new();
+        if self.entries.len() >= self.settings.max_entries.max(1) {
+            given_up.extend(self.make_room());
+        }
+        self.entries.insert(
+            record.request_id.clone(),
+            Entry {
+                record,
+                next_check: None,
+                checks: 0,
+                checking: false,
+                after_gap: false,
+            },
+        );
+        given_up
+    }
+
+    fn make_room(&mut self) -> Option<Expired> {
+        let oldest = |delivered: bool| {
+            self.entries
+                .values()
+                .filter(|e| (e.record.stage() == Stage::Delivered) == delivered)
+                .min_by_key(|e| e.record.created_at)
+                .map(|e| e.record.request_id.clone())
+        };
+        if let Some(id) = oldest(true) {
+            self.remove(&id);
+            return None;
+        }
+        let id = oldest(false)?;
+        self.remove(&id).map(|record| Expired {
+            record,
+            reason: ExpiryReason::Overflow,
+        })
+    }
+
+    /// StackStorm accepted the command as `execution_id`. Its first check is scheduled;
+    /// at once if the stream had a gap while the request was in flight.
+    pub fn accept(&mut self, request_id: &str, execution_id: &str, now: DateTime<Utc>) {
+        let first_check = delta(self.settings.first_check);
+        let Some(entry) = self.entries.get_mut(request_id) else {
+            return;
+        };
+        if entry.record.execution_id.is_none() {
+            entry.record.execution_id = Some(execution_id.to_owned());
+        }
+        if entry.record.stage() == Stage::Running {
+            entry.next_check = Some(if entry.after_gap {
+                now
+            } else {
+                entry.record.created_at + first_check
+            });
+        }
+        self.by_execution
+            .insert(execution_id.to_owned(), request_id.to_owned());
+    }
+
+    /// StackStorm refused the command (or it could not be sent): nothing will come.
+    pub fn refuse(&mut self, request_id: &str) -> Option<PendingResult> {
+        self.remove(request_id)
+    }
+
+    /// An announcement for `request_id` arrived from the stream.
+    pub fn claim(&mut self, request_id: &str, now: DateTime<Utc>) -> Claim {
+        let Some(entry) = self.entries.get_mut(request_id) else {
+            return Claim::Unknown;
+        };
+        match entry.record.stage() {
+            Stage::Starting => Claim::Hold,
+            Stage::Delivered => Claim::Duplicate,
+            Stage::Running => {
+                entry.record.delivered_at = Some(now);
+                entry.next_check = None;
+                Claim::Deliver
+            }
+        }
+    }
+
+    /// A held announcement of `request_id` was released after its acknowledgement: the
+    /// entry is delivered. `false` when it already was (drop the announcement).
+    pub fn delivered_held(&mut self, request_id: &str, now: DateTime<Utc>) -> bool {
+        match self.entries.get_mut(request_id) {
+            Some(entry) if entry.record.delivered_at.is_none() => {
+                entry.record.delivered_at = Some(now);
+                entry.next_check = None;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    /// The stream came back after a gap (or was replaced after a long silence): every
+    /// running execution is checked now, and one that finished is delivered without waiting
+    /// for an announcement that may have been lost. Commands still starting are checked as
+    /// soon as StackStorm answers.
+    pub fn gap(&mut self, now: DateTime<Utc>) {
+        for entry in self.entries.values_mut() {
+            match entry.record.stage() {
+                Stage::Running => {
+                    entry.after_gap = true;
+                    entry.next_check = Some(now);
+                }
+                Stage::Starting => entry.after_gap = true,
+                Stage::Delivered => {}
+            }
+        }
+    }
+
+    /// Executions due for a check now, as `(request id, execution id)`; each is marked as
+    /// being checked until [`Ledger::checked`] is called for it.
+    pub fn due_checks(&mut self, now: DateTime<Utc>, limit: usize) -> Vec<(String, String)> {
+        let mut due: Vec<&mut Entry> = self
+            .entries
+            .values_mut()
+            .filter(|e| {
+                !e.checking
+                    && e.record.stage() == Stage::Running
+                    && e.next_check.is_some_and(|t| t <= now)
+            })
+            .collect();
+        due.sort_by_key(|e| e.next_check);
+        due.into_iter()
+            .take(limit)
+            .filter_map(|e| {
+                e.checking = true;
+                let id = e.record.execution_id.clone()?;
+                Some((e.record.request_id.clone(), id))
+            })
+            .collect()
+    }
+
+    /// Checks in flight.
+    pub fn checks_in_flight(&self) -> usize {
+        self.entries.values().filter(|e| e.checking).count()
+    }
+
+    /// What a check of `request_id` found, and what to do about it.
+    pub fn checked(
+        &mut self,
+        request_id: &str,
+        outcome: CheckOutcome,
+        now: DateTime<Utc>,
+    ) -> CheckVerdict {
+        let grace = delta(self.settings.grace);
+        let Some(entry) = self.entries.get_mut(request_id) else {
+            return CheckVerdict::Stale;
+        };
+        entry.checking = false;
+        if entry.record.stage() != Stage::Running {
+            return CheckVerdict::Stale;
+        }
+        let retry = |entry: &mut Entry, settings: &LedgerSettings| {
+            entry.checks = entry.checks.saturating_add(1);
+            let step = settings
+                .first_check
+                .saturating_mul(2u32.saturating_pow(entry.checks.min(16)))
+                .min(settings.max_check_interval)
+                .max(Duration::from_millis(1));
+            entry.next_check = Some(now + delta(step));
+        };
+        match outcome {
+            CheckOutcome::Finished { ended } => {
+                let due = ended.map_or(now, |t| t + grace);
+                if entry.after_gap || due <= now {
+                    entry.record.delivered_at = Some(now);
+                    entry.next_check = None;
+                    CheckVerdict::Deliver
+                } else {
+                    // Finished a moment ago: its announcement is probably on its way.
+                    entry.next_check = Some(due);
+                    CheckVerdict::Wait
+                }
+            }
+            CheckOutcome::Running | CheckOutcome::Failed => {
+                retry(entry, &self.settings);
+                CheckVerdict::Wait
+            }
+            CheckOutcome::Gone => match self.remove(request_id) {
+                Some(record) => CheckVerdict::Expired(Box::new(Expired {
+                    record,
+                    reason: ExpiryReason::Gone,
+                })),
+                None => CheckVerdict::Stale,
+            },
+        }
+    }
+
+    /// A delivery that was decided could not be made after all (the result could not be
+    /// rendered): the entry goes back to running and is checked again later.
+    pub fn undeliver(&mut self, request_id: &str, now: DateTime<Utc>) {
+        let retry = delta(self.settings.max_check_interval);
+        if let Some(entry) = self.entries.get_mut(request_id) {
+            entry.record.delivered_at = None;
+            entry.next_check = Some(now + retry);
+        }
+    }
+
+    /// Gives up undelivered entries older than `pending_ttl` and forgets delivered ones
+    /// older than `retention`: returns the entries given up and the request ids forgotten.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> (Vec<Expired>, Vec<String>) {
+        let ttl = delta(self.settings.pending_ttl);
+        let retention = delta(self.settings.retention);
+        let mut gone = Vec::new();
+        let mut forget = Vec::new();
+        for entry in self.entries.values() {
+            match entry.record.delivered_at {
+                Some(at) if at + retention <= now => forget.push(entry.record.request_id.clone()),
+                None if !entry.checking && entry.record.created_at + ttl <= now => {
+                    gone.push(entry.record.request_id.clone());
+                }
+                _ => {}
+            }
+        }
+        for id in &forget {
+            self.remove(id);
+        }
+        let given_up = gone
+            .into_iter()
+            .filter_map(|id| self.remove(&id))
+            .map(|record| Expired {
+                record,
+                reason: ExpiryReason::Ttl,
+            })
+            .collect();
+        (given_up, forget)
+    }
+
+    /// When something is next due: a check, an expiry or a retention end. `None` when the
+    /// ledger is empty (no timer needed).
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        let ttl = delta(self.settings.pending_ttl);
+        let retention = delta(self.settings.retention);
+        self.entries
+            .values()
+            .filter(|e| !e.checking)
+            .map(|e| match e.record.delivered_at {
+                Some(at) => at + retention,
+                None => {
+                    let expiry = e.record.created_at + ttl;
+                    e.next_check.map_or(expiry, |c| c.min(expiry))
+                }
+            })
+            .min()
+    }
+
+    fn remove(&mut self, request_id: &str) -> Option<PendingResult> {
+        let entry = self.entries.remove(request_id)?;
+        if let Some(id) = &entry.record.execution_id {
+            self.by_execution.remove(id);
+        }
+        Some(entry.record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{announcement::BRIDGE_MARKER, message::RoomKind};
+
+    fn settings() -> LedgerSettings {
+        LedgerSettings {
+            max_entries: 3,
+            pending_ttl: Duration::from_secs(3600),
+            retention: Duration::from_secs(600),
+            grace: Duration::from_secs(30),
+            first_check: Duration::from_secs(60),
+            max_check_interval: Duration::from_secs(600),
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    fn secs(n: i64) -> TimeDelta {
+        TimeDelta::seconds(n)
+    }
+
+    fn record(id: &str, at: DateTime<Utc>) -> PendingResult {
+        PendingResult {
+            request_id: id.into(),
+            execution_id: None,
+            context: SourceContext {
+                bridge: BRIDGE_MARKER.into(),
+                connection: "console".into(),
+                room: "ops".into(),
+                room_kind: RoomKind::Group,
+                thread: None,
+                message_id: None,
+                user_id: "alice".into(),
+                request_id: id.into(),
+            },
+            alias_ref: "demo.date".into(),
+            alias_id: None,
+            created_at: at,
+            delivered_at: None,
+        }
+    }
+
+    #[test]
+    fn a_result_is_claimed_once_and_its_duplicate_is_recognised() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        assert_eq!(l.claim("r1", t0()), Claim::Hold, "request still in flight");
+        l.accept("r1", "e1", t0());
+        assert_eq!(l.claim("r1", t0()), Claim::Deliver);
+        assert_eq!(l.claim("r1", t0()), Claim::Duplicate);
+        assert_eq!(l.claim("other", t0()), Claim::Unknown);
+        assert_eq!(l.pending(), 0);
+        assert_eq!(l.len(), 1, "remembered for duplicates");
+    }
+
+    #[test]
+    fn a_held_result_released_after_the_ack_counts_as_delivered_once() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        assert_eq!(l.claim("r1", t0()), Claim::Hold);
+        l.accept("r1", "e1", t0());
+        assert!(l.delivered_held("r1", t0()));
+        assert!(
+            !l.delivered_held("r1", t0()),
+            "a second copy is a duplicate"
+        );
+        assert_eq!(l.claim("r1", t0()), Claim::Duplicate);
+    }
+
+    #[test]
+    fn a_check_delivers_a_finished_execution_only_after_the_grace_unless_there_was_a_gap() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.accept("r1", "e1", t0());
+        assert!(l.due_checks(t0() + secs(59), 10).is_empty());
+        let due = l.due_checks(t0() + secs(60), 10);
+        assert_eq!(due, vec![("r1".to_owned(), "e1".to_owned())]);
+        // Finished 10 s ago: the announcement may still come.
+        let ended = Some(t0() + secs(50));
+        assert_eq!(
+            l.checked("r1", CheckOutcome::Finished { ended }, t0() + secs(60)),
+            CheckVerdict::Wait
+        );
+        assert_eq!(l.next_wakeup(), Some(t0() + secs(80)));
+        assert!(!l.due_checks(t0() + secs(80), 10).is_empty());
+        assert_eq!(
+            l.checked("r1", CheckOutcome::Finished { ended }, t0() + secs(80)),
+            CheckVerdict::Deliver
+        );
+        assert_eq!(l.claim("r1", t0() + secs(81)), Claim::Duplicate);
+
+        // After a gap, no grace.
+        l.start(record("r2", t0()));
+        l.accept("r2", "e2", t0());
+        l.gap(t0() + secs(5));
+        assert_eq!(l.due_checks(t0() + secs(5), 10).len(), 1);
+        assert_eq!(
+            l.checked(
+                "r2",
+                CheckOutcome::Finished {
+                    ended: Some(t0() + secs(4))
+                },
+                t0() + secs(5)
+            ),
+            CheckVerdict::Deliver
+        );
+    }
+
+    #[test]
+    fn a_gap_while_the_request_was_in_flight_checks_it_as_soon_as_it_is_accepted() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.gap(t0() + secs(1));
+        l.accept("r1", "e1", t0() + secs(2));
+        assert_eq!(l.due_checks(t0() + secs(2), 10).len(), 1);
+    }
+
+    #[test]
+    fn the_stream_winning_a_race_with_a_check_makes_the_check_stale() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.accept("r1", "e1", t0());
+        l.gap(t0());
+        assert_eq!(l.due_checks(t0(), 10).len(), 1);
+        assert_eq!(l.due_checks(t0(), 10).len(), 0, "not twice while in flight");
+        assert_eq!(l.claim("r1", t0()), Claim::Deliver);
+        assert_eq!(
+            l.checked("r1", CheckOutcome::Finished { ended: None }, t0()),
+            CheckVerdict::Stale
+        );
+    }
+
+    #[test]
+    fn unfinished_executions_are_checked_with_growing_intervals() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.accept("r1", "e1", t0());
+        let mut now = t0() + secs(60);
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            assert_eq!(l.due_checks(now, 10).len(), 1);
+            assert_eq!(
+                l.checked("r1", CheckOutcome::Running, now),
+                CheckVerdict::Wait
+            );
+            let next = l.next_wakeup().unwrap_or(now);
+            waits.push((next - now).num_seconds());
+            now = next;
+        }
+        assert_eq!(waits, vec![120, 240, 480, 600, 600]);
+    }
+
+    #[test]
+    fn gone_executions_and_old_entries_expire_with_a_reason() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.accept("r1", "e1", t0());
+        l.gap(t0());
+        l.due_checks(t0(), 10);
+        match l.checked("r1", CheckOutcome::Gone, t0()) {
+            CheckVerdict::Expired(e) => assert_eq!(e.reason, ExpiryReason::Gone),
+            other => panic!("{other:?}"),
+        }
+        l.start(record("r2", t0()));
+        l.accept("r2", "e2", t0());
+        assert!(l.expire(t0() + secs(3599)).0.is_empty());
+        let (expired, _) = l.expire(t0() + secs(3600));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].reason, ExpiryReason::Ttl);
+        assert!(l.is_empty());
+        assert_eq!(l.next_wakeup(), None, "no timer when nothing is owed");
+    }
+
+    #[test]
+    fn delivered_entries_are_forgotten_after_the_retention() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.accept("r1", "e1", t0());
+        assert_eq!(l.claim("r1", t0()), Claim::Deliver);
+        assert_eq!(l.next_wakeup(), Some(t0() + secs(600)));
+        assert_eq!(l.expire(t0() + secs(600)), (vec![], vec!["r1".to_owned()]));
+        assert!(l.is_empty());
+        assert_eq!(l.request_of("e1"), None);
+    }
+
+    #[test]
+    fn a_full_ledger_forgets_delivered_entries_first_then_the_oldest_pending() {
+        let mut l = Ledger::new(settings());
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+            l.start(record(id, t0() + secs(i as i64)));
+            l.accept(id, &format!("e{id}"), t0());
+        }
+        assert_eq!(l.claim("b", t0()), Claim::Deliver);
+        assert!(
+            l.start(record("d", t0() + secs(9))).is_empty(),
+            "b made room"
+        );
+        let given_up = l.start(record("e", t0() + secs(10)));
+        assert_eq!(given_up.len(), 1);
+        assert_eq!(given_up[0].record.request_id, "a");
+        assert_eq!(given_up[0].reason, ExpiryReason::Overflow);
+        assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn a_restart_resumes_running_entries_and_reports_requests_that_were_in_flight() {
+        let mut l = Ledger::new(settings());
+        let mut running = record("r1", t0());
+        running.execution_id = Some("e1".into());
+        let mut delivered = record("r2", t0());
+        delivered.execution_id = Some("e2".into());
+        delivered.delivered_at = Some(t0());
+        let starting = record("r3", t0());
+        let (expired, _) = l.restore(vec![running, delivered, starting], t0() + secs(1));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].reason, ExpiryReason::UnknownOutcome);
+        assert_eq!(l.due_checks(t0() + secs(1), 10).len(), 1);
+        assert_eq!(l.claim("r2", t0()), Claim::Duplicate);
+    }
+}

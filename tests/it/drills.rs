@@ -1,0 +1,385 @@
+//! Fault drills: several people run commands in rooms and direct chats while StackStorm's
+//! stream is cut, its services go away, its API fails or slows down, tokens are revoked and
+//! the bridge itself is killed. Every drill counts commands sent, results delivered, lost
+//! and duplicated, and requires 0 lost and 0 duplicated (a command StackStorm refused gets a
+//! clear error, which counts as answered). The emulator runs in its default mode: the
+//! stream close-delimited as behind st2's nginx, on a busy message bus (no heartbeats).
+
+use std::time::{Duration, Instant};
+
+use crate::crowd::{Crowd, CrowdOptions, Tally};
+
+/// How long a drill waits for the last results once its faults are over.
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn assert_clean(what: &str, t: &Tally) {
+    assert_eq!(t.lost, 0, "{what}: lost {:?} — {t}", t.lost_ids);
+    assert_eq!(t.duplicated, 0, "{what}: {t}");
+    assert_eq!(t.misrouted, 0, "{what}: {t}");
+    assert_eq!(t.given_up, 0, "{what}: {t}");
+}
+
+/// Sends command `n` from person `n % people`, every third one as a direct message.
+async fn send(crowd: &mut Crowd, n: usize) {
+    let people = 3;
+    crowd.command(n % people, n, n % 3 == 2).await;
+}
+
+#[actix_rt::test]
+async fn a_hundred_stream_cuts_under_load_lose_and_repeat_nothing() {
+    let mut crowd = Crowd::start(CrowdOptions::default()).await;
+    let mut n = 0;
+    for cut in 0..100 {
+        // A few commands in flight at every cut, some finishing around it.
+        for _ in 0..2 {
+            send(&mut crowd, n).await;
+            n += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(5..60))).await;
+        // Cut a live stream each time (not the gap between two).
+        crowd.wait_stream().await;
+        if cut % 3 == 0 {
+            crowd.emulator.cut_streams_mid_event();
+        } else {
+            crowd.emulator.drop_streams();
+        }
+    }
+    let t = crowd.settle(SETTLE).await;
+    eprintln!("100 stream cuts: {t}");
+    assert_clean("100 stream cuts", &t);
+    assert_eq!(t.delivered, t.sent, "{t}");
+    assert!(crowd.metric("stormbridge_stream_gaps_total").await >= 50.0);
+}
+
+#[actix_rt::test]
+async fn a_ten_second_stream_outage_behind_nginx_loses_nothing() {
+    let mut crowd = Crowd::start(CrowdOptions::default()).await;
+    let mut n = 0;
+    for _ in 0..6 {
+        send(&mut crowd, n).await;
+        n += 1;
+    }
+    crowd.emulator.set_stream_service(false);
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(10) {
+        send(&mut crowd, n).await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // nginx answered every reconnect with its `retry: 1000` page: none counted as a stream.
+    assert!(crowd.emulator.stream_error_pages() > 3);
+    crowd.emulator.set_stream_service(true);
+    for _ in 0..6 {
+        send(&mut crowd, n).await;
+        n += 1;
+    }
+    let t = crowd.settle(SETTLE).await;
+    eprintln!("10 s stream outage: {t}");
+    assert_clean("stream outage", &t);
+    assert_eq!(t.delivered, t.sent, "{t}");
+    assert!(
+        crowd
+            .metric("stormbridge_results_delivered_total{source=\"reconciliation\"}")
+            .await
+            >= 1.0
+    );
+}
+
+#[actix_rt::test]
+async fn a_stackstorm_restart_loses_nothing() {
+    let mut crowd = Crowd::start(CrowdOptions::default()).await;
+    let mut n = 0;
+    for _ in 0..9 {
+        send(&mut crowd, n).await;
+        n += 1;
+    }
+    // Executions finish while StackStorm's front door is closed: their announcements go
+    // to nobody, as on a real restart.
+    crowd.emulator.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    crowd.emulator.restart().await.expect("emulator restarts");
+    crowd.wait_ready().await;
+    for _ in 0..9 {
+        send(&mut crowd, n).await;
+        n += 1;
+    }
+    let t = crowd.settle(SETTLE).await;
+    eprintln!("StackStorm restart: {t}");
+    assert_clean("StackStorm restart", &t);
+    assert_eq!(t.delivered + t.refused, t.sent, "{t}");
+}
+
+#[actix_rt::test]
+async fn a_failing_then_slow_api_answers_every_command() {
+    let mut crowd = Crowd::start(CrowdOptions::default()).await;
+    let mut n = 0;
+    for _ in 0..6 {
+        send(&mut crowd, n).await;
+        n += 1;
+    }
+    crowd.wait_acknowledged().await;
+    crowd.emulator.set_api_service(false);
+    for _ in 0..6 {
+        send(&mut crowd, n).await;
+        n += 1;
+    }
+    // A stream cut while the API is down: the results owed cannot be looked up yet.
+    crowd.emulator.drop_streams();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    crowd.emulator.set_api_service(true);
+    crowd
+        .emulator
+        .set_response_delay(Duration::from_millis(1500));
+    for _ in 0..6 {
+        send(&mut crowd, n).await;
+        n += 1;
+    }
+    crowd.emulator.drop_streams();
+    let t = crowd.settle(SETTLE).await;
+    crowd.emulator.set_response_delay(Duration::ZERO);
+    eprintln!("API 503 then slow: {t}");
+    assert_clean("API 503 then slow", &t);
+    assert_eq!(t.refused, 6, "the commands sent while st2api was down: {t}");
+    assert_eq!(t.delivered, 12, "{t}");
+}
+
+#[actix_rt::test]
+async fn revoked_tokens_are_renewed_and_nothing_is_lost() {
+    let mut crowd = Crowd::start(CrowdOptions::default()).await;
+    let logins = crowd.emulator.login_count();
+    let mut n = 0;
+    for round in 0..3 {
+        for _ in 0..5 {
+            send(&mut crowd, n).await;
+            n += 1;
+        }
+        crowd.emulator.revoke_all_tokens();
+        if round == 1 {
+            crowd.emulator.drop_streams();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t = crowd.settle(SETTLE).await;
+    eprintln!("revoked tokens: {t}");
+    assert_clean("revoked tokens", &t);
+    assert_eq!(t.delivered, t.sent, "{t}");
+    assert!(crowd.emulator.login_count() > logins);
+}
+
+#[actix_rt::test]
+async fn a_busy_bus_silences_the_stream_without_loss_or_a_reconnect_loop() {
+    // The bus is busy (an event every 200 ms, heartbeat 1 s): the filtered stream gets no
+    // bytes at all. With the idle refresh off, the one connection must simply stay.
+    let opts = CrowdOptions {
+        idle_refresh: 0,
+        ..CrowdOptions::default()
+    };
+    let mut crowd = Crowd::start(opts).await;
+    let connects = crowd.emulator.stream_connects_total();
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        send(&mut crowd, n).await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let t = crowd.settle(SETTLE).await;
+    eprintln!("busy bus, no refresh: {t}");
+    assert_clean("busy bus", &t);
+    assert_eq!(t.delivered, t.sent);
+    assert_eq!(
+        crowd.emulator.stream_connects_total(),
+        connects,
+        "no reconnects"
+    );
+    assert!(
+        crowd.emulator.background_events_total() > 20,
+        "the bus was busy"
+    );
+}
+
+#[actix_rt::test]
+async fn a_silent_stream_is_replaced_before_it_is_dropped() {
+    // Idle refresh 3 s on a bus busy enough to silence the stream: after each quiet spell
+    // the bridge replaces the connection, make-before-break; bursts of commands land
+    // around the switch, and nothing is lost or repeated.
+    let mut crowd = Crowd::start(CrowdOptions::default()).await;
+    let connects = crowd.emulator.stream_connects_total();
+    let mut n = 0;
+    for _ in 0..5 {
+        for _ in 0..3 {
+            send(&mut crowd, n).await;
+            n += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(2800..3400))).await;
+    }
+    let t = crowd.settle(SETTLE).await;
+    eprintln!("silent stream replaced: {t}");
+    assert_clean("idle refresh", &t);
+    assert_eq!(t.delivered, t.sent);
+    let refreshes = crowd.metric("stormbridge_stream_refreshes_total").await;
+    assert!(
+        refreshes >= 2.0,
+        "the silent stream was replaced: {refreshes}"
+    );
+    let reconnects = crowd.emulator.stream_connects_total() - connects;
+    assert!(
+        reconnects <= 7,
+        "one replacement per quiet spell, not a loop: {reconnects}"
+    );
+    assert_eq!(
+        crowd.metric("stormbridge_stream_reconnects_total").await,
+        0.0
+    );
+}
+
+/// The bridge binary with a console on pipes: what it prints, line by line.
+struct BridgeProcess {
+    process: crate::support::Process,
+    stdin: std::process::ChildStdin,
+}
+
+impl BridgeProcess {
+    fn start(
+        config: &std::path::Path,
+        seen: &std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+    ) -> Self {
+        use std::io::BufRead as _;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stormbridge"));
+        cmd.arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().expect("the bridge binary starts");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                seen.lock()
+                    .push(stormbridge::backends::console::unescape_line(&line));
+            }
+        });
+        let mut process = crate::support::Process::default();
+        process.adopt(child);
+        Self { process, stdin }
+    }
+
+    fn say(&mut self, line: &str) {
+        use std::io::Write as _;
+        // A write to a bridge that was just killed fails; the command was never sent.
+        let _ = self.stdin.write_all(format!("{line}\n").as_bytes());
+        let _ = self.stdin.flush();
+    }
+}
+
+#[actix_rt::test]
+async fn a_killed_and_restarted_bridge_with_a_store_owes_and_repeats_nothing() {
+    use std::sync::Arc;
+    crate::support::init_test_log();
+    // Executions take 300 ms: the last ones of each round finish after the kill.
+    let emulator = stormbridge::emulator::Emulator::start(stormbridge::emulator::EmulatorConfig {
+        execution_delay: Duration::from_millis(300),
+        ..CrowdOptions::default().emulator
+    })
+    .await
+    .expect("emulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("store.key");
+    let key_hex: String = (0..32)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect();
+    std::fs::write(&key, format!("{key_hex}\n")).expect("key file");
+    let port = crate::support::free_port();
+    let config = dir.path().join("stormbridge.toml");
+    let toml = crate::crowd::crowd_toml(&emulator, &CrowdOptions::default())
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+        + &format!(
+            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n[log]\nlevel = \"warn\"\n",
+            dir.path().join("state.db").display(),
+            key.display()
+        );
+    std::fs::write(&config, toml).expect("config");
+    let ready = || async {
+        let url = format!("http://127.0.0.1:{port}/ready");
+        eventually!(Duration::from_secs(20), {
+            awc::Client::default()
+                .get(url.as_str())
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        })
+    };
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let mut sent = std::collections::BTreeMap::new();
+    let mut n = 0;
+    for round in 0..3 {
+        let mut bridge = BridgeProcess::start(&config, &seen);
+        assert!(ready().await, "bridge {round} became ready");
+        for _ in 0..12 {
+            let direct = n % 3 == 2;
+            bridge.say(&if direct {
+                format!("/dm st2 run echo drill-{n}")
+            } else {
+                format!("!st2 run echo drill-{n}")
+            });
+            sent.insert(n, (0usize, direct));
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(10..80))).await;
+        }
+        // Killed (SIGKILL) as soon as StackStorm has accepted the last command, with results
+        // on their way; those executions finish while no bridge listens.
+        let last = format!("`run echo drill-{}`", n - 1);
+        assert!(eventually!(
+            Duration::from_secs(10),
+            seen.lock().iter().any(|l| l.contains(&last))
+        ));
+        bridge.process.kill();
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(50..400))).await;
+    }
+    // A last bridge collects what is owed.
+    let _last = BridgeProcess::start(&config, &seen);
+    assert!(ready().await);
+    let reconciled = || async {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let Ok(mut resp) = awc::Client::default().get(url).send().await else {
+            return 0.0;
+        };
+        let body = resp.body().await.unwrap_or_default();
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("stormbridge_results_delivered_total{source=\"reconciliation\"}")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let tally = || {
+        let lines: Vec<crate::crowd::Seen> = seen
+            .lock()
+            .iter()
+            .map(|l| crate::crowd::Seen {
+                console: "c1".into(),
+                line: l.clone(),
+            })
+            .collect();
+        Tally::of(&sent, &lines)
+    };
+    eventually!(Duration::from_secs(30), tally().unanswered() == 0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = tally();
+    eprintln!("bridge killed three times: {t}");
+    assert!(
+        reconciled().await >= 1.0,
+        "the restarted bridge posted what finished while none ran"
+    );
+    assert_eq!(t.duplicated, 0, "{t}");
+    assert_eq!(t.misrouted, 0, "{t}");
+    // Every command got its result, or was told plainly what happened: a command whose
+    // request was in flight at the kill gets "I was restarted while sending it".
+    assert_eq!(t.unanswered(), 0, "lost {:?}: {t}", t.lost_ids);
+    assert!(t.delivered >= t.sent - t.given_up, "{t}");
+}
