@@ -699,7 +699,7 @@ fn immutable_parameters(
     a: &PostArgs<'_>,
     params_list: &[BTreeMap<String, String>],
 ) -> Result<Map<String, Value>, Fault> {
-    let Some(Value::Object(imm)) = &alias.immutable_parameters else {
+    let Some(Value::Object(imm)) = alias.immutable_parameters.as_deref() else {
         return Ok(Map::new());
     };
     let action_context = json!({
