@@ -10,21 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-/// Evaluates `$cond` every 20 ms until it is true or `$limit` passes.
-macro_rules! eventually {
-    ($limit:expr, $cond:expr) => {{
-        let deadline = std::time::Instant::now() + $limit;
-        loop {
-            if $cond {
-                break true;
-            }
-            if std::time::Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }};
-}
+#[macro_use]
+#[path = "../tests/it/wait.rs"]
+mod wait;
 
 #[path = "../tests/it/crowd.rs"]
 #[allow(dead_code)]
@@ -39,20 +27,7 @@ fn main() {
     system.block_on(async move {
         let mut crowd = crowd::Crowd::start(crowd::CrowdOptions::default()).await;
         let started = Instant::now();
-        let mut n = 0;
-        for cut in 0..cuts {
-            for _ in 0..2 {
-                crowd.command(n % 3, n, n % 3 == 2).await;
-                n += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(5..60))).await;
-            crowd.wait_stream().await;
-            if cut % 3 == 0 {
-                crowd.emulator.cut_streams_mid_event();
-            } else {
-                crowd.emulator.drop_streams();
-            }
-        }
+        crowd.cut_under_load(cuts).await;
         let cutting = started.elapsed();
         let tally = crowd.settle(Duration::from_secs(60)).await;
         let reconciled = crowd

@@ -72,9 +72,6 @@ const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 /// replacement subscribed.
 pub const DRAIN: Duration = Duration::from_secs(2);
 
-/// How often `/actors` hears of the last event time, at most.
-const DETAILS_EVERY: Duration = Duration::from_secs(1);
-
 const ANNOUNCEMENT_PREFIX: &str = "st2.announcement__";
 const ALIAS_EVENT_PREFIX: &str = "st2.actionalias__";
 
@@ -163,9 +160,6 @@ pub struct StreamConsumer {
     /// After a failed replacement, the next one waits a whole idle period.
     refresh_not_before: Instant,
     last_event: Option<chrono::DateTime<chrono::Utc>>,
-    details_sent: Option<Instant>,
-    /// A throttled details report is scheduled.
-    details_due: bool,
     greetings: u64,
 }
 
@@ -203,8 +197,6 @@ impl StreamConsumer {
             idle_timer: None,
             refresh_not_before: Instant::now(),
             last_event: None,
-            details_sent: None,
-            details_due: false,
             greetings: 0,
         }
     }
@@ -392,7 +384,7 @@ impl StreamConsumer {
         self.status.state(ActorState::Up, None);
         tracing::info!("StackStorm stream connected");
         self.established.do_send(StreamEstablished);
-        self.report_details(true, ctx);
+        self.report_details();
         self.arm_idle_timer(ctx);
     }
 
@@ -404,9 +396,9 @@ impl StreamConsumer {
         self.overlap = None;
     }
 
-    fn handle_event(&mut self, name: &str, data: &str, ctx: &mut Context<Self>) {
+    fn handle_event(&mut self, name: &str, data: &str) {
         self.last_event = Some(chrono::Utc::now());
-        self.report_details(false, ctx);
+        self.report_details();
         if let Some(route) = name.strip_prefix(ANNOUNCEMENT_PREFIX) {
             match announcement::decode(route, data) {
                 Ok(a) => {
@@ -426,22 +418,7 @@ impl StreamConsumer {
         }
     }
 
-    fn report_details(&mut self, force: bool, ctx: &mut Context<Self>) {
-        if !force
-            && self
-                .details_sent
-                .is_some_and(|t| t.elapsed() < DETAILS_EVERY)
-        {
-            if !self.details_due {
-                self.details_due = true;
-                ctx.run_later(DETAILS_EVERY, |act, ctx| {
-                    act.details_due = false;
-                    act.report_details(true, ctx);
-                });
-            }
-            return;
-        }
-        self.details_sent = Some(Instant::now());
+    fn report_details(&mut self) {
         let last_event = self.last_event.map(|t| {
             serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         });
@@ -505,7 +482,7 @@ impl StreamConsumer {
                             continue;
                         }
                     }
-                    self.handle_event(&event.event, &event.data, ctx);
+                    self.handle_event(&event.event, &event.data);
                 }
                 Err(e) => {
                     self.metrics.announcement_dropped();

@@ -226,10 +226,33 @@ pub struct StatusReporter {
     last_activity: Option<Instant>,
     /// Shared with the delayed task that sends figures the throttle held back.
     outbound: Arc<Mutex<OutboundThrottle>>,
+    /// Likewise for actor-specific details.
+    details: Arc<Mutex<DetailsThrottle>>,
+}
+
+/// Actor-specific details: at most one report per second, the latest value of each held
+/// back until the window ends (so `/actors` is never left stale).
+#[derive(Debug, Default)]
+struct DetailsThrottle {
+    sent_at: Option<Instant>,
+    held: Vec<(String, serde_json::Value)>,
+    flush_scheduled: bool,
+}
+
+impl DetailsThrottle {
+    fn hold(&mut self, details: Vec<(String, serde_json::Value)>) {
+        for (key, value) in details {
+            match self.held.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => self.held.push((key, value)),
+            }
+        }
+    }
 }
 
 const ACTIVITY_REPORT_EVERY: Duration = Duration::from_secs(1);
 const OUTBOUND_REPORT_EVERY: Duration = Duration::from_secs(1);
+const DETAILS_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What to do with new outbound figures.
 #[derive(Debug, PartialEq, Eq)]
@@ -305,6 +328,7 @@ impl StatusReporter {
             required_for_ready,
             last_activity: None,
             outbound: Arc::default(),
+            details: Arc::default(),
         };
         reporter.send(Some(ActorState::Starting), false, None, false);
         reporter
@@ -334,18 +358,53 @@ impl StatusReporter {
         });
     }
 
-    /// Records actor-specific figures shown in `/actors` (the caller keeps the rate sane).
+    /// Records actor-specific figures shown in `/actors`. Cheap to call on every change:
+    /// at most one report a second reaches the registry, and the latest figures always do.
     pub fn details(&self, details: Vec<(String, serde_json::Value)>) {
-        self.registry.do_send(ReportStatus {
-            name: self.name.clone(),
-            state: None,
-            restarted: false,
-            error: None,
-            activity: false,
-            required_for_ready: self.required_for_ready,
-            outbound: None,
-            details,
-        });
+        let now = Instant::now();
+        let mut throttle = self.details.lock();
+        let since = throttle.sent_at.map(|t| now.saturating_duration_since(t));
+        if since.is_none_or(|d| d >= DETAILS_REPORT_EVERY) {
+            throttle.sent_at = Some(now);
+            throttle.hold(details);
+            let due = std::mem::take(&mut throttle.held);
+            drop(throttle);
+            self.registry
+                .do_send(details_status(&self.name, self.required_for_ready, due));
+            return;
+        }
+        throttle.hold(details);
+        if std::mem::replace(&mut throttle.flush_scheduled, true) {
+            return;
+        }
+        drop(throttle);
+        let wait = DETAILS_REPORT_EVERY.saturating_sub(since.unwrap_or_default());
+        let (shared, registry, name, required) = (
+            Arc::clone(&self.details),
+            self.registry.clone(),
+            self.name.clone(),
+            self.required_for_ready,
+        );
+        let flush = async move {
+            tokio::time::sleep(wait).await;
+            let due = {
+                let mut throttle = shared.lock();
+                throttle.flush_scheduled = false;
+                throttle.sent_at = Some(Instant::now());
+                std::mem::take(&mut throttle.held)
+            };
+            registry.do_send(details_status(&name, required, due));
+        };
+        if !actix_rt::Arbiter::try_current().is_some_and(|a| a.spawn(flush)) {
+            // No arbiter to wait on (not the case inside the bridge): send them now.
+            let due = {
+                let mut throttle = self.details.lock();
+                throttle.flush_scheduled = false;
+                std::mem::take(&mut throttle.held)
+            };
+            self.registry
+                .do_send(details_status(&self.name, self.required_for_ready, due));
+        }
     }
 
     /// Reports a new state, with the error that caused it if any.
@@ -422,6 +481,23 @@ impl StatusReporter {
                 self.send_outbound(figures);
             }
         }
+    }
+}
+
+fn details_status(
+    name: &str,
+    required_for_ready: bool,
+    details: Vec<(String, serde_json::Value)>,
+) -> ReportStatus {
+    ReportStatus {
+        name: name.to_owned(),
+        state: None,
+        restarted: false,
+        error: None,
+        activity: false,
+        required_for_ready,
+        outbound: None,
+        details,
     }
 }
 

@@ -33,7 +33,16 @@
 //! the `default_type` of the distributions' `nginx.conf`
 //! (`application/octet-stream`), then the one st2.conf's `add_header` appends
 //! (`application/json`, or `text/event-stream` for the stream). A client that
-//! reads the first one sees `application/octet-stream`.
+//! reads the first one sees `application/octet-stream`. One difference remains, in
+//! the letter only: nginx writes `Connection: keep-alive` on them, and actix-web
+//! cannot (its HTTP/1.1 encoder drops a `Connection` header and writes none for a
+//! kept connection), so the emulator's carry no `Connection` header, which in
+//! HTTP/1.1 means the same.
+//!
+//! `tests/it/nginx.rs` checks all of the above against real nginx, configured with
+//! st2.conf's locations, in front of the emulator in `Direct` mode: the stream, a
+//! JSON answer (the stripped `Content-Length`, and so the closed connection, is the
+//! only difference there) and the `@streamError` and `@apiError` pages.
 //!
 //! **`Direct` mode** has no nginx: answers are actix-web's own (JSON with
 //! `Content-Length`, the stream chunked), and a request for a service that is down

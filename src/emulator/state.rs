@@ -905,24 +905,17 @@ impl Shared {
         let mut events = Vec::new();
         for status in ["scheduled", "running"] {
             exec.set_status(status);
-            events.push(("st2.liveaction__update", exec.liveaction_json(), status));
-            events.push(("st2.execution__update", exec.to_json(), status));
+            events.extend(Self::status_events(exec));
         }
         let (ok, result) = super::actions::run(&exec.action_ref, &exec.parameters);
         let final_status = if ok { "succeeded" } else { "failed" };
         exec.result = Some(result);
         exec.end = Some(Utc::now());
         exec.set_status(final_status);
-        events.push((
-            "st2.liveaction__update",
-            exec.liveaction_json(),
-            final_status,
-        ));
-        let final_json = exec.to_json();
-        events.push(("st2.execution__update", final_json.clone(), final_status));
-        let announcement = announcement_for(exec, &final_json);
-        for (name, data, status) in events {
-            self.publish_locked(Self::exec_event(name, &data, id, status));
+        events.extend(Self::status_events(exec));
+        let announcement = announcement_for(exec, &exec.to_json());
+        for event in events {
+            self.publish_locked(event);
         }
         if let Some((name, data)) = announcement {
             self.publish_locked(Self::plain_event(&name, &data));
@@ -979,18 +972,7 @@ impl Shared {
             Self::exec_event("st2.execution__create", &exec.to_json(), &id, "requested"),
         ];
         exec.set_status("scheduled");
-        events.push(Self::exec_event(
-            "st2.liveaction__update",
-            &exec.liveaction_json(),
-            &id,
-            "scheduled",
-        ));
-        events.push(Self::exec_event(
-            "st2.execution__update",
-            &exec.to_json(),
-            &id,
-            "scheduled",
-        ));
+        events.extend(Self::status_events(&exec));
         self.publish_background(events);
         BackgroundRun {
             exec,
@@ -1012,18 +994,7 @@ impl Shared {
         let id = exec.id.clone();
         let mut events = Vec::new();
         exec.set_status("running");
-        events.push(Self::exec_event(
-            "st2.liveaction__update",
-            &exec.liveaction_json(),
-            &id,
-            "running",
-        ));
-        events.push(Self::exec_event(
-            "st2.execution__update",
-            &exec.to_json(),
-            &id,
-            "running",
-        ));
+        events.extend(Self::status_events(&exec));
         for line in &stdout {
             let output_id = object_id();
             let data = json!({
@@ -1047,19 +1018,27 @@ impl Shared {
         exec.result = Some(result);
         exec.end = Some(Utc::now());
         exec.set_status("succeeded");
-        events.push(Self::exec_event(
-            "st2.liveaction__update",
-            &exec.liveaction_json(),
-            &id,
-            "succeeded",
-        ));
-        events.push(Self::exec_event(
-            "st2.execution__update",
-            &exec.to_json(),
-            &id,
-            "succeeded",
-        ));
+        events.extend(Self::status_events(&exec));
         self.publish_background(events);
+    }
+
+    /// The `st2.liveaction__update` and `st2.execution__update` pair st2 publishes when
+    /// an execution's status changes (already set on `exec`).
+    fn status_events(exec: &Exec) -> [Event; 2] {
+        [
+            Self::exec_event(
+                "st2.liveaction__update",
+                &exec.liveaction_json(),
+                &exec.id,
+                &exec.status,
+            ),
+            Self::exec_event(
+                "st2.execution__update",
+                &exec.to_json(),
+                &exec.id,
+                &exec.status,
+            ),
+        ]
     }
 
     /// Publish background events (the caller holds `state`) and count them.
@@ -1095,21 +1074,11 @@ impl Shared {
         }
         exec.end = Some(Utc::now());
         exec.set_status("canceled");
-        let live = exec.liveaction_json();
         let json = exec.to_json();
         let announcement = announcement_for(exec, &json);
-        self.publish_locked(Self::exec_event(
-            "st2.liveaction__update",
-            &live,
-            id,
-            "canceled",
-        ));
-        self.publish_locked(Self::exec_event(
-            "st2.execution__update",
-            &json,
-            id,
-            "canceled",
-        ));
+        for event in Self::status_events(exec) {
+            self.publish_locked(event);
+        }
         if let Some((name, data)) = announcement {
             self.publish_locked(Self::plain_event(&name, &data));
         }

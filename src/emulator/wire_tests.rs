@@ -242,6 +242,23 @@ async fn login(em: &Emulator) -> String {
         .to_string()
 }
 
+/// `POST /api/v1/aliasexecution` of the demo `date` alias, notification route `r`.
+async fn run_date(em: &Emulator, token: &str) -> (Head, Vec<u8>) {
+    let exec = json!({"name": "date", "format": "date", "command": "date",
+                      "source_channel": "C1", "notification_route": "r"})
+    .to_string();
+    exchange(
+        em,
+        &request(
+            "POST",
+            "/api/v1/aliasexecution",
+            &[("X-Auth-Token", token)],
+            Some(&exec),
+        ),
+    )
+    .await
+}
+
 /// Open a stream; the head is read and checked to be a 200.
 async fn open_stream(em: &Emulator, token: &str, query: &str) -> (Wire, Head) {
     let mut w = Wire::connect(em).await;
@@ -338,19 +355,7 @@ async fn nginx_framing_of_token_alias_list_and_execution() {
         .is_some_and(|a| a.iter().all(|v| demo.contains(v))));
 
     // An alias execution.
-    let exec = json!({"name": "date", "format": "date", "command": "date",
-                      "source_channel": "C1", "notification_route": "r"})
-    .to_string();
-    let (head, body) = exchange(
-        &em,
-        &request(
-            "POST",
-            "/api/v1/aliasexecution",
-            &[("X-Auth-Token", &token)],
-            Some(&exec),
-        ),
-    )
-    .await;
+    let (head, body) = run_date(&em, &token).await;
     assert_eq!(head.status, 201);
     head.assert_close_delimited();
     assert_eq!(json_of(&body)["execution"]["status"], "requested");
@@ -903,19 +908,7 @@ async fn end_event_is_checked_before_the_filters() {
     })
     .await;
     let token = login(&em).await;
-    let exec = json!({"name": "date", "format": "date", "command": "date",
-                      "source_channel": "C1", "notification_route": "r"})
-    .to_string();
-    let (_, body) = exchange(
-        &em,
-        &request(
-            "POST",
-            "/api/v1/aliasexecution",
-            &[("X-Auth-Token", &token)],
-            Some(&exec),
-        ),
-    )
-    .await;
+    let (_, body) = run_date(&em, &token).await;
     let id = json_of(&body)["execution"]["id"]
         .as_str()
         .unwrap_or_default()

@@ -247,6 +247,27 @@ impl Crowd {
         );
     }
 
+    /// The stream-cut drill: `cuts` times, two more commands (from the people in turn, every
+    /// third a direct message), a random moment, then a cut of the live stream — a third of
+    /// them in the middle of an event.
+    pub async fn cut_under_load(&mut self, cuts: usize) {
+        let people = self.inputs.len();
+        for cut in 0..cuts {
+            for _ in 0..2 {
+                let n = self.sent.len();
+                self.command(n % people, n, n % 3 == 2).await;
+            }
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(5..60))).await;
+            // Cut a live stream each time (not the gap between two).
+            self.wait_stream().await;
+            if cut % 3 == 0 {
+                self.emulator.cut_streams_mid_event();
+            } else {
+                self.emulator.drop_streams();
+            }
+        }
+    }
+
     /// Every line printed so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().clone()

@@ -28,22 +28,7 @@ async fn send(crowd: &mut Crowd, n: usize) {
 #[actix_rt::test]
 async fn a_hundred_stream_cuts_under_load_lose_and_repeat_nothing() {
     let mut crowd = Crowd::start(CrowdOptions::default()).await;
-    let mut n = 0;
-    for cut in 0..100 {
-        // A few commands in flight at every cut, some finishing around it.
-        for _ in 0..2 {
-            send(&mut crowd, n).await;
-            n += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(5..60))).await;
-        // Cut a live stream each time (not the gap between two).
-        crowd.wait_stream().await;
-        if cut % 3 == 0 {
-            crowd.emulator.cut_streams_mid_event();
-        } else {
-            crowd.emulator.drop_streams();
-        }
-    }
+    crowd.cut_under_load(100).await;
     let t = crowd.settle(SETTLE).await;
     eprintln!("100 stream cuts: {t}");
     assert_clean("100 stream cuts", &t);

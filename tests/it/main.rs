@@ -3,6 +3,8 @@
 //! loopback ports, in-process, and drives the bridge through the console backend.
 
 #[macro_use]
+mod wait;
+#[macro_use]
 mod support;
 
 mod access;
@@ -19,6 +21,7 @@ mod https;
 mod irc;
 mod matrix;
 mod mattermost;
+mod nginx;
 mod ops;
 mod readiness;
 mod sessions;

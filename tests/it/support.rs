@@ -1,22 +1,5 @@
 //! `TestBridge`: a StackStorm emulator plus a bridge whose console is driven by the test.
 
-/// Evaluates `$cond` (which may `.await`) every 20 ms until it is true or `$limit` passes;
-/// yields whether it became true. The only way these tests wait: on a condition, bounded.
-macro_rules! eventually {
-    ($limit:expr, $cond:expr) => {{
-        let deadline = std::time::Instant::now() + $limit;
-        loop {
-            if $cond {
-                break true;
-            }
-            if std::time::Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }};
-}
-
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -49,8 +32,12 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            // StackStorm as deployed: behind nginx (close-delimited answers, the emulator's
+            // default) on a busy message bus (an execution every 300 ms, heartbeat 1 s: a
+            // filtered stream hears no heartbeats).
             emulator: EmulatorConfig {
                 heartbeat: Duration::from_secs(1),
+                background_interval: Some(Duration::from_millis(300)),
                 web_url: Some("https://st2.test".into()),
                 ..EmulatorConfig::default()
             },
