@@ -41,7 +41,7 @@ use super::{
     session_manager::{SessionManager, UserCredential},
     stream_consumer::{AnnouncementReceived, StreamEstablished},
     supervisor::{ActorState, StatusReporter},
-    token_renewer::{with_bridge_credential, TokenRenewer},
+    token_renewer::{with_bridge_credential, BridgeCallError, TokenRenewer},
 };
 use crate::{
     backends::Deliver,
@@ -331,42 +331,7 @@ impl ResultTracker {
                 .get(&request_id)
                 .map(|r| UserKey::new(&r.context.connection, &r.context.user_id));
             let fut = async move {
-                let id = execution_id.as_str();
-                let by_bridge = with_bridge_credential(&renewer, |credential| {
-                    let client = client.clone();
-                    async move { client.get_execution(&credential, id).await }
-                })
-                .await
-                .map(|(execution, _)| execution);
-                match (by_bridge, sessions, user) {
-                    // RBAC may let only its owner see a user's execution: ask as them.
-                    (
-                        Err(crate::actors::token_renewer::BridgeCallError::St2(St2Error::Api {
-                            status: 403,
-                            ..
-                        })),
-                        Some(sessions),
-                        Some(user),
-                    ) => match sessions.send(UserCredential(user)).await {
-                        Ok(Ok(credential)) => client
-                            .get_execution(&credential, id)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        _ => {
-                            Err("StackStorm refused the bridge, and the user has no session".into())
-                        }
-                    },
-                    (Ok(execution), _, _) => Ok(execution),
-                    (
-                        Err(crate::actors::token_renewer::BridgeCallError::St2(St2Error::Api {
-                            status: 404,
-                            ..
-                        })),
-                        _,
-                        _,
-                    ) => Err("404".to_owned()),
-                    (Err(e), _, _) => Err(e.to_string()),
-                }
+                fetch_execution(&client, &renewer, sessions, user, &execution_id).await
             };
             ctx.spawn(fut.into_actor(self).map(move |found, act, ctx| {
                 act.checked(&request_id, found, ctx);
@@ -374,7 +339,12 @@ impl ResultTracker {
         }
     }
 
-    fn checked(&mut self, request_id: &str, found: Result<Value, String>, ctx: &mut Context<Self>) {
+    fn checked(
+        &mut self,
+        request_id: &str,
+        found: Result<Value, LookupError>,
+        ctx: &mut Context<Self>,
+    ) {
         let now = Utc::now();
         let (outcome, execution) = match found {
             Ok(execution) => {
@@ -393,7 +363,7 @@ impl ResultTracker {
                     (CheckOutcome::Running, None)
                 }
             }
-            Err(e) if e == "404" => (CheckOutcome::Gone, None),
+            Err(LookupError::Gone) => (CheckOutcome::Gone, None),
             Err(e) => {
                 tracing::debug!(request_id, error = %e, "could not look up an execution; trying again later");
                 (CheckOutcome::Failed, None)
@@ -484,6 +454,58 @@ impl ResultTracker {
                 self.metrics.result_duplicate();
             }
         }
+    }
+}
+
+/// Why an execution could not be looked up.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    /// StackStorm has no such execution (404).
+    #[error("StackStorm has no such execution")]
+    Gone,
+    /// Anything else; the look-up is tried again later.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// `GET /api/v1/executions/{id}` with the bridge's credential; when RBAC lets only its
+/// owner see a user's execution (403), as that user (client-side mode).
+async fn fetch_execution(
+    client: &crate::st2::St2Client,
+    renewer: &Addr<TokenRenewer>,
+    sessions: Option<Addr<SessionManager>>,
+    user: Option<UserKey>,
+    id: &str,
+) -> Result<Value, LookupError> {
+    let by_bridge = with_bridge_credential(renewer, |credential| async move {
+        client.get_execution(&credential, id).await
+    })
+    .await
+    .map(|(execution, _)| execution);
+    let error = match by_bridge {
+        Ok(execution) => return Ok(execution),
+        Err(BridgeCallError::St2(e)) => e,
+        Err(e) => return Err(LookupError::Failed(e.to_string())),
+    };
+    let error = match (error, sessions, user) {
+        (St2Error::Api { status: 403, .. }, Some(sessions), Some(user)) => {
+            match sessions.send(UserCredential(user)).await {
+                Ok(Ok(credential)) => match client.get_execution(&credential, id).await {
+                    Ok(execution) => return Ok(execution),
+                    Err(e) => e,
+                },
+                _ => {
+                    return Err(LookupError::Failed(
+                        "StackStorm refused the bridge, and the user has no session".into(),
+                    ))
+                }
+            }
+        }
+        (e, _, _) => e,
+    };
+    match error {
+        St2Error::Api { status: 404, .. } => Err(LookupError::Gone),
+        e => Err(LookupError::Failed(e.to_string())),
     }
 }
 
