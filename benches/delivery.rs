@@ -103,6 +103,44 @@ fn announcement_to_delivery(c: &mut Criterion) {
     });
 }
 
+/// The reconciliation path's local work: a finished execution, as `GET /api/v1/executions/{id}`
+/// answers, rendered like the chatops pack's `format_execution_result` (the default template,
+/// and an alias `result.format`).
+fn execution_to_result_text(c: &mut Criterion) {
+    use stormbridge::st2::result_message::ResultFormatter;
+    let execution = json!({
+        "id": "5f0e9a1b2c3d4e5f60718293", "status": "succeeded",
+        "action": {"ref": "core.local", "runner_type": "local-shell-cmd"},
+        "runner": {"name": "local-shell-cmd"},
+        "context": {"action_alias_ref": {"id": "a1", "name": "run_local"}, "user": "st2admin"},
+        "start_timestamp": "2026-11-23T20:00:00.000000Z", "end_timestamp": "2026-11-23T20:00:02.500000Z",
+        "elapsed_seconds": 2.5,
+        "web_url": "https://st2.example.com/#/history/5f0e9a1b2c3d4e5f60718293/general",
+        "result": {"failed": false, "succeeded": true, "return_code": 0,
+                   "stdout": "Mon Nov 23 20:00:02 UTC 2026\nline two", "stderr": ""}});
+    let alias = json!({"id": "a1", "name": "run_local", "pack": "core", "ref": "core.run_local",
+        "result": {"format": "{% if execution.status == 'succeeded' %}ok{% else %}failed{% endif %}: {{ execution.result.stdout }}"}});
+    let formatter = ResultFormatter::new();
+    c.bench_function("execution -> result text (default template)", |b| {
+        b.iter(|| {
+            black_box(
+                formatter
+                    .format(black_box(&execution), None)
+                    .map(|m| m.message.len()),
+            )
+        })
+    });
+    c.bench_function("execution -> result text (alias result.format)", |b| {
+        b.iter(|| {
+            black_box(
+                formatter
+                    .format(black_box(&execution), Some(&alias))
+                    .map(|m| m.message.len()),
+            )
+        })
+    });
+}
+
 /// The Matrix backend's own work on both paths: a synced timeline event to an inbound
 /// message, and a reply (a full 16,000-byte part, markdown rendered to HTML) to event content.
 fn matrix_mapping(c: &mut Criterion) {
@@ -151,6 +189,7 @@ criterion_group!(
     benches,
     command_to_request,
     announcement_to_delivery,
+    execution_to_result_text,
     matrix_mapping
 );
 criterion_main!(benches);
