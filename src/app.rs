@@ -266,6 +266,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         let (st2, metrics, renewer) = (st2.clone(), metrics.clone(), renewer.clone());
         let announcements = tracker.clone().recipient();
         let established = tracker.clone().recipient();
+        let lost = tracker.clone().recipient();
         let alias_changes = alias_cache.clone().recipient();
         let status = reporter("stream_consumer", true);
         let backoff = backoff.clone();
@@ -277,6 +278,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 renewer,
                 announcements,
                 established,
+                lost,
                 alias_changes,
                 backoff,
                 status,

@@ -6,8 +6,9 @@
 //!
 //! * the event stream's announcements ([`AnnouncementReceived`]), which carry the command's
 //!   `source_context` back, and
-//! * StackStorm's API: after every gap in the stream ([`StreamEstablished`]) and whenever an
-//!   execution has finished and its announcement is later than `[results] grace`, the
+//! * StackStorm's API: after every gap in the stream ([`StreamEstablished`]), every `[results]
+//!   grace` while the stream is down ([`StreamLost`]), and whenever an execution has finished
+//!   and its announcement is later than `[results] grace`, the
 //!   execution is fetched (`GET /api/v1/executions/{id}`) and its result rendered exactly as
 //!   the chatops pack's `format_execution_result` would have (`st2::result_message`), then
 //!   posted to the room and thread the command came from. Rendering locally — rather than
@@ -39,7 +40,7 @@ use super::{
     alias_cache::AliasSnapshot,
     dispatcher::{RegisterConnection, UseSessions},
     session_manager::{SessionManager, UserCredential},
-    stream_consumer::{AnnouncementReceived, StreamEstablished},
+    stream_consumer::{AnnouncementReceived, StreamEstablished, StreamLost},
     supervisor::{ActorState, StatusReporter},
     token_renewer::{with_bridge_credential, BridgeCallError, TokenRenewer},
 };
@@ -654,6 +655,15 @@ impl Handler<AnnouncementReceived> for ResultTracker {
             }
         }
         self.report();
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<StreamLost> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StreamLost, ctx: &mut Self::Context) {
+        self.ledger.outage(Utc::now());
         self.schedule(ctx);
     }
 }

@@ -65,6 +65,12 @@ pub struct AnnouncementReceived(pub Announcement);
 #[rtype(result = "()")]
 pub struct StreamEstablished;
 
+/// The stream is lost (or could not be opened): until a connection is greeted again no
+/// announcement can arrive, so results owed are looked up through the API meanwhile.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StreamLost;
+
 /// Largest single event accepted (st2 results can be big; chat cannot show more anyway).
 const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -139,6 +145,7 @@ pub struct StreamConsumer {
     renewer: Addr<TokenRenewer>,
     announcements: Recipient<AnnouncementReceived>,
     established: Recipient<StreamEstablished>,
+    lost: Recipient<StreamLost>,
     alias_changes: Recipient<RefreshAliases>,
     backoff: Backoff,
     status: StatusReporter,
@@ -173,6 +180,7 @@ impl StreamConsumer {
         renewer: Addr<TokenRenewer>,
         announcements: Recipient<AnnouncementReceived>,
         established: Recipient<StreamEstablished>,
+        lost: Recipient<StreamLost>,
         alias_changes: Recipient<RefreshAliases>,
         backoff: Backoff,
         status: StatusReporter,
@@ -184,6 +192,7 @@ impl StreamConsumer {
             renewer,
             announcements,
             established,
+            lost,
             alias_changes,
             backoff,
             status,
@@ -301,6 +310,7 @@ impl StreamConsumer {
     /// No usable connection: report, then try again after the backoff.
     fn lost(&mut self, error: String, ctx: &mut Context<Self>) {
         tracing::warn!(error = %error, "StackStorm stream lost; reconnecting");
+        self.lost.do_send(StreamLost);
         self.metrics.stream_reconnect();
         self.status.restarted(Some(error));
         let delay = self.backoff.next_delay();

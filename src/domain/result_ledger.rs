@@ -181,6 +181,9 @@ pub struct Ledger {
     settings: LedgerSettings,
     entries: HashMap<String, Entry>,
     by_execution: HashMap<String, String>,
+    /// The stream is down: no announcement can arrive, so running executions are looked at
+    /// every `grace` instead of backing off, and finished ones are delivered at once.
+    outage: bool,
 }
 
 fn delta(d: Duration) -> TimeDelta {
@@ -194,6 +197,7 @@ impl Ledger {
             settings,
             entries: HashMap::new(),
             by_execution: HashMap::new(),
+            outage: false,
         }
     }
 
@@ -285,7 +289,7 @@ impl Ledger {
                 next_check: None,
                 checks: 0,
                 checking: false,
-                after_gap: false,
+                after_gap: self.outage,
             },
         );
         given_up
@@ -310,10 +314,13 @@ impl Ledger {
         })
     }
 
-    /// StackStorm accepted the command as `execution_id`. Its first check is scheduled;
-    /// at once if the stream had a gap while the request was in flight.
+    /// StackStorm accepted the command as `execution_id`. Its first check is scheduled:
+    /// at once if the stream had a gap while the request was in flight, after `grace`
+    /// while the stream is down, else `first_check` after the command.
     pub fn accept(&mut self, request_id: &str, execution_id: &str, now: DateTime<Utc>) {
         let first_check = delta(self.settings.first_check);
+        let grace = delta(self.settings.grace.max(Duration::from_secs(1)));
+        let outage = self.outage;
         let Some(entry) = self.entries.get_mut(request_id) else {
             return;
         };
@@ -321,7 +328,9 @@ impl Ledger {
             entry.record.execution_id = Some(execution_id.to_owned());
         }
         if entry.record.stage() == Stage::Running {
-            entry.next_check = Some(if entry.after_gap {
+            entry.next_check = Some(if outage {
+                now + grace
+            } else if entry.after_gap {
                 now
             } else {
                 entry.record.created_at + first_check
@@ -366,11 +375,29 @@ impl Ledger {
         }
     }
 
+    /// The stream is lost: until [`Ledger::gap`] says it is back, nothing can be announced
+    /// to the bridge, so running executions are looked at every `grace` and finished ones
+    /// delivered at once.
+    pub fn outage(&mut self, now: DateTime<Utc>) {
+        self.outage = true;
+        let grace = delta(self.settings.grace.max(Duration::from_secs(1)));
+        for entry in self.entries.values_mut() {
+            if entry.record.stage() != Stage::Delivered {
+                entry.after_gap = true;
+            }
+            if entry.record.stage() == Stage::Running {
+                entry.next_check =
+                    Some(entry.next_check.map_or(now + grace, |t| t.min(now + grace)));
+            }
+        }
+    }
+
     /// The stream came back after a gap (or was replaced after a long silence): every
     /// running execution is checked now, and one that finished is delivered without waiting
     /// for an announcement that may have been lost. Commands still starting are checked as
     /// soon as StackStorm answers.
     pub fn gap(&mut self, now: DateTime<Utc>) {
+        self.outage = false;
         for entry in self.entries.values_mut() {
             match entry.record.stage() {
                 Stage::Running => {
@@ -419,6 +446,7 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> CheckVerdict {
         let grace = delta(self.settings.grace);
+        let outage = self.outage;
         let Some(entry) = self.entries.get_mut(request_id) else {
             return CheckVerdict::Stale;
         };
@@ -428,11 +456,16 @@ impl Ledger {
         }
         let retry = |entry: &mut Entry, settings: &LedgerSettings| {
             entry.checks = entry.checks.saturating_add(1);
-            let step = settings
-                .first_check
-                .saturating_mul(2u32.saturating_pow(entry.checks.min(16)))
+            let step = if outage {
+                settings.grace
+            } else {
+                settings
+                    .first_check
+                    .saturating_mul(2u32.saturating_pow(entry.checks.min(16)))
+            };
+            let step = step
                 .min(settings.max_check_interval)
-                .max(Duration::from_millis(1));
+                .max(Duration::from_secs(1));
             entry.next_check = Some(now + delta(step));
         };
         match outcome {
@@ -459,16 +492,6 @@ impl Ledger {
                 })),
                 None => CheckVerdict::Stale,
             },
-        }
-    }
-
-    /// A delivery that was decided could not be made after all (the result could not be
-    /// rendered): the entry goes back to running and is checked again later.
-    pub fn undeliver(&mut self, request_id: &str, now: DateTime<Utc>) {
-        let retry = delta(self.settings.max_check_interval);
-        if let Some(entry) = self.entries.get_mut(request_id) {
-            entry.record.delivered_at = None;
-            entry.next_check = Some(now + retry);
         }
     }
 
@@ -640,6 +663,52 @@ mod tests {
             ),
             CheckVerdict::Deliver
         );
+    }
+
+    #[test]
+    fn while_the_stream_is_down_executions_are_looked_at_every_grace_and_delivered_at_once() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.accept("r1", "e1", t0());
+        l.outage(t0() + secs(1));
+        assert_eq!(
+            l.next_wakeup(),
+            Some(t0() + secs(31)),
+            "grace, not first_check"
+        );
+        l.start(record("r2", t0() + secs(2)));
+        l.accept("r2", "e2", t0() + secs(2));
+        assert_eq!(l.due_checks(t0() + secs(31), 10).len(), 1);
+        assert_eq!(
+            l.checked("r1", CheckOutcome::Running, t0() + secs(31)),
+            CheckVerdict::Wait
+        );
+        assert_eq!(l.next_wakeup(), Some(t0() + secs(32)), "r2 after grace");
+        assert_eq!(l.due_checks(t0() + secs(32), 10).len(), 1);
+        assert_eq!(
+            l.checked(
+                "r2",
+                CheckOutcome::Finished {
+                    ended: Some(t0() + secs(30))
+                },
+                t0() + secs(32)
+            ),
+            CheckVerdict::Deliver,
+            "no announcement can come: no grace"
+        );
+        assert_eq!(
+            l.next_wakeup(),
+            Some(t0() + secs(61)),
+            "r1 again after grace"
+        );
+        // Back: the usual backoff resumes after the gap's immediate look.
+        l.gap(t0() + secs(40));
+        assert_eq!(l.due_checks(t0() + secs(40), 10).len(), 1);
+        assert_eq!(
+            l.checked("r1", CheckOutcome::Running, t0() + secs(40)),
+            CheckVerdict::Wait
+        );
+        assert!(l.next_wakeup() > Some(t0() + secs(100)));
     }
 
     #[test]

@@ -53,6 +53,12 @@ async fn a_ten_second_stream_outage_behind_nginx_loses_nothing() {
     }
     // nginx answered every reconnect with its `retry: 1000` page: none counted as a stream.
     assert!(crowd.emulator.stream_error_pages() > 3);
+    // Results do not wait for the stream: while it is down they are fetched from the API.
+    let during = crowd.settle(Duration::from_secs(15)).await;
+    assert_eq!(
+        during.delivered, during.sent,
+        "before the stream is back: {during}"
+    );
     crowd.emulator.set_stream_service(true);
     for _ in 0..6 {
         send(&mut crowd, n).await;
