@@ -245,3 +245,30 @@ async fn announcements_on_the_shared_chatops_route_answer_their_own_bot_only() {
         1.0
     );
 }
+
+#[actix_rt::test]
+async fn a_result_the_alias_keeps_silent_stays_silent_after_a_gap() {
+    let mut b = ready_bridge(with_test_aliases()).await;
+    b.emulator.set_stream_service(false);
+    assert!(eventually!(WAIT, b.emulator.stream_connections() == 0));
+    // `fire` aliases have `result.enabled: false`: StackStorm posts nothing for them.
+    b.say("!st2 fire date").await;
+    b.line_containing("Started").await;
+    b.emulator.set_stream_service(true);
+    assert!(eventually!(WAIT, b.emulator.stream_connections() == 1));
+    // The bridge looked it up after the gap and settled it without a word.
+    assert!(eventually!(
+        WAIT,
+        b.metric("stormbridge_results_pending").await == 0.0
+    ));
+    assert!(
+        b.next_line_within(Duration::from_secs(1)).await.is_none(),
+        "{:?}",
+        b.seen
+    );
+    assert_eq!(
+        b.metric("stormbridge_results_delivered_total{source=\"reconciliation\"}")
+            .await,
+        0.0
+    );
+}
