@@ -31,7 +31,7 @@ fn aliases(n: usize) -> AliasIndex {
                    "formats": [format!("{verb} service{i} {{{{target}}}} on {{{{hosts=localhost}}}}")]})
         })
         .collect();
-    let (list, _) = parse_alias_list(&json!(items));
+    let (list, _) = parse_alias_list(&json!(items)).expect("a list");
     AliasIndex::build(list).0
 }
 

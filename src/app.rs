@@ -454,6 +454,12 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             sessions,
             login_pages,
             slack_events: Arc::new(slack_events),
+            trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
+            public_origin: settings
+                .auth
+                .public_url
+                .as_deref()
+                .and_then(http::same_origin::Origin::of_url),
         },
     )
     .map_err(|source| StartError::Listen {

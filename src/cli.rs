@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::alias::{
     format::extract_parameters,
     index::{AliasIndex, Selection},
-    model::parse_alias_list,
+    model::parse_alias_list_bytes,
 };
 
 /// stormbridge: run StackStorm action aliases from chat.
@@ -91,9 +91,8 @@ pub fn parse_command(format: &str, command: &str, match_multiple: bool) -> Resul
 
 /// `stormbridge match`: the JSON to print, or the error text.
 pub fn match_command(aliases_json: &str, command: &str) -> Result<String, String> {
-    let raw: serde_json::Value = serde_json::from_str(aliases_json)
-        .map_err(|e| format!("the alias file is not JSON: {e}"))?;
-    let (aliases, problems) = parse_alias_list(&raw);
+    let (aliases, problems) = parse_alias_list_bytes(aliases_json.as_bytes())
+        .map_err(|e| format!("the alias file: {e}"))?;
     for p in &problems {
         eprintln!("warning: {p}");
     }
@@ -148,9 +147,9 @@ pub fn acl_explain(
 ) -> Result<(bool, String), String> {
     let aliases = match aliases_json {
         Some(text) => {
-            let raw: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| format!("the alias file is not JSON: {e}"))?;
-            AliasIndex::build(parse_alias_list(&raw).0).0
+            let (aliases, _) = parse_alias_list_bytes(text.as_bytes())
+                .map_err(|e| format!("the alias file: {e}"))?;
+            AliasIndex::build(aliases).0
         }
         None => AliasIndex::build(Vec::new()).0,
     };

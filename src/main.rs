@@ -16,6 +16,11 @@ use stormbridge::{
 /// Embedded configuration of `stormbridge demo`.
 const DEMO_TOML: &str = include_str!("../config/demo.toml");
 
+/// mimalloc rather than glibc's malloc: it hands memory freed after a big alias list back
+/// to the system (see `cargo bench --bench memory_large`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {

@@ -141,6 +141,7 @@ pub fn generate(n: usize) -> Vec<ActionAlias> {
 
 /// A command that matches alias `i` of [`generate`], for the aliases of the common
 /// `<pack> <verb> <noun><tag> {{name}} {{count=1}}` shape (`i % 50` in `10..=29`).
+#[allow(dead_code)]
 pub fn command_for(i: usize) -> Option<String> {
     (10..=29).contains(&(i % 50)).then(|| {
         format!(
@@ -151,4 +152,44 @@ pub fn command_for(i: usize) -> Option<String> {
             i % 97
         )
     })
+}
+
+/// [`generate`]'d aliases as `GET /api/v1/actionalias?limit=-1` sends them: with the
+/// fields StackStorm adds (`uid`, `metadata_file`) and some `ack`/`result` settings.
+#[allow(dead_code)]
+pub fn wire_json(n: usize) -> Vec<u8> {
+    // Item by item, so that generating the body does not itself need a JSON tree of it.
+    let mut body = b"[".to_vec();
+    for (i, a) in generate(n).into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let item = {
+            let mut v = serde_json::to_value(&a).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "uid".into(),
+                    format!("action_alias:{}:{}", a.pack, a.name).into(),
+                );
+                o.insert(
+                    "metadata_file".into(),
+                    format!("aliases/{}.yaml", a.name).into(),
+                );
+                if i % 4 == 0 {
+                    o.insert(
+                        "ack".into(),
+                        serde_json::json!({"format": "Running {{ execution.id }}", "append_url": false}),
+                    );
+                    o.insert(
+                        "result".into(),
+                        serde_json::json!({"format": "{{ execution.result.stdout }}"}),
+                    );
+                }
+            }
+            v
+        };
+        serde_json::to_writer(&mut body, &item).unwrap_or_default();
+    }
+    body.push(b']');
+    body
 }

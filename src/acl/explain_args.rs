@@ -97,7 +97,8 @@ mod tests {
     fn aliases() -> AliasIndex {
         let list = serde_json::json!([{"name": "run", "pack": "core", "action_ref": "core.local",
             "formats": ["run {{cmd}}"]}]);
-        AliasIndex::build(crate::alias::model::parse_alias_list(&list).0).0
+        let (aliases, _) = crate::alias::model::parse_alias_list(&list).unwrap_or_default();
+        AliasIndex::build(aliases).0
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{
     token_renewer::{with_bridge_credential, BridgeCallError, CredentialWorked, TokenRenewer},
 };
 use crate::{
-    alias::{index::AliasIndex, model::parse_alias_list},
+    alias::{index::AliasIndex, model::parse_alias_list_bytes},
     domain::backoff::Backoff,
     metrics::Metrics,
     st2::client::{LocalClient, St2ClientFactory},
@@ -138,14 +138,17 @@ impl AliasCache {
             .await?;
             renewer.do_send(CredentialWorked { generation });
             // Decoding and compiling thousands of formats is CPU work: keep it off the arbiter.
+            // A body that is no list at all (`null`, a 200 with a faultstring) is an error:
+            // the last good list stays.
             let built = actix_web::rt::task::spawn_blocking(move || {
-                let (aliases, mut problems) = parse_alias_list(&raw);
+                let (aliases, mut problems) = parse_alias_list_bytes(&raw)?;
+                drop(raw);
                 let (index, warnings) = AliasIndex::rebuild(aliases, Some(&previous));
                 problems.extend(warnings);
-                (index, problems)
+                Ok::<_, LoadError>((index, problems))
             })
             .await
-            .map_err(|e| LoadError::Build(e.to_string()))?;
+            .map_err(|e| LoadError::Build(e.to_string()))??;
             Ok::<_, LoadError>(built)
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
@@ -208,6 +211,8 @@ enum LoadError {
     Call(#[from] BridgeCallError),
     #[error("building the alias index failed: {0}")]
     Build(String),
+    #[error("{0}; keeping the aliases loaded before")]
+    List(#[from] crate::alias::AliasListError),
 }
 
 impl Actor for AliasCache {

@@ -30,7 +30,7 @@ use super::{
 use crate::{
     acl::{parse_explain_args, CommandRef, Subject},
     alias::{
-        help::help,
+        help::help_matching_words,
         index::{AliasMatch, NameCollision, Selection},
     },
     backends::{Deliver, Inbound},
@@ -178,23 +178,14 @@ impl Dispatcher {
             .unwrap_or(self.settings.help_page_size)
             .clamp(1, self.settings.help_max_page_size);
         let index = self.aliases.load();
-        let page = match help(
+        // Words, not a regex: a chat user's filter never runs as a pattern here.
+        let page = help_matching_words(
             index.aliases(),
-            parsed.filter.as_deref(),
+            parsed.filter.as_deref().unwrap_or(""),
             parsed.pack.as_deref(),
             limit,
             parsed.offset,
-        ) {
-            Ok(page) => page,
-            Err(e) => {
-                self.metrics.command(CommandOutcome::Invalid);
-                let text = self.templates.render(
-                    "unknown_command",
-                    &json!({"command": format!("{help_command} {args}"), "reason": e.to_string(), "help_command": help_command}),
-                );
-                return self.reply(msg, text);
-            }
-        };
+        );
         let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
         for entry in &page.entries {
             let item = json!({"display": entry.display, "description": entry.description});

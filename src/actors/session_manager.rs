@@ -8,7 +8,11 @@
 //! dropped. Later commands from that user run with it. A failed or replayed attempt never
 //! touches an existing session (err-stackstorm logs the victim out on any failed POST).
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
@@ -42,7 +46,8 @@ pub struct SessionSettings {
     pub user_token_ttl: u64,
     /// Warn a user this long before their StackStorm token expires.
     pub warn_before: Duration,
-    /// Login attempts allowed per client address per window.
+    /// Login attempts (posts) allowed per client address per window; page views
+    /// (`GET /login/<id>`) are counted separately against the same number.
     pub attempts_per_address: u32,
     /// The window for `attempts_per_address`.
     pub attempt_window: Duration,
@@ -108,9 +113,16 @@ pub struct UserCredentialRejected(pub UserKey);
 
 /// Asks whether a login link can still be used, without using it: who it is for and how
 /// long it stays valid, or the outcome a submission would get (expired, used, unknown).
+/// Each ask counts as a page view of `client` (views per address are limited, so that link
+/// ids cannot be guessed by loading pages).
 #[derive(Clone, Message)]
 #[rtype(result = "Result<(String, Duration), LoginOutcome>")]
-pub struct LinkStatus(pub SecretString);
+pub struct LinkStatus {
+    /// The link id from the URL.
+    pub link_id: SecretString,
+    /// The client's address (see `crate::http::forwarded`), for rate limiting.
+    pub client: Option<IpAddr>,
+}
 
 /// What the login form sent.
 #[derive(Clone)]
@@ -138,7 +150,7 @@ pub struct SubmitLogin {
     pub word: SecretString,
     /// The credentials.
     pub credentials: LoginCredentials,
-    /// The client's address, for rate limiting.
+    /// The client's address (see `crate::http::forwarded`), for rate limiting.
     pub client: Option<IpAddr>,
 }
 
@@ -166,8 +178,13 @@ pub enum LoginOutcome {
     Used,
     /// The link does not exist.
     Unknown,
-    /// Too many attempts on this link or from this address.
+    /// Too many wrong shared words on this link: the link is finished.
     TooManyAttempts,
+    /// Too many requests from this client address; it may try again after `retry_after`.
+    RateLimited {
+        /// When the address's window ends.
+        retry_after: Duration,
+    },
     /// StackStorm could not be reached or failed.
     Unavailable(String),
 }
@@ -180,7 +197,8 @@ pub struct SessionManager {
     renewer: Addr<TokenRenewer>,
     notify: Recipient<NotifyUser>,
     status: StatusReporter,
-    attempts_by_address: moka::sync::Cache<IpAddr, u32>,
+    attempts_by_address: AddressLimiter,
+    views_by_address: AddressLimiter,
     warned: std::collections::HashSet<String>,
 }
 
@@ -195,10 +213,10 @@ impl SessionManager {
         notify: Recipient<NotifyUser>,
         status: StatusReporter,
     ) -> Self {
-        let attempts_by_address = moka::sync::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(settings.attempt_window)
-            .build();
+        let attempts_by_address =
+            AddressLimiter::new(settings.attempts_per_address, settings.attempt_window);
+        let views_by_address =
+            AddressLimiter::new(settings.attempts_per_address, settings.attempt_window);
         Self {
             settings,
             store,
@@ -207,6 +225,7 @@ impl SessionManager {
             notify,
             status,
             attempts_by_address,
+            views_by_address,
             warned: std::collections::HashSet::new(),
         }
     }
@@ -348,8 +367,18 @@ impl Handler<LinkStatus> for SessionManager {
     type Result = Result<(String, Duration), LoginOutcome>;
 
     fn handle(&mut self, msg: LinkStatus, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(ip) = msg.client {
+            if let Err(over) = self.views_by_address.hit(ip, Instant::now()) {
+                if over.first {
+                    tracing::warn!(client = %ip, "login page views from one address over the limit");
+                }
+                return Err(LoginOutcome::RateLimited {
+                    retry_after: over.retry_after,
+                });
+            }
+        }
         let now = chrono::Utc::now();
-        match self.store.peek_link(msg.0.expose_secret(), now) {
+        match self.store.peek_link(msg.link_id.expose_secret(), now) {
             Ok((user, expires_at)) => {
                 let left = (expires_at - now).to_std().unwrap_or_default();
                 Ok((user.0, left))
@@ -368,11 +397,13 @@ impl Handler<SubmitLogin> for SessionManager {
 
     fn handle(&mut self, msg: SubmitLogin, _ctx: &mut Self::Context) -> Self::Result {
         if let Some(ip) = msg.client {
-            let attempts = self.attempts_by_address.get(&ip).unwrap_or(0) + 1;
-            self.attempts_by_address.insert(ip, attempts);
-            if attempts > self.settings.attempts_per_address {
-                tracing::warn!(client = %ip, "login attempts from one address over the limit");
-                return Box::pin(fut::ready(LoginOutcome::TooManyAttempts));
+            if let Err(over) = self.attempts_by_address.hit(ip, Instant::now()) {
+                if over.first {
+                    tracing::warn!(client = %ip, "login attempts from one address over the limit");
+                }
+                return Box::pin(fut::ready(LoginOutcome::RateLimited {
+                    retry_after: over.retry_after,
+                }));
             }
         }
         let now = chrono::Utc::now();
@@ -428,6 +459,75 @@ impl Handler<SubmitLogin> for SessionManager {
             }
         }))
     }
+}
+
+/// Requests counted per client address in fixed windows: at most `limit` per `window`,
+/// counted from an address's first request in the window. Bounded (the least used
+/// addresses are forgotten first), entries dropped once their window is over.
+struct AddressLimiter {
+    limit: u32,
+    window: Duration,
+    windows: moka::sync::Cache<IpAddr, (Instant, u32)>,
+}
+
+impl AddressLimiter {
+    fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            // Re-inserting resets the time to live, so an entry always outlives its window.
+            windows: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(window)
+                .build(),
+        }
+    }
+
+    /// Counts one request from `ip`; an error when it is over the limit.
+    fn hit(&self, ip: IpAddr, now: Instant) -> Result<(), OverLimit> {
+        let (entry, verdict) = count_request(
+            self.windows.get(&ip.to_canonical()),
+            now,
+            self.limit,
+            self.window,
+        );
+        self.windows.insert(ip.to_canonical(), entry);
+        verdict
+    }
+}
+
+/// A request over an address's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OverLimit {
+    /// How long until the address's window ends.
+    retry_after: Duration,
+    /// The first request over the limit in this window (the one worth a log line; the
+    /// rest of a flood is not).
+    first: bool,
+}
+
+/// One more request in a fixed window `(start, count)`: the updated window, and whether the
+/// request is allowed or, when it is over `limit`, how long until the window ends.
+fn count_request(
+    entry: Option<(Instant, u32)>,
+    now: Instant,
+    limit: u32,
+    window: Duration,
+) -> ((Instant, u32), Result<(), OverLimit>) {
+    let (start, count) = match entry {
+        Some((start, count)) if now.saturating_duration_since(start) < window => (start, count),
+        _ => (now, 0),
+    };
+    let count = count.saturating_add(1);
+    let verdict = if count > limit {
+        Err(OverLimit {
+            retry_after: (start + window).saturating_duration_since(now),
+            first: count == limit.saturating_add(1),
+        })
+    } else {
+        Ok(())
+    };
+    ((start, count), verdict)
 }
 
 /// Checks the submitted credentials with StackStorm and turns them into what is stored.
@@ -524,4 +624,59 @@ async fn probed(
         st2_user: owner.to_owned(),
         expires_at: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_limit_requests_per_window_then_is_told_when_to_retry() {
+        let window = Duration::from_secs(600);
+        let t0 = Instant::now();
+        let mut entry = None;
+        for i in 0..3 {
+            let (next, verdict) = count_request(entry, t0 + Duration::from_secs(i), 3, window);
+            assert_eq!(verdict, Ok(()), "request {i}");
+            entry = Some(next);
+        }
+        let (next, verdict) = count_request(entry, t0 + Duration::from_secs(100), 3, window);
+        assert_eq!(
+            verdict,
+            Err(OverLimit {
+                retry_after: Duration::from_secs(500),
+                first: true
+            }),
+            "counted from the first request"
+        );
+        // Further requests do not push the window out, and are not the first over.
+        let (next, verdict) = count_request(Some(next), t0 + Duration::from_secs(599), 3, window);
+        assert_eq!(
+            verdict,
+            Err(OverLimit {
+                retry_after: Duration::from_secs(1),
+                first: false
+            })
+        );
+        // A new window.
+        let (_, verdict) = count_request(Some(next), t0 + window, 3, window);
+        assert_eq!(verdict, Ok(()));
+    }
+
+    #[test]
+    fn addresses_are_limited_separately() {
+        let limiter = AddressLimiter::new(2, Duration::from_secs(60));
+        let now = Instant::now();
+        let a: IpAddr = "203.0.113.1".parse().unwrap();
+        let b: IpAddr = "203.0.113.2".parse().unwrap();
+        assert!(limiter.hit(a, now).is_ok() && limiter.hit(a, now).is_ok());
+        assert!(limiter.hit(a, now).is_err());
+        assert!(
+            limiter
+                .hit("::ffff:203.0.113.1".parse().unwrap(), now)
+                .is_err(),
+            "the same address written as IPv6"
+        );
+        assert!(limiter.hit(b, now).is_ok());
+    }
 }

@@ -1,5 +1,12 @@
-//! st2's alias help listing (`generate_helpstring_result` behind
-//! `GET /api/v1/actionalias/help`), reproduced exactly.
+//! Alias help listings.
+//!
+//! [`help`] is st2's listing (`generate_helpstring_result` behind
+//! `GET /api/v1/actionalias/help`), reproduced exactly: its filter is a Python regex.
+//! Chat's `!st2help` uses [`help_matching_words`] instead: a chat user's filter must never
+//! be a regular expression run on the bridge (a crafted one backtracks for minutes over a
+//! few thousand displays, on the thread every other actor shares), and what people type
+//! after `!st2help` is words anyway (err-stackstorm's and st2chatops's users type a pack or
+//! a verb). Word matching is linear in the text searched, whatever the input.
 
 use std::sync::Arc;
 
@@ -74,33 +81,63 @@ pub fn help(
             })?,
         )
     };
+    // A search abandoned for backtracking is treated as "no match".
+    Ok(listing(aliases, pack, limit, offset, |_, display| {
+        regex
+            .as_ref()
+            .is_none_or(|re| re.is_match(display).unwrap_or(false))
+    }))
+}
+
+/// The listing chat's `!st2help` shows: like [`help`], but `words` are plain words, each of
+/// which must occur — case-insensitively, anywhere, as text (regex characters included) — in
+/// the display, the description or the pack. No words: everything. Same paging.
+pub fn help_matching_words(
+    aliases: &[Arc<ActionAlias>],
+    words: &str,
+    pack: Option<&str>,
+    limit: usize,
+    offset: usize,
+) -> HelpPage {
+    let words: Vec<String> = words.split_whitespace().map(str::to_lowercase).collect();
+    listing(aliases, pack, limit, offset, |alias, display| {
+        if words.is_empty() {
+            return true;
+        }
+        let display = display.to_lowercase();
+        let description = alias.description.as_deref().unwrap_or("").to_lowercase();
+        let pack = alias.pack.to_lowercase();
+        words.iter().all(|w| {
+            display.contains(w.as_str())
+                || description.contains(w.as_str())
+                || pack.contains(w.as_str())
+        })
+    })
+}
+
+/// The displays of enabled aliases (of `pack`, when given) that `keep` accepts, paged.
+fn listing(
+    aliases: &[Arc<ActionAlias>],
+    pack: Option<&str>,
+    limit: usize,
+    offset: usize,
+    keep: impl Fn(&ActionAlias, &str) -> bool,
+) -> HelpPage {
     let pack = pack.filter(|p| !p.is_empty());
     let mut count = 0usize;
     let mut entries = Vec::new();
     for alias in aliases {
-        if !alias.enabled {
-            continue;
-        }
-        if pack.is_some_and(|p| p != alias.pack) {
+        if !alias.enabled || pack.is_some_and(|p| p != alias.pack) {
             continue;
         }
         for format in &alias.formats {
             let Some(display) = format.display() else {
                 continue;
             };
-            if let Some(re) = &regex {
-                // A search abandoned for backtracking is treated as "no match".
-                if !re.is_match(display).unwrap_or(false) {
-                    continue;
-                }
+            if !keep(alias, display) {
+                continue;
             }
-            let outside = match (offset, limit) {
-                (0, l) if l > 0 => count >= l,
-                (o, 0) if o > 0 => count < o,
-                (o, l) if o > 0 && l > 0 => count < o || count >= o.saturating_add(l),
-                _ => false,
-            };
-            if !outside {
+            if in_page(count, limit, offset) {
                 entries.push(HelpEntry {
                     pack: alias.pack.clone(),
                     display: display.to_string(),
@@ -110,10 +147,20 @@ pub fn help(
             count += 1;
         }
     }
-    Ok(HelpPage {
+    HelpPage {
         available: count,
         entries,
-    })
+    }
+}
+
+/// st2's paging: whether the `count`-th passing display is on the page.
+fn in_page(count: usize, limit: usize, offset: usize) -> bool {
+    match (offset, limit) {
+        (0, l) if l > 0 => count < l,
+        (o, 0) if o > 0 => count >= o,
+        (o, l) if o > 0 && l > 0 => count >= o && count < o.saturating_add(l),
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -347,5 +394,36 @@ mod tests {
         let e = help(&aliases(), Some("(unclosed"), None, 0, 0).unwrap_err();
         assert!(matches!(e, HelpError::InvalidFilter { .. }));
         assert!(e.to_string().contains("(unclosed"), "{e}");
+    }
+
+    #[test]
+    fn chat_filters_are_words_never_regexes() {
+        let all = aliases();
+        // Regex syntax is text: `.*` matches nothing here, and a pattern that backtracks
+        // catastrophically as a regex is just a word that occurs nowhere.
+        assert_eq!(help_matching_words(&all, ".*", None, 0, 0).available, 0);
+        let evil = format!("({})+$", "a?".repeat(30));
+        assert_eq!(help_matching_words(&all, &evil, None, 0, 0).available, 0);
+        // `feel...` occurs literally in one display.
+        let p = help_matching_words(&all, "FEEL...", None, 0, 0);
+        assert_eq!(displays(&p), ["How do I feel? I feel... {{status}}!"]);
+        // Every word must occur, in the display, the description or the pack.
+        let p = help_matching_words(&all, "your mama", None, 0, 0);
+        assert_eq!(
+            displays(&p),
+            ["Hey, laser lips, your mama was a snow blower."]
+        );
+        assert_eq!(
+            help_matching_words(&all, "the80s", None, 0, 0).available,
+            10
+        );
+        // No words: everything (disabled aliases and display-less formats left out);
+        // st2's paging.
+        let p = help_matching_words(&all, "  ", None, 2, 1);
+        assert_eq!(p.available, 10);
+        assert_eq!(
+            displays(&p),
+            displays(&help(&all, None, None, 2, 1).unwrap())
+        );
     }
 }

@@ -20,6 +20,6 @@ pub use format::{extract_parameters, prepare, CompiledFormat, ParseError, Prepar
 pub use help::{help, HelpEntry, HelpError, HelpPage};
 pub use index::{AliasIndex, AliasMatch, Candidate, NameCollision, Selection, St2MatchError};
 pub use model::{
-    parse_alias_list, AckSpec, ActionAlias, AliasFormat, FormatObject, FormatPattern,
-    Representation, ResultSpec,
+    parse_alias_list, parse_alias_list_bytes, AckSpec, ActionAlias, AliasFormat, AliasListError,
+    FormatObject, FormatPattern, Representation, ResultSpec,
 };

@@ -316,45 +316,99 @@ impl TryFrom<RawActionAlias> for ActionAlias {
     }
 }
 
-/// Parse the body of `GET /api/v1/actionalias` (or a file of the same shape).
+/// Why a whole alias list was refused (as opposed to single items, which are skipped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AliasListError {
+    /// StackStorm answered with an error object (`{"faultstring": …}`) instead of a list.
+    #[error("StackStorm answered the alias list with an error: {0}")]
+    Fault(String),
+    /// The body is JSON but not an array (`null`, an object, …).
+    #[error("expected a JSON array of action aliases, got {0}")]
+    NotAList(&'static str),
+    /// The body is not JSON at all.
+    #[error("the alias list is not JSON: {0}")]
+    NotJson(String),
+}
+
+/// Parse the body of `GET /api/v1/actionalias` (or a file of the same shape) from its
+/// bytes, one item at a time: no JSON tree of the whole list is ever built, so the peak
+/// memory of a large list stays close to the body plus the aliases.
 ///
-/// Returns every item that parsed, in order, and one human-readable problem per item
-/// that did not (naming its index and, when readable, its name). A malformed item is
-/// skipped, never fatal: one bad alias must not take chat commands away from all the
-/// others. A body that is not a JSON array yields no aliases and one problem.
-pub fn parse_alias_list(json: &Value) -> (Vec<ActionAlias>, Vec<String>) {
+/// Returns every item that parsed, in order, and one human-readable problem per item that
+/// did not (naming its index and, when readable, its name). A malformed item is skipped,
+/// never fatal: one bad alias must not take chat commands away from all the others. A body
+/// that is not a list at all — `null`, StackStorm's `{"faultstring": …}` with a 200 — is an
+/// error, so that the caller keeps the last good list instead of loading none.
+pub fn parse_alias_list_bytes(
+    body: &[u8],
+) -> Result<(Vec<ActionAlias>, Vec<String>), AliasListError> {
+    match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body) {
+        Ok(items) => Ok(parse_items(items.into_iter().map(|raw| raw.get()))),
+        Err(e) => Err(match serde_json::from_slice::<Value>(body) {
+            Ok(v) => not_a_list(&v),
+            Err(_) => AliasListError::NotJson(e.to_string()),
+        }),
+    }
+}
+
+/// [`parse_alias_list_bytes`] for a list already decoded (alias files, tests).
+pub fn parse_alias_list(json: &Value) -> Result<(Vec<ActionAlias>, Vec<String>), AliasListError> {
     let Some(items) = json.as_array() else {
-        let kind = match json {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
-        };
-        return (
-            Vec::new(),
-            vec![format!(
-                "expected a JSON array of action aliases, got {kind}"
-            )],
-        );
+        return Err(not_a_list(json));
     };
     let mut aliases = Vec::with_capacity(items.len());
     let mut problems = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match ActionAlias::deserialize(item) {
             Ok(a) => aliases.push(a),
+            Err(e) => problems.push(item_problem(i, item, &e)),
+        }
+    }
+    Ok((aliases, problems))
+}
+
+fn parse_items<'a>(items: impl Iterator<Item = &'a str>) -> (Vec<ActionAlias>, Vec<String>) {
+    let mut aliases = Vec::new();
+    let mut problems = Vec::new();
+    for (i, text) in items.enumerate() {
+        match serde_json::from_str::<ActionAlias>(text) {
+            Ok(a) => aliases.push(a),
             Err(e) => {
-                let name = item.get("name").and_then(Value::as_str);
-                let what = match name {
-                    Some(n) => format!("action alias #{i} (name {n:?})"),
-                    None => format!("action alias #{i}"),
-                };
-                problems.push(format!("{what} skipped: {e}"));
+                let item = serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+                problems.push(item_problem(i, &item, &e));
             }
         }
     }
     (aliases, problems)
+}
+
+fn item_problem(i: usize, item: &Value, e: &serde_json::Error) -> String {
+    let what = match item.get("name").and_then(Value::as_str) {
+        Some(n) => format!("action alias #{i} (name {n:?})"),
+        None => format!("action alias #{i}"),
+    };
+    // The position inside one item says nothing to an operator: drop it.
+    let reason = e.to_string();
+    let reason = match reason.rsplit_once(" at line ") {
+        Some((r, position)) if position.contains(" column ") => r.to_owned(),
+        _ => reason,
+    };
+    format!("{what} skipped: {reason}")
+}
+
+fn not_a_list(v: &Value) -> AliasListError {
+    if let Some(fault) = v.get("faultstring").and_then(Value::as_str) {
+        let fault: String = fault.chars().take(400).collect();
+        return AliasListError::Fault(fault);
+    }
+    AliasListError::NotAList(match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    })
 }
 
 #[cfg(test)]
@@ -377,7 +431,7 @@ mod tests {
             "immutable_parameters": {"env": "prod"},
             "metadata_file": "aliases/deploy.yaml"
         }]);
-        let (a, p) = parse_alias_list(&v);
+        let (a, p) = parse_alias_list(&v).unwrap();
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(a.len(), 1);
         let a = &a[0];
@@ -397,7 +451,7 @@ mod tests {
     fn derives_ref_and_defaults() {
         let v = json!([{"name": "n", "pack": "p", "action_ref": "p.a",
             "enabled": null, "formats": null, "description": null, "ref": null}]);
-        let (a, p) = parse_alias_list(&v);
+        let (a, p) = parse_alias_list(&v).unwrap();
         assert!(p.is_empty());
         assert_eq!(a[0].reference, "p.n");
         assert!(a[0].enabled);
@@ -415,15 +469,36 @@ mod tests {
             {"name": "badformats", "pack": "p", "action_ref": "p.a", "formats": [1]},
             42
         ]);
-        let (a, p) = parse_alias_list(&v);
+        let (a, p) = parse_alias_list(&v).unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(p.len(), 3);
         assert!(p[0].contains("#1") && p[0].contains("nopack"), "{}", p[0]);
         assert!(p[1].contains("#2") && p[1].contains("badformats"));
         assert!(p[2].contains("#3"));
-        let (a, p) = parse_alias_list(&json!({"faultstring": "x"}));
-        assert!(a.is_empty());
-        assert_eq!(p.len(), 1);
+        // The same from the wire, item by item.
+        let (a2, p2) = parse_alias_list_bytes(v.to_string().as_bytes()).unwrap();
+        assert_eq!((a2, p2), (a, p));
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_list_is_an_error_not_an_empty_list() {
+        assert_eq!(
+            parse_alias_list_bytes(br#"{"faultstring": "Internal Server Error"}"#),
+            Err(AliasListError::Fault("Internal Server Error".into()))
+        );
+        assert_eq!(
+            parse_alias_list_bytes(b"null"),
+            Err(AliasListError::NotAList("null"))
+        );
+        assert!(matches!(
+            parse_alias_list_bytes(b"[{\"name\": "),
+            Err(AliasListError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_alias_list(&json!({"faultstring": "x"})),
+            Err(AliasListError::Fault(_))
+        ));
+        assert_eq!(parse_alias_list_bytes(b"[]"), Ok((vec![], vec![])));
     }
 
     #[test]

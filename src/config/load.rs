@@ -255,6 +255,7 @@ pub(super) struct RawHttp {
     pub tls_cert: String,
     pub tls_key: String,
     pub client_ca: String,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -214,6 +214,8 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Serve HTTPS with this certificate chain and key (PEM), when set.
     pub tls: Option<HttpTls>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (login rate limits, logs).
+    pub trusted_proxies: crate::http::forwarded::TrustedProxies,
 }
 
 /// TLS for the bridge's own HTTP server.
@@ -493,6 +495,39 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("exactly one credential"), "{text}");
         assert!(text.contains("telegraph"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks_and_each_bad_entry_is_named() {
+        let s = load_text(MINIMAL, &[]).unwrap();
+        assert!(s.http.trusted_proxies.is_empty(), "none trusted by default");
+        let text = format!(
+            "{MINIMAL}\n[http]\ntrusted_proxies = [\"10.0.0.5\", \"10.1.0.0/16\", \"fd00::/8\"]\n"
+        );
+        let proxies = load_text(&text, &[]).unwrap().http.trusted_proxies;
+        assert!(proxies.contains("10.1.200.3".parse().unwrap()));
+        assert!(proxies.contains("10.0.0.5".parse().unwrap()));
+        assert!(!proxies.contains("10.0.0.6".parse().unwrap()));
+        assert!(proxies.contains("fd00::1".parse().unwrap()));
+        let text = format!(
+            "{MINIMAL}\n[http]\ntrusted_proxies = [\"10.0.0.5\", \"proxy.internal\", \"10.1.0.1/16\", \"0.0.0.0/0\"]\n"
+        );
+        let e = load_text(&text, &[]).unwrap_err();
+        assert_eq!(
+            keys(&e),
+            vec![
+                "http.trusted_proxies[1]",
+                "http.trusted_proxies[2]",
+                "http.trusted_proxies[3]"
+            ],
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("proxy.internal"), "{text}");
+        assert!(text.contains("10.1.0.0/16"), "{text}");
+        assert!(text.contains("trusts every address"), "{text}");
+        let text = format!("{MINIMAL}\n[http]\ntrusted_proxies = \"10.0.0.5\"\n");
+        assert!(keys(&load_text(&text, &[]).unwrap_err()).contains(&"http"));
     }
 
     #[test]

@@ -2,7 +2,10 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use crate::acl::AclPolicy;
+use crate::{
+    acl::AclPolicy,
+    http::forwarded::{IpNet, TrustedProxies},
+};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -132,8 +135,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         problems: Vec::new(),
     };
     for section in &raw.unknown_sections {
+        // TOML allows a quoted empty or blank key (`"" = 1`): name it so it can be found.
+        let key = if section.trim().is_empty() {
+            format!("{section:?} (a blank top-level key)")
+        } else {
+            section.clone()
+        };
         c.push(
-            section.clone(),
+            key,
             "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, access, chat)",
         );
     }
@@ -242,8 +251,25 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 None
             }
         };
+        let mut proxies = Vec::new();
+        for (i, entry) in h.trusted_proxies.iter().enumerate() {
+            let key = format!("http.trusted_proxies[{i}]");
+            match entry.parse::<IpNet>() {
+                Ok(net) if net.prefix() == 0 => c.push(
+                    key,
+                    format!("`{entry}` trusts every address: anyone could claim to be anyone in X-Forwarded-For; list your proxies' addresses"),
+                ),
+                Ok(net) => proxies.push(net),
+                Err(reason) => c.push(key, reason),
+            }
+        }
+        let trusted_proxies = TrustedProxies::new(proxies);
         match h.listen.parse::<SocketAddr>() {
-            Ok(listen) => Some(HttpSettings { listen, tls }),
+            Ok(listen) => Some(HttpSettings {
+                listen,
+                tls,
+                trusted_proxies,
+            }),
             Err(_) => {
                 c.push(
                     "http.listen",

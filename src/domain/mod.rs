@@ -6,6 +6,7 @@ pub mod announcement;
 pub mod backoff;
 pub mod chunk;
 pub mod command;
+pub mod escape;
 pub mod message;
 pub mod result_ledger;
 pub mod stream_overlap;

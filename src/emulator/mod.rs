@@ -529,6 +529,13 @@ impl Emulator {
         self.shared.set_announce_before_response(on);
     }
 
+    /// While `Some`, an authenticated `GET /api/v1/actionalias` answers 200 with exactly
+    /// this body (`null`, `{"faultstring": "…"}`, garbage): what a broken st2api or proxy
+    /// has been seen to send. `None` restores the real list.
+    pub fn set_alias_list_body(&self, body: Option<&str>) {
+        self.shared.set_alias_list_body(body.map(str::to_owned));
+    }
+
     /// The next `aliasexecution` (or `match_and_execute`) request that passes
     /// authentication and body validation gets `{"faultstring": faultstring}` with
     /// this status instead.

@@ -64,7 +64,8 @@ impl AliasSet {
         let mut parsed = Vec::new();
         let mut raw_by_ref = HashMap::new();
         for item in &raw {
-            let (mut ok, problems) = parse_alias_list(&Value::Array(vec![item.clone()]));
+            let (mut ok, problems) =
+                parse_alias_list(&Value::Array(vec![item.clone()])).unwrap_or_default();
             for p in problems {
                 tracing::debug!(problem = %p, "st2 emulator: alias not usable");
             }
@@ -403,6 +404,7 @@ struct State {
     records: Vec<ExecutionRecord>,
     fail_next: Option<(u16, String)>,
     last_filter: Option<String>,
+    alias_list_body: Option<String>,
 }
 
 /// Everything the server, the runner thread and the `Emulator` handle share.
@@ -768,6 +770,14 @@ impl Shared {
 
     pub(crate) fn take_fail_next(&self) -> Option<(u16, String)> {
         self.state.lock().fail_next.take()
+    }
+
+    pub(crate) fn set_alias_list_body(&self, body: Option<String>) {
+        self.state.lock().alias_list_body = body;
+    }
+
+    pub(crate) fn alias_list_body(&self) -> Option<String> {
+        self.state.lock().alias_list_body.clone()
     }
 
     // ----- executions ---------------------------------------------------------

@@ -3,20 +3,31 @@
 //!
 //! Everything the page needs is served from here (`/login-assets/…`): no CDN, no external
 //! or inline script, so the CSP can forbid both. Responses are never cached, never framed
-//! and never send a referrer, because the URL itself is the secret.
+//! and never send a referrer to another origin, because the URL itself is the secret (the
+//! policy is `same-origin`, not `no-referrer`: with `no-referrer` a browser sends the page's
+//! own posts with `Origin: null`, which any other site can send too, and the origin check
+//! below could not tell them apart).
+//!
+//! Abuse is bounded: a post must come from the page itself (`Origin`/`Referer`/
+//! `Sec-Fetch-Site`, see [`super::same_origin`]) or gets 403; page views and posts are each
+//! limited per client address (429 with `Retry-After`; the address is the peer's, or the
+//! client's behind a trusted proxy, see [`super::forwarded`]); a body must arrive whole
+//! within [`super::server::BODY_TIMEOUT`] (408) and be at most [`MAX_BODY_BYTES`] (413).
 
 use std::time::Duration;
 
 use actix_web::{
-    http::{header, StatusCode},
+    error::PayloadError,
+    http::{header, ConnectionType, StatusCode},
     web, HttpRequest, HttpResponse,
 };
+use futures_util::StreamExt;
 use handlebars::Handlebars;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::HttpState;
+use super::{same_origin, HttpState};
 use crate::actors::session_manager::{LinkStatus, LoginCredentials, LoginOutcome, SubmitLogin};
 
 /// Largest login request body accepted.
@@ -53,7 +64,7 @@ fn secure(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpR
     builder
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
 }
@@ -127,6 +138,15 @@ fn describe(outcome: &LoginOutcome) -> (StatusCode, &'static str, String, bool) 
             "There were too many login attempts. Wait a while, or start a new session in chat.".into(),
             true,
         ),
+        LoginOutcome::RateLimited { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            format!(
+                "There were too many login requests from your address. Try again in {} minute(s).",
+                retry_secs(*retry_after).div_ceil(60)
+            ),
+            false,
+        ),
         LoginOutcome::Unavailable(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "StackStorm is not available",
@@ -136,19 +156,38 @@ fn describe(outcome: &LoginOutcome) -> (StatusCode, &'static str, String, bool) 
     }
 }
 
+/// Whole seconds, rounded up, at least 1 (for `Retry-After`).
+fn retry_secs(after: Duration) -> u64 {
+    (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1)
+}
+
+/// Adds `Retry-After` to a rate-limited answer.
+fn with_retry_after(mut response: HttpResponse, outcome: &LoginOutcome) -> HttpResponse {
+    if let LoginOutcome::RateLimited { retry_after } = outcome {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(retry_secs(*retry_after)),
+        );
+    }
+    response
+}
+
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `GET /login/{link}`.
-pub async fn show(state: web::Data<HttpState>, link: web::Path<String>) -> HttpResponse {
+pub async fn show(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    link: web::Path<String>,
+) -> HttpResponse {
     let Some(sessions) = state.sessions.as_ref() else {
         return HttpResponse::NotFound().finish();
     };
-    let link_id = SecretString::from(link.into_inner());
-    match sessions
-        .send(LinkStatus(link_id))
-        .timeout(ASK_TIMEOUT)
-        .await
-    {
+    let status = LinkStatus {
+        link_id: SecretString::from(link.into_inner()),
+        client: super::client_address(&req, &state.trusted_proxies),
+    };
+    match sessions.send(status).timeout(ASK_TIMEOUT).await {
         Ok(Ok((user, expires_in))) => page(
             &state,
             StatusCode::OK,
@@ -162,11 +201,12 @@ pub async fn show(state: web::Data<HttpState>, link: web::Path<String>) -> HttpR
         ),
         Ok(Err(outcome)) => {
             let (status, title, message, _) = describe(&outcome);
-            page(
+            let response = page(
                 &state,
                 status,
                 json!({"title": title, "message": message, "error": true, "kind": "error"}),
-            )
+            );
+            with_retry_after(response, &outcome)
         }
         Err(_) => page(
             &state,
@@ -232,12 +272,55 @@ fn credentials(form: LoginForm) -> Result<(SecretString, LoginCredentials), &'st
     Ok((word, creds))
 }
 
+/// Why a login body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Over [`MAX_BODY_BYTES`] (declared or sent).
+    TooLarge,
+    /// Not all there within [`super::server::BODY_TIMEOUT`].
+    TooSlow,
+    /// The client went away or the body was malformed.
+    Incomplete,
+}
+
+/// Reads the body, at most [`MAX_BODY_BYTES`]; a declared length over that is refused
+/// before a byte is read.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let capacity = declared.map_or(1024, |n| usize::try_from(n).unwrap_or(MAX_BODY_BYTES));
+    let mut body = web::BytesMut::with_capacity(capacity.min(MAX_BODY_BYTES));
+    while let Some(chunk) = payload.next().await {
+        let failed = match chunk {
+            Ok(chunk) if body.len() + chunk.len() <= MAX_BODY_BYTES => {
+                body.extend_from_slice(&chunk);
+                continue;
+            }
+            Ok(_) | Err(PayloadError::Overflow) => BodyError::TooLarge,
+            Err(e) if super::server::is_body_timeout(&e) => BodyError::TooSlow,
+            Err(_) => BodyError::Incomplete,
+        };
+        zeroize::Zeroize::zeroize(body.as_mut());
+        return Err(failed);
+    }
+    Ok(body)
+}
+
 /// `POST /login/{link}`.
 pub async fn submit(
     state: web::Data<HttpState>,
     req: HttpRequest,
     link: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let Some(sessions) = state.sessions.as_ref() else {
         return HttpResponse::NotFound().finish();
@@ -259,21 +342,60 @@ pub async fn submit(
             )
         }
     };
+    let client = super::client_address(&req, &state.trusted_proxies);
+    // Before anything else, and before the body is read: a post from another site's page
+    // (login CSRF) is refused without touching the link or its attempt count.
+    if let Err(refusal) = from_own_page(&req, &state) {
+        tracing::warn!(
+            client = ?client,
+            reason = refusal.as_str(),
+            "login form post from another origin refused"
+        );
+        return reply(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "This form can only be sent from its own page. Open your login link again and sign in there.".into(),
+            false,
+            false,
+        );
+    }
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    let mut body = match read_body(&req, payload).await {
+        Ok(body) => body,
+        Err(e) => {
+            let (status, message) = match e {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The form is too large to be a login; please reload the page and try again.",
+                ),
+                BodyError::TooSlow => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The form took too long to arrive; please reload the page and try again.",
+                ),
+                BodyError::Incomplete => (
+                    StatusCode::BAD_REQUEST,
+                    "The form could not be read; please reload the page and try again.",
+                ),
+            };
+            let mut response = reply(status, "Incomplete form", message.into(), false, false);
+            // The rest of the body is not read: the connection cannot carry another request.
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            return response;
+        }
+    };
     let form: Result<LoginForm, String> = if is_json {
         serde_json::from_slice(&body).map_err(|e| e.to_string())
     } else {
         serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
     };
-    // The request body held the password in the clear: wipe it now that the form is read
-    // (when this handler owns the only reference to the buffer, as it normally does).
-    if let Ok(mut owned) = body.try_into_mut() {
-        zeroize::Zeroize::zeroize(owned.as_mut());
-    }
+    // The request body held the password in the clear: wipe it now that the form is read.
+    zeroize::Zeroize::zeroize(body.as_mut());
     let Ok(form) = form else {
         return reply(
             StatusCode::BAD_REQUEST,
@@ -299,18 +421,19 @@ pub async fn submit(
         link_id: SecretString::from(link.into_inner()),
         word,
         credentials,
-        client: req.peer_addr().map(|a| a.ip()),
+        client,
     };
     match sessions.send(submission).timeout(ASK_TIMEOUT).await {
         Ok(outcome) => {
             let (status, title, message, finished) = describe(&outcome);
-            reply(
+            let response = reply(
                 status,
                 title,
                 message,
                 matches!(outcome, LoginOutcome::Linked { .. }),
                 finished,
-            )
+            );
+            with_retry_after(response, &outcome)
         }
         Err(_) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -322,9 +445,31 @@ pub async fn submit(
     }
 }
 
-/// The body limit for login requests: a bigger body is refused with 413 before it is read.
-pub fn payload_config() -> web::PayloadConfig {
-    web::PayloadConfig::new(MAX_BODY_BYTES)
+/// Whether a post comes from the login page itself (see [`same_origin::check_post`]).
+fn from_own_page(req: &HttpRequest, state: &HttpState) -> Result<(), same_origin::Refusal> {
+    let headers = req.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    // An Origin or Referer that is not even text is not the page's own.
+    let unreadable =
+        |name: header::HeaderName| headers.get(name).is_some_and(|v| v.to_str().is_err());
+    if unreadable(header::ORIGIN) {
+        return Err(same_origin::Refusal::ForeignOrigin);
+    }
+    if unreadable(header::REFERER) {
+        return Err(same_origin::Refusal::ForeignReferer);
+    }
+    let host = text(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let own = same_origin::OwnOrigin {
+        public: state.public_origin.as_ref(),
+        host,
+        tls: req.app_config().secure(),
+    };
+    same_origin::check_post(
+        text(header::ORIGIN),
+        text(header::REFERER),
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        &own,
+    )
 }
 
 #[cfg(test)]
@@ -363,6 +508,13 @@ mod tests {
             LoginCredentials::ApiKey(k) => assert_eq!(k.expose_secret(), "k3y"),
             _ => panic!("read as another method"),
         }
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        assert_eq!(retry_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_secs(Duration::from_secs(600)), 600);
+        assert_eq!(retry_secs(Duration::ZERO), 1);
     }
 
     #[test]

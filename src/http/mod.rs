@@ -1,18 +1,20 @@
 //! The HTTP surface for operators: `/health`, `/ready`, `/actors`, `/metrics`.
 //! The whole route table is in [`configure`].
 
+pub mod forwarded;
 pub mod health;
 pub mod login;
 pub mod metrics;
 pub mod redact;
+pub mod same_origin;
 pub mod server;
 pub mod slack;
 pub mod tls;
 
 use actix::Addr;
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use crate::{
     actors::{session_manager::SessionManager, supervisor::Supervisor},
@@ -32,6 +34,21 @@ pub struct HttpState {
     pub login_pages: Arc<login::LoginPages>,
     /// Slack connections in Events API mode, by connection name.
     pub slack_events: Arc<HashMap<String, crate::backends::slack::EventsEndpoint>>,
+    /// `[http] trusted_proxies`: whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<forwarded::TrustedProxies>,
+    /// The origin of `[auth] public_url`, where the login page is published.
+    pub public_origin: Option<same_origin::Origin>,
+}
+
+/// The address a request comes from, for rate limits and logs: the peer's, or behind a
+/// trusted proxy the client's it forwards for (see [`forwarded::client_address`]).
+pub fn client_address(req: &HttpRequest, trusted: &forwarded::TrustedProxies) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let lines = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    Some(forwarded::client_address(peer, lines, trusted))
 }
 
 /// Registers every route.
@@ -43,7 +60,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login-assets/{file}", web::get().to(login::asset))
         .service(
             web::resource("/login/{link}")
-                .app_data(login::payload_config())
                 .route(web::get().to(login::show))
                 .route(web::post().to(login::submit)),
         )

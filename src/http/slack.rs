@@ -25,7 +25,8 @@ pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str, now:
     let Ok(ts) = timestamp.trim().parse::<i64>() else {
         return false;
     };
-    if (now - ts).abs() > WINDOW_SECS {
+    // `abs_diff`: a timestamp near i64::MIN must not overflow the subtraction.
+    if now.abs_diff(ts) > WINDOW_SECS.unsigned_abs() {
         return false;
     }
     let Some(hex) = signature.strip_prefix("v0=") else {
@@ -54,8 +55,10 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     format!("v0={hex}")
 }
 
+/// Lower-case hex as Slack writes it, and nothing else: `from_str_radix` alone would also
+/// take `+f` for `0f` and upper-case digits, so one signature would have several spellings.
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..s.len())

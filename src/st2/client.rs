@@ -279,15 +279,12 @@ impl St2Client {
         serde_json::from_slice(&bytes).map_err(|e| St2Error::Decode(format!("token response: {e}")))
     }
 
-    /// `GET /api/v1/actionalias?limit=-1`: every alias, as raw JSON (decoded leniently by the cache).
-    pub async fn list_aliases(&self, cred: &Credential) -> Result<serde_json::Value, St2Error> {
+    /// `GET /api/v1/actionalias?limit=-1`: every alias, as the body's bytes (decoded item by
+    /// item by the cache, off the actor thread).
+    pub async fn list_aliases(&self, cred: &Credential) -> Result<Bytes, St2Error> {
         let url = format!("{}/actionalias?limit=-1&offset=0", self.endpoints.api_url);
         let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
-        let bytes = self
-            .exchange("actionalias_list", req, StatusCode::OK)
-            .await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| St2Error::Decode(format!("alias list is not JSON: {e}")))
+        self.exchange("actionalias_list", req, StatusCode::OK).await
     }
 
     /// `POST /auth/v1/tokens/validate`, authenticated with `bridge` (st2 requires a credential

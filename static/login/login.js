@@ -26,7 +26,7 @@
       headers: { "Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded" },
       body: body,
       credentials: "omit",
-      referrerPolicy: "no-referrer"
+      referrerPolicy: "same-origin"
     }).then(function (response) { return response.json(); }).then(function (answer) {
       var message = document.getElementById("message");
       if (!message) {

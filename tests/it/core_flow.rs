@@ -176,6 +176,20 @@ async fn help_is_grouped_by_pack_paginated_and_filterable() {
         "{help}"
     );
 
+    // Filters are words, never regular expressions: a pattern that would backtrack for
+    // minutes over the alias displays is plain text that occurs nowhere, and `.*` is too.
+    b.say(&format!("!st2help ({})+$", "r?".repeat(40))).await;
+    let reply = b.line_containing("No commands found").await;
+    assert!(reply.contains("r?r?r?"), "{reply}");
+    b.say("!st2help .*").await;
+    b.line_containing("No commands found for `.*`").await;
+    b.say("!st2help run hosts").await;
+    let help = b.line_containing("Showing").await;
+    assert!(
+        help.contains("Showing 1–1 of 1"),
+        "every word must occur: {help}"
+    );
+
     b.say("!st2help --limit 3").await;
     let help = b.line_containing("Showing").await;
     assert!(help.contains("Showing 1–3 of 8"), "{help}");

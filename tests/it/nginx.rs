@@ -22,14 +22,16 @@ use std::{
 };
 
 use stormbridge::{
-    app::{self, AppOptions, RunningApp},
-    backends::console::{unescape_line, ConsoleIo},
+    app::RunningApp,
+    backends::console::unescape_line,
     config,
     emulator::{Emulator, EmulatorConfig, Framing},
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
+use tokio::io::{AsyncWriteExt, BufReader, DuplexStream, Lines};
 
-use crate::support::{config_toml, free_port, init_test_log, with_test_aliases, Process, WAIT};
+use crate::support::{
+    config_toml, free_port, init_test_log, start_with_console, with_test_aliases, Process, WAIT,
+};
 
 /// The nginx configuration: st2.conf's proxied locations, as plain HTTP on one loopback port.
 /// `@DIR@` is the test's temp dir, `@PORT@` nginx's port, `@UPSTREAM@` the emulator's
@@ -273,27 +275,14 @@ impl Bridge {
         let toml = config_toml(&emulator, &opts).replace(&emulator.base_url(), &nginx.base_url());
         assert!(toml.contains(&format!("{}/stream/v1", nginx.base_url())));
         let settings = config::load_from_str(&toml).expect("test config valid");
-        let (bot_in, console_in) = tokio::io::duplex(1 << 20);
-        let (bot_out, test_out) = tokio::io::duplex(1 << 20);
-        let app = app::start(
-            settings,
-            AppOptions {
-                console_io: Some(ConsoleIo {
-                    input: Box::new(bot_in),
-                    output: Box::new(bot_out),
-                }),
-                ..AppOptions::default()
-            },
-        )
-        .await
-        .expect("bridge starts");
+        let (app, console_in, console_out) = start_with_console(settings).await;
         Self {
             app,
             nginx,
             emulator,
             http: awc::Client::default(),
             console_in,
-            console_out: BufReader::new(test_out).lines(),
+            console_out,
             seen: Vec::new(),
         }
     }

@@ -1,7 +1,8 @@
 //! The Slack backend against a fake Slack (tests/it/slack/fake.rs): commands in over Socket
 //! Mode or the Events API, executions at the st2 emulator, results back as Web API posts.
 
-mod fake;
+/// The fake Slack (also used by `properties::slack`).
+pub(crate) mod fake;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

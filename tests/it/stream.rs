@@ -272,3 +272,41 @@ async fn a_result_the_alias_keeps_silent_stays_silent_after_a_gap() {
         0.0
     );
 }
+
+#[actix_rt::test]
+async fn a_malformed_alias_list_keeps_the_last_good_one() {
+    let mut b = ready_bridge(with_test_aliases()).await;
+    assert!(eventually!(
+        WAIT,
+        b.metric("stormbridge_aliases").await == 8.0
+    ));
+    for broken in [
+        "null",
+        r#"{"faultstring": "Internal Server Error"}"#,
+        "<html>502</html>",
+    ] {
+        b.emulator.set_alias_list_body(Some(broken));
+        // An alias change on the stream makes the bridge reload.
+        b.emulator.send_raw_event("st2.actionalias__update", "{}");
+        assert!(
+            eventually!(WAIT, {
+                let cache = b.actor("alias_cache").await;
+                cache["state"] == "degraded"
+                    && cache["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("keeping the aliases loaded before"))
+            }),
+            "{broken}: {}",
+            b.actor("alias_cache").await
+        );
+        assert_eq!(b.metric("stormbridge_aliases").await, 8.0, "{broken}");
+        b.say("!st2 run date").await;
+        b.line_containing("Started `run date`").await;
+        b.emulator.set_alias_list_body(None);
+        b.emulator.send_raw_event("st2.actionalias__update", "{}");
+        assert!(eventually!(
+            WAIT,
+            b.actor("alias_cache").await["state"] == "up"
+        ));
+    }
+}

@@ -125,26 +125,13 @@ impl TestBridge {
             emulator.stop().await;
         }
         let settings = settings_for(&emulator, &opts);
-        let (bot_in, console_in) = tokio::io::duplex(1 << 20);
-        let (bot_out, test_out) = tokio::io::duplex(1 << 20);
-        let app = app::start(
-            settings,
-            AppOptions {
-                console_io: Some(ConsoleIo {
-                    input: Box::new(bot_in),
-                    output: Box::new(bot_out),
-                }),
-                ..AppOptions::default()
-            },
-        )
-        .await
-        .expect("bridge starts");
+        let (app, console_in, console_out) = start_with_console(settings).await;
         Self {
             emulator,
             app,
             http: awc::Client::default(),
             console_in,
-            console_out: BufReader::new(test_out).lines(),
+            console_out,
             seen: Vec::new(),
         }
     }
@@ -232,6 +219,28 @@ impl TestBridge {
             .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
             .unwrap_or(0.0)
     }
+}
+
+/// Starts a bridge with `settings`, its console on in-memory pipes: the running app, what
+/// the test types into the console, and the console's output lines (escaped, as printed).
+pub async fn start_with_console(
+    settings: Settings,
+) -> (RunningApp, DuplexStream, Lines<BufReader<DuplexStream>>) {
+    let (bot_in, console_in) = tokio::io::duplex(1 << 20);
+    let (bot_out, test_out) = tokio::io::duplex(1 << 20);
+    let app = app::start(
+        settings,
+        AppOptions {
+            console_io: Some(ConsoleIo {
+                input: Box::new(bot_in),
+                output: Box::new(bot_out),
+            }),
+            ..AppOptions::default()
+        },
+    )
+    .await
+    .expect("bridge starts");
+    (app, console_in, BufReader::new(test_out).lines())
 }
 
 /// Aliases the tests run against (a JSON array, as `GET /api/v1/actionalias` returns).
@@ -341,8 +350,13 @@ pub fn captured_logs() -> String {
 }
 
 /// With `TEST_LOG=1` (or a filter such as `TEST_LOG=stormbridge=debug`), the bridge's logs
-/// are printed; otherwise they are captured for [`captured_logs`].
+/// are printed; otherwise they are captured for [`captured_logs`]. Either way they are
+/// formatted as the bridge's `pretty` log is ([`EscapingFields`]: control characters in
+/// fields escaped), so tests see what operators see.
+///
+/// [`EscapingFields`]: stormbridge::telemetry::EscapingFields
 pub fn init_test_log() {
+    use stormbridge::telemetry::EscapingFields;
     if let Ok(filter) = std::env::var("TEST_LOG") {
         let filter = if filter == "1" {
             "debug".to_owned()
@@ -351,6 +365,7 @@ pub fn init_test_log() {
         };
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .fmt_fields(EscapingFields)
             .with_test_writer()
             .try_init();
         return;
@@ -361,6 +376,7 @@ pub fn init_test_log() {
             "debug,actix_server=info,actix_http=info,h2=info",
         ))
         .with_ansi(false)
+        .fmt_fields(EscapingFields)
         .with_writer(move || CaptureWriter(buf.clone()))
         .try_init();
 }

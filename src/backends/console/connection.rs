@@ -6,7 +6,10 @@ use actix::{io::WriteHandler, prelude::*};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
-use super::escape_line;
+use super::{
+    escape_line,
+    input::{ConsoleLines, InputLine},
+};
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
     backends::{Deliver, Inbound},
@@ -17,7 +20,8 @@ use crate::{
     },
 };
 
-/// Longest input line accepted; longer lines are refused with a message, not buffered.
+/// Longest input line accepted (bytes, without the line ending); longer lines are skipped
+/// with a warning, not buffered, and the next line is read as usual.
 const MAX_INPUT_LINE: usize = 64 * 1024;
 
 /// Where the console reads and writes.
@@ -74,9 +78,28 @@ impl ConsoleConnection {
         }
     }
 
-    fn write_line(&mut self, line: String) {
+    /// Writes one output line, escaped as a whole (see the module documentation).
+    fn write_line(&mut self, line: &str) {
         if let Some(writer) = self.writer.as_mut() {
-            writer.write(line);
+            writer.write(escape_line(line));
+        }
+    }
+
+    /// Tells the operator, and the log, that an input line was skipped, and why.
+    fn skipped(&mut self, why: &str, prefix: &str) {
+        tracing::warn!(
+            connection = %self.name,
+            reason = why,
+            prefix = %prefix,
+            "console input line skipped"
+        );
+        // `prefix` is escaped already: shown as it is, not escaped twice.
+        let line = escape_line(&format!(
+            "{} input line ignored ({why}); it began: ",
+            self.prefix()
+        ));
+        if let Some(writer) = self.writer.as_mut() {
+            writer.write(format!("{line}{prefix}"));
         }
     }
 
@@ -145,10 +168,7 @@ impl Actor for ConsoleConnection {
                 .state(ActorState::Down, Some("console input already used".into()));
             return;
         };
-        ctx.add_stream(FramedRead::new(
-            io.input,
-            LinesCodec::new_with_max_length(MAX_INPUT_LINE),
-        ));
+        ctx.add_stream(FramedRead::new(io.input, ConsoleLines::new(MAX_INPUT_LINE)));
         self.writer = Some(actix::io::FramedWrite::new(
             io.output,
             LinesCodec::new(),
@@ -167,23 +187,23 @@ impl WriteHandler<LinesCodecError> for ConsoleConnection {
     }
 }
 
-impl StreamHandler<Result<String, LinesCodecError>> for ConsoleConnection {
-    fn handle(&mut self, item: Result<String, LinesCodecError>, _ctx: &mut Self::Context) {
+impl StreamHandler<Result<InputLine, std::io::Error>> for ConsoleConnection {
+    fn handle(&mut self, item: Result<InputLine, std::io::Error>, _ctx: &mut Self::Context) {
         self.status.activity();
         match item {
-            Ok(line) => {
+            Ok(InputLine::Text(line)) => {
                 if let Some(msg) = self.to_inbound(&line) {
                     self.dispatcher.do_send(Inbound(msg));
                 }
             }
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
-                let line = format!(
-                    "{} input line longer than {MAX_INPUT_LINE} bytes was ignored",
-                    self.prefix()
-                );
-                self.write_line(line);
+            Ok(InputLine::TooLong { prefix }) => {
+                self.skipped(&format!("longer than {MAX_INPUT_LINE} bytes"), &prefix);
             }
-            Err(LinesCodecError::Io(e)) => {
+            Ok(InputLine::NotUtf8 { prefix }) => {
+                self.skipped("not valid UTF-8", &prefix);
+            }
+            // The input itself failed: the stream ends after this (as at end of input).
+            Err(e) => {
                 tracing::warn!(error = %e, "console input failed");
             }
         }
@@ -223,7 +243,7 @@ impl Handler<Deliver> for ConsoleConnection {
             self.settings.max_message_length,
             LengthUnit::Chars,
         ) {
-            self.write_line(format!("{prefix} {place}: {}", escape_line(&part)));
+            self.write_line(&format!("{prefix} {place}: {part}"));
         }
         self.status.activity();
     }

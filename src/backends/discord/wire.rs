@@ -171,7 +171,9 @@ fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
 /// Maps a `MESSAGE_CREATE`'s `d` to a chat message.
 pub fn message_to_inbound(d: &Value, m: &Mapping<'_>) -> Result<InboundMessage, Skip> {
     let author = d.get("author").ok_or(Skip::Malformed)?;
-    let (Some(user_id), Some(channel_id)) = (s(author, "id"), s(d, "channel_id")) else {
+    // A blank author id would be a user without an id.
+    let user_id = s(author, "id").filter(|id| !id.trim().is_empty());
+    let (Some(user_id), Some(channel_id)) = (user_id, s(d, "channel_id")) else {
         return Err(Skip::Malformed);
     };
     if user_id == m.bot_id {

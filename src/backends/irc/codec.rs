@@ -52,7 +52,10 @@ impl Decoder for IrcLines {
             if text.is_empty() {
                 continue;
             }
-            if text.len() > MAX_INBOUND_LINE {
+            // The limit counts the line's bytes as they arrived (its CRs included), as the
+            // check above does while the line is still incomplete: a line reads the same
+            // however it is split across reads.
+            if end > MAX_INBOUND_LINE || text.len() > MAX_INBOUND_LINE {
                 return Ok(Some(Incoming::Unparsed("line too long".into())));
             }
             return Ok(Some(match text.parse::<Message>() {

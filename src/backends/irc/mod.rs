@@ -26,10 +26,12 @@
 //! `flood_interval_ms`). While disconnected they wait in a bounded queue (`queue_lines`,
 //! oldest dropped first and counted) and are sent, oldest first, after reconnecting.
 
-mod codec;
+/// Line framing of what the server sends (public for the property tests in `tests/it`).
+pub mod codec;
 pub mod config;
 mod connection;
-mod inbound;
+/// A relayed `PRIVMSG` → a chat message (public for the property tests in `tests/it`).
+pub mod inbound;
 mod text;
 
 pub use config::IrcSettings;

@@ -314,8 +314,14 @@ pub fn message_to_inbound(
     if str_at(event, "type") != Some("m.room.message") {
         return Err(Skip::NotAMessage);
     }
-    let sender = str_at(event, "sender").ok_or(Skip::Malformed)?;
-    let event_id = str_at(event, "event_id").ok_or(Skip::Malformed)?;
+    // A blank sender would be a user without an id; an empty event id, a thread root that
+    // does not exist.
+    let sender = str_at(event, "sender")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(Skip::Malformed)?;
+    let event_id = str_at(event, "event_id")
+        .filter(|s| !s.is_empty())
+        .ok_or(Skip::Malformed)?;
     if sender == m.bot_user_id {
         return Err(Skip::OwnMessage);
     }

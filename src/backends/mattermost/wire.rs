@@ -161,7 +161,8 @@ pub fn posted_to_inbound(data: &Value, m: &Mapping<'_>) -> Result<InboundMessage
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str(s).ok())
         .ok_or(Skip::Malformed)?;
-    if post.channel_id.is_empty() || post.user_id.is_empty() {
+    // A blank author would be a user without an id.
+    if post.channel_id.is_empty() || post.user_id.trim().is_empty() {
         return Err(Skip::Malformed);
     }
     if post.user_id == m.bot_id {

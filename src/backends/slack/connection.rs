@@ -476,7 +476,9 @@ impl SlackConnection {
         if event.bot_id.is_some() {
             return;
         }
-        let (Some(user), Some(channel), Some(ts)) = (event.user, event.channel, event.ts) else {
+        // A message without an author (or with a blank one) is nobody's command.
+        let user = event.user.filter(|u| !u.trim().is_empty());
+        let (Some(user), Some(channel), Some(ts)) = (user, event.channel, event.ts) else {
             return;
         };
         if user == me {

@@ -36,7 +36,8 @@
 pub mod client;
 pub mod config;
 mod connection;
-mod inbound;
+/// A `<message>` stanza → a chat message (public for the property tests in `tests/it`).
+pub mod inbound;
 pub mod xml;
 
 pub use config::XmppSettings;

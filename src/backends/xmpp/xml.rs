@@ -332,53 +332,64 @@ impl Decoder for XmlCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
-        let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-        let Some(skip) = skip_misc(src) else {
+        let frame = decode_frame(src)?;
+        // The limit is on one stanza, so it is checked only while one is incomplete (a read
+        // may bring many small stanzas at once, more than the limit together).
+        if frame.is_none() && src.len() > MAX_STANZA {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a stanza larger than the limit",
+            ));
+        }
+        Ok(frame)
+    }
+}
+
+/// The next complete frame at the start of `src` (consumed), or `None` when it is incomplete.
+fn decode_frame(src: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let Some(skip) = skip_misc(src) else {
+        return Ok(None);
+    };
+    src.advance(skip);
+    if src.is_empty() {
+        return Ok(None);
+    }
+    if src.starts_with(b"</") {
+        let Some(end) = src.iter().position(|b| *b == b'>') else {
             return Ok(None);
         };
-        src.advance(skip);
-        if src.is_empty() {
+        let name = String::from_utf8_lossy(&src[2..end]).trim().to_owned();
+        src.advance(end + 1);
+        if local(&name) == "stream" {
+            return Ok(Some(Frame::StreamClose));
+        }
+        return Err(bad(format!("an unexpected `</{name}>`")));
+    }
+    let head = &src[..src.len().min(16)];
+    if head.starts_with(b"<stream:stream")
+        || (head.len() < 14 && b"<stream:stream".starts_with(head))
+    {
+        if head.len() < 14 {
             return Ok(None);
         }
-        if src.len() > MAX_STANZA {
-            return Err(bad("a stanza larger than the limit".into()));
-        }
-        if src.starts_with(b"</") {
-            let Some(end) = src.iter().position(|b| *b == b'>') else {
-                return Ok(None);
-            };
-            let name = String::from_utf8_lossy(&src[2..end]).trim().to_owned();
-            src.advance(end + 1);
-            if local(&name) == "stream" {
-                return Ok(Some(Frame::StreamClose));
-            }
-            return Err(bad(format!("an unexpected `</{name}>`")));
-        }
-        let head = &src[..src.len().min(16)];
-        if head.starts_with(b"<stream:stream")
-            || (head.len() < 14 && b"<stream:stream".starts_with(head))
-        {
-            if head.len() < 14 {
-                return Ok(None);
-            }
-            return match parse_tag(src).map_err(bad)? {
-                None => Ok(None),
-                Some((Tag::Open(e) | Tag::Empty(e), len)) => {
-                    src.advance(len);
-                    Ok(Some(Frame::StreamOpen(e)))
-                }
-                Some((Tag::Close(_), len)) => {
-                    src.advance(len);
-                    Ok(Some(Frame::StreamClose))
-                }
-            };
-        }
-        match parse_element(src).map_err(bad)? {
+        return match parse_tag(src).map_err(bad)? {
             None => Ok(None),
-            Some((e, len)) => {
+            Some((Tag::Open(e) | Tag::Empty(e), len)) => {
                 src.advance(len);
-                Ok(Some(Frame::Stanza(e)))
+                Ok(Some(Frame::StreamOpen(e)))
             }
+            Some((Tag::Close(_), len)) => {
+                src.advance(len);
+                Ok(Some(Frame::StreamClose))
+            }
+        };
+    }
+    match parse_element(src).map_err(bad)? {
+        None => Ok(None),
+        Some((e, len)) => {
+            src.advance(len);
+            Ok(Some(Frame::Stanza(e)))
         }
     }
 }
