@@ -87,12 +87,22 @@ pub struct RunningApp {
     /// else sends to the stream consumer, so the running app keeps it.
     _stream_consumer: Addr<StreamConsumer>,
     acl_gate: Addr<AclGate>,
+    alias_cache: Addr<AliasCache>,
 }
 
 impl RunningApp {
     /// The current health snapshot.
     pub async fn health(&self) -> Option<HealthReport> {
         self.supervisor.send(Health).await.ok()
+    }
+
+    /// Loads the alias list from StackStorm now (what SIGHUP and `!st2reload` do): the number
+    /// of aliases, or why the list could not be loaded (the previous one stays).
+    pub async fn reload_aliases(&self) -> Result<usize, String> {
+        self.alias_cache
+            .send(crate::actors::alias_cache::ReloadAliases { reason: "SIGHUP" })
+            .await
+            .unwrap_or_else(|_| Err("the alias cache is not running".to_owned()))
     }
 
     /// Re-reads the configuration file and swaps in its access rules (what SIGHUP does).
@@ -239,8 +249,9 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             web_url: settings.st2.web_url.clone(),
             help_page_size: settings.bot.help_page_size,
             help_max_page_size: settings.bot.help_max_page_size,
+            st2_user: settings.bot.st2_user,
         };
-        let (st2, metrics, templates, snapshot, renewer, gate, tracker) = (
+        let (st2, metrics, templates, snapshot, renewer, gate, tracker, reload) = (
             st2.clone(),
             metrics.clone(),
             templates.clone(),
@@ -248,11 +259,12 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             renewer.clone(),
             gate.clone(),
             tracker.clone(),
+            alias_cache.clone().recipient(),
         );
         let status = reporter("dispatcher", false);
         actix::Supervisor::start(move |_| {
             Dispatcher::new(
-                s, st2, metrics, templates, snapshot, renewer, gate, tracker, status,
+                s, st2, metrics, templates, snapshot, renewer, gate, tracker, reload, status,
             )
         })
     };
@@ -460,6 +472,10 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 .public_url
                 .as_deref()
                 .and_then(http::same_origin::Origin::of_url),
+            post: http::post::PostEndpoints::new(
+                settings.http.post_token.as_ref(),
+                tracker.clone().recipient(),
+            ),
         },
     )
     .map_err(|source| StartError::Listen {
@@ -474,5 +490,6 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         http: server.handle,
         _stream_consumer: stream_consumer,
         acl_gate: gate,
+        alias_cache: alias_cache.clone(),
     })
 }

@@ -179,6 +179,10 @@ fn reload_on_sighup(
 ) {
     actix_rt::spawn(async move {
         while hup.recv().await.is_some() {
+            match app.reload_aliases().await {
+                Ok(count) => tracing::info!(count, "SIGHUP: aliases reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reloading aliases failed"),
+            }
             match app.reload_access(&path).await {
                 Ok(rules) => {
                     tracing::info!(rules, path = %path.display(), "SIGHUP: access rules reloaded")
@@ -212,12 +216,20 @@ fn run(settings: Settings, path: std::path::PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long the demo's commands run.
+const DEMO_EXECUTION_TIME: std::time::Duration = std::time::Duration::from_millis(1500);
+
 fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
     let (emulator, app) = system.block_on(async {
         stop_on_signals();
-        let emulator = Emulator::start(EmulatorConfig::default())
-            .await
+        // Commands take a second or two, as real ones do: StackStorm prints a duration under
+        // a second as microseconds ("Took 0.02μs"), which would make the demo look broken.
+        let emulator = Emulator::start(EmulatorConfig {
+            execution_delay: DEMO_EXECUTION_TIME,
+            ..EmulatorConfig::default()
+        })
+        .await
             .context("starting the StackStorm emulator")?;
         let toml = format!(
             "{DEMO_TOML}\n[http]\nlisten = \"{http_listen}\"\n"

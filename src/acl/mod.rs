@@ -114,7 +114,7 @@ pub use rules::{AccessConfig, AccessRuleConfig, AclProblem, Action, UnknownKeys}
 ///
 /// For a non-admin they are denied before any rule is looked at. For an admin the rules
 /// still apply (a deny rule can stop an admin); when none applies, the admin is allowed.
-pub const ADMIN_ONLY_BUILTINS: &[&str] = &["session_list", "session_cancel", "acl"];
+pub const ADMIN_ONLY_BUILTINS: &[&str] = &["session_list", "session_cancel", "acl", "reload"];
 
 /// Built-in verbs that everyone may run, whatever the rules say. Empty as shipped:
 /// `help` and `whoami` are governed by the rules like everything else.
@@ -130,6 +130,7 @@ pub const KNOWN_BUILTINS: &[&str] = &[
     "session_list",
     "session_cancel",
     "acl",
+    "reload",
     "confirm",
     "abort",
     "jobs",

@@ -822,7 +822,7 @@ mod tests {
             default = "deny"
             admins = ["console:alice", "slack-*:UADM*"]
             [[access.rules]]
-            builtins = ["session_*", "acl", "help"]
+            builtins = ["session_*", "acl", "help", "reload"]
             action = "allow"
             comment = "tries to open admin commands to everyone"
             "#,

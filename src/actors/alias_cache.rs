@@ -70,6 +70,15 @@ pub struct RefreshAliases {
     pub reason: &'static str,
 }
 
+/// Reload now and answer once the load is over: the number of aliases, or why the list
+/// could not be loaded (the previous list stays).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct ReloadAliases {
+    /// Why, for the log.
+    pub reason: &'static str,
+}
+
 /// Stream events arrive in bursts when a pack is registered; wait this long for the burst to end.
 const STREAM_DEBOUNCE: Duration = Duration::from_millis(250);
 
@@ -87,6 +96,10 @@ pub struct AliasCache {
     debounce: Option<SpawnHandle>,
     retry: Option<SpawnHandle>,
     loaded_once: bool,
+    /// Callers of [`ReloadAliases`] waiting for the load that will start next.
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<usize, String>>>,
+    /// Callers waiting for the load under way.
+    answering: Vec<tokio::sync::oneshot::Sender<Result<usize, String>>>,
 }
 
 impl AliasCache {
@@ -114,6 +127,8 @@ impl AliasCache {
             debounce: None,
             retry: None,
             loaded_once: false,
+            waiting: Vec::new(),
+            answering: Vec::new(),
         }
     }
 
@@ -126,6 +141,7 @@ impl AliasCache {
             ctx.cancel_future(h);
         }
         self.loading = true;
+        self.answering = std::mem::take(&mut self.waiting);
         tracing::debug!(reason, "loading aliases");
         let client = self.client.get();
         let renewer = self.renewer.clone();
@@ -141,8 +157,13 @@ impl AliasCache {
             // A body that is no list at all (`null`, a 200 with a faultstring) is an error:
             // the last good list stays.
             let built = actix_web::rt::task::spawn_blocking(move || {
-                let (aliases, mut problems) = parse_alias_list_bytes(&raw)?;
-                drop(raw);
+                let mut aliases = Vec::new();
+                let mut problems = Vec::new();
+                for page in raw {
+                    let (mut a, p) = parse_alias_list_bytes(&page)?;
+                    aliases.append(&mut a);
+                    problems.extend(p);
+                }
                 let (index, warnings) = AliasIndex::rebuild(aliases, Some(&previous));
                 problems.extend(warnings);
                 Ok::<_, LoadError>((index, problems))
@@ -153,6 +174,13 @@ impl AliasCache {
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.loading = false;
+            let answer = match &result {
+                Ok((index, _)) => Ok(index.len()),
+                Err(e) => Err(e.to_string()),
+            };
+            for waiter in std::mem::take(&mut act.answering) {
+                let _ = waiter.send(answer.clone());
+            }
             match result {
                 Ok((index, problems)) => {
                     for p in problems.iter().take(20) {
@@ -230,6 +258,22 @@ impl Supervised for AliasCache {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.loading = false;
         self.status.restarted(None);
+    }
+}
+
+impl Handler<ReloadAliases> for AliasCache {
+    type Result = ResponseFuture<Result<usize, String>>;
+
+    fn handle(&mut self, msg: ReloadAliases, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A load already under way may have read the list before the change that prompted
+        // this request: wait for the next one.
+        self.waiting.push(tx);
+        self.reload(msg.reason, ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the alias cache restarted".to_owned()))
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{
     acl_gate::{AclGate, Authorize, Explain},
-    alias_cache::AliasSnapshot,
+    alias_cache::{AliasSnapshot, ReloadAliases},
     result_tracker::{CommandAccepted, CommandRefused, ResultTracker, TrackCommand},
     session_manager::{
         CancelSession, EndSession, ListSessions, NoSession, NotifyUser, SessionManager,
@@ -73,6 +73,8 @@ pub struct DispatcherSettings {
     pub help_page_size: usize,
     /// Largest help page.
     pub help_max_page_size: usize,
+    /// What StackStorm is told as the command's `user`.
+    pub st2_user: crate::config::St2UserField,
 }
 
 /// The dispatcher actor.
@@ -87,6 +89,7 @@ pub struct Dispatcher {
     sessions: Option<Addr<SessionManager>>,
     connections: BTreeMap<String, Recipient<Deliver>>,
     results: Addr<ResultTracker>,
+    alias_cache: Recipient<ReloadAliases>,
     status: StatusReporter,
 }
 
@@ -102,6 +105,7 @@ impl Dispatcher {
         renewer: Addr<TokenRenewer>,
         gate: Addr<AclGate>,
         results: Addr<ResultTracker>,
+        alias_cache: Recipient<ReloadAliases>,
         status: StatusReporter,
     ) -> Self {
         Self {
@@ -115,6 +119,7 @@ impl Dispatcher {
             sessions: None,
             connections: BTreeMap::new(),
             results,
+            alias_cache,
             status,
         }
     }
@@ -235,6 +240,18 @@ impl Dispatcher {
     }
 
     fn handle_run(&mut self, msg: InboundMessage, text: &str, ctx: &mut Context<Self>) {
+        self.run_alias(msg, text, false, ctx);
+    }
+
+    /// `retried`: this is the one retry after StackStorm said the alias or its format no
+    /// longer exists (the list was reloaded in between).
+    fn run_alias(
+        &mut self,
+        msg: InboundMessage,
+        text: &str,
+        retried: bool,
+        ctx: &mut Context<Self>,
+    ) {
         if self.aliases_not_loaded(&msg) {
             return;
         }
@@ -247,7 +264,16 @@ impl Dispatcher {
                     pack: found.alias.pack.clone(),
                     text: text.clone(),
                 };
-                self.authorize(msg, command, Next::Execute { text, found }, ctx);
+                self.authorize(
+                    msg,
+                    command,
+                    Next::Execute {
+                        text,
+                        found,
+                        retried,
+                    },
+                    ctx,
+                );
             }
             Selection::Ambiguous(candidates) => {
                 self.metrics.command(CommandOutcome::Ambiguous);
@@ -277,114 +303,191 @@ impl Dispatcher {
         }
     }
 
+    /// Runs a matched alias: one `POST /aliasexecution` — or, for a `match_multiple` format
+    /// with several matches, one per match (StackStorm's `aliasexecution` runs only the
+    /// first; its `match_and_execute`, which runs them all, takes no `source_context`, so
+    /// results could not find their thread or be told apart). Every execution is registered
+    /// with the result tracker first; one acknowledgement names them all.
     fn execute(
         &mut self,
         msg: InboundMessage,
         text: String,
         found: AliasMatch,
+        retried: bool,
         ctx: &mut Context<Self>,
     ) {
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let request = AliasExecutionRequest {
-            name: found.alias.name.clone(),
-            format: found.representation.clone(),
-            command: text.clone(),
-            user: msg.user.id.clone(),
-            source_channel: msg.room.id.clone(),
-            notification_route: self.settings.route_key.clone(),
-            source_context: SourceContext {
-                bridge: BRIDGE_MARKER.to_owned(),
-                connection: msg.room.connection.clone(),
-                room: msg.room.id.clone(),
-                room_kind: msg.room.kind,
-                thread: msg.room.thread.clone(),
-                message_id: msg.message_id.clone(),
-                user_id: msg.user.id.clone(),
-                request_id: request_id.clone(),
-            },
+        let commands = match &found.per_match {
+            Ok(each) if !each.is_empty() => each.clone(),
+            Ok(_) => vec![text.clone()],
+            Err(why) => {
+                self.metrics.command(CommandOutcome::Invalid);
+                let reason = format!(
+                    "StackStorm runs this alias once per match, but {why}, so the matches cannot be sent one by one; please send them as separate commands."
+                );
+                let reply = self
+                    .templates
+                    .render("error", &json!({"command": text, "reason": reason}));
+                return self.reply(&msg, reply);
+            }
         };
+        let user = match self.settings.st2_user {
+            crate::config::St2UserField::Id => msg.user.id.clone(),
+            crate::config::St2UserField::Name => msg.user.name.clone(),
+        };
+        let jobs: Vec<(PendingResult, AliasExecutionRequest)> = commands
+            .into_iter()
+            .map(|command| {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let request = AliasExecutionRequest {
+                    name: found.alias.name.clone(),
+                    format: found.representation.clone(),
+                    command,
+                    user: user.clone(),
+                    source_channel: msg.room.id.clone(),
+                    notification_route: self.settings.route_key.clone(),
+                    source_context: SourceContext {
+                        bridge: BRIDGE_MARKER.to_owned(),
+                        connection: msg.room.connection.clone(),
+                        room: msg.room.id.clone(),
+                        room_kind: msg.room.kind,
+                        thread: msg.room.thread.clone(),
+                        message_id: msg.message_id.clone(),
+                        user_id: msg.user.id.clone(),
+                        request_id: request_id.clone(),
+                    },
+                };
+                let pending = PendingResult {
+                    request_id,
+                    execution_id: None,
+                    context: request.source_context.clone(),
+                    alias_ref: found.alias.reference.clone(),
+                    alias_id: found.alias.id.clone(),
+                    created_at: chrono::Utc::now(),
+                    delivered_at: None,
+                };
+                (pending, request)
+            })
+            .collect();
         tracing::info!(
             alias = %found.alias.reference,
             user = %msg.user.id,
             connection = %msg.room.connection,
-            request_id = %request_id,
+            request_id = %jobs.first().map(|(p, _)| p.request_id.as_str()).unwrap_or(""),
+            executions = jobs.len(),
             "running alias"
         );
-        let pending = PendingResult {
-            request_id: request_id.clone(),
-            execution_id: None,
-            context: request.source_context.clone(),
-            alias_ref: found.alias.reference.clone(),
-            alias_id: found.alias.id.clone(),
-            created_at: chrono::Utc::now(),
-            delivered_at: None,
-        };
         let results = self.results.clone();
         let client = self.client.get();
         let renewer = self.renewer.clone();
         let sessions = self.sessions.clone();
-        let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
+        let user_key = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
         let fut = async move {
-            // Remembered (and persisted) before StackStorm hears of it: no restart after
-            // the request left can forget that a result is owed.
-            if results.send(TrackCommand(pending)).await.is_err() {
-                tracing::error!(
-                    "the result tracker is not running; this command's result may be lost"
-                );
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for (pending, request) in jobs {
+                let request_id = pending.request_id.clone();
+                // Remembered (and persisted) before StackStorm hears of it: no restart after
+                // the request left can forget that a result is owed.
+                if results.send(TrackCommand(pending)).await.is_err() {
+                    tracing::error!(
+                        "the result tracker is not running; this command's result may be lost"
+                    );
+                }
+                let outcome = execute_as(
+                    &client,
+                    &renewer,
+                    sessions.clone(),
+                    user_key.clone(),
+                    &request,
+                )
+                .await;
+                outcomes.push((request_id, outcome));
             }
-            execute_as(&client, &renewer, sessions, user, &request).await
+            outcomes
         };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, _ctx| {
-            match result {
-                Ok(results) => {
-                    act.metrics.command(CommandOutcome::Executed);
-                    if let Some(ack) = act.ack_text(&text, &found, &results) {
-                        act.reply(&msg, ack);
-                    }
-                    // The ack is queued at the connection: results may follow.
-                    match results.first() {
-                        Some(first) => act.results.do_send(CommandAccepted {
-                            request_id: request_id.clone(),
-                            execution_id: first.execution.id.clone(),
-                        }),
-                        None => act.results.do_send(CommandRefused {
-                            request_id: request_id.clone(),
-                        }),
+        ctx.spawn(fut.into_actor(self).map(move |outcomes, act, ctx| {
+            let mut started = Vec::new();
+            let mut failed = Vec::new();
+            for (request_id, outcome) in outcomes {
+                match outcome.map(|r| r.into_iter().next()) {
+                    Ok(Some(result)) => started.push((request_id, result)),
+                    Ok(None) => failed.push((
+                        request_id,
+                        ExecuteError::St2(St2Error::Decode("no execution in the answer".into())),
+                    )),
+                    Err(e) => failed.push((request_id, e)),
+                }
+            }
+            for (request_id, _) in &failed {
+                act.results.do_send(CommandRefused {
+                    request_id: request_id.clone(),
+                });
+            }
+            if started.is_empty() {
+                let Some((request_id, error)) = failed.into_iter().next() else {
+                    return;
+                };
+                if let ExecuteError::St2(e) = &error {
+                    if !retried && alias_is_stale(e) {
+                        // The alias (or this format of it) changed in StackStorm since the
+                        // list was loaded: reload it now and match the command once more.
+                        tracing::info!(error = %e, request_id = %request_id, "StackStorm no longer knows this alias or format; reloading aliases and retrying once");
+                        let reload = act.alias_cache.send(ReloadAliases {
+                            reason: "StackStorm refused a stale alias",
+                        });
+                        ctx.spawn(reload.into_actor(act).map(move |_, act, ctx| {
+                            act.run_alias(msg, &text, true, ctx);
+                        }));
+                        return;
                     }
                 }
-                Err(e) => {
-                    let session_start = format!("{}session_start <word>", act.command_prefix());
-                    let reason = match &e {
-                        ExecuteError::St2(err) => err.user_message(),
-                        ExecuteError::Auth(_) => {
-                            St2Error::Unauthorized(String::new()).user_message()
-                        }
-                        ExecuteError::NoSession(NoSession::Missing) => format!(
-                            "you have no StackStorm session, so I cannot run it as you. Send me `{session_start}` in a direct message and open the link (help works without one)."
-                        ),
-                        ExecuteError::NoSession(NoSession::Expired) => format!(
-                            "your StackStorm session has expired. Send me `{session_start}` in a direct message to start a new one."
-                        ),
-                        ExecuteError::UserRejected => format!(
-                            "StackStorm no longer accepts your session (it expired or was revoked), so it has ended. Send me `{session_start}` in a direct message to start a new one."
-                        ),
-                    };
-                    if matches!(e, ExecuteError::NoSession(_) | ExecuteError::UserRejected) {
-                        act.metrics.command(CommandOutcome::NoSession);
-                    } else {
-                        act.metrics.command(CommandOutcome::St2Error);
-                    }
-                    tracing::warn!(error = %e, request_id = %request_id, "alias execution failed");
-                    let text = act
-                        .templates
-                        .render("error", &json!({"command": text, "reason": reason}));
-                    act.reply(&msg, text);
-                    act.results.do_send(CommandRefused {
-                        request_id: request_id.clone(),
-                    });
-                }
+                act.refused(&msg, &text, &request_id, &error);
+                return;
+            }
+            act.metrics.command(CommandOutcome::Executed);
+            let results: Vec<AliasExecutionResult> =
+                started.iter().map(|(_, r)| r.clone()).collect();
+            if let Some(ack) = act.ack_text(&text, &found, &results) {
+                act.reply(&msg, ack);
+            }
+            // The ack is queued at the connection: results may follow.
+            for (request_id, result) in started {
+                act.results.do_send(CommandAccepted {
+                    request_id,
+                    execution_id: result.execution.id,
+                });
+            }
+            if let Some((request_id, error)) = failed.into_iter().next() {
+                act.refused(&msg, &text, &request_id, &error);
             }
         }));
+    }
+
+    /// Tells the user why StackStorm did not run `text`.
+    fn refused(&self, msg: &InboundMessage, text: &str, request_id: &str, e: &ExecuteError) {
+        let session_start = format!("{}session_start <word>", self.command_prefix());
+        let reason = match e {
+            ExecuteError::St2(err) => err.user_message(),
+            ExecuteError::Auth(_) => St2Error::Unauthorized(String::new()).user_message(),
+            ExecuteError::NoSession(NoSession::Missing) => format!(
+                "you have no StackStorm session, so I cannot run it as you. Send me `{session_start}` in a direct message and open the link (help works without one)."
+            ),
+            ExecuteError::NoSession(NoSession::Expired) => format!(
+                "your StackStorm session has expired. Send me `{session_start}` in a direct message to start a new one."
+            ),
+            ExecuteError::UserRejected => format!(
+                "StackStorm no longer accepts your session (it expired or was revoked), so it has ended. Send me `{session_start}` in a direct message to start a new one."
+            ),
+        };
+        if matches!(e, ExecuteError::NoSession(_) | ExecuteError::UserRejected) {
+            self.metrics.command(CommandOutcome::NoSession);
+        } else {
+            self.metrics.command(CommandOutcome::St2Error);
+        }
+        tracing::warn!(error = %e, request_id = %request_id, "alias execution failed");
+        let text = self
+            .templates
+            .render("error", &json!({"command": text, "reason": reason}));
+        self.reply(msg, text);
     }
 
     /// The acknowledgement, or `None` when the alias turned acks off (`ack.enabled: false`).
@@ -413,14 +516,15 @@ impl Dispatcher {
         if flag("enabled") == Some(false) {
             return None;
         }
+        // StackStorm builds `web_url` from its own host name, often an internal one: the
+        // configured st2web address wins.
         let url = (flag("append_url") != Some(false))
             .then(|| {
-                first.execution.web_url.clone().or_else(|| {
-                    self.settings
-                        .web_url
-                        .as_ref()
-                        .map(|w| format!("{w}/#/history/{}/general", first.execution.id))
-                })
+                self.settings
+                    .web_url
+                    .as_ref()
+                    .map(|w| format!("{w}/#/history/{}/general", first.execution.id))
+                    .or_else(|| first.execution.web_url.clone())
             })
             .flatten();
         let ids: Vec<&str> = results.iter().map(|r| r.execution.id.as_str()).collect();
@@ -458,6 +562,8 @@ impl Dispatcher {
                 "alias_ref": found.alias.reference,
                 "packs": collision.packs,
                 "pack_list": english_list(&collision.packs),
+                "disabled": collision.disabled,
+                "disabled_list": english_list(&collision.disabled),
             }),
         );
         self.reply(msg, reply);
@@ -466,11 +572,19 @@ impl Dispatcher {
 
 /// What to do once access control has allowed a command.
 enum Next {
-    Execute { text: String, found: AliasMatch },
+    Execute {
+        text: String,
+        found: AliasMatch,
+        retried: bool,
+    },
+    Reload,
     Help(String),
     Whoami,
     Acl(String),
-    Session { verb: String, args: String },
+    Session {
+        verb: String,
+        args: String,
+    },
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -531,18 +645,41 @@ impl Dispatcher {
 
     fn proceed(&mut self, msg: InboundMessage, next: Next, ctx: &mut Context<Self>) {
         match next {
-            Next::Execute { text, found } => {
+            Next::Execute {
+                text,
+                found,
+                retried,
+            } => {
                 let index = self.aliases.load();
                 match index.name_collision(&found.alias.name) {
                     Some(collision) => self.refuse_name_collision(&msg, &text, &found, collision),
-                    None => self.execute(msg, text, found, ctx),
+                    None => self.execute(msg, text, found, retried, ctx),
                 }
             }
             Next::Help(args) => self.handle_help(&msg, &args),
             Next::Whoami => self.handle_whoami(msg, ctx),
+            Next::Reload => self.handle_reload(msg, ctx),
             Next::Acl(args) => self.handle_acl(msg, &args, ctx),
             Next::Session { verb, args } => self.handle_session(msg, &verb, args, ctx),
         }
+    }
+
+    /// `!st2reload` (admins): the alias list now, and how it went.
+    fn handle_reload(&mut self, msg: InboundMessage, ctx: &mut Context<Self>) {
+        self.metrics.command(CommandOutcome::Builtin);
+        let reload = self.alias_cache.send(ReloadAliases {
+            reason: "requested in chat",
+        });
+        ctx.spawn(reload.into_actor(self).map(move |answer, act, _ctx| {
+            let text = match answer {
+                Ok(Ok(count)) => {
+                    format!("Reloaded the command list from StackStorm: {count} aliases.")
+                }
+                Ok(Err(e)) => format!("Reloading the command list failed: {e}"),
+                Err(_) => "The alias cache is not answering; please try again.".to_owned(),
+            };
+            act.reply(&msg, text);
+        }));
     }
 
     /// `session_start`, `session_end`, `session_list`, `session_cancel`.
@@ -722,6 +859,31 @@ impl Dispatcher {
     }
 }
 
+/// StackStorm's answers for an alias the cached list has but StackStorm no longer has, or
+/// whose format changed (st2api `controllers/v1/aliasexecution.py`, and st2's
+/// `extract_parameters_for_action_alias_db`).
+fn alias_is_stale(e: &St2Error) -> bool {
+    match e {
+        // `ActionAlias.get_by_name` raises StackStormDBObjectNotFoundError, which the router
+        // turns into a 404 with its message; the controller's own text is for a `None`.
+        St2Error::Api {
+            status: 404,
+            faultstring,
+        } => {
+            faultstring.starts_with("Unable to find the ActionAliasDB instance")
+                || faultstring.starts_with("Unable to identify action alias with name")
+        }
+        St2Error::Api {
+            status: 400,
+            faultstring,
+        } => {
+            faultstring.starts_with("Format string \"")
+                && faultstring.contains("is not available on the alias")
+        }
+        _ => false,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ExecuteError {
     #[error("no StackStorm credential: {0}")]
@@ -863,6 +1025,7 @@ impl Handler<Inbound> for Dispatcher {
             Command::Builtin { verb, args } => match verb.as_str() {
                 "help" => builtin("help", args.clone(), Next::Help(args)),
                 "whoami" => builtin("whoami", args, Next::Whoami),
+                "reload" => builtin("reload", args, Next::Reload),
                 "acl" => builtin("acl", args.clone(), Next::Acl(args)),
                 "session_start" | "session_end" | "session_list" | "session_cancel" => {
                     let next = Next::Session {

@@ -242,6 +242,8 @@ pub struct PreparedCommand {
     /// `stream` with [`fold_char`] applied (prefilter of case-insensitive formats).
     folded: String,
     pairs: Vec<(String, String)>,
+    /// The trailing run of pairs as it was written (empty when there is none).
+    pairs_text: String,
     runtime_error: Option<String>,
 }
 
@@ -269,6 +271,7 @@ pub fn prepare(command: &str) -> PreparedCommand {
 fn prepare_with(s: &Snippets, command: &str) -> PreparedCommand {
     let mut pairs = Vec::new();
     let mut stream = command.to_string();
+    let mut pairs_text = String::new();
     let mut runtime_error = None;
     // A pair needs an `=`; without one the trailing run is empty (fast path).
     let ending = if command.contains('=') {
@@ -280,6 +283,7 @@ fn prepare_with(s: &Snippets, command: &str) -> PreparedCommand {
         Ok(Some(caps)) => {
             if let Some(run) = caps.get(1).filter(|m| !m.as_str().is_empty()) {
                 let run = run.as_str();
+                pairs_text = run.to_string();
                 for c in s.pairs.captures_iter(run) {
                     match c {
                         Ok(c) => {
@@ -310,6 +314,7 @@ fn prepare_with(s: &Snippets, command: &str) -> PreparedCommand {
         folded: stream.chars().map(fold_char).collect(),
         stream,
         pairs,
+        pairs_text,
         runtime_error,
     }
 }
@@ -323,6 +328,11 @@ impl PreparedCommand {
     /// The text formats are matched against: pairs removed, one space each end.
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+
+    /// The trailing run of `key=value` pairs exactly as written (empty when none).
+    pub fn pairs_text(&self) -> &str {
+        &self.pairs_text
     }
 
     /// The trailing `key=value` pairs, in command order (later duplicates win).
@@ -1820,6 +1830,9 @@ fn matchers() -> &'static moka::sync::Cache<Arc<str>, Matcher> {
     CACHE.get_or_init(|| moka::sync::Cache::new(MATCHERS_KEPT))
 }
 
+/// One match of a `match_multiple` format: its parameters and the text it matched.
+pub type MatchWithText = (BTreeMap<String, String>, String);
+
 /// An alias format (one representation) compiled once and matched against any
 /// number of [`PreparedCommand`]s.
 ///
@@ -2159,6 +2172,19 @@ impl CompiledFormat {
         &self,
         cmd: &PreparedCommand,
     ) -> Result<Vec<BTreeMap<String, String>>, ParseError> {
+        Ok(self
+            .extract_all_with_text(cmd)?
+            .into_iter()
+            .map(|(params, _)| params)
+            .collect())
+    }
+
+    /// [`CompiledFormat::extract_all`], each match with the text it matched (in the
+    /// prepared stream: the command without its trailing `key=value` pairs).
+    pub fn extract_all_with_text(
+        &self,
+        cmd: &PreparedCommand,
+    ) -> Result<Vec<MatchWithText>, ParseError> {
         if let Some(e) = &cmd.runtime_error {
             return Err(self.runtime(cmd, e.clone()));
         }
@@ -2187,7 +2213,7 @@ impl CompiledFormat {
                         None => break,
                     }
                 }
-                out.push(self.assemble(cmd, &caps)?);
+                out.push((self.assemble(cmd, &caps)?, text[start..end].to_owned()));
                 if start == end {
                     last_empty_at = Some(end);
                 } else {

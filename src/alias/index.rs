@@ -19,7 +19,7 @@
 //! runs. All of these are necessary conditions, so the prefilter never changes the
 //! result; a test checks that against a brute-force scan.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::format::{is_py_space, prepare, CompiledFormat, ParseError, PreparedCommand};
@@ -43,6 +43,12 @@ pub struct AliasMatch {
     /// (st2 creates one execution per map). Values are strings; see
     /// [`crate::alias::format`] for how unmatched groups are represented.
     pub params: Vec<BTreeMap<String, String>>,
+    /// With `match_multiple` and several matches: one command per match, each of which
+    /// StackStorm's `POST /aliasexecution` (which runs the *first* match only) parses to
+    /// exactly that match's parameters — the matched text and the command's trailing
+    /// `key=value` pairs. Empty otherwise. `Err` names why the matches cannot be sent one
+    /// by one (a match whose text alone parses differently).
+    pub per_match: Result<Vec<String>, String>,
 }
 
 /// One of several equally specific matches, shown to the user to choose from.
@@ -79,8 +85,10 @@ pub enum Selection {
 pub struct NameCollision {
     /// The shared name.
     pub name: String,
-    /// The packs with an enabled alias of that name, sorted.
+    /// The packs with an alias of that name, sorted.
     pub packs: Vec<String>,
+    /// Those of `packs` whose alias of that name is disabled.
+    pub disabled: Vec<String>,
 }
 
 /// st2's `POST /api/v1/actionalias/match` failures, with st2's exact faultstrings.
@@ -459,19 +467,26 @@ impl AliasIndex {
 
     fn to_match(&self, cmd: &PreparedCommand, hit: Hit) -> AliasMatch {
         let p = &self.patterns[hit.id as usize];
-        let params = if p.match_multiple {
-            match p.format.extract_all(cmd) {
-                Ok(v) => v,
-                Err(_) => vec![hit.params],
-            }
+        let matches = if p.match_multiple {
+            p.format.extract_all_with_text(cmd).unwrap_or_default()
         } else {
-            vec![hit.params]
+            Vec::new()
+        };
+        let (params, per_match) = if matches.len() > 1 {
+            let per_match = per_match_commands(&p.format, cmd, &matches);
+            (
+                matches.into_iter().map(|(params, _)| params).collect(),
+                per_match,
+            )
+        } else {
+            (vec![hit.params], Ok(Vec::new()))
         };
         AliasMatch {
             alias: self.aliases[p.alias].clone(),
             representation: p.format.source().to_string(),
             display: self.display_of(p).map(str::to_string),
             params,
+            per_match,
         }
     }
 
@@ -703,22 +718,58 @@ impl AliasIndex {
     }
 }
 
-/// Names shared by enabled aliases of different packs. Disabled aliases do not count: st2
-/// refuses to run one ("is disabled") rather than running something else.
+/// One command per match of a `match_multiple` format: the match's text plus the command's
+/// trailing pairs, checked to parse (single mode, as `POST /aliasexecution` does) to exactly
+/// that match's parameters.
+fn per_match_commands(
+    format: &CompiledFormat,
+    cmd: &PreparedCommand,
+    matches: &[(BTreeMap<String, String>, String)],
+) -> Result<Vec<String>, String> {
+    matches
+        .iter()
+        .map(|(params, text)| {
+            let command = match cmd.pairs_text().trim() {
+                "" => text.trim().to_owned(),
+                pairs => format!("{} {pairs}", text.trim()),
+            };
+            match format.extract(&prepare(&command)) {
+                Ok(again) if again == *params => Ok(command),
+                _ => Err(format!(
+                    "the match `{}` does not parse the same on its own",
+                    text.trim()
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Names shared by aliases of different packs, disabled ones included: `aliasexecution`
+/// looks an alias up by name alone (`ActionAlias.get_by_name`, the first in the database,
+/// disabled or not — st2api `controllers/v1/aliasexecution.py`), so it may run another
+/// pack's alias, or refuse the command as "disabled" because another pack's alias of that
+/// name is.
 fn name_collisions(aliases: &[Arc<ActionAlias>]) -> Vec<NameCollision> {
-    let mut packs_by_name: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for a in aliases.iter().filter(|a| a.enabled) {
-        packs_by_name
+    let mut packs_by_name: BTreeMap<&str, BTreeMap<&str, bool>> = BTreeMap::new();
+    for a in aliases {
+        let enabled = packs_by_name
             .entry(a.name.as_str())
             .or_default()
-            .insert(a.pack.as_str());
+            .entry(a.pack.as_str())
+            .or_insert(false);
+        *enabled |= a.enabled;
     }
     packs_by_name
         .into_iter()
         .filter(|(_, packs)| packs.len() > 1)
         .map(|(name, packs)| NameCollision {
             name: name.to_owned(),
-            packs: packs.into_iter().map(str::to_owned).collect(),
+            disabled: packs
+                .iter()
+                .filter(|(_, enabled)| !**enabled)
+                .map(|(p, _)| (*p).to_owned())
+                .collect(),
+            packs: packs.into_keys().map(str::to_owned).collect(),
         })
         .collect()
 }
@@ -1086,6 +1137,19 @@ mod tests {
                 params(&[("issue_key", "CD-3")])
             ]
         );
+        // `POST /aliasexecution` runs the first match only: one command per match, each
+        // parsing to its own parameters, trailing pairs kept.
+        let m = matched(idx.select("X-1 is a duplicate of AB-2 and a duplicate of CD-3 prio=high"));
+        let per_match = m.per_match.expect("each match on its own");
+        assert_eq!(per_match.len(), 2);
+        for (command, expected) in per_match.iter().zip(&m.params) {
+            assert!(command.ends_with(" prio=high"), "{command}");
+            let again = matched(idx.select(command));
+            assert_eq!(&again.params[0], expected, "{command}");
+        }
+        // One match: nothing to split.
+        let m = matched(idx.select("X-1 is a duplicate of AB-2"));
+        assert_eq!(m.per_match, Ok(vec![]));
     }
 
     #[test]
@@ -1237,17 +1301,28 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             idx.name_collisions(),
-            &[NameCollision {
-                name: "restart".into(),
-                packs: vec!["app".into(), "db".into(), "web".into()],
-            }],
-            "every enabled alias counts, matchable or not; a disabled one does not"
+            &[
+                NameCollision {
+                    name: "restart".into(),
+                    packs: vec!["app".into(), "db".into(), "web".into()],
+                    disabled: vec![],
+                },
+                NameCollision {
+                    name: "status".into(),
+                    packs: vec!["web".into(), "z".into()],
+                    disabled: vec!["z".into()],
+                }
+            ],
+            "every alias counts, matchable or not, disabled too (st2 may pick it and refuse)"
         );
         assert_eq!(
             idx.name_collision("restart").map(|c| c.packs.len()),
             Some(3)
         );
-        assert_eq!(idx.name_collision("status"), None);
+        assert_eq!(
+            idx.name_collision("status").map(|c| c.disabled.clone()),
+            Some(vec!["z".to_owned()])
+        );
         assert_eq!(idx.name_collision("deploy"), None);
         assert_eq!(idx.name_collision("backup"), None);
         assert_eq!(idx.name_collision("nothing"), None);

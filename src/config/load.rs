@@ -233,6 +233,7 @@ pub(super) struct RawBot {
     pub help_page_size: usize,
     pub help_max_page_size: usize,
     pub templates_dir: String,
+    pub st2_user: String,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +257,10 @@ pub(super) struct RawHttp {
     pub tls_key: String,
     pub client_ca: String,
     pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub post_token: Option<SecretString>,
+    #[serde(default)]
+    pub post_token_file: String,
 }
 
 #[derive(Deserialize)]

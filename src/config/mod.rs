@@ -174,6 +174,19 @@ pub struct BotSettings {
     pub help_max_page_size: usize,
     /// Directory of `.hbs` files overriding the embedded message templates.
     pub templates_dir: Option<PathBuf>,
+    /// What StackStorm is told as the command's `user`.
+    pub st2_user: St2UserField,
+}
+
+/// What the bridge sends StackStorm as `user` with each command (the execution's
+/// `api_user`, and the `user` the chatops pack mentions and whispers to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum St2UserField {
+    /// The platform's stable account id (Slack `U…`, a bare JID, a Matrix id): unique and
+    /// unchanging, what access decisions and audit trails need.
+    Id,
+    /// The display name, for packs written for hubot that expect a name.
+    Name,
 }
 
 /// `[auth]`.
@@ -216,6 +229,9 @@ pub struct HttpSettings {
     pub tls: Option<HttpTls>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (login rate limits, logs).
     pub trusted_proxies: crate::http::forwarded::TrustedProxies,
+    /// The bearer token of `POST /hubot/st2` and `/chatops/message` (`post_token` or
+    /// `post_token_file`); `None`: those endpoints are off (404).
+    pub post_token: Option<SecretString>,
 }
 
 /// TLS for the bridge's own HTTP server.
@@ -528,6 +544,51 @@ mod tests {
         assert!(text.contains("trusts every address"), "{text}");
         let text = format!("{MINIMAL}\n[http]\ntrusted_proxies = \"10.0.0.5\"\n");
         assert!(keys(&load_text(&text, &[]).unwrap_err()).contains(&"http"));
+    }
+
+    #[test]
+    fn the_post_token_comes_from_one_place_is_checked_and_never_shown() {
+        let s = load_text(MINIMAL, &[]).unwrap();
+        assert!(
+            s.http.post_token.is_none(),
+            "the endpoints are off by default"
+        );
+        let token = "0123456789abcdef-post";
+        let inline = format!("{MINIMAL}\n[http]\npost_token = \"{token}\"\n");
+        let s = load_text(&inline, &[]).unwrap();
+        assert_eq!(s.http.post_token.as_ref().unwrap().expose_secret(), token);
+        assert!(!format!("{s:?}").contains(token));
+        let from_env = load_text(MINIMAL, &[("STORMBRIDGE__HTTP__POST_TOKEN", token)]).unwrap();
+        assert!(from_env.http.post_token.is_some());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("post_token");
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let in_file = format!(
+            "{MINIMAL}\n[http]\npost_token_file = \"{}\"\n",
+            file.display()
+        );
+        let s = load_text(&in_file, &[]).unwrap();
+        assert_eq!(s.http.post_token.as_ref().unwrap().expose_secret(), token);
+
+        let both = format!(
+            "{MINIMAL}\n[http]\npost_token = \"{token}\"\npost_token_file = \"{}\"\n",
+            file.display()
+        );
+        let e = load_text(&both, &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["http.post_token"], "{e}");
+        assert!(e.to_string().contains("post_token_file"), "{e}");
+        let unreadable = in_file.replace(&file.display().to_string(), "/nonexistent/token");
+        let e = load_text(&unreadable, &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["http.post_token_file"], "{e}");
+        let short = format!("{MINIMAL}\n[http]\npost_token = \"short\"\n");
+        let e = load_text(&short, &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["http.post_token"], "{e}");
+        assert!(!e.to_string().contains("short\""), "{e}");
+        let spaced = format!("{MINIMAL}\n[http]\npost_token = \"{token} {token}\"\n");
+        let e = load_text(&spaced, &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["http.post_token"], "{e}");
+        assert!(!e.to_string().contains(token), "{e}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{
     load::{RawConfig, RawCredentials, RawSt2},
     AuthMode, AuthSettings, BackendSettings, BotSettings, BridgeCredential, ChatSettings,
     ConsoleSettings, HttpSettings, HttpTls, LogFormat, LogSettings, ResultsSettings, Settings,
-    St2Settings, StoreSettings, SupervisorSettings,
+    St2Settings, St2UserField, StoreSettings, SupervisorSettings,
 };
 
 /// One thing wrong with the configuration.
@@ -172,6 +172,17 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 c.push("bot.templates_dir", e.to_string());
             }
         }
+        let st2_user = match b.st2_user.as_str() {
+            "id" => St2UserField::Id,
+            "name" => St2UserField::Name,
+            other => {
+                c.push(
+                    "bot.st2_user",
+                    format!("`{other}` must be `id` (the platform's account id) or `name` (the display name)"),
+                );
+                St2UserField::Id
+            }
+        };
         BotSettings {
             prefix: b.prefix,
             plugin_prefix: b.plugin_prefix,
@@ -179,6 +190,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             help_page_size: b.help_page_size,
             help_max_page_size: b.help_max_page_size,
             templates_dir,
+            st2_user,
         }
     });
     let auth = c.take(raw.auth).and_then(|a| {
@@ -264,11 +276,13 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             }
         }
         let trusted_proxies = TrustedProxies::new(proxies);
+        let post_token = post_token(&mut c, h.post_token, &h.post_token_file);
         match h.listen.parse::<SocketAddr>() {
             Ok(listen) => Some(HttpSettings {
                 listen,
                 tls,
                 trusted_proxies,
+                post_token,
             }),
             Err(_) => {
                 c.push(
@@ -558,6 +572,37 @@ fn secret(
         },
         (None, None) => None,
     }
+}
+
+/// Shortest `[http] post_token` accepted: it is all that guards posting into chat.
+const MIN_POST_TOKEN_CHARS: usize = 16;
+
+/// `[http] post_token` / `post_token_file`: at most one, and a token a bearer header can
+/// carry (no spaces or control characters) that is not trivially guessed. Problems name the
+/// key that was set; the token itself is never in them.
+fn post_token(c: &mut Checker, inline: Option<SecretString>, file: &str) -> Option<SecretString> {
+    let key = if non_empty(file).is_some() {
+        "http.post_token_file"
+    } else {
+        "http.post_token"
+    };
+    let token = secret(c, "http.post_token", inline, file)?;
+    let text = token.expose_secret();
+    if text.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+        c.push(
+            key,
+            "the token must not contain spaces or control characters (it is sent as `Authorization: Bearer <token>`)",
+        );
+        return None;
+    }
+    if text.chars().count() < MIN_POST_TOKEN_CHARS {
+        c.push(
+            key,
+            format!("the token is too short: use at least {MIN_POST_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"),
+        );
+        return None;
+    }
+    Some(token)
 }
 
 /// Precedence is not guessed: configuring two kinds of credential is an error, because

@@ -151,8 +151,11 @@ pub fn route(a: &Announcement, connections: &[String]) -> Result<Delivery, Annou
         },
         (None, None) => (first(connections)?, None),
     };
-    let target = if let (true, Some(user)) = (a.whisper, a.user.as_ref()) {
-        Target::User { id: user.clone() }
+    // A whisper answering one of the bridge's commands goes to the account that ran it (the
+    // `user` StackStorm hands back may be a display name: `bot.st2_user = "name"`).
+    let whisper_to = ctx.map(|c| c.user_id.clone()).or_else(|| a.user.clone());
+    let target = if let (true, Some(user)) = (a.whisper, whisper_to) {
+        Target::User { id: user }
     } else if let Some(c) = ctx.filter(|c| channel.as_deref().is_none_or(|ch| ch == c.room)) {
         Target::Room {
             id: c.room.clone(),

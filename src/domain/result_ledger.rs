@@ -17,7 +17,10 @@
 //!
 //! Pure bookkeeping: no actix, no I/O, time passed in. The `ResultTracker` actor owns one.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Duration,
+};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -173,14 +176,27 @@ struct Entry {
     /// The stream had a gap since it started: a finished execution's announcement may be
     /// lost, so deliver it as soon as a check finds it finished (no grace).
     after_gap: bool,
+    /// The entry's key in [`Ledger::wakeups`], when it has one.
+    wake: Option<DateTime<Utc>>,
 }
 
 /// The ledger; see the module docs.
+///
+/// Every operation on one entry is O(log n): entries are kept by request id, and the next
+/// moment each needs attention (a check, its expiry, the end of its retention) is kept in
+/// an ordered index, so the timer, the due checks and the expiries never scan the whole
+/// ledger (which holds up to `max_entries`, 10,000 by default, at a steady command rate).
 #[derive(Debug)]
 pub struct Ledger {
     settings: LedgerSettings,
     entries: HashMap<String, Entry>,
     by_execution: HashMap<String, String>,
+    /// `(when, request id)` of every entry that will need attention.
+    wakeups: BTreeSet<(DateTime<Utc>, String)>,
+    /// Entries whose result was delivered.
+    delivered: usize,
+    /// Entries with a check in flight.
+    checking: usize,
     /// The stream is down: no announcement can arrive, so running executions are looked at
     /// every `grace` instead of backing off, and finished ones are delivered at once.
     outage: bool,
@@ -197,6 +213,9 @@ impl Ledger {
             settings,
             entries: HashMap::new(),
             by_execution: HashMap::new(),
+            wakeups: BTreeSet::new(),
+            delivered: 0,
+            checking: 0,
             outage: false,
         }
     }
@@ -208,10 +227,7 @@ impl Ledger {
 
     /// Entries whose result has not been delivered.
     pub fn pending(&self) -> usize {
-        self.entries
-            .values()
-            .filter(|e| e.record.stage() != Stage::Delivered)
-            .count()
+        self.entries.len() - self.delivered
     }
 
     /// Every entry remembered, delivered ones included.
@@ -234,6 +250,93 @@ impl Ledger {
         self.by_execution.get(execution_id).map(String::as_str)
     }
 
+    /// When `entry` next needs attention: the end of its retention once delivered, else its
+    /// next check or its expiry, whichever comes first; nothing while a check is in flight.
+    fn wake_time(&self, entry: &Entry) -> Option<DateTime<Utc>> {
+        if entry.checking {
+            return None;
+        }
+        Some(match entry.record.delivered_at {
+            Some(at) => at + delta(self.settings.retention),
+            None => {
+                let expiry = entry.record.created_at + delta(self.settings.pending_ttl);
+                entry.next_check.map_or(expiry, |c| c.min(expiry))
+            }
+        })
+    }
+
+    /// Brings `request_id`'s key in the wake-up index up to date after a change.
+    fn reindex(&mut self, request_id: &str) {
+        let Some(entry) = self.entries.get(request_id) else {
+            return;
+        };
+        let wake = self.wake_time(entry);
+        if wake == entry.wake {
+            return;
+        }
+        if let Some(old) = entry.wake {
+            self.wakeups.remove(&(old, request_id.to_owned()));
+        }
+        if let Some(new) = wake {
+            self.wakeups.insert((new, request_id.to_owned()));
+        }
+        if let Some(entry) = self.entries.get_mut(request_id) {
+            entry.wake = wake;
+        }
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let id = entry.record.request_id.clone();
+        if entry.record.stage() == Stage::Delivered {
+            self.delivered += 1;
+        }
+        if let Some(exec) = &entry.record.execution_id {
+            self.by_execution.insert(exec.clone(), id.clone());
+        }
+        if let Some(old) = self.entries.insert(id.clone(), entry) {
+            // The same request id again (a restore over a start): forget the old one's keys.
+            if old.record.stage() == Stage::Delivered {
+                self.delivered -= 1;
+            }
+            if old.checking {
+                self.checking -= 1;
+            }
+            if let Some(w) = old.wake {
+                self.wakeups.remove(&(w, id.clone()));
+            }
+        }
+        self.reindex(&id);
+    }
+
+    fn remove(&mut self, request_id: &str) -> Option<PendingResult> {
+        let entry = self.entries.remove(request_id)?;
+        if let Some(id) = &entry.record.execution_id {
+            self.by_execution.remove(id);
+        }
+        if let Some(w) = entry.wake {
+            self.wakeups.remove(&(w, request_id.to_owned()));
+        }
+        if entry.record.stage() == Stage::Delivered {
+            self.delivered -= 1;
+        }
+        if entry.checking {
+            self.checking -= 1;
+        }
+        Some(entry.record)
+    }
+
+    /// Marks a running entry delivered at `now`.
+    fn deliver(&mut self, request_id: &str, now: DateTime<Utc>) {
+        if let Some(entry) = self.entries.get_mut(request_id) {
+            if entry.record.delivered_at.is_none() {
+                entry.record.delivered_at = Some(now);
+                entry.next_check = None;
+                self.delivered += 1;
+            }
+        }
+        self.reindex(request_id);
+    }
+
     /// Loads entries saved before a restart. Starting ones cannot be resumed (whether
     /// StackStorm got the request is unknown): they come back as [`Expired`] with
     /// [`ExpiryReason::UnknownOutcome`]. Running ones are checked as after a gap. Returns
@@ -252,21 +355,15 @@ impl Ledger {
                     reason: ExpiryReason::UnknownOutcome,
                 }),
                 stage => {
-                    if let Some(id) = &record.execution_id {
-                        self.by_execution
-                            .insert(id.clone(), record.request_id.clone());
-                    }
                     let running = stage == Stage::Running;
-                    self.entries.insert(
-                        record.request_id.clone(),
-                        Entry {
-                            record,
-                            next_check: running.then_some(now),
-                            checks: 0,
-                            checking: false,
-                            after_gap: running,
-                        },
-                    );
+                    self.insert(Entry {
+                        record,
+                        next_check: running.then_some(now),
+                        checks: 0,
+                        checking: false,
+                        after_gap: running,
+                        wake: None,
+                    });
                 }
             }
         }
@@ -276,42 +373,60 @@ impl Ledger {
     }
 
     /// Remembers a command whose request is about to be sent. Returns what had to be given
-    /// up to make room (at most one entry, see the module docs).
+    /// up to make room (see the module docs).
     pub fn start(&mut self, record: PendingResult) -> Vec<Expired> {
         let mut given_up = Vec::new();
         if self.entries.len() >= self.settings.max_entries.max(1) {
             given_up.extend(self.make_room());
         }
-        self.entries.insert(
-            record.request_id.clone(),
-            Entry {
-                record,
-                next_check: None,
-                checks: 0,
-                checking: false,
-                after_gap: self.outage,
-            },
-        );
+        let after_gap = self.outage;
+        self.insert(Entry {
+            record,
+            next_check: None,
+            checks: 0,
+            checking: false,
+            after_gap,
+            wake: None,
+        });
         given_up
     }
 
-    fn make_room(&mut self) -> Option<Expired> {
-        let oldest = |delivered: bool| {
-            self.entries
-                .values()
-                .filter(|e| (e.record.stage() == Stage::Delivered) == delivered)
-                .min_by_key(|e| e.record.created_at)
-                .map(|e| e.record.request_id.clone())
-        };
-        if let Some(id) = oldest(true) {
-            self.remove(&id);
-            return None;
+    /// Frees a tenth of the ledger (at least one entry): the delivered entries whose
+    /// retention ends first, then — only if that is not enough — the oldest pending ones.
+    /// In batches, so a ledger kept full by a steady command rate does not search for a
+    /// victim on every command.
+    fn make_room(&mut self) -> Vec<Expired> {
+        let want = (self.settings.max_entries / 10).max(1);
+        let delivered: Vec<String> = self
+            .wakeups
+            .iter()
+            .filter(|(_, id)| {
+                self.entries
+                    .get(id)
+                    .is_some_and(|e| e.record.delivered_at.is_some())
+            })
+            .take(want)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in &delivered {
+            self.remove(id);
         }
-        let id = oldest(false)?;
-        self.remove(&id).map(|record| Expired {
-            record,
-            reason: ExpiryReason::Overflow,
-        })
+        if !delivered.is_empty() {
+            return Vec::new();
+        }
+        let oldest = self
+            .entries
+            .values()
+            .min_by_key(|e| e.record.created_at)
+            .map(|e| e.record.request_id.clone());
+        oldest
+            .and_then(|id| self.remove(&id))
+            .map(|record| Expired {
+                record,
+                reason: ExpiryReason::Overflow,
+            })
+            .into_iter()
+            .collect()
     }
 
     /// StackStorm accepted the command as `execution_id`. Its first check is scheduled:
@@ -338,6 +453,7 @@ impl Ledger {
         }
         self.by_execution
             .insert(execution_id.to_owned(), request_id.to_owned());
+        self.reindex(request_id);
     }
 
     /// StackStorm refused the command (or it could not be sent): nothing will come.
@@ -347,15 +463,14 @@ impl Ledger {
 
     /// An announcement for `request_id` arrived from the stream.
     pub fn claim(&mut self, request_id: &str, now: DateTime<Utc>) -> Claim {
-        let Some(entry) = self.entries.get_mut(request_id) else {
+        let Some(entry) = self.entries.get(request_id) else {
             return Claim::Unknown;
         };
         match entry.record.stage() {
             Stage::Starting => Claim::Hold,
             Stage::Delivered => Claim::Duplicate,
             Stage::Running => {
-                entry.record.delivered_at = Some(now);
-                entry.next_check = None;
+                self.deliver(request_id, now);
                 Claim::Deliver
             }
         }
@@ -364,10 +479,9 @@ impl Ledger {
     /// A held announcement of `request_id` was released after its acknowledgement: the
     /// entry is delivered. `false` when it already was (drop the announcement).
     pub fn delivered_held(&mut self, request_id: &str, now: DateTime<Utc>) -> bool {
-        match self.entries.get_mut(request_id) {
+        match self.entries.get(request_id) {
             Some(entry) if entry.record.delivered_at.is_none() => {
-                entry.record.delivered_at = Some(now);
-                entry.next_check = None;
+                self.deliver(request_id, now);
                 true
             }
             Some(_) => false,
@@ -380,15 +494,18 @@ impl Ledger {
     /// delivered at once.
     pub fn outage(&mut self, now: DateTime<Utc>) {
         self.outage = true;
-        let grace = delta(self.settings.grace.max(Duration::from_secs(1)));
-        for entry in self.entries.values_mut() {
-            if entry.record.stage() != Stage::Delivered {
-                entry.after_gap = true;
+        let soon = now + delta(self.settings.grace.max(Duration::from_secs(1)));
+        let ids: Vec<String> = self.entries.keys().cloned().collect();
+        for id in ids {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                if entry.record.stage() != Stage::Delivered {
+                    entry.after_gap = true;
+                }
+                if entry.record.stage() == Stage::Running {
+                    entry.next_check = Some(entry.next_check.map_or(soon, |t| t.min(soon)));
+                }
             }
-            if entry.record.stage() == Stage::Running {
-                entry.next_check =
-                    Some(entry.next_check.map_or(now + grace, |t| t.min(now + grace)));
-            }
+            self.reindex(&id);
         }
     }
 
@@ -398,44 +515,56 @@ impl Ledger {
     /// soon as StackStorm answers.
     pub fn gap(&mut self, now: DateTime<Utc>) {
         self.outage = false;
-        for entry in self.entries.values_mut() {
-            match entry.record.stage() {
-                Stage::Running => {
-                    entry.after_gap = true;
-                    entry.next_check = Some(now);
+        let ids: Vec<String> = self.entries.keys().cloned().collect();
+        for id in ids {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                match entry.record.stage() {
+                    Stage::Running => {
+                        entry.after_gap = true;
+                        entry.next_check = Some(now);
+                    }
+                    Stage::Starting => entry.after_gap = true,
+                    Stage::Delivered => {}
                 }
-                Stage::Starting => entry.after_gap = true,
-                Stage::Delivered => {}
             }
+            self.reindex(&id);
         }
     }
 
     /// Executions due for a check now, as `(request id, execution id)`; each is marked as
     /// being checked until [`Ledger::checked`] is called for it.
     pub fn due_checks(&mut self, now: DateTime<Utc>, limit: usize) -> Vec<(String, String)> {
-        let mut due: Vec<&mut Entry> = self
-            .entries
-            .values_mut()
-            .filter(|e| {
-                !e.checking
-                    && e.record.stage() == Stage::Running
-                    && e.next_check.is_some_and(|t| t <= now)
+        let due: Vec<String> = self
+            .wakeups
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .filter(|(_, id)| {
+                self.entries.get(id).is_some_and(|e| {
+                    !e.checking
+                        && e.record.stage() == Stage::Running
+                        && e.next_check.is_some_and(|t| t <= now)
+                })
             })
-            .collect();
-        due.sort_by_key(|e| e.next_check);
-        due.into_iter()
             .take(limit)
-            .filter_map(|e| {
-                e.checking = true;
-                let id = e.record.execution_id.clone()?;
-                Some((e.record.request_id.clone(), id))
-            })
-            .collect()
+            .map(|(_, id)| id.clone())
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for id in due {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.checking = true;
+                self.checking += 1;
+                if let Some(exec) = entry.record.execution_id.clone() {
+                    out.push((id.clone(), exec));
+                }
+            }
+            self.reindex(&id);
+        }
+        out
     }
 
     /// Checks in flight.
     pub fn checks_in_flight(&self) -> usize {
-        self.entries.values().filter(|e| e.checking).count()
+        self.checking
     }
 
     /// What a check of `request_id` found, and what to do about it.
@@ -450,49 +579,51 @@ impl Ledger {
         let Some(entry) = self.entries.get_mut(request_id) else {
             return CheckVerdict::Stale;
         };
-        entry.checking = false;
+        if std::mem::take(&mut entry.checking) {
+            self.checking -= 1;
+        }
         if entry.record.stage() != Stage::Running {
+            self.reindex(request_id);
             return CheckVerdict::Stale;
         }
-        let retry = |entry: &mut Entry, settings: &LedgerSettings| {
-            entry.checks = entry.checks.saturating_add(1);
-            let step = if outage {
-                settings.grace
-            } else {
-                settings
-                    .first_check
-                    .saturating_mul(2u32.saturating_pow(entry.checks.min(16)))
-            };
-            let step = step
-                .min(settings.max_check_interval)
-                .max(Duration::from_secs(1));
-            entry.next_check = Some(now + delta(step));
-        };
-        match outcome {
+        let verdict = match outcome {
             CheckOutcome::Finished { ended } => {
                 let due = ended.map_or(now, |t| t + grace);
                 if entry.after_gap || due <= now {
-                    entry.record.delivered_at = Some(now);
-                    entry.next_check = None;
-                    CheckVerdict::Deliver
-                } else {
-                    // Finished a moment ago: its announcement is probably on its way.
-                    entry.next_check = Some(due);
-                    CheckVerdict::Wait
+                    self.deliver(request_id, now);
+                    return CheckVerdict::Deliver;
                 }
-            }
-            CheckOutcome::Running | CheckOutcome::Failed => {
-                retry(entry, &self.settings);
+                // Finished a moment ago: its announcement is probably on its way.
+                entry.next_check = Some(due);
                 CheckVerdict::Wait
             }
-            CheckOutcome::Gone => match self.remove(request_id) {
-                Some(record) => CheckVerdict::Expired(Box::new(Expired {
-                    record,
-                    reason: ExpiryReason::Gone,
-                })),
-                None => CheckVerdict::Stale,
-            },
-        }
+            CheckOutcome::Running | CheckOutcome::Failed => {
+                entry.checks = entry.checks.saturating_add(1);
+                let step = if outage {
+                    self.settings.grace
+                } else {
+                    self.settings
+                        .first_check
+                        .saturating_mul(2u32.saturating_pow(entry.checks.min(16)))
+                };
+                let step = step
+                    .min(self.settings.max_check_interval)
+                    .max(Duration::from_secs(1));
+                entry.next_check = Some(now + delta(step));
+                CheckVerdict::Wait
+            }
+            CheckOutcome::Gone => {
+                return match self.remove(request_id) {
+                    Some(record) => CheckVerdict::Expired(Box::new(Expired {
+                        record,
+                        reason: ExpiryReason::Gone,
+                    })),
+                    None => CheckVerdict::Stale,
+                };
+            }
+        };
+        self.reindex(request_id);
+        verdict
     }
 
     /// Gives up undelivered entries older than `pending_ttl` and forgets delivered ones
@@ -502,11 +633,14 @@ impl Ledger {
         let retention = delta(self.settings.retention);
         let mut gone = Vec::new();
         let mut forget = Vec::new();
-        for entry in self.entries.values() {
+        for (_, id) in self.wakeups.iter().take_while(|(t, _)| *t <= now) {
+            let Some(entry) = self.entries.get(id) else {
+                continue;
+            };
             match entry.record.delivered_at {
-                Some(at) if at + retention <= now => forget.push(entry.record.request_id.clone()),
+                Some(at) if at + retention <= now => forget.push(id.clone()),
                 None if !entry.checking && entry.record.created_at + ttl <= now => {
-                    gone.push(entry.record.request_id.clone());
+                    gone.push(id.clone());
                 }
                 _ => {}
             }
@@ -516,7 +650,7 @@ impl Ledger {
         }
         let given_up = gone
             .into_iter()
-            .filter_map(|id| self.remove(&id))
+            .filter_map(|id: String| self.remove(&id))
             .map(|record| Expired {
                 record,
                 reason: ExpiryReason::Ttl,
@@ -528,27 +662,7 @@ impl Ledger {
     /// When something is next due: a check, an expiry or a retention end. `None` when the
     /// ledger is empty (no timer needed).
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        let ttl = delta(self.settings.pending_ttl);
-        let retention = delta(self.settings.retention);
-        self.entries
-            .values()
-            .filter(|e| !e.checking)
-            .map(|e| match e.record.delivered_at {
-                Some(at) => at + retention,
-                None => {
-                    let expiry = e.record.created_at + ttl;
-                    e.next_check.map_or(expiry, |c| c.min(expiry))
-                }
-            })
-            .min()
-    }
-
-    fn remove(&mut self, request_id: &str) -> Option<PendingResult> {
-        let entry = self.entries.remove(request_id)?;
-        if let Some(id) = &entry.record.execution_id {
-            self.by_execution.remove(id);
-        }
-        Some(entry.record)
+        self.wakeups.first().map(|(t, _)| *t)
     }
 }
 
@@ -821,5 +935,84 @@ mod tests {
         assert_eq!(expired[0].reason, ExpiryReason::UnknownOutcome);
         assert_eq!(l.due_checks(t0() + secs(1), 10).len(), 1);
         assert_eq!(l.claim("r2", t0()), Claim::Duplicate);
+    }
+
+    /// The indexes and counters agree with the entries themselves.
+    fn assert_consistent(l: &Ledger) {
+        let delivered = l
+            .entries
+            .values()
+            .filter(|e| e.record.delivered_at.is_some())
+            .count();
+        assert_eq!(l.pending(), l.entries.len() - delivered);
+        assert_eq!(
+            l.checks_in_flight(),
+            l.entries.values().filter(|e| e.checking).count()
+        );
+        let expected: Option<DateTime<Utc>> =
+            l.entries.values().filter_map(|e| l.wake_time(e)).min();
+        assert_eq!(l.next_wakeup(), expected);
+        assert_eq!(
+            l.wakeups.len(),
+            l.entries
+                .values()
+                .filter(|e| l.wake_time(e).is_some())
+                .count()
+        );
+        for e in l.entries.values() {
+            assert_eq!(e.wake, l.wake_time(e), "{}", e.record.request_id);
+        }
+    }
+
+    #[test]
+    fn random_operations_keep_the_time_index_and_counters_exact() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..30 {
+            let mut l = Ledger::new(LedgerSettings {
+                max_entries: 12,
+                ..settings()
+            });
+            let mut now = t0();
+            for step in 0..300 {
+                now += secs(rng.i64(0..40));
+                let id = format!("r{}", rng.usize(0..20));
+                match rng.u8(0..10) {
+                    0 => {
+                        l.start(record(&id, now));
+                    }
+                    1 => l.accept(&id, &format!("e{id}"), now),
+                    2 => {
+                        l.claim(&id, now);
+                    }
+                    3 => {
+                        l.refuse(&id);
+                    }
+                    4 => {
+                        l.due_checks(now, 3);
+                    }
+                    5 => {
+                        let outcome = match rng.u8(0..4) {
+                            0 => CheckOutcome::Running,
+                            1 => CheckOutcome::Failed,
+                            2 => CheckOutcome::Gone,
+                            _ => CheckOutcome::Finished {
+                                ended: Some(now - secs(5)),
+                            },
+                        };
+                        l.checked(&id, outcome, now);
+                    }
+                    6 => l.gap(now),
+                    7 => l.outage(now),
+                    8 => {
+                        l.expire(now);
+                    }
+                    _ => {
+                        l.delivered_held(&id, now);
+                    }
+                }
+                assert_consistent(&l);
+                assert!(l.len() <= 12, "step {step}");
+            }
+        }
     }
 }

@@ -95,9 +95,15 @@
 //!   [`Emulator::send_raw_event`] to publish events by hand.
 
 mod actions;
+mod aliases;
 mod background;
 mod demo;
+mod jinja;
+mod jsonschema;
+mod matching;
 mod proxy;
+mod pyre;
+mod registry;
 mod routes;
 mod state;
 mod stream;
@@ -159,13 +165,70 @@ pub struct EmulatorConfig {
     pub token_ttl_max: u64,
     /// How long an execution takes to finish.
     pub execution_delay: Duration,
-    /// st2 web UI base URL; when set, executions carry `web_url`.
+    /// st2's `webui_base_url`. Every execution carries `web_url` =
+    /// `<base>/#/history/<id>/general`; when `None`, the base is st2's default,
+    /// `https://<the API host's fqdn>`, here [`DEFAULT_WEBUI_BASE_URL`] (an internal name
+    /// nobody in chat can reach, as on many installations).
     pub web_url: Option<String>,
     /// How answers are framed: behind st2's nginx (default) or direct.
     pub framing: Framing,
     /// How often a timer rule runs an action in the background (see
     /// [`Emulator::set_background_traffic`]); `None` for a quiet bus.
     pub background_interval: Option<Duration>,
+    /// st2's `rbac.enable` (default `false`: every user is an admin, as with st2's no-op
+    /// RBAC backend). With RBAC on, users not in [`EmulatorConfig::admins`] may not list
+    /// with `limit=-1` or `limit` > 100 (403), nor run the actions
+    /// [`EmulatorConfig::denied_actions`] names for them.
+    pub rbac: bool,
+    /// Users with st2's `admin` (or `system_admin`) role; default `["st2admin"]`.
+    pub admins: Vec<String>,
+    /// `(user, action ref)` pairs: with RBAC on, that (non-admin) user lacks
+    /// `action_execute` on that action (403 on `aliasexecution`).
+    pub denied_actions: Vec<(String, String)>,
+    /// The notify rules installed: `(notification route matched, announcement route)`.
+    /// Default: the chatops pack's `chatops.notify` (`hubot` → `chatops`) and
+    /// `chatops.notify-errbot` (`errbot` → `errbot`), plus `stormbridge` →
+    /// `stormbridge` (`deploy/st2/notify_stormbridge.yaml`). A route no rule covers
+    /// announces nothing.
+    pub notify_rules: Vec<(String, String)>,
+    /// More actions (or replacements for built-in ones), shaped like st2's
+    /// `GET /api/v1/actions` items: `pack`, `name`, `runner_type`, `parameters`
+    /// (st2's parameter specs), `enabled`. See `registry.rs` for the built-in ones.
+    pub actions: Vec<Value>,
+}
+
+/// The web UI base URL executions carry when [`EmulatorConfig::web_url`] is `None`:
+/// st2's default `https://<fqdn>` for a made-up internal host name.
+pub const DEFAULT_WEBUI_BASE_URL: &str = "https://st2-internal.emulator.test";
+
+/// An inquiry for [`Emulator::ask`]: the `core.ask` parameters
+/// (`contrib/runners/inquirer_runner/runner.yaml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InquirySpec {
+    /// JSON schema the response must satisfy; `None` for the runner's default (one
+    /// required boolean, `continue`).
+    pub schema: Option<Value>,
+    /// Users allowed to answer (empty: anyone).
+    pub users: Vec<String>,
+    /// Roles allowed to answer (empty: anyone; checked only with RBAC on, where
+    /// [`EmulatorConfig::admins`] have `admin` and `system_admin`).
+    pub roles: Vec<String>,
+    /// Route for notification rules.
+    pub route: String,
+    /// Minutes before it times out (not enforced by the emulator).
+    pub ttl: u64,
+}
+
+impl Default for InquirySpec {
+    fn default() -> Self {
+        InquirySpec {
+            schema: None,
+            users: Vec::new(),
+            roles: Vec::new(),
+            route: String::new(),
+            ttl: 1440,
+        }
+    }
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -182,6 +245,11 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("web_url", &self.web_url)
             .field("framing", &self.framing)
             .field("background_interval", &self.background_interval)
+            .field("rbac", &self.rbac)
+            .field("admins", &self.admins)
+            .field("denied_actions", &self.denied_actions)
+            .field("notify_rules", &self.notify_rules)
+            .field("actions", &self.actions.len())
             .finish()
     }
 }
@@ -198,6 +266,15 @@ impl Default for EmulatorConfig {
             web_url: None,
             framing: Framing::Nginx,
             background_interval: Some(Duration::from_secs(1)),
+            rbac: false,
+            admins: vec!["st2admin".to_string()],
+            denied_actions: Vec::new(),
+            notify_rules: vec![
+                ("hubot".to_string(), "chatops".to_string()),
+                ("errbot".to_string(), "errbot".to_string()),
+                ("stormbridge".to_string(), "stormbridge".to_string()),
+            ],
+            actions: Vec::new(),
         }
     }
 }
@@ -272,8 +349,15 @@ impl Emulator {
             heartbeat: cfg.heartbeat,
             token_ttl_max: cfg.token_ttl_max,
             execution_delay: cfg.execution_delay,
-            web_url: cfg.web_url,
+            webui_base_url: cfg
+                .web_url
+                .unwrap_or_else(|| DEFAULT_WEBUI_BASE_URL.to_string()),
             framing: cfg.framing,
+            rbac: cfg.rbac,
+            admins: cfg.admins,
+            denied_actions: cfg.denied_actions,
+            notify_rules: cfg.notify_rules,
+            registry: registry::Registry::new(&cfg.actions),
         };
         let (runner_tx, runner_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(
@@ -403,6 +487,20 @@ impl Emulator {
                 (name, data)
             })
             .collect()
+    }
+
+    /// Create a pending inquiry: an execution of `core.ask` (runner `inquirer`) that
+    /// stops in `pending` with `spec` as its result (`schema`, `roles`, `users`,
+    /// `route`, `ttl`), as st2's inquirer runner leaves it. Its id is both the
+    /// execution's and the inquiry's. Answering it (`PUT /api/v1/inquiries/{id}`) makes
+    /// the execution `succeeded` with the response in its result.
+    pub fn ask(&self, spec: InquirySpec) -> String {
+        self.shared.create_inquiry(&spec)
+    }
+
+    /// The response accepted for inquiry `id` (`None` while unanswered or unknown).
+    pub fn inquiry_response(&self, id: &str) -> Option<Value> {
+        self.shared.inquiry_response(id)
     }
 
     /// Successful `POST /auth/v1/tokens` calls so far.

@@ -2,7 +2,6 @@
 //! `/api/v1/...`, `/stream/v1/...`. Status codes, validation order and faultstrings
 //! follow st2 (see `shared/design/st2-protocol.md` §1, §2, §4).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_web::{http::header, http::StatusCode, web, HttpRequest, HttpResponse};
@@ -11,16 +10,13 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use serde_json::{json, Map, Value};
 
-use crate::alias::format::{extract_parameters, ParseError};
-use crate::alias::help::help;
-use crate::alias::index::St2MatchError;
-use crate::alias::model::{ActionAlias, AliasFormat, Representation};
-
-use super::state::{
-    ack_context, alias_id, render_values, AliasSet, NewExecution, Principal, Shared,
-};
-use super::template::{render, Context, Var};
-use super::util::{object_id, py_repr, py_str_repr};
+use super::aliases::{self, Alias, AliasSet, HelpError};
+use super::jinja::{self, Extras, JinjaError, Var, ALIAS_API, EXECUTION_API};
+use super::jsonschema;
+use super::matching::{self, MatchError, ParseError};
+use super::registry;
+use super::state::{NewExecution, Principal, Shared};
+use super::util::{object_id, py_repr, py_str_repr, stable_object_id};
 
 /// Request bodies above this size get 413 (nginx's default `client_max_body_size`).
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
@@ -40,6 +36,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/aliasexecution/match_and_execute",
             web::post().to(match_and_execute),
         )
+        .route("/api/v1/inquiries", web::get().to(list_inquiries))
+        .route("/api/v1/inquiries/{id}", web::get().to(get_inquiry))
+        .route("/api/v1/inquiries/{id}", web::put().to(respond_inquiry))
         .route("/api/v1/executions/{id}", web::get().to(get_execution))
         .route(
             "/api/v1/executions/{id}",
@@ -250,6 +249,15 @@ const MATCH: &[Prop] = &[prop("command", Ty::Str, true)];
 /// changes from one st2 process to the next (hash randomisation), so no order is
 /// st2's; sorted is one that tests can rely on.
 fn validate_object(v: &Value, props: &[Prop]) -> Result<(), Fault> {
+    validate_props(v, props, false)
+}
+
+/// Like [`validate_object`] for a body schema that allows other properties.
+fn validate_required(v: &Value, props: &[Prop]) -> Result<(), Fault> {
+    validate_props(v, props, true)
+}
+
+fn validate_props(v: &Value, props: &[Prop], others_allowed: bool) -> Result<(), Fault> {
     let Value::Object(m) = v else {
         return Err(fault(
             400,
@@ -274,6 +282,9 @@ fn validate_object(v: &Value, props: &[Prop]) -> Result<(), Fault> {
             }
             (None, _) => {}
         }
+    }
+    if others_allowed {
+        return Ok(());
     }
     let mut unexpected: Vec<&String> = m
         .keys()
@@ -419,7 +430,61 @@ fn query_or_400(req: &HttpRequest) -> Result<Vec<(String, String)>, Fault> {
     query_pairs(req).ok_or_else(|| fault(400, "Failed to parse the query string"))
 }
 
-/// `GET /api/v1/actionalias`: the raw items, verbatim, sorted by pack then name.
+/// st2's `validate_limit_query_param` (`st2api/controllers/resource.py`): `-1` means
+/// everything (returned as 0) and, with RBAC on, needs an admin, as does a limit above
+/// `api.max_page_size` (100): both are 403 `AccessDeniedError`s.
+fn validate_limit(shared: &Shared, principal: &Principal, limit: i64) -> Result<i64, Fault> {
+    let admin = shared.settings.is_admin(&principal.user);
+    if limit == -1 {
+        if !admin {
+            return Err(fault(
+                403,
+                "Administrator access required to be able to specify limit=-1 and retrieve all the records",
+            ));
+        }
+        return Ok(0);
+    }
+    if limit <= -2 {
+        return Err(fault(
+            400,
+            format!("Limit, \"{limit}\" specified, must be a positive number."),
+        ));
+    }
+    if limit == 0 {
+        return Err(fault(
+            400,
+            "Limit, \"0\" specified, must be a positive number or -1 for full result set.",
+        ));
+    }
+    if limit > MAX_PAGE_SIZE && !admin {
+        return Err(fault(
+            403,
+            format!("Limit \"{limit}\" specified, maximum value is \"{MAX_PAGE_SIZE}\""),
+        ));
+    }
+    Ok(limit)
+}
+
+/// st2's `api.max_page_size` default.
+const MAX_PAGE_SIZE: i64 = 100;
+
+/// A page of a list with st2's `X-Total-Count` and (for a positive limit) `X-Limit`.
+fn list_page(items: Vec<Value>, total: usize, limit: i64, principal: &Principal) -> HttpResponse {
+    let mut resp = json_response(200, &Value::Array(items), Some(principal));
+    let headers = resp.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(&total.to_string()) {
+        headers.insert(header::HeaderName::from_static("x-total-count"), v);
+    }
+    if limit > 0 {
+        if let Ok(v) = header::HeaderValue::from_str(&limit.to_string()) {
+            headers.insert(header::HeaderName::from_static("x-limit"), v);
+        }
+    }
+    resp
+}
+
+/// `GET /api/v1/actionalias`: the raw items, verbatim, sorted by pack then name, a page
+/// at a time (`limit` default 100, `offset`).
 async fn list_aliases(req: HttpRequest, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
     if let Some(body) = shared.alias_list_body() {
@@ -429,13 +494,15 @@ async fn list_aliases(req: HttpRequest, shared: Data) -> Reply {
     }
     let query = query_or_400(&req)?;
     let limit = int_param(&query, "limit")?.unwrap_or(100);
-    if limit == 0 || limit < -1 {
+    let offset = int_param(&query, "offset")?.unwrap_or(0);
+    if offset >= 1 << 31 {
         return Err(fault(
             400,
-            format!("Limit, \"{limit}\" specified, must be a positive number."),
+            format!("Offset \"{offset}\" specified is more than 32-bit int"),
         ));
     }
-    let offset = usize::try_from(int_param(&query, "offset")?.unwrap_or(0).max(0)).unwrap_or(0);
+    let limit = validate_limit(&shared, &principal, limit)?;
+    let offset = usize::try_from(offset.max(0)).unwrap_or(0);
     let name = last(&query, "name");
     let pack = last(&query, "pack");
     let set = shared.aliases();
@@ -447,19 +514,13 @@ async fn list_aliases(req: HttpRequest, shared: Data) -> Reply {
         .collect();
     items.sort_by_cached_key(|v| sort_key(v));
     let total = items.len();
-    let take = usize::try_from(limit).unwrap_or(usize::MAX);
+    let take = if limit == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    };
     let page: Vec<Value> = items.into_iter().skip(offset).take(take).cloned().collect();
-    let mut resp = json_response(200, &Value::Array(page), Some(&principal));
-    let headers = resp.headers_mut();
-    if let Ok(v) = header::HeaderValue::from_str(&total.to_string()) {
-        headers.insert(header::HeaderName::from_static("x-total-count"), v);
-    }
-    if limit > 0 {
-        if let Ok(v) = header::HeaderValue::from_str(&limit.to_string()) {
-            headers.insert(header::HeaderName::from_static("x-limit"), v);
-        }
-    }
-    Ok(resp)
+    Ok(list_page(page, total, limit, &principal))
 }
 
 /// `GET /api/v1/actionalias/{ref_or_id}`.
@@ -467,16 +528,8 @@ async fn get_alias(req: HttpRequest, path: web::Path<String>, shared: Data) -> R
     let principal = authenticate(&shared, &req)?;
     let key = path.into_inner();
     let set = shared.aliases();
-    let found = set.raw.iter().find(|v| {
-        v.get("id").and_then(Value::as_str) == Some(key.as_str())
-            || v.get("ref").and_then(Value::as_str) == Some(key.as_str())
-            || matches!(
-                (v.get("pack").and_then(Value::as_str), v.get("name").and_then(Value::as_str)),
-                (Some(p), Some(n)) if format!("{p}.{n}") == key
-            )
-    });
-    match found {
-        Some(v) => Ok(json_response(200, v, Some(&principal))),
+    match set.db.iter().find(|a| a.id == key || a.reference == key) {
+        Some(a) => Ok(json_response(200, &a.raw, Some(&principal))),
         None => Err(fault(
             404,
             format!("Resource with a ref or id \"{key}\" not found"),
@@ -484,50 +537,41 @@ async fn get_alias(req: HttpRequest, path: web::Path<String>, shared: Data) -> R
     }
 }
 
-/// `GET /api/v1/actionalias/help`.
+/// `GET /api/v1/actionalias/help` (`generate_helpstring_result`).
 async fn alias_help(req: HttpRequest, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
     let query = query_or_400(&req)?;
-    let limit = int_param(&query, "limit")?.unwrap_or(0);
+    let limit = int_param(&query, "limit")?.unwrap_or(100);
     let offset = int_param(&query, "offset")?.unwrap_or(0);
     let filter = last(&query, "filter").filter(|f| !f.is_empty());
     let pack = last(&query, "pack").filter(|p| !p.is_empty());
-    // st2 pages with signed values; a negative one means "everything".
-    let (limit, offset) = if limit < 0 || offset < 0 {
-        (0, 0)
-    } else {
-        (
-            usize::try_from(limit).unwrap_or(usize::MAX),
-            usize::try_from(offset).unwrap_or(usize::MAX),
-        )
-    };
     let set = shared.aliases();
-    // st2 lists aliases sorted by pack, then name.
-    let mut aliases = set.index.aliases().to_vec();
-    aliases.sort_by(|a, b| (&a.pack, &a.name).cmp(&(&b.pack, &b.name)));
-    let page = help(&aliases, filter, pack, limit, offset).map_err(|e| {
-        tracing::debug!(error = %e, "st2 emulator: help failed");
-        internal_error()
-    })?;
-    let helpstrings: Vec<Value> = page
-        .entries
+    let (available, entries) = aliases::help(&set.sorted(), filter, pack, limit, offset)
+        .map_err(|e| {
+            match e {
+                HelpError::BadFilter(m) => tracing::debug!(error = %m, "st2 emulator: help filter is not a regex"),
+                HelpError::NoDescription(a) => tracing::debug!(alias = %a, "st2 emulator: help met an alias without description (AttributeError)"),
+            }
+            internal_error()
+        })?;
+    let helpstrings: Vec<Value> = entries
         .iter()
         .map(|e| json!({"pack": e.pack, "display": e.display, "description": e.description}))
         .collect();
     Ok(json_response(
         200,
-        &json!({"available": page.available, "helpstrings": helpstrings}),
+        &json!({"available": available, "helpstrings": helpstrings}),
         Some(&principal),
     ))
 }
 
-fn st2_match_fault(e: St2MatchError) -> Fault {
+fn match_fault(e: MatchError) -> Fault {
     match e {
-        St2MatchError::InvalidFormat { .. } => {
-            tracing::debug!(error = ?e, "st2 emulator: an alias format does not compile");
+        MatchError::Ambiguous(m) => fault(400, m),
+        MatchError::Internal(m) => {
+            tracing::debug!(error = %m, "st2 emulator: matching raised (an alias format does not compile)");
             internal_error()
         }
-        other => fault(400, other.to_string()),
     }
 }
 
@@ -538,11 +582,11 @@ async fn match_alias(req: HttpRequest, payload: web::Payload, shared: Data) -> R
     validate_object(&body, MATCH)?;
     let command = str_field(&body, "command").unwrap_or_default();
     let set = shared.aliases();
-    let m = set.index.st2_match(&command).map_err(st2_match_fault)?;
+    let m = matching::get_matching_alias(&set, &command).map_err(match_fault)?;
     Ok(json_response(
         200,
         &json!({
-            "actionalias": set.raw_for(&m.alias),
+            "actionalias": m.alias.raw,
             "display": m.display,
             "representation": m.representation,
         }),
@@ -551,22 +595,6 @@ async fn match_alias(req: HttpRequest, payload: web::Payload, shared: Data) -> R
 }
 
 // ----- alias executions ------------------------------------------------------------
-
-/// st2's `ActionAliasDB.get_format_strings()`: plain strings and representations.
-fn format_strings(alias: &ActionAlias) -> Vec<&str> {
-    let mut out = Vec::new();
-    for f in &alias.formats {
-        match f {
-            AliasFormat::Plain(s) => out.push(s.as_str()),
-            AliasFormat::Object(o) => match &o.representation {
-                Some(Representation::One(s)) if !s.is_empty() => out.push(s.as_str()),
-                Some(Representation::Many(v)) => out.extend(v.iter().map(String::as_str)),
-                _ => {}
-            },
-        }
-    }
-    out
-}
 
 /// One `_post` call of st2's alias execution controller.
 struct PostArgs<'a> {
@@ -580,6 +608,7 @@ struct PostArgs<'a> {
     match_multiple: bool,
 }
 
+/// `ActionAliasExecutionController._post` and `_schedule_execution`.
 async fn post_alias_execution(
     shared: &Arc<Shared>,
     set: &AliasSet,
@@ -587,14 +616,8 @@ async fn post_alias_execution(
     request: &Value,
     a: PostArgs<'_>,
 ) -> Result<Vec<Value>, Fault> {
-    // The lookup ignores the pack and takes the first alias with that name.
-    let Some(alias) = set
-        .index
-        .aliases()
-        .iter()
-        .find(|x| x.name == a.name)
-        .cloned()
-    else {
+    // ActionAlias.get_by_name: the first alias with that name in DB order, any pack.
+    let Some(alias) = set.get_by_name(a.name) else {
         return Err(fault(
             404,
             format!(
@@ -609,7 +632,7 @@ async fn post_alias_execution(
             format!("Action alias with name \"{}\" is disabled.", a.name),
         ));
     }
-    if !format_strings(&alias).contains(&a.format) {
+    if !alias.format_strings().iter().any(|f| f == a.format) {
         return Err(fault(
             400,
             format!(
@@ -618,39 +641,31 @@ async fn post_alias_execution(
             ),
         ));
     }
-    let params_list = match extract_parameters(a.format, a.command, a.match_multiple) {
+    let params_list = match matching::extract_parameters(a.format, a.command, a.match_multiple) {
         Ok(p) => p,
-        Err(e @ ParseError::InvalidFormat { .. }) => {
+        Err(ParseError::Regex(e)) => {
             tracing::debug!(error = %e, "st2 emulator: alias format does not compile");
             return Err(internal_error());
-        }
-        Err(ParseError::Runtime { .. }) => {
-            return Err(fault(
-                400,
-                ParseError::NoMatch {
-                    command: a.command.to_string(),
-                    format: a.format.to_string(),
-                }
-                .to_string(),
-            ))
         }
         Err(e) => return Err(fault(400, e.to_string())),
     };
     let immutable = immutable_parameters(&alias, principal, &a, &params_list)?;
-    let alias_raw = set.raw_for(&alias);
     let mut results = Vec::new();
     let mut ids = Vec::new();
-    for params in params_list {
-        let mut parameters: Map<String, Value> = params
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
+    let mut failure = None;
+    for mut parameters in params_list {
         for (k, v) in &immutable {
             parameters.insert(k.clone(), v.clone());
         }
+        let parameters = match schedule_checks(shared, principal, &alias, parameters) {
+            Ok(p) => p,
+            Err(f) => {
+                failure = Some(f);
+                break;
+            }
+        };
         let (id, execution) = shared.create_execution(NewExecution {
             alias: alias.clone(),
-            alias_raw: alias_raw.clone(),
             parameters,
             principal: principal.clone(),
             request: request.clone(),
@@ -659,30 +674,16 @@ async fn post_alias_execution(
             source_context: a.source_context.clone(),
             route: a.route.clone(),
         });
-        let mut result = Map::new();
-        result.insert("execution".into(), execution.clone());
-        result.insert("actionalias".into(), alias_raw.clone());
-        if let Some(ack) = &alias.ack {
-            let whole = json!({"execution": execution, "actionalias": alias_raw});
-            let ctx = ack_context(&execution, &alias_raw, &whole);
-            if let Some(fmt) = &ack.format {
-                let message = render(fmt, &ctx, true).unwrap_or_else(|e| {
-                    format!("Cannot render \"format\" in field \"ack\" for alias. {e}")
-                });
-                result.insert("message".into(), Value::String(message));
-            }
-            if let Some(extra) = &ack.extra {
-                let rendered = render_values(extra, &ctx, true).unwrap_or_else(|e| {
-                    Value::String(format!(
-                        "Cannot render \"extra\" in field \"ack\" for alias. {e}"
-                    ))
-                });
-                result.insert("extra".into(), rendered);
+        ids.push(id);
+        match acknowledgement(&alias, execution) {
+            Ok(r) => results.push(r),
+            Err(f) => {
+                failure = Some(f);
+                break;
             }
         }
-        results.push(Value::Object(result));
-        ids.push(id);
     }
+    // Executions already created run whatever happens to the request.
     if shared.announce_before_response() {
         tokio::time::sleep(shared.settings.execution_delay).await;
         for id in &ids {
@@ -693,52 +694,122 @@ async fn post_alias_execution(
             shared.schedule_completion(id);
         }
     }
-    Ok(results)
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(results),
+    }
 }
 
-/// st2's `inject_immutable_parameters`: render the alias's immutable parameters
-/// with the action context (plus `st2kv`), refusing commands that set one of them.
+/// What `_schedule_execution` checks before creating the execution: the action exists
+/// (404), the requester may run it (RBAC `action_execute`, 403), the parameters cast and
+/// validate (400; `registry.rs`).
+fn schedule_checks(
+    shared: &Shared,
+    principal: &Principal,
+    alias: &Alias,
+    parameters: Map<String, Value>,
+) -> Result<Map<String, Value>, Fault> {
+    let Some(action) = shared.settings.registry.get(&alias.action_ref) else {
+        let r = registry::not_found(&alias.action_ref);
+        return Err(fault(r.status, r.message));
+    };
+    let s = &shared.settings;
+    if !s.is_admin(&principal.user)
+        && s.denied_actions
+            .iter()
+            .any(|(u, r)| *u == principal.user && *r == action.reference)
+    {
+        return Err(fault(
+            403,
+            format!(
+                "User \"{}\" doesn't have required permission \"action_execute\" on resource \"{}\"",
+                principal.user,
+                action.uid()
+            ),
+        ));
+    }
+    registry::prepare(action, parameters).map_err(|r| fault(r.status, r.message))
+}
+
+/// The 201 item: `{execution, actionalias, message?, extra?}`, `ack.format` and
+/// `ack.extra` rendered with `{execution, actionalias}` (API objects) under
+/// `StrictUndefined`; an undefined value becomes st2's "Cannot render" text, any other
+/// template error is uncaught (500).
+fn acknowledgement(alias: &Alias, execution: Value) -> Result<Value, Fault> {
+    let mut result = Map::new();
+    result.insert("execution".into(), execution.clone());
+    result.insert("actionalias".into(), alias.raw.clone());
+    let Some(ack) = alias.ack.as_ref().filter(|a| !a.is_empty()) else {
+        return Ok(Value::Object(result));
+    };
+    let vars = [
+        Var::api("execution", execution, EXECUTION_API),
+        Var::api("actionalias", alias.raw.clone(), ALIAS_API),
+    ];
+    let other = |e: JinjaError| {
+        tracing::debug!(error = %e, "st2 emulator: ack template failed");
+        internal_error()
+    };
+    if let Some(fmt) = ack.get("format") {
+        let mut mapping = Map::new();
+        mapping.insert("alias".into(), fmt.clone());
+        let message = match jinja::render_values(&mapping, &vars, Extras::default(), true) {
+            Ok(m) => m.get("alias").cloned().unwrap_or(Value::Null),
+            Err(JinjaError::Undefined(e)) => Value::String(format!(
+                "Cannot render \"format\" in field \"ack\" for alias. {e}"
+            )),
+            Err(e) => return Err(other(e)),
+        };
+        result.insert("message".into(), message);
+    }
+    if let Some(extra) = ack.get("extra") {
+        let rendered = match extra {
+            Value::Object(m) => match jinja::render_values(m, &vars, Extras::default(), true) {
+                Ok(r) => Value::Object(r),
+                Err(JinjaError::Undefined(e)) => Value::String(format!(
+                    "Cannot render \"extra\" in field \"ack\" for alias. {e}"
+                )),
+                Err(e) => return Err(other(e)),
+            },
+            other => other.clone(),
+        };
+        result.insert("extra".into(), rendered);
+    }
+    Ok(Value::Object(result))
+}
+
+/// st2's `inject_immutable_parameters`: render the alias's immutable parameters with
+/// the action context (plus `st2kv`), refusing commands that set one of them.
 fn immutable_parameters(
-    alias: &ActionAlias,
+    alias: &Alias,
     principal: &Principal,
     a: &PostArgs<'_>,
-    params_list: &[BTreeMap<String, String>],
+    params_list: &[matching::Params],
 ) -> Result<Map<String, Value>, Fault> {
-    let Some(Value::Object(imm)) = alias.immutable_parameters.as_deref() else {
+    let Some(imm) = alias
+        .immutable_parameters
+        .as_ref()
+        .filter(|m| !m.is_empty())
+    else {
         return Ok(Map::new());
     };
-    let action_context = json!({
-        "action_alias_ref": {"id": alias_id(alias), "name": alias.name},
-        "api_user": a.user,
-        "user": principal.user,
-        "source_channel": a.source_channel,
-    });
-    let null = Value::Null;
-    let var = |name: &'static str| Var {
-        name,
-        value: action_context.get(name).unwrap_or(&null),
-        type_name: None,
-    };
-    let mut vars = vec![
-        var("action_alias_ref"),
-        var("api_user"),
-        var("user"),
-        var("source_channel"),
+    let vars = [
+        Var::dict(
+            "action_alias_ref",
+            json!({"id": alias.id, "name": alias.name}),
+        ),
+        Var::dict("api_user", json!(a.user)),
+        Var::dict("user", json!(principal.user)),
+        Var::dict("source_channel", json!(a.source_channel)),
     ];
-    vars.push(Var {
-        name: "__context",
-        value: &action_context,
-        type_name: None,
-    });
-    let ctx = Context { vars, st2kv: true };
-    let rendered = match render_values(&Value::Object(imm.clone()), &ctx, true) {
-        Ok(Value::Object(r)) => r,
-        Ok(_) => Map::new(),
-        Err(e) => {
-            tracing::debug!(error = %e, "st2 emulator: immutable parameters do not render");
-            return Err(internal_error());
-        }
+    let extras = Extras {
+        six: false,
+        st2kv: true,
     };
+    let rendered = jinja::render_values(imm, &vars, extras, true).map_err(|e| {
+        tracing::debug!(error = %e, "st2 emulator: immutable parameters do not render");
+        internal_error()
+    })?;
     for params in params_list {
         let overridden: Vec<&str> = imm
             .keys()
@@ -774,7 +845,7 @@ fn injected_failure(shared: &Shared) -> Result<(), Fault> {
     }
 }
 
-/// `POST /api/v1/aliasexecution`.
+/// `POST /api/v1/aliasexecution`: one execution, whatever `match_multiple` says.
 async fn alias_execution(req: HttpRequest, payload: web::Payload, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
     let body = read_json(&req, payload).await?;
@@ -808,7 +879,8 @@ async fn alias_execution(req: HttpRequest, payload: web::Payload, shared: Data) 
     ))
 }
 
-/// `POST /api/v1/aliasexecution/match_and_execute`.
+/// `POST /api/v1/aliasexecution/match_and_execute`: matched as `/match` does, then one
+/// execution per match when the matched format has `match_multiple`.
 async fn match_and_execute(req: HttpRequest, payload: web::Payload, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
     let body = read_json(&req, payload).await?;
@@ -816,12 +888,13 @@ async fn match_and_execute(req: HttpRequest, payload: web::Payload, shared: Data
     injected_failure(&shared)?;
     let command = str_field(&body, "command").unwrap_or_default();
     let set = shared.aliases();
-    let matched = set.index.st2_match(&command).map_err(st2_match_fault)?;
-    let match_multiple = matched.alias.formats.iter().any(|f| {
-        f.patterns()
-            .iter()
-            .any(|p| p.representation == matched.representation && p.match_multiple)
-    });
+    let matched = matching::get_matching_alias(&set, &command).map_err(match_fault)?;
+    // `format_["match_multiple"]`: the pattern of a display-only format has no such
+    // key (KeyError: 500).
+    let Some(match_multiple) = matched.match_multiple else {
+        tracing::debug!("st2 emulator: match_and_execute on a display-only format (KeyError)");
+        return Err(internal_error());
+    };
     let args = PostArgs {
         name: &matched.alias.name,
         format: &matched.representation,
@@ -836,6 +909,129 @@ async fn match_and_execute(req: HttpRequest, payload: web::Payload, shared: Data
     Ok(json_response(
         201,
         &json!({ "results": results }),
+        Some(&principal),
+    ))
+}
+
+// ----- inquiries -------------------------------------------------------------------
+
+/// `GET /api/v1/inquiries`: the pending inquiries (`limit` default 20, checked as for
+/// every list).
+async fn list_inquiries(req: HttpRequest, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let query = query_or_400(&req)?;
+    let limit = int_param(&query, "limit")?.unwrap_or(20);
+    let limit = validate_limit(&shared, &principal, limit)?;
+    let all = shared.pending_inquiries();
+    let total = all.len();
+    let take = if limit == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    };
+    let page: Vec<Value> = all.into_iter().take(take).collect();
+    Ok(list_page(page, total, limit, &principal))
+}
+
+/// The inquiry behind an id, after `check_inquiry` (404 unknown, 400 not an inquiry,
+/// timed out or answered).
+fn checked_inquiry(shared: &Shared, id: &str) -> Result<Value, Fault> {
+    let Some((runner, status, inquiry)) = shared.inquiry(id) else {
+        return Err(fault(404, "The resource could not be found."));
+    };
+    if runner != "inquirer" {
+        return Err(fault(
+            400,
+            format!("Action execution \"{id}\" is not an inquiry."),
+        ));
+    }
+    if status == "timeout" {
+        return Err(fault(
+            400,
+            format!("Inquiry \"{id}\" timed out and cannot be responded to."),
+        ));
+    }
+    if status != "pending" {
+        return Err(fault(
+            400,
+            format!("Inquiry \"{id}\" has already been responded to."),
+        ));
+    }
+    Ok(inquiry)
+}
+
+/// `GET /api/v1/inquiries/{id}`.
+async fn get_inquiry(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let inquiry = checked_inquiry(&shared, &path.into_inner())?;
+    Ok(json_response(200, &inquiry, Some(&principal)))
+}
+
+const INQUIRY_RESPONSE: &[Prop] = &[prop("id", Ty::Str, true), prop("response", Ty::Obj, true)];
+
+/// `PUT /api/v1/inquiries/{id}` with `{"id", "response"}`: checked, permission
+/// (`users`, `roles`), validated against the inquiry's schema, then answered.
+async fn respond_inquiry(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    shared: Data,
+) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let body = read_json(&req, payload).await?;
+    validate_required(&body, INQUIRY_RESPONSE)?;
+    let id = path.into_inner();
+    let inquiry = checked_inquiry(&shared, &id)?;
+    // inquiry_service.check_permission: roles (any, when listed) and users (when listed).
+    let user = &principal.user;
+    let list = |k: &str| -> Vec<String> {
+        inquiry
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let roles = list("roles");
+    let users = list("users");
+    let s = &shared.settings;
+    let roles_ok = roles.is_empty()
+        || !s.rbac
+        || roles
+            .iter()
+            .any(|r| (r == "admin" || r == "system_admin") && s.admins.iter().any(|a| a == user));
+    let users_ok = users.is_empty() || users.iter().any(|u| u == user);
+    if !roles_ok || !users_ok {
+        // The requester is a UserDB, printed with StormFoundationDB.__str__.
+        return Err(fault(
+            403,
+            format!(
+                "User \"UserDB(id={}, is_service=False, name=\"{user}\", nicknames={{}})\" does not have permission to respond to inquiry \"{id}\".",
+                stable_object_id(&format!("user:{user}"))
+            ),
+        ));
+    }
+    let response = body.get("response").cloned().unwrap_or_else(|| json!({}));
+    let schema = inquiry.get("schema").cloned().unwrap_or_else(|| json!({}));
+    if let Err(e) = jsonschema::validate(&response, &schema) {
+        return Err(fault(
+            400,
+            format!(
+                "Response for inquiry \"{id}\" did not pass schema validation. {}",
+                e.verbose()
+            ),
+        ));
+    }
+    if !shared.respond_inquiry(&id, &response) {
+        return Err(internal_error());
+    }
+    Ok(json_response(
+        200,
+        &json!({"id": id, "response": response}),
         Some(&principal),
     ))
 }

@@ -17,10 +17,11 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
-use crate::alias::index::AliasIndex;
-use crate::alias::model::{parse_alias_list, ActionAlias, ResultSpec};
-
-use super::template::{default_result_message, render, Context, Var, ALIAS_API, EXECUTION_API};
+use super::aliases::Alias;
+pub(crate) use super::aliases::AliasSet;
+use super::jinja::{self, Extras, Var, CLIENT_ALIAS};
+use super::registry::Registry;
+use super::template::default_result_message;
 use super::util::{api_key_hash, isotime, object_id, py_str, stable_object_id, token_string};
 use super::{CredentialKind, ExecutionRecord, Framing};
 
@@ -32,8 +33,39 @@ pub(crate) struct Settings {
     pub heartbeat: Duration,
     pub token_ttl_max: u64,
     pub execution_delay: Duration,
-    pub web_url: Option<String>,
+    /// st2's `webui_base_url`: the configured one, or `https://<made-up host>`.
+    pub webui_base_url: String,
     pub framing: Framing,
+    pub rbac: bool,
+    pub admins: Vec<String>,
+    /// `(user, action ref)` pairs without `action_execute` (with RBAC on).
+    pub denied_actions: Vec<(String, String)>,
+    /// `(notification route, announcement route)` of the installed notify rules.
+    pub notify_rules: Vec<(String, String)>,
+    pub registry: Registry,
+}
+
+impl Settings {
+    /// Whether `user` is an st2 admin; every user is one while RBAC is off (st2's
+    /// no-op RBAC backend: `user_is_admin` is always true).
+    pub(crate) fn is_admin(&self, user: &str) -> bool {
+        !self.rbac || self.admins.iter().any(|a| a == user)
+    }
+
+    /// `<webui_base_url>/#/history/<id>/general` (`st2common/services/executions.py`).
+    pub(crate) fn web_url_for(&self, id: &str) -> String {
+        format!(
+            "{}/#/history/{id}/general",
+            self.webui_base_url.trim_end_matches('/')
+        )
+    }
+
+    /// The runner type of an action (`python-script` for one the registry lacks).
+    fn runner_for(&self, action_ref: &str) -> String {
+        self.registry
+            .get(action_ref)
+            .map_or_else(|| "python-script".to_string(), |a| a.runner.clone())
+    }
 }
 
 /// Who a request authenticated as (no `Debug`: it may hold a token).
@@ -51,51 +83,6 @@ struct TokenInfo {
     expiry: DateTime<Utc>,
 }
 
-/// One parsed alias set: the raw items (served verbatim) and the index over the
-/// items that parse.
-pub(crate) struct AliasSet {
-    pub raw: Vec<Value>,
-    pub index: AliasIndex,
-    raw_by_ref: HashMap<String, Value>,
-}
-
-impl AliasSet {
-    pub(crate) fn build(raw: Vec<Value>) -> AliasSet {
-        let mut parsed = Vec::new();
-        let mut raw_by_ref = HashMap::new();
-        for item in &raw {
-            let (mut ok, problems) =
-                parse_alias_list(&Value::Array(vec![item.clone()])).unwrap_or_default();
-            for p in problems {
-                tracing::debug!(problem = %p, "st2 emulator: alias not usable");
-            }
-            if let Some(a) = ok.pop() {
-                raw_by_ref
-                    .entry(a.reference.clone())
-                    .or_insert_with(|| item.clone());
-                parsed.push(a);
-            }
-        }
-        let (index, warnings) = AliasIndex::build(parsed);
-        for w in warnings {
-            tracing::debug!(warning = %w, "st2 emulator: alias format not usable");
-        }
-        AliasSet {
-            raw,
-            index,
-            raw_by_ref,
-        }
-    }
-
-    /// The raw JSON item behind a parsed alias.
-    pub(crate) fn raw_for(&self, alias: &ActionAlias) -> Value {
-        self.raw_by_ref
-            .get(&alias.reference)
-            .cloned()
-            .unwrap_or_else(|| serde_json::to_value(alias).unwrap_or(Value::Null))
-    }
-}
-
 /// Identity of a raw alias item for create/update/delete events.
 fn raw_alias_key(v: &Value) -> Option<String> {
     if let Some(r) = v.get("ref").and_then(Value::as_str) {
@@ -106,14 +93,6 @@ fn raw_alias_key(v: &Value) -> Option<String> {
     let pack = v.get("pack").and_then(Value::as_str)?;
     let name = v.get("name").and_then(Value::as_str)?;
     Some(format!("{pack}.{name}"))
-}
-
-/// The id st2 would have given an alias: its own `id`, or a stable one.
-pub(crate) fn alias_id(alias: &ActionAlias) -> String {
-    alias
-        .id
-        .clone()
-        .unwrap_or_else(|| stable_object_id(&alias.reference))
 }
 
 /// One event as it goes out on the stream, with what st2's listener reads from its
@@ -208,24 +187,12 @@ fn is_terminal(status: &str) -> bool {
     )
 }
 
-/// The runner type st2 would use for an action (the emulator knows `core.*`; any
-/// other action is treated as a Python action).
-fn runner_for(action_ref: &str) -> &'static str {
-    match action_ref {
-        "core.local" | "core.local_sudo" | "core.echo" => "local-shell-cmd",
-        "core.remote" | "core.remote_sudo" => "remote-shell-cmd",
-        "core.noop" => "noop",
-        "core.http" => "http-request",
-        _ => "python-script",
-    }
-}
-
 /// One emulated execution.
 struct Exec {
     id: String,
     liveaction_id: String,
     action_ref: String,
-    runner: &'static str,
+    runner: String,
     parameters: Map<String, Value>,
     context: Value,
     notify: Value,
@@ -234,10 +201,11 @@ struct Exec {
     end: Option<DateTime<Utc>>,
     result: Option<Value>,
     log: Vec<(String, DateTime<Utc>)>,
-    web_url: Option<String>,
+    web_url: String,
     route: Option<String>,
-    alias_raw: Value,
-    result_spec: Option<ResultSpec>,
+    /// The alias's id (`context.action_alias_ref.id`): `format_execution_result`
+    /// looks the alias up again when the execution completes.
+    alias_id: Option<String>,
     user: Option<String>,
     source_channel: String,
     source_context: Option<Value>,
@@ -313,9 +281,7 @@ impl Exec {
                 m.insert("result_size".into(), json!(size));
             }
         }
-        if let Some(w) = &self.web_url {
-            m.insert("web_url".into(), json!(w));
-        }
+        m.insert("web_url".into(), json!(self.web_url));
         let log: Vec<Value> = self
             .log
             .iter()
@@ -323,6 +289,19 @@ impl Exec {
             .collect();
         m.insert("log".into(), Value::Array(log));
         Value::Object(m)
+    }
+
+    /// `InquiryResponseAPI`: `id` and the inquiry fields of the result.
+    fn inquiry_json(&self) -> Value {
+        let field = |k: &str| {
+            self.result
+                .as_ref()
+                .and_then(|r| r.get(k))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        json!({"id": self.id, "route": field("route"), "ttl": field("ttl"),
+               "users": field("users"), "roles": field("roles"), "schema": field("schema")})
     }
 
     /// The `LiveActionAPI` object (`action` is a ref string).
@@ -364,8 +343,7 @@ impl Exec {
 
 /// The data behind an alias execution request, already validated.
 pub(crate) struct NewExecution {
-    pub alias: Arc<ActionAlias>,
-    pub alias_raw: Value,
+    pub alias: Arc<Alias>,
     pub parameters: Map<String, Value>,
     pub principal: Principal,
     pub request: Value,
@@ -792,7 +770,7 @@ impl Shared {
         let id = object_id();
         let now = Utc::now();
         let context = json!({
-            "action_alias_ref": {"id": alias_id(&n.alias), "name": n.alias.name},
+            "action_alias_ref": {"id": n.alias.id, "name": n.alias.name},
             "api_user": n.user,
             "user": n.principal.user,
             "source_channel": n.source_channel,
@@ -802,16 +780,12 @@ impl Shared {
             "data": {"user": n.user, "source_channel": n.source_channel,
                      "source_context": n.source_context},
         }});
-        let web_url = self
-            .settings
-            .web_url
-            .as_ref()
-            .map(|base| format!("{}/#/history/{id}/general", base.trim_end_matches('/')));
+        let web_url = self.settings.web_url_for(&id);
         let exec = Exec {
             id: id.clone(),
             liveaction_id: object_id(),
             action_ref: n.alias.action_ref.clone(),
-            runner: runner_for(&n.alias.action_ref),
+            runner: self.settings.runner_for(&n.alias.action_ref),
             parameters: n.parameters.clone(),
             context,
             notify,
@@ -822,8 +796,7 @@ impl Shared {
             log: vec![("requested".into(), now)],
             web_url,
             route: n.route.clone(),
-            alias_raw: n.alias_raw.clone(),
-            result_spec: n.alias.result.clone(),
+            alias_id: Some(n.alias.id.clone()),
             user: n.user.clone(),
             source_channel: n.source_channel.clone(),
             source_context: n.source_context.clone(),
@@ -923,14 +896,130 @@ impl Shared {
         exec.end = Some(Utc::now());
         exec.set_status(final_status);
         events.extend(Self::status_events(exec));
-        let announcement = announcement_for(exec, &exec.to_json());
+        let aliases = self.aliases();
+        let announcements = announcements_for(exec, &exec.to_json(), &self.settings, &aliases);
         for event in events {
             self.publish_locked(event);
         }
-        if let Some((name, data)) = announcement {
+        for (name, data) in announcements {
             self.publish_locked(Self::plain_event(&name, &data));
         }
         tracing::debug!(execution = %id, status = final_status, "st2 emulator: execution finished");
+    }
+
+    // ----- inquiries -------------------------------------------------------------
+
+    /// An execution of `core.ask` (runner `inquirer`) that has reached `pending`, as the
+    /// inquirer runner leaves it (`contrib/runners/inquirer_runner`): its result holds
+    /// `schema`, `roles`, `users`, `route` and `ttl`. Publishes its create and update
+    /// events; it never completes on its own.
+    pub(crate) fn create_inquiry(&self, spec: &super::InquirySpec) -> String {
+        let now = Utc::now();
+        let id = object_id();
+        let schema = spec.schema.clone().unwrap_or_else(|| {
+            json!({"title": "response_data", "type": "object", "properties": {"continue": {
+                "type": "boolean", "description": "Would you like to continue the workflow?",
+                "required": true}}})
+        });
+        let result = json!({"schema": schema, "roles": spec.roles, "users": spec.users,
+                            "route": spec.route, "ttl": spec.ttl});
+        let parameters = result.as_object().cloned().unwrap_or_default();
+        let mut exec = Exec {
+            id: id.clone(),
+            liveaction_id: object_id(),
+            action_ref: "core.ask".into(),
+            runner: "inquirer".into(),
+            parameters,
+            context: json!({"user": "stanley"}),
+            notify: Value::Null,
+            status: "requested".into(),
+            start: now,
+            end: None,
+            result: None,
+            log: vec![("requested".into(), now)],
+            web_url: self.settings.web_url_for(&id),
+            route: None,
+            alias_id: None,
+            user: None,
+            source_channel: String::new(),
+            source_context: None,
+            extra: Map::new(),
+        };
+        let mut st = self.state.lock();
+        let mut events = vec![
+            Self::exec_event(
+                "st2.liveaction__create",
+                &exec.liveaction_json(),
+                &id,
+                "requested",
+            ),
+            Self::exec_event("st2.execution__create", &exec.to_json(), &id, "requested"),
+        ];
+        for status in ["scheduled", "running"] {
+            exec.set_status(status);
+            events.extend(Self::status_events(&exec));
+        }
+        exec.result = Some(result);
+        exec.set_status("pending");
+        events.extend(Self::status_events(&exec));
+        let idx = st.executions.len();
+        st.by_id.insert(id.clone(), idx);
+        st.executions.push(exec);
+        for event in events {
+            self.publish_locked(event);
+        }
+        tracing::debug!(inquiry = %id, "st2 emulator: inquiry pending");
+        id
+    }
+
+    /// `InquiryResponseAPI` of every pending inquiry, in DB order.
+    pub(crate) fn pending_inquiries(&self) -> Vec<Value> {
+        let st = self.state.lock();
+        st.executions
+            .iter()
+            .filter(|e| e.status == "pending" && e.runner == "inquirer")
+            .map(Exec::inquiry_json)
+            .collect()
+    }
+
+    /// An execution looked up as an inquiry: `(runner, status, InquiryResponseAPI)`.
+    pub(crate) fn inquiry(&self, id: &str) -> Option<(String, String, Value)> {
+        let st = self.state.lock();
+        let e = st.executions.get(*st.by_id.get(id)?)?;
+        Some((e.runner.clone(), e.status.clone(), e.inquiry_json()))
+    }
+
+    /// `inquiry_service.respond`: the response goes into the result and the execution
+    /// succeeds (a standalone `core.ask` has no parent workflow to resume).
+    pub(crate) fn respond_inquiry(&self, id: &str, response: &Value) -> bool {
+        let mut st = self.state.lock();
+        let Some(&idx) = st.by_id.get(id) else {
+            return false;
+        };
+        let Some(exec) = st.executions.get_mut(idx) else {
+            return false;
+        };
+        let mut result = exec.result.clone().unwrap_or_else(|| json!({}));
+        if let Some(m) = result.as_object_mut() {
+            m.insert("response".into(), response.clone());
+        }
+        exec.result = Some(result);
+        exec.end = Some(Utc::now());
+        exec.set_status("succeeded");
+        for event in Self::status_events(exec) {
+            self.publish_locked(event);
+        }
+        true
+    }
+
+    /// The response an inquiry received, once answered.
+    pub(crate) fn inquiry_response(&self, id: &str) -> Option<Value> {
+        let st = self.state.lock();
+        let e = st.executions.get(*st.by_id.get(id)?)?;
+        if e.runner != "inquirer" {
+            return None;
+        }
+        e.result.as_ref()?.get("response").cloned()
     }
 
     // ----- background executions ------------------------------------------------
@@ -942,15 +1031,11 @@ impl Shared {
     pub(crate) fn background_start(&self, n: NewBackground) -> BackgroundRun {
         let now = Utc::now();
         let id = object_id();
-        let web_url = self
-            .settings
-            .web_url
-            .as_ref()
-            .map(|base| format!("{}/#/history/{id}/general", base.trim_end_matches('/')));
+        let web_url = self.settings.web_url_for(&id);
         let mut exec = Exec {
             id,
             liveaction_id: object_id(),
-            runner: runner_for(&n.action_ref),
+            runner: self.settings.runner_for(&n.action_ref),
             action_ref: n.action_ref,
             parameters: n.parameters,
             context: n.context,
@@ -963,8 +1048,7 @@ impl Shared {
             log: vec![("requested".into(), now)],
             web_url,
             route: None,
-            alias_raw: Value::Null,
-            result_spec: None,
+            alias_id: None,
             user: None,
             source_channel: String::new(),
             source_context: None,
@@ -1085,135 +1169,124 @@ impl Shared {
         exec.end = Some(Utc::now());
         exec.set_status("canceled");
         let json = exec.to_json();
-        let announcement = announcement_for(exec, &json);
+        let aliases = self.aliases();
+        let announcements = announcements_for(exec, &json, &self.settings, &aliases);
         for event in Self::status_events(exec) {
             self.publish_locked(event);
         }
-        if let Some((name, data)) = announcement {
+        for (name, data) in announcements {
             self.publish_locked(Self::plain_event(&name, &data));
         }
         Some(Ok(json))
     }
 }
 
-/// What chatops' notify rule + `post_result` would publish for a finished
-/// execution: `None` without a route or with `result.enabled: false`.
-fn announcement_for(exec: &Exec, execution: &Value) -> Option<(String, Value)> {
-    let route = exec.route.as_deref()?;
-    let spec = exec.result_spec.clone().unwrap_or_default();
-    if spec.enabled == Some(false) {
-        return None;
+/// What st2's notifier, the installed notify rules and `chatops.post_result` publish for
+/// a finished execution: one `st2.announcement__<route>` per rule whose criteria
+/// (`trigger.route equals <route>`) match the execution's notification route
+/// (`contrib/chatops/rules/notify_hubot.yaml`, `notify_errbot.yaml`), none when
+/// `format_execution_result` says `enabled: false` or fails.
+fn announcements_for(
+    exec: &Exec,
+    execution: &Value,
+    settings: &Settings,
+    aliases: &AliasSet,
+) -> Vec<(String, Value)> {
+    let Some(route) = exec.route.as_deref() else {
+        return Vec::new();
+    };
+    let rules: Vec<&str> = settings
+        .notify_rules
+        .iter()
+        .filter(|(matched, _)| matched == route)
+        .map(|(_, announce)| announce.as_str())
+        .collect();
+    if rules.is_empty() {
+        tracing::debug!(route, "st2 emulator: no notify rule covers this route");
+        return Vec::new();
     }
-    // format_execution_result drops these before rendering.
+    let formatted = match format_execution_result(exec, execution, aliases) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            tracing::debug!(error = %e, "st2 emulator: format_execution_result failed; nothing posted");
+            return Vec::new();
+        }
+    };
+    let (message, extra) = formatted;
+    rules
+        .into_iter()
+        .map(|announce| {
+            let payload = json!({
+                "message": message,
+                "channel": exec.source_channel,
+                "user": exec.user,
+                "whisper": false,
+                "context": exec.source_context,
+                "extra": extra,
+            });
+            (
+                format!("st2.announcement__{announce}"),
+                json!({"payload": payload, "trace_context": null}),
+            )
+        })
+        .collect()
+}
+
+/// `chatops.format_execution_result` (`contrib/chatops/actions/format_execution_result.py`):
+/// `Ok(None)` for `result.enabled: false`, else the message and `extra` (`{}` when the
+/// alias has none, as `post_result`'s `publish` gives `post_message`). The alias is
+/// looked up by id at completion time; a deleted one means the default template.
+fn format_execution_result(
+    exec: &Exec,
+    execution: &Value,
+    aliases: &AliasSet,
+) -> Result<Option<(String, Value)>, jinja::JinjaError> {
+    // `execution.to_dict(exclude_attributes=[...])`.
     let mut exec_ctx = execution.clone();
     if let Some(m) = exec_ctx.as_object_mut() {
         for k in ["trigger", "trigger_type", "trigger_instance", "liveaction"] {
             m.remove(k);
         }
     }
-    let ctx = Context {
-        vars: vec![
-            Var {
-                name: "execution",
-                value: &exec_ctx,
-                type_name: None,
-            },
-            Var {
-                name: "alias",
-                value: &exec.alias_raw,
-                type_name: None,
-            },
-        ],
+    let alias = exec
+        .alias_id
+        .as_deref()
+        .and_then(|id| aliases.get_by_id(id));
+    let mut vars = vec![Var::dict("execution", exec_ctx.clone())];
+    if let Some(a) = &alias {
+        vars.push(Var::api("alias", a.raw.clone(), CLIENT_ALIAS));
+    }
+    let extras = Extras {
+        six: true,
         st2kv: false,
     };
-    let message = match &spec.format {
-        Some(f) => render(f, &ctx, false).unwrap_or_default(),
+    let mut template: Option<&str> = None;
+    let mut extra = json!({});
+    if let Some(result) = alias
+        .as_ref()
+        .and_then(|a| a.result.as_ref())
+        .filter(|r| !r.is_empty())
+    {
+        if result
+            .get("enabled")
+            .is_some_and(|e| !super::util::py_truthy(e))
+        {
+            return Ok(None);
+        }
+        if let Some(f) = result.get("format") {
+            template = Some(f.as_str().unwrap_or(""));
+        }
+        if let Some(x) = result.get("extra") {
+            extra = match x {
+                Value::Object(m) => Value::Object(jinja::render_values(m, &vars, extras, true)?),
+                other => other.clone(),
+            };
+        }
+    }
+    let message = match template {
+        Some(t) => jinja::render(t, &vars, extras, false)?,
         None => default_result_message(&exec_ctx),
     };
-    let extra = match &spec.extra {
-        Some(x) => render_values(x, &ctx, false).unwrap_or(Value::Null),
-        None => Value::Null,
-    };
-    let payload = json!({
-        "message": message,
-        "channel": exec.source_channel,
-        "user": exec.user,
-        "whisper": false,
-        "context": exec.source_context,
-        "extra": extra,
-    });
-    // Rule chatops.notify handles route "hubot" and posts with post_message's
-    // default route "chatops"; chatops.notify-errbot (and any operator rule built
-    // the same way) posts to the route itself.
-    let announce_route = if route == "hubot" { "chatops" } else { route };
-    Some((
-        format!("st2.announcement__{announce_route}"),
-        json!({"payload": payload, "trace_context": null}),
-    ))
-}
-
-/// st2's `render_values`: render every value of a mapping; containers go through
-/// their JSON text, values that do not change keep their original type.
-pub(crate) fn render_values(
-    mapping: &Value,
-    ctx: &Context<'_>,
-    strict: bool,
-) -> Result<Value, String> {
-    let Value::Object(m) = mapping else {
-        return Ok(mapping.clone());
-    };
-    let mut out = Map::new();
-    for (k, v) in m {
-        let rendered = match v {
-            Value::String(s) => {
-                let r = render(s, ctx, strict)?;
-                if r == *s {
-                    v.clone()
-                } else {
-                    Value::String(r)
-                }
-            }
-            Value::Object(_) | Value::Array(_) => {
-                let text = serde_json::to_string(v).unwrap_or_default();
-                let r = render(&text, ctx, strict)?;
-                if r == text {
-                    v.clone()
-                } else {
-                    serde_json::from_str(&r).unwrap_or(Value::String(r))
-                }
-            }
-            other => other.clone(),
-        };
-        out.insert(k.clone(), rendered);
-    }
-    Ok(Value::Object(out))
-}
-
-/// The Jinja context of an alias acknowledgement: `{execution, actionalias}` plus
-/// st2's `__context`.
-pub(crate) fn ack_context<'a>(
-    execution: &'a Value,
-    alias: &'a Value,
-    whole: &'a Value,
-) -> Context<'a> {
-    Context {
-        vars: vec![
-            Var {
-                name: "execution",
-                value: execution,
-                type_name: Some(EXECUTION_API),
-            },
-            Var {
-                name: "actionalias",
-                value: alias,
-                type_name: Some(ALIAS_API),
-            },
-            Var {
-                name: "__context",
-                value: whole,
-                type_name: None,
-            },
-        ],
-        st2kv: false,
-    }
+    Ok(Some((message, extra)))
 }

@@ -624,7 +624,7 @@ async fn alias_list_paging_and_filters() {
     for (q, msg) in [
         (
             "limit=0",
-            "Limit, \"0\" specified, must be a positive number.",
+            "Limit, \"0\" specified, must be a positive number or -1 for full result set.",
         ),
         (
             "limit=-22",
@@ -819,8 +819,8 @@ async fn alias_execution_success_and_completion() {
 async fn alias_execution_errors_in_st2_order() {
     let mut aliases = demo_aliases();
     aliases.push(
-        json!({"name": "imm", "pack": "t", "action_ref": "core.local",
-        "formats": ["imm {{cmd}}", "imm2 {{x}}"], "immutable_parameters": {"cmd": "date"}}),
+        json!({"name": "imm", "pack": "t", "action_ref": "core.remote",
+        "formats": ["imm {{cmd}}", "imm2 {{hosts}}"], "immutable_parameters": {"cmd": "date"}}),
     );
     aliases.push(
         json!({"name": "date", "pack": "zz", "action_ref": "core.noop", "formats": ["other date"]}),
@@ -934,13 +934,13 @@ async fn alias_execution_errors_in_st2_order() {
     let r = post(
         url.clone(),
         &token,
-        &exec_body("imm", "imm2 {{x}}", "imm2 hello"),
+        &exec_body("imm", "imm2 {{hosts}}", "imm2 hello"),
     )
     .await;
-    assert_eq!(r.status, 201);
+    assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(
         r.body["execution"]["parameters"],
-        json!({"cmd": "date", "x": "hello"})
+        json!({"hosts": "hello", "cmd": "date"})
     );
     // Bad JSON.
     let r = finish(
@@ -1136,7 +1136,7 @@ async fn cancel_semantics() {
 
 #[actix_web::test]
 async fn malformed_aliases_served_verbatim_good_ones_still_work() {
-    let good = json!({"name": "ping", "pack": "net", "action_ref": "core.local", "formats": ["ping {{host}}"]});
+    let good = json!({"name": "ping", "pack": "net", "action_ref": "net.ping", "formats": ["ping {{host}}"]});
     let aliases = vec![
         json!({"name": "nopack", "action_ref": "x.y", "formats": ["nopack"]}),
         good.clone(),
@@ -1145,6 +1145,11 @@ async fn malformed_aliases_served_verbatim_good_ones_still_work() {
     ];
     let em = start(EmulatorConfig {
         aliases: aliases.clone(),
+        // An action of a pack of one's own (EmulatorConfig::actions).
+        actions: vec![
+            json!({"pack": "net", "name": "ping", "runner_type": "python-script",
+            "parameters": {"host": {"type": "string", "required": true}}}),
+        ],
         ..EmulatorConfig::default()
     })
     .await;
@@ -1316,7 +1321,7 @@ async fn hubot_route_gets_chatops_default_message_and_disabled_results_stay_sile
     let msg = v["payload"]["message"].as_str().unwrap_or_default();
     assert!(
         msg.starts_with(&format!(
-            "\nAction core.local completed.\nstatus : succeeded\nexecution: {id}\n\n\nTook "
+            "\nAction core.local completed.\nstatus : succeeded\nexecution: {id}\n\nweb_url: {DEFAULT_WEBUI_BASE_URL}/#/history/{id}/general\n\nTook "
         )),
         "{msg:?}"
     );
@@ -1692,4 +1697,773 @@ async fn works_from_a_plain_tokio_runtime() {
     assert!(tokio::net::TcpStream::connect(em.addr()).await.is_err());
     assert!(em.restart().await.is_ok());
     assert!(raw(&em).await.starts_with("HTTP/1.1 401"));
+}
+
+// ----- matching: the emulator's own port of st2's alias parser -------------------------
+
+/// What st2's `ActionAliasFormatParser` gives for a case.
+enum Expect {
+    /// The parameters (`match_multiple`: the list of parameter sets), as JSON, in
+    /// st2's key order.
+    Ok(&'static str),
+    /// A `ParseException` with this text.
+    Fails(&'static str),
+    /// `re.error` (an HTTP 500 on st2).
+    ReError,
+}
+
+// st2's own parser tests (st2common/tests/unit/test_action_alias_utils.py, first 33
+// rows), then the quirks the design notes list. Every expected value was produced by
+// running st2's `ActionAliasFormatParser` (master c2eaf56b) under Python 3.11.
+const PARSER_CASES: &[(&str, &str, bool, Expect)] = &[
+    (
+        "",
+        "",
+        false,
+        Expect::Ok("{}"),
+    ),
+    (
+        "",
+        "a=foobar1",
+        false,
+        Expect::Ok("{\"a\": \"foobar1\"}"),
+    ),
+    (
+        "foo",
+        "foo a=\"foobar2 poonies bar\"",
+        false,
+        Expect::Ok("{\"a\": \"foobar2 poonies bar\"}"),
+    ),
+    (
+        "foo",
+        "foo a='foobar2 poonies bar'",
+        false,
+        Expect::Ok("{\"a\": \"foobar2 poonies bar\"}"),
+    ),
+    (
+        "foo",
+        "foo a={\"foobar2\": \"poonies\"}",
+        false,
+        Expect::Ok("{\"a\": \"{\\\"foobar2\\\": \\\"poonies\\\"}\"}"),
+    ),
+    (
+        "",
+        "a=foobar1 b=\"boobar2 3 4\" c='coobar3 4' d={\"a\": \"b\"}",
+        false,
+        Expect::Ok("{\"a\": \"foobar1\", \"b\": \"boobar2 3 4\", \"c\": \"coobar3 4\", \"d\": \"{\\\"a\\\": \\\"b\\\"}\"}"),
+    ),
+    (
+        "{{ captain }} is my captain",
+        "Malcolm Reynolds is my captain weirdo=\"River Tam\"",
+        false,
+        Expect::Ok("{\"captain\": \"Malcolm Reynolds\", \"weirdo\": \"River Tam\"}"),
+    ),
+    (
+        "skip {{a}} more skip {{b}} and skip more.",
+        "skip a1 more skip b1 and skip more.",
+        false,
+        Expect::Ok("{\"a\": \"a1\", \"b\": \"b1\"}"),
+    ),
+    (
+        "skip {{a}} more skip {{b}}",
+        "skip a1 more skip b1",
+        false,
+        Expect::Ok("{\"a\": \"a1\", \"b\": \"b1\"}"),
+    ),
+    (
+        "skip {{a}} more skip {{b}} and skip more.",
+        "skip \"a1 a2\" more skip b1 and skip more.",
+        false,
+        Expect::Ok("{\"a\": \"a1 a2\", \"b\": \"b1\"}"),
+    ),
+    (
+        "acl {{a}} {{b}} {{c}} {{d=1}}",
+        "acl \"a1 a2\" \"b1\" \"c1\"",
+        false,
+        Expect::Ok("{\"a\": \"a1 a2\", \"b\": \"b1\", \"c\": \"c1\", \"d\": \"1\"}"),
+    ),
+    (
+        "acl {{a=test}}",
+        "acl",
+        false,
+        Expect::Ok("{\"a\": \"test\"}"),
+    ),
+    (
+        "skip {{a}} more skip.",
+        "skip {\"a\": \"b\", \"c\": \"d\"} more skip.",
+        false,
+        Expect::Ok("{\"a\": \"{\\\"a\\\": \\\"b\\\", \\\"c\\\": \\\"d\\\"}\"}"),
+    ),
+    (
+        "skip {{a}} more skip {{b}}.",
+        "skip {\"a\": \"b\", \"c\": \"d\"} more skip x.",
+        false,
+        Expect::Ok("{\"a\": \"{\\\"a\\\": \\\"b\\\", \\\"c\\\": \\\"d\\\"}\", \"b\": \"x\"}"),
+    ),
+    (
+        "s {{a}} more {{ b }} more {{ c=99 }} more {{ d = 99 }}",
+        "s one more two more three more",
+        false,
+        Expect::Ok("{\"a\": \"one\", \"b\": \"two\", \"c\": \"three\", \"d\": \"99\"}"),
+    ),
+    (
+        "skip {{ a = value }} more",
+        "skip one more",
+        false,
+        Expect::Ok("{\"a\": \"one\"}"),
+    ),
+    (
+        "skip {{ a = value }} more",
+        "skip more",
+        false,
+        Expect::Ok("{\"a\": \"value\"}"),
+    ),
+    (
+        "two by two hands of {{ color = {{ colors.default_color }} }}",
+        "two by two hands of",
+        false,
+        Expect::Ok("{\"color\": \"{{ colors.default_color }}\"}"),
+    ),
+    (
+        "testing {{ a }}",
+        "testing value b=value2",
+        false,
+        Expect::Ok("{\"a\": \"value\", \"b\": \"value2\"}"),
+    ),
+    (
+        "testing {{ a=new }}",
+        "testing b=\"another value\"",
+        false,
+        Expect::Ok("{\"a\": \"new\", \"b\": \"another value\"}"),
+    ),
+    (
+        "testing {{ b=abc }} {{ c=xyz }}",
+        "testing newvalue d={\"1\": \"2\"} e=\"long value\"",
+        false,
+        Expect::Ok("{\"b\": \"newvalue\", \"c\": \"xyz\", \"d\": \"{\\\"1\\\": \\\"2\\\"}\", \"e\": \"long value\"}"),
+    ),
+    (
+        "skip {{d=test1}} more skip {{e=test1}}.",
+        "skip more skip",
+        false,
+        Expect::Ok("{\"d\": \"test1\", \"e\": \"test1\"}"),
+    ),
+    (
+        "skip {{d=test}} more skip {{e=test}}",
+        "skip ponies more skip",
+        false,
+        Expect::Ok("{\"d\": \"ponies\", \"e\": \"test\"}"),
+    ),
+    (
+        "skip {{d}} more skip {{e}}.",
+        "",
+        false,
+        Expect::Fails("Command \"\" doesn't match format string \"skip {{d}} more skip {{e}}.\""),
+    ),
+    (
+        "{{ p0='http' }} g {{ p1=p }} a {{ url }} {{ p2={'a':'b'} }} {{ p3={{ e.i }} }}",
+        "g a http://google.com {{ execution.id }} p4='testing' p5={'a':'c'}",
+        false,
+        Expect::Ok("{\"p0\": \"http\", \"p1\": \"p\", \"url\": \"http://google.com\", \"p2\": \"{{ execution.id }}\", \"p3\": \"{{ e.i }}\", \"p4\": \"testing\", \"p5\": \"{'a':'c'}\"}"),
+    ),
+    (
+        "foo bar ponies",
+        "foo lulz ponies",
+        false,
+        Expect::Fails("Command \"foo lulz ponies\" doesn't match format string \"foo bar ponies\""),
+    ),
+    (
+        "foo bar",
+        "foo bar pony1=foo pony2=bar",
+        false,
+        Expect::Ok("{\"pony1\": \"foo\", \"pony2\": \"bar\"}"),
+    ),
+    (
+        "^\\s*foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)",
+        "foo ASDF-1234",
+        false,
+        Expect::Ok("{\"issue_key\": \"ASDF-1234\"}"),
+    ),
+    (
+        "^\\s*foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)",
+        "bar foo ASDF-1234",
+        false,
+        Expect::Fails("Command \"bar foo ASDF-1234\" doesn't match format string \"^\\s*foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)\""),
+    ),
+    (
+        "foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)\\s*$",
+        "foo ASDF-1234",
+        false,
+        Expect::Ok("{\"issue_key\": \"ASDF-1234\"}"),
+    ),
+    (
+        "foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)\\s*$",
+        "foo ASDF-1234 bar",
+        false,
+        Expect::Fails("Command \"foo ASDF-1234 bar\" doesn't match format string \"foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)\\s*$\""),
+    ),
+    (
+        "^\\s*foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+) bar\\s*$",
+        "foo ASDF-1234 bar",
+        false,
+        Expect::Ok("{\"issue_key\": \"ASDF-1234\"}"),
+    ),
+    (
+        "^\\s*foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)\\s*$",
+        "bar ASDF-1234",
+        false,
+        Expect::Fails("Command \"bar ASDF-1234\" doesn't match format string \"^\\s*foo (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)\\s*$\""),
+    ),
+    (
+        "run {{cmd}} {{hosts=localhost}}",
+        "run uname -a 10.0.10.1",
+        false,
+        Expect::Ok("{\"cmd\": \"uname\", \"hosts\": \"-a 10.0.10.1\"}"),
+    ),
+    (
+        "run {{cmd}} on {{hosts}}",
+        "run ls on h1 hosts=h2",
+        false,
+        Expect::Ok("{\"cmd\": \"ls\", \"hosts\": \"h2\"}"),
+    ),
+    (
+        "How do I feel? I feel... {{status}}!",
+        "How do I feel? I feel... great!",
+        false,
+        Expect::Fails("Command \"How do I feel? I feel... great!\" doesn't match format string \"How do I feel? I feel... {{status}}!\""),
+    ),
+    (
+        "How do I feel? I feel... {{status}}!",
+        "How do I fee I feelxyz great!",
+        false,
+        Expect::Ok("{\"status\": \"great\"}"),
+    ),
+    (
+        "run {{cmd}} on {{hosts}}",
+        "RUN date ON localhost",
+        false,
+        Expect::Fails("Command \"RUN date ON localhost\" doesn't match format string \"run {{cmd}} on {{hosts}}\""),
+    ),
+    (
+        "run {{cmd}}",
+        "   run date   ",
+        false,
+        Expect::Ok("{\"cmd\": \"date\"}"),
+    ),
+    (
+        "run {{cmd}}",
+        "run a\nb",
+        false,
+        Expect::Ok("{\"cmd\": \"a\\nb\"}"),
+    ),
+    (
+        "run {{cmd}} now",
+        "run x\nnow",
+        false,
+        Expect::Fails("Command \"run x\nnow\" doesn't match format string \"run {{cmd}} now\""),
+    ),
+    (
+        "run {{cmd}} on {{hosts}}",
+        "run 'ls -la' on localhost",
+        false,
+        Expect::Ok("{\"cmd\": \"ls -la\", \"hosts\": \"localhost\"}"),
+    ),
+    (
+        "run {{cmd}} on {{hosts}}",
+        "run ls on \"a=b\"",
+        false,
+        Expect::Fails("Command \"run ls on \"a=b\"\" doesn't match format string \"run {{cmd}} on {{hosts}}\""),
+    ),
+    (
+        "run {{cmd}}",
+        "run ",
+        false,
+        Expect::Ok("{\"cmd\": \" \"}"),
+    ),
+    (
+        "",
+        "x=1 y=2",
+        false,
+        Expect::Ok("{\"x\": \"1\", \"y\": \"2\"}"),
+    ),
+    (
+        "",
+        "hello",
+        false,
+        Expect::Fails("Command \"hello\" doesn't match format string \"\""),
+    ),
+    (
+        "foo {{a}} bar",
+        "foo x=1 bar x=1",
+        false,
+        Expect::Fails("Command \"foo x=1 bar x=1\" doesn't match format string \"foo {{a}} bar\""),
+    ),
+    (
+        "run {{cmd}} on {{hosts}}",
+        "run \"ls on localhost",
+        false,
+        Expect::Ok("{\"cmd\": \"ls\", \"hosts\": \"localhost\"}"),
+    ),
+    (
+        "(?:\\b|^)run {{cmd}}",
+        "xx run date",
+        false,
+        Expect::Ok("{\"cmd\": \"date\"}"),
+    ),
+    (
+        "(?:^|\\b)run {{cmd}}",
+        "xx run date",
+        false,
+        Expect::Fails("Command \"xx run date\" doesn't match format string \"(?:^|\\b)run {{cmd}}\""),
+    ),
+    (
+        "run {{cmd}}$",
+        "run date",
+        false,
+        Expect::Ok("{\"cmd\": \"date \"}"),
+    ),
+    (
+        "run {{cmd}}\\Z",
+        "run date\n",
+        false,
+        Expect::Ok("{\"cmd\": \"date\\n \"}"),
+    ),
+    (
+        "\\Arun {{cmd}}",
+        " run date",
+        false,
+        Expect::Fails("Command \" run date\" doesn't match format string \"\\Arun {{cmd}}\""),
+    ),
+    (
+        "run {~} {{cmd}}",
+        "run {~} date",
+        false,
+        Expect::Ok("{\"cmd\": \"date\"}"),
+    ),
+    (
+        "deploy {{app}} to {{env=staging}}",
+        "deploy web",
+        false,
+        Expect::Fails("Command \"deploy web\" doesn't match format string \"deploy {{app}} to {{env=staging}}\""),
+    ),
+    (
+        "deploy {{app}} to {{env=staging}}",
+        "deploy web to ",
+        false,
+        Expect::Ok("{\"app\": \"web\", \"env\": \" \"}"),
+    ),
+    (
+        "deploy {{app}}",
+        "deploy web env=prod",
+        false,
+        Expect::Ok("{\"app\": \"web\", \"env\": \"prod\"}"),
+    ),
+    (
+        "x {{a}}",
+        "x a=1 b=2",
+        false,
+        Expect::Fails("Command \"x a=1 b=2\" doesn't match format string \"x {{a}}\""),
+    ),
+    (
+        "{{a}} and {{b}}",
+        "1 and 2 and 3 and 4",
+        false,
+        Expect::Ok("{\"a\": \"1\", \"b\": \"2 and 3 and 4\"}"),
+    ),
+    (
+        "multi {{x}}",
+        "multi a multi b",
+        true,
+        Expect::Ok("[{\"x\": \"a multi b\"}]"),
+    ),
+    (
+        "(?P<x>\\w+)=(?P<y>\\w+)",
+        "a=b c=d",
+        true,
+        Expect::Ok("[]"),
+    ),
+    (
+        "show {{n}}",
+        "show x k = v",
+        false,
+        Expect::Ok("{\"n\": \"x k = v\"}"),
+    ),
+    (
+        "show {{n}}",
+        "show x k=\"\"",
+        false,
+        Expect::Ok("{\"n\": \"x\", \"k\": \"\"}"),
+    ),
+    (
+        "show {{n}}",
+        "show x k=''",
+        false,
+        Expect::Ok("{\"n\": \"x\", \"k\": \"\"}"),
+    ),
+    (
+        "go {{a=1}}",
+        "go",
+        false,
+        Expect::Ok("{\"a\": \"1\"}"),
+    ),
+    (
+        "go {{a=\"\"}}",
+        "go",
+        false,
+        Expect::Ok("{\"a\": \"\"}"),
+    ),
+    (
+        "(?i)run {{cmd}}",
+        "RUN date",
+        false,
+        Expect::ReError,
+    ),
+    (
+        "run {{cmd}} (on|at) {{host}}",
+        "run date at web1",
+        false,
+        Expect::Ok("{\"cmd\": \"date\", \"host\": \"web1\"}"),
+    ),
+    (
+        "run [a-z]+ {{x}}",
+        "run abc 1",
+        false,
+        Expect::Ok("{\"x\": \"1\"}"),
+    ),
+    (
+        "a{2} {{x}}",
+        "aa 1",
+        false,
+        Expect::Ok("{\"x\": \"1\"}"),
+    ),
+    (
+        "a{,2} {{x}}",
+        "a 1",
+        false,
+        Expect::Ok("{\"x\": \"1\"}"),
+    ),
+    (
+        "x {{y}}",
+        "x a\u{a0}b",
+        false,
+        Expect::Ok("{\"y\": \"a\u{a0}b\"}"),
+    ),
+    (
+        "x {{y}} z",
+        "x a\u{1c}z",
+        false,
+        Expect::Fails("Command \"x a\u{1c}z\" doesn't match format string \"x {{y}} z\""),
+    ),
+    (
+        "x {{y}}",
+        "x \"quoted value\"",
+        false,
+        Expect::Ok("{\"y\": \"quoted value\"}"),
+    ),
+    (
+        "x {{y}}",
+        "x 'quoted value",
+        false,
+        Expect::Ok("{\"y\": \"quoted value\"}"),
+    ),
+    (
+        "restart {{service}} on {{hosts}}",
+        "restart nginx on web1,web2",
+        false,
+        Expect::Ok("{\"service\": \"nginx\", \"hosts\": \"web1,web2\"}"),
+    ),
+    (
+        "broken {{a.b}}",
+        "broken x",
+        false,
+        Expect::ReError,
+    ),
+    (
+        "x {{a}} {{a}}",
+        "x 1 2",
+        false,
+        Expect::ReError,
+    ),
+    (
+        "x {{a=}}",
+        "x",
+        false,
+        Expect::ReError,
+    ),
+    (
+        "x {{a=}} y {{b}}",
+        "x y 1",
+        false,
+        Expect::Ok("{\"a\": \"y 1\"}"),
+    ),
+];
+
+#[test]
+fn parser_agrees_with_st2_on_its_own_tests_and_quirks() {
+    for (format, command, multiple, expect) in PARSER_CASES {
+        let got = matching::extract_parameters(format, command, *multiple);
+        let case = format!("format {format:?}, command {command:?}");
+        match (expect, got) {
+            (Expect::Ok(want), Ok(sets)) => {
+                let got = if *multiple {
+                    Value::Array(sets.into_iter().map(Value::Object).collect())
+                } else {
+                    Value::Object(sets.into_iter().next().unwrap_or_default())
+                };
+                let want: Value = serde_json::from_str(want).unwrap();
+                // Same values in the same order.
+                assert_eq!(got.to_string(), want.to_string(), "{case}");
+            }
+            (Expect::Fails(want), Err(e)) => assert_eq!(&e.to_string(), want, "{case}"),
+            (Expect::ReError, Err(matching::ParseError::Regex(_))) => {}
+            (_, got) => panic!("{case}: got {got:?}"),
+        }
+    }
+}
+
+// ----- Jinja as st2 configures it -------------------------------------------------------
+
+enum Rendered {
+    Text(&'static str),
+    /// `UndefinedError` with Jinja2's message.
+    Undefined(&'static str),
+}
+
+// (template, StrictUndefined, `execution` passed as an API object, what Jinja2 3.1.6 in
+// st2's environment — trim_blocks, lstrip_blocks — renders).
+const JINJA_CASES: &[(&str, bool, bool, Rendered)] = &[
+    ("x {{ foo }}", true, true, Rendered::Undefined("'foo' is undefined")),
+    ("{{execution.nope}}", true, true, Rendered::Undefined("'st2common.models.api.execution.ActionExecutionAPI object' has no attribute 'nope'")),
+    ("{{ execution.parameters.nope }}", true, true, Rendered::Undefined("'dict object' has no attribute 'nope'")),
+    ("{{ execution.list[3] }}", true, true, Rendered::Undefined("list object has no element 3")),
+    ("{{ execution.parameters[0] }}", true, true, Rendered::Undefined("dict object has no element 0")),
+    ("{{ execution['parameters']['cmd'] }}", true, true, Rendered::Text("date")),
+    ("{% if execution.status == 'succeeded' %}ok{% else %}no{% endif %}", true, true, Rendered::Text("ok")),
+    ("{{ execution.parameters }}", true, false, Rendered::Text("{'cmd': 'date', 'n': 3}")),
+    ("{% for k, v in execution.parameters.items() %}\n  {{k}}={{v}}\n{% endfor %}\nend\n", true, false, Rendered::Text("  cmd=date\n  n=3\nend")),
+    ("[{{ execution.result.stdout | trim }}]", true, false, Rendered::Text("[out]")),
+    ("[{{ nothing }}]", false, false, Rendered::Text("[]")),
+    ("{{ execution.result.missing.deeper }}", false, false, Rendered::Undefined("'dict object' has no attribute 'missing'")),
+    ("{{ true }} {{ none }} {{ 2.0 }} {{ 7 / 2 }} {{ [1, 'a', none] }} {{ 7 // 2 }}", true, false, Rendered::Text("True None 2.0 3.5 [1, 'a', None] 3")),
+    ("{{ execution.list | length }} {{ execution.list[-1] }} {{ execution.parameters | length }}", true, false, Rendered::Text("2 2 2")),
+    ("{% if execution.nope %}y{% endif %}", true, false, Rendered::Undefined("'dict object' has no attribute 'nope'")),
+    ("{{ execution.nope | default('d') }} {{ execution.nope is defined }}", true, false, Rendered::Text("d False")),
+    ("{{ 'x' ~ execution.parameters.n }}", true, false, Rendered::Text("x3")),
+    ("a\n  {% if true %}\n  b\n  {% endif %}\nc", true, false, Rendered::Text("a\n  b\nc")),
+];
+
+#[test]
+fn jinja_renders_as_st2s_environment_does() {
+    let execution = json!({"id": "abc", "status": "succeeded", "parameters": {"cmd": "date", "n": 3},
+        "list": [1, 2], "result": {"stdout": "  out  \n", "return_code": 0}});
+    for (template, strict, api, want) in JINJA_CASES {
+        let var = if *api {
+            jinja::Var::api("execution", execution.clone(), jinja::EXECUTION_API)
+        } else {
+            jinja::Var::dict("execution", execution.clone())
+        };
+        let got = jinja::render(template, &[var], jinja::Extras::default(), *strict);
+        match (want, got) {
+            (Rendered::Text(t), Ok(s)) => assert_eq!(&s, t, "{template:?}"),
+            (Rendered::Undefined(m), Err(jinja::JinjaError::Undefined(e))) => {
+                assert_eq!(&e, m, "{template:?}");
+            }
+            (_, got) => panic!("{template:?}: got {got:?}"),
+        }
+    }
+}
+
+// ----- the action registry: casts, schema validation, immutables -------------------------
+
+// (action, parameters as extracted from a command, what st2 stores or its faultstring),
+// produced by running st2's `cast_params` (with the alias controller's array override),
+// `get_schema_for_action_parameters` and `util_schema.validate` with jsonschema 4.26
+// over the actions' and runners' YAML from st2 master.
+const PARAM_CASES: &[(&str, &str, Result<&str, &str>)] = &[
+    (
+        "core.local",
+        "{\"cmd\": \"date\"}",
+        Ok("{\"cmd\": \"date\"}"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"timeout\": \"30\"}",
+        Ok("{\"cmd\": \"date\", \"timeout\": 30}"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"timeout\": \"soon\"}",
+        Err("Failed to cast value \"soon\" (type: str) for parameter \"timeout\" of type \"integer\": invalid literal for int() with base 10: 'soon'. Perhaps the value is of an invalid type?"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"timeout\": \"2.5\"}",
+        Err("Failed to cast value \"2.5\" (type: str) for parameter \"timeout\" of type \"integer\": invalid literal for int() with base 10: '2.5'. Perhaps the value is of an invalid type?"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"who\": \"world\"}",
+        Err("Additional properties are not allowed ('who' was unexpected)\n\nFailed validating 'additionalProperties' in schema:\n    {'type': 'object',\n     'properties': {'cmd': {'description': 'Arbitrary Linux command to be '\n                                           'executed on the local host.',\n                            'type': 'string',\n                            'required': True},\n                    'cwd': {'description': 'Working directory where the '\n                                           'command will be executed in',\n                            'type': ['string', 'null']},\n                    'env': {'description': 'Environment variables which '\n                                           'will be available to the '\n                                           'command(e.g. '\n                                           'key1=val1,key2=val2)',\n                            'type': ['object', 'null']},\n                    'kwarg_op': {'default': '--',\n                                 'description': 'Operator to use in front '\n                                                'of keyword args i.e. \"--\" '\n                                                'or \"-\".',\n                                 'type': 'string'},\n                    'sudo': {'default': False,\n                             'description': 'The command will be executed '\n                                            'with sudo.',\n                             'type': 'boolean',\n                             'immutable': True},\n                    'sudo_password': {'default': None,\n                                      'description': 'Sudo password. To be '\n                                                     'used when '\n                                                     'passwordless sudo is '\n                                                     'not allowed.',\n                                      'type': ['string', 'null'],\n                                      'secret': True,\n                                      'required': False},\n                    'timeout': {'default': 60,\n                                'description': 'Action timeout in seconds. '\n                                               'Action will get killed if '\n                                               \"it doesn't finish in \"\n                                               'timeout seconds.',\n                                'type': 'integer'}},\n     'additionalProperties': False,\n     'title': 'local',\n     'description': 'Action that executes an arbitrary Linux command on '\n                    'the localhost.'}\n\nOn instance:\n    {'cmd': 'date',\n     'who': 'world',\n     'kwarg_op': '--',\n     'sudo': False,\n     'sudo_password': None,\n     'timeout': 60}"),
+    ),
+    (
+        "core.local",
+        "{\"who\": \"world\", \"zed\": \"1\", \"abc\": \"2\"}",
+        Err("Additional properties are not allowed ('abc', 'who', 'zed' were unexpected)\n\nFailed validating 'additionalProperties' in schema:\n    {'type': 'object',\n     'properties': {'cmd': {'description': 'Arbitrary Linux command to be '\n                                           'executed on the local host.',\n                            'type': 'string',\n                            'required': True},\n                    'cwd': {'description': 'Working directory where the '\n                                           'command will be executed in',\n                            'type': ['string', 'null']},\n                    'env': {'description': 'Environment variables which '\n                                           'will be available to the '\n                                           'command(e.g. '\n                                           'key1=val1,key2=val2)',\n                            'type': ['object', 'null']},\n                    'kwarg_op': {'default': '--',\n                                 'description': 'Operator to use in front '\n                                                'of keyword args i.e. \"--\" '\n                                                'or \"-\".',\n                                 'type': 'string'},\n                    'sudo': {'default': False,\n                             'description': 'The command will be executed '\n                                            'with sudo.',\n                             'type': 'boolean',\n                             'immutable': True},\n                    'sudo_password': {'default': None,\n                                      'description': 'Sudo password. To be '\n                                                     'used when '\n                                                     'passwordless sudo is '\n                                                     'not allowed.',\n                                      'type': ['string', 'null'],\n                                      'secret': True,\n                                      'required': False},\n                    'timeout': {'default': 60,\n                                'description': 'Action timeout in seconds. '\n                                               'Action will get killed if '\n                                               \"it doesn't finish in \"\n                                               'timeout seconds.',\n                                'type': 'integer'}},\n     'additionalProperties': False,\n     'title': 'local',\n     'description': 'Action that executes an arbitrary Linux command on '\n                    'the localhost.'}\n\nOn instance:\n    {'who': 'world',\n     'zed': '1',\n     'abc': '2',\n     'kwarg_op': '--',\n     'sudo': False,\n     'sudo_password': None,\n     'timeout': 60}"),
+    ),
+    (
+        "core.local",
+        "{\"cwd\": \"/tmp\"}",
+        Err("'cmd' is a required property\n\nFailed validating 'required' in schema['properties']['cmd']:\n    {'type': 'object',\n     'properties': {'cmd': {'description': 'Arbitrary Linux command to be '\n                                           'executed on the local host.',\n                            'type': 'string',\n                            'required': True},\n                    'cwd': {'description': 'Working directory where the '\n                                           'command will be executed in',\n                            'type': ['string', 'null']},\n                    'env': {'description': 'Environment variables which '\n                                           'will be available to the '\n                                           'command(e.g. '\n                                           'key1=val1,key2=val2)',\n                            'type': ['object', 'null']},\n                    'kwarg_op': {'default': '--',\n                                 'description': 'Operator to use in front '\n                                                'of keyword args i.e. \"--\" '\n                                                'or \"-\".',\n                                 'type': 'string'},\n                    'sudo': {'default': False,\n                             'description': 'The command will be executed '\n                                            'with sudo.',\n                             'type': 'boolean',\n                             'immutable': True},\n                    'sudo_password': {'default': None,\n                                      'description': 'Sudo password. To be '\n                                                     'used when '\n                                                     'passwordless sudo is '\n                                                     'not allowed.',\n                                      'type': ['string', 'null'],\n                                      'secret': True,\n                                      'required': False},\n                    'timeout': {'default': 60,\n                                'description': 'Action timeout in seconds. '\n                                               'Action will get killed if '\n                                               \"it doesn't finish in \"\n                                               'timeout seconds.',\n                                'type': 'integer'}},\n     'additionalProperties': False,\n     'title': 'local',\n     'description': 'Action that executes an arbitrary Linux command on '\n                    'the localhost.'}\n\nOn instance['cmd']:\n    {'cwd': '/tmp',\n     'kwarg_op': '--',\n     'sudo': False,\n     'sudo_password': None,\n     'timeout': 60}"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"sudo\": \"true\"}",
+        Err("'true' is not of type 'boolean'\n\nFailed validating 'type' in schema['properties']['sudo']:\n    {'default': False,\n     'description': 'The command will be executed with sudo.',\n     'type': 'boolean',\n     'immutable': True}\n\nOn instance['sudo']:\n    'true'"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"sudo\": \"yes\"}",
+        Err("'yes' is not of type 'boolean'\n\nFailed validating 'type' in schema['properties']['sudo']:\n    {'default': False,\n     'description': 'The command will be executed with sudo.',\n     'type': 'boolean',\n     'immutable': True}\n\nOn instance['sudo']:\n    'yes'"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"env\": \"prod\"}",
+        Err("Failed to cast value \"prod\" (type: str) for parameter \"env\" of type \"object\": malformed node or string on line 1: <ast.Name object at 0x7f6e7ceedbd0>. Perhaps the value is of an invalid type?"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"env\": \"{\\\"A\\\": \\\"1\\\"}\"}",
+        Ok("{\"cmd\": \"date\", \"env\": {\"A\": \"1\"}}"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"env\": \"{'A': 1}\"}",
+        Ok("{\"cmd\": \"date\", \"env\": {\"A\": 1}}"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"cwd\": null}",
+        Ok("{\"cmd\": \"date\", \"cwd\": null}"),
+    ),
+    (
+        "core.remote",
+        "{\"cmd\": \"uptime\", \"hosts\": \"web1, web2\"}",
+        Ok("{\"cmd\": \"uptime\", \"hosts\": \"web1, web2\"}"),
+    ),
+    (
+        "core.remote",
+        "{\"cmd\": \"uptime\"}",
+        Err("'hosts' is a required property\n\nFailed validating 'required' in schema['properties']['hosts']:\n    {'type': 'object',\n     'properties': {'bastion_host': {'description': 'The host SSH '\n                                                    'connections will be '\n                                                    'proxied through. '\n                                                    'Note: This connection '\n                                                    'is made using the '\n                                                    'same parameters as '\n                                                    'the final connection.',\n                                     'required': False,\n                                     'type': ['string', 'null']},\n                    'cmd': {'description': 'Arbitrary Linux command to be '\n                                           'executed on the remote '\n                                           'host(s).',\n                            'type': 'string',\n                            'required': True},\n                    'cwd': {'default': '/tmp',\n                            'description': 'Working directory where the '\n                                           'script will be executed in',\n                            'type': 'string'},\n                    'dir': {'default': '/tmp',\n                            'description': 'The working directory where '\n                                           'the script will be copied to '\n                                           'on the remote host.',\n                            'immutable': True,\n                            'type': 'string'},\n                    'env': {'description': 'Environment variables which '\n                                           'will be available to the '\n                                           'command(e.g. '\n                                           'key1=val1,key2=val2)',\n                            'type': ['object', 'null']},\n                    'hosts': {'description': 'A comma delimited string of '\n                                             'a list of hosts where the '\n                                             'remote command will be '\n                                             'executed. For example: '\n                                             'example1.com,example2.com,example3.com:5555',\n                              'required': True,\n                              'type': 'string'},\n                    'kwarg_op': {'default': '--',\n                                 'description': 'Operator to use in front '\n                                                'of keyword args i.e. \"--\" '\n                                                'or \"-\".',\n                                 'type': 'string'},\n                    'parallel': {'default': False,\n                                 'description': 'Default to parallel '\n                                                'execution.',\n                                 'immutable': True,\n                                 'type': 'boolean'},\n                    'passphrase': {'description': 'Passphrase for the '\n                                                  'private key, if needed.',\n                                   'required': False,\n                                   'secret': True,\n                                   'type': ['string', 'null']},\n                    'password': {'description': 'Password used to log in. '\n                                                'If not provided, private '\n                                                'key from the config file '\n                                                'is used.',\n                                 'required': False,\n                                 'secret': True,\n                                 'type': ['string', 'null']},\n                    'port': {'description': 'SSH port. If not specified as '\n                                            'part of the hosts list, '\n                                            'default port will be used '\n                                            '(22).',\n                             'required': False,\n                             'type': ['integer', 'null']},\n                    'private_key': {'description': 'Private key material '\n                                                   'or path to the private '\n                                                   'key file on disk used '\n                                                   'to log in.',\n                                    'required': False,\n                                    'secret': True,\n                                    'type': ['string', 'null']},\n                    'sudo': {'default': False,\n                             'description': 'The remote command will be '\n                                            'executed with sudo.',\n                             'type': 'boolean',\n                             'immutable': True},\n                    'sudo_password': {'default': None,\n                                      'description': 'Sudo password. To be '\n                                                     'used when '\n                                                     'passwordless sudo is '\n                                                     'not allowed.',\n                                      'type': ['string', 'null'],\n                                      'required': False,\n                                      'secret': True},\n                    'timeout': {'default': 60,\n                                'description': 'Action timeout in seconds. '\n                                               'Action will get killed if '\n                                               \"it doesn't finish in \"\n                                               'timeout seconds.',\n                                'type': 'integer'},\n                    'username': {'description': 'Username used to log-in. '\n                                                'If not provided, default '\n                                                'username from config is '\n                                                'used.',\n                                 'required': False,\n                                 'type': ['string', 'null']}},\n     'additionalProperties': False,\n     'title': 'remote',\n     'description': 'Action to execute arbitrary linux command remotely.'}\n\nOn instance['hosts']:\n    {'cmd': 'uptime',\n     'cwd': '/tmp',\n     'dir': '/tmp',\n     'kwarg_op': '--',\n     'parallel': False,\n     'sudo': False,\n     'sudo_password': None,\n     'timeout': 60}"),
+    ),
+    (
+        "core.remote",
+        "{\"cmd\": \"uptime\", \"hosts\": \"h\", \"port\": \"22x\"}",
+        Err("Failed to cast value \"22x\" (type: str) for parameter \"port\" of type \"integer\": invalid literal for int() with base 10: '22x'. Perhaps the value is of an invalid type?"),
+    ),
+    (
+        "core.remote",
+        "{\"cmd\": \"uptime\", \"hosts\": \"h\", \"parallel\": \"false\"}",
+        Err("Override of immutable parameter(s) ['parallel'] is unsupported."),
+    ),
+    (
+        "core.http",
+        "{\"url\": \"https://x\", \"method\": \"FETCH\"}",
+        Err("'FETCH' is not one of ['HEAD', 'GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'PATCH', 'PURGE']\n\nFailed validating 'enum' in schema['properties']['method']:\n    {'description': 'HTTP method to use.',\n     'type': ['string', 'null'],\n     'enum': ['HEAD',\n              'GET',\n              'POST',\n              'PUT',\n              'DELETE',\n              'OPTIONS',\n              'TRACE',\n              'PATCH',\n              'PURGE']}\n\nOn instance['method']:\n    'FETCH'"),
+    ),
+    (
+        "core.http",
+        "{\"url\": \"https://x\", \"method\": \"GET\", \"timeout\": \"1.5\"}",
+        Ok("{\"url\": \"https://x\", \"method\": \"GET\", \"timeout\": 1.5}"),
+    ),
+    (
+        "core.http",
+        "{\"url\": \"https://x\", \"timeout\": \"fast\"}",
+        Err("Failed to cast value \"fast\" (type: str) for parameter \"timeout\" of type \"number\": could not convert string to float: 'fast'. Perhaps the value is of an invalid type?"),
+    ),
+    (
+        "core.echo",
+        "{\"message\": \"hi\"}",
+        Ok("{\"message\": \"hi\"}"),
+    ),
+    (
+        "core.echo",
+        "{\"message\": \"hi\", \"cmd\": \"rm -rf /\"}",
+        Err("Override of immutable parameter(s) ['cmd'] is unsupported."),
+    ),
+    (
+        "core.noop",
+        "{}",
+        Ok("{}"),
+    ),
+    (
+        "core.noop",
+        "{\"x\": \"1\"}",
+        Ok("{\"x\": \"1\"}"),
+    ),
+    (
+        "ops.deploy",
+        "{\"app\": \"web\", \"env\": \"prod\"}",
+        Ok("{\"app\": \"web\", \"env\": \"prod\"}"),
+    ),
+    (
+        "ops.deploy",
+        "{\"cmd\": \"web\", \"env\": \"prod\"}",
+        Err("Additional properties are not allowed ('cmd' was unexpected)\n\nFailed validating 'additionalProperties' in schema:\n    {'type': 'object',\n     'properties': {'debug': {'description': 'Enable runner debug mode.',\n                              'type': 'boolean',\n                              'required': False,\n                              'default': False},\n                    'content_version': {'description': 'Git revision of '\n                                                       'the pack content '\n                                                       'to use for this '\n                                                       'action execution '\n                                                       '(git commit sha / '\n                                                       'tag / branch). '\n                                                       'Only applies to '\n                                                       'packs which are '\n                                                       'git repositories.',\n                                        'type': ['string', 'null'],\n                                        'required': False},\n                    'env': {'description': 'Environment to deploy to.',\n                            'type': 'string',\n                            'default': 'staging'},\n                    'timeout': {'default': 600,\n                                'description': 'Action timeout in seconds. '\n                                               'Action will get killed if '\n                                               \"it doesn't finish in \"\n                                               'timeout seconds.',\n                                'type': 'integer'},\n                    'log_level': {'description': 'Default log level for '\n                                                 'Python runner actions.',\n                                  'type': 'string',\n                                  'default': 'DEBUG',\n                                  'enum': ['AUDIT',\n                                           'CRITICAL',\n                                           'ERROR',\n                                           'WARNING',\n                                           'INFO',\n                                           'DEBUG']},\n                    'app': {'description': 'Application to deploy.',\n                            'type': 'string',\n                            'required': True}},\n     'additionalProperties': False,\n     'title': 'deploy',\n     'description': 'Deploy an application to an environment (demo action)'}\n\nOn instance:\n    {'cmd': 'web',\n     'env': 'prod',\n     'debug': False,\n     'timeout': 600,\n     'log_level': 'DEBUG'}"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"timeout\": \"1_000\"}",
+        Ok("{\"cmd\": \"date\", \"timeout\": 1000}"),
+    ),
+    (
+        "core.local",
+        "{\"cmd\": \"date\", \"sudo\": \"1\"}",
+        Err("'1' is not of type 'boolean'\n\nFailed validating 'type' in schema['properties']['sudo']:\n    {'default': False,\n     'description': 'The command will be executed with sudo.',\n     'type': 'boolean',\n     'immutable': True}\n\nOn instance['sudo']:\n    '1'"),
+    ),
+];
+
+/// The address in `<ast.Name object at 0x…>` is whatever CPython allocated.
+fn without_addresses(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(" at 0x") {
+        out.push_str(&rest[..i + 6]);
+        rest = rest[i + 6..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn parameters_are_cast_and_validated_as_st2_does() {
+    let reg = registry::Registry::new(&[]);
+    for (action, params, want) in PARAM_CASES {
+        let a = reg.get(action).unwrap();
+        let params: serde_json::Map<String, Value> = serde_json::from_str(params).unwrap();
+        let got = registry::prepare(a, params.clone());
+        match (want, got) {
+            (Ok(want), Ok(p)) => {
+                let want: Value = serde_json::from_str(want).unwrap();
+                assert_eq!(
+                    Value::Object(p).to_string(),
+                    want.to_string(),
+                    "{action} {params:?}"
+                );
+            }
+            (Err(want), Err(r)) => {
+                assert_eq!(r.status, 400, "{action} {params:?}");
+                assert_eq!(
+                    without_addresses(&r.message),
+                    without_addresses(want),
+                    "{action} {params:?}"
+                );
+            }
+            (_, got) => panic!("{action} {params:?}: got {got:?}"),
+        }
+    }
+    assert!(reg.get("core.nothing").is_none());
+    assert_eq!(
+        registry::not_found("core.nothing").message,
+        "Action with ref \"core.nothing\" not found "
+    );
 }

@@ -153,6 +153,117 @@ pub(crate) fn py_float(f: f64) -> String {
     }
 }
 
+/// Python's `json.dumps(value, indent=indent, sort_keys=sort_keys,
+/// separators=(item_sep, key_sep))` with its default `ensure_ascii=True`.
+pub(crate) fn py_json_dumps(
+    v: &Value,
+    indent: Option<usize>,
+    sort_keys: bool,
+    item_sep: &str,
+    key_sep: &str,
+) -> String {
+    let mut out = String::new();
+    write_json(v, indent, sort_keys, (item_sep, key_sep), 0, &mut out);
+    out
+}
+
+fn write_json(
+    v: &Value,
+    indent: Option<usize>,
+    sort_keys: bool,
+    seps: (&str, &str),
+    level: usize,
+    out: &mut String,
+) {
+    let newline = |out: &mut String, level: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * level));
+        }
+    };
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if n.is_f64() {
+                let f = n.as_f64().unwrap_or(0.0);
+                if f.is_nan() {
+                    out.push_str("NaN");
+                } else if f.is_infinite() {
+                    out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
+                } else {
+                    out.push_str(&py_float(f));
+                }
+            } else {
+                out.push_str(&n.to_string());
+            }
+        }
+        Value::String(s) => write_json_str(s, out),
+        Value::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(seps.0);
+                }
+                newline(out, level + 1);
+                write_json(item, indent, sort_keys, seps, level + 1, out);
+            }
+            newline(out, level);
+            out.push(']');
+        }
+        Value::Object(map) => {
+            if map.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if sort_keys {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
+            out.push('{');
+            for (i, (k, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(seps.0);
+                }
+                newline(out, level + 1);
+                write_json_str(k, out);
+                out.push_str(seps.1);
+                write_json(item, indent, sort_keys, seps, level + 1, out);
+            }
+            newline(out, level);
+            out.push('}');
+        }
+    }
+}
+
+/// A JSON string as Python's `json` module writes it with `ensure_ascii=True`.
+fn write_json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{:04x}", unit);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Python truthiness of a JSON value.
 pub(crate) fn py_truthy(v: &Value) -> bool {
     match v {

@@ -1,10 +1,12 @@
-//! The HTTP surface for operators: `/health`, `/ready`, `/actors`, `/metrics`.
-//! The whole route table is in [`configure`].
+//! The HTTP surface for operators: `/health`, `/ready`, `/actors`, `/metrics`; the login
+//! page; Slack's Events API; and `POST /hubot/st2` / `POST /chatops/message` for workflows
+//! posting into chat ([`post`]). The whole route table is in [`configure`].
 
 pub mod forwarded;
 pub mod health;
 pub mod login;
 pub mod metrics;
+pub mod post;
 pub mod redact;
 pub mod same_origin;
 pub mod server;
@@ -38,6 +40,8 @@ pub struct HttpState {
     pub trusted_proxies: Arc<forwarded::TrustedProxies>,
     /// The origin of `[auth] public_url`, where the login page is published.
     pub public_origin: Option<same_origin::Origin>,
+    /// `POST /hubot/st2` and `/chatops/message`: off unless `[http] post_token` is set.
+    pub post: post::PostEndpoints,
 }
 
 /// The address a request comes from, for rate limits and logs: the peer's, or behind a
@@ -67,5 +71,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/slack/events/{connection}")
                 .app_data(slack::payload_config())
                 .route(web::post().to(slack::events)),
+        )
+        // Both clients' servers took the paths with a trailing slash too.
+        .service(
+            web::resource(["/hubot/st2", "/hubot/st2/"])
+                .route(web::post().to(post::hubot))
+                .default_service(web::to(post::other_method)),
+        )
+        .service(
+            web::resource(["/chatops/message", "/chatops/message/"])
+                .route(web::post().to(post::chatops_message))
+                .default_service(web::to(post::other_method)),
         );
 }

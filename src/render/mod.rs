@@ -189,7 +189,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "The alias `restart` exists in packs db and web; StackStorm cannot tell them apart, \
+            "The alias `restart` exists in packs db and web; StackStorm looks aliases up by name alone, \
              so I did not run `restart db main`. Ask an administrator to rename one of them."
         );
     }

@@ -41,6 +41,14 @@ use crate::{config::St2Settings, metrics::Metrics};
 /// Largest API response body read (the alias list of a big install is a few MiB).
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// Aliases asked for per page when paging: st2's default `api.max_page_size`, the most a
+/// non-admin may ask for with RBAC on (st2api `controllers/resource.py`).
+const ALIAS_PAGE: usize = 100;
+
+/// Pages read at most (1,000,000 aliases): a server that never reports the end cannot
+/// keep the cache loading forever.
+const MAX_ALIAS_PAGES: usize = 10_000;
+
 /// Largest error body read from a refused stream request.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
@@ -163,6 +171,8 @@ pub struct St2Client {
     stream_http: Https,
     endpoints: Arc<St2Endpoints>,
     metrics: Metrics,
+    /// StackStorm refused the whole alias list at once: read it page by page.
+    paging: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The body of an open event stream: chunks of SSE bytes as they arrive, however the server
@@ -220,6 +230,7 @@ impl St2Client {
             stream_http,
             endpoints: Arc::new(endpoints.clone()),
             metrics,
+            paging: Arc::default(),
         }
     }
 
@@ -279,12 +290,53 @@ impl St2Client {
         serde_json::from_slice(&bytes).map_err(|e| St2Error::Decode(format!("token response: {e}")))
     }
 
-    /// `GET /api/v1/actionalias?limit=-1`: every alias, as the body's bytes (decoded item by
-    /// item by the cache, off the actor thread).
-    pub async fn list_aliases(&self, cred: &Credential) -> Result<Bytes, St2Error> {
-        let url = format!("{}/actionalias?limit=-1&offset=0", self.endpoints.api_url);
-        let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
-        self.exchange("actionalias_list", req, StatusCode::OK).await
+    /// Every alias, as the bodies' bytes (decoded item by item by the cache, off the actor
+    /// thread): `GET /api/v1/actionalias?limit=-1` in one answer; when StackStorm refuses that
+    /// (403: with RBAC on, only admins may ask for more than `api.max_page_size`, and the
+    /// bridge's account should not be an admin), page by page with `limit` and `offset`
+    /// until `X-Total-Count` is reached — and from then on straight away.
+    pub async fn list_aliases(&self, cred: &Credential) -> Result<Vec<Bytes>, St2Error> {
+        if !self.paging.load(std::sync::atomic::Ordering::Relaxed) {
+            let url = format!("{}/actionalias?limit=-1&offset=0", self.endpoints.api_url);
+            let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
+            match self.exchange("actionalias_list", req, StatusCode::OK).await {
+                Err(St2Error::Api { status: 403, .. }) => {
+                    tracing::info!("StackStorm refuses the whole alias list at once (RBAC); reading it a page at a time");
+                    self.paging
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                other => return other.map(|body| vec![body]),
+            }
+        }
+        let mut pages = Vec::new();
+        let mut offset = 0usize;
+        loop {
+            let url = format!(
+                "{}/actionalias?limit={ALIAS_PAGE}&offset={offset}",
+                self.endpoints.api_url
+            );
+            let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
+            let (headers, body) = self
+                .exchange_with_headers("actionalias_page", req, StatusCode::OK)
+                .await?;
+            let total = headers
+                .get("x-total-count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            // Without the header, a short page is the last one.
+            let items = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&body)
+                .map(|v| v.len())
+                .unwrap_or(0);
+            pages.push(body);
+            offset += ALIAS_PAGE;
+            let done = match total {
+                Some(total) => offset >= total,
+                None => items < ALIAS_PAGE,
+            };
+            if done || pages.len() >= MAX_ALIAS_PAGES {
+                return Ok(pages);
+            }
+        }
     }
 
     /// `POST /auth/v1/tokens/validate`, authenticated with `bridge` (st2 requires a credential
@@ -431,6 +483,18 @@ impl St2Client {
         req: Request<Full<Bytes>>,
         expected: StatusCode,
     ) -> Result<Bytes, St2Error> {
+        self.exchange_with_headers(endpoint, req, expected)
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// [`St2Client::exchange`], with the answer's headers.
+    async fn exchange_with_headers(
+        &self,
+        endpoint: &'static str,
+        req: Request<Full<Bytes>>,
+        expected: StatusCode,
+    ) -> Result<(http::HeaderMap, Bytes), St2Error> {
         let started = Instant::now();
         let timeout = self.endpoints.request_timeout;
         let result = tokio::time::timeout(timeout, async {
@@ -440,13 +504,14 @@ impl St2Client {
                 .await
                 .map_err(|e| St2Error::Connect(describe(&e)))?;
             let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_BODY_BYTES)
+            let (head, body) = resp.into_parts();
+            let body = Limited::new(body, MAX_BODY_BYTES)
                 .collect()
                 .await
                 .map_err(|e| St2Error::Decode(format!("reading response body: {}", describe(&*e))))?
                 .to_bytes();
             if status == expected {
-                Ok(body)
+                Ok((head.headers, body))
             } else {
                 Err(St2Error::from_response(status.as_u16(), &body))
             }

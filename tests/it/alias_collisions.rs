@@ -50,7 +50,7 @@ async fn a_command_for_a_name_two_packs_share_is_explained_and_never_sent() {
 
     for (command, pack) in [("bounce db main", "db"), ("bounce web front", "web")] {
         b.say(&format!("!st2 {command}")).await;
-        let reply = b.line_containing("cannot tell them apart").await;
+        let reply = b.line_containing("looks aliases up by name alone").await;
         assert!(
             reply.contains("`bounce`") && reply.contains("packs db and web"),
             "{reply}"
@@ -82,4 +82,23 @@ async fn a_command_for_a_name_two_packs_share_is_explained_and_never_sent() {
         warnings_after_load,
         "commands add no warnings; only loads do"
     );
+}
+
+#[actix_rt::test]
+async fn a_name_shared_with_a_disabled_alias_is_explained_too() {
+    // StackStorm's `aliasexecution` takes the first alias of that name, disabled or not, and
+    // then refuses the command as "disabled": the bridge says so instead of sending it.
+    let mut opts = with_test_aliases();
+    let mut off = bounce("db");
+    off["enabled"] = json!(false);
+    opts.emulator.aliases.extend([bounce("web"), off]);
+    let mut b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    b.say("!st2 bounce web front").await;
+    let reply = b.line_containing("looks aliases up by name alone").await;
+    assert!(
+        reply.contains("packs db and web (disabled in db)") && reply.contains("the disabled one"),
+        "{reply}"
+    );
+    assert!(b.emulator.executions().is_empty());
 }

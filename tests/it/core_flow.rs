@@ -359,3 +359,92 @@ async fn metrics_count_what_happened() {
         "{body}"
     );
 }
+
+#[actix_rt::test]
+async fn the_configured_web_url_wins_over_the_one_stackstorm_builds() {
+    // StackStorm builds each execution's `web_url` from its own host name (here the
+    // emulator's `https://st2.test`); operators configure the address people can reach.
+    let opts = with_test_aliases();
+    let emulator = stormbridge::emulator::Emulator::start(opts.emulator.clone())
+        .await
+        .expect("emulator");
+    let mut settings = crate::support::settings_for(&emulator, &opts);
+    settings.st2.web_url = Some("https://stackstorm.example.org".into());
+    let mut b = TestBridge::start_with_settings(emulator, settings).await;
+    b.wait_ready(200).await;
+    b.say("!st2 run date").await;
+    let ack = b.line_containing("Started").await;
+    let id = b.emulator.executions()[0].id.clone();
+    assert!(
+        ack.contains(&format!(
+            "https://stackstorm.example.org/#/history/{id}/general"
+        )),
+        "{ack}"
+    );
+    assert!(!ack.contains("st2.test"), "{ack}");
+}
+
+#[actix_rt::test]
+async fn stackstorm_can_be_told_display_names_and_whispers_still_reach_the_account() {
+    let opts = with_test_aliases();
+    let emulator = stormbridge::emulator::Emulator::start(opts.emulator.clone())
+        .await
+        .expect("emulator");
+    let mut settings = crate::support::settings_for(&emulator, &opts);
+    settings.bot.st2_user = stormbridge::config::St2UserField::Name;
+    let mut b = TestBridge::start_with_settings(emulator, settings).await;
+    b.wait_ready(200).await;
+    b.say("!st2 fire date").await;
+    b.line_containing("Started").await;
+    let e = b.emulator.executions()[0].clone();
+    assert_eq!(
+        e.request["user"], "Alice",
+        "the display name, as configured"
+    );
+    assert_eq!(e.request["source_context"]["user_id"], "alice");
+    // A whisper StackStorm addresses to that name reaches the account that ran the command.
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "just for you", "channel": "ops", "user": "Alice", "whisper": true,
+               "context": e.request["source_context"]}),
+    );
+    let line = b.line_containing("just for you").await;
+    assert!(line.starts_with("[stormbridge] @alice (dm)"), "{line}");
+}
+
+#[actix_rt::test]
+async fn a_match_multiple_alias_runs_once_per_match_and_every_result_comes_back() {
+    // st2's own fixture: `match_multiple` finds every "duplicate of KEY" in the command.
+    let mut opts = with_test_aliases();
+    opts.emulator.aliases.push(json!({
+        "id": "jiradup", "name": "dup", "pack": "jira", "ref": "jira.dup",
+        "action_ref": "jira.mark_duplicate", "enabled": true,
+        "formats": [{"display": "duplicate of <issue_key>", "match_multiple": true,
+            "representation": [r"(?:\b|^)duplicate of (?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)(?:\b|$)"]}]
+    }));
+    opts.emulator.actions.push(json!({
+        "pack": "jira", "name": "mark_duplicate", "runner_type": "python-script",
+        "parameters": {"issue_key": {"type": "string", "required": true}}
+    }));
+    let mut b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    b.say("!st2 X-1 is a duplicate of AB-2 and a duplicate of CD-3")
+        .await;
+    let ack = b.line_containing("Started 2 executions").await;
+    let executions = b.emulator.executions();
+    assert_eq!(executions.len(), 2, "{executions:?}");
+    let keys: Vec<&str> = executions
+        .iter()
+        .map(|e| e.parameters.get("issue_key").map_or("", String::as_str))
+        .collect();
+    assert_eq!(keys, ["AB-2", "CD-3"]);
+    for e in &executions {
+        assert!(ack.contains(&e.id), "{ack}");
+        b.line_containing(&format!("execution: {}", e.id)).await;
+    }
+    // Each execution carries its own context: the two results are told apart.
+    assert_ne!(
+        executions[0].request["source_context"]["request_id"],
+        executions[1].request["source_context"]["request_id"]
+    );
+}

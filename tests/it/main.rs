@@ -18,6 +18,7 @@ mod discord;
 mod drills;
 mod fake_discord;
 mod fake_mattermost;
+mod http_post;
 mod https;
 mod irc;
 mod matrix;

@@ -171,7 +171,7 @@ async fn alias_changes_on_the_stream_reload_the_cache() {
     let mut aliases = crate::support::test_aliases();
     aliases.push(
         json!({"name": "greet", "pack": "hello", "ref": "hello.greet", "action_ref": "core.local",
-        "enabled": true, "formats": ["greet {{who}}"], "description": "say hello"}),
+        "enabled": true, "formats": ["greet {{cmd}}"], "description": "say hello"}),
     );
     b.emulator.set_aliases(aliases);
     assert!(eventually!(
@@ -309,4 +309,59 @@ async fn a_malformed_alias_list_keeps_the_last_good_one() {
             b.actor("alias_cache").await["state"] == "up"
         ));
     }
+}
+
+#[actix_rt::test]
+async fn an_admin_reloads_the_alias_list_on_demand() {
+    let mut b = ready_bridge(with_test_aliases()).await;
+    assert!(eventually!(
+        WAIT,
+        b.metric("stormbridge_aliases").await == 8.0
+    ));
+    // StackStorm's list changes without an event reaching the bridge.
+    let mut list = crate::support::test_aliases();
+    list.push(
+        json!({"name": "greet", "pack": "hello", "ref": "hello.greet",
+        "action_ref": "core.local", "enabled": true, "formats": ["greet {{cmd}}"]}),
+    );
+    b.emulator
+        .set_alias_list_body(Some(&serde_json::Value::Array(list).to_string()));
+    b.say("!st2reload").await;
+    let reply = b.line_containing("Reloaded the command list").await;
+    assert!(reply.contains("9 aliases"), "{reply}");
+    assert_eq!(b.metric("stormbridge_aliases").await, 9.0);
+}
+
+#[actix_rt::test]
+async fn a_command_for_an_alias_stackstorm_renamed_reloads_and_runs_the_new_one() {
+    let mut opts = with_test_aliases();
+    opts.emulator.aliases.push(
+        json!({"name": "greet", "pack": "hello", "ref": "hello.greet",
+        "action_ref": "core.local", "enabled": true, "formats": ["greet {{cmd}}"]}),
+    );
+    let mut b = ready_bridge(opts).await;
+    assert!(eventually!(
+        WAIT,
+        b.metric("stormbridge_aliases").await == 9.0
+    ));
+    // Renamed in StackStorm while the bridge heard nothing (its stream stalled).
+    b.emulator.stall_streams(true);
+    let mut list = crate::support::test_aliases();
+    list.push(
+        json!({"name": "greet2", "pack": "hello", "ref": "hello.greet2",
+        "action_ref": "core.local", "enabled": true, "formats": ["greet {{cmd}}"]}),
+    );
+    b.emulator.set_aliases(list);
+    b.emulator.stall_streams(false);
+    b.say("!st2 greet world").await;
+    // StackStorm refuses the old name; the bridge reloads and runs the alias as it is now.
+    b.line_containing("Started `greet world`").await;
+    let executions = b.emulator.executions();
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(executions[0].alias_ref, "hello.greet2");
+    assert!(
+        b.seen.iter().all(|l| !l.contains("Sorry")),
+        "no error shown: {:?}",
+        b.seen
+    );
 }

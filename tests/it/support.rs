@@ -125,6 +125,12 @@ impl TestBridge {
             emulator.stop().await;
         }
         let settings = settings_for(&emulator, &opts);
+        Self::start_with_settings(emulator, settings).await
+    }
+
+    /// A bridge with exactly these settings, talking to `emulator`.
+    pub async fn start_with_settings(emulator: Emulator, settings: Settings) -> Self {
+        init_test_log();
         let (app, console_in, console_out) = start_with_console(settings).await;
         Self {
             emulator,
@@ -275,8 +281,8 @@ pub fn test_aliases() -> Vec<Value> {
         alias(
             "ops",
             "deploy",
-            "core.local",
-            json!([{"display": "deploy <app> [to <env>]", "representation": ["deploy {{cmd}} to {{env=staging}}"]}]),
+            "ops.deploy",
+            json!([{"display": "deploy <app> [to <env>]", "representation": ["deploy {{app}} to {{env=staging}}"]}]),
             json!({"ack": {"format": "Deployment {{ execution.id }} queued", "append_url": false}}),
         ),
         alias(
