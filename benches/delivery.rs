@@ -70,6 +70,7 @@ fn command_to_request(c: &mut Criterion) {
                     thread: None,
                     message_id: Some("1.2".into()),
                     user_id: "U123".into(),
+                    user_name: None,
                     request_id: "r".into(),
                 },
             };

@@ -19,10 +19,13 @@ use crate::{
     backends::{
         console::{ConsoleConnection, ConsoleIo},
         irc::IrcConnection,
+        mention,
         slack::{EventsEndpoint, SlackConnection},
     },
     config::{AuthMode, BackendSettings, Settings, StoreSettings},
-    domain::{backoff::Backoff, command::Prefixes, result_ledger::LedgerSettings},
+    domain::{
+        backoff::Backoff, command::Prefixes, mention::MentionFn, result_ledger::LedgerSettings,
+    },
     http::{self, HttpState},
     metrics::Metrics,
     render::{TemplateError, Templates},
@@ -221,6 +224,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 max_check_interval: settings.results.max_check_interval,
             },
             connection_order: connection_order.clone(),
+            mention_user: settings.results.mention_user,
         };
         let (results, st2, renewer, snapshot, templates, metrics, status) = (
             store.results(),
@@ -332,8 +336,15 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     let mut console_io = options.console_io;
     let mut consoles = options.consoles;
     let mut slack_events = std::collections::HashMap::new();
+    let mut mattermost_actions = std::collections::HashMap::new();
     for chat in &settings.chat {
         let status = reporter(&format!("chat:{}", chat.name), true);
+        let mention: MentionFn = match &chat.backend {
+            BackendSettings::Slack(_) => mention::slack,
+            BackendSettings::Discord(_) => mention::discord,
+            BackendSettings::Mattermost(_) => mention::mattermost,
+            _ => mention::by_name,
+        };
         let recipient = match &chat.backend {
             BackendSettings::Console(console) => {
                 let io = consoles
@@ -400,7 +411,16 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                     backoff.clone(),
                 )
                 .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                actix::Supervisor::start(move |_| connection).recipient()
+                let addr = actix::Supervisor::start(move |_| connection);
+                // Answer buttons for StackStorm inquiries: presses arrive over HTTP.
+                crate::backends::buttons::connect(
+                    &chat.name,
+                    &addr,
+                    dispatcher.clone().recipient(),
+                    dispatcher.clone().recipient(),
+                );
+                mattermost_actions.insert(chat.name.clone(), addr.clone().recipient());
+                addr.recipient()
             }
             BackendSettings::Matrix(mx) => {
                 let connection = crate::backends::matrix::MatrixConnection::new(
@@ -422,7 +442,15 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                     backoff.clone(),
                 )
                 .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                actix::Supervisor::start(move |_| connection).recipient()
+                let addr = actix::Supervisor::start(move |_| connection);
+                // Answer buttons for StackStorm inquiries (presses come back as the presser).
+                crate::backends::buttons::connect(
+                    &chat.name,
+                    &addr,
+                    dispatcher.clone().recipient(),
+                    dispatcher.clone().recipient(),
+                );
+                addr.recipient()
             }
             BackendSettings::Slack(slack) => {
                 let addr = SlackConnection::new(
@@ -443,16 +471,25 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                         },
                     );
                 }
+                // Answer buttons for StackStorm inquiries (presses come back as the presser).
+                crate::backends::buttons::connect(
+                    &chat.name,
+                    &addr,
+                    dispatcher.clone().recipient(),
+                    dispatcher.clone().recipient(),
+                );
                 addr.recipient()
             }
         };
         tracker.do_send(RegisterConnection {
             name: chat.name.clone(),
             recipient: recipient.clone(),
+            mention,
         });
         dispatcher.do_send(RegisterConnection {
             name: chat.name.clone(),
             recipient,
+            mention,
         });
     }
     tracker.do_send(ConnectionsRegistered);
@@ -466,6 +503,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             sessions,
             login_pages,
             slack_events: Arc::new(slack_events),
+            mattermost_actions: Arc::new(mattermost_actions),
             trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
             public_origin: settings
                 .auth

@@ -19,8 +19,10 @@ pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod domain;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod http;
+pub mod inquiry;
 pub mod metrics;
 pub mod render;
 pub mod st2;

@@ -9,11 +9,11 @@ use stormbridge::{
     app::{self, AppOptions},
     cli::{self, Cli, Command},
     config::{self, Settings},
-    emulator::{Emulator, EmulatorConfig},
     telemetry,
 };
 
 /// Embedded configuration of `stormbridge demo`.
+#[cfg(feature = "emulator")]
 const DEMO_TOML: &str = include_str!("../config/demo.toml");
 
 /// mimalloc rather than glibc's malloc: it hands memory freed after a big alias list back
@@ -217,9 +217,20 @@ fn run(settings: Settings, path: std::path::PathBuf) -> anyhow::Result<()> {
 }
 
 /// How long the demo's commands run.
+#[cfg(feature = "emulator")]
 const DEMO_EXECUTION_TIME: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// Without the emulator there is nothing for the demo to talk to.
+#[cfg(not(feature = "emulator"))]
+fn demo(_http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this stormbridge was built without the StackStorm emulator (cargo feature `emulator`), which the demo needs"
+    )
+}
+
+#[cfg(feature = "emulator")]
 fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use stormbridge::emulator::{Emulator, EmulatorConfig};
     let system = actix_rt::System::new();
     let (emulator, app) = system.block_on(async {
         stop_on_signals();

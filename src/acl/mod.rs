@@ -144,6 +144,8 @@ pub const KNOWN_BUILTINS: &[&str] = &[
     "aliases",
     "token",
     "inquiry",
+    "inquiries",
+    "answer",
 ];
 
 pub use crate::domain::message::RoomKind;

@@ -194,7 +194,7 @@ impl AliasCache {
                         tracing::warn!(
                             alias = %c.name,
                             packs = %c.packs.join(", "),
-                            "alias name defined in several packs; StackStorm runs an alias by name alone, so commands for it are refused until all but one are renamed or disabled"
+                            "alias name defined in several packs; StackStorm runs an alias by name alone (disabled ones included), so commands for it are refused until all but one are renamed"
                         );
                     }
                     let mut notes = Vec::new();
@@ -217,9 +217,16 @@ impl AliasCache {
                 }
                 Err(e) => {
                     let delay = act.backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "loading aliases failed");
+                    // Say what happens to the list: a refused call keeps it as well as a
+                    // malformed answer does (whose text already says so).
+                    let why = match &e {
+                        LoadError::List(_) => e.to_string(),
+                        _ if act.loaded_once => format!("{e}; keeping the aliases loaded before"),
+                        _ => e.to_string(),
+                    };
+                    tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "loading aliases failed");
                     let state = if act.loaded_once { ActorState::Degraded } else { ActorState::Down };
-                    act.status.state(state, Some(e.to_string()));
+                    act.status.state(state, Some(why));
                     act.retry = Some(ctx.run_later(delay, |act, ctx| {
                         act.retry = None;
                         act.reload("retry", ctx);

@@ -37,6 +37,7 @@ use crate::{
     domain::{
         announcement::{SourceContext, BRIDGE_MARKER},
         command::{self, parse_help_args, Command, Prefixes},
+        mention::MentionFn,
         message::{InboundMessage, Target},
         result_ledger::PendingResult,
     },
@@ -50,6 +51,9 @@ use crate::{
     store::model::UserKey,
 };
 
+/// `!st2inquiries`, `!st2answer` and answer buttons.
+mod inquiries;
+
 /// Registers a chat connection's delivery address.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -58,6 +62,8 @@ pub struct RegisterConnection {
     pub name: String,
     /// Where its messages go.
     pub recipient: Recipient<Deliver>,
+    /// How its platform writes a mention.
+    pub mention: MentionFn,
 }
 
 /// What the dispatcher needs from the configuration.
@@ -91,6 +97,7 @@ pub struct Dispatcher {
     results: Addr<ResultTracker>,
     alias_cache: Recipient<ReloadAliases>,
     status: StatusReporter,
+    inquiries: inquiries::InquiryState,
 }
 
 impl Dispatcher {
@@ -121,6 +128,7 @@ impl Dispatcher {
             results,
             alias_cache,
             status,
+            inquiries: Default::default(),
         }
     }
 
@@ -146,6 +154,7 @@ impl Dispatcher {
                 text,
                 extra,
                 reply_to,
+                layout: None,
             }),
             None => tracing::warn!(connection, "no such chat connection; message dropped"),
         }
@@ -353,6 +362,7 @@ impl Dispatcher {
                         thread: msg.room.thread.clone(),
                         message_id: msg.message_id.clone(),
                         user_id: msg.user.id.clone(),
+                        user_name: Some(msg.user.name.clone()).filter(|n| !n.is_empty()),
                         request_id: request_id.clone(),
                     },
                 };
@@ -447,7 +457,15 @@ impl Dispatcher {
             let results: Vec<AliasExecutionResult> =
                 started.iter().map(|(_, r)| r.clone()).collect();
             if let Some(ack) = act.ack_text(&text, &found, &results) {
-                act.reply(&msg, ack);
+                // The alias's `ack.extra`, rendered by StackStorm (`thread_response`, colours).
+                let extra = results.first().and_then(|r| r.extra.clone());
+                act.send(
+                    &msg.room.connection,
+                    Target::reply_to(&msg.room),
+                    ack,
+                    extra,
+                    msg.message_id.clone(),
+                );
             }
             // The ack is queued at the connection: results may follow.
             for (request_id, result) in started {
@@ -585,6 +603,7 @@ enum Next {
         verb: String,
         args: String,
     },
+    Inquiry(inquiries::InquiryCommand),
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -661,6 +680,7 @@ impl Dispatcher {
             Next::Reload => self.handle_reload(msg, ctx),
             Next::Acl(args) => self.handle_acl(msg, &args, ctx),
             Next::Session { verb, args } => self.handle_session(msg, &verb, args, ctx),
+            Next::Inquiry(command) => self.handle_inquiry(msg, command, ctx),
         }
     }
 
@@ -869,6 +889,7 @@ fn alias_is_stale(e: &St2Error) -> bool {
         St2Error::Api {
             status: 404,
             faultstring,
+            ..
         } => {
             faultstring.starts_with("Unable to find the ActionAliasDB instance")
                 || faultstring.starts_with("Unable to identify action alias with name")
@@ -876,6 +897,7 @@ fn alias_is_stale(e: &St2Error) -> bool {
         St2Error::Api {
             status: 400,
             faultstring,
+            ..
         } => {
             faultstring.starts_with("Format string \"")
                 && faultstring.contains("is not available on the alias")
@@ -1027,6 +1049,16 @@ impl Handler<Inbound> for Dispatcher {
                 "whoami" => builtin("whoami", args, Next::Whoami),
                 "reload" => builtin("reload", args, Next::Reload),
                 "acl" => builtin("acl", args.clone(), Next::Acl(args)),
+                "inquiries" => builtin(
+                    "inquiries",
+                    args,
+                    Next::Inquiry(inquiries::InquiryCommand::List),
+                ),
+                "answer" => builtin(
+                    "answer",
+                    args.clone(),
+                    Next::Inquiry(inquiries::InquiryCommand::Answer(args)),
+                ),
                 "session_start" | "session_end" | "session_list" | "session_cancel" => {
                     let next = Next::Session {
                         verb: verb.clone(),

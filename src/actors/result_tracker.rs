@@ -48,6 +48,7 @@ use crate::{
     backends::Deliver,
     domain::{
         announcement::{self, Announcement, Delivery, SourceContext},
+        mention::{self, MentionFn},
         result_ledger::{
             CheckOutcome, CheckVerdict, Claim, Expired, ExpiryReason, Ledger, LedgerSettings,
             PendingResult,
@@ -106,6 +107,8 @@ pub struct TrackerSettings {
     pub ledger: LedgerSettings,
     /// Connection names in config order (where announcements without context go).
     pub connection_order: Vec<String>,
+    /// Address room messages to the person they are for (`[results] mention_user`).
+    pub mention_user: bool,
 }
 
 /// The tracker actor.
@@ -122,6 +125,9 @@ pub struct ResultTracker {
     metrics: Metrics,
     status: StatusReporter,
     connections: BTreeMap<String, Recipient<Deliver>>,
+    /// How each connection's platform writes a mention.
+    mentions: BTreeMap<String, MentionFn>,
+    mention_user: bool,
     /// Announcements held until their command's acknowledgement is out.
     held: HashMap<String, Vec<Delivery>>,
     /// The pending wake-up and when it fires.
@@ -159,6 +165,8 @@ impl ResultTracker {
             metrics,
             status,
             connections: BTreeMap::new(),
+            mentions: BTreeMap::new(),
+            mention_user: settings.mention_user,
             held: HashMap::new(),
             wake: None,
             store_failing: false,
@@ -204,11 +212,26 @@ impl ResultTracker {
         match self.connections.get(&d.connection) {
             Some(recipient) => {
                 self.metrics.announcement_delivered();
+                let mention = d
+                    .addressee
+                    .as_ref()
+                    .filter(|_| self.mention_user)
+                    .and_then(|who| self.mentions.get(&d.connection).and_then(|m| m(who)));
+                let (text, mut layout) = (d.text, d.layout);
+                let text = match &mention {
+                    Some(m) => {
+                        layout.pretext =
+                            mention::addressed(m, &layout.pretext).trim_end().to_owned();
+                        mention::addressed(m, &text)
+                    }
+                    None => text,
+                };
                 recipient.do_send(Deliver {
                     target: d.target,
-                    text: d.text,
+                    text,
                     extra: d.extra,
                     reply_to: d.reply_to,
+                    layout: Some(layout),
                 });
             }
             None => {
@@ -552,6 +575,7 @@ impl Handler<RegisterConnection> for ResultTracker {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterConnection, _ctx: &mut Self::Context) {
+        self.mentions.insert(msg.name.clone(), msg.mention);
         self.connections.insert(msg.name, msg.recipient);
     }
 }

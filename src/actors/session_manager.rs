@@ -363,6 +363,22 @@ impl Handler<UserCredentialRejected> for SessionManager {
     }
 }
 
+/// Asks for the StackStorm username a chat user's session runs as (`None` without an
+/// active session). Used by the inquiry listing.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<String>")]
+pub struct UserSt2Name(pub UserKey);
+
+impl Handler<UserSt2Name> for SessionManager {
+    type Result = Option<String>;
+
+    fn handle(&mut self, msg: UserSt2Name, _ctx: &mut Self::Context) -> Option<String> {
+        self.store
+            .credential_for(&msg.0, chrono::Utc::now())
+            .map(|c| c.st2_user)
+    }
+}
+
 impl Handler<LinkStatus> for SessionManager {
     type Result = Result<(String, Duration), LoginOutcome>;
 
@@ -554,7 +570,7 @@ async fn validate(
                 Err(St2Error::Unauthorized(_)) => Err(LoginOutcome::WrongCredentials {
                     detail: "StackStorm did not accept that username and password.".into(),
                 }),
-                Err(St2Error::Api { status: 400, faultstring }) if faultstring.contains("TTL") => {
+                Err(St2Error::Api { status: 400, faultstring, .. }) if faultstring.contains("TTL") => {
                     Err(LoginOutcome::Unavailable(format!(
                         "StackStorm refused the session length the bridge asks for ({faultstring}); an administrator must lower auth.user_token_ttl."
                     )))

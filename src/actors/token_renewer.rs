@@ -149,6 +149,7 @@ impl TokenRenewer {
                     St2Error::Api {
                         status: 400,
                         faultstring,
+                        ..
                     } if faultstring.contains("TTL") => {
                         format!("{e} (lower st2.token_ttl to StackStorm's auth.token_ttl or less)")
                     }
@@ -294,6 +295,23 @@ impl Handler<DescribeIdentity> for TokenRenewer {
             }
             BridgeCredential::Token(_) => "the owner of the bridge's token".into(),
             BridgeCredential::ApiKey(_) => "the owner of the bridge's API key".into(),
+        }
+    }
+}
+
+/// Asks for the bridge's StackStorm username, known when it logs in with a password (a
+/// token's or key's owner is only known to StackStorm). Used by the inquiry listing.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<String>")]
+pub struct BridgeUsername;
+
+impl Handler<BridgeUsername> for TokenRenewer {
+    type Result = Option<String>;
+
+    fn handle(&mut self, _msg: BridgeUsername, _ctx: &mut Self::Context) -> Option<String> {
+        match &self.settings.credential {
+            BridgeCredential::Password { username, .. } => Some(username.clone()),
+            BridgeCredential::Token(_) | BridgeCredential::ApiKey(_) => None,
         }
     }
 }

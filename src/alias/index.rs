@@ -128,6 +128,10 @@ struct Pattern {
     /// The alias takes part in st2's first / second pass.
     pass1: bool,
     pass2: bool,
+    /// The `""` pattern st2 gives a format entry that is help text only
+    /// ([`AliasFormat::is_help_only`]): st2's `/match` finds it, its `aliasexecution`
+    /// never runs it, so [`AliasIndex::select`] leaves it out.
+    help_only: bool,
 }
 
 #[derive(Debug)]
@@ -297,6 +301,7 @@ impl AliasIndex {
                         match_multiple: p.match_multiple,
                         pass1,
                         pass2,
+                        help_only: alias.formats[fi].is_help_only(),
                     }),
                     Err(message) => {
                         warnings.push(format!(
@@ -504,7 +509,9 @@ impl AliasIndex {
     /// characters; when several share that maximum they are [`Selection::Ambiguous`]
     /// — unless they are formats of the *same* alias extracting identical parameters,
     /// where every choice would run the same execution, so the first is taken.
-    /// None → [`Selection::NoMatch`] with up to three suggestions.
+    /// None → [`Selection::NoMatch`] with up to three suggestions. The `""` pattern of a
+    /// help-only format entry ([`AliasFormat::is_help_only`]) is never selected: StackStorm
+    /// matches it but cannot run it.
     pub fn select_with_warnings(&self, command: &str) -> (Selection, Vec<String>) {
         let cmd = prepare(command);
         let (hits, warnings) = self.gather(&cmd, false);
@@ -512,8 +519,13 @@ impl AliasIndex {
     }
 
     fn rank(&self, cmd: &PreparedCommand, hits: Vec<Hit>) -> Selection {
+        // A help-only entry's `""` pattern (a command of `key=value` pairs only) is one
+        // StackStorm would refuse to run: sending it costs a request, an error the user
+        // cannot act on and — as "Format string is not available" reads like a stale alias
+        // — a reload of the whole alias list. Such a command matches nothing here.
         let (pass1, rest): (Vec<Hit>, Vec<Hit>) = hits
             .into_iter()
+            .filter(|h| !self.patterns[h.id as usize].help_only)
             .partition(|h| self.patterns[h.id as usize].pass1);
         let mut pool = if pass1.is_empty() {
             rest.into_iter()
@@ -1233,6 +1245,40 @@ mod tests {
             Selection::Ambiguous(c) => assert_eq!(c.len(), 2),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_help_only_format_is_matched_by_st2_but_never_selected() {
+        let (idx, _) = AliasIndex::build(vec![
+            alias(
+                "goonies",
+                "watch",
+                vec![obj(Some("Watch this."), &[], false)],
+            ),
+            alias("p", "pairs", vec![plain("")]),
+        ]);
+        // st2's /match sees two `""` patterns; only the plain one is a format string its
+        // aliasexecution accepts.
+        assert!(matches!(
+            idx.st2_match("speed=fast"),
+            Err(St2MatchError::MoreThanOne(_))
+        ));
+        let m = matched(idx.select("speed=fast"));
+        assert_eq!(m.alias.reference, "p.pairs");
+        assert_eq!(m.params, vec![params(&[("speed", "fast")])]);
+        let (idx, _) = AliasIndex::build(vec![alias(
+            "goonies",
+            "watch",
+            vec![obj(Some("Watch this."), &[], false)],
+        )]);
+        assert_eq!(
+            idx.st2_match("speed=fast").map(|m| m.representation),
+            Ok(String::new())
+        );
+        assert!(matches!(
+            idx.select("speed=fast"),
+            Selection::NoMatch { .. }
+        ));
     }
 
     #[test]

@@ -174,6 +174,26 @@ impl AliasFormat {
         d.filter(|s| !s.is_empty())
     }
 
+    /// Whether this entry is help text only: an object with a display and no
+    /// representation. st2's matcher still gives it the pattern `""` (see
+    /// [`AliasFormat::patterns`]), but its `aliasexecution` can never run that pattern:
+    /// `ActionAliasDB.get_format_strings` (`st2common/models/db/actionalias.py`) lists such
+    /// an entry as the object itself, so `""` is never one of the alias's format strings
+    /// and the request is refused (`Format string "" is not available on the alias`).
+    pub fn is_help_only(&self) -> bool {
+        match self {
+            AliasFormat::Plain(_) => false,
+            AliasFormat::Object(o) => {
+                let no_reps = match &o.representation {
+                    None => true,
+                    Some(Representation::One(s)) => s.is_empty(),
+                    Some(Representation::Many(v)) => v.is_empty(),
+                };
+                no_reps && o.display.as_deref().is_some_and(|d| !d.is_empty())
+            }
+        }
+    }
+
     /// Whether this entry has `match_multiple: true` (plain strings never do).
     pub fn match_multiple(&self) -> bool {
         match self {
@@ -520,5 +540,7 @@ mod tests {
         assert_eq!(f[5].patterns().len(), 2);
         assert!(!f[5].match_multiple());
         assert_eq!(f[1].display(), None);
+        let help_only: Vec<bool> = f.iter().map(AliasFormat::is_help_only).collect();
+        assert_eq!(help_only, [true, false, false, false, true, false]);
     }
 }

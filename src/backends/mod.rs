@@ -1,6 +1,7 @@
 //! Chat platforms, one module each, all shaped the same way: a connection actor that turns
 //! platform events into [`Inbound`] messages for the dispatcher and handles [`Deliver`].
 
+pub mod buttons;
 pub mod console;
 pub mod defaults;
 pub mod discord;
@@ -8,6 +9,7 @@ pub mod flood;
 pub mod irc;
 pub mod matrix;
 pub mod mattermost;
+pub mod mention;
 pub mod outbox;
 pub mod rest;
 pub mod slack;
@@ -16,7 +18,10 @@ pub mod xmpp;
 use actix::prelude::*;
 use serde_json::Value;
 
-use crate::domain::message::{InboundMessage, Target};
+use crate::domain::{
+    announcement::Layout,
+    message::{InboundMessage, Target},
+};
 
 /// A normalised chat message for the dispatcher.
 #[derive(Debug, Clone, Message)]
@@ -36,4 +41,9 @@ pub struct Deliver {
     /// The platform id of the message this answers (the command), when known: lets a platform
     /// open a thread under it (Slack's `extra.slack.thread_response`).
     pub reply_to: Option<String>,
+    /// For a message StackStorm composed (a result, an announcement): its `{~}` layout, with
+    /// any mention in the pretext, for platforms that show it as hubot did (Slack's coloured
+    /// attachment). `text` is the same message as plain text. `None` for the bridge's own
+    /// replies.
+    pub layout: Option<Layout>,
 }

@@ -288,6 +288,7 @@ pub(super) struct RawResults {
     pub first_check: u64,
     pub max_check_interval: u64,
     pub retention: u64,
+    pub mention_user: bool,
 }
 
 #[derive(Deserialize)]

@@ -305,6 +305,9 @@ pub struct ResultsSettings {
     pub max_check_interval: Duration,
     /// How long a delivered result's id is remembered, to drop a late duplicate.
     pub retention: Duration,
+    /// Whether a message posted in a shared room mentions the person it is for (the user
+    /// who ran the command), as hubot-stackstorm did.
+    pub mention_user: bool,
 }
 
 /// One `[[chat]]` connection.

@@ -386,6 +386,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             first_check: c.positive("results.first_check", r.first_check),
             max_check_interval: c.positive("results.max_check_interval", r.max_check_interval),
             retention: c.positive("results.retention", r.retention),
+            mention_user: r.mention_user,
         }
     });
     let chat = c.take(raw.chat).map(|items| chats(&mut c, items));

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::mention::Addressee;
 use super::message::{RoomKind, Target};
 
 /// The marker the bridge puts in `source_context.bridge`, so its own context is recognised.
@@ -32,6 +33,10 @@ pub struct SourceContext {
     pub message_id: Option<String>,
     /// The requesting user's platform id.
     pub user_id: String,
+    /// The requesting user's display name, to address results to them by name where the
+    /// platform mentions people by name. Absent in contexts older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
     /// The bridge's own id for this command; ties the result to its acknowledgement.
     pub request_id: String,
 }
@@ -137,6 +142,43 @@ pub struct Delivery {
     pub request_id: Option<String>,
     /// The platform id of the command's message, when the context carries it.
     pub reply_to: Option<String>,
+    /// The message as StackStorm laid it out (`{~}`), for platforms that show attachments.
+    pub layout: Layout,
+    /// Who to mention: the person the message is for, when it goes to a shared room.
+    pub addressee: Option<Addressee>,
+}
+
+/// A StackStorm message split at its `{~}` the way hubot-stackstorm's Slack adapter laid
+/// it out (`utils.splitMessage`, `messaging_handler/slack.js`): the pretext above a
+/// coloured attachment holding the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// The text before `{~}`; empty without one.
+    pub pretext: String,
+    /// The text after `{~}`, or all of it without one. Empty: there is no attachment.
+    pub body: String,
+    /// Whether the message reports a failed execution, for the attachment's colour.
+    pub failed: bool,
+}
+
+impl Layout {
+    /// Splits `message` at its first `{~}`.
+    pub fn of(message: &str) -> Layout {
+        let (pretext, body) = message.split_once("{~}").unwrap_or(("", message));
+        Layout {
+            pretext: pretext.trim_end().to_owned(),
+            body: body.trim_start().trim_end().to_owned(),
+            failed: reports_failure(message),
+        }
+    }
+}
+
+/// Whether a result message says its execution did not succeed. hubot looked for StackStorm's
+/// default format's `status : failed`; a timed-out or abandoned execution failed too.
+pub fn reports_failure(message: &str) -> bool {
+    ["status : failed", "status : timeout", "status : abandoned"]
+        .iter()
+        .any(|s| message.contains(s))
 }
 
 /// Decides where an announcement goes among the configured connections (in config order).
@@ -154,6 +196,7 @@ pub fn route(a: &Announcement, connections: &[String]) -> Result<Delivery, Annou
     // A whisper answering one of the bridge's commands goes to the account that ran it (the
     // `user` StackStorm hands back may be a display name: `bot.st2_user = "name"`).
     let whisper_to = ctx.map(|c| c.user_id.clone()).or_else(|| a.user.clone());
+    let whispered = a.whisper && whisper_to.is_some();
     let target = if let (true, Some(user)) = (a.whisper, whisper_to) {
         Target::User { id: user }
     } else if let Some(c) = ctx.filter(|c| channel.as_deref().is_none_or(|ch| ch == c.room)) {
@@ -173,6 +216,23 @@ pub fn route(a: &Announcement, connections: &[String]) -> Result<Delivery, Annou
     } else {
         return Err(AnnouncementError::NoDestination);
     };
+    // hubot addressed every message it posted in a room to the announcement's `user`.
+    let in_group_room = matches!(
+        target,
+        Target::Room {
+            kind: RoomKind::Group,
+            ..
+        }
+    );
+    let addressee = (in_group_room && !whispered)
+        .then(|| match ctx {
+            Some(c) => Some(Addressee {
+                id: c.user_id.clone(),
+                name: c.user_name.clone(),
+            }),
+            None => a.user.clone().map(|id| Addressee { id, name: None }),
+        })
+        .flatten();
     Ok(Delivery {
         connection,
         target,
@@ -180,6 +240,8 @@ pub fn route(a: &Announcement, connections: &[String]) -> Result<Delivery, Annou
         extra: a.extra.clone(),
         request_id: a.context.as_ref().map(|c| c.request_id.clone()),
         reply_to: a.context.as_ref().and_then(|c| c.message_id.clone()),
+        layout: Layout::of(&a.message),
+        addressee,
     })
 }
 
@@ -291,6 +353,41 @@ mod tests {
         );
         let a = decode("r", r#"{"payload": {"message": "m"}}"#).unwrap();
         assert_eq!(route(&a, &[]), Err(AnnouncementError::NoConnection));
+    }
+
+    #[test]
+    fn a_room_message_is_addressed_to_its_user_and_a_whisper_or_dm_is_not() {
+        let data = json!({"payload": {"message": "done", "channel": "C1", "user": "U1",
+                          "whisper": false, "context": ctx()}});
+        let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
+        assert_eq!(d.addressee.map(|a| a.id).as_deref(), Some("U1"));
+        let data = json!({"payload": {"message": "psst", "user": "U1", "whisper": true, "context": ctx()}});
+        let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
+        assert_eq!(d.addressee, None);
+        let mut dm = ctx();
+        dm["room_kind"] = json!("direct");
+        let data = json!({"payload": {"message": "done", "channel": "C1", "context": dm}});
+        let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
+        assert_eq!(d.addressee, None);
+        // A workflow's own announcement names its user as text.
+        let data = json!({"payload": {"message": "hi", "channel": "slack:C9", "user": "bob"}});
+        let d = route(&decode("r", &data.to_string()).unwrap(), &conns()).unwrap();
+        assert_eq!(d.addressee.map(|a| a.id).as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn layout_splits_at_the_first_marker_and_notes_failures() {
+        let l = Layout::of("Ran it {~} status : failed\nmore");
+        assert_eq!(
+            (l.pretext.as_str(), l.body.as_str(), l.failed),
+            ("Ran it", "status : failed\nmore", true)
+        );
+        let l = Layout::of("all body");
+        assert_eq!(
+            (l.pretext.as_str(), l.body.as_str(), l.failed),
+            ("", "all body", false)
+        );
+        assert_eq!(Layout::of("all pretext{~}").body, "");
     }
 
     #[test]

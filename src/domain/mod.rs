@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod chunk;
 pub mod command;
 pub mod escape;
+pub mod mention;
 pub mod message;
 pub mod result_ledger;
 pub mod stream_overlap;

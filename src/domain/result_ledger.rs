@@ -704,6 +704,7 @@ mod tests {
                 thread: None,
                 message_id: None,
                 user_id: "alice".into(),
+                user_name: None,
                 request_id: id.into(),
             },
             alias_ref: "demo.date".into(),

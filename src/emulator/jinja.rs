@@ -9,7 +9,14 @@
 //! `from_yaml_string`, `jsonpath_query`, `decrypt_kv`, the `version_*` filters (a
 //! template using one fails to render).
 //!
-//! Values print as Python's `str()` prints them (`True`, `None`, `{'a': 1}`, `2.0`),
+//! Jinja2 builtins minijinja lacks or has differently are written here after
+//! `jinja2/filters.py` (3.1): `truncate` (`leeway` 5), `wordcount` (`\w+`), `center`
+//! and `dictsort` (items are `(key, value)` tuples), each taking its arguments by
+//! position or keyword as Python does.
+//!
+//! Values print as Python's `str()` prints them (`True`, `None`, `{'a': 1}`, `2.0`,
+//! `('k', 1)`, `100000000000000000000` for `10**20`: integers in full as far as
+//! minijinja's `u128` reaches, where Python's are unbounded),
 //! and `StrictUndefined`'s errors carry Jinja2's texts (`'x' is undefined`,
 //! `'dict object' has no attribute 'y'`, `'…ActionExecutionAPI object' has no
 //! attribute 'z'`), which st2 puts into acknowledgement messages. Python methods on
@@ -22,11 +29,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value as Mj, ValueKind};
+use minijinja::value::{
+    Enumerator, Kwargs, Object, ObjectRepr, Rest, Value as Mj, ValueKind, ValueOrKwargs,
+};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use serde_json::{Map, Value};
 
-use super::util::{py_json_dumps, py_repr, py_str, py_str_repr};
+use super::util::{py_float, py_json_dumps, py_repr, py_str, py_str_repr};
 
 /// Why a render failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,7 +358,107 @@ fn py_text(v: &Mj) -> String {
     match v.kind() {
         ValueKind::String => v.as_str().unwrap_or("").to_string(),
         ValueKind::Plain | ValueKind::Invalid => v.to_string(),
-        _ => py_str(&to_json(v)),
+        _ => {
+            let mut out = String::new();
+            write_py_repr(v, &mut out);
+            out
+        }
+    }
+}
+
+/// Python's `repr()` of a template value, walking minijinja's own values (not their JSON
+/// form): integers beyond 64 bits (`10**20`: Python's ints are unbounded, minijinja's reach
+/// `u128`) print in full, and [`PyTuple`]s as tuples.
+fn write_py_repr(v: &Mj, out: &mut String) {
+    if let Some(node) = v.downcast_object_ref::<Node>() {
+        match node.api {
+            Some(_) => out.push_str(&node.py_str()),
+            None => out.push_str(&py_repr(&node.value)),
+        }
+        return;
+    }
+    if let Some(t) = v.downcast_object_ref::<PyTuple>() {
+        write_tuple(&t.0, out);
+        return;
+    }
+    match v.kind() {
+        ValueKind::Undefined => {}
+        ValueKind::None => out.push_str("None"),
+        ValueKind::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
+        // minijinja prints its integers (i64, i128, u128) in decimal, as Python does.
+        ValueKind::Number if v.is_integer() => out.push_str(&v.to_string()),
+        ValueKind::Number => out.push_str(&py_float(f64::try_from(v.clone()).unwrap_or(0.0))),
+        ValueKind::String => out.push_str(&py_str_repr(v.as_str().unwrap_or(""))),
+        ValueKind::Seq | ValueKind::Iterable => {
+            out.push('[');
+            if let Ok(items) = v.try_iter() {
+                for (i, item) in items.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_py_repr(&item, out);
+                }
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            if let Ok(keys) = v.try_iter() {
+                for (i, key) in keys.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_py_repr(&key, out);
+                    out.push_str(": ");
+                    write_py_repr(&v.get_item(&key).unwrap_or(Mj::UNDEFINED), out);
+                }
+            }
+            out.push('}');
+        }
+        _ => out.push_str(&v.to_string()),
+    }
+}
+
+fn write_tuple(items: &[Mj], out: &mut String) {
+    out.push('(');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_py_repr(item, out);
+    }
+    // A 1-tuple is `(x,)`.
+    if items.len() == 1 {
+        out.push(',');
+    }
+    out.push(')');
+}
+
+/// A Python tuple (`dictsort`'s `(key, value)` items): a sequence for the template
+/// (indexing, unpacking, `|list`), printed as `('k', 1)`.
+#[derive(Debug)]
+struct PyTuple(Vec<Mj>);
+
+impl Object for PyTuple {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Mj) -> Option<Mj> {
+        let i = key.as_i64()?;
+        let len = i64::try_from(self.0.len()).ok()?;
+        let i = if i < 0 { len + i } else { i };
+        usize::try_from(i).ok().and_then(|i| self.0.get(i).cloned())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        write_tuple(&self.0, &mut out);
+        f.write_str(&out)
     }
 }
 
@@ -557,6 +666,226 @@ fn use_none(value: &Mj) -> Mj {
     }
 }
 
+// ----- Jinja2 builtins that minijinja lacks or has differently (jinja2/filters.py, 3.1) --
+
+/// Python's binding of a filter's arguments: positional ones in order, then keywords;
+/// `None` for the ones not given. Errors as Python's `TypeError`s would.
+fn bind_args(
+    filter: &str,
+    names: &[&str],
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Option<Mj>>, Error> {
+    let mut bound: Vec<Option<Mj>> = vec![None; names.len()];
+    let mut kwargs = None;
+    let mut positional = 0;
+    for arg in args.into_values() {
+        if arg.is_kwargs() {
+            kwargs = Some(Kwargs::try_from(arg)?);
+            continue;
+        }
+        let Some(slot) = bound.get_mut(positional) else {
+            return Err(Error::new(
+                ErrorKind::TooManyArguments,
+                format!(
+                    "TypeError: do_{filter}() takes at most {} arguments",
+                    names.len() + 1
+                ),
+            ));
+        };
+        *slot = Some(arg);
+        positional += 1;
+    }
+    if let Some(kwargs) = kwargs {
+        for (i, name) in names.iter().enumerate() {
+            if let Some(v) = kwargs.get::<Option<Mj>>(name)? {
+                if bound[i].is_some() {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "TypeError: do_{filter}() got multiple values for argument '{name}'"
+                        ),
+                    ));
+                }
+                bound[i] = Some(v);
+            }
+        }
+        kwargs.assert_all_used()?;
+    }
+    Ok(bound)
+}
+
+/// An `int` argument (Python would raise `TypeError` for anything else).
+fn int_arg(v: Option<&Mj>, default: i64) -> Result<i64, Error> {
+    match v {
+        None => Ok(default),
+        Some(v) if v.is_integer() => v.as_i64().ok_or_else(|| filter_error("OverflowError")),
+        Some(v) => Err(filter_error(format!(
+            "TypeError: '{}' object cannot be interpreted as an integer",
+            py_type(v)
+        ))),
+    }
+}
+
+/// What `soft_str(value)` gives (Jinja2's `str()`): StrictUndefined refuses.
+fn soft_str(state: &State<'_, '_>, v: &Mj) -> Result<String, Error> {
+    if v.is_undefined() && state.undefined_behavior() == UndefinedBehavior::Strict {
+        return Err(Error::from(ErrorKind::UndefinedError));
+    }
+    Ok(py_text(v))
+}
+
+/// `do_truncate(env, s, length=255, killwords=False, end='...', leeway=None)`; `leeway`
+/// defaults to the `truncate.leeway` policy, 5 (st2's environment keeps Jinja2's
+/// policies). Lengths count code points, as Python's `len` does.
+fn truncate(state: &State<'_, '_>, value: &Mj, args: Rest<ValueOrKwargs>) -> Result<Mj, Error> {
+    let a = bind_args("truncate", &["length", "killwords", "end", "leeway"], args)?;
+    let length = int_arg(a[0].as_ref(), 255)?;
+    let killwords = a[1].as_ref().is_some_and(Mj::is_true);
+    let end = match &a[2] {
+        None => "...".to_string(),
+        Some(e) if e.kind() == ValueKind::String => e.as_str().unwrap_or("").to_string(),
+        Some(e) => {
+            return Err(filter_error(format!(
+                "TypeError: object of type '{}' has no len()",
+                py_type(e)
+            )))
+        }
+    };
+    let leeway = int_arg(a[3].as_ref(), 5)?;
+    let end_len = i64::try_from(end.chars().count()).unwrap_or(i64::MAX);
+    // `assert length >= len(end), f"expected length >= {len(end)}, got {length}"`
+    if length < end_len {
+        return Err(filter_error(format!(
+            "AssertionError: expected length >= {end_len}, got {length}"
+        )));
+    }
+    // `assert leeway >= 0, f"expected leeway >= 0, got {leeway}"`
+    if leeway < 0 {
+        return Err(filter_error(format!(
+            "AssertionError: expected leeway >= 0, got {leeway}"
+        )));
+    }
+    if value.is_undefined() {
+        // `len(Undefined)` is 0: the value comes back as it is; StrictUndefined refuses.
+        if state.undefined_behavior() == UndefinedBehavior::Strict {
+            return Err(Error::from(ErrorKind::UndefinedError));
+        }
+        return Ok(value.clone());
+    }
+    let Some(s) = value.as_str() else {
+        return Err(filter_error(format!(
+            "TypeError: object of type '{}' has no len()",
+            py_type(value)
+        )));
+    };
+    let chars: Vec<char> = s.chars().collect();
+    let len = i64::try_from(chars.len()).unwrap_or(i64::MAX);
+    if len <= length.saturating_add(leeway) {
+        return Ok(value.clone());
+    }
+    let keep = usize::try_from(length - end_len)
+        .unwrap_or(0)
+        .min(chars.len());
+    let head: String = chars[..keep].iter().collect();
+    let result = if killwords {
+        // `s[: length - len(end)] + end`
+        head
+    } else {
+        // `s[: length - len(end)].rsplit(" ", 1)[0] + end`
+        match head.rsplit_once(' ') {
+            Some((before, _)) => before.to_string(),
+            None => head,
+        }
+    };
+    Ok(Mj::from(result + &end))
+}
+
+/// `do_wordcount(s)`: `len(_word_re.findall(soft_str(s)))` with `_word_re =
+/// re.compile(r"\w+")`: runs of Python's word characters (alphanumerics, as
+/// `str.isalnum` sees them, and `_`).
+fn wordcount(state: &State<'_, '_>, value: &Mj) -> Result<usize, Error> {
+    let text = soft_str(state, value)?;
+    let mut count = 0;
+    let mut in_word = false;
+    for c in text.chars() {
+        let word = c.is_alphanumeric() || c == '_';
+        if word && !in_word {
+            count += 1;
+        }
+        in_word = word;
+    }
+    Ok(count)
+}
+
+/// `do_center(value, width=80)`: `soft_str(value).center(width)`, with CPython's split of
+/// the padding (`left = marg / 2 + (marg & width & 1)`, `unicode_center_impl`).
+fn center(state: &State<'_, '_>, value: &Mj, args: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    let a = bind_args("center", &["width"], args)?;
+    let width = int_arg(a[0].as_ref(), 80)?;
+    let text = soft_str(state, value)?;
+    let len = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
+    if len >= width {
+        return Ok(text);
+    }
+    let marg = width - len;
+    let left = marg / 2 + (marg & width & 1);
+    let spaces = |n: i64| " ".repeat(usize::try_from(n).unwrap_or(0));
+    Ok(format!("{}{text}{}", spaces(left), spaces(marg - left)))
+}
+
+/// `do_dictsort(value, case_sensitive=False, by='key', reverse=False)`:
+/// `sorted(value.items(), key=..., reverse=reverse)`, a list of `(key, value)` tuples.
+/// Strings compare lowercased unless `case_sensitive` (`ignore_case`: `value.lower()`).
+fn dictsort(value: &Mj, args: Rest<ValueOrKwargs>) -> Result<Mj, Error> {
+    let a = bind_args("dictsort", &["case_sensitive", "by", "reverse"], args)?;
+    let case_sensitive = a[0].as_ref().is_some_and(Mj::is_true);
+    let by_value = match a[1].as_ref().map(|b| b.as_str()) {
+        None | Some(Some("key")) => false,
+        Some(Some("value")) => true,
+        Some(_) => {
+            return Err(filter_error(
+                "FilterArgumentError: You can only sort by either \"key\" or \"value\"",
+            ))
+        }
+    };
+    let reverse = a[2].as_ref().is_some_and(Mj::is_true);
+    if value.kind() != ValueKind::Map {
+        return Err(filter_error(format!(
+            "AttributeError: '{}' object has no attribute 'items'",
+            py_type(value)
+        )));
+    }
+    let mut pairs: Vec<(Mj, Mj)> = value
+        .try_iter()?
+        .map(|k| {
+            let v = value.get_item(&k).unwrap_or(Mj::UNDEFINED);
+            (k, v)
+        })
+        .collect();
+    let sort_key = |v: &Mj| -> Mj {
+        match v.as_str() {
+            Some(s) if !case_sensitive => Mj::from(s.to_lowercase()),
+            _ => v.clone(),
+        }
+    };
+    // Python's sort is stable, `reverse=True` included.
+    pairs.sort_by(|x, y| {
+        let (x, y) = if by_value { (&x.1, &y.1) } else { (&x.0, &y.0) };
+        let o = sort_key(x).cmp(&sort_key(y));
+        if reverse {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    Ok(Mj::from(
+        pairs
+            .into_iter()
+            .map(|(k, v)| Mj::from_object(PyTuple(vec![k, v])))
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// Fuel for one render: plenty for chat formats, not for runaway loops.
 const FUEL: u64 = 500_000;
 
@@ -589,6 +918,10 @@ fn environment(strict: bool) -> Environment<'static> {
     env.add_filter("basename", basename);
     env.add_filter("dirname", dirname);
     env.add_filter("use_none", use_none);
+    env.add_filter("truncate", truncate);
+    env.add_filter("wordcount", wordcount);
+    env.add_filter("center", center);
+    env.add_filter("dictsort", dictsort);
     env
 }
 

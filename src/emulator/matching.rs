@@ -259,12 +259,51 @@ impl FormatParser {
     /// `get_multiple_extracted_param_value`: `finditer` (no match: an empty list).
     fn extract_multiple(&self) -> Result<Vec<Params>, ParseError> {
         let mut out = Vec::new();
-        for caps in self.regex.captures_iter(self.stream.as_str()) {
-            let caps = caps.map_err(|e| ParseError::Regex(e.to_string()))?;
+        for caps in py_finditer(&self.regex, self.stream.as_str())? {
             out.push(self.params(&caps)?);
         }
         Ok(out)
     }
+}
+
+/// `pattern.finditer(text)` as CPython 3.7+ runs it (st2's
+/// `get_multiple_extracted_param_value`, `st2common/models/utils/action_alias_utils.py`
+/// line 208 in v3.9.0, calls `self._regex.finditer`): each search starts where the last
+/// match ended, and an empty match *is* reported right after a non-empty one (`sre`'s
+/// scanner, `Modules/_sre/sre.c`, "empty matches adjacent to a previous non-empty match
+/// are allowed" since 3.7); only after an empty match must the next one not be empty at
+/// the same position (`must_advance`). fancy-regex's own iterator skips that adjacent
+/// empty match, so a format that can match nothing (an empty alternative: `a |`) gave
+/// one parameter set fewer than st2.
+///
+/// Not modelled: where `sre` backtracks at that position into a *non-empty* alternative
+/// the pattern ranks below an empty one, this looks on from the next character instead.
+fn py_finditer<'t>(regex: &Regex, text: &'t str) -> Result<Vec<Captures<'t, str>>, ParseError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut must_advance = false;
+    while pos <= text.len() {
+        let found = regex
+            .captures_from_pos(text, pos)
+            .map_err(|e| ParseError::Regex(e.to_string()))?;
+        let Some(caps) = found else { break };
+        let Some(whole) = caps.get(0) else { break };
+        let (start, end) = (whole.start(), whole.end());
+        if must_advance && start == pos && end == pos {
+            match text[pos..].chars().next() {
+                Some(c) => {
+                    pos += c.len_utf8();
+                    must_advance = false;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        must_advance = start == end;
+        pos = end;
+        out.push(caps);
+    }
+    Ok(out)
 }
 
 /// `extract_parameters(format_str, param_stream, match_multiple)`: one parameter set,
@@ -429,4 +468,48 @@ pub(crate) fn get_matching_alias(set: &AliasSet, command: &str) -> Result<Patter
         .into_iter()
         .next()
         .ok_or_else(|| MatchError::Internal("no match".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(format: &str, command: &str) -> Result<Params, ParseError> {
+        extract_parameters(format, command, false).map(|mut v| v.remove(0))
+    }
+
+    /// Expected values from st2's `ActionAliasFormatParser` on CPython 3.11.
+    #[test]
+    fn finditer_reports_an_empty_match_right_after_a_non_empty_one() {
+        let all = extract_parameters("{{i='it'}} |", r#"{"k": "v"} |"#, true).unwrap();
+        let values: Vec<&Value> = all.iter().map(|p| &p["i"]).collect();
+        assert_eq!(values, [r#"{"k": "v"}"#, "it", "it"]);
+        assert_eq!(extract_parameters("|", "|", true).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn word_characters_are_pythons() {
+        assert!(matches!(
+            one(r"tag (?P<t>\w+)", "tag cafe\u{301}"),
+            Err(ParseError::NoMatch { .. })
+        ));
+        assert_eq!(
+            one(r"tag (?P<t>\w+)\W*", "tag cafe\u{301}").unwrap()["t"],
+            "cafe"
+        );
+        assert_eq!(
+            one(r"say (?P<w>.+?)\b.*", "say cafe\u{301}s").unwrap()["w"],
+            "cafe"
+        );
+        let p = one(r"say (?P<w>[\w]+)(?P<rest>\B.*)", "say ab\u{301}c").unwrap();
+        assert_eq!(
+            (&p["w"], &p["rest"]),
+            (&json_str("a"), &json_str("b\u{301}c "))
+        );
+        assert_eq!(one(r"tag (?P<t>\w+)", "tag café").unwrap()["t"], "café");
+    }
+
+    fn json_str(s: &str) -> Value {
+        Value::String(s.to_owned())
+    }
 }

@@ -6,7 +6,9 @@
 //! * `/auth/v1/tokens` and `/auth/v1/tokens/validate` (Basic login, TTL rules,
 //!   token validation);
 //! * `/api/v1/actionalias` (list, `help`, `match`, get one), `/api/v1/aliasexecution`
-//!   (and `match_and_execute`), `/api/v1/executions/{id}` (get, cancel);
+//!   (and `match_and_execute`), `/api/v1/executions/{id}` (get, cancel),
+//!   `/api/v1/inquiries` (list, get one, respond; RBAC-checked as st2 does, see
+//!   [`EmulatorConfig::rbac`]), `/api/v1/user` (who the credential is, its roles);
 //! * `/stream/v1/stream` (server-sent events with st2's framing, heartbeat and
 //!   `events=` filtering).
 //!
@@ -176,12 +178,30 @@ pub struct EmulatorConfig {
     /// [`Emulator::set_background_traffic`]); `None` for a quiet bus.
     pub background_interval: Option<Duration>,
     /// st2's `rbac.enable` (default `false`: every user is an admin, as with st2's no-op
-    /// RBAC backend). With RBAC on, users not in [`EmulatorConfig::admins`] may not list
-    /// with `limit=-1` or `limit` > 100 (403), nor run the actions
-    /// [`EmulatorConfig::denied_actions`] names for them.
+    /// RBAC backend, and has every permission). With RBAC on, users who are not admins
+    /// (see [`EmulatorConfig::admins`], [`EmulatorConfig::roles`]) may not list with
+    /// `limit=-1` or `limit` > 100 (403), nor run the actions
+    /// [`EmulatorConfig::denied_actions`] names for them, and have of the inquiry
+    /// permissions only what their roles give ([`EmulatorConfig::grants`]).
     pub rbac: bool,
-    /// Users with st2's `admin` (or `system_admin`) role; default `["st2admin"]`.
+    /// Users assigned st2's `admin` role (st2's documented assignment for `st2admin`:
+    /// `roles: [admin]` in `/opt/stackstorm/rbac/assignments/st2admin.yaml`); default
+    /// `["st2admin"]`. An admin has every permission.
     pub admins: Vec<String>,
+    /// More `(user, role)` assignments, with RBAC on: st2's system roles `system_admin`
+    /// (an admin too), `admin`, `observer` (every `view`, `list` and `search`
+    /// permission: `inquiry_list` and `inquiry_view`, not `inquiry_respond`), or any
+    /// custom role name (which counts only for an inquiry's `roles`). `GET /api/v1/user`
+    /// lists them. Default: none — a new st2 user has no role, so with RBAC on a user
+    /// who is not an admin may not list, view or answer inquiries unless given
+    /// `observer` or [`EmulatorConfig::grants`].
+    pub roles: Vec<(String, String)>,
+    /// `(user, permission type)` grants, as custom roles give them, with RBAC on; the
+    /// emulator checks the inquiry ones: `inquiry_list` (`GET /api/v1/inquiries`), and
+    /// `inquiry_view`, `inquiry_respond`, `inquiry_all` (any of them allows both
+    /// `GET` and `PUT /api/v1/inquiries/{id}`, as st2's inquiry resolver does). Default:
+    /// none.
+    pub grants: Vec<(String, String)>,
     /// `(user, action ref)` pairs: with RBAC on, that (non-admin) user lacks
     /// `action_execute` on that action (403 on `aliasexecution`).
     pub denied_actions: Vec<(String, String)>,
@@ -211,7 +231,8 @@ pub struct InquirySpec {
     /// Users allowed to answer (empty: anyone).
     pub users: Vec<String>,
     /// Roles allowed to answer (empty: anyone; checked only with RBAC on, where
-    /// [`EmulatorConfig::admins`] have `admin` and `system_admin`).
+    /// [`EmulatorConfig::admins`] have `admin` and users have the
+    /// [`EmulatorConfig::roles`] assigned to them).
     pub roles: Vec<String>,
     /// Route for notification rules.
     pub route: String,
@@ -247,6 +268,8 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("background_interval", &self.background_interval)
             .field("rbac", &self.rbac)
             .field("admins", &self.admins)
+            .field("roles", &self.roles)
+            .field("grants", &self.grants)
             .field("denied_actions", &self.denied_actions)
             .field("notify_rules", &self.notify_rules)
             .field("actions", &self.actions.len())
@@ -268,6 +291,8 @@ impl Default for EmulatorConfig {
             background_interval: Some(Duration::from_secs(1)),
             rbac: false,
             admins: vec!["st2admin".to_string()],
+            roles: Vec::new(),
+            grants: Vec::new(),
             denied_actions: Vec::new(),
             notify_rules: vec![
                 ("hubot".to_string(), "chatops".to_string()),
@@ -355,6 +380,8 @@ impl Emulator {
             framing: cfg.framing,
             rbac: cfg.rbac,
             admins: cfg.admins,
+            roles: cfg.roles,
+            grants: cfg.grants,
             denied_actions: cfg.denied_actions,
             notify_rules: cfg.notify_rules,
             registry: registry::Registry::new(&cfg.actions),

@@ -187,8 +187,17 @@ fn nginx_framing(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     })
 }
 
+/// st2's `RequestIDMiddleware` (`st2common/middleware/request_id.py`): the request's
+/// `X-Request-ID` when it has a non-empty one, else a new `uuid4`, on every answer.
 fn add_request_id(res: &mut ServiceResponse<BoxBody>) {
-    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+    let sent = res
+        .request()
+        .headers()
+        .get("x-request-id")
+        .filter(|v| !v.is_empty())
+        .cloned();
+    let id = sent.or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok());
+    if let Some(v) = id {
         res.headers_mut()
             .insert(HeaderName::from_static("x-request-id"), v);
     }

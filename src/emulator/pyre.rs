@@ -10,10 +10,12 @@
 //!   differ: a `{` that does not start a valid `{m,n}` quantifier is a literal in Python
 //!   (`\{` here), `{,n}` means `{0,n}`, `$` (not multi-line) matches at the end or before
 //!   a final newline, `\Z` is the absolute end (`\z`), `\s`/`\S` include `\x1c`–`\x1f`
-//!   (Python's `str.isspace`), `\uXXXX`/`\UXXXXXXXX`/octal escapes become `\x{…}`, an
-//!   escaped punctuation character is that character (`\<` is not a word boundary), a `[`
-//!   or `&&`/`~~` inside a class is literal, and global inline flags (`(?i)`, allowed
-//!   only at the very start, as in Python 3.11) apply to the whole pattern.
+//!   (Python's `str.isspace`), `\w`/`\W`/`\b`/`\B` use Python's word characters
+//!   (`str.isalnum` and `_`: no combining marks), `\uXXXX`/`\UXXXXXXXX`/octal escapes
+//!   become `\x{…}`, an escaped punctuation character is that character (`\<` is not a
+//!   word boundary), a `[` or `&&`/`~~` inside a class is literal, and global inline flags
+//!   (`(?i)`, allowed only at the very start, as in Python 3.11) apply to the whole
+//!   pattern.
 //!
 //! It also raises what `re.compile` raises where st2 depends on it: a group name that
 //! is not a Python identifier (`{{a.b}}` becomes `(?P<a.b>…)`), a name defined twice, a
@@ -60,6 +62,14 @@ pub(crate) struct Parsed {
 
 /// `Python \s` as a class item: Unicode whitespace plus the four separators.
 const PY_SPACE_ITEMS: &str = r"\s\x1c-\x1f";
+
+/// Python's `\w` as a class item: `_` and what `str.isalnum()` accepts, i.e. letters and
+/// numbers (`Modules/_sre/sre.c`, `SRE_UNI_IS_WORD`: `Py_UNICODE_ISALNUM(ch) || ch ==
+/// '_'`), as st2 compiles formats with Python's `re` (`re.compile(reg, re.DOTALL)`,
+/// `st2common/models/utils/action_alias_utils.py` line 158 in v3.9.0). Rust's `\w` also
+/// counts combining marks (`\p{M}`), so `\w+` took `e\u{301}` whole where Python stops
+/// before the accent, and `\b` sat elsewhere.
+const PY_WORD_ITEMS: &str = r"\p{L}\p{N}_";
 
 /// Parse a Python pattern compiled with `flags`, in `fancy-regex` letters (`"s"` for
 /// `re.DOTALL`, `"i"` for `re.IGNORECASE`, `""` for none).
@@ -625,12 +635,26 @@ impl Parser {
                 self.out.push_str("\\z");
                 return Ok((Token::AtEndString, false));
             }
-            'b' | 'B' => {
-                self.out.push('\\');
-                self.out.push(c);
+            // Python's boundaries, between its word characters and the rest.
+            'b' => {
+                let w = PY_WORD_ITEMS;
+                let _ = write!(self.out, "(?:(?<=[{w}])(?![{w}])|(?<![{w}])(?=[{w}]))");
                 return Ok((Token::Other, false));
             }
-            'd' | 'D' | 'w' | 'W' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
+            'B' => {
+                let w = PY_WORD_ITEMS;
+                let _ = write!(self.out, "(?:(?<=[{w}])(?=[{w}])|(?<![{w}])(?![{w}]))");
+                return Ok((Token::Other, false));
+            }
+            'w' => {
+                let _ = write!(self.out, "[{PY_WORD_ITEMS}]");
+                Token::Other
+            }
+            'W' => {
+                let _ = write!(self.out, "[^{PY_WORD_ITEMS}]");
+                Token::Other
+            }
+            'd' | 'D' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
                 self.out.push('\\');
                 self.out.push(c);
                 Token::Other
@@ -746,7 +770,11 @@ impl Parser {
             'S' => {
                 let _ = write!(self.out, "[^{PY_SPACE_ITEMS}]");
             }
-            'd' | 'D' | 'w' | 'W' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
+            'w' => self.out.push_str(PY_WORD_ITEMS),
+            'W' => {
+                let _ = write!(self.out, "[^{PY_WORD_ITEMS}]");
+            }
+            'd' | 'D' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
                 self.out.push('\\');
                 self.out.push(c);
             }

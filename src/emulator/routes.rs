@@ -36,6 +36,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/aliasexecution/match_and_execute",
             web::post().to(match_and_execute),
         )
+        .route("/api/v1/user", web::get().to(current_user))
         .route("/api/v1/inquiries", web::get().to(list_inquiries))
         .route("/api/v1/inquiries/{id}", web::get().to(get_inquiry))
         .route("/api/v1/inquiries/{id}", web::put().to(respond_inquiry))
@@ -155,11 +156,18 @@ pub(crate) fn authenticate(shared: &Shared, req: &HttpRequest) -> Result<Princip
         };
     }
     let query = query_pairs(req).unwrap_or_default();
+    let in_query = |mut p: Principal| {
+        p.location = "query";
+        p
+    };
     if let Some(t) = last(&query, "x-auth-token").filter(|t| !t.is_empty()) {
-        return shared.validate_token(t).map_err(unauthorized);
+        return shared.validate_token(t).map(in_query).map_err(unauthorized);
     }
     if let Some(k) = last(&query, "st2-api-key").filter(|k| !k.is_empty()) {
-        return shared.validate_api_key(k).map_err(unauthorized);
+        return shared
+            .validate_api_key(k)
+            .map(in_query)
+            .map_err(unauthorized);
     }
     if let Some(t) = cookie_token(req) {
         return shared.validate_token(&t).map_err(unauthorized);
@@ -913,12 +921,69 @@ async fn match_and_execute(req: HttpRequest, payload: web::Payload, shared: Data
     ))
 }
 
+// ----- user --------------------------------------------------------------------------
+
+/// `GET /api/v1/user`: who the credential is (`UserController.get`,
+/// `st2api/controllers/v1/user.py:24`; no `x-permissions`, `openapi.yaml.j2:221`).
+/// `authentication` is the router's `auth_info` (`st2common/router.py:376-389`): method
+/// `authentication token` or `API key`, the credential's location, and for a token its
+/// expiry as `%Y-%m-%dT%H:%M:%SZ`. `rbac.roles` is empty with RBAC off (user.py:37-41);
+/// `is_admin` is `user_is_admin` (user.py:52; true for everyone with RBAC off).
+async fn current_user(req: HttpRequest, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let s = &shared.settings;
+    let user = &principal.user;
+    let roles = if s.rbac { s.roles_of(user) } else { Vec::new() };
+    let method = match principal.kind {
+        super::CredentialKind::Token => "authentication token",
+        super::CredentialKind::ApiKey => "API key",
+    };
+    let mut authentication = Map::new();
+    authentication.insert("method".into(), json!(method));
+    authentication.insert("location".into(), json!(principal.location));
+    if let Some((_, expiry)) = &principal.token {
+        authentication.insert(
+            "token_expire".into(),
+            json!(expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        );
+    }
+    let body = json!({
+        "username": user,
+        "authentication": authentication,
+        "rbac": {
+            "enabled": s.rbac,
+            "roles": roles,
+            "is_admin": s.is_admin(user),
+        },
+    });
+    Ok(json_response(200, &body, Some(&principal)))
+}
+
 // ----- inquiries -------------------------------------------------------------------
+
+/// `ResourceTypeAccessDeniedError` and, for the global permission types the inquiry ones
+/// all are (`GLOBAL_PERMISSION_TYPES`, `st2common/rbac/types.py:437`),
+/// `ResourceAccessDeniedError` (`st2common/exceptions/rbac.py:40-84`): both say just
+/// `User "<name>" doesn't have required permission "<type>"`. 403.
+fn permission_denied(user: &str, permission_type: &str) -> Fault {
+    fault(
+        403,
+        format!("User \"{user}\" doesn't have required permission \"{permission_type}\""),
+    )
+}
 
 /// `GET /api/v1/inquiries`: the pending inquiries (`limit` default 20, checked as for
 /// every list).
 async fn list_inquiries(req: HttpRequest, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
+    // `x-permissions: inquiry_list` (`openapi.yaml.j2:1465`), checked by the router right
+    // after authentication, before the parameters (`st2common/router.py:445-461`).
+    if !shared
+        .settings
+        .has_global_permission(&principal.user, "inquiry_list")
+    {
+        return Err(permission_denied(&principal.user, "inquiry_list"));
+    }
     let query = query_or_400(&req)?;
     let limit = int_param(&query, "limit")?.unwrap_or(20);
     let limit = validate_limit(&shared, &principal, limit)?;
@@ -933,12 +998,25 @@ async fn list_inquiries(req: HttpRequest, shared: Data) -> Reply {
     Ok(list_page(page, total, limit, &principal))
 }
 
-/// The inquiry behind an id, after `check_inquiry` (404 unknown, 400 not an inquiry,
-/// timed out or answered).
-fn checked_inquiry(shared: &Shared, id: &str) -> Result<Value, Fault> {
+/// The inquiry behind an id as `InquiriesController` gets it: `_get_one_by_id` (404
+/// unknown; then `assert_user_has_resource_db_permission` with `permission_type`, 403,
+/// `st2api/controllers/v1/inquiries.py:219-245`), then `check_inquiry` (400 not an
+/// inquiry, timed out or answered; inquiries.py:130 and 175).
+fn checked_inquiry(
+    shared: &Shared,
+    principal: &Principal,
+    id: &str,
+    permission_type: &str,
+) -> Result<Value, Fault> {
     let Some((runner, status, inquiry)) = shared.inquiry(id) else {
         return Err(fault(404, "The resource could not be found."));
     };
+    if !shared
+        .settings
+        .has_inquiry_permission(&principal.user, permission_type)
+    {
+        return Err(permission_denied(&principal.user, permission_type));
+    }
     if runner != "inquirer" {
         return Err(fault(
             400,
@@ -963,7 +1041,8 @@ fn checked_inquiry(shared: &Shared, id: &str) -> Result<Value, Fault> {
 /// `GET /api/v1/inquiries/{id}`.
 async fn get_inquiry(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
-    let inquiry = checked_inquiry(&shared, &path.into_inner())?;
+    // `get_one`: `inquiry_view` (inquiries.py:114-117).
+    let inquiry = checked_inquiry(&shared, &principal, &path.into_inner(), "inquiry_view")?;
     Ok(json_response(200, &inquiry, Some(&principal)))
 }
 
@@ -981,7 +1060,8 @@ async fn respond_inquiry(
     let body = read_json(&req, payload).await?;
     validate_required(&body, INQUIRY_RESPONSE)?;
     let id = path.into_inner();
-    let inquiry = checked_inquiry(&shared, &id)?;
+    // `put`: `inquiry_respond` (inquiries.py:158-161).
+    let inquiry = checked_inquiry(&shared, &principal, &id, "inquiry_respond")?;
     // inquiry_service.check_permission: roles (any, when listed) and users (when listed).
     let user = &principal.user;
     let list = |k: &str| -> Vec<String> {
@@ -998,12 +1078,8 @@ async fn respond_inquiry(
     };
     let roles = list("roles");
     let users = list("users");
-    let s = &shared.settings;
-    let roles_ok = roles.is_empty()
-        || !s.rbac
-        || roles
-            .iter()
-            .any(|r| (r == "admin" || r == "system_admin") && s.admins.iter().any(|a| a == user));
+    // `user_has_role` for each listed role (`st2common/services/inquiry.py:80-90`).
+    let roles_ok = roles.is_empty() || roles.iter().any(|r| shared.settings.has_role(user, r));
     let users_ok = users.is_empty() || users.iter().any(|u| u == user);
     if !roles_ok || !users_ok {
         // The requester is a UserDB, printed with StormFoundationDB.__str__.

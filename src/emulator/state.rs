@@ -38,6 +38,10 @@ pub(crate) struct Settings {
     pub framing: Framing,
     pub rbac: bool,
     pub admins: Vec<String>,
+    /// `(user, role)` assignments besides the admins' `admin` (with RBAC on).
+    pub roles: Vec<(String, String)>,
+    /// `(user, permission type)` grants from custom roles (with RBAC on).
+    pub grants: Vec<(String, String)>,
     /// `(user, action ref)` pairs without `action_execute` (with RBAC on).
     pub denied_actions: Vec<(String, String)>,
     /// `(notification route, announcement route)` of the installed notify rules.
@@ -45,11 +49,116 @@ pub(crate) struct Settings {
     pub registry: Registry,
 }
 
+/// st2's system roles in the order st2 creates them (`SystemRole`,
+/// `st2common/rbac/types.py:273`, inserted in that order by `insert_system_roles`,
+/// `st2common/rbac/migrations.py:33`), which is the order `get_roles_for_user` finds
+/// them in (`Role.query(name__in=...)`, st2-rbac-backend `service.py:72`).
+const SYSTEM_ROLES: [&str; 3] = ["system_admin", "admin", "observer"];
+
+/// st2-rbac-backend's `READ_PERMISSION_NAMES` (`resolvers.py:61`): what `observer` grants.
+const READ_PERMISSION_NAMES: [&str; 3] = ["view", "list", "search"];
+
+/// The inquiry permissions any one of which passes a check on an existing inquiry
+/// (`InquiryPermissionsResolver.user_has_resource_db_permission`, st2-rbac-backend
+/// `resolvers.py:1251`: the grants are looked up for all three, whichever was asked).
+const INQUIRY_RESOURCE_PERMISSIONS: [&str; 3] = ["inquiry_view", "inquiry_respond", "inquiry_all"];
+
 impl Settings {
-    /// Whether `user` is an st2 admin; every user is one while RBAC is off (st2's
-    /// no-op RBAC backend: `user_is_admin` is always true).
+    /// Whether `user` is an st2 admin: `user_is_admin` is true for `system_admin` or
+    /// `admin` (st2-rbac-backend `utils.py:191`); every user is one while RBAC is off
+    /// (st2's no-op RBAC backend, and `user_has_role` is true when `rbac.enable` is off,
+    /// `utils.py:236`).
     pub(crate) fn is_admin(&self, user: &str) -> bool {
-        !self.rbac || self.admins.iter().any(|a| a == user)
+        !self.rbac
+            || self
+                .roles_of(user)
+                .iter()
+                .any(|r| r == "system_admin" || r == "admin")
+    }
+
+    /// The roles assigned to `user` with RBAC on, as `GET /api/v1/user` lists them:
+    /// [`Settings::admins`] have `admin` (st2's documented assignment for `st2admin` and
+    /// `stanley`, st2docs `rbac.rst` "Enabling RBAC"; nothing in st2 assigns
+    /// `system_admin` by itself), plus the [`Settings::roles`] assignments; system roles
+    /// first in st2's order, then the others as assigned, each once.
+    pub(crate) fn roles_of(&self, user: &str) -> Vec<String> {
+        let mut assigned: Vec<&str> = Vec::new();
+        if self.admins.iter().any(|a| a == user) {
+            assigned.push("admin");
+        }
+        assigned.extend(
+            self.roles
+                .iter()
+                .filter(|(u, _)| u == user)
+                .map(|(_, r)| r.as_str()),
+        );
+        let mut out: Vec<String> = Vec::new();
+        for r in SYSTEM_ROLES
+            .iter()
+            .copied()
+            .filter(|r| assigned.contains(r))
+            .chain(
+                assigned
+                    .iter()
+                    .copied()
+                    .filter(|r| !SYSTEM_ROLES.contains(r)),
+            )
+        {
+            if !out.iter().any(|o| o == r) {
+                out.push(r.to_string());
+            }
+        }
+        out
+    }
+
+    /// `RBACUtils.user_has_role` (st2-rbac-backend `utils.py:224`): always true with RBAC
+    /// off.
+    pub(crate) fn has_role(&self, user: &str, role: &str) -> bool {
+        !self.rbac || self.roles_of(user).iter().any(|r| r == role)
+    }
+
+    /// `_user_has_system_role_permission` (st2-rbac-backend `resolvers.py:137`):
+    /// `system_admin` and `admin` have every permission, `observer` the `view`, `list`
+    /// and `search` ones (the name is what follows the last `_`,
+    /// `PermissionType.get_permission_name`, `st2common/rbac/types.py:194`).
+    fn has_system_role_permission(&self, user: &str, permission_type: &str) -> bool {
+        let roles = self.roles_of(user);
+        let has = |r: &str| roles.iter().any(|x| x == r);
+        let name = permission_type.rsplit('_').next().unwrap_or("");
+        has("system_admin")
+            || has("admin")
+            || (has("observer") && READ_PERMISSION_NAMES.contains(&name))
+    }
+
+    fn granted(&self, user: &str, permission_type: &str) -> bool {
+        self.grants
+            .iter()
+            .any(|(u, p)| u == user && p == permission_type)
+    }
+
+    /// A global ("list") permission such as `inquiry_list`, as the router checks an
+    /// endpoint's `x-permissions` (`st2common/router.py:445`, only with `rbac.enable`)
+    /// through `_user_has_global_permission` (st2-rbac-backend `resolvers.py:102`): a
+    /// system role, or a grant of exactly that permission type (`inquiry_all` does not
+    /// give `inquiry_list`).
+    pub(crate) fn has_global_permission(&self, user: &str, permission_type: &str) -> bool {
+        !self.rbac
+            || self.has_system_role_permission(user, permission_type)
+            || self.granted(user, permission_type)
+    }
+
+    /// `inquiry_view` / `inquiry_respond` on an existing inquiry
+    /// (`user_has_resource_db_permission`: true with RBAC off, st2-rbac-backend
+    /// `utils.py:301`; then `InquiryPermissionsResolver`, `resolvers.py:1239`): a system
+    /// role, or a grant of any of `inquiry_view`, `inquiry_respond`, `inquiry_all`. (The
+    /// resolver's last resort, grants on the parent workflow's action or pack, never
+    /// applies: the emulator's inquiries have no parent.)
+    pub(crate) fn has_inquiry_permission(&self, user: &str, permission_type: &str) -> bool {
+        !self.rbac
+            || self.has_system_role_permission(user, permission_type)
+            || INQUIRY_RESOURCE_PERMISSIONS
+                .iter()
+                .any(|p| self.granted(user, p))
     }
 
     /// `<webui_base_url>/#/history/<id>/general` (`st2common/services/executions.py`).
@@ -73,6 +182,11 @@ impl Settings {
 pub(crate) struct Principal {
     pub user: String,
     pub kind: CredentialKind,
+    /// Where the credential was found, as st2's router records it in `auth_info`
+    /// (`st2common/router.py:382`: the security definition's `in`): `header` or
+    /// `query` (the `auth-token` cookie's definition says `in: header`, with `x-in:
+    /// cookie`; `openapi.yaml.j2:5572`).
+    pub location: &'static str,
     /// The token and its expiry, when a token was used (for the `auth-token` cookie).
     pub token: Option<(String, DateTime<Utc>)>,
 }
@@ -482,6 +596,7 @@ impl Shared {
             Some(info) => Ok(Principal {
                 user: info.user.clone(),
                 kind: CredentialKind::Token,
+                location: "header",
                 token: Some((token.to_string(), info.expiry)),
             }),
         }
@@ -493,6 +608,7 @@ impl Shared {
             Some((_, user)) => Ok(Principal {
                 user: user.clone(),
                 kind: CredentialKind::ApiKey,
+                location: "header",
                 token: None,
             }),
             None => Err(format!(

@@ -5,6 +5,7 @@
 pub mod forwarded;
 pub mod health;
 pub mod login;
+pub mod mattermost;
 pub mod metrics;
 pub mod post;
 pub mod redact;
@@ -36,6 +37,9 @@ pub struct HttpState {
     pub login_pages: Arc<login::LoginPages>,
     /// Slack connections in Events API mode, by connection name.
     pub slack_events: Arc<HashMap<String, crate::backends::slack::EventsEndpoint>>,
+    /// Mattermost connections whose answer buttons post presses here, by connection name.
+    pub mattermost_actions:
+        Arc<HashMap<String, actix::Recipient<crate::backends::mattermost::ActionRequest>>>,
     /// `[http] trusted_proxies`: whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<forwarded::TrustedProxies>,
     /// The origin of `[auth] public_url`, where the login page is published.
@@ -71,6 +75,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/slack/events/{connection}")
                 .app_data(slack::payload_config())
                 .route(web::post().to(slack::events)),
+        )
+        .service(
+            web::resource("/mattermost/actions/{connection}")
+                .app_data(mattermost::payload_config())
+                .route(web::post().to(mattermost::actions)),
         )
         // Both clients' servers took the paths with a trailing slash too.
         .service(

@@ -38,6 +38,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "result_lost",
         include_str!("../../static/templates/result_lost.hbs"),
     ),
+    (
+        "inquiries",
+        include_str!("../../static/templates/inquiries.hbs"),
+    ),
+    (
+        "inquiry_offer",
+        include_str!("../../static/templates/inquiry_offer.hbs"),
+    ),
+    (
+        "inquiry_answered",
+        include_str!("../../static/templates/inquiry_answered.hbs"),
+    ),
+    (
+        "inquiry_error",
+        include_str!("../../static/templates/inquiry_error.hbs"),
+    ),
 ];
 
 /// Why templates could not be loaded.

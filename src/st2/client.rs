@@ -57,6 +57,14 @@ const POOL_IDLE: Duration = Duration::from_secs(30);
 
 const USER_AGENT: &str = concat!("stormbridge/", env!("CARGO_PKG_VERSION"));
 
+/// st2's request id header (`st2common/constants/api.py` `REQUEST_ID_HEADER`).
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A header's value as text, when it is text.
+fn header_text(value: Option<&http::HeaderValue>) -> Option<String> {
+    value.and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
 /// TCP keepalive for the event stream: a connection whose peer vanished (host down, a NAT
 /// or firewall that forgot it) is reported dead after `idle + interval × retries`, however
 /// long StackStorm itself stays silent (a busy bus silences a filtered stream for minutes).
@@ -234,8 +242,13 @@ impl St2Client {
         }
     }
 
+    /// The API base URL, no trailing slash (for the calls in sibling modules).
+    pub(crate) fn api_url(&self) -> &str {
+        &self.endpoints.api_url
+    }
+
     /// A request with the bridge's usual headers; `body` is sent as JSON.
-    fn request(
+    pub(crate) fn request(
         method: Method,
         url: &str,
         credential: Option<(&str, &str)>,
@@ -378,12 +391,17 @@ impl St2Client {
         request: &AliasExecutionRequest,
     ) -> Result<Vec<AliasExecutionResult>, St2Error> {
         let url = format!("{}/aliasexecution", self.endpoints.api_url);
-        let req = Self::request(
+        let mut req = Self::request(
             Method::POST,
             &url,
             Some(cred.header()),
             Some(json_bytes(request)?),
         )?;
+        // st2's RequestIDMiddleware keeps the id a client sends: StackStorm's logs for this
+        // command then carry the id the bridge logs.
+        if let Ok(id) = http::HeaderValue::from_str(&request.source_context.request_id) {
+            req.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
         let bytes = self
             .exchange("aliasexecution", req, StatusCode::CREATED)
             .await?;
@@ -400,10 +418,7 @@ impl St2Client {
         id: &str,
     ) -> Result<serde_json::Value, St2Error> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(St2Error::Api {
-                status: 400,
-                faultstring: format!("`{id}` is not an execution id"),
-            });
+            return Err(St2Error::api(400, format!("`{id}` is not an execution id")));
         }
         let url = format!("{}/executions/{id}", self.endpoints.api_url);
         let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
@@ -442,6 +457,7 @@ impl St2Client {
         };
         let status = resp.status();
         if status != StatusCode::OK {
+            let resp_headers = resp.headers().clone();
             let body = tokio::time::timeout(
                 timeout,
                 Limited::new(resp.into_body(), MAX_ERROR_BODY_BYTES).collect(),
@@ -451,7 +467,12 @@ impl St2Client {
             .and_then(Result::ok)
             .map(http_body_util::Collected::to_bytes)
             .unwrap_or_default();
-            return Err(St2Error::from_response(status.as_u16(), &body));
+            let request_id = header_text(resp_headers.get(REQUEST_ID_HEADER));
+            return Err(St2Error::from_response(
+                status.as_u16(),
+                &body,
+                request_id.as_deref(),
+            ));
         }
         // nginx's own error pages carry its `default_type` *and* st2.conf's added type:
         // any of the values will do.
@@ -477,7 +498,7 @@ impl St2Client {
 
     /// Sends `req` and reads the whole answer, under the request timeout; an answer other
     /// than `expected` becomes the matching [`St2Error`].
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         endpoint: &'static str,
         req: Request<Full<Bytes>>,
@@ -489,7 +510,7 @@ impl St2Client {
     }
 
     /// [`St2Client::exchange`], with the answer's headers.
-    async fn exchange_with_headers(
+    pub(crate) async fn exchange_with_headers(
         &self,
         endpoint: &'static str,
         req: Request<Full<Bytes>>,
@@ -513,7 +534,12 @@ impl St2Client {
             if status == expected {
                 Ok((head.headers, body))
             } else {
-                Err(St2Error::from_response(status.as_u16(), &body))
+                let request_id = header_text(head.headers.get(REQUEST_ID_HEADER));
+                Err(St2Error::from_response(
+                    status.as_u16(),
+                    &body,
+                    request_id.as_deref(),
+                ))
             }
         })
         .await

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod credential;
 pub mod error;
+pub mod inquiries;
 pub mod models;
 pub mod result_message;
 pub mod sse;

@@ -822,6 +822,7 @@ fn owed(id: &str, at_secs: i64) -> crate::domain::result_ledger::PendingResult {
             thread: Some("1700.1".into()),
             message_id: Some("1700.2".into()),
             user_id: "U1".into(),
+            user_name: None,
             request_id: id.into(),
         },
         alias_ref: "demo.date".into(),

@@ -14,7 +14,7 @@ use stormbridge::{
 use tokio::io::{AsyncWriteExt, BufReader, DuplexStream, Lines};
 
 use crate::support::{
-    captured_logs, init_test_log, settings_for, start_with_console, with_test_aliases, WAIT,
+    captured_logs, init_test_log, settings_for, start_with_console_on, with_test_aliases, WAIT,
 };
 
 /// A bridge whose console input takes raw bytes and whose output is read raw.
@@ -29,13 +29,18 @@ struct RawConsole {
 
 impl RawConsole {
     async fn start() -> Self {
+        Self::start_on(false).await
+    }
+
+    /// A console that believes its output is a terminal.
+    async fn start_on(terminal: bool) -> Self {
         init_test_log();
         let opts = with_test_aliases();
         let emulator = Emulator::start(opts.emulator.clone())
             .await
             .expect("emulator starts");
         let settings = settings_for(&emulator, &opts);
-        let (app, input, output) = start_with_console(settings).await;
+        let (app, input, output) = start_with_console_on(settings, terminal).await;
         let console = Self {
             _emulator: emulator,
             app,
@@ -183,4 +188,26 @@ async fn control_characters_in_what_the_bot_says_are_shown_escaped() {
     for line in &console.seen {
         assert!(!line.chars().any(needs_escape), "{line:?}");
     }
+}
+
+#[actix_rt::test]
+async fn on_a_terminal_a_result_is_printed_as_lines_and_on_a_pipe_as_one() {
+    let mut tty = RawConsole::start_on(true).await;
+    tty.type_bytes(b"!st2 run uname\n").await;
+    tty.raw_line_containing("Started").await;
+    // The result's first line is its head; its lines follow, indented, none escaped.
+    tty.raw_line_containing("#ops: Alice:").await;
+    let status = tty.raw_line_containing("status : succeeded").await;
+    assert_eq!(status, "    status : succeeded", "{:#?}", tty.seen);
+    let stdout = tty.raw_line_containing("stdout : Linux").await;
+    assert_eq!(stdout, "    stdout : Linux");
+
+    let mut pipe = RawConsole::start().await;
+    pipe.type_bytes(b"!st2 run uname\n").await;
+    let result = pipe.raw_line_containing("status : succeeded").await;
+    assert!(
+        result.starts_with("[stormbridge] #ops: Alice: ")
+            && result.contains(r"\nstatus : succeeded\n"),
+        "one escaped line: {result}"
+    );
 }

@@ -158,6 +158,7 @@ impl Crowd {
                 ConsoleIo {
                     input: Box::new(bot_in),
                     output: Box::new(bot_out),
+                    terminal: false,
                 },
             );
             inputs.push(input);

@@ -494,3 +494,73 @@ async fn a_refused_token_stops_every_request() {
         b.actor("chat:dc").await
     );
 }
+
+#[actix_rt::test]
+async fn a_message_whose_answer_was_lost_is_sent_again_but_posted_once() {
+    let (fake, b) = dc_bridge().await;
+    // Discord made the message but its answer never came back (a 502 from its edge): the
+    // bridge cannot tell, tries again, and the nonce makes Discord hand back the first one.
+    fake.lose_answers(1);
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "exactly once", "channel": format!("dc:{GENERAL}")}),
+    );
+    assert!(
+        eventually!(WAIT, fake.nonce_hits() == 1),
+        "the send was tried again with the same nonce"
+    );
+    assert_eq!(fake.bot_messages(GENERAL, "exactly once").len(), 1);
+    // Later messages get nonces of their own.
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "and the next", "channel": format!("dc:{GENERAL}")}),
+    );
+    bot_msg(&fake, GENERAL, "and the next").await;
+    assert_eq!(fake.nonce_hits(), 1);
+}
+
+#[actix_rt::test]
+async fn a_resume_that_fails_once_is_tried_again_at_the_resume_url() {
+    // Discord: resume only at `resume_gateway_url`; the initial gateway URL is for new
+    // sessions (change log, "Session-specific Gateway Resume URLs").
+    let (fake, b) = dc_bridge().await;
+    fake.refuse_resumes(1);
+    fake.drop_gateways();
+    assert!(
+        eventually!(WAIT, !fake.resumes().is_empty()),
+        "resumed in the end: {:?}",
+        fake.attempt_paths()
+    );
+    let paths = fake.attempt_paths();
+    assert_eq!(
+        paths,
+        vec!["/gateway", "/resume", "/resume"],
+        "the first connection, the refused resume, the resume again"
+    );
+    assert_eq!(fake.identifies().len(), 1, "no new identify");
+    b.wait_ready(200).await;
+}
+
+#[actix_rt::test]
+async fn a_token_refused_by_get_gateway_bot_stops_the_connection() {
+    let fake = FakeDiscord::start().await;
+    fake.revoke_token();
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("");
+    let b = TestBridge::start_with(opts).await;
+    let down = eventually!(WAIT, b.actor("chat:dc").await["state"] == "down");
+    let actor = b.actor("chat:dc").await;
+    assert!(down, "{actor}");
+    assert!(
+        actor["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused the bot token") && e.contains("401")),
+        "{actor}"
+    );
+    assert!(
+        !eventually!(Duration::from_secs(2), fake.unauthorized() > 1),
+        "GET /gateway/bot was asked again after its 401: {} times",
+        fake.unauthorized()
+    );
+    assert_eq!(fake.gateway_attempts(), 0);
+}

@@ -27,6 +27,18 @@
 //! messages; buffered while it is disconnected), with `guild_id`, `member` and `mentions`
 //! in guilds, and an empty `content` when the session lacks the message-content intent,
 //! except in DMs, for the bot's own messages and when the bot is mentioned, as Discord does.
+//!
+//! Interactions (https://discord.com/developers/docs/interactions/receiving-and-responding):
+//! [`FakeDiscord::press`] sends `INTERACTION_CREATE` (type 3 `MESSAGE_COMPONENT`, `data` with
+//! the button's `custom_id` and `component_type` 2, the presser in `member.user` in the
+//! guild or `user` in a DM, `token`, `message`) to every session, whatever its intents.
+//! `POST /interactions/{id}/{token}/callback` needs no bot token; an unknown id or token, or
+//! one more than 3 s old, gets 404 code 10062 "Unknown interaction", a second callback 400
+//! code 40060. After a callback, the token (15 minutes) edits the original message
+//! (`PATCH /webhooks/{application_id}/{token}/messages/@original`: for a component's
+//! interaction, the message the button is on) and sends follow-ups (`POST
+//! /webhooks/{application_id}/{token}`; `flags` 64 makes one ephemeral: only the presser
+//! sees it, so it is recorded and not posted in the channel).
 
 use std::{
     collections::HashMap,
@@ -51,6 +63,8 @@ pub const MAX_CHARS: usize = 2000;
 const GUILD_MESSAGES: u64 = 1 << 9;
 const DIRECT_MESSAGES: u64 = 1 << 12;
 const MESSAGE_CONTENT: u64 = 1 << 15;
+/// How long Create Message remembers a nonce ("the past few minutes").
+const NONCE_MEMORY: Duration = Duration::from_secs(300);
 /// Every intent the documentation lists (bits 0–25).
 const KNOWN_INTENTS: u64 = (1 << 26) - 1;
 /// `X-RateLimit-Bucket` of the create-message route (one hash for every channel; the
@@ -63,6 +77,30 @@ pub const BOT: &str = "800000000000000100";
 pub const ALICE: &str = "800000000000000200";
 pub const OTHER_BOT: &str = "800000000000000300";
 const HOOK: &str = "800000000000000400";
+pub const BOB: &str = "800000000000000500";
+/// The bot's application id (interactions and their webhooks name it).
+pub const APPLICATION: &str = "800000000000000600";
+
+/// One interaction the fake created.
+#[derive(Clone, Debug)]
+pub struct Interaction {
+    pub id: String,
+    pub token: String,
+    pub channel: String,
+    /// The message the pressed button is on.
+    pub message_id: String,
+    pub at: Instant,
+    /// The callback the bot answered with, and when.
+    pub callback: Option<(Value, Instant)>,
+}
+
+/// A follow-up message sent with an interaction's token.
+#[derive(Clone, Debug)]
+pub struct Followup {
+    pub interaction: String,
+    pub body: Value,
+    pub ephemeral: bool,
+}
 
 enum Cmd {
     Send(Value),
@@ -103,6 +141,10 @@ struct Window {
 struct State {
     next_id: u64,
     messages: Vec<Stored>,
+    /// Create Message calls answered with an earlier message of the same nonce.
+    nonce_hits: usize,
+    /// Messages still to be created and then answered 502 ([`FakeDiscord::lose_answers`]).
+    lost_answers: usize,
     dms: HashMap<String, String>,
     sessions: HashMap<String, Session>,
     identifies: Vec<Handshake>,
@@ -114,6 +156,10 @@ struct State {
     gateway_bot_calls: usize,
     invalidate_resumes: bool,
     refuse_gateway: bool,
+    /// Connections to the resume URL still to refuse ([`FakeDiscord::refuse_resumes`]).
+    refused_resumes: usize,
+    /// The path of every gateway connection attempt (`/gateway` or `/resume`), in order.
+    attempt_paths: Vec<String>,
     mute_acks: bool,
     no_message_content: bool,
     gateway_attempts: usize,
@@ -129,6 +175,10 @@ struct State {
     windows: HashMap<String, Window>,
     /// When each window a send used up resets.
     used_up: Vec<Instant>,
+    interactions: Vec<Interaction>,
+    followups: Vec<Followup>,
+    /// `(message id, body)` of each edit of an original interaction message.
+    edits: Vec<(String, Value)>,
 }
 
 fn user(id: &str) -> Value {
@@ -136,6 +186,7 @@ fn user(id: &str) -> Value {
         BOT => ("stormbot", true),
         OTHER_BOT => ("otherbot", true),
         ALICE => ("alice", false),
+        BOB => ("bob", false),
         _ => ("someone", false),
     };
     let mut u = json!({"id": id, "username": name, "discriminator": "0", "global_name": name, "avatar": null});
@@ -171,6 +222,20 @@ impl State {
     fn id(&mut self) -> String {
         self.next_id += 1;
         format!("9{:017}", self.next_id)
+    }
+
+    /// Sends a dispatch to every session (interactions need no intent).
+    fn dispatch_any(&mut self, t: &str, d: &Value) {
+        for s in self.sessions.values_mut() {
+            s.seq += 1;
+            let ev = json!({"op": 0, "t": t, "s": s.seq, "d": d});
+            s.buffer.push(ev.clone());
+            if let Some(tx) = &s.tx {
+                if tx.send(Cmd::Send(ev)).is_err() {
+                    s.tx = None;
+                }
+            }
+        }
     }
 
     fn dispatch_message(&mut self, event: &Value) {
@@ -453,9 +518,56 @@ async fn create_message(
             }
         }
     }
-    let msg = st.create(user(BOT), None, &channel, content, reference.as_ref());
+    // Create Message (https://discord.com/developers/docs/resources/message#create-message):
+    // `nonce` is at most 25 characters; with `enforce_nonce`, a message the same author made
+    // with the same nonce in the past few minutes is returned and no new one is created.
+    let nonce = match body.get("nonce") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) if n.chars().count() <= 25 => Some(n.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            return form_error(
+                "nonce",
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 25 or fewer in length.",
+            )
+        }
+    };
+    let enforce = body.get("enforce_nonce").and_then(Value::as_bool) == Some(true);
+    if let (Some(n), true) = (&nonce, enforce) {
+        let recent = st
+            .messages
+            .iter()
+            .find(|m| {
+                m.msg["author"]["id"] == BOT
+                    && m.msg["nonce"].as_str() == Some(n.as_str())
+                    && m.at.elapsed() < NONCE_MEMORY
+            })
+            .map(|m| m.msg.clone());
+        if let Some(existing) = recent {
+            st.nonce_hits += 1;
+            return HttpResponse::Ok().json(existing);
+        }
+    }
+    let mut msg = st.create(user(BOT), None, &channel, content, reference.as_ref());
+    if let Some(n) = &nonce {
+        msg["nonce"] = json!(n);
+        if let Some(stored) = st.messages.last_mut() {
+            stored.msg["nonce"] = json!(n);
+        }
+    }
+    if let Some(components) = body.get("components") {
+        msg["components"] = components.clone();
+        if let Some(stored) = st.messages.last_mut() {
+            stored.msg["components"] = components.clone();
+        }
+    }
     if remaining == 0 {
         st.used_up.push(resets);
+    }
+    if st.lost_answers > 0 {
+        st.lost_answers -= 1;
+        return HttpResponse::BadGateway().body("<html>502 Bad Gateway</html>");
     }
     let mut b = HttpResponse::Ok();
     bucket_headers(
@@ -576,7 +688,14 @@ async fn gateway(
         let mut st = st.lock();
         st.gateway_attempts += 1;
         st.gateway_queries.push(req.query_string().to_owned());
+        let resume = req.path().starts_with("/resume");
+        st.attempt_paths
+            .push(if resume { "/resume" } else { "/gateway" }.to_owned());
         if st.refuse_gateway {
+            return Ok(err(503, 0, "503: Service Unavailable"));
+        }
+        if resume && st.refused_resumes > 0 {
+            st.refused_resumes -= 1;
             return Ok(err(503, 0, "503: Service Unavailable"));
         }
     }
@@ -757,6 +876,15 @@ impl FakeDiscord {
                                 "/api/v10/channels/{id}/messages",
                                 web::post().to(create_message),
                             )
+                            .route(
+                                "/api/v10/interactions/{id}/{token}/callback",
+                                web::post().to(interaction_callback),
+                            )
+                            .route(
+                                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                                web::patch().to(edit_original),
+                            )
+                            .route("/api/v10/webhooks/{app}/{token}", web::post().to(followup))
                             .route("/gateway", web::get().to(gateway))
                             .route("/gateway/", web::get().to(gateway))
                             .route("/resume", web::get().to(gateway))
@@ -835,6 +963,68 @@ impl FakeDiscord {
             })
             .cloned()
             .collect()
+    }
+
+    /// `presser` presses the button `custom_id` on the bot's message `message` (as stored):
+    /// an `INTERACTION_CREATE` on the gateway. Returns the interaction id.
+    pub fn press(&self, presser: &str, message: &Value, custom_id: &str) -> String {
+        let mut st = self.state.lock();
+        let id = st.id();
+        let token = format!("aW50ZXJhY3Rpb246{}", uuid::Uuid::new_v4().simple());
+        let channel = message["channel_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut shown = message.clone();
+        for extra in ["guild_id", "member"] {
+            if let Some(o) = shown.as_object_mut() {
+                o.remove(extra);
+            }
+        }
+        let mut d = json!({
+            "id": id, "application_id": APPLICATION, "type": 3, "version": 1,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "channel_id": channel, "channel": {"id": channel, "type": if channel == GENERAL { 0 } else { 1 }},
+            "token": token, "message": shown, "app_permissions": "0", "locale": "en-US",
+            "entitlements": [], "authorizing_integration_owners": {}, "attachment_size_limit": 8388608,
+        });
+        if channel == GENERAL {
+            d["guild_id"] = json!(GUILD);
+            d["guild_locale"] = json!("en-US");
+            d["context"] = json!(0);
+            let mut m = member();
+            m["user"] = user(presser);
+            m["permissions"] = json!("0");
+            d["member"] = m;
+        } else {
+            d["context"] = json!(1);
+            d["user"] = user(presser);
+        }
+        st.interactions.push(Interaction {
+            id: id.clone(),
+            token,
+            channel,
+            message_id: message["id"].as_str().unwrap_or_default().to_owned(),
+            at: Instant::now(),
+            callback: None,
+        });
+        st.dispatch_any("INTERACTION_CREATE", &d);
+        id
+    }
+
+    /// The interactions so far, with their callbacks.
+    pub fn interactions(&self) -> Vec<Interaction> {
+        self.state.lock().interactions.clone()
+    }
+
+    /// The follow-ups so far.
+    pub fn followups(&self) -> Vec<Followup> {
+        self.state.lock().followups.clone()
+    }
+
+    /// The edits of original interaction messages so far.
+    pub fn edits(&self) -> Vec<(String, Value)> {
+        self.state.lock().edits.clone()
     }
 
     /// The next `n` message sends get a 429 asking to wait `retry_after` seconds; `global`
@@ -931,6 +1121,16 @@ impl FakeDiscord {
     }
 
     /// Refuses (503) gateway connections while `on`.
+    /// The next `n` connections to the resume URL are refused with a 503.
+    pub fn refuse_resumes(&self, n: usize) {
+        self.state.lock().refused_resumes = n;
+    }
+
+    /// The path of every gateway connection attempt so far (`/gateway` or `/resume`).
+    pub fn attempt_paths(&self) -> Vec<String> {
+        self.state.lock().attempt_paths.clone()
+    }
+
     pub fn refuse_gateway(&self, on: bool) {
         self.state.lock().refuse_gateway = on;
     }
@@ -963,6 +1163,18 @@ impl FakeDiscord {
 
     pub fn resumes(&self) -> Vec<Handshake> {
         self.state.lock().resumes.clone()
+    }
+
+    /// Create Message calls answered with the message an earlier call with the same nonce
+    /// made (`enforce_nonce`).
+    pub fn nonce_hits(&self) -> usize {
+        self.state.lock().nonce_hits
+    }
+
+    /// The next `n` messages are created but answered with a 502, as when Discord's edge
+    /// loses the answer of a request that went through.
+    pub fn lose_answers(&self, n: usize) {
+        self.state.lock().lost_answers = n;
     }
 
     /// The `d` of every heartbeat.
@@ -1001,4 +1213,121 @@ impl Drop for FakeDiscord {
         self.drop_gateways();
         drop(self.handle.stop(false));
     }
+}
+
+/// The interaction behind an id and token, if it can still be answered.
+fn interaction_index(st: &State, id: Option<&str>, token: &str) -> Option<usize> {
+    st.interactions
+        .iter()
+        .position(|i| i.token == token && id.is_none_or(|id| i.id == id))
+}
+
+fn unknown_interaction() -> HttpResponse {
+    err(404, 10062, "Unknown interaction")
+}
+
+/// `POST /interactions/{id}/{token}/callback`: within 3 s, once.
+async fn interaction_callback(
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+    st: web::Data<Shared>,
+) -> HttpResponse {
+    let (id, token) = path.into_inner();
+    let mut st = st.lock();
+    let Some(at) = interaction_index(&st, Some(&id), &token) else {
+        return unknown_interaction();
+    };
+    let i = &mut st.interactions[at];
+    if i.at.elapsed() > Duration::from_secs(3) {
+        return unknown_interaction();
+    }
+    if i.callback.is_some() {
+        return err(400, 40060, "Interaction has already been acknowledged.");
+    }
+    match body.get("type").and_then(Value::as_u64) {
+        Some(4..=7) => {}
+        _ => {
+            return form_error(
+                "type",
+                "BASE_TYPE_CHOICES",
+                "Value must be one of {4, 5, 6, 7}.",
+            )
+        }
+    }
+    i.callback = Some((body.into_inner(), Instant::now()));
+    HttpResponse::NoContent().finish()
+}
+
+/// The interaction for a webhook call: known, acknowledged, under 15 minutes old.
+fn acked_interaction(st: &State, app: &str, token: &str) -> Option<usize> {
+    if app != APPLICATION {
+        return None;
+    }
+    interaction_index(st, None, token).filter(|&at| {
+        let i = &st.interactions[at];
+        i.callback.is_some() && i.at.elapsed() < Duration::from_secs(15 * 60)
+    })
+}
+
+/// `PATCH /webhooks/{application_id}/{token}/messages/@original`.
+async fn edit_original(
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+    st: web::Data<Shared>,
+) -> HttpResponse {
+    let (app, token) = path.into_inner();
+    let mut st = st.lock();
+    let Some(at) = acked_interaction(&st, &app, &token) else {
+        return unknown_interaction();
+    };
+    let message_id = st.interactions[at].message_id.clone();
+    let Some(stored) = st
+        .messages
+        .iter_mut()
+        .find(|m| m.msg["id"] == message_id.as_str())
+    else {
+        return err(404, 10008, "Unknown Message");
+    };
+    for key in ["content", "components"] {
+        if let Some(v) = body.get(key) {
+            stored.msg[key] = v.clone();
+        }
+    }
+    stored.msg["edited_timestamp"] = json!("2026-11-23T21:00:01.000000+00:00");
+    let edited = stored.msg.clone();
+    st.edits.push((message_id, body.into_inner()));
+    HttpResponse::Ok().json(edited)
+}
+
+/// `POST /webhooks/{application_id}/{token}`: a follow-up; an ephemeral one is recorded only.
+async fn followup(
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+    st: web::Data<Shared>,
+) -> HttpResponse {
+    let (app, token) = path.into_inner();
+    let mut st = st.lock();
+    let Some(at) = acked_interaction(&st, &app, &token) else {
+        return unknown_interaction();
+    };
+    let content = body["content"].as_str().unwrap_or_default().to_owned();
+    if content.is_empty() {
+        return err(400, 50006, "Cannot send an empty message");
+    }
+    let ephemeral = body["flags"].as_u64().is_some_and(|f| f & 64 != 0);
+    let interaction = st.interactions[at].id.clone();
+    let channel = st.interactions[at].channel.clone();
+    st.followups.push(Followup {
+        interaction,
+        body: body.into_inner(),
+        ephemeral,
+    });
+    let mut msg = if ephemeral {
+        let id = st.id();
+        json!({"id": id, "channel_id": channel, "content": content, "flags": 64})
+    } else {
+        st.create(user(BOT), None, &channel, &content, None)
+    };
+    msg["webhook_id"] = json!(APPLICATION);
+    HttpResponse::Ok().json(msg)
 }

@@ -11,6 +11,17 @@
 //! missed (from a per-connection buffer) and no new `hello`. A `posted` event goes to every
 //! authenticated connection of a channel member, with `data.post` as a JSON string. Posts
 //! by bot accounts get `props.from_bot = "true"`, as on a real server.
+//!
+//! Interactive message buttons
+//! (https://developers.mattermost.com/integrate/plugins/interactive-messages/): a post's
+//! `props.attachments[].actions[].integration` (`url`, `context`) stays on the server — the
+//! API's answer and the `posted` event carry the post without it, as the server's
+//! `Post.StripActionIntegrations` does. [`FakeMattermost::press`] is a user pressing a
+//! button: the server POSTs `{user_id, user_name, channel_id, channel_name, team_id,
+//! team_domain, post_id, trigger_id, type, data_source, context}` (its
+//! `PostActionIntegrationRequest`) to the integration's `url`, then applies the answer:
+//! `update` replaces the post's `message` (and its `props`, when given), `ephemeral_text`
+//! is shown to the presser only.
 
 use std::{
     collections::HashMap,
@@ -132,6 +143,27 @@ struct State {
     retry_after_secs: u64,
     rate_limited_at: Vec<Instant>,
     requests: Vec<String>,
+    /// `(user id, text)` of each ephemeral message an integration answered with.
+    ephemerals: Vec<(String, String)>,
+}
+
+/// The post as clients see it: action integrations (`url`, `context`) removed.
+fn strip_action_integrations(mut post: Value) -> Value {
+    if let Some(attachments) = post
+        .pointer_mut("/props/attachments")
+        .and_then(Value::as_array_mut)
+    {
+        for attachment in attachments {
+            if let Some(actions) = attachment.get_mut("actions").and_then(Value::as_array_mut) {
+                for action in actions {
+                    if let Some(a) = action.as_object_mut() {
+                        a.remove("integration");
+                    }
+                }
+            }
+        }
+    }
+    post
 }
 
 struct Shared {
@@ -147,6 +179,8 @@ pub struct FakeMattermost {
     handle: ServerHandle,
     pub bot_id: String,
     pub alice_id: String,
+    /// A second person, in `town-square` too.
+    pub bob_id: String,
     pub other_bot_id: String,
     /// `town-square`, a public channel of the team with alice and the bot in it.
     pub town_square: String,
@@ -294,6 +328,7 @@ impl Shared {
             post: post.clone(),
             at: Instant::now(),
         });
+        let post = strip_action_integrations(post);
         let event = json!({
             "event": "posted",
             "data": {
@@ -658,6 +693,7 @@ impl FakeMattermost {
     pub async fn start() -> Self {
         let team_id = new_id();
         let (bot_id, alice_id, other_bot_id) = (new_id(), new_id(), new_id());
+        let bob_id = new_id();
         let town_square = new_id();
         let mut st = State {
             retry_after_secs: 1,
@@ -675,6 +711,11 @@ impl FakeMattermost {
                 is_bot: false,
             },
             User {
+                id: bob_id.clone(),
+                username: "bob".into(),
+                is_bot: false,
+            },
+            User {
                 id: other_bot_id.clone(),
                 username: "otherbot".into(),
                 is_bot: true,
@@ -687,7 +728,12 @@ impl FakeMattermost {
             name: "town-square".into(),
             display_name: "Town Square".into(),
             kind: "O",
-            members: vec![bot_id.clone(), alice_id.clone(), other_bot_id.clone()],
+            members: vec![
+                bot_id.clone(),
+                alice_id.clone(),
+                other_bot_id.clone(),
+                bob_id.clone(),
+            ],
         });
         st.channels.push(Channel {
             id: new_id(),
@@ -754,6 +800,7 @@ impl FakeMattermost {
             bot_id,
             alice_id,
             other_bot_id,
+            bob_id,
             town_square,
         }
     }
@@ -841,6 +888,103 @@ impl FakeMattermost {
     /// The direct channel between two users (created like `POST /channels/direct`).
     pub fn direct_channel(&self, a: &str, b: &str) -> String {
         self.shared.direct_channel(a, b).expect("users exist").id
+    }
+
+    /// `user_id` presses the action `action_id` of the post `post_id`, as the web app's
+    /// button does: the server's request to the integration, and the answer applied.
+    /// Returns the integration's HTTP status and answer.
+    pub async fn press(&self, user_id: &str, post_id: &str, action_id: &str) -> (u16, Value) {
+        let (request, url) = {
+            let st = self.shared.state.lock();
+            let post = st
+                .posts
+                .iter()
+                .find(|p| p.str("id") == post_id)
+                .map(|p| p.post.clone())
+                .expect("the pressed post exists");
+            let action = post["props"]["attachments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|a| a["actions"].as_array().cloned().unwrap_or_default())
+                .find(|a| a["id"] == action_id)
+                .expect("the pressed action exists");
+            let channel = st
+                .channels
+                .iter()
+                .find(|c| c.id == post["channel_id"].as_str().unwrap_or_default())
+                .cloned()
+                .expect("the post's channel");
+            let user = st
+                .users
+                .iter()
+                .find(|u| u.id == user_id)
+                .cloned()
+                .expect("the presser exists");
+            let request = json!({
+                "user_id": user.id, "user_name": user.username,
+                "channel_id": channel.id, "channel_name": channel.name,
+                "team_id": channel.team_id, "team_domain": if channel.team_id.is_empty() { "" } else { self.shared.team_name.as_str() },
+                "post_id": post_id, "trigger_id": new_id(), "type": "button", "data_source": "",
+                "context": action["integration"]["context"],
+            });
+            let url = action["integration"]["url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (request, url)
+        };
+        self.post_action(&url, &request, user_id, post_id).await
+    }
+
+    /// Sends `request` to an integration `url` as the server would, for `post_id`, and
+    /// applies the answer; also used to forge requests the real server would never send.
+    pub async fn post_action(
+        &self,
+        url: &str,
+        request: &Value,
+        user_id: &str,
+        post_id: &str,
+    ) -> (u16, Value) {
+        let mut resp = awc::Client::default()
+            .post(url)
+            .send_json(request)
+            .await
+            .expect("the integration answers");
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        let mut st = self.shared.state.lock();
+        if status == 200 {
+            if let Some(update) = answer.get("update").filter(|u| u.is_object()) {
+                if let Some(p) = st.posts.iter_mut().find(|p| p.str("id") == post_id) {
+                    if let Some(message) = update.get("message") {
+                        p.post["message"] = message.clone();
+                    }
+                    if let Some(props) = update.get("props") {
+                        p.post["props"] = props.clone();
+                    }
+                    p.post["edit_at"] = json!(now_ms());
+                }
+            }
+            if let Some(text) = answer["ephemeral_text"].as_str().filter(|t| !t.is_empty()) {
+                st.ephemerals.push((user_id.to_owned(), text.to_owned()));
+            }
+        }
+        (status, answer)
+    }
+
+    /// `(user id, text)` of the ephemeral messages shown so far.
+    pub fn ephemerals(&self) -> Vec<(String, String)> {
+        self.shared.state.lock().ephemerals.clone()
+    }
+
+    /// The stored post (with its integrations, as the server keeps it).
+    pub fn post(&self, id: &str) -> Option<Value> {
+        let st = self.shared.state.lock();
+        st.posts
+            .iter()
+            .find(|p| p.str("id") == id)
+            .map(|p| p.post.clone())
     }
 
     /// Every post by the bot, oldest first.

@@ -411,6 +411,7 @@ impl TwoConsoles {
                 ConsoleIo {
                     input: Box::new(bot_in),
                     output: Box::new(bot_out),
+                    terminal: false,
                 },
             );
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -184,7 +184,8 @@ async fn a_429_with_retry_after_delays_and_then_delivers() {
     assert_eq!(calls[0].status, 429);
     assert_eq!(calls[1].status, 200);
     assert_eq!(
-        calls[1].body["text"], "after the limit",
+        text_of(&calls[1].body),
+        "after the limit",
         "the limited message is retried first"
     );
     let waited = calls[1].at.duration_since(calls[0].at);
@@ -444,7 +445,7 @@ async fn a_full_outbound_queue_drops_the_oldest_and_delivers_the_rest_in_order()
     let tried = eventually!(WAIT, slack.calls("chat.postMessage").len() >= 2);
     assert!(tried);
     slack.fail_next_posts(0);
-    let delivered = eventually!(WAIT, slack.posts().iter().any(|p| p["text"] == "m5"));
+    let delivered = eventually!(WAIT, slack.posts().iter().any(|p| text_of(p) == "m5"));
     assert!(delivered, "{:#?}", slack.posts());
     let texts: Vec<String> = slack.posts().iter().map(text_of).collect();
     assert_eq!(texts, vec!["m3", "m4", "m5"], "oldest dropped, order kept");

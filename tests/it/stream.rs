@@ -206,8 +206,8 @@ async fn a_result_announced_while_the_stream_was_away_is_posted_once_with_stacks
     let posted = b.line_containing(&format!("execution: {id}")).await;
     assert_eq!(
         posted,
-        format!("[stormbridge] #ops: {announced}"),
-        "the text the chatops pack rendered"
+        format!("[stormbridge] #ops: Alice: {announced}"),
+        "the text the chatops pack rendered, addressed to who ran it"
     );
     assert_eq!(
         b.metric("stormbridge_results_delivered_total{source=\"reconciliation\"}")

@@ -232,6 +232,14 @@ impl TestBridge {
 pub async fn start_with_console(
     settings: Settings,
 ) -> (RunningApp, DuplexStream, Lines<BufReader<DuplexStream>>) {
+    start_with_console_on(settings, false).await
+}
+
+/// [`start_with_console`], with the console told whether its output is a terminal.
+pub async fn start_with_console_on(
+    settings: Settings,
+    terminal: bool,
+) -> (RunningApp, DuplexStream, Lines<BufReader<DuplexStream>>) {
     let (bot_in, console_in) = tokio::io::duplex(1 << 20);
     let (bot_out, test_out) = tokio::io::duplex(1 << 20);
     let app = app::start(
@@ -240,6 +248,7 @@ pub async fn start_with_console(
             console_io: Some(ConsoleIo {
                 input: Box::new(bot_in),
                 output: Box::new(bot_out),
+                terminal,
             }),
             ..AppOptions::default()
         },

@@ -12,7 +12,7 @@ use serde_json::json;
 use stormbridge::backends::xmpp::{
     client::{self, join_xml, message_xml, Login, XmppStream},
     config::{Jid, TlsMode},
-    xml::{Element, Frame},
+    xml::{Element, Frame, MAX_STANZA},
 };
 use tokio::net::TcpStream;
 
@@ -84,11 +84,14 @@ impl Prosody {
              modules_disabled = {{ \"s2s\" }}\n\
              {encryption}\
              authentication = \"internal_plain\"\nstorage = \"internal\"\n\
+             c2s_stanza_size_limit = {stanza_limit}\n\
              VirtualHost \"localhost\"\n{ssl}\
              Component \"conference.localhost\" \"muc\"\n    muc_room_locking = false\n",
             d = d.display(),
             port = server.port,
             s2s = free_port(),
+            // Above the bridge's own limit, so a test user can send it a stanza over that.
+            stanza_limit = 4 * MAX_STANZA,
         );
         std::fs::write(d.join("prosody.cfg.lua"), text).expect("prosody config written");
         for user in users {
@@ -559,4 +562,146 @@ async fn a_kicked_bot_rejoins_its_room() {
         .await;
     alice.say(ROOM, "groupchat", "!st2 run date").await;
     alice.message_from(&bot, "Started").await;
+}
+
+/// The number of stanzas the bridge skipped for being over a reader limit, as `/actors`
+/// shows it (0 before the first).
+async fn skipped_stanzas(b: &TestBridge, name: &str) -> u64 {
+    b.actor(name).await["details"]["skipped_stanzas"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn a_big_message_is_read_and_one_over_the_limit_is_skipped_then_the_bot_answers() {
+    let (_server, mut alice, b) = setup("xmpp-big", "").await;
+    let name = "chat:xmpp-big";
+    let restarts = b.actor(name).await["restarts"].as_u64();
+
+    // A stanza bigger than prosody's default stanza limit (256 KiB) but within the bridge's:
+    // a short command with a big payload beside it (as a client's rich-text or preview
+    // extension may be) is read whole and answered.
+    let payload = "x".repeat(600 * 1024);
+    alice
+        .send(format!(
+            "<message to='stormbot@localhost' type='chat' id='big1'><body>!st2 run date</body>\
+             <preview xmlns='urn:example:preview'>{payload}</preview></message>"
+        ))
+        .await;
+    alice.message_from("stormbot@localhost", "Started").await;
+    let exec = b.emulator.executions();
+    assert_eq!(exec.len(), 1);
+    assert_eq!(
+        exec[0].parameters.get("cmd").map(String::as_str),
+        Some("date")
+    );
+    assert_eq!(b.actor(name).await["restarts"].as_u64(), restarts);
+
+    // Over the bridge's limit, a command with a 1 MiB text run: skipped without closing the
+    // stream. alice is told, the skip is counted, and nothing ran.
+    alice
+        .say(
+            "stormbot@localhost",
+            "chat",
+            &format!("!st2 run hidden {}", "y".repeat(MAX_STANZA + 1)),
+        )
+        .await;
+    let told = alice
+        .message_from("stormbot@localhost", "too large to read")
+        .await;
+    assert!(told.contains("the limit is 1024 KiB"), "{told}");
+    let counted = eventually!(WAIT, skipped_stanzas(&b, name).await == 1);
+    assert!(counted, "{}", b.actor(name).await);
+
+    // No reconnect: the same connection reads and answers the next command.
+    alice
+        .say("stormbot@localhost", "chat", "!st2 run uptime")
+        .await;
+    alice.message_from("stormbot@localhost", "Started").await;
+    let actor = b.actor(name).await;
+    assert_eq!(actor["restarts"].as_u64(), restarts, "{actor}");
+    assert_eq!(actor["state"], "up", "{actor}");
+    let cmds: Vec<String> = b
+        .emulator
+        .executions()
+        .iter()
+        .filter_map(|e| e.parameters.get("cmd").cloned())
+        .collect();
+    assert_eq!(cmds, ["date", "uptime"]);
+    let logs = captured_logs();
+    assert!(
+        logs.contains("skipped an inbound stanza over the reader's limit"),
+        "no warning logged"
+    );
+    assert!(
+        !logs.contains("yyyyyyyy"),
+        "the stanza's content was logged"
+    );
+}
+
+#[actix_rt::test]
+async fn a_nesting_bomb_in_a_room_is_skipped_and_the_bot_answers() {
+    let (_server, mut alice, b) = setup("xmpp-deep", "").await;
+    let name = "chat:xmpp-deep";
+    let bot = format!("{ROOM}/stormbot");
+    let restarts = b.actor(name).await["restarts"].as_u64();
+    // 10,000 levels: far past the bridge's limit of 32, small enough for prosody to relay.
+    let depth = 10_000;
+    alice
+        .send(format!(
+            "<message to='{ROOM}' type='groupchat' id='deep1'><body>!st2 run hidden</body>\
+             <x xmlns='urn:example:x'>{}{}</x></message>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        ))
+        .await;
+    let told = alice.message_from(&bot, "too complex to read").await;
+    assert!(told.starts_with("alice: "), "{told}");
+    let counted = eventually!(WAIT, skipped_stanzas(&b, name).await == 1);
+    assert!(counted, "{}", b.actor(name).await);
+
+    alice.say(ROOM, "groupchat", "!st2 run date").await;
+    alice.message_from(&bot, "Started").await;
+    let actor = b.actor(name).await;
+    assert_eq!(actor["restarts"].as_u64(), restarts, "{actor}");
+    let cmds: Vec<String> = b
+        .emulator
+        .executions()
+        .iter()
+        .filter_map(|e| e.parameters.get("cmd").cloned())
+        .collect();
+    assert_eq!(cmds, ["date"]);
+}
+
+#[actix_rt::test]
+async fn an_over_limit_message_stored_offline_is_skipped_at_login_without_a_reconnect_loop() {
+    // The bot is offline: prosody stores the direct message and delivers it at login.
+    let server = Prosody::start(&["alice", "stormbot"]).await;
+    let mut alice = User::connect(server.port, "alice").await;
+    alice
+        .say(
+            "stormbot@localhost",
+            "chat",
+            &format!("!st2 run hidden {}", "y".repeat(MAX_STANZA + 1)),
+        )
+        .await;
+    let mut opts: Options = with_test_aliases();
+    opts.extra_toml = xmpp_chat("xmpp-offline", server.port, "");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let name = "chat:xmpp-offline";
+    let told = alice
+        .message_from("stormbot@localhost", "too large to read")
+        .await;
+    assert!(told.starts_with("Sorry, "), "{told}");
+    let counted = eventually!(WAIT, skipped_stanzas(&b, name).await == 1);
+    assert!(counted, "{}", b.actor(name).await);
+    alice
+        .say("stormbot@localhost", "chat", "!st2 run uptime")
+        .await;
+    alice.message_from("stormbot@localhost", "Started").await;
+    let actor = b.actor(name).await;
+    assert_eq!(actor["restarts"], 0, "{actor}");
+    assert_eq!(actor["state"], "up", "{actor}");
+    assert_eq!(b.emulator.executions().len(), 1);
 }

@@ -9,6 +9,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use super::{
     escape_line,
     input::{ConsoleLines, InputLine},
+    output::output_lines,
 };
 use crate::{
     actors::supervisor::{ActorState, StatusReporter},
@@ -30,14 +31,18 @@ pub struct ConsoleIo {
     pub input: Box<dyn AsyncRead + Unpin>,
     /// Lines written by the bot.
     pub output: Box<dyn AsyncWrite + Unpin>,
+    /// `output` is a terminal: multi-line messages are printed as lines.
+    pub terminal: bool,
 }
 
 impl ConsoleIo {
     /// Standard input and output.
     pub fn stdio() -> Self {
+        use std::io::IsTerminal;
         Self {
             input: Box::new(tokio::io::stdin()),
             output: Box::new(tokio::io::stdout()),
+            terminal: std::io::stdout().is_terminal(),
         }
     }
 }
@@ -52,6 +57,8 @@ pub struct ConsoleConnection {
     dispatcher: Recipient<Inbound>,
     io: Option<ConsoleIo>,
     writer: Option<Writer>,
+    /// The output is a terminal (see [`ConsoleIo::terminal`]).
+    terminal: bool,
     status: StatusReporter,
     next_message_id: AtomicU64,
 }
@@ -71,17 +78,11 @@ impl ConsoleConnection {
             settings,
             bot_name,
             dispatcher,
+            terminal: io.terminal,
             io: Some(io),
             writer: None,
             status,
             next_message_id: AtomicU64::new(1),
-        }
-    }
-
-    /// Writes one output line, escaped as a whole (see the module documentation).
-    fn write_line(&mut self, line: &str) {
-        if let Some(writer) = self.writer.as_mut() {
-            writer.write(escape_line(line));
         }
     }
 
@@ -243,7 +244,11 @@ impl Handler<Deliver> for ConsoleConnection {
             self.settings.max_message_length,
             LengthUnit::Chars,
         ) {
-            self.write_line(&format!("{prefix} {place}: {part}"));
+            for line in output_lines(&format!("{prefix} {place}:"), &part, self.terminal) {
+                if let Some(writer) = self.writer.as_mut() {
+                    writer.write(line);
+                }
+            }
         }
         self.status.activity();
     }

@@ -6,7 +6,10 @@
 //! a short escaped prefix of it), and the lines after it are read as usual.
 //!
 //! Output: one line per bot message, `[<bot name>] <where>: <text>`, where `<where>` is
-//! `#room`, `#room (thread T)` or `@user (dm)`. The whole line is written through
+//! `#room`, `#room (thread T)` or `@user (dm)`. On a terminal (standard output is a tty) a
+//! multi-line message is printed as its lines instead, the later ones indented, each line
+//! escaped on its own (see [`output`]). Otherwise (pipes, files, the tests) the whole line is
+//! written through
 //! [`escape_line`]: newlines as `\n`, backslashes as `\\`, and every other control character
 //! and Unicode bidi control as `\t`, `\r`, `\0` or `\u{…}` (see [`crate::domain::escape`]), so
 //! a message is always exactly one line, cannot drive the operator's terminal, and
@@ -15,6 +18,7 @@
 
 mod connection;
 mod input;
+pub mod output;
 
 pub use crate::domain::escape::{escape_line, unescape_line};
 pub use connection::{ConsoleConnection, ConsoleIo};

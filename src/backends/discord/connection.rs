@@ -28,13 +28,17 @@ use super::{
 use crate::{
     actors::supervisor::{ActorState, Reconnect, StatusReporter},
     backends::outbox::{Dest, Next, Outbox, Outcome},
-    backends::rest::{api_error, get_json, post_json},
+    backends::rest::{api_error, post_json},
     backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
     },
 };
+
+/// Answer buttons (message components out, `INTERACTION_CREATE` in).
+#[path = "interactive.rs"]
+mod interactive;
 
 type WsSink = Pin<Box<dyn futures_util::Sink<Message, Error = WsProtocolError>>>;
 
@@ -45,6 +49,32 @@ struct Outgoing {
     dest: Dest,
     reply_to: Option<String>,
     content: String,
+    /// Message components (answer buttons), when the message has any.
+    components: Option<Value>,
+    /// Sent with `enforce_nonce`, so a send that is tried again after its answer was lost
+    /// (a timeout, a restart mid-request) returns the message Discord already made instead
+    /// of posting it twice (Create Message, `nonce` and `enforce_nonce`:
+    /// https://discord.com/developers/docs/resources/message#create-message).
+    nonce: String,
+}
+
+impl Outgoing {
+    /// A message for `dest`, with a fresh nonce: Discord takes up to 25 characters; 20
+    /// random alphanumerics never repeat in the few minutes Discord remembers them.
+    fn new(
+        dest: Dest,
+        reply_to: Option<String>,
+        content: String,
+        components: Option<Value>,
+    ) -> Self {
+        Outgoing {
+            dest,
+            reply_to,
+            content,
+            components,
+            nonce: (0..20).map(|_| fastrand::alphanumeric()).collect(),
+        }
+    }
 }
 
 /// The Discord connection.
@@ -68,6 +98,8 @@ pub struct DiscordConnection {
     gateway_url: Option<String>,
     session_id: Option<String>,
     resume_url: Option<String>,
+    /// Connections to `resume_url` that failed in a row.
+    resume_failures: u32,
     seq: Option<u64>,
     acked: bool,
     heartbeat: Option<SpawnHandle>,
@@ -79,6 +111,7 @@ pub struct DiscordConnection {
     halted: Option<String>,
     outbox: Outbox<Outgoing>,
     dm_channels: HashMap<String, String>,
+    interactive: interactive::Interactions,
 }
 
 /// Why a connection could not be created.
@@ -128,6 +161,7 @@ impl DiscordConnection {
             gateway_url: None,
             session_id: None,
             resume_url: None,
+            resume_failures: 0,
             seq: None,
             acked: true,
             heartbeat: None,
@@ -136,6 +170,7 @@ impl DiscordConnection {
             halted: None,
             outbox,
             dm_channels: HashMap::new(),
+            interactive: Default::default(),
         })
     }
 
@@ -196,6 +231,7 @@ impl DiscordConnection {
         self.session_id = None;
         self.resume_url = None;
         self.seq = None;
+        self.resume_failures = 0;
     }
 
     fn auth(&self) -> String {
@@ -223,20 +259,7 @@ impl DiscordConnection {
         let fut = async move {
             let (url, fetched) = match known {
                 Some(u) => (u, false),
-                None => {
-                    let v = get_json(
-                        client
-                            .get(format!("{api}/gateway/bot"))
-                            .insert_header(("Authorization", &*auth)),
-                    )
-                    .await?;
-                    let url = v
-                        .get("url")
-                        .and_then(Value::as_str)
-                        .ok_or("GET /gateway/bot returned no url")?
-                        .to_owned();
-                    (url, true)
-                }
+                None => (gateway_bot_url(&client, &api, &auth).await?, true),
             };
             let connected = client
                 .ws(wire::gateway_query(&url))
@@ -245,17 +268,23 @@ impl DiscordConnection {
                 .await
                 .map(|(_resp, framed)| framed)
                 .map_err(|e| format!("gateway connect failed: {e}"));
-            Ok::<_, String>((url, fetched, connected))
+            Ok::<_, ConnectError>((url, fetched, connected))
         };
         ctx.spawn(
             fut.into_actor(self)
                 .map(move |result, act, ctx| match result {
                     Ok((url, fetched, Err(error))) => {
-                        // Discord: if the resume URL cannot be reached, go back to the gateway URL
-                        // (still resuming; the gateway says op 9 if it cannot); a cached gateway
-                        // URL that fails is asked again.
+                        // Discord resumes only on `resume_gateway_url` ("should now only be used
+                        // during the connection" of the initial gateway URL: change log,
+                        // Session-specific Gateway Resume URLs). After a few failed tries the
+                        // session is let go: a fresh identify on the gateway URL brings a new
+                        // resume URL. A cached gateway URL that fails is asked again.
                         if resume_url.as_deref() == Some(url.as_str()) {
-                            act.resume_url = None;
+                            act.resume_failures += 1;
+                            if act.resume_failures >= MAX_RESUME_FAILURES {
+                                tracing::info!(connection = %act.name, "the session's resume URL stays unreachable; identifying anew");
+                                act.forget_session();
+                            }
                         } else if !fetched {
                             act.gateway_url = None;
                         }
@@ -276,7 +305,12 @@ impl DiscordConnection {
                             }
                         });
                     }
-                    Err(error) => act.fail(error, ctx),
+                    // Discord: a refused token is not retried (each try counts towards the
+                    // invalid-request limit); the README promises `down`.
+                    Err(ConnectError::Unauthorized(error)) => {
+                        act.halt(format!("the API refused the bot token ({error})"), ctx)
+                    }
+                    Err(ConnectError::Other(error)) => act.fail(error, ctx),
                 }),
         );
     }
@@ -374,6 +408,9 @@ impl DiscordConnection {
                 Some("RESUMED") => self.up(ctx),
                 // Replayed dispatches arrive before RESUMED: take them once a session exists.
                 Some("MESSAGE_CREATE") if self.session_id.is_some() => self.handle_message(&p.d),
+                Some("INTERACTION_CREATE") if self.session_id.is_some() => {
+                    self.handle_interaction(&p.d, ctx)
+                }
                 _ => {}
             },
             _ => {}
@@ -491,6 +528,60 @@ fn rate_pause(headers: &awc::http::header::HeaderMap) -> Option<Duration> {
 /// A 401: the token is no longer valid.
 struct Unauthorized(String);
 
+/// Connections in a row to a session's `resume_gateway_url` that may fail before the
+/// session is given up for a new identify.
+const MAX_RESUME_FAILURES: u32 = 3;
+
+/// Why the gateway could not be reached.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    /// `GET /gateway/bot` answered 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Anything else; tried again with backoff.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for ConnectError {
+    fn from(e: String) -> Self {
+        ConnectError::Other(e)
+    }
+}
+
+/// `GET /gateway/bot`: the URL new sessions connect to.
+async fn gateway_bot_url(
+    client: &awc::Client,
+    api: &str,
+    auth: &str,
+) -> Result<String, ConnectError> {
+    let mut resp = client
+        .get(format!("{api}/gateway/bot"))
+        .insert_header(("Authorization", auth))
+        .send()
+        .await
+        .map_err(|e| ConnectError::Other(format!("GET /gateway/bot: {e}")))?;
+    let body = resp
+        .body()
+        .limit(64 * 1024)
+        .await
+        .map_err(|e| ConnectError::Other(format!("GET /gateway/bot: {e}")))?;
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(ConnectError::Unauthorized(api_error(status, &body)));
+    }
+    if !status.is_success() {
+        return Err(ConnectError::Other(format!(
+            "GET /gateway/bot: {}",
+            api_error(status, &body)
+        )));
+    }
+    serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("url").and_then(Value::as_str).map(str::to_owned))
+        .ok_or_else(|| ConnectError::Other("GET /gateway/bot returned no url".into()))
+}
+
 /// Sends one message (opening the DM channel first if needed); the DM channel it used, and
 /// how it went.
 async fn send(
@@ -535,7 +626,11 @@ async fn send(
             }
         }
     };
-    let mut body = json!({"content": item.content, "allowed_mentions": {"parse": []}});
+    let mut body = json!({"content": item.content, "allowed_mentions": {"parse": []},
+                          "nonce": item.nonce, "enforce_nonce": true});
+    if let Some(components) = &item.components {
+        body["components"] = components.clone();
+    }
     if let Some(reply) = item.reply_to.as_ref().filter(|r| !r.is_empty()) {
         body["message_reference"] =
             json!({"message_id": reply, "channel_id": channel_id, "fail_if_not_exists": false});
@@ -663,11 +758,8 @@ impl Handler<Deliver> for DiscordConnection {
             if part.trim().is_empty() {
                 continue;
             }
-            self.outbox.push(Outgoing {
-                dest: dest.clone(),
-                reply_to: reply_to.clone(),
-                content: part,
-            });
+            self.outbox
+                .push(Outgoing::new(dest.clone(), reply_to.clone(), part, None));
             self.outbox.report(&mut self.status);
         }
         self.pump(ctx);

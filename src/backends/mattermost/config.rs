@@ -45,6 +45,12 @@ pub struct MattermostSettings {
     /// Verify the server's TLS certificate.
     #[serde(default = "crate::backends::defaults::enabled")]
     pub verify_cert: bool,
+    /// The bridge's HTTP server as the Mattermost server reaches it (e.g.
+    /// `https://bridge.example.com:3141`): answer buttons for StackStorm inquiries make
+    /// Mattermost POST presses to `<actions_url>/mattermost/actions/<connection name>`.
+    /// Unset: no buttons; inquiries are answered by typing.
+    #[serde(default)]
+    pub actions_url: Option<String>,
 }
 
 fn default_max_message_length() -> usize {

@@ -37,6 +37,12 @@ use crate::{
     },
 };
 
+/// Answer buttons (interactive message buttons out, their presses in over HTTP).
+#[path = "interactive.rs"]
+mod interactive;
+
+pub use interactive::{ActionRequest, ActionResponse, ACTIONS_PATH};
+
 type WsSink = Pin<Box<dyn futures_util::Sink<Message, Error = WsProtocolError>>>;
 
 /// Largest websocket frame accepted (a post of 16383 characters, JSON-escaped, fits).
@@ -87,6 +93,7 @@ pub struct MattermostConnection {
     dm_channels: HashMap<String, String>,
     /// Ids of the configured channels, once resolved (to rejoin after a removal).
     joined: std::collections::HashSet<String>,
+    interactive: interactive::Interactions,
 }
 
 /// Why a connection could not be created.
@@ -98,6 +105,9 @@ pub enum MattermostSetupError {
     /// No token (validation normally catches this).
     #[error("mattermost connection has no token")]
     NoToken,
+    /// `actions_url` is not an http(s) URL.
+    #[error("mattermost actions_url `{0}` must be an http:// or https:// URL (the bridge's HTTP server as Mattermost reaches it)")]
+    ActionsUrl(String),
     /// TLS settings failed.
     #[error(transparent)]
     Tls(#[from] crate::st2::tls::TlsError),
@@ -133,6 +143,13 @@ impl MattermostConnection {
             .token
             .clone()
             .ok_or(MattermostSetupError::NoToken)?;
+        if let Some(actions) = &settings.actions_url {
+            let ok = url::Url::parse(actions.trim())
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if !ok {
+                return Err(MattermostSetupError::ActionsUrl(actions.clone()));
+            }
+        }
         let base_tls = crate::st2::tls::client_config(settings.verify_cert, None)?;
         // Websockets need HTTP/1.1; never offer h2.
         let mut tls = (*base_tls).clone();
@@ -167,6 +184,7 @@ impl MattermostConnection {
             outbox,
             dm_channels: HashMap::new(),
             joined: Default::default(),
+            interactive: Default::default(),
         })
     }
 

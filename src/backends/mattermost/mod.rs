@@ -25,10 +25,18 @@
 //! split at 16383 characters and `extra.mattermost` becomes `props.attachments`. Posts go
 //! through a bounded queue, one at a time, held while the websocket is down, paused on 429
 //! (`Retry-After`, else `X-Ratelimit-Reset`) and when `X-Ratelimit-Remaining` reaches 0.
+//!
+//! Answer buttons for StackStorm inquiries: with `actions_url` set (the bridge's HTTP server
+//! as Mattermost reaches it), boolean and `enum` answers are interactive message buttons
+//! whose presses Mattermost POSTs to `/mattermost/actions/<connection>` (see
+//! `interactive.rs`).
 
 pub mod config;
 mod connection;
 pub mod wire;
 
 pub use config::MattermostSettings;
-pub use connection::{endpoints, MattermostConnection, MattermostSetupError};
+pub use connection::{
+    endpoints, ActionRequest, ActionResponse, MattermostConnection, MattermostSetupError,
+    ACTIONS_PATH,
+};

@@ -56,6 +56,31 @@ pub struct SlackSettings {
     pub reconnect_max: Duration,
     /// A socket silent for this long (no event, no ping) is reconnected.
     pub idle_timeout: Duration,
+    /// How StackStorm's messages without `extra.slack` look.
+    pub results: ResultStyle,
+}
+
+/// How a StackStorm message without `extra.slack` is shown (hubot-stackstorm's Slack
+/// adapter: `ST2_SLACK_SUCCESS_COLOR`, `ST2_SLACK_FAIL_COLOR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultStyle {
+    /// As hubot did: the text after `{~}` in an attachment coloured by outcome, the pretext
+    /// (and mention) above it. Off: plain text.
+    pub attachments: bool,
+    /// Attachment colour of a result that did not fail (a hex code or good/warning/danger).
+    pub success_color: String,
+    /// Attachment colour of a failed, timed-out or abandoned execution's result.
+    pub failure_color: String,
+}
+
+impl Default for ResultStyle {
+    fn default() -> Self {
+        ResultStyle {
+            attachments: true,
+            success_color: default_success_color(),
+            failure_color: default_failure_color(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -90,6 +115,12 @@ struct Raw {
     reconnect_max_ms: u64,
     #[serde(default = "default_idle")]
     idle_timeout_secs: u64,
+    #[serde(default = "crate::backends::defaults::enabled")]
+    result_attachments: bool,
+    #[serde(default = "default_success_color")]
+    success_color: String,
+    #[serde(default = "default_failure_color")]
+    failure_color: String,
 }
 
 fn default_mode() -> SlackMode {
@@ -115,6 +146,32 @@ fn default_reconnect_max() -> u64 {
 }
 fn default_idle() -> u64 {
     120
+}
+/// hubot-stackstorm's defaults (`ST2_SLACK_SUCCESS_COLOR` `dfdfdf`, a light grey, and
+/// `ST2_SLACK_FAIL_COLOR` `danger`, Slack's red).
+fn default_success_color() -> String {
+    "#dfdfdf".into()
+}
+fn default_failure_color() -> String {
+    "danger".into()
+}
+
+/// A colour Slack takes for an attachment: `good`, `warning`, `danger` or a hex code
+/// (https://api.slack.com/reference/messaging/attachments#fields, `color`). hubot's
+/// `dfdfdf` without `#` is accepted and given one.
+fn colour(key: &str, value: &str, problems: &mut Vec<String>) -> String {
+    let v = value.trim();
+    if matches!(v, "good" | "warning" | "danger") {
+        return v.to_owned();
+    }
+    let hex = v.strip_prefix('#').unwrap_or(v);
+    if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return format!("#{hex}");
+    }
+    problems.push(format!(
+        "{key}: `{value}` is not a colour Slack knows (good, warning, danger or a hex code like #439FE0)"
+    ));
+    String::new()
 }
 
 fn secret(
@@ -189,6 +246,11 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
     if raw.idle_timeout_secs == 0 {
         problems.push("idle_timeout_secs must be at least 1".into());
     }
+    let results = ResultStyle {
+        attachments: raw.result_attachments,
+        success_color: colour("success_color", &raw.success_color, &mut problems),
+        failure_color: colour("failure_color", &raw.failure_color, &mut problems),
+    };
     match (problems.is_empty(), bot_token) {
         (true, Some(bot_token)) => Ok(SlackSettings {
             mode: raw.mode,
@@ -206,6 +268,7 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
                 raw.reconnect_max_ms.max(raw.reconnect_initial_ms),
             ),
             idle_timeout: Duration::from_secs(raw.idle_timeout_secs),
+            results,
         }),
         _ => Err(problems),
     }
@@ -231,6 +294,28 @@ mod tests {
         assert_eq!(s.mode, SlackMode::Socket);
         assert_eq!(s.api_url, "http://127.0.0.1:9/api");
         assert!(parse(json!({"bot_token": "x", "app_token": "y", "bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn result_colours_are_checked_and_hubots_bare_hex_accepted() {
+        let base = json!({"app_token": "xapp-1", "bot_token": "xoxb-1"});
+        let s = parse(base.clone()).unwrap();
+        assert_eq!(s.results, ResultStyle::default());
+        let mut t = base.clone();
+        t["success_color"] = json!("dfdfdf");
+        t["failure_color"] = json!("warning");
+        let s = parse(t).unwrap();
+        assert_eq!(
+            (
+                s.results.success_color.as_str(),
+                s.results.failure_color.as_str()
+            ),
+            ("#dfdfdf", "warning")
+        );
+        let mut t = base;
+        t["failure_color"] = json!("red; drop");
+        let errs = parse(t).unwrap_err();
+        assert!(errs[0].starts_with("failure_color"), "{errs:?}");
     }
 
     #[test]

@@ -41,6 +41,10 @@ use crate::{
     },
 };
 
+/// Answer buttons (Block Kit out, `block_actions` in).
+#[path = "interactive.rs"]
+mod interactive;
+
 type WsSink = Pin<Box<dyn Sink<ws::Message, Error = WsProtocolError>>>;
 
 /// Remembered event ids and message timestamps, to drop Slack's retries and the
@@ -127,6 +131,7 @@ pub struct SlackConnection {
     last_room: HashMap<String, String>,
     seen: VecDeque<String>,
     seen_set: HashSet<String>,
+    interactive: interactive::Interactions,
 }
 
 impl SlackConnection {
@@ -165,6 +170,7 @@ impl SlackConnection {
             last_room: HashMap::new(),
             seen: VecDeque::new(),
             seen_set: HashSet::new(),
+            interactive: Default::default(),
         }
     }
 
@@ -391,9 +397,16 @@ impl SlackConnection {
                 self.send_frame(generation, json!({"envelope_id": envelope_id}).to_string());
                 self.on_event_callback(payload, ctx);
             }
-            SocketFrame::SlashCommands { envelope_id }
-            | SocketFrame::Interactive { envelope_id } => {
+            SocketFrame::SlashCommands { envelope_id } => {
                 self.send_frame(generation, json!({"envelope_id": envelope_id}).to_string());
+            }
+            SocketFrame::Interactive {
+                envelope_id,
+                payload,
+            } => {
+                // Acknowledged first, like every envelope (Slack wants it within 3 s).
+                self.send_frame(generation, json!({"envelope_id": envelope_id}).to_string());
+                self.on_interactive(payload, ctx);
             }
             SocketFrame::Other => {}
         }
@@ -900,11 +913,16 @@ impl Handler<Deliver> for SlackConnection {
             Dest::Channel(c) | Dest::Ephemeral { channel: c, .. } => c.clone(),
             Dest::User(u) => u.clone(),
         };
+        let outbound = render::Outbound {
+            text: &msg.text,
+            extra: msg.extra.as_ref(),
+            layout: msg.layout.as_ref(),
+        };
         for body in render::post_bodies(
             &placeholder,
             thread.as_deref(),
-            &msg.text,
-            msg.extra.as_ref(),
+            outbound,
+            &self.settings.results,
             self.settings.max_message_length,
         ) {
             self.next_seq += 1;

@@ -89,10 +89,13 @@ pub enum SocketFrame {
         /// What to acknowledge.
         envelope_id: String,
     },
-    /// Interactivity payloads: acknowledged, not used.
+    /// Interactivity payloads (button presses): acknowledged, then read.
     Interactive {
         /// What to acknowledge.
         envelope_id: String,
+        /// The interaction payload (`block_actions`, …).
+        #[serde(default)]
+        payload: Value,
     },
     /// Anything else.
     #[serde(other)]

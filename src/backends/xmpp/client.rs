@@ -11,7 +11,7 @@ use tokio_util::codec::Framed;
 
 use super::{
     config::{Jid, TlsMode},
-    xml::{escape, Element, Frame, XmlCodec},
+    xml::{escape, Element, Frame, XmlCodec, NS_STREAMS},
 };
 
 /// A byte stream, TCP or TLS over TCP.
@@ -54,13 +54,29 @@ const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 
+/// The next frame but a skipped stanza (over a reader limit; logged and passed over).
 async fn next(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, String> {
+    loop {
+        match next_frame(stream, timeout).await? {
+            Frame::Skipped(s) => tracing::warn!(
+                element = ?s.name.chars().take(64).collect::<String>(),
+                limit = s.limit.as_str(),
+                bytes = s.bytes,
+                "skipped a stanza over the reader's limit while logging in"
+            ),
+            frame => return Ok(frame),
+        }
+    }
+}
+
+async fn next_frame(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, String> {
     match tokio::time::timeout(timeout, stream.next()).await {
         Err(_) => Err("the server did not answer in time".into()),
         Ok(None) => Err("the server closed the connection".into()),
         Ok(Some(Err(e))) => Err(format!("read failed: {e}")),
         Ok(Some(Ok(Frame::Stanza(e))))
-            if e.local_name() == "error" && e.name.starts_with("stream") =>
+            if e.local_name() == "error"
+                && (e.ns == NS_STREAMS || e.name.starts_with("stream")) =>
         {
             let condition = e
                 .elements()
@@ -168,7 +184,7 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
     .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
     let _ = tcp.set_nodelay(true);
     let domain = login.jid.domain.clone();
-    let mut stream: XmppStream = Framed::new(Box::new(tcp), XmlCodec);
+    let mut stream: XmppStream = Framed::new(Box::new(tcp), XmlCodec::default());
     let mut features = open(&mut stream, &domain, timeout).await?;
     if login.tls == TlsMode::Starttls {
         if features.child_ns("starttls", NS_TLS).is_none() {
@@ -195,7 +211,8 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
         .await
         .map_err(|_| "TLS handshake timed out".to_owned())?
         .map_err(|e| tls_failure(&e, &domain))?;
-        stream = Framed::new(Box::new(tls), XmlCodec);
+        // A new stream over TLS: a new codec (nothing was sent after `<proceed/>`).
+        stream = Framed::new(Box::new(tls), XmlCodec::default());
         features = open(&mut stream, &domain, timeout).await?;
     }
     let offers_plain = features

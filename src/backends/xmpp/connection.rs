@@ -15,7 +15,7 @@ use super::{
     client::{self, join_xml, message_xml, Io, Login},
     config::{Jid, XmppSettings},
     inbound::{inbound, Occupants, Who},
-    xml::{escape, Element, Frame, XmlCodec},
+    xml::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
 };
 use crate::{
     actors::supervisor::{ActorState, Reconnect, StatusReporter},
@@ -24,7 +24,7 @@ use crate::{
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
-        message::Target,
+        message::{RoomKind, Target},
     },
 };
 
@@ -37,6 +37,7 @@ const REJOIN_AFTER: Duration = Duration::from_secs(2);
 
 const NS_PING: &str = "urn:xmpp:ping";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 
 #[derive(Debug, Clone)]
 struct Outbound {
@@ -69,6 +70,9 @@ pub struct XmppConnection {
     last_ping: Instant,
     last_error: Option<String>,
     next_id: u64,
+    /// Inbound stanzas skipped for being over a reader limit, since the bridge started
+    /// (`skipped_stanzas` in `/actors`).
+    skipped: u64,
 }
 
 impl XmppConnection {
@@ -128,6 +132,7 @@ impl XmppConnection {
             last_ping: Instant::now(),
             last_error: None,
             next_id: 0,
+            skipped: 0,
         }
     }
 
@@ -194,10 +199,12 @@ impl XmppConnection {
             Ok(session) => {
                 let parts = session.stream.into_parts();
                 let (r, w) = tokio::io::split(parts.io);
-                let mut reader = FramedRead::new(r, XmlCodec);
+                // The codec goes along with the bytes read after the login: it holds the
+                // part of a stanza that was already consumed from them.
+                let mut reader = FramedRead::new(r, parts.codec);
                 reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
                 ctx.add_stream(reader);
-                act.writer = Some(actix::io::FramedWrite::new(w, XmlCodec, ctx));
+                act.writer = Some(actix::io::FramedWrite::new(w, XmlCodec::default(), ctx));
                 act.online = true;
                 act.reconnect.connected();
                 act.joined.clear();
@@ -352,6 +359,90 @@ impl XmppConnection {
         }
     }
 
+    /// A stanza the reader skipped for being over a limit: one warning, the count in
+    /// `/actors`, and for a message to the bot a short answer saying it could not be read.
+    fn on_skipped(&mut self, s: Skipped) {
+        self.skipped += 1;
+        tracing::warn!(
+            connection = %self.name,
+            element = ?log_prefix(&s.name),
+            from = ?s.from.as_deref().map(log_prefix),
+            limit = s.limit.as_str(),
+            bytes = s.bytes,
+            "skipped an inbound stanza over the reader's limit"
+        );
+        self.status.details(vec![(
+            "skipped_stanzas".to_owned(),
+            serde_json::json!(self.skipped),
+        )]);
+        if let Some((to, kind, text)) = self.too_big_answer(&s) {
+            self.enqueue(to, kind, &text);
+            self.pump();
+        }
+    }
+
+    /// Where and what to answer a skipped stanza: only a `<message>` of type `chat`,
+    /// `normal` or `groupchat` (or none) from a user the bot would take a command from (not
+    /// itself, not an ignored JID or nick, in a direct chat or a configured room), judged
+    /// from its start tag's `from` and `type` alone, as `inbound` judges a read message.
+    fn too_big_answer(&self, s: &Skipped) -> Option<(String, &'static str, String)> {
+        if local_name(&s.name) != "message" {
+            return None;
+        }
+        if !matches!(
+            s.kind.as_deref(),
+            None | Some("chat" | "normal" | "groupchat")
+        ) {
+            return None;
+        }
+        let from = Jid::parse(s.from.as_deref()?)?;
+        if from.local.is_empty() {
+            return None;
+        }
+        let mut attrs = vec![("from".to_owned(), s.from.clone()?)];
+        if let Some(kind) = &s.kind {
+            attrs.push(("type".to_owned(), kind.clone()));
+        }
+        // A stand-in with the same sender and type, for the same judgement.
+        let stand_in = Element {
+            name: "message".into(),
+            ns: String::new(),
+            attrs,
+            children: vec![Node::Element(Element {
+                name: "body".into(),
+                children: vec![Node::Text("-".into())],
+                ..Element::default()
+            })],
+        };
+        let who = Who {
+            connection: &self.name,
+            bare: &self.bare,
+            nick: &self.nick,
+            rooms: &self.rooms,
+            ignore: &self.ignore,
+        };
+        let m = inbound(&who, &stand_in, &self.occupants)?;
+        let why = match s.limit {
+            Limit::Size => format!(
+                "your message was too large to read ({} KiB; the limit is {} KiB)",
+                s.bytes.div_ceil(1024),
+                MAX_STANZA / 1024
+            ),
+            Limit::Depth | Limit::Nodes => {
+                "your message was too complex to read (too deeply nested or too many parts)"
+                    .to_owned()
+            }
+        };
+        Some(match m.room.kind {
+            RoomKind::Group => (
+                m.room.id,
+                "groupchat",
+                format!("{}: sorry, {why}.", m.user.name),
+            ),
+            RoomKind::Direct => (m.room.id, "chat", format!("Sorry, {why}.")),
+        })
+    }
+
     fn on_presence(&mut self, e: &Element, ctx: &mut Context<Self>) {
         let Some(from) = e.attr("from").and_then(Jid::parse) else {
             return;
@@ -480,14 +571,27 @@ impl WriteHandler<std::io::Error> for XmppConnection {
     }
 }
 
-impl StreamHandler<Result<Frame, std::io::Error>> for XmppConnection {
-    fn handle(&mut self, item: Result<Frame, std::io::Error>, ctx: &mut Self::Context) {
+impl StreamHandler<Result<Frame, XmlError>> for XmppConnection {
+    fn handle(&mut self, item: Result<Frame, XmlError>, ctx: &mut Self::Context) {
         self.status.activity();
         match item {
             Ok(Frame::Stanza(e)) => self.on_stanza(e, ctx),
+            Ok(Frame::Skipped(s)) => self.on_skipped(s),
             Ok(Frame::StreamOpen(_)) => {}
             Ok(Frame::StreamClose) => self.fail("the server closed the stream".into(), ctx),
-            Err(e) => self.fail(format!("read failed: {e}"), ctx),
+            Err(e) => match e.condition() {
+                // XML the reader refuses (not well-formed, restricted, a stream header over
+                // a limit; a stanza over one is skipped instead): say why to the server
+                // (RFC 6120 §4.9), best effort, then close and reconnect.
+                Some(condition) => {
+                    self.send_now(format!(
+                        "<stream:error><{condition} xmlns='{NS_STREAM_ERRORS}'/></stream:error>\
+                         </stream:stream>"
+                    ));
+                    self.fail(format!("closed the stream: the server sent {e}"), ctx);
+                }
+                None => self.fail(format!("read failed: {e}"), ctx),
+            },
         }
     }
 
@@ -521,4 +625,18 @@ impl Handler<Deliver> for XmppConnection {
         self.enqueue(to, kind, &msg.text);
         self.pump();
     }
+}
+
+/// The local part of an element name (`stream:error` → `error`).
+fn local_name(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or(name)
+}
+
+/// At most the first 64 characters of a value from the wire, for a log line (which writes
+/// it escaped, with `Debug`).
+fn log_prefix(value: &str) -> &str {
+    value
+        .char_indices()
+        .nth(64)
+        .map_or(value, |(at, _)| &value[..at])
 }

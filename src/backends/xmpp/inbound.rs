@@ -168,7 +168,8 @@ mod tests {
             rooms: &rooms,
             ignore: &ignore,
         };
-        let Some(Frame::Stanza(e)) = XmlCodec.decode(&mut BytesMut::from(xml)).expect("xml") else {
+        let decoded = XmlCodec::default().decode(&mut BytesMut::from(xml));
+        let Some(Frame::Stanza(e)) = decoded.expect("xml") else {
             panic!("not a stanza")
         };
         inbound(&who, &e, occupants)

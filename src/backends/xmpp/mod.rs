@@ -1,9 +1,22 @@
 //! The XMPP backend (`backend = "xmpp"`).
 //!
-//! A hand-rolled client (see `client.rs` and `xml.rs`) rather than tokio-xmpp: only a small
-//! subset is needed (stream negotiation, STARTTLS over the crate's existing rustls/ring
-//! stack, SASL PLAIN, resource binding, presence, MUC join, message and ping stanzas), and
-//! it keeps the dependency tree free of a second TLS/crypto stack.
+//! A client of its own (`client.rs`) rather than tokio-xmpp: only a small subset is
+//! needed (stream negotiation, STARTTLS over the crate's existing rustls/ring stack, SASL
+//! PLAIN, resource binding, presence, MUC join, message and ping stanzas), and it keeps the
+//! dependency tree free of a second TLS/crypto stack. The stream's XML is read with
+//! quick-xml (`xml.rs`), incrementally and in time linear in a stanza's size.
+//!
+//! Limits on what the server sends: a stanza of at most 1 MiB, elements nested at most 32
+//! deep, at most 16,384 elements, attributes and text nodes in a stanza. A stanza past a
+//! limit is skipped, and the stream stays open: the reader drops it as it arrives (keeping
+//! no more than a read of it, and counting its depth rather than building it), logs one
+//! warning (its element, sender, the limit and its size; none of its content), counts it
+//! in `/actors` (`details.skipped_stanzas`), and, when it was a message to the bot from a
+//! user it would take a command from (judged from the stanza's `from` and `type`, the part
+//! read before the limit), answers that the message was too large (or complex) to read.
+//! Only XML that is not well-formed, XML that XMPP forbids (a DTD), or a stream header past
+//! a limit makes the bridge send a stream error, close the stream and reconnect (with
+//! backoff), with the connection's last error saying why. See `xml.rs` for the details.
 //!
 //! Security: STARTTLS is required by default (certificates checked against the web PKI
 //! roots or `tls_ca_file`); a server that does not offer it is refused. The certificate must

@@ -86,9 +86,11 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 
 pub use default_template::DEFAULT_TEMPLATE;
+/// Python's truthiness of a JSON value (how StackStorm reads flags such as `required`).
+pub(crate) use python::json_truthy;
 
 use env::{build_env, render_compiled, render_source};
-use python::{json_py_str, json_truthy, json_type_name};
+use python::{json_py_str, json_type_name};
 use six::Six;
 
 /// Template value type (minijinja's), named apart from `serde_json::Value`.

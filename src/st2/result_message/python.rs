@@ -285,7 +285,7 @@ pub(super) fn json_py_str(v: &Value) -> String {
 // ---------------------------------------------------------------------------
 
 /// Python truthiness of a JSON value.
-pub(super) fn json_truthy(v: &Value) -> bool {
+pub(crate) fn json_truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,

@@ -41,6 +41,10 @@ struct Conn {
 struct State {
     calls: Vec<Call>,
     posts: Vec<Value>,
+    /// The `ts` Slack gave each post, in the same order as `posts`.
+    post_ts: Vec<String>,
+    /// `chat.update` bodies.
+    updates: Vec<Value>,
     acks: Vec<String>,
     conns: Vec<Conn>,
     opened: u64,
@@ -176,6 +180,73 @@ impl FakeSlack {
 
     /// Sends an event over Socket Mode (held until a usable connection exists).
     pub async fn push(&self, payload: Value) -> String {
+        self.push_envelope("events_api", payload).await
+    }
+
+    /// Sends an interaction payload over Socket Mode: an envelope of type `interactive`
+    /// whose `payload` is what the Request URL would receive
+    /// (https://api.slack.com/apis/socket-mode, "Interactivity").
+    pub async fn push_interactive(&self, payload: Value) -> String {
+        self.push_envelope("interactive", payload).await
+    }
+
+    /// A `block_actions` payload for `user` pressing the button `action` (an element of the
+    /// bot's post, as posted) on the message `message_ts` in `channel`, shaped as
+    /// https://api.slack.com/reference/interaction-payloads/block-actions-payload documents
+    /// it: `user`, `container` (`type: message`, `message_ts`, `channel_id`, `thread_ts`),
+    /// `team`, `channel`, `message`, `response_url`, `trigger_id` and `actions` (the
+    /// element's `action_id`, `block_id`, `text`, `value`, `type`, plus `action_ts`).
+    pub fn block_actions(
+        &self,
+        channel: &str,
+        user: &str,
+        message_ts: &str,
+        thread_ts: Option<&str>,
+        action: &Value,
+    ) -> Value {
+        let action_ts = self.next_ts();
+        let mut container = json!({"type": "message", "message_ts": message_ts,
+            "channel_id": channel, "is_ephemeral": false});
+        let mut message = json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID,
+            "ts": message_ts, "text": "(the bot's message)"});
+        if let Some(t) = thread_ts {
+            container["thread_ts"] = json!(t);
+            message["thread_ts"] = json!(t);
+        }
+        json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": TEAM},
+            "api_app_id": APP_ID, "token": "XXYYZZ",
+            "container": container,
+            "trigger_id": "1234567890123.1234567890123.abcdef0123456789abcdef0123456789",
+            "team": {"id": TEAM, "domain": "fake"},
+            "enterprise": null, "is_enterprise_install": false,
+            "channel": {"id": channel, "name": self.state.lock().channels.get(channel).cloned().unwrap_or_else(|| "directmessage".into())},
+            "message": message,
+            "state": {"values": {}},
+            "response_url": format!("https://hooks.slack.com/actions/{TEAM}/1/fake"),
+            "actions": [{
+                "action_id": action["action_id"], "block_id": "stormbridge_answer",
+                "text": action["text"], "value": action["value"], "style": action["style"],
+                "type": "button", "action_ts": action_ts,
+            }],
+        })
+    }
+
+    /// The `chat.update` bodies so far.
+    pub fn updates(&self) -> Vec<Value> {
+        self.state.lock().updates.clone()
+    }
+
+    /// Waits for a post whose text contains `needle`; returns it with the `ts` Slack gave it.
+    pub async fn post_and_ts_containing(&self, needle: &str) -> (Value, String) {
+        let post = self.post_containing(needle).await;
+        let s = self.state.lock();
+        let at = s.posts.iter().position(|p| *p == post).unwrap_or_default();
+        (post, s.post_ts.get(at).cloned().unwrap_or_default())
+    }
+
+    async fn push_envelope(&self, kind: &str, payload: Value) -> String {
         let envelope_id = {
             let mut s = self.state.lock();
             s.next_envelope += 1;
@@ -183,9 +254,13 @@ impl FakeSlack {
             s.pushed_at.insert(id.clone(), Instant::now());
             id
         };
-        let frame = json!({"envelope_id": envelope_id, "payload": payload, "type": "events_api",
-            "accepts_response_payload": false, "retry_attempt": 0, "retry_reason": ""})
-        .to_string();
+        let mut frame = json!({"envelope_id": envelope_id, "payload": payload, "type": kind,
+            "accepts_response_payload": false});
+        if kind == "events_api" {
+            frame["retry_attempt"] = json!(0);
+            frame["retry_reason"] = json!("");
+        }
+        let frame = frame.to_string();
         let target = {
             let mut s = self.state.lock();
             let min = s.min_conn;
@@ -495,8 +570,23 @@ async fn api(
             s.posts.push(body.clone());
             s.next_ts += 100;
             let ts = format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000);
+            s.post_ts.push(ts.clone());
             ok(json!({"channel": channel, "ts": ts,
                 "message": {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": text, "ts": ts}}))
+        }
+        // https://api.slack.com/methods/chat.update: `channel` and `ts` of the bot's own
+        // message, and new `text`/`blocks`.
+        "chat.update" => {
+            let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+            let ts = body["ts"].as_str().unwrap_or_default().to_owned();
+            if !s.channels.contains_key(&channel) && !channel.starts_with('D') {
+                return err("channel_not_found");
+            }
+            if !s.post_ts.contains(&ts) {
+                return err("message_not_found");
+            }
+            s.updates.push(body.clone());
+            ok(json!({"channel": channel, "ts": ts, "text": body["text"]}))
         }
         _ => err("unknown_method"),
     }

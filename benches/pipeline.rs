@@ -1,0 +1,301 @@
+//! The bridge's own ceiling, end to end: `cargo bench --bench pipeline [-- SECONDS]`.
+//!
+//! N people (1, then 64) each type `!st2 run echo …` at a console connection of their own,
+//! in a closed loop: the next command goes once the previous one's result is back. Every
+//! command crosses the whole bridge — console input, prefix and alias matching, the access
+//! gate, `POST /api/v1/aliasexecution` over loopback HTTP, the ledger, the announcement on
+//! the event stream, routing, the result template, console output. The StackStorm emulator
+//! runs in a child process (this binary, re-run with `--emulator-child`), with no execution
+//! delay and a quiet bus, so the figures are the bridge's and the emulator's CPU is counted
+//! apart. Printed per run: commands/s, command→result latency p50/p99, and CPU time per
+//! command of the bridge's process and of the emulator's.
+//!
+//! ARCHITECTURE.md §9 / issue 14 target: ≥ 5,000 commands/s on the 2-core machine.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, Write},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use stormbridge::{
+    app::{self, AppOptions},
+    backends::console::ConsoleIo,
+    config,
+    emulator::{Emulator, EmulatorConfig},
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The binary's allocator, so the figures are the shipped binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    if std::env::args().any(|a| a == "--emulator-child") {
+        emulator_child();
+        return;
+    }
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10);
+    let mut child = spawn_emulator();
+    let urls = read_urls(&mut child);
+    for people in [1usize, 64] {
+        let run = run(&urls, people, Duration::from_secs(seconds), child.id());
+        println!("{run}");
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// The child: an emulator on loopback until its standard input closes.
+fn emulator_child() {
+    let system = actix_rt::System::new();
+    system.block_on(async {
+        let emulator = Emulator::start(EmulatorConfig {
+            execution_delay: Duration::ZERO,
+            background_interval: None,
+            heartbeat: Duration::from_secs(5),
+            web_url: Some("https://st2.test".into()),
+            ..EmulatorConfig::default()
+        })
+        .await
+        .expect("emulator starts");
+        println!(
+            "{}\n{}\n{}",
+            emulator.api_url(),
+            emulator.auth_url(),
+            emulator.stream_url()
+        );
+        let _ = std::io::stdout().flush();
+        // Parent gone (stdin closed): stop.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await;
+        drop(emulator);
+    });
+}
+
+fn spawn_emulator() -> Child {
+    let exe = std::env::current_exe().expect("own path");
+    Command::new(exe)
+        .arg("--emulator-child")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("emulator child starts")
+}
+
+struct Urls {
+    api: String,
+    auth: String,
+    stream: String,
+}
+
+fn read_urls(child: &mut Child) -> Urls {
+    let out = child.stdout.take().expect("child stdout");
+    let mut lines = std::io::BufReader::new(out).lines();
+    let mut next = || lines.next().and_then(Result::ok).expect("emulator URL");
+    Urls {
+        api: next(),
+        auth: next(),
+        stream: next(),
+    }
+}
+
+/// What one run measured.
+struct Run {
+    people: usize,
+    commands: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    bridge_cpu: Duration,
+    emulator_cpu: Duration,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut l = self.latencies.clone();
+        l.sort();
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        let per = |d: Duration| d.as_secs_f64() * 1e3 / self.commands.max(1) as f64;
+        write!(
+            f,
+            "pipeline, {:>2} people: {:>6} commands in {:.1} s = {:>7.0} commands/s; \
+             latency p50 {:.2} ms, p99 {:.2} ms; CPU per command: bridge {:.3} ms, emulator {:.3} ms",
+            self.people,
+            self.commands,
+            self.elapsed.as_secs_f64(),
+            self.commands as f64 / self.elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            per(self.bridge_cpu),
+            per(self.emulator_cpu),
+        )
+    }
+}
+
+fn config_toml(urls: &Urls) -> String {
+    format!(
+        r#"
+[st2]
+api_url = "{api}"
+auth_url = "{auth}"
+stream_url = "{stream}"
+stream_heartbeat = 5
+request_timeout = 10
+[st2.credentials]
+username = "st2admin"
+password = "Ch@ngeMe"
+[http]
+listen = "127.0.0.1:0"
+[access]
+default = "allow"
+[log]
+level = "warn"
+[[chat]]
+name = "c0"
+backend = "console"
+user_id = "u0"
+user_name = "User 0"
+room = "room0"
+"#,
+        api = urls.api,
+        auth = urls.auth,
+        stream = urls.stream,
+    )
+}
+
+fn run(urls: &Urls, people: usize, length: Duration, emulator_pid: u32) -> Run {
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let mut settings =
+            config::load_from_str(&config_toml(urls)).expect("bench configuration is valid");
+        let first = settings.chat[0].clone();
+        for i in 1..people {
+            let mut chat = first.clone();
+            chat.name = format!("c{i}");
+            if let config::BackendSettings::Console(c) = &mut chat.backend {
+                c.user_id = format!("u{i}");
+                c.room = format!("room{i}");
+            }
+            settings.chat.push(chat);
+        }
+        let mut consoles = HashMap::new();
+        let mut ends = Vec::new();
+        for i in 0..people {
+            let (bot_in, input) = tokio::io::duplex(1 << 16);
+            let (bot_out, output) = tokio::io::duplex(1 << 16);
+            consoles.insert(
+                format!("c{i}"),
+                ConsoleIo {
+                    input: Box::new(bot_in),
+                    output: Box::new(bot_out),
+                    terminal: false,
+                },
+            );
+            ends.push((input, BufReader::new(output).lines()));
+        }
+        let app = app::start(
+            settings,
+            AppOptions {
+                consoles,
+                ..AppOptions::default()
+            },
+        )
+        .await
+        .expect("bridge starts");
+        wait_ready(app.http_addr).await;
+        // One command each first, so the stream is up and every path warm.
+        let started = Instant::now();
+        let deadline = started + length;
+        let bridge_cpu0 = cpu_time("self");
+        let emulator_cpu0 = cpu_time(&emulator_pid.to_string());
+        let mut tasks = Vec::new();
+        for (i, (mut input, mut output)) in ends.into_iter().enumerate() {
+            tasks.push(actix_rt::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0usize;
+                while Instant::now() < deadline {
+                    let word = format!("p{i}x{n}");
+                    let sent = Instant::now();
+                    input
+                        .write_all(format!("!st2 run echo {word}\n").as_bytes())
+                        .await
+                        .expect("console input");
+                    let result = format!("stdout : {word}");
+                    loop {
+                        let line =
+                            tokio::time::timeout(Duration::from_secs(30), output.next_line())
+                                .await
+                                .expect("a result within 30 s")
+                                .expect("console output")
+                                .expect("console open");
+                        if line.contains(&result) {
+                            break;
+                        }
+                    }
+                    latencies.push(sent.elapsed());
+                    n += 1;
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.expect("user task"));
+        }
+        let elapsed = started.elapsed();
+        let run = Run {
+            people,
+            commands: latencies.len(),
+            elapsed,
+            latencies,
+            bridge_cpu: cpu_time("self").saturating_sub(bridge_cpu0),
+            emulator_cpu: cpu_time(&emulator_pid.to_string()).saturating_sub(emulator_cpu0),
+        };
+        app.stop().await;
+        run
+    })
+}
+
+async fn wait_ready(addr: std::net::SocketAddr) {
+    let client = awc::Client::default();
+    let url = format!("http://{addr}/ready");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if client
+            .get(url.as_str())
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the bridge never became ready");
+}
+
+/// User + system CPU time of a process, from `/proc/<pid>/stat` (in clock ticks of 10 ms:
+/// `sysconf(_SC_CLK_TCK)` is 100 on Linux).
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: indexes 11 and 12 after the `)`.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}

@@ -1,0 +1,185 @@
+//! Answer buttons, for chat platforms that show them (Slack, Mattermost, Discord).
+//!
+//! The dispatcher offers buttons with [`OfferButtons`] to the connections that registered
+//! for them ([`RegisterButtons`], sent by [`connect`] at start-up); every other connection
+//! only ever gets text, which always says how to answer by typing. A press comes back as
+//! [`ButtonPressed`], carrying the person who pressed — not the person who asked — so
+//! access control and StackStorm judge the presser. The dispatcher reports the outcome
+//! with [`ButtonOutcome`], and the connection shows it the platform's way (the buttons
+//! replaced by who answered what, or a note only the presser sees).
+//!
+//! Everything is typed: a button carries the inquiry id, the field and the JSON value it
+//! answers with, and each platform encodes that into its own button payload.
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::message::{ChatUser, Room, Target};
+
+/// What a button does when pressed: answer one field of one inquiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InquiryAnswer {
+    /// The inquiry id.
+    #[serde(rename = "i")]
+    pub inquiry_id: String,
+    /// The field answered.
+    #[serde(rename = "f")]
+    pub field: String,
+    /// The value sent for it.
+    #[serde(rename = "v")]
+    pub value: Value,
+}
+
+impl InquiryAnswer {
+    /// The compact JSON a platform stores in its button (Slack's `value`, Mattermost's
+    /// `context`): short keys, because Slack allows 2000 characters and Discord 100.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads [`InquiryAnswer::encode`]'s text; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// `field=value`, as it would be typed.
+    pub fn as_typed(&self) -> String {
+        let value = crate::inquiry::schema::display_value(&self.value);
+        format!(
+            "{}={}",
+            self.field,
+            crate::inquiry::answer::quote_if_needed(&value)
+        )
+    }
+}
+
+/// One button.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Button {
+    /// The label.
+    pub label: String,
+    /// What pressing it does.
+    pub answer: InquiryAnswer,
+}
+
+/// A message with buttons. A connection that cannot show them (or not in its current
+/// mode) sends `fallback` as plain text instead.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct OfferButtons {
+    /// Room or user.
+    pub target: Target,
+    /// The text above the buttons.
+    pub text: String,
+    /// The whole message as text, for where buttons cannot be shown.
+    pub fallback: String,
+    /// The buttons, in order.
+    pub buttons: Vec<Button>,
+}
+
+/// Where a press came from, so the connection can answer it in place: the platform's id of
+/// the message that carried the buttons, and the connection's own handle for the press
+/// (Slack's `response_url`, Discord's interaction token, Mattermost's waiting request),
+/// which it keeps to itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PressOrigin {
+    /// The message with the buttons.
+    pub message_id: Option<String>,
+    /// The connection's key for this press.
+    pub handle: u64,
+}
+
+/// Someone pressed a button.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct ButtonPressed {
+    /// Who pressed it.
+    pub user: ChatUser,
+    /// Where: the room (and thread) of the message with the buttons.
+    pub room: Room,
+    /// The room's name, where known.
+    pub room_name: Option<String>,
+    /// The team / workspace, where the platform has one.
+    pub org: Option<String>,
+    /// What the button answers.
+    pub answer: InquiryAnswer,
+    /// How to answer the press.
+    pub origin: PressOrigin,
+}
+
+/// How a press went, for the connection to show.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct ButtonOutcome {
+    /// Who pressed.
+    pub user: ChatUser,
+    /// Where.
+    pub room: Room,
+    /// The press this answers.
+    pub origin: PressOrigin,
+    /// True when StackStorm accepted the answer: everyone should see it, and the buttons
+    /// are spent. False: only the presser needs to know why not.
+    pub accepted: bool,
+    /// What to say.
+    pub text: String,
+}
+
+/// Tells the dispatcher that connection `name` shows buttons.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterButtons {
+    /// Connection name.
+    pub name: String,
+    /// Where offers go.
+    pub offers: Recipient<OfferButtons>,
+    /// Where outcomes go.
+    pub outcomes: Recipient<ButtonOutcome>,
+}
+
+/// Gives a connection the address presses go to.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseButtonPresses(pub Recipient<ButtonPressed>);
+
+/// Wires a connection that shows buttons to the dispatcher, both ways.
+pub fn connect<A>(
+    name: &str,
+    connection: &Addr<A>,
+    presses: Recipient<ButtonPressed>,
+    register: Recipient<RegisterButtons>,
+) where
+    A: Actor<Context = Context<A>>
+        + Handler<OfferButtons>
+        + Handler<ButtonOutcome>
+        + Handler<UseButtonPresses>,
+{
+    connection.do_send(UseButtonPresses(presses));
+    register.do_send(RegisterButtons {
+        name: name.to_owned(),
+        offers: connection.clone().recipient(),
+        outcomes: connection.clone().recipient(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn answers_round_trip_and_strangers_do_not_decode() {
+        let a = InquiryAnswer {
+            inquiry_id: "5f0e1d2c3b4a596877665544".into(),
+            field: "continue".into(),
+            value: json!(true),
+        };
+        let text = a.encode();
+        assert!(text.len() < 100, "{text}");
+        assert_eq!(InquiryAnswer::decode(&text), Some(a.clone()));
+        assert_eq!(a.as_typed(), "continue=true");
+        for stranger in ["", "{}", "approve", "{\"i\": 1}"] {
+            assert_eq!(InquiryAnswer::decode(stranger), None, "{stranger}");
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Answer buttons on Discord.
+//!
+//! Out: an [`OfferButtons`] becomes a message with `components`: action rows (type 1) of
+//! up to five buttons (type 2, style 1 primary / 2 secondary, `label` up to 80 characters,
+//! `custom_id` up to 100) — https://discord.com/developers/docs/interactions/message-components.
+//! A button's `custom_id` is [`CUSTOM_ID_PREFIX`] and the typed answer
+//! ([`InquiryAnswer::encode`]); an answer too long for 100 characters means no buttons,
+//! and the text form is sent instead.
+//!
+//! In: a press arrives on the gateway as `INTERACTION_CREATE`, an interaction of type 3
+//! (`MESSAGE_COMPONENT`) with `data.custom_id`, `data.component_type` 2, the presser in
+//! `member.user` (in a guild) or `user` (in a DM), `channel_id`, `guild_id`, `message`, and
+//! an `id` and `token` to answer with
+//! (https://discord.com/developers/docs/interactions/receiving-and-responding). Discord
+//! wants an answer within 3 seconds, and the answer to an inquiry takes two StackStorm
+//! calls, so the bridge answers at once with type 6 (`DEFERRED_UPDATE_MESSAGE`: the press
+//! is acknowledged, the message will be edited later) on
+//! `POST /interactions/{id}/{token}/callback`, then, once the dispatcher reports:
+//! accepted → `PATCH /webhooks/{application_id}/{token}/messages/@original` (the message
+//! now says who answered what, its buttons removed); refused → a follow-up only the presser
+//! sees, `POST /webhooks/{application_id}/{token}` with `flags` 64 (`EPHEMERAL`). The
+//! interaction token is valid for 15 minutes; it authenticates these calls by itself (no
+//! bot token), and it is never logged.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::{
+    backends::buttons::{
+        ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin, UseButtonPresses,
+    },
+    domain::message::{ChatUser, Room, RoomKind},
+};
+
+/// `custom_id` prefix of the bridge's answer buttons.
+pub(super) const CUSTOM_ID_PREFIX: &str = "sb:";
+
+/// Discord's limits (message components reference).
+const MAX_CUSTOM_ID: usize = 100;
+const MAX_LABEL: usize = 80;
+const BUTTONS_PER_ROW: usize = 5;
+
+/// Interaction type `MESSAGE_COMPONENT`, component type `BUTTON`.
+const MESSAGE_COMPONENT: u64 = 3;
+const BUTTON: u64 = 2;
+/// Callback type `DEFERRED_UPDATE_MESSAGE`; message flag `EPHEMERAL`.
+const DEFERRED_UPDATE_MESSAGE: u64 = 6;
+const EPHEMERAL: u64 = 1 << 6;
+
+/// Presses whose outcome is awaited, at most (the oldest is forgotten first).
+const MAX_PENDING: usize = 256;
+
+/// How long an interaction token can answer (Discord: 15 minutes).
+const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// A press waiting for its outcome.
+struct Pending {
+    application_id: String,
+    token: SecretString,
+    at: Instant,
+}
+
+/// The connection's interactive state.
+#[derive(Default)]
+pub(super) struct Interactions {
+    presses: Option<Recipient<ButtonPressed>>,
+    pending: BTreeMap<u64, Pending>,
+    next_handle: u64,
+}
+
+/// The components for `offer`, or `None` when a button cannot carry its answer.
+fn offer_components(offer: &OfferButtons) -> Option<Value> {
+    let buttons: Option<Vec<Value>> = offer
+        .buttons
+        .iter()
+        .map(|b| {
+            let custom_id = format!("{CUSTOM_ID_PREFIX}{}", b.answer.encode());
+            if custom_id.chars().count() > MAX_CUSTOM_ID {
+                return None;
+            }
+            let label: String = b.label.chars().take(MAX_LABEL).collect();
+            // Yes is the affirmative choice; everything else is secondary.
+            let style = if b.answer.value == Value::Bool(true) {
+                1
+            } else {
+                2
+            };
+            Some(json!({"type": BUTTON, "style": style, "label": label, "custom_id": custom_id}))
+        })
+        .collect();
+    let buttons = buttons.filter(|b| !b.is_empty())?;
+    let rows: Vec<Value> = buttons
+        .chunks(BUTTONS_PER_ROW)
+        .map(|row| json!({"type": 1, "components": row}))
+        .collect();
+    Some(Value::Array(rows))
+}
+
+impl DiscordConnection {
+    /// An `INTERACTION_CREATE` dispatch.
+    pub(super) fn handle_interaction(&mut self, d: &Value, ctx: &mut Context<Self>) {
+        let text = |v: &Value, p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        if d.get("type").and_then(Value::as_u64) != Some(MESSAGE_COMPONENT)
+            || d.pointer("/data/component_type").and_then(Value::as_u64) != Some(BUTTON)
+        {
+            return;
+        }
+        let (Some(id), Some(token), Some(application_id), Some(channel)) = (
+            text(d, "/id"),
+            text(d, "/token"),
+            text(d, "/application_id"),
+            text(d, "/channel_id"),
+        ) else {
+            tracing::debug!(connection = %self.name, "an interaction without id, token or channel; ignored");
+            return;
+        };
+        let token = SecretString::from(token);
+        self.status.activity();
+        // Acknowledged first, whatever it is: Discord shows "interaction failed" otherwise.
+        self.defer(&id, &token, ctx);
+        let answer = text(d, "/data/custom_id")
+            .and_then(|c| c.strip_prefix(CUSTOM_ID_PREFIX).map(str::to_owned))
+            .and_then(|c| InquiryAnswer::decode(&c));
+        let Some(answer) = answer else {
+            tracing::debug!(connection = %self.name, "a press of a button that is not the bridge's; ignored");
+            return;
+        };
+        let presser = d.pointer("/member/user").or_else(|| d.get("user"));
+        let Some(user_id) = presser.and_then(|u| text(u, "/id")) else {
+            return;
+        };
+        let Some(presses) = self.interactive.presses.clone() else {
+            tracing::warn!(connection = %self.name, "a button press before the dispatcher was wired; ignored");
+            return;
+        };
+        let name = presser
+            .and_then(|u| text(u, "/global_name").or_else(|| text(u, "/username")))
+            .unwrap_or_else(|| user_id.clone());
+        let guild = text(d, "/guild_id");
+        let handle = self.remember(application_id, token);
+        presses.do_send(ButtonPressed {
+            user: ChatUser {
+                connection: self.name.clone(),
+                id: user_id,
+                name,
+            },
+            room: Room {
+                connection: self.name.clone(),
+                id: channel,
+                kind: if guild.is_some() {
+                    RoomKind::Group
+                } else {
+                    RoomKind::Direct
+                },
+                thread: text(d, "/message/message_reference/message_id"),
+            },
+            room_name: None,
+            org: guild,
+            answer,
+            origin: PressOrigin {
+                message_id: text(d, "/message/id"),
+                handle,
+            },
+        });
+    }
+
+    /// Keeps an interaction's token for its outcome; returns the handle.
+    fn remember(&mut self, application_id: String, token: SecretString) -> u64 {
+        let state = &mut self.interactive;
+        let now = Instant::now();
+        state
+            .pending
+            .retain(|_, p| now.duration_since(p.at) < TOKEN_LIFETIME);
+        while state.pending.len() >= MAX_PENDING {
+            state.pending.pop_first();
+        }
+        state.next_handle += 1;
+        state.pending.insert(
+            state.next_handle,
+            Pending {
+                application_id,
+                token,
+                at: now,
+            },
+        );
+        state.next_handle
+    }
+
+    /// `POST /interactions/{id}/{token}/callback` with type 6.
+    fn defer(&mut self, id: &str, token: &SecretString, ctx: &mut Context<Self>) {
+        let Some(client) = self.http.clone() else {
+            return;
+        };
+        let url = format!(
+            "{}/interactions/{id}/{}/callback",
+            self.api,
+            token.expose_secret()
+        );
+        let name = self.name.clone();
+        ctx.spawn(
+            async move {
+                match post_json(client.post(&url), &json!({"type": DEFERRED_UPDATE_MESSAGE})).await
+                {
+                    Ok((status, _, body)) if !status.is_success() => {
+                        tracing::warn!(connection = %name, error = %api_error(status, &body), "discord refused the interaction acknowledgement");
+                    }
+                    Err(e) => {
+                        // The error text names the path, which holds the token.
+                        let _ = e;
+                        tracing::warn!(connection = %name, "the interaction acknowledgement failed");
+                    }
+                    Ok(_) => {}
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<UseButtonPresses> for DiscordConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseButtonPresses, _ctx: &mut Self::Context) {
+        self.interactive.presses = Some(msg.0);
+    }
+}
+
+impl Handler<OfferButtons> for DiscordConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferButtons, ctx: &mut Self::Context) {
+        let (dest, reply_to) = Dest::of(msg.target.clone());
+        let components = self
+            .interactive
+            .presses
+            .is_some()
+            .then(|| offer_components(&msg))
+            .flatten();
+        let text = if components.is_some() {
+            &msg.text
+        } else {
+            &msg.fallback
+        };
+        let mut parts = split_message(text, MAX_MESSAGE_CHARS, LengthUnit::Chars);
+        let last = parts.pop().unwrap_or_default();
+        for part in parts.into_iter().filter(|p| !p.trim().is_empty()) {
+            self.outbox
+                .push(Outgoing::new(dest.clone(), reply_to.clone(), part, None));
+        }
+        // The buttons go with the last part.
+        self.outbox
+            .push(Outgoing::new(dest, reply_to, last, components));
+        self.outbox.report(&mut self.status);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<ButtonOutcome> for DiscordConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: ButtonOutcome, ctx: &mut Self::Context) {
+        let pending = self.interactive.pending.remove(&msg.origin.handle);
+        let (Some(pending), Some(client)) = (pending, self.http.clone()) else {
+            // The token expired (or the connection restarted): say it in the channel.
+            let content = if msg.accepted {
+                msg.text
+            } else {
+                format!("<@{}> {}", msg.user.id, msg.text)
+            };
+            self.outbox.push(Outgoing::new(
+                Dest::Room(msg.room.id),
+                msg.room.thread,
+                content,
+                None,
+            ));
+            self.outbox.report(&mut self.status);
+            return self.pump(ctx);
+        };
+        let content: String = msg.text.chars().take(MAX_MESSAGE_CHARS).collect();
+        let base = format!(
+            "{}/webhooks/{}/{}",
+            self.api,
+            pending.application_id,
+            pending.token.expose_secret()
+        );
+        let name = self.name.clone();
+        let accepted = msg.accepted;
+        let fut = async move {
+            let sent = if accepted {
+                // The buttons are spent: the message now says who answered what.
+                post_json(
+                    client.patch(format!("{base}/messages/@original")),
+                    &json!({"content": content, "components": [], "allowed_mentions": {"parse": []}}),
+                )
+                .await
+            } else {
+                post_json(
+                    client.post(&base),
+                    &json!({"content": content, "flags": EPHEMERAL, "allowed_mentions": {"parse": []}}),
+                )
+                .await
+            };
+            match sent {
+                Ok((status, _, body)) if !status.is_success() => {
+                    tracing::warn!(connection = %name, error = %api_error(status, &body), accepted, "discord refused the answer to a press");
+                }
+                Err(_) => {
+                    tracing::warn!(connection = %name, accepted, "the answer to a press failed");
+                }
+                Ok(_) => {}
+            }
+        };
+        ctx.spawn(fut.into_actor(self));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{backends::buttons::Button, domain::message::Target};
+
+    fn offer(values: Vec<Value>) -> OfferButtons {
+        OfferButtons {
+            target: Target::User { id: "1".into() },
+            text: "Inquiry `abc`: env?".into(),
+            fallback: "Inquiry `abc`: env?\nAnswer with `!st2answer abc env=a`.".into(),
+            buttons: values
+                .into_iter()
+                .map(|v| Button {
+                    label: crate::inquiry::schema::display_value(&v),
+                    answer: InquiryAnswer {
+                        inquiry_id: "5f0e1d2c3b4a596877665544".into(),
+                        field: "env".into(),
+                        value: v,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn buttons_fill_rows_of_five_and_carry_their_answer() {
+        let values = (0..7).map(|n| json!(format!("v{n}"))).collect();
+        let rows = offer_components(&offer(values)).unwrap();
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["components"].as_array().unwrap().len(), 5);
+        let first = &rows[0]["components"][0];
+        assert_eq!(
+            (first["type"].as_u64(), first["style"].as_u64()),
+            (Some(2), Some(2))
+        );
+        let id = first["custom_id"].as_str().unwrap();
+        let answer = InquiryAnswer::decode(id.strip_prefix(CUSTOM_ID_PREFIX).unwrap()).unwrap();
+        assert_eq!(answer.value, json!("v0"));
+    }
+
+    #[test]
+    fn an_answer_over_100_characters_means_no_buttons() {
+        assert!(offer_components(&offer(vec![json!("x".repeat(80))])).is_none());
+        assert!(offer_components(&offer(vec![])).is_none());
+    }
+}

@@ -1,0 +1,400 @@
+//! Answer buttons on Mattermost (interactive message buttons).
+//!
+//! Out: an [`OfferButtons`] becomes a post whose `props.attachments[0].actions` are buttons
+//! (`type: "button"`, `name`, `style`, and `integration` = `{url, context}`), as
+//! https://developers.mattermost.com/integrate/plugins/interactive-messages/ describes. The
+//! `url` is the bridge's own HTTP server, `<actions_url>/mattermost/actions/<connection>`
+//! (`actions_url` in the connection's settings: how Mattermost reaches the bridge; without
+//! it no buttons are offered and the text form is posted instead).
+//!
+//! In: when someone presses a button, the Mattermost server POSTs to that `url` a JSON body
+//! with the presser (`user_id`, `user_name`), `channel_id`, `channel_name`, `team_id`,
+//! `post_id` and the button's `context`, and shows what the answer says: `update` replaces
+//! the post (here: who answered what, the buttons gone), `ephemeral_text` is shown to the
+//! presser only. Mattermost does not sign that request, so the `context` carries a token:
+//! an HMAC-SHA256, under a key this connection drew at random when it was created, of the
+//! connection's name and the answer the button gives. Mattermost keeps a post's
+//! integrations on the server (clients never see them), so only Mattermost can present a
+//! valid token; a request without one is refused (403) and reaches neither the access rules
+//! nor StackStorm. The key is not stored: buttons posted before a restart of the bridge are
+//! refused with a note to list the inquiries again.
+//!
+//! The answer to a press waits for the dispatcher's outcome (two StackStorm calls), well
+//! within Mattermost's timeout for integration requests; past [`PRESS_TIMEOUT`] the presser
+//! is told it is still being worked on and the outcome is posted in the channel.
+
+use std::collections::BTreeMap;
+
+use ring::hmac;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::{
+    backends::buttons::{
+        ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin, UseButtonPresses,
+    },
+    domain::message::{ChatUser, Room, RoomKind},
+};
+
+/// The path under the bridge's HTTP server where presses arrive (`/<connection>` follows).
+pub const ACTIONS_PATH: &str = "/mattermost/actions";
+
+/// Longest wait for a press's outcome before answering Mattermost anyway.
+pub const PRESS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Presses awaiting their outcome, at most.
+const MAX_PENDING: usize = 256;
+
+/// A press as Mattermost POSTed it to the bridge (the HTTP layer only parsed the JSON).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "ActionResponse")]
+pub struct ActionRequest(pub Value);
+
+/// What the bridge answers Mattermost: an HTTP status and a JSON body (`update`,
+/// `ephemeral_text`, or `error`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Value,
+}
+
+impl ActionResponse {
+    fn refused(status: u16, message: &str) -> Self {
+        Self {
+            status,
+            body: json!({"error": {"message": message}, "ephemeral_text": message}),
+        }
+    }
+}
+
+/// The connection's interactive state.
+pub(super) struct Interactions {
+    presses: Option<Recipient<ButtonPressed>>,
+    key: hmac::Key,
+    pending: BTreeMap<u64, oneshot::Sender<ActionResponse>>,
+    next_handle: u64,
+}
+
+impl Default for Interactions {
+    fn default() -> Self {
+        // A fresh random key per connection: tokens are unguessable and die with the process.
+        let rng = ring::rand::SystemRandom::new();
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).unwrap_or_else(|_| {
+            // The OS random source failing is not recoverable in any useful way; a key from
+            // a fresh UUID (itself from the OS source where it works) keeps buttons usable.
+            hmac::Key::new(hmac::HMAC_SHA256, uuid::Uuid::new_v4().as_bytes())
+        });
+        Self {
+            presses: None,
+            key,
+            pending: BTreeMap::new(),
+            next_handle: 0,
+        }
+    }
+}
+
+fn token_input(connection: &str, answer: &str) -> Vec<u8> {
+    let mut input = Vec::with_capacity(connection.len() + answer.len() + 1);
+    input.extend_from_slice(connection.as_bytes());
+    input.push(0);
+    input.extend_from_slice(answer.as_bytes());
+    input
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+impl MattermostConnection {
+    /// The URL Mattermost posts presses to, when buttons are on.
+    fn actions_url(&self) -> Option<String> {
+        let base = self
+            .settings
+            .actions_url
+            .as_deref()?
+            .trim()
+            .trim_end_matches('/');
+        let name: String = url::form_urlencoded::byte_serialize(self.name.as_bytes()).collect();
+        Some(format!("{base}{ACTIONS_PATH}/{name}"))
+    }
+
+    fn sign(&self, answer: &str) -> String {
+        let tag = hmac::sign(&self.interactive.key, &token_input(&self.name, answer));
+        to_hex(tag.as_ref())
+    }
+
+    /// Whether `token` is this connection's for `answer` (compared in constant time).
+    fn token_ok(&self, answer: &str, token: &str) -> bool {
+        let Some(tag) = from_hex(token) else {
+            return false;
+        };
+        hmac::verify(
+            &self.interactive.key,
+            &token_input(&self.name, answer),
+            &tag,
+        )
+        .is_ok()
+    }
+
+    /// The post's `props` with the buttons, or `None` when they cannot be offered.
+    fn offer_props(&self, offer: &OfferButtons) -> Option<Value> {
+        let url = self.actions_url()?;
+        self.interactive.presses.as_ref()?;
+        let actions: Vec<Value> = offer
+            .buttons
+            .iter()
+            .enumerate()
+            .map(|(n, b)| {
+                let answer = b.answer.encode();
+                let style = if b.answer.value == Value::Bool(true) {
+                    "primary"
+                } else {
+                    "default"
+                };
+                json!({
+                    // Mattermost wants action ids of letters and digits.
+                    "id": format!("answer{n}"),
+                    "type": "button",
+                    "name": b.label,
+                    "style": style,
+                    "integration": {"url": url, "context": {"answer": answer, "token": self.sign(&answer)}},
+                })
+            })
+            .collect();
+        if actions.is_empty() {
+            return None;
+        }
+        Some(json!({"attachments": [{"fallback": offer.fallback, "actions": actions}]}))
+    }
+
+    fn push_text(
+        &mut self,
+        dest: Dest,
+        root_id: Option<String>,
+        text: &str,
+        ctx: &mut Context<Self>,
+    ) {
+        for part in split_message(text, MAX_POST_CHARS, LengthUnit::Chars) {
+            if part.trim().is_empty() {
+                continue;
+            }
+            self.outbox.push(Outgoing {
+                dest: dest.clone(),
+                root_id: root_id.clone(),
+                message: part,
+                props: None,
+            });
+        }
+        self.outbox.report(&mut self.status);
+        self.pump(ctx);
+    }
+
+    /// Checks a press and hands it to the dispatcher; the answer for Mattermost follows its
+    /// outcome.
+    fn on_action(
+        &mut self,
+        request: &Value,
+    ) -> Result<oneshot::Receiver<ActionResponse>, ActionResponse> {
+        let text = |p: &str| {
+            request
+                .pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let (Some(answer_text), Some(token)) = (text("/context/answer"), text("/context/token"))
+        else {
+            return Err(ActionResponse::refused(
+                400,
+                "This is not one of the bridge's buttons.",
+            ));
+        };
+        if !self.token_ok(&answer_text, &token) {
+            tracing::warn!(connection = %self.name, "a Mattermost button press with an invalid token refused");
+            return Err(ActionResponse::refused(
+                403,
+                "This button is no longer valid (the bridge may have restarted). List the inquiries again.",
+            ));
+        }
+        let Some(answer) = InquiryAnswer::decode(&answer_text) else {
+            return Err(ActionResponse::refused(
+                400,
+                "This button does not name an answer.",
+            ));
+        };
+        let (Some(user_id), Some(channel)) = (text("/user_id"), text("/channel_id")) else {
+            return Err(ActionResponse::refused(
+                400,
+                "The press names no user or channel.",
+            ));
+        };
+        let Some(presses) = self.interactive.presses.clone() else {
+            return Err(ActionResponse::refused(
+                503,
+                "The bridge is starting; try again in a moment.",
+            ));
+        };
+        self.status.activity();
+        let state = &mut self.interactive;
+        while state.pending.len() >= MAX_PENDING {
+            state.pending.pop_first();
+        }
+        state.next_handle += 1;
+        let handle = state.next_handle;
+        let (tx, rx) = oneshot::channel();
+        state.pending.insert(handle, tx);
+        // A direct channel's name is the two user ids joined by `__`.
+        let kind = match text("/channel_name") {
+            Some(n) if n.contains("__") => RoomKind::Direct,
+            _ => RoomKind::Group,
+        };
+        tracing::debug!(connection = %self.name, user = %user_id, inquiry = %answer.inquiry_id, "Mattermost answer button pressed");
+        presses.do_send(ButtonPressed {
+            user: ChatUser {
+                connection: self.name.clone(),
+                name: text("/user_name").unwrap_or_else(|| user_id.clone()),
+                id: user_id,
+            },
+            room: Room {
+                connection: self.name.clone(),
+                id: channel,
+                kind,
+                thread: None,
+            },
+            room_name: text("/channel_name").filter(|_| kind == RoomKind::Group),
+            org: text("/team_id").or_else(|| self.team_id.clone()),
+            answer,
+            origin: PressOrigin {
+                message_id: text("/post_id"),
+                handle,
+            },
+        });
+        Ok(rx)
+    }
+}
+
+impl Handler<UseButtonPresses> for MattermostConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseButtonPresses, _ctx: &mut Self::Context) {
+        self.interactive.presses = Some(msg.0);
+    }
+}
+
+impl Handler<OfferButtons> for MattermostConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferButtons, ctx: &mut Self::Context) {
+        let (dest, root_id) = Dest::of(msg.target.clone());
+        let Some(props) = self.offer_props(&msg) else {
+            return self.push_text(dest, root_id, &msg.fallback, ctx);
+        };
+        let message: String = msg.text.chars().take(MAX_POST_CHARS).collect();
+        self.outbox.push(Outgoing {
+            dest,
+            root_id,
+            message,
+            props: Some(props),
+        });
+        self.outbox.report(&mut self.status);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<ActionRequest> for MattermostConnection {
+    type Result = ResponseFuture<ActionResponse>;
+
+    fn handle(&mut self, msg: ActionRequest, _ctx: &mut Self::Context) -> Self::Result {
+        match self.on_action(&msg.0) {
+            Err(refused) => Box::pin(async move { refused }),
+            Ok(rx) => Box::pin(async move {
+                match tokio::time::timeout(PRESS_TIMEOUT, rx).await {
+                    Ok(Ok(response)) => response,
+                    _ => ActionResponse {
+                        status: 200,
+                        body: json!({"ephemeral_text": "StackStorm is taking a while; the outcome will be posted here."}),
+                    },
+                }
+            }),
+        }
+    }
+}
+
+impl Handler<ButtonOutcome> for MattermostConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: ButtonOutcome, ctx: &mut Self::Context) {
+        let response = if msg.accepted {
+            // `props: {}` replaces the post's attachments: the spent buttons go.
+            json!({"update": {"message": msg.text, "props": {}}})
+        } else {
+            json!({"ephemeral_text": msg.text})
+        };
+        let waiting = self.interactive.pending.remove(&msg.origin.handle);
+        let delivered = waiting.is_some_and(|tx| {
+            tx.send(ActionResponse {
+                status: 200,
+                body: response,
+            })
+            .is_ok()
+        });
+        if delivered {
+            return;
+        }
+        // Mattermost stopped waiting: say it with a post (privately when refused).
+        let dest = if msg.accepted {
+            Dest::Room(msg.room.id.clone())
+        } else {
+            Dest::User(msg.user.id.clone())
+        };
+        self.push_text(dest, None, &msg.text, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_hex_and_only_the_signed_answer_passes() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"k");
+        let tag = hmac::sign(&key, &token_input("mm", "{\"i\":\"a\"}"));
+        let hex = to_hex(tag.as_ref());
+        assert_eq!(hex.len(), 64);
+        assert_eq!(from_hex(&hex).as_deref(), Some(tag.as_ref()));
+        assert!(hmac::verify(
+            &key,
+            &token_input("mm", "{\"i\":\"a\"}"),
+            &from_hex(&hex).unwrap()
+        )
+        .is_ok());
+        assert!(hmac::verify(
+            &key,
+            &token_input("mm", "{\"i\":\"b\"}"),
+            &from_hex(&hex).unwrap()
+        )
+        .is_err());
+        assert!(hmac::verify(
+            &key,
+            &token_input("other", "{\"i\":\"a\"}"),
+            &from_hex(&hex).unwrap()
+        )
+        .is_err());
+        for bad in ["", "0", "zz", "+f"] {
+            assert!(from_hex(bad).is_none_or(|b| b.is_empty()), "{bad}");
+        }
+    }
+}

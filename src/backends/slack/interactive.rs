@@ -1,0 +1,413 @@
+//! Answer buttons on Slack (Socket Mode).
+//!
+//! Out: an [`OfferButtons`] becomes a `chat.postMessage` with Block Kit blocks — a `section`
+//! with the question and an `actions` block of `button` elements
+//! (https://api.slack.com/reference/block-kit/block-elements#button: `text` plain_text up
+//! to 75 characters, `action_id` unique in its block and up to 255, `value` up to 2000,
+//! `style` `primary`/`danger`). Each button's `value` is the typed answer
+//! ([`InquiryAnswer::encode`]); its `action_id` starts with [`ACTION_PREFIX`].
+//!
+//! In: a press arrives over Socket Mode as an `interactive` envelope whose payload is a
+//! `block_actions` payload (https://api.slack.com/apis/socket-mode, "Interactivity";
+//! https://api.slack.com/reference/interaction-payloads/block-actions-payload): `user`
+//! (who pressed), `container` (`channel_id`, `message_ts`, `thread_ts`), `channel`,
+//! `team`, `message` and `actions` (`action_id`, `value`, `action_ts`). The envelope is
+//! acknowledged at once like every other (connection.rs); the press goes to the dispatcher
+//! as [`ButtonPressed`] with the presser as the user.
+//!
+//! The outcome: accepted, the message is updated in place (`chat.update` with the
+//! channel and the message's `ts`) so the whole channel sees who answered what and the
+//! buttons are gone; refused, only the presser is told, with `chat.postEphemeral` (a
+//! direct message when Slack refuses that), like any ephemeral whisper.
+//!
+//! Buttons need interactivity delivered to the bridge: in Events API mode the presses
+//! would go to an HTTP Request URL the bridge does not serve yet, so there the text form
+//! (`fallback`) is posted instead.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::{
+    backends::buttons::{
+        ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin, UseButtonPresses,
+    },
+    domain::chunk::{split_message, LengthUnit},
+};
+
+/// `action_id` prefix of the bridge's answer buttons; other apps' actions are ignored.
+pub(super) const ACTION_PREFIX: &str = "stormbridge.answer.";
+
+/// Slack's limits (Block Kit reference): a button's `value`, a section's text.
+const MAX_VALUE_CHARS: usize = 2000;
+const MAX_SECTION_CHARS: usize = 3000;
+
+/// The connection's interactive state.
+#[derive(Default)]
+pub(super) struct Interactions {
+    /// Where presses go; `None` until the dispatcher is wired (no buttons before that).
+    presses: Option<Recipient<ButtonPressed>>,
+}
+
+/// The parts of a `block_actions` payload the bridge reads.
+#[derive(Debug, Deserialize)]
+struct BlockActions {
+    #[serde(rename = "type")]
+    kind: String,
+    user: PayloadUser,
+    #[serde(default)]
+    team: Option<IdOnly>,
+    #[serde(default)]
+    channel: Option<PayloadChannel>,
+    #[serde(default)]
+    container: Option<Container>,
+    #[serde(default)]
+    message: Option<PayloadMessage>,
+    #[serde(default)]
+    actions: Vec<PayloadAction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadUser {
+    id: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    team_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadChannel {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Container {
+    #[serde(default)]
+    channel_id: Option<String>,
+    #[serde(default)]
+    message_ts: Option<String>,
+    #[serde(default)]
+    thread_ts: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadMessage {
+    #[serde(default)]
+    ts: Option<String>,
+    #[serde(default)]
+    thread_ts: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadAction {
+    #[serde(default)]
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    action_ts: Option<String>,
+}
+
+/// The blocks for `offer`, or `None` when a button cannot carry its answer.
+fn offer_blocks(offer: &OfferButtons) -> Option<Value> {
+    let elements: Option<Vec<Value>> = offer
+        .buttons
+        .iter()
+        .enumerate()
+        .map(|(n, b)| {
+            let value = b.answer.encode();
+            if value.is_empty() || value.chars().count() > MAX_VALUE_CHARS {
+                return None;
+            }
+            let mut element = json!({
+                "type": "button",
+                "action_id": format!("{ACTION_PREFIX}{n}"),
+                "text": {"type": "plain_text", "text": b.label, "emoji": true},
+                "value": value,
+            });
+            // Yes is the affirmative choice; everything else keeps the default look.
+            if b.answer.value == Value::Bool(true) {
+                element["style"] = json!("primary");
+            }
+            Some(element)
+        })
+        .collect();
+    let elements = elements.filter(|e| !e.is_empty())?;
+    Some(json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": cut(&offer.text, MAX_SECTION_CHARS)}},
+        {"type": "actions", "block_id": "stormbridge_answer", "elements": elements},
+    ]))
+}
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+impl SlackConnection {
+    /// Where a message for `target` goes, and in which thread.
+    fn offer_dest(&self, target: &Target) -> (Dest, Option<String>) {
+        match target {
+            Target::Room { id, thread, .. } => (Dest::Channel(id.clone()), thread.clone()),
+            Target::User { id } => (Dest::User(id.clone()), None),
+        }
+    }
+
+    fn enqueue_bodies(&mut self, dest: Dest, bodies: Vec<Value>, ctx: &mut Context<Self>) {
+        for body in bodies {
+            self.next_seq += 1;
+            self.enqueue(Outgoing {
+                seq: self.next_seq,
+                dest: dest.clone(),
+                body,
+            });
+        }
+        self.pump(ctx);
+    }
+
+    /// Plain text to `dest`, split at the message limit.
+    fn enqueue_text(
+        &mut self,
+        dest: Dest,
+        thread: Option<&str>,
+        text: &str,
+        ctx: &mut Context<Self>,
+    ) {
+        let bodies = split_message(text, self.settings.max_message_length, LengthUnit::Chars)
+            .into_iter()
+            .map(|part| {
+                let mut body = json!({"channel": "", "text": part});
+                if let Some(ts) = thread {
+                    body["thread_ts"] = json!(ts);
+                }
+                body
+            })
+            .collect();
+        self.enqueue_bodies(dest, bodies, ctx);
+    }
+
+    /// An `interactive` envelope's payload (already acknowledged).
+    pub(super) fn on_interactive(&mut self, payload: Value, _ctx: &mut Context<Self>) {
+        self.status.activity();
+        if payload.get("type").and_then(Value::as_str) != Some("block_actions") {
+            return;
+        }
+        let actions: BlockActions = match serde_json::from_value(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(connection = %self.name, error = %e, "unreadable block_actions payload");
+                return;
+            }
+        };
+        if actions.kind != "block_actions" || actions.user.id.trim().is_empty() {
+            return;
+        }
+        let Some(presses) = self.interactive.presses.clone() else {
+            tracing::warn!(connection = %self.name, "a button press before the dispatcher was wired; ignored");
+            return;
+        };
+        let container = actions.container.as_ref();
+        let Some(channel) = container
+            .and_then(|c| c.channel_id.clone())
+            .or_else(|| actions.channel.as_ref().map(|c| c.id.clone()))
+        else {
+            return;
+        };
+        let message_ts = container
+            .and_then(|c| c.message_ts.clone())
+            .or_else(|| actions.message.as_ref().and_then(|m| m.ts.clone()));
+        let thread = container
+            .and_then(|c| c.thread_ts.clone())
+            .or_else(|| actions.message.as_ref().and_then(|m| m.thread_ts.clone()));
+        let user = ChatUser {
+            connection: self.name.clone(),
+            id: actions.user.id.clone(),
+            name: [&actions.user.username, &actions.user.name]
+                .into_iter()
+                .flatten()
+                .find(|n| !n.is_empty())
+                .cloned()
+                .unwrap_or_else(|| actions.user.id.clone()),
+        };
+        let kind = if channel.starts_with('D') {
+            RoomKind::Direct
+        } else {
+            RoomKind::Group
+        };
+        let org = actions
+            .team
+            .as_ref()
+            .map(|t| t.id.clone())
+            .or_else(|| actions.user.team_id.clone());
+        let room_name = actions
+            .channel
+            .as_ref()
+            .and_then(|c| c.name.clone())
+            .or_else(|| self.room_names.get(&channel).cloned());
+        for action in &actions.actions {
+            if !action.action_id.starts_with(ACTION_PREFIX) {
+                continue;
+            }
+            // Slack retries an envelope it thinks was not acknowledged: one press, one answer.
+            if let Some(ts) = &action.action_ts {
+                if !self.first_sighting(format!("press:{}:{ts}", user.id)) {
+                    continue;
+                }
+            }
+            let Some(answer) = action.value.as_deref().and_then(InquiryAnswer::decode) else {
+                tracing::debug!(connection = %self.name, "a button press without a readable answer; ignored");
+                continue;
+            };
+            tracing::debug!(connection = %self.name, user = %user.id, inquiry = %answer.inquiry_id, "Slack answer button pressed");
+            presses.do_send(ButtonPressed {
+                user: user.clone(),
+                room: Room {
+                    connection: self.name.clone(),
+                    id: channel.clone(),
+                    kind,
+                    thread: thread.clone(),
+                },
+                room_name: room_name.clone(),
+                org: org.clone(),
+                answer,
+                origin: PressOrigin {
+                    message_id: message_ts.clone(),
+                    handle: 0,
+                },
+            });
+        }
+    }
+}
+
+impl Handler<UseButtonPresses> for SlackConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseButtonPresses, _ctx: &mut Self::Context) {
+        self.interactive.presses = Some(msg.0);
+    }
+}
+
+impl Handler<OfferButtons> for SlackConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferButtons, ctx: &mut Self::Context) {
+        let (dest, thread) = self.offer_dest(&msg.target);
+        let blocks = (self.settings.mode == SlackMode::Socket
+            && self.interactive.presses.is_some())
+        .then(|| offer_blocks(&msg))
+        .flatten();
+        let Some(blocks) = blocks else {
+            return self.enqueue_text(dest, thread.as_deref(), &msg.fallback, ctx);
+        };
+        // `text` is what notifications and clients without blocks show.
+        let mut body =
+            json!({"channel": "", "text": cut(&msg.fallback, MAX_SECTION_CHARS), "blocks": blocks});
+        if let Some(ts) = &thread {
+            body["thread_ts"] = json!(ts);
+        }
+        self.enqueue_bodies(dest, vec![body], ctx);
+    }
+}
+
+impl Handler<ButtonOutcome> for SlackConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: ButtonOutcome, ctx: &mut Self::Context) {
+        let channel = msg.room.id.clone();
+        if !msg.accepted {
+            let dest = Dest::Ephemeral {
+                channel,
+                user: msg.user.id.clone(),
+            };
+            return self.enqueue_text(dest, msg.room.thread.as_deref(), &msg.text, ctx);
+        }
+        let Some(ts) = msg.origin.message_id.clone() else {
+            return self.enqueue_text(
+                Dest::Channel(channel),
+                msg.room.thread.as_deref(),
+                &msg.text,
+                ctx,
+            );
+        };
+        // The buttons are spent: the message now says who answered what.
+        let body = json!({
+            "channel": channel,
+            "ts": ts,
+            "text": cut(&msg.text, MAX_SECTION_CHARS),
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": cut(&msg.text, MAX_SECTION_CHARS)}}],
+        });
+        let api = self.api();
+        let bot = self.settings.bot_token.clone();
+        let fut = async move { api.call::<ApiEnvelope>("chat.update", &bot, &body).await };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            if let Err(e) = result {
+                // Still say it where everyone sees it.
+                tracing::warn!(connection = %act.name, error = %e.describe(), "chat.update failed; posting the answer instead");
+                act.enqueue_text(
+                    Dest::Channel(msg.room.id.clone()),
+                    msg.room.thread.as_deref(),
+                    &msg.text,
+                    ctx,
+                );
+            }
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::buttons::Button;
+
+    fn offer(values: &[(&str, Value)]) -> OfferButtons {
+        OfferButtons {
+            target: Target::User { id: "U1".into() },
+            text: "Inquiry `abc`: continue?".into(),
+            fallback: "Inquiry `abc`: continue?\nAnswer with `!st2answer abc continue=yes`.".into(),
+            buttons: values
+                .iter()
+                .map(|(label, v)| Button {
+                    label: (*label).into(),
+                    answer: InquiryAnswer {
+                        inquiry_id: "abc".into(),
+                        field: "continue".into(),
+                        value: v.clone(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn buttons_carry_their_answer_and_yes_stands_out() {
+        let blocks = offer_blocks(&offer(&[("Yes", json!(true)), ("No", json!(false))])).unwrap();
+        assert_eq!(blocks[0]["type"], "section");
+        let elements = blocks[1]["elements"].as_array().unwrap();
+        assert_eq!(elements.len(), 2);
+        assert_eq!(elements[0]["action_id"], "stormbridge.answer.0");
+        assert_eq!(elements[1]["action_id"], "stormbridge.answer.1");
+        assert_eq!(elements[0]["style"], "primary");
+        assert!(elements[1].get("style").is_none());
+        let answer = InquiryAnswer::decode(elements[1]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(answer.value, json!(false));
+    }
+
+    #[test]
+    fn a_value_over_slacks_limit_means_no_buttons() {
+        let long = "x".repeat(MAX_VALUE_CHARS);
+        assert!(offer_blocks(&offer(&[("long", json!(long))])).is_none());
+        assert!(offer_blocks(&offer(&[])).is_none());
+    }
+}
