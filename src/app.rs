@@ -12,8 +12,8 @@ use crate::{
         dispatcher::{Dispatcher, DispatcherSettings, RegisterConnection, UseSessions},
         result_tracker::{ConnectionsRegistered, ResultTracker, TrackerSettings},
         session_manager::{SessionManager, SessionSettings},
+        status::{Health, HealthReport, StatusRegistry, StatusReporter},
         stream_consumer::{StreamConsumer, StreamSettings},
-        supervisor::{Health, HealthReport, StatusReporter, Supervisor},
         token_renewer::{RenewerSettings, TokenRenewer},
     },
     backends::{
@@ -29,11 +29,9 @@ use crate::{
     http::{self, HttpState},
     metrics::Metrics,
     render::{TemplateError, Templates},
-    st2::{
-        client::{St2ClientFactory, St2Endpoints},
-        tls::TlsError,
-    },
+    st2::client::{St2ClientFactory, St2Endpoints},
     store::SessionStore,
+    tls::TlsError,
 };
 
 /// Why the bridge could not start.
@@ -84,7 +82,7 @@ pub struct RunningApp {
     pub http_addr: SocketAddr,
     /// The metrics registry (also served on `/metrics`).
     pub metrics: Metrics,
-    supervisor: Addr<Supervisor>,
+    status_registry: Addr<StatusRegistry>,
     http: actix_web::dev::ServerHandle,
     /// `actix::Supervisor` restarts an actor only while someone holds its address; nothing
     /// else sends to the stream consumer, so the running app keeps it.
@@ -96,7 +94,7 @@ pub struct RunningApp {
 impl RunningApp {
     /// The current health snapshot.
     pub async fn health(&self) -> Option<HealthReport> {
-        self.supervisor.send(Health).await.ok()
+        self.status_registry.send(Health).await.ok()
     }
 
     /// Loads the alias list from StackStorm now (what SIGHUP and `!st2reload` do): the number
@@ -137,8 +135,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     let settings = Arc::new(settings);
     let metrics = Metrics::new();
     let templates = Arc::new(Templates::load(settings.bot.templates_dir.as_deref())?);
-    let tls =
-        crate::st2::tls::client_config(settings.st2.verify_cert, settings.st2.ca_file.as_deref())?;
+    let tls = crate::tls::client_config(settings.st2.verify_cert, settings.st2.ca_file.as_deref())?;
     let endpoints = St2Endpoints::from(&settings.st2);
     let st2 = St2ClientFactory::new(endpoints, tls, metrics.clone());
     let backoff = Backoff::new(
@@ -168,8 +165,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         crate::http::login::LoginPages::new().map_err(|e| StartError::LoginPage(e.to_string()))?,
     );
 
-    let supervisor = Supervisor::new(metrics.clone()).start();
-    let registry = supervisor.clone().recipient();
+    let status_registry = StatusRegistry::new(metrics.clone()).start();
+    let registry = status_registry.clone().recipient();
     let reporter =
         |name: &str, required: bool| StatusReporter::new(name, registry.clone(), required);
 
@@ -364,10 +361,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             }
             BackendSettings::Irc(irc) => {
                 let tls = if irc.tls {
-                    Some(crate::st2::tls::client_config(
-                        true,
-                        irc.tls_ca_file.as_deref(),
-                    )?)
+                    Some(crate::tls::client_config(true, irc.tls_ca_file.as_deref())?)
                 } else {
                     None
                 };
@@ -384,9 +378,9 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             }
             BackendSettings::Xmpp(x) => {
                 let tls = match x.tls {
-                    crate::backends::xmpp::config::TlsMode::Starttls => Some(
-                        crate::st2::tls::client_config(true, x.tls_ca_file.as_deref())?,
-                    ),
+                    crate::backends::xmpp::config::TlsMode::Starttls => {
+                        Some(crate::tls::client_config(true, x.tls_ca_file.as_deref())?)
+                    }
                     crate::backends::xmpp::config::TlsMode::Plaintext => None,
                 };
                 let (name, x, recipient, backoff) = (
@@ -458,7 +452,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                     slack.clone(),
                     dispatcher.clone().recipient(),
                     // Slack is the public service: web PKI roots, always verified.
-                    crate::st2::tls::client_config(true, None)?,
+                    crate::tls::client_config(true, None)?,
                     status,
                 )
                 .start();
@@ -498,7 +492,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         settings.http.listen,
         http_tls,
         HttpState {
-            supervisor: supervisor.clone(),
+            status_registry: status_registry.clone(),
             metrics: metrics.clone(),
             sessions,
             login_pages,
@@ -524,7 +518,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     Ok(RunningApp {
         http_addr: server.addr,
         metrics,
-        supervisor,
+        status_registry,
         http: server.handle,
         _stream_consumer: stream_consumer,
         acl_gate: gate,

@@ -28,3 +28,4 @@ pub mod render;
 pub mod st2;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

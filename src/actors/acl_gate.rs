@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::supervisor::{ActorState, StatusReporter};
+use super::status::{ActorState, StatusReporter};
 use crate::{
     acl::{AclPolicy, CommandRef, Decision, DecisionReason, Explanation, Subject},
     metrics::Metrics,

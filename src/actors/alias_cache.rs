@@ -17,7 +17,7 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 
 use super::{
-    supervisor::{ActorState, StatusReporter},
+    status::{ActorState, StatusReporter},
     token_renewer::{with_bridge_credential, BridgeCallError, CredentialWorked, TokenRenewer},
 };
 use crate::{

@@ -24,16 +24,16 @@ use super::{
         CancelSession, EndSession, ListSessions, NoSession, NotifyUser, SessionManager,
         StartSession, UserCredential, UserCredentialRejected,
     },
-    supervisor::{ActorState, StatusReporter},
+    status::{ActorState, StatusReporter},
     token_renewer::{with_bridge_credential, BridgeCallError, DescribeIdentity, TokenRenewer},
 };
 use crate::{
     acl::{parse_explain_args, CommandRef, Subject},
+    actors::messages::{Deliver, Inbound},
     alias::{
         help::help_matching_words,
         index::{AliasMatch, NameCollision, Selection},
     },
-    backends::{Deliver, Inbound},
     domain::{
         announcement::{SourceContext, BRIDGE_MARKER},
         command::{self, parse_help_args, Command, Prefixes},

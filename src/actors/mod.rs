@@ -1,6 +1,6 @@
 //! The actors. Each owns one concern and talks to the others only through typed messages.
 //!
-//! Start order (see `app.rs`): `Supervisor` (the status registry) → `TokenRenewer` (the
+//! Start order (see `app.rs`): `StatusRegistry` (actor states for `/ready` and `/actors`) → `TokenRenewer` (the
 //! bridge's st2 credential) → `AliasCache` → `ResultTracker` (its own arbiter) →
 //! `Dispatcher` → `StreamConsumer` → one chat connection actor per `[[chat]]` (under
 //! `crate::backends`) → the HTTP server.
@@ -19,13 +19,14 @@
 //! Actors that hold a connection reconnect by themselves with a capped, jittered backoff
 //! (the chat connections stop and are restarted by `actix::Supervisor`; the stream consumer
 //! keeps running and replaces its connection). Every actor reports its state to the
-//! `Supervisor` registry, which answers `/ready` and `/actors`.
+//! `StatusRegistry`, which answers `/ready` and `/actors`.
 
 pub mod acl_gate;
 pub mod alias_cache;
 pub mod dispatcher;
+pub mod messages;
 pub mod result_tracker;
 pub mod session_manager;
+pub mod status;
 pub mod stream_consumer;
-pub mod supervisor;
 pub mod token_renewer;

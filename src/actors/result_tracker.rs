@@ -39,13 +39,13 @@ use serde_json::{json, Value};
 use super::{
     alias_cache::AliasSnapshot,
     dispatcher::{RegisterConnection, UseSessions},
+    messages::Deliver,
     session_manager::{SessionManager, UserCredential},
+    status::{ActorState, StatusReporter},
     stream_consumer::{AnnouncementReceived, StreamEstablished, StreamLost},
-    supervisor::{ActorState, StatusReporter},
     token_renewer::{with_bridge_credential, BridgeCallError, TokenRenewer},
 };
 use crate::{
-    backends::Deliver,
     domain::{
         announcement::{self, Announcement, Delivery, SourceContext},
         mention::{self, MentionFn},

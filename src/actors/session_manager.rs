@@ -18,7 +18,7 @@ use actix::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    supervisor::{ActorState, StatusReporter},
+    status::{ActorState, StatusReporter},
     token_renewer::{current_credential, TokenRenewer},
 };
 use crate::{

@@ -37,7 +37,7 @@ use futures_util::StreamExt as _;
 
 use super::{
     alias_cache::RefreshAliases,
-    supervisor::{ActorState, StatusReporter},
+    status::{ActorState, StatusReporter},
     token_renewer::{current_credential, CredentialRejected, TokenRenewer},
 };
 use crate::{

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::supervisor::{ActorState, StatusReporter};
+use super::status::{ActorState, StatusReporter};
 use crate::{
     config::BridgeCredential,
     domain::backoff::Backoff,

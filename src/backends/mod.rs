@@ -1,5 +1,6 @@
 //! Chat platforms, one module each, all shaped the same way: a connection actor that turns
-//! platform events into [`Inbound`] messages for the dispatcher and handles [`Deliver`].
+//! platform events into [`Inbound`] messages for the dispatcher and handles [`Deliver`]
+//! (both in `crate::actors::messages`).
 
 pub mod buttons;
 pub mod console;
@@ -15,35 +16,4 @@ pub mod rest;
 pub mod slack;
 pub mod xmpp;
 
-use actix::prelude::*;
-use serde_json::Value;
-
-use crate::domain::{
-    announcement::Layout,
-    message::{InboundMessage, Target},
-};
-
-/// A normalised chat message for the dispatcher.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Inbound(pub InboundMessage);
-
-/// A message for a connection to send. The connection splits it to its platform's limit.
-#[derive(Debug, Clone, PartialEq, Message)]
-#[rtype(result = "()")]
-pub struct Deliver {
-    /// Room or user.
-    pub target: Target,
-    /// Plain text.
-    pub text: String,
-    /// Platform formatting hints from StackStorm (`extra`), for platforms that use them.
-    pub extra: Option<Value>,
-    /// The platform id of the message this answers (the command), when known: lets a platform
-    /// open a thread under it (Slack's `extra.slack.thread_response`).
-    pub reply_to: Option<String>,
-    /// For a message StackStorm composed (a result, an announcement): its `{~}` layout, with
-    /// any mention in the pretext, for platforms that show it as hubot did (Slack's coloured
-    /// attachment). `text` is the same message as plain text. `None` for the bridge's own
-    /// replies.
-    pub layout: Option<Layout>,
-}
+pub use crate::actors::messages::{Deliver, Inbound};

@@ -18,7 +18,7 @@ use std::{
 };
 
 use crate::{
-    actors::supervisor::StatusReporter,
+    actors::status::StatusReporter,
     domain::{backoff::Backoff, message::Target},
 };
 

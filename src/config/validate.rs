@@ -464,7 +464,7 @@ fn st2(c: &mut Checker, s: RawSt2) -> Option<St2Settings> {
     let web_url = non_empty(&s.web_url).and_then(|u| c.url("st2.web_url", u));
     let ca_file = non_empty(&s.ca_file).map(PathBuf::from);
     if let Some(path) = &ca_file {
-        if let Err(e) = crate::st2::tls::load_ca_file(path) {
+        if let Err(e) = crate::tls::load_ca_file(path) {
             c.push("st2.ca_file", e.to_string());
         }
     }

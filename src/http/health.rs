@@ -6,14 +6,14 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::HttpState;
-use crate::actors::supervisor::{Health, HealthReport};
+use crate::actors::status::{Health, HealthReport};
 
 /// How long a handler waits for the registry before answering "not ready".
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn report(state: &HttpState) -> Option<HealthReport> {
     state
-        .supervisor
+        .status_registry
         .send(Health)
         .timeout(REGISTRY_TIMEOUT)
         .await
@@ -40,7 +40,7 @@ pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
                 .actors
                 .iter()
                 .filter(|a| {
-                    a.required_for_ready && a.state != crate::actors::supervisor::ActorState::Up
+                    a.required_for_ready && a.state != crate::actors::status::ActorState::Up
                 })
                 .map(|a| json!({"name": a.name, "state": a.state, "last_error": a.last_error}))
                 .collect();

@@ -20,7 +20,7 @@ use actix_web::{web, HttpRequest};
 use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use crate::{
-    actors::{session_manager::SessionManager, supervisor::Supervisor},
+    actors::{session_manager::SessionManager, status::StatusRegistry},
     metrics::Metrics,
 };
 
@@ -28,7 +28,7 @@ use crate::{
 #[derive(Clone)]
 pub struct HttpState {
     /// The status registry.
-    pub supervisor: Addr<Supervisor>,
+    pub status_registry: Addr<StatusRegistry>,
     /// The metrics registry.
     pub metrics: Metrics,
     /// The session manager, in client-side mode (the login page answers 404 otherwise).

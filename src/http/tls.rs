@@ -10,7 +10,7 @@ use rustls::{
     RootCertStore, ServerConfig,
 };
 
-use crate::{config::HttpTls, st2::tls::load_ca_file};
+use crate::{config::HttpTls, tls::load_ca_file};
 
 /// Why the server's TLS settings are unusable.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! Talking to StackStorm: the HTTP client, credentials, wire models, the SSE parser and TLS.
+//! Talking to StackStorm: the HTTP client, credentials, wire models and the SSE parser (TLS
+//! settings, shared with the chat platforms, are `crate::tls`).
 
 pub mod client;
 pub mod credential;
@@ -7,7 +8,6 @@ pub mod inquiries;
 pub mod models;
 pub mod result_message;
 pub mod sse;
-pub mod tls;
 
 pub use client::St2Client;
 pub use credential::{Credential, CredentialKind};

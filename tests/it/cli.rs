@@ -165,3 +165,69 @@ fn the_shipped_example_config_is_valid_once_its_secret_exists() {
     assert_eq!(code, 1, "without the secret file it must say so");
     assert!(err.contains("api_key_file"), "{err}");
 }
+
+#[test]
+fn the_demo_answers_a_command_with_a_duration_people_can_read() {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let mut child = bin()
+        .arg("demo")
+        .env_remove("STORMBRIDGE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exit_tx.send(child.wait());
+    });
+    // As a user would: while the demo is still loading its aliases, it says so; ask again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    stdin.write_all(b"!st2 run date\n").expect("command typed");
+    let result = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("Took ") => break Some(line),
+            Ok(line) if line.contains("still loading") => {
+                seen.push(line);
+                stdin.write_all(b"!st2 run date\n").expect("command typed");
+            }
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    // Ctrl-D: the demo stops at the end of its input.
+    drop(stdin);
+    let stopped = exit_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+    let result = result.unwrap_or_else(|| panic!("no result from the demo; saw {seen:#?}"));
+    // StackStorm writes a duration under a second as microseconds ("Took 0.02μs"): the
+    // demo's commands take long enough to read as seconds.
+    let took = result
+        .split("Took ")
+        .nth(1)
+        .and_then(|rest| rest.split(" to complete").next())
+        .unwrap_or_default();
+    assert!(
+        took.ends_with('s') && !took.ends_with("μs") && took.len() <= 4,
+        "Took {took}: {result}"
+    );
+    assert!(stopped, "the demo did not stop at the end of its input");
+}

@@ -851,25 +851,6 @@ async fn a_route_no_notify_rule_covers_still_gets_its_result_from_the_api() {
     ));
 }
 
-/// The README ("How results are made lossless", Routes) promises that without a rule
-/// results arrive "from the API, `grace` seconds after the execution ends". The result
-/// ledger (`src/domain/result_ledger.rs`, `Ledger::accept`) first looks at an execution
-/// `first_check` (60 s by default) after the command, then backs off (120 s, 240 s, … up
-/// to `max_check_interval`): with the defaults a quick command's result comes a minute
-/// later, not `grace` seconds after it ended. (On a busy bus a silent stream is replaced
-/// every `stream_idle_refresh`, and that gap brings the result sooner.)
-#[actix_rt::test]
-#[ignore = "results without a notify rule wait for [results] first_check, not grace as the README says"]
-async fn a_route_no_notify_rule_covers_gets_its_result_grace_seconds_after_the_end() {
-    // first_check left at its default (60 s).
-    let mut b = unannounced_bridge("[results]\ngrace = 2\n").await;
-    b.say("!st2 run uname").await;
-    b.line_containing("Started").await;
-    let id = b.emulator.executions()[0].id.clone();
-    // The execution ends within milliseconds; its result is due 2 s later.
-    b.line_containing(&format!("execution: {id}")).await;
-}
-
 // ----- 5. StackStorm's parameter errors ---------------------------------------------------
 
 #[actix_rt::test]

@@ -157,8 +157,8 @@ impl User {
     }
 
     async fn connect_with(port: u16, name: &str, ca: Option<&Path>) -> Self {
-        let tls_config = ca
-            .map(|ca| stormbridge::st2::tls::client_config(true, Some(ca)).expect("test CA loads"));
+        let tls_config =
+            ca.map(|ca| stormbridge::tls::client_config(true, Some(ca)).expect("test CA loads"));
         let login = Login {
             host: "127.0.0.1".into(),
             port,

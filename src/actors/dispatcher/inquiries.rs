@@ -182,10 +182,24 @@ impl Dispatcher {
             None => text,
         };
         match e {
-            ExecuteError::St2(err @ St2Error::Api { status: 403, .. }) => with_request_id(
-                "StackStorm does not allow you to answer it: an inquiry can name the StackStorm users and roles who may.".into(),
-                err,
-            ),
+            ExecuteError::St2(
+                err @ St2Error::Api {
+                    status: 403,
+                    faultstring,
+                    ..
+                },
+            ) => {
+                // RBAC (`ResourceTypeAccessDeniedError`): `User "u" doesn't have required
+                // permission "inquiry_respond"` — name the permission; otherwise the
+                // inquiry's own users/roles list refused the user.
+                let text = match required_permission(faultstring) {
+                    Some(permission) => format!(
+                        "StackStorm does not let your account answer inquiries (with RBAC it needs the `{permission}` permission)."
+                    ),
+                    None => "StackStorm does not allow you to answer it: an inquiry can name the StackStorm users and roles who may.".to_owned(),
+                };
+                with_request_id(text, err)
+            }
             ExecuteError::St2(err @ St2Error::Api { status: 404, .. }) => with_request_id(
                 format!("StackStorm has no inquiry `{id}`; `{prefix}inquiries` lists the pending ones."),
                 err,
@@ -604,4 +618,16 @@ impl Handler<ButtonPressed> for Dispatcher {
         self.status.activity();
         self.on_button_pressed(msg, ctx);
     }
+}
+
+/// The permission an RBAC refusal names (`… doesn't have required permission "<p>"`,
+/// st2common/exceptions/rbac.py), when it is one.
+fn required_permission(faultstring: &str) -> Option<&str> {
+    let (_, rest) = faultstring.split_once("doesn't have required permission \"")?;
+    let permission = rest.split('"').next()?;
+    (!permission.is_empty()
+        && permission
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_'))
+    .then_some(permission)
 }

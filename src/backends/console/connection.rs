@@ -12,8 +12,8 @@ use super::{
     output::output_lines,
 };
 use crate::{
-    actors::supervisor::{ActorState, StatusReporter},
-    backends::{Deliver, Inbound},
+    actors::messages::{Deliver, Inbound},
+    actors::status::{ActorState, StatusReporter},
     config::ConsoleSettings,
     domain::{
         chunk::{split_message, LengthUnit},

@@ -26,10 +26,10 @@ use super::{
     wire::{self, op, AfterClose, Mapping},
 };
 use crate::{
-    actors::supervisor::{ActorState, Reconnect, StatusReporter},
+    actors::messages::{Deliver, Inbound},
+    actors::status::{ActorState, Reconnect, StatusReporter},
     backends::outbox::{Dest, Next, Outbox, Outcome},
     backends::rest::{api_error, post_json},
-    backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
@@ -122,7 +122,7 @@ pub enum DiscordSetupError {
     NoToken,
     /// TLS settings failed.
     #[error(transparent)]
-    Tls(#[from] crate::st2::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl DiscordConnection {
@@ -135,7 +135,7 @@ impl DiscordConnection {
         backoff: Backoff,
     ) -> Result<Self, DiscordSetupError> {
         let token = settings.token.clone().ok_or(DiscordSetupError::NoToken)?;
-        let base_tls = crate::st2::tls::client_config(settings.verify_cert, None)?;
+        let base_tls = crate::tls::client_config(settings.verify_cert, None)?;
         let mut tls = (*base_tls).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let outbox = Outbox::new(

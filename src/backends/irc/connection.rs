@@ -18,9 +18,9 @@ use super::{
     text::{irc_eq, outbound_texts, sasl_plain_chunks},
 };
 use crate::{
-    actors::supervisor::{ActorState, Reconnect, StatusReporter},
+    actors::messages::{Deliver, Inbound},
+    actors::status::{ActorState, Reconnect, StatusReporter},
     backends::flood::{FloodGate, LineQueue},
-    backends::{Deliver, Inbound},
     domain::{backoff::Backoff, message::Target},
 };
 

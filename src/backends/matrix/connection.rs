@@ -17,9 +17,9 @@ use super::{
     wire::{self, Mapping, RoomInfo, SyncResponse},
 };
 use crate::{
-    actors::supervisor::{ActorState, Reconnect, StatusReporter},
+    actors::messages::{Deliver, Inbound},
+    actors::status::{ActorState, Reconnect, StatusReporter},
     backends::outbox::{Dest, Next, Outbox, Outcome, MAX_RATE_WAIT},
-    backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
@@ -112,7 +112,7 @@ pub enum MatrixSetupError {
     NoCredential,
     /// TLS settings failed.
     #[error(transparent)]
-    Tls(#[from] crate::st2::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     /// The state file exists but cannot be used.
     #[error(transparent)]
     State(#[from] state::StateError),
@@ -133,8 +133,7 @@ impl MatrixConnection {
         if settings.password.is_none() && settings.access_token.is_none() {
             return Err(MatrixSetupError::NoCredential);
         }
-        let tls =
-            crate::st2::tls::client_config(settings.verify_cert, settings.tls_ca_file.as_deref())?;
+        let tls = crate::tls::client_config(settings.verify_cert, settings.tls_ca_file.as_deref())?;
         let state_file = settings.state_file.clone();
         let stored = match &state_file {
             Some(path) => state::load(path)?,

@@ -27,10 +27,10 @@ use super::{
     wire::{self, Mapping, WsFrame},
 };
 use crate::{
-    actors::supervisor::{ActorState, Reconnect, StatusReporter},
+    actors::messages::{Deliver, Inbound},
+    actors::status::{ActorState, Reconnect, StatusReporter},
     backends::outbox::{Dest, Next, Outbox, Outcome},
     backends::rest::{api_error, get_json, post_json},
-    backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
@@ -110,7 +110,7 @@ pub enum MattermostSetupError {
     ActionsUrl(String),
     /// TLS settings failed.
     #[error(transparent)]
-    Tls(#[from] crate::st2::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// `https://host/x` → (`https://host/x/api/v4`, `wss://host/x/api/v4/websocket`).
@@ -150,7 +150,7 @@ impl MattermostConnection {
                 return Err(MattermostSetupError::ActionsUrl(actions.clone()));
             }
         }
-        let base_tls = crate::st2::tls::client_config(settings.verify_cert, None)?;
+        let base_tls = crate::tls::client_config(settings.verify_cert, None)?;
         // Websockets need HTTP/1.1; never offer h2.
         let mut tls = (*base_tls).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -33,8 +33,8 @@ use super::{
     SignedEvent, SlackMode, SlackSettings, WhisperMode,
 };
 use crate::{
-    actors::supervisor::{ActorState, StatusReporter},
-    backends::{Deliver, Inbound},
+    actors::messages::{Deliver, Inbound},
+    actors::status::{ActorState, StatusReporter},
     domain::{
         backoff::Backoff,
         message::{ChatUser, InboundMessage, Room, RoomKind, Target},

@@ -18,9 +18,9 @@ use super::{
     xml::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
 };
 use crate::{
-    actors::supervisor::{ActorState, Reconnect, StatusReporter},
+    actors::messages::{Deliver, Inbound},
+    actors::status::{ActorState, Reconnect, StatusReporter},
     backends::flood::{FloodGate, LineQueue},
-    backends::{Deliver, Inbound},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},

@@ -1,4 +1,5 @@
-//! TLS for connections to StackStorm: rustls on the ring provider (no aws-lc build),
+//! TLS client settings for every outgoing connection (StackStorm, and the chat platforms):
+//! rustls on the ring provider (no aws-lc build),
 //! the web PKI roots plus an optional private CA, or no verification when an operator
 //! explicitly turns `verify_cert` off.
 

@@ -107,12 +107,12 @@ pub struct HealthReport {
 }
 
 /// The registry actor.
-pub struct Supervisor {
+pub struct StatusRegistry {
     statuses: BTreeMap<String, ActorStatus>,
     metrics: Metrics,
 }
 
-impl Supervisor {
+impl StatusRegistry {
     /// An empty registry.
     pub fn new(metrics: Metrics) -> Self {
         Self {
@@ -159,7 +159,7 @@ impl Supervisor {
     }
 }
 
-impl Actor for Supervisor {
+impl Actor for StatusRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -168,7 +168,7 @@ impl Actor for Supervisor {
     }
 }
 
-impl Handler<ReportStatus> for Supervisor {
+impl Handler<ReportStatus> for StatusRegistry {
     type Result = ();
 
     fn handle(&mut self, msg: ReportStatus, _ctx: &mut Self::Context) {
@@ -202,7 +202,7 @@ impl Handler<ReportStatus> for Supervisor {
     }
 }
 
-impl Handler<Health> for Supervisor {
+impl Handler<Health> for StatusRegistry {
     type Result = HealthReport;
 
     fn handle(&mut self, _msg: Health, _ctx: &mut Self::Context) -> HealthReport {
@@ -625,7 +625,7 @@ mod tests {
         assert_eq!(t.flush(t0 + ms(3400)), None);
     }
 
-    async fn actor(registry: &Addr<Supervisor>, name: &str) -> ActorStatus {
+    async fn actor(registry: &Addr<StatusRegistry>, name: &str) -> ActorStatus {
         let report = registry.send(Health).await.expect("registry answers");
         report
             .actors
@@ -637,7 +637,7 @@ mod tests {
     #[actix_rt::test]
     async fn outbound_figures_reach_actors_and_metrics() {
         let metrics = Metrics::new();
-        let registry = Supervisor::new(metrics.clone()).start();
+        let registry = StatusRegistry::new(metrics.clone()).start();
         let mut reporter = StatusReporter::new("chat:mm", registry.clone().recipient(), true);
         let _other = StatusReporter::new("alias_cache", registry.clone().recipient(), true);
         reporter.outbound(1, 0);
@@ -679,7 +679,7 @@ mod tests {
     #[actix_rt::test]
     async fn the_dropped_counter_never_goes_down() {
         let metrics = Metrics::new();
-        let registry = Supervisor::new(metrics.clone()).start();
+        let registry = StatusRegistry::new(metrics.clone()).start();
         let report = |dropped_total| outbound_status("chat:irc", true, figures(0, dropped_total));
         registry.send(report(3)).await.unwrap();
         registry.send(report(5)).await.unwrap();
