@@ -204,6 +204,9 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         })
     };
 
+    for deprecation in &settings.deprecations {
+        tracing::warn!("{deprecation}");
+    }
     for warning in settings.st2.route_warnings() {
         tracing::warn!("{warning}");
     }

@@ -125,6 +125,9 @@ fn check_config(path: Option<std::path::PathBuf>) -> ExitCode {
             for warning in settings.st2.route_warnings() {
                 println!("warning: {warning}");
             }
+            for deprecation in &settings.deprecations {
+                println!("warning: {deprecation}");
+            }
             if settings.access.rule_count() == 0
                 && settings.access.default_action() == stormbridge::acl::Action::Deny
             {

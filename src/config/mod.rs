@@ -6,6 +6,7 @@
 //! passed every check or the full list of problems, each naming its key.
 
 mod load;
+mod renamed;
 mod validate;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -14,6 +15,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use load::{load, load_from_str, resolve_config_path, ConfigSource};
+pub use renamed::Deprecation;
 pub use validate::{ConfigError, Problem};
 
 /// The embedded defaults, also shipped as `config/default.toml`.
@@ -42,6 +44,8 @@ pub struct Settings {
     pub chat: Vec<ChatSettings>,
     /// `[access]`: who may run what, where (compiled).
     pub access: std::sync::Arc<crate::acl::AclPolicy>,
+    /// `[[chat]]` keys written under an old name (they still work; `check-config` warns).
+    pub deprecations: Vec<Deprecation>,
 }
 
 /// `[st2]`.
@@ -642,5 +646,136 @@ mod tests {
         let k = keys(&e);
         assert!(k.contains(&"st2.credentials"));
         assert!(k.contains(&"chat"));
+    }
+
+    /// Each platform's renamed keys: the old name loads the same value as the new one and
+    /// yields a deprecation naming both; the new name yields none; both at once is an error.
+    #[test]
+    fn renamed_chat_keys_load_under_old_names_with_a_deprecation() {
+        type Read = fn(&BackendSettings) -> u64;
+        let irc: &str = "server = \"irc.example.net\"\nnick = \"bot\"";
+        let xmpp: &str = "jid = \"bot@example.com\"\npassword = \"pw\"";
+        let slack: &str = "app_token = \"xapp-1\"\nbot_token = \"xoxb-1\"";
+        let cases: &[(&str, &str, &str, &str, Read)] = &[
+            ("irc", irc, "queue_lines", "queue_size", |b| match b {
+                BackendSettings::Irc(s) => s.queue_lines as u64,
+                _ => unreachable!(),
+            }),
+            (
+                "irc",
+                irc,
+                "flood_interval_ms",
+                "send_interval_ms",
+                |b| match b {
+                    BackendSettings::Irc(s) => s.flood_interval_ms,
+                    _ => unreachable!(),
+                },
+            ),
+            (
+                "irc",
+                irc,
+                "reconnect_backoff_initial_ms",
+                "reconnect_initial_ms",
+                |b| match b {
+                    BackendSettings::Irc(s) => s.reconnect_backoff_initial_ms.unwrap(),
+                    _ => unreachable!(),
+                },
+            ),
+            (
+                "irc",
+                irc,
+                "reconnect_backoff_max_ms",
+                "reconnect_max_ms",
+                |b| match b {
+                    BackendSettings::Irc(s) => s.reconnect_backoff_max_ms.unwrap(),
+                    _ => unreachable!(),
+                },
+            ),
+            ("xmpp", xmpp, "queue_messages", "queue_size", |b| match b {
+                BackendSettings::Xmpp(s) => s.queue_messages as u64,
+                _ => unreachable!(),
+            }),
+            (
+                "xmpp",
+                xmpp,
+                "flood_interval_ms",
+                "send_interval_ms",
+                |b| match b {
+                    BackendSettings::Xmpp(s) => s.flood_interval_ms,
+                    _ => unreachable!(),
+                },
+            ),
+            (
+                "xmpp",
+                xmpp,
+                "reconnect_backoff_initial_ms",
+                "reconnect_initial_ms",
+                |b| match b {
+                    BackendSettings::Xmpp(s) => s.reconnect_backoff_initial_ms.unwrap(),
+                    _ => unreachable!(),
+                },
+            ),
+            (
+                "xmpp",
+                xmpp,
+                "reconnect_backoff_max_ms",
+                "reconnect_max_ms",
+                |b| match b {
+                    BackendSettings::Xmpp(s) => s.reconnect_backoff_max_ms.unwrap(),
+                    _ => unreachable!(),
+                },
+            ),
+            (
+                "slack",
+                slack,
+                "queue_capacity",
+                "queue_size",
+                |b| match b {
+                    BackendSettings::Slack(s) => s.queue_capacity as u64,
+                    _ => unreachable!(),
+                },
+            ),
+        ];
+        let head = MINIMAL.replace("name = \"console\"\n        backend = \"console\"", "");
+        let text = |backend: &str, base: &str, extra: &str| {
+            format!("{head}name = \"conn\"\nbackend = \"{backend}\"\n{base}\n{extra}\n")
+        };
+        for &(backend, base, old, new, read) in cases {
+            let s = load_text(&text(backend, base, &format!("{old} = 4321")), &[])
+                .unwrap_or_else(|e| panic!("{backend} {old}: {e}"));
+            assert_eq!(read(&s.chat[0].backend), 4321, "{backend} {old}");
+            assert_eq!(
+                s.deprecations,
+                vec![Deprecation {
+                    connection: "conn".into(),
+                    old,
+                    new
+                }],
+                "{backend} {old}"
+            );
+            let note = s.deprecations[0].to_string();
+            assert!(note.contains(&format!("`{old}`")) && note.contains(&format!("`{new}`")));
+
+            let s = load_text(&text(backend, base, &format!("{new} = 4321")), &[]).unwrap();
+            assert_eq!(read(&s.chat[0].backend), 4321, "{backend} {new}");
+            assert!(s.deprecations.is_empty(), "{backend} {new}");
+
+            let both = format!("{old} = 1\n{new} = 2");
+            let e = load_text(&text(backend, base, &both), &[]).unwrap_err();
+            assert_eq!(keys(&e), vec![format!("chat[0].{old}").as_str()], "{e}");
+            let reason = &e.problems[0].reason;
+            assert!(reason.contains(&format!("`{new}`")), "{reason}");
+        }
+    }
+
+    /// A limit in bytes keeps its own name: `max_message_length` is characters everywhere.
+    #[test]
+    fn byte_limits_are_not_renamed_to_the_character_limit() {
+        let head = MINIMAL.replace("name = \"console\"\n        backend = \"console\"", "");
+        let xmpp = format!(
+            "{head}name = \"x\"\nbackend = \"xmpp\"\njid = \"b@example.com\"\npassword = \"p\"\nmax_message_length = 500\n"
+        );
+        let e = load_text(&xmpp, &[]).unwrap_err();
+        assert!(e.to_string().contains("max_message_bytes"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ use crate::{
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::renamed::{canonicalize, renamed_keys, Deprecation};
 use super::{
     load::{RawConfig, RawCredentials, RawSt2},
     AuthMode, AuthSettings, BackendSettings, BotSettings, BridgeCredential, ChatSettings,
@@ -92,6 +93,7 @@ pub const AVAILABLE_BACKENDS: &[&str] = &[
 
 struct Checker {
     problems: Vec<Problem>,
+    deprecations: Vec<Deprecation>,
 }
 
 impl Checker {
@@ -133,6 +135,7 @@ impl Checker {
 pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     let mut c = Checker {
         problems: Vec::new(),
+        deprecations: Vec::new(),
     };
     for section in &raw.unknown_sections {
         // TOML allows a quoted empty or blank key (`"" = 1`): name it so it can be found.
@@ -426,6 +429,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             results,
             chat,
             access,
+            deprecations: c.deprecations,
         }),
         _ => Err(ConfigError {
             problems: c.problems,
@@ -724,6 +728,21 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                 continue;
             }
         };
+        match canonicalize(&mut map, renamed_keys(&backend)) {
+            Ok(used) => c
+                .deprecations
+                .extend(used.into_iter().map(|(old, new)| Deprecation {
+                    connection: name.clone(),
+                    old,
+                    new,
+                })),
+            Err(both) => {
+                for (old, problem) in both {
+                    c.push(format!("{key}.{old}"), problem);
+                }
+                continue;
+            }
+        }
         let settings = match backend.as_str() {
             "console" => {
                 consoles += 1;

@@ -231,3 +231,34 @@ fn the_demo_answers_a_command_with_a_duration_people_can_read() {
     );
     assert!(stopped, "the demo did not stop at the end of its input");
 }
+
+#[test]
+fn check_config_warns_about_an_old_chat_key_and_refuses_both_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("old.toml");
+    let base = "[st2]\napi_url = \"https://st2.example.com/api/v1\"\n[st2.credentials]\napi_key = \"k\"\n[[chat]]\nname = \"irc-main\"\nbackend = \"irc\"\nserver = \"irc.example.net\"\nnick = \"bot\"\n";
+    std::fs::write(&file, format!("{base}queue_lines = 50\n")).expect("write");
+    let (code, out, err) = run(bin().args(["check-config", "--config"]).arg(&file));
+    assert_eq!(code, 0, "an old key still loads: {err}");
+    assert!(out.contains("valid"), "{out}");
+    let note = out
+        .lines()
+        .find(|l| l.starts_with("warning:") && l.contains("deprecated"))
+        .unwrap_or_else(|| panic!("no deprecation note in {out}"));
+    for name in ["irc-main", "`queue_lines`", "`queue_size`"] {
+        assert!(note.contains(name), "{name} not in {note}");
+    }
+
+    std::fs::write(&file, format!("{base}queue_size = 50\n")).expect("write");
+    let (code, out, err) = run(bin().args(["check-config", "--config"]).arg(&file));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("deprecated"), "{out}");
+
+    std::fs::write(&file, format!("{base}queue_lines = 50\nqueue_size = 60\n")).expect("write");
+    let (code, _, err) = run(bin().args(["check-config", "--config"]).arg(&file));
+    assert_eq!(code, 1, "both names at once is an error");
+    assert!(
+        err.contains("chat[0].queue_lines") && err.contains("`queue_size`"),
+        "{err}"
+    );
+}

@@ -5,6 +5,15 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+/// Keys renamed to the name they have on every platform, as `(old, canonical)`: the old
+/// name still loads (a deprecation note from `check-config`).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("queue_lines", "queue_size"),
+    ("flood_interval_ms", "send_interval_ms"),
+    ("reconnect_backoff_initial_ms", "reconnect_initial_ms"),
+    ("reconnect_backoff_max_ms", "reconnect_max_ms"),
+];
+
 /// `backend = "irc"`: one connection to one IRC server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,11 +55,21 @@ pub struct IrcSettings {
     /// Lines sent at once before flood control paces them.
     #[serde(default = "default_flood_burst")]
     pub flood_burst: u32,
-    /// Pace of lines after the burst, in milliseconds per line.
-    #[serde(default = "default_flood_interval_ms")]
+    /// `send_interval_ms`: least gap between two lines once the burst is used, in
+    /// milliseconds (old name `flood_interval_ms`).
+    #[serde(
+        rename = "send_interval_ms",
+        alias = "flood_interval_ms",
+        default = "default_flood_interval_ms"
+    )]
     pub flood_interval_ms: u64,
-    /// Lines kept while disconnected; the oldest are dropped (and counted) beyond it.
-    #[serde(default = "crate::backends::defaults::queue_size")]
+    /// `queue_size`: lines kept while disconnected; the oldest are dropped (and counted)
+    /// beyond it (old name `queue_lines`).
+    #[serde(
+        rename = "queue_size",
+        alias = "queue_lines",
+        default = "crate::backends::defaults::queue_size"
+    )]
     pub queue_lines: usize,
     /// Seconds of silence from the server before a PING; twice that closes the connection.
     #[serde(default = "default_ping_after_secs")]
@@ -58,11 +77,21 @@ pub struct IrcSettings {
     /// Seconds allowed for the TCP (and TLS) connection to open.
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
-    /// Shortest reconnect delay in milliseconds (the `[supervisor]` value when not given).
-    #[serde(default)]
+    /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
+    /// value when not given; old name `reconnect_backoff_initial_ms`).
+    #[serde(
+        rename = "reconnect_initial_ms",
+        alias = "reconnect_backoff_initial_ms",
+        default
+    )]
     pub reconnect_backoff_initial_ms: Option<u64>,
-    /// Longest reconnect delay in milliseconds (the `[supervisor]` value when not given).
-    #[serde(default)]
+    /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
+    /// when not given; old name `reconnect_backoff_max_ms`).
+    #[serde(
+        rename = "reconnect_max_ms",
+        alias = "reconnect_backoff_max_ms",
+        default
+    )]
     pub reconnect_backoff_max_ms: Option<u64>,
 }
 
@@ -104,7 +133,7 @@ impl IrcSettings {
             out.push(("flood_burst", "must be at least 1".to_owned()));
         }
         if self.queue_lines == 0 {
-            out.push(("queue_lines", "must be at least 1".to_owned()));
+            out.push(("queue_size", "must be at least 1".to_owned()));
         }
         out
     }

@@ -23,7 +23,7 @@
 //! Outbound: each line of a message is a separate `PRIVMSG`, split so that the whole line,
 //! including the `:nick!user@host ` prefix the server adds when relaying it, fits 512 bytes.
 //! Lines are sent through flood control (a burst of `flood_burst`, then one every
-//! `flood_interval_ms`). While disconnected they wait in a bounded queue (`queue_lines`,
+//! `send_interval_ms`). While disconnected they wait in a bounded queue (`queue_size`,
 //! oldest dropped first and counted) and are sent, oldest first, after reconnecting.
 
 /// Line framing of what the server sends (public for the property tests in `tests/it`).

@@ -83,6 +83,10 @@ impl Default for ResultStyle {
     }
 }
 
+/// Keys renamed to the name they have on every platform, as `(old, canonical)`: the old
+/// name still loads (a deprecation note from `check-config`).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[("queue_capacity", "queue_size")];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -105,7 +109,11 @@ struct Raw {
     whispers: WhisperMode,
     #[serde(default = "default_max_len")]
     max_message_length: usize,
-    #[serde(default = "crate::backends::defaults::queue_size")]
+    #[serde(
+        rename = "queue_size",
+        alias = "queue_capacity",
+        default = "crate::backends::defaults::queue_size"
+    )]
     queue_capacity: usize,
     #[serde(default = "default_send_interval")]
     send_interval_ms: u64,
@@ -241,7 +249,7 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
         problems.push("max_message_length must be at least 100".into());
     }
     if raw.queue_capacity == 0 {
-        problems.push("queue_capacity must be at least 1".into());
+        problems.push("queue_size must be at least 1".into());
     }
     if raw.idle_timeout_secs == 0 {
         problems.push("idle_timeout_secs must be at least 1".into());

@@ -16,6 +16,15 @@ pub enum TlsMode {
     Plaintext,
 }
 
+/// Keys renamed to the name they have on every platform, as `(old, canonical)`: the old
+/// name still loads (a deprecation note from `check-config`).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("queue_messages", "queue_size"),
+    ("flood_interval_ms", "send_interval_ms"),
+    ("reconnect_backoff_initial_ms", "reconnect_initial_ms"),
+    ("reconnect_backoff_max_ms", "reconnect_max_ms"),
+];
+
 /// `backend = "xmpp"`: one client connection (one JID).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,11 +64,21 @@ pub struct XmppSettings {
     /// Messages sent at once before pacing.
     #[serde(default = "default_burst")]
     pub flood_burst: u32,
-    /// Pace after the burst, in milliseconds per message.
-    #[serde(default = "default_interval")]
+    /// `send_interval_ms`: least gap between two messages once the burst is used, in
+    /// milliseconds (old name `flood_interval_ms`).
+    #[serde(
+        rename = "send_interval_ms",
+        alias = "flood_interval_ms",
+        default = "default_interval"
+    )]
     pub flood_interval_ms: u64,
-    /// Messages kept while disconnected; the oldest are dropped (and counted) beyond it.
-    #[serde(default = "crate::backends::defaults::queue_size")]
+    /// `queue_size`: messages kept while disconnected; the oldest are dropped (and counted)
+    /// beyond it (old name `queue_messages`).
+    #[serde(
+        rename = "queue_size",
+        alias = "queue_messages",
+        default = "crate::backends::defaults::queue_size"
+    )]
     pub queue_messages: usize,
     /// Seconds between pings of the server and self-pings of each joined room.
     #[serde(default = "default_ping_interval")]
@@ -70,11 +89,21 @@ pub struct XmppSettings {
     /// Seconds allowed to connect and log in.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
-    /// Shortest reconnect delay in milliseconds (the `[supervisor]` value when not given).
-    #[serde(default)]
+    /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
+    /// value when not given; old name `reconnect_backoff_initial_ms`).
+    #[serde(
+        rename = "reconnect_initial_ms",
+        alias = "reconnect_backoff_initial_ms",
+        default
+    )]
     pub reconnect_backoff_initial_ms: Option<u64>,
-    /// Longest reconnect delay in milliseconds (the `[supervisor]` value when not given).
-    #[serde(default)]
+    /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
+    /// when not given; old name `reconnect_backoff_max_ms`).
+    #[serde(
+        rename = "reconnect_max_ms",
+        alias = "reconnect_backoff_max_ms",
+        default
+    )]
     pub reconnect_backoff_max_ms: Option<u64>,
 }
 
@@ -199,7 +228,7 @@ impl XmppSettings {
             out.push(("max_message_bytes", "must be at least 64".into()));
         }
         if self.queue_messages == 0 {
-            out.push(("queue_messages", "must be at least 1".into()));
+            out.push(("queue_size", "must be at least 1".into()));
         }
         if self.flood_burst == 0 {
             out.push(("flood_burst", "must be at least 1".into()));

@@ -42,8 +42,8 @@
 //! failed or unanswered self-ping rejoins the room, as does being kicked.
 //!
 //! Outbound: bodies are split with `split_message` to `max_message_bytes`, paced (a burst of
-//! `flood_burst`, then one per `flood_interval_ms`), and queued while disconnected in a
-//! bounded queue (`queue_messages`, oldest dropped first and counted), sent oldest first
+//! `flood_burst`, then one per `send_interval_ms`), and queued while disconnected in a
+//! bounded queue (`queue_size`, oldest dropped first and counted), sent oldest first
 //! after reconnecting.
 
 pub mod client;
