@@ -17,17 +17,18 @@
 use std::time::Duration;
 
 use actix_web::{
-    error::PayloadError,
     http::{header, ConnectionType, StatusCode},
     web, HttpRequest, HttpResponse,
 };
-use futures_util::StreamExt;
 use handlebars::Handlebars;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{same_origin, HttpState};
+use super::{
+    body::{read_limited, BodyError},
+    same_origin, HttpState,
+};
 use crate::actors::session_manager::{LinkStatus, LoginCredentials, LoginOutcome, SubmitLogin};
 
 /// Largest login request body accepted.
@@ -272,49 +273,6 @@ fn credentials(form: LoginForm) -> Result<(SecretString, LoginCredentials), &'st
     Ok((word, creds))
 }
 
-/// Why a login body could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyError {
-    /// Over [`MAX_BODY_BYTES`] (declared or sent).
-    TooLarge,
-    /// Not all there within [`super::server::BODY_TIMEOUT`].
-    TooSlow,
-    /// The client went away or the body was malformed.
-    Incomplete,
-}
-
-/// Reads the body, at most [`MAX_BODY_BYTES`]; a declared length over that is refused
-/// before a byte is read.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<web::BytesMut, BodyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let capacity = declared.map_or(1024, |n| usize::try_from(n).unwrap_or(MAX_BODY_BYTES));
-    let mut body = web::BytesMut::with_capacity(capacity.min(MAX_BODY_BYTES));
-    while let Some(chunk) = payload.next().await {
-        let failed = match chunk {
-            Ok(chunk) if body.len() + chunk.len() <= MAX_BODY_BYTES => {
-                body.extend_from_slice(&chunk);
-                continue;
-            }
-            Ok(_) | Err(PayloadError::Overflow) => BodyError::TooLarge,
-            Err(e) if super::server::is_body_timeout(&e) => BodyError::TooSlow,
-            Err(_) => BodyError::Incomplete,
-        };
-        zeroize::Zeroize::zeroize(body.as_mut());
-        return Err(failed);
-    }
-    Ok(body)
-}
-
 /// `POST /login/{link}`.
 pub async fn submit(
     state: web::Data<HttpState>,
@@ -364,7 +322,7 @@ pub async fn submit(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let mut body = match read_body(&req, payload).await {
+    let mut body = match read_limited(&req, payload, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(e) => {
             let (status, message) = match e {

@@ -2,6 +2,7 @@
 //! page; Slack's Events API; and `POST /hubot/st2` / `POST /chatops/message` for workflows
 //! posting into chat ([`post`]). The whole route table is in [`configure`].
 
+mod body;
 pub mod forwarded;
 pub mod health;
 pub mod login;

@@ -57,7 +57,6 @@ use std::{
 
 use actix::Recipient;
 use actix_web::{
-    error::PayloadError,
     http::{
         header::{self, HeaderValue},
         ConnectionType, StatusCode,
@@ -65,13 +64,15 @@ use actix_web::{
     web, HttpRequest, HttpResponse,
 };
 use base64::Engine as _;
-use futures_util::StreamExt;
 use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::HttpState;
+use super::{
+    body::{read_limited, BodyError},
+    HttpState,
+};
 use crate::{
     actors::stream_consumer::AnnouncementReceived,
     domain::announcement::{self, Announcement},
@@ -497,46 +498,6 @@ fn object(fields: &Map<String, Value>, field: &'static str) -> Result<Option<Val
     }
 }
 
-/// Why a body could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyError {
-    /// Over [`MAX_BODY_BYTES`] (declared or sent).
-    TooLarge,
-    /// Not all there within [`super::server::BODY_TIMEOUT`].
-    TooSlow,
-    /// The client went away or the body was malformed.
-    Incomplete,
-}
-
-/// Reads the body, at most [`MAX_BODY_BYTES`]; a declared length over that is refused
-/// before a byte is read.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<web::BytesMut, BodyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let capacity = declared.map_or(1024, |n| usize::try_from(n).unwrap_or(MAX_BODY_BYTES));
-    let mut body = web::BytesMut::with_capacity(capacity.min(MAX_BODY_BYTES));
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(chunk) if body.len() + chunk.len() <= MAX_BODY_BYTES => {
-                body.extend_from_slice(&chunk);
-            }
-            Ok(_) | Err(PayloadError::Overflow) => return Err(BodyError::TooLarge),
-            Err(e) if super::server::is_body_timeout(&e) => return Err(BodyError::TooSlow),
-            Err(_) => return Err(BodyError::Incomplete),
-        }
-    }
-    Ok(body)
-}
-
 /// `response`, closing the connection: the request's body was not (all) read, so the
 /// connection cannot carry another request.
 fn closing(mut response: HttpResponse) -> HttpResponse {
@@ -636,7 +597,7 @@ async fn post(
             ))
         }
     };
-    let body = match read_body(req, payload).await {
+    let body = match read_limited(req, payload, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(e) => {
             let (status, error) = match e {
