@@ -217,21 +217,20 @@ impl ResultTracker {
                     .as_ref()
                     .filter(|_| self.mention_user)
                     .and_then(|who| self.mentions.get(&d.connection).and_then(|m| m(who)));
-                let (text, mut layout) = (d.text, d.layout);
-                let text = match &mention {
-                    Some(m) => {
+                let (mut text, mut layout) = (d.text, d.layout);
+                if let Some(m) = &mention {
+                    text = mention::addressed(m, &text);
+                    if let Some(layout) = layout.as_mut() {
                         layout.pretext =
                             mention::addressed(m, &layout.pretext).trim_end().to_owned();
-                        mention::addressed(m, &text)
                     }
-                    None => text,
-                };
+                }
                 recipient.do_send(Deliver {
                     target: d.target,
                     text,
                     extra: d.extra,
                     reply_to: d.reply_to,
-                    layout: Some(layout),
+                    layout,
                 });
             }
             None => {
@@ -264,7 +263,10 @@ impl ResultTracker {
             foreign_context: false,
             extra: None,
         };
-        announcement::route(&a, &self.connection_order).ok()
+        // The bridge's own words: plain text, not laid out as a StackStorm result.
+        announcement::route(&a, &self.connection_order)
+            .ok()
+            .map(|d| Delivery { layout: None, ..d })
     }
 
     /// Tells the user a result will not come, and why; logs it.

@@ -142,8 +142,9 @@ pub struct Delivery {
     pub request_id: Option<String>,
     /// The platform id of the command's message, when the context carries it.
     pub reply_to: Option<String>,
-    /// The message as StackStorm laid it out (`{~}`), for platforms that show attachments.
-    pub layout: Layout,
+    /// The message as StackStorm laid it out (`{~}`), for platforms that show attachments;
+    /// `None` for the bridge's own notices, which are plain text.
+    pub layout: Option<Layout>,
     /// Who to mention: the person the message is for, when it goes to a shared room.
     pub addressee: Option<Addressee>,
 }
@@ -240,7 +241,7 @@ pub fn route(a: &Announcement, connections: &[String]) -> Result<Delivery, Annou
         extra: a.extra.clone(),
         request_id: a.context.as_ref().map(|c| c.request_id.clone()),
         reply_to: a.context.as_ref().and_then(|c| c.message_id.clone()),
-        layout: Layout::of(&a.message),
+        layout: Some(Layout::of(&a.message)),
         addressee,
     })
 }
