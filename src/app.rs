@@ -1,7 +1,7 @@
 //! The composition root: starts the actors in dependency order, wires them together and
 //! starts the HTTP server. Used by `stormbridge run`, `stormbridge demo` and the tests.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 
@@ -17,6 +17,7 @@ use crate::{
         token_renewer::{RenewerSettings, TokenRenewer},
     },
     backends::{
+        connection::{Connection, QueuePolicy, Wiring},
         console::{ConsoleConnection, ConsoleIo},
         irc::IrcConnection,
         mention,
@@ -339,6 +340,12 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     let mut mattermost_actions = std::collections::HashMap::new();
     for chat in &settings.chat {
         let status = reporter(&format!("chat:{}", chat.name), true);
+        let wiring = |status| Wiring {
+            name: chat.name.clone(),
+            dispatcher: dispatcher.clone().recipient(),
+            status,
+            backoff: backoff.clone(),
+        };
         let mention: MentionFn = match &chat.backend {
             BackendSettings::Slack(_) => mention::slack,
             BackendSettings::Discord(_) => mention::discord,
@@ -400,15 +407,15 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 .recipient()
             }
             BackendSettings::Mattermost(mm) => {
-                let connection = crate::backends::mattermost::MattermostConnection::new(
-                    chat.name.clone(),
-                    mm.clone(),
-                    dispatcher.clone().recipient(),
-                    status,
-                    backoff.clone(),
-                )
-                .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                let addr = actix::Supervisor::start(move |_| connection);
+                let platform =
+                    crate::backends::mattermost::Mattermost::new(chat.name.clone(), mm.clone())
+                        .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
+                let queue = QueuePolicy {
+                    capacity: mm.queue_size,
+                    burst: 1,
+                    interval: Duration::from_millis(mm.send_interval_ms),
+                };
+                let addr = Connection::new(platform, wiring(status), queue).start();
                 // Answer buttons for StackStorm inquiries: presses arrive over HTTP.
                 crate::backends::buttons::connect(
                     &chat.name,

@@ -3,15 +3,14 @@
 //! (both in `crate::actors::messages`).
 
 pub mod buttons;
+pub mod connection;
 pub mod console;
 pub mod defaults;
 pub mod discord;
-pub mod flood;
 pub mod irc;
 pub mod matrix;
 pub mod mattermost;
 pub mod mention;
-pub mod outbox;
 pub mod rest;
 pub mod slack;
 pub mod xmpp;

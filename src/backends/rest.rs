@@ -10,6 +10,8 @@ use awc::{http::header::HeaderMap, ClientRequest};
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::connection::ConnectionError;
+
 /// The User-Agent the bridge sends to chat platforms (Discord asks for its own form).
 pub const USER_AGENT: &str = concat!("stormbridge/", env!("CARGO_PKG_VERSION"));
 
@@ -29,50 +31,86 @@ pub fn http_client(tls: Arc<rustls::ClientConfig>, user_agent: &'static str) -> 
 /// Largest API response read.
 const MAX_BODY: usize = 1 << 20;
 
-/// `HTTP <status> <code or id> <message>` from a platform's JSON error body.
-pub fn api_error(status: StatusCode, body: &[u8]) -> String {
+/// The platform's error code (`code`, or Mattermost's `id`) and message from a JSON error
+/// body.
+fn code_and_message(body: &[u8]) -> (Option<String>, Option<String>) {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let code = match v.get("code").or_else(|| v.get("id")) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
     };
-    let message = v.get("message").and_then(Value::as_str).unwrap_or_default();
-    format!("HTTP {} {code} {message}", status.as_u16())
-        .trim()
-        .to_owned()
+    let message = v.get("message").and_then(Value::as_str).map(str::to_owned);
+    (code, message)
+}
+
+/// `HTTP <status> <code or id> <message>` from a platform's JSON error body.
+pub fn api_error(status: StatusCode, body: &[u8]) -> String {
+    let (code, message) = code_and_message(body);
+    format!(
+        "HTTP {} {} {}",
+        status.as_u16(),
+        code.unwrap_or_default(),
+        message.unwrap_or_default()
+    )
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// The typed error for an error answer to `method path`.
+pub fn http_error(
+    method: &'static str,
+    path: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> ConnectionError {
+    let (code, message) = code_and_message(body);
+    ConnectionError::Http {
+        method,
+        path: path.to_owned(),
+        status: status.as_u16(),
+        code,
+        message,
+    }
 }
 
 /// Sends `req` (already carrying its authorization) and decodes a JSON success body.
-pub async fn get_json(req: ClientRequest) -> Result<Value, String> {
+pub async fn get_json(req: ClientRequest) -> Result<Value, ConnectionError> {
     let path = req.get_uri().path().to_owned();
-    let mut resp = req.send().await.map_err(|e| format!("GET {path}: {e}"))?;
+    let during = || format!("GET {path}");
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| ConnectionError::network(during(), e))?;
     let body = resp
         .body()
         .limit(MAX_BODY)
         .await
-        .map_err(|e| format!("GET {path}: {e}"))?;
+        .map_err(|e| ConnectionError::network(during(), e))?;
     if !resp.status().is_success() {
-        return Err(format!("GET {path}: {}", api_error(resp.status(), &body)));
+        return Err(http_error("GET", &path, resp.status(), &body));
     }
-    serde_json::from_slice(&body).map_err(|e| format!("GET {path}: bad JSON: {e}"))
+    serde_json::from_slice(&body)
+        .map_err(|e| ConnectionError::Protocol(format!("GET {path}: bad JSON: {e}")))
 }
 
 /// Sends `body` with `req`; the caller classifies the status (429s, retries, rejections).
 pub async fn post_json(
     req: ClientRequest,
     body: &Value,
-) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+) -> Result<(StatusCode, HeaderMap, Bytes), ConnectionError> {
     let path = req.get_uri().path().to_owned();
+    let during = || format!("POST {path}");
     let mut resp = req
         .send_json(body)
         .await
-        .map_err(|e| format!("POST {path}: {e}"))?;
+        .map_err(|e| ConnectionError::network(during(), e))?;
     let bytes = resp
         .body()
         .limit(MAX_BODY)
         .await
-        .map_err(|e| format!("POST {path}: {e}"))?;
+        .map_err(|e| ConnectionError::network(during(), e))?;
     Ok((resp.status(), resp.headers().clone(), bytes))
 }
 

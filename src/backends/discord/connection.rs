@@ -28,7 +28,8 @@ use super::{
 use crate::{
     actors::messages::{Deliver, Inbound},
     actors::status::{ActorState, Reconnect, StatusReporter},
-    backends::outbox::{Dest, Next, Outbox, Outcome},
+    backends::connection::outbox::{Dest, Next, Outbox, Outcome},
+    backends::connection::ConnectionError,
     backends::rest::{api_error, post_json},
     domain::{
         backoff::Backoff,
@@ -508,10 +509,14 @@ fn classify(
         return Some(Outcome::RateLimited(delay));
     }
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-        return Some(Outcome::Retry(api_error(status, body)));
+        return Some(Outcome::Retry(ConnectionError::Protocol(api_error(
+            status, body,
+        ))));
     }
     if !status.is_success() {
-        return Some(Outcome::Rejected(api_error(status, body)));
+        return Some(Outcome::Rejected(ConnectionError::Protocol(api_error(
+            status, body,
+        ))));
     }
     None
 }
@@ -618,7 +623,9 @@ async fn send(
                         None => {
                             return Ok((
                                 None,
-                                Outcome::Rejected("POST /users/@me/channels returned no id".into()),
+                                Outcome::Rejected(ConnectionError::Protocol(
+                                    "POST /users/@me/channels returned no id".into(),
+                                )),
                             ))
                         }
                     }

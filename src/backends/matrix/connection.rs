@@ -19,7 +19,8 @@ use super::{
 use crate::{
     actors::messages::{Deliver, Inbound},
     actors::status::{ActorState, Reconnect, StatusReporter},
-    backends::outbox::{Dest, Next, Outbox, Outcome, MAX_RATE_WAIT},
+    backends::connection::outbox::{Dest, Next, Outbox, Outcome, MAX_RATE_WAIT},
+    backends::connection::ConnectionError,
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},
@@ -609,7 +610,7 @@ impl MatrixConnection {
             }
             Err(ApiError::RateLimited { delay, .. }) => Outcome::RateLimited(delay),
             Err(e @ (ApiError::Network { .. } | ApiError::Server { .. })) => {
-                Outcome::Retry(e.to_string())
+                Outcome::Retry(ConnectionError::Protocol(e.to_string()))
             }
             Err(e @ ApiError::Unauthorized { .. }) => {
                 // Sent first once the connection has logged in again.
@@ -633,7 +634,7 @@ impl MatrixConnection {
                             ..item
                         }));
                     }
-                    _ => Outcome::Rejected(e.to_string()),
+                    _ => Outcome::Rejected(ConnectionError::Protocol(e.to_string())),
                 }
             }
         };

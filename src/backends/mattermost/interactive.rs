@@ -23,16 +23,21 @@
 //! within Mattermost's timeout for integration requests; past [`PRESS_TIMEOUT`] the presser
 //! is told it is still being worked on and the outcome is posted in the channel.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
+use actix::{Recipient, ResponseFuture};
 use ring::hmac;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::*;
+use super::{api::Outgoing, config::MAX_POST_CHARS, platform::Mattermost};
 use crate::{
-    backends::buttons::{
-        ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin, UseButtonPresses,
+    backends::{
+        buttons::{
+            ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin,
+            UseButtonPresses,
+        },
+        connection::{outbox::Dest, Effects, Handles},
     },
     domain::message::{ChatUser, Room, RoomKind},
 };
@@ -47,7 +52,7 @@ pub const PRESS_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_PENDING: usize = 256;
 
 /// A press as Mattermost POSTed it to the bridge (the HTTP layer only parsed the JSON).
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, actix::Message)]
 #[rtype(result = "ActionResponse")]
 pub struct ActionRequest(pub Value);
 
@@ -71,7 +76,7 @@ impl ActionResponse {
 }
 
 /// The connection's interactive state.
-pub(super) struct Interactions {
+pub struct Interactions {
     presses: Option<Recipient<ButtonPressed>>,
     key: hmac::Key,
     pending: BTreeMap<u64, oneshot::Sender<ActionResponse>>,
@@ -118,7 +123,7 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-impl MattermostConnection {
+impl Mattermost {
     /// The URL Mattermost posts presses to, when buttons are on.
     fn actions_url(&self) -> Option<String> {
         let base = self
@@ -180,26 +185,10 @@ impl MattermostConnection {
         Some(json!({"attachments": [{"fallback": offer.fallback, "actions": actions}]}))
     }
 
-    fn push_text(
-        &mut self,
-        dest: Dest,
-        root_id: Option<String>,
-        text: &str,
-        ctx: &mut Context<Self>,
-    ) {
-        for part in split_message(text, MAX_POST_CHARS, LengthUnit::Chars) {
-            if part.trim().is_empty() {
-                continue;
-            }
-            self.outbox.push(Outgoing {
-                dest: dest.clone(),
-                root_id: root_id.clone(),
-                message: part,
-                props: None,
-            });
+    fn push_text(&self, dest: Dest, root_id: Option<String>, text: &str, fx: &mut Effects<Self>) {
+        for post in self.posts(dest, root_id, text, None) {
+            fx.queue(post);
         }
-        self.outbox.report(&mut self.status);
-        self.pump(ctx);
     }
 
     /// Checks a press and hands it to the dispatcher; the answer for Mattermost follows its
@@ -247,7 +236,6 @@ impl MattermostConnection {
                 "The bridge is starting; try again in a moment.",
             ));
         };
-        self.status.activity();
         let state = &mut self.interactive;
         while state.pending.len() >= MAX_PENDING {
             state.pending.pop_first();
@@ -286,57 +274,58 @@ impl MattermostConnection {
     }
 }
 
-impl Handler<UseButtonPresses> for MattermostConnection {
-    type Result = ();
+impl Handles<UseButtonPresses> for Mattermost {
+    type Reply = ();
 
-    fn handle(&mut self, msg: UseButtonPresses, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: UseButtonPresses, _fx: &mut Effects<Self>) {
         self.interactive.presses = Some(msg.0);
     }
 }
 
-impl Handler<OfferButtons> for MattermostConnection {
-    type Result = ();
+impl Handles<OfferButtons> for Mattermost {
+    type Reply = ();
 
-    fn handle(&mut self, msg: OfferButtons, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: OfferButtons, fx: &mut Effects<Self>) {
         let (dest, root_id) = Dest::of(msg.target.clone());
         let Some(props) = self.offer_props(&msg) else {
-            return self.push_text(dest, root_id, &msg.fallback, ctx);
+            return self.push_text(dest, root_id, &msg.fallback, fx);
         };
         let message: String = msg.text.chars().take(MAX_POST_CHARS).collect();
-        self.outbox.push(Outgoing {
+        fx.queue(Outgoing {
             dest,
             root_id,
             message,
             props: Some(props),
         });
-        self.outbox.report(&mut self.status);
-        self.pump(ctx);
     }
 }
 
-impl Handler<ActionRequest> for MattermostConnection {
-    type Result = ResponseFuture<ActionResponse>;
+impl Handles<ActionRequest> for Mattermost {
+    type Reply = ResponseFuture<ActionResponse>;
 
-    fn handle(&mut self, msg: ActionRequest, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ActionRequest, fx: &mut Effects<Self>) -> Self::Reply {
         match self.on_action(&msg.0) {
             Err(refused) => Box::pin(async move { refused }),
-            Ok(rx) => Box::pin(async move {
-                match tokio::time::timeout(PRESS_TIMEOUT, rx).await {
-                    Ok(Ok(response)) => response,
-                    _ => ActionResponse {
-                        status: 200,
-                        body: json!({"ephemeral_text": "StackStorm is taking a while; the outcome will be posted here."}),
-                    },
-                }
-            }),
+            Ok(rx) => {
+                fx.activity();
+                Box::pin(async move {
+                    match tokio::time::timeout(PRESS_TIMEOUT, rx).await {
+                        Ok(Ok(response)) => response,
+                        _ => ActionResponse {
+                            status: 200,
+                            body: json!({"ephemeral_text": "StackStorm is taking a while; the outcome will be posted here."}),
+                        },
+                    }
+                })
+            }
         }
     }
 }
 
-impl Handler<ButtonOutcome> for MattermostConnection {
-    type Result = ();
+impl Handles<ButtonOutcome> for Mattermost {
+    type Reply = ();
 
-    fn handle(&mut self, msg: ButtonOutcome, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ButtonOutcome, fx: &mut Effects<Self>) {
         let response = if msg.accepted {
             // `props: {}` replaces the post's attachments: the spent buttons go.
             json!({"update": {"message": msg.text, "props": {}}})
@@ -360,9 +349,11 @@ impl Handler<ButtonOutcome> for MattermostConnection {
         } else {
             Dest::User(msg.user.id.clone())
         };
-        self.push_text(dest, None, &msg.text, ctx);
+        self.push_text(dest, None, &msg.text, fx);
     }
 }
+
+crate::platform_messages!(Mattermost: UseButtonPresses, OfferButtons, ActionRequest, ButtonOutcome);
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,10 @@
 //! (`connection_id`); a reconnect passes `?connection_id=…&sequence_number=…` so that a
 //! server with reliable websockets replays what was missed (a new `connection_id` in `hello`
 //! means it could not, and `seq` starts again at 0). A gap in `seq` means events were lost:
-//! the connection starts afresh rather than carry on silently. Every failure (refused token,
-//! closed socket, silence longer than two ping periods) stops the actor and
-//! `actix::Supervisor` restarts it after a capped, jittered backoff. Configured `channels`
+//! the connection starts afresh rather than carry on silently. A token refused by
+//! `GET /users/me` (401) stops the connection (`down`); every other failure (closed socket,
+//! refused challenge, silence longer than two ping periods) opens a new link after a capped,
+//! jittered backoff. Configured `channels`
 //! are joined after connecting (names resolve in `team`) and rejoined after a
 //! `user_removed` of the bot.
 //!
@@ -31,12 +32,20 @@
 //! whose presses Mattermost POSTs to `/mattermost/actions/<connection>` (see
 //! `interactive.rs`).
 
+//!
+//! Files: `config.rs` (settings), `wire.rs` (frames and posts, typed), `api.rs` (REST calls),
+//! `platform.rs` (the [`Platform`](crate::backends::connection::Platform)),
+//! `interactive.rs` (buttons).
+
+pub mod api;
 pub mod config;
-mod connection;
+mod interactive;
+mod platform;
 pub mod wire;
 
 pub use config::MattermostSettings;
-pub use connection::{
-    endpoints, ActionRequest, ActionResponse, MattermostConnection, MattermostSetupError,
-    ACTIONS_PATH,
-};
+pub use interactive::{ActionRequest, ActionResponse, ACTIONS_PATH};
+pub use platform::{endpoints, Mattermost, MattermostSetupError};
+
+/// A Mattermost connection: the shared connection actor running [`Mattermost`].
+pub type MattermostConnection = crate::backends::connection::Connection<Mattermost>;

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     actors::messages::{Deliver, Inbound},
     actors::status::{ActorState, Reconnect, StatusReporter},
-    backends::flood::{FloodGate, LineQueue},
+    backends::connection::pacing::{FloodGate, LineQueue},
     domain::{
         backoff::Backoff,
         chunk::{split_message, LengthUnit},

@@ -1,22 +1,23 @@
-//! The outbound queue of the REST-based chat backends (Mattermost, Discord, Matrix).
+//! A chat connection's outbound queue.
 //!
-//! Those platforms take one HTTP request per message, answer 429 with a delay, and fail
-//! now and then; replies must still arrive complete and in order. The bookkeeping for that
-//! is the same on every platform, so it lives here, free of actix and HTTP: a bounded
-//! queue (oldest dropped first, so a long outage keeps the newest replies), the one
-//! message in flight, the pause a rate limit imposes and the backoff between retries.
+//! Platforms take one HTTP request or one written line per message, answer 429 with a
+//! delay, and fail now and then; replies must still arrive complete and in order. The
+//! bookkeeping for that is the same on every platform, so it lives here, free of actix and
+//! HTTP: a bounded queue (oldest dropped first, so a long outage keeps the newest replies),
+//! the one message in flight, the pacing (a token bucket: `burst` messages at once, then one
+//! per interval), the pause a rate limit imposes and the backoff between retries.
 //!
 //! The connection actor drives it: it asks [`Outbox::next`] what to do, sends the item it
-//! gets with its own HTTP calls, and hands the result to [`Outbox::finish`], which says
-//! when to ask again. Platform specifics (direct-channel caches, logging in again, a new
-//! direct chat for a refused message) stay in the actor, which can put an item back with
-//! [`Outbox::put_back`] when it wants to try again on its own terms.
+//! gets, and hands the result to [`Outbox::finish`], which says when to ask again. A
+//! platform that wants to try an item again on its own terms (in a new direct chat, say)
+//! puts it back with [`Outbox::put_back`].
 
 use std::{
     collections::VecDeque,
     time::{Duration, Instant},
 };
 
+use super::{error::ConnectionError, pacing::FloodGate};
 use crate::{
     actors::status::StatusReporter,
     domain::{backoff::Backoff, message::Target},
@@ -75,10 +76,10 @@ pub enum Outcome {
     /// 429: send the same message again after the delay.
     RateLimited(Duration),
     /// Network error or a server error: send the same message again after a backoff.
-    Retry(String),
+    Retry(ConnectionError),
     /// The platform refused the message for good (forbidden, unknown channel, …): drop it
     /// rather than block everything behind it.
-    Rejected(String),
+    Rejected(ConnectionError),
 }
 
 /// A connection's outbound queue; `T` is the platform's queued message.
@@ -89,8 +90,8 @@ pub struct Outbox<T> {
     /// The platform's word in log messages (`mattermost`, `discord`, `matrix`).
     platform: &'static str,
     capacity: usize,
-    /// The pause between two sends (`send_interval_ms`).
-    gap: Duration,
+    /// The pacing: `burst` sends at once, then one per `send_interval_ms`.
+    pace: FloodGate,
     queue: VecDeque<T>,
     /// A copy of the item being sent: the actor's send is cut off if the actor restarts,
     /// and the message must not be lost with it.
@@ -109,11 +110,22 @@ impl<T> Outbox<T> {
         capacity: usize,
         gap: Duration,
     ) -> Self {
+        Self::paced(connection, platform, capacity, 1, gap)
+    }
+
+    /// An empty outbox that sends `burst` messages at once and then one per `interval`.
+    pub fn paced(
+        connection: impl Into<String>,
+        platform: &'static str,
+        capacity: usize,
+        burst: u32,
+        interval: Duration,
+    ) -> Self {
         Self {
             connection: connection.into(),
             platform,
             capacity: capacity.max(1),
-            gap,
+            pace: FloodGate::new(burst, interval, Instant::now()),
             queue: VecDeque::new(),
             in_flight: None,
             dropped: 0,
@@ -140,18 +152,23 @@ impl<T> Outbox<T> {
     }
 
     /// Takes back the result of the send [`Outbox::next`] started and returns how long to
-    /// wait before asking [`Outbox::next`] again. `item` is the message that was sent; it
-    /// goes back to the front when it must be tried again, so order is kept.
+    /// wait before asking [`Outbox::next`] again (zero: ask now; the pacing is applied
+    /// there). `item` is the message that was sent; it goes back to the front when it must
+    /// be tried again, so order is kept.
     pub fn finish(&mut self, item: T, outcome: Outcome, now: Instant) -> Duration {
         self.in_flight = None;
         match outcome {
             Outcome::Sent { pause } => {
                 self.backoff.reset();
-                if let Some(pause) = pause {
-                    tracing::debug!(connection = %self.connection, pause_ms = pause.as_millis() as u64, "rate-limit window used up; pausing");
-                    self.paused_until = Some(now + pause.min(MAX_RATE_WAIT));
+                match pause {
+                    Some(pause) => {
+                        tracing::debug!(connection = %self.connection, pause_ms = pause.as_millis() as u64, "rate-limit window used up; pausing");
+                        let pause = pause.min(MAX_RATE_WAIT);
+                        self.paused_until = Some(now + pause);
+                        pause
+                    }
+                    None => Duration::ZERO,
                 }
-                self.gap
             }
             Outcome::RateLimited(delay) => {
                 let delay = delay.min(MAX_RATE_WAIT);
@@ -164,22 +181,24 @@ impl<T> Outbox<T> {
                 let delay = self.backoff.next_delay();
                 tracing::warn!(connection = %self.connection, error = %error, delay_ms = delay.as_millis() as u64, "{} send failed; retrying", self.platform);
                 self.queue.push_front(item);
+                // Nothing goes out before the retry: the order of replies is kept.
+                self.paused_until = Some(now + delay);
                 delay
             }
             Outcome::Rejected(error) => {
                 tracing::warn!(connection = %self.connection, error = %error, "{} refused a message; dropped it", self.platform);
-                self.gap
+                Duration::ZERO
             }
         }
     }
 
     /// Ends the send in flight by putting `item` (perhaps changed by the actor) back at the
-    /// front, without touching the backoff or the pause; returns the usual gap before the
-    /// next send. For retries the actor decides on itself, e.g. in a new direct chat.
+    /// front, without touching the backoff or the pause; returns zero (ask again now). For
+    /// retries the platform decides on itself, e.g. in a new direct chat.
     pub fn put_back(&mut self, item: T) -> Duration {
         self.in_flight = None;
         self.queue.push_front(item);
-        self.gap
+        Duration::ZERO
     }
 
     /// After an actor restart: the send that was in flight was cut off, so its message goes
@@ -225,6 +244,12 @@ impl<T: Clone> Outbox<T> {
             }
             self.paused_until = None;
         }
+        if self.queue.is_empty() {
+            return Next::Idle;
+        }
+        if let Some(wait) = self.pace.take(now) {
+            return Next::Wait(wait);
+        }
         match self.queue.pop_front() {
             Some(item) => {
                 self.in_flight = Some(item.clone());
@@ -241,8 +266,9 @@ mod tests {
 
     const GAP: Duration = Duration::from_millis(40);
 
+    /// An outbox whose pacing never bites in these tests (it has its own test).
     fn outbox(capacity: usize) -> Outbox<u32> {
-        Outbox::new("test", "test", capacity, GAP)
+        Outbox::paced("test", "test", capacity, 1000, GAP)
     }
 
     fn sent() -> Outcome {
@@ -252,16 +278,17 @@ mod tests {
     #[test]
     fn a_full_queue_drops_the_oldest_and_counts_it() {
         let t0 = Instant::now();
-        let mut o = outbox(2);
+        let mut o = Outbox::new("test", "test", 2, GAP);
         for i in 1..=4 {
             o.push(i);
         }
         assert_eq!((o.queued(), o.dropped()), (2, 2));
         assert_eq!(o.next(t0), Next::Send(3));
-        assert_eq!(o.finish(3, sent(), t0), GAP);
-        assert_eq!(o.next(t0), Next::Send(4));
-        assert_eq!(o.finish(4, sent(), t0), GAP);
-        assert_eq!(o.next(t0), Next::Idle);
+        assert_eq!(o.finish(3, sent(), t0), Duration::ZERO);
+        assert_eq!(o.next(t0), Next::Wait(GAP), "paced");
+        assert_eq!(o.next(t0 + GAP), Next::Send(4));
+        assert_eq!(o.finish(4, sent(), t0 + GAP), Duration::ZERO);
+        assert_eq!(o.next(t0 + GAP), Next::Idle);
         assert_eq!((o.queued(), o.dropped()), (0, 2));
     }
 
@@ -350,7 +377,7 @@ mod tests {
         o.push(2);
         o.next(t0);
         let pause = Some(ms(500));
-        assert_eq!(o.finish(1, Outcome::Sent { pause }, t0), GAP);
+        assert_eq!(o.finish(1, Outcome::Sent { pause }, t0), ms(500));
         assert_eq!(o.next(t0 + GAP), Next::Wait(ms(500) - GAP));
         assert_eq!(o.next(t0 + ms(500)), Next::Send(2));
         o.finish(
@@ -371,9 +398,21 @@ mod tests {
         let mut o = outbox(5);
         o.push(1);
         o.push(2);
-        let retry = |o: &mut Outbox<u32>| {
-            assert_eq!(o.next(t0), Next::Send(1), "the failed message stays first");
-            o.finish(1, Outcome::Retry("HTTP 502".into()), t0)
+        let mut now = t0;
+        let mut retry = |o: &mut Outbox<u32>| {
+            assert_eq!(o.next(now), Next::Send(1), "the failed message stays first");
+            let delay = o.finish(
+                1,
+                Outcome::Retry(ConnectionError::Protocol("HTTP 502".into())),
+                now,
+            );
+            assert_eq!(
+                o.next(now),
+                Next::Wait(delay),
+                "nothing overtakes the retry"
+            );
+            now += delay;
+            delay
         };
         let first = retry(&mut o);
         assert!((ms(125)..=ms(250)).contains(&first), "{first:?}");
@@ -382,11 +421,16 @@ mod tests {
         for _ in 0..10 {
             assert!(retry(&mut o) <= RETRY_MAX);
         }
+        let now = now + RETRY_MAX;
         assert_eq!(o.queued(), 2);
-        assert_eq!(o.next(t0), Next::Send(1));
-        o.finish(1, sent(), t0);
-        assert_eq!(o.next(t0), Next::Send(2));
-        let after_success = o.finish(2, Outcome::Retry("timeout".into()), t0);
+        assert_eq!(o.next(now), Next::Send(1));
+        o.finish(1, sent(), now);
+        assert_eq!(o.next(now), Next::Send(2));
+        let after_success = o.finish(
+            2,
+            Outcome::Retry(ConnectionError::Protocol("timeout".into())),
+            now,
+        );
         assert!((ms(125)..=ms(250)).contains(&after_success));
     }
 
@@ -397,9 +441,16 @@ mod tests {
         o.push(1);
         o.push(2);
         o.next(t0);
-        assert_eq!(o.finish(1, Outcome::Rejected("HTTP 403".into()), t0), GAP);
+        assert_eq!(
+            o.finish(
+                1,
+                Outcome::Rejected(ConnectionError::Protocol("HTTP 403".into())),
+                t0
+            ),
+            Duration::ZERO
+        );
         assert_eq!((o.queued(), o.dropped()), (1, 0));
-        assert_eq!(o.next(t0), Next::Send(2));
+        assert_eq!(o.next(t0 + GAP), Next::Send(2));
     }
 
     #[test]
@@ -409,10 +460,14 @@ mod tests {
         o.push(1);
         o.push(2);
         assert_eq!(o.next(t0), Next::Send(1));
-        assert_eq!(o.put_back(10), GAP);
+        assert_eq!(o.put_back(10), Duration::ZERO);
         assert_eq!(o.queued(), 2);
         assert_eq!(o.next(t0), Next::Send(10));
-        let delay = o.finish(10, Outcome::Retry("x".into()), t0);
+        let delay = o.finish(
+            10,
+            Outcome::Retry(ConnectionError::Protocol("x".into())),
+            t0,
+        );
         assert!(delay <= RETRY_FIRST, "put_back left the backoff alone");
     }
 }

@@ -79,15 +79,21 @@ impl FloodGate {
 
     /// Takes one line's allowance at `now`, if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
+        self.take(now).is_none()
+    }
+
+    /// Takes one line's allowance at `now`; when there is none, how long until there is.
+    pub fn take(&mut self, now: Instant) -> Option<Duration> {
         let elapsed = now.saturating_duration_since(self.refilled);
         self.refilled = now;
         self.tokens =
             (self.tokens + elapsed.as_secs_f64() / self.interval.as_secs_f64()).min(self.burst);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            true
+            None
         } else {
-            false
+            let missing = 1.0 - self.tokens;
+            Some(self.interval.mul_f64(missing).max(Duration::from_millis(1)))
         }
     }
 }

@@ -1,0 +1,440 @@
+//! The one connection actor every chat platform runs on.
+//!
+//! It owns what is the same everywhere: connecting and reconnecting with backoff (a refused
+//! credential stops instead), the handshake deadline, silence detection and keepalives, the
+//! bounded outbound queue and its pacing, the status report (`/ready`, `/actors`,
+//! `/metrics`), `Deliver` in and `Inbound` out. The [`Platform`] it drives owns the rest.
+//!
+//! Each open link has a number (its generation); frames, timers and write failures of an
+//! older link are ignored, so a link that is replaced or lost can never act on the new one.
+//! The actor never restarts: a lost link is dropped and a new one opened, and the queue —
+//! including a message whose send was under way — carries over.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::{
+    error::ConnectionError,
+    outbox::{Next, Outbox, Outcome},
+    platform::{Effects, End, Link, Platform, Sending},
+};
+use crate::{
+    actors::{
+        messages::{Deliver, Inbound},
+        status::{ActorState, StatusReporter},
+    },
+    domain::backoff::Backoff,
+};
+
+/// Longest a connection attempt (resolving, connecting, HTTP log-in calls) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest from an open transport to the platform's "ready".
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every connection is given besides its platform.
+pub struct Wiring {
+    /// The connection's name (`[[chat]] name`).
+    pub name: String,
+    /// Where chat messages go.
+    pub dispatcher: Recipient<Inbound>,
+    /// Its entry in `/actors`.
+    pub status: StatusReporter,
+    /// The reconnect policy.
+    pub backoff: Backoff,
+}
+
+/// How the queue paces sends.
+#[derive(Debug, Clone, Copy)]
+pub struct QueuePolicy {
+    /// Messages kept while down or rate-limited (`queue_size`).
+    pub capacity: usize,
+    /// Sends allowed at once before the interval applies.
+    pub burst: u32,
+    /// One more send per this long (`send_interval_ms`).
+    pub interval: Duration,
+}
+
+/// The open transport of the current link.
+struct OpenLink<P: Platform> {
+    /// Frames for the writer task; dropping it closes the sink.
+    writer: Option<mpsc::UnboundedSender<P::Write>>,
+    /// The frame reader, cancelled when the link is dropped.
+    reader: SpawnHandle,
+    /// When the last frame arrived.
+    last_frame: Instant,
+}
+
+/// An item of a link's frame stream, tagged with its generation.
+struct LinkItem<P: Platform>(u64, Option<Result<P::Frame, ConnectionError>>);
+
+impl<P: Platform> Message for LinkItem<P> {
+    type Result = ();
+}
+
+/// A chat connection: a platform and the machinery around it.
+pub struct Connection<P: Platform> {
+    platform: P,
+    name: String,
+    dispatcher: Recipient<Inbound>,
+    status: StatusReporter,
+    backoff: Backoff,
+    outbox: Outbox<P::Item>,
+    /// The number of the current (or next) link.
+    generation: u64,
+    link: Option<OpenLink<P>>,
+    /// A connection attempt is under way.
+    connecting: bool,
+    /// The current link finished its handshake.
+    up: bool,
+    /// Refused for good: no more attempts.
+    halted: bool,
+    /// When the next scheduled pump runs, if one is scheduled.
+    pump_at: Option<Instant>,
+}
+
+impl<P: Platform> Connection<P> {
+    /// A connection running `platform`; it connects when started.
+    pub fn new(platform: P, wiring: Wiring, queue: QueuePolicy) -> Self {
+        let outbox = Outbox::paced(
+            wiring.name.clone(),
+            P::KIND,
+            queue.capacity,
+            queue.burst,
+            queue.interval,
+        );
+        Self {
+            platform,
+            name: wiring.name,
+            dispatcher: wiring.dispatcher,
+            status: wiring.status,
+            backoff: wiring.backoff,
+            outbox,
+            generation: 0,
+            link: None,
+            connecting: false,
+            up: false,
+            halted: false,
+            pump_at: None,
+        }
+    }
+
+    /// Runs `f` on the platform and carries out the effects it asked for.
+    pub fn with_platform<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut P, &mut Effects<P>) -> R,
+    ) -> R {
+        let mut fx = Effects::default();
+        let out = f(&mut self.platform, &mut fx);
+        self.apply(fx, ctx);
+        out
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.halted || self.connecting {
+            return;
+        }
+        self.connecting = true;
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, self.platform.connect());
+        ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
+            act.connecting = false;
+            match result {
+                Ok(Ok(link)) => act.open(link, ctx),
+                Ok(Err(error)) => act.end(End::Fail(error), ctx),
+                Err(_) => act.end(
+                    End::Fail(ConnectionError::Timeout("connecting".into())),
+                    ctx,
+                ),
+            }
+        }));
+    }
+
+    fn open(&mut self, link: Link<P>, ctx: &mut Context<Self>) {
+        if self.halted {
+            return;
+        }
+        // A renewal replaces a working link only now that the new one is open.
+        self.drop_link(ctx);
+        let generation = self.generation;
+        let frames = link
+            .frames
+            .map(move |frame| LinkItem::<P>(generation, Some(frame)))
+            .chain(futures_util::stream::once(async move {
+                LinkItem(generation, None)
+            }));
+        let reader = ctx.add_stream(frames);
+        let writer = link.sink.map(|mut sink| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<P::Write>();
+            let pump = async move {
+                while let Some(frame) = rx.recv().await {
+                    sink.feed(frame).await?;
+                    // Whatever else is waiting goes in the same flush.
+                    while let Ok(frame) = rx.try_recv() {
+                        sink.feed(frame).await?;
+                    }
+                    sink.flush().await?;
+                }
+                let _ = sink.close().await;
+                Ok::<_, ConnectionError>(())
+            };
+            ctx.spawn(pump.into_actor(self).map(move |result, act, ctx| {
+                if let Err(error) = result {
+                    if act.generation == generation {
+                        act.end(End::Fail(error), ctx);
+                    }
+                }
+            }));
+            tx
+        });
+        self.link = Some(OpenLink {
+            writer,
+            reader,
+            last_frame: Instant::now(),
+        });
+        ctx.run_later(HANDSHAKE_TIMEOUT, move |act, ctx| {
+            if act.generation == generation && act.link.is_some() && !act.up {
+                act.end(
+                    End::Fail(ConnectionError::Timeout("the handshake".into())),
+                    ctx,
+                );
+            }
+        });
+        let hello = link.hello;
+        self.with_platform(ctx, |p, fx| p.opened(hello, fx));
+    }
+
+    /// Forgets the current link: its reader stops, its writer closes, its timers lapse.
+    fn drop_link(&mut self, ctx: &mut Context<Self>) {
+        if let Some(link) = self.link.take() {
+            ctx.cancel_future(link.reader);
+            self.platform.closed();
+        }
+        self.generation += 1;
+        self.up = false;
+    }
+
+    fn end(&mut self, end: End, ctx: &mut Context<Self>) {
+        match end {
+            End::Fail(error) if !error.is_fatal() => {
+                let delay = self.backoff.next_delay();
+                tracing::warn!(connection = %self.name, error = %error, retry_in_ms = delay.as_millis() as u64, "{} connection lost; reconnecting", P::KIND);
+                self.drop_link(ctx);
+                self.status.restarted(Some(error.to_string()));
+                ctx.run_later(delay, |act, ctx| act.connect(ctx));
+            }
+            End::Fail(error) | End::Halt(error) => {
+                tracing::error!(connection = %self.name, error = %error, "{} connection stopped; fix the configuration and restart the bridge", P::KIND);
+                self.drop_link(ctx);
+                self.halted = true;
+                self.status.state(ActorState::Down, Some(error.to_string()));
+            }
+            End::Renew(why) => {
+                tracing::info!(connection = %self.name, reason = %why, "{} asked for a new connection", P::KIND);
+                // The current link keeps working until the new one is open.
+                self.connect(ctx);
+            }
+        }
+    }
+
+    fn apply(&mut self, fx: Effects<P>, ctx: &mut Context<Self>) {
+        let Effects {
+            writes,
+            inbound,
+            queued,
+            tasks,
+            timers,
+            ready,
+            end,
+            activity,
+        } = fx;
+        for frame in writes {
+            self.write(frame);
+        }
+        if activity {
+            self.status.activity();
+        }
+        for message in inbound {
+            self.dispatcher.do_send(Inbound(message));
+        }
+        for task in tasks {
+            ctx.spawn(task.into_actor(self).map(|event, act, ctx| {
+                act.with_platform(ctx, |p, fx| p.event(event, fx));
+            }));
+        }
+        let generation = self.generation;
+        for (delay, event) in timers {
+            ctx.run_later(delay, move |act, ctx| {
+                if act.generation == generation && act.link.is_some() {
+                    act.with_platform(ctx, |p, fx| p.event(event, fx));
+                }
+            });
+        }
+        let mut pump = !queued.is_empty();
+        for item in queued {
+            self.outbox.push(item);
+        }
+        if ready && !self.up && self.link.is_some() && end.is_none() {
+            self.up = true;
+            self.backoff.reset();
+            self.status.state(ActorState::Up, None);
+            tracing::info!(connection = %self.name, queued = self.outbox.waiting(), "{} connected", P::KIND);
+            pump = true;
+        }
+        match end {
+            Some(end) => self.end(end, ctx),
+            None if pump => self.pump(ctx),
+            None => {}
+        }
+        self.outbox.report(&mut self.status);
+    }
+
+    fn write(&mut self, frame: P::Write) {
+        let sent = self
+            .link
+            .as_ref()
+            .and_then(|link| link.writer.as_ref())
+            .is_some_and(|writer| writer.send(frame).is_ok());
+        if !sent {
+            tracing::debug!(connection = %self.name, "no open link; a protocol frame was not written");
+        }
+    }
+
+    fn schedule_pump(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        let at = Instant::now() + delay;
+        if self.pump_at.is_some_and(|scheduled| scheduled <= at) {
+            return;
+        }
+        self.pump_at = Some(at);
+        ctx.run_later(delay, |act, ctx| {
+            act.pump_at = None;
+            act.pump(ctx);
+        });
+    }
+
+    /// Sends what the queue and its pacing allow now.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.up {
+            let now = Instant::now();
+            let item = match self.outbox.next(now) {
+                Next::Send(item) => item,
+                Next::Wait(delay) => {
+                    self.schedule_pump(delay, ctx);
+                    break;
+                }
+                Next::Idle => break,
+            };
+            match self.platform.send(&item) {
+                Sending::Write(frames) => {
+                    for frame in frames {
+                        self.write(frame);
+                    }
+                    self.status.activity();
+                    self.outbox.finish(item, Outcome::Sent { pause: None }, now);
+                }
+                Sending::NotNow => {
+                    self.outbox.put_back(item);
+                    break;
+                }
+                Sending::Call(call) => {
+                    ctx.spawn(call.into_actor(self).map(|(outcome, event), act, ctx| {
+                        if let Some(event) = event {
+                            act.with_platform(ctx, |p, fx| p.event(event, fx));
+                        }
+                        if matches!(outcome, Outcome::Sent { .. }) {
+                            act.status.activity();
+                        }
+                        let wait = act.outbox.finish(item, outcome, Instant::now());
+                        act.outbox.report(&mut act.status);
+                        if wait.is_zero() {
+                            act.pump(ctx);
+                        } else {
+                            act.schedule_pump(wait, ctx);
+                        }
+                    }));
+                    break;
+                }
+            }
+        }
+        self.outbox.report(&mut self.status);
+    }
+
+    fn check_link(&mut self, interval: Duration, ctx: &mut Context<Self>) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        let silent = link.last_frame.elapsed();
+        if silent > interval * 2 {
+            self.end(End::Fail(ConnectionError::Silent(silent)), ctx);
+        } else {
+            self.with_platform(ctx, |p, fx| p.keepalive(fx));
+        }
+    }
+}
+
+impl<P: Platform> Actor for Connection<P> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // From the start, so the queue's series read 0 instead of missing.
+        self.outbox.report(&mut self.status);
+        if let Some(interval) = self.platform.keepalive_interval() {
+            ctx.run_interval(interval, move |act, ctx| act.check_link(interval, ctx));
+        }
+        self.connect(ctx);
+    }
+}
+
+impl<P: Platform> StreamHandler<LinkItem<P>> for Connection<P> {
+    fn handle(&mut self, LinkItem(generation, item): LinkItem<P>, ctx: &mut Self::Context) {
+        if generation != self.generation {
+            return;
+        }
+        match item {
+            Some(Ok(frame)) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.last_frame = Instant::now();
+                }
+                self.with_platform(ctx, |p, fx| p.frame(frame, fx));
+            }
+            Some(Err(error)) => self.end(End::Fail(error), ctx),
+            None => self.end(End::Fail(ConnectionError::Closed(None)), ctx),
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        // The end of each link's stream arrives as an item (above), tagged with its link.
+    }
+}
+
+impl<P: Platform> Handler<Deliver> for Connection<P> {
+    type Result = ();
+
+    fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) {
+        for item in self.platform.render(delivery) {
+            self.outbox.push(item);
+        }
+        self.pump(ctx);
+    }
+}
+
+/// Forwards messages a platform handles ([`super::Handles`]) through its connection:
+/// `platform_messages!(Mattermost: OfferButtons, ActionRequest);`.
+#[macro_export]
+macro_rules! platform_messages {
+    ($platform:ty : $($message:ty),+ $(,)?) => {
+        $(
+            impl ::actix::Handler<$message> for $crate::backends::connection::Connection<$platform> {
+                type Result = <$platform as $crate::backends::connection::Handles<$message>>::Reply;
+
+                fn handle(&mut self, message: $message, ctx: &mut ::actix::Context<Self>) -> Self::Result {
+                    self.with_platform(ctx, |platform, fx| {
+                        <$platform as $crate::backends::connection::Handles<$message>>::handle(platform, message, fx)
+                    })
+                }
+            }
+        )+
+    };
+}

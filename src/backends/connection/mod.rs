@@ -1,0 +1,22 @@
+//! The connection skeleton every chat platform plugs into.
+//!
+//! - [`platform`]: the contract — a [`Platform`] is the platform's protocol as a state
+//!   machine (connect, frames in, effects out, render and send one item), free of actix.
+//! - [`actor`]: the one [`Connection`] actor that runs any platform: reconnect with backoff,
+//!   handshake deadline, keepalive and silence, the outbound queue and pacing, status.
+//! - [`outbox`] and [`pacing`]: the queue and its token bucket, tested without actix.
+//! - [`websocket`]: the websocket transport the event-pushing platforms share.
+//! - [`error`]: typed connection errors.
+//!
+//! `docs/adding-a-platform.md` shows how a platform folder fills the contract in.
+
+pub mod actor;
+pub mod error;
+pub mod outbox;
+pub mod pacing;
+pub mod platform;
+pub mod websocket;
+
+pub use actor::{Connection, QueuePolicy, Wiring};
+pub use error::ConnectionError;
+pub use platform::{Effects, End, Handles, Link, Platform, Sending};

@@ -1,0 +1,239 @@
+//! The Mattermost REST API v4 calls the bridge makes, and how their answers are classified.
+
+use std::{rc::Rc, time::Duration};
+
+use awc::http::{header::HeaderMap, StatusCode};
+use serde_json::{json, Value};
+
+use super::wire;
+use crate::backends::{
+    connection::{outbox::Dest, outbox::Outcome, ConnectionError},
+    rest::{get_json, http_error, post_json},
+};
+
+/// One post waiting to be sent.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The channel, or the user whose direct channel it goes to.
+    pub dest: Dest,
+    /// The thread's root post.
+    pub root_id: Option<String>,
+    /// The text.
+    pub message: String,
+    /// `props` (attachments, buttons).
+    pub props: Option<Value>,
+}
+
+/// The bot account, from `GET /users/me`.
+#[derive(Debug, Clone)]
+pub struct BotIdentity {
+    /// The bot's user id.
+    pub id: String,
+    /// The bot's username (a leading `@username` is a mention).
+    pub username: String,
+}
+
+/// An authenticated API client: `https://host/api/v4` and the bot token.
+#[derive(Clone)]
+pub struct Api {
+    /// The HTTP client.
+    pub client: awc::Client,
+    /// `…/api/v4`.
+    pub base: Rc<str>,
+    /// The bot's access token.
+    pub token: Rc<str>,
+}
+
+fn str_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Result<Value, ConnectionError> {
+        get_json(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&*self.token),
+        )
+        .await
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), ConnectionError> {
+        post_json(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(&*self.token),
+            body,
+        )
+        .await
+    }
+
+    /// The bot account. A refused token stops the connection.
+    pub async fn me(&self) -> Result<BotIdentity, ConnectionError> {
+        let me = self.get("/users/me").await.map_err(|e| match e {
+            ConnectionError::Http { status: 401, .. } => {
+                ConnectionError::Unauthorized(e.to_string())
+            }
+            other => other,
+        })?;
+        Ok(BotIdentity {
+            id: str_of(&me, "id")
+                .ok_or_else(|| ConnectionError::Protocol("GET /users/me returned no id".into()))?,
+            username: str_of(&me, "username").unwrap_or_default(),
+        })
+    }
+
+    /// A team's id from its name (or its id).
+    pub async fn team_id(&self, team: &str) -> Result<String, ConnectionError> {
+        let team_json = match self.get(&format!("/teams/name/{}", encode(team))).await {
+            Ok(v) => v,
+            Err(by_name) => self
+                .get(&format!("/teams/{}", encode(team)))
+                .await
+                .map_err(|_| {
+                    ConnectionError::Protocol(format!("team `{team}` not found: {by_name}"))
+                })?,
+        };
+        str_of(&team_json, "id")
+            .ok_or_else(|| ConnectionError::Protocol(format!("team `{team}` has no id")))
+    }
+
+    /// Resolves a configured channel (an id, or a name in `team_id`) and adds the bot to it.
+    pub async fn join(
+        &self,
+        bot_id: &str,
+        team_id: Option<&str>,
+        entry: &str,
+    ) -> Result<String, ConnectionError> {
+        let by_id = if wire::looks_like_id(entry) {
+            self.get(&format!("/channels/{entry}")).await.ok()
+        } else {
+            None
+        };
+        let channel = match (by_id, team_id) {
+            (Some(c), _) => c,
+            (None, Some(team)) => {
+                self.get(&format!("/teams/{team}/channels/name/{}", encode(entry)))
+                    .await?
+            }
+            (None, None) => {
+                return Err(ConnectionError::Protocol(
+                    "not a channel id, and channel names need `team`".into(),
+                ))
+            }
+        };
+        let id = str_of(&channel, "id")
+            .ok_or_else(|| ConnectionError::Protocol("channel without an id".into()))?;
+        let path = format!("/channels/{id}/members");
+        let (status, _headers, body) = self.post(&path, &json!({"user_id": bot_id})).await?;
+        if status.is_success() {
+            Ok(id)
+        } else {
+            Err(http_error("POST", &path, status, &body))
+        }
+    }
+
+    /// Posts one message; returns the direct channel used on the way, if any.
+    pub async fn send_post(
+        &self,
+        bot_id: &str,
+        item: &Outgoing,
+        cached_dm: Option<String>,
+    ) -> (Option<String>, Outcome) {
+        let channel_id = match (&item.dest, cached_dm) {
+            (Dest::Room(id), _) => id.clone(),
+            (Dest::User(_), Some(channel)) => channel,
+            (Dest::User(user), None) => {
+                match self.post("/channels/direct", &json!([bot_id, user])).await {
+                    Err(e) => return (None, Outcome::Retry(e)),
+                    Ok((status, headers, body)) => {
+                        if let Some(outcome) = classify("/channels/direct", status, &headers, &body)
+                        {
+                            return (None, outcome);
+                        }
+                        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        match str_of(&v, "id") {
+                            Some(id) => id,
+                            None => {
+                                return (
+                                    None,
+                                    Outcome::Rejected(ConnectionError::Protocol(
+                                        "POST /channels/direct returned no id".into(),
+                                    )),
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let mut body = json!({"channel_id": channel_id, "message": item.message});
+        if let Some(root) = item.root_id.as_ref().filter(|r| !r.is_empty()) {
+            body["root_id"] = Value::String(root.clone());
+        }
+        if let Some(props) = &item.props {
+            body["props"] = props.clone();
+        }
+        let outcome = match self.post("/posts", &body).await {
+            Err(e) => Outcome::Retry(e),
+            Ok((status, headers, bytes)) => {
+                classify("/posts", status, &headers, &bytes).unwrap_or(Outcome::Sent {
+                    pause: rate_pause(&headers),
+                })
+            }
+        };
+        let dm = matches!(item.dest, Dest::User(_)).then_some(channel_id);
+        (dm, outcome)
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The outcome of an error answer; `None` for a success.
+fn classify(path: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<Outcome> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let delay = wire::retry_delay(
+            header("retry-after"),
+            header("x-ratelimit-reset"),
+            now_unix(),
+        )
+        .unwrap_or(Duration::from_secs(1));
+        return Some(Outcome::RateLimited(delay));
+    }
+    if status.is_server_error()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::REQUEST_TIMEOUT
+    {
+        return Some(Outcome::Retry(http_error("POST", path, status, body)));
+    }
+    if !status.is_success() {
+        return Some(Outcome::Rejected(http_error("POST", path, status, body)));
+    }
+    None
+}
+
+/// The pause after a success that used up the rate-limit window (`X-Ratelimit-Remaining: 0`).
+fn rate_pause(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-ratelimit-remaining")?.trim() != "0" {
+        return None;
+    }
+    wire::retry_delay(None, header("x-ratelimit-reset"), now_unix())
+}
