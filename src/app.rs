@@ -438,15 +438,15 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 actix::Supervisor::start(move |_| connection).recipient()
             }
             BackendSettings::Discord(dc) => {
-                let connection = crate::backends::discord::DiscordConnection::new(
-                    chat.name.clone(),
-                    dc.clone(),
-                    dispatcher.clone().recipient(),
-                    status,
-                    backoff.clone(),
-                )
-                .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                let addr = actix::Supervisor::start(move |_| connection);
+                let platform =
+                    crate::backends::discord::Discord::new(chat.name.clone(), dc.clone())
+                        .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
+                let queue = QueuePolicy {
+                    capacity: dc.queue_size,
+                    burst: 1,
+                    interval: Duration::from_millis(dc.send_interval_ms),
+                };
+                let addr = Connection::new(platform, wiring(status), queue).start();
                 // Answer buttons for StackStorm inquiries (presses come back as the presser).
                 crate::backends::buttons::connect(
                     &chat.name,

@@ -143,11 +143,15 @@ impl<P: Platform> Connection<P> {
             act.connecting = false;
             match result {
                 Ok(Ok(link)) => act.open(link, ctx),
-                Ok(Err(error)) => act.end(End::Fail(error), ctx),
-                Err(_) => act.end(
-                    End::Fail(ConnectionError::Timeout("connecting".into())),
-                    ctx,
-                ),
+                Ok(Err(error)) => {
+                    act.platform.connect_failed(&error);
+                    act.end(End::Fail(error), ctx);
+                }
+                Err(_) => {
+                    let error = ConnectionError::Timeout("connecting".into());
+                    act.platform.connect_failed(&error);
+                    act.end(End::Fail(error), ctx);
+                }
             }
         }));
     }
@@ -245,6 +249,7 @@ impl<P: Platform> Connection<P> {
             inbound,
             queued,
             tasks,
+            detached,
             timers,
             ready,
             end,
@@ -263,6 +268,9 @@ impl<P: Platform> Connection<P> {
             ctx.spawn(task.into_actor(self).map(|event, act, ctx| {
                 act.with_platform(ctx, |p, fx| p.event(event, fx));
             }));
+        }
+        for task in detached {
+            ctx.spawn(task.into_actor(self));
         }
         let generation = self.generation;
         for (delay, event) in timers {
@@ -346,7 +354,16 @@ impl<P: Platform> Connection<P> {
                         if matches!(outcome, Outcome::Sent { .. }) {
                             act.status.activity();
                         }
+                        // Credentials refused while sending: the message stays first in
+                        // the queue, and the connection stops like a refused log-in.
+                        let refused = match &outcome {
+                            Outcome::Retry(error) if error.is_fatal() => Some(error.clone()),
+                            _ => None,
+                        };
                         let wait = act.outbox.finish(item, outcome, Instant::now());
+                        if let Some(error) = refused {
+                            act.end(End::Halt(error), ctx);
+                        }
                         act.outbox.report(&mut act.status);
                         if wait.is_zero() {
                             act.pump(ctx);

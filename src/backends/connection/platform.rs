@@ -51,6 +51,7 @@ pub struct Effects<P: Platform> {
     pub(super) inbound: Vec<InboundMessage>,
     pub(super) queued: Vec<P::Item>,
     pub(super) tasks: Vec<LocalBoxFuture<'static, P::Event>>,
+    pub(super) detached: Vec<LocalBoxFuture<'static, ()>>,
     pub(super) timers: Vec<(Duration, P::Event)>,
     pub(super) ready: bool,
     pub(super) end: Option<End>,
@@ -76,6 +77,7 @@ impl<P: Platform> Default for Effects<P> {
             inbound: Vec::new(),
             queued: Vec::new(),
             tasks: Vec::new(),
+            detached: Vec::new(),
             timers: Vec::new(),
             ready: false,
             end: None,
@@ -105,6 +107,11 @@ impl<P: Platform> Effects<P> {
     /// Runs `task` in the background and gives its event to [`Platform::event`].
     pub fn spawn(&mut self, task: impl std::future::Future<Output = P::Event> + 'static) {
         self.tasks.push(Box::pin(task));
+    }
+
+    /// Runs `task` in the background for its own sake (an acknowledgement, a logged call).
+    pub fn detach(&mut self, task: impl std::future::Future<Output = ()> + 'static) {
+        self.detached.push(Box::pin(task));
     }
 
     /// Gives `event` to [`Platform::event`] after `delay`, unless the link ends first.
@@ -186,6 +193,11 @@ pub trait Platform: Sized + Unpin + 'static {
     /// Opens a new link: resolves, connects, logs in as far as that takes HTTP calls.
     /// Called at start and after every failure, once the backoff has passed.
     fn connect(&mut self) -> LocalBoxFuture<'static, Result<Link<Self>, ConnectionError>>;
+
+    /// The attempt [`Platform::connect`] started failed (before the link opened).
+    fn connect_failed(&mut self, error: &ConnectionError) {
+        let _ = error;
+    }
 
     /// The transport is open: start the handshake (or, when there is none, call
     /// [`Effects::ready`]).

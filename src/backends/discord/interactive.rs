@@ -22,15 +22,24 @@
 //! interaction token is valid for 15 minutes; it authenticates these calls by itself (no
 //! bot token), and it is never logged.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
+use actix::Recipient;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use super::*;
+use super::{api::Outgoing, config::MAX_MESSAGE_CHARS, platform::Discord};
 use crate::{
-    backends::buttons::{
-        ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin, UseButtonPresses,
+    backends::{
+        buttons::{
+            ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin,
+            UseButtonPresses,
+        },
+        connection::{outbox::Dest, Effects, Handles},
+        rest::{api_error, post_json},
     },
     domain::message::{ChatUser, Room, RoomKind},
 };
@@ -65,7 +74,7 @@ struct Pending {
 
 /// The connection's interactive state.
 #[derive(Default)]
-pub(super) struct Interactions {
+pub struct Interactions {
     presses: Option<Recipient<ButtonPressed>>,
     pending: BTreeMap<u64, Pending>,
     next_handle: u64,
@@ -99,9 +108,9 @@ fn offer_components(offer: &OfferButtons) -> Option<Value> {
     Some(Value::Array(rows))
 }
 
-impl DiscordConnection {
+impl Discord {
     /// An `INTERACTION_CREATE` dispatch.
-    pub(super) fn handle_interaction(&mut self, d: &Value, ctx: &mut Context<Self>) {
+    pub(super) fn interaction(&mut self, d: &Value, fx: &mut Effects<Self>) {
         let text = |v: &Value, p: &str| {
             v.pointer(p)
                 .and_then(Value::as_str)
@@ -123,9 +132,9 @@ impl DiscordConnection {
             return;
         };
         let token = SecretString::from(token);
-        self.status.activity();
+        fx.activity();
         // Acknowledged first, whatever it is: Discord shows "interaction failed" otherwise.
-        self.defer(&id, &token, ctx);
+        self.defer(&id, &token, fx);
         let answer = text(d, "/data/custom_id")
             .and_then(|c| c.strip_prefix(CUSTOM_ID_PREFIX).map(str::to_owned))
             .and_then(|c| InquiryAnswer::decode(&c));
@@ -195,17 +204,15 @@ impl DiscordConnection {
     }
 
     /// `POST /interactions/{id}/{token}/callback` with type 6.
-    fn defer(&mut self, id: &str, token: &SecretString, ctx: &mut Context<Self>) {
-        let Some(client) = self.http.clone() else {
-            return;
-        };
+    fn defer(&mut self, id: &str, token: &SecretString, fx: &mut Effects<Self>) {
+        let client = self.client();
         let url = format!(
             "{}/interactions/{id}/{}/callback",
-            self.api,
+            self.api_base,
             token.expose_secret()
         );
         let name = self.name.clone();
-        ctx.spawn(
+        fx.detach(
             async move {
                 match post_json(client.post(&url), &json!({"type": DEFERRED_UPDATE_MESSAGE})).await
                 {
@@ -219,24 +226,23 @@ impl DiscordConnection {
                     }
                     Ok(_) => {}
                 }
-            }
-            .into_actor(self),
+            },
         );
     }
 }
 
-impl Handler<UseButtonPresses> for DiscordConnection {
-    type Result = ();
+impl Handles<UseButtonPresses> for Discord {
+    type Reply = ();
 
-    fn handle(&mut self, msg: UseButtonPresses, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: UseButtonPresses, _fx: &mut Effects<Self>) {
         self.interactive.presses = Some(msg.0);
     }
 }
 
-impl Handler<OfferButtons> for DiscordConnection {
-    type Result = ();
+impl Handles<OfferButtons> for Discord {
+    type Reply = ();
 
-    fn handle(&mut self, msg: OfferButtons, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: OfferButtons, fx: &mut Effects<Self>) {
         let (dest, reply_to) = Dest::of(msg.target.clone());
         let components = self
             .interactive
@@ -249,45 +255,38 @@ impl Handler<OfferButtons> for DiscordConnection {
         } else {
             &msg.fallback
         };
-        let mut parts = split_message(text, MAX_MESSAGE_CHARS, LengthUnit::Chars);
-        let last = parts.pop().unwrap_or_default();
-        for part in parts.into_iter().filter(|p| !p.trim().is_empty()) {
-            self.outbox
-                .push(Outgoing::new(dest.clone(), reply_to.clone(), part, None));
-        }
         // The buttons go with the last part.
-        self.outbox
-            .push(Outgoing::new(dest, reply_to, last, components));
-        self.outbox.report(&mut self.status);
-        self.pump(ctx);
+        for item in self.messages(dest, reply_to, text, components) {
+            fx.queue(item);
+        }
     }
 }
 
-impl Handler<ButtonOutcome> for DiscordConnection {
-    type Result = ();
+impl Handles<ButtonOutcome> for Discord {
+    type Reply = ();
 
-    fn handle(&mut self, msg: ButtonOutcome, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ButtonOutcome, fx: &mut Effects<Self>) {
         let pending = self.interactive.pending.remove(&msg.origin.handle);
-        let (Some(pending), Some(client)) = (pending, self.http.clone()) else {
+        let Some(pending) = pending else {
             // The token expired (or the connection restarted): say it in the channel.
             let content = if msg.accepted {
                 msg.text
             } else {
                 format!("<@{}> {}", msg.user.id, msg.text)
             };
-            self.outbox.push(Outgoing::new(
+            fx.queue(Outgoing::new(
                 Dest::Room(msg.room.id),
                 msg.room.thread,
                 content,
                 None,
             ));
-            self.outbox.report(&mut self.status);
-            return self.pump(ctx);
+            return;
         };
+        let client = self.client();
         let content: String = msg.text.chars().take(MAX_MESSAGE_CHARS).collect();
         let base = format!(
             "{}/webhooks/{}/{}",
-            self.api,
+            self.api_base,
             pending.application_id,
             pending.token.expose_secret()
         );
@@ -318,9 +317,11 @@ impl Handler<ButtonOutcome> for DiscordConnection {
                 Ok(_) => {}
             }
         };
-        ctx.spawn(fut.into_actor(self));
+        fx.detach(fut);
     }
 }
+
+crate::platform_messages!(Discord: UseButtonPresses, OfferButtons, ButtonOutcome);
 
 #[cfg(test)]
 mod tests {

@@ -14,8 +14,8 @@
 //! Connections are dropped without a close frame (a 1000/1001 close would end the session).
 //! Close codes follow Discord's table: 4001/4003/4005/4007/4009 start a new session, 4004
 //! and 4010–4014 stop the connection for good (state `down`, no retries: they would only
-//! burn the day's identifies), the rest resume. Every other failure stops the actor and
-//! `actix::Supervisor` restarts it after a capped, jittered backoff.
+//! burn the day's identifies), the rest resume. Every other failure opens a new link after a
+//! capped, jittered backoff.
 //!
 //! Identity: the user is the author's snowflake, the room the `channel_id` (a thread is its
 //! own channel), the thread the command's message id (answers reply to it with
@@ -31,9 +31,19 @@
 //! and when `X-RateLimit-Remaining` reaches 0 (`X-RateLimit-Reset-After`). A 401 stops the
 //! connection like a 4004: Discord asks for no more requests with a refused token.
 
+//!
+//! Files: `config.rs` (settings), `wire.rs` (gateway payloads, typed), `api.rs` (REST
+//! calls), `platform.rs` (the [`Platform`](crate::backends::connection::Platform)),
+//! `interactive.rs` (buttons).
+
+pub mod api;
 pub mod config;
-mod connection;
+mod interactive;
+mod platform;
 pub mod wire;
 
 pub use config::DiscordSettings;
-pub use connection::{DiscordConnection, DiscordSetupError};
+pub use platform::{Discord, DiscordSetupError, MAX_RESUME_FAILURES};
+
+/// A Discord connection: the shared connection actor running [`Discord`].
+pub type DiscordConnection = crate::backends::connection::Connection<Discord>;
