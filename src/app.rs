@@ -427,15 +427,17 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 addr.recipient()
             }
             BackendSettings::Matrix(mx) => {
-                let connection = crate::backends::matrix::MatrixConnection::new(
-                    chat.name.clone(),
-                    (**mx).clone(),
-                    dispatcher.clone().recipient(),
-                    status,
-                    backoff.clone(),
-                )
-                .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                actix::Supervisor::start(move |_| connection).recipient()
+                let platform =
+                    crate::backends::matrix::Matrix::new(chat.name.clone(), (**mx).clone())
+                        .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
+                let queue = QueuePolicy {
+                    capacity: mx.queue_size,
+                    burst: 1,
+                    interval: Duration::from_millis(mx.send_interval_ms),
+                };
+                Connection::new(platform, wiring(status), queue)
+                    .start()
+                    .recipient()
             }
             BackendSettings::Discord(dc) => {
                 let platform =

@@ -67,8 +67,7 @@ pub fn http_error(
 ) -> ConnectionError {
     let (code, message) = code_and_message(body);
     ConnectionError::Http {
-        method,
-        path: path.to_owned(),
+        request: format!("{method} {path}"),
         status: status.as_u16(),
         code,
         message,

@@ -433,6 +433,9 @@ impl<P: Platform> Handler<Deliver> for Connection<P> {
         for item in self.platform.render(delivery) {
             self.outbox.push(item);
         }
+        if !self.up {
+            tracing::debug!(connection = %self.name, queued = self.outbox.waiting(), "reply queued while disconnected");
+        }
         self.pump(ctx);
     }
 }

@@ -19,12 +19,10 @@ pub enum ConnectionError {
         detail: String,
     },
     /// An HTTP API answered with an error status.
-    #[error("{method} {path}: HTTP {status}{}", platform_detail(code, message))]
+    #[error("{request}: HTTP {status}{}", platform_detail(code, message))]
     Http {
-        /// `GET`, `POST`, …
-        method: &'static str,
-        /// The request's path (never the host, never a query).
-        path: String,
+        /// The method and path (`POST /api/v4/posts`: never the host, never a query).
+        request: String,
         /// The HTTP status.
         status: u16,
         /// The platform's error code, when it sent one.
@@ -95,8 +93,7 @@ mod tests {
     #[test]
     fn messages_read_the_same_on_every_platform() {
         let http = ConnectionError::Http {
-            method: "POST",
-            path: "/api/v4/posts".into(),
+            request: "POST /api/v4/posts".into(),
             status: 403,
             code: Some("api.context.permissions.app_error".into()),
             message: Some("no".into()),
@@ -106,8 +103,7 @@ mod tests {
             "POST /api/v4/posts: HTTP 403 api.context.permissions.app_error no"
         );
         let bare = ConnectionError::Http {
-            method: "GET",
-            path: "/x".into(),
+            request: "GET /x".into(),
             status: 502,
             code: None,
             message: None,

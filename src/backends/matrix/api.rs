@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::wire::{self, SyncResponse};
+use crate::backends::connection::ConnectionError;
 
 /// Largest ordinary response read.
 const MAX_BODY: usize = 1 << 20;
@@ -74,6 +75,53 @@ pub enum ApiError {
         /// What was wrong with it.
         detail: String,
     },
+}
+
+impl From<ApiError> for ConnectionError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Network { endpoint, detail } => ConnectionError::Network {
+                during: endpoint,
+                detail,
+            },
+            ApiError::Unauthorized { endpoint, errcode } => ConnectionError::Http {
+                request: endpoint,
+                status: 401,
+                code: Some(errcode),
+                message: Some("access token refused".into()),
+            },
+            ApiError::RateLimited { endpoint, delay } => ConnectionError::Http {
+                request: endpoint,
+                status: 429,
+                code: None,
+                message: Some(format!("rate limited for {} ms", delay.as_millis())),
+            },
+            ApiError::Server {
+                endpoint,
+                status,
+                errcode,
+            } => ConnectionError::Http {
+                request: endpoint,
+                status,
+                code: Some(errcode).filter(|c| !c.is_empty()),
+                message: None,
+            },
+            ApiError::Refused {
+                endpoint,
+                status,
+                errcode,
+                message,
+            } => ConnectionError::Http {
+                request: endpoint,
+                status,
+                code: Some(errcode).filter(|c| !c.is_empty()),
+                message: Some(message).filter(|m| !m.is_empty()),
+            },
+            ApiError::BadResponse { endpoint, detail } => {
+                ConnectionError::Protocol(format!("{endpoint}: unexpected response: {detail}"))
+            }
+        }
+    }
 }
 
 /// The result of a password login.

@@ -39,11 +39,20 @@
 //! End-to-end encryption is not supported: the bot cannot read encrypted rooms. Use
 //! unencrypted rooms for the bot.
 
+//!
+//! Files: `config.rs` (settings), `wire.rs` (sync and event shapes, typed), `api.rs`
+//! (client-server calls), `state.rs` (the state file), `platform.rs` (the
+//! [`Platform`](crate::backends::connection::Platform): the sync long poll is the link's
+//! frame stream).
+
 pub mod api;
 pub mod config;
-mod connection;
+mod platform;
 pub mod state;
 pub mod wire;
 
 pub use config::MatrixSettings;
-pub use connection::{MatrixConnection, MatrixSetupError};
+pub use platform::{Matrix, MatrixSetupError};
+
+/// A Matrix connection: the shared connection actor running [`Matrix`].
+pub type MatrixConnection = crate::backends::connection::Connection<Matrix>;
