@@ -19,7 +19,7 @@ use crate::{
     backends::{
         connection::{Connection, QueuePolicy, Wiring},
         console::{ConsoleConnection, ConsoleIo},
-        irc::IrcConnection,
+        irc::Irc,
         mention,
         slack::{EventsEndpoint, SlackConnection},
     },
@@ -375,16 +375,15 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 } else {
                     None
                 };
-                let (name, irc, recipient, backoff) = (
-                    chat.name.clone(),
-                    (**irc).clone(),
-                    dispatcher.clone().recipient(),
-                    backoff.clone(),
-                );
-                actix::Supervisor::start(move |_| {
-                    IrcConnection::new(name, irc, recipient, backoff, tls, status)
-                })
-                .recipient()
+                let queue = QueuePolicy {
+                    capacity: irc.queue_size,
+                    burst: irc.flood_burst,
+                    interval: Duration::from_millis(irc.send_interval_ms),
+                };
+                let mut wiring = wiring(status);
+                wiring.backoff = backoff.overridden(irc.reconnect_initial_ms, irc.reconnect_max_ms);
+                let platform = Irc::new(chat.name.clone(), (**irc).clone(), tls);
+                Connection::new(platform, wiring, queue).start().recipient()
             }
             BackendSettings::Xmpp(x) => {
                 let tls = match x.tls {

@@ -658,7 +658,7 @@ mod tests {
         let slack: &str = "app_token = \"xapp-1\"\nbot_token = \"xoxb-1\"";
         let cases: &[(&str, &str, &str, &str, Read)] = &[
             ("irc", irc, "queue_lines", "queue_size", |b| match b {
-                BackendSettings::Irc(s) => s.queue_lines as u64,
+                BackendSettings::Irc(s) => s.queue_size as u64,
                 _ => unreachable!(),
             }),
             (
@@ -667,7 +667,7 @@ mod tests {
                 "flood_interval_ms",
                 "send_interval_ms",
                 |b| match b {
-                    BackendSettings::Irc(s) => s.flood_interval_ms,
+                    BackendSettings::Irc(s) => s.send_interval_ms,
                     _ => unreachable!(),
                 },
             ),
@@ -677,7 +677,7 @@ mod tests {
                 "reconnect_backoff_initial_ms",
                 "reconnect_initial_ms",
                 |b| match b {
-                    BackendSettings::Irc(s) => s.reconnect_backoff_initial_ms.unwrap(),
+                    BackendSettings::Irc(s) => s.reconnect_initial_ms.unwrap(),
                     _ => unreachable!(),
                 },
             ),
@@ -687,12 +687,12 @@ mod tests {
                 "reconnect_backoff_max_ms",
                 "reconnect_max_ms",
                 |b| match b {
-                    BackendSettings::Irc(s) => s.reconnect_backoff_max_ms.unwrap(),
+                    BackendSettings::Irc(s) => s.reconnect_max_ms.unwrap(),
                     _ => unreachable!(),
                 },
             ),
             ("xmpp", xmpp, "queue_messages", "queue_size", |b| match b {
-                BackendSettings::Xmpp(s) => s.queue_messages as u64,
+                BackendSettings::Xmpp(s) => s.queue_size as u64,
                 _ => unreachable!(),
             }),
             (
@@ -701,7 +701,7 @@ mod tests {
                 "flood_interval_ms",
                 "send_interval_ms",
                 |b| match b {
-                    BackendSettings::Xmpp(s) => s.flood_interval_ms,
+                    BackendSettings::Xmpp(s) => s.send_interval_ms,
                     _ => unreachable!(),
                 },
             ),
@@ -711,7 +711,7 @@ mod tests {
                 "reconnect_backoff_initial_ms",
                 "reconnect_initial_ms",
                 |b| match b {
-                    BackendSettings::Xmpp(s) => s.reconnect_backoff_initial_ms.unwrap(),
+                    BackendSettings::Xmpp(s) => s.reconnect_initial_ms.unwrap(),
                     _ => unreachable!(),
                 },
             ),
@@ -721,7 +721,7 @@ mod tests {
                 "reconnect_backoff_max_ms",
                 "reconnect_max_ms",
                 |b| match b {
-                    BackendSettings::Xmpp(s) => s.reconnect_backoff_max_ms.unwrap(),
+                    BackendSettings::Xmpp(s) => s.reconnect_max_ms.unwrap(),
                     _ => unreachable!(),
                 },
             ),
@@ -731,7 +731,7 @@ mod tests {
                 "queue_capacity",
                 "queue_size",
                 |b| match b {
-                    BackendSettings::Slack(s) => s.queue_capacity as u64,
+                    BackendSettings::Slack(s) => s.queue_size as u64,
                     _ => unreachable!(),
                 },
             ),

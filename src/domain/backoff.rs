@@ -23,6 +23,14 @@ impl Backoff {
         }
     }
 
+    /// This policy with a connection's own `reconnect_initial_ms` / `reconnect_max_ms`
+    /// where given (a longest delay below the shortest is raised to it).
+    pub fn overridden(&self, initial_ms: Option<u64>, max_ms: Option<u64>) -> Self {
+        let initial = initial_ms.map_or(self.initial, Duration::from_millis);
+        let max = max_ms.map_or(self.max.max(initial), Duration::from_millis);
+        Self::new(initial, max)
+    }
+
     /// Records a failure and returns how long to wait before the next attempt: a random
     /// duration between half the exponential step and the step itself.
     pub fn next_delay(&mut self) -> Duration {
@@ -53,6 +61,21 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_may_override_either_bound() {
+        let ms = Duration::from_millis;
+        let base = Backoff::new(ms(1000), ms(60_000));
+        let same = base.overridden(None, None);
+        assert_eq!((same.initial, same.max), (ms(1000), ms(60_000)));
+        let quick = base.overridden(Some(50), Some(200));
+        assert_eq!((quick.initial, quick.max), (ms(50), ms(200)));
+        let slow_start = base.overridden(Some(90_000), None);
+        assert_eq!(
+            (slow_start.initial, slow_start.max),
+            (ms(90_000), ms(90_000))
+        );
+    }
 
     #[test]
     fn grows_exponentially_and_caps() {

@@ -65,6 +65,8 @@ struct OpenLink<P: Platform> {
     reader: SpawnHandle,
     /// When the last frame arrived.
     last_frame: Instant,
+    /// A keepalive went out since the last frame.
+    pinged: bool,
 }
 
 /// An item of a link's frame stream, tagged with its generation.
@@ -197,6 +199,7 @@ impl<P: Platform> Connection<P> {
             writer,
             reader,
             last_frame: Instant::now(),
+            pinged: false,
         });
         ctx.run_later(HANDSHAKE_TIMEOUT, move |act, ctx| {
             if act.generation == generation && act.link.is_some() && !act.up {
@@ -378,14 +381,17 @@ impl<P: Platform> Connection<P> {
         self.outbox.report(&mut self.status);
     }
 
+    /// A link silent for twice the keepalive interval is lost; one silent for the interval
+    /// gets a keepalive (once per silent stretch).
     fn check_link(&mut self, interval: Duration, ctx: &mut Context<Self>) {
-        let Some(link) = &self.link else {
+        let Some(link) = self.link.as_mut() else {
             return;
         };
         let silent = link.last_frame.elapsed();
         if silent > interval * 2 {
             self.end(End::Fail(ConnectionError::Silent(silent)), ctx);
-        } else {
+        } else if silent >= interval && !link.pinged {
+            link.pinged = true;
             self.with_platform(ctx, |p, fx| p.keepalive(fx));
         }
     }
@@ -398,7 +404,8 @@ impl<P: Platform> Actor for Connection<P> {
         // From the start, so the queue's series read 0 instead of missing.
         self.outbox.report(&mut self.status);
         if let Some(interval) = self.platform.keepalive_interval() {
-            ctx.run_interval(interval, move |act, ctx| act.check_link(interval, ctx));
+            let every = (interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            ctx.run_interval(every, move |act, ctx| act.check_link(interval, ctx));
         }
         self.connect(ctx);
     }
@@ -413,6 +420,7 @@ impl<P: Platform> StreamHandler<LinkItem<P>> for Connection<P> {
             Some(Ok(frame)) => {
                 if let Some(link) = self.link.as_mut() {
                     link.last_frame = Instant::now();
+                    link.pinged = false;
                 }
                 self.with_platform(ctx, |p, fx| p.frame(frame, fx));
             }

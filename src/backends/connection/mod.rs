@@ -15,6 +15,7 @@ pub mod error;
 pub mod outbox;
 pub mod pacing;
 pub mod platform;
+pub mod tcp;
 pub mod websocket;
 
 pub use actor::{Connection, QueuePolicy, Wiring};

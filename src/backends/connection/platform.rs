@@ -214,9 +214,9 @@ pub trait Platform: Sized + Unpin + 'static {
     /// The link ended (failed, halted or renewed): forget what belonged to it.
     fn closed(&mut self) {}
 
-    /// How often to check the link while it is open: on each check the actor fails a link
-    /// silent for twice this long, and otherwise calls [`Platform::keepalive`]. `None`: the
-    /// platform watches its link itself.
+    /// How long a link may be silent before the actor calls [`Platform::keepalive`] (once
+    /// per silent stretch); silent for twice this long, the link is lost. `None`: the
+    /// platform watches its link itself (Discord's heartbeats, Matrix's long poll).
     fn keepalive_interval(&self) -> Option<Duration> {
         None
     }

@@ -62,7 +62,7 @@ pub struct IrcSettings {
         alias = "flood_interval_ms",
         default = "default_flood_interval_ms"
     )]
-    pub flood_interval_ms: u64,
+    pub send_interval_ms: u64,
     /// `queue_size`: lines kept while disconnected; the oldest are dropped (and counted)
     /// beyond it (old name `queue_lines`).
     #[serde(
@@ -70,7 +70,7 @@ pub struct IrcSettings {
         alias = "queue_lines",
         default = "crate::backends::defaults::queue_size"
     )]
-    pub queue_lines: usize,
+    pub queue_size: usize,
     /// Seconds of silence from the server before a PING; twice that closes the connection.
     #[serde(default = "default_ping_after_secs")]
     pub ping_after_secs: u64,
@@ -84,7 +84,7 @@ pub struct IrcSettings {
         alias = "reconnect_backoff_initial_ms",
         default
     )]
-    pub reconnect_backoff_initial_ms: Option<u64>,
+    pub reconnect_initial_ms: Option<u64>,
     /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
     /// when not given; old name `reconnect_backoff_max_ms`).
     #[serde(
@@ -92,7 +92,7 @@ pub struct IrcSettings {
         alias = "reconnect_backoff_max_ms",
         default
     )]
-    pub reconnect_backoff_max_ms: Option<u64>,
+    pub reconnect_max_ms: Option<u64>,
 }
 
 impl IrcSettings {
@@ -132,7 +132,7 @@ impl IrcSettings {
         if self.flood_burst == 0 {
             out.push(("flood_burst", "must be at least 1".to_owned()));
         }
-        if self.queue_lines == 0 {
+        if self.queue_size == 0 {
             out.push(("queue_size", "must be at least 1".to_owned()));
         }
         out
@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(s.chat[0].backend.kind(), "irc");
         assert_eq!(irc.port(), 6697);
         assert_eq!(irc.flood_burst, 4);
-        assert_eq!(irc.flood_interval_ms, 500);
+        assert_eq!(irc.send_interval_ms, 500);
         assert_eq!(irc.channels, ["#ops"]);
         assert_eq!(irc.password.as_ref().map(|p| p.expose_secret()), Some("pw"));
         assert!(!format!("{irc:?}").contains("\"pw\""), "password in Debug");

@@ -26,13 +26,21 @@
 //! `send_interval_ms`). While disconnected they wait in a bounded queue (`queue_size`,
 //! oldest dropped first and counted) and are sent, oldest first, after reconnecting.
 
+//!
+//! Files: `config.rs` (settings), `codec.rs` (the wire: CR LF lines, parsed with
+//! `irc-proto`), `inbound.rs` (a `PRIVMSG` as a chat message), `text.rs` (splitting,
+//! mentions, SASL), `platform.rs` (the [`Platform`](crate::backends::connection::Platform)).
+
 /// Line framing of what the server sends (public for the property tests in `tests/it`).
 pub mod codec;
 pub mod config;
-mod connection;
 /// A relayed `PRIVMSG` → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;
+mod platform;
 mod text;
 
 pub use config::IrcSettings;
-pub use connection::IrcConnection;
+pub use platform::Irc;
+
+/// An IRC connection: the shared connection actor running [`Irc`].
+pub type IrcConnection = crate::backends::connection::Connection<Irc>;

@@ -47,7 +47,7 @@ pub struct SlackSettings {
     /// Longest message part, in characters.
     pub max_message_length: usize,
     /// Most messages waiting to be sent; the oldest is dropped past it.
-    pub queue_capacity: usize,
+    pub queue_size: usize,
     /// Least time between two Web API posts (Slack allows about one per second per channel).
     pub send_interval: Duration,
     /// Reconnect backoff start.
@@ -114,7 +114,7 @@ struct Raw {
         alias = "queue_capacity",
         default = "crate::backends::defaults::queue_size"
     )]
-    queue_capacity: usize,
+    queue_size: usize,
     #[serde(default = "default_send_interval")]
     send_interval_ms: u64,
     #[serde(default = "default_reconnect_initial")]
@@ -248,7 +248,7 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
     if raw.max_message_length < 100 {
         problems.push("max_message_length must be at least 100".into());
     }
-    if raw.queue_capacity == 0 {
+    if raw.queue_size == 0 {
         problems.push("queue_size must be at least 1".into());
     }
     if raw.idle_timeout_secs == 0 {
@@ -269,7 +269,7 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
             channels: raw.channels,
             whispers: raw.whispers,
             max_message_length: raw.max_message_length,
-            queue_capacity: raw.queue_capacity,
+            queue_size: raw.queue_size,
             send_interval: Duration::from_millis(raw.send_interval_ms),
             reconnect_initial: Duration::from_millis(raw.reconnect_initial_ms.max(1)),
             reconnect_max: Duration::from_millis(

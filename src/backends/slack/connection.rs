@@ -576,13 +576,13 @@ impl SlackConnection {
     }
 
     fn enqueue(&mut self, item: Outgoing) {
-        if self.queue.len() >= self.settings.queue_capacity {
+        if self.queue.len() >= self.settings.queue_size {
             self.queue.pop_front();
             self.dropped += 1;
             tracing::warn!(
                 connection = %self.name,
                 dropped_total = self.dropped,
-                capacity = self.settings.queue_capacity,
+                capacity = self.settings.queue_size,
                 "Slack outbound queue full; oldest message dropped"
             );
         }

@@ -71,7 +71,7 @@ pub struct XmppSettings {
         alias = "flood_interval_ms",
         default = "default_interval"
     )]
-    pub flood_interval_ms: u64,
+    pub send_interval_ms: u64,
     /// `queue_size`: messages kept while disconnected; the oldest are dropped (and counted)
     /// beyond it (old name `queue_messages`).
     #[serde(
@@ -79,7 +79,7 @@ pub struct XmppSettings {
         alias = "queue_messages",
         default = "crate::backends::defaults::queue_size"
     )]
-    pub queue_messages: usize,
+    pub queue_size: usize,
     /// Seconds between pings of the server and self-pings of each joined room.
     #[serde(default = "default_ping_interval")]
     pub ping_interval_secs: u64,
@@ -96,7 +96,7 @@ pub struct XmppSettings {
         alias = "reconnect_backoff_initial_ms",
         default
     )]
-    pub reconnect_backoff_initial_ms: Option<u64>,
+    pub reconnect_initial_ms: Option<u64>,
     /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
     /// when not given; old name `reconnect_backoff_max_ms`).
     #[serde(
@@ -104,7 +104,7 @@ pub struct XmppSettings {
         alias = "reconnect_backoff_max_ms",
         default
     )]
-    pub reconnect_backoff_max_ms: Option<u64>,
+    pub reconnect_max_ms: Option<u64>,
 }
 
 /// A JID split into its parts.
@@ -227,7 +227,7 @@ impl XmppSettings {
         if self.max_message_bytes < 64 {
             out.push(("max_message_bytes", "must be at least 64".into()));
         }
-        if self.queue_messages == 0 {
+        if self.queue_size == 0 {
             out.push(("queue_size", "must be at least 1".into()));
         }
         if self.flood_burst == 0 {

@@ -86,10 +86,7 @@ impl XmppConnection {
         tls: Option<Arc<rustls::ClientConfig>>,
         status: StatusReporter,
     ) -> Self {
-        let backoff = match (
-            settings.reconnect_backoff_initial_ms,
-            settings.reconnect_backoff_max_ms,
-        ) {
+        let backoff = match (settings.reconnect_initial_ms, settings.reconnect_max_ms) {
             (None, None) => backoff,
             (initial, max) => {
                 let initial = Duration::from_millis(initial.unwrap_or(1000));
@@ -105,10 +102,10 @@ impl XmppConnection {
             .filter_map(|r| Jid::parse(r).map(|j| j.bare()))
             .collect();
         let ignore = settings.ignore_jids.clone();
-        let queue = LineQueue::new(settings.queue_messages);
+        let queue = LineQueue::new(settings.queue_size);
         let flood = FloodGate::new(
             settings.flood_burst,
-            Duration::from_millis(settings.flood_interval_ms),
+            Duration::from_millis(settings.send_interval_ms),
             Instant::now(),
         );
         Self {

@@ -1,0 +1,339 @@
+//! IRC as a [`Platform`]: registration (PASS or SASL PLAIN, NICK, USER, nick collisions),
+//! PING/PONG, joins and rejoins as a state machine over one TCP (or TLS) connection.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::{future::LocalBoxFuture, SinkExt, StreamExt};
+use irc_proto::{CapSubCommand, Command, Message, Response};
+use secrecy::ExposeSecret;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::{
+    codec::{Incoming, IrcLines},
+    config::IrcSettings,
+    inbound::{inbound, Who},
+    text::{irc_eq, outbound_texts, sasl_plain_chunks},
+};
+use crate::{
+    actors::messages::Deliver,
+    backends::connection::{tcp, ConnectionError, Effects, Link, Platform, Sending},
+    domain::message::Target,
+};
+
+/// Longest nick tried after collisions before giving up on appending `_`.
+const MAX_NICK_LEN: usize = 30;
+/// Delay before rejoining a channel we were kicked from.
+const REJOIN_AFTER: Duration = Duration::from_secs(2);
+
+/// One queued `PRIVMSG`.
+#[derive(Debug, Clone)]
+pub struct Line {
+    target: String,
+    text: String,
+}
+
+/// The platform's own happenings.
+pub enum Event {
+    /// Time to rejoin a channel we were kicked from.
+    Rejoin(String),
+}
+
+/// An IRC connection's state.
+pub struct Irc {
+    name: String,
+    settings: IrcSettings,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    registered: bool,
+    nick: String,
+    next_message_id: u64,
+}
+
+impl Irc {
+    /// The platform for connection `name`; `tls` when the connection is secured.
+    pub fn new(
+        name: String,
+        settings: IrcSettings,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        let nick = settings.nick.clone();
+        Self {
+            name,
+            settings,
+            tls,
+            registered: false,
+            nick,
+            next_message_id: 1,
+        }
+    }
+
+    fn send(fx: &mut Effects<Self>, command: Command) {
+        fx.write(String::from(&command));
+    }
+
+    fn register(&mut self, fx: &mut Effects<Self>) {
+        self.nick = self.settings.nick.clone();
+        if self.settings.sasl_username.is_some() {
+            let req = Command::CAP(None, CapSubCommand::REQ, None, Some("sasl".into()));
+            Self::send(fx, req);
+        }
+        if let Some(password) = &self.settings.password {
+            Self::send(fx, Command::PASS(password.expose_secret().to_owned()));
+        }
+        Self::send(fx, Command::NICK(self.nick.clone()));
+        let user = self
+            .settings
+            .username
+            .clone()
+            .unwrap_or_else(|| self.settings.nick.clone());
+        Self::send(
+            fx,
+            Command::USER(user, "0".into(), self.settings.realname.clone()),
+        );
+    }
+
+    fn message(&mut self, msg: Message, fx: &mut Effects<Self>) {
+        match msg.command {
+            Command::PING(server, other) => Self::send(fx, Command::PONG(server, other)),
+            Command::Response(Response::RPL_WELCOME, ref args) => {
+                if let Some(nick) = args.first() {
+                    self.nick = nick.clone();
+                }
+                self.registered = true;
+                tracing::info!(connection = %self.name, nick = %self.nick, "IRC registered");
+                fx.ready();
+                for channel in &self.settings.channels {
+                    Self::send(fx, Command::JOIN(channel.clone(), None, None));
+                }
+            }
+            Command::Response(
+                Response::ERR_NICKNAMEINUSE
+                | Response::ERR_NICKCOLLISION
+                | Response::ERR_UNAVAILRESOURCE,
+                _,
+            ) if !self.registered => {
+                if self.nick.len() < MAX_NICK_LEN {
+                    self.nick.push('_');
+                } else {
+                    let keep: String = self.settings.nick.chars().take(MAX_NICK_LEN - 4).collect();
+                    self.nick = format!("{keep}{:04}", fastrand::u16(..10000));
+                }
+                tracing::info!(connection = %self.name, nick = %self.nick, "IRC nick in use; trying another");
+                Self::send(fx, Command::NICK(self.nick.clone()));
+            }
+            Command::Response(Response::ERR_ERRONEOUSNICKNAME, _) if !self.registered => {
+                fx.fail(ConnectionError::Protocol(format!(
+                    "the server refused the nick `{}`",
+                    self.nick
+                )));
+            }
+            Command::Response(Response::ERR_PASSWDMISMATCH, _) => fx.fail(
+                ConnectionError::Protocol("the server refused the password".into()),
+            ),
+            Command::Response(
+                Response::ERR_SASLFAIL | Response::ERR_SASLTOOLONG | Response::ERR_SASLABORT,
+                _,
+            ) => fx.fail(ConnectionError::Protocol(
+                "SASL authentication failed".into(),
+            )),
+            Command::Response(Response::RPL_SASLSUCCESS, _) => {
+                Self::send(fx, Command::CAP(None, CapSubCommand::END, None, None));
+            }
+            Command::CAP(_, CapSubCommand::ACK, ref a, ref b) => {
+                let caps = format!(
+                    "{} {}",
+                    a.as_deref().unwrap_or(""),
+                    b.as_deref().unwrap_or("")
+                );
+                if caps.split_whitespace().any(|c| c == "sasl") {
+                    Self::send(fx, Command::AUTHENTICATE("PLAIN".into()));
+                }
+            }
+            Command::CAP(_, CapSubCommand::NAK, _, _) => {
+                Self::send(fx, Command::CAP(None, CapSubCommand::END, None, None));
+                fx.fail(ConnectionError::Protocol(
+                    "the server does not offer SASL".into(),
+                ));
+            }
+            Command::AUTHENTICATE(ref data) if data == "+" => self.sasl_plain(fx),
+            Command::NICK(ref new)
+                if msg.source_nickname().is_some_and(|n| irc_eq(n, &self.nick)) =>
+            {
+                self.nick = new.clone();
+            }
+            Command::KICK(ref channel, ref who, _)
+                if irc_eq(who, &self.nick)
+                    && self.settings.channels.iter().any(|c| irc_eq(c, channel)) =>
+            {
+                tracing::warn!(connection = %self.name, channel = %channel, "kicked; rejoining");
+                fx.after(REJOIN_AFTER, Event::Rejoin(channel.clone()));
+            }
+            Command::ERROR(ref reason) => fx.fail(ConnectionError::Closed(Some(reason.clone()))),
+            Command::PRIVMSG(..) => {
+                let who = Who {
+                    connection: &self.name,
+                    nick: &self.nick,
+                    base_nick: &self.settings.nick,
+                    ignore_nicks: &self.settings.ignore_nicks,
+                };
+                if let Some(mut message) = inbound(&who, &msg) {
+                    if message.message_id.is_none() {
+                        self.next_message_id += 1;
+                        message.message_id = Some(format!("irc-{}", self.next_message_id));
+                    }
+                    fx.inbound(message);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn sasl_plain(&mut self, fx: &mut Effects<Self>) {
+        let (Some(user), Some(password)) = (
+            self.settings.sasl_username.clone(),
+            self.settings.sasl_password.as_ref(),
+        ) else {
+            return;
+        };
+        for chunk in sasl_plain_chunks(&user, password.expose_secret()).iter() {
+            Self::send(fx, Command::AUTHENTICATE(chunk.clone()));
+        }
+    }
+}
+
+impl Platform for Irc {
+    const KIND: &'static str = "irc";
+    type Frame = Incoming;
+    type Write = String;
+    type Item = Line;
+    type Event = Event;
+    type Hello = ();
+
+    fn connect(&mut self) -> LocalBoxFuture<'static, Result<Link<Self>, ConnectionError>> {
+        let host = self.settings.server.clone();
+        let port = self.settings.port();
+        let timeout = self.settings.connect_timeout();
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let stream = tcp::connect(&host, port, timeout).await?;
+            let stream: Box<dyn tcp::Stream> = match tls {
+                None => Box::new(stream),
+                Some(config) => Box::new(tcp::tls(stream, &host, config, timeout).await?),
+            };
+            let (reader, writer) = tokio::io::split(stream);
+            let frames = FramedRead::new(reader, IrcLines::default())
+                .map(|r| r.map_err(|e| ConnectionError::network("reading from the server", e)));
+            let sink = FramedWrite::new(writer, IrcLines::default())
+                .sink_map_err(|e| ConnectionError::network("writing to the server", e));
+            Ok(Link {
+                frames: frames.boxed_local(),
+                sink: Some(Box::pin(sink)),
+                hello: (),
+            })
+        })
+    }
+
+    fn opened(&mut self, _hello: (), fx: &mut Effects<Self>) {
+        tracing::info!(connection = %self.name, "IRC connected; registering");
+        self.register(fx);
+    }
+
+    fn frame(&mut self, frame: Incoming, fx: &mut Effects<Self>) {
+        fx.activity();
+        match frame {
+            Incoming::Message(msg) => self.message(*msg, fx),
+            Incoming::Unparsed(why) => {
+                tracing::debug!(connection = %self.name, error = %why, "skipped an IRC line");
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
+        match event {
+            Event::Rejoin(channel) if self.registered => {
+                Self::send(fx, Command::JOIN(channel, None, None));
+            }
+            Event::Rejoin(_) => {}
+        }
+    }
+
+    fn closed(&mut self) {
+        self.registered = false;
+    }
+
+    fn keepalive_interval(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.settings.ping_after_secs.max(1)))
+    }
+
+    fn keepalive(&mut self, fx: &mut Effects<Self>) {
+        Self::send(fx, Command::PING("stormbridge".into(), None));
+    }
+
+    fn render(&mut self, delivery: Deliver) -> Vec<Line> {
+        let target = match delivery.target {
+            Target::Room { id, .. } | Target::User { id } => id,
+        };
+        if target.is_empty() || target.contains([' ', ',', '\r', '\n', '\0']) {
+            tracing::warn!(connection = %self.name, "not an IRC target; message dropped");
+            return Vec::new();
+        }
+        outbound_texts(&target, &self.settings.nick, &delivery.text)
+            .into_iter()
+            .map(|text| Line {
+                target: target.clone(),
+                text,
+            })
+            .collect()
+    }
+
+    fn send(&mut self, line: &Line) -> Sending<Self> {
+        let privmsg = Command::PRIVMSG(line.target.clone(), line.text.clone());
+        Sending::Write(vec![String::from(&privmsg)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform() -> Irc {
+        let settings: IrcSettings = serde_json::from_value(serde_json::json!({
+            "server": "irc.example.net", "nick": "bot", "channels": ["#ops"],
+        }))
+        .unwrap();
+        Irc::new("irc".into(), settings, None)
+    }
+
+    fn line(p: &mut Irc, text: &str) -> Effects<Irc> {
+        let mut fx = Effects::default();
+        let msg: Message = text.parse().unwrap();
+        p.frame(Incoming::Message(Box::new(msg)), &mut fx);
+        fx
+    }
+
+    #[test]
+    fn registration_retries_a_taken_nick_and_joins_after_the_welcome() {
+        let mut p = platform();
+        let mut fx = Effects::default();
+        p.opened((), &mut fx);
+        assert_eq!(fx.written(), ["NICK bot", "USER bot 0 * stormbridge"]);
+        let fx = line(&mut p, ":srv 433 * bot :Nickname is already in use");
+        assert_eq!(fx.written(), ["NICK bot_"]);
+        let fx = line(&mut p, ":srv 001 bot_ :Welcome");
+        assert!(fx.is_ready());
+        assert_eq!(fx.written(), ["JOIN #ops"]);
+        let fx = line(&mut p, "PING :srv");
+        assert_eq!(fx.written(), ["PONG srv"]);
+    }
+
+    #[test]
+    fn a_kick_rejoins_later_and_error_fails_the_link() {
+        let mut p = platform();
+        line(&mut p, ":srv 001 bot :Welcome");
+        let fx = line(&mut p, ":op!o@h KICK #ops bot :out");
+        assert!(
+            matches!(fx.timers(), [(d, Event::Rejoin(c))] if *d == REJOIN_AFTER && c == "#ops")
+        );
+        let fx = line(&mut p, "ERROR :Closing link");
+        assert!(fx.ending().is_some());
+    }
+}
