@@ -392,18 +392,16 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                     }
                     crate::backends::xmpp::config::TlsMode::Plaintext => None,
                 };
-                let (name, x, recipient, backoff) = (
-                    chat.name.clone(),
-                    (**x).clone(),
-                    dispatcher.clone().recipient(),
-                    backoff.clone(),
-                );
-                actix::Supervisor::start(move |_| {
-                    crate::backends::xmpp::XmppConnection::new(
-                        name, x, recipient, backoff, tls, status,
-                    )
-                })
-                .recipient()
+                let queue = QueuePolicy {
+                    capacity: x.queue_size,
+                    burst: x.flood_burst,
+                    interval: Duration::from_millis(x.send_interval_ms),
+                };
+                let mut wiring = wiring(status);
+                wiring.backoff = backoff.overridden(x.reconnect_initial_ms, x.reconnect_max_ms);
+                let platform =
+                    crate::backends::xmpp::Xmpp::new(chat.name.clone(), (**x).clone(), tls);
+                Connection::new(platform, wiring, queue).start().recipient()
             }
             BackendSettings::Mattermost(mm) => {
                 let platform =

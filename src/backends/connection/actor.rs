@@ -254,10 +254,14 @@ impl<P: Platform> Connection<P> {
             tasks,
             detached,
             timers,
+            details,
             ready,
             end,
             activity,
         } = fx;
+        if !details.is_empty() {
+            self.status.details(details);
+        }
         for frame in writes {
             self.write(frame);
         }

@@ -1,62 +1,9 @@
-//! Outbound pacing: a bounded queue of lines and flood control, a token bucket of `burst`
-//! lines refilled at one per `interval`.
+//! Outbound pacing: a token bucket of `burst` sends refilled at one per `interval` (IRC's
+//! and XMPP's flood control; a burst of 1 is a plain least gap between two sends).
 
-use std::{
-    collections::VecDeque,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-/// Lines waiting to be sent, oldest first; beyond `capacity` the oldest are dropped.
-#[derive(Debug)]
-pub struct LineQueue<T> {
-    lines: VecDeque<T>,
-    capacity: usize,
-    dropped: u64,
-}
-
-impl<T> LineQueue<T> {
-    /// An empty queue of at most `capacity` lines (at least 1).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            lines: VecDeque::new(),
-            capacity: capacity.max(1),
-            dropped: 0,
-        }
-    }
-
-    /// Appends a line; returns true when the oldest line was dropped to make room.
-    pub fn push(&mut self, line: T) -> bool {
-        let full = self.lines.len() >= self.capacity;
-        if full {
-            self.lines.pop_front();
-            self.dropped += 1;
-        }
-        self.lines.push_back(line);
-        full
-    }
-
-    /// The oldest line.
-    pub fn pop(&mut self) -> Option<T> {
-        self.lines.pop_front()
-    }
-
-    /// Lines waiting.
-    pub fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-
-    /// Lines dropped so far.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
-    }
-}
-
-/// The bucket.
+/// The token bucket.
 #[derive(Debug, Clone)]
 pub struct FloodGate {
     burst: f64,
@@ -103,21 +50,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_queue_keeps_order_and_drops_the_oldest_when_full() {
-        let mut q = LineQueue::new(3);
-        assert!(!q.push(1) && !q.push(2) && !q.push(3));
-        assert!(q.push(4));
-        assert!(q.push(5));
-        assert_eq!(q.dropped(), 2);
-        assert_eq!(q.len(), 3);
-        assert_eq!(
-            (q.pop(), q.pop(), q.pop(), q.pop()),
-            (Some(3), Some(4), Some(5), None)
-        );
-        assert!(q.is_empty());
-    }
-
-    #[test]
     fn a_burst_then_one_line_per_interval() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
@@ -132,5 +64,8 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         let sent = (0..10).filter(|_| gate.try_take(later)).count();
         assert_eq!(sent, 4);
+        // An empty bucket says how long until the next send.
+        assert_eq!(gate.take(later), Some(ms(500)));
+        assert_eq!(gate.take(later + ms(200)), Some(ms(300)));
     }
 }

@@ -53,6 +53,7 @@ pub struct Effects<P: Platform> {
     pub(super) tasks: Vec<LocalBoxFuture<'static, P::Event>>,
     pub(super) detached: Vec<LocalBoxFuture<'static, ()>>,
     pub(super) timers: Vec<(Duration, P::Event)>,
+    pub(super) details: Vec<(String, serde_json::Value)>,
     pub(super) ready: bool,
     pub(super) end: Option<End>,
     pub(super) activity: bool,
@@ -79,6 +80,7 @@ impl<P: Platform> Default for Effects<P> {
             tasks: Vec::new(),
             detached: Vec::new(),
             timers: Vec::new(),
+            details: Vec::new(),
             ready: false,
             end: None,
             activity: false,
@@ -117,6 +119,11 @@ impl<P: Platform> Effects<P> {
     /// Gives `event` to [`Platform::event`] after `delay`, unless the link ends first.
     pub fn after(&mut self, delay: Duration, event: P::Event) {
         self.timers.push((delay, event));
+    }
+
+    /// Shows `key: value` in the connection's `/actors` entry (a platform's own figures).
+    pub fn detail(&mut self, key: &str, value: serde_json::Value) {
+        self.details.push((key.to_owned(), value));
     }
 
     /// The handshake is done: the link is up, the queue may send.

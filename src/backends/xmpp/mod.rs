@@ -46,12 +46,20 @@
 //! bounded queue (`queue_size`, oldest dropped first and counted), sent oldest first
 //! after reconnecting.
 
+//!
+//! Files: `config.rs` (settings), `xml.rs` (the wire: a bounded XML stanza reader on
+//! quick-xml), `client.rs` (the login), `inbound.rs` (a `<message>` as a chat message),
+//! `platform.rs` (the [`Platform`](crate::backends::connection::Platform)).
+
 pub mod client;
 pub mod config;
-mod connection;
 /// A `<message>` stanza → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;
+mod platform;
 pub mod xml;
 
 pub use config::XmppSettings;
-pub use connection::XmppConnection;
+pub use platform::Xmpp;
+
+/// An XMPP connection: the shared connection actor running [`Xmpp`].
+pub type XmppConnection = crate::backends::connection::Connection<Xmpp>;

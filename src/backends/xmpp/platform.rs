@@ -1,4 +1,6 @@
-//! The XMPP connection actor.
+//! XMPP as a [`Platform`]: after the login (`client.rs`: STARTTLS, SASL PLAIN, bind),
+//! presence, room joins, pings and self-pings (XEP-0199, XEP-0410), kicks and bans as a state
+//! machine over the stanza stream.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -6,56 +8,55 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{io::WriteHandler, prelude::*};
+use futures_util::{future::LocalBoxFuture, SinkExt, StreamExt};
 use secrecy::SecretString;
-use tokio::io::WriteHalf;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::{
-    client::{self, join_xml, message_xml, Io, Login},
+    client::{self, join_xml, message_xml, Login},
     config::{Jid, XmppSettings},
     inbound::{inbound, Occupants, Who},
     xml::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
 };
 use crate::{
-    actors::messages::{Deliver, Inbound},
-    actors::status::{ActorState, Reconnect, StatusReporter},
-    backends::connection::pacing::{FloodGate, LineQueue},
+    actors::messages::Deliver,
+    backends::connection::{ConnectionError, Effects, Link, Platform, Sending},
     domain::{
-        backoff::Backoff,
         chunk::{split_message, LengthUnit},
         message::{RoomKind, Target},
     },
 };
 
-type Writer = actix::io::FramedWrite<String, WriteHalf<Box<dyn Io>>, XmlCodec>;
-
-/// How often the outbound queue is pumped.
-const PUMP_EVERY: Duration = Duration::from_millis(50);
 /// Delay before rejoining a room we left involuntarily.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
+/// How often pings are checked and sent.
+const TICK: Duration = Duration::from_secs(1);
 
 const NS_PING: &str = "urn:xmpp:ping";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 
+/// One queued `<message>`.
 #[derive(Debug, Clone)]
-struct Outbound {
+pub struct Outbound {
     to: String,
     kind: &'static str,
     body: String,
 }
 
-/// The XMPP connection.
-pub struct XmppConnection {
+/// The platform's own happenings.
+pub enum Event {
+    /// Check the pings, and send the next round when due.
+    Tick,
+    /// Time to rejoin a room we left involuntarily.
+    Rejoin(String),
+}
+
+/// An XMPP connection's state.
+pub struct Xmpp {
     name: String,
     settings: XmppSettings,
-    dispatcher: Recipient<Inbound>,
-    status: StatusReporter,
-    /// When to connect again after a failure.
-    reconnect: Reconnect,
     tls: Option<Arc<rustls::ClientConfig>>,
-    writer: Option<Writer>,
     online: bool,
     bare: String,
     nick: String,
@@ -63,37 +64,23 @@ pub struct XmppConnection {
     ignore: Vec<String>,
     joined: HashSet<String>,
     occupants: Occupants,
-    queue: LineQueue<Outbound>,
-    flood: FloodGate,
     /// Outstanding pings by id: when sent, and the room for a MUC self-ping.
     pings: HashMap<String, (Instant, Option<String>)>,
     last_ping: Instant,
-    last_error: Option<String>,
     next_id: u64,
     /// Inbound stanzas skipped for being over a reader limit, since the bridge started
     /// (`skipped_stanzas` in `/actors`).
     skipped: u64,
 }
 
-impl XmppConnection {
-    /// A connection named `name`; it connects when started. `tls` is required unless the
-    /// settings say `plaintext`.
+impl Xmpp {
+    /// The platform for connection `name`; `tls` is required unless the settings say
+    /// `plaintext`.
     pub fn new(
         name: String,
         settings: XmppSettings,
-        dispatcher: Recipient<Inbound>,
-        backoff: Backoff,
         tls: Option<Arc<rustls::ClientConfig>>,
-        status: StatusReporter,
     ) -> Self {
-        let backoff = match (settings.reconnect_initial_ms, settings.reconnect_max_ms) {
-            (None, None) => backoff,
-            (initial, max) => {
-                let initial = Duration::from_millis(initial.unwrap_or(1000));
-                let max = max.map_or(initial.max(Duration::from_secs(60)), Duration::from_millis);
-                Backoff::new(initial, max)
-            }
-        };
         let bare = settings.parsed_jid().map(|j| j.bare()).unwrap_or_default();
         let nick = settings.room_nick();
         let rooms = settings
@@ -102,20 +89,10 @@ impl XmppConnection {
             .filter_map(|r| Jid::parse(r).map(|j| j.bare()))
             .collect();
         let ignore = settings.ignore_jids.clone();
-        let queue = LineQueue::new(settings.queue_size);
-        let flood = FloodGate::new(
-            settings.flood_burst,
-            Duration::from_millis(settings.send_interval_ms),
-            Instant::now(),
-        );
         Self {
             name,
             settings,
-            dispatcher,
-            reconnect: Reconnect::new(status.name(), backoff),
-            status,
             tls,
-            writer: None,
             online: false,
             bare,
             nick,
@@ -123,11 +100,8 @@ impl XmppConnection {
             ignore,
             joined: HashSet::new(),
             occupants: Occupants::new(),
-            queue,
-            flood,
             pings: HashMap::new(),
             last_ping: Instant::now(),
-            last_error: None,
             next_id: 0,
             skipped: 0,
         }
@@ -136,22 +110,6 @@ impl XmppConnection {
     fn id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
         format!("sb-{prefix}-{}", self.next_id)
-    }
-
-    fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
-        tracing::warn!(connection = %self.name, error = %error, "XMPP connection lost; reconnecting");
-        self.last_error = Some(error);
-        self.online = false;
-        if let Some(mut w) = self.writer.take() {
-            w.close();
-        }
-        ctx.stop();
-    }
-
-    fn send_now(&mut self, xml: String) {
-        if let Some(w) = self.writer.as_mut() {
-            w.write(xml);
-        }
     }
 
     fn password(&self) -> Result<SecretString, String> {
@@ -172,105 +130,28 @@ impl XmppConnection {
         ))
     }
 
-    fn connect(&mut self, ctx: &mut Context<Self>) {
-        let login = match (
-            self.settings.endpoint(),
-            self.settings.parsed_jid(),
-            self.password(),
-        ) {
-            (Some((host, port)), Some(jid), Ok(password)) => Login {
-                host,
-                port,
-                jid,
-                password,
-                resource: self.settings.resource.clone(),
-                tls: self.settings.tls,
-                tls_config: self.tls.clone(),
-                timeout: self.settings.connect_timeout(),
-            },
-            (_, _, Err(e)) => return self.fail(e, ctx),
-            _ => return self.fail("bad jid or server".into(), ctx),
-        };
-        let fut = async move { client::connect(&login).await };
-        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| match result {
-            Ok(session) => {
-                let parts = session.stream.into_parts();
-                let (r, w) = tokio::io::split(parts.io);
-                // The codec goes along with the bytes read after the login: it holds the
-                // part of a stanza that was already consumed from them.
-                let mut reader = FramedRead::new(r, parts.codec);
-                reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
-                ctx.add_stream(reader);
-                act.writer = Some(actix::io::FramedWrite::new(w, XmlCodec::default(), ctx));
-                act.online = true;
-                act.reconnect.connected();
-                act.joined.clear();
-                act.occupants.clear();
-                act.pings.clear();
-                act.last_ping = Instant::now();
-                tracing::info!(connection = %act.name, jid = %session.jid.bare(), "XMPP logged in");
-                act.send_now("<presence/>".into());
-                for room in act.rooms.clone() {
-                    act.join(&room);
-                }
-                act.status.state(ActorState::Up, None);
-                act.pump();
-            }
-            Err(error) => act.fail(error, ctx),
-        }));
+    fn join(&mut self, room: &str, fx: &mut Effects<Self>) {
+        fx.write(join_xml(room, &self.nick));
     }
 
-    fn join(&mut self, room: &str) {
-        let xml = join_xml(room, &self.nick);
-        self.send_now(xml);
-    }
-
-    fn enqueue(&mut self, to: String, kind: &'static str, text: &str) {
+    /// `text` as `<message>` bodies for `to`, split at `max_message_bytes`.
+    fn messages(&self, to: String, kind: &'static str, text: &str) -> Vec<Outbound> {
         let cleaned: String = text.chars().filter(|c| *c != '\0').collect();
-        for body in split_message(&cleaned, self.settings.max_message_bytes, LengthUnit::Bytes) {
-            if body.trim().is_empty() {
-                continue;
-            }
-            let item = Outbound {
+        split_message(&cleaned, self.settings.max_message_bytes, LengthUnit::Bytes)
+            .into_iter()
+            .filter(|body| !body.trim().is_empty())
+            .map(|body| Outbound {
                 to: to.clone(),
                 kind,
                 body,
-            };
-            if self.queue.push(item) {
-                tracing::warn!(
-                    connection = %self.name,
-                    dropped = self.queue.dropped(),
-                    "XMPP outbound queue full; dropped the oldest message"
-                );
-            }
-        }
-        if !self.online {
-            tracing::debug!(connection = %self.name, queued = self.queue.len(), "XMPP message queued while disconnected");
-        }
-        self.status.outbound(self.queue.len(), self.queue.dropped());
-    }
-
-    fn pump(&mut self) {
-        if !self.online {
-            return;
-        }
-        while !self.queue.is_empty() && self.flood.try_take(Instant::now()) {
-            let Some(m) = self.queue.pop() else {
-                break;
-            };
-            let id = self.id("m");
-            self.send_now(message_xml(&m.to, m.kind, &m.body, &id));
-            self.status.activity();
-            self.status.outbound(self.queue.len(), self.queue.dropped());
-        }
+            })
+            .collect()
     }
 
     /// Pings the server and self-pings each joined room (XEP-0410); an unanswered server
     /// ping drops the connection, an unanswered or failed self-ping rejoins the room.
-    fn keepalive(&mut self, ctx: &mut Context<Self>) {
-        if !self.online {
-            return;
-        }
+    fn tick(&mut self, fx: &mut Effects<Self>) {
+        fx.after(TICK, Event::Tick);
         let timeout = Duration::from_secs(self.settings.ping_timeout_secs.max(1));
         let mut rejoin = Vec::new();
         let mut dead = false;
@@ -285,18 +166,12 @@ impl XmppConnection {
             false
         });
         if dead {
-            return self.fail(
-                format!(
-                    "the server did not answer a ping within {} s",
-                    timeout.as_secs()
-                ),
-                ctx,
-            );
+            return fx.fail(ConnectionError::Silent(timeout));
         }
         for room in rejoin {
             tracing::warn!(connection = %self.name, room = %room, "room self-ping unanswered; rejoining");
             self.joined.remove(&room);
-            self.join(&room);
+            self.join(&room, fx);
         }
         let interval = Duration::from_secs(self.settings.ping_interval_secs.max(1));
         if self.last_ping.elapsed() < interval {
@@ -309,14 +184,14 @@ impl XmppConnection {
             .map(|j| j.domain)
             .unwrap_or_default();
         let id = self.id("ping");
-        self.send_now(format!(
+        fx.write(format!(
             "<iq type='get' to='{}' id='{id}'><ping xmlns='{NS_PING}'/></iq>",
             escape(&domain)
         ));
         self.pings.insert(id, (Instant::now(), None));
         for room in self.rooms.clone() {
             let id = self.id("selfping");
-            self.send_now(format!(
+            fx.write(format!(
                 "<iq type='get' to='{}/{}' id='{id}'><ping xmlns='{NS_PING}'/></iq>",
                 escape(&room),
                 escape(&self.nick)
@@ -325,7 +200,7 @@ impl XmppConnection {
         }
     }
 
-    fn on_stanza(&mut self, e: Element, ctx: &mut Context<Self>) {
+    fn on_stanza(&mut self, e: Element, fx: &mut Effects<Self>) {
         match e.local_name() {
             "message" => {
                 let who = Who {
@@ -339,18 +214,20 @@ impl XmppConnection {
                     if m.message_id.is_none() {
                         m.message_id = Some(self.id("in"));
                     }
-                    self.dispatcher.do_send(Inbound(m));
+                    fx.inbound(m);
                 }
             }
-            "presence" => self.on_presence(&e, ctx),
-            "iq" => self.on_iq(&e),
+            "presence" => self.on_presence(&e, fx),
+            "iq" => self.on_iq(&e, fx),
             "error" => {
                 let condition = e
                     .elements()
                     .next()
                     .map(|c| c.local_name().to_owned())
                     .unwrap_or_default();
-                self.fail(format!("stream error from the server: {condition}"), ctx);
+                fx.fail(ConnectionError::Closed(Some(format!(
+                    "stream error from the server: {condition}"
+                ))));
             }
             _ => {}
         }
@@ -358,7 +235,7 @@ impl XmppConnection {
 
     /// A stanza the reader skipped for being over a limit: one warning, the count in
     /// `/actors`, and for a message to the bot a short answer saying it could not be read.
-    fn on_skipped(&mut self, s: Skipped) {
+    fn on_skipped(&mut self, s: Skipped, fx: &mut Effects<Self>) {
         self.skipped += 1;
         tracing::warn!(
             connection = %self.name,
@@ -368,13 +245,11 @@ impl XmppConnection {
             bytes = s.bytes,
             "skipped an inbound stanza over the reader's limit"
         );
-        self.status.details(vec![(
-            "skipped_stanzas".to_owned(),
-            serde_json::json!(self.skipped),
-        )]);
+        fx.detail("skipped_stanzas", serde_json::json!(self.skipped));
         if let Some((to, kind, text)) = self.too_big_answer(&s) {
-            self.enqueue(to, kind, &text);
-            self.pump();
+            for item in self.messages(to, kind, &text) {
+                fx.queue(item);
+            }
         }
     }
 
@@ -440,7 +315,7 @@ impl XmppConnection {
         })
     }
 
-    fn on_presence(&mut self, e: &Element, ctx: &mut Context<Self>) {
+    fn on_presence(&mut self, e: &Element, fx: &mut Effects<Self>) {
         let Some(from) = e.attr("from").and_then(Jid::parse) else {
             return;
         };
@@ -473,11 +348,7 @@ impl XmppConnection {
                     return;
                 }
                 tracing::warn!(connection = %self.name, room = %room, "left the room involuntarily; rejoining");
-                ctx.run_later(REJOIN_AFTER, move |act, _| {
-                    if act.online && !act.joined.contains(&room) {
-                        act.join(&room);
-                    }
-                });
+                fx.after(REJOIN_AFTER, Event::Rejoin(room));
             }
             return;
         }
@@ -493,7 +364,7 @@ impl XmppConnection {
         }
     }
 
-    fn on_iq(&mut self, e: &Element) {
+    fn on_iq(&mut self, e: &Element, fx: &mut Effects<Self>) {
         let id = e.attr("id").unwrap_or("").to_owned();
         let from = e.attr("from").map(str::to_owned);
         let to = from
@@ -503,9 +374,9 @@ impl XmppConnection {
         match e.attr("type").unwrap_or("") {
             "get" | "set" => {
                 if e.child_ns("ping", NS_PING).is_some() {
-                    self.send_now(format!("<iq type='result' id='{}'{to}/>", escape(&id)));
+                    fx.write(format!("<iq type='result' id='{}'{to}/>", escape(&id)));
                 } else {
-                    self.send_now(format!(
+                    fx.write(format!(
                         "<iq type='error' id='{}'{to}><error type='cancel'><service-unavailable \
                          xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
                         escape(&id)
@@ -532,84 +403,131 @@ impl XmppConnection {
                 if condition != "service-unavailable" && condition != "feature-not-implemented" {
                     tracing::warn!(connection = %self.name, room = %room, condition = %condition, "not in the room any more; rejoining");
                     self.joined.remove(&room);
-                    self.join(&room);
+                    self.join(&room, fx);
                 }
             }
         }
     }
 }
 
-impl Actor for XmppConnection {
-    type Context = Context<Self>;
+impl Platform for Xmpp {
+    const KIND: &'static str = "xmpp";
+    type Frame = Result<Frame, XmlError>;
+    type Write = String;
+    type Item = Outbound;
+    type Event = Event;
+    type Hello = String;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.online = false;
-        // From the start, so the queue's series read 0 instead of missing.
-        self.status.outbound(self.queue.len(), self.queue.dropped());
-        ctx.run_interval(PUMP_EVERY, |act, _| act.pump());
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.keepalive(ctx));
-        ctx.run_later(self.reconnect.delay(), |act, ctx| act.connect(ctx));
+    fn connect(&mut self) -> LocalBoxFuture<'static, Result<Link<Self>, ConnectionError>> {
+        let login = match (
+            self.settings.endpoint(),
+            self.settings.parsed_jid(),
+            self.password(),
+        ) {
+            (Some((host, port)), Some(jid), Ok(password)) => Login {
+                host,
+                port,
+                jid,
+                password,
+                resource: self.settings.resource.clone(),
+                tls: self.settings.tls,
+                tls_config: self.tls.clone(),
+                timeout: self.settings.connect_timeout(),
+            },
+            (_, _, Err(e)) => return Box::pin(async move { Err(ConnectionError::Protocol(e)) }),
+            _ => {
+                return Box::pin(async {
+                    Err(ConnectionError::Protocol("bad jid or server".into()))
+                })
+            }
+        };
+        Box::pin(async move {
+            let session = client::connect(&login)
+                .await
+                .map_err(ConnectionError::Protocol)?;
+            let parts = session.stream.into_parts();
+            let (r, w) = tokio::io::split(parts.io);
+            // The codec goes along with the bytes read after the login: it holds the part
+            // of a stanza that was already consumed from them.
+            let mut reader = FramedRead::new(r, parts.codec);
+            reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+            // Reader errors are the platform's to answer (a stream error to the server).
+            let frames = reader.map(Ok);
+            let sink = FramedWrite::new(w, XmlCodec::default())
+                .sink_map_err(|e| ConnectionError::network("writing to the server", e));
+            Ok(Link {
+                frames: frames.boxed_local(),
+                sink: Some(Box::pin(sink)),
+                hello: session.jid.bare(),
+            })
+        })
     }
-}
 
-impl Supervised for XmppConnection {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.reconnect.restarting();
-        self.online = false;
-        self.writer = None;
-        self.status.restarted(self.last_error.take());
+    fn opened(&mut self, jid: String, fx: &mut Effects<Self>) {
+        self.online = true;
+        self.joined.clear();
+        self.occupants.clear();
+        self.pings.clear();
+        self.last_ping = Instant::now();
+        tracing::info!(connection = %self.name, jid = %jid, "XMPP logged in");
+        fx.write("<presence/>".into());
+        for room in self.rooms.clone() {
+            self.join(&room, fx);
+        }
+        fx.after(TICK, Event::Tick);
+        fx.ready();
     }
-}
 
-impl WriteHandler<std::io::Error> for XmppConnection {
-    fn error(&mut self, err: std::io::Error, ctx: &mut Self::Context) -> Running {
-        self.fail(format!("write failed: {err}"), ctx);
-        Running::Stop
-    }
-}
-
-impl StreamHandler<Result<Frame, XmlError>> for XmppConnection {
-    fn handle(&mut self, item: Result<Frame, XmlError>, ctx: &mut Self::Context) {
-        self.status.activity();
-        match item {
-            Ok(Frame::Stanza(e)) => self.on_stanza(e, ctx),
-            Ok(Frame::Skipped(s)) => self.on_skipped(s),
+    fn frame(&mut self, frame: Result<Frame, XmlError>, fx: &mut Effects<Self>) {
+        fx.activity();
+        match frame {
+            Ok(Frame::Stanza(e)) => self.on_stanza(e, fx),
+            Ok(Frame::Skipped(s)) => self.on_skipped(s, fx),
             Ok(Frame::StreamOpen(_)) => {}
-            Ok(Frame::StreamClose) => self.fail("the server closed the stream".into(), ctx),
+            Ok(Frame::StreamClose) => fx.fail(ConnectionError::Closed(Some(
+                "the server closed the stream".into(),
+            ))),
             Err(e) => match e.condition() {
                 // XML the reader refuses (not well-formed, restricted, a stream header over
                 // a limit; a stanza over one is skipped instead): say why to the server
                 // (RFC 6120 §4.9), best effort, then close and reconnect.
                 Some(condition) => {
-                    self.send_now(format!(
+                    fx.write(format!(
                         "<stream:error><{condition} xmlns='{NS_STREAM_ERRORS}'/></stream:error>\
                          </stream:stream>"
                     ));
-                    self.fail(format!("closed the stream: the server sent {e}"), ctx);
+                    fx.fail(ConnectionError::Protocol(format!(
+                        "closed the stream: the server sent {e}"
+                    )));
                 }
-                None => self.fail(format!("read failed: {e}"), ctx),
+                None => fx.fail(ConnectionError::network("reading from the server", e)),
             },
         }
     }
 
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        if self.online {
-            self.fail("the server closed the connection".into(), ctx);
+    fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
+        match event {
+            Event::Tick => self.tick(fx),
+            Event::Rejoin(room) => {
+                if self.online && !self.joined.contains(&room) {
+                    self.join(&room, fx);
+                }
+            }
         }
     }
-}
 
-impl Handler<Deliver> for XmppConnection {
-    type Result = ();
+    fn closed(&mut self) {
+        self.online = false;
+    }
 
-    fn handle(&mut self, msg: Deliver, _ctx: &mut Self::Context) {
-        let (id, user) = match msg.target {
+    fn render(&mut self, delivery: Deliver) -> Vec<Outbound> {
+        let (id, user) = match delivery.target {
             Target::Room { id, .. } => (id, false),
             Target::User { id } => (id, true),
         };
         let Some(jid) = Jid::parse(&id) else {
             tracing::warn!(connection = %self.name, "not an XMPP address; message dropped");
-            return;
+            return Vec::new();
         };
         let bare = jid.bare();
         let (to, kind) = if !user && jid.resource.is_empty() && self.rooms.contains(&bare) {
@@ -619,8 +537,12 @@ impl Handler<Deliver> for XmppConnection {
         } else {
             (id, "chat")
         };
-        self.enqueue(to, kind, &msg.text);
-        self.pump();
+        self.messages(to, kind, &delivery.text)
+    }
+
+    fn send(&mut self, m: &Outbound) -> Sending<Self> {
+        let id = self.id("m");
+        Sending::Write(vec![message_xml(&m.to, m.kind, &m.body, &id)])
     }
 }
 
