@@ -21,7 +21,7 @@ use crate::{
         console::{ConsoleConnection, ConsoleIo},
         irc::Irc,
         mention,
-        slack::{EventsEndpoint, SlackConnection},
+        slack::{EventsEndpoint, Slack},
     },
     config::{AuthMode, BackendSettings, Settings, StoreSettings},
     domain::{
@@ -456,15 +456,17 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 addr.recipient()
             }
             BackendSettings::Slack(slack) => {
-                let addr = SlackConnection::new(
-                    chat.name.clone(),
-                    slack.clone(),
-                    dispatcher.clone().recipient(),
-                    // Slack is the public service: web PKI roots, always verified.
-                    crate::tls::client_config(true, None)?,
-                    status,
-                )
-                .start();
+                // Slack is the public service: web PKI roots, always verified.
+                let tls = crate::tls::client_config(true, None)?;
+                let platform = Slack::new(chat.name.clone(), slack.clone(), tls);
+                let queue = QueuePolicy {
+                    capacity: slack.queue_size,
+                    burst: 1,
+                    interval: slack.send_interval,
+                };
+                let mut wiring = wiring(status);
+                wiring.backoff = Backoff::new(slack.reconnect_initial, slack.reconnect_max);
+                let addr = Connection::new(platform, wiring, queue).start();
                 if let Some(secret) = slack.signing_secret.clone() {
                     slack_events.insert(
                         chat.name.clone(),

@@ -93,9 +93,8 @@ pub struct Outbox<T> {
     /// The pacing: `burst` sends at once, then one per `send_interval_ms`.
     pace: FloodGate,
     queue: VecDeque<T>,
-    /// A copy of the item being sent: the actor's send is cut off if the actor restarts,
-    /// and the message must not be lost with it.
-    in_flight: Option<T>,
+    /// A send is under way (its item is with the sender until [`Outbox::finish`]).
+    in_flight: bool,
     dropped: u64,
     paused_until: Option<Instant>,
     backoff: Backoff,
@@ -127,11 +126,28 @@ impl<T> Outbox<T> {
             capacity: capacity.max(1),
             pace: FloodGate::new(burst, interval, Instant::now()),
             queue: VecDeque::new(),
-            in_flight: None,
+            in_flight: false,
             dropped: 0,
             paused_until: None,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
         }
+    }
+
+    /// Puts a message that must be tried again first in line — unless the queue filled up
+    /// meanwhile: then it is the oldest message, and goes as an overflow would.
+    fn requeue(&mut self, item: T) {
+        if self.queue.len() >= self.capacity {
+            self.dropped += 1;
+            tracing::warn!(
+                connection = %self.connection,
+                dropped_total = self.dropped,
+                capacity = self.capacity,
+                "{} outbound queue full; dropped the oldest message",
+                self.platform
+            );
+            return;
+        }
+        self.queue.push_front(item);
     }
 
     /// Queues a message last; when the queue is full, the oldest waiting message is dropped
@@ -156,7 +172,7 @@ impl<T> Outbox<T> {
     /// there). `item` is the message that was sent; it goes back to the front when it must
     /// be tried again, so order is kept.
     pub fn finish(&mut self, item: T, outcome: Outcome, now: Instant) -> Duration {
-        self.in_flight = None;
+        self.in_flight = false;
         match outcome {
             Outcome::Sent { pause } => {
                 self.backoff.reset();
@@ -173,14 +189,14 @@ impl<T> Outbox<T> {
             Outcome::RateLimited(delay) => {
                 let delay = delay.min(MAX_RATE_WAIT);
                 tracing::info!(connection = %self.connection, delay_ms = delay.as_millis() as u64, "{} rate limit; retrying later", self.platform);
-                self.queue.push_front(item);
+                self.requeue(item);
                 self.paused_until = Some(now + delay);
                 delay
             }
             Outcome::Retry(error) => {
                 let delay = self.backoff.next_delay();
                 tracing::warn!(connection = %self.connection, error = %error, delay_ms = delay.as_millis() as u64, "{} send failed; retrying", self.platform);
-                self.queue.push_front(item);
+                self.requeue(item);
                 // Nothing goes out before the retry: the order of replies is kept.
                 self.paused_until = Some(now + delay);
                 delay
@@ -196,17 +212,9 @@ impl<T> Outbox<T> {
     /// front, without touching the backoff or the pause; returns zero (ask again now). For
     /// retries the platform decides on itself, e.g. in a new direct chat.
     pub fn put_back(&mut self, item: T) -> Duration {
-        self.in_flight = None;
-        self.queue.push_front(item);
+        self.in_flight = false;
+        self.requeue(item);
         Duration::ZERO
-    }
-
-    /// After an actor restart: the send that was in flight was cut off, so its message goes
-    /// first again.
-    pub fn restore(&mut self) {
-        if let Some(item) = self.in_flight.take() {
-            self.queue.push_front(item);
-        }
     }
 
     /// Messages waiting to be sent, not counting the one in flight.
@@ -216,7 +224,7 @@ impl<T> Outbox<T> {
 
     /// Messages the platform does not have yet: the one in flight counts until it is sent.
     pub fn queued(&self) -> usize {
-        self.queue.len() + usize::from(self.in_flight.is_some())
+        self.queue.len() + usize::from(self.in_flight)
     }
 
     /// Messages dropped because the queue was full, since the connection was created.
@@ -230,12 +238,12 @@ impl<T> Outbox<T> {
     }
 }
 
-impl<T: Clone> Outbox<T> {
+impl<T> Outbox<T> {
     /// What to do at `now`: send the oldest message (it is in flight until
     /// [`Outbox::finish`]), wait out a rate limit, or nothing. The actor checks first that
     /// its connection is up.
     pub fn next(&mut self, now: Instant) -> Next<T> {
-        if self.in_flight.is_some() {
+        if self.in_flight {
             return Next::Idle;
         }
         if let Some(until) = self.paused_until {
@@ -252,7 +260,7 @@ impl<T: Clone> Outbox<T> {
         }
         match self.queue.pop_front() {
             Some(item) => {
-                self.in_flight = Some(item.clone());
+                self.in_flight = true;
                 Next::Send(item)
             }
             None => Next::Idle,
@@ -293,6 +301,19 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_into_a_queue_that_filled_up_meanwhile_drops_the_retried_oldest() {
+        let t0 = Instant::now();
+        let mut o = outbox(2);
+        o.push(1);
+        assert_eq!(o.next(t0), Next::Send(1));
+        o.push(2);
+        o.push(3);
+        o.finish(1, Outcome::Retry(ConnectionError::Protocol("x".into())), t0);
+        assert_eq!((o.queued(), o.dropped()), (2, 1));
+        assert_eq!(o.next(t0 + RETRY_MAX), Next::Send(2));
+    }
+
+    #[test]
     fn a_capacity_of_zero_still_keeps_one_message() {
         let mut o = outbox(0);
         o.push(1);
@@ -322,22 +343,6 @@ mod tests {
         assert_eq!(o.next(t0), Next::Idle, "1 is still in flight");
         o.finish(1, sent(), t0);
         assert_eq!(o.next(t0), Next::Send(2));
-    }
-
-    #[test]
-    fn a_restart_puts_the_message_in_flight_first_again() {
-        let t0 = Instant::now();
-        let mut o = outbox(5);
-        o.push(1);
-        o.push(2);
-        assert_eq!(o.next(t0), Next::Send(1));
-        // The actor restarted: its send (and the item it held) is gone.
-        o.restore();
-        assert_eq!((o.waiting(), o.queued()), (2, 2));
-        assert_eq!(o.next(t0), Next::Send(1));
-        o.finish(1, sent(), t0);
-        o.restore();
-        assert_eq!(o.queued(), 1, "nothing in flight, nothing restored");
     }
 
     #[test]

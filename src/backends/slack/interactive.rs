@@ -24,15 +24,28 @@
 //! would go to an HTTP Request URL the bridge does not serve yet, so there the text form
 //! (`fallback`) is posted instead.
 
+use actix::Recipient;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::*;
+use super::{
+    api::{Dest, Outgoing},
+    platform::{Event, Slack},
+    wire::ApiEnvelope,
+    SlackMode,
+};
 use crate::{
-    backends::buttons::{
-        ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin, UseButtonPresses,
+    backends::{
+        buttons::{
+            ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin,
+            UseButtonPresses,
+        },
+        connection::{Effects, Handles},
     },
-    domain::chunk::{split_message, LengthUnit},
+    domain::{
+        chunk::{split_message, LengthUnit},
+        message::{ChatUser, Room, RoomKind, Target},
+    },
 };
 
 /// `action_id` prefix of the bridge's answer buttons; other apps' actions are ignored.
@@ -44,7 +57,7 @@ const MAX_SECTION_CHARS: usize = 3000;
 
 /// The connection's interactive state.
 #[derive(Default)]
-pub(super) struct Interactions {
+pub struct Interactions {
     /// Where presses go; `None` until the dispatcher is wired (no buttons before that).
     presses: Option<Recipient<ButtonPressed>>,
 }
@@ -156,7 +169,7 @@ fn cut(text: &str, max: usize) -> String {
     }
 }
 
-impl SlackConnection {
+impl Slack {
     /// Where a message for `target` goes, and in which thread.
     fn offer_dest(&self, target: &Target) -> (Dest, Option<String>) {
         match target {
@@ -165,26 +178,17 @@ impl SlackConnection {
         }
     }
 
-    fn enqueue_bodies(&mut self, dest: Dest, bodies: Vec<Value>, ctx: &mut Context<Self>) {
+    fn enqueue_bodies(dest: Dest, bodies: Vec<Value>, fx: &mut Effects<Self>) {
         for body in bodies {
-            self.next_seq += 1;
-            self.enqueue(Outgoing {
-                seq: self.next_seq,
+            fx.queue(Outgoing {
                 dest: dest.clone(),
                 body,
             });
         }
-        self.pump(ctx);
     }
 
     /// Plain text to `dest`, split at the message limit.
-    fn enqueue_text(
-        &mut self,
-        dest: Dest,
-        thread: Option<&str>,
-        text: &str,
-        ctx: &mut Context<Self>,
-    ) {
+    fn enqueue_text(&self, dest: Dest, thread: Option<&str>, text: &str, fx: &mut Effects<Self>) {
         let bodies = split_message(text, self.settings.max_message_length, LengthUnit::Chars)
             .into_iter()
             .map(|part| {
@@ -195,12 +199,12 @@ impl SlackConnection {
                 body
             })
             .collect();
-        self.enqueue_bodies(dest, bodies, ctx);
+        Self::enqueue_bodies(dest, bodies, fx);
     }
 
     /// An `interactive` envelope's payload (already acknowledged).
-    pub(super) fn on_interactive(&mut self, payload: Value, _ctx: &mut Context<Self>) {
-        self.status.activity();
+    pub(super) fn on_interactive(&mut self, payload: Value, fx: &mut Effects<Self>) {
+        fx.activity();
         if payload.get("type").and_then(Value::as_str) != Some("block_actions") {
             return;
         }
@@ -291,25 +295,25 @@ impl SlackConnection {
     }
 }
 
-impl Handler<UseButtonPresses> for SlackConnection {
-    type Result = ();
+impl Handles<UseButtonPresses> for Slack {
+    type Reply = ();
 
-    fn handle(&mut self, msg: UseButtonPresses, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: UseButtonPresses, _fx: &mut Effects<Self>) {
         self.interactive.presses = Some(msg.0);
     }
 }
 
-impl Handler<OfferButtons> for SlackConnection {
-    type Result = ();
+impl Handles<OfferButtons> for Slack {
+    type Reply = ();
 
-    fn handle(&mut self, msg: OfferButtons, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: OfferButtons, fx: &mut Effects<Self>) {
         let (dest, thread) = self.offer_dest(&msg.target);
         let blocks = (self.settings.mode == SlackMode::Socket
             && self.interactive.presses.is_some())
         .then(|| offer_blocks(&msg))
         .flatten();
         let Some(blocks) = blocks else {
-            return self.enqueue_text(dest, thread.as_deref(), &msg.fallback, ctx);
+            return self.enqueue_text(dest, thread.as_deref(), &msg.fallback, fx);
         };
         // `text` is what notifications and clients without blocks show.
         let mut body =
@@ -317,28 +321,28 @@ impl Handler<OfferButtons> for SlackConnection {
         if let Some(ts) = &thread {
             body["thread_ts"] = json!(ts);
         }
-        self.enqueue_bodies(dest, vec![body], ctx);
+        Self::enqueue_bodies(dest, vec![body], fx);
     }
 }
 
-impl Handler<ButtonOutcome> for SlackConnection {
-    type Result = ();
+impl Handles<ButtonOutcome> for Slack {
+    type Reply = ();
 
-    fn handle(&mut self, msg: ButtonOutcome, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ButtonOutcome, fx: &mut Effects<Self>) {
         let channel = msg.room.id.clone();
         if !msg.accepted {
             let dest = Dest::Ephemeral {
                 channel,
                 user: msg.user.id.clone(),
             };
-            return self.enqueue_text(dest, msg.room.thread.as_deref(), &msg.text, ctx);
+            return self.enqueue_text(dest, msg.room.thread.as_deref(), &msg.text, fx);
         }
         let Some(ts) = msg.origin.message_id.clone() else {
             return self.enqueue_text(
                 Dest::Channel(channel),
                 msg.room.thread.as_deref(),
                 &msg.text,
-                ctx,
+                fx,
             );
         };
         // The buttons are spent: the message now says who answered what.
@@ -350,21 +354,38 @@ impl Handler<ButtonOutcome> for SlackConnection {
         });
         let api = self.api();
         let bot = self.settings.bot_token.clone();
-        let fut = async move { api.call::<ApiEnvelope>("chat.update", &bot, &body).await };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            if let Err(e) = result {
-                // Still say it where everyone sees it.
-                tracing::warn!(connection = %act.name, error = %e.describe(), "chat.update failed; posting the answer instead");
-                act.enqueue_text(
-                    Dest::Channel(msg.room.id.clone()),
-                    msg.room.thread.as_deref(),
-                    &msg.text,
-                    ctx,
-                );
+        fx.spawn(async move {
+            let update = api.call::<ApiEnvelope>("chat.update", &bot, &body).await;
+            Event::Updated {
+                failed: update.err().map(|e| e.describe()),
+                outcome: Box::new(msg),
             }
-        }));
+        });
     }
 }
+
+impl Slack {
+    /// The end of a `chat.update` for an accepted press: when it failed, the answer is
+    /// still said where everyone sees it.
+    pub(super) fn updated(
+        &self,
+        failed: Option<String>,
+        msg: ButtonOutcome,
+        fx: &mut Effects<Self>,
+    ) {
+        if let Some(error) = failed {
+            tracing::warn!(connection = %self.name, error = %error, "chat.update failed; posting the answer instead");
+            self.enqueue_text(
+                Dest::Channel(msg.room.id.clone()),
+                msg.room.thread.as_deref(),
+                &msg.text,
+                fx,
+            );
+        }
+    }
+}
+
+crate::platform_messages!(Slack: UseButtonPresses, OfferButtons, ButtonOutcome);
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,15 @@
 //! Identity: a user is `ChatUser{connection, id: "U…"}`, a room `Room{id: "C…"/"D…"}` with
 //! the `thread_ts` of a threaded message as its thread, and the team id as `org`.
 
+//!
+//! Files: `config.rs` (settings), `wire.rs` (envelopes and events, typed), `api.rs` (Web
+//! API calls), `render.rs` (hubot-style attachments), `platform.rs` (the
+//! [`Platform`](crate::backends::connection::Platform)), `interactive.rs` (buttons).
+
+pub mod api;
 pub mod config;
-mod connection;
+mod interactive;
+mod platform;
 pub mod render;
 pub mod wire;
 
@@ -16,7 +23,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 pub use config::{SlackMode, SlackSettings, WhisperMode};
-pub use connection::SlackConnection;
+pub use platform::Slack;
+
+/// A Slack connection: the shared connection actor running [`Slack`].
+pub type SlackConnection = crate::backends::connection::Connection<Slack>;
 
 /// An Events API request body whose signature the HTTP layer already verified.
 #[derive(Debug, Clone, Message)]

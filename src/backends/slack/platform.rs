@@ -1,0 +1,497 @@
+//! Slack as a [`Platform`]: Socket Mode envelopes (hello, acknowledgements, `disconnect`,
+//! events, interactivity) as a state machine over the websocket; in Events API mode the
+//! link is only the login, and events arrive as [`SignedEvent`]s from the HTTP route.
+//! Posts go out over the Web API.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use awc::ws::{Frame, Message};
+use futures_util::{future::LocalBoxFuture, StreamExt};
+use serde_json::{json, Value};
+
+use super::{
+    api::{self, Api, Dest, Outgoing},
+    interactive::Interactions,
+    normalise_text, render, strip_mention,
+    wire::{ApiEnvelope, AuthTest, ConnectionsOpen, ConversationsInfo, EventCallback, SocketFrame},
+    SignedEvent, SlackMode, SlackSettings, WhisperMode,
+};
+use crate::{
+    actors::messages::Deliver,
+    backends::connection::{
+        websocket::{self, Incoming},
+        ConnectionError, Effects, Handles, Link, Platform, Sending,
+    },
+    domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
+};
+
+/// Remembered event ids and message timestamps, to drop Slack's retries and the
+/// `message` + `app_mention` pair one mention produces.
+const SEEN_CAPACITY: usize = 512;
+
+/// Largest Socket Mode frame accepted.
+const MAX_FRAME: usize = 4 << 20;
+
+/// The platform's own happenings.
+pub enum Event {
+    /// A message waited for its channel's name (`conversations.info`).
+    Named {
+        message: Box<InboundMessage>,
+        name: Option<String>,
+    },
+    /// The direct channel with a user, opened while sending.
+    DirectChannel { user: String, channel: String },
+    /// `chat.update` of an answered button message ended (`failed`: why not).
+    Updated {
+        failed: Option<String>,
+        outcome: Box<crate::backends::buttons::ButtonOutcome>,
+    },
+}
+
+/// What connecting learnt: the bot's identity, when it was asked (once per process).
+pub struct Hello {
+    auth: Option<AuthTest>,
+}
+
+/// A Slack workspace connection's state.
+pub struct Slack {
+    pub(super) name: String,
+    pub(super) settings: SlackSettings,
+    tls: Arc<rustls::ClientConfig>,
+    http: Option<awc::Client>,
+    identity: Option<AuthTest>,
+    dm_channels: HashMap<String, String>,
+    pub(super) room_names: HashMap<String, String>,
+    /// The group channel each user last spoke to the bot in (for ephemeral whispers).
+    last_room: HashMap<String, String>,
+    seen: VecDeque<String>,
+    seen_set: HashSet<String>,
+    pub(super) interactive: Interactions,
+}
+
+impl Slack {
+    /// The platform for connection `name`.
+    pub fn new(name: String, settings: SlackSettings, tls: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            name,
+            settings,
+            tls,
+            http: None,
+            identity: None,
+            dm_channels: HashMap::new(),
+            room_names: HashMap::new(),
+            last_room: HashMap::new(),
+            seen: VecDeque::new(),
+            seen_set: HashSet::new(),
+            interactive: Interactions::default(),
+        }
+    }
+
+    pub(super) fn api(&mut self) -> Api {
+        let tls = self.tls.clone();
+        let client = self
+            .http
+            .get_or_insert_with(|| {
+                crate::backends::rest::http_client(tls, crate::backends::rest::USER_AGENT)
+            })
+            .clone();
+        Api {
+            client,
+            base: self.settings.api_url.clone(),
+        }
+    }
+
+    /// True the first time `key` is seen (among the last [`SEEN_CAPACITY`]).
+    pub(super) fn first_sighting(&mut self, key: String) -> bool {
+        if self.seen_set.contains(&key) {
+            return false;
+        }
+        if self.seen.len() >= SEEN_CAPACITY {
+            if let Some(old) = self.seen.pop_front() {
+                self.seen_set.remove(&old);
+            }
+        }
+        self.seen_set.insert(key.clone());
+        self.seen.push_back(key);
+        true
+    }
+
+    fn ack(envelope_id: &str, fx: &mut Effects<Self>) {
+        let ack = json!({"envelope_id": envelope_id}).to_string();
+        fx.write(Message::Text(ack.into()));
+    }
+
+    fn socket_frame(&mut self, frame: SocketFrame, fx: &mut Effects<Self>) {
+        match frame {
+            SocketFrame::Hello { num_connections } => {
+                tracing::info!(connection = %self.name, ?num_connections, "Slack socket ready");
+                fx.ready();
+            }
+            SocketFrame::Disconnect { reason } => {
+                // The next socket opens first; this one works until then.
+                fx.renew(format!("Slack asked to reconnect ({reason})"));
+            }
+            SocketFrame::EventsApi {
+                envelope_id,
+                payload,
+            } => {
+                tracing::debug!(connection = %self.name, envelope_id = %envelope_id, "Slack event received");
+                Self::ack(&envelope_id, fx);
+                self.event_callback(payload, fx);
+            }
+            SocketFrame::SlashCommands { envelope_id } => Self::ack(&envelope_id, fx),
+            SocketFrame::Interactive {
+                envelope_id,
+                payload,
+            } => {
+                // Acknowledged first, like every envelope (Slack wants it within 3 s).
+                Self::ack(&envelope_id, fx);
+                self.on_interactive(payload, fx);
+            }
+            SocketFrame::Other => {}
+        }
+    }
+
+    fn event_callback(&mut self, payload: Value, fx: &mut Effects<Self>) {
+        fx.activity();
+        if payload.get("type").and_then(Value::as_str) != Some("event_callback") {
+            return;
+        }
+        let callback: EventCallback = match serde_json::from_value(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(connection = %self.name, error = %e, "Slack event skipped");
+                return;
+            }
+        };
+        if let Some(id) = &callback.event_id {
+            if !self.first_sighting(format!("event:{id}")) {
+                return;
+            }
+        }
+        let event = callback.event;
+        tracing::debug!(connection = %self.name, kind = %event.kind, subtype = ?event.subtype, "Slack event");
+        match event.kind.as_str() {
+            "message" | "app_mention" => {
+                let team = callback.team_id.or_else(|| event.team.clone());
+                self.message(event, team, fx)
+            }
+            "channel_left" | "group_left" => {
+                if let Some(channel) = event.channel.filter(|c| self.settings.channels.contains(c))
+                {
+                    tracing::warn!(connection = %self.name, channel = %channel, "removed from a configured channel; rejoining");
+                    let api = self.api();
+                    let bot = self.settings.bot_token.clone();
+                    fx.detach(async move {
+                        let join = json!({"channel": channel});
+                        if let Err(e) = api
+                            .call::<ApiEnvelope>("conversations.join", &bot, &join)
+                            .await
+                        {
+                            tracing::warn!(channel = %channel, error = %e.describe(), "cannot rejoin Slack channel");
+                        }
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn message(&mut self, event: super::wire::Event, team: Option<String>, fx: &mut Effects<Self>) {
+        let Some(me) = self.identity.as_ref().map(|i| i.user_id.clone()) else {
+            return;
+        };
+        // Edits, joins, deletions and bots (this one included) are not commands.
+        if !matches!(
+            event.subtype.as_deref(),
+            None | Some("thread_broadcast" | "file_share")
+        ) {
+            return;
+        }
+        if event.bot_id.is_some() {
+            return;
+        }
+        // A message without an author (or with a blank one) is nobody's command.
+        let user = event.user.filter(|u| !u.trim().is_empty());
+        let (Some(user), Some(channel), Some(ts)) = (user, event.channel, event.ts) else {
+            return;
+        };
+        if user == me {
+            return;
+        }
+        if !self.first_sighting(format!("msg:{channel}:{ts}")) {
+            return;
+        }
+        let text = normalise_text(event.text.as_deref().unwrap_or_default());
+        let (mentioned, text) = strip_mention(&text, &me);
+        let kind = match event.channel_type.as_deref() {
+            Some("im") => RoomKind::Direct,
+            Some(_) => RoomKind::Group,
+            None if channel.starts_with('D') => RoomKind::Direct,
+            None => RoomKind::Group,
+        };
+        let name = event
+            .user_profile
+            .and_then(|p| {
+                [p.display_name, p.real_name, p.name]
+                    .into_iter()
+                    .flatten()
+                    .find(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| user.clone());
+        let msg = InboundMessage {
+            user: ChatUser {
+                connection: self.name.clone(),
+                id: user,
+                name,
+            },
+            room: Room {
+                connection: self.name.clone(),
+                id: channel.clone(),
+                kind,
+                thread: event.thread_ts,
+            },
+            text: text.to_owned(),
+            message_id: Some(ts),
+            mentioned,
+            room_name: None,
+            org: team,
+        };
+        if kind == RoomKind::Direct {
+            return fx.inbound(msg);
+        }
+        if self.settings.whispers == WhisperMode::Ephemeral {
+            if self.last_room.len() >= 10_000 {
+                self.last_room.clear();
+            }
+            self.last_room.insert(msg.user.id.clone(), channel.clone());
+        }
+        if let Some(room_name) = self.room_names.get(&channel) {
+            let room_name = Some(room_name.clone());
+            return fx.inbound(InboundMessage { room_name, ..msg });
+        }
+        let api = self.api();
+        let bot = self.settings.bot_token.clone();
+        tracing::debug!(connection = %self.name, channel = %channel, "looking up the channel name");
+        fx.spawn(async move {
+            let info = api
+                .call::<ConversationsInfo>("conversations.info", &bot, &json!({"channel": channel}))
+                .await;
+            let name = match info {
+                Ok(info) => info.channel.name,
+                Err(e) => {
+                    tracing::debug!(error = %e.describe(), "conversations.info failed; no room name");
+                    None
+                }
+            };
+            Event::Named {
+                message: Box::new(msg),
+                name,
+            }
+        });
+    }
+}
+
+impl Platform for Slack {
+    const KIND: &'static str = "slack";
+    type Frame = Frame;
+    type Write = Message;
+    type Item = Outgoing;
+    type Event = Event;
+    type Hello = Hello;
+
+    fn connect(&mut self) -> LocalBoxFuture<'static, Result<Link<Self>, ConnectionError>> {
+        let api = self.api();
+        // The websocket gets a client (and connection pool) of its own.
+        let ws_client = awc::Client::builder()
+            .connector(
+                awc::Connector::new()
+                    .rustls_0_23(self.tls.clone())
+                    .timeout(Duration::from_secs(10)),
+            )
+            .finish();
+        let bot = self.settings.bot_token.clone();
+        let app = self.settings.app_token.clone();
+        let socket_mode = self.settings.mode == SlackMode::Socket;
+        let need_auth = self.identity.is_none();
+        let channels = if need_auth {
+            self.settings.channels.clone()
+        } else {
+            Vec::new()
+        };
+        Box::pin(async move {
+            let auth = if need_auth {
+                let auth: AuthTest = api
+                    .call("auth.test", &bot, &json!({}))
+                    .await
+                    .map_err(|e| e.failure("auth.test"))?;
+                for channel in &channels {
+                    let join = json!({"channel": channel});
+                    if let Err(e) = api
+                        .call::<ApiEnvelope>("conversations.join", &bot, &join)
+                        .await
+                    {
+                        tracing::warn!(channel = %channel, error = %e.describe(), "cannot join Slack channel");
+                    }
+                }
+                Some(auth)
+            } else {
+                None
+            };
+            let hello = Hello { auth };
+            match (socket_mode, app) {
+                (true, Some(app)) => {
+                    let open: ConnectionsOpen = api
+                        .call("apps.connections.open", &app, &json!({}))
+                        .await
+                        .map_err(|e| e.failure("apps.connections.open"))?;
+                    let socket = websocket::open(&ws_client, &open.url, MAX_FRAME).await?;
+                    Ok(Link {
+                        frames: socket.frames,
+                        sink: Some(socket.sink),
+                        hello,
+                    })
+                }
+                // Events mode: logged in is all it takes; events come over HTTP.
+                _ => Ok(Link {
+                    frames: futures_util::stream::pending().boxed_local(),
+                    sink: None,
+                    hello,
+                }),
+            }
+        })
+    }
+
+    fn opened(&mut self, hello: Hello, fx: &mut Effects<Self>) {
+        if let Some(auth) = hello.auth {
+            tracing::info!(connection = %self.name, bot_user = %auth.user_id, "Slack login ok");
+            self.identity = Some(auth);
+        }
+        if self.settings.mode != SlackMode::Socket {
+            fx.ready();
+        }
+    }
+
+    fn frame(&mut self, frame: Frame, fx: &mut Effects<Self>) {
+        match websocket::incoming(frame, fx) {
+            Incoming::Text(text) => match serde_json::from_str::<SocketFrame>(&text) {
+                Ok(frame) => self.socket_frame(frame, fx),
+                Err(e) => {
+                    tracing::warn!(connection = %self.name, error = %e, "unreadable Socket Mode frame");
+                }
+            },
+            Incoming::Close(reason) => {
+                tracing::info!(connection = %self.name, ?reason, "Slack closed the socket");
+                fx.fail(websocket::closed(reason));
+            }
+            Incoming::Nothing => {}
+        }
+    }
+
+    fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
+        match event {
+            Event::Named { message, name } => {
+                if let Some(n) = &name {
+                    self.room_names.insert(message.room.id.clone(), n.clone());
+                }
+                fx.inbound(InboundMessage {
+                    room_name: name,
+                    ..*message
+                });
+            }
+            Event::DirectChannel { user, channel } => {
+                self.dm_channels.insert(user, channel);
+            }
+            Event::Updated { failed, outcome } => self.updated(failed, *outcome, fx),
+        }
+    }
+
+    fn keepalive_interval(&self) -> Option<Duration> {
+        // A socket silent for `idle_timeout` is replaced; half-way, it is pinged (its pong
+        // keeps a quiet but healthy socket from looking idle).
+        (self.settings.mode == SlackMode::Socket).then(|| self.settings.idle_timeout / 2)
+    }
+
+    fn keepalive(&mut self, fx: &mut Effects<Self>) {
+        fx.write(Message::Ping(bytes::Bytes::from_static(b"stormbridge")));
+    }
+
+    fn render(&mut self, msg: Deliver) -> Vec<Outgoing> {
+        let (dest, thread) = match &msg.target {
+            // `extra.slack.thread_response`: answer in a thread under the command even when the
+            // command itself was said in the channel.
+            Target::Room { id, thread, .. } => (
+                Dest::Channel(id.clone()),
+                thread.clone().or_else(|| {
+                    render::wants_thread(msg.extra.as_ref())
+                        .then(|| msg.reply_to.clone())
+                        .flatten()
+                }),
+            ),
+            Target::User { id } => match (self.settings.whispers, self.last_room.get(id)) {
+                (WhisperMode::Ephemeral, Some(channel)) => (
+                    Dest::Ephemeral {
+                        channel: channel.clone(),
+                        user: id.clone(),
+                    },
+                    None,
+                ),
+                _ => (Dest::User(id.clone()), None),
+            },
+        };
+        let placeholder = match &dest {
+            Dest::Channel(c) | Dest::Ephemeral { channel: c, .. } => c.clone(),
+            Dest::User(u) => u.clone(),
+        };
+        let outbound = render::Outbound {
+            text: &msg.text,
+            extra: msg.extra.as_ref(),
+            layout: msg.layout.as_ref(),
+        };
+        render::post_bodies(
+            &placeholder,
+            thread.as_deref(),
+            outbound,
+            &self.settings.results,
+            self.settings.max_message_length,
+        )
+        .into_iter()
+        .map(|body| Outgoing {
+            dest: dest.clone(),
+            body,
+        })
+        .collect()
+    }
+
+    fn send(&mut self, item: &Outgoing) -> Sending<Self> {
+        if self.identity.is_none() {
+            return Sending::NotNow;
+        }
+        let api = self.api();
+        let bot = self.settings.bot_token.clone();
+        let cached = match &item.dest {
+            Dest::Channel(_) => None,
+            Dest::User(u) | Dest::Ephemeral { user: u, .. } => self.dm_channels.get(u).cloned(),
+        };
+        let item = item.clone();
+        Sending::Call(Box::pin(async move {
+            let (outcome, dm) = api::send(api, bot, item, cached).await;
+            let event = dm.map(|(user, channel)| Event::DirectChannel { user, channel });
+            (outcome, event)
+        }))
+    }
+}
+
+impl Handles<SignedEvent> for Slack {
+    type Reply = ();
+
+    fn handle(&mut self, event: SignedEvent, fx: &mut Effects<Self>) {
+        self.event_callback(event.0, fx);
+    }
+}
+
+crate::platform_messages!(Slack: SignedEvent);
