@@ -18,7 +18,7 @@ use crate::{
     },
     backends::{
         connection::{Connection, QueuePolicy, Wiring},
-        console::{ConsoleConnection, ConsoleIo},
+        console::{Console, ConsoleIo},
         irc::Irc,
         mention,
         slack::{EventsEndpoint, Slack},
@@ -358,16 +358,21 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                     .remove(&chat.name)
                     .or_else(|| console_io.take())
                     .unwrap_or_else(ConsoleIo::stdio);
-                ConsoleConnection::new(
+                let platform = Console::new(
                     chat.name.clone(),
                     console.clone(),
                     settings.bot.name.clone(),
-                    dispatcher.clone().recipient(),
                     io,
-                    status,
-                )
-                .start()
-                .recipient()
+                );
+                // A local terminal: no limit but the queue's.
+                let queue = QueuePolicy {
+                    capacity: crate::backends::defaults::queue_size(),
+                    burst: u32::MAX,
+                    interval: Duration::from_millis(1),
+                };
+                Connection::new(platform, wiring(status), queue)
+                    .start()
+                    .recipient()
             }
             BackendSettings::Irc(irc) => {
                 let tls = if irc.tls {

@@ -16,9 +16,17 @@
 //! [`unescape_line`] gives it back exactly. The same actor drives the integration tests over
 //! an in-memory pipe instead of stdin/stdout.
 
-mod connection;
+//!
+//! Files: `input.rs` (line framing that survives bad lines), `output.rs` (terminal output),
+//! `platform.rs` (the [`Platform`](crate::backends::connection::Platform)); its settings
+//! are `config::ConsoleSettings`.
+
 mod input;
 pub mod output;
+mod platform;
 
 pub use crate::domain::escape::{escape_line, unescape_line};
-pub use connection::{ConsoleConnection, ConsoleIo};
+pub use platform::{Console, ConsoleIo};
+
+/// The console connection: the shared connection actor running [`Console`].
+pub type ConsoleConnection = crate::backends::connection::Connection<Console>;

@@ -1,10 +1,11 @@
-//! The console connection actor.
+//! The console as a [`Platform`]: typed lines in, printed lines out. Its link is opened
+//! once: at the end of input the bridge stops (`exit_on_eof`) or keeps printing results.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix::{io::WriteHandler, prelude::*};
+use futures_util::{future::LocalBoxFuture, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 
 use super::{
     escape_line,
@@ -12,8 +13,8 @@ use super::{
     output::output_lines,
 };
 use crate::{
-    actors::messages::{Deliver, Inbound},
-    actors::status::{ActorState, StatusReporter},
+    actors::messages::Deliver,
+    backends::connection::{ConnectionError, Effects, Link, Platform, Sending},
     config::ConsoleSettings,
     domain::{
         chunk::{split_message, LengthUnit},
@@ -47,47 +48,40 @@ impl ConsoleIo {
     }
 }
 
-type Writer = actix::io::FramedWrite<String, Box<dyn AsyncWrite + Unpin>, LinesCodec>;
+/// What the console reads.
+pub enum Typed {
+    /// A line (or a line skipped, and why).
+    Line(InputLine),
+    /// The end of input (or a failed input).
+    End,
+}
 
-/// The console connection.
-pub struct ConsoleConnection {
+/// The console's state.
+pub struct Console {
     name: String,
     settings: ConsoleSettings,
     bot_name: String,
-    dispatcher: Recipient<Inbound>,
     io: Option<ConsoleIo>,
-    writer: Option<Writer>,
     /// The output is a terminal (see [`ConsoleIo::terminal`]).
     terminal: bool,
-    status: StatusReporter,
     next_message_id: AtomicU64,
 }
 
-impl ConsoleConnection {
-    /// A console connection named `name`.
-    pub fn new(
-        name: String,
-        settings: ConsoleSettings,
-        bot_name: String,
-        dispatcher: Recipient<Inbound>,
-        io: ConsoleIo,
-        status: StatusReporter,
-    ) -> Self {
+impl Console {
+    /// The console connection `name`, reading and writing `io`.
+    pub fn new(name: String, settings: ConsoleSettings, bot_name: String, io: ConsoleIo) -> Self {
         Self {
             name,
             settings,
             bot_name,
-            dispatcher,
             terminal: io.terminal,
             io: Some(io),
-            writer: None,
-            status,
             next_message_id: AtomicU64::new(1),
         }
     }
 
     /// Tells the operator, and the log, that an input line was skipped, and why.
-    fn skipped(&mut self, why: &str, prefix: &str) {
+    fn skipped(&self, why: &str, prefix: &str, fx: &mut Effects<Self>) {
         tracing::warn!(
             connection = %self.name,
             reason = why,
@@ -99,9 +93,7 @@ impl ConsoleConnection {
             "{} input line ignored ({why}); it began: ",
             self.prefix()
         ));
-        if let Some(writer) = self.writer.as_mut() {
-            writer.write(format!("{line}{prefix}"));
-        }
+        fx.write(format!("{line}{prefix}"));
     }
 
     fn prefix(&self) -> String {
@@ -160,70 +152,78 @@ impl ConsoleConnection {
     }
 }
 
-impl Actor for ConsoleConnection {
-    type Context = Context<Self>;
+impl Platform for Console {
+    const KIND: &'static str = "console";
+    type Frame = Typed;
+    type Write = String;
+    type Item = String;
+    type Event = ();
+    type Hello = ();
 
-    fn started(&mut self, ctx: &mut Self::Context) {
+    fn connect(&mut self) -> LocalBoxFuture<'static, Result<Link<Self>, ConnectionError>> {
         let Some(io) = self.io.take() else {
-            self.status
-                .state(ActorState::Down, Some("console input already used".into()));
-            return;
+            // Standard input and output cannot be opened twice: a console whose output
+            // failed stays down.
+            return Box::pin(async {
+                Err(ConnectionError::Fatal(
+                    "the console's input and output are gone".into(),
+                ))
+            });
         };
-        ctx.add_stream(FramedRead::new(io.input, ConsoleLines::new(MAX_INPUT_LINE)));
-        self.writer = Some(actix::io::FramedWrite::new(
-            io.output,
-            LinesCodec::new(),
-            ctx,
-        ));
-        self.status.state(ActorState::Up, None);
+        let lines = FramedRead::new(io.input, ConsoleLines::new(MAX_INPUT_LINE)).map(|line| {
+            Ok(match line {
+                Ok(line) => Typed::Line(line),
+                // The input itself failed: it ends after this, as at end of input.
+                Err(e) => {
+                    tracing::warn!(error = %e, "console input failed");
+                    Typed::End
+                }
+            })
+        });
+        // After the end of input the link stays open: results are still printed.
+        let frames = lines
+            .chain(futures_util::stream::once(async { Ok(Typed::End) }))
+            .chain(futures_util::stream::pending());
+        let sink =
+            SinkExt::<String>::sink_map_err(FramedWrite::new(io.output, LinesCodec::new()), |e| {
+                ConnectionError::network("writing to the console", e)
+            });
+        Box::pin(async move {
+            Ok(Link {
+                frames: frames.boxed_local(),
+                sink: Some(Box::pin(sink)),
+                hello: (),
+            })
+        })
     }
-}
 
-impl WriteHandler<LinesCodecError> for ConsoleConnection {
-    fn error(&mut self, err: LinesCodecError, _ctx: &mut Self::Context) -> Running {
-        tracing::error!(error = %err, "console output failed");
-        self.status
-            .state(ActorState::Down, Some(format!("output failed: {err}")));
-        Running::Continue
+    fn opened(&mut self, _hello: (), fx: &mut Effects<Self>) {
+        fx.ready();
     }
-}
 
-impl StreamHandler<Result<InputLine, std::io::Error>> for ConsoleConnection {
-    fn handle(&mut self, item: Result<InputLine, std::io::Error>, _ctx: &mut Self::Context) {
-        self.status.activity();
-        match item {
-            Ok(InputLine::Text(line)) => {
+    fn frame(&mut self, typed: Typed, fx: &mut Effects<Self>) {
+        fx.activity();
+        match typed {
+            Typed::Line(InputLine::Text(line)) => {
                 if let Some(msg) = self.to_inbound(&line) {
-                    self.dispatcher.do_send(Inbound(msg));
+                    fx.inbound(msg);
                 }
             }
-            Ok(InputLine::TooLong { prefix }) => {
-                self.skipped(&format!("longer than {MAX_INPUT_LINE} bytes"), &prefix);
+            Typed::Line(InputLine::TooLong { prefix }) => {
+                self.skipped(&format!("longer than {MAX_INPUT_LINE} bytes"), &prefix, fx);
             }
-            Ok(InputLine::NotUtf8 { prefix }) => {
-                self.skipped("not valid UTF-8", &prefix);
+            Typed::Line(InputLine::NotUtf8 { prefix }) => {
+                self.skipped("not valid UTF-8", &prefix, fx);
             }
-            // The input itself failed: the stream ends after this (as at end of input).
-            Err(e) => {
-                tracing::warn!(error = %e, "console input failed");
+            Typed::End if self.settings.exit_on_eof => {
+                tracing::info!("console input closed; stopping");
+                actix_rt::System::current().stop();
             }
+            Typed::End => tracing::info!("console input closed; results will still be printed"),
         }
     }
 
-    fn finished(&mut self, _ctx: &mut Self::Context) {
-        if self.settings.exit_on_eof {
-            tracing::info!("console input closed; stopping");
-            System::current().stop();
-        } else {
-            tracing::info!("console input closed; results will still be printed");
-        }
-    }
-}
-
-impl Handler<Deliver> for ConsoleConnection {
-    type Result = ();
-
-    fn handle(&mut self, msg: Deliver, _ctx: &mut Self::Context) {
+    fn render(&mut self, msg: Deliver) -> Vec<String> {
         let place = match &msg.target {
             Target::Room {
                 kind: RoomKind::Direct,
@@ -238,18 +238,18 @@ impl Handler<Deliver> for ConsoleConnection {
             } => format!("#{id} (thread {thread})"),
             Target::Room { id, .. } => format!("#{id}"),
         };
-        let prefix = self.prefix();
-        for part in split_message(
+        let head = format!("{} {place}:", self.prefix());
+        split_message(
             &msg.text,
             self.settings.max_message_length,
             LengthUnit::Chars,
-        ) {
-            for line in output_lines(&format!("{prefix} {place}:"), &part, self.terminal) {
-                if let Some(writer) = self.writer.as_mut() {
-                    writer.write(line);
-                }
-            }
-        }
-        self.status.activity();
+        )
+        .iter()
+        .flat_map(|part| output_lines(&head, part, self.terminal))
+        .collect()
+    }
+
+    fn send(&mut self, line: &String) -> Sending<Self> {
+        Sending::Write(vec![line.clone()])
     }
 }
