@@ -18,6 +18,7 @@ use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+use stormbridge::backends::registry::REGISTRY;
 
 use stormbridge::{
     app::{self, AppOptions},
@@ -177,15 +178,21 @@ room = "room0"
 fn run(urls: &Urls, people: usize, length: Duration, emulator_pid: u32) -> Run {
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let mut settings =
-            config::load_from_str(&config_toml(urls)).expect("bench configuration is valid");
+        let mut settings = config::load_from_str(&config_toml(urls), &REGISTRY)
+            .expect("bench configuration is valid");
         let first = settings.chat[0].clone();
         for i in 1..people {
             let mut chat = first.clone();
             chat.name = format!("c{i}");
-            if let config::BackendSettings::Console(c) = &mut chat.backend {
+            if let Some(base) = chat
+                .backend
+                .as_any()
+                .downcast_ref::<stormbridge::backends::console::ConsoleSettings>()
+            {
+                let mut c = base.clone();
                 c.user_id = format!("u{i}");
                 c.room = format!("room{i}");
+                chat.backend = std::sync::Arc::new(c);
             }
             settings.chat.push(chat);
         }

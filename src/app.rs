@@ -1,7 +1,7 @@
 //! The composition root: starts the actors in dependency order, wires them together and
 //! starts the HTTP server. Used by `stormbridge run`, `stormbridge demo` and the tests.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use actix::prelude::*;
 
@@ -17,16 +17,12 @@ use crate::{
         token_renewer::{RenewerSettings, TokenRenewer},
     },
     backends::{
-        connection::{Connection, QueuePolicy, Wiring},
-        console::{Console, ConsoleIo},
-        irc::Irc,
-        mention,
-        slack::{EventsEndpoint, Slack},
+        connection::Wiring,
+        console::ConsoleIo,
+        registry::{HttpRoute, Start, REGISTRY},
     },
-    config::{AuthMode, BackendSettings, Settings, StoreSettings},
-    domain::{
-        backoff::Backoff, command::Prefixes, mention::MentionFn, result_ledger::LedgerSettings,
-    },
+    config::{AuthMode, Settings, StoreSettings},
+    domain::{backoff::Backoff, command::Prefixes, result_ledger::LedgerSettings},
     http::{self, HttpState},
     metrics::Metrics,
     render::{TemplateError, Templates},
@@ -114,7 +110,7 @@ impl RunningApp {
         &self,
         path: &std::path::Path,
     ) -> Result<usize, crate::config::ConfigError> {
-        let settings = crate::config::load(path)?;
+        let settings = crate::config::load(path, &REGISTRY)?;
         let rules = settings.access.rule_count();
         self.acl_gate
             .send(ReplacePolicy(settings.access.clone()))
@@ -339,158 +335,42 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     let mut slack_events = std::collections::HashMap::new();
     let mut mattermost_actions = std::collections::HashMap::new();
     for chat in &settings.chat {
-        let status = reporter(&format!("chat:{}", chat.name), true);
-        let wiring = |status| Wiring {
-            name: chat.name.clone(),
-            dispatcher: dispatcher.clone().recipient(),
-            status,
-            backoff: backoff.clone(),
+        let kind = chat.backend.kind();
+        let spec = REGISTRY
+            .spec(kind)
+            .ok_or_else(|| StartError::Chat(chat.name.clone(), format!("no platform `{kind}`")))?;
+        // The console's input and output: the test's, else standard input and output.
+        let console = (kind == "console").then(|| {
+            consoles
+                .remove(&chat.name)
+                .or_else(|| console_io.take())
+                .unwrap_or_else(ConsoleIo::stdio)
+        });
+        let start = Start {
+            wiring: Wiring {
+                name: chat.name.clone(),
+                dispatcher: dispatcher.clone().recipient(),
+                status: reporter(&format!("chat:{}", chat.name), true),
+                backoff: backoff.clone(),
+            },
+            bot_name: settings.bot.name.clone(),
+            console,
+            presses: dispatcher.clone().recipient(),
+            buttons: dispatcher.clone().recipient(),
         };
-        let mention: MentionFn = match &chat.backend {
-            BackendSettings::Slack(_) => mention::slack,
-            BackendSettings::Discord(_) => mention::discord,
-            BackendSettings::Mattermost(_) => mention::mattermost,
-            _ => mention::by_name,
-        };
-        let recipient = match &chat.backend {
-            BackendSettings::Console(console) => {
-                let io = consoles
-                    .remove(&chat.name)
-                    .or_else(|| console_io.take())
-                    .unwrap_or_else(ConsoleIo::stdio);
-                let platform = Console::new(
-                    chat.name.clone(),
-                    console.clone(),
-                    settings.bot.name.clone(),
-                    io,
-                );
-                // A local terminal: no limit but the queue's.
-                let queue = QueuePolicy {
-                    capacity: crate::backends::defaults::queue_size(),
-                    burst: u32::MAX,
-                    interval: Duration::from_millis(1),
-                };
-                Connection::new(platform, wiring(status), queue)
-                    .start()
-                    .recipient()
+        let started = REGISTRY
+            .start(chat.backend.as_ref(), start)
+            .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
+        match started.route {
+            Some(HttpRoute::SlackEvents(endpoint)) => {
+                slack_events.insert(chat.name.clone(), endpoint);
             }
-            BackendSettings::Irc(irc) => {
-                let tls = if irc.tls {
-                    Some(crate::tls::client_config(true, irc.tls_ca_file.as_deref())?)
-                } else {
-                    None
-                };
-                let queue = QueuePolicy {
-                    capacity: irc.queue_size,
-                    burst: irc.flood_burst,
-                    interval: Duration::from_millis(irc.send_interval_ms),
-                };
-                let mut wiring = wiring(status);
-                wiring.backoff = backoff.overridden(irc.reconnect_initial_ms, irc.reconnect_max_ms);
-                let platform = Irc::new(chat.name.clone(), (**irc).clone(), tls);
-                Connection::new(platform, wiring, queue).start().recipient()
+            Some(HttpRoute::MattermostActions(actions)) => {
+                mattermost_actions.insert(chat.name.clone(), actions);
             }
-            BackendSettings::Xmpp(x) => {
-                let tls = match x.tls {
-                    crate::backends::xmpp::config::TlsMode::Starttls => {
-                        Some(crate::tls::client_config(true, x.tls_ca_file.as_deref())?)
-                    }
-                    crate::backends::xmpp::config::TlsMode::Plaintext => None,
-                };
-                let queue = QueuePolicy {
-                    capacity: x.queue_size,
-                    burst: x.flood_burst,
-                    interval: Duration::from_millis(x.send_interval_ms),
-                };
-                let mut wiring = wiring(status);
-                wiring.backoff = backoff.overridden(x.reconnect_initial_ms, x.reconnect_max_ms);
-                let platform =
-                    crate::backends::xmpp::Xmpp::new(chat.name.clone(), (**x).clone(), tls);
-                Connection::new(platform, wiring, queue).start().recipient()
-            }
-            BackendSettings::Mattermost(mm) => {
-                let platform =
-                    crate::backends::mattermost::Mattermost::new(chat.name.clone(), mm.clone())
-                        .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                let queue = QueuePolicy {
-                    capacity: mm.queue_size,
-                    burst: 1,
-                    interval: Duration::from_millis(mm.send_interval_ms),
-                };
-                let addr = Connection::new(platform, wiring(status), queue).start();
-                // Answer buttons for StackStorm inquiries: presses arrive over HTTP.
-                crate::backends::buttons::connect(
-                    &chat.name,
-                    &addr,
-                    dispatcher.clone().recipient(),
-                    dispatcher.clone().recipient(),
-                );
-                mattermost_actions.insert(chat.name.clone(), addr.clone().recipient());
-                addr.recipient()
-            }
-            BackendSettings::Matrix(mx) => {
-                let platform =
-                    crate::backends::matrix::Matrix::new(chat.name.clone(), (**mx).clone())
-                        .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                let queue = QueuePolicy {
-                    capacity: mx.queue_size,
-                    burst: 1,
-                    interval: Duration::from_millis(mx.send_interval_ms),
-                };
-                Connection::new(platform, wiring(status), queue)
-                    .start()
-                    .recipient()
-            }
-            BackendSettings::Discord(dc) => {
-                let platform =
-                    crate::backends::discord::Discord::new(chat.name.clone(), dc.clone())
-                        .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-                let queue = QueuePolicy {
-                    capacity: dc.queue_size,
-                    burst: 1,
-                    interval: Duration::from_millis(dc.send_interval_ms),
-                };
-                let addr = Connection::new(platform, wiring(status), queue).start();
-                // Answer buttons for StackStorm inquiries (presses come back as the presser).
-                crate::backends::buttons::connect(
-                    &chat.name,
-                    &addr,
-                    dispatcher.clone().recipient(),
-                    dispatcher.clone().recipient(),
-                );
-                addr.recipient()
-            }
-            BackendSettings::Slack(slack) => {
-                // Slack is the public service: web PKI roots, always verified.
-                let tls = crate::tls::client_config(true, None)?;
-                let platform = Slack::new(chat.name.clone(), slack.clone(), tls);
-                let queue = QueuePolicy {
-                    capacity: slack.queue_size,
-                    burst: 1,
-                    interval: slack.send_interval,
-                };
-                let mut wiring = wiring(status);
-                wiring.backoff = Backoff::new(slack.reconnect_initial, slack.reconnect_max);
-                let addr = Connection::new(platform, wiring, queue).start();
-                if let Some(secret) = slack.signing_secret.clone() {
-                    slack_events.insert(
-                        chat.name.clone(),
-                        EventsEndpoint {
-                            signing_secret: secret,
-                            recipient: addr.clone().recipient(),
-                        },
-                    );
-                }
-                // Answer buttons for StackStorm inquiries (presses come back as the presser).
-                crate::backends::buttons::connect(
-                    &chat.name,
-                    &addr,
-                    dispatcher.clone().recipient(),
-                    dispatcher.clone().recipient(),
-                );
-                addr.recipient()
-            }
-        };
+            None => {}
+        }
+        let (recipient, mention) = (started.deliver, spec.mention);
         tracker.do_send(RegisterConnection {
             name: chat.name.clone(),
             recipient: recipient.clone(),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use stormbridge::backends::registry::REGISTRY;
 use stormbridge::{
     app::{self, AppOptions},
     cli::{self, Cli, Command},
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
         Command::Run => config::resolve_config_path(cli.config)
             .map_err(anyhow::Error::from)
             .and_then(|path| {
-                let settings = config::load(&path)?;
+                let settings = config::load(&path, &REGISTRY)?;
                 run(settings, path)
             }),
         Command::AclExplain {
@@ -79,13 +80,14 @@ fn acl_explain(
     aliases: Option<std::path::PathBuf>,
     command: &str,
 ) -> ExitCode {
-    let settings = match config::resolve_config_path(config_path).and_then(|p| config::load(&p)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let settings =
+        match config::resolve_config_path(config_path).and_then(|p| config::load(&p, &REGISTRY)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprint!("{e}");
+                return ExitCode::from(2);
+            }
+        };
     let aliases_json = match aliases.map(|p| {
         std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     }) {
@@ -113,7 +115,9 @@ fn acl_explain(
 }
 
 fn check_config(path: Option<std::path::PathBuf>) -> ExitCode {
-    match config::resolve_config_path(path).and_then(|p| config::load(&p).map(|s| (p, s))) {
+    match config::resolve_config_path(path)
+        .and_then(|p| config::load(&p, &REGISTRY).map(|s| (p, s)))
+    {
         Ok((path, settings)) => {
             println!(
                 "{}: valid ({} chat connection{}, StackStorm at {})",
@@ -248,7 +252,7 @@ fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
         let toml = format!(
             "{DEMO_TOML}\n[http]\nlisten = \"{http_listen}\"\n"
         );
-        let mut settings = config::load_from_str(&toml).map_err(anyhow::Error::from)?;
+        let mut settings = config::load_from_str(&toml, &REGISTRY).map_err(anyhow::Error::from)?;
         settings.st2.api_url = emulator.api_url();
         settings.st2.auth_url = emulator.auth_url();
         settings.st2.stream_url = emulator.stream_url();

@@ -11,6 +11,7 @@ pub mod irc;
 pub mod matrix;
 pub mod mattermost;
 pub mod mention;
+pub mod registry;
 pub mod rest;
 pub mod slack;
 pub mod xmpp;

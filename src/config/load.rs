@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::{
+    platform::Platforms,
     validate::{validate, ConfigError, Problem},
     Settings, DEFAULT_TOML,
 };
@@ -42,19 +43,23 @@ pub fn resolve_config_path(cli: Option<PathBuf>) -> Result<PathBuf, ConfigError>
     ))
 }
 
-/// Loads and validates the file at `path`, with `STORMBRIDGE__*` variables from the process environment.
-pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+/// Loads and validates the file at `path`, with `STORMBRIDGE__*` variables from the process
+/// environment; `[[chat]]` tables are read by `platforms`.
+pub fn load(path: &Path, platforms: &dyn Platforms) -> Result<Settings, ConfigError> {
     load_with_env(
         &ConfigSource::File(path.to_owned()),
         std::env::vars().collect(),
+        platforms,
     )
 }
 
-/// Loads and validates TOML text, with `STORMBRIDGE__*` variables from the process environment.
-pub fn load_from_str(toml: &str) -> Result<Settings, ConfigError> {
+/// Loads and validates TOML text, with `STORMBRIDGE__*` variables from the process
+/// environment; `[[chat]]` tables are read by `platforms`.
+pub fn load_from_str(toml: &str, platforms: &dyn Platforms) -> Result<Settings, ConfigError> {
     load_with_env(
         &ConfigSource::Text(toml.to_owned()),
         std::env::vars().collect(),
+        platforms,
     )
 }
 
@@ -62,6 +67,7 @@ pub fn load_from_str(toml: &str) -> Result<Settings, ConfigError> {
 pub fn load_with_env(
     source: &ConfigSource,
     env: HashMap<String, String>,
+    platforms: &dyn Platforms,
 ) -> Result<Settings, ConfigError> {
     let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
     builder = match source {
@@ -91,7 +97,7 @@ pub fn load_with_env(
         .build()
         .map_err(|e| ConfigError::single("config", e.to_string()))?;
     let raw = RawConfig::read(&config);
-    validate(raw)
+    validate(raw, platforms)
 }
 
 /// Every section as read, or the reason it could not be read. Sections are read one by one

@@ -6,6 +6,7 @@
 //! passed every check or the full list of problems, each naming its key.
 
 mod load;
+mod platform;
 mod renamed;
 mod validate;
 
@@ -14,8 +15,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub use load::{load, load_from_str, resolve_config_path, ConfigSource};
-pub use renamed::Deprecation;
+pub use load::{load, load_from_str, load_with_env, resolve_config_path, ConfigSource};
+pub use platform::{ChatTable, PlatformSettings, Platforms};
+pub use renamed::{Deprecation, Rename};
 pub use validate::{ConfigError, Problem};
 
 /// The embedded defaults, also shipped as `config/default.toml`.
@@ -319,73 +321,8 @@ pub struct ResultsSettings {
 pub struct ChatSettings {
     /// Unique connection name; appears in ids as `<name>:<id>`.
     pub name: String,
-    /// The platform and its settings.
-    pub backend: BackendSettings,
-}
-
-/// Platform-specific settings of a connection.
-#[derive(Debug, Clone)]
-pub enum BackendSettings {
-    /// Lines on standard input/output.
-    Console(ConsoleSettings),
-    /// An IRC server.
-    Irc(Box<crate::backends::irc::IrcSettings>),
-    /// `backend = "xmpp"`.
-    Xmpp(Box<crate::backends::xmpp::XmppSettings>),
-    /// Mattermost (API v4, bot token).
-    Mattermost(crate::backends::mattermost::MattermostSettings),
-    /// Slack (Socket Mode or Events API).
-    Slack(crate::backends::slack::SlackSettings),
-    /// Discord (gateway + REST v10, bot token).
-    Discord(crate::backends::discord::DiscordSettings),
-    /// Matrix (client-server API v3).
-    Matrix(Box<crate::backends::matrix::MatrixSettings>),
-}
-
-impl BackendSettings {
-    /// The `backend = "…"` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            BackendSettings::Console(_) => "console",
-            BackendSettings::Irc(_) => "irc",
-            BackendSettings::Xmpp(_) => "xmpp",
-            BackendSettings::Mattermost(_) => "mattermost",
-            BackendSettings::Slack(_) => "slack",
-            BackendSettings::Discord(_) => "discord",
-            BackendSettings::Matrix(_) => "matrix",
-        }
-    }
-}
-
-/// `backend = "console"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleSettings {
-    /// Id of the one user typing at the console.
-    #[serde(default = "console_default_user_id")]
-    pub user_id: String,
-    /// Display name of that user.
-    #[serde(default = "console_default_user_name")]
-    pub user_name: String,
-    /// Room the console user speaks in (lines starting `/dm ` are direct messages).
-    #[serde(default = "console_default_room")]
-    pub room: String,
-    /// Split longer messages into parts; 0 means unlimited.
-    #[serde(default)]
-    pub max_message_length: usize,
-    /// Stop the bridge when standard input ends (the demo does this).
-    #[serde(default)]
-    pub exit_on_eof: bool,
-}
-
-fn console_default_user_id() -> String {
-    "console-user".into()
-}
-fn console_default_user_name() -> String {
-    "Console User".into()
-}
-fn console_default_room() -> String {
-    "console".into()
+    /// The platform's settings (read by the platform: see [`Platforms`]).
+    pub backend: std::sync::Arc<dyn PlatformSettings>,
 }
 
 #[cfg(test)]
@@ -411,7 +348,11 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
-        load_with_env(&ConfigSource::Text(text.into()), env)
+        load_with_env(
+            &ConfigSource::Text(text.into()),
+            env,
+            &crate::backends::registry::REGISTRY,
+        )
     }
 
     fn keys(e: &ConfigError) -> Vec<&str> {
@@ -432,7 +373,7 @@ mod tests {
         assert!(s.st2.route_warnings().is_empty());
         assert_eq!(s.results.max_pending, 10_000);
         assert!(matches!(s.st2.credentials, BridgeCredential::ApiKey(_)));
-        assert!(matches!(s.chat[0].backend, BackendSettings::Console(_)));
+        assert_eq!(s.chat[0].backend.kind(), "console");
     }
 
     #[test]
@@ -646,136 +587,5 @@ mod tests {
         let k = keys(&e);
         assert!(k.contains(&"st2.credentials"));
         assert!(k.contains(&"chat"));
-    }
-
-    /// Each platform's renamed keys: the old name loads the same value as the new one and
-    /// yields a deprecation naming both; the new name yields none; both at once is an error.
-    #[test]
-    fn renamed_chat_keys_load_under_old_names_with_a_deprecation() {
-        type Read = fn(&BackendSettings) -> u64;
-        let irc: &str = "server = \"irc.example.net\"\nnick = \"bot\"";
-        let xmpp: &str = "jid = \"bot@example.com\"\npassword = \"pw\"";
-        let slack: &str = "app_token = \"xapp-1\"\nbot_token = \"xoxb-1\"";
-        let cases: &[(&str, &str, &str, &str, Read)] = &[
-            ("irc", irc, "queue_lines", "queue_size", |b| match b {
-                BackendSettings::Irc(s) => s.queue_size as u64,
-                _ => unreachable!(),
-            }),
-            (
-                "irc",
-                irc,
-                "flood_interval_ms",
-                "send_interval_ms",
-                |b| match b {
-                    BackendSettings::Irc(s) => s.send_interval_ms,
-                    _ => unreachable!(),
-                },
-            ),
-            (
-                "irc",
-                irc,
-                "reconnect_backoff_initial_ms",
-                "reconnect_initial_ms",
-                |b| match b {
-                    BackendSettings::Irc(s) => s.reconnect_initial_ms.unwrap(),
-                    _ => unreachable!(),
-                },
-            ),
-            (
-                "irc",
-                irc,
-                "reconnect_backoff_max_ms",
-                "reconnect_max_ms",
-                |b| match b {
-                    BackendSettings::Irc(s) => s.reconnect_max_ms.unwrap(),
-                    _ => unreachable!(),
-                },
-            ),
-            ("xmpp", xmpp, "queue_messages", "queue_size", |b| match b {
-                BackendSettings::Xmpp(s) => s.queue_size as u64,
-                _ => unreachable!(),
-            }),
-            (
-                "xmpp",
-                xmpp,
-                "flood_interval_ms",
-                "send_interval_ms",
-                |b| match b {
-                    BackendSettings::Xmpp(s) => s.send_interval_ms,
-                    _ => unreachable!(),
-                },
-            ),
-            (
-                "xmpp",
-                xmpp,
-                "reconnect_backoff_initial_ms",
-                "reconnect_initial_ms",
-                |b| match b {
-                    BackendSettings::Xmpp(s) => s.reconnect_initial_ms.unwrap(),
-                    _ => unreachable!(),
-                },
-            ),
-            (
-                "xmpp",
-                xmpp,
-                "reconnect_backoff_max_ms",
-                "reconnect_max_ms",
-                |b| match b {
-                    BackendSettings::Xmpp(s) => s.reconnect_max_ms.unwrap(),
-                    _ => unreachable!(),
-                },
-            ),
-            (
-                "slack",
-                slack,
-                "queue_capacity",
-                "queue_size",
-                |b| match b {
-                    BackendSettings::Slack(s) => s.queue_size as u64,
-                    _ => unreachable!(),
-                },
-            ),
-        ];
-        let head = MINIMAL.replace("name = \"console\"\n        backend = \"console\"", "");
-        let text = |backend: &str, base: &str, extra: &str| {
-            format!("{head}name = \"conn\"\nbackend = \"{backend}\"\n{base}\n{extra}\n")
-        };
-        for &(backend, base, old, new, read) in cases {
-            let s = load_text(&text(backend, base, &format!("{old} = 4321")), &[])
-                .unwrap_or_else(|e| panic!("{backend} {old}: {e}"));
-            assert_eq!(read(&s.chat[0].backend), 4321, "{backend} {old}");
-            assert_eq!(
-                s.deprecations,
-                vec![Deprecation {
-                    connection: "conn".into(),
-                    old,
-                    new
-                }],
-                "{backend} {old}"
-            );
-            let note = s.deprecations[0].to_string();
-            assert!(note.contains(&format!("`{old}`")) && note.contains(&format!("`{new}`")));
-
-            let s = load_text(&text(backend, base, &format!("{new} = 4321")), &[]).unwrap();
-            assert_eq!(read(&s.chat[0].backend), 4321, "{backend} {new}");
-            assert!(s.deprecations.is_empty(), "{backend} {new}");
-
-            let both = format!("{old} = 1\n{new} = 2");
-            let e = load_text(&text(backend, base, &both), &[]).unwrap_err();
-            assert_eq!(keys(&e), vec![format!("chat[0].{old}").as_str()], "{e}");
-            let reason = &e.problems[0].reason;
-            assert!(reason.contains(&format!("`{new}`")), "{reason}");
-        }
-    }
-
-    /// A limit in bytes keeps its own name: `max_message_length` is characters everywhere.
-    #[test]
-    fn byte_limits_are_not_renamed_to_the_character_limit() {
-        let head = MINIMAL.replace("name = \"console\"\n        backend = \"console\"", "");
-        let xmpp = format!(
-            "{head}name = \"x\"\nbackend = \"xmpp\"\njid = \"b@example.com\"\npassword = \"p\"\nmax_message_length = 500\n"
-        );
-        let e = load_text(&xmpp, &[]).unwrap_err();
-        assert!(e.to_string().contains("max_message_bytes"), "{e}");
     }
 }

@@ -9,12 +9,13 @@ use crate::{
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::renamed::{canonicalize, renamed_keys, Deprecation};
+use super::platform::{ChatTable, Platforms};
+use super::renamed::{canonicalize, Deprecation};
 use super::{
     load::{RawConfig, RawCredentials, RawSt2},
-    AuthMode, AuthSettings, BackendSettings, BotSettings, BridgeCredential, ChatSettings,
-    ConsoleSettings, HttpSettings, HttpTls, LogFormat, LogSettings, ResultsSettings, Settings,
-    St2Settings, St2UserField, StoreSettings, SupervisorSettings,
+    AuthMode, AuthSettings, BotSettings, BridgeCredential, ChatSettings, HttpSettings, HttpTls,
+    LogFormat, LogSettings, ResultsSettings, Settings, St2Settings, St2UserField, StoreSettings,
+    SupervisorSettings,
 };
 
 /// One thing wrong with the configuration.
@@ -80,17 +81,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Backends that exist in this version; any other `backend =` value is reported.
-pub const AVAILABLE_BACKENDS: &[&str] = &[
-    "console",
-    "discord",
-    "irc",
-    "matrix",
-    "mattermost",
-    "slack",
-    "xmpp",
-];
-
 struct Checker {
     problems: Vec<Problem>,
     deprecations: Vec<Deprecation>,
@@ -132,7 +122,7 @@ impl Checker {
     }
 }
 
-pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
+pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Settings, ConfigError> {
     let mut c = Checker {
         problems: Vec::new(),
         deprecations: Vec::new(),
@@ -392,7 +382,9 @@ pub(super) fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             mention_user: r.mention_user,
         }
     });
-    let chat = c.take(raw.chat).map(|items| chats(&mut c, items));
+    let chat = c
+        .take(raw.chat)
+        .map(|items| chats(&mut c, items, platforms));
     let access = c
         .take(raw.access)
         .and_then(|cfg| match AclPolicy::compile(&cfg) {
@@ -680,7 +672,11 @@ fn credentials(c: &mut Checker, raw: RawCredentials) -> Option<BridgeCredential>
     }
 }
 
-fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
+fn chats(
+    c: &mut Checker,
+    items: Vec<serde_json::Value>,
+    platforms: &dyn Platforms,
+) -> Vec<ChatSettings> {
     if items.is_empty() {
         c.push(
             "chat",
@@ -688,7 +684,6 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
         );
     }
     let mut out: Vec<ChatSettings> = Vec::new();
-    let mut consoles = 0;
     for (i, item) in items.into_iter().enumerate() {
         let key = format!("chat[{i}]");
         let serde_json::Value::Object(mut map) = item else {
@@ -728,7 +723,7 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                 continue;
             }
         };
-        match canonicalize(&mut map, renamed_keys(&backend)) {
+        match canonicalize(&mut map, platforms.renamed_keys(&backend)) {
             Ok(used) => c
                 .deprecations
                 .extend(used.into_iter().map(|(old, new)| Deprecation {
@@ -743,172 +738,35 @@ fn chats(c: &mut Checker, items: Vec<serde_json::Value>) -> Vec<ChatSettings> {
                 continue;
             }
         }
-        let settings = match backend.as_str() {
-            "console" => {
-                consoles += 1;
-                match table::<ConsoleSettings>(c, &key, map) {
-                    Some(s) => BackendSettings::Console(s),
-                    None => continue,
-                }
-            }
-            "xmpp" => match table::<crate::backends::xmpp::XmppSettings>(c, &key, map)
-                .and_then(|s| checked(c, &key, s.problems(), s))
-            {
-                Some(s) => BackendSettings::Xmpp(Box::new(s)),
-                None => continue,
-            },
-            "irc" => match table::<crate::backends::irc::IrcSettings>(c, &key, map)
-                .and_then(|s| checked(c, &key, s.problems(), s))
-            {
-                Some(s) => BackendSettings::Irc(Box::new(s)),
-                None => continue,
-            },
-            "matrix" => match matrix(c, &key, map) {
-                Some(s) => BackendSettings::Matrix(Box::new(s)),
-                None => continue,
-            },
-            "mattermost" => match mattermost(c, &key, map) {
-                Some(s) => BackendSettings::Mattermost(s),
-                None => continue,
-            },
-            "discord" => match discord(c, &key, map) {
-                Some(s) => BackendSettings::Discord(s),
-                None => continue,
-            },
-            "slack" => {
-                match crate::backends::slack::config::parse(serde_json::Value::Object(map)) {
-                    Ok(s) => BackendSettings::Slack(s),
-                    Err(problems) => {
-                        for p in problems {
-                            c.push(key.clone(), p);
-                        }
-                        continue;
-                    }
-                }
-            }
-            other => {
+        let mut table = ChatTable::new(key.clone(), map);
+        let parsed = platforms.parse(&backend, &mut table);
+        c.problems.extend(table.into_problems());
+        let settings = match parsed {
+            Some(Some(settings)) => settings,
+            Some(None) => continue,
+            None => {
+                let mut kinds = platforms.kinds();
+                kinds.sort_unstable();
                 c.push(
                     format!("{key}.backend"),
                     format!(
-                        "`{other}` is not available in this version (available: {})",
-                        AVAILABLE_BACKENDS.join(", ")
+                        "`{backend}` is not available in this version (available: {})",
+                        kinds.join(", ")
                     ),
                 );
                 continue;
             }
         };
+        if platforms.only_one(&backend) && out.iter().any(|o| o.backend.kind() == backend) {
+            c.push(
+                "chat",
+                format!("at most one {backend} connection: there is only one standard input"),
+            );
+        }
         out.push(ChatSettings {
             name,
             backend: settings,
         });
     }
-    if consoles > 1 {
-        c.push(
-            "chat",
-            "at most one console connection: there is only one standard input",
-        );
-    }
     out
-}
-
-/// `backend = "mattermost"`: the URL must be http(s) and exactly one of token/token_file set.
-/// Reads one `[[chat]]` table into a backend's settings; a shape error is one problem for it.
-fn table<T: serde::de::DeserializeOwned>(
-    c: &mut Checker,
-    key: &str,
-    map: serde_json::Map<String, serde_json::Value>,
-) -> Option<T> {
-    serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|e| c.push(key, e.to_string()))
-        .ok()
-}
-
-/// Reports a backend's own field checks under `<key>.<field>`; the settings only when clean.
-fn checked<T>(
-    c: &mut Checker,
-    key: &str,
-    problems: Vec<(&'static str, String)>,
-    s: T,
-) -> Option<T> {
-    let clean = problems.is_empty();
-    for (field, problem) in problems {
-        c.push(format!("{key}.{field}"), problem);
-    }
-    clean.then_some(s)
-}
-
-fn mattermost(
-    c: &mut Checker,
-    key: &str,
-    map: serde_json::Map<String, serde_json::Value>,
-) -> Option<crate::backends::mattermost::MattermostSettings> {
-    let mut s = table::<crate::backends::mattermost::MattermostSettings>(c, key, map)?;
-    if crate::backends::mattermost::endpoints(&s.url).is_none() {
-        c.push(
-            format!("{key}.url"),
-            format!("`{}` must be an http:// or https:// URL", s.url),
-        );
-    }
-    let token_file = std::mem::take(&mut s.token_file);
-    s.token = secret(c, &format!("{key}.token"), s.token.take(), &token_file);
-    if s.token.is_none() && non_empty(&token_file).is_none() {
-        c.push(format!("{key}.token"), "is required (or token_file)");
-    }
-    s.token.is_some().then_some(s)
-}
-
-/// `backend = "matrix"`: the settings' own checks, then the secret files are read.
-fn matrix(
-    c: &mut Checker,
-    key: &str,
-    map: serde_json::Map<String, serde_json::Value>,
-) -> Option<crate::backends::matrix::MatrixSettings> {
-    let s = table::<crate::backends::matrix::MatrixSettings>(c, key, map)?;
-    let mut s = checked(c, key, s.problems(), s)?;
-    let path = |p: Option<std::path::PathBuf>| p.map(|p| p.display().to_string());
-    let password_file = path(s.password_file.take()).unwrap_or_default();
-    let token_file = path(s.access_token_file.take()).unwrap_or_default();
-    s.password = secret(
-        c,
-        &format!("{key}.password"),
-        s.password.take(),
-        &password_file,
-    );
-    s.access_token = secret(
-        c,
-        &format!("{key}.access_token"),
-        s.access_token.take(),
-        &token_file,
-    );
-    (s.password.is_some() || s.access_token.is_some()).then_some(s)
-}
-
-/// `backend = "discord"`: http(s) API URL, ws(s) gateway URL, exactly one of token/token_file.
-fn discord(
-    c: &mut Checker,
-    key: &str,
-    map: serde_json::Map<String, serde_json::Value>,
-) -> Option<crate::backends::discord::DiscordSettings> {
-    use crate::backends::discord::config::{http_url_ok, ws_url_ok};
-    let mut s = table::<crate::backends::discord::DiscordSettings>(c, key, map)?;
-    if !http_url_ok(&s.api_url) {
-        c.push(
-            format!("{key}.api_url"),
-            format!("`{}` must be an http:// or https:// URL", s.api_url),
-        );
-        return None;
-    }
-    if let Some(g) = s.gateway_url.as_deref().filter(|g| !ws_url_ok(g)) {
-        c.push(
-            format!("{key}.gateway_url"),
-            format!("`{g}` must be a ws:// or wss:// URL"),
-        );
-        return None;
-    }
-    let token_file = std::mem::take(&mut s.token_file);
-    s.token = secret(c, &format!("{key}.token"), s.token.take(), &token_file);
-    if s.token.is_none() && non_empty(&token_file).is_none() {
-        c.push(format!("{key}.token"), "is required (or token_file)");
-    }
-    s.token.is_some().then_some(s)
 }

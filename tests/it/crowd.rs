@@ -13,6 +13,7 @@ use std::{
     sync::Arc,
     time::Duration,
 };
+use stormbridge::backends::registry::REGISTRY;
 
 use parking_lot::Mutex;
 use stormbridge::{
@@ -115,10 +116,16 @@ fn add_people(settings: &mut config::Settings, people: usize) {
     for i in 2..=people {
         let mut chat = first.clone();
         chat.name = format!("c{i}");
-        if let config::BackendSettings::Console(console) = &mut chat.backend {
+        if let Some(base) = chat
+            .backend
+            .as_any()
+            .downcast_ref::<stormbridge::backends::console::ConsoleSettings>()
+        {
+            let mut console = base.clone();
             console.user_id = format!("u{i}");
             console.user_name = format!("User {i}");
             console.room = format!("room{i}");
+            chat.backend = std::sync::Arc::new(console);
         }
         settings.chat.push(chat);
     }
@@ -143,7 +150,7 @@ impl Crowd {
         let emulator = Emulator::start(opts.emulator.clone())
             .await
             .expect("emulator starts");
-        let mut settings = config::load_from_str(&crowd_toml(&emulator, &opts))
+        let mut settings = config::load_from_str(&crowd_toml(&emulator, &opts), &REGISTRY)
             .unwrap_or_else(|e| panic!("crowd config invalid: {e}"));
         add_people(&mut settings, opts.people);
         let seen = Arc::new(Mutex::new(Vec::new()));

@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use stormbridge::{
     app::{self, AppOptions},
     backends::console::{unescape_line, ConsoleIo},
-    config,
     emulator::Emulator,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -394,9 +393,15 @@ impl TwoConsoles {
         let mut settings = settings_for(&emulator, &opts);
         let mut second = settings.chat[0].clone();
         second.name = "second".into();
-        if let config::BackendSettings::Console(console) = &mut second.backend {
+        if let Some(base) = second
+            .backend
+            .as_any()
+            .downcast_ref::<stormbridge::backends::console::ConsoleSettings>()
+        {
+            let mut console = base.clone();
             console.user_id = "bob".into();
             console.room = "lobby".into();
+            second.backend = std::sync::Arc::new(console);
         }
         settings.chat.push(second);
         let mut consoles = HashMap::new();

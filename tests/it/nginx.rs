@@ -20,6 +20,7 @@ use std::{
     process::{Command, Stdio},
     time::Duration,
 };
+use stormbridge::backends::registry::REGISTRY;
 
 use stormbridge::{
     app::RunningApp,
@@ -274,7 +275,7 @@ impl Bridge {
         // support's configuration, with every StackStorm URL on nginx instead.
         let toml = config_toml(&emulator, &opts).replace(&emulator.base_url(), &nginx.base_url());
         assert!(toml.contains(&format!("{}/stream/v1", nginx.base_url())));
-        let settings = config::load_from_str(&toml).expect("test config valid");
+        let settings = config::load_from_str(&toml, &REGISTRY).expect("test config valid");
         let (app, console_in, console_out) = start_with_console(settings).await;
         Self {
             app,

@@ -1,6 +1,7 @@
 //! Client-side mode: per-user StackStorm identity through the login page.
 
 use std::time::Duration;
+use stormbridge::backends::registry::REGISTRY;
 
 use serde_json::json;
 
@@ -501,16 +502,22 @@ async fn with_sqlite_sessions_survive_a_restart_and_a_wrong_key_refuses_to_start
 #[test]
 fn a_missing_or_broken_store_key_is_a_configuration_error() {
     let base = "[st2]\napi_url = \"http://h/api/v1\"\n[st2.credentials]\napi_key = \"k\"\n[[chat]]\nname = \"c\"\nbackend = \"console\"\n";
-    let e = stormbridge::config::load_from_str(&format!("{base}[store]\nbackend = \"sqlite\"\n"))
-        .unwrap_err();
+    let e = stormbridge::config::load_from_str(
+        &format!("{base}[store]\nbackend = \"sqlite\"\n"),
+        &REGISTRY,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("store.key_file"), "{e}");
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("key");
     std::fs::write(&bad, "not a key").expect("write");
-    let e = stormbridge::config::load_from_str(&format!(
-        "{base}[store]\nbackend = \"sqlite\"\nkey_file = \"{}\"\n",
-        bad.display()
-    ))
+    let e = stormbridge::config::load_from_str(
+        &format!(
+            "{base}[store]\nbackend = \"sqlite\"\nkey_file = \"{}\"\n",
+            bad.display()
+        ),
+        &REGISTRY,
+    )
     .unwrap_err();
     assert!(e.to_string().contains("store.key_file"), "{e}");
     assert!(!e.to_string().contains("not a key"), "{e}");

@@ -1,6 +1,7 @@
 //! `TestBridge`: a StackStorm emulator plus a bridge whose console is driven by the test.
 
 use std::time::{Duration, Instant};
+use stormbridge::backends::registry::REGISTRY;
 
 use serde_json::Value;
 use stormbridge::{
@@ -64,7 +65,7 @@ pub struct TestBridge {
 /// The bridge configuration used by the tests.
 pub fn settings_for(emulator: &Emulator, opts: &Options) -> Settings {
     let toml = config_toml(emulator, opts);
-    config::load_from_str(&toml).unwrap_or_else(|e| panic!("test config invalid: {e}"))
+    config::load_from_str(&toml, &REGISTRY).unwrap_or_else(|e| panic!("test config invalid: {e}"))
 }
 
 /// The TOML text of the tests' configuration.

@@ -18,15 +18,56 @@
 
 //!
 //! Files: `input.rs` (line framing that survives bad lines), `output.rs` (terminal output),
-//! `platform.rs` (the [`Platform`](crate::backends::connection::Platform)); its settings
-//! are `config::ConsoleSettings`.
+//! `config.rs` (settings), `platform.rs` (the
+//! [`Platform`](crate::backends::connection::Platform)).
 
+pub mod config;
 mod input;
 pub mod output;
 mod platform;
 
+use actix::Actor;
+
+use crate::{
+    backends::{
+        connection::{Connection, QueuePolicy},
+        registry::{self, PlatformSpec, SetupError, Start, Started},
+    },
+    config::PlatformSettings,
+};
+
 pub use crate::domain::escape::{escape_line, unescape_line};
+pub use config::ConsoleSettings;
 pub use platform::{Console, ConsoleIo};
 
 /// The console connection: the shared connection actor running [`Console`].
 pub type ConsoleConnection = crate::backends::connection::Connection<Console>;
+
+/// The console in the platform registry.
+pub const SPEC: PlatformSpec = PlatformSpec {
+    kind: "console",
+    renamed_keys: &[],
+    only_one: true,
+    mention: crate::backends::mention::by_name,
+    parse: config::parse,
+    start,
+};
+
+fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
+    let s = registry::settings::<ConsoleSettings>(settings)?;
+    let io = start.console.unwrap_or_else(ConsoleIo::stdio);
+    let platform = Console::new(start.wiring.name.clone(), s.clone(), start.bot_name, io);
+    // A local terminal: no limit but the queue's.
+    let queue = QueuePolicy {
+        capacity: crate::backends::defaults::queue_size(),
+        burst: u32::MAX,
+        interval: std::time::Duration::from_millis(1),
+    };
+    let deliver = Connection::new(platform, start.wiring, queue)
+        .start()
+        .recipient();
+    Ok(Started {
+        deliver,
+        route: None,
+    })
+}

@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 
 use super::{
+    config::ConsoleSettings,
     escape_line,
     input::{ConsoleLines, InputLine},
     output::output_lines,
@@ -15,7 +16,6 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::connection::{ConnectionError, Effects, Link, Platform, Sending},
-    config::ConsoleSettings,
     domain::{
         chunk::{split_message, LengthUnit},
         message::{ChatUser, InboundMessage, Room, RoomKind, Target},

@@ -62,9 +62,43 @@ pub fn ws_url_ok(s: &str) -> bool {
         .unwrap_or(false)
 }
 
+crate::platform_settings!(DiscordSettings, "discord");
+
+/// Reads a `[[chat]]` table of `backend = "discord"`: http(s) API URL, ws(s) gateway URL,
+/// exactly one of token/token_file.
+pub fn parse(
+    table: &mut crate::config::ChatTable,
+) -> Option<std::sync::Arc<dyn crate::config::PlatformSettings>> {
+    let mut s: DiscordSettings = table.deserialize()?;
+    if !http_url_ok(&s.api_url) {
+        table.problem(
+            "api_url",
+            format!("`{}` must be an http:// or https:// URL", s.api_url),
+        );
+        return None;
+    }
+    if let Some(g) = s.gateway_url.as_deref().filter(|g| !ws_url_ok(g)) {
+        table.problem(
+            "gateway_url",
+            format!("`{g}` must be a ws:// or wss:// URL"),
+        );
+        return None;
+    }
+    let token_file = std::mem::take(&mut s.token_file);
+    s.token = table.secret("token", s.token.take(), &token_file);
+    if s.token.is_none() && token_file.trim().is_empty() {
+        table.problem("token", "is required (or token_file)");
+    }
+    s.token.is_some().then(|| std::sync::Arc::new(s) as _)
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::config::{load_from_str, BackendSettings, ConfigError, Settings};
+    use crate::config::{ConfigError, Settings};
+
+    fn load_from_str(text: &str) -> Result<Settings, ConfigError> {
+        crate::config::load_from_str(text, &crate::backends::registry::REGISTRY)
+    }
 
     fn load(chat: &str) -> Result<Settings, ConfigError> {
         load_from_str(&format!(
@@ -75,7 +109,11 @@ mod tests {
     #[test]
     fn defaults_and_refusals() {
         let s = load("token = \"s3cret-tok\"\nchannels = [\"42\"]").unwrap();
-        let BackendSettings::Discord(d) = &s.chat[0].backend else {
+        let Some(d) = s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<super::DiscordSettings>()
+        else {
             panic!("not discord");
         };
         assert_eq!(s.chat[0].backend.kind(), "discord");

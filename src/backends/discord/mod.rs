@@ -42,8 +42,48 @@ mod interactive;
 mod platform;
 pub mod wire;
 
+use std::time::Duration;
+
+use actix::Actor;
+
+use crate::{
+    backends::{
+        connection::{Connection, QueuePolicy},
+        registry::{self, PlatformSpec, SetupError, Start, Started},
+    },
+    config::PlatformSettings,
+};
+
 pub use config::DiscordSettings;
 pub use platform::{Discord, DiscordSetupError, MAX_RESUME_FAILURES};
 
 /// A Discord connection: the shared connection actor running [`Discord`].
 pub type DiscordConnection = crate::backends::connection::Connection<Discord>;
+
+/// Discord in the platform registry.
+pub const SPEC: PlatformSpec = PlatformSpec {
+    kind: "discord",
+    renamed_keys: &[],
+    only_one: false,
+    mention: crate::backends::mention::discord,
+    parse: config::parse,
+    start,
+};
+
+fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
+    let s = registry::settings::<DiscordSettings>(settings)?;
+    let name = start.wiring.name.clone();
+    let platform = Discord::new(name.clone(), s.clone()).map_err(SetupError::from)?;
+    let queue = QueuePolicy {
+        capacity: s.queue_size,
+        burst: 1,
+        interval: Duration::from_millis(s.send_interval_ms),
+    };
+    let addr = Connection::new(platform, start.wiring, queue).start();
+    // Answer buttons for StackStorm inquiries (presses come back as the presser).
+    crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);
+    Ok(Started {
+        deliver: addr.recipient(),
+        route: None,
+    })
+}

@@ -159,11 +159,27 @@ fn default_connect_timeout_secs() -> u64 {
     10
 }
 
+crate::platform_settings!(IrcSettings, "irc");
+
+/// Reads a `[[chat]]` table of `backend = "irc"`.
+pub fn parse(
+    table: &mut crate::config::ChatTable,
+) -> Option<std::sync::Arc<dyn crate::config::PlatformSettings>> {
+    let settings: IrcSettings = table.deserialize()?;
+    table
+        .check(settings.problems())
+        .then(|| std::sync::Arc::new(settings) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
 
-    use crate::config::{load_from_str, BackendSettings};
+    use crate::config::{ConfigError, Settings};
+
+    fn load_from_str(text: &str) -> Result<Settings, ConfigError> {
+        crate::config::load_from_str(text, &crate::backends::registry::REGISTRY)
+    }
 
     fn config(chat: &str) -> String {
         format!(
@@ -178,7 +194,11 @@ mod tests {
             "server = \"irc.example.net\"\nnick = \"bot\"\nchannels = [\"#ops\"]\ntls = true\npassword = \"pw\"",
         ))
         .expect("valid");
-        let BackendSettings::Irc(irc) = &s.chat[0].backend else {
+        let Some(irc) = s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<super::IrcSettings>()
+        else {
             panic!("not irc")
         };
         assert_eq!(s.chat[0].backend.kind(), "irc");

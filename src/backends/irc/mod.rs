@@ -39,8 +39,54 @@ pub mod inbound;
 mod platform;
 mod text;
 
+use std::time::Duration;
+
+use actix::Actor;
+
+use crate::{
+    backends::{
+        connection::{Connection, QueuePolicy},
+        registry::{self, PlatformSpec, SetupError, Start, Started},
+    },
+    config::PlatformSettings,
+};
+
 pub use config::IrcSettings;
 pub use platform::Irc;
 
 /// An IRC connection: the shared connection actor running [`Irc`].
 pub type IrcConnection = crate::backends::connection::Connection<Irc>;
+
+/// IRC in the platform registry.
+pub const SPEC: PlatformSpec = PlatformSpec {
+    kind: "irc",
+    renamed_keys: config::RENAMED_KEYS,
+    only_one: false,
+    mention: crate::backends::mention::by_name,
+    parse: config::parse,
+    start,
+};
+
+fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
+    let s = registry::settings::<IrcSettings>(settings)?;
+    let tls = if s.tls {
+        Some(crate::tls::client_config(true, s.tls_ca_file.as_deref()).map_err(SetupError::from)?)
+    } else {
+        None
+    };
+    let queue = QueuePolicy {
+        capacity: s.queue_size,
+        burst: s.flood_burst,
+        interval: Duration::from_millis(s.send_interval_ms),
+    };
+    let mut wiring = start.wiring;
+    wiring.backoff = wiring
+        .backoff
+        .overridden(s.reconnect_initial_ms, s.reconnect_max_ms);
+    let platform = Irc::new(wiring.name.clone(), s.clone(), tls);
+    let deliver = Connection::new(platform, wiring, queue).start().recipient();
+    Ok(Started {
+        deliver,
+        route: None,
+    })
+}

@@ -245,12 +245,35 @@ fn default_sync_timeout() -> u64 {
     30
 }
 
+crate::platform_settings!(MatrixSettings, "matrix");
+
+/// Reads a `[[chat]]` table of `backend = "matrix"`: the settings' own checks, then the
+/// secret files are read.
+pub fn parse(
+    table: &mut crate::config::ChatTable,
+) -> Option<std::sync::Arc<dyn crate::config::PlatformSettings>> {
+    let mut s: MatrixSettings = table.deserialize()?;
+    if !table.check(s.problems()) {
+        return None;
+    }
+    let path = |p: Option<std::path::PathBuf>| p.map(|p| p.display().to_string());
+    let password_file = path(s.password_file.take()).unwrap_or_default();
+    let token_file = path(s.access_token_file.take()).unwrap_or_default();
+    s.password = table.secret("password", s.password.take(), &password_file);
+    s.access_token = table.secret("access_token", s.access_token.take(), &token_file);
+    (s.password.is_some() || s.access_token.is_some()).then(|| std::sync::Arc::new(s) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::config::{load_from_str, BackendSettings, ConfigError, Settings};
+    use crate::config::{ConfigError, Settings};
+
+    fn load_from_str(text: &str) -> Result<Settings, ConfigError> {
+        crate::config::load_from_str(text, &crate::backends::registry::REGISTRY)
+    }
 
     fn load(chat: &str) -> Result<Settings, ConfigError> {
         load_from_str(&format!(
@@ -263,10 +286,11 @@ mod tests {
     }
 
     fn matrix(s: &Settings) -> &MatrixSettings {
-        match &s.chat[0].backend {
-            BackendSettings::Matrix(m) => m,
-            other => panic!("not matrix: {other:?}"),
-        }
+        s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<MatrixSettings>()
+            .expect("matrix settings")
     }
 
     #[test]

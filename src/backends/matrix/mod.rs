@@ -51,8 +51,47 @@ mod platform;
 pub mod state;
 pub mod wire;
 
+use std::time::Duration;
+
+use actix::Actor;
+
+use crate::{
+    backends::{
+        connection::{Connection, QueuePolicy},
+        registry::{self, PlatformSpec, SetupError, Start, Started},
+    },
+    config::PlatformSettings,
+};
+
 pub use config::MatrixSettings;
 pub use platform::{Matrix, MatrixSetupError};
 
 /// A Matrix connection: the shared connection actor running [`Matrix`].
 pub type MatrixConnection = crate::backends::connection::Connection<Matrix>;
+
+/// Matrix in the platform registry.
+pub const SPEC: PlatformSpec = PlatformSpec {
+    kind: "matrix",
+    renamed_keys: &[],
+    only_one: false,
+    mention: crate::backends::mention::by_name,
+    parse: config::parse,
+    start,
+};
+
+fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
+    let s = registry::settings::<MatrixSettings>(settings)?;
+    let platform = Matrix::new(start.wiring.name.clone(), s.clone()).map_err(SetupError::from)?;
+    let queue = QueuePolicy {
+        capacity: s.queue_size,
+        burst: 1,
+        interval: Duration::from_millis(s.send_interval_ms),
+    };
+    let deliver = Connection::new(platform, start.wiring, queue)
+        .start()
+        .recipient();
+    Ok(Started {
+        deliver,
+        route: None,
+    })
+}

@@ -60,11 +60,37 @@ fn default_ping_interval() -> u64 {
     30
 }
 
+crate::platform_settings!(MattermostSettings, "mattermost");
+
+/// Reads a `[[chat]]` table of `backend = "mattermost"`: the URL must be http(s) and
+/// exactly one of token/token_file set.
+pub fn parse(
+    table: &mut crate::config::ChatTable,
+) -> Option<std::sync::Arc<dyn crate::config::PlatformSettings>> {
+    let mut s: MattermostSettings = table.deserialize()?;
+    if super::endpoints(&s.url).is_none() {
+        table.problem(
+            "url",
+            format!("`{}` must be an http:// or https:// URL", s.url),
+        );
+    }
+    let token_file = std::mem::take(&mut s.token_file);
+    s.token = table.secret("token", s.token.take(), &token_file);
+    if s.token.is_none() && token_file.trim().is_empty() {
+        table.problem("token", "is required (or token_file)");
+    }
+    s.token.is_some().then(|| std::sync::Arc::new(s) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
 
-    use crate::config::{load_from_str, BackendSettings, ConfigError, Settings};
+    use crate::config::{ConfigError, Settings};
+
+    fn load_from_str(text: &str) -> Result<Settings, ConfigError> {
+        crate::config::load_from_str(text, &crate::backends::registry::REGISTRY)
+    }
 
     fn load(chat: &str) -> Result<Settings, ConfigError> {
         load_from_str(&format!(
@@ -79,7 +105,11 @@ mod tests {
     #[test]
     fn a_full_table_loads_with_defaults() {
         let s = load("url = \"https://mm.example.com\"\ntoken = \"t0k3n-secret\"\nteam = \"ops\"\nchannels = [\"town-square\"]").unwrap();
-        let BackendSettings::Mattermost(mm) = &s.chat[0].backend else {
+        let Some(mm) = s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<super::MattermostSettings>()
+        else {
             panic!("not mattermost: {:?}", s.chat[0].backend);
         };
         assert_eq!(s.chat[0].backend.kind(), "mattermost");
@@ -110,7 +140,11 @@ mod tests {
             path.display()
         ))
         .unwrap();
-        let BackendSettings::Mattermost(mm) = &s.chat[0].backend else {
+        let Some(mm) = s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<super::MattermostSettings>()
+        else {
             panic!("not mattermost");
         };
         assert_eq!(

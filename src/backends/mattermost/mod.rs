@@ -43,9 +43,49 @@ mod interactive;
 mod platform;
 pub mod wire;
 
+use std::time::Duration;
+
+use actix::Actor;
+
+use crate::{
+    backends::{
+        connection::{Connection, QueuePolicy},
+        registry::{self, HttpRoute, PlatformSpec, SetupError, Start, Started},
+    },
+    config::PlatformSettings,
+};
+
 pub use config::MattermostSettings;
 pub use interactive::{ActionRequest, ActionResponse, ACTIONS_PATH};
 pub use platform::{endpoints, Mattermost, MattermostSetupError};
 
 /// A Mattermost connection: the shared connection actor running [`Mattermost`].
 pub type MattermostConnection = crate::backends::connection::Connection<Mattermost>;
+
+/// Mattermost in the platform registry.
+pub const SPEC: PlatformSpec = PlatformSpec {
+    kind: "mattermost",
+    renamed_keys: &[],
+    only_one: false,
+    mention: crate::backends::mention::mattermost,
+    parse: config::parse,
+    start,
+};
+
+fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
+    let s = registry::settings::<MattermostSettings>(settings)?;
+    let name = start.wiring.name.clone();
+    let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::from)?;
+    let queue = QueuePolicy {
+        capacity: s.queue_size,
+        burst: 1,
+        interval: Duration::from_millis(s.send_interval_ms),
+    };
+    let addr = Connection::new(platform, start.wiring, queue).start();
+    // Answer buttons for StackStorm inquiries: presses arrive over HTTP.
+    crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);
+    Ok(Started {
+        deliver: addr.clone().recipient(),
+        route: Some(HttpRoute::MattermostActions(addr.recipient())),
+    })
+}

@@ -282,6 +282,24 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
     }
 }
 
+crate::platform_settings!(SlackSettings, "slack");
+
+/// Reads a `[[chat]]` table of `backend = "slack"`.
+pub fn parse_table(
+    table: &mut crate::config::ChatTable,
+) -> Option<std::sync::Arc<dyn crate::config::PlatformSettings>> {
+    let raw: serde_json::Value = table.deserialize()?;
+    match parse(raw) {
+        Ok(settings) => Some(std::sync::Arc::new(settings)),
+        Err(problems) => {
+            for p in problems {
+                table.table_problem(p);
+            }
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

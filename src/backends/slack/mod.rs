@@ -22,6 +22,14 @@ use actix::prelude::*;
 use secrecy::SecretString;
 use serde_json::Value;
 
+use crate::{
+    backends::{
+        connection::{Connection, QueuePolicy},
+        registry::{self, HttpRoute, PlatformSpec, SetupError, Start, Started},
+    },
+    config::PlatformSettings,
+};
+
 pub use config::{SlackMode, SlackSettings, WhisperMode};
 pub use platform::Slack;
 
@@ -97,6 +105,44 @@ pub fn strip_mention<'a>(text: &'a str, bot_user_id: &str) -> (bool, &'a str) {
     }
     let after = &rest[end + 1..];
     (true, after.trim_start_matches([':', ',']).trim_start())
+}
+
+/// Slack in the platform registry.
+pub const SPEC: PlatformSpec = PlatformSpec {
+    kind: "slack",
+    renamed_keys: config::RENAMED_KEYS,
+    only_one: false,
+    mention: crate::backends::mention::slack,
+    parse: config::parse_table,
+    start,
+};
+
+fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
+    let s = registry::settings::<SlackSettings>(settings)?;
+    let name = start.wiring.name.clone();
+    // Slack is the public service: web PKI roots, always verified.
+    let tls = crate::tls::client_config(true, None).map_err(SetupError::from)?;
+    let platform = Slack::new(name.clone(), s.clone(), tls);
+    let queue = QueuePolicy {
+        capacity: s.queue_size,
+        burst: 1,
+        interval: s.send_interval,
+    };
+    let mut wiring = start.wiring;
+    wiring.backoff = crate::domain::backoff::Backoff::new(s.reconnect_initial, s.reconnect_max);
+    let addr = Connection::new(platform, wiring, queue).start();
+    // Answer buttons for StackStorm inquiries (presses come back as the presser).
+    crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);
+    let route = s.signing_secret.clone().map(|signing_secret| {
+        HttpRoute::SlackEvents(EventsEndpoint {
+            signing_secret,
+            recipient: addr.clone().recipient(),
+        })
+    });
+    Ok(Started {
+        deliver: addr.recipient(),
+        route,
+    })
 }
 
 #[cfg(test)]

@@ -267,10 +267,26 @@ fn default_connect_timeout() -> u64 {
     20
 }
 
+crate::platform_settings!(XmppSettings, "xmpp");
+
+/// Reads a `[[chat]]` table of `backend = "xmpp"`.
+pub fn parse(
+    table: &mut crate::config::ChatTable,
+) -> Option<std::sync::Arc<dyn crate::config::PlatformSettings>> {
+    let settings: XmppSettings = table.deserialize()?;
+    table
+        .check(settings.problems())
+        .then(|| std::sync::Arc::new(settings) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{load_from_str, BackendSettings};
+    use crate::config::{ConfigError, Settings};
+
+    fn load_from_str(text: &str) -> Result<Settings, ConfigError> {
+        crate::config::load_from_str(text, &crate::backends::registry::REGISTRY)
+    }
 
     fn config(chat: &str) -> String {
         format!(
@@ -285,7 +301,11 @@ mod tests {
             "jid = \"bot@example.com\"\npassword = \"pw\"\nrooms = [\"ops@conference.example.com\"]",
         ))
         .expect("valid");
-        let BackendSettings::Xmpp(x) = &s.chat[0].backend else {
+        let Some(x) = s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<super::XmppSettings>()
+        else {
             panic!("not xmpp")
         };
         assert_eq!(s.chat[0].backend.kind(), "xmpp");

@@ -134,7 +134,9 @@ fn any_toml_ish_text_loads_or_names_the_problem_keys() {
         96,
         mutated_text(seeds(), TOKENS.to_vec(), 4),
         |text| {
-            let loaded = timed("loading a configuration", || load_from_str(&text))?;
+            let loaded = timed("loading a configuration", || {
+                load_from_str(&text, &stormbridge::backends::registry::REGISTRY)
+            })?;
             if let Err(e) = loaded {
                 names_keys(&e, &text)?;
             }
@@ -213,7 +215,9 @@ fn wrong_values_are_refused_naming_their_keys() {
         let Ok(text) = toml::to_string(&toml_doc) else {
             return Ok(());
         };
-        let loaded = timed("loading a configuration", || load_from_str(&text))?;
+        let loaded = timed("loading a configuration", || {
+            load_from_str(&text, &stormbridge::backends::registry::REGISTRY)
+        })?;
         if let Err(e) = loaded {
             names_keys(&e, &text)?;
             // Each key is the file's: `config` (the text as a whole), a top-level table of
@@ -259,7 +263,8 @@ fn an_empty_top_level_key_is_named() {
     // with a problem whose key was "" (the unknown section's own, empty, name), so the
     // message named no key.
     let text = format!("\"\" = \"\"\n{BASE}{}", CHATS[0]);
-    let e = load_from_str(&text).expect_err("an unknown section is refused");
+    let e = load_from_str(&text, &stormbridge::backends::registry::REGISTRY)
+        .expect_err("an unknown section is refused");
     for p in &e.problems {
         assert!(!p.key.trim().is_empty(), "a problem without a key: {p:?}");
     }
