@@ -226,57 +226,79 @@ mod tests {
         let xmpp: &str = "jid = \"bot@example.com\"\npassword = \"pw\"";
         let slack: &str = "app_token = \"xapp-1\"\nbot_token = \"xoxb-1\"";
         let cases: &[(&str, &str, &str, &str, Read)] = &[
-            ("irc", irc, "queue_lines", "queue_size", |b| settings::<crate::backends::irc::IrcSettings>(b).unwrap().queue_size as u64),
-            (
-                "irc",
-                irc,
-                "flood_interval_ms",
-                "send_interval_ms",
-                |b| settings::<crate::backends::irc::IrcSettings>(b).unwrap().send_interval_ms,
-            ),
+            ("irc", irc, "queue_lines", "queue_size", |b| {
+                settings::<crate::backends::irc::IrcSettings>(b)
+                    .unwrap()
+                    .queue_size as u64
+            }),
+            ("irc", irc, "flood_interval_ms", "send_interval_ms", |b| {
+                settings::<crate::backends::irc::IrcSettings>(b)
+                    .unwrap()
+                    .send_interval_ms
+            }),
             (
                 "irc",
                 irc,
                 "reconnect_backoff_initial_ms",
                 "reconnect_initial_ms",
-                |b| settings::<crate::backends::irc::IrcSettings>(b).unwrap().reconnect_initial_ms.unwrap(),
+                |b| {
+                    settings::<crate::backends::irc::IrcSettings>(b)
+                        .unwrap()
+                        .reconnect_initial_ms
+                        .unwrap()
+                },
             ),
             (
                 "irc",
                 irc,
                 "reconnect_backoff_max_ms",
                 "reconnect_max_ms",
-                |b| settings::<crate::backends::irc::IrcSettings>(b).unwrap().reconnect_max_ms.unwrap(),
+                |b| {
+                    settings::<crate::backends::irc::IrcSettings>(b)
+                        .unwrap()
+                        .reconnect_max_ms
+                        .unwrap()
+                },
             ),
-            ("xmpp", xmpp, "queue_messages", "queue_size", |b| settings::<crate::backends::xmpp::XmppSettings>(b).unwrap().queue_size as u64),
-            (
-                "xmpp",
-                xmpp,
-                "flood_interval_ms",
-                "send_interval_ms",
-                |b| settings::<crate::backends::xmpp::XmppSettings>(b).unwrap().send_interval_ms,
-            ),
+            ("xmpp", xmpp, "queue_messages", "queue_size", |b| {
+                settings::<crate::backends::xmpp::XmppSettings>(b)
+                    .unwrap()
+                    .queue_size as u64
+            }),
+            ("xmpp", xmpp, "flood_interval_ms", "send_interval_ms", |b| {
+                settings::<crate::backends::xmpp::XmppSettings>(b)
+                    .unwrap()
+                    .send_interval_ms
+            }),
             (
                 "xmpp",
                 xmpp,
                 "reconnect_backoff_initial_ms",
                 "reconnect_initial_ms",
-                |b| settings::<crate::backends::xmpp::XmppSettings>(b).unwrap().reconnect_initial_ms.unwrap(),
+                |b| {
+                    settings::<crate::backends::xmpp::XmppSettings>(b)
+                        .unwrap()
+                        .reconnect_initial_ms
+                        .unwrap()
+                },
             ),
             (
                 "xmpp",
                 xmpp,
                 "reconnect_backoff_max_ms",
                 "reconnect_max_ms",
-                |b| settings::<crate::backends::xmpp::XmppSettings>(b).unwrap().reconnect_max_ms.unwrap(),
+                |b| {
+                    settings::<crate::backends::xmpp::XmppSettings>(b)
+                        .unwrap()
+                        .reconnect_max_ms
+                        .unwrap()
+                },
             ),
-            (
-                "slack",
-                slack,
-                "queue_capacity",
-                "queue_size",
-                |b| settings::<crate::backends::slack::SlackSettings>(b).unwrap().queue_size as u64,
-            ),
+            ("slack", slack, "queue_capacity", "queue_size", |b| {
+                settings::<crate::backends::slack::SlackSettings>(b)
+                    .unwrap()
+                    .queue_size as u64
+            }),
         ];
         let head = MINIMAL.replace("name = \"console\"\n        backend = \"console\"", "");
         let text = |backend: &str, base: &str, extra: &str| {

@@ -8,23 +8,20 @@
 //! Output: one line per bot message, `[<bot name>] <where>: <text>`, where `<where>` is
 //! `#room`, `#room (thread T)` or `@user (dm)`. On a terminal (standard output is a tty) a
 //! multi-line message is printed as its lines instead, the later ones indented, each line
-//! escaped on its own (see [`output`]). Otherwise (pipes, files, the tests) the whole line is
-//! written through
-//! [`escape_line`]: newlines as `\n`, backslashes as `\\`, and every other control character
+//! escaped on its own (see [`wire::output_lines`]). Otherwise (pipes, files, the tests)
+//! the whole line is written through [`escape_line`]: newlines as `\n`, backslashes as `\\`, and every other control character
 //! and Unicode bidi control as `\t`, `\r`, `\0` or `\u{…}` (see [`crate::domain::escape`]), so
 //! a message is always exactly one line, cannot drive the operator's terminal, and
 //! [`unescape_line`] gives it back exactly. The same actor drives the integration tests over
 //! an in-memory pipe instead of stdin/stdout.
-
 //!
-//! Files: `input.rs` (line framing that survives bad lines), `output.rs` (terminal output),
-//! `config.rs` (settings), `platform.rs` (the
+//! Files: `config.rs` (settings), `wire.rs` (line framing that survives bad lines, and
+//! terminal output), `platform.rs` (the
 //! [`Platform`](crate::backends::connection::Platform)).
 
 pub mod config;
-mod input;
-pub mod output;
 mod platform;
+pub mod wire;
 
 use actix::Actor;
 

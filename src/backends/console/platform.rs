@@ -10,8 +10,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 use super::{
     config::ConsoleSettings,
     escape_line,
-    input::{ConsoleLines, InputLine},
-    output::output_lines,
+    wire::{output_lines, ConsoleLines, InputLine},
 };
 use crate::{
     actors::messages::Deliver,

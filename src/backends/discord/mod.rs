@@ -30,7 +30,6 @@
 //! while the gateway is down, paused on 429 (`retry_after` in the body, else `Retry-After`)
 //! and when `X-RateLimit-Remaining` reaches 0 (`X-RateLimit-Reset-After`). A 401 stops the
 //! connection like a 4004: Discord asks for no more requests with a refused token.
-
 //!
 //! Files: `config.rs` (settings), `wire.rs` (gateway payloads, typed), `api.rs` (REST
 //! calls), `platform.rs` (the [`Platform`](crate::backends::connection::Platform)),

@@ -25,19 +25,18 @@
 //! Lines are sent through flood control (a burst of `flood_burst`, then one every
 //! `send_interval_ms`). While disconnected they wait in a bounded queue (`queue_size`,
 //! oldest dropped first and counted) and are sent, oldest first, after reconnecting.
-
 //!
-//! Files: `config.rs` (settings), `codec.rs` (the wire: CR LF lines, parsed with
+//! Files: `config.rs` (settings), `wire.rs` (CR LF lines, parsed with
 //! `irc-proto`), `inbound.rs` (a `PRIVMSG` as a chat message), `text.rs` (splitting,
 //! mentions, SASL), `platform.rs` (the [`Platform`](crate::backends::connection::Platform)).
 
-/// Line framing of what the server sends (public for the property tests in `tests/it`).
-pub mod codec;
 pub mod config;
 /// A relayed `PRIVMSG` → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;
 mod platform;
 mod text;
+/// Line framing of what the server sends (public for the property tests in `tests/it`).
+pub mod wire;
 
 use std::time::Duration;
 

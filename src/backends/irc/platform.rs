@@ -9,10 +9,10 @@ use secrecy::ExposeSecret;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::{
-    codec::{Incoming, IrcLines},
     config::IrcSettings,
     inbound::{inbound, Who},
     text::{irc_eq, outbound_texts, sasl_plain_chunks},
+    wire::{Incoming, IrcLines},
 };
 use crate::{
     actors::messages::Deliver,

@@ -38,7 +38,6 @@
 //!
 //! End-to-end encryption is not supported: the bot cannot read encrypted rooms. Use
 //! unencrypted rooms for the bot.
-
 //!
 //! Files: `config.rs` (settings), `wire.rs` (sync and event shapes, typed), `api.rs`
 //! (client-server calls), `state.rs` (the state file), `platform.rs` (the

@@ -31,7 +31,6 @@
 //! as Mattermost reaches it), boolean and `enum` answers are interactive message buttons
 //! whose presses Mattermost POSTs to `/mattermost/actions/<connection>` (see
 //! `interactive.rs`).
-
 //!
 //! Files: `config.rs` (settings), `wire.rs` (frames and posts, typed), `api.rs` (REST calls),
 //! `platform.rs` (the [`Platform`](crate::backends::connection::Platform)),

@@ -5,7 +5,6 @@
 //!
 //! Identity: a user is `ChatUser{connection, id: "U…"}`, a room `Room{id: "C…"/"D…"}` with
 //! the `thread_ts` of a threaded message as its thread, and the team id as `org`.
-
 //!
 //! Files: `config.rs` (settings), `wire.rs` (envelopes and events, typed), `api.rs` (Web
 //! API calls), `render.rs` (hubot-style attachments), `platform.rs` (the

@@ -45,7 +45,6 @@
 //! `flood_burst`, then one per `send_interval_ms`), and queued while disconnected in a
 //! bounded queue (`queue_size`, oldest dropped first and counted), sent oldest first
 //! after reconnecting.
-
 //!
 //! Files: `config.rs` (settings), `xml.rs` (the wire: a bounded XML stanza reader on
 //! quick-xml), `client.rs` (the login), `inbound.rs` (a `<message>` as a chat message),
