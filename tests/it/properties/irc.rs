@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use irc_proto::{Command, Prefix};
 use proptest::prelude::*;
 use stormbridge::backends::irc::{
-    codec::{Incoming, IrcLines, MAX_INBOUND_LINE},
+    wire::{Incoming, IrcLines, MAX_INBOUND_LINE},
     inbound::{inbound, Who},
 };
 use stormbridge::domain::message::RoomKind;
