@@ -36,6 +36,14 @@ pub struct DiscordSettings {
     /// Minimum gap between two messages, in milliseconds.
     #[serde(default = "crate::backends::defaults::send_interval_ms")]
     pub send_interval_ms: u64,
+    /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
+    /// value when not given).
+    #[serde(default)]
+    pub reconnect_initial_ms: Option<u64>,
+    /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
+    /// when not given).
+    #[serde(default)]
+    pub reconnect_max_ms: Option<u64>,
     /// Verify TLS certificates.
     #[serde(default = "crate::backends::defaults::enabled")]
     pub verify_cert: bool,

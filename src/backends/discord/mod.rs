@@ -78,7 +78,11 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         burst: 1,
         interval: Duration::from_millis(s.send_interval_ms),
     };
-    let addr = Connection::new(platform, start.wiring, queue).start();
+    let mut wiring = start.wiring;
+    wiring.backoff = wiring
+        .backoff
+        .overridden(s.reconnect_initial_ms, s.reconnect_max_ms);
+    let addr = Connection::new(platform, wiring, queue).start();
     // Answer buttons for StackStorm inquiries (presses come back as the presser).
     crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);
     Ok(Started {

@@ -105,6 +105,14 @@ pub struct MatrixSettings {
     /// Minimum gap between two messages, in milliseconds.
     #[serde(default = "crate::backends::defaults::send_interval_ms")]
     pub send_interval_ms: u64,
+    /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
+    /// value when not given).
+    #[serde(default)]
+    pub reconnect_initial_ms: Option<u64>,
+    /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
+    /// when not given).
+    #[serde(default)]
+    pub reconnect_max_ms: Option<u64>,
     /// How long the server may hold a `/sync` request open waiting for events, in seconds.
     #[serde(default = "default_sync_timeout")]
     pub sync_timeout_secs: u64,

@@ -86,9 +86,11 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         burst: 1,
         interval: Duration::from_millis(s.send_interval_ms),
     };
-    let deliver = Connection::new(platform, start.wiring, queue)
-        .start()
-        .recipient();
+    let mut wiring = start.wiring;
+    wiring.backoff = wiring
+        .backoff
+        .overridden(s.reconnect_initial_ms, s.reconnect_max_ms);
+    let deliver = Connection::new(platform, wiring, queue).start().recipient();
     Ok(Started {
         deliver,
         route: None,

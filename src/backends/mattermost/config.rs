@@ -39,6 +39,14 @@ pub struct MattermostSettings {
     /// Minimum gap between two posts, in milliseconds.
     #[serde(default = "crate::backends::defaults::send_interval_ms")]
     pub send_interval_ms: u64,
+    /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
+    /// value when not given).
+    #[serde(default)]
+    pub reconnect_initial_ms: Option<u64>,
+    /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
+    /// when not given).
+    #[serde(default)]
+    pub reconnect_max_ms: Option<u64>,
     /// Websocket ping period in seconds; twice this without any frame reconnects.
     #[serde(default = "default_ping_interval")]
     pub ping_interval_secs: u64,
@@ -100,6 +108,27 @@ mod tests {
 
     fn keys(e: &ConfigError) -> Vec<String> {
         e.problems.iter().map(|p| p.key.clone()).collect()
+    }
+
+    #[test]
+    fn reconnect_keys_are_the_common_ones_and_default_to_the_supervisors() {
+        let s = load("url = \"https://mm.example.com\"\ntoken = \"t\"\nreconnect_initial_ms = 50\nreconnect_max_ms = 900").unwrap();
+        let mm = s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<super::MattermostSettings>()
+            .expect("mattermost");
+        assert_eq!(
+            (mm.reconnect_initial_ms, mm.reconnect_max_ms),
+            (Some(50), Some(900))
+        );
+        let s = load("url = \"https://mm.example.com\"\ntoken = \"t\"").unwrap();
+        let mm = s.chat[0]
+            .backend
+            .as_any()
+            .downcast_ref::<super::MattermostSettings>()
+            .expect("mattermost");
+        assert_eq!((mm.reconnect_initial_ms, mm.reconnect_max_ms), (None, None));
     }
 
     #[test]
