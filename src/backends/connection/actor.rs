@@ -209,6 +209,7 @@ impl<P: Platform> Connection<P> {
                 );
             }
         });
+        self.watch_link(generation, ctx);
         let hello = link.hello;
         self.with_platform(ctx, |p, fx| p.opened(hello, fx));
     }
@@ -385,19 +386,32 @@ impl<P: Platform> Connection<P> {
         self.outbox.report(&mut self.status);
     }
 
-    /// A link silent for twice the keepalive interval is lost; one silent for the interval
-    /// gets a keepalive (once per silent stretch).
-    fn check_link(&mut self, interval: Duration, ctx: &mut Context<Self>) {
-        let Some(link) = self.link.as_mut() else {
+    /// Watches the link `generation` for silence without polling: one wakeup when the link
+    /// could first be silent for the keepalive interval. Then, if frames came meanwhile, the
+    /// next wakeup is an interval after the last one; if not, a keepalive goes out and the
+    /// wakeup after that is when silence would reach twice the interval, which loses the link.
+    fn watch_link(&mut self, generation: u64, ctx: &mut Context<Self>) {
+        let Some(interval) = self.platform.keepalive_interval() else {
+            return;
+        };
+        let Some(link) = self.link.as_ref().filter(|_| self.generation == generation) else {
             return;
         };
         let silent = link.last_frame.elapsed();
-        if silent > interval * 2 {
-            self.end(End::Fail(ConnectionError::Silent(silent)), ctx);
-        } else if silent >= interval && !link.pinged {
-            link.pinged = true;
-            self.with_platform(ctx, |p, fx| p.keepalive(fx));
-        }
+        let wake = if silent > interval * 2 {
+            return self.end(End::Fail(ConnectionError::Silent(silent)), ctx);
+        } else if silent >= interval {
+            if !link.pinged {
+                if let Some(link) = self.link.as_mut() {
+                    link.pinged = true;
+                }
+                self.with_platform(ctx, |p, fx| p.keepalive(fx));
+            }
+            interval * 2 - silent + Duration::from_millis(1)
+        } else {
+            interval - silent
+        };
+        ctx.run_later(wake, move |act, ctx| act.watch_link(generation, ctx));
     }
 }
 
@@ -407,10 +421,6 @@ impl<P: Platform> Actor for Connection<P> {
     fn started(&mut self, ctx: &mut Self::Context) {
         // From the start, so the queue's series read 0 instead of missing.
         self.outbox.report(&mut self.status);
-        if let Some(interval) = self.platform.keepalive_interval() {
-            let every = (interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-            ctx.run_interval(every, move |act, ctx| act.check_link(interval, ctx));
-        }
         self.connect(ctx);
     }
 }

@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::{future::LocalBoxFuture, SinkExt, StreamExt};
@@ -29,8 +29,6 @@ use crate::{
 
 /// Delay before rejoining a room we left involuntarily.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
-/// How often pings are checked and sent.
-const TICK: Duration = Duration::from_secs(1);
 
 const NS_PING: &str = "urn:xmpp:ping";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
@@ -46,8 +44,10 @@ pub struct Outbound {
 
 /// The platform's own happenings.
 pub enum Event {
-    /// Check the pings, and send the next round when due.
-    Tick,
+    /// Time for the next round of pings.
+    Ping,
+    /// The pings with these ids had their time to be answered.
+    PingDeadline(Vec<String>),
     /// Time to rejoin a room we left involuntarily.
     Rejoin(String),
 }
@@ -64,9 +64,8 @@ pub struct Xmpp {
     ignore: Vec<String>,
     joined: HashSet<String>,
     occupants: Occupants,
-    /// Outstanding pings by id: when sent, and the room for a MUC self-ping.
-    pings: HashMap<String, (Instant, Option<String>)>,
-    last_ping: Instant,
+    /// Outstanding pings by id, with the room for a MUC self-ping.
+    pings: HashMap<String, Option<String>>,
     next_id: u64,
     /// Inbound stanzas skipped for being over a reader limit, since the bridge started
     /// (`skipped_stanzas` in `/actors`).
@@ -101,7 +100,6 @@ impl Xmpp {
             joined: HashSet::new(),
             occupants: Occupants::new(),
             pings: HashMap::new(),
-            last_ping: Instant::now(),
             next_id: 0,
             skipped: 0,
         }
@@ -148,36 +146,14 @@ impl Xmpp {
             .collect()
     }
 
-    /// Pings the server and self-pings each joined room (XEP-0410); an unanswered server
-    /// ping drops the connection, an unanswered or failed self-ping rejoins the room.
-    fn tick(&mut self, fx: &mut Effects<Self>) {
-        fx.after(TICK, Event::Tick);
-        let timeout = Duration::from_secs(self.settings.ping_timeout_secs.max(1));
-        let mut rejoin = Vec::new();
-        let mut dead = false;
-        self.pings.retain(|_, (sent, room)| {
-            if sent.elapsed() <= timeout {
-                return true;
-            }
-            match room {
-                Some(r) => rejoin.push(r.clone()),
-                None => dead = true,
-            }
-            false
-        });
-        if dead {
-            return fx.fail(ConnectionError::Silent(timeout));
-        }
-        for room in rejoin {
-            tracing::warn!(connection = %self.name, room = %room, "room self-ping unanswered; rejoining");
-            self.joined.remove(&room);
-            self.join(&room, fx);
-        }
+    /// Pings the server and self-pings each joined room (XEP-0410), then checks the answers
+    /// after `ping_timeout_secs`: an unanswered server ping drops the connection, an
+    /// unanswered or failed self-ping rejoins the room. Timers, not polling: an idle
+    /// connection wakes once per `ping_interval_secs`.
+    fn ping(&mut self, fx: &mut Effects<Self>) {
         let interval = Duration::from_secs(self.settings.ping_interval_secs.max(1));
-        if self.last_ping.elapsed() < interval {
-            return;
-        }
-        self.last_ping = Instant::now();
+        let timeout = Duration::from_secs(self.settings.ping_timeout_secs.max(1));
+        fx.after(interval, Event::Ping);
         let domain = self
             .settings
             .parsed_jid()
@@ -188,7 +164,8 @@ impl Xmpp {
             "<iq type='get' to='{}' id='{id}'><ping xmlns='{NS_PING}'/></iq>",
             escape(&domain)
         ));
-        self.pings.insert(id, (Instant::now(), None));
+        let mut sent = vec![id.clone()];
+        self.pings.insert(id, None);
         for room in self.rooms.clone() {
             let id = self.id("selfping");
             fx.write(format!(
@@ -196,7 +173,27 @@ impl Xmpp {
                 escape(&room),
                 escape(&self.nick)
             ));
-            self.pings.insert(id, (Instant::now(), Some(room)));
+            sent.push(id.clone());
+            self.pings.insert(id, Some(room));
+        }
+        fx.after(timeout, Event::PingDeadline(sent));
+    }
+
+    /// The pings `ids` had their time: those still unanswered count as lost.
+    fn ping_deadline(&mut self, ids: Vec<String>, fx: &mut Effects<Self>) {
+        for id in ids {
+            match self.pings.remove(&id) {
+                Some(None) => {
+                    let timeout = Duration::from_secs(self.settings.ping_timeout_secs.max(1));
+                    return fx.fail(ConnectionError::Silent(timeout));
+                }
+                Some(Some(room)) => {
+                    tracing::warn!(connection = %self.name, room = %room, "room self-ping unanswered; rejoining");
+                    self.joined.remove(&room);
+                    self.join(&room, fx);
+                }
+                None => {}
+            }
         }
     }
 
@@ -384,7 +381,7 @@ impl Xmpp {
                 }
             }
             kind => {
-                let Some((_, room)) = self.pings.remove(&id) else {
+                let Some(room) = self.pings.remove(&id) else {
                     return;
                 };
                 let Some(room) = room else {
@@ -468,13 +465,13 @@ impl Platform for Xmpp {
         self.joined.clear();
         self.occupants.clear();
         self.pings.clear();
-        self.last_ping = Instant::now();
         tracing::info!(connection = %self.name, jid = %jid, "XMPP logged in");
         fx.write("<presence/>".into());
         for room in self.rooms.clone() {
             self.join(&room, fx);
         }
-        fx.after(TICK, Event::Tick);
+        let interval = Duration::from_secs(self.settings.ping_interval_secs.max(1));
+        fx.after(interval, Event::Ping);
         fx.ready();
     }
 
@@ -507,7 +504,8 @@ impl Platform for Xmpp {
 
     fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
         match event {
-            Event::Tick => self.tick(fx),
+            Event::Ping => self.ping(fx),
+            Event::PingDeadline(ids) => self.ping_deadline(ids, fx),
             Event::Rejoin(room) => {
                 if self.online && !self.joined.contains(&room) {
                     self.join(&room, fx);
