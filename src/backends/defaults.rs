@@ -16,3 +16,11 @@ pub fn send_interval_ms() -> u64 {
 pub fn enabled() -> bool {
     true
 }
+
+/// Sends allowed at once on the REST platforms before `send_interval_ms` applies: below
+/// their documented allowances (Mattermost's default burst is 100, Synapse's `rc_message`
+/// burst 10), so a burst of replies goes out at once rather than 100 ms apart.
+pub const SEND_BURST: u32 = 10;
+
+/// Sends under way at once to different destinations on the REST platforms.
+pub const MAX_IN_FLIGHT: usize = 4;

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{
     error::ConnectionError,
-    outbox::{Next, Outbox, Outcome},
+    outbox::{Next, Outbox, Outcome, QueuePolicy},
     platform::{Effects, End, Link, Platform, Sending},
 };
 use crate::{
@@ -44,17 +44,6 @@ pub struct Wiring {
     pub status: StatusReporter,
     /// The reconnect policy.
     pub backoff: Backoff,
-}
-
-/// How the queue paces sends.
-#[derive(Debug, Clone, Copy)]
-pub struct QueuePolicy {
-    /// Messages kept while down or rate-limited (`queue_size`).
-    pub capacity: usize,
-    /// Sends allowed at once before the interval applies.
-    pub burst: u32,
-    /// One more send per this long (`send_interval_ms`).
-    pub interval: Duration,
 }
 
 /// The open transport of the current link.
@@ -100,13 +89,7 @@ pub struct Connection<P: Platform> {
 impl<P: Platform> Connection<P> {
     /// A connection running `platform`; it connects when started.
     pub fn new(platform: P, wiring: Wiring, queue: QueuePolicy) -> Self {
-        let outbox = Outbox::paced(
-            wiring.name.clone(),
-            P::KIND,
-            queue.capacity,
-            queue.burst,
-            queue.interval,
-        );
+        let outbox = Outbox::new(wiring.name.clone(), P::KIND, queue);
         Self {
             platform,
             name: wiring.name,
@@ -290,7 +273,8 @@ impl<P: Platform> Connection<P> {
         }
         let mut pump = !queued.is_empty();
         for item in queued {
-            self.outbox.push(item);
+            let lane = self.platform.lane(&item);
+            self.outbox.push(&lane, item);
         }
         if ready && !self.up && self.link.is_some() && end.is_none() {
             self.up = true;
@@ -330,12 +314,13 @@ impl<P: Platform> Connection<P> {
         });
     }
 
-    /// Sends what the queue and its pacing allow now.
+    /// Sends what the queue and its pacing allow now: one message per destination at a
+    /// time, several destinations at once where the policy allows.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while self.up {
             let now = Instant::now();
-            let item = match self.outbox.next(now) {
-                Next::Send(item) => item,
+            let (lane, item) = match self.outbox.next(now) {
+                Next::Send(lane, item) => (lane, item),
                 Next::Wait(delay) => {
                     self.schedule_pump(delay, ctx);
                     break;
@@ -348,38 +333,43 @@ impl<P: Platform> Connection<P> {
                         self.write(frame);
                     }
                     self.status.activity();
-                    self.outbox.finish(item, Outcome::Sent { pause: None }, now);
+                    self.outbox
+                        .finish(&lane, item, Outcome::Sent { pause: None }, now);
                 }
                 Sending::NotNow => {
-                    self.outbox.put_back(item);
+                    self.outbox.put_back(&lane, item);
                     break;
                 }
                 Sending::Call(call) => {
-                    ctx.spawn(call.into_actor(self).map(|(outcome, event), act, ctx| {
-                        if let Some(event) = event {
-                            act.with_platform(ctx, |p, fx| p.event(event, fx));
-                        }
-                        if matches!(outcome, Outcome::Sent { .. }) {
-                            act.status.activity();
-                        }
-                        // Credentials refused while sending: the message stays first in
-                        // the queue, and the connection stops like a refused log-in.
-                        let refused = match &outcome {
-                            Outcome::Retry(error) if error.is_fatal() => Some(error.clone()),
-                            _ => None,
-                        };
-                        let wait = act.outbox.finish(item, outcome, Instant::now());
-                        if let Some(error) = refused {
-                            act.end(End::Halt(error), ctx);
-                        }
-                        act.outbox.report(&mut act.status);
-                        if wait.is_zero() {
-                            act.pump(ctx);
-                        } else {
-                            act.schedule_pump(wait, ctx);
-                        }
-                    }));
-                    break;
+                    ctx.spawn(
+                        call.into_actor(self)
+                            .map(move |(outcome, event), act, ctx| {
+                                if let Some(event) = event {
+                                    act.with_platform(ctx, |p, fx| p.event(event, fx));
+                                }
+                                if matches!(outcome, Outcome::Sent { .. }) {
+                                    act.status.activity();
+                                }
+                                // Credentials refused while sending: the message stays first in
+                                // the queue, and the connection stops like a refused log-in.
+                                let refused = match &outcome {
+                                    Outcome::Retry(error) if error.is_fatal() => {
+                                        Some(error.clone())
+                                    }
+                                    _ => None,
+                                };
+                                let wait = act.outbox.finish(&lane, item, outcome, Instant::now());
+                                if let Some(error) = refused {
+                                    act.end(End::Halt(error), ctx);
+                                }
+                                act.outbox.report(&mut act.status);
+                                if wait.is_zero() {
+                                    act.pump(ctx);
+                                } else {
+                                    act.schedule_pump(wait, ctx);
+                                }
+                            }),
+                    );
                 }
             }
         }
@@ -453,7 +443,8 @@ impl<P: Platform> Handler<Deliver> for Connection<P> {
 
     fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) {
         for item in self.platform.render(delivery) {
-            self.outbox.push(item);
+            let lane = self.platform.lane(&item);
+            self.outbox.push(&lane, item);
         }
         if !self.up {
             tracing::debug!(connection = %self.name, queued = self.outbox.waiting(), "reply queued while disconnected");

@@ -18,6 +18,7 @@ pub mod platform;
 pub mod tcp;
 pub mod websocket;
 
-pub use actor::{Connection, QueuePolicy, Wiring};
+pub use actor::{Connection, Wiring};
 pub use error::ConnectionError;
+pub use outbox::{Pace, QueuePolicy};
 pub use platform::{Effects, End, Handles, Link, Platform, Sending};

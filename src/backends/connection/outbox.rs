@@ -3,17 +3,25 @@
 //! Platforms take one HTTP request or one written line per message, answer 429 with a
 //! delay, and fail now and then; replies must still arrive complete and in order. The
 //! bookkeeping for that is the same on every platform, so it lives here, free of actix and
-//! HTTP: a bounded queue (oldest dropped first, so a long outage keeps the newest replies),
-//! the one message in flight, the pacing (a token bucket: `burst` messages at once, then one
-//! per interval), the pause a rate limit imposes and the backoff between retries.
+//! HTTP.
+//!
+//! Messages wait in one lane per destination (a channel, a direct chat): each lane sends in
+//! order, one message at a time, while different destinations send concurrently (up to
+//! `max_in_flight`), because the platforms limit posting per channel (Slack, Discord) and
+//! a busy room must not hold up the others. Pacing is a token bucket for the whole
+//! connection (what the server counts: IRC lines, Mattermost's per-user limit, Discord's
+//! global limit) and, where the platform limits each channel, one per lane. The queue is
+//! bounded as a whole: when it is full the oldest message, in whichever lane, is dropped
+//! (and counted), since the newest replies are the ones people wait for. A 429 pauses the
+//! lane (or the whole connection, where the platform's limit is per account); a network or
+//! server error pauses the whole connection for a backoff, and the message stays first in
+//! its lane.
 //!
 //! The connection actor drives it: it asks [`Outbox::next`] what to do, sends the item it
-//! gets, and hands the result to [`Outbox::finish`], which says when to ask again. A
-//! platform that wants to try an item again on its own terms (in a new direct chat, say)
-//! puts it back with [`Outbox::put_back`].
+//! gets, and hands the result to [`Outbox::finish`], which says when to ask again.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -50,17 +58,83 @@ impl Dest {
             Target::User { id } => (Dest::User(id), None),
         }
     }
+
+    /// The lane key of this destination.
+    pub fn lane(&self) -> String {
+        match self {
+            Dest::Room(id) => format!("room:{id}"),
+            Dest::User(id) => format!("user:{id}"),
+        }
+    }
+}
+
+/// A token bucket's shape: `burst` sends at once, then one per `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Sends allowed at once.
+    pub burst: u32,
+    /// One more send per this long.
+    pub interval: Duration,
+}
+
+impl Pace {
+    /// One send per `interval`, no burst.
+    pub fn every(interval: Duration) -> Self {
+        Self { burst: 1, interval }
+    }
+
+    /// No pacing worth the name: for a local terminal.
+    pub fn unlimited() -> Self {
+        Self {
+            burst: u32::MAX,
+            interval: Duration::from_millis(1),
+        }
+    }
+
+    fn gate(self, now: Instant) -> FloodGate {
+        FloodGate::new(self.burst, self.interval, now)
+    }
+}
+
+/// How a connection's queue sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePolicy {
+    /// Messages kept while down or rate-limited, in all lanes together (`queue_size`).
+    pub capacity: usize,
+    /// Pacing of the whole connection.
+    pub pace: Pace,
+    /// Pacing of each destination, where the platform limits each channel.
+    pub per_destination: Option<Pace>,
+    /// Sends under way at once, to different destinations (1: strictly one at a time).
+    pub max_in_flight: usize,
+    /// A 429 (or a used-up window) holds only its destination (the platform limits each
+    /// channel); otherwise the whole connection (the platform limits the account).
+    pub limits_per_destination: bool,
+}
+
+impl QueuePolicy {
+    /// One message at a time, `pace` apart: the policy of a platform that counts
+    /// everything the connection sends (IRC lines, XMPP stanzas).
+    pub fn serial(capacity: usize, pace: Pace) -> Self {
+        Self {
+            capacity,
+            pace,
+            per_destination: None,
+            max_in_flight: 1,
+            limits_per_destination: false,
+        }
+    }
 }
 
 /// What the actor should do now, from [`Outbox::next`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next<T> {
-    /// Send this item, then report how it went with [`Outbox::finish`].
-    Send(T),
-    /// A rate limit is in force: ask again after this long.
+    /// Send this item of this lane, then report how it went with [`Outbox::finish`].
+    Send(String, T),
+    /// Nothing may go out before this long (pacing or a rate limit).
     Wait(Duration),
-    /// Nothing to do: the queue is empty or a send is in flight. Whatever changes that
-    /// (a new message, a finished send) pumps again, so no timer is needed.
+    /// Nothing to do: the queue is empty or everything sendable is in flight. Whatever
+    /// changes that (a new message, a finished send) pumps again, so no timer is needed.
     Idle,
 }
 
@@ -70,7 +144,7 @@ pub enum Outcome {
     /// The platform has the message; `pause` when its rate-limit headers say the window
     /// is used up, so the next send would only earn a 429.
     Sent {
-        /// How long to hold the queue before the next send.
+        /// How long to hold the lane (or the connection) before the next send.
         pause: Option<Duration>,
     },
     /// 429: send the same message again after the delay.
@@ -82,6 +156,19 @@ pub enum Outcome {
     Rejected(ConnectionError),
 }
 
+/// One destination's messages.
+#[derive(Debug)]
+struct Lane<T> {
+    /// Waiting messages with their sequence numbers (the oldest overall is dropped first).
+    queue: VecDeque<(u64, T)>,
+    /// A send of this lane is under way.
+    busy: bool,
+    /// This destination's own pacing, where there is one.
+    pace: Option<FloodGate>,
+    /// A rate limit of this destination.
+    paused_until: Option<Instant>,
+}
+
 /// A connection's outbound queue; `T` is the platform's queued message.
 #[derive(Debug)]
 pub struct Outbox<T> {
@@ -89,90 +176,152 @@ pub struct Outbox<T> {
     connection: String,
     /// The platform's word in log messages (`mattermost`, `discord`, `matrix`).
     platform: &'static str,
-    capacity: usize,
-    /// The pacing: `burst` sends at once, then one per `send_interval_ms`.
+    policy: QueuePolicy,
+    lanes: HashMap<String, Lane<T>>,
+    /// Lanes in the order they are served (round robin).
+    order: VecDeque<String>,
+    /// The whole connection's pacing.
     pace: FloodGate,
-    queue: VecDeque<T>,
-    /// A send is under way (its item is with the sender until [`Outbox::finish`]).
-    in_flight: bool,
-    dropped: u64,
+    /// A rate limit or retry backoff of the whole connection.
     paused_until: Option<Instant>,
     backoff: Backoff,
+    waiting: usize,
+    in_flight: usize,
+    dropped: u64,
+    next_seq: u64,
 }
 
 impl<T> Outbox<T> {
-    /// An empty outbox for the connection `connection` on `platform`, keeping at most
-    /// `capacity` messages (at least 1) and sending them at least `gap` apart.
-    pub fn new(
-        connection: impl Into<String>,
-        platform: &'static str,
-        capacity: usize,
-        gap: Duration,
-    ) -> Self {
-        Self::paced(connection, platform, capacity, 1, gap)
-    }
-
-    /// An empty outbox that sends `burst` messages at once and then one per `interval`.
-    pub fn paced(
-        connection: impl Into<String>,
-        platform: &'static str,
-        capacity: usize,
-        burst: u32,
-        interval: Duration,
-    ) -> Self {
+    /// An empty outbox for the connection `connection` on `platform`.
+    pub fn new(connection: impl Into<String>, platform: &'static str, policy: QueuePolicy) -> Self {
+        let policy = QueuePolicy {
+            capacity: policy.capacity.max(1),
+            max_in_flight: policy.max_in_flight.max(1),
+            ..policy
+        };
         Self {
             connection: connection.into(),
             platform,
-            capacity: capacity.max(1),
-            pace: FloodGate::new(burst, interval, Instant::now()),
-            queue: VecDeque::new(),
-            in_flight: false,
-            dropped: 0,
+            pace: policy.pace.gate(Instant::now()),
+            policy,
+            lanes: HashMap::new(),
+            order: VecDeque::new(),
             paused_until: None,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+            waiting: 0,
+            in_flight: 0,
+            dropped: 0,
+            next_seq: 0,
         }
     }
 
-    /// Puts a message that must be tried again first in line — unless the queue filled up
-    /// meanwhile: then it is the oldest message, and goes as an overflow would.
-    fn requeue(&mut self, item: T) {
-        if self.queue.len() >= self.capacity {
+    fn lane(&mut self, key: &str) -> &mut Lane<T> {
+        if !self.lanes.contains_key(key) {
+            let pace = self.policy.per_destination.map(|p| p.gate(Instant::now()));
+            self.lanes.insert(
+                key.to_owned(),
+                Lane {
+                    queue: VecDeque::new(),
+                    busy: false,
+                    pace,
+                    paused_until: None,
+                },
+            );
+            if !self.order.iter().any(|k| k == key) {
+                self.order.push_back(key.to_owned());
+            }
+        }
+        self.lanes.get_mut(key).expect("just inserted")
+    }
+
+    /// Drops the oldest waiting message of all lanes (and counts and logs it).
+    fn drop_oldest(&mut self) {
+        let oldest = self
+            .lanes
+            .iter()
+            .filter_map(|(k, l)| l.queue.front().map(|(seq, _)| (*seq, k.clone())))
+            .min();
+        if let Some((_, key)) = oldest {
+            if let Some(lane) = self.lanes.get_mut(&key) {
+                lane.queue.pop_front();
+                self.waiting -= 1;
+            }
             self.dropped += 1;
             tracing::warn!(
                 connection = %self.connection,
                 dropped_total = self.dropped,
-                capacity = self.capacity,
+                capacity = self.policy.capacity,
+                "{} outbound queue full; dropped the oldest message",
+                self.platform
+            );
+        }
+    }
+
+    /// Queues a message last in its destination's lane; when the queue is full, the oldest
+    /// waiting message is dropped (and counted, and logged).
+    pub fn push(&mut self, lane: &str, item: T) {
+        while self.waiting >= self.policy.capacity {
+            self.drop_oldest();
+        }
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        self.lane(lane).queue.push_back((seq, item));
+        self.waiting += 1;
+    }
+
+    /// Puts a message that must be tried again first in its lane — unless the queue filled
+    /// up meanwhile: then it is the oldest message, and goes as an overflow would.
+    fn requeue(&mut self, lane: &str, item: T) {
+        if self.waiting >= self.policy.capacity {
+            self.dropped += 1;
+            tracing::warn!(
+                connection = %self.connection,
+                dropped_total = self.dropped,
+                capacity = self.policy.capacity,
                 "{} outbound queue full; dropped the oldest message",
                 self.platform
             );
             return;
         }
-        self.queue.push_front(item);
+        // The oldest sequence number: it is older than anything queued after it.
+        self.lane(lane).queue.push_front((0, item));
+        self.waiting += 1;
     }
 
-    /// Queues a message last; when the queue is full, the oldest waiting message is dropped
-    /// (and counted, and logged), since the newest replies are the ones people wait for.
-    pub fn push(&mut self, item: T) {
-        while self.queue.len() >= self.capacity {
-            self.queue.pop_front();
-            self.dropped += 1;
-            tracing::warn!(
-                connection = %self.connection,
-                dropped_total = self.dropped,
-                capacity = self.capacity,
-                "{} outbound queue full; dropped the oldest message",
-                self.platform
-            );
+    /// Ends a send: the lane may send again. An empty lane is forgotten (its key in the
+    /// round robin lapses at its next turn): a room that spoke once costs nothing later.
+    fn done(&mut self, lane: &str) {
+        if let Some(l) = self.lanes.get_mut(lane) {
+            if std::mem::take(&mut l.busy) {
+                self.in_flight -= 1;
+            }
+            let idle = l.queue.is_empty()
+                && l.paused_until.is_none()
+                && l.pace.as_ref().is_none_or(FloodGate::is_full);
+            if idle {
+                self.lanes.remove(lane);
+            }
         }
-        self.queue.push_back(item);
     }
 
-    /// Takes back the result of the send [`Outbox::next`] started and returns how long to
-    /// wait before asking [`Outbox::next`] again (zero: ask now; the pacing is applied
-    /// there). `item` is the message that was sent; it goes back to the front when it must
-    /// be tried again, so order is kept.
-    pub fn finish(&mut self, item: T, outcome: Outcome, now: Instant) -> Duration {
-        self.in_flight = false;
+    /// Holds `lane`, or the whole connection where the platform limits the account, until
+    /// `until`.
+    fn pause(&mut self, lane: &str, until: Instant) {
+        if self.policy.limits_per_destination {
+            if let Some(l) = self.lanes.get_mut(lane) {
+                l.paused_until = Some(until);
+            }
+        } else {
+            self.paused_until = Some(until);
+        }
+    }
+
+    /// Takes back the result of a send [`Outbox::next`] started and returns how long to
+    /// wait before asking [`Outbox::next`] again (zero: ask now; pacing is applied there).
+    /// `item` is the message that was sent; it goes back to the front of its lane when it
+    /// must be tried again, so order is kept.
+    pub fn finish(&mut self, lane: &str, item: T, outcome: Outcome, now: Instant) -> Duration {
+        self.done(lane);
         match outcome {
             Outcome::Sent { pause } => {
                 self.backoff.reset();
@@ -180,7 +329,7 @@ impl<T> Outbox<T> {
                     Some(pause) => {
                         tracing::debug!(connection = %self.connection, pause_ms = pause.as_millis() as u64, "rate-limit window used up; pausing");
                         let pause = pause.min(MAX_RATE_WAIT);
-                        self.paused_until = Some(now + pause);
+                        self.pause(lane, now + pause);
                         pause
                     }
                     None => Duration::ZERO,
@@ -189,15 +338,16 @@ impl<T> Outbox<T> {
             Outcome::RateLimited(delay) => {
                 let delay = delay.min(MAX_RATE_WAIT);
                 tracing::info!(connection = %self.connection, delay_ms = delay.as_millis() as u64, "{} rate limit; retrying later", self.platform);
-                self.requeue(item);
-                self.paused_until = Some(now + delay);
+                self.requeue(lane, item);
+                self.pause(lane, now + delay);
                 delay
             }
             Outcome::Retry(error) => {
                 let delay = self.backoff.next_delay();
                 tracing::warn!(connection = %self.connection, error = %error, delay_ms = delay.as_millis() as u64, "{} send failed; retrying", self.platform);
-                self.requeue(item);
-                // Nothing goes out before the retry: the order of replies is kept.
+                self.requeue(lane, item);
+                // Nothing goes out before the retry: the platform is failing, and the
+                // order of replies is kept.
                 self.paused_until = Some(now + delay);
                 delay
             }
@@ -208,23 +358,22 @@ impl<T> Outbox<T> {
         }
     }
 
-    /// Ends the send in flight by putting `item` (perhaps changed by the actor) back at the
-    /// front, without touching the backoff or the pause; returns zero (ask again now). For
-    /// retries the platform decides on itself, e.g. in a new direct chat.
-    pub fn put_back(&mut self, item: T) -> Duration {
-        self.in_flight = false;
-        self.requeue(item);
+    /// Ends a send by putting `item` (perhaps changed) back first in its lane, without
+    /// touching the backoff or the pauses; returns zero (ask again now).
+    pub fn put_back(&mut self, lane: &str, item: T) -> Duration {
+        self.done(lane);
+        self.requeue(lane, item);
         Duration::ZERO
     }
 
-    /// Messages waiting to be sent, not counting the one in flight.
+    /// Messages waiting to be sent, not counting those in flight.
     pub fn waiting(&self) -> usize {
-        self.queue.len()
+        self.waiting
     }
 
-    /// Messages the platform does not have yet: the one in flight counts until it is sent.
+    /// Messages the platform does not have yet: those in flight count until they are sent.
     pub fn queued(&self) -> usize {
-        self.queue.len() + usize::from(self.in_flight)
+        self.waiting + self.in_flight
     }
 
     /// Messages dropped because the queue was full, since the connection was created.
@@ -236,14 +385,12 @@ impl<T> Outbox<T> {
     pub fn report(&self, status: &mut StatusReporter) {
         status.outbound(self.queued(), self.dropped);
     }
-}
 
-impl<T> Outbox<T> {
-    /// What to do at `now`: send the oldest message (it is in flight until
-    /// [`Outbox::finish`]), wait out a rate limit, or nothing. The actor checks first that
-    /// its connection is up.
+    /// What to do at `now`: send the oldest message of the next lane that may send (it is
+    /// in flight until [`Outbox::finish`]), wait for pacing or a rate limit, or nothing.
+    /// The actor checks first that its connection is up, and asks again after each send.
     pub fn next(&mut self, now: Instant) -> Next<T> {
-        if self.in_flight {
+        if self.waiting == 0 || self.in_flight >= self.policy.max_in_flight {
             return Next::Idle;
         }
         if let Some(until) = self.paused_until {
@@ -252,17 +399,61 @@ impl<T> Outbox<T> {
             }
             self.paused_until = None;
         }
-        if self.queue.is_empty() {
-            return Next::Idle;
-        }
-        if let Some(wait) = self.pace.take(now) {
-            return Next::Wait(wait);
-        }
-        match self.queue.pop_front() {
-            Some(item) => {
-                self.in_flight = true;
-                Next::Send(item)
+        let mut soonest: Option<Duration> = None;
+        let wait_for = |d: Duration, soonest: &mut Option<Duration>| {
+            *soonest = Some(soonest.map_or(d, |s| s.min(d)));
+        };
+        for _ in 0..self.order.len() {
+            let Some(key) = self.order.pop_front() else {
+                break;
+            };
+            let Some(lane) = self.lanes.get_mut(&key) else {
+                continue;
+            };
+            if lane.queue.is_empty() && !lane.busy {
+                let paced_out = lane.pace.as_mut().is_none_or(|p| {
+                    p.peek(now);
+                    p.is_full()
+                });
+                if paced_out && lane.paused_until.is_none_or(|u| u <= now) {
+                    // Nothing left to remember: its key lapses here, and comes back with
+                    // its next message.
+                    self.lanes.remove(&key);
+                    continue;
+                }
             }
+            self.order.push_back(key.clone());
+            if lane.busy || lane.queue.is_empty() {
+                continue;
+            }
+            if let Some(until) = lane.paused_until {
+                if until > now {
+                    wait_for(until - now, &mut soonest);
+                    continue;
+                }
+                lane.paused_until = None;
+            }
+            if let Some(wait) = lane.pace.as_mut().and_then(|p| p.peek(now)) {
+                wait_for(wait, &mut soonest);
+                continue;
+            }
+            if let Some(wait) = self.pace.take(now) {
+                // The connection's own pace holds every lane alike.
+                return Next::Wait(wait);
+            }
+            if let Some(p) = lane.pace.as_mut() {
+                p.take(now);
+            }
+            let Some((_, item)) = lane.queue.pop_front() else {
+                continue;
+            };
+            lane.busy = true;
+            self.waiting -= 1;
+            self.in_flight += 1;
+            return Next::Send(key, item);
+        }
+        match soonest {
+            Some(wait) => Next::Wait(wait),
             None => Next::Idle,
         }
     }
@@ -274,101 +465,205 @@ mod tests {
 
     const GAP: Duration = Duration::from_millis(40);
 
-    /// An outbox whose pacing never bites in these tests (it has its own test).
+    fn err(text: &str) -> ConnectionError {
+        ConnectionError::Protocol(text.into())
+    }
+
+    /// One lane, one message at a time, pacing that never bites (it has its own tests).
     fn outbox(capacity: usize) -> Outbox<u32> {
-        Outbox::paced("test", "test", capacity, 1000, GAP)
+        Outbox::new(
+            "test",
+            "test",
+            QueuePolicy::serial(
+                capacity,
+                Pace {
+                    burst: 1000,
+                    interval: GAP,
+                },
+            ),
+        )
     }
 
     fn sent() -> Outcome {
         Outcome::Sent { pause: None }
     }
 
+    fn send(o: &mut Outbox<u32>, now: Instant) -> u32 {
+        match o.next(now) {
+            Next::Send(_, item) => item,
+            other => panic!("expected a send, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_full_queue_drops_the_oldest_and_counts_it() {
         let t0 = Instant::now();
-        let mut o = Outbox::new("test", "test", 2, GAP);
+        let mut o = Outbox::new("test", "test", QueuePolicy::serial(2, Pace::every(GAP)));
         for i in 1..=4 {
-            o.push(i);
+            o.push("a", i);
         }
         assert_eq!((o.queued(), o.dropped()), (2, 2));
-        assert_eq!(o.next(t0), Next::Send(3));
-        assert_eq!(o.finish(3, sent(), t0), Duration::ZERO);
+        assert_eq!(send(&mut o, t0), 3);
+        assert_eq!(o.finish("a", 3, sent(), t0), Duration::ZERO);
         assert_eq!(o.next(t0), Next::Wait(GAP), "paced");
-        assert_eq!(o.next(t0 + GAP), Next::Send(4));
-        assert_eq!(o.finish(4, sent(), t0 + GAP), Duration::ZERO);
+        assert_eq!(send(&mut o, t0 + GAP), 4);
+        o.finish("a", 4, sent(), t0 + GAP);
         assert_eq!(o.next(t0 + GAP), Next::Idle);
         assert_eq!((o.queued(), o.dropped()), (0, 2));
+    }
+
+    #[test]
+    fn the_oldest_message_of_any_lane_is_the_one_dropped() {
+        let t0 = Instant::now();
+        let mut o = outbox(3);
+        o.push("a", 1);
+        o.push("b", 2);
+        o.push("a", 3);
+        o.push("b", 4);
+        assert_eq!(o.dropped(), 1);
+        let mut seen = Vec::new();
+        while let Next::Send(lane, item) = o.next(t0) {
+            seen.push(item);
+            o.finish(&lane, item, sent(), t0);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [2, 3, 4]);
     }
 
     #[test]
     fn a_retry_into_a_queue_that_filled_up_meanwhile_drops_the_retried_oldest() {
         let t0 = Instant::now();
         let mut o = outbox(2);
-        o.push(1);
-        assert_eq!(o.next(t0), Next::Send(1));
-        o.push(2);
-        o.push(3);
-        o.finish(1, Outcome::Retry(ConnectionError::Protocol("x".into())), t0);
+        o.push("a", 1);
+        assert_eq!(send(&mut o, t0), 1);
+        o.push("a", 2);
+        o.push("a", 3);
+        o.finish("a", 1, Outcome::Retry(err("x")), t0);
         assert_eq!((o.queued(), o.dropped()), (2, 1));
-        assert_eq!(o.next(t0 + RETRY_MAX), Next::Send(2));
-    }
-
-    #[test]
-    fn a_capacity_of_zero_still_keeps_one_message() {
-        let mut o = outbox(0);
-        o.push(1);
-        o.push(2);
-        assert_eq!((o.queued(), o.dropped()), (1, 1));
-        assert_eq!(o.next(Instant::now()), Next::Send(2));
+        assert_eq!(send(&mut o, t0 + RETRY_MAX), 2);
     }
 
     #[test]
     fn the_message_in_flight_counts_as_queued_but_not_against_capacity() {
         let t0 = Instant::now();
         let mut o = outbox(1);
-        o.push(1);
-        assert_eq!(o.next(t0), Next::Send(1));
+        o.push("a", 1);
+        assert_eq!(send(&mut o, t0), 1);
         assert_eq!((o.waiting(), o.queued()), (0, 1));
-        o.push(2);
+        o.push("a", 2);
         assert_eq!((o.waiting(), o.queued(), o.dropped()), (1, 2, 0));
     }
 
     #[test]
-    fn one_send_at_a_time() {
+    fn one_send_at_a_time_per_lane_and_lanes_send_concurrently() {
         let t0 = Instant::now();
-        let mut o = outbox(5);
-        o.push(1);
-        o.push(2);
-        assert_eq!(o.next(t0), Next::Send(1));
-        assert_eq!(o.next(t0), Next::Idle, "1 is still in flight");
-        o.finish(1, sent(), t0);
-        assert_eq!(o.next(t0), Next::Send(2));
+        let mut o = Outbox::new(
+            "test",
+            "test",
+            QueuePolicy {
+                max_in_flight: 4,
+                per_destination: Some(Pace::every(Duration::from_secs(1))),
+                limits_per_destination: true,
+                ..QueuePolicy::serial(10, Pace::unlimited())
+            },
+        );
+        o.push("a", 1);
+        o.push("a", 2);
+        o.push("b", 3);
+        assert_eq!(o.next(t0), Next::Send("a".into(), 1));
+        assert_eq!(
+            o.next(t0),
+            Next::Send("b".into(), 3),
+            "b does not wait for a"
+        );
+        assert_eq!(o.next(t0), Next::Idle, "a's 2 waits for 1");
+        o.finish("a", 1, sent(), t0);
+        assert_eq!(
+            o.next(t0),
+            Next::Wait(Duration::from_secs(1)),
+            "a's pace: one per second"
+        );
+        assert_eq!(
+            o.next(t0 + Duration::from_secs(1)),
+            Next::Send("a".into(), 2)
+        );
     }
 
     #[test]
-    fn a_rate_limit_pauses_and_retries_the_same_message_first() {
+    fn at_most_max_in_flight_sends_at_once() {
+        let t0 = Instant::now();
+        let mut o = Outbox::new(
+            "test",
+            "test",
+            QueuePolicy {
+                max_in_flight: 2,
+                ..QueuePolicy::serial(10, Pace::unlimited())
+            },
+        );
+        for (lane, item) in [("a", 1), ("b", 2), ("c", 3)] {
+            o.push(lane, item);
+        }
+        assert!(matches!(o.next(t0), Next::Send(..)));
+        assert!(matches!(o.next(t0), Next::Send(..)));
+        assert_eq!(o.next(t0), Next::Idle);
+        assert_eq!(o.queued(), 3);
+    }
+
+    #[test]
+    fn a_rate_limit_holds_only_its_lane_where_the_platform_limits_each_channel() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut o = Outbox::new(
+            "test",
+            "test",
+            QueuePolicy {
+                max_in_flight: 4,
+                limits_per_destination: true,
+                ..QueuePolicy::serial(10, Pace::unlimited())
+            },
+        );
+        o.push("a", 1);
+        o.push("a", 2);
+        o.push("b", 3);
+        assert_eq!(o.next(t0), Next::Send("a".into(), 1));
+        assert_eq!(o.finish("a", 1, Outcome::RateLimited(secs(3)), t0), secs(3));
+        assert_eq!(o.next(t0), Next::Send("b".into(), 3), "b is not limited");
+        o.finish("b", 3, sent(), t0);
+        assert_eq!(o.next(t0 + secs(1)), Next::Wait(secs(2)));
+        assert_eq!(
+            o.next(t0 + secs(3)),
+            Next::Send("a".into(), 1),
+            "1 again, first"
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_holds_everything_where_the_platform_limits_the_account() {
         let t0 = Instant::now();
         let secs = Duration::from_secs;
         let mut o = outbox(5);
-        o.push(1);
-        o.push(2);
-        assert_eq!(o.next(t0), Next::Send(1));
-        assert_eq!(o.finish(1, Outcome::RateLimited(secs(3)), t0), secs(3));
+        o.push("a", 1);
+        o.push("b", 2);
+        assert_eq!(send(&mut o, t0), 1);
+        assert_eq!(o.finish("a", 1, Outcome::RateLimited(secs(3)), t0), secs(3));
         assert_eq!(o.queued(), 2);
         assert_eq!(o.next(t0 + secs(1)), Next::Wait(secs(2)));
-        assert_eq!(o.next(t0 + secs(3)), Next::Send(1));
-        // The pause is over for good once it has passed.
-        o.finish(1, sent(), t0 + secs(3));
-        assert_eq!(o.next(t0), Next::Send(2));
+        let first = send(&mut o, t0 + secs(3));
+        assert!(first == 1 || first == 2);
     }
 
     #[test]
     fn rate_limit_waits_are_capped() {
         let t0 = Instant::now();
         let mut o = outbox(5);
-        o.push(1);
-        o.next(t0);
-        let delay = o.finish(1, Outcome::RateLimited(Duration::from_secs(86_400)), t0);
+        o.push("a", 1);
+        send(&mut o, t0);
+        let delay = o.finish(
+            "a",
+            1,
+            Outcome::RateLimited(Duration::from_secs(86_400)),
+            t0,
+        );
         assert_eq!(delay, MAX_RATE_WAIT);
         assert_eq!(o.next(t0), Next::Wait(MAX_RATE_WAIT));
     }
@@ -378,39 +673,36 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut o = outbox(5);
-        o.push(1);
-        o.push(2);
-        o.next(t0);
+        o.push("a", 1);
+        o.push("a", 2);
+        send(&mut o, t0);
         let pause = Some(ms(500));
-        assert_eq!(o.finish(1, Outcome::Sent { pause }, t0), ms(500));
+        assert_eq!(o.finish("a", 1, Outcome::Sent { pause }, t0), ms(500));
         assert_eq!(o.next(t0 + GAP), Next::Wait(ms(500) - GAP));
-        assert_eq!(o.next(t0 + ms(500)), Next::Send(2));
+        assert_eq!(send(&mut o, t0 + ms(500)), 2);
         o.finish(
+            "a",
             2,
             Outcome::Sent {
                 pause: Some(Duration::MAX),
             },
             t0,
         );
-        o.push(3);
+        o.push("a", 3);
         assert_eq!(o.next(t0), Next::Wait(MAX_RATE_WAIT));
     }
 
     #[test]
-    fn failures_back_off_and_a_success_resets_the_backoff() {
+    fn failures_back_off_hold_everything_and_a_success_resets_the_backoff() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut o = outbox(5);
-        o.push(1);
-        o.push(2);
+        o.push("a", 1);
+        o.push("a", 2);
         let mut now = t0;
         let mut retry = |o: &mut Outbox<u32>| {
-            assert_eq!(o.next(now), Next::Send(1), "the failed message stays first");
-            let delay = o.finish(
-                1,
-                Outcome::Retry(ConnectionError::Protocol("HTTP 502".into())),
-                now,
-            );
+            assert_eq!(send(o, now), 1, "the failed message stays first");
+            let delay = o.finish("a", 1, Outcome::Retry(err("HTTP 502")), now);
             assert_eq!(
                 o.next(now),
                 Next::Wait(delay),
@@ -423,19 +715,12 @@ mod tests {
         assert!((ms(125)..=ms(250)).contains(&first), "{first:?}");
         let second = retry(&mut o);
         assert!((ms(250)..=ms(500)).contains(&second), "{second:?}");
-        for _ in 0..10 {
-            assert!(retry(&mut o) <= RETRY_MAX);
-        }
         let now = now + RETRY_MAX;
         assert_eq!(o.queued(), 2);
-        assert_eq!(o.next(now), Next::Send(1));
-        o.finish(1, sent(), now);
-        assert_eq!(o.next(now), Next::Send(2));
-        let after_success = o.finish(
-            2,
-            Outcome::Retry(ConnectionError::Protocol("timeout".into())),
-            now,
-        );
+        assert_eq!(send(&mut o, now), 1);
+        o.finish("a", 1, sent(), now);
+        assert_eq!(send(&mut o, now), 2);
+        let after_success = o.finish("a", 2, Outcome::Retry(err("timeout")), now);
         assert!((ms(125)..=ms(250)).contains(&after_success));
     }
 
@@ -443,36 +728,45 @@ mod tests {
     fn a_rejected_message_is_dropped_without_counting_as_an_overflow() {
         let t0 = Instant::now();
         let mut o = outbox(5);
-        o.push(1);
-        o.push(2);
-        o.next(t0);
+        o.push("a", 1);
+        o.push("a", 2);
+        send(&mut o, t0);
         assert_eq!(
-            o.finish(
-                1,
-                Outcome::Rejected(ConnectionError::Protocol("HTTP 403".into())),
-                t0
-            ),
+            o.finish("a", 1, Outcome::Rejected(err("HTTP 403")), t0),
             Duration::ZERO
         );
         assert_eq!((o.queued(), o.dropped()), (1, 0));
-        assert_eq!(o.next(t0 + GAP), Next::Send(2));
+        assert_eq!(send(&mut o, t0 + GAP), 2);
     }
 
     #[test]
     fn put_back_retries_first_without_backoff_or_pause() {
         let t0 = Instant::now();
         let mut o = outbox(5);
-        o.push(1);
-        o.push(2);
-        assert_eq!(o.next(t0), Next::Send(1));
-        assert_eq!(o.put_back(10), Duration::ZERO);
+        o.push("a", 1);
+        o.push("a", 2);
+        assert_eq!(send(&mut o, t0), 1);
+        assert_eq!(o.put_back("a", 10), Duration::ZERO);
         assert_eq!(o.queued(), 2);
-        assert_eq!(o.next(t0), Next::Send(10));
-        let delay = o.finish(
-            10,
-            Outcome::Retry(ConnectionError::Protocol("x".into())),
-            t0,
-        );
+        assert_eq!(send(&mut o, t0), 10);
+        let delay = o.finish("a", 10, Outcome::Retry(err("x")), t0);
         assert!(delay <= RETRY_FIRST, "put_back left the backoff alone");
+    }
+
+    #[test]
+    fn idle_lanes_are_forgotten() {
+        let t0 = Instant::now();
+        let mut o = outbox(5);
+        for lane in ["a", "b", "c"] {
+            o.push(lane, 1);
+            let item = send(&mut o, t0);
+            o.finish(lane, item, sent(), t0);
+        }
+        assert_eq!(o.next(t0), Next::Idle);
+        assert!(
+            o.lanes.is_empty(),
+            "{:?}",
+            o.lanes.keys().collect::<Vec<_>>()
+        );
     }
 }

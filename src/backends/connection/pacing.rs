@@ -31,12 +31,26 @@ impl FloodGate {
 
     /// Takes one line's allowance at `now`; when there is none, how long until there is.
     pub fn take(&mut self, now: Instant) -> Option<Duration> {
+        let wait = self.peek(now);
+        if wait.is_none() {
+            self.tokens -= 1.0;
+        }
+        wait
+    }
+
+    /// Whether the bucket is full (nothing taken lately that pacing still remembers).
+    pub fn is_full(&self) -> bool {
+        self.tokens >= self.burst
+    }
+
+    /// Whether there is an allowance at `now` (`None`), or how long until there is, without
+    /// taking it.
+    pub fn peek(&mut self, now: Instant) -> Option<Duration> {
         let elapsed = now.saturating_duration_since(self.refilled);
         self.refilled = now;
         self.tokens =
             (self.tokens + elapsed.as_secs_f64() / self.interval.as_secs_f64()).min(self.burst);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             None
         } else {
             let missing = 1.0 - self.tokens;

@@ -236,6 +236,14 @@ pub trait Platform: Sized + Unpin + 'static {
     /// A delivery as queue items: rendered the platform's way, split at its limit.
     fn render(&mut self, delivery: Deliver) -> Vec<Self::Item>;
 
+    /// The destination lane of an item: items of one lane go out in order, one at a time;
+    /// different lanes may go out concurrently (as the connection's `QueuePolicy` allows).
+    /// One lane for everything unless a platform says otherwise.
+    fn lane(&self, item: &Self::Item) -> String {
+        let _ = item;
+        String::new()
+    }
+
     /// Sends one item; called only while the link is up, in queue order, as fast as the
     /// queue's pacing allows.
     fn send(&mut self, item: &Self::Item) -> Sending<Self>;

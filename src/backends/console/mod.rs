@@ -27,7 +27,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, QueuePolicy},
+        connection::{Connection, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -55,11 +55,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let io = start.console.unwrap_or_else(ConsoleIo::stdio);
     let platform = Console::new(start.wiring.name.clone(), s.clone(), start.bot_name, io);
     // A local terminal: no limit but the queue's.
-    let queue = QueuePolicy {
-        capacity: crate::backends::defaults::queue_size(),
-        burst: u32::MAX,
-        interval: std::time::Duration::from_millis(1),
-    };
+    let queue = QueuePolicy::serial(crate::backends::defaults::queue_size(), Pace::unlimited());
     let deliver = Connection::new(platform, start.wiring, queue)
         .start()
         .recipient();

@@ -44,7 +44,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, QueuePolicy},
+        connection::{Connection, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -73,11 +73,12 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     } else {
         None
     };
-    let queue = QueuePolicy {
-        capacity: s.queue_size,
+    // IRC servers count lines per connection: flood control paces them all alike.
+    let pace = Pace {
         burst: s.flood_burst,
         interval: Duration::from_millis(s.send_interval_ms),
     };
+    let queue = QueuePolicy::serial(s.queue_size, pace);
     let mut wiring = start.wiring;
     wiring.backoff = wiring
         .backoff

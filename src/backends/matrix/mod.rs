@@ -56,7 +56,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, QueuePolicy},
+        connection::{Connection, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -81,10 +81,17 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<MatrixSettings>(settings)?;
     let platform = Matrix::new(start.wiring.name.clone(), s.clone()).map_err(SetupError::from)?;
+    // Synapse limits messages per account (`rc_message`), not per room: one pace for the
+    // connection, rooms sent to concurrently, a 429's `retry_after_ms` holding everything.
     let queue = QueuePolicy {
         capacity: s.queue_size,
-        burst: 1,
-        interval: Duration::from_millis(s.send_interval_ms),
+        pace: Pace {
+            burst: crate::backends::defaults::SEND_BURST,
+            interval: Duration::from_millis(s.send_interval_ms),
+        },
+        per_destination: None,
+        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
+        limits_per_destination: false,
     };
     let mut wiring = start.wiring;
     wiring.backoff = wiring

@@ -661,6 +661,10 @@ impl Platform for Matrix {
         .collect()
     }
 
+    fn lane(&self, item: &Outgoing) -> String {
+        item.dest.lane()
+    }
+
     fn send(&mut self, item: &Outgoing) -> Sending<Self> {
         let (Some(token), Some(account)) = (self.token.clone(), self.account.clone()) else {
             return Sending::NotNow;

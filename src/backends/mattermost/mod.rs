@@ -48,7 +48,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, QueuePolicy},
+        connection::{Connection, Pace, QueuePolicy},
         registry::{self, HttpRoute, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -75,10 +75,18 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<MattermostSettings>(settings)?;
     let name = start.wiring.name.clone();
     let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::from)?;
+    // Mattermost limits requests per user (`RateLimitSettings`: 10 per second, bursts of
+    // 100 by default), not per channel: one pace for the connection, channels sent to
+    // concurrently, `X-Ratelimit-*` and 429s holding everything.
     let queue = QueuePolicy {
         capacity: s.queue_size,
-        burst: 1,
-        interval: Duration::from_millis(s.send_interval_ms),
+        pace: Pace {
+            burst: crate::backends::defaults::SEND_BURST,
+            interval: Duration::from_millis(s.send_interval_ms),
+        },
+        per_destination: None,
+        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
+        limits_per_destination: false,
     };
     let mut wiring = start.wiring;
     wiring.backoff = wiring

@@ -399,6 +399,10 @@ impl Platform for Mattermost {
         self.posts(dest, root_id, &delivery.text, props)
     }
 
+    fn lane(&self, item: &Outgoing) -> String {
+        item.dest.lane()
+    }
+
     fn send(&mut self, item: &Outgoing) -> Sending<Self> {
         let Some(bot) = self.bot.clone() else {
             return Sending::NotNow;

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::{
     backends::{
-        connection::{Connection, QueuePolicy},
+        connection::{Connection, Pace, QueuePolicy},
         registry::{self, HttpRoute, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -122,10 +122,18 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     // Slack is the public service: web PKI roots, always verified.
     let tls = crate::tls::client_config(true, None).map_err(SetupError::from)?;
     let platform = Slack::new(name.clone(), s.clone(), tls);
+    // Slack limits `chat.postMessage` per channel (about one message per second, short
+    // bursts allowed: https://api.slack.com/methods/chat.postMessage#rate_limiting): each
+    // channel paced on its own, channels sent to concurrently, a 429 holding its channel.
     let queue = QueuePolicy {
         capacity: s.queue_size,
-        burst: 1,
-        interval: s.send_interval,
+        pace: Pace::unlimited(),
+        per_destination: Some(Pace {
+            burst: crate::backends::defaults::SEND_BURST.min(3),
+            interval: s.send_interval,
+        }),
+        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
+        limits_per_destination: true,
     };
     let mut wiring = start.wiring;
     wiring.backoff = crate::domain::backoff::Backoff::new(s.reconnect_initial, s.reconnect_max);

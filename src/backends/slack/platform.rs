@@ -467,6 +467,14 @@ impl Platform for Slack {
         .collect()
     }
 
+    fn lane(&self, item: &Outgoing) -> String {
+        // Slack's limit is per channel; a whisper is posted in its channel.
+        match &item.dest {
+            Dest::Channel(c) | Dest::Ephemeral { channel: c, .. } => format!("channel:{c}"),
+            Dest::User(u) => format!("user:{u}"),
+        }
+    }
+
     fn send(&mut self, item: &Outgoing) -> Sending<Self> {
         if self.identity.is_none() {
             return Sending::NotNow;

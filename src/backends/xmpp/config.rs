@@ -251,11 +251,13 @@ fn default_resource() -> String {
 fn default_max_message_bytes() -> usize {
     8000
 }
+/// XMPP servers shape each client connection's bytes themselves (ejabberd's `c2s_shaper`,
+/// prosody's `limits`): the bridge's own pace only evens out large bursts.
 fn default_burst() -> u32 {
-    5
+    20
 }
 fn default_interval() -> u64 {
-    300
+    50
 }
 fn default_ping_interval() -> u64 {
     60

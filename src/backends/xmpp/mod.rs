@@ -63,7 +63,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, QueuePolicy},
+        connection::{Connection, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -93,11 +93,12 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         ),
         config::TlsMode::Plaintext => None,
     };
-    let queue = QueuePolicy {
-        capacity: s.queue_size,
+    // The server shapes the connection's bytes itself; the pace only evens out bursts.
+    let pace = Pace {
         burst: s.flood_burst,
         interval: Duration::from_millis(s.send_interval_ms),
     };
+    let queue = QueuePolicy::serial(s.queue_size, pace);
     let mut wiring = start.wiring;
     wiring.backoff = wiring
         .backoff
