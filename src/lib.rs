@@ -17,6 +17,7 @@ pub mod alias;
 pub mod app;
 pub mod backends;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod domain;
 #[cfg(feature = "emulator")]

@@ -7,28 +7,6 @@ use crate::{
     domain::{command, message::RoomKind},
 };
 
-/// Parses the arguments of `acl explain` (shared with `stormbridge acl-explain`).
-pub fn parse_explain_args(
-    args: &str,
-    aliases: &AliasIndex,
-    plugin_prefix: &str,
-) -> Result<(Subject, CommandRef), String> {
-    let mut words = args.split_whitespace();
-    if words.next() != Some("explain") {
-        return Err("the only acl command is `explain`".into());
-    }
-    let (Some(user), Some(room)) = (words.next(), words.next()) else {
-        return Err("explain needs a user, a room and a command".into());
-    };
-    let text = words.collect::<Vec<_>>().join(" ");
-    if text.is_empty() {
-        return Err("explain needs the command text to check".into());
-    }
-    let subject = explain_subject(user, room)?;
-    let command = resolve_command(&text, aliases, plugin_prefix)?;
-    Ok((subject, command))
-}
-
 /// Builds the subject for `user` (`<connection>:<id>`) in `room` (`<connection>:<id>` or `dm`).
 pub fn explain_subject(user: &str, room: &str) -> Result<Subject, String> {
     let (connection, user_id) = user
@@ -130,14 +108,5 @@ mod tests {
         assert!(resolve_command("fly away", &a, "st2")
             .unwrap_err()
             .contains("nothing would run"));
-    }
-
-    #[test]
-    fn explain_arguments_are_checked() {
-        let a = aliases();
-        assert!(parse_explain_args("list", &a, "st2").is_err());
-        assert!(parse_explain_args("explain slack:U1", &a, "st2").is_err());
-        assert!(parse_explain_args("explain slack:U1 dm", &a, "st2").is_err());
-        assert!(parse_explain_args("explain slack:U1 dm run ls", &a, "st2").is_ok());
     }
 }

@@ -106,7 +106,7 @@ mod examples;
 mod test_support;
 
 pub use explain::{Explanation, SkippedRule};
-pub use explain_args::{explain_subject, parse_explain_args, resolve_command};
+pub use explain_args::{explain_subject, resolve_command};
 pub use policy::AclPolicy;
 pub use rules::{AccessConfig, AccessRuleConfig, AclProblem, Action, UnknownKeys};
 

@@ -10,6 +10,9 @@
 //! has been handed to the chat connection ([`CommandAccepted`] / [`CommandRefused`]), so a
 //! result that beats the HTTP response still comes after its ack (err-stackstorm posts up
 //! to 30% of results before their acks).
+//!
+//! Built-in commands (`help`, `reload`, `session_*`, `whoami`, `acl`) are read and answered
+//! by [`crate::commands`]: the dispatcher only asks the actors involved and sends the text.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -28,15 +31,13 @@ use super::{
     token_renewer::{with_bridge_credential, BridgeCallError, DescribeIdentity, TokenRenewer},
 };
 use crate::{
-    acl::{parse_explain_args, CommandRef, Subject},
+    acl::{CommandRef, Subject},
     actors::messages::{Deliver, Inbound},
-    alias::{
-        help::help_matching_words,
-        index::{AliasMatch, NameCollision, Selection},
-    },
+    alias::index::{AliasMatch, NameCollision, Selection},
+    commands::{self, help::HelpPaging, reload::ReloadOutcome, session::ListedSession, ReplyKind},
     domain::{
         announcement::{SourceContext, BRIDGE_MARKER},
-        command::{self, parse_help_args, Command, Prefixes},
+        command::{self, Command, Prefixes},
         mention::MentionFn,
         message::{InboundMessage, Target},
         result_ledger::PendingResult,
@@ -48,7 +49,7 @@ use crate::{
         models::{AliasExecutionRequest, AliasExecutionResult},
         St2Client, St2Error,
     },
-    store::model::UserKey,
+    store::model::{SessionState, UserKey},
 };
 
 /// `!st2inquiries`, `!st2answer` and answer buttons.
@@ -171,70 +172,23 @@ impl Dispatcher {
     }
 
     fn handle_help(&self, msg: &InboundMessage, args: &str) {
-        let prefix = self.command_prefix();
-        let help_command = format!("{prefix}help");
-        let parsed = match parse_help_args(args) {
-            Ok(a) => a,
-            Err(reason) => {
-                self.metrics.command(CommandOutcome::Invalid);
-                let text = self.templates.render(
-                    "unknown_command",
-                    &json!({"command": format!("{help_command} {args}"), "reason": reason, "help_command": help_command}),
-                );
-                return self.reply(msg, text);
-            }
+        let index = self.aliases.is_loaded().then(|| self.aliases.load());
+        let paging = HelpPaging {
+            default_size: self.settings.help_page_size,
+            max_size: self.settings.help_max_page_size,
         };
-        if self.aliases_not_loaded(msg) {
-            return;
-        }
-        let limit = parsed
-            .limit
-            .unwrap_or(self.settings.help_page_size)
-            .clamp(1, self.settings.help_max_page_size);
-        let index = self.aliases.load();
-        // Words, not a regex: a chat user's filter never runs as a pattern here.
-        let page = help_matching_words(
-            index.aliases(),
-            parsed.filter.as_deref().unwrap_or(""),
-            parsed.pack.as_deref(),
-            limit,
-            parsed.offset,
+        let reply = commands::help::reply(
+            &self.templates,
+            index.as_deref(),
+            &self.command_prefix(),
+            args,
+            paging,
         );
-        let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
-        for entry in &page.entries {
-            let item = json!({"display": entry.display, "description": entry.description});
-            match groups.last_mut() {
-                Some((pack, items)) if *pack == entry.pack => items.push(item),
-                _ => groups.push((entry.pack.clone(), vec![item])),
-            }
-        }
-        let first = parsed.offset + 1;
-        let last = parsed.offset + page.entries.len();
-        let mut filter_args = Vec::new();
-        if let Some(f) = &parsed.filter {
-            filter_args.push(f.clone());
-        }
-        if let Some(p) = &parsed.pack {
-            filter_args.push(format!("--pack {p}"));
-        }
-        if parsed.limit.is_some() {
-            filter_args.push(format!("--limit {limit}"));
-        }
-        let text = self.templates.render(
-            "help",
-            &json!({
-                "groups": groups.into_iter().map(|(pack, entries)| json!({"pack": pack, "entries": entries})).collect::<Vec<_>>(),
-                "command_prefix": prefix,
-                "help_command": help_command,
-                "filter_args": filter_args.join(" "),
-                "first": first,
-                "last": last,
-                "available": page.available,
-                "next_offset": (last < page.available).then_some(last),
-            }),
-        );
-        self.metrics.command(CommandOutcome::Builtin);
-        self.reply(msg, text);
+        self.metrics.command(match reply.kind {
+            ReplyKind::Answer => CommandOutcome::Builtin,
+            ReplyKind::Invalid => CommandOutcome::Invalid,
+        });
+        self.reply(msg, reply.text);
     }
 
     /// Before the first alias load, "no match" would be a lie: say the list is loading.
@@ -243,8 +197,7 @@ impl Dispatcher {
             return false;
         }
         self.metrics.command(CommandOutcome::Invalid);
-        let text = self.templates.render("not_ready", &json!({}));
-        self.reply(msg, text);
+        self.reply(msg, commands::not_ready(&self.templates));
         true
     }
 
@@ -691,14 +644,12 @@ impl Dispatcher {
             reason: "requested in chat",
         });
         ctx.spawn(reload.into_actor(self).map(move |answer, act, _ctx| {
-            let text = match answer {
-                Ok(Ok(count)) => {
-                    format!("Reloaded the command list from StackStorm: {count} aliases.")
-                }
-                Ok(Err(e)) => format!("Reloading the command list failed: {e}"),
-                Err(_) => "The alias cache is not answering; please try again.".to_owned(),
+            let outcome = match answer {
+                Ok(Ok(aliases)) => ReloadOutcome::Reloaded { aliases },
+                Ok(Err(e)) => ReloadOutcome::Failed(e),
+                Err(_) => ReloadOutcome::NotAnswering,
             };
-            act.reply(&msg, text);
+            act.reply(&msg, commands::reload::reply(&act.templates, &outcome));
         }));
     }
 
@@ -710,42 +661,35 @@ impl Dispatcher {
         args: String,
         ctx: &mut Context<Self>,
     ) {
+        use commands::session;
         let prefix = self.command_prefix();
         let Some(sessions) = self.sessions.clone() else {
             self.metrics.command(CommandOutcome::Invalid);
-            return self.reply(
-                &msg,
-                "Personal StackStorm sessions are off here: this bridge runs every command with its own StackStorm identity (auth.mode = \"standalone\").".into(),
-            );
+            return self.reply(&msg, session::off(&self.templates));
         };
         let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
         self.metrics.command(CommandOutcome::Builtin);
         match verb {
             "session_start" => {
-                if msg.room.kind != crate::domain::message::RoomKind::Direct {
-                    return self.reply(
-                        &msg,
-                        format!("For your security, start a session in a direct message to me: the shared word would be visible to everyone here. Send me `{prefix}session_start <word>` privately."),
-                    );
-                }
-                if args.trim().is_empty() {
-                    return self.reply(
-                        &msg,
-                        format!("Add a shared word: `{prefix}session_start <word>`. You will type the same word on the login page, which proves the link reached you."),
-                    );
-                }
+                let word = match session::start_word(&self.templates, &prefix, msg.room.kind, &args)
+                {
+                    Ok(word) => word,
+                    Err(refusal) => return self.reply(&msg, refusal),
+                };
                 let request = sessions.send(StartSession {
                     user: msg.user.clone(),
-                    word: secrecy::SecretString::from(args.trim().to_owned()),
+                    word: secrecy::SecretString::from(word.to_owned()),
                 });
                 ctx.spawn(request.into_actor(self).map(move |result, act, _ctx| {
+                    let t = &act.templates;
                     let text = match result {
-                        Ok(Ok(link)) => format!(
-                            "Open this link to link your StackStorm account: {}\nIt works once, for a few minutes. On the page, enter the word you just typed, then your StackStorm credentials.",
-                            secrecy::ExposeSecret::expose_secret(&link)
+                        Ok(Ok(link)) => session::started(
+                            t,
+                            &prefix,
+                            secrecy::ExposeSecret::expose_secret(&link),
                         ),
-                        Ok(Err(reason)) => reason,
-                        Err(_) => "The session service is not answering; please try again.".into(),
+                        Ok(Err(reason)) => session::start_refused(t, &prefix, &reason),
+                        Err(_) => session::not_answering(t),
                     };
                     act.reply(&msg, text);
                 }));
@@ -754,9 +698,8 @@ impl Dispatcher {
                 let request = sessions.send(EndSession(user));
                 ctx.spawn(request.into_actor(self).map(move |ended, act, _ctx| {
                     let text = match ended {
-                        Ok(true) => format!("Your StackStorm session has ended. Commands you run now need a new session (`{prefix}session_start <word>` in a direct message)."),
-                        Ok(false) => "You had no StackStorm session.".to_owned(),
-                        Err(_) => "The session service is not answering; please try again.".to_owned(),
+                        Ok(had_session) => session::ended(&act.templates, &prefix, had_session),
+                        Err(_) => session::not_answering(&act.templates),
                     };
                     act.reply(&msg, text);
                 }));
@@ -765,46 +708,34 @@ impl Dispatcher {
                 let request = sessions.send(ListSessions);
                 ctx.spawn(request.into_actor(self).map(move |list, act, _ctx| {
                     let text = match list {
-                        Ok(list) if list.is_empty() => "No sessions.".to_owned(),
                         Ok(list) => {
-                            let mut lines = vec![format!("{} session(s):", list.len())];
-                            for s in list {
-                                lines.push(format!(
-                                    "    {} — {:?} — created {} — expires {} — id {}",
-                                    s.user.0,
-                                    s.state,
-                                    s.created_at.format("%Y-%m-%d %H:%M UTC"),
-                                    s.expires_at.format("%Y-%m-%d %H:%M UTC"),
-                                    s.id
-                                ));
-                            }
-                            lines.join("\n")
+                            let listed: Vec<ListedSession> = list
+                                .into_iter()
+                                .map(|s| ListedSession {
+                                    id: s.id.to_string(),
+                                    user: s.user.0,
+                                    active: s.state == SessionState::Active,
+                                    created_at: s.created_at,
+                                    expires_at: s.expires_at,
+                                })
+                                .collect();
+                            session::list(&act.templates, &listed)
                         }
-                        Err(_) => {
-                            "The session service is not answering; please try again.".to_owned()
-                        }
+                        Err(_) => session::not_answering(&act.templates),
                     };
                     act.reply(&msg, text);
                 }));
             }
             _ => {
-                let id = args.trim().to_owned();
-                if id.is_empty() {
-                    return self.reply(
-                        &msg,
-                        format!(
-                            "usage: {prefix}session_cancel <session id> (see {prefix}session_list)"
-                        ),
-                    );
-                }
+                let id = match session::cancel_id(&self.templates, &prefix, &args) {
+                    Ok(id) => id.to_owned(),
+                    Err(usage) => return self.reply(&msg, usage),
+                };
                 let request = sessions.send(CancelSession(id.clone()));
                 ctx.spawn(request.into_actor(self).map(move |cancelled, act, _ctx| {
                     let text = match cancelled {
-                        Ok(true) => format!("Session {id} cancelled."),
-                        Ok(false) => format!("There is no session {id}."),
-                        Err(_) => {
-                            "The session service is not answering; please try again.".to_owned()
-                        }
+                        Ok(existed) => session::cancelled(&act.templates, &prefix, &id, existed),
+                        Err(_) => session::not_answering(&act.templates),
                     };
                     act.reply(&msg, text);
                 }));
@@ -817,10 +748,7 @@ impl Dispatcher {
         let gate = self.gate.clone();
         let subject = subject_of(&msg);
         let fut = async move {
-            let identity = renewer
-                .send(DescribeIdentity)
-                .await
-                .unwrap_or_else(|_| "the bridge's credential".into());
+            let identity = renewer.send(DescribeIdentity).await.ok();
             let admin = gate
                 .send(super::acl_gate::IsAdmin(subject))
                 .await
@@ -831,22 +759,8 @@ impl Dispatcher {
             fut.into_actor(self)
                 .map(move |(identity, admin), act, _ctx| {
                     act.metrics.command(CommandOutcome::Builtin);
-                    let connection = &msg.user.connection;
-                    let text = act.templates.render(
-                        "whoami",
-                        &json!({
-                            "user": format!("{connection}:{}", msg.user.id),
-                            "user_id": msg.user.id,
-                            "user_name": msg.user.name,
-                            "connection": connection,
-                            "room": format!("{}:{}", msg.room.connection, msg.room.id),
-                            "room_name": msg.room_name,
-                            "room_kind": msg.room.kind.as_str(),
-                            "org": msg.org,
-                            "admin": admin,
-                            "st2_identity": identity,
-                        }),
-                    );
+                    let text =
+                        commands::whoami::reply(&act.templates, &msg, admin, identity.as_deref());
                     act.reply(&msg, text);
                 }),
         );
@@ -855,25 +769,23 @@ impl Dispatcher {
     /// `!st2acl explain <user> <room> <command text>`: `<user>` is `<connection>:<id>`,
     /// `<room>` is `<connection>:<id>` for a group room or `dm` for a direct message.
     fn handle_acl(&mut self, msg: InboundMessage, args: &str, ctx: &mut Context<Self>) {
-        let usage = format!(
-            "usage: {}acl explain <connection>:<user id> <connection>:<room id>|dm <command text>",
-            self.command_prefix()
+        let request = commands::acl::explain_request(
+            &self.templates,
+            &self.settings.prefixes,
+            args,
+            &self.aliases.load(),
         );
-        let parsed = parse_explain_args(args, &self.aliases.load(), &self.settings.prefixes.plugin);
-        let (subject, command) = match parsed {
+        let (subject, command) = match request {
             Ok(v) => v,
-            Err(reason) => {
+            Err(usage) => {
                 self.metrics.command(CommandOutcome::Invalid);
-                return self.reply(&msg, format!("{reason}\n{usage}"));
+                return self.reply(&msg, usage);
             }
         };
         let request = self.gate.send(Explain { subject, command });
         ctx.spawn(request.into_actor(self).map(move |explanation, act, _ctx| {
             act.metrics.command(CommandOutcome::Builtin);
-            let text = match explanation {
-                Ok(e) => e.to_string(),
-                Err(_) => "access control is not answering; try again".into(),
-            };
+            let text = commands::acl::explained(&act.templates, explanation.ok().as_ref());
             act.reply(&msg, text);
         }));
     }
@@ -1074,11 +986,7 @@ impl Handler<Inbound> for Dispatcher {
                 }
                 _ => {
                     self.metrics.command(CommandOutcome::Invalid);
-                    let prefix = self.command_prefix();
-                    let text = self.templates.render(
-                        "unknown_command",
-                        &json!({"command": format!("{prefix}{verb}"), "reason": null, "help_command": format!("{prefix}help")}),
-                    );
+                    let text = commands::unknown(&self.templates, &self.command_prefix(), &verb);
                     return self.reply(&msg, text);
                 }
             },

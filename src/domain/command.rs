@@ -94,61 +94,6 @@ pub fn normalise_text(text: &str) -> String {
         .collect()
 }
 
-/// Arguments of `!st2help [filter] [--pack P] [--limit N] [--offset N]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HelpArgs {
-    /// Case-insensitive regex searched in each alias's display text.
-    pub filter: Option<String>,
-    /// Only this pack (exact match).
-    pub pack: Option<String>,
-    /// Page size; `None` means the configured default.
-    pub limit: Option<usize>,
-    /// Entries to skip.
-    pub offset: usize,
-}
-
-/// Parses the help arguments; the error says which argument was wrong.
-pub fn parse_help_args(args: &str) -> Result<HelpArgs, String> {
-    let mut out = HelpArgs::default();
-    let mut words = args.split_whitespace();
-    let mut filter_words: Vec<String> = Vec::new();
-    while let Some(word) = words.next() {
-        let (flag, inline) = match word.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
-            _ => (word, None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .map(str::to_owned)
-                .or_else(|| words.next().map(str::to_owned))
-                .ok_or_else(|| format!("`{name}` needs a value"))
-        };
-        match flag {
-            "--pack" => out.pack = Some(value("--pack")?),
-            "--filter" => filter_words.push(value("--filter")?),
-            "--limit" => {
-                let v = value("--limit")?;
-                out.limit = Some(
-                    v.parse()
-                        .map_err(|_| format!("`--limit` takes a whole number, not `{v}`"))?,
-                );
-            }
-            "--offset" => {
-                let v = value("--offset")?;
-                out.offset = v
-                    .parse()
-                    .map_err(|_| format!("`--offset` takes a whole number, not `{v}`"))?;
-            }
-            f if f.starts_with("--") => return Err(format!("unknown option `{f}`")),
-            _ => filter_words.push(word.to_owned()),
-        }
-    }
-    if !filter_words.is_empty() {
-        out.filter = Some(filter_words.join(" "));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,21 +179,5 @@ mod tests {
             normalise_text("run \u{201C}ls -la\u{201D}\u{00A0}on \u{2018}h\u{2019}"),
             "run \"ls -la\" on 'h'"
         );
-    }
-
-    #[test]
-    fn help_args_parse_flags_and_filter() {
-        let a = parse_help_args("run --pack core --limit 5 --offset=10").unwrap();
-        assert_eq!(a.filter.as_deref(), Some("run"));
-        assert_eq!(a.pack.as_deref(), Some("core"));
-        assert_eq!(a.limit, Some(5));
-        assert_eq!(a.offset, 10);
-        assert!(parse_help_args("--limit many")
-            .unwrap_err()
-            .contains("--limit"));
-        assert!(parse_help_args("--bogus").unwrap_err().contains("--bogus"));
-        assert!(parse_help_args("--pack")
-            .unwrap_err()
-            .contains("needs a value"));
     }
 }

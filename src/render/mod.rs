@@ -54,6 +54,35 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "inquiry_error",
         include_str!("../../static/templates/inquiry_error.hbs"),
     ),
+    ("reload", include_str!("../../static/templates/reload.hbs")),
+    (
+        "session_unavailable",
+        include_str!("../../static/templates/session_unavailable.hbs"),
+    ),
+    (
+        "session_start",
+        include_str!("../../static/templates/session_start.hbs"),
+    ),
+    (
+        "session_end",
+        include_str!("../../static/templates/session_end.hbs"),
+    ),
+    (
+        "session_list",
+        include_str!("../../static/templates/session_list.hbs"),
+    ),
+    (
+        "session_cancel",
+        include_str!("../../static/templates/session_cancel.hbs"),
+    ),
+    (
+        "acl_usage",
+        include_str!("../../static/templates/acl_usage.hbs"),
+    ),
+    (
+        "acl_explain",
+        include_str!("../../static/templates/acl_explain.hbs"),
+    ),
 ];
 
 /// Why templates could not be loaded.
@@ -208,6 +237,22 @@ mod tests {
             "The alias `restart` exists in packs db and web; StackStorm looks aliases up by name alone, \
              so I did not run `restart db main`. Ask an administrator to rename one of them."
         );
+    }
+
+    #[test]
+    fn every_template_file_is_registered() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/templates");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("hbs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut registered: Vec<String> = TEMPLATES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        registered.sort();
+        assert_eq!(files, registered);
     }
 
     #[test]
