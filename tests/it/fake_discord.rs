@@ -42,19 +42,18 @@
 
 use std::{
     collections::HashMap,
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use actix_web::{
-    dev::ServerHandle, error::InternalError, web, App, HttpRequest, HttpResponse,
-    HttpResponseBuilder, HttpServer,
-};
+use actix_web::{error::InternalError, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+use crate::fake_server::FakeServer;
 
 /// The bridge's bot token.
 pub const BOT_TOKEN: &str = "dc-bot-token-MTA.x9";
@@ -169,6 +168,11 @@ struct State {
     forced_429: u32,
     forced_global: bool,
     forced_retry_after: f64,
+    /// The next message send opens a rate-limit window this long
+    /// ([`FakeDiscord::rate_limit_window`]).
+    window_armed: Option<Duration>,
+    /// Every message send before this instant gets a 429.
+    closed_until: Option<Instant>,
     rate_limited_at: Vec<Instant>,
     limit: u32,
     window: Duration,
@@ -461,6 +465,13 @@ async fn create_message(
         return err(404, 10003, "Unknown Channel");
     }
     let now = Instant::now();
+    if let Some(window) = st.window_armed.take() {
+        st.closed_until = Some(now + window);
+    }
+    if let Some(left) = st.closed_until.filter(|u| *u > now).map(|u| u - now) {
+        let limit = st.limit;
+        return too_many(&mut st, left, false, limit);
+    }
     let (limit, window) = (st.limit, st.window);
     let w = st.windows.entry(channel.clone()).or_insert(Window {
         used: 0,
@@ -831,9 +842,8 @@ async fn gateway(
 
 /// The running fake.
 pub struct FakeDiscord {
-    addr: SocketAddr,
+    server: FakeServer,
     state: Shared,
-    handle: ServerHandle,
 }
 
 impl FakeDiscord {
@@ -844,77 +854,50 @@ impl FakeDiscord {
             window: Duration::from_secs(1),
             ..State::default()
         }));
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake discord");
-        let addr = listener.local_addr().expect("fake discord addr");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let data = web::Data::new(state.clone());
-        let addr_data = web::Data::new(addr);
-        std::thread::Builder::new()
-            .name("fake-discord".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                system.block_on(async move {
-                    let server = HttpServer::new(move || {
-                        // Discord answers a body that is not JSON with 50035.
-                        let json =
-                            web::JsonConfig::default()
-                                .limit(1 << 20)
-                                .error_handler(|e, _| {
-                                    InternalError::from_response(
-                                        e,
-                                        form_error("_body", "INVALID_JSON", "Invalid JSON body"),
-                                    )
-                                    .into()
-                                });
-                        App::new()
-                            .app_data(data.clone())
-                            .app_data(addr_data.clone())
-                            .app_data(json)
-                            .route("/api/v10/gateway/bot", web::get().to(gateway_bot))
-                            .route("/api/v10/users/@me/channels", web::post().to(open_dm))
-                            .route(
-                                "/api/v10/channels/{id}/messages",
-                                web::post().to(create_message),
-                            )
-                            .route(
-                                "/api/v10/interactions/{id}/{token}/callback",
-                                web::post().to(interaction_callback),
-                            )
-                            .route(
-                                "/api/v10/webhooks/{app}/{token}/messages/@original",
-                                web::patch().to(edit_original),
-                            )
-                            .route("/api/v10/webhooks/{app}/{token}", web::post().to(followup))
-                            .route("/gateway", web::get().to(gateway))
-                            .route("/gateway/", web::get().to(gateway))
-                            .route("/resume", web::get().to(gateway))
-                            .route("/resume/", web::get().to(gateway))
-                            .default_service(web::to(|| async { err(404, 0, "404: Not Found") }))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(0)
-                    .listen(listener)
-                    .expect("fake discord listens")
-                    .run();
-                    let _ = ready_tx.send(server.handle());
-                    let _ = server.await;
+        let server = FakeServer::start("fake-discord", move |app, addr| {
+            // Discord answers a body that is not JSON with 50035.
+            let json = web::JsonConfig::default()
+                .limit(1 << 20)
+                .error_handler(|e, _| {
+                    InternalError::from_response(
+                        e,
+                        form_error("_body", "INVALID_JSON", "Invalid JSON body"),
+                    )
+                    .into()
                 });
-            })
-            .expect("fake discord thread");
-        let handle = ready_rx.recv().expect("fake discord started");
-        FakeDiscord {
-            addr,
-            state,
-            handle,
-        }
+            app.app_data(data.clone())
+                .app_data(web::Data::new(addr))
+                .app_data(json)
+                .route("/api/v10/gateway/bot", web::get().to(gateway_bot))
+                .route("/api/v10/users/@me/channels", web::post().to(open_dm))
+                .route(
+                    "/api/v10/channels/{id}/messages",
+                    web::post().to(create_message),
+                )
+                .route(
+                    "/api/v10/interactions/{id}/{token}/callback",
+                    web::post().to(interaction_callback),
+                )
+                .route(
+                    "/api/v10/webhooks/{app}/{token}/messages/@original",
+                    web::patch().to(edit_original),
+                )
+                .route("/api/v10/webhooks/{app}/{token}", web::post().to(followup))
+                .route("/gateway", web::get().to(gateway))
+                .route("/gateway/", web::get().to(gateway))
+                .route("/resume", web::get().to(gateway))
+                .route("/resume/", web::get().to(gateway))
+                .default_service(web::to(|| async { err(404, 0, "404: Not Found") }));
+        });
+        FakeDiscord { server, state }
     }
 
     /// The `[[chat]]` table for the bridge (gateway from `GET /gateway/bot`).
     pub fn chat_toml(&self, extra: &str) -> String {
         format!(
             "[[chat]]\nname = \"dc\"\nbackend = \"discord\"\napi_url = \"http://{}/api/v10\"\ntoken = \"{BOT_TOKEN}\"\nsend_interval_ms = 10\n{extra}\n",
-            self.addr
+            self.server.addr()
         )
     }
 
@@ -1034,6 +1017,24 @@ impl FakeDiscord {
         st.forced_429 = n;
         st.forced_retry_after = retry_after;
         st.forced_global = global;
+    }
+
+    /// The next message send opens a window of `window` in which every message send gets a
+    /// 429 whose `retry_after` is the time left: a client that waits as told is refused
+    /// once, one that retries sooner is refused again.
+    pub fn rate_limit_window(&self, window: Duration) {
+        self.state.lock().window_armed = Some(window);
+    }
+
+    /// Every message by `author`, in every channel, oldest first.
+    pub fn messages_by(&self, author: &str) -> Vec<Stored> {
+        self.state
+            .lock()
+            .messages
+            .iter()
+            .filter(|m| m.msg["author"]["id"] == author)
+            .cloned()
+            .collect()
     }
 
     /// Each channel takes `limit` messages per `window`.
@@ -1210,8 +1211,8 @@ impl FakeDiscord {
 
 impl Drop for FakeDiscord {
     fn drop(&mut self) {
+        // The server stops after this, when `server` is dropped.
         self.drop_gateways();
-        drop(self.handle.stop(false));
     }
 }
 

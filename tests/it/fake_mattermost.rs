@@ -23,18 +23,15 @@
 //! `update` replaces the post's `message` (and its `props`, when given), `ephemeral_text`
 //! is shown to the presser only.
 
-use std::{
-    collections::HashMap,
-    net::{SocketAddr, TcpListener},
-    sync::Arc,
-    time::Instant,
-};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
-use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+use crate::fake_server::FakeServer;
 
 /// The bridge's bot token.
 pub const BOT_TOKEN: &str = "mm-bot-token-7f3c9a";
@@ -140,6 +137,11 @@ struct State {
     ws_attempts: usize,
     ws_auths: usize,
     rate_limit_next: u32,
+    /// The next `POST /posts` opens a rate-limit window this long
+    /// ([`FakeMattermost::rate_limit_window`]).
+    window_armed: Option<std::time::Duration>,
+    /// Every `POST /posts` before this instant gets a 429.
+    limited_until: Option<Instant>,
     retry_after_secs: u64,
     rate_limited_at: Vec<Instant>,
     requests: Vec<String>,
@@ -174,9 +176,8 @@ struct Shared {
 
 /// The fake server; stops when dropped.
 pub struct FakeMattermost {
-    addr: SocketAddr,
+    server: FakeServer,
     shared: Arc<Shared>,
-    handle: ServerHandle,
     pub bot_id: String,
     pub alice_id: String,
     /// A second person, in `town-square` too.
@@ -538,10 +539,19 @@ async fn create_post(
     {
         let mut st = shared.state.lock();
         st.requests.push("POST /posts".into());
-        if st.rate_limit_next > 0 {
-            st.rate_limit_next -= 1;
-            st.rate_limited_at.push(Instant::now());
-            let retry = st.retry_after_secs;
+        let now = Instant::now();
+        if let Some(window) = st.window_armed.take() {
+            st.limited_until = Some(now + window);
+        }
+        let window_left = st.limited_until.filter(|u| *u > now).map(|u| u - now);
+        if st.rate_limit_next > 0 || window_left.is_some() {
+            if window_left.is_none() {
+                st.rate_limit_next -= 1;
+            }
+            st.rate_limited_at.push(now);
+            // A closed window: the seconds left, rounded up, as Mattermost's headers say it.
+            let retry =
+                window_left.map_or(st.retry_after_secs, |left| left.as_secs_f64().ceil() as u64);
             return HttpResponse::TooManyRequests()
                 .insert_header(("X-Ratelimit-Limit", "10"))
                 .insert_header(("X-Ratelimit-Remaining", "0"))
@@ -748,55 +758,33 @@ impl FakeMattermost {
             team_id,
             team_name: "ops-team".into(),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake mattermost");
-        let addr = listener.local_addr().expect("fake mattermost addr");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let data = web::Data::new(shared.clone());
-        std::thread::Builder::new()
-            .name("fake-mattermost".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                system.block_on(async move {
-                    let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(data.clone())
-                            .app_data(web::JsonConfig::default().limit(4 << 20))
-                            .route("/api/v4/users/me", web::get().to(users_me))
-                            .route("/api/v4/teams/name/{name}", web::get().to(team_by_name))
-                            .route("/api/v4/teams/{id}", web::get().to(team_by_id))
-                            .route("/api/v4/channels/direct", web::post().to(channels_direct))
-                            .route("/api/v4/posts", web::post().to(create_post))
-                            .route("/api/v4/channels/{id}", web::get().to(channel_by_id))
-                            .route(
-                                "/api/v4/teams/{team}/channels/name/{name}",
-                                web::get().to(channel_by_name),
-                            )
-                            .route("/api/v4/channels/{id}/members", web::post().to(add_member))
-                            .route("/api/v4/websocket", web::get().to(websocket))
-                            .default_service(web::to(|| async {
-                                mm_error(
-                                    404,
-                                    "api.context.404.app_error",
-                                    "Sorry, we could not find the page.",
-                                )
-                            }))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(0)
-                    .listen(listener)
-                    .expect("fake mattermost listens")
-                    .run();
-                    let _ = ready_tx.send(server.handle());
-                    let _ = server.await;
-                });
-            })
-            .expect("fake mattermost thread");
-        let handle = ready_rx.recv().expect("fake mattermost started");
+        let server = FakeServer::start("fake-mattermost", move |app, _| {
+            app.app_data(data.clone())
+                .app_data(web::JsonConfig::default().limit(4 << 20))
+                .route("/api/v4/users/me", web::get().to(users_me))
+                .route("/api/v4/teams/name/{name}", web::get().to(team_by_name))
+                .route("/api/v4/teams/{id}", web::get().to(team_by_id))
+                .route("/api/v4/channels/direct", web::post().to(channels_direct))
+                .route("/api/v4/posts", web::post().to(create_post))
+                .route("/api/v4/channels/{id}", web::get().to(channel_by_id))
+                .route(
+                    "/api/v4/teams/{team}/channels/name/{name}",
+                    web::get().to(channel_by_name),
+                )
+                .route("/api/v4/channels/{id}/members", web::post().to(add_member))
+                .route("/api/v4/websocket", web::get().to(websocket))
+                .default_service(web::to(|| async {
+                    mm_error(
+                        404,
+                        "api.context.404.app_error",
+                        "Sorry, we could not find the page.",
+                    )
+                }));
+        });
         FakeMattermost {
-            addr,
+            server,
             shared,
-            handle,
             bot_id,
             alice_id,
             other_bot_id,
@@ -806,7 +794,7 @@ impl FakeMattermost {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The `[[chat]]` table for the bridge.
@@ -1020,6 +1008,14 @@ impl FakeMattermost {
         st.retry_after_secs = secs;
     }
 
+    /// The next `POST /posts` opens a window of `window` in which every `POST /posts` gets a
+    /// 429 whose `Retry-After` (and `X-Ratelimit-Reset`) is the time left, in whole seconds
+    /// rounded up: a client that waits as told is refused once, one that retries sooner is
+    /// refused again.
+    pub fn rate_limit_window(&self, window: std::time::Duration) {
+        self.shared.state.lock().window_armed = Some(window);
+    }
+
     pub fn rate_limited_at(&self) -> Vec<Instant> {
         self.shared.state.lock().rate_limited_at.clone()
     }
@@ -1066,8 +1062,7 @@ impl FakeMattermost {
 
 impl Drop for FakeMattermost {
     fn drop(&mut self) {
+        // The server stops after this, when `server` is dropped.
         self.drop_websockets();
-        // `stop` sends the command at once; the returned future only waits for it.
-        drop(self.handle.stop(false));
     }
 }

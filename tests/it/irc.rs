@@ -22,8 +22,8 @@ use crate::support::{
 };
 
 /// An ngircd in the foreground with a throw-away configuration; killed on drop.
-struct Ngircd {
-    port: u16,
+pub(crate) struct Ngircd {
+    pub(crate) port: u16,
     /// The TLS port, when started with [`Ngircd::start_tls`]; its CA is `ca_file()`.
     tls_port: Option<u16>,
     /// The TLS port's certificate and its CA.
@@ -43,7 +43,7 @@ fn ngircd_binary() -> PathBuf {
 }
 
 impl Ngircd {
-    async fn start(password: Option<&str>) -> Self {
+    pub(crate) async fn start(password: Option<&str>) -> Self {
         let mut server = Self {
             port: free_port(),
             tls_port: None,
@@ -127,7 +127,7 @@ impl Ngircd {
 }
 
 /// A test user: a raw IRC client.
-struct Client {
+pub(crate) struct Client {
     nick: String,
     reader: Lines<BufReader<OwnedReadHalf>>,
     writer: OwnedWriteHalf,
@@ -136,7 +136,7 @@ struct Client {
 }
 
 impl Client {
-    async fn connect(port: u16, nick: &str, password: Option<&str>) -> Self {
+    pub(crate) async fn connect(port: u16, nick: &str, password: Option<&str>) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect to ngircd");
@@ -162,14 +162,14 @@ impl Client {
         c
     }
 
-    async fn send(&mut self, line: &str) {
+    pub(crate) async fn send(&mut self, line: &str) {
         self.writer
             .write_all(format!("{line}\r\n").as_bytes())
             .await
             .expect("write to ngircd");
     }
 
-    async fn join(&mut self, channel: &str) {
+    pub(crate) async fn join(&mut self, channel: &str) {
         self.send(&format!("JOIN {channel}")).await;
         self.wait_for(|m| {
             matches!(
@@ -180,12 +180,12 @@ impl Client {
         .await;
     }
 
-    async fn say(&mut self, target: &str, text: &str) {
+    pub(crate) async fn say(&mut self, target: &str, text: &str) {
         self.send(&format!("PRIVMSG {target} :{text}")).await;
     }
 
     /// The next message (raw line and parsed), answering PINGs; `None` after `limit`.
-    async fn next_within(&mut self, limit: Duration) -> Option<(String, Message)> {
+    pub(crate) async fn next_within(&mut self, limit: Duration) -> Option<(String, Message)> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -210,7 +210,7 @@ impl Client {
     }
 
     /// Reads until a message satisfies `pred`; panics after `WAIT` with what was seen.
-    async fn wait_for(&mut self, pred: impl Fn(&Message) -> bool) -> (String, Message) {
+    pub(crate) async fn wait_for(&mut self, pred: impl Fn(&Message) -> bool) -> (String, Message) {
         let deadline = Instant::now() + WAIT;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.next_within(left).await {
@@ -237,7 +237,7 @@ impl Client {
     }
 
     /// Waits until `nick` joins `channel`.
-    async fn sees_join(&mut self, nick: &str, channel: &str) {
+    pub(crate) async fn sees_join(&mut self, nick: &str, channel: &str) {
         self.wait_for(|m| {
             m.source_nickname() == Some(nick)
                 && matches!(&m.command, IrcCommand::JOIN(c, _, _) if c == channel)

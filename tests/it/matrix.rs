@@ -16,9 +16,9 @@ use crate::support::{
 
 /// Synapse's first start (schema creation) and rate-limited replies take longer than the
 /// usual bound on a loaded 2-core machine.
-const SLOW: Duration = Duration::from_secs(60);
+pub(crate) const SLOW: Duration = Duration::from_secs(60);
 const SHARED_SECRET: &str = "test-registration-secret";
-const BOT_PASSWORD: &str = "b0t-pa55word";
+pub(crate) const BOT_PASSWORD: &str = "b0t-pa55word";
 
 /// The Python that has Synapse: `STORMBRIDGE_SYNAPSE_PYTHON`, else the virtualenv that
 /// `.ci/run` makes.
@@ -31,8 +31,8 @@ fn synapse_python() -> PathBuf {
 }
 
 /// A Synapse homeserver (`server_name` localhost); killed on drop.
-struct Synapse {
-    port: u16,
+pub(crate) struct Synapse {
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
     process: Process,
     http: awc::Client,
@@ -41,7 +41,7 @@ struct Synapse {
 impl Synapse {
     /// Starts Synapse with message rate limits of `per_second` and `burst` for every user,
     /// and registers `users` (password `<name>-pw`) and the bot (`stormbridge`).
-    async fn start(per_second: f64, burst: u32, users: &[&str]) -> Self {
+    pub(crate) async fn start(per_second: f64, burst: u32, users: &[&str]) -> Self {
         let mut server = Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
@@ -108,7 +108,7 @@ rc_invites:
         server
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -181,23 +181,23 @@ rc_invites:
 
 /// A person (or another bot) on the homeserver, with its own sync position and every
 /// timeline event it has seen.
-struct MxUser {
+pub(crate) struct MxUser {
     base: String,
     token: String,
-    user_id: String,
+    pub(crate) user_id: String,
     http: awc::Client,
     since: Option<String>,
     /// `(room id, event)` in the order seen.
-    seen: Vec<(String, Value)>,
+    pub(crate) seen: Vec<(String, Value)>,
     /// Events before this index were returned by (or skipped on the way to) a `wait_for`.
     cursor: usize,
     /// Rooms it was invited to, in the order seen.
-    invites: Vec<String>,
+    pub(crate) invites: Vec<String>,
     txn: u64,
 }
 
 impl MxUser {
-    async fn login(server: &Synapse, name: &str) -> Self {
+    pub(crate) async fn login(server: &Synapse, name: &str) -> Self {
         let mut user = Self::login_as(server, name, &format!("{name}-pw")).await;
         user.sync(0).await;
         user
@@ -225,7 +225,7 @@ impl MxUser {
     }
 
     /// A public room with alias `#<alias>:localhost`.
-    async fn create_room(&self, alias: &str) -> String {
+    pub(crate) async fn create_room(&self, alias: &str) -> String {
         let v = self
             .ok(
                 "POST",
@@ -237,7 +237,7 @@ impl MxUser {
     }
 
     /// A direct chat with `user`, as clients open one (`is_direct`).
-    async fn create_dm(&self, user: &str) -> String {
+    pub(crate) async fn create_dm(&self, user: &str) -> String {
         let v = self
             .ok(
                 "POST",
@@ -250,7 +250,7 @@ impl MxUser {
         v["room_id"].as_str().expect("room id").to_owned()
     }
 
-    async fn join(&self, room: &str) {
+    pub(crate) async fn join(&self, room: &str) {
         self.ok("POST", &format!("/join/{}", enc(room)), Some(json!({})))
             .await;
     }
@@ -265,20 +265,20 @@ impl MxUser {
     }
 
     /// Sends `content` as an `m.room.message`; the event id.
-    async fn send_content(&mut self, room: &str, content: Value) -> String {
+    pub(crate) async fn send_content(&mut self, room: &str, content: Value) -> String {
         self.txn += 1;
         let path = format!("/rooms/{}/send/m.room.message/t{}", enc(room), self.txn);
         let v = self.ok("PUT", &path, Some(content)).await;
         v["event_id"].as_str().expect("event id").to_owned()
     }
 
-    async fn say(&mut self, room: &str, text: &str) -> String {
+    pub(crate) async fn say(&mut self, room: &str, text: &str) -> String {
         self.send_content(room, json!({"msgtype": "m.text", "body": text}))
             .await
     }
 
     /// One `/sync` round (waiting up to `timeout_ms` for events).
-    async fn sync(&mut self, timeout_ms: u64) {
+    pub(crate) async fn sync(&mut self, timeout_ms: u64) {
         let filter = enc(r#"{"presence":{"not_types":["*"]},"room":{"timeline":{"limit":200}}}"#);
         let mut path = format!("/sync?timeout={timeout_ms}&filter={filter}");
         if let Some(since) = &self.since {
@@ -353,7 +353,7 @@ impl MxUser {
     }
 
     /// Waits until `user` has joined `room` (again).
-    async fn sees_join(&mut self, room: &str, user: &str) {
+    pub(crate) async fn sees_join(&mut self, room: &str, user: &str) {
         self.wait_for(&format!("{user} joining {room}"), |r, e| {
             r == room
                 && e["type"] == "m.room.member"
@@ -370,7 +370,7 @@ fn enc(s: &str) -> String {
         .replace('+', "%20")
 }
 
-const BOT: &str = "@stormbridge:localhost";
+pub(crate) const BOT: &str = "@stormbridge:localhost";
 
 fn matrix_chat(name: &str, server: &Synapse, more: &str) -> String {
     format!(

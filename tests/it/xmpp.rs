@@ -20,11 +20,11 @@ use crate::support::{
     captured_logs, free_port, with_test_aliases, Options, Process, TestBridge, TestCerts, WAIT,
 };
 
-const ROOM: &str = "ops@conference.localhost";
+pub(crate) const ROOM: &str = "ops@conference.localhost";
 
 /// A prosody in the foreground with a throw-away configuration; killed on drop.
-struct Prosody {
-    port: u16,
+pub(crate) struct Prosody {
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
     /// With [`Prosody::start_tls`]: the certificate and its CA; encryption is then required.
     certs: Option<TestCerts>,
@@ -33,7 +33,7 @@ struct Prosody {
 
 impl Prosody {
     /// A plaintext server (no certificate, so no STARTTLS offered).
-    async fn start(users: &[&str]) -> Self {
+    pub(crate) async fn start(users: &[&str]) -> Self {
         Self::start_with(users, None).await
     }
 
@@ -141,13 +141,13 @@ impl Prosody {
 }
 
 /// A test user.
-struct User {
+pub(crate) struct User {
     stream: XmppStream,
     seen: Vec<String>,
 }
 
 impl User {
-    async fn connect(port: u16, name: &str) -> Self {
+    pub(crate) async fn connect(port: u16, name: &str) -> Self {
         Self::connect_with(port, name, None).await
     }
 
@@ -186,18 +186,18 @@ impl User {
         self.stream.send(xml).await.expect("test user sends");
     }
 
-    async fn join(&mut self, nick: &str) {
+    pub(crate) async fn join(&mut self, nick: &str) {
         self.send(join_xml(ROOM, nick)).await;
         let me = format!("{ROOM}/{nick}");
         self.wait_for(|e| e.local_name() == "presence" && e.attr("from") == Some(me.as_str()))
             .await;
     }
 
-    async fn say(&mut self, to: &str, kind: &str, text: &str) {
+    pub(crate) async fn say(&mut self, to: &str, kind: &str, text: &str) {
         self.send(message_xml(to, kind, text, "t1")).await;
     }
 
-    async fn wait_for(&mut self, pred: impl Fn(&Element) -> bool) -> Element {
+    pub(crate) async fn wait_for(&mut self, pred: impl Fn(&Element) -> bool) -> Element {
         let deadline = tokio::time::Instant::now() + WAIT * 2;
         loop {
             let next = tokio::time::timeout_at(deadline, self.stream.next()).await;
@@ -210,6 +210,25 @@ impl User {
                 }
                 Ok(Some(Ok(_))) => {}
                 other => panic!("no matching stanza ({other:?}); saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// The next stanza, or `None` if none comes within `limit` (a closed stream panics).
+    pub(crate) async fn next_within(&mut self, limit: std::time::Duration) -> Option<Element> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Frame::Stanza(e)))) => {
+                    self.seen.push(format!("{e:?}"));
+                    return Some(e);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!(
+                    "the test user's stream ended ({other:?}); saw {:#?}",
+                    self.seen
+                ),
             }
         }
     }

@@ -30,6 +30,10 @@ use std::{
 use actix::Recipient;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use twilight_model::{
+    application::interaction::{Interaction, InteractionData, InteractionType},
+    channel::message::component::ComponentType,
+};
 
 use super::{api::Outgoing, config::MAX_MESSAGE_CHARS, platform::Discord};
 use crate::{
@@ -52,8 +56,7 @@ const MAX_CUSTOM_ID: usize = 100;
 const MAX_LABEL: usize = 80;
 const BUTTONS_PER_ROW: usize = 5;
 
-/// Interaction type `MESSAGE_COMPONENT`, component type `BUTTON`.
-const MESSAGE_COMPONENT: u64 = 3;
+/// Component type `BUTTON` (outgoing components stay JSON).
 const BUTTON: u64 = 2;
 /// Callback type `DEFERRED_UPDATE_MESSAGE`; message flag `EPHEMERAL`.
 const DEFERRED_UPDATE_MESSAGE: u64 = 6;
@@ -108,53 +111,71 @@ fn offer_components(offer: &OfferButtons) -> Option<Value> {
     Some(Value::Array(rows))
 }
 
+/// The least of an interaction: enough to acknowledge one whose full shape the bridge
+/// cannot read.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct BareInteraction {
+    id: String,
+    token: String,
+}
+
 impl Discord {
-    /// An `INTERACTION_CREATE` dispatch.
-    pub(super) fn interaction(&mut self, d: &Value, fx: &mut Effects<Self>) {
-        let text = |v: &Value, p: &str| {
-            v.pointer(p)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+    /// Acknowledges an interaction the bridge could not read (and does nothing else).
+    pub(super) fn acknowledge(&mut self, bare: &BareInteraction, fx: &mut Effects<Self>) {
+        if bare.id.is_empty() || bare.token.is_empty() {
+            return;
+        }
+        let token = SecretString::from(bare.token.clone());
+        self.defer(&bare.id, &token, fx);
+    }
+
+    /// An `INTERACTION_CREATE` dispatch, read as twilight's [`Interaction`].
+    pub(super) fn interaction(&mut self, d: &Interaction, fx: &mut Effects<Self>) {
+        let Some(InteractionData::MessageComponent(data)) = &d.data else {
+            return;
         };
-        if d.get("type").and_then(Value::as_u64) != Some(MESSAGE_COMPONENT)
-            || d.pointer("/data/component_type").and_then(Value::as_u64) != Some(BUTTON)
+        if d.kind != InteractionType::MessageComponent
+            || data.component_type != ComponentType::Button
         {
             return;
         }
-        let (Some(id), Some(token), Some(application_id), Some(channel)) = (
-            text(d, "/id"),
-            text(d, "/token"),
-            text(d, "/application_id"),
-            text(d, "/channel_id"),
-        ) else {
-            tracing::debug!(connection = %self.name, "an interaction without id, token or channel; ignored");
+        // `channel_id` is deprecated in favour of `channel`; either will do.
+        #[allow(deprecated)]
+        let channel = d.channel.as_ref().map(|c| c.id).or(d.channel_id);
+        let Some(channel) = channel.filter(|_| !d.token.is_empty()) else {
+            tracing::debug!(connection = %self.name, "an interaction without token or channel; ignored");
             return;
         };
-        let token = SecretString::from(token);
+        let token = SecretString::from(d.token.clone());
         fx.activity();
         // Acknowledged first, whatever it is: Discord shows "interaction failed" otherwise.
-        self.defer(&id, &token, fx);
-        let answer = text(d, "/data/custom_id")
-            .and_then(|c| c.strip_prefix(CUSTOM_ID_PREFIX).map(str::to_owned))
-            .and_then(|c| InquiryAnswer::decode(&c));
+        self.defer(&d.id.to_string(), &token, fx);
+        let answer = data
+            .custom_id
+            .strip_prefix(CUSTOM_ID_PREFIX)
+            .and_then(InquiryAnswer::decode);
         let Some(answer) = answer else {
             tracing::debug!(connection = %self.name, "a press of a button that is not the bridge's; ignored");
             return;
         };
-        let presser = d.pointer("/member/user").or_else(|| d.get("user"));
-        let Some(user_id) = presser.and_then(|u| text(u, "/id")) else {
+        // The presser: `member.user` in a guild, `user` in a DM.
+        let Some(presser) = d.author() else {
             return;
         };
         let Some(presses) = self.interactive.presses.clone() else {
             tracing::warn!(connection = %self.name, "a button press before the dispatcher was wired; ignored");
             return;
         };
+        let user_id = presser.id.to_string();
         let name = presser
-            .and_then(|u| text(u, "/global_name").or_else(|| text(u, "/username")))
-            .unwrap_or_else(|| user_id.clone());
-        let guild = text(d, "/guild_id");
-        let handle = self.remember(application_id, token);
+            .global_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or(Some(presser.name.as_str()).filter(|n| !n.is_empty()))
+            .map_or_else(|| user_id.clone(), str::to_owned);
+        let guild = d.guild_id.map(|g| g.to_string());
+        let handle = self.remember(d.application_id.to_string(), token);
+        let message = d.message.as_ref();
         presses.do_send(ButtonPressed {
             user: ChatUser {
                 connection: self.name.clone(),
@@ -163,19 +184,22 @@ impl Discord {
             },
             room: Room {
                 connection: self.name.clone(),
-                id: channel,
+                id: channel.to_string(),
                 kind: if guild.is_some() {
                     RoomKind::Group
                 } else {
                     RoomKind::Direct
                 },
-                thread: text(d, "/message/message_reference/message_id"),
+                thread: message
+                    .and_then(|m| m.reference.as_ref())
+                    .and_then(|r| r.message_id)
+                    .map(|id| id.to_string()),
             },
             room_name: None,
             org: guild,
             answer,
             origin: PressOrigin {
-                message_id: text(d, "/message/id"),
+                message_id: message.map(|m| m.id.to_string()),
                 handle,
             },
         });
@@ -362,6 +386,39 @@ mod tests {
         let id = first["custom_id"].as_str().unwrap();
         let answer = InquiryAnswer::decode(id.strip_prefix(CUSTOM_ID_PREFIX).unwrap()).unwrap();
         assert_eq!(answer.value, json!("v0"));
+    }
+
+    #[test]
+    fn a_button_press_reads_as_twilights_interaction() {
+        let user = json!({"id": "800", "username": "alice", "discriminator": "0", "global_name": null, "avatar": null});
+        let mut d = json!({
+            "id": "901", "application_id": "700", "type": 3, "version": 1, "token": "tok",
+            "data": {"custom_id": "sb:x", "component_type": 2},
+            "channel_id": "10", "channel": {"id": "10", "type": 0}, "guild_id": "1",
+            "message": {"id": "902", "type": 0, "channel_id": "10", "content": "Inquiry",
+                "author": {"id": "700", "username": "bot", "discriminator": "0", "avatar": null, "bot": true},
+                "timestamp": "2026-01-01T00:00:00.000000+00:00", "edited_timestamp": null,
+                "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+                "attachments": [], "embeds": [], "pinned": false},
+            "member": {"user": user, "roles": [], "joined_at": "2026-01-01T00:00:00.000000+00:00",
+                "deaf": false, "mute": false, "flags": 0, "permissions": "0"},
+            "app_permissions": "0", "locale": "en-US", "entitlements": [],
+            "authorizing_integration_owners": {}, "attachment_size_limit": 8388608,
+        });
+        let i: Interaction = serde_json::from_value(d.clone()).unwrap();
+        assert_eq!(i.kind, InteractionType::MessageComponent);
+        assert!(matches!(&i.data, Some(InteractionData::MessageComponent(c))
+            if c.custom_id == "sb:x" && c.component_type == ComponentType::Button));
+        assert_eq!(i.author().map(|u| u.name.as_str()), Some("alice"));
+        assert_eq!(i.message.map(|m| m.id.get()), Some(902));
+        // In a DM the presser is `user`.
+        let o = d.as_object_mut().unwrap();
+        o.remove("member");
+        o.remove("guild_id");
+        o.insert("user".into(), user);
+        let i: Interaction = serde_json::from_value(d).unwrap();
+        assert_eq!(i.author_id().map(|id| id.get()), Some(800));
+        assert!(i.guild_id.is_none());
     }
 
     #[test]

@@ -31,6 +31,14 @@
 //! and when `X-RateLimit-Remaining` reaches 0 (`X-RateLimit-Reset-After`). A 401 stops the
 //! connection like a 4004: Discord asks for no more requests with a refused token.
 //!
+//! Payloads are typed with `twilight-model`: the envelope (`op` as twilight's `OpCode`, `s`,
+//! `t`) is read with `d` left raw, and `d` is read as the type its opcode or event calls for
+//! (`Hello`, `Interaction`; a small `Ready` and `ChatMessage` of the bridge's own, which read
+//! only the fields the bridge uses); `Identify`, `Resume` and `Heartbeat` are twilight's
+//! structs; close codes are `CloseCode`s. A frame, or a `d`, that does not read as its type
+//! is skipped with a debug log, never fatal (a dispatch whose `d` is skipped still counts
+//! its `s`).
+//!
 //! Files: `config.rs` (settings), `wire.rs` (gateway payloads, typed), `api.rs` (REST
 //! calls), `platform.rs` (the [`Platform`](crate::backends::connection::Platform)),
 //! `interactive.rs` (buttons).
@@ -47,7 +55,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, QueuePolicy},
+        connection::{Connection, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -73,10 +81,22 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<DiscordSettings>(settings)?;
     let name = start.wiring.name.clone();
     let platform = Discord::new(name.clone(), s.clone()).map_err(SetupError::from)?;
+    // Discord limits each route (a channel's messages: about 5 per 5 s, told in the
+    // `X-RateLimit-*` headers) and the bot as a whole (50 requests per second): each channel
+    // paced on its own and held by its own 429s, channels sent to concurrently, the whole
+    // connection kept below the global limit.
     let queue = QueuePolicy {
         capacity: s.queue_size,
-        burst: 1,
-        interval: Duration::from_millis(s.send_interval_ms),
+        pace: Pace {
+            burst: crate::backends::defaults::SEND_BURST,
+            interval: Duration::from_millis(s.send_interval_ms),
+        },
+        per_destination: Some(Pace {
+            burst: 5,
+            interval: Duration::from_secs(1),
+        }),
+        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
+        limits_per_destination: true,
     };
     let mut wiring = start.wiring;
     wiring.backoff = wiring

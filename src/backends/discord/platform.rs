@@ -12,13 +12,17 @@ use std::{
 use awc::ws::{Frame, Message};
 use futures_util::future::LocalBoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde_json::{value::RawValue, Value};
+use twilight_model::{
+    application::interaction::Interaction,
+    gateway::{payload::incoming as gateway_in, OpCode},
+};
 
 use super::{
     api::{Api, Outgoing, USER_AGENT},
     config::{DiscordSettings, MAX_MESSAGE_CHARS},
     interactive::Interactions,
-    wire::{self, op, AfterClose, Mapping},
+    wire::{self, AfterClose, Mapping, Skip},
 };
 use crate::{
     actors::messages::Deliver,
@@ -184,17 +188,18 @@ impl Discord {
             tracing::debug!(connection = %self.name, "ignored an unrecognised gateway frame");
             return;
         };
+        // The sequence number counts even when the dispatch's `d` is of no use.
         if let Some(s) = p.s {
             self.seq = Some(s);
         }
         match p.op {
-            op::HELLO => {
-                let interval =
-                    p.d.get("heartbeat_interval")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(41_250)
-                        .max(100);
-                let interval = Duration::from_millis(interval);
+            OpCode::Hello => {
+                let Ok(hello) = p.data::<gateway_in::Hello>() else {
+                    // No identify without it: the READY deadline reconnects.
+                    tracing::debug!(connection = %self.name, "ignored a hello without a heartbeat interval");
+                    return;
+                };
+                let interval = Duration::from_millis(hello.heartbeat_interval.max(100));
                 self.acked = true;
                 self.beat_chain += 1;
                 // The first heartbeat after a random fraction of the interval (Discord's
@@ -214,16 +219,17 @@ impl Discord {
                 };
                 fx.write(Message::Text(frame.into()));
             }
-            op::HEARTBEAT => fx.write(Message::Text(wire::heartbeat(self.seq).into())),
-            op::HEARTBEAT_ACK => self.acked = true,
-            op::RECONNECT => fx.fail(ConnectionError::Closed(Some(
+            OpCode::Heartbeat => fx.write(Message::Text(wire::heartbeat(self.seq).into())),
+            OpCode::HeartbeatAck => self.acked = true,
+            OpCode::Reconnect => fx.fail(ConnectionError::Closed(Some(
                 "the gateway asked to reconnect (op 7)".into(),
             ))),
-            op::INVALID_SESSION => {
-                // `d` says whether the session can be resumed. Either way Discord wants a
-                // new connection: resumable → `resume_gateway_url` and Resume; otherwise
-                // the gateway URL and a fresh Identify, not before a random 1–5 s.
-                let resumable = p.d.as_bool().unwrap_or(false);
+            OpCode::InvalidSession => {
+                // `d` says whether the session can be resumed (anything but `true` counts as
+                // no: the session is gone either way). Either way Discord wants a new
+                // connection: resumable → `resume_gateway_url` and Resume; otherwise the
+                // gateway URL and a fresh Identify, not before a random 1–5 s.
+                let resumable = p.data::<bool>().unwrap_or(false);
                 tracing::info!(connection = %self.name, resumable, "discord session invalid; connecting again");
                 if !resumable {
                     self.forget_session();
@@ -234,23 +240,35 @@ impl Discord {
                     "the gateway invalidated the session (op 9, resumable: {resumable})"
                 )));
             }
-            op::DISPATCH => match p.t.as_deref() {
-                Some("READY") => {
-                    let text = |pointer: &str| {
-                        p.d.pointer(pointer)
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                    };
-                    self.session_id = text("/session_id");
-                    self.resume_url = text("/resume_gateway_url");
-                    self.bot_id = text("/user/id");
-                    self.up(fx);
-                }
+            OpCode::Dispatch => match p.t.as_deref() {
+                Some("READY") => match p.data::<wire::Ready>() {
+                    Ok(ready) => {
+                        self.session_id = Some(ready.session_id);
+                        self.resume_url = Some(ready.resume_gateway_url);
+                        self.bot_id = Some(ready.user.id.to_string());
+                        self.up(fx);
+                    }
+                    // No session to resume or bot id to know its own messages by: the READY
+                    // deadline reconnects and identifies again.
+                    Err(error) => {
+                        tracing::debug!(connection = %self.name, %error, "ignored a READY without session or user id")
+                    }
+                },
                 Some("RESUMED") => self.up(fx),
                 // Replayed dispatches arrive before RESUMED: take them once a session exists.
-                Some("MESSAGE_CREATE") if self.session_id.is_some() => self.message(&p.d, fx),
+                Some("MESSAGE_CREATE") if self.session_id.is_some() => self.message(p.d, fx),
                 Some("INTERACTION_CREATE") if self.session_id.is_some() => {
-                    self.interaction(&p.d, fx)
+                    match p.data::<Interaction>() {
+                        Ok(interaction) => self.interaction(&interaction, fx),
+                        Err(error) => {
+                            // Still acknowledged when its id and token can be read: Discord
+                            // shows "interaction failed" to the presser otherwise.
+                            tracing::debug!(connection = %self.name, %error, "an interaction the bridge cannot read; acknowledged and ignored");
+                            if let Ok(bare) = p.data::<super::interactive::BareInteraction>() {
+                                self.acknowledge(&bare, fx);
+                            }
+                        }
+                    }
                 }
                 _ => {}
             },
@@ -264,7 +282,8 @@ impl Discord {
         fx.ready();
     }
 
-    fn message(&mut self, d: &Value, fx: &mut Effects<Self>) {
+    /// A `MESSAGE_CREATE`'s `d`, read as a [`wire::ChatMessage`].
+    fn message(&mut self, d: Option<&RawValue>, fx: &mut Effects<Self>) {
         let Some(bot_id) = self.bot_id.as_deref() else {
             return;
         };
@@ -273,7 +292,11 @@ impl Discord {
             bot_id,
             channels: &self.settings.channels,
         };
-        match wire::message_to_inbound(d, &mapping) {
+        let inbound = match d {
+            Some(d) => wire::message_to_inbound(d, &mapping),
+            None => Err(Skip::Malformed),
+        };
+        match inbound {
             Ok(msg) => fx.inbound(msg),
             Err(skip) => tracing::debug!(connection = %self.name, ?skip, "ignored a message"),
         }
@@ -434,6 +457,10 @@ impl Platform for Discord {
     fn render(&mut self, delivery: Deliver) -> Vec<Outgoing> {
         let (dest, reply_to) = Dest::of(delivery.target);
         self.messages(dest, reply_to, &delivery.text, None)
+    }
+
+    fn lane(&self, item: &Outgoing) -> String {
+        item.dest.lane()
     }
 
     fn send(&mut self, item: &Outgoing) -> Sending<Self> {

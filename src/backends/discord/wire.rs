@@ -1,76 +1,120 @@
 //! Discord gateway and REST shapes, and how a `MESSAGE_CREATE` maps to a chat message.
 //! Pure functions, unit-tested without a server.
+//!
+//! Payloads are typed with `twilight-model`: the envelope ([`Payload`]) is read with its
+//! `d` left as raw JSON, and `d` is read into the type its opcode or event names (twilight's
+//! `Hello` and `Interaction`; [`Ready`] and [`ChatMessage`] here, for the reasons they
+//! give) only when the connection needs it.
+//! Outgoing `Identify`, `Resume` and `Heartbeat` are twilight's structs, serialized.
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::{value::RawValue, Value};
+use twilight_model::{
+    gateway::{
+        payload::outgoing::{
+            identify::{IdentifyInfo, IdentifyProperties},
+            Heartbeat, Identify, Resume,
+        },
+        Capabilities, CloseCode, Intents, OpCode, ShardId,
+    },
+    id::{
+        marker::{ChannelMarker, GuildMarker, MessageMarker, UserMarker, WebhookMarker},
+        Id,
+    },
+};
 
 use crate::domain::message::{ChatUser, InboundMessage, Room, RoomKind};
 
-/// Gateway opcodes used by the bridge.
-pub mod op {
-    /// An event (`t`, `s`, `d`).
-    pub const DISPATCH: u64 = 0;
-    /// Heartbeat (both directions).
-    pub const HEARTBEAT: u64 = 1;
-    /// Identify.
-    pub const IDENTIFY: u64 = 2;
-    /// Resume.
-    pub const RESUME: u64 = 6;
-    /// Reconnect and resume.
-    pub const RECONNECT: u64 = 7;
-    /// Invalid session; `d` says whether it can be resumed.
-    pub const INVALID_SESSION: u64 = 9;
-    /// Hello (heartbeat interval).
-    pub const HELLO: u64 = 10;
-    /// Heartbeat ACK.
-    pub const HEARTBEAT_ACK: u64 = 11;
-}
+/// The intents the bridge identifies with: GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
+pub const INTENTS: Intents = Intents::GUILD_MESSAGES
+    .union(Intents::DIRECT_MESSAGES)
+    .union(Intents::MESSAGE_CONTENT);
 
-/// GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
-pub const INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
-
-/// A gateway payload.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Payload {
-    /// Opcode.
-    pub op: u64,
-    /// Data.
-    pub d: Value,
+/// A gateway payload: the envelope typed, `d` kept as the raw JSON text it came in (no
+/// `Value` tree is built) until [`Payload::data`] reads it as the type the opcode or event
+/// calls for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Payload<'a> {
+    /// Opcode (an opcode twilight does not know makes the frame unreadable: the bridge has
+    /// nothing to do with it anyway).
+    pub op: OpCode,
+    /// Data (`None` when absent or `null`).
+    #[serde(borrow, default)]
+    pub d: Option<&'a RawValue>,
     /// Sequence number (dispatches only).
+    #[serde(default)]
     pub s: Option<u64>,
     /// Event name (dispatches only).
+    #[serde(default)]
     pub t: Option<String>,
 }
 
-/// Parses a gateway text frame.
-pub fn parse(text: &str) -> Option<Payload> {
-    let v: Value = serde_json::from_str(text).ok()?;
-    Some(Payload {
-        op: v.get("op")?.as_u64()?,
-        d: v.get("d").cloned().unwrap_or(Value::Null),
-        s: v.get("s").and_then(Value::as_u64),
-        t: v.get("t").and_then(Value::as_str).map(str::to_owned),
-    })
+impl<'a> Payload<'a> {
+    /// `d` read as `T` (an absent `d` reads as `null`).
+    pub fn data<T: Deserialize<'a>>(&self) -> Result<T, serde_json::Error> {
+        match self.d {
+            Some(raw) => T::deserialize(raw),
+            None => T::deserialize(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Parses a gateway text frame's envelope; `None` when it is not one (not JSON, no known
+/// `op`, a `s` that is not a sequence number, a `t` that is not a name).
+pub fn parse(text: &str) -> Option<Payload<'_>> {
+    serde_json::from_str(text).ok()
+}
+
+/// What the bridge reads of `READY`'s `d`. Not twilight's `Ready`: its `user` is a
+/// `CurrentUser`, which requires `mfa_enabled` (optional in Discord's user object, and not
+/// sent by the integration tests' gateway), and it requires `guilds`, `application` and `v`,
+/// which the bridge does not use. A `READY` without the three fields here is skipped like
+/// any other unreadable payload (the READY deadline then reconnects).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ready {
+    /// For `Resume`.
+    pub session_id: String,
+    /// Where to resume.
+    pub resume_gateway_url: String,
+    /// The bot.
+    pub user: ReadyUser,
+}
+
+/// `READY`'s `user`: the bot.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadyUser {
+    /// The bot's user id.
+    pub id: Id<UserMarker>,
+}
+
+fn frame<T: serde::Serialize>(payload: &T) -> String {
+    // These payloads are plain structs of strings and numbers: serializing cannot fail.
+    serde_json::to_string(payload).unwrap_or_default()
 }
 
 /// Op 1 with the last sequence number (or null).
 pub fn heartbeat(seq: Option<u64>) -> String {
-    json!({"op": op::HEARTBEAT, "d": seq}).to_string()
+    frame(&Heartbeat::new(seq))
 }
 
-/// Op 2.
+/// Op 2: a single, unsharded connection (shard `[0, 1]`) with [`INTENTS`].
 pub fn identify(token: &str) -> String {
-    json!({"op": op::IDENTIFY, "d": {
-        "token": token,
-        "intents": INTENTS,
-        "properties": {"os": std::env::consts::OS, "browser": "stormbridge", "device": "stormbridge"},
-    }})
-    .to_string()
+    frame(&Identify::new(IdentifyInfo {
+        capabilities: Capabilities::empty(),
+        compress: false,
+        intents: INTENTS,
+        // Discord's default (and minimum).
+        large_threshold: 50,
+        presence: None,
+        properties: IdentifyProperties::new("stormbridge", "stormbridge", std::env::consts::OS),
+        shard: Some(ShardId::ONE),
+        token: token.to_owned(),
+    }))
 }
 
 /// Op 6.
 pub fn resume(token: &str, session_id: &str, seq: u64) -> String {
-    json!({"op": op::RESUME, "d": {"token": token, "session_id": session_id, "seq": seq}})
-        .to_string()
+    frame(&Resume::new(seq, session_id, token))
 }
 
 /// What a gateway close code asks of the client (Discord's "Gateway Close Event Codes").
@@ -87,9 +131,16 @@ pub enum AfterClose {
 
 /// How to go on after the gateway closed with `code` (0 = no code).
 pub fn after_close(code: u16) -> AfterClose {
-    match code {
-        4004 | 4010..=4014 => AfterClose::Stop,
-        4001 | 4003 | 4005 | 4007 | 4009 => AfterClose::Identify,
+    match CloseCode::try_from(code) {
+        // twilight's fatal codes: 4004 and 4010–4014.
+        Ok(code) if !code.can_reconnect() => AfterClose::Stop,
+        Ok(
+            CloseCode::UnknownOpcode
+            | CloseCode::NotAuthenticated
+            | CloseCode::AlreadyAuthenticated
+            | CloseCode::InvalidSequence
+            | CloseCode::SessionTimedOut,
+        ) => AfterClose::Identify,
         _ => AfterClose::Resume,
     }
 }
@@ -97,21 +148,28 @@ pub fn after_close(code: u16) -> AfterClose {
 /// Discord's name for a gateway close code, and for the codes that stop the connection,
 /// what the operator should fix.
 pub fn close_meaning(code: u16) -> &'static str {
+    let Ok(code) = CloseCode::try_from(code) else {
+        return "";
+    };
     match code {
-        4000 => "unknown error",
-        4001 => "unknown opcode",
-        4002 => "decode error",
-        4003 => "not authenticated",
-        4004 => "authentication failed: check the bot token",
-        4005 => "already authenticated",
-        4007 => "invalid seq",
-        4008 => "rate limited",
-        4009 => "session timed out",
-        4010 => "invalid shard",
-        4011 => "sharding required: the bot is in too many guilds for one connection",
-        4012 => "invalid API version",
-        4013 => "invalid intent(s)",
-        4014 => "disallowed intent(s): enable the Message Content intent for the bot in the Developer Portal",
+        CloseCode::UnknownError => "unknown error",
+        CloseCode::UnknownOpcode => "unknown opcode",
+        CloseCode::DecodeError => "decode error",
+        CloseCode::NotAuthenticated => "not authenticated",
+        CloseCode::AuthenticationFailed => "authentication failed: check the bot token",
+        CloseCode::AlreadyAuthenticated => "already authenticated",
+        CloseCode::InvalidSequence => "invalid seq",
+        CloseCode::RateLimited => "rate limited",
+        CloseCode::SessionTimedOut => "session timed out",
+        CloseCode::InvalidShard => "invalid shard",
+        CloseCode::ShardingRequired => {
+            "sharding required: the bot is in too many guilds for one connection"
+        }
+        CloseCode::InvalidApiVersion => "invalid API version",
+        CloseCode::InvalidIntents => "invalid intent(s)",
+        CloseCode::DisallowedIntents => {
+            "disallowed intent(s): enable the Message Content intent for the bot in the Developer Portal"
+        }
         _ => "",
     }
 }
@@ -152,11 +210,11 @@ pub struct Mapping<'a> {
 /// Why a message was not turned into a chat message (debug logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    /// Missing ids.
+    /// Not a message: missing or unreadable fields (ids among them).
     Malformed,
     /// The bridge's own message.
     Own,
-    /// Another bot or a webhook.
+    /// Another bot, a system message or a webhook.
     Bot,
     /// A channel that is not watched.
     NotWatched,
@@ -164,58 +222,96 @@ pub enum Skip {
     Empty,
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
-    v.get(k).and_then(Value::as_str).filter(|x| !x.is_empty())
+/// What the bridge reads of a `MESSAGE_CREATE`'s `d` (Discord's message object), with
+/// twilight's snowflake ids. Not twilight's `channel::Message`: that requires every field of
+/// the message object, down to each mentioned user's `public_flags` (optional in Discord's
+/// user object) and every author's `discriminator`, neither of which the integration tests'
+/// gateway always sends (a command mentioning the bot would be lost), and a message that
+/// lacks any field the bridge never reads would be dropped as malformed. The fields read
+/// here that Discord may leave out or send as `null` are optional, as they were when the
+/// message was read with JSON pointers; the others are skipped unread.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatMessage {
+    /// The message id (the thread answers reply to).
+    pub id: Option<Id<MessageMarker>>,
+    /// The room.
+    pub channel_id: Id<ChannelMarker>,
+    /// The organisation; absent in direct messages.
+    pub guild_id: Option<Id<GuildMarker>>,
+    /// Who wrote it.
+    pub author: Author,
+    /// Set when a webhook posted it.
+    pub webhook_id: Option<Id<WebhookMarker>>,
+    /// The text (empty without the message-content intent).
+    pub content: Option<String>,
 }
 
-/// Maps a `MESSAGE_CREATE`'s `d` to a chat message.
-pub fn message_to_inbound(d: &Value, m: &Mapping<'_>) -> Result<InboundMessage, Skip> {
-    let author = d.get("author").ok_or(Skip::Malformed)?;
-    // A blank author id would be a user without an id.
-    let user_id = s(author, "id").filter(|id| !id.trim().is_empty());
-    let (Some(user_id), Some(channel_id)) = (user_id, s(d, "channel_id")) else {
-        return Err(Skip::Malformed);
-    };
+/// A message's author.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Author {
+    /// The user id.
+    pub id: Id<UserMarker>,
+    /// The user name.
+    #[serde(rename = "username")]
+    pub name: Option<String>,
+    /// A bot account.
+    pub bot: Option<bool>,
+    /// Discord's own system user.
+    pub system: Option<bool>,
+}
+
+/// Maps a `MESSAGE_CREATE`'s `d`, read as a [`ChatMessage`] from any deserializer (the
+/// gateway's raw `d`, or a `serde_json::Value`), to a chat message; a `d` that is not a
+/// message (no author or channel, an id that is not a snowflake, a field of the wrong type)
+/// is [`Skip::Malformed`].
+pub fn message_to_inbound<'de, D: Deserializer<'de>>(
+    d: D,
+    m: &Mapping<'_>,
+) -> Result<InboundMessage, Skip> {
+    let msg = ChatMessage::deserialize(d).map_err(|_| Skip::Malformed)?;
+    map_message(&msg, m)
+}
+
+/// Maps a message to a chat message.
+fn map_message(msg: &ChatMessage, m: &Mapping<'_>) -> Result<InboundMessage, Skip> {
+    // Snowflakes are non-zero numbers: an empty or blank id never reads as one.
+    let user_id = msg.author.id.to_string();
     if user_id == m.bot_id {
         return Err(Skip::Own);
     }
-    let is_bot = author.get("bot").and_then(Value::as_bool).unwrap_or(false)
-        || author
-            .get("system")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-        || s(d, "webhook_id").is_some();
-    if is_bot {
+    let author = &msg.author;
+    if author.bot == Some(true) || author.system == Some(true) || msg.webhook_id.is_some() {
         return Err(Skip::Bot);
     }
-    let guild = s(d, "guild_id");
+    let channel_id = msg.channel_id.to_string();
+    let guild = msg.guild_id.map(|g| g.to_string());
     let kind = if guild.is_some() {
         RoomKind::Group
     } else {
         RoomKind::Direct
     };
-    if kind == RoomKind::Group
-        && !m.channels.is_empty()
-        && !m.channels.iter().any(|c| c == channel_id)
-    {
+    if kind == RoomKind::Group && !m.channels.is_empty() && !m.channels.contains(&channel_id) {
         return Err(Skip::NotWatched);
     }
-    let content = s(d, "content").unwrap_or_default();
+    let content = msg.content.as_deref().unwrap_or_default();
     let (mentioned, text) = strip_mention(content, m.bot_id);
     if text.trim().is_empty() && !mentioned {
         return Err(Skip::Empty);
     }
-    let name = s(author, "username").unwrap_or(user_id).to_owned();
-    let message_id = s(d, "id").map(str::to_owned);
+    let name = match author.name.as_deref() {
+        None | Some("") => user_id.clone(),
+        Some(name) => name.to_owned(),
+    };
+    let message_id = msg.id.map(|id| id.to_string());
     Ok(InboundMessage {
         user: ChatUser {
             connection: m.connection.to_owned(),
-            id: user_id.to_owned(),
+            id: user_id,
             name,
         },
         room: Room {
             connection: m.connection.to_owned(),
-            id: channel_id.to_owned(),
+            id: channel_id,
             kind,
             thread: message_id.clone(),
         },
@@ -223,7 +319,7 @@ pub fn message_to_inbound(d: &Value, m: &Mapping<'_>) -> Result<InboundMessage, 
         message_id,
         mentioned,
         room_name: None,
-        org: guild.map(str::to_owned),
+        org: guild,
     })
 }
 
@@ -257,6 +353,8 @@ pub fn retry_after(body: &[u8], header: Option<&str>) -> Option<std::time::Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use serde_json::json;
 
     fn map(d: Value) -> Result<InboundMessage, Skip> {
         message_to_inbound(
@@ -310,18 +408,99 @@ mod tests {
             json!({"id": "5", "channel_id": channel, "guild_id": "1",
                 "author": {"id": "3", "username": "alice"}, "content": "!st2 run date"})
         };
-        assert!(message_to_inbound(&in_guild("7"), &m).is_ok());
+        assert!(message_to_inbound(in_guild("7"), &m).is_ok());
         assert_eq!(
-            message_to_inbound(&in_guild("8"), &m).map(|_| ()),
+            message_to_inbound(in_guild("8"), &m).map(|_| ()),
             Err(Skip::NotWatched)
         );
         let dm = json!({"id": "5", "channel_id": "8", "author": {"id": "3"}, "content": "x"});
         assert!(message_to_inbound(&dm, &m).is_ok(), "DMs are always read");
         assert_eq!(
-            message_to_inbound(&json!({"channel_id": "7", "guild_id": "1", "author": {"id": "3"}, "content": "  "}), &m)
-                .map(|_| ()),
+            message_to_inbound(
+                json!({"channel_id": "7", "guild_id": "1", "author": {"id": "3"}, "content": "  "}),
+                &m
+            )
+            .map(|_| ()),
             Err(Skip::Empty)
         );
+    }
+
+    #[test]
+    fn ids_are_snowflakes() {
+        let with = |author: Value, channel: Value| json!({"id": "5", "channel_id": channel, "author": author, "content": "x"});
+        for id in [
+            json!(""),
+            json!(" "),
+            json!("0"),
+            json!("x"),
+            json!(-1),
+            json!(1.5),
+            json!(null),
+        ] {
+            let msg = with(json!({"id": id}), json!("7"));
+            assert_eq!(map(msg), Err(Skip::Malformed), "author {id}");
+            let msg = with(json!({"id": "3"}), id.clone());
+            assert_eq!(map(msg), Err(Skip::Malformed), "channel {id}");
+        }
+        // Discord sends ids as strings; a number reads as the same snowflake.
+        let m = map(with(json!({"id": 3}), json!(7))).unwrap();
+        assert_eq!(
+            (m.user.id.as_str(), m.room.id.as_str(), m.user.name.as_str()),
+            ("3", "7", "3")
+        );
+        let own = map(with(json!({"id": 99}), json!("7")));
+        assert_eq!(own, Err(Skip::Own));
+    }
+
+    #[test]
+    fn the_envelope_is_read_and_d_only_on_demand() {
+        let p = parse(r#"{"op": 10, "d": {"heartbeat_interval": 45000}, "s": null, "t": null}"#)
+            .unwrap();
+        assert_eq!((p.op, p.s, p.t.as_deref()), (OpCode::Hello, None, None));
+        let hello: twilight_model::gateway::payload::incoming::Hello = p.data().unwrap();
+        assert_eq!(hello.heartbeat_interval, 45000);
+        let p = parse(r#"{"op": 11}"#).unwrap();
+        assert!(p.d.is_none() && p.data::<Option<bool>>().unwrap().is_none());
+        let p = parse(r#"{"op": 0, "t": "READY", "s": 1, "d": {"session_id": "s1", "resume_gateway_url": "wss://r", "user": {"id": "42"}}}"#).unwrap();
+        assert_eq!(
+            (p.op, p.s, p.t.as_deref()),
+            (OpCode::Dispatch, Some(1), Some("READY"))
+        );
+        let ready: Ready = p.data().unwrap();
+        assert_eq!((ready.session_id.as_str(), ready.user.id.get()), ("s1", 42));
+        // A `d` of the wrong shape is refused when it is read, not when the envelope is.
+        let p = parse(r#"{"op": 0, "t": "READY", "s": 2, "d": {"user": {"id": ""}}}"#).unwrap();
+        assert!(p.data::<Ready>().is_err() && p.s == Some(2));
+        for bad in [
+            "",
+            "[]",
+            "{}",
+            r#"{"op": 99}"#,
+            r#"{"op": "0"}"#,
+            r#"{"op": 0, "s": "1"}"#,
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn identify_resume_and_heartbeat_frames() {
+        let v: Value = serde_json::from_str(&identify("t0k3n")).unwrap();
+        assert_eq!(v["op"], 2);
+        assert_eq!(v["d"]["token"], "t0k3n");
+        assert_eq!(v["d"]["intents"], (1 << 9) | (1 << 12) | (1 << 15));
+        assert_eq!(v["d"]["properties"]["browser"], "stormbridge");
+        assert_eq!(v["d"]["properties"]["os"], std::env::consts::OS);
+        assert_eq!(v["d"]["shard"], json!([0, 1]));
+        let v: Value = serde_json::from_str(&resume("t0k3n", "s1", 7)).unwrap();
+        assert_eq!(
+            v,
+            json!({"op": 6, "d": {"token": "t0k3n", "session_id": "s1", "seq": 7}})
+        );
+        let v: Value = serde_json::from_str(&heartbeat(Some(3))).unwrap();
+        assert_eq!(v, json!({"op": 1, "d": 3}));
+        let v: Value = serde_json::from_str(&heartbeat(None)).unwrap();
+        assert_eq!(v, json!({"op": 1, "d": null}));
     }
 
     #[test]

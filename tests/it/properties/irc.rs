@@ -15,8 +15,8 @@ use bytes::BytesMut;
 use irc_proto::{Command, Prefix};
 use proptest::prelude::*;
 use stormbridge::backends::irc::{
-    wire::{Incoming, IrcLines, MAX_INBOUND_LINE},
     inbound::{inbound, Who},
+    wire::{Incoming, IrcLines, MAX_INBOUND_LINE},
 };
 use stormbridge::domain::message::RoomKind;
 use tokio_util::codec::Decoder;

@@ -4,15 +4,16 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    net::TcpListener,
     sync::Arc,
     time::Instant,
 };
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
+
+use crate::fake_server::FakeServer;
 
 pub const APP_TOKEN: &str = "xapp-1-A0TEST-1-secret";
 pub const BOT_TOKEN: &str = "xoxb-test-bot-token";
@@ -54,6 +55,13 @@ struct State {
     /// When a connection said hello while an older one was still open.
     overlapped: bool,
     rate_limits: VecDeque<u64>,
+    /// The next `chat.postMessage` opens a rate-limit window this long
+    /// ([`FakeSlack::rate_limit_window`]).
+    window_armed: Option<std::time::Duration>,
+    /// Every `chat.postMessage` before this instant gets a 429.
+    limited_until: Option<Instant>,
+    /// Socket Mode connections are refused (503) while set ([`FakeSlack::refuse_sockets`]).
+    refuse_sockets: bool,
     failures: u32,
     next_ts: u64,
     next_envelope: u64,
@@ -72,14 +80,8 @@ struct State {
 pub struct FakeSlack {
     pub addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Drop for FakeSlack {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        actix_rt::spawn(async move { handle.stop(false).await });
-    }
+    /// Stops the server when the fake is dropped.
+    _server: FakeServer,
 }
 
 impl FakeSlack {
@@ -93,27 +95,16 @@ impl FakeSlack {
             s.channels.insert("C0OPS".into(), "ops".into());
             s.channels.insert("C0DEV".into(), "dev".into());
         }
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake slack");
-        let addr = listener.local_addr().expect("fake slack address");
-        let data = web::Data::new((state.clone(), addr));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
+        let shared = state.clone();
+        let server = FakeServer::start("fake-slack", move |app, addr| {
+            app.app_data(web::Data::new((shared.clone(), addr)))
                 .route("/api/{method}", web::post().to(api))
-                .route("/link/", web::get().to(link))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(0)
-        .listen(listener)
-        .expect("fake slack listens")
-        .run();
-        let handle = server.handle();
-        actix_rt::spawn(server);
+                .route("/link/", web::get().to(link));
+        });
         Self {
-            addr,
+            addr: server.addr(),
             state,
-            handle,
+            _server: server,
         }
     }
 
@@ -341,6 +332,21 @@ impl FakeSlack {
         self.state.lock().rate_limits.push_back(retry_after);
     }
 
+    /// The next `chat.postMessage` opens a window of `window` in which every
+    /// `chat.postMessage` gets a 429 whose `Retry-After` is the time left in whole seconds,
+    /// rounded up: a client that waits as told is refused once, one that retries sooner is
+    /// refused again.
+    pub fn rate_limit_window(&self, window: std::time::Duration) {
+        self.state.lock().window_armed = Some(window);
+    }
+
+    /// While `on`, Socket Mode connections are refused with a 503 (the Web API still
+    /// answers), as when Slack's socket service is down; with [`FakeSlack::drop_connections`]
+    /// the app is cut off until this is turned off again.
+    pub fn refuse_sockets(&self, on: bool) {
+        self.state.lock().refuse_sockets = on;
+    }
+
     /// The next `n` `chat.postMessage` calls answer 503.
     pub fn fail_next_posts(&self, n: u32) {
         self.state.lock().failures = n;
@@ -492,7 +498,16 @@ async fn api(
         return err("invalid_auth");
     }
     if method == "chat.postMessage" {
-        if let Some(secs) = s.rate_limits.pop_front() {
+        let now = Instant::now();
+        if let Some(window) = s.window_armed.take() {
+            s.limited_until = Some(now + window);
+        }
+        let window_left = s.limited_until.filter(|u| *u > now).map(|u| u - now);
+        // A closed window: the seconds left, rounded up, as Slack's `Retry-After` says it.
+        let limited = window_left
+            .map(|left| left.as_secs_f64().ceil() as u64)
+            .or_else(|| s.rate_limits.pop_front());
+        if let Some(secs) = limited {
             record(429, &mut s);
             return HttpResponse::TooManyRequests()
                 .insert_header(("Retry-After", secs.to_string()))
@@ -606,6 +621,9 @@ async fn link(
         .to_owned();
     if !state.lock().tickets.remove(&ticket) {
         return Ok(HttpResponse::Unauthorized().finish());
+    }
+    if state.lock().refuse_sockets {
+        return Ok(HttpResponse::ServiceUnavailable().finish());
     }
     let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
     let (id, pending) = {

@@ -1,0 +1,141 @@
+//! A loopback TCP relay between the bridge and a real server (ngircd, prosody, Synapse): the
+//! contract's way to make a real server unavailable to the bridge — every open connection
+//! cut, every new one refused — while the test users stay connected to the server itself,
+//! and to bring it back. A real server restart would also drop the test users (IRC keeps no
+//! history: a user who is not back yet misses what the bot says) and costs seconds per
+//! restart (Synapse); the relay does neither.
+//!
+//! It also counts the HTTP 429 answers it carries from the server to the bridge, so a test
+//! can tell that a real server's rate limit was met.
+
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+        TcpListener, TcpStream,
+    },
+    task::JoinHandle,
+};
+
+/// What an HTTP/1.1 429 answer starts with.
+const STATUS_429: &[u8] = b"HTTP/1.1 429 ";
+
+#[derive(Default)]
+struct Shared {
+    down: Cell<bool>,
+    links: RefCell<Vec<JoinHandle<()>>>,
+    answers_429: Cell<usize>,
+}
+
+/// A relay from a random loopback port to `127.0.0.1:<target>`; stops when dropped.
+pub struct Relay {
+    /// The port the bridge connects to.
+    pub port: u16,
+    shared: Rc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl Relay {
+    /// Relays connections to `127.0.0.1:<target>`, from now on.
+    pub async fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("the relay binds a loopback port");
+        let port = listener.local_addr().expect("relay address").port();
+        let shared = Rc::new(Shared::default());
+        let accepting = shared.clone();
+        let accept = actix_rt::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if accepting.down.get() {
+                    // Refused: closed at once, before a byte is exchanged.
+                    drop(client);
+                    continue;
+                }
+                let counts = accepting.clone();
+                let link = actix_rt::spawn(async move {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pump(client_read, server_write, None),
+                        pump(server_read, client_write, Some(&counts.answers_429)),
+                    );
+                });
+                let mut links = accepting.links.borrow_mut();
+                links.retain(|l| !l.is_finished());
+                links.push(link);
+            }
+        });
+        Self {
+            port,
+            shared,
+            accept,
+        }
+    }
+
+    /// The server becomes unreachable: every open connection is cut, new ones are closed
+    /// as soon as they are accepted.
+    pub fn go_down(&self) {
+        self.shared.down.set(true);
+        for link in self.shared.links.borrow_mut().drain(..) {
+            link.abort();
+        }
+    }
+
+    /// The server is reachable again.
+    pub fn come_up(&self) {
+        self.shared.down.set(false);
+    }
+
+    /// HTTP 429 answers relayed from the server so far.
+    pub fn answers_429(&self) -> usize {
+        self.shared.answers_429.get()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for link in self.shared.links.borrow_mut().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends, counting 429 status lines when asked.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, count_429: Option<&Cell<usize>>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    // The end of the previous read, so a status line split across reads is still seen.
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(count) = count_429 {
+            let mut window = std::mem::take(&mut tail);
+            window.extend_from_slice(&buf[..n]);
+            let found = window
+                .windows(STATUS_429.len())
+                .filter(|w| *w == STATUS_429)
+                .count();
+            count.set(count.get() + found);
+            let keep = window.len().min(STATUS_429.len() - 1);
+            tail = window[window.len() - keep..].to_vec();
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
