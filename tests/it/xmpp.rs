@@ -12,7 +12,7 @@ use serde_json::json;
 use stormbridge::backends::xmpp::{
     client::{self, join_xml, message_xml, Login, XmppStream},
     config::{Jid, TlsMode},
-    xml::{Element, Frame, MAX_STANZA},
+    wire::{Element, Frame, MAX_STANZA},
 };
 use tokio::net::TcpStream;
 

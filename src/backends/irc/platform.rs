@@ -44,6 +44,8 @@ pub struct Irc {
     settings: IrcSettings,
     tls: Option<Arc<rustls::ClientConfig>>,
     registered: bool,
+    /// Channels asked for at registration and not yet joined (or refused).
+    joining: Vec<String>,
     nick: String,
     next_message_id: u64,
 }
@@ -61,6 +63,7 @@ impl Irc {
             settings,
             tls,
             registered: false,
+            joining: Vec::new(),
             nick,
             next_message_id: 1,
         }
@@ -100,9 +103,32 @@ impl Irc {
                 }
                 self.registered = true;
                 tracing::info!(connection = %self.name, nick = %self.nick, "IRC registered");
-                fx.ready();
+                // Up once the channels are joined (or refused): IRC keeps no history, so a
+                // command said before the join would never be seen.
+                self.joining = self.settings.channels.clone();
                 for channel in &self.settings.channels {
                     Self::send(fx, Command::JOIN(channel.clone(), None, None));
+                }
+                self.joined_one(None, fx);
+            }
+            Command::JOIN(ref channel, _, _)
+                if msg.source_nickname().is_some_and(|n| irc_eq(n, &self.nick)) =>
+            {
+                self.joined_one(Some(channel), fx);
+            }
+            Command::Response(
+                Response::ERR_NOSUCHCHANNEL
+                | Response::ERR_TOOMANYCHANNELS
+                | Response::ERR_CHANNELISFULL
+                | Response::ERR_INVITEONLYCHAN
+                | Response::ERR_BANNEDFROMCHAN
+                | Response::ERR_BADCHANNELKEY,
+                ref args,
+            ) => {
+                // `<nick> <channel> :<reason>`
+                if let Some(channel) = args.get(1) {
+                    tracing::warn!(connection = %self.name, channel = %channel, reason = %args.last().cloned().unwrap_or_default(), "the server refused to let the bot join a channel");
+                    self.joined_one(Some(channel), fx);
                 }
             }
             Command::Response(
@@ -184,6 +210,18 @@ impl Irc {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Counts `channel` (joined or refused) off the channels joined at registration; the
+    /// link is up when none is left.
+    fn joined_one(&mut self, channel: Option<&str>, fx: &mut Effects<Self>) {
+        let before = self.joining.len();
+        if let Some(channel) = channel {
+            self.joining.retain(|c| !irc_eq(c, channel));
+        }
+        if self.registered && self.joining.is_empty() && (before > 0 || channel.is_none()) {
+            fx.ready();
         }
     }
 
@@ -319,10 +357,20 @@ mod tests {
         let fx = line(&mut p, ":srv 433 * bot :Nickname is already in use");
         assert_eq!(fx.written(), ["NICK bot_"]);
         let fx = line(&mut p, ":srv 001 bot_ :Welcome");
-        assert!(fx.is_ready());
+        assert!(!fx.is_ready(), "not before the channel is joined");
         assert_eq!(fx.written(), ["JOIN #ops"]);
+        let fx = line(&mut p, ":bot_!b@h JOIN #ops");
+        assert!(fx.is_ready());
         let fx = line(&mut p, "PING :srv");
         assert_eq!(fx.written(), ["PONG srv"]);
+    }
+
+    #[test]
+    fn a_refused_channel_does_not_keep_the_link_down() {
+        let mut p = platform();
+        line(&mut p, ":srv 001 bot :Welcome");
+        let fx = line(&mut p, ":srv 474 bot #ops :Cannot join channel (+b)");
+        assert!(fx.is_ready());
     }
 
     #[test]

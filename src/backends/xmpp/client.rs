@@ -11,8 +11,9 @@ use tokio_util::codec::Framed;
 
 use super::{
     config::{Jid, TlsMode},
-    xml::{escape, Element, Frame, XmlCodec, NS_STREAMS},
+    wire::{escape, Element, Frame, XmlCodec, NS_STREAMS},
 };
+use crate::backends::connection::{tcp, ConnectionError};
 
 /// A byte stream, TCP or TLS over TCP.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -54,8 +55,13 @@ const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 
+/// The server refused or broke the log-in (tried again after the backoff).
+fn refused(why: impl Into<String>) -> ConnectionError {
+    ConnectionError::Protocol(why.into())
+}
+
 /// The next frame but a skipped stanza (over a reader limit; logged and passed over).
-async fn next(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, String> {
+async fn next(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, ConnectionError> {
     loop {
         match next_frame(stream, timeout).await? {
             Frame::Skipped(s) => tracing::warn!(
@@ -69,11 +75,11 @@ async fn next(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, Strin
     }
 }
 
-async fn next_frame(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, String> {
+async fn next_frame(stream: &mut XmppStream, timeout: Duration) -> Result<Frame, ConnectionError> {
     match tokio::time::timeout(timeout, stream.next()).await {
-        Err(_) => Err("the server did not answer in time".into()),
-        Ok(None) => Err("the server closed the connection".into()),
-        Ok(Some(Err(e))) => Err(format!("read failed: {e}")),
+        Err(_) => Err(ConnectionError::Timeout("the server's answer".into())),
+        Ok(None) => Err(ConnectionError::Closed(None)),
+        Ok(Some(Err(e))) => Err(ConnectionError::network("reading from the server", e)),
         Ok(Some(Ok(Frame::Stanza(e))))
             if e.local_name() == "error"
                 && (e.ns == NS_STREAMS || e.name.starts_with("stream")) =>
@@ -83,21 +89,27 @@ async fn next_frame(stream: &mut XmppStream, timeout: Duration) -> Result<Frame,
                 .next()
                 .map(|c| c.local_name().to_owned())
                 .unwrap_or_default();
-            Err(format!("stream error from the server: {condition}"))
+            Err(ConnectionError::Closed(Some(format!(
+                "stream error from the server: {condition}"
+            ))))
         }
         Ok(Some(Ok(f))) => Ok(f),
     }
 }
 
-async fn send(stream: &mut XmppStream, xml: String) -> Result<(), String> {
+async fn send(stream: &mut XmppStream, xml: String) -> Result<(), ConnectionError> {
     stream
         .send(xml)
         .await
-        .map_err(|e| format!("write failed: {e}"))
+        .map_err(|e| ConnectionError::network("writing to the server", e))
 }
 
 /// Opens (or restarts) the stream and returns the features.
-async fn open(stream: &mut XmppStream, domain: &str, timeout: Duration) -> Result<Element, String> {
+async fn open(
+    stream: &mut XmppStream,
+    domain: &str,
+    timeout: Duration,
+) -> Result<Element, ConnectionError> {
     send(
         stream,
         format!(
@@ -109,11 +121,11 @@ async fn open(stream: &mut XmppStream, domain: &str, timeout: Duration) -> Resul
     .await?;
     match next(stream, timeout).await? {
         Frame::StreamOpen(_) => {}
-        other => return Err(format!("expected a stream header, got {other:?}")),
+        other => return Err(refused(format!("expected a stream header, got {other:?}"))),
     }
     match next(stream, timeout).await? {
         Frame::Stanza(f) if f.local_name() == "features" => Ok(f),
-        other => Err(format!("expected stream features, got {other:?}")),
+        other => Err(refused(format!("expected stream features, got {other:?}"))),
     }
 }
 
@@ -173,44 +185,37 @@ fn plain(user: &str, password: &str) -> zeroize::Zeroizing<String> {
 }
 
 /// Connects and logs in.
-pub async fn connect(login: &Login) -> Result<Session, String> {
+pub async fn connect(login: &Login) -> Result<Session, ConnectionError> {
     let (host, port, timeout) = (&login.host, login.port, login.timeout);
-    let tcp = tokio::time::timeout(
-        timeout,
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| format!("connecting to {host}:{port} timed out"))?
-    .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = tcp::connect(host, port, timeout).await?;
     let domain = login.jid.domain.clone();
     let mut stream: XmppStream = Framed::new(Box::new(tcp), XmlCodec::default());
     let mut features = open(&mut stream, &domain, timeout).await?;
     if login.tls == TlsMode::Starttls {
         if features.child_ns("starttls", NS_TLS).is_none() {
-            return Err("the server does not offer STARTTLS (required; `tls = \"plaintext\"` is only for loopback test servers)".into());
+            return Err(refused("the server does not offer STARTTLS (required; `tls = \"plaintext\"` is only for loopback test servers)"));
         }
         send(&mut stream, format!("<starttls xmlns='{NS_TLS}'/>")).await?;
         match next(&mut stream, timeout).await? {
             Frame::Stanza(e) if e.local_name() == "proceed" => {}
-            other => return Err(format!("STARTTLS refused: {other:?}")),
+            other => return Err(refused(format!("STARTTLS refused: {other:?}"))),
         }
         let config = login
             .tls_config
             .clone()
-            .ok_or("no TLS configuration for STARTTLS")?;
+            .ok_or_else(|| refused("no TLS configuration for STARTTLS"))?;
         // RFC 6120 §13.7.2.1: the JID's domain (not the `server` host) is the reference
         // identity, for SNI and for verifying the certificate.
         let name = rustls_pki_types::ServerName::try_from(domain.clone())
-            .map_err(|e| format!("`{domain}` is not a TLS server name: {e}"))?;
+            .map_err(|e| refused(format!("`{domain}` is not a TLS server name: {e}")))?;
         let tcp = stream.into_inner();
         let tls = tokio::time::timeout(
             timeout,
             tokio_rustls::TlsConnector::from(config).connect(name, tcp),
         )
         .await
-        .map_err(|_| "TLS handshake timed out".to_owned())?
-        .map_err(|e| tls_failure(&e, &domain))?;
+        .map_err(|_| ConnectionError::Timeout("the TLS handshake".into()))?
+        .map_err(|e| refused(tls_failure(&e, &domain)))?;
         // A new stream over TLS: a new codec (nothing was sent after `<proceed/>`).
         stream = Framed::new(Box::new(tls), XmlCodec::default());
         features = open(&mut stream, &domain, timeout).await?;
@@ -219,7 +224,7 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
         .child_ns("mechanisms", NS_SASL)
         .is_some_and(|m| m.elements().any(|e| e.text().trim() == "PLAIN"));
     if !offers_plain {
-        return Err("the server does not offer SASL PLAIN".into());
+        return Err(refused("the server does not offer SASL PLAIN"));
     }
     let auth = plain(&login.jid.local, login.password.expose_secret());
     send(
@@ -239,13 +244,17 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
                 .next()
                 .map(|c| c.local_name().to_owned())
                 .unwrap_or_default();
-            return Err(format!("authentication failed: {why}"));
+            return Err(refused(format!("authentication failed: {why}")));
         }
-        other => return Err(format!("unexpected answer to authentication: {other:?}")),
+        other => {
+            return Err(refused(format!(
+                "unexpected answer to authentication: {other:?}"
+            )))
+        }
     }
     let features = open(&mut stream, &domain, timeout).await?;
     if features.child_ns("bind", NS_BIND).is_none() {
-        return Err("the server does not offer resource binding".into());
+        return Err(refused("the server does not offer resource binding"));
     }
     send(
         &mut stream,
@@ -259,18 +268,18 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
         match next(&mut stream, timeout).await? {
             Frame::Stanza(e) if e.local_name() == "iq" && e.attr("id") == Some("bind1") => {
                 if e.attr("type") != Some("result") {
-                    return Err("the server refused resource binding".into());
+                    return Err(refused("the server refused resource binding"));
                 }
                 let jid = e
                     .child("bind")
                     .and_then(|b| b.child("jid"))
                     .map(Element::text)
                     .and_then(|t| Jid::parse(t.trim()))
-                    .ok_or("the server bound no JID")?;
+                    .ok_or_else(|| refused("the server bound no JID"))?;
                 break jid;
             }
             Frame::Stanza(_) => {}
-            other => return Err(format!("unexpected {other:?} while binding")),
+            other => return Err(refused(format!("unexpected {other:?} while binding"))),
         }
     };
     let session = features.child_ns("session", NS_SESSION);
@@ -284,12 +293,16 @@ pub async fn connect(login: &Login) -> Result<Session, String> {
             match next(&mut stream, timeout).await? {
                 Frame::Stanza(e) if e.local_name() == "iq" && e.attr("id") == Some("sess1") => {
                     if e.attr("type") != Some("result") {
-                        return Err("the server refused the session".into());
+                        return Err(refused("the server refused the session"));
                     }
                     break;
                 }
                 Frame::Stanza(_) => {}
-                other => return Err(format!("unexpected {other:?} while starting the session")),
+                other => {
+                    return Err(refused(format!(
+                        "unexpected {other:?} while starting the session"
+                    )))
+                }
             }
         }
     }

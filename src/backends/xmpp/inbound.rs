@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{config::Jid, xml::Element};
+use super::{config::Jid, wire::Element};
 use crate::domain::message::{ChatUser, InboundMessage, Room, RoomKind};
 
 /// Who the bot is on this connection.
@@ -156,7 +156,7 @@ mod tests {
     use tokio_util::codec::Decoder;
 
     use super::*;
-    use crate::backends::xmpp::xml::{Frame, XmlCodec};
+    use crate::backends::xmpp::wire::{Frame, XmlCodec};
 
     fn parse(xml: &str, occupants: &Occupants) -> Option<InboundMessage> {
         let rooms = vec!["ops@conference.localhost".to_owned()];

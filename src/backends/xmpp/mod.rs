@@ -16,7 +16,7 @@
 //! read before the limit), answers that the message was too large (or complex) to read.
 //! Only XML that is not well-formed, XML that XMPP forbids (a DTD), or a stream header past
 //! a limit makes the bridge send a stream error, close the stream and reconnect (with
-//! backoff), with the connection's last error saying why. See `xml.rs` for the details.
+//! backoff), with the connection's last error saying why. See `wire.rs` for the details.
 //!
 //! Security: STARTTLS is required by default (certificates checked against the web PKI
 //! roots or `tls_ca_file`); a server that does not offer it is refused. The certificate must
@@ -46,7 +46,7 @@
 //! bounded queue (`queue_size`, oldest dropped first and counted), sent oldest first
 //! after reconnecting.
 //!
-//! Files: `config.rs` (settings), `xml.rs` (the wire: a bounded XML stanza reader on
+//! Files: `config.rs` (settings), `wire.rs` (a bounded XML stanza reader on
 //! quick-xml), `client.rs` (the login), `inbound.rs` (a `<message>` as a chat message),
 //! `platform.rs` (the [`Platform`](crate::backends::connection::Platform)).
 
@@ -55,7 +55,7 @@ pub mod config;
 /// A `<message>` stanza → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;
 mod platform;
-pub mod xml;
+pub mod wire;
 
 use std::time::Duration;
 

@@ -16,7 +16,7 @@ use super::{
     client::{self, join_xml, message_xml, Login},
     config::{Jid, XmppSettings},
     inbound::{inbound, Occupants, Who},
-    xml::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
+    wire::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
 };
 use crate::{
     actors::messages::Deliver,
@@ -63,6 +63,8 @@ pub struct Xmpp {
     rooms: Vec<String>,
     ignore: Vec<String>,
     joined: HashSet<String>,
+    /// Rooms asked for at log-in and not yet joined (or refused).
+    joining: Vec<String>,
     occupants: Occupants,
     /// Outstanding pings by id, with the room for a MUC self-ping.
     pings: HashMap<String, Option<String>>,
@@ -98,6 +100,7 @@ impl Xmpp {
             rooms,
             ignore,
             joined: HashSet::new(),
+            joining: Vec::new(),
             occupants: Occupants::new(),
             pings: HashMap::new(),
             next_id: 0,
@@ -323,7 +326,7 @@ impl Xmpp {
         let kind = e.attr("type").unwrap_or("available");
         if kind == "error" {
             tracing::warn!(connection = %self.name, room = %room, "the room refused the join; retrying on the next self-ping");
-            return;
+            return self.joined_one(&room, fx);
         }
         let x = e.child_ns("x", NS_MUC_USER);
         let codes: Vec<&str> = x
@@ -358,6 +361,17 @@ impl Xmpp {
         }
         if is_self && self.joined.insert(room.clone()) {
             tracing::info!(connection = %self.name, room = %room, "joined the room");
+            self.joined_one(&room, fx);
+        }
+    }
+
+    /// Counts `room` (joined or refused) off the rooms joined at log-in; the link is up when
+    /// none is left: a command said in a room before the bot is in it would not reach it.
+    fn joined_one(&mut self, room: &str, fx: &mut Effects<Self>) {
+        let before = self.joining.len();
+        self.joining.retain(|r| r != room);
+        if before > 0 && self.joining.is_empty() {
+            fx.ready();
         }
     }
 
@@ -439,9 +453,7 @@ impl Platform for Xmpp {
             }
         };
         Box::pin(async move {
-            let session = client::connect(&login)
-                .await
-                .map_err(ConnectionError::Protocol)?;
+            let session = client::connect(&login).await?;
             let parts = session.stream.into_parts();
             let (r, w) = tokio::io::split(parts.io);
             // The codec goes along with the bytes read after the login: it holds the part
@@ -472,7 +484,10 @@ impl Platform for Xmpp {
         }
         let interval = Duration::from_secs(self.settings.ping_interval_secs.max(1));
         fx.after(interval, Event::Ping);
-        fx.ready();
+        self.joining = self.rooms.clone();
+        if self.joining.is_empty() {
+            fx.ready();
+        }
     }
 
     fn frame(&mut self, frame: Result<Frame, XmlError>, fx: &mut Effects<Self>) {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stormbridge::backends::xmpp::xml::Element;
+use stormbridge::backends::xmpp::wire::Element;
 
 use super::{
     cases,

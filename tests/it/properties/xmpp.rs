@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use stormbridge::backends::xmpp::{
     inbound::{inbound, Occupants, Who},
-    xml::{escape, Frame, XmlCodec, MAX_STANZA},
+    wire::{escape, Frame, XmlCodec, MAX_STANZA},
 };
 use stormbridge::domain::message::RoomKind;
 use tokio_util::codec::Decoder;
