@@ -22,5 +22,6 @@ pub fn enabled() -> bool {
 /// burst 10), so a burst of replies goes out at once rather than 100 ms apart.
 pub const SEND_BURST: u32 = 10;
 
-/// Sends under way at once to different destinations on the REST platforms.
-pub const MAX_IN_FLIGHT: usize = 4;
+/// Sends under way at once to different destinations on the REST platforms (one
+/// destination's messages always go one at a time, in order).
+pub const MAX_IN_FLIGHT: usize = 16;

@@ -185,6 +185,9 @@ pub struct Outbox<T> {
     /// A rate limit or retry backoff of the whole connection.
     paused_until: Option<Instant>,
     backoff: Backoff,
+    /// After a 429 for the whole account: the server's delay, kept as the gap between sends
+    /// (one at a time) until the queue is empty, so the next sends do not earn 429s too.
+    careful: Option<Duration>,
     waiting: usize,
     in_flight: usize,
     dropped: u64,
@@ -208,6 +211,7 @@ impl<T> Outbox<T> {
             order: VecDeque::new(),
             paused_until: None,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+            careful: None,
             waiting: 0,
             in_flight: 0,
             dropped: 0,
@@ -325,6 +329,13 @@ impl<T> Outbox<T> {
         match outcome {
             Outcome::Sent { pause } => {
                 self.backoff.reset();
+                if self.waiting == 0 && self.in_flight == 0 {
+                    self.careful = None;
+                }
+                let pause = match (pause, self.careful) {
+                    (Some(p), Some(c)) => Some(p.max(c)),
+                    (p, c) => p.or(c),
+                };
                 match pause {
                     Some(pause) => {
                         tracing::debug!(connection = %self.connection, pause_ms = pause.as_millis() as u64, "rate-limit window used up; pausing");
@@ -340,6 +351,13 @@ impl<T> Outbox<T> {
                 tracing::info!(connection = %self.connection, delay_ms = delay.as_millis() as u64, "{} rate limit; retrying later", self.platform);
                 self.requeue(lane, item);
                 self.pause(lane, now + delay);
+                if !self.policy.limits_per_destination {
+                    // Refused again while careful: the gap was too short, widen it.
+                    self.careful = Some(match self.careful {
+                        Some(gap) => gap.max(delay).mul_f64(1.1).min(MAX_RATE_WAIT),
+                        None => delay,
+                    });
+                }
                 delay
             }
             Outcome::Retry(error) => {
@@ -390,7 +408,12 @@ impl<T> Outbox<T> {
     /// in flight until [`Outbox::finish`]), wait for pacing or a rate limit, or nothing.
     /// The actor checks first that its connection is up, and asks again after each send.
     pub fn next(&mut self, now: Instant) -> Next<T> {
-        if self.waiting == 0 || self.in_flight >= self.policy.max_in_flight {
+        let max_in_flight = if self.careful.is_some() {
+            1
+        } else {
+            self.policy.max_in_flight
+        };
+        if self.waiting == 0 || self.in_flight >= max_in_flight {
             return Next::Idle;
         }
         if let Some(until) = self.paused_until {
@@ -650,6 +673,35 @@ mod tests {
         assert_eq!(o.next(t0 + secs(1)), Next::Wait(secs(2)));
         let first = send(&mut o, t0 + secs(3));
         assert!(first == 1 || first == 2);
+    }
+
+    #[test]
+    fn after_an_account_wide_429_sends_go_one_at_a_time_at_the_servers_pace() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut o = Outbox::new(
+            "test",
+            "test",
+            QueuePolicy {
+                max_in_flight: 4,
+                ..QueuePolicy::serial(10, Pace::unlimited())
+            },
+        );
+        for (lane, item) in [("a", 1), ("b", 2), ("c", 3)] {
+            o.push(lane, item);
+        }
+        assert_eq!(o.next(t0), Next::Send("a".into(), 1));
+        o.finish("a", 1, Outcome::RateLimited(secs(5)), t0);
+        let t1 = t0 + secs(5);
+        let first = send(&mut o, t1);
+        assert_eq!(o.next(t1), Next::Idle, "one at a time now");
+        let lane = ["a", "b", "c"][first as usize - 1];
+        assert_eq!(
+            o.finish(lane, first, sent(), t1),
+            secs(5),
+            "the server's gap"
+        );
+        assert_eq!(o.next(t1 + secs(1)), Next::Wait(secs(4)));
     }
 
     #[test]

@@ -54,8 +54,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<ConsoleSettings>(settings)?;
     let io = start.console.unwrap_or_else(ConsoleIo::stdio);
     let platform = Console::new(start.wiring.name.clone(), s.clone(), start.bot_name, io);
-    // A local terminal: no limit but the queue's.
-    let queue = QueuePolicy::serial(crate::backends::defaults::queue_size(), Pace::unlimited());
+    let queue = queue_policy(s);
     let deliver = Connection::new(platform, start.wiring, queue)
         .start()
         .recipient();
@@ -63,4 +62,11 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         deliver,
         route: None,
     })
+}
+
+/// How this platform's connection queues and paces its messages (public for the pacing
+/// benchmark).
+pub fn queue_policy(_settings: &ConsoleSettings) -> QueuePolicy {
+    // A local terminal: no limit but the queue's.
+    QueuePolicy::serial(crate::backends::defaults::queue_size(), Pace::unlimited())
 }

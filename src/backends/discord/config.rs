@@ -34,7 +34,9 @@ pub struct DiscordSettings {
     #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_size: usize,
     /// Minimum gap between two messages, in milliseconds.
-    #[serde(default = "crate::backends::defaults::send_interval_ms")]
+    /// Least gap between two messages to one channel once its burst of 5 is used, in
+    /// milliseconds (Discord's channel message route allows about 5 per 5 s).
+    #[serde(default = "default_send_interval_ms")]
     pub send_interval_ms: u64,
     /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
     /// value when not given).
@@ -71,6 +73,10 @@ pub fn ws_url_ok(s: &str) -> bool {
 }
 
 crate::platform_settings!(DiscordSettings, "discord");
+
+fn default_send_interval_ms() -> u64 {
+    1000
+}
 
 /// Reads a `[[chat]]` table of `backend = "discord"`: http(s) API URL, ws(s) gateway URL,
 /// exactly one of token/token_file.

@@ -73,12 +73,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     } else {
         None
     };
-    // IRC servers count lines per connection: flood control paces them all alike.
-    let pace = Pace {
-        burst: s.flood_burst,
-        interval: Duration::from_millis(s.send_interval_ms),
-    };
-    let queue = QueuePolicy::serial(s.queue_size, pace);
+    let queue = queue_policy(s);
     let mut wiring = start.wiring;
     wiring.backoff = wiring
         .backoff
@@ -89,4 +84,15 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         deliver,
         route: None,
     })
+}
+
+/// How this platform's connection queues and paces its messages (public for the pacing
+/// benchmark).
+pub fn queue_policy(s: &IrcSettings) -> QueuePolicy {
+    // IRC servers count lines per connection: flood control paces them all alike.
+    let pace = Pace {
+        burst: s.flood_burst,
+        interval: Duration::from_millis(s.send_interval_ms),
+    };
+    QueuePolicy::serial(s.queue_size, pace)
 }

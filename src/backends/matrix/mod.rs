@@ -81,18 +81,7 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<MatrixSettings>(settings)?;
     let platform = Matrix::new(start.wiring.name.clone(), s.clone()).map_err(SetupError::from)?;
-    // Synapse limits messages per account (`rc_message`), not per room: one pace for the
-    // connection, rooms sent to concurrently, a 429's `retry_after_ms` holding everything.
-    let queue = QueuePolicy {
-        capacity: s.queue_size,
-        pace: Pace {
-            burst: crate::backends::defaults::SEND_BURST,
-            interval: Duration::from_millis(s.send_interval_ms),
-        },
-        per_destination: None,
-        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
-        limits_per_destination: false,
-    };
+    let queue = queue_policy(s);
     let mut wiring = start.wiring;
     wiring.backoff = wiring
         .backoff
@@ -102,4 +91,21 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         deliver,
         route: None,
     })
+}
+
+/// How this platform's connection queues and paces its messages (public for the pacing
+/// benchmark).
+pub fn queue_policy(s: &MatrixSettings) -> QueuePolicy {
+    // Synapse limits messages per account (`rc_message`), not per room: one pace for the
+    // connection, rooms sent to concurrently, a 429's `retry_after_ms` holding everything.
+    QueuePolicy {
+        capacity: s.queue_size,
+        pace: Pace {
+            burst: crate::backends::defaults::SEND_BURST,
+            interval: Duration::from_millis(s.send_interval_ms),
+        },
+        per_destination: None,
+        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
+        limits_per_destination: false,
+    }
 }

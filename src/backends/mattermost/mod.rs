@@ -75,19 +75,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<MattermostSettings>(settings)?;
     let name = start.wiring.name.clone();
     let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::from)?;
-    // Mattermost limits requests per user (`RateLimitSettings`: 10 per second, bursts of
-    // 100 by default), not per channel: one pace for the connection, channels sent to
-    // concurrently, `X-Ratelimit-*` and 429s holding everything.
-    let queue = QueuePolicy {
-        capacity: s.queue_size,
-        pace: Pace {
-            burst: crate::backends::defaults::SEND_BURST,
-            interval: Duration::from_millis(s.send_interval_ms),
-        },
-        per_destination: None,
-        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
-        limits_per_destination: false,
-    };
+    let queue = queue_policy(s);
     let mut wiring = start.wiring;
     wiring.backoff = wiring
         .backoff
@@ -99,4 +87,22 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         deliver: addr.clone().recipient(),
         route: Some(HttpRoute::MattermostActions(addr.recipient())),
     })
+}
+
+/// How this platform's connection queues and paces its messages (public for the pacing
+/// benchmark).
+pub fn queue_policy(s: &MattermostSettings) -> QueuePolicy {
+    // Mattermost limits requests per user (`RateLimitSettings`: 10 per second, bursts of
+    // 100 by default), not per channel: one pace for the connection, channels sent to
+    // concurrently, `X-Ratelimit-*` and 429s holding everything.
+    QueuePolicy {
+        capacity: s.queue_size,
+        pace: Pace {
+            burst: 100,
+            interval: Duration::from_millis(s.send_interval_ms),
+        },
+        per_destination: None,
+        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
+        limits_per_destination: false,
+    }
 }

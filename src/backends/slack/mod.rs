@@ -122,19 +122,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     // Slack is the public service: web PKI roots, always verified.
     let tls = crate::tls::client_config(true, None).map_err(SetupError::from)?;
     let platform = Slack::new(name.clone(), s.clone(), tls);
-    // Slack limits `chat.postMessage` per channel (about one message per second, short
-    // bursts allowed: https://api.slack.com/methods/chat.postMessage#rate_limiting): each
-    // channel paced on its own, channels sent to concurrently, a 429 holding its channel.
-    let queue = QueuePolicy {
-        capacity: s.queue_size,
-        pace: Pace::unlimited(),
-        per_destination: Some(Pace {
-            burst: crate::backends::defaults::SEND_BURST.min(3),
-            interval: s.send_interval,
-        }),
-        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
-        limits_per_destination: true,
-    };
+    let queue = queue_policy(s);
     let mut wiring = start.wiring;
     wiring.backoff = crate::domain::backoff::Backoff::new(s.reconnect_initial, s.reconnect_max);
     let addr = Connection::new(platform, wiring, queue).start();
@@ -150,6 +138,24 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         deliver: addr.recipient(),
         route,
     })
+}
+
+/// How this platform's connection queues and paces its messages (public for the pacing
+/// benchmark).
+pub fn queue_policy(s: &SlackSettings) -> QueuePolicy {
+    // Slack limits `chat.postMessage` per channel (about one message per second, short
+    // bursts allowed: https://api.slack.com/methods/chat.postMessage#rate_limiting): each
+    // channel paced on its own, channels sent to concurrently, a 429 holding its channel.
+    QueuePolicy {
+        capacity: s.queue_size,
+        pace: Pace::unlimited(),
+        per_destination: Some(Pace {
+            burst: crate::backends::defaults::SEND_BURST.min(3),
+            interval: s.send_interval,
+        }),
+        max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
+        limits_per_destination: true,
+    }
 }
 
 #[cfg(test)]

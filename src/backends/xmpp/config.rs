@@ -254,10 +254,10 @@ fn default_max_message_bytes() -> usize {
 /// XMPP servers shape each client connection's bytes themselves (ejabberd's `c2s_shaper`,
 /// prosody's `limits`): the bridge's own pace only evens out large bursts.
 fn default_burst() -> u32 {
-    20
+    50
 }
 fn default_interval() -> u64 {
-    50
+    20
 }
 fn default_ping_interval() -> u64 {
     60

@@ -93,12 +93,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         ),
         config::TlsMode::Plaintext => None,
     };
-    // The server shapes the connection's bytes itself; the pace only evens out bursts.
-    let pace = Pace {
-        burst: s.flood_burst,
-        interval: Duration::from_millis(s.send_interval_ms),
-    };
-    let queue = QueuePolicy::serial(s.queue_size, pace);
+    let queue = queue_policy(s);
     let mut wiring = start.wiring;
     wiring.backoff = wiring
         .backoff
@@ -109,4 +104,15 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         deliver,
         route: None,
     })
+}
+
+/// How this platform's connection queues and paces its messages (public for the pacing
+/// benchmark).
+pub fn queue_policy(s: &XmppSettings) -> QueuePolicy {
+    // The server shapes the connection's bytes itself; the pace only evens out bursts.
+    let pace = Pace {
+        burst: s.flood_burst,
+        interval: Duration::from_millis(s.send_interval_ms),
+    };
+    QueuePolicy::serial(s.queue_size, pace)
 }
