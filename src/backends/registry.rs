@@ -67,6 +67,18 @@ pub struct Started {
     pub route: Option<HttpRoute>,
 }
 
+impl Started {
+    /// A connection with no HTTP route.
+    pub fn plain<P: super::connection::Platform>(
+        addr: actix::Addr<super::connection::Connection<P>>,
+    ) -> Self {
+        Self {
+            deliver: addr.recipient(),
+            route: None,
+        }
+    }
+}
+
 /// A platform's HTTP entry point on the bridge's server.
 pub enum HttpRoute {
     /// Slack's Events API (`/slack/events/<connection>`).

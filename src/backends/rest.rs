@@ -10,7 +10,7 @@ use awc::{http::header::HeaderMap, ClientRequest};
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::connection::ConnectionError;
+use super::connection::{outbox::Outcome, ConnectionError};
 
 /// The User-Agent the bridge sends to chat platforms (Discord asks for its own form).
 pub const USER_AGENT: &str = concat!("stormbridge/", env!("CARGO_PKG_VERSION"));
@@ -72,6 +72,19 @@ pub fn http_error(
         code,
         message,
     }
+}
+
+/// What the queue does with the answer to `POST path`, for every status but 429 (which each
+/// platform reads its own way): a server error or a timeout is tried again, any other error
+/// is refused for good, a success is `None`.
+pub fn post_outcome(path: &str, status: StatusCode, body: &[u8]) -> Option<Outcome> {
+    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        return Some(Outcome::Retry(http_error("POST", path, status, body)));
+    }
+    if !status.is_success() {
+        return Some(Outcome::Rejected(http_error("POST", path, status, body)));
+    }
+    None
 }
 
 /// Sends `req` (already carrying its authorization) and decodes a JSON success body.

@@ -5,7 +5,7 @@
 
 use std::{any::Any, fmt, sync::Arc};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -97,33 +97,10 @@ impl ChatTable {
         inline: Option<SecretString>,
         file: &str,
     ) -> Option<SecretString> {
-        let inline = inline.filter(|s| !s.expose_secret().is_empty());
-        let file = file.trim();
-        match (inline, (!file.is_empty()).then_some(file)) {
-            (Some(_), Some(_)) => {
-                self.problem(
-                    field,
-                    format!("set either {field} or {field}_file, not both"),
-                );
-                None
-            }
-            (Some(s), None) => Some(s),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    let value = text.trim_end_matches(['\r', '\n']).to_owned();
-                    if value.is_empty() {
-                        self.problem(&format!("{field}_file"), format!("{path} is empty"));
-                        None
-                    } else {
-                        Some(SecretString::from(value))
-                    }
-                }
-                Err(e) => {
-                    self.problem(&format!("{field}_file"), format!("cannot read {path}: {e}"));
-                    None
-                }
-            },
-            (None, None) => None,
-        }
+        let key = format!("{}.{field}", self.key);
+        super::validate::read_secret(&key, inline, file)
+            .map_err(|p| self.problems.push(p))
+            .ok()
+            .flatten()
     }
 }

@@ -545,29 +545,44 @@ fn secret(
     inline: Option<SecretString>,
     file: &str,
 ) -> Option<SecretString> {
+    read_secret(key, inline, file)
+        .map_err(|p| c.problems.push(p))
+        .ok()
+        .flatten()
+}
+
+/// A secret given inline (`key`) or in a file (`key_file`: its first line), never both;
+/// `Ok(None)` when neither is set. Problems name the key that was set, never the secret.
+pub(super) fn read_secret(
+    key: &str,
+    inline: Option<SecretString>,
+    file: &str,
+) -> Result<Option<SecretString>, Problem> {
     let inline = inline.filter(|s| !s.expose_secret().is_empty());
     match (inline, non_empty(file)) {
-        (Some(_), Some(_)) => {
-            c.push(key, format!("set either {key} or {key}_file, not both"));
-            None
-        }
-        (Some(s), None) => Some(s),
+        (Some(_), Some(_)) => Err(Problem::new(
+            key,
+            format!("set either {key} or {key}_file, not both"),
+        )),
+        (Some(s), None) => Ok(Some(s)),
         (None, Some(path)) => match std::fs::read_to_string(path) {
             Ok(text) => {
                 let value = text.trim_end_matches(['\r', '\n']).to_owned();
                 if value.is_empty() {
-                    c.push(format!("{key}_file"), format!("{path} is empty"));
-                    None
+                    Err(Problem::new(
+                        format!("{key}_file"),
+                        format!("{path} is empty"),
+                    ))
                 } else {
-                    Some(SecretString::from(value))
+                    Ok(Some(SecretString::from(value)))
                 }
             }
-            Err(e) => {
-                c.push(format!("{key}_file"), format!("cannot read {path}: {e}"));
-                None
-            }
+            Err(e) => Err(Problem::new(
+                format!("{key}_file"),
+                format!("cannot read {path}: {e}"),
+            )),
         },
-        (None, None) => None,
+        (None, None) => Ok(None),
     }
 }
 

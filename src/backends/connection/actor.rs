@@ -46,6 +46,14 @@ pub struct Wiring {
     pub backoff: Backoff,
 }
 
+impl Wiring {
+    /// With a connection's own `reconnect_initial_ms` / `reconnect_max_ms` where given.
+    pub fn with_reconnect(mut self, initial_ms: Option<u64>, max_ms: Option<u64>) -> Self {
+        self.backoff = self.backoff.overridden(initial_ms, max_ms);
+        self
+    }
+}
+
 /// The open transport of the current link.
 struct OpenLink<P: Platform> {
     /// Frames for the writer task; dropping it closes the sink.

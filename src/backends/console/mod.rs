@@ -55,13 +55,9 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let io = start.console.unwrap_or_else(ConsoleIo::stdio);
     let platform = Console::new(start.wiring.name.clone(), s.clone(), start.bot_name, io);
     let queue = queue_policy(s);
-    let deliver = Connection::new(platform, start.wiring, queue)
-        .start()
-        .recipient();
-    Ok(Started {
-        deliver,
-        route: None,
-    })
+    Ok(Started::plain(
+        Connection::new(platform, start.wiring, queue).start(),
+    ))
 }
 
 /// How this platform's connection queues and paces its messages (public for the pacing

@@ -11,7 +11,7 @@ use crate::backends::{
         outbox::{Dest, Outcome},
         ConnectionError,
     },
-    rest::{http_error, post_json},
+    rest::{http_error, post_json, post_outcome},
 };
 
 /// The User-Agent Discord asks bots for.
@@ -191,13 +191,7 @@ fn classify(path: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
     if status == StatusCode::UNAUTHORIZED {
         return Some(Outcome::Retry(refused("POST", path, status, body)));
     }
-    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-        return Some(Outcome::Retry(http_error("POST", path, status, body)));
-    }
-    if !status.is_success() {
-        return Some(Outcome::Rejected(http_error("POST", path, status, body)));
-    }
-    None
+    post_outcome(path, status, body)
 }
 
 /// A response's "rate-limit window used up" pause (`X-RateLimit-Remaining: 0`).

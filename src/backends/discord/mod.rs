@@ -82,17 +82,13 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let name = start.wiring.name.clone();
     let platform = Discord::new(name.clone(), s.clone()).map_err(SetupError::from)?;
     let queue = queue_policy(s);
-    let mut wiring = start.wiring;
-    wiring.backoff = wiring
-        .backoff
-        .overridden(s.reconnect_initial_ms, s.reconnect_max_ms);
+    let wiring = start
+        .wiring
+        .with_reconnect(s.reconnect_initial_ms, s.reconnect_max_ms);
     let addr = Connection::new(platform, wiring, queue).start();
     // Answer buttons for StackStorm inquiries (presses come back as the presser).
     crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);
-    Ok(Started {
-        deliver: addr.recipient(),
-        route: None,
-    })
+    Ok(Started::plain(addr))
 }
 
 /// How this platform's connection queues and paces its messages (public for the pacing

@@ -82,15 +82,12 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<MatrixSettings>(settings)?;
     let platform = Matrix::new(start.wiring.name.clone(), s.clone()).map_err(SetupError::from)?;
     let queue = queue_policy(s);
-    let mut wiring = start.wiring;
-    wiring.backoff = wiring
-        .backoff
-        .overridden(s.reconnect_initial_ms, s.reconnect_max_ms);
-    let deliver = Connection::new(platform, wiring, queue).start().recipient();
-    Ok(Started {
-        deliver,
-        route: None,
-    })
+    let wiring = start
+        .wiring
+        .with_reconnect(s.reconnect_initial_ms, s.reconnect_max_ms);
+    Ok(Started::plain(
+        Connection::new(platform, wiring, queue).start(),
+    ))
 }
 
 /// How this platform's connection queues and paces its messages (public for the pacing

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::wire;
 use crate::backends::{
     connection::{outbox::Dest, outbox::Outcome, ConnectionError},
-    rest::{get_json, http_error, post_json},
+    rest::{get_json, http_error, post_json, post_outcome},
 };
 
 /// One post waiting to be sent.
@@ -217,16 +217,11 @@ fn classify(path: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
         .unwrap_or(Duration::from_secs(1));
         return Some(Outcome::RateLimited(delay));
     }
-    if status.is_server_error()
-        || status == StatusCode::UNAUTHORIZED
-        || status == StatusCode::REQUEST_TIMEOUT
-    {
+    if status == StatusCode::UNAUTHORIZED {
+        // The token passed `GET /users/me` at log-in: try again (a 401 there stops).
         return Some(Outcome::Retry(http_error("POST", path, status, body)));
     }
-    if !status.is_success() {
-        return Some(Outcome::Rejected(http_error("POST", path, status, body)));
-    }
-    None
+    post_outcome(path, status, body)
 }
 
 /// The pause after a success that used up the rate-limit window (`X-Ratelimit-Remaining: 0`).

@@ -76,10 +76,9 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let name = start.wiring.name.clone();
     let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::from)?;
     let queue = queue_policy(s);
-    let mut wiring = start.wiring;
-    wiring.backoff = wiring
-        .backoff
-        .overridden(s.reconnect_initial_ms, s.reconnect_max_ms);
+    let wiring = start
+        .wiring
+        .with_reconnect(s.reconnect_initial_ms, s.reconnect_max_ms);
     let addr = Connection::new(platform, wiring, queue).start();
     // Answer buttons for StackStorm inquiries: presses arrive over HTTP.
     crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);

@@ -94,16 +94,13 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         config::TlsMode::Plaintext => None,
     };
     let queue = queue_policy(s);
-    let mut wiring = start.wiring;
-    wiring.backoff = wiring
-        .backoff
-        .overridden(s.reconnect_initial_ms, s.reconnect_max_ms);
+    let wiring = start
+        .wiring
+        .with_reconnect(s.reconnect_initial_ms, s.reconnect_max_ms);
     let platform = Xmpp::new(wiring.name.clone(), s.clone(), tls);
-    let deliver = Connection::new(platform, wiring, queue).start().recipient();
-    Ok(Started {
-        deliver,
-        route: None,
-    })
+    Ok(Started::plain(
+        Connection::new(platform, wiring, queue).start(),
+    ))
 }
 
 /// How this platform's connection queues and paces its messages (public for the pacing
