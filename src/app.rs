@@ -9,7 +9,8 @@ use crate::{
     actors::{
         acl_gate::{AclGate, ReplacePolicy},
         alias_cache::{AliasCache, AliasSnapshot},
-        dispatcher::{Dispatcher, DispatcherSettings, RegisterConnection, UseSessions},
+        dispatcher::{Dispatcher, DispatcherSettings, UseSessions},
+        messages::RegisterConnection,
         result_tracker::{ConnectionsRegistered, ResultTracker, TrackerSettings},
         session_manager::{SessionManager, SessionSettings},
         status::{Health, HealthReport, StatusRegistry, StatusReporter},

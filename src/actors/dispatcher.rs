@@ -32,13 +32,12 @@ use super::{
 };
 use crate::{
     acl::{CommandRef, Subject},
-    actors::messages::{Deliver, Inbound},
+    actors::messages::{Deliver, Inbound, RegisterConnection},
     alias::index::{AliasMatch, NameCollision, Selection},
     commands::{self, help::HelpPaging, reload::ReloadOutcome, session::ListedSession, ReplyKind},
     domain::{
         announcement::{SourceContext, BRIDGE_MARKER},
         command::{self, Command, Prefixes},
-        mention::MentionFn,
         message::{InboundMessage, Target},
         result_ledger::PendingResult,
     },
@@ -54,18 +53,6 @@ use crate::{
 
 /// `!st2inquiries`, `!st2answer` and answer buttons.
 mod inquiries;
-
-/// Registers a chat connection's delivery address.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RegisterConnection {
-    /// Connection name.
-    pub name: String,
-    /// Where its messages go.
-    pub recipient: Recipient<Deliver>,
-    /// How its platform writes a mention.
-    pub mention: MentionFn,
-}
 
 /// What the dispatcher needs from the configuration.
 #[derive(Debug, Clone)]

@@ -11,6 +11,19 @@ use crate::domain::{
     message::{InboundMessage, Target},
 };
 
+/// Registers a chat connection's delivery address with the dispatcher and the result
+/// tracker.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterConnection {
+    /// Connection name.
+    pub name: String,
+    /// Where its messages go.
+    pub recipient: Recipient<Deliver>,
+    /// How its platform writes a mention (the tracker mentions who ran a command).
+    pub mention: crate::domain::mention::MentionFn,
+}
+
 /// A normalised chat message for the dispatcher.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]

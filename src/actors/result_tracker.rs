@@ -38,8 +38,9 @@ use serde_json::{json, Value};
 
 use super::{
     alias_cache::AliasSnapshot,
-    dispatcher::{RegisterConnection, UseSessions},
+    dispatcher::UseSessions,
     messages::Deliver,
+    messages::RegisterConnection,
     session_manager::{SessionManager, UserCredential},
     status::{ActorState, StatusReporter},
     stream_consumer::{AnnouncementReceived, StreamEstablished, StreamLost},
