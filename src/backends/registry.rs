@@ -94,7 +94,7 @@ pub struct SetupError(pub String);
 
 impl SetupError {
     /// From any platform's setup error.
-    pub fn from(e: impl std::fmt::Display) -> Self {
+    pub fn new(e: impl std::fmt::Display) -> Self {
         Self(e.to_string())
     }
 }

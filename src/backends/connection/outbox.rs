@@ -507,6 +507,25 @@ mod tests {
         )
     }
 
+    /// Several lanes at once: `max_in_flight`, a pace per lane, and whether a 429 holds only
+    /// its lane; the connection itself unpaced.
+    fn concurrent(
+        max_in_flight: usize,
+        per_destination: Option<Pace>,
+        limits_per_destination: bool,
+    ) -> Outbox<u32> {
+        Outbox::new(
+            "test",
+            "test",
+            QueuePolicy {
+                max_in_flight,
+                per_destination,
+                limits_per_destination,
+                ..QueuePolicy::serial(10, Pace::unlimited())
+            },
+        )
+    }
+
     fn sent() -> Outcome {
         Outcome::Sent { pause: None }
     }
@@ -580,16 +599,7 @@ mod tests {
     #[test]
     fn one_send_at_a_time_per_lane_and_lanes_send_concurrently() {
         let t0 = Instant::now();
-        let mut o = Outbox::new(
-            "test",
-            "test",
-            QueuePolicy {
-                max_in_flight: 4,
-                per_destination: Some(Pace::every(Duration::from_secs(1))),
-                limits_per_destination: true,
-                ..QueuePolicy::serial(10, Pace::unlimited())
-            },
-        );
+        let mut o = concurrent(4, Some(Pace::every(Duration::from_secs(1))), true);
         o.push("a", 1);
         o.push("a", 2);
         o.push("b", 3);
@@ -615,14 +625,7 @@ mod tests {
     #[test]
     fn at_most_max_in_flight_sends_at_once() {
         let t0 = Instant::now();
-        let mut o = Outbox::new(
-            "test",
-            "test",
-            QueuePolicy {
-                max_in_flight: 2,
-                ..QueuePolicy::serial(10, Pace::unlimited())
-            },
-        );
+        let mut o = concurrent(2, None, false);
         for (lane, item) in [("a", 1), ("b", 2), ("c", 3)] {
             o.push(lane, item);
         }
@@ -636,15 +639,7 @@ mod tests {
     fn a_rate_limit_holds_only_its_lane_where_the_platform_limits_each_channel() {
         let t0 = Instant::now();
         let secs = Duration::from_secs;
-        let mut o = Outbox::new(
-            "test",
-            "test",
-            QueuePolicy {
-                max_in_flight: 4,
-                limits_per_destination: true,
-                ..QueuePolicy::serial(10, Pace::unlimited())
-            },
-        );
+        let mut o = concurrent(4, None, true);
         o.push("a", 1);
         o.push("a", 2);
         o.push("b", 3);
@@ -679,14 +674,7 @@ mod tests {
     fn after_an_account_wide_429_sends_go_one_at_a_time_at_the_servers_pace() {
         let t0 = Instant::now();
         let secs = Duration::from_secs;
-        let mut o = Outbox::new(
-            "test",
-            "test",
-            QueuePolicy {
-                max_in_flight: 4,
-                ..QueuePolicy::serial(10, Pace::unlimited())
-            },
-        );
+        let mut o = concurrent(4, None, false);
         for (lane, item) in [("a", 1), ("b", 2), ("c", 3)] {
             o.push(lane, item);
         }

@@ -24,11 +24,6 @@ impl FloodGate {
         }
     }
 
-    /// Takes one line's allowance at `now`, if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
-        self.take(now).is_none()
-    }
-
     /// Takes one line's allowance at `now`; when there is none, how long until there is.
     pub fn take(&mut self, now: Instant) -> Option<Duration> {
         let wait = self.peek(now);
@@ -63,20 +58,24 @@ impl FloodGate {
 mod tests {
     use super::*;
 
+    fn taken(gate: &mut FloodGate, now: Instant) -> bool {
+        gate.take(now).is_none()
+    }
+
     #[test]
     fn a_burst_then_one_line_per_interval() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut gate = FloodGate::new(4, ms(500), t0);
-        let sent = (0..10).filter(|_| gate.try_take(t0)).count();
+        let sent = (0..10).filter(|_| taken(&mut gate, t0)).count();
         assert_eq!(sent, 4, "the burst");
-        assert!(!gate.try_take(t0 + ms(400)));
-        assert!(gate.try_take(t0 + ms(500)));
-        assert!(!gate.try_take(t0 + ms(600)));
-        assert!(gate.try_take(t0 + ms(1000)));
+        assert!(!taken(&mut gate, t0 + ms(400)));
+        assert!(taken(&mut gate, t0 + ms(500)));
+        assert!(!taken(&mut gate, t0 + ms(600)));
+        assert!(taken(&mut gate, t0 + ms(1000)));
         // Idle time refills up to the burst, no further.
         let later = t0 + Duration::from_secs(60);
-        let sent = (0..10).filter(|_| gate.try_take(later)).count();
+        let sent = (0..10).filter(|_| taken(&mut gate, later)).count();
         assert_eq!(sent, 4);
         // An empty bucket says how long until the next send.
         assert_eq!(gate.take(later), Some(ms(500)));

@@ -161,11 +161,6 @@ impl<P: Platform> Effects<P> {
         &self.inbound
     }
 
-    /// Items queued so far (for tests).
-    pub fn items(&self) -> &[P::Item] {
-        &self.queued
-    }
-
     /// Whether the link was declared up (for tests).
     pub fn is_ready(&self) -> bool {
         self.ready

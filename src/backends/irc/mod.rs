@@ -69,7 +69,7 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<IrcSettings>(settings)?;
     let tls = if s.tls {
-        Some(crate::tls::client_config(true, s.tls_ca_file.as_deref()).map_err(SetupError::from)?)
+        Some(crate::tls::client_config(true, s.tls_ca_file.as_deref()).map_err(SetupError::new)?)
     } else {
         None
     };

@@ -80,7 +80,7 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<MatrixSettings>(settings)?;
-    let platform = Matrix::new(start.wiring.name.clone(), s.clone()).map_err(SetupError::from)?;
+    let platform = Matrix::new(start.wiring.name.clone(), s.clone()).map_err(SetupError::new)?;
     let queue = queue_policy(s);
     let wiring = start
         .wiring

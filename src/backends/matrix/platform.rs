@@ -84,8 +84,6 @@ pub enum Event {
     },
     /// A send found the token refused.
     TokenRefused(ConnectionError),
-    /// A join ended (logged only).
-    Joined,
 }
 
 /// Why a connection could not be created.
@@ -365,7 +363,7 @@ impl Matrix {
         }
         let direct = self.direct.clone();
         let name = self.name.clone();
-        fx.spawn(async move {
+        fx.detach(async move {
             match api.join(&token, &room).await {
                 Ok(room_id) => {
                     tracing::debug!(connection = %name, room = %room_id, "joined matrix room");
@@ -380,7 +378,6 @@ impl Matrix {
                     tracing::warn!(connection = %name, room = %room, error = %e, "cannot join matrix room")
                 }
             }
-            Event::Joined
         });
     }
 
@@ -632,7 +629,6 @@ impl Platform for Matrix {
                 self.token_refused();
                 fx.fail(error);
             }
-            Event::Joined => {}
         }
     }
 

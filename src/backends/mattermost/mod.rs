@@ -74,7 +74,7 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<MattermostSettings>(settings)?;
     let name = start.wiring.name.clone();
-    let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::from)?;
+    let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::new)?;
     let queue = queue_policy(s);
     let wiring = start
         .wiring

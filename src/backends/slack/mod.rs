@@ -120,7 +120,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<SlackSettings>(settings)?;
     let name = start.wiring.name.clone();
     // Slack is the public service: web PKI roots, always verified.
-    let tls = crate::tls::client_config(true, None).map_err(SetupError::from)?;
+    let tls = crate::tls::client_config(true, None).map_err(SetupError::new)?;
     let platform = Slack::new(name.clone(), s.clone(), tls);
     let queue = queue_policy(s);
     let mut wiring = start.wiring;

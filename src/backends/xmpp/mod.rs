@@ -89,7 +89,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<XmppSettings>(settings)?;
     let tls = match s.tls {
         config::TlsMode::Starttls => Some(
-            crate::tls::client_config(true, s.tls_ca_file.as_deref()).map_err(SetupError::from)?,
+            crate::tls::client_config(true, s.tls_ca_file.as_deref()).map_err(SetupError::new)?,
         ),
         config::TlsMode::Plaintext => None,
     };
