@@ -81,6 +81,8 @@ pub struct Discord {
     pub(super) name: String,
     settings: DiscordSettings,
     token: SecretString,
+    /// `Bot <token>`, made once rather than for every message.
+    auth: Rc<str>,
     pub(super) api_base: Rc<str>,
     tls: Arc<rustls::ClientConfig>,
     pub(super) http: Option<awc::Client>,
@@ -113,6 +115,7 @@ impl Discord {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             name,
+            auth: format!("Bot {}", token.expose_secret()).into(),
             api_base: settings.api_url.trim().trim_end_matches('/').into(),
             settings,
             token,
@@ -145,7 +148,7 @@ impl Discord {
         Api {
             client: self.client(),
             base: self.api_base.clone(),
-            auth: format!("Bot {}", self.token.expose_secret()).into(),
+            auth: self.auth.clone(),
         }
     }
 

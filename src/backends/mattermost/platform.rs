@@ -80,6 +80,8 @@ pub struct Mattermost {
     pub(super) name: String,
     pub(super) settings: MattermostSettings,
     token: SecretString,
+    /// The token as the API calls send it, made once rather than for every post.
+    bearer: Rc<str>,
     api_base: Rc<str>,
     ws_url: String,
     tls: Arc<rustls::ClientConfig>,
@@ -121,6 +123,7 @@ impl Mattermost {
         Ok(Self {
             name,
             settings,
+            bearer: token.expose_secret().into(),
             token,
             api_base: api_base.into(),
             ws_url,
@@ -149,7 +152,7 @@ impl Mattermost {
         Api {
             client,
             base: self.api_base.clone(),
-            token: self.token.expose_secret().into(),
+            token: self.bearer.clone(),
         }
     }
 
