@@ -20,7 +20,7 @@ use crate::{
     backends::{
         connection::Wiring,
         console::ConsoleIo,
-        registry::{HttpRoute, Start, REGISTRY},
+        registry::{Start, REGISTRY},
     },
     config::{AuthMode, Settings, StoreSettings},
     domain::{backoff::Backoff, command::Prefixes, result_ledger::LedgerSettings},
@@ -333,8 +333,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
 
     let mut console_io = options.console_io;
     let mut consoles = options.consoles;
-    let mut slack_events = std::collections::HashMap::new();
-    let mut mattermost_actions = std::collections::HashMap::new();
+    let mut webhooks = std::collections::HashMap::new();
     for chat in &settings.chat {
         let kind = chat.backend.kind();
         let spec = REGISTRY
@@ -362,14 +361,10 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         let started = REGISTRY
             .start(chat.backend.as_ref(), start)
             .map_err(|e| StartError::Chat(chat.name.clone(), e.to_string()))?;
-        match started.route {
-            Some(HttpRoute::SlackEvents(endpoint)) => {
-                slack_events.insert(chat.name.clone(), endpoint);
-            }
-            Some(HttpRoute::MattermostActions(actions)) => {
-                mattermost_actions.insert(chat.name.clone(), actions);
-            }
-            None => {}
+        for route in started.routes {
+            // Paths carry the connection's name, and names are unique: two connections
+            // never share one.
+            webhooks.insert(route.path.clone(), route);
         }
         let (recipient, mention) = (started.deliver, spec.mention);
         tracker.do_send(RegisterConnection {
@@ -393,8 +388,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             metrics: metrics.clone(),
             sessions,
             login_pages,
-            slack_events: Arc::new(slack_events),
-            mattermost_actions: Arc::new(mattermost_actions),
+            webhooks: Arc::new(webhooks),
             trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
             public_origin: settings
                 .auth

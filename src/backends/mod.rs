@@ -14,6 +14,7 @@ pub mod mention;
 pub mod registry;
 pub mod rest;
 pub mod slack;
+pub mod webhook;
 pub mod xmpp;
 
 pub use crate::actors::messages::{Deliver, Inbound};

@@ -11,6 +11,7 @@ use super::{
     buttons::{ButtonPressed, RegisterButtons},
     connection::Wiring,
     console::ConsoleIo,
+    webhook::HttpRoute,
 };
 use crate::{
     actors::messages::Deliver,
@@ -63,8 +64,9 @@ pub struct Start {
 pub struct Started {
     /// Where messages for it go.
     pub deliver: Recipient<Deliver>,
-    /// A route the bridge's HTTP server serves for it, if any.
-    pub route: Option<HttpRoute>,
+    /// The paths the bridge's HTTP server serves for it (Slack's Events API, Mattermost's
+    /// button presses, …).
+    pub routes: Vec<HttpRoute>,
 }
 
 impl Started {
@@ -74,17 +76,9 @@ impl Started {
     ) -> Self {
         Self {
             deliver: addr.recipient(),
-            route: None,
+            routes: Vec::new(),
         }
     }
-}
-
-/// A platform's HTTP entry point on the bridge's server.
-pub enum HttpRoute {
-    /// Slack's Events API (`/slack/events/<connection>`).
-    SlackEvents(super::slack::EventsEndpoint),
-    /// Mattermost's interactive message actions (`/mattermost/actions/<connection>`).
-    MattermostActions(Recipient<super::mattermost::ActionRequest>),
 }
 
 /// Why a connection could not be started.

@@ -1,24 +1,24 @@
 //! The HTTP surface for operators: `/health`, `/ready`, `/actors`, `/metrics`; the login
-//! page; Slack's Events API; and `POST /hubot/st2` / `POST /chatops/message` for workflows
-//! posting into chat ([`post`]). The whole route table is in [`configure`].
+//! page; `POST /hubot/st2` / `POST /chatops/message` for workflows posting into chat
+//! ([`post`]); and the paths chat connections serve ([`webhook`]: Slack's Events API,
+//! Mattermost's button presses). The whole route table is in [`configure`].
 
 mod body;
 pub mod forwarded;
 pub mod health;
 pub mod login;
-pub mod mattermost;
 pub mod metrics;
 pub mod post;
 pub mod redact;
 pub mod same_origin;
 pub mod server;
-pub mod slack;
 pub mod tls;
+pub mod webhook;
 
 use actix::Addr;
 use actix_web::{web, HttpRequest};
 
-use std::{collections::HashMap, net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
 
 use crate::{
     actors::{session_manager::SessionManager, status::StatusRegistry},
@@ -36,11 +36,8 @@ pub struct HttpState {
     pub sessions: Option<Addr<SessionManager>>,
     /// The login page template.
     pub login_pages: Arc<login::LoginPages>,
-    /// Slack connections in Events API mode, by connection name.
-    pub slack_events: Arc<HashMap<String, crate::backends::slack::EventsEndpoint>>,
-    /// Mattermost connections whose answer buttons post presses here, by connection name.
-    pub mattermost_actions:
-        Arc<HashMap<String, actix::Recipient<crate::backends::mattermost::ActionRequest>>>,
+    /// The paths chat connections serve, by path.
+    pub webhooks: webhook::Routes,
     /// `[http] trusted_proxies`: whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<forwarded::TrustedProxies>,
     /// The origin of `[auth] public_url`, where the login page is published.
@@ -72,16 +69,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(login::show))
                 .route(web::post().to(login::submit)),
         )
-        .service(
-            web::resource("/slack/events/{connection}")
-                .app_data(slack::payload_config())
-                .route(web::post().to(slack::events)),
-        )
-        .service(
-            web::resource("/mattermost/actions/{connection}")
-                .app_data(mattermost::payload_config())
-                .route(web::post().to(mattermost::actions)),
-        )
         // Both clients' servers took the paths with a trailing slash too.
         .service(
             web::resource(["/hubot/st2", "/hubot/st2/"])
@@ -92,5 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(["/chatops/message", "/chatops/message/"])
                 .route(web::post().to(post::chatops_message))
                 .default_service(web::to(post::other_method)),
-        );
+        )
+        // Chat connections' paths (each checks its own signatures), else 404.
+        .default_service(web::to(webhook::serve));
 }

@@ -354,7 +354,7 @@ async fn events_api_mode_verifies_signatures_and_answers_the_challenge() {
         }
     };
     let sign = |ts: &str, body: &str| {
-        stormbridge::http::slack::sign(secret.as_bytes(), ts, body.as_bytes())
+        stormbridge::backends::slack::signature::sign(secret.as_bytes(), ts, body.as_bytes())
     };
 
     let challenge = json!({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).to_string();

@@ -38,6 +38,7 @@ use crate::{
             UseButtonPresses,
         },
         connection::{outbox::Dest, Effects, Handles},
+        webhook::{WebhookReply, WebhookRequest},
     },
     domain::message::{ChatUser, Room, RoomKind},
 };
@@ -51,28 +52,18 @@ pub const PRESS_TIMEOUT: Duration = Duration::from_secs(20);
 /// Presses awaiting their outcome, at most.
 const MAX_PENDING: usize = 256;
 
-/// A press as Mattermost POSTed it to the bridge (the HTTP layer only parsed the JSON).
-#[derive(Debug, Clone, actix::Message)]
-#[rtype(result = "ActionResponse")]
-pub struct ActionRequest(pub Value);
+/// Largest press body accepted (a press is well under 4 KiB).
+pub const MAX_PRESS_BODY: usize = 64 * 1024;
 
-/// What the bridge answers Mattermost: an HTTP status and a JSON body (`update`,
+/// What the bridge answers Mattermost: a status and a JSON body (`update`,
 /// `ephemeral_text`, or `error`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActionResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// JSON body.
-    pub body: Value,
-}
+type ActionResponse = WebhookReply;
 
-impl ActionResponse {
-    fn refused(status: u16, message: &str) -> Self {
-        Self {
-            status,
-            body: json!({"error": {"message": message}, "ephemeral_text": message}),
-        }
-    }
+fn refused(status: u16, message: &str) -> ActionResponse {
+    WebhookReply::new(
+        status,
+        json!({"error": {"message": message}, "ephemeral_text": message}),
+    )
 }
 
 /// The connection's interactive state.
@@ -206,32 +197,23 @@ impl Mattermost {
         };
         let (Some(answer_text), Some(token)) = (text("/context/answer"), text("/context/token"))
         else {
-            return Err(ActionResponse::refused(
-                400,
-                "This is not one of the bridge's buttons.",
-            ));
+            return Err(refused(400, "This is not one of the bridge's buttons."));
         };
         if !self.token_ok(&answer_text, &token) {
             tracing::warn!(connection = %self.name, "a Mattermost button press with an invalid token refused");
-            return Err(ActionResponse::refused(
+            return Err(refused(
                 403,
                 "This button is no longer valid (the bridge may have restarted). List the inquiries again.",
             ));
         }
         let Some(answer) = InquiryAnswer::decode(&answer_text) else {
-            return Err(ActionResponse::refused(
-                400,
-                "This button does not name an answer.",
-            ));
+            return Err(refused(400, "This button does not name an answer."));
         };
         let (Some(user_id), Some(channel)) = (text("/user_id"), text("/channel_id")) else {
-            return Err(ActionResponse::refused(
-                400,
-                "The press names no user or channel.",
-            ));
+            return Err(refused(400, "The press names no user or channel."));
         };
         let Some(presses) = self.interactive.presses.clone() else {
-            return Err(ActionResponse::refused(
+            return Err(refused(
                 503,
                 "The bridge is starting; try again in a moment.",
             ));
@@ -300,21 +282,27 @@ impl Handles<OfferButtons> for Mattermost {
     }
 }
 
-impl Handles<ActionRequest> for Mattermost {
+/// A press as Mattermost POSTs it to the connection's route (unsigned: the token in the
+/// button's `context` is checked first). The answer is what Mattermost shows.
+impl Handles<WebhookRequest> for Mattermost {
     type Reply = ResponseFuture<ActionResponse>;
 
-    fn handle(&mut self, msg: ActionRequest, fx: &mut Effects<Self>) -> Self::Reply {
-        match self.on_action(&msg.0) {
+    fn handle(&mut self, msg: WebhookRequest, fx: &mut Effects<Self>) -> Self::Reply {
+        let Ok(press) = serde_json::from_slice::<Value>(&msg.body) else {
+            let refused = refused(400, "body is not JSON");
+            return Box::pin(async move { refused });
+        };
+        match self.on_action(&press) {
             Err(refused) => Box::pin(async move { refused }),
             Ok(rx) => {
                 fx.activity();
                 Box::pin(async move {
                     match tokio::time::timeout(PRESS_TIMEOUT, rx).await {
                         Ok(Ok(response)) => response,
-                        _ => ActionResponse {
-                            status: 200,
-                            body: json!({"ephemeral_text": "StackStorm is taking a while; the outcome will be posted here."}),
-                        },
+                        _ => WebhookReply::new(
+                            200,
+                            json!({"ephemeral_text": "StackStorm is taking a while; the outcome will be posted here."}),
+                        ),
                     }
                 })
             }
@@ -333,13 +321,7 @@ impl Handles<ButtonOutcome> for Mattermost {
             json!({"ephemeral_text": msg.text})
         };
         let waiting = self.interactive.pending.remove(&msg.origin.handle);
-        let delivered = waiting.is_some_and(|tx| {
-            tx.send(ActionResponse {
-                status: 200,
-                body: response,
-            })
-            .is_ok()
-        });
+        let delivered = waiting.is_some_and(|tx| tx.send(WebhookReply::new(200, response)).is_ok());
         if delivered {
             return;
         }
@@ -353,7 +335,7 @@ impl Handles<ButtonOutcome> for Mattermost {
     }
 }
 
-crate::platform_messages!(Mattermost: UseButtonPresses, OfferButtons, ActionRequest, ButtonOutcome);
+crate::platform_messages!(Mattermost: UseButtonPresses, OfferButtons, WebhookRequest, ButtonOutcome);
 
 #[cfg(test)]
 mod tests {

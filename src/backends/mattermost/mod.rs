@@ -49,13 +49,14 @@ use actix::Actor;
 use crate::{
     backends::{
         connection::{Connection, Pace, QueuePolicy},
-        registry::{self, HttpRoute, PlatformSpec, SetupError, Start, Started},
+        registry::{self, PlatformSpec, SetupError, Start, Started},
+        webhook::HttpRoute,
     },
     config::PlatformSettings,
 };
 
 pub use config::MattermostSettings;
-pub use interactive::{ActionRequest, ActionResponse, ACTIONS_PATH};
+pub use interactive::{ACTIONS_PATH, MAX_PRESS_BODY};
 pub use platform::{endpoints, Mattermost, MattermostSetupError};
 
 /// A Mattermost connection: the shared connection actor running [`Mattermost`].
@@ -84,7 +85,11 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);
     Ok(Started {
         deliver: addr.clone().recipient(),
-        route: Some(HttpRoute::MattermostActions(addr.recipient())),
+        routes: vec![HttpRoute {
+            path: format!("{ACTIONS_PATH}/{name}"),
+            max_body: MAX_PRESS_BODY,
+            handler: addr.recipient(),
+        }],
     })
 }
 

@@ -8,23 +8,24 @@
 //!
 //! Files: `config.rs` (settings), `wire.rs` (envelopes and events, typed), `api.rs` (Web
 //! API calls), `render.rs` (hubot-style attachments), `platform.rs` (the
-//! [`Platform`](crate::backends::connection::Platform)), `interactive.rs` (buttons).
+//! [`Platform`](crate::backends::connection::Platform)), `interactive.rs` (buttons),
+//! `signature.rs` (the Events API's request signature).
 
 pub mod api;
 pub mod config;
 mod interactive;
 mod platform;
 pub mod render;
+pub mod signature;
 pub mod wire;
 
 use actix::prelude::*;
-use secrecy::SecretString;
-use serde_json::Value;
 
 use crate::{
     backends::{
         connection::{Connection, Pace, QueuePolicy},
-        registry::{self, HttpRoute, PlatformSpec, SetupError, Start, Started},
+        registry::{self, PlatformSpec, SetupError, Start, Started},
+        webhook::HttpRoute,
     },
     config::PlatformSettings,
 };
@@ -35,19 +36,13 @@ pub use platform::Slack;
 /// A Slack connection: the shared connection actor running [`Slack`].
 pub type SlackConnection = crate::backends::connection::Connection<Slack>;
 
-/// An Events API request body whose signature the HTTP layer already verified.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct SignedEvent(pub Value);
-
-/// What the HTTP route needs to accept Events API requests for one connection.
-#[derive(Clone)]
-pub struct EventsEndpoint {
-    /// The connection's signing secret.
-    pub signing_secret: SecretString,
-    /// Where verified events go.
-    pub recipient: Recipient<SignedEvent>,
+/// Where Events API requests for connection `name` arrive.
+pub fn events_path(name: &str) -> String {
+    format!("/slack/events/{name}")
 }
+
+/// Largest Events API request body accepted.
+pub const MAX_EVENT_BODY: usize = 1 << 20;
 
 /// Normalises what Slack clients type before matching: curly quotes become straight ones,
 /// non-breaking and other odd spaces become plain spaces, Slack's `&amp;`/`&lt;`/`&gt;`
@@ -128,15 +123,19 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let addr = Connection::new(platform, wiring, queue).start();
     // Answer buttons for StackStorm inquiries (presses come back as the presser).
     crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);
-    let route = s.signing_secret.clone().map(|signing_secret| {
-        HttpRoute::SlackEvents(EventsEndpoint {
-            signing_secret,
-            recipient: addr.clone().recipient(),
+    let routes = s
+        .signing_secret
+        .is_some()
+        .then(|| HttpRoute {
+            path: events_path(&name),
+            max_body: MAX_EVENT_BODY,
+            handler: addr.clone().recipient(),
         })
-    });
+        .into_iter()
+        .collect();
     Ok(Started {
         deliver: addr.recipient(),
-        route,
+        routes,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Slack as a [`Platform`]: Socket Mode envelopes (hello, acknowledgements, `disconnect`,
 //! events, interactivity) as a state machine over the websocket; in Events API mode the
-//! link is only the login, and events arrive as [`SignedEvent`]s from the HTTP route.
+//! link is only the login, and events arrive as signed requests on its HTTP route ([`WebhookRequest`]).
 //! Posts go out over the Web API.
 
 use std::{
@@ -11,14 +11,15 @@ use std::{
 
 use awc::ws::{Frame, Message};
 use futures_util::{future::LocalBoxFuture, StreamExt};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{
     api::{self, Api, Dest, Outgoing},
     interactive::Interactions,
-    normalise_text, render, strip_mention,
+    normalise_text, render, signature, strip_mention,
     wire::{ApiEnvelope, AuthTest, ConnectionsOpen, ConversationsInfo, EventCallback, SocketFrame},
-    SignedEvent, SlackMode, SlackSettings, WhisperMode,
+    SlackMode, SlackSettings, WhisperMode,
 };
 use crate::{
     actors::messages::Deliver,
@@ -26,6 +27,7 @@ use crate::{
         websocket::{self, Incoming},
         ConnectionError, Effects, Handles, Link, Platform, Sending,
     },
+    backends::webhook::{WebhookReply, WebhookRequest},
     domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
 };
 
@@ -494,12 +496,41 @@ impl Platform for Slack {
     }
 }
 
-impl Handles<SignedEvent> for Slack {
-    type Reply = ();
+/// An Events API request: refused (401) unless signed with the connection's signing
+/// secret within the time window; the URL verification handshake answered with its
+/// challenge; an event acknowledged at once (Slack wants an answer within 3 seconds) and
+/// handled like one from Socket Mode.
+impl Handles<WebhookRequest> for Slack {
+    type Reply = WebhookReply;
 
-    fn handle(&mut self, event: SignedEvent, fx: &mut Effects<Self>) {
-        self.event_callback(event.0, fx);
+    fn handle(&mut self, request: WebhookRequest, fx: &mut Effects<Self>) -> WebhookReply {
+        let Some(secret) = self.settings.signing_secret.as_ref() else {
+            return WebhookReply::new(404, Value::Null);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        if !signature::verify(
+            secret.expose_secret().as_bytes(),
+            request.headers.get("X-Slack-Request-Timestamp"),
+            &request.body,
+            request.headers.get("X-Slack-Signature"),
+            now,
+        ) {
+            tracing::warn!(connection = %self.name, "Slack events request with a bad signature or timestamp refused");
+            return WebhookReply::new(401, json!({"error": "invalid signature"}));
+        }
+        let Ok(value) = serde_json::from_slice::<Value>(&request.body) else {
+            return WebhookReply::new(400, json!({"error": "body is not JSON"}));
+        };
+        if value.get("type").and_then(Value::as_str) == Some("url_verification") {
+            let challenge = value.get("challenge").cloned().unwrap_or(Value::Null);
+            return WebhookReply::new(200, json!({ "challenge": challenge }));
+        }
+        self.event_callback(value, fx);
+        WebhookReply::ok()
     }
 }
 
-crate::platform_messages!(Slack: SignedEvent);
+crate::platform_messages!(Slack: WebhookRequest);

@@ -1,4 +1,4 @@
-//! Slack: the request signature (`stormbridge::http::slack::verify`), the wire types and
+//! Slack: the request signature (`stormbridge::backends::slack::signature::verify`), the wire types and
 //! text helpers (`stormbridge::backends::slack`), and the event mapping behind
 //! `POST /slack/events/<name>` on a running bridge (the mapping lives inside the
 //! connection, so it is reached the way Slack reaches it).
@@ -28,11 +28,11 @@ use parking_lot::Mutex;
 use proptest::{prelude::*, sample::Index};
 use serde_json::{json, Value};
 use stormbridge::{
+    backends::slack::signature::{sign, verify, WINDOW_SECS},
     backends::slack::{
         normalise_text, strip_mention,
         wire::{EventCallback, SocketFrame},
     },
-    http::slack::{sign, verify, WINDOW_SECS},
 };
 
 use super::{check, check_slow, http, mutated_json, mutated_json_text, odd_string, timed};

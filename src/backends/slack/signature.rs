@@ -1,22 +1,8 @@
-//! `POST /slack/events/{connection}`: the Slack Events API endpoint.
-//!
-//! Every request must carry `X-Slack-Request-Timestamp` within five minutes of now and
+//! The Events API's request signature (<https://api.slack.com/authentication/verifying-requests-from-slack>):
+//! every request must carry `X-Slack-Request-Timestamp` within five minutes of now and
 //! `X-Slack-Signature` = `v0=` + hex(HMAC-SHA256(signing secret, `v0:{timestamp}:{body}`)),
-//! compared in constant time; anything else is answered 401 and goes no further. The URL
-//! verification handshake is answered with its challenge; events are handed to the
-//! connection's actor and acknowledged at once (Slack wants an answer within 3 seconds).
+//! compared in constant time.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::ExposeSecret;
-use serde_json::{json, Value};
-
-use super::HttpState;
-use crate::backends::slack::SignedEvent;
-
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 1 << 20;
 /// How far a request timestamp may be from now, in seconds.
 pub const WINDOW_SECS: i64 = 300;
 
@@ -65,53 +51,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
         .collect()
-}
-
-fn header<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-}
-
-/// The handler.
-pub async fn events(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    state: web::Data<HttpState>,
-) -> HttpResponse {
-    let Some(endpoint) = state.slack_events.get(path.as_str()) else {
-        return HttpResponse::NotFound().finish();
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    if !verify(
-        endpoint.signing_secret.expose_secret().as_bytes(),
-        header(&req, "X-Slack-Request-Timestamp"),
-        &body,
-        header(&req, "X-Slack-Signature"),
-        now,
-    ) {
-        tracing::warn!(connection = %path, "Slack events request with a bad signature or timestamp refused");
-        return HttpResponse::Unauthorized().json(json!({"error": "invalid signature"}));
-    }
-    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
-        return HttpResponse::BadRequest().json(json!({"error": "body is not JSON"}));
-    };
-    if value.get("type").and_then(Value::as_str) == Some("url_verification") {
-        let challenge = value.get("challenge").cloned().unwrap_or(Value::Null);
-        return HttpResponse::Ok().json(json!({"challenge": challenge}));
-    }
-    endpoint.recipient.do_send(SignedEvent(value));
-    HttpResponse::Ok().finish()
-}
-
-/// Body size limit for the route.
-pub fn payload_config() -> web::PayloadConfig {
-    web::PayloadConfig::new(MAX_BODY)
 }
 
 #[cfg(test)]
