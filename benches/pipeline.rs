@@ -1,4 +1,5 @@
-//! The bridge's own ceiling, end to end: `cargo bench --bench pipeline [-- SECONDS]`.
+//! The bridge's own ceiling, end to end: `cargo bench --bench pipeline [-- SECONDS]
+//! [--people=N]`.
 //!
 //! N people (1, then 64) each type `!st2 run echo …` at a console connection of their own,
 //! in a closed loop: the next command goes once the previous one's result is back. Every
@@ -41,9 +42,12 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10);
+    // `--people=N`: that run only (for profiling one of them).
+    let only: Option<usize> =
+        std::env::args().find_map(|a| a.strip_prefix("--people=").and_then(|n| n.parse().ok()));
     let mut child = spawn_emulator();
     let urls = read_urls(&mut child);
-    for people in [1usize, 64] {
+    for people in only.map_or(vec![1usize, 64], |n| vec![n]) {
         let run = run(&urls, people, Duration::from_secs(seconds), child.id());
         println!("{run}");
     }
@@ -115,6 +119,8 @@ struct Run {
     elapsed: Duration,
     latencies: Vec<Duration>,
     bridge_cpu: Duration,
+    /// Of which in the kernel.
+    bridge_sys: Duration,
     emulator_cpu: Duration,
 }
 
@@ -131,7 +137,8 @@ impl std::fmt::Display for Run {
         write!(
             f,
             "pipeline, {:>2} people: {:>6} commands in {:.1} s = {:>7.0} commands/s; \
-             latency p50 {:.2} ms, p99 {:.2} ms; CPU per command: bridge {:.3} ms, emulator {:.3} ms",
+             latency p50 {:.2} ms, p99 {:.2} ms; CPU per command: bridge {:.3} ms ({:.3} ms in the kernel), \
+             emulator {:.3} ms",
             self.people,
             self.commands,
             self.elapsed.as_secs_f64(),
@@ -139,6 +146,7 @@ impl std::fmt::Display for Run {
             pct(0.50).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
             per(self.bridge_cpu),
+            per(self.bridge_sys),
             per(self.emulator_cpu),
         )
     }
@@ -225,6 +233,7 @@ fn run(urls: &Urls, people: usize, length: Duration, emulator_pid: u32) -> Run {
         let started = Instant::now();
         let deadline = started + length;
         let bridge_cpu0 = cpu_time("self");
+        let bridge_sys0 = sys_time("self");
         let emulator_cpu0 = cpu_time(&emulator_pid.to_string());
         let mut tasks = Vec::new();
         for (i, (mut input, mut output)) in ends.into_iter().enumerate() {
@@ -267,6 +276,7 @@ fn run(urls: &Urls, people: usize, length: Duration, emulator_pid: u32) -> Run {
             elapsed,
             latencies,
             bridge_cpu: cpu_time("self").saturating_sub(bridge_cpu0),
+            bridge_sys: sys_time("self").saturating_sub(bridge_sys0),
             emulator_cpu: cpu_time(&emulator_pid.to_string()).saturating_sub(emulator_cpu0),
         };
         app.stop().await;
@@ -292,15 +302,25 @@ async fn wait_ready(addr: std::net::SocketAddr) {
     panic!("the bridge never became ready");
 }
 
-/// User + system CPU time of a process, from `/proc/<pid>/stat` (in clock ticks of 10 ms:
-/// `sysconf(_SC_CLK_TCK)` is 100 on Linux).
+/// User + system CPU time of a process (see [`ticks`]).
 fn cpu_time(pid: &str) -> Duration {
+    ticks(pid, &[11, 12])
+}
+
+/// System CPU time of a process (see [`ticks`]).
+fn sys_time(pid: &str) -> Duration {
+    ticks(pid, &[12])
+}
+
+/// The sum of the CPU-time fields `which` of a process, from `/proc/<pid>/stat` (in clock
+/// ticks of 10 ms: `sysconf(_SC_CLK_TCK)` is 100 on Linux).
+fn ticks(pid: &str, which: &[usize]) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line: indexes 11 and 12 after the `)`.
-    let ticks: u64 = [11, 12]
+    let ticks: u64 = which
         .iter()
         .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
         .sum();

@@ -460,7 +460,7 @@ impl Dispatcher {
         let server_ack = first
             .actionalias
             .as_ref()
-            .and_then(|a| a.get("ack"))
+            .and_then(|a| a.ack.as_ref())
             .filter(|a| a.is_object());
         let flag = |key: &str| -> Option<bool> {
             match server_ack {

@@ -108,9 +108,34 @@ pub(crate) fn parse(pattern: &str, flags: &str) -> Result<Parsed, PyReError> {
 }
 
 /// Compile a Python pattern with `flags` (see [`parse`]) for `fancy-regex`.
+///
+/// Like Python's `re.compile`, which keeps the last `re._MAXCACHE` (512) patterns it
+/// compiled (`Lib/re/__init__.py`, `_compile`), compiled patterns are cached: st2 compiles an
+/// alias's format on every `match` and `aliasexecution`, and Python does not pay for it.
 pub(crate) fn compile(pattern: &str, flags: &str) -> Result<fancy_regex::Regex, PyReError> {
+    /// Python's `re._MAXCACHE`.
+    const MAX_CACHE: usize = 512;
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<(String, String), fancy_regex::Regex>> =
+            Default::default();
+    }
+    let key = (pattern.to_owned(), flags.to_owned());
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(hit);
+    }
     let parsed = parse(pattern, flags)?;
-    fancy_regex::Regex::new(&parsed.rust).map_err(|e| PyReError(e.to_string()))
+    let regex = fancy_regex::Regex::new(&parsed.rust).map_err(|e| PyReError(e.to_string()))?;
+    CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= MAX_CACHE {
+            // Python drops the oldest entry; any one will do for a cache.
+            if let Some(old) = cache.keys().next().cloned() {
+                cache.remove(&old);
+            }
+        }
+        cache.insert(key, regex.clone());
+    });
+    Ok(regex)
 }
 
 /// st2's `search_regex_tokens`: whether any of `needles` is at the top level or in a

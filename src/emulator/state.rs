@@ -354,55 +354,7 @@ impl Exec {
 
     /// The `ActionExecutionAPI` object (empty fields left out, as st2 does).
     fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("id".into(), json!(self.id));
-        m.insert("action".into(), self.action_json());
-        m.insert(
-            "runner".into(),
-            json!({"name": self.runner, "enabled": true,
-                   "description": format!("{} runner (emulated)", self.runner)}),
-        );
-        let mut live = Map::new();
-        live.insert("id".into(), json!(self.liveaction_id));
-        live.insert("action".into(), json!(self.action_ref));
-        live.insert("action_is_workflow".into(), json!(false));
-        live.insert("parameters".into(), Value::Object(self.parameters.clone()));
-        if !self.notify.is_null() {
-            live.insert("notify".into(), self.notify.clone());
-        }
-        m.insert("liveaction".into(), Value::Object(live));
-        m.insert("status".into(), json!(self.status));
-        m.insert("start_timestamp".into(), json!(isotime(self.start)));
-        if let Some(end) = self.end {
-            m.insert("end_timestamp".into(), json!(isotime(end)));
-            let elapsed = (end - self.start).to_std().map_or(0.0, |d| d.as_secs_f64());
-            m.insert("elapsed_seconds".into(), json!(elapsed));
-        }
-        if !self.parameters.is_empty() {
-            m.insert("parameters".into(), Value::Object(self.parameters.clone()));
-        }
-        m.insert("context".into(), self.context.clone());
-        if !self.notify.is_null() {
-            m.insert("notify".into(), self.notify.clone());
-        }
-        for (k, v) in &self.extra {
-            m.insert(k.clone(), v.clone());
-        }
-        if let Some(r) = &self.result {
-            if super::util::py_truthy(r) {
-                m.insert("result".into(), r.clone());
-                let size = serde_json::to_string(r).map_or(0, |s| s.len());
-                m.insert("result_size".into(), json!(size));
-            }
-        }
-        m.insert("web_url".into(), json!(self.web_url));
-        let log: Vec<Value> = self
-            .log
-            .iter()
-            .map(|(s, t)| json!({"status": s, "timestamp": isotime(*t)}))
-            .collect();
-        m.insert("log".into(), Value::Array(log));
-        Value::Object(m)
+        serde_json::to_value(ExecutionView(self)).unwrap_or(Value::Null)
     }
 
     /// `InquiryResponseAPI`: `id` and the inquiry fields of the result.
@@ -420,38 +372,121 @@ impl Exec {
 
     /// The `LiveActionAPI` object (`action` is a ref string).
     fn liveaction_json(&self) -> Value {
-        let mut notify = self.notify.clone();
-        if let Some(obj) = notify.as_object_mut() {
-            if let Some(oc) = obj.remove("on_complete") {
-                obj.insert("on-complete".into(), oc);
-            }
+        serde_json::to_value(LiveActionView(self)).unwrap_or(Value::Null)
+    }
+}
+
+/// An execution as `ActionExecutionAPI` serialises it, borrowed: publishing an update
+/// serialises the execution without copying its parameters, context and result first.
+struct ExecutionView<'a>(&'a Exec);
+
+impl serde::Serialize for ExecutionView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        /// The execution's `liveaction` field.
+        #[derive(serde::Serialize)]
+        struct Nested<'a> {
+            id: &'a str,
+            action: &'a str,
+            action_is_workflow: bool,
+            parameters: &'a Map<String, Value>,
+            #[serde(skip_serializing_if = "Value::is_null")]
+            notify: &'a Value,
         }
-        let mut m = Map::new();
-        m.insert("id".into(), json!(self.liveaction_id));
-        m.insert("action".into(), json!(self.action_ref));
-        m.insert("action_is_workflow".into(), json!(false));
-        m.insert("status".into(), json!(self.status));
-        m.insert("start_timestamp".into(), json!(isotime(self.start)));
-        if let Some(end) = self.end {
-            m.insert("end_timestamp".into(), json!(isotime(end)));
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &e.id)?;
+        m.serialize_entry("action", &e.action_json())?;
+        m.serialize_entry(
+            "runner",
+            &json!({"name": e.runner, "enabled": true,
+                    "description": format!("{} runner (emulated)", e.runner)}),
+        )?;
+        m.serialize_entry(
+            "liveaction",
+            &Nested {
+                id: &e.liveaction_id,
+                action: &e.action_ref,
+                action_is_workflow: false,
+                parameters: &e.parameters,
+                notify: &e.notify,
+            },
+        )?;
+        m.serialize_entry("status", &e.status)?;
+        m.serialize_entry("start_timestamp", &isotime(e.start))?;
+        if let Some(end) = e.end {
+            m.serialize_entry("end_timestamp", &isotime(end))?;
+            let elapsed = (end - e.start).to_std().map_or(0.0, |d| d.as_secs_f64());
+            m.serialize_entry("elapsed_seconds", &elapsed)?;
         }
-        if !self.parameters.is_empty() {
-            m.insert("parameters".into(), Value::Object(self.parameters.clone()));
+        if !e.parameters.is_empty() {
+            m.serialize_entry("parameters", &e.parameters)?;
         }
-        m.insert("context".into(), self.context.clone());
-        if !notify.is_null() {
-            m.insert("notify".into(), notify);
+        m.serialize_entry("context", &e.context)?;
+        if !e.notify.is_null() {
+            m.serialize_entry("notify", &e.notify)?;
         }
-        if let Some(r) = &self.result {
+        for (k, v) in &e.extra {
+            m.serialize_entry(k, v)?;
+        }
+        if let Some(r) = &e.result {
             if super::util::py_truthy(r) {
-                m.insert("result".into(), r.clone());
+                m.serialize_entry("result", r)?;
+                let size = serde_json::to_string(r).map_or(0, |s| s.len());
+                m.serialize_entry("result_size", &size)?;
             }
         }
-        m.insert(
-            "runner_info".into(),
-            json!({"hostname": "st2-emulator", "pid": std::process::id()}),
-        );
-        Value::Object(m)
+        m.serialize_entry("web_url", &e.web_url)?;
+        let log: Vec<Value> = e
+            .log
+            .iter()
+            .map(|(s, t)| json!({"status": s, "timestamp": isotime(*t)}))
+            .collect();
+        m.serialize_entry("log", &log)?;
+        m.end()
+    }
+}
+
+/// An execution as `LiveActionAPI` serialises it, borrowed (see [`ExecutionView`]).
+struct LiveActionView<'a>(&'a Exec);
+
+impl serde::Serialize for LiveActionView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &e.liveaction_id)?;
+        m.serialize_entry("action", &e.action_ref)?;
+        m.serialize_entry("action_is_workflow", &false)?;
+        m.serialize_entry("status", &e.status)?;
+        m.serialize_entry("start_timestamp", &isotime(e.start))?;
+        if let Some(end) = e.end {
+            m.serialize_entry("end_timestamp", &isotime(end))?;
+        }
+        if !e.parameters.is_empty() {
+            m.serialize_entry("parameters", &e.parameters)?;
+        }
+        m.serialize_entry("context", &e.context)?;
+        if !e.notify.is_null() {
+            // The liveaction spells it `on-complete`.
+            let mut notify = e.notify.clone();
+            if let Some(obj) = notify.as_object_mut() {
+                if let Some(oc) = obj.remove("on_complete") {
+                    obj.insert("on-complete".into(), oc);
+                }
+            }
+            m.serialize_entry("notify", &notify)?;
+        }
+        if let Some(r) = &e.result {
+            if super::util::py_truthy(r) {
+                m.serialize_entry("result", r)?;
+            }
+        }
+        m.serialize_entry(
+            "runner_info",
+            &json!({"hostname": "st2-emulator", "pid": std::process::id()}),
+        )?;
+        m.end()
     }
 }
 
@@ -1236,21 +1271,32 @@ impl Shared {
     /// an execution's status changes (already set on `exec`).
     fn status_events(exec: &Exec) -> [Event; 2] {
         [
-            Self::exec_event(
-                "st2.liveaction__update",
-                &exec.liveaction_json(),
-                &exec.id,
-                &exec.status,
-            ),
-            Self::exec_event(
-                "st2.execution__update",
-                &exec.to_json(),
-                &exec.id,
-                &exec.status,
-            ),
+            Self::exec_update("st2.liveaction__update", exec),
+            Self::exec_update("st2.execution__update", exec),
         ]
     }
 
+    /// [`Self::exec_event`] for `exec` as it is now, serialised straight from it (the
+    /// hot path: three updates per execution).
+    fn exec_update(name: &str, exec: &Exec) -> Event {
+        let liveaction = name.starts_with("st2.liveaction");
+        let (data, body_id) = if liveaction {
+            (
+                serde_json::to_string(&LiveActionView(exec)),
+                &exec.liveaction_id,
+            )
+        } else {
+            (serde_json::to_string(&ExecutionView(exec)), &exec.id)
+        };
+        Event {
+            name: name.to_string(),
+            data: data.unwrap_or_else(|_| "null".into()),
+            action_ref: Some(exec.action_ref.clone()),
+            execution_id: (!liveaction).then(|| exec.id.clone()),
+            body_id: Some(body_id.clone()),
+            status: Some(exec.status.clone()),
+        }
+    }
     /// Publish background events (the caller holds `state`) and count them.
     fn publish_background(&self, events: Vec<Event>) {
         self.background_events

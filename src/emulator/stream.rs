@@ -106,35 +106,80 @@ fn compile_glob(pattern: &str) -> Vec<Tok> {
 
 /// Python's `fnmatch.fnmatch` on POSIX (case-sensitive): `*`, `?`, `[seq]`, `[!seq]`.
 /// Runs in O(len(name) × len(pattern)) whatever the pattern.
-pub(crate) fn fnmatch(name: &str, pattern: &str) -> bool {
-    let toks = compile_glob(pattern);
-    let n: Vec<char> = name.chars().collect();
-    // dp[j]: the first i characters of name match the first j tokens.
-    let mut dp = vec![false; toks.len() + 1];
-    dp[0] = true;
-    for (j, t) in toks.iter().enumerate() {
-        dp[j + 1] = dp[j] && matches!(t, Tok::Any);
-    }
-    for c in n {
-        let mut next = vec![false; toks.len() + 1];
-        for (j, t) in toks.iter().enumerate() {
-            next[j + 1] = match t {
-                Tok::Any => dp[j + 1] || next[j],
-                Tok::One => dp[j],
-                Tok::Lit(l) => dp[j] && *l == c,
-                Tok::Class(ranges, negate) => {
-                    dp[j] && (ranges.iter().any(|(a, b)| *a <= c && c <= *b) != *negate)
-                }
-            };
+#[cfg(test)]
+fn fnmatch(name: &str, pattern: &str) -> bool {
+    Glob::new(pattern).matches(name)
+}
+
+/// A compiled `fnmatch` pattern. Python caches the translation of each pattern
+/// (`fnmatch._compile_pattern` is an `lru_cache`); a stream connection compiles its `events`
+/// once, not once per event.
+pub(crate) struct Glob {
+    toks: Vec<Tok>,
+    /// The pattern is literal text (the common `st2.execution__create`).
+    literal: Option<String>,
+    /// The pattern is literal text then one `*` (the common `st2.announcement__*`).
+    prefix: Option<String>,
+}
+
+impl Glob {
+    pub(crate) fn new(pattern: &str) -> Self {
+        let toks = compile_glob(pattern);
+        let text = |toks: &[Tok]| -> Option<String> {
+            toks.iter()
+                .map(|t| match t {
+                    Tok::Lit(c) => Some(*c),
+                    _ => None,
+                })
+                .collect()
+        };
+        let literal = text(&toks);
+        let prefix = match toks.split_last() {
+            Some((Tok::Any, head)) if literal.is_none() => text(head),
+            _ => None,
+        };
+        Self {
+            toks,
+            literal,
+            prefix,
         }
-        dp = next;
     }
-    dp[toks.len()]
+
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        if let Some(literal) = &self.literal {
+            return name == literal;
+        }
+        if let Some(prefix) = &self.prefix {
+            return name.starts_with(prefix.as_str());
+        }
+        let toks = &self.toks;
+        // dp[j]: the first i characters of name match the first j tokens.
+        let mut dp = vec![false; toks.len() + 1];
+        dp[0] = true;
+        for (j, t) in toks.iter().enumerate() {
+            dp[j + 1] = dp[j] && matches!(t, Tok::Any);
+        }
+        for c in name.chars() {
+            let mut next = vec![false; toks.len() + 1];
+            for (j, t) in toks.iter().enumerate() {
+                next[j + 1] = match t {
+                    Tok::Any => dp[j + 1] || next[j],
+                    Tok::One => dp[j],
+                    Tok::Lit(l) => dp[j] && *l == c,
+                    Tok::Class(ranges, negate) => {
+                        dp[j] && (ranges.iter().any(|(a, b)| *a <= c && c <= *b) != *negate)
+                    }
+                };
+            }
+            dp = next;
+        }
+        dp[toks.len()]
+    }
 }
 
 /// The per-connection filters.
 struct Filter {
-    events: Vec<String>,
+    events: Vec<Glob>,
     action_refs: Option<Vec<String>>,
     execution_ids: Option<Vec<String>>,
     end_execution_id: Option<String>,
@@ -143,7 +188,7 @@ struct Filter {
 
 impl Filter {
     fn accepts(&self, ev: &Event) -> bool {
-        if !self.events.iter().any(|g| fnmatch(&ev.name, g)) {
+        if !self.events.iter().any(|g| g.matches(&ev.name)) {
             return false;
         }
         if let Some(refs) = &self.action_refs {
@@ -403,7 +448,7 @@ pub(crate) async fn stream(
     let events = split_list(events_raw.as_ref())
         .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(ToString::to_string).collect());
     let filter = Filter {
-        events,
+        events: events.iter().map(|g| Glob::new(g)).collect(),
         action_refs: split_list(get("action_refs").as_ref()),
         execution_ids: split_list(get("execution_ids").as_ref()),
         end_execution_id: get("end_execution_id").filter(|s| !s.is_empty()),

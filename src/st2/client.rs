@@ -406,8 +406,13 @@ impl St2Client {
             .exchange("aliasexecution", req, StatusCode::CREATED)
             .await?;
         serde_json::from_slice::<AliasExecutionResponse>(&bytes)
-            .map(AliasExecutionResponse::into_results)
-            .map_err(|e| St2Error::Decode(format!("alias execution response: {e}")))
+            .map_err(|e| St2Error::Decode(format!("alias execution response: {e}")))?
+            .into_results()
+            .ok_or_else(|| {
+                St2Error::Decode(
+                    "alias execution response: neither `execution` nor `results`".into(),
+                )
+            })
     }
 
     /// `GET /api/v1/executions/{id}`: the execution as StackStorm serves it (key order kept,

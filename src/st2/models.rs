@@ -32,13 +32,22 @@ pub struct AliasExecutionResult {
     pub execution: ExecutionSummary,
     /// The alias as st2 saw it (its `ack` settings are the client's to apply).
     #[serde(default)]
-    pub actionalias: Option<Value>,
+    pub actionalias: Option<ServerAlias>,
     /// `ack.format` rendered by st2, when the alias has one.
     #[serde(default)]
     pub message: Option<String>,
     /// `ack.extra` rendered by st2.
     #[serde(default)]
     pub extra: Option<Value>,
+}
+
+/// The part of the alias st2 returns with an alias execution that the bridge uses (the
+/// rest, formats and all, is skipped unread).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerAlias {
+    /// `ack`: `enabled`, `append_url`, `format`.
+    #[serde(default)]
+    pub ack: Option<Value>,
 }
 
 /// The fields of an execution the bridge uses.
@@ -54,25 +63,40 @@ pub struct ExecutionSummary {
     pub web_url: Option<String>,
 }
 
-/// The 201 body: one result, or (`match_multiple`) several.
+/// The 201 body: one result (`{execution, actionalias, message?, extra?}`), or
+/// (`match_multiple`) several (`{"results": [...]}`).
+///
+/// Read as one struct rather than an untagged enum: serde buffers an untagged enum's whole
+/// input (the execution object with its action, runner and parameters) before trying each
+/// shape, which was the largest single cost of running a command.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum AliasExecutionResponse {
-    /// `{"results": [...]}`.
-    Many {
-        /// One per execution.
-        results: Vec<AliasExecutionResult>,
-    },
-    /// `{execution, actionalias, message?, extra?}`.
-    One(Box<AliasExecutionResult>),
+pub struct AliasExecutionResponse {
+    /// `match_multiple`: one per execution.
+    #[serde(default)]
+    results: Option<Vec<AliasExecutionResult>>,
+    /// One execution.
+    #[serde(default)]
+    execution: Option<ExecutionSummary>,
+    #[serde(default)]
+    actionalias: Option<ServerAlias>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    extra: Option<Value>,
 }
 
 impl AliasExecutionResponse {
-    /// The executions, in order.
-    pub fn into_results(self) -> Vec<AliasExecutionResult> {
-        match self {
-            Self::Many { results } => results,
-            Self::One(r) => vec![*r],
+    /// The executions, in order; `None` when the body has neither shape.
+    pub fn into_results(self) -> Option<Vec<AliasExecutionResult>> {
+        match (self.results, self.execution) {
+            (Some(results), _) => Some(results),
+            (None, Some(execution)) => Some(vec![AliasExecutionResult {
+                execution,
+                actionalias: self.actionalias,
+                message: self.message,
+                extra: self.extra,
+            }]),
+            (None, None) => None,
         }
     }
 }
