@@ -13,7 +13,10 @@ pub mod mattermost;
 pub mod mention;
 pub mod registry;
 pub mod rest;
+pub mod rocketchat;
 pub mod slack;
+pub mod teams;
+pub mod webex;
 pub mod webhook;
 pub mod xmpp;
 

@@ -42,7 +42,10 @@ pub const PLATFORMS: &[PlatformSpec] = &[
     super::irc::SPEC,
     super::matrix::SPEC,
     super::mattermost::SPEC,
+    super::rocketchat::SPEC,
     super::slack::SPEC,
+    super::teams::SPEC,
+    super::webex::SPEC,
     super::xmpp::SPEC,
 ];
 

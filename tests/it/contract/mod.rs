@@ -19,5 +19,8 @@ mod discord;
 mod irc;
 mod matrix;
 mod mattermost;
+mod rocketchat;
 mod slack;
+mod teams;
+mod webex;
 mod xmpp;

@@ -1,8 +1,8 @@
 //! Property tests of every parser that reads bytes from outside the bridge: StackStorm's
 //! event stream (`sse`), alias formats, matching and help (`alias`), each chat platform's
-//! inbound frames and events (`slack`, `mattermost`, `discord`, `matrix`, `irc`, `xmpp`),
-//! the Slack request signature (`slack`), the login form (`login`) and the configuration
-//! file (`config`).
+//! inbound frames and events (`slack`, `mattermost`, `discord`, `matrix`, `irc`, `xmpp`,
+//! `rocketchat`, `teams`, `webex`), the Slack, Teams and Webex request signatures, the login
+//! form (`login`) and the configuration file (`config`).
 //!
 //! Each property runs a small number of cases by default, so that the whole group stays
 //! within about 30 s of a debug `cargo test` on two cores; `PROPTEST_CASES=N` runs N cases
@@ -32,8 +32,11 @@ mod irc;
 mod login;
 mod matrix;
 mod mattermost;
+mod rocketchat;
 mod slack;
 mod sse;
+mod teams;
+mod webex;
 mod xmpp;
 
 use std::{
