@@ -64,6 +64,7 @@ fn emulator_child() {
             background_interval: None,
             heartbeat: Duration::from_secs(5),
             web_url: Some("https://st2.test".into()),
+            framing: stormbridge::emulator::Framing::Direct,
             ..EmulatorConfig::default()
         })
         .await

@@ -21,6 +21,7 @@ use super::aliases::Alias;
 pub(crate) use super::aliases::AliasSet;
 use super::jinja::{self, Extras, Var, CLIENT_ALIAS};
 use super::registry::Registry;
+use super::stream::Glob;
 use super::template::default_result_message;
 use super::util::{api_key_hash, isotime, object_id, py_str, stable_object_id, token_string};
 use super::{CredentialKind, ExecutionRecord, Framing};
@@ -274,7 +275,8 @@ impl Service {
 #[derive(Default)]
 struct Subscribers {
     next_id: u64,
-    list: Vec<(u64, UnboundedSender<StreamMsg>)>,
+    /// Each open stream: its id, its queue, and the event names it asked for.
+    list: Vec<(u64, UnboundedSender<StreamMsg>, Arc<[Glob]>)>,
 }
 
 /// A job for the execution-runner thread.
@@ -736,7 +738,7 @@ impl Shared {
         let event = Arc::new(event);
         let mut subs = self.subs.lock();
         subs.list
-            .retain(|(_, tx)| tx.send(StreamMsg::Event(event.clone())).is_ok());
+            .retain(|(_, tx, _)| tx.send(StreamMsg::Event(event.clone())).is_ok());
     }
 
     /// Every announcement published so far: event name and `data` text.
@@ -765,6 +767,7 @@ impl Shared {
         &self,
         tx: UnboundedSender<StreamMsg>,
         events: Option<String>,
+        wants: Arc<[Glob]>,
     ) -> Option<u64> {
         let mut st = self.state.lock();
         let mut subs = self.subs.lock();
@@ -774,7 +777,7 @@ impl Shared {
         st.last_filter = events;
         subs.next_id += 1;
         let id = subs.next_id;
-        subs.list.push((id, tx));
+        subs.list.push((id, tx, wants));
         self.connects_total.fetch_add(1, Ordering::SeqCst);
         self.open_streams.fetch_add(1, Ordering::SeqCst);
         Some(id)
@@ -782,14 +785,14 @@ impl Shared {
 
     /// A stream connection ended.
     pub(crate) fn unsubscribe(&self, id: u64) {
-        self.subs.lock().list.retain(|(i, _)| *i != id);
+        self.subs.lock().list.retain(|(i, _, _)| *i != id);
         self.open_streams.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// End every open stream with `msg` (`Close` or `Abort`).
     pub(crate) fn close_streams(&self, msg: &StreamMsg) {
         let list = std::mem::take(&mut self.subs.lock().list);
-        for (_, tx) in list {
+        for (_, tx, _) in list {
             let _ = tx.send(msg.clone());
         }
     }
@@ -797,7 +800,7 @@ impl Shared {
     /// Tell every open stream to cut its next event short.
     pub(crate) fn cut_streams(&self) {
         let subs = self.subs.lock();
-        for (_, tx) in &subs.list {
+        for (_, tx, _) in &subs.list {
             let _ = tx.send(StreamMsg::CutNext);
         }
     }
@@ -973,23 +976,15 @@ impl Shared {
         st.by_id.insert(id.clone(), idx);
         st.executions.push(exec);
         st.records.push(record);
-        self.publish_locked(Self::exec_event(
-            "st2.liveaction__create",
-            &live,
-            &id,
-            "requested",
-        ));
-        self.publish_locked(Self::exec_event(
-            "st2.execution__create",
-            &snapshot,
-            &id,
-            "requested",
-        ));
+        self.publish_locked(self.exec_event("st2.liveaction__create", &live, &id, "requested"));
+        self.publish_locked(self.exec_event("st2.execution__create", &snapshot, &id, "requested"));
         tracing::debug!(execution = %id, "st2 emulator: execution requested");
         (id, snapshot)
     }
 
-    fn exec_event(name: &str, data: &Value, id: &str, status: &str) -> Event {
+    /// An execution or liveaction event with `data` as its body (left unserialised, as in
+    /// [`Self::exec_update`], when no stream asked for `name`).
+    fn exec_event(&self, name: &str, data: &Value, id: &str, status: &str) -> Event {
         let action_ref = match data.get("action") {
             Some(Value::String(s)) => Some(s.clone()),
             Some(a) => a.get("ref").and_then(Value::as_str).map(str::to_string),
@@ -997,7 +992,11 @@ impl Shared {
         };
         Event {
             name: name.to_string(),
-            data: serde_json::to_string(data).unwrap_or_else(|_| "null".into()),
+            data: if self.wanted(name) {
+                serde_json::to_string(data).unwrap_or_else(|_| "null".into())
+            } else {
+                String::new()
+            },
             action_ref,
             // st2 gives liveaction events no execution id (they are dropped by an
             // `execution_ids` filter).
@@ -1039,14 +1038,14 @@ impl Shared {
         let mut events = Vec::new();
         for status in ["scheduled", "running"] {
             exec.set_status(status);
-            events.extend(Self::status_events(exec));
+            events.extend(self.status_events(exec));
         }
         let (ok, result) = super::actions::run(&exec.action_ref, &exec.parameters);
         let final_status = if ok { "succeeded" } else { "failed" };
         exec.result = Some(result);
         exec.end = Some(Utc::now());
         exec.set_status(final_status);
-        events.extend(Self::status_events(exec));
+        events.extend(self.status_events(exec));
         let aliases = self.aliases();
         let announcements = announcements_for(exec, &exec.to_json(), &self.settings, &aliases);
         for event in events {
@@ -1098,21 +1097,21 @@ impl Shared {
         };
         let mut st = self.state.lock();
         let mut events = vec![
-            Self::exec_event(
+            self.exec_event(
                 "st2.liveaction__create",
                 &exec.liveaction_json(),
                 &id,
                 "requested",
             ),
-            Self::exec_event("st2.execution__create", &exec.to_json(), &id, "requested"),
+            self.exec_event("st2.execution__create", &exec.to_json(), &id, "requested"),
         ];
         for status in ["scheduled", "running"] {
             exec.set_status(status);
-            events.extend(Self::status_events(&exec));
+            events.extend(self.status_events(&exec));
         }
         exec.result = Some(result);
         exec.set_status("pending");
-        events.extend(Self::status_events(&exec));
+        events.extend(self.status_events(&exec));
         let idx = st.executions.len();
         st.by_id.insert(id.clone(), idx);
         st.executions.push(exec);
@@ -1157,7 +1156,7 @@ impl Shared {
         exec.result = Some(result);
         exec.end = Some(Utc::now());
         exec.set_status("succeeded");
-        for event in Self::status_events(exec) {
+        for event in self.status_events(exec) {
             self.publish_locked(event);
         }
         true
@@ -1208,16 +1207,16 @@ impl Shared {
         let _st = self.state.lock();
         let id = exec.id.clone();
         let mut events = vec![
-            Self::exec_event(
+            self.exec_event(
                 "st2.liveaction__create",
                 &exec.liveaction_json(),
                 &id,
                 "requested",
             ),
-            Self::exec_event("st2.execution__create", &exec.to_json(), &id, "requested"),
+            self.exec_event("st2.execution__create", &exec.to_json(), &id, "requested"),
         ];
         exec.set_status("scheduled");
-        events.extend(Self::status_events(&exec));
+        events.extend(self.status_events(&exec));
         self.publish_background(events);
         BackgroundRun {
             exec,
@@ -1239,7 +1238,7 @@ impl Shared {
         let id = exec.id.clone();
         let mut events = Vec::new();
         exec.set_status("running");
-        events.extend(Self::status_events(&exec));
+        events.extend(self.status_events(&exec));
         for line in &stdout {
             let output_id = object_id();
             let data = json!({
@@ -1263,30 +1262,46 @@ impl Shared {
         exec.result = Some(result);
         exec.end = Some(Utc::now());
         exec.set_status("succeeded");
-        events.extend(Self::status_events(&exec));
+        events.extend(self.status_events(&exec));
         self.publish_background(events);
     }
 
     /// The `st2.liveaction__update` and `st2.execution__update` pair st2 publishes when
     /// an execution's status changes (already set on `exec`).
-    fn status_events(exec: &Exec) -> [Event; 2] {
+    fn status_events(&self, exec: &Exec) -> [Event; 2] {
         [
-            Self::exec_update("st2.liveaction__update", exec),
-            Self::exec_update("st2.execution__update", exec),
+            self.exec_update("st2.liveaction__update", exec),
+            self.exec_update("st2.execution__update", exec),
         ]
     }
 
+    /// Whether any open stream asked for events named `name` (the caller holds `state`,
+    /// as `subscribe` does: no stream opens in between).
+    fn wanted(&self, name: &str) -> bool {
+        self.subs
+            .lock()
+            .list
+            .iter()
+            .any(|(_, _, wants)| wants.iter().any(|g| g.matches(name)))
+    }
+
     /// [`Self::exec_event`] for `exec` as it is now, serialised straight from it (the
-    /// hot path: three updates per execution).
-    fn exec_update(name: &str, exec: &Exec) -> Event {
+    /// hot path: three updates per execution). Every stream still gets the event — a
+    /// dropped event restarts st2stream's heartbeat wait — but when no stream asked for
+    /// its name, no stream reads its body, and it is not serialised.
+    fn exec_update(&self, name: &str, exec: &Exec) -> Event {
         let liveaction = name.starts_with("st2.liveaction");
-        let (data, body_id) = if liveaction {
-            (
-                serde_json::to_string(&LiveActionView(exec)),
-                &exec.liveaction_id,
-            )
+        let body_id = if liveaction {
+            &exec.liveaction_id
         } else {
-            (serde_json::to_string(&ExecutionView(exec)), &exec.id)
+            &exec.id
+        };
+        let data = if !self.wanted(name) {
+            Ok(String::new())
+        } else if liveaction {
+            serde_json::to_string(&LiveActionView(exec))
+        } else {
+            serde_json::to_string(&ExecutionView(exec))
         };
         Event {
             name: name.to_string(),
@@ -1333,7 +1348,7 @@ impl Shared {
         let json = exec.to_json();
         let aliases = self.aliases();
         let announcements = announcements_for(exec, &json, &self.settings, &aliases);
-        for event in Self::status_events(exec) {
+        for event in self.status_events(exec) {
             self.publish_locked(event);
         }
         for (name, data) in announcements {

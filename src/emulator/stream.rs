@@ -179,7 +179,7 @@ impl Glob {
 
 /// The per-connection filters.
 struct Filter {
-    events: Vec<Glob>,
+    events: Arc<[Glob]>,
     action_refs: Option<Vec<String>>,
     execution_ids: Option<Vec<String>>,
     end_execution_id: Option<String>,
@@ -448,14 +448,18 @@ pub(crate) async fn stream(
     let events = split_list(events_raw.as_ref())
         .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(ToString::to_string).collect());
     let filter = Filter {
-        events: events.iter().map(|g| Glob::new(g)).collect(),
+        events: events
+            .iter()
+            .map(|g| Glob::new(g))
+            .collect::<Vec<_>>()
+            .into(),
         action_refs: split_list(get("action_refs").as_ref()),
         execution_ids: split_list(get("execution_ids").as_ref()),
         end_execution_id: get("end_execution_id").filter(|s| !s.is_empty()),
         end_event: get("end_event").filter(|s| !s.is_empty()),
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let Some(id) = shared.subscribe(tx, events_raw) else {
+    let Some(id) = shared.subscribe(tx, events_raw, filter.events.clone()) else {
         // st2stream went down between nginx's check and now.
         return Ok(service_down(&shared, &req, Service::Stream));
     };

@@ -28,7 +28,8 @@ pub(crate) fn stable_object_id(seed: &str) -> String {
 
 /// st2's `isotime.format(dt, offset=False)`: ISO-8601 UTC with microseconds and `Z`.
 pub(crate) fn isotime(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    // The same text as `format("%Y-%m-%dT%H:%M:%S%.6fZ")`, without parsing a format string.
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// The key hash st2 prints in `ApiKey with key_hash=... not found.`:
