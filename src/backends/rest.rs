@@ -28,6 +28,18 @@ pub fn http_client(tls: Arc<rustls::ClientConfig>, user_agent: &'static str) -> 
         .finish()
 }
 
+/// The connection's API client from `slot`, made there on first use with `tls` and
+/// `user_agent` (an awc client belongs to the runtime it is made on, and a platform is built
+/// before its connection actor runs).
+pub fn lazy_client(
+    slot: &mut Option<awc::Client>,
+    tls: &Arc<rustls::ClientConfig>,
+    user_agent: &'static str,
+) -> awc::Client {
+    slot.get_or_insert_with(|| http_client(tls.clone(), user_agent))
+        .clone()
+}
+
 /// Largest API response read.
 const MAX_BODY: usize = 1 << 20;
 

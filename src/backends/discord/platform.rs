@@ -138,10 +138,7 @@ impl Discord {
     }
 
     pub(super) fn client(&mut self) -> awc::Client {
-        let tls = self.tls.clone();
-        self.http
-            .get_or_insert_with(|| crate::backends::rest::http_client(tls, USER_AGENT))
-            .clone()
+        crate::backends::rest::lazy_client(&mut self.http, &self.tls, USER_AGENT)
     }
 
     fn api(&mut self) -> Api {

@@ -186,18 +186,11 @@ impl Api {
         path: &str,
         body: &Value,
     ) -> Result<(StatusCode, HeaderMap, Bytes), ConnectionError> {
-        let during = || format!("POST /api/v1{path}");
-        let mut resp = self
-            .authorized(self.client.post(format!("{}{path}", self.base)))
-            .send_json(body)
-            .await
-            .map_err(|e| ConnectionError::network(during(), e))?;
-        let bytes = resp
-            .body()
-            .limit(MAX_BODY)
-            .await
-            .map_err(|e| ConnectionError::network(during(), e))?;
-        Ok((resp.status(), resp.headers().clone(), bytes))
+        crate::backends::rest::post_json(
+            self.authorized(self.client.post(format!("{}{path}", self.base))),
+            body,
+        )
+        .await
     }
 
     /// The bot account. A refused token stops the connection.

@@ -94,13 +94,11 @@ impl Slack {
     }
 
     pub(super) fn api(&mut self) -> Api {
-        let tls = self.tls.clone();
-        let client = self
-            .http
-            .get_or_insert_with(|| {
-                crate::backends::rest::http_client(tls, crate::backends::rest::USER_AGENT)
-            })
-            .clone();
+        let client = crate::backends::rest::lazy_client(
+            &mut self.http,
+            &self.tls,
+            crate::backends::rest::USER_AGENT,
+        );
         Api {
             client,
             base: self.settings.api_url.clone(),
