@@ -15,6 +15,7 @@ pub mod registry;
 pub mod rest;
 pub mod rocketchat;
 pub mod slack;
+pub mod state_file;
 pub mod teams;
 pub mod webex;
 pub mod webhook;

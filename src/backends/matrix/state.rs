@@ -1,11 +1,7 @@
 //! The connection's persisted position: the `/sync` `since` token and the device id, in a
-//! small JSON file written atomically (a temporary file renamed over the old one), so a
-//! crash mid-write leaves the previous position rather than a torn file.
+//! state file ([`crate::backends::state_file`]).
 
-use std::{
-    io::Write,
-    path::{Path, PathBuf},
-};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,69 +18,16 @@ pub struct SyncState {
     pub since: Option<String>,
 }
 
-/// Why the state file could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// Reading or writing failed.
-    #[error("matrix state file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The file is not this format.
-    #[error("matrix state file {path} is not valid: {source}")]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: serde_json::Error,
-    },
-}
+pub use crate::backends::state_file::StateError;
 
 /// Reads the state; a missing file is `Ok(None)`.
 pub fn load(path: &Path) -> Result<Option<SyncState>, StateError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StateError::Io {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|source| StateError::Format {
-            path: path.to_owned(),
-            source,
-        })
+    crate::backends::state_file::load("matrix", path)
 }
 
 /// Writes the state atomically.
 pub fn save(path: &Path, state: &SyncState) -> Result<(), StateError> {
-    let io = |source| StateError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    // A name of its own per write: a write left running by a restarted connection must not
-    // share (and truncate) another write's temporary file.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
-    let tmp = PathBuf::from(tmp);
-    let bytes = serde_json::to_vec_pretty(state).unwrap_or_default();
-    let written = std::fs::File::create(&tmp).and_then(|mut file| {
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    });
-    if written.is_err() {
-        // Nothing half-written is left beside the state file.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(io)
+    crate::backends::state_file::save("matrix", path, state)
 }
 
 #[cfg(test)]

@@ -70,6 +70,11 @@ pub struct TeamsSettings {
     /// StackStorm's results (without `extra.teams`) as Adaptive Cards; off: plain text.
     #[serde(default = "crate::backends::defaults::enabled")]
     pub result_cards: bool,
+    /// Where the `serviceUrl` of each conversation and person heard from is kept, so that
+    /// results and whispers still reach them after a restart (Teams tells a bot where to
+    /// reply only in the activities it sends). Unset: kept in memory only.
+    #[serde(default)]
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl TeamsSettings {

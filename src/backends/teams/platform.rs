@@ -67,7 +67,14 @@ impl<V> Recent<V> {
         }
     }
 
-    fn insert(&mut self, key: String, value: V) {
+    /// Inserts `value` under `key`; whether that changed anything.
+    fn insert(&mut self, key: String, value: V) -> bool
+    where
+        V: PartialEq,
+    {
+        if self.map.get(&key) == Some(&value) {
+            return false;
+        }
         if !self.map.contains_key(&key) {
             self.order.push_back(key.clone());
             while self.order.len() > self.cap {
@@ -77,10 +84,22 @@ impl<V> Recent<V> {
             }
         }
         self.map.insert(key, value);
+        true
     }
 
     fn get(&self, key: &str) -> Option<&V> {
         self.map.get(key)
+    }
+
+    /// Every entry, oldest first.
+    fn entries(&self) -> Vec<(String, V)>
+    where
+        V: Clone,
+    {
+        self.order
+            .iter()
+            .filter_map(|k| Some((k.clone(), self.map.get(k)?.clone())))
+            .collect()
     }
 
     fn get_mut(&mut self, key: &str) -> Option<&mut V> {
@@ -89,7 +108,7 @@ impl<V> Recent<V> {
 }
 
 /// A person the bot heard from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Person {
     /// Their Teams id (`29:…`), a member of a new one-to-one chat.
     teams_id: String,
@@ -136,6 +155,30 @@ pub enum Event {
     Keys(Result<KeySet, ConnectionError>),
     /// A person's one-to-one chat, opened while sending.
     DirectConversation { user: String, conversation: String },
+    /// The state file was written (or not).
+    Saved(Result<(), String>),
+}
+
+/// What `state_file` keeps: where to reply, per conversation and per person.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    /// Room id → `serviceUrl`.
+    #[serde(default)]
+    conversations: Vec<(String, String)>,
+    /// User key → the person.
+    #[serde(default)]
+    people: Vec<(String, Person)>,
+}
+
+/// The state file's progress.
+#[derive(Debug, Default)]
+struct Persisted {
+    /// What was remembered changed since the last write began.
+    dirty: bool,
+    /// A write is under way.
+    writing: bool,
+    /// The last write failed (logged once per failing stretch).
+    failing: bool,
 }
 
 /// What connecting learnt: the signing keys (the app token is in the shared cache).
@@ -180,6 +223,7 @@ pub struct Teams {
     /// The bot's own Teams id (`28:<app id>`), from the activities' `recipient`.
     bot_id: Option<String>,
     pub(super) interactive: Interactions,
+    persisted: Persisted,
 }
 
 /// Why a connection could not be created.
@@ -191,6 +235,9 @@ pub enum TeamsSetupError {
     /// TLS settings failed.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// `state_file` cannot be read.
+    #[error(transparent)]
+    State(#[from] crate::backends::state_file::StateError),
 }
 
 impl Teams {
@@ -208,6 +255,18 @@ impl Teams {
             token_url: settings.token_endpoint(),
             metadata_url: settings.openid_metadata_url.trim().to_owned(),
         });
+        let mut conversations = Recent::new(MAX_REMEMBERED);
+        let mut people = Recent::new(MAX_REMEMBERED);
+        if let Some(path) = &settings.state_file {
+            let stored: Remembered =
+                crate::backends::state_file::load("teams", path)?.unwrap_or_default();
+            for (room, url) in stored.conversations {
+                conversations.insert(room, url);
+            }
+            for (user, person) in stored.people {
+                people.insert(user, person);
+            }
+        }
         Ok(Self {
             name,
             settings,
@@ -219,11 +278,56 @@ impl Teams {
             refreshing: false,
             last_forced: None,
             parked: Vec::new(),
-            conversations: Recent::new(MAX_REMEMBERED),
-            people: Recent::new(MAX_REMEMBERED),
+            conversations,
+            people,
             bot_id: None,
             interactive: Interactions::default(),
+            persisted: Persisted::default(),
         })
+    }
+
+    /// Writes what is remembered to `state_file` (off the actor thread), unless a write is
+    /// under way: then once it ends.
+    fn save(&mut self, fx: &mut Effects<Self>) {
+        let Some(path) = self.settings.state_file.clone() else {
+            return;
+        };
+        if self.persisted.writing || !self.persisted.dirty {
+            return;
+        }
+        self.persisted.dirty = false;
+        self.persisted.writing = true;
+        let state = Remembered {
+            conversations: self.conversations.entries(),
+            people: self.people.entries(),
+        };
+        fx.spawn(async move {
+            let result = actix_web::rt::task::spawn_blocking(move || {
+                crate::backends::state_file::save("teams", &path, &state)
+            })
+            .await
+            .map_err(|e| format!("the state writer failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+            Event::Saved(result)
+        });
+    }
+
+    fn saved(&mut self, result: Result<(), String>, fx: &mut Effects<Self>) {
+        self.persisted.writing = false;
+        match result {
+            Ok(()) if std::mem::take(&mut self.persisted.failing) => {
+                tracing::info!(connection = %self.name, "the Teams state file is written again")
+            }
+            Ok(()) => {}
+            Err(e) if !self.persisted.failing => {
+                self.persisted.failing = true;
+                tracing::warn!(connection = %self.name, error = %e, "cannot write the Teams state file; after a restart, replies wait until each conversation speaks again")
+            }
+            Err(e) => {
+                tracing::debug!(connection = %self.name, error = %e, "still cannot write the Teams state file")
+            }
+        }
+        self.save(fx);
     }
 
     fn api(&mut self) -> Api {
@@ -305,7 +409,8 @@ impl Teams {
         let service_url = activity.service_url.trim();
         let (room, _) = wire::split_conversation(activity.conversation_id.trim());
         if http_url_ok(service_url) && !room.is_empty() {
-            self.conversations
+            let mut changed = self
+                .conversations
                 .insert(room.to_owned(), service_url.to_owned());
             if let (false, Some(user)) = (activity.from_a_bot(), activity.user_key()) {
                 let known_direct = self.people.get(user).and_then(|p| p.direct.clone());
@@ -314,7 +419,7 @@ impl Teams {
                     .then(|| room.to_owned())
                     .or(known_direct);
                 if !activity.from.id.trim().is_empty() {
-                    self.people.insert(
+                    changed |= self.people.insert(
                         user.to_owned(),
                         Person {
                             teams_id: activity.from.id.clone(),
@@ -324,6 +429,10 @@ impl Teams {
                         },
                     );
                 }
+            }
+            if changed {
+                self.persisted.dirty = true;
+                self.save(fx);
             }
         }
         match wire::classify(&activity, &self.name) {
@@ -355,7 +464,8 @@ impl Teams {
     fn call(&self, item: &Outgoing) -> Result<Call, ConnectionError> {
         let unknown = |what: &str| {
             ConnectionError::Protocol(format!(
-                "no serviceUrl for {what}: the bot has not heard from it since it started"
+                "no serviceUrl for {what}: the bot has not heard from it since it started \
+                 (`state_file` keeps them across restarts)"
             ))
         };
         let activity = item.activity.clone();
@@ -527,7 +637,10 @@ impl Platform for Teams {
                 if let Some(p) = self.people.get_mut(&user) {
                     p.direct = Some(conversation);
                 }
+                self.persisted.dirty = true;
+                self.save(fx);
             }
+            Event::Saved(result) => self.saved(result, fx),
         }
     }
 
@@ -711,6 +824,67 @@ mod tests {
         assert_eq!(conversation, "19:ops@thread.tacv2;messageid=17");
         assert_eq!(reply_to.as_deref(), Some("17"));
         assert_eq!(p.lane(&items[0]), "room:19:ops@thread.tacv2");
+    }
+
+    /// A restart with `state_file`: what the last run heard is where replies go, before
+    /// anyone speaks again; a file that is not the state stops the start with its name.
+    #[test]
+    fn service_urls_survive_a_restart_through_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("teams.json");
+        let mut s = settings();
+        s.state_file = Some(path.clone());
+        let mut first = Teams::new("teams".into(), s.clone()).unwrap();
+        first.opened(Hello::new(keys(&[(KEY_1, "k1")])), &mut Effects::default());
+        let body = activity("a:1direct", "personal", "!st2 run date");
+        let token = sign(KEY_1, "k1", &claims(APP, SERVICE));
+        let mut fx = Effects::default();
+        assert_eq!(
+            status(&first.receive(&request(Some(&token), &body), true, &mut fx)),
+            200
+        );
+        assert!(first.persisted.writing, "a new conversation is written");
+        // The write the first run started (its future is not run here).
+        let state = Remembered {
+            conversations: first.conversations.entries(),
+            people: first.people.entries(),
+        };
+        crate::backends::state_file::save("teams", &path, &state).unwrap();
+
+        let second = Teams::new("teams".into(), s.clone()).unwrap();
+        let room = second.items(
+            Dest::Room {
+                id: "a:1direct".into(),
+                thread: None,
+            },
+            Outbound {
+                text: "a result",
+                extra: None,
+                layout: None,
+            },
+        );
+        assert!(
+            matches!(second.call(&room[0]), Ok(Call::Post { service_url, .. }) if service_url == SERVICE)
+        );
+        let whisper = second.items(
+            Dest::User("aad-alice".into()),
+            Outbound {
+                text: "psst",
+                extra: None,
+                layout: None,
+            },
+        );
+        assert!(
+            matches!(second.call(&whisper[0]), Ok(Call::Post { service_url, .. }) if service_url == SERVICE)
+        );
+        // Nothing new heard: nothing to write.
+        assert!(!second.persisted.dirty && !second.persisted.writing);
+
+        std::fs::write(&path, b"{not json").unwrap();
+        let e = Teams::new("teams".into(), s)
+            .err()
+            .expect("a corrupt state file");
+        assert!(e.to_string().contains("teams.json"), "{e}");
     }
 
     #[test]
