@@ -7,6 +7,7 @@ pub mod connection;
 pub mod console;
 pub mod defaults;
 pub mod discord;
+pub mod hex;
 pub mod irc;
 pub mod matrix;
 pub mod mattermost;

@@ -100,20 +100,6 @@ fn token_input(connection: &str, answer: &str) -> Vec<u8> {
     input
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
 impl Mattermost {
     /// The URL Mattermost posts presses to, when buttons are on.
     fn actions_url(&self) -> Option<String> {
@@ -129,12 +115,12 @@ impl Mattermost {
 
     fn sign(&self, answer: &str) -> String {
         let tag = hmac::sign(&self.interactive.key, &token_input(&self.name, answer));
-        to_hex(tag.as_ref())
+        crate::backends::hex::encode(tag.as_ref())
     }
 
     /// Whether `token` is this connection's for `answer` (compared in constant time).
     fn token_ok(&self, answer: &str, token: &str) -> bool {
-        let Some(tag) = from_hex(token) else {
+        let Some(tag) = crate::backends::hex::decode(token) else {
             return false;
         };
         hmac::verify(
@@ -345,29 +331,35 @@ mod tests {
     fn tokens_are_hex_and_only_the_signed_answer_passes() {
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"k");
         let tag = hmac::sign(&key, &token_input("mm", "{\"i\":\"a\"}"));
-        let hex = to_hex(tag.as_ref());
+        let hex = crate::backends::hex::encode(tag.as_ref());
         assert_eq!(hex.len(), 64);
-        assert_eq!(from_hex(&hex).as_deref(), Some(tag.as_ref()));
+        assert_eq!(
+            crate::backends::hex::decode(&hex).as_deref(),
+            Some(tag.as_ref())
+        );
         assert!(hmac::verify(
             &key,
             &token_input("mm", "{\"i\":\"a\"}"),
-            &from_hex(&hex).unwrap()
+            &crate::backends::hex::decode(&hex).unwrap()
         )
         .is_ok());
         assert!(hmac::verify(
             &key,
             &token_input("mm", "{\"i\":\"b\"}"),
-            &from_hex(&hex).unwrap()
+            &crate::backends::hex::decode(&hex).unwrap()
         )
         .is_err());
         assert!(hmac::verify(
             &key,
             &token_input("other", "{\"i\":\"a\"}"),
-            &from_hex(&hex).unwrap()
+            &crate::backends::hex::decode(&hex).unwrap()
         )
         .is_err());
         for bad in ["", "0", "zz", "+f"] {
-            assert!(from_hex(bad).is_none_or(|b| b.is_empty()), "{bad}");
+            assert!(
+                crate::backends::hex::decode(bad).is_none_or(|b| b.is_empty()),
+                "{bad}"
+            );
         }
     }
 }

@@ -18,7 +18,7 @@ pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str, now:
     let Some(hex) = signature.strip_prefix("v0=") else {
         return false;
     };
-    let Some(tag) = decode_hex(hex) else {
+    let Some(tag) = crate::backends::hex::decode(hex) else {
         return false;
     };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
@@ -37,20 +37,7 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     let mut base = format!("v0:{timestamp}:").into_bytes();
     base.extend_from_slice(body);
     let tag = ring::hmac::sign(&key, &base);
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("v0={hex}")
-}
-
-/// Lower-case hex as Slack writes it, and nothing else: `from_str_radix` alone would also
-/// take `+f` for `0f` and upper-case digits, so one signature would have several spellings.
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    format!("v0={}", crate::backends::hex::encode(tag.as_ref()))
 }
 
 #[cfg(test)]

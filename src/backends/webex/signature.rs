@@ -17,7 +17,7 @@ fn key(secret: &[u8]) -> hmac::Key {
 
 /// Whether `signature` is Webex's signature of `body` under `secret`.
 pub fn verify(secret: &[u8], body: &[u8], signature: &str) -> bool {
-    let Some(tag) = decode_hex(signature.trim()) else {
+    let Some(tag) = crate::backends::hex::decode(signature.trim()) else {
         return false;
     };
     // `ring::hmac::verify` compares in constant time.
@@ -26,25 +26,7 @@ pub fn verify(secret: &[u8], body: &[u8], signature: &str) -> bool {
 
 /// Signs like Webex does (for tests and tools).
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    hmac::sign(&key(secret), body)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Lower-case hex digits only, an even number of them.
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty()
-        || !s.len().is_multiple_of(2)
-        || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    crate::backends::hex::encode(hmac::sign(&key(secret), body).as_ref())
 }
 
 #[cfg(test)]
