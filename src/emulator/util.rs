@@ -19,11 +19,29 @@ pub(crate) fn token_string() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// A stable 24-hex id derived from `seed` (for aliases that carry no `id`).
+/// A stable 24-hex id derived from `seed` (for aliases that carry no `id`). Remembered per
+/// thread (a few hundred seeds at most: actions, rules, users), since every execution's
+/// document names its action by one.
 pub(crate) fn stable_object_id(seed: &str) -> String {
-    let mut s = sha512_hex(seed.as_bytes());
-    s.truncate(24);
-    s
+    /// Seeds remembered per thread, at most (the cache is emptied when full).
+    const MAX_SEEDS: usize = 4096;
+    thread_local! {
+        static IDS: std::cell::RefCell<std::collections::HashMap<String, String>> =
+            Default::default();
+    }
+    if let Some(id) = IDS.with(|ids| ids.borrow().get(seed).cloned()) {
+        return id;
+    }
+    let mut id = sha512_hex(seed.as_bytes());
+    id.truncate(24);
+    IDS.with(|ids| {
+        let mut ids = ids.borrow_mut();
+        if ids.len() >= MAX_SEEDS {
+            ids.clear();
+        }
+        ids.insert(seed.to_owned(), id.clone());
+    });
+    id
 }
 
 /// st2's `isotime.format(dt, offset=False)`: ISO-8601 UTC with microseconds and `Z`.
