@@ -252,6 +252,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             help_page_size: settings.bot.help_page_size,
             help_max_page_size: settings.bot.help_max_page_size,
             st2_user: settings.bot.st2_user,
+            confirm: settings.access.confirm_settings(),
+            waiting_store: store.waiting(),
         };
         let (st2, metrics, templates, snapshot, renewer, gate, tracker, reload) = (
             st2.clone(),

@@ -19,6 +19,7 @@ pub mod backends;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod confirm;
 pub mod domain;
 #[cfg(feature = "emulator")]
 pub mod emulator;

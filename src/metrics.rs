@@ -31,6 +31,8 @@ pub enum CommandOutcome {
     Denied,
     /// Client-side mode, and the user has no usable session.
     NoSession,
+    /// Held for a confirmation or an approval (`[confirm]`).
+    Held,
 }
 
 impl CommandOutcome {
@@ -45,6 +47,7 @@ impl CommandOutcome {
             Self::Invalid => "invalid",
             Self::Denied => "denied",
             Self::NoSession => "no_session",
+            Self::Held => "held",
         }
     }
 }
@@ -109,6 +112,13 @@ struct Inner {
     chat_outbound_dropped: Family<ConnectionLabels, Counter>,
     chat_outbound_queued: Family<ConnectionLabels, Gauge>,
     acl_decisions: Family<AclLabels, Counter>,
+    waiting_decisions: Family<EventLabels, Counter>,
+    commands_waiting: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
 }
 
 /// The bridge's metrics; cheap to clone, safe to share between threads.
@@ -185,6 +195,18 @@ impl Metrics {
             "Commands whose result was given up, by reason (ttl, overflow, gone, unknown_outcome)",
             results_expired.clone(),
         );
+        let waiting_decisions = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "waiting_decisions",
+            "Commands held for a confirmation or an approval, by event (asked, confirmed, approved, aborted, denied, expired, refused: a decision someone was not allowed to take)",
+            waiting_decisions.clone(),
+        );
+        let commands_waiting = Gauge::default();
+        registry.register(
+            "commands_waiting",
+            "Commands waiting for a confirmation or an approval",
+            commands_waiting.clone(),
+        );
         let results_pending = Gauge::default();
         registry.register(
             "results_pending",
@@ -250,6 +272,8 @@ impl Metrics {
             chat_outbound_dropped,
             chat_outbound_queued,
             acl_decisions,
+            waiting_decisions,
+            commands_waiting,
         }))
     }
 
@@ -298,6 +322,21 @@ impl Metrics {
     /// Counts a dropped second copy of a result.
     pub fn result_duplicate(&self) {
         self.0.results_duplicates.inc();
+    }
+
+    /// Counts an event of a command held for a decision (`asked`, `confirmed`, …).
+    pub fn waiting_decision(&self, event: &'static str) {
+        self.0
+            .waiting_decisions
+            .get_or_create(&EventLabels { event })
+            .inc();
+    }
+
+    /// Sets the number of commands waiting for a decision.
+    pub fn set_commands_waiting(&self, waiting: usize) {
+        self.0
+            .commands_waiting
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
     /// Counts a result given up.

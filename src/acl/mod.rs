@@ -80,7 +80,9 @@
 //! 2. The rules, in order: the first rule that applies decides ([`DecisionReason::Rule`]).
 //! 3. No rule applied: an admin running an admin-only built-in is allowed (the floor
 //!    again, so administrators are never locked out of `!st2acl explain`); everything
-//!    else gets `default` ([`DecisionReason::Default`]).
+//!    else gets `default` ([`DecisionReason::Default`]), except the built-ins that decide on
+//!    waiting commands ([`SELF_SERVICE_BUILTINS`]), which are allowed
+//!    ([`DecisionReason::SelfService`]).
 //!
 //! **Admins are not exempt from rules.** A deny rule that applies to an admin denies the
 //! admin too; to give admins a way around a deny, put a rule with `users = ["admins"]`
@@ -94,6 +96,7 @@
 //! missing `action`, a rule that covers nothing, malformed entries, bad globs, unknown or
 //! cyclic groups, built-in patterns that name no built-in command.
 
+mod confirm;
 mod explain;
 mod explain_args;
 mod matcher;
@@ -105,6 +108,7 @@ mod examples;
 #[cfg(test)]
 mod test_support;
 
+pub use confirm::{ConfirmConfig, ConfirmRuleConfig, ConfirmSettings, Requirement};
 pub use explain::{Explanation, SkippedRule};
 pub use explain_args::{explain_subject, resolve_command};
 pub use policy::AclPolicy;
@@ -120,6 +124,13 @@ pub const ADMIN_ONLY_BUILTINS: &[&str] = &["session_list", "session_cancel", "ac
 /// `help` and `whoami` are governed by the rules like everything else.
 pub const ALWAYS_ALLOWED_BUILTINS: &[&str] = &[];
 
+/// Built-in verbs that decide on commands already waiting (`[confirm]`): allowed when no
+/// rule applies, whatever `default` says, because each acts only on what its sender may
+/// decide — their own command (`confirm`, `abort`), or one they are an approver of
+/// (`approve`, `deny`), and the command itself passes the rules again before it runs.
+/// A rule can still deny them.
+pub const SELF_SERVICE_BUILTINS: &[&str] = &["confirm", "abort", "approve", "deny", "pending"];
+
 /// Every built-in verb the bridge knows (without prefixes). A `builtins` pattern that
 /// matches none of these is a configuration error, since it can never cover anything.
 pub const KNOWN_BUILTINS: &[&str] = &[
@@ -133,6 +144,9 @@ pub const KNOWN_BUILTINS: &[&str] = &[
     "reload",
     "confirm",
     "abort",
+    "approve",
+    "deny",
+    "pending",
     "jobs",
     "job",
     "last",
@@ -209,6 +223,8 @@ pub enum DecisionReason {
     /// A fixed floor decided: an admin-only built-in (denied to non-admins, and allowed
     /// to admins when no rule applied), or an always-allowed built-in.
     AdminFloor,
+    /// No rule applied to a built-in in [`SELF_SERVICE_BUILTINS`]: allowed.
+    SelfService,
 }
 
 /// The answer to "may this subject run this command?".

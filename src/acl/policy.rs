@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use super::confirm::{
+    ConfirmConfig, ConfirmRuleConfig, ConfirmSettings, Requirement, CONFIRM_KEYS, CONFIRM_RULE_KEYS,
+};
 use super::explain::{self, Explanation, SkippedRule};
 use super::matcher::{PatternSet, ScopedSet};
 use super::rules::{
@@ -10,7 +13,7 @@ use super::rules::{
 };
 use super::{
     CommandRef, Decision, DecisionReason, RoomKind, Subject, ADMIN_ONLY_BUILTINS,
-    ALWAYS_ALLOWED_BUILTINS,
+    ALWAYS_ALLOWED_BUILTINS, SELF_SERVICE_BUILTINS,
 };
 
 /// A compiled, immutable access policy. Cheap to share (`Send + Sync`); build a new one to
@@ -21,6 +24,16 @@ pub struct AclPolicy {
     admin_entries: Vec<String>,
     group_names: Vec<String>,
     rules: Vec<CompiledRule>,
+    confirm: Vec<ConfirmRule>,
+    confirm_settings: ConfirmSettings,
+}
+
+/// One compiled `[[confirm.rules]]` entry: an access rule's selectors, and who approves.
+struct ConfirmRule {
+    selector: CompiledRule,
+    approvers: Option<WhoMatcher>,
+    /// `approvers` as written, for messages.
+    approver_entries: Vec<String>,
 }
 
 /// `users` of one rule (or nothing, for anyone).
@@ -218,6 +231,7 @@ fn scoped(key: &str, pairs: &[(String, String)], fold: bool, problems: &mut Prob
 
 fn compile_users(
     key: &str,
+    field: &str,
     entries: &[String],
     groups: &ResolvedGroups,
     problems: &mut Problems,
@@ -241,14 +255,14 @@ fn compile_users(
                     }
                 }
             }
-            Err(reason) => problems.push(format!("{key}.users[{i}]"), reason),
+            Err(reason) => problems.push(format!("{key}.{field}[{i}]"), reason),
         }
     }
     Some(WhoMatcher {
         any,
         admins,
-        ids: scoped(&format!("{key}.users"), &ids, false, problems),
-        names: scoped(&format!("{key}.users"), &names, true, problems),
+        ids: scoped(&format!("{key}.{field}"), &ids, false, problems),
+        names: scoped(&format!("{key}.{field}"), &names, true, problems),
     })
 }
 
@@ -278,12 +292,11 @@ fn compile_rooms(key: &str, entries: &[String], problems: &mut Problems) -> Opti
 }
 
 fn compile_rule(
-    index: usize,
+    key: String,
     rule: &AccessRuleConfig,
     groups: &ResolvedGroups,
     problems: &mut Problems,
 ) -> Option<CompiledRule> {
-    let key = format!("access.rules[{index}]");
     let before = problems.0.len();
     check_unknown(&rule.unknown, &key, RULE_KEYS, problems);
     if rule.action.is_none() {
@@ -333,7 +346,7 @@ fn compile_rule(
             rules::check_plain_pattern,
             problems,
         ),
-        users: compile_users(&key, &rule.users, groups, problems),
+        users: compile_users(&key, "users", &rule.users, groups, problems),
         rooms: compile_rooms(&key, &rule.rooms, problems),
         connections: pattern_list(
             &key,
@@ -362,6 +375,15 @@ impl AclPolicy {
     /// Checks and compiles `[access]`. On failure, returns every problem found, each with
     /// its exact key (`access.rules[2].users[0]`, `access.groups.oncall`) and the reason.
     pub fn compile(cfg: &AccessConfig) -> Result<AclPolicy, Vec<AclProblem>> {
+        Self::compile_with_confirm(cfg, &ConfirmConfig::default())
+    }
+
+    /// Checks and compiles `[access]` and `[confirm]` together (confirmation rules name
+    /// the access groups). Every problem of both is reported.
+    pub fn compile_with_confirm(
+        cfg: &AccessConfig,
+        confirm: &ConfirmConfig,
+    ) -> Result<AclPolicy, Vec<AclProblem>> {
         let mut problems = Problems::default();
         check_unknown(&cfg.unknown, "access", ACCESS_KEYS, &mut problems);
 
@@ -380,8 +402,11 @@ impl AclPolicy {
             .rules
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| compile_rule(i, r, &groups, &mut problems))
+            .filter_map(|(i, r)| {
+                compile_rule(format!("access.rules[{i}]"), r, &groups, &mut problems)
+            })
             .collect();
+        let (confirm_rules, confirm_settings) = compile_confirm(confirm, &groups, &mut problems);
 
         if !problems.0.is_empty() {
             return Err(problems.0);
@@ -392,7 +417,49 @@ impl AclPolicy {
             admin_entries: cfg.admins.clone(),
             group_names: cfg.groups.keys().cloned().collect(),
             rules,
+            confirm: confirm_rules,
+            confirm_settings,
         })
+    }
+
+    /// What `command` from `subject` must wait for, if anything: the first
+    /// `[[confirm.rules]]` entry that applies.
+    pub fn confirmation(&self, subject: &Subject, command: &CommandRef) -> Option<Requirement> {
+        let (index, rule) = self
+            .confirm
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.selector.applies(subject, command, self))?;
+        Some(Requirement {
+            rule: Some(index),
+            approvers: rule
+                .approvers
+                .is_some()
+                .then(|| rule.approver_entries.clone()),
+            comment: rule.selector.comment.clone(),
+        })
+    }
+
+    /// Whether `approver` is among the approvers of confirmation rule `rule` (`false`
+    /// for a rule without approvers, or past the end). Whether the approver is the
+    /// sender is the caller's check.
+    pub fn is_approver(&self, rule: usize, approver: &Subject) -> bool {
+        self.confirm
+            .get(rule)
+            .and_then(|r| r.approvers.as_ref())
+            .is_some_and(|who| who.is_match(approver, self))
+    }
+
+    /// The confirmation rules `approver` is an approver of.
+    pub fn approver_rules(&self, approver: &Subject) -> Vec<usize> {
+        (0..self.confirm.len())
+            .filter(|&i| self.is_approver(i, approver))
+            .collect()
+    }
+
+    /// `[confirm]`'s timings.
+    pub fn confirm_settings(&self) -> ConfirmSettings {
+        self.confirm_settings
     }
 
     /// Whether `subject` is listed in `admins` (by connection and user id).
@@ -437,6 +504,14 @@ impl AclPolicy {
         if is_admin_only(c) {
             // Only admins get this far with an admin-only built-in.
             return floor(true);
+        }
+        if matches!(c, CommandRef::Builtin { verb, .. } if SELF_SERVICE_BUILTINS.contains(&verb.as_str()))
+        {
+            return Decision {
+                allowed: true,
+                rule: None,
+                reason: DecisionReason::SelfService,
+            };
         }
         Decision {
             allowed: self.default == Action::Allow,
@@ -514,6 +589,11 @@ impl AclPolicy {
                 explain::show(builtin_verb(command)),
                 explain::user(subject)
             )
+        } else if ex.decision.reason == DecisionReason::SelfService {
+            format!(
+                "no rule applied; {} decides only on waiting commands its sender may decide on, so it is allowed",
+                explain::show(builtin_verb(command)),
+            )
         } else {
             format!(
                 "no rule applied; decided by the default: {}",
@@ -522,6 +602,82 @@ impl AclPolicy {
         };
         ex
     }
+}
+
+/// Checks and compiles `[confirm]`, reporting problems under `confirm.*`.
+fn compile_confirm(
+    cfg: &ConfirmConfig,
+    groups: &ResolvedGroups,
+    problems: &mut Problems,
+) -> (Vec<ConfirmRule>, ConfirmSettings) {
+    check_unknown(&cfg.unknown, "confirm", CONFIRM_KEYS, problems);
+    // A day at most: a request nobody decides on should not linger for a week.
+    const MAX_TTL: u64 = 86_400;
+    for (key, secs) in [
+        ("confirm.ttl_secs", cfg.ttl_secs),
+        ("confirm.approval_ttl_secs", cfg.approval_ttl_secs),
+    ] {
+        if !(1..=MAX_TTL).contains(&secs) {
+            problems.push(key, format!("must be between 1 and {MAX_TTL} (seconds)"));
+        }
+    }
+    let rules = cfg
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| compile_confirm_rule(i, rule, groups, problems))
+        .collect();
+    let settings = ConfirmSettings {
+        ttl: std::time::Duration::from_secs(cfg.ttl_secs),
+        approval_ttl: std::time::Duration::from_secs(cfg.approval_ttl_secs),
+        approve_in_direct: cfg.approve_in_direct,
+    };
+    (rules, settings)
+}
+
+fn compile_confirm_rule(
+    index: usize,
+    rule: &ConfirmRuleConfig,
+    groups: &ResolvedGroups,
+    problems: &mut Problems,
+) -> Option<ConfirmRule> {
+    let key = format!("confirm.rules[{index}]");
+    let before = problems.0.len();
+    check_unknown(&rule.unknown, &key, CONFIRM_RULE_KEYS, problems);
+    // The selectors are an access rule's; `action` has no meaning here.
+    let as_access = AccessRuleConfig {
+        aliases: rule.aliases.clone(),
+        packs: rule.packs.clone(),
+        builtins: Vec::new(),
+        texts: rule.texts.clone(),
+        users: rule.users.clone(),
+        rooms: rule.rooms.clone(),
+        connections: rule.connections.clone(),
+        orgs: rule.orgs.clone(),
+        action: Some(Action::Allow),
+        comment: rule.comment.clone(),
+        unknown: Default::default(),
+    };
+    if rule.aliases.is_empty() && rule.packs.is_empty() && rule.texts.is_empty() {
+        problems.push(
+            &key,
+            "empty rule: it covers no command; give at least one of aliases, packs or texts",
+        );
+        return None;
+    }
+    let selector = compile_rule(key.clone(), &as_access, groups, problems)?;
+    let approvers = compile_users(&key, "approvers", &rule.approvers, groups, problems);
+    if approvers.as_ref().is_some_and(|a| a.any) {
+        problems.push(
+            format!("{key}.approvers"),
+            "\"any\" would let anyone approve; name the people or a group",
+        );
+    }
+    (problems.0.len() == before).then_some(ConfirmRule {
+        selector,
+        approvers,
+        approver_entries: rule.approvers.clone(),
+    })
 }
 
 fn builtin_verb(c: &CommandRef) -> &str {

@@ -77,7 +77,9 @@ impl<'de> Deserialize<'de> for UnknownKeys {
 }
 
 /// Accepts `["a", "b"]` or a lone `"a"` for a list of strings.
-fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn string_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
     struct ListVisitor;
     impl<'de> Visitor<'de> for ListVisitor {
         type Value = Vec<String>;

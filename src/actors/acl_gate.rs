@@ -10,18 +10,48 @@ use actix::prelude::*;
 
 use super::status::{ActorState, StatusReporter};
 use crate::{
-    acl::{AclPolicy, CommandRef, Decision, DecisionReason, Explanation, Subject},
+    acl::{AclPolicy, CommandRef, Decision, DecisionReason, Explanation, Requirement, Subject},
     metrics::Metrics,
 };
 
 /// Asks whether `subject` may run `command`.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Decision")]
+#[rtype(result = "Verdict")]
 pub struct Authorize {
     /// Who and where.
     pub subject: Subject,
     /// What.
     pub command: CommandRef,
+}
+
+/// The gate's answer to [`Authorize`].
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// May it run?
+    pub decision: Decision,
+    /// What an allowed alias command must wait for first (`[[confirm.rules]]`).
+    pub wait: Option<Requirement>,
+}
+
+impl Verdict {
+    /// Whether the command may run (possibly after waiting).
+    pub fn allowed(&self) -> bool {
+        self.decision.allowed
+    }
+}
+
+/// Asks what a person may decide on among waiting commands.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "DeciderRights")]
+pub struct WhoCanDecide(pub Subject);
+
+/// The answer to [`WhoCanDecide`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeciderRights {
+    /// Whether they are an administrator (they see every waiting command).
+    pub admin: bool,
+    /// The `[[confirm.rules]]` indices they are an approver of.
+    pub approver_of: Vec<usize>,
 }
 
 /// Asks for the full reasoning behind a decision (`!st2acl explain`).
@@ -87,6 +117,7 @@ impl Handler<Authorize> for AclGate {
             DecisionReason::Rule(_) => "rule",
             DecisionReason::Default => "default",
             DecisionReason::AdminFloor => "admin_floor",
+            DecisionReason::SelfService => "self_service",
         };
         self.metrics.acl_decision(decision.allowed, reason);
         tracing::debug!(
@@ -99,7 +130,25 @@ impl Handler<Authorize> for AclGate {
             "access decision"
         );
         self.status.activity();
-        MessageResult(decision)
+        let wait = (decision.allowed && matches!(msg.command, CommandRef::Alias { .. }))
+            .then(|| self.policy.confirmation(&msg.subject, &msg.command))
+            .flatten();
+        MessageResult(Verdict { decision, wait })
+    }
+}
+
+impl Handler<WhoCanDecide> for AclGate {
+    type Result = MessageResult<WhoCanDecide>;
+
+    fn handle(
+        &mut self,
+        WhoCanDecide(subject): WhoCanDecide,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        MessageResult(DeciderRights {
+            admin: self.policy.is_admin(&subject),
+            approver_of: self.policy.approver_rules(&subject),
+        })
     }
 }
 

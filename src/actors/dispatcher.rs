@@ -53,6 +53,9 @@ use crate::{
 
 /// `!st2inquiries`, `!st2answer` and answer buttons.
 mod inquiries;
+/// Commands held for a confirmation or an approval: `!st2confirm`, `!st2abort`,
+/// `!st2approve`, `!st2deny`, `!st2pending`.
+mod waiting;
 
 /// What the dispatcher needs from the configuration.
 #[derive(Debug, Clone)]
@@ -69,6 +72,10 @@ pub struct DispatcherSettings {
     pub help_max_page_size: usize,
     /// What StackStorm is told as the command's `user`.
     pub st2_user: crate::config::St2UserField,
+    /// `[confirm]`'s timings and places.
+    pub confirm: crate::acl::ConfirmSettings,
+    /// Where held commands are persisted.
+    pub waiting_store: crate::store::WaitingStore,
 }
 
 /// The dispatcher actor.
@@ -86,6 +93,7 @@ pub struct Dispatcher {
     alias_cache: Recipient<ReloadAliases>,
     status: StatusReporter,
     inquiries: inquiries::InquiryState,
+    waiting: waiting::WaitingState,
 }
 
 impl Dispatcher {
@@ -103,6 +111,7 @@ impl Dispatcher {
         alias_cache: Recipient<ReloadAliases>,
         status: StatusReporter,
     ) -> Self {
+        let waiting = waiting::WaitingState::new(settings.waiting_store.clone());
         Self {
             settings,
             client: LocalClient::new(st2),
@@ -117,6 +126,7 @@ impl Dispatcher {
             alias_cache,
             status,
             inquiries: Default::default(),
+            waiting,
         }
     }
 
@@ -189,16 +199,18 @@ impl Dispatcher {
     }
 
     fn handle_run(&mut self, msg: InboundMessage, text: &str, ctx: &mut Context<Self>) {
-        self.run_alias(msg, text, false, ctx);
+        self.run_alias(msg, text, false, false, ctx);
     }
 
     /// `retried`: this is the one retry after StackStorm said the alias or its format no
-    /// longer exists (the list was reloaded in between).
+    /// longer exists (the list was reloaded in between). `decided`: it was confirmed or
+    /// approved, so it does not wait again.
     fn run_alias(
         &mut self,
         msg: InboundMessage,
         text: &str,
         retried: bool,
+        decided: bool,
         ctx: &mut Context<Self>,
     ) {
         if self.aliases_not_loaded(&msg) {
@@ -220,6 +232,8 @@ impl Dispatcher {
                         text,
                         found,
                         retried,
+                        decided,
+                        wait: None,
                     },
                     ctx,
                 );
@@ -263,6 +277,7 @@ impl Dispatcher {
         text: String,
         found: AliasMatch,
         retried: bool,
+        decided: bool,
         ctx: &mut Context<Self>,
     ) {
         let commands = match &found.per_match {
@@ -385,7 +400,7 @@ impl Dispatcher {
                             reason: "StackStorm refused a stale alias",
                         });
                         ctx.spawn(reload.into_actor(act).map(move |_, act, ctx| {
-                            act.run_alias(msg, &text, true, ctx);
+                            act.run_alias(msg, &text, true, decided, ctx);
                         }));
                         return;
                     }
@@ -534,7 +549,15 @@ enum Next {
         text: String,
         found: AliasMatch,
         retried: bool,
+        /// It was confirmed or approved already: it runs now, whatever it would wait for.
+        decided: bool,
+        /// What the confirmation rules say it waits for (filled in by the gate's verdict).
+        wait: Option<crate::acl::Requirement>,
     },
+    /// `confirm`, `abort`, `approve`, `deny` with their arguments.
+    Decide(crate::confirm::Verb, String),
+    /// `pending`.
+    Pending,
     Reload,
     Help(String),
     Whoami,
@@ -582,8 +605,24 @@ impl Dispatcher {
             subject: subject_of(&msg),
             command: command.clone(),
         });
-        ctx.spawn(request.into_actor(self).map(move |decision, act, ctx| {
-            if decision.is_ok_and(|d| d.allowed) {
+        ctx.spawn(request.into_actor(self).map(move |verdict, act, ctx| {
+            if let Some(verdict) = verdict.ok().filter(|v| v.allowed()) {
+                let next = match next {
+                    Next::Execute {
+                        text,
+                        found,
+                        retried,
+                        decided,
+                        ..
+                    } => Next::Execute {
+                        text,
+                        found,
+                        retried,
+                        decided,
+                        wait: verdict.wait,
+                    },
+                    other => other,
+                };
                 return act.proceed(msg, next, ctx);
             }
             act.metrics.command(CommandOutcome::Denied);
@@ -608,13 +647,23 @@ impl Dispatcher {
                 text,
                 found,
                 retried,
+                decided,
+                wait,
             } => {
                 let index = self.aliases.load();
-                match index.name_collision(&found.alias.name) {
-                    Some(collision) => self.refuse_name_collision(&msg, &text, &found, collision),
-                    None => self.execute(msg, text, found, retried, ctx),
+                if let Some(collision) = index.name_collision(&found.alias.name) {
+                    return self.refuse_name_collision(&msg, &text, &found, collision);
+                }
+                let wait = wait.or_else(|| {
+                    waiting::alias_asks_confirmation(&found).then(crate::acl::Requirement::by_alias)
+                });
+                match wait {
+                    Some(requirement) if !decided => self.hold(msg, text, found, requirement, ctx),
+                    _ => self.execute(msg, text, found, retried, decided, ctx),
                 }
             }
+            Next::Decide(verb, args) => self.handle_decision(msg, verb, args, ctx),
+            Next::Pending => self.handle_pending(msg, ctx),
             Next::Help(args) => self.handle_help(&msg, &args),
             Next::Whoami => self.handle_whoami(msg, ctx),
             Next::Reload => self.handle_reload(msg, ctx),
@@ -865,6 +914,7 @@ impl Actor for Dispatcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        self.load_waiting(ctx);
         self.status.state(ActorState::Up, None);
     }
 }
@@ -958,6 +1008,13 @@ impl Handler<Inbound> for Dispatcher {
                     args.clone(),
                     Next::Inquiry(inquiries::InquiryCommand::Answer(args)),
                 ),
+                "confirm" | "abort" | "approve" | "deny" => {
+                    let Some(decision) = crate::confirm::Verb::from_builtin(&verb) else {
+                        return;
+                    };
+                    builtin(&verb, args.clone(), Next::Decide(decision, args))
+                }
+                "pending" => builtin("pending", args, Next::Pending),
                 "session_start" | "session_end" | "session_list" | "session_cancel" => {
                     let next = Next::Session {
                         verb: verb.clone(),

@@ -113,6 +113,7 @@ pub(super) struct RawConfig {
     pub results: Result<RawResults, Problem>,
     pub chat: Result<Vec<serde_json::Value>, Problem>,
     pub access: Result<crate::acl::AccessConfig, Problem>,
+    pub confirm: Result<crate::acl::ConfirmConfig, Problem>,
     pub unknown_sections: Vec<String>,
 }
 
@@ -127,6 +128,7 @@ const SECTIONS: &[&str] = &[
     "results",
     "chat",
     "access",
+    "confirm",
 ];
 
 impl RawConfig {
@@ -174,6 +176,12 @@ impl RawConfig {
                 Err(config::ConfigError::NotFound(_)) => Ok(crate::acl::AccessConfig::default()),
                 other => {
                     other.map_err(|e| Problem::new("access", clean_serde_message(&e.to_string())))
+                }
+            },
+            confirm: match config.get::<crate::acl::ConfirmConfig>("confirm") {
+                Err(config::ConfigError::NotFound(_)) => Ok(crate::acl::ConfirmConfig::default()),
+                other => {
+                    other.map_err(|e| Problem::new("confirm", clean_serde_message(&e.to_string())))
                 }
             },
             unknown_sections,

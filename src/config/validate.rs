@@ -136,7 +136,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         };
         c.push(
             key,
-            "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, access, chat)",
+            "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, access, confirm, chat)",
         );
     }
     let st2 = c.take(raw.st2).and_then(|s| st2(&mut c, s));
@@ -385,9 +385,9 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
     let chat = c
         .take(raw.chat)
         .map(|items| chats(&mut c, items, platforms));
-    let access = c
-        .take(raw.access)
-        .and_then(|cfg| match AclPolicy::compile(&cfg) {
+    let confirm = c.take(raw.confirm);
+    let access = c.take(raw.access).zip(confirm).and_then(|(cfg, confirm)| {
+        match AclPolicy::compile_with_confirm(&cfg, &confirm) {
             Ok(policy) => Some(Arc::new(policy)),
             Err(problems) => {
                 for p in problems {
@@ -395,7 +395,8 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
                 }
                 None
             }
-        });
+        }
+    });
     match (
         st2, bot, auth, http, store, log, supervisor, results, chat, access,
     ) {

@@ -83,6 +83,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "acl_explain",
         include_str!("../../static/templates/acl_explain.hbs"),
     ),
+    (
+        "waiting_ask",
+        include_str!("../../static/templates/waiting_ask.hbs"),
+    ),
+    (
+        "waiting_decided",
+        include_str!("../../static/templates/waiting_decided.hbs"),
+    ),
+    (
+        "waiting_refused",
+        include_str!("../../static/templates/waiting_refused.hbs"),
+    ),
+    (
+        "waiting_list",
+        include_str!("../../static/templates/waiting_list.hbs"),
+    ),
 ];
 
 /// Why templates could not be loaded.

@@ -60,6 +60,7 @@ mod memory;
 pub mod model;
 mod results;
 mod sqlite;
+mod waiting;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -77,6 +78,7 @@ pub use model::{
     SessionState, SessionSummary, StoredCredential, UserKey, WordHash,
 };
 pub use results::ResultStore;
+pub use waiting::WaitingStore;
 
 use memory::MemoryBackend;
 use model::new_session_id;
@@ -169,6 +171,15 @@ impl SessionStore {
         match &self.backend {
             Backend::Memory(_) => ResultStore::none(),
             Backend::Sqlite(b) => ResultStore::sqlite(b.clone()),
+        }
+    }
+
+    /// Where commands waiting for a confirmation or an approval are kept: the same SQLite
+    /// file (sealed), or nowhere.
+    pub fn waiting(&self) -> WaitingStore {
+        match &self.backend {
+            Backend::Memory(_) => WaitingStore::none(),
+            Backend::Sqlite(b) => WaitingStore::sqlite(b.clone()),
         }
     }
 

@@ -4,7 +4,7 @@
 //! anyway, and the bridge's session traffic is tiny). WAL journal mode,
 //! `PRAGMA user_version` migrations, parameterised statements only.
 //!
-//! # Schema (v1, plus v2's `pending_results`)
+//! # Schema (v1, plus v2's `pending_results` and v3's `waiting_commands`)
 //!
 //! ```sql
 //! CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -26,6 +26,10 @@
 //!   context TEXT NOT NULL,   -- the command's SourceContext as JSON (no secrets)
 //!   alias_ref TEXT NOT NULL, alias_id TEXT,
 //!   created_at INTEGER NOT NULL, delivered_at INTEGER) STRICT;
+//! -- v3
+//! CREATE TABLE waiting_commands (code TEXT PRIMARY KEY,
+//!   sealed TEXT NOT NULL,    -- the waiting command as JSON, sealed (its text may hold secrets)
+//!   expires_at INTEGER NOT NULL) STRICT;
 //! ```
 //!
 //! The file is marked with `PRAGMA application_id = 0x53425331` ("SBS1")
@@ -52,7 +56,7 @@ use super::model::{
 use super::{activated, LinkLookup};
 
 /// Highest schema version this build reads and writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` marking the file as ours ("SBS1"), so a foreign
 /// database is refused instead of being written into.
@@ -102,6 +106,12 @@ const MIGRATIONS: &[&str] = &[
         created_at   INTEGER NOT NULL,
         delivered_at INTEGER
     ) STRICT;",
+    // v3: commands waiting for a confirmation or an approval (see `store::waiting`).
+    "CREATE TABLE waiting_commands (
+        code       TEXT PRIMARY KEY,
+        sealed     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// Plaintext of the key check value sealed into `meta` at creation.
@@ -114,7 +124,7 @@ const SESSION_COLUMNS: &str = "id, user_key, state, created_at, expires_at, link
 
 pub(crate) struct SqliteBackend {
     pub(super) conn: Mutex<Connection>,
-    key: StoreKey,
+    pub(super) key: StoreKey,
     path: PathBuf,
 }
 

@@ -661,7 +661,7 @@ fn sqlite_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -876,11 +876,71 @@ fn a_version_1_store_is_migrated_and_keeps_its_sessions() {
     // Roll the file back to what an older stormbridge wrote.
     {
         let conn = rusqlite::Connection::open(tmp.path()).unwrap();
-        conn.execute_batch("DROP TABLE pending_results; PRAGMA user_version = 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE pending_results; DROP TABLE waiting_commands; PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let store = tmp.open();
     assert_eq!(secret_of(&store, &alice, at(1)).as_deref(), Some("tok-A"));
     store.results().insert(&owed("r1", 0)).unwrap();
     assert_eq!(store.results().load().unwrap().len(), 1);
+    store.waiting().insert(&held("ccccc", "x")).unwrap();
+    assert_eq!(store.waiting().load().unwrap().len(), 1);
+}
+
+fn held(code: &str, text: &str) -> crate::confirm::Waiting {
+    use crate::domain::message::{ChatUser, Room, RoomKind};
+    crate::confirm::Waiting {
+        code: code.into(),
+        need: crate::confirm::Need::Confirmation,
+        sender: ChatUser {
+            connection: "chat".into(),
+            id: "U1".into(),
+            name: "Alice".into(),
+        },
+        room: Room {
+            connection: "chat".into(),
+            id: "C1".into(),
+            kind: RoomKind::Group,
+            thread: None,
+        },
+        room_name: None,
+        org: None,
+        message_id: None,
+        text: text.into(),
+        alias_ref: "ops.deploy".into(),
+        pack: "ops".into(),
+        parameters: Vec::new(),
+        comment: None,
+        created_at: at(0),
+        expires_at: at(60),
+    }
+}
+
+#[test]
+fn held_commands_survive_reopen_sealed() {
+    let tmp = TempStore::new();
+    {
+        let waiting = tmp.open().waiting();
+        assert!(waiting.is_persistent());
+        waiting
+            .insert(&held("aaaaa", "deploy hunter22 to prod"))
+            .unwrap();
+        waiting
+            .insert(&held("bbbbb", "deploy api to prod"))
+            .unwrap();
+        waiting.remove("bbbbb").unwrap();
+    }
+    assert!(
+        !contains(&raw_bytes(tmp.dir.path()), "hunter22"),
+        "a held command's text is sealed at rest"
+    );
+    let loaded = tmp.open().waiting().load().unwrap();
+    assert_eq!(loaded, vec![held("aaaaa", "deploy hunter22 to prod")]);
+    // The memory backend keeps nothing.
+    let memory = SessionStore::memory().waiting();
+    assert!(!memory.is_persistent());
+    memory.insert(&held("aaaaa", "x")).unwrap();
+    assert!(memory.load().unwrap().is_empty());
 }

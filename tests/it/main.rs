@@ -11,6 +11,7 @@ mod access;
 mod alias_collisions;
 mod browser;
 mod cli;
+mod confirm;
 mod console;
 mod contract;
 mod core_flow;

@@ -552,7 +552,7 @@ impl Dispatcher {
         });
         ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
             // Fails closed: no answer from the gate is a refusal.
-            if !decision.is_ok_and(|d| d.allowed) {
+            if !decision.is_ok_and(|d| d.allowed()) {
                 act.metrics.command(CommandOutcome::Denied);
                 let text = act.templates.render(
                     "denied",

@@ -1,7 +1,9 @@
 //! The console backend: one user typing lines, every bot message printed as one line.
 //!
 //! Input: a plain line is said in the configured room; `/dm TEXT` is a direct message to
-//! the bot; a line starting with `@<bot name>` mentions the bot. A line longer than 64 KiB
+//! the bot; `/as <user id> TEXT` is said by another person (id and name `<user id>`; it
+//! combines with `/dm`), so one console can try a four-eyes approval; a line starting
+//! with `@<bot name>` mentions the bot. A line longer than 64 KiB
 //! or not valid UTF-8 is skipped with a warning (on the console and in the log, showing only
 //! a short escaped prefix of it), and the lines after it are read as usual.
 //!

@@ -104,16 +104,35 @@ impl Console {
         if line.trim().is_empty() {
             return None;
         }
-        let user = ChatUser {
-            connection: self.name.clone(),
-            id: self.settings.user_id.clone(),
-            name: self.settings.user_name.clone(),
+        // `/as <id> TEXT`: another person at the same console (trying an approval, which
+        // must come from someone else, takes two).
+        let (user, line) = match line
+            .strip_prefix("/as ")
+            .and_then(|rest| rest.trim_start().split_once(' '))
+            .filter(|(id, _)| !id.is_empty())
+        {
+            Some((id, rest)) => (
+                ChatUser {
+                    connection: self.name.clone(),
+                    id: id.to_owned(),
+                    name: id.to_owned(),
+                },
+                rest.trim_start(),
+            ),
+            None => (
+                ChatUser {
+                    connection: self.name.clone(),
+                    id: self.settings.user_id.clone(),
+                    name: self.settings.user_name.clone(),
+                },
+                line,
+            ),
         };
         let (room, text, room_name) = match line.strip_prefix("/dm ") {
             Some(text) => (
                 Room {
                     connection: self.name.clone(),
-                    id: self.settings.user_id.clone(),
+                    id: user.id.clone(),
                     kind: RoomKind::Direct,
                     thread: None,
                 },

@@ -1,0 +1,456 @@
+//! The dispatcher's side of commands held for a decision ([`crate::confirm`]).
+//!
+//! A command the confirmation rules cover is held here instead of being sent: the room
+//! is told what would run and the code to decide with. A decision is checked by
+//! [`WaitingList::decide`] (who, where, in time); a command confirmed or approved goes
+//! back through the access gate *as its sender, in its room* and then runs exactly as if
+//! it had just been typed — the acknowledgement and the result thread under the original
+//! message. The list is written through to the store, so a restart keeps what waits.
+//! Expiry is a timer per held command, not a poll: an idle bridge stays idle.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use serde_json::json;
+
+use super::{subject_of, Dispatcher, Next};
+use crate::{
+    acl::{CommandRef, Requirement},
+    actors::acl_gate::{DeciderRights, WhoCanDecide},
+    alias::index::{AliasMatch, Selection},
+    confirm::{Decider, Need, Refusal, Verb, Waiting, WaitingList, CODE_LEN},
+    domain::message::{InboundMessage, RoomKind, Target},
+    metrics::CommandOutcome,
+    store::WaitingStore,
+};
+
+/// The held commands and where they are persisted.
+pub(super) struct WaitingState {
+    list: WaitingList,
+    store: WaitingStore,
+}
+
+impl WaitingState {
+    /// Nothing held yet; [`Dispatcher::load_waiting`] reads what the store kept.
+    pub(super) fn new(store: WaitingStore) -> Self {
+        Self {
+            list: WaitingList::default(),
+            store,
+        }
+    }
+}
+
+/// "2 minutes", "90 seconds", "1 hour".
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs >= 3600 && secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Whether the alias asks for confirmation itself (`extra.stormbridge.confirm: true`).
+pub(super) fn alias_asks_confirmation(found: &AliasMatch) -> bool {
+    found
+        .alias
+        .extra
+        .as_ref()
+        .and_then(|e| e.pointer("/stormbridge/confirm"))
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+}
+
+/// The event word for a decision that was taken.
+fn event_of(verb: Verb, by_sender: bool) -> &'static str {
+    match verb {
+        Verb::Confirm => "confirmed",
+        Verb::Approve => "approved",
+        Verb::Abort => "aborted",
+        Verb::Deny if by_sender => "withdrawn",
+        Verb::Deny => "denied",
+    }
+}
+
+impl Dispatcher {
+    /// Reads the commands the store kept (after a restart) and wakes up for their expiry.
+    pub(super) fn load_waiting(&mut self, ctx: &mut Context<Self>) {
+        let saved = match self.waiting.store.load() {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::error!(error = %e, "the commands waiting for a decision could not be read from the store; they are not offered again");
+                Vec::new()
+            }
+        };
+        if !saved.is_empty() {
+            tracing::info!(
+                waiting = saved.len(),
+                "commands still waiting for a decision"
+            );
+        }
+        self.waiting.list = WaitingList::from_saved(saved);
+        self.metrics.set_commands_waiting(self.waiting.list.len());
+        if let Some(next) = self.waiting.list.next_expiry() {
+            // Not before the chat connections are back: the rooms are told what expired.
+            let wait = (next - Utc::now()).to_std().unwrap_or_default();
+            self.schedule_sweep(wait.max(Duration::from_secs(5)), ctx);
+        }
+    }
+
+    fn schedule_sweep(&self, after: Duration, ctx: &mut Context<Self>) {
+        // A little past the deadline, so the sweep finds it due.
+        ctx.run_later(after + Duration::from_millis(20), |act, ctx| {
+            act.sweep_waiting(ctx)
+        });
+    }
+
+    /// Removes what expired and tells each room; wakes up again for the next one.
+    fn sweep_waiting(&mut self, ctx: &mut Context<Self>) {
+        let now = Utc::now();
+        for w in self.waiting.list.expire(now) {
+            self.forget_waiting(&w.code);
+            self.metrics.waiting_decision("expired");
+            tracing::info!(code = %w.code, alias = %w.alias_ref, user = %w.sender.id, "a held command expired without a decision");
+            let needed = match w.need {
+                Need::Confirmation => "confirmed",
+                Need::Approval { .. } => "approved",
+            };
+            let text = self.templates.render(
+                "waiting_decided",
+                &json!({
+                    "code": w.code, "command": w.text, "event": "expired", "runs": false,
+                    "expired": true, "needed": needed,
+                    "ttl": human(self.ttl_of(&w.need)), "by": "", "other": false,
+                    "sender": w.sender.name, "reason": null,
+                }),
+            );
+            self.send_to_origin(&w, text);
+        }
+        self.metrics.set_commands_waiting(self.waiting.list.len());
+        if let Some(next) = self.waiting.list.next_expiry() {
+            let wait = (next - now).to_std().unwrap_or_default();
+            self.schedule_sweep(wait, ctx);
+        }
+    }
+
+    fn ttl_of(&self, need: &Need) -> Duration {
+        match need {
+            Need::Confirmation => self.settings.confirm.ttl,
+            Need::Approval { .. } => self.settings.confirm.approval_ttl,
+        }
+    }
+
+    /// Drops a decided or expired command from the store (the list already dropped it).
+    fn forget_waiting(&self, code: &str) {
+        if let Err(e) = self.waiting.store.remove(code) {
+            tracing::error!(error = %e, code, "a decided command could not be removed from the store; after a restart it would be offered again");
+        }
+    }
+
+    /// Posts in the room (and thread) the held command was sent in.
+    fn send_to_origin(&self, w: &Waiting, text: String) {
+        self.send(
+            &w.room.connection,
+            Target::reply_to(&w.room),
+            text,
+            None,
+            w.message_id.clone(),
+        );
+    }
+
+    /// Holds an allowed command until it is confirmed or approved.
+    pub(super) fn hold(
+        &mut self,
+        msg: InboundMessage,
+        text: String,
+        found: AliasMatch,
+        requirement: Requirement,
+        ctx: &mut Context<Self>,
+    ) {
+        let need = match (&requirement.approvers, requirement.rule) {
+            (Some(approvers), Some(rule)) => Need::Approval {
+                rule,
+                approvers: approvers.clone(),
+            },
+            _ => Need::Confirmation,
+        };
+        let ttl = self.ttl_of(&need);
+        let now = Utc::now();
+        let code = self.waiting.list.new_code(|| {
+            let bytes = *uuid::Uuid::new_v4().as_bytes();
+            let mut code = [0u8; CODE_LEN];
+            code.copy_from_slice(&bytes[..CODE_LEN]);
+            code
+        });
+        let parameters: Vec<(String, String)> = found
+            .params
+            .first()
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let waiting = Waiting {
+            code: code.clone(),
+            need: need.clone(),
+            sender: msg.user.clone(),
+            room: msg.room.clone(),
+            room_name: msg.room_name.clone(),
+            org: msg.org.clone(),
+            message_id: msg.message_id.clone(),
+            text: text.clone(),
+            alias_ref: found.alias.reference.clone(),
+            pack: found.alias.pack.clone(),
+            parameters,
+            comment: requirement.comment.clone(),
+            created_at: now,
+            expires_at: now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX),
+        };
+        if let Err(refusal) = self.waiting.list.add(waiting.clone()) {
+            self.metrics.command(CommandOutcome::Invalid);
+            let reply = self.templates.render(
+                "error",
+                &json!({"command": text, "reason": refusal.to_string()}),
+            );
+            return self.reply(&msg, reply);
+        }
+        if let Err(e) = self.waiting.store.insert(&waiting) {
+            // Held in memory all the same: only a restart would lose it.
+            tracing::error!(error = %e, code = %code, "a held command could not be saved; a restart would forget it");
+        }
+        self.metrics.command(CommandOutcome::Held);
+        self.metrics.waiting_decision("asked");
+        self.metrics.set_commands_waiting(self.waiting.list.len());
+        tracing::info!(code = %code, alias = %waiting.alias_ref, user = %msg.user.id, connection = %msg.room.connection, approval = requirement.needs_approval(), "command held for a decision");
+        let prefix = self.command_prefix();
+        let reply = self.templates.render(
+            "waiting_ask",
+            &json!({
+                "code": code,
+                "command": text,
+                "alias_ref": waiting.alias_ref,
+                "parameters": waiting.parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+                "sender": msg.user.name,
+                "need_approval": requirement.needs_approval(),
+                "approvers": requirement.approvers.as_deref().map(super::english_list).unwrap_or_default(),
+                "approve_in_direct": self.settings.confirm.approve_in_direct,
+                "comment": requirement.comment,
+                "ttl": human(ttl),
+                "confirm_command": format!("{prefix}confirm"),
+                "abort_command": format!("{prefix}abort"),
+                "approve_command": format!("{prefix}approve"),
+                "deny_command": format!("{prefix}deny"),
+            }),
+        );
+        self.reply(&msg, reply);
+        self.schedule_sweep(ttl, ctx);
+    }
+
+    /// `!st2confirm`, `!st2abort`, `!st2approve`, `!st2deny` `<code> [reason]`.
+    pub(super) fn handle_decision(
+        &mut self,
+        msg: InboundMessage,
+        verb: Verb,
+        args: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let args = crate::domain::command::normalise_text(&args);
+        let (code, reason) = match args.trim().split_once(char::is_whitespace) {
+            Some((code, reason)) => (code.to_owned(), reason.trim().to_owned()),
+            None => (args.trim().to_owned(), String::new()),
+        };
+        if code.is_empty() {
+            self.metrics.command(CommandOutcome::Invalid);
+            let prefix = self.command_prefix();
+            let reply = format!(
+                "usage: {prefix}{} <code>{} (`{prefix}pending` lists what waits)",
+                verb.as_str(),
+                if verb == Verb::Deny { " [reason]" } else { "" }
+            );
+            return self.reply(&msg, reply);
+        }
+        let needs_rights = matches!(verb, Verb::Approve | Verb::Deny)
+            && self
+                .waiting
+                .list
+                .get(&code)
+                .is_some_and(|w| matches!(w.need, Need::Approval { .. }));
+        if !needs_rights {
+            return self.decide(msg, verb, code, reason, DeciderRights::default(), ctx);
+        }
+        let rights = self.gate.send(WhoCanDecide(subject_of(&msg)));
+        ctx.spawn(rights.into_actor(self).map(move |rights, act, ctx| {
+            // Fails closed: no answer from the gate means no rights.
+            act.decide(msg, verb, code, reason, rights.unwrap_or_default(), ctx);
+        }));
+    }
+
+    fn decide(
+        &mut self,
+        msg: InboundMessage,
+        verb: Verb,
+        code: String,
+        reason: String,
+        rights: DeciderRights,
+        ctx: &mut Context<Self>,
+    ) {
+        let is_approver = self.waiting.list.get(&code).is_some_and(
+            |w| matches!(&w.need, Need::Approval { rule, .. } if rights.approver_of.contains(rule)),
+        );
+        let decider = Decider {
+            user: &msg.user,
+            room: &msg.room,
+            is_approver,
+            approve_in_direct: self.settings.confirm.approve_in_direct,
+        };
+        let decided = self.waiting.list.decide(&code, verb, decider, Utc::now());
+        self.metrics.set_commands_waiting(self.waiting.list.len());
+        let w = match decided {
+            Ok(w) => w,
+            Err(refusal) => {
+                if refusal == Refusal::Expired {
+                    self.forget_waiting(&code.to_ascii_lowercase());
+                    self.metrics.waiting_decision("expired");
+                } else {
+                    self.metrics.waiting_decision("refused");
+                }
+                self.metrics.command(CommandOutcome::Invalid);
+                tracing::info!(code = %code, verb = verb.as_str(), user = %msg.user.id, refusal = %refusal, "decision on a held command refused");
+                let text = self.templates.render(
+                    "waiting_refused",
+                    &json!({
+                        "verb_command": format!("{}{}", self.command_prefix(), verb.as_str()),
+                        "code": code,
+                        "reason": refusal.to_string(),
+                    }),
+                );
+                return self.reply(&msg, text);
+            }
+        };
+        self.forget_waiting(&w.code);
+        self.metrics.command(CommandOutcome::Builtin);
+        let by_sender = w.sent_by(&msg.user);
+        let event = event_of(verb, by_sender);
+        self.metrics.waiting_decision(event);
+        tracing::info!(code = %w.code, alias = %w.alias_ref, sender = %w.sender.id, by = %msg.user.id, event, "held command decided");
+        let text = self.templates.render(
+            "waiting_decided",
+            &json!({
+                "code": w.code, "command": w.text, "event": event, "runs": verb.runs(),
+                "expired": false, "needed": "", "ttl": "",
+                "by": msg.user.name, "other": !by_sender, "sender": w.sender.name,
+                "reason": Some(reason).filter(|r| !r.is_empty()),
+            }),
+        );
+        // The room it was asked in always hears; a decision taken elsewhere (a direct
+        // chat) is answered there too.
+        if !w.sent_in(&msg.room) {
+            self.reply(&msg, text.clone());
+        }
+        self.send_to_origin(&w, text);
+        if verb.runs() {
+            self.run_decided(w, ctx);
+        }
+    }
+
+    /// Runs a confirmed or approved command as its sender, in its room: matched again
+    /// (it must still be the same alias) and checked by the access rules again.
+    fn run_decided(&mut self, w: Waiting, ctx: &mut Context<Self>) {
+        let original = InboundMessage {
+            user: w.sender.clone(),
+            room: w.room.clone(),
+            text: w.text.clone(),
+            message_id: w.message_id.clone(),
+            mentioned: false,
+            room_name: w.room_name.clone(),
+            org: w.org.clone(),
+        };
+        let index = self.aliases.load();
+        let found = match index.select(&w.text) {
+            Selection::Matched(found) if found.alias.reference == w.alias_ref => found,
+            _ => {
+                tracing::warn!(code = %w.code, alias = %w.alias_ref, "a decided command no longer matches its alias; not run");
+                let reason = format!(
+                    "the alias list changed since it was asked, and it no longer matches {}. Nothing ran; send it again.",
+                    w.alias_ref
+                );
+                let text = self
+                    .templates
+                    .render("error", &json!({"command": w.text, "reason": reason}));
+                return self.send_to_origin(&w, text);
+            }
+        };
+        let command = CommandRef::Alias {
+            alias_ref: found.alias.reference.clone(),
+            pack: found.alias.pack.clone(),
+            text: w.text.clone(),
+        };
+        self.authorize(
+            original,
+            command,
+            Next::Execute {
+                text: w.text,
+                found,
+                retried: false,
+                decided: true,
+                wait: None,
+            },
+            ctx,
+        );
+    }
+
+    /// `!st2pending`: what waits that this person may decide on (admins: everything).
+    pub(super) fn handle_pending(&mut self, msg: InboundMessage, ctx: &mut Context<Self>) {
+        let rights = self.gate.send(WhoCanDecide(subject_of(&msg)));
+        ctx.spawn(rights.into_actor(self).map(move |rights, act, _ctx| {
+            let rights = rights.unwrap_or_default();
+            let now = Utc::now();
+            let items: Vec<serde_json::Value> = act
+                .waiting
+                .list
+                .all()
+                .into_iter()
+                .filter(|w| w.expires_at > now)
+                .filter(|w| {
+                    rights.admin
+                        || w.sent_by(&msg.user)
+                        || matches!(&w.need, Need::Approval { rule, .. } if rights.approver_of.contains(rule))
+                })
+                .map(|w| {
+                    let left = (w.expires_at - now).to_std().unwrap_or_default();
+                    let room = match w.room.kind {
+                        RoomKind::Direct => "a direct chat".to_owned(),
+                        RoomKind::Group => w.room_name.clone().unwrap_or_else(|| w.room.id.clone()),
+                    };
+                    let (approval, approvers) = match &w.need {
+                        Need::Approval { approvers, .. } => (true, super::english_list(approvers)),
+                        Need::Confirmation => (false, String::new()),
+                    };
+                    json!({
+                        "code": w.code, "command": w.text, "sender": w.sender.name,
+                        "room": room, "approval": approval, "approvers": approvers,
+                        "left": human(Duration::from_secs(left.as_secs().max(1))),
+                    })
+                })
+                .collect();
+            act.metrics.command(CommandOutcome::Builtin);
+            let text = act.templates.render("waiting_list", &json!({"items": items}));
+            act.reply(&msg, text);
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_secs(120)), "2 minutes");
+        assert_eq!(human(Duration::from_secs(60)), "1 minute");
+        assert_eq!(human(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(human(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(human(Duration::from_secs(1)), "1 second");
+    }
+}

@@ -1,0 +1,298 @@
+//! Dangerous commands held for a decision (`[confirm]`), end to end on a text-only
+//! platform (the console; `/as <id>` speaks as someone else): nothing reaches StackStorm
+//! before the right person decides, in the right place, in time; a decided command runs
+//! exactly once, as its sender, in its thread.
+
+use crate::support::{with_test_aliases, Options, TestBridge};
+
+const ACCESS: &str = r#"
+[access]
+default = "allow"
+admins = ["console:alice"]
+[access.groups]
+leads = ["console:alice", "console:bob"]
+"#;
+
+fn with_confirm(confirm: &str) -> Options {
+    let mut o = with_test_aliases();
+    o.access_toml = format!("{ACCESS}\n{confirm}");
+    o
+}
+
+const CONFIRM_DEPLOYS: &str = r#"
+[confirm]
+ttl_secs = 60
+[[confirm.rules]]
+aliases = ["ops.deploy"]
+comment = "deploys change running systems"
+"#;
+
+const APPROVE_PROD: &str = r#"
+[confirm]
+approval_ttl_secs = 60
+[[confirm.rules]]
+texts = ["deploy * to prod*"]
+approvers = ["@leads"]
+comment = "production needs a second pair of eyes"
+"#;
+
+/// The code in a "waits" message: the word after the decide command.
+fn code_in(line: &str, command: &str) -> String {
+    let at = line
+        .find(&format!("`{command} "))
+        .unwrap_or_else(|| panic!("no `{command}` in {line}"));
+    line[at + command.len() + 2..]
+        .split(['`', ' '])
+        .next()
+        .expect("a code")
+        .to_owned()
+}
+
+#[actix_rt::test]
+async fn a_confirmed_command_runs_once_and_only_for_its_sender_in_its_room() {
+    let mut b = TestBridge::start_with(with_confirm(CONFIRM_DEPLOYS)).await;
+    b.wait_ready(200).await;
+    b.say("!st2 deploy web to prod").await;
+    let ask = b.line_containing("needs your confirmation").await;
+    assert!(ask.contains("ops.deploy"), "{ask}");
+    assert!(ask.contains("app=web") && ask.contains("env=prod"), "{ask}");
+    assert!(ask.contains("deploys change running systems"), "{ask}");
+    let code = code_in(&ask, "!st2confirm");
+    assert!(b.emulator.executions().is_empty(), "nothing ran yet");
+
+    // Someone else, or the sender elsewhere, cannot confirm it.
+    b.say(&format!("/as bob !st2confirm {code}")).await;
+    let refused = b.line_containing("Not done").await;
+    assert!(refused.contains("only the person who sent it"), "{refused}");
+    b.say(&format!("/dm !st2confirm {code}")).await;
+    let refused = b.line_containing("Not done").await;
+    assert!(refused.contains("in the room it was sent in"), "{refused}");
+    assert!(b.emulator.executions().is_empty());
+
+    b.say(&format!("!st2confirm {}", code.to_uppercase())).await;
+    let decided = b.line_containing("confirmed").await;
+    assert!(decided.contains("running it"), "{decided}");
+    b.line_containing("Deployment").await;
+    let runs = b.emulator.executions();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].alias_ref, "ops.deploy");
+    assert_eq!(runs[0].request["user"], "alice");
+
+    // A second confirmation (a double press) finds nothing and runs nothing.
+    b.say(&format!("!st2confirm {code}")).await;
+    let refused = b.line_containing("Not done").await;
+    assert!(refused.contains("nothing is waiting"), "{refused}");
+    assert_eq!(b.emulator.executions().len(), 1);
+    assert_eq!(
+        b.metric("stormbridge_waiting_decisions_total{event=\"asked\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        b.metric("stormbridge_waiting_decisions_total{event=\"confirmed\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        b.metric("stormbridge_waiting_decisions_total{event=\"refused\"}")
+            .await,
+        3.0
+    );
+    // Other aliases are not held.
+    b.say("!st2 run date").await;
+    b.line_containing("Started `run date`").await;
+}
+
+#[actix_rt::test]
+async fn aborted_and_expired_commands_never_reach_stackstorm() {
+    let mut b = TestBridge::start_with(with_confirm(
+        &CONFIRM_DEPLOYS.replace("ttl_secs = 60", "ttl_secs = 1"),
+    ))
+    .await;
+    b.wait_ready(200).await;
+    b.say("!st2 deploy web to prod").await;
+    let ask = b.line_containing("needs your confirmation").await;
+    let expired = code_in(&ask, "!st2confirm");
+    let gone = b.line_containing("was not confirmed within").await;
+    assert!(gone.contains(&expired), "{gone}");
+    b.say(&format!("!st2confirm {expired}")).await;
+    b.line_containing("nothing is waiting").await;
+
+    b.say("!st2 deploy api to staging").await;
+    let ask = b.line_containing("needs your confirmation").await;
+    let aborted = code_in(&ask, "!st2abort");
+    b.say(&format!("/as bob !st2abort {aborted}")).await;
+    b.line_containing("only the person who sent it can abort")
+        .await;
+    b.say(&format!("!st2abort {aborted}")).await;
+    let line = b.line_containing("aborted").await;
+    assert!(line.contains("did not run"), "{line}");
+    b.say(&format!("!st2confirm {aborted}")).await;
+    b.line_containing("nothing is waiting").await;
+    assert!(b.emulator.executions().is_empty());
+    assert_eq!(
+        b.metric("stormbridge_waiting_decisions_total{event=\"expired\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(b.metric("stormbridge_commands_waiting").await, 0.0);
+}
+
+#[actix_rt::test]
+async fn approval_needs_another_member_of_the_group_and_tells_the_room() {
+    let mut b = TestBridge::start_with(with_confirm(APPROVE_PROD)).await;
+    b.wait_ready(200).await;
+    b.say("!st2 deploy web to prod").await;
+    let ask = b.line_containing("waits for approval").await;
+    assert!(ask.contains("@leads"), "{ask}");
+    let code = code_in(&ask, "!st2approve");
+
+    b.say(&format!("!st2approve {code}")).await;
+    b.line_containing("cannot approve your own command").await;
+    b.say(&format!("/as carol !st2approve {code}")).await;
+    b.line_containing("not one of its approvers").await;
+    b.say(&format!("/as bob /dm !st2approve {code}")).await;
+    b.line_containing("must be decided in the room").await;
+    assert!(b.emulator.executions().is_empty());
+
+    // Carol may list nothing; bob sees it.
+    b.say("/as carol !st2pending").await;
+    b.line_containing("Nothing you can decide on").await;
+    b.say("/as bob !st2pending").await;
+    let listed = b.line_containing("Waiting for a decision").await;
+    assert!(listed.contains(&code), "{listed}");
+
+    b.say(&format!("/as bob !st2approve {code}")).await;
+    let decided = b.line_containing("approved by bob").await;
+    assert!(decided.contains("running it for Alice"), "{decided}");
+    b.line_containing("Deployment").await;
+    let runs = b.emulator.executions();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].request["user"], "alice",
+        "it runs as its sender, not as the approver"
+    );
+
+    // Staging is not covered: it runs straight away.
+    b.say("!st2 deploy web to staging").await;
+    b.line_containing("Deployment").await;
+
+    // A denial says who and why.
+    b.say("!st2 deploy db to prod").await;
+    let code = code_in(&b.line_containing("waits for approval").await, "!st2deny");
+    b.say(&format!("/as bob !st2deny {code} not during the freeze"))
+        .await;
+    let denied = b.line_containing("denied by bob").await;
+    assert!(denied.contains("not during the freeze"), "{denied}");
+    assert_eq!(b.emulator.executions().len(), 2);
+}
+
+#[actix_rt::test]
+async fn approval_in_a_direct_chat_when_configured() {
+    let mut b = TestBridge::start_with(with_confirm(
+        &APPROVE_PROD.replace("[confirm]", "[confirm]\napprove_in_direct = true"),
+    ))
+    .await;
+    b.wait_ready(200).await;
+    b.say("!st2 deploy web to prod").await;
+    let code = code_in(
+        &b.line_containing("waits for approval").await,
+        "!st2approve",
+    );
+    b.say(&format!("/as bob /dm !st2approve {code}")).await;
+    // The approver hears it in the direct chat, the room hears it too.
+    let first = b.line_containing("approved by bob").await;
+    let second = b.line_containing("approved by bob").await;
+    let both = format!("{first}\n{second}");
+    assert!(
+        both.contains("@bob (dm)") && both.contains("#ops"),
+        "{both}"
+    );
+    b.line_containing("Deployment").await;
+    assert_eq!(b.emulator.executions().len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_pending_approval_survives_a_restart_and_access_is_checked_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    std::fs::write(&key, "3c".repeat(32)).expect("key file");
+    let options = |deny_deploys: bool| {
+        let mut o = with_confirm(APPROVE_PROD);
+        if deny_deploys {
+            o.access_toml
+                .push_str("[[access.rules]]\naliases = [\"ops.deploy\"]\naction = \"deny\"\n");
+        }
+        o.extra_toml.push_str(&format!(
+            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
+            dir.path().join("state.db").display(),
+            key.display()
+        ));
+        o
+    };
+    let mut b = TestBridge::start_with(options(false)).await;
+    b.wait_ready(200).await;
+    b.say("!st2 deploy hunter22 to prod").await;
+    let first = code_in(
+        &b.line_containing("waits for approval").await,
+        "!st2approve",
+    );
+    b.say("!st2 deploy db to prod").await;
+    let second = code_in(
+        &b.line_containing("waits for approval").await,
+        "!st2approve",
+    );
+    let raw = std::fs::read(dir.path().join("state.db")).expect("db");
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("hunter22"),
+        "the held command text is sealed at rest"
+    );
+
+    // Restarted: the approval still waits, and runs as its sender.
+    b.app.stop().await;
+    let TestBridge { emulator, .. } = b;
+    let mut b = TestBridge::start_with_emulator(emulator, options(false)).await;
+    b.wait_ready(200).await;
+    b.say(&format!("/as bob !st2approve {first}")).await;
+    b.line_containing("approved by bob").await;
+    b.line_containing("Deployment").await;
+    let runs = b.emulator.executions();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].request["user"], "alice");
+
+    // Restarted with deploys now denied: the approval is taken, the rules refuse the run.
+    b.app.stop().await;
+    let TestBridge { emulator, .. } = b;
+    let mut b = TestBridge::start_with_emulator(emulator, options(true)).await;
+    b.wait_ready(200).await;
+    b.say(&format!("/as bob !st2approve {second}")).await;
+    b.line_containing("approved by bob").await;
+    b.line_containing("Access control does not allow").await;
+    assert_eq!(
+        b.emulator.executions().len(),
+        1,
+        "denied commands never run"
+    );
+}
+
+#[actix_rt::test]
+async fn an_alias_can_ask_for_confirmation_itself() {
+    let mut o = with_confirm("");
+    o.emulator.aliases.push(serde_json::json!({
+        "id": "opsreboot", "name": "reboot", "pack": "ops", "ref": "ops.reboot",
+        "uid": "action_alias:ops:reboot", "enabled": true, "action_ref": "core.local",
+        "formats": ["reboot {{cmd}}"], "extra": {"stormbridge": {"confirm": true}},
+    }));
+    let mut b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    b.say("!st2 reboot web1").await;
+    let code = code_in(
+        &b.line_containing("needs your confirmation").await,
+        "!st2confirm",
+    );
+    assert!(b.emulator.executions().is_empty());
+    b.say(&format!("!st2confirm {code}")).await;
+    b.line_containing("confirmed").await;
+    b.line_containing("Started").await;
+    assert_eq!(b.emulator.executions().len(), 1);
+}
