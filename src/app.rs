@@ -50,6 +50,9 @@ pub enum StartError {
     /// The login page template did not compile.
     #[error("login page: {0}")]
     LoginPage(String),
+    /// `[redact]` did not compile (settings that passed validation always do).
+    #[error("redact: {0}")]
+    Redact(String),
     /// A chat connection could not be set up.
     #[error("chat connection `{0}`: {1}")]
     Chat(String, String),
@@ -241,6 +244,20 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         })
     };
 
+    // Every message the bridge sends passes through this (and the dispatcher tells it the
+    // secret values of the commands it runs, for as long as their results may take).
+    let mask = Arc::new(crate::redact::SecretMask::new(
+        crate::redact::Redactor::new(&settings.redact).map_err(|problems| {
+            StartError::Redact(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?,
+        settings.results.pending_ttl,
+    ));
     let dispatcher = {
         let s = DispatcherSettings {
             prefixes: Prefixes {
@@ -254,6 +271,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             st2_user: settings.bot.st2_user,
             confirm: settings.access.confirm_settings(),
             waiting_store: store.waiting(),
+            mask: mask.clone(),
         };
         let (st2, metrics, templates, snapshot, renewer, gate, tracker, reload) = (
             st2.clone(),
@@ -354,6 +372,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 dispatcher: dispatcher.clone().recipient(),
                 status: reporter(&format!("chat:{}", chat.name), true),
                 backoff: backoff.clone(),
+                mask: mask.clone(),
             },
             bot_name: settings.bot.name.clone(),
             console,

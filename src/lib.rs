@@ -26,6 +26,7 @@ pub mod emulator;
 pub mod http;
 pub mod inquiry;
 pub mod metrics;
+pub mod redact;
 pub mod render;
 pub mod st2;
 pub mod store;

@@ -76,6 +76,8 @@ pub struct DispatcherSettings {
     pub confirm: crate::acl::ConfirmSettings,
     /// Where held commands are persisted.
     pub waiting_store: crate::store::WaitingStore,
+    /// Told the secret values of each command before it runs.
+    pub mask: Arc<crate::redact::SecretMask>,
 }
 
 /// The dispatcher actor.
@@ -94,6 +96,9 @@ pub struct Dispatcher {
     status: StatusReporter,
     inquiries: inquiries::InquiryState,
     waiting: waiting::WaitingState,
+    /// The parameters StackStorm marks `secret: true`, by action ref (looked up once per
+    /// action for a while: they change only when a pack is installed).
+    secret_names: moka::sync::Cache<String, Arc<[String]>>,
 }
 
 impl Dispatcher {
@@ -127,6 +132,10 @@ impl Dispatcher {
             status,
             inquiries: Default::default(),
             waiting,
+            secret_names: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(600))
+                .build(),
         }
     }
 
@@ -346,7 +355,19 @@ impl Dispatcher {
         let renewer = self.renewer.clone();
         let sessions = self.sessions.clone();
         let user_key = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
+        // Known before StackStorm hears of the command, so its result is masked.
+        let mask = self.settings.mask.clone();
+        let secrets_to_learn = match self.secret_names.get(&found.alias.action_ref) {
+            Some(names) => {
+                mask.remember(secret_values(&found, &names));
+                None
+            }
+            None => Some((self.secret_names(&found.alias.action_ref), found.clone())),
+        };
         let fut = async move {
+            if let Some((names, found)) = secrets_to_learn {
+                mask.remember(secret_values(&found, &names.await));
+            }
             let mut outcomes = Vec::with_capacity(jobs.len());
             for (pending, request) in jobs {
                 let request_id = pending.request_id.clone();
@@ -433,6 +454,45 @@ impl Dispatcher {
                 act.refused(&msg, &text, &request_id, &error);
             }
         }));
+    }
+
+    /// The names of `action_ref`'s secret parameters: cached, else asked of StackStorm with
+    /// the bridge's credential (`GET /api/v1/actions/views/parameters/…`, RBAC
+    /// `action_view`). A failed look-up masks by token shapes alone and is remembered as
+    /// "none" for the cache's lifetime, so a missing permission costs one request per
+    /// action, not one per command.
+    fn secret_names(
+        &mut self,
+        action_ref: &str,
+    ) -> impl std::future::Future<Output = Arc<[String]>> + 'static {
+        let cached = self.secret_names.get(action_ref);
+        let cache = self.secret_names.clone();
+        let client = self.client.get();
+        let renewer = self.renewer.clone();
+        let action_ref = action_ref.to_owned();
+        async move {
+            if let Some(names) = cached {
+                return names;
+            }
+            let looked_up = with_bridge_credential(&renewer, |credential| {
+                let (client, action_ref) = (&client, &action_ref);
+                async move {
+                    client
+                        .action_secret_parameters(&credential, action_ref)
+                        .await
+                }
+            })
+            .await;
+            let names: Arc<[String]> = match looked_up {
+                Ok((names, _)) => names.into(),
+                Err(e) => {
+                    tracing::warn!(action = %action_ref, error = %e, "could not learn which parameters of this action are secret; its output is masked by token shapes only");
+                    Arc::from([])
+                }
+            };
+            cache.insert(action_ref, names.clone());
+            names
+        }
     }
 
     /// Tells the user why StackStorm did not run `text`.
@@ -825,6 +885,31 @@ impl Dispatcher {
             act.reply(&msg, text);
         }));
     }
+}
+
+/// The values of a matched command's secret parameters (extracted from the text, and the
+/// alias's immutable ones), to mask in everything the bridge posts.
+fn secret_values(found: &AliasMatch, names: &[String]) -> Vec<String> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let mut values = Vec::new();
+    for params in &found.params {
+        let map: serde_json::Map<String, Value> = params
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        values.extend(crate::st2::actions::secret_parameter_values(&map, names));
+    }
+    if let Some(fixed) = found
+        .alias
+        .immutable_parameters
+        .as_deref()
+        .and_then(Value::as_object)
+    {
+        values.extend(crate::st2::actions::secret_parameter_values(fixed, names));
+    }
+    values
 }
 
 /// StackStorm's answers for an alias the cached list has but StackStorm no longer has, or

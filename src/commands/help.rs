@@ -205,7 +205,8 @@ mod tests {
              \x20   !st2 run {{cmd}} — Runs a command\n\
              Showing 1–3 of 5. More: `!st2help --offset 3`\n\
              Inquiries: `!st2inquiries` lists the StackStorm inquiries waiting for your answer; \
-             `!st2answer <id> key=value …` answers one."
+             `!st2answer <id> key=value …` answers one.\n\
+             Waiting commands: `!st2pending` lists the commands waiting for your confirmation or approval."
         );
     }
 
@@ -219,7 +220,8 @@ mod tests {
              \x20   !st2 restart {{service}} — Restarts a service\n\
              Showing 4–5 of 5.\n\
              Inquiries: `!st2inquiries` lists the StackStorm inquiries waiting for your answer; \
-             `!st2answer <id> key=value …` answers one."
+             `!st2answer <id> key=value …` answers one.\n\
+             Waiting commands: `!st2pending` lists the commands waiting for your confirmation or approval."
         );
     }
 

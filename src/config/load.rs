@@ -114,6 +114,7 @@ pub(super) struct RawConfig {
     pub chat: Result<Vec<serde_json::Value>, Problem>,
     pub access: Result<crate::acl::AccessConfig, Problem>,
     pub confirm: Result<crate::acl::ConfirmConfig, Problem>,
+    pub redact: Result<crate::redact::RedactConfig, Problem>,
     pub unknown_sections: Vec<String>,
 }
 
@@ -129,6 +130,7 @@ const SECTIONS: &[&str] = &[
     "chat",
     "access",
     "confirm",
+    "redact",
 ];
 
 impl RawConfig {
@@ -182,6 +184,12 @@ impl RawConfig {
                 Err(config::ConfigError::NotFound(_)) => Ok(crate::acl::ConfirmConfig::default()),
                 other => {
                     other.map_err(|e| Problem::new("confirm", clean_serde_message(&e.to_string())))
+                }
+            },
+            redact: match config.get::<crate::redact::RedactConfig>("redact") {
+                Err(config::ConfigError::NotFound(_)) => Ok(crate::redact::RedactConfig::default()),
+                other => {
+                    other.map_err(|e| Problem::new("redact", clean_serde_message(&e.to_string())))
                 }
             },
             unknown_sections,

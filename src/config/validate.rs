@@ -136,7 +136,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         };
         c.push(
             key,
-            "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, access, confirm, chat)",
+            "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, access, confirm, redact, chat)",
         );
     }
     let st2 = c.take(raw.st2).and_then(|s| st2(&mut c, s));
@@ -386,6 +386,17 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         .take(raw.chat)
         .map(|items| chats(&mut c, items, platforms));
     let confirm = c.take(raw.confirm);
+    let redact = c
+        .take(raw.redact)
+        .and_then(|cfg| match crate::redact::Redactor::new(&cfg) {
+            Ok(_) => Some(cfg),
+            Err(problems) => {
+                for p in problems {
+                    c.push(p.key, p.reason);
+                }
+                None
+            }
+        });
     let access = c.take(raw.access).zip(confirm).and_then(|(cfg, confirm)| {
         match AclPolicy::compile_with_confirm(&cfg, &confirm) {
             Ok(policy) => Some(Arc::new(policy)),
@@ -398,7 +409,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         }
     });
     match (
-        st2, bot, auth, http, store, log, supervisor, results, chat, access,
+        st2, bot, auth, http, store, log, supervisor, results, chat, access, redact,
     ) {
         (
             Some(st2),
@@ -411,6 +422,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             Some(results),
             Some(chat),
             Some(access),
+            Some(redact),
         ) if c.problems.is_empty() => Ok(Settings {
             st2,
             bot,
@@ -422,6 +434,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             results,
             chat,
             access,
+            redact,
             deprecations: c.deprecations,
         }),
         _ => Err(ConfigError {

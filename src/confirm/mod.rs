@@ -71,6 +71,8 @@ pub struct Waiting {
     pub message_id: Option<String>,
     /// The command text after the prefixes, as it will be matched again.
     pub text: String,
+    /// The command text as shown in chat: secret parameter values masked.
+    pub shown: String,
     /// The alias it matched.
     pub alias_ref: String,
     /// The alias's pack.

@@ -35,6 +35,7 @@ fn waiting(code: &str, need: Need) -> Waiting {
         org: None,
         message_id: Some("m1".into()),
         text: "packs uninstall foo".into(),
+        shown: "packs uninstall foo".into(),
         alias_ref: "packs.uninstall".into(),
         pack: "packs".into(),
         parameters: vec![("packs".into(), "foo".into())],

@@ -6,6 +6,12 @@
 //!   `whoami`, `uname`, `true`); `false` and `exit N` (N ≠ 0) fail with that return
 //!   code; anything else succeeds with stdout `(emulated) <cmd>`.
 //! * `core.echo` (`message`), `core.noop`, `core.http` (`url`).
+//! * `ops.set_password` (`user`, `password`): a Python action that prints the new
+//!   password on stdout, as a careless real action would. StackStorm masks a `secret`
+//!   parameter's value in the *parameters* it serves (`st2common/util/secrets.py`
+//!   `mask_secret_parameters`), never in the *result*, so the chatops pack's
+//!   `format_execution_result` announces it: the bridge's own masking (`crate::redact`)
+//!   is what keeps it out of chat.
 //! * any other action: a Python-action result echoing the parameters.
 
 use serde_json::{json, Map, Value};
@@ -88,6 +94,18 @@ pub(crate) fn run(action_ref: &str, params: &Map<String, Value>) -> (bool, Value
             (all_ok, Value::Object(result))
         }
         "core.noop" => (true, shell_result(0, "")),
+        "ops.set_password" => {
+            let user = param(params, "user");
+            (
+                true,
+                json!({
+                    "exit_code": 0,
+                    "result": format!("password of {user} changed"),
+                    "stdout": format!("Changing the password of {user} to {}\n", param(params, "password")),
+                    "stderr": "",
+                }),
+            )
+        }
         "core.http" => (
             true,
             json!({
@@ -150,5 +168,19 @@ mod tests {
         let (ok, r) = run("ops.deploy", &p(&json!({"app": "web"})));
         assert!(ok);
         assert_eq!(r["result"]["parameters"]["app"], "web");
+    }
+
+    #[test]
+    fn set_password_echoes_the_password_like_a_careless_action() {
+        let (ok, r) = run(
+            "ops.set_password",
+            &p(&json!({"user": "bob", "password": "hunter2-Secret"})),
+        );
+        assert!(ok);
+        assert_eq!(
+            r["stdout"],
+            "Changing the password of bob to hunter2-Secret\n"
+        );
+        assert_eq!(r["exit_code"], 0);
     }
 }

@@ -114,3 +114,29 @@ pub fn demo_aliases() -> Vec<Value> {
         }),
     ]
 }
+
+/// An alias that passes a secret parameter, for tests of the bridge's masking: `ops.set_password`,
+/// format `set password for {{user}} to {{password}}`, running the built-in action
+/// `ops.set_password` (`password` is `secret: true`; its emulated output echoes the
+/// password, so the announced result carries it). Not part of [`demo_aliases`], whose
+/// size and order tests and the demo's help listing rely on; add it with
+/// `EmulatorConfig { aliases: [demo_aliases(), vec![set_password_alias()]].concat(), .. }`
+/// or [`super::Emulator::set_aliases`].
+#[must_use]
+pub fn set_password_alias() -> Value {
+    json!({
+        "id": "5f3c1a0e9d1b2c0001a1b007",
+        "name": "set_password",
+        "pack": "ops",
+        "ref": "ops.set_password",
+        "uid": "action_alias:ops:set_password",
+        "description": "Set a user's password (the action prints it: the bridge must mask it)",
+        "enabled": true,
+        "action_ref": "ops.set_password",
+        "formats": ["set password for {{user}} to {{password}}"],
+        "ack": {
+            "format": "Setting the password of {{ execution.parameters.user }}..."
+        },
+        "metadata_file": "aliases/set_password.yaml"
+    })
+}

@@ -128,7 +128,7 @@ use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-pub use demo::demo_aliases;
+pub use demo::{demo_aliases, set_password_alias};
 
 use state::{RunJob, Service, Settings, Shared};
 

@@ -19,14 +19,14 @@
 //! Built in (specs from `contrib/core/actions/*.yaml` and `contrib/runners/*/runner.yaml`):
 //! `core.local`, `core.local_sudo`, `core.remote`, `core.remote_sudo`, `core.echo`,
 //! `core.noop`, `core.http`, `core.ask`, and the demo packs' `ops.deploy` (`app`,
-//! `env`) and `ops.restart_service` (`service`, `hosts`), Python actions made up for the
-//! demo. [`super::EmulatorConfig::actions`] adds more, as items shaped like st2's
+//! `env`), `ops.restart_service` (`service`, `hosts`) and `ops.set_password` (`user`,
+//! `password`, the latter `secret: true`), Python actions made up for the demo. [`super::EmulatorConfig::actions`] adds more, as items shaped like st2's
 //! `GET /api/v1/actions` (`pack`, `name`, `runner_type`, `parameters`, `enabled`).
 
 use serde_json::{json, Map, Value};
 
 use super::jsonschema;
-use super::util::{py_repr, py_str};
+use super::util::{py_repr, py_str, stable_object_id};
 
 /// One registered action.
 #[derive(Debug, Clone)]
@@ -45,6 +45,79 @@ impl Action {
     /// `action:<pack>:<name>`, the uid st2's RBAC errors name.
     pub(crate) fn uid(&self) -> String {
         format!("action:{}:{}", self.pack, self.name)
+    }
+
+    /// The action's Mongo id: the one every execution's `action.id` carries.
+    pub(crate) fn id(&self) -> String {
+        stable_object_id(&format!("action:{}", self.reference))
+    }
+
+    /// `ActionAPI.from_model` (`st2common/models/api/action.py`), as
+    /// `GET /api/v1/actions/{ref_or_id}` serves it: the action's *own* `parameters` (not
+    /// merged with the runner's), `runner_type` as the runner's name, `tags` a list.
+    pub(crate) fn api_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id()));
+        m.insert("ref".into(), json!(self.reference));
+        m.insert("uid".into(), json!(self.uid()));
+        m.insert("name".into(), json!(self.name));
+        m.insert("pack".into(), json!(self.pack));
+        if let Some(d) = &self.description {
+            m.insert("description".into(), json!(d));
+        }
+        m.insert("enabled".into(), json!(self.enabled));
+        m.insert("entry_point".into(), json!(""));
+        m.insert("runner_type".into(), json!(self.runner));
+        m.insert("parameters".into(), Value::Object(self.parameters.clone()));
+        m.insert("output_schema".into(), json!({}));
+        m.insert("tags".into(), json!([]));
+        m.insert(
+            "metadata_file".into(),
+            json!(format!("actions/{}.yaml", self.name)),
+        );
+        Value::Object(m)
+    }
+
+    /// `get_params_view(action_db, runner_db, merged_only=True)`
+    /// (`st2common/models/utils/action_param_utils.py`), what
+    /// `GET /api/v1/actions/views/parameters/{ref_or_id}` serves under `parameters`: for
+    /// each parameter of the runner or the action, the union of both specs'
+    /// keys, the action's value winning where both set one, except `immutable`, which is
+    /// the runner's `or` the action's (`_merge_param_meta_values`). So a runner's
+    /// `secret: true` (`sudo_password`, `password`, `private_key`) stays secret unless the
+    /// action's spec overrides `secret`.
+    pub(crate) fn parameters_view(&self) -> Map<String, Value> {
+        let runner = runner_parameters(&self.runner);
+        let mut names: Vec<&String> = runner.keys().collect();
+        names.extend(self.parameters.keys().filter(|k| !runner.contains_key(*k)));
+        let mut out = Map::new();
+        for name in names {
+            let empty = Map::new();
+            let r = runner
+                .get(name)
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            let a = self
+                .parameters
+                .get(name)
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            let mut merged = r.clone();
+            for (k, v) in a {
+                let value = if k == "immutable" && r.contains_key(k) {
+                    // `runner_meta.get(key, False) or action_meta.get(key, False)`
+                    match r.get(k) {
+                        Some(rv) if super::util::py_truthy(rv) => rv.clone(),
+                        _ => v.clone(),
+                    }
+                } else {
+                    v.clone()
+                };
+                merged.insert(k.clone(), value);
+            }
+            out.insert(name.clone(), Value::Object(merged));
+        }
+        out
     }
 
     fn from_json(v: &Value) -> Option<Action> {
@@ -104,6 +177,16 @@ impl Registry {
 
     pub(crate) fn get(&self, reference: &str) -> Option<&Action> {
         self.actions.iter().find(|a| a.reference == reference)
+    }
+
+    /// The action `GET /api/v1/actions/{ref_or_id}` finds: by ref when `key` contains a
+    /// `.` (`ResourceReference.is_resource_reference`), else by id.
+    pub(crate) fn get_by_ref_or_id(&self, key: &str) -> Option<&Action> {
+        if key.contains('.') {
+            self.get(key)
+        } else {
+            self.actions.iter().find(|a| a.id() == key)
+        }
     }
 }
 
@@ -715,5 +798,12 @@ fn builtin() -> Vec<Value> {
                "parameters": {
                    "service": {"description": "Service to restart.", "type": "string", "required": true},
                    "hosts": {"description": "Comma-separated hosts.", "type": "string", "required": true}}}),
+        // A secret parameter an alias can pass (`demo::set_password_alias`); its emulated
+        // output echoes the password, as a careless real action would (`actions.rs`).
+        json!({"pack": "ops", "name": "set_password", "runner_type": "python-script",
+               "description": "Set a user's password (demo action; its output echoes the password)",
+               "parameters": {
+                   "user": {"description": "User whose password is set.", "type": "string", "required": true},
+                   "password": {"description": "The new password.", "type": "string", "required": true, "secret": true}}}),
     ]
 }

@@ -36,6 +36,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/aliasexecution/match_and_execute",
             web::post().to(match_and_execute),
         )
+        .route("/api/v1/actions/{ref_or_id}", web::get().to(get_action))
+        .route(
+            "/api/v1/actions/views/parameters/{ref_or_id}",
+            web::get().to(action_parameters_view),
+        )
         .route("/api/v1/user", web::get().to(current_user))
         .route("/api/v1/inquiries", web::get().to(list_inquiries))
         .route("/api/v1/inquiries/{id}", web::get().to(get_inquiry))
@@ -957,6 +962,90 @@ async fn current_user(req: HttpRequest, shared: Data) -> Reply {
         },
     });
     Ok(json_response(200, &body, Some(&principal)))
+}
+
+// ----- actions ---------------------------------------------------------------------
+
+/// RBAC `action_view` on an action (`assert_user_has_resource_db_permission`): true with
+/// RBAC off; with it on, a system role that has it (`admin`, `system_admin`, `observer`
+/// for a `view` permission) or a grant of `action_view` or `action_all` (the emulator's
+/// grants are not per resource: st2-rbac-backend's `ActionPermissionsResolver` also
+/// accepts them on the action's pack or the action itself).
+fn may_view_action(shared: &Shared, user: &str) -> bool {
+    let s = &shared.settings;
+    s.has_global_permission(user, "action_view") || s.has_global_permission(user, "action_all")
+}
+
+/// `ResourceAccessDeniedError` for `action_view` on `action` (`st2common/exceptions/rbac.py`:
+/// not a global permission type, so the resource's uid is named). 403.
+fn action_view_denied(user: &str, action: &registry::Action) -> Fault {
+    fault(
+        403,
+        format!(
+            "User \"{user}\" doesn't have required permission \"action_view\" on resource \"{}\"",
+            action.uid()
+        ),
+    )
+}
+
+/// `GET /api/v1/actions/{ref_or_id}` (`ActionsController.get_one`,
+/// `st2api/controllers/v1/actions.py`, through `ContentPackResourceController._get_one`,
+/// `st2api/controllers/resource.py`): by ref when the key has a `.`, else by id; unknown
+/// is a 404 `Resource with a reference or id "<key>" not found` (`_get_by_ref_or_id`;
+/// an id that is not an ObjectId is unknown too, `_get_by_id` catches the
+/// `ValidationError`); then RBAC `action_view` (403); then the `ActionAPI` object, with
+/// only the action's own `parameters`.
+async fn get_action(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let key = path.into_inner();
+    let Some(action) = shared.settings.registry.get_by_ref_or_id(&key) else {
+        return Err(fault(
+            404,
+            format!("Resource with a reference or id \"{key}\" not found"),
+        ));
+    };
+    if !may_view_action(&shared, &principal.user) {
+        return Err(action_view_denied(&principal.user, action));
+    }
+    Ok(json_response(200, &action.api_json(), Some(&principal)))
+}
+
+/// `GET /api/v1/actions/views/parameters/{ref_or_id}` (`ParametersViewController._get_one`,
+/// `st2api/controllers/v1/action_views.py`): the action found by ref (key with a `.`) or
+/// id, else a 404 from `LookupUtils` (`Database lookup for ref="<r>" resulted in
+/// exception. Referenced action "<r>" doesnt exist`; for an id, the
+/// `StackStormDBObjectNotFoundError` of `Action.get_by_id`, `st2common/models/db/__init__.py`
+/// `get(..., raise_exception=True)`, or mongoengine's ObjectId `ValidationError`); then
+/// RBAC `action_view` (403); then `{"parameters": <runner and action specs merged>}`
+/// (`registry::Action::parameters_view`).
+async fn action_parameters_view(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let key = path.into_inner();
+    let registry = &shared.settings.registry;
+    let Some(action) = registry.get_by_ref_or_id(&key) else {
+        let why = if key.contains('.') {
+            format!("ref=\"{key}\" resulted in exception. Referenced action \"{key}\" doesnt exist")
+        } else if key.len() == 24 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            format!(
+                "id=\"{key}\" resulted in exception. Unable to find the ActionDB instance. {{'id': {}}}",
+                py_str_repr(&key)
+            )
+        } else {
+            format!(
+                "id=\"{key}\" resulted in exception. {} is not a valid ObjectId, it must be a 12-byte input or a 24-character hex string",
+                py_str_repr(&key)
+            )
+        };
+        return Err(fault(404, format!("Database lookup for {why}")));
+    };
+    if !may_view_action(&shared, &principal.user) {
+        return Err(action_view_denied(&principal.user, action));
+    }
+    Ok(json_response(
+        200,
+        &json!({"parameters": action.parameters_view()}),
+        Some(&principal),
+    ))
 }
 
 // ----- inquiries -------------------------------------------------------------------

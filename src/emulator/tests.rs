@@ -2865,3 +2865,139 @@ fn parameters_are_cast_and_validated_as_st2_does() {
         "Action with ref \"core.nothing\" not found "
     );
 }
+
+// ----- actions: metadata and secret parameters --------------------------------------------
+
+/// `GET /api/v1/actions/{ref_or_id}`: by ref or id, the action's own parameters (a
+/// `secret: true` one included); unknown keys are st2's 404.
+#[actix_web::test]
+async fn action_metadata_by_ref_and_id() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let r = get(format!("{}/actions/ops.set_password", em.api_url()), &token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["ref"], "ops.set_password");
+    assert_eq!(r.body["uid"], "action:ops:set_password");
+    assert_eq!(r.body["runner_type"], "python-script");
+    assert_eq!(r.body["parameters"]["password"]["secret"], true);
+    assert!(r.body["parameters"]["user"].get("secret").is_none());
+    // Only the action's own parameters: no runner ones (`timeout`, `env`, ...).
+    assert!(r.body["parameters"].get("timeout").is_none());
+    let id = r.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(id.len(), 24);
+    let by_id = get(format!("{}/actions/{id}", em.api_url()), &token).await;
+    assert_eq!(by_id.status, 200);
+    assert_eq!(by_id.body, r.body);
+    for key in ["ops.nothing", "5f3c1a0e9d1b2c0001a1b0ff", "not-an-id"] {
+        let r = get(format!("{}/actions/{key}", em.api_url()), &token).await;
+        assert_eq!(
+            (r.status, r.body["faultstring"].as_str()),
+            (
+                404,
+                Some(format!("Resource with a reference or id \"{key}\" not found").as_str())
+            )
+        );
+    }
+    let r = get(format!("{}/actions/ops.set_password", em.api_url()), "bad").await;
+    assert_eq!(r.status, 401);
+}
+
+/// `GET /api/v1/actions/views/parameters/{ref_or_id}`: runner and action specs merged, so
+/// a runner's secret parameters show (`core.remote`'s `password`, `sudo_password`).
+#[actix_web::test]
+async fn action_parameters_view_merges_runner_secrets() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let url = |key: &str| format!("{}/actions/views/parameters/{key}", em.api_url());
+    let r = get(url("core.remote"), &token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let p = &r.body["parameters"];
+    for secret in ["password", "private_key", "passphrase", "sudo_password"] {
+        assert_eq!(p[secret]["secret"], true, "{secret}");
+    }
+    // The action's spec wins where both set a key; `immutable` is either's.
+    assert_eq!(p["cmd"]["required"], true);
+    assert_eq!(p["sudo"]["immutable"], true);
+    assert_eq!(p["sudo"]["type"], "boolean");
+    let r = get(url("ops.set_password"), &token).await;
+    assert_eq!(r.body["parameters"]["password"]["secret"], true);
+    assert_eq!(r.body["parameters"]["timeout"]["default"], 600);
+    let r = get(url("ops.nothing"), &token).await;
+    assert_eq!(
+        (r.status, r.body["faultstring"].as_str()),
+        (
+            404,
+            Some("Database lookup for ref=\"ops.nothing\" resulted in exception. Referenced action \"ops.nothing\" doesnt exist")
+        )
+    );
+    let r = get(url("5f3c1a0e9d1b2c0001a1b0ff"), &token).await;
+    assert_eq!(
+        r.body["faultstring"],
+        "Database lookup for id=\"5f3c1a0e9d1b2c0001a1b0ff\" resulted in exception. Unable to find the ActionDB instance. {'id': '5f3c1a0e9d1b2c0001a1b0ff'}"
+    );
+}
+
+/// With RBAC on, viewing an action needs `action_view` (or `action_all`, or a role that
+/// has it); the 404 comes first.
+#[actix_web::test]
+async fn action_view_needs_permission_with_rbac() {
+    let em = start(EmulatorConfig {
+        users: users(&["st2admin", "bob", "carol", "dave"]),
+        rbac: true,
+        roles: pairs(&[("carol", "observer")]),
+        grants: pairs(&[("dave", "action_view")]),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    for path in [
+        "actions/ops.set_password",
+        "actions/views/parameters/ops.set_password",
+    ] {
+        let url = format!("{}/{path}", em.api_url());
+        for (user, status) in [
+            ("st2admin", 200),
+            ("carol", 200),
+            ("dave", 200),
+            ("bob", 403),
+        ] {
+            let r = get(url.clone(), &token_for(&em, user)).await;
+            assert_eq!(r.status, status, "{user} {path}: {:?}", r.body);
+        }
+        let r = get(url, &token_for(&em, "bob")).await;
+        assert_eq!(
+            r.body["faultstring"],
+            "User \"bob\" doesn't have required permission \"action_view\" on resource \"action:ops:set_password\""
+        );
+    }
+    let r = get(
+        format!("{}/actions/ops.nothing", em.api_url()),
+        &token_for(&em, "bob"),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+/// The secret-parameter alias runs `ops.set_password`, whose announced result carries
+/// the password (StackStorm does not mask results): what the bridge must mask.
+#[actix_web::test]
+async fn a_secret_parameter_comes_back_in_the_announcement() {
+    let em = start(EmulatorConfig {
+        aliases: [demo_aliases(), vec![set_password_alias()]].concat(),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let token = login(&em).await;
+    let body = exec_body(
+        "set_password",
+        "set password for {{user}} to {{password}}",
+        "set password for bob to Hunter2-Secret",
+    );
+    let r = post(format!("{}/aliasexecution", em.api_url()), &token, &body).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["message"], "Setting the password of bob...");
+    wait_until("the announcement", || !em.announcements().is_empty()).await;
+    let (name, data) = em.announcements().remove(0);
+    assert_eq!(name, "st2.announcement__stormbridge");
+    let message = data["payload"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Hunter2-Secret"), "{message}");
+}

@@ -1,6 +1,7 @@
 //! Talking to StackStorm: the HTTP client, credentials, wire models and the SSE parser (TLS
 //! settings, shared with the chat platforms, are `crate::tls`).
 
+pub mod actions;
 pub mod client;
 pub mod credential;
 pub mod error;

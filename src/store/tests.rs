@@ -909,6 +909,7 @@ fn held(code: &str, text: &str) -> crate::confirm::Waiting {
         org: None,
         message_id: None,
         text: text.into(),
+        shown: text.into(),
         alias_ref: "ops.deploy".into(),
         pack: "ops".into(),
         parameters: Vec::new(),

@@ -296,3 +296,45 @@ async fn an_alias_can_ask_for_confirmation_itself() {
     b.line_containing("Started").await;
     assert_eq!(b.emulator.executions().len(), 1);
 }
+
+#[actix_rt::test]
+async fn a_secret_never_reaches_chat_not_in_a_prompt_nor_in_a_result() {
+    let mut o = with_confirm("[confirm]\n[[confirm.rules]]\naliases = [\"ops.set_password\"]\n");
+    o.emulator
+        .aliases
+        .push(stormbridge::emulator::set_password_alias());
+    let mut b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    // StackStorm marks the action's `password` secret; the action prints it anyway.
+    b.say("!st2 set password for bob to Hunter2-Secret").await;
+    let ask = b.line_containing("needs your confirmation").await;
+    assert!(ask.contains("user=bob"), "{ask}");
+    assert!(ask.contains("password=[redacted]"), "{ask}");
+    let code = code_in(&ask, "!st2confirm");
+    b.say(&format!("!st2confirm {code}")).await;
+    b.line_containing("Setting the password of bob").await;
+    let result = b.line_containing("succeeded").await;
+    assert!(result.contains("[redacted]"), "{result}");
+    let runs = b.emulator.executions();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].parameters.get("password").map(String::as_str),
+        Some("Hunter2-Secret"),
+        "StackStorm gets the real value"
+    );
+    // Token shapes are masked in any output, whatever the action.
+    b.say("!st2 run echo token=ghp_0123456789abcdefghijklmnopqrstuvwxyzAB")
+        .await;
+    let echoed = b.line_containing("token=").await;
+    assert!(echoed.contains("token=[redacted]"), "{echoed}");
+    let leaked: Vec<&String> = b
+        .seen
+        .iter()
+        .filter(|l| l.contains("Hunter2-Secret") || l.contains("ghp_0123"))
+        .collect();
+    assert!(leaked.is_empty(), "secrets reached chat: {leaked:?}");
+    assert!(
+        !crate::support::captured_logs().contains("Hunter2-Secret"),
+        "a secret was logged"
+    );
+}

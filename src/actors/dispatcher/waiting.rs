@@ -122,7 +122,7 @@ impl Dispatcher {
             let text = self.templates.render(
                 "waiting_decided",
                 &json!({
-                    "code": w.code, "command": w.text, "event": "expired", "runs": false,
+                    "code": w.code, "command": w.shown, "event": "expired", "runs": false,
                     "expired": true, "needed": needed,
                     "ttl": human(self.ttl_of(&w.need)), "by": "", "other": false,
                     "sender": w.sender.name, "reason": null,
@@ -162,7 +162,8 @@ impl Dispatcher {
         );
     }
 
-    /// Holds an allowed command until it is confirmed or approved.
+    /// Holds an allowed command until it is confirmed or approved. The action's secret
+    /// parameters are looked up first, so the message saying what would run masks them.
     pub(super) fn hold(
         &mut self,
         msg: InboundMessage,
@@ -171,6 +172,26 @@ impl Dispatcher {
         requirement: Requirement,
         ctx: &mut Context<Self>,
     ) {
+        let names = self.secret_names(&found.alias.action_ref);
+        ctx.spawn(
+            names.into_actor(self).map(move |names, act, ctx| {
+                act.hold_now(msg, text, found, requirement, &names, ctx)
+            }),
+        );
+    }
+
+    fn hold_now(
+        &mut self,
+        msg: InboundMessage,
+        text: String,
+        found: AliasMatch,
+        requirement: Requirement,
+        secret_names: &[String],
+        ctx: &mut Context<Self>,
+    ) {
+        let mask = &self.settings.mask;
+        mask.remember(super::secret_values(&found, secret_names));
+        let shown = mask.text(&text).into_owned();
         let need = match (&requirement.approvers, requirement.rule) {
             (Some(approvers), Some(rule)) => Need::Approval {
                 rule,
@@ -189,7 +210,11 @@ impl Dispatcher {
         let parameters: Vec<(String, String)> = found
             .params
             .first()
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.clone(), mask.text(v).into_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
         let waiting = Waiting {
             code: code.clone(),
@@ -200,6 +225,7 @@ impl Dispatcher {
             org: msg.org.clone(),
             message_id: msg.message_id.clone(),
             text: text.clone(),
+            shown: shown.clone(),
             alias_ref: found.alias.reference.clone(),
             pack: found.alias.pack.clone(),
             parameters,
@@ -228,7 +254,7 @@ impl Dispatcher {
             "waiting_ask",
             &json!({
                 "code": code,
-                "command": text,
+                "command": shown,
                 "alias_ref": waiting.alias_ref,
                 "parameters": waiting.parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
                 "sender": msg.user.name,
@@ -337,7 +363,7 @@ impl Dispatcher {
         let text = self.templates.render(
             "waiting_decided",
             &json!({
-                "code": w.code, "command": w.text, "event": event, "runs": verb.runs(),
+                "code": w.code, "command": w.shown, "event": event, "runs": verb.runs(),
                 "expired": false, "needed": "", "ttl": "",
                 "by": msg.user.name, "other": !by_sender, "sender": w.sender.name,
                 "reason": Some(reason).filter(|r| !r.is_empty()),
@@ -377,7 +403,7 @@ impl Dispatcher {
                 );
                 let text = self
                     .templates
-                    .render("error", &json!({"command": w.text, "reason": reason}));
+                    .render("error", &json!({"command": w.shown, "reason": reason}));
                 return self.send_to_origin(&w, text);
             }
         };
@@ -428,7 +454,7 @@ impl Dispatcher {
                         Need::Confirmation => (false, String::new()),
                     };
                     json!({
-                        "code": w.code, "command": w.text, "sender": w.sender.name,
+                        "code": w.code, "command": w.shown, "sender": w.sender.name,
                         "room": room, "approval": approval, "approvers": approvers,
                         "left": human(Duration::from_secs(left.as_secs().max(1))),
                     })

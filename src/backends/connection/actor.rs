@@ -44,6 +44,8 @@ pub struct Wiring {
     pub status: StatusReporter,
     /// The reconnect policy.
     pub backoff: Backoff,
+    /// What every outgoing message is masked with (secrets kept out of chat).
+    pub mask: std::sync::Arc<crate::redact::SecretMask>,
 }
 
 impl Wiring {
@@ -81,6 +83,7 @@ pub struct Connection<P: Platform> {
     status: StatusReporter,
     backoff: Backoff,
     outbox: Outbox<P::Item>,
+    mask: std::sync::Arc<crate::redact::SecretMask>,
     /// The number of the current (or next) link.
     generation: u64,
     link: Option<OpenLink<P>>,
@@ -105,6 +108,7 @@ impl<P: Platform> Connection<P> {
             status: wiring.status,
             backoff: wiring.backoff,
             outbox,
+            mask: wiring.mask,
             generation: 0,
             link: None,
             connecting: false,
@@ -449,7 +453,14 @@ impl<P: Platform> StreamHandler<LinkItem<P>> for Connection<P> {
 impl<P: Platform> Handler<Deliver> for Connection<P> {
     type Result = ();
 
-    fn handle(&mut self, delivery: Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, mut delivery: Deliver, ctx: &mut Self::Context) {
+        // Before any platform formatting: what leaves the bridge has its secrets masked.
+        if let std::borrow::Cow::Owned(masked) = self.mask.text(&delivery.text) {
+            delivery.text = masked;
+        }
+        if let Some(extra) = delivery.extra.as_mut() {
+            self.mask.value(extra);
+        }
         for item in self.platform.render(delivery) {
             let lane = self.platform.lane(&item);
             self.outbox.push(&lane, item);
