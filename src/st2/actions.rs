@@ -69,24 +69,15 @@ where
     })
 }
 
-/// Python's truthiness of a JSON value.
-fn py_truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 /// Whether a parameter spec is secret, or holds a secret (`get_secret_parameters`).
 fn spec_is_secret(spec: &Value, depth: usize) -> bool {
     let Some(spec) = spec.as_object() else {
         return false;
     };
-    if spec.get("secret").is_some_and(py_truthy) {
+    if spec
+        .get("secret")
+        .is_some_and(super::result_message::json_truthy)
+    {
         return true;
     }
     if depth >= MAX_SPEC_DEPTH {
