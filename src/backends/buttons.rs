@@ -1,4 +1,6 @@
-//! Answer buttons, for chat platforms that show them (Slack, Mattermost, Discord).
+//! Buttons, for chat platforms that show them (Slack, Mattermost, Discord, Teams, Webex):
+//! answers to StackStorm inquiries, and decisions on commands held for a confirmation or
+//! an approval ([`crate::confirm`]).
 //!
 //! The dispatcher offers buttons with [`OfferButtons`] to the connections that registered
 //! for them ([`RegisterButtons`], sent by [`connect`] at start-up); every other connection
@@ -8,8 +10,9 @@
 //! with [`ButtonOutcome`], and the connection shows it the platform's way (the buttons
 //! replaced by who answered what, or a note only the presser sees).
 //!
-//! Everything is typed: a button carries the inquiry id, the field and the JSON value it
-//! answers with, and each platform encodes that into its own button payload.
+//! Everything is typed: a button carries a [`ButtonAction`] — the inquiry id, the field and
+//! the JSON value it answers with, or the held command's code and the decision — and each
+//! platform stores [`ButtonAction::encode`]'s compact text in its own button payload.
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -54,13 +57,64 @@ impl InquiryAnswer {
     }
 }
 
+/// What a decision button does: decide on the command held under a code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldDecision {
+    /// The held command's code.
+    #[serde(rename = "c")]
+    pub code: String,
+    /// The decision.
+    #[serde(rename = "d")]
+    pub verb: crate::confirm::Verb,
+}
+
+/// What pressing a button does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ButtonAction {
+    /// Answer one field of an inquiry.
+    Answer(InquiryAnswer),
+    /// Confirm, abort, approve or deny a held command.
+    Decide(HeldDecision),
+}
+
+impl ButtonAction {
+    /// The compact JSON a platform stores in its button (Slack's `value`, Mattermost's
+    /// `context`, Discord's `custom_id`): short keys, because Discord allows 100 characters.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads [`ButtonAction::encode`]'s text; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// Whether the button says yes (shown as the primary button): a `true` answer, a
+    /// confirmation or an approval. No, abort and deny are shown as the danger button.
+    pub fn is_affirmative(&self) -> bool {
+        match self {
+            ButtonAction::Answer(a) => a.value == Value::Bool(true),
+            ButtonAction::Decide(d) => d.verb.runs(),
+        }
+    }
+
+    /// For logs: `inquiry <id>` or `approve <code>`.
+    pub fn describe(&self) -> String {
+        match self {
+            ButtonAction::Answer(a) => format!("inquiry {}", a.inquiry_id),
+            ButtonAction::Decide(d) => format!("{} {}", d.verb.as_str(), d.code),
+        }
+    }
+}
+
 /// One button.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Button {
     /// The label.
     pub label: String,
     /// What pressing it does.
-    pub answer: InquiryAnswer,
+    pub action: ButtonAction,
 }
 
 /// A message with buttons. A connection that cannot show them (or not in its current
@@ -102,8 +156,8 @@ pub struct ButtonPressed {
     pub room_name: Option<String>,
     /// The team / workspace, where the platform has one.
     pub org: Option<String>,
-    /// What the button answers.
-    pub answer: InquiryAnswer,
+    /// What the button does.
+    pub action: ButtonAction,
     /// How to answer the press.
     pub origin: PressOrigin,
 }
@@ -180,6 +234,28 @@ mod tests {
         assert_eq!(a.as_typed(), "continue=true");
         for stranger in ["", "{}", "approve", "{\"i\": 1}"] {
             assert_eq!(InquiryAnswer::decode(stranger), None, "{stranger}");
+            assert_eq!(ButtonAction::decode(stranger), None, "{stranger}");
+        }
+        let action = ButtonAction::Answer(a);
+        assert_eq!(ButtonAction::decode(&action.encode()), Some(action));
+    }
+
+    #[test]
+    fn decisions_round_trip_short_enough_for_discord() {
+        for verb in [
+            crate::confirm::Verb::Confirm,
+            crate::confirm::Verb::Abort,
+            crate::confirm::Verb::Approve,
+            crate::confirm::Verb::Deny,
+        ] {
+            let action = ButtonAction::Decide(HeldDecision {
+                code: "abcde".into(),
+                verb,
+            });
+            let text = action.encode();
+            assert!(text.len() < 100, "{text}");
+            assert_eq!(ButtonAction::decode(&text), Some(action.clone()));
+            assert_eq!(action.is_affirmative(), verb.runs());
         }
     }
 }

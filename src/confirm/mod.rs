@@ -100,7 +100,8 @@ impl Waiting {
 }
 
 /// A decision someone typed or pressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verb {
     /// `!st2confirm`.
     Confirm,

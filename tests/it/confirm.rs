@@ -338,3 +338,57 @@ async fn a_secret_never_reaches_chat_not_in_a_prompt_nor_in_a_result() {
         "a secret was logged"
     );
 }
+
+#[actix_rt::test]
+async fn on_slack_a_button_approves_as_the_presser_once_and_refuses_the_sender() {
+    use crate::{
+        inquiries::{button, ephemeral_to, slack_bridge, ALICE, BOB},
+        slack::fake::FakeSlack,
+        support::WAIT,
+    };
+    let slack = FakeSlack::start().await;
+    let mut opts = with_test_aliases();
+    opts.access_toml = format!(
+        "[access]\ndefault = \"allow\"\n[access.groups]\nleads = [\"slack:{ALICE}\", \"slack:{BOB}\"]\n\
+         [confirm]\n[[confirm.rules]]\ntexts = [\"deploy * to prod*\"]\napprovers = [\"@leads\"]\n"
+    );
+    let b = slack_bridge(opts, &slack).await;
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 deploy web to prod", None))
+        .await;
+    let (offer, ts) = slack.post_and_ts_containing("waits for approval").await;
+    let approve = button(&offer, "Approve");
+    assert_eq!(approve["style"], "primary");
+    button(&offer, "Deny");
+    assert!(b.emulator.executions().is_empty());
+
+    // The sender presses Approve: refused, told privately, nothing runs.
+    slack
+        .push_interactive(slack.block_actions("C0OPS", ALICE, &ts, None, &approve))
+        .await;
+    ephemeral_to(&slack, ALICE, "cannot approve your own command").await;
+    assert!(b.emulator.executions().is_empty());
+    assert!(slack.updates().is_empty(), "the buttons stay");
+
+    // Another lead approves: the buttons give way to who approved, and it runs once.
+    slack
+        .push_interactive(slack.block_actions("C0OPS", BOB, &ts, None, &approve))
+        .await;
+    let ran = eventually!(WAIT, b.emulator.executions().len() == 1);
+    assert!(ran, "the approved command never reached StackStorm");
+    let updated = eventually!(WAIT, !slack.updates().is_empty());
+    assert!(updated, "the button message was not updated");
+    let text = slack.updates()[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(text.contains("approved by"), "{text}");
+    assert_eq!(b.emulator.executions()[0].request["user"], ALICE);
+
+    // A second press on the spent message runs nothing.
+    slack
+        .push_interactive(slack.block_actions("C0OPS", BOB, &ts, None, &approve))
+        .await;
+    ephemeral_to(&slack, BOB, "nothing is waiting").await;
+    assert_eq!(b.emulator.executions().len(), 1);
+}

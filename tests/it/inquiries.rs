@@ -16,8 +16,8 @@ use crate::{
 const ALICE_ST2: (&str, &str) = ("alice-st2", "alice-pass-7Qz");
 const BOB_KEY: (&str, &str) = ("bobkey0123456789abcdef", "bob-st2");
 
-const ALICE: &str = "U0ALICE";
-const BOB: &str = "U0BOB";
+pub(crate) const ALICE: &str = "U0ALICE";
+pub(crate) const BOB: &str = "U0BOB";
 
 /// A schema with an enum, a number with a default, and free text.
 fn deploy_schema() -> Value {
@@ -292,7 +292,7 @@ async fn in_clientside_mode_the_listing_and_the_answer_are_the_users_own() {
 
 // ----- Slack buttons --------------------------------------------------------------------
 
-async fn slack_bridge(mut opts: Options, slack: &FakeSlack) -> TestBridge {
+pub(crate) async fn slack_bridge(mut opts: Options, slack: &FakeSlack) -> TestBridge {
     opts.extra_toml.push_str(&slack.socket_toml());
     let b = started(opts).await;
     assert_eq!(b.actor("chat:slack").await["state"], "up");
@@ -312,7 +312,7 @@ async fn buttons_for(slack: &FakeSlack, channel: &str, user: &str, id: &str) -> 
 }
 
 /// The button labelled `label` in a posted message.
-fn button(post: &Value, label: &str) -> Value {
+pub(crate) fn button(post: &Value, label: &str) -> Value {
     post["blocks"]
         .as_array()
         .into_iter()
@@ -323,7 +323,7 @@ fn button(post: &Value, label: &str) -> Value {
         .unwrap_or_else(|| panic!("no button {label:?} in {post:#}"))
 }
 
-async fn ephemeral_to(slack: &FakeSlack, user: &str, needle: &str) -> Value {
+pub(crate) async fn ephemeral_to(slack: &FakeSlack, user: &str, needle: &str) -> Value {
     let found = eventually!(
         WAIT,
         slack

@@ -26,7 +26,8 @@ use crate::{
         token_renewer::{with_bridge_credential, BridgeCallError, BridgeUsername, TokenRenewer},
     },
     backends::buttons::{
-        Button, ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, RegisterButtons,
+        Button, ButtonAction, ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons,
+        RegisterButtons,
     },
     domain::message::{InboundMessage, Target},
     inquiry::{
@@ -400,20 +401,22 @@ impl Dispatcher {
                     l.inquiry.id,
                     example_answer(&schema)
                 );
+                // Buttons do not pass the connection's `Deliver`: masked here.
+                let mask = &act.settings.mask;
                 recipient.do_send(OfferButtons {
                     target: Target::reply_to(&msg.room),
-                    text,
-                    fallback,
+                    text: mask.text(&text).into_owned(),
+                    fallback: mask.text(&fallback).into_owned(),
                     buttons: offer
                         .choices
                         .into_iter()
                         .map(|c| Button {
                             label: c.label,
-                            answer: InquiryAnswer {
+                            action: ButtonAction::Answer(InquiryAnswer {
                                 inquiry_id: l.inquiry.id.clone(),
                                 field: offer.field.clone(),
                                 value: c.value,
-                            },
+                            }),
                         })
                         .collect(),
                 });
@@ -521,17 +524,13 @@ impl Dispatcher {
 
     /// A press: access control as the built-in `answer` for the presser, then the answer
     /// as the presser; the outcome goes back to the connection.
-    fn on_button_pressed(&mut self, press: ButtonPressed, ctx: &mut Context<Self>) {
-        let Some(outcomes) = self
-            .inquiries
-            .buttons
-            .get(&press.user.connection)
-            .map(|b| b.outcomes.clone())
-        else {
-            tracing::warn!(connection = %press.user.connection, "a button press from a connection without buttons; ignored");
-            return;
-        };
-        let answer = press.answer.clone();
+    fn on_answer_pressed(
+        &mut self,
+        press: ButtonPressed,
+        answer: InquiryAnswer,
+        outcomes: Recipient<ButtonOutcome>,
+        ctx: &mut Context<Self>,
+    ) {
         let typed = format!("answer {} {}", answer.inquiry_id, answer.as_typed());
         let msg = InboundMessage {
             user: press.user.clone(),
@@ -587,7 +586,7 @@ impl Dispatcher {
 }
 
 /// The outcome of `press`, for its connection.
-fn press_outcome(press: &ButtonPressed, accepted: bool, text: String) -> ButtonOutcome {
+pub(super) fn press_outcome(press: &ButtonPressed, accepted: bool, text: String) -> ButtonOutcome {
     ButtonOutcome {
         user: press.user.clone(),
         room: press.room.clone(),
@@ -611,12 +610,34 @@ impl Handler<RegisterButtons> for Dispatcher {
     }
 }
 
+impl Dispatcher {
+    /// Where `connection` shows buttons and their outcomes, if it does.
+    pub(super) fn button_recipients(
+        &self,
+        connection: &str,
+    ) -> Option<(Recipient<OfferButtons>, Recipient<ButtonOutcome>)> {
+        self.inquiries
+            .buttons
+            .get(connection)
+            .map(|b| (b.offers.clone(), b.outcomes.clone()))
+    }
+}
+
 impl Handler<ButtonPressed> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, msg: ButtonPressed, ctx: &mut Self::Context) {
+    fn handle(&mut self, press: ButtonPressed, ctx: &mut Self::Context) {
         self.status.activity();
-        self.on_button_pressed(msg, ctx);
+        let Some((_, outcomes)) = self.button_recipients(&press.user.connection) else {
+            tracing::warn!(connection = %press.user.connection, "a button press from a connection without buttons; ignored");
+            return;
+        };
+        match press.action.clone() {
+            ButtonAction::Answer(answer) => self.on_answer_pressed(press, answer, outcomes, ctx),
+            ButtonAction::Decide(decision) => {
+                self.on_decision_pressed(press, decision, outcomes, ctx)
+            }
+        }
     }
 }
 

@@ -14,13 +14,16 @@ use actix::prelude::*;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{subject_of, Dispatcher, Next};
+use super::{inquiries::press_outcome, subject_of, Dispatcher, Next};
 use crate::{
     acl::{CommandRef, Requirement},
-    actors::acl_gate::{DeciderRights, WhoCanDecide},
+    actors::acl_gate::{Authorize, DeciderRights, WhoCanDecide},
     alias::index::{AliasMatch, Selection},
+    backends::buttons::{
+        Button, ButtonAction, ButtonOutcome, ButtonPressed, HeldDecision, OfferButtons,
+    },
     confirm::{Decider, Need, Refusal, Verb, Waiting, WaitingList, CODE_LEN},
-    domain::message::{InboundMessage, RoomKind, Target},
+    domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
     metrics::CommandOutcome,
     store::WaitingStore,
 };
@@ -269,7 +272,33 @@ impl Dispatcher {
                 "deny_command": format!("{prefix}deny"),
             }),
         );
-        self.reply(&msg, reply);
+        match self.button_recipients(&msg.room.connection) {
+            // Where buttons show, the same text carries them (the typed commands still work).
+            Some((offers, _)) => {
+                let decide = |label: &str, verb: Verb| Button {
+                    label: label.to_owned(),
+                    action: ButtonAction::Decide(HeldDecision {
+                        code: code.clone(),
+                        verb,
+                    }),
+                };
+                let buttons = if requirement.needs_approval() {
+                    vec![decide("Approve", Verb::Approve), decide("Deny", Verb::Deny)]
+                } else {
+                    vec![
+                        decide("Confirm", Verb::Confirm),
+                        decide("Abort", Verb::Abort),
+                    ]
+                };
+                offers.do_send(OfferButtons {
+                    target: Target::reply_to(&msg.room),
+                    text: reply.clone(),
+                    fallback: reply,
+                    buttons,
+                });
+            }
+            None => self.reply(&msg, reply),
+        }
         self.schedule_sweep(ttl, ctx);
     }
 
@@ -296,41 +325,136 @@ impl Dispatcher {
             );
             return self.reply(&msg, reply);
         }
+        let held = code.clone();
+        self.with_rights(
+            subject_of(&msg),
+            verb,
+            &held,
+            ctx,
+            move |act, rights, ctx| {
+                match act.take_decision(&msg.user, &msg.room, verb, &code, &reason, &rights) {
+                    Err(refusal) => act.reply(&msg, refusal),
+                    Ok((w, text)) => {
+                        // The room it was asked in always hears; a decision taken elsewhere
+                        // (a direct chat) is answered there too.
+                        if !w.sent_in(&msg.room) {
+                            act.reply(&msg, text.clone());
+                        }
+                        act.send_to_origin(&w, text);
+                        if verb.runs() {
+                            act.run_decided(w, ctx);
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    /// A press of a decision button: the access gate as the typed built-in for the
+    /// presser, then the same decision; the outcome replaces the buttons (accepted) or is
+    /// shown to the presser alone (refused).
+    pub(super) fn on_decision_pressed(
+        &mut self,
+        press: ButtonPressed,
+        decision: HeldDecision,
+        outcomes: Recipient<ButtonOutcome>,
+        ctx: &mut Context<Self>,
+    ) {
+        let verb = decision.verb;
+        let typed = format!("{} {}", verb.as_str(), decision.code);
+        let msg = InboundMessage {
+            user: press.user.clone(),
+            room: press.room.clone(),
+            text: format!("{}{typed}", self.command_prefix()),
+            message_id: None,
+            mentioned: false,
+            room_name: press.room_name.clone(),
+            org: press.org.clone(),
+        };
+        tracing::info!(code = %decision.code, verb = verb.as_str(), user = %press.user.id, connection = %press.user.connection, "decision button pressed");
+        let verdict = self.gate.send(Authorize {
+            subject: subject_of(&msg),
+            command: CommandRef::Builtin {
+                verb: verb.as_str().to_owned(),
+                text: typed,
+            },
+        });
+        ctx.spawn(verdict.into_actor(self).map(move |verdict, act, ctx| {
+            // Fails closed: no answer from the gate is a refusal.
+            if !verdict.is_ok_and(|v| v.allowed()) {
+                act.metrics.command(CommandOutcome::Denied);
+                let text = act.templates.render(
+                    "denied",
+                    &json!({"command": format!("{}{}", act.command_prefix(), verb.as_str()), "alias_ref": null}),
+                );
+                outcomes.do_send(press_outcome(&press, false, text));
+                return;
+            }
+            let code = decision.code.clone();
+            act.with_rights(subject_of(&msg), verb, &decision.code, ctx, move |act, rights, ctx| {
+                match act.take_decision(&press.user, &press.room, verb, &code, "", &rights) {
+                    Err(refusal) => outcomes.do_send(press_outcome(&press, false, refusal)),
+                    Ok((w, text)) => {
+                        outcomes.do_send(press_outcome(&press, true, text.clone()));
+                        if !w.sent_in(&press.room) {
+                            act.send_to_origin(&w, text);
+                        }
+                        if verb.runs() {
+                            act.run_decided(w, ctx);
+                        }
+                    }
+                }
+            });
+        }));
+    }
+
+    /// Runs `then` with what `subject` may decide on: asked of the gate only when the held
+    /// command needs an approver's rights.
+    fn with_rights(
+        &mut self,
+        subject: crate::acl::Subject,
+        verb: Verb,
+        code: &str,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, DeciderRights, &mut Context<Self>) + 'static,
+    ) {
         let needs_rights = matches!(verb, Verb::Approve | Verb::Deny)
             && self
                 .waiting
                 .list
-                .get(&code)
+                .get(code)
                 .is_some_and(|w| matches!(w.need, Need::Approval { .. }));
         if !needs_rights {
-            return self.decide(msg, verb, code, reason, DeciderRights::default(), ctx);
+            return then(self, DeciderRights::default(), ctx);
         }
-        let rights = self.gate.send(WhoCanDecide(subject_of(&msg)));
+        let rights = self.gate.send(WhoCanDecide(subject));
         ctx.spawn(rights.into_actor(self).map(move |rights, act, ctx| {
             // Fails closed: no answer from the gate means no rights.
-            act.decide(msg, verb, code, reason, rights.unwrap_or_default(), ctx);
+            then(act, rights.unwrap_or_default(), ctx)
         }));
     }
 
-    fn decide(
+    /// Takes a decision: the held command and the text telling what was decided, or the
+    /// text telling why not. Counts and logs either way.
+    fn take_decision(
         &mut self,
-        msg: InboundMessage,
+        user: &ChatUser,
+        room: &Room,
         verb: Verb,
-        code: String,
-        reason: String,
-        rights: DeciderRights,
-        ctx: &mut Context<Self>,
-    ) {
-        let is_approver = self.waiting.list.get(&code).is_some_and(
+        code: &str,
+        reason: &str,
+        rights: &DeciderRights,
+    ) -> Result<(Waiting, String), String> {
+        let is_approver = self.waiting.list.get(code).is_some_and(
             |w| matches!(&w.need, Need::Approval { rule, .. } if rights.approver_of.contains(rule)),
         );
         let decider = Decider {
-            user: &msg.user,
-            room: &msg.room,
+            user,
+            room,
             is_approver,
             approve_in_direct: self.settings.confirm.approve_in_direct,
         };
-        let decided = self.waiting.list.decide(&code, verb, decider, Utc::now());
+        let decided = self.waiting.list.decide(code, verb, decider, Utc::now());
         self.metrics.set_commands_waiting(self.waiting.list.len());
         let w = match decided {
             Ok(w) => w,
@@ -342,42 +466,33 @@ impl Dispatcher {
                     self.metrics.waiting_decision("refused");
                 }
                 self.metrics.command(CommandOutcome::Invalid);
-                tracing::info!(code = %code, verb = verb.as_str(), user = %msg.user.id, refusal = %refusal, "decision on a held command refused");
-                let text = self.templates.render(
+                tracing::info!(code = %code, verb = verb.as_str(), user = %user.id, refusal = %refusal, "decision on a held command refused");
+                return Err(self.templates.render(
                     "waiting_refused",
                     &json!({
                         "verb_command": format!("{}{}", self.command_prefix(), verb.as_str()),
                         "code": code,
                         "reason": refusal.to_string(),
                     }),
-                );
-                return self.reply(&msg, text);
+                ));
             }
         };
         self.forget_waiting(&w.code);
         self.metrics.command(CommandOutcome::Builtin);
-        let by_sender = w.sent_by(&msg.user);
+        let by_sender = w.sent_by(user);
         let event = event_of(verb, by_sender);
         self.metrics.waiting_decision(event);
-        tracing::info!(code = %w.code, alias = %w.alias_ref, sender = %w.sender.id, by = %msg.user.id, event, "held command decided");
+        tracing::info!(code = %w.code, alias = %w.alias_ref, sender = %w.sender.id, by = %user.id, event, "held command decided");
         let text = self.templates.render(
             "waiting_decided",
             &json!({
                 "code": w.code, "command": w.shown, "event": event, "runs": verb.runs(),
                 "expired": false, "needed": "", "ttl": "",
-                "by": msg.user.name, "other": !by_sender, "sender": w.sender.name,
+                "by": user.name, "other": !by_sender, "sender": w.sender.name,
                 "reason": Some(reason).filter(|r| !r.is_empty()),
             }),
         );
-        // The room it was asked in always hears; a decision taken elsewhere (a direct
-        // chat) is answered there too.
-        if !w.sent_in(&msg.room) {
-            self.reply(&msg, text.clone());
-        }
-        self.send_to_origin(&w, text);
-        if verb.runs() {
-            self.run_decided(w, ctx);
-        }
+        Ok((w, text))
     }
 
     /// Runs a confirmed or approved command as its sender, in its room: matched again

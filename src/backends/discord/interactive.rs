@@ -4,7 +4,7 @@
 //! up to five buttons (type 2, style 1 primary / 2 secondary, `label` up to 80 characters,
 //! `custom_id` up to 100) — https://discord.com/developers/docs/interactions/message-components.
 //! A button's `custom_id` is [`CUSTOM_ID_PREFIX`] and the typed answer
-//! ([`InquiryAnswer::encode`]); an answer too long for 100 characters means no buttons,
+//! ([`ButtonAction::encode`]); an answer too long for 100 characters means no buttons,
 //! and the text form is sent instead.
 //!
 //! In: a press arrives on the gateway as `INTERACTION_CREATE`, an interaction of type 3
@@ -39,8 +39,7 @@ use super::{api::Outgoing, config::MAX_MESSAGE_CHARS, platform::Discord};
 use crate::{
     backends::{
         buttons::{
-            ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin,
-            UseButtonPresses,
+            ButtonAction, ButtonOutcome, ButtonPressed, OfferButtons, PressOrigin, UseButtonPresses,
         },
         connection::{outbox::Dest, Effects, Handles},
         rest::{api_error, post_json},
@@ -89,17 +88,13 @@ fn offer_components(offer: &OfferButtons) -> Option<Value> {
         .buttons
         .iter()
         .map(|b| {
-            let custom_id = format!("{CUSTOM_ID_PREFIX}{}", b.answer.encode());
+            let custom_id = format!("{CUSTOM_ID_PREFIX}{}", b.action.encode());
             if custom_id.chars().count() > MAX_CUSTOM_ID {
                 return None;
             }
             let label: String = b.label.chars().take(MAX_LABEL).collect();
             // Yes is the affirmative choice; everything else is secondary.
-            let style = if b.answer.value == Value::Bool(true) {
-                1
-            } else {
-                2
-            };
+            let style = if b.action.is_affirmative() { 1 } else { 2 };
             Some(json!({"type": BUTTON, "style": style, "label": label, "custom_id": custom_id}))
         })
         .collect();
@@ -153,7 +148,7 @@ impl Discord {
         let answer = data
             .custom_id
             .strip_prefix(CUSTOM_ID_PREFIX)
-            .and_then(InquiryAnswer::decode);
+            .and_then(ButtonAction::decode);
         let Some(answer) = answer else {
             tracing::debug!(connection = %self.name, "a press of a button that is not the bridge's; ignored");
             return;
@@ -197,7 +192,7 @@ impl Discord {
             },
             room_name: None,
             org: guild,
-            answer,
+            action: answer,
             origin: PressOrigin {
                 message_id: message.map(|m| m.id.to_string()),
                 handle,
@@ -350,6 +345,7 @@ crate::platform_messages!(Discord: UseButtonPresses, OfferButtons, ButtonOutcome
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backends::buttons::{ButtonAction, InquiryAnswer};
     use crate::{backends::buttons::Button, domain::message::Target};
 
     fn offer(values: Vec<Value>) -> OfferButtons {
@@ -361,11 +357,11 @@ mod tests {
                 .into_iter()
                 .map(|v| Button {
                     label: crate::inquiry::schema::display_value(&v),
-                    answer: InquiryAnswer {
+                    action: ButtonAction::Answer(InquiryAnswer {
                         inquiry_id: "5f0e1d2c3b4a596877665544".into(),
                         field: "env".into(),
                         value: v,
-                    },
+                    }),
                 })
                 .collect(),
         }

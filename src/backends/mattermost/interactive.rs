@@ -34,8 +34,7 @@ use super::{api::Outgoing, config::MAX_POST_CHARS, platform::Mattermost};
 use crate::{
     backends::{
         buttons::{
-            ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin,
-            UseButtonPresses,
+            ButtonAction, ButtonOutcome, ButtonPressed, OfferButtons, PressOrigin, UseButtonPresses,
         },
         connection::{outbox::Dest, Effects, Handles},
         webhook::{WebhookReply, WebhookRequest},
@@ -138,8 +137,8 @@ impl Mattermost {
             .iter()
             .enumerate()
             .map(|(n, b)| {
-                let answer = b.answer.encode();
-                let style = if b.answer.value == Value::Bool(true) {
+                let answer = b.action.encode();
+                let style = if b.action.is_affirmative() {
                     "primary"
                 } else {
                     "default"
@@ -190,7 +189,7 @@ impl Mattermost {
                 "This button is no longer valid (the bridge may have restarted). List the inquiries again.",
             ));
         }
-        let Some(answer) = InquiryAnswer::decode(&answer_text) else {
+        let Some(answer) = ButtonAction::decode(&answer_text) else {
             return Err(refused(400, "This button does not name an answer."));
         };
         let (Some(user_id), Some(channel)) = (text("/user_id"), text("/channel_id")) else {
@@ -215,7 +214,7 @@ impl Mattermost {
             Some(n) if n.contains("__") => RoomKind::Direct,
             _ => RoomKind::Group,
         };
-        tracing::debug!(connection = %self.name, user = %user_id, inquiry = %answer.inquiry_id, "Mattermost answer button pressed");
+        tracing::debug!(connection = %self.name, user = %user_id, action = %answer.describe(), "Mattermost answer button pressed");
         presses.do_send(ButtonPressed {
             user: ChatUser {
                 connection: self.name.clone(),
@@ -230,7 +229,7 @@ impl Mattermost {
             },
             room_name: text("/channel_name").filter(|_| kind == RoomKind::Group),
             org: text("/team_id").or_else(|| self.team_id.clone()),
-            answer,
+            action: answer,
             origin: PressOrigin {
                 message_id: text("/post_id"),
                 handle,

@@ -5,7 +5,7 @@
 //! (https://api.slack.com/reference/block-kit/block-elements#button: `text` plain_text up
 //! to 75 characters, `action_id` unique in its block and up to 255, `value` up to 2000,
 //! `style` `primary`/`danger`). Each button's `value` is the typed answer
-//! ([`InquiryAnswer::encode`]); its `action_id` starts with [`ACTION_PREFIX`].
+//! ([`ButtonAction::encode`]); its `action_id` starts with [`ACTION_PREFIX`].
 //!
 //! In: a press arrives over Socket Mode as an `interactive` envelope whose payload is a
 //! `block_actions` payload (https://api.slack.com/apis/socket-mode, "Interactivity";
@@ -37,8 +37,7 @@ use super::{
 use crate::{
     backends::{
         buttons::{
-            ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin,
-            UseButtonPresses,
+            ButtonAction, ButtonOutcome, ButtonPressed, OfferButtons, PressOrigin, UseButtonPresses,
         },
         connection::{Effects, Handles},
     },
@@ -138,7 +137,7 @@ fn offer_blocks(offer: &OfferButtons) -> Option<Value> {
         .iter()
         .enumerate()
         .map(|(n, b)| {
-            let value = b.answer.encode();
+            let value = b.action.encode();
             if value.is_empty() || value.chars().count() > MAX_VALUE_CHARS {
                 return None;
             }
@@ -149,7 +148,7 @@ fn offer_blocks(offer: &OfferButtons) -> Option<Value> {
                 "value": value,
             });
             // Yes is the affirmative choice; everything else keeps the default look.
-            if b.answer.value == Value::Bool(true) {
+            if b.action.is_affirmative() {
                 element["style"] = json!("primary");
             }
             Some(element)
@@ -270,11 +269,11 @@ impl Slack {
                     continue;
                 }
             }
-            let Some(answer) = action.value.as_deref().and_then(InquiryAnswer::decode) else {
+            let Some(answer) = action.value.as_deref().and_then(ButtonAction::decode) else {
                 tracing::debug!(connection = %self.name, "a button press without a readable answer; ignored");
                 continue;
             };
-            tracing::debug!(connection = %self.name, user = %user.id, inquiry = %answer.inquiry_id, "Slack answer button pressed");
+            tracing::debug!(connection = %self.name, user = %user.id, action = %answer.describe(), "Slack answer button pressed");
             presses.do_send(ButtonPressed {
                 user: user.clone(),
                 room: Room {
@@ -285,7 +284,7 @@ impl Slack {
                 },
                 room_name: room_name.clone(),
                 org: org.clone(),
-                answer,
+                action: answer,
                 origin: PressOrigin {
                     message_id: message_ts.clone(),
                     handle: 0,
@@ -391,6 +390,7 @@ crate::platform_messages!(Slack: UseButtonPresses, OfferButtons, ButtonOutcome);
 mod tests {
     use super::*;
     use crate::backends::buttons::Button;
+    use crate::backends::buttons::{ButtonAction, InquiryAnswer};
 
     fn offer(values: &[(&str, Value)]) -> OfferButtons {
         OfferButtons {
@@ -401,11 +401,11 @@ mod tests {
                 .iter()
                 .map(|(label, v)| Button {
                     label: (*label).into(),
-                    answer: InquiryAnswer {
+                    action: ButtonAction::Answer(InquiryAnswer {
                         inquiry_id: "abc".into(),
                         field: "continue".into(),
                         value: v.clone(),
-                    },
+                    }),
                 })
                 .collect(),
         }

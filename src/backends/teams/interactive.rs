@@ -1,7 +1,7 @@
 //! Answer buttons on Teams: an Adaptive Card with one `Action.Submit` per answer.
 //!
 //! Out: an [`OfferButtons`] becomes a card whose actions carry the typed answer
-//! ([`InquiryAnswer::encode`]) in their `data` under [`ANSWER_KEY`]
+//! ([`ButtonAction::encode`]) in their `data` under [`ANSWER_KEY`]
 //! (<https://learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/cards-actions#adaptive-cards-actions>).
 //!
 //! In: pressing one makes Teams send the bot a `message` activity whose `value` is that
@@ -50,13 +50,13 @@ impl Teams {
             return;
         };
         self.interactive.next_handle += 1;
-        tracing::debug!(connection = %self.name, user = ?press.user.id, inquiry = ?press.answer.inquiry_id, "Teams answer button pressed");
+        tracing::debug!(connection = %self.name, user = ?press.user.id, action = %press.action.describe(), "Teams answer button pressed");
         presses.do_send(ButtonPressed {
             user: press.user,
             room: press.room,
             room_name: press.room_name,
             org: press.org,
-            answer: press.answer,
+            action: press.action,
             origin: PressOrigin {
                 message_id: press.card,
                 handle: self.interactive.next_handle,
@@ -142,7 +142,7 @@ mod tests {
     use super::*;
     use crate::{
         backends::{
-            buttons::{Button, InquiryAnswer},
+            buttons::{Button, ButtonAction, InquiryAnswer},
             teams::{config::TeamsSettings, wire::ANSWER_KEY},
         },
         domain::message::{ChatUser, Room, RoomKind, Target},
@@ -174,7 +174,7 @@ mod tests {
             fallback: "Continue? Answer with !st2answer i1 yes".into(),
             buttons: vec![Button {
                 label: "Yes".into(),
-                answer: answer(),
+                action: ButtonAction::Answer(answer()),
             }],
         }
     }

@@ -220,13 +220,13 @@ pub fn button_card(text: &str, buttons: &[Button]) -> Option<Value> {
     let actions = buttons
         .iter()
         .map(|b| {
-            let style = if b.answer.value == Value::Bool(true) {
+            let style = if b.action.is_affirmative() {
                 "positive"
             } else {
                 "default"
             };
             json!({"type": "Action.Submit", "title": b.label, "style": style,
-                   "data": {ANSWER_KEY: b.answer.encode()}})
+                   "data": {ANSWER_KEY: b.action.encode()}})
         })
         .collect();
     let activity = with_attachments("", vec![card_attachment(vec![text_block(text)], actions)]);
@@ -279,7 +279,7 @@ pub fn readable_text(activity: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backends::buttons::InquiryAnswer;
+    use crate::backends::buttons::{ButtonAction, InquiryAnswer};
 
     fn plain(text: &str) -> Outbound<'_> {
         Outbound {
@@ -386,14 +386,14 @@ mod tests {
         let buttons = vec![
             Button {
                 label: "Yes".into(),
-                answer: answer.clone(),
+                action: ButtonAction::Answer(answer.clone()),
             },
             Button {
                 label: "No".into(),
-                answer: InquiryAnswer {
+                action: ButtonAction::Answer(InquiryAnswer {
                     value: json!(false),
                     ..answer.clone()
-                },
+                }),
             },
         ];
         let a = button_card("Continue?", &buttons).unwrap();

@@ -22,7 +22,7 @@
 use serde_json::Value;
 
 use crate::{
-    backends::buttons::InquiryAnswer,
+    backends::buttons::ButtonAction,
     domain::message::{ChatUser, InboundMessage, Room, RoomKind},
 };
 
@@ -244,7 +244,7 @@ pub struct Press {
     /// The tenant.
     pub org: Option<String>,
     /// What the button answers.
-    pub answer: InquiryAnswer,
+    pub action: ButtonAction,
     /// The card's activity id (`replyToId`), to replace it once answered.
     pub card: Option<String>,
 }
@@ -299,14 +299,14 @@ pub fn classify(activity: &Activity, connection: &str) -> Result<Incoming, Skip>
         .as_ref()
         .and_then(|v| v.get(ANSWER_KEY))
         .and_then(Value::as_str)
-        .and_then(InquiryAnswer::decode)
+        .and_then(ButtonAction::decode)
     {
         return Ok(Incoming::Press(Press {
             user,
             room,
             room_name,
             org,
-            answer,
+            action: answer,
             card: non_empty(&activity.reply_to_id),
         }));
     }
@@ -330,6 +330,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::backends::buttons::InquiryAnswer;
 
     /// A channel message as Teams sends it (conversation-messages, "Example of a message
     /// activity"; the mention entity as "Retrieve mentions" shows it).
@@ -467,7 +468,7 @@ mod tests {
         let Ok(Incoming::Press(p)) = read(&v) else {
             panic!("not a press")
         };
-        assert_eq!(p.answer, answer);
+        assert_eq!(p.action, ButtonAction::Answer(answer));
         assert_eq!(p.user.id, "6b0e5d3c-0000-4000-8000-00000000a11c");
         assert_eq!(p.card.as_deref(), Some("1714557611111"));
         assert_eq!(p.room.thread.as_deref(), Some("1714557600000"));

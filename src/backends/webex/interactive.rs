@@ -4,7 +4,7 @@
 //! Out: an [`OfferButtons`] becomes a message with one attachment of `contentType`
 //! `application/vnd.microsoft.card.adaptive` whose `content` is an `AdaptiveCard`: the
 //! question as a `TextBlock`, and one `Action.Submit` per answer whose `data` carries the
-//! typed answer ([`InquiryAnswer::encode`]) under [`ANSWER_KEY`]. The message's `markdown`
+//! typed answer ([`ButtonAction::encode`]) under [`ANSWER_KEY`]. The message's `markdown`
 //! is the text form, which clients that cannot show cards (and notifications) show instead.
 //!
 //! In: a press makes Webex create an attachment action and deliver an
@@ -32,8 +32,7 @@ use super::{
 use crate::{
     backends::{
         buttons::{
-            ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons, PressOrigin,
-            UseButtonPresses,
+            ButtonAction, ButtonOutcome, ButtonPressed, OfferButtons, PressOrigin, UseButtonPresses,
         },
         connection::{outbox::Dest, ConnectionError, Effects, Handles},
     },
@@ -73,7 +72,7 @@ pub struct PressRead {
     /// The card's message.
     pub message_id: String,
     /// The answer the button carries.
-    pub answer: InquiryAnswer,
+    pub action: ButtonAction,
     /// The room's kind (a group room when the card could not be read).
     pub kind: RoomKind,
     /// The card's thread: its parent, or the card itself.
@@ -87,13 +86,13 @@ pub fn card(offer: &OfferButtons, limit: usize) -> Value {
         .iter()
         .map(|b| {
             let title: String = b.label.chars().take(MAX_TITLE).collect();
-            let style = if b.answer.value == Value::Bool(true) {
+            let style = if b.action.is_affirmative() {
                 "positive"
             } else {
                 "default"
             };
             json!({"type": "Action.Submit", "title": title, "style": style,
-                   "data": {ANSWER_KEY: b.answer.encode()}})
+                   "data": {ANSWER_KEY: b.action.encode()}})
         })
         .collect();
     json!({
@@ -119,7 +118,7 @@ pub fn read_press(action: &Value, card: Option<&Message>) -> Option<PressRead> {
     let answer = action
         .pointer(&format!("/inputs/{ANSWER_KEY}"))
         .and_then(Value::as_str)
-        .and_then(InquiryAnswer::decode)?;
+        .and_then(ButtonAction::decode)?;
     let person_id = text("personId")?;
     let room_id = text("roomId")?;
     let message_id = text("messageId").unwrap_or_default();
@@ -138,7 +137,7 @@ pub fn read_press(action: &Value, card: Option<&Message>) -> Option<PressRead> {
         person_id,
         room_id,
         message_id,
-        answer,
+        action: answer,
         kind,
         thread,
     })
@@ -199,7 +198,7 @@ impl Webex {
         let name = press.name.unwrap_or_else(|| read.person_id.clone());
         Self::remember(&mut self.people, read.person_id.clone(), name.clone());
         self.interactive.next_handle += 1;
-        tracing::debug!(connection = %self.name, user = %read.person_id, inquiry = %read.answer.inquiry_id, "Webex answer button pressed");
+        tracing::debug!(connection = %self.name, user = %read.person_id, action = %read.action.describe(), "Webex answer button pressed");
         let room_name = match read.kind {
             RoomKind::Group => self.room_names.get(&read.room_id).cloned(),
             RoomKind::Direct => None,
@@ -218,7 +217,7 @@ impl Webex {
             },
             room_name,
             org: None,
-            answer: read.answer,
+            action: read.action,
             origin: PressOrigin {
                 message_id: Some(read.message_id).filter(|m| !m.is_empty()),
                 handle: self.interactive.next_handle,
@@ -278,6 +277,7 @@ crate::platform_messages!(Webex: UseButtonPresses, OfferButtons, ButtonOutcome);
 mod tests {
     use super::*;
     use crate::backends::buttons::Button;
+    use crate::backends::buttons::{ButtonAction, InquiryAnswer};
     use crate::domain::message::Target;
 
     fn answer(value: Value) -> InquiryAnswer {
@@ -301,11 +301,11 @@ mod tests {
             buttons: vec![
                 Button {
                     label: "yes".into(),
-                    answer: answer(json!(true)),
+                    action: ButtonAction::Answer(answer(json!(true))),
                 },
                 Button {
                     label: "no".into(),
-                    answer: answer(json!(false)),
+                    action: ButtonAction::Answer(answer(json!(false))),
                 },
             ],
         };
@@ -338,7 +338,7 @@ mod tests {
         let read = read_press(&action(json!({ANSWER_KEY: encoded})), Some(&card_msg)).unwrap();
         assert_eq!(read.person_id, "ALICE");
         assert_eq!(read.room_id, "R1");
-        assert_eq!(read.answer, answer(json!(true)));
+        assert_eq!(read.action, ButtonAction::Answer(answer(json!(true))));
         assert_eq!(read.kind, RoomKind::Group);
         assert_eq!(read.thread.as_deref(), Some("CARD"));
         // A card in a thread answers in that thread; in a 1:1 room it is direct.
