@@ -176,6 +176,45 @@ impl Settings {
             .get(action_ref)
             .map_or_else(|| "python-script".to_string(), |a| a.runner.clone())
     }
+
+    /// The parameters of `action_ref` (its own and its runner's) marked `secret: true`,
+    /// which st2 masks in every execution it serves (`ActionExecutionDB.mask_secrets`,
+    /// st2common/models/db/execution.py, through `get_secret_parameters` in
+    /// st2common/util/secrets.py).
+    fn secret_parameters_for(&self, action_ref: &str) -> Vec<String> {
+        self.registry
+            .get(action_ref)
+            .map(|a| {
+                a.parameters_view()
+                    .into_iter()
+                    .filter(|(_, spec)| spec.get("secret") == Some(&Value::Bool(true)))
+                    .map(|(name, _)| name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// st2's `MASKED_ATTRIBUTE_VALUE` (st2common/constants/secrets.py).
+const MASKED_ATTRIBUTE_VALUE: &str = "********";
+
+/// An execution's parameters as st2 serves them without `show_secrets`: each secret
+/// parameter's value replaced by [`MASKED_ATTRIBUTE_VALUE`].
+struct MaskedParameters<'a>(&'a Map<String, Value>, &'a [String]);
+
+impl serde::Serialize for MaskedParameters<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            if self.1.contains(k) {
+                m.serialize_entry(k, MASKED_ATTRIBUTE_VALUE)?;
+            } else {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
 }
 
 /// Who a request authenticated as (no `Debug`: it may hold a token).
@@ -310,6 +349,8 @@ struct Exec {
     action_ref: String,
     runner: String,
     parameters: Map<String, Value>,
+    /// The parameters st2 masks when it serves the execution.
+    secret_parameters: Vec<String>,
     context: Value,
     notify: Value,
     status: String,
@@ -391,7 +432,7 @@ impl serde::Serialize for ExecutionView<'_> {
             id: &'a str,
             action: &'a str,
             action_is_workflow: bool,
-            parameters: &'a Map<String, Value>,
+            parameters: MaskedParameters<'a>,
             #[serde(skip_serializing_if = "Value::is_null")]
             notify: &'a Value,
         }
@@ -410,7 +451,7 @@ impl serde::Serialize for ExecutionView<'_> {
                 id: &e.liveaction_id,
                 action: &e.action_ref,
                 action_is_workflow: false,
-                parameters: &e.parameters,
+                parameters: MaskedParameters(&e.parameters, &e.secret_parameters),
                 notify: &e.notify,
             },
         )?;
@@ -422,7 +463,10 @@ impl serde::Serialize for ExecutionView<'_> {
             m.serialize_entry("elapsed_seconds", &elapsed)?;
         }
         if !e.parameters.is_empty() {
-            m.serialize_entry("parameters", &e.parameters)?;
+            m.serialize_entry(
+                "parameters",
+                &MaskedParameters(&e.parameters, &e.secret_parameters),
+            )?;
         }
         m.serialize_entry("context", &e.context)?;
         if !e.notify.is_null() {
@@ -466,7 +510,10 @@ impl serde::Serialize for LiveActionView<'_> {
             m.serialize_entry("end_timestamp", &isotime(end))?;
         }
         if !e.parameters.is_empty() {
-            m.serialize_entry("parameters", &e.parameters)?;
+            m.serialize_entry(
+                "parameters",
+                &MaskedParameters(&e.parameters, &e.secret_parameters),
+            )?;
         }
         m.serialize_entry("context", &e.context)?;
         if !e.notify.is_null() {
@@ -940,6 +987,7 @@ impl Shared {
             liveaction_id: object_id(),
             action_ref: n.alias.action_ref.clone(),
             runner: self.settings.runner_for(&n.alias.action_ref),
+            secret_parameters: self.settings.secret_parameters_for(&n.alias.action_ref),
             parameters: n.parameters.clone(),
             context,
             notify,
@@ -1080,6 +1128,7 @@ impl Shared {
             action_ref: "core.ask".into(),
             runner: "inquirer".into(),
             parameters,
+            secret_parameters: Vec::new(),
             context: json!({"user": "stanley"}),
             notify: Value::Null,
             status: "requested".into(),
@@ -1186,6 +1235,7 @@ impl Shared {
             id,
             liveaction_id: object_id(),
             runner: self.settings.runner_for(&n.action_ref),
+            secret_parameters: self.settings.secret_parameters_for(&n.action_ref),
             action_ref: n.action_ref,
             parameters: n.parameters,
             context: n.context,

@@ -3000,4 +3000,22 @@ async fn a_secret_parameter_comes_back_in_the_announcement() {
     assert_eq!(name, "st2.announcement__stormbridge");
     let message = data["payload"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("Hunter2-Secret"), "{message}");
+    // The execution itself is served masked, parameters and liveaction alike
+    // (`ActionExecutionDB.mask_secrets`); the real value is what ran.
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let e = get(format!("{}/executions/{id}", em.api_url()), &token).await;
+    assert_eq!(e.status, 200, "{:?}", e.body);
+    assert_eq!(e.body["parameters"]["password"], "********");
+    assert_eq!(e.body["parameters"]["user"], "bob");
+    assert_eq!(e.body["liveaction"]["parameters"]["password"], "********");
+    assert_eq!(
+        em.executions()[0]
+            .parameters
+            .get("password")
+            .map(String::as_str),
+        Some("Hunter2-Secret")
+    );
 }
