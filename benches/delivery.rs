@@ -186,11 +186,38 @@ fn matrix_mapping(c: &mut Criterion) {
     );
 }
 
+/// What masking secrets costs each outgoing message (every message passes it): a typical
+/// result with nothing to mask, the same with two remembered secret values, and a 16 kB
+/// result full of ordinary output.
+fn secret_masking(c: &mut Criterion) {
+    use stormbridge::redact::{RedactConfig, Redactor, SecretMask};
+    let mask = SecretMask::new(
+        Redactor::new(&RedactConfig::default()).expect("defaults compile"),
+        std::time::Duration::from_secs(600),
+    );
+    let result = "Execution 5f1d2a3b4c5d6e7f8a9b0c1d (core.local) succeeded in 1.2 s:\n\
+                  stdout: Wed Dec  2 14:03:11 UTC 2026\nreturn code 0";
+    c.bench_function("mask: a result, nothing remembered", |b| {
+        b.iter(|| black_box(mask.text(black_box(result)).len()))
+    });
+    mask.remember(["Hunter2-Secret".to_owned(), "s3cr3t-v4lue".to_owned()]);
+    c.bench_function("mask: a result, two secret values remembered", |b| {
+        b.iter(|| black_box(mask.text(black_box(result)).len()))
+    });
+    let line =
+        "status : succeeded | web-01 deploy finished in 12.3 s, id 5f1d2a3b4c5d6e7f8a9b0c1d\n";
+    let long = line.repeat(16_000 / line.len());
+    c.bench_function("mask: a 16 kB result", |b| {
+        b.iter(|| black_box(mask.text(black_box(&long)).len()))
+    });
+}
+
 criterion_group!(
     benches,
     command_to_request,
     announcement_to_delivery,
     execution_to_result_text,
-    matrix_mapping
+    matrix_mapping,
+    secret_masking
 );
 criterion_main!(benches);

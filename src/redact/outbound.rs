@@ -11,20 +11,36 @@
 //!
 //! [`remember`]: SecretMask::remember
 
-use std::{borrow::Cow, sync::Arc, time::Duration};
+use std::{
+    borrow::Cow,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use super::Redactor;
 
 /// Most secret values remembered at once (the oldest go first beyond it).
-const MAX_VALUES: u64 = 10_000;
+const MAX_VALUES: usize = 10_000;
+
+/// One remembered value and when it is forgotten.
+#[derive(Clone)]
+struct Remembered {
+    value: Arc<str>,
+    until: Instant,
+}
 
 /// The redactor and the secret values to mask; shared by the dispatcher and every
-/// connection.
+/// connection. Reading (every outgoing message) takes no lock: the list is swapped whole
+/// when a command adds values, which is rare by comparison.
 pub struct SecretMask {
     redactor: Redactor,
-    values: moka::sync::Cache<Arc<str>, ()>,
+    keep: Duration,
+    values: ArcSwap<Vec<Remembered>>,
+    /// Serialises writers, so two commands' values never overwrite each other.
+    writer: parking_lot::Mutex<()>,
 }
 
 impl std::fmt::Debug for SecretMask {
@@ -32,7 +48,7 @@ impl std::fmt::Debug for SecretMask {
         // Never the values.
         f.debug_struct("SecretMask")
             .field("redactor", &self.redactor)
-            .field("values", &self.values.entry_count())
+            .field("values", &self.values.load().len())
             .finish()
     }
 }
@@ -42,40 +58,61 @@ impl SecretMask {
     pub fn new(redactor: Redactor, keep: Duration) -> Self {
         Self {
             redactor,
-            values: moka::sync::Cache::builder()
-                .max_capacity(MAX_VALUES)
-                .time_to_live(keep)
-                .build(),
+            keep,
+            values: ArcSwap::from_pointee(Vec::new()),
+            writer: parking_lot::Mutex::new(()),
         }
     }
 
-    /// Remembers secret values to mask from now on.
+    /// Remembers secret values to mask from now on (for `keep`; a value remembered again
+    /// is kept longer).
     pub fn remember(&self, values: impl IntoIterator<Item = String>) {
-        for value in values {
-            if !value.is_empty() {
-                self.values.insert(Arc::from(value), ());
-            }
+        let fresh: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        if fresh.is_empty() {
+            return;
         }
+        let _writing = self.writer.lock();
+        let now = Instant::now();
+        let until = now + self.keep;
+        let mut next: Vec<Remembered> = self
+            .values
+            .load()
+            .iter()
+            .filter(|r| r.until > now && !fresh.iter().any(|v| **v == *r.value))
+            .cloned()
+            .collect();
+        next.extend(fresh.into_iter().map(|v| Remembered {
+            value: Arc::from(v),
+            until,
+        }));
+        if next.len() > MAX_VALUES {
+            next.drain(..next.len() - MAX_VALUES);
+        }
+        self.values.store(Arc::new(next));
     }
 
-    fn known(&self) -> Vec<Arc<str>> {
-        self.values
+    /// Runs `f` with the values remembered now.
+    fn with_known<T>(&self, f: impl FnOnce(&[&str]) -> T) -> T {
+        let list = self.values.load();
+        if list.is_empty() {
+            return f(&[]);
+        }
+        let now = Instant::now();
+        let values: Vec<&str> = list
             .iter()
-            .map(|(k, ())| k.as_ref().clone())
-            .collect()
+            .filter(|r| r.until > now)
+            .map(|r| r.value.as_ref())
+            .collect();
+        f(&values)
     }
 
     /// `text` with every secret masked.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let known = self.known();
-        let values: Vec<&str> = known.iter().map(|v| v.as_ref()).collect();
-        self.redactor.redact(text, &values)
+        self.with_known(|values| self.redactor.redact(text, values))
     }
 
     /// Masks every string inside `value` (a result's platform extras, Slack attachments).
     pub fn value(&self, value: &mut Value) {
-        let known = self.known();
-        let values: Vec<&str> = known.iter().map(|v| v.as_ref()).collect();
         fn walk(v: &mut Value, redactor: &Redactor, values: &[&str], depth: usize) {
             match v {
                 Value::String(s) => {
@@ -95,7 +132,7 @@ impl SecretMask {
                 _ => {}
             }
         }
-        walk(value, &self.redactor, &values, 0);
+        self.with_known(|values| walk(value, &self.redactor, values, 0));
     }
 }
 
@@ -125,6 +162,19 @@ mod tests {
         mask.value(&mut extra);
         assert!(!extra.to_string().contains("Hunter2"), "{extra}");
         assert!(!format!("{mask:?}").contains("Hunter2"));
+    }
+
+    #[test]
+    fn values_are_forgotten_after_their_time() {
+        let mask = SecretMask::new(
+            Redactor::new(&RedactConfig::default()).expect("defaults compile"),
+            Duration::ZERO,
+        );
+        mask.remember(["Hunter2-Secret".to_owned()]);
+        assert_eq!(mask.text("Hunter2-Secret"), "Hunter2-Secret");
+        // A newer remember prunes what expired.
+        mask.remember(["Other-Secret".to_owned()]);
+        assert!(mask.values.load().len() <= 1);
     }
 
     #[test]

@@ -191,6 +191,44 @@ pub(crate) fn is_placeholder(value: &str, mask: &str) -> bool {
         || lower.starts_with("https://")
 }
 
+/// Literal words (matched ignoring ASCII case) at least one of which every built-in
+/// shape's match contains, so that text without any of them cannot hold a shape — the
+/// redactor's pre-check. URL credentials (`://` and `@`) are checked apart. Keep in step
+/// with [`SHAPES`]: the corpus's true positives fail if a shape's word is missing.
+pub(super) const TRIGGERS: &[&str] = &[
+    // labelled secrets, flags and the key-value rule
+    "passw",
+    "passp",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "accesskey",
+    "access_key",
+    "access-key",
+    "private",
+    "credential",
+    "pwd",
+    // headers
+    "authorization",
+    "bearer",
+    // token shapes
+    "akia",
+    "asia",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xox",
+    "xapp-",
+    "hooks.slack.com",
+    "aiza",
+    "eyj",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
