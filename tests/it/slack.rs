@@ -325,6 +325,84 @@ fn now() -> i64 {
 }
 
 #[actix_rt::test]
+async fn events_api_mode_takes_signed_button_presses_at_the_same_request_url() {
+    let slack = FakeSlack::start().await;
+    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    let mut opts = with_test_aliases();
+    opts.access_toml
+        .push_str("[confirm]\n[[confirm.rules]]\naliases = [\"ops.deploy\"]\n");
+    opts.extra_toml = format!(
+        "[[chat]]\nname = \"slackev\"\nbackend = \"slack\"\nmode = \"events\"\nbot_token = \"{BOT_TOKEN}\"\n\
+         signing_secret = \"{secret}\"\napi_url = \"{}\"\nsend_interval_ms = 0\n",
+        slack.api_url()
+    );
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let url = format!("http://{}/slack/events/slackev", b.app.http_addr);
+    let post = |content_type: &'static str, body: String, sign_as: Option<String>| {
+        let ts = now().to_string();
+        let sig = stormbridge::backends::slack::signature::sign(
+            secret.as_bytes(),
+            &ts,
+            sign_as.unwrap_or_else(|| body.clone()).as_bytes(),
+        );
+        let req = b
+            .http
+            .post(url.clone())
+            .insert_header(("Content-Type", content_type))
+            .insert_header(("X-Slack-Request-Timestamp", ts))
+            .insert_header(("X-Slack-Signature", sig));
+        async move {
+            req.send_body(body)
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    let event = slack
+        .message_event("C0OPS", ALICE, "!st2 deploy web to prod", None)
+        .to_string();
+    assert_eq!(post("application/json", event, None).await, 200);
+    let (offer, ts) = slack
+        .post_and_ts_containing("needs your confirmation")
+        .await;
+    let confirm = offer["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["text"]["text"] == "Confirm")
+        .unwrap_or_else(|| panic!("no Confirm button in {offer:#}"));
+    let form = |payload: &Value| {
+        serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form")
+    };
+    let press = form(&slack.block_actions("C0OPS", ALICE, &ts, None, &confirm));
+    // A press signed for other bytes is refused, and runs nothing.
+    let forged = post(
+        "application/x-www-form-urlencoded",
+        press.clone(),
+        Some("payload=%7B%7D".into()),
+    )
+    .await;
+    assert_eq!(forged, 401);
+    assert!(b.emulator.executions().is_empty());
+    assert_eq!(
+        post("application/x-www-form-urlencoded", press, None).await,
+        200
+    );
+    execution_count(&b, 1).await;
+    let updated = eventually!(WAIT, !slack.updates().is_empty());
+    assert!(updated, "the buttons were not replaced");
+    assert!(
+        text_of(&slack.updates()[0]).contains("confirmed"),
+        "{:?}",
+        slack.updates()
+    );
+    assert_eq!(b.emulator.executions().len(), 1);
+}
+
+#[actix_rt::test]
 async fn events_api_mode_verifies_signatures_and_answers_the_challenge() {
     let slack = FakeSlack::start().await;
     let secret = "8f742231b10e8888abcd99yyyzzz85a5";

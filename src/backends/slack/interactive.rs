@@ -1,4 +1,4 @@
-//! Answer buttons on Slack (Socket Mode).
+//! Buttons on Slack: inquiry answers and decisions on held commands.
 //!
 //! Out: an [`OfferButtons`] becomes a `chat.postMessage` with Block Kit blocks — a `section`
 //! with the question and an `actions` block of `button` elements
@@ -7,8 +7,9 @@
 //! `style` `primary`/`danger`). Each button's `value` is the typed answer
 //! ([`ButtonAction::encode`]); its `action_id` starts with [`ACTION_PREFIX`].
 //!
-//! In: a press arrives over Socket Mode as an `interactive` envelope whose payload is a
-//! `block_actions` payload (https://api.slack.com/apis/socket-mode, "Interactivity";
+//! In: a press arrives over Socket Mode as an `interactive` envelope, or in Events API
+//! mode as a signed POST to the Request URL (a form whose `payload` field holds the JSON;
+//! https://api.slack.com/interactivity/handling), either way a `block_actions` payload (https://api.slack.com/apis/socket-mode, "Interactivity";
 //! https://api.slack.com/reference/interaction-payloads/block-actions-payload): `user`
 //! (who pressed), `container` (`channel_id`, `message_ts`, `thread_ts`), `channel`,
 //! `team`, `message` and `actions` (`action_id`, `value`, `action_ts`). The envelope is
@@ -20,9 +21,8 @@
 //! buttons are gone; refused, only the presser is told, with `chat.postEphemeral` (a
 //! direct message when Slack refuses that), like any ephemeral whisper.
 //!
-//! Buttons need interactivity delivered to the bridge: in Events API mode the presses
-//! would go to an HTTP Request URL the bridge does not serve yet, so there the text form
-//! (`fallback`) is posted instead.
+//! In Events API mode the app's Interactivity Request URL must be the bridge's
+//! `/slack/events/<connection>` too (the same path takes both, told apart by the body).
 
 use actix::Recipient;
 use serde::Deserialize;
@@ -32,7 +32,6 @@ use super::{
     api::{Dest, Outgoing},
     platform::{Event, Slack},
     wire::ApiEnvelope,
-    SlackMode,
 };
 use crate::{
     backends::{
@@ -307,10 +306,12 @@ impl Handles<OfferButtons> for Slack {
 
     fn handle(&mut self, msg: OfferButtons, fx: &mut Effects<Self>) {
         let (dest, thread) = self.offer_dest(&msg.target);
-        let blocks = (self.settings.mode == SlackMode::Socket
-            && self.interactive.presses.is_some())
-        .then(|| offer_blocks(&msg))
-        .flatten();
+        let blocks = self
+            .interactive
+            .presses
+            .is_some()
+            .then(|| offer_blocks(&msg))
+            .flatten();
         let Some(blocks) = blocks else {
             return self.enqueue_text(dest, thread.as_deref(), &msg.fallback, fx);
         };

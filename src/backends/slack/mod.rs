@@ -1,6 +1,6 @@
 //! The Slack backend: events in over Socket Mode (a websocket opened with
 //! `apps.connections.open`) or the Events API (signed HTTP POSTs to
-//! `/slack/events/<connection>`), messages out over the Web API (`chat.postMessage`,
+//! `/slack/events/<connection>`, which also takes button presses), messages out over the Web API (`chat.postMessage`,
 //! `conversations.open` for direct messages), with Slack's rate limits honoured.
 //!
 //! Identity: a user is `ChatUser{connection, id: "U…"}`, a room `Room{id: "C…"/"D…"}` with

@@ -520,7 +520,19 @@ impl Handles<WebhookRequest> for Slack {
             return WebhookReply::new(401, json!({"error": "invalid signature"}));
         }
         let Ok(value) = serde_json::from_slice::<Value>(&request.body) else {
-            return WebhookReply::new(400, json!({"error": "body is not JSON"}));
+            // Interactivity (button presses) comes to the Request URL as a form with one
+            // field, `payload`, holding the JSON (api.slack.com/interactivity/handling,
+            // "Request URL"), signed like events; it is acknowledged with an empty 200.
+            return match interactive_payload(&request.body) {
+                Some(payload) => {
+                    self.on_interactive(payload, fx);
+                    WebhookReply::ok()
+                }
+                None => WebhookReply::new(
+                    400,
+                    json!({"error": "body is neither an event (JSON) nor an interaction (form with payload)"}),
+                ),
+            };
         };
         if value.get("type").and_then(Value::as_str) == Some("url_verification") {
             let challenge = value.get("challenge").cloned().unwrap_or(Value::Null);
@@ -529,6 +541,13 @@ impl Handles<WebhookRequest> for Slack {
         self.event_callback(value, fx);
         WebhookReply::ok()
     }
+}
+
+/// The `payload` field of an interactivity form, as JSON.
+fn interactive_payload(body: &[u8]) -> Option<Value> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    let (_, payload) = fields.into_iter().find(|(k, _)| k == "payload")?;
+    serde_json::from_str(&payload).ok()
 }
 
 crate::platform_messages!(Slack: WebhookRequest);
