@@ -640,14 +640,24 @@ fn english_list(items: &[String]) -> String {
 
 /// How the access rules see the sender of `msg`.
 fn subject_of(msg: &InboundMessage) -> Subject {
+    subject_in(&msg.user, &msg.room, &msg.room_name, &msg.org)
+}
+
+/// How the access rules see `user` in `room`.
+fn subject_in(
+    user: &crate::domain::message::ChatUser,
+    room: &crate::domain::message::Room,
+    room_name: &Option<String>,
+    org: &Option<String>,
+) -> Subject {
     Subject {
-        connection: msg.user.connection.clone(),
-        user_id: msg.user.id.clone(),
-        user_names: vec![msg.user.name.clone()],
-        room_id: msg.room.id.clone(),
-        room_name: msg.room_name.clone(),
-        room_kind: msg.room.kind,
-        org: msg.org.clone(),
+        connection: user.connection.clone(),
+        user_id: user.id.clone(),
+        user_names: vec![user.name.clone()],
+        room_id: room.id.clone(),
+        room_name: room_name.clone(),
+        room_kind: room.kind,
+        org: org.clone(),
     }
 }
 

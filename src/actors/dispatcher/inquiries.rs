@@ -15,7 +15,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use serde_json::{json, Map, Value};
 
-use super::{subject_of, Dispatcher, ExecuteError};
+use super::{subject_in, Dispatcher, ExecuteError};
 use crate::{
     acl::CommandRef,
     actors::{
@@ -532,57 +532,77 @@ impl Dispatcher {
         ctx: &mut Context<Self>,
     ) {
         let typed = format!("answer {} {}", answer.inquiry_id, answer.as_typed());
-        let msg = InboundMessage {
-            user: press.user.clone(),
-            room: press.room.clone(),
-            text: format!("{}{typed}", self.command_prefix()),
-            message_id: None,
-            mentioned: false,
-            room_name: press.room_name.clone(),
-            org: press.org.clone(),
-        };
         tracing::info!(inquiry = %answer.inquiry_id, user = %press.user.id, connection = %press.user.connection, "answer button pressed");
-        let decision = self.gate.send(Authorize {
-            subject: subject_of(&msg),
+        self.authorize_press(
+            press,
+            "answer",
+            typed,
+            outcomes,
+            ctx,
+            move |act, press, outcomes, ctx| {
+                if !is_inquiry_id(&answer.inquiry_id) {
+                    act.metrics.command(CommandOutcome::Invalid);
+                    outcomes.do_send(press_outcome(
+                        &press,
+                        false,
+                        "That button does not name an inquiry.".into(),
+                    ));
+                    return;
+                }
+                let user = UserKey(format!("{}:{}", press.user.connection, press.user.id));
+                let (field, value) = (answer.field.clone(), answer.value.clone());
+                let fut = act.answer_future(user, answer.inquiry_id.clone(), move |schema| {
+                    let mut response = Map::new();
+                    response.insert(field, value);
+                    validate_response(response, schema)
+                });
+                ctx.spawn(fut.into_actor(act).map(move |result, act, _ctx| {
+                    let accepted = result.is_ok();
+                    let text = act.answer_reply(&answer.inquiry_id, &press.user.name, result);
+                    outcomes.do_send(press_outcome(&press, accepted, text));
+                }));
+            },
+        );
+    }
+
+    /// A press passes the access gate as the typed built-in `verb` (`typed`: the text after
+    /// the prefixes) for the person who pressed, exactly as if they had typed it; allowed,
+    /// `then` runs; refused (or no answer from the gate: it fails closed), only the presser
+    /// is told.
+    pub(super) fn authorize_press(
+        &mut self,
+        press: ButtonPressed,
+        verb: &'static str,
+        typed: String,
+        outcomes: Recipient<ButtonOutcome>,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, ButtonPressed, Recipient<ButtonOutcome>, &mut Context<Self>)
+            + 'static,
+    ) {
+        let verdict = self.gate.send(Authorize {
+            subject: press_subject(&press),
             command: CommandRef::Builtin {
-                verb: "answer".into(),
+                verb: verb.to_owned(),
                 text: typed,
             },
         });
-        ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
-            // Fails closed: no answer from the gate is a refusal.
-            if !decision.is_ok_and(|d| d.allowed()) {
-                act.metrics.command(CommandOutcome::Denied);
-                let text = act.templates.render(
-                    "denied",
-                    &json!({"command": format!("{}answer", act.command_prefix()), "alias_ref": null}),
-                );
-                outcomes.do_send(press_outcome(&press, false, text));
-                return;
+        ctx.spawn(verdict.into_actor(self).map(move |verdict, act, ctx| {
+            if verdict.is_ok_and(|v| v.allowed()) {
+                return then(act, press, outcomes, ctx);
             }
-            if !is_inquiry_id(&answer.inquiry_id) {
-                act.metrics.command(CommandOutcome::Invalid);
-                outcomes.do_send(press_outcome(
-                    &press,
-                    false,
-                    "That button does not name an inquiry.".into(),
-                ));
-                return;
-            }
-            let user = UserKey(format!("{}:{}", press.user.connection, press.user.id));
-            let (field, value) = (answer.field.clone(), answer.value.clone());
-            let fut = act.answer_future(user, answer.inquiry_id.clone(), move |schema| {
-                let mut response = Map::new();
-                response.insert(field, value);
-                validate_response(response, schema)
-            });
-            ctx.spawn(fut.into_actor(act).map(move |result, act, _ctx| {
-                let accepted = result.is_ok();
-                let text = act.answer_reply(&answer.inquiry_id, &press.user.name, result);
-                outcomes.do_send(press_outcome(&press, accepted, text));
-            }));
+            act.metrics.command(CommandOutcome::Denied);
+            let text = act.templates.render(
+                "denied",
+                &json!({"command": format!("{}{verb}", act.command_prefix()), "alias_ref": null}),
+            );
+            outcomes.do_send(press_outcome(&press, false, text));
         }));
     }
+}
+
+/// How the access rules see the person who pressed, where they pressed.
+pub(super) fn press_subject(press: &ButtonPressed) -> crate::acl::Subject {
+    subject_in(&press.user, &press.room, &press.room_name, &press.org)
 }
 
 /// The outcome of `press`, for its connection.

@@ -14,10 +14,13 @@ use actix::prelude::*;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{inquiries::press_outcome, subject_of, Dispatcher, Next};
+use super::{
+    inquiries::{press_outcome, press_subject},
+    subject_of, Dispatcher, Next,
+};
 use crate::{
     acl::{CommandRef, Requirement},
-    actors::acl_gate::{Authorize, DeciderRights, WhoCanDecide},
+    actors::acl_gate::{DeciderRights, WhoCanDecide},
     alias::index::{AliasMatch, Selection},
     backends::buttons::{
         Button, ButtonAction, ButtonOutcome, ButtonPressed, HeldDecision, OfferButtons,
@@ -362,50 +365,42 @@ impl Dispatcher {
     ) {
         let verb = decision.verb;
         let typed = format!("{} {}", verb.as_str(), decision.code);
-        let msg = InboundMessage {
-            user: press.user.clone(),
-            room: press.room.clone(),
-            text: format!("{}{typed}", self.command_prefix()),
-            message_id: None,
-            mentioned: false,
-            room_name: press.room_name.clone(),
-            org: press.org.clone(),
-        };
         tracing::info!(code = %decision.code, verb = verb.as_str(), user = %press.user.id, connection = %press.user.connection, "decision button pressed");
-        let verdict = self.gate.send(Authorize {
-            subject: subject_of(&msg),
-            command: CommandRef::Builtin {
-                verb: verb.as_str().to_owned(),
-                text: typed,
-            },
-        });
-        ctx.spawn(verdict.into_actor(self).map(move |verdict, act, ctx| {
-            // Fails closed: no answer from the gate is a refusal.
-            if !verdict.is_ok_and(|v| v.allowed()) {
-                act.metrics.command(CommandOutcome::Denied);
-                let text = act.templates.render(
-                    "denied",
-                    &json!({"command": format!("{}{}", act.command_prefix(), verb.as_str()), "alias_ref": null}),
+        self.authorize_press(
+            press,
+            verb.as_str(),
+            typed,
+            outcomes,
+            ctx,
+            move |act, press, outcomes, ctx| {
+                let code = decision.code.clone();
+                act.with_rights(
+                    press_subject(&press),
+                    verb,
+                    &decision.code,
+                    ctx,
+                    move |act, rights, ctx| match act.take_decision(
+                        &press.user,
+                        &press.room,
+                        verb,
+                        &code,
+                        "",
+                        &rights,
+                    ) {
+                        Err(refusal) => outcomes.do_send(press_outcome(&press, false, refusal)),
+                        Ok((w, text)) => {
+                            outcomes.do_send(press_outcome(&press, true, text.clone()));
+                            if !w.sent_in(&press.room) {
+                                act.send_to_origin(&w, text);
+                            }
+                            if verb.runs() {
+                                act.run_decided(w, ctx);
+                            }
+                        }
+                    },
                 );
-                outcomes.do_send(press_outcome(&press, false, text));
-                return;
-            }
-            let code = decision.code.clone();
-            act.with_rights(subject_of(&msg), verb, &decision.code, ctx, move |act, rights, ctx| {
-                match act.take_decision(&press.user, &press.room, verb, &code, "", &rights) {
-                    Err(refusal) => outcomes.do_send(press_outcome(&press, false, refusal)),
-                    Ok((w, text)) => {
-                        outcomes.do_send(press_outcome(&press, true, text.clone()));
-                        if !w.sent_in(&press.room) {
-                            act.send_to_origin(&w, text);
-                        }
-                        if verb.runs() {
-                            act.run_decided(w, ctx);
-                        }
-                    }
-                }
-            });
-        }));
+            },
+        );
     }
 
     /// Runs `then` with what `subject` may decide on: asked of the gate only when the held
