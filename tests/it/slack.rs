@@ -324,21 +324,34 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-#[actix_rt::test]
-async fn events_api_mode_takes_signed_button_presses_at_the_same_request_url() {
-    let slack = FakeSlack::start().await;
-    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
-    let mut opts = with_test_aliases();
-    opts.access_toml
-        .push_str("[confirm]\n[[confirm.rules]]\naliases = [\"ops.deploy\"]\n");
+/// The signing secret of the Events API connection (Slack's documentation's example).
+const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// A bridge with one Slack connection in Events API mode (`slackev`), ready, and the URL
+/// Slack posts events and presses to.
+async fn events_bridge(
+    slack: &FakeSlack,
+    mut opts: crate::support::Options,
+) -> (TestBridge, String) {
     opts.extra_toml = format!(
         "[[chat]]\nname = \"slackev\"\nbackend = \"slack\"\nmode = \"events\"\nbot_token = \"{BOT_TOKEN}\"\n\
-         signing_secret = \"{secret}\"\napi_url = \"{}\"\nsend_interval_ms = 0\n",
+         signing_secret = \"{SIGNING_SECRET}\"\napi_url = \"{}\"\nsend_interval_ms = 0\n",
         slack.api_url()
     );
     let b = TestBridge::start_with(opts).await;
     b.wait_ready(200).await;
     let url = format!("http://{}/slack/events/slackev", b.app.http_addr);
+    (b, url)
+}
+
+#[actix_rt::test]
+async fn events_api_mode_takes_signed_button_presses_at_the_same_request_url() {
+    let slack = FakeSlack::start().await;
+    let secret = SIGNING_SECRET;
+    let mut opts = with_test_aliases();
+    opts.access_toml
+        .push_str("[confirm]\n[[confirm.rules]]\naliases = [\"ops.deploy\"]\n");
+    let (b, url) = events_bridge(&slack, opts).await;
     let post = |content_type: &'static str, body: String, sign_as: Option<String>| {
         let ts = now().to_string();
         let sig = stormbridge::backends::slack::signature::sign(
@@ -405,16 +418,8 @@ async fn events_api_mode_takes_signed_button_presses_at_the_same_request_url() {
 #[actix_rt::test]
 async fn events_api_mode_verifies_signatures_and_answers_the_challenge() {
     let slack = FakeSlack::start().await;
-    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
-    let mut opts = with_test_aliases();
-    opts.extra_toml = format!(
-        "[[chat]]\nname = \"slackev\"\nbackend = \"slack\"\nmode = \"events\"\nbot_token = \"{BOT_TOKEN}\"\n\
-         signing_secret = \"{secret}\"\napi_url = \"{}\"\nsend_interval_ms = 0\n",
-        slack.api_url()
-    );
-    let b = TestBridge::start_with(opts).await;
-    b.wait_ready(200).await;
-    let url = format!("http://{}/slack/events/slackev", b.app.http_addr);
+    let secret = SIGNING_SECRET;
+    let (b, url) = events_bridge(&slack, with_test_aliases()).await;
     let post = |body: String, ts: String, sig: String| {
         let req = b
             .http
