@@ -392,3 +392,61 @@ async fn on_slack_a_button_approves_as_the_presser_once_and_refuses_the_sender()
     ephemeral_to(&slack, BOB, "nothing is waiting").await;
     assert_eq!(b.emulator.executions().len(), 1);
 }
+
+#[actix_rt::test]
+async fn on_discord_only_the_sender_confirms_with_a_button() {
+    use crate::{
+        fake_discord::{FakeDiscord, ALICE, BOB, GENERAL},
+        inquiries::{discord_button, discord_message},
+        support::WAIT,
+    };
+    let fake = FakeDiscord::start().await;
+    let mut opts = with_confirm(CONFIRM_DEPLOYS);
+    opts.extra_toml = fake.chat_toml("");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    fake.post_as(ALICE, GENERAL, "!st2 deploy web to prod");
+    let offer = discord_message(&fake, GENERAL, "needs your confirmation").await;
+    let confirm = discord_button(&offer, "Confirm");
+    discord_button(&offer, "Abort");
+
+    // Bob presses Confirm: only he is told why not; nothing runs, the buttons stay.
+    let pressed = fake.press(BOB, &offer, &confirm);
+    let refused = eventually!(
+        WAIT,
+        fake.followups().iter().any(|f| f.interaction == pressed)
+    );
+    assert!(refused, "no follow-up for bob's press");
+    let followup = fake
+        .followups()
+        .into_iter()
+        .find(|f| f.interaction == pressed)
+        .expect("bob's follow-up");
+    assert!(followup.ephemeral, "{:?}", followup.body);
+    assert!(
+        followup.body["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only the person who sent it"),
+        "{:?}",
+        followup.body
+    );
+    assert!(b.emulator.executions().is_empty());
+    assert!(fake.edits().is_empty());
+
+    // Alice confirms: it runs once, and the message says so with its buttons gone.
+    fake.press(ALICE, &offer, &confirm);
+    let ran = eventually!(WAIT, b.emulator.executions().len() == 1);
+    assert!(ran, "the confirmed command never reached StackStorm");
+    let updated = discord_message(&fake, GENERAL, "confirmed").await;
+    assert_eq!(updated["id"], offer["id"]);
+    assert_eq!(updated["components"], serde_json::json!([]));
+    fake.press(ALICE, &offer, &confirm);
+    let again = eventually!(WAIT, fake.followups().len() >= 2);
+    assert!(again, "the second press was not answered");
+    assert_eq!(
+        b.emulator.executions().len(),
+        1,
+        "a second press runs nothing"
+    );
+}

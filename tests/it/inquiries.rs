@@ -503,7 +503,7 @@ async fn in_clientside_mode_a_slack_press_runs_with_the_pressers_own_stackstorm_
 // ----- Discord buttons ------------------------------------------------------------------
 
 /// The bot's message in `channel` containing `needle`, once it is there.
-async fn discord_message(
+pub(crate) async fn discord_message(
     fake: &crate::fake_discord::FakeDiscord,
     channel: &str,
     needle: &str,
@@ -518,7 +518,7 @@ async fn discord_message(
 }
 
 /// The `custom_id` of the button labelled `label` in a Discord message.
-fn discord_button(msg: &Value, label: &str) -> String {
+pub(crate) fn discord_button(msg: &Value, label: &str) -> String {
     msg["components"]
         .as_array()
         .into_iter()
