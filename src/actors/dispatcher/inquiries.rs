@@ -542,7 +542,7 @@ impl Dispatcher {
             move |act, press, outcomes, ctx| {
                 if !is_inquiry_id(&answer.inquiry_id) {
                     act.metrics.command(CommandOutcome::Invalid);
-                    outcomes.do_send(press_outcome(
+                    outcomes.do_send(act.press_outcome(
                         &press,
                         false,
                         "That button does not name an inquiry.".into(),
@@ -559,7 +559,7 @@ impl Dispatcher {
                 ctx.spawn(fut.into_actor(act).map(move |result, act, _ctx| {
                     let accepted = result.is_ok();
                     let text = act.answer_reply(&answer.inquiry_id, &press.user.name, result);
-                    outcomes.do_send(press_outcome(&press, accepted, text));
+                    outcomes.do_send(act.press_outcome(&press, accepted, text));
                 }));
             },
         );
@@ -595,7 +595,7 @@ impl Dispatcher {
                 "denied",
                 &json!({"command": format!("{}{verb}", act.command_prefix()), "alias_ref": null}),
             );
-            outcomes.do_send(press_outcome(&press, false, text));
+            outcomes.do_send(act.press_outcome(&press, false, text));
         }));
     }
 }
@@ -605,14 +605,22 @@ pub(super) fn press_subject(press: &ButtonPressed) -> crate::acl::Subject {
     subject_in(&press.user, &press.room, &press.room_name, &press.org)
 }
 
-/// The outcome of `press`, for its connection.
-pub(super) fn press_outcome(press: &ButtonPressed, accepted: bool, text: String) -> ButtonOutcome {
-    ButtonOutcome {
-        user: press.user.clone(),
-        room: press.room.clone(),
-        origin: press.origin.clone(),
-        accepted,
-        text,
+impl Dispatcher {
+    /// The outcome of `press`, for its connection, its text masked: outcomes do not pass
+    /// the connection's `Deliver`, where every other message is.
+    pub(super) fn press_outcome(
+        &self,
+        press: &ButtonPressed,
+        accepted: bool,
+        text: String,
+    ) -> ButtonOutcome {
+        ButtonOutcome {
+            user: press.user.clone(),
+            room: press.room.clone(),
+            origin: press.origin.clone(),
+            accepted,
+            text: self.settings.mask.text(&text).into_owned(),
+        }
     }
 }
 

@@ -14,10 +14,7 @@ use actix::prelude::*;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{
-    inquiries::{press_outcome, press_subject},
-    subject_of, Dispatcher, Next,
-};
+use super::{inquiries::press_subject, subject_of, Dispatcher, Next};
 use crate::{
     acl::{CommandRef, Requirement},
     actors::acl_gate::{DeciderRights, WhoCanDecide},
@@ -387,9 +384,9 @@ impl Dispatcher {
                         "",
                         &rights,
                     ) {
-                        Err(refusal) => outcomes.do_send(press_outcome(&press, false, refusal)),
+                        Err(refusal) => outcomes.do_send(act.press_outcome(&press, false, refusal)),
                         Ok((w, text)) => {
-                            outcomes.do_send(press_outcome(&press, true, text.clone()));
+                            outcomes.do_send(act.press_outcome(&press, true, text.clone()));
                             if !w.sent_in(&press.room) {
                                 act.send_to_origin(&w, text);
                             }
