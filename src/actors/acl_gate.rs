@@ -43,7 +43,12 @@ impl Verdict {
 /// Asks what a person may decide on among waiting commands.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "DeciderRights")]
-pub struct WhoCanDecide(pub Subject);
+pub struct WhoCanDecide {
+    /// The person, where they decide.
+    pub subject: Subject,
+    /// The held command being decided: its sender (where it was sent) and what it runs.
+    pub held: Option<(Subject, CommandRef)>,
+}
 
 /// The answer to [`WhoCanDecide`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +57,10 @@ pub struct DeciderRights {
     pub admin: bool,
     /// The `[[confirm.rules]]` indices they are an approver of.
     pub approver_of: Vec<usize>,
+    /// Whether they may approve the held command asked about: by the approvers of the rule
+    /// that covers it now (the configuration may have changed since it was asked); when
+    /// no rule asks approval for it any more, administrators decide.
+    pub approves_held: bool,
 }
 
 /// Asks for the full reasoning behind a decision (`!st2acl explain`).
@@ -142,12 +151,25 @@ impl Handler<WhoCanDecide> for AclGate {
 
     fn handle(
         &mut self,
-        WhoCanDecide(subject): WhoCanDecide,
+        WhoCanDecide { subject, held }: WhoCanDecide,
         _ctx: &mut Self::Context,
     ) -> Self::Result {
+        let admin = self.policy.is_admin(&subject);
+        let approves_held = held.is_some_and(|(sender, command)| {
+            match self
+                .policy
+                .confirmation(&sender, &command)
+                .filter(|r| r.needs_approval())
+                .and_then(|r| r.rule)
+            {
+                Some(rule) => self.policy.is_approver(rule, &subject),
+                None => admin,
+            }
+        });
         MessageResult(DeciderRights {
-            admin: self.policy.is_admin(&subject),
+            admin,
             approver_of: self.policy.approver_rules(&subject),
+            approves_held,
         })
     }
 }

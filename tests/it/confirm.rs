@@ -450,3 +450,38 @@ async fn on_discord_only_the_sender_confirms_with_a_button() {
         "a second press runs nothing"
     );
 }
+
+#[actix_rt::test]
+async fn after_a_restart_the_approvers_are_those_the_rules_name_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    std::fs::write(&key, "5d".repeat(32)).expect("key file");
+    let options = |approvers: &str| {
+        let mut o = with_confirm(&APPROVE_PROD.replace("@leads", approvers));
+        o.extra_toml.push_str(&format!(
+            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
+            dir.path().join("state.db").display(),
+            key.display()
+        ));
+        o
+    };
+    let mut b = TestBridge::start_with(options("@leads")).await;
+    b.wait_ready(200).await;
+    b.say("!st2 deploy web to prod").await;
+    let code = code_in(
+        &b.line_containing("waits for approval").await,
+        "!st2approve",
+    );
+    b.app.stop().await;
+    let TestBridge { emulator, .. } = b;
+    // The approvers changed while it waited: bob no longer is one, carol is.
+    let mut b = TestBridge::start_with_emulator(emulator, options("console:carol")).await;
+    b.wait_ready(200).await;
+    b.say(&format!("/as bob !st2approve {code}")).await;
+    b.line_containing("not one of its approvers").await;
+    assert!(b.emulator.executions().is_empty());
+    b.say(&format!("/as carol !st2approve {code}")).await;
+    b.line_containing("approved by carol").await;
+    b.line_containing("Deployment").await;
+    assert_eq!(b.emulator.executions().len(), 1);
+}

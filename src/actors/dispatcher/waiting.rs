@@ -410,16 +410,25 @@ impl Dispatcher {
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self, DeciderRights, &mut Context<Self>) + 'static,
     ) {
-        let needs_rights = matches!(verb, Verb::Approve | Verb::Deny)
-            && self
-                .waiting
-                .list
-                .get(code)
-                .is_some_and(|w| matches!(w.need, Need::Approval { .. }));
-        if !needs_rights {
+        let held = self
+            .waiting
+            .list
+            .get(code)
+            .filter(|w| matches!(w.need, Need::Approval { .. }))
+            .filter(|_| matches!(verb, Verb::Approve | Verb::Deny))
+            .map(|w| {
+                let sender = super::subject_in(&w.sender, &w.room, &w.room_name, &w.org);
+                let command = CommandRef::Alias {
+                    alias_ref: w.alias_ref.clone(),
+                    pack: w.pack.clone(),
+                    text: w.text.clone(),
+                };
+                (sender, command)
+            });
+        if held.is_none() {
             return then(self, DeciderRights::default(), ctx);
         }
-        let rights = self.gate.send(WhoCanDecide(subject));
+        let rights = self.gate.send(WhoCanDecide { subject, held });
         ctx.spawn(rights.into_actor(self).map(move |rights, act, ctx| {
             // Fails closed: no answer from the gate means no rights.
             then(act, rights.unwrap_or_default(), ctx)
@@ -535,7 +544,10 @@ impl Dispatcher {
 
     /// `!st2pending`: what waits that this person may decide on (admins: everything).
     pub(super) fn handle_pending(&mut self, msg: InboundMessage, ctx: &mut Context<Self>) {
-        let rights = self.gate.send(WhoCanDecide(subject_of(&msg)));
+        let rights = self.gate.send(WhoCanDecide {
+            subject: subject_of(&msg),
+            held: None,
+        });
         ctx.spawn(rights.into_actor(self).map(move |rights, act, _ctx| {
             let rights = rights.unwrap_or_default();
             let now = Utc::now();
