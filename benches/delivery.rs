@@ -192,7 +192,7 @@ fn matrix_mapping(c: &mut Criterion) {
 fn secret_masking(c: &mut Criterion) {
     use stormbridge::redact::{RedactConfig, Redactor, SecretMask};
     let mask = SecretMask::new(
-        Redactor::new(&RedactConfig::default()).expect("defaults compile"),
+        std::sync::Arc::new(Redactor::new(&RedactConfig::default()).expect("defaults compile")),
         std::time::Duration::from_secs(600),
     );
     let result = "Execution 5f1d2a3b4c5d6e7f8a9b0c1d (core.local) succeeded in 1.2 s:\n\

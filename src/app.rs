@@ -50,9 +50,6 @@ pub enum StartError {
     /// The login page template did not compile.
     #[error("login page: {0}")]
     LoginPage(String),
-    /// `[redact]` did not compile (settings that passed validation always do).
-    #[error("redact: {0}")]
-    Redact(String),
     /// A chat connection could not be set up.
     #[error("chat connection `{0}`: {1}")]
     Chat(String, String),
@@ -247,17 +244,10 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     // Every message the bridge sends passes through this (and the dispatcher tells it the
     // secret values of the commands it runs, for as long as their results may take).
     let mask = Arc::new(crate::redact::SecretMask::new(
-        crate::redact::Redactor::new(&settings.redact).map_err(|problems| {
-            StartError::Redact(
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?,
+        settings.redact.clone(),
         settings.results.pending_ttl,
     ));
+
     let dispatcher = {
         let s = DispatcherSettings {
             prefixes: Prefixes {

@@ -46,8 +46,8 @@ pub struct Settings {
     pub chat: Vec<ChatSettings>,
     /// `[access]`: who may run what, where (compiled).
     pub access: std::sync::Arc<crate::acl::AclPolicy>,
-    /// `[redact]`: what is masked in every message the bridge sends (checked: it compiles).
-    pub redact: crate::redact::RedactConfig,
+    /// `[redact]`: what is masked in every message the bridge sends, compiled.
+    pub redact: std::sync::Arc<crate::redact::Redactor>,
     /// `[[chat]]` keys written under an old name (they still work; `check-config` warns).
     pub deprecations: Vec<Deprecation>,
 }

@@ -389,7 +389,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
     let redact = c
         .take(raw.redact)
         .and_then(|cfg| match crate::redact::Redactor::new(&cfg) {
-            Ok(_) => Some(cfg),
+            Ok(redactor) => Some(Arc::new(redactor)),
             Err(problems) => {
                 for p in problems {
                     c.push(p.key, p.reason);

@@ -294,8 +294,9 @@ impl WaitingList {
     }
 }
 
-/// Codes are shown lower-case; people may type them otherwise (or with a stray `#`).
-fn normalise_code(code: &str) -> String {
+/// A code as the list keys it: codes are shown lower-case; people may type them otherwise
+/// (or with a stray `#`).
+pub fn normalise_code(code: &str) -> String {
     code.trim().trim_start_matches('#').to_ascii_lowercase()
 }
 

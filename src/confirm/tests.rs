@@ -230,3 +230,11 @@ fn a_waiting_command_survives_serialisation() {
     let text = serde_json::to_string(&w).unwrap();
     assert_eq!(serde_json::from_str::<Waiting>(&text).unwrap(), w);
 }
+
+#[test]
+fn codes_are_read_as_people_type_them() {
+    assert_eq!(normalise_code(" #ABCDE "), "abcde");
+    let mut list = WaitingList::default();
+    list.add(waiting("abcde", Need::Confirmation)).unwrap();
+    assert!(list.get("#AbCdE").is_some());
+}

@@ -36,7 +36,7 @@ struct Remembered {
 /// connection. Reading (every outgoing message) takes no lock: the list is swapped whole
 /// when a command adds values, which is rare by comparison.
 pub struct SecretMask {
-    redactor: Redactor,
+    redactor: Arc<Redactor>,
     keep: Duration,
     values: ArcSwap<Vec<Remembered>>,
     /// Serialises writers, so two commands' values never overwrite each other.
@@ -55,7 +55,7 @@ impl std::fmt::Debug for SecretMask {
 
 impl SecretMask {
     /// Masks with `redactor`, remembering each secret value for `keep`.
-    pub fn new(redactor: Redactor, keep: Duration) -> Self {
+    pub fn new(redactor: Arc<Redactor>, keep: Duration) -> Self {
         Self {
             redactor,
             keep,
@@ -143,7 +143,7 @@ mod tests {
 
     fn mask() -> SecretMask {
         SecretMask::new(
-            Redactor::new(&RedactConfig::default()).expect("defaults compile"),
+            Arc::new(Redactor::new(&RedactConfig::default()).expect("defaults compile")),
             Duration::from_secs(60),
         )
     }
@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn values_are_forgotten_after_their_time() {
         let mask = SecretMask::new(
-            Redactor::new(&RedactConfig::default()).expect("defaults compile"),
+            Arc::new(Redactor::new(&RedactConfig::default()).expect("defaults compile")),
             Duration::ZERO,
         );
         mask.remember(["Hunter2-Secret".to_owned()]);

@@ -461,7 +461,7 @@ impl Dispatcher {
             Ok(w) => w,
             Err(refusal) => {
                 if refusal == Refusal::Expired {
-                    self.forget_waiting(&code.to_ascii_lowercase());
+                    self.forget_waiting(&crate::confirm::normalise_code(code));
                     self.metrics.waiting_decision("expired");
                 } else {
                     self.metrics.waiting_decision("refused");
