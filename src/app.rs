@@ -10,6 +10,7 @@ use crate::{
         acl_gate::{AclGate, ReplacePolicy},
         alias_cache::{AliasCache, AliasSnapshot},
         dispatcher::{Dispatcher, DispatcherSettings, UseSessions},
+        job_keeper::{JobKeeper, JobSettings},
         messages::RegisterConnection,
         result_tracker::{ConnectionsRegistered, ResultTracker, TrackerSettings},
         session_manager::{SessionManager, SessionSettings},
@@ -209,6 +210,29 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         tracing::warn!("{warning}");
     }
     let connection_order: Vec<String> = settings.chat.iter().map(|c| c.name.clone()).collect();
+    let command_prefix = format!("{}{}", settings.bot.prefix, settings.bot.plugin_prefix);
+    // Job records are store writes: a thread of their own, like the tracker's.
+    let jobs = {
+        let s = JobSettings {
+            web_url: settings.st2.web_url.clone(),
+            prefix: command_prefix.clone(),
+            retention: settings.jobs.retention,
+            tail_interval: settings.jobs.tail_interval,
+            tail_limit: settings.jobs.tail_limit,
+            replies: settings.replies.clone(),
+        };
+        let (store, st2, renewer, templates, status) = (
+            store.jobs(),
+            st2.clone(),
+            renewer.clone(),
+            templates.clone(),
+            reporter("job_keeper", false),
+        );
+        let arbiter = actix::Arbiter::new();
+        actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+            JobKeeper::new(s, store, st2, renewer, templates, status)
+        })
+    };
     // Store writes and result rendering get a thread of their own, so they never hold up
     // the dispatcher or the chat connections.
     let tracker = {
@@ -224,10 +248,11 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             connection_order: connection_order.clone(),
             mention_user: settings.results.mention_user,
         };
-        let (results, st2, renewer, snapshot, templates, metrics, status) = (
+        let (results, st2, renewer, jobs, snapshot, templates, metrics, status) = (
             store.results(),
             st2.clone(),
             renewer.clone(),
+            Some(jobs.clone().recipient()),
             snapshot.clone(),
             templates.clone(),
             metrics.clone(),
@@ -236,7 +261,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         let arbiter = actix::Arbiter::new();
         actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
             ResultTracker::new(
-                s, results, st2, renewer, None, snapshot, templates, metrics, status,
+                s, results, st2, renewer, jobs, snapshot, templates, metrics, status,
             )
         })
     };
@@ -262,6 +287,12 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             confirm: settings.access.confirm_settings(),
             waiting_store: store.waiting(),
             mask: mask.clone(),
+            jobs: Some(jobs.clone()),
+            personal_aliases: store.personal_aliases(),
+            trigger_tokens: store.trigger_tokens(),
+            local: settings.local.clone(),
+            replies: settings.replies.clone(),
+            public_url: settings.auth.public_url.clone(),
         };
         let (st2, metrics, templates, snapshot, renewer, gate, tracker, reload) = (
             st2.clone(),
@@ -337,6 +368,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             });
             dispatcher.do_send(UseSessions(manager.clone()));
             tracker.do_send(UseSessions(manager.clone()));
+            jobs.do_send(UseSessions(manager.clone()));
             Some(manager)
         }
     };
@@ -383,6 +415,11 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             recipient: recipient.clone(),
             mention,
         });
+        jobs.do_send(RegisterConnection {
+            name: chat.name.clone(),
+            recipient: recipient.clone(),
+            mention,
+        });
         dispatcher.do_send(RegisterConnection {
             name: chat.name.clone(),
             recipient,
@@ -409,6 +446,10 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             post: http::post::PostEndpoints::new(
                 settings.http.post_token.as_ref(),
                 tracker.clone().recipient(),
+            ),
+            trigger: http::trigger::TriggerEndpoint::new(
+                store.trigger_tokens(),
+                dispatcher.clone().recipient(),
             ),
         },
     )

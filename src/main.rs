@@ -237,14 +237,16 @@ fn demo(_http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
 
 #[cfg(feature = "emulator")]
 fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    use stormbridge::emulator::{Emulator, EmulatorConfig};
+    use stormbridge::emulator::{demo_aliases, long_job_alias, Emulator, EmulatorConfig};
     let system = actix_rt::System::new();
     let (emulator, app) = system.block_on(async {
         stop_on_signals();
         // Commands take a second or two, as real ones do: StackStorm prints a duration under
         // a second as microseconds ("Took 0.02μs"), which would make the demo look broken.
+        // Plus a job that runs for a while, to follow (`!st2tail`) and cancel.
         let emulator = Emulator::start(EmulatorConfig {
             execution_delay: DEMO_EXECUTION_TIME,
+            aliases: [demo_aliases(), vec![long_job_alias()]].concat(),
             ..EmulatorConfig::default()
         })
         .await
@@ -263,6 +265,7 @@ fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
              \x20 StackStorm: the built-in EMULATOR at {} (a test double, not StackStorm)\n\
              \x20 operator endpoints: http://{}/health /ready /actors /metrics\n\
              \x20 You are `demo-user` in room #demo. Try:  !st2help   !st2 run date   !st2 run uptime on web1\n\
+             \x20 Jobs: !st2 start long job 30   !st2tail   !st2jobs   !st2cancel <n>\n\
              \x20 A line starting with /dm is a direct message. Ctrl-D quits.",
             emulator.base_url(),
             app.http_addr,

@@ -118,18 +118,32 @@ pub use rules::{AccessConfig, AccessRuleConfig, AclProblem, Action, UnknownKeys}
 ///
 /// For a non-admin they are denied before any rule is looked at. For an admin the rules
 /// still apply (a deny rule can stop an admin); when none applies, the admin is allowed.
-pub const ADMIN_ONLY_BUILTINS: &[&str] = &["session_list", "session_cancel", "acl", "reload"];
+pub const ADMIN_ONLY_BUILTINS: &[&str] = &[
+    "session_list",
+    "session_cancel",
+    "acl",
+    "reload",
+    "audit",
+    "auditjob",
+    "auditlogs",
+];
 
 /// Built-in verbs that everyone may run, whatever the rules say. Empty as shipped:
 /// `help` and `whoami` are governed by the rules like everything else.
 pub const ALWAYS_ALLOWED_BUILTINS: &[&str] = &[];
 
-/// Built-in verbs that decide on commands already waiting (`[confirm]`): allowed when no
-/// rule applies, whatever `default` says, because each acts only on what its sender may
-/// decide — their own command (`confirm`, `abort`), or one they are an approver of
-/// (`approve`, `deny`), and the command itself passes the rules again before it runs.
-/// A rule can still deny them.
-pub const SELF_SERVICE_BUILTINS: &[&str] = &["confirm", "abort", "approve", "deny", "pending"];
+/// Built-in verbs that act only on the sender's own things: allowed when no rule applies,
+/// whatever `default` says. The decisions on commands already waiting (`[confirm]`) act on
+/// what their sender may decide — their own command (`confirm`, `abort`), or one they are
+/// an approver of (`approve`, `deny`), and the command itself passes the rules again
+/// before it runs. The job commands show and cancel the sender's own jobs (an admin may
+/// cancel anyone's). Personal aliases are the sender's own, and what one expands to passes
+/// the rules when it runs, as a trigger token's command does when it is called. A rule
+/// can still deny them.
+pub const SELF_SERVICE_BUILTINS: &[&str] = &[
+    "confirm", "abort", "approve", "deny", "pending", "jobs", "job", "last", "logs", "tail",
+    "cancel", "alias", "unalias", "aliases", "token", "tokens",
+];
 
 /// Every built-in verb the bridge knows (without prefixes). A `builtins` pattern that
 /// matches none of these is a configuration error, since it can never cover anything.
@@ -150,13 +164,17 @@ pub const KNOWN_BUILTINS: &[&str] = &[
     "jobs",
     "job",
     "last",
+    "logs",
     "tail",
     "cancel",
     "audit",
+    "auditjob",
+    "auditlogs",
     "alias",
     "unalias",
     "aliases",
     "token",
+    "tokens",
     "inquiry",
     "inquiries",
     "answer",

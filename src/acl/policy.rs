@@ -978,7 +978,7 @@ mod tests {
             default = "deny"
             admins = ["console:alice", "slack-*:UADM*"]
             [[access.rules]]
-            builtins = ["session_*", "acl", "help", "reload"]
+            builtins = ["session_*", "acl", "help", "reload", "audit*"]
             action = "allow"
             comment = "tries to open admin commands to everyone"
             "#,

@@ -22,13 +22,14 @@ use serde_json::{json, Value};
 use super::{
     acl_gate::{AclGate, Authorize, Explain},
     alias_cache::{AliasSnapshot, ReloadAliases},
+    as_sender::{call_as_sender, SenderCallError},
+    job_keeper::{Asker, JobCommand, JobEnded, JobKeeper, JobStarted, JobVerb, RecordJob},
     result_tracker::{CommandAccepted, CommandRefused, ResultTracker, TrackCommand},
     session_manager::{
-        CancelSession, EndSession, ListSessions, NoSession, NotifyUser, SessionManager,
-        StartSession, UserCredential, UserCredentialRejected,
+        CancelSession, EndSession, ListSessions, NotifyUser, SessionManager, StartSession,
     },
     status::{ActorState, StatusReporter},
-    token_renewer::{with_bridge_credential, BridgeCallError, DescribeIdentity, TokenRenewer},
+    token_renewer::{with_bridge_credential, DescribeIdentity, TokenRenewer},
 };
 use crate::{
     acl::{CommandRef, Subject},
@@ -42,17 +43,26 @@ use crate::{
         result_ledger::PendingResult,
     },
     metrics::{CommandOutcome, Metrics},
-    render::Templates,
+    render::{replies::Outcome, Templates},
     st2::{
         client::{LocalClient, St2ClientFactory},
         models::{AliasExecutionRequest, AliasExecutionResult},
-        St2Client, St2Error,
+        St2Error,
     },
-    store::model::{SessionState, UserKey},
+    store::{
+        jobs::{JobKind, JobStatus, NewJob},
+        model::{SessionState, UserKey},
+    },
 };
 
 /// `!st2inquiries`, `!st2answer` and answer buttons.
 mod inquiries;
+/// Local commands (`[[commands]]`): matched before aliases, run by the job keeper.
+mod local;
+/// Personal aliases: expansion, `!st2alias`, `!st2unalias`, `!st2aliases`.
+mod personal;
+/// The trigger API: `!st2token`, `!st2tokens`, and commands triggered over HTTP.
+pub mod triggers;
 /// Commands held for a confirmation or an approval: `!st2confirm`, `!st2abort`,
 /// `!st2approve`, `!st2deny`, `!st2pending`.
 mod waiting;
@@ -78,6 +88,18 @@ pub struct DispatcherSettings {
     pub waiting_store: crate::store::WaitingStore,
     /// Told the secret values of each command before it runs.
     pub mask: Arc<crate::redact::SecretMask>,
+    /// Where every command is recorded as a job (`None`: not recorded, as in unit tests).
+    pub jobs: Option<Addr<JobKeeper>>,
+    /// Where users' personal aliases are kept.
+    pub personal_aliases: crate::store::PersonalAliasStore,
+    /// `[[commands]]`: programs the bridge runs itself.
+    pub local: crate::config::LocalSettings,
+    /// `[replies]`: the team's own words and styles for some outcomes.
+    pub replies: Arc<crate::render::replies::Replies>,
+    /// Where the trigger API's tokens are kept.
+    pub trigger_tokens: crate::store::TriggerTokenStore,
+    /// `[auth] public_url`: where the bridge is reached (shown with a new trigger token).
+    pub public_url: Option<String>,
 }
 
 /// The dispatcher actor.
@@ -99,6 +121,8 @@ pub struct Dispatcher {
     /// The parameters StackStorm marks `secret: true`, by action ref (looked up once per
     /// action for a while: they change only when a pack is installed).
     secret_names: moka::sync::Cache<String, Arc<[String]>>,
+    /// Users' personal aliases, as read from the store.
+    personal: moka::sync::Cache<UserKey, personal::Aliases>,
 }
 
 impl Dispatcher {
@@ -136,6 +160,7 @@ impl Dispatcher {
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(600))
                 .build(),
+            personal: personal::cache(),
         }
     }
 
@@ -177,18 +202,67 @@ impl Dispatcher {
         );
     }
 
+    /// Replies with the built-in template `template` for an outcome `[replies]` may
+    /// reword, restyle or silence. `extra` is StackStorm's (an ack's `ack.extra`); a card's
+    /// colour is added to it.
+    fn reply_as(
+        &self,
+        msg: &InboundMessage,
+        outcome: Outcome,
+        template: &str,
+        data: &Value,
+        extra: Option<Value>,
+    ) {
+        let default = self.templates.render(template, data);
+        let Some(styled) = self.settings.replies.styled(outcome, default, data) else {
+            return;
+        };
+        let extra = match (extra, styled.extra) {
+            (Some(Value::Object(mut theirs)), Some(Value::Object(ours))) => {
+                for (k, v) in ours {
+                    theirs.entry(k).or_insert(v);
+                }
+                Some(Value::Object(theirs))
+            }
+            (theirs, ours) => theirs.or(ours),
+        };
+        if styled.text.trim().is_empty() {
+            return;
+        }
+        match self.connections.get(&msg.room.connection) {
+            Some(recipient) => recipient.do_send(Deliver {
+                target: Target::reply_to(&msg.room),
+                text: styled.text,
+                extra,
+                reply_to: msg.message_id.clone(),
+                layout: styled.layout,
+            }),
+            None => {
+                tracing::warn!(connection = %msg.room.connection, "no such chat connection; message dropped")
+            }
+        }
+    }
+
     fn handle_help(&self, msg: &InboundMessage, args: &str) {
         let index = self.aliases.is_loaded().then(|| self.aliases.load());
         let paging = HelpPaging {
             default_size: self.settings.help_page_size,
             max_size: self.settings.help_max_page_size,
         };
+        let local: Vec<(&str, &str)> = self
+            .settings
+            .local
+            .commands
+            .iter()
+            .map(|c| (c.name.as_str(), c.help.as_str()))
+            .collect();
         let reply = commands::help::reply(
             &self.templates,
             index.as_deref(),
             &self.command_prefix(),
             args,
             paging,
+            &local,
         );
         self.metrics.command(match reply.kind {
             ReplyKind::Answer => CommandOutcome::Builtin,
@@ -208,18 +282,22 @@ impl Dispatcher {
     }
 
     fn handle_run(&mut self, msg: InboundMessage, text: &str, ctx: &mut Context<Self>) {
-        self.run_alias(msg, text, false, false, ctx);
+        let text = command::normalise_text(&self.expand_personal(&msg, text));
+        if self.run_local(&msg, &text, ctx) {
+            return;
+        }
+        self.run_alias(msg, &text, false, None, ctx);
     }
 
     /// `retried`: this is the one retry after StackStorm said the alias or its format no
-    /// longer exists (the list was reloaded in between). `decided`: it was confirmed or
-    /// approved, so it does not wait again.
+    /// longer exists (the list was reloaded in between). `decided`: who confirmed or
+    /// approved it (for the job record), so it does not wait again.
     fn run_alias(
         &mut self,
         msg: InboundMessage,
         text: &str,
         retried: bool,
-        decided: bool,
+        decided: Option<String>,
         ctx: &mut Context<Self>,
     ) {
         if self.aliases_not_loaded(&msg) {
@@ -261,16 +339,13 @@ impl Dispatcher {
             }
             Selection::NoMatch { suggestions } => {
                 self.metrics.command(CommandOutcome::NoMatch);
-                let reply = self.templates.render(
-                    "no_match",
-                    &json!({
-                        "command": text,
-                        "command_prefix": self.command_prefix(),
-                        "help_command": format!("{}help", self.command_prefix()),
-                        "suggestions": suggestions.iter().map(|s| json!({"display": s.display})).collect::<Vec<_>>(),
-                    }),
-                );
-                self.reply(&msg, reply);
+                let data = json!({
+                    "command": text,
+                    "command_prefix": self.command_prefix(),
+                    "help_command": format!("{}help", self.command_prefix()),
+                    "suggestions": suggestions.iter().map(|s| json!({"display": s.display})).collect::<Vec<_>>(),
+                });
+                self.reply_as(&msg, Outcome::Unknown, "no_match", &data, None);
             }
         }
     }
@@ -286,7 +361,7 @@ impl Dispatcher {
         text: String,
         found: AliasMatch,
         retried: bool,
-        decided: bool,
+        decided: Option<String>,
         ctx: &mut Context<Self>,
     ) {
         let commands = match &found.per_match {
@@ -357,17 +432,39 @@ impl Dispatcher {
         let user_key = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
         // Known before StackStorm hears of the command, so its result is masked.
         let mask = self.settings.mask.clone();
-        let secrets_to_learn = match self.secret_names.get(&found.alias.action_ref) {
-            Some(names) => {
-                mask.remember(secret_values(&found, &names));
-                None
-            }
-            None => Some((self.secret_names(&found.alias.action_ref), found.clone())),
-        };
+        let secret_names = self.secret_names(&found.alias.action_ref);
+        let record = self.settings.jobs.clone().map(|jobs| {
+            let job = NewJob {
+                user: user_key.clone(),
+                user_name: msg.user.name.clone(),
+                connection: msg.room.connection.clone(),
+                room_id: msg.room.id.clone(),
+                room_name: msg.room_name.clone(),
+                room_kind: msg.room.kind,
+                thread: msg.room.thread.clone(),
+                text: text.clone(),
+                kind: JobKind::Alias {
+                    alias_ref: found.alias.reference.clone(),
+                },
+                parameters: Default::default(),
+                status: JobStatus::Requested,
+                decided_by: decided.clone(),
+            };
+            (jobs, job)
+        });
+        let matched = found.clone();
         let fut = async move {
-            if let Some((names, found)) = secrets_to_learn {
-                mask.remember(secret_values(&found, &names.await));
-            }
+            let names = secret_names.await;
+            mask.remember(secret_values(&matched, &names));
+            // The job is recorded with the secrets masked, while the request goes out.
+            let job_id = match record {
+                Some((jobs, mut job)) => {
+                    job.text = mask.text(&job.text).into_owned();
+                    job.parameters = masked_parameters(&matched, &names, &mask);
+                    jobs.send(RecordJob(job)).await.ok().flatten()
+                }
+                None => None,
+            };
             let mut outcomes = Vec::with_capacity(jobs.len());
             for (pending, request) in jobs {
                 let request_id = pending.request_id.clone();
@@ -378,19 +475,17 @@ impl Dispatcher {
                         "the result tracker is not running; this command's result may be lost"
                     );
                 }
-                let outcome = execute_as(
-                    &client,
-                    &renewer,
-                    sessions.clone(),
-                    user_key.clone(),
-                    &request,
-                )
-                .await;
+                let outcome =
+                    call_as_sender(&renewer, sessions.clone(), user_key.clone(), |credential| {
+                        let (client, request) = (&client, &request);
+                        async move { client.execute_alias(&credential, request).await }
+                    })
+                    .await;
                 outcomes.push((request_id, outcome));
             }
-            outcomes
+            (job_id, outcomes)
         };
-        ctx.spawn(fut.into_actor(self).map(move |outcomes, act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |(job_id, outcomes), act, ctx| {
             let mut started = Vec::new();
             let mut failed = Vec::new();
             for (request_id, outcome) in outcomes {
@@ -407,6 +502,19 @@ impl Dispatcher {
                 act.results.do_send(CommandRefused {
                     request_id: request_id.clone(),
                 });
+            }
+            if let (Some(jobs), Some(id)) = (&act.settings.jobs, job_id) {
+                if started.is_empty() {
+                    jobs.do_send(JobEnded {
+                        id,
+                        status: JobStatus::Refused,
+                    });
+                } else {
+                    jobs.do_send(JobStarted {
+                        id,
+                        execution_ids: started.iter().map(|(_, r)| r.execution.id.clone()).collect(),
+                    });
+                }
             }
             if started.is_empty() {
                 let Some((request_id, error)) = failed.into_iter().next() else {
@@ -432,16 +540,10 @@ impl Dispatcher {
             act.metrics.command(CommandOutcome::Executed);
             let results: Vec<AliasExecutionResult> =
                 started.iter().map(|(_, r)| r.clone()).collect();
-            if let Some(ack) = act.ack_text(&text, &found, &results) {
+            if let Some(data) = act.ack_data(&text, &found, &results, job_id) {
                 // The alias's `ack.extra`, rendered by StackStorm (`thread_response`, colours).
                 let extra = results.first().and_then(|r| r.extra.clone());
-                act.send(
-                    &msg.room.connection,
-                    Target::reply_to(&msg.room),
-                    ack,
-                    extra,
-                    msg.message_id.clone(),
-                );
+                act.reply_as(&msg, Outcome::Ack, "ack", &data, extra);
             }
             // The ack is queued at the connection: results may follow.
             for (request_id, result) in started {
@@ -497,39 +599,26 @@ impl Dispatcher {
 
     /// Tells the user why StackStorm did not run `text`.
     fn refused(&self, msg: &InboundMessage, text: &str, request_id: &str, e: &ExecuteError) {
-        let session_start = format!("{}session_start <word>", self.command_prefix());
-        let reason = match e {
-            ExecuteError::St2(err) => err.user_message(),
-            ExecuteError::Auth(_) => St2Error::Unauthorized(String::new()).user_message(),
-            ExecuteError::NoSession(NoSession::Missing) => format!(
-                "you have no StackStorm session, so I cannot run it as you. Send me `{session_start}` in a direct message and open the link (help works without one)."
-            ),
-            ExecuteError::NoSession(NoSession::Expired) => format!(
-                "your StackStorm session has expired. Send me `{session_start}` in a direct message to start a new one."
-            ),
-            ExecuteError::UserRejected => format!(
-                "StackStorm no longer accepts your session (it expired or was revoked), so it has ended. Send me `{session_start}` in a direct message to start a new one."
-            ),
-        };
-        if matches!(e, ExecuteError::NoSession(_) | ExecuteError::UserRejected) {
+        let reason = e.user_message(&self.command_prefix());
+        if e.is_session_problem() {
             self.metrics.command(CommandOutcome::NoSession);
         } else {
             self.metrics.command(CommandOutcome::St2Error);
         }
         tracing::warn!(error = %e, request_id = %request_id, "alias execution failed");
-        let text = self
-            .templates
-            .render("error", &json!({"command": text, "reason": reason}));
-        self.reply(msg, text);
+        let data = json!({"command": text, "reason": reason});
+        self.reply_as(msg, Outcome::Failure, "error", &data, None);
     }
 
-    /// The acknowledgement, or `None` when the alias turned acks off (`ack.enabled: false`).
-    fn ack_text(
+    /// The acknowledgement's template data, or `None` when the alias turned acks off
+    /// (`ack.enabled: false`).
+    fn ack_data(
         &self,
         command: &str,
         found: &AliasMatch,
         results: &[AliasExecutionResult],
-    ) -> Option<String> {
+        job_id: Option<u64>,
+    ) -> Option<Value> {
         let first = results.first()?;
         // st2 returns the alias as it saw it; prefer its ack settings over the cached copy.
         let server_ack = first
@@ -561,18 +650,16 @@ impl Dispatcher {
             })
             .flatten();
         let ids: Vec<&str> = results.iter().map(|r| r.execution.id.as_str()).collect();
-        Some(self.templates.render(
-            "ack",
-            &json!({
-                "message": first.message,
-                "command": command,
-                "execution_id": first.execution.id,
-                "execution_ids": ids,
-                "multiple": ids.len() > 1,
-                "count": ids.len(),
-                "url": url,
-            }),
-        ))
+        Some(json!({
+            "message": first.message,
+            "command": command,
+            "execution_id": first.execution.id,
+            "execution_ids": ids,
+            "multiple": ids.len() > 1,
+            "count": ids.len(),
+            "url": url,
+            "job_id": job_id,
+        }))
     }
 
     /// `aliasexecution` names the alias by `name` alone and st2 takes the first alias of
@@ -610,7 +697,7 @@ enum Next {
         found: AliasMatch,
         retried: bool,
         /// It was confirmed or approved already: it runs now, whatever it would wait for.
-        decided: bool,
+        decided: Option<String>,
         /// What the confirmation rules say it waits for (filled in by the gate's verdict).
         wait: Option<crate::acl::Requirement>,
     },
@@ -618,6 +705,22 @@ enum Next {
     Decide(crate::confirm::Verb, String),
     /// `pending`.
     Pending,
+    /// `jobs`, `job`, `last`, `logs`, `tail`, `cancel` and the audit commands.
+    Jobs(JobVerb, String),
+    /// `alias`, `unalias`, `aliases`.
+    Personal(personal::PersonalCommand),
+    /// A local command, with the user's arguments.
+    Local {
+        name: String,
+        args: Vec<String>,
+        text: String,
+        decided: Option<String>,
+        wait: Option<crate::acl::Requirement>,
+    },
+    /// `token create|revoke …`.
+    Token(String),
+    /// `tokens [all]`.
+    Tokens(String),
     Reload,
     Help(String),
     Whoami,
@@ -691,24 +794,38 @@ impl Dispatcher {
                         decided,
                         wait: verdict.wait,
                     },
+                    Next::Local {
+                        name,
+                        args,
+                        text,
+                        decided,
+                        ..
+                    } => Next::Local {
+                        name,
+                        args,
+                        text,
+                        decided,
+                        wait: verdict.wait,
+                    },
                     other => other,
                 };
                 return act.proceed(msg, next, ctx);
             }
-            act.metrics.command(CommandOutcome::Denied);
-            let (shown, alias_ref) = match &command {
-                CommandRef::Alias {
-                    alias_ref, text, ..
-                } => (text.clone(), Some(alias_ref.clone())),
-                CommandRef::Builtin { text, .. } => {
-                    (format!("{}{text}", act.command_prefix()), None)
-                }
-            };
-            let text = act
-                .templates
-                .render("denied", &json!({"command": shown, "alias_ref": alias_ref}));
-            act.reply(&msg, text);
+            act.denied(&msg, &command);
         }));
+    }
+
+    /// Tells `msg`'s sender that the access rules refused `command`.
+    fn denied(&self, msg: &InboundMessage, command: &CommandRef) {
+        self.metrics.command(CommandOutcome::Denied);
+        let (shown, alias_ref) = match command {
+            CommandRef::Alias {
+                alias_ref, text, ..
+            } => (text.clone(), Some(alias_ref.clone())),
+            CommandRef::Builtin { text, .. } => (format!("{}{text}", self.command_prefix()), None),
+        };
+        let data = json!({"command": shown, "alias_ref": alias_ref});
+        self.reply_as(msg, Outcome::Unauthorised, "denied", &data, None);
     }
 
     fn proceed(&mut self, msg: InboundMessage, next: Next, ctx: &mut Context<Self>) {
@@ -728,12 +845,25 @@ impl Dispatcher {
                     waiting::alias_asks_confirmation(&found).then(crate::acl::Requirement::by_alias)
                 });
                 match wait {
-                    Some(requirement) if !decided => self.hold(msg, text, found, requirement, ctx),
+                    Some(requirement) if decided.is_none() => {
+                        self.hold(msg, text, found, requirement, ctx)
+                    }
                     _ => self.execute(msg, text, found, retried, decided, ctx),
                 }
             }
             Next::Decide(verb, args) => self.handle_decision(msg, verb, args, ctx),
             Next::Pending => self.handle_pending(msg, ctx),
+            Next::Jobs(verb, args) => self.handle_jobs(msg, verb, args, ctx),
+            Next::Personal(command) => self.handle_personal(msg, command, ctx),
+            Next::Local {
+                name,
+                args,
+                text,
+                decided,
+                wait,
+            } => self.start_local(msg, name, args, text, decided, wait),
+            Next::Token(args) => self.handle_token(msg, args, ctx),
+            Next::Tokens(args) => self.handle_tokens(msg, args, ctx),
             Next::Help(args) => self.handle_help(&msg, &args),
             Next::Whoami => self.handle_whoami(msg, ctx),
             Next::Reload => self.handle_reload(msg, ctx),
@@ -849,6 +979,35 @@ impl Dispatcher {
         }
     }
 
+    /// The job commands: answered by the job keeper, told whether the asker is an admin
+    /// (admins may cancel anyone's job).
+    fn handle_jobs(
+        &mut self,
+        msg: InboundMessage,
+        verb: JobVerb,
+        args: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(jobs) = self.settings.jobs.clone() else {
+            self.metrics.command(CommandOutcome::Invalid);
+            return self.reply(&msg, "Jobs are not recorded here.".to_owned());
+        };
+        self.metrics.command(CommandOutcome::Builtin);
+        let admin = self.gate.send(super::acl_gate::IsAdmin(subject_of(&msg)));
+        ctx.spawn(admin.into_actor(self).map(move |admin, _act, _ctx| {
+            jobs.do_send(JobCommand {
+                verb,
+                args,
+                asker: Asker {
+                    user: UserKey::new(&msg.user.connection, &msg.user.id),
+                    room: msg.room,
+                    reply_to: msg.message_id,
+                    admin: admin.unwrap_or(false),
+                },
+            });
+        }));
+    }
+
     fn handle_whoami(&mut self, msg: InboundMessage, ctx: &mut Context<Self>) {
         let renewer = self.renewer.clone();
         let gate = self.gate.clone();
@@ -922,6 +1081,26 @@ fn secret_values(found: &AliasMatch, names: &[String]) -> Vec<String> {
     values
 }
 
+/// The parameters a job records: the first match's (one per execution with
+/// `match_multiple`; the text shows the rest), secret ones by name and every remembered
+/// secret value masked.
+fn masked_parameters(
+    found: &AliasMatch,
+    names: &[String],
+    mask: &crate::redact::SecretMask,
+) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for (key, value) in found.params.first().into_iter().flatten() {
+        let shown = if names.iter().any(|n| n == key) {
+            mask.mask_word().to_owned()
+        } else {
+            mask.text(value).into_owned()
+        };
+        out.insert(key.clone(), Value::String(shown));
+    }
+    out
+}
+
 /// StackStorm's answers for an alias the cached list has but StackStorm no longer has, or
 /// whose format changed (st2api `controllers/v1/aliasexecution.py`, and st2's
 /// `extract_parameters_for_action_alias_db`).
@@ -949,60 +1128,8 @@ fn alias_is_stale(e: &St2Error) -> bool {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum ExecuteError {
-    #[error("no StackStorm credential: {0}")]
-    Auth(String),
-    #[error(transparent)]
-    St2(#[from] St2Error),
-    #[error("the user has {0}")]
-    NoSession(NoSession),
-    #[error("StackStorm rejected the user's session")]
-    UserRejected,
-}
-
-/// Runs the alias execution with the right identity: the user's own session in client-side
-/// mode (a 401 ends it: nothing here can renew a user's token), else the bridge's.
-async fn execute_as(
-    client: &St2Client,
-    renewer: &Addr<TokenRenewer>,
-    sessions: Option<Addr<SessionManager>>,
-    user: UserKey,
-    request: &AliasExecutionRequest,
-) -> Result<Vec<AliasExecutionResult>, ExecuteError> {
-    let Some(sessions) = sessions else {
-        return execute_with_reauth(client, renewer, request).await;
-    };
-    let credential = sessions
-        .send(UserCredential(user.clone()))
-        .await
-        .map_err(|_| ExecuteError::Auth("session service stopped".into()))?
-        .map_err(ExecuteError::NoSession)?;
-    match client.execute_alias(&credential, request).await {
-        Err(St2Error::Unauthorized(_)) => {
-            sessions.do_send(UserCredentialRejected(user));
-            Err(ExecuteError::UserRejected)
-        }
-        other => Ok(other?),
-    }
-}
-
-/// Runs the alias execution with the bridge's credential (one re-login and retry on a 401).
-async fn execute_with_reauth(
-    client: &St2Client,
-    renewer: &Addr<TokenRenewer>,
-    request: &AliasExecutionRequest,
-) -> Result<Vec<AliasExecutionResult>, ExecuteError> {
-    let (results, _) = with_bridge_credential(renewer, |credential| async move {
-        client.execute_alias(&credential, request).await
-    })
-    .await
-    .map_err(|e| match e {
-        BridgeCallError::Auth(e) => ExecuteError::Auth(e.to_string()),
-        BridgeCallError::St2(e) => ExecuteError::St2(e),
-    })?;
-    Ok(results)
-}
+/// Why a command did not start.
+type ExecuteError = SenderCallError;
 
 impl Actor for Dispatcher {
     type Context = Context<Self>;
@@ -1110,6 +1237,29 @@ impl Handler<Inbound> for Dispatcher {
                     builtin(&verb, args.clone(), Next::Decide(decision, args))
                 }
                 "pending" => builtin("pending", args, Next::Pending),
+                "alias" => builtin(
+                    "alias",
+                    args.clone(),
+                    Next::Personal(personal::PersonalCommand::Define(args)),
+                ),
+                "unalias" => builtin(
+                    "unalias",
+                    args.clone(),
+                    Next::Personal(personal::PersonalCommand::Remove(args)),
+                ),
+                "token" => builtin("token", args.clone(), Next::Token(args)),
+                "tokens" => builtin("tokens", args.clone(), Next::Tokens(args)),
+                "aliases" => builtin(
+                    "aliases",
+                    args,
+                    Next::Personal(personal::PersonalCommand::List),
+                ),
+                other if JobVerb::from_builtin(other).is_some() => {
+                    let Some(job_verb) = JobVerb::from_builtin(other) else {
+                        return;
+                    };
+                    builtin(other, args.clone(), Next::Jobs(job_verb, args))
+                }
                 "session_start" | "session_end" | "session_list" | "session_cancel" => {
                     let next = Next::Session {
                         verb: verb.clone(),

@@ -23,7 +23,9 @@
 
 pub mod acl_gate;
 pub mod alias_cache;
+pub mod as_sender;
 pub mod dispatcher;
+pub mod job_keeper;
 pub mod messages;
 pub mod result_tracker;
 pub mod session_manager;

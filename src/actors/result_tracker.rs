@@ -39,6 +39,7 @@ use serde_json::{json, Value};
 use super::{
     alias_cache::AliasSnapshot,
     dispatcher::UseSessions,
+    job_keeper::ExecutionEnded,
     messages::Deliver,
     messages::RegisterConnection,
     session_manager::{SessionManager, UserCredential},
@@ -120,6 +121,8 @@ pub struct ResultTracker {
     client: LocalClient,
     renewer: Addr<TokenRenewer>,
     sessions: Option<Addr<SessionManager>>,
+    /// Told the final status of every execution looked up (the job records').
+    jobs: Option<Recipient<ExecutionEnded>>,
     aliases: AliasSnapshot,
     formatter: ResultFormatter,
     templates: Arc<Templates>,
@@ -147,7 +150,7 @@ impl ResultTracker {
         store: ResultStore,
         st2: St2ClientFactory,
         renewer: Addr<TokenRenewer>,
-        sessions: Option<Addr<SessionManager>>,
+        jobs: Option<Recipient<ExecutionEnded>>,
         aliases: AliasSnapshot,
         templates: Arc<Templates>,
         metrics: Metrics,
@@ -159,7 +162,8 @@ impl ResultTracker {
             store,
             client: LocalClient::new(st2),
             renewer,
-            sessions,
+            sessions: None,
+            jobs,
             aliases,
             formatter: ResultFormatter::new(),
             templates,
@@ -247,6 +251,15 @@ impl ResultTracker {
             let now = Utc::now();
             let stored = self.store.set_delivered(id, Some(now));
             self.stored("mark a result delivered", stored);
+            // The job's execution has ended (its status is looked up when the job is next
+            // shown).
+            let execution_id = self.ledger.get(id).and_then(|r| r.execution_id.clone());
+            if let (Some(jobs), Some(execution_id)) = (&self.jobs, execution_id) {
+                jobs.do_send(ExecutionEnded {
+                    execution_id,
+                    status: None,
+                });
+            }
         }
         self.metrics.result_delivered(source);
         self.send(d);
@@ -380,6 +393,17 @@ impl ResultTracker {
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 if COMPLETED.contains(&status) {
+                    if let (Some(jobs), Some(execution_id)) = (
+                        &self.jobs,
+                        self.ledger
+                            .get(request_id)
+                            .and_then(|r| r.execution_id.clone()),
+                    ) {
+                        jobs.do_send(ExecutionEnded {
+                            execution_id,
+                            status: Some(status.to_owned()),
+                        });
+                    }
                     let ended = execution
                         .get("end_timestamp")
                         .and_then(Value::as_str)
@@ -486,7 +510,7 @@ impl ResultTracker {
 
 /// Why an execution could not be looked up.
 #[derive(Debug, thiserror::Error)]
-enum LookupError {
+pub(crate) enum LookupError {
     /// StackStorm has no such execution (404).
     #[error("StackStorm has no such execution")]
     Gone,
@@ -497,7 +521,7 @@ enum LookupError {
 
 /// `GET /api/v1/executions/{id}` with the bridge's credential; when RBAC lets only its
 /// owner see a user's execution (403), as that user (client-side mode).
-async fn fetch_execution(
+pub(crate) async fn fetch_execution(
     client: &crate::st2::St2Client,
     renewer: &Addr<TokenRenewer>,
     sessions: Option<Addr<SessionManager>>,

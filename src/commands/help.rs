@@ -78,12 +78,16 @@ pub struct HelpPaging {
 
 /// The answer to `{prefix}help {args}`. `aliases` is `None` until the alias list was
 /// loaded from StackStorm once. `prefix` is the bot and plugin prefixes together (`!st2`).
+///
+/// `local` are the local commands (`[[commands]]`: name and help), listed after the
+/// aliases when no filter is given.
 pub fn reply(
     templates: &Templates,
     aliases: Option<&AliasIndex>,
     prefix: &str,
     args: &str,
     paging: HelpPaging,
+    local: &[(&str, &str)],
 ) -> Reply {
     let help_command = format!("{prefix}help");
     let parsed = match parse_help_args(args) {
@@ -141,6 +145,7 @@ pub fn reply(
             "last": last,
             "available": page.available,
             "next_offset": (last < page.available).then_some(last),
+            "local_commands": local.iter().map(|(name, help)| json!({"name": name, "help": help})).collect::<Vec<_>>(),
         }),
     ))
 }
@@ -174,7 +179,7 @@ mod tests {
     }
 
     fn help(args: &str) -> Reply {
-        reply(&templates(), Some(&aliases()), "!st2", args, PAGING)
+        reply(&templates(), Some(&aliases()), "!st2", args, PAGING, &[])
     }
 
     #[test]
@@ -206,7 +211,9 @@ mod tests {
              Showing 1–3 of 5. More: `!st2help --offset 3`\n\
              Inquiries: `!st2inquiries` lists the StackStorm inquiries waiting for your answer; \
              `!st2answer <id> key=value …` answers one.\n\
-             Waiting commands: `!st2pending` lists the commands waiting for your confirmation or approval."
+             Waiting commands: `!st2pending` lists the commands waiting for your confirmation or approval.\n\
+             Jobs: `!st2jobs` lists yours, `!st2last` shows the newest, `!st2logs <n>`, \
+             `!st2tail <n>`, `!st2cancel <n>`. Shortcuts: `!st2alias <name> <command>`, `!st2aliases`."
         );
     }
 
@@ -221,7 +228,9 @@ mod tests {
              Showing 4–5 of 5.\n\
              Inquiries: `!st2inquiries` lists the StackStorm inquiries waiting for your answer; \
              `!st2answer <id> key=value …` answers one.\n\
-             Waiting commands: `!st2pending` lists the commands waiting for your confirmation or approval."
+             Waiting commands: `!st2pending` lists the commands waiting for your confirmation or approval.\n\
+             Jobs: `!st2jobs` lists yours, `!st2last` shows the newest, `!st2logs <n>`, \
+             `!st2tail <n>`, `!st2cancel <n>`. Shortcuts: `!st2alias <name> <command>`, `!st2aliases`."
         );
     }
 
@@ -273,7 +282,7 @@ mod tests {
 
     #[test]
     fn before_the_aliases_are_loaded_help_says_so() {
-        let r = reply(&templates(), None, "!st2", "", PAGING);
+        let r = reply(&templates(), None, "!st2", "", PAGING, &[]);
         assert_eq!(r.kind, ReplyKind::Invalid);
         assert!(
             r.text.starts_with("I'm still loading the command list"),
@@ -281,7 +290,7 @@ mod tests {
             r.text
         );
         // Bad arguments are reported first, as before.
-        let r = reply(&templates(), None, "!st2", "--offset x", PAGING);
+        let r = reply(&templates(), None, "!st2", "--offset x", PAGING, &[]);
         assert!(r.text.starts_with("I don't know"), "{}", r.text);
     }
 }

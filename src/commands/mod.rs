@@ -7,6 +7,9 @@
 //! * [`session`] — `!st2session_start <word>`, `_end`, `_list`, `_cancel <id>`.
 //! * [`whoami`] — `!st2whoami`.
 //! * [`acl`] — `!st2acl explain <user> <room> <command text>`.
+//! * [`jobs`] — `!st2jobs`, `!st2job`, `!st2logs`, `!st2cancel`, the audit commands.
+//! * [`personal`] — `!st2alias`, `!st2unalias`, `!st2aliases`.
+//! * [`triggers`] — `!st2token create|revoke`, `!st2tokens`.
 //!
 //! Nothing here runs an actor or talks to StackStorm: the dispatcher asks the actors
 //! (sessions, alias cache, access control, token renewer) and hands their typed answers to
@@ -15,8 +18,11 @@
 
 pub mod acl;
 pub mod help;
+pub mod jobs;
+pub mod personal;
 pub mod reload;
 pub mod session;
+pub mod triggers;
 pub mod whoami;
 
 use serde_json::json;

@@ -111,6 +111,9 @@ pub(super) struct RawConfig {
     pub log: Result<RawLog, Problem>,
     pub supervisor: Result<RawSupervisor, Problem>,
     pub results: Result<RawResults, Problem>,
+    pub jobs: Result<RawJobs, Problem>,
+    pub replies: Result<crate::render::replies::RepliesConfig, Problem>,
+    pub commands: Result<Vec<crate::local::LocalCommandConfig>, Problem>,
     pub chat: Result<Vec<serde_json::Value>, Problem>,
     pub access: Result<crate::acl::AccessConfig, Problem>,
     pub confirm: Result<crate::acl::ConfirmConfig, Problem>,
@@ -127,6 +130,9 @@ const SECTIONS: &[&str] = &[
     "log",
     "supervisor",
     "results",
+    "jobs",
+    "replies",
+    "commands",
     "chat",
     "access",
     "confirm",
@@ -173,6 +179,19 @@ impl RawConfig {
             log: section(config, "log"),
             supervisor: section(config, "supervisor"),
             results: section(config, "results"),
+            jobs: section(config, "jobs"),
+            replies: match config.get::<crate::render::replies::RepliesConfig>("replies") {
+                Err(config::ConfigError::NotFound(_)) => Ok(Default::default()),
+                other => {
+                    other.map_err(|e| Problem::new("replies", clean_serde_message(&e.to_string())))
+                }
+            },
+            commands: match config.get::<Vec<crate::local::LocalCommandConfig>>("commands") {
+                Err(config::ConfigError::NotFound(_)) => Ok(Vec::new()),
+                other => {
+                    other.map_err(|e| Problem::new("commands", clean_serde_message(&e.to_string())))
+                }
+            },
             chat,
             access: match config.get::<crate::acl::AccessConfig>("access") {
                 Err(config::ConfigError::NotFound(_)) => Ok(crate::acl::AccessConfig::default()),
@@ -311,6 +330,14 @@ pub(super) struct RawResults {
     pub max_check_interval: u64,
     pub retention: u64,
     pub mention_user: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJobs {
+    pub retention_days: u64,
+    pub tail_interval_ms: u64,
+    pub tail_limit: u64,
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,12 @@ pub struct Settings {
     pub supervisor: SupervisorSettings,
     /// `[results]`: how results owed to chat are tracked until delivered.
     pub results: ResultsSettings,
+    /// `[jobs]`: how long jobs are kept, how `!st2tail` follows one.
+    pub jobs: JobsSettings,
+    /// `[[commands]]`: programs the bridge runs itself (none unless configured).
+    pub local: LocalSettings,
+    /// `[replies]`: the team's own words and styles for some outcomes, compiled.
+    pub replies: std::sync::Arc<crate::render::replies::Replies>,
     /// `[[chat]]`: the chat connections, in file order.
     pub chat: Vec<ChatSettings>,
     /// `[access]`: who may run what, where (compiled).
@@ -318,6 +324,27 @@ pub struct ResultsSettings {
     pub mention_user: bool,
 }
 
+/// `[jobs]`: the record of every command (see `actors::job_keeper`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsSettings {
+    /// Finished jobs older than this are purged.
+    pub retention: Duration,
+    /// How often `!st2tail` looks for new output.
+    pub tail_interval: Duration,
+    /// How long one `!st2tail` follows a job at most.
+    pub tail_limit: Duration,
+}
+
+/// `[[commands]]`: local commands (see [`crate::local`]).
+#[derive(Debug, Clone, Default)]
+pub struct LocalSettings {
+    /// The validated commands; empty: local commands are off.
+    pub commands: std::sync::Arc<crate::local::LocalCommands>,
+    /// Environment variables that hold the bridge's secrets (`store.key_env`), kept from
+    /// the commands' environment (with every `STORMBRIDGE_…` variable).
+    pub secret_env: Vec<String>,
+}
+
 /// One `[[chat]]` connection.
 #[derive(Debug, Clone)]
 pub struct ChatSettings {
@@ -549,6 +576,31 @@ mod tests {
         let text = MINIMAL.replace("[st2.credentials]", "api_urll = \"x\"\n[st2.credentials]");
         let e = load_text(&text, &[]).unwrap_err();
         assert!(e.to_string().contains("api_urll"), "{e}");
+    }
+
+    #[test]
+    fn jobs_replies_and_local_commands_are_checked_with_their_keys() {
+        let text = format!(
+            "{MINIMAL}\n[jobs]\nretention_days = 0\n[replies.ack]\ncolor = \"red\"\nmessages = [\"{{{{#if}}\"]\n\
+             [[commands]]\nname = \"help\"\nexecutable = \"/nonexistent/x\"\nhelp = \"h\"\n"
+        );
+        let e = load_text(&text, &[]).unwrap_err();
+        let keys = keys(&e);
+        for key in [
+            "jobs.retention_days",
+            "replies.ack.color",
+            "replies.ack.messages[0]",
+            "commands[0].name",
+            "commands[0].executable",
+        ] {
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+        let s = load_text(MINIMAL, &[]).unwrap();
+        assert_eq!(s.jobs.retention, Duration::from_secs(90 * 86_400));
+        assert!(
+            s.local.commands.is_empty(),
+            "local commands are off by default"
+        );
     }
 
     #[test]

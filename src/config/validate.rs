@@ -14,8 +14,8 @@ use super::renamed::{canonicalize, Deprecation};
 use super::{
     load::{RawConfig, RawCredentials, RawSt2},
     AuthMode, AuthSettings, BotSettings, BridgeCredential, ChatSettings, HttpSettings, HttpTls,
-    LogFormat, LogSettings, ResultsSettings, Settings, St2Settings, St2UserField, StoreSettings,
-    SupervisorSettings,
+    JobsSettings, LocalSettings, LogFormat, LogSettings, ResultsSettings, Settings, St2Settings,
+    St2UserField, StoreSettings, SupervisorSettings,
 };
 
 /// One thing wrong with the configuration.
@@ -136,7 +136,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         };
         c.push(
             key,
-            "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, access, confirm, redact, chat)",
+            "unknown section (known: st2, bot, auth, http, store, log, supervisor, results, jobs, replies, commands, access, confirm, redact, chat)",
         );
     }
     let st2 = c.take(raw.st2).and_then(|s| st2(&mut c, s));
@@ -286,6 +286,11 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             }
         }
     });
+    let key_env = raw
+        .store
+        .as_ref()
+        .ok()
+        .and_then(|s| non_empty(&s.key_env).map(str::to_owned));
     let store = c.take(raw.store).and_then(|s| match s.backend.as_str() {
         "memory" => Some(StoreSettings::Memory),
         "sqlite" => {
@@ -382,6 +387,47 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             mention_user: r.mention_user,
         }
     });
+    let jobs = c.take(raw.jobs).map(|j| {
+        if j.retention_days == 0 {
+            c.push("jobs.retention_days", "must be at least 1");
+        }
+        if !(200..=60_000).contains(&j.tail_interval_ms) {
+            c.push(
+                "jobs.tail_interval_ms",
+                "must be from 200 to 60000 (milliseconds)",
+            );
+        }
+        JobsSettings {
+            retention: Duration::from_secs(j.retention_days.max(1) * 86_400),
+            tail_interval: Duration::from_millis(j.tail_interval_ms.clamp(200, 60_000)),
+            tail_limit: c.positive("jobs.tail_limit", j.tail_limit),
+        }
+    });
+    let local = c.take(raw.commands).and_then(|commands| {
+        match crate::local::LocalCommands::new(commands, crate::acl::KNOWN_BUILTINS) {
+            Ok(commands) => Some(LocalSettings {
+                commands: Arc::new(commands),
+                secret_env: key_env.into_iter().collect(),
+            }),
+            Err(errors) => {
+                for p in errors.problems {
+                    c.push(p.key(), p.error.to_string());
+                }
+                None
+            }
+        }
+    });
+    let replies =
+        c.take(raw.replies)
+            .and_then(|cfg| match crate::render::replies::Replies::new(&cfg) {
+                Ok(replies) => Some(Arc::new(replies)),
+                Err(problems) => {
+                    for p in problems {
+                        c.push(p.key, p.reason);
+                    }
+                    None
+                }
+            });
     let chat = c
         .take(raw.chat)
         .map(|items| chats(&mut c, items, platforms));
@@ -409,7 +455,8 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         }
     });
     match (
-        st2, bot, auth, http, store, log, supervisor, results, chat, access, redact,
+        st2, bot, auth, http, store, log, supervisor, results, jobs, local, replies, chat, access,
+        redact,
     ) {
         (
             Some(st2),
@@ -420,6 +467,9 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             Some(log),
             Some(supervisor),
             Some(results),
+            Some(jobs),
+            Some(local),
+            Some(replies),
             Some(chat),
             Some(access),
             Some(redact),
@@ -432,6 +482,9 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             log,
             supervisor,
             results,
+            jobs,
+            local,
+            replies,
             chat,
             access,
             redact,

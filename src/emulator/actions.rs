@@ -6,6 +6,10 @@
 //!   `whoami`, `uname`, `true`); `false` and `exit N` (N ≠ 0) fail with that return
 //!   code; anything else succeeds with stdout `(emulated) <cmd>`.
 //! * `core.echo` (`message`), `core.noop`, `core.http` (`url`).
+//! * `ops.long_job` (`seconds`, runner `local-shell-cmd`): the one action that takes
+//!   time. It prints `step i of N` every tick ([`LONG_JOB_TICK`] by default, so
+//!   `N = 5 × seconds`), each line stored and streamed as it comes, and then succeeds
+//!   with the local runner's result. See [`long_job_steps`]; `state.rs` runs it.
 //! * `ops.set_password` (`user`, `password`): a Python action that prints the new
 //!   password on stdout, as a careless real action would. StackStorm masks a `secret`
 //!   parameter's value in the *parameters* it serves (`st2common/util/secrets.py`
@@ -17,6 +21,73 @@
 use serde_json::{json, Map, Value};
 
 use super::util::py_str;
+
+/// The action that runs for a while (`registry.rs` defines it).
+pub(crate) const LONG_JOB: &str = "ops.long_job";
+
+/// How often `ops.long_job` prints a line, unless a test changes it
+/// ([`super::Emulator::set_long_job_tick`]).
+pub(crate) const LONG_JOB_TICK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Lines `ops.long_job` prints per second of `seconds` at the default tick.
+const LONG_JOB_STEPS_PER_SECOND: u64 = 5;
+
+/// `seconds` when the execution does not carry it (the action's default, `registry.rs`).
+const LONG_JOB_DEFAULT_SECONDS: u64 = 30;
+
+/// How many lines (ticks) an `ops.long_job` execution with these parameters prints: five
+/// per second of `seconds` (its default when absent; at least one line).
+pub(crate) fn long_job_steps(params: &Map<String, Value>) -> u64 {
+    let seconds = params
+        .get("seconds")
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+        .unwrap_or(LONG_JOB_DEFAULT_SECONDS);
+    (seconds * LONG_JOB_STEPS_PER_SECOND).max(1)
+}
+
+/// Line `step` (1-based) of `total`, with its newline, as the local runner stores each
+/// line it reads (`make_read_and_store_stream_func`, `st2common/runners/utils.py:149`,
+/// keeps the `\n`).
+pub(crate) fn long_job_line(step: u64, total: u64) -> String {
+    format!("step {step} of {total}\n")
+}
+
+/// The local runner's result once the command has printed `stdout` and exited 0
+/// (`contrib/runners/local_runner/local_runner/base.py:236-242`; `strip_shell_chars`
+/// drops the trailing newline).
+pub(crate) fn long_job_result(stdout: &str) -> Value {
+    shell_result(0, stdout.strip_suffix('\n').unwrap_or(stdout))
+}
+
+/// The output records a finished run of a runner that streams its output would have
+/// stored, as `(output_type, data)` in order: the local runner (`local-shell-cmd`) and
+/// the Python runner (`python-script`) store every line of stdout, then of stderr (the
+/// emulator has no interleaving to keep), each with its newline
+/// (`store_execution_output_data`, `st2common/services/action.py:497`, called per line
+/// read). Other runners store nothing here (the remote runner's per-host output is not
+/// modelled).
+pub(crate) fn output_lines(runner: &str, result: &Value) -> Vec<(&'static str, String)> {
+    if !matches!(runner, "local-shell-cmd" | "python-script") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for kind in ["stdout", "stderr"] {
+        let Some(text) = result.get(kind).and_then(Value::as_str) else {
+            continue;
+        };
+        for line in text.split_inclusive('\n') {
+            let mut line = line.to_string();
+            if !line.ends_with('\n') {
+                line.push('\n');
+            }
+            out.push((kind, line));
+        }
+    }
+    out
+}
 
 fn param(params: &Map<String, Value>, key: &str) -> String {
     params.get(key).map(py_str).unwrap_or_default()
@@ -168,6 +239,34 @@ mod tests {
         let (ok, r) = run("ops.deploy", &p(&json!({"app": "web"})));
         assert!(ok);
         assert_eq!(r["result"]["parameters"]["app"], "web");
+    }
+
+    #[test]
+    fn long_job_lines_and_result() {
+        assert_eq!(long_job_steps(&p(&json!({"seconds": 2}))), 10);
+        assert_eq!(long_job_steps(&p(&json!({"seconds": "3"}))), 15);
+        assert_eq!(long_job_steps(&p(&json!({}))), 150);
+        assert_eq!(long_job_line(1, 10), "step 1 of 10\n");
+        let r = long_job_result("step 1 of 2\nstep 2 of 2\n");
+        assert_eq!(r["stdout"], "step 1 of 2\nstep 2 of 2");
+        assert_eq!(r["return_code"], 0);
+        assert_eq!(r["succeeded"], true);
+    }
+
+    #[test]
+    fn output_lines_of_streaming_runners() {
+        let r = json!({"stdout": "a\nb", "stderr": "oops\n"});
+        assert_eq!(
+            output_lines("local-shell-cmd", &r),
+            [
+                ("stdout", "a\n".to_string()),
+                ("stdout", "b\n".to_string()),
+                ("stderr", "oops\n".to_string())
+            ]
+        );
+        assert!(output_lines("local-shell-cmd", &json!({"stdout": ""})).is_empty());
+        assert!(output_lines("http-request", &r).is_empty());
+        assert!(output_lines("remote-shell-cmd", &r).is_empty());
     }
 
     #[test]

@@ -140,3 +140,32 @@ pub fn set_password_alias() -> Value {
         "metadata_file": "aliases/set_password.yaml"
     })
 }
+
+/// An alias for the long-running action, for tests and demos of following and cancelling a
+/// job: `ops.long_job`, format `start long job {{seconds=30}}`, running the built-in action
+/// `ops.long_job` (runner `local-shell-cmd`), which prints `step i of N` five times a second
+/// for `seconds` seconds — each line stored as an output record and published as
+/// `st2.execution.output__create` — then succeeds (see `actions.rs`, `state.rs`).
+///
+/// The format does not start with `run`: `examples.run_local`'s `run {{cmd}}` would match
+/// `run long job 5` too, and st2 calls a command two aliases match ambiguous. Like
+/// [`set_password_alias`], not part of [`demo_aliases`]; add it with
+/// `EmulatorConfig { aliases: [demo_aliases(), vec![long_job_alias()]].concat(), .. }`.
+#[must_use]
+pub fn long_job_alias() -> Value {
+    json!({
+        "id": "5f3c1a0e9d1b2c0001a1b008",
+        "name": "long_job",
+        "pack": "ops",
+        "ref": "ops.long_job",
+        "uid": "action_alias:ops:long_job",
+        "description": "Run a job that prints a line five times a second for a while (follow it, cancel it)",
+        "enabled": true,
+        "action_ref": "ops.long_job",
+        "formats": ["start long job {{seconds=30}}"],
+        "ack": {
+            "format": "Long job of {{ execution.parameters.seconds }} s started (execution {{ execution.id }})."
+        },
+        "metadata_file": "aliases/long_job.yaml"
+    })
+}

@@ -7,6 +7,7 @@
 //!   token validation);
 //! * `/api/v1/actionalias` (list, `help`, `match`, get one), `/api/v1/aliasexecution`
 //!   (and `match_and_execute`), `/api/v1/executions/{id}` (get, cancel),
+//!   `/api/v1/executions/{id}/output`,
 //!   `/api/v1/inquiries` (list, get one, respond; RBAC-checked as st2 does, see
 //!   [`EmulatorConfig::rbac`]), `/api/v1/user` (who the credential is, its roles);
 //! * `/stream/v1/stream` (server-sent events with st2's framing, heartbeat and
@@ -57,7 +58,21 @@
 //!   text. Route `hubot` is announced as `st2.announcement__chatops`, exactly as
 //!   the pack's `chatops.notify` rule does; every other route under its own name,
 //!   as `chatops.notify-errbot` does for `errbot`. Cancelling an unfinished
-//!   execution announces it the same way, with status `canceled`.
+//!   execution announces it the same way, with status `canceled`, once it is
+//!   `canceled`: at once for one that has not started, after its runner has handled
+//!   the cancellation for a running one (`canceling` first). `DELETE` of a finished
+//!   one is st2's `abort(200, ...)`: status 200, body `{"faultstring": "Action cannot
+//!   be canceled. State = <status>."}`.
+//! * `ops.long_job` ([`long_job_alias`], `start long job {{seconds=30}}`) is the one
+//!   action that runs for a while: `running` from the end of the execution delay, it
+//!   prints `step i of N` every 200 ms ([`Emulator::set_long_job_tick`]), `N = 5 ×
+//!   seconds`, each line stored (`GET /api/v1/executions/{id}/output`,
+//!   [`Emulator::execution_output`]) and published as `st2.execution.output__create`
+//!   (sent only to streams that ask for it with `events=`), then succeeds. Cancelled
+//!   while running, it is `canceling`, then `canceled`, and — as with st2's local
+//!   runner, which does not kill the command — its output goes on until the command
+//!   would have ended. `core.local`-like and Python actions store their emulated stdout
+//!   as output records too, when they finish.
 //! * **The bus is busy by default** ([`EmulatorConfig::background_interval`],
 //!   `background.rs`): every second a timer rule runs `core.local` and its
 //!   liveaction, execution and output events go to every stream (never an
@@ -128,9 +143,9 @@ use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-pub use demo::{demo_aliases, set_password_alias};
+pub use demo::{demo_aliases, long_job_alias, set_password_alias};
 
-use state::{RunJob, Service, Settings, Shared};
+use state::{JobKind, RunJob, Service, Settings, Shared};
 
 /// How st2 is reached, which decides how every answer is framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -491,6 +506,22 @@ impl Emulator {
         self.shared.records()
     }
 
+    /// The output records stored for execution `id` so far, oldest first, each shaped as
+    /// st2's `ActionExecutionOutputAPI` (`id`, `execution_id`, `action_ref`, `runner_ref`,
+    /// `timestamp`, `output_type`, `data`); empty for an unknown id. What
+    /// `GET /api/v1/executions/{id}/output` concatenates.
+    pub fn execution_output(&self, id: &str) -> Vec<Value> {
+        self.shared.output_records(id)
+    }
+
+    /// Time between two lines of `ops.long_job` ([`long_job_alias`]) for the jobs that
+    /// start from now on (default 200 ms, so that `seconds` is how long it runs): a test
+    /// makes a job end quickly with a short tick. A job prints `5 × seconds` lines
+    /// whatever the tick.
+    pub fn set_long_job_tick(&self, tick: Duration) {
+        self.shared.set_long_job_tick(tick);
+    }
+
     /// What a successful `POST /auth/v1/tokens` for `user`/`password` would give: a token
     /// with st2's maximum TTL (`None` for a wrong password). For tests that need a token to
     /// hand to the bridge without speaking HTTP themselves.
@@ -649,7 +680,8 @@ impl Emulator {
     }
 
     /// When on, `aliasexecution` waits for the execution to finish and publishes
-    /// its result announcement before sending the 201.
+    /// its result announcement before sending the 201 (an `ops.long_job` is only
+    /// started: it finishes later, as usual).
     pub fn set_announce_before_response(&self, on: bool) {
         self.shared.set_announce_before_response(on);
     }
@@ -770,10 +802,10 @@ fn spawn_runner(rx: mpsc::UnboundedReceiver<RunJob>, shared: Weak<Shared>) -> io
 }
 
 async fn run_jobs(mut rx: mpsc::UnboundedReceiver<RunJob>, shared: Weak<Shared>) {
-    let mut queue: BinaryHeap<Reverse<(Instant, u64, String)>> = BinaryHeap::new();
+    let mut queue: BinaryHeap<Reverse<(Instant, u64, String, JobKind)>> = BinaryHeap::new();
     let mut seq = 0u64;
     loop {
-        let next_due = queue.peek().map(|Reverse((t, _, _))| *t);
+        let next_due = queue.peek().map(|Reverse((t, _, _, _))| *t);
         let wait = async move {
             match next_due {
                 Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -784,16 +816,16 @@ async fn run_jobs(mut rx: mpsc::UnboundedReceiver<RunJob>, shared: Weak<Shared>)
             job = rx.recv() => match job {
                 Some(job) => {
                     seq += 1;
-                    queue.push(Reverse((job.due, seq, job.execution_id)));
+                    queue.push(Reverse((job.due, seq, job.execution_id, job.kind)));
                 }
                 None => return,
             },
             () = wait => {
                 let now = Instant::now();
-                while queue.peek().is_some_and(|Reverse((t, _, _))| *t <= now) {
-                    let Some(Reverse((_, _, id))) = queue.pop() else { break };
+                while queue.peek().is_some_and(|Reverse((t, _, _, _))| *t <= now) {
+                    let Some(Reverse((_, _, id, kind))) = queue.pop() else { break };
                     match shared.upgrade() {
-                        Some(s) => s.complete_execution(&id),
+                        Some(s) => s.run_job(kind, &id),
                         None => return,
                     }
                 }

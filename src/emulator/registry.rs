@@ -20,7 +20,9 @@
 //! `core.local`, `core.local_sudo`, `core.remote`, `core.remote_sudo`, `core.echo`,
 //! `core.noop`, `core.http`, `core.ask`, and the demo packs' `ops.deploy` (`app`,
 //! `env`), `ops.restart_service` (`service`, `hosts`) and `ops.set_password` (`user`,
-//! `password`, the latter `secret: true`), Python actions made up for the demo. [`super::EmulatorConfig::actions`] adds more, as items shaped like st2's
+//! `password`, the latter `secret: true`), Python actions made up for the demo, and
+//! `ops.long_job` (`seconds`, a `local-shell-cmd` action that runs for that long).
+//! [`super::EmulatorConfig::actions`] adds more, as items shaped like st2's
 //! `GET /api/v1/actions` (`pack`, `name`, `runner_type`, `parameters`, `enabled`).
 
 use serde_json::{json, Map, Value};
@@ -805,5 +807,18 @@ fn builtin() -> Vec<Value> {
                "parameters": {
                    "user": {"description": "User whose password is set.", "type": "string", "required": true},
                    "password": {"description": "The new password.", "type": "string", "required": true, "secret": true}}}),
+        // The action that takes time, for cancelling and tailing (`demo::long_job_alias`,
+        // `actions.rs`): a `local-shell-cmd` action as a pack would write it, its command
+        // immutable, its runner timeout above the longest run `seconds` allows.
+        json!({"pack": "ops", "name": "long_job", "runner_type": "local-shell-cmd",
+               "description": "Print `step i of N` five times a second for `seconds` seconds, then succeed (demo action)",
+               "parameters": {
+                   "seconds": {"description": "How long the job runs.", "type": "integer", "default": 30, "minimum": 1, "maximum": 3600},
+                   "cmd": {"type": "string", "immutable": true,
+                           "default": "n=$(({{ seconds }} * 5)); for i in $(seq $n); do echo \"step $i of $n\"; sleep 0.2; done"},
+                   "timeout": {"default": 3660, "immutable": true},
+                   "sudo": {"default": false, "immutable": true},
+                   "sudo_password": {"immutable": true},
+                   "kwarg_op": {"immutable": true}}}),
     ]
 }

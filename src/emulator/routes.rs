@@ -15,7 +15,7 @@ use super::jinja::{self, Extras, JinjaError, Var, ALIAS_API, EXECUTION_API};
 use super::jsonschema;
 use super::matching::{self, MatchError, ParseError};
 use super::registry;
-use super::state::{NewExecution, Principal, Shared};
+use super::state::{CancelResult, NewExecution, Principal, Shared};
 use super::util::{object_id, py_repr, py_str_repr, stable_object_id};
 
 /// Request bodies above this size get 413 (nginx's default `client_max_body_size`).
@@ -46,6 +46,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/inquiries/{id}", web::get().to(get_inquiry))
         .route("/api/v1/inquiries/{id}", web::put().to(respond_inquiry))
         .route("/api/v1/executions/{id}", web::get().to(get_execution))
+        .route(
+            "/api/v1/executions/{id}/output",
+            web::get().to(execution_output),
+        )
         .route(
             "/api/v1/executions/{id}",
             web::delete().to(cancel_execution),
@@ -96,15 +100,20 @@ pub(crate) async fn not_found() -> Result<HttpResponse, Fault> {
 
 type Reply = Result<HttpResponse, Fault>;
 
+/// The `auth-token` cookie a successful answer to a token-authenticated request carries.
+fn auth_cookie(principal: Option<&Principal>) -> Option<String> {
+    let (token, expiry) = principal.and_then(|p| p.token.as_ref())?;
+    let max_age = (*expiry - chrono::Utc::now()).num_seconds().max(0);
+    Some(format!(
+        "auth-token={token}; Max-Age={max_age}; Path=/; HttpOnly"
+    ))
+}
+
 fn json_response(status: u16, body: &Value, principal: Option<&Principal>) -> HttpResponse {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let mut b = HttpResponse::build(code);
-    if let Some((token, expiry)) = principal.and_then(|p| p.token.as_ref()) {
-        let max_age = (*expiry - chrono::Utc::now()).num_seconds().max(0);
-        b.insert_header((
-            header::SET_COOKIE,
-            format!("auth-token={token}; Max-Age={max_age}; Path=/; HttpOnly"),
-        ));
+    if let Some(cookie) = auth_cookie(principal) {
+        b.insert_header((header::SET_COOKIE, cookie));
     }
     b.json(body)
 }
@@ -1210,7 +1219,13 @@ fn no_such_execution(id: &str) -> Fault {
     )
 }
 
-/// `GET /api/v1/executions/{id}`.
+/// `GET /api/v1/executions/{id}` (`ActionExecutionsController.get_one`,
+/// `st2api/controllers/v1/actionexecutions.py:752-806`): the `ActionExecutionAPI` object as
+/// it is now — `status`, `start_timestamp`, `end_timestamp` once completed, `result` once
+/// it has one, `action` (with `ref`), `log`, ... (`Exec::to_json` in `state.rs`); 404
+/// `Unable to identify resource with id "<id>".` when unknown. Not modelled: its RBAC
+/// check (`execution_view`, as [`check_execution`] does for the output), `id=last`,
+/// `include_attributes` / `exclude_attributes`, `max_result_size`, `show_secrets`.
 async fn get_execution(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
     let id = path.into_inner();
@@ -1220,15 +1235,87 @@ async fn get_execution(req: HttpRequest, path: web::Path<String>, shared: Data) 
     Ok(json_response(200, &e, Some(&principal)))
 }
 
-/// `DELETE /api/v1/executions/{id}`: cancel. A finished execution gives st2's
-/// faultstring with status 200.
+/// The permission check of `_get_one_by_id` (`st2api/controllers/resource.py:321-331`),
+/// which runs before the 404: `permission_type` on the execution (`Settings::execution_permission`),
+/// a 403 `ResourceAccessDeniedError` naming the execution's uid, `execution:<id>`
+/// (`st2common/exceptions/rbac.py:57-84`; `ActionExecutionDB.get_uid`,
+/// `st2common/models/db/execution.py:103-106`); a 500 where st2's resolver fails on an
+/// unknown id; then the 404 `Unable to identify resource with id "<id>".`.
+fn check_execution(
+    shared: &Shared,
+    principal: &Principal,
+    id: &str,
+    permission_type: &str,
+) -> Result<(), Fault> {
+    let action_ref = shared.execution_action_ref(id);
+    let user = &principal.user;
+    match shared
+        .settings
+        .execution_permission(user, permission_type, action_ref.as_deref())
+    {
+        None => {
+            tracing::debug!(execution = %id, "st2 emulator: RBAC resolver on an unknown execution (TypeError)");
+            Err(internal_error())
+        }
+        Some(false) => Err(fault(
+            403,
+            format!(
+                "User \"{user}\" doesn't have required permission \"{permission_type}\" on resource \"execution:{id}\""
+            ),
+        )),
+        Some(true) if action_ref.is_none() => Err(no_such_execution(id)),
+        Some(true) => Ok(()),
+    }
+}
+
+/// `GET /api/v1/executions/{id}/output` (`ActionExecutionOutputController.get_one`,
+/// `st2api/controllers/v1/actionexecutions.py:478-533`; `openapi.yaml.j2:1218-1251`, no
+/// `x-permissions`): the execution is looked up with `execution_view`
+/// ([`check_execution`]); the body is its output records' `data` joined, as
+/// `text/plain` (webob adds `charset=UTF-8` to a text type), filtered by `output_type`
+/// unless it is absent, empty or `all` — any other value is a filter, even one the
+/// spec's `enum` lacks (st2's router does not check a query parameter's `enum`,
+/// `st2common/router.py:459-624`), and matches nothing.
+async fn execution_output(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    let principal = authenticate(&shared, &req)?;
+    let query = query_or_400(&req)?;
+    let id = path.into_inner();
+    check_execution(&shared, &principal, &id, "execution_view")?;
+    let output_type = last(&query, "output_type");
+    let body = shared
+        .execution_output(&id, output_type)
+        .ok_or_else(|| no_such_execution(&id))?;
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CONTENT_TYPE, "text/plain; charset=UTF-8"));
+    if let Some(cookie) = auth_cookie(Some(&principal)) {
+        b.insert_header((header::SET_COOKIE, cookie));
+    }
+    Ok(b.body(body))
+}
+
+/// `DELETE /api/v1/executions/{id}` (`ActionExecutionsController.delete`,
+/// `st2api/controllers/v1/actionexecutions.py:948-1015`): the execution is looked up with
+/// `execution_stop` ([`check_execution`]: 403, or 404 for an unknown id); one already
+/// `canceled` comes back as it is (200); one whose status is not in
+/// `LIVEACTION_CANCELABLE_STATES` gets `abort(http_client.OK, "Action cannot be
+/// canceled. State = <status>.")`: st2's `abort` raises webob's `HTTPOk`
+/// (`st2common/router.py:77-78`), which `ErrorHandlingMiddleware` renders like every
+/// error, `{"faultstring": <message>}` with the exception's status — 200
+/// (`st2common/middleware/error_handling.py:63-65,100-114`); otherwise cancellation is
+/// requested for the requester (`Shared::cancel_execution`) and the execution comes back
+/// `canceling` or `canceled`.
 async fn cancel_execution(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
     let id = path.into_inner();
-    let body = match shared.cancel_execution(&id) {
-        None => return Err(no_such_execution(&id)),
-        Some(Ok(e)) => e,
-        Some(Err(msg)) => json!({ "faultstring": msg }),
-    };
-    Ok(json_response(200, &body, Some(&principal)))
+    check_execution(&shared, &principal, &id, "execution_stop")?;
+    match shared.cancel_execution(&id, &principal.user) {
+        CancelResult::Unknown => Err(no_such_execution(&id)),
+        CancelResult::AlreadyCanceled(e) | CancelResult::Requested(e) => {
+            Ok(json_response(200, &e, Some(&principal)))
+        }
+        CancelResult::NotCancelable(status) => Err(fault(
+            200,
+            format!("Action cannot be canceled. State = {status}."),
+        )),
+    }
 }

@@ -162,6 +162,43 @@ impl Settings {
                 .any(|p| self.granted(user, p))
     }
 
+    /// A permission on an execution, as `_get_one_by_id` asks for it
+    /// (`st2api/controllers/resource.py:321-327`: before it looks at whether the execution
+    /// exists) through st2-rbac-backend's `ExecutionPermissionsResolver`
+    /// (`resolvers.py:805-873`): true with RBAC off (`utils.py:301`); then a system role
+    /// that has it (`admin`, `system_admin`; `observer` for `execution_view`); then the
+    /// action permission it stands for on the execution's action or its pack —
+    /// `execution_view` → `action_view`, `execution_stop` and `execution_re_run` →
+    /// `action_execute`, `execution_all` → `action_all`, each also given by
+    /// `action_all`. In the emulator's model a user has `action_view` by a grant
+    /// ([`Settings::grants`], not per resource) and `action_execute` on every action
+    /// [`Settings::denied_actions`] does not deny them, grants or not (as
+    /// `aliasexecution` checks it).
+    ///
+    /// `None` when st2 fails: the resolver reads `resource_db["action"]` of the execution
+    /// it was given, which is `None` for an unknown id (`TypeError`, a 500) — so with RBAC
+    /// on, only users whose role decides it alone get the 404.
+    pub(crate) fn execution_permission(
+        &self,
+        user: &str,
+        permission_type: &str,
+        action_ref: Option<&str>,
+    ) -> Option<bool> {
+        if !self.rbac || self.has_system_role_permission(user, permission_type) {
+            return Some(true);
+        }
+        let action_ref = action_ref?;
+        let all = self.granted(user, "action_all");
+        Some(match permission_type {
+            "execution_view" => all || self.granted(user, "action_view"),
+            "execution_stop" | "execution_re_run" => !self
+                .denied_actions
+                .iter()
+                .any(|(u, r)| u == user && r == action_ref),
+            _ => all,
+        })
+    }
+
     /// `<webui_base_url>/#/history/<id>/general` (`st2common/services/executions.py`).
     pub(crate) fn web_url_for(&self, id: &str) -> String {
         format!(
@@ -318,13 +355,50 @@ struct Subscribers {
     list: Vec<(u64, UnboundedSender<StreamMsg>, Arc<[Glob]>)>,
 }
 
+/// What the execution-runner thread does when a job is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum JobKind {
+    /// The execution's delay is over: run it ([`Shared::complete_execution`]).
+    Complete,
+    /// `ops.long_job` prints its next line ([`Shared::long_job_tick`]).
+    Tick,
+    /// An action runner handles a `canceling` execution ([`Shared::finish_cancel`]).
+    CancelDispatch,
+}
+
 /// A job for the execution-runner thread.
 #[derive(Debug)]
 pub(crate) struct RunJob {
     pub due: Instant,
     pub execution_id: String,
+    pub kind: JobKind,
 }
 
+/// How long after `DELETE /api/v1/executions/{id}` has left a running execution
+/// `canceling` an action runner takes it to `canceled`: st2api publishes the liveaction's
+/// status (`LiveAction.publish_status`, `st2common/services/action.py:264-265`), an action
+/// runner consumes it (`ActionExecutionDispatcher.process`, `st2actions/worker.py:131-138`:
+/// `canceling` → `_cancel_action`) — a message-bus hop.
+const CANCEL_DISPATCH_DELAY: Duration = Duration::from_millis(50);
+
+/// What `DELETE /api/v1/executions/{id}` found and did
+/// (`ActionExecutionsController.delete`, `st2api/controllers/v1/actionexecutions.py:948-1015`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CancelResult {
+    /// No such execution (the 404 of `_get_one_by_id`).
+    Unknown,
+    /// Already `canceled`: the execution, unchanged (actionexecutions.py:989-995).
+    AlreadyCanceled(Value),
+    /// Cancellation requested (`request_cancellation`): the execution as it is now,
+    /// `canceling` or `canceled` (actionexecutions.py:1003-1015).
+    Requested(Value),
+    /// Not in `LIVEACTION_CANCELABLE_STATES`: its status, for st2's
+    /// `abort(http_client.OK, "Action cannot be canceled. State = <status>.")`
+    /// (actionexecutions.py:997-1001).
+    NotCancelable(String),
+}
+
+/// st2's `LIVEACTION_CANCELABLE_STATES` (`st2common/constants/action.py:100-108`).
 const CANCELABLE: &[&str] = &[
     "requested",
     "scheduled",
@@ -369,6 +443,49 @@ struct Exec {
     /// Top-level fields only rule-triggered executions have (`rule`, `trigger`,
     /// `trigger_type`, `trigger_instance`: st2common/services/executions.py).
     extra: Map<String, Value>,
+    /// Its output records, oldest first (`ActionExecutionOutputDB`).
+    output: Vec<OutputRecord>,
+    /// The command of an `ops.long_job` execution while it runs.
+    long_run: Option<LongRun>,
+}
+
+/// One `ActionExecutionOutputDB` record (`st2common/models/db/execution.py:182-218`): a
+/// line the runner read, stored by `store_execution_output_data`
+/// (`st2common/services/action.py:497-540`).
+struct OutputRecord {
+    id: String,
+    output_type: &'static str,
+    data: String,
+    timestamp: DateTime<Utc>,
+}
+
+/// The command of an `ops.long_job` execution, from its start to its exit. It is not
+/// tied to the execution's status: cancelling does not stop it (see
+/// [`Shared::long_job_tick`]).
+struct LongRun {
+    /// Lines it prints in all.
+    total: u64,
+    /// Lines printed so far.
+    done: u64,
+    /// Time between two lines.
+    tick: Duration,
+    /// Everything printed so far.
+    stdout: String,
+}
+
+/// `ActionExecutionOutputAPI.from_model` (`st2common/models/api/execution.py:200-223`):
+/// the record's fields in the model's order, `timestamp` as `isotime.format(...,
+/// offset=False)` (`...Z`), `delay` (never set by the runners) left out as `None`.
+fn output_json(exec: &Exec, rec: &OutputRecord) -> Value {
+    json!({
+        "id": rec.id,
+        "execution_id": exec.id,
+        "action_ref": exec.action_ref,
+        "runner_ref": exec.runner,
+        "timestamp": isotime(rec.timestamp),
+        "output_type": rec.output_type,
+        "data": rec.data,
+    })
 }
 
 impl Exec {
@@ -607,6 +724,8 @@ pub(crate) struct Shared {
     background_events: AtomicUsize,
     /// Every `st2.announcement__*` event published, connected listeners or not.
     announced: Mutex<Vec<(String, String)>>,
+    /// Time between two lines of an `ops.long_job` started from now on.
+    long_job_tick: Mutex<Duration>,
 }
 
 impl Shared {
@@ -637,6 +756,7 @@ impl Shared {
             response_delay: Mutex::new(Duration::ZERO),
             background: watch::Sender::new(background),
             background_events: AtomicUsize::new(0),
+            long_job_tick: Mutex::new(super::actions::LONG_JOB_TICK),
         }
     }
 
@@ -1003,6 +1123,8 @@ impl Shared {
             source_channel: n.source_channel.clone(),
             source_context: n.source_context.clone(),
             extra: Map::new(),
+            output: Vec::new(),
+            long_run: None,
         };
         let snapshot = exec.to_json();
         let live = exec.liveaction_json();
@@ -1060,14 +1182,60 @@ impl Shared {
 
     /// Queue an execution to be completed after the configured delay.
     pub(crate) fn schedule_completion(&self, id: &str) {
-        let job = RunJob {
-            due: Instant::now() + self.settings.execution_delay,
-            execution_id: id.to_string(),
-        };
-        if self.runner.send(job).is_err() {
+        if !self.schedule(id, JobKind::Complete, self.settings.execution_delay) {
             tracing::debug!("st2 emulator: runner gone; completing inline");
             self.complete_execution(id);
         }
+    }
+
+    /// Queue a job for the runner thread; `false` when the runner is gone.
+    fn schedule(&self, id: &str, kind: JobKind, after: Duration) -> bool {
+        let job = RunJob {
+            due: Instant::now() + after,
+            execution_id: id.to_string(),
+            kind,
+        };
+        self.runner.send(job).is_ok()
+    }
+
+    /// Run a due job (the runner thread).
+    pub(crate) fn run_job(&self, kind: JobKind, id: &str) {
+        match kind {
+            JobKind::Complete => self.complete_execution(id),
+            JobKind::Tick => self.long_job_tick(id),
+            JobKind::CancelDispatch => self.finish_cancel(id),
+        }
+    }
+
+    /// Store one output line of `exec` and make its `st2.execution.output__create` event:
+    /// `ActionExecutionOutput.add_or_update(output_db, publish=True)`
+    /// (`st2common/services/action.py:536-538`), which st2stream's listener turns into that
+    /// event (`st2common/stream/listener.py:231-235`). The event is in no `events=` list
+    /// unless asked for: st2stream's `DEFAULT_EVENTS_WHITELIST`
+    /// (`st2stream/controllers/v1/stream.py:28-36`) does not name it.
+    fn record_output(&self, exec: &mut Exec, output_type: &'static str, data: String) -> Event {
+        let rec = OutputRecord {
+            id: object_id(),
+            output_type,
+            data,
+            timestamp: Utc::now(),
+        };
+        let name = "st2.execution.output__create";
+        let body = if self.wanted(name) {
+            serde_json::to_string(&output_json(exec, &rec)).unwrap_or_else(|_| "null".into())
+        } else {
+            String::new()
+        };
+        let event = Event {
+            name: name.to_string(),
+            data: body,
+            action_ref: Some(exec.action_ref.clone()),
+            execution_id: Some(exec.id.clone()),
+            body_id: Some(rec.id.clone()),
+            status: None,
+        };
+        exec.output.push(rec);
+        event
     }
 
     /// Run an execution to its end: publish the status updates and, when chatops
@@ -1083,12 +1251,22 @@ impl Shared {
         if is_terminal(&exec.status) {
             return;
         }
+        if exec.action_ref == super::actions::LONG_JOB {
+            if exec.status == "requested" {
+                self.start_long_job(exec);
+            }
+            return;
+        }
         let mut events = Vec::new();
         for status in ["scheduled", "running"] {
             exec.set_status(status);
             events.extend(self.status_events(exec));
         }
         let (ok, result) = super::actions::run(&exec.action_ref, &exec.parameters);
+        // What the runner read while it ran, stored and published line by line.
+        for (output_type, line) in super::actions::output_lines(&exec.runner, &result) {
+            events.push(self.record_output(exec, output_type, line));
+        }
         let final_status = if ok { "succeeded" } else { "failed" };
         exec.result = Some(result);
         exec.end = Some(Utc::now());
@@ -1103,6 +1281,136 @@ impl Shared {
             self.publish_locked(Self::plain_event(&name, &data));
         }
         tracing::debug!(execution = %id, status = final_status, "st2 emulator: execution finished");
+    }
+
+    // ----- ops.long_job ------------------------------------------------------------
+
+    /// Time between two lines of an `ops.long_job` started from now on.
+    pub(crate) fn set_long_job_tick(&self, tick: Duration) {
+        *self.long_job_tick.lock() = tick.max(Duration::from_millis(1));
+    }
+
+    /// An `ops.long_job` execution's delay is over: `scheduled` → `running` (one update
+    /// pair each), and its command starts printing.
+    fn start_long_job(&self, exec: &mut Exec) {
+        let mut events = Vec::new();
+        for status in ["scheduled", "running"] {
+            exec.set_status(status);
+            events.extend(self.status_events(exec));
+        }
+        let tick = *self.long_job_tick.lock();
+        exec.long_run = Some(LongRun {
+            total: super::actions::long_job_steps(&exec.parameters),
+            done: 0,
+            tick,
+            stdout: String::new(),
+        });
+        for event in events {
+            self.publish_locked(event);
+        }
+        if !self.schedule(&exec.id, JobKind::Tick, tick) {
+            tracing::debug!("st2 emulator: runner gone; the long job will not print");
+        }
+        tracing::debug!(execution = %exec.id, "st2 emulator: long job running");
+    }
+
+    /// `ops.long_job` prints its next line: stored and published as the local runner does
+    /// (`read_and_store_stream`, `st2common/runners/utils.py:161-180`). After the last line
+    /// the command exits 0 and the action runner records the result
+    /// (`RunnerContainer._do_run` → `_update_status`, `st2actions/container/base.py:159-163`):
+    /// `succeeded`, with its updates and, when chatops would, the announcement.
+    ///
+    /// Cancelling does not stop the command: the local runner does not override
+    /// `ActionRunner.cancel` (`st2common/runners/base.py:188-193`), which only reports
+    /// `canceled`, so the command goes on printing — each line still stored and published
+    /// — until it exits. Its exit then changes nothing: `update_liveaction_status` refuses to
+    /// move a `canceled` liveaction (`st2common/util/action_db.py:273-285`) and
+    /// `update_execution` skips a completed execution without publishing
+    /// (`st2common/services/executions.py:200-206`). An execution still `canceling` when the
+    /// command exits (the runner has not handled the cancellation yet) becomes `succeeded`
+    /// (`_update_live_action_db`, `st2actions/container/base.py:322-325`: `canceling` is no
+    /// completed state).
+    pub(crate) fn long_job_tick(&self, id: &str) {
+        let mut st = self.state.lock();
+        let Some(&idx) = st.by_id.get(id) else {
+            return;
+        };
+        let Some(exec) = st.executions.get_mut(idx) else {
+            return;
+        };
+        let Some(run) = exec.long_run.as_mut() else {
+            return;
+        };
+        run.done += 1;
+        let line = super::actions::long_job_line(run.done, run.total);
+        run.stdout.push_str(&line);
+        let more = run.done < run.total;
+        let tick = run.tick;
+        let mut events = vec![self.record_output(exec, "stdout", line)];
+        if more {
+            for event in events {
+                self.publish_locked(event);
+            }
+            if !self.schedule(id, JobKind::Tick, tick) {
+                tracing::debug!("st2 emulator: runner gone; the long job stops printing");
+            }
+            return;
+        }
+        let Some(run) = exec.long_run.take() else {
+            return;
+        };
+        let mut announcements = Vec::new();
+        if matches!(exec.status.as_str(), "running" | "canceling") {
+            exec.result = Some(super::actions::long_job_result(&run.stdout));
+            exec.end = Some(Utc::now());
+            exec.set_status("succeeded");
+            events.extend(self.status_events(exec));
+            let aliases = self.aliases();
+            announcements = announcements_for(exec, &exec.to_json(), &self.settings, &aliases);
+        }
+        for event in events {
+            self.publish_locked(event);
+        }
+        for (name, data) in announcements {
+            self.publish_locked(Self::plain_event(&name, &data));
+        }
+        tracing::debug!(execution = %id, status = %exec.status, "st2 emulator: long job's command exited");
+    }
+
+    /// An action runner handles a `canceling` execution (`_cancel_action`,
+    /// `st2actions/worker.py:237-265` → `RunnerContainer._do_cancel`,
+    /// `st2actions/container/base.py:177-210`): the local and Python runners keep
+    /// `ActionRunner.cancel` (`st2common/runners/base.py:188-193`), which answers
+    /// `canceled` with the liveaction's result and context as they are (the
+    /// `request_cancellation` message), so the execution becomes `canceled` (end time
+    /// set, one update pair) and, being complete, is announced by the notifier and the
+    /// chatops rules like any other end (`st2actions/notifier/notifier.py:88-106`; the
+    /// chatops `notify` rule's only criterion is the route,
+    /// `contrib/chatops/rules/notify_hubot.yaml`). Nothing happens for an execution
+    /// that is no longer `canceling`.
+    pub(crate) fn finish_cancel(&self, id: &str) {
+        let mut st = self.state.lock();
+        let Some(&idx) = st.by_id.get(id) else {
+            return;
+        };
+        let Some(exec) = st.executions.get_mut(idx) else {
+            return;
+        };
+        if exec.status != "canceling" {
+            return;
+        }
+        exec.end = Some(Utc::now());
+        exec.set_status("canceled");
+        let json = exec.to_json();
+        let aliases = self.aliases();
+        let announcements = announcements_for(exec, &json, &self.settings, &aliases);
+        for event in self.status_events(exec) {
+            self.publish_locked(event);
+        }
+        for (name, data) in announcements {
+            self.publish_locked(Self::plain_event(&name, &data));
+        }
+        tracing::debug!(execution = %id, "st2 emulator: execution canceled by its runner");
     }
 
     // ----- inquiries -------------------------------------------------------------
@@ -1143,6 +1451,8 @@ impl Shared {
             source_channel: String::new(),
             source_context: None,
             extra: Map::new(),
+            output: Vec::new(),
+            long_run: None,
         };
         let mut st = self.state.lock();
         let mut events = vec![
@@ -1253,6 +1563,8 @@ impl Shared {
             source_channel: String::new(),
             source_context: None,
             extra: n.extra,
+            output: Vec::new(),
+            long_run: None,
         };
         let _st = self.state.lock();
         let id = exec.id.clone();
@@ -1378,33 +1690,91 @@ impl Shared {
         st.executions.get(idx).map(Exec::to_json)
     }
 
-    /// `DELETE /api/v1/executions/{id}`: `None` when unknown; `Ok` with the
-    /// execution, or `Err` with the 200-status faultstring st2 returns.
-    pub(crate) fn cancel_execution(&self, id: &str) -> Option<Result<Value, String>> {
+    /// The action ref of a stored execution (what st2's RBAC resolvers read from it).
+    pub(crate) fn execution_action_ref(&self, id: &str) -> Option<String> {
+        let st = self.state.lock();
+        let e = st.executions.get(*st.by_id.get(id)?)?;
+        Some(e.action_ref.clone())
+    }
+
+    /// `GET /api/v1/executions/{id}/output` (`ActionExecutionOutputController.get_one`,
+    /// `st2api/controllers/v1/actionexecutions.py:513-525`): the `data` of the execution's
+    /// output records, in storage order, joined with nothing; only those of
+    /// `output_type` unless it is empty or `all`. `None` when the execution is unknown.
+    pub(crate) fn execution_output(&self, id: &str, output_type: Option<&str>) -> Option<String> {
+        let st = self.state.lock();
+        let e = st.executions.get(*st.by_id.get(id)?)?;
+        let filter = output_type.filter(|t| !t.is_empty() && *t != "all");
+        Some(
+            e.output
+                .iter()
+                .filter(|r| filter.is_none_or(|t| r.output_type == t))
+                .map(|r| r.data.as_str())
+                .collect(),
+        )
+    }
+
+    /// The output records of an execution as `ActionExecutionOutputAPI` objects, oldest
+    /// first (empty when unknown).
+    pub(crate) fn output_records(&self, id: &str) -> Vec<Value> {
+        let st = self.state.lock();
+        let Some(e) = st.by_id.get(id).and_then(|&i| st.executions.get(i)) else {
+            return Vec::new();
+        };
+        e.output.iter().map(|r| output_json(e, r)).collect()
+    }
+
+    /// `DELETE /api/v1/executions/{id}` once authorised, for `requester` (the st2 user):
+    /// see [`CancelResult`]. A cancellable execution goes through st2's
+    /// `request_cancellation` (`st2common/services/action.py:286-321`): its result becomes
+    /// `{"message": "Action canceled by user.", "user": <requester>}`, its context gains
+    /// `cancelled_by`, and its status becomes `canceling` when it is `running` (or part
+    /// of a workflow: `"parent"` in its context), an action runner then taking it to
+    /// `canceled` ([`Shared::finish_cancel`]), or straight `canceled` otherwise (it has
+    /// not started: no runner is involved). Each change publishes its update pair
+    /// (`update_status`, services/action.py:217-267); reaching `canceled` announces it as
+    /// any completed execution is announced.
+    pub(crate) fn cancel_execution(&self, id: &str, requester: &str) -> CancelResult {
         let mut st = self.state.lock();
-        let idx = *st.by_id.get(id)?;
-        let exec = st.executions.get_mut(idx)?;
+        let Some(&idx) = st.by_id.get(id) else {
+            return CancelResult::Unknown;
+        };
+        let Some(exec) = st.executions.get_mut(idx) else {
+            return CancelResult::Unknown;
+        };
         if exec.status == "canceled" {
-            return Some(Ok(exec.to_json()));
+            return CancelResult::AlreadyCanceled(exec.to_json());
         }
         if !CANCELABLE.contains(&exec.status.as_str()) {
-            return Some(Err(format!(
-                "Action cannot be canceled. State = {}.",
-                exec.status
-            )));
+            return CancelResult::NotCancelable(exec.status.clone());
         }
-        exec.end = Some(Utc::now());
-        exec.set_status("canceled");
+        // `liveaction.status in LIVEACTION_STATUS_RUNNING` is a substring test on the
+        // string "running"; of the cancelable states only "running" passes it.
+        let runs = exec.status == "running" || exec.context.get("parent").is_some();
+        exec.result = Some(json!({"message": "Action canceled by user.", "user": requester}));
+        if let Some(ctx) = exec.context.as_object_mut() {
+            ctx.insert("cancelled_by".into(), json!(requester));
+        }
+        let mut announcements = Vec::new();
+        if runs {
+            exec.set_status("canceling");
+        } else {
+            exec.end = Some(Utc::now());
+            exec.set_status("canceled");
+            let aliases = self.aliases();
+            announcements = announcements_for(exec, &exec.to_json(), &self.settings, &aliases);
+        }
         let json = exec.to_json();
-        let aliases = self.aliases();
-        let announcements = announcements_for(exec, &json, &self.settings, &aliases);
         for event in self.status_events(exec) {
             self.publish_locked(event);
         }
         for (name, data) in announcements {
             self.publish_locked(Self::plain_event(&name, &data));
         }
-        Some(Ok(json))
+        if runs && !self.schedule(id, JobKind::CancelDispatch, CANCEL_DISPATCH_DELAY) {
+            tracing::debug!("st2 emulator: runner gone; the execution stays canceling");
+        }
+        CancelResult::Requested(json)
     }
 }
 

@@ -3019,3 +3019,432 @@ async fn a_secret_parameter_comes_back_in_the_announcement() {
         Some("Hunter2-Secret")
     );
 }
+
+// ----- long jobs, execution output, cancellation --------------------------------------
+
+/// `GET` returning the raw body: status, `Content-Type`, text.
+async fn get_text(url: String, token: &str) -> (u16, String, String) {
+    let resp = client()
+        .get(url)
+        .insert_header(("X-Auth-Token", token))
+        .send()
+        .await;
+    let mut resp = match resp {
+        Ok(r) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let body = match resp.body().limit(8 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => panic!("body failed: {e}"),
+    };
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (
+        resp.status().as_u16(),
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+fn with_long_job(cfg: EmulatorConfig) -> EmulatorConfig {
+    EmulatorConfig {
+        aliases: [demo_aliases(), vec![long_job_alias()]].concat(),
+        ..cfg
+    }
+}
+
+/// Start `start long job <seconds>` as `token`'s user: the execution id.
+async fn start_long_job(em: &Emulator, token: &str, seconds: u64) -> String {
+    let body = exec_body(
+        "long_job",
+        "start long job {{seconds=30}}",
+        &format!("start long job {seconds}"),
+    );
+    let r = post(format!("{}/aliasexecution", em.api_url()), token, &body).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Poll `GET /api/v1/executions/{id}` until its status is `status`.
+async fn wait_status(em: &Emulator, token: &str, id: &str, status: &str) -> Value {
+    let url = format!("{}/executions/{id}", em.api_url());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = get(url.clone(), token).await;
+        if r.body["status"] == status {
+            return r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} never reached {status}: {:?}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `ops.long_job`: `running`, a line per tick stored and published as
+/// `st2.execution.output__create` (to streams that ask for it), then `succeeded` with the
+/// local runner's result and the announcement; `/output` serves the lines as text.
+#[actix_web::test]
+async fn long_job_prints_its_output_then_succeeds() {
+    let em = start(with_long_job(EmulatorConfig::default())).await;
+    em.set_long_job_tick(Duration::from_millis(10));
+    let token = login(&em).await;
+    let mut output = Sse::connect(
+        &em,
+        "?events=st2.execution.output__create,st2.execution__update",
+        &token,
+    )
+    .await;
+    let mut default = Sse::connect(&em, "", &token).await;
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body(
+            "long_job",
+            "start long job {{seconds=30}}",
+            "start long job 1",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["execution"]["parameters"], json!({"seconds": 1}));
+    assert_eq!(r.body["execution"]["runner"]["name"], "local-shell-cmd");
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        r.body["message"],
+        format!("Long job of 1 s started (execution {id}).")
+    );
+
+    let done = wait_status(&em, &token, &id, "succeeded").await;
+    let lines: String = (1..=5).map(|i| format!("step {i} of 5\n")).collect();
+    assert_eq!(done["action"]["ref"], "ops.long_job");
+    assert_eq!(
+        done["result"],
+        json!({"failed": false, "succeeded": true, "return_code": 0,
+               "stdout": lines.trim_end(), "stderr": ""})
+    );
+    assert!(done["start_timestamp"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(done["end_timestamp"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    let log: Vec<&str> = done["log"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|e| e["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(log, ["requested", "scheduled", "running", "succeeded"]);
+
+    // The stream: five output records, then the end.
+    let mut seen = Vec::new();
+    loop {
+        let (name, data) = match output.next_event(WAIT).await {
+            Some(e) => e,
+            None => panic!("stream ended early: {seen:?}"),
+        };
+        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        if name == "st2.execution__update" {
+            if v["id"] == id.as_str() && v["status"] == "succeeded" {
+                break;
+            }
+            continue;
+        }
+        assert_eq!(name, "st2.execution.output__create");
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "execution_id",
+                "action_ref",
+                "runner_ref",
+                "timestamp",
+                "output_type",
+                "data"
+            ]
+        );
+        assert_eq!(v["execution_id"], id.as_str());
+        assert_eq!(v["action_ref"], "ops.long_job");
+        assert_eq!(v["runner_ref"], "local-shell-cmd");
+        assert_eq!(v["output_type"], "stdout");
+        assert!(v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        seen.push(v["data"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(seen.concat(), lines);
+    // st2's default event list has no output events.
+    let mut names = Vec::new();
+    while let Some((name, _)) = default.next_event(Duration::from_millis(300)).await {
+        names.push(name);
+    }
+    assert!(
+        names.iter().any(|n| n == "st2.execution__update"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| n != "st2.execution.output__create"),
+        "{names:?}"
+    );
+
+    let url = format!("{}/executions/{id}/output", em.api_url());
+    let (status, content_type, body) = get_text(url.clone(), &token).await;
+    assert_eq!(
+        (status, content_type.as_str(), body.as_str()),
+        (200, "text/plain; charset=UTF-8", lines.as_str())
+    );
+    for (q, want) in [
+        ("?output_type=all", lines.as_str()),
+        ("?output_type=", lines.as_str()),
+        ("?output_type=stdout", lines.as_str()),
+        ("?output_type=stderr", ""),
+        // Not checked against the spec's enum: a filter that matches nothing.
+        ("?output_type=bogus", ""),
+    ] {
+        let (status, _, body) = get_text(format!("{url}{q}"), &token).await;
+        assert_eq!((status, body.as_str()), (200, want), "{q}");
+    }
+    let records = em.execution_output(&id);
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0]["data"], "step 1 of 5\n");
+    assert!(em.execution_output("nope").is_empty());
+    let announced = em.announcements();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0].0, "st2.announcement__stormbridge");
+    let (status, _, body) = get_text(
+        format!(
+            "{}/executions/000000000000000000000000/output",
+            em.api_url()
+        ),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        json!({"faultstring": "Unable to identify resource with id \"000000000000000000000000\"."})
+    );
+}
+
+/// Actions of the local and Python runners store their (emulated) output when they finish.
+#[actix_web::test]
+async fn finished_commands_have_their_output_stored() {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("run_local", "run {{cmd}}", "run echo hello"),
+    )
+    .await;
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_status(&em, &token, &id, "succeeded").await;
+    let url = format!("{}/executions/{id}/output", em.api_url());
+    assert_eq!(
+        get_text(url, &token).await,
+        (200, "text/plain; charset=UTF-8".into(), "hello\n".into())
+    );
+    let r = post(
+        format!("{}/aliasexecution", em.api_url()),
+        &token,
+        &exec_body("deploy", "deploy {{app}} to {{env}}", "deploy web to prod"),
+    )
+    .await;
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_status(&em, &token, &id, "succeeded").await;
+    let (status, _, body) =
+        get_text(format!("{}/executions/{id}/output", em.api_url()), &token).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+}
+
+/// A running job: `DELETE` answers `canceling` (st2's `request_cancellation`), the runner
+/// then makes it `canceled` and it is announced; the command goes on printing, as st2's
+/// local runner does not kill it; a second `DELETE` returns the canceled execution.
+#[actix_web::test]
+async fn cancelling_a_running_job() {
+    let em = start(with_long_job(EmulatorConfig::default())).await;
+    let token = login(&em).await;
+    let mut s = Sse::connect(&em, "?events=st2.execution__update", &token).await;
+    let id = start_long_job(&em, &token, 30).await;
+    wait_status(&em, &token, &id, "running").await;
+    wait_until("a line of output", || !em.execution_output(&id).is_empty()).await;
+    let url = format!("{}/executions/{id}", em.api_url());
+    let r = del(url.clone(), &token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "canceling");
+    assert_eq!(
+        r.body["result"],
+        json!({"message": "Action canceled by user.", "user": "st2admin"})
+    );
+    assert_eq!(r.body["context"]["cancelled_by"], "st2admin");
+    assert!(r.body.get("end_timestamp").is_none());
+
+    let canceled = wait_status(&em, &token, &id, "canceled").await;
+    assert!(canceled["end_timestamp"].is_string());
+    assert_eq!(canceled["result"], r.body["result"]);
+    let mut statuses = Vec::new();
+    while statuses.last().map(String::as_str) != Some("canceled") {
+        let v = s.expect_event("st2.execution__update").await;
+        if v["id"] == id.as_str() {
+            statuses.push(v["status"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(statuses, ["scheduled", "running", "canceling", "canceled"]);
+    wait_until("the announcement", || !em.announcements().is_empty()).await;
+    let (name, data) = em.announcements().remove(0);
+    assert_eq!(name, "st2.announcement__stormbridge");
+    assert_eq!(data["payload"]["channel"], "C123");
+
+    // The command still prints; the execution stays canceled.
+    let lines = em.execution_output(&id).len();
+    wait_until("more output after the cancel", || {
+        em.execution_output(&id).len() > lines
+    })
+    .await;
+    let r = del(url.clone(), &token).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("canceled"))
+    );
+    assert_eq!(get(url, &token).await.body["status"], "canceled");
+    assert_eq!(em.announcements().len(), 1);
+}
+
+/// A job that has not started is canceled at once, with no `canceling` step; a finished
+/// one gets st2's `abort(200, ...)`: status 200 and a faultstring body; an unknown id 404.
+#[actix_web::test]
+async fn cancelling_before_the_start_and_after_the_end() {
+    let em = start(with_long_job(EmulatorConfig {
+        execution_delay: Duration::from_secs(30),
+        ..EmulatorConfig::default()
+    }))
+    .await;
+    let token = login(&em).await;
+    let id = start_long_job(&em, &token, 1).await;
+    let url = format!("{}/executions/{id}", em.api_url());
+    let r = del(url.clone(), &token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "canceled");
+    assert_eq!(r.body["result"]["message"], "Action canceled by user.");
+    let log: Vec<&str> = r.body["log"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|e| e["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(log, ["requested", "canceled"]);
+    wait_until("the announcement", || em.announcements().len() == 1).await;
+    let (status, _, body) = get_text(format!("{url}/output"), &token).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+
+    let em = start(with_long_job(EmulatorConfig::default())).await;
+    em.set_long_job_tick(Duration::from_millis(5));
+    let token = login(&em).await;
+    let id = start_long_job(&em, &token, 1).await;
+    wait_status(&em, &token, &id, "succeeded").await;
+    let r = finish(
+        client()
+            .delete(format!("{}/executions/{id}", em.api_url()))
+            .insert_header(("X-Auth-Token", token.as_str()))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        json!({"faultstring": "Action cannot be canceled. State = succeeded."})
+    );
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    // An error path: no cookie (st2's router adds it only to a controller's answer).
+    assert!(r.headers.get("set-cookie").is_none());
+    let r = del(
+        format!("{}/executions/000000000000000000000000", em.api_url()),
+        &token,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.body["faultstring"],
+        "Unable to identify resource with id \"000000000000000000000000\"."
+    );
+}
+
+/// With RBAC on: `/output` needs `execution_view` (a role that has it, or `action_view`),
+/// `DELETE` needs `execution_stop` (`action_execute` on the action); the permission is
+/// checked before the 404, and st2's resolver fails (500) on an unknown id for users whose
+/// role does not decide it.
+#[actix_web::test]
+async fn output_and_cancel_permissions_with_rbac() {
+    let em = start(with_long_job(EmulatorConfig {
+        users: users(&["st2admin", "bob", "carol", "dave", "eve"]),
+        rbac: true,
+        roles: pairs(&[("carol", "observer")]),
+        grants: pairs(&[("dave", "action_view")]),
+        denied_actions: pairs(&[("eve", "ops.long_job")]),
+        ..EmulatorConfig::default()
+    }))
+    .await;
+    let token = token_for(&em, "st2admin");
+    let id = start_long_job(&em, &token, 30).await;
+    wait_status(&em, &token, &id, "running").await;
+    let output = format!("{}/executions/{id}/output", em.api_url());
+    let unknown = format!("{}/executions/000000000000000000000000", em.api_url());
+    for (user, status) in [
+        ("st2admin", 200),
+        ("carol", 200),
+        ("dave", 200),
+        ("bob", 403),
+    ] {
+        let (got, _, body) = get_text(output.clone(), &token_for(&em, user)).await;
+        assert_eq!(got, status, "{user}: {body}");
+    }
+    let (_, _, body) = get_text(output, &token_for(&em, "bob")).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["faultstring"],
+        format!("User \"bob\" doesn't have required permission \"execution_view\" on resource \"execution:{id}\"")
+    );
+    for (user, status) in [("st2admin", 404), ("carol", 404), ("bob", 500)] {
+        let (got, _, body) = get_text(format!("{unknown}/output"), &token_for(&em, user)).await;
+        assert_eq!(got, status, "{user}: {body}");
+    }
+    for (user, status) in [("st2admin", 404), ("carol", 500), ("bob", 500)] {
+        let r = del(unknown.clone(), &token_for(&em, user)).await;
+        assert_eq!(r.status, status, "{user}: {:?}", r.body);
+    }
+    let url = format!("{}/executions/{id}", em.api_url());
+    let r = del(url.clone(), &token_for(&em, "eve")).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.body["faultstring"],
+        format!("User \"eve\" doesn't have required permission \"execution_stop\" on resource \"execution:{id}\"")
+    );
+    // Anyone with `action_execute` on the action may stop it, not only who started it.
+    let r = del(url, &token_for(&em, "bob")).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("canceling"))
+    );
+    assert_eq!(r.body["result"]["user"], "bob");
+    assert_eq!(r.body["context"]["cancelled_by"], "bob");
+}

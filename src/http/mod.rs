@@ -1,11 +1,13 @@
 //! The HTTP surface for operators: `/health`, `/ready`, `/actors`, `/metrics`; the login
 //! page; `POST /hubot/st2` / `POST /chatops/message` for workflows posting into chat
-//! ([`post`]); and the paths chat connections serve ([`webhook`]: Slack's Events API,
+//! ([`post`]); `POST /api/v1/trigger` for alerting systems running a chat command with a
+//! token ([`trigger`]); and the paths chat connections serve ([`webhook`]: Slack's Events API,
 //! Mattermost's button presses). The whole route table is in [`configure`].
 
 mod body;
 pub mod forwarded;
 pub mod health;
+mod limiter;
 pub mod login;
 pub mod metrics;
 pub mod post;
@@ -13,6 +15,7 @@ pub mod redact;
 pub mod same_origin;
 pub mod server;
 pub mod tls;
+pub mod trigger;
 pub mod webhook;
 
 use actix::Addr;
@@ -44,6 +47,8 @@ pub struct HttpState {
     pub public_origin: Option<same_origin::Origin>,
     /// `POST /hubot/st2` and `/chatops/message`: off unless `[http] post_token` is set.
     pub post: post::PostEndpoints,
+    /// `POST /api/v1/trigger`: commands run with trigger tokens.
+    pub trigger: trigger::TriggerEndpoint,
 }
 
 /// The address a request comes from, for rate limits and logs: the peer's, or behind a
@@ -80,6 +85,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(post::chatops_message))
                 .default_service(web::to(post::other_method)),
         )
+        .route("/api/v1/trigger", web::post().to(trigger::trigger))
         // Chat connections' paths (each checks its own signatures), else 404.
         .default_service(web::to(webhook::serve));
 }

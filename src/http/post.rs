@@ -71,6 +71,7 @@ use zeroize::Zeroizing;
 
 use super::{
     body::{read_limited, BodyError},
+    limiter::WindowLimiter,
     HttpState,
 };
 use crate::{
@@ -196,7 +197,7 @@ impl Enabled {
 
 /// The token a request presents: `Authorization: Bearer <token>`, or `Basic` with the token
 /// as the password (the user name is not looked at). Schemes are case-insensitive.
-fn presented_token(req: &HttpRequest) -> Option<Zeroizing<Vec<u8>>> {
+pub(super) fn presented_token(req: &HttpRequest) -> Option<Zeroizing<Vec<u8>>> {
     let value = req.headers().get(header::AUTHORIZATION)?.as_bytes();
     let split = value.iter().position(|&b| b == b' ')?;
     let (scheme, rest) = (&value[..split], value[split..].trim_ascii());
@@ -217,66 +218,22 @@ fn presented_token(req: &HttpRequest) -> Option<Zeroizing<Vec<u8>>> {
 }
 
 /// Requests with a missing or wrong token, counted per client address in fixed windows
-/// (as the login page counts its attempts). Bounded: the least used addresses are forgotten
-/// first, and entries expire once their window is over.
-struct FailureLimiter {
-    windows: moka::sync::Cache<IpAddr, (Instant, u32)>,
-}
+/// (as the login page counts its attempts).
+struct FailureLimiter(WindowLimiter<IpAddr>);
 
 impl FailureLimiter {
     fn new() -> Self {
-        Self {
-            // Re-inserting resets the time to live, so an entry always outlives its window.
-            windows: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(FAILURE_WINDOW)
-                .build(),
-        }
+        Self(WindowLimiter::new(MAX_FAILURES, FAILURE_WINDOW))
     }
 
     /// How long `ip` is still refused, if it is.
     fn refused_for(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        refused_for(
-            self.windows.get(&ip.to_canonical()),
-            now,
-            MAX_FAILURES,
-            FAILURE_WINDOW,
-        )
+        self.0.refused_for(&ip.to_canonical(), now)
     }
 
     /// Counts one failure from `ip`; the failures in its window so far.
     fn failed(&self, ip: IpAddr, now: Instant) -> u32 {
-        let ip = ip.to_canonical();
-        let entry = one_more_failure(self.windows.get(&ip), now, FAILURE_WINDOW);
-        self.windows.insert(ip, entry);
-        entry.1
-    }
-}
-
-/// With `entry` = (window start, failures): how long until the window ends, when it holds
-/// `limit` failures or more.
-fn refused_for(
-    entry: Option<(Instant, u32)>,
-    now: Instant,
-    limit: u32,
-    window: Duration,
-) -> Option<Duration> {
-    let (start, failures) = entry?;
-    let elapsed = now.saturating_duration_since(start);
-    (elapsed < window && failures >= limit).then(|| window - elapsed)
-}
-
-/// The window after one more failure at `now` (a new window once the old one is over).
-fn one_more_failure(
-    entry: Option<(Instant, u32)>,
-    now: Instant,
-    window: Duration,
-) -> (Instant, u32) {
-    match entry {
-        Some((start, n)) if now.saturating_duration_since(start) < window => {
-            (start, n.saturating_add(1))
-        }
-        _ => (now, 1),
+        self.0.count(ip.to_canonical(), now)
     }
 }
 
@@ -500,7 +457,7 @@ fn object(fields: &Map<String, Value>, field: &'static str) -> Result<Option<Val
 
 /// `response`, closing the connection: the request's body was not (all) read, so the
 /// connection cannot carry another request.
-fn closing(mut response: HttpResponse) -> HttpResponse {
+pub(super) fn closing(mut response: HttpResponse) -> HttpResponse {
     response
         .head_mut()
         .set_connection_type(ConnectionType::Close);
@@ -818,26 +775,5 @@ mod tests {
                 ),
             }
         }
-    }
-
-    #[test]
-    fn failures_are_counted_in_fixed_windows() {
-        let window = Duration::from_secs(600);
-        let t0 = Instant::now();
-        let mut entry = None;
-        for _ in 0..3 {
-            entry = Some(one_more_failure(entry, t0, window));
-        }
-        assert_eq!(entry.map(|e| e.1), Some(3));
-        assert_eq!(refused_for(entry, t0, 4, window), None);
-        assert_eq!(refused_for(entry, t0, 3, window), Some(window));
-        let later = t0 + Duration::from_secs(100);
-        assert_eq!(
-            refused_for(entry, later, 3, window),
-            Some(Duration::from_secs(500))
-        );
-        let after = t0 + window;
-        assert_eq!(refused_for(entry, after, 3, window), None);
-        assert_eq!(one_more_failure(entry, after, window), (after, 1));
     }
 }

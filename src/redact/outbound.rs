@@ -64,6 +64,11 @@ impl SecretMask {
         }
     }
 
+    /// What replaces a secret (`[redact] mask`).
+    pub fn mask_word(&self) -> &str {
+        self.redactor.mask()
+    }
+
     /// Remembers secret values to mask from now on (for `keep`; a value remembered again
     /// is kept longer).
     pub fn remember(&self, values: impl IntoIterator<Item = String>) {

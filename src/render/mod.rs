@@ -2,6 +2,8 @@
 //! templates. Defaults are embedded from `static/templates/`; an operator can override any
 //! of them with a file of the same name in `bot.templates_dir`.
 
+pub mod replies;
+
 use std::path::Path;
 
 use handlebars::Handlebars;
@@ -98,6 +100,28 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "waiting_list",
         include_str!("../../static/templates/waiting_list.hbs"),
+    ),
+    ("jobs", include_str!("../../static/templates/jobs.hbs")),
+    ("job", include_str!("../../static/templates/job.hbs")),
+    (
+        "job_logs",
+        include_str!("../../static/templates/job_logs.hbs"),
+    ),
+    (
+        "job_notice",
+        include_str!("../../static/templates/job_notice.hbs"),
+    ),
+    (
+        "personal_aliases",
+        include_str!("../../static/templates/personal_aliases.hbs"),
+    ),
+    (
+        "trigger_tokens",
+        include_str!("../../static/templates/trigger_tokens.hbs"),
+    ),
+    (
+        "local_result",
+        include_str!("../../static/templates/local_result.hbs"),
     ),
 ];
 

@@ -514,6 +514,62 @@ impl St2Client {
             .map(|(_, body)| body)
     }
 
+    /// [`St2Client::exchange`] for a body that may be large: at most `cap` bytes of an
+    /// `expected` answer are read (the rest is left unread and the connection dropped);
+    /// the flag says whether the body went on beyond them. Error answers are read up to
+    /// 64 KiB, for their `faultstring`.
+    pub(crate) async fn exchange_capped(
+        &self,
+        endpoint: &'static str,
+        req: Request<Full<Bytes>>,
+        expected: StatusCode,
+        cap: usize,
+    ) -> Result<(Bytes, bool), St2Error> {
+        let started = Instant::now();
+        let timeout = self.endpoints.request_timeout;
+        let result = tokio::time::timeout(timeout, async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| St2Error::Connect(describe(&e)))?;
+            let status = resp.status();
+            let (head, mut body) = resp.into_parts();
+            if status != expected {
+                let body = Limited::new(body, MAX_ERROR_BODY_BYTES)
+                    .collect()
+                    .await
+                    .map(http_body_util::Collected::to_bytes)
+                    .unwrap_or_default();
+                let request_id = header_text(head.headers.get(REQUEST_ID_HEADER));
+                return Err(St2Error::from_response(
+                    status.as_u16(),
+                    &body,
+                    request_id.as_deref(),
+                ));
+            }
+            let mut buf = bytes::BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    St2Error::Decode(format!("reading response body: {}", describe(&e)))
+                })?;
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if buf.len() + data.len() > cap {
+                    buf.extend_from_slice(&data[..cap - buf.len()]);
+                    return Ok((buf.freeze(), true));
+                }
+                buf.extend_from_slice(&data);
+            }
+            Ok((buf.freeze(), false))
+        })
+        .await
+        .unwrap_or(Err(St2Error::Timeout(timeout)));
+        self.metrics.st2_request(endpoint, started.elapsed());
+        result
+    }
+
     /// [`St2Client::exchange`], with the answer's headers.
     pub(crate) async fn exchange_with_headers(
         &self,

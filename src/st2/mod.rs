@@ -5,6 +5,7 @@ pub mod actions;
 pub mod client;
 pub mod credential;
 pub mod error;
+pub mod executions;
 pub mod inquiries;
 pub mod models;
 pub mod result_message;

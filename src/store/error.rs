@@ -135,6 +135,16 @@ pub enum StoreError {
         what: &'static str,
     },
 
+    /// A user already has as many of something as they may keep (personal aliases,
+    /// trigger tokens).
+    #[error("the limit of {limit} {what} is reached")]
+    LimitReached {
+        /// What is limited, e.g. `personal aliases per user`.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+
     /// `complete_link` got a claim that is no longer valid.
     #[error(
         "the login claim is no longer valid (it timed out, a newer link replaced it, \

@@ -53,13 +53,25 @@
 //!
 //! Time is always passed in (`now`) so expiry logic is testable. SQLite
 //! stores times with millisecond precision.
+//!
+//! # Jobs, personal aliases and trigger tokens
+//!
+//! [`SessionStore::jobs`], [`SessionStore::personal_aliases`] and
+//! [`SessionStore::trigger_tokens`] hand out cheap-to-clone handles on the same
+//! backend: the same SQLite file, or (memory backend) state that every handle
+//! taken from one `SessionStore` shares and that lives as long as any of them.
+//! Their APIs carry no SQL or SQLite types, so another backend can be added
+//! behind them without changing callers.
 
 pub mod crypto;
 mod error;
+pub mod jobs;
 mod memory;
 pub mod model;
+pub mod personal_aliases;
 mod results;
 mod sqlite;
+pub mod trigger_tokens;
 mod waiting;
 
 use std::collections::HashMap;
@@ -73,11 +85,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use crypto::StoreKey;
 pub use error::{LinkError, StoreError};
+pub use jobs::{JobKind, JobQuery, JobRecord, JobStatus, JobStore, NewJob};
 pub use model::{
     link_hash, new_link_id, CredentialKind, LinkClaim, PendingLink, Session, SessionId,
     SessionState, SessionSummary, StoredCredential, UserKey, WordHash,
 };
+pub use personal_aliases::{valid_alias_name, PersonalAlias, PersonalAliasStore, SetOutcome};
 pub use results::ResultStore;
+pub use trigger_tokens::{NewTriggerToken, TokenRejected, TriggerToken, TriggerTokenStore};
 pub use waiting::WaitingStore;
 
 use memory::MemoryBackend;
@@ -100,6 +115,10 @@ pub struct SessionStore {
     /// claim belongs to an HTTP request of this process, and after a restart
     /// the link must be usable again.
     claims: Mutex<Claims>,
+    /// Handles on the same backend, handed out as clones.
+    jobs: JobStore,
+    personal_aliases: PersonalAliasStore,
+    trigger_tokens: TriggerTokenStore,
 }
 
 enum Backend {
@@ -159,10 +178,43 @@ impl SessionStore {
     }
 
     fn with_backend(backend: Backend) -> Self {
+        let (jobs, personal_aliases, trigger_tokens) = match &backend {
+            Backend::Memory(_) => (
+                JobStore::memory(),
+                PersonalAliasStore::memory(),
+                TriggerTokenStore::memory(),
+            ),
+            Backend::Sqlite(b) => (
+                JobStore::sqlite(b.clone()),
+                PersonalAliasStore::sqlite(b.clone()),
+                TriggerTokenStore::sqlite(b.clone()),
+            ),
+        };
         Self {
             backend,
             claims: Mutex::new(Claims::default()),
+            jobs,
+            personal_aliases,
+            trigger_tokens,
         }
+    }
+
+    /// Where jobs (every chat command and what became of it) are kept: the same SQLite
+    /// file, or this store's memory, shared by every handle taken from it.
+    pub fn jobs(&self) -> JobStore {
+        self.jobs.clone()
+    }
+
+    /// Where users' personal aliases are kept: the same SQLite file (sealed), or this
+    /// store's memory, shared by every handle taken from it.
+    pub fn personal_aliases(&self) -> PersonalAliasStore {
+        self.personal_aliases.clone()
+    }
+
+    /// Where the trigger API's tokens are kept (as hashes): the same SQLite file, or this
+    /// store's memory, shared by every handle taken from it.
+    pub fn trigger_tokens(&self) -> TriggerTokenStore {
+        self.trigger_tokens.clone()
     }
 
     /// Where the results owed to chat are kept: the same SQLite file, or nowhere (the

@@ -4,7 +4,15 @@
 //! anyway, and the bridge's session traffic is tiny). WAL journal mode,
 //! `PRAGMA user_version` migrations, parameterised statements only.
 //!
-//! # Schema (v1, plus v2's `pending_results` and v3's `waiting_commands`)
+//! The WAL is copied into the database file (checkpointed) by a thread of its
+//! own with a second connection, nudged every [`WRITES_PER_CHECKPOINT`] writes
+//! made through [`SqliteBackend::write`]. SQLite's automatic checkpoint would
+//! run inside whichever commit crosses its threshold, and add 5–40 ms to that
+//! command every few dozen (every chat command writes its job); it stays on only
+//! as a backstop at [`WAL_BACKSTOP_PAGES`].
+//!
+//! # Schema (v1, plus v2's `pending_results`, v3's `waiting_commands` and v4's jobs,
+//! personal aliases and trigger tokens)
 //!
 //! ```sql
 //! CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -30,10 +38,35 @@
 //! CREATE TABLE waiting_commands (code TEXT PRIMARY KEY,
 //!   sealed TEXT NOT NULL,    -- the waiting command as JSON, sealed (its text may hold secrets)
 //!   expires_at INTEGER NOT NULL) STRICT;
+//! -- v4 (see `store::jobs`, `store::personal_aliases`, `store::trigger_tokens`)
+//! CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after a purge
+//!   user_key TEXT NOT NULL, user_name TEXT NOT NULL, connection TEXT NOT NULL,
+//!   room_id TEXT NOT NULL, room_name TEXT, room_kind TEXT NOT NULL, thread TEXT,
+//!   text TEXT NOT NULL,              -- masked by the caller, like `parameters`: not sealed
+//!   kind TEXT NOT NULL, target TEXT NOT NULL,   -- 'alias' + alias ref, 'local'/'builtin' + command
+//!   parameters TEXT NOT NULL,        -- JSON object
+//!   execution_ids TEXT NOT NULL,     -- JSON array, in StackStorm's order
+//!   status TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+//!   finished_at INTEGER, decided_by TEXT, output TEXT NOT NULL) STRICT;
+//! CREATE INDEX jobs_user ON jobs (user_key, id);        -- a user's jobs, newest first
+//! CREATE INDEX jobs_unfinished ON jobs (id) WHERE finished_at IS NULL;  -- stays small
+//! CREATE TABLE job_executions (execution_id TEXT PRIMARY KEY,  -- job by execution
+//!   job_id INTEGER NOT NULL, status TEXT NOT NULL) STRICT, WITHOUT ROWID;
+//! CREATE TABLE personal_aliases (user_key TEXT NOT NULL, name TEXT NOT NULL,
+//!   sealed TEXT NOT NULL,            -- the command text, sealed (it may hold secrets)
+//!   created_at INTEGER NOT NULL, PRIMARY KEY (user_key, name)) STRICT, WITHOUT ROWID;
+//! CREATE TABLE trigger_tokens (id TEXT PRIMARY KEY,
+//!   hash BLOB NOT NULL,              -- SHA-256 of the whole token; the token is kept nowhere
+//!   user_key TEXT NOT NULL, user_name TEXT NOT NULL, connection TEXT NOT NULL,
+//!   room_id TEXT NOT NULL, room_name TEXT, room_kind TEXT NOT NULL, thread TEXT,
+//!   command TEXT NOT NULL,           -- sealed
+//!   created_by TEXT NOT NULL, created_at INTEGER NOT NULL, last_used_at INTEGER,
+//!   uses INTEGER NOT NULL, revoked_at INTEGER) STRICT;   -- revoked rows stay as tombstones
+//! CREATE INDEX trigger_tokens_user ON trigger_tokens (user_key);
 //! ```
 //!
 //! The file is marked with `PRAGMA application_id = 0x53425331` ("SBS1")
-//! and `PRAGMA user_version = 2`; `secure_delete` is on so deleted rows do
+//! and `PRAGMA user_version = 4`; `secure_delete` is on so deleted rows do
 //! not linger in free pages, and the file is created with mode 0600.
 //!
 //! `cred_secret` holds `v1:<key id>:<nonce>:<ciphertext>` sealed with
@@ -41,10 +74,15 @@
 //! `link_hash` are one-way hashes and stored as such.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::crypto::{aad, OpenError, StoreKey};
@@ -56,11 +94,19 @@ use super::model::{
 use super::{activated, LinkLookup};
 
 /// Highest schema version this build reads and writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// `PRAGMA application_id` marking the file as ours ("SBS1"), so a foreign
 /// database is refused instead of being written into.
 const APPLICATION_ID: i32 = 0x5342_5331;
+
+/// Writes through [`SqliteBackend::write`] between two nudges of the checkpoint
+/// thread. A command's write is a few WAL pages, so the WAL stays around 1 MB.
+const WRITES_PER_CHECKPOINT: u32 = 64;
+
+/// WAL pages (4 KiB each) at which a committing writer checkpoints itself: only
+/// if the checkpoint thread falls far behind. SQLite's default is 1,000.
+const WAL_BACKSTOP_PAGES: u32 = 10_000;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -112,6 +158,63 @@ const MIGRATIONS: &[&str] = &[
         sealed     TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     ) STRICT;",
+    // v4: jobs, personal aliases and trigger tokens (see `store::jobs`,
+    // `store::personal_aliases`, `store::trigger_tokens`).
+    "CREATE TABLE jobs (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_key      TEXT NOT NULL,
+        user_name     TEXT NOT NULL,
+        connection    TEXT NOT NULL,
+        room_id       TEXT NOT NULL,
+        room_name     TEXT,
+        room_kind     TEXT NOT NULL CHECK (room_kind IN ('direct', 'group')),
+        thread        TEXT,
+        text          TEXT NOT NULL,
+        kind          TEXT NOT NULL CHECK (kind IN ('alias', 'local', 'builtin')),
+        target        TEXT NOT NULL,
+        parameters    TEXT NOT NULL,
+        execution_ids TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('requested', 'running', 'succeeded',
+                          'failed', 'canceled', 'timedout', 'refused', 'unknown')),
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        finished_at   INTEGER,
+        decided_by    TEXT,
+        output        TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX jobs_user ON jobs (user_key, id);
+    CREATE INDEX jobs_unfinished ON jobs (id) WHERE finished_at IS NULL;
+    CREATE TABLE job_executions (
+        execution_id TEXT PRIMARY KEY,
+        job_id       INTEGER NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('requested', 'running', 'succeeded',
+                         'failed', 'canceled', 'timedout', 'refused', 'unknown'))
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE personal_aliases (
+        user_key   TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        sealed     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (user_key, name)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE trigger_tokens (
+        id           TEXT PRIMARY KEY,
+        hash         BLOB NOT NULL,
+        user_key     TEXT NOT NULL,
+        user_name    TEXT NOT NULL,
+        connection   TEXT NOT NULL,
+        room_id      TEXT NOT NULL,
+        room_name    TEXT,
+        room_kind    TEXT NOT NULL CHECK (room_kind IN ('direct', 'group')),
+        thread       TEXT,
+        command      TEXT NOT NULL,
+        created_by   TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER,
+        uses         INTEGER NOT NULL CHECK (uses >= 0),
+        revoked_at   INTEGER
+    ) STRICT;
+    CREATE INDEX trigger_tokens_user ON trigger_tokens (user_key);",
 ];
 
 /// Plaintext of the key check value sealed into `meta` at creation.
@@ -126,6 +229,9 @@ pub(crate) struct SqliteBackend {
     pub(super) conn: Mutex<Connection>,
     pub(super) key: StoreKey,
     path: PathBuf,
+    /// Declared after `conn`, so it drops last: its connection is then the last
+    /// one to close, and closing checkpoints the WAL and removes it.
+    checkpointer: Checkpointer,
 }
 
 impl SqliteBackend {
@@ -163,6 +269,8 @@ impl SqliteBackend {
         // Overwrite deleted rows so old word hashes and sealed values do not
         // linger in free pages.
         conn.pragma_update(None, "secure_delete", "ON")?;
+        // The checkpoint thread does this job; see the module docs.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
 
         if version > 0 {
             let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
@@ -179,7 +287,26 @@ impl SqliteBackend {
             conn: Mutex::new(conn),
             key: key.clone(),
             path: path.to_path_buf(),
+            checkpointer: Checkpointer::start(path)?,
         })
+    }
+
+    /// Runs `f` in an immediate transaction and commits it if `f` succeeds (an
+    /// error rolls everything back), then counts the write toward the next
+    /// background checkpoint.
+    pub(super) fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let value = {
+            let mut conn = self.conn.lock();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            value
+        };
+        self.checkpointer.wrote();
+        Ok(value)
     }
 
     pub(crate) fn insert_pending(&self, session: &Session) -> Result<(), StoreError> {
@@ -435,6 +562,93 @@ impl SqliteBackend {
         )?;
         tx.commit()?;
         Ok(removed)
+    }
+
+    /// Seals `text` for the row and column that `aad_parts` name (see [`aad`]).
+    pub(super) fn seal_text(&self, aad_parts: &[&str], text: &str) -> Result<String, StoreError> {
+        self.key.seal(&aad(aad_parts), text.as_bytes())
+    }
+
+    /// Opens a value made by [`SqliteBackend::seal_text`] with the same `aad_parts`; a
+    /// failure is [`StoreError::Corrupt`] naming the value with `what()` (a description,
+    /// never the value).
+    pub(super) fn open_text(
+        &self,
+        aad_parts: &[&str],
+        sealed: &str,
+        what: impl Fn() -> String,
+    ) -> Result<String, StoreError> {
+        let corrupt = |why: &str| StoreError::Corrupt {
+            what: format!("{}: {why}", what()),
+        };
+        let mut plain = self
+            .key
+            .open(&aad(aad_parts), sealed)
+            .map_err(|e| match e {
+                OpenError::KeyMismatch { .. } => corrupt("sealed with another key"),
+                OpenError::Authentication => corrupt("does not authenticate"),
+                OpenError::Malformed => corrupt("malformed"),
+            })?;
+        // Moved out, not copied: the only plaintext left is the returned string.
+        String::from_utf8(std::mem::take(&mut *plain)).map_err(|_| corrupt("not text"))
+    }
+}
+
+/// Checkpoints the WAL from a thread of its own (see the module docs).
+struct Checkpointer {
+    writes: AtomicU32,
+    /// Dropped first on shutdown, which ends the thread.
+    nudge: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        // One pending nudge is enough: a checkpoint copies everything written so far.
+        let (nudge, nudged) = sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while nudged.recv().is_ok() {
+                    // PASSIVE copies what it can without waiting for or blocking
+                    // anyone; what it leaves is copied next time.
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(error) = done {
+                        tracing::warn!(%error, "session store: checkpointing the WAL failed");
+                    }
+                }
+            })
+            .map_err(|error| StoreError::Io {
+                path: path.to_path_buf(),
+                error,
+            })?;
+        Ok(Self {
+            writes: AtomicU32::new(0),
+            nudge: Some(nudge),
+            thread: Some(thread),
+        })
+    }
+
+    /// Counts one write; every [`WRITES_PER_CHECKPOINT`]th nudges the thread.
+    fn wrote(&self) {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        if n % WRITES_PER_CHECKPOINT == WRITES_PER_CHECKPOINT - 1 {
+            if let Some(nudge) = &self.nudge {
+                // Full: a checkpoint is already due, which covers this write too.
+                let _ = nudge.try_send(());
+            }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.nudge = None;
+        if let Some(thread) = self.thread.take() {
+            // It finishes at most one checkpoint; a panic there has been reported.
+            let _ = thread.join();
+        }
     }
 }
 

@@ -661,7 +661,7 @@ fn sqlite_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 3,
+                supported: 4,
                 ..
             }
         ),
@@ -877,7 +877,9 @@ fn a_version_1_store_is_migrated_and_keeps_its_sessions() {
     {
         let conn = rusqlite::Connection::open(tmp.path()).unwrap();
         conn.execute_batch(
-            "DROP TABLE pending_results; DROP TABLE waiting_commands; PRAGMA user_version = 1;",
+            "DROP TABLE pending_results; DROP TABLE waiting_commands; DROP TABLE jobs;
+             DROP TABLE job_executions; DROP TABLE personal_aliases; DROP TABLE trigger_tokens;
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -945,3 +947,90 @@ fn held_commands_survive_reopen_sealed() {
     memory.insert(&held("aaaaa", "x")).unwrap();
     assert!(memory.load().unwrap().is_empty());
 }
+
+#[test]
+fn a_version_3_store_is_migrated_and_keeps_what_it_had() {
+    let tmp = TempStore::new();
+    let alice = user("U1");
+    {
+        let store = tmp.open();
+        login(&store, &alice, token("tok-A"), at(0));
+        store.waiting().insert(&held("ddddd", "x")).unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(tmp.path()).unwrap();
+        conn.execute_batch(
+            "DROP TABLE jobs; DROP TABLE job_executions; DROP TABLE personal_aliases;
+             DROP TABLE trigger_tokens; PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let store = tmp.open();
+    assert_eq!(secret_of(&store, &alice, at(1)).as_deref(), Some("tok-A"));
+    assert_eq!(store.waiting().load().unwrap().len(), 1);
+    let version: i64 = rusqlite::Connection::open(tmp.path())
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    store
+        .personal_aliases()
+        .set(&alice, "x", "run x", at(1))
+        .unwrap();
+    assert_eq!(store.personal_aliases().list(&alice).unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Jobs, personal aliases and trigger tokens: every test body runs on every backend.
+
+/// A fresh, empty store on one backend. `_file` keeps a SQLite store's directory alive
+/// while the test runs.
+struct Fixture {
+    store: SessionStore,
+    _file: Option<TempStore>,
+}
+
+impl Fixture {
+    fn memory() -> Self {
+        Self {
+            store: SessionStore::memory(),
+            _file: None,
+        }
+    }
+
+    fn sqlite() -> Self {
+        let file = TempStore::new();
+        Self {
+            store: file.open(),
+            _file: Some(file),
+        }
+    }
+}
+
+/// `mod <backend>` with one `#[test]` per named test body, each on a fresh
+/// `Fixture::<backend>()`.
+macro_rules! on_backend {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&crate::store::tests::Fixture::$backend());
+                }
+            )*
+        }
+    };
+}
+
+/// Runs each named test body on every backend. A new backend is one more line here
+/// (and its `Fixture` constructor).
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        on_backend!(memory: $($name),*);
+        on_backend!(sqlite: $($name),*);
+    };
+}
+
+mod jobs;
+mod personal_aliases;
+mod trigger_tokens;

@@ -342,7 +342,7 @@ impl Dispatcher {
                         }
                         act.send_to_origin(&w, text);
                         if verb.runs() {
-                            act.run_decided(w, ctx);
+                            act.run_decided(w, decided_by(&msg.user, verb), ctx);
                         }
                     }
                 }
@@ -391,7 +391,7 @@ impl Dispatcher {
                                 act.send_to_origin(&w, text);
                             }
                             if verb.runs() {
-                                act.run_decided(w, ctx);
+                                act.run_decided(w, decided_by(&press.user, verb), ctx);
                             }
                         }
                     },
@@ -498,7 +498,7 @@ impl Dispatcher {
 
     /// Runs a confirmed or approved command as its sender, in its room: matched again
     /// (it must still be the same alias) and checked by the access rules again.
-    fn run_decided(&mut self, w: Waiting, ctx: &mut Context<Self>) {
+    fn run_decided(&mut self, w: Waiting, by: String, ctx: &mut Context<Self>) {
         let original = InboundMessage {
             user: w.sender.clone(),
             room: w.room.clone(),
@@ -535,7 +535,7 @@ impl Dispatcher {
                 text: w.text,
                 found,
                 retried: false,
-                decided: true,
+                decided: Some(by),
                 wait: None,
             },
             ctx,
@@ -584,6 +584,20 @@ impl Dispatcher {
             act.reply(&msg, text);
         }));
     }
+}
+
+/// How a decision is recorded on the job: `alice (approved)`.
+fn decided_by(user: &ChatUser, verb: Verb) -> String {
+    let who = if user.name.is_empty() {
+        &user.id
+    } else {
+        &user.name
+    };
+    let how = match verb {
+        Verb::Approve => "approved",
+        _ => "confirmed",
+    };
+    format!("{who} ({how})")
 }
 
 #[cfg(test)]

@@ -1,0 +1,1344 @@
+//! Jobs: every chat command the bridge handles, with what became of it.
+//!
+//! A job is recorded when a command arrives ([`JobStore::record`] hands out a short id:
+//! 1, 2, 3…, what users type in `!st2job 42`), then follows the command: StackStorm's
+//! execution ids ([`JobStore::set_executions`]), who confirmed or approved it, its
+//! status as StackStorm reports it ([`JobStore::set_status_by_execution`]) and, for
+//! commands the bridge runs itself, their output ([`JobStore::append_output`]). Users
+//! list their own jobs, admins everyone's ([`JobStore::list`]); after a restart the
+//! bridge reconciles what was still unfinished ([`JobStore::unfinished`]).
+//!
+//! # Rules both backends keep
+//!
+//! * Ids are assigned by the store, increase, and are never reused, not even after a
+//!   purge or (SQLite) a restart.
+//! * A finished job never becomes unfinished again ([`JobStatus::is_finished`]); it may
+//!   move to another finished status (StackStorm reporting `succeeded` for a job the
+//!   bridge had given up on as timed out), keeping its first `finished_at`.
+//! * A job with several executions (`match_multiple` aliases) is running while any of
+//!   them is, and then takes the worst of their statuses (see [`JobStatus`]).
+//! * Output is capped at [`MAX_JOB_OUTPUT`] bytes: the newest output is kept.
+//! * Only finished jobs are purged; a job still running is kept however old it is.
+//!
+//! Jobs are not sealed: the caller masks secrets in the command text and parameters
+//! before recording them (the redactor), so a job holds nothing a chat room did not see.
+//!
+//! # Backends
+//!
+//! The memory backend keeps at most [`MEMORY_MAX_JOBS`] jobs; past that the oldest
+//! finished job is dropped (the oldest job of all if none has finished). The SQLite
+//! backend keeps jobs until [`JobStore::purge`] removes them. Calls block (SQLite I/O);
+//! run them off the async executor.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use super::{error::StoreError, model::UserKey, sqlite::SqliteBackend};
+use crate::domain::message::RoomKind;
+
+/// Most bytes of output kept per job (64 KiB). Longer output loses its beginning.
+pub const MAX_JOB_OUTPUT: usize = 64 * 1024;
+
+/// Starts a job's output once earlier output was dropped to stay within
+/// [`MAX_JOB_OUTPUT`] (the marker counts toward the cap).
+pub const OUTPUT_DROPPED_MARKER: &str = "[earlier output dropped]\n";
+
+/// Most jobs one [`JobStore::list`] returns.
+pub const MAX_JOB_LIST: usize = 100;
+
+/// Jobs the memory backend keeps; past that the oldest finished one is dropped.
+pub const MEMORY_MAX_JOBS: usize = 10_000;
+
+/// Where a job is in its life.
+///
+/// For a job with several executions the finished statuses rank, worst first: failed,
+/// refused, timedout, canceled, unknown, succeeded; the job takes the worst of its
+/// executions' statuses once all of them have finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    /// Recorded; not sent to StackStorm yet (or waiting for a confirmation or approval).
+    Requested,
+    /// StackStorm (or the bridge, for a local command) is running it.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Canceled by someone, or never confirmed.
+    Canceled,
+    /// Took too long.
+    TimedOut,
+    /// Access rules or StackStorm refused to run it.
+    Refused,
+    /// Unfinished at a restart, and StackStorm no longer knows it.
+    Unknown,
+}
+
+impl JobStatus {
+    /// Every status, in the order of the enum.
+    pub const ALL: [JobStatus; 8] = [
+        Self::Requested,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+        Self::TimedOut,
+        Self::Refused,
+        Self::Unknown,
+    ];
+
+    /// True once nothing more will happen to the job.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Requested | Self::Running)
+    }
+
+    /// The lowercase word users type in `--status` and the stores keep.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::TimedOut => "timedout",
+            Self::Refused => "refused",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Rank among finished statuses when executions are combined: higher is worse.
+    fn severity(self) -> u8 {
+        match self {
+            Self::Requested | Self::Running | Self::Succeeded => 0,
+            Self::Unknown => 1,
+            Self::Canceled => 2,
+            Self::TimedOut => 3,
+            Self::Refused => 4,
+            Self::Failed => 5,
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not a job status (see [`JobStatus`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown job status; use one of: requested, running, succeeded, failed, canceled, \
+     timedout, refused, unknown"
+)]
+pub struct UnknownStatus;
+
+impl FromStr for JobStatus {
+    type Err = UnknownStatus;
+
+    /// [`JobStatus::as_str`]'s words in any case, plus the spellings people type anyway
+    /// (`cancelled`, `timed-out`, `timed_out`, `timeout`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let word = s.trim().to_ascii_lowercase();
+        match word.as_str() {
+            "cancelled" => return Ok(Self::Canceled),
+            "timed-out" | "timed_out" | "timeout" => return Ok(Self::TimedOut),
+            _ => {}
+        }
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == word)
+            .ok_or(UnknownStatus)
+    }
+}
+
+/// What a chat command asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobKind {
+    /// A StackStorm action alias.
+    Alias {
+        /// The alias's `pack.name`.
+        alias_ref: String,
+    },
+    /// A command the bridge runs itself (its output is captured in the job).
+    Local {
+        /// The local command's name.
+        command: String,
+    },
+    /// One of the bridge's own chat commands (`help`, `session_start`, …).
+    Builtin {
+        /// The built-in command's verb.
+        command: String,
+    },
+}
+
+impl JobKind {
+    /// `("alias" | "local" | "builtin", alias ref or command)`, as stored.
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Self::Alias { alias_ref } => ("alias", alias_ref),
+            Self::Local { command } => ("local", command),
+            Self::Builtin { command } => ("builtin", command),
+        }
+    }
+
+    fn from_parts(kind: &str, target: String) -> Option<Self> {
+        match kind {
+            "alias" => Some(Self::Alias { alias_ref: target }),
+            "local" => Some(Self::Local { command: target }),
+            "builtin" => Some(Self::Builtin { command: target }),
+            _ => None,
+        }
+    }
+}
+
+/// One job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// Assigned by the store: 1, 2, 3…, never reused.
+    pub id: u64,
+    /// Who ran it (`<connection>:<user id>`).
+    pub user: UserKey,
+    /// Their display name when they ran it.
+    pub user_name: String,
+    /// The chat connection it came from.
+    pub connection: String,
+    /// The room it was typed in.
+    pub room_id: String,
+    /// The room's display name, when known.
+    pub room_name: Option<String>,
+    /// Direct message or group room.
+    pub room_kind: RoomKind,
+    /// The thread it was typed in, on platforms with threads.
+    pub thread: Option<String>,
+    /// The command text, masked by the caller.
+    pub text: String,
+    /// What the command asked for.
+    pub kind: JobKind,
+    /// The parameters it ran with, masked by the caller.
+    pub parameters: Map<String, Value>,
+    /// StackStorm's execution ids, one per alias match (several for `match_multiple`).
+    pub execution_ids: Vec<String>,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When anything about it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it first reached a finished status.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Who confirmed or approved it (display text).
+    pub decided_by: Option<String>,
+    /// Output the bridge captured itself (local commands), at most [`MAX_JOB_OUTPUT`]
+    /// bytes.
+    pub output: String,
+}
+
+/// A job to record: everything the caller knows when the command arrives. The store
+/// adds the id, the times and (later) execution ids and output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// Who runs it.
+    pub user: UserKey,
+    /// Their display name.
+    pub user_name: String,
+    /// The chat connection it came from.
+    pub connection: String,
+    /// The room it was typed in.
+    pub room_id: String,
+    /// The room's display name, when known.
+    pub room_name: Option<String>,
+    /// Direct message or group room.
+    pub room_kind: RoomKind,
+    /// The thread it was typed in.
+    pub thread: Option<String>,
+    /// The command text, already masked.
+    pub text: String,
+    /// What the command asks for.
+    pub kind: JobKind,
+    /// Its parameters, already masked.
+    pub parameters: Map<String, Value>,
+    /// Usually [`JobStatus::Requested`]; [`JobStatus::Refused`] for a command refused on
+    /// the spot (a finished status sets `finished_at` to the recording time).
+    pub status: JobStatus,
+    /// Who confirmed or approved it, if that happened before it was recorded.
+    pub decided_by: Option<String>,
+}
+
+/// Which jobs [`JobStore::list`] returns: newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only this user's jobs; `None` lists everyone's (admins' audit).
+    pub user: Option<UserKey>,
+    /// Only jobs with this status.
+    pub status: Option<JobStatus>,
+    /// How many at most; clamped to `1..=`[`MAX_JOB_LIST`].
+    pub limit: usize,
+    /// Only jobs older than this id (the next page after a list ending at it).
+    pub before_id: Option<u64>,
+}
+
+impl Default for JobQuery {
+    /// Everyone's ten newest jobs.
+    fn default() -> Self {
+        Self {
+            user: None,
+            status: None,
+            limit: 10,
+            before_id: None,
+        }
+    }
+}
+
+/// Where jobs are kept; cheap to clone, clones share the same jobs.
+#[derive(Clone)]
+pub struct JobStore {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Memory(Arc<Mutex<memory::Jobs>>),
+    Sqlite(Arc<SqliteBackend>),
+}
+
+impl fmt::Debug for JobStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobStore")
+            .field("persistent", &self.is_persistent())
+            .finish()
+    }
+}
+
+impl JobStore {
+    /// A store in this process's memory (see the module docs for its bound).
+    pub fn memory() -> Self {
+        Self {
+            backend: Backend::Memory(Arc::default()),
+        }
+    }
+
+    pub(super) fn sqlite(db: Arc<SqliteBackend>) -> Self {
+        Self {
+            backend: Backend::Sqlite(db),
+        }
+    }
+
+    /// Whether jobs survive a restart.
+    pub fn is_persistent(&self) -> bool {
+        matches!(self.backend, Backend::Sqlite(_))
+    }
+
+    /// Records a new job at `now` and returns its id.
+    pub fn record(&self, job: NewJob, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().record(job, now)),
+            Backend::Sqlite(db) => sqlite::record(db, &job, now),
+        }
+    }
+
+    /// The job with this id.
+    pub fn get(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().get(id)),
+            Backend::Sqlite(db) => sqlite::get(db, id),
+        }
+    }
+
+    /// The job a StackStorm execution belongs to.
+    pub fn by_execution(&self, execution_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().by_execution(execution_id)),
+            Backend::Sqlite(db) => sqlite::by_execution(db, execution_id),
+        }
+    }
+
+    /// Sets a job's execution ids (replacing earlier ones; duplicates are dropped). An id
+    /// it already had keeps its status; a new one starts as requested. Returns whether
+    /// the job exists; an execution id that belongs to another job is refused
+    /// ([`StoreError::InvalidInput`]) and nothing changes.
+    pub fn set_executions(
+        &self,
+        id: u64,
+        execution_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut unique: Vec<String> = Vec::with_capacity(execution_ids.len());
+        for e in execution_ids {
+            if !unique.contains(e) {
+                unique.push(e.clone());
+            }
+        }
+        match &self.backend {
+            Backend::Memory(m) => m.lock().set_executions(id, unique, now),
+            Backend::Sqlite(db) => sqlite::set_executions(db, id, &unique, now),
+        }
+    }
+
+    /// Sets a job's status. A finished job never goes back to an unfinished status;
+    /// reaching a finished status sets `finished_at`. Returns whether the status changed.
+    pub fn set_status(
+        &self,
+        id: u64,
+        status: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().set_status(id, status, now)),
+            Backend::Sqlite(db) => sqlite::set_status(db, id, status, now),
+        }
+    }
+
+    /// Records the status of one execution and gives its job the combined status of all
+    /// its executions (running while any is unfinished, then the worst; see
+    /// [`JobStatus`]), never moving a finished job or execution back to unfinished.
+    /// Returns the job's id, or `None` if no job has this execution (yet: the caller
+    /// records execution ids with [`JobStore::set_executions`] first).
+    pub fn set_status_by_execution(
+        &self,
+        execution_id: &str,
+        status: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().set_status_by_execution(execution_id, status, now)),
+            Backend::Sqlite(db) => sqlite::set_status_by_execution(db, execution_id, status, now),
+        }
+    }
+
+    /// Records who confirmed or approved a job. Returns whether the job exists.
+    pub fn set_decided_by(
+        &self,
+        id: u64,
+        decided_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().set_decided_by(id, decided_by, now)),
+            Backend::Sqlite(db) => sqlite::set_decided_by(db, id, decided_by, now),
+        }
+    }
+
+    /// Appends output to a job, keeping the last [`MAX_JOB_OUTPUT`] bytes (see
+    /// [`OUTPUT_DROPPED_MARKER`]). Returns whether the job exists.
+    pub fn append_output(
+        &self,
+        id: u64,
+        more: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().append_output(id, more, now)),
+            Backend::Sqlite(db) => sqlite::append_output(db, id, more, now),
+        }
+    }
+
+    /// The jobs `query` selects, newest first.
+    pub fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
+        let limit = query.limit.clamp(1, MAX_JOB_LIST);
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().list(query, limit)),
+            Backend::Sqlite(db) => sqlite::list(db, query, limit),
+        }
+    }
+
+    /// `user`'s newest job.
+    pub fn last_for(&self, user: &UserKey) -> Result<Option<JobRecord>, StoreError> {
+        let query = JobQuery {
+            user: Some(user.clone()),
+            limit: 1,
+            ..JobQuery::default()
+        };
+        Ok(self.list(&query)?.into_iter().next())
+    }
+
+    /// Every job not finished yet, oldest first (to reconcile with StackStorm after a
+    /// restart).
+    pub fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().unfinished()),
+            Backend::Sqlite(db) => sqlite::unfinished(db),
+        }
+    }
+
+    /// Removes the jobs that finished before `older_than`; unfinished jobs stay. Returns
+    /// how many were removed. Call it periodically; SQLite removes them in batches of a
+    /// few hundred, so commands recording jobs meanwhile wait milliseconds, not seconds.
+    pub fn purge(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().purge(older_than)),
+            Backend::Sqlite(db) => sqlite::purge(db, older_than),
+        }
+    }
+
+    /// How many jobs are kept.
+    pub fn count(&self) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.lock().count()),
+            Backend::Sqlite(db) => sqlite::count(db),
+        }
+    }
+}
+
+/// The status a job or execution at `current` takes when `next` is reported, or `None`
+/// if it stays: never from finished back to unfinished.
+fn transition(current: JobStatus, next: JobStatus) -> Option<JobStatus> {
+    let allowed = !current.is_finished() || next.is_finished();
+    (allowed && current != next).then_some(next)
+}
+
+/// The status of a job whose executions are at `statuses`: running while any is
+/// unfinished, then the worst of them; `None` without executions.
+fn combined(statuses: impl IntoIterator<Item = JobStatus>) -> Option<JobStatus> {
+    let mut worst: Option<JobStatus> = None;
+    for status in statuses {
+        if !status.is_finished() {
+            return Some(JobStatus::Running);
+        }
+        if worst.is_none_or(|w| status.severity() > w.severity()) {
+            worst = Some(status);
+        }
+    }
+    worst
+}
+
+/// `finished_at` after a status change to `next`: kept once set, set to `now` when the
+/// job first finishes.
+fn finished_at_after(
+    finished_at: Option<DateTime<Utc>>,
+    next: JobStatus,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    next.is_finished().then(|| finished_at.unwrap_or(now))
+}
+
+/// `existing` followed by `more`, cut to the last [`MAX_JOB_OUTPUT`] bytes (on a char
+/// boundary, after [`OUTPUT_DROPPED_MARKER`]) when longer.
+fn capped_output(existing: &str, more: &str) -> String {
+    if existing.len() + more.len() <= MAX_JOB_OUTPUT {
+        return format!("{existing}{more}");
+    }
+    // An output that was cut before starts with the marker; it is not output.
+    let existing = existing
+        .strip_prefix(OUTPUT_DROPPED_MARKER)
+        .unwrap_or(existing);
+    let keep = MAX_JOB_OUTPUT - OUTPUT_DROPPED_MARKER.len();
+    let mut out = String::with_capacity(MAX_JOB_OUTPUT);
+    out.push_str(OUTPUT_DROPPED_MARKER);
+    if more.len() >= keep {
+        out.push_str(tail(more, keep));
+    } else {
+        out.push_str(tail(existing, keep - more.len()));
+        out.push_str(more);
+    }
+    out
+}
+
+/// The longest suffix of `text` of at most `max` bytes that starts on a char boundary.
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// `RoomKind` from its stored word.
+pub(super) fn parse_room_kind(word: &str) -> Option<RoomKind> {
+    match word {
+        "direct" => Some(RoomKind::Direct),
+        "group" => Some(RoomKind::Group),
+        _ => None,
+    }
+}
+
+/// The memory backend: a bounded map kept in this process.
+mod memory {
+    use super::*;
+
+    #[derive(Default)]
+    pub(super) struct Jobs {
+        last_id: u64,
+        jobs: BTreeMap<u64, JobRecord>,
+        /// Execution id → (its job's id, its own status).
+        executions: HashMap<String, (u64, JobStatus)>,
+    }
+
+    impl Jobs {
+        pub(super) fn record(&mut self, job: NewJob, now: DateTime<Utc>) -> u64 {
+            if self.jobs.len() >= MEMORY_MAX_JOBS {
+                self.drop_oldest();
+            }
+            self.last_id += 1;
+            let id = self.last_id;
+            self.jobs.insert(
+                id,
+                JobRecord {
+                    id,
+                    user: job.user,
+                    user_name: job.user_name,
+                    connection: job.connection,
+                    room_id: job.room_id,
+                    room_name: job.room_name,
+                    room_kind: job.room_kind,
+                    thread: job.thread,
+                    text: job.text,
+                    kind: job.kind,
+                    parameters: job.parameters,
+                    execution_ids: Vec::new(),
+                    status: job.status,
+                    created_at: now,
+                    updated_at: now,
+                    finished_at: job.status.is_finished().then_some(now),
+                    decided_by: job.decided_by,
+                    output: String::new(),
+                },
+            );
+            id
+        }
+
+        /// Makes room: the oldest finished job goes, or the oldest of all.
+        fn drop_oldest(&mut self) {
+            let victim = self
+                .jobs
+                .values()
+                .find(|j| j.status.is_finished())
+                .or_else(|| self.jobs.values().next())
+                .map(|j| j.id);
+            if let Some(id) = victim {
+                self.remove(id);
+            }
+        }
+
+        fn remove(&mut self, id: u64) {
+            if let Some(job) = self.jobs.remove(&id) {
+                for e in &job.execution_ids {
+                    self.executions.remove(e);
+                }
+            }
+        }
+
+        pub(super) fn get(&self, id: u64) -> Option<JobRecord> {
+            self.jobs.get(&id).cloned()
+        }
+
+        pub(super) fn by_execution(&self, execution_id: &str) -> Option<JobRecord> {
+            let (id, _) = self.executions.get(execution_id)?;
+            self.get(*id)
+        }
+
+        pub(super) fn set_executions(
+            &mut self,
+            id: u64,
+            execution_ids: Vec<String>,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            if !self.jobs.contains_key(&id) {
+                return Ok(false);
+            }
+            if execution_ids
+                .iter()
+                .any(|e| self.executions.get(e).is_some_and(|(job, _)| *job != id))
+            {
+                return Err(another_jobs_execution());
+            }
+            let Some(job) = self.jobs.get_mut(&id) else {
+                return Ok(false);
+            };
+            for old in &job.execution_ids {
+                if !execution_ids.contains(old) {
+                    self.executions.remove(old);
+                }
+            }
+            for new in &execution_ids {
+                self.executions
+                    .entry(new.clone())
+                    .or_insert((id, JobStatus::Requested));
+            }
+            job.execution_ids = execution_ids;
+            job.updated_at = now;
+            Ok(true)
+        }
+
+        pub(super) fn set_status(
+            &mut self,
+            id: u64,
+            status: JobStatus,
+            now: DateTime<Utc>,
+        ) -> bool {
+            self.jobs
+                .get_mut(&id)
+                .is_some_and(|job| apply_status(job, status, now))
+        }
+
+        pub(super) fn set_status_by_execution(
+            &mut self,
+            execution_id: &str,
+            status: JobStatus,
+            now: DateTime<Utc>,
+        ) -> Option<u64> {
+            let (id, own) = self.executions.get_mut(execution_id)?;
+            let id = *id;
+            let changed = transition(*own, status).is_some();
+            if changed {
+                *own = status;
+            }
+            let job = self.jobs.get_mut(&id)?;
+            let executions = &self.executions;
+            let all = combined(
+                job.execution_ids
+                    .iter()
+                    .filter_map(|e| executions.get(e).map(|(_, s)| *s)),
+            );
+            let job_changed = all.is_some_and(|all| apply_status(job, all, now));
+            if changed && !job_changed {
+                job.updated_at = now;
+            }
+            Some(id)
+        }
+
+        pub(super) fn set_decided_by(&mut self, id: u64, who: &str, now: DateTime<Utc>) -> bool {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                return false;
+            };
+            job.decided_by = Some(who.to_owned());
+            job.updated_at = now;
+            true
+        }
+
+        pub(super) fn append_output(&mut self, id: u64, more: &str, now: DateTime<Utc>) -> bool {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                return false;
+            };
+            job.output = capped_output(&job.output, more);
+            job.updated_at = now;
+            true
+        }
+
+        pub(super) fn list(&self, query: &JobQuery, limit: usize) -> Vec<JobRecord> {
+            let end = query.before_id.unwrap_or(u64::MAX);
+            self.jobs
+                .range(..end)
+                .rev()
+                .map(|(_, job)| job)
+                .filter(|job| query.user.as_ref().is_none_or(|u| job.user == *u))
+                .filter(|job| query.status.is_none_or(|s| job.status == s))
+                .take(limit)
+                .cloned()
+                .collect()
+        }
+
+        pub(super) fn unfinished(&self) -> Vec<JobRecord> {
+            self.jobs
+                .values()
+                .filter(|j| !j.status.is_finished())
+                .cloned()
+                .collect()
+        }
+
+        pub(super) fn purge(&mut self, older_than: DateTime<Utc>) -> usize {
+            let old: Vec<u64> = self
+                .jobs
+                .values()
+                .filter(|j| j.finished_at.is_some_and(|at| at < older_than))
+                .map(|j| j.id)
+                .collect();
+            for id in &old {
+                self.remove(*id);
+            }
+            old.len()
+        }
+
+        pub(super) fn count(&self) -> usize {
+            self.jobs.len()
+        }
+    }
+
+    /// Moves `job` to `next` if the rules allow; returns whether it changed.
+    fn apply_status(job: &mut JobRecord, next: JobStatus, now: DateTime<Utc>) -> bool {
+        let Some(next) = transition(job.status, next) else {
+            return false;
+        };
+        job.status = next;
+        job.finished_at = finished_at_after(job.finished_at, next, now);
+        job.updated_at = now;
+        true
+    }
+}
+
+fn another_jobs_execution() -> StoreError {
+    StoreError::InvalidInput {
+        what: "an execution id already belongs to another job",
+    }
+}
+
+/// The SQLite backend: tables `jobs` and `job_executions` (see `store::sqlite`).
+mod sqlite {
+    use rusqlite::Transaction;
+    use rusqlite::{params, params_from_iter, types::Value as SqlValue, OptionalExtension, Row};
+
+    use super::super::sqlite::{from_ms, ms};
+    use super::*;
+
+    const JOB_COLUMNS: &str = "id, user_key, user_name, connection, room_id, room_name, \
+         room_kind, thread, text, kind, target, parameters, execution_ids, status, created_at, \
+         updated_at, finished_at, decided_by, output";
+
+    pub(super) fn record(
+        db: &SqliteBackend,
+        job: &NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let (kind, target) = job.kind.parts();
+        let parameters =
+            serde_json::to_string(&job.parameters).map_err(|e| StoreError::Corrupt {
+                what: format!("job parameters: {e}"),
+            })?;
+        db.write(|tx| {
+            tx.execute(
+            "INSERT INTO jobs (user_key, user_name, connection, room_id, room_name, room_kind, \
+             thread, text, kind, target, parameters, execution_ids, status, created_at, \
+             updated_at, finished_at, decided_by, output) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '[]', ?12, ?13, ?13, ?14, ?15, '')",
+            params![
+                job.user.as_str(),
+                job.user_name,
+                job.connection,
+                job.room_id,
+                job.room_name,
+                job.room_kind.as_str(),
+                job.thread,
+                job.text,
+                kind,
+                target,
+                parameters,
+                job.status.as_str(),
+                ms(now),
+                job.status.is_finished().then_some(ms(now)),
+                job.decided_by,
+            ],
+        )?;
+            id_from_row(tx.last_insert_rowid())
+        })
+    }
+
+    pub(super) fn get(db: &SqliteBackend, id: u64) -> Result<Option<JobRecord>, StoreError> {
+        let conn = db.conn.lock();
+        let raw = conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                params![row_id(id)?],
+                RawJob::from_row,
+            )
+            .optional()?;
+        raw.map(RawJob::into_record).transpose()
+    }
+
+    pub(super) fn by_execution(
+        db: &SqliteBackend,
+        execution_id: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let conn = db.conn.lock();
+        let raw = conn
+            .query_row(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE id = \
+                     (SELECT job_id FROM job_executions WHERE execution_id = ?1)"
+                ),
+                params![execution_id],
+                RawJob::from_row,
+            )
+            .optional()?;
+        raw.map(RawJob::into_record).transpose()
+    }
+
+    pub(super) fn set_executions(
+        db: &SqliteBackend,
+        id: u64,
+        execution_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let job_id = row_id(id)?;
+        db.write(|tx| {
+            let Some(JobState {
+                execution_ids: old, ..
+            }) = job_state(tx, job_id)?
+            else {
+                return Ok(false);
+            };
+            for e in execution_ids {
+                let owner: Option<i64> = tx
+                    .query_row(
+                        "SELECT job_id FROM job_executions WHERE execution_id = ?1",
+                        params![e],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if owner.is_some_and(|owner| owner != job_id) {
+                    return Err(another_jobs_execution());
+                }
+            }
+            for e in old.iter().filter(|e| !execution_ids.contains(e)) {
+                tx.execute(
+                    "DELETE FROM job_executions WHERE execution_id = ?1",
+                    params![e],
+                )?;
+            }
+            for e in execution_ids {
+                tx.execute(
+                    "INSERT OR IGNORE INTO job_executions (execution_id, job_id, status) \
+                 VALUES (?1, ?2, 'requested')",
+                    params![e, job_id],
+                )?;
+            }
+            tx.execute(
+                "UPDATE jobs SET execution_ids = ?2, updated_at = ?3 WHERE id = ?1",
+                params![job_id, json_ids(execution_ids)?, ms(now)],
+            )?;
+            Ok(true)
+        })
+    }
+
+    pub(super) fn set_status(
+        db: &SqliteBackend,
+        id: u64,
+        status: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let job_id = row_id(id)?;
+        db.write(|tx| {
+            let Some(JobState {
+                status: current,
+                finished_at,
+                ..
+            }) = job_state(tx, job_id)?
+            else {
+                return Ok(false);
+            };
+            write_status(tx, job_id, current, finished_at, status, now)
+        })
+    }
+
+    pub(super) fn set_status_by_execution(
+        db: &SqliteBackend,
+        execution_id: &str,
+        status: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        db.write(|tx| {
+            let found: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT job_id, status FROM job_executions WHERE execution_id = ?1",
+                    params![execution_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((job_id, own)) = found else {
+                return Ok(None);
+            };
+            let own_changed = transition(parse_status(&own)?, status).is_some();
+            if own_changed {
+                tx.execute(
+                    "UPDATE job_executions SET status = ?2 WHERE execution_id = ?1",
+                    params![execution_id, status.as_str()],
+                )?;
+            }
+            let Some(JobState {
+                status: current,
+                execution_ids,
+                finished_at,
+            }) = job_state(tx, job_id)?
+            else {
+                return Err(StoreError::Corrupt {
+                    what: format!("execution {execution_id} belongs to a job that does not exist"),
+                });
+            };
+            let mut statuses = Vec::with_capacity(execution_ids.len());
+            for e in &execution_ids {
+                let s: Option<String> = tx
+                    .query_row(
+                        "SELECT status FROM job_executions WHERE execution_id = ?1",
+                        params![e],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(s) = s {
+                    statuses.push(parse_status(&s)?);
+                }
+            }
+            let job_changed = match combined(statuses) {
+                Some(all) => write_status(tx, job_id, current, finished_at, all, now)?,
+                None => false,
+            };
+            if own_changed && !job_changed {
+                tx.execute(
+                    "UPDATE jobs SET updated_at = ?2 WHERE id = ?1",
+                    params![job_id, ms(now)],
+                )?;
+            }
+            id_from_row(job_id).map(Some)
+        })
+    }
+
+    pub(super) fn set_decided_by(
+        db: &SqliteBackend,
+        id: u64,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let job_id = row_id(id)?;
+        db.write(|tx| {
+            let n = tx.execute(
+                "UPDATE jobs SET decided_by = ?2, updated_at = ?3 WHERE id = ?1",
+                params![job_id, who, ms(now)],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    pub(super) fn append_output(
+        db: &SqliteBackend,
+        id: u64,
+        more: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let job_id = row_id(id)?;
+        db.write(|tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT output FROM jobs WHERE id = ?1",
+                    params![job_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(existing) = existing else {
+                return Ok(false);
+            };
+            tx.execute(
+                "UPDATE jobs SET output = ?2, updated_at = ?3 WHERE id = ?1",
+                params![job_id, capped_output(&existing, more), ms(now)],
+            )?;
+            Ok(true)
+        })
+    }
+
+    pub(super) fn list(
+        db: &SqliteBackend,
+        query: &JobQuery,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        // Fixed SQL fragments only; every value is bound.
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        if let Some(user) = &query.user {
+            sql.push_str(" AND user_key = ?");
+            args.push(SqlValue::Text(user.as_str().to_owned()));
+        }
+        if let Some(status) = query.status {
+            sql.push_str(" AND status = ?");
+            args.push(SqlValue::Text(status.as_str().to_owned()));
+        }
+        if let Some(before) = query.before_id {
+            sql.push_str(" AND id < ?");
+            // Ids above i64::MAX cannot exist: every row is before them.
+            args.push(SqlValue::Integer(i64::try_from(before).unwrap_or(i64::MAX)));
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let conn = db.conn.lock();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), RawJob::from_row)?;
+        rows.map(|r| r?.into_record()).collect()
+    }
+
+    pub(super) fn unfinished(db: &SqliteBackend) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = db.conn.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE finished_at IS NULL ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], RawJob::from_row)?;
+        rows.map(|r| r?.into_record()).collect()
+    }
+
+    /// Jobs `purge` removes per transaction: a command's writes wait for one batch at
+    /// most, not for the whole purge (65,000 jobs take about half a second).
+    const PURGE_BATCH: usize = 500;
+
+    pub(super) fn purge(
+        db: &SqliteBackend,
+        older_than: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let limit = i64::try_from(PURGE_BATCH).unwrap_or(i64::MAX);
+        let mut removed = 0;
+        loop {
+            // No index on `finished_at` (it would cost more than it saves): each batch
+            // scans from the oldest job, and the oldest are the ones going.
+            let batch = db.write(|tx| {
+                let doomed: Vec<(i64, String)> = {
+                    let mut stmt = tx.prepare(
+                        "SELECT id, execution_ids FROM jobs WHERE finished_at < ?1 LIMIT ?2",
+                    )?;
+                    let rows = stmt.query_map(params![ms(older_than), limit], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                for (id, execution_ids) in &doomed {
+                    for e in parse_ids(execution_ids)? {
+                        tx.prepare_cached("DELETE FROM job_executions WHERE execution_id = ?1")?
+                            .execute(params![e])?;
+                    }
+                    tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+                        .execute(params![id])?;
+                }
+                Ok(doomed.len())
+            })?;
+            removed += batch;
+            if batch < PURGE_BATCH {
+                return Ok(removed);
+            }
+        }
+    }
+
+    pub(super) fn count(db: &SqliteBackend) -> Result<usize, StoreError> {
+        let n: i64 = db
+            .conn
+            .lock()
+            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))?;
+        usize::try_from(n).map_err(|_| StoreError::Corrupt {
+            what: "the job count is negative".to_owned(),
+        })
+    }
+
+    /// What a status change needs to know of a job.
+    struct JobState {
+        status: JobStatus,
+        execution_ids: Vec<String>,
+        finished_at: Option<DateTime<Utc>>,
+    }
+
+    fn job_state(tx: &Transaction<'_>, job_id: i64) -> Result<Option<JobState>, StoreError> {
+        let row: Option<(String, String, Option<i64>)> = tx
+            .query_row(
+                "SELECT status, execution_ids, finished_at FROM jobs WHERE id = ?1",
+                params![job_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((status, ids, finished_at)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(JobState {
+            status: parse_status(&status)?,
+            execution_ids: parse_ids(&ids)?,
+            finished_at: finished_at.map(|t| from_ms(t, "finished_at")).transpose()?,
+        }))
+    }
+
+    /// Moves a job from `current` to `next` if the rules allow; returns whether it did.
+    fn write_status(
+        tx: &Transaction<'_>,
+        job_id: i64,
+        current: JobStatus,
+        finished_at: Option<DateTime<Utc>>,
+        next: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(next) = transition(current, next) else {
+            return Ok(false);
+        };
+        tx.execute(
+            "UPDATE jobs SET status = ?2, finished_at = ?3, updated_at = ?4 WHERE id = ?1",
+            params![
+                job_id,
+                next.as_str(),
+                finished_at_after(finished_at, next, now).map(ms),
+                ms(now)
+            ],
+        )?;
+        Ok(true)
+    }
+
+    fn row_id(id: u64) -> Result<i64, StoreError> {
+        i64::try_from(id).map_err(|_| StoreError::InvalidInput {
+            what: "job ids are below 2^63",
+        })
+    }
+
+    fn id_from_row(id: i64) -> Result<u64, StoreError> {
+        u64::try_from(id).map_err(|_| StoreError::Corrupt {
+            what: "a job id is negative".to_owned(),
+        })
+    }
+
+    fn json_ids(ids: &[String]) -> Result<String, StoreError> {
+        serde_json::to_string(ids).map_err(|e| StoreError::Corrupt {
+            what: format!("execution ids: {e}"),
+        })
+    }
+
+    fn parse_ids(text: &str) -> Result<Vec<String>, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            what: format!("execution ids of a job: {e}"),
+        })
+    }
+
+    fn parse_status(word: &str) -> Result<JobStatus, StoreError> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == word)
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("unknown job status {word:?}"),
+            })
+    }
+
+    /// One `jobs` row as stored.
+    struct RawJob {
+        id: i64,
+        user_key: String,
+        user_name: String,
+        connection: String,
+        room_id: String,
+        room_name: Option<String>,
+        room_kind: String,
+        thread: Option<String>,
+        text: String,
+        kind: String,
+        target: String,
+        parameters: String,
+        execution_ids: String,
+        status: String,
+        created_at: i64,
+        updated_at: i64,
+        finished_at: Option<i64>,
+        decided_by: Option<String>,
+        output: String,
+    }
+
+    impl RawJob {
+        /// Reads the columns in [`JOB_COLUMNS`] order.
+        fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+            Ok(Self {
+                id: r.get(0)?,
+                user_key: r.get(1)?,
+                user_name: r.get(2)?,
+                connection: r.get(3)?,
+                room_id: r.get(4)?,
+                room_name: r.get(5)?,
+                room_kind: r.get(6)?,
+                thread: r.get(7)?,
+                text: r.get(8)?,
+                kind: r.get(9)?,
+                target: r.get(10)?,
+                parameters: r.get(11)?,
+                execution_ids: r.get(12)?,
+                status: r.get(13)?,
+                created_at: r.get(14)?,
+                updated_at: r.get(15)?,
+                finished_at: r.get(16)?,
+                decided_by: r.get(17)?,
+                output: r.get(18)?,
+            })
+        }
+
+        fn into_record(self) -> Result<JobRecord, StoreError> {
+            let id = self.id;
+            let corrupt = |what: &str| StoreError::Corrupt {
+                what: format!("job {id}: {what}"),
+            };
+            Ok(JobRecord {
+                id: id_from_row(id)?,
+                user: UserKey(self.user_key),
+                user_name: self.user_name,
+                connection: self.connection,
+                room_id: self.room_id,
+                room_name: self.room_name,
+                room_kind: parse_room_kind(&self.room_kind)
+                    .ok_or_else(|| corrupt("unknown room kind"))?,
+                thread: self.thread,
+                text: self.text,
+                kind: JobKind::from_parts(&self.kind, self.target)
+                    .ok_or_else(|| corrupt("unknown kind"))?,
+                parameters: serde_json::from_str(&self.parameters)
+                    .map_err(|e| corrupt(&format!("parameters: {e}")))?,
+                execution_ids: parse_ids(&self.execution_ids)?,
+                status: parse_status(&self.status)?,
+                created_at: from_ms(self.created_at, "created_at")?,
+                updated_at: from_ms(self.updated_at, "updated_at")?,
+                finished_at: self
+                    .finished_at
+                    .map(|t| from_ms(t, "finished_at"))
+                    .transpose()?,
+                decided_by: self.decided_by,
+                output: self.output,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_back_from_their_words() {
+        for status in JobStatus::ALL {
+            assert_eq!(status.as_str().parse::<JobStatus>(), Ok(status));
+            assert_eq!(status.to_string(), status.as_str());
+        }
+        assert_eq!("Cancelled".parse(), Ok(JobStatus::Canceled));
+        assert_eq!(" timed-out".parse(), Ok(JobStatus::TimedOut));
+        assert_eq!("FAILED".parse(), Ok(JobStatus::Failed));
+        let err = "finished".parse::<JobStatus>().unwrap_err();
+        assert!(err.to_string().contains("succeeded, failed"), "{err}");
+    }
+
+    #[test]
+    fn executions_combine_into_the_worst_status() {
+        use JobStatus::*;
+        assert_eq!(combined([]), None);
+        assert_eq!(combined([Succeeded, Running]), Some(Running));
+        assert_eq!(combined([Succeeded, Requested, Failed]), Some(Running));
+        assert_eq!(combined([Succeeded, Canceled]), Some(Canceled));
+        assert_eq!(combined([Canceled, TimedOut, Succeeded]), Some(TimedOut));
+        assert_eq!(combined([TimedOut, Failed, Canceled]), Some(Failed));
+        assert_eq!(combined([Succeeded, Succeeded]), Some(Succeeded));
+        assert_eq!(combined([Succeeded, Unknown]), Some(Unknown));
+    }
+
+    #[test]
+    fn transitions_never_unfinish() {
+        use JobStatus::*;
+        assert_eq!(transition(Requested, Running), Some(Running));
+        assert_eq!(transition(Running, Succeeded), Some(Succeeded));
+        assert_eq!(transition(Succeeded, Running), None);
+        assert_eq!(transition(Failed, Requested), None);
+        assert_eq!(transition(TimedOut, Succeeded), Some(Succeeded));
+        assert_eq!(transition(Running, Running), None);
+    }
+
+    #[test]
+    fn output_is_capped_on_a_char_boundary() {
+        assert_eq!(capped_output("ab", "cd"), "abcd");
+        let big = "é".repeat(MAX_JOB_OUTPUT); // two bytes each
+        let out = capped_output("start", &big);
+        assert!(out.len() <= MAX_JOB_OUTPUT, "{}", out.len());
+        assert!(out.starts_with(OUTPUT_DROPPED_MARKER));
+        assert!(out[OUTPUT_DROPPED_MARKER.len()..].chars().all(|c| c == 'é'));
+        // Appending again keeps one marker and the newest bytes.
+        let again = capped_output(&out, "END");
+        assert!(again.len() <= MAX_JOB_OUTPUT);
+        assert_eq!(again.matches(OUTPUT_DROPPED_MARKER).count(), 1);
+        assert!(again.ends_with("éEND"));
+        // Just at the cap: nothing dropped.
+        let exact = "x".repeat(MAX_JOB_OUTPUT - 1);
+        assert_eq!(capped_output(&exact, "y").len(), MAX_JOB_OUTPUT);
+        assert!(!capped_output(&exact, "y").starts_with(OUTPUT_DROPPED_MARKER));
+    }
+}

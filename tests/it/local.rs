@@ -1,0 +1,129 @@
+//! Local commands (`[[commands]]`, issue 17): programs the bridge runs itself, with no
+//! shell, as jobs — through the access rules, with their output in the job, a timeout and
+//! cancel that stop the whole process group.
+
+use crate::support::{with_test_aliases, Options, TestBridge};
+
+fn job_number(line: &str) -> u64 {
+    let at = line
+        .find("job #")
+        .unwrap_or_else(|| panic!("no job # in {line}"));
+    line[at + 5..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no job number in {line}"))
+}
+
+fn options() -> Options {
+    let mut o = with_test_aliases();
+    o.access_toml.push_str(
+        "[[access.rules]]\naliases = [\"local.sleepy\"]\nusers = [\"admins\"]\naction = \"allow\"\n\
+         [[access.rules]]\naliases = [\"local.sleepy\"]\naction = \"deny\"\n\
+         [[access.rules]]\npacks = [\"local\"]\nusers = [\"console:carol\"]\naction = \"deny\"\n",
+    );
+    o.extra_toml.push_str(
+        r#"
+[[commands]]
+name = "say"
+executable = "/bin/echo"
+args = ["said:"]
+help = "echo the words back"
+
+[[commands]]
+name = "slow"
+executable = "/bin/sh"
+args = ["-c", "echo started; sleep 30; echo never"]
+allow_arguments = false
+timeout_secs = 1
+help = "a command that outlives its timeout"
+
+[[commands]]
+name = "sleepy"
+executable = "/bin/sh"
+args = ["-c", "echo dozing; sleep 60"]
+allow_arguments = false
+help = "a command to cancel"
+"#,
+    );
+    o
+}
+
+#[actix_rt::test]
+async fn a_local_command_runs_without_a_shell_as_a_job() {
+    let mut b = TestBridge::start_with(options()).await;
+    b.wait_ready(200).await;
+    b.say("!st2 say $HOME * ; \"two words\"").await;
+    let started = b.line_containing("Started local command `say`").await;
+    let job = job_number(&started);
+    let result = b.line_containing("Local command `say`").await;
+    assert!(result.contains("succeeded"), "{result}");
+    assert!(
+        result.contains("said: $HOME * ; two words"),
+        "nothing is expanded: {result}"
+    );
+    assert!(
+        b.emulator.executions().is_empty(),
+        "StackStorm is not asked"
+    );
+    b.say(&format!("!st2job {job}")).await;
+    let detail = b.line_containing(&format!("Job #{job}: succeeded")).await;
+    assert!(detail.contains("Local command: say"), "{detail}");
+    b.say(&format!("!st2logs {job}")).await;
+    let logs = b.line_containing(&format!("Output of job #{job}")).await;
+    assert!(logs.contains("said: $HOME"), "{logs}");
+    // Arguments that cannot be split are refused before anything runs.
+    b.say("!st2 say \"unclosed").await;
+    b.line_containing("Sorry").await;
+    // Help lists them after the aliases.
+    b.say("!st2help").await;
+    let help = b
+        .line_containing("Local commands (run on the bridge's host)")
+        .await;
+    assert!(help.contains("!st2 say — echo the words back"), "{help}");
+    // The access rules see it as `local.say` in the pack `local`.
+    b.say("/as carol !st2 say hi").await;
+    b.line_containing("Access control does not allow").await;
+}
+
+#[actix_rt::test]
+async fn a_local_command_past_its_timeout_is_stopped() {
+    let mut b = TestBridge::start_with(options()).await;
+    b.wait_ready(200).await;
+    b.say("!st2 slow").await;
+    let job = job_number(&b.line_containing("Started local command `slow`").await);
+    let result = b.line_containing("Local command `slow`").await;
+    assert!(result.contains("ran past its timeout"), "{result}");
+    assert!(
+        result.contains("started") && !result.contains("never"),
+        "{result}"
+    );
+    b.say("!st2jobs --status timedout").await;
+    let list = b.line_containing("Your jobs (timedout)").await;
+    assert!(list.contains(&format!("#{job} timedout")), "{list}");
+    b.say("!st2 slow extra words").await;
+    b.line_containing("Sorry").await;
+}
+
+#[actix_rt::test]
+async fn a_running_local_command_is_cancelled_by_its_owner() {
+    let mut b = TestBridge::start_with(options()).await;
+    b.wait_ready(200).await;
+    b.say("!st2 sleepy").await;
+    let job = job_number(&b.line_containing("Started local command `sleepy`").await);
+    // Its output is in the job while it runs.
+    b.say(&format!("!st2tail {job}")).await;
+    b.line_containing("dozing").await;
+    b.say(&format!("/as bob !st2cancel {job}")).await;
+    b.line_containing(&format!("There is no job #{job}")).await;
+    b.say(&format!("!st2cancel {job}")).await;
+    b.line_containing(&format!("Stopping job #{job}")).await;
+    let result = b.line_containing("Local command `sleepy`").await;
+    assert!(result.contains("was canceled"), "{result}");
+    b.say(&format!("!st2job {job}")).await;
+    b.line_containing(&format!("Job #{job}: canceled")).await;
+    // Only admins may run it.
+    b.say("/as bob !st2 sleepy").await;
+    b.line_containing("Access control does not allow").await;
+}
