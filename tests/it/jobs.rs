@@ -7,25 +7,12 @@ use std::time::Duration;
 
 use stormbridge::emulator::long_job_alias;
 
-use crate::support::{with_test_aliases, Options, TestBridge};
+use crate::support::{job_number, with_test_aliases, Options, TestBridge};
 
 fn jobs_options() -> Options {
     let mut o = with_test_aliases();
     o.emulator.aliases.push(long_job_alias());
     o
-}
-
-/// The number after `job #` in a line.
-fn job_number(line: &str) -> u64 {
-    let at = line
-        .find("job #")
-        .unwrap_or_else(|| panic!("no job # in {line}"));
-    line[at + 5..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("no job number in {line}"))
 }
 
 #[actix_rt::test]

@@ -2,19 +2,7 @@
 //! shell, as jobs — through the access rules, with their output in the job, a timeout and
 //! cancel that stop the whole process group.
 
-use crate::support::{with_test_aliases, Options, TestBridge};
-
-fn job_number(line: &str) -> u64 {
-    let at = line
-        .find("job #")
-        .unwrap_or_else(|| panic!("no job # in {line}"));
-    line[at + 5..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("no job number in {line}"))
-}
+use crate::support::{job_number, with_test_aliases, Options, TestBridge};
 
 fn options() -> Options {
     let mut o = with_test_aliases();

@@ -513,3 +513,16 @@ impl TestCerts {
         }
     }
 }
+
+/// The number after `job #` in a line (an acknowledgement, a job listing).
+pub fn job_number(line: &str) -> u64 {
+    let at = line
+        .find("job #")
+        .unwrap_or_else(|| panic!("no job # in {line}"));
+    line[at + 5..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no job number in {line}"))
+}

@@ -20,10 +20,9 @@ use crate::{
     acl::CommandRef,
     actors::{
         acl_gate::Authorize,
-        session_manager::{
-            NoSession, SessionManager, UserCredential, UserCredentialRejected, UserSt2Name,
-        },
-        token_renewer::{with_bridge_credential, BridgeCallError, BridgeUsername, TokenRenewer},
+        as_sender::call_as_sender,
+        session_manager::{NoSession, UserSt2Name},
+        token_renewer::BridgeUsername,
     },
     backends::buttons::{
         Button, ButtonAction, ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons,
@@ -81,42 +80,6 @@ struct Listed {
     /// What StackStorm will still check, when the bridge cannot tell.
     note: Option<String>,
     asked_by: Option<String>,
-}
-
-/// Runs `call` with the credential the bridge uses for `user`'s commands: their own
-/// session in client-side mode (a 401 ends it), else the bridge's (one re-login and retry
-/// on a 401) — the same identity as `aliasexecution`.
-async fn call_as<T, F, Fut>(
-    renewer: &Addr<TokenRenewer>,
-    sessions: Option<&Addr<SessionManager>>,
-    user: &UserKey,
-    call: F,
-) -> Result<T, ExecuteError>
-where
-    F: Fn(Credential) -> Fut,
-    Fut: Future<Output = Result<T, St2Error>>,
-{
-    let Some(sessions) = sessions else {
-        return with_bridge_credential(renewer, call)
-            .await
-            .map(|(value, _)| value)
-            .map_err(|e| match e {
-                BridgeCallError::Auth(e) => ExecuteError::Auth(e.to_string()),
-                BridgeCallError::St2(e) => ExecuteError::St2(e),
-            });
-    };
-    let credential = sessions
-        .send(UserCredential(user.clone()))
-        .await
-        .map_err(|_| ExecuteError::Auth("session service stopped".into()))?
-        .map_err(ExecuteError::NoSession)?;
-    match call(credential).await {
-        Err(St2Error::Unauthorized(_)) => {
-            sessions.do_send(UserCredentialRejected(user.clone()));
-            Err(ExecuteError::UserRejected)
-        }
-        other => Ok(other?),
-    }
 }
 
 /// Which action or workflow asked: the inquiry's execution, and its parent's action when
@@ -270,7 +233,7 @@ impl Dispatcher {
         let sessions = self.sessions.clone();
         let user = UserKey(format!("{}:{}", msg.user.connection, msg.user.id));
         let fut = async move {
-            let (list, me) = call_as(&renewer, sessions.as_ref(), &user, |cred| {
+            let (list, me) = call_as_sender(&renewer, sessions.clone(), user.clone(), |cred| {
                 let client = &client;
                 async move {
                     let list = client.list_inquiries(&cred).await?;
@@ -307,7 +270,7 @@ impl Dispatcher {
             listed.truncate(MAX_LISTED);
             let ids: Vec<String> = listed.iter().map(|(i, _)| i.id.clone()).collect();
             // Best effort: where an inquiry comes from is worth a look-up, not a failure.
-            let origins = call_as(&renewer, sessions.as_ref(), &user, |cred| {
+            let origins = call_as_sender(&renewer, sessions.clone(), user.clone(), |cred| {
                 let (client, ids) = (&client, &ids);
                 async move { Ok(join_all(ids.iter().map(|id| asked_by(client, &cred, id))).await) }
             })
@@ -463,14 +426,14 @@ impl Dispatcher {
         let renewer = self.renewer.clone();
         let sessions = self.sessions.clone();
         async move {
-            let inquiry = call_as(&renewer, sessions.as_ref(), &user, |cred| {
+            let inquiry = call_as_sender(&renewer, sessions.clone(), user.clone(), |cred| {
                 let (client, id) = (&client, &id);
                 async move { client.get_inquiry(&cred, id).await }
             })
             .await
             .map_err(AnswerFailure::Call)?;
             let response = build(&inquiry.response_schema()).map_err(AnswerFailure::Invalid)?;
-            call_as(&renewer, sessions.as_ref(), &user, |cred| {
+            call_as_sender(&renewer, sessions.clone(), user.clone(), |cred| {
                 let (client, id, response) = (&client, &id, &response);
                 async move { client.respond_inquiry(&cred, id, response).await }
             })
