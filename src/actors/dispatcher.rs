@@ -845,9 +845,13 @@ impl Dispatcher {
                     waiting::alias_asks_confirmation(&found).then(crate::acl::Requirement::by_alias)
                 });
                 match wait {
-                    Some(requirement) if decided.is_none() => {
-                        self.hold(msg, text, found, requirement, ctx)
-                    }
+                    Some(requirement) if decided.is_none() => self.hold(
+                        msg,
+                        text,
+                        local::HeldCommand::Alias(found),
+                        requirement,
+                        ctx,
+                    ),
                     _ => self.execute(msg, text, found, retried, decided, ctx),
                 }
             }
@@ -861,7 +865,7 @@ impl Dispatcher {
                 text,
                 decided,
                 wait,
-            } => self.start_local(msg, name, args, text, decided, wait),
+            } => self.start_local(msg, name, args, text, decided, wait, ctx),
             Next::Token(args) => self.handle_token(msg, args, ctx),
             Next::Tokens(args) => self.handle_tokens(msg, args, ctx),
             Next::Help(args) => self.handle_help(&msg, &args),

@@ -115,3 +115,33 @@ async fn a_running_local_command_is_cancelled_by_its_owner() {
     b.say("/as bob !st2 sleepy").await;
     b.line_containing("Access control does not allow").await;
 }
+
+#[actix_rt::test]
+async fn a_local_command_waits_for_its_confirmation_like_an_alias() {
+    let mut o = options();
+    o.access_toml
+        .push_str("\n[confirm]\n[[confirm.rules]]\naliases = [\"local.say\"]\n");
+    let mut b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    b.say("!st2 say hello there").await;
+    let ask = b.line_containing("needs your confirmation").await;
+    assert!(ask.contains("local.say"), "{ask}");
+    assert!(ask.contains("arguments=hello there"), "{ask}");
+    let at = ask.find("`!st2confirm ").expect("a code");
+    let code: String = ask[at + 13..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    b.say(&format!("!st2confirm {code}")).await;
+    b.line_containing("confirmed").await;
+    let started = b.line_containing("Started local command `say`").await;
+    let job = job_number(&started);
+    let result = b.line_containing("Local command `say`").await;
+    assert!(result.contains("said: hello there"), "{result}");
+    b.say(&format!("!st2job {job}")).await;
+    let detail = b.line_containing(&format!("Job #{job}:")).await;
+    assert!(
+        detail.contains("Confirmed or approved by: Alice (confirmed)"),
+        "{detail}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Local commands in the dispatcher: recognised before alias matching (a configured name
 //! as the first word), checked by the access rules as the alias `local.<name>` of the
-//! pack `local`, then handed to the job keeper, which runs them
-//! ([`crate::local::run`]) as jobs.
+//! pack `local`, held for a decision when a `[[confirm.rules]]` entry covers them, then
+//! handed to the job keeper, which runs them ([`crate::local::run`]) as jobs.
 
 use std::ffi::OsString;
 
@@ -21,6 +21,14 @@ use crate::{
         model::UserKey,
     },
 };
+
+/// What a held command (`[confirm]`) will run once decided.
+pub(super) enum HeldCommand {
+    /// A StackStorm alias, as matched.
+    Alias(crate::alias::index::AliasMatch),
+    /// A local command and the user's arguments.
+    Local { name: String, args: Vec<String> },
+}
 
 /// The pack the access rules see local commands in: `packs = ["local"]`, or one by one
 /// as `aliases = ["local.<name>"]`.
@@ -74,17 +82,21 @@ impl Dispatcher {
         text: String,
         decided: Option<String>,
         wait: Option<Requirement>,
+        ctx: &mut Context<Self>,
     ) {
         let refuse = |act: &Self, reason: &str| {
             act.metrics.command(CommandOutcome::Invalid);
             let data = json!({"command": text, "reason": reason});
             act.reply_as(&msg, Outcome::Failure, "error", &data, None);
         };
-        if wait.is_some() && decided.is_none() {
-            // Safer to refuse than to run what the rules say must be confirmed.
-            return refuse(
-                self,
-                "the confirmation rules cover it, and local commands cannot wait for a confirmation yet; nothing ran",
+        if let (Some(requirement), None) = (wait, &decided) {
+            // It waits for its sender's confirmation or an approver, like an alias.
+            return self.hold(
+                msg,
+                text,
+                HeldCommand::Local { name, args },
+                requirement,
+                ctx,
             );
         }
         let Some(command) = self.settings.local.commands.get(&name).cloned() else {

@@ -14,7 +14,11 @@ use actix::prelude::*;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{inquiries::press_subject, subject_of, Dispatcher, Next};
+use super::{
+    inquiries::press_subject,
+    local::{HeldCommand, LOCAL_PACK},
+    subject_of, Dispatcher, Next,
+};
 use crate::{
     acl::{CommandRef, Requirement},
     actors::acl_gate::{DeciderRights, WhoCanDecide},
@@ -171,14 +175,18 @@ impl Dispatcher {
         &mut self,
         msg: InboundMessage,
         text: String,
-        found: AliasMatch,
+        held: HeldCommand,
         requirement: Requirement,
         ctx: &mut Context<Self>,
     ) {
+        let HeldCommand::Alias(found) = &held else {
+            // A local command has no StackStorm parameters to keep secret.
+            return self.hold_now(msg, text, held, requirement, &[], ctx);
+        };
         let names = self.secret_names(&found.alias.action_ref);
         ctx.spawn(
             names.into_actor(self).map(move |names, act, ctx| {
-                act.hold_now(msg, text, found, requirement, &names, ctx)
+                act.hold_now(msg, text, held, requirement, &names, ctx)
             }),
         );
     }
@@ -187,13 +195,43 @@ impl Dispatcher {
         &mut self,
         msg: InboundMessage,
         text: String,
-        found: AliasMatch,
+        held: HeldCommand,
         requirement: Requirement,
         secret_names: &[String],
         ctx: &mut Context<Self>,
     ) {
         let mask = &self.settings.mask;
-        mask.remember(super::secret_values(&found, secret_names));
+        let (alias_ref, pack, parameters): (String, String, Vec<(String, String)>) = match &held {
+            HeldCommand::Alias(found) => {
+                mask.remember(super::secret_values(found, secret_names));
+                let parameters = found
+                    .params
+                    .first()
+                    .map(|p| {
+                        p.iter()
+                            .map(|(k, v)| (k.clone(), mask.text(v).into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    found.alias.reference.clone(),
+                    found.alias.pack.clone(),
+                    parameters,
+                )
+            }
+            HeldCommand::Local { name, args } => (
+                format!("{LOCAL_PACK}.{name}"),
+                LOCAL_PACK.to_owned(),
+                if args.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(
+                        "arguments".to_owned(),
+                        mask.text(&args.join(" ")).into_owned(),
+                    )]
+                },
+            ),
+        };
         let shown = mask.text(&text).into_owned();
         let need = match (&requirement.approvers, requirement.rule) {
             (Some(approvers), Some(rule)) => Need::Approval {
@@ -210,15 +248,6 @@ impl Dispatcher {
             code.copy_from_slice(&bytes[..CODE_LEN]);
             code
         });
-        let parameters: Vec<(String, String)> = found
-            .params
-            .first()
-            .map(|p| {
-                p.iter()
-                    .map(|(k, v)| (k.clone(), mask.text(v).into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
         let waiting = Waiting {
             code: code.clone(),
             need: need.clone(),
@@ -229,8 +258,8 @@ impl Dispatcher {
             message_id: msg.message_id.clone(),
             text: text.clone(),
             shown: shown.clone(),
-            alias_ref: found.alias.reference.clone(),
-            pack: found.alias.pack.clone(),
+            alias_ref,
+            pack,
             parameters,
             comment: requirement.comment.clone(),
             created_at: now,
@@ -508,6 +537,9 @@ impl Dispatcher {
             room_name: w.room_name.clone(),
             org: w.org.clone(),
         };
+        if w.pack == LOCAL_PACK {
+            return self.run_decided_local(w, original, by, ctx);
+        }
         let index = self.aliases.load();
         let found = match index.select(&w.text) {
             Selection::Matched(found) if found.alias.reference == w.alias_ref => found,
@@ -540,6 +572,47 @@ impl Dispatcher {
             },
             ctx,
         );
+    }
+
+    /// A decided local command: found again by its text (it must still be the same
+    /// command), checked by the access rules again, then run as its sender.
+    fn run_decided_local(
+        &mut self,
+        w: Waiting,
+        original: InboundMessage,
+        by: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let commands = self.settings.local.commands.clone();
+        let found = match commands.find(&w.text) {
+            Some(Ok(found)) if format!("{LOCAL_PACK}.{}", found.command.name) == w.alias_ref => {
+                found
+            }
+            _ => {
+                tracing::warn!(code = %w.code, command = %w.alias_ref, "a decided local command is no longer configured as it was; not run");
+                let reason = format!(
+                    "{} is no longer configured as it was when it was asked. Nothing ran; send it again.",
+                    w.alias_ref
+                );
+                let text = self
+                    .templates
+                    .render("error", &json!({"command": w.shown, "reason": reason}));
+                return self.send_to_origin(&w, text);
+            }
+        };
+        let command = CommandRef::Alias {
+            alias_ref: w.alias_ref.clone(),
+            pack: LOCAL_PACK.to_owned(),
+            text: w.text.clone(),
+        };
+        let next = Next::Local {
+            name: found.command.name.clone(),
+            args: found.args,
+            text: w.text,
+            decided: Some(by),
+            wait: None,
+        };
+        self.authorize(original, command, next, ctx);
     }
 
     /// `!st2pending`: what waits that this person may decide on (admins: everything).
