@@ -710,13 +710,7 @@ enum Next {
     /// `alias`, `unalias`, `aliases`.
     Personal(personal::PersonalCommand),
     /// A local command, with the user's arguments.
-    Local {
-        name: String,
-        args: Vec<String>,
-        text: String,
-        decided: Option<String>,
-        wait: Option<crate::acl::Requirement>,
-    },
+    Local(local::LocalRun),
     /// `token create|revoke …`.
     Token(String),
     /// `tokens [all]`.
@@ -794,19 +788,10 @@ impl Dispatcher {
                         decided,
                         wait: verdict.wait,
                     },
-                    Next::Local {
-                        name,
-                        args,
-                        text,
-                        decided,
-                        ..
-                    } => Next::Local {
-                        name,
-                        args,
-                        text,
-                        decided,
+                    Next::Local(run) => Next::Local(local::LocalRun {
                         wait: verdict.wait,
-                    },
+                        ..run
+                    }),
                     other => other,
                 };
                 return act.proceed(msg, next, ctx);
@@ -859,13 +844,7 @@ impl Dispatcher {
             Next::Pending => self.handle_pending(msg, ctx),
             Next::Jobs(verb, args) => self.handle_jobs(msg, verb, args, ctx),
             Next::Personal(command) => self.handle_personal(msg, command, ctx),
-            Next::Local {
-                name,
-                args,
-                text,
-                decided,
-                wait,
-            } => self.start_local(msg, name, args, text, decided, wait, ctx),
+            Next::Local(run) => self.start_local(msg, run, ctx),
             Next::Token(args) => self.handle_token(msg, args, ctx),
             Next::Tokens(args) => self.handle_tokens(msg, args, ctx),
             Next::Help(args) => self.handle_help(&msg, &args),

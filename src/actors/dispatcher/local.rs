@@ -30,6 +30,20 @@ pub(super) enum HeldCommand {
     Local { name: String, args: Vec<String> },
 }
 
+/// A local command on its way: found, then allowed, perhaps held, then run.
+pub(super) struct LocalRun {
+    /// Its configured name.
+    pub name: String,
+    /// The user's arguments.
+    pub args: Vec<String>,
+    /// The command text as typed (after expansion).
+    pub text: String,
+    /// Who confirmed or approved it, once decided.
+    pub decided: Option<String>,
+    /// What the confirmation rules say it waits for (from the gate's verdict).
+    pub wait: Option<Requirement>,
+}
+
 /// The pack the access rules see local commands in: `packs = ["local"]`, or one by one
 /// as `aliases = ["local.<name>"]`.
 pub const LOCAL_PACK: &str = "local";
@@ -60,13 +74,13 @@ impl Dispatcher {
                     pack: LOCAL_PACK.to_owned(),
                     text: text.to_owned(),
                 };
-                let next = Next::Local {
+                let next = Next::Local(LocalRun {
                     name,
                     args: found.args,
                     text: text.to_owned(),
                     decided: None,
                     wait: None,
-                };
+                });
                 self.authorize(msg.clone(), command, next, ctx);
             }
         }
@@ -77,13 +91,16 @@ impl Dispatcher {
     pub(super) fn start_local(
         &mut self,
         msg: InboundMessage,
-        name: String,
-        args: Vec<String>,
-        text: String,
-        decided: Option<String>,
-        wait: Option<Requirement>,
+        run: LocalRun,
         ctx: &mut Context<Self>,
     ) {
+        let LocalRun {
+            name,
+            args,
+            text,
+            decided,
+            wait,
+        } = run;
         let refuse = |act: &Self, reason: &str| {
             act.metrics.command(CommandOutcome::Invalid);
             let data = json!({"command": text, "reason": reason});

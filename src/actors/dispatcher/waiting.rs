@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{
     inquiries::press_subject,
-    local::{HeldCommand, LOCAL_PACK},
+    local::{HeldCommand, LocalRun, LOCAL_PACK},
     subject_of, Dispatcher, Next,
 };
 use crate::{
@@ -605,13 +605,13 @@ impl Dispatcher {
             pack: LOCAL_PACK.to_owned(),
             text: w.text.clone(),
         };
-        let next = Next::Local {
+        let next = Next::Local(LocalRun {
             name: found.command.name.clone(),
             args: found.args,
             text: w.text,
             decided: Some(by),
             wait: None,
-        };
+        });
         self.authorize(original, command, next, ctx);
     }
 
