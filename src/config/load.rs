@@ -311,6 +311,12 @@ pub(super) struct RawStore {
     pub path: String,
     pub key_file: String,
     pub key_env: String,
+    pub url: String,
+    pub username: String,
+    pub password_file: String,
+    pub password_env: String,
+    pub tls_ca_file: String,
+    pub prefix: String,
 }
 
 #[derive(Deserialize)]

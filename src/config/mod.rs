@@ -340,8 +340,9 @@ pub struct JobsSettings {
 pub struct LocalSettings {
     /// The validated commands; empty: local commands are off.
     pub commands: std::sync::Arc<crate::local::LocalCommands>,
-    /// Environment variables that hold the bridge's secrets (`store.key_env`), kept from
-    /// the commands' environment (with every `STORMBRIDGE_…` variable).
+    /// Environment variables that hold the bridge's secrets (`store.key_env`,
+    /// `store.password_env`), kept from the commands' environment (with every
+    /// `STORMBRIDGE_…` variable).
     pub secret_env: Vec<String>,
 }
 
@@ -386,6 +387,68 @@ mod tests {
 
     fn keys(e: &ConfigError) -> Vec<&str> {
         e.problems.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_redis_store_is_checked_in_full_then_refused_until_every_store_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("store.key");
+        std::fs::write(&key_file, "11".repeat(32)).unwrap();
+        let password_file = dir.path().join("redis.pw");
+        std::fs::write(&password_file, "s3cret-pw\n").unwrap();
+        let good = MINIMAL.replace(
+            "[st2]",
+            &format!(
+                "[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n\
+                 username = \"bridge\"\npassword_file = {:?}\nkey_file = {:?}\n[st2]",
+                password_file.to_str().unwrap(),
+                key_file.to_str().unwrap()
+            ),
+        );
+        let e = load_text(&good, &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["store.backend"], "{e}");
+        assert!(
+            e.to_string().contains("not yet supported for sessions"),
+            "{e}"
+        );
+
+        let bad = MINIMAL.replace(
+            "[st2]",
+            "[store]\nbackend = \"redis\"\nurl = \"redis://:s3cret-pw@127.0.0.1:6379\"\n\
+             password_file = \"/nonexistent/pw\"\npassword_env = \"SB_REDIS_PW\"\n\
+             tls_ca_file = \"/nonexistent/ca.pem\"\nprefix = \"\"\n[st2]",
+        );
+        let e = load_text(&bad, &[]).unwrap_err();
+        let found = keys(&e);
+        for key in [
+            "store.url",
+            "store.password_file",
+            "store.tls_ca_file",
+            "store.prefix",
+            "store.key_file",
+            "store.backend",
+        ] {
+            assert!(found.contains(&key), "{key} missing from {e}");
+        }
+        assert!(!e.to_string().contains("s3cret-pw"), "{e}");
+        assert!(e.to_string().contains("password_file"), "{e}");
+
+        for (url, says) in [
+            ("", "needs `url`"),
+            ("http://127.0.0.1:6379", "not a Redis URL scheme"),
+            ("not a url", "not a URL"),
+        ] {
+            let text = MINIMAL.replace(
+                "[st2]",
+                &format!("[store]\nbackend = \"redis\"\nurl = {url:?}\n[st2]"),
+            );
+            let e = load_text(&text, &[]).unwrap_err();
+            let url_problem = e.problems.iter().find(|p| p.key == "store.url");
+            assert!(
+                url_problem.is_some_and(|p| p.reason.contains(says)),
+                "{url}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -286,11 +286,18 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             }
         }
     });
-    let key_env = raw
+    // The environment variables holding the store's secrets: local commands never see them.
+    let secret_env: Vec<String> = raw
         .store
         .as_ref()
         .ok()
-        .and_then(|s| non_empty(&s.key_env).map(str::to_owned));
+        .map(|s| {
+            [&s.key_env, &s.password_env]
+                .into_iter()
+                .filter_map(|v| non_empty(v).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let store = c.take(raw.store).and_then(|s| match s.backend.as_str() {
         "memory" => Some(StoreSettings::Memory),
         "sqlite" => {
@@ -321,10 +328,27 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
                 }
             }
         }
+        "redis" => {
+            for (key, reason) in redis_store_problems(&s) {
+                c.push(key, reason);
+            }
+            // Checked in full above, so an operator learns everything at once; but only
+            // jobs, personal aliases and trigger tokens can live in Redis so far, and
+            // keeping the rest in memory behind the operator's back would lose it at the
+            // next restart.
+            c.push(
+                "store.backend",
+                "`redis` is not yet supported for sessions, pending results and held \
+                 commands (only jobs, personal aliases and trigger tokens have a Redis backend \
+                 so far); use `sqlite` for now"
+                    .to_owned(),
+            );
+            None
+        }
         other => {
             c.push(
                 "store.backend",
-                format!("`{other}` is not a store: use `memory` or `sqlite`"),
+                format!("`{other}` is not a store: use `memory`, `sqlite` or `redis`"),
             );
             None
         }
@@ -407,7 +431,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         match crate::local::LocalCommands::new(commands, crate::acl::KNOWN_BUILTINS) {
             Ok(commands) => Some(LocalSettings {
                 commands: Arc::new(commands),
-                secret_env: key_env.into_iter().collect(),
+                secret_env,
             }),
             Err(errors) => {
                 for p in errors.problems {
@@ -494,6 +518,121 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             problems: c.problems,
         }),
     }
+}
+
+/// What is wrong with `[store]`'s Redis settings, as `(key, reason)`. Reads the password
+/// and CA files and the key, as opening the store will; never shows the password.
+fn redis_store_problems(s: &super::load::RawStore) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let mut tls = false;
+    match non_empty(&s.url).map(url::Url::parse) {
+        None => problems.push((
+            "store.url",
+            "the redis store needs `url`, like redis://127.0.0.1:6379/0 or rediss://host:6380 \
+             (TLS)"
+                .to_owned(),
+        )),
+        Some(Err(e)) => problems.push((
+            "store.url",
+            format!("not a URL ({e}); use redis://host:port/db or rediss://host:port/db"),
+        )),
+        Some(Ok(url)) => {
+            tls = url.scheme() == "rediss";
+            if !matches!(url.scheme(), "redis" | "rediss") {
+                problems.push((
+                    "store.url",
+                    format!(
+                        "`{}:` is not a Redis URL scheme: use redis:// or rediss:// (TLS)",
+                        url.scheme()
+                    ),
+                ));
+            }
+            if url.password().is_some() {
+                // The URL is not repeated: it holds the password.
+                problems.push((
+                    "store.url",
+                    "the URL holds a password; put it in store.password_file or \
+                     store.password_env instead (and the ACL user in store.username)"
+                        .to_owned(),
+                ));
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                problems.push(("store.url", "the URL names no host".to_owned()));
+            }
+        }
+    }
+    match (non_empty(&s.password_file), non_empty(&s.password_env)) {
+        (Some(_), Some(_)) => problems.push((
+            "store.password_file",
+            "set store.password_file or store.password_env, not both".to_owned(),
+        )),
+        (Some(file), None) => match std::fs::read_to_string(file) {
+            Ok(text) if text.trim().is_empty() => {
+                problems.push(("store.password_file", format!("{file} is empty")));
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(("store.password_file", format!("cannot read {file}: {e}"))),
+        },
+        (None, Some(var)) => {
+            if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
+                problems.push((
+                    "store.password_env",
+                    format!("the environment variable {var} is not set (or empty)"),
+                ));
+            }
+        }
+        (None, None) => {}
+    }
+    if non_empty(&s.username).is_some()
+        && s.password_file.trim().is_empty()
+        && s.password_env.trim().is_empty()
+    {
+        problems.push((
+            "store.username",
+            "an ACL user needs its password: set store.password_file or store.password_env"
+                .to_owned(),
+        ));
+    }
+    if let Some(file) = non_empty(&s.tls_ca_file) {
+        if !tls {
+            problems.push((
+                "store.tls_ca_file",
+                "a CA file only applies to TLS: use a rediss:// URL".to_owned(),
+            ));
+        }
+        match std::fs::read_to_string(file) {
+            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+            Ok(_) => problems.push((
+                "store.tls_ca_file",
+                format!("{file} holds no PEM certificate"),
+            )),
+            Err(e) => problems.push(("store.tls_ca_file", format!("cannot read {file}: {e}"))),
+        }
+    }
+    let prefix = &s.prefix;
+    if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        problems.push((
+            "store.prefix",
+            "the key prefix must be non-empty, without spaces (default `stormbridge:`)".to_owned(),
+        ));
+    }
+    let key = match (non_empty(&s.key_file), non_empty(&s.key_env)) {
+        (Some(file), _) => crate::store::crypto::StoreKey::from_file(std::path::Path::new(file))
+            .map(drop)
+            .map_err(|e| ("store.key_file", e.to_string())),
+        (None, Some(var)) => crate::store::crypto::StoreKey::from_env(var)
+            .map(drop)
+            .map_err(|e| ("store.key_env", e.to_string())),
+        (None, None) => Err((
+            "store.key_file",
+            "the redis store needs an encryption key: set store.key_file or store.key_env"
+                .to_owned(),
+        )),
+    };
+    if let Err(problem) = key {
+        problems.push(problem);
+    }
+    problems
 }
 
 fn non_empty(s: &str) -> Option<&str> {

@@ -101,6 +101,32 @@ pub enum StoreError {
     #[error("session database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    /// Error talking to Redis (connecting, authenticating, a command). redis-rs messages
+    /// name commands and server replies, never argument values or the password.
+    #[error("redis store error: {what}")]
+    Redis {
+        /// What failed.
+        what: String,
+    },
+
+    /// The Redis key prefix was first used with another store key (see
+    /// [`StoreError::WrongKey`]).
+    #[error(
+        "the store key does not match the Redis store at {place} (prefix {prefix:?}): it was \
+         first used with a different key (stored key id {expected}, configured key id \
+         {given}); supply the original key, or use another prefix to start with an empty store"
+    )]
+    RedisWrongKey {
+        /// `host:port` of the server.
+        place: String,
+        /// The key prefix.
+        prefix: String,
+        /// Key id recorded in Redis.
+        expected: String,
+        /// Key id of the configured key.
+        given: String,
+    },
+
     /// A stored row does not have the expected shape.
     #[error("session database content is invalid: {what}")]
     Corrupt {

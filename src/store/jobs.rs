@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
-use super::{error::StoreError, model::UserKey, sqlite::SqliteBackend};
+use super::{error::StoreError, model::UserKey, redis::RedisBackend, sqlite::SqliteBackend};
 use crate::domain::message::RoomKind;
 
 /// Most bytes of output kept per job (64 KiB). Longer output loses its beginning.
@@ -306,6 +306,7 @@ pub struct JobStore {
 enum Backend {
     Memory(Arc<Mutex<memory::Jobs>>),
     Sqlite(Arc<SqliteBackend>),
+    Redis(Arc<RedisBackend>),
 }
 
 impl fmt::Debug for JobStore {
@@ -330,9 +331,16 @@ impl JobStore {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
+    pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
+        Self {
+            backend: Backend::Redis(db),
+        }
+    }
+
     /// Whether jobs survive a restart.
     pub fn is_persistent(&self) -> bool {
-        matches!(self.backend, Backend::Sqlite(_))
+        !matches!(self.backend, Backend::Memory(_))
     }
 
     /// Records a new job at `now` and returns its id.
@@ -340,6 +348,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().record(job, now)),
             Backend::Sqlite(db) => sqlite::record(db, &job, now),
+            Backend::Redis(db) => in_redis::record(db, job, now),
         }
     }
 
@@ -348,6 +357,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().get(id)),
             Backend::Sqlite(db) => sqlite::get(db, id),
+            Backend::Redis(db) => in_redis::get(db, id),
         }
     }
 
@@ -356,6 +366,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().by_execution(execution_id)),
             Backend::Sqlite(db) => sqlite::by_execution(db, execution_id),
+            Backend::Redis(db) => in_redis::by_execution(db, execution_id),
         }
     }
 
@@ -378,6 +389,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => m.lock().set_executions(id, unique, now),
             Backend::Sqlite(db) => sqlite::set_executions(db, id, &unique, now),
+            Backend::Redis(db) => in_redis::set_executions(db, id, &unique, now),
         }
     }
 
@@ -392,6 +404,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().set_status(id, status, now)),
             Backend::Sqlite(db) => sqlite::set_status(db, id, status, now),
+            Backend::Redis(db) => in_redis::set_status(db, id, status, now),
         }
     }
 
@@ -409,6 +422,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().set_status_by_execution(execution_id, status, now)),
             Backend::Sqlite(db) => sqlite::set_status_by_execution(db, execution_id, status, now),
+            Backend::Redis(db) => in_redis::set_status_by_execution(db, execution_id, status, now),
         }
     }
 
@@ -422,6 +436,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().set_decided_by(id, decided_by, now)),
             Backend::Sqlite(db) => sqlite::set_decided_by(db, id, decided_by, now),
+            Backend::Redis(db) => in_redis::set_decided_by(db, id, decided_by, now),
         }
     }
 
@@ -436,6 +451,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().append_output(id, more, now)),
             Backend::Sqlite(db) => sqlite::append_output(db, id, more, now),
+            Backend::Redis(db) => in_redis::append_output(db, id, more, now),
         }
     }
 
@@ -445,6 +461,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().list(query, limit)),
             Backend::Sqlite(db) => sqlite::list(db, query, limit),
+            Backend::Redis(db) => in_redis::list(db, query, limit),
         }
     }
 
@@ -464,6 +481,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().unfinished()),
             Backend::Sqlite(db) => sqlite::unfinished(db),
+            Backend::Redis(db) => in_redis::unfinished(db),
         }
     }
 
@@ -474,6 +492,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().purge(older_than)),
             Backend::Sqlite(db) => sqlite::purge(db, older_than),
+            Backend::Redis(db) => in_redis::purge(db, older_than),
         }
     }
 
@@ -482,6 +501,7 @@ impl JobStore {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().count()),
             Backend::Sqlite(db) => sqlite::count(db),
+            Backend::Redis(db) => in_redis::count(db),
         }
     }
 }
@@ -1279,6 +1299,566 @@ mod sqlite {
                 output: self.output,
             })
         }
+    }
+}
+
+/// The Redis backend (see `store::redis`). Keys, after the prefix:
+///
+/// * `jobs:seq`: the last id handed out (`INCR`: ids increase and are never reused);
+/// * `job:<id>`: the job as JSON;
+/// * `jobs:all`, `jobs:user:<user>`, `jobs:status:<status>`: sorted sets of ids (score =
+///   id), newest last, for [`JobStore::list`]; `jobs:unfinished` likewise;
+/// * `jobs:finished`: finished jobs' ids scored by `finished_at` (ms), for the purge;
+/// * `jobs:exec`: hash execution id → `<job id> <execution status>`.
+mod in_redis {
+    use ::redis::{Connection, Pipeline};
+    use serde::{Deserialize, Serialize};
+
+    use super::super::redis::{from_json, get_json, to_json, watch, Fail, RedisBackend};
+    use super::super::sqlite::{from_ms, ms};
+    use super::*;
+
+    /// A job as Redis keeps it.
+    #[derive(Serialize, Deserialize)]
+    struct Stored {
+        id: u64,
+        user: String,
+        user_name: String,
+        connection: String,
+        room_id: String,
+        room_name: Option<String>,
+        room_kind: String,
+        thread: Option<String>,
+        text: String,
+        kind: String,
+        target: String,
+        parameters: Map<String, Value>,
+        execution_ids: Vec<String>,
+        status: String,
+        created_at: i64,
+        updated_at: i64,
+        finished_at: Option<i64>,
+        decided_by: Option<String>,
+        output: String,
+    }
+
+    impl Stored {
+        fn from_record(job: &JobRecord) -> Self {
+            let (kind, target) = job.kind.parts();
+            Self {
+                id: job.id,
+                user: job.user.as_str().to_owned(),
+                user_name: job.user_name.clone(),
+                connection: job.connection.clone(),
+                room_id: job.room_id.clone(),
+                room_name: job.room_name.clone(),
+                room_kind: job.room_kind.as_str().to_owned(),
+                thread: job.thread.clone(),
+                text: job.text.clone(),
+                kind: kind.to_owned(),
+                target: target.to_owned(),
+                parameters: job.parameters.clone(),
+                execution_ids: job.execution_ids.clone(),
+                status: job.status.as_str().to_owned(),
+                created_at: ms(job.created_at),
+                updated_at: ms(job.updated_at),
+                finished_at: job.finished_at.map(ms),
+                decided_by: job.decided_by.clone(),
+                output: job.output.clone(),
+            }
+        }
+
+        fn into_record(self) -> Result<JobRecord, StoreError> {
+            let id = self.id;
+            let corrupt = |what: &str| StoreError::Corrupt {
+                what: format!("job {id}: {what}"),
+            };
+            Ok(JobRecord {
+                id,
+                user: UserKey(self.user),
+                user_name: self.user_name,
+                connection: self.connection,
+                room_id: self.room_id,
+                room_name: self.room_name,
+                room_kind: parse_room_kind(&self.room_kind)
+                    .ok_or_else(|| corrupt("unknown room kind"))?,
+                thread: self.thread,
+                text: self.text,
+                kind: JobKind::from_parts(&self.kind, self.target)
+                    .ok_or_else(|| corrupt("unknown kind"))?,
+                parameters: self.parameters,
+                execution_ids: self.execution_ids,
+                status: parse_status(&self.status)?,
+                created_at: from_ms(self.created_at, "created_at")?,
+                updated_at: from_ms(self.updated_at, "updated_at")?,
+                finished_at: self
+                    .finished_at
+                    .map(|t| from_ms(t, "finished_at"))
+                    .transpose()?,
+                decided_by: self.decided_by,
+                output: self.output,
+            })
+        }
+    }
+
+    fn parse_status(word: &str) -> Result<JobStatus, StoreError> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == word)
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("unknown job status {word:?}"),
+            })
+    }
+
+    fn job_key(db: &RedisBackend, id: u64) -> String {
+        db.key_of(&format!("job:{id}"))
+    }
+
+    fn user_key(db: &RedisBackend, user: &str) -> String {
+        db.key_of(&format!("jobs:user:{user}"))
+    }
+
+    fn status_key(db: &RedisBackend, status: JobStatus) -> String {
+        db.key_of(&format!("jobs:status:{}", status.as_str()))
+    }
+
+    fn load(db: &RedisBackend, con: &mut Connection, id: u64) -> Result<Option<JobRecord>, Fail> {
+        let stored: Option<Stored> = get_json(con, &job_key(db, id), || format!("job {id}"))?;
+        Ok(stored.map(Stored::into_record).transpose()?)
+    }
+
+    /// Queues writing `job` back, moving it between the status indexes when its status
+    /// changed from `before`.
+    fn queue_save(
+        db: &RedisBackend,
+        pipe: &mut Pipeline,
+        job: &JobRecord,
+        before: JobStatus,
+    ) -> Result<(), Fail> {
+        pipe.cmd("SET")
+            .arg(job_key(db, job.id))
+            .arg(to_json(&Stored::from_record(job))?)
+            .ignore();
+        if before != job.status {
+            pipe.cmd("ZREM")
+                .arg(status_key(db, before))
+                .arg(job.id)
+                .ignore();
+            queue_status_indexes(db, pipe, job);
+        }
+        Ok(())
+    }
+
+    /// Queues adding `job` to the indexes that depend on its status.
+    fn queue_status_indexes(db: &RedisBackend, pipe: &mut Pipeline, job: &JobRecord) {
+        pipe.cmd("ZADD")
+            .arg(status_key(db, job.status))
+            .arg(job.id)
+            .arg(job.id)
+            .ignore();
+        if let Some(finished_at) = job.finished_at {
+            pipe.cmd("ZREM")
+                .arg(db.key_of("jobs:unfinished"))
+                .arg(job.id)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(db.key_of("jobs:finished"))
+                .arg(ms(finished_at))
+                .arg(job.id)
+                .ignore();
+        } else {
+            pipe.cmd("ZADD")
+                .arg(db.key_of("jobs:unfinished"))
+                .arg(job.id)
+                .arg(job.id)
+                .ignore();
+        }
+    }
+
+    /// `<job id> <status>` of an execution, as kept in `jobs:exec`.
+    fn parse_exec(value: &str) -> Result<(u64, JobStatus), StoreError> {
+        let corrupt = || StoreError::Corrupt {
+            what: format!("an execution's entry {value:?} is malformed"),
+        };
+        let (id, status) = value.split_once(' ').ok_or_else(corrupt)?;
+        Ok((id.parse().map_err(|_| corrupt())?, parse_status(status)?))
+    }
+
+    fn exec_value(id: u64, status: JobStatus) -> String {
+        format!("{id} {}", status.as_str())
+    }
+
+    /// Moves `job` to `next` if the rules allow; returns whether it changed.
+    fn apply_status(job: &mut JobRecord, next: JobStatus, now: DateTime<Utc>) -> bool {
+        let Some(next) = transition(job.status, next) else {
+            return false;
+        };
+        job.status = next;
+        job.finished_at = finished_at_after(job.finished_at, next, now);
+        job.updated_at = now;
+        true
+    }
+
+    pub(super) fn record(
+        db: &RedisBackend,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let seq = db.key_of("jobs:seq");
+        db.run(|con| {
+            let id: u64 = ::redis::cmd("INCR").arg(&seq).query(con)?;
+            let record = JobRecord {
+                id,
+                user: job.user.clone(),
+                user_name: job.user_name.clone(),
+                connection: job.connection.clone(),
+                room_id: job.room_id.clone(),
+                room_name: job.room_name.clone(),
+                room_kind: job.room_kind,
+                thread: job.thread.clone(),
+                text: job.text.clone(),
+                kind: job.kind.clone(),
+                parameters: job.parameters.clone(),
+                execution_ids: Vec::new(),
+                status: job.status,
+                created_at: now,
+                updated_at: now,
+                finished_at: job.status.is_finished().then_some(now),
+                decided_by: job.decided_by.clone(),
+                output: String::new(),
+            };
+            let mut pipe = ::redis::pipe();
+            pipe.atomic();
+            pipe.cmd("SET")
+                .arg(job_key(db, id))
+                .arg(to_json(&Stored::from_record(&record))?)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(db.key_of("jobs:all"))
+                .arg(id)
+                .arg(id)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(user_key(db, record.user.as_str()))
+                .arg(id)
+                .arg(id)
+                .ignore();
+            queue_status_indexes(db, &mut pipe, &record);
+            pipe.exec(con)?;
+            Ok(id)
+        })
+    }
+
+    pub(super) fn get(db: &RedisBackend, id: u64) -> Result<Option<JobRecord>, StoreError> {
+        db.run(|con| load(db, con, id))
+    }
+
+    pub(super) fn by_execution(
+        db: &RedisBackend,
+        execution_id: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        db.run(|con| {
+            let entry: Option<String> = ::redis::cmd("HGET")
+                .arg(db.key_of("jobs:exec"))
+                .arg(execution_id)
+                .query(con)?;
+            match entry {
+                Some(entry) => load(db, con, parse_exec(&entry)?.0),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub(super) fn set_executions(
+        db: &RedisBackend,
+        id: u64,
+        execution_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let exec = db.key_of("jobs:exec");
+        db.atomically(&[job_key(db, id), exec.clone()], |con, pipe| {
+            let Some(mut job) = load(db, con, id)? else {
+                return Ok(false);
+            };
+            let mut keep = Vec::new();
+            for e in execution_ids {
+                let entry: Option<String> = ::redis::cmd("HGET").arg(&exec).arg(e).query(con)?;
+                match entry.map(|v| parse_exec(&v)).transpose()? {
+                    Some((owner, _)) if owner != id => {
+                        return Err(Fail::Store(another_jobs_execution()))
+                    }
+                    Some(_) => keep.push(e),
+                    None => {}
+                }
+            }
+            for old in job
+                .execution_ids
+                .iter()
+                .filter(|e| !execution_ids.contains(e))
+            {
+                pipe.cmd("HDEL").arg(&exec).arg(old).ignore();
+            }
+            for new in execution_ids.iter().filter(|e| !keep.contains(e)) {
+                pipe.cmd("HSET")
+                    .arg(&exec)
+                    .arg(new)
+                    .arg(exec_value(id, JobStatus::Requested))
+                    .ignore();
+            }
+            let before = job.status;
+            job.execution_ids = execution_ids.to_vec();
+            job.updated_at = now;
+            queue_save(db, pipe, &job, before)?;
+            Ok(true)
+        })
+    }
+
+    pub(super) fn set_status(
+        db: &RedisBackend,
+        id: u64,
+        status: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        db.atomically(&[job_key(db, id)], |con, pipe| {
+            let Some(mut job) = load(db, con, id)? else {
+                return Ok(false);
+            };
+            let before = job.status;
+            if !apply_status(&mut job, status, now) {
+                return Ok(false);
+            }
+            queue_save(db, pipe, &job, before)?;
+            Ok(true)
+        })
+    }
+
+    pub(super) fn set_status_by_execution(
+        db: &RedisBackend,
+        execution_id: &str,
+        status: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let exec = db.key_of("jobs:exec");
+        db.atomically(std::slice::from_ref(&exec), |con, pipe| {
+            let entry: Option<String> = ::redis::cmd("HGET")
+                .arg(&exec)
+                .arg(execution_id)
+                .query(con)?;
+            let Some((id, own)) = entry.map(|v| parse_exec(&v)).transpose()? else {
+                return Ok(None);
+            };
+            watch(con, &[job_key(db, id)])?;
+            let Some(mut job) = load(db, con, id)? else {
+                return Err(Fail::Store(StoreError::Corrupt {
+                    what: format!("execution {execution_id} belongs to a job that does not exist"),
+                }));
+            };
+            let own_changed = transition(own, status).is_some();
+            let mut statuses = Vec::with_capacity(job.execution_ids.len());
+            for e in &job.execution_ids {
+                if e == execution_id {
+                    statuses.push(if own_changed { status } else { own });
+                    continue;
+                }
+                let entry: Option<String> = ::redis::cmd("HGET").arg(&exec).arg(e).query(con)?;
+                if let Some(entry) = entry {
+                    statuses.push(parse_exec(&entry)?.1);
+                }
+            }
+            if own_changed {
+                pipe.cmd("HSET")
+                    .arg(&exec)
+                    .arg(execution_id)
+                    .arg(exec_value(id, status))
+                    .ignore();
+            }
+            let before = job.status;
+            let job_changed =
+                combined(statuses).is_some_and(|all| apply_status(&mut job, all, now));
+            if own_changed && !job_changed {
+                job.updated_at = now;
+            }
+            if own_changed || job_changed {
+                queue_save(db, pipe, &job, before)?;
+            }
+            Ok(Some(id))
+        })
+    }
+
+    /// Loads job `id`, lets `change` alter it, and writes it back; `false` if there is no
+    /// such job.
+    fn update(
+        db: &RedisBackend,
+        id: u64,
+        change: impl Fn(&mut JobRecord),
+    ) -> Result<bool, StoreError> {
+        db.atomically(&[job_key(db, id)], |con, pipe| {
+            let Some(mut job) = load(db, con, id)? else {
+                return Ok(false);
+            };
+            let before = job.status;
+            change(&mut job);
+            queue_save(db, pipe, &job, before)?;
+            Ok(true)
+        })
+    }
+
+    pub(super) fn set_decided_by(
+        db: &RedisBackend,
+        id: u64,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        update(db, id, |job| {
+            job.decided_by = Some(who.to_owned());
+            job.updated_at = now;
+        })
+    }
+
+    pub(super) fn append_output(
+        db: &RedisBackend,
+        id: u64,
+        more: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        update(db, id, |job| {
+            job.output = capped_output(&job.output, more);
+            job.updated_at = now;
+        })
+    }
+
+    /// Ids read per round trip while listing.
+    const PAGE: usize = 200;
+
+    pub(super) fn list(
+        db: &RedisBackend,
+        query: &JobQuery,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        // The narrowest index; a status asked for with a user is checked per job.
+        let index = match (&query.user, query.status) {
+            (Some(user), _) => user_key(db, user.as_str()),
+            (None, Some(status)) => status_key(db, status),
+            (None, None) => db.key_of("jobs:all"),
+        };
+        db.run(|con| {
+            let mut out = Vec::new();
+            // Exclusive upper bound on ids, newest first.
+            let mut max = match query.before_id {
+                Some(before) => format!("({before}"),
+                None => "+inf".to_owned(),
+            };
+            loop {
+                let ids: Vec<u64> = ::redis::cmd("ZREVRANGEBYSCORE")
+                    .arg(&index)
+                    .arg(&max)
+                    .arg("-inf")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(PAGE)
+                    .query(con)?;
+                let Some(&last) = ids.last() else {
+                    return Ok(out);
+                };
+                let keys: Vec<String> = ids.iter().map(|id| job_key(db, *id)).collect();
+                let raws: Vec<Option<String>> = ::redis::cmd("MGET").arg(&keys).query(con)?;
+                for raw in raws.into_iter().flatten() {
+                    let stored: Stored = from_json(&raw, || "a job".to_owned())?;
+                    let job = stored.into_record()?;
+                    if query.status.is_none_or(|s| job.status == s) {
+                        out.push(job);
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+                if ids.len() < PAGE {
+                    return Ok(out);
+                }
+                max = format!("({last}");
+            }
+        })
+    }
+
+    pub(super) fn unfinished(db: &RedisBackend) -> Result<Vec<JobRecord>, StoreError> {
+        db.run(|con| {
+            let ids: Vec<u64> = ::redis::cmd("ZRANGE")
+                .arg(db.key_of("jobs:unfinished"))
+                .arg(0)
+                .arg(-1)
+                .query(con)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(PAGE) {
+                let keys: Vec<String> = chunk.iter().map(|id| job_key(db, *id)).collect();
+                let raws: Vec<Option<String>> = ::redis::cmd("MGET").arg(&keys).query(con)?;
+                for raw in raws.into_iter().flatten() {
+                    let stored: Stored = from_json(&raw, || "a job".to_owned())?;
+                    out.push(stored.into_record()?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Jobs `purge` removes per transaction.
+    const PURGE_BATCH: usize = 500;
+
+    pub(super) fn purge(db: &RedisBackend, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        let finished = db.key_of("jobs:finished");
+        let exec = db.key_of("jobs:exec");
+        let mut removed = 0;
+        loop {
+            let batch = db.atomically(&[finished.clone(), exec.clone()], |con, pipe| {
+                let ids: Vec<u64> = ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(&finished)
+                    .arg("-inf")
+                    .arg(format!("({}", ms(older_than)))
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(PURGE_BATCH)
+                    .query(con)?;
+                let keys: Vec<String> = ids.iter().map(|id| job_key(db, *id)).collect();
+                if keys.is_empty() {
+                    return Ok(0);
+                }
+                watch(con, &keys)?;
+                let raws: Vec<Option<String>> = ::redis::cmd("MGET").arg(&keys).query(con)?;
+                for (id, raw) in ids.iter().zip(raws) {
+                    if let Some(raw) = raw {
+                        let stored: Stored = from_json(&raw, || format!("job {id}"))?;
+                        let job = stored.into_record()?;
+                        for e in &job.execution_ids {
+                            pipe.cmd("HDEL").arg(&exec).arg(e).ignore();
+                        }
+                        pipe.cmd("ZREM")
+                            .arg(user_key(db, job.user.as_str()))
+                            .arg(id)
+                            .ignore();
+                        pipe.cmd("ZREM")
+                            .arg(status_key(db, job.status))
+                            .arg(id)
+                            .ignore();
+                    }
+                    pipe.cmd("DEL").arg(job_key(db, *id)).ignore();
+                    pipe.cmd("ZREM").arg(db.key_of("jobs:all")).arg(id).ignore();
+                    pipe.cmd("ZREM").arg(&finished).arg(id).ignore();
+                }
+                Ok(ids.len())
+            })?;
+            removed += batch;
+            if batch < PURGE_BATCH {
+                return Ok(removed);
+            }
+        }
+    }
+
+    pub(super) fn count(db: &RedisBackend) -> Result<usize, StoreError> {
+        db.run(|con| {
+            let n: usize = ::redis::cmd("ZCARD")
+                .arg(db.key_of("jobs:all"))
+                .query(con)?;
+            Ok(n)
+        })
     }
 }
 

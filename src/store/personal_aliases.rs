@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use super::{error::StoreError, model::UserKey, sqlite::SqliteBackend};
+use super::{error::StoreError, model::UserKey, redis::RedisBackend, sqlite::SqliteBackend};
 
 /// Most personal aliases one user keeps.
 pub const MAX_PERSONAL_ALIASES: usize = 100;
@@ -112,6 +112,7 @@ type MemoryAliases = HashMap<UserKey, BTreeMap<String, (String, DateTime<Utc>)>>
 enum Backend {
     Memory(Arc<Mutex<MemoryAliases>>),
     Sqlite(Arc<SqliteBackend>),
+    Redis(Arc<RedisBackend>),
 }
 
 impl fmt::Debug for PersonalAliasStore {
@@ -136,9 +137,16 @@ impl PersonalAliasStore {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
+    pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
+        Self {
+            backend: Backend::Redis(db),
+        }
+    }
+
     /// Whether aliases survive a restart.
     pub fn is_persistent(&self) -> bool {
-        matches!(self.backend, Backend::Sqlite(_))
+        !matches!(self.backend, Backend::Memory(_))
     }
 
     /// Saves `text` as `user`'s alias `name`, replacing an alias of that name.
@@ -182,6 +190,7 @@ impl PersonalAliasStore {
                 Ok(outcome)
             }
             Backend::Sqlite(db) => sqlite::set(db, user, &name, text, now),
+            Backend::Redis(db) => in_redis::set(db, user, &name, text, now),
         }
     }
 
@@ -203,6 +212,7 @@ impl PersonalAliasStore {
                 Ok(removed)
             }
             Backend::Sqlite(db) => sqlite::remove(db, user, &name),
+            Backend::Redis(db) => in_redis::remove(db, user, &name),
         }
     }
 
@@ -217,6 +227,7 @@ impl PersonalAliasStore {
                     .map(|(text, created_at)| alias(user, &name, text, *created_at))
             })),
             Backend::Sqlite(db) => sqlite::get(db, user, &name),
+            Backend::Redis(db) => in_redis::get(db, user, &name),
         }
     }
 
@@ -233,6 +244,7 @@ impl PersonalAliasStore {
                 })
                 .unwrap_or_default()),
             Backend::Sqlite(db) => sqlite::list(db, user),
+            Backend::Redis(db) => in_redis::list(db, user),
         }
     }
 }
@@ -377,6 +389,121 @@ mod sqlite {
             name,
             text,
             created_at: from_ms(created_at, "created_at")?,
+        })
+    }
+}
+
+/// The Redis backend: hash `personal_aliases:<user>` (after the prefix), name → JSON
+/// `{sealed, created_at}`, the text sealed as in SQLite.
+mod in_redis {
+    use serde::{Deserialize, Serialize};
+
+    use super::super::redis::{from_json, to_json, Fail, RedisBackend};
+    use super::super::sqlite::{from_ms, ms};
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Stored {
+        sealed: String,
+        created_at: i64,
+    }
+
+    /// The same binding as SQLite's: moved to another user or name, it fails to open.
+    fn aad_parts<'a>(user: &'a UserKey, name: &'a str) -> [&'a str; 3] {
+        ["personal_alias", user.as_str(), name]
+    }
+
+    fn hash_key(db: &RedisBackend, user: &UserKey) -> String {
+        db.key_of(&format!("personal_aliases:{}", user.as_str()))
+    }
+
+    pub(super) fn set(
+        db: &RedisBackend,
+        user: &UserKey,
+        name: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SetOutcome, StoreError> {
+        let sealed = db.seal_text(&aad_parts(user, name), text)?;
+        let value = to_json(&Stored {
+            sealed,
+            created_at: ms(now),
+        })?;
+        let key = hash_key(db, user);
+        db.atomically(std::slice::from_ref(&key), |con, pipe| {
+            let exists: bool = ::redis::cmd("HEXISTS").arg(&key).arg(name).query(con)?;
+            if !exists {
+                let count: usize = ::redis::cmd("HLEN").arg(&key).query(con)?;
+                if count >= MAX_PERSONAL_ALIASES {
+                    return Err(Fail::Store(too_many()));
+                }
+            }
+            pipe.cmd("HSET").arg(&key).arg(name).arg(&value).ignore();
+            Ok(if exists {
+                SetOutcome::Replaced
+            } else {
+                SetOutcome::Created
+            })
+        })
+    }
+
+    pub(super) fn remove(
+        db: &RedisBackend,
+        user: &UserKey,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        db.run(|con| {
+            let n: usize = ::redis::cmd("HDEL")
+                .arg(hash_key(db, user))
+                .arg(name)
+                .query(con)?;
+            Ok(n > 0)
+        })
+    }
+
+    pub(super) fn get(
+        db: &RedisBackend,
+        user: &UserKey,
+        name: &str,
+    ) -> Result<Option<PersonalAlias>, StoreError> {
+        let raw: Option<String> = db.run(|con| {
+            Ok(::redis::cmd("HGET")
+                .arg(hash_key(db, user))
+                .arg(name)
+                .query(con)?)
+        })?;
+        raw.map(|raw| opened(db, user, name.to_owned(), &raw))
+            .transpose()
+    }
+
+    pub(super) fn list(
+        db: &RedisBackend,
+        user: &UserKey,
+    ) -> Result<Vec<PersonalAlias>, StoreError> {
+        let all: std::collections::BTreeMap<String, String> =
+            db.run(|con| Ok(::redis::cmd("HGETALL").arg(hash_key(db, user)).query(con)?))?;
+        all.into_iter()
+            .map(|(name, raw)| opened(db, user, name, &raw))
+            .collect()
+    }
+
+    fn opened(
+        db: &RedisBackend,
+        user: &UserKey,
+        name: String,
+        raw: &str,
+    ) -> Result<PersonalAlias, StoreError> {
+        let what = || format!("personal alias {name} of {user}");
+        let stored: Stored = from_json(raw, what).map_err(|e| match e {
+            Fail::Store(e) => e,
+            Fail::Redis(e) => super::super::redis::redis_error(&e),
+        })?;
+        let text = db.open_text(&aad_parts(user, &name), &stored.sealed, what)?;
+        Ok(PersonalAlias {
+            user: user.clone(),
+            name,
+            text,
+            created_at: from_ms(stored.created_at, "created_at")?,
         })
     }
 }

@@ -1005,6 +1005,16 @@ impl Fixture {
             _file: Some(file),
         }
     }
+
+    /// On the test process's `redis-server`, under a key prefix of its own.
+    fn redis() -> Self {
+        let server = redis_server::shared();
+        let options = redis_server::options(server, &redis_server::fresh_prefix());
+        Self {
+            store: redis_server::open(&options, &StoreKey::generate().unwrap()),
+            _file: None,
+        }
+    }
 }
 
 /// `mod <backend>` with one `#[test]` per named test body, each on a fresh
@@ -1028,9 +1038,11 @@ macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         on_backend!(memory: $($name),*);
         on_backend!(sqlite: $($name),*);
+        on_backend!(redis: $($name),*);
     };
 }
 
 mod jobs;
 mod personal_aliases;
+mod redis_server;
 mod trigger_tokens;

@@ -41,7 +41,10 @@ use ring::{digest, hmac, rand::SystemRandom};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::{crypto::fill_random, error::StoreError, model::UserKey, sqlite::SqliteBackend};
+use super::{
+    crypto::fill_random, error::StoreError, model::UserKey, redis::RedisBackend,
+    sqlite::SqliteBackend,
+};
 use crate::domain::message::RoomKind;
 
 /// Most (unrevoked) trigger tokens one user keeps.
@@ -196,6 +199,7 @@ pub struct TriggerTokenStore {
 enum Backend {
     Memory(Arc<Mutex<HashMap<String, Stored>>>),
     Sqlite(Arc<SqliteBackend>),
+    Redis(Arc<RedisBackend>),
 }
 
 /// A token with what only the store sees.
@@ -228,9 +232,16 @@ impl TriggerTokenStore {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
+    pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
+        Self {
+            backend: Backend::Redis(db),
+        }
+    }
+
     /// Whether tokens survive a restart.
     pub fn is_persistent(&self) -> bool {
-        matches!(self.backend, Backend::Sqlite(_))
+        !matches!(self.backend, Backend::Memory(_))
     }
 
     /// Creates a token at `now`; returns it and its whole text, which is shown once and
@@ -268,6 +279,7 @@ impl TriggerTokenStore {
             let inserted = match &self.backend {
                 Backend::Memory(m) => memory_insert(&mut m.lock(), &token, hash)?,
                 Backend::Sqlite(db) => sqlite::insert(db, &token, &hash)?,
+                Backend::Redis(db) => in_redis::insert(db, &token, &hash)?,
             };
             if inserted {
                 return Ok((token, SecretString::from(secret.as_str())));
@@ -287,6 +299,7 @@ impl TriggerTokenStore {
         let found = match &self.backend {
             Backend::Memory(m) => m.lock().get(id).cloned(),
             Backend::Sqlite(db) => sqlite::lookup(db, id)?,
+            Backend::Redis(db) => in_redis::lookup(db, id)?,
         };
         let Some(stored) = found else {
             return Err(TokenRejected::Unknown { id: id.to_owned() });
@@ -310,6 +323,7 @@ impl TriggerTokenStore {
                 last_used_at: Some(now),
                 ..stored.token
             }),
+            Backend::Redis(db) => in_redis::mark_used(db, id, now)?,
         };
         // Revoked between the look-up and now.
         used.ok_or_else(revoked)
@@ -334,6 +348,7 @@ impl TriggerTokenStore {
                 .map(|s| s.token.clone())
                 .collect(),
             Backend::Sqlite(db) => sqlite::list(db, user)?,
+            Backend::Redis(db) => in_redis::list(db, user)?,
         };
         tokens.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
         Ok(tokens)
@@ -347,6 +362,7 @@ impl TriggerTokenStore {
                 s.token.clone()
             })),
             Backend::Sqlite(db) => sqlite::revoke(db, id, now),
+            Backend::Redis(db) => in_redis::revoke(db, id, now),
         }
     }
 }
@@ -666,6 +682,232 @@ mod sqlite {
                 revoked: self.revoked,
             })
         }
+    }
+}
+
+/// The Redis backend. Keys, after the prefix: `trigger_token:<id>` the token as JSON (the
+/// command sealed as in SQLite, the hash in hex, a revoked one kept as a tombstone);
+/// `trigger_tokens:all` and `trigger_tokens:user:<user>` sets of unrevoked ids.
+mod in_redis {
+    use ::redis::Connection;
+    use serde::{Deserialize, Serialize};
+
+    use super::super::crypto::to_hex;
+    use super::super::jobs::parse_room_kind;
+    use super::super::redis::{get_json, to_json, Fail, RedisBackend};
+    use super::super::sqlite::{from_ms, ms};
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Raw {
+        id: String,
+        hash: String,
+        user: String,
+        user_name: String,
+        connection: String,
+        room_id: String,
+        room_name: Option<String>,
+        room_kind: String,
+        thread: Option<String>,
+        sealed_command: String,
+        created_by: String,
+        created_at: i64,
+        last_used_at: Option<i64>,
+        uses: u64,
+        revoked_at: Option<i64>,
+    }
+
+    /// The same binding as SQLite's.
+    fn aad_parts<'a>(id: &'a str, user: &'a UserKey) -> [&'a str; 3] {
+        ["trigger_token", id, user.as_str()]
+    }
+
+    fn token_key(db: &RedisBackend, id: &str) -> String {
+        db.key_of(&format!("trigger_token:{id}"))
+    }
+
+    fn user_set(db: &RedisBackend, user: &UserKey) -> String {
+        db.key_of(&format!("trigger_tokens:user:{}", user.as_str()))
+    }
+
+    fn read(db: &RedisBackend, con: &mut Connection, id: &str) -> Result<Option<Raw>, Fail> {
+        get_json(con, &token_key(db, id), || format!("trigger token {id}"))
+    }
+
+    pub(super) fn insert(
+        db: &RedisBackend,
+        token: &TriggerToken,
+        hash: &TokenHash,
+    ) -> Result<bool, StoreError> {
+        let raw = Raw {
+            id: token.id.clone(),
+            hash: to_hex(hash),
+            user: token.user.as_str().to_owned(),
+            user_name: token.user_name.clone(),
+            connection: token.connection.clone(),
+            room_id: token.room_id.clone(),
+            room_name: token.room_name.clone(),
+            room_kind: token.room_kind.as_str().to_owned(),
+            thread: token.thread.clone(),
+            sealed_command: db.seal_text(&aad_parts(&token.id, &token.user), &token.command)?,
+            created_by: token.created_by.as_str().to_owned(),
+            created_at: ms(token.created_at),
+            last_used_at: None,
+            uses: 0,
+            revoked_at: None,
+        };
+        let value = to_json(&raw)?;
+        let key = token_key(db, &token.id);
+        let mine = user_set(db, &token.user);
+        db.atomically(&[key.clone(), mine.clone()], |con, pipe| {
+            let taken: bool = ::redis::cmd("EXISTS").arg(&key).query(con)?;
+            if taken {
+                return Ok(false);
+            }
+            let held: usize = ::redis::cmd("SCARD").arg(&mine).query(con)?;
+            if held >= MAX_TOKENS_PER_USER {
+                return Err(Fail::Store(too_many()));
+            }
+            pipe.cmd("SET").arg(&key).arg(&value).ignore();
+            pipe.cmd("SADD").arg(&mine).arg(&token.id).ignore();
+            pipe.cmd("SADD")
+                .arg(db.key_of("trigger_tokens:all"))
+                .arg(&token.id)
+                .ignore();
+            Ok(true)
+        })
+    }
+
+    pub(super) fn lookup(db: &RedisBackend, id: &str) -> Result<Option<Stored>, StoreError> {
+        let raw = db.run(|con| read(db, con, id))?;
+        raw.map(|r| into_stored(db, r)).transpose()
+    }
+
+    /// Counts one use of an unrevoked token; returns it as updated, `None` if it is
+    /// revoked or gone.
+    pub(super) fn mark_used(
+        db: &RedisBackend,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TriggerToken>, StoreError> {
+        let key = token_key(db, id);
+        let raw = db.atomically(std::slice::from_ref(&key), |con, pipe| {
+            let Some(mut raw) = read(db, con, id)? else {
+                return Ok(None);
+            };
+            if raw.revoked_at.is_some() {
+                return Ok(None);
+            }
+            raw.uses = raw.uses.saturating_add(1);
+            raw.last_used_at = Some(ms(now));
+            pipe.cmd("SET").arg(&key).arg(to_json(&raw)?).ignore();
+            Ok(Some(raw))
+        })?;
+        raw.map(|r| into_stored(db, r).map(|s| s.token)).transpose()
+    }
+
+    pub(super) fn list(
+        db: &RedisBackend,
+        user: Option<&UserKey>,
+    ) -> Result<Vec<TriggerToken>, StoreError> {
+        let set = match user {
+            Some(user) => user_set(db, user),
+            None => db.key_of("trigger_tokens:all"),
+        };
+        let raws: Vec<Option<String>> = db.run(|con| {
+            let ids: Vec<String> = ::redis::cmd("SMEMBERS").arg(&set).query(con)?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys: Vec<String> = ids.iter().map(|id| token_key(db, id)).collect();
+            Ok(::redis::cmd("MGET").arg(&keys).query(con)?)
+        })?;
+        let mut out = Vec::with_capacity(raws.len());
+        for text in raws.into_iter().flatten() {
+            let raw: Raw = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                what: format!("a trigger token: {e}"),
+            })?;
+            if raw.revoked_at.is_none() {
+                out.push(into_stored(db, raw)?.token);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn revoke(
+        db: &RedisBackend,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TriggerToken>, StoreError> {
+        let key = token_key(db, id);
+        let raw = db.atomically(std::slice::from_ref(&key), |con, pipe| {
+            let Some(mut raw) = read(db, con, id)? else {
+                return Ok(None);
+            };
+            if raw.revoked_at.is_some() {
+                return Ok(None);
+            }
+            raw.revoked_at = Some(ms(now));
+            pipe.cmd("SET").arg(&key).arg(to_json(&raw)?).ignore();
+            pipe.cmd("SREM")
+                .arg(user_set(db, &UserKey(raw.user.clone())))
+                .arg(id)
+                .ignore();
+            pipe.cmd("SREM")
+                .arg(db.key_of("trigger_tokens:all"))
+                .arg(id)
+                .ignore();
+            Ok(Some(raw))
+        })?;
+        raw.map(|r| into_stored(db, r).map(|s| s.token)).transpose()
+    }
+
+    fn into_stored(db: &RedisBackend, raw: Raw) -> Result<Stored, StoreError> {
+        let id = raw.id;
+        let corrupt = |what: &str| StoreError::Corrupt {
+            what: format!("trigger token {id}: {what}"),
+        };
+        let user = UserKey(raw.user);
+        let command = db.open_text(&aad_parts(&id, &user), &raw.sealed_command, || {
+            format!("the command of trigger token {id}")
+        })?;
+        let hash = from_hex(&raw.hash).ok_or_else(|| corrupt("the hash is not 32 bytes of hex"))?;
+        Ok(Stored {
+            token: TriggerToken {
+                room_kind: parse_room_kind(&raw.room_kind)
+                    .ok_or_else(|| corrupt("unknown room kind"))?,
+                uses: raw.uses,
+                user,
+                user_name: raw.user_name,
+                connection: raw.connection,
+                room_id: raw.room_id,
+                room_name: raw.room_name,
+                thread: raw.thread,
+                command,
+                created_by: UserKey(raw.created_by),
+                created_at: from_ms(raw.created_at, "created_at")?,
+                last_used_at: raw
+                    .last_used_at
+                    .map(|t| from_ms(t, "last_used_at"))
+                    .transpose()?,
+                id,
+            },
+            hash,
+            revoked: raw.revoked_at.is_some(),
+        })
+    }
+
+    fn from_hex(text: &str) -> Option<TokenHash> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let s = std::str::from_utf8(pair).ok()?;
+            out[i] = u8::from_str_radix(s, 16).ok()?;
+        }
+        Some(out)
     }
 }
 
