@@ -456,15 +456,14 @@ impl Dispatcher {
         let fut = async move {
             let names = secret_names.await;
             mask.remember(secret_values(&matched, &names));
-            // The job is recorded with the secrets masked, while the request goes out.
-            let job_id = match record {
-                Some((jobs, mut job)) => {
-                    job.text = mask.text(&job.text).into_owned();
-                    job.parameters = masked_parameters(&matched, &names, &mask);
-                    jobs.send(RecordJob(job)).await.ok().flatten()
-                }
-                None => None,
-            };
+            // The job is recorded (secrets masked) while the request goes out, never before
+            // it: the result tracker's record is what makes the command survive a crash,
+            // and nothing may delay it.
+            let job_id = record.map(|(jobs, mut job)| {
+                job.text = mask.text(&job.text).into_owned();
+                job.parameters = masked_parameters(&matched, &names, &mask);
+                jobs.send(RecordJob(job))
+            });
             let mut outcomes = Vec::with_capacity(jobs.len());
             for (pending, request) in jobs {
                 let request_id = pending.request_id.clone();
@@ -483,6 +482,10 @@ impl Dispatcher {
                     .await;
                 outcomes.push((request_id, outcome));
             }
+            let job_id = match job_id {
+                Some(recorded) => recorded.await.ok().flatten(),
+                None => None,
+            };
             (job_id, outcomes)
         };
         ctx.spawn(fut.into_actor(self).map(move |(job_id, outcomes), act, ctx| {

@@ -262,3 +262,58 @@ fn check_config_warns_about_an_old_chat_key_and_refuses_both_names() {
         "{err}"
     );
 }
+
+/// `systemctl stop`, `docker stop` and Kubernetes send SIGTERM with the console's input
+/// still open: the demo stops at once rather than waiting for another line.
+#[test]
+fn the_demo_stops_on_sigterm_with_its_input_still_open() {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let mut child = bin()
+        .arg("demo")
+        .env_remove("STORMBRIDGE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let pid = child.id().to_string();
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Up and reading: it answers a line (any answer will do).
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"!st2help\n").expect("typed");
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the demo answers");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exit_tx.send(child.wait());
+    });
+    let stopped = exit_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+    drop(stdin);
+    if !stopped {
+        // Not stopped by the signal: end it, so the test leaves nothing running.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+    }
+    assert!(stopped, "the demo ignored SIGTERM with its input open");
+}

@@ -16,6 +16,7 @@ mod console;
 mod contract;
 mod core_flow;
 mod crowd;
+mod deploy;
 mod discord;
 mod drills;
 mod executions;

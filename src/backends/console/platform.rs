@@ -40,11 +40,45 @@ impl ConsoleIo {
     pub fn stdio() -> Self {
         use std::io::IsTerminal;
         Self {
-            input: Box::new(tokio::io::stdin()),
+            input: Box::new(stdin_on_own_thread()),
             output: Box::new(tokio::io::stdout()),
             terminal: std::io::stdout().is_terminal(),
         }
     }
+}
+
+/// Standard input, read on a thread of its own. `tokio::io::stdin` reads on one of the
+/// runtime's blocking threads, and dropping the runtime waits for that read: a bridge stopped
+/// by a signal would hang until the next line was typed. A detached thread does not hold
+/// the process up.
+fn stdin_on_own_thread() -> impl AsyncRead + Unpin {
+    use std::io::Read;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+    let spawned = std::thread::Builder::new()
+        .name("console-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = vec![0u8; 8192];
+            loop {
+                let read = match stdin.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => Ok(bytes::Bytes::copy_from_slice(&buf[..n])),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+                let failed = read.is_err();
+                if sender.blocking_send(read).is_err() || failed {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the thread that reads standard input");
+    }
+    let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    tokio_util::io::StreamReader::new(Box::pin(chunks))
 }
 
 /// What the console reads.
