@@ -36,10 +36,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
-use super::{error::StoreError, model::UserKey, redis::RedisBackend, sqlite::SqliteBackend};
+use super::{
+    error::StoreError, model::UserKey, place::Place, redis::RedisBackend, sqlite::SqliteBackend,
+};
 use crate::domain::message::RoomKind;
 
 /// Most bytes of output kept per job (64 KiB). Longer output loses its beginning.
@@ -302,18 +303,11 @@ pub struct JobStore {
     backend: Backend,
 }
 
-#[derive(Clone)]
-enum Backend {
-    Memory(Arc<Mutex<memory::Jobs>>),
-    Sqlite(Arc<SqliteBackend>),
-    Redis(Arc<RedisBackend>),
-}
+type Backend = Place<memory::Jobs>;
 
 impl fmt::Debug for JobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobStore")
-            .field("persistent", &self.is_persistent())
-            .finish()
+        self.backend.debug("JobStore", f)
     }
 }
 
@@ -321,26 +315,26 @@ impl JobStore {
     /// A store in this process's memory (see the module docs for its bound).
     pub fn memory() -> Self {
         Self {
-            backend: Backend::Memory(Arc::default()),
+            backend: Place::memory(),
         }
     }
 
     pub(super) fn sqlite(db: Arc<SqliteBackend>) -> Self {
         Self {
-            backend: Backend::Sqlite(db),
+            backend: Place::Sqlite(db),
         }
     }
 
     #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
     pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
         Self {
-            backend: Backend::Redis(db),
+            backend: Place::Redis(db),
         }
     }
 
     /// Whether jobs survive a restart.
     pub fn is_persistent(&self) -> bool {
-        !matches!(self.backend, Backend::Memory(_))
+        self.backend.is_persistent()
     }
 
     /// Records a new job at `now` and returns its id.

@@ -69,6 +69,7 @@ pub mod jobs;
 mod memory;
 pub mod model;
 pub mod personal_aliases;
+mod place;
 mod redis;
 mod results;
 mod sqlite;

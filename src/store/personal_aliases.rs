@@ -15,9 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
 
-use super::{error::StoreError, model::UserKey, redis::RedisBackend, sqlite::SqliteBackend};
+use super::{
+    error::StoreError, model::UserKey, place::Place, redis::RedisBackend, sqlite::SqliteBackend,
+};
 
 /// Most personal aliases one user keeps.
 pub const MAX_PERSONAL_ALIASES: usize = 100;
@@ -108,18 +109,11 @@ pub struct PersonalAliasStore {
 /// Memory backend: user → name → (text, created_at).
 type MemoryAliases = HashMap<UserKey, BTreeMap<String, (String, DateTime<Utc>)>>;
 
-#[derive(Clone)]
-enum Backend {
-    Memory(Arc<Mutex<MemoryAliases>>),
-    Sqlite(Arc<SqliteBackend>),
-    Redis(Arc<RedisBackend>),
-}
+type Backend = Place<MemoryAliases>;
 
 impl fmt::Debug for PersonalAliasStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PersonalAliasStore")
-            .field("persistent", &self.is_persistent())
-            .finish()
+        self.backend.debug("PersonalAliasStore", f)
     }
 }
 
@@ -127,26 +121,26 @@ impl PersonalAliasStore {
     /// A store in this process's memory.
     pub fn memory() -> Self {
         Self {
-            backend: Backend::Memory(Arc::default()),
+            backend: Place::memory(),
         }
     }
 
     pub(super) fn sqlite(db: Arc<SqliteBackend>) -> Self {
         Self {
-            backend: Backend::Sqlite(db),
+            backend: Place::Sqlite(db),
         }
     }
 
     #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
     pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
         Self {
-            backend: Backend::Redis(db),
+            backend: Place::Redis(db),
         }
     }
 
     /// Whether aliases survive a restart.
     pub fn is_persistent(&self) -> bool {
-        !matches!(self.backend, Backend::Memory(_))
+        self.backend.is_persistent()
     }
 
     /// Saves `text` as `user`'s alias `name`, replacing an alias of that name.

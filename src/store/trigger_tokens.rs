@@ -36,13 +36,12 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
 use ring::{digest, hmac, rand::SystemRandom};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::{
-    crypto::fill_random, error::StoreError, model::UserKey, redis::RedisBackend,
+    crypto::fill_random, error::StoreError, model::UserKey, place::Place, redis::RedisBackend,
     sqlite::SqliteBackend,
 };
 use crate::domain::message::RoomKind;
@@ -195,12 +194,7 @@ pub struct TriggerTokenStore {
     backend: Backend,
 }
 
-#[derive(Clone)]
-enum Backend {
-    Memory(Arc<Mutex<HashMap<String, Stored>>>),
-    Sqlite(Arc<SqliteBackend>),
-    Redis(Arc<RedisBackend>),
-}
+type Backend = Place<HashMap<String, Stored>>;
 
 /// A token with what only the store sees.
 #[derive(Clone)]
@@ -212,9 +206,7 @@ struct Stored {
 
 impl fmt::Debug for TriggerTokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TriggerTokenStore")
-            .field("persistent", &self.is_persistent())
-            .finish()
+        self.backend.debug("TriggerTokenStore", f)
     }
 }
 
@@ -222,26 +214,26 @@ impl TriggerTokenStore {
     /// A store in this process's memory.
     pub fn memory() -> Self {
         Self {
-            backend: Backend::Memory(Arc::default()),
+            backend: Place::memory(),
         }
     }
 
     pub(super) fn sqlite(db: Arc<SqliteBackend>) -> Self {
         Self {
-            backend: Backend::Sqlite(db),
+            backend: Place::Sqlite(db),
         }
     }
 
     #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
     pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
         Self {
-            backend: Backend::Redis(db),
+            backend: Place::Redis(db),
         }
     }
 
     /// Whether tokens survive a restart.
     pub fn is_persistent(&self) -> bool {
-        !matches!(self.backend, Backend::Memory(_))
+        self.backend.is_persistent()
     }
 
     /// Creates a token at `now`; returns it and its whole text, which is shown once and
