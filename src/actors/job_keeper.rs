@@ -106,16 +106,16 @@ pub struct JobEnded {
     pub status: JobStatus,
 }
 
-/// An execution has ended: the result tracker posted its result, or learnt its final
-/// status from StackStorm's API.
+/// The result tracker learnt an execution's final status from StackStorm's API. (A result
+/// that came as an announcement says nothing of its status: its job's status is looked up
+/// when the job is shown.)
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ExecutionEnded {
     /// The execution.
     pub execution_id: String,
-    /// StackStorm's status word (`succeeded`, `failed`, …), when known; `None`: its status
-    /// is looked up when its job is next shown.
-    pub status: Option<String>,
+    /// StackStorm's status word (`succeeded`, `failed`, …).
+    pub status: String,
 }
 
 /// The job commands.
@@ -781,7 +781,8 @@ impl Actor for JobKeeper {
                 jobs = started.len(),
                 "looking up the jobs left running by the last run"
             );
-            self.refresh(&started, ctx, |_, _| {});
+            // Looked up again when shown: these may still be running.
+            self.refresh(&started, ctx, |act, _| act.looked_up.clear());
         }
     }
 }
@@ -828,24 +829,12 @@ impl Handler<ExecutionEnded> for JobKeeper {
     type Result = ();
 
     fn handle(&mut self, msg: ExecutionEnded, _ctx: &mut Self::Context) {
-        match msg.status.as_deref().and_then(job_status_of) {
-            Some(status) => {
-                Self::logged(
-                    "update a job's status",
-                    self.store
-                        .set_status_by_execution(&msg.execution_id, status, Utc::now()),
-                );
-            }
-            None => {
-                let job = Self::logged(
-                    "find an execution's job",
-                    self.store.by_execution(&msg.execution_id),
-                )
-                .flatten();
-                if let Some(job) = job {
-                    self.looked_up.remove(&job.id);
-                }
-            }
+        if let Some(status) = job_status_of(&msg.status) {
+            Self::logged(
+                "update a job's status",
+                self.store
+                    .set_status_by_execution(&msg.execution_id, status, Utc::now()),
+            );
         }
     }
 }

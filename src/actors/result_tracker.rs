@@ -251,15 +251,6 @@ impl ResultTracker {
             let now = Utc::now();
             let stored = self.store.set_delivered(id, Some(now));
             self.stored("mark a result delivered", stored);
-            // The job's execution has ended (its status is looked up when the job is next
-            // shown).
-            let execution_id = self.ledger.get(id).and_then(|r| r.execution_id.clone());
-            if let (Some(jobs), Some(execution_id)) = (&self.jobs, execution_id) {
-                jobs.do_send(ExecutionEnded {
-                    execution_id,
-                    status: None,
-                });
-            }
         }
         self.metrics.result_delivered(source);
         self.send(d);
@@ -401,7 +392,7 @@ impl ResultTracker {
                     ) {
                         jobs.do_send(ExecutionEnded {
                             execution_id,
-                            status: Some(status.to_owned()),
+                            status: status.to_owned(),
                         });
                     }
                     let ended = execution
