@@ -26,7 +26,8 @@
 //! # Backends
 //!
 //! The memory backend keeps at most [`MEMORY_MAX_JOBS`] jobs; past that the oldest
-//! finished job is dropped (the oldest job of all if none has finished). The SQLite
+//! finished job among the 64 oldest is dropped (the oldest job of all if none of those has
+//! finished). The SQLite
 //! backend keeps jobs until [`JobStore::purge`] removes them. Calls block (SQLite I/O);
 //! run them off the async executor.
 
@@ -55,6 +56,9 @@ pub const MAX_JOB_LIST: usize = 100;
 
 /// Jobs the memory backend keeps; past that the oldest finished one is dropped.
 pub const MEMORY_MAX_JOBS: usize = 10_000;
+
+/// How many of the oldest jobs the memory backend looks at for a finished one to drop.
+const EVICTION_LOOKAHEAD: usize = 64;
 
 /// Where a job is in its life.
 ///
@@ -619,9 +623,12 @@ mod memory {
 
         /// Makes room: the oldest finished job goes, or the oldest of all.
         fn drop_oldest(&mut self) {
+            // A bounded look (every command records a job): among the oldest few, the
+            // first finished; else the oldest of all.
             let victim = self
                 .jobs
                 .values()
+                .take(EVICTION_LOOKAHEAD)
                 .find(|j| j.status.is_finished())
                 .or_else(|| self.jobs.values().next())
                 .map(|j| j.id);
