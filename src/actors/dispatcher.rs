@@ -187,6 +187,7 @@ impl Dispatcher {
                 extra,
                 reply_to,
                 layout: None,
+                receipt: None,
             }),
             None => tracing::warn!(connection, "no such chat connection; message dropped"),
         }
@@ -236,6 +237,7 @@ impl Dispatcher {
                 extra,
                 reply_to: msg.message_id.clone(),
                 layout: styled.layout,
+                receipt: None,
             }),
             None => {
                 tracing::warn!(connection = %msg.room.connection, "no such chat connection; message dropped")

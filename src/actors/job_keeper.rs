@@ -276,6 +276,7 @@ impl JobKeeper {
                 extra,
                 reply_to: asker.reply_to.clone(),
                 layout,
+                receipt: None,
             }),
             None => {
                 tracing::warn!(connection = %asker.room.connection, "no such chat connection; message dropped")

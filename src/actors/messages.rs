@@ -47,4 +47,42 @@ pub struct Deliver {
     /// attachment). `text` is the same message as plain text. `None` for the bridge's own
     /// replies.
     pub layout: Option<Layout>,
+    /// Whom to tell once the platform has the whole message (a command's result, which the
+    /// store keeps owing until then, so one still queued when the bridge stops is posted by
+    /// the next start).
+    pub receipt: Option<Receipt>,
 }
+
+/// Asks a connection to say when a [`Deliver`] has left the bridge.
+#[derive(Clone)]
+pub struct Receipt {
+    /// What the sender calls the message (a command's request id).
+    pub id: String,
+    /// Told [`Posted`] when the last part of the message was accepted by the platform (or
+    /// refused by it for good: sending it again would not help either).
+    pub to: Recipient<Posted>,
+}
+
+impl Receipt {
+    /// Says the message has left.
+    pub fn posted(self) {
+        self.to.do_send(Posted(self.id));
+    }
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Receipt").field(&self.id).finish()
+    }
+}
+
+impl PartialEq for Receipt {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+/// A message sent with a [`Receipt`] has left the bridge; the receipt's id.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct Posted(pub String);

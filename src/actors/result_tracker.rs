@@ -20,7 +20,10 @@
 //! over once. An announcement that arrives while its command's request is still in flight is
 //! held until the dispatcher has delivered the acknowledgement, so the ack always comes
 //! first. The ledger is written through to the store, so a restarted bridge still owes
-//! (and only owes) what it owed. Announcements that answer another bot's command on a
+//! (and only owes) what it owed: a result counts as delivered in the store only once its
+//! chat connection says the platform has it ([`Posted`]), so one still waiting in a
+//! connection's queue (a chat outage, a rate limit) when the bridge stops is posted by the
+//! next start. Announcements that answer another bot's command on a
 //! shared route are left to that bot.
 //!
 //! The actor runs on its own arbiter: store writes and result rendering never hold up the
@@ -40,8 +43,7 @@ use super::{
     alias_cache::AliasSnapshot,
     dispatcher::UseSessions,
     job_keeper::ExecutionEnded,
-    messages::Deliver,
-    messages::RegisterConnection,
+    messages::{Deliver, Posted, Receipt, RegisterConnection},
     session_manager::{SessionManager, UserCredential},
     status::{ActorState, StatusReporter},
     stream_consumer::{AnnouncementReceived, StreamEstablished, StreamLost},
@@ -138,8 +140,11 @@ pub struct ResultTracker {
     wake: Option<(DateTime<Utc>, SpawnHandle)>,
     /// Whether the store is failing (warned once per stretch of failures).
     store_failing: bool,
-    /// Messages for connections not registered yet, until [`ConnectionsRegistered`].
-    early: Option<Vec<Delivery>>,
+    /// Messages for connections not registered yet, until [`ConnectionsRegistered`]; each
+    /// with whether it is a result the store owes.
+    early: Option<Vec<(Delivery, bool)>>,
+    /// The tracker's own address, for connections' receipts (set when started).
+    me: Option<Recipient<Posted>>,
 }
 
 impl ResultTracker {
@@ -176,6 +181,7 @@ impl ResultTracker {
             wake: None,
             store_failing: false,
             early: Some(Vec::new()),
+            me: None,
         }
     }
 
@@ -203,14 +209,25 @@ impl ResultTracker {
         ]);
     }
 
-    /// Hands a message to its chat connection.
-    fn send(&mut self, d: Delivery) {
+    /// Marks a result delivered in the store: it is not owed after a restart.
+    fn mark_delivered(&mut self, request_id: &str) {
+        let stored = self.store.set_delivered(request_id, Some(Utc::now()));
+        self.stored("mark a result delivered", stored);
+    }
+
+    /// Hands a message to its chat connection. `owed`: it is a command's result, which the
+    /// store keeps owing until the connection says the platform has it.
+    fn send(&mut self, d: Delivery, owed: bool) {
+        let owed_id = d.request_id.clone().filter(|_| owed);
         if d.text.trim().is_empty() {
+            if let Some(id) = owed_id {
+                self.mark_delivered(&id);
+            }
             return;
         }
         if let Some(early) = self.early.as_mut() {
             if !self.connections.contains_key(&d.connection) {
-                early.push(d);
+                early.push((d, owed));
                 return;
             }
         }
@@ -230,30 +247,32 @@ impl ResultTracker {
                             mention::addressed(m, &layout.pretext).trim_end().to_owned();
                     }
                 }
+                let receipt = owed_id.and_then(|id| self.me.clone().map(|to| Receipt { id, to }));
                 recipient.do_send(Deliver {
                     target: d.target,
                     text,
                     extra: d.extra,
                     reply_to: d.reply_to,
                     layout,
+                    receipt,
                 });
             }
             None => {
                 self.metrics.announcement_dropped();
                 tracing::warn!(connection = %d.connection, "no such chat connection; message dropped");
+                // Owing it after a restart would only drop it again.
+                if let Some(id) = owed_id {
+                    self.mark_delivered(&id);
+                }
             }
         }
     }
 
-    /// Delivers a command's result that the ledger has just marked delivered.
+    /// Delivers a command's result that the ledger has just marked delivered (in memory:
+    /// the store follows when the connection has posted it).
     fn deliver_result(&mut self, d: Delivery, source: ResultSource) {
-        if let Some(id) = &d.request_id {
-            let now = Utc::now();
-            let stored = self.store.set_delivered(id, Some(now));
-            self.stored("mark a result delivered", stored);
-        }
         self.metrics.result_delivered(source);
-        self.send(d);
+        self.send(d, true);
     }
 
     /// A message to the room and thread a command came from.
@@ -308,7 +327,7 @@ impl ResultTracker {
             }),
         );
         if let Some(d) = self.to_origin(&record.context, text) {
-            self.send(d);
+            self.send(d, false);
         }
     }
 
@@ -449,10 +468,7 @@ impl ResultTracker {
         let (message, extra) = match self.formatter.format(execution, alias.as_ref()) {
             Ok(m) if !m.enabled => {
                 tracing::debug!(request_id = %record.request_id, "the alias's results are disabled; nothing posted");
-                let stored = self
-                    .store
-                    .set_delivered(&record.request_id, Some(Utc::now()));
-                self.stored("mark a result delivered", stored);
+                self.mark_delivered(&record.request_id);
                 return;
             }
             Ok(m) => (m.message, m.extra),
@@ -556,6 +572,7 @@ impl Actor for ResultTracker {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        self.me = Some(ctx.address().recipient());
         match self.store.load() {
             Ok(records) => {
                 let count = records.len();
@@ -610,8 +627,8 @@ impl Handler<ConnectionsRegistered> for ResultTracker {
     type Result = ();
 
     fn handle(&mut self, _msg: ConnectionsRegistered, _ctx: &mut Self::Context) {
-        for d in self.early.take().unwrap_or_default() {
-            self.send(d);
+        for (d, owed) in self.early.take().unwrap_or_default() {
+            self.send(d, owed);
         }
     }
 }
@@ -656,7 +673,7 @@ impl Handler<CommandRefused> for ResultTracker {
         // Nothing should be held for a refused command; if StackStorm announced anyway,
         // say it rather than lose it.
         for d in self.held.remove(&msg.request_id).unwrap_or_default() {
-            self.send(d);
+            self.send(d, false);
         }
         self.report();
         self.schedule(ctx);
@@ -683,7 +700,7 @@ impl Handler<AnnouncementReceived> for ResultTracker {
         };
         let Some(request_id) = a.context.as_ref().map(|c| c.request_id.clone()) else {
             // Not a command's result (a workflow's chatops.post_message): post it as it is.
-            self.send(delivery);
+            self.send(delivery, false);
             return;
         };
         match self.ledger.claim(&request_id, Utc::now()) {
@@ -698,6 +715,14 @@ impl Handler<AnnouncementReceived> for ResultTracker {
         }
         self.report();
         self.schedule(ctx);
+    }
+}
+
+impl Handler<Posted> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, Posted(request_id): Posted, _ctx: &mut Self::Context) {
+        self.mark_delivered(&request_id);
     }
 }
 

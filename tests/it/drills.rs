@@ -224,6 +224,57 @@ async fn a_silent_stream_is_replaced_before_it_is_dropped() {
     );
 }
 
+/// Results posted from StackStorm's API rather than the stream.
+const RECONCILED: &str = "stormbridge_results_delivered_total{source=\"reconciliation\"}";
+
+/// One series of the bridge's `/metrics` on `port` (`None` when absent or unreachable).
+async fn scrape(port: u16, series: &str) -> Option<f64> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let mut resp = awc::Client::default().get(url).send().await.ok()?;
+    let body = resp.body().await.unwrap_or_default();
+    String::from_utf8_lossy(&body).lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    })
+}
+
+/// Waits until the bridge on `port` answers `/ready` with 200.
+async fn bridge_ready(port: u16) -> bool {
+    let url = format!("http://127.0.0.1:{port}/ready");
+    eventually!(Duration::from_secs(20), {
+        awc::Client::default()
+            .get(url.as_str())
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+}
+
+/// A configuration file for the bridge binary on `port` with an encrypted SQLite store in
+/// `dir`: `crowd_toml` (one console) plus `extra`.
+fn binary_config(
+    dir: &std::path::Path,
+    emulator: &stormbridge::emulator::Emulator,
+    port: u16,
+    extra: &str,
+) -> std::path::PathBuf {
+    let key = dir.join("store.key");
+    let key_hex: String = (0..32)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect();
+    std::fs::write(&key, format!("{key_hex}\n")).expect("key file");
+    let config = dir.join("stormbridge.toml");
+    let toml = crate::crowd::crowd_toml(emulator, &CrowdOptions::default())
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+        + &format!(
+            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n[log]\nlevel = \"warn\"\n{extra}\n",
+            dir.join("state.db").display(),
+            key.display()
+        );
+    std::fs::write(&config, toml).expect("config");
+    config
+}
+
 /// The bridge binary with a console on pipes: what it prints, line by line.
 struct BridgeProcess {
     process: crate::support::Process,
@@ -271,45 +322,42 @@ impl BridgeProcess {
 async fn a_killed_and_restarted_bridge_with_a_store_owes_and_repeats_nothing() {
     use std::sync::Arc;
     crate::support::init_test_log();
-    // Executions take 300 ms: the last ones of each round finish after the kill.
+    // Executions take 4 s, longer than a round of commands: every result of a round is
+    // owed when the bridge is killed, and finishes while no bridge runs.
     let emulator = stormbridge::emulator::Emulator::start(stormbridge::emulator::EmulatorConfig {
-        execution_delay: Duration::from_millis(300),
+        execution_delay: Duration::from_secs(4),
         ..CrowdOptions::default().emulator
     })
     .await
     .expect("emulator starts");
     let dir = tempfile::tempdir().expect("temp dir");
-    let key = dir.path().join("store.key");
-    let key_hex: String = (0..32)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect();
-    std::fs::write(&key, format!("{key_hex}\n")).expect("key file");
     let port = crate::support::free_port();
-    let config = dir.path().join("stormbridge.toml");
-    let toml = crate::crowd::crowd_toml(&emulator, &CrowdOptions::default())
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
-        + &format!(
-            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n[log]\nlevel = \"warn\"\n",
-            dir.path().join("state.db").display(),
-            key.display()
-        );
-    std::fs::write(&config, toml).expect("config");
-    let ready = || async {
-        let url = format!("http://127.0.0.1:{port}/ready");
-        eventually!(Duration::from_secs(20), {
-            awc::Client::default()
-                .get(url.as_str())
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200)
-        })
-    };
+    let config = binary_config(dir.path(), &emulator, port, "");
     let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
     let mut sent = std::collections::BTreeMap::new();
+    let tally = |sent: &std::collections::BTreeMap<usize, (usize, bool)>| {
+        let lines: Vec<crate::crowd::Seen> = seen
+            .lock()
+            .iter()
+            .map(|l| crate::crowd::Seen {
+                console: "c1".into(),
+                line: l.clone(),
+            })
+            .collect();
+        Tally::of(sent, &lines)
+    };
     let mut n = 0;
     for round in 0..3 {
         let mut bridge = BridgeProcess::start(&config, &seen);
-        assert!(ready().await, "bridge {round} became ready");
+        assert!(bridge_ready(port).await, "bridge {round} became ready");
+        // The results owed from before the kill come first, so the next kill cannot land
+        // while one is being written (a message cut off mid-write can be neither known
+        // posted nor safely posted again).
+        assert!(
+            eventually!(Duration::from_secs(30), tally(&sent).unanswered() == 0),
+            "bridge {round} posted what was owed: {}",
+            tally(&sent)
+        );
         for _ in 0..12 {
             let direct = n % 3 == 2;
             bridge.say(&if direct {
@@ -321,8 +369,8 @@ async fn a_killed_and_restarted_bridge_with_a_store_owes_and_repeats_nothing() {
             n += 1;
             tokio::time::sleep(Duration::from_millis(fastrand::u64(10..80))).await;
         }
-        // Killed (SIGKILL) as soon as StackStorm has accepted the last command, with results
-        // on their way; those executions finish while no bridge listens.
+        // Killed (SIGKILL) as soon as StackStorm has accepted the last command, with every
+        // result of the round on its way; those executions finish while no bridge listens.
         let last = format!("`run echo drill-{}`", n - 1);
         assert!(eventually!(
             Duration::from_secs(10),
@@ -331,46 +379,107 @@ async fn a_killed_and_restarted_bridge_with_a_store_owes_and_repeats_nothing() {
         bridge.process.kill();
         tokio::time::sleep(Duration::from_millis(fastrand::u64(50..400))).await;
     }
-    // A last bridge collects what is owed.
+    // A last bridge collects what is owed, with the stream stalled: only StackStorm's API
+    // can tell it the results it missed.
+    emulator.stall_streams(true);
+    // (It is never ready: a stalled stream is not a working one.)
     let _last = BridgeProcess::start(&config, &seen);
-    assert!(ready().await);
-    let reconciled = || async {
-        let url = format!("http://127.0.0.1:{port}/metrics");
-        let Ok(mut resp) = awc::Client::default().get(url).send().await else {
-            return 0.0;
-        };
-        let body = resp.body().await.unwrap_or_default();
-        String::from_utf8_lossy(&body)
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("stormbridge_results_delivered_total{source=\"reconciliation\"}")
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            })
-            .unwrap_or(0.0)
-    };
-    let tally = || {
-        let lines: Vec<crate::crowd::Seen> = seen
-            .lock()
-            .iter()
-            .map(|l| crate::crowd::Seen {
-                console: "c1".into(),
-                line: l.clone(),
-            })
-            .collect();
-        Tally::of(&sent, &lines)
-    };
-    eventually!(Duration::from_secs(30), tally().unanswered() == 0);
+    eventually!(Duration::from_secs(30), tally(&sent).unanswered() == 0);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let t = tally();
+    let t = tally(&sent);
     eprintln!("bridge killed three times: {t}");
     assert!(
-        reconciled().await >= 1.0,
+        scrape(port, RECONCILED).await.unwrap_or(0.0) >= 1.0,
         "the restarted bridge posted what finished while none ran"
     );
     assert_eq!(t.duplicated, 0, "{t}");
     assert_eq!(t.misrouted, 0, "{t}");
-    // Every command got its result, or was told plainly what happened: a command whose
-    // request was in flight at the kill gets "I was restarted while sending it".
-    assert_eq!(t.unanswered(), 0, "lost {:?}: {t}", t.lost_ids);
-    assert!(t.delivered >= t.sent - t.given_up, "{t}");
+    // Every command got its result: none was in flight at a kill.
+    let about_lost: Vec<String> = seen
+        .lock()
+        .iter()
+        .filter(|l| {
+            t.lost_ids
+                .iter()
+                .any(|n| l.contains(&format!("drill-{n}`")) || l.contains(&format!("drill-{n} ")))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        t.unanswered(),
+        0,
+        "lost {:?}: {t}; what was said of them: {about_lost:#?}",
+        t.lost_ids
+    );
+    assert_eq!(t.given_up, 0, "{t}");
+    assert_eq!(t.delivered, t.sent, "{t}");
+}
+
+#[actix_rt::test]
+async fn a_result_queued_behind_a_rate_limit_at_a_kill_is_posted_by_the_next_start() {
+    use std::sync::Arc;
+    crate::support::init_test_log();
+    let emulator = stormbridge::emulator::Emulator::start(CrowdOptions::default().emulator)
+        .await
+        .expect("emulator starts");
+    let mm = crate::fake_mattermost::FakeMattermost::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = crate::support::free_port();
+    let config = binary_config(dir.path(), &emulator, port, &mm.chat_toml(""));
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let mut bridge = BridgeProcess::start(&config, &seen);
+    assert!(bridge_ready(port).await, "the bridge became ready");
+    // Mattermost answers the acknowledgement with a 429 and two minutes' Retry-After: the
+    // result queues behind it, claimed by the bridge but not posted, when it is killed.
+    mm.rate_limit_next_posts(1, 120);
+    let town = mm.town_square.clone();
+    mm.post_as(&mm.alice_id, &town, "!st2 run echo queued-at-the-kill", "");
+    let stream = "stormbridge_results_delivered_total{source=\"stream\"}";
+    assert!(
+        eventually!(
+            Duration::from_secs(20),
+            scrape(port, stream).await.unwrap_or(0.0) >= 1.0
+        ),
+        "the result came on the stream"
+    );
+    let execution = emulator
+        .executions()
+        .into_iter()
+        .find(|e| {
+            e.parameters
+                .get("cmd")
+                .is_some_and(|c| c.contains("queued-at-the-kill"))
+        })
+        .expect("StackStorm ran the command");
+    let result = format!("execution: {}", execution.id);
+    assert!(
+        mm.bot_posts_containing(&town, &result).is_empty(),
+        "held by the rate limit"
+    );
+    bridge.process.kill();
+    // The next start owes it (the store only counts a result posted once Mattermost has it)
+    // and posts it, once.
+    let _next = BridgeProcess::start(&config, &seen);
+    assert!(bridge_ready(port).await, "the bridge restarted");
+    assert!(
+        eventually!(
+            Duration::from_secs(30),
+            !mm.bot_posts_containing(&town, &result).is_empty()
+        ),
+        "the result owed at the kill was posted after the restart"
+    );
+    assert!(scrape(port, RECONCILED).await.unwrap_or(0.0) >= 1.0);
+    // Once nothing is owed, no second copy can come.
+    assert!(
+        eventually!(
+            Duration::from_secs(10),
+            scrape(port, "stormbridge_results_pending").await == Some(0.0)
+        ),
+        "nothing owed any more"
+    );
+    assert_eq!(
+        mm.bot_posts_containing(&town, &result).len(),
+        1,
+        "posted once"
+    );
 }

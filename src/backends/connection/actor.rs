@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     actors::{
-        messages::{Deliver, Inbound},
+        messages::{Deliver, Inbound, Receipt},
         status::{ActorState, StatusReporter},
     },
     domain::backoff::Backoff,
@@ -58,8 +58,9 @@ impl Wiring {
 
 /// The open transport of the current link.
 struct OpenLink<P: Platform> {
-    /// Frames for the writer task; dropping it closes the sink.
-    writer: Option<mpsc::UnboundedSender<P::Write>>,
+    /// Frames for the writer task, each with whom to tell once it is flushed; dropping it
+    /// closes the sink.
+    writer: Option<mpsc::UnboundedSender<(P::Write, Option<Receipt>)>>,
     /// The frame reader, cancelled when the link is dropped.
     reader: SpawnHandle,
     /// When the last frame arrived.
@@ -75,6 +76,30 @@ impl<P: Platform> Message for LinkItem<P> {
     type Result = ();
 }
 
+/// A message in the outbound queue, with whom to tell once the platform has it.
+struct Queued<I> {
+    item: I,
+    /// Only on the last part of a delivery: the whole message has left when it has.
+    receipt: Option<Receipt>,
+}
+
+impl<I> Queued<I> {
+    /// A part nobody waits for (a protocol message, or not the last part).
+    fn bare(item: I) -> Self {
+        Self {
+            item,
+            receipt: None,
+        }
+    }
+
+    /// Tells whoever waits for this part that it has left.
+    fn posted(&mut self) {
+        if let Some(receipt) = self.receipt.take() {
+            receipt.posted();
+        }
+    }
+}
+
 /// A chat connection: a platform and the machinery around it.
 pub struct Connection<P: Platform> {
     platform: P,
@@ -82,7 +107,7 @@ pub struct Connection<P: Platform> {
     dispatcher: Recipient<Inbound>,
     status: StatusReporter,
     backoff: Backoff,
-    outbox: Outbox<P::Item>,
+    outbox: Outbox<Queued<P::Item>>,
     mask: std::sync::Arc<crate::redact::SecretMask>,
     /// The number of the current (or next) link.
     generation: u64,
@@ -168,15 +193,23 @@ impl<P: Platform> Connection<P> {
             }));
         let reader = ctx.add_stream(frames);
         let writer = link.sink.map(|mut sink| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<P::Write>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<(P::Write, Option<Receipt>)>();
             let pump = async move {
-                while let Some(frame) = rx.recv().await {
+                let mut flushed = Vec::new();
+                while let Some((frame, receipt)) = rx.recv().await {
+                    flushed.extend(receipt);
                     sink.feed(frame).await?;
                     // Whatever else is waiting goes in the same flush.
-                    while let Ok(frame) = rx.try_recv() {
+                    while let Ok((frame, receipt)) = rx.try_recv() {
+                        flushed.extend(receipt);
                         sink.feed(frame).await?;
                     }
                     sink.flush().await?;
+                    // Out of the bridge: whoever waits for these is told. (A receipt lost
+                    // with a failed link leaves its message owed.)
+                    for receipt in flushed.drain(..) {
+                        receipt.posted();
+                    }
                 }
                 let _ = sink.close().await;
                 Ok::<_, ConnectionError>(())
@@ -259,7 +292,7 @@ impl<P: Platform> Connection<P> {
             self.status.details(details);
         }
         for frame in writes {
-            self.write(frame);
+            self.write(frame, None);
         }
         if activity {
             self.status.activity();
@@ -286,7 +319,7 @@ impl<P: Platform> Connection<P> {
         let mut pump = !queued.is_empty();
         for item in queued {
             let lane = self.platform.lane(&item);
-            self.outbox.push(&lane, item);
+            self.outbox.push(&lane, Queued::bare(item));
         }
         if ready && !self.up && self.link.is_some() && end.is_none() {
             self.up = true;
@@ -303,12 +336,13 @@ impl<P: Platform> Connection<P> {
         self.outbox.report(&mut self.status);
     }
 
-    fn write(&mut self, frame: P::Write) {
+    /// Hands `frame` to the link's writer; `receipt` is told once it is flushed.
+    fn write(&mut self, frame: P::Write, receipt: Option<Receipt>) {
         let sent = self
             .link
             .as_ref()
             .and_then(|link| link.writer.as_ref())
-            .is_some_and(|writer| writer.send(frame).is_ok());
+            .is_some_and(|writer| writer.send((frame, receipt)).is_ok());
         if !sent {
             tracing::debug!(connection = %self.name, "no open link; a protocol frame was not written");
         }
@@ -331,25 +365,34 @@ impl<P: Platform> Connection<P> {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while self.up {
             let now = Instant::now();
-            let (lane, item) = match self.outbox.next(now) {
-                Next::Send(lane, item) => (lane, item),
+            let (lane, mut queued) = match self.outbox.next(now) {
+                Next::Send(lane, queued) => (lane, queued),
                 Next::Wait(delay) => {
                     self.schedule_pump(delay, ctx);
                     break;
                 }
                 Next::Idle => break,
             };
-            match self.platform.send(&item) {
+            match self.platform.send(&queued.item) {
                 Sending::Write(frames) => {
-                    for frame in frames {
-                        self.write(frame);
+                    // The receipt goes with the last frame: told once it is flushed to the
+                    // link, which is as far as the bridge can know it was posted.
+                    let mut receipt = queued.receipt.take();
+                    let mut frames = frames.into_iter().peekable();
+                    while let Some(frame) = frames.next() {
+                        let last = frames.peek().is_none();
+                        self.write(frame, if last { receipt.take() } else { None });
+                    }
+                    // No frames at all: nothing to wait for.
+                    if let Some(receipt) = receipt {
+                        receipt.posted();
                     }
                     self.status.activity();
                     self.outbox
-                        .finish(&lane, item, Outcome::Sent { pause: None }, now);
+                        .finish(&lane, queued, Outcome::Sent { pause: None }, now);
                 }
                 Sending::NotNow => {
-                    self.outbox.put_back(&lane, item);
+                    self.outbox.put_back(&lane, queued);
                     break;
                 }
                 Sending::Call(call) => {
@@ -370,7 +413,13 @@ impl<P: Platform> Connection<P> {
                                     }
                                     _ => None,
                                 };
-                                let wait = act.outbox.finish(&lane, item, outcome, Instant::now());
+                                // Accepted, or refused for good: either way nobody waits any
+                                // longer. A retried message keeps its receipt.
+                                if matches!(outcome, Outcome::Sent { .. } | Outcome::Rejected(_)) {
+                                    queued.posted();
+                                }
+                                let wait =
+                                    act.outbox.finish(&lane, queued, outcome, Instant::now());
                                 if let Some(error) = refused {
                                     act.end(End::Halt(error), ctx);
                                 }
@@ -461,9 +510,20 @@ impl<P: Platform> Handler<Deliver> for Connection<P> {
         if let Some(extra) = delivery.extra.as_mut() {
             self.mask.value(extra);
         }
-        for item in self.platform.render(delivery) {
+        let mut receipt = delivery.receipt.take();
+        let mut parts = self.platform.render(delivery).into_iter().peekable();
+        while let Some(item) = parts.next() {
             let lane = self.platform.lane(&item);
-            self.outbox.push(&lane, item);
+            let receipt = if parts.peek().is_none() {
+                receipt.take()
+            } else {
+                None
+            };
+            self.outbox.push(&lane, Queued { item, receipt });
+        }
+        // Nothing to send (an empty message): nothing to wait for.
+        if let Some(receipt) = receipt {
+            receipt.posted();
         }
         if !self.up {
             tracing::debug!(connection = %self.name, queued = self.outbox.waiting(), "reply queued while disconnected");

@@ -768,6 +768,7 @@ mod tests {
             extra: None,
             reply_to: None,
             layout: None,
+            receipt: None,
         }
     }
 

@@ -810,6 +810,7 @@ mod tests {
             extra: None,
             reply_to: None,
             layout: None,
+            receipt: None,
         });
         let Ok(Call::Post {
             service_url,
@@ -998,6 +999,7 @@ mod tests {
             extra: None,
             reply_to: None,
             layout: None,
+            receipt: None,
         });
         let Ok(Call::Direct {
             member,

@@ -739,6 +739,7 @@ mod tests {
             extra: None,
             reply_to: None,
             layout: None,
+            receipt: None,
         });
         assert_eq!(items.len(), 2);
         assert!(items.iter().all(|i| i.dest == Dest::Room("R1".into())
@@ -750,6 +751,7 @@ mod tests {
             extra: None,
             reply_to: None,
             layout: None,
+            receipt: None,
         });
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].dest, Dest::User("ALICE".into()));
