@@ -11,6 +11,7 @@ use crate::{
         alias_cache::{AliasCache, AliasSnapshot},
         dispatcher::{Dispatcher, DispatcherSettings, UseSessions},
         job_keeper::{JobKeeper, JobSettings},
+        lease_keeper::LeaseKeeper,
         messages::RegisterConnection,
         result_tracker::{ConnectionsRegistered, ResultTracker, TrackerSettings},
         session_manager::{SessionManager, SessionSettings},
@@ -19,7 +20,7 @@ use crate::{
         token_renewer::{RenewerSettings, TokenRenewer},
     },
     backends::{
-        connection::Wiring,
+        connection::{Gate, Wiring},
         console::ConsoleIo,
         registry::{Start, REGISTRY},
     },
@@ -88,6 +89,8 @@ pub struct RunningApp {
     _stream_consumer: Addr<StreamConsumer>,
     acl_gate: Addr<AclGate>,
     alias_cache: Addr<AliasCache>,
+    /// Kept, so the keeper runs as long as the app (nothing else sends to it).
+    _lease_keeper: Option<Addr<LeaseKeeper>>,
 }
 
 impl RunningApp {
@@ -153,7 +156,22 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             tracing::info!(path = %path.display(), key = %key_source, "session store opened");
             store
         }
+        StoreSettings::Redis {
+            options,
+            key,
+            key_source,
+            ..
+        } => {
+            let store = SessionStore::open_redis(options, key)?;
+            tracing::info!(url = %options.url, prefix = %options.prefix, key = %key_source, "Redis store opened");
+            store
+        }
     });
+    // With a shared store, the chat connections are leased among the bridge processes.
+    let leases = match &settings.store {
+        StoreSettings::Redis { lease_ttl, .. } => store.leases().map(|l| (l, *lease_ttl)),
+        _ => None,
+    };
     let http_tls = settings
         .http
         .tls
@@ -247,6 +265,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             },
             connection_order: connection_order.clone(),
             mention_user: settings.results.mention_user,
+            leased: leases.is_some(),
         };
         let (results, st2, renewer, jobs, snapshot, templates, metrics, status) = (
             store.results(),
@@ -373,6 +392,19 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         }
     };
 
+    // Each connection's gate: always open for one process, a lease with a shared store.
+    let gates: std::collections::HashMap<String, Gate> = settings
+        .chat
+        .iter()
+        .map(|chat| {
+            let gate = if leases.is_some() {
+                Gate::leased()
+            } else {
+                Gate::always()
+            };
+            (chat.name.clone(), gate)
+        })
+        .collect();
     let mut console_io = options.console_io;
     let mut consoles = options.consoles;
     let mut webhooks = std::collections::HashMap::new();
@@ -395,6 +427,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 status: reporter(&format!("chat:{}", chat.name), true),
                 backoff: backoff.clone(),
                 mask: mask.clone(),
+                gate: gates.get(&chat.name).cloned().unwrap_or_default(),
             },
             bot_name: settings.bot.name.clone(),
             console,
@@ -427,6 +460,22 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         });
     }
     tracker.do_send(ConnectionsRegistered);
+    // Started once every connection is: the first lease taken connects at once.
+    let lease_keeper = leases.map(|(leases, ttl)| {
+        let connections = settings
+            .chat
+            .iter()
+            .filter_map(|chat| Some((chat.name.clone(), gates.get(&chat.name)?.clone())))
+            .collect();
+        LeaseKeeper::new(
+            leases,
+            ttl,
+            connections,
+            tracker.clone().recipient(),
+            reporter("leases", false),
+        )
+        .start()
+    });
 
     let server = http::server::start(
         settings.http.listen,
@@ -450,6 +499,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             trigger: http::trigger::TriggerEndpoint::new(
                 store.trigger_tokens(),
                 dispatcher.clone().recipient(),
+                Arc::new(gates),
             ),
         },
     )
@@ -461,6 +511,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     Ok(RunningApp {
         http_addr: server.addr,
         metrics,
+        _lease_keeper: lease_keeper,
         status_registry,
         http: server.handle,
         _stream_consumer: stream_consumer,

@@ -126,6 +126,9 @@ fn check_config(path: Option<std::path::PathBuf>) -> ExitCode {
                 if settings.chat.len() == 1 { "" } else { "s" },
                 settings.st2.api_url
             );
+            for line in settings.store.describe() {
+                println!("{line}");
+            }
             for warning in settings.st2.route_warnings() {
                 println!("warning: {warning}");
             }

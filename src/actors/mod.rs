@@ -26,6 +26,7 @@ pub mod alias_cache;
 pub mod as_sender;
 pub mod dispatcher;
 pub mod job_keeper;
+pub mod lease_keeper;
 pub mod messages;
 pub mod result_tracker;
 pub mod session_manager;

@@ -43,6 +43,7 @@ use super::{
     alias_cache::AliasSnapshot,
     dispatcher::UseSessions,
     job_keeper::ExecutionEnded,
+    lease_keeper::ConnectionLease,
     messages::{Deliver, Posted, Receipt, RegisterConnection},
     session_manager::{SessionManager, UserCredential},
     status::{ActorState, StatusReporter},
@@ -113,6 +114,10 @@ pub struct TrackerSettings {
     pub connection_order: Vec<String>,
     /// Address room messages to the person they are for (`[results] mention_user`).
     pub mention_user: bool,
+    /// Connections are leased among bridge processes sharing the store: the tracker owes
+    /// only the results of connections this process holds ([`ConnectionLease`]), and
+    /// loads them from the store when it takes a connection over, not at start.
+    pub leased: bool,
 }
 
 /// The tracker actor.
@@ -145,6 +150,8 @@ pub struct ResultTracker {
     early: Option<Vec<(Delivery, bool)>>,
     /// The tracker's own address, for connections' receipts (set when started).
     me: Option<Recipient<Posted>>,
+    /// With leased connections: those this process holds now (`None`: all of them).
+    held_connections: Option<std::collections::BTreeSet<String>>,
 }
 
 impl ResultTracker {
@@ -182,6 +189,7 @@ impl ResultTracker {
             store_failing: false,
             early: Some(Vec::new()),
             me: None,
+            held_connections: settings.leased.then(std::collections::BTreeSet::new),
         }
     }
 
@@ -207,6 +215,44 @@ impl ResultTracker {
             ("results_pending".to_owned(), json!(pending)),
             ("results_remembered".to_owned(), json!(self.ledger.len())),
         ]);
+    }
+
+    /// Whether this process runs `connection` now (always, unless connections are leased).
+    fn runs(&self, connection: &str) -> bool {
+        self.held_connections
+            .as_ref()
+            .is_none_or(|held| held.contains(connection))
+    }
+
+    /// Loads what the store owes `connection` (all connections: `None`) into the ledger:
+    /// at start, or when this process takes a connection over.
+    fn restore(&mut self, connection: Option<&str>) {
+        let records = match self.store.load() {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the results owed from the store; they may never be posted");
+                return;
+            }
+        };
+        let records: Vec<_> = records
+            .into_iter()
+            .filter(|r| connection.is_none_or(|c| r.context.connection == c))
+            .filter(|r| self.ledger.get(&r.request_id).is_none())
+            .collect();
+        let count = records.len();
+        let (given_up, forgotten) = self.ledger.restore(records, Utc::now());
+        for expired in given_up {
+            self.given_up(expired);
+        }
+        let removed = self.store.remove(&forgotten);
+        self.stored("forget delivered results", removed);
+        if count > 0 {
+            tracing::info!(
+                owed = self.ledger.pending(),
+                connection = connection.unwrap_or("*"),
+                "results owed before will be looked up in StackStorm"
+            );
+        }
     }
 
     /// Marks a result delivered in the store: it is not owed after a restart.
@@ -573,25 +619,10 @@ impl Actor for ResultTracker {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         self.me = Some(ctx.address().recipient());
-        match self.store.load() {
-            Ok(records) => {
-                let count = records.len();
-                let (given_up, forgotten) = self.ledger.restore(records, Utc::now());
-                for expired in given_up {
-                    self.given_up(expired);
-                }
-                let removed = self.store.remove(&forgotten);
-                self.stored("forget delivered results", removed);
-                if count > 0 {
-                    tracing::info!(
-                        owed = self.ledger.pending(),
-                        "results owed before the restart will be looked up in StackStorm"
-                    );
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the results owed before the restart; they may never be posted");
-            }
+        // With leased connections, what is owed is loaded connection by connection as
+        // this process takes them over.
+        if self.held_connections.is_none() {
+            self.restore(None);
         }
         self.status.state(ActorState::Up, None);
         self.report();
@@ -698,6 +729,11 @@ impl Handler<AnnouncementReceived> for ResultTracker {
                 return;
             }
         };
+        if !self.runs(&delivery.connection) {
+            // Another bridge process runs that connection and posts it.
+            self.metrics.announcement_ignored("not_held");
+            return;
+        }
         let Some(request_id) = a.context.as_ref().map(|c| c.request_id.clone()) else {
             // Not a command's result (a workflow's chatops.post_message): post it as it is.
             self.send(delivery, false);
@@ -712,6 +748,29 @@ impl Handler<AnnouncementReceived> for ResultTracker {
                 self.metrics.result_duplicate();
                 tracing::debug!(request_id = %request_id, "a result already posted arrived again; dropped");
             }
+        }
+        self.report();
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<ConnectionLease> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConnectionLease, ctx: &mut Self::Context) {
+        let Some(held) = self.held_connections.as_mut() else {
+            return;
+        };
+        if msg.held {
+            held.insert(msg.connection.clone());
+            self.restore(Some(&msg.connection));
+            // Whatever finished while nobody ran the connection is looked up now.
+            self.ledger.gap(Utc::now());
+            self.run_checks(ctx);
+        } else {
+            held.remove(&msg.connection);
+            let forgotten = self.ledger.forget_connection(&msg.connection);
+            tracing::info!(connection = %msg.connection, forgotten, "the results owed to a connection another bridge process runs now are its to post");
         }
         self.report();
         self.schedule(ctx);

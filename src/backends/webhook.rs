@@ -20,6 +20,9 @@ pub struct HttpRoute {
     pub max_body: usize,
     /// Where requests go.
     pub handler: Recipient<WebhookRequest>,
+    /// Whether this process runs the connection now (requests answer 503 when not); the
+    /// connection's own gate, set when the bridge starts it.
+    pub gate: super::connection::Gate,
 }
 
 /// One request to a connection's route, body read in full.

@@ -317,6 +317,7 @@ pub(super) struct RawStore {
     pub password_env: String,
     pub tls_ca_file: String,
     pub prefix: String,
+    pub lease_ttl: u64,
 }
 
 #[derive(Deserialize)]

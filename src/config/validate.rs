@@ -329,21 +329,23 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             }
         }
         "redis" => {
-            for (key, reason) in redis_store_problems(&s) {
-                c.push(key, reason);
+            let problems = redis_store_problems(&s);
+            if problems.is_empty() {
+                let settings = redis_store(&s);
+                if settings.is_none() {
+                    c.push(
+                        "store.backend",
+                        "a Redis password, CA or key file changed while it was read; check again"
+                            .to_owned(),
+                    );
+                }
+                settings
+            } else {
+                for (key, reason) in problems {
+                    c.push(key, reason);
+                }
+                None
             }
-            // Checked in full above, so an operator learns everything at once; but only
-            // jobs, personal aliases and trigger tokens can live in Redis so far, and
-            // keeping the rest in memory behind the operator's back would lose it at the
-            // next restart.
-            c.push(
-                "store.backend",
-                "`redis` is not yet supported for sessions, pending results and held \
-                 commands (only jobs, personal aliases and trigger tokens have a Redis backend \
-                 so far); use `sqlite` for now"
-                    .to_owned(),
-            );
-            None
         }
         other => {
             c.push(
@@ -609,6 +611,12 @@ fn redis_store_problems(s: &super::load::RawStore) -> Vec<(&'static str, String)
             Err(e) => problems.push(("store.tls_ca_file", format!("cannot read {file}: {e}"))),
         }
     }
+    if s.lease_ttl < 3 {
+        problems.push((
+            "store.lease_ttl",
+            "at least 3 seconds: the holder renews every third of it".to_owned(),
+        ));
+    }
     let prefix = &s.prefix;
     if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
         problems.push((
@@ -633,6 +641,44 @@ fn redis_store_problems(s: &super::load::RawStore) -> Vec<(&'static str, String)
         problems.push(problem);
     }
     problems
+}
+
+/// The Redis store's settings, once [`redis_store_problems`] found nothing wrong: the
+/// password and CA read from their files or variable, the key loaded.
+fn redis_store(s: &super::load::RawStore) -> Option<StoreSettings> {
+    let password = match (non_empty(&s.password_file), non_empty(&s.password_env)) {
+        (Some(file), _) => Some(std::fs::read_to_string(file).ok()?),
+        (None, Some(var)) => Some(std::env::var(var).ok()?),
+        (None, None) => None,
+    }
+    .map(|p| secrecy::SecretString::from(p.trim_end_matches(['\r', '\n']).to_owned()));
+    let tls_ca_pem = match non_empty(&s.tls_ca_file) {
+        Some(file) => Some(std::fs::read(file).ok()?),
+        None => None,
+    };
+    let (key, key_source) = match (non_empty(&s.key_file), non_empty(&s.key_env)) {
+        (Some(file), _) => (
+            crate::store::crypto::StoreKey::from_file(std::path::Path::new(file)).ok()?,
+            format!("file {file}"),
+        ),
+        (None, Some(var)) => (
+            crate::store::crypto::StoreKey::from_env(var).ok()?,
+            format!("environment variable {var}"),
+        ),
+        (None, None) => return None,
+    };
+    Some(StoreSettings::Redis {
+        lease_ttl: Duration::from_secs(s.lease_ttl),
+        options: crate::store::RedisOptions {
+            url: s.url.trim().to_owned(),
+            username: non_empty(&s.username).map(str::to_owned),
+            password,
+            tls_ca_pem,
+            prefix: s.prefix.clone(),
+        },
+        key_source,
+        key: Arc::new(key),
+    })
 }
 
 fn non_empty(s: &str) -> Option<&str> {

@@ -41,7 +41,7 @@ pub struct PendingResult {
     pub alias_id: Option<String>,
     /// When the command was started.
     pub created_at: DateTime<Utc>,
-    /// When its result was handed to the chat connection.
+    /// When its result was posted (its chat connection said the platform has it).
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
@@ -323,6 +323,22 @@ impl Ledger {
             self.checking -= 1;
         }
         Some(entry.record)
+    }
+
+    /// Forgets every entry of the chat connection `connection` without giving anything up:
+    /// another bridge process runs the connection now and owes its results. Returns how
+    /// many were forgotten.
+    pub fn forget_connection(&mut self, connection: &str) -> usize {
+        let ids: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.record.context.connection == connection)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            self.remove(id);
+        }
+        ids.len()
     }
 
     /// Marks a running entry delivered at `now`.
@@ -725,6 +741,24 @@ mod tests {
         assert_eq!(l.claim("other", t0()), Claim::Unknown);
         assert_eq!(l.pending(), 0);
         assert_eq!(l.len(), 1, "remembered for duplicates");
+    }
+
+    #[test]
+    fn a_connection_passed_on_is_forgotten_with_nothing_given_up() {
+        let mut l = Ledger::new(settings());
+        l.start(record("r1", t0()));
+        l.accept("r1", "e1", t0());
+        let mut other = record("r2", t0());
+        other.context.connection = "slack".into();
+        l.start(other);
+        l.accept("r2", "e2", t0());
+        assert_eq!(l.forget_connection("console"), 1);
+        assert_eq!(l.pending(), 1);
+        assert!(l.get("r1").is_none() && l.request_of("e1").is_none());
+        assert_eq!(l.claim("r1", t0()), Claim::Unknown);
+        assert_eq!(l.claim("r2", t0()), Claim::Deliver);
+        let (given_up, _) = l.expire(t0() + secs(10 * 86_400));
+        assert!(given_up.iter().all(|e| e.record.request_id != "r1"));
     }
 
     #[test]

@@ -65,16 +65,24 @@ pub struct TriggerEndpoint(Arc<Inner>);
 struct Inner {
     tokens: TriggerTokenStore,
     dispatcher: Recipient<Trigger>,
+    /// Each chat connection's gate: a token's command runs where its connection runs.
+    gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
     failures: WindowLimiter<IpAddr>,
     calls: WindowLimiter<String>,
 }
 
 impl TriggerEndpoint {
-    /// Tokens checked against `tokens`; commands handed to `dispatcher`.
-    pub fn new(tokens: TriggerTokenStore, dispatcher: Recipient<Trigger>) -> Self {
+    /// Tokens checked against `tokens`; commands handed to `dispatcher` when this process
+    /// runs the token's connection (its gate in `gates` is open, or it has none).
+    pub fn new(
+        tokens: TriggerTokenStore,
+        dispatcher: Recipient<Trigger>,
+        gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+    ) -> Self {
         Self(Arc::new(Inner {
             tokens,
             dispatcher,
+            gates,
             failures: WindowLimiter::new(MAX_FAILURES, FAILURE_WINDOW),
             calls: WindowLimiter::new(CALLS_PER_MINUTE, Duration::from_secs(60)),
         }))
@@ -209,6 +217,25 @@ pub async fn trigger(
             wait,
             &format!("trigger token {} was called more than {CALLS_PER_MINUTE} times in a minute; try again later", token.id),
         ));
+    }
+    let elsewhere = on
+        .gates
+        .get(&token.connection)
+        .is_some_and(|gate| !gate.is_open(now));
+    if elsewhere {
+        // The command's room is another bridge process's now: a load balancer that retries
+        // another replica reaches it there.
+        let mut response = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "another bridge process runs connection {}; try again (another replica answers)",
+                token.connection
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        return response;
     }
     on.calls.count(token.id.clone(), now);
     let body = match read_limited(&req, payload, MAX_BODY_BYTES).await {

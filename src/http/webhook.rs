@@ -33,6 +33,13 @@ pub async fn serve(
             .insert_header(("Allow", "POST"))
             .finish();
     }
+    if !route.gate.is_open(std::time::Instant::now()) {
+        // Another bridge process runs this connection: the platform (or a load balancer)
+        // tries again and reaches it there.
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({"error": {"message": "another bridge process runs this connection; try again"}}));
+    }
     let body = match read_limited(&req, payload, route.max_body).await {
         Ok(body) => body.freeze(),
         Err(BodyError::TooLarge) => {

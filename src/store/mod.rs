@@ -37,9 +37,10 @@
 //!   checked, so no crash or race gives an attacker extra guesses.
 //! * The shared word is kept only as a PBKDF2 hash with a 128-bit salt and
 //!   compared in constant time.
-//! * With the SQLite backend, sessions survive a restart and tokens/API keys
-//!   are sealed with XChaCha20-Poly1305 under an operator-provided
-//!   [`StoreKey`]; a wrong key refuses to start ([`StoreError::WrongKey`]).
+//! * With the SQLite backend (and the Redis one, see `redis_sessions`),
+//!   sessions survive a restart and tokens/API keys are sealed with
+//!   XChaCha20-Poly1305 under an operator-provided [`StoreKey`]; a wrong key
+//!   refuses to start ([`StoreError::WrongKey`], [`StoreError::RedisWrongKey`]).
 //! * No secret appears in `Debug` output or error messages.
 //!
 //! # Concurrency
@@ -51,14 +52,14 @@
 //! budget is exact; the word hash is checked outside the backend lock, so
 //! `credential_for` from command handling never waits for a PBKDF2.
 //!
-//! Time is always passed in (`now`) so expiry logic is testable. SQLite
-//! stores times with millisecond precision.
+//! Time is always passed in (`now`) so expiry logic is testable. SQLite and
+//! Redis store times with millisecond precision.
 //!
 //! # Jobs, personal aliases and trigger tokens
 //!
 //! [`SessionStore::jobs`], [`SessionStore::personal_aliases`] and
 //! [`SessionStore::trigger_tokens`] hand out cheap-to-clone handles on the same
-//! backend: the same SQLite file, or (memory backend) state that every handle
+//! backend: the same SQLite file or Redis, or (memory backend) state that every handle
 //! taken from one `SessionStore` shares and that lives as long as any of them.
 //! Their APIs carry no SQL or SQLite types, so another backend can be added
 //! behind them without changing callers.
@@ -66,11 +67,13 @@
 pub mod crypto;
 mod error;
 pub mod jobs;
+pub mod leases;
 mod memory;
 pub mod model;
 pub mod personal_aliases;
 mod place;
 mod redis;
+mod redis_sessions;
 mod results;
 mod sqlite;
 pub mod trigger_tokens;
@@ -127,6 +130,7 @@ pub struct SessionStore {
 enum Backend {
     Memory(MemoryBackend),
     Sqlite(std::sync::Arc<SqliteBackend>),
+    Redis(std::sync::Arc<redis::RedisBackend>),
 }
 
 #[derive(Default)]
@@ -180,19 +184,23 @@ impl SessionStore {
         ))))
     }
 
-    /// Sessions in memory, but jobs, personal aliases and trigger tokens in Redis: the
-    /// stores that have a Redis backend so far (issue 18). Tests only: configuration
-    /// refuses `backend = "redis"` until sessions, results and held commands are there
-    /// too, rather than keeping those in memory behind the operator's back.
+    /// Connects to Redis (`[store] backend = "redis"`), authenticates and checks that
+    /// `key` is the key its prefix was first used with; everything the bridge keeps lives
+    /// there, shared by every bridge process using the same server, prefix and key.
+    ///
+    /// Errors stop start-up with a clear message: [`StoreError::Redis`] when the server
+    /// cannot be reached or refuses the credentials, [`StoreError::RedisWrongKey`] for
+    /// another key.
+    pub fn open_redis(options: &RedisOptions, key: &StoreKey) -> Result<Self, StoreError> {
+        Ok(Self::with_backend(Backend::Redis(std::sync::Arc::new(
+            redis::RedisBackend::open(options, key)?,
+        ))))
+    }
+
+    /// [`SessionStore::open_redis`] on a backend already open (tests).
     #[cfg(test)]
     pub(crate) fn with_redis_parts(db: std::sync::Arc<redis::RedisBackend>) -> Self {
-        Self {
-            backend: Backend::Memory(MemoryBackend::default()),
-            claims: Mutex::new(Claims::default()),
-            jobs: JobStore::redis(db.clone()),
-            personal_aliases: PersonalAliasStore::redis(db.clone()),
-            trigger_tokens: TriggerTokenStore::redis(db),
-        }
+        Self::with_backend(Backend::Redis(db))
     }
 
     fn with_backend(backend: Backend) -> Self {
@@ -206,6 +214,11 @@ impl SessionStore {
                 JobStore::sqlite(b.clone()),
                 PersonalAliasStore::sqlite(b.clone()),
                 TriggerTokenStore::sqlite(b.clone()),
+            ),
+            Backend::Redis(db) => (
+                JobStore::redis(db.clone()),
+                PersonalAliasStore::redis(db.clone()),
+                TriggerTokenStore::redis(db.clone()),
             ),
         };
         Self {
@@ -235,29 +248,41 @@ impl SessionStore {
         self.trigger_tokens.clone()
     }
 
-    /// Where the results owed to chat are kept: the same SQLite file, or nowhere (the
+    /// Where the results owed to chat are kept: the same SQLite file or Redis, or nowhere (the
     /// memory backend: the result tracker's own memory is all there is).
     pub fn results(&self) -> ResultStore {
         match &self.backend {
             Backend::Memory(_) => ResultStore::none(),
             Backend::Sqlite(b) => ResultStore::sqlite(b.clone()),
+            Backend::Redis(b) => ResultStore::redis(b.clone()),
         }
     }
 
     /// Where commands waiting for a confirmation or an approval are kept: the same SQLite
-    /// file (sealed), or nowhere.
+    /// file or Redis (sealed), or nowhere.
     pub fn waiting(&self) -> WaitingStore {
         match &self.backend {
             Backend::Memory(_) => WaitingStore::none(),
             Backend::Sqlite(b) => WaitingStore::sqlite(b.clone()),
+            Backend::Redis(b) => WaitingStore::redis(b.clone()),
         }
     }
 
-    /// `"memory"` or `"sqlite"`, for start-up logs and the status page.
+    /// Where the leases of chat connections are kept when several bridge processes share
+    /// this store (Redis); `None` for one process (memory, SQLite).
+    pub fn leases(&self) -> Option<leases::LeaseStore> {
+        match &self.backend {
+            Backend::Redis(b) => Some(leases::LeaseStore::new(b.clone())),
+            _ => None,
+        }
+    }
+
+    /// `"memory"`, `"sqlite"` or `"redis"`, for start-up logs and the status page.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Memory(_) => "memory",
             Backend::Sqlite(_) => "sqlite",
+            Backend::Redis(_) => "redis",
         }
     }
 
@@ -304,6 +329,7 @@ impl SessionStore {
         match &self.backend {
             Backend::Memory(b) => b.insert_pending(session),
             Backend::Sqlite(b) => b.insert_pending(&session)?,
+            Backend::Redis(b) => b.insert_pending(&session)?,
         }
         Ok((id, link_id))
     }
@@ -327,6 +353,7 @@ impl SessionStore {
         let lookup = match &self.backend {
             Backend::Memory(b) => b.find_link(&hash),
             Backend::Sqlite(b) => b.find_link(&hash)?,
+            Backend::Redis(b) => b.find_link(&hash)?,
         };
         let (session_id, user, link, attempts) = match lookup {
             LinkLookup::Pending {
@@ -357,6 +384,7 @@ impl SessionStore {
         let charged = match &self.backend {
             Backend::Memory(b) => b.charge_attempt(&session_id, &hash, attempts),
             Backend::Sqlite(b) => b.charge_attempt(&session_id, &hash, attempts)?,
+            Backend::Redis(b) => b.charge_attempt(&session_id, &hash, attempts)?,
         };
         if !charged {
             // Replaced, cancelled or attempted elsewhere since the lookup.
@@ -416,6 +444,9 @@ impl SessionStore {
             Backend::Sqlite(b) => {
                 b.activate(&claim.session_id, &claim.link_hash, credential, now)?
             }
+            Backend::Redis(b) => {
+                b.activate(&claim.session_id, &claim.link_hash, credential, now)?
+            }
         };
         session.ok_or(StoreError::StaleClaim)
     }
@@ -448,6 +479,7 @@ impl SessionStore {
         let lookup = match &self.backend {
             Backend::Memory(b) => b.find_link(&hash),
             Backend::Sqlite(b) => b.find_link(&hash)?,
+            Backend::Redis(b) => b.find_link(&hash)?,
         };
         match lookup {
             LinkLookup::Pending { link, .. } if link.expires_at <= now => Err(LinkError::Expired),
@@ -481,6 +513,7 @@ impl SessionStore {
         let session = match &self.backend {
             Backend::Memory(b) => b.active_session(user),
             Backend::Sqlite(b) => b.active_session(user)?,
+            Backend::Redis(b) => b.active_session(user)?,
         };
         Ok(session
             .filter(|s| s.effective_expiry() > now)
@@ -501,6 +534,7 @@ impl SessionStore {
         match &self.backend {
             Backend::Memory(b) => Ok(b.has_active(user)),
             Backend::Sqlite(b) => b.has_active(user),
+            Backend::Redis(b) => b.has_active(user),
         }
     }
 
@@ -517,6 +551,7 @@ impl SessionStore {
         match &self.backend {
             Backend::Memory(b) => Ok(b.remove_user(user)),
             Backend::Sqlite(b) => b.remove_user(user),
+            Backend::Redis(b) => b.remove_user(user),
         }
     }
 
@@ -532,6 +567,7 @@ impl SessionStore {
         match &self.backend {
             Backend::Memory(b) => Ok(b.remove(session_id)),
             Backend::Sqlite(b) => b.remove(session_id),
+            Backend::Redis(b) => b.remove(session_id),
         }
     }
 
@@ -548,6 +584,7 @@ impl SessionStore {
         let mut all = match &self.backend {
             Backend::Memory(b) => b.summaries(),
             Backend::Sqlite(b) => b.summaries()?,
+            Backend::Redis(b) => b.summaries()?,
         };
         all.retain(|s| s.expires_at > now);
         all.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
@@ -573,6 +610,7 @@ impl SessionStore {
         match &self.backend {
             Backend::Memory(b) => Ok(b.purge(now)),
             Backend::Sqlite(b) => b.purge(now),
+            Backend::Redis(b) => b.purge(now),
         }
     }
 }

@@ -131,7 +131,6 @@ impl PersonalAliasStore {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
     pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
         Self {
             backend: Place::Redis(db),

@@ -119,7 +119,6 @@ impl fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
     /// Connects, authenticates and proves `key` is the key this prefix was first used
     /// with (recording it if the prefix is new).
     pub(crate) fn open(options: &RedisOptions, key: &StoreKey) -> Result<Self, StoreError> {

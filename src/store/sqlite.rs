@@ -84,6 +84,7 @@ use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
 };
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
 use super::crypto::{aad, OpenError, StoreKey};
 use super::error::StoreError;
@@ -749,26 +750,33 @@ fn key_check_aad() -> Vec<u8> {
 }
 
 /// Binds a sealed credential to its session *and* user, so a row edited to
-/// point at another user fails to decrypt.
-fn credential_aad(session_id: &str, user: &UserKey) -> Vec<u8> {
+/// point at another user fails to decrypt. The Redis backend seals with the
+/// same binding, so a credential is sealed alike wherever it is kept.
+pub(super) fn credential_aad(session_id: &str, user: &UserKey) -> Vec<u8> {
     aad(&[session_id, CREDENTIAL_FIELD, user.as_str()])
 }
 
-/// One `sessions` row as stored (`cred_secret` still sealed).
-struct RawSession {
-    id: String,
-    user_key: String,
-    state: String,
-    created_at: i64,
-    expires_at: i64,
-    link_hash: Option<String>,
-    link_expires_at: Option<i64>,
-    word_hash: Option<String>,
-    attempts: u32,
-    cred_kind: Option<String>,
-    cred_secret: Option<String>,
-    cred_st2_user: Option<String>,
-    cred_expires_at: Option<i64>,
+/// One `sessions` row as stored (`cred_secret` still sealed, `word_hash`
+/// encoded, times in ms).
+///
+/// It is also the Redis backend's `session:<id>` record, as JSON (see
+/// `store::redis_sessions`): the field names are a stored format there, so
+/// renaming one needs a `#[serde(rename)]` to keep reading existing records.
+#[derive(Serialize, Deserialize)]
+pub(super) struct RawSession {
+    pub(super) id: String,
+    pub(super) user_key: String,
+    pub(super) state: String,
+    pub(super) created_at: i64,
+    pub(super) expires_at: i64,
+    pub(super) link_hash: Option<String>,
+    pub(super) link_expires_at: Option<i64>,
+    pub(super) word_hash: Option<String>,
+    pub(super) attempts: u32,
+    pub(super) cred_kind: Option<String>,
+    pub(super) cred_secret: Option<String>,
+    pub(super) cred_st2_user: Option<String>,
+    pub(super) cred_expires_at: Option<i64>,
 }
 
 impl RawSession {
@@ -792,6 +800,21 @@ impl RawSession {
     }
 
     fn into_session(self, key: &StoreKey, path: &Path) -> Result<Session, StoreError> {
+        self.open(key, |found| StoreError::WrongKey {
+            path: path.to_path_buf(),
+            expected: found,
+            given: key.key_id().to_owned(),
+        })
+    }
+
+    /// The session this row describes, its credential opened with `key`.
+    /// `other_key` makes the error for a credential sealed with another key
+    /// (given that key's id): what that means depends on the backend.
+    pub(super) fn open(
+        self,
+        key: &StoreKey,
+        other_key: impl FnOnce(String) -> StoreError,
+    ) -> Result<Session, StoreError> {
         let user = UserKey(self.user_key);
         let link = match (self.link_hash, self.link_expires_at, self.word_hash) {
             (Some(link_hash), Some(expires_at), Some(word_hash)) => Some(PendingLink {
@@ -806,7 +829,7 @@ impl RawSession {
                 let kind = CredentialKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
                     what: format!("unknown credential kind in session {}", self.id),
                 })?;
-                let secret = open_secret(key, path, &self.id, &user, &sealed)?;
+                let secret = open_secret(key, &self.id, &user, &sealed, other_key)?;
                 Some(StoredCredential {
                     kind,
                     secret,
@@ -837,19 +860,15 @@ impl RawSession {
 /// allocated once at its exact size.
 fn open_secret(
     key: &StoreKey,
-    path: &Path,
     session_id: &str,
     user: &UserKey,
     sealed: &str,
+    other_key: impl FnOnce(String) -> StoreError,
 ) -> Result<SecretString, StoreError> {
     let plain = key
         .open(&credential_aad(session_id, user), sealed)
         .map_err(|e| match e {
-            OpenError::KeyMismatch { found } => StoreError::WrongKey {
-                path: path.to_path_buf(),
-                expected: found,
-                given: key.key_id().to_owned(),
-            },
+            OpenError::KeyMismatch { found } => other_key(found),
             OpenError::Authentication => StoreError::Decrypt {
                 session_id: session_id.to_owned(),
                 field: CREDENTIAL_FIELD,
@@ -864,7 +883,9 @@ fn open_secret(
     Ok(SecretString::from(text))
 }
 
-fn decode_word_hash(text: &str, session_id: &str) -> Result<WordHash, StoreError> {
+/// Decodes a stored [`WordHash::encode`]; a malformed one is
+/// [`StoreError::Corrupt`] naming the session (never the hash).
+pub(super) fn decode_word_hash(text: &str, session_id: &str) -> Result<WordHash, StoreError> {
     WordHash::decode(text).ok_or_else(|| StoreError::Corrupt {
         what: format!("the word hash of session {session_id} is malformed"),
     })

@@ -1,6 +1,7 @@
-//! Behaviour tests. Every function in the first part runs against both
-//! backends (see `backend_tests!` at the bottom); SQLite-only properties
-//! (restart, encryption at rest, keys, schema) follow.
+//! Behaviour tests. Every function in the first part runs against every
+//! backend (see `backend_tests!` at the bottom); SQLite-only properties
+//! (restart, encryption at rest, keys, schema) follow, and Redis-only ones are
+//! in `tests/redis_server.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,7 +80,7 @@ fn secret_of(store: &SessionStore, who: &UserKey, now: DateTime<Utc>) -> Option<
 }
 
 // ---------------------------------------------------------------------------
-// Shared behaviour (both backends)
+// Shared behaviour (every backend)
 
 fn full_flow(store: &SessionStore) {
     let alice = user("U1");
@@ -788,6 +789,16 @@ macro_rules! backend_tests {
                 #[test]
                 fn $name() {
                     let (_tmp, store) = super::sqlite_store();
+                    super::$name(&store);
+                }
+            )*
+        }
+        mod redis_backend {
+            $(
+                #[test]
+                fn $name() {
+                    let store = super::Fixture::redis().store;
+                    assert_eq!(store.backend_name(), "redis");
                     super::$name(&store);
                 }
             )*

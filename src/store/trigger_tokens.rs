@@ -224,7 +224,6 @@ impl TriggerTokenStore {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // until sessions live in Redis too (issue 18)
     pub(super) fn redis(db: Arc<RedisBackend>) -> Self {
         Self {
             backend: Place::Redis(db),

@@ -9,6 +9,7 @@ mod support;
 
 mod access;
 mod alias_collisions;
+mod bridge_process;
 mod browser;
 mod cli;
 mod confirm;
@@ -20,6 +21,7 @@ mod deploy;
 mod discord;
 mod drills;
 mod executions;
+mod failover;
 mod fake_discord;
 mod fake_mattermost;
 mod fake_server;

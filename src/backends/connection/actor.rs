@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{
     error::ConnectionError,
+    gate::Gate,
     outbox::{Next, Outbox, Outcome, QueuePolicy},
     platform::{Effects, End, Link, Platform, Sending},
 };
@@ -46,6 +47,8 @@ pub struct Wiring {
     pub backoff: Backoff,
     /// What every outgoing message is masked with (secrets kept out of chat).
     pub mask: std::sync::Arc<crate::redact::SecretMask>,
+    /// Whether this process may run the connection now ([`Gate::always`] for one process).
+    pub gate: Gate,
 }
 
 impl Wiring {
@@ -67,6 +70,13 @@ struct OpenLink<P: Platform> {
     last_frame: Instant,
     /// A keepalive went out since the last frame.
     pinged: bool,
+}
+
+/// The gate opened (`true`) or closed.
+struct GateChanged(bool);
+
+impl Message for GateChanged {
+    type Result = ();
 }
 
 /// An item of a link's frame stream, tagged with its generation.
@@ -120,6 +130,8 @@ pub struct Connection<P: Platform> {
     halted: bool,
     /// When the next scheduled pump runs, if one is scheduled.
     pump_at: Option<Instant>,
+    /// Whether this process may run the connection now.
+    gate: Gate,
 }
 
 impl<P: Platform> Connection<P> {
@@ -140,6 +152,7 @@ impl<P: Platform> Connection<P> {
             up: false,
             halted: false,
             pump_at: None,
+            gate: wiring.gate,
         }
     }
 
@@ -156,7 +169,7 @@ impl<P: Platform> Connection<P> {
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        if self.halted || self.connecting {
+        if self.halted || self.connecting || !self.gate.is_open(Instant::now()) {
             return;
         }
         self.connecting = true;
@@ -179,7 +192,8 @@ impl<P: Platform> Connection<P> {
     }
 
     fn open(&mut self, link: Link<P>, ctx: &mut Context<Self>) {
-        if self.halted {
+        if self.halted || !self.gate.is_open(Instant::now()) {
+            // Halted, or the lease went while connecting: the new link is not used.
             return;
         }
         // A renewal replaces a working link only now that the new one is open.
@@ -365,6 +379,10 @@ impl<P: Platform> Connection<P> {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while self.up {
             let now = Instant::now();
+            // The fence: nothing goes out once the lease may have passed to another process.
+            if !self.gate.is_open(now) {
+                break;
+            }
             let (lane, mut queued) = match self.outbox.next(now) {
                 Next::Send(lane, queued) => (lane, queued),
                 Next::Wait(delay) => {
@@ -472,8 +490,38 @@ impl<P: Platform> Actor for Connection<P> {
     fn started(&mut self, ctx: &mut Self::Context) {
         // From the start, so the queue's series read 0 instead of missing.
         self.outbox.report(&mut self.status);
+        if let Some(changes) = self.gate.changes() {
+            ctx.add_stream(changes.map(GateChanged));
+            // Ready to take over: a standby is not a failure.
+            self.status.state(ActorState::Up, None);
+            self.status
+                .details(vec![("lease".to_owned(), serde_json::json!("standby"))]);
+        }
         self.connect(ctx);
     }
+}
+
+impl<P: Platform> StreamHandler<GateChanged> for Connection<P> {
+    fn handle(&mut self, GateChanged(open): GateChanged, ctx: &mut Self::Context) {
+        let lease = if open { "held" } else { "standby" };
+        self.status
+            .details(vec![("lease".to_owned(), serde_json::json!(lease))]);
+        if open {
+            tracing::info!(connection = %self.name, "{} connection's lease taken; connecting", P::KIND);
+            self.backoff.reset();
+            self.connect(ctx);
+        } else {
+            tracing::warn!(connection = %self.name, dropped = self.outbox.queued(), "{} connection's lease lost; another bridge process runs it now", P::KIND);
+            self.drop_link(ctx);
+            // What waits here is another process's to send now: results are still owed in
+            // the store (their receipts never fire), and the new holder posts them.
+            self.outbox.clear();
+            self.status.state(ActorState::Up, None);
+            self.outbox.report(&mut self.status);
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
 impl<P: Platform> StreamHandler<LinkItem<P>> for Connection<P> {
@@ -503,6 +551,12 @@ impl<P: Platform> Handler<Deliver> for Connection<P> {
     type Result = ();
 
     fn handle(&mut self, mut delivery: Deliver, ctx: &mut Self::Context) {
+        if self.gate.is_leased() && !self.gate.is_open(Instant::now()) {
+            // Another bridge process runs the connection: it posts (results stay owed in
+            // the store until it has).
+            tracing::debug!(connection = %self.name, "not this process's connection now; message left to its holder");
+            return;
+        }
         // Before any platform formatting: what leaves the bridge has its secrets masked.
         if let std::borrow::Cow::Owned(masked) = self.mask.text(&delivery.text) {
             delivery.text = masked;

@@ -6,12 +6,15 @@
 //!   handshake deadline, keepalive and silence, the outbound queue and pacing, status.
 //! - [`outbox`] and [`pacing`]: the queue and its token bucket, tested without actix.
 //! - [`websocket`]: the websocket transport the event-pushing platforms share.
+//! - [`gate`]: whether this process may run the connection now (a lease, when several
+//!   bridge processes share the work).
 //! - [`error`]: typed connection errors.
 //!
 //! `docs/adding-a-platform.md` shows how a platform folder fills the contract in.
 
 pub mod actor;
 pub mod error;
+pub mod gate;
 pub mod outbox;
 pub mod pacing;
 pub mod platform;
@@ -20,5 +23,6 @@ pub mod websocket;
 
 pub use actor::{Connection, Wiring};
 pub use error::ConnectionError;
+pub use gate::Gate;
 pub use outbox::{Pace, QueuePolicy};
 pub use platform::{Effects, End, Handles, Link, Platform, Sending};

@@ -238,6 +238,17 @@ impl<T> Outbox<T> {
         self.lanes.get_mut(key).expect("just inserted")
     }
 
+    /// Forgets every waiting message (not those in flight), and the pauses and pacing of
+    /// lanes with nothing in flight: the connection passed to another bridge process.
+    pub fn clear(&mut self) {
+        self.lanes.retain(|_, lane| {
+            lane.queue.clear();
+            lane.busy
+        });
+        self.order.retain(|key| self.lanes.contains_key(key));
+        self.waiting = 0;
+    }
+
     /// Drops the oldest waiting message of all lanes (and counts and logs it).
     fn drop_oldest(&mut self) {
         let oldest = self

@@ -75,6 +75,7 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<MattermostSettings>(settings)?;
     let name = start.wiring.name.clone();
+    let gate = start.wiring.gate.clone();
     let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::new)?;
     let queue = queue_policy(s);
     let wiring = start
@@ -88,6 +89,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         routes: vec![HttpRoute {
             path: format!("{ACTIONS_PATH}/{name}"),
             max_body: MAX_PRESS_BODY,
+            gate,
             handler: addr.recipient(),
         }],
     })

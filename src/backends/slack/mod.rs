@@ -114,6 +114,7 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<SlackSettings>(settings)?;
     let name = start.wiring.name.clone();
+    let gate = start.wiring.gate.clone();
     // Slack is the public service: web PKI roots, always verified.
     let tls = crate::tls::client_config(true, None).map_err(SetupError::new)?;
     let platform = Slack::new(name.clone(), s.clone(), tls);
@@ -129,6 +130,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         .then(|| HttpRoute {
             path: events_path(&name),
             max_body: MAX_EVENT_BODY,
+            gate,
             handler: addr.clone().recipient(),
         })
         .into_iter()

@@ -89,6 +89,7 @@ pub const SPEC: PlatformSpec = PlatformSpec {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<TeamsSettings>(settings)?;
     let name = start.wiring.name.clone();
+    let gate = start.wiring.gate.clone();
     let platform = Teams::new(name.clone(), s.clone()).map_err(SetupError::new)?;
     let wiring = start
         .wiring
@@ -101,6 +102,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         routes: vec![HttpRoute {
             path: messages_path(&name),
             max_body: MAX_REQUEST_BODY,
+            gate,
             handler: addr.recipient(),
         }],
     })

@@ -115,6 +115,7 @@ pub fn mention(who: &Addressee) -> Option<String> {
 fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, SetupError> {
     let s = registry::settings::<WebexSettings>(settings)?;
     let name = start.wiring.name.clone();
+    let gate = start.wiring.gate.clone();
     let platform = Webex::new(name.clone(), s.clone()).map_err(SetupError::new)?;
     let queue = queue_policy(s);
     let wiring = start
@@ -128,6 +129,7 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
         routes: vec![HttpRoute {
             path: events_path(&name),
             max_body: MAX_DELIVERY_BODY,
+            gate,
             handler: addr.recipient(),
         }],
     })

@@ -262,7 +262,9 @@ fn a_prefix_used_with_another_key_is_refused() {
 
 #[test]
 fn what_redis_keeps_survives_a_new_connection() {
-    let server = shared();
+    // A server of its own: `CLIENT KILL` below drops every client of the server, and on
+    // the shared one that would break the tests running alongside.
+    let server = &RedisServer::start(&[], None);
     let prefix = fresh_prefix();
     let key = StoreKey::generate().unwrap();
     let alice = user("U1");
@@ -370,4 +372,310 @@ fn passwords_and_acl_users_authenticate() {
     let err = RedisBackend::open(&in_url, &key).unwrap_err();
     assert!(err.to_string().contains("password_file"), "{err}");
     assert!(!err.to_string().contains("default-pw"), "{err}");
+}
+
+#[test]
+fn results_owed_and_held_commands_survive_a_restart_in_redis() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let backend = || Arc::new(RedisBackend::open(&options(server, &prefix), &key).unwrap());
+    {
+        let results = ResultStore::redis(backend());
+        assert!(results.is_persistent());
+        results.insert(&owed("r1", 0)).unwrap();
+        results.insert(&owed("r3", 2)).unwrap();
+        results.insert(&owed("r2", 1)).unwrap();
+        results.set_execution("r1", "e1").unwrap();
+        results.set_execution("r2", "e2").unwrap();
+        results.set_delivered("r2", Some(at(5))).unwrap();
+        results.remove(&["r3".to_owned()]).unwrap();
+        // A change to an entry already forgotten does not bring it back.
+        results.set_delivered("r3", Some(at(6))).unwrap();
+        let waiting = WaitingStore::redis(backend());
+        assert!(waiting.is_persistent());
+        waiting
+            .insert(&held("aaaaa", "deploy hunter22 to prod"))
+            .unwrap();
+        waiting
+            .insert(&held("bbbbb", "deploy api to prod"))
+            .unwrap();
+        waiting.remove("bbbbb").unwrap();
+    }
+    let raw = raw_values(&mut server.plain(None), &prefix);
+    assert!(
+        !contains(&raw, "hunter22"),
+        "a held command's text is sealed in Redis"
+    );
+    // A new connection (a restarted bridge) loads them, oldest first.
+    let loaded = ResultStore::redis(backend()).load().unwrap();
+    let mut r1 = owed("r1", 0);
+    r1.execution_id = Some("e1".into());
+    let mut r2 = owed("r2", 1);
+    r2.execution_id = Some("e2".into());
+    r2.delivered_at = Some(at(5));
+    assert_eq!(loaded, vec![r1, r2]);
+    let waiting = WaitingStore::redis(backend()).load().unwrap();
+    assert_eq!(waiting, vec![held("aaaaa", "deploy hunter22 to prod")]);
+    // Another key cannot read them: the store refuses to open at all.
+    let other = StoreKey::generate().unwrap();
+    assert!(RedisBackend::open(&options(server, &prefix), &other).is_err());
+}
+
+#[test]
+fn a_session_token_is_sealed_in_redis_and_survives_a_restart() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let (alice, bob) = (user("U1"), user("U2"));
+    let word = "bobs-word-sentinel-31";
+    let (before, used_link, bob_link) = {
+        let store = open(&options(server, &prefix), &key);
+        assert_eq!(store.backend_name(), "redis");
+        let used_link = login(&store, &alice, token("tok-hunter44"), at(0));
+        let (_, bob_link) = start(&store, &bob, word, at(1));
+        assert!(matches!(
+            consume(&store, &bob_link, "nope", at(2)),
+            Err(LinkError::WrongWord { attempts_left: 4 })
+        ));
+        let raw = raw_values(&mut server.plain(None), &prefix);
+        assert!(contains(&raw, "v1:"), "the sealed credential is there");
+        assert!(contains(&raw, "st2-alice"), "sanity: the scan sees records");
+        for secret in [
+            "tok-hunter44",
+            word,
+            used_link.expose_secret(),
+            bob_link.expose_secret(),
+        ] {
+            assert!(!contains(&raw, secret), "{secret} is in clear in Redis");
+        }
+        (store.try_list(at(3)).unwrap(), used_link, bob_link)
+    };
+    // A restart: a new store on the same prefix and key.
+    let store = open(&options(server, &prefix), &key);
+    assert_eq!(store.try_list(at(3)).unwrap(), before);
+    assert_eq!(
+        secret_of(&store, &alice, at(3)).as_deref(),
+        Some("tok-hunter44")
+    );
+    assert!(matches!(
+        consume(&store, &used_link, WORD, at(4)),
+        Err(LinkError::Used)
+    ));
+    // The attempt spent before the restart still counts, and the link still works.
+    assert!(matches!(
+        consume(&store, &bob_link, "nope", at(4)),
+        Err(LinkError::WrongWord { attempts_left: 3 })
+    ));
+    let claim = consume(&store, &bob_link, word, at(5)).unwrap();
+    store.complete_link(claim, token("tok-B"), at(5)).unwrap();
+    assert_eq!(secret_of(&store, &bob, at(6)).as_deref(), Some("tok-B"));
+}
+
+#[test]
+fn a_moved_or_mangled_session_record_is_refused_without_showing_it() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let store = open(&options(server, &prefix), &StoreKey::generate().unwrap());
+    login(&store, &user("U1"), token("tok-A"), at(0));
+    login(&store, &user("U2"), token("tok-B"), at(0));
+    let mut con = server.plain(None);
+    let record_of = |con: &mut ::redis::Connection, who: &str| -> (String, serde_json::Value) {
+        let id: String = ::redis::cmd("HGET")
+            .arg(format!("{prefix}session_user:slack:{who}"))
+            .arg("active")
+            .query(con)
+            .unwrap();
+        let key = format!("{prefix}session:{id}");
+        let text: String = ::redis::cmd("GET").arg(&key).query(con).unwrap();
+        (key, serde_json::from_str(&text).unwrap())
+    };
+    // Bob's sealed token copied onto alice's record: it is bound to bob's session.
+    let (alice_key, mut alice_record) = record_of(&mut con, "U1");
+    let (_, bob_record) = record_of(&mut con, "U2");
+    alice_record["cred_secret"] = bob_record["cred_secret"].clone();
+    let _: () = ::redis::cmd("SET")
+        .arg(&alice_key)
+        .arg(alice_record.to_string())
+        .query(&mut con)
+        .unwrap();
+    let err = store.try_credential_for(&user("U1"), at(1)).unwrap_err();
+    assert!(matches!(err, StoreError::Decrypt { .. }), "{err:?}");
+    assert!(store.credential_for(&user("U1"), at(1)).is_none());
+    assert!(!err.to_string().contains("tok-"), "{err}");
+    assert_eq!(
+        secret_of(&store, &user("U2"), at(1)).as_deref(),
+        Some("tok-B")
+    );
+    // A record that is not JSON of a session: a clear error that does not quote it.
+    let _: () = ::redis::cmd("SET")
+        .arg(&alice_key)
+        .arg(r#"{"id": "x", "cred_secret": "hunter55"}"#)
+        .query(&mut con)
+        .unwrap();
+    let err = store.try_list(at(1)).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(!err.to_string().contains("hunter55"), "{err}");
+}
+
+#[test]
+fn two_bridges_cannot_both_complete_one_link() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let a = Arc::new(open(&options(server, &prefix), &key));
+    let b = Arc::new(open(&options(server, &prefix), &key));
+    let alice = user("U1");
+    for round in 0..10 {
+        let now = at(round * 10);
+        let (_, link) = start(&a, &alice, WORD, now);
+        // Claims belong to one process: each bridge claims the link for itself.
+        let claims = [
+            (
+                a.clone(),
+                consume(&a, &link, WORD, now).unwrap(),
+                "tok-from-a",
+            ),
+            (
+                b.clone(),
+                consume(&b, &link, WORD, now).unwrap(),
+                "tok-from-b",
+            ),
+        ];
+        let results: Vec<_> = claims
+            .into_iter()
+            .map(|(store, claim, secret)| {
+                std::thread::spawn(move || (secret, store.complete_link(claim, token(secret), now)))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for (_, result) in &results {
+            if let Err(e) = result {
+                assert!(matches!(e, StoreError::StaleClaim), "{e:?}");
+            }
+        }
+        for store in [&a, &b] {
+            let list = store.try_list(now).unwrap();
+            assert_eq!(list.len(), 1, "exactly one session: {list:?}");
+            assert_eq!(list[0].state, SessionState::Active);
+            assert_eq!(secret_of(store, &alice, now).as_deref(), Some(winners[0].0));
+            assert!(matches!(
+                consume(store, &link, WORD, now),
+                Err(LinkError::Used)
+            ));
+        }
+    }
+}
+
+#[test]
+fn two_bridges_share_one_attempt_budget() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let stores = [
+        Arc::new(open(&options(server, &prefix), &key)),
+        Arc::new(open(&options(server, &prefix), &key)),
+    ];
+    let (_, link) = start(&stores[0], &user("U1"), WORD, at(0));
+    // Both bridges guess at once; every attempt is charged once, whoever makes it.
+    let threads: Vec<_> = stores
+        .iter()
+        .flat_map(|store| [store.clone(), store.clone()])
+        .map(|store| {
+            let link = link.expose_secret().to_owned();
+            std::thread::spawn(move || {
+                (0..MAX_LINK_ATTEMPTS)
+                    .map(|_| store.consume_link(&link, "guess", at(1)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut left: Vec<u32> = Vec::new();
+    for thread in threads {
+        for result in thread.join().unwrap() {
+            match result {
+                Err(LinkError::WrongWord { attempts_left }) => left.push(attempts_left),
+                Err(LinkError::Busy | LinkError::TooManyAttempts) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    left.sort_unstable();
+    let expected: Vec<u32> = (0..MAX_LINK_ATTEMPTS).collect();
+    assert_eq!(left, expected, "each attempt was spent exactly once");
+    for store in &stores {
+        assert!(matches!(
+            consume(store, &link, WORD, at(2)),
+            Err(LinkError::TooManyAttempts)
+        ));
+    }
+}
+
+#[test]
+fn a_connection_lease_has_one_holder_at_a_time() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let a = open(&options(server, &prefix), &key).leases().unwrap();
+    let b = open(&options(server, &prefix), &key).leases().unwrap();
+    let ttl = Duration::from_secs(30);
+    let held = a.acquire("mm", "bridge-a", ttl).unwrap().expect("free");
+    assert!(held.value.starts_with("bridge-a#"), "{held:?}");
+    assert_eq!(b.acquire("mm", "bridge-b", ttl).unwrap(), None, "held by a");
+    assert_eq!(
+        b.holder("mm").unwrap().as_deref(),
+        Some(held.value.as_str())
+    );
+    // Another connection's lease is another lease.
+    assert!(b.acquire("slack", "bridge-b", ttl).unwrap().is_some());
+    assert!(a.renew(&held, ttl).unwrap());
+    // A clean stop hands it over at once, with a larger fencing number.
+    assert!(a.release(&held).unwrap());
+    let taken = b.acquire("mm", "bridge-b", ttl).unwrap().expect("released");
+    assert!(taken.fence > held.fence, "{taken:?} after {held:?}");
+    assert!(!a.renew(&held, ttl).unwrap(), "not a's any more");
+    assert!(!a.release(&held).unwrap(), "a cannot release b's lease");
+    assert_eq!(
+        a.holder("mm").unwrap().as_deref(),
+        Some(taken.value.as_str())
+    );
+}
+
+#[test]
+fn a_lease_not_renewed_lapses_and_another_process_takes_it() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let a = open(&options(server, &prefix), &key).leases().unwrap();
+    let b = open(&options(server, &prefix), &key).leases().unwrap();
+    let held = a
+        .acquire("mm", "bridge-a", Duration::from_millis(200))
+        .unwrap()
+        .unwrap();
+    // Redis expires the lease on its own clock: wait for that, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let taken = loop {
+        if let Some(taken) = b
+            .acquire("mm", "bridge-b", Duration::from_secs(30))
+            .unwrap()
+        {
+            break taken;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease never lapsed"
+        );
+        std::thread::yield_now();
+    };
+    assert!(taken.fence > held.fence);
+    assert!(
+        !a.renew(&held, Duration::from_secs(30)).unwrap(),
+        "a lapsed holder learns it lost the lease"
+    );
+    // Memory and SQLite stores have no leases: one process runs everything.
+    assert!(SessionStore::memory().leases().is_none());
 }

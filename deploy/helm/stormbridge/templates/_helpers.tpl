@@ -88,6 +88,7 @@ tls_ca_file = "/run/secrets/stormbridge-redis-ca/{{ .Values.redis.external.tlsCa
 password_file = "/run/secrets/stormbridge-redis/{{ base (include "stormbridge.redisPasswordSecret" .) }}"
 {{- end }}
 prefix = {{ .Values.store.prefix | quote }}
+lease_ttl = {{ .Values.store.leaseTtl | int }}
 {{- end }}
 {{- if and (ne $backend "memory") .Values.store.keySecret.secretName }}
 key_file = "/run/secrets/stormbridge-store-key/{{ .Values.store.keySecret.key }}"

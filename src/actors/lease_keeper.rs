@@ -1,0 +1,281 @@
+//! Which chat connections this bridge process runs, when several share a Redis store.
+//!
+//! Each `[[chat]]` connection is run by the one process holding its lease in Redis
+//! (`store::leases`). The keeper tries to take every lease it does not hold and renews
+//! those it holds, every third of the lease's time to live. Taking one opens the
+//! connection's [`Gate`] (it connects) and tells the result tracker to take over the
+//! results the connection is owed; losing one (another process holds it, or no renewal
+//! got through before the gate's deadline) closes the gate and tells the tracker to let
+//! them go. The gate's deadline is three quarters of the lease after the renewal was
+//! sent, so a process cut off from Redis stops sending before its lease expires there and
+//! another process can take it: two processes never post for one connection at once.
+//!
+//! Redis calls block, so each runs on tokio's blocking pool; at most one call per lease
+//! is under way at a time, and none ever runs on the actor's thread.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use serde_json::json;
+
+use super::status::{ActorState, StatusReporter};
+use crate::{
+    backends::connection::Gate,
+    store::leases::{Held, LeaseStore},
+};
+
+/// A connection's lease was taken by this process (`held`) or lost.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ConnectionLease {
+    /// The connection's name.
+    pub connection: String,
+    /// Whether this process holds it now.
+    pub held: bool,
+}
+
+/// One connection's lease, as this process sees it.
+struct Lease {
+    gate: Gate,
+    held: Option<Held>,
+    /// A Redis call for it is under way.
+    busy: bool,
+    /// Who held it when last looked at (for `/actors`).
+    holder: Option<String>,
+}
+
+/// The keeper actor.
+pub struct LeaseKeeper {
+    store: LeaseStore,
+    /// This process's name in leases: host, process id and a random part.
+    holder: String,
+    ttl: Duration,
+    leases: BTreeMap<String, Lease>,
+    tracker: Recipient<ConnectionLease>,
+    status: StatusReporter,
+    /// Whether Redis is failing (warned once per stretch).
+    failing: bool,
+}
+
+impl LeaseKeeper {
+    /// A keeper of the leases of `connections` (name → gate), each for `ttl`.
+    pub fn new(
+        store: LeaseStore,
+        ttl: Duration,
+        connections: Vec<(String, Gate)>,
+        tracker: Recipient<ConnectionLease>,
+        status: StatusReporter,
+    ) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            store,
+            holder: format!("{host}:{}:{}", std::process::id(), &random[..8]),
+            ttl,
+            leases: connections
+                .into_iter()
+                .map(|(name, gate)| {
+                    let lease = Lease {
+                        gate,
+                        held: None,
+                        busy: false,
+                        holder: None,
+                    };
+                    (name, lease)
+                })
+                .collect(),
+            tracker,
+            status,
+            failing: false,
+        }
+    }
+
+    /// How often leases are renewed and free ones tried.
+    fn interval(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    /// How long a renewal sent at some instant keeps the gate open.
+    fn open_for(&self) -> Duration {
+        self.ttl * 3 / 4
+    }
+
+    /// Lets go of every lease whose gate's deadline passed without a renewal (Redis
+    /// unreachable): the connection stops before the lease can pass to another process.
+    fn check_deadlines(&mut self) {
+        let now = Instant::now();
+        for (name, lease) in &mut self.leases {
+            if lease.held.is_some() && !lease.gate.is_open(now) {
+                lease.held = None;
+                lease.gate.close();
+                tracing::warn!(connection = %name, "could not renew the connection's lease in time; another bridge process may take it over");
+                self.tracker.do_send(ConnectionLease {
+                    connection: name.clone(),
+                    held: false,
+                });
+            }
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.check_deadlines();
+        let names: Vec<String> = self.leases.keys().cloned().collect();
+        for name in names {
+            let Some(lease) = self.leases.get_mut(&name) else {
+                continue;
+            };
+            if lease.busy {
+                continue;
+            }
+            lease.busy = true;
+            let (store, ttl, holder) = (self.store.clone(), self.ttl, self.holder.clone());
+            let held = lease.held.clone();
+            let sent = Instant::now();
+            let call = tokio::task::spawn_blocking(move || match held {
+                Some(held) => store
+                    .renew(&held, ttl)
+                    .map(|kept| Step::Renewed(kept, held)),
+                None => match store.acquire(&name, &holder, ttl)? {
+                    Some(held) => Ok(Step::Taken(held)),
+                    None => store.holder(&name).map(|h| Step::HeldElsewhere(name, h)),
+                },
+            });
+            ctx.spawn(call.into_actor(self).map(move |joined, act, ctx| {
+                let step = match joined {
+                    Ok(step) => step,
+                    Err(e) => Err(crate::store::StoreError::Redis {
+                        what: format!("the lease call did not finish: {e}"),
+                    }),
+                };
+                act.after(step, sent);
+                // Closed right at the deadline if no renewal moves it: not a tick later.
+                let deadline = (sent + act.open_for()).saturating_duration_since(Instant::now());
+                ctx.run_later(deadline + Duration::from_millis(1), |act, _| {
+                    act.check_deadlines();
+                    act.report();
+                });
+            }));
+        }
+        self.report();
+    }
+
+    fn after(&mut self, step: Result<Step, crate::store::StoreError>, sent: Instant) {
+        let open_until = sent + self.open_for();
+        match step {
+            Ok(step) => {
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!("Redis answers lease calls again");
+                }
+                match step {
+                    Step::Taken(held) => self.take(held, open_until),
+                    Step::Renewed(true, held) => {
+                        let Some(lease) = self.leases.get_mut(&held.name) else {
+                            return;
+                        };
+                        lease.busy = false;
+                        if lease.held.is_some() {
+                            lease.gate.open_until(open_until);
+                        } else {
+                            // Renewed after its deadline had passed and it was let go: it
+                            // is still this process's, so it is taken up again.
+                            self.take(held, open_until);
+                        }
+                    }
+                    Step::Renewed(false, held) => {
+                        tracing::warn!(connection = %held.name, "the connection's lease passed to another bridge process");
+                        if let Some(lease) = self.leases.get_mut(&held.name) {
+                            lease.busy = false;
+                            if lease.held.take().is_some() {
+                                lease.gate.close();
+                                self.tracker.do_send(ConnectionLease {
+                                    connection: held.name.clone(),
+                                    held: false,
+                                });
+                            }
+                        }
+                    }
+                    Step::HeldElsewhere(name, holder) => {
+                        if let Some(lease) = self.leases.get_mut(&name) {
+                            lease.busy = false;
+                            lease.holder = holder;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                for lease in self.leases.values_mut() {
+                    lease.busy = false;
+                }
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::error!(error = %e, "cannot reach Redis for the connections' leases; connections held stop when their leases run out");
+                }
+            }
+        }
+        self.report();
+    }
+
+    /// This process holds `held` now, until `open_until` unless renewed.
+    fn take(&mut self, held: Held, open_until: Instant) {
+        let name = held.name.clone();
+        let Some(lease) = self.leases.get_mut(&name) else {
+            return;
+        };
+        tracing::info!(connection = %name, fence = held.fence, "took the connection's lease: this bridge process runs it now");
+        lease.busy = false;
+        lease.holder = Some(held.value.clone());
+        lease.held = Some(held);
+        // Open before the tracker hears of it: whatever it posts for the connection goes out.
+        lease.gate.open_until(open_until);
+        self.tracker.do_send(ConnectionLease {
+            connection: name,
+            held: true,
+        });
+    }
+
+    fn report(&mut self) {
+        let held: Vec<&str> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.held.is_some())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let holders: BTreeMap<&str, Option<&str>> = self
+            .leases
+            .iter()
+            .map(|(n, l)| (n.as_str(), l.holder.as_deref()))
+            .collect();
+        self.status.details(vec![
+            ("process".to_owned(), json!(self.holder)),
+            ("held".to_owned(), json!(held)),
+            ("holders".to_owned(), json!(holders)),
+        ]);
+        let state = if self.failing {
+            ActorState::Degraded
+        } else {
+            ActorState::Up
+        };
+        self.status.state(state, None);
+    }
+}
+
+/// What a lease call found.
+enum Step {
+    /// This process took the lease.
+    Taken(Held),
+    /// A renewal: kept (`true`) or lost.
+    Renewed(bool, Held),
+    /// Someone else holds it (or held it when asked), perhaps nobody by now.
+    HeldElsewhere(String, Option<String>),
+}
+
+impl Actor for LeaseKeeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.tick(ctx);
+        ctx.run_interval(self.interval(), |act, ctx| act.tick(ctx));
+    }
+}

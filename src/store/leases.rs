@@ -1,0 +1,156 @@
+//! Leases in Redis: which of the bridge processes sharing a Redis store holds each chat
+//! connection.
+//!
+//! # Keys (after the prefix)
+//!
+//! * `lease:<name>` — `<holder>#<fence>`, with an expiry: the process `holder` holds the
+//!   lease until then, and keeps it by renewing it. `fence` is a number that grows with
+//!   every new holder (`lease_fence:<name>`, an `INCR` counter), so a holder that was cut
+//!   off and comes back can tell its lease is gone even if nobody holds it now.
+//!
+//! Every check-and-change is one Lua script, which Redis runs atomically: two processes
+//! can never both take a lease.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{error::StoreError, redis::RedisBackend};
+
+/// Takes a free lease: `{1, value}`, or `{0, current value}` when it is held.
+const ACQUIRE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then return {0, current} end
+local fence = redis.call('INCR', KEYS[2])
+local value = ARGV[1] .. '#' .. fence
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+return {1, value}
+";
+
+/// Extends a lease if it is still the caller's: 1, else 0.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives a lease up if it is still the caller's: 1, else 0.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// A lease held by this process: what it must show to renew or release it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The lease's name (a chat connection's name).
+    pub name: String,
+    /// `<holder>#<fence>` as Redis keeps it.
+    pub value: String,
+    /// The fencing number: larger for every new holder.
+    pub fence: u64,
+}
+
+/// Leases in Redis; cheap to clone.
+#[derive(Clone)]
+pub struct LeaseStore {
+    db: Arc<RedisBackend>,
+}
+
+impl std::fmt::Debug for LeaseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseStore").finish_non_exhaustive()
+    }
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl LeaseStore {
+    pub(super) fn new(db: Arc<RedisBackend>) -> Self {
+        Self { db }
+    }
+
+    fn keys(&self, name: &str) -> (String, String) {
+        (
+            self.db.key_of(&format!("lease:{name}")),
+            self.db.key_of(&format!("lease_fence:{name}")),
+        )
+    }
+
+    /// Takes the lease `name` for `holder` for `ttl` if nobody holds it. `Ok(None)`: held
+    /// by someone (perhaps an earlier life of this process, until it expires).
+    pub fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Held>, StoreError> {
+        let (lease, fence) = self.keys(name);
+        let (taken, value): (i64, String) = self.db.run(|con| {
+            Ok(::redis::cmd("EVAL")
+                .arg(ACQUIRE)
+                .arg(2)
+                .arg(&lease)
+                .arg(&fence)
+                .arg(holder)
+                .arg(millis(ttl))
+                .query(con)?)
+        })?;
+        if taken != 1 {
+            return Ok(None);
+        }
+        let fence = value
+            .rsplit_once('#')
+            .and_then(|(_, n)| n.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("lease {name}: not `holder#fence`"),
+            })?;
+        Ok(Some(Held {
+            name: name.to_owned(),
+            value,
+            fence,
+        }))
+    }
+
+    /// Extends `held` by `ttl` from now: false when it is no longer this process's (it
+    /// expired, and perhaps another took it).
+    pub fn renew(&self, held: &Held, ttl: Duration) -> Result<bool, StoreError> {
+        let (lease, _) = self.keys(&held.name);
+        let kept: i64 = self.db.run(|con| {
+            Ok(::redis::cmd("EVAL")
+                .arg(RENEW)
+                .arg(1)
+                .arg(&lease)
+                .arg(&held.value)
+                .arg(millis(ttl))
+                .query(con)?)
+        })?;
+        Ok(kept == 1)
+    }
+
+    /// Gives `held` up (a clean stop), so another process takes over at once.
+    pub fn release(&self, held: &Held) -> Result<bool, StoreError> {
+        let (lease, _) = self.keys(&held.name);
+        let released: i64 = self.db.run(|con| {
+            Ok(::redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(&lease)
+                .arg(&held.value)
+                .query(con)?)
+        })?;
+        Ok(released == 1)
+    }
+
+    /// Who holds `name` now (`<holder>#<fence>`), if anyone.
+    pub fn holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let (lease, _) = self.keys(name);
+        self.db
+            .run(|con| Ok(::redis::cmd("GET").arg(&lease).query(con)?))
+    }
+}

@@ -1,0 +1,282 @@
+//! Several bridge processes on one Redis store: each chat connection is run by the process
+//! holding its lease, and another takes over when that one dies. Real `redis-server`
+//! (Debian package, started here on a random loopback port), two bridge binaries, the
+//! emulator and the fake Mattermost; the holder is killed (SIGKILL) with results on their
+//! way, and every command must get its result exactly once.
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    bridge_process::{bridge_ready, scrape, BridgeProcess, RECONCILED},
+    crowd::CrowdOptions,
+    fake_mattermost::FakeMattermost,
+    support::{free_port, Process},
+};
+
+/// A `redis-server` of this test's own, without persistence (as a restart without a
+/// disk loses everything: the harshest case for the bridge).
+struct RedisServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Process,
+}
+
+impl RedisServer {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            process: Process::default(),
+        };
+        server.run().await;
+        server
+    }
+
+    /// Starts (or starts again) the server on its port.
+    async fn run(&mut self) {
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        self.process = Process::spawn(&mut cmd, "redis-server (.ci/test-deps installs it)");
+        let url = self.url();
+        assert!(
+            eventually!(Duration::from_secs(10), {
+                redis::Client::open(url.as_str())
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+                    .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con))
+                    .is_ok()
+            }),
+            "redis-server on port {} answers",
+            self.port
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+/// Two bridge processes' shared setting: StackStorm, Mattermost and the Redis store.
+struct Replicas {
+    emulator: stormbridge::emulator::Emulator,
+    mm: FakeMattermost,
+    redis: RedisServer,
+    dir: tempfile::TempDir,
+    seen: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+}
+
+/// How long a connection's lease lasts in these tests.
+const LEASE_TTL_SECS: u64 = 3;
+
+impl Replicas {
+    async fn start(execution_delay: Duration) -> Self {
+        crate::support::init_test_log();
+        let emulator =
+            stormbridge::emulator::Emulator::start(stormbridge::emulator::EmulatorConfig {
+                execution_delay,
+                ..CrowdOptions::default().emulator
+            })
+            .await
+            .expect("emulator starts");
+        let mm = FakeMattermost::start().await;
+        let redis = RedisServer::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key_hex: String = (0..32)
+            .map(|_| format!("{:02x}", fastrand::u8(..)))
+            .collect();
+        std::fs::write(dir.path().join("store.key"), format!("{key_hex}\n")).expect("key");
+        Self {
+            emulator,
+            mm,
+            redis,
+            dir,
+            seen: Default::default(),
+        }
+    }
+
+    /// A bridge process on `port`: the emulator's StackStorm, the Mattermost connection
+    /// and the shared Redis store, no console.
+    fn replica(&self, port: u16) -> BridgeProcess {
+        let st2 = crate::crowd::crowd_toml(&self.emulator, &CrowdOptions::default());
+        let st2 = st2.split("[[chat]]").next().unwrap_or_default().replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        let toml = format!(
+            "{st2}{chat}[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_file = \"{key}\"\n\
+             prefix = \"failover:\"\nlease_ttl = {LEASE_TTL_SECS}\n[log]\nlevel = \"warn\"\n",
+            chat = self.mm.chat_toml(""),
+            url = self.redis.url(),
+            key = self.dir.path().join("store.key").display(),
+        );
+        let config = self.dir.path().join(format!("replica-{port}.toml"));
+        std::fs::write(&config, toml).expect("config");
+        BridgeProcess::start(&config, &self.seen)
+    }
+
+    /// Alice runs `!st2 run echo <marker>` in the town square.
+    fn command(&self, marker: &str) {
+        let town = self.mm.town_square.clone();
+        self.mm.post_as(
+            &self.mm.alice_id,
+            &town,
+            &format!("!st2 run echo {marker}"),
+            "",
+        );
+    }
+
+    /// StackStorm's execution for the command with `marker`, once it ran.
+    fn execution(&self, marker: &str) -> Option<String> {
+        self.emulator
+            .executions()
+            .into_iter()
+            .find(|e| {
+                e.parameters
+                    .get("cmd")
+                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
+            })
+            .map(|e| e.id)
+    }
+
+    /// The bot's posts of `execution`'s result.
+    fn results_of(&self, execution: &str) -> usize {
+        self.mm
+            .bot_posts_containing(&self.mm.town_square, &format!("execution: {execution}"))
+            .into_iter()
+            .filter(|p| !p.str("message").starts_with("Started"))
+            .count()
+    }
+}
+
+/// Where the connection `mm` stands on the bridge on `port` (`held`, `standby`).
+async fn lease_state(port: u16) -> Option<String> {
+    let url = format!("http://127.0.0.1:{port}/actors");
+    let mut resp = awc::Client::default().get(url).send().await.ok()?;
+    let actors: serde_json::Value = resp.json().limit(1 << 20).await.ok()?;
+    actors
+        .as_array()?
+        .iter()
+        .find(|a| a["name"] == "chat:mm")
+        .and_then(|a| a["details"]["lease"].as_str())
+        .map(str::to_owned)
+}
+
+#[actix_rt::test]
+async fn killing_the_holder_of_a_connection_hands_it_over_and_loses_no_result() {
+    // Executions take 3 s: the first batch's results are on their way when the holder dies.
+    // (A result a posted and b posted again would count twice; one neither posted, zero.)
+    let r = Replicas::start(Duration::from_secs(3)).await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = r.replica(port_a);
+    assert!(bridge_ready(port_a).await, "bridge a is ready");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            lease_state(port_a).await.as_deref() == Some("held")
+        ),
+        "bridge a holds the connection"
+    );
+    let _b = r.replica(port_b);
+    assert!(
+        bridge_ready(port_b).await,
+        "bridge b is ready (as a standby)"
+    );
+    assert_eq!(lease_state(port_b).await.as_deref(), Some("standby"));
+    let connected = r.mm.ws_auths();
+
+    // A first batch, acknowledged by a; its results come after a is gone.
+    let first: Vec<String> = (0..8).map(|n| format!("fo-{n}")).collect();
+    for marker in &first {
+        r.command(marker);
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(20..120))).await;
+    }
+    assert!(
+        eventually!(Duration::from_secs(15), {
+            first.iter().all(|m| {
+                r.execution(m).is_some_and(|id| {
+                    !r.mm
+                        .bot_posts_containing(&r.mm.town_square, &format!("execution {id}"))
+                        .is_empty()
+                })
+            })
+        }),
+        "bridge a acknowledged the first batch"
+    );
+    // StackStorm's announcements of the first batch go nowhere (as while nobody listens):
+    // only its API can tell b what a was owed.
+    r.emulator.stall_streams(true);
+    a.process.kill();
+    let killed = Instant::now();
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 4),
+            lease_state(port_b).await.as_deref() == Some("held") && r.mm.ws_auths() > connected
+        ),
+        "bridge b took the connection over"
+    );
+    let takeover = killed.elapsed();
+    assert!(
+        eventually!(
+            Duration::from_secs(30),
+            first
+                .iter()
+                .all(|m| r.execution(m).is_some_and(|id| r.results_of(&id) >= 1))
+        ),
+        "bridge b posted the results a was owed"
+    );
+    r.emulator.stall_streams(false);
+
+    // A second batch, all bridge b's.
+    let second: Vec<String> = (8..14).map(|n| format!("fo-{n}")).collect();
+    for marker in &second {
+        r.command(marker);
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(20..120))).await;
+    }
+    let all: Vec<&String> = first.iter().chain(&second).collect();
+    let answered = |r: &Replicas| {
+        all.iter()
+            .filter(|m| r.execution(m).is_some_and(|id| r.results_of(&id) >= 1))
+            .count()
+    };
+    eventually!(Duration::from_secs(30), answered(&r) == all.len());
+    // Nothing more is owed once b's pending count is zero: no late second copy can come.
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            scrape(port_b, "stormbridge_results_pending").await == Some(0.0)
+        ),
+        "bridge b owes nothing"
+    );
+    let copies: Vec<(String, usize)> = all
+        .iter()
+        .map(|m| {
+            let n = r.execution(m).map_or(0, |id| r.results_of(&id));
+            ((*m).clone(), n)
+        })
+        .collect();
+    eprintln!(
+        "failover: holder killed; standby took over after {:.1} s (lease {LEASE_TTL_SECS} s); results per command: {copies:?}",
+        takeover.as_secs_f64()
+    );
+    let lost: Vec<&String> = copies
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(m, _)| m)
+        .collect();
+    let repeated: Vec<&String> = copies
+        .iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(m, _)| m)
+        .collect();
+    assert!(lost.is_empty(), "results lost: {lost:?}");
+    assert!(repeated.is_empty(), "results posted twice: {repeated:?}");
+    assert!(
+        scrape(port_b, RECONCILED).await.unwrap_or(0.0) >= 1.0,
+        "b posted what a owed, from StackStorm's API"
+    );
+}
