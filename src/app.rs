@@ -89,11 +89,22 @@ pub struct RunningApp {
     _stream_consumer: Addr<StreamConsumer>,
     acl_gate: Addr<AclGate>,
     alias_cache: Addr<AliasCache>,
-    /// Kept, so the keeper runs as long as the app (nothing else sends to it).
-    _lease_keeper: Option<Addr<LeaseKeeper>>,
+    /// The keeper of the connections' leases (a shared store only).
+    lease_keeper: Option<Addr<LeaseKeeper>>,
 }
 
 impl RunningApp {
+    /// Gives this process's chat connections up to another bridge process sharing the
+    /// store (a clean stop: SIGTERM, SIGINT), so it takes them over at once instead of when
+    /// the leases expire. Nothing to do for one process.
+    pub async fn release_leases(&self) {
+        if let Some(keeper) = &self.lease_keeper {
+            let _ = keeper
+                .send(crate::actors::lease_keeper::ReleaseLeases)
+                .await;
+        }
+    }
+
     /// The current health snapshot.
     pub async fn health(&self) -> Option<HealthReport> {
         self.status_registry.send(Health).await.ok()
@@ -428,6 +439,9 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 backoff: backoff.clone(),
                 mask: mask.clone(),
                 gate: gates.get(&chat.name).cloned().unwrap_or_default(),
+                handoff: leases.as_ref().map(|(l, _)| {
+                    Arc::new(l.clone()) as Arc<dyn crate::backends::connection::Handoff>
+                }),
             },
             bot_name: settings.bot.name.clone(),
             console,
@@ -511,11 +525,28 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     Ok(RunningApp {
         http_addr: server.addr,
         metrics,
-        _lease_keeper: lease_keeper,
+        lease_keeper,
         status_registry,
         http: server.handle,
         _stream_consumer: stream_consumer,
         acl_gate: gate,
         alias_cache: alias_cache.clone(),
     })
+}
+
+/// The shared store passes a leased connection on from one process to the next.
+impl crate::backends::connection::Handoff for crate::store::leases::LeaseStore {
+    fn load_resume(&self, connection: &str) -> Result<Option<String>, String> {
+        self.resume_state(connection).map_err(|e| e.to_string())
+    }
+
+    fn save_resume(&self, connection: &str, state: &str) -> Result<(), String> {
+        self.save_resume_state(connection, state)
+            .map_err(|e| e.to_string())
+    }
+
+    fn first_to_take(&self, connection: &str, ids: &[String]) -> Result<Vec<bool>, String> {
+        self.take_messages(connection, ids)
+            .map_err(|e| e.to_string())
+    }
 }

@@ -152,9 +152,16 @@ fn check_config(path: Option<std::path::PathBuf>) -> ExitCode {
     }
 }
 
-/// Stops the actix system on SIGINT or SIGTERM.
-fn stop_on_signals() {
-    actix_rt::spawn(async {
+/// The running app, once started (for a clean stop).
+type AppSlot = std::rc::Rc<std::cell::RefCell<Option<std::rc::Rc<app::RunningApp>>>>;
+
+/// Longest a clean stop waits to give the chat connections' leases up.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Stops the actix system on SIGINT or SIGTERM, after giving the chat connections up to
+/// another bridge process sharing the store (if any).
+fn stop_on_signals(slot: AppSlot) {
+    actix_rt::spawn(async move {
         #[cfg(unix)]
         {
             let mut term =
@@ -175,6 +182,10 @@ fn stop_on_signals() {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("signal received; stopping");
+        let app = slot.borrow().clone();
+        if let Some(app) = app {
+            let _ = tokio::time::timeout(RELEASE_TIMEOUT, app.release_leases()).await;
+        }
         actix_rt::System::current().stop();
     });
 }
@@ -208,13 +219,15 @@ fn reload_on_sighup(
 fn run(settings: Settings, path: std::path::PathBuf) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     let system = actix_rt::System::new();
+    let slot = AppSlot::default();
     let app = system.block_on(async {
-        stop_on_signals();
+        stop_on_signals(slot.clone());
         // Listen before starting, so a SIGHUP sent right after start-up is not fatal.
         #[cfg(unix)]
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("listening for SIGHUP")?;
         let app = std::rc::Rc::new(app::start(settings, AppOptions::default()).await?);
+        *slot.borrow_mut() = Some(app.clone());
         #[cfg(unix)]
         reload_on_sighup(hup, app.clone(), path);
         #[cfg(not(unix))]
@@ -222,6 +235,7 @@ fn run(settings: Settings, path: std::path::PathBuf) -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>(app)
     })?;
     system.run().context("actor system failed")?;
+    slot.borrow_mut().take();
     drop(app);
     Ok(())
 }
@@ -243,7 +257,7 @@ fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
     use stormbridge::emulator::{demo_aliases, long_job_alias, Emulator, EmulatorConfig};
     let system = actix_rt::System::new();
     let (emulator, app) = system.block_on(async {
-        stop_on_signals();
+        stop_on_signals(AppSlot::default());
         // Commands take a second or two, as real ones do: StackStorm prints a duration under
         // a second as microseconds ("Took 0.02μs"), which would make the demo look broken.
         // Plus a job that runs for a while, to follow (`!st2tail`) and cancel.

@@ -37,6 +37,12 @@ pub struct ConnectionLease {
     pub held: bool,
 }
 
+/// The process is stopping: give every lease up now, so another process takes the
+/// connections over at once rather than when the leases expire.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ReleaseLeases;
+
 /// One connection's lease, as this process sees it.
 struct Lease {
     gate: Gate,
@@ -56,8 +62,12 @@ pub struct LeaseKeeper {
     leases: BTreeMap<String, Lease>,
     tracker: Recipient<ConnectionLease>,
     status: StatusReporter,
-    /// Whether Redis is failing (warned once per stretch).
-    failing: bool,
+    /// Why Redis calls fail, while they do (warned once per stretch, shown in `/actors`).
+    failing: Option<String>,
+    /// The periodic tick, cancelled when the leases are given up.
+    ticker: Option<SpawnHandle>,
+    /// The leases were given up: calls still under way change nothing.
+    stopping: bool,
 }
 
 impl LeaseKeeper {
@@ -89,7 +99,9 @@ impl LeaseKeeper {
                 .collect(),
             tracker,
             status,
-            failing: false,
+            failing: None,
+            ticker: None,
+            stopping: false,
         }
     }
 
@@ -163,10 +175,18 @@ impl LeaseKeeper {
     }
 
     fn after(&mut self, step: Result<Step, crate::store::StoreError>, sent: Instant) {
+        if self.stopping {
+            // A lease this call took or kept is given up with the rest, or expires.
+            if let Ok(Step::Taken(held) | Step::Renewed(true, held)) = step {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.release(&held));
+            }
+            return;
+        }
         let open_until = sent + self.open_for();
         match step {
             Ok(step) => {
-                if std::mem::take(&mut self.failing) {
+                if self.failing.take().is_some() {
                     tracing::info!("Redis answers lease calls again");
                 }
                 match step {
@@ -209,7 +229,7 @@ impl LeaseKeeper {
                 for lease in self.leases.values_mut() {
                     lease.busy = false;
                 }
-                if !std::mem::replace(&mut self.failing, true) {
+                if self.failing.replace(e.to_string()).is_none() {
                     tracing::error!(error = %e, "cannot reach Redis for the connections' leases; connections held stop when their leases run out");
                 }
             }
@@ -252,12 +272,15 @@ impl LeaseKeeper {
             ("held".to_owned(), json!(held)),
             ("holders".to_owned(), json!(holders)),
         ]);
-        let state = if self.failing {
-            ActorState::Degraded
-        } else {
-            ActorState::Up
-        };
-        self.status.state(state, None);
+        match &self.failing {
+            Some(why) => self.status.state(
+                ActorState::Degraded,
+                Some(format!(
+                    "cannot reach Redis ({why}); connections stop when their leases run out"
+                )),
+            ),
+            None => self.status.state(ActorState::Up, None),
+        }
     }
 }
 
@@ -271,11 +294,43 @@ enum Step {
     HeldElsewhere(String, Option<String>),
 }
 
+impl Handler<ReleaseLeases> for LeaseKeeper {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: ReleaseLeases, ctx: &mut Self::Context) -> Self::Result {
+        // No more takes or renewals: the process is going.
+        self.stopping = true;
+        if let Some(ticker) = self.ticker.take() {
+            ctx.cancel_future(ticker);
+        }
+        let mut held = Vec::new();
+        for lease in self.leases.values_mut() {
+            // Closed first: nothing more is sent once another process may take over.
+            lease.gate.close();
+            held.extend(lease.held.take());
+        }
+        let store = self.store.clone();
+        let release = tokio::task::spawn_blocking(move || {
+            for held in &held {
+                match store.release(held) {
+                    Ok(_) => {
+                        tracing::info!(connection = %held.name, "gave the connection's lease up for another bridge process")
+                    }
+                    Err(e) => {
+                        tracing::warn!(connection = %held.name, error = %e, "could not give the connection's lease up; another process takes it when it expires")
+                    }
+                }
+            }
+        });
+        Box::pin(release.into_actor(self).map(|_, _, _| ()))
+    }
+}
+
 impl Actor for LeaseKeeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.tick(ctx);
-        ctx.run_interval(self.interval(), |act, ctx| act.tick(ctx));
+        self.ticker = Some(ctx.run_interval(self.interval(), |act, ctx| act.tick(ctx)));
     }
 }

@@ -3,7 +3,8 @@
 //! Start order (see `app.rs`): `StatusRegistry` (actor states for `/ready` and `/actors`) → `TokenRenewer` (the
 //! bridge's st2 credential) → `AliasCache` → `ResultTracker` (its own arbiter) →
 //! `Dispatcher` → `StreamConsumer` → one chat connection actor per `[[chat]]` (under
-//! `crate::backends`) → the HTTP server.
+//! `crate::backends`) → `LeaseKeeper` (only with a Redis store: which of the bridge
+//! processes runs each connection) → the HTTP server.
 //!
 //! ```text
 //!  chat connection ──Inbound──▶ Dispatcher ──────aliasexecution──────▶ StackStorm

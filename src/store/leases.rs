@@ -3,6 +3,10 @@
 //!
 //! # Keys (after the prefix)
 //!
+//! * `resume:<name>` — where the holder's link stood (the platform's JSON), for the next
+//!   holder to resume from.
+//! * `taken:<name>:<message id>` — a chat message some holder already ran, kept for
+//!   [`MESSAGE_MEMORY`] so one the platform delivers again after a takeover runs once.
 //! * `lease:<name>` — `<holder>#<fence>`, with an expiry: the process `holder` holds the
 //!   lease until then, and keeps it by renewing it. `fence` is a number that grows with
 //!   every new holder (`lease_fence:<name>`, an `INCR` counter), so a holder that was cut
@@ -14,6 +18,9 @@
 use std::{sync::Arc, time::Duration};
 
 use super::{error::StoreError, redis::RedisBackend};
+
+/// How long a chat message is remembered as run: far longer than a platform replays.
+pub const MESSAGE_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 /// Takes a free lease: `{1, value}`, or `{0, current value}` when it is held.
 const ACQUIRE: &str = r"
@@ -152,5 +159,51 @@ impl LeaseStore {
         let (lease, _) = self.keys(name);
         self.db
             .run(|con| Ok(::redis::cmd("GET").arg(&lease).query(con)?))
+    }
+
+    /// Where the last holder of `name` said its link stood.
+    pub fn resume_state(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let key = self.db.key_of(&format!("resume:{name}"));
+        self.db
+            .run(|con| Ok(::redis::cmd("GET").arg(&key).query(con)?))
+    }
+
+    /// Saves where this holder's link of `name` stands.
+    pub fn save_resume_state(&self, name: &str, state: &str) -> Result<(), StoreError> {
+        let key = self.db.key_of(&format!("resume:{name}"));
+        self.db.run(|con| {
+            ::redis::cmd("SET")
+                .arg(&key)
+                .arg(state)
+                .arg("PX")
+                .arg(millis(MESSAGE_MEMORY))
+                .exec(con)?;
+            Ok(())
+        })
+    }
+
+    /// Records chat messages `ids` of connection `name` as run: for each, whether this call
+    /// was the first to record it.
+    pub fn take_messages(&self, name: &str, ids: &[String]) -> Result<Vec<bool>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| self.db.key_of(&format!("taken:{name}:{id}")))
+            .collect();
+        let replies: Vec<Option<String>> = self.db.run(|con| {
+            let mut pipe = ::redis::pipe();
+            for key in &keys {
+                pipe.cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(MESSAGE_MEMORY));
+            }
+            Ok(pipe.query(con)?)
+        })?;
+        Ok(replies.into_iter().map(|r| r.is_some()).collect())
     }
 }

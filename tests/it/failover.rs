@@ -1,5 +1,6 @@
 //! Several bridge processes on one Redis store: each chat connection is run by the process
-//! holding its lease, and another takes over when that one dies. Real `redis-server`
+//! holding its lease, and another takes over when that one dies, resuming its websocket
+//! where it stood (Mattermost replays what came meanwhile). Real `redis-server`
 //! (Debian package, started here on a random loopback port), two bridge binaries, the
 //! emulator and the fake Mattermost; the holder is killed (SIGKILL) with results on their
 //! way, and every command must get its result exactly once.
@@ -68,6 +69,8 @@ struct Replicas {
     redis: RedisServer,
     dir: tempfile::TempDir,
     seen: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+    /// `[store] lease_ttl`.
+    lease_ttl: u64,
 }
 
 /// How long a connection's lease lasts in these tests.
@@ -75,6 +78,10 @@ const LEASE_TTL_SECS: u64 = 3;
 
 impl Replicas {
     async fn start(execution_delay: Duration) -> Self {
+        Self::with_lease(execution_delay, LEASE_TTL_SECS).await
+    }
+
+    async fn with_lease(execution_delay: Duration, lease_ttl: u64) -> Self {
         crate::support::init_test_log();
         let emulator =
             stormbridge::emulator::Emulator::start(stormbridge::emulator::EmulatorConfig {
@@ -96,6 +103,7 @@ impl Replicas {
             redis,
             dir,
             seen: Default::default(),
+            lease_ttl,
         }
     }
 
@@ -109,10 +117,11 @@ impl Replicas {
         );
         let toml = format!(
             "{st2}{chat}[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_file = \"{key}\"\n\
-             prefix = \"failover:\"\nlease_ttl = {LEASE_TTL_SECS}\n[log]\nlevel = \"warn\"\n",
+             prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n[log]\nlevel = \"warn\"\n",
             chat = self.mm.chat_toml(""),
             url = self.redis.url(),
             key = self.dir.path().join("store.key").display(),
+            lease_ttl = self.lease_ttl,
         );
         let config = self.dir.path().join(format!("replica-{port}.toml"));
         std::fs::write(&config, toml).expect("config");
@@ -153,16 +162,24 @@ impl Replicas {
     }
 }
 
-/// Where the connection `mm` stands on the bridge on `port` (`held`, `standby`).
-async fn lease_state(port: u16) -> Option<String> {
+/// The entry of actor `name` in `/actors` of the bridge on `port`.
+async fn actor(port: u16, name: &str) -> Option<serde_json::Value> {
     let url = format!("http://127.0.0.1:{port}/actors");
     let mut resp = awc::Client::default().get(url).send().await.ok()?;
     let actors: serde_json::Value = resp.json().limit(1 << 20).await.ok()?;
     actors
         .as_array()?
         .iter()
-        .find(|a| a["name"] == "chat:mm")
-        .and_then(|a| a["details"]["lease"].as_str())
+        .find(|a| a["name"] == name)
+        .cloned()
+}
+
+/// Where the connection `mm` stands on the bridge on `port` (`held`, `standby`).
+async fn lease_state(port: u16) -> Option<String> {
+    actor(port, "chat:mm")
+        .await?
+        .pointer("/details/lease")?
+        .as_str()
         .map(str::to_owned)
 }
 
@@ -212,6 +229,13 @@ async fn killing_the_holder_of_a_connection_hands_it_over_and_loses_no_result() 
     r.emulator.stall_streams(true);
     a.process.kill();
     let killed = Instant::now();
+    // Commands while nobody holds the connection: the next holder resumes a's websocket
+    // where it stood, and Mattermost replays them.
+    let gap: Vec<String> = (14..17).map(|n| format!("fo-{n}")).collect();
+    for marker in &gap {
+        r.command(marker);
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(20..120))).await;
+    }
     assert!(
         eventually!(
             Duration::from_secs(LEASE_TTL_SECS * 4),
@@ -237,7 +261,7 @@ async fn killing_the_holder_of_a_connection_hands_it_over_and_loses_no_result() 
         r.command(marker);
         tokio::time::sleep(Duration::from_millis(fastrand::u64(20..120))).await;
     }
-    let all: Vec<&String> = first.iter().chain(&second).collect();
+    let all: Vec<&String> = first.iter().chain(&gap).chain(&second).collect();
     let answered = |r: &Replicas| {
         all.iter()
             .filter(|m| r.execution(m).is_some_and(|id| r.results_of(&id) >= 1))
@@ -275,8 +299,115 @@ async fn killing_the_holder_of_a_connection_hands_it_over_and_loses_no_result() 
         .collect();
     assert!(lost.is_empty(), "results lost: {lost:?}");
     assert!(repeated.is_empty(), "results posted twice: {repeated:?}");
+    // Each command ran once: none was run again by the process that took over.
+    let executions = r.emulator.executions();
+    for marker in &all {
+        let runs = executions
+            .iter()
+            .filter(|e| {
+                e.parameters
+                    .get("cmd")
+                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker.as_str()))
+            })
+            .count();
+        assert_eq!(runs, 1, "{marker} ran {runs} times");
+    }
+    assert!(r.mm.resumes() >= 1, "b resumed a's websocket");
     assert!(
         scrape(port_b, RECONCILED).await.unwrap_or(0.0) >= 1.0,
         "b posted what a owed, from StackStorm's API"
+    );
+}
+
+#[actix_rt::test]
+async fn a_redis_restart_pauses_the_connection_clearly_and_it_comes_back() {
+    let mut r = Replicas::start(Duration::from_millis(200)).await;
+    let port = free_port();
+    let _bridge = r.replica(port);
+    assert!(bridge_ready(port).await);
+    assert!(eventually!(
+        Duration::from_secs(15),
+        lease_state(port).await.as_deref() == Some("held")
+    ));
+    r.command("before-0");
+    let answered = |r: &Replicas, m: &str| r.execution(m).map_or(0, |id| r.results_of(&id));
+    assert!(eventually!(
+        Duration::from_secs(15),
+        answered(&r, "before-0") == 1
+    ));
+
+    // Redis goes away (and comes back empty: no persistence).
+    r.redis.process.kill();
+    assert!(
+        eventually!(Duration::from_secs(LEASE_TTL_SECS * 3), {
+            let leases = actor(port, "leases").await.unwrap_or_default();
+            leases["state"] == "degraded"
+                && leases["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("Redis"))
+                && lease_state(port).await.as_deref() == Some("standby")
+        }),
+        "the outage shows in /actors and the connection stops: {:?}",
+        actor(port, "leases").await
+    );
+    r.redis.run().await;
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 4),
+            lease_state(port).await.as_deref() == Some("held")
+                && actor(port, "leases")
+                    .await
+                    .is_some_and(|l| l["state"] == "up")
+        ),
+        "the connection is taken up again: {:?}",
+        actor(port, "leases").await
+    );
+    r.command("after-0");
+    assert!(
+        eventually!(Duration::from_secs(15), answered(&r, "after-0") == 1),
+        "a command after the outage is answered"
+    );
+    assert_eq!(answered(&r, "before-0"), 1, "nothing posted twice");
+}
+
+#[actix_rt::test]
+async fn a_clean_stop_hands_the_connection_over_before_its_lease_runs_out() {
+    // A 30 s lease: left to expire, b could not take the connection for 20 s at least
+    // (a renews every 10 s); given up by a's clean stop, b takes it at its next try.
+    let r = Replicas::with_lease(Duration::from_millis(200), 30).await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = r.replica(port_a);
+    assert!(eventually!(
+        Duration::from_secs(20),
+        lease_state(port_a).await.as_deref() == Some("held")
+    ));
+    let _b = r.replica(port_b);
+    assert!(bridge_ready(port_b).await);
+    assert_eq!(lease_state(port_b).await.as_deref(), Some("standby"));
+    a.process.terminate();
+    let stopping = Instant::now();
+    assert!(
+        eventually!(Duration::from_secs(10), a.process.has_exited()),
+        "bridge a stops on SIGTERM"
+    );
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            lease_state(port_b).await.as_deref() == Some("held")
+        ),
+        "bridge b took the connection over before a's lease ran out"
+    );
+    eprintln!(
+        "clean stop: b held the connection {:.1} s after a's SIGTERM (lease 30 s)",
+        stopping.elapsed().as_secs_f64()
+    );
+    r.command("after-stop");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            r.execution("after-stop")
+                .is_some_and(|id| r.results_of(&id) == 1)
+        ),
+        "b answers"
     );
 }

@@ -425,6 +425,29 @@ impl Process {
         self.0 = Some(child);
     }
 
+    /// Asks the process to stop (SIGTERM), as `systemctl stop` and Kubernetes do; it is
+    /// still killed and reaped when dropped.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.0 {
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            assert!(sent.is_ok_and(|s| s.success()), "kill -TERM runs");
+        }
+    }
+
+    /// Whether the process has ended by itself (reaped if so).
+    pub fn has_exited(&mut self) -> bool {
+        match self.0.as_mut().map(std::process::Child::try_wait) {
+            None => true,
+            Some(Ok(Some(_))) => {
+                self.0 = None;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
     /// Kills and reaps the process (nothing when it is not running).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.0.take() {

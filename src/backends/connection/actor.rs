@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::{
     error::ConnectionError,
     gate::Gate,
+    handoff::Handoff,
     outbox::{Next, Outbox, Outcome, QueuePolicy},
     platform::{Effects, End, Link, Platform, Sending},
 };
@@ -49,6 +50,8 @@ pub struct Wiring {
     pub mask: std::sync::Arc<crate::redact::SecretMask>,
     /// Whether this process may run the connection now ([`Gate::always`] for one process).
     pub gate: Gate,
+    /// What the processes taking turns at the connection pass on (leased connections).
+    pub handoff: Option<std::sync::Arc<dyn Handoff>>,
 }
 
 impl Wiring {
@@ -132,6 +135,12 @@ pub struct Connection<P: Platform> {
     pump_at: Option<Instant>,
     /// Whether this process may run the connection now.
     gate: Gate,
+    /// What is passed on to the next holder of a leased connection.
+    handoff: Option<std::sync::Arc<dyn Handoff>>,
+    /// The resume state last saved (or being saved), and a newer one waiting for that save.
+    resume_saved: Option<serde_json::Value>,
+    resume_next: Option<serde_json::Value>,
+    resume_saving: bool,
 }
 
 impl<P: Platform> Connection<P> {
@@ -153,6 +162,10 @@ impl<P: Platform> Connection<P> {
             halted: false,
             pump_at: None,
             gate: wiring.gate,
+            handoff: wiring.handoff,
+            resume_saved: None,
+            resume_next: None,
+            resume_saving: false,
         }
     }
 
@@ -311,9 +324,7 @@ impl<P: Platform> Connection<P> {
         if activity {
             self.status.activity();
         }
-        for message in inbound {
-            self.dispatcher.do_send(Inbound(message));
-        }
+        self.dispatch(inbound, ctx);
         for task in tasks {
             ctx.spawn(task.into_actor(self).map(|event, act, ctx| {
                 act.with_platform(ctx, |p, fx| p.event(event, fx));
@@ -348,6 +359,119 @@ impl<P: Platform> Connection<P> {
             None => {}
         }
         self.outbox.report(&mut self.status);
+        self.save_resume(ctx);
+    }
+
+    /// Hands chat messages to the dispatcher, in order. On a leased connection each is
+    /// first taken in the shared store by its platform id, so one the platform delivers
+    /// again after a takeover runs once; meanwhile the actor waits (order is kept).
+    fn dispatch(
+        &mut self,
+        inbound: Vec<crate::domain::message::InboundMessage>,
+        ctx: &mut Context<Self>,
+    ) {
+        if inbound.is_empty() {
+            return;
+        }
+        let Some(handoff) = self.handoff.clone() else {
+            for message in inbound {
+                self.dispatcher.do_send(Inbound(message));
+            }
+            return;
+        };
+        let ids: Vec<String> = inbound
+            .iter()
+            .filter_map(|m| m.message_id.clone())
+            .collect();
+        let name = self.name.clone();
+        let take = tokio::task::spawn_blocking(move || handoff.first_to_take(&name, &ids));
+        ctx.wait(take.into_actor(self).map(move |taken, act, _ctx| {
+            let taken = match taken {
+                Ok(Ok(taken)) => taken,
+                Ok(Err(e)) => {
+                    // Running a message twice is better than not at all.
+                    tracing::warn!(connection = %act.name, error = %e, "could not record chat messages as taken; running them anyway");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %act.name, error = %e, "could not record chat messages as taken; running them anyway");
+                    Vec::new()
+                }
+            };
+            let mut taken = taken.into_iter();
+            for message in inbound {
+                let first = match message.message_id {
+                    Some(_) => taken.next().unwrap_or(true),
+                    None => true,
+                };
+                if first {
+                    act.dispatcher.do_send(Inbound(message));
+                } else {
+                    tracing::debug!(connection = %act.name, "a chat message another bridge process already ran came again; skipped");
+                }
+            }
+        }));
+    }
+
+    /// Saves where the link stands for the next holder when it moved (one save at a time;
+    /// the newest state waiting goes next).
+    fn save_resume(&mut self, ctx: &mut Context<Self>) {
+        let Some(handoff) = self.handoff.clone() else {
+            return;
+        };
+        if !self.up {
+            return;
+        }
+        let Some(state) = self.platform.resume_state() else {
+            return;
+        };
+        if self.resume_saved.as_ref() == Some(&state) || self.resume_next.as_ref() == Some(&state) {
+            return;
+        }
+        if self.resume_saving {
+            self.resume_next = Some(state);
+            return;
+        }
+        self.resume_saving = true;
+        self.resume_saved = Some(state.clone());
+        let name = self.name.clone();
+        let save =
+            tokio::task::spawn_blocking(move || handoff.save_resume(&name, &state.to_string()));
+        ctx.spawn(save.into_actor(self).map(|saved, act, ctx| {
+            act.resume_saving = false;
+            if let Ok(Err(e)) | Err(e) = saved.map_err(|e| e.to_string()) {
+                tracing::debug!(connection = %act.name, error = %e, "could not save where the link stands for the next holder");
+                act.resume_saved = None;
+            }
+            if let Some(next) = act.resume_next.take() {
+                if act.resume_saved.as_ref() != Some(&next) {
+                    act.save_resume(ctx);
+                }
+            }
+        }));
+    }
+
+    /// Loads where the last holder's link stood and connects from there.
+    fn take_over(&mut self, ctx: &mut Context<Self>) {
+        let Some(handoff) = self.handoff.clone() else {
+            return self.connect(ctx);
+        };
+        let name = self.name.clone();
+        let load = tokio::task::spawn_blocking(move || handoff.load_resume(&name));
+        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| {
+            match loaded.map_err(|e| e.to_string()).and_then(|l| l) {
+                Ok(Some(text)) => match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(state) => {
+                        act.resume_saved = Some(state.clone());
+                        act.platform.resume_from(state);
+                    }
+                    Err(e) => tracing::warn!(connection = %act.name, error = %e, "the last holder's resume state is not JSON; starting afresh"),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!(connection = %act.name, error = %e, "could not load where the last holder's link stood; starting afresh"),
+            }
+            act.connect(ctx);
+        }));
     }
 
     /// Hands `frame` to the link's writer; `receipt` is told once it is flushed.
@@ -509,7 +633,7 @@ impl<P: Platform> StreamHandler<GateChanged> for Connection<P> {
         if open {
             tracing::info!(connection = %self.name, "{} connection's lease taken; connecting", P::KIND);
             self.backoff.reset();
-            self.connect(ctx);
+            self.take_over(ctx);
         } else {
             tracing::warn!(connection = %self.name, dropped = self.outbox.queued(), "{} connection's lease lost; another bridge process runs it now", P::KIND);
             self.drop_link(ctx);

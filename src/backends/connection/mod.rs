@@ -8,6 +8,8 @@
 //! - [`websocket`]: the websocket transport the event-pushing platforms share.
 //! - [`gate`]: whether this process may run the connection now (a lease, when several
 //!   bridge processes share the work).
+//! - [`handoff`]: what the processes taking turns at a connection pass on (where the link
+//!   stood, which messages ran).
 //! - [`error`]: typed connection errors.
 //!
 //! `docs/adding-a-platform.md` shows how a platform folder fills the contract in.
@@ -15,6 +17,7 @@
 pub mod actor;
 pub mod error;
 pub mod gate;
+pub mod handoff;
 pub mod outbox;
 pub mod pacing;
 pub mod platform;
@@ -24,5 +27,6 @@ pub mod websocket;
 pub use actor::{Connection, Wiring};
 pub use error::ConnectionError;
 pub use gate::Gate;
+pub use handoff::Handoff;
 pub use outbox::{Pace, QueuePolicy};
 pub use platform::{Effects, End, Handles, Link, Platform, Sending};

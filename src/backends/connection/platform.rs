@@ -216,6 +216,19 @@ pub trait Platform: Sized + Unpin + 'static {
     /// The link ended (failed, halted or renewed): forget what belonged to it.
     fn closed(&mut self) {}
 
+    /// Where the link stands, for another bridge process to resume it after taking the
+    /// connection over (Mattermost: the websocket's connection id and sequence number, so
+    /// the server replays what came meanwhile). `None`: nothing to resume (the default).
+    fn resume_state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Takes over `state`, saved by [`Platform::resume_state`] in the process that ran the
+    /// connection before, ahead of connecting.
+    fn resume_from(&mut self, state: serde_json::Value) {
+        let _ = state;
+    }
+
     /// How long a link may be silent before the actor calls [`Platform::keepalive`] (once
     /// per silent stretch); silent for twice this long, the link is lost. `None`: the
     /// platform watches its link itself (Discord's heartbeats, Matrix's long poll).

@@ -386,6 +386,23 @@ impl Platform for Mattermost {
         self.authenticated = false;
     }
 
+    /// The websocket's connection id and the next sequence number: another bridge process
+    /// that resumes with them gets the events that came meanwhile (the server keeps them in
+    /// its dead queue for a while).
+    fn resume_state(&self) -> Option<Value> {
+        let id = self.connection_id.as_ref()?;
+        Some(serde_json::json!({"connection_id": id, "sequence_number": self.server_seq}))
+    }
+
+    fn resume_from(&mut self, state: Value) {
+        let id = state.get("connection_id").and_then(Value::as_str);
+        let seq = state.get("sequence_number").and_then(Value::as_u64);
+        if let (Some(id), Some(seq)) = (id, seq) {
+            self.connection_id = Some(id.to_owned());
+            self.server_seq = seq;
+        }
+    }
+
     fn keepalive_interval(&self) -> Option<Duration> {
         Some(Duration::from_secs(self.settings.ping_interval_secs.max(1)))
     }
@@ -526,6 +543,28 @@ mod tests {
             ))
         ));
         assert_eq!(p.connection_id, None, "the next connection does not resume");
+    }
+
+    #[test]
+    fn another_process_resumes_where_the_link_stood() {
+        let mut p = platform();
+        assert_eq!(p.resume_state(), None, "nothing to resume before a hello");
+        text(
+            &mut p,
+            r#"{"event": "hello", "seq": 0, "data": {"connection_id": "c1"}, "broadcast": {}}"#,
+        );
+        text(
+            &mut p,
+            r#"{"event": "typing", "seq": 1, "data": {}, "broadcast": {}}"#,
+        );
+        let state = p.resume_state().expect("a link to resume");
+        let mut next = platform();
+        next.resume_from(state);
+        assert_eq!(next.connection_id.as_deref(), Some("c1"));
+        assert_eq!(next.server_seq, 2, "the next event it expects");
+        // A state from elsewhere that is not one changes nothing.
+        next.resume_from(serde_json::json!({"connection_id": 7}));
+        assert_eq!(next.connection_id.as_deref(), Some("c1"));
     }
 
     #[test]

@@ -679,3 +679,35 @@ fn a_lease_not_renewed_lapses_and_another_process_takes_it() {
     // Memory and SQLite stores have no leases: one process runs everything.
     assert!(SessionStore::memory().leases().is_none());
 }
+
+#[test]
+fn a_chat_message_is_taken_once_and_the_link_state_is_passed_on() {
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let a = open(&options(server, &prefix), &key).leases().unwrap();
+    let b = open(&options(server, &prefix), &key).leases().unwrap();
+    let ids = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        a.take_messages("mm", &ids(&["p1", "p2"])).unwrap(),
+        vec![true, true]
+    );
+    assert_eq!(
+        b.take_messages("mm", &ids(&["p2", "p3"])).unwrap(),
+        vec![false, true],
+        "p2 already ran in a"
+    );
+    assert_eq!(
+        b.take_messages("slack", &ids(&["p1"])).unwrap(),
+        vec![true],
+        "per connection"
+    );
+    assert!(a.take_messages("mm", &[]).unwrap().is_empty());
+    assert_eq!(b.resume_state("mm").unwrap(), None);
+    a.save_resume_state("mm", r#"{"connection_id":"c1","sequence_number":7}"#)
+        .unwrap();
+    assert_eq!(
+        b.resume_state("mm").unwrap().as_deref(),
+        Some(r#"{"connection_id":"c1","sequence_number":7}"#)
+    );
+}
