@@ -708,16 +708,7 @@ fn sqlite_moved_ciphertext_fails_authentication() {
             [],
         )
         .unwrap();
-    let store = tmp.open();
-    let err = store.try_credential_for(&user("U1"), at(1)).unwrap_err();
-    assert!(matches!(err, StoreError::Decrypt { .. }), "{err:?}");
-    // The infallible accessor logs and treats it as "no session".
-    assert!(store.credential_for(&user("U1"), at(1)).is_none());
-    assert!(!err.to_string().contains("tok-"), "{err}");
-    assert_eq!(
-        secret_of(&store, &user("U2"), at(1)).as_deref(),
-        Some("tok-B")
-    );
+    a_moved_secret_is_refused(&tmp.open());
 }
 
 #[test]
@@ -843,28 +834,70 @@ fn owed(id: &str, at_secs: i64) -> crate::domain::result_ledger::PendingResult {
     }
 }
 
-#[test]
-fn sqlite_results_owed_survive_reopen_and_changes_are_kept() {
-    let tmp = TempStore::new();
-    {
-        let store = tmp.open();
-        let results = store.results();
-        assert!(results.is_persistent());
-        results.insert(&owed("r1", 0)).unwrap();
-        results.insert(&owed("r2", 1)).unwrap();
-        results.insert(&owed("r3", 2)).unwrap();
-        results.set_execution("r1", "e1").unwrap();
-        results.set_execution("r2", "e2").unwrap();
-        results.set_delivered("r2", Some(at(5))).unwrap();
-        results.remove(&["r3".to_owned()]).unwrap();
-    }
-    let loaded = tmp.open().results().load().unwrap();
+/// After U2's sealed token (`tok-B`) was copied onto U1's record: U1's credential is
+/// refused as not theirs, without showing it, and U2's still opens.
+fn a_moved_secret_is_refused(store: &SessionStore) {
+    let err = store.try_credential_for(&user("U1"), at(1)).unwrap_err();
+    assert!(matches!(err, StoreError::Decrypt { .. }), "{err:?}");
+    // The infallible accessor logs and treats it as "no session".
+    assert!(store.credential_for(&user("U1"), at(1)).is_none());
+    assert!(!err.to_string().contains("tok-"), "{err}");
+    assert_eq!(
+        secret_of(store, &user("U2"), at(1)).as_deref(),
+        Some("tok-B")
+    );
+}
+
+/// Results owed written through `results` come back, changed as they were, oldest first,
+/// from `reopened` (the same store after a restart).
+fn results_owed_survive_a_restart(results: ResultStore, reopened: impl FnOnce() -> ResultStore) {
+    assert!(results.is_persistent());
+    results.insert(&owed("r1", 0)).unwrap();
+    results.insert(&owed("r3", 2)).unwrap();
+    results.insert(&owed("r2", 1)).unwrap();
+    results.set_execution("r1", "e1").unwrap();
+    results.set_execution("r2", "e2").unwrap();
+    results.set_delivered("r2", Some(at(5))).unwrap();
+    results.remove(&["r3".to_owned()]).unwrap();
+    // A change to an entry already forgotten does not bring it back.
+    results.set_delivered("r3", Some(at(6))).unwrap();
+    drop(results);
     let mut r1 = owed("r1", 0);
     r1.execution_id = Some("e1".into());
     let mut r2 = owed("r2", 1);
     r2.execution_id = Some("e2".into());
     r2.delivered_at = Some(at(5));
-    assert_eq!(loaded, vec![r1, r2]);
+    assert_eq!(reopened().load().unwrap(), vec![r1, r2]);
+}
+
+/// Commands held through `waiting` come back from `reopened`, minus the one decided; their
+/// text is in none of `at_rest()`'s bytes.
+fn held_commands_survive_a_restart_sealed(
+    waiting: WaitingStore,
+    reopened: impl FnOnce() -> WaitingStore,
+    at_rest: impl FnOnce() -> Vec<u8>,
+) {
+    assert!(waiting.is_persistent());
+    waiting
+        .insert(&held("aaaaa", "deploy hunter22 to prod"))
+        .unwrap();
+    waiting
+        .insert(&held("bbbbb", "deploy api to prod"))
+        .unwrap();
+    waiting.remove("bbbbb").unwrap();
+    drop(waiting);
+    assert!(
+        !contains(&at_rest(), "hunter22"),
+        "a held command's text is sealed at rest"
+    );
+    let loaded = reopened().load().unwrap();
+    assert_eq!(loaded, vec![held("aaaaa", "deploy hunter22 to prod")]);
+}
+
+#[test]
+fn sqlite_results_owed_survive_reopen_and_changes_are_kept() {
+    let tmp = TempStore::new();
+    results_owed_survive_a_restart(tmp.open().results(), || tmp.open().results());
 }
 
 #[test]
@@ -935,23 +968,11 @@ fn held(code: &str, text: &str) -> crate::confirm::Waiting {
 #[test]
 fn held_commands_survive_reopen_sealed() {
     let tmp = TempStore::new();
-    {
-        let waiting = tmp.open().waiting();
-        assert!(waiting.is_persistent());
-        waiting
-            .insert(&held("aaaaa", "deploy hunter22 to prod"))
-            .unwrap();
-        waiting
-            .insert(&held("bbbbb", "deploy api to prod"))
-            .unwrap();
-        waiting.remove("bbbbb").unwrap();
-    }
-    assert!(
-        !contains(&raw_bytes(tmp.dir.path()), "hunter22"),
-        "a held command's text is sealed at rest"
+    held_commands_survive_a_restart_sealed(
+        tmp.open().waiting(),
+        || tmp.open().waiting(),
+        || raw_bytes(tmp.dir.path()),
     );
-    let loaded = tmp.open().waiting().load().unwrap();
-    assert_eq!(loaded, vec![held("aaaaa", "deploy hunter22 to prod")]);
     // The memory backend keeps nothing.
     let memory = SessionStore::memory().waiting();
     assert!(!memory.is_persistent());

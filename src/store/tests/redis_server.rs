@@ -379,44 +379,16 @@ fn results_owed_and_held_commands_survive_a_restart_in_redis() {
     let server = shared();
     let prefix = fresh_prefix();
     let key = StoreKey::generate().unwrap();
+    // Each a new connection, as a restarted bridge opens.
     let backend = || Arc::new(RedisBackend::open(&options(server, &prefix), &key).unwrap());
-    {
-        let results = ResultStore::redis(backend());
-        assert!(results.is_persistent());
-        results.insert(&owed("r1", 0)).unwrap();
-        results.insert(&owed("r3", 2)).unwrap();
-        results.insert(&owed("r2", 1)).unwrap();
-        results.set_execution("r1", "e1").unwrap();
-        results.set_execution("r2", "e2").unwrap();
-        results.set_delivered("r2", Some(at(5))).unwrap();
-        results.remove(&["r3".to_owned()]).unwrap();
-        // A change to an entry already forgotten does not bring it back.
-        results.set_delivered("r3", Some(at(6))).unwrap();
-        let waiting = WaitingStore::redis(backend());
-        assert!(waiting.is_persistent());
-        waiting
-            .insert(&held("aaaaa", "deploy hunter22 to prod"))
-            .unwrap();
-        waiting
-            .insert(&held("bbbbb", "deploy api to prod"))
-            .unwrap();
-        waiting.remove("bbbbb").unwrap();
-    }
-    let raw = raw_values(&mut server.plain(None), &prefix);
-    assert!(
-        !contains(&raw, "hunter22"),
-        "a held command's text is sealed in Redis"
+    results_owed_survive_a_restart(ResultStore::redis(backend()), || {
+        ResultStore::redis(backend())
+    });
+    held_commands_survive_a_restart_sealed(
+        WaitingStore::redis(backend()),
+        || WaitingStore::redis(backend()),
+        || raw_values(&mut server.plain(None), &prefix),
     );
-    // A new connection (a restarted bridge) loads them, oldest first.
-    let loaded = ResultStore::redis(backend()).load().unwrap();
-    let mut r1 = owed("r1", 0);
-    r1.execution_id = Some("e1".into());
-    let mut r2 = owed("r2", 1);
-    r2.execution_id = Some("e2".into());
-    r2.delivered_at = Some(at(5));
-    assert_eq!(loaded, vec![r1, r2]);
-    let waiting = WaitingStore::redis(backend()).load().unwrap();
-    assert_eq!(waiting, vec![held("aaaaa", "deploy hunter22 to prod")]);
     // Another key cannot read them: the store refuses to open at all.
     let other = StoreKey::generate().unwrap();
     assert!(RedisBackend::open(&options(server, &prefix), &other).is_err());
@@ -499,14 +471,7 @@ fn a_moved_or_mangled_session_record_is_refused_without_showing_it() {
         .arg(alice_record.to_string())
         .query(&mut con)
         .unwrap();
-    let err = store.try_credential_for(&user("U1"), at(1)).unwrap_err();
-    assert!(matches!(err, StoreError::Decrypt { .. }), "{err:?}");
-    assert!(store.credential_for(&user("U1"), at(1)).is_none());
-    assert!(!err.to_string().contains("tok-"), "{err}");
-    assert_eq!(
-        secret_of(&store, &user("U2"), at(1)).as_deref(),
-        Some("tok-B")
-    );
+    a_moved_secret_is_refused(&store);
     // A record that is not JSON of a session: a clear error that does not quote it.
     let _: () = ::redis::cmd("SET")
         .arg(&alice_key)
