@@ -516,6 +516,40 @@ mod tests {
     }
 
     #[test]
+    fn durations_too_long_to_compute_are_refused_not_overflowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("store.key");
+        std::fs::write(&key_file, "11".repeat(32)).unwrap();
+        for (table, key) in [
+            (
+                format!("[jobs]\nretention_days = {}", i64::MAX),
+                "jobs.retention_days",
+            ),
+            (
+                format!(
+                    "[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n\
+                     key_file = {:?}\nlease_ttl = {}",
+                    key_file.to_str().unwrap(),
+                    i64::MAX
+                ),
+                "store.lease_ttl",
+            ),
+            (
+                format!(
+                    "[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n\
+                     key_file = {:?}\nlease_ttl = 2",
+                    key_file.to_str().unwrap()
+                ),
+                "store.lease_ttl",
+            ),
+        ] {
+            let e =
+                load_text(&MINIMAL.replace("[st2]", &format!("{table}\n[st2]")), &[]).unwrap_err();
+            assert_eq!(keys(&e), vec![key], "{e}");
+        }
+    }
+
+    #[test]
     fn minimal_file_gets_documented_defaults_and_derived_urls() {
         let s = load_text(MINIMAL, &[]).unwrap();
         assert_eq!(s.st2.auth_url, "https://st2.example.com/auth/v1");

@@ -414,8 +414,11 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         }
     });
     let jobs = c.take(raw.jobs).map(|j| {
-        if j.retention_days == 0 {
-            c.push("jobs.retention_days", "must be at least 1");
+        if !(1..=MAX_RETENTION_DAYS).contains(&j.retention_days) {
+            c.push(
+                "jobs.retention_days",
+                format!("must be from 1 to {MAX_RETENTION_DAYS}"),
+            );
         }
         if !(200..=60_000).contains(&j.tail_interval_ms) {
             c.push(
@@ -424,7 +427,7 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
             );
         }
         JobsSettings {
-            retention: Duration::from_secs(j.retention_days.max(1) * 86_400),
+            retention: Duration::from_secs(j.retention_days.clamp(1, MAX_RETENTION_DAYS) * 86_400),
             tail_interval: Duration::from_millis(j.tail_interval_ms.clamp(200, 60_000)),
             tail_limit: c.positive("jobs.tail_limit", j.tail_limit),
         }
@@ -611,10 +614,10 @@ fn redis_store_problems(s: &super::load::RawStore) -> Vec<(&'static str, String)
             Err(e) => problems.push(("store.tls_ca_file", format!("cannot read {file}: {e}"))),
         }
     }
-    if s.lease_ttl < 3 {
+    if !(3..=3600).contains(&s.lease_ttl) {
         problems.push((
             "store.lease_ttl",
-            "at least 3 seconds: the holder renews every third of it".to_owned(),
+            "from 3 to 3600 seconds: the holder renews every third of it".to_owned(),
         ));
     }
     let prefix = &s.prefix;
@@ -680,6 +683,9 @@ fn redis_store(s: &super::load::RawStore) -> Option<StoreSettings> {
         key: Arc::new(key),
     })
 }
+
+/// The longest job history (`[jobs] retention_days`): a hundred years.
+const MAX_RETENTION_DAYS: u64 = 36_500;
 
 fn non_empty(s: &str) -> Option<&str> {
     let s = s.trim();

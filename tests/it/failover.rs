@@ -20,15 +20,20 @@ struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     process: Process,
+    /// Served over TLS only, with this certificate (for `localhost`).
+    tls: Option<crate::support::TestCerts>,
 }
 
 impl RedisServer {
-    async fn start() -> Self {
+    /// A server on TLS only (`rediss://`), its certificate signed by a private CA.
+    async fn start_with(tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls = tls.then(|| crate::support::TestCerts::make(dir.path(), "localhost"));
         let mut server = Self {
             port: free_port(),
             dir,
             process: Process::default(),
+            tls,
         };
         server.run().await;
         server
@@ -37,28 +42,57 @@ impl RedisServer {
     /// Starts (or starts again) the server on its port.
     async fn run(&mut self) {
         let mut cmd = std::process::Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(certs) => cmd
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&certs.cert)
+                .arg("--tls-key-file")
+                .arg(&certs.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&certs.ca),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         self.process = Process::spawn(&mut cmd, "redis-server (.ci/test-deps installs it)");
-        let url = self.url();
+        // Ready when it accepts connections (a TLS handshake is the bridge's to prove).
+        let addr = format!("127.0.0.1:{}", self.port);
         assert!(
-            eventually!(Duration::from_secs(10), {
-                redis::Client::open(url.as_str())
-                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
-                    .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con))
-                    .is_ok()
-            }),
-            "redis-server on port {} answers",
+            eventually!(
+                Duration::from_secs(10),
+                std::net::TcpStream::connect(addr.as_str()).is_ok()
+            ),
+            "redis-server on port {} listens",
             self.port
         );
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match self.tls {
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+            Some(_) => format!("rediss://localhost:{}/0", self.port),
+        }
+    }
+
+    /// The `[store]` lines that reach it beyond `url`.
+    fn extra_toml(&self) -> String {
+        match &self.tls {
+            None => String::new(),
+            Some(certs) => format!("tls_ca_file = \"{}\"\n", certs.ca.display()),
+        }
     }
 }
 
@@ -82,6 +116,10 @@ impl Replicas {
     }
 
     async fn with_lease(execution_delay: Duration, lease_ttl: u64) -> Self {
+        Self::with(execution_delay, lease_ttl, false).await
+    }
+
+    async fn with(execution_delay: Duration, lease_ttl: u64, tls: bool) -> Self {
         crate::support::init_test_log();
         let emulator =
             stormbridge::emulator::Emulator::start(stormbridge::emulator::EmulatorConfig {
@@ -91,7 +129,7 @@ impl Replicas {
             .await
             .expect("emulator starts");
         let mm = FakeMattermost::start().await;
-        let redis = RedisServer::start().await;
+        let redis = RedisServer::start_with(tls).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let key_hex: String = (0..32)
             .map(|_| format!("{:02x}", fastrand::u8(..)))
@@ -117,11 +155,12 @@ impl Replicas {
         );
         let toml = format!(
             "{st2}{chat}[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_file = \"{key}\"\n\
-             prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n[log]\nlevel = \"warn\"\n",
+             prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n{redis_extra}[log]\nlevel = \"warn\"\n",
             chat = self.mm.chat_toml(""),
             url = self.redis.url(),
             key = self.dir.path().join("store.key").display(),
             lease_ttl = self.lease_ttl,
+            redis_extra = self.redis.extra_toml(),
         );
         let config = self.dir.path().join(format!("replica-{port}.toml"));
         std::fs::write(&config, toml).expect("config");
@@ -409,5 +448,30 @@ async fn a_clean_stop_hands_the_connection_over_before_its_lease_runs_out() {
                 .is_some_and(|id| r.results_of(&id) == 1)
         ),
         "b answers"
+    );
+}
+
+#[actix_rt::test]
+async fn a_bridge_on_redis_over_tls_with_a_private_ca_runs_commands() {
+    let r = Replicas::with(Duration::from_millis(200), LEASE_TTL_SECS, true).await;
+    assert!(r.redis.url().starts_with("rediss://"));
+    let port = free_port();
+    let _bridge = r.replica(port);
+    assert!(
+        bridge_ready(port).await,
+        "the bridge opened its store over TLS"
+    );
+    assert!(eventually!(
+        Duration::from_secs(15),
+        lease_state(port).await.as_deref() == Some("held")
+    ));
+    r.command("over-tls");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            r.execution("over-tls")
+                .is_some_and(|id| r.results_of(&id) == 1)
+        ),
+        "a command is answered"
     );
 }

@@ -454,6 +454,33 @@ impl Platform for Discord {
         self.ready = false;
     }
 
+    /// The gateway session (id, last sequence number, resume URL) and the bot's own id
+    /// (a RESUMED carries no user): another bridge process resumes it, and Discord replays
+    /// the dispatches that came meanwhile.
+    fn resume_state(&self) -> Option<Value> {
+        Some(serde_json::json!({
+            "session_id": self.session_id.as_ref()?,
+            "seq": self.seq?,
+            "resume_url": self.resume_url.as_ref()?,
+            "bot_id": self.bot_id.as_ref()?,
+        }))
+    }
+
+    fn resume_from(&mut self, state: Value) {
+        let text = |key: &str| state.get(key).and_then(Value::as_str).map(str::to_owned);
+        if let (Some(session), Some(seq), Some(url), Some(bot)) = (
+            text("session_id"),
+            state.get("seq").and_then(Value::as_u64),
+            text("resume_url"),
+            text("bot_id"),
+        ) {
+            self.session_id = Some(session);
+            self.seq = Some(seq);
+            self.resume_url = Some(url);
+            self.bot_id = Some(bot);
+        }
+    }
+
     fn render(&mut self, delivery: Deliver) -> Vec<Outgoing> {
         let (dest, reply_to) = Dest::of(delivery.target);
         self.messages(dest, reply_to, &delivery.text, None)
@@ -506,6 +533,33 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn another_process_resumes_the_gateway_session() {
+        let mut p = platform();
+        assert_eq!(p.resume_state(), None, "no session yet");
+        text(&mut p, r#"{"op": 10, "d": {"heartbeat_interval": 45000}}"#);
+        text(
+            &mut p,
+            r#"{"op": 0, "t": "READY", "s": 1, "d": {"session_id": "s1", "resume_gateway_url": "wss://resume", "user": {"id": "42"}}}"#,
+        );
+        text(&mut p, r#"{"op": 0, "t": "TYPING_START", "s": 7, "d": {}}"#);
+        let mut next = platform();
+        next.resume_from(p.resume_state().expect("a session to resume"));
+        let fx = text(
+            &mut next,
+            r#"{"op": 10, "d": {"heartbeat_interval": 45000}}"#,
+        );
+        let resume = &written(&fx)[0];
+        assert_eq!(
+            (resume["op"].as_u64(), resume["d"]["seq"].as_u64()),
+            (Some(6), Some(7)),
+            "a resume, not an identify"
+        );
+        assert_eq!(resume["d"]["session_id"], "s1");
+        assert_eq!(next.bot_id.as_deref(), Some("42"), "knows its own messages");
+        assert_eq!(next.resume_url.as_deref(), Some("wss://resume"));
     }
 
     #[test]

@@ -636,6 +636,18 @@ impl Platform for Matrix {
         self.synced = false;
     }
 
+    /// The sync position: another bridge process syncs from there and gets what came
+    /// meanwhile.
+    fn resume_state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "since": self.since.as_ref()? }))
+    }
+
+    fn resume_from(&mut self, state: serde_json::Value) {
+        if let Some(since) = state.get("since").and_then(serde_json::Value::as_str) {
+            self.since = Some(since.to_owned());
+        }
+    }
+
     fn render(&mut self, delivery: Deliver) -> Vec<Outgoing> {
         let (dest, thread) = Dest::of(delivery.target);
         // In a thread, the fallback reply points at the command (or the thread's root).
@@ -756,4 +768,35 @@ async fn send(
     );
     api.send(token, &room_id, &item.txn_id, &content).await?;
     Ok(learned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform() -> Matrix {
+        let settings: MatrixSettings = serde_json::from_value(serde_json::json!({
+            "homeserver": "https://matrix.example.org",
+            "user": "@bot:example.org",
+            "password": "pa55",
+        }))
+        .expect("settings");
+        Matrix::new("mx".into(), settings).expect("platform")
+    }
+
+    #[test]
+    fn another_process_syncs_from_where_the_last_one_stood() {
+        let mut p = platform();
+        assert_eq!(p.resume_state(), None, "no position before the first sync");
+        p.since = Some("s72594_4483_1934".into());
+        let mut next = platform();
+        next.resume_from(p.resume_state().expect("a position"));
+        assert_eq!(next.since.as_deref(), Some("s72594_4483_1934"));
+        next.resume_from(serde_json::json!({"since": 7}));
+        assert_eq!(
+            next.since.as_deref(),
+            Some("s72594_4483_1934"),
+            "not a position"
+        );
+    }
 }
