@@ -6,8 +6,10 @@
 //! 401) → acknowledgement in the same room and thread.
 //!
 //! Results are the `ResultTracker`'s: every command is registered there before its request
-//! leaves ([`TrackCommand`]), and StackStorm's answer is reported after the acknowledgement
-//! has been handed to the chat connection ([`CommandAccepted`] / [`CommandRefused`]), so a
+//! leaves ([`TrackCommand`]), its execution id is persisted there before the acknowledgement
+//! goes out ([`RecordExecution`]), and StackStorm's answer is reported after the
+//! acknowledgement has been handed to the chat connection ([`CommandAccepted`] /
+//! [`CommandRefused`]), so a
 //! result that beats the HTTP response still comes after its ack (err-stackstorm posts up
 //! to 30% of results before their acks).
 //!
@@ -24,7 +26,9 @@ use super::{
     alias_cache::{AliasSnapshot, ReloadAliases},
     as_sender::{call_as_sender, SenderCallError},
     job_keeper::{Asker, JobCommand, JobEnded, JobKeeper, JobStarted, JobVerb, RecordJob},
-    result_tracker::{CommandAccepted, CommandRefused, ResultTracker, TrackCommand},
+    result_tracker::{
+        CommandAccepted, CommandRefused, RecordExecution, ResultTracker, TrackCommand,
+    },
     session_manager::{
         CancelSession, EndSession, ListSessions, NotifyUser, SessionManager, StartSession,
     },
@@ -482,6 +486,24 @@ impl Dispatcher {
                         async move { client.execute_alias(&credential, request).await }
                     })
                     .await;
+                // Persisted before the acknowledgement goes out: a bridge killed after
+                // saying "started" still knows which execution's result it owes.
+                let execution_id = outcome
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.first())
+                    .map(|r| r.execution.id.clone());
+                if let Some(execution_id) = execution_id {
+                    let recorded = RecordExecution {
+                        request_id: request_id.clone(),
+                        execution_id,
+                    };
+                    if results.send(recorded).await.is_err() {
+                        tracing::error!(
+                            "the result tracker is not running; this command's result may be lost"
+                        );
+                    }
+                }
                 outcomes.push((request_id, outcome));
             }
             let job_id = match job_id {

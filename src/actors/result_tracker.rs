@@ -81,7 +81,20 @@ const COMPLETED: &[&str] = &["succeeded", "failed", "timeout", "canceled", "aban
 #[rtype(result = "()")]
 pub struct TrackCommand(pub PendingResult);
 
-/// StackStorm accepted the command.
+/// StackStorm accepted the command: its execution id, persisted before the
+/// acknowledgement goes out (answered once written), so a bridge killed after saying
+/// "started" still owes the result of that execution after a restart. Held results stay
+/// held until [`CommandAccepted`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct RecordExecution {
+    /// The bridge's request id.
+    pub request_id: String,
+    /// StackStorm's execution id.
+    pub execution_id: String,
+}
+
+/// StackStorm accepted the command, and its acknowledgement is queued: results may follow.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct CommandAccepted {
@@ -678,12 +691,20 @@ impl Handler<TrackCommand> for ResultTracker {
     }
 }
 
+impl Handler<RecordExecution> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordExecution, _ctx: &mut Self::Context) {
+        let stored = self.store.set_execution(&msg.request_id, &msg.execution_id);
+        self.stored("record an execution id", stored);
+    }
+}
+
 impl Handler<CommandAccepted> for ResultTracker {
     type Result = ();
 
     fn handle(&mut self, msg: CommandAccepted, ctx: &mut Self::Context) {
-        let stored = self.store.set_execution(&msg.request_id, &msg.execution_id);
-        self.stored("record an execution id", stored);
+        // The store has the execution id already ([`RecordExecution`]).
         self.ledger
             .accept(&msg.request_id, &msg.execution_id, Utc::now());
         self.release(&msg.request_id);
