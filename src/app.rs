@@ -323,6 +323,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             local: settings.local.clone(),
             replies: settings.replies.clone(),
             public_url: settings.auth.public_url.clone(),
+            persistent_results: store.results().is_persistent(),
         };
         let (st2, metrics, templates, snapshot, renewer, gate, tracker, reload) = (
             st2.clone(),

@@ -104,6 +104,10 @@ pub struct DispatcherSettings {
     pub trigger_tokens: crate::store::TriggerTokenStore,
     /// `[auth] public_url`: where the bridge is reached (shown with a new trigger token).
     pub public_url: Option<String>,
+    /// The results owed survive a restart (a persistent store): each command's execution
+    /// id is written there before its acknowledgement goes out. Without a store there is
+    /// nothing to write, and the acknowledgement does not wait.
+    pub persistent_results: bool,
 }
 
 /// The dispatcher actor.
@@ -432,6 +436,7 @@ impl Dispatcher {
             "running alias"
         );
         let results = self.results.clone();
+        let persistent_results = self.settings.persistent_results;
         let client = self.client.get();
         let renewer = self.renewer.clone();
         let sessions = self.sessions.clone();
@@ -491,6 +496,7 @@ impl Dispatcher {
                 let execution_id = outcome
                     .as_ref()
                     .ok()
+                    .filter(|_| persistent_results)
                     .and_then(|r| r.first())
                     .map(|r| r.execution.id.clone());
                 if let Some(execution_id) = execution_id {

@@ -277,7 +277,11 @@ impl ResultTracker {
     /// Hands a message to its chat connection. `owed`: it is a command's result, which the
     /// store keeps owing until the connection says the platform has it.
     fn send(&mut self, d: Delivery, owed: bool) {
-        let owed_id = d.request_id.clone().filter(|_| owed);
+        // Nothing to mark in a store that keeps nothing: no receipt needed.
+        let owed_id = d
+            .request_id
+            .clone()
+            .filter(|_| owed && self.store.is_persistent());
         if d.text.trim().is_empty() {
             if let Some(id) = owed_id {
                 self.mark_delivered(&id);
