@@ -128,30 +128,33 @@ impl LeaseStore {
     /// expired, and perhaps another took it).
     pub fn renew(&self, held: &Held, ttl: Duration) -> Result<bool, StoreError> {
         let (lease, _) = self.keys(&held.name);
-        let kept: i64 = self.db.run(|con| {
-            Ok(::redis::cmd("EVAL")
-                .arg(RENEW)
-                .arg(1)
-                .arg(&lease)
-                .arg(&held.value)
-                .arg(millis(ttl))
-                .query(con)?)
-        })?;
-        Ok(kept == 1)
+        self.if_still_mine(RENEW, &lease, &held.value, Some(ttl))
     }
 
     /// Gives `held` up (a clean stop), so another process takes over at once.
     pub fn release(&self, held: &Held) -> Result<bool, StoreError> {
         let (lease, _) = self.keys(&held.name);
-        let released: i64 = self.db.run(|con| {
-            Ok(::redis::cmd("EVAL")
-                .arg(RELEASE)
-                .arg(1)
-                .arg(&lease)
-                .arg(&held.value)
-                .query(con)?)
+        self.if_still_mine(RELEASE, &lease, &held.value, None)
+    }
+
+    /// Runs `script` (renew or release: it acts only if `lease` still holds `value`) and
+    /// says whether it did; `ttl` is the new expiry, where the script takes one.
+    fn if_still_mine(
+        &self,
+        script: &str,
+        lease: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let done: i64 = self.db.run(|con| {
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(script).arg(1).arg(lease).arg(value);
+            if let Some(ttl) = ttl {
+                cmd.arg(millis(ttl));
+            }
+            Ok(cmd.query(con)?)
         })?;
-        Ok(released == 1)
+        Ok(done == 1)
     }
 
     /// Who holds `name` now (`<holder>#<fence>`), if anyone.
