@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::{
     error::ConnectionError,
     gate::Gate,
-    handoff::Handoff,
+    handoff::{off_thread, Handoff},
     outbox::{Next, Outbox, Outcome, QueuePolicy},
     platform::{Effects, End, Link, Platform, Sending},
 };
@@ -384,20 +384,13 @@ impl<P: Platform> Connection<P> {
             .filter_map(|m| m.message_id.clone())
             .collect();
         let name = self.name.clone();
-        let take = tokio::task::spawn_blocking(move || handoff.first_to_take(&name, &ids));
+        let take = off_thread(handoff, move |h| h.first_to_take(&name, &ids));
         ctx.wait(take.into_actor(self).map(move |taken, act, _ctx| {
-            let taken = match taken {
-                Ok(Ok(taken)) => taken,
-                Ok(Err(e)) => {
-                    // Running a message twice is better than not at all.
-                    tracing::warn!(connection = %act.name, error = %e, "could not record chat messages as taken; running them anyway");
-                    Vec::new()
-                }
-                Err(e) => {
-                    tracing::warn!(connection = %act.name, error = %e, "could not record chat messages as taken; running them anyway");
-                    Vec::new()
-                }
-            };
+            let taken = taken.unwrap_or_else(|e| {
+                // Running a message twice is better than not at all.
+                tracing::warn!(connection = %act.name, error = %e, "could not record chat messages as taken; running them anyway");
+                Vec::new()
+            });
             let mut taken = taken.into_iter();
             for message in inbound {
                 let first = match message.message_id {
@@ -435,11 +428,10 @@ impl<P: Platform> Connection<P> {
         self.resume_saving = true;
         self.resume_saved = Some(state.clone());
         let name = self.name.clone();
-        let save =
-            tokio::task::spawn_blocking(move || handoff.save_resume(&name, &state.to_string()));
+        let save = off_thread(handoff, move |h| h.save_resume(&name, &state.to_string()));
         ctx.spawn(save.into_actor(self).map(|saved, act, ctx| {
             act.resume_saving = false;
-            if let Ok(Err(e)) | Err(e) = saved.map_err(|e| e.to_string()) {
+            if let Err(e) = saved {
                 tracing::debug!(connection = %act.name, error = %e, "could not save where the link stands for the next holder");
                 act.resume_saved = None;
             }
@@ -457,9 +449,9 @@ impl<P: Platform> Connection<P> {
             return self.connect(ctx);
         };
         let name = self.name.clone();
-        let load = tokio::task::spawn_blocking(move || handoff.load_resume(&name));
+        let load = off_thread(handoff, move |h| h.load_resume(&name));
         ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| {
-            match loaded.map_err(|e| e.to_string()).and_then(|l| l) {
+            match loaded {
                 Ok(Some(text)) => match serde_json::from_str::<serde_json::Value>(&text) {
                     Ok(state) => {
                         act.resume_saved = Some(state.clone());
@@ -675,7 +667,7 @@ impl<P: Platform> Handler<Deliver> for Connection<P> {
     type Result = ();
 
     fn handle(&mut self, mut delivery: Deliver, ctx: &mut Self::Context) {
-        if self.gate.is_leased() && !self.gate.is_open(Instant::now()) {
+        if !self.gate.is_open(Instant::now()) {
             // Another bridge process runs the connection: it posts (results stay owed in
             // the store until it has).
             tracing::debug!(connection = %self.name, "not this process's connection now; message left to its holder");

@@ -62,11 +62,6 @@ impl Gate {
         }
     }
 
-    /// Whether the gate depends on a lease.
-    pub fn is_leased(&self) -> bool {
-        self.leased.is_some()
-    }
-
     /// Opens the gate (or keeps it open) until `until`.
     pub fn open_until(&self, until: Instant) {
         if let Some(l) = &self.leased {

@@ -18,3 +18,14 @@ pub trait Handoff: Send + Sync + 'static {
     /// the first to take it (and so runs it).
     fn first_to_take(&self, connection: &str, ids: &[String]) -> Result<Vec<bool>, String>;
 }
+
+/// Runs `call` on tokio's blocking pool (never on an actor's thread); a call that did not
+/// finish is an error like any other.
+pub(crate) async fn off_thread<T: Send + 'static>(
+    handoff: std::sync::Arc<dyn Handoff>,
+    call: impl FnOnce(&dyn Handoff) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || call(&*handoff))
+        .await
+        .map_err(|e| e.to_string())?
+}
