@@ -208,7 +208,12 @@ async fn a_refused_app_token_is_replaced_once_and_the_reply_still_arrives() {
         .deliver_ok(bridge, teams.alice(Place::Direct, "!st2 run echo first"))
         .await;
     teams.sent_containing("echo first").await;
+    // The acknowledgement and the result go out on one app token: it is cached until it
+    // expires, not fetched per reply.
+    let both = eventually!(WAIT, teams.sent().len() >= 2);
+    assert!(both, "{:#?}", teams.sent());
     let tokens = teams.token_requests();
+    assert_eq!(tokens, 1);
     teams.expire_tokens();
     teams
         .deliver_ok(bridge, teams.alice(Place::Direct, "!st2 run echo second"))
@@ -341,4 +346,65 @@ async fn whoami_names_the_ids_access_rules_use() {
             && text.contains(&format!("`teams:{ALICE_DM}`")),
         "{text}"
     );
+}
+
+#[actix_rt::test]
+async fn a_held_command_is_confirmed_with_its_card_by_its_sender_only() {
+    let teams = FakeTeams::start().await;
+    let mut opts = with_test_aliases();
+    opts.access_toml = "[access]\ndefault = \"allow\"\n[confirm]\n[[confirm.rules]]\n\
+                        texts = [\"deploy * to prod*\"]\n"
+        .to_owned();
+    let b = bridge_with(&teams, opts, "").await;
+    let bridge = b.app.http_addr;
+    let said = teams
+        .deliver_ok(
+            bridge,
+            teams.alice(Place::Channel, "!st2 deploy web to prod"),
+        )
+        .await;
+    let card = teams.sent_containing("needs your confirmation").await;
+    assert_eq!(card.reply_to.as_deref(), Some(said.as_str()));
+    let actions = card.body["attachments"][0]["content"]["actions"].clone();
+    let titles: Vec<&str> = actions
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["title"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(titles, ["Confirm", "Abort"], "{card:?}");
+    assert_eq!(actions[0]["type"], "Action.Submit");
+    assert!(b.emulator.executions().is_empty());
+    let press = |who: (&str, &str, &str), action: &Value| {
+        let mut a = teams.message(&format!("{CHANNEL};messageid={said}"), who, "");
+        a.as_object_mut().map(|m| m.remove("text"));
+        a["replyToId"] = json!(card.id);
+        a["value"] = action["data"].clone();
+        a
+    };
+    // Bob presses Confirm: only Alice may confirm her command; he is told in his chat.
+    teams
+        .deliver_ok(bridge, press((BOB, BOB_AAD, "Bob"), &actions[0]))
+        .await;
+    let told = teams
+        .sent_containing("only the person who sent it can confirm it")
+        .await;
+    assert_eq!(told.conversation, BOB_DM, "{told:?}");
+    assert!(b.emulator.executions().is_empty());
+    // Alice confirms: it runs once, as her, and the card loses its buttons.
+    teams
+        .deliver_ok(
+            bridge,
+            press((fake::ALICE, ALICE_AAD, "Alice Example"), &actions[0]),
+        )
+        .await;
+    let ran = eventually!(WAIT, b.emulator.executions().len() == 1);
+    assert!(ran, "the confirmed command never reached StackStorm");
+    assert_eq!(b.emulator.executions()[0].request["user"], ALICE_AAD);
+    let spent = eventually!(WAIT, {
+        teams
+            .sent()
+            .into_iter()
+            .find(|s| s.id == card.id)
+            .is_some_and(|s| s.body["attachments"][0]["content"].get("actions").is_none())
+    });
+    assert!(spent, "{:#?}", teams.sent());
 }

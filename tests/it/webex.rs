@@ -373,3 +373,123 @@ async fn inquiry_buttons_are_cards_answered_as_the_presser() {
         "{said}"
     );
 }
+
+#[actix_rt::test]
+async fn a_message_webex_will_not_show_for_a_moment_is_read_again_and_runs_once() {
+    let fake = FakeWebex::start().await;
+    let (b, _public) = bridge(&fake, with_test_aliases(), "").await;
+    b.wait_ready(200).await;
+    // Webex names a message in its webhook and sends that webhook once: a read answered 429
+    // must be tried again after Retry-After, or the command is lost.
+    fake.refuse_reads(2);
+    fake.post(
+        &fake.alice_id,
+        &fake.ops,
+        "!st2 run echo patiently",
+        None,
+        true,
+    )
+    .await;
+    execution_of(&b, "echo patiently").await;
+    assert_eq!(fake.reads_limited(), 2, "{:#?}", fake.calls());
+    let runs = b
+        .emulator
+        .executions()
+        .iter()
+        .filter(|e| e.parameters.get("cmd").map(String::as_str) == Some("echo patiently"))
+        .count();
+    assert_eq!(runs, 1, "ran once");
+}
+
+#[actix_rt::test]
+async fn whoami_names_the_person_and_room_ids_access_rules_use() {
+    let fake = FakeWebex::start().await;
+    let (b, _public) = bridge(&fake, with_test_aliases(), "").await;
+    b.wait_ready(200).await;
+    fake.post(&fake.alice_id, &fake.ops, "!st2whoami", None, true)
+        .await;
+    let reply = bot_message(&fake, "Access rules match you").await;
+    let text = reply["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("`wx:{}`", fake.alice_id))
+            && text.contains(&format!("`wx:{}`", fake.ops)),
+        "{text}"
+    );
+}
+
+#[actix_rt::test]
+async fn an_approval_card_is_approved_by_another_lead_and_refused_to_the_sender() {
+    let fake = FakeWebex::start().await;
+    let mut opts = with_test_aliases();
+    opts.access_toml = format!(
+        "[access]\ndefault = \"allow\"\n[access.groups]\nleads = [\"wx:{}\", \"wx:{}\"]\n\
+         [confirm]\n[[confirm.rules]]\ntexts = [\"deploy * to prod*\"]\napprovers = [\"@leads\"]\n",
+        fake.alice_id, fake.bob_id
+    );
+    let (b, _public) = bridge(&fake, opts, "").await;
+    b.wait_ready(200).await;
+    fake.post(
+        &fake.alice_id,
+        &fake.ops,
+        "!st2 deploy web to prod",
+        None,
+        true,
+    )
+    .await;
+    let offer = bot_message(&fake, "waits for approval").await;
+    let actions = offer["attachments"][0]["content"]["actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let titles: Vec<&str> = actions
+        .iter()
+        .map(|a| a["title"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(titles, ["Approve", "Deny"], "{offer}");
+    assert!(actions.iter().all(|a| a["type"] == "Action.Submit"));
+    let card = offer["id"].as_str().unwrap_or_default().to_owned();
+    assert!(b.emulator.executions().is_empty());
+
+    // The sender presses Approve: told (in the 1:1 room) why not, and nothing runs.
+    fake.press(&fake.alice_id, &card, 0).await;
+    let alices_room = fake.direct_room(&fake.alice_id);
+    let told = eventually!(
+        WAIT,
+        fake.bot_messages()
+            .iter()
+            .any(|m| m["roomId"] == alices_room.as_str()
+                && m["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("cannot approve your own command"))
+    );
+    assert!(told, "{:#?}", fake.bot_messages());
+    assert!(b.emulator.executions().is_empty());
+
+    // Bob approves: it runs once, as Alice, and the room is told who approved.
+    fake.press(&fake.bob_id, &card, 0).await;
+    let ran = eventually!(WAIT, b.emulator.executions().len() == 1);
+    assert!(ran, "the approved command never reached StackStorm");
+    assert_eq!(
+        b.emulator.executions()[0].request["user"],
+        fake.alice_id.as_str()
+    );
+    let said = bot_message(&fake, "approved by").await;
+    assert_eq!(said["roomId"], fake.ops.as_str(), "{said}");
+
+    // A second press on the spent card runs nothing.
+    fake.press(&fake.bob_id, &card, 0).await;
+    let bobs_room = fake.direct_room(&fake.bob_id);
+    let spent = eventually!(
+        WAIT,
+        fake.bot_messages()
+            .iter()
+            .any(|m| m["roomId"] == bobs_room.as_str()
+                && m["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("nothing is waiting"))
+    );
+    assert!(spent, "{:#?}", fake.bot_messages());
+    assert_eq!(b.emulator.executions().len(), 1);
+}

@@ -24,6 +24,19 @@ const MAX_PAGES: usize = 20;
 /// A 429 without a usable `Retry-After`: wait this long.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Tries at reading what a webhook only names (a message, a card press). Webex sends a
+/// webhook once, so a read refused for a moment (429, 423, a 5xx, the network) is tried
+/// again rather than the command or the press being lost.
+const FETCH_TRIES: u32 = 4;
+
+/// The first wait between two tries of a read after a 5xx or a network error; doubled each
+/// time.
+const FETCH_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The longest `Retry-After` a read waits for: beyond it the command is stale by the time
+/// it could run, and the read gives up with the error.
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(60);
+
 /// One message waiting to be sent.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -162,14 +175,35 @@ impl Api {
     ) -> Result<Value, ConnectionError> {
         let url = format!("{}{path}", self.base);
         let (status, _, bytes) = self.call(method.clone(), &url, path, body).await?;
-        if !status.is_success() {
-            return Err(api_error(&method, path, status, &bytes));
+        success_json(&method, path, status, &bytes)
+    }
+
+    /// `GET path` whose answer must be a success, tried again while Webex asks the bridge
+    /// to wait (429 or 423 with `Retry-After`, "REST API Basics") or fails for a moment (a
+    /// 5xx, the network), up to [`FETCH_TRIES`] times.
+    async fn fetch(&self, path: &str) -> Result<Value, ConnectionError> {
+        let url = format!("{}{path}", self.base);
+        let mut backoff = FETCH_BACKOFF;
+        for attempt in 1.. {
+            let answer = self.call(Method::GET, &url, path, None).await;
+            let wait = match &answer {
+                Ok((status, headers, _)) => retry_wait(*status, headers, backoff),
+                Err(ConnectionError::Network { .. }) => Some(backoff),
+                Err(_) => None,
+            };
+            match wait {
+                Some(wait) if attempt < FETCH_TRIES && wait <= MAX_FETCH_WAIT => {
+                    tracing::debug!(request = %format!("GET {}", path.split('?').next().unwrap_or_default()), attempt, wait_ms = wait.as_millis() as u64, "Webex read refused for now; trying again");
+                    actix_rt::time::sleep(wait).await;
+                    backoff *= 2;
+                }
+                _ => {
+                    let (status, _, bytes) = answer?;
+                    return success_json(&Method::GET, path, status, &bytes);
+                }
+            }
         }
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ConnectionError::Protocol(format!("{method} {path}: bad JSON: {e}")))
+        unreachable!("the loop above returns")
     }
 
     /// The bot (`GET /people/me`). A refused token stops the connection.
@@ -198,9 +232,7 @@ impl Api {
 
     /// A message (`GET /messages/{id}`): what a `messages` webhook only names.
     pub async fn message(&self, id: &str) -> Result<Message, ConnectionError> {
-        let v = self
-            .expect(Method::GET, &format!("/messages/{}", encode(id)), None)
-            .await?;
+        let v = self.fetch(&format!("/messages/{}", encode(id))).await?;
         Message::parse(&v)
             .ok_or_else(|| ConnectionError::Protocol("GET /messages: not a message".into()))
     }
@@ -219,12 +251,8 @@ impl Api {
     /// A card press (`GET /attachment/actions/{id}`): who pressed, where, and the inputs
     /// (the pressed `Action.Submit`'s `data`).
     pub async fn action(&self, id: &str) -> Result<Value, ConnectionError> {
-        self.expect(
-            Method::GET,
-            &format!("/attachment/actions/{}", encode(id)),
-            None,
-        )
-        .await
+        self.fetch(&format!("/attachment/actions/{}", encode(id)))
+            .await
     }
 
     /// Every webhook of the bot (`GET /webhooks`, following `Link: rel="next"` within the
@@ -324,13 +352,43 @@ impl Api {
     }
 }
 
+/// An answer's JSON body when its status is a success (`Null` for no body), else the
+/// typed error.
+fn success_json(
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<Value, ConnectionError> {
+    if !status.is_success() {
+        return Err(api_error(method, path, status, bytes));
+    }
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ConnectionError::Protocol(format!("{method} {path}: bad JSON: {e}")))
+}
+
+/// How long to wait before reading again after `status`: Webex's `Retry-After` for 429 and
+/// 423, `backoff` for a server error, `None` when trying again cannot help.
+fn retry_wait(status: StatusCode, headers: &HeaderMap, backoff: Duration) -> Option<Duration> {
+    asked_to_wait(status, headers).or_else(|| status.is_server_error().then_some(backoff))
+}
+
+/// The wait Webex names for a 429, and for 423 Locked, in `Retry-After` ("REST API
+/// Basics"); `None` for any other status.
+fn asked_to_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::LOCKED {
+        return None;
+    }
+    let header = headers.get("retry-after").and_then(|v| v.to_str().ok());
+    Some(wire::retry_after(header, now_unix()).unwrap_or(DEFAULT_RETRY_AFTER))
+}
+
 /// What the queue does with the answer to `POST /messages`.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    // 429, and 423 Locked, name the wait in `Retry-After` ("REST API Basics").
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::LOCKED {
-        let wait =
-            wire::retry_after(header("retry-after"), now_unix()).unwrap_or(DEFAULT_RETRY_AFTER);
+    if let Some(wait) = asked_to_wait(status, headers) {
         return Outcome::RateLimited(wait);
     }
     let error = || api_error(&Method::POST, "/messages", status, body);

@@ -96,6 +96,9 @@ struct State {
     /// The next `POST /messages` opens a rate-limit window this long.
     window_armed: Option<std::time::Duration>,
     limited_until: Option<Instant>,
+    /// This many reads of a message or a card press (`GET /messages/{id}`,
+    /// `GET /attachment/actions/{id}`) are answered 429 before they are served.
+    reads_refused: usize,
 }
 
 impl State {
@@ -472,6 +475,23 @@ impl FakeWebex {
         self.state.lock().window_armed = Some(window);
     }
 
+    /// The next `n` reads of a message or a card press are answered 429 with
+    /// `Retry-After: 1`: Webex limits every endpoint, not only posting ("REST API Basics",
+    /// Rate Limiting: https://developer.webex.com/docs/basics#rate-limiting).
+    pub fn refuse_reads(&self, n: usize) {
+        self.state.lock().reads_refused = n;
+    }
+
+    /// Reads of a message or a card press answered 429 so far.
+    pub fn reads_limited(&self) -> usize {
+        self.state
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == "GET" && c.status == 429)
+            .count()
+    }
+
     /// `POST /messages` answered 429 so far.
     pub fn rate_limited(&self) -> usize {
         self.state
@@ -542,6 +562,18 @@ fn answer(
         })
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let is_read = matches!(
+        (method, segs.as_slice()),
+        ("GET", ["messages", _]) | ("GET", ["attachment", "actions", _])
+    );
+    if is_read && st.reads_refused > 0 {
+        st.reads_refused -= 1;
+        // "REST API Basics", Rate Limiting: 429 with the seconds to wait in Retry-After.
+        return HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({"message": "Too Many Requests", "errors": [{"description": "Too Many Requests"}],
+                "trackingId": "ROUTER_RATE"}));
+    }
     match (method, segs.as_slice()) {
         // "Get My Own Details": https://developer.webex.com/docs/api/v1/people/get-my-own-details
         ("GET", ["people", "me"]) => HttpResponse::Ok().json(bot.json()),
