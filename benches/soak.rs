@@ -63,7 +63,19 @@ async fn soak(minutes: f64, rate: f64) {
         .spawn()
         .expect("the bridge binary starts");
     let pid = child.id();
+    // The bridge's input is written on a thread of its own: a blocking write on this
+    // thread would stall the emulator that lives on it whenever the bridge holds its input
+    // back, and the bridge would then be waiting on a StackStorm that cannot answer.
+    let (lines, to_write) = std::sync::mpsc::channel::<String>();
     let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || {
+        for line in to_write {
+            if stdin.write_all(line.as_bytes()).is_err() {
+                eprintln!("the bridge stopped reading its input");
+                return;
+            }
+        }
+    });
     let stdout = child.stdout.take().expect("piped stdout");
     let seen = Arc::new(parking_lot::Mutex::new(Vec::<crowd::Seen>::new()));
     {
@@ -96,8 +108,7 @@ async fn soak(minutes: f64, rate: f64) {
         } else {
             format!("!st2 run echo drill-{n}\n")
         };
-        if stdin.write_all(line.as_bytes()).is_err() {
-            eprintln!("the bridge stopped reading its input");
+        if lines.send(line).is_err() {
             break;
         }
         sent.insert(n, (0usize, direct));
@@ -119,12 +130,14 @@ async fn soak(minutes: f64, rate: f64) {
         }
         tokio::time::sleep(every).await;
     }
+    drop(lines);
     let settled = eventually!(Duration::from_secs(60), {
         crowd::Tally::of(&sent, &seen.lock()).unanswered() == 0
     });
     let tally = crowd::Tally::of(&sent, &seen.lock());
     let _ = child.kill();
     let _ = child.wait();
+    let _ = writer.join();
     let quarter = samples
         .iter()
         .find(|(at, _)| at.as_secs_f64() >= total.as_secs_f64() / 4.0)

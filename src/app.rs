@@ -455,7 +455,13 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         for route in started.routes {
             // Paths carry the connection's name, and names are unique: two connections
             // never share one.
-            webhooks.insert(route.path.clone(), route);
+            webhooks.insert(
+                route.path.clone(),
+                http::webhook::ConnectionRoute {
+                    connection: chat.name.clone(),
+                    route,
+                },
+            );
         }
         let (recipient, mention) = (started.deliver, spec.mention);
         tracker.do_send(RegisterConnection {
@@ -475,6 +481,13 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         });
     }
     tracker.do_send(ConnectionsRegistered);
+    // Where the other processes run the connections this one does not (filled by the
+    // lease keeper, read by the HTTP server to pass requests on).
+    let holders = crate::actors::lease_keeper::HolderDirectory::default();
+    let advertise_url = match &settings.store {
+        StoreSettings::Redis { advertise_url, .. } => advertise_url.clone(),
+        _ => None,
+    };
     // Started once every connection is: the first lease taken connects at once.
     let lease_keeper = leases.map(|(leases, ttl)| {
         let connections = settings
@@ -488,6 +501,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             connections,
             tracker.clone().recipient(),
             reporter("leases", false),
+            advertise_url.as_deref(),
+            holders.clone(),
         )
         .start()
     });
@@ -515,7 +530,9 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 store.trigger_tokens(),
                 dispatcher.clone().recipient(),
                 Arc::new(gates),
+                holders.clone(),
             ),
+            holders,
         },
     )
     .map_err(|source| StartError::Listen {

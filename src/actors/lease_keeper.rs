@@ -14,7 +14,8 @@
 //! is under way at a time, and none ever runs on the actor's thread.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -26,6 +27,53 @@ use crate::{
     backends::connection::Gate,
     store::leases::{Held, LeaseStore},
 };
+
+/// Where the other bridge processes run the connections this one does not: connection →
+/// the address its holder published (`[store] advertise_url`). The keeper fills it from
+/// each lease it sees held elsewhere; the HTTP server passes requests for those
+/// connections on there. Clones share it.
+#[derive(Clone, Default, Debug)]
+pub struct HolderDirectory(Arc<parking_lot::RwLock<HashMap<String, String>>>);
+
+impl HolderDirectory {
+    /// The address of the process running `connection`, when another one does and
+    /// published one.
+    pub fn url(&self, connection: &str) -> Option<String> {
+        self.0.read().get(connection).cloned()
+    }
+
+    fn set(&self, connection: &str, url: Option<&str>) {
+        let mut map = self.0.write();
+        match url {
+            Some(url) => {
+                if map.get(connection).map(String::as_str) != Some(url) {
+                    map.insert(connection.to_owned(), url.to_owned());
+                }
+            }
+            None => {
+                map.remove(connection);
+            }
+        }
+    }
+}
+
+/// A process's name in leases: `<host>:<pid>:<random>`, then `@<advertise_url>` when it
+/// published one.
+fn holder_name(host: &str, pid: u32, random: &str, advertise: Option<&str>) -> String {
+    match advertise {
+        Some(url) => format!("{host}:{pid}:{random}@{url}"),
+        None => format!("{host}:{pid}:{random}"),
+    }
+}
+
+/// The address a lease's value (`<holder>#<fence>`) publishes, if any.
+pub fn advertised_url(lease_value: &str) -> Option<&str> {
+    let holder = lease_value
+        .rsplit_once('#')
+        .map_or(lease_value, |(holder, _)| holder);
+    let (_, url) = holder.split_once('@')?;
+    (url.starts_with("http://") || url.starts_with("https://")).then_some(url)
+}
 
 /// A connection's lease was taken by this process (`held`) or lost.
 #[derive(Debug, Clone, Message)]
@@ -68,22 +116,29 @@ pub struct LeaseKeeper {
     ticker: Option<SpawnHandle>,
     /// The leases were given up: calls still under way change nothing.
     stopping: bool,
+    /// Where the other processes run the connections this one does not.
+    directory: HolderDirectory,
 }
 
 impl LeaseKeeper {
-    /// A keeper of the leases of `connections` (name → gate), each for `ttl`.
+    /// A keeper of the leases of `connections` (name → gate), each for `ttl`; leases this
+    /// process takes publish `advertise` (its address for the others), and `directory`
+    /// learns where the others run the rest.
     pub fn new(
         store: LeaseStore,
         ttl: Duration,
         connections: Vec<(String, Gate)>,
         tracker: Recipient<ConnectionLease>,
         status: StatusReporter,
+        advertise: Option<&str>,
+        directory: HolderDirectory,
     ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
         let random = uuid::Uuid::new_v4().simple().to_string();
         Self {
             store,
-            holder: format!("{host}:{}:{}", std::process::id(), &random[..8]),
+            holder: holder_name(&host, std::process::id(), &random[..8], advertise),
+            directory,
             ttl,
             leases: connections
                 .into_iter()
@@ -206,6 +261,8 @@ impl LeaseKeeper {
                     }
                     Step::Renewed(false, held) => {
                         tracing::warn!(connection = %held.name, "the connection's lease passed to another bridge process");
+                        // Who has it now is learnt at the next tick.
+                        self.directory.set(&held.name, None);
                         if let Some(lease) = self.leases.get_mut(&held.name) {
                             lease.busy = false;
                             if lease.held.take().is_some() {
@@ -218,6 +275,8 @@ impl LeaseKeeper {
                         }
                     }
                     Step::HeldElsewhere(name, holder) => {
+                        self.directory
+                            .set(&name, holder.as_deref().and_then(advertised_url));
                         if let Some(lease) = self.leases.get_mut(&name) {
                             lease.busy = false;
                             lease.holder = holder;
@@ -244,6 +303,7 @@ impl LeaseKeeper {
             return;
         };
         tracing::info!(connection = %name, fence = held.fence, "took the connection's lease: this bridge process runs it now");
+        self.directory.set(&name, None);
         lease.busy = false;
         lease.holder = Some(held.value.clone());
         lease.held = Some(held);
@@ -332,5 +392,40 @@ impl Actor for LeaseKeeper {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.tick(ctx);
         self.ticker = Some(ctx.run_interval(self.interval(), |act, ctx| act.tick(ctx)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_publishes_its_holders_address_when_it_has_one() {
+        let with = holder_name("pod-1", 7, "ab12cd34", Some("http://10.0.0.5:8080"));
+        assert_eq!(with, "pod-1:7:ab12cd34@http://10.0.0.5:8080");
+        assert_eq!(
+            advertised_url(&format!("{with}#42")),
+            Some("http://10.0.0.5:8080")
+        );
+        let without = holder_name("pod-1", 7, "ab12cd34", None);
+        assert_eq!(advertised_url(&format!("{without}#42")), None);
+        // What is no http(s) URL is not followed.
+        assert_eq!(advertised_url("h:1:x@file:///etc/passwd#3"), None);
+        assert_eq!(
+            advertised_url("h:1:x@https://b.example/base#3"),
+            Some("https://b.example/base")
+        );
+    }
+
+    #[test]
+    fn the_directory_forgets_a_connection_once_nobody_else_is_known_to_run_it() {
+        let directory = HolderDirectory::default();
+        directory.set("mm", Some("http://10.0.0.5:8080"));
+        assert_eq!(
+            directory.clone().url("mm").as_deref(),
+            Some("http://10.0.0.5:8080")
+        );
+        directory.set("mm", None);
+        assert_eq!(directory.url("mm"), None);
     }
 }

@@ -318,6 +318,7 @@ pub(super) struct RawStore {
     pub tls_ca_file: String,
     pub prefix: String,
     pub lease_ttl: u64,
+    pub advertise_url: String,
 }
 
 #[derive(Deserialize)]

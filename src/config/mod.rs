@@ -279,6 +279,10 @@ pub enum StoreSettings {
         options: crate::store::RedisOptions,
         /// How long a chat connection's lease lasts (`lease_ttl`).
         lease_ttl: Duration,
+        /// Where the other bridge processes reach this one's HTTP server
+        /// (`advertise_url`): a webhook or trigger call that reaches a process not running
+        /// its connection is passed on to the one that does. `None`: answered 503 instead.
+        advertise_url: Option<String>,
         /// Where the encryption key was found (for messages).
         key_source: String,
         /// The key.
@@ -302,7 +306,10 @@ impl StoreSettings {
                 path.display()
             )],
             Self::Redis {
-                options, lease_ttl, ..
+                options,
+                lease_ttl,
+                advertise_url,
+                ..
             } => vec![
                 format!(
                     "store: redis at {} (keys under {:?}) — {KEPT} survive a restart",
@@ -318,6 +325,16 @@ impl StoreSettings {
                 "store: a login in progress (the few seconds StackStorm takes to check the \
                  credentials) is held by the bridge process that serves it"
                     .to_owned(),
+                match advertise_url {
+                    Some(url) => format!(
+                        "store: webhooks and trigger calls for a connection another process \
+                         runs are passed on to it; the others reach this one at {url}"
+                    ),
+                    None => "store: webhooks and trigger calls for a connection another process \
+                             runs are answered 503 with Retry-After: 1 (set advertise_url to \
+                             pass them on)"
+                        .to_owned(),
+                },
             ],
         }
     }
@@ -513,6 +530,55 @@ mod tests {
                 "{url}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn an_advertised_address_is_an_http_url_of_a_redis_store_and_each_mistake_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("store.key");
+        std::fs::write(&key_file, "11".repeat(32)).unwrap();
+        let redis = |advertise: &str| {
+            format!(
+                "{MINIMAL}\n[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n\
+                 key_file = {:?}\nadvertise_url = {advertise:?}\n",
+                key_file.to_str().unwrap()
+            )
+        };
+        let s = load_text(&redis("http://10.0.0.5:3141/"), &[]).unwrap();
+        let StoreSettings::Redis { advertise_url, .. } = &s.store else {
+            panic!("a redis store")
+        };
+        assert_eq!(advertise_url.as_deref(), Some("http://10.0.0.5:3141"));
+        assert!(s
+            .store
+            .describe()
+            .iter()
+            .any(|l| l.contains("passed on") && l.contains("http://10.0.0.5:3141")));
+        for (bad, says) in [
+            ("10.0.0.5:3141", "not a URL"),
+            ("ftp://10.0.0.5/", "not http"),
+            ("http://user:pw@10.0.0.5/", "credentials"),
+            ("http://10.0.0.5/?a=b", "query"),
+            ("http://10.0.0.5/#top", "fragment"),
+        ] {
+            let e = load_text(&redis(bad), &[]).unwrap_err();
+            assert!(
+                e.problems
+                    .iter()
+                    .any(|p| p.key == "store.advertise_url" && p.reason.contains(says)),
+                "{bad}: {e}"
+            );
+            assert!(!e.to_string().contains("pw@"), "{e}");
+        }
+        let e = load_text(
+            &format!("{MINIMAL}\n[store]\nadvertise_url = \"http://10.0.0.5/\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.problems.iter().any(|p| p.key == "store.advertise_url"),
+            "{e}"
+        );
     }
 
     #[test]

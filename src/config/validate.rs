@@ -299,6 +299,15 @@ pub(super) fn validate(raw: RawConfig, platforms: &dyn Platforms) -> Result<Sett
         })
         .unwrap_or_default();
     let store = c.take(raw.store).and_then(|s| match s.backend.as_str() {
+        "memory" | "sqlite" if non_empty(&s.advertise_url).is_some() => {
+            c.push(
+                "store.advertise_url",
+                "only bridge processes sharing a redis store pass requests to each other; \
+                 remove it or use backend = \"redis\""
+                    .to_owned(),
+            );
+            None
+        }
         "memory" => Some(StoreSettings::Memory),
         "sqlite" => {
             let loaded = match (non_empty(&s.key_file), non_empty(&s.key_env)) {
@@ -614,6 +623,11 @@ fn redis_store_problems(s: &super::load::RawStore) -> Vec<(&'static str, String)
             Err(e) => problems.push(("store.tls_ca_file", format!("cannot read {file}: {e}"))),
         }
     }
+    if let Some(url) = non_empty(&s.advertise_url) {
+        if let Err(reason) = advertised(url) {
+            problems.push(("store.advertise_url", reason));
+        }
+    }
     if !(3..=3600).contains(&s.lease_ttl) {
         problems.push((
             "store.lease_ttl",
@@ -672,6 +686,7 @@ fn redis_store(s: &super::load::RawStore) -> Option<StoreSettings> {
     };
     Some(StoreSettings::Redis {
         lease_ttl: Duration::from_secs(s.lease_ttl),
+        advertise_url: non_empty(&s.advertise_url).and_then(|u| advertised(u).ok()),
         options: crate::store::RedisOptions {
             url: s.url.trim().to_owned(),
             username: non_empty(&s.username).map(str::to_owned),
@@ -682,6 +697,31 @@ fn redis_store(s: &super::load::RawStore) -> Option<StoreSettings> {
         key_source,
         key: Arc::new(key),
     })
+}
+
+/// `store.advertise_url` as the other bridge processes will use it (no trailing slash), or
+/// why it cannot be one: an http(s) URL of this process's HTTP server with no credentials,
+/// query or fragment (it is shown to the other processes through Redis, and each request
+/// passed on goes to it with a path appended).
+fn advertised(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url.trim())
+        .map_err(|e| format!("not a URL ({e}); use http://<this process's address>:<port>"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{}:` is not http or https: the other bridge processes send HTTP requests there",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL names no host".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("the URL must not hold credentials".to_owned());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("the URL must not have a query or a fragment".to_owned());
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
 /// The longest job history (`[jobs] retention_days`): a hundred years.

@@ -12,6 +12,7 @@ pub mod login;
 pub mod metrics;
 pub mod post;
 pub mod redact;
+pub mod relay;
 pub mod same_origin;
 pub mod server;
 pub mod tls;
@@ -24,7 +25,9 @@ use actix_web::{web, HttpRequest};
 use std::{net::IpAddr, sync::Arc};
 
 use crate::{
-    actors::{session_manager::SessionManager, status::StatusRegistry},
+    actors::{
+        lease_keeper::HolderDirectory, session_manager::SessionManager, status::StatusRegistry,
+    },
     metrics::Metrics,
 };
 
@@ -49,6 +52,9 @@ pub struct HttpState {
     pub post: post::PostEndpoints,
     /// `POST /api/v1/trigger`: commands run with trigger tokens.
     pub trigger: trigger::TriggerEndpoint,
+    /// Which bridge process runs each connection this one does not, where it published an
+    /// address: requests for them are passed on there ([`relay`]).
+    pub holders: HolderDirectory,
 }
 
 /// The address a request comes from, for rate limits and logs: the peer's, or behind a

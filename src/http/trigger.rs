@@ -42,10 +42,13 @@ use super::{
     body::{read_limited, BodyError},
     limiter::WindowLimiter,
     post::{closing, presented_token, FAILURE_WINDOW, MAX_FAILURES},
-    HttpState,
+    relay, HttpState,
 };
 use crate::{
-    actors::dispatcher::triggers::{Trigger, TriggerOutcome},
+    actors::{
+        dispatcher::triggers::{Trigger, TriggerOutcome},
+        lease_keeper::HolderDirectory,
+    },
     store::TriggerTokenStore,
 };
 
@@ -67,22 +70,27 @@ struct Inner {
     dispatcher: Recipient<Trigger>,
     /// Each chat connection's gate: a token's command runs where its connection runs.
     gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+    /// Where the other processes run the connections this one does not.
+    holders: HolderDirectory,
     failures: WindowLimiter<IpAddr>,
     calls: WindowLimiter<String>,
 }
 
 impl TriggerEndpoint {
     /// Tokens checked against `tokens`; commands handed to `dispatcher` when this process
-    /// runs the token's connection (its gate in `gates` is open, or it has none).
+    /// runs the token's connection (its gate in `gates` is open, or it has none), else
+    /// passed on to the process `holders` names for it.
     pub fn new(
         tokens: TriggerTokenStore,
         dispatcher: Recipient<Trigger>,
         gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+        holders: HolderDirectory,
     ) -> Self {
         Self(Arc::new(Inner {
             tokens,
             dispatcher,
             gates,
+            holders,
             failures: WindowLimiter::new(MAX_FAILURES, FAILURE_WINDOW),
             calls: WindowLimiter::new(CALLS_PER_MINUTE, Duration::from_secs(60)),
         }))
@@ -222,22 +230,20 @@ pub async fn trigger(
         .gates
         .get(&token.connection)
         .is_some_and(|gate| !gate.is_open(now));
-    if elsewhere {
-        // The command's room is another bridge process's now: a load balancer that retries
-        // another replica reaches it there.
-        let mut response = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "another bridge process runs connection {}; try again (another replica answers)",
-                token.connection
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(1));
-        return response;
-    }
-    on.calls.count(token.id.clone(), now);
+    // The command's room is another bridge process's now: the call goes on to it (which
+    // checks the token again and counts the call), or, where it published no address or
+    // this call was passed on already, a retry must reach it.
+    let holder = match elsewhere {
+        true if relay::was_relayed(&req) => return relay::elsewhere(&token.connection),
+        true => match on.holders.url(&token.connection) {
+            Some(url) => Some(url),
+            None => return relay::elsewhere(&token.connection),
+        },
+        false => {
+            on.calls.count(token.id.clone(), now);
+            None
+        }
+    };
     let body = match read_limited(&req, payload, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
@@ -256,6 +262,9 @@ pub async fn trigger(
             return closing(error(StatusCode::BAD_REQUEST, "the body is incomplete"))
         }
     };
+    if let Some(holder) = holder {
+        return relay::pass_on(&req, body.freeze(), &holder, &token.connection).await;
+    }
     let extra = match extra_text(&req, &body) {
         Ok(text) => text,
         Err((status, why)) => return error(status, &why),

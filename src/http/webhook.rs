@@ -12,12 +12,20 @@ use serde_json::{json, Value};
 
 use super::{
     body::{read_limited, BodyError},
-    HttpState,
+    relay, HttpState,
 };
 use crate::backends::webhook::{Headers, HttpRoute, WebhookRequest};
 
-/// The declared routes, by path.
-pub type Routes = Arc<HashMap<String, HttpRoute>>;
+/// The declared routes, by path, each with its connection's name.
+pub type Routes = Arc<HashMap<String, ConnectionRoute>>;
+
+/// A path a chat connection serves.
+pub struct ConnectionRoute {
+    /// The connection's name.
+    pub connection: String,
+    /// What the connection declared.
+    pub route: HttpRoute,
+}
 
 /// Serves every request no fixed route took: a declared path, or 404.
 pub async fn serve(
@@ -25,7 +33,7 @@ pub async fn serve(
     payload: web::Payload,
     state: web::Data<HttpState>,
 ) -> HttpResponse {
-    let Some(route) = state.webhooks.get(req.path()) else {
+    let Some(ConnectionRoute { connection, route }) = state.webhooks.get(req.path()) else {
         return HttpResponse::NotFound().finish();
     };
     if req.method() != actix_web::http::Method::POST {
@@ -33,13 +41,17 @@ pub async fn serve(
             .insert_header(("Allow", "POST"))
             .finish();
     }
-    if !route.gate.is_open(std::time::Instant::now()) {
-        // Another bridge process runs this connection: the platform (or a load balancer)
-        // tries again and reaches it there.
-        return HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "1"))
-            .json(json!({"error": {"message": "another bridge process runs this connection; try again"}}));
-    }
+    // Another bridge process runs this connection: the request goes on to it where it
+    // published its address, else the platform (or a load balancer) tries again.
+    let elsewhere = !route.gate.is_open(std::time::Instant::now());
+    let holder = match elsewhere {
+        true if relay::was_relayed(&req) => return relay::elsewhere(connection),
+        true => match state.holders.url(connection) {
+            Some(url) => Some(url),
+            None => return relay::elsewhere(connection),
+        },
+        false => None,
+    };
     let body = match read_limited(&req, payload, route.max_body).await {
         Ok(body) => body.freeze(),
         Err(BodyError::TooLarge) => {
@@ -52,6 +64,9 @@ pub async fn serve(
             return HttpResponse::BadRequest().json(json!({"error": "incomplete body"}))
         }
     };
+    if let Some(holder) = holder {
+        return relay::pass_on(&req, body, &holder, connection).await;
+    }
     let headers = Headers(
         req.headers()
             .iter()

@@ -148,6 +148,11 @@ impl Replicas {
     /// A bridge process on `port`: the emulator's StackStorm, the Mattermost connection
     /// and the shared Redis store, no console.
     fn replica(&self, port: u16) -> BridgeProcess {
+        self.replica_with(port, "")
+    }
+
+    /// [`Replicas::replica`] with more `[store]` lines.
+    fn replica_with(&self, port: u16, store_extra: &str) -> BridgeProcess {
         let st2 = crate::crowd::crowd_toml(&self.emulator, &CrowdOptions::default());
         let st2 = st2.split("[[chat]]").next().unwrap_or_default().replace(
             "listen = \"127.0.0.1:0\"",
@@ -155,7 +160,7 @@ impl Replicas {
         );
         let toml = format!(
             "{st2}{chat}[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_file = \"{key}\"\n\
-             prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n{redis_extra}[log]\nlevel = \"warn\"\n",
+             prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n{redis_extra}{store_extra}[log]\nlevel = \"warn\"\n",
             chat = self.mm.chat_toml(""),
             url = self.redis.url(),
             key = self.dir.path().join("store.key").display(),
@@ -473,5 +478,116 @@ async fn a_bridge_on_redis_over_tls_with_a_private_ca_runs_commands() {
                 .is_some_and(|id| r.results_of(&id) == 1)
         ),
         "a command is answered"
+    );
+}
+
+/// `POST /api/v1/trigger` with `token` to the bridge on `port` (`relayed`: as if another
+/// bridge process passed it on); the status and the JSON answer.
+async fn call_trigger(port: u16, token: &str, relayed: bool) -> (u16, serde_json::Value) {
+    let mut req = awc::Client::default()
+        .post(format!("http://127.0.0.1:{port}/api/v1/trigger"))
+        .timeout(Duration::from_secs(20))
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    if relayed {
+        req = req.insert_header((stormbridge::http::relay::RELAYED, "1"));
+    }
+    let mut resp = req.send().await.expect("the bridge answers");
+    let body = resp.body().limit(1 << 20).await.expect("a body");
+    (
+        resp.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or_default(),
+    )
+}
+
+#[actix_rt::test]
+async fn a_trigger_call_that_reaches_a_standby_is_passed_on_to_the_holder_and_runs_once() {
+    let r = Replicas::start(Duration::ZERO).await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let advertise = |port: u16| format!("advertise_url = \"http://127.0.0.1:{port}/\"\n");
+    let _a = r.replica_with(port_a, &advertise(port_a));
+    assert!(bridge_ready(port_a).await, "bridge a is ready");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            lease_state(port_a).await.as_deref() == Some("held")
+        ),
+        "bridge a holds the connection"
+    );
+    let _b = r.replica_with(port_b, &advertise(port_b));
+    assert!(bridge_ready(port_b).await, "bridge b is ready");
+    assert_eq!(lease_state(port_b).await.as_deref(), Some("standby"));
+
+    // Alice makes a token in her direct chat with the bot (bridge a answers there).
+    let dm = r.mm.direct_channel(&r.mm.alice_id, &r.mm.bot_id);
+    r.mm.post_as(&r.mm.alice_id, &dm, "!st2token create run echo relayed", "");
+    let mut token;
+    assert!(
+        eventually!(Duration::from_secs(15), {
+            token =
+                r.mm.bot_posts_containing(&dm, "Trigger token `")
+                    .iter()
+                    .find_map(|p| {
+                        p.str("message")
+                            .split_whitespace()
+                            .find(|w| w.starts_with("sbt_"))
+                            .map(|w| w.trim_matches('`').to_owned())
+                    });
+            token.is_some()
+        }),
+        "no token in the direct chat"
+    );
+    let token = token.expect("a token");
+
+    // b learns where a runs the connection from a's lease, and passes the call on to it.
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 2),
+            actor(port_b, "leases").await.is_some_and(|l| l
+                .pointer("/details/holders/mm")
+                .and_then(|h| h.as_str())
+                .is_some_and(|h| h.contains(&format!("@http://127.0.0.1:{port_a}"))))
+        ),
+        "bridge b sees a's address in the lease"
+    );
+    let (status, body) = call_trigger(port_b, &token, false).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "accepted", "{body}");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            r.execution("relayed").is_some_and(|id| !r
+                .mm
+                .bot_posts_containing(&dm, &format!("execution: {id}"))
+                .iter()
+                .all(|p| p.str("message").starts_with("Started")))
+        ),
+        "the command's result reached the direct chat"
+    );
+    let runs = r
+        .emulator
+        .executions()
+        .iter()
+        .filter(|e| {
+            e.parameters
+                .get("cmd")
+                .is_some_and(|c| c.contains("relayed"))
+        })
+        .count();
+    assert_eq!(runs, 1, "ran once");
+
+    // A call another process already passed on is not passed on again (the lease may have
+    // moved meanwhile): 503, and the caller retries.
+    let (status, _) = call_trigger(port_b, &token, true).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        r.emulator
+            .executions()
+            .iter()
+            .filter(|e| e
+                .parameters
+                .get("cmd")
+                .is_some_and(|c| c.contains("relayed")))
+            .count(),
+        1
     );
 }

@@ -1,0 +1,118 @@
+//! Passing a request on to the bridge process that runs its chat connection.
+//!
+//! When several bridge processes share a Redis store, each chat connection runs in the one
+//! process holding its lease. A platform's webhook, a button press or a trigger API call
+//! may reach any of them (a load balancer picks one); a process that does not run the
+//! request's connection passes it on, as it came, to the `[store] advertise_url` the holder
+//! published in its lease, and answers with the holder's answer. The holder checks the
+//! request (signatures, tokens) as if it had come straight to it.
+//!
+//! A request passed on carries [`RELAYED`]: a process receiving one for a connection it
+//! does not run (the lease moved meanwhile) answers 503 rather than pass it on again, so a
+//! request never travels in circles.
+
+use std::time::Duration;
+
+use actix_web::{
+    http::{header, StatusCode},
+    HttpRequest, HttpResponse,
+};
+use bytes::Bytes;
+use serde_json::json;
+
+/// The header a request passed on carries.
+pub const RELAYED: &str = "x-stormbridge-relayed";
+
+/// How long the holder may take to answer.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Largest answer relayed back (platform answers are small acknowledgements).
+const MAX_ANSWER: usize = 1 << 20;
+
+/// Headers that belong to one hop (RFC 9110 §7.6.1) or that the client sets again for the
+/// new request, never copied.
+const NOT_COPIED: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Whether `req` was passed on by another bridge process already.
+pub fn was_relayed(req: &HttpRequest) -> bool {
+    req.headers().contains_key(RELAYED)
+}
+
+/// 503 with `Retry-After: 1`: the connection runs elsewhere and the request cannot be
+/// passed on (no address published, or it was passed on once already).
+pub fn elsewhere(connection: &str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, "1"))
+        .json(json!({"error": {"message": format!(
+            "another bridge process runs connection {connection}; try again"
+        )}}))
+}
+
+/// Sends `req` (its method, path, query and headers) with `body` to the same path under
+/// `holder` (an advertised URL) and answers with the holder's status, content type and
+/// body. An unreachable holder is 503 with
+/// `Retry-After: 1`: the lease is likely moving, and the caller's retry finds the new one.
+pub async fn pass_on(
+    req: &HttpRequest,
+    body: Bytes,
+    holder: &str,
+    connection: &str,
+) -> HttpResponse {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or(req.path(), |p| p.as_str());
+    let url = format!("{holder}{path}");
+    // One client per relayed request: rare (only while a load balancer picks a process that
+    // does not run the connection), and an awc client cannot be shared between the HTTP
+    // server's threads.
+    let client = awc::Client::builder()
+        .timeout(TIMEOUT)
+        .disable_redirects()
+        .finish();
+    let mut outgoing = client.request(req.method().clone(), &url);
+    for (name, value) in req.headers() {
+        if !NOT_COPIED.contains(&name.as_str()) && name.as_str() != RELAYED {
+            outgoing = outgoing.append_header((name.clone(), value.clone()));
+        }
+    }
+    outgoing = outgoing.insert_header((RELAYED, "1"));
+    let answer = match outgoing.send_body(body).await {
+        Ok(mut answer) => match answer.body().limit(MAX_ANSWER).await {
+            Ok(bytes) => Ok((answer.status(), answer.headers().clone(), bytes)),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    match answer {
+        Ok((status, headers, bytes)) => {
+            let status =
+                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = HttpResponse::build(status);
+            for name in [
+                header::CONTENT_TYPE,
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+            ] {
+                if let Some(value) = headers.get(&name) {
+                    response.insert_header((name, value.clone()));
+                }
+            }
+            response.body(bytes)
+        }
+        Err(e) => {
+            tracing::warn!(connection = %connection, error = %e, "could not pass a request on to the bridge process running its connection");
+            elsewhere(connection)
+        }
+    }
+}
