@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 /// | `ops.deploy` | `deploy {{app}} to {{env}}` | `ops.deploy` | `ack.format`, `result.format`, `result.extra` |
 /// | `ops.restart_service` | `restart {{service}} on {{hosts}}` | `ops.restart_service` | `result.enabled: false` |
 /// | `ops.maintenance` | `maintenance on` | `core.noop` | disabled |
+/// | `examples.remote_shell_cmd` | `shell {{cmd}} on {{hosts}}` | `core.remote` | `result.format` with `{% for %}` blocks |
 ///
 /// Note that, exactly as on a real st2 with these aliases, `run date on web1`
 /// matches both `run {{cmd}}` and `run {{cmd}} on {{hosts}}`, so st2's
@@ -111,6 +112,30 @@ pub fn demo_aliases() -> Vec<Value> {
             "action_ref": "core.noop",
             "formats": ["maintenance on"],
             "metadata_file": "aliases/maintenance.yaml"
+        }),
+        // After st2's own `contrib/examples/aliases/remote_shell_cmd.yaml`: a result format
+        // that loops over the remote runner's per-host result with Jinja blocks and their
+        // whitespace control (`-%}` eats the indentation of the loop's first line, `{%+`
+        // keeps `lstrip_blocks` off for the `endfor`), as real packs write them. The
+        // format differs from the original's `run {{cmd}} on {{hosts}}`, which
+        // `examples.run_remote` already has.
+        json!({
+            "id": "5f3c1a0e9d1b2c0001a1b009",
+            "name": "remote_shell_cmd",
+            "pack": "examples",
+            "ref": "examples.remote_shell_cmd",
+            "uid": "action_alias:examples:remote_shell_cmd",
+            "description": "Execute a command on remote hosts via SSH, with a per-host report",
+            "enabled": true,
+            "action_ref": "core.remote",
+            "formats": ["shell {{cmd}} on {{hosts}}"],
+            "ack": {
+                "format": "Hold on while I run *{{execution.parameters.cmd}}* on *{{execution.parameters.hosts}}*"
+            },
+            "result": {
+                "format": "Ran *{{execution.parameters.cmd}}* on *{{ execution.result | length }}* hosts.\n\nPer host:\n{% for host in execution.result -%}\n    Host: *{{host}}*\n    ---> stdout: {{execution.result[host].stdout}}\n    ---> stderr: {{execution.result[host].stderr}}\n{%+ endfor %}\n"
+            },
+            "metadata_file": "aliases/remote_shell_cmd.yaml"
         }),
     ]
 }

@@ -5,7 +5,7 @@
 //!
 //! * `/auth/v1/tokens` and `/auth/v1/tokens/validate` (Basic login, TTL rules,
 //!   token validation);
-//! * `/api/v1/actionalias` (list, `help`, `match`, get one), `/api/v1/aliasexecution`
+//! * `/api/v1/actionalias` (list, RBAC-checked; `help`, `match`, get one), `/api/v1/aliasexecution`
 //!   (and `match_and_execute`), `/api/v1/executions/{id}` (get, cancel),
 //!   `/api/v1/executions/{id}/output`,
 //!   `/api/v1/inquiries` (list, get one, respond; RBAC-checked as st2 does, see
@@ -194,7 +194,8 @@ pub struct EmulatorConfig {
     pub background_interval: Option<Duration>,
     /// st2's `rbac.enable` (default `false`: every user is an admin, as with st2's no-op
     /// RBAC backend, and has every permission). With RBAC on, users who are not admins
-    /// (see [`EmulatorConfig::admins`], [`EmulatorConfig::roles`]) may not list with
+    /// (see [`EmulatorConfig::admins`], [`EmulatorConfig::roles`]) may not list aliases
+    /// at all without `action_alias_list` (`observer` has it, or a grant), nor with
     /// `limit=-1` or `limit` > 100 (403), nor run the actions
     /// [`EmulatorConfig::denied_actions`] names for them, and have of the inquiry
     /// permissions only what their roles give ([`EmulatorConfig::grants`]).
@@ -212,10 +213,12 @@ pub struct EmulatorConfig {
     /// `observer` or [`EmulatorConfig::grants`].
     pub roles: Vec<(String, String)>,
     /// `(user, permission type)` grants, as custom roles give them, with RBAC on; the
-    /// emulator checks the inquiry ones: `inquiry_list` (`GET /api/v1/inquiries`), and
-    /// `inquiry_view`, `inquiry_respond`, `inquiry_all` (any of them allows both
-    /// `GET` and `PUT /api/v1/inquiries/{id}`, as st2's inquiry resolver does). Default:
-    /// none.
+    /// emulator checks `action_alias_list` (every page of `GET /api/v1/actionalias`:
+    /// a bridge account that is no admin needs it, or `observer`), the inquiry ones:
+    /// `inquiry_list` (`GET /api/v1/inquiries`), and `inquiry_view`, `inquiry_respond`,
+    /// `inquiry_all` (any of them allows both `GET` and `PUT /api/v1/inquiries/{id}`, as
+    /// st2's inquiry resolver does), and `action_view`. Default: none. Changed while
+    /// running with [`Emulator::grant`] and [`Emulator::revoke`].
     pub grants: Vec<(String, String)>,
     /// `(user, action ref)` pairs: with RBAC on, that (non-admin) user lacks
     /// `action_execute` on that action (403 on `aliasexecution`).
@@ -396,7 +399,7 @@ impl Emulator {
             rbac: cfg.rbac,
             admins: cfg.admins,
             roles: cfg.roles,
-            grants: cfg.grants,
+            grants: Arc::new(parking_lot::Mutex::new(cfg.grants)),
             denied_actions: cfg.denied_actions,
             notify_rules: cfg.notify_rules,
             registry: registry::Registry::new(&cfg.actions),
@@ -691,6 +694,28 @@ impl Emulator {
     /// has been seen to send. `None` restores the real list.
     pub fn set_alias_list_body(&self, body: Option<&str>) {
         self.shared.set_alias_list_body(body.map(str::to_owned));
+    }
+
+    /// Give `user` the permission type `permission` (with RBAC on), as an st2 admin does
+    /// by adding it to one of the user's roles and running `st2-apply-rbac-definitions`:
+    /// it counts from the next request on.
+    pub fn grant(&self, user: &str, permission: &str) {
+        self.shared.set_granted(user, permission, true);
+    }
+
+    /// Take back a permission [`EmulatorConfig::grants`] or [`Emulator::grant`] gave
+    /// `user` (roles are untouched: an `observer` keeps every `list` permission).
+    pub fn revoke(&self, user: &str, permission: &str) {
+        self.shared.set_granted(user, permission, false);
+    }
+
+    /// While `Some`, every answer carries this `X-Request-ID` instead of the one the
+    /// request sent: what a proxy in front of st2api that sets its own request ids
+    /// (nginx's `proxy_set_header X-Request-ID $request_id`) makes st2 send back, since
+    /// st2's `RequestIDMiddleware` echoes whatever id reaches it. `None` restores st2's
+    /// own behaviour (the request's id, else a new uuid).
+    pub fn set_request_id_override(&self, id: Option<&str>) {
+        self.shared.set_request_id_override(id.map(str::to_owned));
     }
 
     /// The next `aliasexecution` (or `match_and_execute`) request that passes

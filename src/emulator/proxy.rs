@@ -188,14 +188,18 @@ fn nginx_framing(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
 }
 
 /// st2's `RequestIDMiddleware` (`st2common/middleware/request_id.py`): the request's
-/// `X-Request-ID` when it has a non-empty one, else a new `uuid4`, on every answer.
-fn add_request_id(res: &mut ServiceResponse<BoxBody>) {
-    let sent = res
-        .request()
-        .headers()
-        .get("x-request-id")
-        .filter(|v| !v.is_empty())
-        .cloned();
+/// `X-Request-ID` when it has a non-empty one, else a new `uuid4`, on every answer. With
+/// an override set, the id a proxy put on the request in its place.
+fn add_request_id(res: &mut ServiceResponse<BoxBody>, proxy_id: Option<String>) {
+    let sent = proxy_id
+        .and_then(|id| HeaderValue::from_str(&id).ok())
+        .or_else(|| {
+            res.request()
+                .headers()
+                .get("x-request-id")
+                .filter(|v| !v.is_empty())
+                .cloned()
+        });
     let id = sent.or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok());
     if let Some(v) = id {
         res.headers_mut()
@@ -245,7 +249,7 @@ where
         if res.response().extensions().contains::<NginxAnswer>() {
             return Ok(res);
         }
-        add_request_id(&mut res);
+        add_request_id(&mut res, shared.request_id_override());
         Ok(match shared.settings.framing {
             Framing::Nginx => nginx_framing(res),
             Framing::Direct => res,

@@ -509,6 +509,17 @@ fn list_page(items: Vec<Value>, total: usize, limit: i64, principal: &Principal)
 /// at a time (`limit` default 100, `offset`).
 async fn list_aliases(req: HttpRequest, shared: Data) -> Reply {
     let principal = authenticate(&shared, &req)?;
+    // `x-permissions: action_alias_list` (`openapi.yaml.j2`, `/api/v1/actionalias` GET),
+    // checked by the router right after authentication, before the parameters
+    // (`st2common/router.py:444-461`), so every page and every `limit` is refused alike;
+    // st2-rbac-backend's `ActionAliasPermissionsResolver` asks `_user_has_list_permission`
+    // (`resolvers.py:463`): a system role or a grant of exactly `action_alias_list`.
+    if !shared
+        .settings
+        .has_global_permission(&principal.user, "action_alias_list")
+    {
+        return Err(permission_denied(&principal.user, "action_alias_list"));
+    }
     if let Some(body) = shared.alias_list_body() {
         return Ok(HttpResponse::Ok()
             .insert_header((actix_web::http::header::CONTENT_TYPE, "application/json"))

@@ -41,8 +41,10 @@ pub(crate) struct Settings {
     pub admins: Vec<String>,
     /// `(user, role)` assignments besides the admins' `admin` (with RBAC on).
     pub roles: Vec<(String, String)>,
-    /// `(user, permission type)` grants from custom roles (with RBAC on).
-    pub grants: Vec<(String, String)>,
+    /// `(user, permission type)` grants from custom roles (with RBAC on). Shared and
+    /// changeable while running ([`super::Emulator::grant`], [`super::Emulator::revoke`]),
+    /// as an st2 admin changes a role and applies it with `st2-apply-rbac-definitions`.
+    pub grants: Arc<Mutex<Vec<(String, String)>>>,
     /// `(user, action ref)` pairs without `action_execute` (with RBAC on).
     pub denied_actions: Vec<(String, String)>,
     /// `(notification route, announcement route)` of the installed notify rules.
@@ -133,6 +135,7 @@ impl Settings {
 
     fn granted(&self, user: &str, permission_type: &str) -> bool {
         self.grants
+            .lock()
             .iter()
             .any(|(u, p)| u == user && p == permission_type)
     }
@@ -718,6 +721,9 @@ pub(crate) struct Shared {
     stream_up: AtomicBool,
     stream_refused: AtomicUsize,
     response_delay: Mutex<Duration>,
+    /// The `X-Request-ID` every answer carries instead of the request's own (a proxy that
+    /// sets its own id); `None`: st2's `RequestIDMiddleware` alone.
+    request_id_override: Mutex<Option<String>>,
     /// The background-traffic interval; the ticker (`background.rs`) watches it and
     /// ends when this sender is dropped with the rest of `Shared`.
     background: watch::Sender<Option<Duration>>,
@@ -754,6 +760,7 @@ impl Shared {
             stream_up: AtomicBool::new(true),
             stream_refused: AtomicUsize::new(0),
             response_delay: Mutex::new(Duration::ZERO),
+            request_id_override: Mutex::new(None),
             background: watch::Sender::new(background),
             background_events: AtomicUsize::new(0),
             long_job_tick: Mutex::new(super::actions::LONG_JOB_TICK),
@@ -1012,6 +1019,22 @@ impl Shared {
 
     pub(crate) fn set_response_delay(&self, delay: Duration) {
         *self.response_delay.lock() = delay;
+    }
+
+    pub(crate) fn set_request_id_override(&self, id: Option<String>) {
+        *self.request_id_override.lock() = id;
+    }
+
+    pub(crate) fn request_id_override(&self) -> Option<String> {
+        self.request_id_override.lock().clone()
+    }
+
+    pub(crate) fn set_granted(&self, user: &str, permission_type: &str, on: bool) {
+        let mut grants = self.settings.grants.lock();
+        grants.retain(|(u, p)| !(u == user && p == permission_type));
+        if on {
+            grants.push((user.to_string(), permission_type.to_string()));
+        }
     }
 
     pub(crate) fn response_delay(&self) -> Duration {

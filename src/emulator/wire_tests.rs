@@ -346,7 +346,7 @@ async fn nginx_framing_of_token_alias_list_and_execution() {
     assert_eq!(head.status, 200);
     head.assert_close_delimited();
     assert_eq!(head.get("content-type"), Some("application/json"));
-    assert_eq!(head.get("x-total-count"), Some("6"));
+    assert_eq!(head.get("x-total-count"), Some("7"));
     let items = json_of(&body);
     let demo = demo_aliases();
     assert_eq!(items.as_array().map(Vec::len), Some(demo.len()));

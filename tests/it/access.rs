@@ -145,6 +145,40 @@ async fn explain_is_for_admins_and_names_the_deciding_rule() {
 }
 
 #[actix_rt::test]
+async fn reloading_the_alias_list_is_for_admins_only() {
+    // No admin, and a rule that would allow `reload`: the admin-only floor still holds.
+    let rules = RULES
+        .replace("admins = [\"console:alice\"]", "admins = []")
+        .replace(
+            "builtins = [\"help\", \"whoami\", \"acl\"]",
+            "builtins = [\"help\", \"whoami\", \"acl\", \"reload\"]",
+        );
+    let mut b = TestBridge::start_with(with_rules(&rules)).await;
+    b.wait_ready(200).await;
+    assert!(eventually!(
+        WAIT,
+        b.metric("stormbridge_aliases").await == 8.0
+    ));
+    // StackStorm's list changed without an event reaching the bridge: a reload would show it.
+    let mut list = crate::support::test_aliases();
+    list.push(
+        serde_json::json!({"name": "greet", "pack": "hello", "ref": "hello.greet",
+        "action_ref": "core.local", "enabled": true, "formats": ["greet {{cmd}}"]}),
+    );
+    b.emulator
+        .set_alias_list_body(Some(&serde_json::Value::Array(list).to_string()));
+    b.say("!st2reload").await;
+    let reply = b.line_containing("Access control").await;
+    assert!(reply.contains("!st2reload"), "{reply}");
+    assert!(
+        b.next_line_within(Duration::from_secs(1)).await.is_none(),
+        "{:?}",
+        b.seen
+    );
+    assert_eq!(b.metric("stormbridge_aliases").await, 8.0, "not reloaded");
+}
+
+#[actix_rt::test]
 async fn reload_swaps_valid_rules_and_keeps_old_ones_on_a_bad_file() {
     let opts = with_rules(RULES);
     let mut b = TestBridge::start_with(opts).await;

@@ -214,10 +214,32 @@ fn the_demo_answers_a_command_with_a_duration_people_can_read() {
             Err(_) => break None,
         }
     };
+    // A real pack's result format (st2's `examples.remote_shell_cmd`): a `{% for %}` over
+    // the remote runner's per-host result, with Jinja's whitespace control, rendered as
+    // Jinja2 with st2's `trim_blocks` and `lstrip_blocks` renders it.
+    stdin
+        .write_all(b"!st2 shell hostname on web1,web2\n")
+        .expect("command typed");
+    let report = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("Ran *hostname*") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
     // Ctrl-D: the demo stops at the end of its input.
     drop(stdin);
     let stopped = exit_rx.recv_timeout(Duration::from_secs(10)).is_ok();
     let result = result.unwrap_or_else(|| panic!("no result from the demo; saw {seen:#?}"));
+    let report = report.unwrap_or_else(|| panic!("no per-host report; saw {seen:#?}"));
+    assert_eq!(
+        stormbridge::backends::console::unescape_line(&report),
+        "[stormbridge] #demo: Demo User: Ran *hostname* on *2* hosts.\n\nPer host:\n\
+         Host: *web1*\n    ---> stdout: web1\n    ---> stderr: \n\
+         Host: *web2*\n    ---> stdout: web2\n    ---> stderr: \n",
+        "{report}"
+    );
     // StackStorm writes a duration under a second as microseconds ("Took 0.02μs"): the
     // demo's commands take long enough to read as seconds.
     let took = result

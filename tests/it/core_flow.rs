@@ -454,3 +454,32 @@ async fn a_match_multiple_alias_runs_once_per_match_and_every_result_comes_back(
         executions[1].request["source_context"]["request_id"]
     );
 }
+
+#[actix_rt::test]
+async fn a_match_multiple_alias_whose_match_does_not_stand_alone_is_refused_with_the_reason() {
+    // Each key is found only when " is a duplicate" follows it (a lookahead): sent on its
+    // own, as one `aliasexecution` per match must send it, a match no longer matches, so
+    // StackStorm would not run what the person asked for.
+    let mut opts = with_test_aliases();
+    opts.emulator.aliases.push(json!({
+        "id": "jiradup2", "name": "dup_of", "pack": "jira", "ref": "jira.dup_of",
+        "action_ref": "jira.mark_duplicate", "enabled": true,
+        "formats": [{"display": "<issue_key> is a duplicate", "match_multiple": true,
+            "representation": [r"(?:\b|^)(?P<issue_key>[A-Z][A-Z0-9]+-[0-9]+)(?= is a duplicate)(?:\b|$)"]}]
+    }));
+    opts.emulator.actions.push(json!({
+        "pack": "jira", "name": "mark_duplicate", "runner_type": "python-script",
+        "parameters": {"issue_key": {"type": "string", "required": true}}
+    }));
+    let mut b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    b.say("!st2 AB-2 is a duplicate and CD-3 is a duplicate")
+        .await;
+    let reply = b.line_containing("couldn't run").await;
+    assert!(
+        reply.contains("the match `AB-2` does not parse the same on its own")
+            && reply.contains("send them as separate commands"),
+        "{reply}"
+    );
+    assert!(b.emulator.executions().is_empty(), "nothing was run");
+}

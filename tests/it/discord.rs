@@ -89,6 +89,15 @@ async fn a_room_command_runs_and_the_result_replies_in_the_channel() {
         "{:?}",
         result.msg
     );
+    // In a channel the result mentions who ran the command, with Discord's user mention.
+    assert!(
+        result.msg["content"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("<@{ALICE}>: ")),
+        "{:?}",
+        result.msg
+    );
     assert_eq!(
         result.msg["message_reference"]["message_id"],
         cmd.as_str(),

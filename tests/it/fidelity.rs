@@ -6,11 +6,6 @@
 //! in result formats, and display-only formats.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-    Arc,
-};
 
 use serde_json::{json, Value};
 use stormbridge::alias::{parse_alias_list, AliasIndex, Selection};
@@ -539,11 +534,13 @@ fn bulk_alias(i: usize) -> Value {
 }
 
 /// RBAC on, and the bridge's StackStorm user (`st2admin`, see `support::config_toml`) is
-/// not one of the admins.
+/// not one of the admins; a custom role gives it `action_alias_list`, without which
+/// StackStorm refuses it the alias list altogether.
 fn rbac_options(bulk: usize) -> Options {
     let mut opts = with_test_aliases();
     opts.emulator.rbac = true;
     opts.emulator.admins = vec!["root".into()];
+    opts.emulator.grants = vec![("st2admin".into(), "action_alias_list".into())];
     opts.emulator.aliases.extend((0..bulk).map(bulk_alias));
     opts
 }
@@ -587,93 +584,9 @@ async fn with_rbac_a_bridge_that_is_no_admin_reads_the_alias_list_page_by_page()
     runs(&mut b, "core.run_local", "run date").await;
 }
 
-/// A listener in front of the emulator's API that answers every form of
-/// `GET /api/v1/actionalias` with StackStorm's RBAC refusal while `refuse` is set, and
-/// passes everything else through untouched. With RBAC on, st2's router checks the
-/// endpoint's `x-permissions` (`action_alias_list` in `st2common/openapi.yaml.j2`) and a
-/// user whose roles lack it gets `ResourceTypeAccessDeniedError` (403,
-/// `st2common/exceptions/rbac.py`) for every page; the emulator models only the admin
-/// check on `limit`.
-struct ApiGate {
-    addr: SocketAddr,
-    refuse: Arc<AtomicBool>,
-    refused: Arc<AtomicUsize>,
-}
-
-const LIST_REFUSAL: &str = r#"{"faultstring": "User \"st2admin\" doesn't have required permission \"action_alias_list\""}"#;
-
-impl ApiGate {
-    async fn start(upstream: SocketAddr) -> ApiGate {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("gate binds");
-        let addr = listener.local_addr().expect("gate address");
-        let refuse = Arc::new(AtomicBool::new(false));
-        let refused = Arc::new(AtomicUsize::new(0));
-        let (r, n) = (refuse.clone(), refused.clone());
-        actix_rt::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                actix_rt::spawn(pass_or_refuse(conn, upstream, r.clone(), n.clone()));
-            }
-        });
-        ApiGate {
-            addr,
-            refuse,
-            refused,
-        }
-    }
-}
-
-async fn pass_or_refuse(
-    mut conn: tokio::net::TcpStream,
-    upstream: SocketAddr,
-    refuse: Arc<AtomicBool>,
-    refused: Arc<AtomicUsize>,
-) {
-    // The request head (StackStorm's answers close every connection: one request each).
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 1 << 16 {
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let line = String::from_utf8_lossy(&head)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_owned();
-    let path = line.split_whitespace().nth(1).unwrap_or("");
-    let list = line.starts_with("GET ") && path.split('?').next() == Some("/api/v1/actionalias");
-    if list && refuse.load(Ordering::SeqCst) {
-        refused.fetch_add(1, Ordering::SeqCst);
-        let answer = format!(
-            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{LIST_REFUSAL}",
-            LIST_REFUSAL.len()
-        );
-        let _ = conn.write_all(answer.as_bytes()).await;
-        let _ = conn.shutdown().await;
-        return;
-    }
-    let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
-        return;
-    };
-    if up.write_all(&head).await.is_ok() {
-        let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
-    }
-}
-
 #[actix_rt::test]
 async fn with_rbac_a_refused_or_malformed_alias_list_keeps_the_last_good_one() {
-    let opts = rbac_options(150);
-    let emulator = Emulator::start(opts.emulator.clone())
-        .await
-        .expect("emulator");
-    let gate = ApiGate::start(emulator.addr()).await;
-    let mut settings = settings_for(&emulator, &opts);
-    settings.st2.api_url = format!("http://{}/api/v1", gate.addr);
-    let mut b = TestBridge::start_with_settings(emulator, settings).await;
+    let mut b = TestBridge::start_with(rbac_options(150)).await;
     b.wait_ready(200).await;
     let loaded = eventually!(WAIT, b.metric("stormbridge_aliases").await == 158.0);
     assert!(loaded, "aliases: {}", b.metric("stormbridge_aliases").await);
@@ -696,7 +609,9 @@ async fn with_rbac_a_refused_or_malformed_alias_list_keeps_the_last_good_one() {
     ];
     for (broken, reason) in cases {
         if broken == "403" {
-            gate.refuse.store(true, Ordering::SeqCst);
+            // An st2 admin takes the permission out of the bridge account's role: StackStorm
+            // refuses every page of the list from now on.
+            b.emulator.revoke("st2admin", "action_alias_list");
         } else {
             b.emulator.set_alias_list_body(Some(broken));
         }
@@ -715,16 +630,12 @@ async fn with_rbac_a_refused_or_malformed_alias_list_keeps_the_last_good_one() {
         runs(&mut b, "zbulk.probe149", "probe149 uptime").await;
         runs(&mut b, "core.run_local", "run date").await;
 
-        gate.refuse.store(false, Ordering::SeqCst);
+        b.emulator.grant("st2admin", "action_alias_list");
         b.emulator.set_alias_list_body(None);
         b.emulator.send_raw_event("st2.actionalias__update", "{}");
         let back = eventually!(WAIT, b.actor("alias_cache").await["state"] == "up");
         assert!(back, "{broken}: {}", b.actor("alias_cache").await);
     }
-    assert!(
-        gate.refused.load(Ordering::SeqCst) >= 1,
-        "the gate refused a list"
-    );
 }
 
 // ----- 2. web_url -------------------------------------------------------------------------

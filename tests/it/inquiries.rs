@@ -724,7 +724,8 @@ async fn a_mattermost_button_answers_as_the_presser_and_forged_presses_are_refus
 // ----- StackStorm RBAC ------------------------------------------------------------------
 
 /// StackStorm with RBAC on, the bridge's account (`st2admin`) no admin (only `root` is),
-/// holding `roles` and the permission `grants` given.
+/// holding `roles` and the permission `grants` given, plus `action_alias_list` (without
+/// it StackStorm refuses the bridge its alias list).
 fn rbac(roles: &[&str], grants: &[&str]) -> Options {
     let mut o = with_test_aliases();
     o.emulator.rbac = true;
@@ -735,6 +736,7 @@ fn rbac(roles: &[&str], grants: &[&str]) -> Options {
         .collect();
     o.emulator.grants = grants
         .iter()
+        .chain(&["action_alias_list"])
         .map(|p| ("st2admin".to_owned(), (*p).to_owned()))
         .collect();
     o

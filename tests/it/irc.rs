@@ -286,6 +286,18 @@ async fn commands_from_a_channel_and_a_private_message_come_back_to_the_same_pla
     assert_eq!(ctx["room"], "#ops");
     assert_eq!(ctx["room_kind"], "group");
     assert_eq!(ctx["user_id"], "alice");
+    // In a channel the result's first line starts with who ran the command, by nick (as
+    // IRC clients highlight it).
+    let (_, first) = alice
+        .wait_for(|m| {
+            m.source_nickname() == Some("stormbridge")
+                && matches!(&m.command, IrcCommand::PRIVMSG(t, _) if t == "#ops")
+        })
+        .await;
+    assert!(
+        matches!(&first.command, IrcCommand::PRIVMSG(_, text) if text.starts_with("alice:")),
+        "{first:?}"
+    );
     let (_, result) = alice
         .privmsg_containing("stormbridge", "#ops", &format!("execution: {}", e.id))
         .await;

@@ -417,6 +417,14 @@ async fn commands_in_a_room_a_thread_and_a_direct_chat_come_back_where_they_were
     assert_eq!(result["content"]["format"], "org.matrix.custom.html");
     assert!(result["content"]["formatted_body"].as_str().is_some());
     assert!(result["content"].get("m.relates_to").is_none());
+    // In a room the result starts with the name people see for who ran the command, which
+    // their client highlights.
+    assert!(
+        result["content"]["body"]
+            .as_str()
+            .is_some_and(|body| body.starts_with("alice: ")),
+        "{result}"
+    );
 
     // In a thread: the answer is in the same thread.
     let root = alice.say(&room, "deploy discussion").await;

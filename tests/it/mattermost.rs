@@ -74,6 +74,12 @@ async fn a_room_command_runs_and_the_result_comes_back_to_the_room_and_thread() 
         "{:?}",
         result.post
     );
+    // In a channel the result mentions who ran the command by username.
+    assert!(
+        result.str("message").starts_with("@alice: "),
+        "{:?}",
+        result.post
+    );
     assert_eq!(
         result.str("root_id"),
         "",

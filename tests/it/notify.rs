@@ -136,13 +136,27 @@ async fn an_error_message_carries_stackstorms_request_id() {
     // `core.local` has no parameter `env`: StackStorm refuses the execution with a 400.
     b.say("!st2 run uname env=prod").await;
     let reply = b.line_containing("couldn't run").await;
-    let id = reply
-        .split("StackStorm request id: ")
-        .nth(1)
-        .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("no request id in {reply}"));
+    let id = request_id_in(&reply);
     assert_eq!(id.len(), 36, "a uuid: {id}");
     // It is the bridge's own request id, which StackStorm kept: one id in both logs.
     let logs = captured_logs();
     assert!(logs.contains(id), "the bridge logged {id}");
+
+    // The id shown is the one StackStorm answered with, not the one the bridge sent: behind
+    // a proxy that sets its own request ids, StackStorm's logs know only the proxy's.
+    b.emulator
+        .set_request_id_override(Some("nginx-3f9c2a7e51d04b8c"));
+    b.say("!st2 run uname env=staging").await;
+    let reply = b
+        .line_containing("couldn't run `run uname env=staging`")
+        .await;
+    assert_eq!(request_id_in(&reply), "nginx-3f9c2a7e51d04b8c", "{reply}");
+}
+
+fn request_id_in(reply: &str) -> &str {
+    reply
+        .split("StackStorm request id: ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no request id in {reply}"))
 }

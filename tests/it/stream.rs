@@ -365,3 +365,163 @@ async fn a_command_for_an_alias_stackstorm_renamed_reloads_and_runs_the_new_one(
         b.seen
     );
 }
+
+/// `greet {{cmd}}` of pack `hello`, the way `with_test_aliases` has none.
+fn greet(format: &str) -> serde_json::Value {
+    json!({"name": "greet", "pack": "hello", "ref": "hello.greet",
+    "action_ref": "core.local", "enabled": true, "formats": [format]})
+}
+
+const ALIAS_EXECUTIONS: &str =
+    r#"stormbridge_st2_request_seconds_count{endpoint="aliasexecution"}"#;
+
+/// A bridge with `greet {{cmd}}` loaded, whose stream StackStorm then stops serving (so no
+/// alias change reaches it), and StackStorm's aliases with `greet` in `format` instead.
+async fn greet_changed_unheard(format: &str) -> TestBridge {
+    let mut opts = with_test_aliases();
+    opts.emulator.aliases.push(greet("greet {{cmd}}"));
+    let b = ready_bridge(opts).await;
+    assert!(eventually!(
+        WAIT,
+        b.metric("stormbridge_aliases").await == 9.0
+    ));
+    b.emulator.set_stream_service(false);
+    assert!(eventually!(WAIT, b.emulator.stream_connections() == 0));
+    let mut list = crate::support::test_aliases();
+    list.push(greet(format));
+    b.emulator.set_aliases(list);
+    b
+}
+
+#[actix_rt::test]
+async fn a_format_stackstorm_no_longer_knows_reloads_the_list_and_runs_once() {
+    // Same alias, its format given a default: StackStorm refuses the old format (400).
+    let mut b = greet_changed_unheard("greet {{cmd=everyone}}").await;
+    b.say("!st2 greet world").await;
+    b.line_containing("Started `greet world`").await;
+    let executions = b.emulator.executions();
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(executions[0].alias_ref, "hello.greet");
+    assert_eq!(executions[0].request["format"], "greet {{cmd=everyone}}");
+    // Refused once with the old format, then sent once with the new one.
+    assert_eq!(b.metric(ALIAS_EXECUTIONS).await, 2.0);
+    assert!(
+        b.seen.iter().all(|l| !l.contains("Sorry")),
+        "no error shown: {:?}",
+        b.seen
+    );
+}
+
+#[actix_rt::test]
+async fn a_format_still_unknown_after_the_reload_is_retried_once_and_explained() {
+    let mut b = greet_changed_unheard("greet {{cmd=everyone}}").await;
+    // The list the bridge reads still has the old format (an out-of-date copy served in
+    // front of st2api): the retry is refused as well.
+    let mut stale = crate::support::test_aliases();
+    stale.push(greet("greet {{cmd}}"));
+    b.emulator
+        .set_alias_list_body(Some(&serde_json::Value::Array(stale).to_string()));
+    b.say("!st2 greet world").await;
+    let reply = b.line_containing("couldn't run").await;
+    assert!(
+        reply.contains(r#"Format string "greet {{cmd}}" is not available on the alias "greet""#),
+        "{reply}"
+    );
+    assert!(b.emulator.executions().is_empty());
+    // The first attempt and exactly one retry, nothing more.
+    assert!(b.next_line_within(Duration::from_secs(1)).await.is_none());
+    assert_eq!(b.metric(ALIAS_EXECUTIONS).await, 2.0);
+}
+
+/// SIGHUP (`systemctl reload`) makes a running bridge binary read StackStorm's alias list
+/// again: an alias added while no change event could reach it runs right after.
+#[actix_rt::test]
+async fn sighup_makes_the_bridge_binary_reload_its_aliases() {
+    use std::io::{BufRead as _, Write as _};
+    use std::process::{Command, Stdio};
+
+    use crate::bridge_process::{binary_config, bridge_ready, scrape};
+
+    crate::support::init_test_log();
+    let emulator =
+        stormbridge::emulator::Emulator::start(crate::crowd::CrowdOptions::default().emulator)
+            .await
+            .expect("emulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = crate::support::free_port();
+    let config = binary_config(dir.path(), &emulator, port, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stormbridge"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the bridge binary starts");
+    let pid = child.id().to_string();
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut process = crate::support::Process::default();
+    process.adopt(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx
+                .send(stormbridge::backends::console::unescape_line(&line))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut say = |line: &str| {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("typed");
+    };
+    let line_containing = |needle: &str| -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("the bridge printed no line containing {needle:?}");
+    };
+    assert!(bridge_ready(port).await, "the bridge became ready");
+    let aliases = |port| async move { scrape(port, "stormbridge_aliases").await };
+    let before = aliases(port).await.expect("alias count");
+
+    // StackStorm gains an alias while its stream is down: the bridge hears nothing of it.
+    emulator.set_stream_service(false);
+    assert!(eventually!(WAIT, emulator.stream_connections() == 0));
+    let mut list = stormbridge::emulator::demo_aliases();
+    list.push(greet("greet {{cmd}}"));
+    emulator.set_aliases(list);
+    say("!st2 greet world");
+    line_containing("No StackStorm command matches");
+
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(hup.success());
+    assert!(
+        eventually!(WAIT, aliases(port).await == Some(before + 1.0)),
+        "aliases after SIGHUP: {:?}",
+        aliases(port).await
+    );
+    say("!st2 greet world");
+    line_containing("Started `greet world`");
+    let executions = emulator.executions();
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(executions[0].alias_ref, "hello.greet");
+    drop(process);
+}

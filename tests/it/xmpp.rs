@@ -291,9 +291,11 @@ async fn commands_from_a_room_and_a_direct_chat_come_back_to_the_same_place() {
     assert_eq!(ctx["room"], ROOM);
     assert_eq!(ctx["room_kind"], "group");
     assert_eq!(ctx["user_id"], "ops@conference.localhost/alice");
-    alice
+    let result = alice
         .message_from(&bot_in_room, &format!("execution: {}", e.id))
         .await;
+    // In a room the result starts with who ran the command, by their nick.
+    assert!(result.starts_with("alice: "), "{result}");
 
     // A direct chat: the reply is a direct chat back, to the bare JID.
     alice
