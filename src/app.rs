@@ -13,8 +13,9 @@ use crate::{
         job_keeper::{JobKeeper, JobSettings},
         lease_keeper::LeaseKeeper,
         messages::RegisterConnection,
+        notice_relay::NoticeRelay,
         result_tracker::{ConnectionsRegistered, ResultTracker, TrackerSettings},
-        session_manager::{SessionManager, SessionSettings},
+        session_manager::{NotifyUser, SessionManager, SessionSettings},
         status::{Health, HealthReport, StatusRegistry, StatusReporter},
         stream_consumer::{StreamConsumer, StreamSettings},
         token_renewer::{RenewerSettings, TokenRenewer},
@@ -372,6 +373,43 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         })
     };
 
+    // Each connection's gate: always open for one process, a lease with a shared store.
+    let gates: std::collections::HashMap<String, Gate> = settings
+        .chat
+        .iter()
+        .map(|chat| {
+            let gate = if leases.is_some() {
+                Gate::leased()
+            } else {
+                Gate::always()
+            };
+            (chat.name.clone(), gate)
+        })
+        .collect();
+    let gates = Arc::new(gates);
+    // Where the other processes run the connections this one does not (filled by the
+    // lease keeper, read by the HTTP server to pass requests on, and by the notice relay).
+    let holders = crate::actors::lease_keeper::HolderDirectory::default();
+    // The session manager's notices (a login confirmed) reach the user's connection where
+    // it runs: with a shared store, perhaps in another process.
+    let (notices, notice_inbox): (Recipient<NotifyUser>, _) = match &settings.store {
+        StoreSettings::Redis { key, .. } => (
+            NoticeRelay::new(
+                dispatcher.clone().recipient(),
+                gates.clone(),
+                holders.clone(),
+                key.clone(),
+            )
+            .start()
+            .recipient(),
+            Some(http::relay::NoticeInbox::new(
+                key.clone(),
+                dispatcher.clone().recipient(),
+                gates.clone(),
+            )),
+        ),
+        _ => (dispatcher.clone().recipient(), None),
+    };
     let sessions = match settings.auth.mode {
         AuthMode::Standalone => None,
         AuthMode::Clientside => {
@@ -391,7 +429,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 store.clone(),
                 st2.clone(),
                 renewer.clone(),
-                dispatcher.clone().recipient(),
+                notices.clone(),
                 reporter("session_manager", false),
             );
             let manager = SessionManager::start_in_arbiter(&arbiter.handle(), move |_| {
@@ -404,19 +442,6 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         }
     };
 
-    // Each connection's gate: always open for one process, a lease with a shared store.
-    let gates: std::collections::HashMap<String, Gate> = settings
-        .chat
-        .iter()
-        .map(|chat| {
-            let gate = if leases.is_some() {
-                Gate::leased()
-            } else {
-                Gate::always()
-            };
-            (chat.name.clone(), gate)
-        })
-        .collect();
     let mut console_io = options.console_io;
     let mut consoles = options.consoles;
     let mut webhooks = std::collections::HashMap::new();
@@ -481,9 +506,6 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         });
     }
     tracker.do_send(ConnectionsRegistered);
-    // Where the other processes run the connections this one does not (filled by the
-    // lease keeper, read by the HTTP server to pass requests on).
-    let holders = crate::actors::lease_keeper::HolderDirectory::default();
     let advertise_url = match &settings.store {
         StoreSettings::Redis { advertise_url, .. } => advertise_url.clone(),
         _ => None,
@@ -529,10 +551,11 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             trigger: http::trigger::TriggerEndpoint::new(
                 store.trigger_tokens(),
                 dispatcher.clone().recipient(),
-                Arc::new(gates),
+                gates.clone(),
                 holders.clone(),
             ),
             holders,
+            notices: notice_inbox,
         },
     )
     .map_err(|source| StartError::Listen {

@@ -29,6 +29,7 @@ pub mod dispatcher;
 pub mod job_keeper;
 pub mod lease_keeper;
 pub mod messages;
+pub mod notice_relay;
 pub mod result_tracker;
 pub mod session_manager;
 pub mod status;

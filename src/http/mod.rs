@@ -55,6 +55,8 @@ pub struct HttpState {
     /// Which bridge process runs each connection this one does not, where it published an
     /// address: requests for them are passed on there ([`relay`]).
     pub holders: HolderDirectory,
+    /// Chat notices other bridge processes pass on (only with a Redis store).
+    pub notices: Option<relay::NoticeInbox>,
 }
 
 /// The address a request comes from, for rate limits and logs: the peer's, or behind a
@@ -92,6 +94,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(post::other_method)),
         )
         .route("/api/v1/trigger", web::post().to(trigger::trigger))
+        .route(
+            crate::actors::notice_relay::NOTICE_PATH,
+            web::post().to(relay::take_notice),
+        )
         // Chat connections' paths (each checks its own signatures), else 404.
         .default_service(web::to(webhook::serve));
 }

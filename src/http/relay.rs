@@ -116,3 +116,82 @@ pub async fn pass_on(
         }
     }
 }
+
+/// `POST /internal/v1/notice`: a chat notice another bridge process sealed for a
+/// connection this one runs (see `actors::notice_relay`). Only with a Redis store.
+#[derive(Clone)]
+pub struct NoticeInbox(std::sync::Arc<InboxInner>);
+
+struct InboxInner {
+    key: std::sync::Arc<crate::store::crypto::StoreKey>,
+    dispatcher: actix::Recipient<crate::actors::session_manager::NotifyUser>,
+    gates: std::sync::Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+    /// Notices taken lately, by id, with when: each is delivered once.
+    taken: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// Largest sealed notice read (a notice is a chat message of a few hundred bytes).
+const MAX_NOTICE: usize = 64 * 1024;
+
+impl NoticeInbox {
+    /// An inbox opening notices with `key`, delivering those for `gates`' open connections
+    /// through `dispatcher`.
+    pub fn new(
+        key: std::sync::Arc<crate::store::crypto::StoreKey>,
+        dispatcher: actix::Recipient<crate::actors::session_manager::NotifyUser>,
+        gates: std::sync::Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+    ) -> Self {
+        Self(std::sync::Arc::new(InboxInner {
+            key,
+            dispatcher,
+            gates,
+            taken: Default::default(),
+        }))
+    }
+}
+
+/// Serves `POST /internal/v1/notice`: 202 for a notice taken (or taken before), 403 for one
+/// not sealed with this store's key or too old, 503 when this process does not run the
+/// notice's connection (any more), 404 without a Redis store.
+pub async fn take_notice(
+    req: HttpRequest,
+    payload: actix_web::web::Payload,
+    state: actix_web::web::Data<super::HttpState>,
+) -> HttpResponse {
+    use crate::actors::notice_relay::{SealedNotice, NOTICE_MAX_AGE};
+    let Some(inbox) = state.notices.as_ref() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let body = match super::body::read_limited(&req, payload, MAX_NOTICE).await {
+        Ok(body) => body,
+        Err(_) => return HttpResponse::BadRequest().json(json!({"error": "no readable notice"})),
+    };
+    let Ok(sealed) = std::str::from_utf8(&body) else {
+        return HttpResponse::BadRequest().json(json!({"error": "no readable notice"}));
+    };
+    let notice = match SealedNotice::open(&inbox.0.key, sealed, chrono::Utc::now().timestamp()) {
+        Ok(notice) => notice,
+        Err(why) => {
+            tracing::warn!(reason = %why, "refused a chat notice said to come from another bridge process");
+            return HttpResponse::Forbidden().json(json!({"error": why.to_string()}));
+        }
+    };
+    let now = std::time::Instant::now();
+    let runs_here = inbox
+        .0
+        .gates
+        .get(&notice.connection)
+        .is_some_and(|gate| gate.is_open(now));
+    if !runs_here {
+        return elsewhere(&notice.connection);
+    }
+    {
+        let mut taken = inbox.0.taken.lock();
+        taken.retain(|_, at| now.duration_since(*at) <= NOTICE_MAX_AGE * 2);
+        if taken.insert(notice.id.clone(), now).is_some() {
+            return HttpResponse::Accepted().json(json!({"status": "taken before"}));
+        }
+    }
+    inbox.0.dispatcher.do_send(notice.into_notify());
+    HttpResponse::Accepted().json(json!({"status": "taken"}))
+}

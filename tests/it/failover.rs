@@ -120,12 +120,24 @@ impl Replicas {
     }
 
     async fn with(execution_delay: Duration, lease_ttl: u64, tls: bool) -> Self {
-        crate::support::init_test_log();
-        let emulator =
-            stormbridge::emulator::Emulator::start(stormbridge::emulator::EmulatorConfig {
+        Self::with_emulator(
+            stormbridge::emulator::EmulatorConfig {
                 execution_delay,
                 ..CrowdOptions::default().emulator
-            })
+            },
+            lease_ttl,
+            tls,
+        )
+        .await
+    }
+
+    async fn with_emulator(
+        config: stormbridge::emulator::EmulatorConfig,
+        lease_ttl: u64,
+        tls: bool,
+    ) -> Self {
+        crate::support::init_test_log();
+        let emulator = stormbridge::emulator::Emulator::start(config)
             .await
             .expect("emulator starts");
         let mm = FakeMattermost::start().await;
@@ -153,6 +165,11 @@ impl Replicas {
 
     /// [`Replicas::replica`] with more `[store]` lines.
     fn replica_with(&self, port: u16, store_extra: &str) -> BridgeProcess {
+        self.replica_with_tables(port, store_extra, "")
+    }
+
+    /// [`Replicas::replica_with`] and more tables (`tables`, after the others).
+    fn replica_with_tables(&self, port: u16, store_extra: &str, tables: &str) -> BridgeProcess {
         let st2 = crate::crowd::crowd_toml(&self.emulator, &CrowdOptions::default());
         let st2 = st2.split("[[chat]]").next().unwrap_or_default().replace(
             "listen = \"127.0.0.1:0\"",
@@ -160,7 +177,7 @@ impl Replicas {
         );
         let toml = format!(
             "{st2}{chat}[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_file = \"{key}\"\n\
-             prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n{redis_extra}{store_extra}[log]\nlevel = \"warn\"\n",
+             prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n{redis_extra}{store_extra}[log]\nlevel = \"warn\"\n{tables}",
             chat = self.mm.chat_toml(""),
             url = self.redis.url(),
             key = self.dir.path().join("store.key").display(),
@@ -590,4 +607,95 @@ async fn a_trigger_call_that_reaches_a_standby_is_passed_on_to_the_holder_and_ru
             .count(),
         1
     );
+}
+
+#[actix_rt::test]
+async fn a_login_finished_on_a_standby_is_confirmed_in_chat_by_the_holder() {
+    let mut emulator = CrowdOptions::default().emulator;
+    emulator
+        .users
+        .push(("alice-st2".into(), "st2-pass-9f".into()));
+    let r = Replicas::with_emulator(emulator, LEASE_TTL_SECS, false).await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let advertise = |port: u16| format!("advertise_url = \"http://127.0.0.1:{port}\"\n");
+    let auth = "[auth]\nmode = \"clientside\"\npublic_url = \"https://bridge.test\"\n";
+    let _a = r.replica_with_tables(port_a, &advertise(port_a), auth);
+    assert!(bridge_ready(port_a).await, "bridge a is ready");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            lease_state(port_a).await.as_deref() == Some("held")
+        ),
+        "bridge a holds the connection"
+    );
+    let _b = r.replica_with_tables(port_b, &advertise(port_b), auth);
+    assert!(bridge_ready(port_b).await, "bridge b is ready");
+
+    // Alice asks bridge a (the holder) for a link in her direct chat with the bot …
+    let dm = r.mm.direct_channel(&r.mm.alice_id, &r.mm.bot_id);
+    r.mm.post_as(&r.mm.alice_id, &dm, "!st2session_start sesame", "");
+    let mut link;
+    assert!(
+        eventually!(Duration::from_secs(15), {
+            link =
+                r.mm.bot_posts_containing(&dm, "https://bridge.test/login/")
+                    .iter()
+                    .find_map(|p| {
+                        p.str("message")
+                            .split("https://bridge.test/login/")
+                            .nth(1)
+                            .and_then(|rest| rest.split_whitespace().next())
+                            .map(|id| id.trim_end_matches(['.', ')', '>']).to_owned())
+                    });
+            link.is_some()
+        }),
+        "no login link in the direct chat"
+    );
+    let link = link.expect("a link");
+    // … and the load balancer sends her form to bridge b, which does not run Mattermost.
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 2),
+            actor(port_b, "leases").await.is_some_and(|l| l
+                .pointer("/details/holders/mm")
+                .and_then(|h| h.as_str())
+                .is_some_and(|h| h.contains(&format!("@http://127.0.0.1:{port_a}"))))
+        ),
+        "bridge b sees a's address in the lease"
+    );
+    let mut resp = awc::Client::default()
+        .post(format!("http://127.0.0.1:{port_b}/login/{link}"))
+        .insert_header(("Accept", "application/json"))
+        .timeout(Duration::from_secs(20))
+        .send_form(&[
+            ("shared_word", "sesame"),
+            ("method", "password"),
+            ("username", "alice-st2"),
+            ("password", "st2-pass-9f"),
+        ])
+        .await
+        .expect("bridge b answers");
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert_eq!(resp.status().as_u16(), 200, "{body}");
+    // The confirmation reaches her chat (bridge a posts it), once.
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            !r.mm.bot_posts_containing(&dm, "now linked").is_empty()
+        ),
+        "the login was never confirmed in chat"
+    );
+    // Her commands now run as her StackStorm user, whichever bridge runs them.
+    r.mm.post_as(&r.mm.alice_id, &dm, "!st2 run echo as-alice", "");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            r.emulator
+                .executions()
+                .iter()
+                .any(|e| e.st2_user == "alice-st2")
+        ),
+        "the command did not run as alice's StackStorm user"
+    );
+    assert_eq!(r.mm.bot_posts_containing(&dm, "now linked").len(), 1);
 }
