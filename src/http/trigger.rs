@@ -66,7 +66,7 @@ struct Inner {
     tokens: TriggerTokenStore,
     dispatcher: Recipient<Trigger>,
     /// Each chat connection's gate: a token's command runs where its connection runs.
-    gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+    gates: Arc<std::collections::HashMap<String, crate::lease::Gate>>,
     failures: WindowLimiter<IpAddr>,
     calls: WindowLimiter<String>,
 }
@@ -77,7 +77,7 @@ impl TriggerEndpoint {
     pub fn new(
         tokens: TriggerTokenStore,
         dispatcher: Recipient<Trigger>,
-        gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+        gates: Arc<std::collections::HashMap<String, crate::lease::Gate>>,
     ) -> Self {
         Self(Arc::new(Inner {
             tokens,
