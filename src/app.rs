@@ -21,7 +21,7 @@ use crate::{
         token_renewer::{RenewerSettings, TokenRenewer},
     },
     backends::{
-        connection::{Gate, Wiring},
+        connection::{Gate, HandoffError, Wiring},
         console::ConsoleIo,
         registry::{Start, REGISTRY},
     },
@@ -577,17 +577,17 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
 
 /// The shared store passes a leased connection on from one process to the next.
 impl crate::backends::connection::Handoff for crate::store::leases::LeaseStore {
-    fn load_resume(&self, connection: &str) -> Result<Option<String>, String> {
-        self.resume_state(connection).map_err(|e| e.to_string())
+    fn load_resume(&self, connection: &str) -> Result<Option<String>, HandoffError> {
+        self.resume_state(connection).map_err(HandoffError::store)
     }
 
-    fn save_resume(&self, connection: &str, state: &str) -> Result<(), String> {
+    fn save_resume(&self, connection: &str, state: &str) -> Result<(), HandoffError> {
         self.save_resume_state(connection, state)
-            .map_err(|e| e.to_string())
+            .map_err(HandoffError::store)
     }
 
-    fn first_to_take(&self, connection: &str, ids: &[String]) -> Result<Vec<bool>, String> {
+    fn first_to_take(&self, connection: &str, ids: &[String]) -> Result<Vec<bool>, HandoffError> {
         self.take_messages(connection, ids)
-            .map_err(|e| e.to_string())
+            .map_err(HandoffError::store)
     }
 }

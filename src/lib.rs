@@ -25,6 +25,7 @@ pub mod domain;
 pub mod emulator;
 pub mod http;
 pub mod inquiry;
+pub mod lease;
 pub mod local;
 pub mod metrics;
 pub mod redact;

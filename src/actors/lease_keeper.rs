@@ -24,7 +24,7 @@ use serde_json::json;
 
 use super::status::{ActorState, StatusReporter};
 use crate::{
-    backends::connection::Gate,
+    lease::Gate,
     store::leases::{Held, LeaseStore},
 };
 

@@ -1,7 +1,10 @@
 //! The messages between the dispatcher (and the result tracker) and the chat connections:
 //! a connection sends [`Inbound`] for each chat message it receives and handles [`Deliver`]
 //! for each message to post. They live with the actors, so the actors need no platform code
-//! and every platform depends on the same two types.
+//! and every platform depends on the same two types. [`buttons`] holds the messages of
+//! connections that show buttons (offers, presses, outcomes).
+
+pub mod buttons;
 
 use actix::prelude::*;
 use serde_json::Value;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{lease_keeper::HolderDirectory, session_manager::NotifyUser};
 use crate::{
-    backends::connection::Gate,
+    lease::Gate,
     store::crypto::{aad, StoreKey},
 };
 

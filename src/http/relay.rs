@@ -125,7 +125,7 @@ pub struct NoticeInbox(std::sync::Arc<InboxInner>);
 struct InboxInner {
     key: std::sync::Arc<crate::store::crypto::StoreKey>,
     dispatcher: actix::Recipient<crate::actors::session_manager::NotifyUser>,
-    gates: std::sync::Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+    gates: std::sync::Arc<std::collections::HashMap<String, crate::lease::Gate>>,
     /// Notices taken lately, by id, with when: each is delivered once.
     taken: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
@@ -139,7 +139,7 @@ impl NoticeInbox {
     pub fn new(
         key: std::sync::Arc<crate::store::crypto::StoreKey>,
         dispatcher: actix::Recipient<crate::actors::session_manager::NotifyUser>,
-        gates: std::sync::Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+        gates: std::sync::Arc<std::collections::HashMap<String, crate::lease::Gate>>,
     ) -> Self {
         Self(std::sync::Arc::new(InboxInner {
             key,

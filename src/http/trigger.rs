@@ -69,7 +69,7 @@ struct Inner {
     tokens: TriggerTokenStore,
     dispatcher: Recipient<Trigger>,
     /// Each chat connection's gate: a token's command runs where its connection runs.
-    gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+    gates: Arc<std::collections::HashMap<String, crate::lease::Gate>>,
     /// Where the other processes run the connections this one does not.
     holders: HolderDirectory,
     failures: WindowLimiter<IpAddr>,
@@ -83,7 +83,7 @@ impl TriggerEndpoint {
     pub fn new(
         tokens: TriggerTokenStore,
         dispatcher: Recipient<Trigger>,
-        gates: Arc<std::collections::HashMap<String, crate::backends::connection::Gate>>,
+        gates: Arc<std::collections::HashMap<String, crate::lease::Gate>>,
         holders: HolderDirectory,
     ) -> Self {
         Self(Arc::new(Inner {

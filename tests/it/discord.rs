@@ -548,6 +548,21 @@ async fn a_resume_that_fails_once_is_tried_again_at_the_resume_url() {
     );
     assert_eq!(fake.identifies().len(), 1, "no new identify");
     b.wait_ready(200).await;
+    // A later op 7 (Reconnect) resumes at the resume URL too: the failed attempt did not
+    // send the session back to the initial gateway URL.
+    fake.ask_reconnect();
+    assert!(
+        eventually!(WAIT, fake.resumes().len() >= 2),
+        "resumed after op 7: {:?}",
+        fake.attempt_paths()
+    );
+    assert_eq!(
+        fake.attempt_paths().last().map(String::as_str),
+        Some("/resume"),
+        "{:?}",
+        fake.attempt_paths()
+    );
+    assert_eq!(fake.identifies().len(), 1, "still no new identify");
 }
 
 #[actix_rt::test]

@@ -448,7 +448,7 @@ async fn an_unanswered_authentication_challenge_times_out_and_retries() {
     assert!(
         actor["last_error"]
             .as_str()
-            .is_some_and(|e| e.contains("authentication challenge")),
+            .is_some_and(|e| e.contains("mattermost handshake") && e.contains("timed out")),
         "{actor}"
     );
     fake.ignore_auth(false);

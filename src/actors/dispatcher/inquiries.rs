@@ -21,12 +21,12 @@ use crate::{
     actors::{
         acl_gate::Authorize,
         as_sender::call_as_sender,
+        messages::buttons::{
+            Button, ButtonAction, ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons,
+            RegisterButtons,
+        },
         session_manager::{NoSession, UserSt2Name},
         token_renewer::BridgeUsername,
-    },
-    backends::buttons::{
-        Button, ButtonAction, ButtonOutcome, ButtonPressed, InquiryAnswer, OfferButtons,
-        RegisterButtons,
     },
     domain::message::{InboundMessage, Target},
     inquiry::{

@@ -21,11 +21,13 @@ use super::{
 };
 use crate::{
     acl::{CommandRef, Requirement},
-    actors::acl_gate::{DeciderRights, WhoCanDecide},
-    alias::index::{AliasMatch, Selection},
-    backends::buttons::{
-        Button, ButtonAction, ButtonOutcome, ButtonPressed, HeldDecision, OfferButtons,
+    actors::{
+        acl_gate::{DeciderRights, WhoCanDecide},
+        messages::buttons::{
+            Button, ButtonAction, ButtonOutcome, ButtonPressed, HeldDecision, OfferButtons,
+        },
     },
+    alias::index::{AliasMatch, Selection},
     confirm::{Decider, Need, Refusal, Verb, Waiting, WaitingList, CODE_LEN},
     domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
     metrics::CommandOutcome,

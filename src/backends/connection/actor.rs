@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 
 use super::{
     error::ConnectionError,
-    gate::Gate,
     handoff::{off_thread, Handoff},
     outbox::{Next, Outbox, Outcome, QueuePolicy},
     platform::{Effects, End, Link, Platform, Sending},
@@ -29,12 +28,11 @@ use crate::{
         status::{ActorState, StatusReporter},
     },
     domain::backoff::Backoff,
+    lease::Gate,
 };
 
 /// Longest a connection attempt (resolving, connecting, HTTP log-in calls) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest from an open transport to the platform's "ready".
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What every connection is given besides its platform.
 pub struct Wiring {
@@ -256,12 +254,11 @@ impl<P: Platform> Connection<P> {
             last_frame: Instant::now(),
             pinged: false,
         });
-        ctx.run_later(HANDSHAKE_TIMEOUT, move |act, ctx| {
+        let handshake = self.platform.handshake_timeout();
+        ctx.run_later(handshake, move |act, ctx| {
             if act.generation == generation && act.link.is_some() && !act.up {
-                act.end(
-                    End::Fail(ConnectionError::Timeout("the handshake".into())),
-                    ctx,
-                );
+                let step = format!("the {} handshake ({} s)", P::KIND, handshake.as_secs());
+                act.end(End::Fail(ConnectionError::Timeout(step)), ctx);
             }
         });
         self.watch_link(generation, ctx);
@@ -574,16 +571,18 @@ impl<P: Platform> Connection<P> {
     /// Watches the link `generation` for silence without polling: one wakeup when the link
     /// could first be silent for the keepalive interval. Then, if frames came meanwhile, the
     /// next wakeup is an interval after the last one; if not, a keepalive goes out and the
-    /// wakeup after that is when silence would reach twice the interval, which loses the link.
+    /// wakeup after that is when silence would pass the interval plus the keepalive's
+    /// timeout, which loses the link.
     fn watch_link(&mut self, generation: u64, ctx: &mut Context<Self>) {
         let Some(interval) = self.platform.keepalive_interval() else {
             return;
         };
+        let lost_after = interval + self.platform.keepalive_timeout();
         let Some(link) = self.link.as_ref().filter(|_| self.generation == generation) else {
             return;
         };
         let silent = link.last_frame.elapsed();
-        let wake = if silent > interval * 2 {
+        let wake = if silent > lost_after {
             return self.end(End::Fail(ConnectionError::Silent(silent)), ctx);
         } else if silent >= interval {
             if !link.pinged {
@@ -592,7 +591,7 @@ impl<P: Platform> Connection<P> {
                 }
                 self.with_platform(ctx, |p, fx| p.keepalive(fx));
             }
-            interval * 2 - silent + Duration::from_millis(1)
+            lost_after - silent + Duration::from_millis(1)
         } else {
             interval - silent
         };
@@ -719,4 +718,340 @@ macro_rules! platform_messages {
             }
         )+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    //! The actor around a toy line protocol: `hello` finishes the handshake, `say TEXT` is a
+    //! chat message, `bye` asks for a new link; deliveries go out as `post TEXT` and the
+    //! keepalive as `ping`. Each test drives links the actor opened and reads what it wrote,
+    //! what reached the dispatcher and what `/actors` says.
+    use std::{cell::RefCell, rc::Rc, sync::Arc};
+
+    use futures_util::future::LocalBoxFuture;
+
+    use super::*;
+    use crate::{
+        actors::status::{ActorStatus, Health, StatusRegistry},
+        domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
+        metrics::Metrics,
+        redact::{RedactConfig, Redactor, SecretMask},
+    };
+
+    /// The test's side of the links.
+    #[derive(Default)]
+    struct Wire {
+        /// The server end of each link opened, oldest first.
+        servers: Vec<mpsc::UnboundedSender<Result<String, ConnectionError>>>,
+        /// Frames written on any link, with when.
+        written: Vec<(String, Instant)>,
+        /// When each link opened.
+        opened: Vec<Instant>,
+    }
+
+    struct Lines {
+        wire: Rc<RefCell<Wire>>,
+        handshake: Duration,
+        keepalive: Option<(Duration, Duration)>,
+    }
+
+    impl Platform for Lines {
+        const KIND: &'static str = "lines";
+        type Frame = String;
+        type Write = String;
+        type Item = String;
+        type Event = ();
+        type Hello = ();
+
+        fn connect(&mut self) -> LocalBoxFuture<'static, Result<Link<Self>, ConnectionError>> {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let mut wire = self.wire.borrow_mut();
+            wire.servers.push(tx);
+            wire.opened.push(Instant::now());
+            let frames = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+            let written = self.wire.clone();
+            let sink = futures_util::sink::unfold((), move |(), frame: String| {
+                written.borrow_mut().written.push((frame, Instant::now()));
+                async { Ok::<_, ConnectionError>(()) }
+            });
+            Box::pin(async move {
+                Ok(Link {
+                    frames: frames.boxed_local(),
+                    sink: Some(Box::pin(sink)),
+                    hello: (),
+                })
+            })
+        }
+
+        fn opened(&mut self, _hello: (), _fx: &mut Effects<Self>) {}
+
+        fn frame(&mut self, frame: String, fx: &mut Effects<Self>) {
+            match frame.split_once(' ') {
+                _ if frame == "hello" => fx.ready(),
+                _ if frame == "bye" => fx.renew("the server said bye"),
+                Some(("say", text)) => fx.inbound(InboundMessage {
+                    user: ChatUser {
+                        connection: "t".into(),
+                        id: "alice".into(),
+                        name: "alice".into(),
+                    },
+                    room: Room {
+                        connection: "t".into(),
+                        id: "room".into(),
+                        kind: RoomKind::Group,
+                        thread: None,
+                    },
+                    text: text.into(),
+                    message_id: None,
+                    mentioned: false,
+                    room_name: None,
+                    org: None,
+                }),
+                _ => {}
+            }
+        }
+
+        fn handshake_timeout(&self) -> Duration {
+            self.handshake
+        }
+
+        fn keepalive_interval(&self) -> Option<Duration> {
+            self.keepalive.map(|(interval, _)| interval)
+        }
+
+        fn keepalive_timeout(&self) -> Duration {
+            self.keepalive
+                .map(|(_, timeout)| timeout)
+                .unwrap_or_default()
+        }
+
+        fn keepalive(&mut self, fx: &mut Effects<Self>) {
+            fx.write("ping".into());
+        }
+
+        fn render(&mut self, delivery: Deliver) -> Vec<String> {
+            vec![delivery.text]
+        }
+
+        fn send(&mut self, item: &String) -> Sending<Self> {
+            Sending::Write(vec![format!("post {item}")])
+        }
+    }
+
+    /// Collects what reaches the dispatcher.
+    struct Dispatcher(Rc<RefCell<Vec<String>>>);
+
+    impl Actor for Dispatcher {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Inbound> for Dispatcher {
+        type Result = ();
+
+        fn handle(&mut self, Inbound(m): Inbound, _ctx: &mut Context<Self>) {
+            self.0.borrow_mut().push(m.text);
+        }
+    }
+
+    struct Running {
+        wire: Rc<RefCell<Wire>>,
+        inbound: Rc<RefCell<Vec<String>>>,
+        registry: Addr<StatusRegistry>,
+        connection: Addr<Connection<Lines>>,
+    }
+
+    impl Running {
+        fn start(handshake: Duration, keepalive: Option<(Duration, Duration)>) -> Self {
+            let wire = Rc::new(RefCell::new(Wire::default()));
+            let inbound = Rc::new(RefCell::new(Vec::new()));
+            let registry = StatusRegistry::new(Metrics::new()).start();
+            let redactor = Arc::new(Redactor::new(&RedactConfig::default()).unwrap());
+            let wiring = Wiring {
+                name: "t".into(),
+                dispatcher: Dispatcher(inbound.clone()).start().recipient(),
+                status: StatusReporter::new("chat:t", registry.clone().recipient(), true),
+                backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(20)),
+                mask: Arc::new(SecretMask::new(redactor, Duration::from_secs(60))),
+                gate: Gate::always(),
+                handoff: None,
+            };
+            let platform = Lines {
+                wire: wire.clone(),
+                handshake,
+                keepalive,
+            };
+            let queue = QueuePolicy::serial(100, super::super::outbox::Pace::unlimited());
+            let connection = Connection::new(platform, wiring, queue).start();
+            Self {
+                wire,
+                inbound,
+                registry,
+                connection,
+            }
+        }
+
+        fn links(&self) -> usize {
+            self.wire.borrow().servers.len()
+        }
+
+        /// Sends `frame` from the server end of the newest link.
+        fn server_says(&self, frame: &str) {
+            let wire = self.wire.borrow();
+            let server = wire.servers.last().expect("a link");
+            server.send(Ok(frame.to_owned())).expect("the link is read");
+        }
+
+        fn written(&self) -> Vec<String> {
+            self.wire
+                .borrow()
+                .written
+                .iter()
+                .map(|(w, _)| w.clone())
+                .collect()
+        }
+
+        async fn status(&self) -> ActorStatus {
+            let report = self.registry.send(Health).await.unwrap();
+            report
+                .actors
+                .into_iter()
+                .find(|a| a.name == "chat:t")
+                .expect("listed")
+        }
+    }
+
+    /// Waits until `done` holds, for a bounded time.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn deliver(text: &str) -> Deliver {
+        Deliver {
+            target: Target::Room {
+                id: "room".into(),
+                kind: RoomKind::Group,
+                thread: None,
+            },
+            text: text.into(),
+            extra: None,
+            reply_to: None,
+            layout: None,
+            receipt: None,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_handshake_that_never_finishes_is_dropped_and_retried_after_the_backoff() {
+        let t = Running::start(Duration::from_millis(50), None);
+        until("two links given up on", || t.links() >= 3).await;
+        let status = t.status().await;
+        assert_eq!(status.state, ActorState::Reconnecting);
+        assert!(status.restarts >= 2, "{status:?}");
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("the lines handshake (0 s) timed out")),
+            "{status:?}"
+        );
+        // The platform's own deadline, not a fixed one: well under a second apart.
+        let opened = t.wire.borrow().opened.clone();
+        assert!(opened[1] - opened[0] < Duration::from_secs(1), "{opened:?}");
+
+        // A server that finishes the handshake in time keeps its link.
+        let links = t.links();
+        t.server_says("hello");
+        let up = async {
+            loop {
+                if t.status().await.state == ActorState::Up {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), up)
+            .await
+            .expect("up");
+        assert_eq!(
+            t.links(),
+            links,
+            "the link that finished its handshake is kept"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn messages_flow_both_ways_and_deliveries_wait_for_the_handshake() {
+        let t = Running::start(Duration::from_secs(60), None);
+        until("a link", || t.links() == 1).await;
+        t.connection.do_send(deliver("queued while connecting"));
+        t.server_says("say before ready");
+        until("the frame read", || !t.inbound.borrow().is_empty()).await;
+        assert!(
+            t.written().is_empty(),
+            "nothing is sent before the handshake"
+        );
+
+        t.server_says("hello");
+        until("the queue sent", || !t.written().is_empty()).await;
+        assert_eq!(t.written(), ["post queued while connecting"]);
+        t.connection.do_send(deliver("second"));
+        t.server_says("say hi");
+        until("both ways", || {
+            t.written().len() == 2 && t.inbound.borrow().len() == 2
+        })
+        .await;
+        assert_eq!(t.written()[1], "post second");
+        assert_eq!(*t.inbound.borrow(), ["before ready", "hi"]);
+    }
+
+    #[actix_rt::test]
+    async fn a_renewal_opens_a_new_link_without_counting_a_failure() {
+        let t = Running::start(Duration::from_secs(60), None);
+        until("a link", || t.links() == 1).await;
+        t.server_says("hello");
+        t.server_says("bye");
+        until("a second link", || t.links() == 2).await;
+        t.server_says("hello");
+        t.connection.do_send(deliver("on the new link"));
+        until("sent", || !t.written().is_empty()).await;
+        let status = t.status().await;
+        assert_eq!(status.restarts, 0, "{status:?}");
+        assert_eq!(status.state, ActorState::Up);
+    }
+
+    #[actix_rt::test]
+    async fn a_silent_link_is_pinged_then_dropped_after_the_keepalive_timeout() {
+        let interval = Duration::from_millis(30);
+        let timeout = Duration::from_millis(300);
+        let t = Running::start(Duration::from_secs(60), Some((interval, timeout)));
+        until("a link", || t.links() == 1).await;
+        t.server_says("hello");
+        until("a second link", || t.links() == 2).await;
+        let silent_after_ping = {
+            let wire = t.wire.borrow();
+            let pinged = wire
+                .written
+                .iter()
+                .find(|(w, _)| w == "ping")
+                .map(|(_, at)| *at)
+                .expect("a keepalive before the link was dropped");
+            wire.opened[1] - pinged
+        };
+        assert!(
+            silent_after_ping >= timeout - Duration::from_millis(30),
+            "the ping had its timeout to be answered, not {silent_after_ping:?}"
+        );
+        let status = t.status().await;
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("no data from the server")),
+            "{status:?}"
+        );
+    }
 }

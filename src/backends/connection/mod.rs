@@ -6,27 +6,29 @@
 //!   handshake deadline, keepalive and silence, the outbound queue and pacing, status.
 //! - [`outbox`] and [`pacing`]: the queue and its token bucket, tested without actix.
 //! - [`websocket`]: the websocket transport the event-pushing platforms share.
-//! - [`gate`]: whether this process may run the connection now (a lease, when several
-//!   bridge processes share the work).
+//! - [`Gate`] (from [`crate::lease`]): whether this process may run the connection now (a
+//!   lease, when several bridge processes share the work).
 //! - [`handoff`]: what the processes taking turns at a connection pass on (where the link
 //!   stood, which messages ran).
+//! - [`seen`]: the ids of the chat messages handled lately, so a redelivered one runs once.
 //! - [`error`]: typed connection errors.
 //!
 //! `docs/adding-a-platform.md` shows how a platform folder fills the contract in.
 
 pub mod actor;
 pub mod error;
-pub mod gate;
 pub mod handoff;
 pub mod outbox;
 pub mod pacing;
 pub mod platform;
+pub mod seen;
 pub mod tcp;
 pub mod websocket;
 
+pub use crate::lease::Gate;
 pub use actor::{Connection, Wiring};
 pub use error::ConnectionError;
-pub use gate::Gate;
-pub use handoff::Handoff;
+pub use handoff::{Handoff, HandoffError};
 pub use outbox::{Pace, QueuePolicy};
 pub use platform::{Effects, End, Handles, Link, Platform, Sending};
+pub use seen::Seen;

@@ -16,6 +16,10 @@ use futures_util::{future::LocalBoxFuture, stream::LocalBoxStream, Sink};
 use super::{error::ConnectionError, outbox::Outcome};
 use crate::{actors::messages::Deliver, domain::message::InboundMessage};
 
+/// Longest from an open transport to the platform's "ready", unless the platform says
+/// otherwise ([`Platform::handshake_timeout`]).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A sink for the frames a platform writes on its transport.
 pub type FrameSink<W> = std::pin::Pin<Box<dyn Sink<W, Error = ConnectionError>>>;
 
@@ -229,11 +233,26 @@ pub trait Platform: Sized + Unpin + 'static {
         let _ = state;
     }
 
+    /// Longest from an open transport to [`Effects::ready`]: a server that never finishes
+    /// the handshake (no `hello`, no authentication answer, no `READY`) has the link dropped
+    /// and reconnected after the backoff, like any lost link.
+    fn handshake_timeout(&self) -> Duration {
+        HANDSHAKE_TIMEOUT
+    }
+
     /// How long a link may be silent before the actor calls [`Platform::keepalive`] (once
-    /// per silent stretch); silent for twice this long, the link is lost. `None`: the
-    /// platform watches its link itself (Discord's heartbeats, Matrix's long poll).
+    /// per silent stretch); silent for [`Platform::keepalive_timeout`] more, the link is
+    /// lost. `None`: the platform watches its link itself (Discord's heartbeats, Matrix's
+    /// long poll).
     fn keepalive_interval(&self) -> Option<Duration> {
         None
+    }
+
+    /// How long after the keepalive the link may stay silent before it is lost; the
+    /// keepalive interval again unless a platform says otherwise (XMPP's
+    /// `ping_timeout_secs`).
+    fn keepalive_timeout(&self) -> Duration {
+        self.keepalive_interval().unwrap_or_default()
     }
 
     /// Keep the link alive (write a ping).

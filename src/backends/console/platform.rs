@@ -305,3 +305,146 @@ impl Platform for Console {
         Sending::Write(vec![line.clone()])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The console's lines in and out, without a terminal.
+    use super::*;
+
+    fn console(max_message_length: usize) -> Console {
+        let settings: ConsoleSettings = serde_json::from_value(serde_json::json!({
+            "user_id": "ops",
+            "user_name": "Ops Person",
+            "room": "lobby",
+            "max_message_length": max_message_length,
+        }))
+        .unwrap();
+        let io = ConsoleIo {
+            input: Box::new(tokio::io::empty()),
+            output: Box::new(tokio::io::sink()),
+            terminal: false,
+        };
+        Console::new("console".into(), settings, "stormbot".into(), io)
+    }
+
+    fn typed(p: &mut Console, line: &str) -> Effects<Console> {
+        let mut fx = Effects::default();
+        p.frame(Typed::Line(InputLine::Text(line.into())), &mut fx);
+        fx
+    }
+
+    fn one(fx: &Effects<Console>) -> &InboundMessage {
+        match fx.messages() {
+            [m] => m,
+            other => panic!("one message, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_console_is_ready_once_open() {
+        let mut p = console(0);
+        let mut fx = Effects::default();
+        p.opened((), &mut fx);
+        assert!(fx.is_ready());
+    }
+
+    #[test]
+    fn lines_become_messages_in_the_room_in_a_dm_or_from_another_person() {
+        let mut p = console(0);
+        let fx = typed(&mut p, "!st2 run date\r");
+        let m = one(&fx);
+        assert_eq!(m.text, "!st2 run date", "the line ending is not part of it");
+        assert_eq!(
+            (m.user.id.as_str(), m.user.name.as_str()),
+            ("ops", "Ops Person")
+        );
+        assert_eq!(
+            (m.room.id.as_str(), m.room.kind),
+            ("lobby", RoomKind::Group)
+        );
+        assert_eq!(m.room_name.as_deref(), Some("lobby"));
+        assert!(!m.mentioned);
+        let first_id = m.message_id.clone();
+
+        let fx = typed(&mut p, "/dm @stormbot: run date");
+        let m = one(&fx);
+        assert_eq!((m.room.id.as_str(), m.room.kind), ("ops", RoomKind::Direct));
+        assert_eq!(m.text, "run date", "the mention is stripped");
+        assert!(m.mentioned);
+        assert_ne!(m.message_id, first_id, "every line has its own id");
+
+        let fx = typed(&mut p, "/as bob !st2 approve abcde");
+        let m = one(&fx);
+        assert_eq!((m.user.id.as_str(), m.user.name.as_str()), ("bob", "bob"));
+        assert_eq!(m.text, "!st2 approve abcde");
+
+        // Blank lines are nothing; `@stormbotty` is not a mention of `@stormbot`.
+        assert!(typed(&mut p, "   ").messages().is_empty());
+        assert!(!one(&typed(&mut p, "@stormbotty hi")).mentioned);
+    }
+
+    #[test]
+    fn a_skipped_line_is_explained_on_the_console() {
+        let mut p = console(0);
+        let mut fx = Effects::default();
+        p.frame(
+            Typed::Line(InputLine::TooLong {
+                prefix: "aaaa".into(),
+            }),
+            &mut fx,
+        );
+        assert!(fx.messages().is_empty());
+        let [line] = fx.written() else {
+            panic!("one line: {:?}", fx.written());
+        };
+        assert!(
+            line.starts_with("[stormbot] input line ignored (longer than"),
+            "{line}"
+        );
+        assert!(line.ends_with("it began: aaaa"), "{line}");
+    }
+
+    #[test]
+    fn deliveries_print_where_they_go_split_at_the_limit() {
+        let mut p = console(10);
+        let deliver = |target: Target, text: &str| Deliver {
+            target,
+            text: text.into(),
+            extra: None,
+            reply_to: None,
+            layout: None,
+            receipt: None,
+        };
+        let room = Target::Room {
+            id: "lobby".into(),
+            kind: RoomKind::Group,
+            thread: None,
+        };
+        let lines = p.render(deliver(room, "hello world, twice"));
+        let parts: Vec<&str> = lines
+            .iter()
+            .map(|l| l.strip_prefix("[stormbot] #lobby: ").expect(l))
+            .collect();
+        assert!(parts.len() > 1, "{lines:?}");
+        assert!(parts.iter().all(|p| p.chars().count() <= 10), "{lines:?}");
+        assert_eq!(
+            parts.concat(),
+            "hello world, twice",
+            "nothing lost, in order"
+        );
+        let thread = Target::Room {
+            id: "lobby".into(),
+            kind: RoomKind::Group,
+            thread: Some("t1".into()),
+        };
+        assert_eq!(
+            p.render(deliver(thread, "a\nb")),
+            ["[stormbot] #lobby (thread t1): a\\nb"],
+            "one escaped line when not a terminal"
+        );
+        let dm = Target::User { id: "ops".into() };
+        let lines = p.render(deliver(dm, "psst"));
+        assert_eq!(lines, ["[stormbot] @ops (dm): psst"]);
+        assert!(matches!(p.send(&lines[0]), Sending::Write(w) if w == lines));
+    }
+}

@@ -40,7 +40,8 @@ const MAX_FRAME: usize = 1 << 22;
 /// session is given up for a new identify.
 pub const MAX_RESUME_FAILURES: u32 = 3;
 
-/// Longest from an open gateway to `READY` or `RESUMED`.
+/// Longest from an open gateway to `READY` or `RESUMED` (the connection's handshake
+/// deadline).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a connection could not be created.
@@ -58,8 +59,6 @@ pub enum DiscordSetupError {
 pub enum Event {
     /// Time for a heartbeat of the chain started by the `n`th hello.
     Beat { interval: Duration, chain: u64 },
-    /// `READY`/`RESUMED` is due.
-    ReadyDeadline,
     /// The DM channel with a user, opened while sending.
     DirectChannel { user: String, channel: String },
 }
@@ -404,13 +403,12 @@ impl Platform for Discord {
         }
     }
 
-    fn opened(&mut self, hello: Hello, fx: &mut Effects<Self>) {
+    fn opened(&mut self, hello: Hello, _fx: &mut Effects<Self>) {
         tracing::debug!(connection = %self.name, "discord gateway open");
         self.attempt = None;
         if let Some(url) = hello.fetched_url {
             self.gateway_url = Some(url);
         }
-        fx.after(READY_TIMEOUT, Event::ReadyDeadline);
     }
 
     fn frame(&mut self, frame: Frame, fx: &mut Effects<Self>) {
@@ -437,15 +435,14 @@ impl Platform for Discord {
                 fx.after(interval, Event::Beat { interval, chain });
             }
             Event::Beat { .. } => {}
-            Event::ReadyDeadline if !self.ready => fx.fail(ConnectionError::Timeout(format!(
-                "READY/RESUMED from the gateway ({} s)",
-                READY_TIMEOUT.as_secs()
-            ))),
-            Event::ReadyDeadline => {}
             Event::DirectChannel { user, channel } => {
                 self.dm_channels.insert(user, channel);
             }
         }
+    }
+
+    fn handshake_timeout(&self) -> Duration {
+        READY_TIMEOUT
     }
 
     fn closed(&mut self) {

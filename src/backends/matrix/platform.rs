@@ -74,7 +74,7 @@ pub enum Event {
     /// The state file write ended.
     Saved {
         state: SyncState,
-        result: Result<(), String>,
+        result: Result<(), SaveError>,
     },
     /// A send resolved a room on the way: (alias or user, room id).
     Learned {
@@ -84,6 +84,17 @@ pub enum Event {
     },
     /// A send found the token refused.
     TokenRefused(ConnectionError),
+}
+
+/// Why the sync position was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// Writing the state file failed.
+    #[error(transparent)]
+    File(#[from] state::StateError),
+    /// The blocking writer did not finish (it panicked, or the runtime is stopping).
+    #[error("the state writer failed: {0}")]
+    Writer(#[from] tokio::task::JoinError),
 }
 
 /// Why a connection could not be created.
@@ -213,15 +224,18 @@ impl Matrix {
         self.in_write = std::mem::take(&mut self.unsaved);
         let written = state.clone();
         fx.spawn(async move {
-            let result = actix_web::rt::task::spawn_blocking(move || state::save(&path, &written))
-                .await
-                .map_err(|e| format!("the state writer failed: {e}"))
-                .and_then(|r| r.map_err(|e| e.to_string()));
+            let result =
+                match actix_web::rt::task::spawn_blocking(move || state::save(&path, &written))
+                    .await
+                {
+                    Ok(written) => written.map_err(SaveError::from),
+                    Err(e) => Err(SaveError::from(e)),
+                };
             Event::Saved { state, result }
         });
     }
 
-    fn saved(&mut self, state: SyncState, result: Result<(), String>, fx: &mut Effects<Self>) {
+    fn saved(&mut self, state: SyncState, result: Result<(), SaveError>, fx: &mut Effects<Self>) {
         self.state_writing = false;
         match result {
             Ok(()) => {

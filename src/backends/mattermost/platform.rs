@@ -61,8 +61,6 @@ pub fn endpoints(base: &str) -> Option<(String, String)> {
 
 /// The platform's own happenings.
 pub enum Event {
-    /// The authentication challenge went unanswered for this long.
-    AuthDeadline(Duration),
     /// Channels joined (their ids).
     Joined(Vec<String>),
     /// The direct channel with a user, opened (or found) while sending.
@@ -354,8 +352,6 @@ impl Platform for Mattermost {
         self.auth_seq = 1;
         let challenge = wire::auth_challenge(self.auth_seq, self.token.expose_secret());
         fx.write(Message::Text(challenge.into()));
-        let limit = Duration::from_secs(self.settings.ping_interval_secs.max(1));
-        fx.after(limit, Event::AuthDeadline(limit));
     }
 
     fn frame(&mut self, frame: Frame, fx: &mut Effects<Self>) {
@@ -366,20 +362,19 @@ impl Platform for Mattermost {
         }
     }
 
-    fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
+    fn event(&mut self, event: Event, _fx: &mut Effects<Self>) {
         match event {
-            Event::AuthDeadline(limit) if !self.authenticated => {
-                fx.fail(ConnectionError::Timeout(format!(
-                    "the authentication challenge ({} s)",
-                    limit.as_secs()
-                )));
-            }
-            Event::AuthDeadline(_) => {}
             Event::Joined(ids) => self.joined.extend(ids),
             Event::DirectChannel { user, channel } => {
                 self.dm_channels.insert(user, channel);
             }
         }
+    }
+
+    /// The authentication challenge is answered within a ping interval, or the link is
+    /// dropped and retried.
+    fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.ping_interval_secs.max(1))
     }
 
     fn closed(&mut self) {

@@ -2,12 +2,7 @@
 //! machine — `connect`, `login` with the personal access token, the `__my_messages__`
 //! subscription, pings both ways — and messages sent over REST.
 
-use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    rc::Rc,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use awc::ws::{Frame, Message};
 use futures_util::future::LocalBoxFuture;
@@ -24,7 +19,7 @@ use crate::{
     backends::connection::{
         outbox::Dest,
         websocket::{self, Incoming},
-        ConnectionError, Effects, Link, Platform, Sending,
+        ConnectionError, Effects, Link, Platform, Seen, Sending,
     },
 };
 
@@ -77,8 +72,6 @@ pub fn endpoints(base: &str) -> Option<(String, String)> {
 
 /// The platform's own happenings.
 pub enum Event {
-    /// The realtime login and subscription did not finish in this long.
-    HandshakeDeadline(Duration),
     /// The direct room with a user, opened (or found) while sending.
     DirectRoom { user: String, room: String },
 }
@@ -99,30 +92,6 @@ enum Stage {
     Subscribing,
     /// Subscribed: messages arrive.
     Up,
-}
-
-/// The ids of the messages handled lately, oldest first.
-#[derive(Default)]
-struct Seen {
-    order: VecDeque<String>,
-    ids: HashSet<String>,
-}
-
-impl Seen {
-    /// Remembers `id`; false when it was remembered already.
-    fn insert(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
-        }
-        if self.order.len() >= SEEN_MESSAGES {
-            if let Some(old) = self.order.pop_front() {
-                self.ids.remove(&old);
-            }
-        }
-        self.order.push_back(id.to_owned());
-        self.ids.insert(id.to_owned());
-        true
-    }
 }
 
 /// A Rocket.Chat connection's protocol state.
@@ -178,7 +147,7 @@ impl RocketChat {
             login_id: String::new(),
             sub_id: String::new(),
             dm_rooms: HashMap::new(),
-            seen: Seen::default(),
+            seen: Seen::new(SEEN_MESSAGES),
         })
     }
 
@@ -371,8 +340,6 @@ impl Platform for RocketChat {
         self.login_id.clear();
         self.sub_id.clear();
         Self::write(fx, wire::connect());
-        let limit = Duration::from_secs(self.settings.ping_interval_secs.max(1));
-        fx.after(limit, Event::HandshakeDeadline(limit));
     }
 
     fn frame(&mut self, frame: Frame, fx: &mut Effects<Self>) {
@@ -383,15 +350,8 @@ impl Platform for RocketChat {
         }
     }
 
-    fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
+    fn event(&mut self, event: Event, _fx: &mut Effects<Self>) {
         match event {
-            Event::HandshakeDeadline(limit) if self.stage != Stage::Up => {
-                fx.fail(ConnectionError::Timeout(format!(
-                    "the realtime login and subscription ({} s)",
-                    limit.as_secs()
-                )));
-            }
-            Event::HandshakeDeadline(_) => {}
             Event::DirectRoom { user, room } => {
                 self.dm_rooms.insert(user, room);
             }
@@ -400,6 +360,12 @@ impl Platform for RocketChat {
 
     fn closed(&mut self) {
         self.stage = Stage::Connecting;
+    }
+
+    /// The realtime `connect`, `login` and subscription finish within a ping interval, or
+    /// the link is dropped and retried.
+    fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.ping_interval_secs.max(1))
     }
 
     fn keepalive_interval(&self) -> Option<Duration> {
@@ -538,9 +504,10 @@ mod tests {
             texts(&fx),
             [json!({"msg": "connect", "version": "1", "support": ["1"]})]
         );
-        assert!(
-            matches!(fx.timers(), [(_, Event::HandshakeDeadline(_))]),
-            "a deadline for the handshake"
+        assert_eq!(
+            p.handshake_timeout(),
+            Duration::from_secs(30),
+            "the handshake is due within a ping interval"
         );
         assert!(!fx.is_ready());
 
@@ -582,11 +549,6 @@ mod tests {
         assert!(!fx.is_ready());
         let fx = frame(&mut p, json!({"msg": "ready", "subs": [sub]}));
         assert!(fx.is_ready());
-        assert!(fx.ending().is_none());
-
-        // The deadline lapses harmlessly once up.
-        let mut fx = Effects::default();
-        p.event(Event::HandshakeDeadline(Duration::from_secs(30)), &mut fx);
         assert!(fx.ending().is_none());
     }
 
@@ -684,16 +646,8 @@ mod tests {
     }
 
     #[test]
-    fn a_handshake_that_stalls_fails_and_a_close_fails_the_link() {
-        let (mut p, _) = opened();
-        frame(&mut p, json!({"msg": "connected", "session": "s"}));
-        let mut fx = Effects::default();
-        p.event(Event::HandshakeDeadline(Duration::from_secs(30)), &mut fx);
-        assert!(matches!(
-            fx.ending(),
-            Some(End::Fail(ConnectionError::Timeout(_)))
-        ));
-
+    fn a_close_fails_the_link() {
+        // (A handshake that stalls is the connection actor's deadline: `handshake_timeout`.)
         let mut p = up();
         let mut fx = Effects::default();
         p.frame(Frame::Close(None), &mut fx);

@@ -50,10 +50,12 @@ pub struct SlackSettings {
     pub queue_size: usize,
     /// Least time between two Web API posts (Slack allows about one per second per channel).
     pub send_interval: Duration,
-    /// Reconnect backoff start.
-    pub reconnect_initial: Duration,
-    /// Reconnect backoff cap.
-    pub reconnect_max: Duration,
+    /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
+    /// value when not given, as on every platform).
+    pub reconnect_initial_ms: Option<u64>,
+    /// `reconnect_max_ms`: longest reconnect delay in milliseconds (the `[supervisor]` value
+    /// when not given).
+    pub reconnect_max_ms: Option<u64>,
     /// A socket silent for this long (no event, no ping) is reconnected.
     pub idle_timeout: Duration,
     /// How StackStorm's messages without `extra.slack` look.
@@ -117,10 +119,10 @@ struct Raw {
     queue_size: usize,
     #[serde(default = "default_send_interval")]
     send_interval_ms: u64,
-    #[serde(default = "default_reconnect_initial")]
-    reconnect_initial_ms: u64,
-    #[serde(default = "default_reconnect_max")]
-    reconnect_max_ms: u64,
+    #[serde(default)]
+    reconnect_initial_ms: Option<u64>,
+    #[serde(default)]
+    reconnect_max_ms: Option<u64>,
     #[serde(default = "default_idle")]
     idle_timeout_secs: u64,
     #[serde(default = "crate::backends::defaults::enabled")]
@@ -145,12 +147,6 @@ fn default_max_len() -> usize {
 }
 fn default_send_interval() -> u64 {
     1000
-}
-fn default_reconnect_initial() -> u64 {
-    500
-}
-fn default_reconnect_max() -> u64 {
-    60_000
 }
 fn default_idle() -> u64 {
     120
@@ -271,10 +267,8 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
             max_message_length: raw.max_message_length,
             queue_size: raw.queue_size,
             send_interval: Duration::from_millis(raw.send_interval_ms),
-            reconnect_initial: Duration::from_millis(raw.reconnect_initial_ms.max(1)),
-            reconnect_max: Duration::from_millis(
-                raw.reconnect_max_ms.max(raw.reconnect_initial_ms),
-            ),
+            reconnect_initial_ms: raw.reconnect_initial_ms,
+            reconnect_max_ms: raw.reconnect_max_ms,
             idle_timeout: Duration::from_secs(raw.idle_timeout_secs),
             results,
         }),
@@ -320,6 +314,21 @@ mod tests {
         assert_eq!(s.mode, SlackMode::Socket);
         assert_eq!(s.api_url, "http://127.0.0.1:9/api");
         assert!(parse(json!({"bot_token": "x", "app_token": "y", "bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn reconnect_keys_default_to_the_supervisors_as_on_every_platform() {
+        let base = json!({"app_token": "xapp-1", "bot_token": "xoxb-1"});
+        let s = parse(base.clone()).unwrap();
+        assert_eq!((s.reconnect_initial_ms, s.reconnect_max_ms), (None, None));
+        let mut t = base;
+        t["reconnect_initial_ms"] = json!(50);
+        t["reconnect_max_ms"] = json!(900);
+        let s = parse(t).unwrap();
+        assert_eq!(
+            (s.reconnect_initial_ms, s.reconnect_max_ms),
+            (Some(50), Some(900))
+        );
     }
 
     #[test]

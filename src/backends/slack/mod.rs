@@ -119,8 +119,9 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let tls = crate::tls::client_config(true, None).map_err(SetupError::new)?;
     let platform = Slack::new(name.clone(), s.clone(), tls);
     let queue = queue_policy(s);
-    let mut wiring = start.wiring;
-    wiring.backoff = crate::domain::backoff::Backoff::new(s.reconnect_initial, s.reconnect_max);
+    let wiring = start
+        .wiring
+        .with_reconnect(s.reconnect_initial_ms, s.reconnect_max_ms);
     let addr = Connection::new(platform, wiring, queue).start();
     // Answer buttons for StackStorm inquiries (presses come back as the presser).
     crate::backends::buttons::connect(&name, &addr, start.presses, start.buttons);

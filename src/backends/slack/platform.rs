@@ -3,11 +3,7 @@
 //! link is only the login, and events arrive as signed requests on its HTTP route ([`WebhookRequest`]).
 //! Posts go out over the Web API.
 
-use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use awc::ws::{Frame, Message};
 use futures_util::{future::LocalBoxFuture, StreamExt};
@@ -25,7 +21,7 @@ use crate::{
     actors::messages::Deliver,
     backends::connection::{
         websocket::{self, Incoming},
-        ConnectionError, Effects, Handles, Link, Platform, Sending,
+        ConnectionError, Effects, Handles, Link, Platform, Seen, Sending,
     },
     backends::webhook::{WebhookReply, WebhookRequest},
     domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
@@ -70,8 +66,7 @@ pub struct Slack {
     pub(super) room_names: HashMap<String, String>,
     /// The group channel each user last spoke to the bot in (for ephemeral whispers).
     last_room: HashMap<String, String>,
-    seen: VecDeque<String>,
-    seen_set: HashSet<String>,
+    seen: Seen,
     pub(super) interactive: Interactions,
 }
 
@@ -87,8 +82,7 @@ impl Slack {
             dm_channels: HashMap::new(),
             room_names: HashMap::new(),
             last_room: HashMap::new(),
-            seen: VecDeque::new(),
-            seen_set: HashSet::new(),
+            seen: Seen::new(SEEN_CAPACITY),
             interactive: Interactions::default(),
         }
     }
@@ -107,17 +101,7 @@ impl Slack {
 
     /// True the first time `key` is seen (among the last [`SEEN_CAPACITY`]).
     pub(super) fn first_sighting(&mut self, key: String) -> bool {
-        if self.seen_set.contains(&key) {
-            return false;
-        }
-        if self.seen.len() >= SEEN_CAPACITY {
-            if let Some(old) = self.seen.pop_front() {
-                self.seen_set.remove(&old);
-            }
-        }
-        self.seen_set.insert(key.clone());
-        self.seen.push_back(key);
-        true
+        self.seen.insert(&key)
     }
 
     fn ack(envelope_id: &str, fx: &mut Effects<Self>) {
@@ -551,3 +535,165 @@ fn interactive_payload(body: &[u8]) -> Option<Value> {
 }
 
 crate::platform_messages!(Slack: WebhookRequest);
+
+#[cfg(test)]
+mod tests {
+    //! The Socket Mode state machine, frame by frame (api.slack.com/apis/socket-mode):
+    //! `hello` opens, every envelope is acknowledged with its `envelope_id`, `disconnect`
+    //! asks for a new socket.
+    use super::*;
+    use crate::backends::connection::End;
+
+    const BOT: &str = "UBOT";
+
+    fn slack(mode: &str) -> Slack {
+        let settings = super::super::config::parse(json!({
+            "mode": mode,
+            "app_token": "xapp-1",
+            "bot_token": "xoxb-1",
+            "signing_secret": "s3cret",
+        }))
+        .unwrap();
+        let tls = crate::tls::client_config(true, None).unwrap();
+        Slack::new("sl".into(), settings, tls)
+    }
+
+    /// A platform whose socket just opened, logged in as [`BOT`].
+    fn opened(mode: &str) -> (Slack, Effects<Slack>) {
+        let mut p = slack(mode);
+        let mut fx = Effects::default();
+        let auth = AuthTest {
+            user_id: BOT.into(),
+            team_id: Some("T1".into()),
+            bot_id: Some("BBOT".into()),
+        };
+        p.opened(Hello { auth: Some(auth) }, &mut fx);
+        (p, fx)
+    }
+
+    fn frame(p: &mut Slack, v: Value) -> Effects<Slack> {
+        let mut fx = Effects::default();
+        p.frame(Frame::Text(v.to_string().into()), &mut fx);
+        fx
+    }
+
+    fn texts(fx: &Effects<Slack>) -> Vec<Value> {
+        fx.written()
+            .iter()
+            .map(|m| match m {
+                Message::Text(t) => serde_json::from_str(t).unwrap(),
+                other => panic!("not text: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// An `events_api` envelope with a direct message from alice.
+    fn dm(envelope: &str, event_id: &str, ts: &str, text: &str) -> Value {
+        json!({
+            "type": "events_api",
+            "envelope_id": envelope,
+            "payload": {
+                "type": "event_callback",
+                "team_id": "T1",
+                "event_id": event_id,
+                "event": {
+                    "type": "message",
+                    "channel": "D1",
+                    "channel_type": "im",
+                    "user": "UALICE",
+                    "text": text,
+                    "ts": ts,
+                },
+            },
+        })
+    }
+
+    #[test]
+    fn hello_opens_the_socket_and_disconnect_asks_for_a_new_one() {
+        let (mut p, fx) = opened("socket");
+        assert!(!fx.is_ready(), "not before Slack's hello");
+        let fx = frame(&mut p, json!({"type": "hello", "num_connections": 1}));
+        assert!(fx.is_ready());
+        assert!(fx.ending().is_none());
+
+        let fx = frame(
+            &mut p,
+            json!({"type": "disconnect", "reason": "refresh_requested"}),
+        );
+        assert!(
+            matches!(fx.ending(), Some(End::Renew(why)) if why.contains("refresh_requested")),
+            "{:?}",
+            fx.ending()
+        );
+        assert!(!fx.is_ready());
+    }
+
+    #[test]
+    fn an_envelope_is_acknowledged_and_its_message_handed_over_once() {
+        let (mut p, _) = opened("socket");
+        frame(&mut p, json!({"type": "hello"}));
+        let fx = frame(
+            &mut p,
+            dm("env-1", "Ev1", "1700000000.000100", "<@UBOT> run date"),
+        );
+        assert_eq!(texts(&fx), [json!({"envelope_id": "env-1"})]);
+        let [m] = fx.messages() else {
+            panic!("one message: {:?}", fx.messages());
+        };
+        assert_eq!(m.text, "run date", "the mention is stripped");
+        assert!(m.mentioned);
+        assert_eq!(m.user.id, "UALICE");
+        assert_eq!(m.room.id, "D1");
+        assert_eq!(m.room.kind, RoomKind::Direct);
+        assert_eq!(m.message_id.as_deref(), Some("1700000000.000100"));
+        assert_eq!(m.org.as_deref(), Some("T1"));
+
+        // Slack retries an envelope (same event id, new envelope): acknowledged, not run again.
+        let fx = frame(
+            &mut p,
+            dm("env-2", "Ev1", "1700000000.000100", "<@UBOT> run date"),
+        );
+        assert_eq!(texts(&fx), [json!({"envelope_id": "env-2"})]);
+        assert!(fx.messages().is_empty());
+
+        // The bot's own message and another bot's are acknowledged and ignored.
+        let mut own = dm("env-3", "Ev3", "1700000000.000300", "result");
+        own["payload"]["event"]["user"] = json!(BOT);
+        let fx = frame(&mut p, own);
+        assert_eq!(texts(&fx), [json!({"envelope_id": "env-3"})]);
+        assert!(fx.messages().is_empty());
+        let mut other = dm("env-4", "Ev4", "1700000000.000400", "!st2 run date");
+        other["payload"]["event"]["bot_id"] = json!("BOTHER");
+        assert!(frame(&mut p, other).messages().is_empty());
+
+        // Envelopes the bridge does not use are acknowledged too.
+        let fx = frame(
+            &mut p,
+            json!({"type": "slash_commands", "envelope_id": "env-5", "payload": {}}),
+        );
+        assert_eq!(texts(&fx), [json!({"envelope_id": "env-5"})]);
+    }
+
+    #[test]
+    fn a_closed_socket_fails_the_link_and_events_mode_is_ready_at_once() {
+        let (mut p, _) = opened("socket");
+        let mut fx = Effects::default();
+        p.frame(Frame::Close(None), &mut fx);
+        assert!(
+            matches!(fx.ending(), Some(End::Fail(_))),
+            "{:?}",
+            fx.ending()
+        );
+
+        // Events mode: events come over HTTP; logged in is ready.
+        let (p, fx) = opened("events");
+        assert!(fx.is_ready());
+        assert_eq!(p.keepalive_interval(), None, "no socket to watch");
+        let (p, _) = opened("socket");
+        assert_eq!(
+            p.keepalive_interval(),
+            Some(Duration::from_secs(60)),
+            "pinged half-way to idle_timeout_secs"
+        );
+    }
+}

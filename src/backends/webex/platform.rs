@@ -3,7 +3,7 @@
 //! connection's HTTP route ([`WebhookRequest`]), messages go out over REST.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     rc::Rc,
     sync::Arc,
     time::Duration,
@@ -23,7 +23,9 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::{
-        connection::{outbox::Dest, ConnectionError, Effects, Handles, Link, Platform, Sending},
+        connection::{
+            outbox::Dest, ConnectionError, Effects, Handles, Link, Platform, Seen, Sending,
+        },
         webhook::{WebhookReply, WebhookRequest},
     },
     domain::message::{InboundMessage, RoomKind},
@@ -95,8 +97,7 @@ pub struct Webex {
     pub(super) me: Option<Me>,
     /// The current link's number: results of an older link's calls are ignored.
     pub(super) epoch: u64,
-    seen: VecDeque<String>,
-    seen_set: HashSet<String>,
+    seen: Seen,
     pub(super) room_names: HashMap<String, String>,
     /// People's names as seen on their messages (for presses).
     pub(super) people: HashMap<String, String>,
@@ -135,8 +136,7 @@ impl Webex {
             http: None,
             me: None,
             epoch: 0,
-            seen: VecDeque::new(),
-            seen_set: HashSet::new(),
+            seen: Seen::new(SEEN_CAPACITY),
             room_names: HashMap::new(),
             people: HashMap::new(),
             waiting: HashMap::new(),
@@ -169,17 +169,7 @@ impl Webex {
 
     /// True the first time `key` is seen (among the last [`SEEN_CAPACITY`]).
     pub(super) fn first_sighting(&mut self, key: String) -> bool {
-        if self.seen_set.contains(&key) {
-            return false;
-        }
-        if self.seen.len() >= SEEN_CAPACITY {
-            if let Some(old) = self.seen.pop_front() {
-                self.seen_set.remove(&old);
-            }
-        }
-        self.seen_set.insert(key.clone());
-        self.seen.push_back(key);
-        true
+        self.seen.insert(&key)
     }
 
     /// Remembers a name, starting afresh when the cache is full.

@@ -80,10 +80,11 @@ pub struct XmppSettings {
         default = "crate::backends::defaults::queue_size"
     )]
     pub queue_size: usize,
-    /// Seconds between pings of the server and self-pings of each joined room.
+    /// Seconds between self-pings of each room, and of silence before the server is pinged.
     #[serde(default = "default_ping_interval")]
     pub ping_interval_secs: u64,
-    /// Seconds a ping may go unanswered before the connection is treated as dead.
+    /// Seconds a ping may go unanswered: a server ping, before the connection is treated as
+    /// dead; a room's self-ping, before the room is rejoined.
     #[serde(default = "default_ping_timeout")]
     pub ping_timeout_secs: u64,
     /// Seconds allowed to connect and log in.

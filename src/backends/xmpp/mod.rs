@@ -37,9 +37,10 @@
 //! JIDs or room nicks — XMPP has no bot flag) are ignored. `nick: `, `nick, ` and `@nick `
 //! set `mentioned` and are stripped.
 //!
-//! Liveness: every `ping_interval_secs` the server is pinged (XEP-0199) and each room is
-//! self-pinged (XEP-0410); an unanswered server ping drops and reconnects the connection, a
-//! failed or unanswered self-ping rejoins the room, as does being kicked.
+//! Liveness: a stream silent for `ping_interval_secs` gets a server ping (XEP-0199, the
+//! connection's keepalive), and one still silent `ping_timeout_secs` later is dropped and
+//! reconnected; every `ping_interval_secs` each room is self-pinged (XEP-0410), and a failed
+//! or unanswered self-ping rejoins the room, as does being kicked.
 //!
 //! Outbound: bodies are split with `split_message` to `max_message_bytes`, paced (a burst of
 //! `flood_burst`, then one per `send_interval_ms`), and queued while disconnected in a

@@ -34,6 +34,20 @@ const NS_PING: &str = "urn:xmpp:ping";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 
+/// Why the password could not be had.
+#[derive(Debug, thiserror::Error)]
+enum PasswordError {
+    /// Neither `password` nor `password_file` (validation normally catches this).
+    #[error("no password configured")]
+    Missing,
+    /// `password_file` could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// One queued `<message>`.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -44,9 +58,9 @@ pub struct Outbound {
 
 /// The platform's own happenings.
 pub enum Event {
-    /// Time for the next round of pings.
+    /// Time for the next round of room self-pings.
     Ping,
-    /// The pings with these ids had their time to be answered.
+    /// The self-pings with these ids had their time to be answered.
     PingDeadline(Vec<String>),
     /// Time to rejoin a room we left involuntarily.
     Rejoin(String),
@@ -66,8 +80,8 @@ pub struct Xmpp {
     /// Rooms asked for at log-in and not yet joined (or refused).
     joining: Vec<String>,
     occupants: Occupants,
-    /// Outstanding pings by id, with the room for a MUC self-ping.
-    pings: HashMap<String, Option<String>>,
+    /// Outstanding room self-pings by id, with their room.
+    pings: HashMap<String, String>,
     next_id: u64,
     /// Inbound stanzas skipped for being over a reader limit, since the bridge started
     /// (`skipped_stanzas` in `/actors`).
@@ -113,7 +127,9 @@ impl Xmpp {
         format!("sb-{prefix}-{}", self.next_id)
     }
 
-    fn password(&self) -> Result<SecretString, String> {
+    /// The password, read from `password_file` on every connect (so a rotated file is
+    /// picked up by the next reconnect).
+    fn password(&self) -> Result<SecretString, PasswordError> {
         if let Some(p) = &self.settings.password {
             return Ok(p.clone());
         }
@@ -121,11 +137,13 @@ impl Xmpp {
             .settings
             .password_file
             .as_ref()
-            .ok_or("no password configured")?;
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-        );
+            .ok_or(PasswordError::Missing)?;
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            PasswordError::Unreadable {
+                path: path.clone(),
+                source,
+            }
+        })?);
         Ok(SecretString::from(
             text.lines().next().unwrap_or("").to_owned(),
         ))
@@ -149,26 +167,15 @@ impl Xmpp {
             .collect()
     }
 
-    /// Pings the server and self-pings each joined room (XEP-0410), then checks the answers
-    /// after `ping_timeout_secs`: an unanswered server ping drops the connection, an
-    /// unanswered or failed self-ping rejoins the room. Timers, not polling: an idle
-    /// connection wakes once per `ping_interval_secs`.
-    fn ping(&mut self, fx: &mut Effects<Self>) {
-        let interval = Duration::from_secs(self.settings.ping_interval_secs.max(1));
+    /// Self-pings each configured room (XEP-0410), then checks the answers after
+    /// `ping_timeout_secs`: an unanswered or failed self-ping rejoins the room. (The server
+    /// itself is pinged on the connection's keepalive, [`Platform::keepalive`], when the
+    /// stream is silent.) Timers, not polling: the connection wakes once per
+    /// `ping_interval_secs`.
+    fn self_ping(&mut self, fx: &mut Effects<Self>) {
         let timeout = Duration::from_secs(self.settings.ping_timeout_secs.max(1));
-        fx.after(interval, Event::Ping);
-        let domain = self
-            .settings
-            .parsed_jid()
-            .map(|j| j.domain)
-            .unwrap_or_default();
-        let id = self.id("ping");
-        fx.write(format!(
-            "<iq type='get' to='{}' id='{id}'><ping xmlns='{NS_PING}'/></iq>",
-            escape(&domain)
-        ));
-        let mut sent = vec![id.clone()];
-        self.pings.insert(id, None);
+        fx.after(self.ping_interval(), Event::Ping);
+        let mut sent = Vec::new();
         for room in self.rooms.clone() {
             let id = self.id("selfping");
             fx.write(format!(
@@ -177,25 +184,23 @@ impl Xmpp {
                 escape(&self.nick)
             ));
             sent.push(id.clone());
-            self.pings.insert(id, Some(room));
+            self.pings.insert(id, room);
         }
         fx.after(timeout, Event::PingDeadline(sent));
     }
 
-    /// The pings `ids` had their time: those still unanswered count as lost.
+    fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.settings.ping_interval_secs.max(1))
+    }
+
+    /// The self-pings `ids` had their time: a room whose ping is still unanswered is
+    /// rejoined.
     fn ping_deadline(&mut self, ids: Vec<String>, fx: &mut Effects<Self>) {
         for id in ids {
-            match self.pings.remove(&id) {
-                Some(None) => {
-                    let timeout = Duration::from_secs(self.settings.ping_timeout_secs.max(1));
-                    return fx.fail(ConnectionError::Silent(timeout));
-                }
-                Some(Some(room)) => {
-                    tracing::warn!(connection = %self.name, room = %room, "room self-ping unanswered; rejoining");
-                    self.joined.remove(&room);
-                    self.join(&room, fx);
-                }
-                None => {}
+            if let Some(room) = self.pings.remove(&id) {
+                tracing::warn!(connection = %self.name, room = %room, "room self-ping unanswered; rejoining");
+                self.joined.remove(&room);
+                self.join(&room, fx);
             }
         }
     }
@@ -395,10 +400,8 @@ impl Xmpp {
                 }
             }
             kind => {
+                // The server's answer to a keepalive needs nothing more: it was a frame.
                 let Some(room) = self.pings.remove(&id) else {
-                    return;
-                };
-                let Some(room) = room else {
                     return;
                 };
                 if kind != "error" {
@@ -445,7 +448,10 @@ impl Platform for Xmpp {
                 tls_config: self.tls.clone(),
                 timeout: self.settings.connect_timeout(),
             },
-            (_, _, Err(e)) => return Box::pin(async move { Err(ConnectionError::Protocol(e)) }),
+            (_, _, Err(e)) => {
+                let error = ConnectionError::Protocol(e.to_string());
+                return Box::pin(async move { Err(error) });
+            }
             _ => {
                 return Box::pin(async {
                     Err(ConnectionError::Protocol("bad jid or server".into()))
@@ -482,8 +488,9 @@ impl Platform for Xmpp {
         for room in self.rooms.clone() {
             self.join(&room, fx);
         }
-        let interval = Duration::from_secs(self.settings.ping_interval_secs.max(1));
-        fx.after(interval, Event::Ping);
+        if !self.rooms.is_empty() {
+            fx.after(self.ping_interval(), Event::Ping);
+        }
         self.joining = self.rooms.clone();
         if self.joining.is_empty() {
             fx.ready();
@@ -519,7 +526,7 @@ impl Platform for Xmpp {
 
     fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
         match event {
-            Event::Ping => self.ping(fx),
+            Event::Ping => self.self_ping(fx),
             Event::PingDeadline(ids) => self.ping_deadline(ids, fx),
             Event::Rejoin(room) => {
                 if self.online && !self.joined.contains(&room) {
@@ -531,6 +538,29 @@ impl Platform for Xmpp {
 
     fn closed(&mut self) {
         self.online = false;
+    }
+
+    /// A stream silent for `ping_interval_secs` gets a server ping (XEP-0199); silent for
+    /// `ping_timeout_secs` more, the link is lost.
+    fn keepalive_interval(&self) -> Option<Duration> {
+        Some(self.ping_interval())
+    }
+
+    fn keepalive_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.ping_timeout_secs.max(1))
+    }
+
+    fn keepalive(&mut self, fx: &mut Effects<Self>) {
+        let domain = self
+            .settings
+            .parsed_jid()
+            .map(|j| j.domain)
+            .unwrap_or_default();
+        let id = self.id("ping");
+        fx.write(format!(
+            "<iq type='get' to='{}' id='{id}'><ping xmlns='{NS_PING}'/></iq>",
+            escape(&domain)
+        ));
     }
 
     fn render(&mut self, delivery: Deliver) -> Vec<Outbound> {
@@ -571,4 +601,196 @@ fn log_prefix(value: &str) -> &str {
         .char_indices()
         .nth(64)
         .map_or(value, |(at, _)| &value[..at])
+}
+
+#[cfg(test)]
+mod tests {
+    //! The stanza state machine, stanza by stanza: joins (XEP-0045), pings (XEP-0199) and
+    //! self-pings (XEP-0410), messages.
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder;
+
+    use super::*;
+    use crate::backends::connection::End;
+
+    const ROOM: &str = "ops@conference.example.com";
+
+    fn xmpp(rooms: &[&str]) -> Xmpp {
+        let settings: XmppSettings = serde_json::from_value(serde_json::json!({
+            "jid": "bot@example.com",
+            "password": "pw",
+            "rooms": rooms,
+            "nick": "stormbot",
+        }))
+        .unwrap();
+        Xmpp::new("xm".into(), settings, None)
+    }
+
+    /// `xml` as the reader hands it over.
+    fn stanza(xml: &str) -> Frame {
+        let mut buf = BytesMut::from(xml.as_bytes());
+        XmlCodec::default().decode(&mut buf).unwrap().unwrap()
+    }
+
+    fn feed(p: &mut Xmpp, xml: &str) -> Effects<Xmpp> {
+        let mut fx = Effects::default();
+        p.frame(Ok(stanza(xml)), &mut fx);
+        fx
+    }
+
+    fn event(p: &mut Xmpp, event: Event) -> Effects<Xmpp> {
+        let mut fx = Effects::default();
+        p.event(event, &mut fx);
+        fx
+    }
+
+    fn opened(p: &mut Xmpp) -> Effects<Xmpp> {
+        let mut fx = Effects::default();
+        p.opened("bot@example.com".into(), &mut fx);
+        fx
+    }
+
+    /// The room's presence of the bot itself: the join is done.
+    fn self_presence() -> String {
+        format!(
+            "<presence from='{ROOM}/stormbot'><x xmlns='{NS_MUC_USER}'>\
+             <item affiliation='member' role='participant'/><status code='110'/></x></presence>"
+        )
+    }
+
+    /// The id of the `<iq>` written to `to`.
+    fn iq_to(fx: &Effects<Xmpp>, to: &str) -> String {
+        let iq = fx
+            .written()
+            .iter()
+            .find(|w| w.starts_with("<iq") && w.contains(&format!("to='{to}'")))
+            .unwrap_or_else(|| panic!("an iq to {to}: {:?}", fx.written()));
+        let Frame::Stanza(e) = stanza(iq) else {
+            panic!("{iq}");
+        };
+        assert!(e.child_ns("ping", NS_PING).is_some(), "{iq}");
+        e.attr("id").unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_link_is_ready_once_the_rooms_are_joined() {
+        let mut p = xmpp(&[ROOM]);
+        let fx = opened(&mut p);
+        assert_eq!(
+            fx.written(),
+            ["<presence/>".to_owned(), join_xml(ROOM, "stormbot")]
+        );
+        assert!(
+            !fx.is_ready(),
+            "a command said before the join would be lost"
+        );
+        // Someone else's presence is not the bot's join.
+        let other = format!("<presence from='{ROOM}/alice'/>");
+        assert!(!feed(&mut p, &other).is_ready());
+        assert!(feed(&mut p, &self_presence()).is_ready());
+
+        // No rooms: ready at once; a refused room does not hold the link back either.
+        assert!(opened(&mut xmpp(&[])).is_ready());
+        let mut p = xmpp(&[ROOM]);
+        opened(&mut p);
+        let refused = format!("<presence from='{ROOM}/stormbot' type='error'/>");
+        assert!(feed(&mut p, &refused).is_ready());
+    }
+
+    #[test]
+    fn a_silent_stream_gets_a_server_ping_on_the_keepalive() {
+        let mut p = xmpp(&[]);
+        opened(&mut p);
+        assert_eq!(p.keepalive_interval(), Some(Duration::from_secs(60)));
+        assert_eq!(p.keepalive_timeout(), Duration::from_secs(30));
+        let mut fx = Effects::default();
+        p.keepalive(&mut fx);
+        let id = iq_to(&fx, "example.com");
+        // The answer is a frame like any other: nothing left waiting, nothing failed.
+        let fx = feed(
+            &mut p,
+            &format!("<iq type='result' from='example.com' id='{id}'/>"),
+        );
+        assert!(fx.ending().is_none() && fx.written().is_empty());
+        assert!(p.pings.is_empty());
+        // Without rooms there is nothing to self-ping: no timer.
+        assert!(opened(&mut xmpp(&[])).timers().is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_self_ping_rejoins_the_room_and_an_answered_one_does_not() {
+        let mut p = xmpp(&[ROOM]);
+        let fx = opened(&mut p);
+        assert!(matches!(fx.timers(), [(d, Event::Ping)] if *d == Duration::from_secs(60)));
+        feed(&mut p, &self_presence());
+
+        let fx = event(&mut p, Event::Ping);
+        let id = iq_to(&fx, &format!("{ROOM}/stormbot"));
+        let deadline = fx
+            .timers()
+            .iter()
+            .find_map(|(d, e)| match e {
+                Event::PingDeadline(ids) => Some((*d, ids.clone())),
+                _ => None,
+            })
+            .expect("a deadline for the answers");
+        assert_eq!(deadline, (Duration::from_secs(30), vec![id.clone()]));
+        assert!(fx.timers().iter().any(|(_, e)| matches!(e, Event::Ping)));
+        let fx = event(&mut p, Event::PingDeadline(vec![id]));
+        assert_eq!(fx.written(), [join_xml(ROOM, "stormbot")], "rejoined");
+        assert!(fx.ending().is_none(), "a room's silence is not the link's");
+
+        let fx = event(&mut p, Event::Ping);
+        let id = iq_to(&fx, &format!("{ROOM}/stormbot"));
+        feed(
+            &mut p,
+            &format!("<iq type='result' from='{ROOM}/stormbot' id='{id}'/>"),
+        );
+        assert!(event(&mut p, Event::PingDeadline(vec![id]))
+            .written()
+            .is_empty());
+    }
+
+    #[test]
+    fn room_messages_are_handed_over_and_the_servers_pings_answered() {
+        let mut p = xmpp(&[ROOM]);
+        opened(&mut p);
+        feed(&mut p, &self_presence());
+        let fx = feed(
+            &mut p,
+            &format!(
+                "<message type='groupchat' from='{ROOM}/alice' id='m1'>\
+                 <body>stormbot: run date</body></message>"
+            ),
+        );
+        let [m] = fx.messages() else {
+            panic!("one message: {:?}", fx.messages());
+        };
+        assert_eq!(m.text, "run date");
+        assert!(m.mentioned);
+        assert_eq!((m.room.id.as_str(), m.room.kind), (ROOM, RoomKind::Group));
+        assert_eq!(m.user.name, "alice");
+        // The room's reflection of the bot's own message is not a command.
+        let own = format!(
+            "<message type='groupchat' from='{ROOM}/stormbot'><body>result</body></message>"
+        );
+        assert!(feed(&mut p, &own).messages().is_empty());
+
+        let fx = feed(
+            &mut p,
+            "<iq type='get' from='example.com' id='s1'><ping xmlns='urn:xmpp:ping'/></iq>",
+        );
+        assert_eq!(
+            fx.written(),
+            ["<iq type='result' id='s1' to='example.com'/>".to_owned()]
+        );
+
+        let mut fx = Effects::default();
+        p.frame(Ok(Frame::StreamClose), &mut fx);
+        assert!(
+            matches!(fx.ending(), Some(End::Fail(_))),
+            "{:?}",
+            fx.ending()
+        );
+    }
 }

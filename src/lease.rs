@@ -1,4 +1,7 @@
-//! Whether this bridge process may run a chat connection now.
+//! Whether this bridge process may run a chat connection now: the [`Gate`] between the
+//! lease keeper, which opens and closes it, and the connection, which checks it. Its own
+//! module, so neither side imports the other (the connections re-export it as
+//! `backends::connection::Gate`).
 //!
 //! One process runs every connection all the time ([`Gate::always`]). When several
 //! processes share a Redis store, each connection is run by the one process holding its

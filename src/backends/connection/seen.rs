@@ -1,0 +1,85 @@
+//! The ids of the chat messages (and button presses) a connection handled lately, so one the
+//! platform delivers twice runs once: Slack's retries and its `message` + `app_mention`
+//! pair for one mention, a Webex webhook sent again, a Rocket.Chat message streamed again
+//! when its thread gets a reply. Bounded: past its capacity the oldest id is forgotten
+//! (repeats come soon after the first delivery).
+
+use std::collections::{HashSet, VecDeque};
+
+/// A bounded set of ids, oldest forgotten first.
+#[derive(Debug)]
+pub struct Seen {
+    capacity: usize,
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl Seen {
+    /// Remembers up to `capacity` ids (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            order: VecDeque::new(),
+            ids: HashSet::new(),
+        }
+    }
+
+    /// Remembers `id`: true the first time it comes (among the last `capacity` ids), false
+    /// when it was remembered already.
+    pub fn insert(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        self.order.push_back(id.to_owned());
+        self.ids.insert(id.to_owned());
+        true
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether no id is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_counts_once_until_it_is_the_oldest_past_capacity() {
+        let mut seen = Seen::new(3);
+        assert!(seen.insert("a"));
+        assert!(!seen.insert("a"), "a repeat is not new");
+        assert!(seen.insert("b"));
+        assert!(seen.insert("c"));
+        assert!(!seen.insert("a"), "still remembered at capacity");
+        assert_eq!(seen.len(), 3);
+        // A fourth id pushes out the oldest, and only it.
+        assert!(seen.insert("d"));
+        assert_eq!(seen.len(), 3, "bounded");
+        assert!(!seen.insert("b") && !seen.insert("c") && !seen.insert("d"));
+        assert!(seen.insert("a"), "forgotten once it was the oldest");
+        // `a` came back, so `b` is the oldest now.
+        assert!(seen.insert("b"));
+    }
+
+    #[test]
+    fn a_zero_capacity_still_catches_an_immediate_repeat() {
+        let mut seen = Seen::new(0);
+        assert!(seen.is_empty());
+        assert!(seen.insert("x"));
+        assert!(!seen.insert("x"));
+        assert!(seen.insert("y"));
+        assert!(seen.insert("x"));
+    }
+}
