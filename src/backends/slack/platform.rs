@@ -463,6 +463,7 @@ impl Platform for Slack {
         .map(|body| Outgoing {
             dest: dest.clone(),
             body,
+            posted: None,
         })
         .collect()
     }
