@@ -35,6 +35,10 @@ use crate::{
     tls::TlsError,
 };
 
+/// What keys derived for signing a connection's buttons are for (the connection's name
+/// follows the NUL).
+const BUTTON_KEY_PURPOSE: &[u8] = b"stormbridge button tokens v1\0";
+
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -442,6 +446,11 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         }
     };
 
+    // The key of a persistent store: what signs buttons that must outlive this process.
+    let store_key = match &settings.store {
+        StoreSettings::Memory => None,
+        StoreSettings::Sqlite { key, .. } | StoreSettings::Redis { key, .. } => Some(key),
+    };
     let mut console_io = options.console_io;
     let mut consoles = options.consoles;
     let mut webhooks = std::collections::HashMap::new();
@@ -473,6 +482,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             console,
             presses: dispatcher.clone().recipient(),
             buttons: dispatcher.clone().recipient(),
+            button_key: store_key
+                .and_then(|key| key.derive_hmac_key(&[BUTTON_KEY_PURPOSE, chat.name.as_bytes()])),
         };
         let started = REGISTRY
             .start(chat.backend.as_ref(), start)

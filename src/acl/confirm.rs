@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::rules::{string_list, UnknownKeys};
+use super::rules::{string_list, RuleSelectors, UnknownKeys};
 
 /// The `[confirm]` section as written.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -66,27 +66,10 @@ impl Default for ConfirmConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct ConfirmRuleConfig {
-    /// Alias refs (`pack.name`) this rule covers, as globs.
-    #[serde(deserialize_with = "string_list")]
-    pub aliases: Vec<String>,
-    /// Packs whose aliases this rule covers, as globs.
-    #[serde(deserialize_with = "string_list")]
-    pub packs: Vec<String>,
-    /// Globs on the command text after the prefixes.
-    #[serde(deserialize_with = "string_list")]
-    pub texts: Vec<String>,
-    /// Whose commands wait (same syntax as access rules). Empty: anyone's.
-    #[serde(deserialize_with = "string_list")]
-    pub users: Vec<String>,
-    /// Where (same syntax as access rules). Empty: anywhere.
-    #[serde(deserialize_with = "string_list")]
-    pub rooms: Vec<String>,
-    /// Connection names, as globs. Empty: any connection.
-    #[serde(deserialize_with = "string_list")]
-    pub connections: Vec<String>,
-    /// Team / workspace / organisation ids, as globs. Empty: any.
-    #[serde(deserialize_with = "string_list")]
-    pub orgs: Vec<String>,
+    /// What the rule covers and for whom: an access rule's selectors (without `builtins`:
+    /// built-in commands never wait). Flattened before `unknown`, which gets the rest.
+    #[serde(flatten)]
+    pub selectors: RuleSelectors,
     /// Who may approve (same syntax as `users`); empty: the sender confirms it themself.
     #[serde(deserialize_with = "string_list")]
     pub approvers: Vec<String>,

@@ -151,14 +151,14 @@ pub(super) fn list(name: &str, entries: &[String]) -> String {
 pub(super) fn rule_text(rule: &AccessRuleConfig) -> String {
     let mut out = String::from(rule.action.map_or("(no action)", |a| a.as_str()));
     let lists: [(&str, &Vec<String>); 8] = [
-        ("aliases", &rule.aliases),
-        ("packs", &rule.packs),
+        ("aliases", &rule.selectors.aliases),
+        ("packs", &rule.selectors.packs),
         ("builtins", &rule.builtins),
-        ("texts", &rule.texts),
-        ("users", &rule.users),
-        ("rooms", &rule.rooms),
-        ("connections", &rule.connections),
-        ("orgs", &rule.orgs),
+        ("texts", &rule.selectors.texts),
+        ("users", &rule.selectors.users),
+        ("rooms", &rule.selectors.rooms),
+        ("connections", &rule.selectors.connections),
+        ("orgs", &rule.selectors.orgs),
     ];
     for (name, entries) in lists {
         if !entries.is_empty() {
@@ -232,11 +232,19 @@ pub(super) fn not_covered(c: &CommandRef, rule: &AccessRuleConfig) -> String {
             vec![
                 (
                     "aliases",
-                    &rule.aliases,
+                    &rule.selectors.aliases,
                     format!("alias {}", show(alias_ref)),
                 ),
-                ("packs", &rule.packs, format!("pack {}", show(pack))),
-                ("texts", &rule.texts, format!("text {}", quoted(text))),
+                (
+                    "packs",
+                    &rule.selectors.packs,
+                    format!("pack {}", show(pack)),
+                ),
+                (
+                    "texts",
+                    &rule.selectors.texts,
+                    format!("text {}", quoted(text)),
+                ),
             ],
         ),
         CommandRef::Builtin { verb, text } => (
@@ -247,7 +255,11 @@ pub(super) fn not_covered(c: &CommandRef, rule: &AccessRuleConfig) -> String {
                     &rule.builtins,
                     format!("builtin {}", show(verb)),
                 ),
-                ("texts", &rule.texts, format!("text {}", quoted(text))),
+                (
+                    "texts",
+                    &rule.selectors.texts,
+                    format!("text {}", quoted(text)),
+                ),
             ],
         ),
     };
@@ -258,10 +270,10 @@ pub(super) fn not_covered(c: &CommandRef, rule: &AccessRuleConfig) -> String {
         // None could: the rule is about other kinds of command.
         [] => {
             let others: Vec<String> = [
-                ("aliases", &rule.aliases),
-                ("packs", &rule.packs),
+                ("aliases", &rule.selectors.aliases),
+                ("packs", &rule.selectors.packs),
                 ("builtins", &rule.builtins),
-                ("texts", &rule.texts),
+                ("texts", &rule.selectors.texts),
             ]
             .into_iter()
             .filter(|(_, l)| !l.is_empty())

@@ -112,7 +112,7 @@ pub use confirm::{ConfirmConfig, ConfirmRuleConfig, ConfirmSettings, Requirement
 pub use explain::{Explanation, SkippedRule};
 pub use explain_args::{explain_subject, resolve_command};
 pub use policy::AclPolicy;
-pub use rules::{AccessConfig, AccessRuleConfig, AclProblem, Action, UnknownKeys};
+pub use rules::{AccessConfig, AccessRuleConfig, AclProblem, Action, RuleSelectors, UnknownKeys};
 
 /// Built-in verbs that only admins may run, whatever the rules say.
 ///

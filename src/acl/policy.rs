@@ -149,10 +149,10 @@ impl CompiledRule {
 
     /// Every reason this rule does not apply (empty when it does).
     fn why_not(&self, s: &Subject, c: &CommandRef, policy: &AclPolicy) -> Vec<String> {
-        let src = &self.source;
+        let src = &self.source.selectors;
         let mut out = Vec::new();
         if !self.covers(c) {
-            out.push(explain::not_covered(c, src));
+            out.push(explain::not_covered(c, &self.source));
         }
         if !self.connection_ok(s) {
             out.push(format!(
@@ -305,10 +305,10 @@ fn compile_rule(
             "missing: every rule needs action = \"allow\" or action = \"deny\"",
         );
     }
-    if rule.aliases.is_empty()
-        && rule.packs.is_empty()
+    if rule.selectors.aliases.is_empty()
+        && rule.selectors.packs.is_empty()
         && rule.builtins.is_empty()
-        && rule.texts.is_empty()
+        && rule.selectors.texts.is_empty()
     {
         problems.push(
             &key,
@@ -321,14 +321,14 @@ fn compile_rule(
         aliases: pattern_list(
             &key,
             "aliases",
-            &rule.aliases,
+            &rule.selectors.aliases,
             rules::check_alias_pattern,
             problems,
         ),
         packs: pattern_list(
             &key,
             "packs",
-            &rule.packs,
+            &rule.selectors.packs,
             rules::check_pack_pattern,
             problems,
         ),
@@ -342,23 +342,23 @@ fn compile_rule(
         texts: pattern_list(
             &key,
             "texts",
-            &rule.texts,
+            &rule.selectors.texts,
             rules::check_plain_pattern,
             problems,
         ),
-        users: compile_users(&key, "users", &rule.users, groups, problems),
-        rooms: compile_rooms(&key, &rule.rooms, problems),
+        users: compile_users(&key, "users", &rule.selectors.users, groups, problems),
+        rooms: compile_rooms(&key, &rule.selectors.rooms, problems),
         connections: pattern_list(
             &key,
             "connections",
-            &rule.connections,
+            &rule.selectors.connections,
             rules::check_connection_pattern,
             problems,
         ),
         orgs: pattern_list(
             &key,
             "orgs",
-            &rule.orgs,
+            &rule.selectors.orgs,
             rules::check_plain_pattern,
             problems,
         ),
@@ -646,19 +646,13 @@ fn compile_confirm_rule(
     check_unknown(&rule.unknown, &key, CONFIRM_RULE_KEYS, problems);
     // The selectors are an access rule's; `action` has no meaning here.
     let as_access = AccessRuleConfig {
-        aliases: rule.aliases.clone(),
-        packs: rule.packs.clone(),
-        builtins: Vec::new(),
-        texts: rule.texts.clone(),
-        users: rule.users.clone(),
-        rooms: rule.rooms.clone(),
-        connections: rule.connections.clone(),
-        orgs: rule.orgs.clone(),
+        selectors: rule.selectors.clone(),
         action: Some(Action::Allow),
         comment: rule.comment.clone(),
-        unknown: Default::default(),
+        ..Default::default()
     };
-    if rule.aliases.is_empty() && rule.packs.is_empty() && rule.texts.is_empty() {
+    let select = &rule.selectors;
+    if select.aliases.is_empty() && select.packs.is_empty() && select.texts.is_empty() {
         problems.push(
             &key,
             "empty rule: it covers no command; give at least one of aliases, packs or texts",

@@ -135,19 +135,17 @@ pub struct AccessConfig {
     pub unknown: UnknownKeys,
 }
 
-/// One `[[access.rules]]` entry.
+/// What a rule covers and for whom: the selectors `[[access.rules]]` and
+/// `[[confirm.rules]]` share, under the same keys in both (each rule flattens this in).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct AccessRuleConfig {
+pub struct RuleSelectors {
     /// Alias refs (`pack.name`) this rule covers, as globs.
     #[serde(deserialize_with = "string_list")]
     pub aliases: Vec<String>,
     /// Packs whose aliases this rule covers, as globs.
     #[serde(deserialize_with = "string_list")]
     pub packs: Vec<String>,
-    /// Built-in verbs (no prefixes) this rule covers, as globs.
-    #[serde(deserialize_with = "string_list")]
-    pub builtins: Vec<String>,
     /// Globs on the command text after the prefixes.
     #[serde(deserialize_with = "string_list")]
     pub texts: Vec<String>,
@@ -163,6 +161,19 @@ pub struct AccessRuleConfig {
     /// Team / workspace / organisation ids, as globs. Empty: any (or none).
     #[serde(deserialize_with = "string_list")]
     pub orgs: Vec<String>,
+}
+
+/// One `[[access.rules]]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct AccessRuleConfig {
+    /// What the rule covers and for whom. Flattened before `unknown`, so it takes its
+    /// keys first and only the others are reported as unknown.
+    #[serde(flatten)]
+    pub selectors: RuleSelectors,
+    /// Built-in verbs (no prefixes) this rule covers, as globs.
+    #[serde(deserialize_with = "string_list")]
+    pub builtins: Vec<String>,
     /// `allow` or `deny`. Required: a rule without one is reported by `compile`.
     pub action: Option<Action>,
     /// Why the rule exists; shown by explain.
@@ -808,6 +819,29 @@ mod tests {
         })
         .expect("valid TOML");
         assert!(err.contains("unknown variant `permit`"), "{err}");
+    }
+
+    /// The selectors are one struct flattened into both kinds of rule: a value of the
+    /// wrong type is still refused by the selector's own reader (not taken for an unknown
+    /// key), under the section's key as the configuration crate reports it.
+    #[test]
+    fn a_selector_of_the_wrong_type_is_refused_in_both_kinds_of_rule() {
+        let base = "[st2]\napi_url = \"https://st2.example.com/api/v1\"\n[st2.credentials]\napi_key = \"k\"\n[[chat]]\nname = \"console\"\nbackend = \"console\"\n";
+        for (section, rule) in [
+            ("access", "packs = [\"x\"]\naction = \"allow\"\nusers = 5\n"),
+            ("confirm", "packs = [\"x\"]\nusers = 5\n"),
+        ] {
+            let text = format!("{base}[[{section}.rules]]\n{rule}");
+            let err = crate::config::load_with_env(
+                &crate::config::ConfigSource::Text(text),
+                Default::default(),
+                &crate::backends::registry::REGISTRY,
+            )
+            .expect_err("users = 5 is not a list")
+            .to_string();
+            assert!(err.contains("string or a list of strings"), "{err}");
+            assert!(err.contains(&format!("- {section}: ")), "{err}");
+        }
     }
 
     #[test]

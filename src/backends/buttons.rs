@@ -9,7 +9,7 @@ use actix::prelude::*;
 
 pub use crate::actors::messages::buttons::{
     Button, ButtonAction, ButtonOutcome, ButtonPressed, HeldDecision, InquiryAnswer, OfferButtons,
-    PressOrigin, RegisterButtons, UseButtonPresses,
+    OfferPosted, OfferReceipt, PressOrigin, RegisterButtons, UseButtonPresses,
 };
 
 /// Wires a connection that shows buttons to the dispatcher, both ways.

@@ -61,6 +61,10 @@ pub struct Start {
     pub presses: Recipient<ButtonPressed>,
     /// Where a platform with buttons registers for them.
     pub buttons: Recipient<RegisterButtons>,
+    /// The key a platform that signs its own buttons (Mattermost) signs them with:
+    /// derived from the store key and the connection's name, so buttons offered before a
+    /// restart still work after it; `None` without a persistent store (a random key then).
+    pub button_key: Option<ring::hmac::Key>,
 }
 
 /// A started connection.

@@ -85,6 +85,10 @@ pub struct Waiting {
     pub created_at: DateTime<Utc>,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+    /// The chat message that offered buttons for it, where the platform told: updated
+    /// when the command is decided without a press or expires, so its buttons go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_message: Option<String>,
 }
 
 impl Waiting {
@@ -242,6 +246,14 @@ impl WaitingList {
     /// The command waiting under `code`.
     pub fn get(&self, code: &str) -> Option<&Waiting> {
         self.by_code.get(&normalise_code(code))
+    }
+
+    /// Notes the message that offered buttons for the command under `code`; the command
+    /// as it now is, or `None` when it is no longer waiting.
+    pub fn set_offer_message(&mut self, code: &str, message_id: String) -> Option<&Waiting> {
+        let w = self.by_code.get_mut(&normalise_code(code))?;
+        w.offer_message = Some(message_id);
+        Some(w)
     }
 
     /// Takes a decision: on success the command is removed and returned (to run when

@@ -42,6 +42,7 @@ fn waiting(code: &str, need: Need) -> Waiting {
         comment: None,
         created_at: now(),
         expires_at: now() + TimeDelta::seconds(120),
+        offer_message: None,
     }
 }
 

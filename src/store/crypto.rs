@@ -39,6 +39,9 @@ const SEALED_VERSION: &str = "v1";
 /// Domain separation for the key fingerprint, so the key id can never equal
 /// some other hash of the key.
 const KEY_ID_LABEL: &[u8] = b"stormbridge session store key id v1\0";
+/// HKDF salt of keys derived from the store key ([`StoreKey::derive_hmac_key`]), so
+/// they are apart from any other use of the key.
+const DERIVE_SALT: &[u8] = b"stormbridge derived key v1";
 /// Prefix of every associated-data string, for the same reason.
 const AAD_LABEL: &[u8] = b"stormbridge/store/v1";
 
@@ -179,6 +182,19 @@ impl StoreKey {
         ctx.update(bytes.expose_secret());
         let id = to_hex(&ctx.finish().as_ref()[..4]);
         Self { bytes, id }
+    }
+
+    /// An HMAC-SHA256 key for one use of the bridge's, derived from this key with
+    /// HKDF-SHA256 (RFC 5869): the same store key gives the same derived key in every
+    /// process and after every restart, and a derived key (which may be held elsewhere)
+    /// tells nothing about the store key or any other derived key. `purpose` names the use
+    /// and what it is bound to (a connection's name), its parts separated by the caller.
+    /// `None` only if HKDF refuses the length, which for one hash it never does.
+    pub fn derive_hmac_key(&self, purpose: &[&[u8]]) -> Option<ring::hmac::Key> {
+        let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, DERIVE_SALT);
+        let prk = salt.extract(self.bytes.expose_secret());
+        let okm = prk.expand(purpose, ring::hmac::HMAC_SHA256).ok()?;
+        Some(ring::hmac::Key::from(okm))
     }
 
     fn cipher(&self) -> Result<XChaCha20Poly1305, StoreError> {
@@ -476,6 +492,22 @@ mod tests {
             key.open(&aad1, "plaintext"),
             Err(OpenError::Malformed)
         ));
+    }
+
+    #[test]
+    fn derived_keys_are_stable_per_key_and_purpose() {
+        let sign = |key: &StoreKey, purpose: &[&[u8]]| {
+            let k = key.derive_hmac_key(purpose).unwrap();
+            ring::hmac::sign(&k, b"press").as_ref().to_vec()
+        };
+        let key = StoreKey::parse("t", HEX).unwrap();
+        let again = StoreKey::parse("t", HEX).unwrap();
+        let a: &[&[u8]] = &[b"buttons\0", b"mm"];
+        // The same key (another process, after a restart) derives the same key.
+        assert_eq!(sign(&key, a), sign(&again, a));
+        // Another purpose or connection, or another store key: another key.
+        assert_ne!(sign(&key, a), sign(&key, &[b"buttons\0", b"mm2"]));
+        assert_ne!(sign(&key, a), sign(&StoreKey::generate().unwrap(), a));
     }
 
     #[test]

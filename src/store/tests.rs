@@ -962,6 +962,7 @@ fn held(code: &str, text: &str) -> crate::confirm::Waiting {
         comment: None,
         created_at: at(0),
         expires_at: at(60),
+        offer_message: None,
     }
 }
 

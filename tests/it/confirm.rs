@@ -452,6 +452,42 @@ async fn on_discord_only_the_sender_confirms_with_a_button() {
 }
 
 #[actix_rt::test]
+async fn on_discord_a_typed_abort_takes_the_buttons_off_the_offer() {
+    use crate::{
+        fake_discord::{FakeDiscord, ALICE, BOT, GENERAL},
+        inquiries::{discord_button, discord_message},
+        support::WAIT,
+    };
+    let fake = FakeDiscord::start().await;
+    let mut opts = with_confirm(CONFIRM_DEPLOYS);
+    opts.extra_toml = fake.chat_toml("");
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    fake.post_as(ALICE, GENERAL, "!st2 deploy web to prod");
+    let offer = discord_message(&fake, GENERAL, "needs your confirmation").await;
+    discord_button(&offer, "Confirm");
+    let code = code_in(offer["content"].as_str().unwrap_or_default(), "!st2abort");
+
+    // Typed, not pressed: the offer must not keep buttons that now do nothing.
+    fake.post_as(ALICE, GENERAL, &format!("!st2abort {code}"));
+    let offer_now = || {
+        fake.messages_by(BOT)
+            .into_iter()
+            .find(|m| m.msg["id"] == offer["id"])
+            .expect("the offer")
+            .msg
+    };
+    let spent = eventually!(WAIT, offer_now()["components"] == serde_json::json!([]));
+    assert!(spent, "the buttons stayed: {:#}", offer_now());
+    let content = offer_now()["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(content.contains("aborted"), "{content}");
+    assert!(b.emulator.executions().is_empty());
+}
+
+#[actix_rt::test]
 async fn after_a_restart_the_approvers_are_those_the_rules_name_now() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("key");
@@ -484,4 +520,153 @@ async fn after_a_restart_the_approvers_are_those_the_rules_name_now() {
     b.line_containing("approved by carol").await;
     b.line_containing("Deployment").await;
     assert_eq!(b.emulator.executions().len(), 1);
+}
+
+#[actix_rt::test]
+async fn on_mattermost_a_button_offered_before_a_restart_approves_after_it_once() {
+    use crate::{fake_mattermost::FakeMattermost, support::WAIT};
+
+    let fake = FakeMattermost::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    std::fs::write(&key, "7e".repeat(32)).expect("key file");
+    // Mattermost posts presses to the URL in the button: the bridge keeps its port.
+    let port = crate::support::free_port();
+    let options = || {
+        let mut o = with_test_aliases();
+        o.http_toml = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
+        o.access_toml = format!(
+            "[access]\ndefault = \"allow\"\n[access.groups]\nleads = [\"mm:{}\", \"mm:{}\"]\n{}",
+            fake.alice_id, fake.bob_id, APPROVE_PROD
+        );
+        o.extra_toml = format!(
+            "{}[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
+            fake.chat_toml(&format!("actions_url = \"http://127.0.0.1:{port}\"")),
+            dir.path().join("state.db").display(),
+            key.display()
+        );
+        o
+    };
+    let b = TestBridge::start_with(options()).await;
+    b.wait_ready(200).await;
+    fake.post_as(
+        &fake.alice_id,
+        &fake.town_square,
+        "!st2 deploy web to prod",
+        "",
+    );
+    let offered = eventually!(
+        WAIT,
+        !fake
+            .bot_posts_containing(&fake.town_square, "waits for approval")
+            .is_empty()
+    );
+    assert!(offered, "no offer: {:#?}", fake.bot_posts());
+    let offer = fake
+        .bot_posts_containing(&fake.town_square, "waits for approval")
+        .remove(0)
+        .post;
+    let actions = offer["props"]["attachments"][0]["actions"].clone();
+    assert_eq!(actions[0]["name"], "Approve", "{offer:#}");
+    assert_eq!(actions[1]["name"], "Deny", "{offer:#}");
+    let post_id = offer["id"].as_str().unwrap_or_default().to_owned();
+
+    // The requester's own press is refused, privately; the buttons stay.
+    let (status, answer) = fake.press(&fake.alice_id, &post_id, "answer0").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["ephemeral_text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot approve your own command"),
+        "{answer}"
+    );
+    assert!(b.emulator.executions().is_empty());
+
+    // Restarted on the same store: the offer's buttons still carry a valid token.
+    b.app.stop().await;
+    let TestBridge { emulator, .. } = b;
+    let b = TestBridge::start_with_emulator(emulator, options()).await;
+    b.wait_ready(200).await;
+    let (status, answer) = fake.press(&fake.bob_id, &post_id, "answer0").await;
+    assert_eq!(status, 200, "a button from before the restart: {answer}");
+    let ran = eventually!(WAIT, b.emulator.executions().len() == 1);
+    assert!(ran, "the approved command never reached StackStorm");
+    let post = fake.post(&post_id).expect("the offer");
+    let message = post["message"].as_str().unwrap_or_default();
+    assert!(message.contains("approved by bob"), "{post:#}");
+    assert_eq!(
+        post["props"],
+        serde_json::json!({}),
+        "the buttons are spent"
+    );
+    let deployed = eventually!(
+        WAIT,
+        !fake
+            .bot_posts_containing(&fake.town_square, "Deployment")
+            .is_empty()
+    );
+    assert!(deployed, "no result: {:#?}", fake.bot_posts());
+    assert_eq!(b.emulator.executions().len(), 1, "it ran once");
+}
+
+#[actix_rt::test]
+async fn on_mattermost_a_typed_denial_takes_the_buttons_off_the_offer() {
+    use crate::{fake_mattermost::FakeMattermost, support::WAIT};
+
+    let fake = FakeMattermost::start().await;
+    let port = crate::support::free_port();
+    let mut o = with_test_aliases();
+    o.http_toml = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    o.access_toml = format!(
+        "[access]\ndefault = \"allow\"\n[access.groups]\nleads = [\"mm:{}\"]\n{APPROVE_PROD}",
+        fake.bob_id
+    );
+    o.extra_toml = fake.chat_toml(&format!("actions_url = \"http://127.0.0.1:{port}\""));
+    let b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    fake.post_as(
+        &fake.alice_id,
+        &fake.town_square,
+        "!st2 deploy web to prod",
+        "",
+    );
+    let offered = eventually!(
+        WAIT,
+        !fake
+            .bot_posts_containing(&fake.town_square, "waits for approval")
+            .is_empty()
+    );
+    assert!(offered, "no offer: {:#?}", fake.bot_posts());
+    let offer = fake
+        .bot_posts_containing(&fake.town_square, "waits for approval")
+        .remove(0)
+        .post;
+    assert!(
+        offer["props"]["attachments"][0]["actions"].is_array(),
+        "{offer:#}"
+    );
+    let post_id = offer["id"].as_str().unwrap_or_default().to_owned();
+    let code = code_in(offer["message"].as_str().unwrap_or_default(), "!st2deny");
+
+    // Typed, not pressed: the offer must not keep buttons that now do nothing.
+    fake.post_as(
+        &fake.bob_id,
+        &fake.town_square,
+        &format!("!st2deny {code} not today"),
+        "",
+    );
+    let spent = eventually!(
+        WAIT,
+        fake.post(&post_id)
+            .is_some_and(|p| p["props"] == serde_json::json!({}))
+    );
+    let post = fake.post(&post_id).expect("the offer");
+    assert!(spent, "the buttons stayed: {post:#}");
+    let message = post["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("denied by bob") && message.contains("not today"),
+        "{post:#}"
+    );
+    assert!(b.emulator.executions().is_empty());
 }

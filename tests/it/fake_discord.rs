@@ -876,6 +876,10 @@ impl FakeDiscord {
                     web::post().to(create_message),
                 )
                 .route(
+                    "/api/v10/channels/{channel}/messages/{id}",
+                    web::patch().to(edit_message),
+                )
+                .route(
                     "/api/v10/interactions/{id}/{token}/callback",
                     web::post().to(interaction_callback),
                 )
@@ -1289,6 +1293,42 @@ async fn edit_original(
     else {
         return err(404, 10008, "Unknown Message");
     };
+    for key in ["content", "components"] {
+        if let Some(v) = body.get(key) {
+            stored.msg[key] = v.clone();
+        }
+    }
+    stored.msg["edited_timestamp"] = json!("2026-11-23T21:00:01.000000+00:00");
+    let edited = stored.msg.clone();
+    st.edits.push((message_id, body.into_inner()));
+    HttpResponse::Ok().json(edited)
+}
+
+/// `PATCH /channels/{channel_id}/messages/{message_id}` (Edit Message,
+/// https://discord.com/developers/docs/resources/message#edit-message): the bot's own
+/// message gets new `content` and `components`; another author's message is 403 50005
+/// "Cannot edit a message authored by another user"; an unknown one 404 10008.
+async fn edit_message(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+    st: web::Data<Shared>,
+) -> HttpResponse {
+    let mut st = st.lock();
+    if let Some(refused) = refused(&req, &mut st) {
+        return refused;
+    }
+    let (channel, message_id) = path.into_inner();
+    let Some(stored) = st
+        .messages
+        .iter_mut()
+        .find(|m| m.msg["id"] == message_id.as_str() && m.msg["channel_id"] == channel.as_str())
+    else {
+        return err(404, 10008, "Unknown Message");
+    };
+    if stored.msg["author"]["id"] != BOT {
+        return err(403, 50005, "Cannot edit a message authored by another user");
+    }
     for key in ["content", "components"] {
         if let Some(v) = body.get(key) {
             stored.msg[key] = v.clone();

@@ -593,6 +593,41 @@ async fn create_post(
     }
 }
 
+/// `PUT /api/v4/posts/{post_id}/patch`: the given fields of a post replaced, here
+/// `message` and `props`; only its author may patch it without further permissions
+/// (https://developers.mattermost.com/api-documentation/#/operations/PatchPost:
+/// "Must have the `edit_post` permission", which a user holds for their own posts).
+async fn patch_post(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return unauthorized();
+    };
+    let mut st = shared.state.lock();
+    st.requests.push("PUT /posts/patch".into());
+    let Some(p) = st.posts.iter_mut().find(|p| p.str("id") == path.as_str()) else {
+        return mm_error(404, "app.post.get.app_error", "Unable to get the post.");
+    };
+    if p.str("user_id") != me {
+        return mm_error(
+            403,
+            "api.context.permissions.app_error",
+            "You do not have the appropriate permissions.",
+        );
+    }
+    if let Some(message) = body.get("message") {
+        p.post["message"] = message.clone();
+    }
+    if let Some(props) = body.get("props") {
+        p.post["props"] = props.clone();
+    }
+    p.post["edit_at"] = json!(now_ms());
+    HttpResponse::Ok().json(p.post.clone())
+}
+
 async fn websocket(
     req: HttpRequest,
     body: web::Payload,
@@ -767,6 +802,7 @@ impl FakeMattermost {
                 .route("/api/v4/teams/{id}", web::get().to(team_by_id))
                 .route("/api/v4/channels/direct", web::post().to(channels_direct))
                 .route("/api/v4/posts", web::post().to(create_post))
+                .route("/api/v4/posts/{id}/patch", web::put().to(patch_post))
                 .route("/api/v4/channels/{id}", web::get().to(channel_by_id))
                 .route(
                     "/api/v4/teams/{team}/channels/name/{name}",

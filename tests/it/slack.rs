@@ -693,3 +693,166 @@ async fn thread_response_answers_in_a_thread_under_a_command_said_in_the_channel
     let post = slack.post_containing("plain result").await;
     assert!(post.get("thread_ts").is_none(), "{post}");
 }
+
+// ----- Decision buttons: spent offers, abort, expiry, threads ------------------------------
+
+/// A Socket Mode bridge whose `ops.deploy` waits for its sender's confirmation, within
+/// `ttl_secs`.
+async fn confirm_bridge(ttl_secs: u64) -> (FakeSlack, TestBridge) {
+    let slack = FakeSlack::start().await;
+    let mut opts = with_test_aliases();
+    opts.extra_toml = slack.socket_toml();
+    opts.access_toml.push_str(&format!(
+        "[confirm]\nttl_secs = {ttl_secs}\n[[confirm.rules]]\naliases = [\"ops.deploy\"]\n"
+    ));
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    assert_eq!(b.actor("chat:slack").await["state"], "up");
+    (slack, b)
+}
+
+/// The code in an offer: the word after `!st2confirm `.
+fn held_code(offer: &Value) -> String {
+    let text = text_of(offer);
+    let at = text
+        .find("!st2confirm ")
+        .unwrap_or_else(|| panic!("no code in {text}"));
+    text[at + "!st2confirm ".len()..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// The button labelled `label` of an offer.
+fn decision_button(offer: &Value, label: &str) -> Value {
+    crate::inquiries::button(offer, label)
+}
+
+/// Whether a posted or updated message still shows buttons.
+fn has_buttons(body: &Value) -> bool {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|b| b["type"] == "actions")
+}
+
+/// Waits for the `chat.update` of the message `ts`; returns it.
+async fn update_of(slack: &FakeSlack, ts: &str) -> Value {
+    let found = eventually!(WAIT, slack.updates().iter().any(|u| u["ts"] == ts));
+    assert!(
+        found,
+        "the offer {ts} was never updated: {:#?}",
+        slack.updates()
+    );
+    slack
+        .updates()
+        .into_iter()
+        .find(|u| u["ts"] == ts)
+        .expect("the update")
+}
+
+#[actix_rt::test]
+async fn a_typed_confirmation_takes_the_spent_buttons_off_the_offer() {
+    let (slack, b) = confirm_bridge(60).await;
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 deploy web to prod", None))
+        .await;
+    let (offer, ts) = slack
+        .post_and_ts_containing("needs your confirmation")
+        .await;
+    assert!(has_buttons(&offer), "{offer:#}");
+    let code = held_code(&offer);
+
+    // Typed, not pressed: the offer must not keep buttons that now do nothing.
+    slack
+        .push(slack.message_event("C0OPS", ALICE, &format!("!st2confirm {code}"), None))
+        .await;
+    execution_count(&b, 1).await;
+    let update = update_of(&slack, &ts).await;
+    assert!(!has_buttons(&update), "{update:#}");
+    assert!(text_of(&update).contains("confirmed"), "{update:#}");
+    // The typed command is still answered where it was typed.
+    slack.post_containing("confirmed: running it").await;
+    assert_eq!(b.emulator.executions().len(), 1);
+}
+
+#[actix_rt::test]
+async fn an_expired_offer_loses_its_buttons_and_an_aborted_one_never_runs() {
+    let (slack, b) = confirm_bridge(1).await;
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 deploy web to prod", None))
+        .await;
+    let (offer, ts) = slack
+        .post_and_ts_containing("needs your confirmation")
+        .await;
+    let confirm = decision_button(&offer, "Confirm");
+    let update = update_of(&slack, &ts).await;
+    assert!(!has_buttons(&update), "{update:#}");
+    assert!(
+        text_of(&update).contains("was not confirmed within"),
+        "{update:#}"
+    );
+    // A press that beat the update to the screen runs nothing.
+    slack
+        .push_interactive(slack.block_actions("C0OPS", ALICE, &ts, None, &confirm))
+        .await;
+    crate::inquiries::ephemeral_to(&slack, ALICE, "nothing is waiting").await;
+
+    // Abort by button: the offer says so, nothing runs, and confirming later finds nothing.
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 deploy api to staging", None))
+        .await;
+    let (offer, ts) = slack.post_and_ts_containing("deploy api to staging").await;
+    let code = held_code(&offer);
+    let abort = decision_button(&offer, "Abort");
+    assert!(
+        abort.get("style").is_none(),
+        "abort is not the primary button"
+    );
+    slack
+        .push_interactive(slack.block_actions("C0OPS", ALICE, &ts, None, &abort))
+        .await;
+    let update = update_of(&slack, &ts).await;
+    assert!(!has_buttons(&update), "{update:#}");
+    assert!(text_of(&update).contains("aborted"), "{update:#}");
+    slack
+        .push(slack.message_event("C0OPS", ALICE, &format!("!st2confirm {code}"), None))
+        .await;
+    slack.post_containing("nothing is waiting").await;
+    assert!(b.emulator.executions().is_empty(), "nothing ran");
+}
+
+#[actix_rt::test]
+async fn a_press_in_a_thread_keeps_the_offer_and_the_outcome_in_the_thread() {
+    let (slack, b) = confirm_bridge(60).await;
+    let parent = "1700000000.000100";
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 deploy web to prod", Some(parent)))
+        .await;
+    let (offer, ts) = slack
+        .post_and_ts_containing("needs your confirmation")
+        .await;
+    assert_eq!(offer["thread_ts"], parent, "the offer goes into the thread");
+    let confirm = decision_button(&offer, "Confirm");
+    slack
+        .push_interactive(slack.block_actions("C0OPS", ALICE, &ts, Some(parent), &confirm))
+        .await;
+    execution_count(&b, 1).await;
+    let update = update_of(&slack, &ts).await;
+    assert!(text_of(&update).contains("confirmed"), "{update:#}");
+    assert!(!has_buttons(&update), "{update:#}");
+    // What the run says (its acknowledgement and result) goes into the thread too.
+    let result = slack.post_containing("Deployment").await;
+    assert_eq!(result["thread_ts"], parent, "{result:#}");
+    let outside: Vec<Value> = slack
+        .posts()
+        .into_iter()
+        .filter(|p| p["thread_ts"] != parent)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "posted outside the thread: {outside:#?}"
+    );
+    assert_eq!(b.emulator.executions().len(), 1);
+}

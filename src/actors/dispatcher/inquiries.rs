@@ -370,6 +370,7 @@ impl Dispatcher {
                     target: Target::reply_to(&msg.room),
                     text: mask.text(&text).into_owned(),
                     fallback: mask.text(&fallback).into_owned(),
+                    posted: None,
                     buttons: offer
                         .choices
                         .into_iter()

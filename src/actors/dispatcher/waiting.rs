@@ -25,6 +25,7 @@ use crate::{
         acl_gate::{DeciderRights, WhoCanDecide},
         messages::buttons::{
             Button, ButtonAction, ButtonOutcome, ButtonPressed, HeldDecision, OfferButtons,
+            OfferPosted, OfferReceipt, PressOrigin,
         },
     },
     alias::index::{AliasMatch, Selection},
@@ -38,7 +39,22 @@ use crate::{
 pub(super) struct WaitingState {
     list: WaitingList,
     store: WaitingStore,
+    /// Commands decided or expired before the platform said where their buttons went
+    /// (a decision typed right after the offer): the offer is updated when it does.
+    spent: std::collections::VecDeque<SpentOffer>,
 }
+
+/// An offer whose buttons are spent: which, where, and what it now says.
+struct SpentOffer {
+    /// The held command's code.
+    code: String,
+    room: Room,
+    by: ChatUser,
+    text: String,
+}
+
+/// Spent offers remembered at most; the platform's answer comes within seconds.
+const MAX_SPENT: usize = 64;
 
 impl WaitingState {
     /// Nothing held yet; [`Dispatcher::load_waiting`] reads what the store kept.
@@ -46,6 +62,7 @@ impl WaitingState {
         Self {
             list: WaitingList::default(),
             store,
+            spent: std::collections::VecDeque::new(),
         }
     }
 }
@@ -137,6 +154,7 @@ impl Dispatcher {
                     "sender": w.sender.name, "reason": null,
                 }),
             );
+            self.retire_offer(&w, &w.sender, &text);
             self.send_to_origin(&w, text);
         }
         self.metrics.set_commands_waiting(self.waiting.list.len());
@@ -169,6 +187,45 @@ impl Dispatcher {
             None,
             w.message_id.clone(),
         );
+    }
+
+    /// Updates the message that offered buttons for `w` to say `text`, its buttons gone:
+    /// for a decision typed rather than pressed, and for an expiry (a press updates its
+    /// own message). Only where the platform told where the offer went.
+    fn retire_offer(&mut self, w: &Waiting, by: &ChatUser, text: &str) {
+        let spent = SpentOffer {
+            code: w.code.clone(),
+            room: w.room.clone(),
+            by: by.clone(),
+            text: text.to_owned(),
+        };
+        self.spend_offer(spent, w.offer_message.clone());
+    }
+
+    fn spend_offer(&mut self, spent: SpentOffer, message_id: Option<String>) {
+        let Some((_, outcomes)) = self.button_recipients(&spent.room.connection) else {
+            return;
+        };
+        let Some(message_id) = message_id else {
+            // Maybe not posted yet: updated when the platform says where it went.
+            let waiting = &mut self.waiting.spent;
+            if waiting.len() >= MAX_SPENT {
+                waiting.pop_front();
+            }
+            waiting.push_back(spent);
+            return;
+        };
+        outcomes.do_send(ButtonOutcome {
+            user: spent.by,
+            room: spent.room,
+            // No press to answer: the handle of none.
+            origin: PressOrigin {
+                message_id: Some(message_id),
+                handle: 0,
+            },
+            accepted: true,
+            text: spent.text,
+        });
     }
 
     /// Holds an allowed command until it is confirmed or approved. The action's secret
@@ -266,6 +323,7 @@ impl Dispatcher {
             comment: requirement.comment.clone(),
             created_at: now,
             expires_at: now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX),
+            offer_message: None,
         };
         if let Err(refusal) = self.waiting.list.add(waiting.clone()) {
             self.metrics.command(CommandOutcome::Invalid);
@@ -326,6 +384,10 @@ impl Dispatcher {
                     text: reply.clone(),
                     fallback: reply,
                     buttons,
+                    posted: Some(OfferReceipt {
+                        key: code.clone(),
+                        to: ctx.address().recipient(),
+                    }),
                 });
             }
             None => self.reply(&msg, reply),
@@ -371,6 +433,7 @@ impl Dispatcher {
                         if !w.sent_in(&msg.room) {
                             act.reply(&msg, text.clone());
                         }
+                        act.retire_offer(&w, &msg.user, &text);
                         act.send_to_origin(&w, text);
                         if verb.runs() {
                             act.run_decided(w, decided_by(&msg.user, verb), ctx);
@@ -658,6 +721,33 @@ impl Dispatcher {
             let text = act.templates.render("waiting_list", &json!({"items": items}));
             act.reply(&msg, text);
         }));
+    }
+}
+
+/// Where an offer of decision buttons was posted: kept with the held command (and in the
+/// store, so an expiry after a restart still updates it).
+impl Handler<OfferPosted> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferPosted, _ctx: &mut Self::Context) {
+        let spent = &mut self.waiting.spent;
+        if let Some(at) = spent.iter().position(|s| s.code == msg.key) {
+            // Decided before the offer was even posted: its buttons go now.
+            if let Some(offer) = spent.remove(at) {
+                self.spend_offer(offer, Some(msg.message_id));
+            }
+            return;
+        }
+        let Some(w) = self
+            .waiting
+            .list
+            .set_offer_message(&msg.key, msg.message_id)
+        else {
+            return;
+        };
+        if let Err(e) = self.waiting.store.insert(w) {
+            tracing::warn!(error = %e, code = %w.code, "where a held command's buttons were posted could not be saved; after a restart they would stay when it is decided by typing");
+        }
     }
 }
 

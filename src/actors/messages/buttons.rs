@@ -135,6 +135,40 @@ pub struct OfferButtons {
     pub fallback: String,
     /// The buttons, in order.
     pub buttons: Vec<Button>,
+    /// Whom to tell where the offer was posted, for offers whose buttons may be spent by
+    /// something other than a press (a typed decision, an expiry): the dispatcher then
+    /// updates that message so the spent buttons go. A connection that cannot tell says
+    /// nothing, and its buttons stay until pressed.
+    pub posted: Option<OfferReceipt>,
+}
+
+/// Where a connection reports the message an offer became.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferReceipt {
+    /// The dispatcher's name for the offer (a held command's code).
+    pub key: String,
+    /// Where the report goes.
+    pub to: Recipient<OfferPosted>,
+}
+
+impl OfferReceipt {
+    /// Reports that the offer became the platform's message `message_id`.
+    pub fn posted(&self, message_id: String) {
+        self.to.do_send(OfferPosted {
+            key: self.key.clone(),
+            message_id,
+        });
+    }
+}
+
+/// An offer was posted as the platform's message `message_id` (Slack's `ts`).
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct OfferPosted {
+    /// [`OfferReceipt::key`].
+    pub key: String,
+    /// The platform's id of the message with the buttons.
+    pub message_id: String,
 }
 
 /// Where a press came from, so the connection can answer it in place: the platform's id of

@@ -37,6 +37,8 @@ pub struct Outgoing {
     /// made instead of posting it twice (Create Message, `nonce` and `enforce_nonce`:
     /// https://discord.com/developers/docs/resources/message#create-message).
     pub nonce: String,
+    /// For an offer of buttons: whom to tell the new message's id.
+    pub posted: Option<crate::backends::buttons::OfferReceipt>,
 }
 
 impl Outgoing {
@@ -54,6 +56,7 @@ impl Outgoing {
             content,
             components,
             nonce: (0..20).map(|_| fastrand::alphanumeric()).collect(),
+            posted: None,
         }
     }
 }
@@ -170,14 +173,48 @@ impl Api {
         .await
         {
             Err(e) => Outcome::Retry(e),
-            Ok((status, headers, bytes)) => {
-                classify(&path, status, &headers, &bytes).unwrap_or(Outcome::Sent {
-                    pause: rate_pause(&headers).max(dm_pause),
-                })
-            }
+            Ok((status, headers, bytes)) => match classify(&path, status, &headers, &bytes) {
+                Some(failed) => failed,
+                None => {
+                    // The created message, with its `id` (Create Message, above).
+                    if let Some(receipt) = &item.posted {
+                        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        if let Some(id) = v.get("id").and_then(Value::as_str) {
+                            receipt.posted(id.to_owned());
+                        }
+                    }
+                    Outcome::Sent {
+                        pause: rate_pause(&headers).max(dm_pause),
+                    }
+                }
+            },
         };
         let dm = matches!(item.dest, Dest::User(_)).then_some(channel_id);
         (dm, outcome)
+    }
+
+    /// Replaces the bot's own message's `content` and `components`
+    /// (`PATCH /channels/{channel_id}/messages/{message_id}`, Edit Message:
+    /// https://discord.com/developers/docs/resources/message#edit-message).
+    pub async fn edit_message(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        body: &Value,
+    ) -> Result<(), ConnectionError> {
+        let path = format!("/channels/{channel_id}/messages/{message_id}");
+        let (status, _, bytes) = post_json(
+            self.client
+                .patch(format!("{}{path}", self.base))
+                .insert_header(("Authorization", &*self.auth)),
+            body,
+        )
+        .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(http_error("PATCH", &path, status, &bytes))
+        }
     }
 }
 

@@ -274,8 +274,13 @@ impl Handles<OfferButtons> for Discord {
         } else {
             &msg.fallback
         };
-        // The buttons go with the last part.
-        for item in self.messages(dest, reply_to, text, components) {
+        // The buttons go with the last part, whose id goes back to the dispatcher, which
+        // updates it when the buttons are spent without a press.
+        let mut items = self.messages(dest, reply_to, text, components);
+        if let Some(last) = items.last_mut().filter(|i| i.components.is_some()) {
+            last.posted = msg.posted;
+        }
+        for item in items {
             fx.queue(item);
         }
     }
@@ -285,6 +290,27 @@ impl Handles<ButtonOutcome> for Discord {
     type Reply = ();
 
     fn handle(&mut self, msg: ButtonOutcome, fx: &mut Effects<Self>) {
+        // Handle 0 is no press (handles count from 1): the dispatcher spends an offer's
+        // buttons after a typed decision or an expiry; the bot edits its own message.
+        if let (0, true, Some(message_id)) = (
+            msg.origin.handle,
+            msg.accepted,
+            msg.origin.message_id.clone(),
+        ) {
+            let api = self.api();
+            let name = self.name.clone();
+            let content: String = msg.text.chars().take(MAX_MESSAGE_CHARS).collect();
+            let channel = msg.room.id;
+            fx.detach(async move {
+                let body = json!({"content": content, "components": [], "allowed_mentions": {"parse": []}});
+                if let Err(e) = api.edit_message(&channel, &message_id, &body).await {
+                    // The outcome was posted in the channel all the same; only stale
+                    // buttons remain, and pressing them finds nothing waiting.
+                    tracing::warn!(connection = %name, error = %e, "the spent buttons could not be taken off their message");
+                }
+            });
+            return;
+        }
         let pending = self.interactive.pending.remove(&msg.origin.handle);
         let Some(pending) = pending else {
             // The token expired (or the connection restarted): say it in the channel.
@@ -353,6 +379,7 @@ mod tests {
             target: Target::User { id: "1".into() },
             text: "Inquiry `abc`: env?".into(),
             fallback: "Inquiry `abc`: env?\nAnswer with `!st2answer abc env=a`.".into(),
+            posted: None,
             buttons: values
                 .into_iter()
                 .map(|v| Button {

@@ -140,7 +140,7 @@ impl Discord {
         crate::backends::rest::lazy_client(&mut self.http, &self.tls, USER_AGENT)
     }
 
-    fn api(&mut self) -> Api {
+    pub(super) fn api(&mut self) -> Api {
         Api {
             client: self.client(),
             base: self.api_base.clone(),

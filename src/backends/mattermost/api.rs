@@ -22,6 +22,8 @@ pub struct Outgoing {
     pub message: String,
     /// `props` (attachments, buttons).
     pub props: Option<Value>,
+    /// For an offer of buttons: whom to tell the new post's id.
+    pub posted: Option<crate::backends::buttons::OfferReceipt>,
 }
 
 /// The bot account, from `GET /users/me`.
@@ -144,6 +146,25 @@ impl Api {
         }
     }
 
+    /// Replaces a post's `message` and `props` (`PUT /posts/{post_id}/patch`,
+    /// https://developers.mattermost.com/api-documentation/#/operations/PatchPost): the
+    /// bot edits its own post.
+    pub async fn patch_post(&self, post_id: &str, body: &Value) -> Result<(), ConnectionError> {
+        let path = format!("/posts/{}/patch", encode(post_id));
+        let (status, _, bytes) = post_json(
+            self.client
+                .put(format!("{}{path}", self.base))
+                .bearer_auth(&*self.token),
+            body,
+        )
+        .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(http_error("PUT", &path, status, &bytes))
+        }
+    }
+
     /// Posts one message; returns the direct channel used on the way, if any.
     pub async fn send_post(
         &self,
@@ -187,11 +208,22 @@ impl Api {
         }
         let outcome = match self.post("/posts", &body).await {
             Err(e) => Outcome::Retry(e),
-            Ok((status, headers, bytes)) => {
-                classify("/posts", status, &headers, &bytes).unwrap_or(Outcome::Sent {
-                    pause: rate_pause(&headers),
-                })
-            }
+            Ok((status, headers, bytes)) => match classify("/posts", status, &headers, &bytes) {
+                Some(failed) => failed,
+                None => {
+                    // The created post, with its `id`
+                    // (https://developers.mattermost.com/api-documentation/#/operations/CreatePost).
+                    if let Some(receipt) = &item.posted {
+                        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        if let Some(id) = str_of(&v, "id") {
+                            receipt.posted(id);
+                        }
+                    }
+                    Outcome::Sent {
+                        pause: rate_pause(&headers),
+                    }
+                }
+            },
         };
         let dm = matches!(item.dest, Dest::User(_)).then_some(channel_id);
         (dm, outcome)

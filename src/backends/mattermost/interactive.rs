@@ -12,12 +12,15 @@
 //! `post_id` and the button's `context`, and shows what the answer says: `update` replaces
 //! the post (here: who answered what, the buttons gone), `ephemeral_text` is shown to the
 //! presser only. Mattermost does not sign that request, so the `context` carries a token:
-//! an HMAC-SHA256, under a key this connection drew at random when it was created, of the
-//! connection's name and the answer the button gives. Mattermost keeps a post's
-//! integrations on the server (clients never see them), so only Mattermost can present a
-//! valid token; a request without one is refused (403) and reaches neither the access rules
-//! nor StackStorm. The key is not stored: buttons posted before a restart of the bridge are
-//! refused with a note to list the inquiries again.
+//! an HMAC-SHA256 of the connection's name and the answer the button gives. Mattermost
+//! keeps a post's integrations on the server (clients never see them), so only Mattermost
+//! can present a valid token; a request without one is refused (403) and reaches neither
+//! the access rules nor StackStorm. With a persistent store (SQLite, Redis) the key is
+//! derived from the store key and the connection's name (HKDF), never stored itself: a
+//! command held for a decision survives a restart, and so do the buttons offered for it
+//! (every process sharing a Redis store derives the same key). With the memory store the
+//! key is drawn at random per process, since nothing offered survives a restart anyway:
+//! older buttons are refused with a note to list the inquiries again.
 //!
 //! The answer to a press waits for the dispatcher's outcome (two StackStorm calls), well
 //! within Mattermost's timeout for integration requests; past [`PRESS_TIMEOUT`] the presser
@@ -73,7 +76,8 @@ pub struct Interactions {
 
 impl Default for Interactions {
     fn default() -> Self {
-        // A fresh random key per connection: tokens are unguessable and die with the process.
+        // A fresh random key, until a key derived from a persistent store replaces it
+        // ([`Mattermost::with_button_key`]): tokens are unguessable and die with the process.
         let rng = ring::rand::SystemRandom::new();
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).unwrap_or_else(|_| {
             // The OS random source failing is not recoverable in any useful way; a key from
@@ -98,6 +102,15 @@ fn token_input(connection: &str, answer: &str) -> Vec<u8> {
 }
 
 impl Mattermost {
+    /// Signs this connection's buttons with `key` (see the module's notes); `None` keeps
+    /// the random key of a bridge without a persistent store.
+    pub fn with_button_key(mut self, key: Option<hmac::Key>) -> Self {
+        if let Some(key) = key {
+            self.interactive.key = key;
+        }
+        self
+    }
+
     /// The URL Mattermost posts presses to, when buttons are on.
     fn actions_url(&self) -> Option<String> {
         let base = self
@@ -256,11 +269,14 @@ impl Handles<OfferButtons> for Mattermost {
             return self.push_text(dest, root_id, &msg.fallback, fx);
         };
         let message: String = msg.text.chars().take(MAX_POST_CHARS).collect();
+        // Its id goes back to the dispatcher, which updates it when the buttons are spent
+        // without a press.
         fx.queue(Outgoing {
             dest,
             root_id,
             message,
             props: Some(props),
+            posted: msg.posted,
         });
     }
 }
@@ -303,6 +319,15 @@ impl Handles<ButtonOutcome> for Mattermost {
         } else {
             json!({"ephemeral_text": msg.text})
         };
+        // Handle 0 is no press (handles count from 1): the dispatcher spends an offer's
+        // buttons after a typed decision or an expiry. The bot edits its post itself.
+        if let (0, true, Some(post_id)) = (
+            msg.origin.handle,
+            msg.accepted,
+            msg.origin.message_id.clone(),
+        ) {
+            return self.spend_offer(post_id, msg, fx);
+        }
         let waiting = self.interactive.pending.remove(&msg.origin.handle);
         let delivered = waiting.is_some_and(|tx| tx.send(WebhookReply::new(200, response)).is_ok());
         if delivered {
@@ -315,6 +340,24 @@ impl Handles<ButtonOutcome> for Mattermost {
             Dest::User(msg.user.id.clone())
         };
         self.push_text(dest, None, &msg.text, fx);
+    }
+}
+
+impl Mattermost {
+    /// Replaces the offer `post_id` with the outcome, its buttons gone (`props: {}`, as
+    /// the answer to a press does).
+    fn spend_offer(&mut self, post_id: String, msg: ButtonOutcome, fx: &mut Effects<Self>) {
+        let api = self.api();
+        let name = self.name.clone();
+        let message: String = msg.text.chars().take(MAX_POST_CHARS).collect();
+        fx.detach(async move {
+            let body = json!({"message": message, "props": {}});
+            if let Err(e) = api.patch_post(&post_id, &body).await {
+                // The outcome was posted in the channel all the same; only stale buttons
+                // remain, and pressing them finds nothing waiting.
+                tracing::warn!(connection = %name, error = %e, "the spent buttons could not be taken off their post");
+            }
+        });
     }
 }
 

@@ -76,7 +76,9 @@ fn start(settings: &dyn PlatformSettings, start: Start) -> Result<Started, Setup
     let s = registry::settings::<MattermostSettings>(settings)?;
     let name = start.wiring.name.clone();
     let gate = start.wiring.gate.clone();
-    let platform = Mattermost::new(name.clone(), s.clone()).map_err(SetupError::new)?;
+    let platform = Mattermost::new(name.clone(), s.clone())
+        .map_err(SetupError::new)?
+        .with_button_key(start.button_key.clone());
     let queue = queue_policy(s);
     let wiring = start
         .wiring

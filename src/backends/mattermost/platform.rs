@@ -139,7 +139,7 @@ impl Mattermost {
         })
     }
 
-    fn api(&mut self) -> Api {
+    pub(super) fn api(&mut self) -> Api {
         let client = crate::backends::rest::lazy_client(
             &mut self.http,
             &self.tls,
@@ -174,6 +174,7 @@ impl Mattermost {
                 root_id: root_id.clone(),
                 message: part,
                 props: props.take(),
+                posted: None,
             });
         }
         posts

@@ -35,6 +35,16 @@ pub struct Outgoing {
     pub dest: Dest,
     /// The body.
     pub body: Value,
+    /// For an offer of buttons: whom to tell the posted message's `ts`.
+    pub posted: Option<crate::backends::buttons::OfferReceipt>,
+}
+
+/// The part of `chat.postMessage`'s answer the bridge reads: the new message's `ts`
+/// (https://api.slack.com/methods/chat.postMessage, "Example response").
+#[derive(Debug, serde::Deserialize)]
+struct PostedMessage {
+    #[serde(default)]
+    ts: Option<String>,
 }
 
 /// Why a Web API call failed.
@@ -189,10 +199,15 @@ pub async fn send(
         body.insert("channel".into(), Value::String(channel));
     }
     match api
-        .call::<ApiEnvelope>("chat.postMessage", &bot, &item.body)
+        .call::<PostedMessage>("chat.postMessage", &bot, &item.body)
         .await
     {
-        Ok(_) => (Outcome::Sent { pause: None }, dm),
+        Ok(posted) => {
+            if let (Some(receipt), Some(ts)) = (&item.posted, posted.ts) {
+                receipt.posted(ts);
+            }
+            (Outcome::Sent { pause: None }, dm)
+        }
         Err(e) => (e.outcome(), None),
     }
 }

@@ -181,6 +181,7 @@ impl Slack {
             fx.queue(Outgoing {
                 dest: dest.clone(),
                 body,
+                posted: None,
             });
         }
     }
@@ -321,7 +322,13 @@ impl Handles<OfferButtons> for Slack {
         if let Some(ts) = &thread {
             body["thread_ts"] = json!(ts);
         }
-        Self::enqueue_bodies(dest, vec![body], fx);
+        // Its `ts` goes back to the dispatcher, which updates it when the buttons are
+        // spent without a press.
+        fx.queue(Outgoing {
+            dest,
+            body,
+            posted: msg.posted,
+        });
     }
 }
 
@@ -398,6 +405,7 @@ mod tests {
             target: Target::User { id: "U1".into() },
             text: "Inquiry `abc`: continue?".into(),
             fallback: "Inquiry `abc`: continue?\nAnswer with `!st2answer abc continue=yes`.".into(),
+            posted: None,
             buttons: values
                 .iter()
                 .map(|(label, v)| Button {

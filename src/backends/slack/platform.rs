@@ -447,6 +447,7 @@ impl Platform for Slack {
         .map(|body| Outgoing {
             dest: dest.clone(),
             body,
+            posted: None,
         })
         .collect()
     }

@@ -172,6 +172,7 @@ mod tests {
             },
             text: "Continue?".into(),
             fallback: "Continue? Answer with !st2answer i1 yes".into(),
+            posted: None,
             buttons: vec![Button {
                 label: "Yes".into(),
                 action: ButtonAction::Answer(answer()),

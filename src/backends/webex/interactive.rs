@@ -298,6 +298,7 @@ mod tests {
             },
             text: "Continue the deploy?".into(),
             fallback: "Continue the deploy? Answer with `!st2 answer …`".into(),
+            posted: None,
             buttons: vec![
                 Button {
                     label: "yes".into(),
