@@ -245,6 +245,13 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     }
     let connection_order: Vec<String> = settings.chat.iter().map(|c| c.name.clone()).collect();
     let command_prefix = format!("{}{}", settings.bot.prefix, settings.bot.plugin_prefix);
+    // Every message the bridge sends passes through this (and the dispatcher tells it the
+    // secret values of the commands it runs, for as long as their results may take).
+    let mask = Arc::new(crate::redact::SecretMask::new(
+        settings.redact.clone(),
+        settings.results.pending_ttl,
+    ));
+
     // Job records are store writes: a thread of their own, like the tracker's.
     let jobs = {
         let s = JobSettings {
@@ -254,6 +261,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             tail_interval: settings.jobs.tail_interval,
             tail_limit: settings.jobs.tail_limit,
             replies: settings.replies.clone(),
+            mask: mask.clone(),
         };
         let (store, st2, renewer, templates, status) = (
             store.jobs(),
@@ -282,6 +290,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             connection_order: connection_order.clone(),
             mention_user: settings.results.mention_user,
             leased: leases.is_some(),
+            replies: settings.replies.clone(),
         };
         let (results, st2, renewer, jobs, snapshot, templates, metrics, status) = (
             store.results(),
@@ -300,13 +309,6 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             )
         })
     };
-
-    // Every message the bridge sends passes through this (and the dispatcher tells it the
-    // secret values of the commands it runs, for as long as their results may take).
-    let mask = Arc::new(crate::redact::SecretMask::new(
-        settings.redact.clone(),
-        settings.results.pending_ttl,
-    ));
 
     let dispatcher = {
         let s = DispatcherSettings {

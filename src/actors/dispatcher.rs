@@ -356,6 +356,18 @@ impl Dispatcher {
                     "suggestions": suggestions.iter().map(|s| json!({"display": s.display})).collect::<Vec<_>>(),
                 });
                 self.reply_as(&msg, Outcome::Unknown, "no_match", &data, None);
+                // No alias: the job names none.
+                self.record_unrun(
+                    &msg.user,
+                    &msg.room,
+                    &msg.room_name,
+                    &text,
+                    JobKind::Alias {
+                        alias_ref: String::new(),
+                    },
+                    JobStatus::Refused,
+                    None,
+                );
             }
         }
     }
@@ -844,6 +856,69 @@ impl Dispatcher {
         };
         let data = json!({"command": shown, "alias_ref": alias_ref});
         self.reply_as(msg, Outcome::Unauthorised, "denied", &data, None);
+        let kind = match command {
+            CommandRef::Alias {
+                alias_ref, pack, ..
+            } if pack == local::LOCAL_PACK => JobKind::Local {
+                command: alias_ref
+                    .strip_prefix(&format!("{}.", local::LOCAL_PACK))
+                    .unwrap_or(alias_ref)
+                    .to_owned(),
+            },
+            CommandRef::Alias { alias_ref, .. } => JobKind::Alias {
+                alias_ref: alias_ref.clone(),
+            },
+            CommandRef::Builtin { verb, .. } => JobKind::Builtin {
+                command: verb.clone(),
+            },
+        };
+        let text = match command {
+            CommandRef::Alias { text, .. } => text.clone(),
+            CommandRef::Builtin { .. } => shown,
+        };
+        self.record_unrun(
+            &msg.user,
+            &msg.room,
+            &msg.room_name,
+            &text,
+            kind,
+            JobStatus::Refused,
+            None,
+        );
+    }
+
+    /// Records a command that ends without running — no alias matches it, the access rules
+    /// refuse it, a held command is denied, aborted or expires — as a finished job, so the
+    /// audit (`!st2audit`) shows what was asked and refused, not only what ran. One message
+    /// to the job keeper; the text is masked first, like every job's.
+    #[allow(clippy::too_many_arguments)]
+    fn record_unrun(
+        &self,
+        user: &crate::domain::message::ChatUser,
+        room: &crate::domain::message::Room,
+        room_name: &Option<String>,
+        text: &str,
+        kind: JobKind,
+        status: JobStatus,
+        decided_by: Option<String>,
+    ) {
+        let Some(jobs) = &self.settings.jobs else {
+            return;
+        };
+        jobs.do_send(RecordJob(NewJob {
+            user: UserKey::new(&user.connection, &user.id),
+            user_name: user.name.clone(),
+            connection: room.connection.clone(),
+            room_id: room.id.clone(),
+            room_name: room_name.clone(),
+            room_kind: room.kind,
+            thread: room.thread.clone(),
+            text: self.settings.mask.text(text).into_owned(),
+            kind,
+            parameters: Default::default(),
+            status,
+            decided_by,
+        }));
     }
 
     fn proceed(&mut self, msg: InboundMessage, next: Next, ctx: &mut Context<Self>) {

@@ -3,13 +3,19 @@
 //! and the admins' `!st2audit`, `!st2auditjob`, `!st2auditlogs`).
 //!
 //! The dispatcher records a job ([`RecordJob`]) while its request goes to StackStorm, then
-//! reports the execution ids ([`JobStarted`]) or the refusal ([`JobEnded`]). StackStorm's
-//! chatops announcement does not carry an execution's status, and asking for it after
-//! every result would double the API traffic of every command; so statuses are learnt when
-//! someone looks: before a list or a job is shown, its unfinished executions are looked up
-//! (`GET /api/v1/executions/{id}`, a few at a time), and the result tracker reports the
-//! statuses it learns anyway ([`ExecutionEnded`]). After a restart the unfinished jobs are
-//! looked up once ([`Actor::started`]), so none stays "running" forever.
+//! reports the execution ids ([`JobStarted`]) or the refusal ([`JobEnded`]); commands that
+//! never reach StackStorm (no alias matches, the access rules refuse them, a held command
+//! is denied, aborted or expires) are recorded finished ([`RecordJob`] with a finished
+//! status). StackStorm's chatops announcement does not carry an execution's status or
+//! times, so the result tracker looks the execution up once its result is posted (one
+//! `GET /api/v1/executions/{id}` per result, off the chat path) and reports it here
+//! ([`ExecutionEnded`]: status, StackStorm's `start_timestamp`/`end_timestamp`, its
+//! `web_url`), one store write per result. "Took" is StackStorm's end minus its start,
+//! not when the bridge happened to learn it. Jobs whose result never came (the stream
+//! and the tracker both missed it) are looked up when someone looks: before a list or a
+//! job is shown, its unfinished executions are looked up (a few at a time). After a
+//! restart the unfinished jobs are looked up once ([`Actor::started`]), so none stays
+//! "running" forever.
 //!
 //! Privacy: `!st2job`, `!st2logs`, `!st2tail` show the asker's own jobs only; `!st2cancel`
 //! an admin's too; the audit commands (admins only, enforced by the access gate) anyone's.
@@ -50,7 +56,7 @@ use crate::{
         executions::CancelOutcome,
     },
     store::{
-        jobs::{JobKind, JobQuery, JobRecord, JobStatus, JobStore, NewJob},
+        jobs::{ExecutionReport, JobKind, JobQuery, JobRecord, JobStatus, JobStore, NewJob},
         model::UserKey,
     },
 };
@@ -79,6 +85,8 @@ pub struct JobSettings {
     pub tail_limit: Duration,
     /// `[replies]` (a local command's success and failure).
     pub replies: std::sync::Arc<Replies>,
+    /// Masks secrets in a local command's output before it is kept (`[redact]`).
+    pub mask: std::sync::Arc<crate::redact::SecretMask>,
 }
 
 /// Records a new job; answers its id (`None` if the store failed: the command still runs).
@@ -106,16 +114,52 @@ pub struct JobEnded {
     pub status: JobStatus,
 }
 
-/// The result tracker learnt an execution's final status from StackStorm's API. (A result
-/// that came as an announcement says nothing of its status: its job's status is looked up
-/// when the job is shown.)
-#[derive(Debug, Message)]
+/// The result tracker learnt how an execution ended from StackStorm's API (after posting
+/// its result, whether the result came announced or was fetched).
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct ExecutionEnded {
     /// The execution.
     pub execution_id: String,
     /// StackStorm's status word (`succeeded`, `failed`, …).
     pub status: String,
+    /// StackStorm's `start_timestamp`.
+    pub started_at: Option<chrono::DateTime<Utc>>,
+    /// StackStorm's `end_timestamp`.
+    pub ended_at: Option<chrono::DateTime<Utc>>,
+    /// StackStorm's `web_url` for the execution.
+    pub web_url: Option<String>,
+}
+
+impl ExecutionEnded {
+    /// What an execution as StackStorm's API returns it says (`ActionExecutionAPI`,
+    /// `st2common/models/api/execution.py`: `status`, `start_timestamp`, `end_timestamp`,
+    /// `web_url`; the times in ISO 8601 UTC).
+    pub fn of(execution_id: &str, execution: &serde_json::Value) -> Self {
+        let text = |key: &str| execution.get(key).and_then(serde_json::Value::as_str);
+        let time = |key: &str| {
+            text(key)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Self {
+            execution_id: execution_id.to_owned(),
+            status: text("status").unwrap_or("").to_owned(),
+            started_at: time("start_timestamp"),
+            ended_at: time("end_timestamp"),
+            web_url: text("web_url").map(str::to_owned),
+        }
+    }
+
+    /// The store's report, if the status is one StackStorm uses.
+    fn report(&self) -> Option<ExecutionReport> {
+        Some(ExecutionReport {
+            status: job_status_of(&self.status)?,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            web_url: self.web_url.clone(),
+        })
+    }
 }
 
 /// The job commands.
@@ -357,23 +401,18 @@ impl JobKeeper {
         ctx.spawn(fut.into_actor(self).map(move |found, act, ctx| {
             let now = Utc::now();
             for (execution, lookup) in found {
-                let status = match lookup {
-                    Ok(value) => job_status_of(
-                        value
-                            .get("status")
-                            .and_then(serde_json::Value::as_str)
-                            .unwrap_or(""),
-                    ),
-                    Err(LookupError::Gone) => Some(JobStatus::Unknown),
+                let report = match lookup {
+                    Ok(value) => ExecutionEnded::of(&execution, &value).report(),
+                    Err(LookupError::Gone) => Some(ExecutionReport::status(JobStatus::Unknown)),
                     Err(e) => {
                         tracing::debug!(execution_id = %execution, error = %e, "could not look up a job's execution");
                         None
                     }
                 };
-                if let Some(status) = status {
+                if let Some(report) = report {
                     Self::logged(
                         "update a job's status",
-                        act.store.set_status_by_execution(&execution, status, now),
+                        act.store.report_execution(&execution, &report, now),
                     );
                 }
             }
@@ -830,11 +869,11 @@ impl Handler<ExecutionEnded> for JobKeeper {
     type Result = ();
 
     fn handle(&mut self, msg: ExecutionEnded, _ctx: &mut Self::Context) {
-        if let Some(status) = job_status_of(&msg.status) {
+        if let Some(report) = msg.report() {
             Self::logged(
                 "update a job's status",
                 self.store
-                    .set_status_by_execution(&msg.execution_id, status, Utc::now()),
+                    .report_execution(&msg.execution_id, &report, Utc::now()),
             );
         }
     }
@@ -965,16 +1004,19 @@ impl Handler<RunLocal> for JobKeeper {
         let (sender, mut output) =
             tokio::sync::mpsc::unbounded_channel::<crate::local::OutputChunk>();
         let store = self.store.clone();
+        let mask = self.settings.mask.clone();
         let fut = async move {
             // Output goes into the job as it comes (`!st2logs`, `!st2tail` read it there);
-            // the end of it is posted with the result.
+            // the end of it is posted with the result. Jobs are not sealed, so secrets are
+            // masked before they are kept (see `store::jobs`), chunk by chunk.
             let collect = async move {
                 let mut tail = String::new();
                 while let Some(chunk) = output.recv().await {
-                    if let Err(e) = store.append_output(id, &chunk.text, Utc::now()) {
+                    let text = mask.text(&chunk.text);
+                    if let Err(e) = store.append_output(id, &text, Utc::now()) {
                         tracing::error!(error = %e, "job store: could not keep a local command's output");
                     }
-                    tail.push_str(&chunk.text);
+                    tail.push_str(&text);
                     if tail.len() > 2 * TAIL_CHUNK {
                         let cut = floor_char_boundary(&tail, tail.len() - TAIL_CHUNK);
                         tail.drain(..cut);

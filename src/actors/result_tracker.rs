@@ -26,6 +26,12 @@
 //! next start. Announcements that answer another bot's command on a
 //! shared route are left to that bot.
 //!
+//! Once a command's result is posted, its execution is looked up once (announcements carry
+//! no status or times) and the job keeper told how it ended ([`ExecutionEnded`]): one
+//! request and one message per result, so no job stays "running" until someone looks.
+//! When `[replies] success`/`failure` reword results, that look-up comes first and the
+//! result is posted in the team's words (`{{default}}` is StackStorm's text).
+//!
 //! The actor runs on its own arbiter: store writes and result rendering never hold up the
 //! dispatcher or the chat connections. No timer runs while nothing is owed.
 
@@ -60,7 +66,10 @@ use crate::{
         },
     },
     metrics::{Metrics, ResultSource},
-    render::Templates,
+    render::{
+        replies::{Outcome, Replies},
+        Templates,
+    },
     st2::{
         client::{LocalClient, St2ClientFactory},
         result_message::ResultFormatter,
@@ -131,6 +140,8 @@ pub struct TrackerSettings {
     /// only the results of connections this process holds ([`ConnectionLease`]), and
     /// loads them from the store when it takes a connection over, not at start.
     pub leased: bool,
+    /// `[replies]`: `success` and `failure` reword StackStorm's results too.
+    pub replies: Arc<Replies>,
 }
 
 /// The tracker actor.
@@ -165,6 +176,7 @@ pub struct ResultTracker {
     me: Option<Recipient<Posted>>,
     /// With leased connections: those this process holds now (`None`: all of them).
     held_connections: Option<std::collections::BTreeSet<String>>,
+    replies: Arc<Replies>,
 }
 
 impl ResultTracker {
@@ -203,6 +215,7 @@ impl ResultTracker {
             early: Some(Vec::new()),
             me: None,
             held_connections: settings.leased.then(std::collections::BTreeSet::new),
+            replies: settings.replies,
         }
     }
 
@@ -472,10 +485,7 @@ impl ResultTracker {
                             .get(request_id)
                             .and_then(|r| r.execution_id.clone()),
                     ) {
-                        jobs.do_send(ExecutionEnded {
-                            execution_id,
-                            status: status.to_owned(),
-                        });
+                        jobs.do_send(ExecutionEnded::of(&execution_id, &execution));
                     }
                     let ended = execution
                         .get("end_timestamp")
@@ -557,6 +567,7 @@ impl ResultTracker {
                     execution_id = record.execution_id.as_deref().unwrap_or("-"),
                     "result delivered from StackStorm's API (its announcement was missed or late)"
                 );
+                let d = self.reworded(d, &record.alias_ref, execution);
                 self.deliver_result(d, ResultSource::Reconciliation);
             }
             Err(e) => {
@@ -567,13 +578,116 @@ impl ResultTracker {
     }
 
     /// Releases announcements held for `request_id` now that its acknowledgement is out.
-    fn release(&mut self, request_id: &str) {
+    fn release(&mut self, request_id: &str, ctx: &mut Context<Self>) {
         for d in self.held.remove(request_id).unwrap_or_default() {
             if self.ledger.delivered_held(request_id, Utc::now()) {
-                self.deliver_result(d, ResultSource::Stream);
+                self.deliver_announced(request_id, d, ctx);
             } else {
                 self.metrics.result_duplicate();
             }
+        }
+    }
+
+    /// Whether `[replies]` rewords StackStorm's results (then a result waits for its
+    /// execution's status before it is posted).
+    fn rewords_results(&self) -> bool {
+        self.replies.rewords(Outcome::Success) || self.replies.rewords(Outcome::Failure)
+    }
+
+    /// Posts an announced result, and looks its execution up once (announcements carry no
+    /// status or times) for the job keeper, and for `[replies]` when it rewords results:
+    /// then the result waits for the look-up (posted as announced if it fails).
+    fn deliver_announced(&mut self, request_id: &str, d: Delivery, ctx: &mut Context<Self>) {
+        let record = self.ledger.get(request_id).cloned();
+        let Some((record, execution_id)) =
+            record.and_then(|r| r.execution_id.clone().map(|e| (r, e)))
+        else {
+            return self.deliver_result(d, ResultSource::Stream);
+        };
+        let waiting = if self.rewords_results() {
+            Some(d)
+        } else {
+            self.deliver_result(d, ResultSource::Stream);
+            if self.jobs.is_none() {
+                return;
+            }
+            None
+        };
+        let client = self.client.get();
+        let renewer = self.renewer.clone();
+        let sessions = self.sessions.clone();
+        let user = UserKey::new(&record.context.connection, &record.context.user_id);
+        let fut = async move {
+            fetch_execution(&client, &renewer, sessions, Some(user), &execution_id)
+                .await
+                .map(|execution| (execution_id, execution))
+        };
+        ctx.spawn(fut.into_actor(self).map(move |found, act, _ctx| {
+            let execution = match found {
+                Ok((execution_id, execution)) => {
+                    if let Some(jobs) = &act.jobs {
+                        jobs.do_send(ExecutionEnded::of(&execution_id, &execution));
+                    }
+                    Some(execution)
+                }
+                Err(e) => {
+                    tracing::debug!(request_id = %record.request_id, error = %e, "could not look up a delivered result's execution; its job is looked up when shown");
+                    None
+                }
+            };
+            if let Some(d) = waiting {
+                let d = match &execution {
+                    Some(execution) => act.reworded(d, &record.alias_ref, execution),
+                    None => d,
+                };
+                act.deliver_result(d, ResultSource::Stream);
+            }
+        }));
+    }
+
+    /// A result in the team's words when `[replies] success`/`failure` (by the execution's
+    /// status) says so: `{{default}}` is StackStorm's text; `off` posts nothing (the
+    /// result still counts as delivered).
+    fn reworded(&self, d: Delivery, alias_ref: &str, execution: &Value) -> Delivery {
+        let status = execution
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let succeeded = status == "succeeded";
+        let outcome = if succeeded {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        if !self.replies.rewords(outcome) {
+            return d;
+        }
+        let ended = ExecutionEnded::of("", execution);
+        let took = ended
+            .started_at
+            .zip(ended.ended_at)
+            .map(|(from, to)| crate::commands::jobs::duration(from, to));
+        let data = json!({
+            "message": d.text,
+            "status": status,
+            "succeeded": succeeded,
+            "alias": alias_ref,
+            "execution_id": execution.get("id"),
+            "took": took,
+            "url": ended.web_url,
+        });
+        match self.replies.styled(outcome, d.text.clone(), &data) {
+            Some(styled) => Delivery {
+                text: styled.text,
+                layout: styled.layout,
+                extra: styled.extra,
+                ..d
+            },
+            // An empty text is not posted, and marked delivered.
+            None => Delivery {
+                text: String::new(),
+                ..d
+            },
         }
     }
 }
@@ -711,7 +825,7 @@ impl Handler<CommandAccepted> for ResultTracker {
         // The store has the execution id already ([`RecordExecution`]).
         self.ledger
             .accept(&msg.request_id, &msg.execution_id, Utc::now());
-        self.release(&msg.request_id);
+        self.release(&msg.request_id, ctx);
         self.run_checks(ctx);
         self.report();
         self.schedule(ctx);
@@ -765,9 +879,8 @@ impl Handler<AnnouncementReceived> for ResultTracker {
             return;
         };
         match self.ledger.claim(&request_id, Utc::now()) {
-            Claim::Deliver | Claim::Unknown => {
-                self.deliver_result(delivery, ResultSource::Stream);
-            }
+            Claim::Deliver => self.deliver_announced(&request_id, delivery, ctx),
+            Claim::Unknown => self.deliver_result(delivery, ResultSource::Stream),
             Claim::Hold => self.held.entry(request_id).or_default().push(delivery),
             Claim::Duplicate => {
                 self.metrics.result_duplicate();

@@ -206,13 +206,29 @@ fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+/// How long from `from` to `to`, as people read it: `3 s`, `2 min 5 s`, `1 h 4 min`.
+pub fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let secs = (to - from).num_seconds().max(0);
     match secs {
         s if s < 60 => format!("{s} s"),
         s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
         s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// From when to when a finished job ran: StackStorm's own start and end when it ran
+/// executions (when the bridge learnt of the end says nothing of how long it took: a job
+/// looked at an hour after it ended did not take an hour); the bridge's own times for a
+/// job without executions (a local command, a refusal). `None` while it runs, or when
+/// StackStorm's times are not known.
+pub fn took(job: &JobRecord) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    if !job.status.is_finished() {
+        return None;
+    }
+    if job.execution_ids.is_empty() {
+        return job.finished_at.map(|end| (job.created_at, end));
+    }
+    Some((job.run_started_at?, job.run_ended_at?))
 }
 
 /// How a job is shown to templates. `audit`: the asker is an admin looking at anyone's
@@ -224,13 +240,17 @@ pub fn job_view(job: &JobRecord, web_url: Option<&str>, now: DateTime<Utc>) -> V
         JobKind::Local { command } => json!({"local": command}),
         JobKind::Builtin { command } => json!({"builtin": command}),
     };
+    // The configured st2web address wins (StackStorm builds `web_url` from its own host
+    // name, often an internal one); without it, the execution's own `web_url`.
     let links: Vec<Value> = job
         .execution_ids
         .iter()
         .map(|id| {
             json!({
                 "id": id,
-                "url": web_url.map(|w| format!("{w}/#/history/{id}/general")),
+                "url": web_url
+                    .map(|w| format!("{w}/#/history/{id}/general"))
+                    .or_else(|| job.web_urls.get(id).cloned()),
             })
         })
         .collect();
@@ -249,7 +269,7 @@ pub fn job_view(job: &JobRecord, web_url: Option<&str>, now: DateTime<Utc>) -> V
         "status": job.status.as_str(),
         "finished": job.status.is_finished(),
         "created": time(job.created_at),
-        "took": job.finished_at.map(|end| duration(job.created_at, end)),
+        "took": took(job).map(|(from, to)| duration(from, to)),
         "running_for": (!job.status.is_finished()).then(|| duration(job.created_at, now)),
         "decided_by": job.decided_by,
     })
@@ -420,6 +440,60 @@ mod tests {
         assert_eq!(page_of(&output, None).0, pages);
         assert_eq!(page_of(&output, Some(pages + 5)).0, pages);
         assert_eq!(page_of("", None), (1, 1, ""));
+    }
+
+    #[test]
+    fn took_is_stackstorms_run_time_when_it_ran_executions() {
+        use chrono::TimeZone;
+        let t = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+        let mut job = JobRecord {
+            id: 1,
+            user: UserKey("console:alice".into()),
+            user_name: "Alice".into(),
+            connection: "console".into(),
+            room_id: "ops".into(),
+            room_name: None,
+            room_kind: crate::domain::message::RoomKind::Group,
+            thread: None,
+            text: "run date".into(),
+            kind: JobKind::Alias {
+                alias_ref: "core.run_local".into(),
+            },
+            parameters: Default::default(),
+            execution_ids: vec!["e1".into()],
+            status: JobStatus::Succeeded,
+            created_at: t(0),
+            updated_at: t(3600),
+            // Learnt an hour later.
+            finished_at: Some(t(3600)),
+            decided_by: None,
+            output: String::new(),
+            run_started_at: Some(t(1)),
+            run_ended_at: Some(t(4)),
+            web_urls: [(
+                "e1".to_owned(),
+                "https://st2/#/history/e1/general".to_owned(),
+            )]
+            .into(),
+        };
+        let view = job_view(&job, None, t(7200));
+        assert_eq!(view["took"], "3 s");
+        assert_eq!(
+            view["executions"][0]["url"],
+            "https://st2/#/history/e1/general"
+        );
+        let view = job_view(&job, Some("https://web"), t(7200));
+        assert_eq!(
+            view["executions"][0]["url"],
+            "https://web/#/history/e1/general"
+        );
+        // StackStorm's times unknown: no guess from when the bridge learnt it.
+        job.run_ended_at = None;
+        assert!(job_view(&job, None, t(7200))["took"].is_null());
+        // Nothing ran in StackStorm (refused, local): the bridge's own times.
+        job.execution_ids.clear();
+        job.finished_at = Some(t(2));
+        assert_eq!(job_view(&job, None, t(7200))["took"], "2 s");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Replies in the team's own words (`[replies]`): per outcome — the acknowledgement, a
-//! local command's success, a failure, an unknown command, a refusal by the access rules —
+//! success (a local command's or a StackStorm execution's result), a failure, an unknown
+//! command, a refusal by the access rules —
 //! a list of handlebars messages picked at random, a style (plain text, a card where the
 //! platform has attachments, or no reply at all) and a colour.
 //!
@@ -21,10 +22,11 @@ use crate::domain::announcement::Layout;
 pub enum Outcome {
     /// StackStorm accepted the command (`ack.hbs`).
     Ack,
-    /// A local command succeeded (`local_result.hbs`).
+    /// A local command succeeded (`local_result.hbs`), or a StackStorm execution did (its
+    /// announced result is `{{default}}`).
     Success,
-    /// The command failed or was not run: StackStorm refused it, a local command failed
-    /// (`error.hbs`, `local_result.hbs`).
+    /// The command failed or was not run: StackStorm refused it, a local command or a
+    /// StackStorm execution failed (`error.hbs`, `local_result.hbs`, the announced result).
     Failure,
     /// No alias matches (`no_match.hbs`).
     Unknown,
@@ -217,6 +219,14 @@ impl Replies {
         } else {
             Err(problems)
         }
+    }
+
+    /// Whether `[replies]` changes anything for `outcome` (its own messages, a card, or
+    /// off): without, a StackStorm result is posted exactly as StackStorm wrote it.
+    pub fn rewords(&self, outcome: Outcome) -> bool {
+        self.by_outcome
+            .get(&outcome)
+            .is_some_and(|c| c.messages > 0 || c.style != Style::Text)
     }
 
     /// The reply for `outcome`: `default` is what the built-in template said, `data` what

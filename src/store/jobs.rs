@@ -75,11 +75,12 @@ pub enum JobStatus {
     Succeeded,
     /// Finished with an error.
     Failed,
-    /// Canceled by someone, or never confirmed.
+    /// Canceled by someone, or never confirmed (aborted, withdrawn, or expired waiting).
     Canceled,
     /// Took too long.
     TimedOut,
-    /// Access rules or StackStorm refused to run it.
+    /// Nothing ran: no alias matched it, the access rules or StackStorm refused it, or an
+    /// approver denied it.
     Refused,
     /// Unfinished at a restart, and StackStorm no longer knows it.
     Unknown,
@@ -176,7 +177,9 @@ pub enum JobKind {
         /// The local command's name.
         command: String,
     },
-    /// One of the bridge's own chat commands (`help`, `session_start`, …).
+    /// One of the bridge's own chat commands (`help`, `session_start`, …), recorded when
+    /// the access rules refuse it (built-ins that run are not jobs: they would bury the
+    /// commands that matter in the audit).
     Builtin {
         /// The built-in command's verb.
         command: String,
@@ -243,6 +246,78 @@ pub struct JobRecord {
     /// Output the bridge captured itself (local commands), at most [`MAX_JOB_OUTPUT`]
     /// bytes.
     pub output: String,
+    /// When StackStorm started its first execution (`start_timestamp`), once reported.
+    pub run_started_at: Option<DateTime<Utc>>,
+    /// When StackStorm ended its last execution (`end_timestamp`), once reported. With
+    /// `run_started_at` this is how long it ran, whenever the bridge happened to learn it.
+    pub run_ended_at: Option<DateTime<Utc>>,
+    /// StackStorm's own link to each execution (`web_url`), by execution id.
+    pub web_urls: BTreeMap<String, String>,
+}
+
+/// What StackStorm says of one execution (`GET /api/v1/executions/{id}`, see st2's
+/// `st2common/models/api/execution.py`): its status and, when it has them, its times and
+/// its link in st2web.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionReport {
+    /// Its status.
+    pub status: JobStatus,
+    /// `start_timestamp`.
+    pub started_at: Option<DateTime<Utc>>,
+    /// `end_timestamp` (finished executions only).
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `web_url`.
+    pub web_url: Option<String>,
+}
+
+impl ExecutionReport {
+    /// A status alone.
+    pub fn status(status: JobStatus) -> Self {
+        Self {
+            status,
+            started_at: None,
+            ended_at: None,
+            web_url: None,
+        }
+    }
+}
+
+/// A job's StackStorm start, end and execution links.
+type RunInfo = (
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    BTreeMap<String, String>,
+);
+
+/// A job's run times and links after `report` about `execution_id`: the earliest start,
+/// the latest end, the link added. `None` when nothing changes.
+fn merged_run(
+    started: Option<DateTime<Utc>>,
+    ended: Option<DateTime<Utc>>,
+    urls: &BTreeMap<String, String>,
+    execution_id: &str,
+    report: &ExecutionReport,
+) -> Option<RunInfo> {
+    let new_started = match (started, report.started_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let new_ended = match (ended, report.ended_at) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let url_changed = report
+        .web_url
+        .as_ref()
+        .is_some_and(|u| urls.get(execution_id) != Some(u));
+    if new_started == started && new_ended == ended && !url_changed {
+        return None;
+    }
+    let mut urls = urls.clone();
+    if let Some(u) = &report.web_url {
+        urls.insert(execution_id.to_owned(), u.clone());
+    }
+    Some((new_started, new_ended, urls))
 }
 
 /// A job to record: everything the caller knows when the command arrives. The store
@@ -269,8 +344,9 @@ pub struct NewJob {
     pub kind: JobKind,
     /// Its parameters, already masked.
     pub parameters: Map<String, Value>,
-    /// Usually [`JobStatus::Requested`]; [`JobStatus::Refused`] for a command refused on
-    /// the spot (a finished status sets `finished_at` to the recording time).
+    /// Usually [`JobStatus::Requested`]; [`JobStatus::Refused`] or [`JobStatus::Canceled`]
+    /// for a command that ends without running (a finished status sets `finished_at` to the
+    /// recording time).
     pub status: JobStatus,
     /// Who confirmed or approved it, if that happened before it was recorded.
     pub decided_by: Option<String>,
@@ -416,10 +492,23 @@ impl JobStore {
         status: JobStatus,
         now: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
+        self.report_execution(execution_id, &ExecutionReport::status(status), now)
+    }
+
+    /// [`JobStore::set_status_by_execution`] with StackStorm's times and link as well, in
+    /// one write: the job keeps the earliest start and the latest end of its executions
+    /// ([`JobRecord::run_started_at`], [`JobRecord::run_ended_at`]) and each execution's
+    /// link ([`JobRecord::web_urls`]).
+    pub fn report_execution(
+        &self,
+        execution_id: &str,
+        report: &ExecutionReport,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
         match &self.backend {
-            Backend::Memory(m) => Ok(m.lock().set_status_by_execution(execution_id, status, now)),
-            Backend::Sqlite(db) => sqlite::set_status_by_execution(db, execution_id, status, now),
-            Backend::Redis(db) => in_redis::set_status_by_execution(db, execution_id, status, now),
+            Backend::Memory(m) => Ok(m.lock().report_execution(execution_id, report, now)),
+            Backend::Sqlite(db) => sqlite::report_execution(db, execution_id, report, now),
+            Backend::Redis(db) => in_redis::report_execution(db, execution_id, report, now),
         }
     }
 
@@ -615,6 +704,9 @@ mod memory {
                     finished_at: job.status.is_finished().then_some(now),
                     decided_by: job.decided_by,
                     output: String::new(),
+                    run_started_at: None,
+                    run_ended_at: None,
+                    web_urls: BTreeMap::new(),
                 },
             );
             id
@@ -697,19 +789,30 @@ mod memory {
                 .is_some_and(|job| apply_status(job, status, now))
         }
 
-        pub(super) fn set_status_by_execution(
+        pub(super) fn report_execution(
             &mut self,
             execution_id: &str,
-            status: JobStatus,
+            report: &ExecutionReport,
             now: DateTime<Utc>,
         ) -> Option<u64> {
+            let status = report.status;
             let (id, own) = self.executions.get_mut(execution_id)?;
             let id = *id;
-            let changed = transition(*own, status).is_some();
+            let mut changed = transition(*own, status).is_some();
             if changed {
                 *own = status;
             }
             let job = self.jobs.get_mut(&id)?;
+            if let Some((started, ended, urls)) = merged_run(
+                job.run_started_at,
+                job.run_ended_at,
+                &job.web_urls,
+                execution_id,
+                report,
+            ) {
+                (job.run_started_at, job.run_ended_at, job.web_urls) = (started, ended, urls);
+                changed = true;
+            }
             let executions = &self.executions;
             let all = combined(
                 job.execution_ids
@@ -808,7 +911,7 @@ mod sqlite {
 
     const JOB_COLUMNS: &str = "id, user_key, user_name, connection, room_id, room_name, \
          room_kind, thread, text, kind, target, parameters, execution_ids, status, created_at, \
-         updated_at, finished_at, decided_by, output";
+         updated_at, finished_at, decided_by, output, run_started_at, run_ended_at, web_urls";
 
     pub(super) fn record(
         db: &SqliteBackend,
@@ -945,12 +1048,13 @@ mod sqlite {
         })
     }
 
-    pub(super) fn set_status_by_execution(
+    pub(super) fn report_execution(
         db: &SqliteBackend,
         execution_id: &str,
-        status: JobStatus,
+        report: &ExecutionReport,
         now: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
+        let status = report.status;
         db.write(|tx| {
             let found: Option<(i64, String)> = tx
                 .query_row(
@@ -962,12 +1066,33 @@ mod sqlite {
             let Some((job_id, own)) = found else {
                 return Ok(None);
             };
-            let own_changed = transition(parse_status(&own)?, status).is_some();
+            let mut own_changed = transition(parse_status(&own)?, status).is_some();
             if own_changed {
                 tx.execute(
                     "UPDATE job_executions SET status = ?2 WHERE execution_id = ?1",
                     params![execution_id, status.as_str()],
                 )?;
+            }
+            if report.started_at.is_some() || report.ended_at.is_some() || report.web_url.is_some()
+            {
+                let (started, ended, urls): (Option<i64>, Option<i64>, String) = tx.query_row(
+                    "SELECT run_started_at, run_ended_at, web_urls FROM jobs WHERE id = ?1",
+                    params![job_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                let urls = parse_urls(&urls)?;
+                let started = started.map(|t| from_ms(t, "run_started_at")).transpose()?;
+                let ended = ended.map(|t| from_ms(t, "run_ended_at")).transpose()?;
+                if let Some((started, ended, urls)) =
+                    merged_run(started, ended, &urls, execution_id, report)
+                {
+                    tx.execute(
+                        "UPDATE jobs SET run_started_at = ?2, run_ended_at = ?3, web_urls = ?4 \
+                         WHERE id = ?1",
+                        params![job_id, started.map(ms), ended.map(ms), json_urls(&urls)?],
+                    )?;
+                    own_changed = true;
+                }
             }
             let Some(JobState {
                 status: current,
@@ -1203,6 +1328,18 @@ mod sqlite {
         })
     }
 
+    fn json_urls(urls: &BTreeMap<String, String>) -> Result<String, StoreError> {
+        serde_json::to_string(urls).map_err(|e| StoreError::Corrupt {
+            what: format!("execution links: {e}"),
+        })
+    }
+
+    fn parse_urls(text: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            what: format!("execution links of a job: {e}"),
+        })
+    }
+
     fn parse_ids(text: &str) -> Result<Vec<String>, StoreError> {
         serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
             what: format!("execution ids of a job: {e}"),
@@ -1239,6 +1376,9 @@ mod sqlite {
         finished_at: Option<i64>,
         decided_by: Option<String>,
         output: String,
+        run_started_at: Option<i64>,
+        run_ended_at: Option<i64>,
+        web_urls: String,
     }
 
     impl RawJob {
@@ -1264,6 +1404,9 @@ mod sqlite {
                 finished_at: r.get(16)?,
                 decided_by: r.get(17)?,
                 output: r.get(18)?,
+                run_started_at: r.get(19)?,
+                run_ended_at: r.get(20)?,
+                web_urls: r.get(21)?,
             })
         }
 
@@ -1297,6 +1440,15 @@ mod sqlite {
                     .transpose()?,
                 decided_by: self.decided_by,
                 output: self.output,
+                run_started_at: self
+                    .run_started_at
+                    .map(|t| from_ms(t, "run_started_at"))
+                    .transpose()?,
+                run_ended_at: self
+                    .run_ended_at
+                    .map(|t| from_ms(t, "run_ended_at"))
+                    .transpose()?,
+                web_urls: parse_urls(&self.web_urls)?,
             })
         }
     }
@@ -1340,6 +1492,13 @@ mod in_redis {
         finished_at: Option<i64>,
         decided_by: Option<String>,
         output: String,
+        // Absent from jobs written before StackStorm's times were kept.
+        #[serde(default)]
+        run_started_at: Option<i64>,
+        #[serde(default)]
+        run_ended_at: Option<i64>,
+        #[serde(default)]
+        web_urls: BTreeMap<String, String>,
     }
 
     impl Stored {
@@ -1365,6 +1524,9 @@ mod in_redis {
                 finished_at: job.finished_at.map(ms),
                 decided_by: job.decided_by.clone(),
                 output: job.output.clone(),
+                run_started_at: job.run_started_at.map(ms),
+                run_ended_at: job.run_ended_at.map(ms),
+                web_urls: job.web_urls.clone(),
             }
         }
 
@@ -1397,6 +1559,15 @@ mod in_redis {
                     .transpose()?,
                 decided_by: self.decided_by,
                 output: self.output,
+                run_started_at: self
+                    .run_started_at
+                    .map(|t| from_ms(t, "run_started_at"))
+                    .transpose()?,
+                run_ended_at: self
+                    .run_ended_at
+                    .map(|t| from_ms(t, "run_ended_at"))
+                    .transpose()?,
+                web_urls: self.web_urls,
             })
         }
     }
@@ -1526,6 +1697,9 @@ mod in_redis {
                 finished_at: job.status.is_finished().then_some(now),
                 decided_by: job.decided_by.clone(),
                 output: String::new(),
+                run_started_at: None,
+                run_ended_at: None,
+                web_urls: BTreeMap::new(),
             };
             let mut pipe = ::redis::pipe();
             pipe.atomic();
@@ -1632,12 +1806,13 @@ mod in_redis {
         })
     }
 
-    pub(super) fn set_status_by_execution(
+    pub(super) fn report_execution(
         db: &RedisBackend,
         execution_id: &str,
-        status: JobStatus,
+        report: &ExecutionReport,
         now: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
+        let status = report.status;
         let exec = db.key_of("jobs:exec");
         db.atomically(std::slice::from_ref(&exec), |con, pipe| {
             let entry: Option<String> = ::redis::cmd("HGET")
@@ -1673,6 +1848,17 @@ mod in_redis {
                     .ignore();
             }
             let before = job.status;
+            let mut own_changed = own_changed;
+            if let Some((started, ended, urls)) = merged_run(
+                job.run_started_at,
+                job.run_ended_at,
+                &job.web_urls,
+                execution_id,
+                report,
+            ) {
+                (job.run_started_at, job.run_ended_at, job.web_urls) = (started, ended, urls);
+                own_changed = true;
+            }
             let job_changed =
                 combined(statuses).is_some_and(|all| apply_status(&mut job, all, now));
             if own_changed && !job_changed {

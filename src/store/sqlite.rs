@@ -11,8 +11,8 @@
 //! command every few dozen (every chat command writes its job); it stays on only
 //! as a backstop at [`WAL_BACKSTOP_PAGES`].
 //!
-//! # Schema (v1, plus v2's `pending_results`, v3's `waiting_commands` and v4's jobs,
-//! personal aliases and trigger tokens)
+//! # Schema (v1, plus v2's `pending_results`, v3's `waiting_commands`, v4's jobs,
+//! personal aliases and trigger tokens, and v5's columns)
 //!
 //! ```sql
 //! CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -63,10 +63,15 @@
 //!   created_by TEXT NOT NULL, created_at INTEGER NOT NULL, last_used_at INTEGER,
 //!   uses INTEGER NOT NULL, revoked_at INTEGER) STRICT;   -- revoked rows stay as tombstones
 //! CREATE INDEX trigger_tokens_user ON trigger_tokens (user_key);
+//! -- v5
+//! ALTER TABLE jobs ADD COLUMN run_started_at INTEGER;  -- StackStorm's start_timestamp (ms)
+//! ALTER TABLE jobs ADD COLUMN run_ended_at INTEGER;    -- StackStorm's end_timestamp (ms)
+//! ALTER TABLE jobs ADD COLUMN web_urls TEXT NOT NULL DEFAULT '{}';  -- execution id -> web_url
+//! ALTER TABLE trigger_tokens ADD COLUMN org TEXT;      -- the creating message's organisation
 //! ```
 //!
 //! The file is marked with `PRAGMA application_id = 0x53425331` ("SBS1")
-//! and `PRAGMA user_version = 4`; `secure_delete` is on so deleted rows do
+//! and `PRAGMA user_version = 5`; `secure_delete` is on so deleted rows do
 //! not linger in free pages, and the file is created with mode 0600.
 //!
 //! `cred_secret` holds `v1:<key id>:<nonce>:<ciphertext>` sealed with
@@ -95,7 +100,7 @@ use super::model::{
 use super::{activated, LinkLookup};
 
 /// Highest schema version this build reads and writes.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// `PRAGMA application_id` marking the file as ours ("SBS1"), so a foreign
 /// database is refused instead of being written into.
@@ -216,6 +221,11 @@ const MIGRATIONS: &[&str] = &[
         revoked_at   INTEGER
     ) STRICT;
     CREATE INDEX trigger_tokens_user ON trigger_tokens (user_key);",
+    // v5: StackStorm's own run times and links on jobs; a trigger token's organisation.
+    "ALTER TABLE jobs ADD COLUMN run_started_at INTEGER;
+    ALTER TABLE jobs ADD COLUMN run_ended_at INTEGER;
+    ALTER TABLE jobs ADD COLUMN web_urls TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE trigger_tokens ADD COLUMN org TEXT;",
 ];
 
 /// Plaintext of the key check value sealed into `meta` at creation.

@@ -662,7 +662,7 @@ fn sqlite_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 4,
+                supported: 5,
                 ..
             }
         ),
@@ -1005,12 +1005,88 @@ fn a_version_3_store_is_migrated_and_keeps_what_it_had() {
         .unwrap()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     store
         .personal_aliases()
         .set(&alice, "x", "run x", at(1))
         .unwrap();
     assert_eq!(store.personal_aliases().list(&alice).unwrap().len(), 1);
+}
+
+#[test]
+fn a_version_4_store_keeps_its_jobs_and_tokens_without_the_new_columns() {
+    use crate::store::jobs::{JobKind, JobStatus, NewJob};
+    use crate::store::trigger_tokens::NewTriggerToken;
+    let tmp = TempStore::new();
+    let alice = user("U1");
+    let (job, token) = {
+        let store = tmp.open();
+        let job = store
+            .jobs()
+            .record(
+                NewJob {
+                    user: alice.clone(),
+                    user_name: "Alice".into(),
+                    connection: "slack".into(),
+                    room_id: "C1".into(),
+                    room_name: None,
+                    room_kind: crate::domain::message::RoomKind::Group,
+                    thread: None,
+                    text: "run date".into(),
+                    kind: JobKind::Alias {
+                        alias_ref: "core.run".into(),
+                    },
+                    parameters: serde_json::Map::new(),
+                    status: JobStatus::Requested,
+                    decided_by: None,
+                },
+                at(0),
+            )
+            .unwrap();
+        let (token, secret) = store
+            .trigger_tokens()
+            .create(
+                NewTriggerToken {
+                    user: alice.clone(),
+                    user_name: "Alice".into(),
+                    connection: "slack".into(),
+                    room_id: "C1".into(),
+                    room_name: None,
+                    room_kind: crate::domain::message::RoomKind::Group,
+                    thread: None,
+                    org: Some("T1".into()),
+                    command: "run date".into(),
+                    created_by: alice.clone(),
+                },
+                at(0),
+            )
+            .unwrap();
+        drop(token);
+        (job, secret)
+    };
+    {
+        // The file as version 4 wrote it.
+        let conn = rusqlite::Connection::open(tmp.path()).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE jobs DROP COLUMN run_started_at; ALTER TABLE jobs DROP COLUMN run_ended_at;
+             ALTER TABLE jobs DROP COLUMN web_urls; ALTER TABLE trigger_tokens DROP COLUMN org;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    let store = tmp.open();
+    let read = store.jobs().get(job).unwrap().unwrap();
+    assert_eq!(read.text, "run date");
+    assert_eq!((read.run_started_at, read.run_ended_at), (None, None));
+    assert!(read.web_urls.is_empty());
+    let used = store
+        .trigger_tokens()
+        .verify(secrecy::ExposeSecret::expose_secret(&token), at(1))
+        .unwrap();
+    assert_eq!(
+        used.org, None,
+        "tokens from before keep working, without an org"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -87,6 +87,10 @@ pub struct TriggerToken {
     pub room_kind: RoomKind,
     /// The thread to answer in.
     pub thread: Option<String>,
+    /// The organisation (workspace, team, tenant) the token was created in, for access
+    /// rules scoped by `orgs`; `None` on platforms without one and for tokens created
+    /// before it was kept.
+    pub org: Option<String>,
     /// The chat command it runs.
     pub command: String,
     /// Who created it (the user, or an admin for them).
@@ -108,6 +112,7 @@ impl fmt::Debug for TriggerToken {
             .field("room_id", &self.room_id)
             .field("room_kind", &self.room_kind)
             .field("thread", &self.thread)
+            .field("org", &self.org)
             .field(
                 "command",
                 &format_args!("[{} chars]", self.command.chars().count()),
@@ -137,6 +142,8 @@ pub struct NewTriggerToken {
     pub room_kind: RoomKind,
     /// The thread to answer in.
     pub thread: Option<String>,
+    /// The organisation of the message that creates it.
+    pub org: Option<String>,
     /// The chat command it runs (not empty).
     pub command: String,
     /// Who creates it.
@@ -257,6 +264,7 @@ impl TriggerTokenStore {
             room_name: new.room_name,
             room_kind: new.room_kind,
             thread: new.thread,
+            org: new.org,
             command: new.command,
             created_by: new.created_by,
             created_at: now,
@@ -464,7 +472,7 @@ mod sqlite {
 
     const TOKEN_COLUMNS: &str = "id, user_key, user_name, connection, room_id, room_name, \
          room_kind, thread, command, created_by, created_at, last_used_at, uses, hash, \
-         revoked_at IS NOT NULL";
+         revoked_at IS NOT NULL, org";
 
     /// Binds a sealed command to its token and user.
     fn aad_parts<'a>(id: &'a str, user: &'a UserKey) -> [&'a str; 3] {
@@ -499,8 +507,8 @@ mod sqlite {
             }
             tx.execute(
                 "INSERT INTO trigger_tokens (id, hash, user_key, user_name, connection, room_id, \
-             room_name, room_kind, thread, command, created_by, created_at, uses) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0)",
+             room_name, room_kind, thread, command, created_by, created_at, uses, org) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13)",
                 params![
                     token.id,
                     &hash[..],
@@ -514,6 +522,7 @@ mod sqlite {
                     sealed,
                     token.created_by.as_str(),
                     ms(token.created_at),
+                    token.org,
                 ],
             )?;
             Ok(true)
@@ -612,6 +621,7 @@ mod sqlite {
         uses: i64,
         hash: Vec<u8>,
         revoked: bool,
+        org: Option<String>,
     }
 
     impl RawToken {
@@ -633,6 +643,7 @@ mod sqlite {
                 uses: r.get(12)?,
                 hash: r.get(13)?,
                 revoked: r.get(14)?,
+                org: r.get(15)?,
             })
         }
 
@@ -661,6 +672,7 @@ mod sqlite {
                     room_id: self.room_id,
                     room_name: self.room_name,
                     thread: self.thread,
+                    org: self.org,
                     command,
                     created_by: UserKey(self.created_by),
                     created_at: from_ms(self.created_at, "created_at")?,
@@ -706,6 +718,9 @@ mod in_redis {
         last_used_at: Option<i64>,
         uses: u64,
         revoked_at: Option<i64>,
+        // Absent from tokens created before it was kept.
+        #[serde(default)]
+        org: Option<String>,
     }
 
     /// The same binding as SQLite's.
@@ -746,6 +761,7 @@ mod in_redis {
             last_used_at: None,
             uses: 0,
             revoked_at: None,
+            org: token.org.clone(),
         };
         let value = to_json(&raw)?;
         let key = token_key(db, &token.id);
@@ -874,6 +890,7 @@ mod in_redis {
                 room_id: raw.room_id,
                 room_name: raw.room_name,
                 thread: raw.thread,
+                org: raw.org,
                 command,
                 created_by: UserKey(raw.created_by),
                 created_at: from_ms(raw.created_at, "created_at")?,

@@ -19,7 +19,7 @@ use crate::support::{settings_for, with_test_aliases, Options, TestBridge, WAIT}
 /// One request to the emulator's API as the bridge's StackStorm user (`st2admin`, see
 /// `support::config_toml`): status and JSON body. Speaks HTTP/1.1 over a plain socket so
 /// st2's close-delimited answers (behind its nginx) are read whole.
-async fn st2_request(
+pub(crate) async fn st2_request(
     emulator: &Emulator,
     method: &str,
     path: &str,

@@ -3,11 +3,11 @@
 //! anyone else. Against the emulator over HTTP, on the console (`/as <id>` speaks as
 //! someone else, `/dm` in a direct chat).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use stormbridge::emulator::long_job_alias;
 
-use crate::support::{job_number, with_test_aliases, Options, TestBridge};
+use crate::support::{job_number, with_test_aliases, Options, TestBridge, WAIT};
 
 fn jobs_options() -> Options {
     let mut o = with_test_aliases();
@@ -83,9 +83,10 @@ async fn every_command_is_a_job_its_owner_and_admins_can_see() {
     let detail = b.line_containing(&format!("Job #{bobs}:")).await;
     assert!(detail.contains("By: bob (console:bob) in ops"), "{detail}");
 
-    // `!st2last` is one's own newest job.
+    // `!st2last` is one's own newest job: Bob's is the audit he was refused.
     b.say("/as bob !st2last").await;
-    b.line_containing(&format!("Job #{bobs}:")).await;
+    let last = b.line_containing("Job #").await;
+    assert!(last.contains("refused — `!st2audit`"), "{last}");
     b.say("/as carol !st2last").await;
     b.line_containing("You have no job").await;
 }
@@ -202,4 +203,179 @@ async fn jobs_survive_a_restart_and_unfinished_ones_are_reconciled() {
     b.say("!st2jobs").await;
     let line = b.line_containing("`start long job 1`").await;
     assert!(line.contains("succeeded"), "{line}");
+}
+
+/// StackStorm's account of an execution (`GET /api/v1/executions/{id}`).
+async fn st2_execution(b: &TestBridge, id: &str) -> serde_json::Value {
+    let (status, execution) = crate::fidelity::st2_request(
+        &b.emulator,
+        "GET",
+        &format!("/api/v1/executions/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{execution}");
+    execution
+}
+
+#[actix_rt::test]
+async fn took_is_how_long_stackstorm_ran_it_however_late_the_job_is_looked_at() {
+    // No `st2.web_url` in the tests' configuration: links are the execution's own.
+    let mut b = TestBridge::start_with(jobs_options()).await;
+    b.wait_ready(200).await;
+    b.say("!st2 run date").await;
+    let job = job_number(&b.line_containing("Started `run date`").await);
+    let id = b.emulator.executions()[0].id.clone();
+    b.line_containing(&format!("execution: {id}")).await;
+    let ran = st2_execution(&b, &id).await;
+    let elapsed = ran["elapsed_seconds"]
+        .as_f64()
+        .expect("a finished execution");
+    let ended = Instant::now();
+    // Nobody looks at the job for a while after it ended (a wall-clock condition: the
+    // scenario is the time passing, not a synchronisation).
+    assert!(eventually!(
+        WAIT,
+        ended.elapsed() >= Duration::from_millis(2_500)
+    ));
+    b.say(&format!("!st2job {job}")).await;
+    let detail = b.line_containing(&format!("Job #{job}: succeeded")).await;
+    assert!(
+        detail.contains(&format!("took {} s", elapsed.floor() as i64)),
+        "StackStorm ran it for {elapsed} s: {detail}"
+    );
+    assert!(
+        detail.contains(&format!(
+            "Execution {id}: https://st2.test/#/history/{id}/general"
+        )),
+        "StackStorm's own link, without st2.web_url: {detail}"
+    );
+    b.say("!st2jobs").await;
+    let list = b.line_containing("Your jobs").await;
+    assert!(
+        list.contains(&format!("took {} s", elapsed.floor() as i64)),
+        "{list}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_delivered_result_ends_its_job_without_anyone_looking() {
+    let mut b = TestBridge::start_with(jobs_options()).await;
+    b.wait_ready(200).await;
+    b.say("!st2 run false").await;
+    let failed = job_number(&b.line_containing("Started `run false`").await);
+    let id = b.emulator.executions()[0].id.clone();
+    b.line_containing(&format!("execution: {id}")).await;
+    b.say("!st2 start long job 60").await;
+    b.line_containing("Long job of 60 s started").await;
+    // `--limit 1` looks up only the newest job (the one still running); the failed one is
+    // found failed all the same, because its result told its job.
+    let mut list;
+    let found = eventually!(WAIT, {
+        b.say("!st2jobs --limit 1 --status failed").await;
+        list = b.line_containing("jobs").await;
+        list.contains("run false")
+    });
+    assert!(found, "{list}");
+    assert!(
+        list.contains(&format!("#{failed} failed `run false`")),
+        "{list}"
+    );
+    assert!(!list.contains("long job"), "--limit 1: {list}");
+}
+
+#[actix_rt::test]
+async fn commands_that_never_ran_are_in_the_audit() {
+    let mut o = jobs_options();
+    o.extra_toml.push_str(
+        "[confirm]\nttl_secs = 3\n[[confirm.rules]]\ntexts = [\"run uptime\", \"run whoami\"]\n",
+    );
+    let mut b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    // No alias matches; the access rules refuse a built-in.
+    b.say("/as bob !st2 frobnicate the widgets").await;
+    b.line_containing("No StackStorm command matches").await;
+    b.say("/as bob !st2audit").await;
+    b.line_containing("Access control does not allow").await;
+    // A held command aborted by its sender, another left to expire.
+    b.say("/as bob !st2 run uptime").await;
+    let ask = b.line_containing("needs your confirmation").await;
+    let code = ask
+        .split("`!st2abort ")
+        .nth(1)
+        .and_then(|rest| rest.split(['`', ' ']).next())
+        .unwrap_or_else(|| panic!("no abort code in {ask}"))
+        .to_owned();
+    b.say(&format!("/as bob !st2abort {code}")).await;
+    b.line_containing("aborted").await;
+    b.say("/as bob !st2 run whoami").await;
+    b.line_containing("needs your confirmation").await;
+    b.line_containing("was not confirmed within").await;
+    assert!(b.emulator.executions().is_empty(), "nothing ran");
+
+    b.say("!st2audit --user bob").await;
+    let list = b.line_containing("Jobs of bob").await;
+    for (status, text) in [
+        ("refused", "frobnicate the widgets"),
+        ("refused", "!st2audit"),
+        ("canceled", "run uptime"),
+        ("canceled", "run whoami"),
+    ] {
+        assert!(
+            list.contains(&format!("{status} bob (console:bob) in ops `{text}`")),
+            "{status} {text}: {list}"
+        );
+    }
+    let audit_job = list
+        .lines()
+        .find(|l| l.contains("`!st2audit`"))
+        .map(|l| job_number(&l.replace("- #", "job #")))
+        .expect("the refused audit");
+    b.say(&format!("!st2auditjob {audit_job}")).await;
+    let detail = b
+        .line_containing(&format!("Job #{audit_job}: refused"))
+        .await;
+    assert!(detail.contains("Built-in: audit"), "{detail}");
+    b.say("!st2audit --user bob --status canceled").await;
+    let list = b.line_containing("Jobs of bob (canceled)").await;
+    assert!(
+        list.contains("`run uptime`") && list.contains("`run whoami`"),
+        "{list}"
+    );
+    // Bob sees his own, too.
+    b.say("/as bob !st2jobs --status refused").await;
+    let own = b.line_containing("Your jobs (refused)").await;
+    assert!(own.contains("frobnicate the widgets"), "{own}");
+}
+
+#[actix_rt::test]
+async fn replies_reword_stackstorm_results_by_their_status() {
+    let mut o = jobs_options();
+    o.extra_toml.push_str(
+        r#"
+[replies.success]
+messages = ["All good ({{status}}, {{alias}}): {{default}}"]
+[replies.failure]
+messages = ["It broke ({{status}}): {{default}}"]
+"#,
+    );
+    let mut b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    b.say("!st2 run date").await;
+    b.line_containing("Started `run date`").await;
+    let ok = b.emulator.executions()[0].id.clone();
+    let line = b.line_containing(&format!("execution: {ok}")).await;
+    assert!(
+        line.contains("All good (succeeded, core.run_local): ")
+            && line.contains("status : succeeded"),
+        "{line}"
+    );
+    b.say("!st2 run false").await;
+    b.line_containing("Started `run false`").await;
+    let bad = b.emulator.executions()[1].id.clone();
+    let line = b.line_containing(&format!("execution: {bad}")).await;
+    assert!(
+        line.contains("It broke (failed): ") && line.contains("status : failed"),
+        "{line}"
+    );
 }

@@ -145,3 +145,74 @@ async fn a_local_command_waits_for_its_confirmation_like_an_alias() {
         "{detail}"
     );
 }
+
+#[actix_rt::test]
+async fn long_output_is_paged_and_kept_masked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    std::fs::write(&key, "5a".repeat(32)).expect("key file");
+    let db = dir.path().join("state.db");
+    let mut o = options();
+    o.extra_toml.push_str(&format!(
+        r#"
+[[commands]]
+name = "chatty"
+executable = "/bin/sh"
+args = ["-c", "echo password=hunter2222; i=0; while [ $i -lt 400 ]; do echo line $i of a chatty command; i=$((i+1)); done"]
+allow_arguments = false
+help = "a command with a lot to say"
+
+[store]
+backend = "sqlite"
+path = "{}"
+key_file = "{}"
+"#,
+        db.display(),
+        key.display()
+    ));
+    let mut b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    b.say("!st2 chatty").await;
+    let job = job_number(&b.line_containing("Started local command `chatty`").await);
+    let result = b.line_containing("Local command `chatty`").await;
+    assert!(result.contains("succeeded"), "{result}");
+
+    // The last page by default; any page by its number, with a pointer to the next.
+    b.say(&format!("!st2logs {job}")).await;
+    let last = b.line_containing(&format!("Output of job #{job}")).await;
+    let pages: usize = last
+        .split(", page ")
+        .nth(1)
+        .and_then(|p| p.split(" of ").nth(1))
+        .and_then(|p| p.split(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("paged: {last}"));
+    assert!(pages > 2, "{last}");
+    assert!(last.contains(&format!("page {pages} of {pages}")), "{last}");
+    assert!(last.contains("line 399 of a chatty command"), "{last}");
+    assert!(!last.contains("More:"), "{last}");
+    b.say(&format!("!st2logs {job} 1")).await;
+    let first = b
+        .line_containing(&format!(
+            "Output of job #{job} (succeeded), page 1 of {pages}"
+        ))
+        .await;
+    assert!(first.contains("line 0 of a chatty command"), "{first}");
+    assert!(
+        first.contains(&format!("More: `!st2logs {job} 2`")),
+        "{first}"
+    );
+    b.say(&format!("!st2logs {job} --page 2")).await;
+    b.line_containing(&format!("page 2 of {pages}")).await;
+
+    // What the store keeps was masked before it was written (jobs are not sealed).
+    let output: String = rusqlite::Connection::open(&db)
+        .expect("the store")
+        .query_row("SELECT output FROM jobs WHERE id = ?1", [job as i64], |r| {
+            r.get(0)
+        })
+        .expect("the job's output");
+    assert!(output.contains("line 399 of a chatty command"), "{output}");
+    assert!(!output.contains("hunter2222"), "{output}");
+    assert!(output.contains("[redacted]"), "{output}");
+}

@@ -209,3 +209,80 @@ messages = ["Nope: {{command}}. {{default}}"]
         "{next}"
     );
 }
+
+#[actix_rt::test]
+async fn a_token_called_too_often_is_told_when_to_come_back() {
+    use stormbridge::http::trigger::CALLS_PER_MINUTE;
+    let mut b = TestBridge::start_with(options()).await;
+    b.wait_ready(200).await;
+    // A token whose calls the rules refuse: refused calls count too (the limit guards the
+    // bridge and the room, not StackStorm alone), and nothing runs meanwhile.
+    b.say("/as bob /dm !st2token create deploy web to prod")
+        .await;
+    let token = created_token(&mut b).await;
+    for call in 0..CALLS_PER_MINUTE {
+        let (status, body) = trigger(&b, Some(&token), None).await;
+        assert_eq!(status, 403, "call {call}: {body}");
+    }
+    let url = format!("http://{}/api/v1/trigger", b.app.http_addr);
+    let mut resp = b
+        .http
+        .post(url)
+        .timeout(WAIT)
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .expect("http request");
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry_after: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = resp.json().await.expect("a JSON body");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("more than {CALLS_PER_MINUTE} times in a minute")),
+        "{body}"
+    );
+    assert!(!error.contains(&token[13..]), "the secret is never echoed");
+    assert!(b.emulator.executions().is_empty());
+    // Another token of the same user is not held back by this one's calls.
+    b.say("/dm !st2token create run date").await;
+    let other = created_token(&mut b).await;
+    assert_eq!(trigger(&b, Some(&other), None).await.0, 202);
+}
+
+#[actix_rt::test]
+async fn a_trigger_is_judged_in_the_workspace_it_was_made_in() {
+    use crate::slack::fake::{text_of, FakeSlack, TEAM};
+    let slack = FakeSlack::start().await;
+    let mut o = with_test_aliases();
+    o.extra_toml = slack.socket_toml();
+    // Shell commands are not for this workspace: a deny scoped by `orgs`.
+    o.access_toml.push_str(&format!(
+        "[[access.rules]]\naliases = [\"core.*\"]\norgs = [\"{TEAM}\"]\naction = \"deny\"\n"
+    ));
+    let b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    slack
+        .push(slack.message_event("D0ALICE", "U0ALICE", "!st2 run date", None))
+        .await;
+    slack.post_containing("Access control does not allow").await;
+    slack
+        .push(slack.message_event("D0ALICE", "U0ALICE", "!st2token create run date", None))
+        .await;
+    let created = text_of(&slack.post_containing("Trigger token `").await);
+    let at = created.find("sbt_").expect("a token");
+    let token: String = created[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    // Called over HTTP, it is judged in the workspace it was made in, as the chat is: no
+    // more permissive than typing it.
+    let (status, body) = trigger(&b, Some(&token), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(b.emulator.executions().is_empty(), "nothing ran");
+}

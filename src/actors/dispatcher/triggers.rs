@@ -92,6 +92,9 @@ impl Dispatcher {
                     room_name: msg.room_name.clone(),
                     room_kind: msg.room.kind,
                     thread: msg.room.thread.clone(),
+                    // Access rules scoped by `orgs` judge the token's calls as they would
+                    // judge the person typing it where it was created.
+                    org: msg.org.clone(),
                     command: text,
                     created_by: user,
                 };
@@ -245,7 +248,7 @@ fn triggered_message(token: &TriggerToken, extra: &str) -> InboundMessage {
         message_id: None,
         mentioned: false,
         room_name: token.room_name.clone(),
-        org: None,
+        org: token.org.clone(),
     }
 }
 

@@ -32,7 +32,10 @@ use crate::{
     confirm::{Decider, Need, Refusal, Verb, Waiting, WaitingList, CODE_LEN},
     domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
     metrics::CommandOutcome,
-    store::WaitingStore,
+    store::{
+        jobs::{JobKind, JobStatus},
+        WaitingStore,
+    },
 };
 
 /// The held commands and where they are persisted.
@@ -156,6 +159,7 @@ impl Dispatcher {
             );
             self.retire_offer(&w, &w.sender, &text);
             self.send_to_origin(&w, text);
+            self.record_held_end(&w, JobStatus::Canceled, None);
         }
         self.metrics.set_commands_waiting(self.waiting.list.len());
         if let Some(next) = self.waiting.list.next_expiry() {
@@ -549,6 +553,8 @@ impl Dispatcher {
             is_approver,
             approve_in_direct: self.settings.confirm.approve_in_direct,
         };
+        // Kept for the job record should it turn out to have expired just now.
+        let before = self.waiting.list.get(code).cloned();
         let decided = self.waiting.list.decide(code, verb, decider, Utc::now());
         self.metrics.set_commands_waiting(self.waiting.list.len());
         let w = match decided {
@@ -557,6 +563,9 @@ impl Dispatcher {
                 if refusal == Refusal::Expired {
                     self.forget_waiting(&crate::confirm::normalise_code(code));
                     self.metrics.waiting_decision("expired");
+                    if let Some(w) = &before {
+                        self.record_held_end(w, JobStatus::Canceled, None);
+                    }
                 } else {
                     self.metrics.waiting_decision("refused");
                 }
@@ -578,6 +587,20 @@ impl Dispatcher {
         let event = event_of(verb, by_sender);
         self.metrics.waiting_decision(event);
         tracing::info!(code = %w.code, alias = %w.alias_ref, sender = %w.sender.id, by = %user.id, event, "held command decided");
+        if !verb.runs() {
+            // Denied by an approver: refused; aborted or withdrawn by its sender: canceled.
+            let status = if verb == Verb::Deny && !by_sender {
+                JobStatus::Refused
+            } else {
+                JobStatus::Canceled
+            };
+            let who = if user.name.is_empty() {
+                &user.id
+            } else {
+                &user.name
+            };
+            self.record_held_end(&w, status, Some(format!("{who} ({event})")));
+        }
         let text = self.templates.render(
             "waiting_decided",
             &json!({
@@ -748,6 +771,29 @@ impl Handler<OfferPosted> for Dispatcher {
         if let Err(e) = self.waiting.store.insert(w) {
             tracing::warn!(error = %e, code = %w.code, "where a held command's buttons were posted could not be saved; after a restart they would stay when it is decided by typing");
         }
+    }
+}
+
+impl Dispatcher {
+    /// A held command that will not run (denied, aborted, expired) is a job too.
+    fn record_held_end(&self, w: &Waiting, status: JobStatus, decided_by: Option<String>) {
+        let kind = match w.alias_ref.strip_prefix(&format!("{LOCAL_PACK}.")) {
+            Some(name) if w.pack == LOCAL_PACK => JobKind::Local {
+                command: name.to_owned(),
+            },
+            _ => JobKind::Alias {
+                alias_ref: w.alias_ref.clone(),
+            },
+        };
+        self.record_unrun(
+            &w.sender,
+            &w.room,
+            &w.room_name,
+            &w.shown,
+            kind,
+            status,
+            decided_by,
+        );
     }
 }
 

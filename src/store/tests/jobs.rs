@@ -395,7 +395,68 @@ fn unfinished_jobs_oldest_first(f: &Fixture) {
     assert!(jobs.unfinished().unwrap().is_empty());
 }
 
+fn stackstorms_times_and_links_are_kept(f: &Fixture) {
+    use crate::store::jobs::ExecutionReport;
+    let jobs = f.store.jobs();
+    let id = jobs.record(new_job(&user("U1"), "x"), at(0)).unwrap();
+    jobs.set_executions(id, &executions(&["e1", "e2"]), at(0))
+        .unwrap();
+    let report = |status, from, to: Option<i64>, url: &str| ExecutionReport {
+        status,
+        started_at: Some(at(from)),
+        ended_at: to.map(at),
+        web_url: Some(url.to_owned()),
+    };
+    // Learnt an hour later: StackStorm's times, not the bridge's, say how long it ran.
+    jobs.report_execution(
+        "e2",
+        &report(
+            JobStatus::Succeeded,
+            2,
+            Some(5),
+            "https://st2/#/history/e2/general",
+        ),
+        at(3600),
+    )
+    .unwrap();
+    jobs.report_execution(
+        "e1",
+        &report(JobStatus::Running, 1, None, "https://st2/e1"),
+        at(3600),
+    )
+    .unwrap();
+    let job = jobs.get(id).unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    assert_eq!(
+        (job.run_started_at, job.run_ended_at),
+        (Some(at(1)), Some(at(5)))
+    );
+    jobs.report_execution(
+        "e1",
+        &report(JobStatus::Failed, 1, Some(9), "https://st2/e1"),
+        at(7200),
+    )
+    .unwrap();
+    let job = jobs.get(id).unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        (job.run_started_at, job.run_ended_at),
+        (Some(at(1)), Some(at(9)))
+    );
+    assert_eq!(job.finished_at, Some(at(7200)));
+    assert_eq!(
+        job.web_urls.get("e1").map(String::as_str),
+        Some("https://st2/e1")
+    );
+    assert_eq!(job.web_urls.len(), 2);
+    // A status alone keeps what was learnt.
+    jobs.set_status_by_execution("e1", JobStatus::Failed, at(7300))
+        .unwrap();
+    assert_eq!(jobs.get(id).unwrap().unwrap().run_ended_at, Some(at(9)));
+}
+
 on_every_backend!(
+    stackstorms_times_and_links_are_kept,
     records_round_trip_with_increasing_ids,
     ids_are_never_reused_after_a_purge,
     executions_combine_into_the_job_status,

@@ -218,6 +218,7 @@ fn sealed_records_hold_no_secret_in_redis() {
                 room_name: None,
                 room_kind: RoomKind::Group,
                 thread: None,
+                org: None,
                 command: "nagios ack --token hunter33".into(),
                 created_by: alice.clone(),
             },

@@ -13,6 +13,7 @@ fn new_token(who: &UserKey, command: &str) -> NewTriggerToken {
         room_name: Some("#alerts".into()),
         room_kind: RoomKind::Group,
         thread: None,
+        org: Some("T1".into()),
         command: command.into(),
         created_by: who.clone(),
     }
@@ -43,6 +44,8 @@ fn created_tokens_verify_and_count_their_uses(f: &Fixture) {
     let used = tokens.verify(text, at(5)).unwrap();
     assert_eq!(used.id, token.id);
     assert_eq!(used.command, token.command);
+    // The organisation comes back for the access rules at call time.
+    assert_eq!(used.org.as_deref(), Some("T1"));
     assert_eq!((used.uses, used.last_used_at), (1, Some(at(5))));
     let used = f.store.trigger_tokens().verify(text, at(6)).unwrap();
     assert_eq!((used.uses, used.last_used_at), (2, Some(at(6))));
