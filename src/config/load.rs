@@ -234,6 +234,7 @@ pub(super) struct RawSt2 {
     pub connect_timeout: u64,
     pub request_timeout: u64,
     pub alias_refresh_interval: u64,
+    pub alias_list_max_bytes: usize,
     pub stream_heartbeat: u64,
     pub stream_idle_refresh: u64,
     /// The old name of `stream_idle_refresh` (silence meant a dead stream then).

@@ -83,6 +83,9 @@ pub struct St2Settings {
     pub request_timeout: Duration,
     /// Period of the alias refresh; `None` when disabled.
     pub alias_refresh_interval: Option<Duration>,
+    /// The largest alias list read as one answer; a larger one is read page by page
+    /// (`alias_list_max_bytes`).
+    pub alias_list_max_bytes: usize,
     /// The server's stream heartbeat period (st2's `stream.heartbeat`).
     pub stream_heartbeat: Duration,
     /// After this much complete silence a second stream is opened and replaces the first

@@ -724,6 +724,9 @@ fn advertised(url: &str) -> Result<String, String> {
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
+/// The smallest `st2.alias_list_max_bytes`: a list of a few dozen aliases fits.
+const MIN_ALIAS_LIST_BYTES: usize = 64 * 1024;
+
 /// The longest job history (`[jobs] retention_days`): a hundred years.
 const MAX_RETENTION_DAYS: u64 = 36_500;
 
@@ -809,6 +812,17 @@ fn st2(c: &mut Checker, s: RawSt2) -> Option<St2Settings> {
         extra_routes: s.extra_routes,
         connect_timeout: c.positive("st2.connect_timeout", s.connect_timeout),
         request_timeout: c.positive("st2.request_timeout", s.request_timeout),
+        alias_list_max_bytes: if s.alias_list_max_bytes < MIN_ALIAS_LIST_BYTES {
+            c.push(
+                "st2.alias_list_max_bytes",
+                format!(
+                    "at least {MIN_ALIAS_LIST_BYTES} bytes (a larger list is read page by page)"
+                ),
+            );
+            MIN_ALIAS_LIST_BYTES
+        } else {
+            s.alias_list_max_bytes
+        },
         alias_refresh_interval: (s.alias_refresh_interval > 0)
             .then(|| Duration::from_secs(s.alias_refresh_interval)),
         stream_heartbeat,

@@ -228,7 +228,7 @@ mod emulator_tests {
 
     use crate::emulator::{Emulator, EmulatorConfig};
     use crate::metrics::Metrics;
-    use crate::st2::client::{St2Client, St2Endpoints};
+    use crate::st2::client::{St2Client, St2Endpoints, DEFAULT_ALIAS_LIST_BYTES};
     use crate::st2::{Credential, CredentialKind, St2Error};
 
     #[actix_web::test]
@@ -254,6 +254,7 @@ mod emulator_tests {
                 connect_timeout: Duration::from_secs(5),
                 request_timeout: Duration::from_secs(10),
                 stream_keepalive: None,
+                alias_list_max_bytes: DEFAULT_ALIAS_LIST_BYTES,
             },
             tls,
             Metrics::new(),

@@ -45,6 +45,13 @@ const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// non-admin may ask for with RBAC on (st2api `controllers/resource.py`).
 const ALIAS_PAGE: usize = 100;
 
+/// Aliases asked for per page when the whole list is too large to read as one answer and
+/// StackStorm lets the bridge's account ask for more than [`ALIAS_PAGE`] (an admin).
+const BIG_ALIAS_PAGE: usize = 1_000;
+
+/// The alias-list default of [`St2Endpoints::alias_list_max_bytes`].
+pub const DEFAULT_ALIAS_LIST_BYTES: usize = 16 * 1024 * 1024;
+
 /// Pages read at most (1,000,000 aliases): a server that never reports the end cannot
 /// keep the cache loading forever.
 const MAX_ALIAS_PAGES: usize = 10_000;
@@ -105,6 +112,8 @@ pub struct St2Endpoints {
     pub request_timeout: Duration,
     /// TCP keepalive on the event stream's connection, when on.
     pub stream_keepalive: Option<Keepalive>,
+    /// The largest alias list read as one answer; a larger one is read page by page.
+    pub alias_list_max_bytes: usize,
 }
 
 impl From<&St2Settings> for St2Endpoints {
@@ -116,6 +125,7 @@ impl From<&St2Settings> for St2Endpoints {
             connect_timeout: s.connect_timeout,
             request_timeout: s.request_timeout,
             stream_keepalive: s.stream_keepalive.map(Keepalive::from_idle),
+            alias_list_max_bytes: s.alias_list_max_bytes,
         }
     }
 }
@@ -179,8 +189,9 @@ pub struct St2Client {
     stream_http: Https,
     endpoints: Arc<St2Endpoints>,
     metrics: Metrics,
-    /// StackStorm refused the whole alias list at once: read it page by page.
-    paging: Arc<std::sync::atomic::AtomicBool>,
+    /// Aliases per page once the whole alias list cannot be read at once (StackStorm
+    /// refused it, or it was larger than `alias_list_max_bytes`); 0 until then.
+    alias_page: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The body of an open event stream: chunks of SSE bytes as they arrive, however the server
@@ -238,7 +249,7 @@ impl St2Client {
             stream_http,
             endpoints: Arc::new(endpoints.clone()),
             metrics,
-            paging: Arc::default(),
+            alias_page: Arc::default(),
         }
     }
 
@@ -309,29 +320,56 @@ impl St2Client {
     /// bridge's account should not be an admin), page by page with `limit` and `offset`
     /// until `X-Total-Count` is reached — and from then on straight away.
     pub async fn list_aliases(&self, cred: &Credential) -> Result<Vec<Bytes>, St2Error> {
-        if !self.paging.load(std::sync::atomic::Ordering::Relaxed) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut page = self.alias_page.load(Relaxed);
+        if page == 0 {
             let url = format!("{}/actionalias?limit=-1&offset=0", self.endpoints.api_url);
             let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
-            match self.exchange("actionalias_list", req, StatusCode::OK).await {
+            let cap = self.endpoints.alias_list_max_bytes;
+            match self
+                .exchange_capped("actionalias_list", req, StatusCode::OK, cap)
+                .await
+            {
                 Err(St2Error::Api { status: 403, .. }) => {
                     tracing::info!("StackStorm refuses the whole alias list at once (RBAC); reading it a page at a time");
-                    self.paging
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    page = ALIAS_PAGE;
                 }
-                other => return other.map(|body| vec![body]),
+                Ok((_, true)) => {
+                    // The rest of that answer was left unread: a huge list is never held
+                    // whole, and its pages are read instead.
+                    tracing::info!(
+                        max_bytes = cap,
+                        "the alias list is larger than st2.alias_list_max_bytes; reading it a page at a time"
+                    );
+                    page = BIG_ALIAS_PAGE;
+                }
+                Ok((body, false)) => return Ok(vec![body]),
+                Err(e) => return Err(e),
             }
+            self.alias_page.store(page, Relaxed);
         }
         let mut pages = Vec::new();
         let mut offset = 0usize;
         loop {
             let url = format!(
-                "{}/actionalias?limit={ALIAS_PAGE}&offset={offset}",
+                "{}/actionalias?limit={page}&offset={offset}",
                 self.endpoints.api_url
             );
             let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
-            let (headers, body) = self
+            let (headers, body) = match self
                 .exchange_with_headers("actionalias_page", req, StatusCode::OK)
-                .await?;
+                .await
+            {
+                // More than `api.max_page_size` a page is for admins only: pages of that size.
+                Err(St2Error::Api { status: 403, .. }) if page > ALIAS_PAGE => {
+                    page = ALIAS_PAGE;
+                    self.alias_page.store(page, Relaxed);
+                    pages.clear();
+                    offset = 0;
+                    continue;
+                }
+                answer => answer?,
+            };
             let total = headers
                 .get("x-total-count")
                 .and_then(|v| v.to_str().ok())
@@ -341,10 +379,10 @@ impl St2Client {
                 .map(|v| v.len())
                 .unwrap_or(0);
             pages.push(body);
-            offset += ALIAS_PAGE;
+            offset += page;
             let done = match total {
                 Some(total) => offset >= total,
-                None => items < ALIAS_PAGE,
+                None => items < page,
             };
             if done || pages.len() >= MAX_ALIAS_PAGES {
                 return Ok(pages);

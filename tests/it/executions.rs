@@ -39,6 +39,7 @@ fn client_for(em: &Emulator) -> St2Client {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             stream_keepalive: None,
+            alias_list_max_bytes: stormbridge::st2::client::DEFAULT_ALIAS_LIST_BYTES,
         },
         tls,
         Metrics::new(),

@@ -585,6 +585,28 @@ async fn with_rbac_a_bridge_that_is_no_admin_reads_the_alias_list_page_by_page()
 }
 
 #[actix_rt::test]
+async fn an_alias_list_too_large_to_read_at_once_is_read_a_thousand_a_page() {
+    // 1,208 aliases are about 400 KiB as StackStorm sends them: more than this bridge
+    // reads as one answer.
+    let mut opts = with_test_aliases();
+    opts.emulator.aliases.extend((0..1200).map(bulk_alias));
+    opts.st2_toml = "alias_list_max_bytes = 65536\n".into();
+    let mut b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let loaded = eventually!(WAIT, b.metric("stormbridge_aliases").await == 1208.0);
+    assert!(loaded, "aliases: {}", b.metric("stormbridge_aliases").await);
+    // The whole list was asked for once, then two pages of a thousand were read.
+    let pages = b
+        .metric(r#"stormbridge_st2_request_seconds_count{endpoint="actionalias_page"}"#)
+        .await;
+    assert!((2.0..=3.0).contains(&pages), "alias pages read: {pages}");
+    for i in [0, 999, 1199] {
+        let name = format!("probe{i:03}");
+        runs(&mut b, &format!("zbulk.{name}"), &format!("{name} uptime")).await;
+    }
+}
+
+#[actix_rt::test]
 async fn with_rbac_a_refused_or_malformed_alias_list_keeps_the_last_good_one() {
     let mut b = TestBridge::start_with(rbac_options(150)).await;
     b.wait_ready(200).await;

@@ -28,6 +28,8 @@ pub struct Options {
     pub access_toml: String,
     /// The `[http]` section.
     pub http_toml: String,
+    /// More `[st2]` keys.
+    pub st2_toml: String,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             st2_down_at_start: false,
             http_toml: "[http]\nlisten = \"127.0.0.1:0\"\n".into(),
             access_toml: "[access]\ndefault = \"allow\"\nadmins = [\"console:alice\"]\n".into(),
+            st2_toml: String::new(),
         }
     }
 }
@@ -79,6 +82,7 @@ stream_url = "{stream}"
 stream_heartbeat = 1
 stream_idle_refresh = 3
 request_timeout = 5
+{st2_extra}
 [st2.credentials]
 username = "st2admin"
 password = "Ch@ngeMe"
@@ -103,6 +107,7 @@ room = "ops"
         access = opts.access_toml,
         http = opts.http_toml,
         extra = opts.extra_toml,
+        st2_extra = opts.st2_toml,
     )
 }
 
