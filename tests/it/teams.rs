@@ -408,3 +408,60 @@ async fn a_held_command_is_confirmed_with_its_card_by_its_sender_only() {
     });
     assert!(spent, "{:#?}", teams.sent());
 }
+
+/// The code of a held command in its card: the word after `!st2confirm `.
+fn held_code(text: &str) -> String {
+    let at = text
+        .find("!st2confirm ")
+        .unwrap_or_else(|| panic!("no code in {text}"));
+    text[at + "!st2confirm ".len()..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_typed_confirmation_takes_the_actions_off_the_card() {
+    let teams = FakeTeams::start().await;
+    let mut opts = with_test_aliases();
+    opts.access_toml = "[access]\ndefault = \"allow\"\n[confirm]\n[[confirm.rules]]\n\
+                        texts = [\"deploy * to prod*\"]\n"
+        .to_owned();
+    let b = bridge_with(&teams, opts, "").await;
+    let bridge = b.app.http_addr;
+    let said = teams
+        .deliver_ok(
+            bridge,
+            teams.alice(Place::Channel, "!st2 deploy web to prod"),
+        )
+        .await;
+    let card = teams.sent_containing("needs your confirmation").await;
+    assert!(
+        card.body["attachments"][0]["content"]["actions"].is_array(),
+        "{card:?}"
+    );
+    let code = held_code(&card.text());
+
+    // Typed in the same reply chain, not pressed: the card must not keep buttons that now
+    // do nothing.
+    let chain = format!("{CHANNEL};messageid={said}");
+    teams
+        .deliver_ok(
+            bridge,
+            teams.alice(Place::Thread(&said), &format!("!st2confirm {code}")),
+        )
+        .await;
+    let ran = eventually!(WAIT, b.emulator.executions().len() == 1);
+    assert!(ran, "the confirmed command never reached StackStorm");
+    let mut now;
+    let spent = eventually!(WAIT, {
+        now = teams.sent().into_iter().find(|s| s.id == card.id);
+        now.as_ref()
+            .is_some_and(|s| s.body["attachments"][0]["content"].get("actions").is_none())
+    });
+    assert!(spent, "the card kept its actions: {:#?}", teams.sent());
+    let now = now.expect("the card");
+    assert!(now.text().contains("confirmed"), "{now:?}");
+    assert_eq!(now.conversation, chain);
+    assert_eq!(b.emulator.executions().len(), 1);
+}

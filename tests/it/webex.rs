@@ -477,19 +477,118 @@ async fn an_approval_card_is_approved_by_another_lead_and_refused_to_the_sender(
     let said = bot_message(&fake, "approved by").await;
     assert_eq!(said["roomId"], fake.ops.as_str(), "{said}");
 
-    // A second press on the spent card runs nothing.
-    fake.press(&fake.bob_id, &card, 0).await;
-    let bobs_room = fake.direct_room(&fake.bob_id);
-    let spent = eventually!(
+    // The card whose buttons are spent is taken down (Webex cannot edit a card), and
+    // nothing else runs.
+    let gone = eventually!(
         WAIT,
-        fake.bot_messages()
+        fake.deleted_messages()
             .iter()
-            .any(|m| m["roomId"] == bobs_room.as_str()
-                && m["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("nothing is waiting"))
+            .any(|m| m["id"] == card.as_str())
     );
-    assert!(spent, "{:#?}", fake.bot_messages());
+    assert!(
+        gone,
+        "the spent card is still up: {:#?}",
+        fake.bot_messages()
+    );
+    let approved = fake
+        .bot_messages()
+        .iter()
+        .filter(|m| {
+            m["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("approved by")
+        })
+        .count();
+    assert_eq!(approved, 1, "{:#?}", fake.bot_messages());
+    assert_eq!(b.emulator.executions().len(), 1);
+}
+
+/// Whether a bot message still shows buttons that decide the held command `code`.
+fn live_buttons_for(message: &Value, code: &str) -> bool {
+    message["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| {
+            a["content"]["actions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .any(|action| action["data"].to_string().contains(code))
+}
+
+#[actix_rt::test]
+async fn a_typed_confirmation_takes_the_card_with_its_spent_buttons_away() {
+    let fake = FakeWebex::start().await;
+    let mut opts = with_test_aliases();
+    opts.access_toml = "[access]\ndefault = \"allow\"\n[confirm]\n[[confirm.rules]]\n\
+                        texts = [\"deploy * to prod*\"]\n"
+        .to_owned();
+    let (b, _public) = bridge(&fake, opts, "").await;
+    b.wait_ready(200).await;
+    fake.post(
+        &fake.alice_id,
+        &fake.ops,
+        "!st2 deploy web to prod",
+        None,
+        true,
+    )
+    .await;
+    let offer = bot_message(&fake, "needs your confirmation").await;
+    let text = offer["text"].as_str().unwrap_or_default();
+    let at = text
+        .find("!st2confirm ")
+        .unwrap_or_else(|| panic!("no code in {text}"));
+    let code: String = text[at + "!st2confirm ".len()..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    assert!(live_buttons_for(&offer, &code), "{offer}");
+    let card = offer["id"].as_str().unwrap_or_default().to_owned();
+
+    // Typed, not pressed: no buttons that now do nothing may stay in the room.
+    fake.post(
+        &fake.alice_id,
+        &fake.ops,
+        &format!("!st2confirm {code}"),
+        None,
+        true,
+    )
+    .await;
+    let ran = eventually!(WAIT, b.emulator.executions().len() == 1);
+    assert!(ran, "the confirmed command never reached StackStorm");
+    let gone = eventually!(
+        WAIT,
+        !fake
+            .bot_messages()
+            .iter()
+            .any(|m| m["id"] == card.as_str() || live_buttons_for(m, &code))
+    );
+    assert!(
+        gone,
+        "a card with live buttons remains: {:#?}",
+        fake.bot_messages()
+    );
+    assert!(fake
+        .deleted_messages()
+        .iter()
+        .any(|m| m["id"] == card.as_str()));
+    // The room still reads what became of it.
+    let said = bot_message(&fake, &format!("({code}) confirmed")).await;
+    assert_eq!(said["roomId"], fake.ops.as_str(), "{said}");
+    // Once: taking the card down says nothing more.
+    let told = fake
+        .bot_messages()
+        .iter()
+        .filter(|m| {
+            m["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("({code}) confirmed"))
+        })
+        .count();
+    assert_eq!(told, 1, "{:#?}", fake.bot_messages());
     assert_eq!(b.emulator.executions().len(), 1);
 }

@@ -386,15 +386,51 @@ pub enum Call {
     },
 }
 
-/// Carries out `call`; the outcome, and the one-to-one conversation opened on the way.
-pub async fn send(api: Api, tokens: Rc<Tokens>, call: Call) -> (Outcome, Option<String>) {
+/// What carrying out a [`Call`] came to.
+#[derive(Debug)]
+pub struct Done {
+    /// What the queue does next.
+    pub outcome: Outcome,
+    /// The one-to-one conversation opened on the way.
+    pub opened: Option<String>,
+    /// The id of the activity a post created: the ResourceResponse `{"id"}` that Send to
+    /// Conversation and Reply to Activity answer with (API reference, above).
+    pub activity_id: Option<String>,
+}
+
+impl Done {
+    fn of(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            opened: None,
+            activity_id: None,
+        }
+    }
+}
+
+/// The `id` of a ResourceResponse.
+fn resource_id(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+/// Carries out `call`.
+pub async fn send(api: Api, tokens: Rc<Tokens>, call: Call) -> Done {
     // A failed call is tried again; one refused for good (the app's credentials) stops the
     // connection, which the queue does for a fatal error.
     let outcome = |request: &str, answer: Result<Answer, ConnectionError>| match answer {
-        Err(e) => Outcome::Retry(e),
-        Ok((status, headers, body)) => {
-            classify(request, status, &headers, &body).unwrap_or(Outcome::Sent { pause: None })
-        }
+        Err(e) => Done::of(Outcome::Retry(e)),
+        Ok((status, headers, body)) => match classify(request, status, &headers, &body) {
+            Some(failed) => Done::of(failed),
+            None => Done {
+                outcome: Outcome::Sent { pause: None },
+                opened: None,
+                activity_id: resource_id(&body),
+            },
+        },
     };
     match call {
         Call::Post {
@@ -410,7 +446,7 @@ pub async fn send(api: Api, tokens: Rc<Tokens>, call: Call) -> (Outcome, Option<
             }
             let url = format!("{}{path}", base(&service_url));
             let answer = api.connector(&tokens, Method::Post, &url, &activity).await;
-            (outcome(&format!("POST {path}"), answer), None)
+            outcome(&format!("POST {path}"), answer)
         }
         Call::Update {
             service_url,
@@ -425,7 +461,7 @@ pub async fn send(api: Api, tokens: Rc<Tokens>, call: Call) -> (Outcome, Option<
             );
             let url = format!("{}{path}", base(&service_url));
             let answer = api.connector(&tokens, Method::Put, &url, &activity).await;
-            (outcome(&format!("PUT {path}"), answer), None)
+            outcome(&format!("PUT {path}"), answer)
         }
         Call::Direct {
             service_url,
@@ -447,22 +483,18 @@ pub async fn send(api: Api, tokens: Rc<Tokens>, call: Call) -> (Outcome, Option<
             let conversation = match answer {
                 Ok((status, headers, bytes)) => {
                     if let Some(o) = classify("POST /v3/conversations", status, &headers, &bytes) {
-                        return (o, None);
+                        return Done::of(o);
                     }
-                    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    match v["id"].as_str().filter(|id| !id.is_empty()) {
-                        Some(id) => id.to_owned(),
+                    match resource_id(&bytes) {
+                        Some(id) => id,
                         None => {
-                            return (
-                                Outcome::Rejected(ConnectionError::Protocol(
-                                    "POST /v3/conversations returned no conversation id".into(),
-                                )),
-                                None,
-                            )
+                            return Done::of(Outcome::Rejected(ConnectionError::Protocol(
+                                "POST /v3/conversations returned no conversation id".into(),
+                            )))
                         }
                     }
                 }
-                Err(e) => return (outcome(path, Err(e)), None),
+                Err(e) => return outcome(path, Err(e)),
             };
             let post = Call::Post {
                 service_url,
@@ -470,8 +502,11 @@ pub async fn send(api: Api, tokens: Rc<Tokens>, call: Call) -> (Outcome, Option<
                 reply_to: None,
                 activity,
             };
-            let (o, _) = Box::pin(send(api, tokens, post)).await;
-            (o, Some(conversation))
+            let done = Box::pin(send(api, tokens, post)).await;
+            Done {
+                opened: Some(conversation),
+                ..done
+            }
         }
     }
 }

@@ -13,6 +13,11 @@
 //! is replaced (`PUT …/activities/{id}`, Update Activity) by one that says who answered
 //! what, without buttons; refused → the presser is told in their one-to-one chat with the
 //! bot (Teams has no message only one person of a channel sees).
+//!
+//! A held command's card can also be spent without a press (a typed `!st2confirm`, an
+//! expiry): its activity id, from the Bot Connector's answer to the post (a
+//! ResourceResponse `{"id"}`), goes back to the dispatcher ([`OfferButtons::posted`]),
+//! which later sends an accepted outcome naming it, and the card is replaced the same way.
 
 use actix::Recipient;
 
@@ -74,12 +79,20 @@ impl Teams {
             .as_ref()
             .and_then(|_| render::button_card(&offer.text, &offer.buttons));
         match card {
-            Some(activity) => vec![Outgoing { dest, activity }],
+            // Where the card went goes back to the dispatcher, which updates it when its
+            // buttons are spent by a typed decision or an expiry.
+            Some(activity) => vec![Outgoing {
+                dest,
+                activity,
+                posted: offer.posted.clone(),
+            }],
             None => self.items(dest, plain(&offer.fallback)),
         }
     }
 
-    /// What an outcome is shown as.
+    /// What an outcome is shown as. A press answered (or the dispatcher's handle 0: an
+    /// offer spent by a typed decision or an expiry, whose card it names) replaces the card
+    /// with the outcome, without actions.
     fn outcome_items(&self, outcome: &ButtonOutcome) -> Vec<Outgoing> {
         if !outcome.accepted {
             // Only the presser needs to know why not.
@@ -93,6 +106,7 @@ impl Teams {
                     activity_id: card.clone(),
                 },
                 activity: render::answered_card(&outcome.text),
+                posted: None,
             }],
             None => {
                 let dest = Dest::Room {

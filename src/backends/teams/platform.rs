@@ -33,6 +33,7 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::{
+        buttons::OfferReceipt,
         connection::{outbox::Outcome, ConnectionError, Effects, Handles, Link, Platform, Sending},
         webhook::{WebhookReply, WebhookRequest},
     },
@@ -143,6 +144,9 @@ pub struct Outgoing {
     pub dest: Dest,
     /// The activity.
     pub activity: Value,
+    /// For a card of buttons: whom to tell the posted activity's id, so that the card can
+    /// be updated when its buttons are spent without a press.
+    pub posted: Option<OfferReceipt>,
 }
 
 /// The platform's own happenings.
@@ -537,6 +541,7 @@ impl Teams {
         .map(|activity| Outgoing {
             dest: dest.clone(),
             activity,
+            posted: None,
         })
         .collect()
     }
@@ -676,12 +681,17 @@ impl Platform for Teams {
             Dest::User(u) => Some(u.clone()),
             _ => None,
         };
+        let posted = item.posted.clone();
         Sending::Call(Box::pin(async move {
-            let (outcome, opened) = api::send(api, tokens, call).await;
-            let event = opened
+            let done = api::send(api, tokens, call).await;
+            if let (Some(receipt), Some(id)) = (posted, done.activity_id) {
+                receipt.posted(id);
+            }
+            let event = done
+                .opened
                 .zip(user)
                 .map(|(conversation, user)| Event::DirectConversation { user, conversation });
-            (outcome, event)
+            (done.outcome, event)
         }))
     }
 }
@@ -915,6 +925,7 @@ mod tests {
                 thread: None,
             },
             activity: json!({}),
+            posted: None,
         };
         assert!(p.call(&item).is_err());
     }
@@ -1026,6 +1037,7 @@ mod tests {
         let stranger = Outgoing {
             dest: Dest::User("aad-bob".into()),
             activity: json!({}),
+            posted: None,
         };
         assert!(p.call(&stranger).is_err());
     }

@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::wire::{self, Message, Person, Step, Wanted, Webhook};
-use crate::backends::connection::{outbox::Dest, outbox::Outcome, ConnectionError};
+use crate::backends::{
+    buttons::OfferReceipt,
+    connection::{outbox::Dest, outbox::Outcome, ConnectionError},
+};
 
 /// Largest answer read.
 const MAX_BODY: usize = 1 << 20;
@@ -48,6 +51,27 @@ pub struct Outgoing {
     pub markdown: String,
     /// An Adaptive Card (answer buttons), sent as the message's attachment.
     pub card: Option<Value>,
+    /// For a held command's card: whom to tell the posted message's id, so that the card
+    /// can be taken down when its buttons are spent.
+    pub posted: Option<OfferReceipt>,
+    /// When set, this item takes that message of the room down ("Delete a Message":
+    /// <https://developer.webex.com/docs/api/v1/messages/delete-a-message>) instead of
+    /// posting: a card whose buttons are spent, which Webex cannot edit.
+    pub delete: Option<String>,
+}
+
+impl Outgoing {
+    /// An item that deletes the bot's message `message_id` in `room`.
+    pub fn deletion(room: String, message_id: String) -> Self {
+        Self {
+            dest: Dest::Room(room),
+            parent_id: None,
+            markdown: String::new(),
+            card: None,
+            posted: None,
+            delete: Some(message_id),
+        }
+    }
 }
 
 /// An authenticated API client.
@@ -323,8 +347,27 @@ impl Api {
         Ok(steps)
     }
 
-    /// Posts one message (`POST /messages`); whether Webex could not be reached at all.
-    pub async fn send(&self, item: &Outgoing) -> (Outcome, bool) {
+    /// Carries out one item: posts a message (`POST /messages`) or deletes one. The
+    /// outcome, whether Webex could not be reached at all, and the id of a posted message.
+    pub async fn send(&self, item: &Outgoing) -> (Outcome, bool, Option<String>) {
+        if let Some(id) = &item.delete {
+            let path = format!("/messages/{}", encode(id));
+            let url = format!("{}{path}", self.base);
+            return match self
+                .call(Method::DELETE, &url, "/messages/{id}", None)
+                .await
+            {
+                Err(e) => (Outcome::Retry(e), true, None),
+                // Already gone (deleted by a moderator, or by an earlier try whose answer
+                // was lost): what the deletion was for is done.
+                Ok((StatusCode::NOT_FOUND, _, _)) => (Outcome::Sent { pause: None }, false, None),
+                Ok((status, headers, bytes)) => (
+                    classify(&Method::DELETE, "/messages/{id}", status, &headers, &bytes),
+                    false,
+                    None,
+                ),
+            };
+        }
         let mut body = json!({"markdown": item.markdown});
         match &item.dest {
             Dest::Room(room) => body["roomId"] = json!(room),
@@ -346,8 +389,17 @@ impl Api {
             .call(Method::POST, &url, "/messages", Some(&body))
             .await
         {
-            Err(e) => (Outcome::Retry(e), true),
-            Ok((status, headers, bytes)) => (classify(status, &headers, &bytes), false),
+            Err(e) => (Outcome::Retry(e), true, None),
+            Ok((status, headers, bytes)) => {
+                let outcome = classify(&Method::POST, "/messages", status, &headers, &bytes);
+                // The created message, whose `id` a held command's card is taken down by.
+                let id = matches!(outcome, Outcome::Sent { .. })
+                    .then(|| serde_json::from_slice::<Value>(&bytes).ok())
+                    .flatten()
+                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+                    .filter(|id| !id.is_empty());
+                (outcome, false, id)
+            }
         }
     }
 }
@@ -386,12 +438,19 @@ fn asked_to_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
     Some(wire::retry_after(header, now_unix()).unwrap_or(DEFAULT_RETRY_AFTER))
 }
 
-/// What the queue does with the answer to `POST /messages`.
-pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
+/// What the queue does with the answer to `method path` (`POST /messages`, `DELETE
+/// /messages/{id}`).
+pub fn classify(
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Outcome {
     if let Some(wait) = asked_to_wait(status, headers) {
         return Outcome::RateLimited(wait);
     }
-    let error = || api_error(&Method::POST, "/messages", status, body);
+    let error = || api_error(method, path, status, body);
     if status == StatusCode::UNAUTHORIZED {
         // The message stays first in the queue, and the connection stops.
         return Outcome::Retry(ConnectionError::Unauthorized(error().to_string()));
@@ -408,6 +467,10 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn post_answer(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
+        classify(&Method::POST, "/messages", status, headers, body)
+    }
     use awc::http::header::{HeaderName, HeaderValue};
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -424,11 +487,11 @@ mod tests {
     #[test]
     fn answers_to_a_post_are_classified() {
         assert_eq!(
-            classify(StatusCode::OK, &HeaderMap::new(), b"{}"),
+            post_answer(StatusCode::OK, &HeaderMap::new(), b"{}"),
             Outcome::Sent { pause: None }
         );
         assert_eq!(
-            classify(
+            post_answer(
                 StatusCode::TOO_MANY_REQUESTS,
                 &headers(&[("retry-after", "3")]),
                 b""
@@ -436,23 +499,23 @@ mod tests {
             Outcome::RateLimited(Duration::from_secs(3))
         );
         assert_eq!(
-            classify(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b""),
+            post_answer(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b""),
             Outcome::RateLimited(DEFAULT_RETRY_AFTER)
         );
         assert_eq!(
-            classify(StatusCode::LOCKED, &headers(&[("retry-after", "2")]), b""),
+            post_answer(StatusCode::LOCKED, &headers(&[("retry-after", "2")]), b""),
             Outcome::RateLimited(Duration::from_secs(2))
         );
         assert!(matches!(
-            classify(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b""),
+            post_answer(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b""),
             Outcome::Retry(ConnectionError::Unauthorized(_))
         ));
         assert!(matches!(
-            classify(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b""),
+            post_answer(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b""),
             Outcome::Retry(ConnectionError::Http { status: 502, .. })
         ));
         let body = br#"{"message": "Unable to post message to room", "errors": [{"description": "Unable to post message to room"}], "trackingId": "ROUTER_1"}"#;
-        match classify(StatusCode::FORBIDDEN, &HeaderMap::new(), body) {
+        match post_answer(StatusCode::FORBIDDEN, &HeaderMap::new(), body) {
             Outcome::Rejected(e) => assert_eq!(
                 e.to_string(),
                 "POST /messages: HTTP 403 Unable to post message to room (trackingId ROUTER_1)"

@@ -17,10 +17,20 @@
 //! presser had typed the answer (which is all anyone could make a button say through the
 //! API's "Create an Attachment Action").
 //!
-//! Outcome: Webex cannot edit a message with attachments ("Edit a Message"), so the card
-//! stays; an accepted answer is posted in the card's thread for everyone, a refused one
+//! Outcome: an accepted answer is posted in the card's thread for everyone, a refused one
 //! (another press of spent buttons, access control saying no) goes to the presser alone, in
 //! their 1:1 room with the bot (Webex has no message only one member of a room sees).
+//!
+//! A held command's card (a confirmation or an approval) is decided once, by a press, a
+//! typed `!st2confirm`/`!st2approve`/…, or its expiry; its buttons then do nothing. Webex
+//! cannot edit a message with attachments ("Edit a Message"), so the card is deleted
+//! ("Delete a Message") and the outcome said where it was (in the room itself when the
+//! card started the thread). Its message id comes from the answer to its post; it goes to
+//! the dispatcher ([`OfferButtons::posted`]), which names it in the outcome of a decision
+//! without a press (whose text the dispatcher says in the room itself), and is kept here to know which cards are held commands'. An inquiry's
+//! card stays: its thread is where the answers are said.
+
+use std::collections::VecDeque;
 
 use serde_json::{json, Value};
 
@@ -45,11 +55,33 @@ pub const ANSWER_KEY: &str = "stormbridge_answer";
 /// Longest button title, in characters.
 const MAX_TITLE: usize = 80;
 
+/// Held commands' cards remembered (the newest): held commands expire within minutes, so
+/// an older card is long decided.
+const MAX_HELD_CARDS: usize = 512;
+
 /// The connection's interactive state.
 #[derive(Default)]
 pub struct Interactions {
     presses: Option<actix::Recipient<ButtonPressed>>,
     next_handle: u64,
+    /// The message ids of held commands' cards still up, oldest first.
+    held_cards: VecDeque<String>,
+}
+
+impl Interactions {
+    /// A held command's card was posted as `message_id`.
+    pub fn card_posted(&mut self, message_id: String) {
+        if self.held_cards.len() >= MAX_HELD_CARDS {
+            self.held_cards.pop_front();
+        }
+        self.held_cards.push_back(message_id);
+    }
+
+    /// Whether `message_id` is a held command's card still up; it is forgotten.
+    fn take_held_card(&mut self, message_id: &str) -> bool {
+        let at = self.held_cards.iter().position(|id| id == message_id);
+        at.and_then(|at| self.held_cards.remove(at)).is_some()
+    }
 }
 
 /// A press, as read back from Webex.
@@ -252,6 +284,8 @@ impl Handles<OfferButtons> for Webex {
             parent_id,
             markdown: wire::truncate(&msg.fallback, limit).to_owned(),
             card: Some(card(&msg, limit)),
+            posted: msg.posted.clone(),
+            delete: None,
         });
     }
 }
@@ -260,8 +294,27 @@ impl Handles<ButtonOutcome> for Webex {
     type Reply = ();
 
     fn handle(&mut self, msg: ButtonOutcome, fx: &mut Effects<Self>) {
+        // No press (handle 0): a held command decided by typing or expired, whose outcome
+        // the dispatcher says in the room itself; only its card is left to take down.
+        let unpressed = msg.origin.handle == 0;
+        let spent_card =
+            msg.origin.message_id.clone().filter(|card| {
+                msg.accepted && (self.interactive.take_held_card(card) || unpressed)
+            });
+        if let Some(card) = &spent_card {
+            fx.queue(Outgoing::deletion(msg.room.id.clone(), card.clone()));
+        }
+        if unpressed {
+            return;
+        }
         let (dest, parent_id) = if msg.accepted || msg.room.kind == RoomKind::Direct {
-            (Dest::Room(msg.room.id.clone()), msg.room.thread.clone())
+            // A thread the deleted card started is said in the room itself.
+            let thread = msg
+                .room
+                .thread
+                .clone()
+                .filter(|t| Some(t) != spent_card.as_ref());
+            (Dest::Room(msg.room.id.clone()), thread)
         } else {
             (Dest::User(msg.user.id.clone()), None)
         };

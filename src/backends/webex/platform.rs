@@ -73,6 +73,8 @@ pub enum Event {
     Unreachable { epoch: u64, error: ConnectionError },
     /// A card press, fetched.
     Pressed(Box<super::interactive::Press>),
+    /// A held command's card was posted as message `message_id`.
+    CardPosted { message_id: String },
 }
 
 /// What connecting learnt: the bot, and what was done to its webhooks.
@@ -191,6 +193,8 @@ impl Webex {
                 parent_id: parent_id.clone(),
                 markdown,
                 card: None,
+                posted: None,
+                delete: None,
             })
             .collect()
     }
@@ -408,6 +412,7 @@ impl Platform for Webex {
             Event::Unreachable { error, .. } => fx.fail(error),
             Event::Fetched { room, seq, result } => self.fetched(room, seq, *result, fx),
             Event::Pressed(press) => self.pressed(*press, fx),
+            Event::CardPosted { message_id } => self.interactive.card_posted(message_id),
         }
     }
 
@@ -432,7 +437,7 @@ impl Platform for Webex {
         let item = item.clone();
         let epoch = self.epoch;
         Sending::Call(Box::pin(async move {
-            let (outcome, unreachable) = api.send(&item).await;
+            let (outcome, unreachable, posted_id) = api.send(&item).await;
             let event = match (&outcome, unreachable) {
                 (crate::backends::connection::outbox::Outcome::Retry(error), true) => {
                     Some(Event::Unreachable {
@@ -442,7 +447,13 @@ impl Platform for Webex {
                 }
                 _ => None,
             };
-            (outcome, event)
+            // A held command's card: the dispatcher names it when the command is decided
+            // without a press, and the connection knows it is one to take down.
+            let posted = item.posted.zip(posted_id).map(|(receipt, id)| {
+                receipt.posted(id.clone());
+                Event::CardPosted { message_id: id }
+            });
+            (outcome, event.or(posted))
         }))
     }
 }

@@ -85,6 +85,8 @@ struct State {
     people: Vec<Person>,
     rooms: Vec<RoomRec>,
     messages: Vec<Value>,
+    /// Messages deleted ("Delete a Message"), as they were.
+    deleted: Vec<Value>,
     webhooks: Vec<Value>,
     actions: Vec<Value>,
     calls: Vec<Call>,
@@ -415,6 +417,11 @@ impl FakeWebex {
             .collect()
     }
 
+    /// Messages the bot deleted, as they were before, oldest first.
+    pub fn deleted_messages(&self) -> Vec<Value> {
+        self.state.lock().deleted.clone()
+    }
+
     /// The bot's webhooks, as `GET /webhooks` lists them.
     pub fn webhooks(&self) -> Vec<Value> {
         self.state.lock().webhooks.clone()
@@ -606,6 +613,26 @@ fn answer(
             }
         }
         ("POST", ["messages"]) => create_message(st, &bot, body),
+        // "Delete a Message": https://developer.webex.com/docs/api/v1/messages/delete-a-message
+        // (by `messageId` in the path; 204 No Content). The message is gone for everyone, and
+        // reading it again is 404. The fake lets the bot delete only its own messages, in a
+        // room it is in (someone else's takes a moderator or a compliance officer).
+        ("DELETE", ["messages", id]) => {
+            let Some(at) = st.messages.iter().position(|m| {
+                m["id"] == *id
+                    && st
+                        .room(m["roomId"].as_str().unwrap_or_default())
+                        .is_some_and(|r| r.members.contains(&bot.id))
+            }) else {
+                return error(404, "Unable to retrieve content.");
+            };
+            if st.messages[at]["personId"] != bot.id.as_str() {
+                return error(403, "Unable to delete the message: not its author.");
+            }
+            let gone = st.messages.remove(at);
+            st.deleted.push(gone);
+            HttpResponse::NoContent().finish()
+        }
         // "Get Attachment Action Details":
         // https://developer.webex.com/docs/api/v1/attachment-actions/get-attachment-action-details
         ("GET", ["attachment", "actions", id]) => {
