@@ -545,10 +545,11 @@ impl JobKeeper {
         let fut = self.output_of(&job, &asker);
         ctx.spawn(fut.into_actor(self).map(move |output, act, _ctx| {
             let text = match output {
+                // Masked whole, before it is cut into pages.
                 Ok(output) => view::logs(
                     &act.templates,
                     &job,
-                    &output,
+                    &act.settings.mask.text(&output),
                     parsed.page,
                     &act.settings.prefix,
                 ),
@@ -710,12 +711,21 @@ impl JobKeeper {
                 let finished = job.status.is_finished();
                 match output {
                     Ok(output) => {
+                        // While it runs, only up to a cut no secret straddles: masked in
+                        // two posts, each half of one would pass unrecognised.
+                        let end = if finished {
+                            output.len()
+                        } else {
+                            crate::redact::pieces::settled_len(&output)
+                        };
                         let start = floor_char_boundary(&output, tail.posted);
-                        let new = &output[start..];
-                        for chunk in chunks(new, TAIL_CHUNK) {
-                            act.reply(&tail.asker, format!("```\n{}\n```", chunk.trim_end()));
+                        if end > start {
+                            let new = act.settings.mask.text(&output[start..end]);
+                            for chunk in chunks(&new, TAIL_CHUNK) {
+                                act.reply(&tail.asker, format!("```\n{}\n```", chunk.trim_end()));
+                            }
+                            tail.posted = end;
                         }
-                        tail.posted = output.len();
                     }
                     Err(reason) => {
                         act.tails.remove(&job_id);
@@ -1009,18 +1019,32 @@ impl Handler<RunLocal> for JobKeeper {
             // Output goes into the job as it comes (`!st2logs`, `!st2tail` read it there);
             // the end of it is posted with the result. Jobs are not sealed, so secrets are
             // masked before they are kept (see `store::jobs`), chunk by chunk.
+            // A pipe hands output over in arbitrary pieces: each is masked only up to a cut
+            // no secret straddles (`redact::pieces`); the rest waits for the next piece.
             let collect = async move {
                 let mut tail = String::new();
-                while let Some(chunk) = output.recv().await {
-                    let text = mask.text(&chunk.text);
+                let mut pending = String::new();
+                let keep = |piece: &str, tail: &mut String| {
+                    let text = mask.text(piece);
                     if let Err(e) = store.append_output(id, &text, Utc::now()) {
                         tracing::error!(error = %e, "job store: could not keep a local command's output");
                     }
                     tail.push_str(&text);
                     if tail.len() > 2 * TAIL_CHUNK {
-                        let cut = floor_char_boundary(&tail, tail.len() - TAIL_CHUNK);
+                        let cut = floor_char_boundary(tail, tail.len() - TAIL_CHUNK);
                         tail.drain(..cut);
                     }
+                };
+                while let Some(chunk) = output.recv().await {
+                    pending.push_str(&chunk.text);
+                    let settled = crate::redact::pieces::settled_len(&pending);
+                    if settled > 0 {
+                        keep(&pending[..settled], &mut tail);
+                        pending.drain(..settled);
+                    }
+                }
+                if !pending.is_empty() {
+                    keep(&pending, &mut tail);
                 }
                 tail
             };

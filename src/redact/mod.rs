@@ -98,6 +98,7 @@
 //! the text is masked. This module never logs, and never keeps, the text it masks.
 
 mod outbound;
+pub mod pieces;
 mod shapes;
 
 pub use outbound::SecretMask;

@@ -216,3 +216,51 @@ key_file = "{}"
     assert!(!output.contains("hunter2222"), "{output}");
     assert!(output.contains("[redacted]"), "{output}");
 }
+
+#[actix_rt::test]
+async fn a_secret_printed_in_pieces_is_masked_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    std::fs::write(&key, "5a".repeat(32)).expect("key file");
+    let db = dir.path().join("state.db");
+    let mut o = options();
+    // The pauses are the command's own (longer than the 200 ms after which a partial line
+    // is passed on): its output reaches the bridge in pieces cut inside each secret.
+    o.extra_toml.push_str(&format!(
+        r#"
+[[commands]]
+name = "leaky"
+executable = "/bin/sh"
+args = ["-c", "printf 'id AKIAIOSF'; sleep 0.5; printf 'ODNN7EXAMPLE ok\n'; echo '-----BEGIN RSA PRIVATE KEY-----'; sleep 0.5; echo MIIEowSECRETBODY; echo '-----END RSA PRIVATE KEY-----'; echo done"]
+allow_arguments = false
+help = "prints secrets slowly"
+
+[store]
+backend = "sqlite"
+path = "{}"
+key_file = "{}"
+"#,
+        db.display(),
+        key.display()
+    ));
+    let mut b = TestBridge::start_with(o).await;
+    b.wait_ready(200).await;
+    b.say("!st2 leaky").await;
+    let job = job_number(&b.line_containing("Started local command `leaky`").await);
+    let result = b.line_containing("Local command `leaky`").await;
+    assert!(result.contains("succeeded"), "{result}");
+    b.say(&format!("!st2logs {job}")).await;
+    let logs = b.line_containing(&format!("Output of job #{job}")).await;
+    let kept: String = rusqlite::Connection::open(&db)
+        .expect("the store")
+        .query_row("SELECT output FROM jobs WHERE id = ?1", [job as i64], |r| {
+            r.get(0)
+        })
+        .expect("the job's output");
+    for (what, text) in [("result", &result), ("logs", &logs), ("store", &kept)] {
+        assert!(text.contains("done"), "{what}: {text}");
+        for secret in ["ODNN7EXAMPLE", "AKIAIOSF", "MIIEowSECRETBODY"] {
+            assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+        }
+    }
+}
