@@ -175,7 +175,9 @@ impl Irc {
                 }
             }
             Command::CAP(_, CapSubCommand::NAK, _, _) => {
-                Self::send(fx, Command::CAP(None, CapSubCommand::END, None, None));
+                // No `CAP END`: it would let the server finish registering the bot (NICK
+                // and USER are sent) without the authentication it was configured to use,
+                // until the connection closes. Closing is the answer.
                 fx.fail(ConnectionError::Protocol(
                     "the server does not offer SASL".into(),
                 ));
@@ -363,6 +365,26 @@ mod tests {
         assert!(fx.is_ready());
         let fx = line(&mut p, "PING :srv");
         assert_eq!(fx.written(), ["PONG srv"]);
+    }
+
+    #[test]
+    fn sasl_the_server_does_not_offer_ends_the_link_unregistered() {
+        let mut p = Irc::new(
+            "irc".into(),
+            serde_json::from_value(serde_json::json!({
+                "server": "irc.example.net", "nick": "bot", "channels": ["#ops"],
+                "sasl_username": "bot", "sasl_password": "pw",
+            }))
+            .unwrap(),
+            None,
+        );
+        let mut fx = Effects::default();
+        p.opened((), &mut fx);
+        assert_eq!(fx.written()[0], "CAP REQ sasl");
+        let fx = line(&mut p, ":srv CAP * NAK :sasl");
+        assert!(fx.ending().is_some());
+        // `CAP END` would have the server register the bot, unauthenticated.
+        assert!(fx.written().is_empty(), "{:?}", fx.written());
     }
 
     #[test]
