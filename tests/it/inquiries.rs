@@ -351,10 +351,10 @@ async fn a_slack_button_answers_as_the_presser_and_a_presser_who_may_not_is_refu
     let mut opts = with_test_aliases();
     // Bob may list but not answer (access control judges the presser, not the lister).
     opts.access_toml = format!(
-        "[access]\ndefault = \"allow\"\n[[access.rules]]\nbuiltins = [\"answer\"]\n\
-         users = [\"slack:{BOB}\"]\naction = \"deny\"\n"
+        "[access]\ndefault = \"allow\"\nadmins = [\"console:alice\"]\n[[access.rules]]\n\
+         builtins = [\"answer\"]\nusers = [\"slack:{BOB}\"]\naction = \"deny\"\n"
     );
-    let b = slack_bridge(opts, &slack).await;
+    let mut b = slack_bridge(opts, &slack).await;
     let id = ask(&b, &[], None);
 
     let (offer, ts) = buttons_for(&slack, "C0OPS", ALICE, &id).await;
@@ -390,6 +390,15 @@ async fn a_slack_button_answers_as_the_presser_and_a_presser_who_may_not_is_refu
     );
     assert_eq!(b.emulator.inquiry_response(&id), None);
     assert!(slack.updates().is_empty());
+    // The refused press is in the audit, as the same answer typed would be.
+    b.say(&format!("!st2audit --user slack:{BOB}")).await;
+    let audit = b.line_containing("Jobs of").await;
+    assert!(
+        audit.contains(" refused ")
+            && audit.contains(&format!("`!st2answer {id}"))
+            && audit.contains("(button)`"),
+        "{audit}"
+    );
 
     // Alice presses No: answered, and the message now says who answered what.
     slack

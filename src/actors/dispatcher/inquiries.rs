@@ -547,7 +547,7 @@ impl Dispatcher {
             subject: press_subject(&press),
             command: CommandRef::Builtin {
                 verb: verb.to_owned(),
-                text: typed,
+                text: typed.clone(),
             },
         });
         ctx.spawn(verdict.into_actor(self).map(move |verdict, act, ctx| {
@@ -555,6 +555,18 @@ impl Dispatcher {
                 return then(act, press, outcomes, ctx);
             }
             act.metrics.command(CommandOutcome::Denied);
+            // In the audit like the same command typed and refused.
+            act.record_unrun(
+                &press.user,
+                &press.room,
+                &press.room_name,
+                &format!("{}{typed} (button)", act.command_prefix()),
+                crate::store::jobs::JobKind::Builtin {
+                    command: verb.to_owned(),
+                },
+                crate::store::jobs::JobStatus::Refused,
+                None,
+            );
             let text = act.templates.render(
                 "denied",
                 &json!({"command": format!("{}{verb}", act.command_prefix()), "alias_ref": null}),
