@@ -120,13 +120,19 @@ async fn soak(minutes: f64, rate: f64) {
         if started.elapsed() >= next_sample {
             let at = started.elapsed();
             let rss = rss_mib(pid);
-            let tally = crowd::Tally::of(&sent, &seen.lock());
+            // A copy, so the reader of the bridge's output never waits on the tally.
+            let lines = seen.lock().clone();
+            let tally = crowd::Tally::of(&sent, &lines);
             println!(
                 "{:6.1} min  RSS {rss:6.1} MiB  {tally}",
                 at.as_secs_f64() / 60.0
             );
             samples.push((at, rss));
-            next_sample += Duration::from_secs(30);
+            // The next whole half-minute still ahead: a run slowed by a busy machine
+            // samples less often rather than on every command.
+            while next_sample <= started.elapsed() {
+                next_sample += Duration::from_secs(30);
+            }
         }
         tokio::time::sleep(every).await;
     }

@@ -339,7 +339,9 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// The tally of `sent` (number → (console index, direct?)) in `seen`.
+    /// The tally of `sent` (number → (console index, direct?)) in `seen`. Linear in both:
+    /// each line is read once for the commands it names (an hour's soak sees tens of
+    /// thousands of each).
     pub fn of(sent: &BTreeMap<usize, (usize, bool)>, seen: &[Seen]) -> Self {
         let mut t = Tally {
             sent: sent.len(),
@@ -352,24 +354,30 @@ impl Tally {
                     || s.line.contains("I cannot show the result")
             })
             .count();
+        // Per command number, its results and its errors.
+        let mut results: std::collections::HashMap<usize, Vec<&Seen>> = Default::default();
+        let mut errors: std::collections::HashMap<usize, usize> = Default::default();
+        for s in seen {
+            let result = s.line.contains("execution: ");
+            let error = s.line.contains("Sorry, I couldn't run");
+            if !result && !error {
+                continue;
+            }
+            let mut named = drill_numbers(&s.line);
+            named.sort_unstable();
+            named.dedup();
+            for n in named {
+                if result {
+                    results.entry(n).or_default().push(s);
+                }
+                if error {
+                    *errors.entry(n).or_default() += 1;
+                }
+            }
+        }
         for (&n, &(who, direct)) in sent {
-            let marker = format!("drill-{n}");
-            let mine = |s: &&Seen| {
-                // `drill-1` must not match `drill-12`.
-                s.line.match_indices(&marker).any(|(i, _)| {
-                    !s.line[i + marker.len()..].starts_with(|c: char| c.is_ascii_digit())
-                })
-            };
-            let results: Vec<&Seen> = seen
-                .iter()
-                .filter(mine)
-                .filter(|s| s.line.contains("execution: "))
-                .collect();
-            let errors = seen
-                .iter()
-                .filter(mine)
-                .filter(|s| s.line.contains("Sorry, I couldn't run"))
-                .count();
+            let results = results.remove(&n).unwrap_or_default();
+            let errors = errors.get(&n).copied().unwrap_or(0);
             let console = format!("c{}", who + 1);
             for r in &results {
                 let in_dm = r.line.contains("(dm)");
@@ -396,6 +404,20 @@ impl Tally {
     pub fn unanswered(&self) -> usize {
         self.lost.saturating_sub(self.given_up)
     }
+}
+
+/// The numbers `n` of every `drill-<n>` in `line` (whole numbers: `drill-1` is not in
+/// `drill-12`).
+fn drill_numbers(line: &str) -> Vec<usize> {
+    line.match_indices("drill-")
+        .filter_map(|(i, m)| {
+            let digits: &str = &line[i + m.len()..];
+            let end = digits
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
+            digits[..end].parse().ok()
+        })
+        .collect()
 }
 
 impl std::fmt::Display for Tally {
