@@ -320,6 +320,24 @@ fn merged_run(
     Some((new_started, new_ended, urls))
 }
 
+impl JobRecord {
+    /// Takes `report` about `execution_id` into the run times and links; whether anything
+    /// changed.
+    fn merge_run(&mut self, execution_id: &str, report: &ExecutionReport) -> bool {
+        let Some((started, ended, urls)) = merged_run(
+            self.run_started_at,
+            self.run_ended_at,
+            &self.web_urls,
+            execution_id,
+            report,
+        ) else {
+            return false;
+        };
+        (self.run_started_at, self.run_ended_at, self.web_urls) = (started, ended, urls);
+        true
+    }
+}
+
 /// A job to record: everything the caller knows when the command arrives. The store
 /// adds the id, the times and (later) execution ids and output.
 #[derive(Debug, Clone, PartialEq)]
@@ -803,16 +821,7 @@ mod memory {
                 *own = status;
             }
             let job = self.jobs.get_mut(&id)?;
-            if let Some((started, ended, urls)) = merged_run(
-                job.run_started_at,
-                job.run_ended_at,
-                &job.web_urls,
-                execution_id,
-                report,
-            ) {
-                (job.run_started_at, job.run_ended_at, job.web_urls) = (started, ended, urls);
-                changed = true;
-            }
+            changed |= job.merge_run(execution_id, report);
             let executions = &self.executions;
             let all = combined(
                 job.execution_ids
@@ -1849,16 +1858,7 @@ mod in_redis {
             }
             let before = job.status;
             let mut own_changed = own_changed;
-            if let Some((started, ended, urls)) = merged_run(
-                job.run_started_at,
-                job.run_ended_at,
-                &job.web_urls,
-                execution_id,
-                report,
-            ) {
-                (job.run_started_at, job.run_ended_at, job.web_urls) = (started, ended, urls);
-                own_changed = true;
-            }
+            own_changed |= job.merge_run(execution_id, report);
             let job_changed =
                 combined(statuses).is_some_and(|all| apply_status(&mut job, all, now));
             if own_changed && !job_changed {

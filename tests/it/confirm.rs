@@ -3,7 +3,7 @@
 //! before the right person decides, in the right place, in time; a decided command runs
 //! exactly once, as its sender, in its thread.
 
-use crate::support::{with_test_aliases, Options, TestBridge};
+use crate::support::{held_code, with_test_aliases, Options, TestBridge};
 
 const ACCESS: &str = r#"
 [access]
@@ -36,16 +36,24 @@ approvers = ["@leads"]
 comment = "production needs a second pair of eyes"
 "#;
 
-/// The code in a "waits" message: the word after the decide command.
-fn code_in(line: &str, command: &str) -> String {
-    let at = line
-        .find(&format!("`{command} "))
-        .unwrap_or_else(|| panic!("no `{command}` in {line}"));
-    line[at + command.len() + 2..]
-        .split(['`', ' '])
-        .next()
-        .expect("a code")
-        .to_owned()
+/// Alice's `!st2 deploy web to prod` in town square, held for approval: the offer posted.
+async fn approval_offer(fake: &crate::fake_mattermost::FakeMattermost) -> serde_json::Value {
+    fake.post_as(
+        &fake.alice_id,
+        &fake.town_square,
+        "!st2 deploy web to prod",
+        "",
+    );
+    let offered = eventually!(
+        crate::support::WAIT,
+        !fake
+            .bot_posts_containing(&fake.town_square, "waits for approval")
+            .is_empty()
+    );
+    assert!(offered, "no offer: {:#?}", fake.bot_posts());
+    fake.bot_posts_containing(&fake.town_square, "waits for approval")
+        .remove(0)
+        .post
 }
 
 #[actix_rt::test]
@@ -57,7 +65,7 @@ async fn a_confirmed_command_runs_once_and_only_for_its_sender_in_its_room() {
     assert!(ask.contains("ops.deploy"), "{ask}");
     assert!(ask.contains("app=web") && ask.contains("env=prod"), "{ask}");
     assert!(ask.contains("deploys change running systems"), "{ask}");
-    let code = code_in(&ask, "!st2confirm");
+    let code = held_code(&ask, "!st2confirm");
     assert!(b.emulator.executions().is_empty(), "nothing ran yet");
 
     // Someone else, or the sender elsewhere, cannot confirm it.
@@ -112,7 +120,7 @@ async fn aborted_and_expired_commands_never_reach_stackstorm() {
     b.wait_ready(200).await;
     b.say("!st2 deploy web to prod").await;
     let ask = b.line_containing("needs your confirmation").await;
-    let expired = code_in(&ask, "!st2confirm");
+    let expired = held_code(&ask, "!st2confirm");
     let gone = b.line_containing("was not confirmed within").await;
     assert!(gone.contains(&expired), "{gone}");
     b.say(&format!("!st2confirm {expired}")).await;
@@ -120,7 +128,7 @@ async fn aborted_and_expired_commands_never_reach_stackstorm() {
 
     b.say("!st2 deploy api to staging").await;
     let ask = b.line_containing("needs your confirmation").await;
-    let aborted = code_in(&ask, "!st2abort");
+    let aborted = held_code(&ask, "!st2abort");
     b.say(&format!("/as bob !st2abort {aborted}")).await;
     b.line_containing("only the person who sent it can abort")
         .await;
@@ -145,7 +153,7 @@ async fn approval_needs_another_member_of_the_group_and_tells_the_room() {
     b.say("!st2 deploy web to prod").await;
     let ask = b.line_containing("waits for approval").await;
     assert!(ask.contains("@leads"), "{ask}");
-    let code = code_in(&ask, "!st2approve");
+    let code = held_code(&ask, "!st2approve");
 
     b.say(&format!("!st2approve {code}")).await;
     b.line_containing("cannot approve your own command").await;
@@ -179,7 +187,7 @@ async fn approval_needs_another_member_of_the_group_and_tells_the_room() {
 
     // A denial says who and why.
     b.say("!st2 deploy db to prod").await;
-    let code = code_in(&b.line_containing("waits for approval").await, "!st2deny");
+    let code = held_code(&b.line_containing("waits for approval").await, "!st2deny");
     b.say(&format!("/as bob !st2deny {code} not during the freeze"))
         .await;
     let denied = b.line_containing("denied by bob").await;
@@ -195,7 +203,7 @@ async fn approval_in_a_direct_chat_when_configured() {
     .await;
     b.wait_ready(200).await;
     b.say("!st2 deploy web to prod").await;
-    let code = code_in(
+    let code = held_code(
         &b.line_containing("waits for approval").await,
         "!st2approve",
     );
@@ -233,12 +241,12 @@ async fn a_pending_approval_survives_a_restart_and_access_is_checked_again() {
     let mut b = TestBridge::start_with(options(false)).await;
     b.wait_ready(200).await;
     b.say("!st2 deploy hunter22 to prod").await;
-    let first = code_in(
+    let first = held_code(
         &b.line_containing("waits for approval").await,
         "!st2approve",
     );
     b.say("!st2 deploy db to prod").await;
-    let second = code_in(
+    let second = held_code(
         &b.line_containing("waits for approval").await,
         "!st2approve",
     );
@@ -286,7 +294,7 @@ async fn an_alias_can_ask_for_confirmation_itself() {
     let mut b = TestBridge::start_with(o).await;
     b.wait_ready(200).await;
     b.say("!st2 reboot web1").await;
-    let code = code_in(
+    let code = held_code(
         &b.line_containing("needs your confirmation").await,
         "!st2confirm",
     );
@@ -310,7 +318,7 @@ async fn a_secret_never_reaches_chat_not_in_a_prompt_nor_in_a_result() {
     let ask = b.line_containing("needs your confirmation").await;
     assert!(ask.contains("user=bob"), "{ask}");
     assert!(ask.contains("password=[redacted]"), "{ask}");
-    let code = code_in(&ask, "!st2confirm");
+    let code = held_code(&ask, "!st2confirm");
     b.say(&format!("!st2confirm {code}")).await;
     b.line_containing("Setting the password of bob").await;
     let result = b.line_containing("succeeded").await;
@@ -466,7 +474,7 @@ async fn on_discord_a_typed_abort_takes_the_buttons_off_the_offer() {
     fake.post_as(ALICE, GENERAL, "!st2 deploy web to prod");
     let offer = discord_message(&fake, GENERAL, "needs your confirmation").await;
     discord_button(&offer, "Confirm");
-    let code = code_in(offer["content"].as_str().unwrap_or_default(), "!st2abort");
+    let code = held_code(offer["content"].as_str().unwrap_or_default(), "!st2abort");
 
     // Typed, not pressed: the offer must not keep buttons that now do nothing.
     fake.post_as(ALICE, GENERAL, &format!("!st2abort {code}"));
@@ -504,7 +512,7 @@ async fn after_a_restart_the_approvers_are_those_the_rules_name_now() {
     let mut b = TestBridge::start_with(options("@leads")).await;
     b.wait_ready(200).await;
     b.say("!st2 deploy web to prod").await;
-    let code = code_in(
+    let code = held_code(
         &b.line_containing("waits for approval").await,
         "!st2approve",
     );
@@ -549,23 +557,7 @@ async fn on_mattermost_a_button_offered_before_a_restart_approves_after_it_once(
     };
     let b = TestBridge::start_with(options()).await;
     b.wait_ready(200).await;
-    fake.post_as(
-        &fake.alice_id,
-        &fake.town_square,
-        "!st2 deploy web to prod",
-        "",
-    );
-    let offered = eventually!(
-        WAIT,
-        !fake
-            .bot_posts_containing(&fake.town_square, "waits for approval")
-            .is_empty()
-    );
-    assert!(offered, "no offer: {:#?}", fake.bot_posts());
-    let offer = fake
-        .bot_posts_containing(&fake.town_square, "waits for approval")
-        .remove(0)
-        .post;
+    let offer = approval_offer(&fake).await;
     let actions = offer["props"]["attachments"][0]["actions"].clone();
     assert_eq!(actions[0]["name"], "Approve", "{offer:#}");
     assert_eq!(actions[1]["name"], "Deny", "{offer:#}");
@@ -625,29 +617,13 @@ async fn on_mattermost_a_typed_denial_takes_the_buttons_off_the_offer() {
     o.extra_toml = fake.chat_toml(&format!("actions_url = \"http://127.0.0.1:{port}\""));
     let b = TestBridge::start_with(o).await;
     b.wait_ready(200).await;
-    fake.post_as(
-        &fake.alice_id,
-        &fake.town_square,
-        "!st2 deploy web to prod",
-        "",
-    );
-    let offered = eventually!(
-        WAIT,
-        !fake
-            .bot_posts_containing(&fake.town_square, "waits for approval")
-            .is_empty()
-    );
-    assert!(offered, "no offer: {:#?}", fake.bot_posts());
-    let offer = fake
-        .bot_posts_containing(&fake.town_square, "waits for approval")
-        .remove(0)
-        .post;
+    let offer = approval_offer(&fake).await;
     assert!(
         offer["props"]["attachments"][0]["actions"].is_array(),
         "{offer:#}"
     );
     let post_id = offer["id"].as_str().unwrap_or_default().to_owned();
-    let code = code_in(offer["message"].as_str().unwrap_or_default(), "!st2deny");
+    let code = held_code(offer["message"].as_str().unwrap_or_default(), "!st2deny");
 
     // Typed, not pressed: the offer must not keep buttons that now do nothing.
     fake.post_as(

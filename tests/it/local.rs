@@ -38,6 +38,38 @@ help = "a command to cancel"
     o
 }
 
+/// A sqlite store in a directory of its own, whose jobs a test reads as they were written.
+struct SqliteStore {
+    dir: tempfile::TempDir,
+}
+
+impl SqliteStore {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("key"), "5a".repeat(32)).expect("key file");
+        Self { dir }
+    }
+
+    /// The `[store]` table.
+    fn toml(&self) -> String {
+        format!(
+            "\n[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
+            self.dir.path().join("state.db").display(),
+            self.dir.path().join("key").display()
+        )
+    }
+
+    /// The output job `job` has in the store, as written.
+    fn kept_output(&self, job: u64) -> String {
+        rusqlite::Connection::open(self.dir.path().join("state.db"))
+            .expect("the store")
+            .query_row("SELECT output FROM jobs WHERE id = ?1", [job as i64], |r| {
+                r.get(0)
+            })
+            .expect("the job's output")
+    }
+}
+
 #[actix_rt::test]
 async fn a_local_command_runs_without_a_shell_as_a_job() {
     let mut b = TestBridge::start_with(options()).await;
@@ -148,10 +180,7 @@ async fn a_local_command_waits_for_its_confirmation_like_an_alias() {
 
 #[actix_rt::test]
 async fn long_output_is_paged_and_kept_masked() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("key");
-    std::fs::write(&key, "5a".repeat(32)).expect("key file");
-    let db = dir.path().join("state.db");
+    let store = SqliteStore::new();
     let mut o = options();
     o.extra_toml.push_str(&format!(
         r#"
@@ -161,14 +190,8 @@ executable = "/bin/sh"
 args = ["-c", "echo password=hunter2222; i=0; while [ $i -lt 400 ]; do echo line $i of a chatty command; i=$((i+1)); done"]
 allow_arguments = false
 help = "a command with a lot to say"
-
-[store]
-backend = "sqlite"
-path = "{}"
-key_file = "{}"
-"#,
-        db.display(),
-        key.display()
+{}"#,
+        store.toml()
     ));
     let mut b = TestBridge::start_with(o).await;
     b.wait_ready(200).await;
@@ -206,12 +229,7 @@ key_file = "{}"
     b.line_containing(&format!("page 2 of {pages}")).await;
 
     // What the store keeps was masked before it was written (jobs are not sealed).
-    let output: String = rusqlite::Connection::open(&db)
-        .expect("the store")
-        .query_row("SELECT output FROM jobs WHERE id = ?1", [job as i64], |r| {
-            r.get(0)
-        })
-        .expect("the job's output");
+    let output = store.kept_output(job);
     assert!(output.contains("line 399 of a chatty command"), "{output}");
     assert!(!output.contains("hunter2222"), "{output}");
     assert!(output.contains("[redacted]"), "{output}");
@@ -219,10 +237,7 @@ key_file = "{}"
 
 #[actix_rt::test]
 async fn a_secret_printed_in_pieces_is_masked_whole() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("key");
-    std::fs::write(&key, "5a".repeat(32)).expect("key file");
-    let db = dir.path().join("state.db");
+    let store = SqliteStore::new();
     let mut o = options();
     // The pauses are the command's own (longer than the 200 ms after which a partial line
     // is passed on): its output reaches the bridge in pieces cut inside each secret.
@@ -234,14 +249,8 @@ executable = "/bin/sh"
 args = ["-c", "printf 'id AKIAIOSF'; sleep 0.5; printf 'ODNN7EXAMPLE ok\n'; echo '-----BEGIN RSA PRIVATE KEY-----'; sleep 0.5; echo MIIEowSECRETBODY; echo '-----END RSA PRIVATE KEY-----'; echo done"]
 allow_arguments = false
 help = "prints secrets slowly"
-
-[store]
-backend = "sqlite"
-path = "{}"
-key_file = "{}"
-"#,
-        db.display(),
-        key.display()
+{}"#,
+        store.toml()
     ));
     let mut b = TestBridge::start_with(o).await;
     b.wait_ready(200).await;
@@ -251,12 +260,7 @@ key_file = "{}"
     assert!(result.contains("succeeded"), "{result}");
     b.say(&format!("!st2logs {job}")).await;
     let logs = b.line_containing(&format!("Output of job #{job}")).await;
-    let kept: String = rusqlite::Connection::open(&db)
-        .expect("the store")
-        .query_row("SELECT output FROM jobs WHERE id = ?1", [job as i64], |r| {
-            r.get(0)
-        })
-        .expect("the job's output");
+    let kept = store.kept_output(job);
     for (what, text) in [("result", &result), ("logs", &logs), ("store", &kept)] {
         assert!(text.contains("done"), "{what}: {text}");
         for secret in ["ODNN7EXAMPLE", "AKIAIOSF", "MIIEowSECRETBODY"] {

@@ -713,14 +713,7 @@ async fn confirm_bridge(ttl_secs: u64) -> (FakeSlack, TestBridge) {
 
 /// The code in an offer: the word after `!st2confirm `.
 fn held_code(offer: &Value) -> String {
-    let text = text_of(offer);
-    let at = text
-        .find("!st2confirm ")
-        .unwrap_or_else(|| panic!("no code in {text}"));
-    text[at + "!st2confirm ".len()..]
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect()
+    crate::support::held_code(&text_of(offer), "!st2confirm")
 }
 
 /// The button labelled `label` of an offer.

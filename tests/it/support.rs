@@ -554,3 +554,25 @@ pub fn job_number(line: &str) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("no job number in {line}"))
 }
+
+/// The code of a held command in the message that offers it: the word after `command `
+/// (`!st2confirm`, `!st2approve`, …), as the offer tells people to type it.
+pub fn held_code(text: &str, command: &str) -> String {
+    let at = text
+        .find(&format!("{command} "))
+        .unwrap_or_else(|| panic!("no `{command}` in {text}"));
+    text[at + command.len() + 1..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// The test aliases, everyone allowed, and `deploy … to prod…` held for its sender's
+/// confirmation.
+pub fn with_prod_confirmation() -> Options {
+    let mut opts = with_test_aliases();
+    opts.access_toml = "[access]\ndefault = \"allow\"\n[confirm]\n[[confirm.rules]]\n\
+                        texts = [\"deploy * to prod*\"]\n"
+        .to_owned();
+    opts
+}

@@ -18,10 +18,12 @@ use serde_json::{json, Value};
 use stormbridge::emulator::InquirySpec;
 
 use self::fake::{
-    connector_claims, FakeTeams, Place, SigningKey, ALICE_AAD, ALICE_DM, APP_PASSWORD, BOB,
+    connector_claims, FakeTeams, Place, Sent, SigningKey, ALICE_AAD, ALICE_DM, APP_PASSWORD, BOB,
     BOB_AAD, BOB_DM, CHANNEL, KEY_1, KEY_2,
 };
-use crate::support::{captured_logs, with_test_aliases, Options, TestBridge, WAIT};
+use crate::support::{
+    captured_logs, held_code, with_prod_confirmation, with_test_aliases, Options, TestBridge, WAIT,
+};
 
 async fn bridge_with(teams: &FakeTeams, mut opts: Options, extra: &str) -> TestBridge {
     opts.extra_toml = teams.chat_toml(extra);
@@ -348,22 +350,24 @@ async fn whoami_names_the_ids_access_rules_use() {
     );
 }
 
-#[actix_rt::test]
-async fn a_held_command_is_confirmed_with_its_card_by_its_sender_only() {
-    let teams = FakeTeams::start().await;
-    let mut opts = with_test_aliases();
-    opts.access_toml = "[access]\ndefault = \"allow\"\n[confirm]\n[[confirm.rules]]\n\
-                        texts = [\"deploy * to prod*\"]\n"
-        .to_owned();
-    let b = bridge_with(&teams, opts, "").await;
-    let bridge = b.app.http_addr;
+/// Alice's `deploy web to prod` in the channel: the activity's id, and the card that holds
+/// it for her confirmation.
+async fn held_deploy(teams: &FakeTeams, b: &TestBridge) -> (String, Sent) {
     let said = teams
         .deliver_ok(
-            bridge,
+            b.app.http_addr,
             teams.alice(Place::Channel, "!st2 deploy web to prod"),
         )
         .await;
-    let card = teams.sent_containing("needs your confirmation").await;
+    (said, teams.sent_containing("needs your confirmation").await)
+}
+
+#[actix_rt::test]
+async fn a_held_command_is_confirmed_with_its_card_by_its_sender_only() {
+    let teams = FakeTeams::start().await;
+    let b = bridge_with(&teams, with_prod_confirmation(), "").await;
+    let bridge = b.app.http_addr;
+    let (said, card) = held_deploy(&teams, &b).await;
     assert_eq!(card.reply_to.as_deref(), Some(said.as_str()));
     let actions = card.body["attachments"][0]["content"]["actions"].clone();
     let titles: Vec<&str> = actions
@@ -409,38 +413,17 @@ async fn a_held_command_is_confirmed_with_its_card_by_its_sender_only() {
     assert!(spent, "{:#?}", teams.sent());
 }
 
-/// The code of a held command in its card: the word after `!st2confirm `.
-fn held_code(text: &str) -> String {
-    let at = text
-        .find("!st2confirm ")
-        .unwrap_or_else(|| panic!("no code in {text}"));
-    text[at + "!st2confirm ".len()..]
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect()
-}
-
 #[actix_rt::test]
 async fn a_typed_confirmation_takes_the_actions_off_the_card() {
     let teams = FakeTeams::start().await;
-    let mut opts = with_test_aliases();
-    opts.access_toml = "[access]\ndefault = \"allow\"\n[confirm]\n[[confirm.rules]]\n\
-                        texts = [\"deploy * to prod*\"]\n"
-        .to_owned();
-    let b = bridge_with(&teams, opts, "").await;
+    let b = bridge_with(&teams, with_prod_confirmation(), "").await;
     let bridge = b.app.http_addr;
-    let said = teams
-        .deliver_ok(
-            bridge,
-            teams.alice(Place::Channel, "!st2 deploy web to prod"),
-        )
-        .await;
-    let card = teams.sent_containing("needs your confirmation").await;
+    let (said, card) = held_deploy(&teams, &b).await;
     assert!(
         card.body["attachments"][0]["content"]["actions"].is_array(),
         "{card:?}"
     );
-    let code = held_code(&card.text());
+    let code = held_code(&card.text(), "!st2confirm");
 
     // Typed in the same reply chain, not pressed: the card must not keep buttons that now
     // do nothing.

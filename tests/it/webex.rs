@@ -11,7 +11,10 @@ pub mod fake;
 use serde_json::{json, Value};
 use stormbridge::{backends::webex::signature, emulator::InquirySpec};
 
-use crate::support::{captured_logs, free_port, with_test_aliases, Options, TestBridge, WAIT};
+use crate::support::{
+    captured_logs, free_port, held_code, with_prod_confirmation, with_test_aliases, Options,
+    TestBridge, WAIT,
+};
 use fake::{FakeWebex, BOT_TOKEN};
 
 /// The webhook secret the tests configure.
@@ -340,18 +343,7 @@ async fn inquiry_buttons_are_cards_answered_as_the_presser() {
 
     // Bob may not answer: he alone is told, in his 1:1 room with the bot.
     fake.press(&fake.bob_id, &card_id, 0).await;
-    let bobs_room = fake.direct_room(&fake.bob_id);
-    let told = eventually!(
-        WAIT,
-        fake.bot_messages()
-            .iter()
-            .any(|m| m["roomId"] == bobs_room.as_str()
-                && m["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("Access control does not allow you"))
-    );
-    assert!(told, "{:#?}", fake.bot_messages());
+    told_privately(&fake, &fake.bob_id, "Access control does not allow you").await;
     assert_eq!(b.emulator.inquiry_response(&id), None);
 
     // Alice presses "hold": answered as her, said under the card for the room.
@@ -428,15 +420,7 @@ async fn an_approval_card_is_approved_by_another_lead_and_refused_to_the_sender(
     );
     let (b, _public) = bridge(&fake, opts, "").await;
     b.wait_ready(200).await;
-    fake.post(
-        &fake.alice_id,
-        &fake.ops,
-        "!st2 deploy web to prod",
-        None,
-        true,
-    )
-    .await;
-    let offer = bot_message(&fake, "waits for approval").await;
+    let offer = deploy_to_prod(&fake, "waits for approval").await;
     let actions = offer["attachments"][0]["content"]["actions"]
         .as_array()
         .cloned()
@@ -452,18 +436,7 @@ async fn an_approval_card_is_approved_by_another_lead_and_refused_to_the_sender(
 
     // The sender presses Approve: told (in the 1:1 room) why not, and nothing runs.
     fake.press(&fake.alice_id, &card, 0).await;
-    let alices_room = fake.direct_room(&fake.alice_id);
-    let told = eventually!(
-        WAIT,
-        fake.bot_messages()
-            .iter()
-            .any(|m| m["roomId"] == alices_room.as_str()
-                && m["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("cannot approve your own command"))
-    );
-    assert!(told, "{:#?}", fake.bot_messages());
+    told_privately(&fake, &fake.alice_id, "cannot approve your own command").await;
     assert!(b.emulator.executions().is_empty());
 
     // Bob approves: it runs once, as Alice, and the room is told who approved.
@@ -504,6 +477,32 @@ async fn an_approval_card_is_approved_by_another_lead_and_refused_to_the_sender(
     assert_eq!(b.emulator.executions().len(), 1);
 }
 
+/// Alice's `!st2 deploy web to prod` in the ops room; the bot's answer that says `held`.
+async fn deploy_to_prod(fake: &FakeWebex, held: &str) -> Value {
+    fake.post(
+        &fake.alice_id,
+        &fake.ops,
+        "!st2 deploy web to prod",
+        None,
+        true,
+    )
+    .await;
+    bot_message(fake, held).await
+}
+
+/// Waits until `person` is told `needle` in their 1:1 room with the bot.
+async fn told_privately(fake: &FakeWebex, person: &str, needle: &str) {
+    let room = fake.direct_room(person);
+    let told = eventually!(
+        WAIT,
+        fake.bot_messages()
+            .iter()
+            .any(|m| m["roomId"] == room.as_str()
+                && m["text"].as_str().unwrap_or_default().contains(needle))
+    );
+    assert!(told, "{needle:?} never told: {:#?}", fake.bot_messages());
+}
+
 /// Whether a bot message still shows buttons that decide the held command `code`.
 fn live_buttons_for(message: &Value, code: &str) -> bool {
     message["attachments"]
@@ -522,29 +521,10 @@ fn live_buttons_for(message: &Value, code: &str) -> bool {
 #[actix_rt::test]
 async fn a_typed_confirmation_takes_the_card_with_its_spent_buttons_away() {
     let fake = FakeWebex::start().await;
-    let mut opts = with_test_aliases();
-    opts.access_toml = "[access]\ndefault = \"allow\"\n[confirm]\n[[confirm.rules]]\n\
-                        texts = [\"deploy * to prod*\"]\n"
-        .to_owned();
-    let (b, _public) = bridge(&fake, opts, "").await;
+    let (b, _public) = bridge(&fake, with_prod_confirmation(), "").await;
     b.wait_ready(200).await;
-    fake.post(
-        &fake.alice_id,
-        &fake.ops,
-        "!st2 deploy web to prod",
-        None,
-        true,
-    )
-    .await;
-    let offer = bot_message(&fake, "needs your confirmation").await;
-    let text = offer["text"].as_str().unwrap_or_default();
-    let at = text
-        .find("!st2confirm ")
-        .unwrap_or_else(|| panic!("no code in {text}"));
-    let code: String = text[at + "!st2confirm ".len()..]
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect();
+    let offer = deploy_to_prod(&fake, "needs your confirmation").await;
+    let code = held_code(offer["text"].as_str().unwrap_or_default(), "!st2confirm");
     assert!(live_buttons_for(&offer, &code), "{offer}");
     let card = offer["id"].as_str().unwrap_or_default().to_owned();
 

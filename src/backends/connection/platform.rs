@@ -160,6 +160,21 @@ impl<P: Platform> Effects<P> {
         &self.writes
     }
 
+    /// Text frames written so far, as JSON (for tests of a websocket platform).
+    #[cfg(test)]
+    pub fn written_json(&self) -> Vec<serde_json::Value>
+    where
+        P: Platform<Write = awc::ws::Message>,
+    {
+        self.writes
+            .iter()
+            .map(|m| match m {
+                awc::ws::Message::Text(t) => serde_json::from_str(t).expect("a JSON text frame"),
+                other => panic!("not text: {other:?}"),
+            })
+            .collect()
+    }
+
     /// Chat messages handed over so far (for tests).
     pub fn messages(&self) -> &[InboundMessage] {
         &self.inbound

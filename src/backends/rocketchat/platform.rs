@@ -450,16 +450,6 @@ mod tests {
         .unwrap()
     }
 
-    fn texts(fx: &Effects<RocketChat>) -> Vec<Value> {
-        fx.written()
-            .iter()
-            .map(|m| match m {
-                Message::Text(t) => serde_json::from_str(t).unwrap(),
-                other => panic!("not text: {other:?}"),
-            })
-            .collect()
-    }
-
     fn frame(p: &mut RocketChat, v: Value) -> Effects<RocketChat> {
         let mut fx = Effects::default();
         p.frame(Frame::Text(v.to_string().into()), &mut fx);
@@ -501,7 +491,7 @@ mod tests {
     fn connect_login_subscribe_then_ready() {
         let (mut p, fx) = opened();
         assert_eq!(
-            texts(&fx),
+            fx.written_json(),
             [json!({"msg": "connect", "version": "1", "support": ["1"]})]
         );
         assert_eq!(
@@ -518,7 +508,7 @@ mod tests {
             &mut p,
             json!({"msg": "connected", "session": "Jm4wdpDjzxNHvHtBs"}),
         );
-        let sent = texts(&fx);
+        let sent = fx.written_json();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0]["msg"], "method");
         assert_eq!(sent[0]["method"], "login");
@@ -537,7 +527,7 @@ mod tests {
             &mut p,
             json!({"msg": "result", "id": login, "result": {"id": BOT, "token": "x", "tokenExpires": {"$date": 1696417505309u64}, "type": "resume"}}),
         );
-        let sent = texts(&fx);
+        let sent = fx.written_json();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0]["msg"], "sub");
         assert_eq!(sent[0]["name"], "stream-room-messages");
@@ -556,19 +546,19 @@ mod tests {
     fn the_servers_ping_is_answered_and_the_bridge_pings_on_the_keepalive() {
         let mut p = up();
         let fx = frame(&mut p, json!({"msg": "ping"}));
-        assert_eq!(texts(&fx), [json!({"msg": "pong"})]);
+        assert_eq!(fx.written_json(), [json!({"msg": "pong"})]);
         let fx = frame(&mut p, json!({"msg": "ping", "id": "abc"}));
-        assert_eq!(texts(&fx), [json!({"msg": "pong", "id": "abc"})]);
+        assert_eq!(fx.written_json(), [json!({"msg": "pong", "id": "abc"})]);
         assert_eq!(p.keepalive_interval(), Some(Duration::from_secs(30)));
         let mut fx = Effects::default();
         p.keepalive(&mut fx);
-        let sent = texts(&fx);
+        let sent = fx.written_json();
         assert_eq!(sent[0]["msg"], "ping");
         assert!(sent[0]["id"].is_string());
         // Before the handshake too: the server closes a socket that does not answer.
         let (mut p, _) = opened();
         let fx = frame(&mut p, json!({"msg": "ping"}));
-        assert_eq!(texts(&fx), [json!({"msg": "pong"})]);
+        assert_eq!(fx.written_json(), [json!({"msg": "pong"})]);
         // A websocket ping is answered at that level.
         let mut fx = Effects::default();
         p.frame(Frame::Ping(bytes::Bytes::from_static(b"x")), &mut fx);
@@ -667,9 +657,9 @@ mod tests {
             },
             &mut fx,
         );
-        assert_eq!(texts(&fx)[0]["msg"], "connect");
+        assert_eq!(fx.written_json()[0]["msg"], "connect");
         let fx = frame(&mut p, json!({"msg": "connected", "session": "s2"}));
-        assert_eq!(texts(&fx)[0]["method"], "login");
+        assert_eq!(fx.written_json()[0]["method"], "login");
     }
 
     fn changed(message: Value, room_type: &str) -> Value {

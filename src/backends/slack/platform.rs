@@ -578,16 +578,6 @@ mod tests {
         fx
     }
 
-    fn texts(fx: &Effects<Slack>) -> Vec<Value> {
-        fx.written()
-            .iter()
-            .map(|m| match m {
-                Message::Text(t) => serde_json::from_str(t).unwrap(),
-                other => panic!("not text: {other:?}"),
-            })
-            .collect()
-    }
-
     /// An `events_api` envelope with a direct message from alice.
     fn dm(envelope: &str, event_id: &str, ts: &str, text: &str) -> Value {
         json!({
@@ -637,7 +627,7 @@ mod tests {
             &mut p,
             dm("env-1", "Ev1", "1700000000.000100", "<@UBOT> run date"),
         );
-        assert_eq!(texts(&fx), [json!({"envelope_id": "env-1"})]);
+        assert_eq!(fx.written_json(), [json!({"envelope_id": "env-1"})]);
         let [m] = fx.messages() else {
             panic!("one message: {:?}", fx.messages());
         };
@@ -654,14 +644,14 @@ mod tests {
             &mut p,
             dm("env-2", "Ev1", "1700000000.000100", "<@UBOT> run date"),
         );
-        assert_eq!(texts(&fx), [json!({"envelope_id": "env-2"})]);
+        assert_eq!(fx.written_json(), [json!({"envelope_id": "env-2"})]);
         assert!(fx.messages().is_empty());
 
         // The bot's own message and another bot's are acknowledged and ignored.
         let mut own = dm("env-3", "Ev3", "1700000000.000300", "result");
         own["payload"]["event"]["user"] = json!(BOT);
         let fx = frame(&mut p, own);
-        assert_eq!(texts(&fx), [json!({"envelope_id": "env-3"})]);
+        assert_eq!(fx.written_json(), [json!({"envelope_id": "env-3"})]);
         assert!(fx.messages().is_empty());
         let mut other = dm("env-4", "Ev4", "1700000000.000400", "!st2 run date");
         other["payload"]["event"]["bot_id"] = json!("BOTHER");
@@ -672,7 +662,7 @@ mod tests {
             &mut p,
             json!({"type": "slash_commands", "envelope_id": "env-5", "payload": {}}),
         );
-        assert_eq!(texts(&fx), [json!({"envelope_id": "env-5"})]);
+        assert_eq!(fx.written_json(), [json!({"envelope_id": "env-5"})]);
     }
 
     #[test]
