@@ -11,6 +11,7 @@ use crate::{
     bridge_process::{bridge_ready, scrape, BridgeProcess, RECONCILED},
     crowd::CrowdOptions,
     fake_mattermost::FakeMattermost,
+    rocketchat::fake::{FakeRocketChat, ALICE, GENERAL, OPS},
     support::{free_port, Process},
 };
 
@@ -105,6 +106,9 @@ struct Replicas {
     seen: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
     /// `[store] lease_ttl`.
     lease_ttl: u64,
+    /// The `[[chat]]` table the replicas run: the fake Mattermost's unless a test says
+    /// otherwise.
+    chat: String,
 }
 
 /// How long a connection's lease lasts in these tests.
@@ -147,7 +151,9 @@ impl Replicas {
             .map(|_| format!("{:02x}", fastrand::u8(..)))
             .collect();
         std::fs::write(dir.path().join("store.key"), format!("{key_hex}\n")).expect("key");
+        let chat = mm.chat_toml("");
         Self {
+            chat,
             emulator,
             mm,
             redis,
@@ -178,7 +184,7 @@ impl Replicas {
         let toml = format!(
             "{st2}{chat}[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_file = \"{key}\"\n\
              prefix = \"failover:\"\nlease_ttl = {lease_ttl}\n{redis_extra}{store_extra}[log]\nlevel = \"warn\"\n{tables}",
-            chat = self.mm.chat_toml(""),
+            chat = self.chat,
             url = self.redis.url(),
             key = self.dir.path().join("store.key").display(),
             lease_ttl = self.lease_ttl,
@@ -235,9 +241,41 @@ async fn actor(port: u16, name: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
+impl Replicas {
+    /// Results the shared store still owes chat: not posted, or posted but not yet recorded
+    /// as posted. (A holder killed between posting a result and recording it has the next
+    /// holder post it again: no bridge can tell that from a result never posted.)
+    async fn owed_in_store(&self) -> Option<usize> {
+        let options = stormbridge::store::RedisOptions {
+            url: self.redis.url(),
+            username: None,
+            password: None,
+            tls_ca_pem: match &self.redis.tls {
+                Some(certs) => Some(std::fs::read(&certs.ca).ok()?),
+                None => None,
+            },
+            prefix: "failover:".into(),
+        };
+        let key =
+            stormbridge::store::StoreKey::from_file(&self.dir.path().join("store.key")).ok()?;
+        tokio::task::spawn_blocking(move || {
+            let store = stormbridge::store::SessionStore::open_redis(&options, &key).ok()?;
+            let owed = store.results().load().ok()?;
+            Some(owed.iter().filter(|r| r.delivered_at.is_none()).count())
+        })
+        .await
+        .ok()?
+    }
+}
+
 /// Where the connection `mm` stands on the bridge on `port` (`held`, `standby`).
 async fn lease_state(port: u16) -> Option<String> {
-    actor(port, "chat:mm")
+    lease_state_of(port, "mm").await
+}
+
+/// Where connection `name` stands on the bridge on `port`.
+async fn lease_state_of(port: u16, name: &str) -> Option<String> {
+    actor(port, &format!("chat:{name}"))
         .await?
         .pointer("/details/lease")?
         .as_str()
@@ -698,4 +736,108 @@ async fn a_login_finished_on_a_standby_is_confirmed_in_chat_by_the_holder() {
         "the command did not run as alice's StackStorm user"
     );
     assert_eq!(r.mm.bot_posts_containing(&dm, "now linked").len(), 1);
+}
+
+/// Rocket.Chat replays nothing to a new subscription: the next holder asks its REST API
+/// what was posted from the newest message the last holder handed on in each room (in a
+/// room it handed nothing on from, since it listened), before the live messages.
+#[actix_rt::test]
+async fn a_command_posted_on_rocketchat_during_a_takeover_runs_once_on_the_new_holder() {
+    let mut r = Replicas::start(Duration::from_millis(200)).await;
+    let rc = FakeRocketChat::start().await;
+    r.chat = rc.chat_toml("");
+    let runs = |r: &Replicas, marker: &str| {
+        r.emulator
+            .executions()
+            .iter()
+            .filter(|e| {
+                e.parameters
+                    .get("cmd")
+                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
+            })
+            .count()
+    };
+    let results = |r: &Replicas, rid: &str, marker: &str| {
+        r.execution(marker).map_or(0, |id| {
+            rc.bot_messages_containing(rid, &format!("execution: {id}"))
+                .iter()
+                .filter(|m| !m.str("msg").starts_with("Started"))
+                .count()
+        })
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = r.replica(port_a);
+    assert!(bridge_ready(port_a).await, "bridge a is ready");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            lease_state_of(port_a, "rc").await.as_deref() == Some("held")
+        ),
+        "bridge a holds the connection"
+    );
+    let _b = r.replica(port_b);
+    assert!(bridge_ready(port_b).await, "bridge b is ready");
+    assert_eq!(
+        lease_state_of(port_b, "rc").await.as_deref(),
+        Some("standby")
+    );
+
+    // A command a runs and answers: where its link stands is now in Redis.
+    rc.post_as(ALICE, GENERAL, "!st2 run echo rc-before", None);
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            results(&r, GENERAL, "rc-before") == 1 && r.owed_in_store().await == Some(0)
+        ),
+        "bridge a answered, and recorded that it did"
+    );
+    let subscriptions = rc.handshakes().2;
+    a.process.kill();
+    // Posted while nobody holds the connection: in the room a heard last, and in a room a
+    // handed nothing on from.
+    rc.post_as(ALICE, GENERAL, "!st2 run echo rc-gap-1", None);
+    rc.post_as(ALICE, OPS, "!st2 run echo rc-gap-2", None);
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 4),
+            lease_state_of(port_b, "rc").await.as_deref() == Some("held")
+                && rc.handshakes().2 > subscriptions
+        ),
+        "bridge b took the connection over"
+    );
+    // And a live one once b is there.
+    rc.post_as(ALICE, GENERAL, "!st2 run echo rc-after", None);
+    let all = [
+        (GENERAL, "rc-before"),
+        (GENERAL, "rc-gap-1"),
+        (OPS, "rc-gap-2"),
+        (GENERAL, "rc-after"),
+    ];
+    assert!(
+        eventually!(
+            Duration::from_secs(30),
+            all.iter().all(|(rid, m)| results(&r, rid, m) >= 1)
+        ),
+        "every command was answered: {:?}",
+        all.map(|(rid, m)| (m, results(&r, rid, m)))
+    );
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            scrape(port_b, "stormbridge_results_pending").await == Some(0.0)
+        ),
+        "bridge b owes nothing"
+    );
+    for (rid, marker) in all {
+        assert_eq!(runs(&r, marker), 1, "{marker} ran once");
+        assert_eq!(
+            results(&r, rid, marker),
+            1,
+            "{marker}'s result was posted once"
+        );
+    }
+    assert!(
+        rc.requests("GET /api/v1/chat.syncMessages") >= 1,
+        "b fetched what was posted meanwhile"
+    );
 }

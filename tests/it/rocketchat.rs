@@ -305,6 +305,75 @@ async fn a_dropped_websocket_reconnects_and_what_was_queued_arrives_once() {
     );
 }
 
+/// Rocket.Chat replays nothing to a new subscription: after a lost link the bridge asks the
+/// REST API what was posted meanwhile (`rooms.get`, `chat.syncMessages`), so a command said
+/// while it was away runs, once, and one it had run already does not run again.
+#[actix_rt::test]
+async fn a_command_said_while_the_link_was_down_runs_once_when_it_is_back() {
+    let (fake, b) = rc_bridge().await;
+    fake.post_as(ALICE, GENERAL, "!st2 run echo rc-first", None);
+    let first = executions(&b, 1).await.remove(0);
+    bot_message(&fake, GENERAL, &format!("execution: {}", first.id)).await;
+
+    fake.refuse_websockets(true);
+    fake.drop_websockets();
+    let down = eventually!(WAIT, b.actor("chat:rc").await["state"] == "reconnecting");
+    assert!(down, "{}", b.actor("chat:rc").await);
+    // In the room the bridge heard last, and in one it never ran anything from.
+    fake.post_as(ALICE, GENERAL, "!st2 run echo rc-away-1", None);
+    fake.post_as(ALICE, OPS, "!st2 run echo rc-away-2", None);
+    let subs = fake.handshakes().2;
+    fake.refuse_websockets(false);
+    assert!(
+        eventually!(WAIT, fake.handshakes().2 > subs),
+        "subscribed again"
+    );
+    // And one once it is back.
+    fake.post_as(ALICE, GENERAL, "!st2 run echo rc-back", None);
+
+    let ran = |marker: &str| {
+        b.emulator
+            .executions()
+            .iter()
+            .filter(|e| {
+                e.parameters
+                    .get("cmd")
+                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
+            })
+            .count()
+    };
+    let all = [
+        (GENERAL, "rc-first"),
+        (GENERAL, "rc-away-1"),
+        (OPS, "rc-away-2"),
+        (GENERAL, "rc-back"),
+    ];
+    assert!(
+        eventually!(WAIT, all.iter().all(|(_, m)| ran(m) >= 1)),
+        "every command ran: {:?}",
+        all.map(|(_, m)| (m, ran(m)))
+    );
+    for (rid, marker) in all {
+        let e = b
+            .emulator
+            .executions()
+            .into_iter()
+            .find(|e| {
+                e.parameters
+                    .get("cmd")
+                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
+            })
+            .expect("its execution");
+        bot_message(&fake, rid, &format!("execution: {}", e.id)).await;
+    }
+    // A copy would have been handed on before `rc-back` (what the catch-up finds goes
+    // first), and so have run by now: every command ran once, the one before the outage too.
+    for (_, marker) in all {
+        assert_eq!(ran(marker), 1, "{marker} ran once");
+    }
+    assert!(fake.requests("GET /api/v1/chat.syncMessages") >= 1);
+}
+
 #[actix_rt::test]
 async fn a_refused_token_stops_the_connection() {
     // REST refuses it: no websocket is even tried.

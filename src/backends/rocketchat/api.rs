@@ -25,6 +25,11 @@ use crate::backends::{
 /// Largest API answer read.
 const MAX_BODY: usize = 1 << 20;
 
+/// Largest answer of a catch-up call: `chat.syncMessages` with `lastUpdate` answers every
+/// message of the room since then at once (it has no page size), so several minutes of a
+/// busy room must fit.
+const MAX_CATCH_UP_BODY: usize = 16 << 20;
+
 /// Sends a message: https://developer.rocket.chat/apidocs/post-message (`roomId`, `text`,
 /// `attachments`, and `tmid` for a reply in a thread).
 pub const POST_MESSAGE: &str = "/chat.postMessage";
@@ -35,6 +40,13 @@ pub const CREATE_DM: &str = "/im.create";
 pub const ME: &str = "/me";
 /// A user's profile by id: https://developer.rocket.chat/apidocs/get-users-info.
 pub const USERS_INFO: &str = "/users.info";
+/// The rooms the account is in, those changed since `updatedSince` (an ISO date):
+/// https://developer.rocket.chat/apidocs/get-rooms (`{"update": [room], "remove": [id]}`).
+pub const ROOMS_GET: &str = "/rooms.get";
+/// A room's messages updated since `lastUpdate` (an ISO date):
+/// https://developer.rocket.chat/apidocs/sync-messages (`{"result": {"updated": [message],
+/// "deleted": [..]}}`).
+pub const SYNC_MESSAGES: &str = "/chat.syncMessages";
 
 /// One message waiting to be sent.
 #[derive(Debug, Clone)]
@@ -142,6 +154,17 @@ pub fn classify(
     None
 }
 
+/// Whether a catch-up that failed with `error` is worth another try on the next link (the
+/// network, a server error, the rate limiter), rather than given up (an endpoint the server
+/// does not have, a refusal).
+pub fn catch_up_retryable(error: &ConnectionError) -> bool {
+    match error {
+        ConnectionError::Http { status, .. } => matches!(*status, 408 | 429) || *status >= 500,
+        ConnectionError::Protocol(_) => false,
+        other => !other.is_fatal(),
+    }
+}
+
 impl Api {
     fn authorized(&self, req: ClientRequest) -> ClientRequest {
         req.insert_header(("X-User-Id", &*self.user_id))
@@ -152,6 +175,16 @@ impl Api {
         &self,
         path: &str,
         query: &[(&str, &str)],
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ConnectionError> {
+        self.get_limited(path, query, MAX_BODY).await
+    }
+
+    /// [`Api::get_raw`] reading at most `limit` bytes of the answer.
+    async fn get_limited(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        limit: usize,
     ) -> Result<(StatusCode, HeaderMap, Bytes), ConnectionError> {
         let during = || format!("GET /api/v1{path}");
         let mut url = format!("{}{path}", self.base);
@@ -164,11 +197,14 @@ impl Api {
             .send()
             .await
             .map_err(|e| ConnectionError::network(during(), e))?;
-        let body = resp
-            .body()
-            .limit(MAX_BODY)
-            .await
-            .map_err(|e| ConnectionError::network(during(), e))?;
+        let body = resp.body().limit(limit).await.map_err(|e| match e {
+            // Asking again would get as much again.
+            awc::error::PayloadError::Overflow => ConnectionError::Protocol(format!(
+                "{}: an answer larger than {limit} bytes",
+                during()
+            )),
+            e => ConnectionError::network(during(), e),
+        })?;
         Ok((resp.status(), resp.headers().clone(), body))
     }
 
@@ -213,6 +249,47 @@ impl Api {
             })?,
             username: text("username").unwrap_or_default(),
         })
+    }
+
+    /// A catch-up's GET with `query` whose JSON answer is read; an error status is a typed
+    /// error.
+    async fn get_query(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, ConnectionError> {
+        let (status, _, body) = self.get_limited(path, query, MAX_CATCH_UP_BODY).await?;
+        if !status.is_success() {
+            return Err(api_error("GET", path, status, &body));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ConnectionError::Protocol(format!("GET /api/v1{path}: bad JSON: {e}")))
+    }
+
+    /// The rooms the account is in that changed since `since` (an ISO date).
+    pub async fn rooms_changed_since(&self, since: &str) -> Result<Vec<Value>, ConnectionError> {
+        let v = self
+            .get_query(ROOMS_GET, &[("updatedSince", since)])
+            .await?;
+        Ok(v.get("update")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The messages of room `rid` updated since `since` (an ISO date).
+    pub async fn messages_since(
+        &self,
+        rid: &str,
+        since: &str,
+    ) -> Result<Vec<Value>, ConnectionError> {
+        let v = self
+            .get_query(SYNC_MESSAGES, &[("roomId", rid), ("lastUpdate", since)])
+            .await?;
+        Ok(v.pointer("/result/updated")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// The username of the user with id `user_id`, `None` when there is no such user.

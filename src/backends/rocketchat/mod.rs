@@ -15,6 +15,20 @@
 //! opened again after a capped, jittered backoff, with `connect`, `login` and `sub` again;
 //! replies wait in the queue meanwhile.
 //!
+//! Catching up: the stream replays nothing to a new subscription, so the connection keeps
+//! its position (since when its links have listened, and per room the `ts` of the newest
+//! message handed on; with `[store] backend = "redis"` it is saved for the next holder of
+//! the connection). Every link after the first, this process's after a lost link or the
+//! next holder's after a takeover, once subscribed asks the REST API what was posted from
+//! there on (`GET /api/v1/rooms.get?updatedSince=`, https://developer.rocket.chat/apidocs/get-rooms,
+//! then `GET /api/v1/chat.syncMessages?roomId=&lastUpdate=` for each room with newer
+//! messages, https://developer.rocket.chat/apidocs/sync-messages), no further back than 10
+//! minutes, and hands those on first, oldest first, holding the live messages meanwhile. A
+//! message already handed on (by this process, or by another as the shared store records)
+//! is not run again. A catch-up the server refuses for now (a server error, the rate
+//! limiter) drops the link to try again; one it refuses outright is given up, logged.
+//! Details in `resume.rs`.
+//!
 //! Inbound: `changed` messages of `stream-room-messages`, whose `args` are the message and
 //! the room's type and name (`c` channel, `p` private group, `d` direct; livechat rooms are
 //! left alone). Identity: the user is the message's `u._id` (named by `u.username`), the
@@ -45,11 +59,13 @@
 //! the server), so inquiries are answered by typing, as the listing says.
 //!
 //! Files: `config.rs` (settings), `wire.rs` (DDP and messages, typed), `api.rs` (REST
-//! calls), `platform.rs` (the [`Platform`](crate::backends::connection::Platform)).
+//! calls), `resume.rs` (the position and what a catch-up keeps), `platform.rs` (the
+//! [`Platform`](crate::backends::connection::Platform)).
 
 pub mod api;
 pub mod config;
 mod platform;
+pub mod resume;
 pub mod wire;
 
 use std::time::Duration;

@@ -10,8 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{
-    api::{Api, Me, Outgoing},
+    api::{self, Api, Me, Outgoing},
     config::{RocketChatSettings, DEFAULT_MAX_MESSAGE_CHARS},
+    resume::{self, Position, RoomInfo},
     wire::{self, Ddp, Mapping},
 };
 use crate::{
@@ -30,6 +31,10 @@ const MAX_FRAME: usize = 1 << 20;
 /// Message ids remembered to tell a new message from an update of one already handled: the
 /// stream sends a message again when its thread gets a reply, a reaction or a link preview.
 const SEEN_MESSAGES: usize = 4096;
+
+/// Live messages held back while a catch-up runs (they go after what it finds); beyond that
+/// the oldest are dropped, and logged.
+const HELD_MESSAGES: usize = 1024;
 
 /// Why a connection could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,12 @@ pub fn endpoints(base: &str) -> Option<(String, String)> {
 pub enum Event {
     /// The direct room with a user, opened (or found) while sending.
     DirectRoom { user: String, room: String },
+    /// Catch-up `round` fetched what was posted since the last holder's position (as
+    /// `stream-room-messages` events' fields, oldest first, with their `ts`).
+    CaughtUp {
+        round: u64,
+        missed: Result<Vec<(u64, Value)>, ConnectionError>,
+    },
 }
 
 /// What connecting learnt.
@@ -115,6 +126,14 @@ pub struct RocketChat {
     /// Direct rooms by user id.
     dm_rooms: HashMap<String, String>,
     seen: Seen,
+    /// Since when the links listened, and per room the newest message handed on: what the
+    /// next link (this process's, or the next holder's) catches up from.
+    position: Position,
+    /// The catch-up under way (its round), if one is: live messages are held meanwhile.
+    catching_up: Option<u64>,
+    rounds: u64,
+    /// Live messages held during a catch-up, with their `ts`.
+    held: Vec<(Option<u64>, crate::domain::message::InboundMessage)>,
 }
 
 impl RocketChat {
@@ -148,6 +167,10 @@ impl RocketChat {
             sub_id: String::new(),
             dm_rooms: HashMap::new(),
             seen: Seen::new(SEEN_MESSAGES),
+            position: Position::default(),
+            catching_up: None,
+            rounds: 0,
+            held: Vec::new(),
         })
     }
 
@@ -229,6 +252,11 @@ impl RocketChat {
             {
                 self.stage = Stage::Up;
                 fx.ready();
+                if self.position.is_known() {
+                    self.catch_up(fx);
+                } else {
+                    self.position.listening(now_ms());
+                }
             }
             Ddp::NoSub { id, error } if !self.sub_id.is_empty() && id == self.sub_id => {
                 let why = error.map_or_else(|| "no reason given".to_owned(), |e| e.describe());
@@ -285,10 +313,13 @@ impl RocketChat {
         }
     }
 
-    fn changed(&mut self, collection: &str, fields: &Value, fx: &mut Effects<Self>) {
-        let Some(me) = self.me.as_ref() else {
-            return;
-        };
+    /// A message event's fields as a chat message (`None`: skipped, logged), with its `ts`.
+    fn map(
+        &self,
+        collection: &str,
+        fields: &Value,
+    ) -> Option<(Option<u64>, crate::domain::message::InboundMessage)> {
+        let me = self.me.as_ref()?;
         let mapping = Mapping {
             connection: &self.name,
             bot_id: &me.id,
@@ -297,16 +328,144 @@ impl RocketChat {
         };
         match wire::to_inbound(collection, fields, &mapping) {
             Ok(message) => {
-                let id = message.message_id.clone().unwrap_or_default();
-                if self.seen.insert(&id) {
-                    fx.inbound(message);
-                } else {
-                    tracing::debug!(connection = %self.name, "ignored an update of a message already handled");
-                }
+                let ts = fields.pointer("/args/0/ts").and_then(resume::date_ms);
+                Some((ts, message))
             }
-            Err(skip) => tracing::debug!(connection = %self.name, ?skip, "ignored a stream event"),
+            Err(skip) => {
+                tracing::debug!(connection = %self.name, ?skip, "ignored a stream event");
+                None
+            }
         }
     }
+
+    fn changed(&mut self, collection: &str, fields: &Value, fx: &mut Effects<Self>) {
+        let Some((ts, message)) = self.map(collection, fields) else {
+            return;
+        };
+        // Before `ready` too: a catch-up follows, and what it finds goes first.
+        let held = self.catching_up.is_some()
+            || (self.stage == Stage::Subscribing && self.position.is_known());
+        if held {
+            if self.held.len() >= HELD_MESSAGES {
+                self.held.remove(0);
+                tracing::warn!(connection = %self.name, "too many messages while catching up; the oldest held one was dropped");
+            }
+            self.held.push((ts, message));
+            return;
+        }
+        self.hand_on(ts, message, fx);
+    }
+
+    /// Hands `message` on unless it was already, and moves the position to it.
+    fn hand_on(
+        &mut self,
+        ts: Option<u64>,
+        message: crate::domain::message::InboundMessage,
+        fx: &mut Effects<Self>,
+    ) {
+        let id = message.message_id.clone().unwrap_or_default();
+        if !self.seen.insert(&id) {
+            tracing::debug!(connection = %self.name, "ignored an update of a message already handled");
+            return;
+        }
+        if let Some(ts) = ts {
+            self.position.note(&message.room.id, ts);
+        }
+        fx.inbound(message);
+    }
+
+    /// Asks the REST API what was posted since the position (the last link's, this
+    /// process's or the last holder's); live messages are held until it answers.
+    fn catch_up(&mut self, fx: &mut Effects<Self>) {
+        self.rounds += 1;
+        let round = self.rounds;
+        self.catching_up = Some(round);
+        let floor = now_ms().saturating_sub(resume::MAX_CATCH_UP_MS);
+        let position = self.position.clone();
+        let api = self.api();
+        let name = self.name.clone();
+        tracing::debug!(connection = %self.name, "fetching what was posted since the last link");
+        fx.spawn(async move {
+            let missed = fetch_missed(&api, &name, &position, floor).await;
+            Event::CaughtUp { round, missed }
+        });
+    }
+
+    fn caught_up(
+        &mut self,
+        round: u64,
+        missed: Result<Vec<(u64, Value)>, ConnectionError>,
+        fx: &mut Effects<Self>,
+    ) {
+        if self.catching_up != Some(round) {
+            return;
+        }
+        self.catching_up = None;
+        let held = std::mem::take(&mut self.held);
+        match missed {
+            Ok(missed) => {
+                if !missed.is_empty() {
+                    tracing::info!(connection = %self.name, messages = missed.len(), "caught up with what was posted while the connection was not listening");
+                }
+                for (ts, fields) in missed {
+                    if let Some((_, message)) = self.map(wire::ROOM_MESSAGES, &fields) {
+                        self.hand_on(Some(ts), message, fx);
+                    }
+                }
+            }
+            Err(error) if api::catch_up_retryable(&error) => {
+                // The position has not moved: the next link's catch-up fetches the held
+                // messages again.
+                fx.fail(error);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(connection = %self.name, %error, "could not fetch what was posted while the connection was not listening; those messages are not run");
+            }
+        }
+        for (ts, message) in held {
+            self.hand_on(ts, message, fx);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// What was posted from `position` on (never before `floor`), oldest first. A room that
+/// cannot be read (left since `rooms.get` listed it) is skipped; anything worth another
+/// try fails the whole catch-up, to be done again on the next link.
+async fn fetch_missed(
+    api: &Api,
+    name: &str,
+    position: &Position,
+    floor: u64,
+) -> Result<Vec<(u64, Value)>, ConnectionError> {
+    let Some(oldest) = position.oldest(floor) else {
+        return Ok(Vec::new());
+    };
+    let rooms: Vec<RoomInfo> = api
+        .rooms_changed_since(&resume::from_on(oldest))
+        .await?
+        .iter()
+        .filter_map(RoomInfo::of)
+        .collect();
+    let to_fetch = resume::rooms_to_fetch(position, &rooms, floor);
+    let mut fetched = Vec::new();
+    for (room, since) in &to_fetch {
+        match api.messages_since(&room.id, &resume::from_on(*since)).await {
+            Ok(messages) => fetched.extend(messages.into_iter().map(|m| (m, *since, room))),
+            Err(error) if api::catch_up_retryable(&error) => return Err(error),
+            Err(error) => {
+                tracing::warn!(connection = %name, room = %room.id, %error, "could not fetch what was posted in a room while the connection was not listening; skipped");
+            }
+        }
+    }
+    Ok(resume::missed(fetched))
 }
 
 impl Platform for RocketChat {
@@ -350,16 +509,34 @@ impl Platform for RocketChat {
         }
     }
 
-    fn event(&mut self, event: Event, _fx: &mut Effects<Self>) {
+    fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
         match event {
             Event::DirectRoom { user, room } => {
                 self.dm_rooms.insert(user, room);
             }
+            Event::CaughtUp { round, missed } => self.caught_up(round, missed, fx),
         }
     }
 
     fn closed(&mut self) {
         self.stage = Stage::Connecting;
+        // The next link catches up from the position, which has not moved past what was
+        // held: it fetches those again.
+        self.catching_up = None;
+        self.held.clear();
+    }
+
+    /// Since when the links listened and per room the `ts` of the newest message handed
+    /// on: the next holder fetches what was posted from there on.
+    fn resume_state(&self) -> Option<Value> {
+        self.position.state()
+    }
+
+    fn resume_from(&mut self, state: Value) {
+        let position = Position::from_state(&state);
+        if position.is_known() {
+            self.position = position;
+        }
     }
 
     /// The realtime `connect`, `login` and subscription finish within a ping interval, or
@@ -703,6 +880,308 @@ mod tests {
             ),
         );
         assert!(fx.messages().is_empty());
+    }
+
+    /// Takes `p` through a new link's handshake; the effects of its `ready`.
+    fn handshake(p: &mut RocketChat) -> Effects<RocketChat> {
+        p.closed();
+        let mut fx = Effects::default();
+        p.opened(
+            Hello {
+                me: Me {
+                    id: BOT.into(),
+                    username: "stormbot".into(),
+                },
+            },
+            &mut fx,
+        );
+        frame(p, json!({"msg": "connected", "session": "s"}));
+        let login = p.login_id.clone();
+        frame(
+            p,
+            json!({"msg": "result", "id": login, "result": {"id": BOT}}),
+        );
+        let sub = p.sub_id.clone();
+        frame(p, json!({"msg": "ready", "subs": [sub]}))
+    }
+
+    fn posted(id: &str, rid: &str, user: &str, text: &str, ts: u64) -> Value {
+        json!({
+            "_id": id, "rid": rid, "msg": text, "ts": {"$date": ts}, "_updatedAt": {"$date": ts},
+            "u": {"_id": user, "username": user},
+        })
+    }
+
+    /// What `chat.syncMessages` found, as the catch-up hands it over.
+    fn missed(messages: &[(Value, &str)]) -> Vec<(u64, Value)> {
+        messages
+            .iter()
+            .map(|(m, kind)| {
+                let ts = m["ts"]["$date"].as_u64().unwrap();
+                (
+                    ts,
+                    json!({"args": [m, {"roomParticipant": true, "roomType": kind}]}),
+                )
+            })
+            .collect()
+    }
+
+    fn ids(fx: &Effects<RocketChat>) -> Vec<String> {
+        fx.messages()
+            .iter()
+            .map(|m| m.message_id.clone().unwrap_or_default())
+            .collect()
+    }
+
+    /// The rooms part of `p`'s resume state.
+    fn rooms(p: &RocketChat) -> Value {
+        p.resume_state().map_or(Value::Null, |s| s["rooms"].clone())
+    }
+
+    #[test]
+    fn the_position_follows_what_is_handed_on_and_a_new_holder_catches_up_before_live_messages() {
+        let fresh = RocketChat::new("rc".into(), settings()).unwrap();
+        assert_eq!(
+            fresh.resume_state(),
+            None,
+            "never listened: nothing to resume"
+        );
+        let before = now_ms();
+        let mut p = up();
+        // Listening since the first subscription, nothing handed on yet: a next holder
+        // would fetch every room from then on.
+        let since = p.resume_state().expect("a position")["listening_since"]
+            .as_u64()
+            .expect("since when it listened");
+        assert!((before..=now_ms()).contains(&since), "{since}");
+        assert_eq!(rooms(&p), json!({}));
+        assert_eq!(p.catching_up, None, "a first link has nothing to catch up");
+        frame(
+            &mut p,
+            changed(
+                posted("m1", "GENERAL", "alice", "!st2 run date", 1_000),
+                "c",
+            ),
+        );
+        // The bot's own and other bots' messages do not move it.
+        frame(
+            &mut p,
+            changed(posted("m2", "GENERAL", BOT, "done", 2_000), "c"),
+        );
+        assert_eq!(rooms(&p), json!({"GENERAL": 1_000}));
+        let state = p.resume_state().unwrap();
+
+        // Another process takes the connection over from that state.
+        let mut next = RocketChat::new("rc".into(), settings()).unwrap();
+        next.resume_from(state);
+        assert_eq!(next.resume_state(), p.resume_state(), "kept until it moves");
+        let fx = handshake(&mut next);
+        assert!(fx.is_ready(), "replies need not wait for the catch-up");
+        let round = next.catching_up.expect("a catch-up under way");
+        // A live message while catching up waits for what was posted before it.
+        let fx = frame(
+            &mut next,
+            changed(
+                posted("m5", "GENERAL", "alice", "!st2 run live", 5_000),
+                "c",
+            ),
+        );
+        assert!(fx.messages().is_empty());
+        let mut fx = Effects::default();
+        next.event(
+            Event::CaughtUp {
+                round,
+                missed: Ok(missed(&[
+                    // The last one handed on comes again (points are inclusive): the
+                    // shared store knows it was taken.
+                    (
+                        posted("m1", "GENERAL", "alice", "!st2 run date", 1_000),
+                        "c",
+                    ),
+                    (posted("m3", "GENERAL", "alice", "!st2 run gap", 3_000), "c"),
+                    (posted("m4", "GENERAL", BOT, "a reply", 3_500), "c"),
+                    (
+                        posted("m5", "GENERAL", "alice", "!st2 run live", 5_000),
+                        "c",
+                    ),
+                ])),
+            },
+            &mut fx,
+        );
+        assert_eq!(
+            ids(&fx),
+            ["m1", "m3", "m5"],
+            "in order, once each, the bot's own skipped"
+        );
+        assert_eq!(fx.messages()[1].text, "!st2 run gap");
+        assert_eq!(rooms(&next), json!({"GENERAL": 5_000}));
+        assert_eq!(next.catching_up, None);
+        // Done: live messages flow again.
+        let fx = frame(
+            &mut next,
+            changed(
+                posted("m6", "GENERAL", "alice", "!st2 run after", 6_000),
+                "c",
+            ),
+        );
+        assert_eq!(ids(&fx), ["m6"]);
+        assert_eq!(rooms(&next), json!({"GENERAL": 6_000}));
+
+        // A lost link of its own is caught up the same way, from where it stood; what the
+        // stream sends before `ready` waits for that catch-up too.
+        next.closed();
+        let mut fx = Effects::default();
+        next.opened(
+            Hello {
+                me: Me {
+                    id: BOT.into(),
+                    username: "stormbot".into(),
+                },
+            },
+            &mut fx,
+        );
+        frame(&mut next, json!({"msg": "connected", "session": "s"}));
+        let login = next.login_id.clone();
+        frame(
+            &mut next,
+            json!({"msg": "result", "id": login, "result": {"id": BOT}}),
+        );
+        let early = frame(
+            &mut next,
+            changed(
+                posted("m8", "GENERAL", "alice", "!st2 run early", 8_000),
+                "c",
+            ),
+        );
+        assert!(early.messages().is_empty());
+        let sub = next.sub_id.clone();
+        frame(&mut next, json!({"msg": "ready", "subs": [sub]}));
+        let again = next.catching_up.expect("caught up after a lost link");
+        assert_ne!(again, round);
+        let mut fx = Effects::default();
+        next.event(
+            Event::CaughtUp {
+                round: again,
+                missed: Ok(missed(&[
+                    (
+                        posted("m6", "GENERAL", "alice", "!st2 run after", 6_000),
+                        "c",
+                    ),
+                    (
+                        posted("m7", "GENERAL", "alice", "!st2 run down", 7_000),
+                        "c",
+                    ),
+                ])),
+            },
+            &mut fx,
+        );
+        assert_eq!(
+            ids(&fx),
+            ["m7", "m8"],
+            "m6 was handed on by this process already"
+        );
+    }
+
+    #[test]
+    fn a_catch_up_that_fails_for_now_is_done_again_on_the_next_link() {
+        let state = json!({"listening_since": 500, "rooms": {"GENERAL": 1_000}});
+        let mut p = RocketChat::new("rc".into(), settings()).unwrap();
+        p.resume_from(state.clone());
+        handshake(&mut p);
+        let round = p.catching_up.unwrap();
+        frame(
+            &mut p,
+            changed(
+                posted("m5", "GENERAL", "alice", "!st2 run live", 5_000),
+                "c",
+            ),
+        );
+        let mut fx = Effects::default();
+        let busy = ConnectionError::Http {
+            request: "GET /api/v1/chat.syncMessages".into(),
+            status: 429,
+            code: None,
+            message: None,
+        };
+        p.event(
+            Event::CaughtUp {
+                round,
+                missed: Err(busy),
+            },
+            &mut fx,
+        );
+        assert!(
+            matches!(fx.ending(), Some(End::Fail(_))),
+            "{:?}",
+            fx.ending()
+        );
+        assert!(fx.messages().is_empty(), "the next catch-up fetches it");
+        assert_eq!(p.resume_state(), Some(state.clone()));
+        // The answer of a link that is gone is not taken for the new link's.
+        handshake(&mut p);
+        let again = p.catching_up.expect("caught up again");
+        assert_ne!(again, round);
+        let mut fx = Effects::default();
+        p.event(
+            Event::CaughtUp {
+                round,
+                missed: Ok(Vec::new()),
+            },
+            &mut fx,
+        );
+        assert_eq!(p.catching_up, Some(again));
+
+        // A refusal (a server without the endpoint) gives up and lets live messages through.
+        frame(
+            &mut p,
+            changed(
+                posted("m6", "GENERAL", "alice", "!st2 run live", 6_000),
+                "c",
+            ),
+        );
+        let mut fx = Effects::default();
+        let refused = ConnectionError::Http {
+            request: "GET /api/v1/rooms.get".into(),
+            status: 404,
+            code: None,
+            message: None,
+        };
+        p.event(
+            Event::CaughtUp {
+                round: again,
+                missed: Err(refused),
+            },
+            &mut fx,
+        );
+        assert!(fx.ending().is_none());
+        assert_eq!(ids(&fx), ["m6"]);
+        assert_eq!(p.catching_up, None);
+
+        // A state that is no position is nothing to resume: the link listens from now on.
+        let mut q = RocketChat::new("rc".into(), settings()).unwrap();
+        q.resume_from(json!({"connection_id": "x"}));
+        handshake(&mut q);
+        assert_eq!(q.catching_up, None);
+        assert_eq!(rooms(&q), json!({}));
+    }
+
+    #[test]
+    fn retryable_catch_up_errors_are_the_transient_ones() {
+        let http = |status| ConnectionError::Http {
+            request: "GET /api/v1/rooms.get".into(),
+            status,
+            code: None,
+            message: None,
+        };
+        for status in [408, 429, 500, 502, 503] {
+            assert!(api::catch_up_retryable(&http(status)), "{status}");
+        }
+        for status in [400, 401, 403, 404] {
+            assert!(!api::catch_up_retryable(&http(status)), "{status}");
+        }
+        assert!(!api::catch_up_retryable(&ConnectionError::Protocol(
+            "bad JSON".into()
+        )));
     }
 
     fn deliver(target: Target, text: &str) -> Deliver {

@@ -33,6 +33,26 @@
 //!   this endpoint again. [error-too-many-requests]"}`;
 //!   [`FakeRocketChat::exhaust_window_next`] answers successes with `Remaining: 0` and a
 //!   reset, and then refuses sends before that reset.
+//! - `GET /rooms.get?updatedSince=` (https://developer.rocket.chat/apidocs/get-rooms): the
+//!   rooms the account is in, `{"update": [{"_id", "t", "name", "msgs", "lm", "lastMessage",
+//!   "_updatedAt", …}], "remove": [], "success": true}`; with `updatedSince` (an ISO date)
+//!   only those updated after it (a new message updates its room: its `lm`, `lastMessage`
+//!   and `_updatedAt`), 400 `error-updatedSince-param-invalid` for a date that is none.
+//! - `GET /chat.syncMessages?roomId=&lastUpdate=`
+//!   (https://developer.rocket.chat/apidocs/sync-messages): `{"result": {"updated": [message],
+//!   "deleted": []}, "success": true}`, every message of the room whose `_updatedAt` is after
+//!   `lastUpdate` (a new one, an edit, a thread's first message when the thread is answered),
+//!   newest first, all at once (with `lastUpdate` there is no page size); 400 without
+//!   `roomId` (`error-roomId-param-not-provided`), without `lastUpdate`
+//!   (`error-lastUpdate-param-not-provided`) or with one that is no date (the server names
+//!   that `error-roomId-param-invalid`), and `error-not-allowed` for a room the account
+//!   cannot read. The page gives the parameters and the answer; the order, the lack of a
+//!   page size and the error codes are the server's (`chat.syncMessages` in
+//!   `apps/meteor/app/api/server/v1/chat.ts`, `messages/get` in
+//!   `apps/meteor/server/publications/messages.ts`, https://github.com/RocketChat/Rocket.Chat).
+//!
+//! Dates are EJSON `{"$date": ms}` on the realtime API and ISO strings on the REST API (the
+//! examples of both pages above).
 //!
 //! Realtime API at `/websocket`, DDP (https://developer.rocket.chat/reference/api/realtime-api):
 //! `{"server_id": "0"}` first; `connect` (version `"1"`) → `connected` with a session, any
@@ -150,6 +170,8 @@ struct State {
     exhaust_next: u32,
     exhaust_reset: Duration,
     requests: Vec<String>,
+    /// When the fake started (its rooms' creation).
+    started_ms: u64,
 }
 
 struct Shared {
@@ -185,6 +207,28 @@ fn failure(status: u16, error: &str, error_type: &str) -> HttpResponse {
 fn unauthorized() -> HttpResponse {
     HttpResponse::Unauthorized()
         .json(json!({"status": "error", "message": "You must be logged in to do this."}))
+}
+
+/// A date as the REST API writes one: an ISO string with milliseconds.
+fn iso(ms: u64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A message as the REST API answers with it: its dates ISO strings.
+fn rest_message(message: &Value) -> Value {
+    let mut m = message.clone();
+    for key in ["ts", "_updatedAt", "editedAt", "tlm"] {
+        if let Some(ms) = m.get(key).and_then(|d| d["$date"].as_u64()) {
+            m[key] = json!(iso(ms));
+        }
+    }
+    m
+}
+
+fn date_of(message: &Value, key: &str) -> u64 {
+    message[key]["$date"].as_u64().unwrap_or_default()
 }
 
 /// What `chat.postMessage`'s schema takes when `roomId` names the room.
@@ -409,6 +453,117 @@ async fn im_create(
         .collect();
     HttpResponse::Ok().json(json!({
         "room": {"_id": room.id, "rid": room.id, "t": "d", "usernames": usernames},
+        "success": true,
+    }))
+}
+
+/// `GET /api/v1/rooms.get?updatedSince=`: the rooms the account is in, those updated after
+/// `updatedSince` if given (https://developer.rocket.chat/apidocs/get-rooms).
+async fn rooms_get(
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return unauthorized();
+    };
+    let mut st = shared.state.lock();
+    st.requests.push("GET /api/v1/rooms.get".into());
+    let since = match query.get("updatedSince") {
+        None => None,
+        Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(t) => Some(t.timestamp_millis() as u64),
+            Err(_) => {
+                return failure(
+                    400,
+                    "The \"updatedSince\" query parameter must be a valid date.",
+                    "error-updatedSince-param-invalid",
+                )
+            }
+        },
+    };
+    let mut update = Vec::new();
+    for room in st.rooms.iter().filter(|r| r.members.contains(&me)) {
+        let messages: Vec<&Stored> = st
+            .messages
+            .iter()
+            .filter(|m| m.str("rid") == room.id)
+            .collect();
+        let last = messages.iter().max_by_key(|m| date_of(&m.message, "ts"));
+        let updated = messages
+            .iter()
+            .map(|m| date_of(&m.message, "_updatedAt"))
+            .max()
+            .unwrap_or(st.started_ms);
+        if since.is_some_and(|since| updated <= since) {
+            continue;
+        }
+        let mut v = json!({
+            "_id": room.id, "t": room.kind, "msgs": messages.len(),
+            "usersCount": room.members.len(), "_updatedAt": iso(updated),
+        });
+        if let Some(name) = &room.name {
+            v["name"] = json!(name);
+        }
+        if let Some(last) = last {
+            v["lm"] = json!(iso(date_of(&last.message, "ts")));
+            v["lastMessage"] = rest_message(&last.message);
+        }
+        update.push(v);
+    }
+    HttpResponse::Ok().json(json!({"update": update, "remove": [], "success": true}))
+}
+
+/// `GET /api/v1/chat.syncMessages?roomId=&lastUpdate=`: the room's messages updated after
+/// `lastUpdate`, newest first (https://developer.rocket.chat/apidocs/sync-messages).
+async fn sync_messages(
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return unauthorized();
+    };
+    let mut st = shared.state.lock();
+    st.requests.push("GET /api/v1/chat.syncMessages".into());
+    let Some(rid) = query.get("roomId").filter(|r| !r.is_empty()) else {
+        return failure(
+            400,
+            "The required \"roomId\" query param is missing.",
+            "error-roomId-param-not-provided",
+        );
+    };
+    let Some(since) = query.get("lastUpdate").filter(|t| !t.is_empty()) else {
+        return failure(
+            400,
+            "The required \"lastUpdate\" query param is missing.",
+            "error-lastUpdate-param-not-provided",
+        );
+    };
+    let Ok(since) = chrono::DateTime::parse_from_rfc3339(since) else {
+        return failure(
+            400,
+            "The \"lastUpdate\" query parameter must be a valid date.",
+            "error-roomId-param-invalid",
+        );
+    };
+    let since = since.timestamp_millis() as u64;
+    if !st
+        .rooms
+        .iter()
+        .any(|r| r.id == *rid && r.members.contains(&me))
+    {
+        return failure(400, "Not allowed [error-not-allowed]", "error-not-allowed");
+    }
+    let mut updated: Vec<&Stored> = st
+        .messages
+        .iter()
+        .filter(|m| m.str("rid") == rid && date_of(&m.message, "_updatedAt") > since)
+        .collect();
+    updated.sort_by_key(|m| std::cmp::Reverse(date_of(&m.message, "ts")));
+    let updated: Vec<Value> = updated.iter().map(|m| rest_message(&m.message)).collect();
+    HttpResponse::Ok().json(json!({
+        "result": {"updated": updated, "deleted": []},
         "success": true,
     }))
 }
@@ -673,6 +828,7 @@ impl FakeRocketChat {
                     integration: true,
                 },
             ],
+            started_ms: now_ms(),
             ..State::default()
         };
         st.tokens.insert(BOT_TOKEN.into(), BOT.into());
@@ -699,6 +855,8 @@ impl FakeRocketChat {
                 .route("/api/v1/users.info", web::get().to(users_info))
                 .route("/api/v1/im.create", web::post().to(im_create))
                 .route("/api/v1/chat.postMessage", web::post().to(post_message))
+                .route("/api/v1/rooms.get", web::get().to(rooms_get))
+                .route("/api/v1/chat.syncMessages", web::get().to(sync_messages))
                 .route("/websocket", web::get().to(websocket))
                 .default_service(web::to(|| async {
                     failure(404, "Not found", "error-not-found")
@@ -741,6 +899,7 @@ impl FakeRocketChat {
         let message = &mut st.messages[at].message;
         message["msg"] = json!(text);
         message["editedAt"] = json!({"$date": now_ms()});
+        message["_updatedAt"] = json!({"$date": now_ms()});
         message["editedBy"] =
             json!({"_id": message["u"]["_id"], "username": message["u"]["username"]});
         let message = message.clone();
