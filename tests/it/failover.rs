@@ -13,6 +13,7 @@ use crate::{
     fake_mattermost::FakeMattermost,
     rocketchat::fake::{FakeRocketChat, ALICE, GENERAL, OPS},
     support::{free_port, Process},
+    xmpp::{xmpp_chat, Prosody, User, ROOM},
 };
 
 /// A `redis-server` of this test's own, without persistence (as a restart without a
@@ -840,4 +841,122 @@ async fn a_command_posted_on_rocketchat_during_a_takeover_runs_once_on_the_new_h
         rc.requests("GET /api/v1/chat.syncMessages") >= 1,
         "b fetched what was posted meanwhile"
     );
+}
+
+/// An XMPP room sends an occupant only what is said while it is there: the next holder's
+/// join asks the room for its history since the newest message the last holder handed on
+/// (XEP-0045 §7.2.15), and runs what was said meanwhile, once; what the last holder ran
+/// already, and comes again in that history, does not run again.
+#[actix_rt::test]
+async fn a_command_said_in_an_xmpp_room_during_a_takeover_runs_once_on_the_new_holder() {
+    let mut r = Replicas::start(Duration::from_millis(200)).await;
+    let server = Prosody::start(&["alice", "stormbot"]).await;
+    let mut alice = User::connect(server.port, "alice").await;
+    alice.join("alice").await;
+    r.chat = xmpp_chat("xmpp", server.port, "");
+    let bot = format!("{ROOM}/stormbot");
+    // Every body the bot said in the room, as alice got them.
+    let mut heard: Vec<String> = Vec::new();
+    async fn listen(alice: &mut User, bot: &str, heard: &mut Vec<String>) {
+        while let Some(e) = alice.next_within(Duration::from_millis(20)).await {
+            if e.local_name() == "message" && e.attr("from") == Some(bot) {
+                heard.extend(e.child("body").map(|b| b.text()));
+            }
+        }
+    }
+    let results = |r: &Replicas, heard: &[String], marker: &str| {
+        r.execution(marker).map_or(0, |id| {
+            let needle = format!("execution: {id}");
+            heard.iter().filter(|b| b.contains(&needle)).count()
+        })
+    };
+    let runs = |r: &Replicas, marker: &str| {
+        r.emulator
+            .executions()
+            .iter()
+            .filter(|e| {
+                e.parameters
+                    .get("cmd")
+                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
+            })
+            .count()
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = r.replica(port_a);
+    assert!(
+        bridge_ready(port_a).await,
+        "bridge a is ready (in the room)"
+    );
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            lease_state_of(port_a, "xmpp").await.as_deref() == Some("held")
+        ),
+        "bridge a holds the connection"
+    );
+    let _b = r.replica(port_b);
+    assert!(bridge_ready(port_b).await, "bridge b is ready");
+    assert_eq!(
+        lease_state_of(port_b, "xmpp").await.as_deref(),
+        Some("standby")
+    );
+
+    // A command a runs and answers: where its link stands is now in Redis.
+    alice.say(ROOM, "groupchat", "!st2 run echo x-before").await;
+    assert!(
+        eventually!(Duration::from_secs(15), {
+            listen(&mut alice, &bot, &mut heard).await;
+            results(&r, &heard, "x-before") == 1 && r.owed_in_store().await == Some(0)
+        }),
+        "bridge a answered, and recorded that it did: {heard:?}"
+    );
+    a.process.kill();
+    // The room sees the bot leave (its stream is gone): nobody runs the connection.
+    alice
+        .wait_for(|e| {
+            e.local_name() == "presence"
+                && e.attr("from") == Some(bot.as_str())
+                && e.attr("type") == Some("unavailable")
+        })
+        .await;
+    alice.say(ROOM, "groupchat", "!st2 run echo x-gap").await;
+    alice
+        .wait_for(|e| {
+            e.local_name() == "presence"
+                && e.attr("from") == Some(bot.as_str())
+                && e.attr("type").is_none()
+        })
+        .await;
+    assert_eq!(
+        lease_state_of(port_b, "xmpp").await.as_deref(),
+        Some("held"),
+        "bridge b took the connection over"
+    );
+    // And a live one once b is in the room.
+    alice.say(ROOM, "groupchat", "!st2 run echo x-after").await;
+    let all = ["x-before", "x-gap", "x-after"];
+    assert!(
+        eventually!(Duration::from_secs(30), {
+            listen(&mut alice, &bot, &mut heard).await;
+            all.iter().all(|m| results(&r, &heard, m) >= 1)
+        }),
+        "every command was answered: {:?}; heard {heard:?}",
+        all.map(|m| (m, results(&r, &heard, m)))
+    );
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            scrape(port_b, "stormbridge_results_pending").await == Some(0.0)
+        ),
+        "bridge b owes nothing"
+    );
+    listen(&mut alice, &bot, &mut heard).await;
+    for marker in all {
+        assert_eq!(runs(&r, marker), 1, "{marker} ran once");
+        assert_eq!(
+            results(&r, &heard, marker),
+            1,
+            "{marker}'s result was posted once: {heard:?}"
+        );
+    }
 }

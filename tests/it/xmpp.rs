@@ -144,6 +144,8 @@ impl Prosody {
 pub(crate) struct User {
     stream: XmppStream,
     seen: Vec<String>,
+    /// Messages sent, for their ids: each its own, as clients make them (RFC 6120 §8.1.3).
+    said: u64,
 }
 
 impl User {
@@ -177,6 +179,7 @@ impl User {
         let mut user = Self {
             stream: session.stream,
             seen: Vec::new(),
+            said: 0,
         };
         user.send("<presence/>".into()).await;
         user
@@ -194,7 +197,9 @@ impl User {
     }
 
     pub(crate) async fn say(&mut self, to: &str, kind: &str, text: &str) {
-        self.send(message_xml(to, kind, text, "t1")).await;
+        self.said += 1;
+        let id = format!("t{}", self.said);
+        self.send(message_xml(to, kind, text, &id)).await;
     }
 
     pub(crate) async fn wait_for(&mut self, pred: impl Fn(&Element) -> bool) -> Element {
@@ -247,7 +252,7 @@ impl User {
     }
 }
 
-fn xmpp_chat(name: &str, port: u16, more: &str) -> String {
+pub(crate) fn xmpp_chat(name: &str, port: u16, more: &str) -> String {
     format!(
         "[[chat]]\nname = \"{name}\"\nbackend = \"xmpp\"\njid = \"stormbot@localhost\"\n\
          password = \"stormbot-pw\"\nserver = \"127.0.0.1:{port}\"\ntls = \"plaintext\"\n\

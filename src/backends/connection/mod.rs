@@ -11,6 +11,8 @@
 //! - [`handoff`]: what the processes taking turns at a connection pass on (where the link
 //!   stood, which messages ran).
 //! - [`seen`]: the ids of the chat messages handled lately, so a redelivered one runs once.
+//! - [`position`]: where the links stood in time, for platforms that are asked what was
+//!   posted since then.
 //! - [`error`]: typed connection errors.
 //!
 //! `docs/adding-a-platform.md` shows how a platform folder fills the contract in.
@@ -21,6 +23,7 @@ pub mod handoff;
 pub mod outbox;
 pub mod pacing;
 pub mod platform;
+pub mod position;
 pub mod seen;
 pub mod tcp;
 pub mod websocket;

@@ -328,6 +328,17 @@ pub fn join_xml(room: &str, nick: &str) -> String {
     )
 }
 
+/// A MUC join presence asking for the room's history since `since` (an XEP-0082 DateTime;
+/// XEP-0045 §7.2.15).
+pub fn join_since_xml(room: &str, nick: &str, since: &str) -> String {
+    format!(
+        "<presence to='{}/{}'><x xmlns='http://jabber.org/protocol/muc'><history since='{}'/></x></presence>",
+        escape(room),
+        escape(nick),
+        escape(since)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,10 +32,22 @@
 //! anyone can take a free nick in a semi-anonymous room, so write access rules for such
 //! rooms with that in mind. There are no threads and no org.
 //!
-//! Inbound: `<message>` with a `<body>`; room history (`<delay>`), errors, the bot's own
-//! messages (including the room's reflection of them) and senders in `ignore_jids` (bare
-//! JIDs or room nicks — XMPP has no bot flag) are ignored. `nick: `, `nick, ` and `@nick `
-//! set `mentioned` and are stripped.
+//! Inbound: `<message>` with a `<body>`; errors, delayed messages (`<delay>`: offline
+//! storage, forwards) other than the room history asked for below, the bot's own messages
+//! (including the room's reflection of them) and senders in `ignore_jids` (bare JIDs or
+//! room nicks — XMPP has no bot flag) are ignored. `nick: `, `nick, ` and `@nick ` set
+//! `mentioned` and are stripped. A message is known by its sender's JID and its id.
+//!
+//! Catching up: a room sends an occupant only what is said while it is in the room, so the
+//! connection keeps its position (since when its links have listened, and per room when
+//! its newest message was handed on; with `[store] backend = "redis"` it is saved for the
+//! next holder of the connection). Every join after the first (a rejoin, a lost link, the
+//! next holder's after a takeover) asks the room for its history since then (XEP-0045
+//! §7.2.15 `<history since='…'/>`, a few seconds earlier for clocks that differ; no further
+//! back than 10 minutes), and hands on what the room sends before the live messages —
+//! except a message handed on already (by this process, or by another as the shared store
+//! records) and one without an id, which cannot be told from one. A room keeps only so
+//! much history (prosody: its last 20 messages, while the room exists). See `history.rs`.
 //!
 //! Liveness: a stream silent for `ping_interval_secs` gets a server ping (XEP-0199, the
 //! connection's keepalive), and one still silent `ping_timeout_secs` later is dropped and
@@ -49,10 +61,12 @@
 //!
 //! Files: `config.rs` (settings), `wire.rs` (a bounded XML stanza reader on
 //! quick-xml), `client.rs` (the login), `inbound.rs` (a `<message>` as a chat message),
-//! `platform.rs` (the [`Platform`](crate::backends::connection::Platform)).
+//! `history.rs` (a room's history at a join), `platform.rs` (the
+//! [`Platform`](crate::backends::connection::Platform)).
 
 pub mod client;
 pub mod config;
+pub mod history;
 /// A `<message>` stanza → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;
 mod platform;

@@ -13,14 +13,18 @@ use secrecy::SecretString;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::{
-    client::{self, join_xml, message_xml, Login},
+    client::{self, join_since_xml, join_xml, message_xml, Login},
     config::{Jid, XmppSettings},
+    history,
     inbound::{inbound, Occupants, Who},
     wire::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
 };
 use crate::{
     actors::messages::Deliver,
-    backends::connection::{ConnectionError, Effects, Link, Platform, Sending},
+    backends::connection::{
+        position::{Position, MAX_CATCH_UP_MS},
+        ConnectionError, Effects, Link, Platform, Seen, Sending,
+    },
     domain::{
         chunk::{split_message, LengthUnit},
         message::{RoomKind, Target},
@@ -29,6 +33,10 @@ use crate::{
 
 /// Delay before rejoining a room we left involuntarily.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
+
+/// Room messages remembered by sender and id, to tell a room's history from what was
+/// handed on already.
+const SEEN_MESSAGES: usize = 4096;
 
 const NS_PING: &str = "urn:xmpp:ping";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
@@ -86,6 +94,14 @@ pub struct Xmpp {
     /// Inbound stanzas skipped for being over a reader limit, since the bridge started
     /// (`skipped_stanzas` in `/actors`).
     skipped: u64,
+    /// Since when the links listened, and per room when its newest message was handed on:
+    /// where a join asks the room's history from (`history.rs`).
+    position: Position,
+    /// Per room, the time its last join asked the history from: older history is not
+    /// handed on.
+    history_since: HashMap<String, u64>,
+    /// Room messages handed on, by sender and id.
+    seen: Seen,
 }
 
 impl Xmpp {
@@ -119,6 +135,9 @@ impl Xmpp {
             pings: HashMap::new(),
             next_id: 0,
             skipped: 0,
+            position: Position::default(),
+            history_since: HashMap::new(),
+            seen: Seen::new(SEEN_MESSAGES),
         }
     }
 
@@ -149,8 +168,22 @@ impl Xmpp {
         ))
     }
 
+    /// Joins `room`; once the links have listened, asking for its history since the
+    /// position (what was said while nobody listened comes first), else for none.
     fn join(&mut self, room: &str, fx: &mut Effects<Self>) {
-        fx.write(join_xml(room, &self.nick));
+        let floor = now_ms().saturating_sub(MAX_CATCH_UP_MS);
+        match self.position.since(room, floor) {
+            Some(since) => {
+                let listening = self.position.listening_since().unwrap_or_default();
+                let (at, stamp) = history::ask_from(since, listening);
+                self.history_since.insert(room.to_owned(), at);
+                fx.write(join_since_xml(room, &self.nick, &stamp));
+            }
+            None => {
+                self.history_since.remove(room);
+                fx.write(join_xml(room, &self.nick));
+            }
+        }
     }
 
     /// `text` as `<message>` bodies for `to`, split at `max_message_bytes`.
@@ -207,21 +240,7 @@ impl Xmpp {
 
     fn on_stanza(&mut self, e: Element, fx: &mut Effects<Self>) {
         match e.local_name() {
-            "message" => {
-                let who = Who {
-                    connection: &self.name,
-                    bare: &self.bare,
-                    nick: &self.nick,
-                    rooms: &self.rooms,
-                    ignore: &self.ignore,
-                };
-                if let Some(mut m) = inbound(&who, &e, &self.occupants) {
-                    if m.message_id.is_none() {
-                        m.message_id = Some(self.id("in"));
-                    }
-                    fx.inbound(m);
-                }
-            }
+            "message" => self.on_message(&e, fx),
             "presence" => self.on_presence(&e, fx),
             "iq" => self.on_iq(&e, fx),
             "error" => {
@@ -236,6 +255,56 @@ impl Xmpp {
             }
             _ => {}
         }
+    }
+
+    /// A `<message>`: a chat message for the dispatcher, unless it is not for the bot or
+    /// is a room's history (asked for at the join) of a message handed on already.
+    fn on_message(&mut self, e: &Element, fx: &mut Effects<Self>) {
+        let room = e.attr("from").and_then(Jid::parse).map(|j| j.bare());
+        let stamp = room.as_deref().and_then(|room| {
+            let asked = *self.history_since.get(room)?;
+            let stamp = history::history_stamp(e, room)?;
+            (e.attr("type") == Some("groupchat") && stamp >= asked).then_some(stamp)
+        });
+        let live;
+        let message = match stamp {
+            Some(_) => {
+                live = history::undelayed(e);
+                &live
+            }
+            None => e,
+        };
+        let who = Who {
+            connection: &self.name,
+            bare: &self.bare,
+            nick: &self.nick,
+            rooms: &self.rooms,
+            ignore: &self.ignore,
+        };
+        let Some(mut m) = inbound(&who, message, &self.occupants) else {
+            return;
+        };
+        let key = history::message_key(message);
+        match (&key, stamp) {
+            (Some(key), Some(_)) if !self.seen.insert(key) => return,
+            (None, Some(_)) => {
+                tracing::debug!(connection = %self.name, "skipped a message of the room's history without an id: it cannot be told from one already run");
+                return;
+            }
+            (Some(key), None) => {
+                // A live message runs whatever its id (a client may reuse one).
+                self.seen.insert(key);
+            }
+            _ => {}
+        }
+        if m.room.kind == RoomKind::Group {
+            self.position.note(&m.room.id, stamp.unwrap_or_else(now_ms));
+        }
+        if stamp.is_some() {
+            tracing::debug!(connection = %self.name, room = %m.room.id, "a message said while the bridge was not in the room");
+        }
+        m.message_id = Some(key.unwrap_or_else(|| self.id("in")));
+        fx.inbound(m);
     }
 
     /// A stanza the reader skipped for being over a limit: one warning, the count in
@@ -377,6 +446,8 @@ impl Xmpp {
         self.joining.retain(|r| r != room);
         if before > 0 && self.joining.is_empty() {
             fx.ready();
+            // From now on, a room's history is asked for what the links missed.
+            self.position.listening(now_ms());
         }
     }
 
@@ -540,6 +611,19 @@ impl Platform for Xmpp {
         self.online = false;
     }
 
+    /// Since when the links listened and per room when its newest message was handed on:
+    /// the next holder's joins ask the rooms' history from there.
+    fn resume_state(&self) -> Option<serde_json::Value> {
+        self.position.state()
+    }
+
+    fn resume_from(&mut self, state: serde_json::Value) {
+        let position = Position::from_state(&state);
+        if position.is_known() {
+            self.position = position;
+        }
+    }
+
     /// A stream silent for `ping_interval_secs` gets a server ping (XEP-0199); silent for
     /// `ping_timeout_secs` more, the link is lost.
     fn keepalive_interval(&self) -> Option<Duration> {
@@ -587,6 +671,13 @@ impl Platform for Xmpp {
         let id = self.id("m");
         Sending::Write(vec![message_xml(&m.to, m.kind, &m.body, &id)])
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 /// The local part of an element name (`stream:error` → `error`).
@@ -737,7 +828,13 @@ mod tests {
         assert_eq!(deadline, (Duration::from_secs(30), vec![id.clone()]));
         assert!(fx.timers().iter().any(|(_, e)| matches!(e, Event::Ping)));
         let fx = event(&mut p, Event::PingDeadline(vec![id]));
-        assert_eq!(fx.written(), [join_xml(ROOM, "stormbot")], "rejoined");
+        let [rejoin] = fx.written() else {
+            panic!("one rejoin: {:?}", fx.written());
+        };
+        assert!(
+            rejoin.starts_with(&format!("<presence to='{ROOM}/stormbot'>")),
+            "rejoined: {rejoin}"
+        );
         assert!(fx.ending().is_none(), "a room's silence is not the link's");
 
         let fx = event(&mut p, Event::Ping);
@@ -792,5 +889,140 @@ mod tests {
             "{:?}",
             fx.ending()
         );
+    }
+
+    fn said(from: &str, id: &str, text: &str, delay: &str) -> String {
+        format!(
+            "<message type='groupchat' from='{ROOM}/{from}' id='{id}'><body>{text}</body>{delay}</message>"
+        )
+    }
+
+    fn delay(stamp_ms: u64) -> String {
+        let stamp = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(stamp_ms as i64)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!("<delay xmlns='urn:xmpp:delay' from='{ROOM}' stamp='{stamp}'/>")
+    }
+
+    fn texts(fx: &Effects<Xmpp>) -> Vec<String> {
+        fx.messages().iter().map(|m| m.text.clone()).collect()
+    }
+
+    /// The `since` of the history a join in `fx` asks for, in ms.
+    fn history_since(fx: &Effects<Xmpp>) -> u64 {
+        let join = fx
+            .written()
+            .iter()
+            .find(|w| w.starts_with(&format!("<presence to='{ROOM}/stormbot'>")))
+            .unwrap_or_else(|| panic!("a join: {:?}", fx.written()));
+        let Frame::Stanza(e) = stanza(join) else {
+            panic!("{join}");
+        };
+        let since = e
+            .child("x")
+            .and_then(|x| x.child("history"))
+            .and_then(|h| h.attr("since"))
+            .unwrap_or_else(|| panic!("no history since: {join}"));
+        chrono::DateTime::parse_from_rfc3339(since)
+            .unwrap()
+            .timestamp_millis() as u64
+    }
+
+    #[test]
+    fn a_new_holder_asks_the_rooms_history_since_the_position_and_runs_it_once() {
+        let mut p = xmpp(&[ROOM]);
+        assert_eq!(p.resume_state(), None, "never in a room: nothing to resume");
+        opened(&mut p);
+        let before = now_ms();
+        feed(&mut p, &self_presence());
+        let listening = p.resume_state().expect("a position")["listening_since"]
+            .as_u64()
+            .unwrap();
+        assert!((before..=now_ms()).contains(&listening));
+        let fx = feed(&mut p, &said("alice", "a1", "!st2 run one", ""));
+        assert_eq!(
+            fx.messages()[0].message_id.as_deref(),
+            Some("ops@conference.example.com/alice#a1")
+        );
+        let heard = p.resume_state().unwrap()["rooms"][ROOM].as_u64().unwrap();
+        assert!(heard >= listening);
+
+        // Another process takes the connection over: its join asks for what was said since
+        // (a little earlier, to the second).
+        let mut next = xmpp(&[ROOM]);
+        next.resume_from(p.resume_state().unwrap());
+        let fx = opened(&mut next);
+        let since = history_since(&fx);
+        assert!(
+            since <= heard && heard - since < history::SLACK_MS + 1_000,
+            "{since} {heard}"
+        );
+        feed(&mut next, &self_presence());
+        // The history: the message handed on already (the shared store knows it ran; this
+        // process hands it on, and the store skips it), one said meanwhile, the bot's own,
+        // one without an id, and one older than asked for.
+        let fx = feed(
+            &mut next,
+            &said("alice", "a0", "!st2 run too old", &delay(since - 1_000)),
+        );
+        assert!(fx.messages().is_empty(), "older than asked for");
+        let fx = feed(
+            &mut next,
+            &said("alice", "a1", "!st2 run one", &delay(heard)),
+        );
+        assert_eq!(texts(&fx), ["!st2 run one"]);
+        let fx = feed(
+            &mut next,
+            &said("alice", "a2", "!st2 run two", &delay(heard + 1_000)),
+        );
+        assert_eq!(texts(&fx), ["!st2 run two"]);
+        assert_eq!(
+            fx.messages()[0].message_id.as_deref(),
+            Some("ops@conference.example.com/alice#a2")
+        );
+        assert!(feed(
+            &mut next,
+            &said("stormbot", "b1", "a result", &delay(heard + 1_000))
+        )
+        .messages()
+        .is_empty());
+        let no_id = format!(
+            "<message type='groupchat' from='{ROOM}/alice'><body>!st2 run anon</body>{}</message>",
+            delay(heard + 1_000)
+        );
+        assert!(
+            feed(&mut next, &no_id).messages().is_empty(),
+            "cannot be told apart"
+        );
+        assert_eq!(
+            next.resume_state().unwrap()["rooms"][ROOM].as_u64(),
+            Some(heard.max(heard / 1_000 * 1_000 + 1_000)),
+            "the position follows the history's stamps"
+        );
+        // Live messages flow; a delay that is not the room's history is not a command.
+        let fx = feed(&mut next, &said("alice", "a3", "!st2 run three", ""));
+        assert_eq!(texts(&fx), ["!st2 run three"]);
+        let forwarded = said(
+            "alice",
+            "a4",
+            "!st2 run old",
+            "<delay xmlns='urn:xmpp:delay' from='alice@example.com' stamp='2024-01-01T00:00:00Z'/>",
+        );
+        assert!(feed(&mut next, &forwarded).messages().is_empty());
+
+        // After a lost link the same process asks again from its own position, and what it
+        // handed on already is not handed on again; a live message reusing an id still is.
+        next.closed();
+        let fx = opened(&mut next);
+        let again = history_since(&fx);
+        assert!(again >= since);
+        feed(&mut next, &self_presence());
+        let fx = feed(
+            &mut next,
+            &said("alice", "a3", "!st2 run three", &delay(now_ms())),
+        );
+        assert!(fx.messages().is_empty(), "handed on already");
+        let fx = feed(&mut next, &said("alice", "a3", "!st2 run three again", ""));
+        assert_eq!(texts(&fx), ["!st2 run three again"]);
     }
 }

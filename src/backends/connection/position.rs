@@ -1,0 +1,177 @@
+//! Where a connection's links stand, for a platform whose server replays nothing to a new
+//! link but can be asked what was posted since a time (Rocket.Chat's REST API, an XMPP
+//! room's history): since when its links have listened, and per room the time of the newest
+//! message handed on. A new link (this process's after a lost one, or the next holder's
+//! after a takeover, through [`Platform::resume_state`](super::Platform::resume_state))
+//! asks from there on. Pure, unit-tested here; each platform decides what its times are.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+/// Rooms whose point is kept: beyond that the oldest points are forgotten (such a room is
+/// then caught up from no later than its point: the listening start moves back to it).
+pub const MAX_ROOMS: usize = 64;
+
+/// How far back a catch-up reaches at most, in milliseconds: a takeover takes seconds, so a
+/// point older than this is from an outage of every bridge process, and commands posted
+/// then are stale (neither Rocket.Chat nor XMPP has a `max_command_age_secs`; this is
+/// their fixed stand-in).
+pub const MAX_CATCH_UP_MS: u64 = 10 * 60 * 1000;
+
+/// Where a connection's links stand: since when they have listened, and per room the time
+/// (milliseconds since the epoch) of the newest message handed on (bounded by
+/// [`MAX_ROOMS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// When the first link listened (this process's clock): what was posted since in a
+    /// room without a point of its own was heard, and either handed on or skipped.
+    listening_since: Option<u64>,
+    rooms: BTreeMap<String, u64>,
+}
+
+impl Position {
+    /// The state another process saved (`{"listening_since": <ms>, "rooms": {"<rid>": <ts
+    /// ms>}}`); anything else is no position.
+    pub fn from_state(state: &Value) -> Self {
+        let mut position = Self {
+            listening_since: state.get("listening_since").and_then(Value::as_u64),
+            rooms: BTreeMap::new(),
+        };
+        if let Some(rooms) = state.get("rooms").and_then(Value::as_object) {
+            for (rid, ts) in rooms {
+                if let Some(ts) = ts.as_u64() {
+                    position.note(rid, ts);
+                }
+            }
+        }
+        position
+    }
+
+    /// The state to save; `None` before the first link listened.
+    pub fn state(&self) -> Option<Value> {
+        self.is_known().then(|| {
+            let mut state = json!({ "rooms": self.rooms });
+            if let Some(since) = self.listening_since {
+                state["listening_since"] = json!(since);
+            }
+            state
+        })
+    }
+
+    /// Whether there is anything to resume from.
+    pub fn is_known(&self) -> bool {
+        self.listening_since.is_some() || !self.rooms.is_empty()
+    }
+
+    /// When the first link listened, if one did.
+    pub fn listening_since(&self) -> Option<u64> {
+        self.listening_since
+    }
+
+    /// A first link subscribed at `now`, with nothing to resume from.
+    pub fn listening(&mut self, now: u64) {
+        self.listening_since.get_or_insert(now);
+    }
+
+    /// A message of room `rid` of time `ts` was handed on.
+    pub fn note(&mut self, rid: &str, ts: u64) {
+        let at = self.rooms.entry(rid.to_owned()).or_default();
+        *at = (*at).max(ts);
+        if self.rooms.len() > MAX_ROOMS {
+            if let Some((oldest, ts)) = self
+                .rooms
+                .iter()
+                .min_by_key(|(_, ts)| **ts)
+                .map(|(rid, ts)| (rid.clone(), *ts))
+            {
+                self.rooms.remove(&oldest);
+                // The forgotten room is caught up from no later than its point.
+                let since = self.listening_since.get_or_insert(ts);
+                *since = (*since).min(ts);
+            }
+        }
+    }
+
+    /// Where room `rid` is caught up from (inclusive): its own point, else since when the
+    /// links listened (everything heard there since was skipped), never before `floor`.
+    /// `None` without a position.
+    pub fn since(&self, rid: &str, floor: u64) -> Option<u64> {
+        let since = self
+            .rooms
+            .get(rid)
+            .copied()
+            .or(self.listening_since)
+            .or_else(|| self.rooms.values().min().copied())?;
+        Some(since.max(floor))
+    }
+
+    /// The earliest point of all (what `rooms.get` is asked from), never before `floor`.
+    pub fn oldest(&self, floor: u64) -> Option<u64> {
+        self.rooms
+            .values()
+            .copied()
+            .chain(self.listening_since)
+            .min()
+            .map(|ts| ts.max(floor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_position_keeps_the_newest_per_room_and_stays_small() {
+        let mut p = Position::default();
+        assert_eq!(p.state(), None, "never listened: nothing to resume");
+        assert_eq!(p.since("GENERAL", 0), None);
+        assert_eq!(p.oldest(0), None);
+        p.listening(50);
+        p.listening(70);
+        assert_eq!(
+            p.since("GENERAL", 0),
+            Some(50),
+            "the first link's start is kept"
+        );
+        p.note("GENERAL", 100);
+        p.note("GENERAL", 90);
+        p.note("OPS", 200);
+        assert_eq!(p.since("GENERAL", 0), Some(100));
+        // A room nothing was handed on from: since the links listened.
+        assert_eq!(p.since("QUIET", 0), Some(50));
+        // Never before the floor.
+        assert_eq!(p.since("GENERAL", 150), Some(150));
+        assert_eq!(p.oldest(0), Some(50));
+        assert_eq!(p.oldest(60), Some(60));
+        // It survives the trip through the shared store.
+        let state = p.state().unwrap();
+        assert_eq!(
+            state,
+            json!({"listening_since": 50, "rooms": {"GENERAL": 100, "OPS": 200}})
+        );
+        assert_eq!(Position::from_state(&state), p);
+        assert_eq!(
+            Position::from_state(&json!({"rooms": 7})),
+            Position::default()
+        );
+        assert_eq!(Position::from_state(&json!("x")).state(), None);
+        // A state without a start (rooms only): a room without a point from the oldest.
+        let rooms_only = Position::from_state(&json!({"rooms": {"A": 300, "B": 400}}));
+        assert_eq!(rooms_only.since("C", 0), Some(300));
+
+        // Bounded: the rooms with the oldest points are forgotten first, and a forgotten
+        // room is caught up from no later than its point.
+        let mut q = Position::default();
+        for n in 0..(MAX_ROOMS as u64 + 10) {
+            q.note(&format!("R{n}"), 1_000 + n);
+        }
+        let state = q.state().unwrap();
+        let rooms = state["rooms"].as_object().unwrap();
+        assert_eq!(rooms.len(), MAX_ROOMS);
+        assert!(!rooms.contains_key("R0") && !rooms.contains_key("R9"));
+        assert!(rooms.contains_key(&format!("R{}", MAX_ROOMS + 9)));
+        assert_eq!(q.since("R0", 0), Some(1_000));
+        assert_eq!(q.since("R9", 0), Some(1_000));
+    }
+}
