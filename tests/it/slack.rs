@@ -817,6 +817,27 @@ async fn an_expired_offer_loses_its_buttons_and_an_aborted_one_never_runs() {
 }
 
 #[actix_rt::test]
+async fn an_offer_posted_after_its_command_expired_arrives_without_live_buttons() {
+    let (slack, b) = confirm_bridge(1).await;
+    // Slack holds the channel's posts back longer than the command waits: the command
+    // expires before the bridge learns where its offer went.
+    slack.rate_limit_next(3);
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 deploy web to prod", None))
+        .await;
+    let (_, ts) = slack
+        .post_and_ts_containing("needs your confirmation")
+        .await;
+    let update = update_of(&slack, &ts).await;
+    assert!(!has_buttons(&update), "{update:#}");
+    assert!(
+        text_of(&update).contains("was not confirmed within"),
+        "{update:#}"
+    );
+    assert!(b.emulator.executions().is_empty(), "nothing ran");
+}
+
+#[actix_rt::test]
 async fn a_press_in_a_thread_keeps_the_offer_and_the_outcome_in_the_thread() {
     let (slack, b) = confirm_bridge(60).await;
     let parent = "1700000000.000100";
