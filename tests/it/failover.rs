@@ -269,6 +269,21 @@ impl Replicas {
     }
 }
 
+/// Waits until the bridge on `port` reads, in the lease of `mm`, that the bridge on `holder`
+/// holds it and where it is reached.
+async fn sees_holder_at(port: u16, holder: u16) {
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 2),
+            actor(port, "leases").await.is_some_and(|l| l
+                .pointer("/details/holders/mm")
+                .and_then(|h| h.as_str())
+                .is_some_and(|h| h.contains(&format!("@http://127.0.0.1:{holder}"))))
+        ),
+        "bridge on {port} never saw {holder}'s address in the lease"
+    );
+}
+
 /// Where the connection `mm` stands on the bridge on `port` (`held`, `standby`).
 async fn lease_state(port: u16) -> Option<String> {
     lease_state_of(port, "mm").await
@@ -595,16 +610,7 @@ async fn a_trigger_call_that_reaches_a_standby_is_passed_on_to_the_holder_and_ru
     let token = token.expect("a token");
 
     // b learns where a runs the connection from a's lease, and passes the call on to it.
-    assert!(
-        eventually!(
-            Duration::from_secs(LEASE_TTL_SECS * 2),
-            actor(port_b, "leases").await.is_some_and(|l| l
-                .pointer("/details/holders/mm")
-                .and_then(|h| h.as_str())
-                .is_some_and(|h| h.contains(&format!("@http://127.0.0.1:{port_a}"))))
-        ),
-        "bridge b sees a's address in the lease"
-    );
+    sees_holder_at(port_b, port_a).await;
     let (status, body) = call_trigger(port_b, &token, false).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "accepted", "{body}");
@@ -692,16 +698,7 @@ async fn a_login_finished_on_a_standby_is_confirmed_in_chat_by_the_holder() {
     );
     let link = link.expect("a link");
     // … and the load balancer sends her form to bridge b, which does not run Mattermost.
-    assert!(
-        eventually!(
-            Duration::from_secs(LEASE_TTL_SECS * 2),
-            actor(port_b, "leases").await.is_some_and(|l| l
-                .pointer("/details/holders/mm")
-                .and_then(|h| h.as_str())
-                .is_some_and(|h| h.contains(&format!("@http://127.0.0.1:{port_a}"))))
-        ),
-        "bridge b sees a's address in the lease"
-    );
+    sees_holder_at(port_b, port_a).await;
     let mut resp = awc::Client::default()
         .post(format!("http://127.0.0.1:{port_b}/login/{link}"))
         .insert_header(("Accept", "application/json"))
