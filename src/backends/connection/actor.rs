@@ -679,7 +679,9 @@ impl<P: Platform> Handler<Deliver> for Connection<P> {
         if let Some(extra) = delivery.extra.as_mut() {
             self.mask.value(extra);
         }
-        let mut receipt = delivery.receipt.take();
+        // The platform sees the receipt too: its id names the message across processes
+        // (a platform that takes a client-chosen id derives it from there).
+        let mut receipt = delivery.receipt.clone();
         let mut parts = self.platform.render(delivery).into_iter().peekable();
         while let Some(item) = parts.next() {
             let lane = self.platform.lane(&item);

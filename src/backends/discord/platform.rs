@@ -480,7 +480,16 @@ impl Platform for Discord {
 
     fn render(&mut self, delivery: Deliver) -> Vec<Outgoing> {
         let (dest, reply_to) = Dest::of(delivery.target);
-        self.messages(dest, reply_to, &delivery.text, None)
+        let items = self.messages(dest, reply_to, &delivery.text, None);
+        match &delivery.receipt {
+            // A result: its parts' nonces are the same in every bridge process.
+            Some(receipt) => items
+                .into_iter()
+                .enumerate()
+                .map(|(part, item)| item.with_stable_nonce(&receipt.id, part))
+                .collect(),
+            None => items,
+        }
     }
 
     fn lane(&self, item: &Outgoing) -> String {
@@ -510,6 +519,56 @@ mod tests {
     use super::*;
     use crate::backends::connection::End;
 
+    struct Sink;
+    impl actix::Actor for Sink {
+        type Context = actix::Context<Self>;
+    }
+    impl actix::Handler<crate::actors::messages::Posted> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: crate::actors::messages::Posted, _: &mut Self::Context) {}
+    }
+
+    /// A result of `text` owed under `id`, as the result tracker hands it over.
+    fn result(id: &str, text: &str) -> Deliver {
+        use actix::Actor as _;
+        Deliver {
+            target: crate::domain::message::Target::Room {
+                id: "C1".into(),
+                kind: crate::domain::message::RoomKind::Group,
+                thread: None,
+            },
+            text: text.into(),
+            extra: None,
+            reply_to: None,
+            layout: None,
+            receipt: Some(crate::actors::messages::Receipt {
+                id: id.into(),
+                to: Sink.start().recipient(),
+            }),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_result_has_the_same_nonces_in_every_process_and_a_reply_fresh_ones() {
+        let long = "x".repeat(2500);
+        // Two processes (the holder that died, the one that took over) render one result.
+        let (mut a, mut b) = (platform(), platform());
+        let first = a.render(result("req-1", &long));
+        let again = b.render(result("req-1", &long));
+        assert_eq!(first.len(), 2, "split in two parts");
+        let nonces = |items: &[Outgoing]| items.iter().map(|i| i.nonce.clone()).collect::<Vec<_>>();
+        assert_eq!(nonces(&first), nonces(&again));
+        assert_ne!(first[0].nonce, first[1].nonce);
+        assert!(first.iter().all(|i| i.nonce.len() <= 25));
+        // Another result, and a reply without a receipt: nonces of their own.
+        let other = a.render(result("req-2", &long));
+        assert_ne!(nonces(&other), nonces(&first));
+        let mut reply = result("req-1", "hello");
+        reply.receipt = None;
+        let (r1, r2) = (a.render(reply.clone()), a.render(reply));
+        assert_ne!(r1[0].nonce, r2[0].nonce);
+    }
+
     fn platform() -> Discord {
         let settings: DiscordSettings =
             serde_json::from_value(serde_json::json!({"token": "t0k3n"})).unwrap();
@@ -520,16 +579,6 @@ mod tests {
         let mut fx = Effects::default();
         p.frame(Frame::Text(json.to_owned().into()), &mut fx);
         fx
-    }
-
-    fn written(fx: &Effects<Discord>) -> Vec<Value> {
-        fx.written()
-            .iter()
-            .map(|m| match m {
-                Message::Text(t) => serde_json::from_str(t).unwrap(),
-                other => panic!("{other:?}"),
-            })
-            .collect()
     }
 
     #[test]
@@ -548,7 +597,7 @@ mod tests {
             &mut next,
             r#"{"op": 10, "d": {"heartbeat_interval": 45000}}"#,
         );
-        let resume = &written(&fx)[0];
+        let resume = &fx.written_json()[0];
         assert_eq!(
             (resume["op"].as_u64(), resume["d"]["seq"].as_u64()),
             (Some(6), Some(7)),
@@ -563,7 +612,7 @@ mod tests {
     fn hello_identifies_then_resumes_with_the_last_seq() {
         let mut p = platform();
         let fx = text(&mut p, r#"{"op": 10, "d": {"heartbeat_interval": 45000}}"#);
-        assert_eq!(written(&fx)[0]["op"], 2, "identify");
+        assert_eq!(fx.written_json()[0]["op"], 2, "identify");
         assert!(matches!(fx.timers(), [(d, Event::Beat { .. })] if *d <= Duration::from_secs(45)));
         let fx = text(
             &mut p,
@@ -573,7 +622,7 @@ mod tests {
         text(&mut p, r#"{"op": 0, "t": "TYPING_START", "s": 7, "d": {}}"#);
         p.closed();
         let fx = text(&mut p, r#"{"op": 10, "d": {"heartbeat_interval": 45000}}"#);
-        let resume = &written(&fx)[0];
+        let resume = &fx.written_json()[0];
         assert_eq!(
             (resume["op"].as_u64(), resume["d"]["seq"].as_u64()),
             (Some(6), Some(7))
@@ -592,7 +641,7 @@ mod tests {
             fx
         };
         let fx = beat(&mut p, 1);
-        assert_eq!(written(&fx)[0]["op"], 1);
+        assert_eq!(fx.written_json()[0]["op"], 1);
         assert!(fx.ending().is_none());
         let fx = beat(&mut p, 1);
         assert!(matches!(
