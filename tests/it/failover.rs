@@ -269,6 +269,28 @@ impl Replicas {
     }
 }
 
+/// Waits until the bridge on `port` is ready and holds connection `name`.
+async fn ready_and_holding(port: u16, name: &str) {
+    assert!(bridge_ready(port).await, "bridge on {port} is ready");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            lease_state_of(port, name).await.as_deref() == Some("held")
+        ),
+        "bridge on {port} holds {name}"
+    );
+}
+
+/// Waits until the bridge on `port` is ready; it stands by for connection `name`.
+async fn ready_standing_by(port: u16, name: &str) {
+    assert!(bridge_ready(port).await, "bridge on {port} is ready");
+    assert_eq!(
+        lease_state_of(port, name).await.as_deref(),
+        Some("standby"),
+        "bridge on {port} stands by for {name}"
+    );
+}
+
 /// Waits until the bridge on `port` reads, in the lease of `mm`, that the bridge on `holder`
 /// holds it and where it is reached.
 async fn sees_holder_at(port: u16, holder: u16) {
@@ -305,20 +327,9 @@ async fn killing_the_holder_of_a_connection_hands_it_over_and_loses_no_result() 
     let r = Replicas::start(Duration::from_secs(3)).await;
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = r.replica(port_a);
-    assert!(bridge_ready(port_a).await, "bridge a is ready");
-    assert!(
-        eventually!(
-            Duration::from_secs(15),
-            lease_state(port_a).await.as_deref() == Some("held")
-        ),
-        "bridge a holds the connection"
-    );
+    ready_and_holding(port_a, "mm").await;
     let _b = r.replica(port_b);
-    assert!(
-        bridge_ready(port_b).await,
-        "bridge b is ready (as a standby)"
-    );
-    assert_eq!(lease_state(port_b).await.as_deref(), Some("standby"));
+    ready_standing_by(port_b, "mm").await;
     let connected = r.mm.ws_auths();
 
     // A first batch, acknowledged by a; its results come after a is gone.
@@ -576,17 +587,9 @@ async fn a_trigger_call_that_reaches_a_standby_is_passed_on_to_the_holder_and_ru
     let (port_a, port_b) = (free_port(), free_port());
     let advertise = |port: u16| format!("advertise_url = \"http://127.0.0.1:{port}/\"\n");
     let _a = r.replica_with(port_a, &advertise(port_a));
-    assert!(bridge_ready(port_a).await, "bridge a is ready");
-    assert!(
-        eventually!(
-            Duration::from_secs(15),
-            lease_state(port_a).await.as_deref() == Some("held")
-        ),
-        "bridge a holds the connection"
-    );
+    ready_and_holding(port_a, "mm").await;
     let _b = r.replica_with(port_b, &advertise(port_b));
-    assert!(bridge_ready(port_b).await, "bridge b is ready");
-    assert_eq!(lease_state(port_b).await.as_deref(), Some("standby"));
+    ready_standing_by(port_b, "mm").await;
 
     // Alice makes a token in her direct chat with the bot (bridge a answers there).
     let dm = r.mm.direct_channel(&r.mm.alice_id, &r.mm.bot_id);
@@ -765,20 +768,9 @@ async fn a_command_posted_on_rocketchat_during_a_takeover_runs_once_on_the_new_h
     };
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = r.replica(port_a);
-    assert!(bridge_ready(port_a).await, "bridge a is ready");
-    assert!(
-        eventually!(
-            Duration::from_secs(15),
-            lease_state_of(port_a, "rc").await.as_deref() == Some("held")
-        ),
-        "bridge a holds the connection"
-    );
+    ready_and_holding(port_a, "rc").await;
     let _b = r.replica(port_b);
-    assert!(bridge_ready(port_b).await, "bridge b is ready");
-    assert_eq!(
-        lease_state_of(port_b, "rc").await.as_deref(),
-        Some("standby")
-    );
+    ready_standing_by(port_b, "rc").await;
 
     // A command a runs and answers: where its link stands is now in Redis.
     rc.post_as(ALICE, GENERAL, "!st2 run echo rc-before", None);
@@ -880,23 +872,9 @@ async fn a_command_said_in_an_xmpp_room_during_a_takeover_runs_once_on_the_new_h
     };
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = r.replica(port_a);
-    assert!(
-        bridge_ready(port_a).await,
-        "bridge a is ready (in the room)"
-    );
-    assert!(
-        eventually!(
-            Duration::from_secs(15),
-            lease_state_of(port_a, "xmpp").await.as_deref() == Some("held")
-        ),
-        "bridge a holds the connection"
-    );
+    ready_and_holding(port_a, "xmpp").await;
     let _b = r.replica(port_b);
-    assert!(bridge_ready(port_b).await, "bridge b is ready");
-    assert_eq!(
-        lease_state_of(port_b, "xmpp").await.as_deref(),
-        Some("standby")
-    );
+    ready_standing_by(port_b, "xmpp").await;
 
     // A command a runs and answers: where its link stands is now in Redis.
     alice.say(ROOM, "groupchat", "!st2 run echo x-before").await;
