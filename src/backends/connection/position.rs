@@ -9,6 +9,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+/// Now, in milliseconds since the Unix epoch: the clock positions are kept in.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
 /// Rooms whose point is kept: beyond that the oldest points are forgotten (such a room is
 /// then caught up from no later than its point: the listening start moves back to it).
 pub const MAX_ROOMS: usize = 64;

@@ -7,6 +7,7 @@
 //! `-Reset` (milliseconds since the epoch) and says in `error` how many seconds to wait
 //! (https://developer.rocket.chat/apidocs, "Rate limiting").
 
+use crate::backends::connection::position::now_ms;
 use std::{rc::Rc, time::Duration};
 
 use awc::{
@@ -99,13 +100,6 @@ pub fn api_error(method: &str, path: &str, status: StatusCode, body: &[u8]) -> C
         code: text("errorType"),
         message: text("error").or_else(|| text("message")),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

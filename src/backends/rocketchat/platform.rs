@@ -2,6 +2,7 @@
 //! machine — `connect`, `login` with the personal access token, the `__my_messages__`
 //! subscription, pings both ways — and messages sent over REST.
 
+use crate::backends::connection::position::now_ms;
 use std::{collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use awc::ws::{Frame, Message};
@@ -133,7 +134,7 @@ pub struct RocketChat {
     catching_up: Option<u64>,
     rounds: u64,
     /// Live messages held during a catch-up, with their `ts`.
-    held: Vec<(Option<u64>, crate::domain::message::InboundMessage)>,
+    held: std::collections::VecDeque<(Option<u64>, crate::domain::message::InboundMessage)>,
 }
 
 impl RocketChat {
@@ -170,7 +171,7 @@ impl RocketChat {
             position: Position::default(),
             catching_up: None,
             rounds: 0,
-            held: Vec::new(),
+            held: Default::default(),
         })
     }
 
@@ -347,10 +348,10 @@ impl RocketChat {
             || (self.stage == Stage::Subscribing && self.position.is_known());
         if held {
             if self.held.len() >= HELD_MESSAGES {
-                self.held.remove(0);
+                self.held.pop_front();
                 tracing::warn!(connection = %self.name, "too many messages while catching up; the oldest held one was dropped");
             }
-            self.held.push((ts, message));
+            self.held.push_back((ts, message));
             return;
         }
         self.hand_on(ts, message, fx);
@@ -427,13 +428,6 @@ impl RocketChat {
             self.hand_on(ts, message, fx);
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// What was posted from `position` on (never before `floor`), oldest first. A room that

@@ -2,6 +2,7 @@
 //! presence, room joins, pings and self-pings (XEP-0199, XEP-0410), kicks and bans as a state
 //! machine over the stanza stream.
 
+use crate::backends::connection::position::now_ms;
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -105,6 +106,17 @@ pub struct Xmpp {
 }
 
 impl Xmpp {
+    /// Who the bot is, as the mapping of inbound stanzas needs it.
+    fn who(&self) -> Who<'_> {
+        Who {
+            connection: &self.name,
+            bare: &self.bare,
+            nick: &self.nick,
+            rooms: &self.rooms,
+            ignore: &self.ignore,
+        }
+    }
+
     /// The platform for connection `name`; `tls` is required unless the settings say
     /// `plaintext`.
     pub fn new(
@@ -274,13 +286,7 @@ impl Xmpp {
             }
             None => e,
         };
-        let who = Who {
-            connection: &self.name,
-            bare: &self.bare,
-            nick: &self.nick,
-            rooms: &self.rooms,
-            ignore: &self.ignore,
-        };
+        let who = self.who();
         let Some(mut m) = inbound(&who, message, &self.occupants) else {
             return;
         };
@@ -360,13 +366,7 @@ impl Xmpp {
                 ..Element::default()
             })],
         };
-        let who = Who {
-            connection: &self.name,
-            bare: &self.bare,
-            nick: &self.nick,
-            rooms: &self.rooms,
-            ignore: &self.ignore,
-        };
+        let who = self.who();
         let m = inbound(&who, &stand_in, &self.occupants)?;
         let why = match s.limit {
             Limit::Size => format!(
@@ -671,13 +671,6 @@ impl Platform for Xmpp {
         let id = self.id("m");
         Sending::Write(vec![message_xml(&m.to, m.kind, &m.body, &id)])
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }
 
 /// The local part of an element name (`stream:error` → `error`).
