@@ -71,6 +71,22 @@ impl Receipt {
     pub fn posted(self) {
         self.to.do_send(Posted(self.id));
     }
+
+    /// A key for part `part` of this message that every bridge process derives alike (24 hex
+    /// characters, from the message's id): platforms that post idempotently by a client-chosen
+    /// key (Discord's nonce, Matrix's transaction id) then give a holder that took a
+    /// connection over, and posts a result its predecessor posted but had not recorded as
+    /// posted, the earlier message back instead of a second one.
+    pub fn part_key(&self, part: usize) -> String {
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("stormbridge-result:{}:{part}", self.id).as_bytes(),
+        );
+        digest.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Receipt {
@@ -82,6 +98,55 @@ impl std::fmt::Debug for Receipt {
 impl PartialEq for Receipt {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id
+    }
+}
+
+/// What platform tests need of these messages.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use actix::Actor as _;
+
+    use super::{Deliver, Posted, Receipt};
+    use crate::domain::message::{RoomKind, Target};
+
+    /// Takes [`Posted`] and does nothing with it.
+    struct Sink;
+
+    impl actix::Actor for Sink {
+        type Context = actix::Context<Self>;
+    }
+
+    impl actix::Handler<Posted> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: Posted, _: &mut Self::Context) {}
+    }
+
+    /// A message of `text` for room `room`, owed to no one.
+    pub(crate) fn room_message(room: &str, text: &str) -> Deliver {
+        Deliver {
+            target: Target::Room {
+                id: room.into(),
+                kind: RoomKind::Group,
+                thread: None,
+            },
+            text: text.into(),
+            extra: None,
+            reply_to: None,
+            layout: None,
+            receipt: None,
+        }
+    }
+
+    /// A result of `text` for room `room`, owed under `id`, as the result tracker hands it
+    /// over (needs an actix system).
+    pub(crate) fn owed_result(id: &str, room: &str, text: &str) -> Deliver {
+        Deliver {
+            receipt: Some(Receipt {
+                id: id.into(),
+                to: Sink.start().recipient(),
+            }),
+            ..room_message(room, text)
+        }
     }
 }
 

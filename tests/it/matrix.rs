@@ -733,11 +733,25 @@ impl MxUser {
     /// Logs in as `name` with an explicit password (the bot's account, for the tests that
     /// need its token or its device list).
     async fn login_as(server: &Synapse, name: &str, password: &str) -> Self {
+        Self::login_device(server, name, password, None).await
+    }
+
+    /// [`MxUser::login_as`], as device `device` when given.
+    async fn login_device(
+        server: &Synapse,
+        name: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> Self {
         let http = awc::Client::builder().timeout(WAIT).finish();
         let base = format!("{}/_matrix/client/v3", server.url());
+        let mut body = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": name}, "password": password, "initial_device_display_name": "test"});
+        if let Some(device) = device {
+            body["device_id"] = json!(device);
+        }
         let v: Value = http
             .post(format!("{base}/login"))
-            .send_json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": name}, "password": password, "initial_device_display_name": "test"}))
+            .send_json(&body)
             .await
             .expect("login")
             .json()
@@ -755,4 +769,40 @@ impl MxUser {
             txn: 0,
         }
     }
+}
+
+/// What a holder that takes a Matrix connection over relies on (`backends/matrix/platform.rs`:
+/// a result's parts have transaction ids every bridge process derives alike, and each holder
+/// logs in as the device the last one used): the server answers a transaction id it already
+/// has from that device with the event it made the first time — after a new login too — and
+/// posts nothing new (client-server API, "Transaction identifiers").
+#[actix_rt::test]
+async fn a_result_part_posted_again_by_the_next_holder_on_the_same_device_is_not_posted_twice() {
+    let server = Synapse::start(100.0, 100, &["alice"]).await;
+    let mut alice = MxUser::login(&server, "alice").await;
+    let room = alice.create_room("ops").await;
+    let holder = MxUser::login_device(&server, "stormbridge", BOT_PASSWORD, Some("SBHOLDER")).await;
+    holder.join(&room).await;
+    let part = json!({"msgtype": "m.text", "body": "the result, part 1"});
+    let path = format!(
+        "/rooms/{}/send/m.room.message/9f86d081884c7d659a2feaa0",
+        enc(&room)
+    );
+    let posted = holder.ok("PUT", &path, Some(part.clone())).await;
+    // The holder dies before recording the part as posted; the next one logs in as the same
+    // device and posts the part again under the same transaction id.
+    let next = MxUser::login_device(&server, "stormbridge", BOT_PASSWORD, Some("SBHOLDER")).await;
+    let again = next.ok("PUT", &path, Some(part)).await;
+    assert_eq!(posted["event_id"], again["event_id"], "{posted} / {again}");
+    // What the room shows: the part once, then a later message of the new holder's.
+    let later = json!({"msgtype": "m.text", "body": "the next result"});
+    let path = format!("/rooms/{}/send/m.room.message/0b1c2d3e4f", enc(&room));
+    next.ok("PUT", &path, Some(later)).await;
+    alice.message_from(BOT, &room, "the next result").await;
+    let parts = alice
+        .seen
+        .iter()
+        .filter(|(r, e)| r == &room && e["content"]["body"] == "the result, part 1")
+        .count();
+    assert_eq!(parts, 1, "the part was posted {parts} times");
 }

@@ -410,3 +410,78 @@ async fn a_refused_token_stops_the_connection() {
     assert_eq!(fake.ws_attempts(), 1, "not tried again");
     assert!(!captured_logs().contains(BOT_TOKEN));
 }
+
+/// Issue 18: with a store that keeps what is owed (as replicas have), a result is posted
+/// with an `_id` every bridge process derives alike (`chat.sendMessage`); an announcement,
+/// owed to no one, keeps `chat.postMessage`.
+#[actix_rt::test]
+async fn a_result_is_posted_under_an_id_of_the_bridges_choosing() {
+    let fake = FakeRocketChat::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    std::fs::write(&key, "3c".repeat(32)).expect("key file");
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("")
+        + &format!(
+            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
+            dir.path().join("state.db").display(),
+            key.display()
+        );
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    fake.post_as(ALICE, GENERAL, "!st2 run echo rc-keyed", None);
+    let e = executions(&b, 1).await.remove(0);
+    let result = bot_message(&fake, GENERAL, &format!("execution: {}", e.id)).await;
+    let id = result.str("_id");
+    assert!(
+        id.len() == 24 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "the result's _id is {id:?}"
+    );
+    assert!(fake.requests("POST /api/v1/chat.sendMessage") >= 1);
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": "an announcement", "channel": format!("rc:{GENERAL}")}),
+    );
+    let announced = bot_message(&fake, GENERAL, "an announcement").await;
+    assert!(announced.str("_id").starts_with('M'), "the server's own id");
+}
+
+/// Issue 18: the holder that takes a connection over posts a result part its predecessor
+/// had posted but not recorded: the server has that `_id` and posts nothing; the bridge,
+/// refused, finds the message there and counts the part as posted instead of dropping it
+/// as refused. A part refused for another reason stays refused.
+#[actix_rt::test]
+async fn a_result_part_posted_again_under_its_id_is_posted_once_and_counted_as_posted() {
+    use stormbridge::backends::{
+        connection::outbox::{Dest, Outcome},
+        rocketchat::api::{Api, Outgoing},
+    };
+    let fake = FakeRocketChat::start().await;
+    let api = Api {
+        client: awc::Client::default(),
+        base: format!("{}/api/v1", fake.url()).into(),
+        user_id: BOT.into(),
+        token: BOT_TOKEN.into(),
+    };
+    let part = |room: &str| Outgoing {
+        dest: Dest::Room(room.into()),
+        tmid: None,
+        text: "the result, part 1".into(),
+        attachments: None,
+        key: Some("9f86d081884c7d659a2feaa0".into()),
+    };
+    let sent = |o: &Outcome| matches!(o, Outcome::Sent { .. });
+    let (_, first) = api.send(&part(GENERAL), None).await;
+    assert!(sent(&first), "{first:?}");
+    // The next holder, after a takeover.
+    let (_, again) = api.send(&part(GENERAL), None).await;
+    assert!(sent(&again), "{again:?}");
+    assert_eq!(
+        fake.bot_messages_containing(GENERAL, "the result, part 1")
+            .len(),
+        1
+    );
+    assert_eq!(fake.not_posted_again(), ["9f86d081884c7d659a2feaa0"]);
+    let (_, nowhere) = api.send(&part("NOSUCHROOM"), None).await;
+    assert!(matches!(nowhere, Outcome::Rejected(_)), "{nowhere:?}");
+}

@@ -735,7 +735,7 @@ mod tests {
     use super::*;
     use crate::{
         actors::status::{ActorStatus, Health, StatusRegistry},
-        domain::message::{ChatUser, InboundMessage, Room, RoomKind, Target},
+        domain::message::{ChatUser, InboundMessage, Room, RoomKind},
         metrics::Metrics,
         redact::{RedactConfig, Redactor, SecretMask},
     };
@@ -932,18 +932,7 @@ mod tests {
     }
 
     fn deliver(text: &str) -> Deliver {
-        Deliver {
-            target: Target::Room {
-                id: "room".into(),
-                kind: RoomKind::Group,
-                thread: None,
-            },
-            text: text.into(),
-            extra: None,
-            reply_to: None,
-            layout: None,
-            receipt: None,
-        }
+        crate::actors::messages::test_support::room_message("room", text)
     }
 
     #[actix_rt::test]

@@ -62,21 +62,14 @@ impl Outgoing {
 }
 
 impl Outgoing {
-    /// Gives this item, part `part` of the message the bridge calls `id` (an owed result's
-    /// id, the same in every bridge process), a nonce derived from both: a holder that takes
-    /// the connection over and posts a result its predecessor posted but had not recorded
-    /// as posted gets Discord's earlier message back instead of a second one (Discord
-    /// remembers nonces for "the past few minutes"; a takeover takes seconds).
-    pub fn with_stable_nonce(mut self, id: &str, part: usize) -> Self {
-        let digest = ring::digest::digest(
-            &ring::digest::SHA256,
-            format!("stormbridge-result:{id}:{part}").as_bytes(),
-        );
+    /// Gives this item the nonce `key` ([`Receipt::part_key`]), with `enforce_nonce`: Discord
+    /// answers a repeated nonce with the message it made the first time ("the past few
+    /// minutes"; a takeover takes seconds).
+    ///
+    /// [`Receipt::part_key`]: crate::actors::messages::Receipt::part_key
+    pub fn with_stable_nonce(mut self, key: String) -> Self {
         // 24 hex characters: within Discord's 25.
-        self.nonce = digest.as_ref()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        self.nonce = key;
         self
     }
 }

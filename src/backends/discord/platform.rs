@@ -486,7 +486,7 @@ impl Platform for Discord {
             Some(receipt) => items
                 .into_iter()
                 .enumerate()
-                .map(|(part, item)| item.with_stable_nonce(&receipt.id, part))
+                .map(|(part, item)| item.with_stable_nonce(receipt.part_key(part)))
                 .collect(),
             None => items,
         }
@@ -519,33 +519,9 @@ mod tests {
     use super::*;
     use crate::backends::connection::End;
 
-    struct Sink;
-    impl actix::Actor for Sink {
-        type Context = actix::Context<Self>;
-    }
-    impl actix::Handler<crate::actors::messages::Posted> for Sink {
-        type Result = ();
-        fn handle(&mut self, _: crate::actors::messages::Posted, _: &mut Self::Context) {}
-    }
-
     /// A result of `text` owed under `id`, as the result tracker hands it over.
     fn result(id: &str, text: &str) -> Deliver {
-        use actix::Actor as _;
-        Deliver {
-            target: crate::domain::message::Target::Room {
-                id: "C1".into(),
-                kind: crate::domain::message::RoomKind::Group,
-                thread: None,
-            },
-            text: text.into(),
-            extra: None,
-            reply_to: None,
-            layout: None,
-            receipt: Some(crate::actors::messages::Receipt {
-                id: id.into(),
-                to: Sink.start().recipient(),
-            }),
-        }
+        crate::actors::messages::test_support::owed_result(id, "C1", text)
     }
 
     #[actix_rt::test]

@@ -651,14 +651,25 @@ impl Platform for Matrix {
     }
 
     /// The sync position: another bridge process syncs from there and gets what came
-    /// meanwhile.
+    /// meanwhile. And the device: it logs in as the same one, so that a result part it
+    /// posts again has the transaction id the server already knows from that device (and
+    /// the old holder's token, should it still be alive, is ended by that login).
     fn resume_state(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({ "since": self.since.as_ref()? }))
+        let mut state = serde_json::json!({ "since": self.since.as_ref()? });
+        if let Some(device) = &self.device_id {
+            state["device_id"] = serde_json::json!(device);
+        }
+        Some(state)
     }
 
     fn resume_from(&mut self, state: serde_json::Value) {
-        if let Some(since) = state.get("since").and_then(serde_json::Value::as_str) {
+        let text = |key: &str| state.get(key).and_then(serde_json::Value::as_str);
+        if let Some(since) = text("since") {
             self.since = Some(since.to_owned());
+        }
+        // A configured `device_id` stays the one used.
+        if let (None, Some(device)) = (&self.device_id, text("device_id")) {
+            self.device_id = Some(device.to_owned());
         }
     }
 
@@ -666,6 +677,7 @@ impl Platform for Matrix {
         let (dest, thread) = Dest::of(delivery.target);
         // In a thread, the fallback reply points at the command (or the thread's root).
         let reply_to = thread.as_ref().and(delivery.reply_to);
+        let receipt = delivery.receipt;
         split_message(
             &delivery.text,
             self.settings.max_message_bytes,
@@ -673,12 +685,22 @@ impl Platform for Matrix {
         )
         .into_iter()
         .filter(|part| !part.trim().is_empty())
-        .map(|text| Outgoing {
+        .enumerate()
+        .map(|(part, text)| Outgoing {
             dest: dest.clone(),
             thread: thread.clone(),
             reply_to: reply_to.clone(),
             text,
-            txn_id: uuid::Uuid::new_v4().simple().to_string(),
+            // A result's parts have transaction ids every bridge process derives alike: the
+            // server answers a repeated one from the same device with the event it made the
+            // first time (client-server API, "Transaction identifiers"), so a holder that
+            // takes over and posts a result its predecessor posted but had not recorded
+            // posts nothing new. (Every holder logs in as the same device: see
+            // `resume_state`.)
+            txn_id: match &receipt {
+                Some(receipt) => receipt.part_key(part),
+                None => uuid::Uuid::new_v4().simple().to_string(),
+            },
         })
         .collect()
     }
@@ -812,5 +834,39 @@ mod tests {
             Some("s72594_4483_1934"),
             "not a position"
         );
+    }
+
+    #[test]
+    fn another_process_logs_in_as_the_same_device_unless_one_is_configured() {
+        let mut p = platform();
+        p.since = Some("s1".into());
+        p.device_id = Some("STORMBRIDGE1".into());
+        let mut next = platform();
+        next.resume_from(p.resume_state().expect("a position"));
+        assert_eq!(next.device_id.as_deref(), Some("STORMBRIDGE1"));
+        let mut configured = platform();
+        configured.device_id = Some("MINE".into());
+        configured.resume_from(p.resume_state().expect("a position"));
+        assert_eq!(configured.device_id.as_deref(), Some("MINE"));
+    }
+
+    #[actix_rt::test]
+    async fn a_result_has_the_same_transaction_ids_in_every_process_and_a_reply_fresh_ones() {
+        use crate::actors::messages::test_support::owed_result;
+        let long = "x".repeat(70_000);
+        // Two processes (the holder that died, the one that took over) render one result.
+        let (mut a, mut b) = (platform(), platform());
+        let first = a.render(owed_result("req-1", "!r:example.org", &long));
+        let again = b.render(owed_result("req-1", "!r:example.org", &long));
+        assert!(first.len() >= 2, "split in parts");
+        let txns = |items: &[Outgoing]| items.iter().map(|i| i.txn_id.clone()).collect::<Vec<_>>();
+        assert_eq!(txns(&first), txns(&again));
+        assert_ne!(first[0].txn_id, first[1].txn_id);
+        let other = a.render(owed_result("req-2", "!r:example.org", &long));
+        assert_ne!(txns(&other), txns(&first));
+        let mut reply = owed_result("req-1", "!r:example.org", "hello");
+        reply.receipt = None;
+        let (r1, r2) = (a.render(reply.clone()), a.render(reply));
+        assert_ne!(r1[0].txn_id, r2[0].txn_id);
     }
 }

@@ -34,6 +34,17 @@ const MAX_CATCH_UP_BODY: usize = 16 << 20;
 /// Sends a message: https://developer.rocket.chat/apidocs/post-message (`roomId`, `text`,
 /// `attachments`, and `tmid` for a reply in a thread).
 pub const POST_MESSAGE: &str = "/chat.postMessage";
+/// Sends a message with an `_id` of the sender's choosing (a result's part):
+/// https://developer.rocket.chat/apidocs/send-message (`{"message": {"_id", "rid", "msg",
+/// "tmid", "attachments"}}`). The server posts nothing for an `_id` it already has: its
+/// `sendMessage` returns early when the id exists, and the endpoint then fails (400) reading
+/// the message it did not make (`apps/meteor/app/lib/server/functions/sendMessage.ts`,
+/// `chat.sendMessage` in `apps/meteor/app/api/server/v1/chat.ts`,
+/// https://github.com/RocketChat/Rocket.Chat).
+pub const SEND_MESSAGE: &str = "/chat.sendMessage";
+/// One message by id: https://developer.rocket.chat/apidocs/get-message (`{"message"}`, 400
+/// when there is none).
+pub const GET_MESSAGE: &str = "/chat.getMessage";
 /// Opens (or finds) the direct room with a user: https://developer.rocket.chat/apidocs/create-dm.
 pub const CREATE_DM: &str = "/im.create";
 /// The account the credentials belong to:
@@ -60,6 +71,12 @@ pub struct Outgoing {
     pub text: String,
     /// `attachments`.
     pub attachments: Option<Value>,
+    /// For a part of a result: the message's `_id`, the same in every bridge process
+    /// ([`Receipt::part_key`]), so that a holder that takes the connection over and posts a
+    /// part its predecessor posted but had not recorded as posted makes no second message.
+    ///
+    /// [`Receipt::part_key`]: crate::actors::messages::Receipt::part_key
+    pub key: Option<String>,
 }
 
 /// The bot account, from `GET /api/v1/me`.
@@ -346,29 +363,69 @@ impl Api {
                 Err(outcome) => return (None, outcome),
             },
         };
-        let mut body = json!({"roomId": rid, "text": item.text});
-        if let Some(tmid) = item.tmid.as_ref().filter(|t| !t.trim().is_empty()) {
-            body["tmid"] = Value::String(tmid.clone());
-        }
-        if let Some(attachments) = &item.attachments {
-            body["attachments"] = attachments.clone();
-        }
-        let outcome = match self.post(POST_MESSAGE, &body).await {
+        let (path, body) = message_body(item, &rid);
+        let outcome = match self.post(path, &body).await {
             Err(e) => Outcome::Retry(e),
             Ok((status, headers, bytes)) => {
-                classify("POST", POST_MESSAGE, status, &headers, &bytes).unwrap_or_else(|| {
-                    Outcome::Sent {
-                        pause: wire::window_pause(
-                            header(&headers, "x-ratelimit-remaining"),
-                            header(&headers, "x-ratelimit-reset"),
-                            now_ms(),
-                        ),
-                    }
-                })
+                let sent = || Outcome::Sent {
+                    pause: wire::window_pause(
+                        header(&headers, "x-ratelimit-remaining"),
+                        header(&headers, "x-ratelimit-reset"),
+                        now_ms(),
+                    ),
+                };
+                match classify("POST", path, status, &headers, &bytes) {
+                    None => sent(),
+                    // Refused: maybe because the message is there already.
+                    Some(Outcome::Rejected(e)) => match &item.key {
+                        Some(key) if self.has_message(key, &rid).await => {
+                            tracing::info!(message = %key, "a result part was posted already (by this connection's last holder); not posted again");
+                            sent()
+                        }
+                        _ => Outcome::Rejected(e),
+                    },
+                    Some(other) => other,
+                }
             }
         };
         (opened, outcome)
     }
+
+    /// Whether the server has a message with id `id` in room `rid` (`chat.getMessage`).
+    async fn has_message(&self, id: &str, rid: &str) -> bool {
+        let Ok((status, _, body)) = self.get_raw(GET_MESSAGE, &[("msgId", id)]).await else {
+            return false;
+        };
+        let message = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("message").cloned())
+            .unwrap_or(Value::Null);
+        status.is_success() && message["_id"] == id && message["rid"] == rid
+    }
+}
+
+/// The endpoint and body that send `item` to room `rid`: `chat.sendMessage` with the item's
+/// `_id` when it has one, else `chat.postMessage`.
+fn message_body(item: &Outgoing, rid: &str) -> (&'static str, Value) {
+    let tmid = item.tmid.as_ref().filter(|t| !t.trim().is_empty());
+    let Some(key) = &item.key else {
+        let mut body = json!({"roomId": rid, "text": item.text});
+        if let Some(tmid) = tmid {
+            body["tmid"] = json!(tmid);
+        }
+        if let Some(attachments) = &item.attachments {
+            body["attachments"] = attachments.clone();
+        }
+        return (POST_MESSAGE, body);
+    };
+    let mut message = json!({"_id": key, "rid": rid, "msg": item.text});
+    if let Some(tmid) = tmid {
+        message["tmid"] = json!(tmid);
+    }
+    if let Some(attachments) = &item.attachments {
+        message["attachments"] = attachments.clone();
+    }
+    (SEND_MESSAGE, json!({ "message": message }))
 }
 
 #[cfg(test)]

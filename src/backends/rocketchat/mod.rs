@@ -39,7 +39,9 @@
 //!
 //! Output: `POST /api/v1/chat.postMessage` with `roomId`, `text` and `tmid` for a thread
 //! reply (https://developer.rocket.chat/apidocs/post-message: its change log documents
-//! `tmid` since 2.4.1, so `chat.sendMessage` is not needed for threads); a message to a user
+//! `tmid` since 2.4.1); a part of a result that the store keeps owing goes with
+//! `chat.sendMessage` instead, under an `_id` every bridge process derives alike, so that
+//! a holder taking over cannot post it twice (`api::SEND_MESSAGE`); a message to a user
 //! first finds the user's username (`GET /api/v1/users.info`) and opens the direct room with
 //! `POST /api/v1/im.create` (https://developer.rocket.chat/apidocs/create-dm, which takes a
 //! username), whose id is kept. Messages are split

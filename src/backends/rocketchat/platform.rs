@@ -17,7 +17,7 @@ use super::{
     wire::{self, Ddp, Mapping},
 };
 use crate::{
-    actors::messages::Deliver,
+    actors::messages::{Deliver, Receipt},
     backends::connection::{
         outbox::Dest,
         websocket::{self, Incoming},
@@ -206,6 +206,7 @@ impl RocketChat {
         tmid: Option<String>,
         text: &str,
         mut attachments: Option<Value>,
+        receipt: Option<&Receipt>,
     ) -> Vec<Outgoing> {
         let limit = match self.settings.max_message_length {
             0 => DEFAULT_MAX_MESSAGE_CHARS,
@@ -221,6 +222,8 @@ impl RocketChat {
                 tmid: tmid.clone(),
                 text: part,
                 attachments: attachments.take(),
+                // A result's parts: ids every bridge process gives alike.
+                key: receipt.map(|r| r.part_key(out.len())),
             });
         }
         out
@@ -551,7 +554,13 @@ impl Platform for RocketChat {
     fn render(&mut self, delivery: Deliver) -> Vec<Outgoing> {
         let attachments = wire::attachments_from_extra(delivery.extra.as_ref());
         let (dest, tmid) = Dest::of(delivery.target);
-        self.messages(dest, tmid, &delivery.text, attachments)
+        self.messages(
+            dest,
+            tmid,
+            &delivery.text,
+            attachments,
+            delivery.receipt.as_ref(),
+        )
     }
 
     fn lane(&self, item: &Outgoing) -> String {

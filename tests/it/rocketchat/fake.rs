@@ -23,6 +23,16 @@
 //!   measured as JavaScript measures: UTF-16 units; "error-message-size-exceeded"). A reply
 //!   in a thread updates the thread's first message (`tcount`, `tlm`), which the stream
 //!   sends again, as Rocket.Chat does.
+//! - `POST /chat.sendMessage {"message": {"_id", "rid", "msg", "tmid", "attachments", …}}`
+//!   (https://developer.rocket.chat/apidocs/send-message): `{"message", "success": true}`,
+//!   refused as `chat.postMessage` is (fields outside the schema's `message` object, an
+//!   unknown room, …). A message whose `_id` the server already has is not posted again: the
+//!   server's `sendMessage` returns early and the endpoint fails with 400, reading the
+//!   message it did not make (`sendMessage` in `apps/meteor/app/lib/server/functions/
+//!   sendMessage.ts`, `chat.sendMessage` in `apps/meteor/app/api/server/v1/chat.ts`,
+//!   https://github.com/RocketChat/Rocket.Chat).
+//! - `GET /chat.getMessage?msgId=` (https://developer.rocket.chat/apidocs/get-message):
+//!   `{"message", "success": true}`, 400 `{"success": false}` for no such message.
 //! - The REST rate limiter (https://developer.rocket.chat/apidocs, "Rate limiting";
 //!   https://docs.rocket.chat/docs/rate-limiter): the bot account may bypass it (the `bot`
 //!   role's `api-bypass-rate-limit`), so by default no `X-RateLimit-*` headers are sent.
@@ -170,6 +180,8 @@ struct State {
     exhaust_next: u32,
     exhaust_reset: Duration,
     requests: Vec<String>,
+    /// `_id`s `chat.sendMessage` was given again (and posted nothing for).
+    not_posted_again: Vec<String>,
     /// When the fake started (its rooms' creation).
     started_ms: u64,
 }
@@ -244,7 +256,72 @@ const POST_MESSAGE_FIELDS: &[&str] = &[
     "parseUrls",
 ];
 
+/// What `chat.sendMessage`'s `message` object takes (`isChatSendMessageProps` in
+/// `packages/rest-typings`, https://github.com/RocketChat/Rocket.Chat).
+const SEND_MESSAGE_FIELDS: &[&str] = &[
+    "_id",
+    "rid",
+    "tmid",
+    "msg",
+    "alias",
+    "emoji",
+    "avatar",
+    "attachments",
+    "blocks",
+    "customFields",
+];
+
 impl Shared {
+    /// The account making request `what` (recorded) and the server's state; `None` for a
+    /// request without valid credentials.
+    fn request(
+        &self,
+        req: &HttpRequest,
+        what: &str,
+    ) -> Option<(String, parking_lot::MutexGuard<'_, State>)> {
+        let me = self.auth(req)?;
+        let mut st = self.state.lock();
+        st.requests.push(what.into());
+        Some((me, st))
+    }
+
+    /// Records a send request (`what`) and, inside a rate-limit window, its 429.
+    fn limiter(&self, what: &str) -> Option<HttpResponse> {
+        let mut st = self.state.lock();
+        st.requests.push(what.into());
+        let now = Instant::now();
+        if let Some(window) = st.window_armed.take() {
+            st.limited_until = Some(now + window);
+        }
+        let left = st.limited_until.filter(|u| *u > now).map(|u| u - now)?;
+        st.rate_limited_at.push(now);
+        let seconds = left.as_secs_f64().ceil() as u64;
+        Some(HttpResponse::TooManyRequests()
+            .insert_header(("X-RateLimit-Limit", "10"))
+            .insert_header(("X-RateLimit-Remaining", "0"))
+            .insert_header(("X-RateLimit-Reset", reset_header(left)))
+            .json(json!({
+                "success": false,
+                "error": format!("Error, too many requests. Please slow down. You must wait {seconds} seconds before trying this endpoint again. [error-too-many-requests]"),
+            })))
+    }
+
+    /// The answer to an accepted send: with a used-up window's headers while
+    /// [`FakeRocketChat::exhaust_window_next`] asks for them.
+    fn accepted(&self) -> actix_web::HttpResponseBuilder {
+        let mut st = self.state.lock();
+        let mut resp = HttpResponse::Ok();
+        if st.exhaust_next > 0 {
+            st.exhaust_next -= 1;
+            let reset = st.exhaust_reset;
+            st.limited_until = Some(Instant::now() + reset);
+            resp.insert_header(("X-RateLimit-Limit", "10"))
+                .insert_header(("X-RateLimit-Remaining", "0"))
+                .insert_header(("X-RateLimit-Reset", reset_header(reset)));
+        }
+        resp
+    }
+
     fn auth(&self, req: &HttpRequest) -> Option<String> {
         let header = |name: &str| req.headers().get(name)?.to_str().ok().map(str::to_owned);
         let (user, token) = (header("x-user-id")?, header("x-auth-token")?);
@@ -309,8 +386,17 @@ impl Shared {
         text: &str,
         tmid: Option<&str>,
         attachments: Option<Value>,
+        id: Option<&str>,
     ) -> Result<Value, (u16, String, &'static str)> {
         let mut st = self.state.lock();
+        if let Some(id) = id.filter(|id| st.messages.iter().any(|m| m.str("_id") == *id)) {
+            st.not_posted_again.push(id.to_owned());
+            return Err((
+                400,
+                "Cannot read properties of undefined (reading 'starred')".to_owned(),
+                "TypeError",
+            ));
+        }
         let user = st.users.iter().find(|u| u.id == user_id).cloned().ok_or((
             401,
             "You must be logged in to do this.".to_owned(),
@@ -357,8 +443,12 @@ impl Shared {
             Self::broadcast(&mut st, &room, &updated);
         }
         let now = now_ms();
+        let id = match id {
+            Some(id) => id.to_owned(),
+            None => Self::new_id(&mut st),
+        };
         let mut message = json!({
-            "_id": Self::new_id(&mut st), "rid": rid, "msg": text, "ts": {"$date": now},
+            "_id": id, "rid": rid, "msg": text, "ts": {"$date": now},
             "u": {"_id": user.id, "username": user.username, "name": user.name},
             "_updatedAt": {"$date": now}, "urls": [], "mentions": [], "channels": [], "md": [],
         });
@@ -406,11 +496,9 @@ async fn users_info(
     query: web::Query<HashMap<String, String>>,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    if shared.auth(&req).is_none() {
+    let Some((_, st)) = shared.request(&req, "GET /api/v1/users.info") else {
         return unauthorized();
-    }
-    let mut st = shared.state.lock();
-    st.requests.push("GET /api/v1/users.info".into());
+    };
     let wanted = query.get("userId").cloned().unwrap_or_default();
     match st.users.iter().find(|u| u.id == wanted) {
         Some(u) => HttpResponse::Ok().json(json!({"user": Shared::user_json(u), "success": true})),
@@ -426,11 +514,9 @@ async fn im_create(
     body: web::Json<Value>,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    let Some(me) = shared.auth(&req) else {
+    let Some((me, mut st)) = shared.request(&req, "POST /api/v1/im.create") else {
         return unauthorized();
     };
-    let mut st = shared.state.lock();
-    st.requests.push("POST /api/v1/im.create".into());
     let Some(username) = body.get("username").and_then(Value::as_str) else {
         return failure(
             400,
@@ -464,11 +550,9 @@ async fn rooms_get(
     query: web::Query<HashMap<String, String>>,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    let Some(me) = shared.auth(&req) else {
+    let Some((me, st)) = shared.request(&req, "GET /api/v1/rooms.get") else {
         return unauthorized();
     };
-    let mut st = shared.state.lock();
-    st.requests.push("GET /api/v1/rooms.get".into());
     let since = match query.get("updatedSince") {
         None => None,
         Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
@@ -521,11 +605,9 @@ async fn sync_messages(
     query: web::Query<HashMap<String, String>>,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    let Some(me) = shared.auth(&req) else {
+    let Some((me, st)) = shared.request(&req, "GET /api/v1/chat.syncMessages") else {
         return unauthorized();
     };
-    let mut st = shared.state.lock();
-    st.requests.push("GET /api/v1/chat.syncMessages".into());
     let Some(rid) = query.get("roomId").filter(|r| !r.is_empty()) else {
         return failure(
             400,
@@ -579,25 +661,8 @@ async fn post_message(
     let Some(me) = shared.auth(&req) else {
         return unauthorized();
     };
-    {
-        let mut st = shared.state.lock();
-        st.requests.push("POST /api/v1/chat.postMessage".into());
-        let now = Instant::now();
-        if let Some(window) = st.window_armed.take() {
-            st.limited_until = Some(now + window);
-        }
-        if let Some(left) = st.limited_until.filter(|u| *u > now).map(|u| u - now) {
-            st.rate_limited_at.push(now);
-            let seconds = left.as_secs_f64().ceil() as u64;
-            return HttpResponse::TooManyRequests()
-                .insert_header(("X-RateLimit-Limit", "10"))
-                .insert_header(("X-RateLimit-Remaining", "0"))
-                .insert_header(("X-RateLimit-Reset", reset_header(left)))
-                .json(json!({
-                    "success": false,
-                    "error": format!("Error, too many requests. Please slow down. You must wait {seconds} seconds before trying this endpoint again. [error-too-many-requests]"),
-                }));
-        }
+    if let Some(refused) = shared.limiter("POST /api/v1/chat.postMessage") {
+        return refused;
     }
     let Some(fields) = body.as_object() else {
         return failure(400, "must be object [invalid-params]", "invalid-params");
@@ -625,22 +690,93 @@ async fn post_message(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let tmid = fields.get("tmid").and_then(Value::as_str);
-    match shared.create_message(&me, rid, text, tmid, fields.get("attachments").cloned()) {
-        Ok(message) => {
-            let mut st = shared.state.lock();
-            let mut resp = HttpResponse::Ok();
-            if st.exhaust_next > 0 {
-                st.exhaust_next -= 1;
-                let reset = st.exhaust_reset;
-                st.limited_until = Some(Instant::now() + reset);
-                resp.insert_header(("X-RateLimit-Limit", "10"))
-                    .insert_header(("X-RateLimit-Remaining", "0"))
-                    .insert_header(("X-RateLimit-Reset", reset_header(reset)));
-            }
-            resp.json(json!({"ts": now_ms(), "channel": rid, "message": message, "success": true}))
-        }
+    match shared.create_message(
+        &me,
+        rid,
+        text,
+        tmid,
+        fields.get("attachments").cloned(),
+        None,
+    ) {
+        Ok(message) => shared
+            .accepted()
+            .json(json!({"ts": now_ms(), "channel": rid, "message": message, "success": true})),
         Err((401, _, _)) => unauthorized(),
         Err((status, error, kind)) => failure(status, &error, kind),
+    }
+}
+
+/// `POST /api/v1/chat.sendMessage`: `{"message", "success"}`
+/// (https://developer.rocket.chat/apidocs/send-message); see the module's notes for a
+/// message whose `_id` is taken.
+async fn send_message(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return unauthorized();
+    };
+    if let Some(refused) = shared.limiter("POST /api/v1/chat.sendMessage") {
+        return refused;
+    }
+    let Some(message) = body.get("message").and_then(Value::as_object) else {
+        return failure(
+            400,
+            "must have required property 'message' [invalid-params]",
+            "invalid-params",
+        );
+    };
+    if message
+        .keys()
+        .any(|k| !SEND_MESSAGE_FIELDS.contains(&k.as_str()))
+    {
+        return failure(
+            400,
+            "must NOT have additional properties [invalid-params]",
+            "invalid-params",
+        );
+    }
+    let text = |k: &str| message.get(k).and_then(Value::as_str);
+    let Some(rid) = text("rid") else {
+        return failure(
+            400,
+            "must have required property 'rid' [invalid-params]",
+            "invalid-params",
+        );
+    };
+    match shared.create_message(
+        &me,
+        rid,
+        text("msg").unwrap_or_default(),
+        text("tmid"),
+        message.get("attachments").cloned(),
+        text("_id"),
+    ) {
+        Ok(message) => shared
+            .accepted()
+            .json(json!({"message": message, "success": true})),
+        Err((401, _, _)) => unauthorized(),
+        Err((status, error, kind)) => failure(status, &error, kind),
+    }
+}
+
+/// `GET /api/v1/chat.getMessage?msgId=`: `{"message", "success"}`, or 400 `{"success": false}`
+/// (https://developer.rocket.chat/apidocs/get-message).
+async fn get_message(
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some((_, st)) = shared.request(&req, "GET /api/v1/chat.getMessage") else {
+        return unauthorized();
+    };
+    let wanted = query.get("msgId").cloned().unwrap_or_default();
+    match st.messages.iter().find(|m| m.str("_id") == wanted) {
+        Some(m) => {
+            HttpResponse::Ok().json(json!({"message": rest_message(&m.message), "success": true}))
+        }
+        None => HttpResponse::BadRequest().json(json!({"success": false})),
     }
 }
 
@@ -855,6 +991,8 @@ impl FakeRocketChat {
                 .route("/api/v1/users.info", web::get().to(users_info))
                 .route("/api/v1/im.create", web::post().to(im_create))
                 .route("/api/v1/chat.postMessage", web::post().to(post_message))
+                .route("/api/v1/chat.sendMessage", web::post().to(send_message))
+                .route("/api/v1/chat.getMessage", web::get().to(get_message))
                 .route("/api/v1/rooms.get", web::get().to(rooms_get))
                 .route("/api/v1/chat.syncMessages", web::get().to(sync_messages))
                 .route("/websocket", web::get().to(websocket))
@@ -879,7 +1017,10 @@ impl FakeRocketChat {
 
     /// `user` says `text` in `rid` (in the thread `tmid`), as a client would; the message id.
     pub fn post_as(&self, user: &str, rid: &str, text: &str, tmid: Option<&str>) -> String {
-        match self.shared.create_message(user, rid, text, tmid, None) {
+        match self
+            .shared
+            .create_message(user, rid, text, tmid, None, None)
+        {
             Ok(m) => m["_id"].as_str().unwrap_or_default().to_owned(),
             Err(e) => panic!("the fake refused the test's message: {e:?}"),
         }
@@ -956,6 +1097,11 @@ impl FakeRocketChat {
             .into_iter()
             .filter(|m| m.str("rid") == rid && m.str("msg").contains(needle))
             .collect()
+    }
+
+    /// The `_id`s `chat.sendMessage` was given again, and posted nothing for.
+    pub fn not_posted_again(&self) -> Vec<String> {
+        self.shared.state.lock().not_posted_again.clone()
     }
 
     /// REST requests of the kinds recorded (`POST /api/v1/im.create`, …).
