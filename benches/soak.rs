@@ -9,10 +9,11 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead as _, Write as _},
     sync::Arc,
     time::{Duration, Instant},
 };
+
+mod common;
 
 #[macro_use]
 #[path = "../tests/it/wait.rs"]
@@ -53,43 +54,17 @@ async fn soak(minutes: f64, rate: f64) {
     let toml =
         crowd::crowd_toml(&emulator, &crowd::CrowdOptions::default()) + "[log]\nlevel = \"warn\"\n";
     std::fs::write(&config, toml).expect("config");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stormbridge"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the bridge binary starts");
-    let pid = child.id();
-    // The bridge's input is written on a thread of its own: a blocking write on this
-    // thread would stall the emulator that lives on it whenever the bridge holds its input
-    // back, and the bridge would then be waiting on a StackStorm that cannot answer.
-    let (lines, to_write) = std::sync::mpsc::channel::<String>();
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let writer = std::thread::spawn(move || {
-        for line in to_write {
-            if stdin.write_all(line.as_bytes()).is_err() {
-                eprintln!("the bridge stopped reading its input");
-                return;
-            }
-        }
-    });
-    let stdout = child.stdout.take().expect("piped stdout");
     let seen = Arc::new(parking_lot::Mutex::new(Vec::<crowd::Seen>::new()));
-    {
+    let bridge = {
         let seen = seen.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                seen.lock().push(crowd::Seen {
-                    console: "c1".into(),
-                    line: stormbridge::backends::console::unescape_line(&line),
-                });
-            }
-        });
-    }
+        common::BridgeChild::start(&config, move |line| {
+            seen.lock().push(crowd::Seen {
+                console: "c1".into(),
+                line: stormbridge::backends::console::unescape_line(&line),
+            });
+        })
+    };
+    let (pid, lines) = (bridge.pid(), bridge.lines.clone());
     assert!(
         eventually!(Duration::from_secs(30), emulator.stream_connections() >= 1),
         "the bridge never connected"
@@ -141,9 +116,7 @@ async fn soak(minutes: f64, rate: f64) {
         crowd::Tally::of(&sent, &seen.lock()).unanswered() == 0
     });
     let tally = crowd::Tally::of(&sent, &seen.lock());
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = writer.join();
+    bridge.stop();
     let quarter = samples
         .iter()
         .find(|(at, _)| at.as_secs_f64() >= total.as_secs_f64() / 4.0)

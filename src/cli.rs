@@ -151,7 +151,7 @@ pub fn acl_explain(
                 .map_err(|e| format!("the alias file: {e}"))?;
             AliasIndex::build(aliases).0
         }
-        None => AliasIndex::build(Vec::new()).0,
+        None => AliasIndex::default(),
     };
     let subject = crate::acl::explain_subject(user, room)?;
     let command = crate::acl::resolve_command(command, &aliases, &settings.bot.plugin_prefix)

@@ -90,8 +90,14 @@ pub fn pick<'a>(list: &'a [&'a str], n: usize) -> &'a str {
 /// placeholders and defaults, some object formats with several representations,
 /// and a few percent of regex-heavy formats (leading placeholder, alternation,
 /// case-insensitive, user anchors).
+#[allow(dead_code)]
 pub fn generate(n: usize) -> Vec<ActionAlias> {
-    (0..n)
+    generate_range(0..n)
+}
+
+/// Aliases `range` of [`generate`]'s list.
+pub fn generate_range(range: std::ops::Range<usize>) -> Vec<ActionAlias> {
+    range
         .map(|i| {
             let pack = pick(PACKS, i);
             let verb = pick(VERBS, i / PACKS.len());
@@ -107,14 +113,14 @@ pub fn generate(n: usize) -> Vec<ActionAlias> {
                 2 => vec![AliasFormat::Plain(format!(
                     r"^\s*{pack}-{verb}-{tag} (?P<ticket>[A-Z]+-\d+)\s*$"
                 ))],
-                3..=9 => vec![AliasFormat::Object(FormatObject {
+                3..=9 => vec![AliasFormat::Object(Box::new(FormatObject {
                     display: Some(format!("{pack} {verb} {noun}{tag} <name> [on <env>]")),
                     representation: Some(Representation::Many(vec![
                         format!("{pack} {verb} {noun}{tag} {{{{name}}}}"),
                         format!("{pack} {verb} {noun}{tag} {{{{name}}}} on {{{{env=staging}}}}"),
                     ])),
                     match_multiple: false,
-                })],
+                }))],
                 10..=29 => vec![AliasFormat::Plain(format!(
                     "{pack} {verb} {noun}{tag} {{{{name}}}} {{{{count=1}}}}"
                 ))],
@@ -158,10 +164,17 @@ pub fn command_for(i: usize) -> Option<String> {
 /// fields StackStorm adds (`uid`, `metadata_file`) and some `ack`/`result` settings.
 #[allow(dead_code)]
 pub fn wire_json(n: usize) -> Vec<u8> {
+    wire_json_range(0..n)
+}
+
+/// [`wire_json`] of aliases `range` only: one page of `GET /api/v1/actionalias?limit=…&offset=…`.
+#[allow(dead_code)]
+pub fn wire_json_range(range: std::ops::Range<usize>) -> Vec<u8> {
     // Item by item, so that generating the body does not itself need a JSON tree of it.
     let mut body = b"[".to_vec();
-    for (i, a) in generate(n).into_iter().enumerate() {
-        if i > 0 {
+    let first = range.start;
+    for (i, a) in (first..).zip(generate_range(range)) {
+        if i > first {
             body.push(b',');
         }
         let item = {
@@ -192,4 +205,71 @@ pub fn wire_json(n: usize) -> Vec<u8> {
     }
     body.push(b']');
     body
+}
+
+/// The bridge binary (`stormbridge --config CONFIG run`) with its console on pipes.
+#[allow(dead_code)]
+pub struct BridgeChild {
+    child: std::process::Child,
+    /// Lines for the bridge's console (each ends with `\n`).
+    pub lines: std::sync::mpsc::Sender<String>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+#[allow(dead_code)]
+impl BridgeChild {
+    /// Starts the binary with `config`; every line it writes goes to `each_line`, on a thread
+    /// of its own. Lines for it are written from another thread: a blocking write on the
+    /// caller's would stall an emulator living there whenever the bridge holds its input
+    /// back, and the bridge would then be waiting on a StackStorm that cannot answer.
+    pub fn start(
+        config: &std::path::Path,
+        mut each_line: impl FnMut(String) + Send + 'static,
+    ) -> BridgeChild {
+        use std::io::{BufRead as _, Write as _};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stormbridge"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the bridge binary starts");
+        let (lines, to_write) = std::sync::mpsc::channel::<String>();
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let writer = std::thread::spawn(move || {
+            for line in to_write {
+                if stdin.write_all(line.as_bytes()).is_err() {
+                    eprintln!("the bridge stopped reading its input");
+                    return;
+                }
+            }
+        });
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                each_line(line);
+            }
+        });
+        BridgeChild {
+            child,
+            lines,
+            writer,
+        }
+    }
+
+    /// The process id (for its RSS).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process and waits for it and the writer thread.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        drop(self.lines);
+        let _ = self.writer.join();
+    }
 }

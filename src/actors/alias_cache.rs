@@ -39,7 +39,7 @@ pub struct AliasSnapshot {
 impl Default for AliasSnapshot {
     fn default() -> Self {
         Self {
-            index: Arc::new(ArcSwap::from_pointee(AliasIndex::build(Vec::new()).0)),
+            index: Arc::new(ArcSwap::from_pointee(AliasIndex::default())),
             loaded: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -160,8 +160,10 @@ impl AliasCache {
                 let mut aliases = Vec::new();
                 let mut problems = Vec::new();
                 for page in raw {
-                    let (mut a, p) = parse_alias_list_bytes(&page)?;
-                    aliases.append(&mut a);
+                    let (a, p) = parse_alias_list_bytes(&page)?;
+                    // Each item in its `Arc` (the index's form) right away: a page's structs
+                    // are the only ones ever held twice.
+                    aliases.extend(a.into_iter().map(Arc::new));
                     problems.extend(p);
                 }
                 let (index, warnings) = AliasIndex::rebuild(aliases, Some(&previous));

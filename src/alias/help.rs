@@ -169,11 +169,11 @@ mod tests {
     use crate::alias::model::{AliasFormat, FormatObject, Representation};
 
     fn obj(display: Option<&str>, rep: Option<&str>) -> AliasFormat {
-        AliasFormat::Object(FormatObject {
+        AliasFormat::Object(Box::new(FormatObject {
             display: display.map(str::to_string),
             representation: rep.map(|r| Representation::One(r.to_string())),
             match_multiple: false,
-        })
+        }))
     }
 
     fn plain(s: &str) -> AliasFormat {

@@ -8,7 +8,8 @@
 //! st2 does (two passes: aliases with a non-`match_multiple` format first, then
 //! aliases with a `match_multiple` format). To stay in the microsecond range with
 //! thousands of aliases, only a handful of regexes run per command. Candidates come
-//! from hash lookups on the literal text a match must start with
+//! from lookups (binary searches over pattern ids sorted by the formats' own text, so the
+//! tables hold no copies of it) on the literal text a match must start with
 //! ([`CompiledFormat::index_key`]: the command's first word and each of its
 //! prefixes ending in whitespace are looked up), from a per-first-character list for
 //! prefixes that pin no whole word, and — for formats that start with a placeholder
@@ -149,15 +150,60 @@ struct HelpWords {
     alias: u32,
     /// Index into the alias's `formats`.
     format: u32,
-    /// First few lower-cased words of the display; placeholders become `None`.
-    words: Box<[Option<Box<str>>]>,
+    /// First few lower-cased words of the display, joined by single spaces; a
+    /// placeholder is [`PLACEHOLDER_WORD`]. One allocation per entry (a boxed word each
+    /// was ~200 bytes an entry with 10,000 aliases).
+    words: Box<str>,
 }
 
-/// Hash lookups from a command's leading text to the formats it may match.
+/// A placeholder among [`HelpWords::words`]: it matches any word.
+const PLACEHOLDER_WORD: &str = "\u{0}";
+
+impl HelpWords {
+    /// The words, `None` for a placeholder.
+    fn words(&self) -> impl Iterator<Item = Option<&str>> {
+        self.words
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| (w != PLACEHOLDER_WORD).then_some(w))
+    }
+
+    /// The first word, unless it is a placeholder (or there is none).
+    fn first_word(&self) -> Option<&str> {
+        self.words().next().flatten()
+    }
+}
+
+/// Pattern (or help) ids sorted by a text key derived from what they name, looked up by
+/// binary search. The keys are not stored — they are the formats' own prefixes and words
+/// — so a table costs 4 bytes an entry where a map of owned keys cost ~100.
+#[derive(Debug, Default)]
+struct SortedIds(Box<[u32]>);
+
+impl SortedIds {
+    /// Sorts `ids` by `key` (stably: ids with equal keys keep their order).
+    fn new<'a>(mut ids: Vec<u32>, key: impl Fn(u32) -> &'a str) -> SortedIds {
+        ids.sort_by(|a, b| key(*a).cmp(key(*b)));
+        SortedIds(ids.into_boxed_slice())
+    }
+
+    /// The ids whose key is `wanted`.
+    fn get<'a>(&self, wanted: &str, key: impl Fn(u32) -> &'a str) -> &[u32] {
+        let start = self.0.partition_point(|&id| key(id) < wanted);
+        let len = self.0[start..].partition_point(|&id| key(id) == wanted);
+        &self.0[start..start + len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Lookups from a command's leading text to the formats it may match.
 #[derive(Debug, Default)]
 struct Keyed {
     /// Formats by [`CompiledFormat::index_key`].
-    by_key: HashMap<String, Vec<u32>>,
+    by_key: SortedIds,
     /// Most whitespace characters in any key (bounds the lookups per command).
     max_key_spaces: usize,
     /// Formats with a literal prefix that pins no key, by its first character.
@@ -165,36 +211,51 @@ struct Keyed {
 }
 
 impl Keyed {
-    /// Returns false when the format has no usable prefix at all.
-    fn insert(&mut self, id: u32, f: &CompiledFormat) -> bool {
-        if let Some(k) = f.index_key() {
-            let spaces = k.chars().filter(|c| is_py_space(*c)).count();
-            self.max_key_spaces = self.max_key_spaces.max(spaces);
-            self.by_key.entry(k.to_string()).or_default().push(id);
-            true
-        } else if let Some(c) = f.literal_prefix().chars().next() {
-            self.by_char.entry(c).or_default().push(id);
-            true
-        } else {
-            false
+    /// Indexes `ids` of `patterns`; returns the ids with no usable prefix at all.
+    fn build(patterns: &[Pattern], ids: impl Iterator<Item = u32>) -> (Keyed, Vec<u32>) {
+        let mut keyed = Keyed::default();
+        let mut by_key = Vec::new();
+        let mut rest = Vec::new();
+        for id in ids {
+            let f = &patterns[id as usize].format;
+            if let Some(k) = f.index_key() {
+                let spaces = k.chars().filter(|c| is_py_space(*c)).count();
+                keyed.max_key_spaces = keyed.max_key_spaces.max(spaces);
+                by_key.push(id);
+            } else if let Some(c) = f.literal_prefix().chars().next() {
+                keyed.by_char.entry(c).or_default().push(id);
+            } else {
+                rest.push(id);
+            }
         }
+        keyed.by_key = SortedIds::new(by_key, |id| index_key_of(patterns, id));
+        (keyed, rest)
     }
 
     fn lookup<'a>(
         &'a self,
+        patterns: &'a [Pattern],
         keys: impl Iterator<Item = &'a str>,
         first: Option<char>,
         mut add: impl FnMut(&[u32]),
     ) {
         for key in keys {
-            if let Some(v) = self.by_key.get(key) {
-                add(v);
-            }
+            add(self.by_key.get(key, |id| index_key_of(patterns, id)));
         }
         if let Some(v) = first.and_then(|c| self.by_char.get(&c)) {
             add(v);
         }
     }
+}
+
+/// The key [`Keyed::by_key`] sorts a pattern by.
+fn index_key_of(patterns: &[Pattern], id: u32) -> &str {
+    patterns[id as usize].format.index_key().unwrap_or("")
+}
+
+/// The key [`AliasIndex::by_token`] sorts a pattern by.
+fn token_of(patterns: &[Pattern], id: u32) -> &str {
+    patterns[id as usize].format.required_token().unwrap_or("")
 }
 
 /// An immutable, shareable snapshot of the alias list with compiled formats.
@@ -208,15 +269,16 @@ pub struct AliasIndex {
     folded: Keyed,
     /// Formats without a usable literal prefix but with a required whole word,
     /// by that word (folded for case-insensitive formats, which go in `by_token_ci`).
-    by_token: HashMap<String, Vec<u32>>,
-    by_token_ci: HashMap<String, Vec<u32>>,
+    by_token: SortedIds,
+    by_token_ci: SortedIds,
     /// Formats with nothing to index on: always tried.
     unkeyed: Vec<u32>,
     help: Vec<HelpWords>,
     /// Help entries by the first literal word of their display (lower case).
-    help_by_first: HashMap<String, Vec<u32>>,
-    /// The same, as characters, for the edit-distance scan.
-    help_first_words: Vec<(Vec<char>, Vec<u32>)>,
+    help_by_first: SortedIds,
+    /// Each distinct first word, as characters (for the edit-distance scan), with its
+    /// entries' range in `help_by_first`.
+    help_first_words: Vec<(Box<[char]>, std::ops::Range<usize>)>,
     /// Names shared across packs, sorted by name.
     collisions: Vec<NameCollision>,
 }
@@ -235,7 +297,7 @@ impl std::fmt::Debug for AliasIndex {
 
 impl Default for AliasIndex {
     fn default() -> Self {
-        AliasIndex::build(Vec::new()).0
+        AliasIndex::build(Vec::<ActionAlias>::new()).0
     }
 }
 
@@ -250,7 +312,7 @@ impl AliasIndex {
     /// name); only enabled aliases with formats take part in matching. Formats that
     /// fail to compile are skipped, each with one warning naming the alias and the
     /// representation (st2 itself would fail every `/match` call with HTTP 500).
-    pub fn build(aliases: Vec<ActionAlias>) -> (AliasIndex, Vec<String>) {
+    pub fn build<A: Into<Arc<ActionAlias>>>(aliases: Vec<A>) -> (AliasIndex, Vec<String>) {
         Self::rebuild(aliases, None)
     }
 
@@ -258,11 +320,17 @@ impl AliasIndex {
     /// representations it already had: a periodic reload of an unchanged list of 10,000
     /// aliases then costs a lookup per format instead of ~0.9 s of compiling (and the
     /// allocation churn that comes with it).
-    pub fn rebuild(
-        aliases: Vec<ActionAlias>,
+    ///
+    /// Aliases may come already in an `Arc` (the alias cache decodes them so): a list of
+    /// 100,000 then never has a second copy of its items' structs in flight.
+    pub fn rebuild<A: Into<Arc<ActionAlias>>>(
+        aliases: Vec<A>,
         previous: Option<&AliasIndex>,
     ) -> (AliasIndex, Vec<String>) {
-        let aliases: Vec<Arc<ActionAlias>> = aliases.into_iter().map(Arc::new).collect();
+        let mut aliases: Vec<Arc<ActionAlias>> = aliases.into_iter().map(Into::into).collect();
+        // The collect reuses the given list's buffer: for `ActionAlias`es that is 26 times
+        // the room the pointers need.
+        aliases.shrink_to_fit();
         let mut warnings = Vec::new();
         let mut patterns = Vec::new();
         let mut broken = Vec::new();
@@ -319,36 +387,37 @@ impl AliasIndex {
                 }
             }
         }
-        let mut exact = Keyed::default();
-        let mut folded = Keyed::default();
-        let mut unkeyed = Vec::new();
-        let mut by_token: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut by_token_ci: HashMap<String, Vec<u32>> = HashMap::new();
-        for (i, p) in patterns.iter().enumerate() {
-            let id = i as u32;
-            let keyed = if p.format.is_case_insensitive() {
-                folded.insert(id, &p.format)
-            } else {
-                exact.insert(id, &p.format)
-            };
-            if !keyed {
-                match p.format.required_token() {
-                    Some(t) if p.format.is_case_insensitive() => {
-                        by_token_ci.entry(t.to_string()).or_default().push(id)
-                    }
-                    Some(t) => by_token.entry(t.to_string()).or_default().push(id),
-                    None => unkeyed.push(id),
-                }
-            }
-        }
+        // Built once, read for the index's whole life: no spare capacity.
+        patterns.shrink_to_fit();
+        help.shrink_to_fit();
+        let ids = 0..patterns.len() as u32;
+        let folded_ids = ids
+            .clone()
+            .filter(|&id| patterns[id as usize].format.is_case_insensitive());
+        let exact_ids = ids.filter(|&id| !patterns[id as usize].format.is_case_insensitive());
+        let (exact, exact_rest) = Keyed::build(&patterns, exact_ids);
+        let (folded, folded_rest) = Keyed::build(&patterns, folded_ids);
+        let has_token = |id: &u32| patterns[*id as usize].format.required_token().is_some();
+        let (tokens, mut unkeyed): (Vec<u32>, Vec<u32>) =
+            exact_rest.into_iter().partition(has_token);
+        let by_token = SortedIds::new(tokens, |id| token_of(&patterns, id));
+        let (tokens, folded_unkeyed): (Vec<u32>, Vec<u32>) =
+            folded_rest.into_iter().partition(has_token);
+        let by_token_ci = SortedIds::new(tokens, |id| token_of(&patterns, id));
+        unkeyed.extend(folded_unkeyed);
+        unkeyed.sort_unstable();
         let collisions = name_collisions(&aliases);
-        let mut help_by_first: HashMap<String, Vec<u32>> = HashMap::new();
-        for (i, h) in help.iter().enumerate() {
-            if let Some(Some(w)) = h.words.first() {
-                help_by_first
-                    .entry(w.to_string())
-                    .or_default()
-                    .push(i as u32);
+        let first_word = |i: u32| help[i as usize].first_word().unwrap_or("");
+        let with_first_word =
+            (0..help.len() as u32).filter(|&i| help[i as usize].first_word().is_some());
+        let help_by_first = SortedIds::new(with_first_word.collect(), first_word);
+        let mut help_first_words: Vec<(Box<[char]>, std::ops::Range<usize>)> = Vec::new();
+        for (at, &i) in help_by_first.0.iter().enumerate() {
+            match help_first_words.last_mut() {
+                Some((_, range)) if first_word(help_by_first.0[range.start]) == first_word(i) => {
+                    range.end = at + 1
+                }
+                _ => help_first_words.push((first_word(i).chars().collect(), at..at + 1)),
             }
         }
         (
@@ -362,10 +431,7 @@ impl AliasIndex {
                 by_token_ci,
                 unkeyed,
                 help,
-                help_first_words: help_by_first
-                    .iter()
-                    .map(|(w, ids)| (w.chars().collect(), ids.clone()))
-                    .collect(),
+                help_first_words,
                 help_by_first,
                 collisions,
             },
@@ -417,26 +483,25 @@ impl AliasIndex {
             )
         };
         add(&self.unkeyed);
+        let patterns = &self.patterns;
         if !self.by_token.is_empty() {
             for t in cmd.tokens(false) {
-                if let Some(v) = self.by_token.get(t) {
-                    add(v);
-                }
+                add(self.by_token.get(t, |id| token_of(patterns, id)));
             }
         }
         if !self.by_token_ci.is_empty() {
             for t in cmd.tokens(true) {
-                if let Some(v) = self.by_token_ci.get(t) {
-                    add(v);
-                }
+                add(self.by_token_ci.get(t, |id| token_of(patterns, id)));
             }
         }
         self.exact.lookup(
+            patterns,
             cmd.index_keys(self.exact.max_key_spaces),
             cmd.trimmed().chars().next(),
             &mut add,
         );
         self.folded.lookup(
+            patterns,
             cmd.folded_index_keys(self.folded.max_key_spaces),
             cmd.folded_trimmed().chars().next(),
             &mut add,
@@ -653,28 +718,27 @@ impl AliasIndex {
         };
         // (exact-first-word score, edit distance, help index)
         let mut scored: Vec<(usize, usize, u32)> = Vec::new();
-        if let Some(ids) = self.help_by_first.get(first) {
-            for &i in ids {
-                let dw = &self.help[i as usize].words;
-                let mut score = 0;
-                for (cw, d) in words.iter().zip(dw.iter()) {
-                    match d {
-                        Some(d) if **d == **cw => score += 2,
-                        None => score += 1,
-                        Some(_) => break,
-                    }
+        let first_word = |i: u32| self.help[i as usize].first_word().unwrap_or("");
+        for &i in self.help_by_first.get(first, first_word) {
+            let mut score = 0;
+            for (cw, d) in words.iter().zip(self.help[i as usize].words()) {
+                match d {
+                    Some(d) if d == cw => score += 2,
+                    None => score += 1,
+                    Some(_) => break,
                 }
-                scored.push((score, 0, i));
             }
+            scored.push((score, 0, i));
         }
         let first_chars: Vec<char> = first.chars().collect();
         let max_dist = (first_chars.len() / 3).clamp(1, 3);
         let (mut prev, mut cur) = (Vec::new(), Vec::new());
-        for (w, ids) in &self.help_first_words {
+        for (w, range) in &self.help_first_words {
             if w.len().abs_diff(first_chars.len()) > max_dist || **w == *first_chars {
                 continue;
             }
             if let Some(d) = levenshtein_within(&first_chars, w, max_dist, &mut prev, &mut cur) {
+                let ids = &self.help_by_first.0[range.clone()];
                 scored.extend(ids.iter().map(|&i| (0, d, i)));
             }
         }
@@ -762,28 +826,38 @@ fn per_match_commands(
 /// pack's alias, or refuse the command as "disabled" because another pack's alias of that
 /// name is.
 fn name_collisions(aliases: &[Arc<ActionAlias>]) -> Vec<NameCollision> {
-    let mut packs_by_name: BTreeMap<&str, BTreeMap<&str, bool>> = BTreeMap::new();
-    for a in aliases {
-        let enabled = packs_by_name
-            .entry(a.name.as_str())
-            .or_default()
-            .entry(a.pack.as_str())
-            .or_insert(false);
-        *enabled |= a.enabled;
+    // Positions sorted by (name, pack): 4 bytes an alias, where a map of maps over 100,000
+    // aliases was ~25 MB at the peak of a load.
+    let mut order: Vec<u32> = (0..aliases.len() as u32).collect();
+    let key = |i: &u32| {
+        let a = &aliases[*i as usize];
+        (a.name.as_str(), a.pack.as_str())
+    };
+    order.sort_unstable_by(|x, y| key(x).cmp(&key(y)));
+    let mut collisions = Vec::new();
+    for same_name in order.chunk_by(|x, y| key(x).0 == key(y).0) {
+        // (pack, enabled), one per pack: a pack enabled if any of its aliases of that name is.
+        let mut packs: Vec<(&str, bool)> = Vec::new();
+        for i in same_name {
+            let a = &aliases[*i as usize];
+            match packs.last_mut() {
+                Some((pack, enabled)) if *pack == a.pack => *enabled |= a.enabled,
+                _ => packs.push((a.pack.as_str(), a.enabled)),
+            }
+        }
+        if packs.len() > 1 {
+            collisions.push(NameCollision {
+                name: key(&same_name[0]).0.to_owned(),
+                disabled: packs
+                    .iter()
+                    .filter(|(_, enabled)| !*enabled)
+                    .map(|(p, _)| (*p).to_owned())
+                    .collect(),
+                packs: packs.into_iter().map(|(p, _)| p.to_owned()).collect(),
+            });
+        }
     }
-    packs_by_name
-        .into_iter()
-        .filter(|(_, packs)| packs.len() > 1)
-        .map(|(name, packs)| NameCollision {
-            name: name.to_owned(),
-            disabled: packs
-                .iter()
-                .filter(|(_, enabled)| !**enabled)
-                .map(|(p, _)| (*p).to_owned())
-                .collect(),
-            packs: packs.into_keys().map(str::to_owned).collect(),
-        })
-        .collect()
+    collisions
 }
 
 type Compiled = Result<Arc<CompiledFormat>, String>;
@@ -874,9 +948,10 @@ fn compile_fresh(unique: Vec<&str>) -> HashMap<&str, Compiled> {
 /// How many leading display words are kept for "did you mean" scoring.
 const SUGGESTION_WORDS: usize = 4;
 
-/// First lower-cased words of a display string; `{{…}}` placeholders and `<…>`
-/// argument markers become `None` (they match any word).
-fn display_words(display: &str) -> Box<[Option<Box<str>>]> {
+/// First lower-cased words of a display string, for [`HelpWords::words`]; `{{…}}`
+/// placeholders and `<…>` argument markers become [`PLACEHOLDER_WORD`] (they match any
+/// word).
+fn display_words(display: &str) -> Box<str> {
     let mut text = String::with_capacity(display.len());
     let mut rest = display;
     while let Some(start) = rest.find("{{") {
@@ -897,13 +972,15 @@ fn display_words(display: &str) -> Box<[Option<Box<str>>]> {
         .filter(|w| !w.is_empty())
         .take(SUGGESTION_WORDS)
         .map(|w| {
-            if w == "\u{0}" || (w.starts_with('<') && w.ends_with('>')) {
-                None
+            if w == PLACEHOLDER_WORD || (w.starts_with('<') && w.ends_with('>')) {
+                PLACEHOLDER_WORD.to_string()
             } else {
-                Some(w.to_lowercase().into_boxed_str())
+                w.to_lowercase()
             }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .into_boxed_str()
 }
 
 /// Levenshtein distance if it is at most `max`, else None.
@@ -969,13 +1046,13 @@ mod tests {
     }
 
     fn obj(display: Option<&str>, reps: &[&str], multi: bool) -> AliasFormat {
-        AliasFormat::Object(FormatObject {
+        AliasFormat::Object(Box::new(FormatObject {
             display: display.map(str::to_string),
             representation: Some(Representation::Many(
                 reps.iter().map(|s| s.to_string()).collect(),
             )),
             match_multiple: multi,
-        })
+        }))
     }
 
     fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -59,16 +59,14 @@ pub struct CompiledFormat {
     /// The matcher built at compile time ([`CompiledFormat::compile_eager`]), kept with
     /// the format instead of in the shared cache.
     pub(super) pinned: Option<Matcher>,
-    /// (group index, name) of every named group.
-    pub(super) named_groups: Vec<(usize, String)>,
-    /// (name, default) of every `{{name=default}}`, in format order.
-    pub(super) optional: Vec<(String, String)>,
-    literal_prefix: String,
+    // What the index needs, as exact-size boxes: 10,000 aliases keep ~15,000 of these.
+    // What only matching needs (group names, defaults) lives in the matcher.
+    literal_prefix: Literal,
     prefix_word_complete: bool,
-    required_literal: String,
+    required_literal: Literal,
     /// Prefix and required literal are folded (global `(?i)`).
     case_insensitive: bool,
-    literal_len: usize,
+    literal_len: u32,
 }
 
 impl CompiledFormat {
@@ -96,37 +94,86 @@ impl CompiledFormat {
             message,
         };
         let (optional, tokens, pat) = translate(s, format).map_err(invalid)?;
-        let mut pinned = None;
-        if eager {
-            let built = build_regex(&py::emit(&pat)).map_err(invalid)?;
-            pinned = Some(Arc::new(Ok(built)));
-        }
-        // Otherwise the matcher is built on first use, and the translated text is not
-        // kept (it is the largest part of a compiled format; it is re-derived). The
-        // translation is checked there too: Python's syntax was checked above, and a
-        // translation fancy-regex refuses (nesting beyond its limits) is reported by the
-        // first command that reaches the format, as the same `InvalidFormat`. Checking
-        // it here for every format cost a third of loading 10,000 aliases.
-        let named_groups = pat
-            .group_names
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| (i + 1, n.clone())))
-            .collect();
         let (literal_prefix, prefix_word_complete) = py::literal_prefix(&pat);
         let literal_len = py::literal_len(&tokens.seq);
         let required_literal = py::required_literal(&pat);
+        let pinned = if eager {
+            let regex = build_regex(&py::emit(&pat)).map_err(invalid)?;
+            Some(Arc::new(Ok(Built::new(regex, &pat, optional))))
+        } else {
+            // The matcher is built on first use, and the translated text is not kept
+            // (it is the largest part of a compiled format; it is re-derived). The
+            // translation is checked there too: Python's syntax was checked above, and a
+            // translation fancy-regex refuses (nesting beyond its limits) is reported by
+            // the first command that reaches the format, as the same `InvalidFormat`.
+            // Checking it here for every format cost a third of loading 10,000 aliases.
+            None
+        };
         Ok(CompiledFormat {
             source: format.into(),
             pinned,
-            required_literal,
+            required_literal: Literal::new(format, required_literal),
             case_insensitive: pat.flags & py::F_I != 0,
-            named_groups,
-            optional,
-            literal_prefix,
+            literal_prefix: Literal::new(format, literal_prefix),
             prefix_word_complete,
-            literal_len,
+            literal_len: u32::try_from(literal_len).unwrap_or(u32::MAX),
         })
+    }
+}
+
+/// A literal a format's analysis derived: most often a piece of the format's own text
+/// (`deploy ` of `deploy {{app}}`), then kept as its place there rather than a copy.
+#[derive(Debug, Clone)]
+enum Literal {
+    /// `source[start..end]`.
+    Span(u32, u32),
+    /// Not in the text as such (escapes, case folding).
+    Owned(Box<str>),
+}
+
+impl Literal {
+    fn new(source: &str, text: String) -> Literal {
+        let span = source.find(text.as_str()).and_then(|start| {
+            let start = u32::try_from(start).ok()?;
+            let end = u32::try_from(text.len()).ok()?.checked_add(start)?;
+            Some(Literal::Span(start, end))
+        });
+        span.unwrap_or_else(|| Literal::Owned(text.into_boxed_str()))
+    }
+
+    fn get<'a>(&'a self, source: &'a str) -> &'a str {
+        match self {
+            Literal::Span(start, end) => source.get(*start as usize..*end as usize).unwrap_or(""),
+            Literal::Owned(text) => text,
+        }
+    }
+}
+
+/// A format's matcher and what reading its matches needs: built together on first use.
+#[derive(Debug)]
+pub(super) struct Built {
+    pub(super) regex: Regex,
+    /// (group index, name) of every named group.
+    pub(super) named_groups: Box<[(usize, Box<str>)]>,
+    /// (name, default) of every `{{name=default}}`, in format order.
+    pub(super) optional: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl Built {
+    pub(super) fn new(regex: Regex, pat: &py::Pattern, optional: OptionalParams) -> Built {
+        Built {
+            regex,
+            named_groups: pat
+                .group_names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.as_ref().map(|n| (i + 1, n.as_str().into())))
+                .collect(),
+            optional: optional
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        }
     }
 }
 
@@ -193,7 +240,7 @@ impl CompiledFormat {
     /// For a globally case-insensitive format it is ASCII-only and case-folded, to
     /// be compared with [`PreparedCommand::folded_trimmed`].
     pub fn literal_prefix(&self) -> &str {
-        &self.literal_prefix
+        self.literal_prefix.get(&self.source)
     }
 
     /// Hash key for the alias index, when the literal prefix allows one: the prefix
@@ -202,7 +249,7 @@ impl CompiledFormat {
     /// complete first word (`status`, `status {{x=1}}`), that word. A command can
     /// only match if one of its [`PreparedCommand::index_keys`] equals this key.
     pub fn index_key(&self) -> Option<&str> {
-        let p = self.literal_prefix.as_str();
+        let p = self.literal_prefix();
         match p.char_indices().rfind(|(_, c)| is_py_space(*c)) {
             Some((i, c)) => Some(&p[..i + c.len_utf8()]),
             None if self.prefix_word_complete && !p.is_empty() => Some(p),
@@ -213,7 +260,7 @@ impl CompiledFormat {
     /// The longest run of literal characters every match must contain (folded for
     /// case-insensitive formats; may be empty).
     pub fn required_literal(&self) -> &str {
-        &self.required_literal
+        self.required_literal.get(&self.source)
     }
 
     /// The longest word of [`Self::required_literal`] that has whitespace on both
@@ -221,7 +268,7 @@ impl CompiledFormat {
     /// whitespace-separated tokens ([`PreparedCommand::tokens`]). Used to index
     /// formats that have no literal prefix (e.g. `{{who}} cross the {{what}}`).
     pub fn required_token(&self) -> Option<&str> {
-        let lit = self.required_literal.as_str();
+        let lit = self.required_literal();
         let mut best: Option<&str> = None;
         let mut start: Option<usize> = None;
         for (i, c) in lit.char_indices() {
@@ -247,8 +294,7 @@ impl CompiledFormat {
         } else {
             (cmd.stream.as_str(), cmd.trimmed())
         };
-        trimmed.starts_with(self.literal_prefix.as_str())
-            && stream.contains(self.required_literal.as_str())
+        trimmed.starts_with(self.literal_prefix()) && stream.contains(self.required_literal())
     }
 
     /// Whether [`Self::literal_prefix`], [`Self::required_literal`] and
@@ -261,7 +307,7 @@ impl CompiledFormat {
     /// Number of literal characters every match of the format consumes; the
     /// tie-break for "most specific format wins".
     pub fn literal_len(&self) -> usize {
-        self.literal_len
+        self.literal_len as usize
     }
 
     /// The fancy-regex pattern this format is translated to (for diagnostics;
@@ -273,10 +319,5 @@ impl CompiledFormat {
                 format: self.source.to_string(),
                 message,
             })
-    }
-
-    /// The parameters of `{{name=default}}` placeholders with their defaults.
-    pub fn optional_params(&self) -> &[(String, String)] {
-        &self.optional
     }
 }

@@ -8,23 +8,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
-use fancy_regex::Regex;
-
 use super::chars::py_trim;
 use super::command::{prepare, PreparedCommand};
-use super::compile::{translate, CompiledFormat};
+use super::compile::{translate, Built, CompiledFormat};
 use super::python_regex::{self as py, build_regex};
 use super::snippets::with_snippets;
 use super::ParseError;
 
 /// How many formats keep their matcher built at once, shared by every index and reload.
-/// A fancy-regex costs ~27 KB, so keeping one per format used grew to hundreds of MiB
-/// with thousands of aliases in use; rebuilding an evicted one costs ~50 µs, far inside
-/// the 1 ms a command may take.
-pub const MATCHERS_KEPT: u64 = 256;
+/// A fancy-regex costs ~27 KB (the `memory` bench: 256 kept were 6.5 MiB of the 30 MiB a
+/// process with 10,000 aliases may use), so keeping one per format used grew to hundreds
+/// of MiB with thousands of aliases in use; rebuilding an evicted one costs ~50 µs, far
+/// inside the 1 ms a command may take.
+pub const MATCHERS_KEPT: u64 = 64;
 
 /// A format's matcher, or why fancy-regex refused the translation.
-pub(super) type Matcher = Arc<Result<Regex, String>>;
+pub(super) type Matcher = Arc<Result<Built, String>>;
 
 /// The built matchers, by format text (equal texts share one), least used evicted first.
 fn matchers() -> &'static moka::sync::Cache<Arc<str>, Matcher> {
@@ -40,19 +39,21 @@ impl CompiledFormat {
     /// built (and cached) when missing.
     fn with_regex<R>(
         &self,
-        f: impl FnOnce(&Regex) -> Result<R, ParseError>,
+        f: impl FnOnce(&Built) -> Result<R, ParseError>,
     ) -> Result<R, ParseError> {
         let matcher = match &self.pinned {
             Some(m) => m.clone(),
             None => matchers().get_with(self.source.clone(), || {
-                Arc::new(
-                    with_snippets(|s| translate(s, &self.source))
-                        .and_then(|(_, _, pat)| build_regex(&py::emit(&pat))),
-                )
+                Arc::new(with_snippets(|s| translate(s, &self.source)).and_then(
+                    |(optional, _, pat)| {
+                        let regex = build_regex(&py::emit(&pat))?;
+                        Ok(Built::new(regex, &pat, optional))
+                    },
+                ))
             }),
         };
         match matcher.as_ref() {
-            Ok(regex) => f(regex),
+            Ok(built) => f(built),
             Err(message) => Err(ParseError::InvalidFormat {
                 format: self.source.to_string(),
                 message: message.clone(),
@@ -71,23 +72,21 @@ impl CompiledFormat {
     /// Step 5 for one regex match.
     fn assemble(
         &self,
+        built: &Built,
         cmd: &PreparedCommand,
         caps: &fancy_regex::Captures<str>,
     ) -> Result<BTreeMap<String, String>, ParseError> {
         let mut result: HashMap<&str, Option<String>> = HashMap::new();
-        for (idx, name) in &self.named_groups {
-            result.insert(
-                name.as_str(),
-                caps.get(*idx).map(|m| m.as_str().to_string()),
-            );
+        for (idx, name) in &built.named_groups {
+            result.insert(name, caps.get(*idx).map(|m| m.as_str().to_string()));
         }
-        for (key, default) in &self.optional {
-            let matched = result.get(key.as_str()).cloned().flatten();
+        for (key, default) in &built.optional {
+            let matched = result.get(&**key).cloned().flatten();
             let value = match matched {
                 Some(v) if !v.is_empty() => v,
-                _ => default.clone(),
+                _ => default.to_string(),
             };
-            result.insert(key.as_str(), Some(value));
+            result.insert(key, Some(value));
         }
         for (key, value) in &cmd.pairs {
             result.insert(key.as_str(), Some(value.clone()));
@@ -111,8 +110,8 @@ impl CompiledFormat {
         if let Some(e) = &cmd.runtime_error {
             return Err(self.runtime(cmd, e.clone()));
         }
-        self.with_regex(|regex| match regex.captures(cmd.stream.as_str()) {
-            Ok(Some(caps)) => self.assemble(cmd, &caps),
+        self.with_regex(|built| match built.regex.captures(cmd.stream.as_str()) {
+            Ok(Some(caps)) => self.assemble(built, cmd, &caps),
             Ok(None) => Err(ParseError::NoMatch {
                 command: cmd.original.clone(),
                 format: self.source.to_string(),
@@ -154,13 +153,13 @@ impl CompiledFormat {
         if let Some(e) = &cmd.runtime_error {
             return Err(self.runtime(cmd, e.clone()));
         }
-        self.with_regex(|regex| {
+        self.with_regex(|built| {
             let text = cmd.stream.as_str();
             let mut out = Vec::new();
             let mut pos = 0usize;
             let mut last_empty_at: Option<usize> = None;
             while pos <= text.len() {
-                let caps = match regex.captures_from_pos(text, pos) {
+                let caps = match built.regex.captures_from_pos(text, pos) {
                     Ok(Some(c)) => c,
                     Ok(None) => break,
                     Err(e) => return Err(self.runtime(cmd, e.to_string())),
@@ -179,7 +178,10 @@ impl CompiledFormat {
                         None => break,
                     }
                 }
-                out.push((self.assemble(cmd, &caps)?, text[start..end].to_owned()));
+                out.push((
+                    self.assemble(built, cmd, &caps)?,
+                    text[start..end].to_owned(),
+                ));
                 if start == end {
                     last_empty_at = Some(end);
                 } else {

@@ -65,7 +65,8 @@ pub struct MatrixSettings {
     #[serde(default)]
     pub access_token_file: Option<PathBuf>,
     /// The device id to log in as (password login); by default the one the server gave at the
-    /// first login, kept in `state_file`.
+    /// first login, kept in `state_file` (and in the store, for the process that takes the
+    /// connection over).
     #[serde(default)]
     pub device_id: Option<String>,
     /// Rooms to join at every start and rejoin after a kick: ids (`!abc:example.org`) or

@@ -491,11 +491,13 @@ fn help_aliases() -> impl Strategy<Value = Vec<Arc<ActionAlias>>> {
                     proptest::option::of(displays.clone()),
                     proptest::option::of(displays)
                 )
-                    .prop_map(|(d, r)| AliasFormat::Object(FormatObject {
-                        display: d,
-                        representation: r.map(Representation::One),
-                        match_multiple: false,
-                    })),
+                    .prop_map(|(d, r)| AliasFormat::Object(Box::new(
+                        FormatObject {
+                            display: d,
+                            representation: r.map(Representation::One),
+                            match_multiple: false,
+                        }
+                    ))),
             ],
             0..3,
         ),

@@ -306,6 +306,19 @@ impl Shared {
             })))
     }
 
+    /// A send endpoint's answer: `body` of the message made, or the refusal.
+    fn answer_send(
+        &self,
+        made: Result<Value, (u16, String, &'static str)>,
+        body: impl FnOnce(Value) -> Value,
+    ) -> HttpResponse {
+        match made {
+            Ok(message) => self.accepted().json(body(message)),
+            Err((401, _, _)) => unauthorized(),
+            Err((status, error, kind)) => failure(status, &error, kind),
+        }
+    }
+
     /// The answer to an accepted send: with a used-up window's headers while
     /// [`FakeRocketChat::exhaust_window_next`] asks for them.
     fn accepted(&self) -> actix_web::HttpResponseBuilder {
@@ -667,16 +680,8 @@ async fn post_message(
     let Some(fields) = body.as_object() else {
         return failure(400, "must be object [invalid-params]", "invalid-params");
     };
-    if fields
-        .keys()
-        .any(|k| !POST_MESSAGE_FIELDS.contains(&k.as_str()))
-    {
-        // The endpoint's schema has `additionalProperties: false`.
-        return failure(
-            400,
-            "must NOT have additional properties [invalid-params]",
-            "invalid-params",
-        );
+    if let Some(refused) = outside_schema(fields, POST_MESSAGE_FIELDS) {
+        return refused;
     }
     let Some(rid) = fields.get("roomId").and_then(Value::as_str) else {
         return failure(
@@ -690,20 +695,18 @@ async fn post_message(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let tmid = fields.get("tmid").and_then(Value::as_str);
-    match shared.create_message(
+    let made = shared.create_message(
         &me,
         rid,
         text,
         tmid,
         fields.get("attachments").cloned(),
         None,
-    ) {
-        Ok(message) => shared
-            .accepted()
-            .json(json!({"ts": now_ms(), "channel": rid, "message": message, "success": true})),
-        Err((401, _, _)) => unauthorized(),
-        Err((status, error, kind)) => failure(status, &error, kind),
-    }
+    );
+    shared.answer_send(
+        made,
+        |message| json!({"ts": now_ms(), "channel": rid, "message": message, "success": true}),
+    )
 }
 
 /// `POST /api/v1/chat.sendMessage`: `{"message", "success"}`
@@ -727,15 +730,8 @@ async fn send_message(
             "invalid-params",
         );
     };
-    if message
-        .keys()
-        .any(|k| !SEND_MESSAGE_FIELDS.contains(&k.as_str()))
-    {
-        return failure(
-            400,
-            "must NOT have additional properties [invalid-params]",
-            "invalid-params",
-        );
+    if let Some(refused) = outside_schema(message, SEND_MESSAGE_FIELDS) {
+        return refused;
     }
     let text = |k: &str| message.get(k).and_then(Value::as_str);
     let Some(rid) = text("rid") else {
@@ -745,20 +741,33 @@ async fn send_message(
             "invalid-params",
         );
     };
-    match shared.create_message(
+    let made = shared.create_message(
         &me,
         rid,
         text("msg").unwrap_or_default(),
         text("tmid"),
         message.get("attachments").cloned(),
         text("_id"),
-    ) {
-        Ok(message) => shared
-            .accepted()
-            .json(json!({"message": message, "success": true})),
-        Err((401, _, _)) => unauthorized(),
-        Err((status, error, kind)) => failure(status, &error, kind),
-    }
+    );
+    shared.answer_send(made, |message| json!({"message": message, "success": true}))
+}
+
+/// The 400 of a body with a field its endpoint's schema does not have (the schemas have
+/// `additionalProperties: false`).
+fn outside_schema(
+    fields: &serde_json::Map<String, Value>,
+    schema: &[&str],
+) -> Option<HttpResponse> {
+    fields
+        .keys()
+        .any(|k| !schema.contains(&k.as_str()))
+        .then(|| {
+            failure(
+                400,
+                "must NOT have additional properties [invalid-params]",
+                "invalid-params",
+            )
+        })
 }
 
 /// `GET /api/v1/chat.getMessage?msgId=`: `{"message", "success"}`, or 400 `{"success": false}`

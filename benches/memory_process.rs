@@ -1,0 +1,138 @@
+//! The whole bridge process with a large install: `cargo bench --bench memory_process`.
+//!
+//! The bridge binary (release build, its production allocator) runs against the in-process
+//! StackStorm emulator serving the demo aliases plus the 10,000 generated ones of
+//! `benches/common`, with its console on pipes. Printed: the process's RSS once the list is
+//! loaded, then after 1,000 commands that each reach a different format (each format's
+//! matcher is built on first use; the emulator refuses the runs, as StackStorm does for
+//! actions that are not installed, so no execution is left waiting; each is kept in the job
+//! history, as every command is), each also fifteen seconds on, once the allocator has
+//! given back what the burst of work freed.
+//! RSS is split into the process's own memory (anonymous) and the binary's pages the kernel
+//! has mapped (file), which depend on the kernel's fault-around and page cache, not on the
+//! bridge. ARCHITECTURE.md §9 / issue 14: ≤ 30 MiB with 10,000 aliases in use and 1,000
+//! sessions. One console is one chat user, so the sessions are not made here: 1,000 of
+//! them in the default (memory) store are measured by `cargo bench --bench memory`.
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+#[macro_use]
+#[path = "../tests/it/wait.rs"]
+mod wait;
+
+#[path = "../tests/it/crowd.rs"]
+#[allow(dead_code)]
+mod crowd;
+
+const ALIASES: usize = 10_000;
+const COMMANDS: usize = 1_000;
+
+/// RSS and its anonymous and file-backed parts (MiB) of process `pid`.
+fn rss(pid: u32) -> (f64, f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+}
+
+/// [`rss`] fifteen seconds on: mimalloc hands memory freed by a burst of work back to the
+/// system only after a delay (10 s: `purge_delay` 1 s × `arena_purge_mult` 10), at its next
+/// allocation, and the steady state is what a budget is about.
+async fn settled(pid: u32) -> (f64, f64, f64) {
+    let at = std::time::Instant::now() + SETTLE;
+    let _ = eventually!(SETTLE * 2, std::time::Instant::now() >= at);
+    rss(pid)
+}
+
+/// How long [`settled`] waits.
+const SETTLE: Duration = Duration::from_secs(15);
+
+fn main() {
+    let system = actix_rt::System::new();
+    system.block_on(run());
+}
+
+async fn run() {
+    let mut options = crowd::CrowdOptions::default();
+    options.emulator.background_interval = None;
+    options.emulator.aliases.extend(
+        common::generate(ALIASES)
+            .iter()
+            .map(|a| serde_json::to_value(a).expect("an alias as JSON")),
+    );
+    let emulator = stormbridge::emulator::Emulator::start(options.emulator.clone())
+        .await
+        .expect("emulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("stormbridge.toml");
+    let toml = crowd::crowd_toml(&emulator, &options) + "[log]\nlevel = \"warn\"\n";
+    std::fs::write(&config, toml).expect("config");
+    // Replies to the commands: StackStorm's refusal of an action that is not installed.
+    let refused = Arc::new(AtomicUsize::new(0));
+    let bridge = {
+        let refused = refused.clone();
+        common::BridgeChild::start(&config, move |line| {
+            if line.contains("not found") {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let (pid, lines) = (bridge.pid(), bridge.lines.clone());
+    let commands: Vec<String> = (0..ALIASES).filter_map(common::command_for).collect();
+    // The list is in once the first command reaches one of the generated aliases.
+    let mut tries = 0;
+    let loaded = eventually!(Duration::from_secs(60), {
+        if tries % 20 == 0 {
+            let _ = lines.send(format!("!st2 {}\n", commands[0]));
+        }
+        tries += 1;
+        refused.load(Ordering::Relaxed) >= 1
+    });
+    assert!(
+        loaded,
+        "the bridge never answered a command for a generated alias"
+    );
+    let before = refused.load(Ordering::Relaxed);
+    let just_loaded = rss(pid);
+    let at_load = settled(pid).await;
+    for command in commands.iter().skip(1).take(COMMANDS) {
+        let _ = lines.send(format!("!st2 {command}\n"));
+    }
+    let sent = commands.len().saturating_sub(1).min(COMMANDS);
+    let answered = eventually!(Duration::from_secs(120), {
+        refused.load(Ordering::Relaxed) >= before + sent
+    });
+    let after_commands = rss(pid);
+    let settled_after_commands = settled(pid).await;
+    drop(lines);
+    bridge.stop();
+    println!("bridge process RSS, MiB: total (anonymous + file)");
+    for (what, (total, anon, file)) in [
+        (format!("{ALIASES} aliases loaded"), just_loaded),
+        ("15 s later".to_owned(), at_load),
+        (
+            format!(
+                "{sent} commands, each a different format{}",
+                if answered { "" } else { " (not all answered)" }
+            ),
+            after_commands,
+        ),
+        ("15 s later".to_owned(), settled_after_commands),
+    ] {
+        println!("  {what:46} {total:6.1} ({anon:5.1} + {file:5.1})");
+    }
+}
