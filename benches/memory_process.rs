@@ -1,4 +1,5 @@
-//! The whole bridge process with a large install: `cargo bench --bench memory_process`.
+//! The whole bridge process with a large install: `cargo bench --bench memory_process
+//! [-- COMMANDS]` (default 1,000; at most 4,000, the generated aliases of that shape).
 //!
 //! The bridge binary (release build, its production allocator) runs against the in-process
 //! StackStorm emulator serving the demo aliases plus the 10,000 generated ones of
@@ -33,6 +34,7 @@ mod wait;
 mod crowd;
 
 const ALIASES: usize = 10_000;
+/// Commands sent when the command line names no number.
 const COMMANDS: usize = 1_000;
 
 /// RSS and its anonymous and file-backed parts (MiB) of process `pid`.
@@ -109,10 +111,14 @@ async fn run() {
     let before = refused.load(Ordering::Relaxed);
     let just_loaded = rss(pid);
     let at_load = settled(pid).await;
-    for command in commands.iter().skip(1).take(COMMANDS) {
+    let wanted = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(COMMANDS);
+    for command in commands.iter().skip(1).take(wanted) {
         let _ = lines.send(format!("!st2 {command}\n"));
     }
-    let sent = commands.len().saturating_sub(1).min(COMMANDS);
+    let sent = commands.len().saturating_sub(1).min(wanted);
     let answered = eventually!(Duration::from_secs(120), {
         refused.load(Ordering::Relaxed) >= before + sent
     });
