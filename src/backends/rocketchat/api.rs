@@ -405,27 +405,29 @@ impl Api {
 }
 
 /// The endpoint and body that send `item` to room `rid`: `chat.sendMessage` with the item's
-/// `_id` when it has one, else `chat.postMessage`.
+/// `_id` when it has one, else `chat.postMessage` (whose fields name the room and the text
+/// differently).
 fn message_body(item: &Outgoing, rid: &str) -> (&'static str, Value) {
-    let tmid = item.tmid.as_ref().filter(|t| !t.trim().is_empty());
-    let Some(key) = &item.key else {
-        let mut body = json!({"roomId": rid, "text": item.text});
-        if let Some(tmid) = tmid {
-            body["tmid"] = json!(tmid);
-        }
-        if let Some(attachments) = &item.attachments {
-            body["attachments"] = attachments.clone();
-        }
-        return (POST_MESSAGE, body);
+    let (room, text) = match item.key {
+        Some(_) => ("rid", "msg"),
+        None => ("roomId", "text"),
     };
-    let mut message = json!({"_id": key, "rid": rid, "msg": item.text});
-    if let Some(tmid) = tmid {
-        message["tmid"] = json!(tmid);
+    let mut fields = serde_json::Map::new();
+    fields.insert(room.into(), json!(rid));
+    fields.insert(text.into(), json!(item.text));
+    if let Some(tmid) = item.tmid.as_ref().filter(|t| !t.trim().is_empty()) {
+        fields.insert("tmid".into(), json!(tmid));
     }
     if let Some(attachments) = &item.attachments {
-        message["attachments"] = attachments.clone();
+        fields.insert("attachments".into(), attachments.clone());
     }
-    (SEND_MESSAGE, json!({ "message": message }))
+    match &item.key {
+        Some(key) => {
+            fields.insert("_id".into(), json!(key));
+            (SEND_MESSAGE, json!({ "message": fields }))
+        }
+        None => (POST_MESSAGE, Value::Object(fields)),
+    }
 }
 
 #[cfg(test)]
