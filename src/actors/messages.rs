@@ -64,6 +64,12 @@ pub struct Receipt {
     /// Told [`Posted`] when the last part of the message was accepted by the platform (or
     /// refused by it for good: sending it again would not help either).
     pub to: Recipient<Posted>,
+    /// Set when the result was owed by an earlier process (a holder that died, this bridge
+    /// before a restart), which may have posted it without recording that: the moment its
+    /// command started. A platform without idempotent posting, but whose history the bot can
+    /// read, looks there from that moment on for a part carrying [`Receipt::part_key`]
+    /// before posting it again.
+    pub inherited: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Receipt {
@@ -144,6 +150,7 @@ pub(crate) mod test_support {
             receipt: Some(Receipt {
                 id: id.into(),
                 to: Sink.start().recipient(),
+                inherited: None,
             }),
             ..room_message(room, text)
         }

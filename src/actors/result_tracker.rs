@@ -323,7 +323,10 @@ impl ResultTracker {
                             mention::addressed(m, &layout.pretext).trim_end().to_owned();
                     }
                 }
-                let receipt = owed_id.and_then(|id| self.me.clone().map(|to| Receipt { id, to }));
+                let receipt = owed_id.and_then(|id| {
+                    let inherited = self.ledger.inherited(&id);
+                    self.me.clone().map(|to| Receipt { id, to, inherited })
+                });
                 recipient.do_send(Deliver {
                     target: d.target,
                     text,

@@ -178,6 +178,9 @@ struct Entry {
     after_gap: bool,
     /// The entry's key in [`Ledger::wakeups`], when it has one.
     wake: Option<DateTime<Utc>>,
+    /// Restored from the store: an earlier process (a holder that died, this bridge before a
+    /// restart) may have posted its result without recording it ([`Ledger::inherited`]).
+    inherited: bool,
 }
 
 /// The ledger; see the module docs.
@@ -243,6 +246,17 @@ impl Ledger {
     /// The entry for `request_id`.
     pub fn get(&self, request_id: &str) -> Option<&PendingResult> {
         self.entries.get(request_id).map(|e| &e.record)
+    }
+
+    /// When `request_id`'s command was started, if its entry was restored from the store
+    /// rather than started by this process: its result may be in chat already (an earlier
+    /// process posted it and died before recording that), and a platform that can look
+    /// should look for it there, from that moment on, before posting it again.
+    pub fn inherited(&self, request_id: &str) -> Option<DateTime<Utc>> {
+        self.entries
+            .get(request_id)
+            .filter(|e| e.inherited)
+            .map(|e| e.record.created_at)
     }
 
     /// The request id of `execution_id`.
@@ -379,6 +393,7 @@ impl Ledger {
                         checking: false,
                         after_gap: running,
                         wake: None,
+                        inherited: true,
                     });
                 }
             }
@@ -403,6 +418,7 @@ impl Ledger {
             checking: false,
             after_gap,
             wake: None,
+            inherited: false,
         });
         given_up
     }
@@ -970,6 +986,20 @@ mod tests {
         assert_eq!(expired[0].reason, ExpiryReason::UnknownOutcome);
         assert_eq!(l.due_checks(t0() + secs(1), 10).len(), 1);
         assert_eq!(l.claim("r2", t0()), Claim::Duplicate);
+    }
+
+    #[test]
+    fn only_a_restored_entry_says_its_result_may_be_in_chat_already() {
+        let mut l = Ledger::new(settings());
+        let mut running = record("r1", t0());
+        running.execution_id = Some("e1".into());
+        l.restore(vec![running], t0() + secs(5));
+        l.start(record("r2", t0() + secs(6)));
+        l.accept("r2", "e2", t0() + secs(6));
+        assert_eq!(l.claim("r1", t0() + secs(7)), Claim::Deliver);
+        assert_eq!(l.inherited("r1"), Some(t0()), "since the command started");
+        assert_eq!(l.inherited("r2"), None, "this process started it");
+        assert_eq!(l.inherited("unknown"), None);
     }
 
     /// The indexes and counters agree with the entries themselves.

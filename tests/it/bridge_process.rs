@@ -31,6 +31,35 @@ pub async fn bridge_ready(port: u16) -> bool {
     })
 }
 
+/// A `[store]` table for an encrypted SQLite store in `dir` (`state.db`, its key, new and
+/// random, in `store.key`).
+pub fn sqlite_store_toml(dir: &std::path::Path) -> String {
+    let key = dir.join("store.key");
+    let key_hex: String = (0..32)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect();
+    std::fs::write(&key, format!("{key_hex}\n")).expect("key file");
+    format!(
+        "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
+        dir.join("state.db").display(),
+        key.display()
+    )
+}
+
+/// Results the store [`sqlite_store_toml`] made in `dir` still owes chat: not posted, or
+/// posted but not yet recorded as posted.
+pub async fn owed_in_sqlite(dir: &std::path::Path) -> Option<usize> {
+    let (db, key) = (dir.join("state.db"), dir.join("store.key"));
+    tokio::task::spawn_blocking(move || {
+        let key = stormbridge::store::StoreKey::from_file(&key).ok()?;
+        let store = stormbridge::store::SessionStore::open_sqlite(&db, &key).ok()?;
+        let owed = store.results().load().ok()?;
+        Some(owed.iter().filter(|r| r.delivered_at.is_none()).count())
+    })
+    .await
+    .ok()?
+}
+
 /// A configuration file for the bridge binary on `port` with an encrypted SQLite store in
 /// `dir`: `crowd_toml` (one console) plus `extra`.
 pub fn binary_config(
@@ -39,19 +68,12 @@ pub fn binary_config(
     port: u16,
     extra: &str,
 ) -> std::path::PathBuf {
-    let key = dir.join("store.key");
-    let key_hex: String = (0..32)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect();
-    std::fs::write(&key, format!("{key_hex}\n")).expect("key file");
     let config = dir.join("stormbridge.toml");
-    let toml = crate::crowd::crowd_toml(emulator, &CrowdOptions::default())
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
-        + &format!(
-            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n[log]\nlevel = \"warn\"\n{extra}\n",
-            dir.join("state.db").display(),
-            key.display()
-        );
+    let toml = crate::crowd::crowd_toml(emulator, &CrowdOptions::default()).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    ) + &sqlite_store_toml(dir)
+        + &format!("[log]\nlevel = \"warn\"\n{extra}\n");
     std::fs::write(&config, toml).expect("config");
     config
 }

@@ -323,9 +323,12 @@ async fn replies_are_held_while_the_gateway_is_down_and_delivered_after_the_resu
         fake.bot_messages(GENERAL, "held while away").is_empty(),
         "held while disconnected"
     );
+    let identified = fake.identifies().len();
     fake.refuse_gateway(false);
     bot_msg(&fake, GENERAL, "held while away").await;
-    assert!(!fake.resumes().is_empty());
+    // Back on the session (resumed) or, when the resume URL failed `MAX_RESUME_FAILURES`
+    // times while refused (more tries fit in the outage on a loaded machine), on a new one.
+    assert!(!fake.resumes().is_empty() || fake.identifies().len() > identified);
     b.wait_ready(200).await;
     assert_eq!(fake.bot_messages(GENERAL, "held while away").len(), 1);
 }

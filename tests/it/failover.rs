@@ -244,8 +244,8 @@ async fn actor(port: u16, name: &str) -> Option<serde_json::Value> {
 
 impl Replicas {
     /// Results the shared store still owes chat: not posted, or posted but not yet recorded
-    /// as posted. (A holder killed between posting a result and recording it has the next
-    /// holder post it again: no bridge can tell that from a result never posted.)
+    /// as posted. (A holder killed between posting a result and recording it leaves it owed;
+    /// on Mattermost the next holder finds the post by its key and posts nothing.)
     async fn owed_in_store(&self) -> Option<usize> {
         let options = stormbridge::store::RedisOptions {
             url: self.redis.url(),

@@ -5,6 +5,8 @@
 //! `POST /channels/direct`, `POST /posts` (401 without the bearer token, 400 for a missing
 //! channel, a message over 16383 characters or an unknown `root_id`, 403 for a channel the
 //! author is not in, 429 with `Retry-After` and `X-Ratelimit-*` when told to).
+//! `GET /channels/{id}/posts?since=` (a `PostList` of the channel's posts changed after that
+//! moment, replies included; 403 for a channel the reader is not in).
 //! Websocket `/api/v4/websocket`: `authentication_challenge` → `{"status":"OK","seq_reply":n}`
 //! then `hello` with a `connection_id`; events carry a per-connection `seq` from 0. A client
 //! reconnecting with `?connection_id=…&sequence_number=…` resumes: it gets the events it
@@ -147,6 +149,10 @@ struct State {
     requests: Vec<String>,
     /// `(user id, text)` of each ephemeral message an integration answered with.
     ephemerals: Vec<(String, String)>,
+    /// `POST /posts` whose message contains this create the post and then answer 503, this
+    /// many times: the answer is lost after the server saved the post
+    /// ([`FakeMattermost::lose_answers_to`]).
+    lost_answers: Option<(String, u32)>,
 }
 
 /// The post as clients see it: action integrations (`url`, `context`) removed.
@@ -462,6 +468,59 @@ async fn channel_by_id(
     }
 }
 
+/// `GET /api/v4/channels/{channel_id}/posts?since=…`
+/// (https://developers.mattermost.com/api-documentation/#/operations/GetPostsForChannel):
+/// with `since` (Unix milliseconds), the channel's posts created or changed after it, replies
+/// in threads among them, as a `PostList` (`order`, newest first, and `posts` by id); needs
+/// `read_channel` (a member, or anyone in a public channel).
+async fn channel_posts(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let Some(me) = shared.auth(&req) else {
+        return unauthorized();
+    };
+    let mut st = shared.state.lock();
+    st.requests.push("GET /channels/posts".into());
+    match st.channels.iter().find(|c| c.id == *path) {
+        Some(c) if c.kind == "O" || c.members.contains(&me) => {}
+        Some(_) => {
+            return mm_error(
+                403,
+                "api.context.permissions.app_error",
+                "You do not have the appropriate permissions.",
+            )
+        }
+        None => {
+            return mm_error(
+                404,
+                "app.channel.get.existing.app_error",
+                "Unable to find the existing channel.",
+            )
+        }
+    }
+    let since = query
+        .get("since")
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0);
+    let mut order = Vec::new();
+    let mut posts = serde_json::Map::new();
+    for p in st.posts.iter().rev() {
+        let changed = p.post["update_at"].as_i64().unwrap_or(0);
+        if p.str("channel_id") == path.as_str() && changed > since {
+            order.push(json!(p.str("id")));
+            posts.insert(
+                p.str("id").to_owned(),
+                strip_action_integrations(p.post.clone()),
+            );
+        }
+    }
+    HttpResponse::Ok().json(json!({"order": order, "posts": posts,
+        "next_post_id": "", "prev_post_id": "", "has_next": false}))
+}
+
 async fn channel_by_name(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -567,13 +626,22 @@ async fn create_post(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    match shared.create_post(
+    let created = shared.create_post(
         &me,
         field("channel_id"),
         field("message"),
         field("root_id"),
         props,
-    ) {
+    );
+    let mut st = shared.state.lock();
+    if let (Ok(_), Some((needle, n))) = (&created, &mut st.lost_answers) {
+        if *n > 0 && field("message").contains(needle.as_str()) {
+            *n -= 1;
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    drop(st);
+    match created {
         Ok(post) => {
             let mut st = shared.state.lock();
             let remaining = if st.exhaust_window_next > 0 {
@@ -804,6 +872,7 @@ impl FakeMattermost {
                 .route("/api/v4/posts", web::post().to(create_post))
                 .route("/api/v4/posts/{id}/patch", web::put().to(patch_post))
                 .route("/api/v4/channels/{id}", web::get().to(channel_by_id))
+                .route("/api/v4/channels/{id}/posts", web::get().to(channel_posts))
                 .route(
                     "/api/v4/teams/{team}/channels/name/{name}",
                     web::get().to(channel_by_name),
@@ -1027,6 +1096,23 @@ impl FakeMattermost {
             .into_iter()
             .filter(|p| p.str("channel_id") == channel && p.str("message").contains(needle))
             .collect()
+    }
+
+    /// The next `n` `POST /posts` whose message contains `needle` create the post and then
+    /// answer 503: the sender cannot tell that the server has it.
+    pub fn lose_answers_to(&self, needle: &str, n: u32) {
+        self.shared.state.lock().lost_answers = Some((needle.into(), n));
+    }
+
+    /// The requests the server saw of this kind (`"POST /posts"`, `"GET /channels/posts"`).
+    pub fn requests_of(&self, kind: &str) -> usize {
+        self.shared
+            .state
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| *r == kind)
+            .count()
     }
 
     /// The next `n` `POST /posts` get 429 with `Retry-After: secs`.

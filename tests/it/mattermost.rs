@@ -475,3 +475,45 @@ async fn an_exhausted_rate_limit_window_pauses_until_it_resets() {
     );
     assert!(fake.rate_limited_at().is_empty(), "no 429 was needed");
 }
+
+/// Issue 18: Mattermost de-duplicates a repeated post for 30 seconds only. A result part goes
+/// out with its key in `props`; when the server saved the post but the answer was lost (a
+/// 503, a timeout), the bridge reads the channel's posts since before the first attempt,
+/// finds the part and counts it as posted: the result shows once, and nothing stays owed.
+#[actix_rt::test]
+async fn a_result_whose_answer_was_lost_is_found_in_the_channel_and_not_posted_again() {
+    use crate::bridge_process::{owed_in_sqlite, sqlite_store_toml};
+    let fake = FakeMattermost::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = with_test_aliases();
+    opts.extra_toml = fake.chat_toml("") + &sqlite_store_toml(dir.path());
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    let town = fake.town_square.clone();
+    fake.lose_answers_to("execution: ", 1);
+    fake.post_as(&fake.alice_id, &town, "!st2 run echo mm-answer-lost", "");
+    let e = executions(&b, 1).await.remove(0);
+    let needle = format!("execution: {}", e.id);
+    let result = bot_post(&fake, &town, &needle).await;
+    let key = result.post["props"]["stormbridge_part"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        key.len() == 24 && key.chars().all(|c| c.is_ascii_hexdigit()),
+        "{:?}",
+        result.post
+    );
+    let settled = eventually!(
+        WAIT,
+        owed_in_sqlite(dir.path()).await == Some(0) && fake.requests_of("GET /channels/posts") >= 1
+    );
+    assert!(settled, "the result is still owed");
+    let posted = fake.bot_posts_containing(&town, &needle).len();
+    assert_eq!(posted, 1, "the result was posted {posted} times");
+
+    // A result whose post was answered is posted without reading the channel.
+    fake.post_as(&fake.alice_id, &town, "!st2 run echo mm-answered", "");
+    let e = executions(&b, 2).await.remove(1);
+    bot_post(&fake, &town, &format!("execution: {}", e.id)).await;
+    assert_eq!(fake.requests_of("GET /channels/posts"), 1);
+}

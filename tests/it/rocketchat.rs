@@ -418,15 +418,8 @@ async fn a_refused_token_stops_the_connection() {
 async fn a_result_is_posted_under_an_id_of_the_bridges_choosing() {
     let fake = FakeRocketChat::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("key");
-    std::fs::write(&key, "3c".repeat(32)).expect("key file");
     let mut opts = with_test_aliases();
-    opts.extra_toml = fake.chat_toml("")
-        + &format!(
-            "[store]\nbackend = \"sqlite\"\npath = \"{}\"\nkey_file = \"{}\"\n",
-            dir.path().join("state.db").display(),
-            key.display()
-        );
+    opts.extra_toml = fake.chat_toml("") + &crate::bridge_process::sqlite_store_toml(dir.path());
     let b = TestBridge::start_with(opts).await;
     b.wait_ready(200).await;
     fake.post_as(ALICE, GENERAL, "!st2 run echo rc-keyed", None);

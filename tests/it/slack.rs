@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use self::fake::{text_of, FakeSlack, APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, TEAM};
-use crate::support::{captured_logs, with_test_aliases, TestBridge, WAIT};
+use crate::{
+    bridge_process::{owed_in_sqlite, sqlite_store_toml},
+    support::{captured_logs, with_test_aliases, TestBridge, WAIT},
+};
 
 const ALICE: &str = "U0ALICE";
 
@@ -869,4 +872,135 @@ async fn a_press_in_a_thread_keeps_the_offer_and_the_outcome_in_the_thread() {
         "posted outside the thread: {outside:#?}"
     );
     assert_eq!(b.emulator.executions().len(), 1);
+}
+
+/// A Socket Mode bridge keeping what it owes in SQLite under `dir` (results carry receipts
+/// only with a store that keeps owed results, as replicas and restarts need).
+fn stored_options(slack: &FakeSlack, dir: &std::path::Path) -> crate::support::Options {
+    let mut opts = with_test_aliases();
+    opts.extra_toml = slack.socket_toml() + &sqlite_store_toml(dir);
+    opts
+}
+
+/// The posts whose visible text contains `needle`.
+fn posts_containing(slack: &FakeSlack, needle: &str) -> Vec<Value> {
+    slack
+        .posts()
+        .into_iter()
+        .filter(|p| text_of(p).contains(needle))
+        .collect()
+}
+
+/// Issue 18: Slack has no idempotency key for `chat.postMessage`. A result part goes out with
+/// message metadata naming it; when Slack saved the post but the answer was lost (a 503, a
+/// timeout), the bridge reads the channel back before sending it again, finds the part and
+/// counts it as posted: the channel shows the result once, and nothing stays owed.
+#[actix_rt::test]
+async fn a_result_whose_answer_was_lost_is_found_in_the_channel_and_not_posted_again() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = TestBridge::start_with(stored_options(&slack, dir.path())).await;
+    b.wait_ready(200).await;
+    slack.lose_answers_to("execution: ", 1);
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run echo answer-lost", None))
+        .await;
+    execution_count(&b, 1).await;
+    let id = b.emulator.executions()[0].id.clone();
+    let result = slack.post_containing(&format!("execution: {id}")).await;
+    assert_eq!(result["metadata"]["event_type"], "stormbridge_result_part");
+    let key = result["metadata"]["event_payload"]["part"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        key.len() == 24 && key.chars().all(|c| c.is_ascii_hexdigit()),
+        "{result}"
+    );
+    let settled = eventually!(
+        WAIT,
+        owed_in_sqlite(dir.path()).await == Some(0)
+            && !slack.calls("conversations.history").is_empty()
+    );
+    assert!(settled, "the result is still owed");
+    let looked = &slack.calls("conversations.history")[0].body;
+    assert_eq!(looked["channel"], "C0OPS");
+    assert_eq!(looked["include_all_metadata"], true);
+    let posted = posts_containing(&slack, &format!("execution: {id}"));
+    assert_eq!(
+        posted.len(),
+        1,
+        "the result was posted {} times",
+        posted.len()
+    );
+
+    // A result whose post was answered is posted without looking back.
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run echo answered", None))
+        .await;
+    execution_count(&b, 2).await;
+    let second = b.emulator.executions()[1].id.clone();
+    slack.post_containing(&format!("execution: {second}")).await;
+    assert_eq!(slack.calls("conversations.history").len(), 1);
+}
+
+/// Issue 18: a bridge killed after Slack saved a result part, before it learnt so, leaves
+/// the result owed in its store; the next start (or the next holder of the connection) finds
+/// the part in the thread it went to and posts nothing. Reading the history failing meanwhile
+/// keeps the result owed rather than posting it blindly.
+#[actix_rt::test]
+async fn a_result_owed_again_after_a_kill_is_found_in_its_thread_and_posted_once() {
+    use crate::bridge_process::{binary_config, bridge_ready, BridgeProcess};
+    let emulator =
+        stormbridge::emulator::Emulator::start(crate::crowd::CrowdOptions::default().emulator)
+            .await
+            .expect("emulator starts");
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = crate::support::free_port();
+    let config = binary_config(dir.path(), &emulator, port, &slack.socket_toml());
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let mut bridge = BridgeProcess::start(&config, &seen);
+    assert!(bridge_ready(port).await, "the bridge became ready");
+    slack.lose_answers_to("execution: ", 1);
+    slack.fail_history(true);
+    let command = slack.message_event("C0OPS", ALICE, "!st2 run echo owed-again", None);
+    let root = command["event"]["ts"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let reply = slack.message_event("C0OPS", ALICE, "!st2 run echo owed-again", Some(&root));
+    slack.push(reply).await;
+    let ran = eventually!(WAIT, emulator.executions().len() == 1);
+    assert!(ran, "StackStorm ran the command");
+    let needle = format!("execution: {}", emulator.executions()[0].id);
+    let result = slack.post_containing(&needle).await;
+    assert_eq!(result["thread_ts"], root.as_str());
+    let tried = eventually!(WAIT, !slack.calls("conversations.replies").is_empty());
+    assert!(tried, "the bridge did not look in the thread");
+    assert_eq!(owed_in_sqlite(dir.path()).await, Some(1));
+
+    bridge.process.kill();
+    slack.fail_history(false);
+    let _next = BridgeProcess::start(&config, &seen);
+    assert!(bridge_ready(port).await, "the bridge restarted");
+    let settled = eventually!(
+        Duration::from_secs(30),
+        owed_in_sqlite(dir.path()).await == Some(0)
+    );
+    assert!(settled, "the result is still owed after the restart");
+    let posted = posts_containing(&slack, &needle);
+    assert_eq!(
+        posted.len(),
+        1,
+        "the result was posted {} times",
+        posted.len()
+    );
+    let looked = slack
+        .calls("conversations.replies")
+        .into_iter()
+        .rfind(|c| c.status == 200)
+        .map(|c| c.body)
+        .unwrap_or_default();
+    assert_eq!(looked["ts"], root.as_str(), "{looked}");
+    assert_eq!(looked["include_all_metadata"], true, "{looked}");
 }

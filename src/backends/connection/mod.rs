@@ -11,6 +11,8 @@
 //! - [`handoff`]: what the processes taking turns at a connection pass on (where the link
 //!   stood, which messages ran).
 //! - [`seen`]: the ids of the chat messages handled lately, so a redelivered one runs once.
+//! - [`owed`]: result parts that may be in chat already (sent without an answer, or owed
+//!   again after another process), for platforms that look before posting them again.
 //! - [`position`]: where the links stood in time, for platforms that are asked what was
 //!   posted since then.
 //! - [`error`]: typed connection errors.
@@ -21,6 +23,7 @@ pub mod actor;
 pub mod error;
 pub mod handoff;
 pub mod outbox;
+pub mod owed;
 pub mod pacing;
 pub mod platform;
 pub mod position;

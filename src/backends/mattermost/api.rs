@@ -1,13 +1,22 @@
 //! The Mattermost REST API v4 calls the bridge makes, and how their answers are classified.
+//!
+//! A part of a command's result is posted with its key in `props` ([`PART_PROP`]):
+//! Mattermost de-duplicates a repeated `pending_post_id` for 30 seconds only
+//! (`pendingPostIDsCacheTTL` in `server/channels/app/post.go`), shorter than a takeover can
+//! take, so before posting a part that may be in the channel already (owed again after
+//! another process, or sent before without an answer) the bridge reads the channel's posts
+//! since then and posts only if the bot's post with that key is not among them.
 
 use std::{rc::Rc, time::Duration};
+
+use chrono::{DateTime, Utc};
 
 use awc::http::{header::HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use super::wire;
 use crate::backends::{
-    connection::{outbox::Dest, outbox::Outcome, ConnectionError},
+    connection::{outbox::Dest, outbox::Outcome, owed::OwedPart, ConnectionError},
     rest::{get_json, http_error, post_json, post_outcome},
 };
 
@@ -24,6 +33,28 @@ pub struct Outgoing {
     pub props: Option<Value>,
     /// For an offer of buttons: whom to tell the new post's id.
     pub posted: Option<crate::backends::buttons::OfferReceipt>,
+    /// For a part of a command's result: its key (in `props` too).
+    pub part: Option<OwedPart>,
+}
+
+/// The `props` key holding a result part's key.
+pub const PART_PROP: &str = "stormbridge_part";
+
+impl Outgoing {
+    /// Makes this post part `part` of an owed result (`None`: nobody owes it): its key goes
+    /// into `props`.
+    pub fn owed(mut self, part: Option<OwedPart>) -> Self {
+        if let Some(p) = &part {
+            let mut props = match self.props.take() {
+                Some(Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            props.insert(PART_PROP.into(), Value::String(p.key.clone()));
+            self.props = Some(Value::Object(props));
+        }
+        self.part = part;
+        self
+    }
 }
 
 /// The bot account, from `GET /users/me`.
@@ -165,12 +196,43 @@ impl Api {
         }
     }
 
-    /// Posts one message; returns the direct channel used on the way, if any.
+    /// Whether the bot posted part `key` in `channel_id` from `from` on: the channel's posts
+    /// changed since then (`GET /channels/{channel_id}/posts?since=`, milliseconds,
+    /// https://developers.mattermost.com/api-documentation/#/operations/GetPostsForChannel;
+    /// replies in threads are among them), a `PostList` of `order` and `posts`.
+    async fn already_posted(
+        &self,
+        bot_id: &str,
+        channel_id: &str,
+        key: &str,
+        from: DateTime<Utc>,
+    ) -> Result<bool, ConnectionError> {
+        let list = self
+            .get(&format!(
+                "/channels/{}/posts?since={}",
+                encode(channel_id),
+                from.timestamp_millis().max(1)
+            ))
+            .await?;
+        let found = list["posts"].as_object().is_some_and(|posts| {
+            posts.values().any(|p| {
+                p["user_id"].as_str() == Some(bot_id)
+                    && p["props"][PART_PROP].as_str() == Some(key)
+                    && p["delete_at"].as_i64().unwrap_or(0) == 0
+            })
+        });
+        Ok(found)
+    }
+
+    /// Posts one message; returns the direct channel used on the way, if any. `look_from`:
+    /// the post is a result part that may be in the channel already since then; it is
+    /// posted only if it is not.
     pub async fn send_post(
         &self,
         bot_id: &str,
         item: &Outgoing,
         cached_dm: Option<String>,
+        look_from: Option<DateTime<Utc>>,
     ) -> (Option<String>, Outcome) {
         let channel_id = match (&item.dest, cached_dm) {
             (Dest::Room(id), _) => id.clone(),
@@ -199,6 +261,33 @@ impl Api {
                 }
             }
         };
+        let dm = matches!(item.dest, Dest::User(_)).then(|| channel_id.clone());
+        if let (Some(from), Some(part)) = (look_from, &item.part) {
+            match self
+                .already_posted(bot_id, &channel_id, &part.key, from)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(
+                        part = %part.key,
+                        "this result part is in the channel already; not posted again"
+                    );
+                    return (dm, Outcome::Sent { pause: None });
+                }
+                Ok(false) => {}
+                // The bot may not read this channel: post; a result lost is worse than one
+                // possibly shown twice.
+                Err(ConnectionError::Http { status, .. })
+                    if (400..500).contains(&status) && status != 429 =>
+                {
+                    tracing::warn!(
+                        status,
+                        "cannot read the channel back to see whether this result part is there already; posting it"
+                    )
+                }
+                Err(e) => return (dm, Outcome::Retry(e)),
+            }
+        }
         let mut body = json!({"channel_id": channel_id, "message": item.message});
         if let Some(root) = item.root_id.as_ref().filter(|r| !r.is_empty()) {
             body["root_id"] = Value::String(root.clone());
@@ -225,7 +314,6 @@ impl Api {
                 }
             },
         };
-        let dm = matches!(item.dest, Dest::User(_)).then_some(channel_id);
         (dm, outcome)
     }
 }

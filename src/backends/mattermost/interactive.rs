@@ -277,6 +277,7 @@ impl Handles<OfferButtons> for Mattermost {
             message,
             props: Some(props),
             posted: msg.posted,
+            part: None,
         });
     }
 }

@@ -18,6 +18,7 @@ use crate::{
     actors::messages::Deliver,
     backends::connection::{
         outbox::Dest,
+        owed::{Attempt, OwedPart, Unanswered},
         websocket::{self, Incoming},
         ConnectionError, Effects, Link, Platform, Sending,
     },
@@ -63,8 +64,12 @@ pub fn endpoints(base: &str) -> Option<(String, String)> {
 pub enum Event {
     /// Channels joined (their ids).
     Joined(Vec<String>),
-    /// The direct channel with a user, opened (or found) while sending.
-    DirectChannel { user: String, channel: String },
+    /// A post was sent: the direct channel with a user opened (or found) on the way (user,
+    /// channel), and what the send learnt about a result part.
+    Sent {
+        dm: Option<(String, String)>,
+        part: Option<Attempt>,
+    },
 }
 
 /// What connecting learnt.
@@ -96,6 +101,8 @@ pub struct Mattermost {
     /// Ids of the configured channels, once resolved (to rejoin after a removal).
     joined: HashSet<String>,
     pub(super) interactive: Interactions,
+    /// Result parts sent without an answer, looked for before they are sent again.
+    unanswered: Unanswered,
 }
 
 impl Mattermost {
@@ -136,6 +143,7 @@ impl Mattermost {
             dm_channels: HashMap::new(),
             joined: HashSet::new(),
             interactive: Interactions::default(),
+            unanswered: Unanswered::default(),
         })
     }
 
@@ -175,6 +183,7 @@ impl Mattermost {
                 message: part,
                 props: props.take(),
                 posted: None,
+                part: None,
             });
         }
         posts
@@ -366,8 +375,13 @@ impl Platform for Mattermost {
     fn event(&mut self, event: Event, _fx: &mut Effects<Self>) {
         match event {
             Event::Joined(ids) => self.joined.extend(ids),
-            Event::DirectChannel { user, channel } => {
-                self.dm_channels.insert(user, channel);
+            Event::Sent { dm, part } => {
+                if let Some((user, channel)) = dm {
+                    self.dm_channels.insert(user, channel);
+                }
+                if let Some(attempt) = part {
+                    self.unanswered.learn(attempt);
+                }
             }
         }
     }
@@ -410,7 +424,12 @@ impl Platform for Mattermost {
     fn render(&mut self, delivery: Deliver) -> Vec<Outgoing> {
         let props = wire::props_from_extra(delivery.extra.as_ref());
         let (dest, root_id) = Dest::of(delivery.target);
+        let receipt = delivery.receipt.as_ref();
         self.posts(dest, root_id, &delivery.text, props)
+            .into_iter()
+            .enumerate()
+            .map(|(n, post)| post.owed(OwedPart::of(receipt, n)))
+            .collect()
     }
 
     fn lane(&self, item: &Outgoing) -> String {
@@ -426,13 +445,20 @@ impl Platform for Mattermost {
             Dest::Room(_) => None,
         };
         let api = self.api();
+        let look_from = item
+            .part
+            .as_ref()
+            .and_then(|p| self.unanswered.look_from(p));
         let item = item.clone();
         Sending::Call(Box::pin(async move {
-            let (dm, outcome) = api.send_post(&bot.id, &item, cached_dm).await;
-            let event = match (item.dest, dm) {
-                (Dest::User(user), Some(channel)) => Some(Event::DirectChannel { user, channel }),
+            let started = chrono::Utc::now();
+            let (dm, outcome) = api.send_post(&bot.id, &item, cached_dm, look_from).await;
+            let dm = match (item.dest, dm) {
+                (Dest::User(user), Some(channel)) => Some((user, channel)),
                 _ => None,
             };
+            let part = Attempt::after(item.part.as_ref(), started, &outcome);
+            let event = (dm.is_some() || part.is_some()).then_some(Event::Sent { dm, part });
             (outcome, event)
         }))
     }

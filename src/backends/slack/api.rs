@@ -1,15 +1,33 @@
 //! The Slack Web API calls the bridge makes (`auth.test`, `apps.connections.open`,
 //! `conversations.*`, `chat.postMessage`, `chat.postEphemeral`, `chat.update`), and how
 //! their answers are classified.
+//!
+//! A part of a command's result is posted with message metadata naming it
+//! ([`RESULT_PART_EVENT`], its [`OwedPart`] key): Slack has no idempotency key for
+//! `chat.postMessage`, so before posting a part that may be in the channel already (owed
+//! again after another process, or sent before without an answer) the bridge reads the
+//! channel (or the thread) back with `include_all_metadata` and posts only if the key is not
+//! there.
 
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::wire::{ApiEnvelope, ConversationsOpen};
-use crate::backends::connection::{outbox::Outcome, ConnectionError};
+use super::wire::{ApiEnvelope, ConversationsOpen, MessagePage};
+use crate::backends::connection::{outbox::Outcome, owed::OwedPart, ConnectionError};
+
+/// The `metadata.event_type` of a result part's post; `event_payload.part` is its key.
+pub const RESULT_PART_EVENT: &str = "stormbridge_result_part";
+
+/// Messages read per history page when looking for a part, and pages read at most: a part
+/// posted further back than 2,000 messages is not looked for (the channel moved on; posting
+/// it again is the lesser harm than never posting it).
+const HISTORY_PAGE: u32 = 200;
+const HISTORY_PAGES: usize = 10;
 
 /// Where a queued post goes.
 #[derive(Debug, Clone)]
@@ -37,6 +55,68 @@ pub struct Outgoing {
     pub body: Value,
     /// For an offer of buttons: whom to tell the posted message's `ts`.
     pub posted: Option<crate::backends::buttons::OfferReceipt>,
+    /// For a part of a command's result: its key (in the body's metadata too).
+    pub part: Option<OwedPart>,
+}
+
+/// Adds the metadata naming `part` to a `chat.postMessage` body.
+pub fn with_part_metadata(mut body: Value, part: Option<&OwedPart>) -> Value {
+    if let (Some(part), Some(fields)) = (part, body.as_object_mut()) {
+        fields.insert(
+            "metadata".into(),
+            json!({"event_type": RESULT_PART_EVENT, "event_payload": {"part": part.key}}),
+        );
+    }
+    body
+}
+
+/// Slack's timestamp for a moment (`seconds.microseconds`).
+fn slack_ts(at: DateTime<Utc>) -> String {
+    format!("{}.{:06}", at.timestamp(), at.timestamp_subsec_micros())
+}
+
+/// Whether a message carrying part `key` in its metadata was posted in `channel` (in the
+/// thread under `thread`, when given) from `from` on.
+async fn already_posted(
+    api: &Api,
+    token: &SecretString,
+    channel: &str,
+    thread: Option<&str>,
+    key: &str,
+    from: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let mut args = json!({
+        "channel": channel,
+        "oldest": slack_ts(from),
+        "limit": HISTORY_PAGE,
+        "include_all_metadata": true,
+    });
+    // A thread's replies are not in `conversations.history`, only in the thread.
+    let method = match thread {
+        Some(ts) => {
+            args["ts"] = json!(ts);
+            "conversations.replies"
+        }
+        None => "conversations.history",
+    };
+    for _ in 0..HISTORY_PAGES {
+        let page: MessagePage = api.call(method, token, &args).await?;
+        let found = page
+            .messages
+            .iter()
+            .filter_map(|m| m.metadata.as_ref())
+            .any(|m| {
+                m.event_type == RESULT_PART_EVENT && m.event_payload["part"].as_str() == Some(key)
+            });
+        if found {
+            return Ok(true);
+        }
+        match page.next_cursor() {
+            Some(cursor) => args["cursor"] = json!(cursor),
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
 }
 
 /// The part of `chat.postMessage`'s answer the bridge reads: the new message's `ts`
@@ -148,12 +228,14 @@ impl Api {
 
 /// Sends one post (opening the direct channel, or falling back from an ephemeral whisper to
 /// a direct message, on the way): how it went, and the direct channel it opened, if any, as
-/// `(user, channel)`.
+/// `(user, channel)`. `look_from`: the post is a result part that may be in the channel
+/// already since then; it is posted only if it is not.
 pub async fn send(
     api: Api,
     bot: SecretString,
     mut item: Outgoing,
     dm_cached: Option<String>,
+    look_from: Option<DateTime<Utc>>,
 ) -> (Outcome, Option<(String, String)>) {
     if let Dest::Ephemeral { channel, user } = item.dest.clone() {
         let mut body = item.body.clone();
@@ -195,6 +277,26 @@ pub async fn send(
             },
         },
     };
+    if let (Some(from), Some(part)) = (look_from, &item.part) {
+        let thread = item.body["thread_ts"].as_str();
+        match already_posted(&api, &bot, &channel, thread, &part.key, from).await {
+            Ok(true) => {
+                tracing::info!(
+                    part = %part.key,
+                    "this result part is in the channel already; not posted again"
+                );
+                return (Outcome::Sent { pause: None }, dm);
+            }
+            Ok(false) => {}
+            // The bot may not read this conversation's history (a missing `*:history`
+            // scope): post; a result lost is worse than one possibly shown twice.
+            Err(ApiError::Slack(e)) => tracing::warn!(
+                error = %e,
+                "cannot read the conversation back to see whether this result part is there already; posting it (the bot needs the channels:history, groups:history and im:history scopes)"
+            ),
+            Err(e) => return (e.outcome(), dm),
+        }
+    }
     if let Some(body) = item.body.as_object_mut() {
         body.insert("channel".into(), Value::String(channel));
     }

@@ -182,6 +182,7 @@ impl Slack {
                 dest: dest.clone(),
                 body,
                 posted: None,
+                part: None,
             });
         }
     }
@@ -328,6 +329,7 @@ impl Handles<OfferButtons> for Slack {
             dest,
             body,
             posted: msg.posted,
+            part: None,
         });
     }
 }

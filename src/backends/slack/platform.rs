@@ -20,6 +20,7 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::connection::{
+        owed::{Attempt, OwedPart, Unanswered},
         websocket::{self, Incoming},
         ConnectionError, Effects, Handles, Link, Platform, Seen, Sending,
     },
@@ -41,8 +42,12 @@ pub enum Event {
         message: Box<InboundMessage>,
         name: Option<String>,
     },
-    /// The direct channel with a user, opened while sending.
-    DirectChannel { user: String, channel: String },
+    /// A post was sent: the direct channel it opened on the way (user, channel), and what
+    /// the send learnt about a result part.
+    Sent {
+        dm: Option<(String, String)>,
+        part: Option<Attempt>,
+    },
     /// `chat.update` of an answered button message ended (`failed`: why not).
     Updated {
         failed: Option<String>,
@@ -68,6 +73,8 @@ pub struct Slack {
     last_room: HashMap<String, String>,
     seen: Seen,
     pub(super) interactive: Interactions,
+    /// Result parts sent without an answer, looked for before they are sent again.
+    unanswered: Unanswered,
 }
 
 impl Slack {
@@ -84,6 +91,7 @@ impl Slack {
             last_room: HashMap::new(),
             seen: Seen::new(SEEN_CAPACITY),
             interactive: Interactions::default(),
+            unanswered: Unanswered::default(),
         }
     }
 
@@ -387,8 +395,13 @@ impl Platform for Slack {
                     ..*message
                 });
             }
-            Event::DirectChannel { user, channel } => {
-                self.dm_channels.insert(user, channel);
+            Event::Sent { dm, part } => {
+                if let Some((user, channel)) = dm {
+                    self.dm_channels.insert(user, channel);
+                }
+                if let Some(attempt) = part {
+                    self.unanswered.learn(attempt);
+                }
             }
             Event::Updated { failed, outcome } => self.updated(failed, *outcome, fx),
         }
@@ -444,10 +457,15 @@ impl Platform for Slack {
             self.settings.max_message_length,
         )
         .into_iter()
-        .map(|body| Outgoing {
-            dest: dest.clone(),
-            body,
-            posted: None,
+        .enumerate()
+        .map(|(n, body)| {
+            let part = OwedPart::of(msg.receipt.as_ref(), n);
+            Outgoing {
+                dest: dest.clone(),
+                body: api::with_part_metadata(body, part.as_ref()),
+                posted: None,
+                part,
+            }
         })
         .collect()
     }
@@ -470,10 +488,17 @@ impl Platform for Slack {
             Dest::Channel(_) => None,
             Dest::User(u) | Dest::Ephemeral { user: u, .. } => self.dm_channels.get(u).cloned(),
         };
+        let look_from = item
+            .part
+            .as_ref()
+            .and_then(|p| self.unanswered.look_from(p));
         let item = item.clone();
         Sending::Call(Box::pin(async move {
-            let (outcome, dm) = api::send(api, bot, item, cached).await;
-            let event = dm.map(|(user, channel)| Event::DirectChannel { user, channel });
+            let started = chrono::Utc::now();
+            let part = item.part.clone();
+            let (outcome, dm) = api::send(api, bot, item, cached, look_from).await;
+            let part = Attempt::after(part.as_ref(), started, &outcome);
+            let event = (dm.is_some() || part.is_some()).then_some(Event::Sent { dm, part });
             (outcome, event)
         }))
     }

@@ -61,6 +61,59 @@ pub struct ChannelRef {
     pub name: Option<String>,
 }
 
+/// A page of `conversations.history` or `conversations.replies`, read with
+/// `include_all_metadata` (https://api.slack.com/methods/conversations.history: `messages`,
+/// `has_more`, `response_metadata.next_cursor`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagePage {
+    /// The messages, newest first (a thread's root first in `conversations.replies`).
+    #[serde(default)]
+    pub messages: Vec<PagedMessage>,
+    /// More messages match than this page holds.
+    #[serde(default)]
+    pub has_more: bool,
+    /// Where the next page starts.
+    #[serde(default)]
+    pub response_metadata: Option<ResponseMetadata>,
+}
+
+impl MessagePage {
+    /// The cursor of the next page, when there is one.
+    pub fn next_cursor(&self) -> Option<&str> {
+        self.response_metadata
+            .as_ref()
+            .map(|m| m.next_cursor.as_str())
+            .filter(|c| self.has_more && !c.is_empty())
+    }
+}
+
+/// Pagination of a Web API answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResponseMetadata {
+    /// Empty on the last page.
+    #[serde(default)]
+    pub next_cursor: String,
+}
+
+/// A message of a history page, reduced to its metadata.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PagedMessage {
+    /// The app metadata posted with it (https://api.slack.com/metadata/using).
+    #[serde(default)]
+    pub metadata: Option<MessageMetadata>,
+}
+
+/// Message metadata: an event type and a free-form payload.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessageMetadata {
+    /// The poster's name for the kind of event.
+    #[serde(default)]
+    pub event_type: String,
+    /// The payload.
+    #[serde(default)]
+    pub event_payload: Value,
+}
+
 /// One Socket Mode frame.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -1,6 +1,7 @@
 //! A fake Slack: the Web API methods the bridge calls and Socket Mode, shaped like Slack's
 //! published documentation (method answers, `hello`/`disconnect`/`events_api` frames,
-//! envelope acks, `invalid_auth`, HTTP 429 with `Retry-After`).
+//! envelope acks, `invalid_auth`, HTTP 429 with `Retry-After`, the history of what was
+//! posted with its message metadata).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -44,6 +45,14 @@ struct State {
     posts: Vec<Value>,
     /// The `ts` Slack gave each post, in the same order as `posts`.
     post_ts: Vec<String>,
+    /// The `ts` of the people's messages ([`FakeSlack::message_event`]): roots of threads.
+    user_ts: std::collections::HashSet<String>,
+    /// `chat.postMessage` calls whose text contains this save the post and then answer 503,
+    /// as when the answer is lost after Slack has the message, this many times
+    /// ([`FakeSlack::lose_answers_to`]).
+    lost_answers: Option<(String, u32)>,
+    /// The history methods answer 503 while set ([`FakeSlack::fail_history`]).
+    history_down: bool,
     /// `chat.update` bodies.
     updates: Vec<Value>,
     acks: Vec<String>,
@@ -77,6 +86,72 @@ struct State {
     tickets: std::collections::HashSet<String>,
 }
 
+impl State {
+    /// The next message timestamp: the wall clock's microseconds, as Slack's are (`oldest`
+    /// in the history methods is a moment), later than every earlier one.
+    fn next_ts(&mut self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or_default();
+        self.next_ts = now.max(self.next_ts + 100);
+        format!(
+            "{}.{:06}",
+            self.next_ts / 1_000_000,
+            self.next_ts % 1_000_000
+        )
+    }
+
+    /// The bot's posts in `channel` as the history methods list them
+    /// (https://api.slack.com/methods/conversations.history, "Example response"): newest
+    /// first, later than `oldest`, with `metadata` only when `include_all_metadata` is set.
+    fn history(&self, channel: &str, oldest: f64, metadata: bool) -> Vec<(Value, Option<String>)> {
+        let mut out: Vec<(Value, Option<String>)> = self
+            .posts
+            .iter()
+            .zip(&self.post_ts)
+            .filter(|(p, ts)| p["channel"] == channel && ts.parse::<f64>().unwrap_or(0.0) > oldest)
+            .map(|(p, ts)| {
+                let mut m = json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID,
+                    "text": p["text"], "ts": ts});
+                if let Some(thread) = p["thread_ts"].as_str() {
+                    m["thread_ts"] = json!(thread);
+                }
+                if metadata && p.get("metadata").is_some() {
+                    m["metadata"] = p["metadata"].clone();
+                }
+                (m, p["thread_ts"].as_str().map(str::to_owned))
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+}
+
+/// A page of `messages` as the history methods answer it: `limit` (default 100, at most
+/// 999) from the `cursor` on, `has_more` and `response_metadata.next_cursor`.
+fn history_page(messages: Vec<Value>, body: &Value) -> HttpResponse {
+    let limit = body["limit"]
+        .as_u64()
+        .or_else(|| body["limit"].as_str().and_then(|l| l.parse().ok()))
+        .unwrap_or(100)
+        .clamp(1, 999) as usize;
+    let from = body["cursor"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("page:"))
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = messages.iter().skip(from).take(limit).cloned().collect();
+    let has_more = from + limit < messages.len();
+    let next = if has_more {
+        format!("page:{}", from + limit)
+    } else {
+        String::new()
+    };
+    ok(json!({"messages": page, "has_more": has_more,
+        "response_metadata": {"next_cursor": next}}))
+}
+
 pub struct FakeSlack {
     pub addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
@@ -86,10 +161,7 @@ pub struct FakeSlack {
 
 impl FakeSlack {
     pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(State {
-            next_ts: 1_700_000_000_000_100,
-            ..State::default()
-        }));
+        let state = Arc::new(Mutex::new(State::default()));
         {
             let mut s = state.lock();
             s.channels.insert("C0OPS".into(), "ops".into());
@@ -123,9 +195,7 @@ impl FakeSlack {
     }
 
     fn next_ts(&self) -> String {
-        let mut s = self.state.lock();
-        s.next_ts += 100;
-        format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000)
+        self.state.lock().next_ts()
     }
 
     /// The `event_callback` body for a message event, as the Events API documents it.
@@ -137,6 +207,7 @@ impl FakeSlack {
         thread: Option<&str>,
     ) -> Value {
         let ts = self.next_ts();
+        self.state.lock().user_ts.insert(ts.clone());
         let channel_type = if channel.starts_with('D') {
             "im"
         } else {
@@ -352,6 +423,17 @@ impl FakeSlack {
         self.state.lock().failures = n;
     }
 
+    /// The next `n` `chat.postMessage` calls whose text contains `needle` post the message
+    /// and then answer 503: the sender cannot tell that Slack has it.
+    pub fn lose_answers_to(&self, needle: &str, n: u32) {
+        self.state.lock().lost_answers = Some((needle.into(), n));
+    }
+
+    /// While `down`, `conversations.history` and `conversations.replies` answer 503.
+    pub fn fail_history(&self, down: bool) {
+        self.state.lock().history_down = down;
+    }
+
     /// Stops answering pings (and sends nothing): the link looks alive but is not.
     pub fn set_muted(&self, muted: bool) {
         self.state.lock().muted = muted;
@@ -518,6 +600,29 @@ async fn api(
             record(503, &mut s);
             return HttpResponse::ServiceUnavailable().finish();
         }
+        let lose = match &mut s.lost_answers {
+            Some((needle, n)) if *n > 0 && text_of(&body).contains(needle.as_str()) => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+        if lose {
+            record(503, &mut s);
+            s.posts.push(body.clone());
+            let ts = s.next_ts();
+            s.post_ts.push(ts);
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    if s.history_down
+        && matches!(
+            method.as_str(),
+            "conversations.history" | "conversations.replies"
+        )
+    {
+        record(503, &mut s);
+        return HttpResponse::ServiceUnavailable().finish();
     }
     record(200, &mut s);
     match method.as_str() {
@@ -583,11 +688,47 @@ async fn api(
                 return err("msg_too_long");
             }
             s.posts.push(body.clone());
-            s.next_ts += 100;
-            let ts = format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000);
+            let ts = s.next_ts();
             s.post_ts.push(ts.clone());
             ok(json!({"channel": channel, "ts": ts,
                 "message": {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": text, "ts": ts}}))
+        }
+        // https://api.slack.com/methods/conversations.history: a channel's messages
+        // (replies in threads are not among them), `channel_not_found` for an unknown one.
+        // https://api.slack.com/methods/conversations.replies: a thread (`ts` is its root;
+        // `thread_not_found` for an unknown one), its replies later than `oldest`.
+        "conversations.history" | "conversations.replies" => {
+            let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+            if !s.channels.contains_key(&channel) && !channel.starts_with('D') {
+                return err("channel_not_found");
+            }
+            let oldest = body["oldest"]
+                .as_str()
+                .and_then(|o| o.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let metadata =
+                body["include_all_metadata"] == true || body["include_all_metadata"] == "true";
+            let history = s.history(&channel, oldest, metadata);
+            let messages = if method == "conversations.history" {
+                history
+                    .into_iter()
+                    .filter(|(_, thread)| thread.is_none())
+                    .map(|(m, _)| m)
+                    .collect()
+            } else {
+                let root = body["ts"].as_str().unwrap_or_default().to_owned();
+                if !s.user_ts.contains(&root) && !s.post_ts.contains(&root) {
+                    return err("thread_not_found");
+                }
+                let mut replies: Vec<Value> = history
+                    .into_iter()
+                    .filter(|(_, thread)| thread.as_deref() == Some(root.as_str()))
+                    .map(|(m, _)| m)
+                    .collect();
+                replies.reverse();
+                replies
+            };
+            history_page(messages, &body)
         }
         // https://api.slack.com/methods/chat.update: `channel` and `ts` of the bot's own
         // message, and new `text`/`blocks`.
