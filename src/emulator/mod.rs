@@ -646,6 +646,12 @@ impl Emulator {
         self.shared.set_response_delay(delay);
     }
 
+    /// The most `POST /api/v1/aliasexecution` requests answered at once so far (a client
+    /// that sends every command at once has StackStorm work on them all together).
+    pub fn alias_runs_in_flight_max(&self) -> usize {
+        self.shared.alias_runs_in_flight_max()
+    }
+
     /// Background traffic on the message bus: every `interval`, a timer rule runs
     /// an action (st2's `examples.sample_rule_with_timer`: `core.local` `echo`) and
     /// its liveaction, execution and output events are published to every stream;

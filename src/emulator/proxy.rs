@@ -221,8 +221,14 @@ where
         .map(|d| d.get_ref().clone());
     let service = Service::of(req.path());
     let down = shared.as_ref().is_some_and(|s| !s.service_up(service));
+    // How many runs a client has StackStorm answer at once (until the answer is sent).
+    let alias_run = (req.method() == actix_web::http::Method::POST
+        && req.path().ends_with("/v1/aliasexecution"))
+    .then(|| shared.as_ref().map(|s| s.alias_run_started()))
+    .flatten();
     let call = if down { Err(req) } else { Ok(srv.call(req)) };
     async move {
+        let _alias_run = alias_run;
         let fut = match call {
             Ok(fut) => fut,
             Err(req) => {

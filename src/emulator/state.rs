@@ -721,6 +721,9 @@ pub(crate) struct Shared {
     stream_up: AtomicBool,
     stream_refused: AtomicUsize,
     response_delay: Mutex<Duration>,
+    /// `POST /api/v1/aliasexecution` requests being answered now, and the most at once.
+    alias_runs_in_flight: AtomicUsize,
+    alias_runs_in_flight_max: AtomicUsize,
     /// The `X-Request-ID` every answer carries instead of the request's own (a proxy that
     /// sets its own id); `None`: st2's `RequestIDMiddleware` alone.
     request_id_override: Mutex<Option<String>>,
@@ -732,6 +735,15 @@ pub(crate) struct Shared {
     announced: Mutex<Vec<(String, String)>>,
     /// Time between two lines of an `ops.long_job` started from now on.
     long_job_tick: Mutex<Duration>,
+}
+
+/// An alias run being answered ([`Shared::alias_run_started`]).
+pub(crate) struct AliasRunInFlight(Arc<Shared>);
+
+impl Drop for AliasRunInFlight {
+    fn drop(&mut self) {
+        self.0.alias_runs_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -760,6 +772,8 @@ impl Shared {
             stream_up: AtomicBool::new(true),
             stream_refused: AtomicUsize::new(0),
             response_delay: Mutex::new(Duration::ZERO),
+            alias_runs_in_flight: AtomicUsize::new(0),
+            alias_runs_in_flight_max: AtomicUsize::new(0),
             request_id_override: Mutex::new(None),
             background: watch::Sender::new(background),
             background_events: AtomicUsize::new(0),
@@ -1039,6 +1053,18 @@ impl Shared {
 
     pub(crate) fn response_delay(&self) -> Duration {
         *self.response_delay.lock()
+    }
+
+    /// Counts an alias run being answered until the returned guard is dropped.
+    pub(crate) fn alias_run_started(self: &Arc<Self>) -> AliasRunInFlight {
+        let now = self.alias_runs_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.alias_runs_in_flight_max
+            .fetch_max(now, Ordering::SeqCst);
+        AliasRunInFlight(self.clone())
+    }
+
+    pub(crate) fn alias_runs_in_flight_max(&self) -> usize {
+        self.alias_runs_in_flight_max.load(Ordering::SeqCst)
     }
 
     // ----- background traffic -------------------------------------------------

@@ -62,6 +62,13 @@ const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// How long an idle pooled API connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(30);
 
+/// API requests one client has in flight at most; more wait for a turn. hyper's pool opens
+/// a connection for every request that finds none idle and keeps them all idle afterwards, so
+/// without a bound a burst of commands (2,000 said at once in the `memory_process` bench)
+/// opened as many connections, each with its buffers (~46 KB a command at the peak, 20 MB
+/// still held by the pool after the burst), and had StackStorm accept them all at once.
+const MAX_IN_FLIGHT: usize = 32;
+
 const USER_AGENT: &str = concat!("stormbridge/", env!("CARGO_PKG_VERSION"));
 
 /// st2's request id header (`st2common/constants/api.py` `REQUEST_ID_HEADER`).
@@ -192,6 +199,8 @@ pub struct St2Client {
     /// Aliases per page once the whole alias list cannot be read at once (StackStorm
     /// refused it, or it was larger than `alias_list_max_bytes`); 0 until then.
     alias_page: Arc<std::sync::atomic::AtomicUsize>,
+    /// Turns for API requests ([`MAX_IN_FLIGHT`]), shared by the clones, as the pool is.
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// The body of an open event stream: chunks of SSE bytes as they arrive, however the server
@@ -236,6 +245,7 @@ impl St2Client {
         let http = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .build(connector(tls.clone(), endpoints.connect_timeout, None));
         let stream_http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
@@ -250,7 +260,14 @@ impl St2Client {
             endpoints: Arc::new(endpoints.clone()),
             metrics,
             alias_page: Arc::default(),
+            turns: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
+    }
+
+    /// Waits for a turn to send an API request; the request holds it until its answer is
+    /// read. (The semaphore is never closed; were it, requests would go without a turn.)
+    async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.turns.acquire().await.ok()
     }
 
     /// The API base URL, no trailing slash (for the calls in sibling modules).
@@ -563,6 +580,7 @@ impl St2Client {
         expected: StatusCode,
         cap: usize,
     ) -> Result<(Bytes, bool), St2Error> {
+        let _turn = self.turn().await;
         let started = Instant::now();
         let timeout = self.endpoints.request_timeout;
         let result = tokio::time::timeout(timeout, async {
@@ -615,6 +633,7 @@ impl St2Client {
         req: Request<Full<Bytes>>,
         expected: StatusCode,
     ) -> Result<(http::HeaderMap, Bytes), St2Error> {
+        let _turn = self.turn().await;
         let started = Instant::now();
         let timeout = self.endpoints.request_timeout;
         let result = tokio::time::timeout(timeout, async {

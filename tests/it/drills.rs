@@ -39,6 +39,32 @@ async fn a_hundred_stream_cuts_under_load_lose_and_repeat_nothing() {
     assert!(crowd.metric("stormbridge_stream_gaps_total").await >= 50.0);
 }
 
+/// A burst of commands while StackStorm answers slowly: the bridge has StackStorm work on at
+/// most 32 runs at once (the rest wait their turn, each with its own connection otherwise)
+/// and every command still gets its result, once.
+#[actix_rt::test]
+async fn a_burst_of_commands_reaches_stackstorm_a_bounded_number_at_a_time() {
+    let mut crowd = Crowd::start(CrowdOptions {
+        people: 20,
+        ..CrowdOptions::default()
+    })
+    .await;
+    crowd
+        .emulator
+        .set_response_delay(Duration::from_millis(300));
+    for n in 0..100 {
+        crowd.command(n % 20, n, false).await;
+    }
+    let t = crowd.settle(SETTLE).await;
+    assert_clean("a burst of 100 commands", &t);
+    assert_eq!(t.delivered, t.sent, "{t}");
+    let most = crowd.emulator.alias_runs_in_flight_max();
+    assert!(
+        (8..=32).contains(&most),
+        "StackStorm answered {most} runs at once"
+    );
+}
+
 #[actix_rt::test]
 async fn a_ten_second_stream_outage_behind_nginx_loses_nothing() {
     let mut crowd = Crowd::start(CrowdOptions::default()).await;
