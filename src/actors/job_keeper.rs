@@ -37,7 +37,7 @@ use super::{
     as_sender::call_as_sender,
     dispatcher::UseSessions,
     messages::{Deliver, RegisterConnection},
-    result_tracker::{fetch_execution, LookupError},
+    result_tracker::{fetch_execution, Lookup, LookupError},
     session_manager::SessionManager,
     status::{ActorState, StatusReporter},
     token_renewer::TokenRenewer,
@@ -388,9 +388,15 @@ impl JobKeeper {
                 .map(|(user, execution)| {
                     let (client, renewer, sessions) = (&client, &renewer, sessions.clone());
                     async move {
-                        let found =
-                            fetch_execution(client, renewer, sessions, Some(user), &execution)
-                                .await;
+                        let found = fetch_execution(
+                            client,
+                            renewer,
+                            sessions,
+                            Some(user),
+                            &execution,
+                            Lookup::Status,
+                        )
+                        .await;
                         (execution, found)
                     }
                 })

@@ -460,7 +460,15 @@ impl ResultTracker {
                 .get(&request_id)
                 .map(|r| UserKey::new(&r.context.connection, &r.context.user_id));
             let fut = async move {
-                fetch_execution(&client, &renewer, sessions, user, &execution_id).await
+                fetch_execution(
+                    &client,
+                    &renewer,
+                    sessions,
+                    user,
+                    &execution_id,
+                    Lookup::Whole,
+                )
+                .await
             };
             ctx.spawn(fut.into_actor(self).map(move |found, act, ctx| {
                 act.checked(&request_id, found, ctx);
@@ -621,9 +629,16 @@ impl ResultTracker {
         let sessions = self.sessions.clone();
         let user = UserKey::new(&record.context.connection, &record.context.user_id);
         let fut = async move {
-            fetch_execution(&client, &renewer, sessions, Some(user), &execution_id)
-                .await
-                .map(|execution| (execution_id, execution))
+            fetch_execution(
+                &client,
+                &renewer,
+                sessions,
+                Some(user),
+                &execution_id,
+                Lookup::Status,
+            )
+            .await
+            .map(|execution| (execution_id, execution))
         };
         ctx.spawn(fut.into_actor(self).map(move |found, act, _ctx| {
             let execution = match found {
@@ -706,6 +721,15 @@ pub(crate) enum LookupError {
     Failed(String),
 }
 
+/// How much of an execution a look-up reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// All of it: its result is to be rendered.
+    Whole,
+    /// How it ended (status, times, `web_url`), without its result.
+    Status,
+}
+
 /// `GET /api/v1/executions/{id}` with the bridge's credential; when RBAC lets only its
 /// owner see a user's execution (403), as that user (client-side mode).
 pub(crate) async fn fetch_execution(
@@ -714,12 +738,17 @@ pub(crate) async fn fetch_execution(
     sessions: Option<Addr<SessionManager>>,
     user: Option<UserKey>,
     id: &str,
+    lookup: Lookup,
 ) -> Result<Value, LookupError> {
-    let by_bridge = with_bridge_credential(renewer, |credential| async move {
-        client.get_execution(&credential, id).await
-    })
-    .await
-    .map(|(execution, _)| execution);
+    let get = |credential: crate::st2::Credential| async move {
+        match lookup {
+            Lookup::Whole => client.get_execution(&credential, id).await,
+            Lookup::Status => client.get_execution_status(&credential, id).await,
+        }
+    };
+    let by_bridge = with_bridge_credential(renewer, get)
+        .await
+        .map(|(execution, _)| execution);
     let error = match by_bridge {
         Ok(execution) => return Ok(execution),
         Err(BridgeCallError::St2(e)) => e,
@@ -728,7 +757,7 @@ pub(crate) async fn fetch_execution(
     let error = match (error, sessions, user) {
         (St2Error::Api { status: 403, .. }, Some(sessions), Some(user)) => {
             match sessions.send(UserCredential(user)).await {
-                Ok(Ok(credential)) => match client.get_execution(&credential, id).await {
+                Ok(Ok(credential)) => match get(credential).await {
                     Ok(execution) => return Ok(execution),
                     Err(e) => e,
                 },

@@ -1234,15 +1234,36 @@ fn no_such_execution(id: &str) -> Fault {
 /// `st2api/controllers/v1/actionexecutions.py:752-806`): the `ActionExecutionAPI` object as
 /// it is now — `status`, `start_timestamp`, `end_timestamp` once completed, `result` once
 /// it has one, `action` (with `ref`), `log`, ... (`Exec::to_json` in `state.rs`); 404
-/// `Unable to identify resource with id "<id>".` when unknown. Not modelled: its RBAC
-/// check (`execution_view`, as [`check_execution`] does for the output), `id=last`,
-/// `include_attributes` / `exclude_attributes`, `max_result_size`, `show_secrets`.
+/// `Unable to identify resource with id "<id>".` when unknown. `exclude_attributes` (a
+/// comma-separated list, as st2's router reads an array query parameter) leaves those
+/// attributes out; `get_one` checks each against the controller's
+/// `valid_exclude_attributes` (`result`, `trigger_instance`, `status`) first and answers 400
+/// `Invalid or unsupported exclude attribute specified: <name>` for another
+/// (`ResourceController._validate_exclude_fields`, `st2api/controllers/resource.py`). Not
+/// modelled: its RBAC check (`execution_view`, as [`check_execution`] does for the output),
+/// `id=last`, `include_attributes`, `max_result_size`, `show_secrets`.
 async fn get_execution(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
+    const VALID_EXCLUDE: [&str; 3] = ["result", "trigger_instance", "status"];
     let principal = authenticate(&shared, &req)?;
     let id = path.into_inner();
-    let e = shared
+    let pairs = query_pairs(&req).unwrap_or_default();
+    let excluded: Vec<&str> = last(&pairs, "exclude_attributes")
+        .map(|list| list.split(',').filter(|f| !f.is_empty()).collect())
+        .unwrap_or_default();
+    if let Some(bad) = excluded.iter().find(|f| !VALID_EXCLUDE.contains(f)) {
+        return Err(fault(
+            400,
+            format!("Invalid or unsupported exclude attribute specified: {bad}"),
+        ));
+    }
+    let mut e = shared
         .execution_json(&id)
         .ok_or_else(|| no_such_execution(&id))?;
+    if let Some(fields) = e.as_object_mut() {
+        for name in excluded {
+            fields.remove(name);
+        }
+    }
     Ok(json_response(200, &e, Some(&principal)))
 }
 

@@ -477,10 +477,32 @@ impl St2Client {
         cred: &Credential,
         id: &str,
     ) -> Result<serde_json::Value, St2Error> {
+        self.execution_with(cred, id, "").await
+    }
+
+    /// [`St2Client::get_execution`] without its `result` and `trigger_instance`
+    /// (`?exclude_attributes=`, which `get_one` has accepted for those two since st2 0.13): how
+    /// an execution ended (status, times, `web_url`) without reading back an output the
+    /// bridge has just posted, which may be megabytes.
+    pub async fn get_execution_status(
+        &self,
+        cred: &Credential,
+        id: &str,
+    ) -> Result<serde_json::Value, St2Error> {
+        self.execution_with(cred, id, "?exclude_attributes=result,trigger_instance")
+            .await
+    }
+
+    async fn execution_with(
+        &self,
+        cred: &Credential,
+        id: &str,
+        query: &str,
+    ) -> Result<serde_json::Value, St2Error> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(St2Error::api(400, format!("`{id}` is not an execution id")));
         }
-        let url = format!("{}/executions/{id}", self.endpoints.api_url);
+        let url = format!("{}/executions/{id}{query}", self.endpoints.api_url);
         let req = Self::request(Method::GET, &url, Some(cred.header()), None)?;
         let bytes = self.exchange("executions_get", req, StatusCode::OK).await?;
         serde_json::from_slice(&bytes).map_err(|e| St2Error::Decode(format!("execution: {e}")))
