@@ -451,20 +451,31 @@ async fn channel_by_id(
         return unauthorized();
     };
     let st = shared.state.lock();
-    match st.channels.iter().find(|c| c.id == *path) {
-        Some(c) if c.kind == "O" || c.members.contains(&me) => {
-            HttpResponse::Ok().json(Shared::channel_json(c))
-        }
-        Some(_) => mm_error(
+    match readable_channel(&st, &path, &me) {
+        Ok(c) => HttpResponse::Ok().json(Shared::channel_json(c)),
+        Err(refused) => *refused,
+    }
+}
+
+/// Channel `id` if `user` may read it (`read_channel`: a member, or anyone in a public
+/// channel); else Mattermost's 403, or its 404 for a channel it does not know.
+fn readable_channel<'a>(
+    st: &'a State,
+    id: &str,
+    user: &str,
+) -> Result<&'a Channel, Box<HttpResponse>> {
+    match st.channels.iter().find(|c| c.id == id) {
+        Some(c) if c.kind == "O" || c.members.iter().any(|m| m == user) => Ok(c),
+        Some(_) => Err(Box::new(mm_error(
             403,
             "api.context.permissions.app_error",
             "You do not have the appropriate permissions.",
-        ),
-        None => mm_error(
+        ))),
+        None => Err(Box::new(mm_error(
             404,
             "app.channel.get.existing.app_error",
             "Unable to find the existing channel.",
-        ),
+        ))),
     }
 }
 
@@ -484,22 +495,8 @@ async fn channel_posts(
     };
     let mut st = shared.state.lock();
     st.requests.push("GET /channels/posts".into());
-    match st.channels.iter().find(|c| c.id == *path) {
-        Some(c) if c.kind == "O" || c.members.contains(&me) => {}
-        Some(_) => {
-            return mm_error(
-                403,
-                "api.context.permissions.app_error",
-                "You do not have the appropriate permissions.",
-            )
-        }
-        None => {
-            return mm_error(
-                404,
-                "app.channel.get.existing.app_error",
-                "Unable to find the existing channel.",
-            )
-        }
+    if let Err(refused) = readable_channel(&st, &path, &me) {
+        return *refused;
     }
     let since = query
         .get("since")
