@@ -9,9 +9,8 @@
 
 use std::{rc::Rc, time::Duration};
 
-use chrono::{DateTime, Utc};
-
 use awc::http::{header::HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::wire;

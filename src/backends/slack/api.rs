@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -289,8 +288,9 @@ pub async fn send(
             }
             Ok(false) => {}
             // The bot may not read this conversation's history (a missing `*:history`
-            // scope): post; a result lost is worse than one possibly shown twice.
-            Err(ApiError::Slack(e)) => tracing::warn!(
+            // scope): post; a result lost is worse than one possibly shown twice. (Slack's
+            // `ratelimited` is a wait, as below.)
+            Err(ApiError::Slack(e)) if e != "ratelimited" => tracing::warn!(
                 error = %e,
                 "cannot read the conversation back to see whether this result part is there already; posting it (the bot needs the channels:history, groups:history and im:history scopes)"
             ),
