@@ -12,7 +12,7 @@ use crate::{
         dispatcher::{Dispatcher, DispatcherSettings, UseSessions},
         job_keeper::{JobKeeper, JobSettings},
         lease_keeper::LeaseKeeper,
-        messages::RegisterConnection,
+        messages::{Halt, RegisterConnection},
         notice_relay::NoticeRelay,
         result_tracker::{ConnectionsRegistered, ResultTracker, TrackerSettings},
         session_manager::{NotifyUser, SessionManager, SessionSettings},
@@ -91,7 +91,9 @@ pub struct RunningApp {
     http: actix_web::dev::ServerHandle,
     /// `actix::Supervisor` restarts an actor only while someone holds its address; nothing
     /// else sends to the stream consumer, so the running app keeps it.
-    _stream_consumer: Addr<StreamConsumer>,
+    stream_consumer: Addr<StreamConsumer>,
+    /// Told to stop with the rest ([`RunningApp::stop`]).
+    tracker: Addr<ResultTracker>,
     acl_gate: Addr<AclGate>,
     alias_cache: Addr<AliasCache>,
     /// The keeper of the connections' leases (a shared store only).
@@ -142,9 +144,15 @@ impl RunningApp {
         Ok(rules)
     }
 
-    /// Stops the HTTP server. Actors stop with the actix system.
+    /// Stops the bridge's work as a stopped process would: the HTTP server closes, the
+    /// StackStorm stream is closed and not opened again, and no result is looked up or
+    /// posted any more (what is owed stays owed in the store, for the next process). The
+    /// actors themselves end with the actix system, so that several bridges — a test's
+    /// restarts — can share one.
     pub async fn stop(&self) {
         self.http.stop(true).await;
+        let _ = self.stream_consumer.send(Halt).await;
+        let _ = self.tracker.send(Halt).await;
     }
 }
 
@@ -582,7 +590,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         lease_keeper,
         status_registry,
         http: server.handle,
-        _stream_consumer: stream_consumer,
+        stream_consumer,
+        tracker,
         acl_gate: gate,
         alias_cache: alias_cache.clone(),
     })

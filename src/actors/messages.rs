@@ -161,3 +161,10 @@ pub(crate) mod test_support {
 #[derive(Debug, Clone, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
 pub struct Posted(pub String);
+
+/// The bridge is stopping ([`crate::app::RunningApp::stop`]): the receiver reads nothing more
+/// from StackStorm and posts nothing more, as a stopped process would not. The actor itself
+/// ends with the actix system.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Halt;

@@ -50,7 +50,7 @@ use super::{
     dispatcher::UseSessions,
     job_keeper::ExecutionEnded,
     lease_keeper::ConnectionLease,
-    messages::{Deliver, Posted, Receipt, RegisterConnection},
+    messages::{Deliver, Halt, Posted, Receipt, RegisterConnection},
     session_manager::{SessionManager, UserCredential},
     status::{ActorState, StatusReporter},
     stream_consumer::{AnnouncementReceived, StreamEstablished, StreamLost},
@@ -177,6 +177,9 @@ pub struct ResultTracker {
     /// With leased connections: those this process holds now (`None`: all of them).
     held_connections: Option<std::collections::BTreeSet<String>>,
     replies: Arc<Replies>,
+    /// Told to stop ([`Halt`]): nothing more is looked up or posted; what is owed stays
+    /// owed in the store for the next process.
+    halted: bool,
 }
 
 impl ResultTracker {
@@ -216,6 +219,7 @@ impl ResultTracker {
             me: None,
             held_connections: settings.leased.then(std::collections::BTreeSet::new),
             replies: settings.replies,
+            halted: false,
         }
     }
 
@@ -290,6 +294,9 @@ impl ResultTracker {
     /// Hands a message to its chat connection. `owed`: it is a command's result, which the
     /// store keeps owing until the connection says the platform has it.
     fn send(&mut self, d: Delivery, owed: bool) {
+        if self.halted {
+            return;
+        }
         // Nothing to mark in a store that keeps nothing: no receipt needed.
         let owed_id = d
             .request_id
@@ -447,6 +454,9 @@ impl ResultTracker {
 
     /// Looks up every execution due for a check (a few at a time).
     fn run_checks(&mut self, ctx: &mut Context<Self>) {
+        if self.halted {
+            return;
+        }
         let room = MAX_CHECKS_IN_FLIGHT.saturating_sub(self.ledger.checks_in_flight());
         if room == 0 {
             return;
@@ -797,6 +807,17 @@ impl Supervised for ResultTracker {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.wake = None;
         self.status.restarted(None);
+    }
+}
+
+impl Handler<Halt> for ResultTracker {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Halt, ctx: &mut Self::Context) {
+        self.halted = true;
+        if let Some((_, handle)) = self.wake.take() {
+            ctx.cancel_future(handle);
+        }
     }
 }
 

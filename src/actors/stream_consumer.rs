@@ -37,6 +37,7 @@ use futures_util::StreamExt as _;
 
 use super::{
     alias_cache::RefreshAliases,
+    messages::Halt,
     status::{ActorState, StatusReporter},
     token_renewer::{current_credential, CredentialRejected, TokenRenewer},
 };
@@ -168,6 +169,8 @@ pub struct StreamConsumer {
     refresh_not_before: Instant,
     last_event: Option<chrono::DateTime<chrono::Utc>>,
     greetings: u64,
+    /// Told to stop ([`Halt`]): no connection is opened again.
+    halted: bool,
 }
 
 impl StreamConsumer {
@@ -207,12 +210,13 @@ impl StreamConsumer {
             refresh_not_before: Instant::now(),
             last_event: None,
             greetings: 0,
+            halted: false,
         }
     }
 
     /// Opens a connection for `purpose`.
     fn open(&mut self, purpose: Purpose, ctx: &mut Context<Self>) {
-        if self.opening {
+        if self.opening || self.halted {
             return;
         }
         self.opening = true;
@@ -238,6 +242,7 @@ impl StreamConsumer {
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.opening = false;
             match result {
+                _ if act.halted => {}
                 Ok(body) => act.opened(purpose, body, ctx),
                 Err(error) => act.attempt_failed(purpose, error, ctx),
             }
@@ -570,6 +575,31 @@ impl Supervised for StreamConsumer {
         self.opening = false;
         self.idle_timer = None;
         self.status.restarted(None);
+    }
+}
+
+impl Handler<Halt> for StreamConsumer {
+    type Result = ();
+
+    /// Closes every connection and opens none again; an attempt in flight is dropped when
+    /// it lands (`open` refuses, and its stream is cancelled here or never added).
+    fn handle(&mut self, _msg: Halt, ctx: &mut Self::Context) {
+        self.halted = true;
+        for conn in [
+            self.active.take(),
+            self.candidate.take(),
+            self.draining.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            ctx.cancel_future(conn.handle);
+        }
+        if let Some(timer) = self.idle_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.overlap = None;
+        tracing::debug!("StackStorm stream closed: the bridge is stopping");
     }
 }
 

@@ -525,6 +525,13 @@ impl Emulator {
         self.shared.set_long_job_tick(tick);
     }
 
+    /// Holds every running `ops.long_job` where it is (no line printed, no end) until
+    /// called again with `false`: not StackStorm behaviour but a test's control over time,
+    /// so that a job is surely still running when a scenario needs it to be.
+    pub fn hold_long_jobs(&self, held: bool) {
+        self.shared.hold_long_jobs(held);
+    }
+
     /// What a successful `POST /auth/v1/tokens` for `user`/`password` would give: a token
     /// with st2's maximum TTL (`None` for a wrong password). For tests that need a token to
     /// hand to the bridge without speaking HTTP themselves.

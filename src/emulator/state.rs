@@ -735,6 +735,9 @@ pub(crate) struct Shared {
     announced: Mutex<Vec<(String, String)>>,
     /// Time between two lines of an `ops.long_job` started from now on.
     long_job_tick: Mutex<Duration>,
+    /// While set, a running `ops.long_job` prints nothing and does not end: a test's way to
+    /// keep a job running for as long as its scenario needs ([`Shared::hold_long_jobs`]).
+    long_jobs_held: AtomicBool,
 }
 
 /// An alias run being answered ([`Shared::alias_run_started`]).
@@ -778,6 +781,7 @@ impl Shared {
             background: watch::Sender::new(background),
             background_events: AtomicUsize::new(0),
             long_job_tick: Mutex::new(super::actions::LONG_JOB_TICK),
+            long_jobs_held: AtomicBool::new(false),
         }
     }
 
@@ -1339,6 +1343,13 @@ impl Shared {
         *self.long_job_tick.lock() = tick.max(Duration::from_millis(1));
     }
 
+    /// Holds (or lets go) every running `ops.long_job`: while held, each tick prints
+    /// nothing and waits for the next one, so a job stays `running` however slow the
+    /// machine; let go, it goes on from the line where it stopped.
+    pub(crate) fn hold_long_jobs(&self, held: bool) {
+        self.long_jobs_held.store(held, Ordering::SeqCst);
+    }
+
     /// An `ops.long_job` execution's delay is over: `scheduled` → `running` (one update
     /// pair each), and its command starts printing.
     fn start_long_job(&self, exec: &mut Exec) {
@@ -1390,6 +1401,13 @@ impl Shared {
         let Some(run) = exec.long_run.as_mut() else {
             return;
         };
+        if self.long_jobs_held.load(Ordering::SeqCst) {
+            let tick = run.tick;
+            if !self.schedule(id, JobKind::Tick, tick) {
+                tracing::debug!("st2 emulator: runner gone; the held long job stays running");
+            }
+            return;
+        }
         run.done += 1;
         let line = super::actions::long_job_line(run.done, run.total);
         run.stdout.push_str(&line);

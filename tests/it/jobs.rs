@@ -186,8 +186,21 @@ async fn jobs_survive_a_restart_and_unfinished_ones_are_reconciled() {
     let mut b = TestBridge::start_with(options()).await;
     b.wait_ready(200).await;
     b.emulator.set_long_job_tick(Duration::from_millis(20));
+    // Held until the bridge is stopped: however slow the machine, the job is running when
+    // it is listed and when the bridge stops.
+    b.emulator.hold_long_jobs(true);
     b.say("!st2 start long job 1").await;
     b.line_containing("Long job of 1 s started").await;
+    let id = b.emulator.executions()[0].id.clone();
+    let mut status: String;
+    let running = eventually!(WAIT, {
+        status = st2_execution(&b, &id).await["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        status == "running"
+    });
+    assert!(running, "StackStorm has it {status}");
     b.say("!st2jobs").await;
     let line = b.line_containing("`start long job 1`").await;
     assert!(line.contains("running"), "{line}");
@@ -195,7 +208,9 @@ async fn jobs_survive_a_restart_and_unfinished_ones_are_reconciled() {
     // Stopped before the job ends; StackStorm finishes it meanwhile.
     b.app.stop().await;
     let TestBridge { emulator, .. } = b;
-    let id = emulator.executions()[0].id.clone();
+    emulator.hold_long_jobs(false);
+    let announced = eventually!(WAIT, !emulator.announcements().is_empty());
+    assert!(announced, "StackStorm finished the job and announced it");
     let mut b = TestBridge::start_with_emulator(emulator, options()).await;
     b.wait_ready(200).await;
     // The result owed is still delivered, and the job is no longer running.
