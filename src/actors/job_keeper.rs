@@ -37,7 +37,7 @@ use super::{
     as_sender::call_as_sender,
     dispatcher::UseSessions,
     messages::{Deliver, RegisterConnection},
-    result_tracker::{fetch_execution, Lookup, LookupError},
+    result_tracker::{fetch_execution_state, LookupError},
     session_manager::SessionManager,
     status::{ActorState, StatusReporter},
     token_renewer::TokenRenewer,
@@ -54,6 +54,7 @@ use crate::{
     st2::{
         client::{LocalClient, St2ClientFactory},
         executions::CancelOutcome,
+        models::ExecutionState,
     },
     store::{
         jobs::{ExecutionReport, JobKind, JobQuery, JobRecord, JobStatus, JobStore, NewJob},
@@ -132,22 +133,20 @@ pub struct ExecutionEnded {
 }
 
 impl ExecutionEnded {
-    /// What an execution as StackStorm's API returns it says (`ActionExecutionAPI`,
-    /// `st2common/models/api/execution.py`: `status`, `start_timestamp`, `end_timestamp`,
-    /// `web_url`; the times in ISO 8601 UTC).
-    pub fn of(execution_id: &str, execution: &serde_json::Value) -> Self {
-        let text = |key: &str| execution.get(key).and_then(serde_json::Value::as_str);
-        let time = |key: &str| {
-            text(key)
+    /// What StackStorm says of execution `execution_id` ([`ExecutionState`]; the times in
+    /// ISO 8601 UTC).
+    pub fn of(execution_id: &str, execution: &ExecutionState) -> Self {
+        let time = |text: &Option<String>| {
+            text.as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc))
         };
         Self {
             execution_id: execution_id.to_owned(),
-            status: text("status").unwrap_or("").to_owned(),
-            started_at: time("start_timestamp"),
-            ended_at: time("end_timestamp"),
-            web_url: text("web_url").map(str::to_owned),
+            status: execution.status().to_owned(),
+            started_at: time(&execution.start_timestamp),
+            ended_at: time(&execution.end_timestamp),
+            web_url: execution.web_url.clone(),
         }
     }
 
@@ -388,13 +387,12 @@ impl JobKeeper {
                 .map(|(user, execution)| {
                     let (client, renewer, sessions) = (&client, &renewer, sessions.clone());
                     async move {
-                        let found = fetch_execution(
+                        let found = fetch_execution_state(
                             client,
                             renewer,
                             sessions,
                             Some(user),
                             &execution,
-                            Lookup::Status,
                         )
                         .await;
                         (execution, found)

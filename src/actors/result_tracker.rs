@@ -72,6 +72,7 @@ use crate::{
     },
     st2::{
         client::{LocalClient, St2ClientFactory},
+        models::ExecutionState,
         result_message::ResultFormatter,
         St2Error,
     },
@@ -470,15 +471,7 @@ impl ResultTracker {
                 .get(&request_id)
                 .map(|r| UserKey::new(&r.context.connection, &r.context.user_id));
             let fut = async move {
-                fetch_execution(
-                    &client,
-                    &renewer,
-                    sessions,
-                    user,
-                    &execution_id,
-                    Lookup::Whole,
-                )
-                .await
+                fetch_execution(&client, &renewer, sessions, user, &execution_id).await
             };
             ctx.spawn(fut.into_actor(self).map(move |found, act, ctx| {
                 act.checked(&request_id, found, ctx);
@@ -506,7 +499,10 @@ impl ResultTracker {
                             .get(request_id)
                             .and_then(|r| r.execution_id.clone()),
                     ) {
-                        jobs.do_send(ExecutionEnded::of(&execution_id, &execution));
+                        jobs.do_send(ExecutionEnded::of(
+                            &execution_id,
+                            &ExecutionState::of(&execution),
+                        ));
                     }
                     let ended = execution
                         .get("end_timestamp")
@@ -588,7 +584,7 @@ impl ResultTracker {
                     execution_id = record.execution_id.as_deref().unwrap_or("-"),
                     "result delivered from StackStorm's API (its announcement was missed or late)"
                 );
-                let d = self.reworded(d, &record.alias_ref, execution);
+                let d = self.reworded(d, &record.alias_ref, &ExecutionState::of(execution));
                 self.deliver_result(d, ResultSource::Reconciliation);
             }
             Err(e) => {
@@ -639,16 +635,9 @@ impl ResultTracker {
         let sessions = self.sessions.clone();
         let user = UserKey::new(&record.context.connection, &record.context.user_id);
         let fut = async move {
-            fetch_execution(
-                &client,
-                &renewer,
-                sessions,
-                Some(user),
-                &execution_id,
-                Lookup::Status,
-            )
-            .await
-            .map(|execution| (execution_id, execution))
+            fetch_execution_state(&client, &renewer, sessions, Some(user), &execution_id)
+                .await
+                .map(|execution| (execution_id, execution))
         };
         ctx.spawn(fut.into_actor(self).map(move |found, act, _ctx| {
             let execution = match found {
@@ -676,11 +665,8 @@ impl ResultTracker {
     /// A result in the team's words when `[replies] success`/`failure` (by the execution's
     /// status) says so: `{{default}}` is StackStorm's text; `off` posts nothing (the
     /// result still counts as delivered).
-    fn reworded(&self, d: Delivery, alias_ref: &str, execution: &Value) -> Delivery {
-        let status = execution
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+    fn reworded(&self, d: Delivery, alias_ref: &str, execution: &ExecutionState) -> Delivery {
+        let status = execution.status();
         let succeeded = status == "succeeded";
         let outcome = if succeeded {
             Outcome::Success
@@ -700,7 +686,7 @@ impl ResultTracker {
             "status": status,
             "succeeded": succeeded,
             "alias": alias_ref,
-            "execution_id": execution.get("id"),
+            "execution_id": execution.id,
             "took": took,
             "url": ended.web_url,
         });
@@ -731,32 +717,47 @@ pub(crate) enum LookupError {
     Failed(String),
 }
 
-/// How much of an execution a look-up reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lookup {
-    /// All of it: its result is to be rendered.
-    Whole,
-    /// How it ended (status, times, `web_url`), without its result.
-    Status,
-}
-
-/// `GET /api/v1/executions/{id}` with the bridge's credential; when RBAC lets only its
-/// owner see a user's execution (403), as that user (client-side mode).
+/// `GET /api/v1/executions/{id}`, whole: its result is to be rendered.
 pub(crate) async fn fetch_execution(
     client: &crate::st2::St2Client,
     renewer: &Addr<TokenRenewer>,
     sessions: Option<Addr<SessionManager>>,
     user: Option<UserKey>,
     id: &str,
-    lookup: Lookup,
 ) -> Result<Value, LookupError> {
-    let get = |credential: crate::st2::Credential| async move {
-        match lookup {
-            Lookup::Whole => client.get_execution(&credential, id).await,
-            Lookup::Status => client.get_execution_status(&credential, id).await,
-        }
-    };
-    let by_bridge = with_bridge_credential(renewer, get)
+    fetch_as(renewer, sessions, user, |credential| async move {
+        client.get_execution(&credential, id).await
+    })
+    .await
+}
+
+/// How execution `id` stands (status, times, link), without its result.
+pub(crate) async fn fetch_execution_state(
+    client: &crate::st2::St2Client,
+    renewer: &Addr<TokenRenewer>,
+    sessions: Option<Addr<SessionManager>>,
+    user: Option<UserKey>,
+    id: &str,
+) -> Result<ExecutionState, LookupError> {
+    fetch_as(renewer, sessions, user, |credential| async move {
+        client.get_execution_state(&credential, id).await
+    })
+    .await
+}
+
+/// An execution look-up (`get`) with the bridge's credential; when RBAC lets only its owner
+/// see a user's execution (403), as that user (client-side mode).
+async fn fetch_as<T, F, Fut>(
+    renewer: &Addr<TokenRenewer>,
+    sessions: Option<Addr<SessionManager>>,
+    user: Option<UserKey>,
+    get: F,
+) -> Result<T, LookupError>
+where
+    F: Fn(crate::st2::Credential) -> Fut,
+    Fut: std::future::Future<Output = Result<T, St2Error>>,
+{
+    let by_bridge = with_bridge_credential(renewer, &get)
         .await
         .map(|(execution, _)| execution);
     let error = match by_bridge {

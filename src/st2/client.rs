@@ -34,7 +34,10 @@ use serde::Serialize;
 use super::{
     credential::Credential,
     error::St2Error,
-    models::{AliasExecutionRequest, AliasExecutionResponse, AliasExecutionResult, TokenGrant},
+    models::{
+        AliasExecutionRequest, AliasExecutionResponse, AliasExecutionResult, ExecutionState,
+        TokenGrant,
+    },
 };
 use crate::{config::St2Settings, metrics::Metrics};
 
@@ -480,25 +483,25 @@ impl St2Client {
         self.execution_with(cred, id, "").await
     }
 
-    /// [`St2Client::get_execution`] without its `result` and `trigger_instance`
-    /// (`?exclude_attributes=`, which `get_one` has accepted for those two since st2 0.13): how
-    /// an execution ended (status, times, `web_url`) without reading back an output the
-    /// bridge has just posted, which may be megabytes.
-    pub async fn get_execution_status(
+    /// How an execution stands (status, times, `web_url`): [`St2Client::get_execution`]
+    /// without its `result` and `trigger_instance` (`?exclude_attributes=`, which `get_one`
+    /// has accepted for those two since st2 0.13), so an output the bridge has just posted,
+    /// which may be megabytes, is not read back, and read as [`ExecutionState`].
+    pub async fn get_execution_state(
         &self,
         cred: &Credential,
         id: &str,
-    ) -> Result<serde_json::Value, St2Error> {
+    ) -> Result<ExecutionState, St2Error> {
         self.execution_with(cred, id, "?exclude_attributes=result,trigger_instance")
             .await
     }
 
-    async fn execution_with(
+    async fn execution_with<T: serde::de::DeserializeOwned>(
         &self,
         cred: &Credential,
         id: &str,
         query: &str,
-    ) -> Result<serde_json::Value, St2Error> {
+    ) -> Result<T, St2Error> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(St2Error::api(400, format!("`{id}` is not an execution id")));
         }

@@ -63,6 +63,55 @@ pub struct ExecutionSummary {
     pub web_url: Option<String>,
 }
 
+/// How an execution stands, as `GET /api/v1/executions/{id}` tells it (`ActionExecutionAPI`,
+/// `st2common/models/api/execution.py`, which leaves out empty fields): the fields read after
+/// a result is posted or when a job is shown. Read straight from the answer, the rest of the
+/// document (action, runner, parameters, context, log) skipped unparsed — building it as a
+/// JSON value was a quarter of the bridge's work per command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ExecutionState {
+    /// Execution id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Status word (`succeeded`, `failed`, `running`, …).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// When it started (ISO 8601, UTC).
+    #[serde(default)]
+    pub start_timestamp: Option<String>,
+    /// When it ended (ISO 8601, UTC), once it has.
+    #[serde(default)]
+    pub end_timestamp: Option<String>,
+    /// st2web link, when st2 knows its web UI.
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+impl ExecutionState {
+    /// The same fields from an execution already read whole; a field of another type than
+    /// StackStorm's is left out.
+    pub fn of(execution: &Value) -> Self {
+        let text = |key: &str| {
+            execution
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Self {
+            id: text("id"),
+            status: text("status"),
+            start_timestamp: text("start_timestamp"),
+            end_timestamp: text("end_timestamp"),
+            web_url: text("web_url"),
+        }
+    }
+
+    /// The status word, empty when StackStorm gave none.
+    pub fn status(&self) -> &str {
+        self.status.as_deref().unwrap_or("")
+    }
+}
+
 /// The 201 body: one result (`{execution, actionalias, message?, extra?}`), or
 /// (`match_multiple`) several (`{"results": [...]}`).
 ///
@@ -118,5 +167,67 @@ impl TokenGrant {
         chrono::DateTime::parse_from_rfc3339(&self.expiry)
             .ok()
             .map(|e| (e.with_timezone(&chrono::Utc) - now).num_seconds())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// An execution as `GET /api/v1/executions/{id}?exclude_attributes=result,trigger_instance`
+    /// answers it (`ActionExecutionAPI.from_model`: empty fields left out, `elapsed_seconds`
+    /// once ended).
+    fn execution() -> Value {
+        json!({
+            "id": "5f0c0a4e8e1b2c3d4e5f6a7b",
+            "action": {"ref": "core.local", "parameters": {"cmd": {"type": "string"}}},
+            "runner": {"name": "local-shell-cmd", "runner_parameters": {}},
+            "liveaction": {"id": "5f0c0a4e8e1b2c3d4e5f6a7c", "status": "succeeded"},
+            "parameters": {"cmd": "date"},
+            "context": {"user": "st2admin", "source_channel": "ops"},
+            "status": "succeeded",
+            "start_timestamp": "2026-12-03T10:00:00.123456Z",
+            "end_timestamp": "2026-12-03T10:00:02.000000Z",
+            "elapsed_seconds": 1.876544,
+            "web_url": "https://st2.example.com/#/history/5f0c0a4e8e1b2c3d4e5f6a7b/general",
+            "log": [{"status": "requested", "timestamp": "2026-12-03T10:00:00.100000Z"}]
+        })
+    }
+
+    #[test]
+    fn an_execution_read_as_its_state_keeps_what_the_bridge_uses() {
+        let text = execution().to_string();
+        let state: ExecutionState = serde_json::from_str(&text).expect("an execution");
+        assert_eq!(state.id.as_deref(), Some("5f0c0a4e8e1b2c3d4e5f6a7b"));
+        assert_eq!(state.status(), "succeeded");
+        assert_eq!(
+            state.start_timestamp.as_deref(),
+            Some("2026-12-03T10:00:00.123456Z")
+        );
+        assert_eq!(
+            state.end_timestamp.as_deref(),
+            Some("2026-12-03T10:00:02.000000Z")
+        );
+        assert!(state.web_url.is_some_and(|u| u.contains("/history/")));
+        // Read from the text or from an execution already read whole: the same.
+        assert_eq!(
+            ExecutionState::of(&execution()),
+            serde_json::from_str(&text).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_running_execution_has_no_end_and_an_odd_field_is_left_out() {
+        let running = json!({"id": "abc", "status": "running", "start_timestamp": "x"});
+        let state: ExecutionState = serde_json::from_value(running.clone()).unwrap();
+        assert_eq!(state.status(), "running");
+        assert_eq!(state.end_timestamp, None);
+        assert_eq!(ExecutionState::of(&running), state);
+        let odd = json!({"id": "abc", "status": 3});
+        assert_eq!(ExecutionState::of(&odd).status(), "");
+        assert!(serde_json::from_value::<ExecutionState>(odd).is_err());
+        assert_eq!(ExecutionState::of(&json!([])), ExecutionState::default());
     }
 }
