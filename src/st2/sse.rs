@@ -25,6 +25,9 @@ pub enum SseError {
     NotUtf8,
 }
 
+/// The longest line buffer kept between lines; a longer line's buffer is freed with it.
+const KEPT_LINE_CAPACITY: usize = 64 * 1024;
+
 /// The parser state.
 #[derive(Debug)]
 pub struct SseParser {
@@ -52,38 +55,68 @@ impl SseParser {
     }
 
     /// Feeds a chunk and returns the events (and problems) it completed, in order.
+    ///
+    /// A line's bytes are found with `memchr` and copied a run at a time: an announcement
+    /// carries a command's whole output, and byte by byte its reading cost more than
+    /// anything else the stream consumer does.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Result<SseEvent, SseError>> {
         let mut out = Vec::new();
-        for &b in chunk {
-            if self.last_was_cr && b == b'\n' {
-                self.last_was_cr = false;
+        let mut rest = chunk;
+        while let Some(&first) = rest.first() {
+            // CR LF ends one line, not two.
+            if std::mem::take(&mut self.last_was_cr) && first == b'\n' {
+                rest = &rest[1..];
                 continue;
             }
-            self.last_was_cr = b == b'\r';
-            if b == b'\n' || b == b'\r' {
-                self.end_line(&mut out);
-            } else if !self.skipping_line {
-                if self.line.len() >= self.max_event_bytes {
-                    self.line.clear();
-                    self.skipping_line = true;
-                    self.poisoned_event = true;
-                    out.push(Err(SseError::TooLarge(self.max_event_bytes)));
-                } else {
-                    self.line.push(b);
+            match memchr::memchr2(b'\n', b'\r', rest) {
+                Some(at) => {
+                    self.extend_line(&rest[..at], &mut out);
+                    self.last_was_cr = rest[at] == b'\r';
+                    self.end_line(&mut out);
+                    rest = &rest[at + 1..];
+                }
+                None => {
+                    self.extend_line(rest, &mut out);
+                    break;
                 }
             }
         }
         out
     }
 
+    /// Adds `bytes` to the current line, unless that makes it larger than the limit (the
+    /// line, and its event, are then dropped).
+    fn extend_line(&mut self, bytes: &[u8], out: &mut Vec<Result<SseEvent, SseError>>) {
+        if self.skipping_line || bytes.is_empty() {
+            return;
+        }
+        if self.line.len() + bytes.len() > self.max_event_bytes {
+            self.line.clear();
+            self.skipping_line = true;
+            self.poisoned_event = true;
+            out.push(Err(SseError::TooLarge(self.max_event_bytes)));
+        } else {
+            self.line.extend_from_slice(bytes);
+        }
+    }
+
     fn end_line(&mut self, out: &mut Vec<Result<SseEvent, SseError>>) {
         self.skipping_line = false;
         let raw = std::mem::take(&mut self.line);
+        self.take_line(&raw, out);
+        // The buffer is kept for the next line, unless an unusually long one grew it.
+        if raw.capacity() <= KEPT_LINE_CAPACITY {
+            self.line = raw;
+            self.line.clear();
+        }
+    }
+
+    fn take_line(&mut self, raw: &[u8], out: &mut Vec<Result<SseEvent, SseError>>) {
         if raw.is_empty() {
             self.dispatch(out);
             return;
         }
-        let Ok(line) = String::from_utf8(raw) else {
+        let Ok(line) = std::str::from_utf8(raw) else {
             if !self.poisoned_event {
                 out.push(Err(SseError::NotUtf8));
             }
@@ -95,7 +128,7 @@ impl SseParser {
         }
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line.as_str(), ""),
+            None => (line, ""),
         };
         match field {
             "event" => self.event = Some(value.to_owned()),
@@ -105,7 +138,7 @@ impl SseParser {
                         existing.push('\n');
                         existing
                     }
-                    None => self.data.insert(String::new()),
+                    None => self.data.insert(String::with_capacity(value.len())),
                 };
                 if data.len() + value.len() > self.max_event_bytes {
                     if !self.poisoned_event {
