@@ -488,27 +488,19 @@ impl ResultTracker {
         let now = Utc::now();
         let (outcome, execution) = match found {
             Ok(execution) => {
-                let status = execution
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if COMPLETED.contains(&status) {
-                    if let (Some(jobs), Some(execution_id)) = (
-                        &self.jobs,
-                        self.ledger
-                            .get(request_id)
-                            .and_then(|r| r.execution_id.clone()),
-                    ) {
-                        jobs.do_send(ExecutionEnded::of(
-                            &execution_id,
-                            &ExecutionState::of(&execution),
-                        ));
+                let state = ExecutionState::of(&execution);
+                if COMPLETED.contains(&state.status()) {
+                    let execution_id = self
+                        .ledger
+                        .get(request_id)
+                        .and_then(|r| r.execution_id.clone())
+                        .unwrap_or_default();
+                    let ended = ExecutionEnded::of(&execution_id, &state);
+                    let ended_at = ended.ended_at;
+                    if let Some(jobs) = self.jobs.as_ref().filter(|_| !execution_id.is_empty()) {
+                        jobs.do_send(ended);
                     }
-                    let ended = execution
-                        .get("end_timestamp")
-                        .and_then(Value::as_str)
-                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                        .map(|t| t.with_timezone(&Utc));
+                    let ended = ended_at;
                     (CheckOutcome::Finished { ended }, Some(execution))
                 } else {
                     (CheckOutcome::Running, None)
