@@ -84,7 +84,87 @@ pub enum AnnouncementError {
 }
 
 /// Decodes the `data` line of an `st2.announcement__<route>` event.
+///
+/// The usual shape (a string message, the bridge's own context or none) is read straight
+/// into typed fields; anything else goes the general way, through a JSON value.
 pub fn decode(route: &str, data: &str) -> Result<Announcement, AnnouncementError> {
+    match decode_usual(route, data) {
+        Some(announcement) => Ok(announcement),
+        None => decode_any(route, data),
+    }
+}
+
+/// An announcement event in the shape StackStorm's chatops pack publishes for the bridge's
+/// commands, read without building a JSON value (that was most of the stream consumer's
+/// work per announcement). Deserialising fails, and [`decode_any`] takes over, for any other
+/// shape: a message that is not a string, a context that is not the bridge's, a duplicate key.
+#[derive(Deserialize)]
+struct UsualEvent {
+    payload: UsualPayload,
+}
+
+/// The payload of an [`UsualEvent`].
+#[derive(Deserialize)]
+struct UsualPayload {
+    message: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    whisper: Option<bool>,
+    #[serde(default)]
+    context: Option<ObjectOnly<SourceContext>>,
+    #[serde(default)]
+    extra: Option<Value>,
+}
+
+/// A struct read only from a JSON object: serde reads a struct from an array too, which
+/// [`decode_any`] does not accept as a context.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// [`decode`]'s typed way; `None` when the event is not in the usual shape.
+fn decode_usual(route: &str, data: &str) -> Option<Announcement> {
+    let payload = serde_json::from_str::<UsualEvent>(data).ok()?.payload;
+    let context = match payload.context {
+        Some(ObjectOnly(c)) if c.bridge == BRIDGE_MARKER => Some(c),
+        Some(_) => return None,
+        None => None,
+    };
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    Some(Announcement {
+        route: route.to_owned(),
+        message: payload.message,
+        channel: non_empty(payload.channel),
+        user: non_empty(payload.user),
+        whisper: payload.whisper.unwrap_or(false),
+        context,
+        foreign_context: false,
+        extra: payload.extra.filter(|v| !v.is_null()),
+    })
+}
+
+/// [`decode`]'s general way, for any JSON.
+fn decode_any(route: &str, data: &str) -> Result<Announcement, AnnouncementError> {
     let value: Value =
         serde_json::from_str(data).map_err(|e| AnnouncementError::NotJson(e.to_string()))?;
     let payload = value
@@ -339,6 +419,83 @@ mod tests {
         }
         let ours = json!({"payload": {"message": "m", "context": ctx()}});
         assert!(!decode("x", &ours.to_string()).unwrap().foreign_context);
+    }
+
+    #[test]
+    fn the_typed_way_agrees_with_the_general_one_or_stands_aside() {
+        let mut other = ctx();
+        other["bridge"] = json!("another");
+        let mut extra_context = ctx();
+        extra_context["later_field"] = json!(1);
+        let samples = [
+            json!({"payload": {"message": "done", "channel": "C1", "user": "U1",
+                   "whisper": false, "context": ctx(), "extra": null}}),
+            json!({"payload": {"message": "m", "channel": "", "user": null, "whisper": null,
+                   "context": extra_context, "extra": {"color": "red"}}, "trace_context": null}),
+            json!({"payload": {"message": "m"}}),
+            json!({"payload": {"message": {"a": 1}, "channel": "C1"}}),
+            json!({"payload": {"message": "m", "channel": 5, "whisper": "yes"}}),
+            json!({"payload": {"message": "m", "context": {}}}),
+            json!({"payload": {"message": "m", "context": other}}),
+            json!({"payload": {"message": "m", "context": ["stormbridge", "c", "r", "group",
+                   null, null, "u", null, "q"]}}),
+            json!({"payload": {"message": null}}),
+            json!({"payload": "m"}),
+        ];
+        let mut typed = 0;
+        for sample in samples {
+            let data = sample.to_string();
+            if let Some(usual) = decode_usual("r", &data) {
+                typed += 1;
+                assert_eq!(Ok(usual), decode_any("r", &data), "{data}");
+            }
+            assert_eq!(decode("r", &data), decode_any("r", &data), "{data}");
+        }
+        assert_eq!(typed, 3, "the usual shapes take the typed way");
+        let twice = r#"{"payload": {"message": "a", "message": "b"}}"#;
+        assert_eq!(decode_usual("r", twice), None);
+        assert_eq!(decode("r", twice).unwrap().message, "b");
+    }
+
+    /// A JSON value of some kind for a payload field (absent: `None`).
+    fn any_field() -> impl proptest::strategy::Strategy<Value = Option<Value>> {
+        use proptest::prelude::*;
+        let mut other = ctx();
+        other["bridge"] = json!("hubot");
+        prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            Just(Some(json!(""))),
+            "[a-z:{}~ ]{0,8}".prop_map(|s| Some(json!(s))),
+            any::<bool>().prop_map(|b| Some(json!(b))),
+            Just(Some(json!(7))),
+            Just(Some(json!({}))),
+            Just(Some(json!(["stormbridge"]))),
+            Just(Some(ctx())),
+            Just(Some(other)),
+            Just(Some(json!({"slack": {"color": "red"}}))),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever each payload field holds, `decode` answers as the general way does.
+        #[test]
+        fn decoding_any_payload_agrees_with_the_general_way(
+            fields in proptest::collection::vec(any_field(), 6),
+            payload_is_object in proptest::prelude::any::<bool>(),
+        ) {
+            let names = ["message", "channel", "user", "whisper", "context", "extra"];
+            let payload: serde_json::Map<String, Value> = names
+                .iter()
+                .zip(fields)
+                .filter_map(|(name, v)| v.map(|v| (name.to_string(), v)))
+                .collect();
+            let payload = if payload_is_object { Value::Object(payload) } else { json!([payload]) };
+            let data = json!({"payload": payload, "trace_context": null}).to_string();
+            proptest::prop_assert_eq!(decode("r", &data), decode_any("r", &data));
+        }
     }
 
     #[test]
