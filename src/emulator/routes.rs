@@ -1239,32 +1239,137 @@ fn no_such_execution(id: &str) -> Fault {
 /// attributes out; `get_one` checks each against the controller's
 /// `valid_exclude_attributes` (`result`, `trigger_instance`, `status`) first and answers 400
 /// `Invalid or unsupported exclude attribute specified: <name>` for another
-/// (`ResourceController._validate_exclude_fields`, `st2api/controllers/resource.py`). Not
+/// (`ResourceController._validate_exclude_fields`, `st2api/controllers/resource.py`).
+/// `include_attributes` (since st2 2.9.0) keeps only the named top-level attributes and `id`:
+/// st2's router cuts the answer down to them (`Router._process_response`,
+/// `st2common/router.py`, with the controller's `mandatory_include_fields_response`,
+/// `["id"]`), after the database read only what was named plus the controller's
+/// `mandatory_include_fields_retrieve` (`action.parameters`, `action.output_schema`,
+/// `action.pack`, `action.uid`, `runner.runner_parameters`, `runner.output_key`,
+/// `parameters`, `context`), so an `action.ref` asked for comes back as `action` with `ref`
+/// and those. A name that is not a field of `ActionExecutionDB`
+/// (`st2common/models/db/execution.py`; `elapsed_seconds` is computed, not stored) is a
+/// 400 from mongoengine's `only()` (`Access._get_impl`, `st2common/models/db/__init__.py`),
+/// before the execution is looked for; both filters at once pass the read and are a 400
+/// from the router (a `ValueError`, which `ErrorHandlingMiddleware` answers with 400). Not
 /// modelled: its RBAC check (`execution_view`, as [`check_execution`] does for the output),
-/// `id=last`, `include_attributes`, `max_result_size`, `show_secrets`.
+/// `id=last`, `max_result_size`, `show_secrets`.
 async fn get_execution(req: HttpRequest, path: web::Path<String>, shared: Data) -> Reply {
     const VALID_EXCLUDE: [&str; 3] = ["result", "trigger_instance", "status"];
     let principal = authenticate(&shared, &req)?;
     let id = path.into_inner();
     let pairs = query_pairs(&req).unwrap_or_default();
-    let excluded: Vec<&str> = last(&pairs, "exclude_attributes")
-        .map(|list| list.split(',').filter(|f| !f.is_empty()).collect())
-        .unwrap_or_default();
-    if let Some(bad) = excluded.iter().find(|f| !VALID_EXCLUDE.contains(f)) {
+    let list = |key: &str| -> Vec<String> {
+        last(&pairs, key)
+            .map(|list| {
+                list.split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let excluded = list("exclude_attributes");
+    let included = list("include_attributes");
+    if let Some(bad) = excluded
+        .iter()
+        .find(|f| !VALID_EXCLUDE.contains(&f.as_str()))
+    {
         return Err(fault(
             400,
             format!("Invalid or unsupported exclude attribute specified: {bad}"),
         ));
     }
+    if let Some(bad) = included
+        .iter()
+        .map(|f| f.split('.').next().unwrap_or_default())
+        .find(|f| !EXECUTION_DB_FIELDS.contains(f))
+    {
+        return Err(fault(
+            400,
+            format!("Invalid or unsupported include attribute specified: Cannot resolve field \"{bad}\""),
+        ));
+    }
     let mut e = shared
         .execution_json(&id)
         .ok_or_else(|| no_such_execution(&id))?;
+    if !excluded.is_empty() && !included.is_empty() {
+        return Err(fault(
+            400,
+            "exclude_attributes and include_attributes arguments are mutually exclusive. You need to provide either one or another, but not both.",
+        ));
+    }
     if let Some(fields) = e.as_object_mut() {
         for name in excluded {
-            fields.remove(name);
+            fields.remove(&name);
+        }
+        if !included.is_empty() {
+            keep_included(fields, &included);
         }
     }
     Ok(json_response(200, &e, Some(&principal)))
+}
+
+/// The fields of st2's `ActionExecutionDB` (`st2common/models/db/execution.py`, with `id`
+/// from `StormFoundationDB`): what `include_attributes` may name.
+const EXECUTION_DB_FIELDS: [&str; 22] = [
+    "id",
+    "trigger",
+    "trigger_type",
+    "trigger_instance",
+    "rule",
+    "action",
+    "runner",
+    "liveaction",
+    "workflow_execution",
+    "task_execution",
+    "status",
+    "start_timestamp",
+    "end_timestamp",
+    "parameters",
+    "result",
+    "result_size",
+    "context",
+    "parent",
+    "children",
+    "log",
+    "delay",
+    "web_url",
+];
+
+/// `include_attributes` on an execution: the named top-level attributes and `id` stay
+/// (st2's router); a dotted name keeps only that part of its object, with the parts the
+/// controller always reads (`mandatory_include_fields_retrieve`).
+fn keep_included(fields: &mut serde_json::Map<String, Value>, included: &[String]) {
+    const ALWAYS_READ: [&str; 6] = [
+        "action.parameters",
+        "action.output_schema",
+        "action.pack",
+        "action.uid",
+        "runner.runner_parameters",
+        "runner.output_key",
+    ];
+    let whole = |name: &str| included.iter().any(|f| f == name);
+    fields.retain(|name, value| {
+        if name == "id" || whole(name) {
+            return true;
+        }
+        let prefix = format!("{name}.");
+        let parts: Vec<&str> = included
+            .iter()
+            .map(String::as_str)
+            .chain(ALWAYS_READ)
+            .filter_map(|f| f.strip_prefix(prefix.as_str()))
+            .map(|f| f.split('.').next().unwrap_or_default())
+            .collect();
+        if !included.iter().any(|f| f.starts_with(&prefix)) {
+            return false;
+        }
+        if let Some(object) = value.as_object_mut() {
+            object.retain(|key, _| parts.contains(&key.as_str()));
+        }
+        true
+    });
 }
 
 /// The permission check of `_get_one_by_id` (`st2api/controllers/resource.py:321-331`),

@@ -177,7 +177,7 @@ mod tests {
     use super::*;
 
     /// An execution as `GET /api/v1/executions/{id}?exclude_attributes=result,trigger_instance`
-    /// answers it (`ActionExecutionAPI.from_model`: empty fields left out, `elapsed_seconds`
+    /// (or a st2 older than 2.9.0 to `?include_attributes=`) answers it (`ActionExecutionAPI.from_model`: empty fields left out, `elapsed_seconds`
     /// once ended).
     fn execution() -> Value {
         json!({
