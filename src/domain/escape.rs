@@ -48,19 +48,32 @@ fn write_escaped_char(out: &mut impl fmt::Write, c: char) -> fmt::Result {
 /// Writes `text` to `out` with every character that [`needs_escape`] escaped, and every
 /// backslash doubled when `backslashes` is set. Plain runs are written in one piece.
 fn escape_into(out: &mut impl fmt::Write, text: &str, backslashes: bool) -> fmt::Result {
+    let bytes = text.as_bytes();
     let mut plain_from = 0;
-    for (i, c) in text.char_indices() {
-        let special = needs_escape(c) || (backslashes && c == '\\');
-        if !special {
+    let mut at = 0;
+    while at < bytes.len() {
+        // Printable ASCII is never escaped: step over it a byte at a time without decoding
+        // characters (most text is ASCII; this loop was the console's largest own cost).
+        let b = bytes[at];
+        if (0x20..0x7f).contains(&b) && !(backslashes && b == b'\\') {
+            at += 1;
             continue;
         }
-        out.write_str(&text[plain_from..i])?;
-        if c == '\\' {
-            out.write_str("\\\\")?;
-        } else {
-            write_escaped_char(out, c)?;
+        // `at` is a character boundary: only ASCII bytes and whole characters were stepped over.
+        let Some(c) = text.get(at..).and_then(|rest| rest.chars().next()) else {
+            break;
+        };
+        let next = at + c.len_utf8();
+        if needs_escape(c) || (backslashes && c == '\\') {
+            out.write_str(&text[plain_from..at])?;
+            if c == '\\' {
+                out.write_str("\\\\")?;
+            } else {
+                write_escaped_char(out, c)?;
+            }
+            plain_from = next;
         }
-        plain_from = i + c.len_utf8();
+        at = next;
     }
     out.write_str(&text[plain_from..])
 }
@@ -234,6 +247,16 @@ mod tests {
             let escaped = escape_line(&s);
             assert!(!escaped.chars().any(char::is_control), "{escaped:?}");
             assert_eq!(unescape_line(&escaped), s, "escaped as {escaped:?}");
+            // Character by character, as the rules say.
+            let mut expected = String::new();
+            for c in s.chars() {
+                match c {
+                    '\\' => expected.push_str("\\\\"),
+                    c if needs_escape(c) => write_escaped_char(&mut expected, c).unwrap(),
+                    c => expected.push(c),
+                }
+            }
+            assert_eq!(escaped, expected, "{s:?}");
         }
     }
 
