@@ -3157,15 +3157,7 @@ async fn start_long_job(em: &Emulator, token: &str, seconds: u64) -> String {
 /// naming it, before the execution is looked for.
 #[actix_web::test]
 async fn an_execution_read_without_its_result() {
-    let em = start(EmulatorConfig::default()).await;
-    let token = login(&em).await;
-    let body = exec_body("date", "date", "date");
-    let r = post(format!("{}/aliasexecution", em.api_url()), &token, &body).await;
-    let id = r.body["execution"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let whole = wait_status(&em, &token, &id, "succeeded").await;
+    let (em, token, id, whole) = a_finished_date().await;
     assert!(whole.get("result").is_some(), "{whole}");
     let url = format!("{}/executions/{id}", em.api_url());
     let r = get(
@@ -3197,15 +3189,7 @@ async fn an_execution_read_without_its_result() {
 /// 400.
 #[actix_web::test]
 async fn an_execution_read_for_some_attributes_only() {
-    let em = start(EmulatorConfig::default()).await;
-    let token = login(&em).await;
-    let body = exec_body("date", "date", "date");
-    let r = post(format!("{}/aliasexecution", em.api_url()), &token, &body).await;
-    let id = r.body["execution"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let whole = wait_status(&em, &token, &id, "succeeded").await;
+    let (em, token, id, whole) = a_finished_date().await;
     let url = format!("{}/executions/{id}", em.api_url());
     let r = get(
         format!("{url}?include_attributes=status,start_timestamp,end_timestamp,web_url"),
@@ -3264,6 +3248,20 @@ async fn an_execution_read_for_some_attributes_only() {
         .as_str()
         .unwrap_or_default()
         .contains("mutually exclusive"));
+}
+
+/// An emulator, a token, and the id and whole document of a `date` run to success.
+async fn a_finished_date() -> (Emulator, String, String, Value) {
+    let em = start(EmulatorConfig::default()).await;
+    let token = login(&em).await;
+    let body = exec_body("date", "date", "date");
+    let r = post(format!("{}/aliasexecution", em.api_url()), &token, &body).await;
+    let id = r.body["execution"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let whole = wait_status(&em, &token, &id, "succeeded").await;
+    (em, token, id, whole)
 }
 
 /// Poll `GET /api/v1/executions/{id}` until its status is `status`.
