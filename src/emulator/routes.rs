@@ -1355,6 +1355,9 @@ fn keep_included(fields: &mut serde_json::Map<String, Value>, included: &[String
             return true;
         }
         let prefix = format!("{name}.");
+        if !included.iter().any(|f| f.starts_with(&prefix)) {
+            return false;
+        }
         let parts: Vec<&str> = included
             .iter()
             .map(String::as_str)
@@ -1362,9 +1365,6 @@ fn keep_included(fields: &mut serde_json::Map<String, Value>, included: &[String
             .filter_map(|f| f.strip_prefix(prefix.as_str()))
             .map(|f| f.split('.').next().unwrap_or_default())
             .collect();
-        if !included.iter().any(|f| f.starts_with(&prefix)) {
-            return false;
-        }
         if let Some(object) = value.as_object_mut() {
             object.retain(|key, _| parts.contains(&key.as_str()));
         }
