@@ -835,20 +835,26 @@ async fn a_command_posted_on_rocketchat_during_a_takeover_runs_once_on_the_new_h
 /// An XMPP room sends an occupant only what is said while it is there: the next holder's
 /// join asks the room for its history since the newest message the last holder handed on
 /// (XEP-0045 §7.2.15), and runs what was said meanwhile, once; what the last holder ran
-/// already, and comes again in that history, does not run again.
+/// already, and comes again in that history, does not run again. A direct message to the
+/// bot meanwhile is kept by the server (offline storage) and handed to the next holder's
+/// link, which runs it too.
 #[actix_rt::test]
-async fn a_command_said_in_an_xmpp_room_during_a_takeover_runs_once_on_the_new_holder() {
+async fn commands_said_on_xmpp_during_a_takeover_in_a_room_or_directly_run_once_on_the_new_holder()
+{
     let mut r = Replicas::start(Duration::from_millis(200)).await;
     let server = Prosody::start(&["alice", "stormbot"]).await;
     let mut alice = User::connect(server.port, "alice").await;
     alice.join("alice").await;
     r.chat = xmpp_chat("xmpp", server.port, "");
     let bot = format!("{ROOM}/stormbot");
-    // Every body the bot said in the room, as alice got them.
+    // Every body the bot said in the room or to alice directly, as alice got them.
     let mut heard: Vec<String> = Vec::new();
     async fn listen(alice: &mut User, bot: &str, heard: &mut Vec<String>) {
         while let Some(e) = alice.next_within(Duration::from_millis(20)).await {
-            if e.local_name() == "message" && e.attr("from") == Some(bot) {
+            let from = e.attr("from").unwrap_or_default();
+            if e.local_name() == "message"
+                && (from == bot || from.starts_with("stormbot@localhost/"))
+            {
                 heard.extend(e.child("body").map(|b| b.text()));
             }
         }
@@ -895,6 +901,11 @@ async fn a_command_said_in_an_xmpp_room_during_a_takeover_runs_once_on_the_new_h
         })
         .await;
     alice.say(ROOM, "groupchat", "!st2 run echo x-gap").await;
+    // A direct message to the bot, which has no resource online: the server keeps it
+    // (offline storage, XEP-0160) and hands it on to the next holder's link.
+    alice
+        .say("stormbot@localhost", "chat", "!st2 run echo x-direct")
+        .await;
     alice
         .wait_for(|e| {
             e.local_name() == "presence"
@@ -909,7 +920,7 @@ async fn a_command_said_in_an_xmpp_room_during_a_takeover_runs_once_on_the_new_h
     );
     // And a live one once b is in the room.
     alice.say(ROOM, "groupchat", "!st2 run echo x-after").await;
-    let all = ["x-before", "x-gap", "x-after"];
+    let all = ["x-before", "x-gap", "x-direct", "x-after"];
     assert!(
         eventually!(Duration::from_secs(30), {
             listen(&mut alice, &bot, &mut heard).await;

@@ -1,5 +1,6 @@
-//! Catching up on a room (MUC) after a link another bridge process held, or this process's
-//! own lost link: the join asks the room for its history since the connection's
+//! Catching up after a link another bridge process held, or this process's own lost link.
+//! Direct messages said meanwhile come from the server's offline storage at the next
+//! link's presence ([`offline_stamp`]). In a room (MUC) the join asks the room for its history since the connection's
 //! [`Position`](crate::backends::connection::position::Position) in that room
 //! (XEP-0045 §7.2.15, `<history since='…'/>` in the join presence:
 //! https://xmpp.org/extensions/xep-0045.html#enter-managehistory), and the room sends what
@@ -53,6 +54,20 @@ pub fn history_stamp(message: &Element, room: &str) -> Option<u64> {
     }
     let stamp = DateTime::parse_from_rfc3339(delay.attr("stamp")?).ok()?;
     u64::try_from(stamp.timestamp_millis()).ok()
+}
+
+/// The time (ms) of a direct message the server kept while the bot had no online resource
+/// and hands on at its next initial presence (offline storage, XEP-0160
+/// https://xmpp.org/extensions/xep-0160.html: marked with a delay from the server,
+/// `<delay xmlns='urn:xmpp:delay' from='<domain>' stamp='…'/>`; prosody's `mod_offline`
+/// does exactly that, stamped to the second). `None` for a room's message, an error, or a
+/// delay from anyone other than the bot's own server `domain` (a client's forwarded or
+/// re-sent message is no offline message).
+pub fn offline_stamp(message: &Element, domain: &str) -> Option<u64> {
+    if matches!(message.attr("type"), Some("groupchat" | "error")) {
+        return None;
+    }
+    history_stamp(message, domain)
 }
 
 /// `message` without its delay: as the live message it once was.
@@ -140,6 +155,47 @@ mod tests {
             Some("!st2 run date")
         );
         assert_eq!(live.attr("id"), Some("a1"));
+    }
+
+    #[test]
+    fn only_the_servers_own_delay_on_a_direct_message_makes_it_an_offline_message() {
+        // As prosody's mod_offline hands it on at the bot's initial presence.
+        let kept = |kind: &str, from: &str| {
+            parse(&format!(
+                "<message {kind} from='alice@localhost/phone' to='stormbot@localhost' id='d1'>\
+                 <body>!st2 run date</body>\
+                 <delay xmlns='urn:xmpp:delay' from='{from}' stamp='2024-01-01T00:00:07Z'/></message>"
+            ))
+        };
+        for kind in ["type='chat'", "type='normal'", ""] {
+            assert_eq!(
+                offline_stamp(&kept(kind, "localhost"), "localhost"),
+                Some(1_704_067_207_000),
+                "{kind}"
+            );
+        }
+        assert_eq!(
+            offline_stamp(&kept("type='chat'", "LOCALHOST"), "localhost"),
+            Some(1_704_067_207_000)
+        );
+        // A room's message or an error is never one; nor a delay from another server or a
+        // client.
+        assert_eq!(
+            offline_stamp(&kept("type='groupchat'", "localhost"), "localhost"),
+            None
+        );
+        assert_eq!(
+            offline_stamp(&kept("type='error'", "localhost"), "localhost"),
+            None
+        );
+        assert_eq!(
+            offline_stamp(&kept("type='chat'", "example.org"), "localhost"),
+            None
+        );
+        assert_eq!(
+            offline_stamp(&kept("type='chat'", "alice@localhost"), "localhost"),
+            None
+        );
     }
 
     #[test]

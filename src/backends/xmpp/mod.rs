@@ -32,8 +32,8 @@
 //! anyone can take a free nick in a semi-anonymous room, so write access rules for such
 //! rooms with that in mind. There are no threads and no org.
 //!
-//! Inbound: `<message>` with a `<body>`; errors, delayed messages (`<delay>`: offline
-//! storage, forwards) other than the room history asked for below, the bot's own messages
+//! Inbound: `<message>` with a `<body>`; errors, delayed messages (`<delay>`: forwards, old
+//! offline storage) other than the caught-up ones below, the bot's own messages
 //! (including the room's reflection of them) and senders in `ignore_jids` (bare JIDs or
 //! room nicks — XMPP has no bot flag) are ignored. `nick: `, `nick, ` and `@nick ` set
 //! `mentioned` and are stripped. A message is known by its sender's JID and its id.
@@ -47,7 +47,11 @@
 //! back than 10 minutes), and hands on what the room sends before the live messages —
 //! except a message handed on already (by this process, or by another as the shared store
 //! records) and one without an id, which cannot be told from one. A room keeps only so
-//! much history (prosody: its last 20 messages, while the room exists). See `history.rs`.
+//! much history (prosody: its last 20 messages, while the room exists). A direct message
+//! to the bot while it had no resource online is kept by the server (offline storage,
+//! XEP-0160) and handed on at the next link's presence with a delay from the server: it is
+//! run when it was said since the links first listened and within those 10 minutes (from
+//! before, it was never a command to the bridge, or is stale). See `history.rs`.
 //!
 //! Liveness: a stream silent for `ping_interval_secs` gets a server ping (XEP-0199, the
 //! connection's keepalive), and one still silent `ping_timeout_secs` later is dropped and

@@ -269,15 +269,11 @@ impl Xmpp {
         }
     }
 
-    /// A `<message>`: a chat message for the dispatcher, unless it is not for the bot or
-    /// is a room's history (asked for at the join) of a message handed on already.
+    /// A `<message>`: a chat message for the dispatcher, unless it is not for the bot, or is
+    /// a room's history (asked for at the join) or a direct message the server kept while
+    /// no link was online, of a message handed on already or from before the catch-up.
     fn on_message(&mut self, e: &Element, fx: &mut Effects<Self>) {
-        let room = e.attr("from").and_then(Jid::parse).map(|j| j.bare());
-        let stamp = room.as_deref().and_then(|room| {
-            let asked = *self.history_since.get(room)?;
-            let stamp = history::history_stamp(e, room)?;
-            (e.attr("type") == Some("groupchat") && stamp >= asked).then_some(stamp)
-        });
+        let stamp = self.caught_up_stamp(e);
         let live;
         let message = match stamp {
             Some(_) => {
@@ -293,12 +289,13 @@ impl Xmpp {
         let key = history::message_key(message);
         match (&key, stamp) {
             (Some(key), Some(_)) if !self.seen.insert(key) => return,
-            (None, Some(_)) => {
+            (None, Some(_)) if m.room.kind == RoomKind::Group => {
                 tracing::debug!(connection = %self.name, "skipped a message of the room's history without an id: it cannot be told from one already run");
                 return;
             }
-            (Some(key), None) => {
-                // A live message runs whatever its id (a client may reuse one).
+            // A live message runs whatever its id (a client may reuse one); so does a
+            // message from offline storage, which the server hands on once.
+            (Some(key), _) => {
                 self.seen.insert(key);
             }
             _ => {}
@@ -307,10 +304,29 @@ impl Xmpp {
             self.position.note(&m.room.id, stamp.unwrap_or_else(now_ms));
         }
         if stamp.is_some() {
-            tracing::debug!(connection = %self.name, room = %m.room.id, "a message said while the bridge was not in the room");
+            tracing::debug!(connection = %self.name, room = %m.room.id, "a message said while the bridge was not listening");
         }
         m.message_id = Some(key.unwrap_or_else(|| self.id("in")));
         fx.inbound(m);
+    }
+
+    /// The stamp of a message said while no link listened, to be run now: a room's history
+    /// since its join asked from, or a direct message from the server's offline storage
+    /// (`history::offline_stamp`) stamped no earlier than the links first listened (before
+    /// that it was never a command to the bridge) and at most [`MAX_CATCH_UP_MS`] ago. `None`
+    /// for a live message, and for one delayed otherwise (which is not run).
+    fn caught_up_stamp(&self, e: &Element) -> Option<u64> {
+        let from = e.attr("from").and_then(Jid::parse)?;
+        let room = from.bare();
+        if let Some(&asked) = self.history_since.get(&room) {
+            let stamp = history::history_stamp(e, &room)?;
+            return (e.attr("type") == Some("groupchat") && stamp >= asked).then_some(stamp);
+        }
+        let domain = self.bare.rsplit_once('@').map_or("", |(_, d)| d);
+        let stamp = history::offline_stamp(e, domain)?;
+        let listening = self.position.listening_since()?;
+        let floor = listening.max(now_ms().saturating_sub(MAX_CATCH_UP_MS)) / 1_000 * 1_000;
+        (stamp >= floor).then_some(stamp)
     }
 
     /// A stanza the reader skipped for being over a limit: one warning, the count in
@@ -445,10 +461,15 @@ impl Xmpp {
         let before = self.joining.len();
         self.joining.retain(|r| r != room);
         if before > 0 && self.joining.is_empty() {
-            fx.ready();
-            // From now on, a room's history is asked for what the links missed.
-            self.position.listening(now_ms());
+            self.listening(fx);
         }
+    }
+
+    /// The link is up: from now on what it misses is asked for on the next link (a room's
+    /// history, the server's offline storage of direct messages).
+    fn listening(&mut self, fx: &mut Effects<Self>) {
+        fx.ready();
+        self.position.listening(now_ms());
     }
 
     fn on_iq(&mut self, e: &Element, fx: &mut Effects<Self>) {
@@ -564,7 +585,7 @@ impl Platform for Xmpp {
         }
         self.joining = self.rooms.clone();
         if self.joining.is_empty() {
-            fx.ready();
+            self.listening(fx);
         }
     }
 
@@ -1017,5 +1038,79 @@ mod tests {
         assert!(fx.messages().is_empty(), "handed on already");
         let fx = feed(&mut next, &said("alice", "a3", "!st2 run three again", ""));
         assert_eq!(texts(&fx), ["!st2 run three again"]);
+    }
+
+    /// A direct message from alice as the server's offline storage hands it on.
+    fn kept_offline(id: &str, text: &str, stamp_ms: u64, server: &str) -> String {
+        let stamp = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(stamp_ms as i64)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!(
+            "<message type='chat' from='alice@example.com/phone' id='{id}'><body>{text}</body>\
+             <delay xmlns='urn:xmpp:delay' from='{server}' stamp='{stamp}'/></message>"
+        )
+    }
+
+    #[test]
+    fn direct_messages_kept_offline_while_nobody_listened_run_on_the_next_link() {
+        // A first link: the server's offline storage holds what was said before the bridge
+        // ever listened, which was never a command to it.
+        let mut p = xmpp(&[]);
+        let fx = opened(&mut p);
+        assert!(fx.is_ready());
+        let long_ago = now_ms() - 3_600_000;
+        let fx = feed(
+            &mut p,
+            &kept_offline("d0", "!st2 run before", long_ago, "example.com"),
+        );
+        assert!(fx.messages().is_empty(), "said before any link listened");
+        let listening = p.resume_state().expect("a position")["listening_since"]
+            .as_u64()
+            .unwrap();
+
+        // The next holder (or this process's next link): what the server kept since the
+        // links listened runs, once, as the live message it was.
+        let mut next = xmpp(&[]);
+        next.resume_from(p.resume_state().unwrap());
+        opened(&mut next);
+        let fx = feed(
+            &mut next,
+            &kept_offline("d1", "!st2 run gap", now_ms(), "example.com"),
+        );
+        assert_eq!(texts(&fx), ["!st2 run gap"]);
+        let m = &fx.messages()[0];
+        assert_eq!(m.room.kind, RoomKind::Direct);
+        assert_eq!(m.room.id, "alice@example.com");
+        assert_eq!(m.message_id.as_deref(), Some("alice@example.com/phone#d1"));
+        // Offline storage hands a message on once: one without an id runs too.
+        let no_id =
+            kept_offline("x", "!st2 run anon", now_ms(), "example.com").replace(" id='x'", "");
+        assert_eq!(texts(&feed(&mut next, &no_id)), ["!st2 run anon"]);
+        // From before the links listened (to the second), or beyond the catch-up window: not
+        // run. A delay from anyone but the bot's server is no offline message.
+        let fx = feed(
+            &mut next,
+            &kept_offline(
+                "d2",
+                "!st2 run early",
+                listening / 1_000 * 1_000 - 1_000,
+                "example.com",
+            ),
+        );
+        assert!(fx.messages().is_empty());
+        let stale = now_ms() - MAX_CATCH_UP_MS - 2_000;
+        let mut resumed = xmpp(&[]);
+        resumed.resume_from(serde_json::json!({"listening_since": stale - 60_000, "rooms": {}}));
+        opened(&mut resumed);
+        let fx = feed(
+            &mut resumed,
+            &kept_offline("d3", "!st2 run stale", stale, "example.com"),
+        );
+        assert!(fx.messages().is_empty(), "older than the catch-up window");
+        let fx = feed(
+            &mut next,
+            &kept_offline("d4", "!st2 run fwd", now_ms(), "alice@example.com"),
+        );
+        assert!(fx.messages().is_empty());
     }
 }
