@@ -522,13 +522,21 @@ pub(crate) fn assign_defaults(instance: &Value, schema: &Value) -> Value {
 /// st2's `util_schema.validate(instance, schema, cls=CustomValidator,
 /// use_default=True, allow_default_none=True)`: `Err` is the best-matching error.
 pub(crate) fn validate(instance: &Value, schema: &Value) -> Result<Value, Box<SchemaError>> {
-    let schema = allow_default_none(schema);
+    validate_nullable(instance, &allow_default_none(schema))
+}
+
+/// [`validate`] against a schema that went through [`allow_default_none`] already (one
+/// worked out once and kept).
+pub(crate) fn validate_nullable(
+    instance: &Value,
+    schema: &Value,
+) -> Result<Value, Box<SchemaError>> {
     let instance = if schema.get("type").and_then(Value::as_str) == Some("object") {
-        assign_defaults(instance, &schema)
+        assign_defaults(instance, schema)
     } else {
         instance.clone()
     };
-    match best_match(iter_errors(&instance, &schema)) {
+    match best_match(iter_errors(&instance, schema)) {
         Some(e) => Err(Box::new(e)),
         None => Ok(instance),
     }

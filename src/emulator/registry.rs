@@ -25,6 +25,8 @@
 //! [`super::EmulatorConfig::actions`] adds more, as items shaped like st2's
 //! `GET /api/v1/actions` (`pack`, `name`, `runner_type`, `parameters`, `enabled`).
 
+use std::sync::OnceLock;
+
 use serde_json::{json, Map, Value};
 
 use super::jsonschema;
@@ -41,6 +43,23 @@ pub(crate) struct Action {
     pub enabled: bool,
     /// The action's own parameter specs.
     pub parameters: Map<String, Value>,
+    /// What its specs and its runner's come to, worked out on first use: an action
+    /// never changes once registered, and scheduling needs these for every execution.
+    derived: OnceLock<Derived>,
+}
+
+/// An action's specs merged with its runner's, the ways st2 merges them.
+#[derive(Debug, Clone)]
+struct Derived {
+    /// [`Action::parameters_view`].
+    view: Map<String, Value>,
+    /// The runner's specs shallow-updated with the action's (`cast_params`).
+    cast_specs: Map<String, Value>,
+    /// [`parameters_schema`] after `modify_schema_allow_default_none`, as `create_request`
+    /// validates against it.
+    schema: Value,
+    /// The parameters whose merged spec says `secret: true`.
+    secret: Vec<String>,
 }
 
 impl Action {
@@ -88,8 +107,41 @@ impl Action {
     /// the runner's `or` the action's (`_merge_param_meta_values`). So a runner's
     /// `secret: true` (`sudo_password`, `password`, `private_key`) stays secret unless the
     /// action's spec overrides `secret`.
-    pub(crate) fn parameters_view(&self) -> Map<String, Value> {
-        let runner = runner_parameters(&self.runner);
+    pub(crate) fn parameters_view(&self) -> &Map<String, Value> {
+        &self.derived().view
+    }
+
+    /// The parameters whose merged spec (runner and action) says `secret: true`, which
+    /// st2 masks in every execution it serves.
+    pub(crate) fn secret_parameters(&self) -> &[String] {
+        &self.derived().secret
+    }
+
+    fn derived(&self) -> &Derived {
+        self.derived.get_or_init(|| {
+            let runner = runner_parameters(&self.runner);
+            let view = self.merge_view(runner);
+            let secret = view
+                .iter()
+                .filter(|(_, spec)| spec.get("secret") == Some(&Value::Bool(true)))
+                .map(|(name, _)| name.clone())
+                .collect();
+            // parameters_schema.update(runner); parameters_schema.update(action): shallow.
+            let mut cast_specs = runner.clone();
+            for (k, v) in &self.parameters {
+                cast_specs.insert(k.clone(), v.clone());
+            }
+            Derived {
+                view,
+                cast_specs,
+                schema: jsonschema::allow_default_none(&parameters_schema(self, runner)),
+                secret,
+            }
+        })
+    }
+
+    /// The view merged from the runner's specs and the action's.
+    fn merge_view(&self, runner: &Map<String, Value>) -> Map<String, Value> {
         let mut names: Vec<&String> = runner.keys().collect();
         names.extend(self.parameters.keys().filter(|k| !runner.contains_key(*k)));
         let mut out = Map::new();
@@ -150,6 +202,7 @@ impl Action {
                 .unwrap_or_default(),
             pack,
             name,
+            derived: OnceLock::new(),
         })
     }
 }
@@ -218,7 +271,8 @@ pub(crate) fn prepare(
     params: Map<String, Value>,
 ) -> Result<Map<String, Value>, Refusal> {
     let runner = runner_parameters(&action.runner);
-    let params = cast_params(action, &runner, params)?;
+    let derived = action.derived();
+    let params = cast_params(&derived.cast_specs, params)?;
     if !action.enabled {
         return Err(refuse(
             400,
@@ -228,8 +282,7 @@ pub(crate) fn prepare(
             ),
         ));
     }
-    let schema = parameters_schema(action, &runner);
-    if let Err(e) = jsonschema::validate(&Value::Object(params.clone()), &schema) {
+    if let Err(e) = jsonschema::validate_nullable(&Value::Object(params.clone()), &derived.schema) {
         return Err(refuse(400, e.verbose()));
     }
     let immutable: Vec<&String> = params
@@ -242,7 +295,7 @@ pub(crate) fn prepare(
                     .and_then(Value::as_bool)
                     .unwrap_or(false)
             };
-            flag(&action.parameters) || flag(&runner)
+            flag(&action.parameters) || flag(runner)
         })
         .collect();
     if !immutable.is_empty() {
@@ -304,15 +357,9 @@ pub(crate) fn parameters_schema(action: &Action, runner: &Map<String, Value>) ->
 
 /// `cast_params` with the controller's `array` override.
 fn cast_params(
-    action: &Action,
-    runner: &Map<String, Value>,
+    specs: &Map<String, Value>,
     mut params: Map<String, Value>,
 ) -> Result<Map<String, Value>, Refusal> {
-    // parameters_schema.update(runner); parameters_schema.update(action): shallow.
-    let mut specs = runner.clone();
-    for (k, v) in &action.parameters {
-        specs.insert(k.clone(), v.clone());
-    }
     let keys: Vec<String> = params.keys().cloned().collect();
     for k in keys {
         let Some(spec) = specs
@@ -688,8 +735,32 @@ impl Lit<'_> {
     }
 }
 
-/// The parameters of a runner (`contrib/runners/*/runner.yaml`).
-pub(crate) fn runner_parameters(runner: &str) -> Map<String, Value> {
+/// The parameters of a runner (`contrib/runners/*/runner.yaml`), built once.
+pub(crate) fn runner_parameters(runner: &str) -> &'static Map<String, Value> {
+    static RUNNERS: OnceLock<Vec<(&'static str, Map<String, Value>)>> = OnceLock::new();
+    static NONE: OnceLock<Map<String, Value>> = OnceLock::new();
+    RUNNERS
+        .get_or_init(|| {
+            KNOWN_RUNNERS
+                .iter()
+                .map(|&name| (name, runner_parameters_of(name)))
+                .collect()
+        })
+        .iter()
+        .find(|(name, _)| *name == runner)
+        .map_or_else(|| NONE.get_or_init(Map::new), |(_, specs)| specs)
+}
+
+/// The runners whose parameters [`runner_parameters`] knows.
+const KNOWN_RUNNERS: [&str; 5] = [
+    "local-shell-cmd",
+    "remote-shell-cmd",
+    "http-request",
+    "python-script",
+    "inquirer",
+];
+
+fn runner_parameters_of(runner: &str) -> Map<String, Value> {
     let v = match runner {
         "local-shell-cmd" => json!({
             "cmd": {"description": "Arbitrary Linux command to be executed on the host.", "type": "string"},

@@ -770,11 +770,13 @@ fn schedule_checks(
 /// template error is uncaught (500).
 fn acknowledgement(alias: &Alias, execution: Value) -> Result<Value, Fault> {
     let mut result = Map::new();
-    result.insert("execution".into(), execution.clone());
-    result.insert("actionalias".into(), alias.raw.clone());
     let Some(ack) = alias.ack.as_ref().filter(|a| !a.is_empty()) else {
+        result.insert("execution".into(), execution);
+        result.insert("actionalias".into(), alias.raw.clone());
         return Ok(Value::Object(result));
     };
+    result.insert("execution".into(), execution.clone());
+    result.insert("actionalias".into(), alias.raw.clone());
     let vars = [
         Var::api("execution", execution, EXECUTION_API),
         Var::api("actionalias", alias.raw.clone(), ALIAS_API),
@@ -1290,9 +1292,20 @@ async fn get_execution(req: HttpRequest, path: web::Path<String>, shared: Data) 
             format!("Invalid or unsupported include attribute specified: Cannot resolve field \"{bad}\""),
         ));
     }
-    let mut e = shared
-        .execution_json(&id)
-        .ok_or_else(|| no_such_execution(&id))?;
+    // Only what the filter can keep is serialised: `id` and each name's first part.
+    let top: Vec<&str> = std::iter::once("id")
+        .chain(
+            included
+                .iter()
+                .map(|f| f.split('.').next().unwrap_or_default()),
+        )
+        .collect();
+    let found = if included.is_empty() {
+        shared.execution_json(&id)
+    } else {
+        shared.execution_json_only(&id, &top)
+    };
+    let mut e = found.ok_or_else(|| no_such_execution(&id))?;
     if !excluded.is_empty() && !included.is_empty() {
         return Err(fault(
             400,

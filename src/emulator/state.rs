@@ -224,13 +224,7 @@ impl Settings {
     fn secret_parameters_for(&self, action_ref: &str) -> Vec<String> {
         self.registry
             .get(action_ref)
-            .map(|a| {
-                a.parameters_view()
-                    .into_iter()
-                    .filter(|(_, spec)| spec.get("secret") == Some(&Value::Bool(true)))
-                    .map(|(name, _)| name)
-                    .collect()
-            })
+            .map(|a| a.secret_parameters().to_vec())
             .unwrap_or_default()
     }
 }
@@ -517,7 +511,11 @@ impl Exec {
 
     /// The `ActionExecutionAPI` object (empty fields left out, as st2 does).
     fn to_json(&self) -> Value {
-        serde_json::to_value(ExecutionView(self)).unwrap_or(Value::Null)
+        serde_json::to_value(ExecutionView {
+            exec: self,
+            only: None,
+        })
+        .unwrap_or(Value::Null)
     }
 
     /// `InquiryResponseAPI`: `id` and the inquiry fields of the result.
@@ -541,7 +539,17 @@ impl Exec {
 
 /// An execution as `ActionExecutionAPI` serialises it, borrowed: publishing an update
 /// serialises the execution without copying its parameters, context and result first.
-struct ExecutionView<'a>(&'a Exec);
+/// With `only`, just those top-level attributes (a read with `include_attributes`).
+struct ExecutionView<'a> {
+    exec: &'a Exec,
+    only: Option<&'a [&'a str]>,
+}
+
+impl ExecutionView<'_> {
+    fn keeps(&self, name: &str) -> bool {
+        self.only.is_none_or(|only| only.contains(&name))
+    }
+}
 
 impl serde::Serialize for ExecutionView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -556,59 +564,83 @@ impl serde::Serialize for ExecutionView<'_> {
             #[serde(skip_serializing_if = "Value::is_null")]
             notify: &'a Value,
         }
-        let e = self.0;
+        let e = self.exec;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("id", &e.id)?;
-        m.serialize_entry("action", &e.action_json())?;
-        m.serialize_entry(
-            "runner",
-            &json!({"name": e.runner, "enabled": true,
-                    "description": format!("{} runner (emulated)", e.runner)}),
-        )?;
-        m.serialize_entry(
-            "liveaction",
-            &Nested {
-                id: &e.liveaction_id,
-                action: &e.action_ref,
-                action_is_workflow: false,
-                parameters: MaskedParameters(&e.parameters, &e.secret_parameters),
-                notify: &e.notify,
-            },
-        )?;
-        m.serialize_entry("status", &e.status)?;
-        m.serialize_entry("start_timestamp", &isotime(e.start))?;
-        if let Some(end) = e.end {
-            m.serialize_entry("end_timestamp", &isotime(end))?;
-            let elapsed = (end - e.start).to_std().map_or(0.0, |d| d.as_secs_f64());
-            m.serialize_entry("elapsed_seconds", &elapsed)?;
+        if self.keeps("id") {
+            m.serialize_entry("id", &e.id)?;
         }
-        if !e.parameters.is_empty() {
+        if self.keeps("action") {
+            m.serialize_entry("action", &e.action_json())?;
+        }
+        if self.keeps("runner") {
+            m.serialize_entry(
+                "runner",
+                &json!({"name": e.runner, "enabled": true,
+                        "description": format!("{} runner (emulated)", e.runner)}),
+            )?;
+        }
+        if self.keeps("liveaction") {
+            m.serialize_entry(
+                "liveaction",
+                &Nested {
+                    id: &e.liveaction_id,
+                    action: &e.action_ref,
+                    action_is_workflow: false,
+                    parameters: MaskedParameters(&e.parameters, &e.secret_parameters),
+                    notify: &e.notify,
+                },
+            )?;
+        }
+        if self.keeps("status") {
+            m.serialize_entry("status", &e.status)?;
+        }
+        if self.keeps("start_timestamp") {
+            m.serialize_entry("start_timestamp", &isotime(e.start))?;
+        }
+        if let Some(end) = e.end {
+            if self.keeps("end_timestamp") {
+                m.serialize_entry("end_timestamp", &isotime(end))?;
+            }
+            if self.keeps("elapsed_seconds") {
+                let elapsed = (end - e.start).to_std().map_or(0.0, |d| d.as_secs_f64());
+                m.serialize_entry("elapsed_seconds", &elapsed)?;
+            }
+        }
+        if !e.parameters.is_empty() && self.keeps("parameters") {
             m.serialize_entry(
                 "parameters",
                 &MaskedParameters(&e.parameters, &e.secret_parameters),
             )?;
         }
-        m.serialize_entry("context", &e.context)?;
-        if !e.notify.is_null() {
+        if self.keeps("context") {
+            m.serialize_entry("context", &e.context)?;
+        }
+        if !e.notify.is_null() && self.keeps("notify") {
             m.serialize_entry("notify", &e.notify)?;
         }
-        for (k, v) in &e.extra {
+        for (k, v) in e.extra.iter().filter(|(k, _)| self.keeps(k)) {
             m.serialize_entry(k, v)?;
         }
-        if let Some(r) = &e.result {
-            if super::util::py_truthy(r) {
+        if let Some(r) = e.result.as_ref().filter(|r| super::util::py_truthy(r)) {
+            if self.keeps("result") {
                 m.serialize_entry("result", r)?;
+            }
+            if self.keeps("result_size") {
                 let size = serde_json::to_string(r).map_or(0, |s| s.len());
                 m.serialize_entry("result_size", &size)?;
             }
         }
-        m.serialize_entry("web_url", &e.web_url)?;
-        let log: Vec<Value> = e
-            .log
-            .iter()
-            .map(|(s, t)| json!({"status": s, "timestamp": isotime(*t)}))
-            .collect();
-        m.serialize_entry("log", &log)?;
+        if self.keeps("web_url") {
+            m.serialize_entry("web_url", &e.web_url)?;
+        }
+        if self.keeps("log") {
+            let log: Vec<Value> = e
+                .log
+                .iter()
+                .map(|(s, t)| json!({"status": s, "timestamp": isotime(*t)}))
+                .collect();
+            m.serialize_entry("log", &log)?;
+        }
         m.end()
     }
 }
@@ -1180,7 +1212,6 @@ impl Shared {
             long_run: None,
         };
         let snapshot = exec.to_json();
-        let live = exec.liveaction_json();
         let parameters: BTreeMap<String, String> = n
             .parameters
             .iter()
@@ -1195,12 +1226,17 @@ impl Shared {
             parameters,
         };
         let mut st = self.state.lock();
+        let created = [
+            self.exec_update("st2.liveaction__create", &exec),
+            self.exec_update("st2.execution__create", &exec),
+        ];
         let idx = st.executions.len();
         st.by_id.insert(id.clone(), idx);
         st.executions.push(exec);
         st.records.push(record);
-        self.publish_locked(self.exec_event("st2.liveaction__create", &live, &id, "requested"));
-        self.publish_locked(self.exec_event("st2.execution__create", &snapshot, &id, "requested"));
+        for event in created {
+            self.publish_locked(event);
+        }
         tracing::debug!(execution = %id, "st2 emulator: execution requested");
         (id, snapshot)
     }
@@ -1326,7 +1362,7 @@ impl Shared {
         exec.set_status(final_status);
         events.extend(self.status_events(exec));
         let aliases = self.aliases();
-        let announcements = announcements_for(exec, &exec.to_json(), &self.settings, &aliases);
+        let announcements = announcements_for(exec, &self.settings, &aliases);
         for event in events {
             self.publish_locked(event);
         }
@@ -1433,7 +1469,7 @@ impl Shared {
             exec.set_status("succeeded");
             events.extend(self.status_events(exec));
             let aliases = self.aliases();
-            announcements = announcements_for(exec, &exec.to_json(), &self.settings, &aliases);
+            announcements = announcements_for(exec, &self.settings, &aliases);
         }
         for event in events {
             self.publish_locked(event);
@@ -1468,9 +1504,8 @@ impl Shared {
         }
         exec.end = Some(Utc::now());
         exec.set_status("canceled");
-        let json = exec.to_json();
         let aliases = self.aliases();
-        let announcements = announcements_for(exec, &json, &self.settings, &aliases);
+        let announcements = announcements_for(exec, &self.settings, &aliases);
         for event in self.status_events(exec) {
             self.publish_locked(event);
         }
@@ -1730,7 +1765,7 @@ impl Shared {
         } else if liveaction {
             serde_json::to_string(&LiveActionView(exec))
         } else {
-            serde_json::to_string(&ExecutionView(exec))
+            serde_json::to_string(&ExecutionView { exec, only: None })
         };
         Event {
             name: name.to_string(),
@@ -1755,6 +1790,18 @@ impl Shared {
         let st = self.state.lock();
         let idx = *st.by_id.get(id)?;
         st.executions.get(idx).map(Exec::to_json)
+    }
+
+    /// A stored execution as `ActionExecutionAPI`, with only the top-level attributes
+    /// `only` names (what a read with `include_attributes` can keep).
+    pub(crate) fn execution_json_only(&self, id: &str, only: &[&str]) -> Option<Value> {
+        let st = self.state.lock();
+        let exec = st.executions.get(*st.by_id.get(id)?)?;
+        serde_json::to_value(ExecutionView {
+            exec,
+            only: Some(only),
+        })
+        .ok()
     }
 
     /// The action ref of a stored execution (what st2's RBAC resolvers read from it).
@@ -1829,7 +1876,7 @@ impl Shared {
             exec.end = Some(Utc::now());
             exec.set_status("canceled");
             let aliases = self.aliases();
-            announcements = announcements_for(exec, &exec.to_json(), &self.settings, &aliases);
+            announcements = announcements_for(exec, &self.settings, &aliases);
         }
         let json = exec.to_json();
         for event in self.status_events(exec) {
@@ -1850,12 +1897,7 @@ impl Shared {
 /// (`trigger.route equals <route>`) match the execution's notification route
 /// (`contrib/chatops/rules/notify_hubot.yaml`, `notify_errbot.yaml`), none when
 /// `format_execution_result` says `enabled: false` or fails.
-fn announcements_for(
-    exec: &Exec,
-    execution: &Value,
-    settings: &Settings,
-    aliases: &AliasSet,
-) -> Vec<(String, Value)> {
+fn announcements_for(exec: &Exec, settings: &Settings, aliases: &AliasSet) -> Vec<(String, Value)> {
     let Some(route) = exec.route.as_deref() else {
         return Vec::new();
     };
@@ -1869,7 +1911,7 @@ fn announcements_for(
         tracing::debug!(route, "st2 emulator: no notify rule covers this route");
         return Vec::new();
     }
-    let formatted = match format_execution_result(exec, execution, aliases) {
+    let formatted = match format_execution_result(exec, exec.to_json(), aliases) {
         Ok(Some(f)) => f,
         Ok(None) => return Vec::new(),
         Err(e) => {
@@ -1903,11 +1945,11 @@ fn announcements_for(
 /// looked up by id at completion time; a deleted one means the default template.
 fn format_execution_result(
     exec: &Exec,
-    execution: &Value,
+    execution: Value,
     aliases: &AliasSet,
 ) -> Result<Option<(String, Value)>, jinja::JinjaError> {
     // `execution.to_dict(exclude_attributes=[...])`.
-    let mut exec_ctx = execution.clone();
+    let mut exec_ctx = execution;
     if let Some(m) = exec_ctx.as_object_mut() {
         for k in ["trigger", "trigger_type", "trigger_instance", "liveaction"] {
             m.remove(k);
@@ -1917,10 +1959,14 @@ fn format_execution_result(
         .alias_id
         .as_deref()
         .and_then(|id| aliases.get_by_id(id));
-    let mut vars = vec![Var::dict("execution", exec_ctx.clone())];
-    if let Some(a) = &alias {
-        vars.push(Var::api("alias", a.raw.clone(), CLIENT_ALIAS));
-    }
+    // The template's variables, copied only for a template to render.
+    let vars = || {
+        let mut vars = vec![Var::dict("execution", exec_ctx.clone())];
+        if let Some(a) = &alias {
+            vars.push(Var::api("alias", a.raw.clone(), CLIENT_ALIAS));
+        }
+        vars
+    };
     let extras = Extras {
         six: true,
         st2kv: false,
@@ -1943,13 +1989,13 @@ fn format_execution_result(
         }
         if let Some(x) = result.get("extra") {
             extra = match x {
-                Value::Object(m) => Value::Object(jinja::render_values(m, &vars, extras, true)?),
+                Value::Object(m) => Value::Object(jinja::render_values(m, &vars(), extras, true)?),
                 other => other.clone(),
             };
         }
     }
     let message = match template {
-        Some(t) => jinja::render(t, &vars, extras, false)?,
+        Some(t) => jinja::render(t, &vars(), extras, false)?,
         None => default_result_message(&exec_ctx),
     };
     Ok(Some((message, extra)))
