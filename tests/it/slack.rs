@@ -279,6 +279,91 @@ async fn dropped_sockets_reconnect_and_queued_messages_are_delivered() {
     );
 }
 
+/// Socket Mode replays nothing to a new socket (https://api.slack.com/apis/connections/socket):
+/// after a lost link the bridge reads `conversations.history` of the channels it heard last
+/// from the newest message it handed on there, so a command said while no socket listened
+/// runs once, and one it had run already does not run again.
+#[actix_rt::test]
+async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
+    let (slack, b) = socket_bridge().await;
+    let ran = |marker: &str| {
+        b.emulator
+            .executions()
+            .iter()
+            .filter(|e| e.parameters.get("cmd").is_some_and(|c| c == marker))
+            .count()
+    };
+    let results_of = |marker: &str| {
+        let ids: Vec<String> = b
+            .emulator
+            .executions()
+            .iter()
+            .filter(|e| e.parameters.get("cmd").is_some_and(|c| c == marker))
+            .map(|e| e.id.clone())
+            .collect();
+        slack
+            .posts()
+            .iter()
+            .filter(|p| {
+                ids.iter()
+                    .any(|id| text_of(p).contains(&format!("execution: {id}")))
+            })
+            .count()
+    };
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run sl-first", None))
+        .await;
+    assert!(
+        eventually!(WAIT, results_of("sl-first") == 1),
+        "first result"
+    );
+
+    slack.refuse_sockets(true);
+    slack.drop_connections().await;
+    let down = eventually!(WAIT, b.actor("chat:slack").await["state"] == "reconnecting");
+    assert!(down, "{}", b.actor("chat:slack").await);
+    // Said while no socket is open: in the channel's history, never sent as an event.
+    slack.say_unheard("C0OPS", ALICE, "!st2 run sl-away");
+    let opened = slack.connections_opened();
+    slack.refuse_sockets(false);
+    assert!(
+        eventually!(WAIT, slack.connections_opened() > opened),
+        "a new socket"
+    );
+    // And one once it is back.
+    slack
+        .push(slack.message_event("C0OPS", ALICE, "!st2 run sl-back", None))
+        .await;
+
+    let all = ["sl-first", "sl-away", "sl-back"];
+    assert!(
+        eventually!(WAIT, all.iter().all(|m| results_of(m) >= 1)),
+        "every command ran and its result was posted: {:?}; posts: {:#?}",
+        all.map(|m| (m, ran(m), results_of(m))),
+        slack.posts().iter().map(text_of).collect::<Vec<_>>()
+    );
+    // A copy would have been handed on before `sl-back` (what the catch-up finds goes
+    // first), and so have run by now: every command ran once and was answered once.
+    for marker in all {
+        assert_eq!(ran(marker), 1, "{marker} ran once");
+        assert_eq!(results_of(marker), 1, "{marker}'s result was posted once");
+    }
+    // Asked from the newest message handed on in the channel, inclusive.
+    let reads = slack.calls("conversations.history");
+    let read = reads
+        .iter()
+        .find(|c| c.body["channel"] == "C0OPS" && c.body.get("include_all_metadata").is_none())
+        .expect("the channel read back");
+    assert_eq!(read.body["inclusive"], true, "{}", read.body);
+    assert!(read.body["oldest"].as_str().is_some(), "{}", read.body);
+    assert_eq!(b.actor("chat:slack").await["state"], "up");
+    let logs = captured_logs();
+    assert!(
+        !logs.contains(BOT_TOKEN) && !logs.contains(APP_TOKEN),
+        "a token was logged"
+    );
+}
+
 #[actix_rt::test]
 async fn bots_and_the_bridge_itself_are_not_obeyed() {
     let (slack, b) = socket_bridge().await;

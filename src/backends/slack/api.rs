@@ -16,7 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::wire::{ApiEnvelope, ConversationsOpen, MessagePage};
+use super::resume;
+use super::wire::{ApiEnvelope, ConversationsOpen, HistoryPage, MessagePage};
 use crate::backends::connection::{outbox::Outcome, owed::OwedPart, ConnectionError};
 
 /// The `metadata.event_type` of a result part's post; `event_payload.part` is its key.
@@ -116,6 +117,54 @@ async fn already_posted(
         }
     }
     Ok(false)
+}
+
+/// What was posted in `channel` from `since` (milliseconds, inclusive) on, newest first as
+/// Slack lists it: `conversations.history` with `oldest` and `inclusive`
+/// (https://api.slack.com/methods/conversations.history; Tier 3), following
+/// `response_metadata.next_cursor` for at most [`resume::HISTORY_PAGES`] pages. A 429 (or
+/// Slack's `ratelimited`) is waited out as `Retry-After` says, unless that would pass
+/// `deadline`: then it is the error, and the catch-up gives up on what is left.
+pub async fn history_since(
+    api: &Api,
+    token: &SecretString,
+    channel: &str,
+    since: u64,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<Value>, ApiError> {
+    let mut args = json!({
+        "channel": channel,
+        "oldest": resume::oldest(since),
+        "inclusive": true,
+        "limit": resume::HISTORY_PAGE,
+    });
+    let mut messages = Vec::new();
+    let mut pages = 0;
+    while pages < resume::HISTORY_PAGES {
+        let page: HistoryPage = match api.call("conversations.history", token, &args).await {
+            Ok(page) => page,
+            Err(error) => {
+                let wait = match &error {
+                    ApiError::RateLimited(wait) => *wait,
+                    ApiError::Slack(e) if e == "ratelimited" => Duration::from_secs(1),
+                    _ => return Err(error),
+                };
+                if tokio::time::Instant::now() + wait > deadline {
+                    return Err(error);
+                }
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        pages += 1;
+        let next = page.next_cursor().map(str::to_owned);
+        messages.extend(page.messages);
+        match next {
+            Some(cursor) => args["cursor"] = json!(cursor),
+            None => break,
+        }
+    }
+    Ok(messages)
 }
 
 /// The part of `chat.postMessage`'s answer the bridge reads: the new message's `ts`

@@ -9,13 +9,15 @@
 //! Files: `config.rs` (settings), `wire.rs` (envelopes and events, typed), `api.rs` (Web
 //! API calls), `render.rs` (hubot-style attachments), `platform.rs` (the
 //! [`Platform`](crate::backends::connection::Platform)), `interactive.rs` (buttons),
-//! `signature.rs` (the Events API's request signature).
+//! `signature.rs` (the Events API's request signature), `resume.rs` (what a new Socket Mode
+//! link reads back from `conversations.history`: what was posted while none listened).
 
 pub mod api;
 pub mod config;
 mod interactive;
 mod platform;
 pub mod render;
+pub mod resume;
 pub mod signature;
 pub mod wire;
 

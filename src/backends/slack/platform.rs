@@ -2,8 +2,18 @@
 //! events, interactivity) as a state machine over the websocket; in Events API mode the
 //! link is only the login, and events arrive as signed requests on its HTTP route ([`WebhookRequest`]).
 //! Posts go out over the Web API.
+//!
+//! Socket Mode replays nothing to a new socket (https://api.slack.com/apis/connections/socket):
+//! the platform keeps a [`Position`] (since when its links listened, and per channel the
+//! `ts` of the newest message handed on), saved for the next holder through
+//! [`Platform::resume_state`], and each new link asks `conversations.history` what was
+//! posted from there on before it hands on live messages ([`super::resume`]).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use awc::ws::{Frame, Message};
 use futures_util::{future::LocalBoxFuture, StreamExt};
@@ -13,7 +23,9 @@ use serde_json::{json, Value};
 use super::{
     api::{self, Api, Dest, Outgoing},
     interactive::Interactions,
-    normalise_text, render, signature, strip_mention,
+    normalise_text, render,
+    resume::{self, Position, MAX_CATCH_UP_MS},
+    signature, strip_mention,
     wire::{ApiEnvelope, AuthTest, ConnectionsOpen, ConversationsInfo, EventCallback, SocketFrame},
     SlackMode, SlackSettings, WhisperMode,
 };
@@ -21,6 +33,7 @@ use crate::{
     actors::messages::Deliver,
     backends::connection::{
         owed::{Attempt, OwedPart, Unanswered},
+        position::now_ms,
         websocket::{self, Incoming},
         ConnectionError, Effects, Handles, Link, Platform, Seen, Sending,
     },
@@ -35,6 +48,14 @@ const SEEN_CAPACITY: usize = 512;
 /// Largest Socket Mode frame accepted.
 const MAX_FRAME: usize = 4 << 20;
 
+/// Live messages held back while a catch-up runs (they go after what it finds); beyond that
+/// the oldest are dropped, and logged.
+const HELD_MESSAGES: usize = 1024;
+
+/// Longest a catch-up may take, waits for Slack's rate limit included: what it has not read
+/// by then is not caught up (a warning says so), and the live messages held meanwhile go on.
+const CATCH_UP_BUDGET: Duration = Duration::from_secs(30);
+
 /// The platform's own happenings.
 pub enum Event {
     /// A message waited for its channel's name (`conversations.info`).
@@ -47,6 +68,14 @@ pub enum Event {
     Sent {
         dm: Option<(String, String)>,
         part: Option<Attempt>,
+    },
+    /// Catch-up `round` read what was posted from the position on (live `message` events'
+    /// shape, oldest first, with their `ts` in milliseconds) and the names of the channels
+    /// it was posted in.
+    CaughtUp {
+        round: u64,
+        missed: Vec<(u64, Value)>,
+        names: Vec<(String, Option<String>)>,
     },
     /// `chat.update` of an answered button message ended (`failed`: why not).
     Updated {
@@ -75,6 +104,16 @@ pub struct Slack {
     pub(super) interactive: Interactions,
     /// Result parts sent without an answer, looked for before they are sent again.
     unanswered: Unanswered,
+    /// Socket Mode: since when the links listened, and per channel the `ts` (ms) of the
+    /// newest message handed on: what the next link (this process's, or the next holder's)
+    /// catches up from.
+    position: Position,
+    /// The catch-up under way (its round), if one is: live messages are held meanwhile.
+    catching_up: Option<u64>,
+    rounds: u64,
+    /// Live messages held during a catch-up (kept across a lost link: they go after the
+    /// next link's catch-up).
+    held: VecDeque<InboundMessage>,
 }
 
 impl Slack {
@@ -92,7 +131,15 @@ impl Slack {
             seen: Seen::new(SEEN_CAPACITY),
             interactive: Interactions::default(),
             unanswered: Unanswered::default(),
+            position: Position::default(),
+            catching_up: None,
+            rounds: 0,
+            held: VecDeque::new(),
         }
+    }
+
+    fn socket_mode(&self) -> bool {
+        self.settings.mode == SlackMode::Socket
     }
 
     pub(super) fn api(&mut self) -> Api {
@@ -122,6 +169,7 @@ impl Slack {
             SocketFrame::Hello { num_connections } => {
                 tracing::info!(connection = %self.name, ?num_connections, "Slack socket ready");
                 fx.ready();
+                self.listening(fx);
             }
             SocketFrame::Disconnect { reason } => {
                 // The next socket opens first; this one works until then.
@@ -193,30 +241,44 @@ impl Slack {
         }
     }
 
+    /// A live `message` (or `app_mention`) event: handed on, or held while a catch-up runs.
     fn message(&mut self, event: super::wire::Event, team: Option<String>, fx: &mut Effects<Self>) {
-        let Some(me) = self.identity.as_ref().map(|i| i.user_id.clone()) else {
+        let Some(msg) = self.map(event, team) else {
             return;
         };
+        if self.catching_up.is_some() {
+            if self.held.len() >= HELD_MESSAGES {
+                self.held.pop_front();
+                tracing::warn!(connection = %self.name, "too many messages while catching up; the oldest held one was dropped");
+            }
+            self.held.push_back(msg);
+            return;
+        }
+        self.hand_on(msg, fx);
+    }
+
+    /// A message event as a chat message; `None` for what is not a command (edits, joins,
+    /// deletions, bots and the bridge itself, messages without an author). Live and
+    /// caught-up messages alike; the message id is the message's `ts`.
+    fn map(&self, event: super::wire::Event, team: Option<String>) -> Option<InboundMessage> {
+        let me = self.identity.as_ref().map(|i| i.user_id.clone())?;
         // Edits, joins, deletions and bots (this one included) are not commands.
         if !matches!(
             event.subtype.as_deref(),
             None | Some("thread_broadcast" | "file_share")
         ) {
-            return;
+            return None;
         }
         if event.bot_id.is_some() {
-            return;
+            return None;
         }
         // A message without an author (or with a blank one) is nobody's command.
         let user = event.user.filter(|u| !u.trim().is_empty());
         let (Some(user), Some(channel), Some(ts)) = (user, event.channel, event.ts) else {
-            return;
+            return None;
         };
         if user == me {
-            return;
-        }
-        if !self.first_sighting(format!("msg:{channel}:{ts}")) {
-            return;
+            return None;
         }
         let text = normalise_text(event.text.as_deref().unwrap_or_default());
         let (mentioned, text) = strip_mention(&text, &me);
@@ -235,7 +297,7 @@ impl Slack {
                     .find(|n| !n.is_empty())
             })
             .unwrap_or_else(|| user.clone());
-        let msg = InboundMessage {
+        Some(InboundMessage {
             user: ChatUser {
                 connection: self.name.clone(),
                 id: user,
@@ -243,7 +305,7 @@ impl Slack {
             },
             room: Room {
                 connection: self.name.clone(),
-                id: channel.clone(),
+                id: channel,
                 kind,
                 thread: event.thread_ts,
             },
@@ -252,10 +314,22 @@ impl Slack {
             mentioned,
             room_name: None,
             org: team,
-        };
-        if kind == RoomKind::Direct {
-            return fx.inbound(msg);
+        })
+    }
+
+    /// Hands `msg` on unless it was already (by channel and `ts`: Slack's retries, the
+    /// `message` + `app_mention` pair of one mention, a message both live and caught up);
+    /// a group channel's name is looked up first when not known. False when skipped.
+    fn hand_on(&mut self, msg: InboundMessage, fx: &mut Effects<Self>) -> bool {
+        let ts = msg.message_id.clone().unwrap_or_default();
+        if !self.first_sighting(format!("msg:{}:{ts}", msg.room.id)) {
+            return false;
         }
+        if msg.room.kind == RoomKind::Direct {
+            self.deliver(msg, fx);
+            return true;
+        }
+        let channel = msg.room.id.clone();
         if self.settings.whispers == WhisperMode::Ephemeral {
             if self.last_room.len() >= 10_000 {
                 self.last_room.clear();
@@ -264,28 +338,166 @@ impl Slack {
         }
         if let Some(room_name) = self.room_names.get(&channel) {
             let room_name = Some(room_name.clone());
-            return fx.inbound(InboundMessage { room_name, ..msg });
+            self.deliver(InboundMessage { room_name, ..msg }, fx);
+            return true;
         }
         let api = self.api();
         let bot = self.settings.bot_token.clone();
         tracing::debug!(connection = %self.name, channel = %channel, "looking up the channel name");
         fx.spawn(async move {
-            let info = api
-                .call::<ConversationsInfo>("conversations.info", &bot, &json!({"channel": channel}))
-                .await;
-            let name = match info {
-                Ok(info) => info.channel.name,
-                Err(e) => {
-                    tracing::debug!(error = %e.describe(), "conversations.info failed; no room name");
-                    None
-                }
-            };
+            let name = channel_name(&api, &bot, &channel).await;
             Event::Named {
                 message: Box::new(msg),
                 name,
             }
         });
+        true
     }
+
+    /// Gives `msg` to the dispatcher and, in Socket Mode, moves the position to it.
+    fn deliver(&mut self, msg: InboundMessage, fx: &mut Effects<Self>) {
+        if self.socket_mode() {
+            if let Some(ms) = msg.message_id.as_deref().and_then(resume::ts_ms) {
+                self.position.note(&msg.room.id, ms);
+            }
+        }
+        fx.inbound(msg);
+    }
+
+    /// A socket said hello: the first link marks when the links started listening; a later
+    /// one (after a lost link, or the next holder's) catches up first.
+    fn listening(&mut self, fx: &mut Effects<Self>) {
+        if !self.position.is_known() {
+            self.position.listening(now_ms());
+        }
+        let floor = now_ms().saturating_sub(MAX_CATCH_UP_MS);
+        let rooms = resume::rooms_to_fetch(&self.position, floor);
+        if rooms.is_empty() {
+            self.catching_up = None;
+            for msg in std::mem::take(&mut self.held) {
+                self.hand_on(msg, fx);
+            }
+            return;
+        }
+        self.rounds += 1;
+        let round = self.rounds;
+        self.catching_up = Some(round);
+        let api = self.api();
+        let bot = self.settings.bot_token.clone();
+        let name = self.name.clone();
+        let known: HashSet<String> = self.room_names.keys().cloned().collect();
+        tracing::debug!(connection = %self.name, channels = rooms.len(), "reading what was posted while no link listened");
+        fx.spawn(async move {
+            let deadline = tokio::time::Instant::now() + CATCH_UP_BUDGET;
+            let (missed, names) = fetch_missed(&api, &bot, &name, rooms, known, deadline).await;
+            Event::CaughtUp {
+                round,
+                missed,
+                names,
+            }
+        });
+    }
+
+    /// Catch-up `round` came back: what it found goes first, oldest first, then the live
+    /// messages held meanwhile.
+    fn caught_up(
+        &mut self,
+        round: u64,
+        missed: Vec<(u64, Value)>,
+        names: Vec<(String, Option<String>)>,
+        fx: &mut Effects<Self>,
+    ) {
+        if self.catching_up != Some(round) {
+            return;
+        }
+        self.catching_up = None;
+        for (channel, name) in names {
+            if let Some(name) = name {
+                self.room_names.insert(channel, name);
+            }
+        }
+        let default_team = self.identity.as_ref().and_then(|i| i.team_id.clone());
+        let mut handed = 0;
+        for (_, event) in missed {
+            let event: super::wire::Event = match serde_json::from_value(event) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::debug!(connection = %self.name, error = %e, "a caught-up Slack message skipped");
+                    continue;
+                }
+            };
+            let team = event.team.clone().or_else(|| default_team.clone());
+            if let Some(msg) = self.map(event, team) {
+                handed += usize::from(self.hand_on(msg, fx));
+            }
+        }
+        if handed > 0 {
+            tracing::info!(connection = %self.name, messages = handed, "caught up with what was posted while no link listened");
+        }
+        for msg in std::mem::take(&mut self.held) {
+            self.hand_on(msg, fx);
+        }
+    }
+}
+
+/// A channel's name (`conversations.info`), `None` when Slack does not say.
+async fn channel_name(api: &Api, bot: &secrecy::SecretString, channel: &str) -> Option<String> {
+    let info = api
+        .call::<ConversationsInfo>("conversations.info", bot, &json!({"channel": channel}))
+        .await;
+    match info {
+        Ok(info) => info.channel.name,
+        Err(e) => {
+            tracing::debug!(error = %e.describe(), "conversations.info failed; no room name");
+            None
+        }
+    }
+}
+
+/// What was posted in `rooms` (each from its point on), oldest first as live events, and the
+/// names of the group channels it was posted in that are not `known`, all by `deadline`. A
+/// channel that cannot be read (a missing `*:history` scope, the bot removed, a rate limit
+/// longer than the time left) is skipped with a warning; the link is up meanwhile.
+async fn fetch_missed(
+    api: &Api,
+    bot: &secrecy::SecretString,
+    name: &str,
+    rooms: Vec<(String, u64)>,
+    mut known: HashSet<String>,
+    deadline: tokio::time::Instant,
+) -> (Vec<(u64, Value)>, Vec<(String, Option<String>)>) {
+    let mut fetched = Vec::new();
+    for (channel, since) in rooms {
+        let read = api::history_since(api, bot, &channel, since, deadline);
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok(Ok(messages)) => {
+                fetched.extend(messages.into_iter().map(|m| (channel.clone(), since, m)));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(connection = %name, channel = %channel, error = %e.describe(), "could not read what was posted in a Slack channel while no link listened; commands said there meanwhile are not run (the bot needs the channels:history, groups:history, im:history and mpim:history scopes)");
+            }
+            Err(_) => {
+                tracing::warn!(connection = %name, "reading what was posted while no link listened took too long; the rest is not caught up");
+                break;
+            }
+        }
+    }
+    let missed = resume::missed(fetched);
+    let mut names = Vec::new();
+    for (_, event) in &missed {
+        let Some(channel) = event["channel"].as_str() else {
+            continue;
+        };
+        if channel.starts_with('D') || !known.insert(channel.to_owned()) {
+            continue;
+        }
+        let lookup = channel_name(api, bot, channel);
+        match tokio::time::timeout_at(deadline, lookup).await {
+            Ok(found) => names.push((channel.to_owned(), found)),
+            Err(_) => break,
+        }
+    }
+    (missed, names)
 }
 
 impl Platform for Slack {
@@ -390,10 +602,13 @@ impl Platform for Slack {
                 if let Some(n) = &name {
                     self.room_names.insert(message.room.id.clone(), n.clone());
                 }
-                fx.inbound(InboundMessage {
-                    room_name: name,
-                    ..*message
-                });
+                self.deliver(
+                    InboundMessage {
+                        room_name: name,
+                        ..*message
+                    },
+                    fx,
+                );
             }
             Event::Sent { dm, part } => {
                 if let Some((user, channel)) = dm {
@@ -403,7 +618,32 @@ impl Platform for Slack {
                     self.unanswered.learn(attempt);
                 }
             }
+            Event::CaughtUp {
+                round,
+                missed,
+                names,
+            } => self.caught_up(round, missed, names, fx),
             Event::Updated { failed, outcome } => self.updated(failed, *outcome, fx),
+        }
+    }
+
+    fn closed(&mut self) {
+        // The position has not moved past what the catch-up under way would have found: the
+        // next link's catch-up reads it again. Held live messages stay, to go after it.
+        self.catching_up = None;
+    }
+
+    /// Socket Mode: since when the links listened and per channel the `ts` (ms) of the
+    /// newest message handed on; the next holder reads what was posted from there on.
+    /// Events API mode: nothing (Slack retries an unanswered event by itself).
+    fn resume_state(&self) -> Option<Value> {
+        self.socket_mode().then(|| self.position.state()).flatten()
+    }
+
+    fn resume_from(&mut self, state: Value) {
+        let position = Position::from_state(&state);
+        if position.is_known() && self.socket_mode() {
+            self.position = position;
         }
     }
 
@@ -711,5 +951,208 @@ mod tests {
             Some(Duration::from_secs(60)),
             "pinged half-way to idle_timeout_secs"
         );
+    }
+
+    /// A `message` event in channel C0OPS from alice.
+    fn in_channel(envelope: &str, ts: &str, text: &str) -> Value {
+        let mut v = dm(envelope, &format!("Ev{envelope}"), ts, text);
+        v["payload"]["event"]["channel"] = json!("C0OPS");
+        v["payload"]["event"]["channel_type"] = json!("channel");
+        v
+    }
+
+    fn texts(fx: &Effects<Slack>) -> Vec<&str> {
+        fx.messages().iter().map(|m| m.text.as_str()).collect()
+    }
+
+    #[test]
+    fn the_position_follows_what_is_handed_on_and_a_new_link_catches_up_before_live_messages() {
+        let (fresh, _) = opened("socket");
+        assert_eq!(
+            fresh.resume_state(),
+            None,
+            "never listened: nothing to resume"
+        );
+        let (mut p, _) = opened("socket");
+        p.room_names.insert("C0OPS".into(), "ops".into());
+        let before = now_ms();
+        frame(&mut p, json!({"type": "hello"}));
+        assert_eq!(p.catching_up, None, "a first link has nothing to catch up");
+        let since = p.resume_state().expect("listening")["listening_since"]
+            .as_u64()
+            .unwrap();
+        assert!(since >= before);
+        // Points are the newest `ts` handed on per channel, in ms (Slack's are the wall clock).
+        let t = |ms: u64| format!("{}.{:03}123", ms / 1000, ms % 1000);
+        let t1 = t(since + 10);
+        let t2 = t(since + 20);
+        let fx = frame(&mut p, in_channel("e1", &t1, "!st2 run one"));
+        assert_eq!(texts(&fx), ["!st2 run one"]);
+        assert_eq!(fx.messages()[0].message_id.as_deref(), Some(t1.as_str()));
+        frame(&mut p, dm("e2", "Ev2", &t2, "!st2 run two"));
+        let state = p.resume_state().unwrap();
+        assert_eq!(
+            state["rooms"],
+            json!({"C0OPS": since + 10, "D1": since + 20})
+        );
+
+        // The next holder resumes from there: its first hello reads both channels back.
+        let (mut next, _) = opened("socket");
+        next.room_names.insert("C0OPS".into(), "ops".into());
+        next.resume_from(state.clone());
+        assert_eq!(
+            next.resume_state(),
+            Some(state.clone()),
+            "kept until it moves"
+        );
+        let fx = frame(&mut next, json!({"type": "hello"}));
+        assert!(fx.is_ready(), "replies need not wait for the catch-up");
+        let round = next.catching_up.expect("a catch-up under way");
+        // A live message while catching up waits for what was posted before it.
+        let t4 = t(since + 40);
+        let fx = frame(&mut next, in_channel("e4", &t4, "!st2 run live"));
+        assert_eq!(
+            fx.written_json(),
+            [json!({"envelope_id": "e4"})],
+            "acknowledged at once"
+        );
+        assert!(fx.messages().is_empty(), "held");
+        // What conversations.history had, as the catch-up hands it over (newest first in;
+        // `resume::missed` sorts): the one handed on before, one said meanwhile, and the
+        // live one, read back too.
+        let h = |ts: &str, text: &str| json!({"type": "message", "user": "UALICE", "text": text, "ts": ts, "team": "T1"});
+        let t3 = t(since + 30);
+        let missed = resume::missed(vec![
+            ("C0OPS".into(), since + 10, h(&t4, "!st2 run live")),
+            ("C0OPS".into(), since + 10, h(&t3, "!st2 run away")),
+            ("C0OPS".into(), since + 10, h(&t1, "!st2 run one")),
+            ("D1".into(), since + 20, h(&t2, "!st2 run two")),
+        ]);
+        // An older round (a link lost meanwhile) is ignored.
+        let mut fx = Effects::default();
+        next.event(
+            Event::CaughtUp {
+                round: round + 7,
+                missed: missed.clone(),
+                names: Vec::new(),
+            },
+            &mut fx,
+        );
+        assert!(fx.messages().is_empty());
+        let mut fx = Effects::default();
+        next.event(
+            Event::CaughtUp {
+                round,
+                missed,
+                names: Vec::new(),
+            },
+            &mut fx,
+        );
+        // In this process nothing was seen yet: all of them, oldest first, each with the
+        // id the live event had (the shared store skips those another process ran), then
+        // the held live one once.
+        assert_eq!(
+            texts(&fx),
+            [
+                "!st2 run one",
+                "!st2 run two",
+                "!st2 run away",
+                "!st2 run live"
+            ]
+        );
+        let ids: Vec<_> = fx
+            .messages()
+            .iter()
+            .map(|m| m.message_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, [t1.clone(), t2.clone(), t3.clone(), t4.clone()]);
+        let away = &fx.messages()[2];
+        assert_eq!(away.room.id, "C0OPS");
+        assert_eq!(away.room.kind, RoomKind::Group);
+        assert_eq!(away.room_name.as_deref(), Some("ops"));
+        assert_eq!(away.org.as_deref(), Some("T1"));
+        assert_eq!(fx.messages()[1].room.kind, RoomKind::Direct);
+        assert_eq!(next.catching_up, None);
+        assert_eq!(
+            next.resume_state().unwrap()["rooms"],
+            json!({"C0OPS": since + 40, "D1": since + 20})
+        );
+
+        // A lost link in the same process: what was handed on is not handed on again.
+        next.closed();
+        let fx = frame(&mut next, json!({"type": "hello"}));
+        assert!(fx.is_ready());
+        let round = next.catching_up.expect("caught up again");
+        let mut fx = Effects::default();
+        let again = resume::missed(vec![
+            ("C0OPS".into(), since + 40, h(&t4, "!st2 run live")),
+            (
+                "C0OPS".into(),
+                since + 40,
+                json!({"type": "message", "subtype": "bot_message", "bot_id": "BOTHER", "text": "!st2 run bot", "ts": t(since + 41)}),
+            ),
+            (
+                "C0OPS".into(),
+                since + 40,
+                json!({"type": "message", "user": BOT, "text": "result", "ts": t(since + 42)}),
+            ),
+            (
+                "C0OPS".into(),
+                since + 40,
+                json!({"type": "message", "subtype": "channel_join", "user": "UALICE", "text": "joined", "ts": t(since + 43)}),
+            ),
+        ]);
+        next.event(
+            Event::CaughtUp {
+                round,
+                missed: again,
+                names: Vec::new(),
+            },
+            &mut fx,
+        );
+        assert!(fx.messages().is_empty(), "{:?}", texts(&fx));
+    }
+
+    #[test]
+    fn a_lost_link_keeps_held_messages_and_stale_or_unknown_rooms_are_not_caught_up() {
+        let (mut p, _) = opened("socket");
+        p.room_names.insert("C0OPS".into(), "ops".into());
+        // A position whose only point is older than the catch-up window.
+        let old = now_ms() - MAX_CATCH_UP_MS - 60_000;
+        p.resume_from(json!({"listening_since": old - 1, "rooms": {"C0OPS": old}}));
+        let fx = frame(&mut p, json!({"type": "hello"}));
+        assert!(fx.is_ready());
+        assert_eq!(p.catching_up, None, "nothing recent to read back");
+        // A recent point: a catch-up starts; a live message is held, and the link is lost.
+        let recent = now_ms() - 1_000;
+        let (mut q, _) = opened("socket");
+        q.room_names.insert("C0OPS".into(), "ops".into());
+        q.resume_from(json!({"listening_since": recent - 1, "rooms": {"C0OPS": recent}}));
+        frame(&mut q, json!({"type": "hello"}));
+        assert!(q.catching_up.is_some());
+        let ts = format!("{}.{:03}000", (recent + 5) / 1000, (recent + 5) % 1000);
+        assert!(frame(&mut q, in_channel("e1", &ts, "!st2 run held"))
+            .messages()
+            .is_empty());
+        q.closed();
+        assert_eq!(q.catching_up, None);
+        // The next link catches up again; its answer lets the held message go.
+        frame(&mut q, json!({"type": "hello"}));
+        let round = q.catching_up.expect("a new round");
+        let mut fx = Effects::default();
+        q.event(
+            Event::CaughtUp {
+                round,
+                missed: Vec::new(),
+                names: Vec::new(),
+            },
+            &mut fx,
+        );
+        assert_eq!(texts(&fx), ["!st2 run held"]);
+
+        // Events API mode keeps no position: Slack retries by itself.
+        let (mut e, _) = opened("events");
+        e.resume_from(json!({"listening_since": recent, "rooms": {"C0OPS": recent}}));
+        assert_eq!(e.resume_state(), None);
     }
 }

@@ -87,6 +87,32 @@ impl MessagePage {
     }
 }
 
+/// A page of `conversations.history` as the catch-up reads it: the messages whole, to be
+/// mapped as live `message` events are (https://api.slack.com/methods/conversations.history:
+/// `messages` newest first, `has_more`, `response_metadata.next_cursor`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryPage {
+    /// The messages, newest first.
+    #[serde(default)]
+    pub messages: Vec<Value>,
+    /// More messages match than this page holds.
+    #[serde(default)]
+    pub has_more: bool,
+    /// Where the next page starts.
+    #[serde(default)]
+    pub response_metadata: Option<ResponseMetadata>,
+}
+
+impl HistoryPage {
+    /// The cursor of the next page, when there is one.
+    pub fn next_cursor(&self) -> Option<&str> {
+        self.response_metadata
+            .as_ref()
+            .map(|m| m.next_cursor.as_str())
+            .filter(|c| self.has_more && !c.is_empty())
+    }
+}
+
 /// Pagination of a Web API answer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ResponseMetadata {

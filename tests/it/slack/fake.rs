@@ -47,6 +47,9 @@ struct State {
     post_ts: Vec<String>,
     /// The `ts` of the people's messages ([`FakeSlack::message_event`]): roots of threads.
     user_ts: std::collections::HashSet<String>,
+    /// The people's messages, by channel, as the history methods list them
+    /// ([`FakeSlack::message_event`], [`FakeSlack::say_unheard`]).
+    user_messages: Vec<(String, Value)>,
     /// `chat.postMessage` calls whose text contains this save the post and then answer 503,
     /// as when the answer is lost after Slack has the message, this many times
     /// ([`FakeSlack::lose_answers_to`]).
@@ -102,15 +105,26 @@ impl State {
         )
     }
 
-    /// The bot's posts in `channel` as the history methods list them
-    /// (https://api.slack.com/methods/conversations.history, "Example response"): newest
-    /// first, later than `oldest`, with `metadata` only when `include_all_metadata` is set.
-    fn history(&self, channel: &str, oldest: f64, metadata: bool) -> Vec<(Value, Option<String>)> {
+    /// The bot's posts and the people's messages in `channel` as the history methods list
+    /// them (https://api.slack.com/methods/conversations.history, "Example response"):
+    /// newest first, later than `oldest` (or from it on, `inclusive`), with `metadata` only
+    /// when `include_all_metadata` is set; each with the thread it replies in, if any.
+    fn history(
+        &self,
+        channel: &str,
+        oldest: (u64, u64),
+        inclusive: bool,
+        metadata: bool,
+    ) -> Vec<(Value, Option<String>)> {
+        let after = |ts: &str| {
+            let at = ts_key(ts);
+            at > oldest || (inclusive && at == oldest)
+        };
         let mut out: Vec<(Value, Option<String>)> = self
             .posts
             .iter()
             .zip(&self.post_ts)
-            .filter(|(p, ts)| p["channel"] == channel && ts.parse::<f64>().unwrap_or(0.0) > oldest)
+            .filter(|(p, ts)| p["channel"] == channel && after(ts))
             .map(|(p, ts)| {
                 let mut m = json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID,
                     "text": p["text"], "ts": ts});
@@ -123,9 +137,44 @@ impl State {
                 (m, p["thread_ts"].as_str().map(str::to_owned))
             })
             .collect();
-        out.reverse();
+        out.extend(
+            self.user_messages
+                .iter()
+                .filter(|(c, m)| c == channel && after(m["ts"].as_str().unwrap_or_default()))
+                .map(|(_, m)| {
+                    // A reply (not its thread's root) belongs to the thread.
+                    let thread = m["thread_ts"]
+                        .as_str()
+                        .filter(|t| *t != m["ts"])
+                        .map(str::to_owned);
+                    (m.clone(), thread)
+                }),
+        );
+        out.sort_by_key(|(m, _)| std::cmp::Reverse(ts_key(m["ts"].as_str().unwrap_or_default())));
         out
     }
+}
+
+/// A `ts` (`seconds.micros`) as numbers, for exact comparison.
+fn ts_key(ts: &str) -> (u64, u64) {
+    let (secs, frac) = ts.split_once('.').unwrap_or((ts, ""));
+    let micros = format!("{frac:0<6}");
+    (
+        secs.parse().unwrap_or(0),
+        micros.get(..6).and_then(|m| m.parse().ok()).unwrap_or(0),
+    )
+}
+
+/// A person's message as the history methods list it (no `channel`, no `channel_type`).
+fn history_item(event: &Value) -> Value {
+    let mut m = json!({"type": "message", "user": event["user"], "text": event["text"],
+        "ts": event["ts"], "team": TEAM, "client_msg_id": event["client_msg_id"],
+        "blocks": event["blocks"]});
+    if let Some(t) = event["thread_ts"].as_str() {
+        m["thread_ts"] = json!(t);
+        m["parent_user_id"] = event["parent_user_id"].clone();
+    }
+    m
 }
 
 /// A page of `messages` as the history methods answer it: `limit` (default 100, at most
@@ -207,7 +256,6 @@ impl FakeSlack {
         thread: Option<&str>,
     ) -> Value {
         let ts = self.next_ts();
-        self.state.lock().user_ts.insert(ts.clone());
         let channel_type = if channel.starts_with('D') {
             "im"
         } else {
@@ -224,7 +272,25 @@ impl FakeSlack {
             event["thread_ts"] = json!(t);
             event["parent_user_id"] = json!(user);
         }
+        self.record_said(channel, &event);
         callback(event)
+    }
+
+    /// Keeps a person's message in the channel's history.
+    fn record_said(&self, channel: &str, event: &Value) {
+        let mut s = self.state.lock();
+        s.user_ts
+            .insert(event["ts"].as_str().unwrap_or_default().to_owned());
+        s.user_messages
+            .push((channel.to_owned(), history_item(event)));
+    }
+
+    /// `user` says `text` in `channel` while no socket hears it: the message is in the
+    /// channel's history, and no event is ever sent for it (Socket Mode replays nothing to
+    /// a later connection). Returns its `ts`.
+    pub fn say_unheard(&self, channel: &str, user: &str, text: &str) -> String {
+        let event = self.message_event(channel, user, text, None)["event"].clone();
+        event["ts"].as_str().unwrap_or_default().to_owned()
     }
 
     /// A message posted by another app (`bot_message` subtype, `bot_id`).
@@ -702,13 +768,10 @@ async fn api(
             if !s.channels.contains_key(&channel) && !channel.starts_with('D') {
                 return err("channel_not_found");
             }
-            let oldest = body["oldest"]
-                .as_str()
-                .and_then(|o| o.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            let metadata =
-                body["include_all_metadata"] == true || body["include_all_metadata"] == "true";
-            let history = s.history(&channel, oldest, metadata);
+            let oldest = ts_key(body["oldest"].as_str().unwrap_or("0"));
+            let flag = |k: &str| body[k] == true || body[k] == "true" || body[k] == "1";
+            let metadata = flag("include_all_metadata");
+            let history = s.history(&channel, oldest, flag("inclusive"), metadata);
             let messages = if method == "conversations.history" {
                 history
                     .into_iter()
