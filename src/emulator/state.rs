@@ -22,7 +22,7 @@ pub(crate) use super::aliases::AliasSet;
 use super::jinja::{self, Extras, Var, CLIENT_ALIAS};
 use super::registry::Registry;
 use super::stream::Glob;
-use super::template::default_result_message;
+use super::template::{default_result_message, DEFAULT_MESSAGE_READS};
 use super::util::{api_key_hash, isotime, object_id, py_str, stable_object_id, token_string};
 use super::{CredentialKind, ExecutionRecord, Framing};
 
@@ -529,6 +529,15 @@ impl Exec {
         };
         json!({"id": self.id, "route": field("route"), "ttl": field("ttl"),
                "users": field("users"), "roles": field("roles"), "schema": field("schema")})
+    }
+
+    /// The `ActionExecutionAPI` object with only the top-level attributes `only` names.
+    fn to_json_only(&self, only: &[&str]) -> Value {
+        serde_json::to_value(ExecutionView {
+            exec: self,
+            only: Some(only),
+        })
+        .unwrap_or(Value::Null)
     }
 
     /// The `LiveActionAPI` object (`action` is a ref string).
@@ -1797,11 +1806,7 @@ impl Shared {
     pub(crate) fn execution_json_only(&self, id: &str, only: &[&str]) -> Option<Value> {
         let st = self.state.lock();
         let exec = st.executions.get(*st.by_id.get(id)?)?;
-        serde_json::to_value(ExecutionView {
-            exec,
-            only: Some(only),
-        })
-        .ok()
+        Some(exec.to_json_only(only))
     }
 
     /// The action ref of a stored execution (what st2's RBAC resolvers read from it).
@@ -1911,7 +1916,7 @@ fn announcements_for(exec: &Exec, settings: &Settings, aliases: &AliasSet) -> Ve
         tracing::debug!(route, "st2 emulator: no notify rule covers this route");
         return Vec::new();
     }
-    let formatted = match format_execution_result(exec, exec.to_json(), aliases) {
+    let formatted = match format_execution_result(exec, aliases) {
         Ok(Some(f)) => f,
         Ok(None) => return Vec::new(),
         Err(e) => {
@@ -1945,23 +1950,22 @@ fn announcements_for(exec: &Exec, settings: &Settings, aliases: &AliasSet) -> Ve
 /// looked up by id at completion time; a deleted one means the default template.
 fn format_execution_result(
     exec: &Exec,
-    execution: Value,
     aliases: &AliasSet,
 ) -> Result<Option<(String, Value)>, jinja::JinjaError> {
-    // `execution.to_dict(exclude_attributes=[...])`.
-    let mut exec_ctx = execution;
-    if let Some(m) = exec_ctx.as_object_mut() {
-        for k in ["trigger", "trigger_type", "trigger_instance", "liveaction"] {
-            m.remove(k);
-        }
-    }
     let alias = exec
         .alias_id
         .as_deref()
         .and_then(|id| aliases.get_by_id(id));
-    // The template's variables, copied only for a template to render.
+    // The template's variables, built only for a template to render:
+    // `execution.to_dict(exclude_attributes=[...])` and the alias.
     let vars = || {
-        let mut vars = vec![Var::dict("execution", exec_ctx.clone())];
+        let mut exec_ctx = exec.to_json();
+        if let Some(m) = exec_ctx.as_object_mut() {
+            for k in ["trigger", "trigger_type", "trigger_instance", "liveaction"] {
+                m.remove(k);
+            }
+        }
+        let mut vars = vec![Var::dict("execution", exec_ctx)];
         if let Some(a) = &alias {
             vars.push(Var::api("alias", a.raw.clone(), CLIENT_ALIAS));
         }
@@ -1996,7 +2000,7 @@ fn format_execution_result(
     }
     let message = match template {
         Some(t) => jinja::render(t, &vars(), extras, false)?,
-        None => default_result_message(&exec_ctx),
+        None => default_result_message(&exec.to_json_only(&DEFAULT_MESSAGE_READS)),
     };
     Ok(Some((message, extra)))
 }

@@ -136,6 +136,18 @@ const PYTHON_KEYS: &[&str] = &["result", "stdout", "stderr", "exit_code"];
 /// Where Jinja2 raises (a runner-specific branch meeting a result that is not a
 /// mapping, a missing `runner`), st2 posts nothing; this model then falls back to
 /// printing the value, as the generic branch would.
+/// The top-level attributes of the execution [`default_result_message`] reads: an
+/// announcement without a template of its own serialises only these.
+pub(crate) const DEFAULT_MESSAGE_READS: [&str; 7] = [
+    "action",
+    "status",
+    "id",
+    "web_url",
+    "elapsed_seconds",
+    "result",
+    "runner",
+];
+
 pub(crate) fn default_result_message(execution: &Value) -> String {
     // A missing field is Jinja's Undefined, which prints as an empty string.
     let text = |v: Option<&Value>| v.map(py_str).unwrap_or_default();
@@ -213,6 +225,35 @@ mod tests {
         assert_eq!(human_time(2.5), "2s");
         assert_eq!(human_time(65.0), "1m5s");
         assert_eq!(human_time(3725.4), "1h2m5s");
+    }
+
+    #[test]
+    fn the_default_message_reads_only_the_attributes_it_lists() {
+        // Every attribute an execution is served with; the message from only the listed
+        // ones must be the message from all of them.
+        let full = json!({"id": "abc", "action": {"ref": "core.remote", "runner_type": "remote-shell-cmd"},
+            "runner": {"name": "remote-shell-cmd", "enabled": true},
+            "liveaction": {"id": "l1", "action": "core.remote", "parameters": {"cmd": "x"}},
+            "status": "failed", "start_timestamp": "2026-12-04T08:00:00.000000Z",
+            "end_timestamp": "2026-12-04T08:00:02.500000Z", "elapsed_seconds": 2.5,
+            "parameters": {"cmd": "x", "hosts": "web1"}, "context": {"user": "alice"},
+            "notify": {"on_complete": {"routes": ["chatops"]}},
+            "result": {"web1": {"stdout": "hi", "return_code": 1}}, "result_size": 40,
+            "web_url": "https://st2/#/history/abc/general",
+            "log": [{"status": "requested", "timestamp": "2026-12-04T08:00:00.000000Z"}]});
+        let Value::Object(all) = &full else {
+            unreachable!()
+        };
+        let only: serde_json::Map<String, Value> = all
+            .iter()
+            .filter(|(k, _)| DEFAULT_MESSAGE_READS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(only.len(), DEFAULT_MESSAGE_READS.len());
+        assert_eq!(
+            default_result_message(&Value::Object(only)),
+            default_result_message(&full)
+        );
     }
 
     // Expected texts were produced with Jinja2 3.1 rendering st2's default.j2 with
