@@ -8,7 +8,7 @@ use actix_web::{http::header, http::StatusCode, web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Map, Value};
 
 use super::aliases::{self, Alias, AliasSet, HelpError};
 use super::jinja::{self, Extras, JinjaError, Var, ALIAS_API, EXECUTION_API};
@@ -23,15 +23,18 @@ pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 type Data = web::Data<Arc<Shared>>;
 
-/// Register every route.
+/// Register every route. actix-web tries routes in this order, a path with a `{name}` part
+/// by a regular expression, so the two every chat command takes (running an alias, reading
+/// the execution after its result) come first; no two routes match the same request.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/v1/tokens", web::post().to(create_token))
+    cfg.route("/api/v1/aliasexecution", web::post().to(alias_execution))
+        .route("/api/v1/executions/{id}", web::get().to(get_execution))
+        .route("/auth/v1/tokens", web::post().to(create_token))
         .route("/auth/v1/tokens/validate", web::post().to(validate_token))
         .route("/api/v1/actionalias", web::get().to(list_aliases))
         .route("/api/v1/actionalias/help", web::get().to(alias_help))
         .route("/api/v1/actionalias/match", web::post().to(match_alias))
         .route("/api/v1/actionalias/{ref_or_id}", web::get().to(get_alias))
-        .route("/api/v1/aliasexecution", web::post().to(alias_execution))
         .route(
             "/api/v1/aliasexecution/match_and_execute",
             web::post().to(match_and_execute),
@@ -45,7 +48,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/inquiries", web::get().to(list_inquiries))
         .route("/api/v1/inquiries/{id}", web::get().to(get_inquiry))
         .route("/api/v1/inquiries/{id}", web::put().to(respond_inquiry))
-        .route("/api/v1/executions/{id}", web::get().to(get_execution))
         .route(
             "/api/v1/executions/{id}/output",
             web::get().to(execution_output),
@@ -109,7 +111,11 @@ fn auth_cookie(principal: Option<&Principal>) -> Option<String> {
     ))
 }
 
-fn json_response(status: u16, body: &Value, principal: Option<&Principal>) -> HttpResponse {
+fn json_response(
+    status: u16,
+    body: &impl serde::Serialize,
+    principal: Option<&Principal>,
+) -> HttpResponse {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let mut b = HttpResponse::build(code);
     if let Some(cookie) = auth_cookie(principal) {
@@ -648,7 +654,7 @@ async fn post_alias_execution(
     principal: &Principal,
     request: &Value,
     a: PostArgs<'_>,
-) -> Result<Vec<Value>, Fault> {
+) -> Result<Vec<AliasExecutionResult>, Fault> {
     // ActionAlias.get_by_name: the first alias with that name in DB order, any pack.
     let Some(alias) = set.get_by_name(a.name) else {
         return Err(fault(
@@ -768,15 +774,17 @@ fn schedule_checks(
 /// `ack.extra` rendered with `{execution, actionalias}` (API objects) under
 /// `StrictUndefined`; an undefined value becomes st2's "Cannot render" text, any other
 /// template error is uncaught (500).
-fn acknowledgement(alias: &Alias, execution: Value) -> Result<Value, Fault> {
-    let mut result = Map::new();
-    let Some(ack) = alias.ack.as_ref().filter(|a| !a.is_empty()) else {
-        result.insert("execution".into(), execution);
-        result.insert("actionalias".into(), alias.raw.clone());
-        return Ok(Value::Object(result));
+fn acknowledgement(alias: &Alias, execution: Box<RawValue>) -> Result<AliasExecutionResult, Fault> {
+    let mut result = AliasExecutionResult {
+        execution,
+        actionalias: alias.raw.clone(),
+        message: None,
+        extra: None,
     };
-    result.insert("execution".into(), execution.clone());
-    result.insert("actionalias".into(), alias.raw.clone());
+    let Some(ack) = alias.ack.as_ref().filter(|a| !a.is_empty()) else {
+        return Ok(result);
+    };
+    let execution: Value = serde_json::from_str(result.execution.get()).unwrap_or(Value::Null);
     let vars = [
         Var::api("execution", execution, EXECUTION_API),
         Var::api("actionalias", alias.raw.clone(), ALIAS_API),
@@ -795,7 +803,7 @@ fn acknowledgement(alias: &Alias, execution: Value) -> Result<Value, Fault> {
             )),
             Err(e) => return Err(other(e)),
         };
-        result.insert("message".into(), message);
+        result.message = Some(message);
     }
     if let Some(extra) = ack.get("extra") {
         let rendered = match extra {
@@ -808,9 +816,22 @@ fn acknowledgement(alias: &Alias, execution: Value) -> Result<Value, Fault> {
             },
             other => other.clone(),
         };
-        result.insert("extra".into(), rendered);
+        result.extra = Some(rendered);
     }
-    Ok(Value::Object(result))
+    Ok(result)
+}
+
+/// One item of an alias execution's answer (`ActionAliasExecutionController._post`): the
+/// execution, the alias, and the rendered `ack` message and extra when the alias has them.
+#[derive(Debug, serde::Serialize)]
+struct AliasExecutionResult {
+    /// Serialised once, as it was created.
+    execution: Box<RawValue>,
+    actionalias: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<Value>,
 }
 
 /// st2's `inject_immutable_parameters`: render the alias's immutable parameters with
@@ -941,11 +962,12 @@ async fn match_and_execute(req: HttpRequest, payload: web::Payload, shared: Data
         match_multiple,
     };
     let results = post_alias_execution(shared.get_ref(), &set, &principal, &body, args).await?;
-    Ok(json_response(
-        201,
-        &json!({ "results": results }),
-        Some(&principal),
-    ))
+    /// The answer of `match_and_execute`.
+    #[derive(serde::Serialize)]
+    struct Results {
+        results: Vec<AliasExecutionResult>,
+    }
+    Ok(json_response(201, &Results { results }, Some(&principal)))
 }
 
 // ----- user --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Map, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
@@ -1180,8 +1180,8 @@ impl Shared {
     }
 
     /// Create an execution (status `requested`), publish its create events, and
-    /// return its id and `ActionExecutionAPI` object.
-    pub(crate) fn create_execution(&self, n: NewExecution) -> (String, Value) {
+    /// return its id and `ActionExecutionAPI` object, serialised.
+    pub(crate) fn create_execution(&self, n: NewExecution) -> (String, Box<RawValue>) {
         let id = object_id();
         let now = Utc::now();
         let context = json!({
@@ -1220,7 +1220,11 @@ impl Shared {
             output: Vec::new(),
             long_run: None,
         };
-        let snapshot = exec.to_json();
+        let snapshot = serde_json::value::to_raw_value(&ExecutionView {
+            exec: &exec,
+            only: None,
+        })
+        .unwrap_or_else(|_| RawValue::NULL.to_owned());
         let parameters: BTreeMap<String, String> = n
             .parameters
             .iter()
