@@ -103,6 +103,7 @@
 //!   `Direct` mode their connections are closed unanswered. Going down drops open
 //!   streams.
 //! * [`Emulator::set_response_delay`]: a slow st2api/st2auth (streams unaffected).
+//! * [`Emulator::hold_completions`]: executions that do not end until let go.
 //! * [`Emulator::set_background_traffic`]: how busy the bus is.
 //! * [`Emulator::drop_streams`] (clean end), [`Emulator::stall_streams`] (silence,
 //!   connection open), [`Emulator::cut_streams_mid_event`] (half an event, then the
@@ -530,6 +531,14 @@ impl Emulator {
     /// so that a job is surely still running when a scenario needs it to be.
     pub fn hold_long_jobs(&self, held: bool) {
         self.shared.hold_long_jobs(held);
+    }
+
+    /// Holds the end of every execution whose delay runs out from now on (it stays
+    /// `requested`, announced nothing) until called again with `false`, when those that
+    /// waited finish in order: not StackStorm behaviour but a test's control over time, so
+    /// that a command is surely still under way when a scenario needs it to be.
+    pub fn hold_completions(&self, held: bool) {
+        self.shared.hold_completions(held);
     }
 
     /// What a successful `POST /auth/v1/tokens` for `user`/`password` would give: a token

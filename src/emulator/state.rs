@@ -779,6 +779,8 @@ pub(crate) struct Shared {
     /// While set, a running `ops.long_job` prints nothing and does not end: a test's way to
     /// keep a job running for as long as its scenario needs ([`Shared::hold_long_jobs`]).
     long_jobs_held: AtomicBool,
+    /// While held, executions due to finish wait here, by id ([`Shared::hold_completions`]).
+    completions_held: Mutex<Option<Vec<String>>>,
 }
 
 /// An alias run being answered ([`Shared::alias_run_started`]).
@@ -823,6 +825,7 @@ impl Shared {
             background_events: AtomicUsize::new(0),
             long_job_tick: Mutex::new(super::actions::LONG_JOB_TICK),
             long_jobs_held: AtomicBool::new(false),
+            completions_held: Mutex::new(None),
         }
     }
 
@@ -1303,7 +1306,13 @@ impl Shared {
     /// Run a due job (the runner thread).
     pub(crate) fn run_job(&self, kind: JobKind, id: &str) {
         match kind {
-            JobKind::Complete => self.complete_execution(id),
+            JobKind::Complete => {
+                if let Some(parked) = self.completions_held.lock().as_mut() {
+                    parked.push(id.to_owned());
+                    return;
+                }
+                self.complete_execution(id);
+            }
             JobKind::Tick => self.long_job_tick(id),
             JobKind::CancelDispatch => self.finish_cancel(id),
         }
@@ -1397,6 +1406,22 @@ impl Shared {
     /// machine; let go, it goes on from the line where it stopped.
     pub(crate) fn hold_long_jobs(&self, held: bool) {
         self.long_jobs_held.store(held, Ordering::SeqCst);
+    }
+
+    /// Holds (or lets go) the end of every execution: while held, an execution whose
+    /// delay is over stays where it is; let go, those that waited finish, in order.
+    pub(crate) fn hold_completions(&self, held: bool) {
+        let parked = {
+            let mut slot = self.completions_held.lock();
+            if held {
+                slot.get_or_insert_with(Vec::new);
+                return;
+            }
+            slot.take().unwrap_or_default()
+        };
+        for id in parked {
+            self.complete_execution(&id);
+        }
     }
 
     /// An `ops.long_job` execution's delay is over: `scheduled` → `running` (one update

@@ -523,8 +523,10 @@ async fn held_replies_arrive_once<P: Contract>(p: &mut P) -> Done {
     const N: usize = 3;
     // A command the bridge has read when the server goes away, whose answer from StackStorm
     // (and so its ack) comes only afterwards.
+    // Its result too: the execution ends only once the server is away.
     let emulator = &p.bridge().emulator;
     emulator.set_response_delay(Duration::from_millis(1500));
+    emulator.hold_completions(true);
     let before = emulator.executions().len();
     let said = p.say("!st2 run echo c7-in-flight").await;
     let in_flight = execution_after(p, before).await;
@@ -532,6 +534,7 @@ async fn held_replies_arrive_once<P: Contract>(p: &mut P) -> Done {
     p.bridge().emulator.set_response_delay(Duration::ZERO);
     ready_until(p, 503).await;
     actor_until(p, "the connection not up", |a| a["state"] != "up").await;
+    p.bridge().emulator.hold_completions(false);
     announce_burst(p, "c7-held", N);
     whisper(p, "c7-held-whisper");
     // The bridge holds them (what /actors shows as queued) rather than dropping them: the
