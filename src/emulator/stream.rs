@@ -275,7 +275,8 @@ pub(crate) fn capture_peer(conn: &dyn std::any::Any, ext: &mut actix_web::dev::E
     let _ = (conn, ext);
 }
 
-/// How often a stream checks whether its client has gone.
+/// How often a stream checks whether its client has gone, when it cannot wait for the
+/// socket to say so (no duplicate of it, or the client sent bytes it will not read).
 const PEER_PROBE: Duration = Duration::from_millis(100);
 
 /// How long a cut stream waits, after the part of an event it writes, before it
@@ -302,6 +303,9 @@ struct Conn {
     /// Part of an event was written; drop the connection next.
     cut_written: bool,
     peer: Option<std::net::TcpStream>,
+    /// The client's socket, watched for its end without a timer: it becomes readable when
+    /// the client closes (or sends something, after which the stream probes instead).
+    watch: Option<tokio::net::TcpStream>,
     probe: tokio::time::Interval,
     _reg: Registration,
 }
@@ -364,6 +368,7 @@ async fn next_chunk(mut c: Conn) -> Option<(Chunk, Conn)> {
     let heartbeat = c.shared.settings.heartbeat;
     // Like st2's `queue.get(timeout=heartbeat)`: any message restarts the wait.
     let mut deadline = tokio::time::Instant::now() + heartbeat;
+    let mut byte = [0u8; 1];
     loop {
         tokio::select! {
             msg = c.rx.recv() => {
@@ -414,13 +419,37 @@ async fn next_chunk(mut c: Conn) -> Option<(Chunk, Conn)> {
                 }
                 return Some((Ok(Bytes::from_static(b"\n")), c));
             }
-            _ = c.probe.tick(), if c.peer.is_some() => {
+            seen = peek(c.watch.as_ref(), &mut byte), if c.watch.is_some() => {
+                match seen {
+                    Ok(0) | Err(_) => return None,
+                    // The client sent bytes (nothing a stream reads): they stay, so the
+                    // socket stays readable; probe from now on.
+                    Ok(_) => c.watch = None,
+                }
+            }
+            _ = c.probe.tick(), if c.peer.is_some() && c.watch.is_none() => {
                 if c.peer_gone() {
                     return None;
                 }
             }
         }
     }
+}
+
+/// Waits until `socket` (always `Some` where called) has a byte to read or has ended, and
+/// says how many it could peek at (0: the client closed its end).
+async fn peek(socket: Option<&tokio::net::TcpStream>, byte: &mut [u8]) -> std::io::Result<usize> {
+    match socket {
+        Some(socket) => socket.peek(byte).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A duplicate of the client's socket the runtime can wait on.
+fn watch(peer: &std::net::TcpStream) -> Option<tokio::net::TcpStream> {
+    let socket = peer.try_clone().ok()?;
+    socket.set_nonblocking(true).ok()?;
+    tokio::net::TcpStream::from_std(socket).ok()
 }
 
 fn split_list(v: Option<&String>) -> Option<Vec<String>> {
@@ -464,6 +493,9 @@ pub(crate) async fn stream(
         return Ok(service_down(&shared, &req, Service::Stream));
     };
     tracing::debug!(subscriber = id, user = %principal.user, "st2 emulator: stream opened");
+    let peer = req
+        .conn_data::<PeerSocket>()
+        .and_then(|p| p.0.try_clone().ok());
     let conn = Conn {
         rx,
         filter,
@@ -472,9 +504,8 @@ pub(crate) async fn stream(
         done: false,
         cut_next: false,
         cut_written: false,
-        peer: req
-            .conn_data::<PeerSocket>()
-            .and_then(|p| p.0.try_clone().ok()),
+        watch: peer.as_ref().and_then(watch),
+        peer,
         probe: tokio::time::interval(PEER_PROBE),
         _reg: Registration {
             shared: shared.clone(),
