@@ -535,7 +535,8 @@ impl Emulator {
 
     /// Holds the end of every execution whose delay runs out from now on (it stays
     /// `requested`, announced nothing) until called again with `false`, when those that
-    /// waited finish in order: not StackStorm behaviour but a test's control over time, so
+    /// waited finish in order (with [`Self::set_announce_before_response`] an execution
+    /// ends inside its request, and is not held): not StackStorm behaviour but a test's control over time, so
     /// that a command is surely still under way when a scenario needs it to be.
     pub fn hold_completions(&self, held: bool) {
         self.shared.hold_completions(held);
