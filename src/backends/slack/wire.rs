@@ -61,14 +61,14 @@ pub struct ChannelRef {
     pub name: Option<String>,
 }
 
-/// A page of `conversations.history` or `conversations.replies`, read with
-/// `include_all_metadata` (https://api.slack.com/methods/conversations.history: `messages`,
-/// `has_more`, `response_metadata.next_cursor`).
+/// A page of `conversations.history` or `conversations.replies`
+/// (https://api.slack.com/methods/conversations.history: `messages`, `has_more`,
+/// `response_metadata.next_cursor`), its messages read as `M`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct MessagePage {
+pub struct Page<M> {
     /// The messages, newest first (a thread's root first in `conversations.replies`).
-    #[serde(default)]
-    pub messages: Vec<PagedMessage>,
+    #[serde(default = "Vec::new")]
+    pub messages: Vec<M>,
     /// More messages match than this page holds.
     #[serde(default)]
     pub has_more: bool,
@@ -77,7 +77,7 @@ pub struct MessagePage {
     pub response_metadata: Option<ResponseMetadata>,
 }
 
-impl MessagePage {
+impl<M> Page<M> {
     /// The cursor of the next page, when there is one.
     pub fn next_cursor(&self) -> Option<&str> {
         self.response_metadata
@@ -87,31 +87,13 @@ impl MessagePage {
     }
 }
 
-/// A page of `conversations.history` as the catch-up reads it: the messages whole, to be
-/// mapped as live `message` events are (https://api.slack.com/methods/conversations.history:
-/// `messages` newest first, `has_more`, `response_metadata.next_cursor`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct HistoryPage {
-    /// The messages, newest first.
-    #[serde(default)]
-    pub messages: Vec<Value>,
-    /// More messages match than this page holds.
-    #[serde(default)]
-    pub has_more: bool,
-    /// Where the next page starts.
-    #[serde(default)]
-    pub response_metadata: Option<ResponseMetadata>,
-}
+/// A page read with `include_all_metadata`, each message reduced to its metadata (looking
+/// for a result part's key).
+pub type MessagePage = Page<PagedMessage>;
 
-impl HistoryPage {
-    /// The cursor of the next page, when there is one.
-    pub fn next_cursor(&self) -> Option<&str> {
-        self.response_metadata
-            .as_ref()
-            .map(|m| m.next_cursor.as_str())
-            .filter(|c| self.has_more && !c.is_empty())
-    }
-}
+/// A page as the catch-up reads it: the messages whole, to be mapped as live `message`
+/// events are.
+pub type HistoryPage = Page<Value>;
 
 /// Pagination of a Web API answer.
 #[derive(Debug, Clone, Deserialize)]
