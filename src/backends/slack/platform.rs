@@ -114,6 +114,9 @@ pub struct Slack {
     /// Live messages held during a catch-up (kept across a lost link: they go after the
     /// next link's catch-up).
     held: VecDeque<InboundMessage>,
+    /// Slack asked for a new socket (`disconnect`): the old one works until the new one is
+    /// open, so the new one's hello has nothing to catch up (unless connecting failed).
+    renewing: bool,
 }
 
 impl Slack {
@@ -135,6 +138,7 @@ impl Slack {
             catching_up: None,
             rounds: 0,
             held: VecDeque::new(),
+            renewing: false,
         }
     }
 
@@ -173,6 +177,7 @@ impl Slack {
             }
             SocketFrame::Disconnect { reason } => {
                 // The next socket opens first; this one works until then.
+                self.renewing = true;
                 fx.renew(format!("Slack asked to reconnect ({reason})"));
             }
             SocketFrame::EventsApi {
@@ -370,9 +375,13 @@ impl Slack {
         if !self.position.is_known() {
             self.position.listening(now_ms());
         }
+        // After Slack's own refresh nothing was missed: the old socket heard everything
+        // until this one opened. (Slack refreshes sockets every few hours; reading every
+        // recent channel back each time would cost calls and hold live messages.)
+        let refreshed = std::mem::take(&mut self.renewing);
         let floor = now_ms().saturating_sub(MAX_CATCH_UP_MS);
         let rooms = resume::rooms_to_fetch(&self.position, floor);
-        if rooms.is_empty() {
+        if rooms.is_empty() || refreshed {
             self.catching_up = None;
             for msg in std::mem::take(&mut self.held) {
                 self.hand_on(msg, fx);
@@ -625,6 +634,12 @@ impl Platform for Slack {
             } => self.caught_up(round, missed, names, fx),
             Event::Updated { failed, outcome } => self.updated(failed, *outcome, fx),
         }
+    }
+
+    fn connect_failed(&mut self, _error: &ConnectionError) {
+        // The renewal did not open: the old socket is gone too, and the next link may
+        // have missed messages.
+        self.renewing = false;
     }
 
     fn closed(&mut self) {
@@ -1076,6 +1091,29 @@ mod tests {
         assert_eq!(
             next.resume_state().unwrap()["rooms"],
             json!({"C0OPS": since + 40, "D1": since + 20})
+        );
+
+        // Slack's own refresh: the old socket works until the new one says hello, so
+        // nothing was missed and nothing is read back; a refresh whose connect failed is a
+        // lost link.
+        frame(
+            &mut next,
+            json!({"type": "disconnect", "reason": "refresh_requested"}),
+        );
+        next.closed();
+        let fx = frame(&mut next, json!({"type": "hello"}));
+        assert!(fx.is_ready());
+        assert_eq!(next.catching_up, None, "a refresh reads nothing back");
+        frame(
+            &mut next,
+            json!({"type": "disconnect", "reason": "refresh_requested"}),
+        );
+        next.connect_failed(&ConnectionError::Timeout("connecting".into()));
+        next.closed();
+        frame(&mut next, json!({"type": "hello"}));
+        assert!(
+            next.catching_up.is_some(),
+            "a failed refresh is a lost link"
         );
 
         // A lost link in the same process: what was handed on is not handed on again.
