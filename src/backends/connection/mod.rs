@@ -4,7 +4,8 @@
 //!   machine (connect, frames in, effects out, render and send one item), free of actix.
 //! - [`actor`]: the one [`Connection`] actor that runs any platform: reconnect with backoff,
 //!   handshake deadline, keepalive and silence, the outbound queue and pacing, status.
-//! - [`outbox`] and [`pacing`]: the queue and its token bucket, tested without actix.
+//! - [`outbox`] and [`pacing`]: the queue and its pacing (token buckets, sliding windows),
+//!   tested without actix.
 //! - [`websocket`]: the websocket transport the event-pushing platforms share.
 //! - [`Gate`] (from [`crate::lease`]): whether this process may run the connection now (a
 //!   lease, when several bridge processes share the work).
@@ -35,6 +36,7 @@ pub use crate::lease::Gate;
 pub use actor::{Connection, Wiring};
 pub use error::ConnectionError;
 pub use handoff::{Handoff, HandoffError};
-pub use outbox::{Pace, QueuePolicy};
+pub use outbox::{DestinationPace, Pace, QueuePolicy};
+pub use pacing::Window;
 pub use platform::{Effects, End, Handles, Link, Platform, Sending};
 pub use seen::Seen;

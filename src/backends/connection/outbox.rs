@@ -10,7 +10,8 @@
 //! `max_in_flight`), because the platforms limit posting per channel (Slack, Discord) and
 //! a busy room must not hold up the others. Pacing is a token bucket for the whole
 //! connection (what the server counts: IRC lines, Mattermost's per-user limit, Discord's
-//! global limit) and, where the platform limits each channel, one per lane. The queue is
+//! global limit) and, where the platform limits each channel, one per lane: a token bucket,
+//! or sliding windows where the platform counts several at once (Teams). The queue is
 //! bounded as a whole: when it is full the oldest message, in whichever lane, is dropped
 //! (and counted), since the newest replies are the ones people wait for. A 429 pauses the
 //! lane (or the whole connection, where the platform's limit is per account); a network or
@@ -25,7 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{error::ConnectionError, pacing::FloodGate};
+use super::{
+    error::ConnectionError,
+    pacing::{FloodGate, Limiter, SlidingWindows, Window},
+};
 use crate::{
     actors::status::StatusReporter,
     domain::{backoff::Backoff, message::Target},
@@ -96,6 +100,31 @@ impl Pace {
     }
 }
 
+/// How each destination is paced, where the platform limits each channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationPace {
+    /// A token bucket (Slack, Discord, Webex).
+    Bucket(Pace),
+    /// Sliding windows, all at once: a send goes when every window has room (Teams' four
+    /// per-conversation limits).
+    Windows(&'static [Window]),
+}
+
+impl From<Pace> for DestinationPace {
+    fn from(pace: Pace) -> Self {
+        DestinationPace::Bucket(pace)
+    }
+}
+
+impl DestinationPace {
+    fn limiter(self, now: Instant) -> Limiter {
+        match self {
+            DestinationPace::Bucket(pace) => Limiter::Bucket(pace.gate(now)),
+            DestinationPace::Windows(windows) => Limiter::Windows(SlidingWindows::new(windows)),
+        }
+    }
+}
+
 /// How a connection's queue sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueuePolicy {
@@ -104,7 +133,7 @@ pub struct QueuePolicy {
     /// Pacing of the whole connection.
     pub pace: Pace,
     /// Pacing of each destination, where the platform limits each channel.
-    pub per_destination: Option<Pace>,
+    pub per_destination: Option<DestinationPace>,
     /// Sends under way at once, to different destinations (1: strictly one at a time).
     pub max_in_flight: usize,
     /// A 429 (or a used-up window) holds only its destination (the platform limits each
@@ -164,7 +193,7 @@ struct Lane<T> {
     /// A send of this lane is under way.
     busy: bool,
     /// This destination's own pacing, where there is one.
-    pace: Option<FloodGate>,
+    pace: Option<Limiter>,
     /// A rate limit of this destination.
     paused_until: Option<Instant>,
 }
@@ -221,7 +250,10 @@ impl<T> Outbox<T> {
 
     fn lane(&mut self, key: &str) -> &mut Lane<T> {
         if !self.lanes.contains_key(key) {
-            let pace = self.policy.per_destination.map(|p| p.gate(Instant::now()));
+            let pace = self
+                .policy
+                .per_destination
+                .map(|p| p.limiter(Instant::now()));
             self.lanes.insert(
                 key.to_owned(),
                 Lane {
@@ -304,7 +336,10 @@ impl<T> Outbox<T> {
     }
 
     /// Ends a send: the lane may send again. An empty lane is forgotten (its key in the
-    /// round robin lapses at its next turn): a room that spoke once costs nothing later.
+    /// round robin lapses at its next turn) once its pacing remembers nothing that still
+    /// counts — a refilled bucket; sliding windows with no send left in the longest (an hour
+    /// on Teams), since forgetting a counted send could let a later burst exceed them: a
+    /// room that spoke once costs nothing after that.
     fn done(&mut self, lane: &str) {
         if let Some(l) = self.lanes.get_mut(lane) {
             if std::mem::take(&mut l.busy) {
@@ -312,7 +347,7 @@ impl<T> Outbox<T> {
             }
             let idle = l.queue.is_empty()
                 && l.paused_until.is_none()
-                && l.pace.as_ref().is_none_or(FloodGate::is_full);
+                && l.pace.as_ref().is_none_or(Limiter::is_rested);
             if idle {
                 self.lanes.remove(lane);
             }
@@ -447,7 +482,7 @@ impl<T> Outbox<T> {
             if lane.queue.is_empty() && !lane.busy {
                 let paced_out = lane.pace.as_mut().is_none_or(|p| {
                     p.peek(now);
-                    p.is_full()
+                    p.is_rested()
                 });
                 if paced_out && lane.paused_until.is_none_or(|u| u <= now) {
                     // Nothing left to remember: its key lapses here, and comes back with
@@ -522,7 +557,7 @@ mod tests {
     /// its lane; the connection itself unpaced.
     fn concurrent(
         max_in_flight: usize,
-        per_destination: Option<Pace>,
+        per_destination: Option<DestinationPace>,
         limits_per_destination: bool,
     ) -> Outbox<u32> {
         Outbox::new(
@@ -610,7 +645,7 @@ mod tests {
     #[test]
     fn one_send_at_a_time_per_lane_and_lanes_send_concurrently() {
         let t0 = Instant::now();
-        let mut o = concurrent(4, Some(Pace::every(Duration::from_secs(1))), true);
+        let mut o = concurrent(4, Some(Pace::every(Duration::from_secs(1)).into()), true);
         o.push("a", 1);
         o.push("a", 2);
         o.push("b", 3);
@@ -802,6 +837,81 @@ mod tests {
         assert_eq!(send(&mut o, t0), 10);
         let delay = o.finish("a", 10, Outcome::Retry(err("x")), t0);
         assert!(delay <= RETRY_FIRST, "put_back left the backoff alone");
+    }
+
+    /// Two windows, as Teams counts a conversation (shortened): 3 per second, 4 per 2 s.
+    const WINDOWS: &[Window] = &[
+        Window::new(3, Duration::from_secs(1)),
+        Window::new(4, Duration::from_secs(2)),
+    ];
+
+    /// Sends and finishes the next message of whichever lane may send at `now`.
+    fn send_one(o: &mut Outbox<u32>, now: Instant) -> Next<u32> {
+        let next = o.next(now);
+        if let Next::Send(lane, item) = &next {
+            o.finish(lane, *item, sent(), now);
+        }
+        next
+    }
+
+    #[test]
+    fn sliding_windows_pace_each_lane_on_its_own() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut o = concurrent(4, Some(DestinationPace::Windows(WINDOWS)), true);
+        for item in 1..=6 {
+            o.push("a", item);
+        }
+        for item in 1..=3 {
+            assert_eq!(send_one(&mut o, t0), Next::Send("a".into(), item));
+        }
+        assert_eq!(o.next(t0), Next::Wait(secs(1)), "the 1 s window is used up");
+        o.push("b", 10);
+        assert_eq!(
+            send_one(&mut o, t0),
+            Next::Send("b".into(), 10),
+            "b has its own"
+        );
+        assert_eq!(send_one(&mut o, t0 + secs(1)), Next::Send("a".into(), 4));
+        assert_eq!(
+            o.next(t0 + secs(1)),
+            Next::Wait(secs(1)),
+            "the 2 s window holds the 5th although the 1 s window has room"
+        );
+        assert_eq!(send_one(&mut o, t0 + secs(2)), Next::Send("a".into(), 5));
+        assert_eq!(send_one(&mut o, t0 + secs(2)), Next::Send("a".into(), 6));
+    }
+
+    #[test]
+    fn a_rate_limit_still_holds_a_lane_paced_by_windows() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut o = concurrent(4, Some(DestinationPace::Windows(WINDOWS)), true);
+        o.push("a", 1);
+        o.push("b", 2);
+        assert_eq!(o.next(t0), Next::Send("a".into(), 1));
+        assert_eq!(o.finish("a", 1, Outcome::RateLimited(secs(5)), t0), secs(5));
+        assert_eq!(send_one(&mut o, t0), Next::Send("b".into(), 2));
+        assert_eq!(
+            o.next(t0 + secs(1)),
+            Next::Wait(secs(4)),
+            "the windows have room; Retry-After holds the conversation"
+        );
+        assert_eq!(send_one(&mut o, t0 + secs(5)), Next::Send("a".into(), 1));
+    }
+
+    #[test]
+    fn a_lane_paced_by_windows_is_forgotten_once_its_longest_window_passed() {
+        let t0 = Instant::now();
+        let mut o = concurrent(4, Some(DestinationPace::Windows(WINDOWS)), true);
+        o.push("a", 1);
+        send_one(&mut o, t0);
+        assert_eq!(o.next(t0), Next::Idle);
+        assert!(o.lanes.contains_key("a"), "its send still counts for 2 s");
+        o.push("b", 2);
+        send_one(&mut o, t0 + Duration::from_secs(2));
+        assert_eq!(o.next(t0 + Duration::from_secs(2)), Next::Idle);
+        assert!(!o.lanes.contains_key("a"), "nothing of it counts any more");
     }
 
     #[test]

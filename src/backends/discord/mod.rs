@@ -55,7 +55,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, Pace, QueuePolicy},
+        connection::{Connection, DestinationPace, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
     },
     config::PlatformSettings,
@@ -104,10 +104,10 @@ pub fn queue_policy(s: &DiscordSettings) -> QueuePolicy {
             burst: 50,
             interval: Duration::from_millis(20),
         },
-        per_destination: Some(Pace {
+        per_destination: Some(DestinationPace::Bucket(Pace {
             burst: 5,
             interval: Duration::from_millis(s.send_interval_ms),
-        }),
+        })),
         max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
         limits_per_destination: true,
     }

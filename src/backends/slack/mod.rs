@@ -25,7 +25,7 @@ use actix::prelude::*;
 
 use crate::{
     backends::{
-        connection::{Connection, Pace, QueuePolicy},
+        connection::{Connection, DestinationPace, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
         webhook::HttpRoute,
     },
@@ -153,10 +153,10 @@ pub fn queue_policy(s: &SlackSettings) -> QueuePolicy {
     QueuePolicy {
         capacity: s.queue_size,
         pace: Pace::unlimited(),
-        per_destination: Some(Pace {
+        per_destination: Some(DestinationPace::Bucket(Pace {
             burst: crate::backends::defaults::SEND_BURST.min(3),
             interval: s.send_interval,
-        }),
+        })),
         max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
         limits_per_destination: true,
     }

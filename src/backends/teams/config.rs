@@ -50,10 +50,12 @@ pub struct TeamsSettings {
     /// beyond this.
     #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_size: usize,
-    /// Least gap between two messages to one conversation once its burst of 7 is used, in
-    /// milliseconds (see `queue_policy` for how this meets Teams' documented limits).
-    #[serde(default = "default_send_interval_ms")]
-    pub send_interval_ms: u64,
+    /// Unset (the default): each conversation is paced by Teams' documented windows (7 per
+    /// second, 8 per 2 s, 60 per 30 s, 1800 per hour). Set: a single pace instead, a burst of
+    /// 7 and then one message per this many milliseconds to each conversation (2100 keeps
+    /// to all four windows at any length, at about a third of their speed for a burst).
+    #[serde(default)]
+    pub send_interval_ms: Option<u64>,
     /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
     /// value when not given).
     #[serde(default)]
@@ -92,9 +94,6 @@ fn default_openid_metadata_url() -> String {
 }
 fn default_max_message_length() -> usize {
     MAX_TEXT_CHARS
-}
-fn default_send_interval_ms() -> u64 {
-    2100
 }
 fn default_check_interval_secs() -> u64 {
     300
@@ -223,7 +222,7 @@ mod tests {
         );
         assert_eq!(t.openid_metadata_url, super::OPENID_METADATA_URL);
         assert_eq!(t.max_message_length, super::MAX_TEXT_CHARS);
-        assert_eq!(t.send_interval_ms, 2100);
+        assert_eq!(t.send_interval_ms, None, "Teams' own windows");
         assert!(t.result_cards);
         assert!(!format!("{t:?}").contains("s3cret-pw"), "Debug hides it");
         let s = load(&format!("{BASE}\ntoken_url = \"http://127.0.0.1:9/t\"")).unwrap();

@@ -58,7 +58,7 @@ use actix::Actor;
 
 use crate::{
     backends::{
-        connection::{Connection, Pace, QueuePolicy},
+        connection::{Connection, DestinationPace, Pace, QueuePolicy},
         registry::{self, PlatformSpec, SetupError, Start, Started},
         webhook::HttpRoute,
     },
@@ -150,10 +150,10 @@ pub fn queue_policy(s: &WebexSettings) -> QueuePolicy {
             burst: crate::backends::defaults::SEND_BURST,
             interval: Duration::from_millis(100),
         },
-        per_destination: Some(Pace {
+        per_destination: Some(DestinationPace::Bucket(Pace {
             burst: 3,
             interval: Duration::from_millis(s.send_interval_ms),
-        }),
+        })),
         max_in_flight: crate::backends::defaults::MAX_IN_FLIGHT,
         limits_per_destination: false,
     }
