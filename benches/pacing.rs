@@ -11,7 +11,11 @@
 //! with unlimited concurrency). Target (issue 14): within 1.5x of it.
 //!
 //! This measures the bridge's scheduling against the limits, not the network or a real
-//! server: the limits are the platforms' documented ones, cited below.
+//! server: the limits are the platforms' documented ones, cited below. Where a platform
+//! publishes none (Webex; Rocket.Chat for a bot account, which bypasses its limiter), the
+//! server refuses nothing and the row shows what the bridge's own pace costs. Teams also
+//! runs with `send_interval_ms = 2100`, the single pace that was its default before the
+//! conversation windows, for comparison.
 //!
 //! Run: `cargo bench --bench pacing`.
 
@@ -73,7 +77,55 @@ impl Bucket {
     }
 }
 
-/// A fixed window of `limit` requests per `window` seconds (Discord's route buckets).
+/// How far apart two instants may be and still count as one: the queue keeps time in
+/// nanosecond `Instant`s, the server models in `f64` seconds, and converting between the two
+/// rounds. Far below any real server's resolution.
+const EPS: f64 = 1e-6;
+
+/// Sliding windows on the simulated clock, all at once: at most `count` requests in any
+/// `period` seconds (Teams).
+#[derive(Clone)]
+struct Sliding {
+    windows: Vec<(usize, f64)>,
+    /// When each accepted request came, oldest first.
+    sent: Vec<f64>,
+}
+
+impl Sliding {
+    fn new(windows: &[(usize, f64)]) -> Self {
+        Self {
+            windows: windows.to_vec(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// Time until every window has room (0 when they all have now): a window is full while
+    /// its `count`-th latest request is less than `period` ago.
+    fn wait(&self, t: f64) -> f64 {
+        self.windows
+            .iter()
+            .map(|&(count, period)| {
+                let inside: Vec<f64> = self
+                    .sent
+                    .iter()
+                    .copied()
+                    .filter(|s| t - s < period - EPS)
+                    .collect();
+                match inside.len().checked_sub(count) {
+                    Some(i) => inside[i] + period - t,
+                    None => 0.0,
+                }
+            })
+            .fold(0.0, f64::max)
+    }
+
+    fn take(&mut self, t: f64) {
+        self.sent.push(t);
+    }
+}
+
+/// A fixed window of `limit` requests per `window` seconds (Discord's route buckets;
+/// Rocket.Chat's REST limiter), started by the first request after the last one ended.
 #[derive(Clone)]
 struct Window {
     limit: u32,
@@ -107,6 +159,16 @@ enum Limits {
     Discord { channel: Window, global: Bucket },
     /// The server delays reading instead of refusing (IRC, XMPP): delivery time is shaped.
     Shaped { bucket: Bucket },
+    /// Per channel and for the whole app, sliding windows (Teams); a request over them is
+    /// answered 429 with `Retry-After` in whole seconds.
+    Windows { channel: Sliding, app: Sliding },
+    /// For the whole account a fixed window, told in `X-RateLimit-Remaining` and
+    /// `X-RateLimit-Reset` (Rocket.Chat's REST limiter); over it, 429 naming the whole
+    /// seconds to wait.
+    AccountWindow { window: Window },
+    /// No published limit to model: every request is accepted (Webex; Rocket.Chat for an
+    /// account that bypasses the limiter).
+    Unpublished,
 }
 
 struct Server {
@@ -174,6 +236,33 @@ fn request(server: &mut Server, channel: usize, t: f64) -> (Outcome, Option<f64>
                 (win.used == win.limit).then(|| Duration::from_secs_f64((win.resets - t).max(0.0)));
             (Outcome::Sent { pause }, Some(t))
         }
+        (Limits::Windows { app, .. }, Limits::Windows { channel: ch, .. }) => {
+            let wait = ch.wait(t).max(app.wait(t));
+            if wait > 0.0 {
+                server.refused += 1;
+                return (
+                    Outcome::RateLimited(Duration::from_secs_f64(wait.ceil())),
+                    None,
+                );
+            }
+            ch.take(t);
+            app.take(t);
+            (Outcome::Sent { pause: None }, Some(t))
+        }
+        (Limits::AccountWindow { window }, _) => {
+            window.roll(t);
+            if window.used >= window.limit {
+                server.refused += 1;
+                let wait = (window.resets - t).ceil();
+                return (Outcome::RateLimited(Duration::from_secs_f64(wait)), None);
+            }
+            window.used += 1;
+            // `X-RateLimit-Remaining: 0`, with `X-RateLimit-Reset` in milliseconds.
+            let pause = (window.used == window.limit)
+                .then(|| Duration::from_secs_f64((window.resets - t).max(0.0)));
+            (Outcome::Sent { pause }, Some(t))
+        }
+        (Limits::Unpublished, _) => (Outcome::Sent { pause: None }, Some(t)),
         (Limits::Shaped { bucket }, _) => {
             let start = t.max(server.shaped_until);
             let wait = bucket.wait(start);
@@ -292,6 +381,24 @@ fn settings(kind: &str, table: &str) -> std::sync::Arc<dyn PlatformSettings> {
     );
     let s = load_from_str(&toml, &REGISTRY).expect("a valid table");
     s.chat[0].backend.clone()
+}
+
+/// A Teams table with its required keys; everything else at its default.
+const TEAMS: &str = "app_id = \"a\"\ntenant_id = \"t\"\napp_password = \"p\"";
+
+/// A Rocket.Chat table with its required keys.
+const ROCKETCHAT: &str =
+    "server_url = \"https://chat.example.com\"\nuser_id = \"u\"\ntoken = \"t\"";
+
+/// Teams' "per bot per thread" limits for sending to a conversation — 7 per second, 8 per
+/// 2 s, 60 per 30 s, 1800 per hour, all at once — and 50 requests per second per app per
+/// tenant (https://learn.microsoft.com/microsoftteams/platform/bots/how-to/rate-limit),
+/// counted in sliding windows, the strictest reading; 429 with `Retry-After` beyond them.
+fn teams_limits() -> Limits {
+    Limits::Windows {
+        channel: Sliding::new(&[(7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0)]),
+        app: Sliding::new(&[(50, 1.0)]),
+    }
 }
 
 fn main() {
@@ -422,16 +529,104 @@ fn main() {
             false,
             "prosody: 10 kB/s (~33 stanzas/s)",
         ),
+        (
+            "teams",
+            teams::queue_policy(
+                settings("teams", TEAMS)
+                    .as_any()
+                    .downcast_ref()
+                    .expect("teams"),
+            ),
+            teams_limits(),
+            LATENCY.as_secs_f64(),
+            true,
+            "7/1 s, 8/2 s, 60/30 s, 1800/h per conversation, 50/s per app",
+        ),
+        (
+            "teams (2100 ms)",
+            teams::queue_policy(
+                settings("teams", &format!("{TEAMS}\nsend_interval_ms = 2100"))
+                    .as_any()
+                    .downcast_ref()
+                    .expect("teams"),
+            ),
+            teams_limits(),
+            LATENCY.as_secs_f64(),
+            true,
+            "the same; the former default: 7, then one per 2.1 s",
+        ),
+        (
+            "webex",
+            webex::queue_policy(
+                settings(
+                    "webex",
+                    "token = \"t\"\npublic_url = \"https://bridge.example.com\"\nwebhook_secret = \"s\"",
+                )
+                .as_any()
+                .downcast_ref()
+                .expect("webex"),
+            ),
+            // Webex publishes no figures: limits vary by resource and load, and a request
+            // over them is answered 429 with `Retry-After` ("Rate Limiting" in
+            // https://developer.webex.com/docs/basics, and the Webex developer blog's "Rate
+            // Limiting and the Webex API"). Nothing to model but that: the server refuses
+            // nothing, and the row shows what the bridge's own guess costs.
+            Limits::Unpublished,
+            LATENCY.as_secs_f64(),
+            true,
+            "none published (429 + Retry-After)",
+        ),
+        (
+            "rocketchat",
+            rocketchat::queue_policy(
+                settings("rocketchat", ROCKETCHAT)
+                    .as_any()
+                    .downcast_ref()
+                    .expect("rocketchat"),
+            ),
+            // The REST API's limiter: per endpoint (here chat.postMessage) and client, 10
+            // calls per 60,000 ms by default ("Default number calls to the rate limiter",
+            // "Default time limit for the rate limiter", https://docs.rocket.chat/docs/rate-limiter),
+            // a fixed window that Meteor's RateLimiter restarts with the first call after it
+            // ended (meteor/packages/rate-limit); X-RateLimit-Remaining and -Reset on every
+            // answer, 429 naming the seconds to wait.
+            Limits::AccountWindow {
+                window: Window {
+                    limit: 10,
+                    window: 60.0,
+                    used: 0,
+                    resets: 0.0,
+                },
+            },
+            LATENCY.as_secs_f64(),
+            true,
+            "REST limiter default: 10 per 60 s per endpoint",
+        ),
+        (
+            "rocketchat (bot)",
+            rocketchat::queue_policy(
+                settings("rocketchat", ROCKETCHAT)
+                    .as_any()
+                    .downcast_ref()
+                    .expect("rocketchat"),
+            ),
+            // An account with the `bot` role bypasses that limiter by default (the
+            // `api-bypass-rate-limit` permission is granted to admin, bot and app).
+            Limits::Unpublished,
+            LATENCY.as_secs_f64(),
+            true,
+            "bot role: api-bypass-rate-limit, no limit",
+        ),
     ];
     println!(
-        "{:<11} {:>9} {:>10} {:>7} {:>6}  limits",
+        "{:<17} {:>9} {:>10} {:>7} {:>6}  limits",
         "platform", "ours (s)", "least (s)", "ratio", "429s"
     );
     for (kind, policy, limits, latency, lanes, what) in rows {
         let (time, refused) = ours(kind, policy, &limits, latency, lanes);
         let least = least_time(&limits, latency);
         println!(
-            "{kind:<11} {time:>9.2} {least:>10.2} {:>7.2} {refused:>6}  {what}",
+            "{kind:<17} {time:>9.2} {least:>10.2} {:>7.2} {refused:>6}  {what}",
             time / least.max(f64::EPSILON)
         );
     }
