@@ -797,6 +797,11 @@ async fn spawn_server(shared: Arc<Shared>, listener: TcpListener) -> io::Result<
                         .default_service(web::to(routes::not_found))
                 })
                 .on_connect(stream::capture_peer)
+                // st2's nginx site sets `tcp_nodelay on` for the stream (conf/nginx/st2.conf,
+                // `location /stream/`), and nginx's default `tcp_nodelay on` covers the API's
+                // unbuffered proxying (`proxy_buffering off`): each event leaves at once. Without it Nagle holds an event while the one before is
+                // unacknowledged, and the client's delayed ACK makes that a 40 ms stall.
+                .tcp_nodelay(true)
                 .workers(1)
                 .disable_signals()
                 .shutdown_timeout(0)
