@@ -15,8 +15,6 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, Write},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 use stormbridge::backends::registry::REGISTRY;
@@ -25,9 +23,12 @@ use stormbridge::{
     app::{self, AppOptions},
     backends::console::ConsoleIo,
     config,
-    emulator::{Emulator, EmulatorConfig},
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[path = "common/e2e.rs"]
+mod e2e;
+use e2e::{cpu_time, percentile, spawn_emulator, sys_time, wait_ready, Urls};
 
 /// The binary's allocator, so the figures are the shipped binary's.
 #[global_allocator]
@@ -35,7 +36,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     if std::env::args().any(|a| a == "--emulator-child") {
-        emulator_child();
+        e2e::emulator_child();
         return;
     }
     let seconds: u64 = std::env::args()
@@ -45,71 +46,10 @@ fn main() {
     // `--people=N`: that run only (for profiling one of them).
     let only: Option<usize> =
         std::env::args().find_map(|a| a.strip_prefix("--people=").and_then(|n| n.parse().ok()));
-    let mut child = spawn_emulator();
-    let urls = read_urls(&mut child);
+    let (emulator, urls) = spawn_emulator();
     for people in only.map_or(vec![1usize, 64], |n| vec![n]) {
-        let run = run(&urls, people, Duration::from_secs(seconds), child.id());
+        let run = run(&urls, people, Duration::from_secs(seconds), emulator.pid());
         println!("{run}");
-    }
-    drop(child.stdin.take());
-    let _ = child.wait();
-}
-
-/// The child: an emulator on loopback until its standard input closes.
-fn emulator_child() {
-    let system = actix_rt::System::new();
-    system.block_on(async {
-        let emulator = Emulator::start(EmulatorConfig {
-            execution_delay: Duration::ZERO,
-            background_interval: None,
-            heartbeat: Duration::from_secs(5),
-            web_url: Some("https://st2.test".into()),
-            framing: stormbridge::emulator::Framing::Direct,
-            ..EmulatorConfig::default()
-        })
-        .await
-        .expect("emulator starts");
-        println!(
-            "{}\n{}\n{}",
-            emulator.api_url(),
-            emulator.auth_url(),
-            emulator.stream_url()
-        );
-        let _ = std::io::stdout().flush();
-        // Parent gone (stdin closed): stop.
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
-        })
-        .await;
-        drop(emulator);
-    });
-}
-
-fn spawn_emulator() -> Child {
-    let exe = std::env::current_exe().expect("own path");
-    Command::new(exe)
-        .arg("--emulator-child")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("emulator child starts")
-}
-
-struct Urls {
-    api: String,
-    auth: String,
-    stream: String,
-}
-
-fn read_urls(child: &mut Child) -> Urls {
-    let out = child.stdout.take().expect("child stdout");
-    let mut lines = std::io::BufReader::new(out).lines();
-    let mut next = || lines.next().and_then(Result::ok).expect("emulator URL");
-    Urls {
-        api: next(),
-        auth: next(),
-        stream: next(),
     }
 }
 
@@ -129,11 +69,7 @@ impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut l = self.latencies.clone();
         l.sort();
-        let pct = |p: f64| {
-            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
+        let pct = |p: f64| percentile(&l, p);
         let per = |d: Duration| d.as_secs_f64() * 1e3 / self.commands.max(1) as f64;
         write!(
             f,
@@ -154,34 +90,15 @@ impl std::fmt::Display for Run {
 }
 
 fn config_toml(urls: &Urls) -> String {
-    format!(
-        r#"
-[st2]
-api_url = "{api}"
-auth_url = "{auth}"
-stream_url = "{stream}"
-stream_heartbeat = 5
-request_timeout = 10
-[st2.credentials]
-username = "st2admin"
-password = "Ch@ngeMe"
-[http]
-listen = "127.0.0.1:0"
-[access]
-default = "allow"
-[log]
-level = "warn"
+    e2e::st2_toml(urls)
+        + r#"
 [[chat]]
 name = "c0"
 backend = "console"
 user_id = "u0"
 user_name = "User 0"
 room = "room0"
-"#,
-        api = urls.api,
-        auth = urls.auth,
-        stream = urls.stream,
-    )
+"#
 }
 
 fn run(urls: &Urls, people: usize, length: Duration, emulator_pid: u32) -> Run {
@@ -283,47 +200,4 @@ fn run(urls: &Urls, people: usize, length: Duration, emulator_pid: u32) -> Run {
         app.stop().await;
         run
     })
-}
-
-async fn wait_ready(addr: std::net::SocketAddr) {
-    let client = awc::Client::default();
-    let url = format!("http://{addr}/ready");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if client
-            .get(url.as_str())
-            .send()
-            .await
-            .is_ok_and(|r| r.status().as_u16() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the bridge never became ready");
-}
-
-/// User + system CPU time of a process (see [`ticks`]).
-fn cpu_time(pid: &str) -> Duration {
-    ticks(pid, &[11, 12])
-}
-
-/// System CPU time of a process (see [`ticks`]).
-fn sys_time(pid: &str) -> Duration {
-    ticks(pid, &[12])
-}
-
-/// The sum of the CPU-time fields `which` of a process, from `/proc/<pid>/stat` (in clock
-/// ticks of 10 ms: `sysconf(_SC_CLK_TCK)` is 100 on Linux).
-fn ticks(pid: &str, which: &[usize]) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line: indexes 11 and 12 after the `)`.
-    let ticks: u64 = which
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    Duration::from_millis(ticks * 10)
 }
