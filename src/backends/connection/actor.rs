@@ -21,6 +21,7 @@ use super::{
     handoff::{off_thread, Handoff},
     outbox::{Next, Outbox, Outcome, QueuePolicy},
     platform::{Effects, End, Link, Platform, Sending},
+    seen::taken_key,
 };
 use crate::{
     actors::{
@@ -378,7 +379,7 @@ impl<P: Platform> Connection<P> {
         };
         let ids: Vec<String> = inbound
             .iter()
-            .filter_map(|m| m.message_id.clone())
+            .filter_map(|m| Some(taken_key(&m.room.id, m.message_id.as_deref()?)))
             .collect();
         let name = self.name.clone();
         let take = off_thread(handoff, move |h| h.first_to_take(&name, &ids));

@@ -51,9 +51,28 @@ impl Seen {
     }
 }
 
+/// The key a chat message is taken by in the shared store (so that one process runs it): its
+/// room's id and its platform id. A platform id may be unique only within its room: Slack's
+/// `ts` is "guaranteed unique within the context of a channel or conversation"
+/// (https://api.slack.com/messaging/retrieving), so two channels may hold the same one. The
+/// room's length comes first, so no room and id run together into another pair's key.
+pub fn taken_key(room: &str, id: &str) -> String {
+    format!("{}:{room}{id}", room.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_is_taken_by_its_room_and_its_id() {
+        // Slack: one `ts` in two channels is two messages.
+        let ts = "1700000000.000100";
+        assert_ne!(taken_key("C0OPS", ts), taken_key("C0DEV", ts));
+        assert_eq!(taken_key("C0OPS", ts), taken_key("C0OPS", ts));
+        // Room and id never run together into another pair's key.
+        assert_ne!(taken_key("ab", "c"), taken_key("a", "bc"));
+    }
 
     #[test]
     fn an_id_counts_once_until_it_is_the_oldest_past_capacity() {
