@@ -310,9 +310,9 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
             })
             .count()
     };
-    slack
-        .push(slack.message_event("C0OPS", ALICE, "!st2 run sl-first", None))
-        .await;
+    let first = slack.message_event("C0OPS", ALICE, "!st2 run sl-first", None);
+    let first_ts = first["event"]["ts"].as_str().unwrap().to_owned();
+    slack.push(first).await;
     assert!(
         eventually!(WAIT, results_of("sl-first") == 1),
         "first result"
@@ -323,7 +323,9 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
     let down = eventually!(WAIT, b.actor("chat:slack").await["state"] == "reconnecting");
     assert!(down, "{}", b.actor("chat:slack").await);
     // Said while no socket is open: in the channel's history, never sent as an event.
-    slack.say_unheard("C0OPS", ALICE, "!st2 run sl-away");
+    slack.say_unheard("C0OPS", None, ALICE, "!st2 run sl-away");
+    // And one in the thread the bridge answered the first in, where people go on.
+    slack.say_unheard("C0OPS", Some(&first_ts), ALICE, "!st2 run sl-thread");
     let opened = slack.connections_opened();
     slack.refuse_sockets(false);
     assert!(
@@ -335,7 +337,7 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
         .push(slack.message_event("C0OPS", ALICE, "!st2 run sl-back", None))
         .await;
 
-    let all = ["sl-first", "sl-away", "sl-back"];
+    let all = ["sl-first", "sl-away", "sl-thread", "sl-back"];
     assert!(
         eventually!(WAIT, all.iter().all(|m| results_of(m) >= 1)),
         "every command ran and its result was posted: {:?}; posts: {:#?}",
@@ -356,6 +358,20 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
         .expect("the channel read back");
     assert_eq!(read.body["inclusive"], true, "{}", read.body);
     assert!(read.body["oldest"].as_str().is_some(), "{}", read.body);
+    // The thread is read back too, and its result answered in it.
+    let threads = slack.calls("conversations.replies");
+    assert!(
+        threads.iter().any(|c| c.body["channel"] == "C0OPS"
+            && c.body["ts"] == first_ts.as_str()
+            && c.body["inclusive"] == true
+            && c.body.get("include_all_metadata").is_none()),
+        "the thread read back: {threads:?}"
+    );
+    let in_thread = slack
+        .posts()
+        .iter()
+        .any(|p| p["thread_ts"] == first_ts.as_str() && text_of(p).contains("sl-thread"));
+    assert!(in_thread, "sl-thread answered in its thread");
     assert_eq!(b.actor("chat:slack").await["state"], "up");
     let logs = captured_logs();
     assert!(

@@ -119,29 +119,38 @@ async fn already_posted(
     Ok(false)
 }
 
-/// What was posted in `channel` from `since` (milliseconds, inclusive) on, newest first as
-/// Slack lists it: `conversations.history` with `oldest` and `inclusive`
-/// (https://api.slack.com/methods/conversations.history; Tier 3), following
+/// What was posted in `place` from `since` (milliseconds, inclusive) on: a channel's
+/// messages, newest first as Slack lists them (`conversations.history` with `oldest` and
+/// `inclusive`; https://api.slack.com/methods/conversations.history), or a thread's, its root
+/// first (`conversations.replies` with `ts` too; https://api.slack.com/methods/conversations.replies;
+/// both Tier 3), following
 /// `response_metadata.next_cursor` for at most [`resume::HISTORY_PAGES`] pages. A 429 (or
 /// Slack's `ratelimited`) is waited out as `Retry-After` says, unless that would pass
 /// `deadline`: then it is the error, and the catch-up gives up on what is left.
-pub async fn history_since(
+pub async fn posted_since(
     api: &Api,
     token: &SecretString,
-    channel: &str,
+    place: &resume::Place,
     since: u64,
     deadline: tokio::time::Instant,
 ) -> Result<Vec<Value>, ApiError> {
     let mut args = json!({
-        "channel": channel,
+        "channel": place.channel(),
         "oldest": resume::oldest(since),
         "inclusive": true,
         "limit": resume::HISTORY_PAGE,
     });
+    let method = match place {
+        resume::Place::Channel(_) => "conversations.history",
+        resume::Place::Thread { root, .. } => {
+            args["ts"] = json!(root);
+            "conversations.replies"
+        }
+    };
     let mut messages = Vec::new();
     let mut pages = 0;
     while pages < resume::HISTORY_PAGES {
-        let page: HistoryPage = match api.call("conversations.history", token, &args).await {
+        let page: HistoryPage = match api.call(method, token, &args).await {
             Ok(page) => page,
             Err(error) => {
                 let wait = match &error {

@@ -10,7 +10,8 @@
 //! API calls), `render.rs` (hubot-style attachments), `platform.rs` (the
 //! [`Platform`](crate::backends::connection::Platform)), `interactive.rs` (buttons),
 //! `signature.rs` (the Events API's request signature), `resume.rs` (what a new Socket Mode
-//! link reads back from `conversations.history`: what was posted while none listened).
+//! link reads back from `conversations.history` and `conversations.replies`: what was posted
+//! while none listened).
 
 pub mod api;
 pub mod config;

@@ -4,10 +4,11 @@
 //! Posts go out over the Web API.
 //!
 //! Socket Mode replays nothing to a new socket (https://api.slack.com/apis/connections/socket):
-//! the platform keeps a [`Position`] (since when its links listened, and per channel the
-//! `ts` of the newest message handed on), saved for the next holder through
-//! [`Platform::resume_state`], and each new link asks `conversations.history` what was
-//! posted from there on before it hands on live messages ([`super::resume`]).
+//! the platform keeps a [`Position`] (since when its links listened, and per channel and per
+//! thread the `ts` of the newest message handed on), saved for the next holder through
+//! [`Platform::resume_state`], and each new link asks `conversations.history` (and
+//! `conversations.replies`) what was posted from there on before it hands on live messages
+//! ([`super::resume`]).
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -21,7 +22,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{
-    api::{self, Api, Dest, Outgoing},
+    api::{self, Api, ApiError, Dest, Outgoing},
     interactive::Interactions,
     normalise_text, render,
     resume::{self, Position, MAX_CATCH_UP_MS},
@@ -362,8 +363,15 @@ impl Slack {
     /// Gives `msg` to the dispatcher and, in Socket Mode, moves the position to it.
     fn deliver(&mut self, msg: InboundMessage, fx: &mut Effects<Self>) {
         if self.socket_mode() {
-            if let Some(ms) = msg.message_id.as_deref().and_then(resume::ts_ms) {
-                self.position.note(&msg.room.id, ms);
+            if let Some(ts) = msg.message_id.as_deref() {
+                if let Some(ms) = resume::ts_ms(ts) {
+                    self.position.note(&msg.room.id, ms);
+                    // Its thread, where people go on: a reply's, or the one the bridge
+                    // answers a message said outside a thread in.
+                    let root = msg.room.thread.as_deref().unwrap_or(ts);
+                    self.position
+                        .note(&resume::thread_key(&msg.room.id, root), ms);
+                }
             }
         }
         fx.inbound(msg);
@@ -471,16 +479,20 @@ async fn fetch_missed(
     api: &Api,
     bot: &secrecy::SecretString,
     name: &str,
-    rooms: Vec<(String, u64)>,
+    rooms: Vec<(resume::Place, u64)>,
     mut known: HashSet<String>,
     deadline: tokio::time::Instant,
 ) -> (Vec<(u64, Value)>, Vec<(String, Option<String>)>) {
     let mut fetched = Vec::new();
-    for (channel, since) in rooms {
-        let read = api::history_since(api, bot, &channel, since, deadline);
+    for (place, since) in rooms {
+        let channel = place.channel().to_owned();
+        let read = api::posted_since(api, bot, &place, since, deadline);
         match tokio::time::timeout_at(deadline, read).await {
             Ok(Ok(messages)) => {
                 fetched.extend(messages.into_iter().map(|m| (channel.clone(), since, m)));
+            }
+            Ok(Err(ApiError::Slack(e))) if e == "thread_not_found" => {
+                tracing::debug!(connection = %name, "a thread to catch up is gone");
             }
             Ok(Err(e)) => {
                 tracing::warn!(connection = %name, channel = %channel, error = %e.describe(), "could not read what was posted in a Slack channel while no link listened; commands said there meanwhile are not run (the bot needs the channels:history, groups:history, im:history and mpim:history scopes)");
@@ -1006,9 +1018,12 @@ mod tests {
         assert_eq!(fx.messages()[0].message_id.as_deref(), Some(t1.as_str()));
         frame(&mut p, dm("e2", "Ev2", &t2, "!st2 run two"));
         let state = p.resume_state().unwrap();
+        // And per thread: the one the bridge answers each in, where people go on.
+        let thread = |c: &str, ts: &str| resume::thread_key(c, ts);
         assert_eq!(
             state["rooms"],
-            json!({"C0OPS": since + 10, "D1": since + 20})
+            json!({"C0OPS": since + 10, "D1": since + 20,
+                thread("C0OPS", &t1): since + 10, thread("D1", &t2): since + 20})
         );
 
         // The next holder resumes from there: its first hello reads both channels back.
@@ -1090,7 +1105,9 @@ mod tests {
         assert_eq!(next.catching_up, None);
         assert_eq!(
             next.resume_state().unwrap()["rooms"],
-            json!({"C0OPS": since + 40, "D1": since + 20})
+            json!({"C0OPS": since + 40, "D1": since + 20,
+                thread("C0OPS", &t1): since + 10, thread("D1", &t2): since + 20,
+                thread("C0OPS", &t3): since + 30, thread("C0OPS", &t4): since + 40})
         );
 
         // Slack's own refresh: the old socket works until the new one says hello, so

@@ -16,10 +16,16 @@
 //! event would have had (its `ts`), so the shared store's record of taken messages runs a
 //! message delivered both ways once.
 //!
+//! Replies inside a thread are not in `conversations.history` (only the parents and replies
+//! also sent to the channel, `thread_broadcast`). So the position also keeps a point per
+//! thread the bridge handed a message on in — a reply's thread, and for a message said
+//! outside a thread the thread the bridge answers it in (its own `ts`), where people go on
+//! — and the new link asks `conversations.replies` (`channel`, `ts` of the thread's root,
+//! `oldest`, `inclusive`; https://api.slack.com/methods/conversations.replies, Tier 3) of
+//! the [`MAX_THREADS`] most recent, after the channels.
+//!
 //! Limits:
-//! - Replies inside a thread are not in `conversations.history` (only the parents and
-//!   replies also sent to the channel, `thread_broadcast`); they are not caught up (asking
-//!   `conversations.replies` of every thread would cost a call per thread).
+//! - A thread nothing was handed on in (or not among the most recent) is not caught up.
 //! - A channel the bridge never handed a message on in has no point and is not caught up,
 //!   nor one whose newest message handed on is older than [`MAX_CATCH_UP_MS`]: Slack has no
 //!   cheap "which channels changed since" call to find them.
@@ -38,6 +44,50 @@ pub use crate::backends::connection::position::{Position, MAX_CATCH_UP_MS};
 /// Messages asked for per `conversations.history` page (Slack's default; apps distributed
 /// outside the Marketplace get at most 15, and the cursor is followed).
 pub const HISTORY_PAGE: u32 = 100;
+
+/// Threads caught up at most (the most recent points first): each costs a call, and a
+/// catch-up must stay within its time budget and Slack's rate limits.
+pub const MAX_THREADS: usize = 16;
+
+/// A thread's key in the position: its channel and the `ts` of its root. Channel ids never
+/// hold a `/`.
+pub fn thread_key(channel: &str, root: &str) -> String {
+    format!("{channel}/{root}")
+}
+
+/// What a point of the position is for: a channel's history, or one thread's replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// `conversations.history` of this channel.
+    Channel(String),
+    /// `conversations.replies` of the thread whose root has `ts` `root` in `channel`.
+    Thread {
+        /// The channel the thread is in.
+        channel: String,
+        /// The `ts` of its root message.
+        root: String,
+    },
+}
+
+impl Place {
+    /// The place a position key names (see [`thread_key`]).
+    pub fn of_key(key: &str) -> Self {
+        match key.split_once('/') {
+            Some((channel, root)) => Self::Thread {
+                channel: channel.to_owned(),
+                root: root.to_owned(),
+            },
+            None => Self::Channel(key.to_owned()),
+        }
+    }
+
+    /// The channel it is in.
+    pub fn channel(&self) -> &str {
+        match self {
+            Self::Channel(c) | Self::Thread { channel: c, .. } => c,
+        }
+    }
+}
 
 /// Pages read per channel at most: of more than 1,000 messages posted in a channel while no
 /// link listened, the newest 1,000 are caught up (pages go from the newest back).
@@ -68,28 +118,39 @@ pub fn oldest(ms: u64) -> String {
     format!("{}.{:03}000", ms / 1000, ms % 1000)
 }
 
-/// The channels to catch up, each with the point it is caught up from: those with a point
-/// of their own no older than `floor`, the most recent first (none without a position).
-/// The point is never before the links started listening: what came earlier was not the
-/// bridge's to run.
-pub fn rooms_to_fetch(position: &Position, floor: u64) -> Vec<(String, u64)> {
+/// The channels and threads to catch up, each with the point it is caught up from: those
+/// with a point of their own no older than `floor`, the channels first, then at most
+/// [`MAX_THREADS`] threads, each the most recent first (none without a position). The point
+/// is never before the links started listening: what came earlier was not the bridge's to
+/// run.
+pub fn rooms_to_fetch(position: &Position, floor: u64) -> Vec<(Place, u64)> {
     let Some(state) = position.state() else {
         return Vec::new();
     };
     let listening = position.listening_since().unwrap_or(0);
-    let mut rooms: Vec<(String, u64)> = state["rooms"]
+    let mut points: Vec<(Place, u64)> = state["rooms"]
         .as_object()
         .map(|rooms| {
             rooms
                 .iter()
-                .filter_map(|(id, ts)| Some((id.clone(), ts.as_u64()?)))
+                .filter_map(|(key, ts)| Some((Place::of_key(key), ts.as_u64()?)))
                 .filter(|(_, point)| *point >= floor)
-                .map(|(id, point)| (id, point.max(listening)))
+                .map(|(place, point)| (place, point.max(listening)))
                 .collect()
         })
         .unwrap_or_default();
-    rooms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    rooms
+    let newest_first = |a: &(Place, u64), b: &(Place, u64)| {
+        b.1.cmp(&a.1)
+            .then_with(|| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)))
+    };
+    let (mut channels, mut threads): (Vec<_>, Vec<_>) = points
+        .drain(..)
+        .partition(|(place, _)| matches!(place, Place::Channel(_)));
+    channels.sort_by(newest_first);
+    threads.sort_by(newest_first);
+    threads.truncate(MAX_THREADS);
+    channels.extend(threads);
+    channels
 }
 
 /// The messages fetched for channels (`conversations.history`' `messages`, with the channel
@@ -163,15 +224,70 @@ mod tests {
         p.note("C0OPS", 5_000);
         p.note("D0ALICE", 7_000);
         p.note("C0OLD", 1_500);
+        let channel = |c: &str| Place::Channel(c.to_owned());
         assert_eq!(
             rooms_to_fetch(&p, 2_000),
-            [("D0ALICE".to_owned(), 7_000), ("C0OPS".to_owned(), 5_000)]
+            [(channel("D0ALICE"), 7_000), (channel("C0OPS"), 5_000)]
         );
         assert_eq!(rooms_to_fetch(&p, 0).len(), 3);
         // A point from before the links listened (a forgotten room moved the start back,
         // or a state from elsewhere) is lifted to the start.
         let q = Position::from_state(&json!({"listening_since": 3_000, "rooms": {"C1": 2_500}}));
-        assert_eq!(rooms_to_fetch(&q, 0), [("C1".to_owned(), 3_000)]);
+        assert_eq!(rooms_to_fetch(&q, 0), [(channel("C1"), 3_000)]);
+    }
+
+    #[test]
+    fn threads_are_caught_up_after_the_channels_the_most_recent_first_and_not_all() {
+        let mut p = Position::default();
+        p.listening(1_000);
+        p.note("C0OPS", 2_000);
+        let root = "1700000000.000100";
+        p.note(&thread_key("C0OPS", root), 9_000);
+        for n in 0..(MAX_THREADS as u64 + 4) {
+            p.note(&thread_key("C0DEV", &format!("17.{n}")), 3_000 + n);
+        }
+        let rooms = rooms_to_fetch(&p, 0);
+        assert_eq!(
+            rooms.len(),
+            1 + MAX_THREADS,
+            "the channel and the most recent threads"
+        );
+        assert_eq!(rooms[0], (Place::Channel("C0OPS".to_owned()), 2_000));
+        assert_eq!(
+            rooms[1],
+            (
+                Place::Thread {
+                    channel: "C0OPS".to_owned(),
+                    root: root.to_owned()
+                },
+                9_000
+            )
+        );
+        assert_eq!(rooms[1].0.channel(), "C0OPS");
+        // The oldest threads are left out.
+        let last = &rooms[MAX_THREADS];
+        assert_eq!(last.1, 3_000 + 4 + 1, "{last:?}");
+        assert_eq!(Place::of_key("C0OPS"), Place::Channel("C0OPS".to_owned()));
+    }
+
+    #[test]
+    fn a_thread_read_back_keeps_its_replies_in_the_thread_and_drops_its_older_root() {
+        let point = ts_ms("1700000005.000000").unwrap();
+        let root = json!({"type": "message", "user": "U0ALICE", "text": "root",
+            "ts": "1700000001.000000", "thread_ts": "1700000001.000000", "reply_count": 1});
+        let reply = json!({"type": "message", "user": "U0ALICE", "text": "!st2 run x",
+            "ts": "1700000006.000000", "thread_ts": "1700000001.000000"});
+        let got = missed(vec![
+            ("C0OPS".to_owned(), point, root),
+            ("C0OPS".to_owned(), point, reply),
+        ]);
+        assert_eq!(got.len(), 1, "the root is older than the point");
+        assert_eq!(got[0].1["text"], "!st2 run x");
+        assert_eq!(
+            got[0].1["thread_ts"], "1700000001.000000",
+            "answered in its thread"
+        );
+        assert_eq!(got[0].1["channel"], "C0OPS");
     }
 
     #[test]

@@ -287,9 +287,16 @@ impl FakeSlack {
 
     /// `user` says `text` in `channel` while no socket hears it: the message is in the
     /// channel's history, and no event is ever sent for it (Socket Mode replays nothing to
-    /// a later connection). Returns its `ts`.
-    pub fn say_unheard(&self, channel: &str, user: &str, text: &str) -> String {
-        let event = self.message_event(channel, user, text, None)["event"].clone();
+    /// a later connection); in `thread` (its root's `ts`), a reply there, listed by
+    /// `conversations.replies` only. Returns its `ts`.
+    pub fn say_unheard(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        user: &str,
+        text: &str,
+    ) -> String {
+        let event = self.message_event(channel, user, text, thread)["event"].clone();
         event["ts"].as_str().unwrap_or_default().to_owned()
     }
 
