@@ -386,6 +386,16 @@ fn settings(kind: &str, table: &str) -> std::sync::Arc<dyn PlatformSettings> {
 /// A Teams table with its required keys; everything else at its default.
 const TEAMS: &str = "app_id = \"a\"\ntenant_id = \"t\"\napp_password = \"p\"";
 
+/// Teams' queue policy for its required keys and `more`; everything else at its default.
+fn teams_policy(more: &str) -> QueuePolicy {
+    stormbridge::backends::teams::queue_policy(
+        settings("teams", &format!("{TEAMS}{more}"))
+            .as_any()
+            .downcast_ref()
+            .expect("teams"),
+    )
+}
+
 /// A Rocket.Chat table with its required keys.
 const ROCKETCHAT: &str =
     "server_url = \"https://chat.example.com\"\nuser_id = \"u\"\ntoken = \"t\"";
@@ -531,12 +541,7 @@ fn main() {
         ),
         (
             "teams",
-            teams::queue_policy(
-                settings("teams", TEAMS)
-                    .as_any()
-                    .downcast_ref()
-                    .expect("teams"),
-            ),
+            teams_policy(""),
             teams_limits(),
             LATENCY.as_secs_f64(),
             true,
@@ -544,12 +549,7 @@ fn main() {
         ),
         (
             "teams (2100 ms)",
-            teams::queue_policy(
-                settings("teams", &format!("{TEAMS}\nsend_interval_ms = 2100"))
-                    .as_any()
-                    .downcast_ref()
-                    .expect("teams"),
-            ),
+            teams_policy("\nsend_interval_ms = 2100"),
             teams_limits(),
             LATENCY.as_secs_f64(),
             true,
