@@ -21,11 +21,24 @@ pub fn now_ms() -> u64 {
 /// then caught up from no later than its point: the listening start moves back to it).
 pub const MAX_ROOMS: usize = 64;
 
-/// How far back a catch-up reaches at most, in milliseconds: a takeover takes seconds, so a
-/// point older than this is from an outage of every bridge process, and commands posted
-/// then are stale (neither Rocket.Chat nor XMPP has a `max_command_age_secs`; this is
-/// their fixed stand-in).
+/// How far back a catch-up reaches by default, in milliseconds (`max_command_age_secs` of
+/// Slack, Rocket.Chat and XMPP): a takeover takes seconds, so a point older than this is
+/// from an outage of every bridge process, and commands posted then are likely stale.
 pub const MAX_CATCH_UP_MS: u64 = 10 * 60 * 1000;
+
+/// The default `max_command_age_secs` of the platforms that catch up ([`MAX_CATCH_UP_MS`]).
+pub fn max_command_age_secs() -> u64 {
+    MAX_CATCH_UP_MS / 1000
+}
+
+/// The earliest time (ms) a message caught up at `now` may have been said to run:
+/// `max_age_secs` back, or any time when it is 0.
+pub fn catch_up_floor(now: u64, max_age_secs: u64) -> u64 {
+    match max_age_secs {
+        0 => 0,
+        secs => now.saturating_sub(secs.saturating_mul(1000)),
+    }
+}
 
 /// Where a connection's links stand: since when they have listened, and per room the time
 /// (milliseconds since the epoch) of the newest message handed on (bounded by
@@ -128,6 +141,14 @@ impl Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catch_up_floor_is_the_age_limit_back_or_none() {
+        assert_eq!(catch_up_floor(1_000_000, 600), 400_000);
+        assert_eq!(catch_up_floor(1_000_000, 0), 0, "0: any age");
+        assert_eq!(catch_up_floor(5_000, 600), 0, "never before the epoch");
+        assert_eq!(max_command_age_secs(), 600);
+    }
 
     #[test]
     fn the_position_keeps_the_newest_per_room_and_stays_small() {

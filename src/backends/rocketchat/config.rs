@@ -36,6 +36,10 @@ pub struct RocketChatSettings {
     /// beyond this.
     #[serde(default = "crate::backends::defaults::queue_size")]
     pub queue_size: usize,
+    /// How long ago a message said while no link listened may have been said and still run
+    /// when the next link catches up, in seconds (0: any age).
+    #[serde(default = "crate::backends::connection::position::max_command_age_secs")]
+    pub max_command_age_secs: u64,
     /// Least gap between two messages once the first burst is spent, in milliseconds.
     #[serde(default = "crate::backends::defaults::send_interval_ms")]
     pub send_interval_ms: u64,

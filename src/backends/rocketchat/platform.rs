@@ -2,7 +2,7 @@
 //! machine — `connect`, `login` with the personal access token, the `__my_messages__`
 //! subscription, pings both ways — and messages sent over REST.
 
-use crate::backends::connection::position::now_ms;
+use crate::backends::connection::position::{catch_up_floor, now_ms};
 use std::{collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use awc::ws::{Frame, Message};
@@ -384,7 +384,7 @@ impl RocketChat {
         self.rounds += 1;
         let round = self.rounds;
         self.catching_up = Some(round);
-        let floor = now_ms().saturating_sub(resume::MAX_CATCH_UP_MS);
+        let floor = catch_up_floor(now_ms(), self.settings.max_command_age_secs);
         let position = self.position.clone();
         let api = self.api();
         let name = self.name.clone();

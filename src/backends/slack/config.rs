@@ -50,6 +50,9 @@ pub struct SlackSettings {
     pub queue_size: usize,
     /// Least time between two Web API posts (Slack allows about one per second per channel).
     pub send_interval: Duration,
+    /// How long ago a message said while no Socket Mode link listened may have been said and
+    /// still run when the next link catches up, in seconds (0: any age).
+    pub max_command_age_secs: u64,
     /// `reconnect_initial_ms`: shortest reconnect delay in milliseconds (the `[supervisor]`
     /// value when not given, as on every platform).
     pub reconnect_initial_ms: Option<u64>,
@@ -119,6 +122,8 @@ struct Raw {
     queue_size: usize,
     #[serde(default = "default_send_interval")]
     send_interval_ms: u64,
+    #[serde(default = "crate::backends::connection::position::max_command_age_secs")]
+    max_command_age_secs: u64,
     #[serde(default)]
     reconnect_initial_ms: Option<u64>,
     #[serde(default)]
@@ -267,6 +272,7 @@ pub fn parse(table: serde_json::Value) -> Result<SlackSettings, Vec<String>> {
             max_message_length: raw.max_message_length,
             queue_size: raw.queue_size,
             send_interval: Duration::from_millis(raw.send_interval_ms),
+            max_command_age_secs: raw.max_command_age_secs,
             reconnect_initial_ms: raw.reconnect_initial_ms,
             reconnect_max_ms: raw.reconnect_max_ms,
             idle_timeout: Duration::from_secs(raw.idle_timeout_secs),

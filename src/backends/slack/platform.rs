@@ -25,7 +25,7 @@ use super::{
     api::{self, Api, ApiError, Dest, Outgoing},
     interactive::Interactions,
     normalise_text, render,
-    resume::{self, Position, MAX_CATCH_UP_MS},
+    resume::{self, Position},
     signature, strip_mention,
     wire::{ApiEnvelope, AuthTest, ConnectionsOpen, ConversationsInfo, EventCallback, SocketFrame},
     SlackMode, SlackSettings, WhisperMode,
@@ -34,7 +34,7 @@ use crate::{
     actors::messages::Deliver,
     backends::connection::{
         owed::{Attempt, OwedPart, Unanswered},
-        position::now_ms,
+        position::{catch_up_floor, now_ms},
         websocket::{self, Incoming},
         ConnectionError, Effects, Handles, Link, Platform, Seen, Sending,
     },
@@ -387,7 +387,7 @@ impl Slack {
         // until this one opened. (Slack refreshes sockets every few hours; reading every
         // recent channel back each time would cost calls and hold live messages.)
         let refreshed = std::mem::take(&mut self.renewing);
-        let floor = now_ms().saturating_sub(MAX_CATCH_UP_MS);
+        let floor = catch_up_floor(now_ms(), self.settings.max_command_age_secs);
         let rooms = resume::rooms_to_fetch(&self.position, floor);
         if rooms.is_empty() || refreshed {
             self.catching_up = None;
@@ -1173,11 +1173,19 @@ mod tests {
         let (mut p, _) = opened("socket");
         p.room_names.insert("C0OPS".into(), "ops".into());
         // A position whose only point is older than the catch-up window.
-        let old = now_ms() - MAX_CATCH_UP_MS - 60_000;
+        let old = now_ms() - resume::MAX_CATCH_UP_MS - 60_000;
         p.resume_from(json!({"listening_since": old - 1, "rooms": {"C0OPS": old}}));
         let fx = frame(&mut p, json!({"type": "hello"}));
         assert!(fx.is_ready());
         assert_eq!(p.catching_up, None, "nothing recent to read back");
+        // Unless `max_command_age_secs` reaches that far back (0: any age).
+        for age in [0, resume::MAX_CATCH_UP_MS / 1000 + 120] {
+            let (mut far, _) = opened("socket");
+            far.settings.max_command_age_secs = age;
+            far.resume_from(json!({"listening_since": old - 1, "rooms": {"C0OPS": old}}));
+            frame(&mut far, json!({"type": "hello"}));
+            assert!(far.catching_up.is_some(), "max_command_age_secs = {age}");
+        }
         // A recent point: a catch-up starts; a live message is held, and the link is lost.
         let recent = now_ms() - 1_000;
         let (mut q, _) = opened("socket");

@@ -80,6 +80,10 @@ pub struct XmppSettings {
         default = "crate::backends::defaults::queue_size"
     )]
     pub queue_size: usize,
+    /// How long ago a direct message kept by the server, or one in a room's history said while no link listened may have been said and still run
+    /// when the next link catches up, in seconds (0: any age).
+    #[serde(default = "crate::backends::connection::position::max_command_age_secs")]
+    pub max_command_age_secs: u64,
     /// Seconds between self-pings of each room, and of silence before the server is pinged.
     #[serde(default = "default_ping_interval")]
     pub ping_interval_secs: u64,

@@ -2,7 +2,7 @@
 //! presence, room joins, pings and self-pings (XEP-0199, XEP-0410), kicks and bans as a state
 //! machine over the stanza stream.
 
-use crate::backends::connection::position::now_ms;
+use crate::backends::connection::position::{catch_up_floor, now_ms};
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -23,8 +23,7 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::connection::{
-        position::{Position, MAX_CATCH_UP_MS},
-        ConnectionError, Effects, Link, Platform, Seen, Sending,
+        position::Position, ConnectionError, Effects, Link, Platform, Seen, Sending,
     },
     domain::{
         chunk::{split_message, LengthUnit},
@@ -183,7 +182,7 @@ impl Xmpp {
     /// Joins `room`; once the links have listened, asking for its history since the
     /// position (what was said while nobody listened comes first), else for none.
     fn join(&mut self, room: &str, fx: &mut Effects<Self>) {
-        let floor = now_ms().saturating_sub(MAX_CATCH_UP_MS);
+        let floor = catch_up_floor(now_ms(), self.settings.max_command_age_secs);
         match self.position.since(room, floor) {
             Some(since) => {
                 let listening = self.position.listening_since().unwrap_or_default();
@@ -313,7 +312,7 @@ impl Xmpp {
     /// The stamp of a message said while no link listened, to be run now: a room's history
     /// since its join asked from, or a direct message from the server's offline storage
     /// (`history::offline_stamp`) stamped no earlier than the links first listened (before
-    /// that it was never a command to the bridge) and at most [`MAX_CATCH_UP_MS`] ago. `None`
+    /// that it was never a command to the bridge) and at most `max_command_age_secs` ago. `None`
     /// for a live message, and for one delayed otherwise (which is not run).
     fn caught_up_stamp(&self, e: &Element) -> Option<u64> {
         let from = e.attr("from").and_then(Jid::parse)?;
@@ -325,7 +324,9 @@ impl Xmpp {
         let domain = self.bare.rsplit_once('@').map_or("", |(_, d)| d);
         let stamp = history::offline_stamp(e, domain)?;
         let listening = self.position.listening_since()?;
-        let floor = listening.max(now_ms().saturating_sub(MAX_CATCH_UP_MS)) / 1_000 * 1_000;
+        let floor = listening.max(catch_up_floor(now_ms(), self.settings.max_command_age_secs))
+            / 1_000
+            * 1_000;
         (stamp >= floor).then_some(stamp)
     }
 
@@ -1098,7 +1099,7 @@ mod tests {
             ),
         );
         assert!(fx.messages().is_empty());
-        let stale = now_ms() - MAX_CATCH_UP_MS - 2_000;
+        let stale = now_ms() - crate::backends::connection::position::MAX_CATCH_UP_MS - 2_000;
         let mut resumed = xmpp(&[]);
         resumed.resume_from(serde_json::json!({"listening_since": stale - 60_000, "rooms": {}}));
         opened(&mut resumed);
