@@ -8,7 +8,7 @@
 //! the holder keeps a [`Position`]: since when its links have listened, and per channel the
 //! `ts` (in milliseconds) of the newest message it handed on. A new link (this process's after a lost one, or the next
 //! holder's, given the position by `resume_from`) asks each channel with a point no older
-//! than [`MAX_CATCH_UP_MS`] what was posted from that point on: `conversations.history`
+//! than `max_command_age_secs` (default [`MAX_CATCH_UP_MS`]) what was posted from that point on: `conversations.history`
 //! with `channel`, `oldest` (the point), `inclusive`, `limit` and `cursor`
 //! (https://api.slack.com/methods/conversations.history; Tier 3, newest first). What it
 //! finds ([`missed`]) goes through the same mapping and filters as the live `message`
@@ -27,7 +27,7 @@
 //! Limits:
 //! - A thread nothing was handed on in (or not among the most recent) is not caught up.
 //! - A channel the bridge never handed a message on in has no point and is not caught up,
-//!   nor one whose newest message handed on is older than [`MAX_CATCH_UP_MS`]: Slack has no
+//!   nor one whose newest message handed on is older than `max_command_age_secs`: Slack has no
 //!   cheap "which channels changed since" call to find them.
 //! - Rate limits: `conversations.history` is Tier 3 (50+ calls a minute) for internal and
 //!   Marketplace apps, one call a minute (and 15 messages a page) for apps distributed
