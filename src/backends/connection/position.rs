@@ -1,7 +1,7 @@
 //! Where a connection's links stand, for a platform whose server replays nothing to a new
 //! link but can be asked what was posted since a time (Rocket.Chat's REST API, an XMPP
-//! room's history): since when its links have listened, and per room the time of the newest
-//! message handed on. A new link (this process's after a lost one, or the next holder's
+//! room's history, Slack's history methods): since when its links have listened, and per
+//! room (and per thread, for Slack) the time of the newest message handed on. A new link (this process's after a lost one, or the next holder's
 //! after a takeover, through [`Platform::resume_state`](super::Platform::resume_state))
 //! asks from there on. Pure, unit-tested here; each platform decides what its times are.
 
@@ -40,29 +40,43 @@ pub fn catch_up_floor(now: u64, max_age_secs: u64) -> u64 {
     }
 }
 
-/// Where a connection's links stand: since when they have listened, and per room the time
+/// Threads whose point is kept (Slack's): beyond that the oldest are forgotten. Apart from
+/// the rooms, so a busy room's threads never push a quiet room's point out.
+pub const MAX_THREADS: usize = 64;
+
+/// Where a connection's links stand: since when they have listened, per room the time
 /// (milliseconds since the epoch) of the newest message handed on (bounded by
-/// [`MAX_ROOMS`]).
+/// [`MAX_ROOMS`]), and per thread likewise, for a platform whose threads are read apart
+/// (bounded by [`MAX_THREADS`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Position {
     /// When the first link listened (this process's clock): what was posted since in a
     /// room without a point of its own was heard, and either handed on or skipped.
     listening_since: Option<u64>,
     rooms: BTreeMap<String, u64>,
+    threads: BTreeMap<String, u64>,
 }
 
 impl Position {
     /// The state another process saved (`{"listening_since": <ms>, "rooms": {"<rid>": <ts
-    /// ms>}}`); anything else is no position.
+    /// ms>}, "threads": {"<key>": <ts ms>}}`, threads optional); anything else is no position.
     pub fn from_state(state: &Value) -> Self {
         let mut position = Self {
             listening_since: state.get("listening_since").and_then(Value::as_u64),
             rooms: BTreeMap::new(),
+            threads: BTreeMap::new(),
         };
         if let Some(rooms) = state.get("rooms").and_then(Value::as_object) {
             for (rid, ts) in rooms {
                 if let Some(ts) = ts.as_u64() {
                     position.note(rid, ts);
+                }
+            }
+        }
+        if let Some(threads) = state.get("threads").and_then(Value::as_object) {
+            for (key, ts) in threads {
+                if let Some(ts) = ts.as_u64() {
+                    position.note_thread(key, ts);
                 }
             }
         }
@@ -73,6 +87,9 @@ impl Position {
     pub fn state(&self) -> Option<Value> {
         self.is_known().then(|| {
             let mut state = json!({ "rooms": self.rooms });
+            if !self.threads.is_empty() {
+                state["threads"] = json!(self.threads);
+            }
             if let Some(since) = self.listening_since {
                 state["listening_since"] = json!(since);
             }
@@ -114,6 +131,28 @@ impl Position {
         }
     }
 
+    /// A message of the thread `key` (the platform's name for it) of time `ts` was handed on.
+    /// Past [`MAX_THREADS`] the thread with the oldest point is forgotten (not caught up).
+    pub fn note_thread(&mut self, key: &str, ts: u64) {
+        let at = self.threads.entry(key.to_owned()).or_default();
+        *at = (*at).max(ts);
+        if self.threads.len() > MAX_THREADS {
+            if let Some(oldest) = self
+                .threads
+                .iter()
+                .min_by_key(|(_, ts)| **ts)
+                .map(|(key, _)| key.clone())
+            {
+                self.threads.remove(&oldest);
+            }
+        }
+    }
+
+    /// The threads' points, by key.
+    pub fn threads(&self) -> &BTreeMap<String, u64> {
+        &self.threads
+    }
+
     /// Where room `rid` is caught up from (inclusive): its own point, else since when the
     /// links listened (everything heard there since was skipped), never before `floor`.
     /// `None` without a position.
@@ -141,6 +180,33 @@ impl Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_are_kept_apart_from_rooms_and_bounded_on_their_own() {
+        let mut p = Position::default();
+        p.listening(10);
+        p.note("QUIET", 20);
+        for n in 0..(MAX_THREADS as u64 + 5) {
+            p.note_thread(&format!("BUSY/{n}"), 100 + n);
+        }
+        assert_eq!(p.threads().len(), MAX_THREADS);
+        assert!(
+            !p.threads().contains_key("BUSY/0"),
+            "the oldest thread went"
+        );
+        assert_eq!(
+            p.since("QUIET", 0),
+            Some(20),
+            "a quiet room keeps its point"
+        );
+        let state = p.state().unwrap();
+        assert_eq!(state["rooms"], json!({"QUIET": 20}));
+        assert_eq!(Position::from_state(&state), p, "through the shared store");
+        // A position without threads saves none (the state other platforms keep).
+        let mut q = Position::default();
+        q.note("R", 5);
+        assert!(q.state().unwrap().get("threads").is_none());
+    }
 
     #[test]
     fn the_catch_up_floor_is_the_age_limit_back_or_none() {

@@ -370,7 +370,7 @@ impl Slack {
                     // answers a message said outside a thread in.
                     let root = msg.room.thread.as_deref().unwrap_or(ts);
                     self.position
-                        .note(&resume::thread_key(&msg.room.id, root), ms);
+                        .note_thread(&resume::thread_key(&msg.room.id, root), ms);
                 }
             }
         }
@@ -1018,12 +1018,15 @@ mod tests {
         assert_eq!(fx.messages()[0].message_id.as_deref(), Some(t1.as_str()));
         frame(&mut p, dm("e2", "Ev2", &t2, "!st2 run two"));
         let state = p.resume_state().unwrap();
+        assert_eq!(
+            state["rooms"],
+            json!({"C0OPS": since + 10, "D1": since + 20})
+        );
         // And per thread: the one the bridge answers each in, where people go on.
         let thread = |c: &str, ts: &str| resume::thread_key(c, ts);
         assert_eq!(
-            state["rooms"],
-            json!({"C0OPS": since + 10, "D1": since + 20,
-                thread("C0OPS", &t1): since + 10, thread("D1", &t2): since + 20})
+            state["threads"],
+            json!({thread("C0OPS", &t1): since + 10, thread("D1", &t2): since + 20})
         );
 
         // The next holder resumes from there: its first hello reads both channels back.
@@ -1103,10 +1106,14 @@ mod tests {
         assert_eq!(away.org.as_deref(), Some("T1"));
         assert_eq!(fx.messages()[1].room.kind, RoomKind::Direct);
         assert_eq!(next.catching_up, None);
+        let moved = next.resume_state().unwrap();
         assert_eq!(
-            next.resume_state().unwrap()["rooms"],
-            json!({"C0OPS": since + 40, "D1": since + 20,
-                thread("C0OPS", &t1): since + 10, thread("D1", &t2): since + 20,
+            moved["rooms"],
+            json!({"C0OPS": since + 40, "D1": since + 20})
+        );
+        assert_eq!(
+            moved["threads"],
+            json!({thread("C0OPS", &t1): since + 10, thread("D1", &t2): since + 20,
                 thread("C0OPS", &t3): since + 30, thread("C0OPS", &t4): since + 40})
         );
 

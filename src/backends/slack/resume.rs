@@ -22,7 +22,7 @@
 //! outside a thread the thread the bridge answers it in (its own `ts`), where people go on
 //! — and the new link asks `conversations.replies` (`channel`, `ts` of the thread's root,
 //! `oldest`, `inclusive`; https://api.slack.com/methods/conversations.replies, Tier 3) of
-//! the [`MAX_THREADS`] most recent, after the channels.
+//! the [`THREADS_READ`] most recent, after the channels.
 //!
 //! Limits:
 //! - A thread nothing was handed on in (or not among the most recent) is not caught up.
@@ -47,7 +47,7 @@ pub const HISTORY_PAGE: u32 = 100;
 
 /// Threads caught up at most (the most recent points first): each costs a call, and a
 /// catch-up must stay within its time budget and Slack's rate limits.
-pub const MAX_THREADS: usize = 16;
+pub const THREADS_READ: usize = 16;
 
 /// A thread's key in the position: its channel and the `ts` of its root. Channel ids never
 /// hold a `/`.
@@ -120,7 +120,7 @@ pub fn oldest(ms: u64) -> String {
 
 /// The channels and threads to catch up, each with the point it is caught up from: those
 /// with a point of their own no older than `floor`, the channels first, then at most
-/// [`MAX_THREADS`] threads, each the most recent first (none without a position). The point
+/// [`THREADS_READ`] threads, each the most recent first (none without a position). The point
 /// is never before the links started listening: what came earlier was not the bridge's to
 /// run.
 pub fn rooms_to_fetch(position: &Position, floor: u64) -> Vec<(Place, u64)> {
@@ -128,17 +128,20 @@ pub fn rooms_to_fetch(position: &Position, floor: u64) -> Vec<(Place, u64)> {
         return Vec::new();
     };
     let listening = position.listening_since().unwrap_or(0);
-    let mut points: Vec<(Place, u64)> = state["rooms"]
+    let channels = state["rooms"]
         .as_object()
-        .map(|rooms| {
-            rooms
-                .iter()
-                .filter_map(|(key, ts)| Some((Place::of_key(key), ts.as_u64()?)))
-                .filter(|(_, point)| *point >= floor)
-                .map(|(place, point)| (place, point.max(listening)))
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter_map(|(id, ts)| Some((Place::Channel(id.clone()), ts.as_u64()?)));
+    let threads = position
+        .threads()
+        .iter()
+        .map(|(key, ts)| (Place::of_key(key), *ts));
+    let mut points: Vec<(Place, u64)> = channels
+        .chain(threads)
+        .filter(|(_, point)| *point >= floor)
+        .map(|(place, point)| (place, point.max(listening)))
+        .collect();
     let newest_first = |a: &(Place, u64), b: &(Place, u64)| {
         b.1.cmp(&a.1)
             .then_with(|| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)))
@@ -148,7 +151,7 @@ pub fn rooms_to_fetch(position: &Position, floor: u64) -> Vec<(Place, u64)> {
         .partition(|(place, _)| matches!(place, Place::Channel(_)));
     channels.sort_by(newest_first);
     threads.sort_by(newest_first);
-    threads.truncate(MAX_THREADS);
+    threads.truncate(THREADS_READ);
     channels.extend(threads);
     channels
 }
@@ -242,14 +245,14 @@ mod tests {
         p.listening(1_000);
         p.note("C0OPS", 2_000);
         let root = "1700000000.000100";
-        p.note(&thread_key("C0OPS", root), 9_000);
-        for n in 0..(MAX_THREADS as u64 + 4) {
-            p.note(&thread_key("C0DEV", &format!("17.{n}")), 3_000 + n);
+        p.note_thread(&thread_key("C0OPS", root), 9_000);
+        for n in 0..(THREADS_READ as u64 + 4) {
+            p.note_thread(&thread_key("C0DEV", &format!("17.{n}")), 3_000 + n);
         }
         let rooms = rooms_to_fetch(&p, 0);
         assert_eq!(
             rooms.len(),
-            1 + MAX_THREADS,
+            1 + THREADS_READ,
             "the channel and the most recent threads"
         );
         assert_eq!(rooms[0], (Place::Channel("C0OPS".to_owned()), 2_000));
@@ -265,7 +268,7 @@ mod tests {
         );
         assert_eq!(rooms[1].0.channel(), "C0OPS");
         // The oldest threads are left out.
-        let last = &rooms[MAX_THREADS];
+        let last = &rooms[THREADS_READ];
         assert_eq!(last.1, 3_000 + 4 + 1, "{last:?}");
         assert_eq!(Place::of_key("C0OPS"), Place::Channel("C0OPS".to_owned()));
     }
