@@ -324,7 +324,7 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
     assert!(down, "{}", b.actor("chat:slack").await);
     // Said while no socket is open: in the channel's history, never sent as an event.
     slack.say_unheard("C0OPS", None, ALICE, "!st2 run sl-away");
-    // And one in the thread the bridge answered the first in, where people go on.
+    // And a follow-up in the thread under the first command.
     slack.say_unheard("C0OPS", Some(&first_ts), ALICE, "!st2 run sl-thread");
     let opened = slack.connections_opened();
     slack.refuse_sockets(false);

@@ -366,8 +366,8 @@ impl Slack {
             if let Some(ts) = msg.message_id.as_deref() {
                 if let Some(ms) = resume::ts_ms(ts) {
                     self.position.note(&msg.room.id, ms);
-                    // Its thread, where people go on: a reply's, or the one the bridge
-                    // answers a message said outside a thread in.
+                    // Its thread: a reply's, or the one that may grow under a message said
+                    // outside a thread (people follow up on a command in its thread).
                     let root = msg.room.thread.as_deref().unwrap_or(ts);
                     self.position
                         .note_thread(&resume::thread_key(&msg.room.id, root), ms);
@@ -1022,7 +1022,7 @@ mod tests {
             state["rooms"],
             json!({"C0OPS": since + 10, "D1": since + 20})
         );
-        // And per thread: the one the bridge answers each in, where people go on.
+        // And per thread: each one's own, where follow-ups may come.
         let thread = |c: &str, ts: &str| resume::thread_key(c, ts);
         assert_eq!(
             state["threads"],

@@ -19,8 +19,8 @@
 //! Replies inside a thread are not in `conversations.history` (only the parents and replies
 //! also sent to the channel, `thread_broadcast`). So the position also keeps a point per
 //! thread the bridge handed a message on in — a reply's thread, and for a message said
-//! outside a thread the thread the bridge answers it in (its own `ts`), where people go on
-//! — and the new link asks `conversations.replies` (`channel`, `ts` of the thread's root,
+//! outside a thread the thread that may grow under it (its own `ts`: people follow up on a
+//! command in its thread, and `extra.slack.thread_response` answers there) — and the new link asks `conversations.replies` (`channel`, `ts` of the thread's root,
 //! `oldest`, `inclusive`; https://api.slack.com/methods/conversations.replies, Tier 3) of
 //! the [`THREADS_READ`] most recent, after the channels.
 //!
