@@ -114,38 +114,17 @@ impl Position {
 
     /// A message of room `rid` of time `ts` was handed on.
     pub fn note(&mut self, rid: &str, ts: u64) {
-        let at = self.rooms.entry(rid.to_owned()).or_default();
-        *at = (*at).max(ts);
-        if self.rooms.len() > MAX_ROOMS {
-            if let Some((oldest, ts)) = self
-                .rooms
-                .iter()
-                .min_by_key(|(_, ts)| **ts)
-                .map(|(rid, ts)| (rid.clone(), *ts))
-            {
-                self.rooms.remove(&oldest);
-                // The forgotten room is caught up from no later than its point.
-                let since = self.listening_since.get_or_insert(ts);
-                *since = (*since).min(ts);
-            }
+        if let Some(forgotten) = note_bounded(&mut self.rooms, rid, ts, MAX_ROOMS) {
+            // The forgotten room is caught up from no later than its point.
+            let since = self.listening_since.get_or_insert(forgotten);
+            *since = (*since).min(forgotten);
         }
     }
 
     /// A message of the thread `key` (the platform's name for it) of time `ts` was handed on.
     /// Past [`MAX_THREADS`] the thread with the oldest point is forgotten (not caught up).
     pub fn note_thread(&mut self, key: &str, ts: u64) {
-        let at = self.threads.entry(key.to_owned()).or_default();
-        *at = (*at).max(ts);
-        if self.threads.len() > MAX_THREADS {
-            if let Some(oldest) = self
-                .threads
-                .iter()
-                .min_by_key(|(_, ts)| **ts)
-                .map(|(key, _)| key.clone())
-            {
-                self.threads.remove(&oldest);
-            }
-        }
+        note_bounded(&mut self.threads, key, ts, MAX_THREADS);
     }
 
     /// The threads' points, by key.
@@ -175,6 +154,27 @@ impl Position {
             .min()
             .map(|ts| ts.max(floor))
     }
+}
+
+/// Moves `key`'s point in `points` up to `ts`; past `most` points, forgets the oldest and
+/// returns its point.
+fn note_bounded(
+    points: &mut BTreeMap<String, u64>,
+    key: &str,
+    ts: u64,
+    most: usize,
+) -> Option<u64> {
+    let at = points.entry(key.to_owned()).or_default();
+    *at = (*at).max(ts);
+    if points.len() <= most {
+        return None;
+    }
+    let (oldest, point) = points
+        .iter()
+        .min_by_key(|(_, ts)| **ts)
+        .map(|(key, ts)| (key.clone(), *ts))?;
+    points.remove(&oldest);
+    Some(point)
 }
 
 #[cfg(test)]
