@@ -63,7 +63,8 @@ impl ChildProcess {
         )
     }
 
-    /// The next `n` lines the child prints.
+    /// The next `n` lines the child prints (anything it printed after them and already
+    /// buffered is dropped: the children print nothing more).
     pub fn read_lines(&mut self, n: usize) -> Vec<String> {
         let out = self.0.stdout.take().expect("child stdout");
         let mut reader = std::io::BufReader::new(out);

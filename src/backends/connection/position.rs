@@ -127,6 +127,11 @@ impl Position {
         note_bounded(&mut self.threads, key, ts, MAX_THREADS);
     }
 
+    /// The rooms' points, by room id.
+    pub fn rooms(&self) -> &BTreeMap<String, u64> {
+        &self.rooms
+    }
+
     /// The threads' points, by key.
     pub fn threads(&self) -> &BTreeMap<String, u64> {
         &self.threads

@@ -37,6 +37,8 @@
 //! - Points are milliseconds; `oldest` is asked inclusive, so the message at the point comes
 //!   again and is skipped as already taken, and none posted in the same millisecond is lost.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 pub use crate::backends::connection::position::{Position, MAX_CATCH_UP_MS};
@@ -56,7 +58,7 @@ pub fn thread_key(channel: &str, root: &str) -> String {
 }
 
 /// What a point of the position is for: a channel's history, or one thread's replies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Place {
     /// `conversations.history` of this channel.
     Channel(String),
@@ -124,36 +126,24 @@ pub fn oldest(ms: u64) -> String {
 /// is never before the links started listening: what came earlier was not the bridge's to
 /// run.
 pub fn rooms_to_fetch(position: &Position, floor: u64) -> Vec<(Place, u64)> {
-    let Some(state) = position.state() else {
+    if !position.is_known() {
         return Vec::new();
-    };
+    }
     let listening = position.listening_since().unwrap_or(0);
-    let channels = state["rooms"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(id, ts)| Some((Place::Channel(id.clone()), ts.as_u64()?)));
-    let threads = position
-        .threads()
-        .iter()
-        .map(|(key, ts)| (Place::of_key(key), *ts));
-    let mut points: Vec<(Place, u64)> = channels
-        .chain(threads)
-        .filter(|(_, point)| *point >= floor)
-        .map(|(place, point)| (place, point.max(listening)))
-        .collect();
-    let newest_first = |a: &(Place, u64), b: &(Place, u64)| {
-        b.1.cmp(&a.1)
-            .then_with(|| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)))
+    let newest_first = |points: &BTreeMap<String, u64>, place: fn(&str) -> Place| {
+        let mut due: Vec<(Place, u64)> = points
+            .iter()
+            .filter(|(_, point)| **point >= floor)
+            .map(|(key, point)| (place(key), (*point).max(listening)))
+            .collect();
+        due.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        due
     };
-    let (mut channels, mut threads): (Vec<_>, Vec<_>) = points
-        .drain(..)
-        .partition(|(place, _)| matches!(place, Place::Channel(_)));
-    channels.sort_by(newest_first);
-    threads.sort_by(newest_first);
+    let mut places = newest_first(position.rooms(), |id| Place::Channel(id.to_owned()));
+    let mut threads = newest_first(position.threads(), Place::of_key);
     threads.truncate(THREADS_READ);
-    channels.extend(threads);
-    channels
+    places.append(&mut threads);
+    places
 }
 
 /// The messages fetched for channels (`conversations.history`' `messages`, with the channel
