@@ -404,6 +404,34 @@ pub fn init_test_log() {
 
 /// A free loopback port: bound, then released for the server under test to bind.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`): a port from that
+    // range, free when checked, can be taken by any outbound connection or `:0` bind (other
+    // tests make thousands) before the server binds it. Ports below it are only ever taken
+    // by a bind that names them, and this process hands each out once (a counter from a
+    // random start), so two servers of these tests only meet across test processes.
+    const FIRST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .min(u32::from(u16::MAX));
+    if low > FIRST + 1_000 {
+        let span = low - FIRST;
+        let _ = NEXT.compare_exchange(
+            0,
+            (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u32 + 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        for _ in 0..span {
+            let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
