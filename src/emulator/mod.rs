@@ -102,7 +102,8 @@
 //!   `@apiError` / `@authError` (503) answers, framed as nginx 1.22 sends them; in
 //!   `Direct` mode their connections are closed unanswered. Going down drops open
 //!   streams.
-//! * [`Emulator::set_response_delay`]: a slow st2api/st2auth (streams unaffected).
+//! * [`Emulator::set_response_delay`]: a slow st2api/st2auth (streams unaffected);
+//!   [`Emulator::hold_responses`]: one that answers only when released.
 //! * [`Emulator::hold_completions`]: executions that do not end until let go.
 //! * [`Emulator::set_background_traffic`]: how busy the bus is.
 //! * [`Emulator::drop_streams`] (clean end), [`Emulator::stall_streams`] (silence,
@@ -661,6 +662,13 @@ impl Emulator {
     /// once). Streams are not delayed. `Duration::ZERO` turns it off.
     pub fn set_response_delay(&self, delay: Duration) {
         self.shared.set_response_delay(delay);
+    }
+
+    /// A stalled st2: while `held`, every `/api` and `/auth` answer is held back once
+    /// computed (its effects happen at once), until `hold_responses(false)`. Streams are
+    /// not held. For a test that needs an answer to arrive only after something else.
+    pub fn hold_responses(&self, held: bool) {
+        self.shared.hold_responses(held);
     }
 
     /// The most `POST /api/v1/aliasexecution` requests answered at once so far (a client

@@ -249,6 +249,7 @@ where
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            shared.responses_released().await;
         }
         // nginx's own answer (st2stream went down under the handler) is not
         // proxied: no st2 header, nginx's framing.

@@ -762,6 +762,8 @@ pub(crate) struct Shared {
     stream_up: AtomicBool,
     stream_refused: AtomicUsize,
     response_delay: Mutex<Duration>,
+    /// While `true`, every `/api` and `/auth` answer waits (computed, not yet sent).
+    responses_held: watch::Sender<bool>,
     /// `POST /api/v1/aliasexecution` requests being answered now, and the most at once.
     alias_runs_in_flight: AtomicUsize,
     alias_runs_in_flight_max: AtomicUsize,
@@ -818,6 +820,7 @@ impl Shared {
             stream_up: AtomicBool::new(true),
             stream_refused: AtomicUsize::new(0),
             response_delay: Mutex::new(Duration::ZERO),
+            responses_held: watch::Sender::new(false),
             alias_runs_in_flight: AtomicUsize::new(0),
             alias_runs_in_flight_max: AtomicUsize::new(0),
             request_id_override: Mutex::new(None),
@@ -1101,6 +1104,17 @@ impl Shared {
 
     pub(crate) fn response_delay(&self) -> Duration {
         *self.response_delay.lock()
+    }
+
+    pub(crate) fn hold_responses(&self, held: bool) {
+        self.responses_held.send_replace(held);
+    }
+
+    /// Returns once answers are no longer held (at once when they are not).
+    pub(crate) async fn responses_released(&self) {
+        let mut held = self.responses_held.subscribe();
+        // The sender lives as long as `self`, so waiting cannot fail.
+        let _ = held.wait_for(|held| !held).await;
     }
 
     /// Counts an alias run being answered until the returned guard is dropped.

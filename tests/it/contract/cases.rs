@@ -522,18 +522,19 @@ async fn held_replies_arrive_once<P: Contract>(p: &mut P) -> Done {
     }
     const N: usize = 3;
     // A command the bridge has read when the server goes away, whose answer from StackStorm
-    // (and so its ack) comes only afterwards.
-    // Its result too: the execution ends only once the server is away.
+    // (and so its ack) comes only once the bridge knows the server is away; its result
+    // too: the execution ends only then. (Held until then, not delayed by a fixed time: a
+    // bridge slow to notice the outage on a loaded machine would post the ack before it.)
     let emulator = &p.bridge().emulator;
-    emulator.set_response_delay(Duration::from_millis(1500));
+    emulator.hold_responses(true);
     emulator.hold_completions(true);
     let before = emulator.executions().len();
     let said = p.say("!st2 run echo c7-in-flight").await;
     let in_flight = execution_after(p, before).await;
     p.go_away().await;
-    p.bridge().emulator.set_response_delay(Duration::ZERO);
     ready_until(p, 503).await;
     actor_until(p, "the connection not up", |a| a["state"] != "up").await;
+    p.bridge().emulator.hold_responses(false);
     p.bridge().emulator.hold_completions(false);
     announce_burst(p, "c7-held", N);
     whisper(p, "c7-held-whisper");
