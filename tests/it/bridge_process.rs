@@ -60,6 +60,29 @@ pub async fn owed_in_sqlite(dir: &std::path::Path) -> Option<usize> {
     .ok()?
 }
 
+/// Marks every result the store in `dir` records as posted as owed again, as a bridge
+/// killed after posting a result and before recording that leaves it; how many.
+pub async fn owe_again_in_sqlite(dir: &std::path::Path) -> Option<usize> {
+    let (db, key) = (dir.join("state.db"), dir.join("store.key"));
+    tokio::task::spawn_blocking(move || {
+        let key = stormbridge::store::StoreKey::from_file(&key).ok()?;
+        let store = stormbridge::store::SessionStore::open_sqlite(&db, &key).ok()?;
+        let results = store.results();
+        let posted: Vec<_> = results
+            .load()
+            .ok()?
+            .into_iter()
+            .filter(|r| r.delivered_at.is_some())
+            .collect();
+        for r in &posted {
+            results.set_delivered(&r.request_id, None).ok()?;
+        }
+        Some(posted.len())
+    })
+    .await
+    .ok()?
+}
+
 /// A configuration file for the bridge binary on `port` with an encrypted SQLite store in
 /// `dir`: `crowd_toml` (one console) plus `extra`.
 pub fn binary_config(

@@ -731,3 +731,65 @@ async fn an_over_limit_message_stored_offline_is_skipped_at_login_without_a_reco
     assert_eq!(actor["state"], "up", "{actor}");
     assert_eq!(b.emulator.executions().len(), 1);
 }
+
+/// Issue 18: a bridge killed after posting a result to a room and before recording it as
+/// posted leaves the result owed in its store. The next start finds the part in the room's
+/// history (by the key it carries as its id and origin-id, XEP-0359) and posts nothing.
+#[actix_rt::test]
+async fn a_result_owed_again_after_a_kill_is_found_in_the_rooms_history_and_posted_once() {
+    use crate::bridge_process::{
+        binary_config, bridge_ready, owe_again_in_sqlite, owed_in_sqlite, BridgeProcess,
+    };
+    let server = Prosody::start(&["alice", "stormbot"]).await;
+    let mut alice = User::connect(server.port, "alice").await;
+    alice.join("alice").await;
+    let emulator =
+        stormbridge::emulator::Emulator::start(crate::crowd::CrowdOptions::default().emulator)
+            .await
+            .expect("emulator starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = binary_config(
+        dir.path(),
+        &emulator,
+        port,
+        &xmpp_chat("xmpp", server.port, ""),
+    );
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let bot = format!("{ROOM}/stormbot");
+    let mut bridge = BridgeProcess::start(&config, &seen);
+    assert!(bridge_ready(port).await, "the bridge became ready");
+    alice
+        .say(ROOM, "groupchat", "!st2 run echo posted-once")
+        .await;
+    let ran = eventually!(WAIT, emulator.executions().len() == 1);
+    assert!(ran, "StackStorm ran the command");
+    let posted = format!("execution: {}", emulator.executions()[0].id);
+    alice.message_from(&bot, &posted).await;
+    let recorded = eventually!(WAIT, owed_in_sqlite(dir.path()).await == Some(0));
+    assert!(recorded, "the result was recorded as posted");
+
+    // Killed between posting it and recording that: the store owes it again.
+    bridge.process.kill();
+    assert_eq!(owe_again_in_sqlite(dir.path()).await, Some(1));
+    let _next = BridgeProcess::start(&config, &seen);
+    assert!(bridge_ready(port).await, "the bridge restarted");
+    let settled = eventually!(
+        std::time::Duration::from_secs(30),
+        owed_in_sqlite(dir.path()).await == Some(0)
+    );
+    assert!(settled, "the result is still owed after the restart");
+
+    // A command after the restart: its result comes after anything the restart posted.
+    alice.say(ROOM, "groupchat", "!st2 run echo fence").await;
+    let ran = eventually!(WAIT, emulator.executions().len() == 2);
+    assert!(ran, "StackStorm ran the fence");
+    let fence = format!("execution: {}", emulator.executions()[1].id);
+    alice.message_from(&bot, &fence).await;
+    let times = alice.seen.iter().filter(|s| s.contains(&posted)).count();
+    assert_eq!(
+        times, 1,
+        "the result was posted {times} times: {:#?}",
+        alice.seen
+    );
+}

@@ -40,6 +40,11 @@ impl Seen {
         true
     }
 
+    /// Whether `id` is remembered.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
     /// How many ids are remembered.
     pub fn len(&self) -> usize {
         self.order.len()

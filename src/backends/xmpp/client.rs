@@ -319,6 +319,19 @@ pub fn message_xml(to: &str, kind: &str, body: &str, id: &str) -> String {
     )
 }
 
+/// A `<message>` that is part of a result, with the part's key as its id and as its
+/// origin-id (XEP-0359, which the server keeps with the message, in a room's history
+/// too): a later holder of the connection finds it there by the key.
+pub fn keyed_message_xml(to: &str, kind: &str, body: &str, key: &str) -> String {
+    format!(
+        "<message to='{}' type='{kind}' id='{key}'><body>{}</body><origin-id xmlns='{}' id='{key}'/></message>",
+        escape(to),
+        escape(body),
+        super::history::NS_SID,
+        key = escape(key),
+    )
+}
+
 /// A MUC join presence without history.
 pub fn join_xml(room: &str, nick: &str) -> String {
     format!(

@@ -35,10 +35,58 @@ const NS_DELAY: &str = "urn:xmpp:delay";
 /// part); the time (ms) and its XEP-0082 DateTime.
 pub fn ask_from(since: u64, listening: u64) -> (u64, String) {
     let at = since.saturating_sub(SLACK_MS).max(listening) / 1_000 * 1_000;
-    let stamp = DateTime::<Utc>::from_timestamp_millis(i64::try_from(at).unwrap_or(i64::MAX))
+    (at, datetime(at))
+}
+
+/// Time `ms` as an XEP-0082 DateTime, to the second.
+pub fn datetime(ms: u64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
         .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true);
-    (at, stamp)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// How far back every join asks a room's history for the bot's own result parts: a holder
+/// killed between posting a part and recording it did so at most a takeover's time ago
+/// (seconds), or a restart's.
+pub const OWN_PARTS_LOOKBACK_MS: u64 = 10 * 60 * 1_000;
+
+/// Where a join at `now` (ms) asks a room's history from for the bot's own result parts
+/// ([`own_part_keys`]): [`OWN_PARTS_LOOKBACK_MS`] ago, or from a little before `owed_since`
+/// (when the command of a result owed in the room started), if earlier; to the second.
+pub fn ask_own_parts_from(now: u64, owed_since: Option<u64>) -> u64 {
+    let lookback = now.saturating_sub(OWN_PARTS_LOOKBACK_MS);
+    let owed = owed_since.map_or(u64::MAX, |ms| ms.saturating_sub(SLACK_MS));
+    lookback.min(owed) / 1_000 * 1_000
+}
+
+/// XEP-0359's origin-id, which a server keeps with the message (in a room's history too):
+/// https://xmpp.org/extensions/xep-0359.html#origin-id
+pub const NS_SID: &str = "urn:xmpp:sid:0";
+
+/// The keys of a result part the bot itself posted, from a `message` of `room`'s history
+/// sent by the bot's `nick` there: the message's id and its origin-id (XEP-0359), which the
+/// bridge sets to the part's key. Empty for any other message (live, someone else's,
+/// another room's).
+pub fn own_part_keys(message: &Element, room: &str, nick: &str) -> Vec<String> {
+    let from_bot = message
+        .attr("from")
+        .and_then(|from| from.split_once('/'))
+        .is_some_and(|(bare, resource)| bare.eq_ignore_ascii_case(room) && resource == nick);
+    if !from_bot
+        || message.attr("type") != Some("groupchat")
+        || history_stamp(message, room).is_none()
+    {
+        return Vec::new();
+    }
+    let origin = message
+        .child_ns("origin-id", NS_SID)
+        .and_then(|o| o.attr("id"));
+    [message.attr("id"), origin]
+        .into_iter()
+        .flatten()
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The time (ms) of a message from `room`'s history: the stamp of its delay, when the room
@@ -216,5 +264,50 @@ mod tests {
         );
         assert_eq!(message_key(&m(&format!("{ROOM}/alice"), "")), None);
         assert_eq!(message_key(&m(&format!("{ROOM}/alice"), "id=' '")), None);
+    }
+
+    #[test]
+    fn the_bots_own_parts_are_known_by_id_and_origin_id_only_from_the_rooms_history() {
+        let m = |from: &str, kind: &str, extra: &str| {
+            parse(&format!(
+                "<message type='{kind}' from='{from}' id='k1'><body>x</body>\
+                 <origin-id xmlns='{NS_SID}' id='k2'/>{extra}</message>"
+            ))
+        };
+        let history =
+            format!("<delay xmlns='{NS_DELAY}' from='{ROOM}' stamp='2024-01-01T00:00:07Z'/>");
+        let bot = format!("{ROOM}/stormbot");
+        assert_eq!(
+            own_part_keys(&m(&bot, "groupchat", &history), ROOM, "stormbot"),
+            ["k1", "k2"]
+        );
+        // Live (the room's reflection of what this process just sent), someone else's,
+        // another room's history, a private message: none.
+        assert!(own_part_keys(&m(&bot, "groupchat", ""), ROOM, "stormbot").is_empty());
+        let alice = format!("{ROOM}/alice");
+        assert!(own_part_keys(&m(&alice, "groupchat", &history), ROOM, "stormbot").is_empty());
+        assert!(own_part_keys(
+            &m(&bot, "groupchat", &history),
+            "dev@conference.localhost",
+            "stormbot"
+        )
+        .is_empty());
+        assert!(own_part_keys(&m(&bot, "chat", &history), ROOM, "stormbot").is_empty());
+    }
+
+    #[test]
+    fn the_history_for_own_parts_goes_back_the_lookback_or_to_the_owed_command() {
+        let now = 1_704_067_207_500;
+        assert_eq!(ask_own_parts_from(now, None), 1_704_066_607_000);
+        assert_eq!(
+            ask_own_parts_from(now, Some(now - 3_600_000)),
+            (now - 3_600_000 - SLACK_MS) / 1_000 * 1_000,
+            "an owed command older than the lookback"
+        );
+        assert_eq!(
+            ask_own_parts_from(now, Some(now - 1_000)),
+            1_704_066_607_000,
+            "a recent one is within the lookback"
+        );
     }
 }

@@ -53,6 +53,15 @@
 //! run when it was said since the links first listened and within those 10 minutes (from
 //! before, it was never a command to the bridge, or is stale). See `history.rs`.
 //!
+//! Results posted once: each part of a result carries a key every bridge process derives
+//! alike, as its id and origin-id (XEP-0359). Every join asks the room's history for the
+//! last 10 minutes too (or back to the start of a command whose result is owed there), and
+//! the join counts as done at the room's subject, which comes after the history (XEP-0045
+//! §7.2.16; or 5 s after the bot's presence without one). A part owed again by an earlier
+//! process (a holder killed between posting it and recording that) that the history shows
+//! the bot posted is not posted again. Direct chats have no such history (the archive,
+//! MAM, XEP-0313, is not read).
+//!
 //! Liveness: a stream silent for `ping_interval_secs` gets a server ping (XEP-0199, the
 //! connection's keepalive), and one still silent `ping_timeout_secs` later is dropped and
 //! reconnected; every `ping_interval_secs` each room is self-pinged (XEP-0410), and a failed

@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::{
-    client::{self, join_since_xml, join_xml, message_xml, Login},
+    client::{self, join_since_xml, keyed_message_xml, message_xml, Login},
     config::{Jid, XmppSettings},
     history,
     inbound::{inbound, Occupants, Who},
@@ -33,6 +33,14 @@ use crate::{
 
 /// Delay before rejoining a room we left involuntarily.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
+
+/// How long after the bot's own presence in a room its join counts as done without the
+/// room's subject, which XEP-0045 §7.2.16 has the room send after the history (a server
+/// that sends none would otherwise hold the link back for good).
+const SUBJECT_WAIT: Duration = Duration::from_secs(5);
+
+/// Keys of result parts found in the rooms' history as posted by the bot, remembered.
+const OWN_PARTS: usize = 1024;
 
 /// Room messages remembered by sender and id, to tell a room's history from what was
 /// handed on already.
@@ -62,9 +70,18 @@ pub struct Outbound {
     to: String,
     kind: &'static str,
     body: String,
+    /// For a part of a result: its key ([`Receipt::part_key`]), sent as the message's id
+    /// and origin-id.
+    ///
+    /// [`Receipt::part_key`]: crate::actors::messages::Receipt::part_key
+    key: Option<String>,
+    /// For a part of a result an earlier process may have posted without recording that
+    /// (a holder that died, this bridge before a restart): when its command started (ms).
+    inherited: Option<u64>,
 }
 
 /// The platform's own happenings.
+#[derive(Debug, PartialEq)]
 pub enum Event {
     /// Time for the next round of room self-pings.
     Ping,
@@ -72,6 +89,8 @@ pub enum Event {
     PingDeadline(Vec<String>),
     /// Time to rejoin a room we left involuntarily.
     Rejoin(String),
+    /// [`SUBJECT_WAIT`] has passed since the bot's presence in this room.
+    JoinSettled(String),
 }
 
 /// An XMPP connection's state.
@@ -102,6 +121,12 @@ pub struct Xmpp {
     history_since: HashMap<String, u64>,
     /// Room messages handed on, by sender and id.
     seen: Seen,
+    /// Per room, the earliest start (ms) of a command whose result is owed there and may
+    /// have been posted by an earlier process: the next join asks the history from then.
+    owed_since: HashMap<String, u64>,
+    /// Keys of result parts the rooms' history showed the bot posted: such a part, owed
+    /// again, is not posted a second time.
+    own_parts: Seen,
 }
 
 impl Xmpp {
@@ -149,6 +174,8 @@ impl Xmpp {
             position: Position::default(),
             history_since: HashMap::new(),
             seen: Seen::new(SEEN_MESSAGES),
+            owed_since: HashMap::new(),
+            own_parts: Seen::new(OWN_PARTS),
         }
     }
 
@@ -179,22 +206,24 @@ impl Xmpp {
         ))
     }
 
-    /// Joins `room`; once the links have listened, asking for its history since the
-    /// position (what was said while nobody listened comes first), else for none.
+    /// Joins `room`, asking for its history: since the position, once the links have
+    /// listened (what was said while nobody listened is run first); and for the bot's own
+    /// result parts, since [`history::OWN_PARTS_LOOKBACK_MS`] ago or the start of a command
+    /// whose result is owed there, if earlier (an earlier process may have posted it without
+    /// recording that). Older messages than the position are not commands.
     fn join(&mut self, room: &str, fx: &mut Effects<Self>) {
-        let floor = catch_up_floor(now_ms(), self.settings.max_command_age_secs);
-        match self.position.since(room, floor) {
-            Some(since) => {
-                let listening = self.position.listening_since().unwrap_or_default();
-                let (at, stamp) = history::ask_from(since, listening);
-                self.history_since.insert(room.to_owned(), at);
-                fx.write(join_since_xml(room, &self.nick, &stamp));
-            }
-            None => {
-                self.history_since.remove(room);
-                fx.write(join_xml(room, &self.nick));
-            }
-        }
+        let now = now_ms();
+        let floor = catch_up_floor(now, self.settings.max_command_age_secs);
+        let commands_from = self.position.since(room, floor).map(|since| {
+            let listening = self.position.listening_since().unwrap_or_default();
+            history::ask_from(since, listening).0
+        });
+        let owed_from = self.owed_since.get(room).copied();
+        let from =
+            history::ask_own_parts_from(now, owed_from).min(commands_from.unwrap_or(u64::MAX));
+        self.history_since
+            .insert(room.to_owned(), commands_from.unwrap_or(u64::MAX));
+        fx.write(join_since_xml(room, &self.nick, &history::datetime(from)));
     }
 
     /// `text` as `<message>` bodies for `to`, split at `max_message_bytes`.
@@ -207,6 +236,8 @@ impl Xmpp {
                 to: to.clone(),
                 kind,
                 body,
+                key: None,
+                inherited: None,
             })
             .collect()
     }
@@ -272,6 +303,18 @@ impl Xmpp {
     /// a room's history (asked for at the join) or a direct message the server kept while
     /// no link was online, of a message handed on already or from before the catch-up.
     fn on_message(&mut self, e: &Element, fx: &mut Effects<Self>) {
+        if let Some(room) = self.subject_of(e) {
+            return self.joined_one(&room, fx);
+        }
+        if let Some(room) = e.attr("from").and_then(Jid::parse).map(|j| j.bare()) {
+            let keys = history::own_part_keys(e, &room, &self.nick);
+            if !keys.is_empty() {
+                for key in keys {
+                    self.own_parts.insert(&key);
+                }
+                return;
+            }
+        }
         let stamp = self.caught_up_stamp(e);
         let live;
         let message = match stamp {
@@ -307,6 +350,20 @@ impl Xmpp {
         }
         m.message_id = Some(key.unwrap_or_else(|| self.id("in")));
         fx.inbound(m);
+    }
+
+    /// The room whose subject `e` is: a `groupchat` message from a configured room with a
+    /// `<subject>` and no `<body>` (XEP-0045 §8.1), which a room sends last when the bot
+    /// joins it, after the history (§7.2.16).
+    fn subject_of(&self, e: &Element) -> Option<String> {
+        if e.attr("type") != Some("groupchat")
+            || e.child("subject").is_none()
+            || e.child("body").is_some()
+        {
+            return None;
+        }
+        let room = Jid::parse(e.attr("from")?)?.bare();
+        self.rooms.contains(&room).then_some(room)
     }
 
     /// The stamp of a message said while no link listened, to be run now: a room's history
@@ -452,7 +509,10 @@ impl Xmpp {
         }
         if is_self && self.joined.insert(room.clone()) {
             tracing::info!(connection = %self.name, room = %room, "joined the room");
-            self.joined_one(&room, fx);
+            // The join is done once the room's history is in, at its subject.
+            if self.joining.contains(&room) {
+                fx.after(SUBJECT_WAIT, Event::JoinSettled(room));
+            }
         }
     }
 
@@ -626,6 +686,12 @@ impl Platform for Xmpp {
                     self.join(&room, fx);
                 }
             }
+            Event::JoinSettled(room) => {
+                if self.online && self.joining.contains(&room) {
+                    tracing::debug!(connection = %self.name, room = %room, "no subject from the room; counting it joined");
+                    self.joined_one(&room, fx);
+                }
+            }
         }
     }
 
@@ -686,12 +752,36 @@ impl Platform for Xmpp {
         } else {
             (id, "chat")
         };
-        self.messages(to, kind, &delivery.text)
+        let mut parts = self.messages(to, kind, &delivery.text);
+        if let Some(receipt) = &delivery.receipt {
+            let inherited = receipt
+                .inherited
+                .and_then(|at| u64::try_from(at.timestamp_millis()).ok());
+            for (n, part) in parts.iter_mut().enumerate() {
+                part.key = Some(receipt.part_key(n));
+                part.inherited = inherited;
+            }
+            if let (Some(at), "groupchat") = (inherited, kind) {
+                let room = parts.first().map(|p| p.to.clone()).unwrap_or_default();
+                let earliest = self.owed_since.entry(room).or_insert(at);
+                *earliest = (*earliest).min(at);
+            }
+        }
+        parts
     }
 
+    /// A part of a result owed again that the room's history showed the bot posted is not
+    /// posted twice (a direct chat has no history to look in: MAM, XEP-0313, is not used).
     fn send(&mut self, m: &Outbound) -> Sending<Self> {
-        let id = self.id("m");
-        Sending::Write(vec![message_xml(&m.to, m.kind, &m.body, &id)])
+        let Some(key) = &m.key else {
+            let id = self.id("m");
+            return Sending::Write(vec![message_xml(&m.to, m.kind, &m.body, &id)]);
+        };
+        if m.inherited.is_some() && self.own_parts.contains(key) {
+            tracing::info!(connection = %self.name, room = %m.to, "a result part owed again is in the room's history already; not posting it twice");
+            return Sending::Write(Vec::new());
+        }
+        Sending::Write(vec![keyed_message_xml(&m.to, m.kind, &m.body, key)])
     }
 }
 
@@ -778,13 +868,26 @@ mod tests {
         e.attr("id").unwrap().to_owned()
     }
 
+    /// The room's subject, which it sends last when the bot joins (after the history).
+    fn subject() -> String {
+        format!("<message type='groupchat' from='{ROOM}'><subject/></message>")
+    }
+
+    /// The room's presence of the bot, then its subject: the join is done.
+    fn joined(p: &mut Xmpp) {
+        feed(p, &self_presence());
+        feed(p, &subject());
+    }
+
     #[test]
     fn the_link_is_ready_once_the_rooms_are_joined() {
         let mut p = xmpp(&[ROOM]);
         let fx = opened(&mut p);
-        assert_eq!(
-            fx.written(),
-            ["<presence/>".to_owned(), join_xml(ROOM, "stormbot")]
+        assert_eq!(fx.written()[0], "<presence/>");
+        assert!(
+            fx.written()[1].starts_with(&format!("<presence to='{ROOM}/stormbot'>")),
+            "{:?}",
+            fx.written()
         );
         assert!(
             !fx.is_ready(),
@@ -793,7 +896,32 @@ mod tests {
         // Someone else's presence is not the bot's join.
         let other = format!("<presence from='{ROOM}/alice'/>");
         assert!(!feed(&mut p, &other).is_ready());
-        assert!(feed(&mut p, &self_presence()).is_ready());
+        // The bot is in, but the room's history comes next: the join is done at its subject.
+        let fx = feed(&mut p, &self_presence());
+        assert!(!fx.is_ready());
+        assert_eq!(
+            fx.timers(),
+            [(SUBJECT_WAIT, Event::JoinSettled(ROOM.into()))]
+        );
+        // Another room's subject, or a message with a body, is not this room's.
+        let other_room =
+            "<message type='groupchat' from='dev@conference.example.com'><subject/></message>";
+        assert!(!feed(&mut p, other_room).is_ready());
+        let with_body = format!(
+            "<message type='groupchat' from='{ROOM}/alice' id='x'><subject>s</subject><body>hi</body></message>"
+        );
+        assert!(!feed(&mut p, &with_body).is_ready());
+        assert!(feed(&mut p, &subject()).is_ready());
+        assert!(
+            !event(&mut p, Event::JoinSettled(ROOM.into())).is_ready(),
+            "counted once"
+        );
+
+        // A room that sends no subject is counted joined a while after the bot's presence.
+        let mut p = xmpp(&[ROOM]);
+        opened(&mut p);
+        feed(&mut p, &self_presence());
+        assert!(event(&mut p, Event::JoinSettled(ROOM.into())).is_ready());
 
         // No rooms: ready at once; a refused room does not hold the link back either.
         assert!(opened(&mut xmpp(&[])).is_ready());
@@ -828,7 +956,7 @@ mod tests {
         let mut p = xmpp(&[ROOM]);
         let fx = opened(&mut p);
         assert!(matches!(fx.timers(), [(d, Event::Ping)] if *d == Duration::from_secs(60)));
-        feed(&mut p, &self_presence());
+        joined(&mut p);
 
         let fx = event(&mut p, Event::Ping);
         let id = iq_to(&fx, &format!("{ROOM}/stormbot"));
@@ -867,7 +995,7 @@ mod tests {
     fn room_messages_are_handed_over_and_the_servers_pings_answered() {
         let mut p = xmpp(&[ROOM]);
         opened(&mut p);
-        feed(&mut p, &self_presence());
+        joined(&mut p);
         let fx = feed(
             &mut p,
             &format!(
@@ -923,6 +1051,70 @@ mod tests {
         fx.messages().iter().map(|m| m.text.clone()).collect()
     }
 
+    /// A part of a result: keyed; owed by an earlier process when `inherited`.
+    fn part(key: &str, inherited: bool) -> Outbound {
+        Outbound {
+            to: ROOM.into(),
+            kind: "groupchat",
+            body: format!("result {key}"),
+            key: Some(key.into()),
+            inherited: inherited.then_some(now_ms() - 60_000),
+        }
+    }
+
+    fn written_by(p: &mut Xmpp, item: &Outbound) -> Vec<String> {
+        match p.send(item) {
+            Sending::Write(frames) => frames,
+            _ => panic!("not written"),
+        }
+    }
+
+    #[test]
+    fn a_result_part_owed_again_that_the_rooms_history_shows_is_not_posted_twice() {
+        let mut p = xmpp(&[ROOM]);
+        // A result owed since a command started an hour ago: the join goes back to it.
+        let started = now_ms() - 3_600_000;
+        p.owed_since.insert(ROOM.into(), started);
+        let fx = opened(&mut p);
+        assert!(history_since(&fx) <= started - history::SLACK_MS);
+        feed(&mut p, &self_presence());
+        // The history: the bot's own part (an earlier process posted it), and someone
+        // else's message carrying the key of another part (not the bot's: no proof).
+        let own = format!(
+            "<message type='groupchat' from='{ROOM}/stormbot' id='aaa'><body>result aaa</body>\
+             <origin-id xmlns='{}' id='aaa'/>{}</message>",
+            history::NS_SID,
+            delay(started + 1_000)
+        );
+        assert!(feed(&mut p, &own).messages().is_empty());
+        assert!(feed(
+            &mut p,
+            &said("alice", "bbb", "result bbb", &delay(started + 2_000))
+        )
+        .messages()
+        .is_empty());
+        assert!(feed(&mut p, &subject()).is_ready());
+
+        assert!(
+            written_by(&mut p, &part("aaa", true)).is_empty(),
+            "posted already"
+        );
+        let [sent] = &written_by(&mut p, &part("bbb", true))[..] else {
+            panic!("one message");
+        };
+        let Frame::Stanza(e) = stanza(sent) else {
+            panic!("{sent}");
+        };
+        assert_eq!(e.attr("id"), Some("bbb"));
+        assert_eq!(
+            e.child_ns("origin-id", history::NS_SID)
+                .and_then(|o| o.attr("id")),
+            Some("bbb")
+        );
+        // A part this process owes itself is posted whatever the history holds.
+        assert_eq!(written_by(&mut p, &part("aaa", false)).len(), 1);
+    }
+
     /// The `since` of the history a join in `fx` asks for, in ms.
     fn history_since(fx: &Effects<Xmpp>) -> u64 {
         let join = fx
@@ -949,7 +1141,7 @@ mod tests {
         assert_eq!(p.resume_state(), None, "never in a room: nothing to resume");
         opened(&mut p);
         let before = now_ms();
-        feed(&mut p, &self_presence());
+        joined(&mut p);
         let listening = p.resume_state().expect("a position")["listening_since"]
             .as_u64()
             .unwrap();
@@ -967,12 +1159,19 @@ mod tests {
         let mut next = xmpp(&[ROOM]);
         next.resume_from(p.resume_state().unwrap());
         let fx = opened(&mut next);
-        let since = history_since(&fx);
+        // The join asks from further back, for the bot's own result parts; commands only
+        // from the position (a little earlier, to the second).
+        let asked = history_since(&fx);
+        assert!(
+            asked <= now_ms() - history::OWN_PARTS_LOOKBACK_MS,
+            "{asked}"
+        );
+        let since = next.history_since[ROOM];
         assert!(
             since <= heard && heard - since < history::SLACK_MS + 1_000,
             "{since} {heard}"
         );
-        feed(&mut next, &self_presence());
+        joined(&mut next);
         // The history: the message handed on already (the shared store knows it ran; this
         // process hands it on, and the store skips it), one said meanwhile, the bot's own,
         // one without an id, and one older than asked for.
@@ -1028,10 +1227,10 @@ mod tests {
         // After a lost link the same process asks again from its own position, and what it
         // handed on already is not handed on again; a live message reusing an id still is.
         next.closed();
-        let fx = opened(&mut next);
-        let again = history_since(&fx);
+        opened(&mut next);
+        let again = next.history_since[ROOM];
         assert!(again >= since);
-        feed(&mut next, &self_presence());
+        joined(&mut next);
         let fx = feed(
             &mut next,
             &said("alice", "a3", "!st2 run three", &delay(now_ms())),
