@@ -80,7 +80,7 @@ impl Prosody {
              http_ports = {{}}\nhttps_ports = {{}}\nc2s_direct_tls_ports = {{}}\n\
              admin_socket = \"{d}/admin.sock\"\n\
              log = {{ debug = \"{d}/prosody.log\" }}\n\
-             modules_enabled = {{{tls_module} \"roster\"; \"saslauth\"; \"disco\"; \"ping\"; \"offline\"; \"posix\" }}\n\
+             modules_enabled = {{{tls_module} \"roster\"; \"saslauth\"; \"disco\"; \"ping\"; \"offline\"; \"mam\"; \"posix\" }}\n\
              modules_disabled = {{ \"s2s\" }}\n\
              {encryption}\
              authentication = \"internal_plain\"\nstorage = \"internal\"\n\
@@ -732,11 +732,13 @@ async fn an_over_limit_message_stored_offline_is_skipped_at_login_without_a_reco
     assert_eq!(b.emulator.executions().len(), 1);
 }
 
-/// Issue 18: a bridge killed after posting a result to a room and before recording it as
-/// posted leaves the result owed in its store. The next start finds the part in the room's
-/// history (by the key it carries as its id and origin-id, XEP-0359) and posts nothing.
+/// Issue 18: a bridge killed after posting results and before recording them as posted
+/// leaves them owed in its store. The next start finds each part by the key it carries as
+/// its id and origin-id (XEP-0359) — in the room's history, and for a direct chat in the
+/// bot's archive (prosody's `mod_mam`, XEP-0313) — and posts nothing.
 #[actix_rt::test]
-async fn a_result_owed_again_after_a_kill_is_found_in_the_rooms_history_and_posted_once() {
+async fn a_result_owed_again_after_a_kill_is_found_in_the_rooms_history_or_the_archive_and_posted_once(
+) {
     use crate::bridge_process::{
         binary_config, bridge_ready, owe_again_in_sqlite, owed_in_sqlite, BridgeProcess,
     };
@@ -766,12 +768,19 @@ async fn a_result_owed_again_after_a_kill_is_found_in_the_rooms_history_and_post
     assert!(ran, "StackStorm ran the command");
     let posted = format!("execution: {}", emulator.executions()[0].id);
     alice.message_from(&bot, &posted).await;
+    alice
+        .say("stormbot@localhost", "chat", "!st2 run echo direct-once")
+        .await;
+    let ran = eventually!(WAIT, emulator.executions().len() == 2);
+    assert!(ran, "StackStorm ran the direct command");
+    let direct = format!("execution: {}", emulator.executions()[1].id);
+    alice.message_from("stormbot@localhost", &direct).await;
     let recorded = eventually!(WAIT, owed_in_sqlite(dir.path()).await == Some(0));
-    assert!(recorded, "the result was recorded as posted");
+    assert!(recorded, "the results were recorded as posted");
 
-    // Killed between posting it and recording that: the store owes it again.
+    // Killed between posting them and recording that: the store owes them again.
     bridge.process.kill();
-    assert_eq!(owe_again_in_sqlite(dir.path()).await, Some(1));
+    assert_eq!(owe_again_in_sqlite(dir.path()).await, Some(2));
     let _next = BridgeProcess::start(&config, &seen);
     assert!(bridge_ready(port).await, "the bridge restarted");
     let settled = eventually!(
@@ -782,14 +791,20 @@ async fn a_result_owed_again_after_a_kill_is_found_in_the_rooms_history_and_post
 
     // A command after the restart: its result comes after anything the restart posted.
     alice.say(ROOM, "groupchat", "!st2 run echo fence").await;
-    let ran = eventually!(WAIT, emulator.executions().len() == 2);
+    let ran = eventually!(WAIT, emulator.executions().len() == 3);
     assert!(ran, "StackStorm ran the fence");
-    let fence = format!("execution: {}", emulator.executions()[1].id);
+    let fence = format!("execution: {}", emulator.executions()[2].id);
     alice.message_from(&bot, &fence).await;
-    let times = alice.seen.iter().filter(|s| s.contains(&posted)).count();
-    assert_eq!(
-        times, 1,
-        "the result was posted {times} times: {:#?}",
-        alice.seen
-    );
+    for result in [&posted, &direct] {
+        let times = alice
+            .seen
+            .iter()
+            .filter(|s| s.contains(result.as_str()))
+            .count();
+        assert_eq!(
+            times, 1,
+            "{result} was posted {times} times: {:#?}",
+            alice.seen
+        );
+    }
 }

@@ -78,6 +78,12 @@ pub fn own_part_keys(message: &Element, room: &str, nick: &str) -> Vec<String> {
     {
         return Vec::new();
     }
+    part_keys(message)
+}
+
+/// The keys a message the bot sent carries: its id and its origin-id (XEP-0359), which the
+/// bridge sets to the key of the result part it is.
+pub fn part_keys(message: &Element) -> Vec<String> {
     let origin = message
         .child_ns("origin-id", NS_SID)
         .and_then(|o| o.attr("id"));

@@ -59,8 +59,10 @@
 //! the join counts as done at the room's subject, which comes after the history (XEP-0045
 //! §7.2.16; or 5 s after the bot's presence without one). A part owed again by an earlier
 //! process (a holder killed between posting it and recording that) that the history shows
-//! the bot posted is not posted again. Direct chats have no such history (the archive,
-//! MAM, XEP-0313, is not read).
+//! the bot posted is not posted again. For direct chats every login reads the account's
+//! message archive the same way (MAM, XEP-0313, `archive.rs`; the link is up once it is
+//! read, or the server said it keeps none, or 10 s passed); without one, that window
+//! stays open there.
 //!
 //! Liveness: a stream silent for `ping_interval_secs` gets a server ping (XEP-0199, the
 //! connection's keepalive), and one still silent `ping_timeout_secs` later is dropped and
@@ -77,6 +79,7 @@
 //! `history.rs` (a room's history at a join), `platform.rs` (the
 //! [`Platform`](crate::backends::connection::Platform)).
 
+pub mod archive;
 pub mod client;
 pub mod config;
 pub mod history;

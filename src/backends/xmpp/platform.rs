@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::{
+    archive::{self, PageEnd},
     client::{self, join_since_xml, keyed_message_xml, message_xml, Login},
     config::{Jid, XmppSettings},
     history,
@@ -38,6 +39,9 @@ const REJOIN_AFTER: Duration = Duration::from_secs(2);
 /// room's subject, which XEP-0045 §7.2.16 has the room send after the history (a server
 /// that sends none would otherwise hold the link back for good).
 const SUBJECT_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the link waits for the archive's answer (XEP-0313) before it counts as read.
+const ARCHIVE_WAIT: Duration = Duration::from_secs(10);
 
 /// Keys of result parts found in the rooms' history as posted by the bot, remembered.
 const OWN_PARTS: usize = 1024;
@@ -91,6 +95,19 @@ pub enum Event {
     Rejoin(String),
     /// [`SUBJECT_WAIT`] has passed since the bot's presence in this room.
     JoinSettled(String),
+    /// [`ARCHIVE_WAIT`] has passed since the archive query with this id was sent.
+    ArchiveSettled(String),
+}
+
+/// The reading of the bot's archive at a login (`archive.rs`).
+#[derive(Debug)]
+struct ArchiveRead {
+    /// The query's id (and queryid).
+    id: String,
+    /// Since when (an XEP-0082 DateTime).
+    start: String,
+    /// Pages asked for so far.
+    pages: usize,
 }
 
 /// An XMPP connection's state.
@@ -124,9 +141,18 @@ pub struct Xmpp {
     /// Per room, the earliest start (ms) of a command whose result is owed there and may
     /// have been posted by an earlier process: the next join asks the history from then.
     owed_since: HashMap<String, u64>,
-    /// Keys of result parts the rooms' history showed the bot posted: such a part, owed
-    /// again, is not posted a second time.
+    /// Keys of result parts the rooms' history or the archive showed the bot posted: such
+    /// a part, owed again, is not posted a second time.
     own_parts: Seen,
+    /// The earliest start (ms) of a command whose result is owed in a direct chat and may
+    /// have been posted by an earlier process: the archive is read from then.
+    owed_direct_since: Option<u64>,
+    /// The archive being read, until its last page (or its error, or [`ARCHIVE_WAIT`]).
+    archive: Option<ArchiveRead>,
+    /// From the login until the rooms are joined and the archive read: then the link is up.
+    settling: bool,
+    /// Whether the server's lack of an archive was logged (once).
+    told_no_archive: bool,
 }
 
 impl Xmpp {
@@ -176,6 +202,10 @@ impl Xmpp {
             seen: Seen::new(SEEN_MESSAGES),
             owed_since: HashMap::new(),
             own_parts: Seen::new(OWN_PARTS),
+            owed_direct_since: None,
+            archive: None,
+            settling: false,
+            told_no_archive: false,
         }
     }
 
@@ -303,6 +333,14 @@ impl Xmpp {
     /// a room's history (asked for at the join) or a direct message the server kept while
     /// no link was online, of a message handed on already or from before the catch-up.
     fn on_message(&mut self, e: &Element, fx: &mut Effects<Self>) {
+        if let Some(read) = &self.archive {
+            if let Some(archived) = archive::archived(e, &read.id, &self.bare) {
+                for key in archive::own_part_keys(archived, &self.bare) {
+                    self.own_parts.insert(&key);
+                }
+                return;
+            }
+        }
         if let Some(room) = self.subject_of(e) {
             return self.joined_one(&room, fx);
         }
@@ -519,11 +557,52 @@ impl Xmpp {
     /// Counts `room` (joined or refused) off the rooms joined at log-in; the link is up when
     /// none is left: a command said in a room before the bot is in it would not reach it.
     fn joined_one(&mut self, room: &str, fx: &mut Effects<Self>) {
-        let before = self.joining.len();
         self.joining.retain(|r| r != room);
-        if before > 0 && self.joining.is_empty() {
+        self.settle(fx);
+    }
+
+    /// The link is up once the rooms asked for at log-in are joined and the archive is read
+    /// (a result part owed again must not be sent before what they show is known).
+    fn settle(&mut self, fx: &mut Effects<Self>) {
+        if self.settling && self.joining.is_empty() && self.archive.is_none() {
+            self.settling = false;
             self.listening(fx);
         }
+    }
+
+    /// Asks the bot's archive (XEP-0313) for what it said lately, or since a command whose
+    /// result is owed in a direct chat started, if earlier.
+    fn read_archive(&mut self, fx: &mut Effects<Self>) {
+        let id = self.id("mam");
+        let start = history::datetime(history::ask_own_parts_from(
+            now_ms(),
+            self.owed_direct_since,
+        ));
+        fx.write(archive::query_xml(&id, &start, None));
+        fx.after(ARCHIVE_WAIT, Event::ArchiveSettled(id.clone()));
+        self.archive = Some(ArchiveRead {
+            id,
+            start,
+            pages: 1,
+        });
+    }
+
+    /// The answer to the archive query `read`: the next page, or the end of the reading.
+    fn archive_answered(&mut self, mut read: ArchiveRead, e: &Element, fx: &mut Effects<Self>) {
+        if e.attr("type") == Some("error") {
+            if !self.told_no_archive {
+                self.told_no_archive = true;
+                tracing::info!(connection = %self.name, "the server keeps no message archive (XEP-0313): a result posted to a direct chat right before the bridge was killed may be posted again");
+            }
+        } else if let Some(PageEnd::More(last)) = archive::page_end(e) {
+            if read.pages < archive::MAX_PAGES {
+                read.pages += 1;
+                fx.write(archive::query_xml(&read.id, &read.start, Some(&last)));
+                self.archive = Some(read);
+                return;
+            }
+        }
+        self.settle(fx);
     }
 
     /// The link is up: from now on what it misses is asked for on the next link (a room's
@@ -535,6 +614,14 @@ impl Xmpp {
 
     fn on_iq(&mut self, e: &Element, fx: &mut Effects<Self>) {
         let id = e.attr("id").unwrap_or("").to_owned();
+        if matches!(e.attr("type"), Some("result" | "error"))
+            && self.archive.as_ref().is_some_and(|read| read.id == id)
+        {
+            if let Some(read) = self.archive.take() {
+                self.archive_answered(read, e, fx);
+            }
+            return;
+        }
         let from = e.attr("from").map(str::to_owned);
         let to = from
             .as_deref()
@@ -645,9 +732,9 @@ impl Platform for Xmpp {
             fx.after(self.ping_interval(), Event::Ping);
         }
         self.joining = self.rooms.clone();
-        if self.joining.is_empty() {
-            self.listening(fx);
-        }
+        self.read_archive(fx);
+        self.settling = true;
+        self.settle(fx);
     }
 
     fn frame(&mut self, frame: Result<Frame, XmlError>, fx: &mut Effects<Self>) {
@@ -686,6 +773,13 @@ impl Platform for Xmpp {
                     self.join(&room, fx);
                 }
             }
+            Event::ArchiveSettled(id) => {
+                if self.archive.as_ref().is_some_and(|read| read.id == id) {
+                    tracing::warn!(connection = %self.name, "the server did not answer the archive query (XEP-0313) in time; going on without it");
+                    self.archive = None;
+                    self.settle(fx);
+                }
+            }
             Event::JoinSettled(room) => {
                 if self.online && self.joining.contains(&room) {
                     tracing::debug!(connection = %self.name, room = %room, "no subject from the room; counting it joined");
@@ -697,6 +791,8 @@ impl Platform for Xmpp {
 
     fn closed(&mut self) {
         self.online = false;
+        self.archive = None;
+        self.settling = false;
     }
 
     /// Since when the links listened and per room when its newest message was handed on:
@@ -761,17 +857,26 @@ impl Platform for Xmpp {
                 part.key = Some(receipt.part_key(n));
                 part.inherited = inherited;
             }
-            if let (Some(at), "groupchat") = (inherited, kind) {
-                let room = parts.first().map(|p| p.to.clone()).unwrap_or_default();
-                let earliest = self.owed_since.entry(room).or_insert(at);
-                *earliest = (*earliest).min(at);
+            match (inherited, kind) {
+                (Some(at), "groupchat") => {
+                    let room = parts.first().map(|p| p.to.clone()).unwrap_or_default();
+                    let earliest = self.owed_since.entry(room).or_insert(at);
+                    *earliest = (*earliest).min(at);
+                }
+                (Some(at), _) => {
+                    self.owed_direct_since = Some(
+                        self.owed_direct_since
+                            .map_or(at, |earliest| earliest.min(at)),
+                    );
+                }
+                _ => {}
             }
         }
         parts
     }
 
-    /// A part of a result owed again that the room's history showed the bot posted is not
-    /// posted twice (a direct chat has no history to look in: MAM, XEP-0313, is not used).
+    /// A part of a result owed again that the room's history or the bot's archive showed
+    /// the bot posted is not posted twice.
     fn send(&mut self, m: &Outbound) -> Sending<Self> {
         let Some(key) = &m.key else {
             let id = self.id("m");
@@ -873,10 +978,26 @@ mod tests {
         format!("<message type='groupchat' from='{ROOM}'><subject/></message>")
     }
 
-    /// The room's presence of the bot, then its subject: the join is done.
+    /// The room's presence of the bot, then its subject: the join is done (and the archive
+    /// read, if it still is).
     fn joined(p: &mut Xmpp) {
         feed(p, &self_presence());
         feed(p, &subject());
+        archive_read(p);
+    }
+
+    /// The archive query's answer, when one is open: its only page, complete.
+    fn archive_read(p: &mut Xmpp) -> Effects<Xmpp> {
+        let Some(id) = p.archive.as_ref().map(|read| read.id.clone()) else {
+            return Effects::default();
+        };
+        feed(
+            p,
+            &format!(
+                "<iq type='result' id='{id}'><fin xmlns='{}' complete='true'/></iq>",
+                archive::NS_MAM
+            ),
+        )
     }
 
     #[test]
@@ -896,6 +1017,8 @@ mod tests {
         // Someone else's presence is not the bot's join.
         let other = format!("<presence from='{ROOM}/alice'/>");
         assert!(!feed(&mut p, &other).is_ready());
+        // The archive is read (it holds nothing): the room is still to be joined.
+        assert!(!archive_read(&mut p).is_ready());
         // The bot is in, but the room's history comes next: the join is done at its subject.
         let fx = feed(&mut p, &self_presence());
         assert!(!fx.is_ready());
@@ -920,15 +1043,120 @@ mod tests {
         // A room that sends no subject is counted joined a while after the bot's presence.
         let mut p = xmpp(&[ROOM]);
         opened(&mut p);
+        archive_read(&mut p);
         feed(&mut p, &self_presence());
         assert!(event(&mut p, Event::JoinSettled(ROOM.into())).is_ready());
 
-        // No rooms: ready at once; a refused room does not hold the link back either.
-        assert!(opened(&mut xmpp(&[])).is_ready());
+        // No rooms: ready once the archive is read, or found missing (a server without
+        // MAM answers the query with an error), or silent for too long; a refused room
+        // does not hold the link back either.
+        let mut p = xmpp(&[]);
+        assert!(!opened(&mut p).is_ready());
+        assert!(archive_read(&mut p).is_ready());
+        let mut p = xmpp(&[]);
+        opened(&mut p);
+        let id = p.archive.as_ref().unwrap().id.clone();
+        let no_mam = format!(
+            "<iq type='error' id='{id}'><error type='cancel'><service-unavailable \
+             xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        );
+        assert!(feed(&mut p, &no_mam).is_ready());
+        let mut p = xmpp(&[]);
+        opened(&mut p);
+        let id = p.archive.as_ref().unwrap().id.clone();
+        assert!(!event(&mut p, Event::ArchiveSettled("another".into())).is_ready());
+        assert!(event(&mut p, Event::ArchiveSettled(id)).is_ready());
         let mut p = xmpp(&[ROOM]);
         opened(&mut p);
+        archive_read(&mut p);
         let refused = format!("<presence from='{ROOM}/stormbot' type='error'/>");
         assert!(feed(&mut p, &refused).is_ready());
+    }
+
+    #[test]
+    fn the_archive_is_read_page_by_page_for_the_bots_own_parts_in_direct_chats() {
+        let mut p = xmpp(&[]);
+        // A result owed to a direct chat since a command an hour ago: read from then.
+        let started = now_ms() - 3_600_000;
+        p.owed_direct_since = Some(started);
+        let fx = opened(&mut p);
+        let query = fx
+            .written()
+            .iter()
+            .find(|w| w.contains(archive::NS_MAM))
+            .expect("an archive query")
+            .clone();
+        let id = p.archive.as_ref().unwrap().id.clone();
+        assert!(
+            query.contains(&history::datetime(history::ask_own_parts_from(
+                now_ms(),
+                Some(started)
+            ))),
+            "{query}"
+        );
+        let archived = |wrapper_from: &str, from: &str, key: &str| {
+            format!(
+                "<message to='bot@example.com/r'{wrapper_from}><result xmlns='{}' queryid='{id}' id='x{key}'>\
+                 <forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2024-01-01T00:00:00Z'/>\
+                 <message xmlns='jabber:client' from='{from}' to='alice@example.com' type='chat' id='{key}'>\
+                 <body>result</body></message></forwarded></result></message>",
+                archive::NS_MAM
+            )
+        };
+        // The bot's own part, a forged one (the wrapper from alice), alice's message.
+        assert!(feed(&mut p, &archived("", "bot@example.com/r1", "aaa"))
+            .messages()
+            .is_empty());
+        feed(
+            &mut p,
+            &archived(" from='alice@example.com'", "bot@example.com/r1", "bbb"),
+        );
+        feed(&mut p, &archived("", "alice@example.com/phone", "ccc"));
+        // The first page says there is more: the next is asked for after its last.
+        let fx = feed(
+            &mut p,
+            &format!(
+                "<iq type='result' id='{id}'><fin xmlns='{}'><set xmlns='http://jabber.org/protocol/rsm'>\
+                 <last>x-page-1</last></set></fin></iq>",
+                archive::NS_MAM
+            ),
+        );
+        assert!(!fx.is_ready());
+        assert!(
+            fx.written()
+                .iter()
+                .any(|w| w.contains("<after>x-page-1</after>")),
+            "{:?}",
+            fx.written()
+        );
+        feed(&mut p, &archived("", "bot@example.com/r2", "ddd"));
+        assert!(archive_read(&mut p).is_ready());
+
+        let direct = |key: &str| Outbound {
+            to: "alice@example.com".into(),
+            kind: "chat",
+            body: "result".into(),
+            key: Some(key.into()),
+            inherited: Some(started),
+        };
+        assert!(
+            written_by(&mut p, &direct("aaa")).is_empty(),
+            "posted already"
+        );
+        assert!(
+            written_by(&mut p, &direct("ddd")).is_empty(),
+            "on the second page"
+        );
+        assert_eq!(
+            written_by(&mut p, &direct("bbb")).len(),
+            1,
+            "forged: no proof"
+        );
+        assert_eq!(
+            written_by(&mut p, &direct("ccc")).len(),
+            1,
+            "alice's, not the bot's"
+        );
     }
 
     #[test]
@@ -948,14 +1176,20 @@ mod tests {
         assert!(fx.ending().is_none() && fx.written().is_empty());
         assert!(p.pings.is_empty());
         // Without rooms there is nothing to self-ping: no timer.
-        assert!(opened(&mut xmpp(&[])).timers().is_empty());
+        assert!(!opened(&mut xmpp(&[]))
+            .timers()
+            .iter()
+            .any(|(_, e)| *e == Event::Ping));
     }
 
     #[test]
     fn an_unanswered_self_ping_rejoins_the_room_and_an_answered_one_does_not() {
         let mut p = xmpp(&[ROOM]);
         let fx = opened(&mut p);
-        assert!(matches!(fx.timers(), [(d, Event::Ping)] if *d == Duration::from_secs(60)));
+        assert!(fx
+            .timers()
+            .iter()
+            .any(|(d, e)| *e == Event::Ping && *d == Duration::from_secs(60)));
         joined(&mut p);
 
         let fx = event(&mut p, Event::Ping);
@@ -1093,6 +1327,7 @@ mod tests {
         )
         .messages()
         .is_empty());
+        archive_read(&mut p);
         assert!(feed(&mut p, &subject()).is_ready());
 
         assert!(
@@ -1256,8 +1491,8 @@ mod tests {
         // A first link: the server's offline storage holds what was said before the bridge
         // ever listened, which was never a command to it.
         let mut p = xmpp(&[]);
-        let fx = opened(&mut p);
-        assert!(fx.is_ready());
+        opened(&mut p);
+        assert!(archive_read(&mut p).is_ready());
         let long_ago = now_ms() - 3_600_000;
         let fx = feed(
             &mut p,
