@@ -62,8 +62,10 @@ pub struct Receipt {
     /// What the sender calls the message (a command's request id).
     pub id: String,
     /// Told [`Posted`] when the last part of the message was accepted by the platform (or
-    /// refused by it for good: sending it again would not help either).
-    pub to: Recipient<Posted>,
+    /// refused by it for good: sending it again would not help either); `None` when nobody
+    /// records it (a store that keeps nothing), the receipt then only keying and
+    /// confirming the parts.
+    pub to: Option<Recipient<Posted>>,
     /// Set when the result was owed by an earlier process (a holder that died, this bridge
     /// before a restart), which may have posted it without recording that: the moment its
     /// command started. A platform without idempotent posting, but whose history the bot can
@@ -75,7 +77,9 @@ pub struct Receipt {
 impl Receipt {
     /// Says the message has left.
     pub fn posted(self) {
-        self.to.do_send(Posted(self.id));
+        if let Some(to) = self.to {
+            to.do_send(Posted(self.id));
+        }
     }
 
     /// A key for part `part` of this message that every bridge process derives alike (24 hex
@@ -149,7 +153,7 @@ pub(crate) mod test_support {
         Deliver {
             receipt: Some(Receipt {
                 id: id.into(),
-                to: Sink.start().recipient(),
+                to: Some(Sink.start().recipient()),
                 inherited: None,
             }),
             ..room_message(room, text)

@@ -298,11 +298,10 @@ impl ResultTracker {
         if self.halted {
             return;
         }
-        // Nothing to mark in a store that keeps nothing: no receipt needed.
-        let owed_id = d
-            .request_id
-            .clone()
-            .filter(|_| owed && self.store.is_persistent());
+        // A result carries a receipt whatever the store: besides the store's record, it
+        // gives each part the key that lets a platform post it once (an idempotency key, a
+        // key to look for before posting again) and asks the platform to confirm it.
+        let owed_id = d.request_id.clone().filter(|_| owed);
         if d.text.trim().is_empty() {
             if let Some(id) = owed_id {
                 self.mark_delivered(&id);
@@ -331,9 +330,11 @@ impl ResultTracker {
                             mention::addressed(m, &layout.pretext).trim_end().to_owned();
                     }
                 }
-                let receipt = owed_id.and_then(|id| {
-                    let inherited = self.ledger.inherited(&id);
-                    self.me.clone().map(|to| Receipt { id, to, inherited })
+                let receipt = owed_id.map(|id| Receipt {
+                    inherited: self.ledger.inherited(&id),
+                    // A store that keeps nothing has nothing to record.
+                    to: self.me.clone().filter(|_| self.store.is_persistent()),
+                    id,
                 });
                 recipient.do_send(Deliver {
                     target: d.target,

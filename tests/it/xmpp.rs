@@ -808,3 +808,50 @@ async fn a_result_owed_again_after_a_kill_is_found_in_the_rooms_history_or_the_a
         );
     }
 }
+
+/// No result lost to a dying link: what the bridge writes into a link that dies before the
+/// server read it leaves no trace the bridge could see on the socket. A result part is
+/// followed by a ping the server answers only after handling it; unanswered when the link
+/// ends, the part is sent again on the next link, and arrives once.
+#[actix_rt::test]
+async fn a_result_written_into_a_dying_link_is_sent_again_on_the_next_and_arrives_once() {
+    let server = Prosody::start(&["alice", "stormbot"]).await;
+    let relay = crate::contract::relay::Relay::start(server.port).await;
+    let mut alice = User::connect(server.port, "alice").await;
+    alice.join("alice").await;
+    let mut opts: Options = with_test_aliases();
+    opts.extra_toml = xmpp_chat("xm", relay.port, "");
+    let bridge = TestBridge::start_with(opts).await;
+    bridge.wait_ready(200).await;
+    let bot = format!("{ROOM}/stormbot");
+    alice
+        .wait_for(|e| e.local_name() == "presence" && e.attr("from") == Some(bot.as_str()))
+        .await;
+
+    relay.swallow(true);
+    alice
+        .say(ROOM, "groupchat", "!st2 run echo through-a-dying-link")
+        .await;
+    let ran = eventually!(WAIT, bridge.emulator.executions().len() == 1);
+    assert!(ran, "StackStorm ran the command");
+    let result = format!("execution: {}", bridge.emulator.executions()[0].id);
+    let written = eventually!(WAIT, relay.swallowed().contains(&result));
+    assert!(written, "the bridge wrote the result into the link");
+    relay.go_down();
+    relay.swallow(false);
+    relay.come_up();
+    alice.message_from(&bot, &result).await;
+
+    // A command after: its result comes after anything sent again.
+    alice.say(ROOM, "groupchat", "!st2 run echo after").await;
+    let ran = eventually!(WAIT, bridge.emulator.executions().len() == 2);
+    assert!(ran, "StackStorm ran the second command");
+    let after = format!("execution: {}", bridge.emulator.executions()[1].id);
+    alice.message_from(&bot, &after).await;
+    let times = alice.seen.iter().filter(|s| s.contains(&result)).count();
+    assert_eq!(
+        times, 1,
+        "the result arrived {times} times: {:#?}",
+        alice.seen
+    );
+}

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{future::LocalBoxFuture, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::{
@@ -527,46 +527,61 @@ impl<P: Platform> Connection<P> {
                     self.outbox.put_back(&lane, queued);
                     break;
                 }
-                Sending::Call(call) => {
-                    ctx.spawn(
-                        call.into_actor(self)
-                            .map(move |(outcome, event), act, ctx| {
-                                if let Some(event) = event {
-                                    act.with_platform(ctx, |p, fx| p.event(event, fx));
-                                }
-                                if matches!(outcome, Outcome::Sent { .. }) {
-                                    act.status.activity();
-                                }
-                                // Credentials refused while sending: the message stays first in
-                                // the queue, and the connection stops like a refused log-in.
-                                let refused = match &outcome {
-                                    Outcome::Retry(error) if error.is_fatal() => {
-                                        Some(error.clone())
-                                    }
-                                    _ => None,
-                                };
-                                // Accepted, or refused for good: either way nobody waits any
-                                // longer. A retried message keeps its receipt.
-                                if matches!(outcome, Outcome::Sent { .. } | Outcome::Rejected(_)) {
-                                    queued.posted();
-                                }
-                                let wait =
-                                    act.outbox.finish(&lane, queued, outcome, Instant::now());
-                                if let Some(error) = refused {
-                                    act.end(End::Halt(error), ctx);
-                                }
-                                act.outbox.report(&mut act.status);
-                                if wait.is_zero() {
-                                    act.pump(ctx);
-                                } else {
-                                    act.schedule_pump(wait, ctx);
-                                }
-                            }),
-                    );
+                Sending::WriteConfirmed(frames, confirmed) => {
+                    for frame in frames {
+                        self.write(frame, None);
+                    }
+                    self.status.activity();
+                    let call = async move { (confirmed.await, None) };
+                    self.await_outcome(lane, queued, Box::pin(call), ctx);
                 }
+                Sending::Call(call) => self.await_outcome(lane, queued, call, ctx),
             }
         }
         self.outbox.report(&mut self.status);
+    }
+
+    /// Waits for the outcome of sending `queued` (a call, or a confirmation), then finishes
+    /// it in its lane and sends on.
+    fn await_outcome(
+        &mut self,
+        lane: String,
+        mut queued: Queued<P::Item>,
+        call: LocalBoxFuture<'static, (Outcome, Option<P::Event>)>,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.spawn(
+            call.into_actor(self)
+                .map(move |(outcome, event), act, ctx| {
+                    if let Some(event) = event {
+                        act.with_platform(ctx, |p, fx| p.event(event, fx));
+                    }
+                    if matches!(outcome, Outcome::Sent { .. }) {
+                        act.status.activity();
+                    }
+                    // Credentials refused while sending: the message stays first in the queue, and
+                    // the connection stops like a refused log-in.
+                    let refused = match &outcome {
+                        Outcome::Retry(error) if error.is_fatal() => Some(error.clone()),
+                        _ => None,
+                    };
+                    // Accepted, or refused for good: either way nobody waits any longer. A retried
+                    // message keeps its receipt.
+                    if matches!(outcome, Outcome::Sent { .. } | Outcome::Rejected(_)) {
+                        queued.posted();
+                    }
+                    let wait = act.outbox.finish(&lane, queued, outcome, Instant::now());
+                    if let Some(error) = refused {
+                        act.end(End::Halt(error), ctx);
+                    }
+                    act.outbox.report(&mut act.status);
+                    if wait.is_zero() {
+                        act.pump(ctx);
+                    } else {
+                        act.schedule_pump(wait, ctx);
+                    }
+                }),
+        );
     }
 
     /// Watches the link `generation` for silence without polling: one wakeup when the link

@@ -40,6 +40,12 @@ pub struct Link<P: Platform> {
 pub enum Sending<P: Platform> {
     /// Written on the transport: sent as soon as written (IRC, XMPP, the console).
     Write(Vec<P::Write>),
+    /// Written on the transport, then confirmed: the frames end with a request the server
+    /// answers only after it has handled what came before on the same stream (an XMPP ping,
+    /// an IRC `PING`), and `confirmed` gives the outcome (`Sent` at the answer, `Retry` when
+    /// the link ends first), which the queue waits for as for a call. A message written
+    /// into a link that dies before the server read it is then sent again rather than lost.
+    WriteConfirmed(Vec<P::Write>, LocalBoxFuture<'static, Outcome>),
     /// An HTTP call, whose outcome the queue waits for; the event, if any, goes to
     /// [`Platform::event`] first (a direct channel opened on the way, say).
     Call(LocalBoxFuture<'static, (Outcome, Option<P::Event>)>),

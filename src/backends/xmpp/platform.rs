@@ -24,7 +24,8 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::connection::{
-        position::Position, ConnectionError, Effects, Link, Platform, Seen, Sending,
+        outbox::Outcome, position::Position, ConnectionError, Effects, Link, Platform, Seen,
+        Sending,
     },
     domain::{
         chunk::{split_message, LengthUnit},
@@ -99,6 +100,17 @@ pub enum Event {
     ArchiveSettled(String),
 }
 
+/// A result part written and waiting for the server's answer to the ping after it.
+#[derive(Debug)]
+struct Confirming {
+    /// The part's key.
+    key: String,
+    /// When it was written.
+    since: std::time::Instant,
+    /// Whom to tell the outcome.
+    tell: tokio::sync::oneshot::Sender<Outcome>,
+}
+
 /// The reading of the bot's archive at a login (`archive.rs`).
 #[derive(Debug)]
 struct ArchiveRead {
@@ -153,6 +165,13 @@ pub struct Xmpp {
     settling: bool,
     /// Whether the server's lack of an archive was logged (once).
     told_no_archive: bool,
+    /// Result parts written and not yet confirmed, by the id of the ping written after each
+    /// (the server answers it only after handling the part): the part's key, and whom to
+    /// tell the outcome.
+    confirming: HashMap<String, Confirming>,
+    /// Keys of result parts written into a link that ended before the server confirmed
+    /// them: the server may have them, so the history or the archive is looked at first.
+    unconfirmed: Seen,
 }
 
 impl Xmpp {
@@ -206,6 +225,8 @@ impl Xmpp {
             archive: None,
             settling: false,
             told_no_archive: false,
+            confirming: HashMap::new(),
+            unconfirmed: Seen::new(OWN_PARTS),
         }
     }
 
@@ -310,6 +331,34 @@ impl Xmpp {
         }
     }
 
+    /// One item of the stream: a stanza, a stanza skipped for a limit, or the stream's
+    /// end or a reader error.
+    fn on_frame(&mut self, frame: Result<Frame, XmlError>, fx: &mut Effects<Self>) {
+        match frame {
+            Ok(Frame::Stanza(e)) => self.on_stanza(e, fx),
+            Ok(Frame::Skipped(s)) => self.on_skipped(s, fx),
+            Ok(Frame::StreamOpen(_)) => {}
+            Ok(Frame::StreamClose) => fx.fail(ConnectionError::Closed(Some(
+                "the server closed the stream".into(),
+            ))),
+            Err(e) => match e.condition() {
+                // XML the reader refuses (not well-formed, restricted, a stream header over
+                // a limit; a stanza over one is skipped instead): say why to the server
+                // (RFC 6120 §4.9), best effort, then close and reconnect.
+                Some(condition) => {
+                    fx.write(format!(
+                        "<stream:error><{condition} xmlns='{NS_STREAM_ERRORS}'/></stream:error>\
+                         </stream:stream>"
+                    ));
+                    fx.fail(ConnectionError::Protocol(format!(
+                        "closed the stream: the server sent {e}"
+                    )));
+                }
+                None => fx.fail(ConnectionError::network("reading from the server", e)),
+            },
+        }
+    }
+
     fn on_stanza(&mut self, e: Element, fx: &mut Effects<Self>) {
         match e.local_name() {
             "message" => self.on_message(&e, fx),
@@ -388,6 +437,20 @@ impl Xmpp {
         }
         m.message_id = Some(key.unwrap_or_else(|| self.id("in")));
         fx.inbound(m);
+    }
+
+    /// A ping to the bot's own server (XEP-0199) with id `id`.
+    fn server_ping(&self, id: &str) -> String {
+        let domain = self
+            .settings
+            .parsed_jid()
+            .map(|j| j.domain)
+            .unwrap_or_default();
+        format!(
+            "<iq type='get' to='{}' id='{}'><ping xmlns='{NS_PING}'/></iq>",
+            escape(&domain),
+            escape(id)
+        )
     }
 
     /// The room whose subject `e` is: a `groupchat` message from a configured room with a
@@ -614,6 +677,14 @@ impl Xmpp {
 
     fn on_iq(&mut self, e: &Element, fx: &mut Effects<Self>) {
         let id = e.attr("id").unwrap_or("").to_owned();
+        // The answer to a confirming ping, even an error: the server handled the part
+        // written before it.
+        if matches!(e.attr("type"), Some("result" | "error")) {
+            if let Some(part) = self.confirming.remove(&id) {
+                let _ = part.tell.send(Outcome::Sent { pause: None });
+                return;
+            }
+        }
         if matches!(e.attr("type"), Some("result" | "error"))
             && self.archive.as_ref().is_some_and(|read| read.id == id)
         {
@@ -739,28 +810,18 @@ impl Platform for Xmpp {
 
     fn frame(&mut self, frame: Result<Frame, XmlError>, fx: &mut Effects<Self>) {
         fx.activity();
-        match frame {
-            Ok(Frame::Stanza(e)) => self.on_stanza(e, fx),
-            Ok(Frame::Skipped(s)) => self.on_skipped(s, fx),
-            Ok(Frame::StreamOpen(_)) => {}
-            Ok(Frame::StreamClose) => fx.fail(ConnectionError::Closed(Some(
-                "the server closed the stream".into(),
-            ))),
-            Err(e) => match e.condition() {
-                // XML the reader refuses (not well-formed, restricted, a stream header over
-                // a limit; a stanza over one is skipped instead): say why to the server
-                // (RFC 6120 §4.9), best effort, then close and reconnect.
-                Some(condition) => {
-                    fx.write(format!(
-                        "<stream:error><{condition} xmlns='{NS_STREAM_ERRORS}'/></stream:error>\
-                         </stream:stream>"
-                    ));
-                    fx.fail(ConnectionError::Protocol(format!(
-                        "closed the stream: the server sent {e}"
-                    )));
-                }
-                None => fx.fail(ConnectionError::network("reading from the server", e)),
-            },
+        self.on_frame(frame, fx);
+        // A stream that flows but leaves a confirming ping unanswered is as broken as a
+        // silent one (which the keepalive catches): its part would wait for ever.
+        let timeout = self.keepalive_timeout();
+        if self
+            .confirming
+            .values()
+            .any(|p| p.since.elapsed() > timeout)
+        {
+            fx.fail(ConnectionError::Timeout(
+                "the server's answer to the ping after a result part".into(),
+            ));
         }
     }
 
@@ -793,6 +854,14 @@ impl Platform for Xmpp {
         self.online = false;
         self.archive = None;
         self.settling = false;
+        // Written, not confirmed: sent again on the next link, unless what the server
+        // keeps shows it had them.
+        for (_, part) in self.confirming.drain() {
+            self.unconfirmed.insert(&part.key);
+            let _ = part.tell.send(Outcome::Retry(ConnectionError::Closed(Some(
+                "the link ended before the server confirmed a result part".into(),
+            ))));
+        }
     }
 
     /// Since when the links listened and per room when its newest message was handed on:
@@ -819,16 +888,8 @@ impl Platform for Xmpp {
     }
 
     fn keepalive(&mut self, fx: &mut Effects<Self>) {
-        let domain = self
-            .settings
-            .parsed_jid()
-            .map(|j| j.domain)
-            .unwrap_or_default();
         let id = self.id("ping");
-        fx.write(format!(
-            "<iq type='get' to='{}' id='{id}'><ping xmlns='{NS_PING}'/></iq>",
-            escape(&domain)
-        ));
+        fx.write(self.server_ping(&id));
     }
 
     fn render(&mut self, delivery: Deliver) -> Vec<Outbound> {
@@ -875,18 +936,45 @@ impl Platform for Xmpp {
         parts
     }
 
-    /// A part of a result owed again that the room's history or the bot's archive showed
-    /// the bot posted is not posted twice.
+    /// A part of a result is confirmed: a ping to the server follows it, which the server
+    /// answers only once it has handled the part (it handles a stream's stanzas in order).
+    /// A part that an earlier process (or this one, on a link that ended before the
+    /// answer) may have posted, and that the room's history or the bot's archive shows the
+    /// bot posted, is not posted twice.
     fn send(&mut self, m: &Outbound) -> Sending<Self> {
         let Some(key) = &m.key else {
             let id = self.id("m");
             return Sending::Write(vec![message_xml(&m.to, m.kind, &m.body, &id)]);
         };
-        if m.inherited.is_some() && self.own_parts.contains(key) {
-            tracing::info!(connection = %self.name, room = %m.to, "a result part owed again is in the room's history already; not posting it twice");
+        let maybe_posted = m.inherited.is_some() || self.unconfirmed.contains(key);
+        if maybe_posted && self.own_parts.contains(key) {
+            tracing::info!(connection = %self.name, to = %m.to, "a result part owed again is in the history or the archive already; not posting it twice");
             return Sending::Write(Vec::new());
         }
-        Sending::Write(vec![keyed_message_xml(&m.to, m.kind, &m.body, key)])
+        let ping = self.id("confirm");
+        let (tell, told) = tokio::sync::oneshot::channel();
+        self.confirming.insert(
+            ping.clone(),
+            Confirming {
+                key: key.clone(),
+                since: std::time::Instant::now(),
+                tell,
+            },
+        );
+        let confirmed = async move {
+            told.await.unwrap_or_else(|_| {
+                Outcome::Retry(ConnectionError::Closed(Some(
+                    "the link ended before the server confirmed a result part".into(),
+                )))
+            })
+        };
+        Sending::WriteConfirmed(
+            vec![
+                keyed_message_xml(&m.to, m.kind, &m.body, key),
+                self.server_ping(&ping),
+            ],
+            Box::pin(confirmed),
+        )
     }
 }
 
@@ -1296,9 +1384,13 @@ mod tests {
         }
     }
 
+    /// The messages `send` writes for `item` (without the confirming ping).
     fn written_by(p: &mut Xmpp, item: &Outbound) -> Vec<String> {
         match p.send(item) {
-            Sending::Write(frames) => frames,
+            Sending::Write(frames) | Sending::WriteConfirmed(frames, _) => frames
+                .into_iter()
+                .filter(|f| f.starts_with("<message"))
+                .collect(),
             _ => panic!("not written"),
         }
     }
@@ -1348,6 +1440,79 @@ mod tests {
         );
         // A part this process owes itself is posted whatever the history holds.
         assert_eq!(written_by(&mut p, &part("aaa", false)).len(), 1);
+    }
+
+    #[test]
+    fn a_result_part_is_sent_when_the_server_answers_the_ping_after_it() {
+        use futures_util::FutureExt;
+        let mut p = xmpp(&[ROOM]);
+        opened(&mut p);
+        joined(&mut p);
+        let Sending::WriteConfirmed(frames, confirmed) = p.send(&part("aaa", false)) else {
+            panic!("a result part is confirmed");
+        };
+        let [message, ping] = &frames[..] else {
+            panic!("the part, then a ping: {frames:?}");
+        };
+        assert!(message.starts_with("<message") && message.contains("id='aaa'"));
+        let Frame::Stanza(ping) = stanza(ping) else {
+            panic!("{ping}");
+        };
+        assert_eq!(ping.attr("to"), Some("example.com"));
+        let id = ping.attr("id").unwrap().to_owned();
+        let confirmed = confirmed.shared();
+        assert!(
+            confirmed.clone().now_or_never().is_none(),
+            "not before the answer"
+        );
+        // Another iq's answer is not it; the server's answer (even an error) is.
+        feed(&mut p, "<iq type='result' id='other'/>");
+        assert!(confirmed.clone().now_or_never().is_none());
+        feed(
+            &mut p,
+            &format!("<iq type='error' id='{id}' from='example.com'/>"),
+        );
+        assert!(matches!(
+            confirmed.now_or_never(),
+            Some(Outcome::Sent { pause: None })
+        ));
+        // Written into a link that ends before the answer: sent again on the next link,
+        // unless the room's history shows the server had it.
+        let Sending::WriteConfirmed(_, lost) = p.send(&part("bbb", false)) else {
+            panic!("confirmed");
+        };
+        let Sending::WriteConfirmed(_, kept) = p.send(&part("ccc", false)) else {
+            panic!("confirmed");
+        };
+        p.closed();
+        assert!(matches!(lost.now_or_never(), Some(Outcome::Retry(_))));
+        assert!(matches!(kept.now_or_never(), Some(Outcome::Retry(_))));
+        opened(&mut p);
+        feed(&mut p, &self_presence());
+        let own = format!(
+            "<message type='groupchat' from='{ROOM}/stormbot' id='ccc'><body>result ccc</body>{}</message>",
+            delay(now_ms() - 1_000)
+        );
+        feed(&mut p, &own);
+        feed(&mut p, &subject());
+        assert!(archive_read(&mut p).is_ready());
+        assert_eq!(
+            written_by(&mut p, &part("bbb", false)).len(),
+            1,
+            "lost: sent again"
+        );
+        assert!(
+            written_by(&mut p, &part("ccc", false)).is_empty(),
+            "the server had it"
+        );
+        // A stream that flows while a ping after a part goes unanswered past the keepalive's
+        // timeout is broken: the link ends (and the part is sent again on the next).
+        let past = p.keepalive_timeout() + Duration::from_secs(1);
+        let waiting = p.confirming.values_mut().next().expect("bbb waits");
+        waiting.since -= past;
+        assert!(feed(&mut p, "<iq type='result' id='other'/>")
+            .ending()
+            .is_some());
     }
 
     /// The `since` of the history a join in `fx` asks for, in ms.

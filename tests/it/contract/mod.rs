@@ -12,7 +12,7 @@
 
 mod cases;
 mod harness;
-mod relay;
+pub(crate) mod relay;
 
 mod console;
 mod discord;

@@ -6,7 +6,8 @@
 //! restart (Synapse); the relay does neither.
 //!
 //! It also counts the HTTP 429 answers it carries from the server to the bridge, so a test
-//! can tell that a real server's rate limit was met.
+//! can tell that a real server's rate limit was met, and it can swallow what the bridge
+//! sends (a link dying under the bridge: what it writes never reaches the server).
 
 use std::{
     cell::{Cell, RefCell},
@@ -28,6 +29,9 @@ const STATUS_429: &[u8] = b"HTTP/1.1 429 ";
 #[derive(Default)]
 struct Shared {
     down: Cell<bool>,
+    /// What the bridge sends is dropped (and kept here) instead of reaching the server.
+    swallowing: Cell<bool>,
+    swallowed: RefCell<Vec<u8>>,
     links: RefCell<Vec<JoinHandle<()>>>,
     answers_429: Cell<usize>,
 }
@@ -67,8 +71,12 @@ impl Relay {
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::join!(
-                        pump(client_read, server_write, None),
-                        pump(server_read, client_write, Some(&counts.answers_429)),
+                        pump(client_read, server_write, Tap::Swallow(&counts)),
+                        pump(
+                            server_read,
+                            client_write,
+                            Tap::Count429(&counts.answers_429)
+                        ),
                     );
                 });
                 let mut links = accepting.links.borrow_mut();
@@ -97,6 +105,17 @@ impl Relay {
         self.shared.down.set(false);
     }
 
+    /// From now on (`on`), what the bridge sends is dropped instead of relayed, as on a
+    /// link that died without either end knowing yet; the server's side still flows.
+    pub fn swallow(&self, on: bool) {
+        self.shared.swallowing.set(on);
+    }
+
+    /// What was swallowed so far, as text.
+    pub fn swallowed(&self) -> String {
+        String::from_utf8_lossy(&self.shared.swallowed.borrow()).into_owned()
+    }
+
     /// HTTP 429 answers relayed from the server so far.
     pub fn answers_429(&self) -> usize {
         self.shared.answers_429.get()
@@ -112,8 +131,16 @@ impl Drop for Relay {
     }
 }
 
-/// Copies `from` to `to` until either ends, counting 429 status lines when asked.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, count_429: Option<&Cell<usize>>) {
+/// What a pump does besides copying.
+enum Tap<'a> {
+    /// Counts 429 status lines (the server's side).
+    Count429(&'a Cell<usize>),
+    /// Drops what it reads while the relay swallows (the bridge's side).
+    Swallow(&'a Shared),
+}
+
+/// Copies `from` to `to` until either ends, with its tap.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, tap: Tap<'_>) {
     let mut buf = vec![0u8; 16 * 1024];
     // The end of the previous read, so a status line split across reads is still seen.
     let mut tail: Vec<u8> = Vec::new();
@@ -122,7 +149,13 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, count_429: Option
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some(count) = count_429 {
+        if let Tap::Swallow(shared) = &tap {
+            if shared.swallowing.get() {
+                shared.swallowed.borrow_mut().extend_from_slice(&buf[..n]);
+                continue;
+            }
+        }
+        if let Tap::Count429(count) = &tap {
             let mut window = std::mem::take(&mut tail);
             window.extend_from_slice(&buf[..n]);
             let found = window
