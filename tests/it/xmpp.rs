@@ -265,15 +265,22 @@ async fn setup(name: &str, more: &str) -> (Prosody, User, TestBridge) {
     let server = Prosody::start(&["alice", "stormbot", "otherbot"]).await;
     let mut alice = User::connect(server.port, "alice").await;
     alice.join("alice").await;
+    let bridge = bridge_in_room(&mut alice, server.port, name, more).await;
+    (server, alice, bridge)
+}
+
+/// A bridge whose connection `name` reaches the server on `port` (prosody, or a relay to
+/// it), once alice, in the room, sees its bot join.
+async fn bridge_in_room(alice: &mut User, port: u16, name: &str, more: &str) -> TestBridge {
     let mut opts: Options = with_test_aliases();
-    opts.extra_toml = xmpp_chat(name, server.port, more);
+    opts.extra_toml = xmpp_chat(name, port, more);
     let bridge = TestBridge::start_with(opts).await;
     bridge.wait_ready(200).await;
     let bot = format!("{ROOM}/stormbot");
     alice
         .wait_for(|e| e.local_name() == "presence" && e.attr("from") == Some(bot.as_str()))
         .await;
-    (server, alice, bridge)
+    bridge
 }
 
 #[actix_rt::test]
@@ -819,14 +826,8 @@ async fn a_result_written_into_a_dying_link_is_sent_again_on_the_next_and_arrive
     let relay = crate::contract::relay::Relay::start(server.port).await;
     let mut alice = User::connect(server.port, "alice").await;
     alice.join("alice").await;
-    let mut opts: Options = with_test_aliases();
-    opts.extra_toml = xmpp_chat("xm", relay.port, "");
-    let bridge = TestBridge::start_with(opts).await;
-    bridge.wait_ready(200).await;
+    let bridge = bridge_in_room(&mut alice, relay.port, "xm", "").await;
     let bot = format!("{ROOM}/stormbot");
-    alice
-        .wait_for(|e| e.local_name() == "presence" && e.attr("from") == Some(bot.as_str()))
-        .await;
 
     relay.swallow(true);
     alice

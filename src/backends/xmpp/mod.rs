@@ -72,22 +72,25 @@
 //! Outbound: bodies are split with `split_message` to `max_message_bytes`, paced (a burst of
 //! `flood_burst`, then one per `send_interval_ms`), and queued while disconnected in a
 //! bounded queue (`queue_size`, oldest dropped first and counted), sent oldest first
-//! after reconnecting. Each part of a result is followed by a ping to the server
-//! (XEP-0199), which the server answers only once it has handled the part (a stream's
-//! stanzas are handled in order): the part counts as posted at the answer, and one written
-//! into a link that ends first is sent again on the next link, unless the room's history
-//! or the archive shows the server had it. (Stream Management, XEP-0198, would do the same
-//! with acks; a ping works on every server.)
+//! after reconnecting. A part of a result counts as posted once the server answers a ping
+//! (XEP-0199) written after it, which it does only once it has handled the part (a
+//! stream's stanzas are handled in order; one ping out at a time covers every part written
+//! before it, `confirm.rs`). A part written into a link that ends first is sent again on
+//! the next link, unless the room's history or the archive shows the server had it.
+//! (Stream Management, XEP-0198, would do the same with acks; a ping works on every
+//! server.)
 //!
 //! Files: `config.rs` (settings), `wire.rs` (a bounded XML stanza reader on
 //! quick-xml), `client.rs` (the login), `inbound.rs` (a `<message>` as a chat message),
 //! `history.rs` (a room's history at a join), `archive.rs` (the account's message
-//! archive at a login), `platform.rs` (the
+//! archive at a login), `confirm.rs` (result parts waiting for the server's word),
+//! `platform.rs` (the
 //! [`Platform`](crate::backends::connection::Platform)).
 
 pub mod archive;
 pub mod client;
 pub mod config;
+mod confirm;
 pub mod history;
 /// A `<message>` stanza → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;

@@ -17,6 +17,7 @@ use super::{
     archive::{self, PageEnd},
     client::{self, join_since_xml, keyed_message_xml, message_xml, Login},
     config::{Jid, XmppSettings},
+    confirm::Confirmations,
     history,
     inbound::{inbound, Occupants, Who},
     wire::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
@@ -100,17 +101,6 @@ pub enum Event {
     ArchiveSettled(String),
 }
 
-/// A result part written and waiting for the server's answer to the ping after it.
-#[derive(Debug)]
-struct Confirming {
-    /// The part's key.
-    key: String,
-    /// When it was written.
-    since: std::time::Instant,
-    /// Whom to tell the outcome.
-    tell: tokio::sync::oneshot::Sender<Outcome>,
-}
-
 /// The reading of the bot's archive at a login (`archive.rs`).
 #[derive(Debug)]
 struct ArchiveRead {
@@ -165,10 +155,8 @@ pub struct Xmpp {
     settling: bool,
     /// Whether the server's lack of an archive was logged (once).
     told_no_archive: bool,
-    /// Result parts written and not yet confirmed, by the id of the ping written after each
-    /// (the server answers it only after handling the part): the part's key, and whom to
-    /// tell the outcome.
-    confirming: HashMap<String, Confirming>,
+    /// Result parts written and waiting for the server to confirm them (`confirm.rs`).
+    confirming: Confirmations,
     /// Keys of result parts written into a link that ended before the server confirmed
     /// them: the server may have them, so the history or the archive is looked at first.
     unconfirmed: Seen,
@@ -225,7 +213,7 @@ impl Xmpp {
             archive: None,
             settling: false,
             told_no_archive: false,
-            confirming: HashMap::new(),
+            confirming: Confirmations::default(),
             unconfirmed: Seen::new(OWN_PARTS),
         }
     }
@@ -437,6 +425,13 @@ impl Xmpp {
         }
         m.message_id = Some(key.unwrap_or_else(|| self.id("in")));
         fx.inbound(m);
+    }
+
+    /// Writes the next confirming ping: it covers the parts written since the last.
+    fn confirming_ping(&mut self, fx: &mut Effects<Self>) {
+        let id = self.id("confirm");
+        fx.write(self.server_ping(&id));
+        self.confirming.pinged(id);
     }
 
     /// A ping to the bot's own server (XEP-0199) with id `id`.
@@ -677,11 +672,13 @@ impl Xmpp {
 
     fn on_iq(&mut self, e: &Element, fx: &mut Effects<Self>) {
         let id = e.attr("id").unwrap_or("").to_owned();
-        // The answer to a confirming ping, even an error: the server handled the part
-        // written before it.
+        // The answer to a confirming ping, even an error: the server handled the parts
+        // written before it. Parts written since wait for the next ping.
         if matches!(e.attr("type"), Some("result" | "error")) {
-            if let Some(part) = self.confirming.remove(&id) {
-                let _ = part.tell.send(Outcome::Sent { pause: None });
+            if let Some(more) = self.confirming.answered(&id) {
+                if more {
+                    self.confirming_ping(fx);
+                }
                 return;
             }
         }
@@ -813,12 +810,7 @@ impl Platform for Xmpp {
         self.on_frame(frame, fx);
         // A stream that flows but leaves a confirming ping unanswered is as broken as a
         // silent one (which the keepalive catches): its part would wait for ever.
-        let timeout = self.keepalive_timeout();
-        if self
-            .confirming
-            .values()
-            .any(|p| p.since.elapsed() > timeout)
-        {
+        if self.confirming.overdue(self.keepalive_timeout()) {
             fx.fail(ConnectionError::Timeout(
                 "the server's answer to the ping after a result part".into(),
             ));
@@ -856,11 +848,8 @@ impl Platform for Xmpp {
         self.settling = false;
         // Written, not confirmed: sent again on the next link, unless what the server
         // keeps shows it had them.
-        for (_, part) in self.confirming.drain() {
-            self.unconfirmed.insert(&part.key);
-            let _ = part.tell.send(Outcome::Retry(ConnectionError::Closed(Some(
-                "the link ended before the server confirmed a result part".into(),
-            ))));
+        for key in self.confirming.lost() {
+            self.unconfirmed.insert(&key);
         }
     }
 
@@ -936,8 +925,8 @@ impl Platform for Xmpp {
         parts
     }
 
-    /// A part of a result is confirmed: a ping to the server follows it, which the server
-    /// answers only once it has handled the part (it handles a stream's stanzas in order).
+    /// A part of a result is confirmed by the server's answer to a ping written after it
+    /// (`confirm.rs`: one ping out at a time covers every part written before it).
     /// A part that an earlier process (or this one, on a link that ended before the
     /// answer) may have posted, and that the room's history or the bot's archive shows the
     /// bot posted, is not posted twice.
@@ -951,16 +940,13 @@ impl Platform for Xmpp {
             tracing::info!(connection = %self.name, to = %m.to, "a result part owed again is in the history or the archive already; not posting it twice");
             return Sending::Write(Vec::new());
         }
-        let ping = self.id("confirm");
         let (tell, told) = tokio::sync::oneshot::channel();
-        self.confirming.insert(
-            ping.clone(),
-            Confirming {
-                key: key.clone(),
-                since: std::time::Instant::now(),
-                tell,
-            },
-        );
+        let mut frames = vec![keyed_message_xml(&m.to, m.kind, &m.body, key)];
+        if self.confirming.written(key.clone(), tell) {
+            let id = self.id("confirm");
+            frames.push(self.server_ping(&id));
+            self.confirming.pinged(id);
+        }
         let confirmed = async move {
             told.await.unwrap_or_else(|_| {
                 Outcome::Retry(ConnectionError::Closed(Some(
@@ -968,13 +954,7 @@ impl Platform for Xmpp {
                 )))
             })
         };
-        Sending::WriteConfirmed(
-            vec![
-                keyed_message_xml(&m.to, m.kind, &m.body, key),
-                self.server_ping(&ping),
-            ],
-            Box::pin(confirmed),
-        )
+        Sending::WriteConfirmed(frames, Box::pin(confirmed))
     }
 }
 
@@ -1508,8 +1488,7 @@ mod tests {
         // A stream that flows while a ping after a part goes unanswered past the keepalive's
         // timeout is broken: the link ends (and the part is sent again on the next).
         let past = p.keepalive_timeout() + Duration::from_secs(1);
-        let waiting = p.confirming.values_mut().next().expect("bbb waits");
-        waiting.since -= past;
+        p.confirming.age(past);
         assert!(feed(&mut p, "<iq type='result' id='other'/>")
             .ending()
             .is_some());

@@ -1,0 +1,165 @@
+//! Result parts written and waiting for the server to confirm them.
+//!
+//! A part written into a link that dies before the server read it leaves no trace on the
+//! socket, so a part counts as posted only once the server answers a ping (XEP-0199)
+//! written after it: a server handles a stream's stanzas in order, so its answer means it
+//! handled every part written before the ping. One ping is out at a time and confirms
+//! every part written before it; parts written while it is out wait for the next, written
+//! as soon as it is answered. Under load one ping confirms many parts, so the cost per
+//! result stays small. Pure bookkeeping, unit-tested without a server.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::backends::connection::outbox::Outcome;
+
+/// A written part and whom to tell how it went.
+#[derive(Debug)]
+struct Waiting {
+    /// The part's key.
+    key: String,
+    tell: oneshot::Sender<Outcome>,
+}
+
+/// The ping out: its id, when it was written, and the parts written before it.
+#[derive(Debug)]
+struct Ping {
+    id: String,
+    written: Instant,
+    covers: Vec<Waiting>,
+}
+
+/// The parts waiting for the server's word.
+#[derive(Debug, Default)]
+pub struct Confirmations {
+    out: Option<Ping>,
+    /// Parts written since the ping out.
+    next: Vec<Waiting>,
+}
+
+impl Confirmations {
+    /// Part `key` was written; `tell` learns the outcome. True when a ping must follow it
+    /// now (none is out): write it, then call [`Confirmations::pinged`].
+    pub fn written(&mut self, key: String, tell: oneshot::Sender<Outcome>) -> bool {
+        self.next.push(Waiting { key, tell });
+        self.out.is_none()
+    }
+
+    /// Ping `id` was written: it covers every part written so far.
+    pub fn pinged(&mut self, id: String) {
+        self.out = Some(Ping {
+            id,
+            written: Instant::now(),
+            covers: std::mem::take(&mut self.next),
+        });
+    }
+
+    /// The server answered `id` (a result or an error: either way it handled what came
+    /// before). `None` when `id` is not the ping out; else whether parts wait for another
+    /// ping, to be written now.
+    pub fn answered(&mut self, id: &str) -> Option<bool> {
+        if self.out.as_ref().is_none_or(|ping| ping.id != id) {
+            return None;
+        }
+        for part in self.out.take().map(|ping| ping.covers).unwrap_or_default() {
+            let _ = part.tell.send(Outcome::Sent { pause: None });
+        }
+        Some(!self.next.is_empty())
+    }
+
+    /// Whether the ping out has waited longer than `timeout` (a stream that flows but
+    /// leaves it unanswered is broken: its parts would wait for ever).
+    pub fn overdue(&self, timeout: Duration) -> bool {
+        self.out
+            .as_ref()
+            .is_some_and(|ping| ping.written.elapsed() > timeout)
+    }
+
+    /// The link ended: every waiting part is to be sent again (told `Retry`); their keys,
+    /// since the server may have some of them.
+    pub fn lost(&mut self) -> Vec<String> {
+        let covered = self.out.take().map(|ping| ping.covers).unwrap_or_default();
+        covered
+            .into_iter()
+            .chain(self.next.drain(..))
+            .map(|part| {
+                let _ = part.tell.send(Outcome::Retry(
+                    crate::backends::connection::ConnectionError::Closed(Some(
+                        "the link ended before the server confirmed a result part".into(),
+                    )),
+                ));
+                part.key
+            })
+            .collect()
+    }
+
+    /// Moves the ping out back in time by `by` (tests of [`Confirmations::overdue`]).
+    #[cfg(test)]
+    pub fn age(&mut self, by: Duration) {
+        if let Some(ping) = self.out.as_mut() {
+            ping.written -= by;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn part(c: &mut Confirmations, key: &str) -> (bool, oneshot::Receiver<Outcome>) {
+        let (tell, told) = oneshot::channel();
+        (c.written(key.into(), tell), told)
+    }
+
+    fn sent(told: &mut oneshot::Receiver<Outcome>) -> bool {
+        matches!(told.now_or_never(), Some(Ok(Outcome::Sent { pause: None })))
+    }
+
+    #[test]
+    fn one_ping_out_at_a_time_confirms_every_part_written_before_it() {
+        let mut c = Confirmations::default();
+        let (ping_now, mut a) = part(&mut c, "a");
+        assert!(ping_now, "nothing out: a ping follows the first part");
+        c.pinged("p1".into());
+        let (ping_now, mut b) = part(&mut c, "b");
+        assert!(!ping_now, "p1 is out");
+        let (_, mut d) = part(&mut c, "d");
+        assert_eq!(c.answered("other"), None);
+        assert_eq!(c.answered("p1"), Some(true), "b and d wait for the next");
+        assert!(sent(&mut a));
+        assert!(b.try_recv().is_err() && d.try_recv().is_err());
+        c.pinged("p2".into());
+        assert_eq!(c.answered("p2"), Some(false));
+        assert!(sent(&mut b) && sent(&mut d));
+        assert_eq!(c.answered("p2"), None, "answered once");
+    }
+
+    #[test]
+    fn a_lost_link_retries_every_waiting_part_and_names_them() {
+        let mut c = Confirmations::default();
+        let (_, mut a) = part(&mut c, "a");
+        c.pinged("p1".into());
+        let (_, mut b) = part(&mut c, "b");
+        assert_eq!(c.lost(), ["a", "b"]);
+        for told in [&mut a, &mut b] {
+            assert!(matches!(told.now_or_never(), Some(Ok(Outcome::Retry(_)))));
+        }
+        assert!(!c.overdue(Duration::ZERO), "nothing out any more");
+        let (ping_now, _) = part(&mut c, "c");
+        assert!(ping_now);
+    }
+
+    #[test]
+    fn a_ping_out_too_long_is_overdue() {
+        let mut c = Confirmations::default();
+        assert!(!c.overdue(Duration::ZERO));
+        let _ = part(&mut c, "a");
+        c.pinged("p1".into());
+        assert!(!c.overdue(Duration::from_secs(30)));
+        c.age(Duration::from_secs(31));
+        assert!(c.overdue(Duration::from_secs(30)));
+    }
+}
