@@ -38,11 +38,12 @@ pub struct Link<P: Platform> {
 
 /// How one queued item is sent.
 pub enum Sending<P: Platform> {
-    /// Written on the transport: sent as soon as written (IRC, XMPP, the console).
+    /// Written on the transport: sent as soon as written (IRC, the console, XMPP's
+    /// messages other than results).
     Write(Vec<P::Write>),
-    /// Written on the transport, then confirmed: the frames end with a request the server
-    /// answers only after it has handled what came before on the same stream (an XMPP ping,
-    /// an IRC `PING`), and `confirmed` gives the outcome (`Sent` at the answer, `Retry` when
+    /// Written on the transport, then confirmed (XMPP's results): the platform asks the
+    /// server for something it answers only after handling what came before on the same
+    /// stream (XMPP's ping), and `confirmed` gives the outcome (`Sent` at the answer, `Retry` when
     /// the link ends first), which the queue waits for as for a call. A message written
     /// into a link that dies before the server read it is then sent again rather than lost.
     WriteConfirmed(Vec<P::Write>, LocalBoxFuture<'static, Outcome>),

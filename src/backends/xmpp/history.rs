@@ -63,19 +63,23 @@ pub fn ask_own_parts_from(now: u64, owed_since: Option<u64>) -> u64 {
 /// https://xmpp.org/extensions/xep-0359.html#origin-id
 pub const NS_SID: &str = "urn:xmpp:sid:0";
 
-/// The keys of a result part the bot itself posted, from a `message` of `room`'s history
-/// sent by the bot's `nick` there: the message's id and its origin-id (XEP-0359), which the
-/// bridge sets to the part's key. Empty for any other message (live, someone else's,
-/// another room's).
-pub fn own_part_keys(message: &Element, room: &str, nick: &str) -> Vec<String> {
-    let from_bot = message
-        .attr("from")
-        .and_then(|from| from.split_once('/'))
-        .is_some_and(|(bare, resource)| bare.eq_ignore_ascii_case(room) && resource == nick);
-    if !from_bot
-        || message.attr("type") != Some("groupchat")
-        || history_stamp(message, room).is_none()
-    {
+/// The keys of a result part the bot itself posted, from a `message` of the history of one
+/// of `rooms` sent by the bot's `nick` there: the message's id and its origin-id
+/// (XEP-0359), which the bridge sets to the part's key. Empty for any other message (live,
+/// someone else's, another room's). Cheap for the messages that are none of these: every
+/// message goes through it.
+pub fn own_part_keys(message: &Element, rooms: &[String], nick: &str) -> Vec<String> {
+    if message.attr("type") != Some("groupchat") {
+        return Vec::new();
+    }
+    let Some((bare, resource)) = message.attr("from").and_then(|from| from.split_once('/')) else {
+        return Vec::new();
+    };
+    let in_history = rooms
+        .iter()
+        .find(|room| room.eq_ignore_ascii_case(bare))
+        .is_some_and(|room| history_stamp(message, room).is_some());
+    if resource != nick || !in_history {
         return Vec::new();
     }
     part_keys(message)
@@ -283,22 +287,23 @@ mod tests {
         let history =
             format!("<delay xmlns='{NS_DELAY}' from='{ROOM}' stamp='2024-01-01T00:00:07Z'/>");
         let bot = format!("{ROOM}/stormbot");
+        let rooms = [ROOM.to_owned()];
         assert_eq!(
-            own_part_keys(&m(&bot, "groupchat", &history), ROOM, "stormbot"),
+            own_part_keys(&m(&bot, "groupchat", &history), &rooms, "stormbot"),
             ["k1", "k2"]
         );
         // Live (the room's reflection of what this process just sent), someone else's,
         // another room's history, a private message: none.
-        assert!(own_part_keys(&m(&bot, "groupchat", ""), ROOM, "stormbot").is_empty());
+        assert!(own_part_keys(&m(&bot, "groupchat", ""), &rooms, "stormbot").is_empty());
         let alice = format!("{ROOM}/alice");
-        assert!(own_part_keys(&m(&alice, "groupchat", &history), ROOM, "stormbot").is_empty());
+        assert!(own_part_keys(&m(&alice, "groupchat", &history), &rooms, "stormbot").is_empty());
         assert!(own_part_keys(
             &m(&bot, "groupchat", &history),
-            "dev@conference.localhost",
+            &["dev@conference.localhost".to_owned()],
             "stormbot"
         )
         .is_empty());
-        assert!(own_part_keys(&m(&bot, "chat", &history), ROOM, "stormbot").is_empty());
+        assert!(own_part_keys(&m(&bot, "chat", &history), &rooms, "stormbot").is_empty());
     }
 
     #[test]

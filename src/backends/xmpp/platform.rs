@@ -381,14 +381,12 @@ impl Xmpp {
         if let Some(room) = self.subject_of(e) {
             return self.joined_one(&room, fx);
         }
-        if let Some(room) = e.attr("from").and_then(Jid::parse).map(|j| j.bare()) {
-            let keys = history::own_part_keys(e, &room, &self.nick);
-            if !keys.is_empty() {
-                for key in keys {
-                    self.own_parts.insert(&key);
-                }
-                return;
+        let keys = history::own_part_keys(e, &self.rooms, &self.nick);
+        if !keys.is_empty() {
+            for key in keys {
+                self.own_parts.insert(&key);
             }
+            return;
         }
         let stamp = self.caught_up_stamp(e);
         let live;
@@ -672,8 +670,9 @@ impl Xmpp {
 
     fn on_iq(&mut self, e: &Element, fx: &mut Effects<Self>) {
         let id = e.attr("id").unwrap_or("").to_owned();
-        // The answer to a confirming ping, even an error: the server handled the parts
-        // written before it. Parts written since wait for the next ping.
+        // The answer to a confirming ping, even an error, means the server handled the
+        // parts written before it (parts written since wait for the next ping); or it is
+        // the archive's answer to its query.
         if matches!(e.attr("type"), Some("result" | "error")) {
             if let Some(more) = self.confirming.answered(&id) {
                 if more {
@@ -681,14 +680,9 @@ impl Xmpp {
                 }
                 return;
             }
-        }
-        if matches!(e.attr("type"), Some("result" | "error"))
-            && self.archive.as_ref().is_some_and(|read| read.id == id)
-        {
-            if let Some(read) = self.archive.take() {
-                self.archive_answered(read, e, fx);
+            if let Some(read) = self.archive.take_if(|read| read.id == id) {
+                return self.archive_answered(read, e, fx);
             }
-            return;
         }
         let from = e.attr("from").map(str::to_owned);
         let to = from
