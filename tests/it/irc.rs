@@ -480,6 +480,62 @@ async fn after_a_server_restart_the_bridge_reconnects_rejoins_and_delivers_what_
 }
 
 #[actix_rt::test]
+async fn a_line_written_into_a_dying_link_is_sent_again_on_the_next_and_arrives_once() {
+    let server = Ngircd::start(None).await;
+    let relay = crate::contract::relay::Relay::start(server.port).await;
+    let mut alice = Client::connect(server.port, "alice", None).await;
+    alice.join("#ops").await;
+    let mut opts: Options = with_test_aliases();
+    opts.extra_toml = irc_chat(
+        "irc-dying",
+        relay.port,
+        "reconnect_backoff_initial_ms = 200\nreconnect_backoff_max_ms = 500",
+    );
+    let b = TestBridge::start_with(opts).await;
+    b.wait_ready(200).await;
+    alice.sees_join("stormbridge", "#ops").await;
+    let bot_says = |text: &'static str| {
+        move |m: &Message| {
+            m.source_nickname()
+                .is_some_and(|n| n.starts_with("stormbridge"))
+                && matches!(&m.command, IrcCommand::PRIVMSG(t, said) if t == "#ops" && said == text)
+        }
+    };
+
+    // The link dies under the bridge: what it writes never reaches the server.
+    relay.swallow(true);
+    let lost = "written into a dying link";
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": lost, "channel": "irc-dying:#ops"}),
+    );
+    let written = eventually!(WAIT, relay.swallowed().contains(lost));
+    assert!(written, "the bridge wrote the line into the link");
+    relay.go_down();
+    relay.swallow(false);
+    relay.come_up();
+    alice.wait_for(bot_says(lost)).await;
+
+    // A line after: it comes after anything sent again.
+    let after = "said after the reconnect";
+    b.emulator.announce(
+        "stormbridge",
+        json!({"message": after, "channel": "irc-dying:#ops"}),
+    );
+    alice.wait_for(bot_says(after)).await;
+    let times = alice
+        .seen
+        .iter()
+        .filter(|l| l.contains("PRIVMSG #ops") && l.contains(lost))
+        .count();
+    assert_eq!(
+        times, 1,
+        "the line arrived {times} times: {:#?}",
+        alice.seen
+    );
+}
+
+#[actix_rt::test]
 async fn other_bots_ctcp_notices_and_the_bridges_own_messages_are_not_commands() {
     let (server, mut alice, b) = setup("irc", None, "ignore_nicks = [\"otherbot\"]").await;
     alice.sees_join("stormbridge", "#ops").await;

@@ -16,11 +16,14 @@
 //!   again after another process), for platforms that look before posting them again.
 //! - [`position`]: where the links stood in time, for platforms that are asked what was
 //!   posted since then.
+//! - [`confirming`]: messages written on a stream and waiting for the server's answer to a
+//!   ping after them, so one written into a dying link is sent again, not lost.
 //! - [`error`]: typed connection errors.
 //!
 //! `docs/adding-a-platform.md` shows how a platform folder fills the contract in.
 
 pub mod actor;
+pub mod confirming;
 pub mod error;
 pub mod handoff;
 pub mod outbox;

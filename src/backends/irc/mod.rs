@@ -24,7 +24,11 @@
 //! including the `:nick!user@host ` prefix the server adds when relaying it, fits 512 bytes.
 //! Lines are sent through flood control (a burst of `flood_burst`, then one every
 //! `send_interval_ms`). While disconnected they wait in a bounded queue (`queue_size`,
-//! oldest dropped first and counted) and are sent, oldest first, after reconnecting.
+//! oldest dropped first and counted) and are sent, oldest first, after reconnecting. A
+//! line counts as sent once the server answers a `PING` written after it (a server handles
+//! a client's lines in order; `connection/confirming.rs`), and the next waits for that
+//! answer: a line written into a link that dies before the server read it is sent again on
+//! the next link instead of lost.
 //!
 //! Files: `config.rs` (settings), `wire.rs` (CR LF lines, parsed with
 //! `irc-proto`), `inbound.rs` (a `PRIVMSG` as a chat message), `text.rs` (splitting,

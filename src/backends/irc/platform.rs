@@ -1,5 +1,6 @@
 //! IRC as a [`Platform`]: registration (PASS or SASL PLAIN, NICK, USER, nick collisions),
-//! PING/PONG, joins and rejoins as a state machine over one TCP (or TLS) connection.
+//! PING/PONG, joins and rejoins as a state machine over one TCP (or TLS) connection; each
+//! `PRIVMSG` confirmed by the server's `PONG` to a `PING` written after it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,7 +17,10 @@ use super::{
 };
 use crate::{
     actors::messages::Deliver,
-    backends::connection::{tcp, ConnectionError, Effects, Link, Platform, Sending},
+    backends::connection::{
+        confirming::{self, Confirmations},
+        tcp, ConnectionError, Effects, Link, Platform, Sending,
+    },
     domain::message::Target,
 };
 
@@ -24,6 +28,8 @@ use crate::{
 const MAX_NICK_LEN: usize = 30;
 /// Delay before rejoining a channel we were kicked from.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
+/// How the token of a confirming `PING` starts (the keepalive's is `stormbridge`).
+const CONFIRM_TOKEN: &str = "stormbridge-c";
 
 /// One queued `PRIVMSG`.
 #[derive(Debug, Clone)]
@@ -48,6 +54,12 @@ pub struct Irc {
     joining: Vec<String>,
     nick: String,
     next_message_id: u64,
+    /// Lines written and waiting for the `PONG` to a `PING` written after them: a server
+    /// handles a client's lines in order, so the answer means it had them. A line written
+    /// into a link that ends first is sent again on the next link instead of lost.
+    confirming: Confirmations<()>,
+    /// The number in the next confirming `PING`'s token.
+    next_confirm: u64,
 }
 
 impl Irc {
@@ -66,7 +78,18 @@ impl Irc {
             joining: Vec::new(),
             nick,
             next_message_id: 1,
+            confirming: Confirmations::default(),
+            next_confirm: 1,
         }
+    }
+
+    /// The next confirming `PING`: it covers every line written since the last.
+    fn confirming_ping(&mut self) -> String {
+        let token = format!("{CONFIRM_TOKEN}{}", self.next_confirm);
+        self.next_confirm += 1;
+        let ping = String::from(&Command::PING(token.clone(), None));
+        self.confirming.pinged(token);
+        ping
     }
 
     fn send(fx: &mut Effects<Self>, command: Command) {
@@ -97,6 +120,14 @@ impl Irc {
     fn message(&mut self, msg: Message, fx: &mut Effects<Self>) {
         match msg.command {
             Command::PING(server, other) => Self::send(fx, Command::PONG(server, other)),
+            // `PONG <server> :<token>` (RFC 2812 §3.7.3); some servers answer `PONG :<token>`.
+            Command::PONG(ref first, ref second) => {
+                let token = second.as_deref().unwrap_or(first);
+                if self.confirming.answered(token) == Some(true) {
+                    let ping = self.confirming_ping();
+                    fx.write(ping);
+                }
+            }
             Command::Response(Response::RPL_WELCOME, ref args) => {
                 if let Some(nick) = args.first() {
                     self.nick = nick.clone();
@@ -285,6 +316,13 @@ impl Platform for Irc {
                 tracing::debug!(connection = %self.name, error = %why, "skipped an IRC line");
             }
         }
+        // A server that talks but leaves a confirming PING unanswered is as broken as a
+        // silent one (which the keepalive catches): the lines behind it would wait for ever.
+        if self.confirming.overdue(self.keepalive_timeout()) {
+            fx.fail(ConnectionError::Timeout(
+                "the server's answer to the PING after a message".into(),
+            ));
+        }
     }
 
     fn event(&mut self, event: Event, fx: &mut Effects<Self>) {
@@ -298,6 +336,8 @@ impl Platform for Irc {
 
     fn closed(&mut self) {
         self.registered = false;
+        // Written, not confirmed: sent again on the next link.
+        self.confirming.lost();
     }
 
     fn keepalive_interval(&self) -> Option<Duration> {
@@ -325,15 +365,25 @@ impl Platform for Irc {
             .collect()
     }
 
+    /// A line counts as sent once the server answers a `PING` written after it (one out at
+    /// a time covers every line written before it). Waiting for that answer also keeps the
+    /// bridge from piling lines into a server's flood control: at most the lines behind one
+    /// `PING` are in its hands.
     fn send(&mut self, line: &Line) -> Sending<Self> {
         let privmsg = Command::PRIVMSG(line.target.clone(), line.text.clone());
-        Sending::Write(vec![String::from(&privmsg)])
+        let mut frames = vec![String::from(&privmsg)];
+        let (tell, told) = tokio::sync::oneshot::channel();
+        if self.confirming.written((), tell) {
+            frames.push(self.confirming_ping());
+        }
+        Sending::WriteConfirmed(frames, confirming::confirmed(told))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backends::connection::outbox::Outcome;
 
     fn platform() -> Irc {
         let settings: IrcSettings = serde_json::from_value(serde_json::json!({
@@ -385,6 +435,61 @@ mod tests {
         assert!(fx.ending().is_some());
         // `CAP END` would have the server register the bot, unauthenticated.
         assert!(fx.written().is_empty(), "{:?}", fx.written());
+    }
+
+    /// The frames `line` is written as, and the outcome the queue waits for.
+    fn sent(p: &mut Irc, text: &str) -> (Vec<String>, LocalBoxFuture<'static, Outcome>) {
+        let line = Line {
+            target: "#ops".into(),
+            text: text.into(),
+        };
+        match p.send(&line) {
+            Sending::WriteConfirmed(frames, confirmed) => (frames, confirmed),
+            _ => panic!("a line is written, then confirmed"),
+        }
+    }
+
+    #[test]
+    fn a_line_counts_as_sent_at_the_pong_after_it_and_is_sent_again_if_the_link_ends_first() {
+        use futures_util::FutureExt;
+        let mut p = platform();
+        line(&mut p, ":srv 001 bot :Welcome");
+        let (frames, mut first) = sent(&mut p, "one");
+        assert_eq!(frames, ["PRIVMSG #ops one", "PING stormbridge-c1"]);
+        let (frames, second) = sent(&mut p, "two");
+        assert_eq!(frames, ["PRIVMSG #ops two"], "one PING out at a time");
+        assert!((&mut first).now_or_never().is_none());
+
+        let fx = line(&mut p, ":srv PONG srv :stormbridge");
+        assert!(
+            fx.written().is_empty(),
+            "the keepalive's answer confirms nothing"
+        );
+        assert!((&mut first).now_or_never().is_none());
+        let fx = line(&mut p, ":srv PONG srv :stormbridge-c1");
+        assert!(matches!(
+            first.now_or_never(),
+            Some(Outcome::Sent { pause: None })
+        ));
+        assert_eq!(
+            fx.written(),
+            ["PING stormbridge-c2"],
+            "for the line written since"
+        );
+
+        p.closed();
+        assert!(matches!(second.now_or_never(), Some(Outcome::Retry(_))));
+    }
+
+    #[test]
+    fn a_server_that_talks_but_leaves_the_confirming_ping_unanswered_ends_the_link() {
+        let mut p = platform();
+        line(&mut p, ":srv 001 bot :Welcome");
+        let _waiting = sent(&mut p, "one");
+        assert!(line(&mut p, ":op!o@h PRIVMSG #ops :hi").ending().is_none());
+        p.confirming
+            .age(p.keepalive_timeout() + Duration::from_secs(1));
+        assert!(line(&mut p, ":op!o@h PRIVMSG #ops :hi").ending().is_some());
     }
 
     #[test]

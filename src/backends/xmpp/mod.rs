@@ -75,7 +75,7 @@
 //! after reconnecting. A part of a result counts as posted once the server answers a ping
 //! (XEP-0199) written after it, which it does only once it has handled the part (a
 //! stream's stanzas are handled in order; one ping out at a time covers every part written
-//! before it, `confirm.rs`). A part written into a link that ends first is sent again on
+//! before it, `connection/confirming.rs`). A part written into a link that ends first is sent again on
 //! the next link, unless the room's history or the archive shows the server had it.
 //! (Stream Management, XEP-0198, would do the same with acks; a ping works on every
 //! server.)
@@ -83,14 +83,12 @@
 //! Files: `config.rs` (settings), `wire.rs` (a bounded XML stanza reader on
 //! quick-xml), `client.rs` (the login), `inbound.rs` (a `<message>` as a chat message),
 //! `history.rs` (a room's history at a join), `archive.rs` (the account's message
-//! archive at a login), `confirm.rs` (result parts waiting for the server's word),
-//! `platform.rs` (the
+//! archive at a login), `platform.rs` (the
 //! [`Platform`](crate::backends::connection::Platform)).
 
 pub mod archive;
 pub mod client;
 pub mod config;
-mod confirm;
 pub mod history;
 /// A `<message>` stanza → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;

@@ -17,7 +17,6 @@ use super::{
     archive::{self, PageEnd},
     client::{self, join_since_xml, keyed_message_xml, message_xml, Login},
     config::{Jid, XmppSettings},
-    confirm::Confirmations,
     history,
     inbound::{inbound, Occupants, Who},
     wire::{escape, Element, Frame, Limit, Node, Skipped, XmlCodec, XmlError, MAX_STANZA},
@@ -25,8 +24,9 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::connection::{
-        outbox::Outcome, position::Position, ConnectionError, Effects, Link, Platform, Seen,
-        Sending,
+        confirming::{self, Confirmations},
+        position::Position,
+        ConnectionError, Effects, Link, Platform, Seen, Sending,
     },
     domain::{
         chunk::{split_message, LengthUnit},
@@ -155,7 +155,7 @@ pub struct Xmpp {
     settling: bool,
     /// Whether the server's lack of an archive was logged (once).
     told_no_archive: bool,
-    /// Result parts written and waiting for the server to confirm them (`confirm.rs`).
+    /// Result parts written and waiting for the server to confirm them.
     confirming: Confirmations,
     /// Keys of result parts written into a link that ended before the server confirmed
     /// them: the server may have them, so the history or the archive is looked at first.
@@ -920,7 +920,7 @@ impl Platform for Xmpp {
     }
 
     /// A part of a result is confirmed by the server's answer to a ping written after it
-    /// (`confirm.rs`: one ping out at a time covers every part written before it).
+    /// (`connection/confirming.rs`: one ping out at a time covers every part written before it).
     /// A part that an earlier process (or this one, on a link that ended before the
     /// answer) may have posted, and that the room's history or the bot's archive shows the
     /// bot posted, is not posted twice.
@@ -941,14 +941,7 @@ impl Platform for Xmpp {
             frames.push(self.server_ping(&id));
             self.confirming.pinged(id);
         }
-        let confirmed = async move {
-            told.await.unwrap_or_else(|_| {
-                Outcome::Retry(ConnectionError::Closed(Some(
-                    "the link ended before the server confirmed a result part".into(),
-                )))
-            })
-        };
-        Sending::WriteConfirmed(frames, Box::pin(confirmed))
+        Sending::WriteConfirmed(frames, confirming::confirmed(told))
     }
 }
 
@@ -974,7 +967,7 @@ mod tests {
     use tokio_util::codec::Decoder;
 
     use super::*;
-    use crate::backends::connection::End;
+    use crate::backends::connection::{outbox::Outcome, End};
 
     const ROOM: &str = "ops@conference.example.com";
 

@@ -1,52 +1,77 @@
-//! Result parts written and waiting for the server to confirm them.
+//! Messages written on a stream transport and waiting for the server to confirm them.
 //!
-//! A part written into a link that dies before the server read it leaves no trace on the
-//! socket, so a part counts as posted only once the server answers a ping (XEP-0199)
-//! written after it: a server handles a stream's stanzas in order, so its answer means it
-//! handled every part written before the ping. One ping is out at a time and confirms
-//! every part written before it; parts written while it is out wait for the next, written
-//! as soon as it is answered. Under load one ping confirms many parts, so the cost per
-//! result stays small. Pure bookkeeping, unit-tested without a server.
+//! A message written into a link that dies before the server read it leaves no trace on
+//! the socket, so it counts as posted only once the server answers a ping written after it
+//! (XMPP's XEP-0199 ping, IRC's `PING`): a server handles what one client sends in order,
+//! so its answer means it handled every message written before the ping. One ping is out
+//! at a time and confirms every message written before it; messages written while it is
+//! out wait for the next, written as soon as it is answered. Under load one ping confirms
+//! many messages, so the cost per message stays small. Each message carries a key of the
+//! platform's choosing (XMPP: the part's key, to look for in the room's history; IRC: none)
+//! that [`Confirmations::lost`] hands back. Pure bookkeeping, unit-tested without a server.
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::LocalBoxFuture;
 use tokio::sync::oneshot;
 
-use crate::backends::connection::outbox::Outcome;
+use super::{outbox::Outcome, ConnectionError};
 
-/// A written part and whom to tell how it went.
+/// What the queue waits for after writing a message whose outcome `told` will bring:
+/// `Retry` too when the bookkeeping went away without a word.
+pub fn confirmed(told: oneshot::Receiver<Outcome>) -> LocalBoxFuture<'static, Outcome> {
+    Box::pin(async move { told.await.unwrap_or_else(|_| lost_link()) })
+}
+
+/// The outcome of a message the server did not confirm before the link ended.
+fn lost_link() -> Outcome {
+    Outcome::Retry(ConnectionError::Closed(Some(
+        "the link ended before the server confirmed a message".into(),
+    )))
+}
+
+/// A written message and whom to tell how it went.
 #[derive(Debug)]
-struct Waiting {
-    /// The part's key.
-    key: String,
+struct Waiting<K> {
+    /// The message's key.
+    key: K,
     tell: oneshot::Sender<Outcome>,
 }
 
-/// The ping out: its id, when it was written, and the parts written before it.
+/// The ping out: its id, when it was written, and the messages written before it.
 #[derive(Debug)]
-struct Ping {
+struct Ping<K> {
     id: String,
     written: Instant,
-    covers: Vec<Waiting>,
+    covers: Vec<Waiting<K>>,
 }
 
-/// The parts waiting for the server's word.
-#[derive(Debug, Default)]
-pub struct Confirmations {
-    out: Option<Ping>,
-    /// Parts written since the ping out.
-    next: Vec<Waiting>,
+/// The messages waiting for the server's word, each with a key of type `K`.
+#[derive(Debug)]
+pub struct Confirmations<K = String> {
+    out: Option<Ping<K>>,
+    /// Messages written since the ping out.
+    next: Vec<Waiting<K>>,
 }
 
-impl Confirmations {
-    /// Part `key` was written; `tell` learns the outcome. True when a ping must follow it
-    /// now (none is out): write it, then call [`Confirmations::pinged`].
-    pub fn written(&mut self, key: String, tell: oneshot::Sender<Outcome>) -> bool {
+impl<K> Default for Confirmations<K> {
+    fn default() -> Self {
+        Self {
+            out: None,
+            next: Vec::new(),
+        }
+    }
+}
+
+impl<K> Confirmations<K> {
+    /// Message `key` was written; `tell` learns the outcome. True when a ping must follow
+    /// it now (none is out): write it, then call [`Confirmations::pinged`].
+    pub fn written(&mut self, key: K, tell: oneshot::Sender<Outcome>) -> bool {
         self.next.push(Waiting { key, tell });
         self.out.is_none()
     }
 
-    /// Ping `id` was written: it covers every part written so far.
+    /// Ping `id` was written: it covers every message written so far.
     pub fn pinged(&mut self, id: String) {
         self.out = Some(Ping {
             id,
@@ -56,8 +81,8 @@ impl Confirmations {
     }
 
     /// The server answered `id` (a result or an error: either way it handled what came
-    /// before). `None` when `id` is not the ping out; else whether parts wait for another
-    /// ping, to be written now.
+    /// before). `None` when `id` is not the ping out; else whether messages wait for
+    /// another ping, to be written now.
     pub fn answered(&mut self, id: &str) -> Option<bool> {
         if self.out.as_ref().is_none_or(|ping| ping.id != id) {
             return None;
@@ -69,26 +94,22 @@ impl Confirmations {
     }
 
     /// Whether the ping out has waited longer than `timeout` (a stream that flows but
-    /// leaves it unanswered is broken: its parts would wait for ever).
+    /// leaves it unanswered is broken: its messages would wait for ever).
     pub fn overdue(&self, timeout: Duration) -> bool {
         self.out
             .as_ref()
             .is_some_and(|ping| ping.written.elapsed() > timeout)
     }
 
-    /// The link ended: every waiting part is to be sent again (told `Retry`); their keys,
-    /// since the server may have some of them.
-    pub fn lost(&mut self) -> Vec<String> {
+    /// The link ended: every waiting message is to be sent again (told `Retry`); their
+    /// keys, since the server may have some of them.
+    pub fn lost(&mut self) -> Vec<K> {
         let covered = self.out.take().map(|ping| ping.covers).unwrap_or_default();
         covered
             .into_iter()
             .chain(self.next.drain(..))
             .map(|part| {
-                let _ = part.tell.send(Outcome::Retry(
-                    crate::backends::connection::ConnectionError::Closed(Some(
-                        "the link ended before the server confirmed a result part".into(),
-                    )),
-                ));
+                let _ = part.tell.send(lost_link());
                 part.key
             })
             .collect()
@@ -109,7 +130,7 @@ mod tests {
 
     use super::*;
 
-    fn part(c: &mut Confirmations, key: &str) -> (bool, oneshot::Receiver<Outcome>) {
+    fn part(c: &mut Confirmations<String>, key: &str) -> (bool, oneshot::Receiver<Outcome>) {
         let (tell, told) = oneshot::channel();
         (c.written(key.into(), tell), told)
     }
