@@ -326,6 +326,9 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
     slack.say_unheard("C0OPS", None, ALICE, "!st2 run sl-away");
     // And a follow-up in the thread under the first command.
     slack.say_unheard("C0OPS", Some(&first_ts), ALICE, "!st2 run sl-thread");
+    // And a command in a thread started meanwhile, under a message the bridge never saw.
+    let question = slack.say_unheard("C0OPS", None, ALICE, "a question for the team");
+    slack.say_unheard("C0OPS", Some(&question), ALICE, "!st2 run sl-new-thread");
     let opened = slack.connections_opened();
     slack.refuse_sockets(false);
     assert!(
@@ -337,7 +340,13 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
         .push(slack.message_event("C0OPS", ALICE, "!st2 run sl-back", None))
         .await;
 
-    let all = ["sl-first", "sl-away", "sl-thread", "sl-back"];
+    let all = [
+        "sl-first",
+        "sl-away",
+        "sl-thread",
+        "sl-new-thread",
+        "sl-back",
+    ];
     assert!(
         eventually!(WAIT, all.iter().all(|m| results_of(m) >= 1)),
         "every command ran and its result was posted: {:?}; posts: {:#?}",
@@ -372,6 +381,11 @@ async fn a_command_said_while_the_socket_was_down_runs_once_when_it_is_back() {
         .iter()
         .any(|p| p["thread_ts"] == first_ts.as_str() && text_of(p).contains("sl-thread"));
     assert!(in_thread, "sl-thread answered in its thread");
+    let in_new_thread = slack
+        .posts()
+        .iter()
+        .any(|p| p["thread_ts"] == question.as_str() && text_of(p).contains("sl-new-thread"));
+    assert!(in_new_thread, "sl-new-thread answered in its thread");
     assert_eq!(b.actor("chat:slack").await["state"], "up");
     let logs = captured_logs();
     assert!(

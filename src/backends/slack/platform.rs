@@ -484,11 +484,24 @@ async fn fetch_missed(
     deadline: tokio::time::Instant,
 ) -> (Vec<(u64, Value)>, Vec<(String, Option<String>)>) {
     let mut fetched = Vec::new();
-    for (place, since) in rooms {
+    let mut rooms = std::collections::VecDeque::from(rooms);
+    // Threads found from their parents in a channel's read-back, read after the rest.
+    let mut found_threads = 0;
+    while let Some((place, since)) = rooms.pop_front() {
         let channel = place.channel().to_owned();
         let read = api::posted_since(api, bot, &place, since, deadline);
         match tokio::time::timeout_at(deadline, read).await {
             Ok(Ok(messages)) => {
+                if matches!(place, resume::Place::Channel(_)) {
+                    for thread in resume::threads_answered(&channel, since, &messages) {
+                        if found_threads < resume::THREADS_READ
+                            && !rooms.iter().any(|(p, _)| *p == thread.0)
+                        {
+                            found_threads += 1;
+                            rooms.push_back(thread);
+                        }
+                    }
+                }
                 fetched.extend(messages.into_iter().map(|m| (channel.clone(), since, m)));
             }
             Ok(Err(ApiError::Slack(e))) if e == "thread_not_found" => {

@@ -24,8 +24,13 @@
 //! `oldest`, `inclusive`; https://api.slack.com/methods/conversations.replies, Tier 3) of
 //! the [`THREADS_READ`] most recent, after the channels.
 //!
+//! A thread started while no link listened, under a message the bridge never saw, is found
+//! from its parent in the channel's read-back, which lists the `ts` of its latest reply
+//! ([`threads_answered`]), and is read back too (at most [`THREADS_READ`] such threads).
+//!
 //! Limits:
-//! - A thread nothing was handed on in (or not among the most recent) is not caught up.
+//! - A thread under a message older than the channel's point, that nothing was handed on
+//!   in (or not among the most recent), is not caught up.
 //! - A channel the bridge never handed a message on in has no point and is not caught up,
 //!   nor one whose newest message handed on is older than `max_command_age_secs`: Slack has no
 //!   cheap "which channels changed since" call to find them.
@@ -146,6 +151,37 @@ pub fn rooms_to_fetch(position: &Position, floor: u64) -> Vec<(Place, u64)> {
     places
 }
 
+/// The threads under `messages` (what `conversations.history` of `channel` listed from
+/// `since` on) that were answered from `since` on, each to be read back from `since`: a
+/// thread's replies are listed by `conversations.replies` only, and a parent lists its own
+/// `ts` as `thread_ts` with `reply_count` and the `ts` of its `latest_reply`
+/// (https://api.slack.com/messaging/retrieving#finding_threads). This finds the threads
+/// started while no link listened, under messages the bridge never saw, where the points
+/// of [`rooms_to_fetch`] cannot lead.
+pub fn threads_answered(channel: &str, since: u64, messages: &[Value]) -> Vec<(Place, u64)> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            let ts = m.get("ts")?.as_str()?;
+            let parent = m.get("thread_ts").and_then(Value::as_str) == Some(ts);
+            let replies = m.get("reply_count").and_then(Value::as_u64).unwrap_or(0);
+            let latest = m
+                .get("latest_reply")
+                .and_then(Value::as_str)
+                .and_then(ts_ms)?;
+            (parent && replies > 0 && latest >= since).then(|| {
+                (
+                    Place::Thread {
+                        channel: channel.to_owned(),
+                        root: ts.to_owned(),
+                    },
+                    since,
+                )
+            })
+        })
+        .collect()
+}
+
 /// The messages fetched for channels (`conversations.history`' `messages`, with the channel
 /// and the point each was asked from) that were posted at or after their channel's point,
 /// oldest first, each with its `ts` in milliseconds, shaped as the live `message` event
@@ -261,6 +297,37 @@ mod tests {
         let last = &rooms[THREADS_READ];
         assert_eq!(last.1, 3_000 + 4 + 1, "{last:?}");
         assert_eq!(Place::of_key("C0OPS"), Place::Channel("C0OPS".to_owned()));
+    }
+
+    #[test]
+    fn threads_answered_since_the_point_are_found_from_their_parents() {
+        let since = ts_ms("1700000005.000000").unwrap();
+        let parent = |ts: &str, replies: u64, latest: &str| {
+            json!({"type": "message", "user": "U0ALICE", "text": "x", "ts": ts,
+                "thread_ts": ts, "reply_count": replies, "latest_reply": latest})
+        };
+        let messages = [
+            parent("1700000006.000000", 2, "1700000007.000000"),
+            // Answered before the point only (a parent at the point, read inclusive).
+            parent("1700000005.000000", 1, "1700000004.000000"),
+            // No replies.
+            json!({"type": "message", "text": "y", "ts": "1700000008.000000"}),
+            // A reply also sent to the channel: its `thread_ts` is its parent's.
+            json!({"type": "message", "subtype": "thread_broadcast", "text": "z",
+                "ts": "1700000009.000000", "thread_ts": "1700000001.000000",
+                "reply_count": 1, "latest_reply": "1700000009.000000"}),
+            parent("1700000010.000000", 0, "1700000010.000000"),
+        ];
+        assert_eq!(
+            threads_answered("C0OPS", since, &messages),
+            [(
+                Place::Thread {
+                    channel: "C0OPS".to_owned(),
+                    root: "1700000006.000000".to_owned()
+                },
+                since
+            )]
+        );
     }
 
     #[test]

@@ -151,7 +151,34 @@ impl State {
                 }),
         );
         out.sort_by_key(|(m, _)| std::cmp::Reverse(ts_key(m["ts"].as_str().unwrap_or_default())));
+        // A parent lists its thread: its own `ts` as `thread_ts`, `reply_count` and the
+        // `ts` of its `latest_reply` (https://api.slack.com/messaging/retrieving#finding_threads).
+        for (m, _) in out.iter_mut().filter(|(_, thread)| thread.is_none()) {
+            let ts = m["ts"].as_str().unwrap_or_default().to_owned();
+            let replies: Vec<&str> = self.replies_to(channel, &ts);
+            if let Some(latest) = replies.iter().max_by_key(|r| ts_key(r)) {
+                m["thread_ts"] = json!(ts);
+                m["reply_count"] = json!(replies.len());
+                m["latest_reply"] = json!(latest);
+            }
+        }
         out
+    }
+
+    /// The `ts` of every reply in `channel` in the thread under `root`.
+    fn replies_to(&self, channel: &str, root: &str) -> Vec<&str> {
+        let posts = self
+            .posts
+            .iter()
+            .zip(&self.post_ts)
+            .filter(|(p, _)| p["channel"] == channel && p["thread_ts"] == root)
+            .map(|(_, ts)| ts.as_str());
+        let said = self
+            .user_messages
+            .iter()
+            .filter(|(c, m)| c == channel && m["thread_ts"] == root)
+            .filter_map(|(_, m)| m["ts"].as_str());
+        posts.chain(said).filter(|ts| *ts != root).collect()
     }
 }
 
