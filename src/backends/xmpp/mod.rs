@@ -75,7 +75,9 @@
 //! after reconnecting. A part of a result counts as posted once the server answers a ping
 //! (XEP-0199) written after it, which it does only once it has handled the part (a
 //! stream's stanzas are handled in order; one ping out at a time covers every part written
-//! before it, `connection/confirming.rs`). A part written into a link that ends first is sent again on
+//! before it, `connection/confirming.rs`). Each destination's messages go in order, the
+//! next once the last is confirmed; other destinations go on meanwhile (up to 64 wait at
+//! once), so under load one ping confirms the parts of many. A part written into a link that ends first is sent again on
 //! the next link, unless the room's history or the archive shows the server had it.
 //! (Stream Management, XEP-0198, would do the same with acks; a ping works on every
 //! server.)
@@ -149,5 +151,13 @@ pub fn queue_policy(s: &XmppSettings) -> QueuePolicy {
         burst: s.flood_burst,
         interval: Duration::from_millis(s.send_interval_ms),
     };
-    QueuePolicy::serial(s.queue_size, pace)
+    // Destinations go on while parts sent to others wait for the server's answer to the
+    // ping after them (one ping then covers many); each destination's messages go in order.
+    QueuePolicy {
+        max_in_flight: CONFIRMING_AT_ONCE,
+        ..QueuePolicy::serial(s.queue_size, pace)
+    }
 }
+
+/// Destinations whose result part may wait for the server's confirmation at once.
+const CONFIRMING_AT_ONCE: usize = 64;

@@ -919,6 +919,13 @@ impl Platform for Xmpp {
         parts
     }
 
+    /// A destination is its bare address: a room, or a person whatever their client.
+    fn lane(&self, m: &Outbound) -> String {
+        m.to.split_once('/')
+            .map_or(m.to.as_str(), |(bare, _)| bare)
+            .to_owned()
+    }
+
     /// A part of a result is confirmed by the server's answer to a ping written after it
     /// (`connection/confirming.rs`: one ping out at a time covers every part written before it).
     /// A part that an earlier process (or this one, on a link that ended before the
