@@ -71,6 +71,11 @@ pub struct IrcSettings {
         default = "crate::backends::defaults::queue_size"
     )]
     pub queue_size: usize,
+    /// Whether a line counts as sent only once the server answers a `PING` written after
+    /// it (a line written into a dying link is then sent again, not lost). Off for a server
+    /// that does not answer a client's `PING`: a line then counts as sent once written.
+    #[serde(default = "default_confirm_lines")]
+    pub confirm_lines: bool,
     /// Seconds of silence from the server before a PING; twice that closes the connection.
     #[serde(default = "default_ping_after_secs")]
     pub ping_after_secs: u64,
@@ -152,6 +157,9 @@ fn default_flood_burst() -> u32 {
 fn default_flood_interval_ms() -> u64 {
     500
 }
+fn default_confirm_lines() -> bool {
+    true
+}
 fn default_ping_after_secs() -> u64 {
     120
 }
@@ -205,6 +213,7 @@ mod tests {
         assert_eq!(irc.port(), 6697);
         assert_eq!(irc.flood_burst, 4);
         assert_eq!(irc.send_interval_ms, 500);
+        assert!(irc.confirm_lines, "lines are confirmed unless switched off");
         assert_eq!(irc.channels, ["#ops"]);
         assert_eq!(irc.password.as_ref().map(|p| p.expose_secret()), Some("pw"));
         assert!(!format!("{irc:?}").contains("\"pw\""), "password in Debug");

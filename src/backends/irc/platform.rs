@@ -368,10 +368,14 @@ impl Platform for Irc {
     /// A line counts as sent once the server answers a `PING` written after it (one out at
     /// a time covers every line written before it). Waiting for that answer also keeps the
     /// bridge from piling lines into a server's flood control: at most the lines behind one
-    /// `PING` are in its hands.
+    /// `PING` are in its hands. With `confirm_lines = false` a line counts as sent once
+    /// written.
     fn send(&mut self, line: &Line) -> Sending<Self> {
         let privmsg = Command::PRIVMSG(line.target.clone(), line.text.clone());
         let mut frames = vec![String::from(&privmsg)];
+        if !self.settings.confirm_lines {
+            return Sending::Write(frames);
+        }
         let (tell, told) = tokio::sync::oneshot::channel();
         if self.confirming.written((), tell) {
             frames.push(self.confirming_ping());
@@ -479,6 +483,18 @@ mod tests {
 
         p.closed();
         assert!(matches!(second.now_or_never(), Some(Outcome::Retry(_))));
+    }
+
+    #[test]
+    fn with_confirm_lines_off_a_line_counts_as_sent_once_written() {
+        let mut p = platform();
+        p.settings.confirm_lines = false;
+        line(&mut p, ":srv 001 bot :Welcome");
+        let line = Line {
+            target: "#ops".into(),
+            text: "one".into(),
+        };
+        assert!(matches!(p.send(&line), Sending::Write(frames) if frames == ["PRIVMSG #ops one"]));
     }
 
     #[test]
