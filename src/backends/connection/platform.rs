@@ -38,14 +38,15 @@ pub struct Link<P: Platform> {
 
 /// How one queued item is sent.
 pub enum Sending<P: Platform> {
-    /// Written on the transport: sent as soon as written (IRC, the console, XMPP's
-    /// messages other than results).
+    /// Written on the transport: sent as soon as written (the console, XMPP's messages
+    /// other than results, IRC with `confirm_lines = false`).
     Write(Vec<P::Write>),
-    /// Written on the transport, then confirmed (XMPP's results): the platform asks the
-    /// server for something it answers only after handling what came before on the same
-    /// stream (XMPP's ping), and `confirmed` gives the outcome (`Sent` at the answer, `Retry` when
-    /// the link ends first), which the queue waits for as for a call. A message written
-    /// into a link that dies before the server read it is then sent again rather than lost.
+    /// Written on the transport, then confirmed (XMPP's results, IRC's lines): the platform
+    /// asks the server for something it answers only after handling what came before on
+    /// the same stream (XMPP's ping, IRC's `PING`; `confirming.rs`), and `confirmed` gives
+    /// the outcome (`Sent` at the answer, `Retry` when the link ends first), which the
+    /// queue waits for as for a call. A message written into a link that dies before the
+    /// server read it is then sent again, first in its lane, rather than lost.
     WriteConfirmed(Vec<P::Write>, LocalBoxFuture<'static, Outcome>),
     /// An HTTP call, whose outcome the queue waits for; the event, if any, goes to
     /// [`Platform::event`] first (a direct channel opened on the way, say).
