@@ -564,6 +564,7 @@ impl<P: Platform> Connection<P> {
                     // once: one backoff step each would add up to a long pause).
                     let link_ended = written_on.is_some_and(|g| g != act.generation);
                     if link_ended && matches!(&outcome, Outcome::Retry(e) if !e.is_fatal()) {
+                        tracing::debug!(connection = %act.name, "a message the server had not confirmed when the link ended goes again on the next link");
                         act.outbox.put_back(&lane, queued);
                         act.outbox.report(&mut act.status);
                         act.pump(ctx);

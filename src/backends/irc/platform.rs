@@ -481,8 +481,17 @@ mod tests {
             "for the line written since"
         );
 
+        // A server that answers with the token alone (`PONG :<token>`) confirms too.
+        let fx = line(&mut p, "PONG :stormbridge-c2");
+        assert!(fx.written().is_empty(), "nothing written since");
+        assert!(matches!(
+            second.now_or_never(),
+            Some(Outcome::Sent { pause: None })
+        ));
+
+        let (_, third) = sent(&mut p, "three");
         p.closed();
-        assert!(matches!(second.now_or_never(), Some(Outcome::Retry(_))));
+        assert!(matches!(third.now_or_never(), Some(Outcome::Retry(_))));
     }
 
     #[test]
