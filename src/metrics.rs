@@ -110,6 +110,7 @@ struct Inner {
     aliases: Gauge,
     connection_up: Family<ConnectionLabels, Gauge>,
     chat_outbound_dropped: Family<ConnectionLabels, Counter>,
+    chat_outbound_resent: Family<ConnectionLabels, Counter>,
     chat_outbound_queued: Family<ConnectionLabels, Gauge>,
     acl_decisions: Family<AclLabels, Counter>,
     waiting_decisions: Family<EventLabels, Counter>,
@@ -241,6 +242,12 @@ impl Metrics {
             "Outbound chat messages dropped, oldest first, because a connection's queue was full",
             chat_outbound_dropped.clone(),
         );
+        let chat_outbound_resent = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "chat_outbound_resent",
+            "Outbound chat messages written into a link that ended before the server confirmed them, sent again on the next (IRC, XMPP)",
+            chat_outbound_resent.clone(),
+        );
         let chat_outbound_queued = Family::<ConnectionLabels, Gauge>::default();
         registry.register(
             "chat_outbound_queued",
@@ -270,6 +277,7 @@ impl Metrics {
             aliases,
             connection_up,
             chat_outbound_dropped,
+            chat_outbound_resent,
             chat_outbound_queued,
             acl_decisions,
             waiting_decisions,
@@ -395,6 +403,17 @@ impl Metrics {
     pub fn chat_outbound_dropped(&self, connection: &str, count: u64) {
         self.0
             .chat_outbound_dropped
+            .get_or_create(&ConnectionLabels {
+                connection: connection.to_owned(),
+            })
+            .inc_by(count);
+    }
+
+    /// Counts `count` messages a chat connection sent again after their link ended before
+    /// the server confirmed them.
+    pub fn chat_outbound_resent(&self, connection: &str, count: u64) {
+        self.0
+            .chat_outbound_resent
             .get_or_create(&ConnectionLabels {
                 connection: connection.to_owned(),
             })

@@ -55,6 +55,12 @@ pub struct ActorStatus {
     /// only for actors that reported it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
+    /// Messages written into a link that ended before the server confirmed them, and sent
+    /// again on the next link, since the bridge started (IRC and XMPP; on IRC, where no
+    /// history can be checked, each may have been said twice); only for actors that
+    /// reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resent: Option<u64>,
     /// Figures particular to the actor (the stream's last event time, the results still
     /// owed, …), as it last reported them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -90,6 +96,9 @@ pub struct OutboundReport {
     pub queued: usize,
     /// Messages dropped because the queue was full, since the actor was created.
     pub dropped_total: u64,
+    /// Messages sent again after their link ended before the server confirmed them, since
+    /// the actor was created.
+    pub resent_total: u64,
 }
 
 /// Asks for the health snapshot.
@@ -134,6 +143,7 @@ impl StatusRegistry {
                 required_for_ready,
                 queued: None,
                 dropped: None,
+                resent: None,
                 details: BTreeMap::new(),
             });
         entry.required_for_ready |= required_for_ready;
@@ -142,20 +152,20 @@ impl StatusRegistry {
 
     fn record_outbound(&mut self, name: &str, report: OutboundReport) {
         let entry = self.entry(name, false);
-        let previous = entry.dropped.unwrap_or(0);
+        let dropped = grown(
+            entry.dropped.replace(report.dropped_total),
+            report.dropped_total,
+        );
+        let resent = grown(
+            entry.resent.replace(report.resent_total),
+            report.resent_total,
+        );
         entry.queued = Some(report.queued);
-        entry.dropped = Some(report.dropped_total);
-        // Connection actors keep their queue across restarts, so the total only grows; should
-        // an actor ever be rebuilt and count from zero again, all of its new total is new
-        // drops, and the exported counter must not go down.
-        let added = report
-            .dropped_total
-            .checked_sub(previous)
-            .unwrap_or(report.dropped_total);
         let connection = name.strip_prefix("chat:").unwrap_or(name);
         self.metrics
             .set_chat_outbound_queued(connection, report.queued);
-        self.metrics.chat_outbound_dropped(connection, added);
+        self.metrics.chat_outbound_dropped(connection, dropped);
+        self.metrics.chat_outbound_resent(connection, resent);
     }
 }
 
@@ -282,9 +292,9 @@ impl OutboundThrottle {
             self.held = None;
             return Offer::Unchanged;
         }
-        let dropped_changed = self
-            .sent
-            .is_none_or(|s| s.dropped_total != figures.dropped_total);
+        let dropped_changed = self.sent.is_none_or(|s| {
+            s.dropped_total != figures.dropped_total || s.resent_total != figures.resent_total
+        });
         let since = self.sent_at.map(|t| now.saturating_duration_since(t));
         if dropped_changed || since.is_none_or(|d| d >= OUTBOUND_REPORT_EVERY) {
             self.mark_sent(figures, now);
@@ -429,15 +439,11 @@ impl StatusReporter {
         }
     }
 
-    /// Reports the outbound queue: `queued` messages waiting and `dropped_total` dropped
-    /// since the actor was created. Cheap enough to call on every enqueue, drop and send:
-    /// unchanged figures cost nothing, a new drop total is sent at once, other changes at
-    /// most once a second (the latest figures always arrive, at the end of that second).
-    pub fn outbound(&mut self, queued: usize, dropped_total: u64) {
-        let figures = OutboundReport {
-            queued,
-            dropped_total,
-        };
+    /// Reports the outbound queue's figures. Cheap enough to call on every enqueue, drop
+    /// and send: unchanged figures cost nothing, a new drop or resend total is sent at once,
+    /// other changes at most once a second (the latest figures always arrive, at the end of
+    /// that second).
+    pub fn outbound(&mut self, figures: OutboundReport) {
         let offer = self.outbound.lock().offer(figures, Instant::now());
         match offer {
             Offer::Send => self.send_outbound(figures),
@@ -499,6 +505,13 @@ fn details_status(
         outbound: None,
         details,
     }
+}
+
+/// How much a running total grew since it was last `previous`. Connection actors keep their
+/// queue across restarts, so a total only grows; should an actor ever be rebuilt and count
+/// from zero again, all of its new total is new, and an exported counter must not go down.
+fn grown(previous: Option<u64>, total: u64) -> u64 {
+    total.checked_sub(previous.unwrap_or(0)).unwrap_or(total)
 }
 
 fn outbound_status(name: &str, required_for_ready: bool, figures: OutboundReport) -> ReportStatus {
@@ -569,6 +582,7 @@ mod tests {
         OutboundReport {
             queued,
             dropped_total,
+            resent_total: 0,
         }
     }
 
@@ -640,9 +654,9 @@ mod tests {
         let registry = StatusRegistry::new(metrics.clone()).start();
         let mut reporter = StatusReporter::new("chat:mm", registry.clone().recipient(), true);
         let _other = StatusReporter::new("alias_cache", registry.clone().recipient(), true);
-        reporter.outbound(1, 0);
-        reporter.outbound(2, 0);
-        reporter.outbound(2, 1);
+        reporter.outbound(figures(1, 0));
+        reporter.outbound(figures(2, 0));
+        reporter.outbound(figures(2, 1));
 
         let mm = actor(&registry, "chat:mm").await;
         assert_eq!((mm.queued, mm.dropped), (Some(2), Some(1)));
@@ -653,6 +667,17 @@ mod tests {
         );
         assert!(text.contains(r#"stormbridge_chat_outbound_queued{connection="mm"} 2"#));
 
+        // A resend is sent at once too, like a drop.
+        reporter.outbound(OutboundReport {
+            resent_total: 3,
+            ..figures(2, 1)
+        });
+        let mm = actor(&registry, "chat:mm").await;
+        assert_eq!(mm.resent, Some(3));
+        assert!(metrics
+            .render()
+            .contains(r#"stormbridge_chat_outbound_resent_total{connection="mm"} 3"#));
+
         let json = serde_json::to_value(actor(&registry, "alias_cache").await).unwrap();
         assert!(
             json.get("queued").is_none() && json.get("dropped").is_none(),
@@ -660,12 +685,16 @@ mod tests {
         );
         let json = serde_json::to_value(mm).unwrap();
         assert_eq!(
-            (json["queued"].as_u64(), json["dropped"].as_u64()),
-            (Some(2), Some(1))
+            (
+                json["queued"].as_u64(),
+                json["dropped"].as_u64(),
+                json["resent"].as_u64()
+            ),
+            (Some(2), Some(1), Some(3))
         );
 
         // Drained inside the throttle window: the registry still learns it, at the window's end.
-        reporter.outbound(0, 1);
+        reporter.outbound(figures(0, 1));
         let deadline = Instant::now() + Duration::from_secs(5);
         while actor(&registry, "chat:mm").await.queued != Some(0) {
             assert!(Instant::now() < deadline, "the held depth was never sent");

@@ -74,6 +74,7 @@ async fn the_dashboard_and_the_alerts_use_only_exported_series() {
     m.st2_request("executions", Duration::from_millis(5));
     m.set_connection_up("st2_stream", true);
     m.chat_outbound_dropped("console", 1);
+    m.chat_outbound_resent("console", 1);
     m.set_chat_outbound_queued("console", 1);
     let registry = exported_series(&m.render());
     assert!(

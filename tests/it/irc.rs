@@ -533,6 +533,11 @@ async fn a_line_written_into_a_dying_link_is_sent_again_on_the_next_and_arrives_
         "the line arrived {times} times: {:#?}",
         alice.seen
     );
+    // Operators see it: the line sent again is counted.
+    let resent = b
+        .metric(r#"stormbridge_chat_outbound_resent_total{connection="irc-dying"}"#)
+        .await;
+    assert!(resent >= 1.0, "resent {resent}");
 }
 
 #[actix_rt::test]

@@ -559,13 +559,10 @@ impl<P: Platform> Connection<P> {
                         act.with_platform(ctx, |p, fx| p.event(event, fx));
                     }
                     // Written on a link that ended before the server confirmed it: first in
-                    // its lane again, for the next link, without the send backoff (the
-                    // reconnect has its own, and every lane waiting on that link is told at
-                    // once: one backoff step each would add up to a long pause).
+                    // its lane again, for the next link (`Outbox::resend`).
                     let link_ended = written_on.is_some_and(|g| g != act.generation);
                     if link_ended && matches!(&outcome, Outcome::Retry(e) if !e.is_fatal()) {
-                        tracing::debug!(connection = %act.name, "a message the server had not confirmed when the link ended goes again on the next link");
-                        act.outbox.put_back(&lane, queued);
+                        act.outbox.resend(&lane, queued);
                         act.outbox.report(&mut act.status);
                         act.pump(ctx);
                         return;
@@ -1177,6 +1174,17 @@ mod tests {
                 == LANES
         })
         .await;
+        let counted = async {
+            loop {
+                if t.status().await.resent == Some(LANES as u64) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), counted)
+            .await
+            .expect("each part sent again is counted in /actors (and /metrics)");
         let again = t.written()[before..].to_vec();
         for n in 0..LANES {
             let at = |text: &str| {

@@ -31,7 +31,7 @@ use super::{
     pacing::{FloodGate, Limiter, SlidingWindows, Window},
 };
 use crate::{
-    actors::status::StatusReporter,
+    actors::status::{OutboundReport, StatusReporter},
     domain::{backoff::Backoff, message::Target},
 };
 
@@ -220,6 +220,8 @@ pub struct Outbox<T> {
     waiting: usize,
     in_flight: usize,
     dropped: u64,
+    /// Messages sent again after their link ended unconfirmed ([`Outbox::resend`]).
+    resent: u64,
     next_seq: u64,
 }
 
@@ -244,6 +246,7 @@ impl<T> Outbox<T> {
             waiting: 0,
             in_flight: 0,
             dropped: 0,
+            resent: 0,
             next_seq: 0,
         }
     }
@@ -445,9 +448,29 @@ impl<T> Outbox<T> {
         self.dropped
     }
 
+    /// Messages sent again after their link ended before the server confirmed them, since
+    /// the connection was created.
+    pub fn resent(&self) -> u64 {
+        self.resent
+    }
+
+    /// Ends the send of `item`, written on a link that ended before the server confirmed
+    /// it, by putting it back first in its lane for the next link, counted, without the
+    /// send backoff (the reconnect has its own, and every lane waiting on that link is told
+    /// at once: one backoff step each would add up to a long pause); returns zero.
+    pub fn resend(&mut self, lane: &str, item: T) -> Duration {
+        self.resent += 1;
+        tracing::debug!(connection = %self.connection, "a message the server had not confirmed when the link ended goes again on the next link");
+        self.put_back(lane, item)
+    }
+
     /// Sends the queue's figures to the registry (`/actors`, `/metrics`).
     pub fn report(&self, status: &mut StatusReporter) {
-        status.outbound(self.queued(), self.dropped);
+        status.outbound(OutboundReport {
+            queued: self.queued(),
+            dropped_total: self.dropped,
+            resent_total: self.resent,
+        });
     }
 
     /// What to do at `now`: send the oldest message of the next lane that may send (it is
