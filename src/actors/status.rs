@@ -292,11 +292,11 @@ impl OutboundThrottle {
             self.held = None;
             return Offer::Unchanged;
         }
-        let dropped_changed = self.sent.is_none_or(|s| {
+        let totals_changed = self.sent.is_none_or(|s| {
             s.dropped_total != figures.dropped_total || s.resent_total != figures.resent_total
         });
         let since = self.sent_at.map(|t| now.saturating_duration_since(t));
-        if dropped_changed || since.is_none_or(|d| d >= OUTBOUND_REPORT_EVERY) {
+        if totals_changed || since.is_none_or(|d| d >= OUTBOUND_REPORT_EVERY) {
             self.mark_sent(figures, now);
             return Offer::Send;
         }

@@ -802,6 +802,19 @@ mod tests {
     }
 
     #[test]
+    fn a_message_sent_again_after_its_link_ended_goes_first_at_once_and_is_counted() {
+        let t0 = Instant::now();
+        let mut o = outbox(5);
+        o.push("a", 1);
+        o.push("a", 2);
+        assert_eq!(send(&mut o, t0), 1);
+        assert_eq!(o.resend("a", 1), Duration::ZERO);
+        // No backoff, unlike a failed send: it goes again at once, still first.
+        assert_eq!(send(&mut o, t0), 1);
+        assert_eq!((o.resent(), o.queued()), (1, 2));
+    }
+
+    #[test]
     fn failures_back_off_hold_everything_and_a_success_resets_the_backoff() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;

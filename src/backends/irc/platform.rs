@@ -18,8 +18,7 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::connection::{
-        confirming::{self, Confirmations},
-        tcp, ConnectionError, Effects, Link, Platform, Sending,
+        confirming::Confirmations, tcp, ConnectionError, Effects, Link, Platform, Sending,
     },
     domain::message::Target,
 };
@@ -376,11 +375,11 @@ impl Platform for Irc {
         if !self.settings.confirm_lines {
             return Sending::Write(frames);
         }
-        let (tell, told) = tokio::sync::oneshot::channel();
-        if self.confirming.written((), tell) {
+        let (confirmed, ping_now) = self.confirming.written(());
+        if ping_now {
             frames.push(self.confirming_ping());
         }
-        Sending::WriteConfirmed(frames, confirming::confirmed(told))
+        Sending::WriteConfirmed(frames, confirmed)
     }
 }
 

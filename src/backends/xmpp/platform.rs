@@ -24,9 +24,8 @@ use super::{
 use crate::{
     actors::messages::Deliver,
     backends::connection::{
-        confirming::{self, Confirmations},
-        position::Position,
-        ConnectionError, Effects, Link, Platform, Seen, Sending,
+        confirming::Confirmations, position::Position, ConnectionError, Effects, Link, Platform,
+        Seen, Sending,
     },
     domain::{
         chunk::{split_message, LengthUnit},
@@ -425,11 +424,12 @@ impl Xmpp {
         fx.inbound(m);
     }
 
-    /// Writes the next confirming ping: it covers the parts written since the last.
-    fn confirming_ping(&mut self, fx: &mut Effects<Self>) {
+    /// The next confirming ping, to write now: it covers the parts written since the last.
+    fn confirming_ping(&mut self) -> String {
         let id = self.id("confirm");
-        fx.write(self.server_ping(&id));
+        let ping = self.server_ping(&id);
         self.confirming.pinged(id);
+        ping
     }
 
     /// A ping to the bot's own server (XEP-0199) with id `id`.
@@ -676,7 +676,8 @@ impl Xmpp {
         if matches!(e.attr("type"), Some("result" | "error")) {
             if let Some(more) = self.confirming.answered(&id) {
                 if more {
-                    self.confirming_ping(fx);
+                    let ping = self.confirming_ping();
+                    fx.write(ping);
                 }
                 return;
             }
@@ -941,14 +942,12 @@ impl Platform for Xmpp {
             tracing::info!(connection = %self.name, to = %m.to, "a result part owed again is in the history or the archive already; not posting it twice");
             return Sending::Write(Vec::new());
         }
-        let (tell, told) = tokio::sync::oneshot::channel();
         let mut frames = vec![keyed_message_xml(&m.to, m.kind, &m.body, key)];
-        if self.confirming.written(key.clone(), tell) {
-            let id = self.id("confirm");
-            frames.push(self.server_ping(&id));
-            self.confirming.pinged(id);
+        let (confirmed, ping_now) = self.confirming.written(key.clone());
+        if ping_now {
+            frames.push(self.confirming_ping());
         }
-        Sending::WriteConfirmed(frames, confirming::confirmed(told))
+        Sending::WriteConfirmed(frames, confirmed)
     }
 }
 
