@@ -990,6 +990,16 @@ mod tests {
                 .find(|a| a.name == "chat:t")
                 .expect("listed")
         }
+
+        /// Waits until the connection's status in the registry satisfies `done`, for a
+        /// bounded time.
+        async fn status_until(&self, what: &str, done: impl Fn(&ActorStatus) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !done(&self.status().await) {
+                assert!(Instant::now() < deadline, "timed out waiting: {what}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
 
     /// Waits until `done` holds, for a bounded time.
@@ -1031,17 +1041,7 @@ mod tests {
         // A server that finishes the handshake in time keeps its link.
         let links = t.links();
         t.server_says("hello");
-        let up = async {
-            loop {
-                if t.status().await.state == ActorState::Up {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), up)
-            .await
-            .expect("up");
+        t.status_until("up", |s| s.state == ActorState::Up).await;
         assert_eq!(
             t.links(),
             links,
@@ -1174,17 +1174,11 @@ mod tests {
                 == LANES
         })
         .await;
-        let counted = async {
-            loop {
-                if t.status().await.resent == Some(LANES as u64) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), counted)
-            .await
-            .expect("each part sent again is counted in /actors (and /metrics)");
+        t.status_until(
+            "each part sent again is counted in /actors (and /metrics)",
+            |s| s.resent == Some(LANES as u64),
+        )
+        .await;
         let again = t.written()[before..].to_vec();
         for n in 0..LANES {
             let at = |text: &str| {
