@@ -79,6 +79,12 @@ pub struct IrcSettings {
     /// Seconds of silence from the server before a PING; twice that closes the connection.
     #[serde(default = "default_ping_after_secs")]
     pub ping_after_secs: u64,
+    /// On a server that sends a channel's recent messages again at a join, with their
+    /// times (`server-time`; InspIRCd's `chanhistory`), a new link runs what was said since
+    /// the connection last heard the channel if said at most this many seconds ago (0: any
+    /// age); older ones, and everything heard before, are not run again.
+    #[serde(default = "crate::backends::connection::position::max_command_age_secs")]
+    pub max_command_age_secs: u64,
     /// Seconds allowed for the TCP (and TLS) connection to open.
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,

@@ -1,8 +1,11 @@
 //! The IRC backend (`backend = "irc"`).
 //!
-//! One TCP (optionally TLS) connection to one server. Registration sends `PASS` (server
-//! password) or negotiates SASL PLAIN (`CAP REQ :sasl` … `AUTHENTICATE`), then `NICK` and
-//! `USER`; a nick collision (433) appends `_` and retries. After the welcome (001) the bot
+//! One TCP (optionally TLS) connection to one server. Registration lists the server's
+//! capabilities (`CAP LS 302`), sends `PASS` (server password), `NICK` and `USER`, asks for
+//! `server-time` and `message-tags` when offered and negotiates SASL PLAIN (`sasl` …
+//! `AUTHENTICATE`) when configured, then `CAP END`; a nick collision (433) appends `_` and
+//! retries. With `server-time`, channel messages a server replays at a join are told from
+//! new ones (`history.rs`). After the welcome (001) the bot
 //! joins its channels, rejoins one it is kicked from, and answers `PING` with `PONG`; a
 //! silent server is pinged and, if still silent, dropped and reconnected with the shared
 //! capped, jittered backoff.
@@ -30,11 +33,12 @@
 //! answer: a line written into a link that dies before the server read it is sent again on
 //! the next link instead of lost.
 //!
-//! Files: `config.rs` (settings), `wire.rs` (CR LF lines, parsed with
+//! Files: `config.rs` (settings), `history.rs` (capabilities; replayed or new), `wire.rs` (CR LF lines, parsed with
 //! `irc-proto`), `inbound.rs` (a `PRIVMSG` as a chat message), `text.rs` (splitting,
 //! mentions, SASL), `platform.rs` (the [`Platform`](crate::backends::connection::Platform)).
 
 pub mod config;
+mod history;
 /// A relayed `PRIVMSG` → a chat message (public for the property tests in `tests/it`).
 pub mod inbound;
 mod platform;

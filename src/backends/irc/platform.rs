@@ -1,6 +1,7 @@
-//! IRC as a [`Platform`]: registration (PASS or SASL PLAIN, NICK, USER, nick collisions),
-//! PING/PONG, joins and rejoins as a state machine over one TCP (or TLS) connection; each
-//! `PRIVMSG` confirmed by the server's `PONG` to a `PING` written after it.
+//! IRC as a [`Platform`]: registration (capabilities, PASS or SASL PLAIN, NICK, USER, nick
+//! collisions), PING/PONG, joins and rejoins as a state machine over one TCP (or TLS)
+//! connection; each `PRIVMSG` confirmed by the server's `PONG` to a `PING` written after it;
+//! channel messages a server replays at a join told apart from new ones (`history.rs`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,14 +12,17 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::{
     config::IrcSettings,
+    history::{channel_key, judge, request, server_time_ms, CapListing, Heard, Request},
     inbound::{inbound, Who},
-    text::{irc_eq, outbound_texts, sasl_plain_chunks},
+    text::{irc_eq, is_channel, outbound_texts, sasl_plain_chunks},
     wire::{Incoming, IrcLines},
 };
 use crate::{
     actors::messages::Deliver,
     backends::connection::{
-        confirming::Confirmations, tcp, ConnectionError, Effects, Link, Platform, Sending,
+        confirming::Confirmations,
+        position::{catch_up_floor, now_ms, Position},
+        tcp, ConnectionError, Effects, Link, Platform, Seen, Sending,
     },
     domain::message::Target,
 };
@@ -29,6 +33,10 @@ const MAX_NICK_LEN: usize = 30;
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
 /// How the token of a confirming `PING` starts (the keepalive's is `stormbridge`).
 const CONFIRM_TOKEN: &str = "stormbridge-c";
+/// Message ids (`msgid`) remembered, so a message a join replays after it was handed on
+/// runs once: more than a channel's history holds (InspIRCd's `+H` keeps at most 50 lines
+/// by default).
+const SEEN_MESSAGES: usize = 1024;
 
 /// One queued `PRIVMSG`.
 #[derive(Debug, Clone)]
@@ -59,6 +67,16 @@ pub struct Irc {
     confirming: Confirmations<()>,
     /// The number in the next confirming `PING`'s token.
     next_confirm: u64,
+    /// The server's capability listing, as it arrives.
+    listing: CapListing,
+    /// Whether the server tags every message with its time (`server-time`) on this link.
+    server_time: bool,
+    /// Per channel, the time of the newest message heard, and when the first link joined:
+    /// what a join replays up to there is not run again (`history.rs`). Kept across links
+    /// and handed to the next holder of the connection.
+    position: Position,
+    /// The `msgid`s of the messages handed on lately.
+    seen: Seen,
 }
 
 impl Irc {
@@ -79,6 +97,39 @@ impl Irc {
             next_message_id: 1,
             confirming: Confirmations::default(),
             next_confirm: 1,
+            listing: CapListing::default(),
+            server_time: false,
+            position: Position::default(),
+            seen: Seen::new(SEEN_MESSAGES),
+        }
+    }
+
+    /// The time a message was said (its `time` tag), when the server tags messages.
+    fn said_at(&self, msg: &Message) -> Option<u64> {
+        if !self.server_time {
+            return None;
+        }
+        msg.tags
+            .as_ref()?
+            .iter()
+            .find(|t| t.0 == "time")
+            .and_then(|t| t.1.as_deref())
+            .and_then(server_time_ms)
+    }
+
+    /// Asks for the capabilities wanted of the whole listing `offered`.
+    fn negotiate(&mut self, offered: &std::collections::BTreeSet<String>, fx: &mut Effects<Self>) {
+        match request(offered, self.settings.sasl_username.is_some()) {
+            Request::Caps(caps) => {
+                let req = Command::CAP(None, CapSubCommand::REQ, None, Some(caps.join(" ")));
+                Self::send(fx, req);
+            }
+            Request::Nothing => Self::send(fx, Command::CAP(None, CapSubCommand::END, None, None)),
+            // No `CAP END`: it would let the server finish registering the bot (NICK and
+            // USER are sent) without the authentication it was configured to use.
+            Request::NoSasl => fx.fail(ConnectionError::Protocol(
+                "the server does not offer SASL".into(),
+            )),
         }
     }
 
@@ -97,10 +148,12 @@ impl Irc {
 
     fn register(&mut self, fx: &mut Effects<Self>) {
         self.nick = self.settings.nick.clone();
-        if self.settings.sasl_username.is_some() {
-            let req = Command::CAP(None, CapSubCommand::REQ, None, Some("sasl".into()));
-            Self::send(fx, req);
-        }
+        // The server holds the registration until `CAP END` (a server that does not know
+        // `CAP` answers 421 and registers the bot at `USER`).
+        Self::send(
+            fx,
+            Command::CAP(None, CapSubCommand::LS, Some("302".into()), None),
+        );
         if let Some(password) = &self.settings.password {
             Self::send(fx, Command::PASS(password.expose_secret().to_owned()));
         }
@@ -144,6 +197,13 @@ impl Irc {
             Command::JOIN(ref channel, _, _)
                 if msg.source_nickname().is_some_and(|n| irc_eq(n, &self.nick)) =>
             {
+                // The first join is where the connection starts listening: what a join
+                // replays from before it is not run (by the server's clock when it tags).
+                if let Some(at) = self.said_at(&msg) {
+                    self.position.listening(at);
+                } else if self.server_time {
+                    self.position.listening(now_ms());
+                }
                 self.joined_one(Some(channel), fx);
             }
             Command::Response(
@@ -194,22 +254,50 @@ impl Irc {
             Command::Response(Response::RPL_SASLSUCCESS, _) => {
                 Self::send(fx, Command::CAP(None, CapSubCommand::END, None, None));
             }
+            // `CAP * LS * :caps` (more lines follow) or `CAP * LS :caps` (the last).
+            Command::CAP(_, CapSubCommand::LS, ref a, ref b) => {
+                let (more, caps) = match (a.as_deref(), b.as_deref()) {
+                    (Some("*"), Some(caps)) => (true, caps),
+                    (Some(caps), _) => (false, caps),
+                    (None, caps) => (false, caps.unwrap_or("")),
+                };
+                if let Some(offered) = self.listing.line(more, caps) {
+                    self.negotiate(&offered, fx);
+                }
+            }
             Command::CAP(_, CapSubCommand::ACK, ref a, ref b) => {
                 let caps = format!(
                     "{} {}",
                     a.as_deref().unwrap_or(""),
                     b.as_deref().unwrap_or("")
                 );
-                if caps.split_whitespace().any(|c| c == "sasl") {
+                let acked = |name: &str| caps.split_whitespace().any(|c| c == name);
+                self.server_time = acked("server-time");
+                if acked("sasl") {
                     Self::send(fx, Command::AUTHENTICATE("PLAIN".into()));
+                } else {
+                    Self::send(fx, Command::CAP(None, CapSubCommand::END, None, None));
                 }
             }
             Command::CAP(_, CapSubCommand::NAK, _, _) => {
-                // No `CAP END`: it would let the server finish registering the bot (NICK
-                // and USER are sent) without the authentication it was configured to use,
-                // until the connection closes. Closing is the answer.
+                if self.settings.sasl_username.is_some() {
+                    // No `CAP END`: it would let the server finish registering the bot
+                    // without the authentication it was configured to use. Closing is the
+                    // answer.
+                    fx.fail(ConnectionError::Protocol(
+                        "the server refused the SASL capability".into(),
+                    ));
+                } else {
+                    // Only optional capabilities were asked for: register without them.
+                    Self::send(fx, Command::CAP(None, CapSubCommand::END, None, None));
+                }
+            }
+            Command::Response(Response::ERR_UNKNOWNCOMMAND, ref args)
+                if args.get(1).is_some_and(|c| c.eq_ignore_ascii_case("CAP"))
+                    && self.settings.sasl_username.is_some() =>
+            {
                 fx.fail(ConnectionError::Protocol(
-                    "the server does not offer SASL".into(),
+                    "the server does not offer SASL (it does not know `CAP`)".into(),
                 ));
             }
             Command::AUTHENTICATE(ref data) if data == "+" => self.sasl_plain(fx),
@@ -226,7 +314,39 @@ impl Irc {
                 fx.after(REJOIN_AFTER, Event::Rejoin(channel.clone()));
             }
             Command::ERROR(ref reason) => fx.fail(ConnectionError::Closed(Some(reason.clone()))),
-            Command::PRIVMSG(..) => {
+            Command::PRIVMSG(ref target, _) => {
+                let msgid = msg
+                    .tags
+                    .as_ref()
+                    .and_then(|tags| tags.iter().find(|t| t.0 == "msgid"))
+                    .and_then(|t| t.1.clone());
+                if is_channel(target) {
+                    if let Some(at) = self.said_at(&msg) {
+                        let key = channel_key(target);
+                        let floor = catch_up_floor(now_ms(), self.settings.max_command_age_secs);
+                        // InspIRCd replays times to the second (`.000Z`): such a message
+                        // may be from any moment of that second. With a `msgid` to tell a
+                        // repeat by, it is judged by the second's end (a repeat is then
+                        // caught by its id); without one, by its start.
+                        let latest = if at % 1000 == 0 && msgid.is_some() {
+                            at + 999
+                        } else {
+                            at
+                        };
+                        match judge(&self.position, &key, latest, floor) {
+                            Heard::New => self.position.note(&key, at),
+                            Heard::Before => {
+                                tracing::debug!(connection = %self.name, channel = %target, "a message said before the connection last heard the channel (a replay): not run again");
+                                return;
+                            }
+                            Heard::TooOld => {
+                                self.position.note(&key, at);
+                                tracing::info!(connection = %self.name, channel = %target, "a message said while no link listened, longer ago than max_command_age_secs: not run");
+                                return;
+                            }
+                        }
+                    }
+                }
                 let who = Who {
                     connection: &self.name,
                     nick: &self.nick,
@@ -234,6 +354,10 @@ impl Irc {
                     ignore_nicks: &self.settings.ignore_nicks,
                 };
                 if let Some(mut message) = inbound(&who, &msg) {
+                    if msgid.as_deref().is_some_and(|id| !self.seen.insert(id)) {
+                        tracing::debug!(connection = %self.name, "a message handed on already (a replay): not run again");
+                        return;
+                    }
                     if message.message_id.is_none() {
                         self.next_message_id += 1;
                         message.message_id = Some(format!("irc-{}", self.next_message_id));
@@ -333,8 +457,23 @@ impl Platform for Irc {
         }
     }
 
+    /// Per channel, the newest message heard, and when the first link joined; nothing
+    /// before the first join on a server that tags messages with their time.
+    fn resume_state(&self) -> Option<serde_json::Value> {
+        self.position.state()
+    }
+
+    fn resume_from(&mut self, state: serde_json::Value) {
+        let position = Position::from_state(&state);
+        if position.is_known() {
+            self.position = position;
+        }
+    }
+
     fn closed(&mut self) {
         self.registered = false;
+        self.server_time = false;
+        self.listing = CapListing::default();
         // Written, not confirmed: sent again on the next link.
         self.confirming.lost();
     }
@@ -408,7 +547,13 @@ mod tests {
         let mut p = platform();
         let mut fx = Effects::default();
         p.opened((), &mut fx);
-        assert_eq!(fx.written(), ["NICK bot", "USER bot 0 * stormbridge"]);
+        assert_eq!(
+            fx.written(),
+            ["CAP LS 302", "NICK bot", "USER bot 0 * stormbridge"]
+        );
+        // ngircd offers only `multi-prefix`, which the bot does not want.
+        let fx = line(&mut p, ":srv CAP * LS :multi-prefix");
+        assert_eq!(fx.written(), ["CAP END"]);
         let fx = line(&mut p, ":srv 433 * bot :Nickname is already in use");
         assert_eq!(fx.written(), ["NICK bot_"]);
         let fx = line(&mut p, ":srv 001 bot_ :Welcome");
@@ -433,11 +578,183 @@ mod tests {
         );
         let mut fx = Effects::default();
         p.opened((), &mut fx);
-        assert_eq!(fx.written()[0], "CAP REQ sasl");
-        let fx = line(&mut p, ":srv CAP * NAK :sasl");
+        assert_eq!(fx.written()[0], "CAP LS 302");
+        let fx = line(&mut p, ":srv CAP * LS :multi-prefix server-time");
         assert!(fx.ending().is_some());
         // `CAP END` would have the server register the bot, unauthenticated.
         assert!(fx.written().is_empty(), "{:?}", fx.written());
+
+        // Offered, then refused.
+        let mut fx = Effects::default();
+        p.closed();
+        p.opened((), &mut fx);
+        let fx = line(&mut p, ":srv CAP * LS :sasl=PLAIN");
+        assert_eq!(fx.written(), ["CAP REQ sasl"]);
+        let fx = line(&mut p, ":srv CAP * NAK :sasl");
+        assert!(fx.ending().is_some());
+        assert!(fx.written().is_empty(), "{:?}", fx.written());
+
+        // A server that does not know `CAP` would register the bot at `USER`.
+        let mut fx = Effects::default();
+        p.closed();
+        p.opened((), &mut fx);
+        let fx = line(&mut p, ":srv 421 * CAP :Unknown command");
+        assert!(fx.ending().is_some());
+    }
+
+    #[test]
+    fn sasl_with_other_capabilities_ends_the_negotiation_after_authenticating() {
+        let mut p = Irc::new(
+            "irc".into(),
+            serde_json::from_value(serde_json::json!({
+                "server": "irc.example.net", "nick": "bot", "channels": ["#ops"],
+                "sasl_username": "bot", "sasl_password": "pw",
+            }))
+            .unwrap(),
+            None,
+        );
+        p.opened((), &mut Effects::default());
+        assert!(
+            line(&mut p, ":srv CAP * LS * :sasl=PLAIN,EXTERNAL multi-prefix")
+                .written()
+                .is_empty()
+        );
+        let fx = line(&mut p, ":srv CAP * LS :server-time message-tags batch");
+        assert_eq!(fx.written(), ["CAP REQ :server-time message-tags sasl"]);
+        let fx = line(&mut p, ":srv CAP * ACK :server-time message-tags sasl");
+        assert_eq!(fx.written(), ["AUTHENTICATE PLAIN"]);
+        assert!(p.server_time);
+        let fx = line(&mut p, ":srv 903 bot :SASL authentication successful");
+        assert_eq!(fx.written(), ["CAP END"]);
+    }
+
+    /// A platform registered on a server that offers `server-time` and `message-tags`, in
+    /// #ops since `joined` (the server's time of its JOIN).
+    fn registered_with_server_time(joined: &str) -> Irc {
+        let mut p = platform();
+        p.opened((), &mut Effects::default());
+        let fx = line(&mut p, ":srv CAP * LS :server-time message-tags batch");
+        assert_eq!(fx.written(), ["CAP REQ :server-time message-tags"]);
+        let fx = line(&mut p, ":srv CAP * ACK :server-time message-tags");
+        assert_eq!(fx.written(), ["CAP END"]);
+        line(
+            &mut p,
+            "@time=2026-12-05T10:00:00.000Z :srv 001 bot :Welcome",
+        );
+        let fx = line(&mut p, &format!("@time={joined} :bot!b@h JOIN #ops"));
+        assert!(fx.is_ready());
+        p
+    }
+
+    /// A new link of `p` registering with `server-time` and joining #ops at `joined`.
+    fn rejoin(p: &mut Irc, joined: &str) {
+        p.opened((), &mut Effects::default());
+        line(p, ":srv CAP * LS :server-time message-tags");
+        line(p, ":srv CAP * ACK :server-time message-tags");
+        line(p, ":srv 001 bot :Welcome");
+        line(p, &format!("@time={joined} :bot!b@h JOIN #ops"));
+    }
+
+    /// A server time `secs_ago` seconds before `now`, at 123 ms into its second (a replay
+    /// of InspIRCd's would be at 0 ms).
+    fn before(now: i64, secs_ago: i64) -> String {
+        chrono::DateTime::from_timestamp(now - secs_ago, 123_000_000)
+            .expect("a time")
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    }
+
+    /// The server's time `secs_ago` seconds ago.
+    fn ago(secs_ago: i64) -> String {
+        before(chrono::Utc::now().timestamp(), secs_ago)
+    }
+
+    fn said(p: &mut Irc, time: &str, msgid: &str, text: &str) -> Vec<InboundText> {
+        line(
+            p,
+            &format!("@time={time};msgid={msgid} :alice!a@h PRIVMSG #Ops :{text}"),
+        )
+        .messages()
+        .iter()
+        .map(|m| (m.text.clone(), m.message_id.clone()))
+        .collect()
+    }
+
+    type InboundText = (String, Option<String>);
+
+    #[test]
+    fn what_a_join_replays_from_before_the_first_join_is_not_run() {
+        let now = chrono::Utc::now().timestamp();
+        let at = |secs_ago| before(now, secs_ago);
+        let mut p = registered_with_server_time(&at(60));
+        // InspIRCd's chanhistory replays the channel's last lines after the JOIN.
+        assert!(said(&mut p, &at(120), "m1", "!st2 run old").is_empty());
+        assert!(said(&mut p, &at(60), "m2", "!st2 run at the join").is_empty());
+        assert_eq!(
+            said(&mut p, &at(30), "m3", "!st2 run new"),
+            [("!st2 run new".to_owned(), Some("m3".to_owned()))]
+        );
+
+        // The link is lost; meanwhile alice says one more. The rejoin replays all of it.
+        p.closed();
+        rejoin(&mut p, &at(5));
+        assert!(said(&mut p, &at(120), "m1", "!st2 run old").is_empty());
+        assert!(said(&mut p, &at(30), "m3", "!st2 run new").is_empty());
+        assert_eq!(
+            said(&mut p, &at(10), "m4", "!st2 run during the outage"),
+            [(
+                "!st2 run during the outage".to_owned(),
+                Some("m4".to_owned())
+            )]
+        );
+
+        // The next holder of the connection starts from the same point.
+        let mut next = platform();
+        next.resume_from(p.resume_state().expect("a point to hand on"));
+        rejoin(&mut next, &at(1));
+        assert!(said(&mut next, &at(10), "m4", "!st2 run during the outage").is_empty());
+        assert_eq!(said(&mut next, &at(2), "m5", "!st2 run x").len(), 1);
+    }
+
+    #[test]
+    fn replays_to_the_second_are_told_apart_by_msgid() {
+        // A minute ago, to the second (within max_command_age_secs whenever the test runs).
+        let second = chrono::Utc::now().timestamp() - 60;
+        let at = |secs: i64, ms: u32| {
+            chrono::DateTime::from_timestamp(second + secs, ms * 1_000_000)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string()
+        };
+        let mut p = registered_with_server_time(&at(0, 0));
+        assert_eq!(said(&mut p, &at(4, 678), "m1", "!st2 run a").len(), 1);
+        // The same message replayed, to the second: run once.
+        assert!(said(&mut p, &at(4, 0), "m1", "!st2 run a").is_empty());
+        // Another said in that second after it: run.
+        assert_eq!(said(&mut p, &at(4, 0), "m2", "!st2 run b").len(), 1);
+        // Earlier seconds are replays.
+        assert!(said(&mut p, &at(3, 0), "m0", "!st2 run c").is_empty());
+    }
+
+    #[test]
+    fn a_replayed_command_older_than_max_command_age_is_not_run() {
+        let mut p = platform();
+        p.resume_from(serde_json::json!({"listening_since": 0, "rooms": {}}));
+        rejoin(&mut p, &ago(0));
+        assert!(said(&mut p, &ago(3_600), "m1", "!st2 run stale").is_empty());
+        assert_eq!(said(&mut p, &ago(60), "m2", "!st2 run fresh").len(), 1);
+    }
+
+    #[test]
+    fn without_server_time_every_message_is_live_and_nothing_is_handed_on() {
+        let mut p = platform();
+        p.opened((), &mut Effects::default());
+        line(&mut p, ":srv CAP * LS :multi-prefix");
+        line(&mut p, ":srv 001 bot :Welcome");
+        line(&mut p, ":bot!b@h JOIN #ops");
+        let fx = line(&mut p, ":alice!a@h PRIVMSG #ops :!st2 run date");
+        assert_eq!(fx.messages().len(), 1);
+        assert_eq!(p.resume_state(), None);
     }
 
     /// The frames `line` is written as, and the outcome the queue waits for.

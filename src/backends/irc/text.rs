@@ -67,7 +67,8 @@ pub fn irc_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.chars().map(fold).eq(b.chars().map(fold))
 }
 
-fn fold(c: char) -> char {
+/// One character in RFC 1459 case mapping (`[]\~` are the upper case of `{}|^`).
+pub(super) fn fold(c: char) -> char {
     match c {
         '[' => '{',
         ']' => '}',
