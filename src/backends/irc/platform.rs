@@ -535,6 +535,16 @@ mod tests {
         Irc::new("irc".into(), settings, None)
     }
 
+    /// A platform configured to authenticate with SASL PLAIN.
+    fn sasl_platform() -> Irc {
+        let settings: IrcSettings = serde_json::from_value(serde_json::json!({
+            "server": "irc.example.net", "nick": "bot", "channels": ["#ops"],
+            "sasl_username": "bot", "sasl_password": "pw",
+        }))
+        .unwrap();
+        Irc::new("irc".into(), settings, None)
+    }
+
     fn line(p: &mut Irc, text: &str) -> Effects<Irc> {
         let mut fx = Effects::default();
         let msg: Message = text.parse().unwrap();
@@ -567,15 +577,7 @@ mod tests {
 
     #[test]
     fn sasl_the_server_does_not_offer_ends_the_link_unregistered() {
-        let mut p = Irc::new(
-            "irc".into(),
-            serde_json::from_value(serde_json::json!({
-                "server": "irc.example.net", "nick": "bot", "channels": ["#ops"],
-                "sasl_username": "bot", "sasl_password": "pw",
-            }))
-            .unwrap(),
-            None,
-        );
+        let mut p = sasl_platform();
         let mut fx = Effects::default();
         p.opened((), &mut fx);
         assert_eq!(fx.written()[0], "CAP LS 302");
@@ -604,15 +606,7 @@ mod tests {
 
     #[test]
     fn sasl_with_other_capabilities_ends_the_negotiation_after_authenticating() {
-        let mut p = Irc::new(
-            "irc".into(),
-            serde_json::from_value(serde_json::json!({
-                "server": "irc.example.net", "nick": "bot", "channels": ["#ops"],
-                "sasl_username": "bot", "sasl_password": "pw",
-            }))
-            .unwrap(),
-            None,
-        );
+        let mut p = sasl_platform();
         p.opened((), &mut Effects::default());
         assert!(
             line(&mut p, ":srv CAP * LS * :sasl=PLAIN,EXTERNAL multi-prefix")
