@@ -236,6 +236,11 @@ impl Client {
         (line, text)
     }
 
+    /// Every line received so far.
+    pub(crate) fn seen_lines(&self) -> &[String] {
+        &self.seen
+    }
+
     /// Waits until `nick` joins `channel`.
     pub(crate) async fn sees_join(&mut self, nick: &str, channel: &str) {
         self.wait_for(|m| {
@@ -681,14 +686,14 @@ async fn tls_connection_with_a_private_ca() {
 /// capability; `msgid` goes only to clients that have it). The configuration keys are those
 /// of InspIRCd 3's example configuration and module documentation
 /// (<https://docs.inspircd.org/3/modules/chanhistory>). Killed on drop.
-struct Inspircd {
-    port: u16,
+pub(crate) struct Inspircd {
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
     _process: Process,
 }
 
 impl Inspircd {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let d = dir.path().display();
@@ -812,25 +817,58 @@ async fn on_a_server_that_replays_history_at_a_join_old_commands_are_not_run_aga
     alice.say("#ops", "!st2 run echo live-two").await;
     alice.wait_for(result_of("live-two")).await;
 
+    // The server gets the bot's lines but its answers stop: the acknowledgement of the next
+    // command reaches the channel, its confirming PONG never reaches the bot. The link is
+    // then cut; on the next, the bot finds that line in the replayed history and does not
+    // send it again.
+    // StackStorm's answer is held until the bot can no longer hear the server, so the bot
+    // writes its next line (the acknowledgement, or the result's first) into that link.
+    b.emulator.hold_responses(true);
+    alice.say("#ops", "!st2 run echo unanswered").await;
+    let received = eventually!(WAIT, !runs_of("unanswered").is_empty());
+    assert!(received, "the bridge ran the command");
+    relay.deafen(true);
+    b.emulator.hold_responses(false);
+    alice
+        .wait_for(|m| {
+            m.source_nickname()
+                .is_some_and(|n| n.starts_with("stormbridge"))
+                && matches!(&m.command, IrcCommand::PRIVMSG(t, _) if t == "#ops")
+        })
+        .await;
+    relay.go_down();
+    relay.deafen(false);
+    relay.come_up();
+    alice.wait_for(result_of("unanswered")).await;
+
     assert!(
         runs_of("before-the-bot").is_empty(),
         "said before the bot's first join"
     );
-    for marker in ["live-one", "said-while-away", "live-two"] {
+    let acks = alice
+        .seen
+        .iter()
+        .filter(|l| l.contains("PRIVMSG #ops :Started `run echo unanswered`"))
+        .count();
+    assert_eq!(
+        acks, 1,
+        "the acknowledgement was posted once: {:#?}",
+        alice.seen
+    );
+    for marker in ["live-one", "said-while-away", "live-two", "unanswered"] {
         let runs = runs_of(marker);
         assert_eq!(runs.len(), 1, "{marker} ran once");
         let id = &runs[0].id;
-        // Counted by a line inside the result: the last line written before the cut may be
-        // sent again on the next link (IRC confirms lines by PING; see the README).
-        let results = alice
-            .seen
-            .iter()
-            .filter(|l| l.ends_with(&format!("PRIVMSG #ops :execution: {id}")))
-            .count();
-        assert_eq!(
-            results, 1,
-            "{marker}'s result was posted once: {:#?}",
-            alice.seen
-        );
+        // A line inside the result, and its last line: the one written just before the cut
+        // (its confirming PONG may not have come), which the bot then finds in the history
+        // the server replays at the rejoin and does not send again.
+        for said in [format!("execution: {id}"), format!("stdout : {marker}")] {
+            let times = alice
+                .seen
+                .iter()
+                .filter(|l| l.ends_with(&format!("PRIVMSG #ops :{said}")))
+                .count();
+            assert_eq!(times, 1, "`{said}` was posted once: {:#?}", alice.seen);
+        }
     }
 }

@@ -31,7 +31,9 @@
 //! line counts as sent once the server answers a `PING` written after it (a server handles
 //! a client's lines in order; `connection/confirming.rs`), and the next waits for that
 //! answer: a line written into a link that dies before the server read it is sent again on
-//! the next link instead of lost.
+//! the next link instead of lost. With `message-tags`, each line carries a key (client tag
+//! `+stormbridge/part`); where the server replays a channel's history at a join, the link is
+//! up once the replay has come, and a line sent again that the replay shows is not sent.
 //!
 //! Files: `config.rs` (settings), `history.rs` (capabilities; replayed or new), `wire.rs` (CR LF lines, parsed with
 //! `irc-proto`), `inbound.rs` (a `PRIVMSG` as a chat message), `text.rs` (splitting,

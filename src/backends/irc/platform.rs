@@ -43,7 +43,22 @@ const SEEN_MESSAGES: usize = 1024;
 pub struct Line {
     target: String,
     text: String,
+    /// The line's key, sent as the client tag [`PART_TAG`] where the server takes
+    /// `message-tags`. For a line of a result, one every bridge process derives alike
+    /// ([`Receipt::part_key`](crate::actors::messages::Receipt::part_key) of its line
+    /// number); for other lines, one of this process.
+    key: Option<String>,
+    /// The result was owed by an earlier process, which may have posted this line.
+    inherited: bool,
 }
+
+/// The client-only tag (IRCv3 `message-tags`) a line of a result carries its key in. A
+/// server that replays a channel's history replays it too (InspIRCd's `chanhistory`), so a
+/// new link finds which lines of a result the channel already has.
+const PART_TAG: &str = "+stormbridge/part";
+/// The token of the `PING` written after the joins when history may be replayed: the
+/// server answers it after the replay, and the link is up then.
+const SETTLE_TOKEN: &str = "stormbridge-settled";
 
 /// The platform's own happenings.
 pub enum Event {
@@ -64,7 +79,7 @@ pub struct Irc {
     /// Lines written and waiting for the `PONG` to a `PING` written after them: a server
     /// handles a client's lines in order, so the answer means it had them. A line written
     /// into a link that ends first is sent again on the next link instead of lost.
-    confirming: Confirmations<()>,
+    confirming: Confirmations<Option<String>>,
     /// The number in the next confirming `PING`'s token.
     next_confirm: u64,
     /// The server's capability listing, as it arrives.
@@ -77,6 +92,18 @@ pub struct Irc {
     position: Position,
     /// The `msgid`s of the messages handed on lately.
     seen: Seen,
+    /// Whether the server takes client tags (`message-tags`) on this link.
+    message_tags: bool,
+    /// Whether the link waits for the answer to [`SETTLE_TOKEN`] before it is up.
+    settling: bool,
+    /// Keys of the lines the channels' replayed history shows the bot posted.
+    own_lines: Seen,
+    /// Keys of lines written into a link that ended before the server confirmed them.
+    unconfirmed: Seen,
+    /// The random part of this process's keys for lines that are not part of a result.
+    line_prefix: u64,
+    /// The number in the next such key.
+    next_line: u64,
 }
 
 impl Irc {
@@ -101,7 +128,20 @@ impl Irc {
             server_time: false,
             position: Position::default(),
             seen: Seen::new(SEEN_MESSAGES),
+            message_tags: false,
+            settling: false,
+            own_lines: Seen::new(SEEN_MESSAGES),
+            unconfirmed: Seen::new(SEEN_MESSAGES),
+            line_prefix: fastrand::u64(..),
+            next_line: 0,
         }
+    }
+
+    /// A key for a line that is not part of a result: this process's own (`l`, a random
+    /// prefix drawn at start, a counter), never one a result's line has (24 hex digits).
+    fn line_key(&mut self) -> String {
+        self.next_line += 1;
+        format!("l{}-{}", self.line_prefix, self.next_line)
     }
 
     /// The time a message was said (its `time` tag), when the server tags messages.
@@ -109,12 +149,7 @@ impl Irc {
         if !self.server_time {
             return None;
         }
-        msg.tags
-            .as_ref()?
-            .iter()
-            .find(|t| t.0 == "time")
-            .and_then(|t| t.1.as_deref())
-            .and_then(server_time_ms)
+        tag_value(msg, "time").as_deref().and_then(server_time_ms)
     }
 
     /// Asks for the capabilities wanted of the whole listing `offered`.
@@ -175,6 +210,11 @@ impl Irc {
             // `PONG <server> :<token>` (RFC 2812 §3.7.3); some servers answer `PONG :<token>`.
             Command::PONG(ref first, ref second) => {
                 let token = second.as_deref().unwrap_or(first);
+                if self.settling && token == SETTLE_TOKEN {
+                    self.settling = false;
+                    fx.ready();
+                    return;
+                }
                 if self.confirming.answered(token) == Some(true) {
                     let ping = self.confirming_ping();
                     fx.write(ping);
@@ -273,6 +313,7 @@ impl Irc {
                 );
                 let acked = |name: &str| caps.split_whitespace().any(|c| c == name);
                 self.server_time = acked("server-time");
+                self.message_tags = acked("message-tags");
                 if acked("sasl") {
                     Self::send(fx, Command::AUTHENTICATE("PLAIN".into()));
                 } else {
@@ -315,11 +356,12 @@ impl Irc {
             }
             Command::ERROR(ref reason) => fx.fail(ConnectionError::Closed(Some(reason.clone()))),
             Command::PRIVMSG(ref target, _) => {
-                let msgid = msg
-                    .tags
-                    .as_ref()
-                    .and_then(|tags| tags.iter().find(|t| t.0 == "msgid"))
-                    .and_then(|t| t.1.clone());
+                if msg.source_nickname().is_some_and(|n| irc_eq(n, &self.nick)) {
+                    if let Some(key) = tag_value(&msg, PART_TAG) {
+                        self.own_lines.insert(&key);
+                    }
+                }
+                let msgid = tag_value(&msg, "msgid");
                 if is_channel(target) {
                     if let Some(at) = self.said_at(&msg) {
                         let key = channel_key(target);
@@ -377,7 +419,16 @@ impl Irc {
             self.joining.retain(|c| !irc_eq(c, channel));
         }
         if self.registered && self.joining.is_empty() && (before > 0 || channel.is_none()) {
-            fx.ready();
+            if self.message_tags && self.server_time && !self.settings.channels.is_empty() {
+                // The server replays a channel's history right after the join: what the
+                // bot posted is in it. Up once that has come (the answer to a `PING`
+                // written now comes after it), so a result line sent again is first
+                // looked for there.
+                self.settling = true;
+                Self::send(fx, Command::PING(SETTLE_TOKEN.into(), None));
+            } else {
+                fx.ready();
+            }
         }
     }
 
@@ -392,6 +443,15 @@ impl Irc {
             Self::send(fx, Command::AUTHENTICATE(chunk.clone()));
         }
     }
+}
+
+/// The value of tag `name` of `msg`, if it has one.
+fn tag_value(msg: &Message, name: &str) -> Option<String> {
+    msg.tags
+        .as_ref()?
+        .iter()
+        .find(|t| t.0 == name)
+        .and_then(|t| t.1.clone())
 }
 
 impl Platform for Irc {
@@ -473,9 +533,14 @@ impl Platform for Irc {
     fn closed(&mut self) {
         self.registered = false;
         self.server_time = false;
+        self.message_tags = false;
+        self.settling = false;
         self.listing = CapListing::default();
-        // Written, not confirmed: sent again on the next link.
-        self.confirming.lost();
+        // Written, not confirmed: sent again on the next link, unless the channel's
+        // replayed history shows the server had them.
+        for key in self.confirming.lost().into_iter().flatten() {
+            self.unconfirmed.insert(&key);
+        }
     }
 
     fn keepalive_interval(&self) -> Option<Duration> {
@@ -494,11 +559,18 @@ impl Platform for Irc {
             tracing::warn!(connection = %self.name, "not an IRC target; message dropped");
             return Vec::new();
         }
+        let receipt = delivery.receipt.as_ref();
         outbound_texts(&target, &self.settings.nick, &delivery.text)
             .into_iter()
-            .map(|text| Line {
+            .enumerate()
+            .map(|(n, text)| Line {
                 target: target.clone(),
                 text,
+                key: Some(match receipt {
+                    Some(r) => r.part_key(n),
+                    None => self.line_key(),
+                }),
+                inherited: receipt.is_some_and(|r| r.inherited.is_some()),
             })
             .collect()
     }
@@ -509,12 +581,24 @@ impl Platform for Irc {
     /// `PING` are in its hands. With `confirm_lines = false` a line counts as sent once
     /// written.
     fn send(&mut self, line: &Line) -> Sending<Self> {
-        let privmsg = Command::PRIVMSG(line.target.clone(), line.text.clone());
-        let mut frames = vec![String::from(&privmsg)];
+        if let Some(key) = &line.key {
+            let maybe_posted = line.inherited || self.unconfirmed.contains(key);
+            if maybe_posted && self.own_lines.contains(key) {
+                tracing::info!(connection = %self.name, "a line owed again is in the channel's history already; not posting it twice");
+                return Sending::Write(Vec::new());
+            }
+        }
+        let privmsg = String::from(&Command::PRIVMSG(line.target.clone(), line.text.clone()));
+        let privmsg = match &line.key {
+            // Keys are letters, digits and `-`: nothing to escape in a tag value.
+            Some(key) if self.message_tags => format!("@{PART_TAG}={key} {privmsg}"),
+            _ => privmsg,
+        };
+        let mut frames = vec![privmsg];
         if !self.settings.confirm_lines {
             return Sending::Write(frames);
         }
-        let (confirmed, ping_now) = self.confirming.written(());
+        let (confirmed, ping_now) = self.confirming.written(line.key.clone());
         if ping_now {
             frames.push(self.confirming_ping());
         }
@@ -636,6 +720,10 @@ mod tests {
             "@time=2026-12-05T10:00:00.000Z :srv 001 bot :Welcome",
         );
         let fx = line(&mut p, &format!("@time={joined} :bot!b@h JOIN #ops"));
+        // Up once the history a join replays has come: after the answer to a PING.
+        assert!(!fx.is_ready());
+        assert_eq!(fx.written(), [format!("PING {SETTLE_TOKEN}")]);
+        let fx = line(&mut p, &format!(":srv PONG srv :{SETTLE_TOKEN}"));
         assert!(fx.is_ready());
         p
     }
@@ -647,6 +735,62 @@ mod tests {
         line(p, ":srv CAP * ACK :server-time message-tags");
         line(p, ":srv 001 bot :Welcome");
         line(p, &format!("@time={joined} :bot!b@h JOIN #ops"));
+    }
+
+    /// Line `n` of a result whose receipt is `id`.
+    fn result_line(id: &str, n: usize, text: &str, inherited: bool) -> Line {
+        let receipt = crate::actors::messages::Receipt {
+            id: id.into(),
+            to: None,
+            inherited: None,
+        };
+        Line {
+            target: "#ops".into(),
+            text: text.into(),
+            key: Some(receipt.part_key(n)),
+            inherited,
+        }
+    }
+
+    #[test]
+    fn a_result_line_the_replayed_history_shows_is_not_sent_again() {
+        let mut p = registered_with_server_time(&ago(10));
+        let first = result_line("req-1", 0, "stdout : one", false);
+        let key = first.key.clone().unwrap();
+        let Sending::WriteConfirmed(frames, _confirmed) = p.send(&first) else {
+            panic!("written, then confirmed")
+        };
+        assert_eq!(
+            frames,
+            [
+                format!("@{PART_TAG}={key} PRIVMSG #ops :stdout : one"),
+                "PING stormbridge-c1".to_owned()
+            ]
+        );
+        let second = result_line("req-1", 1, "the last line", false);
+        let _second_confirmed = p.send(&second);
+        // The link ends before the server's answer: both go back to the queue.
+        p.closed();
+        rejoin(&mut p, &ago(1));
+        // The replay shows the first (the server had it), not the second.
+        let own = |text: &str, key: &str| {
+            format!(
+                "@time={};batch=1;{PART_TAG}={key} :bot!b@h PRIVMSG #ops :{text}",
+                ago(5)
+            )
+        };
+        line(&mut p, &own("stdout : one", &key));
+        assert!(matches!(p.send(&first), Sending::Write(frames) if frames.is_empty()));
+        assert!(
+            matches!(p.send(&second), Sending::WriteConfirmed(frames, _) if frames[0].ends_with("the last line"))
+        );
+        // A line this process never wrote is sent even though the replay shows its key.
+        let fresh = result_line("req-2", 0, "stdout : two", false);
+        line(&mut p, &own("stdout : two", fresh.key.as_deref().unwrap()));
+        assert!(matches!(p.send(&fresh), Sending::WriteConfirmed(..)));
+        // One owed by an earlier process is looked for in the replay too.
+        let inherited = result_line("req-2", 0, "stdout : two", true);
+        assert!(matches!(p.send(&inherited), Sending::Write(frames) if frames.is_empty()));
     }
 
     /// A server time `secs_ago` seconds before `now`, at 123 ms into its second (a replay
@@ -756,6 +900,8 @@ mod tests {
         let line = Line {
             target: "#ops".into(),
             text: text.into(),
+            key: None,
+            inherited: false,
         };
         match p.send(&line) {
             Sending::WriteConfirmed(frames, confirmed) => (frames, confirmed),
@@ -812,6 +958,8 @@ mod tests {
         let line = Line {
             target: "#ops".into(),
             text: "one".into(),
+            key: None,
+            inherited: false,
         };
         assert!(matches!(p.send(&line), Sending::Write(frames) if frames == ["PRIVMSG #ops one"]));
     }

@@ -7,7 +7,8 @@
 //!
 //! It also counts the HTTP 429 answers it carries from the server to the bridge, so a test
 //! can tell that a real server's rate limit was met, and it can swallow what the bridge
-//! sends (a link dying under the bridge: what it writes never reaches the server).
+//! sends (a link dying under the bridge: what it writes never reaches the server), or what
+//! the server sends (the server had the bridge's lines, but its answers never come).
 
 use std::{
     cell::{Cell, RefCell},
@@ -32,6 +33,8 @@ struct Shared {
     /// What the bridge sends is dropped (and kept here) instead of reaching the server.
     swallowing: Cell<bool>,
     swallowed: RefCell<Vec<u8>>,
+    /// What the server sends is dropped instead of reaching the bridge.
+    deaf: Cell<bool>,
     links: RefCell<Vec<JoinHandle<()>>>,
     answers_429: Cell<usize>,
 }
@@ -72,11 +75,7 @@ impl Relay {
                     let (server_read, server_write) = server.into_split();
                     tokio::join!(
                         pump(client_read, server_write, Tap::Swallow(&counts)),
-                        pump(
-                            server_read,
-                            client_write,
-                            Tap::Count429(&counts.answers_429)
-                        ),
+                        pump(server_read, client_write, Tap::Server(&counts)),
                     );
                 });
                 let mut links = accepting.links.borrow_mut();
@@ -111,6 +110,12 @@ impl Relay {
         self.shared.swallowing.set(on);
     }
 
+    /// From now on (`on`), what the server sends is dropped instead of relayed: the server
+    /// had what the bridge wrote, but its answers never come.
+    pub fn deafen(&self, on: bool) {
+        self.shared.deaf.set(on);
+    }
+
     /// What was swallowed so far, as text.
     pub fn swallowed(&self) -> String {
         String::from_utf8_lossy(&self.shared.swallowed.borrow()).into_owned()
@@ -133,8 +138,9 @@ impl Drop for Relay {
 
 /// What a pump does besides copying.
 enum Tap<'a> {
-    /// Counts 429 status lines (the server's side).
-    Count429(&'a Cell<usize>),
+    /// Counts 429 status lines; drops what it reads while the relay is deaf (the server's
+    /// side).
+    Server(&'a Shared),
     /// Drops what it reads while the relay swallows (the bridge's side).
     Swallow(&'a Shared),
 }
@@ -155,7 +161,11 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, tap: Tap<'_>) {
                 continue;
             }
         }
-        if let Tap::Count429(count) = &tap {
+        if let Tap::Server(shared) = &tap {
+            if shared.deaf.get() {
+                continue;
+            }
+            let count = &shared.answers_429;
             let mut window = std::mem::take(&mut tail);
             window.extend_from_slice(&buf[..n]);
             let found = window
