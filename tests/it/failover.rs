@@ -946,3 +946,81 @@ async fn commands_said_on_xmpp_during_a_takeover_in_a_room_or_directly_run_once_
         );
     }
 }
+
+/// An IRC server that replays a channel's history at a join (InspIRCd's `chanhistory`): the
+/// next holder's join gets what was said while nobody held the connection, and runs what the
+/// last holder had not heard, once (the last holder's point is handed on in Redis).
+#[actix_rt::test]
+async fn a_command_said_in_an_irc_channel_during_a_takeover_runs_once_on_the_new_holder() {
+    let mut r = Replicas::start(Duration::from_millis(200)).await;
+    let server = crate::irc::Inspircd::start().await;
+    r.chat = format!(
+        "[[chat]]\nname = \"irc\"\nbackend = \"irc\"\nserver = \"127.0.0.1\"\nport = {}\n\
+         nick = \"stormbridge\"\nchannels = [\"#ops\"]\nreconnect_initial_ms = 200\n\
+         reconnect_max_ms = 500\n",
+        server.port
+    );
+    let mut alice = crate::irc::Client::connect(server.port, "alice", None).await;
+    alice.join("#ops").await;
+    let bot_says = |line: String| {
+        move |m: &irc_proto::Message| {
+            m.source_nickname()
+                .is_some_and(|n| n.starts_with("stormbridge"))
+                && matches!(&m.command, irc_proto::Command::PRIVMSG(t, said) if t == "#ops" && *said == line)
+        }
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = r.replica(port_a);
+    ready_and_holding(port_a, "irc").await;
+    let _b = r.replica(port_b);
+    ready_standing_by(port_b, "irc").await;
+
+    // A command a runs and answers: where its link stands is then in Redis.
+    alice.say("#ops", "!st2 run echo irc-before").await;
+    alice.wait_for(bot_says("stdout : irc-before".into())).await;
+    assert!(
+        eventually!(Duration::from_secs(15), r.owed_in_store().await == Some(0)),
+        "bridge a recorded that it answered"
+    );
+    a.process.kill();
+    alice
+        .wait_for(|m| {
+            m.source_nickname()
+                .is_some_and(|n| n.starts_with("stormbridge"))
+                && matches!(m.command, irc_proto::Command::QUIT(_))
+        })
+        .await;
+    // Said while nobody holds the connection.
+    alice.say("#ops", "!st2 run echo irc-gap").await;
+    alice
+        .wait_for(|m| {
+            m.source_nickname()
+                .is_some_and(|n| n.starts_with("stormbridge"))
+                && matches!(&m.command, irc_proto::Command::JOIN(c, _, _) if c == "#ops")
+        })
+        .await;
+    assert_eq!(lease_state_of(port_b, "irc").await.as_deref(), Some("held"));
+    alice.wait_for(bot_says("stdout : irc-gap".into())).await;
+    alice.say("#ops", "!st2 run echo irc-after").await;
+    alice.wait_for(bot_says("stdout : irc-after".into())).await;
+
+    for marker in ["irc-before", "irc-gap", "irc-after"] {
+        let runs: Vec<_> = r
+            .emulator
+            .executions()
+            .into_iter()
+            .filter(|e| {
+                e.parameters
+                    .get("cmd")
+                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
+            })
+            .collect();
+        assert_eq!(runs.len(), 1, "{marker} ran once");
+        let posted = alice
+            .seen_lines()
+            .iter()
+            .filter(|l| l.ends_with(&format!("PRIVMSG #ops :execution: {}", runs[0].id)))
+            .count();
+        assert_eq!(posted, 1, "{marker}'s result was posted once");
+    }
+}
