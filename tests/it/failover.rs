@@ -209,14 +209,9 @@ impl Replicas {
 
     /// StackStorm's execution for the command with `marker`, once it ran.
     fn execution(&self, marker: &str) -> Option<String> {
-        self.emulator
-            .executions()
+        crate::support::runs_of(&self.emulator, marker)
             .into_iter()
-            .find(|e| {
-                e.parameters
-                    .get("cmd")
-                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
-            })
+            .next()
             .map(|e| e.id)
     }
 
@@ -747,17 +742,7 @@ async fn a_command_posted_on_rocketchat_during_a_takeover_runs_once_on_the_new_h
     let mut r = Replicas::start(Duration::from_millis(200)).await;
     let rc = FakeRocketChat::start().await;
     r.chat = rc.chat_toml("");
-    let runs = |r: &Replicas, marker: &str| {
-        r.emulator
-            .executions()
-            .iter()
-            .filter(|e| {
-                e.parameters
-                    .get("cmd")
-                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
-            })
-            .count()
-    };
+    let runs = |r: &Replicas, marker: &str| crate::support::runs_of(&r.emulator, marker).len();
     let results = |r: &Replicas, rid: &str, marker: &str| {
         r.execution(marker).map_or(0, |id| {
             rc.bot_messages_containing(rid, &format!("execution: {id}"))
@@ -865,17 +850,7 @@ async fn commands_said_on_xmpp_during_a_takeover_in_a_room_or_directly_run_once_
             heard.iter().filter(|b| b.contains(&needle)).count()
         })
     };
-    let runs = |r: &Replicas, marker: &str| {
-        r.emulator
-            .executions()
-            .iter()
-            .filter(|e| {
-                e.parameters
-                    .get("cmd")
-                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
-            })
-            .count()
-    };
+    let runs = |r: &Replicas, marker: &str| crate::support::runs_of(&r.emulator, marker).len();
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = r.replica(port_a);
     ready_and_holding(port_a, "xmpp").await;
@@ -1005,16 +980,7 @@ async fn a_command_said_in_an_irc_channel_during_a_takeover_runs_once_on_the_new
     alice.wait_for(bot_says("stdout : irc-after".into())).await;
 
     for marker in ["irc-before", "irc-gap", "irc-after"] {
-        let runs: Vec<_> = r
-            .emulator
-            .executions()
-            .into_iter()
-            .filter(|e| {
-                e.parameters
-                    .get("cmd")
-                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
-            })
-            .collect();
+        let runs = crate::support::runs_of(&r.emulator, marker);
         assert_eq!(runs.len(), 1, "{marker} ran once");
         let posted = alice
             .seen_lines()

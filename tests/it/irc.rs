@@ -778,18 +778,7 @@ async fn on_a_server_that_replays_history_at_a_join_old_commands_are_not_run_aga
     b.wait_ready(200).await;
     alice.sees_join("stormbridge", "#ops").await;
 
-    // The executions of the command carrying `marker`.
-    let runs_of = |marker: &str| {
-        b.emulator
-            .executions()
-            .into_iter()
-            .filter(|e| {
-                e.parameters
-                    .get("cmd")
-                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
-            })
-            .collect::<Vec<_>>()
-    };
+    let runs_of = |marker: &str| crate::support::runs_of(&b.emulator, marker);
     // The line of a result that carries the command's output.
     let result_of = |marker: &'static str| {
         move |m: &Message| {

@@ -331,17 +331,7 @@ async fn a_command_said_while_the_link_was_down_runs_once_when_it_is_back() {
     // And one once it is back.
     fake.post_as(ALICE, GENERAL, "!st2 run echo rc-back", None);
 
-    let ran = |marker: &str| {
-        b.emulator
-            .executions()
-            .iter()
-            .filter(|e| {
-                e.parameters
-                    .get("cmd")
-                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
-            })
-            .count()
-    };
+    let ran = |marker: &str| crate::support::runs_of(&b.emulator, marker).len();
     let all = [
         (GENERAL, "rc-first"),
         (GENERAL, "rc-away-1"),
@@ -354,15 +344,9 @@ async fn a_command_said_while_the_link_was_down_runs_once_when_it_is_back() {
         all.map(|(_, m)| (m, ran(m)))
     );
     for (rid, marker) in all {
-        let e = b
-            .emulator
-            .executions()
+        let e = crate::support::runs_of(&b.emulator, marker)
             .into_iter()
-            .find(|e| {
-                e.parameters
-                    .get("cmd")
-                    .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
-            })
+            .next()
             .expect("its execution");
         bot_message(&fake, rid, &format!("execution: {}", e.id)).await;
     }

@@ -604,3 +604,17 @@ pub fn with_prod_confirmation() -> Options {
         .to_owned();
     opts
 }
+
+/// The executions of `emulator` whose `cmd` parameter has the word `marker` (the tests'
+/// `!st2 run echo <marker>`).
+pub fn runs_of(emulator: &Emulator, marker: &str) -> Vec<stormbridge::emulator::ExecutionRecord> {
+    emulator
+        .executions()
+        .into_iter()
+        .filter(|e| {
+            e.parameters
+                .get("cmd")
+                .is_some_and(|c| c.split_whitespace().any(|w| w == marker))
+        })
+        .collect()
+}

@@ -83,6 +83,15 @@ impl Position {
         position
     }
 
+    /// Takes over the position another process saved (`state`, as [`Position::from_state`]
+    /// reads it) when it knows anything; otherwise keeps this one.
+    pub fn resume_from(&mut self, state: &Value) {
+        let position = Self::from_state(state);
+        if position.is_known() {
+            *self = position;
+        }
+    }
+
     /// The state to save; `None` before the first link listened.
     pub fn state(&self) -> Option<Value> {
         self.is_known().then(|| {

@@ -524,10 +524,7 @@ impl Platform for Irc {
     }
 
     fn resume_from(&mut self, state: serde_json::Value) {
-        let position = Position::from_state(&state);
-        if position.is_known() {
-            self.position = position;
-        }
+        self.position.resume_from(&state);
     }
 
     fn closed(&mut self) {

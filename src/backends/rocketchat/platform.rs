@@ -530,10 +530,7 @@ impl Platform for RocketChat {
     }
 
     fn resume_from(&mut self, state: Value) {
-        let position = Position::from_state(&state);
-        if position.is_known() {
-            self.position = position;
-        }
+        self.position.resume_from(&state);
     }
 
     /// The realtime `connect`, `login` and subscription finish within a ping interval, or

@@ -681,9 +681,8 @@ impl Platform for Slack {
     }
 
     fn resume_from(&mut self, state: Value) {
-        let position = Position::from_state(&state);
-        if position.is_known() && self.socket_mode() {
-            self.position = position;
+        if self.socket_mode() {
+            self.position.resume_from(&state);
         }
     }
 

@@ -855,10 +855,7 @@ impl Platform for Xmpp {
     }
 
     fn resume_from(&mut self, state: serde_json::Value) {
-        let position = Position::from_state(&state);
-        if position.is_known() {
-            self.position = position;
-        }
+        self.position.resume_from(&state);
     }
 
     /// A stream silent for `ping_interval_secs` gets a server ping (XEP-0199); silent for
