@@ -42,4 +42,4 @@ pub use handoff::{Handoff, HandoffError};
 pub use outbox::{DestinationPace, Pace, QueuePolicy};
 pub use pacing::Window;
 pub use platform::{Effects, End, Handles, Link, Platform, Sending};
-pub use seen::Seen;
+pub use seen::{PostedParts, Seen};

@@ -56,6 +56,46 @@ impl Seen {
     }
 }
 
+/// Result parts that may be in chat already, on a platform that shows the bot its own
+/// earlier messages with their keys when a link starts (an XMPP room's history and the
+/// message archive, an IRC channel's history replayed at a join): a part written into a link
+/// that ended before the server confirmed it, or owed by an earlier process, is not posted
+/// again once that history shows it.
+#[derive(Debug)]
+pub struct PostedParts {
+    /// Keys the history showed the bot posted.
+    shown: Seen,
+    /// Keys written into a link that ended before the server confirmed them.
+    unconfirmed: Seen,
+}
+
+impl PostedParts {
+    /// Remembers up to `capacity` keys of each kind.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            shown: Seen::new(capacity),
+            unconfirmed: Seen::new(capacity),
+        }
+    }
+
+    /// The history shows the bot posted part `key`.
+    pub fn shown(&mut self, key: &str) {
+        self.shown.insert(key);
+    }
+
+    /// Part `key` was written into a link that ended before the server confirmed it.
+    pub fn unconfirmed(&mut self, key: &str) {
+        self.unconfirmed.insert(key);
+    }
+
+    /// Whether part `key` (owed by an earlier process when `inherited`) is in chat already:
+    /// it may have been posted, and the history shows it was. A part neither written nor
+    /// inherited is posted whatever the history shows.
+    pub fn already_posted(&self, key: &str, inherited: bool) -> bool {
+        (inherited || self.unconfirmed.contains(key)) && self.shown.contains(key)
+    }
+}
+
 /// The key a chat message is taken by in the shared store (so that one process runs it): its
 /// room's id and its platform id. A platform id may be unique only within its room: Slack's
 /// `ts` is "guaranteed unique within the context of a channel or conversation"
@@ -68,6 +108,21 @@ pub fn taken_key(room: &str, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_is_posted_already_only_if_it_may_have_been_and_the_history_shows_it() {
+        let mut parts = PostedParts::new(8);
+        parts.shown("a");
+        assert!(!parts.already_posted("a", false), "never written here");
+        assert!(
+            parts.already_posted("a", true),
+            "owed by an earlier process"
+        );
+        parts.unconfirmed("a");
+        parts.unconfirmed("b");
+        assert!(parts.already_posted("a", false));
+        assert!(!parts.already_posted("b", false), "not in the history");
+    }
 
     #[test]
     fn a_message_is_taken_by_its_room_and_its_id() {

@@ -22,7 +22,7 @@ use crate::{
     backends::connection::{
         confirming::Confirmations,
         position::{catch_up_floor, now_ms, Position},
-        tcp, ConnectionError, Effects, Link, Platform, Seen, Sending,
+        tcp, ConnectionError, Effects, Link, Platform, PostedParts, Seen, Sending,
     },
     domain::message::Target,
 };
@@ -96,10 +96,9 @@ pub struct Irc {
     message_tags: bool,
     /// Whether the link waits for the answer to [`SETTLE_TOKEN`] before it is up.
     settling: bool,
-    /// Keys of the lines the channels' replayed history shows the bot posted.
-    own_lines: Seen,
-    /// Keys of lines written into a link that ended before the server confirmed them.
-    unconfirmed: Seen,
+    /// Lines the channels' replayed history shows the bot posted, and lines written into a
+    /// link that ended before the server confirmed them.
+    posted: PostedParts,
     /// The random part of this process's keys for lines that are not part of a result.
     line_prefix: u64,
     /// The number in the next such key.
@@ -130,8 +129,7 @@ impl Irc {
             seen: Seen::new(SEEN_MESSAGES),
             message_tags: false,
             settling: false,
-            own_lines: Seen::new(SEEN_MESSAGES),
-            unconfirmed: Seen::new(SEEN_MESSAGES),
+            posted: PostedParts::new(SEEN_MESSAGES),
             line_prefix: fastrand::u64(..),
             next_line: 0,
         }
@@ -358,7 +356,7 @@ impl Irc {
             Command::PRIVMSG(ref target, _) => {
                 if msg.source_nickname().is_some_and(|n| irc_eq(n, &self.nick)) {
                     if let Some(key) = tag_value(&msg, PART_TAG) {
-                        self.own_lines.insert(&key);
+                        self.posted.shown(&key);
                     }
                 }
                 let msgid = tag_value(&msg, "msgid");
@@ -536,7 +534,7 @@ impl Platform for Irc {
         // Written, not confirmed: sent again on the next link, unless the channel's
         // replayed history shows the server had them.
         for key in self.confirming.lost().into_iter().flatten() {
-            self.unconfirmed.insert(&key);
+            self.posted.unconfirmed(&key);
         }
     }
 
@@ -579,8 +577,7 @@ impl Platform for Irc {
     /// written.
     fn send(&mut self, line: &Line) -> Sending<Self> {
         if let Some(key) = &line.key {
-            let maybe_posted = line.inherited || self.unconfirmed.contains(key);
-            if maybe_posted && self.own_lines.contains(key) {
+            if self.posted.already_posted(key, line.inherited) {
                 tracing::info!(connection = %self.name, "a line owed again is in the channel's history already; not posting it twice");
                 return Sending::Write(Vec::new());
             }

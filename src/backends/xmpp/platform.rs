@@ -25,7 +25,7 @@ use crate::{
     actors::messages::Deliver,
     backends::connection::{
         confirming::Confirmations, position::Position, ConnectionError, Effects, Link, Platform,
-        Seen, Sending,
+        PostedParts, Seen, Sending,
     },
     domain::{
         chunk::{split_message, LengthUnit},
@@ -142,9 +142,10 @@ pub struct Xmpp {
     /// Per room, the earliest start (ms) of a command whose result is owed there and may
     /// have been posted by an earlier process: the next join asks the history from then.
     owed_since: HashMap<String, u64>,
-    /// Keys of result parts the rooms' history or the archive showed the bot posted: such
-    /// a part, owed again, is not posted a second time.
-    own_parts: Seen,
+    /// Result parts the rooms' history or the archive showed the bot posted, and those
+    /// written into a link that ended unconfirmed: such a part, owed again, is not posted a
+    /// second time.
+    posted: PostedParts,
     /// The earliest start (ms) of a command whose result is owed in a direct chat and may
     /// have been posted by an earlier process: the archive is read from then.
     owed_direct_since: Option<u64>,
@@ -156,9 +157,6 @@ pub struct Xmpp {
     told_no_archive: bool,
     /// Result parts written and waiting for the server to confirm them.
     confirming: Confirmations,
-    /// Keys of result parts written into a link that ended before the server confirmed
-    /// them: the server may have them, so the history or the archive is looked at first.
-    unconfirmed: Seen,
 }
 
 impl Xmpp {
@@ -207,13 +205,12 @@ impl Xmpp {
             history_since: HashMap::new(),
             seen: Seen::new(SEEN_MESSAGES),
             owed_since: HashMap::new(),
-            own_parts: Seen::new(OWN_PARTS),
+            posted: PostedParts::new(OWN_PARTS),
             owed_direct_since: None,
             archive: None,
             settling: false,
             told_no_archive: false,
             confirming: Confirmations::default(),
-            unconfirmed: Seen::new(OWN_PARTS),
         }
     }
 
@@ -372,7 +369,7 @@ impl Xmpp {
         if let Some(read) = &self.archive {
             if let Some(archived) = archive::archived(e, &read.id, &self.bare) {
                 for key in archive::own_part_keys(archived, &self.bare) {
-                    self.own_parts.insert(&key);
+                    self.posted.shown(&key);
                 }
                 return;
             }
@@ -383,7 +380,7 @@ impl Xmpp {
         let keys = history::own_part_keys(e, &self.rooms, &self.nick);
         if !keys.is_empty() {
             for key in keys {
-                self.own_parts.insert(&key);
+                self.posted.shown(&key);
             }
             return;
         }
@@ -844,7 +841,7 @@ impl Platform for Xmpp {
         // Written, not confirmed: sent again on the next link, unless what the server
         // keeps shows it had them.
         for key in self.confirming.lost() {
-            self.unconfirmed.insert(&key);
+            self.posted.unconfirmed(&key);
         }
     }
 
@@ -934,8 +931,7 @@ impl Platform for Xmpp {
             let id = self.id("m");
             return Sending::Write(vec![message_xml(&m.to, m.kind, &m.body, &id)]);
         };
-        let maybe_posted = m.inherited.is_some() || self.unconfirmed.contains(key);
-        if maybe_posted && self.own_parts.contains(key) {
+        if self.posted.already_posted(key, m.inherited.is_some()) {
             tracing::info!(connection = %self.name, to = %m.to, "a result part owed again is in the history or the archive already; not posting it twice");
             return Sending::Write(Vec::new());
         }
