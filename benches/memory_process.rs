@@ -4,11 +4,11 @@
 //! The bridge binary (release build, its production allocator) runs against the in-process
 //! StackStorm emulator serving the demo aliases plus the 10,000 generated ones of
 //! `benches/common`, with its console on pipes. Printed: the process's RSS once the list is
-//! loaded and 1,000 sessions made, then after 1,000 commands that each reach a different format (each format's
-//! matcher is built on first use; the emulator refuses the runs, as StackStorm does for
-//! actions that are not installed, so no execution is left waiting; each is kept in the job
-//! history, as every command is), each also fifteen seconds on, once the allocator has
-//! given back what the burst of work freed.
+//! loaded and 1,000 sessions made, then after 1,000 commands that each reach a different
+//! format (each format's matcher is built on first use; the emulator refuses the runs, as
+//! StackStorm does for actions that are not installed, so no execution is left waiting;
+//! each is kept in the job history, as every command is), each also fifteen seconds on,
+//! once the allocator has given back what the burst of work freed.
 //! RSS is split into the process's own memory (anonymous) and the binary's pages the kernel
 //! has mapped (file), which depend on the kernel's fault-around and page cache, not on the
 //! bridge. ARCHITECTURE.md §9 / issue 14: ≤ 30 MiB with 10,000 aliases in use and 1,000

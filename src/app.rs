@@ -263,7 +263,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     // Store writes and result rendering get a thread of their own, so they never hold up
     // the dispatcher or the chat connections. The job keeper and the result tracker share
     // it: both mostly wait on the store and on StackStorm, and each thread costs the
-    // allocator's pages of its own (about 0.2 MiB of an idle process's memory).
+    // allocator's pages of its own (about 0.1 MiB of an idle process's memory).
     let store_thread = actix::Arbiter::new();
     let jobs = {
         let s = JobSettings {

@@ -108,6 +108,11 @@ mod corpus;
 
 use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
 
+use fancy_regex::{Regex, RegexInput, RegexSet, RegexSetMatch, RegexSetOptions};
+use serde::Deserialize;
+
+use self::shapes::{Check, SHAPES};
+
 /// The most memory each of the scan's two lazy DFAs may keep, per thread that masks text.
 /// fancy-regex's default is 64 MiB each, and the DFAs' states grow with the variety of the
 /// text scanned, not with its amount (random ids and tokens are new text every time): 1,000
@@ -118,11 +123,6 @@ use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
 /// (`cargo bench --bench delivery -- mask`; 2 MiB is no faster), and text without one of
 /// the trigger words is not scanned at all.
 const SCAN_CACHE_BYTES: usize = 512 * 1024;
-
-use fancy_regex::{Regex, RegexInput, RegexSet, RegexSetMatch, RegexSetOptions};
-use serde::Deserialize;
-
-use self::shapes::{Check, SHAPES};
 
 /// The default mask: plain ASCII, so it survives every platform's escaping unchanged.
 pub const DEFAULT_MASK: &str = "[redacted]";
@@ -238,6 +238,14 @@ impl Redactor {
     /// each regex that does not compile or matches the empty string, `redact.mask`,
     /// `redact.min_secret_len`).
     pub fn new(config: &RedactConfig) -> Result<Redactor, Vec<RedactProblem>> {
+        Self::with_scan_cache(config, SCAN_CACHE_BYTES)
+    }
+
+    /// [`Redactor::new`] with `scan_cache` bytes for each of the scan's lazy DFAs.
+    fn with_scan_cache(
+        config: &RedactConfig,
+        scan_cache: usize,
+    ) -> Result<Redactor, Vec<RedactProblem>> {
         let mut problems = Vec::new();
         if config.mask.is_empty() {
             problems.push(RedactProblem::new("redact.mask", "must not be empty"));
@@ -297,8 +305,8 @@ impl Redactor {
             None
         } else {
             let options = RegexSetOptions::default()
-                .meta_hybrid_cache_capacity(SCAN_CACHE_BYTES)
-                .overlapping_dfa_cache_capacity(SCAN_CACHE_BYTES);
+                .meta_hybrid_cache_capacity(scan_cache)
+                .overlapping_dfa_cache_capacity(scan_cache);
             match RegexSet::from_regexes(regexes, options) {
                 Ok(set) => Some(set),
                 Err(e) => {
@@ -517,6 +525,46 @@ mod tests {
             Ok(r) => r,
             Err(p) => panic!("the default configuration is refused: {p:?}"),
         }
+    }
+
+    /// Text of great variety outgrows the scan's bounded DFA caches (`SCAN_CACHE_BYTES`;
+    /// 1,000 texts like these grow unbounded ones to about 12 MB): the caches are cleared
+    /// and the NFA finishes the searches, and every text is masked exactly as with caches
+    /// that never fill, in particular not masked to its end as a failed search would be.
+    #[test]
+    fn a_full_scan_cache_masks_exactly_as_an_unbounded_one() {
+        let config = RedactConfig::default();
+        let (small, unbounded) = match (
+            Redactor::with_scan_cache(&config, 64 * 1024),
+            Redactor::with_scan_cache(&config, 256 * 1024 * 1024),
+        ) {
+            (Ok(small), Ok(unbounded)) => (small, unbounded),
+            _ => panic!("the default configuration is refused"),
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut masked_somewhere = 0;
+        for i in 0..2_000 {
+            let text = format!(
+                "user{i}: token {:016x}{:016x} set; see https://bridge.test/login/{:x} \
+                 (password={:x}, api_key={:012x}) for web{i}",
+                next(),
+                next(),
+                next(),
+                next() & 0xffff_ffff,
+                next() & 0xffff_ffff_ffff
+            );
+            let (a, b) = (small.redact(&text, &[]), unbounded.redact(&text, &[]));
+            assert_eq!(a, b, "masked differently: {text}");
+            assert!(a.ends_with(&format!(" for web{i}")), "masked too much: {a}");
+            masked_somewhere += usize::from(a.contains("[redacted]"));
+        }
+        assert_eq!(masked_somewhere, 2_000, "every text has a secret to mask");
     }
 
     #[test]
