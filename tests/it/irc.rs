@@ -33,15 +33,6 @@ pub(crate) struct Ngircd {
     process: Process,
 }
 
-fn ngircd_binary() -> PathBuf {
-    let sbin = PathBuf::from("/usr/sbin/ngircd");
-    if sbin.exists() {
-        sbin
-    } else {
-        PathBuf::from("ngircd")
-    }
-}
-
 impl Ngircd {
     pub(crate) async fn start(password: Option<&str>) -> Self {
         let mut server = Self {
@@ -104,7 +95,7 @@ impl Ngircd {
         );
         std::fs::write(&conf, text).expect("ngircd config written");
         self.process = Process::spawn(
-            Command::new(ngircd_binary())
+            Command::new(crate::support::sbin_program("ngircd"))
                 .arg("-n")
                 .arg("-f")
                 .arg(&conf)
@@ -729,13 +720,8 @@ impl Inspircd {
         std::fs::write(dir.path().join("motd"), "test\n").expect("motd written");
         let path = dir.path().join("inspircd.conf");
         std::fs::write(&path, conf).expect("inspircd config written");
-        let binary = if std::path::Path::new("/usr/sbin/inspircd").exists() {
-            PathBuf::from("/usr/sbin/inspircd")
-        } else {
-            PathBuf::from("inspircd")
-        };
         let process = Process::spawn(
-            Command::new(binary)
+            Command::new(crate::support::sbin_program("inspircd"))
                 .arg("--config")
                 .arg(&path)
                 .arg("--nofork")

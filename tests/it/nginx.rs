@@ -16,7 +16,6 @@
 use std::{
     io::{Read, Write},
     net::SocketAddr,
-    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -168,15 +167,6 @@ http {
 }
 "#;
 
-fn nginx_binary() -> PathBuf {
-    let sbin = PathBuf::from("/usr/sbin/nginx");
-    if sbin.exists() {
-        sbin
-    } else {
-        PathBuf::from("nginx")
-    }
-}
-
 /// A real nginx proxying to `upstream` as st2.conf does; killed (and its temp dir removed)
 /// on drop.
 struct Nginx {
@@ -198,7 +188,7 @@ impl Nginx {
         std::fs::write(&conf, text).expect("nginx config written");
         let log = std::fs::File::create(dir.path().join("error.log")).expect("nginx log file");
         let process = Process::spawn(
-            Command::new(nginx_binary())
+            Command::new(crate::support::sbin_program("nginx"))
                 .arg("-p")
                 .arg(dir.path())
                 .arg("-c")

@@ -618,3 +618,14 @@ pub fn runs_of(emulator: &Emulator, marker: &str) -> Vec<stormbridge::emulator::
         })
         .collect()
 }
+
+/// A server program Debian installs in `/usr/sbin` (ngircd, InspIRCd, nginx), which is not
+/// on an ordinary user's `PATH`; elsewhere, found on the `PATH`.
+pub fn sbin_program(name: &str) -> std::path::PathBuf {
+    let sbin = std::path::Path::new("/usr/sbin").join(name);
+    if sbin.exists() {
+        sbin
+    } else {
+        std::path::PathBuf::from(name)
+    }
+}
