@@ -1,5 +1,7 @@
 //! The whole bridge process with a large install: `cargo bench --bench memory_process
-//! [-- COMMANDS]` (default 1,000; at most 4,000, the generated aliases of that shape).
+//! [-- COMMANDS [--sessions=N]]` (default 1,000 commands, at most 4,000, the generated
+//! aliases of that shape; 1,000 sessions). `STORMBRIDGE_BENCH_WRAPPER` runs the bridge under
+//! a tool (deploy/link-order/profile runs it under callgrind with a few sessions).
 //!
 //! The bridge binary (release build, its production allocator) runs against the in-process
 //! StackStorm emulator serving the demo aliases plus the 10,000 generated ones of
@@ -36,7 +38,7 @@ mod wait;
 mod crowd;
 
 const ALIASES: usize = 10_000;
-/// Sessions made before the commands.
+/// Sessions made before the commands, unless `--sessions=N` says otherwise.
 const SESSIONS: usize = 1_000;
 /// The API key every session is made with (the emulator knows it).
 const SESSION_KEY: (&str, &str) = ("membench0123456789abcdef", "membench-st2");
@@ -78,6 +80,9 @@ fn main() {
 }
 
 async fn run() {
+    let wanted_sessions = std::env::args()
+        .find_map(|a| a.strip_prefix("--sessions=")?.parse::<usize>().ok())
+        .unwrap_or(SESSIONS);
     let mut options = crowd::CrowdOptions::default();
     options.emulator.background_interval = None;
     options
@@ -101,7 +106,7 @@ async fn run() {
     options.extra_toml = format!(
         "[auth]\nmode = \"clientside\"\npublic_url = \"{PUBLIC_URL}\"\n\
          login_attempts_per_address = {}\n",
-        SESSIONS * 4
+        wanted_sessions.max(1) * 4
     );
     let toml = crowd::crowd_toml(&emulator, &options)
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{http}\""))
@@ -137,7 +142,7 @@ async fn run() {
     let commands: Vec<String> = (0..ALIASES).filter_map(common::command_for).collect();
     // Commands run only for people with a session (`mode = "clientside"`): they are made
     // first, and the commands are person p0's.
-    let sessions = make_sessions(&lines, &handed_out, http).await;
+    let sessions = make_sessions(&lines, &handed_out, http, wanted_sessions).await;
     // The list is in once the first command reaches one of the generated aliases.
     let mut tries = 0;
     let loaded = eventually!(Duration::from_secs(60), {
@@ -168,7 +173,7 @@ async fn run() {
     let after_commands = rss(pid);
     let settled_after_commands = settled(pid).await;
     drop(lines);
-    bridge.stop();
+    bridge.stop().await;
     println!("bridge process RSS, MiB: total (anonymous + file)");
     for (what, (total, anon, file)) in [
         (
@@ -189,19 +194,20 @@ async fn run() {
     }
 }
 
-/// Makes [`SESSIONS`] sessions the way people do: each person asks for a login link in a
+/// Makes `count` sessions the way people do: each person asks for a login link in a
 /// direct message, and the login form is posted with an API key. Returns how many the bridge
 /// accepted.
 async fn make_sessions(
     lines: &std::sync::mpsc::Sender<String>,
     handed_out: &std::sync::mpsc::Receiver<(String, String)>,
     http: std::net::SocketAddr,
+    count: usize,
 ) -> usize {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
     let mut made = 0;
-    for person in 0..SESSIONS {
+    for person in 0..count {
         let word = format!("correct horse {person}");
         let _ = lines.send(format!("/as p{person} /dm st2session_start {word}\n"));
         // The bridge's answer comes on the output thread; wait for it without blocking the

@@ -116,7 +116,7 @@ async fn soak(minutes: f64, rate: f64) {
         crowd::Tally::of(&sent, &seen.lock()).unanswered() == 0
     });
     let tally = crowd::Tally::of(&sent, &seen.lock());
-    bridge.stop();
+    bridge.stop().await;
     let quarter = samples
         .iter()
         .find(|(at, _)| at.as_secs_f64() >= total.as_secs_f64() / 4.0)

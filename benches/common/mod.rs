@@ -216,6 +216,11 @@ pub struct BridgeChild {
     writer: std::thread::JoinHandle<()>,
 }
 
+/// How long [`BridgeChild::stop`] lets the bridge shut down before killing it (long enough
+/// for one running under valgrind).
+#[allow(dead_code)]
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[allow(dead_code)]
 impl BridgeChild {
     /// Starts the binary with `config`; every line it writes goes to `each_line`, on a thread
@@ -227,7 +232,16 @@ impl BridgeChild {
         mut each_line: impl FnMut(String) + Send + 'static,
     ) -> BridgeChild {
         use std::io::{BufRead as _, Write as _};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stormbridge"))
+        // `STORMBRIDGE_BENCH_WRAPPER`: a command the bridge runs under (words split at
+        // spaces), e.g. valgrind's callgrind for deploy/link-order/profile, or heaptrack.
+        let wrapper = std::env::var("STORMBRIDGE_BENCH_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let bridge = env!("CARGO_BIN_EXE_stormbridge");
+        let mut command = std::process::Command::new(words.next().unwrap_or(bridge));
+        if !wrapper.trim().is_empty() {
+            command.args(words).arg(bridge);
+        }
+        let mut child = command
             .arg("--config")
             .arg(config)
             .arg("run")
@@ -265,8 +279,21 @@ impl BridgeChild {
         self.child.id()
     }
 
-    /// Kills the process and waits for it and the writer thread.
-    pub fn stop(mut self) {
+    /// Stops the process as a service manager does (SIGTERM: the bridge shuts down, and a
+    /// tool it runs under writes its report), killing it after [`STOP_GRACE`]; then waits
+    /// for it and the writer thread.
+    pub async fn stop(mut self) {
+        let terminated = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while terminated && std::time::Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         drop(self.lines);
