@@ -31,12 +31,23 @@ pub enum Command {
     /// Validate the configuration, print every problem, exit 0 (valid) or 1 (invalid).
     CheckConfig,
     /// Try the bridge with no StackStorm: starts the built-in StackStorm API emulator (a test
-    /// double, not StackStorm) with demo aliases, and a console chat on this terminal.
-    /// Type `!st2help` or `!st2 run date`; Ctrl-D quits.
+    /// double, not StackStorm) with demo aliases in a process of its own (`emulator`
+    /// below), and the bridge with a console chat on this terminal.
+    /// Type `!st2help` or `!st2 run date`; Ctrl-D quits both.
     Demo {
         /// Address of the HTTP server (/health, /ready, /actors, /metrics).
         #[arg(long, default_value = "127.0.0.1:0")]
         http_listen: SocketAddr,
+    },
+    /// Run only the built-in StackStorm API emulator (a test double, not StackStorm) with the
+    /// demo's aliases, on 127.0.0.1, for trying a configuration without StackStorm: point
+    /// `[st2] api_url`, `auth_url` and `stream_url` at its /api/v1, /auth/v1 and /stream/v1;
+    /// user `st2admin`, password `Ch@ngeMe`. Prints its address (http://127.0.0.1:PORT) on
+    /// the first line of output; stops at the end of its input (Ctrl-D) or on SIGINT/SIGTERM.
+    Emulator {
+        /// Port to listen on (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
     /// Print the parameters StackStorm extracts from COMMAND with FORMAT, as a JSON object.
     /// Exit 1 with StackStorm's error text when it does not match.

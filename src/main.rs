@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         } => return acl_explain(cli.config, &user, &room, aliases, &command),
         Command::CheckConfig => return check_config(cli.config),
         Command::Demo { http_listen } => demo(http_listen),
+        Command::Emulator { port } => emulator(port),
         Command::Parse {
             format,
             command,
@@ -252,11 +253,21 @@ fn demo(_http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
     )
 }
 
+#[cfg(not(feature = "emulator"))]
+fn emulator(_port: u16) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this stormbridge was built without the StackStorm emulator (cargo feature `emulator`)"
+    )
+}
+
+/// `stormbridge emulator`: the StackStorm emulator alone, with the demo's aliases, until the
+/// end of its input or a signal. Its first line of output is its address.
 #[cfg(feature = "emulator")]
-fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
+fn emulator(port: u16) -> anyhow::Result<()> {
+    use std::io::Write as _;
     use stormbridge::emulator::{demo_aliases, long_job_alias, Emulator, EmulatorConfig};
     let system = actix_rt::System::new();
-    let (emulator, app) = system.block_on(async {
+    let emulator = system.block_on(async {
         stop_on_signals(AppSlot::default());
         // Commands take a second or two, as real ones do: StackStorm prints a duration under
         // a second as microseconds ("Took 0.02μs"), which would make the demo look broken.
@@ -264,32 +275,147 @@ fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
         let emulator = Emulator::start(EmulatorConfig {
             execution_delay: DEMO_EXECUTION_TIME,
             aliases: [demo_aliases(), vec![long_job_alias()]].concat(),
+            port,
             ..EmulatorConfig::default()
         })
         .await
-            .context("starting the StackStorm emulator")?;
+        .context("starting the StackStorm emulator")?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", emulator.base_url())
+            .and_then(|()| out.flush())
+            .context("writing the emulator's address")?;
+        let system = actix_rt::System::current();
+        std::thread::Builder::new()
+            .name("emulator-stdin".into())
+            .spawn(move || {
+                // Whoever started it (`stormbridge demo`, a terminal) closes the input to
+                // stop it; so does the demo's end, even when it is killed.
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                system.stop();
+            })
+            .context("watching the emulator's input")?;
+        Ok::<_, anyhow::Error>(emulator)
+    })?;
+    system.run().context("actor system failed")?;
+    drop(emulator);
+    Ok(())
+}
+
+/// The demo's StackStorm: `stormbridge emulator` in a process of its own, as StackStorm is
+/// apart from the bridge, so the demo's bridge is the bridge alone (its memory, threads and
+/// `/actors` are a deployed bridge's). It stops when this is dropped, or when the demo dies,
+/// as its input then closes.
+#[cfg(feature = "emulator")]
+struct EmulatorProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    base_url: String,
+}
+
+#[cfg(feature = "emulator")]
+impl EmulatorProcess {
+    /// Longest the emulator may take to say its address.
+    const START_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+    /// Longest it may take to stop once its input is closed, before it is killed.
+    const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn start() -> anyhow::Result<EmulatorProcess> {
+        use std::io::BufRead as _;
+        use std::process::{Command, Stdio};
+        let program = std::env::current_exe().context("finding this program")?;
+        let mut child = Command::new(program)
+            .arg("emulator")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting `stormbridge emulator`")?;
+        let Some(stdout) = child.stdout.take() else {
+            anyhow::bail!("`stormbridge emulator` has no output to read");
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Only the first line is read; the emulator writes nothing after it.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(read.map(|_| line));
+        });
+        let line = rx.recv_timeout(Self::START_WAIT);
+        let mut process = EmulatorProcess {
+            child,
+            base_url: String::new(),
+        };
+        match line {
+            Ok(Ok(line)) if line.trim_end().starts_with("http://127.0.0.1:") => {
+                process.base_url = line.trim_end().to_owned();
+                Ok(process)
+            }
+            // Dropping `process` stops the emulator.
+            Ok(Ok(line)) if line.is_empty() => {
+                anyhow::bail!("`stormbridge emulator` ended without saying its address")
+            }
+            // `{:?}` escapes control characters.
+            Ok(Ok(line)) => anyhow::bail!(
+                "`stormbridge emulator` said {:?} where its address was expected",
+                line.trim_end()
+            ),
+            Ok(Err(e)) => Err(e).context("reading `stormbridge emulator`'s address"),
+            Err(_) => anyhow::bail!(
+                "`stormbridge emulator` did not say its address within {} s",
+                Self::START_WAIT.as_secs()
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "emulator")]
+impl Drop for EmulatorProcess {
+    // Dropped after the actor system has stopped, on no arbiter: a short poll bounds the wait.
+    #[allow(clippy::disallowed_methods)]
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = std::time::Instant::now() + Self::STOP_WAIT;
+        while std::time::Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "emulator")]
+fn demo(http_listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let emulator = EmulatorProcess::start().context("starting the StackStorm emulator")?;
+    let system = actix_rt::System::new();
+    let app = system.block_on(async {
+        stop_on_signals(AppSlot::default());
         let toml = format!(
             "{DEMO_TOML}\n[http]\nlisten = \"{http_listen}\"\n"
         );
         let mut settings = config::load_from_str(&toml, &REGISTRY).map_err(anyhow::Error::from)?;
-        settings.st2.api_url = emulator.api_url();
-        settings.st2.auth_url = emulator.auth_url();
-        settings.st2.stream_url = emulator.stream_url();
+        settings.st2.api_url = format!("{}/api/v1", emulator.base_url);
+        settings.st2.auth_url = format!("{}/auth/v1", emulator.base_url);
+        settings.st2.stream_url = format!("{}/stream/v1", emulator.base_url);
         telemetry::init(&settings.log);
         let app = app::start(settings, AppOptions::default()).await?;
         eprintln!(
             "stormbridge demo\n\
-             \x20 StackStorm: the built-in EMULATOR at {} (a test double, not StackStorm)\n\
+             \x20 StackStorm: the built-in EMULATOR at {} (a test double, not StackStorm; process {})\n\
              \x20 operator endpoints: http://{}/health /ready /actors /metrics\n\
              \x20 You are `demo-user` in room #demo. Try:  !st2help   !st2 run date   !st2 run uptime on web1\n\
              \x20 Jobs: !st2 start long job 30   !st2tail   !st2jobs   !st2cancel <n>\n\
              \x20 A line starting with /dm is a direct message. Ctrl-D quits.",
-            emulator.base_url(),
+            emulator.base_url,
+            emulator.child.id(),
             app.http_addr,
         );
-        Ok::<_, anyhow::Error>((emulator, app))
+        Ok::<_, anyhow::Error>(app)
     })?;
     system.run().context("actor system failed")?;
-    drop((emulator, app));
+    drop(app);
+    drop(emulator);
     Ok(())
 }

@@ -27,7 +27,8 @@
 //! behaviour it gives), inconvenient parts included, and never answers with the
 //! bridge's own code.
 //!
-//! It is used by the bridge's integration tests and by `stormbridge demo`.
+//! It is used by the bridge's integration tests, and runs alone as `stormbridge emulator`
+//! (which `stormbridge demo` starts as a process of its own, as StackStorm is one).
 //!
 //! The HTTP server runs on its own thread with its own actix `System` (one worker),
 //! so the emulator works the same from `#[actix_web::test]`, `#[tokio::test]` or
@@ -235,6 +236,8 @@ pub struct EmulatorConfig {
     /// `GET /api/v1/actions` items: `pack`, `name`, `runner_type`, `parameters`
     /// (st2's parameter specs), `enabled`. See `registry.rs` for the built-in ones.
     pub actions: Vec<Value>,
+    /// The port on 127.0.0.1 to listen on; 0 (the default) takes a free one.
+    pub port: u16,
 }
 
 /// The web UI base URL executions carry when [`EmulatorConfig::web_url`] is `None`:
@@ -293,6 +296,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("denied_actions", &self.denied_actions)
             .field("notify_rules", &self.notify_rules)
             .field("actions", &self.actions.len())
+            .field("port", &self.port)
             .finish()
     }
 }
@@ -320,6 +324,7 @@ impl Default for EmulatorConfig {
                 ("stormbridge".to_string(), "stormbridge".to_string()),
             ],
             actions: Vec::new(),
+            port: 0,
         }
     }
 }
@@ -380,13 +385,13 @@ impl std::fmt::Debug for Emulator {
 const PORT_WAIT: Duration = Duration::from_secs(5);
 
 impl Emulator {
-    /// Start on `127.0.0.1:0` (a free port).
+    /// Start on 127.0.0.1, on [`EmulatorConfig::port`] (by default a free port).
     ///
     /// # Errors
     ///
-    /// When no loopback port can be bound or a thread cannot be started.
+    /// When the loopback port cannot be bound or a thread cannot be started.
     pub async fn start(cfg: EmulatorConfig) -> io::Result<Emulator> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, cfg.port))?;
         let addr = listener.local_addr()?;
         let settings = Settings {
             users: cfg.users,

@@ -18,6 +18,53 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Each line `reader` gives, as it comes (a thread reads until the end).
+fn lines_of(reader: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `stormbridge demo` (no configuration file, warnings only) with its input on a pipe.
+fn spawn_demo(stdout: std::process::Stdio, stderr: std::process::Stdio) -> std::process::Child {
+    bin()
+        .arg("demo")
+        .env_remove("STORMBRIDGE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("demo starts")
+}
+
+/// Whether `child` ends within `limit`; if it does not, it is killed (so the test leaves
+/// nothing running).
+// A plain test thread, no arbiter: a short poll bounds the wait.
+#[allow(clippy::disallowed_methods)]
+fn ends_within(mut child: std::process::Child, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
 #[test]
 fn parse_prints_parameters_as_json() {
     let (code, out, err) = run(bin().args([
@@ -168,36 +215,13 @@ fn the_shipped_example_config_is_valid_once_its_secret_exists() {
 
 #[test]
 fn the_demo_answers_a_command_with_a_duration_people_can_read() {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     use std::process::Stdio;
     use std::time::{Duration, Instant};
 
-    let mut child = bin()
-        .arg("demo")
-        .env_remove("STORMBRIDGE_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut child = spawn_demo(Stdio::piped(), Stdio::null());
+    let rx = lines_of(child.stdout.take().expect("stdout"));
     let mut stdin = child.stdin.take().expect("stdin");
-    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = exit_tx.send(child.wait());
-    });
     // As a user would: while the demo is still loading its aliases, it says so; ask again.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
@@ -230,7 +254,7 @@ fn the_demo_answers_a_command_with_a_duration_people_can_read() {
     };
     // Ctrl-D: the demo stops at the end of its input.
     drop(stdin);
-    let stopped = exit_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+    let stopped = ends_within(child, Duration::from_secs(10));
     let result = result.unwrap_or_else(|| panic!("no result from the demo; saw {seen:#?}"));
     let report = report.unwrap_or_else(|| panic!("no per-host report; saw {seen:#?}"));
     assert_eq!(
@@ -289,32 +313,13 @@ fn check_config_warns_about_an_old_chat_key_and_refuses_both_names() {
 /// still open: the demo stops at once rather than waiting for another line.
 #[test]
 fn the_demo_stops_on_sigterm_with_its_input_still_open() {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     use std::process::Stdio;
     use std::time::Duration;
 
-    let mut child = bin()
-        .arg("demo")
-        .env_remove("STORMBRIDGE_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo starts");
+    let mut child = spawn_demo(Stdio::piped(), Stdio::null());
     let pid = child.id().to_string();
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stdout.take().expect("stdout"));
     // Up and reading: it answers a line (any answer will do).
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"!st2help\n").expect("typed");
@@ -325,17 +330,113 @@ fn the_demo_stops_on_sigterm_with_its_input_still_open() {
         .status()
         .expect("kill runs");
     assert!(sent.success());
-    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = exit_tx.send(child.wait());
-    });
-    let stopped = exit_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+    let stopped = ends_within(child, Duration::from_secs(10));
     drop(stdin);
-    if !stopped {
-        // Not stopped by the signal: end it, so the test leaves nothing running.
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status();
-    }
     assert!(stopped, "the demo ignored SIGTERM with its input open");
+}
+
+/// The port the demo's banner (on its standard error) says its StackStorm emulator is on.
+fn emulator_port_of_demo(stderr: &std::sync::mpsc::Receiver<String>) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = stderr
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no emulator address in the demo's banner: {seen:#?}"));
+        if let Some(rest) = line.split("EMULATOR at http://127.0.0.1:").nth(1) {
+            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            return port.parse().expect("a port");
+        }
+        seen.push(line);
+    }
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`, waiting up to 10 s for the
+/// answer to become `expected`; the last answer.
+// A plain test thread, no arbiter: a short poll bounds the wait.
+#[allow(clippy::disallowed_methods)]
+fn port_open_becomes(port: u16, expected: bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let open = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if open == expected || std::time::Instant::now() >= deadline {
+            return open;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The demo's StackStorm emulator is a process of its own: it ends with the demo, whether
+/// the demo reaches the end of its input or is killed outright (nothing is left running).
+#[test]
+fn the_demos_emulator_ends_with_the_demo_even_when_the_demo_is_killed() {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    for killed in [false, true] {
+        let mut demo = spawn_demo(Stdio::null(), Stdio::piped());
+        let stderr = lines_of(demo.stderr.take().expect("stderr"));
+        let port = emulator_port_of_demo(&stderr);
+        assert!(port_open_becomes(port, true), "the emulator is not up");
+        let stdin = demo.stdin.take().expect("stdin");
+        if killed {
+            demo.kill().expect("SIGKILL sent");
+        }
+        drop(stdin);
+        assert!(
+            ends_within(demo, Duration::from_secs(10)),
+            "the demo did not end"
+        );
+        assert!(
+            !port_open_becomes(port, false),
+            "the emulator outlived the demo (killed: {killed})"
+        );
+    }
+}
+
+/// `stormbridge emulator` alone: its first line is its address, it signs st2's default
+/// admin in as the help says, and it ends at the end of its input.
+#[test]
+fn the_emulator_alone_says_its_address_signs_st2admin_in_and_ends_with_its_input() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let mut emulator = bin()
+        .arg("emulator")
+        .env_remove("STORMBRIDGE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("emulator starts");
+    let stdout = lines_of(emulator.stdout.take().expect("stdout"));
+    let address = stdout
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the emulator says its address");
+    let port: u16 = address
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("not an address: {address:?}"))
+        .parse()
+        .expect("a port");
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout set");
+    // st2admin:Ch@ngeMe
+    http.write_all(
+        b"POST /auth/v1/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Authorization: Basic c3QyYWRtaW46Q2hAbmdlTWU=\r\nContent-Length: 0\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .expect("request sent");
+    let mut answer = String::new();
+    let _ = http.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains("\"token\""), "{answer}");
+    drop(emulator.stdin.take());
+    assert!(
+        ends_within(emulator, Duration::from_secs(10)),
+        "the emulator did not end with its input"
+    );
 }
