@@ -4,15 +4,22 @@ deploy/helm/ci-chart-check). It renders nothing; it checks that
   - every chart file without template directives (Chart.yaml, values.yaml) parses as YAML;
   - every .Values path a template uses exists in values.yaml;
   - the default `config` in values.yaml is TOML and leaves [http]/[store] to the chart;
-  - deploy/prometheus/alerts.yaml is a rule file (groups of rules with alert and expr), and
-    deploy/grafana/stormbridge.json is JSON with the ${DS_PROMETHEUS} input;
+  - deploy/prometheus/alerts.yaml is a rule file Prometheus accepts (`promtool check rules`),
+    and its alerts fire when they should and only then (`promtool test rules` with
+    alerts.test.yaml);
+  - deploy/grafana/stormbridge.json is JSON with the ${DS_PROMETHEUS} input, and every query
+    in it is PromQL that Prometheus parses (with Grafana's $instance and $__rate_interval
+    filled in; promtool checks them as recording rules);
   - the k8s manifest parses.
 (That the dashboard and the alerts use only series the bridge exports is tests/it/deploy.rs.)
 """
 import json
 import pathlib
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import tomllib
 
 import yaml
@@ -68,6 +75,28 @@ dashboard = json.loads((root / "grafana" / "stormbridge.json").read_text())
 if not any(i.get("name") == "DS_PROMETHEUS" for i in dashboard.get("__inputs", [])):
     problems.append("stormbridge.json: no DS_PROMETHEUS input")
 checked += 1
+
+promtool = shutil.which("promtool")
+if promtool is None:
+    problems.append("promtool not found (Debian's prometheus package; .ci/test-deps installs it)")
+else:
+    for args in (["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"]):
+        run = subprocess.run([promtool, *args], cwd=root / "prometheus", capture_output=True, text=True)
+        if run.returncode != 0:
+            problems.append(f"promtool {' '.join(args)}: {run.stdout}{run.stderr}")
+        checked += 1
+    rules = []
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$instance", ".*").replace("$__rate_interval", "5m")
+            rules.append({"record": f"dashboard:panel{panel['id']}:{target['refId']}", "expr": expr})
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+        f.flush()
+        run = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True)
+        if run.returncode != 0:
+            problems.append(f"stormbridge.json: a query Prometheus does not parse: {run.stdout}{run.stderr}")
+    checked += len(rules)
 
 list(yaml.safe_load_all((root / "k8s" / "stormbridge.yaml").read_text()))
 checked += 1

@@ -546,6 +546,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             reporter("leases", false),
             advertise_url.as_deref(),
             holders.clone(),
+            metrics.clone(),
         )
         .start()
     });

@@ -93,6 +93,11 @@ struct ConnectionLabels {
     connection: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    store: &'static str,
+}
+
 struct Inner {
     registry: Registry,
     commands: Family<OutcomeLabels, Counter>,
@@ -112,6 +117,8 @@ struct Inner {
     chat_outbound_dropped: Family<ConnectionLabels, Counter>,
     chat_outbound_resent: Family<ConnectionLabels, Counter>,
     chat_outbound_queued: Family<ConnectionLabels, Gauge>,
+    connection_lease_held: Family<ConnectionLabels, Gauge>,
+    store_reachable: Family<StoreLabels, Gauge>,
     acl_decisions: Family<AclLabels, Counter>,
     waiting_decisions: Family<EventLabels, Counter>,
     commands_waiting: Gauge,
@@ -254,6 +261,18 @@ impl Metrics {
             "Outbound chat messages waiting in a connection's queue (disconnected or rate-limited)",
             chat_outbound_queued.clone(),
         );
+        let connection_lease_held = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "connection_lease_held",
+            "With the Redis store: 1 when this process holds a chat connection's lease (it runs the connection), 0 when it stands by; summed over the processes, 1 per connection",
+            connection_lease_held.clone(),
+        );
+        let store_reachable = Family::<StoreLabels, Gauge>::default();
+        registry.register(
+            "store_reachable",
+            "1 while the shared store answers, 0 while it does not (Redis: read from the leases' calls, every lease_ttl / 3 seconds; chat connections stop when it stays unreachable)",
+            store_reachable.clone(),
+        );
         let acl_decisions = Family::<AclLabels, Counter>::default();
         registry.register(
             "acl_decisions",
@@ -279,6 +298,8 @@ impl Metrics {
             chat_outbound_dropped,
             chat_outbound_resent,
             chat_outbound_queued,
+            connection_lease_held,
+            store_reachable,
             acl_decisions,
             waiting_decisions,
             commands_waiting,
@@ -398,6 +419,24 @@ impl Metrics {
             .set(i64::from(up));
     }
 
+    /// Records whether this process holds `connection`'s lease (Redis store).
+    pub fn set_connection_lease_held(&self, connection: &str, held: bool) {
+        self.0
+            .connection_lease_held
+            .get_or_create(&ConnectionLabels {
+                connection: connection.to_owned(),
+            })
+            .set(i64::from(held));
+    }
+
+    /// Records whether the shared store (`"redis"`) answers.
+    pub fn set_store_reachable(&self, store: &'static str, reachable: bool) {
+        self.0
+            .store_reachable
+            .get_or_create(&StoreLabels { store })
+            .set(i64::from(reachable));
+    }
+
     /// Adds `count` messages dropped from a chat connection's full outbound queue (0 still
     /// creates the series, so it reads 0 rather than missing before the first drop).
     pub fn chat_outbound_dropped(&self, connection: &str, count: u64) {
@@ -493,5 +532,22 @@ mod tests {
         assert!(text.contains(r#"stormbridge_chat_outbound_dropped_total{connection="mm"} 4"#));
         assert!(text.contains(r#"stormbridge_chat_outbound_dropped_total{connection="irc"} 1"#));
         assert!(text.contains(r#"stormbridge_chat_outbound_queued{connection="mm"} 0"#));
+    }
+
+    #[test]
+    fn lease_and_store_series_appear_only_once_a_shared_store_sets_them() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(
+            !text.contains("stormbridge_store_reachable{"),
+            "a bridge without Redis shows no reachability to alert on: {text}"
+        );
+        m.set_connection_lease_held("mm", true);
+        m.set_connection_lease_held("irc", false);
+        m.set_store_reachable("redis", false);
+        let text = m.render();
+        assert!(text.contains(r#"stormbridge_connection_lease_held{connection="mm"} 1"#));
+        assert!(text.contains(r#"stormbridge_connection_lease_held{connection="irc"} 0"#));
+        assert!(text.contains(r#"stormbridge_store_reachable{store="redis"} 0"#));
     }
 }

@@ -25,6 +25,7 @@ use serde_json::json;
 use super::status::{ActorState, StatusReporter};
 use crate::{
     lease::Gate,
+    metrics::Metrics,
     store::leases::{Held, LeaseStore},
 };
 
@@ -118,12 +119,15 @@ pub struct LeaseKeeper {
     stopping: bool,
     /// Where the other processes run the connections this one does not.
     directory: HolderDirectory,
+    /// Which leases this process holds, and whether Redis answers, for `/metrics`.
+    metrics: Metrics,
 }
 
 impl LeaseKeeper {
     /// A keeper of the leases of `connections` (name → gate), each for `ttl`; leases this
     /// process takes publish `advertise` (its address for the others), and `directory`
     /// learns where the others run the rest.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: LeaseStore,
         ttl: Duration,
@@ -132,6 +136,7 @@ impl LeaseKeeper {
         status: StatusReporter,
         advertise: Option<&str>,
         directory: HolderDirectory,
+        metrics: Metrics,
     ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
         let random = uuid::Uuid::new_v4().simple().to_string();
@@ -157,6 +162,7 @@ impl LeaseKeeper {
             failing: None,
             ticker: None,
             stopping: false,
+            metrics,
         }
     }
 
@@ -316,6 +322,12 @@ impl LeaseKeeper {
     }
 
     fn report(&mut self) {
+        for (name, lease) in &self.leases {
+            self.metrics
+                .set_connection_lease_held(name, lease.held.is_some());
+        }
+        self.metrics
+            .set_store_reachable("redis", self.failing.is_none());
         let held: Vec<&str> = self
             .leases
             .iter()

@@ -274,6 +274,23 @@ async fn ready_and_holding(port: u16, name: &str) {
         ),
         "bridge on {port} holds {name}"
     );
+    assert!(
+        eventually!(
+            Duration::from_secs(5),
+            lease_held_metric(port, name).await == Some(1.0)
+                && scrape(port, STORE_REACHABLE).await == Some(1.0)
+        ),
+        "bridge on {port} says in /metrics that it holds {name} and reaches Redis"
+    );
+}
+
+/// `stormbridge_store_reachable` for Redis.
+const STORE_REACHABLE: &str = "stormbridge_store_reachable{store=\"redis\"}";
+
+/// `stormbridge_connection_lease_held` of connection `name` on the bridge on `port`.
+async fn lease_held_metric(port: u16, name: &str) -> Option<f64> {
+    let series = format!("stormbridge_connection_lease_held{{connection=\"{name}\"}}");
+    scrape(port, &series).await
 }
 
 /// Waits until the bridge on `port` is ready; it stands by for connection `name`.
@@ -283,6 +300,13 @@ async fn ready_standing_by(port: u16, name: &str) {
         lease_state_of(port, name).await.as_deref(),
         Some("standby"),
         "bridge on {port} stands by for {name}"
+    );
+    assert!(
+        eventually!(
+            Duration::from_secs(5),
+            lease_held_metric(port, name).await == Some(0.0)
+        ),
+        "bridge on {port} says in /metrics that it does not hold {name}"
     );
 }
 
@@ -471,6 +495,14 @@ async fn a_redis_restart_pauses_the_connection_clearly_and_it_comes_back() {
         "the outage shows in /actors and the connection stops: {:?}",
         actor(port, "leases").await
     );
+    assert!(
+        eventually!(
+            Duration::from_secs(5),
+            scrape(port, STORE_REACHABLE).await == Some(0.0)
+                && lease_held_metric(port, "mm").await == Some(0.0)
+        ),
+        "/metrics shows Redis unreachable and the connection held by nobody here"
+    );
     r.redis.run().await;
     assert!(
         eventually!(
@@ -482,6 +514,14 @@ async fn a_redis_restart_pauses_the_connection_clearly_and_it_comes_back() {
         ),
         "the connection is taken up again: {:?}",
         actor(port, "leases").await
+    );
+    assert!(
+        eventually!(
+            Duration::from_secs(5),
+            scrape(port, STORE_REACHABLE).await == Some(1.0)
+                && lease_held_metric(port, "mm").await == Some(1.0)
+        ),
+        "/metrics shows Redis back and the connection held"
     );
     r.command("after-0");
     assert!(
