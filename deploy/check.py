@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CI's check of deploy/'s files as files (helm's own lint and rendering of the chart is
-deploy/helm/ci-chart-check). It renders nothing; it checks that
+deploy/ci-kubernetes-check). It renders nothing; it checks that
   - every chart file without template directives (Chart.yaml, values.yaml) parses as YAML;
   - every .Values path a template uses exists in values.yaml;
   - the default `config` in values.yaml is TOML and leaves [http]/[store] to the chart;
