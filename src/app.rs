@@ -1,7 +1,7 @@
 //! The composition root: starts the actors in dependency order, wires them together and
 //! starts the HTTP server. Used by `stormbridge run`, `stormbridge demo` and the tests.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 
@@ -156,6 +156,35 @@ impl RunningApp {
     }
 }
 
+/// How long a start waits for a Redis that does not answer yet. Kubernetes starts the bridge
+/// and the chart's bundled Redis together: without the wait the bridge stops, and comes back
+/// only after a restart's back-off. Less than the chart's liveness allowance (5 s + 3 × 10 s),
+/// since nothing answers the probe meanwhile.
+const REDIS_START_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens the Redis store, trying again (0.25 s, doubling to 4 s between tries) while Redis
+/// cannot be reached, for up to [`REDIS_START_WAIT`]; refused credentials or another key stop
+/// the start at once.
+async fn open_redis_waiting(
+    options: &crate::store::RedisOptions,
+    key: &crate::store::StoreKey,
+) -> Result<SessionStore, crate::store::StoreError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match SessionStore::open_redis(options, key) {
+            Err(crate::store::StoreError::RedisUnreachable { what })
+                if started.elapsed() + pause < REDIS_START_WAIT =>
+            {
+                tracing::warn!(error = %what, retry_in_ms = pause.as_millis() as u64, "Redis does not answer yet; waiting for it (up to {} s)", REDIS_START_WAIT.as_secs());
+                actix_rt::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 /// Starts the bridge on the current actix system.
 pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp, StartError> {
     let settings = Arc::new(settings);
@@ -186,7 +215,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             key_source,
             ..
         } => {
-            let store = SessionStore::open_redis(options, key)?;
+            let store = open_redis_waiting(options, key).await?;
             tracing::info!(url = %options.url, prefix = %options.prefix, key = %key_source, "Redis store opened");
             store
         }

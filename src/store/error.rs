@@ -109,6 +109,15 @@ pub enum StoreError {
         what: String,
     },
 
+    /// Redis could not be reached: the connection was refused, timed out, dropped or its
+    /// name did not resolve. Unlike [`StoreError::Redis`] (refused credentials, a failed
+    /// command), trying again later may succeed.
+    #[error("redis store error: {what}")]
+    RedisUnreachable {
+        /// What failed.
+        what: String,
+    },
+
     /// The Redis key prefix was first used with another store key (see
     /// [`StoreError::WrongKey`]).
     #[error(

@@ -100,6 +100,12 @@ pub(crate) fn redis_error(e: &redis::RedisError) -> StoreError {
     }
 }
 
+/// Whether a failed connection is Redis not being reachable (refused, timed out, dropped,
+/// a name that does not resolve: all I/O errors) rather than Redis answering no.
+fn unreachable(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped()
+}
+
 pub(crate) struct RedisBackend {
     client: Client,
     conn: Mutex<Option<Connection>>,
@@ -189,8 +195,13 @@ impl RedisBackend {
         let mut slot = self.conn.lock();
         let mut con = match slot.take() {
             Some(con) => con,
-            None => self.connect().map_err(|e| StoreError::Redis {
-                what: format!("cannot connect to Redis at {}: {e}", self.place),
+            None => self.connect().map_err(|e| {
+                let what = format!("cannot connect to Redis at {}: {e}", self.place);
+                if unreachable(&e) {
+                    StoreError::RedisUnreachable { what }
+                } else {
+                    StoreError::Redis { what }
+                }
             })?,
         };
         match f(&mut con) {

@@ -531,6 +531,42 @@ async fn a_redis_restart_pauses_the_connection_clearly_and_it_comes_back() {
     assert_eq!(answered(&r, "before-0"), 1, "nothing posted twice");
 }
 
+/// Kubernetes starts the bridge and the chart's bundled Redis together: a bridge that finds
+/// no Redis yet waits for it (up to 30 s) instead of stopping.
+#[actix_rt::test]
+async fn a_bridge_started_before_its_redis_waits_for_it() {
+    let mut r = Replicas::start(Duration::from_millis(200)).await;
+    r.redis.process.kill();
+    // On Redis's port meanwhile: a listener that closes every connection, counting them.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", r.redis.port))
+        .expect("Redis's port is free again");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = free_port();
+    let mut bridge = r.replica(port);
+    let mut tries = 0;
+    let retried = eventually!(Duration::from_secs(10), {
+        while let Ok((connection, _)) = listener.accept() {
+            drop(connection);
+            tries += 1;
+        }
+        tries >= 2
+    });
+    assert!(retried, "the bridge tried Redis again ({tries} tries)");
+    assert!(!bridge.process.has_exited(), "the bridge waits for Redis");
+    drop(listener);
+    r.redis.run().await;
+    ready_and_holding(port, "mm").await;
+    r.command("after-waiting");
+    assert!(
+        eventually!(
+            Duration::from_secs(15),
+            r.execution("after-waiting")
+                .is_some_and(|id| r.results_of(&id) == 1)
+        ),
+        "the bridge that waited answers"
+    );
+}
+
 #[actix_rt::test]
 async fn a_clean_stop_hands_the_connection_over_before_its_lease_runs_out() {
     // A 30 s lease: left to expire, b could not take the connection for 20 s at least

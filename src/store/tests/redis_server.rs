@@ -375,6 +375,41 @@ fn passwords_and_acl_users_authenticate() {
     assert!(!err.to_string().contains("default-pw"), "{err}");
 }
 
+/// A server that is not there (yet) is told apart from one that refuses (a `Redis` error:
+/// `passwords_and_acl_users_authenticate`): a start waits for the first (a bundled Redis
+/// starting beside the bridge) and stops at once for the second.
+#[test]
+fn a_redis_not_listening_or_not_resolving_is_unreachable() {
+    let key = StoreKey::generate().unwrap();
+    let port = {
+        // A port nothing listens on any more.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let nobody = RedisOptions {
+        url: format!("redis://127.0.0.1:{port}/0"),
+        ..options(shared(), &fresh_prefix())
+    };
+    let err = RedisBackend::open(&nobody, &key).unwrap_err();
+    assert!(
+        matches!(err, StoreError::RedisUnreachable { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    let unresolved = RedisOptions {
+        url: "redis://no-such-host.invalid:6379/0".to_owned(),
+        ..options(shared(), &fresh_prefix())
+    };
+    let err = RedisBackend::open(&unresolved, &key).unwrap_err();
+    assert!(
+        matches!(err, StoreError::RedisUnreachable { .. }),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn results_owed_and_held_commands_survive_a_restart_in_redis() {
     let server = shared();
