@@ -98,6 +98,8 @@ pub struct RunningApp {
     alias_cache: Addr<AliasCache>,
     /// The keeper of the connections' leases (a shared store only).
     lease_keeper: Option<Addr<LeaseKeeper>>,
+    /// Hands requests held while no process ran a connection to it (Redis store only).
+    _held_drainer: Option<Addr<crate::actors::held_requests::HeldRequestDrainer>>,
 }
 
 impl RunningApp {
@@ -561,6 +563,18 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         _ => None,
     };
     // Started once every connection is: the first lease taken connects at once.
+    // Requests that came while no process ran their connection: handled once this one does.
+    let held = leases.as_ref().map(|(leases, _)| leases.clone());
+    let held_drainer = held.clone().map(|store| {
+        let routes = webhooks
+            .values()
+            .map(|r| crate::actors::held_requests::HeldRoute {
+                connection: r.connection.clone(),
+                route: r.route.clone(),
+            })
+            .collect();
+        crate::actors::held_requests::HeldRequestDrainer::new(store, routes).start()
+    });
     let lease_keeper = leases.map(|(leases, ttl)| {
         let connections = settings
             .chat
@@ -607,6 +621,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             ),
             holders,
             notices: notice_inbox,
+            held,
         },
     )
     .map_err(|source| StartError::Listen {
@@ -618,6 +633,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
         http_addr: server.addr,
         metrics,
         lease_keeper,
+        _held_drainer: held_drainer,
         status_registry,
         http: server.handle,
         stream_consumer,

@@ -3,8 +3,9 @@
 //! Start order (see `app.rs`): `StatusRegistry` (actor states for `/ready` and `/actors`) → `TokenRenewer` (the
 //! bridge's st2 credential) → `AliasCache` → `ResultTracker` (its own arbiter) →
 //! `Dispatcher` → `StreamConsumer` → one chat connection actor per `[[chat]]` (under
-//! `crate::backends`) → `LeaseKeeper` (only with a Redis store: which of the bridge
-//! processes runs each connection) → the HTTP server.
+//! `crate::backends`) → `LeaseKeeper` and `HeldRequestDrainer` (only with a Redis store:
+//! which of the bridge processes runs each connection, and the requests held while none
+//! did) → the HTTP server.
 //!
 //! ```text
 //!  chat connection ──Inbound──▶ Dispatcher ──────aliasexecution──────▶ StackStorm
@@ -26,6 +27,7 @@ pub mod acl_gate;
 pub mod alias_cache;
 pub mod as_sender;
 pub mod dispatcher;
+pub mod held_requests;
 pub mod job_keeper;
 pub mod lease_keeper;
 pub mod messages;

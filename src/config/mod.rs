@@ -331,11 +331,14 @@ impl StoreSettings {
                 match advertise_url {
                     Some(url) => format!(
                         "store: webhooks and trigger calls for a connection another process \
-                         runs are passed on to it; the others reach this one at {url}"
+                         runs are passed on to it; the others reach this one at {url}; a \
+                         webhook no process can take at the moment (a takeover) is held in \
+                         Redis for the next holder"
                     ),
-                    None => "store: webhooks and trigger calls for a connection another process \
-                             runs are answered 503 with Retry-After: 1 (set advertise_url to \
-                             pass them on)"
+                    None => "store: webhooks for a connection another process runs are held \
+                             in Redis for it (handled within about a second), trigger calls \
+                             answered 503 with Retry-After: 1 (set advertise_url to pass both \
+                             on at once)"
                         .to_owned(),
                 },
             ],

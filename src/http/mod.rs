@@ -57,6 +57,9 @@ pub struct HttpState {
     pub holders: HolderDirectory,
     /// Chat notices other bridge processes pass on (only with a Redis store).
     pub notices: Option<relay::NoticeInbox>,
+    /// Where a platform's request is kept for a connection's next holder when no process
+    /// can take it now (only with a Redis store; [`webhook`]).
+    pub held: Option<crate::store::leases::LeaseStore>,
 }
 
 /// The address a request comes from, for rate limits and logs: the peer's, or behind a

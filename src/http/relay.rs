@@ -60,14 +60,14 @@ pub fn elsewhere(connection: &str) -> HttpResponse {
 
 /// Sends `req` (its method, path, query and headers) with `body` to the same path under
 /// `holder` (an advertised URL) and answers with the holder's status, content type and
-/// body. An unreachable holder is 503 with
-/// `Retry-After: 1`: the lease is likely moving, and the caller's retry finds the new one.
+/// body. `Err(Unreachable)`: the holder did not answer (it is likely gone, and the lease
+/// moving); the caller holds the request for the next holder or answers [`elsewhere`].
 pub async fn pass_on(
     req: &HttpRequest,
     body: Bytes,
     holder: &str,
     connection: &str,
-) -> HttpResponse {
+) -> Result<HttpResponse, Unreachable> {
     let path = req
         .uri()
         .path_and_query()
@@ -82,7 +82,7 @@ pub async fn pass_on(
         .finish();
     let mut outgoing = client.request(req.method().clone(), &url);
     for (name, value) in req.headers() {
-        if !NOT_COPIED.contains(&name.as_str()) && name.as_str() != RELAYED {
+        if copied(name.as_str()) {
             outgoing = outgoing.append_header((name.clone(), value.clone()));
         }
     }
@@ -108,13 +108,23 @@ pub async fn pass_on(
                     response.insert_header((name, value.clone()));
                 }
             }
-            response.body(bytes)
+            Ok(response.body(bytes))
         }
         Err(e) => {
             tracing::warn!(connection = %connection, error = %e, "could not pass a request on to the bridge process running its connection");
-            elsewhere(connection)
+            Err(Unreachable)
         }
     }
+}
+
+/// The process a request was to be passed on to did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreachable;
+
+/// Whether a header is copied when a request is passed on or held (not one of one hop's,
+/// nor the mark of a request passed on).
+pub fn copied(name: &str) -> bool {
+    !NOT_COPIED.contains(&name) && name != RELAYED
 }
 
 /// `POST /internal/v1/notice`: a chat notice another bridge process sealed for a

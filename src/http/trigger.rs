@@ -263,7 +263,9 @@ pub async fn trigger(
         }
     };
     if let Some(holder) = holder {
-        return relay::pass_on(&req, body.freeze(), &holder, &token.connection).await;
+        return relay::pass_on(&req, body.freeze(), &holder, &token.connection)
+            .await
+            .unwrap_or_else(|relay::Unreachable| relay::elsewhere(&token.connection));
     }
     let extra = match extra_text(&req, &body) {
         Ok(text) => text,

@@ -42,16 +42,9 @@ pub async fn serve(
             .finish();
     }
     // Another bridge process runs this connection: the request goes on to it where it
-    // published its address, else the platform (or a load balancer) tries again.
+    // published its address. When nobody can take it now (the holder is gone and the next
+    // has not taken over yet), it is held in Redis for the next holder.
     let elsewhere = !route.gate.is_open(std::time::Instant::now());
-    let holder = match elsewhere {
-        true if relay::was_relayed(&req) => return relay::elsewhere(connection),
-        true => match state.holders.url(connection) {
-            Some(url) => Some(url),
-            None => return relay::elsewhere(connection),
-        },
-        false => None,
-    };
     let body = match read_limited(&req, payload, route.max_body).await {
         Ok(body) => body.freeze(),
         Err(BodyError::TooLarge) => {
@@ -64,8 +57,15 @@ pub async fn serve(
             return HttpResponse::BadRequest().json(json!({"error": "incomplete body"}))
         }
     };
-    if let Some(holder) = holder {
-        return relay::pass_on(&req, body, &holder, connection).await;
+    if elsewhere {
+        if !relay::was_relayed(&req) {
+            if let Some(holder) = state.holders.url(connection) {
+                if let Ok(answer) = relay::pass_on(&req, body.clone(), &holder, connection).await {
+                    return answer;
+                }
+            }
+        }
+        return hold(&req, body, connection, &state).await;
     }
     let headers = Headers(
         req.headers()
@@ -75,7 +75,16 @@ pub async fn serve(
             })
             .collect(),
     );
-    match route.handler.send(WebhookRequest { headers, body }).await {
+    let kept = body.clone();
+    let reply = route.handler.send(WebhookRequest { headers, body }).await;
+    // Not ready for it (still logging in, restarting): with Redis, held like a request
+    // nobody could take, and handed over once the connection is ready (platforms such as
+    // Webex and Teams do not deliver again).
+    let not_ready = reply.as_ref().map_or(true, |r| r.status >= 500);
+    if not_ready && state.held.is_some() {
+        return hold(&req, kept, connection, &state).await;
+    }
+    match reply {
         Ok(reply) => {
             let status =
                 StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -87,5 +96,56 @@ pub async fn serve(
         }
         Err(_) => HttpResponse::ServiceUnavailable()
             .json(json!({"error": {"message": "the chat connection is restarting; try again"}})),
+    }
+}
+
+/// Keeps a request for `connection`'s next holder (the `held:` list in Redis): 200, as the
+/// holder would have answered a delivery it takes. Without a Redis store, for a body over
+/// `HELD_MAX_BODY`, or when too many wait already, 503 with `Retry-After: 1` as before (a
+/// platform that retries tries again).
+async fn hold(
+    req: &HttpRequest,
+    body: bytes::Bytes,
+    connection: &str,
+    state: &HttpState,
+) -> HttpResponse {
+    use base64::Engine as _;
+    let Some(store) = state.held.clone() else {
+        return relay::elsewhere(connection);
+    };
+    if body.len() > crate::store::leases::HELD_MAX_BODY {
+        tracing::warn!(connection = %connection, bytes = body.len(), "a request too large to hold for the connection's next holder is refused");
+        return relay::elsewhere(connection);
+    }
+    let request = crate::store::leases::HeldRequest {
+        path: req.path().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .filter(|(name, _)| relay::copied(name.as_str()))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: base64::engine::general_purpose::STANDARD.encode(&body),
+        at: chrono::Utc::now().timestamp(),
+    };
+    let name = connection.to_owned();
+    let kept =
+        actix_web::rt::task::spawn_blocking(move || store.hold_request(&name, &request)).await;
+    match kept {
+        Ok(Ok(true)) => {
+            tracing::info!(connection = %connection, "no bridge process runs the connection now; the request is held for the next to take it over");
+            HttpResponse::Ok().json(json!({}))
+        }
+        Ok(Ok(false)) => {
+            tracing::warn!(connection = %connection, max = crate::store::leases::HELD_MAX, "too many requests held for the connection's next holder; this one is refused");
+            relay::elsewhere(connection)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(connection = %connection, error = %e, "could not hold a request for the connection's next holder");
+            relay::elsewhere(connection)
+        }
+        Err(_) => relay::elsewhere(connection),
     }
 }

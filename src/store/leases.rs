@@ -7,6 +7,10 @@
 //!   holder to resume from.
 //! * `taken:<name>:<message id>` — a chat message some holder already ran, kept for
 //!   [`MESSAGE_MEMORY`] so one the platform delivers again after a takeover runs once.
+//! * `held:<name>` — requests for the connection that reached a process while nobody could
+//!   take them (its holder gone, the next not there yet): a list of sealed
+//!   [`HeldRequest`]s, at most [`HELD_MAX`] of at most [`HELD_MAX_BODY`], for the next
+//!   holder to handle.
 //! * `lease:<name>` — `<holder>#<fence>`, with an expiry: the process `holder` holds the
 //!   lease until then, and keeps it by renewing it. `fence` is a number that grows with
 //!   every new holder (`lease_fence:<name>`, an `INCR` counter), so a holder that was cut
@@ -21,6 +25,41 @@ use super::{error::StoreError, redis::RedisBackend};
 
 /// How long a chat message is remembered as run: far longer than a platform replays.
 pub const MESSAGE_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// How many requests wait for a connection's next holder at most; more are refused (503)
+/// as before. Plenty for a takeover's seconds; a bound for a flood of unsigned junk.
+pub const HELD_MAX: usize = 100;
+
+/// The largest body held (a platform's delivery is a few kilobytes); a larger one is refused
+/// (503) as before. With [`HELD_MAX`], a connection's held requests stay under 10 MB.
+pub const HELD_MAX_BODY: usize = 64 * 1024;
+
+/// How long held requests are kept: a connection nobody takes over for this long loses
+/// them (a command that old would not be run anyway, `max_command_age_secs`).
+pub const HELD_MEMORY: Duration = Duration::from_secs(600);
+
+/// Appends a held request unless the list is full: 1, else 0.
+const HOLD: &str = r"
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// A request to a connection's HTTP route, kept for the connection's next holder: the path,
+/// the headers and body as they came (its signature is checked by the holder, as for any
+/// request), and when it came (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldRequest {
+    /// The route's path.
+    pub path: String,
+    /// The headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, base64.
+    pub body: String,
+    /// When it came (Unix seconds).
+    pub at: i64,
+}
 
 /// Takes a free lease: `{1, value}`, or `{0, current value}` when it is held.
 const ACQUIRE: &str = r"
@@ -208,5 +247,72 @@ impl LeaseStore {
             Ok(pipe.query(con)?)
         })?;
         Ok(replies.into_iter().map(|r| r.is_some()).collect())
+    }
+
+    /// Keeps `request` for connection `name`'s next holder, sealed with the store key (it
+    /// may carry a platform's bearer token). `Ok(false)`: [`HELD_MAX`] are waiting already.
+    pub fn hold_request(&self, name: &str, request: &HeldRequest) -> Result<bool, StoreError> {
+        let key = self.db.key_of(&format!("held:{name}"));
+        let json = serde_json::to_string(request).map_err(|e| StoreError::Corrupt {
+            what: format!("a held request: {e}"),
+        })?;
+        let sealed = self.db.seal_text(&["held", name], &json)?;
+        let kept: i64 = self.db.run(|con| {
+            Ok(::redis::cmd("EVAL")
+                .arg(HOLD)
+                .arg(1)
+                .arg(&key)
+                .arg(&sealed)
+                .arg(HELD_MAX)
+                .arg(millis(HELD_MEMORY))
+                .query(con)?)
+        })?;
+        Ok(kept == 1)
+    }
+
+    /// Up to `max` requests held for connection `name`, oldest first, each with the value to
+    /// give [`LeaseStore::forget_held_request`] once handled. One that does not open (sealed
+    /// with another key, changed) comes as an error, to be forgotten.
+    #[allow(clippy::type_complexity)]
+    pub fn held_requests(
+        &self,
+        name: &str,
+        max: usize,
+    ) -> Result<Vec<(String, Result<HeldRequest, StoreError>)>, StoreError> {
+        let key = self.db.key_of(&format!("held:{name}"));
+        let last = isize::try_from(max).unwrap_or(isize::MAX) - 1;
+        let sealed: Vec<String> = self.db.run(|con| {
+            Ok(::redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(last)
+                .query(con)?)
+        })?;
+        Ok(sealed
+            .into_iter()
+            .map(|value| {
+                let request = self
+                    .db
+                    .open_text(&["held", name], &value, || {
+                        format!("a request held for connection {name}")
+                    })
+                    .and_then(|json| {
+                        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                            what: format!("a request held for connection {name}: {e}"),
+                        })
+                    });
+                (value, request)
+            })
+            .collect())
+    }
+
+    /// Forgets a held request of connection `name` (`value` as [`LeaseStore::held_requests`]
+    /// gave it): it was handled, or cannot be.
+    pub fn forget_held_request(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let key = self.db.key_of(&format!("held:{name}"));
+        self.db.run(|con| {
+            ::redis::cmd("LREM").arg(&key).arg(1).arg(value).exec(con)?;
+            Ok(())
+        })
     }
 }

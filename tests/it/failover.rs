@@ -313,11 +313,16 @@ async fn ready_standing_by(port: u16, name: &str) {
 /// Waits until the bridge on `port` reads, in the lease of `mm`, that the bridge on `holder`
 /// holds it and where it is reached.
 async fn sees_holder_at(port: u16, holder: u16) {
+    sees_holder_at_for(port, holder, "mm").await
+}
+
+/// [`sees_holder_at`] for connection `name`.
+async fn sees_holder_at_for(port: u16, holder: u16, name: &str) {
     assert!(
         eventually!(
             Duration::from_secs(LEASE_TTL_SECS * 2),
             actor(port, "leases").await.is_some_and(|l| l
-                .pointer("/details/holders/mm")
+                .pointer(&format!("/details/holders/{name}"))
                 .and_then(|h| h.as_str())
                 .is_some_and(|h| h.contains(&format!("@http://127.0.0.1:{holder}"))))
         ),
@@ -813,6 +818,84 @@ async fn a_login_finished_on_a_standby_is_confirmed_in_chat_by_the_holder() {
 /// Rocket.Chat replays nothing to a new subscription: the next holder asks its REST API
 /// what was posted from the newest message the last holder handed on in each room (in a
 /// room it handed nothing on from, since it listened), before the live messages.
+/// Webex delivers each webhook once and does not deliver a failed one again. A delivery
+/// that reaches a standby while nobody holds the connection (the holder killed, the next
+/// not there yet) is held in Redis, answered 200, and run once by the next holder.
+#[actix_rt::test]
+async fn a_webex_delivery_that_comes_while_nobody_holds_the_connection_runs_once_on_the_next() {
+    let mut r = Replicas::start(Duration::from_millis(200)).await;
+    let webex = crate::webex::fake::FakeWebex::start().await;
+    let (port_a, port_b) = (free_port(), free_port());
+    // The load balancer in front of the replicas sends Webex's deliveries to b.
+    r.chat = webex.chat_toml(&format!("http://127.0.0.1:{port_b}"), "wx-secret", "");
+    let advertise = |port: u16| format!("advertise_url = \"http://127.0.0.1:{port}\"\n");
+    let say = |marker: &str| {
+        let (webex, alice, ops) = (&webex, webex.alice_id.clone(), webex.ops.clone());
+        let text = format!("!st2 run echo {marker}");
+        async move { webex.post(&alice, &ops, &text, None, true).await }
+    };
+    let results = |r: &Replicas, marker: &str| {
+        r.execution(marker).map_or(0, |id| {
+            webex
+                .bot_messages()
+                .iter()
+                .filter(|m| {
+                    let text = m["text"].as_str().unwrap_or_default();
+                    text.contains(&format!("execution: {id}")) && !text.starts_with("Started")
+                })
+                .count()
+        })
+    };
+    let mut a = r.replica_with(port_a, &advertise(port_a));
+    ready_and_holding(port_a, "wx").await;
+    let _b = r.replica_with(port_b, &advertise(port_b));
+    ready_standing_by(port_b, "wx").await;
+    sees_holder_at_for(port_b, port_a, "wx").await;
+
+    // While a holds it: b passes the delivery on to a.
+    say("wx-before").await;
+    assert!(
+        eventually!(Duration::from_secs(15), results(&r, "wx-before") == 1),
+        "a answered the delivery b passed on"
+    );
+    a.process.kill();
+    // Nobody holds it: b cannot pass this on, and keeps it.
+    say("wx-gap").await;
+    let answered = webex.delivered().last().map(|d| d.status);
+    assert_eq!(
+        answered,
+        Some(200),
+        "b took the delivery: {:?}",
+        webex.delivered()
+    );
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 4),
+            lease_state_of(port_b, "wx").await.as_deref() == Some("held")
+        ),
+        "b took the connection over"
+    );
+    say("wx-after").await;
+    for marker in ["wx-before", "wx-gap", "wx-after"] {
+        assert!(
+            eventually!(Duration::from_secs(15), results(&r, marker) == 1),
+            "{marker} was answered once: {:#?}",
+            webex.bot_messages()
+        );
+        assert_eq!(
+            crate::support::runs_of(&r.emulator, marker).len(),
+            1,
+            "{marker} ran once"
+        );
+    }
+    // Nothing more comes of it (a held request handled twice would post again).
+    let settled = r.execution("wx-gap").expect("ran");
+    assert!(
+        !eventually!(Duration::from_secs(3), results(&r, "wx-gap") > 1),
+        "{settled}'s result was posted again"
+    );
+}
+
 #[actix_rt::test]
 async fn a_command_posted_on_rocketchat_during_a_takeover_runs_once_on_the_new_holder() {
     let mut r = Replicas::start(Duration::from_millis(200)).await;

@@ -167,7 +167,7 @@ pub(super) fn open(options: &RedisOptions, key: &StoreKey) -> SessionStore {
     SessionStore::with_redis_parts(Arc::new(RedisBackend::open(options, key).unwrap()))
 }
 
-/// Every value under `prefix`, as bytes (strings and hash fields and values).
+/// Every value under `prefix`, as bytes (strings, lists, and hash fields and values).
 fn raw_values(con: &mut ::redis::Connection, prefix: &str) -> Vec<u8> {
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
@@ -182,6 +182,12 @@ fn raw_values(con: &mut ::redis::Connection, prefix: &str) -> Vec<u8> {
             "string" => vec![::redis::cmd("GET").arg(&key).query(con).unwrap()],
             "hash" => ::redis::cmd("HGETALL").arg(&key).query(con).unwrap(),
             "set" => ::redis::cmd("SMEMBERS").arg(&key).query(con).unwrap(),
+            "list" => ::redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query(con)
+                .unwrap(),
             "zset" => ::redis::cmd("ZRANGE")
                 .arg(&key)
                 .arg(0)
@@ -614,6 +620,54 @@ fn two_bridges_share_one_attempt_budget() {
             Err(LinkError::TooManyAttempts)
         ));
     }
+}
+
+/// Requests held for a connection's next holder: any process holding the store's key reads
+/// them oldest first; they are sealed (a bearer token in a header never shows in Redis);
+/// one forgotten is gone; and no more than `HELD_MAX` wait.
+#[test]
+fn requests_held_for_the_next_holder_are_kept_sealed_in_order_and_bounded() {
+    use crate::store::leases::{HeldRequest, HELD_MAX};
+    let server = shared();
+    let prefix = fresh_prefix();
+    let key = StoreKey::generate().unwrap();
+    let standby = open(&options(server, &prefix), &key).leases().unwrap();
+    let next = open(&options(server, &prefix), &key).leases().unwrap();
+    let request = |n: i64| HeldRequest {
+        path: "/webex/events/wx".to_owned(),
+        headers: vec![(
+            "authorization".to_owned(),
+            format!("Bearer secret-token-{n}"),
+        )],
+        body: "e30=".to_owned(),
+        at: n,
+    };
+    assert!(standby.hold_request("wx", &request(1)).unwrap());
+    assert!(standby.hold_request("wx", &request(2)).unwrap());
+    let mut con = server.plain(None);
+    let raw = raw_values(&mut con, &prefix);
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("secret-token"),
+        "a held request is sealed in Redis"
+    );
+    let held = next.held_requests("wx", 10).unwrap();
+    let opened: Vec<i64> = held
+        .iter()
+        .map(|(_, r)| r.as_ref().expect("opens").at)
+        .collect();
+    assert_eq!(opened, [1, 2], "oldest first");
+    assert!(next.held_requests("other", 10).unwrap().is_empty());
+    next.forget_held_request("wx", &held[0].0).unwrap();
+    let left = next.held_requests("wx", 10).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].1.as_ref().expect("opens"), &request(2));
+    for n in 0..HELD_MAX - 1 {
+        assert!(standby.hold_request("wx", &request(n as i64 + 3)).unwrap());
+    }
+    assert!(
+        !standby.hold_request("wx", &request(0)).unwrap(),
+        "no more than HELD_MAX wait"
+    );
 }
 
 #[test]
