@@ -573,7 +573,8 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
                 route: r.route.clone(),
             })
             .collect();
-        crate::actors::held_requests::HeldRequestDrainer::new(store, routes).start()
+        crate::actors::held_requests::HeldRequestDrainer::new(store, routes, metrics.clone())
+            .start()
     });
     let lease_keeper = leases.map(|(leases, ttl)| {
         let connections = settings

@@ -94,6 +94,12 @@ struct ConnectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeldLabels {
+    connection: String,
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     store: &'static str,
 }
@@ -119,6 +125,7 @@ struct Inner {
     chat_outbound_queued: Family<ConnectionLabels, Gauge>,
     connection_lease_held: Family<ConnectionLabels, Gauge>,
     store_reachable: Family<StoreLabels, Gauge>,
+    webhooks_held: Family<HeldLabels, Counter>,
     acl_decisions: Family<AclLabels, Counter>,
     waiting_decisions: Family<EventLabels, Counter>,
     commands_waiting: Gauge,
@@ -273,6 +280,12 @@ impl Metrics {
             "1 while the shared store answers, 0 while it does not (Redis: read from the leases' calls, every lease_ttl / 3 seconds; chat connections stop when it stays unreachable)",
             store_reachable.clone(),
         );
+        let webhooks_held = Family::<HeldLabels, Counter>::default();
+        registry.register(
+            "webhooks_held",
+            "With the Redis store: a platform's requests that came while no process could take them, by event (held in Redis for the connection's next holder; refused: too many or too large, answered 503; handled by the holder; dropped: too old or unreadable)",
+            webhooks_held.clone(),
+        );
         let acl_decisions = Family::<AclLabels, Counter>::default();
         registry.register(
             "acl_decisions",
@@ -300,6 +313,7 @@ impl Metrics {
             chat_outbound_queued,
             connection_lease_held,
             store_reachable,
+            webhooks_held,
             acl_decisions,
             waiting_decisions,
             commands_waiting,
@@ -427,6 +441,18 @@ impl Metrics {
                 connection: connection.to_owned(),
             })
             .set(i64::from(held));
+    }
+
+    /// Counts a request held for `connection`'s next holder, by `event` (`held`, `refused`,
+    /// `handled`, `dropped`).
+    pub fn webhook_held(&self, connection: &str, event: &'static str) {
+        self.0
+            .webhooks_held
+            .get_or_create(&HeldLabels {
+                connection: connection.to_owned(),
+                event,
+            })
+            .inc();
     }
 
     /// Records whether the shared store (`"redis"`) answers.

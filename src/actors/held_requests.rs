@@ -21,6 +21,7 @@ use base64::Engine as _;
 
 use crate::{
     backends::webhook::{Headers, HttpRoute, WebhookRequest},
+    metrics::Metrics,
     store::leases::{HeldRequest, LeaseStore, HELD_MEMORY},
 };
 
@@ -43,16 +44,19 @@ pub struct HeldRoute {
 pub struct HeldRequestDrainer {
     store: LeaseStore,
     routes: Vec<HeldRoute>,
+    metrics: Metrics,
     /// A round is under way.
     busy: bool,
 }
 
 impl HeldRequestDrainer {
-    /// A drainer of the requests held for `routes`' connections in `store`.
-    pub fn new(store: LeaseStore, routes: Vec<HeldRoute>) -> Self {
+    /// A drainer of the requests held for `routes`' connections in `store`, counted in
+    /// `metrics`.
+    pub fn new(store: LeaseStore, routes: Vec<HeldRoute>, metrics: Metrics) -> Self {
         Self {
             store,
             routes,
+            metrics,
             busy: false,
         }
     }
@@ -74,10 +78,14 @@ impl HeldRequestDrainer {
             return;
         }
         self.busy = true;
-        let (store, routes) = (self.store.clone(), self.routes.clone());
+        let (store, routes, metrics) = (
+            self.store.clone(),
+            self.routes.clone(),
+            self.metrics.clone(),
+        );
         let round = async move {
             for connection in connections {
-                drain(&store, &routes, &connection).await;
+                drain(&store, &routes, &metrics, &connection).await;
             }
         };
         ctx.spawn(round.into_actor(self).map(|(), act, _| act.busy = false));
@@ -86,7 +94,7 @@ impl HeldRequestDrainer {
 
 /// Hands `connection`'s held requests to it, oldest first; stops at the first it is not
 /// ready for.
-async fn drain(store: &LeaseStore, routes: &[HeldRoute], connection: &str) {
+async fn drain(store: &LeaseStore, routes: &[HeldRoute], metrics: &Metrics, connection: &str) {
     let reader = store.clone();
     let name = connection.to_owned();
     let held = match tokio::task::spawn_blocking(move || reader.held_requests(&name, BATCH)).await {
@@ -101,13 +109,18 @@ async fn drain(store: &LeaseStore, routes: &[HeldRoute], connection: &str) {
         let handled = match request {
             Ok(request) => match hand_over(routes, connection, request).await {
                 Handed::NotReady => return,
-                Handed::Done => true,
+                Handed::Done => {
+                    metrics.webhook_held(connection, "handled");
+                    true
+                }
                 Handed::Dropped(why) => {
+                    metrics.webhook_held(connection, "dropped");
                     tracing::warn!(connection = %connection, reason = why, "a request held for the connection is dropped");
                     true
                 }
             },
             Err(e) => {
+                metrics.webhook_held(connection, "dropped");
                 tracing::warn!(connection = %connection, error = %e, "a request held for the connection does not open; dropped");
                 true
             }

@@ -114,6 +114,7 @@ async fn hold(
         return relay::elsewhere(connection);
     };
     if body.len() > crate::store::leases::HELD_MAX_BODY {
+        state.metrics.webhook_held(connection, "refused");
         tracing::warn!(connection = %connection, bytes = body.len(), "a request too large to hold for the connection's next holder is refused");
         return relay::elsewhere(connection);
     }
@@ -135,17 +136,23 @@ async fn hold(
         actix_web::rt::task::spawn_blocking(move || store.hold_request(&name, &request)).await;
     match kept {
         Ok(Ok(true)) => {
+            state.metrics.webhook_held(connection, "held");
             tracing::info!(connection = %connection, "no bridge process runs the connection now; the request is held for the next to take it over");
             HttpResponse::Ok().json(json!({}))
         }
         Ok(Ok(false)) => {
+            state.metrics.webhook_held(connection, "refused");
             tracing::warn!(connection = %connection, max = crate::store::leases::HELD_MAX, "too many requests held for the connection's next holder; this one is refused");
             relay::elsewhere(connection)
         }
         Ok(Err(e)) => {
+            state.metrics.webhook_held(connection, "refused");
             tracing::warn!(connection = %connection, error = %e, "could not hold a request for the connection's next holder");
             relay::elsewhere(connection)
         }
-        Err(_) => relay::elsewhere(connection),
+        Err(_) => {
+            state.metrics.webhook_held(connection, "refused");
+            relay::elsewhere(connection)
+        }
     }
 }

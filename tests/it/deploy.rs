@@ -79,6 +79,7 @@ async fn the_dashboard_and_the_alerts_use_only_exported_series() {
     // Only with the Redis store (tests/it/failover.rs reads them off bridges on Redis).
     m.set_connection_lease_held("console", true);
     m.set_store_reachable("redis", true);
+    m.webhook_held("console", "held");
     let registry = exported_series(&m.render());
     assert!(
         exported.is_subset(&registry),

@@ -888,6 +888,19 @@ async fn a_webex_delivery_that_comes_while_nobody_holds_the_connection_runs_once
             "{marker} ran once"
         );
     }
+    let held = |event: &str| {
+        format!("stormbridge_webhooks_held_total{{connection=\"wx\",event=\"{event}\"}}")
+    };
+    // The gap's delivery, and wx-after's too if it came before b's connection was ready.
+    let kept = scrape(port_b, &held("held")).await.unwrap_or(0.0);
+    assert!(kept >= 1.0, "b counted the delivery it held");
+    assert!(
+        eventually!(
+            Duration::from_secs(5),
+            scrape(port_b, &held("handled")).await == Some(kept)
+        ),
+        "b counted each held delivery handled"
+    );
     // Nothing more comes of it (a held request handled twice would post again).
     let settled = r.execution("wx-gap").expect("ran");
     assert!(
