@@ -909,6 +909,68 @@ async fn a_webex_delivery_that_comes_while_nobody_holds_the_connection_runs_once
     );
 }
 
+/// The same for Teams: an activity that reaches the standby while nobody holds the
+/// connection is held with its bearer token, which the next holder checks when it hands the
+/// activity over, and runs once.
+#[actix_rt::test]
+async fn a_teams_activity_that_comes_while_nobody_holds_the_connection_runs_once_on_the_next() {
+    use crate::teams::fake::{FakeTeams, Place};
+    let mut r = Replicas::start(Duration::from_millis(200)).await;
+    let teams = FakeTeams::start().await;
+    r.chat = teams.chat_toml("");
+    let (port_a, port_b) = (free_port(), free_port());
+    let b_addr: std::net::SocketAddr = ([127, 0, 0, 1], port_b).into();
+    let advertise = |port: u16| format!("advertise_url = \"http://127.0.0.1:{port}\"\n");
+    let results = |r: &Replicas, marker: &str| {
+        r.execution(marker).map_or(0, |id| {
+            teams
+                .sent()
+                .iter()
+                .filter(|s| {
+                    let text = s.text();
+                    text.contains(&format!("execution: {id}")) && !text.starts_with("Started")
+                })
+                .count()
+        })
+    };
+    let mut a = r.replica_with(port_a, &advertise(port_a));
+    ready_and_holding(port_a, "teams").await;
+    let _b = r.replica_with(port_b, &advertise(port_b));
+    ready_standing_by(port_b, "teams").await;
+    sees_holder_at_for(port_b, port_a, "teams").await;
+
+    // Teams' requests go to b (the load balancer's pick): passed on to a while a holds.
+    let before = teams.alice(Place::Direct, "!st2 run echo tm-before");
+    teams.deliver_ok(b_addr, before).await;
+    assert!(
+        eventually!(Duration::from_secs(15), results(&r, "tm-before") == 1),
+        "a answered the activity b passed on"
+    );
+    a.process.kill();
+    let gap = teams.alice(Place::Direct, "!st2 run echo tm-gap");
+    teams.deliver_ok(b_addr, gap).await;
+    assert!(
+        eventually!(
+            Duration::from_secs(LEASE_TTL_SECS * 4),
+            lease_state_of(port_b, "teams").await.as_deref() == Some("held")
+        ),
+        "b took the connection over"
+    );
+    let after = teams.alice(Place::Direct, "!st2 run echo tm-after");
+    teams.deliver_ok(b_addr, after).await;
+    for marker in ["tm-before", "tm-gap", "tm-after"] {
+        assert!(
+            eventually!(Duration::from_secs(15), results(&r, marker) == 1),
+            "{marker} was answered once"
+        );
+        assert_eq!(
+            crate::support::runs_of(&r.emulator, marker).len(),
+            1,
+            "{marker} ran once"
+        );
+    }
+}
+
 #[actix_rt::test]
 async fn a_command_posted_on_rocketchat_during_a_takeover_runs_once_on_the_new_holder() {
     let mut r = Replicas::start(Duration::from_millis(200)).await;
