@@ -47,6 +47,8 @@ pub struct HeldRequestDrainer {
     metrics: Metrics,
     /// A round is under way.
     busy: bool,
+    /// Redis could not be read in the last round (warned once per stretch).
+    failing: bool,
 }
 
 impl HeldRequestDrainer {
@@ -58,6 +60,7 @@ impl HeldRequestDrainer {
             routes,
             metrics,
             busy: false,
+            failing: false,
         }
     }
 
@@ -84,31 +87,50 @@ impl HeldRequestDrainer {
             self.metrics.clone(),
         );
         let round = async move {
+            let mut unread = None;
             for connection in connections {
-                drain(&store, &routes, &metrics, &connection).await;
+                if let Err(e) = drain(&store, &routes, &metrics, &connection).await {
+                    unread = Some(e);
+                }
             }
+            unread
         };
-        ctx.spawn(round.into_actor(self).map(|(), act, _| act.busy = false));
+        ctx.spawn(round.into_actor(self).map(|unread, act, _| {
+            act.busy = false;
+            match (unread, act.failing) {
+                (Some(e), false) => {
+                    tracing::warn!(error = %e, "could not read the requests held for the connections; trying again every second");
+                    act.failing = true;
+                }
+                (None, true) => {
+                    tracing::info!("the requests held for the connections can be read again");
+                    act.failing = false;
+                }
+                _ => {}
+            }
+        }));
     }
 }
 
 /// Hands `connection`'s held requests to it, oldest first; stops at the first it is not
-/// ready for.
-async fn drain(store: &LeaseStore, routes: &[HeldRoute], metrics: &Metrics, connection: &str) {
+/// ready for. `Err`: Redis could not be read.
+async fn drain(
+    store: &LeaseStore,
+    routes: &[HeldRoute],
+    metrics: &Metrics,
+    connection: &str,
+) -> Result<(), String> {
     let reader = store.clone();
     let name = connection.to_owned();
     let held = match tokio::task::spawn_blocking(move || reader.held_requests(&name, BATCH)).await {
         Ok(Ok(held)) => held,
-        Ok(Err(e)) => {
-            tracing::warn!(connection = %connection, error = %e, "could not read the requests held for the connection");
-            return;
-        }
-        Err(_) => return,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
     for (value, request) in held {
         let handled = match request {
             Ok(request) => match hand_over(routes, connection, request).await {
-                Handed::NotReady => return,
+                Handed::NotReady => return Ok(()),
                 Handed::Done => {
                     metrics.webhook_held(connection, "handled");
                     true
@@ -134,10 +156,11 @@ async fn drain(store: &LeaseStore, routes: &[HeldRoute], metrics: &Metrics, conn
             if !matches!(forgot, Ok(Ok(()))) {
                 // Left in place: handled again next round, and the platform's message id
                 // (taken once, in Redis) keeps a command from running twice.
-                return;
+                return Ok(());
             }
         }
     }
+    Ok(())
 }
 
 /// What became of one held request.
