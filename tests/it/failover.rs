@@ -818,6 +818,39 @@ async fn a_login_finished_on_a_standby_is_confirmed_in_chat_by_the_holder() {
 /// Rocket.Chat replays nothing to a new subscription: the next holder asks its REST API
 /// what was posted from the newest message the last holder handed on in each room (in a
 /// room it handed nothing on from, since it listened), before the live messages.
+/// `[store] advertise_url` for the replica on `port`.
+fn advertise(port: u16) -> String {
+    format!("advertise_url = \"http://127.0.0.1:{port}\"\n")
+}
+
+/// How many of the bot's messages `texts` are `execution`'s result (not its "Started").
+fn results_among(texts: impl IntoIterator<Item = String>, execution: &str) -> usize {
+    texts
+        .into_iter()
+        .filter(|t| t.contains(&format!("execution: {execution}")) && !t.starts_with("Started"))
+        .count()
+}
+
+/// Waits until the command of each of `markers` was answered once (`results`: its result
+/// messages), and checks that StackStorm ran each once.
+async fn each_answered_and_ran_once(
+    r: &Replicas,
+    markers: &[&str],
+    results: impl Fn(&Replicas, &str) -> usize,
+) {
+    for marker in markers {
+        assert!(
+            eventually!(Duration::from_secs(15), results(r, marker) == 1),
+            "{marker} was answered once"
+        );
+        assert_eq!(
+            crate::support::runs_of(&r.emulator, marker).len(),
+            1,
+            "{marker} ran once"
+        );
+    }
+}
+
 /// Webex delivers each webhook once and does not deliver a failed one again. A delivery
 /// that reaches a standby while nobody holds the connection (the holder killed, the next
 /// not there yet) is held in Redis, answered 200, and run once by the next holder.
@@ -828,7 +861,6 @@ async fn a_webex_delivery_that_comes_while_nobody_holds_the_connection_runs_once
     let (port_a, port_b) = (free_port(), free_port());
     // The load balancer in front of the replicas sends Webex's deliveries to b.
     r.chat = webex.chat_toml(&format!("http://127.0.0.1:{port_b}"), "wx-secret", "");
-    let advertise = |port: u16| format!("advertise_url = \"http://127.0.0.1:{port}\"\n");
     let say = |marker: &str| {
         let (webex, alice, ops) = (&webex, webex.alice_id.clone(), webex.ops.clone());
         let text = format!("!st2 run echo {marker}");
@@ -836,14 +868,11 @@ async fn a_webex_delivery_that_comes_while_nobody_holds_the_connection_runs_once
     };
     let results = |r: &Replicas, marker: &str| {
         r.execution(marker).map_or(0, |id| {
-            webex
-                .bot_messages()
-                .iter()
-                .filter(|m| {
-                    let text = m["text"].as_str().unwrap_or_default();
-                    text.contains(&format!("execution: {id}")) && !text.starts_with("Started")
-                })
-                .count()
+            let texts = webex.bot_messages().into_iter();
+            results_among(
+                texts.map(|m| m["text"].as_str().unwrap_or_default().to_owned()),
+                &id,
+            )
         })
     };
     let mut a = r.replica_with(port_a, &advertise(port_a));
@@ -876,18 +905,7 @@ async fn a_webex_delivery_that_comes_while_nobody_holds_the_connection_runs_once
         "b took the connection over"
     );
     say("wx-after").await;
-    for marker in ["wx-before", "wx-gap", "wx-after"] {
-        assert!(
-            eventually!(Duration::from_secs(15), results(&r, marker) == 1),
-            "{marker} was answered once: {:#?}",
-            webex.bot_messages()
-        );
-        assert_eq!(
-            crate::support::runs_of(&r.emulator, marker).len(),
-            1,
-            "{marker} ran once"
-        );
-    }
+    each_answered_and_ran_once(&r, &["wx-before", "wx-gap", "wx-after"], results).await;
     let held = |event: &str| {
         format!("stormbridge_webhooks_held_total{{connection=\"wx\",event=\"{event}\"}}")
     };
@@ -920,17 +938,9 @@ async fn a_teams_activity_that_comes_while_nobody_holds_the_connection_runs_once
     r.chat = teams.chat_toml("");
     let (port_a, port_b) = (free_port(), free_port());
     let b_addr: std::net::SocketAddr = ([127, 0, 0, 1], port_b).into();
-    let advertise = |port: u16| format!("advertise_url = \"http://127.0.0.1:{port}\"\n");
     let results = |r: &Replicas, marker: &str| {
         r.execution(marker).map_or(0, |id| {
-            teams
-                .sent()
-                .iter()
-                .filter(|s| {
-                    let text = s.text();
-                    text.contains(&format!("execution: {id}")) && !text.starts_with("Started")
-                })
-                .count()
+            results_among(teams.sent().iter().map(|s| s.text()), &id)
         })
     };
     let mut a = r.replica_with(port_a, &advertise(port_a));
@@ -958,17 +968,7 @@ async fn a_teams_activity_that_comes_while_nobody_holds_the_connection_runs_once
     );
     let after = teams.alice(Place::Direct, "!st2 run echo tm-after");
     teams.deliver_ok(b_addr, after).await;
-    for marker in ["tm-before", "tm-gap", "tm-after"] {
-        assert!(
-            eventually!(Duration::from_secs(15), results(&r, marker) == 1),
-            "{marker} was answered once"
-        );
-        assert_eq!(
-            crate::support::runs_of(&r.emulator, marker).len(),
-            1,
-            "{marker} ran once"
-        );
-    }
+    each_answered_and_ran_once(&r, &["tm-before", "tm-gap", "tm-after"], results).await;
 }
 
 #[actix_rt::test]
