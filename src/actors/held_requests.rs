@@ -3,14 +3,15 @@
 //! With several bridge processes on Redis, a platform's request (a Webex or Teams delivery,
 //! a Slack event, a button press) may reach a process that does not run its connection
 //! while no process can take it: the holder is gone and the next has not taken over yet.
-//! Webex and Teams do not deliver again, so the HTTP layer holds such a request in Redis
-//! (`store::leases`, `held:<connection>`; `http::webhook`). This actor hands each one to
-//! the connection once this process runs it: every [`DRAIN_INTERVAL`], for each connection
-//! whose gate is open here, it reads the held requests, oldest first, and gives each to the
-//! connection as if it had just come (the connection checks its signature as for any
-//! request). A request is forgotten once the connection answers it, unless the answer is a
-//! 5xx (the connection is not ready: tried again next round); one older than
-//! [`HELD_MEMORY`], or one that does not open, is forgotten unhandled.
+//! Neither Webex nor Teams documents delivering a failed request again, so the HTTP layer
+//! holds such a request in Redis (`store::leases`, `held:<connection>`; `http::webhook`).
+//! This actor hands each one to the connection once this process runs it: every
+//! [`DRAIN_INTERVAL`], for each connection whose gate is open here, it reads the held
+//! requests, oldest first, and gives each to the connection as if it had just come (the
+//! connection checks its signature as for any request). A request is forgotten once the
+//! connection answers it, unless the answer is a 5xx (the connection is not ready: tried
+//! again next round); one older than [`HELD_MEMORY`], or one that does not open, is
+//! forgotten unhandled.
 //!
 //! Redis calls block, so they run on tokio's blocking pool; one round at a time.
 

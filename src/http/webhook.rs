@@ -78,8 +78,8 @@ pub async fn serve(
     let kept = body.clone();
     let reply = route.handler.send(WebhookRequest { headers, body }).await;
     // Not ready for it (still logging in, restarting): with Redis, held like a request
-    // nobody could take, and handed over once the connection is ready (platforms such as
-    // Webex and Teams do not deliver again).
+    // nobody could take, and handed over once the connection is ready (neither Webex nor
+    // Teams documents delivering a failed request again).
     let not_ready = reply.as_ref().map_or(true, |r| r.status >= 500);
     if not_ready && state.held.is_some() {
         return hold(&req, kept, connection, &state).await;
