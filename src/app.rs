@@ -534,7 +534,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             // never share one.
             webhooks.insert(
                 route.path.clone(),
-                http::webhook::ConnectionRoute {
+                crate::backends::webhook::ConnectionRoute {
                     connection: chat.name.clone(),
                     route,
                 },
@@ -565,16 +565,14 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
     // Started once every connection is: the first lease taken connects at once.
     // Requests that came while no process ran their connection: handled once this one does.
     let held = leases.as_ref().map(|(leases, _)| leases.clone());
+    let webhooks: http::webhook::Routes = Arc::new(webhooks);
     let held_drainer = held.clone().map(|store| {
-        let routes = webhooks
-            .values()
-            .map(|r| crate::actors::held_requests::HeldRoute {
-                connection: r.connection.clone(),
-                route: r.route.clone(),
-            })
-            .collect();
-        crate::actors::held_requests::HeldRequestDrainer::new(store, routes, metrics.clone())
-            .start()
+        crate::actors::held_requests::HeldRequestDrainer::new(
+            store,
+            webhooks.clone(),
+            metrics.clone(),
+        )
+        .start()
     });
     let lease_keeper = leases.map(|(leases, ttl)| {
         let connections = settings
@@ -603,7 +601,7 @@ pub async fn start(settings: Settings, options: AppOptions) -> Result<RunningApp
             metrics: metrics.clone(),
             sessions,
             login_pages,
-            webhooks: Arc::new(webhooks),
+            webhooks,
             trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
             public_origin: settings
                 .auth

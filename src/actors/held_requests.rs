@@ -21,7 +21,7 @@ use actix::prelude::*;
 use base64::Engine as _;
 
 use crate::{
-    backends::webhook::{Headers, HttpRoute, WebhookRequest},
+    backends::webhook::{Headers, Routes, WebhookRequest},
     metrics::Metrics,
     store::leases::{HeldRequest, LeaseStore, HELD_MEMORY},
 };
@@ -32,19 +32,10 @@ pub const DRAIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Held requests read per connection and round.
 const BATCH: usize = 50;
 
-/// A route a connection serves, with the connection's name.
-#[derive(Clone)]
-pub struct HeldRoute {
-    /// The connection's name.
-    pub connection: String,
-    /// The route.
-    pub route: HttpRoute,
-}
-
 /// The drainer actor.
 pub struct HeldRequestDrainer {
     store: LeaseStore,
-    routes: Vec<HeldRoute>,
+    routes: Routes,
     metrics: Metrics,
     /// A round is under way.
     busy: bool,
@@ -55,7 +46,7 @@ pub struct HeldRequestDrainer {
 impl HeldRequestDrainer {
     /// A drainer of the requests held for `routes`' connections in `store`, counted in
     /// `metrics`.
-    pub fn new(store: LeaseStore, routes: Vec<HeldRoute>, metrics: Metrics) -> Self {
+    pub fn new(store: LeaseStore, routes: Routes, metrics: Metrics) -> Self {
         Self {
             store,
             routes,
@@ -72,7 +63,7 @@ impl HeldRequestDrainer {
         let now = std::time::Instant::now();
         let mut connections: Vec<String> = self
             .routes
-            .iter()
+            .values()
             .filter(|r| r.route.gate.is_open(now))
             .map(|r| r.connection.clone())
             .collect();
@@ -117,7 +108,7 @@ impl HeldRequestDrainer {
 /// ready for. `Err`: Redis could not be read.
 async fn drain(
     store: &LeaseStore,
-    routes: &[HeldRoute],
+    routes: &Routes,
     metrics: &Metrics,
     connection: &str,
 ) -> Result<(), String> {
@@ -174,14 +165,14 @@ enum Handed {
     Dropped(&'static str),
 }
 
-async fn hand_over(routes: &[HeldRoute], connection: &str, request: HeldRequest) -> Handed {
+async fn hand_over(routes: &Routes, connection: &str, request: HeldRequest) -> Handed {
     let age = chrono::Utc::now().timestamp().saturating_sub(request.at);
     if u64::try_from(age).unwrap_or(0) > HELD_MEMORY.as_secs() {
         return Handed::Dropped("too old");
     }
     let Some(route) = routes
-        .iter()
-        .find(|r| r.connection == connection && r.route.path == request.path)
+        .get(&request.path)
+        .filter(|r| r.connection == connection)
     else {
         return Handed::Dropped("no such route");
     };

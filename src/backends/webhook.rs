@@ -25,6 +25,19 @@ pub struct HttpRoute {
     pub gate: super::connection::Gate,
 }
 
+/// Every route the connections declared, by path, each with its connection's name: the
+/// HTTP layer serves them, and the requests held for a connection's next holder are handed
+/// over through them (`actors::held_requests`).
+pub type Routes = std::sync::Arc<std::collections::HashMap<String, ConnectionRoute>>;
+
+/// A path a chat connection serves.
+pub struct ConnectionRoute {
+    /// The connection's name.
+    pub connection: String,
+    /// What the connection declared.
+    pub route: HttpRoute,
+}
+
 /// One request to a connection's route, body read in full.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "WebhookReply")]

@@ -5,8 +5,6 @@
 //! server's body timeout, and relays the connection's answer; checking who sent the request
 //! is the connection's (each platform signs differently).
 
-use std::{collections::HashMap, sync::Arc};
-
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
@@ -14,18 +12,8 @@ use super::{
     body::{read_limited, BodyError},
     relay, HttpState,
 };
-use crate::backends::webhook::{Headers, HttpRoute, WebhookRequest};
-
-/// The declared routes, by path, each with its connection's name.
-pub type Routes = Arc<HashMap<String, ConnectionRoute>>;
-
-/// A path a chat connection serves.
-pub struct ConnectionRoute {
-    /// The connection's name.
-    pub connection: String,
-    /// What the connection declared.
-    pub route: HttpRoute,
-}
+pub use crate::backends::webhook::{ConnectionRoute, Routes};
+use crate::backends::webhook::{Headers, WebhookRequest};
 
 /// Serves every request no fixed route took: a declared path, or 404.
 pub async fn serve(
@@ -67,14 +55,7 @@ pub async fn serve(
         }
         return hold(&req, body, connection, &state).await;
     }
-    let headers = Headers(
-        req.headers()
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect(),
-    );
+    let headers = Headers(text_headers(&req, |_| true));
     let kept = body.clone();
     let reply = route.handler.send(WebhookRequest { headers, body }).await;
     // Not ready for it (still logging in, restarting): with Redis, held like a request
@@ -120,14 +101,7 @@ async fn hold(
     }
     let request = crate::store::leases::HeldRequest {
         path: req.path().to_owned(),
-        headers: req
-            .headers()
-            .iter()
-            .filter(|(name, _)| relay::copied(name.as_str()))
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect(),
+        headers: text_headers(req, relay::copied),
         body: base64::engine::general_purpose::STANDARD.encode(&body),
         at: chrono::Utc::now().timestamp(),
     };
@@ -155,4 +129,16 @@ async fn hold(
             relay::elsewhere(connection)
         }
     }
+}
+
+/// `req`'s headers whose names `keep` takes, as text (names in lower case; a value that is
+/// not text is left out).
+fn text_headers(req: &HttpRequest, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .filter(|(name, _)| keep(name.as_str()))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
 }
